@@ -1,0 +1,3 @@
+from runlog.cli import main
+
+main()

@@ -1,0 +1,426 @@
+"""The ledger: an append-only SQLite file of content-addressed records.
+
+Tables (see runlog/migrations.py and docs/ledger.md):
+  records       one row per record; `body` is the record's canonical JSON
+  attempts      the intent to submit, committed before StartRun is called
+  observations  facts learned later about a run (status, times, digests)
+
+The file is opened in WAL mode with a busy timeout, so several runlog processes can
+write at once; each write is one short `BEGIN IMMEDIATE` transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from runlog import record as rec
+from runlog.errors import LedgerError, UsageError
+from runlog.migrations import LEDGER_FORMAT, MIGRATIONS
+
+BUSY_TIMEOUT_MS = 60_000
+SQLITE_MAGIC = b"SQLite format 3\x00"
+RECORD_COLUMNS = (
+    "seq, address, body, chain, kind, created, outcome, request_id, run_id, run_uuid, run_arn, "
+    "workflow_id, name, git_commit, fingerprint, replay_of"
+)
+
+UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+HEX_RE = re.compile(r"^[0-9a-fA-F]{6,64}$")
+RECENT_RE = re.compile(r"^@(\d+)$")
+RUN_ARN_RE = re.compile(r"^arn:aws[a-z-]*:omics:[a-z0-9-]*:\d{12}:run/(\d+)$")
+
+
+@dataclass
+class Entry:
+    """A record as stored: its address and body, plus lookup columns."""
+
+    seq: int
+    address: str
+    body: str
+    chain: str
+    kind: str
+    created: str
+    outcome: str
+    request_id: str | None
+    run_id: str | None
+    run_uuid: str | None
+    run_arn: str | None
+    workflow_id: str | None
+    name: str | None
+    git_commit: str | None
+    fingerprint: str
+    replay_of: str | None
+    status: str | None = None  # latest known run status, filled in by queries that ask for it
+    _record: dict | None = field(default=None, repr=False)
+
+    @property
+    def record(self) -> dict:
+        if self._record is None:
+            self._record = json.loads(self.body)
+        return self._record
+
+    def summary(self) -> dict[str, Any]:
+        """The fields `runlog log` shows."""
+        return {
+            "address": self.address,
+            "kind": self.kind,
+            "created": self.created,
+            "run_id": self.run_id,
+            "run_uuid": self.run_uuid,
+            "run_arn": self.run_arn,
+            "status": self.status,
+            "outcome": self.outcome,
+            "workflow_id": self.workflow_id,
+            "name": self.name,
+            "git_commit": self.git_commit,
+            "fingerprint": self.fingerprint,
+            "replay_of": self.replay_of,
+        }
+
+
+def index_columns(record: dict) -> dict[str, Any]:
+    """The lookup columns a record's row carries, all derived from the record itself."""
+    request = record["request"]
+    outcome = record["outcome"]
+    response = outcome.get("response") or {}
+    lineage = record.get("lineage") or {}
+    source = record.get("source_run") or {}
+    return {
+        "kind": record["kind"],
+        "created": record["created"],
+        "outcome": outcome["status"],
+        "request_id": request.get("requestId"),
+        "run_id": response.get("id"),
+        "run_uuid": response.get("uuid"),
+        "run_arn": response.get("arn"),
+        "workflow_id": request.get("workflowId") or source.get("workflowId"),
+        "name": request.get("name"),
+        "git_commit": (record.get("git") or {}).get("commit"),
+        "fingerprint": record["fingerprint"],
+        "replay_of": (lineage.get("replay_of") or {}).get("record"),
+    }
+
+
+def chain_next(previous: str | None, address: str) -> str:
+    return rec.sha256_hex(((previous or "") + address).encode("ascii"))
+
+
+class Ledger:
+    """An open ledger file. Use `Ledger.open(path)`; close it (or use `with`)."""
+
+    def __init__(self, path: Path, conn: sqlite3.Connection):
+        self.path = path
+        self.conn = conn
+        self.db = sqlite_utils.Database(conn)
+
+    # -- opening ---------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: str | Path, *, create: bool = True) -> "Ledger":
+        """Open (and with create=True, make) the ledger at path, applying pending migrations.
+
+        Raises LedgerError for a file that is not a runlog ledger, is corrupt, or was written
+        by a newer runlog; such a file is never modified."""
+        path = Path(path).expanduser()
+        exists = path.exists()
+        if not exists and not create:
+            raise LedgerError(f"no ledger at {path} (nothing has been submitted with it yet)")
+        if exists:
+            _check_header(path)
+        else:
+            _create_private(path)
+        try:
+            conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise LedgerError(f"cannot open ledger {path}: {exc}") from None
+        ledger = cls(path, conn)
+        try:
+            ledger._prepare()
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise LedgerError(
+                f"cannot read ledger {path}: {exc}; the file was left untouched "
+                "(restore it from a backup, or `runlog pull` from your team ledger)"
+            ) from None
+        except LedgerError:
+            conn.close()
+            raise
+        return ledger
+
+    def _prepare(self) -> None:
+        self.conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > LEDGER_FORMAT:
+            raise LedgerError(
+                f"ledger {self.path} has format {version}, newer than this runlog understands "
+                f"({LEDGER_FORMAT}); upgrade runlog (pip install -U runlog)"
+            )
+        if version == 0:
+            tables = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            if tables:
+                raise LedgerError(
+                    f"{self.path} is an SQLite database but not a runlog ledger "
+                    f"(it has tables {', '.join(sorted(tables))}); it was left untouched"
+                )
+        if not os.access(self.path, os.W_OK):
+            if version < LEDGER_FORMAT:
+                raise LedgerError(f"ledger {self.path} needs an upgrade but is read-only")
+            return
+        mode = self.conn.execute("PRAGMA journal_mode").fetchone()[0]
+        if mode.lower() != "wal":
+            self.conn.execute("PRAGMA journal_mode = WAL")
+        self.conn.execute("PRAGMA synchronous = NORMAL")
+        if version < LEDGER_FORMAT:
+            self._migrate()
+
+    def _migrate(self) -> None:
+        with self.write():
+            version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+            for number in range(version, LEDGER_FORMAT):
+                MIGRATIONS[number](self.db)
+            self.conn.execute(f"PRAGMA user_version = {LEDGER_FORMAT}")
+            if version == 0:
+                import uuid
+
+                self.conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('ledger_id', ?), ('created', ?)",
+                    (str(uuid.uuid4()), rec.utc_now()),
+                )
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> "Ledger":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @contextmanager
+    def write(self) -> Iterator[None]:
+        """One short write transaction, taken with BEGIN IMMEDIATE (waits on the busy timeout)."""
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise LedgerError(f"cannot write to ledger {self.path}: {exc}") from None
+        try:
+            yield
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        try:
+            self.conn.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            self.conn.execute("ROLLBACK")
+            raise LedgerError(f"cannot write to ledger {self.path}: {exc}") from None
+
+    def _insert(self, table: str, row: dict[str, Any]) -> None:
+        try:
+            self.db[table].insert(row)
+        except sqlite3.OperationalError as exc:
+            raise LedgerError(f"cannot write to ledger {self.path}: {exc}") from None
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def add_attempt(self, intent: dict) -> None:
+        """Commit the intent to submit (before the service is called)."""
+        body = rec.canonical_json(intent).decode("utf-8")
+        request_id = intent["request"]["requestId"]
+        with self.write():
+            known = self.conn.execute(
+                "SELECT r.address FROM attempts a LEFT JOIN records r ON r.request_id = a.request_id "
+                "WHERE a.request_id = ?", (request_id,)).fetchone()
+            if known:
+                where = f"record {known[0][:12]}" if known[0] else "a pending attempt (see `runlog recover`)"
+                raise UsageError(f"request id {request_id!r} was already used by {where}; HealthOmics would "
+                                 "return that run again: leave out --request-id or give a new one")
+            self._insert(
+                "attempts",
+                {"request_id": request_id, "created": intent["created"], "intent": body,
+                 "intent_sha256": rec.sha256_hex(body.encode("utf-8"))},
+            )
+
+    def add_record(self, record: dict) -> tuple[Entry, bool]:
+        """Validate and append a complete record. Returns (entry, added); a record whose
+        address is already present is not added again."""
+        problems = rec.schema_errors(record)
+        if problems:
+            raise LedgerError("refusing to write a record that breaks the schema: " + "; ".join(problems[:3]))
+        body_bytes = rec.canonical_json(record)
+        address = rec.sha256_hex(body_bytes)
+        with self.write():
+            existing = self._entry_where("address = ?", (address,))
+            if existing:
+                return existing[0], False
+            last = self.conn.execute("SELECT chain FROM records ORDER BY seq DESC LIMIT 1").fetchone()
+            row = {
+                "address": address,
+                "body": body_bytes.decode("utf-8"),
+                "chain": chain_next(last[0] if last else None, address),
+                "inserted_at": rec.utc_now(),
+                **index_columns(record),
+            }
+            self._insert("records", row)
+            entry = self._entry_where("address = ?", (address,))[0]
+        return entry, True
+
+    def complete(self, intent: dict, outcome: dict) -> Entry:
+        """Write the record for an attempt: the intent plus what the service answered."""
+        entry, _ = self.add_record({**intent, "outcome": outcome})
+        return entry
+
+    def observe(self, address: str, source: str, body: dict, *, run_uuid: str | None = None,
+                status: str | None = None) -> None:
+        """Append an observation about a record's run."""
+        text = rec.canonical_json(body).decode("utf-8")
+        with self.write():
+            self._insert(
+                "observations",
+                {"record": address, "run_uuid": run_uuid, "observed_at": rec.utc_now(), "source": source,
+                 "status": status, "body": text, "sha256": rec.sha256_hex(text.encode("utf-8"))},
+            )
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def _entry_where(self, where: str, params: tuple = (), order: str = "seq DESC",
+                     limit: int | None = None, offset: int = 0) -> list[Entry]:
+        sql = f"SELECT {RECORD_COLUMNS} FROM records WHERE {where} ORDER BY {order}"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)} OFFSET {int(offset)}"
+        return [Entry(*row) for row in self.conn.execute(sql, params)]
+
+    def count(self) -> int:
+        return self.conn.execute("SELECT count(*) FROM records").fetchone()[0]
+
+    def entries(self, limit: int | None = None, *, where: str = "1", params: tuple = ()) -> list[Entry]:
+        """Records newest first, each with its latest observed status."""
+        found = self._entry_where(where, params, limit=limit)
+        self._fill_status(found)
+        return found
+
+    def _fill_status(self, entries: list[Entry]) -> None:
+        if not entries:
+            return
+        by_address = {e.address: e for e in entries}
+        marks = ",".join("?" * len(by_address))
+        rows = self.conn.execute(
+            f"SELECT record, status FROM observations WHERE seq IN ("
+            f" SELECT max(seq) FROM observations WHERE record IN ({marks}) AND status IS NOT NULL"
+            f" GROUP BY record)",
+            tuple(by_address),
+        )
+        latest = dict(rows.fetchall())
+        for entry in entries:
+            response = entry.record["outcome"].get("response") or {}
+            entry.status = latest.get(entry.address) or response.get("status") or (
+                "REJECTED" if entry.outcome == "rejected" else None)
+
+    def get(self, address: str) -> Entry | None:
+        found = self.entries(where="address = ?", params=(address,))
+        return found[0] if found else None
+
+    def resolve(self, ref: str) -> Entry:
+        """Find the one record a REF names: @N (N-th newest), a run ARN, a run uuid, a run id,
+        or a unique prefix (at least 6 hex characters) of a record address."""
+        candidates = self.candidates(ref)
+        if not candidates:
+            raise UsageError(
+                f"no record matches {ref!r} (give a run id, run uuid, run ARN, @N for the N-th newest, "
+                "or at least 6 hex characters of a record address; `runlog log` lists them)"
+            )
+        if len(candidates) > 1:
+            listed = ", ".join(
+                f"{e.address[:12]} (run {e.run_id or '-'}, {e.created})" for e in candidates[:10]
+            )
+            more = f" and {len(candidates) - 10} more" if len(candidates) > 10 else ""
+            raise UsageError(f"{ref!r} is ambiguous: it matches {listed}{more}; give more of the record address")
+        self._fill_status(candidates)
+        return candidates[0]
+
+    def candidates(self, ref: str) -> list[Entry]:
+        ref = ref.strip()
+        if not ref:
+            return []
+        recent = RECENT_RE.match(ref)
+        if recent:
+            n = int(recent.group(1))
+            return self._entry_where("1", limit=1, offset=n - 1) if n >= 1 else []
+        if ref.startswith("arn:"):
+            return self._entry_where("run_arn = ?", (ref,))
+        if UUID_RE.match(ref):
+            return self._entry_where("run_uuid = ?", (ref.lower(),))
+        found: list[Entry] = []
+        if ref.isdigit():
+            found = self._entry_where("run_id = ?", (ref,))
+        if not found and HEX_RE.match(ref):
+            low = ref.lower()
+            found = self._entry_where("address >= ? AND address < ?", (low, low + "g"), order="address")
+        return found
+
+    def observations(self, address: str) -> list[dict]:
+        rows = self.conn.execute(
+            "SELECT seq, observed_at, source, status, body FROM observations WHERE record = ? ORDER BY seq",
+            (address,),
+        )
+        return [
+            {"seq": seq, "observed_at": at, "source": source, "status": status, "body": json.loads(body)}
+            for seq, at, source, status, body in rows
+        ]
+
+    def replays_of(self, address: str) -> list[Entry]:
+        return self.entries(where="replay_of = ?", params=(address,))
+
+    def pending(self) -> list[dict]:
+        """Intents whose attempt has no record yet, oldest first."""
+        rows = self.conn.execute(
+            "SELECT a.intent FROM attempts a LEFT JOIN records r ON r.request_id = a.request_id "
+            "WHERE r.seq IS NULL ORDER BY a.seq"
+        )
+        return [json.loads(row[0]) for row in rows]
+
+    def meta(self) -> dict[str, str]:
+        return dict(self.conn.execute("SELECT key, value FROM meta").fetchall())
+
+
+def _check_header(path: Path) -> None:
+    if path.is_dir():
+        raise LedgerError(f"ledger path {path} is a directory; give a file path")
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(len(SQLITE_MAGIC))
+    except OSError as exc:
+        raise LedgerError(f"cannot read ledger {path}: {exc.strerror}") from None
+    if head and head != SQLITE_MAGIC:
+        raise LedgerError(
+            f"{path} is not a runlog ledger (not an SQLite database); it was left untouched"
+        )
+
+
+def _create_private(path: Path) -> None:
+    """Create the ledger file (0600) and any missing directories (0700). A new `.runlog`
+    directory gets a .gitignore so the ledger never dirties the analysis repository."""
+    parent = path.parent
+    if not parent.exists():
+        try:
+            parent.mkdir(mode=0o700, parents=True)
+        except OSError as exc:
+            raise LedgerError(f"cannot create ledger directory {parent}: {exc.strerror}") from None
+        if parent.name == ".runlog":
+            (parent / ".gitignore").write_text("# runlog's local ledger: not part of the analysis\n*\n")
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        os.close(fd)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise LedgerError(f"cannot create ledger {path}: {exc.strerror}") from None

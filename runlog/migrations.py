@@ -1,0 +1,104 @@
+"""The ledger's schema, as a numbered list of small migrations.
+
+`PRAGMA user_version` holds how many have been applied. A ledger whose user_version is
+larger than len(MIGRATIONS) was written by a newer runlog and is refused, never altered.
+Each migration runs in the same transaction as the user_version bump.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+import sqlite_utils
+
+
+def run_sql(db: sqlite_utils.Database, script: str) -> None:
+    """Run several statements inside the caller's transaction (sqlite3's executescript
+    would commit first)."""
+    buffer = ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            db.execute(buffer)
+            buffer = ""
+    if buffer.strip():
+        raise ValueError(f"incomplete SQL statement: {buffer.strip()[:60]}")
+
+
+def m001_initial(db: sqlite_utils.Database) -> None:
+    """Records, attempts and observations; all three are append-only."""
+    run_sql(
+        db,
+        """
+        CREATE TABLE meta (
+            key TEXT PRIMARY KEY,
+            value TEXT NOT NULL
+        );
+        -- One row per content-addressed record. `body` is the canonical JSON; the other
+        -- columns are copies of record fields for lookups, checked by `runlog verify`.
+        -- `chain` = sha256(previous row's chain + this address): deletions and edits break it.
+        CREATE TABLE records (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            address TEXT NOT NULL UNIQUE,
+            body TEXT NOT NULL,
+            chain TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            created TEXT NOT NULL,
+            outcome TEXT NOT NULL,
+            request_id TEXT,
+            run_id TEXT,
+            run_uuid TEXT,
+            run_arn TEXT,
+            workflow_id TEXT,
+            name TEXT,
+            git_commit TEXT,
+            fingerprint TEXT NOT NULL,
+            replay_of TEXT,
+            inserted_at TEXT NOT NULL
+        );
+        -- The intent to submit, committed before StartRun is called. An attempt whose
+        -- request_id has no record is pending (the process died, or the service was unreachable).
+        CREATE TABLE attempts (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            request_id TEXT NOT NULL UNIQUE,
+            created TEXT NOT NULL,
+            intent TEXT NOT NULL,
+            intent_sha256 TEXT NOT NULL
+        );
+        -- Facts learned after submission (status, times, digests), appended, never edited.
+        CREATE TABLE observations (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            record TEXT NOT NULL REFERENCES records(address),
+            run_uuid TEXT,
+            observed_at TEXT NOT NULL,
+            source TEXT NOT NULL,
+            status TEXT,
+            body TEXT NOT NULL,
+            sha256 TEXT NOT NULL
+        );
+        """
+    )
+    for table in ("records", "attempts", "observations"):
+        run_sql(
+            db,
+            f"""
+            CREATE TRIGGER {table}_no_update BEFORE UPDATE ON {table}
+            BEGIN SELECT RAISE(ABORT, '{table} are append-only'); END;
+            CREATE TRIGGER {table}_no_delete BEFORE DELETE ON {table}
+            BEGIN SELECT RAISE(ABORT, '{table} are append-only'); END;
+            """
+        )
+    records = db["records"]
+    for column in ("run_id", "run_uuid", "run_arn", "created", "fingerprint", "replay_of"):
+        records.create_index([column], index_name=f"records_{column}")
+    db.execute("CREATE UNIQUE INDEX records_request_id ON records(request_id) WHERE request_id IS NOT NULL")
+    db["observations"].create_index(["record", "seq"], index_name="observations_record")
+    db["observations"].create_index(["run_uuid"], index_name="observations_run_uuid")
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
+    m001_initial,
+]
+
+LEDGER_FORMAT = len(MIGRATIONS)

@@ -1,0 +1,97 @@
+"""Records: canonical JSON, content addresses, configuration fingerprints and schema checks.
+
+A record is a JSON object describing one submission (see docs/record.md and
+schema/record.schema.json). Its *content address* is the SHA-256 of its canonical JSON:
+keys sorted, no insignificant white space (separators "," and ":"), UTF-8, non-ASCII
+characters written as themselves, NaN and infinities refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime, timezone
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+FORMAT = "runlog.record/1"
+FINGERPRINT_VERSION = 1
+SCHEMA_PATH = Path(__file__).parent / "schemas" / "record.schema.json"
+
+# StartRun members that decide what is computed (for the configuration fingerprint).
+WORKFLOW_MEMBERS = ("workflowId", "workflowType", "workflowVersionName", "workflowOwnerId", "runId")
+CACHE_MEMBERS = ("cacheId", "cacheBehavior")
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    raise TypeError(f"cannot store a {type(value).__name__} in a record")
+
+
+def canonical_json(obj: Any) -> bytes:
+    """The one byte form of a JSON value that runlog hashes."""
+    return json.dumps(
+        obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_default
+    ).encode("utf-8")
+
+
+def jsonable(obj: Any) -> Any:
+    """A deep copy of obj with only JSON types (datetimes become ISO 8601 UTC strings)."""
+    return json.loads(canonical_json(obj))
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def address(record: dict) -> str:
+    """The content address: hex SHA-256 of the record's canonical JSON."""
+    return sha256_hex(canonical_json(record))
+
+
+def fingerprint_material(record: dict) -> dict:
+    """What decides a computation: workflow, parameters, cache settings and the code's git state."""
+    request = record.get("request", {})
+    git = record.get("git") or {}
+    return {
+        "v": FINGERPRINT_VERSION,
+        "workflow": {k: request[k] for k in WORKFLOW_MEMBERS if k in request},
+        "parameters": request.get("parameters"),
+        "cache": {k: request[k] for k in CACHE_MEMBERS if k in request},
+        "git": {"commit": git.get("commit"), "diff_sha256": git.get("diff_sha256"),
+                "untracked_sha256": git.get("untracked_sha256")},
+    }
+
+
+def fingerprint(record: dict) -> str:
+    return sha256_hex(canonical_json(fingerprint_material(record)))
+
+
+def utc_now() -> str:
+    """Current time as ISO 8601 UTC with milliseconds, e.g. 2026-11-24T19:40:00.123Z."""
+    now = datetime.now(timezone.utc)
+    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+
+
+@lru_cache(maxsize=1)
+def _validator():
+    from jsonschema import Draft202012Validator, FormatChecker
+
+    schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema, format_checker=FormatChecker())
+
+
+def schema_errors(record: dict) -> list[str]:
+    """Every way the record breaks schema/record.schema.json, as readable lines (empty if valid)."""
+    errors = []
+    for error in sorted(_validator().iter_errors(record), key=lambda e: list(e.absolute_path)):
+        where = "/".join(str(p) for p in error.absolute_path) or "(record)"
+        errors.append(f"{where}: {error.message}")
+    return errors
+
+
+def short(addr: str | None, length: int = 12) -> str:
+    return addr[:length] if addr else ""
