@@ -1,0 +1,130 @@
+"""The one seam between runlog and AWS: boto3 sessions and clients, configured the way the
+aws CLI would be (profiles, regions, AWS_* variables, AWS_ENDPOINT_URL_<SERVICE>), plus
+translation of botocore errors into runlog's one-line errors.
+
+boto3 is imported inside functions so that read-only commands never load it."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from runlog.errors import RunlogError, ServiceError, UsageError
+
+# botocore's service ids for the environment variables AWS_ENDPOINT_URL_<ID>.
+_ENDPOINT_ENV = {"omics": "AWS_ENDPOINT_URL_OMICS", "sts": "AWS_ENDPOINT_URL_STS", "s3": "AWS_ENDPOINT_URL_S3"}
+
+
+@dataclass(frozen=True)
+class AwsSettings:
+    """Where and as whom to talk to AWS. `endpoint_url` is the HealthOmics endpoint
+    (from --endpoint-url or the config), exactly like the aws CLI's global option."""
+
+    profile: str | None = None
+    region: str | None = None
+    endpoint_url: str | None = None
+
+    @classmethod
+    def from_config(cls, config, profile=None, region=None, endpoint_url=None) -> "AwsSettings":
+        return cls(
+            profile=profile or config.get("profile"),
+            region=region or config.get("region"),
+            endpoint_url=endpoint_url or config.get("endpoint_url"),
+        )
+
+
+def custom_endpoint(service: str, explicit: str | None = None) -> str | None:
+    """The endpoint a client for `service` will use when it is not AWS's own: an explicit
+    URL, else AWS_ENDPOINT_URL_<SERVICE>, else AWS_ENDPOINT_URL (as botocore resolves them)."""
+    if explicit:
+        return explicit
+    return os.environ.get(_ENDPOINT_ENV.get(service, "")) or os.environ.get("AWS_ENDPOINT_URL") or None
+
+
+def session(settings: AwsSettings):
+    import boto3
+    import botocore.exceptions
+
+    try:
+        return boto3.Session(profile_name=settings.profile, region_name=settings.region)
+    except botocore.exceptions.ProfileNotFound:
+        raise UsageError(
+            f"AWS profile {settings.profile!r} not found: check `aws configure list-profiles` "
+            "or the profile key in .runlog.toml"
+        ) from None
+
+
+def client(settings: AwsSettings, service: str, *, check_credentials: bool = True,
+           sess=None, **config_options: Any):
+    """A boto3 client. With a custom endpoint, host-prefix injection is off (HealthOmics
+    operations prepend `workflows-`, `tags-`, `control-storage-` to the host otherwise).
+    Retries use botocore's `standard` mode unless AWS_RETRY_MODE or the profile says otherwise."""
+    from botocore.config import Config
+
+    sess = sess or session(settings)
+    if not sess.region_name:
+        raise UsageError(
+            "no AWS region configured: pass --region, set AWS_REGION or AWS_DEFAULT_REGION, "
+            "or put region = \"us-east-1\" (say) in .runlog.toml"
+        )
+    if check_credentials and sess.get_credentials() is None:
+        raise UsageError(
+            "no AWS credentials found: run `aws configure` (or `aws sso login`), set AWS_PROFILE, "
+            "or export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+        )
+    explicit = settings.endpoint_url if service == "omics" else None
+    endpoint = custom_endpoint(service, explicit)
+    options: dict[str, Any] = {"user_agent_extra": "runlog"}
+    if endpoint:
+        options["inject_host_prefix"] = False
+    scoped = sess._session.get_scoped_config() if hasattr(sess, "_session") else {}
+    if not os.environ.get("AWS_RETRY_MODE") and "retry_mode" not in scoped:
+        options["retries"] = {"mode": "standard"}
+    options.update(config_options)
+    return sess.client(service, endpoint_url=explicit, config=Config(**options))
+
+
+def error_from(exc: Exception, operation: str) -> RunlogError:
+    """A botocore exception as a one-line runlog error."""
+    import botocore.exceptions as bex
+
+    if isinstance(exc, bex.ClientError):
+        err = exc.response.get("Error", {})
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        return ServiceError(err.get("Code", "Unknown"), err.get("Message", str(exc)), status, operation)
+    if isinstance(exc, bex.NoCredentialsError):
+        return UsageError("no AWS credentials found: run `aws configure`, set AWS_PROFILE, "
+                          "or export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+    if isinstance(exc, bex.ParamValidationError):
+        return UsageError(str(exc).replace("\n", " "))
+    return RunlogError(f"{operation} failed: {exc}", exit_code=1)
+
+
+def is_transport_error(exc: Exception) -> bool:
+    """True when the request may not have reached the service, or its answer was lost."""
+    import botocore.exceptions as bex
+
+    return isinstance(exc, (bex.EndpointConnectionError, bex.ConnectionClosedError, bex.ReadTimeoutError,
+                            bex.ConnectTimeoutError, bex.ProxyConnectionError, bex.HTTPClientError))
+
+
+def caller_identity(settings: AwsSettings, sess=None) -> dict | None:
+    """The STS caller, or None when it cannot be known quickly. When HealthOmics is pointed
+    at a custom endpoint and STS is not, STS is not asked (it would be a different world)."""
+    if custom_endpoint("omics", settings.endpoint_url) and not custom_endpoint("sts"):
+        return None
+    try:
+        sts = client(settings, "sts", sess=sess, connect_timeout=2, read_timeout=3,
+                     retries={"max_attempts": 1, "mode": "standard"})
+        answer = sts.get_caller_identity()
+    except Exception:  # no permission, no network: the record says null
+        return None
+    return {"arn": answer["Arn"], "account": answer["Account"], "user_id": answer.get("UserId")}
+
+
+def public_endpoint(url: str | None) -> str | None:
+    """An endpoint URL safe to record (no user:password)."""
+    from runlog.gitcapture import strip_credentials
+
+    return strip_credentials(url)

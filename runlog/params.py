@@ -1,0 +1,95 @@
+"""Reading JSON arguments (inline or file://) and linting workflow parameters."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from runlog.errors import UsageError
+from runlog.record import sha256_hex
+
+FILE_PREFIX = "file://"
+BUCKET_PATH_RE = re.compile(r"^(?P<bucket>[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9])/(?P<key>\S+)$")
+SECRET_NAME_RE = re.compile(r"(pass(word|wd)?|secret|token|api[_-]?key|private[_-]?key|credential)", re.I)
+
+
+def read_json_argument(value: str, option: str, cwd: Path | None = None) -> tuple[Any, dict]:
+    """Parse an option value that is inline JSON or file://PATH (relative to the current
+    directory, as the aws CLI reads it). Returns (value, {"argument", "file"?})."""
+    info: dict[str, Any] = {"argument": value}
+    if value.startswith(FILE_PREFIX):
+        raw_path = value[len(FILE_PREFIX):]
+        path = Path(raw_path).expanduser()
+        if not path.is_absolute():
+            path = (cwd or Path.cwd()) / path
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise UsageError(f"{option} {value}: no such file ({raw_path} is read relative to the current "
+                             "directory, as the aws CLI does)") from None
+        except IsADirectoryError:
+            raise UsageError(f"{option} {value}: is a directory, expected a JSON file") from None
+        except OSError as exc:
+            raise UsageError(f"{option} {value}: cannot read it: {exc.strerror}") from None
+        info["file"] = {"path": raw_path, "sha256": sha256_hex(data)}
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise UsageError(f"{option} {value}: not UTF-8 text (byte {exc.start})") from None
+        where = f"{option} {value}"
+    else:
+        text = value
+        where = option
+    try:
+        parsed = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{where}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+    return parsed, info
+
+
+def walk_strings(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
+    """Every string inside a JSON value, with its path (a.b[0].c)."""
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from walk_strings(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from walk_strings(item, f"{path}[{index}]")
+
+
+def walk_keys(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            here = f"{path}.{key}" if path else str(key)
+            yield here, str(key)
+            yield from walk_keys(item, here)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from walk_keys(item, f"{path}[{index}]")
+
+
+def looks_like_bare_s3_path(text: str) -> bool:
+    match = BUCKET_PATH_RE.match(text)
+    if not match or "://" in text:
+        return False
+    bucket = match.group("bucket")
+    return ".." not in bucket and not re.fullmatch(r"\d+\.\d+\.\d+\.\d+", bucket)
+
+
+def lint(parameters: Any) -> list[str]:
+    """Warnings about parameter values; values are never changed."""
+    warnings = []
+    for path, text in walk_strings(parameters):
+        if looks_like_bare_s3_path(text):
+            warnings.append(f"parameter {path} = {text!r} looks like an S3 path without s3:// "
+                            f"(did you mean 's3://{text}'?); sent unchanged")
+    for path, key in walk_keys(parameters):
+        if SECRET_NAME_RE.search(key):
+            warnings.append(f"parameter {path} looks like a secret: its value is stored in the ledger and "
+                            "sent to HealthOmics as plain text; pass a secret's ARN instead")
+    return warnings
