@@ -59,16 +59,16 @@ def make_intent(built: Built, *, kind: str, settings: AwsSettings, git: dict, ca
 
 def submit(open_ledger: Callable[[], Ledger], built: Built, *, settings: AwsSettings, git_path,
            kind: str = "submit", extra: dict[str, Any] | None = None, capture_git: bool = True,
-           warn: Callable[[str], None] = lambda message: None) -> Submission:
+           lookup_caller: bool = True, warn: Callable[[str], None] = lambda message: None) -> Submission:
     """Record and send one StartRun request. `open_ledger` is called only once every check passed."""
     sess = aws.session(settings)
     omics = aws.client(settings, "omics", sess=sess)
     settings = AwsSettings(settings.profile, sess.region_name, aws.custom_endpoint("omics", settings.endpoint_url))
     warnings = params.lint(built.request.get("parameters"))
     with ThreadPoolExecutor(max_workers=1) as pool:
-        caller_future = pool.submit(aws.caller_identity, settings, sess)
+        caller_future = pool.submit(aws.caller_identity, settings, sess) if lookup_caller else None
         git = gitcapture.capture(git_path) if capture_git else {"state": "unknown", "reason": "not captured"}
-        caller = caller_future.result()
+        caller = caller_future.result() if caller_future else None
     if git["state"] == "none":
         warnings.append(f"no git repository: the record says so ({git.get('reason')})")
     for message in warnings:

@@ -1,0 +1,98 @@
+"""The runlog command line: a thin click layer over the library.
+
+Commands are loaded lazily (only the one being run is imported), so read-only commands
+never import boto3."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from runlog import __version__
+from runlog.errors import RunlogError
+
+# name -> (module:attribute, one-line help shown by `runlog --help`)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "submit": ("runlog.cli.submit:submit", "Start a HealthOmics run (drop-in for `aws omics start-run`) and record it."),
+    "recover": ("runlog.cli.submit:recover", "Complete attempts left pending by a crash or a lost connection."),
+    "log": ("runlog.cli.read:log", "List recorded submissions, newest first."),
+    "show": ("runlog.cli.read:show", "Print one whole record, its observations and lineage."),
+    "verify": ("runlog.cli.read:verify", "Check every record against its content address, schema and chain."),
+    "demo": ("runlog.cli.demo:demo", "Run the whole job end to end against the local emulator."),
+    "emulator": ("runlog.cli.emulator:emulator", "Serve the local HealthOmics emulator."),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx):
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx, name):
+        if name not in COMMANDS:
+            return None
+        target = COMMANDS[name][0]
+        module_name, attribute = target.split(":")
+        return getattr(importlib.import_module(module_name), attribute)
+
+    def format_commands(self, ctx, formatter):
+        rows = [(name, COMMANDS[name][1]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except RunlogError as exc:
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            raise _UserFacing(exc.message, exc.exit_code) from None
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except KeyboardInterrupt:
+            raise _UserFacing("interrupted", 130) from None
+        except Exception as exc:
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            raise _UserFacing(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for the "
+                              "traceback, and please report it)", 70) from None
+
+
+class _UserFacing(click.ClickException):
+    def __init__(self, message: str, exit_code: int):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+    def show(self, file=None):
+        click.echo(f"runlog: error: {self.format_message()}", err=True)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, "--version", prog_name="runlog")
+@click.option("--ledger", "ledger", type=click.Path(dir_okay=False), envvar="RUNLOG_LEDGER",
+              help="Ledger file (default: .runlog/ledger.db at the analysis repository's root). Env: RUNLOG_LEDGER.")
+@click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
+@click.pass_context
+def cli(ctx, ledger, debug):
+    """runlog: every AWS HealthOmics run reproducible and auditable.
+
+    Use `runlog submit` where you used `aws omics start-run`; each submission becomes a
+    content-addressed record in a local SQLite ledger.
+
+    \b
+    Examples:
+      runlog demo                                   # try it all against the local emulator
+      runlog submit --workflow-id 1234567 --role-arn ROLE --output-uri s3://bucket/out/ \\
+                    --parameters file://inputs.json
+      runlog log -n 5
+      runlog show @1
+      runlog verify
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+    ctx.obj["ledger"] = ledger
+
+
+def main(argv: list[str] | None = None) -> None:
+    cli.main(args=argv if argv is not None else sys.argv[1:], prog_name="runlog")

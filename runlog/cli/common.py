@@ -1,0 +1,93 @@
+"""Pieces shared by the command modules: AWS options, ledger opening, output helpers."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from runlog import config as configuration
+from runlog.errors import LedgerError
+
+
+def aws_options(func):
+    """--profile, --region, --endpoint-url: the aws CLI's global options, same meaning."""
+    func = click.option("--endpoint-url", help="HealthOmics endpoint (e.g. the local emulator); "
+                        "also AWS_ENDPOINT_URL_OMICS / AWS_ENDPOINT_URL.")(func)
+    func = click.option("--region", help="AWS region (else AWS_REGION / AWS_DEFAULT_REGION / the profile).")(func)
+    func = click.option("--profile", help="AWS named profile (else AWS_PROFILE).")(func)
+    return func
+
+
+def load_config(ctx: click.Context, **overrides: Any) -> configuration.Config:
+    root = ctx.find_root()
+    flags = {"ledger": (root.obj or {}).get("ledger"), **overrides}
+    return configuration.load(overrides=flags)
+
+
+def aws_settings(config: configuration.Config, profile=None, region=None, endpoint_url=None):
+    from runlog.aws import AwsSettings
+
+    return AwsSettings.from_config(config, profile, region, endpoint_url)
+
+
+def open_ledger(config: configuration.Config, *, create: bool, notice: bool = True):
+    """Open the configured ledger; say on stderr when attempts are pending. Returns None for a
+    ledger that does not exist yet when create is False."""
+    from runlog.ledger import Ledger
+
+    path = config.ledger_path()
+    if not create and not path.exists():
+        return None
+    ledger = Ledger.open(path, create=create)
+    if notice:
+        mention_pending(ledger)
+    return ledger
+
+
+def mention_pending(ledger) -> None:
+    pending = ledger.pending()
+    if pending:
+        ids = ", ".join(p["request"]["requestId"] for p in pending[:3])
+        more = "…" if len(pending) > 3 else ""
+        warn(f"{len(pending)} pending attempt(s) ({ids}{more}): sent or about to be sent, but not recorded; "
+             "run `runlog recover`")
+
+
+def no_ledger(config: configuration.Config) -> str:
+    return f"no ledger at {config.ledger_path()} yet (nothing submitted with it)"
+
+
+def warn(message: str) -> None:
+    click.echo(f"runlog: warning: {message}", err=True)
+
+
+def note(message: str) -> None:
+    click.echo(f"runlog: {message}", err=True)
+
+
+def echo_json(value: Any, indent: int | None = 2) -> None:
+    click.echo(json.dumps(value, indent=indent, ensure_ascii=False, default=str))
+
+
+def is_tty() -> bool:
+    return sys.stdout.isatty()
+
+
+def short_time(iso: str | None) -> str:
+    if not iso:
+        return "-"
+    return iso.replace("T", " ")[:19]
+
+
+def rel(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+__all__ = ["LedgerError"]

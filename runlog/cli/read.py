@@ -1,0 +1,164 @@
+"""Read-only commands: `runlog log`, `runlog show`, `runlog verify`. None of them imports boto3."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from runlog.cli.common import echo_json, load_config, no_ledger, note, open_ledger, short_time
+from runlog.errors import LedgerError
+
+
+@click.command()
+@click.option("-n", "--max-count", "limit", type=click.IntRange(min=0), default=20, show_default=True,
+              help="How many records to list; 0 lists all.")
+@click.option("--same-as", "same_as", metavar="REF",
+              help="Only runs whose configuration fingerprint equals REF's (identical configurations).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array of records' summaries.")
+@click.pass_context
+def log(ctx, limit, same_as, as_json):
+    """List recorded submissions, newest first.
+
+    Shows each record's address, time, run id, latest known status, workflow, name,
+    git commit and run uuid. Failed attempts show status REJECTED; replays are marked.
+
+    \b
+    Examples:
+      runlog log
+      runlog log -n 0 --json | jq '.[] | select(.status == "FAILED")'
+      runlog log --same-as @1        # every run of the same configuration as the latest
+    """
+    config = load_config(ctx)
+    ledger = open_ledger(config, create=False)
+    if ledger is None:
+        if as_json:
+            echo_json([])
+        else:
+            note(no_ledger(config))
+        return
+    with ledger:
+        where, params = "1", ()
+        if same_as:
+            where, params = "fingerprint = ?", (ledger.resolve(same_as).fingerprint,)
+        entries = ledger.entries(limit or None, where=where, params=params)
+        total = ledger.count() if not same_as else None
+    if as_json:
+        echo_json([e.summary() for e in entries])
+        return
+    if not entries:
+        note("no records")
+        return
+    rows = [("RECORD", "CREATED (UTC)", "RUN ID", "STATUS", "WORKFLOW", "NAME", "COMMIT", "RUN UUID")]
+    for e in entries:
+        name = (e.name or "-") + (f" (replay of {e.replay_of[:8]})" if e.replay_of else "")
+        rows.append((e.address[:12], short_time(e.created), e.run_id or "-", e.status or "-",
+                     e.workflow_id or "-", name, (e.git_commit or "-")[:8], e.run_uuid or "-"))
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]) - 1)]
+    for r in rows:
+        click.echo("  ".join(str(c).ljust(w) for c, w in zip(r, widths)) + "  " + r[-1])
+    if total is not None and limit and total > len(entries):
+        note(f"showing {len(entries)} of {total} records (-n 0 for all)")
+
+
+@click.command()
+@click.argument("ref")
+@click.option("--json", "as_json", is_flag=True, help="Print the record, observations and lineage as JSON.")
+@click.pass_context
+def show(ctx, ref, as_json):
+    """Print one whole record, its observations and its lineage.
+
+    REF is a run id, run uuid, run ARN, @N (the N-th newest record: @1 is the latest),
+    or a unique prefix (6 or more hex characters) of a record address.
+
+    \b
+    Examples:
+      runlog show @1
+      runlog show 1234567
+      runlog show 3f2a9c01 --json | jq .record.request
+    """
+    config = load_config(ctx)
+    ledger = open_ledger(config, create=False)
+    if ledger is None:
+        raise LedgerError(no_ledger(config))
+    with ledger:
+        entry = ledger.resolve(ref)
+        observations = ledger.observations(entry.address)
+        replays = ledger.replays_of(entry.address)
+    record = entry.record
+    if as_json:
+        echo_json({
+            "address": entry.address,
+            "seq": entry.seq,
+            "status": entry.status,
+            "record": record,
+            "observations": observations,
+            "replays": [r.address for r in replays],
+        })
+        return
+    response = record["outcome"].get("response") or {}
+    git = record["git"]
+    lines = [
+        ("record", entry.address),
+        ("kind", f"{record['kind']} (#{entry.seq} in this ledger)"),
+        ("created", record["created"]),
+        ("status", entry.status or "-"),
+    ]
+    if response:
+        lines += [("run", f"{response.get('id')}  uuid {response.get('uuid')}"), ("arn", response.get("arn"))]
+    else:
+        error = record["outcome"].get("error") or {}
+        lines.append(("rejected", f"{error.get('code')}: {error.get('message')}"))
+    if git.get("commit"):
+        flags = ", ".join(filter(None, [git.get("branch"), "dirty" if git["state"] == "dirty" else "clean"]))
+        lines.append(("git", f"{git['commit']} ({flags})"))
+    else:
+        lines.append(("git", f"{git['state']}: {git.get('reason', 'no commit')}"))
+    lines.append(("fingerprint", record["fingerprint"]))
+    if entry.replay_of:
+        lines.append(("replay of", entry.replay_of))
+    for r in replays:
+        lines.append(("replayed by", f"{r.address} (run {r.run_id or '-'})"))
+    for warning in record.get("warnings", []):
+        lines.append(("warning", warning))
+    for key, value in lines:
+        click.echo(f"{key:<12} {value}")
+    click.echo("\n" + json.dumps(record, indent=2, ensure_ascii=False, sort_keys=True))
+    if observations:
+        click.echo("\nobservations:")
+        for o in observations:
+            click.echo(f"  {o['observed_at']}  {o['source']:<10} {o['status'] or ''}")
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.pass_context
+def verify(ctx, as_json):
+    """Check every record against its content address, schema, fingerprint and chain.
+
+    Exits 1 naming each record that no longer matches (edited behind runlog's back) and
+    each gap in the ledger's sequence (a deleted record); 0 when all is intact.
+
+    \b
+    Examples:
+      runlog verify
+      runlog verify --json
+    """
+    from runlog.verify import verify as do_verify
+
+    config = load_config(ctx)
+    ledger = open_ledger(config, create=False)
+    if ledger is None:
+        raise LedgerError(no_ledger(config))
+    with ledger:
+        report = do_verify(ledger)
+    if as_json:
+        echo_json({"ledger": str(ledger.path), **report.as_dict()})
+    else:
+        for problem in report.problems:
+            click.echo(f"FAIL {problem.message}")
+        verdict = "OK" if report.ok else f"{len(report.problems)} problem(s)"
+        click.echo(f"verified {report.records} records, {report.observations} observations, "
+                   f"{report.attempts} attempts ({report.pending} pending): {verdict}")
+    if not report.ok:
+        ctx.exit(1)

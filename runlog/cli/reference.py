@@ -1,0 +1,47 @@
+"""Generate docs/cli.md from the commands' own --help, so the reference never drifts.
+
+    python -m runlog.cli.reference > docs/cli.md
+
+tests/test_docs.py fails when docs/cli.md differs from what this prints."""
+
+from __future__ import annotations
+
+import click
+
+from runlog.cli import COMMANDS, LazyGroup, cli
+
+WIDTH = 100
+
+
+def help_text(command: click.Command, name: str, parent: click.Context | None = None) -> str:
+    ctx = click.Context(command, info_name=name, parent=parent, terminal_width=WIDTH, max_content_width=WIDTH)
+    return command.get_help(ctx)
+
+
+def render() -> str:
+    root = click.Context(cli, info_name="runlog", terminal_width=WIDTH, max_content_width=WIDTH)
+    parts = [
+        "# Command-line reference",
+        "",
+        "Generated from `--help` by `python -m runlog.cli.reference > docs/cli.md`; a test keeps it in sync.",
+        "",
+        "Exit status, for every command: 0 success; 1 the service rejected a request, or a check "
+        "(verify, diff --exit-code) found a difference or problem; 2 bad input (usage, unreadable "
+        "files, unknown references, unusable ledger); 3 replay refused because of drift; "
+        "70 internal error (please report it, with the output of --debug).",
+        "",
+        "## runlog",
+        "",
+        "```",
+        help_text(cli, "runlog"),
+        "```",
+    ]
+    group: LazyGroup = cli  # type: ignore[assignment]
+    for name in sorted(COMMANDS):
+        command = group.get_command(root, name)
+        parts += ["", f"## runlog {name}", "", "```", help_text(command, name, root), "```"]
+    return "\n".join(parts) + "\n"
+
+
+if __name__ == "__main__":
+    click.echo(render(), nl=False)

@@ -1,0 +1,64 @@
+"""Things every command shares: lazy imports, help text, docs in sync, one-line errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from runlog.cli import COMMANDS
+
+ROOT = Path(__file__).resolve().parent.parent
+READ_ONLY = [["log"], ["show", "@1"], ["verify"], ["log", "--json"]]
+
+
+@pytest.mark.parametrize("args", READ_ONLY, ids=lambda a: " ".join(a))
+def test_read_only_commands_do_not_import_boto3(args, tmp_path):
+    code = (
+        "import sys, runpy\n"
+        f"sys.argv = ['runlog', '--ledger', {str(tmp_path / 'l.db')!r}, *{args!r}]\n"
+        "try:\n    runpy.run_module('runlog', run_name='__main__')\n"
+        "except SystemExit:\n    pass\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('boto3', 'botocore', 'git', 'jsonschema'))\n"
+        "print('IMPORTED', bad)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path).stdout
+    assert "IMPORTED []" in out
+
+
+def test_every_command_has_help_with_examples(run_cli):
+    for name in COMMANDS:
+        result = run_cli(name, "--help")
+        assert result.exit_code == 0, name
+        assert "Example" in result.stdout, f"runlog {name} --help has no examples"
+
+
+def test_cli_reference_is_in_sync():
+    from runlog.cli.reference import render
+
+    documented = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
+    assert documented == render(), "docs/cli.md is stale: run `python -m runlog.cli.reference > docs/cli.md`"
+
+
+def test_version(run_cli):
+    from runlog import __version__
+
+    assert __version__ in run_cli("--version").stdout
+
+
+def test_unknown_command_exit_2(run_cli):
+    result = run_cli("sumbit")
+    assert result.exit_code == 2
+    assert "No such command" in result.stderr
+
+
+def test_debug_shows_traceback_only_when_asked(tmp_path, run_proc):
+    bad = tmp_path / "bad.db"
+    bad.write_text("garbage")
+    plain = run_proc("--ledger", bad, "log")
+    assert plain.returncode == 2 and "Traceback" not in plain.stderr
+    assert plain.stderr.startswith("runlog: error: ")
+    debug = run_proc("--ledger", bad, "--debug", "log")
+    assert "Traceback" in debug.stderr
