@@ -84,6 +84,29 @@ def _validator():
     return Draft202012Validator(schema, format_checker=FormatChecker())
 
 
+@lru_cache(maxsize=1)
+def _fast_check():
+    """The same schema compiled to Python by fastjsonschema (about 15x faster than jsonschema),
+    for checking whole ledgers. The schema uses only keywords draft-07 already had, so it is
+    compiled as draft-07; tests/test_ledger.py checks both validators agree."""
+    import fastjsonschema
+
+    schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    schema["$schema"] = "http://json-schema.org/draft-07/schema#"
+    return fastjsonschema.compile(schema)
+
+
+def is_valid(record: dict) -> bool:
+    """True when the record passes the schema (fast; use schema_errors for the reasons)."""
+    import fastjsonschema
+
+    try:
+        _fast_check()(record)
+    except fastjsonschema.JsonSchemaException:
+        return False
+    return True
+
+
 def schema_errors(record: dict) -> list[str]:
     """Every way the record breaks schema/record.schema.json, as readable lines (empty if valid)."""
     errors = []

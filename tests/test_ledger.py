@@ -166,3 +166,34 @@ def test_not_a_ledger_is_left_untouched(tmp_path):
     with pytest.raises(LedgerError, match="not a runlog ledger"):
         Ledger.open(other)
     assert other.read_bytes() == before
+
+
+def _mutations():
+    """Valid and invalid variants of a record, to compare the two schema validators on."""
+    base = make_record()
+    yield base, True
+    yield make_record(rejected=True), True
+    for path, value in [
+        (("kind",), "resubmit"), (("created",), "yesterday"), (("request", "priority"), "1"),
+        (("request", "colour"), "red"), (("git", "state"), "muddy"), (("fingerprint",), "xyz"),
+        (("outcome", "status"), "maybe"), (("caller",), {"arn": 1}), (("parameters", "source"), "ftp"),
+        (("git", "commit"), "not-a-sha"), (("request", "tags"), {"a": 1}), (("warnings",), "one"),
+    ]:
+        record = json.loads(json.dumps(base))
+        target = record
+        for key in path[:-1]:
+            target = target[key]
+        target[path[-1]] = value
+        yield record, False
+    record = json.loads(json.dumps(base))
+    del record["git"]["branch"]
+    yield record, False
+    record = json.loads(json.dumps(base))
+    del record["outcome"]["response"]["uuid"]
+    yield record, False
+
+
+def test_fast_and_reference_schema_validators_agree():
+    for record, valid in _mutations():
+        assert rec.is_valid(record) is valid
+        assert (rec.schema_errors(record) == []) is valid

@@ -295,3 +295,25 @@ def test_throttling_is_retried_and_recorded_once(aws_env, ledger_path, git_repo,
     starts = [r for r in aws_env.requests if r["operation"] == "StartRun"]
     assert len(starts) == 3
     assert len({r["params"]["requestId"] for r in starts}) == 1
+
+
+def test_aws_cli_sees_the_run_runlog_started(aws_env, ledger_path, git_repo, run_cli):
+    """The real aws CLI, against the same emulator, finds the run runlog recorded."""
+    import os
+    import shutil
+    import subprocess
+
+    aws = shutil.which("aws")
+    assert aws, "the aws CLI is a test dependency (awscli)"
+    result = run_cli(*SEED_3, "--endpoint-url", aws_env.endpoint_url)
+    assert result.exit_code == 0
+    printed = json.loads(result.stdout)
+    env = {**os.environ, "AWS_DISABLE_HOST_PREFIX_INJECTION": "true"}
+    out = subprocess.run([aws, "omics", "get-run", "--id", printed["id"], "--endpoint-url", aws_env.endpoint_url],
+                         capture_output=True, text=True, env=env, timeout=60)
+    assert out.returncode == 0, out.stderr
+    run = json.loads(out.stdout)
+    (record,) = records(ledger_path)
+    assert run["uuid"] == record["outcome"]["response"]["uuid"]
+    assert run["parameters"] == record["request"]["parameters"]
+    assert run["cacheBehavior"] == "CACHE_ALWAYS"
