@@ -1,0 +1,169 @@
+"""The REST-JSON protocol of HealthOmics, driven by botocore's service model: routing by
+each operation's method and requestUri, reading members from their locations (uri,
+querystring, header, body), writing outputs by the output shape, and errors in the
+service's shape (status from the error shape, `x-amzn-ErrorType`, `{"message": ...}`)."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import unquote
+
+from runlog.servicemodel import constraint_errors, service_model
+
+
+class ApiError(Exception):
+    """An error the service returns: `code` names an error shape of the model."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass
+class Route:
+    operation: Any  # botocore OperationModel
+    method: str
+    pattern: re.Pattern
+    literal_length: int
+
+
+def _route_for(operation) -> Route:
+    path = operation.http["requestUri"].split("?", 1)[0]
+    regex, literal = "", 0
+    for piece in re.split(r"(\{[^}]+\})", path):
+        if piece.startswith("{"):
+            label = piece[1:-1]
+            greedy = label.endswith("+")
+            label = label.rstrip("+")
+            regex += f"(?P<{label}>.+)" if greedy else f"(?P<{label}>[^/]+)"
+        else:
+            regex += re.escape(piece)
+            literal += len(piece)
+    return Route(operation, operation.http["method"], re.compile(f"^{regex}$"), literal)
+
+
+class Protocol:
+    def __init__(self, service: str = "omics"):
+        self.model = service_model(service)
+        routes = [_route_for(self.model.operation_model(name)) for name in self.model.operation_names]
+        # Prefer the most specific template: more literal characters first.
+        self.routes = sorted(routes, key=lambda r: -r.literal_length)
+
+    def match(self, method: str, path: str):
+        """(OperationModel, {label: value}) for a request, or None."""
+        for route in self.routes:
+            if route.method != method:
+                continue
+            found = route.pattern.match(path)
+            if found:
+                return route.operation, {k: unquote(v) for k, v in found.groupdict().items()}
+        return None
+
+    # -- requests ------------------------------------------------------------------------------
+
+    def parse(self, operation, labels: dict, query: dict[str, list[str]], headers, body: bytes) -> dict:
+        """The operation's input members, from wherever the model says each one travels."""
+        shape = operation.input_shape
+        params: dict[str, Any] = {}
+        if shape is None:
+            return params
+        document = {}
+        if body:
+            try:
+                document = json.loads(body)
+            except ValueError:
+                raise ApiError("ValidationException", "request body is not valid JSON") from None
+        for member, member_shape in shape.members.items():
+            location = member_shape.serialization.get("location")
+            wire = member_shape.serialization.get("name", member)
+            if location == "uri":
+                if wire in labels:
+                    params[member] = _scalar(member_shape, labels[wire])
+            elif location == "querystring":
+                if wire in query:
+                    values = query[wire]
+                    params[member] = ([_scalar(member_shape.member, v) for v in values]
+                                      if member_shape.type_name == "list" else _scalar(member_shape, values[-1]))
+            elif location == "header":
+                if headers.get(wire) is not None:
+                    params[member] = _scalar(member_shape, headers[wire])
+            elif member in document:
+                params[member] = document[member]
+        return params
+
+    def validate(self, operation, params: dict) -> None:
+        """What the service checks: required members, then every constraint of the model."""
+        shape = operation.input_shape
+        if shape is None:
+            return
+        missing = [m for m in shape.required_members if m not in params]
+        if missing:
+            raise ApiError("ValidationException", f"Missing required parameter(s): {', '.join(missing)}")
+        problems = constraint_errors(shape, params, "")
+        if problems:
+            raise ApiError("ValidationException", "; ".join(problems))
+
+    # -- responses -----------------------------------------------------------------------------
+
+    def serialize(self, operation, result: dict) -> tuple[int, dict[str, str], bytes]:
+        status = int(operation.http.get("responseCode", 200))
+        shape = operation.output_shape
+        headers: dict[str, str] = {}
+        body: dict[str, Any] = {}
+        if shape is not None:
+            for member, member_shape in shape.members.items():
+                if member not in result or result[member] is None:
+                    continue
+                location = member_shape.serialization.get("location")
+                if location == "header":
+                    headers[member_shape.serialization.get("name", member)] = str(result[member])
+                else:
+                    body[member] = _output(member_shape, result[member])
+        data = json.dumps(body).encode("utf-8") if (body or status not in (204,)) else b""
+        if status == 204:
+            data = b""
+        return status, headers, data
+
+    def error(self, code: str, message: str) -> tuple[int, dict[str, str], bytes]:
+        try:
+            shape = self.model.shape_for(code)
+            status = int(shape.metadata.get("error", {}).get("httpStatusCode", 400))
+        except Exception:  # an error code the model does not define
+            status = 400
+        headers = {"x-amzn-ErrorType": code}
+        return status, headers, json.dumps({"message": message}).encode("utf-8")
+
+
+def _scalar(shape, text: str):
+    kind = shape.type_name
+    if kind in ("integer", "long"):
+        try:
+            return int(text)
+        except ValueError:
+            raise ApiError("ValidationException", f"{text!r} is not an integer") from None
+    if kind == "boolean":
+        return text.lower() == "true"
+    return text
+
+
+def _output(shape, value):
+    """A Python value as the output shape writes it (timestamps per their format)."""
+    kind = shape.type_name
+    if kind == "timestamp":
+        moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+        moment = moment.astimezone(timezone.utc)
+        if shape.serialization.get("timestampFormat") == "iso8601":
+            return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+        return moment.timestamp()
+    if kind == "structure" and isinstance(value, dict) and not shape.metadata.get("document"):
+        return {k: _output(shape.members[k], v) for k, v in value.items() if k in shape.members and v is not None}
+    if kind == "list" and isinstance(value, list):
+        return [_output(shape.member, v) for v in value]
+    if kind == "map" and isinstance(value, dict):
+        return {k: _output(shape.value, v) for k, v in value.items()}
+    return value

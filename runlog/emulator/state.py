@@ -1,0 +1,401 @@
+"""What the emulated HealthOmics service knows and does: workflows, runs and their
+lifecycle on a controllable clock, tags, idempotency, read sets and references."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import re
+import threading
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from runlog.emulator import seed
+from runlog.emulator.protocol import ApiError
+
+# Seconds a run spends in each status before the next, on the emulator's clock.
+PHASES = (("PENDING", 10), ("STARTING", 10), ("RUNNING", 30))
+TERMINAL = {"COMPLETED", "FAILED", "CANCELLED", "DELETED"}
+MAX_TAGS = 50
+ENGINE_VERSIONS = {"NEXTFLOW": "23.10.1"}
+URI_RE = re.compile(r"^(s3|omics)://")
+
+
+def _digest(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+
+def _uuid(*parts: Any) -> str:
+    return str(uuid.UUID(_digest("uuid", *parts)[:32], version=4))
+
+
+class Clock:
+    """Emulator time: frozen ('manual', moved by advance()) or running at `speed` x real time."""
+
+    def __init__(self, speed: float = 0.0):
+        self.speed = speed
+        self.origin = datetime.now(timezone.utc).replace(microsecond=0)
+        self.started = time.monotonic()
+        self.offset = 0.0
+
+    def now(self) -> datetime:
+        elapsed = (time.monotonic() - self.started) * self.speed + self.offset
+        return self.origin + timedelta(seconds=elapsed)
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
+
+
+def walk_uris(value: Any):
+    if isinstance(value, str):
+        if URI_RE.match(value):
+            yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from walk_uris(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from walk_uris(item)
+
+
+class Service:
+    def __init__(self, clock: Clock, etag_lookup=None):
+        self.clock = clock
+        self.lock = threading.RLock()
+        self.etag_lookup = etag_lookup  # uri -> ETag or None (S3 HeadObject through moto in tests)
+        self.reset()
+
+    # -- state -------------------------------------------------------------------------------
+
+    def reset(self) -> None:
+        with self.lock:
+            self.workflows: dict[tuple[str | None, str], dict] = {}
+            self.runs: dict[str, dict] = {}  # uuid -> run
+            self.ids: dict[str, str] = {}  # live run id -> uuid
+            self.free_ids: list[str] = []  # ids of deleted runs, reused first (as the service does)
+            self.next_id = 4207391
+            self.tokens: dict[str, tuple[str, str]] = {}  # requestId -> (body digest, run uuid)
+            self.tags: dict[str, dict[str, str]] = {}
+            self.run_groups = set(seed.RUN_GROUPS)
+            self.run_caches = set(seed.RUN_CACHES)
+            self.read_sets: dict[tuple[str, str], dict] = {}
+            self.references: dict[tuple[str, str], dict] = {}
+            self.region = "us-west-2"
+            for spec in seed.WORKFLOWS:
+                self.add_workflow(**spec)
+            for spec in seed.READ_SETS:
+                self.add_read_set(**spec)
+            for spec in seed.REFERENCES:
+                self.add_reference(**spec)
+            self._seed_run()
+
+    def _seed_run(self) -> None:
+        spec = dict(seed.SEED_RUN)
+        run = self._new_run(spec, self.workflows[(None, spec["workflowId"])], run_id=spec.pop("id"),
+                            run_uuid=spec.pop("uuid"), region="us-west-2")
+        run["created"] = self.clock.now() - timedelta(days=30)
+
+    def arn(self, region: str, kind: str, ident: str, account: str = seed.ACCOUNT) -> str:
+        return f"arn:aws:omics:{region}:{account}:{kind}/{ident}"
+
+    def add_workflow(self, id: str, name: str, engine: str = "WDL", template: dict | None = None,
+                     type: str = "PRIVATE", owner: str | None = None, versions: list[str] | None = None) -> dict:
+        with self.lock:
+            workflow = {
+                "id": id, "name": name, "engine": engine, "type": type, "owner": owner,
+                "parameterTemplate": copy.deepcopy(template or {}), "uuid": _uuid("workflow", owner, id),
+                "digest": "sha256:" + _digest("workflow", owner, id, name, template),
+                "versions": {v: "sha256:" + _digest("version", owner, id, v) for v in (versions or [])},
+                "created": datetime.fromisoformat(seed.EPOCH),
+            }
+            self.workflows[(owner, id)] = workflow
+            return workflow
+
+    def add_read_set(self, sequenceStoreId: str, id: str, name: str = "reads", fileType: str = "FASTQ",
+                     **extra) -> dict:
+        with self.lock:
+            entry = {"sequenceStoreId": sequenceStoreId, "id": id, "name": name, "fileType": fileType,
+                     "status": "ACTIVE", "etag": {"algorithm": "BAM_MD5up", "source1": _digest("rs", id)[:32]},
+                     "creationTime": datetime.fromisoformat(seed.EPOCH), **extra}
+            self.read_sets[(sequenceStoreId, id)] = entry
+            return entry
+
+    def add_reference(self, referenceStoreId: str, id: str, name: str = "reference") -> dict:
+        with self.lock:
+            entry = {"referenceStoreId": referenceStoreId, "id": id, "name": name, "status": "ACTIVE",
+                     "md5": _digest("ref", id)[:32], "creationTime": datetime.fromisoformat(seed.EPOCH)}
+            self.references[(referenceStoreId, id)] = entry
+            return entry
+
+    # -- runs ----------------------------------------------------------------------------------
+
+    def status(self, run: dict) -> str:
+        if run.get("final"):
+            return run["final"]
+        elapsed = (self.clock.now() - run["created"]).total_seconds()
+        for name, seconds in PHASES:
+            if elapsed < seconds:
+                return name
+            elapsed -= seconds
+        return "FAILED" if run.get("fail_reason") else "COMPLETED"
+
+    def _times(self, run: dict) -> dict:
+        start = run["created"] + timedelta(seconds=PHASES[0][1] + PHASES[1][1])
+        stop = start + timedelta(seconds=PHASES[2][1])
+        status = self.status(run)
+        out = {"creationTime": run["created"]}
+        if status in ("RUNNING", "COMPLETED", "FAILED") or (status == "CANCELLED" and run.get("stopped", start) >= start):
+            out["startTime"] = start
+        if status in ("COMPLETED", "FAILED"):
+            out["stopTime"] = stop
+        elif status == "CANCELLED":
+            out["stopTime"] = run["stopped"]
+        return out
+
+    def _new_run(self, settings: dict, workflow: dict, *, run_id: str | None, run_uuid: str | None,
+                 region: str, source_run: str | None = None) -> dict:
+        if run_id is None:
+            if self.free_ids:
+                run_id = self.free_ids.pop(0)
+            else:
+                run_id, self.next_id = str(self.next_id), self.next_id + 1
+        run = {
+            **settings, "id": run_id, "uuid": run_uuid or str(uuid.uuid4()), "workflowId": workflow["id"],
+            "workflowType": workflow["type"], "workflowUuid": workflow["uuid"], "engine": workflow["engine"],
+            "digest": workflow["versions"].get(settings.get("workflowVersionName"), workflow["digest"]),
+            "arn": self.arn(region, "run", run_id), "created": self.clock.now(), "region": region,
+        }
+        if workflow["owner"]:
+            run["workflowOwnerId"] = workflow["owner"]
+        if source_run:
+            run["runId"] = source_run
+        run["runOutputUri"] = settings["outputUri"].rstrip("/") + "/" + run_id
+        self.runs[run["uuid"]] = run
+        self.ids[run_id] = run["uuid"]
+        self.tags[run["arn"]] = dict(settings.get("tags") or {})
+        return run
+
+    def live_run(self, run_id: str) -> dict:
+        found = self.ids.get(run_id)
+        if found is None:
+            raise ApiError("ResourceNotFoundException", f"The requested run {run_id} was not found")
+        return self.runs[found]
+
+    def workflow(self, workflow_id: str, owner: str | None = None, type_: str | None = None,
+                 version: str | None = None) -> dict:
+        key = (owner if owner and owner != seed.ACCOUNT else None, workflow_id)
+        workflow = self.workflows.get(key)
+        if workflow is None or (type_ and workflow["type"] != type_):
+            raise ApiError("ResourceNotFoundException", f"The requested workflow {workflow_id} was not found")
+        if version and version not in workflow["versions"]:
+            raise ApiError("ResourceNotFoundException",
+                           f"The requested workflow version {version} of workflow {workflow_id} was not found")
+        return workflow
+
+    def start_run(self, params: dict, region: str, caller: str) -> dict:
+        token = params.get("requestId")
+        body_digest = _digest({k: v for k, v in params.items()})
+        with self.lock:
+            if token in self.tokens:
+                digest, run_uuid = self.tokens[token]
+                if digest != body_digest:
+                    raise ApiError("ConflictException",
+                                   f"requestId {token} was already used with a different request")
+                return self._start_response(self.runs[run_uuid])
+            settings = {k: v for k, v in params.items() if k not in ("requestId", "runId")}
+            source = None
+            if params.get("runId"):
+                source_run = self.live_run(params["runId"])
+                inherited = {k: source_run[k] for k in (
+                    "workflowVersionName", "name", "parameters", "priority", "storageCapacity", "logLevel",
+                    "runGroupId", "cacheId", "cacheBehavior", "retentionMode", "storageType", "workflowOwnerId")
+                    if k in source_run}
+                settings = {**inherited, **settings}
+                workflow = self.workflow(source_run["workflowId"], source_run.get("workflowOwnerId"))
+                source = source_run["id"]
+            elif params.get("workflowId"):
+                workflow = self.workflow(params["workflowId"], params.get("workflowOwnerId"),
+                                         params.get("workflowType"), params.get("workflowVersionName"))
+            else:
+                raise ApiError("ValidationException", "Either workflowId or runId must be given")
+            self._check_parameters(workflow, settings.get("parameters") or {})
+            if settings.get("runGroupId") and settings["runGroupId"] not in self.run_groups:
+                raise ApiError("ResourceNotFoundException", f"The requested run group {settings['runGroupId']} was not found")
+            if settings.get("cacheId") and settings["cacheId"] not in self.run_caches:
+                raise ApiError("ResourceNotFoundException", f"The requested run cache {settings['cacheId']} was not found")
+            if settings.get("cacheBehavior") and not settings.get("cacheId"):
+                raise ApiError("ValidationException", "cacheBehavior requires cacheId")
+            if len(settings.get("tags") or {}) > MAX_TAGS:
+                raise ApiError("ValidationException", f"A resource can have at most {MAX_TAGS} tags")
+            run = self._new_run(settings, workflow, run_id=None, run_uuid=None, region=region, source_run=source)
+            run["startedBy"] = caller
+            if token:
+                self.tokens[token] = (body_digest, run["uuid"])
+            return self._start_response(run)
+
+    def _start_response(self, run: dict) -> dict:
+        return {"arn": run["arn"], "id": run["id"], "status": self.status(run), "tags": self.tags.get(run["arn"], {}),
+                "uuid": run["uuid"], "runOutputUri": run["runOutputUri"]}
+
+    @staticmethod
+    def _check_parameters(workflow: dict, parameters: dict) -> None:
+        template = workflow["parameterTemplate"]
+        if not template:
+            return
+        missing = sorted(n for n, spec in template.items() if not spec.get("optional") and n not in parameters)
+        if missing:
+            raise ApiError("ValidationException", f"Missing required parameter(s) for workflow {workflow['id']}: "
+                                                  f"{', '.join(missing)}")
+        unknown = sorted(set(parameters) - set(template))
+        if unknown:
+            raise ApiError("ValidationException", f"Unknown parameter(s) for workflow {workflow['id']}: "
+                                                  f"{', '.join(unknown)}")
+
+    def resource_digests(self, run: dict) -> dict[str, str]:
+        digests = {}
+        for uri in sorted(set(walk_uris(run.get("parameters") or {}))):
+            etag = self.etag_lookup(uri) if (self.etag_lookup and uri.startswith("s3://")) else None
+            digests[uri] = "etag:" + (etag or _digest("etag", uri)[:32])
+        return digests
+
+    def get_run(self, run_id: str) -> dict:
+        with self.lock:
+            run = self.live_run(run_id)
+            status = self.status(run)
+            out = {k: v for k, v in run.items() if k not in ("created", "engine", "region", "fail_reason", "final",
+                                                               "stopped")}
+            out.update(self._times(run))
+            out["status"] = status
+            out["tags"] = self.tags.get(run["arn"], {})
+            out["resourceDigests"] = self.resource_digests(run)
+            out["logLocation"] = {"runLogStream": f"arn:aws:logs:{run['region']}:{seed.ACCOUNT}:log-group:/aws/omics/WorkflowLog:log-stream:run/{run['id']}"}
+            if run["engine"] in ENGINE_VERSIONS:
+                out["engineVersion"] = ENGINE_VERSIONS[run["engine"]]
+            if status == "FAILED":
+                out["failureReason"] = run.get("fail_reason") or "WORKFLOW_RUN_FAILED"
+                out["statusMessage"] = out["failureReason"]
+            return out
+
+    def list_runs(self, params: dict) -> dict:
+        with self.lock:
+            items = []
+            for run in sorted(self.runs.values(), key=lambda r: r["created"], reverse=True):
+                if self.ids.get(run["id"]) != run["uuid"]:
+                    continue
+                status = self.status(run)
+                if params.get("status") and status != params["status"]:
+                    continue
+                if params.get("name") and not run.get("name", "").startswith(params["name"]):
+                    continue
+                if params.get("runGroupId") and run.get("runGroupId") != params["runGroupId"]:
+                    continue
+                item = {k: run.get(k) for k in ("arn", "id", "workflowId", "name", "priority", "storageCapacity",
+                                                 "storageType", "workflowVersionName")}
+                item.update(self._times(run))
+                item["status"] = status
+                items.append(item)
+            return paginate(items, params)
+
+    def cancel_run(self, run_id: str) -> None:
+        with self.lock:
+            run = self.live_run(run_id)
+            if self.status(run) in TERMINAL:
+                raise ApiError("ConflictException", f"Run {run_id} has already finished")
+            run["final"], run["stopped"] = "CANCELLED", self.clock.now()
+
+    def delete_run(self, run_id: str) -> None:
+        with self.lock:
+            run = self.live_run(run_id)
+            if self.status(run) not in TERMINAL:
+                raise ApiError("ConflictException", f"Run {run_id} is still active; cancel it first")
+            run["final"] = "DELETED"
+            del self.ids[run_id]
+            self.free_ids.append(run_id)
+
+    def fail_run(self, run_id: str, reason: str = "WORKFLOW_RUN_FAILED") -> None:
+        with self.lock:
+            self.live_run(run_id)["fail_reason"] = reason
+
+    # -- workflows, tags, stores ---------------------------------------------------------------
+
+    def workflow_view(self, workflow: dict, region: str, version: str | None = None) -> dict:
+        account = workflow["owner"] or seed.ACCOUNT
+        view = {"arn": self.arn(region, "workflow", workflow["id"], account), "id": workflow["id"],
+                "status": "ACTIVE", "type": workflow["type"], "name": workflow["name"], "engine": workflow["engine"],
+                "digest": workflow["digest"], "parameterTemplate": workflow["parameterTemplate"],
+                "creationTime": workflow["created"], "uuid": workflow["uuid"], "storageType": "DYNAMIC",
+                "tags": {}}
+        if version:
+            view.update({"arn": f"{view['arn']}/version/{version}", "workflowId": workflow["id"],
+                         "versionName": version, "digest": workflow["versions"][version],
+                         "uuid": _uuid("version", workflow["id"], version)})
+        return view
+
+    def create_workflow(self, params: dict, region: str) -> dict:
+        with self.lock:
+            workflow_id = str(self.next_id)
+            self.next_id += 1
+            workflow = self.add_workflow(workflow_id, params.get("name", workflow_id), params.get("engine", "WDL"),
+                                         params.get("parameterTemplate"))
+            return {"arn": self.arn(region, "workflow", workflow_id), "id": workflow_id, "status": "ACTIVE",
+                    "tags": params.get("tags") or {}, "uuid": workflow["uuid"]}
+
+    def list_workflows(self, params: dict, region: str) -> dict:
+        with self.lock:
+            items = []
+            for (owner, _), workflow in sorted(self.workflows.items(), key=lambda kv: kv[0][1]):
+                if owner is not None:
+                    continue
+                if params.get("type") and workflow["type"] != params["type"]:
+                    continue
+                if params.get("name") and not workflow["name"].startswith(params["name"]):
+                    continue
+                view = self.workflow_view(workflow, region)
+                items.append({k: view[k] for k in ("arn", "id", "name", "status", "type", "digest", "creationTime")})
+            return paginate(items, params)
+
+    def tag(self, arn: str, tags: dict) -> None:
+        with self.lock:
+            current = self.tags.setdefault(arn, {})
+            if len({**current, **tags}) > MAX_TAGS:
+                raise ApiError("ValidationException", f"A resource can have at most {MAX_TAGS} tags")
+            current.update(tags)
+
+    def untag(self, arn: str, keys: list[str]) -> None:
+        with self.lock:
+            for key in keys:
+                self.tags.get(arn, {}).pop(key, None)
+
+    def list_tags(self, arn: str) -> dict:
+        with self.lock:
+            if arn not in self.tags:
+                raise ApiError("ResourceNotFoundException", f"The requested resource {arn} was not found")
+            return {"tags": dict(self.tags[arn])}
+
+    def read_set(self, store: str, read_set_id: str, region: str) -> dict:
+        with self.lock:
+            entry = self.read_sets.get((store, read_set_id))
+            if entry is None:
+                raise ApiError("ResourceNotFoundException", f"Read set {read_set_id} not found in store {store}")
+            return {**entry, "arn": self.arn(region, "sequenceStore", f"{store}/readSet/{read_set_id}"),
+                    "files": {"source1": {"totalParts": 1, "partSize": 104857600, "contentLength": 123456789}}}
+
+    def reference(self, store: str, reference_id: str, region: str) -> dict:
+        with self.lock:
+            entry = self.references.get((store, reference_id))
+            if entry is None:
+                raise ApiError("ResourceNotFoundException", f"Reference {reference_id} not found in store {store}")
+            return {**entry, "arn": self.arn(region, "referenceStore", f"{store}/reference/{reference_id}"),
+                    "updateTime": entry["creationTime"]}
+
+
+def paginate(items: list, params: dict) -> dict:
+    start = int(params.get("startingToken") or 0)
+    size = params.get("maxResults") or 100
+    page = {"items": items[start:start + size]}
+    if start + size < len(items):
+        page["nextToken"] = str(start + size)
+    return page
