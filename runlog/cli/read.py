@@ -41,8 +41,9 @@ def log(ctx, limit, same_as, as_json):
         where, params = "1", ()
         if same_as:
             where, params = "fingerprint = ?", (ledger.resolve(same_as).fingerprint,)
-        entries = ledger.entries(limit or None, where=where, params=params)
-        total = ledger.count() if not same_as else None
+        entries = ledger.entries(limit + 1 if limit else None, where=where, params=params)
+    more = bool(limit) and len(entries) > limit
+    entries = entries[:limit] if limit else entries
     if as_json:
         echo_json([e.summary() for e in entries])
         return
@@ -57,8 +58,8 @@ def log(ctx, limit, same_as, as_json):
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]) - 1)]
     for r in rows:
         click.echo("  ".join(str(c).ljust(w) for c, w in zip(r, widths)) + "  " + r[-1])
-    if total is not None and limit and total > len(entries):
-        note(f"showing {len(entries)} of {total} records (-n 0 for all)")
+    if more:
+        note(f"showing the newest {len(entries)} (-n N for more, -n 0 for all)")
 
 
 @click.command()

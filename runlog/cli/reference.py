@@ -13,13 +13,18 @@ from runlog.cli import COMMANDS, LazyGroup, cli
 WIDTH = 100
 
 
+def _context(command: click.Command, name: str, parent: click.Context | None = None) -> click.Context:
+    """A context laid out as the real CLI's is (its context settings), at a fixed width."""
+    settings = {**cli.context_settings, "terminal_width": WIDTH, "max_content_width": WIDTH}
+    return click.Context(command, info_name=name, parent=parent, **settings)
+
+
 def help_text(command: click.Command, name: str, parent: click.Context | None = None) -> str:
-    ctx = click.Context(command, info_name=name, parent=parent, terminal_width=WIDTH, max_content_width=WIDTH)
-    return command.get_help(ctx)
+    return command.get_help(_context(command, name, parent))
 
 
 def render() -> str:
-    root = click.Context(cli, info_name="runlog", terminal_width=WIDTH, max_content_width=WIDTH)
+    root = _context(cli, "runlog")
     parts = [
         "# Command-line reference",
         "",
