@@ -1,0 +1,90 @@
+"""Records for runs started without runlog, reconstructed from GetRun.
+
+An imported record holds the StartRun request that would start the same run (members
+copied from GetRun), `git.state = "unknown"`, the caller from GetRun's `startedBy`, and in
+`source_run` the parts of GetRun that never change. What does change (status, times,
+digests) is appended as an observation. Two people importing the same run therefore
+write the same record, so shared ledgers merge without duplicates."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from runlog import __version__
+from runlog import record as rec
+from runlog.ledger import Entry, Ledger
+from runlog.observe import SOURCE
+
+# GetRun member -> StartRun member, for every setting StartRun takes.
+REQUEST_MEMBERS = (
+    "workflowId", "workflowType", "workflowOwnerId", "workflowVersionName", "roleArn", "name", "runGroupId",
+    "priority", "parameters", "storageCapacity", "storageType", "outputUri", "logLevel", "retentionMode",
+    "cacheId", "cacheBehavior", "networkingMode", "tags",
+)
+# GetRun members that are fixed once the run exists.
+STABLE_MEMBERS = REQUEST_MEMBERS + (
+    "id", "arn", "uuid", "runId", "creationTime", "startedBy", "runOutputUri", "configuration", "batchId",
+)
+ARN_RE = re.compile(r"^arn:aws[a-z-]*:omics:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):run/\d+$")
+
+
+def request_from_run(run: dict[str, Any]) -> dict[str, Any]:
+    """The StartRun request that starts the same computation as the run GetRun describes.
+    READY2RUN runs keep workflowType READY2RUN; storage capacity is kept only for STATIC storage."""
+    request = {m: run[m] for m in REQUEST_MEMBERS if run.get(m) not in (None, "", {})}
+    if request.get("storageType") == "DYNAMIC":
+        request.pop("storageCapacity", None)
+    configuration = run.get("configuration") or {}
+    if configuration.get("name"):
+        request["configurationName"] = configuration["name"]
+    return request
+
+
+def _timestamp(value: str | None) -> str:
+    """GetRun's creationTime as the record's `created` (ISO 8601 UTC, milliseconds)."""
+    if not value:
+        return rec.utc_now()
+    from datetime import datetime, timezone
+
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(timezone.utc)
+    return parsed.strftime("%Y-%m-%dT%H:%M:%S.") + f"{parsed.microsecond // 1000:03d}Z"
+
+
+def import_record(run: dict[str, Any]) -> dict[str, Any]:
+    """An `import` record for a run described by GetRun (as plain JSON)."""
+    arn = ARN_RE.match(run.get("arn", ""))
+    started_by = run.get("startedBy")
+    caller = None
+    if started_by:
+        account = started_by.split(":")[4] if started_by.count(":") >= 5 else (arn.group("account") if arn else "")
+        caller = {"arn": started_by, "account": account, "user_id": None}
+    record: dict[str, Any] = {
+        "format": rec.FORMAT,
+        "kind": "import",
+        "created": _timestamp(run.get("creationTime")),
+        "runlog_version": __version__,
+        "request": request_from_run(run),
+        "parameters": {"source": "service", "argument": None},
+        "git": {"state": "unknown", "reason": "the run was started without runlog"},
+        "caller": caller,
+        "aws": {"region": arn.group("region") if arn else None, "endpoint_url": None, "profile": None},
+        "warnings": [],
+        "source_run": {m: run[m] for m in STABLE_MEMBERS if run.get(m) not in (None, "", {})},
+        "outcome": {"status": "submitted", "response": {
+            k: run[k] for k in ("id", "uuid", "arn", "runOutputUri", "tags") if run.get(k) is not None}},
+    }
+    record["fingerprint"] = rec.fingerprint(record)
+    return record
+
+
+def import_run(ledger: Ledger, run: dict[str, Any]) -> tuple[Entry, bool]:
+    """Record a run (GetRun body) unless its uuid is already in the ledger.
+    Returns (entry, added); a new record also gets the GetRun body as its first observation."""
+    existing = ledger.entries(where="run_uuid = ?", params=(run["uuid"],), limit=1)
+    if existing:
+        return existing[0], False
+    entry, added = ledger.add_record(import_record(run))
+    if added:
+        ledger.observe(entry.address, SOURCE, run, run_uuid=run["uuid"], status=run.get("status"))
+    return entry, added

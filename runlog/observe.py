@@ -1,0 +1,57 @@
+"""Observations: what GetRun says about a recorded run, appended to the ledger.
+
+Used by every command that looks at a run again (watch, refresh, import, replay)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from runlog import aws
+from runlog import record as rec
+from runlog.errors import RunlogError
+from runlog.ledger import Entry, Ledger
+
+TERMINAL = {"COMPLETED", "FAILED", "CANCELLED", "DELETED"}
+SOURCE = "GetRun"
+
+
+def get_run(omics, run_id: str) -> dict[str, Any]:
+    """GetRun as plain JSON (timestamps as ISO 8601 UTC strings), or a one-line error."""
+    try:
+        answer = omics.get_run(id=run_id)
+    except Exception as exc:  # botocore errors become one-line runlog errors
+        raise aws.error_from(exc, "GetRun") from None
+    answer.pop("ResponseMetadata", None)
+    return rec.jsonable(answer)
+
+
+def observe(ledger: Ledger, entry: Entry, omics) -> dict[str, Any] | None:
+    """Fetch the run's current state and append it as an observation of `entry`.
+
+    Returns the GetRun body, or None when the record has no run (a rejected attempt).
+    HealthOmics reuses run ids after a run is deleted: an answer for another uuid means
+    this run is gone, and is recorded as status DELETED instead of being mixed up."""
+    if not entry.run_id:
+        return None
+    try:
+        run = get_run(omics, entry.run_id)
+    except RunlogError as exc:
+        if "ResourceNotFound" in exc.message:
+            body = {"status": "DELETED", "reason": "GetRun: run not found"}
+            ledger.observe(entry.address, SOURCE, body, run_uuid=entry.run_uuid, status="DELETED")
+            return body
+        raise
+    if entry.run_uuid and run.get("uuid") and run["uuid"] != entry.run_uuid:
+        body = {"status": "DELETED", "reason": f"run id {entry.run_id} now belongs to run {run['uuid']}"}
+        ledger.observe(entry.address, SOURCE, body, run_uuid=entry.run_uuid, status="DELETED")
+        return body
+    ledger.observe(entry.address, SOURCE, run, run_uuid=entry.run_uuid, status=run.get("status"))
+    return run
+
+
+def latest_run_facts(ledger: Ledger, address: str) -> dict[str, Any]:
+    """The newest GetRun body recorded for a record ({} when none)."""
+    for observation in reversed(ledger.observations(address)):
+        if observation["source"] == SOURCE and "uuid" in observation["body"]:
+            return observation["body"]
+    return {}
