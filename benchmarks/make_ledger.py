@@ -1,0 +1,122 @@
+"""Build a realistic ledger of N records through runlog's own record and ledger code.
+
+    python benchmarks/make_ledger.py --records 100000 /tmp/bench/ledger.db
+
+Records vary the way a lab's do: several workflows, parameter sets that drift over time,
+a few hundred git commits (some dirty), replays pointing at earlier records, rejected
+attempts, and GetRun observations for most runs. The same --seed gives the same ledger
+content (addresses differ only by the `created` times)."""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from runlog import __version__
+from runlog import record as rec
+from runlog.ledger import Ledger, chain_next, index_columns
+
+WORKFLOWS = [
+    ("1234567", "PRIVATE", {"sample_name": "NA12878", "input_cram": "s3://lab-data/{s}.cram",
+                            "ref_fasta": "s3://lab-refs/Homo_sapiens_assembly38.fasta"}),
+    ("7206765", "PRIVATE", {"input": "s3://lab-data/{s}/samplesheet.csv", "protocol": "10XV3", "aligner": "star"}),
+    ("9500764", "READY2RUN", {"input_fastq_1": "s3://lab-data/{s}_R1.fastq.gz",
+                              "input_fastq_2": "s3://lab-data/{s}_R2.fastq.gz"}),
+    ("3141592", "PRIVATE", {"samples": [{"id": "{s}", "bam": "s3://lab-data/{s}.bam"}],
+                            "options": {"min_qual": 20, "call_indels": True}}),
+]
+
+
+def make(rng: random.Random, n: int, previous: list[tuple[str, str, str]]) -> dict:
+    workflow_id, wtype, template = rng.choice(WORKFLOWS)
+    sample = f"S{rng.randrange(10_000):05d}"
+    params = rec.jsonable(template)
+    text = rec.canonical_json(params).decode().replace("{s}", sample)
+    params = __import__("json").loads(text)
+    if rng.random() < 0.3:
+        params["threads"] = rng.choice([4, 8, 16, "16"])
+    commit = rec.sha256_hex(str(rng.randrange(400)).encode())[:40]
+    dirty = rng.random() < 0.1
+    run_id = f"{rng.randrange(1_000_000, 9_999_999)}"
+    request = {"workflowId": workflow_id, "workflowType": wtype,
+               "roleArn": "arn:aws:iam::123456789012:role/OmicsRole", "outputUri": "s3://lab-out/runs/",
+               "name": f"{sample}-{n}", "parameters": params, "requestId": str(uuid.UUID(int=rng.getrandbits(128))),
+               "priority": rng.randrange(0, 100), "logLevel": rng.choice(["ALL", "ERROR", "OFF"])}
+    record = {
+        "format": rec.FORMAT, "kind": "submit", "created": rec.utc_now(), "runlog_version": __version__,
+        "request": request, "parameters": {"source": "inline", "argument": None},
+        "git": {"state": "dirty" if dirty else "clean", "commit": commit, "branch": "main",
+                "remote": "https://github.com/lab/analysis.git", "workdir": ".",
+                "diff_sha256": rec.sha256_hex(commit.encode()) if dirty else None, "untracked": [],
+                "untracked_sha256": None},
+        "caller": {"arn": "arn:aws:iam::123456789012:user/scientist", "account": "123456789012", "user_id": None},
+        "aws": {"region": "us-west-2", "endpoint_url": None, "profile": None}, "warnings": [],
+    }
+    if previous and rng.random() < 0.05:
+        address, original_uuid, original_id = rng.choice(previous)
+        record["kind"] = "replay"
+        record["lineage"] = {"replay_of": {"record": address, "run_uuid": original_uuid, "run_id": original_id},
+                             "mode": "request", "overrides": {}, "drift": []}
+    if rng.random() < 0.03:
+        record["outcome"] = {"status": "rejected", "error": {"code": "ValidationException",
+                                                             "message": "missing parameter", "http_status": 400}}
+    else:
+        run_uuid = str(uuid.UUID(int=rng.getrandbits(128)))
+        record["outcome"] = {"status": "submitted", "response": {
+            "id": run_id, "uuid": run_uuid, "arn": f"arn:aws:omics:us-west-2:123456789012:run/{run_id}",
+            "status": "PENDING", "runOutputUri": f"s3://lab-out/runs/{run_id}", "tags": {}}}
+    record["fingerprint"] = rec.fingerprint(record)
+    return record
+
+
+def build(path: Path, count: int, seed: int = 1, batch: int = 5000) -> None:
+    """Append `count` records (validated, chained, indexed) in batches of one transaction each."""
+    rng = random.Random(seed)
+    previous: list[tuple[str, str, str]] = []
+    with Ledger.open(path) as ledger:
+        last = ledger.conn.execute("SELECT chain FROM records ORDER BY seq DESC LIMIT 1").fetchone()
+        chain = last[0] if last else None
+        made = 0
+        while made < count:
+            rows, observations = [], []
+            for _ in range(min(batch, count - made)):
+                record = make(rng, made, previous)
+                assert rec.is_valid(record)
+                body = rec.canonical_json(record)
+                address = rec.sha256_hex(body)
+                chain = chain_next(chain, address)
+                rows.append({"address": address, "body": body.decode(), "chain": chain,
+                             "inserted_at": record["created"], **index_columns(record)})
+                response = record["outcome"].get("response")
+                if response:
+                    if len(previous) < 1000:
+                        previous.append((address, response["uuid"], response["id"]))
+                    status = rng.choice(["COMPLETED"] * 8 + ["FAILED", "RUNNING"])
+                    text = rec.canonical_json({"status": status, "uuid": response["uuid"]}).decode()
+                    observations.append({"record": address, "run_uuid": response["uuid"],
+                                         "observed_at": record["created"], "source": "GetRun",
+                                         "status": status, "body": text, "sha256": rec.sha256_hex(text.encode())})
+                made += 1
+            with ledger.write():
+                ledger.db["records"].insert_all(rows, batch_size=1000)
+                ledger.db["observations"].insert_all(observations, batch_size=1000)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("path", type=Path, help="ledger file to create or extend")
+    parser.add_argument("--records", type=int, required=True, help="how many records to add")
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    build(args.path, args.records, args.seed)
+    print(f"{args.records} records in {args.path} ({time.perf_counter() - started:.1f} s)", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
