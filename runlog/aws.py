@@ -116,7 +116,7 @@ def caller_identity(settings: AwsSettings, sess=None) -> dict | None:
         return None
     try:
         sts = client(settings, "sts", sess=sess, connect_timeout=2, read_timeout=3,
-                     retries={"max_attempts": 1, "mode": "standard"})
+                     retries={"total_max_attempts": 1, "mode": "standard"})
         answer = sts.get_caller_identity()
     except Exception:  # no permission, no network: the record says null
         return None

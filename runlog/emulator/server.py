@@ -287,7 +287,7 @@ class Emulator:
 
         bucket, _, key = uri[len("s3://"):].partition("/")
         s3 = boto3.client("s3", endpoint_url=self.s3_endpoint_url, region_name="us-east-1",
-                          config=Config(retries={"max_attempts": 1}))
+                          config=Config(retries={"total_max_attempts": 1}))
         try:
             return s3.head_object(Bucket=bucket, Key=key)["ETag"].strip('"')
         except Exception:  # missing object: the deterministic stand-in is used
