@@ -21,11 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import sqlite_utils
-
 from runlog import record as rec
 from runlog.errors import LedgerError, UsageError
-from runlog.migrations import LEDGER_FORMAT, MIGRATIONS
 
 BUSY_TIMEOUT_MS = 60_000
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -121,7 +118,17 @@ class Ledger:
     def __init__(self, path: Path, conn: sqlite3.Connection):
         self.path = path
         self.conn = conn
-        self.db = sqlite_utils.Database(conn)
+        self._db = None
+
+    @property
+    def db(self):
+        """The same connection as a sqlite_utils Database (imported on first use: migrations,
+        bulk loads), so that commands that only read never pay for the import."""
+        if self._db is None:
+            import sqlite_utils
+
+            self._db = sqlite_utils.Database(self.conn)
+        return self._db
 
     # -- opening ---------------------------------------------------------------------------
 
@@ -159,6 +166,8 @@ class Ledger:
 
     def _prepare(self) -> None:
         self.conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        from runlog.migrations import LEDGER_FORMAT
+
         version = self.conn.execute("PRAGMA user_version").fetchone()[0]
         if version > LEDGER_FORMAT:
             raise LedgerError(
@@ -184,6 +193,8 @@ class Ledger:
             self._migrate()
 
     def _migrate(self) -> None:
+        from runlog.migrations import LEDGER_FORMAT, MIGRATIONS
+
         with self.write():
             version = self.conn.execute("PRAGMA user_version").fetchone()[0]
             for number in range(version, LEDGER_FORMAT):
@@ -225,8 +236,10 @@ class Ledger:
             raise LedgerError(f"cannot write to ledger {self.path}: {exc}") from None
 
     def _insert(self, table: str, row: dict[str, Any]) -> None:
+        columns = ", ".join(row)
+        marks = ", ".join("?" * len(row))
         try:
-            self.db[table].insert(row)
+            self.conn.execute(f"INSERT INTO {table} ({columns}) VALUES ({marks})", tuple(row.values()))
         except sqlite3.OperationalError as exc:
             raise LedgerError(f"cannot write to ledger {self.path}: {exc}") from None
 

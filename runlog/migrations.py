@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-import sqlite_utils
+if TYPE_CHECKING:  # the ledger hands migrations a sqlite_utils.Database
+    import sqlite_utils
 
 
-def run_sql(db: sqlite_utils.Database, script: str) -> None:
+def run_sql(db: "sqlite_utils.Database", script: str) -> None:
     """Run several statements inside the caller's transaction (sqlite3's executescript
     would commit first)."""
     buffer = ""
@@ -26,7 +28,7 @@ def run_sql(db: sqlite_utils.Database, script: str) -> None:
         raise ValueError(f"incomplete SQL statement: {buffer.strip()[:60]}")
 
 
-def m001_initial(db: sqlite_utils.Database) -> None:
+def m001_initial(db: "sqlite_utils.Database") -> None:
     """Records, attempts and observations; all three are append-only."""
     run_sql(
         db,
@@ -97,7 +99,7 @@ def m001_initial(db: sqlite_utils.Database) -> None:
     db["observations"].create_index(["run_uuid"], index_name="observations_run_uuid")
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
+MIGRATIONS: list[Callable[["sqlite_utils.Database"], None]] = [
     m001_initial,
 ]
 

@@ -64,7 +64,3 @@ def constraint_errors(shape, value: Any, path: str) -> list[str]:
             errors.extend(constraint_errors(shape.value, item, f"{path}[{key}]"))
     return errors
 
-
-def input_errors(service: str, operation: str, params: dict) -> list[str]:
-    shape = service_model(service).operation_model(operation).input_shape
-    return constraint_errors(shape, params, "")

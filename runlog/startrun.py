@@ -126,9 +126,15 @@ def check_request(request: dict[str, Any]) -> None:
             raise UsageError(f"{MEMBERS[member].flag} must be a whole number, got {request[member]!r}")
     if len(request.get("tags") or {}) > MAX_TAGS:
         raise UsageError(f"--tags: {len(request['tags'])} tags, HealthOmics allows at most {MAX_TAGS}")
-    from runlog.servicemodel import input_errors
 
-    problems = input_errors("omics", "StartRun", request)
+
+def check_against_model(request: dict[str, Any], service_model) -> None:
+    """Enum values, patterns, lengths and ranges from the service model (the client's own,
+    so the model is loaded once), refused with exit 2 before anything is written or sent."""
+    from runlog.servicemodel import constraint_errors
+
+    shape = service_model.operation_model("StartRun").input_shape
+    problems = constraint_errors(shape, request, "")
     if problems:
         first = problems[0]
         member = first.split(":", 1)[0].split(".")[0].split(" ")[0].split("[")[0]

@@ -20,7 +20,7 @@ from runlog import record as rec
 from runlog.aws import AwsSettings
 from runlog.errors import LedgerError, RunlogError, ServiceError
 from runlog.ledger import Entry, Ledger
-from runlog.startrun import Built
+from runlog.startrun import Built, check_against_model
 
 # What a pending intent is validated with before it is written (the real outcome comes later).
 _PLACEHOLDER_OUTCOME = {"status": "rejected", "error": {"code": "pending", "message": "pending"}}
@@ -61,13 +61,17 @@ def submit(open_ledger: Callable[[], Ledger], built: Built, *, settings: AwsSett
            kind: str = "submit", extra: dict[str, Any] | None = None, capture_git: bool = True,
            lookup_caller: bool = True, warn: Callable[[str], None] = lambda message: None) -> Submission:
     """Record and send one StartRun request. `open_ledger` is called only once every check passed."""
+    from runlog import background
+
+    pending_git = background.start(gitcapture.capture, str(git_path)) if capture_git else None
     sess = aws.session(settings)
     omics = aws.client(settings, "omics", sess=sess)
+    check_against_model(built.request, omics.meta.service_model)
     settings = AwsSettings(settings.profile, sess.region_name, aws.custom_endpoint("omics", settings.endpoint_url))
     warnings = params.lint(built.request.get("parameters"))
     with ThreadPoolExecutor(max_workers=1) as pool:
         caller_future = pool.submit(aws.caller_identity, settings, sess) if lookup_caller else None
-        git = gitcapture.capture(git_path) if capture_git else {"state": "unknown", "reason": "not captured"}
+        git = pending_git.result() if pending_git else {"state": "unknown", "reason": "not captured"}
         caller = caller_future.result() if caller_future else None
     if git["state"] == "none":
         warnings.append(f"no git repository: the record says so ({git.get('reason')})")

@@ -196,4 +196,5 @@ def _mutations():
 def test_fast_and_reference_schema_validators_agree():
     for record, valid in _mutations():
         assert rec.is_valid(record) is valid
+        assert rec._validator().is_valid(record) is valid  # jsonschema, the reference
         assert (rec.schema_errors(record) == []) is valid

@@ -1,0 +1,60 @@
+"""Run a function in a forked child process, for work that can overlap the parent's own
+CPU-bound start-up (importing boto3, loading service models) on another core.
+
+Used by `submit` for the git capture: gitpython's import and the git commands run beside
+boto3's import instead of after it. Where fork is unavailable, or other threads are running
+(as in an application embedding runlog), the function runs inline."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Callable
+from typing import Any
+
+
+class Pending:
+    def __init__(self, pid: int | None, read_fd: int | None, value: Any = None, error: BaseException | None = None):
+        self._pid, self._fd, self._value, self._error = pid, read_fd, value, error
+
+    def result(self) -> Any:
+        if self._fd is not None:
+            with os.fdopen(self._fd, "rb") as pipe:
+                data = pipe.read()
+            os.waitpid(self._pid, 0)
+            self._fd = None
+            try:
+                message = json.loads(data)
+            except ValueError:
+                message = {"error": "the background process died"}
+            if "error" in message:
+                self._error = RuntimeError(message["error"])
+            else:
+                self._value = message["value"]
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
+def start(function: Callable[..., Any], *args: Any) -> Pending:
+    """Start function(*args) in a child; its JSON-serialisable result comes from .result()."""
+    # Forking a process with other threads can copy locks those threads hold: run inline then.
+    if not hasattr(os, "fork") or threading.active_count() > 1 or os.environ.get("RUNLOG_NO_FORK"):
+        try:
+            return Pending(None, None, value=function(*args))
+        except Exception as exc:  # reported when the result is asked for, as in the forked case
+            return Pending(None, None, error=exc)
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: compute, write one JSON message, leave without cleanup handlers
+        os.close(read_fd)
+        try:
+            message = {"value": function(*args)}
+        except BaseException as exc:  # everything must reach the parent
+            message = {"error": f"{type(exc).__name__}: {exc}"}
+        with os.fdopen(write_fd, "wb") as pipe:
+            pipe.write(json.dumps(message).encode("utf-8"))
+        os._exit(0)
+    os.close(write_fd)
+    return Pending(pid, read_fd)
