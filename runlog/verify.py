@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 
 from runlog import record as rec
@@ -83,20 +84,18 @@ def verify(ledger: Ledger) -> Report:
 
     previous_seq = 0
     previous_chain = None
-    for row in conn.execute(f"SELECT {RECORD_COLUMNS} FROM records ORDER BY seq"):
-        entry = Entry(*row)
+    for seq, address, chain in conn.execute("SELECT seq, address, chain FROM records ORDER BY seq"):
         report.records += 1
-        if entry.seq != previous_seq + 1:
-            report.problems.append(_gap(previous_seq, entry.seq))
-        report.problems.extend(check_record(entry))
-        expected_chain = chain_next(previous_chain, entry.address)
-        if entry.chain != expected_chain:
-            report.problems.append(Problem("chain", entry.address, f"record #{entry.seq}: chain link broken "
+        if seq != previous_seq + 1:
+            report.problems.append(_gap(previous_seq, seq))
+        if chain != chain_next(previous_chain, address):
+            report.problems.append(Problem("chain", address, f"record #{seq}: chain link broken "
                                            "(a record before it was removed, reordered or replaced)"))
-        previous_seq, previous_chain = entry.seq, entry.chain
+        previous_seq, previous_chain = seq, chain
     top = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'records'").fetchone()
     if top and top[0] > previous_seq:
         report.problems.append(_gap(previous_seq, top[0] + 1))
+    report.problems.extend(_check_all_records(ledger, previous_seq))
 
     for seq, address, body, digest in conn.execute(
         "SELECT o.seq, o.record, o.body, o.sha256 FROM observations o ORDER BY o.seq"
@@ -114,6 +113,60 @@ def verify(ledger: Ledger) -> Report:
         report.attempts += 1
         if rec.sha256_hex(intent.encode("utf-8")) != digest:
             report.problems.append(Problem("attempt", f"attempt #{seq}", f"attempt #{seq} was edited"))
+    report.pending = len(ledger.pending())
+    return report
+
+
+PARALLEL_FROM = 20_000  # records; below this one process is quicker than starting workers
+
+
+def _check_range(path: str, low: int, high: int) -> list[Problem]:
+    """check_record for the records with low <= seq < high, read through a connection of its own."""
+    import sqlite3
+
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        rows = conn.execute(f"SELECT {RECORD_COLUMNS} FROM records WHERE seq >= ? AND seq < ? ORDER BY seq",
+                            (low, high))
+        return [problem for row in rows for problem in check_record(Entry(*row))]
+    finally:
+        conn.close()
+
+
+def _check_all_records(ledger: Ledger, last_seq: int) -> list[Problem]:
+    """check_record for every record, split over the machine's cores for large ledgers."""
+    cores = os.cpu_count() or 1
+    if last_seq < PARALLEL_FROM or cores < 2:
+        return _check_range(str(ledger.path), 0, last_seq + 1)
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    workers = min(cores, 8)
+    bounds = [last_seq * i // workers for i in range(workers + 1)]
+    bounds[-1] = last_seq + 1
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method)) as pool:
+        parts = pool.map(_check_range, [str(ledger.path)] * workers, bounds[:-1], bounds[1:])
+        return [problem for part in parts for problem in part]
+
+
+def verify_entries(ledger: Ledger, entries: list[Entry]) -> Report:
+    """Check only the given records: content, schema, fingerprint, columns and their chain link."""
+    report = Report()
+    for entry in entries:
+        report.records += 1
+        report.problems.extend(check_record(entry))
+        before = ledger.conn.execute("SELECT chain FROM records WHERE seq < ? ORDER BY seq DESC LIMIT 1",
+                                     (entry.seq,)).fetchone()
+        if entry.chain != chain_next(before[0] if before else None, entry.address):
+            report.problems.append(Problem("chain", entry.address, f"record #{entry.seq}: chain link broken "
+                                           "(a record before it was removed, reordered or replaced)"))
+        for seq, body, digest in ledger.conn.execute(
+            "SELECT seq, body, sha256 FROM observations WHERE record = ? ORDER BY seq", (entry.address,)
+        ):
+            report.observations += 1
+            if rec.sha256_hex(body.encode("utf-8")) != digest:
+                report.problems.append(Problem("observation", entry.address, f"observation #{seq} was edited"))
     report.pending = len(ledger.pending())
     return report
 

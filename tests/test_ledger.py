@@ -198,3 +198,21 @@ def test_fast_and_reference_schema_validators_agree():
         assert rec.is_valid(record) is valid
         assert rec._validator().is_valid(record) is valid  # jsonschema, the reference
         assert (rec.schema_errors(record) == []) is valid
+
+
+def test_verify_in_parallel_finds_the_same_problems(tmp_path, monkeypatch):
+    import runlog.verify as verify_module
+
+    path = tmp_path / "ledger.db"
+    with Ledger.open(path) as ledger:
+        for i in range(30):
+            ledger.add_record(make_record(run_id=str(4000000 + i)))
+    body = json.loads(sqlite3.connect(path).execute("SELECT body FROM records WHERE seq = 17").fetchone()[0])
+    body["request"]["name"] = "forged"
+    _tamper(path, "UPDATE records SET body = ? WHERE seq = 17", rec.canonical_json(body).decode())
+    with Ledger.open(path) as ledger:
+        serial = [p.as_dict() for p in verify(ledger).problems]
+        monkeypatch.setattr(verify_module, "PARALLEL_FROM", 5)
+        parallel = [p.as_dict() for p in verify(ledger).problems]
+    assert serial == parallel
+    assert any(p["kind"] == "altered" and "#17" in p["message"] for p in parallel)

@@ -156,3 +156,16 @@ def test_killed_submit_is_recovered_without_a_second_run(phase, aws_env, ledger_
     assert run_ids == {started[0]}
     verify = run_proc("verify", cwd=git_repo)
     assert verify.returncode == 0, verify.stdout
+
+
+def test_verify_named_records_only(three_runs, ledger_path, run_cli):
+    result = run_cli("verify", "@1", three_runs[2].address[:10])
+    assert result.exit_code == 0 and "verified 2 records" in result.stdout
+    conn = sqlite3.connect(ledger_path)
+    conn.execute("DROP TRIGGER records_no_update")
+    conn.execute("UPDATE records SET body = replace(body, 'PENDING', 'COMPLETED') WHERE seq = 1")
+    conn.commit()
+    conn.close()
+    assert run_cli("verify", "@1").exit_code == 0
+    bad = run_cli("verify", "@3")
+    assert bad.exit_code == 1 and three_runs[2].address[:12] in bad.stdout

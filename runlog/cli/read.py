@@ -132,27 +132,30 @@ def show(ctx, ref, as_json):
 
 
 @click.command()
+@click.argument("refs", nargs=-1, metavar="[REF]...")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.pass_context
-def verify(ctx, as_json):
+def verify(ctx, refs, as_json):
     """Check every record against its content address, schema, fingerprint and chain.
 
     Exits 1 naming each record that no longer matches (edited behind runlog's back) and
-    each gap in the ledger's sequence (a deleted record); 0 when all is intact.
+    each gap in the ledger's sequence (a deleted record); 0 when all is intact. With REFs,
+    checks only those records (and their link in the chain).
 
     \b
     Examples:
       runlog verify
       runlog verify --json
+      runlog verify @1 1234567
     """
-    from runlog.verify import verify as do_verify
+    from runlog.verify import verify as do_verify, verify_entries
 
     config = load_config(ctx)
     ledger = open_ledger(config, create=False)
     if ledger is None:
         raise LedgerError(no_ledger(config))
     with ledger:
-        report = do_verify(ledger)
+        report = verify_entries(ledger, [ledger.resolve(r) for r in refs]) if refs else do_verify(ledger)
     if as_json:
         echo_json({"ledger": str(ledger.path), **report.as_dict()})
     else:
