@@ -317,3 +317,15 @@ def test_aws_cli_sees_the_run_runlog_started(aws_env, ledger_path, git_repo, run
     assert run["uuid"] == record["outcome"]["response"]["uuid"]
     assert run["parameters"] == record["request"]["parameters"]
     assert run["cacheBehavior"] == "CACHE_ALWAYS"
+
+
+def test_endpoint_from_aws_endpoint_url_omics(emulator, ledger_path, git_repo, run_cli, monkeypatch):
+    """Only AWS_ENDPOINT_URL_OMICS is set: host-prefix injection must still be off, and the
+    caller is not looked up in another world (STS has no custom endpoint)."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL_OMICS", emulator.endpoint_url)
+    result = run_cli(*SEED_2)
+    assert result.exit_code == 0, result.output
+    (record,) = records(ledger_path)
+    assert record["aws"]["endpoint_url"] == emulator.endpoint_url
+    assert record["caller"] is None
+    assert not [r for r in emulator.requests if r["operation"] != "StartRun"]
