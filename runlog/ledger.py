@@ -390,6 +390,13 @@ class Ledger:
             for seq, at, source, status, body in rows
         ]
 
+    def completed_like(self, fingerprint: str) -> Entry | None:
+        """The newest run of the same configuration (fingerprint) last seen COMPLETED."""
+        for entry in self.entries(50, where="fingerprint = ?", params=(fingerprint,)):
+            if entry.status == "COMPLETED":
+                return entry
+        return None
+
     def replays_of(self, address: str) -> list[Entry]:
         return self.entries(where="replay_of = ?", params=(address,))
 

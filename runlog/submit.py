@@ -80,6 +80,12 @@ def submit(open_ledger: Callable[[], Ledger], built: Built, *, settings: AwsSett
     intent = make_intent(built, kind=kind, settings=settings, git=git, caller=caller,
                          warnings=warnings, extra=extra)
     ledger = open_ledger()
+    same = ledger.completed_like(intent["fingerprint"])
+    if same is not None:
+        message = (f"an identical configuration already completed: run {same.run_id} (record {same.address[:12]}, "
+                   f"{same.created}); submitting again anyway")
+        warn(message)
+        intent["warnings"].append(message)
     ledger.add_attempt(intent)
     return send(ledger, intent, omics)
 

@@ -11,7 +11,7 @@ import pytest
 from runlog.cli import COMMANDS
 
 ROOT = Path(__file__).resolve().parent.parent
-READ_ONLY = [["log"], ["show", "@1"], ["verify"], ["log", "--json"]]
+READ_ONLY = [["log"], ["show", "@1"], ["verify"], ["log", "--json"], ["diff", "@1", "@2"]]
 
 
 @pytest.mark.parametrize("args", READ_ONLY, ids=lambda a: " ".join(a))

@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "recover": ("runlog.cli.submit:recover", "Complete attempts left pending by a crash or a lost connection."),
     "log": ("runlog.cli.read:log", "List recorded submissions, newest first."),
     "show": ("runlog.cli.read:show", "Print one whole record, its observations and lineage."),
+    "diff": ("runlog.cli.diff:diff", "Show what changed between two runs (or since a run)."),
     "verify": ("runlog.cli.read:verify", "Check every record against its content address, schema and chain."),
     "demo": ("runlog.cli.demo:demo", "Run the whole job end to end against the local emulator."),
     "emulator": ("runlog.cli.emulator:emulator", "Serve the local HealthOmics emulator."),

@@ -1,0 +1,127 @@
+"""`runlog diff`: what changed between two runs, for people and for scripts."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from pathlib import Path
+
+import click
+
+from runlog.cli.common import echo_json, load_config, open_ledger, no_ledger
+from runlog.errors import LedgerError
+
+SHA_RE = re.compile(r"^[0-9a-f]{40}$")
+MARK = {"changed": "~", "type_changed": "~", "added": "+", "removed": "-"}
+COLOUR = {"changed": "yellow", "type_changed": "magenta", "added": "green", "removed": "red"}
+
+
+def _show(value, path: str = "") -> str:
+    if isinstance(value, str) and SHA_RE.match(value) and path in ("commit",):
+        return value[:12]
+    text = json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _describe(side: str, head: dict) -> str:
+    if not head.get("record"):
+        return f"{side}  as it would be submitted now"
+    run = f"run {head['run_id']}  uuid {head['run_uuid']}" if head["run_id"] else f"not run ({head['outcome']})"
+    name = f"  {head['name']}" if head.get("name") else ""
+    return f"{side}  record {head['record'][:12]}  {run}  {head.get('created') or ''}{name}"
+
+
+@click.command()
+@click.argument("ref_a", metavar="A")
+@click.argument("ref_b", metavar="[B]", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print the changes as JSON (see docs/diff.md).")
+@click.option("--exit-code", is_flag=True, help="Exit 1 when the configurations differ, 0 when they are the same.")
+@click.option("--all", "include_identity", is_flag=True, help="Also compare run identity and response fields.")
+@click.pass_context
+def diff(ctx, ref_a, ref_b, as_json, exit_code, include_identity):
+    """Show what changed between two runs: workflow, parameters, inputs, cache, run
+    settings, git and runlog version, each difference by its JSON path, old -> new.
+
+    A and B are REFs as for `show`: a run id, run uuid, run ARN, @N (the N-th newest
+    record: @1 is the latest, @2 the one before) or a record-address prefix. With only A,
+    compares A with what would be submitted now (current git state, parameters file read
+    again): the audit question "has anything drifted since?".
+
+    Run identity (run id, uuid, ARN, times, requestId, name) is shown in the header and
+    never counted as a difference; --all compares it too. Tags runlog adds itself
+    (runlog:*) are not compared.
+
+    \b
+    Examples:
+      runlog diff 4207391 4207392
+      runlog diff @2 @1 --json | jq '.changes[] | select(.section == "parameters")'
+      runlog diff @1                  # has anything drifted since the latest run?
+      runlog diff A B --exit-code && echo "same configuration"
+    """
+    from runlog.diff import as_of_now, compare, header
+    from runlog.observe import latest_run_facts
+
+    config = load_config(ctx)
+    ledger = open_ledger(config, create=False)
+    if ledger is None:
+        raise LedgerError(no_ledger(config))
+    notes: list[str] = []
+    with ledger:
+        entry_a = ledger.resolve(ref_a)
+        facts_a = latest_run_facts(ledger, entry_a.address)
+        if ref_b is None:
+            record_b, notes = as_of_now(entry_a.record, config.git_repo, Path.cwd())
+            address_b, facts_b = None, facts_a
+        else:
+            entry_b = ledger.resolve(ref_b)
+            record_b, address_b = entry_b.record, entry_b.address
+            facts_b = latest_run_facts(ledger, entry_b.address)
+    changes = compare(entry_a.record, record_b, facts_a, facts_b, identity=include_identity)
+    head_a, head_b = header(entry_a.record, entry_a.address), header(record_b, address_b)
+    if as_json:
+        echo_json({"a": head_a, "b": head_b, "same": not changes, "notes": notes,
+                   "changes": [c.as_dict() for c in changes]})
+    else:
+        _print_report(head_a, head_b, changes, notes, include_identity)
+    if exit_code and changes:
+        ctx.exit(1)
+
+
+def _print_report(head_a, head_b, changes, notes, include_identity) -> None:
+    colour = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+
+    def out(text="", **style):
+        click.echo(click.style(text, **style) if colour and style else text, color=colour)
+
+    out(_describe("A", head_a), bold=True)
+    out(_describe("B", head_b), bold=True)
+    for note in notes:
+        out(f"   ({note})")
+    if not include_identity:
+        out("   (run identity is not compared; --all compares it)")
+    if not changes:
+        out()
+        out(f"No differences: identical configurations (fingerprint {head_a['fingerprint'][:12]}).", fg="green")
+        return
+    width = min(max(len(c.path or c.section) for c in changes) + 2, 40)
+    section = None
+    for change in changes:
+        if change.section != section:
+            section = change.section
+            out()
+            out(section, bold=True)
+        path = change.path or "(whole section)"
+        if change.kind == "added":
+            line = f"{MARK['added']} {path:<{width}} {_show(change.new, change.path)}"
+        elif change.kind == "removed":
+            line = f"{MARK['removed']} {path:<{width}} {_show(change.old, change.path)}"
+        else:
+            kinds = " (type changed)" if change.kind == "type_changed" else ""
+            line = f"{MARK['changed']} {path:<{width}} {_show(change.old, change.path)} -> " \
+                   f"{_show(change.new, change.path)}{kinds}"
+        out(line, fg=COLOUR[change.kind])
+    sections = list(dict.fromkeys(c.section for c in changes))
+    out()
+    out(f"{len(changes)} difference(s) in {', '.join(sections)}.")

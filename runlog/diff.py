@@ -1,0 +1,164 @@
+"""What changed between two records: the parts that decide a computation, section by section.
+
+The comparison is made by DeepDiff on a *view* of each record (see `view`): JSON key order
+and white space never matter (records are parsed JSON), a changed type does ("true" vs true).
+Run identity (run id, uuid, ARN, times, requestId, name) is never counted as a difference;
+`identity=True` adds it as a section of its own."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+
+SECTIONS = ("workflow", "parameters", "inputs", "cache", "run settings", "git", "runlog", "identity")
+RUN_SETTINGS = ("priority", "storageCapacity", "storageType", "retentionMode", "logLevel", "runGroupId",
+                "roleArn", "outputUri", "networkingMode", "configurationName", "tags")
+OWN_TAG_PREFIX = "runlog:"  # tags runlog adds itself (e.g. on replays) are bookkeeping, not configuration
+
+
+@dataclass
+class Change:
+    section: str
+    path: str
+    old: Any
+    new: Any
+    kind: str  # changed | type_changed | added | removed
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _workflow_digest(record: dict, facts: dict) -> str | None:
+    resolved = ((record.get("resolution") or {}).get("workflow") or {}).get("digest")
+    return resolved or facts.get("digest") or None
+
+
+def view(record: dict, facts: dict | None = None, *, identity: bool = False) -> dict[str, dict]:
+    """The comparable parts of a record. `facts` is the latest GetRun observation, if any
+    (its workflow digest counts when the record has no resolution)."""
+    facts = facts or {}
+    request = record["request"]
+    git = record.get("git") or {}
+    sections: dict[str, dict] = {
+        "workflow": {
+            "id": request.get("workflowId"), "type": request.get("workflowType"),
+            "version": request.get("workflowVersionName"), "owner": request.get("workflowOwnerId"),
+            "source run": request.get("runId"), "digest": _workflow_digest(record, facts),
+        },
+        "parameters": request.get("parameters") or {},
+        "inputs": dict((record.get("resolution") or {}).get("inputs") or {}),
+        "cache": {"id": request.get("cacheId"), "behavior": request.get("cacheBehavior")},
+        "run settings": {k: request.get(k) for k in RUN_SETTINGS},
+        "git": {
+            "state": git.get("state"), "commit": git.get("commit"), "branch": git.get("branch"),
+            "remote": git.get("remote"), "dirty": git.get("state") == "dirty",
+            "diff digest": git.get("diff_sha256"), "untracked": git.get("untracked") or [],
+            "untracked digest": git.get("untracked_sha256"),
+        },
+        "runlog": {"version": record.get("runlog_version")},
+    }
+    tags = sections["run settings"]["tags"] or {}
+    sections["run settings"]["tags"] = {k: v for k, v in tags.items() if not k.startswith(OWN_TAG_PREFIX)}
+    # A member that is absent and one that is null are the same to the service: leave both
+    # out, so a member given on one side only is "added" or "removed", not a type change.
+    for name in ("workflow", "cache", "run settings", "git"):
+        sections[name] = {k: v for k, v in sections[name].items() if v is not None}
+    if identity:
+        response = record["outcome"].get("response") or {}
+        sections["identity"] = {
+            "kind": record.get("kind"), "created": record.get("created"), "name": request.get("name"),
+            "requestId": request.get("requestId"), "outcome": record["outcome"]["status"],
+            "run id": response.get("id"), "run uuid": response.get("uuid"), "run arn": response.get("arn"),
+            "runOutputUri": response.get("runOutputUri"), "caller": (record.get("caller") or {}).get("arn"),
+            "region": (record.get("aws") or {}).get("region"),
+        }
+        sections["identity"] = {k: v for k, v in sections["identity"].items() if v is not None}
+    return sections
+
+
+def _json_path(parts: list) -> str:
+    out = ""
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+_KINDS = {
+    "values_changed": "changed", "type_changes": "type_changed",
+    "dictionary_item_added": "added", "iterable_item_added": "added",
+    "dictionary_item_removed": "removed", "iterable_item_removed": "removed",
+}
+
+
+def compare(a: dict, b: dict, facts_a: dict | None = None, facts_b: dict | None = None, *,
+            identity: bool = False) -> list[Change]:
+    """Every difference between two records' configurations, in section order."""
+    from deepdiff import DeepDiff
+
+    left, right = view(a, facts_a, identity=identity), view(b, facts_b, identity=identity)
+    # threshold_to_diff_deeper=0: always report key by key, never "the whole object changed".
+    diff = DeepDiff(left, right, verbose_level=2, threshold_to_diff_deeper=0)
+    changes = []
+    for report_type, items in diff.tree.items():
+        kind = _KINDS.get(report_type)
+        if kind is None:
+            continue
+        for item in items:
+            parts = item.path(output_format="list")
+            old = None if kind == "added" else item.t1
+            new = None if kind == "removed" else item.t2
+            changes.append(Change(parts[0], _json_path(parts[1:]), old, new, kind))
+    order = {name: i for i, name in enumerate(SECTIONS)}
+    changes.sort(key=lambda c: (order.get(c.section, len(order)), c.path))
+    return changes
+
+
+def header(record: dict, address: str | None) -> dict[str, Any]:
+    """How a side of the comparison is named in reports (never compared). A record without
+    an address is the configuration as it would be submitted now: it has no run."""
+    response = (record["outcome"].get("response") or {}) if address else {}
+    return {
+        "record": address, "kind": record.get("kind"), "created": record.get("created"),
+        "name": record["request"].get("name"), "outcome": record["outcome"]["status"] if address else "not sent",
+        "run_id": response.get("id"), "run_uuid": response.get("uuid"), "run_arn": response.get("arn"),
+        "request_id": record["request"].get("requestId"), "fingerprint": record.get("fingerprint"),
+    }
+
+
+def as_of_now(record: dict, git_repo: Path, cwd: Path) -> tuple[dict, list[str]]:
+    """The record as it would be submitted now: the current git state and, when the
+    parameters came from a file that still exists, that file read again. Returns the
+    synthetic record and notes saying what was refreshed."""
+    import copy
+    import json
+
+    from runlog import __version__, gitcapture
+    from runlog.config import find_git_root
+
+    now = copy.deepcopy(record)
+    now["git"] = gitcapture.capture(git_repo)
+    now["runlog_version"] = __version__
+    notes = [f"git state of {git_repo} now ({now['git']['state']})"]
+    source = record.get("parameters") or {}
+    if source.get("source") == "file" and source.get("file"):
+        candidates = [cwd / source["file"]["path"]]
+        root = find_git_root(git_repo.resolve())
+        workdir = (record.get("git") or {}).get("workdir")
+        if root is not None and workdir:
+            candidates.insert(0, root / workdir / source["file"]["path"])
+        for candidate in candidates:
+            if candidate.is_file():
+                try:
+                    now["request"]["parameters"] = json.loads(candidate.read_text(encoding="utf-8-sig"))
+                    notes.append(f"parameters read again from {source['file']['path']}")
+                except ValueError:
+                    notes.append(f"{source['file']['path']} is no longer valid JSON: parameters as recorded")
+                break
+        else:
+            notes.append(f"{source['file']['path']} no longer exists: parameters as recorded")
+    return now, notes
