@@ -13,6 +13,11 @@ from runlog.record import sha256_hex
 
 FILE_PREFIX = "file://"
 BUCKET_PATH_RE = re.compile(r"^(?P<bucket>[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9])/(?P<key>\S+)$")
+BUCKET_RE = re.compile(r"^(?!xn--)(?!.*\.\.)[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
+OMICS_RE = re.compile(
+    r"^omics://(?P<account>\d{12})\.storage\.(?P<region>[a-z0-9-]+)\.amazonaws\.com/"
+    r"(?P<store>\d+)/(?P<kind>readSet|reference)/(?P<id>\d+)(?:/(?P<file>[A-Za-z0-9_.-]+))?$"
+)
 SECRET_NAME_RE = re.compile(r"(pass(word|wd)?|secret|token|api[_-]?key|private[_-]?key|credential)", re.I)
 
 
@@ -88,6 +93,13 @@ def lint(parameters: Any) -> list[str]:
         if looks_like_bare_s3_path(text):
             warnings.append(f"parameter {path} = {text!r} looks like an S3 path without s3:// "
                             f"(did you mean 's3://{text}'?); sent unchanged")
+        elif text.startswith("s3://"):
+            bucket = text[5:].split("/", 1)[0]
+            if not BUCKET_RE.match(bucket) or re.fullmatch(r"\d+\.\d+\.\d+\.\d+", bucket):
+                warnings.append(f"parameter {path} = {text!r}: {bucket!r} is not a valid S3 bucket name")
+        elif text.startswith("omics://") and not OMICS_RE.match(text):
+            warnings.append(f"parameter {path} = {text!r} is not of the form "
+                            "omics://ACCOUNT.storage.REGION.amazonaws.com/STORE/readSet|reference/ID[/FILE]")
     for path, key in walk_keys(parameters):
         if SECRET_NAME_RE.search(key):
             warnings.append(f"parameter {path} looks like a secret: its value is stored in the ledger and "

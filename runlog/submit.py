@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from runlog import __version__, aws, gitcapture, params
+from runlog import __version__, aws, gitcapture, params, resolve
 from runlog import record as rec
 from runlog.aws import AwsSettings
 from runlog.errors import LedgerError, RunlogError, ServiceError
@@ -59,7 +59,8 @@ def make_intent(built: Built, *, kind: str, settings: AwsSettings, git: dict, ca
 
 def submit(open_ledger: Callable[[], Ledger], built: Built, *, settings: AwsSettings, git_path,
            kind: str = "submit", extra: dict[str, Any] | None = None, capture_git: bool = True,
-           lookup_caller: bool = True, warn: Callable[[str], None] = lambda message: None) -> Submission:
+           lookup_caller: bool = True, resolve_options: "resolve.Options | None" = None,
+           warn: Callable[[str], None] = lambda message: None) -> Submission:
     """Record and send one StartRun request. `open_ledger` is called only once every check passed."""
     from runlog import background
 
@@ -69,8 +70,13 @@ def submit(open_ledger: Callable[[], Ledger], built: Built, *, settings: AwsSett
     check_against_model(built.request, omics.meta.service_model)
     settings = AwsSettings(settings.profile, sess.region_name, aws.custom_endpoint("omics", settings.endpoint_url))
     warnings = params.lint(built.request.get("parameters"))
+    extra = dict(extra or {})
     with ThreadPoolExecutor(max_workers=1) as pool:
         caller_future = pool.submit(aws.caller_identity, settings, sess) if lookup_caller else None
+        options = resolve_options or resolve.Options()
+        if options.enabled:
+            extra["resolution"], found = _resolve(built.request, settings, sess, omics, options)
+            warnings.extend(found)
         git = pending_git.result() if pending_git else {"state": "unknown", "reason": "not captured"}
         caller = caller_future.result() if caller_future else None
     if git["state"] == "none":
@@ -88,6 +94,15 @@ def submit(open_ledger: Callable[[], Ledger], built: Built, *, settings: AwsSett
         intent["warnings"].append(message)
     ledger.add_attempt(intent)
     return send(ledger, intent, omics)
+
+
+def _resolve(request: dict, settings: AwsSettings, sess, omics, options) -> tuple[dict, list[str]]:
+    """Workflow and input identities (runlog.resolve), with clients bounded by the time budget."""
+    clients = {"omics": omics}
+    if any(uri.startswith("s3://") for uri in resolve.input_uris(request.get("parameters"))):
+        clients["s3"] = aws.client(settings, "s3", sess=sess, connect_timeout=options.timeout,
+                                   read_timeout=options.timeout, retries={"total_max_attempts": 2, "mode": "standard"})
+    return resolve.resolve(request, clients, timeout=options.timeout, check=options.check, strict=options.strict)
 
 
 def send(ledger: Ledger, intent: dict, omics, *, recovered: bool = False) -> Submission:

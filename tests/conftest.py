@@ -136,3 +136,23 @@ def run_proc():
         )
 
     return invoke
+
+
+@pytest.fixture
+def s3_server(monkeypatch):
+    """moto's S3 server on 127.0.0.1 (the real S3 protocol over HTTP); AWS_ENDPOINT_URL_S3 points at it.
+    Yields a boto3 S3 client for setting up buckets and objects."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", endpoint)
+    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+    client.endpoint = endpoint
+    try:
+        yield client
+    finally:
+        server.stop()

@@ -116,7 +116,7 @@ def test_diff_against_now(aws_env, ledger_path, git_repo, run_cli):
 
 def test_failed_attempt_compares_with_a_run(aws_env, ledger_path, git_repo, run_cli):
     submit(run_cli, aws_env, BASE)
-    rejected = run_cli(*NF, "--parameters", json.dumps(dict(BASE, colour="blue")),
+    rejected = run_cli(*NF, "--parameters", json.dumps(dict(BASE, colour="blue")), "--no-check",
                        "--endpoint-url", aws_env.endpoint_url)
     assert rejected.exit_code == 1
     report = changes(run_cli, "@2", "@1")

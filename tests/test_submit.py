@@ -279,9 +279,19 @@ def test_rejected_submission_is_kept_as_failed_attempt(aws_env, ledger_path, git
     assert log[0]["status"] == "REJECTED" and log[0]["run_id"] is None
 
 
-def test_template_violation_is_rejected_by_service(aws_env, ledger_path, git_repo, run_cli):
+def test_template_violation_is_refused_before_sending(aws_env, ledger_path, git_repo, run_cli):
     result = run_cli("submit", "--workflow-id", "1234567", "--role-arn", ROLE, "--output-uri", "s3://b/o/",
-                     "--parameters", '{"sample_name": "x"}', "--endpoint-url", aws_env.endpoint_url)
+                     "--parameters", '{"sample_name": "x", "colour": "blue"}', "--endpoint-url", aws_env.endpoint_url)
+    assert result.exit_code == 2
+    assert "missing required parameter(s) input_cram, ref_dict, ref_fasta, ref_fasta_index" in result.stderr
+    assert "unknown parameter(s) colour" in result.stderr
+    assert not ledger_path.exists()
+    assert not [r for r in aws_env.requests if r["operation"] == "StartRun"]
+
+
+def test_template_violation_with_no_check_is_rejected_by_service(aws_env, ledger_path, git_repo, run_cli):
+    result = run_cli("submit", "--workflow-id", "1234567", "--role-arn", ROLE, "--output-uri", "s3://b/o/",
+                     "--parameters", '{"sample_name": "x"}', "--no-check", "--endpoint-url", aws_env.endpoint_url)
     assert result.exit_code == 1
     assert "ValidationException" in result.stderr
     assert records(ledger_path)[0]["outcome"]["error"]["code"] == "ValidationException"
@@ -328,4 +338,4 @@ def test_endpoint_from_aws_endpoint_url_omics(emulator, ledger_path, git_repo, r
     (record,) = records(ledger_path)
     assert record["aws"]["endpoint_url"] == emulator.endpoint_url
     assert record["caller"] is None
-    assert not [r for r in emulator.requests if r["operation"] != "StartRun"]
+    assert {r["operation"] for r in emulator.requests} == {"GetWorkflow", "StartRun"}  # no STS

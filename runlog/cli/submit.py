@@ -51,6 +51,26 @@ def _text(value) -> str:
     return str(value)
 
 
+def resolve_options(func):
+    """--no-resolve, --no-check, --strict, --resolve-timeout (shared by submit and replay)."""
+    func = click.option("--resolve-timeout", type=click.FloatRange(min=0.1), default=None,
+                        help="Seconds allowed for resolving the workflow and inputs (default 5, or "
+                             "resolve_timeout in the config).")(func)
+    func = click.option("--strict", is_flag=True, help="Refuse to submit when an input cannot be resolved.")(func)
+    func = click.option("--no-check", is_flag=True,
+                        help="Send parameters that do not fit the workflow's parameter template.")(func)
+    func = click.option("--no-resolve", is_flag=True,
+                        help="Do not look up the workflow's digest and the inputs' identities.")(func)
+    return func
+
+
+def make_resolve_options(config, no_resolve: bool, no_check: bool, strict: bool, timeout: float | None):
+    from runlog.resolve import DEFAULT_TIMEOUT, Options
+
+    return Options(enabled=not no_resolve, check=not no_check, strict=strict,
+                   timeout=timeout or config.get("resolve_timeout") or DEFAULT_TIMEOUT)
+
+
 def output_options(func):
     func = click.option("--quiet", "-q", is_flag=True, help="Print only the run id.")(func)
     func = click.option("--json", "as_json", is_flag=True,
@@ -67,10 +87,11 @@ def output_options(func):
 @startrun_options
 @click.option("--cli-input-json", help="The whole request as JSON, inline or file://PATH; flags override it.")
 @aws_options
+@resolve_options
 @output_options
 @click.pass_context
-def submit(ctx, cli_input_json, profile, region, endpoint_url, query, output, as_json, quiet, no_cli_pager,
-           **members):
+def submit(ctx, cli_input_json, profile, region, endpoint_url, no_resolve, no_check, strict, resolve_timeout,
+           query, output, as_json, quiet, no_cli_pager, **members):
     """Start a HealthOmics run and record it: a drop-in for `aws omics start-run`.
 
     Takes every `start-run` option with the same spelling and meaning and prints the same
@@ -78,6 +99,11 @@ def submit(ctx, cli_input_json, profile, region, endpoint_url, query, output, as
     resolved parameters and the git state of the analysis repository are committed to the
     ledger; the response is appended after. Defaults for --role-arn, --output-uri and --tags
     may come from .runlog.toml.
+
+    Before sending, runlog resolves what the request names (docs/resolve.md): the workflow's
+    digest and parameter template (missing or unknown parameters are refused), and the
+    identity of every s3:// and omics:// input (ETag, version, read-set status). Inputs it
+    cannot resolve are recorded as such and warned about.
 
     \b
     Examples:
@@ -102,7 +128,9 @@ def submit(ctx, cli_input_json, profile, region, endpoint_url, query, output, as
     )
     settings = aws_settings(config, profile, region, endpoint_url)
     result = do_submit(lambda: open_ledger(config, create=True), built, settings=settings,
-                       git_path=config.git_repo, lookup_caller=config.get("caller_identity", True), warn=warn)
+                       git_path=config.git_repo, lookup_caller=config.get("caller_identity", True),
+                       resolve_options=make_resolve_options(config, no_resolve, no_check, strict, resolve_timeout),
+                       warn=warn)
     print_response(result.response, query, output, as_json, quiet, result.entry.address, result.warnings)
 
 
