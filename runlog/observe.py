@@ -25,8 +25,9 @@ def get_run(omics, run_id: str) -> dict[str, Any]:
     return rec.jsonable(answer)
 
 
-def observe(ledger: Ledger, entry: Entry, omics) -> dict[str, Any] | None:
-    """Fetch the run's current state and append it as an observation of `entry`.
+def observe(ledger: Ledger, entry: Entry, omics, *, unless_status: str | None = None) -> dict[str, Any] | None:
+    """Fetch the run's current state and append it as an observation of `entry` (not when
+    its status is still `unless_status`: pollers record changes, not every poll).
 
     Returns the GetRun body, or None when the record has no run (a rejected attempt).
     HealthOmics reuses run ids after a run is deleted: an answer for another uuid means
@@ -45,7 +46,8 @@ def observe(ledger: Ledger, entry: Entry, omics) -> dict[str, Any] | None:
         body = {"status": "DELETED", "reason": f"run id {entry.run_id} now belongs to run {run['uuid']}"}
         ledger.observe(entry.address, SOURCE, body, run_uuid=entry.run_uuid, status="DELETED")
         return body
-    ledger.observe(entry.address, SOURCE, run, run_uuid=entry.run_uuid, status=run.get("status"))
+    if run.get("status") != unless_status:
+        ledger.observe(entry.address, SOURCE, run, run_uuid=entry.run_uuid, status=run.get("status"))
     return run
 
 

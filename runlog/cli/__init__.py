@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "log": ("runlog.cli.read:log", "List recorded submissions, newest first."),
     "show": ("runlog.cli.read:show", "Print one whole record, its observations and lineage."),
     "diff": ("runlog.cli.diff:diff", "Show what changed between two runs (or since a run)."),
+    "watch": ("runlog.cli.watch:watch", "Follow a run to the end, recording what the service says."),
     "verify": ("runlog.cli.read:verify", "Check every record against its content address, schema and chain."),
     "demo": ("runlog.cli.demo:demo", "Run the whole job end to end against the local emulator."),
     "emulator": ("runlog.cli.emulator:emulator", "Serve the local HealthOmics emulator."),
