@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import marshal
 import os
+import sys
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
@@ -91,29 +93,30 @@ def _fast_check():
     for checking whole ledgers. The schema uses only keywords draft-07 already had, so it is
     compiled as draft-07; tests/test_ledger.py checks both validators agree.
 
-    Compiling takes ~30 ms, so the generated code is cached in the user's cache directory,
-    keyed by the SHA-256 of the schema file: a changed schema is compiled afresh."""
+    Generating and compiling takes ~30 ms, so the compiled code object is cached (marshal)
+    in the user's cache directory, keyed by the SHA-256 of the schema file, the
+    fastjsonschema version and the Python version: any change compiles afresh."""
     import fastjsonschema
 
     text = SCHEMA_PATH.read_bytes()
-    key = sha256_hex(text + f"|fastjsonschema {fastjsonschema.VERSION}|root=validate".encode())
-    cache = _cache_dir() / f"record-schema-{key[:16]}.py"
+    key = sha256_hex(text + f"|fastjsonschema {fastjsonschema.VERSION}|{sys.implementation.cache_tag}".encode())
+    cache = _cache_dir() / f"record-schema-{key[:16]}.marshal"
     try:
-        code = cache.read_text(encoding="utf-8")
-    except OSError:
+        code = marshal.loads(cache.read_bytes())
+    except (OSError, ValueError, EOFError, TypeError):
         schema = json.loads(text)
         schema["$schema"] = "http://json-schema.org/draft-07/schema#"
         schema.pop("$id", None)  # the root function is then named `validate`; $refs are local
-        code = fastjsonschema.compile_to_code(schema)
+        code = compile(fastjsonschema.compile_to_code(schema), "<record schema>", "exec")
         try:
             cache.parent.mkdir(parents=True, exist_ok=True)
             temporary = cache.with_suffix(f".{os.getpid()}.tmp")
-            temporary.write_text(code, encoding="utf-8")
+            temporary.write_bytes(marshal.dumps(code))
             temporary.replace(cache)
         except OSError:
             pass  # no cache: compile again next time
     namespace: dict = {}
-    exec(compile(code, str(cache), "exec"), namespace)
+    exec(code, namespace)
     return namespace["validate"]
 
 

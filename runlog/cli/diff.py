@@ -60,6 +60,7 @@ def diff(ctx, ref_a, ref_b, as_json, exit_code, include_identity):
       runlog diff @1                  # has anything drifted since the latest run?
       runlog diff A B --exit-code && echo "same configuration"
     """
+    _import_deepdiff_lean()
     from runlog.diff import as_of_now, compare, header
     from runlog.observe import latest_run_facts
 
@@ -87,6 +88,23 @@ def diff(ctx, ref_a, ref_b, as_json, exit_code, include_identity):
         _print_report(head_a, head_b, changes, notes, include_identity)
     if exit_code and changes:
         ctx.exit(1)
+
+
+def _import_deepdiff_lean() -> None:
+    """Import DeepDiff without its optional numpy and pydantic support (records are plain
+    JSON), which would otherwise double the command's start-up time. Done only here, in the
+    CLI's own process; the library (runlog.diff) imports DeepDiff normally."""
+    if "deepdiff" in sys.modules:
+        return
+    blocked = [name for name in ("numpy", "pydantic", "pydantic.main") if name not in sys.modules]
+    for name in blocked:
+        sys.modules[name] = None  # makes `import name` raise ImportError, which DeepDiff handles
+    try:
+        import deepdiff  # noqa: F401
+    finally:
+        for name in blocked:
+            if sys.modules.get(name, 0) is None:
+                del sys.modules[name]
 
 
 def _print_report(head_a, head_b, changes, notes, include_identity) -> None:
