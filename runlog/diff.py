@@ -78,6 +78,19 @@ def view(record: dict, facts: dict | None = None, *, identity: bool = False) -> 
     return sections
 
 
+def _only_known_on_both(left: dict, right: dict) -> None:
+    """Facts runlog looked up (the workflow digest, input identities) are compared only where
+    both sides know them: an unknown is not a difference. Failed look-ups count as unknown."""
+    for side in (left, right):
+        side["inputs"] = {uri: identity for uri, identity in side["inputs"].items() if "error" not in identity}
+    if "digest" not in left["workflow"] or "digest" not in right["workflow"]:
+        left["workflow"].pop("digest", None)
+        right["workflow"].pop("digest", None)
+    for uri in set(left["inputs"]) ^ set(right["inputs"]):
+        left["inputs"].pop(uri, None)
+        right["inputs"].pop(uri, None)
+
+
 def _json_path(parts: list) -> str:
     out = ""
     for part in parts:
@@ -101,6 +114,7 @@ def compare(a: dict, b: dict, facts_a: dict | None = None, facts_b: dict | None 
     from deepdiff import DeepDiff
 
     left, right = view(a, facts_a, identity=identity), view(b, facts_b, identity=identity)
+    _only_known_on_both(left, right)
     # threshold_to_diff_deeper=0: always report key by key, never "the whole object changed".
     diff = DeepDiff(left, right, verbose_level=2, threshold_to_diff_deeper=0)
     changes = []

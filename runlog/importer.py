@@ -31,8 +31,11 @@ ARN_RE = re.compile(r"^arn:aws[a-z-]*:omics:(?P<region>[a-z0-9-]+):(?P<account>\
 
 def request_from_run(run: dict[str, Any]) -> dict[str, Any]:
     """The StartRun request that starts the same computation as the run GetRun describes.
-    READY2RUN runs keep workflowType READY2RUN; storage capacity is kept only for STATIC storage."""
+    READY2RUN runs keep workflowType READY2RUN (PRIVATE, the default, is left out); storage
+    capacity is kept only for STATIC storage."""
     request = {m: run[m] for m in REQUEST_MEMBERS if run.get(m) not in (None, "", {})}
+    if request.get("workflowType") == "PRIVATE":
+        del request["workflowType"]  # the default: StartRun without it means the same
     if request.get("storageType") == "DYNAMIC":
         request.pop("storageCapacity", None)
     configuration = run.get("configuration") or {}

@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "recover": ("runlog.cli.submit:recover", "Complete attempts left pending by a crash or a lost connection."),
     "log": ("runlog.cli.read:log", "List recorded submissions, newest first."),
     "show": ("runlog.cli.read:show", "Print one whole record, its observations and lineage."),
+    "replay": ("runlog.cli.replay:replay", "Run a recorded submission again, exactly, with drift checks."),
     "diff": ("runlog.cli.diff:diff", "Show what changed between two runs (or since a run)."),
     "watch": ("runlog.cli.watch:watch", "Follow a run to the end, recording what the service says."),
     "verify": ("runlog.cli.read:verify", "Check every record against its content address, schema and chain."),

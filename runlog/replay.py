@@ -1,0 +1,190 @@
+"""Replaying a recorded submission: the same request member for member, a new requestId,
+overrides the user asks for, and checks for what is no longer the same (drift)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from runlog.errors import UsageError
+from runlog.ledger import Entry
+
+REPLAY_TAG = "runlog:replay-of"
+NOT_OVERRIDABLE = ("parameters", "requestId", "runId", "workflowId")
+_PART_RE = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+@dataclass
+class Plan:
+    original: Entry
+    request: dict[str, Any]
+    lineage: dict[str, Any]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def drift(self) -> list[dict]:
+        return self.lineage["drift"]
+
+
+def parse_path(text: str) -> list[str | int]:
+    """`a.b[0].c` -> ["a", "b", 0, "c"]."""
+    parts: list[str | int] = []
+    position = 0
+    for match in _PART_RE.finditer(text):
+        if match.start() != position and text[position:match.start()] not in (".",):
+            raise UsageError(f"--set: cannot read the path {text!r} (use a.b[0].c)")
+        parts.append(match.group(1) if match.group(1) is not None else int(match.group(2)))
+        position = match.end()
+    if not parts or position != len(text):
+        raise UsageError(f"--set: cannot read the path {text!r} (use a.b[0].c)")
+    return parts
+
+
+def parse_set(text: str) -> tuple[str, list[str | int], Any]:
+    """PATH=VALUE; VALUE is JSON when it parses as JSON, else a string."""
+    if "=" not in text:
+        raise UsageError(f"--set {text!r}: expected PATH=VALUE, e.g. --set options.min_qual=30")
+    path, raw = text.split("=", 1)
+    if not path.strip():
+        raise UsageError(f"--set {text!r}: the path before '=' is empty")
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = raw
+    return path.strip(), parse_path(path.strip()), value
+
+
+def apply_set(parameters: dict, path: str, parts: list[str | int], value: Any) -> None:
+    """Set a nested value, making objects for missing keys on the way."""
+    target: Any = parameters
+    for depth, part in enumerate(parts[:-1]):
+        following = parts[depth + 1]
+        if isinstance(part, int):
+            if not isinstance(target, list) or part >= len(target):
+                raise UsageError(f"--set {path}: no item [{part}] at {_json_path(parts[:depth]) or 'the top'}")
+            target = target[part]
+        else:
+            if not isinstance(target, dict):
+                raise UsageError(f"--set {path}: {_json_path(parts[:depth])} is not an object")
+            target = target.setdefault(part, [] if isinstance(following, int) else {})
+    last = parts[-1]
+    if isinstance(last, int):
+        if not isinstance(target, list) or last >= len(target):
+            raise UsageError(f"--set {path}: no item [{last}] at {_json_path(parts[:-1]) or 'the top'}")
+    elif not isinstance(target, dict):
+        raise UsageError(f"--set {path}: {_json_path(parts[:-1])} is not an object")
+    target[last] = value
+
+
+def _json_path(parts: list[str | int]) -> str:
+    return "".join(f"[{p}]" if isinstance(p, int) else (f".{p}" if i else p) for i, p in enumerate(parts))
+
+
+def plan(entry: Entry, *, members: dict[str, Any] | None = None, sets: list[str] = (),
+         native: bool = False) -> Plan:
+    """The request a replay sends, and its lineage (without drift, which needs AWS)."""
+    record = entry.record
+    members = {k: v for k, v in (members or {}).items() if v is not None}
+    for name in members:
+        if name in NOT_OVERRIDABLE:
+            raise UsageError(f"a replay cannot override {name}")
+    response = record["outcome"].get("response") or {}
+    notes = []
+    if record["outcome"]["status"] == "rejected":
+        notes.append(f"record {entry.address[:12]} is a failed attempt that never ran: replaying its request")
+    overrides: dict[str, Any] = {}
+    if native:
+        if not response.get("id"):
+            raise UsageError("--native needs a run to duplicate; this record never ran")
+        if sets:
+            raise UsageError("--native cannot change parameters (--set): the service copies them from the run")
+        request = {"runId": response["id"], "roleArn": record["request"]["roleArn"],
+                   "outputUri": record["request"]["outputUri"]}
+        notes.append("--native: HealthOmics copies the workflow, version and parameters from its own copy of run "
+                     f"{response['id']}, not from the record; parameter overrides and the recorded tags "
+                     "are not carried over, and the run must still exist")
+    else:
+        request = copy.deepcopy(record["request"])
+        request.pop("requestId", None)
+    for name, value in members.items():
+        if request.get(name) != value:
+            overrides.setdefault("members", {})[name] = value
+        request[name] = value
+    for text in sets:
+        path, parts, value = parse_set(text)
+        parameters = request.setdefault("parameters", {})
+        apply_set(parameters, path, parts, value)
+        overrides.setdefault("parameters", {})[path] = value
+    tags = dict(request.get("tags") or {})
+    tags[REPLAY_TAG] = response.get("uuid") or entry.address
+    request["tags"] = tags
+    request["requestId"] = str(uuid.uuid4())
+    lineage = {
+        "replay_of": {"record": entry.address, "run_uuid": response.get("uuid"), "run_id": response.get("id"),
+                      "run_arn": response.get("arn")},
+        "mode": "native" if native else "request",
+        "overrides": overrides,
+        "drift": [],
+    }
+    return Plan(entry, request, lineage, notes)
+
+
+def check_drift(plan: Plan, *, git_now: dict | None, omics, clients: dict, recorded_digest: str | None,
+                timeout: float = 5.0) -> None:
+    """Fill plan.drift with what is no longer as recorded: the analysis repository's code,
+    the workflow's digest, the inputs' identities. Adds notes for what cannot be checked."""
+    from runlog.resolve import identity_changes, input_uris, resolve_inputs, workflow_identity
+
+    record = plan.original.record
+    drift = plan.lineage["drift"]
+    recorded_git = record.get("git") or {}
+    if recorded_git.get("state") in ("clean", "dirty") and git_now is not None:
+        if git_now.get("state") == "none":
+            drift.append({"kind": "git", "what": "repository", "recorded": recorded_git.get("commit"),
+                          "current": None})
+        else:
+            for what, key in (("commit", "commit"), ("uncommitted changes", "diff_sha256"),
+                              ("untracked files", "untracked_sha256")):
+                if recorded_git.get(key) != git_now.get(key):
+                    drift.append({"kind": "git", "what": what, "recorded": recorded_git.get(key),
+                                  "current": git_now.get(key)})
+    else:
+        plan.notes.append(f"git state was {recorded_git.get('state')} when recorded: the code is not checked")
+
+    if plan.lineage["mode"] == "request":
+        current = workflow_identity(omics, plan.request)
+        if "error" in current:
+            drift.append({"kind": "workflow", "what": "workflow", "recorded": recorded_digest,
+                          "current": f"{current['error']['code']}: {current['error']['message']}"})
+        elif recorded_digest is None:
+            plan.notes.append("no workflow digest was recorded: the workflow definition is not checked")
+        elif current.get("digest") != recorded_digest:
+            drift.append({"kind": "workflow", "what": "digest", "recorded": recorded_digest,
+                          "current": current.get("digest")})
+
+    recorded_inputs = (record.get("resolution") or {}).get("inputs") or {}
+    if recorded_inputs:
+        still_named = set(input_uris(plan.request.get("parameters")))
+        wanted = {uri: identity for uri, identity in recorded_inputs.items() if uri in still_named}
+        current = resolve_inputs(list(wanted), clients, timeout=timeout)
+        for change in identity_changes(wanted, current):
+            drift.append({"kind": "input", "what": f"{change['uri']} {change['field']}",
+                          "recorded": change["old"], "current": change["new"]})
+        for uri, identity in current.items():
+            if "error" in identity and "error" not in wanted.get(uri, {}):
+                drift.append({"kind": "input", "what": uri, "recorded": "present",
+                              "current": identity["error"]["code"]})
+    else:
+        plan.notes.append("no input identities were recorded: inputs are not checked")
+
+
+def describe(drift: dict) -> str:
+    def short(value):
+        text = str(value)
+        return text[:12] if re.fullmatch(r"[0-9a-f]{40,64}", text) else text
+
+    return f"{drift['kind']} {drift['what']} changed: {short(drift['recorded'])} -> {short(drift['current'])}"
