@@ -294,12 +294,17 @@ class Ledger:
 
     def observe(self, address: str, source: str, body: dict, *, run_uuid: str | None = None,
                 status: str | None = None) -> None:
-        """Append an observation about a record's run."""
+        """Append an observation about a record's run, made now."""
+        self.add_observation(address, source, body, observed_at=rec.utc_now(), run_uuid=run_uuid, status=status)
+
+    def add_observation(self, address: str, source: str, body: dict, *, observed_at: str,
+                        run_uuid: str | None = None, status: str | None = None) -> None:
+        """Append an observation with the time it was made (e.g. one pulled from a team ledger)."""
         text = rec.canonical_json(body).decode("utf-8")
         with self.write():
             self._insert(
                 "observations",
-                {"record": address, "run_uuid": run_uuid, "observed_at": rec.utc_now(), "source": source,
+                {"record": address, "run_uuid": run_uuid, "observed_at": observed_at, "source": source,
                  "status": status, "body": text, "sha256": rec.sha256_hex(text.encode("utf-8"))},
             )
 

@@ -145,10 +145,14 @@ def s3_server(monkeypatch):
     import boto3
     from moto.server import ThreadedMotoServer
 
+    import urllib.request
+
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
     endpoint = f"http://{host}:{port}"
+    # moto keeps its state per process: start every test from an empty S3
+    urllib.request.urlopen(urllib.request.Request(endpoint + "/moto-api/reset", method="POST")).close()
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", endpoint)
     client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
     client.endpoint = endpoint
