@@ -11,7 +11,8 @@ import pytest
 from runlog.cli import COMMANDS
 
 ROOT = Path(__file__).resolve().parent.parent
-READ_ONLY = [["log"], ["show", "@1"], ["verify"], ["log", "--json"], ["diff", "@1", "@2"]]
+READ_ONLY = [["log"], ["show", "@1"], ["verify"], ["log", "--json"], ["diff", "@1", "@2"],
+             ["export", "@1", "-f", "bco", "-o", "x.json"]]
 
 
 @pytest.mark.parametrize("args", READ_ONLY, ids=lambda a: " ".join(a))

@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "log": ("runlog.cli.read:log", "List recorded submissions, newest first."),
     "show": ("runlog.cli.read:show", "Print one whole record, its observations and lineage."),
     "replay": ("runlog.cli.replay:replay", "Run a recorded submission again, exactly, with drift checks."),
+    "export": ("runlog.cli.export:export", "Write provenance: Workflow Run RO-Crate, BioCompute Object, PROV, methods."),
     "diff": ("runlog.cli.diff:diff", "Show what changed between two runs (or since a run)."),
     "push": ("runlog.cli.sync:push", "Send local records to the team ledger in S3."),
     "pull": ("runlog.cli.sync:pull", "Fetch and verify records from the team ledger in S3."),

@@ -1,0 +1,101 @@
+"""`runlog export`: provenance files for papers and reviewers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from runlog.cli.common import echo_json, load_config, no_ledger, open_ledger
+from runlog.errors import LedgerError
+
+FORMATS = ["ro-crate", "bco", "prov-json", "prov-n", "methods", "all"]
+
+
+@click.command()
+@click.argument("refs", nargs=-1, required=True, metavar="REF...")
+@click.option("--format", "-f", "fmt", type=click.Choice(FORMATS), default="ro-crate", show_default=True,
+              help="What to write.")
+@click.option("-o", "--output", "target", type=click.Path(path_type=Path), required=True,
+              help="File or directory to write (ro-crate: a directory, or NAME.zip).")
+@click.option("--license", "license_", help="Licence of the exported metadata: SPDX id or URL (default: "
+              "license in .runlog.toml). Required for RO-Crates.")
+@click.option("--usability", help="The BioCompute Object's usability statement (default: usability in the config).")
+@click.option("--title", help="Title of the crate and of CITATION.cff.")
+@click.option("--runs-only", is_flag=True, help="Refuse failed attempts instead of exporting them as NOT_RUN.")
+@click.option("--force", is_flag=True, help="Replace an existing output.")
+@click.option("--validate", is_flag=True, help="Check what was written with each standard's validator or schema.")
+@click.option("--json", "as_json", is_flag=True, help="Print the files written (and verdicts) as JSON.")
+@click.pass_context
+def export(ctx, refs, fmt, target, license_, usability, title, runs_only, force, validate, as_json):
+    """Write provenance for one or more runs: a Workflow Run RO-Crate, an IEEE 2791
+    BioCompute Object, W3C PROV-JSON / PROV-N, or a methods bundle for a paper.
+
+    Several REFs make one export covering all of them (a paper's whole set of runs); replays
+    are linked to their originals. Exports are deterministic: the same records give the same
+    bytes, so they can be committed and compared. Nothing is half-written: files are built
+    beside the target and moved into place. S3 and omics:// inputs are referenced, never
+    downloaded. See docs/export.md.
+
+    \b
+    Examples:
+      runlog export @1 -f ro-crate -o crate/ --license CC-BY-4.0 --validate
+      runlog export 4207391 4207392 -f all -o supplementary/ --license CC-BY-4.0
+      runlog export @1 -f bco -o run.bco.json --usability "Germline calls for NA12878"
+      runlog export @1 -f prov-n -o run.provn
+    """
+    from runlog.export.terms import collect
+    from runlog.export.write import export as do_export
+
+    config = load_config(ctx)
+    ledger = open_ledger(config, create=False)
+    if ledger is None:
+        raise LedgerError(no_ledger(config))
+    with ledger:
+        runs = collect(ledger, list(refs), runs_only=runs_only)
+    written = do_export(runs, fmt, target, force=force, license=license_ or config.get("license"),
+                        usability=usability or config.get("usability"), title=title)
+    verdicts = check(target, fmt) if validate else []
+    if as_json:
+        echo_json({"written": [str(p) for p in written],
+                   "validation": [{"file": f, "ok": not problems, "problems": problems} for f, problems in verdicts]})
+    else:
+        click.echo(f"wrote {len(written)} file(s) to {target}")
+        for name, problems in verdicts:
+            click.echo(f"{'valid' if not problems else 'INVALID'}: {name}"
+                       + (f" ({len(problems)} problem(s): {problems[0]})" if problems else ""))
+    if any(problems for _, problems in verdicts):
+        ctx.exit(1)
+
+
+def check(target: Path, fmt: str) -> list[tuple[str, list[str]]]:
+    """(file, problems) for each file of an export that has a standard to check against."""
+    import json
+    import tempfile
+
+    from runlog.export import validate
+    from runlog.export.methods import check_citation
+
+    base = target if target.is_dir() else target.parent
+    verdicts = []
+    crates = [target] if fmt == "ro-crate" else ([target] if fmt == "all" else [])
+    for crate in crates:
+        with tempfile.TemporaryDirectory() as cache:
+            report = validate.crate_report(crate, Path(cache) / "http-cache")
+        if report is None:
+            verdicts.append((str(crate), ["roc-validator is not installed (pip install roc-validator)"]))
+        else:
+            failures, skipped = report
+            verdicts.append((f"{crate} (Workflow Run Crate 0.5)",
+                             failures + ([f"{skipped} check(s) skipped"] if skipped else [])))
+    candidates = {"bco": [target], "prov-json": [target], "methods": [target / "CITATION.cff"],
+                  "all": [base / "bco.json", base / "prov.json", base / "methods" / "CITATION.cff"]}.get(fmt, [])
+    for path in candidates:
+        text = path.read_text(encoding="utf-8")
+        if path.name.endswith(".cff"):
+            verdicts.append((f"{path} (CFF 1.2.0 required keys)", check_citation(text)))
+        elif fmt == "bco" or path.name == "bco.json":
+            verdicts.append((f"{path} (IEEE 2791)", validate.bco_errors(json.loads(text))))
+        else:
+            verdicts.append((f"{path} (PROV-JSON)", validate.prov_json_errors(text)))
+    return verdicts

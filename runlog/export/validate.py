@@ -1,0 +1,94 @@
+"""Checking exports with each standard's own validator or schema, offline."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
+BCO_ROOT = "https://w3id.org/ieee/ieee-2791-schema/"
+RO_CRATE_CONTEXT = "https://w3id.org/ro/crate/1.1/context"
+RO_CRATE_PROFILE = "workflow-run-crate-0.5"
+
+
+def bco_errors(bco: dict) -> list[str]:
+    """IEEE 2791 schema errors (with format checks) and a wrong etag."""
+    from jsonschema import Draft7Validator
+    from referencing import Registry, Resource
+
+    resources = []
+    for path in sorted((SCHEMAS / "ieee-2791").glob("*.json")):
+        schema = json.loads(path.read_text(encoding="utf-8"))
+        resources.append((schema["$id"], Resource.from_contents(schema)))
+    registry = Registry().with_resources(resources)
+    root = registry.contents(BCO_ROOT + "2791object.json")
+    validator = Draft7Validator(root, registry=registry, format_checker=Draft7Validator.FORMAT_CHECKER)
+    errors = [f"{'/'.join(map(str, e.absolute_path)) or '(object)'}: {e.message}"
+              for e in sorted(validator.iter_errors(bco), key=lambda e: list(map(str, e.absolute_path)))]
+    from runlog.export.bco import etag
+
+    if isinstance(bco, dict) and bco.get("etag") != etag(bco):
+        errors.append("etag: does not match the SHA-256 of the object's canonical JSON")
+    return errors
+
+
+def prov_json_errors(text: str) -> list[str]:
+    """The W3C PROV-JSON schema, then a round trip through prov.read."""
+    from jsonschema import Draft4Validator
+
+    schema = json.loads((SCHEMAS / "prov" / "prov-json.schema.json").read_text(encoding="utf-8"))
+    try:
+        document = json.loads(text)
+    except ValueError as exc:
+        return [f"not JSON: {exc}"]
+    errors = [f"{'/'.join(map(str, e.absolute_path)) or '(document)'}: {e.message}"
+              for e in Draft4Validator(schema).iter_errors(document)]
+    try:
+        import prov
+
+        parsed = prov.read(__import__("io").StringIO(text), format="json")
+        if not parsed.get_records():
+            errors.append("prov.read found no records")
+    except Exception as exc:  # any failure to read back is a finding
+        errors.append(f"prov.read failed: {exc}")
+    return errors
+
+
+def seed_context_cache(cache_path: Path) -> None:
+    """Put the bundled RO-Crate 1.1 context into roc-validator's HTTP cache (requests-cache,
+    SQLite), so validation runs offline and skips nothing."""
+    import io
+
+    import requests
+    import urllib3
+    from requests_cache import CachedSession
+
+    body = (SCHEMAS / "ro-crate" / "ro-crate-1.1-context.jsonld").read_bytes()
+    session = CachedSession(cache_name=str(cache_path), backend="sqlite")
+    response = requests.Response()
+    response.status_code = 200
+    response._content = body
+    response.url = RO_CRATE_CONTEXT
+    response.encoding = "utf-8"
+    response.headers["Content-Type"] = "application/ld+json"
+    response.raw = urllib3.HTTPResponse(body=io.BytesIO(body), headers={"Content-Type": "application/ld+json"},
+                                        status=200, preload_content=False, request_url=RO_CRATE_CONTEXT)
+    response.request = requests.Request("GET", RO_CRATE_CONTEXT).prepare()
+    session.cache.save_response(response, expires=None)
+    session.close()
+
+
+def crate_report(crate_dir: Path, cache_path: Path) -> tuple[list[str], int] | None:
+    """(REQUIRED-level failures, skipped checks) from roc-validator with the Workflow Run
+    Crate 0.5 profile, offline; None when roc-validator is not installed."""
+    try:
+        from rocrate_validator import models, services
+    except ImportError:
+        return None
+    if not Path(str(cache_path) + ".sqlite").exists():
+        seed_context_cache(cache_path)
+    settings = models.ValidationSettings(rocrate_uri=str(crate_dir), profile_identifier=RO_CRATE_PROFILE,
+                                         requirement_severity="REQUIRED", offline=True, cache_path=str(cache_path))
+    result = services.validate(settings)
+    failures = [f"{issue.check.identifier}: {issue.message}" for issue in result.get_issues()]
+    return failures, int(result.skipped_checks_count or 0)

@@ -1,0 +1,106 @@
+"""Writing exports: each format to its place, atomically (a staging directory beside the
+target, renamed into place), never over an existing output without `force`."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from runlog.errors import UsageError
+from runlog.export.terms import RunFacts
+
+FILE_FORMATS = {"bco": "bco.json", "prov-json": "prov.json", "prov-n": "prov.provn"}
+
+
+def render(runs: list[RunFacts], fmt: str, *, usability=None, license=None, title=None) -> dict[str, str]:
+    """The files of a single-file or bundle format: relative path -> text."""
+    if fmt == "bco":
+        from runlog.export.bco import build
+
+        bco = build(runs, usability=usability, license=license)
+        return {"bco.json": json.dumps(bco, indent=2, sort_keys=True, ensure_ascii=False) + "\n"}
+    if fmt == "prov-json":
+        from runlog.export.prov import prov_json
+
+        return {"prov.json": prov_json(runs)}
+    if fmt == "prov-n":
+        from runlog.export.prov import prov_n
+
+        return {"prov.provn": prov_n(runs)}
+    if fmt == "methods":
+        from runlog.export.methods import files
+
+        return {f"methods/{name}": text for name, text in files(runs, title=title).items()}
+    raise UsageError(f"unknown format {fmt!r}")
+
+
+def export(runs: list[RunFacts], fmt: str, target: Path, *, force: bool = False, license: str | None = None,
+           usability: str | None = None, title: str | None = None) -> list[Path]:
+    """Write `fmt` to `target`; returns the files written."""
+    target = target.expanduser()
+    if target.exists() and not force:
+        raise UsageError(f"{target} exists: give --force to replace it, or another -o")
+    parent = target.parent if str(target.parent) else Path(".")
+    if not parent.is_dir():
+        raise UsageError(f"cannot write {target}: directory {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise UsageError(f"cannot write {target}: directory {parent} is not writable")
+    if fmt == "ro-crate" or fmt == "all":
+        from runlog.export.rocrate import license_id
+
+        license_id(license)  # refuse before writing anything
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=parent))
+    try:
+        built = staging / target.name
+        if fmt in FILE_FORMATS:
+            (text,) = render(runs, fmt, usability=usability, license=license).values()
+            built.write_text(text, encoding="utf-8")
+        elif fmt == "methods":
+            built.mkdir()
+            for name, text in render(runs, fmt, title=title).items():
+                (built / Path(name).name).write_text(text, encoding="utf-8")
+        elif fmt == "ro-crate":
+            from runlog.export import rocrate
+
+            crate = rocrate.build(runs, license=license, title=title)
+            if built.suffix != ".zip":
+                built.mkdir()
+            rocrate.write(crate, built)
+        elif fmt == "all":
+            _write_all(runs, built, license=license, usability=usability, title=title)
+        else:
+            raise UsageError(f"unknown format {fmt!r}")
+        if target.exists():
+            shutil.rmtree(target) if target.is_dir() else target.unlink()
+        os.replace(built, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return sorted(p for p in ([target] if target.is_file() else target.rglob("*")) if p.is_file())
+
+
+CONFORMS = {
+    "bco.json": ("BioCompute Object (IEEE 2791-2020)", "https://w3id.org/ieee/ieee-2791-schema/2791object.json"),
+    "prov.json": ("W3C PROV-JSON", "https://www.w3.org/submissions/prov-json/"),
+    "prov.provn": ("W3C PROV-N", "https://www.w3.org/TR/prov-n/"),
+    "methods/methods.md": ("Methods paragraph", None),
+    "methods/parameters.csv": ("Every parameter of every run", None),
+    "methods/software.csv": ("Workflows, engines and containers", None),
+    "methods/data.csv": ("Inputs and outputs with checksums", None),
+    "methods/CITATION.cff": ("Citation metadata", "https://citation-file-format.github.io/1.2.0/"),
+}
+
+
+def _write_all(runs, directory: Path, *, license, usability, title) -> None:
+    """Every format in one directory, the RO-Crate describing the others as data entities."""
+    from runlog.export import rocrate
+
+    directory.mkdir()
+    files = {}
+    for fmt in ("bco", "prov-json", "prov-n", "methods"):
+        files.update(render(runs, fmt, usability=usability, license=license, title=title))
+    attachments = [(path, *CONFORMS[path], text) for path, text in sorted(files.items())]
+    crate = rocrate.build(runs, license=license, title=title, attachments=attachments)
+    rocrate.write(crate, directory)
