@@ -77,8 +77,10 @@ def demo(ctx, workdir):
 
     Starts the emulator on 127.0.0.1 (no AWS account needed), makes an analysis git
     repository, submits the four `aws omics start-run` examples from the AWS CLI
-    documentation with `runlog submit`, then shows the ledger with `log`, `show` and
-    `verify`. The demo's ledger is in the demo repository's `.runlog/` (or --ledger).
+    documentation with `runlog submit`, lets an hour pass on the emulator's clock, records
+    the runs' final status (`refresh`), and shows the ledger with `log`, `show`, `diff`,
+    `export` (validated provenance files) and `verify`. The demo's ledger is in the demo
+    repository's `.runlog/` (or --ledger).
 
     \b
     Examples:
@@ -104,8 +106,13 @@ def demo(ctx, workdir):
         click.echo(f"HealthOmics emulator listening on {emu.endpoint_url}")
         click.echo(f"analysis repository: {repo}")
         failures = sum(_run(args) != 0 for args in SEED_SUBMISSIONS)
-        emu.advance(3600)
-        for args in (["log"], ["show", "@4"], ["verify"]):
+        emu.advance(3600)  # an hour later on the emulator's clock: the runs have finished
+        supplementary = workdir / "supplementary"
+        steps = (["refresh"], ["log"], ["show", "@4"], ["diff", "@4", "@1"],
+                 ["export", "@4", "@3", "--format", "all", "--output", str(supplementary), "--license", "CC-BY-4.0",
+                  "--force", "--validate"],
+                 ["verify"])
+        for args in steps:
             failures += _run(args) != 0
     ledger = ctx.find_root().obj.get("ledger") or str(repo / ".runlog" / "ledger.db")
     click.echo(f"\nThe demo's ledger is {ledger}. Explore it with:\n  cd {shlex.quote(str(repo))} && runlog log")

@@ -58,18 +58,23 @@ def export(ctx, refs, fmt, target, license_, usability, title, runs_only, force,
     verdicts = check(target, fmt) if validate else []
     if as_json:
         echo_json({"written": [str(p) for p in written],
-                   "validation": [{"file": f, "ok": not problems, "problems": problems} for f, problems in verdicts]})
+                   "validation": [{"file": f, "ok": None if problems is None else not problems,
+                                   "problems": problems or []} for f, problems in verdicts]})
     else:
         click.echo(f"wrote {len(written)} file(s) to {target}")
         for name, problems in verdicts:
-            click.echo(f"{'valid' if not problems else 'INVALID'}: {name}"
-                       + (f" ({len(problems)} problem(s): {problems[0]})" if problems else ""))
+            if problems is None:
+                click.echo(f"not checked: {name}")
+            else:
+                click.echo(f"{'valid' if not problems else 'INVALID'}: {name}"
+                           + (f" ({len(problems)} problem(s): {problems[0]})" if problems else ""))
     if any(problems for _, problems in verdicts):
         ctx.exit(1)
 
 
-def check(target: Path, fmt: str) -> list[tuple[str, list[str]]]:
-    """(file, problems) for each file of an export that has a standard to check against."""
+def check(target: Path, fmt: str) -> list[tuple[str, list[str] | None]]:
+    """(file, problems) for each file of an export that has a standard to check against;
+    problems is None when the checker is not installed."""
     import json
     import tempfile
 
@@ -83,7 +88,7 @@ def check(target: Path, fmt: str) -> list[tuple[str, list[str]]]:
         with tempfile.TemporaryDirectory() as cache:
             report = validate.crate_report(crate, Path(cache) / "http-cache")
         if report is None:
-            verdicts.append((str(crate), ["roc-validator is not installed (pip install roc-validator)"]))
+            verdicts.append((f"{crate} (the RO-Crate check needs roc-validator: pip install roc-validator)", None))
         else:
             failures, skipped = report
             verdicts.append((f"{crate} (Workflow Run Crate 0.5)",

@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from runlog.emulator import seed
 from runlog.emulator.protocol import ApiError, Protocol
-from runlog.emulator.state import Clock, Service
+from runlog.emulator.state import Clock, Service, stand_in_etag
 
 CREDENTIAL_RE = re.compile(r"Credential=[^/]+/\d{8}/(?P<region>[a-z0-9-]+)/")
 STS_RESPONSE = """<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
@@ -129,6 +129,8 @@ class _Handler(BaseHTTPRequestHandler):
             xml = STS_RESPONSE.format(account=seed.ACCOUNT).encode()
             return self._send(200, {}, xml, content_type="text/xml")
         found = emulator.protocol.match(self.command, url.path)
+        if found is None and self.command == "HEAD" and url.path.count("/") >= 2:
+            return self._send(*emulator.s3_head(url.path))
         if found is None:
             return self._send(*emulator.protocol.error("ResourceNotFoundException",
                                                         f"No operation for {self.command} {url.path}"))
@@ -280,6 +282,13 @@ class Emulator:
 
     def add_reference(self, *args, **kwargs) -> dict:
         return self.service.add_reference(*args, **kwargs)
+
+    def s3_head(self, path: str) -> tuple[int, dict, bytes]:
+        """A stand-in for S3 HeadObject (so demos pointed at one endpoint can pin inputs):
+        any object exists, with an ETag and version id derived from its name."""
+        digest = stand_in_etag("s3:/" + path)
+        return 200, {"ETag": f'"{digest}"', "x-amz-version-id": digest[:32],
+                     "Last-Modified": "Thu, 15 Jan 2026 09:00:00 GMT"}, b""
 
     def _s3_etag(self, uri: str) -> str | None:
         import boto3

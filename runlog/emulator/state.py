@@ -49,6 +49,13 @@ class Clock:
         self.offset += seconds
 
 
+def stand_in_etag(uri: str) -> str:
+    """The ETag the emulator reports for an object nobody stored: derived from its S3 path,
+    the same in GetRun's resourceDigests and in the S3 HeadObject stand-in."""
+    path = "/" + uri.split("://", 1)[1] if "://" in uri else uri
+    return hashlib.md5(path.encode(), usedforsecurity=False).hexdigest()
+
+
 def walk_uris(value: Any):
     if isinstance(value, str):
         if URI_RE.match(value):
@@ -258,7 +265,7 @@ class Service:
         digests = {}
         for uri in sorted(set(walk_uris(run.get("parameters") or {}))):
             etag = self.etag_lookup(uri) if (self.etag_lookup and uri.startswith("s3://")) else None
-            digests[uri] = "etag:" + (etag or _digest("etag", uri)[:32])
+            digests[uri] = "etag:" + (etag or stand_in_etag(uri))
         return digests
 
     def get_run(self, run_id: str) -> dict:
