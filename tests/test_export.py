@@ -88,6 +88,13 @@ def test_ro_crate_of_all_seed_runs_validates_offline(seeded):
                                                       "https://w3id.org/workflowhub/workflow-ro-crate/1.0"}
     actions = [graph[m["@id"]] for m in root["mentions"]]
     assert len(actions) == 6
+    workflows = [e for e in graph.values() if "ComputationalWorkflow" in e["@type"]]
+    assert sorted(w["name"] for w in workflows) == ["cram-to-bam", "nf-core-scrnaseq", "shared-example"]
+    for action in actions:
+        instrument = action["instrument"][0]["@id"] if isinstance(action["instrument"], list) \
+            else action["instrument"]["@id"]
+        assert instrument in {w["@id"] for w in workflows}
+        assert (out / instrument).is_file()
     main = graph[root["mainEntity"]["@id"]]
     assert set(main["@type"]) == {"File", "SoftwareSourceCode", "ComputationalWorkflow"}
     assert main["identifier"].startswith("arn:aws:omics:") and main["sha256"]

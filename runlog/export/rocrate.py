@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from runlog.errors import UsageError
@@ -126,7 +127,8 @@ def _workflow(crate, run: RunFacts, ident: str, *, main: bool):
         properties["sha256"] = wf["digest"].split(":", 1)[-1]
     if wf.get("version"):
         properties["version"] = wf["version"]
-    path = f"workflows/{wf.get('id') or run.address[:16]}{'-' + wf['version'] if wf.get('version') else ''}.json"
+    # one file per workflow ARN: a private and a shared workflow can have the same id
+    path = "workflows/" + re.sub(r"[^A-Za-z0-9._-]+", "-", ident.split(":", 4)[-1]).strip("-") + ".json"
     parameters = []
     for name in sorted(run.parameters):
         is_file = any(i.path == name or i.path.startswith(name + "[") or i.path.startswith(name + ".")
