@@ -23,6 +23,7 @@ STS_RESPONSE = """<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/do
   <ResponseMetadata><RequestId>00000000-0000-4000-8000-000000000000</RequestId></ResponseMetadata>
 </GetCallerIdentityResponse>"""
 CALLER_ARN = f"arn:aws:iam::{seed.ACCOUNT}:user/runlog-emulator"
+_DROPPED = object()  # a fault closed the connection: nothing more is sent
 
 
 class Faults:
@@ -144,20 +145,9 @@ class _Handler(BaseHTTPRequestHandler):
             entry["error"] = exc
         emulator.log(entry)
         faults = emulator.faults.take(operation.name)
-        for fault in faults:
-            if fault["phase"] == "before":
-                if fault["kind"] == "latency":
-                    time.sleep(fault["seconds"])
-                elif fault["kind"] == "drop":
-                    self.close_connection = True
-                    entry["status"] = "dropped"
-                    return
-                elif fault["kind"] in ("throttle", "error"):
-                    code = fault["code"] or ("ThrottlingException" if fault["kind"] == "throttle"
-                                             else "InternalServerException")
-                    reply = emulator.protocol.error(code, "injected fault: " + fault["kind"])
-                    entry["status"] = reply[0]
-                    return self._send(*reply)
+        injected = self._inject(faults, "before", entry)
+        if injected is not None:
+            return None if injected is _DROPPED else self._send(*injected)
         try:
             if "error" in entry:
                 raise entry.pop("error")
@@ -170,15 +160,30 @@ class _Handler(BaseHTTPRequestHandler):
         except ApiError as exc:
             reply = emulator.protocol.error(exc.code, exc.message)
         entry["status"] = reply[0]
+        injected = self._inject(faults, "after", entry)
+        if injected is _DROPPED:
+            return None
+        self._send(*(injected or reply))
+
+    def _inject(self, faults: list[dict], phase: str, entry: dict):
+        """Apply the faults of one phase: sleep for latency; return _DROPPED after closing the
+        connection, or an error reply to send instead of the real one; None otherwise."""
         for fault in faults:
-            if fault["phase"] == "after":
-                if fault["kind"] == "latency":
-                    time.sleep(fault["seconds"])
-                elif fault["kind"] == "drop":
-                    self.close_connection = True
-                    entry["status"] = "dropped"
-                    return
-        self._send(*reply)
+            if fault["phase"] != phase:
+                continue
+            if fault["kind"] == "latency":
+                time.sleep(fault["seconds"])
+            elif fault["kind"] == "drop":
+                self.close_connection = True
+                entry["status"] = "dropped"
+                return _DROPPED
+            else:  # throttle or error
+                code = fault["code"] or ("ThrottlingException" if fault["kind"] == "throttle"
+                                         else "InternalServerException")
+                reply = self.server.emulator.protocol.error(code, "injected fault: " + fault["kind"])
+                entry["status"] = reply[0]
+                return reply
+        return None
 
 
 class _Server(ThreadingHTTPServer):
