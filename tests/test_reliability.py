@@ -19,6 +19,7 @@ from test_submit import SEED_1, SEED_2, records
 from runlog import record as rec
 from runlog.errors import UsageError
 from runlog.ledger import Ledger
+from runlog.replay import plan
 
 TESTS = Path(__file__).resolve().parent
 
@@ -191,7 +192,8 @@ json_values = st.recursive(
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(params=st.dictionaries(st.text(min_size=1, max_size=20), json_values, max_size=8))
+@given(params=st.dictionaries(st.text(min_size=1, max_size=20), json_values, max_size=8)
+       | st.dictionaries(st.text(min_size=1, max_size=8), st.text(min_size=1000, max_size=6000), min_size=8, max_size=9))
 def test_any_parameters_round_trip_byte_identically(params, tmp_path_factory):
     path = tmp_path_factory.mktemp("fuzz") / "l.db"
     record = make_record(parameters=params)
@@ -201,6 +203,10 @@ def test_any_parameters_round_trip_byte_identically(params, tmp_path_factory):
         again = ledger.resolve(entry.address)
     assert rec.canonical_json(again.record["request"]["parameters"]) == rec.canonical_json(params)
     assert again.address == rec.address(record)
+    shown = json.loads(json.dumps(again.record))  # what `runlog show --json` prints
+    assert rec.canonical_json(shown["request"]["parameters"]) == rec.canonical_json(params)
+    replayed = plan(again).request  # what `runlog replay` would send
+    assert rec.canonical_json(replayed["parameters"]) == rec.canonical_json(params)
 
 
 @settings(max_examples=200, deadline=None)
