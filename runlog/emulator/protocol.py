@@ -12,6 +12,8 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import unquote
 
+from botocore.model import NoShapeFoundError
+
 from runlog.servicemodel import constraint_errors, service_model
 
 
@@ -111,6 +113,7 @@ class Protocol:
     # -- responses -----------------------------------------------------------------------------
 
     def serialize(self, operation, result: dict) -> tuple[int, dict[str, str], bytes]:
+        """The operation's answer: its response code, output members in headers and body."""
         status = int(operation.http.get("responseCode", 200))
         shape = operation.output_shape
         headers: dict[str, str] = {}
@@ -124,17 +127,17 @@ class Protocol:
                     headers[member_shape.serialization.get("name", member)] = str(result[member])
                 else:
                     body[member] = _output(member_shape, result[member])
-        data = json.dumps(body).encode("utf-8") if (body or status not in (204,)) else b""
-        if status == 204:
-            data = b""
+        data = b"" if status == 204 else json.dumps(body).encode("utf-8")
         return status, headers, data
 
-    def error(self, code: str, message: str) -> tuple[int, dict[str, str], bytes]:
-        try:
-            shape = self.model.shape_for(code)
-            status = int(shape.metadata.get("error", {}).get("httpStatusCode", 400))
-        except Exception:  # an error code the model does not define
-            status = 400
+    def error(self, code: str, message: str, status: int | None = None) -> tuple[int, dict[str, str], bytes]:
+        """An error answer: the status of the model's error shape for `code` (400 for a code
+        the model does not define, unless `status` is given)."""
+        if status is None:
+            try:
+                status = int(self.model.shape_for(code).metadata.get("error", {}).get("httpStatusCode", 400))
+            except NoShapeFoundError:
+                status = 400
         headers = {"x-amzn-ErrorType": code}
         return status, headers, json.dumps({"message": message}).encode("utf-8")
 

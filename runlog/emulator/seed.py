@@ -27,8 +27,12 @@ WORKFLOWS = [
          engine="WDL", template=_required("sample_name", "fastq_1", "fastq_2"), versions=[]),
 ]
 
-RUN_GROUPS = ["1234567"]
-RUN_CACHES = ["1234567"]
+# Seeded runs and the ARNs of seeded resources are in this region.
+REGION = "us-west-2"
+
+RUN_GROUPS = [dict(id="1234567", name="production", maxRuns=10, maxCpus=1024)]
+RUN_CACHES = [dict(id="1234567", name="scrnaseq-cache", cacheBehavior="CACHE_ON_FAILURE",
+                   cacheS3Uri="s3://healthomics-output-bucket-demo/run-cache/")]
 
 # The run that `start-run --run-id 3282892` duplicates.
 SEED_RUN = dict(

@@ -1,63 +1,45 @@
-"""The emulator's HTTP server, its fault injection and its admin API (`/_emulator/...`)."""
+"""The emulator's HTTP server: the `Emulator` object tests and `runlog emulator` use, the
+request handler that applies faults, and the admin API (`/_emulator/...`)."""
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 import re
 import socket
 import threading
 import time
+import uuid
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable
 from urllib.parse import parse_qs, urlsplit
 
-from runlog.emulator import seed
+from runlog.emulator import sts
+from runlog.emulator.faults import DEFAULT_CODES, Faults
 from runlog.emulator.protocol import ApiError, Protocol
 from runlog.emulator.state import Clock, Service, stand_in_etag
 
 CREDENTIAL_RE = re.compile(r"Credential=[^/]+/\d{8}/(?P<region>[a-z0-9-]+)/")
-STS_RESPONSE = """<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
-  <GetCallerIdentityResult>
-    <Arn>arn:aws:iam::{account}:user/runlog-emulator</Arn>
-    <UserId>AIDAEMULATOREXAMPLE</UserId>
-    <Account>{account}</Account>
-  </GetCallerIdentityResult>
-  <ResponseMetadata><RequestId>00000000-0000-4000-8000-000000000000</RequestId></ResponseMetadata>
-</GetCallerIdentityResponse>"""
-CALLER_ARN = f"arn:aws:iam::{seed.ACCOUNT}:user/runlog-emulator"
-_DROPPED = object()  # a fault closed the connection: nothing more is sent
+DEFAULT_REGION = "us-east-1"
+S3_ENDPOINT_ENV = "RUNLOG_EMULATOR_S3_ENDPOINT_URL"
+Reply = tuple[int, dict[str, str], bytes]
+_DROPPED = object()  # a fault closed the connection: nothing is sent
 
 
-class Faults:
-    """Faults to inject into the next matching requests."""
+@dataclass
+class Call:
+    """One request, understood: the operation it calls (None if no operation matches), its
+    parsed input, how to answer it, and how to answer it with an error in its protocol."""
 
-    KINDS = ("throttle", "error", "latency", "drop")
-
-    def __init__(self):
-        self.lock = threading.Lock()
-        self.pending: list[dict] = []
-
-    def add(self, kind: str, operation: str | None = None, count: int = 1, seconds: float = 0.0,
-            phase: str = "before", code: str | None = None) -> None:
-        if kind not in self.KINDS:
-            raise ValueError(f"unknown fault kind {kind!r}; one of {', '.join(self.KINDS)}")
-        if phase not in ("before", "after"):
-            raise ValueError("phase is 'before' or 'after'")
-        with self.lock:
-            self.pending.append({"kind": kind, "operation": operation, "count": count, "seconds": seconds,
-                                 "phase": phase, "code": code})
-
-    def take(self, operation: str) -> list[dict]:
-        with self.lock:
-            taken = []
-            for fault in self.pending:
-                if fault["count"] > 0 and fault["operation"] in (None, operation):
-                    fault["count"] -= 1
-                    taken.append(dict(fault))
-            self.pending = [f for f in self.pending if f["count"] > 0]
-            return taken
+    operation: str | None
+    params: dict
+    answer: Callable[[], Reply]
+    error: Callable[[str, str], Reply]
 
 
-def _handlers(service: Service):
+def _handlers(service: Service) -> dict[str, Callable[[dict, str], dict]]:
     """Operation name -> function(params, region) returning the output members."""
     def workflow(params, region):
         found = service.workflow(params["id"], params.get("workflowOwnerId"), params.get("type"))
@@ -68,16 +50,8 @@ def _handlers(service: Service):
                                  params["versionName"])
         return service.workflow_view(found, region, params["versionName"])
 
-    def simple(kind, known, extra):
-        def handler(params, region):
-            if params["id"] not in known:
-                raise ApiError("ResourceNotFoundException", f"The requested {kind} {params['id']} was not found")
-            return {"arn": service.arn(region, kind, params["id"]), "id": params["id"], "name": f"{kind}-{params['id']}",
-                    "creationTime": time.time(), "tags": {}, **extra}
-        return handler
-
     return {
-        "StartRun": lambda p, r: service.start_run(p, r, CALLER_ARN),
+        "StartRun": lambda p, r: service.start_run(p, r, sts.CALLER_ARN),
         "GetRun": lambda p, r: service.get_run(p["id"]),
         "ListRuns": lambda p, r: service.list_runs(p),
         "CancelRun": lambda p, r: service.cancel_run(p["id"]) or {},
@@ -91,9 +65,8 @@ def _handlers(service: Service):
         "ListTagsForResource": lambda p, r: service.list_tags(p["resourceArn"]),
         "GetReadSetMetadata": lambda p, r: service.read_set(p["sequenceStoreId"], p["id"], r),
         "GetReferenceMetadata": lambda p, r: service.reference(p["referenceStoreId"], p["id"], r),
-        "GetRunGroup": simple("runGroup", service.run_groups, {"maxRuns": 10}),
-        "GetRunCache": simple("runCache", service.run_caches, {"cacheBehavior": "CACHE_ON_FAILURE",
-                                                               "status": "ACTIVE", "cacheS3Uri": "s3://cache/"}),
+        "GetRunGroup": lambda p, r: service.run_group(p["id"], r),
+        "GetRunCache": lambda p, r: service.run_cache(p["id"], r),
     }
 
 
@@ -116,12 +89,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_GET
 
-    def _send(self, status: int, headers: dict, body: bytes, content_type="application/json") -> None:
+    def _send(self, status: int, headers: dict[str, str], body: bytes) -> None:
         self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("x-amzn-RequestId", "emulator")
+        headers = {"Content-Type": "application/json", **headers}
         for name, value in headers.items():
             self.send_header(name, value)
+        self.send_header("x-amzn-RequestId", str(uuid.uuid4()))
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         if self.command != "HEAD":
@@ -134,64 +107,35 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         if url.path.startswith("/_emulator/"):
             return self._send(*emulator.admin(self.command, url.path, body))
-        if self.command == "POST" and url.path == "/" and b"Action=GetCallerIdentity" in body:
-            xml = STS_RESPONSE.format(account=seed.ACCOUNT).encode()
-            return self._send(200, {}, xml, content_type="text/xml")
-        found = emulator.protocol.match(self.command, url.path)
-        if found is None and self.command == "HEAD" and url.path.count("/") >= 2:
-            return self._send(*emulator.s3_head(url.path))
-        if found is None:
-            return self._send(*emulator.protocol.error("ResourceNotFoundException",
-                                                        f"No operation for {self.command} {url.path}"))
-        operation, labels = found
-        region_match = CREDENTIAL_RE.search(self.headers.get("Authorization", ""))
-        region = region_match.group("region") if region_match else "us-east-1"
-        entry = {"operation": operation.name, "params": None, "status": None}
-        try:
-            entry["params"] = emulator.protocol.parse(operation, labels, parse_qs(url.query), self.headers, body)
-        except ApiError as exc:
-            entry["error"] = exc
+        call = emulator.understand(self.command, url.path, url.query, self.headers, body)
+        entry = {"operation": call.operation, "params": call.params, "status": None}
         emulator.log(entry)
-        faults = emulator.faults.take(operation.name)
-        injected = self._inject(faults, "before", entry)
-        if injected is not None:
-            return None if injected is _DROPPED else self._send(*injected)
-        try:
-            if "error" in entry:
-                raise entry.pop("error")
-            params = entry["params"]
-            emulator.protocol.validate(operation, params)
-            handler = emulator.handlers.get(operation.name)
-            if handler is None:
-                raise ApiError("ValidationException", f"The emulator does not implement {operation.name}")
-            reply = emulator.protocol.serialize(operation, handler(params, region))
-        except ApiError as exc:
-            reply = emulator.protocol.error(exc.code, exc.message)
+        faults = emulator.faults.take(call.operation)
+        reply = _apply_faults(faults, "before", call)
+        if reply is None:
+            reply = call.answer()
+            reply = _apply_faults(faults, "after", call) or reply
+        if reply is _DROPPED:
+            entry["status"] = "dropped"
+            self.close_connection = True
+            return
         entry["status"] = reply[0]
-        injected = self._inject(faults, "after", entry)
-        if injected is _DROPPED:
-            return None
-        self._send(*(injected or reply))
+        self._send(*reply)
 
-    def _inject(self, faults: list[dict], phase: str, entry: dict):
-        """Apply the faults of one phase: sleep for latency; return _DROPPED after closing the
-        connection, or an error reply to send instead of the real one; None otherwise."""
-        for fault in faults:
-            if fault["phase"] != phase:
-                continue
-            if fault["kind"] == "latency":
-                time.sleep(fault["seconds"])
-            elif fault["kind"] == "drop":
-                self.close_connection = True
-                entry["status"] = "dropped"
-                return _DROPPED
-            else:  # throttle or error
-                code = fault["code"] or ("ThrottlingException" if fault["kind"] == "throttle"
-                                         else "InternalServerException")
-                reply = self.server.emulator.protocol.error(code, "injected fault: " + fault["kind"])
-                entry["status"] = reply[0]
-                return reply
-        return None
+
+def _apply_faults(faults: list[dict], phase: str, call: Call):
+    """Apply one phase's faults: sleep for latency; then _DROPPED for a dropped connection,
+    an error reply instead of the real one, or None to carry on."""
+    for fault in faults:
+        if fault["phase"] != phase:
+            continue
+        if fault["kind"] == "latency":
+            time.sleep(fault["seconds"])
+        elif fault["kind"] == "drop":
+            return _DROPPED
+        else:
+            return call.error(fault["code"] or DEFAULT_CODES[fault["kind"]], "injected fault: " + fault["kind"])
+    return None
 
 
 class _Server(ThreadingHTTPServer):
@@ -202,14 +146,16 @@ class _Server(ThreadingHTTPServer):
 
 class Emulator:
     """The local HealthOmics emulator. `clock="manual"` freezes time until advance() is
-    called (tests); a number runs the clock at that multiple of real time."""
+    called (tests); a number runs the clock at that multiple of real time. With an
+    `s3_endpoint_url` (or RUNLOG_EMULATOR_S3_ENDPOINT_URL), GetRun's resourceDigests carry
+    the real ETags of the S3 objects there."""
 
     def __init__(self, port: int = 0, host: str = "127.0.0.1", clock: str | float = "manual",
                  s3_endpoint_url: str | None = None):
         self.host, self.port = host, port
         self.clock = Clock(0.0 if clock == "manual" else float(clock))
-        self.service = Service(self.clock, self._s3_etag if s3_endpoint_url else None)
-        self.s3_endpoint_url = s3_endpoint_url
+        self.s3_endpoint_url = s3_endpoint_url or os.environ.get(S3_ENDPOINT_ENV) or None
+        self.service = Service(self.clock, self._s3_etag if self.s3_endpoint_url else None)
         self.protocol = Protocol("omics")
         self.handlers = _handlers(self.service)
         self.faults = Faults()
@@ -235,7 +181,7 @@ class Emulator:
         return self
 
     def serve_forever(self) -> None:
-        """Serve in this thread until stop() or an interrupt (after bind())."""
+        """Serve in this thread until stop() or an interrupt (binds first if needed)."""
         if self._server is None:
             self.bind()
         self._server.serve_forever()
@@ -259,20 +205,26 @@ class Emulator:
     # -- control -------------------------------------------------------------------------------
 
     def advance(self, seconds: float) -> None:
+        """Move the emulator's clock forward: runs progress through their phases."""
         self.clock.advance(seconds)
 
     def inject(self, kind: str, operation: str | None = None, count: int = 1, seconds: float = 0.0,
                phase: str = "before", code: str | None = None) -> None:
+        """Make the next `count` requests for `operation` (any if None) misbehave: "throttle"
+        (429), "error" (500, or the error `code`), "latency" (sleep `seconds`) or "drop"
+        (close the connection unanswered); `phase` "before" or "after" handling the request."""
         self.faults.add(kind, operation, count, seconds, phase, code)
 
     def fail_run(self, run_id: str, reason: str = "WORKFLOW_RUN_FAILED") -> None:
+        """The run ends FAILED with this failureReason instead of COMPLETED."""
         self.service.fail_run(run_id, reason)
 
     def reset(self) -> None:
+        """Back to the seed data, with no pending faults and an empty request log."""
         self.service.reset()
+        self.faults.clear()
         with self._log_lock:
             self.requests.clear()
-        self.faults = Faults()
 
     def log(self, entry: dict) -> None:
         with self._log_lock:
@@ -280,47 +232,96 @@ class Emulator:
 
     @property
     def runs(self) -> dict[str, dict]:
-        """Every run the emulator holds (deleted ones included), by uuid."""
+        """Every run the emulator holds (deleted ones included), by uuid, with its status now."""
         with self.service.lock:
             return {u: {**r, "status": self.service.status(r)} for u, r in self.service.runs.items()}
 
     def get_run(self, run_id: str) -> dict:
+        """A live run as GetRun describes it."""
         return self.service.get_run(run_id)
 
+    @functools.wraps(Service.add_workflow)
     def add_workflow(self, *args, **kwargs) -> dict:
         return self.service.add_workflow(*args, **kwargs)
 
+    @functools.wraps(Service.add_read_set)
     def add_read_set(self, *args, **kwargs) -> dict:
         return self.service.add_read_set(*args, **kwargs)
 
+    @functools.wraps(Service.add_reference)
     def add_reference(self, *args, **kwargs) -> dict:
         return self.service.add_reference(*args, **kwargs)
 
-    def s3_head(self, path: str) -> tuple[int, dict, bytes]:
+    # -- requests ------------------------------------------------------------------------------
+
+    def understand(self, method: str, path: str, query: str, headers, body: bytes) -> Call:
+        """Which operation a request calls, with what input, and how to answer it."""
+        if sts.is_sts(method, path, headers):
+            form = sts.parse(body)
+            return Call(form.get("Action"), form, lambda: sts.answer(form), sts.error)
+        error = self.protocol.error
+        found = self.protocol.match(method, path)
+        if found is None and method == "HEAD" and path.count("/") >= 2:
+            bucket, _, key = path[1:].partition("/")
+            return Call("HeadObject", {"Bucket": bucket, "Key": key}, lambda: self.s3_head(path), error)
+        if found is None:
+            message = f"No operation for {method} {path}"
+            return Call(None, {}, lambda: error("UnknownOperationException", message, 404), error)
+        operation, labels = found
+        region_match = CREDENTIAL_RE.search(headers.get("Authorization") or "")
+        region = region_match["region"] if region_match else DEFAULT_REGION
+        try:
+            params = self.protocol.parse(operation, labels, parse_qs(query), headers, body)
+        except ApiError as exc:
+            code, message = exc.code, exc.message
+            return Call(operation.name, {}, lambda: error(code, message), error)
+        return Call(operation.name, params, lambda: self._answer(operation, params, region), error)
+
+    def _answer(self, operation, params: dict, region: str) -> Reply:
+        """Validate, handle and serialize one HealthOmics request, under the state lock."""
+        try:
+            self.protocol.validate(operation, params)
+            handler = self.handlers.get(operation.name)
+            if handler is None:
+                raise ApiError("ValidationException", f"The emulator does not implement {operation.name}")
+            with self.service.lock:
+                return self.protocol.serialize(operation, handler(params, region))
+        except ApiError as exc:
+            return self.protocol.error(exc.code, exc.message)
+        except Exception as exc:  # an emulator bug: answer as the service would, not by hanging up
+            return self.protocol.error("InternalServerException", f"emulator error: {exc!r}")
+
+    def s3_head(self, path: str) -> Reply:
         """A stand-in for S3 HeadObject (so demos pointed at one endpoint can pin inputs):
         any object exists, with an ETag and version id derived from its name."""
         digest = stand_in_etag("s3:/" + path)
         return 200, {"ETag": f'"{digest}"', "x-amz-version-id": digest[:32],
                      "Last-Modified": "Thu, 15 Jan 2026 09:00:00 GMT"}, b""
 
-    def _s3_etag(self, uri: str) -> str | None:
+    @functools.cached_property
+    def _s3(self):
         import boto3
         from botocore.config import Config
 
+        return boto3.client("s3", endpoint_url=self.s3_endpoint_url, region_name=DEFAULT_REGION,
+                            config=Config(retries={"total_max_attempts": 1}, connect_timeout=2, read_timeout=5))
+
+    def _s3_etag(self, uri: str) -> str | None:
+        """The ETag of an object at the S3 endpoint, or None (the stand-in is used then)."""
         bucket, _, key = uri[len("s3://"):].partition("/")
-        s3 = boto3.client("s3", endpoint_url=self.s3_endpoint_url, region_name="us-east-1",
-                          config=Config(retries={"total_max_attempts": 1}))
         try:
-            return s3.head_object(Bucket=bucket, Key=key)["ETag"].strip('"')
-        except Exception:  # missing object: the deterministic stand-in is used
+            return self._s3.head_object(Bucket=bucket, Key=key)["ETag"].strip('"')
+        except Exception:  # missing object, no such endpoint: nothing to report
             return None
 
     # -- admin API -----------------------------------------------------------------------------
 
-    def admin(self, method: str, path: str, body: bytes) -> tuple[int, dict, bytes]:
+    def admin(self, method: str, path: str, body: bytes) -> Reply:
+        """The `/_emulator/...` API: the control methods above, over HTTP with JSON."""
         try:
             payload = json.loads(body) if body else {}
             action = path[len("/_emulator/"):]
+            failing = re.fullmatch(r"runs/(\d+)/fail", action)
             if action == "advance" and method == "POST":
                 self.advance(float(payload.get("seconds", 0)))
             elif action == "faults" and method == "POST":
@@ -330,10 +331,13 @@ class Emulator:
                     return 200, {}, json.dumps(self.requests, default=str).encode()
             elif action == "reset" and method == "POST":
                 self.reset()
-            elif re.fullmatch(r"runs/\d+/fail", action) and method == "POST":
-                self.fail_run(action.split("/")[1], payload.get("reason", "WORKFLOW_RUN_FAILED"))
+            elif failing and method == "POST":
+                self.fail_run(failing[1], payload.get("reason", "WORKFLOW_RUN_FAILED"))
             else:
                 return 404, {}, json.dumps({"message": f"no admin action {method} {path}"}).encode()
-        except (ValueError, TypeError, ApiError) as exc:
+        except (ValueError, TypeError) as exc:
             return 400, {}, json.dumps({"message": str(exc)}).encode()
+        except ApiError as exc:
+            return 404 if exc.code == "ResourceNotFoundException" else 400, {}, json.dumps(
+                {"message": exc.message}).encode()
         return 200, {}, b"{}"

@@ -22,6 +22,7 @@ TERMINAL = {"COMPLETED", "FAILED", "CANCELLED", "DELETED"}
 MAX_TAGS = 50
 ENGINE_VERSIONS = {"NEXTFLOW": "23.10.1"}
 URI_RE = re.compile(r"^(s3|omics)://")
+ARN_RE = re.compile(r"^arn:aws[a-z-]*:omics:[a-z0-9-]+:(?P<account>\d{12}):(?P<kind>[A-Za-z]+)/(?P<id>[^/]+)$")
 
 
 def _digest(*parts: Any) -> str:
@@ -40,13 +41,18 @@ class Clock:
         self.origin = datetime.now(timezone.utc).replace(microsecond=0)
         self.started = time.monotonic()
         self.offset = 0.0
+        self._lock = threading.Lock()
 
     def now(self) -> datetime:
-        elapsed = (time.monotonic() - self.started) * self.speed + self.offset
+        with self._lock:
+            elapsed = (time.monotonic() - self.started) * self.speed + self.offset
         return self.origin + timedelta(seconds=elapsed)
 
     def advance(self, seconds: float) -> None:
-        self.offset += seconds
+        if seconds < 0:
+            raise ValueError("the emulator's clock only moves forward")
+        with self._lock:
+            self.offset += seconds
 
 
 def stand_in_etag(uri: str) -> str:
@@ -86,11 +92,10 @@ class Service:
             self.next_id = 4207391
             self.tokens: dict[str, tuple[str, str]] = {}  # requestId -> (body digest, run uuid)
             self.tags: dict[str, dict[str, str]] = {}
-            self.run_groups = set(seed.RUN_GROUPS)
-            self.run_caches = set(seed.RUN_CACHES)
+            self.run_groups = {spec["id"]: dict(spec) for spec in seed.RUN_GROUPS}
+            self.run_caches = {spec["id"]: dict(spec) for spec in seed.RUN_CACHES}
             self.read_sets: dict[tuple[str, str], dict] = {}
             self.references: dict[tuple[str, str], dict] = {}
-            self.region = "us-west-2"
             for spec in seed.WORKFLOWS:
                 self.add_workflow(**spec)
             for spec in seed.READ_SETS:
@@ -102,7 +107,7 @@ class Service:
     def _seed_run(self) -> None:
         spec = dict(seed.SEED_RUN)
         run = self._new_run(spec, self.workflows[(None, spec["workflowId"])], run_id=spec.pop("id"),
-                            run_uuid=spec.pop("uuid"), region="us-west-2")
+                            run_uuid=spec.pop("uuid"), region=seed.REGION)
         run["created"] = self.clock.now() - timedelta(days=30)
 
     def arn(self, region: str, kind: str, ident: str, account: str = seed.ACCOUNT) -> str:
@@ -125,7 +130,7 @@ class Service:
                      **extra) -> dict:
         with self.lock:
             entry = {"sequenceStoreId": sequenceStoreId, "id": id, "name": name, "fileType": fileType,
-                     "status": "ACTIVE", "etag": {"algorithm": "BAM_MD5up", "source1": _digest("rs", id)[:32]},
+                     "status": "ACTIVE", "etag": {"algorithm": f"{fileType}_MD5up", "source1": _digest("rs", id)[:32]},
                      "creationTime": datetime.fromisoformat(seed.EPOCH), **extra}
             self.read_sets[(sequenceStoreId, id)] = entry
             return entry
@@ -193,9 +198,11 @@ class Service:
 
     def workflow(self, workflow_id: str, owner: str | None = None, type_: str | None = None,
                  version: str | None = None) -> dict:
+        """A workflow as the service finds it: in the caller's own account unless another
+        owner is named, and of type PRIVATE unless READY2RUN is asked for."""
         key = (owner if owner and owner != seed.ACCOUNT else None, workflow_id)
         workflow = self.workflows.get(key)
-        if workflow is None or (type_ and workflow["type"] != type_):
+        if workflow is None or workflow["type"] != (type_ or "PRIVATE"):
             raise ApiError("ResourceNotFoundException", f"The requested workflow {workflow_id} was not found")
         if version and version not in workflow["versions"]:
             raise ApiError("ResourceNotFoundException",
@@ -221,7 +228,8 @@ class Service:
                     "runGroupId", "cacheId", "cacheBehavior", "retentionMode", "storageType", "workflowOwnerId")
                     if k in source_run}
                 settings = {**inherited, **settings}
-                workflow = self.workflow(source_run["workflowId"], source_run.get("workflowOwnerId"))
+                workflow = self.workflow(source_run["workflowId"], source_run.get("workflowOwnerId"),
+                                         source_run["workflowType"])
                 source = source_run["id"]
             elif params.get("workflowId"):
                 workflow = self.workflow(params["workflowId"], params.get("workflowOwnerId"),
@@ -229,10 +237,10 @@ class Service:
             else:
                 raise ApiError("ValidationException", "Either workflowId or runId must be given")
             self._check_parameters(workflow, settings.get("parameters") or {})
-            if settings.get("runGroupId") and settings["runGroupId"] not in self.run_groups:
-                raise ApiError("ResourceNotFoundException", f"The requested run group {settings['runGroupId']} was not found")
-            if settings.get("cacheId") and settings["cacheId"] not in self.run_caches:
-                raise ApiError("ResourceNotFoundException", f"The requested run cache {settings['cacheId']} was not found")
+            if settings.get("runGroupId"):
+                self.run_group(settings["runGroupId"])
+            if settings.get("cacheId"):
+                self.run_cache(settings["cacheId"])
             if settings.get("cacheBehavior") and not settings.get("cacheId"):
                 raise ApiError("ValidationException", "cacheBehavior requires cacheId")
             if len(settings.get("tags") or {}) > MAX_TAGS:
@@ -334,7 +342,7 @@ class Service:
                 "status": "ACTIVE", "type": workflow["type"], "name": workflow["name"], "engine": workflow["engine"],
                 "digest": workflow["digest"], "parameterTemplate": workflow["parameterTemplate"],
                 "creationTime": workflow["created"], "uuid": workflow["uuid"], "storageType": "DYNAMIC",
-                "tags": {}}
+                "tags": self.tags.get(self.arn(region, "workflow", workflow["id"], account), {})}
         if version:
             view.update({"arn": f"{view['arn']}/version/{version}", "workflowId": workflow["id"],
                          "versionName": version, "digest": workflow["versions"][version],
@@ -347,8 +355,25 @@ class Service:
             self.next_id += 1
             workflow = self.add_workflow(workflow_id, params.get("name", workflow_id), params.get("engine", "WDL"),
                                          params.get("parameterTemplate"))
-            return {"arn": self.arn(region, "workflow", workflow_id), "id": workflow_id, "status": "ACTIVE",
-                    "tags": params.get("tags") or {}, "uuid": workflow["uuid"]}
+            arn = self.arn(region, "workflow", workflow_id)
+            self.tags[arn] = dict(params.get("tags") or {})
+            return {"arn": arn, "id": workflow_id, "status": "ACTIVE", "tags": self.tags[arn], "uuid": workflow["uuid"]}
+
+    def run_group(self, group_id: str, region: str = seed.REGION) -> dict:
+        group = self.run_groups.get(group_id)
+        if group is None:
+            raise ApiError("ResourceNotFoundException", f"The requested run group {group_id} was not found")
+        arn = self.arn(region, "runGroup", group_id)
+        return {**group, "arn": arn, "creationTime": datetime.fromisoformat(seed.EPOCH),
+                "tags": self.tags.get(arn, {})}
+
+    def run_cache(self, cache_id: str, region: str = seed.REGION) -> dict:
+        cache = self.run_caches.get(cache_id)
+        if cache is None:
+            raise ApiError("ResourceNotFoundException", f"The requested run cache {cache_id} was not found")
+        arn = self.arn(region, "runCache", cache_id)
+        return {**cache, "arn": arn, "status": "ACTIVE", "cacheBucketOwnerId": seed.ACCOUNT,
+                "creationTime": datetime.fromisoformat(seed.EPOCH), "tags": self.tags.get(arn, {})}
 
     def list_workflows(self, params: dict, region: str) -> dict:
         with self.lock:
@@ -364,23 +389,40 @@ class Service:
                 items.append({k: view[k] for k in ("arn", "id", "name", "status", "type", "digest", "creationTime")})
             return paginate(items, params)
 
+    def _exists(self, arn: str) -> bool:
+        """Whether an ARN names a live run, a workflow, a run group or a run cache."""
+        found = ARN_RE.match(arn)
+        if not found:
+            return False
+        kind, ident = found["kind"], found["id"]
+        if kind == "run":
+            return ident in self.ids and self.runs[self.ids[ident]]["arn"] == arn
+        if kind == "workflow":
+            return (None if found["account"] == seed.ACCOUNT else found["account"], ident) in self.workflows
+        return ident in {"runGroup": self.run_groups, "runCache": self.run_caches}.get(kind, ())
+
+    def _taggable(self, arn: str) -> dict[str, str]:
+        """The (mutable) tags of the resource an ARN names; 404 if there is no such resource."""
+        if not self._exists(arn):
+            raise ApiError("ResourceNotFoundException", f"The requested resource {arn} was not found")
+        return self.tags.setdefault(arn, {})
+
     def tag(self, arn: str, tags: dict) -> None:
         with self.lock:
-            current = self.tags.setdefault(arn, {})
+            current = self._taggable(arn)
             if len({**current, **tags}) > MAX_TAGS:
                 raise ApiError("ValidationException", f"A resource can have at most {MAX_TAGS} tags")
             current.update(tags)
 
     def untag(self, arn: str, keys: list[str]) -> None:
         with self.lock:
+            current = self._taggable(arn)
             for key in keys:
-                self.tags.get(arn, {}).pop(key, None)
+                current.pop(key, None)
 
     def list_tags(self, arn: str) -> dict:
         with self.lock:
-            if arn not in self.tags:
-                raise ApiError("ResourceNotFoundException", f"The requested resource {arn} was not found")
-            return {"tags": dict(self.tags[arn])}
+            return {"tags": dict(self._taggable(arn))}
 
     def read_set(self, store: str, read_set_id: str, region: str) -> dict:
         with self.lock:
@@ -400,7 +442,12 @@ class Service:
 
 
 def paginate(items: list, params: dict) -> dict:
-    start = int(params.get("startingToken") or 0)
+    """One page of a List operation: `startingToken` is the offset a previous page's
+    `nextToken` gave."""
+    token = params.get("startingToken") or "0"
+    if not token.isdigit():
+        raise ApiError("ValidationException", f"startingToken: {token!r} is not a token this service issued")
+    start = int(token)
     size = params.get("maxResults") or 100
     page = {"items": items[start:start + size]}
     if start + size < len(items):
