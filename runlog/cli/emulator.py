@@ -32,9 +32,10 @@ def emulator(port, host, speed, s3_endpoint_url):
         emu.bind()
     except OSError as exc:
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror} (try --port 0)") from None
-    click.echo(f"HealthOmics emulator on {emu.endpoint_url}")
-    click.echo(f"  export AWS_ENDPOINT_URL={emu.endpoint_url} AWS_DISABLE_HOST_PREFIX_INJECTION=true "
-               "AWS_ACCESS_KEY_ID=emulator AWS_SECRET_ACCESS_KEY=emulator AWS_DEFAULT_REGION=us-west-2", err=True)
+    url = emu.endpoint_url
+    click.echo(f"HealthOmics emulator on {url} (Ctrl-C stops it); to use it: export AWS_ENDPOINT_URL={url} "
+               "AWS_DISABLE_HOST_PREFIX_INJECTION=true AWS_ACCESS_KEY_ID=emulator AWS_SECRET_ACCESS_KEY=emulator "
+               "AWS_DEFAULT_REGION=us-west-2")
     try:
         emu.serve_forever()
     except KeyboardInterrupt:

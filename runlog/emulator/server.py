@@ -8,6 +8,7 @@ import json
 import os
 import re
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -26,6 +27,7 @@ DEFAULT_REGION = "us-east-1"
 S3_ENDPOINT_ENV = "RUNLOG_EMULATOR_S3_ENDPOINT_URL"
 Reply = tuple[int, dict[str, str], bytes]
 _DROPPED = object()  # a fault closed the connection: nothing is sent
+POLL_SECONDS = 0.05  # how often the serving loop looks for stop(); stop() waits up to this long
 
 
 @dataclass
@@ -143,6 +145,12 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     emulator: "Emulator"
 
+    def handle_error(self, request, client_address):
+        """A client that hung up before its answer (a timeout, a killed process) is part of
+        what the emulator is for, not an error worth a traceback."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
 
 class Emulator:
     """The local HealthOmics emulator. `clock="manual"` freezes time until advance() is
@@ -176,7 +184,8 @@ class Emulator:
     def start(self) -> "Emulator":
         """Bind and serve in a daemon thread."""
         self.bind()
-        self._thread = threading.Thread(target=self._server.serve_forever, name="omics-emulator", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(POLL_SECONDS,),
+                                        name="omics-emulator", daemon=True)
         self._thread.start()
         return self
 
@@ -184,7 +193,7 @@ class Emulator:
         """Serve in this thread until stop() or an interrupt (binds first if needed)."""
         if self._server is None:
             self.bind()
-        self._server.serve_forever()
+        self._server.serve_forever(POLL_SECONDS)
 
     def stop(self) -> None:
         if self._server is not None:

@@ -210,8 +210,11 @@ class Service:
         return workflow
 
     def start_run(self, params: dict, region: str, caller: str) -> dict:
+        """StartRun. Idempotent on requestId: the same request again gets the same run, another
+        request with that requestId a ConflictException. `runId` duplicates a live run: its
+        workflow, parameters and settings, except what the request gives."""
         token = params.get("requestId")
-        body_digest = _digest({k: v for k, v in params.items()})
+        body_digest = _digest(params)
         with self.lock:
             if token in self.tokens:
                 digest, run_uuid = self.tokens[token]
@@ -229,7 +232,7 @@ class Service:
                     if k in source_run}
                 settings = {**inherited, **settings}
                 workflow = self.workflow(source_run["workflowId"], source_run.get("workflowOwnerId"),
-                                         source_run["workflowType"])
+                                         source_run["workflowType"], settings.get("workflowVersionName"))
                 source = source_run["id"]
             elif params.get("workflowId"):
                 workflow = self.workflow(params["workflowId"], params.get("workflowOwnerId"),
@@ -297,7 +300,8 @@ class Service:
     def list_runs(self, params: dict) -> dict:
         with self.lock:
             items = []
-            for run in sorted(self.runs.values(), key=lambda r: r["created"], reverse=True):
+            # newest first; runs created at the same instant (a frozen clock) latest first too
+            for run in sorted(reversed(self.runs.values()), key=lambda r: r["created"], reverse=True):
                 if self.ids.get(run["id"]) != run["uuid"]:
                     continue
                 status = self.status(run)
