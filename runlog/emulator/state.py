@@ -84,6 +84,7 @@ class Service:
     # -- state -------------------------------------------------------------------------------
 
     def reset(self) -> None:
+        """Forget everything but the seed data (the clock keeps its time)."""
         with self.lock:
             self.workflows: dict[tuple[str | None, str], dict] = {}
             self.runs: dict[str, dict] = {}  # uuid -> run
@@ -115,6 +116,10 @@ class Service:
 
     def add_workflow(self, id: str, name: str, engine: str = "WDL", template: dict | None = None,
                      type: str = "PRIVATE", owner: str | None = None, versions: list[str] | None = None) -> dict:
+        """Add (or replace) a workflow. `template` is its parameterTemplate, {name: {"description":
+        ..., "optional": bool}}, a parameter without `"optional": true` being required; `type` is
+        PRIVATE or READY2RUN; `owner` an account id for a workflow another account shares with
+        this one; `versions` names the versions GetWorkflowVersion knows."""
         with self.lock:
             workflow = {
                 "id": id, "name": name, "engine": engine, "type": type, "owner": owner,
@@ -128,6 +133,8 @@ class Service:
 
     def add_read_set(self, sequenceStoreId: str, id: str, name: str = "reads", fileType: str = "FASTQ",
                      **extra) -> dict:
+        """Add a read set (ACTIVE, with a deterministic etag) to a sequence store; `extra` are
+        more GetReadSetMetadata members, such as sampleId or subjectId."""
         with self.lock:
             entry = {"sequenceStoreId": sequenceStoreId, "id": id, "name": name, "fileType": fileType,
                      "status": "ACTIVE", "etag": {"algorithm": f"{fileType}_MD5up", "source1": _digest("rs", id)[:32]},
@@ -136,6 +143,7 @@ class Service:
             return entry
 
     def add_reference(self, referenceStoreId: str, id: str, name: str = "reference") -> dict:
+        """Add a reference (ACTIVE, with a deterministic md5) to a reference store."""
         with self.lock:
             entry = {"referenceStoreId": referenceStoreId, "id": id, "name": name, "status": "ACTIVE",
                      "md5": _digest("ref", id)[:32], "creationTime": datetime.fromisoformat(seed.EPOCH)}
