@@ -191,6 +191,19 @@ def test_other_404s(omics):
     assert error_of(omics.get_workflow, id="9500764")["Code"] == "ResourceNotFoundException"
 
 
+def test_protocol_errors_over_raw_http(emulator):
+    def send(method, path, body=None):
+        request = urllib.request.Request(emulator.endpoint_url + path, data=body, method=method)
+        with pytest.raises(urllib.error.HTTPError) as info:
+            urllib.request.urlopen(request)
+        return info.value.code, info.value.headers["x-amzn-ErrorType"], json.loads(info.value.read())["message"]
+
+    assert send("GET", "/no/such/operation")[:2] == (404, "UnknownOperationException")
+    assert send("POST", "/run", b"[1, 2]")[:2] == (400, "ValidationException")
+    status, code, message = send("POST", "/run", b'{"roleArn": "arn:x"}')
+    assert (status, code) == (400, "ValidationException") and "outputUri" in message and "requestId" in message
+
+
 # -- runs over time --------------------------------------------------------------------------------
 
 def test_lifecycle_on_the_clock(emulator, omics):

@@ -80,6 +80,8 @@ class Protocol:
                 document = json.loads(body)
             except ValueError:
                 raise ApiError("ValidationException", "request body is not valid JSON") from None
+            if not isinstance(document, dict):
+                raise ApiError("ValidationException", "request body is not a JSON object")
         for member, member_shape in shape.members.items():
             location = member_shape.serialization.get("location")
             wire = member_shape.serialization.get("name", member)
