@@ -108,6 +108,23 @@ def index_columns(record: dict) -> dict[str, Any]:
     }
 
 
+OBSERVATION_FIELDS = ("record", "run_uuid", "observed_at", "source", "status", "body")
+
+
+def observation_object(record: str, run_uuid: str | None, observed_at: str, source: str, status: str | None,
+                       body: dict) -> bytes:
+    """An observation as one canonical JSON object; its SHA-256 is the observation's content
+    address, the same in every ledger that holds it (the name it has in a team ledger)."""
+    return rec.canonical_json({"record": record, "run_uuid": run_uuid, "observed_at": observed_at,
+                               "source": source, "status": status, "body": body})
+
+
+def _check_schema(record: dict) -> None:
+    problems = rec.schema_errors(record)
+    if problems:
+        raise LedgerError("refusing to write a record that breaks the schema: " + "; ".join(problems[:3]))
+
+
 def chain_next(previous: str | None, address: str) -> str:
     return rec.sha256_hex(((previous or "") + address).encode("ascii"))
 
@@ -235,11 +252,13 @@ class Ledger:
             self.conn.execute("ROLLBACK")
             raise LedgerError(f"cannot write to ledger {self.path}: {exc}") from None
 
-    def _insert(self, table: str, row: dict[str, Any]) -> None:
+    def _insert(self, table: str, row: dict[str, Any]) -> int:
+        """Insert one row (inside a write transaction); returns its rowid."""
         columns = ", ".join(row)
         marks = ", ".join("?" * len(row))
         try:
-            self.conn.execute(f"INSERT INTO {table} ({columns}) VALUES ({marks})", tuple(row.values()))
+            cursor = self.conn.execute(f"INSERT INTO {table} ({columns}) VALUES ({marks})", tuple(row.values()))
+            return cursor.lastrowid
         except sqlite3.OperationalError as exc:
             raise LedgerError(f"cannot write to ledger {self.path}: {exc}") from None
 
@@ -266,26 +285,43 @@ class Ledger:
     def add_record(self, record: dict) -> tuple[Entry, bool]:
         """Validate and append a complete record. Returns (entry, added); a record whose
         address is already present is not added again."""
-        problems = rec.schema_errors(record)
-        if problems:
-            raise LedgerError("refusing to write a record that breaks the schema: " + "; ".join(problems[:3]))
+        _check_schema(record)
         body_bytes = rec.canonical_json(record)
         address = rec.sha256_hex(body_bytes)
         with self.write():
             existing = self._entry_where("address = ?", (address,))
             if existing:
                 return existing[0], False
-            last = self.conn.execute("SELECT chain FROM records ORDER BY seq DESC LIMIT 1").fetchone()
-            row = {
-                "address": address,
-                "body": body_bytes.decode("utf-8"),
-                "chain": chain_next(last[0] if last else None, address),
-                "inserted_at": rec.utc_now(),
-                **index_columns(record),
-            }
-            self._insert("records", row)
+            self._append(record, body_bytes, address)
             entry = self._entry_where("address = ?", (address,))[0]
         return entry, True
+
+    def add_records(self, records: list[dict]) -> int:
+        """Validate every record, then append the new ones in the order given, in one
+        transaction (e.g. a batch pulled from a team ledger). Returns how many were added."""
+        for record in records:
+            _check_schema(record)
+        added = 0
+        with self.write():
+            for record in records:
+                body_bytes = rec.canonical_json(record)
+                address = rec.sha256_hex(body_bytes)
+                if not self.conn.execute("SELECT 1 FROM records WHERE address = ?", (address,)).fetchone():
+                    self._append(record, body_bytes, address)
+                    added += 1
+        return added
+
+    def _append(self, record: dict, body_bytes: bytes, address: str) -> None:
+        """Insert a record at the end of the chain (inside a write transaction)."""
+        last = self.conn.execute("SELECT chain FROM records ORDER BY seq DESC LIMIT 1").fetchone()
+        row = {
+            "address": address,
+            "body": body_bytes.decode("utf-8"),
+            "chain": chain_next(last[0] if last else None, address),
+            "inserted_at": rec.utc_now(),
+            **index_columns(record),
+        }
+        self._insert("records", row)
 
     def complete(self, intent: dict, outcome: dict) -> Entry:
         """Write the record for an attempt: the intent plus what the service answered."""
@@ -299,14 +335,73 @@ class Ledger:
 
     def add_observation(self, address: str, source: str, body: dict, *, observed_at: str,
                         run_uuid: str | None = None, status: str | None = None) -> None:
-        """Append an observation with the time it was made (e.g. one pulled from a team ledger)."""
-        text = rec.canonical_json(body).decode("utf-8")
+        """Append an observation with the time it was made."""
         with self.write():
-            self._insert(
-                "observations",
-                {"record": address, "run_uuid": run_uuid, "observed_at": observed_at, "source": source,
-                 "status": status, "body": text, "sha256": rec.sha256_hex(text.encode("utf-8"))},
-            )
+            self._insert_observation(address, run_uuid, observed_at, source, status, body)
+
+    def _insert_observation(self, record: str, run_uuid: str | None, observed_at: str, source: str,
+                            status: str | None, body: dict) -> int:
+        text = rec.canonical_json(body).decode("utf-8")
+        return self._insert(
+            "observations",
+            {"record": record, "run_uuid": run_uuid, "observed_at": observed_at, "source": source,
+             "status": status, "body": text, "sha256": rec.sha256_hex(text.encode("utf-8"))},
+        )
+
+    def _observation_rows(self, only_unindexed: bool = False) -> Iterator[tuple[int, str, str, bytes, bool]]:
+        """(seq, address, record, object bytes, indexed) for each observation, in order; the
+        address is computed for rows not yet in observation_addresses."""
+        where = "WHERE a.observation IS NULL " if only_unindexed else ""
+        rows = self.conn.execute(
+            "SELECT o.seq, a.address, o.record, o.run_uuid, o.observed_at, o.source, o.status, o.body "
+            f"FROM observations o LEFT JOIN observation_addresses a ON a.observation = o.seq {where}ORDER BY o.seq"
+        )
+        for seq, address, record, run_uuid, observed_at, source, status, body in rows:
+            data = observation_object(record, run_uuid, observed_at, source, status, json.loads(body))
+            yield seq, address or rec.sha256_hex(data), record, data, address is not None
+
+    def index_observations(self) -> int:
+        """Store the content address of every observation that has none yet (see
+        observation_object); returns how many were indexed. Cheap when nothing is new."""
+        rows = [(seq, address) for seq, address, *_ in self._observation_rows(only_unindexed=True)]
+        if rows:
+            with self.write():
+                self.conn.executemany(
+                    "INSERT OR IGNORE INTO observation_addresses (observation, address) VALUES (?, ?)", rows)
+        return len(rows)
+
+    def observation_addresses(self) -> set[str]:
+        """The content addresses of every observation."""
+        return {row[0] for row in self.conn.execute("SELECT address FROM observation_addresses")} | {
+            address for _, address, *_ in self._observation_rows(only_unindexed=True)}
+
+    def observation_objects(self, skip: set[str] = frozenset()) -> Iterator[tuple[str, str, bytes]]:
+        """(address, record, canonical JSON) of each distinct observation whose address is not in skip."""
+        seen = set(skip)
+        for _, address, record, data, _ in self._observation_rows():
+            if address not in seen:
+                seen.add(address)
+                yield address, record, data
+
+    def add_received_observations(self, items: list[dict]) -> int:
+        """Append observations made elsewhere (e.g. pulled from a team ledger) as received,
+        keeping their observed_at and source. Each item has the keys of observation_object;
+        one whose address the ledger already holds, or whose record it lacks, is skipped.
+        Returns how many were added; all in one transaction."""
+        self.index_observations()
+        added = 0
+        with self.write():
+            for item in items:
+                fields = [item[k] for k in OBSERVATION_FIELDS]
+                address = rec.sha256_hex(observation_object(*fields))
+                if self.conn.execute("SELECT 1 FROM observation_addresses WHERE address = ?", (address,)).fetchone():
+                    continue
+                if not self.conn.execute("SELECT 1 FROM records WHERE address = ?", (item["record"],)).fetchone():
+                    continue
+                seq = self._insert_observation(*fields)
+                self._insert("observation_addresses", {"observation": seq, "address": address})
+                added += 1
+        return added
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -412,6 +507,33 @@ class Ledger:
             "WHERE r.seq IS NULL ORDER BY a.seq"
         )
         return [json.loads(row[0]) for row in rows]
+
+    def addresses(self) -> set[str]:
+        """Every record's address."""
+        return {row[0] for row in self.conn.execute("SELECT address FROM records")}
+
+    def record_bodies(self) -> Iterator[tuple[str, str]]:
+        """(address, canonical JSON) of every record, in ledger order."""
+        yield from self.conn.execute("SELECT address, body FROM records ORDER BY seq")
+
+    def request_ids(self) -> set[str]:
+        """The requestId of every record that has one."""
+        return {row[0] for row in self.conn.execute("SELECT request_id FROM records WHERE request_id IS NOT NULL")}
+
+    def run_creation_times(self) -> dict[str, list[tuple[str, str | None]]]:
+        """For each run ARN in the ledger, one (record created, service creationTime or None)
+        per record of it. The service's time comes from an import record's source_run or an
+        observation (GetRun) of the run; run ids, and so ARNs, are reused after a deletion."""
+        rows = self.conn.execute(
+            "SELECT r.run_arn, r.created, coalesce(json_extract(r.body, '$.source_run.creationTime'), "
+            " (SELECT json_extract(o.body, '$.creationTime') FROM observations o WHERE o.record = r.address "
+            "  AND json_extract(o.body, '$.creationTime') IS NOT NULL ORDER BY o.seq LIMIT 1)) "
+            "FROM records r WHERE r.run_arn IS NOT NULL"
+        )
+        found: dict[str, list[tuple[str, str | None]]] = {}
+        for arn, created, creation_time in rows:
+            found.setdefault(arn, []).append((created, creation_time))
+        return found
 
     def meta(self) -> dict[str, str]:
         return dict(self.conn.execute("SELECT key, value FROM meta").fetchall())

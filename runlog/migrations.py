@@ -99,8 +99,30 @@ def m001_initial(db: "sqlite_utils.Database") -> None:
     db["observations"].create_index(["run_uuid"], index_name="observations_run_uuid")
 
 
+def m002_observation_addresses(db: "sqlite_utils.Database") -> None:
+    """The content address of each observation as a team ledger stores it (runlog/sync.py):
+    the SHA-256 of the canonical JSON of {record, run_uuid, observed_at, source, status, body}.
+    Rows are added lazily (Ledger.index_observations) and when an observation is pulled, so a
+    pull can tell in SQL which observations it already holds. Append-only like the rest."""
+    run_sql(
+        db,
+        """
+        CREATE TABLE observation_addresses (
+            observation INTEGER PRIMARY KEY REFERENCES observations(seq),
+            address TEXT NOT NULL
+        );
+        CREATE INDEX observation_addresses_address ON observation_addresses(address);
+        CREATE TRIGGER observation_addresses_no_update BEFORE UPDATE ON observation_addresses
+        BEGIN SELECT RAISE(ABORT, 'observation_addresses are append-only'); END;
+        CREATE TRIGGER observation_addresses_no_delete BEFORE DELETE ON observation_addresses
+        BEGIN SELECT RAISE(ABORT, 'observation_addresses are append-only'); END;
+        """
+    )
+
+
 MIGRATIONS: list[Callable[["sqlite_utils.Database"], None]] = [
     m001_initial,
+    m002_observation_addresses,
 ]
 
 LEDGER_FORMAT = len(MIGRATIONS)

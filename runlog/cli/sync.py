@@ -1,113 +1,152 @@
-"""`runlog push`, `pull`, `import` and `refresh`: a team ledger in S3, and what HealthOmics knows."""
+"""`runlog push`, `pull`, `import` and `refresh`: a team ledger in S3, and what HealthOmics knows.
+
+boto3 and the sync library are imported inside the commands."""
 
 from __future__ import annotations
 
 import sys
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import click
 
-from runlog.cli.common import aws_options, aws_settings, echo_json, load_config, note, open_ledger
-from runlog.errors import LedgerError, UsageError
+from runlog.cli.common import (aws_options, aws_settings, echo_json, load_config, no_ledger, note, open_ledger,
+                               warn)
+from runlog.errors import LedgerError, RunlogError, UsageError
+
+RUN_STATUSES = ["PENDING", "STARTING", "RUNNING", "STOPPING", "COMPLETED", "DELETED", "CANCELLED", "FAILED"]
+# A run whose ARN is in the ledger is the recorded run when its creation time matches; for a
+# record that never saw the service's creationTime, when it was submitted within this long of it.
+SUBMIT_TO_CREATION = timedelta(hours=1)
 
 
-def _progress(quiet: bool, label: str):
-    """A progress bar on stderr when it is a terminal (and not --quiet); nothing otherwise."""
+def _progress(quiet: bool):
+    """A progress bar on stderr when stderr is a terminal and not --quiet; nothing otherwise."""
     if quiet or not sys.stderr.isatty():
-        return lambda items, total: items
+        from runlog.sync import no_progress
 
-    def wrap(items, total):
-        with click.progressbar(items, length=total, label=label, file=sys.stderr) as bar:
-            yield from bar
+        return no_progress
 
-    return wrap
+    def bar(items, total, label):
+        with click.progressbar(items, length=total, label=label, file=sys.stderr) as shown:
+            yield from shown
+
+    return bar
+
+
+def _jobs_option(func):
+    return click.option("--jobs", "-j", type=click.IntRange(1, 256), default=16, show_default=True,
+                        help="Requests in flight at once.")(func)
+
+
+def _quiet_option(func):
+    return click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary line.")(func)
 
 
 def transfer_options(func):
+    """REMOTE, --jobs, --quiet, --json, --profile, --region (S3 endpoints come from the AWS
+    configuration: AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, or the profile's services section)."""
+    func = click.option("--region", help="AWS region (else AWS_REGION / AWS_DEFAULT_REGION / the profile).")(func)
+    func = click.option("--profile", help="AWS named profile (else AWS_PROFILE).")(func)
     func = click.option("--json", "as_json", is_flag=True, help="Print what was transferred as JSON.")(func)
-    func = click.option("--quiet", "-q", is_flag=True, help="No progress bar, no summary line.")(func)
-    func = click.option("--jobs", type=click.IntRange(1, 256), default=16, show_default=True,
-                        help="Concurrent transfers.")(func)
-    func = click.argument("remote", required=False)(func)
-    return func
+    func = _quiet_option(func)
+    func = _jobs_option(func)
+    return click.argument("remote", required=False)(func)
 
 
-def _setup(ctx, remote, profile, region, endpoint_url, *, create: bool):
+def _s3(config, profile, region, jobs):
+    """One S3 client for every thread (clients are thread-safe, sessions are not)."""
     from runlog import aws
+
+    settings = aws_settings(config, profile, region)
+    return aws.client(settings, "s3", max_pool_connections=max(10, jobs))
+
+
+def _remote(config, remote):
     from runlog.sync import Remote
 
-    config = load_config(ctx)
-    target = Remote.parse(remote or config.get("remote"))
-    settings = aws_settings(config, profile, region, endpoint_url)
-    s3 = aws.client(settings, "s3", max_pool_connections=64)
-    ledger = open_ledger(config, create=create)
-    if ledger is None:
-        raise LedgerError(f"no ledger at {config.ledger_path()} (nothing to push)")
-    return ledger, s3, target
+    return Remote.parse(remote or config.get("remote"))
 
 
 @click.command()
 @transfer_options
-@aws_options
 @click.pass_context
-def push(ctx, remote, jobs, quiet, as_json, profile, region, endpoint_url):
+def push(ctx, remote, jobs, quiet, as_json, profile, region):
     """Send local records, observations and pending attempts to the team ledger in S3.
 
     REMOTE is s3://BUCKET/PREFIX (default: `remote` in .runlog.toml). Each record becomes one
-    object named by its content address, written with If-None-Match so nothing on the remote
-    is ever overwritten. The remote is listed first: only what it lacks is sent, so pushing
-    twice sends nothing, and an interrupted push resumes where it stopped.
+    object named by its content address, written with If-None-Match: * so that nothing on the
+    remote is ever overwritten. The remote is listed first and only what it lacks is sent:
+    pushing twice sends nothing, and a push that stopped half way resumes where it stopped.
+    A push adds nothing to the local ledger's records or observations. S3 is reached with the usual AWS settings
+    (AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL_S3, ...); see docs/team-ledger.md.
 
     \b
     Examples:
       runlog push s3://my-lab-provenance/runlog
-      runlog push                   # the remote from .runlog.toml
+      runlog push                      # the remote from .runlog.toml
       runlog push --jobs 64 --json
     """
-    from runlog.sync import push as do_push
+    from runlog import sync
 
-    ledger, s3, target = _setup(ctx, remote, profile, region, endpoint_url, create=False)
+    config = load_config(ctx)
+    target = _remote(config, remote)
+    ledger = open_ledger(config, create=False)
+    if ledger is None:
+        raise LedgerError(f"{no_ledger(config)}: nothing to push")
     with ledger:
-        result = do_push(ledger, s3, target, jobs=jobs, progress=_progress(quiet, "pushing"))
+        s3 = _s3(config, profile, region, jobs)
+        result = sync.push(ledger, s3, target, jobs=jobs, progress=_progress(quiet))
+    if not result.conditional_writes:
+        warn("the store does not support conditional writes (If-None-Match); runlog checked each object "
+             "with HEAD before writing it")
     if as_json:
-        echo_json({"remote": str(target), **result.as_dict()})
+        echo_json(result.as_dict())
     elif not quiet:
-        click.echo(f"{target}: sent {result.sent} record(s), {result.observations_sent} observation(s), "
-                   f"{result.attempts_sent} pending attempt(s); {result.present} record(s) were already there")
+        click.echo(f"{target}: sent {result.records_sent} record(s), {result.observations_sent} observation(s), "
+                   f"{result.attempts_sent} pending attempt(s); {result.records_present} record(s) were "
+                   "already there")
 
 
 @click.command()
 @transfer_options
-@aws_options
 @click.pass_context
-def pull(ctx, remote, jobs, quiet, as_json, profile, region, endpoint_url):
-    """Fetch the records and observations the local ledger lacks from the team ledger.
+def pull(ctx, remote, jobs, quiet, as_json, profile, region):
+    """Fetch the records and observations the local ledger lacks from the team ledger in S3.
 
-    Every object is checked before it enters the ledger: its bytes must hash to the address
-    in its name, be canonical JSON and pass the record schema. Objects that fail (tampered,
-    truncated, not a record) are named and left out, the good ones are imported, and the
-    exit status is 1. Pending attempts on the remote are counted, not imported (they belong
-    to the ledger that made them and its `runlog recover`).
+    Every object is checked before anything enters the ledger: its bytes must hash to the
+    address in its name, be canonical JSON, and (for records) pass the record schema. Objects
+    that fail (tampered, truncated, not a record) are named on stderr and left out, the good
+    ones are imported, and the exit status is 1. Pulled records go at the end of the local
+    chain, oldest first; observations keep the time and source they were made with.
+    Attempts pending in other ledgers are listed, not imported.
 
     \b
     Examples:
       runlog pull s3://my-lab-provenance/runlog
       runlog pull --json | jq .refused
     """
-    from runlog.sync import pull as do_pull
+    from runlog import sync
 
-    ledger, s3, target = _setup(ctx, remote, profile, region, endpoint_url, create=True)
+    config = load_config(ctx)
+    target = _remote(config, remote)
+    s3 = _s3(config, profile, region, jobs)
+    listing = sync.survey(s3, target, jobs=jobs, doing="pull from", expect_ledger=True)
+    ledger = open_ledger(config, create=True)
     with ledger:
-        result = do_pull(ledger, s3, target, jobs=jobs, progress=_progress(quiet, "pulling"))
+        result = sync.pull(ledger, s3, target, jobs=jobs, progress=_progress(quiet), listing=listing)
     if as_json:
-        echo_json({"remote": str(target), **result.as_dict()})
+        echo_json(result.as_dict())
     else:
         for key, why in result.refused:
-            click.echo(f"refused s3://{target.bucket}/{key}: {why}", err=True)
+            note(f"refused s3://{target.bucket}/{key}: {why}")
         if not quiet:
-            pending = f"; {result.remote_pending} pending attempt(s) on the remote" if result.remote_pending else ""
-            click.echo(f"{target}: received {result.received} record(s), {result.observations_received} "
-                       f"observation(s), refused {len(result.refused)}{pending}")
+            click.echo(f"{target}: received {result.records_received} record(s) and "
+                       f"{result.observations_received} observation(s); {result.records_present} record(s) "
+                       f"were already here; refused {len(result.refused)} object(s)")
+        if result.remote_pending and not quiet:
+            shown = ", ".join(result.remote_pending[:3]) + ("…" if len(result.remote_pending) > 3 else "")
+            note(f"{len(result.remote_pending)} attempt(s) pending in other ledgers ({shown}): their records "
+                 "arrive once those ledgers run `runlog recover` and push")
     if result.refused:
         ctx.exit(1)
 
@@ -116,28 +155,55 @@ def _parse_since(value: str | None) -> datetime | None:
     if not value:
         return None
     try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        moment = datetime.fromisoformat(value)
     except ValueError:
         raise UsageError(f"--since {value!r}: expected a date like 2026-11-01 or 2026-11-01T09:00:00Z") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
+def _as_time(value) -> datetime | None:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    try:
+        return _parse_since(value) if value else None
+    except UsageError:
+        return None
+
+
+def _known(item: dict, times: dict) -> bool:
+    """Whether the ledger already holds the run a ListRuns item describes, without GetRun.
+    Run ids (and so ARNs) are reused after a deletion: the creation time tells them apart."""
+    created = _as_time(item.get("creationTime"))
+    for record_created, service_created in times.get(item.get("arn"), ()):
+        recorded = _as_time(service_created)
+        if created is None:
+            return True
+        if recorded is not None:
+            if abs(recorded - created) < timedelta(seconds=1):
+                return True
+        elif (submitted := _as_time(record_created)) and abs(submitted - created) <= SUBMIT_TO_CREATION:
+            return True
+    return False
+
+
 @click.command("import")
-@click.option("--since", help="Only runs created on or after this date (2026-11-01, or ISO 8601 with time).")
-@click.option("--status", type=click.Choice(["PENDING", "STARTING", "RUNNING", "STOPPING", "COMPLETED", "DELETED",
-                                             "CANCELLED", "FAILED"]), help="Only runs with this status.")
+@click.option("--since", help="Only runs created on or after this date (2026-11-01, or ISO 8601 with a time).")
+@click.option("--status", type=click.Choice(RUN_STATUSES), help="Only runs with this status.")
 @click.option("--run-group-id", help="Only runs of this run group.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar, no summary line.")
+@_jobs_option
+@_quiet_option
 @click.option("--json", "as_json", is_flag=True, help="Print the imported runs as JSON.")
 @aws_options
 @click.pass_context
-def import_(ctx, since, status, run_group_id, quiet, as_json, profile, region, endpoint_url):
-    """Record runs started without runlog (console, aws CLI, boto3, pipelines).
+def import_(ctx, since, status, run_group_id, jobs, quiet, as_json, profile, region, endpoint_url):
+    """Record runs started without runlog (console, aws CLI, boto3, other pipelines).
 
-    Pages through ListRuns, fetches each run not yet in the ledger with GetRun, and records
-    it as an `import` record: the StartRun request rebuilt from GetRun, git state unknown,
-    the caller from `startedBy`. Runs already in the ledger (by uuid) are skipped, so it can
-    run as often as you like. Throttling is retried by botocore's retry mode.
+    Pages through ListRuns and fetches each run the ledger does not hold with GetRun (by
+    ARN and creation time: HealthOmics reuses the ids of deleted runs), then records it as an
+    `import` record: the StartRun request rebuilt from GetRun, git state unknown, the caller
+    from `startedBy`, and GetRun's answer as its first observation. Runs already in the ledger
+    (by uuid) are skipped, so it can run as often as you like. Throttling is retried by
+    botocore's retry mode (AWS_RETRY_MODE, AWS_MAX_ATTEMPTS).
 
     \b
     Examples:
@@ -146,50 +212,85 @@ def import_(ctx, since, status, run_group_id, quiet, as_json, profile, region, e
       runlog import --run-group-id 1234567 --json
     """
     from runlog import aws
+    from runlog.errors import ServiceError
     from runlog.importer import import_run
     from runlog.observe import get_run
+    from runlog.sync import run_concurrently
 
     config = load_config(ctx)
     moment = _parse_since(since)
     settings = aws_settings(config, profile, region, endpoint_url)
-    omics = aws.client(settings, "omics")
+    omics = aws.client(settings, "omics", max_pool_connections=max(10, jobs))
     filters = {k: v for k, v in (("status", status), ("runGroupId", run_group_id)) if v}
     try:
         items = [item for page in omics.get_paginator("list_runs").paginate(**filters) for item in page["items"]]
     except Exception as exc:
         raise aws.error_from(exc, "ListRuns") from None
     if moment:
-        items = [i for i in items if i.get("creationTime") and i["creationTime"] >= moment]
+        items = [item for item in items if (_as_time(item.get("creationTime")) or moment) >= moment]
+
+    def fetch(item):
+        try:
+            return get_run(omics, item["id"])
+        except ServiceError as exc:
+            if exc.code == "ResourceNotFoundException":  # deleted since it was listed
+                return None
+            raise
+
     ledger = open_ledger(config, create=True)
-    imported, skipped = [], 0
+    imported, skipped, failure = [], 0, None
     with ledger:
-        for item in _progress(quiet, "importing")(items, len(items)):
-            entry, added = import_run(ledger, get_run(omics, item["id"]))
+        times = ledger.run_creation_times()
+        unseen = [item for item in items if not _known(item, times)]
+        skipped = len(items) - len(unseen)
+        runs = []
+        try:
+            for _, run in run_concurrently(unseen, fetch, jobs=jobs, progress=_progress(quiet), label="importing"):
+                if run is not None:
+                    runs.append(run)
+        except RunlogError as exc:  # keep what was fetched: a rerun fetches the rest
+            failure = exc
+        for run in sorted(runs, key=lambda r: (r.get("creationTime") or "", r["uuid"])):
+            entry, added = import_run(ledger, run)
             if added:
                 imported.append({"record": entry.address, "run_id": entry.run_id, "run_uuid": entry.run_uuid,
-                                 "status": item.get("status"), "name": item.get("name")})
+                                 "status": run.get("status"), "name": run.get("name")})
             else:
                 skipped += 1
+    if failure is not None:
+        raise RunlogError(f"{failure.message} (after importing {len(imported)} run(s); run it again to "
+                          "import the rest)", exit_code=failure.exit_code)
     if as_json:
-        echo_json({"imported": imported, "skipped": skipped})
+        echo_json({"listed": len(items), "imported": imported, "skipped": skipped})
     elif not quiet:
         for item in imported:
             click.echo(f"imported run {item['run_id']} ({item['status']}) as record {item['record'][:12]}")
         click.echo(f"{len(imported)} run(s) imported, {skipped} already in the ledger")
 
 
+def _refresh_targets(ledger, refs, every):
+    from runlog.observe import TERMINAL
+
+    if refs:
+        return [ledger.resolve(ref) for ref in refs]
+    entries = ledger.entries(where="run_id IS NOT NULL")
+    return [e for e in reversed(entries) if every or (e.status or "PENDING") not in TERMINAL]
+
+
 @click.command()
 @click.argument("refs", nargs=-1, metavar="[REF]...")
 @click.option("--all", "every", is_flag=True, help="Every record with a run, finished or not.")
 @click.option("--active", is_flag=True, help="Every run not yet finished (the default without REFs).")
-@click.option("--json", "as_json", is_flag=True, help="Print old and new status per run as JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print the old and new status of each run as JSON.")
 @aws_options
 @click.pass_context
 def refresh(ctx, refs, every, active, as_json, profile, region, endpoint_url):
     """Record what HealthOmics says now about runs: status, times, digests, failure reason.
 
-    Each answer is appended as an observation (never edited into the record) when something
-    changed. Without REFs, refreshes every run that has not finished (--active).
+    GetRun's answer is appended as an observation (records are never edited) when the status
+    changed since the last one. Without REFs, every run that has not finished is refreshed
+    (--active); --all refreshes every recorded run. A REF is a run id, run uuid, run ARN, @N,
+    or a record address prefix. Prints one line per run: old -> new status.
 
     \b
     Examples:
@@ -198,36 +299,44 @@ def refresh(ctx, refs, every, active, as_json, profile, region, endpoint_url):
       runlog refresh --all --json
     """
     from runlog import aws
-    from runlog.observe import SOURCE, TERMINAL, observe
+    from runlog.observe import SOURCE, observe
 
     if refs and (every or active):
         raise UsageError("give REFs, or --all / --active, not both")
+    if every and active:
+        raise UsageError("give --all or --active, not both")
     config = load_config(ctx)
     ledger = open_ledger(config, create=False)
     if ledger is None:
-        raise LedgerError(f"no ledger at {config.ledger_path()}")
-    settings = aws_settings(config, profile, region, endpoint_url)
-    omics = aws.client(settings, "omics")
-    changes = []
+        raise LedgerError(no_ledger(config))
+    changes, failed = [], 0
     with ledger:
-        if refs:
-            entries = [ledger.resolve(ref) for ref in refs]
-        else:
-            entries = [e for e in ledger.entries(where="run_id IS NOT NULL")
-                       if every or (e.status or "PENDING") not in TERMINAL]
+        entries = _refresh_targets(ledger, refs, every)
+        omics = aws.client(aws_settings(config, profile, region, endpoint_url), "omics") if entries else None
         for entry in entries:
+            change = {"record": entry.address, "run_id": entry.run_id, "old": entry.status, "new": None}
             if not entry.run_id:
-                note(f"record {entry.address[:12]} has no run (the service rejected it)")
-                continue
-            seen_before = any(o["source"] == SOURCE for o in ledger.observations(entry.address))
-            run = observe(ledger, entry, omics, unless_status=entry.status if seen_before else None) or {}
-            changes.append({"record": entry.address, "run_id": entry.run_id, "old": entry.status,
-                            "new": run.get("status")})
+                change["error"] = "no run: the service rejected this submission"
+            else:
+                seen_before = any(o["source"] == SOURCE for o in ledger.observations(entry.address))
+                try:
+                    run = observe(ledger, entry, omics, unless_status=entry.status if seen_before else None)
+                    change["new"] = run.get("status")
+                except RunlogError as exc:
+                    change["error"] = exc.message
+            failed += "error" in change
+            changes.append(change)
     if as_json:
         echo_json(changes)
     else:
         for change in changes:
-            arrow = f"{change['old']} -> {change['new']}" if change["old"] != change["new"] else f"{change['new']}"
-            click.echo(f"run {change['run_id']}: {arrow}")
+            if "error" in change:
+                click.echo(f"run {change['run_id'] or '-'} (record {change['record'][:12]}): {change['error']}")
+            elif change["old"] != change["new"]:
+                click.echo(f"run {change['run_id']}: {change['old']} -> {change['new']}")
+            else:
+                click.echo(f"run {change['run_id']}: {change['new']} (unchanged)")
         if not changes:
-            note("no unfinished runs to refresh")
+            note("no unfinished runs to refresh" if not every else "no recorded runs to refresh")
+    if failed:
+        ctx.exit(1)
