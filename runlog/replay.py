@@ -24,6 +24,7 @@ class Plan:
     request: dict[str, Any]
     lineage: dict[str, Any]
     notes: list[str] = field(default_factory=list)
+    workflow: dict[str, Any] | None = None  # the workflow's identity now (runlog.resolve.workflow_identity)
 
     @property
     def drift(self) -> list[dict]:
@@ -35,7 +36,12 @@ def parse_path(text: str) -> list[str | int]:
     parts: list[str | int] = []
     position = 0
     for match in _PART_RE.finditer(text):
-        if match.start() != position and text[position:match.start()] not in (".",):
+        between = text[position:match.start()]
+        if match.group(1) is not None:  # a key: first, or after a '.'
+            ok = between == ("." if parts else "")
+        else:  # an index: right after a key or another index
+            ok = bool(parts) and between == ""
+        if not ok:
             raise UsageError(f"--set: cannot read the path {text!r} (use a.b[0].c)")
         parts.append(match.group(1) if match.group(1) is not None else int(match.group(2)))
         position = match.end()
@@ -111,8 +117,10 @@ def plan(entry: Entry, *, members: dict[str, Any] | None = None, sets: list[str]
         request = copy.deepcopy(record["request"])
         request.pop("requestId", None)
     for name, value in members.items():
+        if name == "tags":  # as with submit, given tags are added to (or change) the recorded ones
+            value = {**(request.get("tags") or {}), **value}
         if request.get(name) != value:
-            overrides.setdefault("members", {})[name] = value
+            overrides.setdefault("members", {})[name] = members[name]
         request[name] = value
     for text in sets:
         path, parts, value = parse_set(text)
@@ -152,24 +160,28 @@ def check_drift(plan: Plan, *, git_now: dict | None, omics, clients: dict, recor
                 if recorded_git.get(key) != git_now.get(key):
                     drift.append({"kind": "git", "what": what, "recorded": recorded_git.get(key),
                                   "current": git_now.get(key)})
+    elif record["kind"] == "import":
+        plan.notes.append("git: not applicable, the run was started without runlog (imported from GetRun), "
+                          "so its code is unknown and not checked")
     else:
-        plan.notes.append(f"git state was {recorded_git.get('state')} when recorded: the code is not checked")
+        plan.notes.append(f"git: not checked, the record's git state is {recorded_git.get('state')} "
+                          f"({recorded_git.get('reason', 'no commit recorded')})")
 
-    if plan.lineage["mode"] == "request":
-        current = workflow_identity(omics, plan.request)
-        if "error" in current:
-            drift.append({"kind": "workflow", "what": "workflow", "recorded": recorded_digest,
-                          "current": f"{current['error']['code']}: {current['error']['message']}"})
-        elif recorded_digest is None:
-            plan.notes.append("no workflow digest was recorded: the workflow definition is not checked")
-        elif current.get("digest") != recorded_digest:
-            drift.append({"kind": "workflow", "what": "digest", "recorded": recorded_digest,
-                          "current": current.get("digest")})
+    workflow_now = workflow_identity(omics, plan.request)  # with --native: the workflow the source run names
+    plan.workflow = workflow_now
+    if "error" in workflow_now:
+        drift.append({"kind": "workflow", "what": "definition", "recorded": recorded_digest,
+                      "current": f"{workflow_now['error']['code']}: {workflow_now['error']['message']}"})
+    elif recorded_digest is None:
+        plan.notes.append("workflow: not checked, no digest was recorded (neither at submission nor by GetRun)")
+    elif workflow_now.get("digest") != recorded_digest:
+        drift.append({"kind": "workflow", "what": "digest", "recorded": recorded_digest,
+                      "current": workflow_now.get("digest")})
 
+    named = set(input_uris(plan.request.get("parameters")))
     recorded_inputs = (record.get("resolution") or {}).get("inputs") or {}
     if recorded_inputs:
-        still_named = set(input_uris(plan.request.get("parameters")))
-        wanted = {uri: identity for uri, identity in recorded_inputs.items() if uri in still_named}
+        wanted = {uri: identity for uri, identity in recorded_inputs.items() if uri in named}
         current = resolve_inputs(list(wanted), clients, timeout=timeout)
         for change in identity_changes(wanted, current):
             drift.append({"kind": "input", "what": f"{change['uri']} {change['field']}",
@@ -178,12 +190,18 @@ def check_drift(plan: Plan, *, git_now: dict | None, omics, clients: dict, recor
             if "error" in identity and "error" not in wanted.get(uri, {}):
                 drift.append({"kind": "input", "what": uri, "recorded": "present",
                               "current": identity["error"]["code"]})
-    else:
-        plan.notes.append("no input identities were recorded: inputs are not checked")
+    elif named and record["kind"] == "import":
+        plan.notes.append("inputs: not checked, no identities were pinned when this run was started "
+                          "(it was imported from GetRun)")
+    elif named:
+        plan.notes.append("inputs: not checked, the record pinned no input identities (submitted with "
+                          "--no-resolve?)")
 
 
 def describe(drift: dict) -> str:
     def short(value):
+        if value is None:
+            return "(none)"
         text = str(value)
         return text[:12] if re.fullmatch(r"[0-9a-f]{40,64}", text) else text
 

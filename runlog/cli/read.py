@@ -116,8 +116,7 @@ def show(ctx, ref, as_json):
     else:
         lines.append(("git", f"{git['state']}: {git.get('reason', 'no commit')}"))
     lines.append(("fingerprint", record["fingerprint"]))
-    if entry.replay_of:
-        lines.append(("replay of", entry.replay_of))
+    lines += _lineage_lines(record.get("lineage"))
     for r in replays:
         lines.append(("replayed by", f"{r.address} (run {r.run_id or '-'})"))
     for warning in record.get("warnings", []):
@@ -129,6 +128,28 @@ def show(ctx, ref, as_json):
         click.echo("\nobservations:")
         for o in observations:
             click.echo(f"  {o['observed_at']}  {o['source']:<10} {o['status'] or ''}")
+
+
+def _lineage_lines(lineage: dict | None) -> list[tuple[str, str]]:
+    """What a replay replays, how, what it changed on purpose and what drift it accepted."""
+    if not lineage:
+        return []
+    from runlog.replay import describe
+    from runlog.startrun import MEMBERS
+
+    of = lineage["replay_of"]
+    how = ("StartRun --run-id: the service's copy of the run" if lineage.get("mode") == "native"
+           else "the recorded request")
+    lines = [("replay of", f"{of['record']} (run {of.get('run_id') or '-'}, {how})")]
+    overrides = lineage.get("overrides") or {}
+    for path, value in (overrides.get("parameters") or {}).items():
+        lines.append(("override", f"--set {path}={json.dumps(value, ensure_ascii=False)}"))
+    for member, value in (overrides.get("members") or {}).items():
+        flag = MEMBERS[member].flag if member in MEMBERS else member
+        lines.append(("override", f"{flag} {json.dumps(value, ensure_ascii=False)}"))
+    for drift in lineage.get("drift") or []:
+        lines.append(("drift", describe(drift) + " (allowed)"))
+    return lines
 
 
 @click.command()

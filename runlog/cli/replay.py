@@ -3,22 +3,27 @@
 from __future__ import annotations
 
 import json
+import re
 
 import click
 
-from runlog.cli.common import aws_options, aws_settings, load_config, note, open_ledger, warn
-from runlog.cli.submit import output_options, print_response
-from runlog.errors import DriftError, ServiceError, UsageError
+from runlog.cli.common import aws_options, aws_settings, load_config, no_ledger, note, open_ledger, warn
+from runlog.cli.submit import make_resolve_options, output_options, print_response, resolve_options
+from runlog.errors import DriftError, LedgerError, ServiceError, UsageError
+from runlog.replay import NOT_OVERRIDABLE, describe, parse_set
 from runlog.startrun import OPTIONS
 
-OVERRIDABLE = [o for o in OPTIONS if o.member not in ("parameters", "requestId", "runId", "workflowId")]
+OVERRIDABLE = [o for o in OPTIONS if o.member not in NOT_OVERRIDABLE]
 
 
 def override_options(func):
+    """submit's StartRun options, as overrides of the recorded members (config defaults do not apply)."""
     for option in reversed(OVERRIDABLE):
         kind = int if option.kind == "int" else str
-        func = click.option(option.flag, option.member, type=kind, default=None,
-                            help=f"Override the recorded value. {option.help}")(func)
+        described = re.sub(r" \(default: [^)]*\)", "", option.help)
+        text = (f"Add to (or change) the recorded tags. {described.removeprefix('Tags: ')}" if option.member == "tags"
+                else f"Override the recorded value. {described}")
+        func = click.option(option.flag, option.member, type=kind, default=None, help=text)(func)
     return func
 
 
@@ -30,11 +35,12 @@ def override_options(func):
 @click.option("--dry-run", is_flag=True, help="Print the request that would be sent and the drift report; send nothing.")
 @click.option("--native", is_flag=True, help="Use the service's own duplication (StartRun --run-id) instead.")
 @override_options
+@resolve_options
 @aws_options
 @output_options
 @click.pass_context
-def replay(ctx, ref, sets, allow_drift, dry_run, native, profile, region, endpoint_url, query, output, as_json,
-           quiet, no_cli_pager, **members):
+def replay(ctx, ref, sets, allow_drift, dry_run, native, no_resolve, no_check, strict, resolve_timeout,
+           profile, region, endpoint_url, query, output, as_json, quiet, no_cli_pager, **members):
     """Run a recorded submission again, exactly: the recorded StartRun request member for
     member, with a new requestId and a `runlog:replay-of` tag naming the original run.
 
@@ -45,7 +51,9 @@ def replay(ctx, ref, sets, allow_drift, dry_run, native, profile, region, endpoi
     commit or uncommitted changes differ from the record's; the workflow's digest differs;
     an input's identity (S3 ETag or version, read-set status) differs. Any drift refuses the
     replay (exit 3) unless --allow-drift, and is then recorded in the replay's lineage.
-    Overrides (--set and the options below) are recorded too, and show in `runlog diff`.
+    Overrides (--set and the options below; --tags adds to the recorded tags) are recorded
+    too, and show in `runlog diff`. The replay's own record resolves the workflow and
+    inputs again, as submit does (--no-resolve, --no-check, --strict).
 
     \b
     Examples:
@@ -54,42 +62,81 @@ def replay(ctx, ref, sets, allow_drift, dry_run, native, profile, region, endpoi
       runlog replay arn:aws:omics:us-west-2:123456789012:run/4207391 --allow-drift
       runlog replay 4207391 --native --output-uri s3://bucket/rerun/
 
-    Exit status: 0 sent; 1 the service rejected it (kept as a failed attempt); 2 bad input or
-    unknown run; 3 drift refused.
+    Exit status: 0 sent; 1 the service rejected it (kept as a failed attempt) or could not be
+    reached (kept as pending: `runlog recover`); 2 bad input or unknown run; 3 drift refused.
     """
+    from runlog.startrun import parse_tags
+
+    ref = ref.strip()
+    for text in sets:  # syntax first: nothing is fetched or written for a misspelt --set
+        parse_set(text)
+    if members.get("tags") is not None:
+        members["tags"] = parse_tags(members["tags"])
+    config = load_config(ctx)
+    options = make_resolve_options(config, no_resolve, no_check, strict, resolve_timeout)
+    the_plan, settings = _prepare(config, ref, members, list(sets), native, (profile, region, endpoint_url),
+                                  options.timeout)
+    for line in the_plan.notes:
+        note(line)
+    for drift in the_plan.drift:
+        warn("drift: " + describe(drift))
+    if dry_run:
+        if the_plan.drift and not allow_drift:
+            note(f"without --dry-run this replay would be refused (exit 3): {len(the_plan.drift)} drift finding(s)")
+        if options.enabled and options.check and not native and "error" not in (the_plan.workflow or {"error": 1}):
+            from runlog.resolve import check_template
+
+            for problem in check_template(the_plan.workflow, the_plan.request.get("parameters")):
+                warn(f"without --dry-run this replay would be refused (exit 2): {problem} (--no-check sends it)")
+        # the request, then what the replay's record would say about it (replay_of, mode, overrides, drift)
+        click.echo(json.dumps({"request": the_plan.request, **the_plan.lineage, "notes": the_plan.notes},
+                              indent=2, ensure_ascii=False))
+        return
+    if the_plan.drift and not allow_drift:
+        raise DriftError(f"replay refused: {len(the_plan.drift)} drift finding(s) since the original run "
+                         "(listed above); --allow-drift replays anyway and records them")
+    from runlog.startrun import Built
+    from runlog.submit import submit as do_submit
+
+    built = Built(request=the_plan.request, parameters={"source": "recorded", "argument": None})
+    result = do_submit(lambda: open_ledger(config, create=True), built, settings=settings,
+                       git_path=config.git_repo, kind="replay", extra={"lineage": the_plan.lineage},
+                       lookup_caller=config.get("caller_identity", True), resolve_options=options, warn=warn)
+    print_response(result.response, query, output, as_json, quiet, result.entry.address, result.warnings)
+
+
+def _prepare(config, ref: str, members: dict, sets: list[str], native: bool, given: tuple, timeout: float):
+    """The replay plan with its drift filled in, and the AWS settings to send it with."""
     from runlog import aws, gitcapture
     from runlog.importer import import_run
     from runlog.ledger import RUN_ARN_RE
-    from runlog.observe import get_run, latest_run_facts
-    from runlog.replay import check_drift, describe, plan as make_plan
+    from runlog.observe import latest_run_facts
+    from runlog.replay import check_drift, plan as make_plan
     from runlog.resolve import input_uris
-    from runlog.startrun import Built, check_request
-    from runlog.submit import submit as do_submit
+    from runlog.startrun import check_request
 
-    config = load_config(ctx)
-    ledger = open_ledger(config, create=True)
+    fetchable = ref.isdigit() or bool(RUN_ARN_RE.match(ref))
+    profile, region, endpoint_url = given
+    ledger = open_ledger(config, create=False)
+    fetched = None
+    if fetchable and (ledger is None or not ledger.candidates(ref)):
+        if ledger is not None:
+            ledger.close()
+        # GetRun first: a run it cannot find leaves nothing behind, not even a new ledger
+        fetched = _get_run(aws_settings(config, profile, region, endpoint_url), ref)
+        ledger = open_ledger(config, create=True, notice=False)
+    if ledger is None:
+        raise LedgerError(no_ledger(config))
     with ledger:
-        candidates = ledger.candidates(ref)
-        fetched = None
-        if not candidates and (ref.isdigit() or RUN_ARN_RE.match(ref)):
-            run_id = ref if ref.isdigit() else RUN_ARN_RE.match(ref).group(1)
-            settings = aws_settings(config, profile, region, endpoint_url)
-            try:
-                fetched = get_run(aws.client(settings, "omics"), run_id)
-            except ServiceError as exc:
-                if exc.code in ("ResourceNotFoundException", "AccessDeniedException", "ValidationException"):
-                    raise UsageError(f"run {run_id} is not in the ledger and GetRun cannot find it "
-                                     f"({exc.code}: {exc.service_message}); it may be deleted, expired, or in "
-                                     "another account or region") from None
-                raise
-            entry, added = import_run(ledger, fetched)
-            note(f"run {run_id} was not in the ledger: imported from GetRun as record {entry.address[:12]}")
+        if fetched is not None:
+            entry, _ = import_run(ledger, fetched)
+            note(f"run {fetched['id']} was not in the ledger: imported from GetRun as record {entry.address[:12]}")
         else:
             entry = ledger.resolve(ref)
         recorded = entry.record["aws"]
         settings = aws_settings(config, profile or recorded.get("profile"), region or recorded.get("region"),
                                 endpoint_url or recorded.get("endpoint_url"))
-        the_plan = make_plan(entry, members=members, sets=list(sets), native=native)
+        the_plan = make_plan(entry, members=members, sets=sets, native=native)
         check_request(the_plan.request)
         sess = aws.session(settings)
         omics = aws.client(settings, "omics", sess=sess)
@@ -99,20 +146,22 @@ def replay(ctx, ref, sets, allow_drift, dry_run, native, profile, region, endpoi
         recorded_digest = ((entry.record.get("resolution") or {}).get("workflow") or {}).get("digest") \
             or latest_run_facts(ledger, entry.address).get("digest")
         check_drift(the_plan, git_now=gitcapture.capture(config.git_repo), omics=omics, clients=clients,
-                    recorded_digest=recorded_digest)
-    for line in the_plan.notes:
-        note(line)
-    for drift in the_plan.drift:
-        warn("drift: " + describe(drift))
-    if dry_run:
-        click.echo(json.dumps({"request": the_plan.request, "drift": the_plan.drift, "notes": the_plan.notes,
-                               "lineage": the_plan.lineage}, indent=2, ensure_ascii=False))
-        return
-    if the_plan.drift and not allow_drift:
-        raise DriftError(f"replay refused: {len(the_plan.drift)} thing(s) drifted since the original run "
-                         "(listed above); --allow-drift replays anyway and records the drift")
-    built = Built(request=the_plan.request, parameters={"source": "recorded", "argument": None})
-    result = do_submit(lambda: open_ledger(config, create=True), built, settings=settings,
-                       git_path=config.git_repo, kind="replay", extra={"lineage": the_plan.lineage},
-                       lookup_caller=config.get("caller_identity", True), warn=warn)
-    print_response(result.response, query, output, as_json, quiet, result.entry.address, result.warnings)
+                    recorded_digest=recorded_digest, timeout=timeout)
+    return the_plan, settings
+
+
+def _get_run(settings, ref: str) -> dict:
+    """GetRun for a run id or ARN that is not in the ledger; exit 2 when the service cannot find it."""
+    from runlog import aws
+    from runlog.ledger import RUN_ARN_RE
+    from runlog.observe import get_run
+
+    run_id = ref if ref.isdigit() else RUN_ARN_RE.match(ref).group(1)
+    try:
+        return get_run(aws.client(settings, "omics"), run_id)
+    except ServiceError as exc:
+        if exc.code in ("ResourceNotFoundException", "AccessDeniedException", "ValidationException"):
+            raise UsageError(f"run {run_id} is not in the ledger and GetRun cannot find it "
+                             f"({exc.code}: {exc.service_message}); it may be deleted, expired, or in "
+                             "another account or region") from None
+        raise
