@@ -63,3 +63,23 @@ def test_debug_shows_traceback_only_when_asked(tmp_path, run_proc):
     assert plain.stderr.startswith("runlog: error: ")
     debug = run_proc("--ledger", bad, "--debug", "log")
     assert "Traceback" in debug.stderr
+
+
+def test_a_closed_pipe_is_quiet(tmp_path, run_proc):
+    """`runlog log | head -1` must not print an internal error when head exits."""
+    import subprocess
+    import sys
+
+    from recordfactory import make_record
+    from runlog.ledger import Ledger
+
+    path = tmp_path / "l.db"
+    with Ledger.open(path) as ledger:
+        for i in range(300):
+            ledger.add_record(make_record(run_id=str(6000000 + i)))
+    proc = subprocess.Popen([sys.executable, "-m", "runlog", "--ledger", str(path), "log", "-n", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.readline()
+    proc.stdout.close()
+    proc.wait(timeout=60)
+    assert "internal error" not in proc.stderr.read().decode()

@@ -60,6 +60,8 @@ class LazyGroup(click.Group):
             raise
         except KeyboardInterrupt:
             raise _UserFacing("interrupted", 130) from None
+        except BrokenPipeError:
+            raise  # the reader went away (`runlog show @1 | head`): click ends quietly
         except Exception as exc:
             if ctx.obj and ctx.obj.get("debug"):
                 raise
