@@ -100,7 +100,7 @@ def bench_ledger(size: int, workdir: Path, repeat: int, rows: list) -> None:
     from runlog.cli import COMMANDS
 
     operations = [("log -n 20", ["log", "-n", "20"]), ("show @1", ["show", "@1"]),
-                  (f"show RUN_ID", ["show", middle]), ("verify @1", ["verify", "@1"])]
+                  ("show RUN_ID", ["show", middle]), ("verify @1", ["verify", "@1"])]
     if "diff" in COMMANDS:
         operations.append(("diff @1 @2", ["diff", "@1", "@2"]))
     for label, args in operations:

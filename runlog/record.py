@@ -147,6 +147,3 @@ def schema_errors(record: dict) -> list[str]:
         errors.append(f"{where}: {error.message}")
     return errors
 
-
-def short(addr: str | None, length: int = 12) -> str:
-    return addr[:length] if addr else ""

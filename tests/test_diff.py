@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 from test_submit import ROLE
 from runlog.ledger import Ledger
 

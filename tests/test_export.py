@@ -7,7 +7,6 @@ import json
 import os
 import stat
 import subprocess
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from test_submit import SEED_1, SEED_2, SEED_3, SEED_4, records
+from test_submit import SEED_1, SEED_2, SEED_3, records
 from runlog.ledger import Ledger
 
 

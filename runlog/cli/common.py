@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 from typing import Any
 
 import click
@@ -48,6 +46,14 @@ def open_ledger(config: configuration.Config, *, create: bool, notice: bool = Tr
     return ledger
 
 
+def require_ledger(config: configuration.Config, *, notice: bool = True):
+    """Open the configured ledger, which must already exist (commands that only read it)."""
+    ledger = open_ledger(config, create=False, notice=notice)
+    if ledger is None:
+        raise LedgerError(no_ledger(config))
+    return ledger
+
+
 def mention_pending(ledger) -> None:
     pending = ledger.pending()
     if pending:
@@ -73,21 +79,8 @@ def echo_json(value: Any, indent: int | None = 2) -> None:
     click.echo(json.dumps(value, indent=indent, ensure_ascii=False, default=str))
 
 
-def is_tty() -> bool:
-    return sys.stdout.isatty()
-
-
 def short_time(iso: str | None) -> str:
     if not iso:
         return "-"
     return iso.replace("T", " ")[:19]
 
-
-def rel(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
-
-
-__all__ = ["LedgerError"]

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import click
 
-from runlog.cli.common import echo_json, load_config, open_ledger, no_ledger
-from runlog.errors import LedgerError
+from runlog.cli.common import echo_json, load_config, require_ledger
 
 SHA_RE = re.compile(r"^[0-9a-f]{40}$")
 MARK = {"changed": "~", "type_changed": "~", "added": "+", "removed": "-"}
@@ -65,9 +64,7 @@ def diff(ctx, ref_a, ref_b, as_json, exit_code, include_identity):
     from runlog.observe import latest_run_facts
 
     config = load_config(ctx)
-    ledger = open_ledger(config, create=False)
-    if ledger is None:
-        raise LedgerError(no_ledger(config))
+    ledger = require_ledger(config)
     notes: list[str] = []
     with ledger:
         entry_a = ledger.resolve(ref_a)

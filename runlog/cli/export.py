@@ -6,8 +6,7 @@ from pathlib import Path
 
 import click
 
-from runlog.cli.common import echo_json, load_config, no_ledger, open_ledger
-from runlog.errors import LedgerError
+from runlog.cli.common import echo_json, load_config, require_ledger
 
 FORMATS = ["ro-crate", "bco", "prov-json", "prov-n", "methods", "all"]
 
@@ -48,9 +47,7 @@ def export(ctx, refs, fmt, target, license_, usability, title, runs_only, force,
     from runlog.export.write import export as do_export
 
     config = load_config(ctx)
-    ledger = open_ledger(config, create=False)
-    if ledger is None:
-        raise LedgerError(no_ledger(config))
+    ledger = require_ledger(config)
     with ledger:
         runs = collect(ledger, list(refs), runs_only=runs_only)
     written = do_export(runs, fmt, target, force=force, license=license_ or config.get("license"),

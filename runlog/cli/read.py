@@ -6,8 +6,7 @@ import json
 
 import click
 
-from runlog.cli.common import echo_json, load_config, no_ledger, note, open_ledger, short_time
-from runlog.errors import LedgerError
+from runlog.cli.common import echo_json, load_config, no_ledger, note, open_ledger, require_ledger, short_time
 
 
 @click.command()
@@ -79,9 +78,7 @@ def show(ctx, ref, as_json):
       runlog show 3f2a9c01 --json | jq .record.request
     """
     config = load_config(ctx)
-    ledger = open_ledger(config, create=False)
-    if ledger is None:
-        raise LedgerError(no_ledger(config))
+    ledger = require_ledger(config)
     with ledger:
         entry = ledger.resolve(ref)
         observations = ledger.observations(entry.address)
@@ -172,9 +169,7 @@ def verify(ctx, refs, as_json):
     from runlog.verify import verify as do_verify, verify_entries
 
     config = load_config(ctx)
-    ledger = open_ledger(config, create=False)
-    if ledger is None:
-        raise LedgerError(no_ledger(config))
+    ledger = require_ledger(config)
     with ledger:
         report = verify_entries(ledger, [ledger.resolve(r) for r in refs]) if refs else do_verify(ledger)
     if as_json:

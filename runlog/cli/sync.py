@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 import click
 
 from runlog.cli.common import (aws_options, aws_settings, echo_json, load_config, no_ledger, note, open_ledger,
-                               warn)
+                               require_ledger, warn)
 from runlog.errors import LedgerError, RunlogError, UsageError
 
 RUN_STATUSES = ["PENDING", "STARTING", "RUNNING", "STOPPING", "COMPLETED", "DELETED", "CANCELLED", "FAILED"]
@@ -306,9 +306,7 @@ def refresh(ctx, refs, every, active, as_json, profile, region, endpoint_url):
     if every and active:
         raise UsageError("give --all or --active, not both")
     config = load_config(ctx)
-    ledger = open_ledger(config, create=False)
-    if ledger is None:
-        raise LedgerError(no_ledger(config))
+    ledger = require_ledger(config)
     changes, failed = [], 0
     with ledger:
         entries = _refresh_targets(ledger, refs, every)

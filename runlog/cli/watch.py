@@ -8,8 +8,7 @@ import time
 
 import click
 
-from runlog.cli.common import aws_options, aws_settings, echo_json, load_config, open_ledger, warn
-from runlog.errors import LedgerError
+from runlog.cli.common import aws_options, aws_settings, echo_json, load_config, require_ledger, warn
 
 
 @click.command()
@@ -41,9 +40,7 @@ def watch(ctx, ref, interval, timeout, as_json, profile, region, endpoint_url):
     from runlog.watch import watch as follow
 
     config = load_config(ctx)
-    ledger = open_ledger(config, create=False)
-    if ledger is None:
-        raise LedgerError(f"no ledger at {config.ledger_path()}")
+    ledger = require_ledger(config)
     with ledger:
         entry = ledger.resolve(ref)
         recorded = entry.record["aws"]
