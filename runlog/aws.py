@@ -19,19 +19,38 @@ _ENDPOINT_ENV = {"omics": "AWS_ENDPOINT_URL_OMICS", "sts": "AWS_ENDPOINT_URL_STS
 @dataclass(frozen=True)
 class AwsSettings:
     """Where and as whom to talk to AWS. `endpoint_url` is the HealthOmics endpoint
-    (from --endpoint-url or the config), exactly like the aws CLI's global option."""
+    (from --endpoint-url or the config), exactly like the aws CLI's global option.
+    `pinned` means a missing endpoint_url is AWS's own endpoint, whatever AWS_ENDPOINT_URL*
+    say now (an attempt or run recorded against AWS stays with AWS)."""
 
     profile: str | None = None
     region: str | None = None
     endpoint_url: str | None = None
+    pinned: bool = False
 
-    @classmethod
-    def from_config(cls, config, profile=None, region=None, endpoint_url=None) -> "AwsSettings":
-        return cls(
-            profile=profile or config.get("profile"),
-            region=region or config.get("region"),
-            endpoint_url=endpoint_url or config.get("endpoint_url"),
+
+def settings_for(config=None, *, profile: str | None = None, region: str | None = None,
+                 endpoint_url: str | None = None, recorded: dict | None = None) -> AwsSettings:
+    """The one rule for where a call goes: flag > recorded > config > environment.
+
+    `recorded` is a record's or attempt's `aws` section ({region, profile, endpoint_url}),
+    given when acting on something already recorded (recover, replay, watch, refresh): its
+    region and endpoint are where the run lives, so the configuration file or the
+    environment of today cannot send it elsewhere. A recorded endpoint of null is AWS's own.
+    Without `recorded` (a new submission): flag > config > environment (boto's own chain)."""
+    config_get = config.get if config is not None else (lambda key: None)
+    if recorded is not None:
+        return AwsSettings(
+            profile=profile or recorded.get("profile") or config_get("profile"),
+            region=region or recorded.get("region") or config_get("region"),
+            endpoint_url=endpoint_url or recorded.get("endpoint_url"),
+            pinned=not endpoint_url,
         )
+    return AwsSettings(
+        profile=profile or config_get("profile"),
+        region=region or config_get("region"),
+        endpoint_url=endpoint_url or config_get("endpoint_url"),
+    )
 
 
 def custom_endpoint(service: str, explicit: str | None = None) -> str | None:
@@ -74,10 +93,13 @@ def client(settings: AwsSettings, service: str, *, check_credentials: bool = Tru
             "or export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
         )
     explicit = settings.endpoint_url if service == "omics" else None
-    endpoint = custom_endpoint(service, explicit)
+    pinned = service == "omics" and settings.pinned
+    endpoint = explicit if pinned else custom_endpoint(service, explicit)
     options: dict[str, Any] = {"user_agent_extra": "runlog"}
     if endpoint:
         options["inject_host_prefix"] = False
+    if pinned:
+        options["ignore_configured_endpoint_urls"] = True
     scoped = sess._session.get_scoped_config() if hasattr(sess, "_session") else {}
     if not os.environ.get("AWS_RETRY_MODE") and "retry_mode" not in scoped:
         options["retries"] = {"mode": "standard"}
@@ -101,6 +123,52 @@ def error_from(exc: Exception, operation: str) -> RunlogError:
     return RunlogError(f"{operation} failed: {exc}", exit_code=1)
 
 
+# Modelled errors that do not prove the request was refused: a throttle or a request timeout
+# that outlived botocore's retries may follow a try that the service did process.
+AMBIGUOUS_STATUSES = (408, 429)
+
+
+def refusing_errors(operation_model) -> dict[str, int]:
+    """The operation's modelled errors that prove the service refused the request, with their
+    HTTP status: the client (sender) faults with a 4xx status, except AMBIGUOUS_STATUSES."""
+    found = {}
+    for shape in operation_model.error_shapes:
+        error = shape.metadata.get("error", {})
+        status = error.get("httpStatusCode")
+        if error.get("senderFault") and status and 400 <= status < 500 and status not in AMBIGUOUS_STATUSES:
+            found[shape.error_code or shape.name] = status
+    return found
+
+
+def refusal(exc: Exception, operation_model) -> ServiceError | None:
+    """The ServiceError when `exc` is the service's proof that it refused the request (one of
+    refusing_errors, with a 4xx status); None when the outcome is unknown."""
+    import botocore.exceptions as bex
+
+    if not isinstance(exc, bex.ClientError):
+        return None
+    error = error_from(exc, operation_model.name)
+    if not isinstance(error, ServiceError) or error.code not in refusing_errors(operation_model):
+        return None
+    if error.http_status is not None and not 400 <= error.http_status < 500:
+        return None
+    return error
+
+
+def describe_failure(exc: Exception) -> str:
+    """A short, true account of a failed call, for messages about unknown outcomes."""
+    import botocore.exceptions as bex
+
+    if isinstance(exc, bex.ClientError):
+        err = exc.response.get("Error", {})
+        meta = exc.response.get("ResponseMetadata", {})
+        status = meta.get("HTTPStatusCode")
+        tries = (meta.get("RetryAttempts") or 0) + 1
+        return (f"{err.get('Code', 'error')}{f' (HTTP {status})' if status else ''}"
+                f"{f' after {tries} tries' if tries > 1 else ''}")
+    return f"{type(exc).__name__}: {exc}"
+
+
 def is_transport_error(exc: Exception) -> bool:
     """True when the request may not have reached the service, or its answer was lost."""
     import botocore.exceptions as bex
@@ -121,6 +189,14 @@ def caller_identity(settings: AwsSettings, sess=None) -> dict | None:
     except Exception:  # no permission, no network: the record says null
         return None
     return {"arn": answer["Arn"], "account": answer["Account"], "user_id": answer.get("UserId")}
+
+
+def recorded_endpoint(settings: AwsSettings) -> str | None:
+    """The HealthOmics endpoint to record for calls made with these settings: the custom one
+    (flag, config or environment), without credentials; None for AWS's own."""
+    if settings.pinned:
+        return public_endpoint(settings.endpoint_url)
+    return public_endpoint(custom_endpoint("omics", settings.endpoint_url))
 
 
 def public_endpoint(url: str | None) -> str | None:

@@ -5,6 +5,7 @@ Exit codes (documented in docs/cli.md):
   1  the service rejected the request, or verification found a problem
   2  bad input: usage, unreadable files, unknown references, corrupt ledger
   3  drift refused (replay)
+  130 interrupted (Ctrl-C)
 """
 
 from __future__ import annotations
@@ -51,3 +52,26 @@ class DriftError(RunlogError):
     """Replay refused because something drifted (exit 3)."""
 
     exit_code = 3
+
+
+class PendingError(RunlogError):
+    """StartRun's outcome is unknown (a 5xx, a throttle or timeout that outlived the retries, a
+    lost connection, an interruption, a record that could not be written): the attempt is kept
+    as pending and `recover` completes it (exit 1). `run_id` is set when a run is known to
+    have started."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, request_id: str, run_id: str | None = None, exit_code: int | None = None):
+        self.request_id = request_id
+        self.run_id = run_id
+        super().__init__(message, exit_code)
+
+
+class DuplicateAttemptError(UsageError):
+    """An identical request (all members but requestId) is already pending (exit 2)."""
+
+    def __init__(self, message: str, request_id: str, in_flight: dict | None):
+        self.request_id = request_id
+        self.in_flight = in_flight  # the owner (pid, host, since) when a live process holds it
+        super().__init__(message)

@@ -54,8 +54,9 @@ def _timestamp(value: str | None) -> str:
     return parsed.strftime("%Y-%m-%dT%H:%M:%S.") + f"{parsed.microsecond // 1000:03d}Z"
 
 
-def import_record(run: dict[str, Any]) -> dict[str, Any]:
-    """An `import` record for a run described by GetRun (as plain JSON)."""
+def import_record(run: dict[str, Any], endpoint_url: str | None = None) -> dict[str, Any]:
+    """An `import` record for a run described by GetRun (as plain JSON), fetched from
+    `endpoint_url` (None: AWS's own HealthOmics endpoint)."""
     arn = ARN_RE.match(run.get("arn", ""))
     started_by = run.get("startedBy")
     caller = None
@@ -71,7 +72,7 @@ def import_record(run: dict[str, Any]) -> dict[str, Any]:
         "parameters": {"source": "service", "argument": None},
         "git": {"state": "unknown", "reason": "the run was started without runlog"},
         "caller": caller,
-        "aws": {"region": arn.group("region") if arn else None, "endpoint_url": None, "profile": None},
+        "aws": {"region": arn.group("region") if arn else None, "endpoint_url": endpoint_url, "profile": None},
         "warnings": [],
         "source_run": {m: run[m] for m in STABLE_MEMBERS if run.get(m) not in (None, "", {})},
         "outcome": {"status": "submitted", "response": {
@@ -81,13 +82,13 @@ def import_record(run: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
-def import_run(ledger: Ledger, run: dict[str, Any]) -> tuple[Entry, bool]:
-    """Record a run (GetRun body) unless its uuid is already in the ledger.
-    Returns (entry, added); a new record also gets the GetRun body as its first observation."""
+def import_run(ledger: Ledger, run: dict[str, Any], endpoint_url: str | None = None) -> tuple[Entry, bool]:
+    """Record a run (GetRun body, fetched from endpoint_url) unless its uuid is already in the
+    ledger. Returns (entry, added); a new record also gets the GetRun body as its first observation."""
     existing = ledger.entries(where="run_uuid = ?", params=(run["uuid"],), limit=1)
     if existing:
         return existing[0], False
-    entry, added = ledger.add_record(import_record(run))
+    entry, added = ledger.add_record(import_record(run, endpoint_url))
     if added:
         ledger.observe(entry.address, SOURCE, run, run_uuid=run["uuid"], status=run.get("status"))
     return entry, added

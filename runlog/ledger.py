@@ -244,13 +244,22 @@ class Ledger:
         try:
             yield
         except BaseException:
-            self.conn.execute("ROLLBACK")
+            self._rollback()
             raise
         try:
             self.conn.execute("COMMIT")
-        except sqlite3.OperationalError as exc:
-            self.conn.execute("ROLLBACK")
+        except sqlite3.DatabaseError as exc:
+            self._rollback()
             raise LedgerError(f"cannot write to ledger {self.path}: {exc}") from None
+
+    def _rollback(self) -> None:
+        """Undo the open transaction, if SQLite has not already (it rolls back by itself on a
+        full disk or an I/O error, and a second ROLLBACK would hide the real error)."""
+        if self.conn.in_transaction:
+            try:
+                self.conn.execute("ROLLBACK")
+            except sqlite3.DatabaseError:
+                pass
 
     def _insert(self, table: str, row: dict[str, Any]) -> int:
         """Insert one row (inside a write transaction); returns its rowid."""
@@ -259,13 +268,17 @@ class Ledger:
         try:
             cursor = self.conn.execute(f"INSERT INTO {table} ({columns}) VALUES ({marks})", tuple(row.values()))
             return cursor.lastrowid
-        except sqlite3.OperationalError as exc:
+        except (sqlite3.OperationalError, sqlite3.DataError) as exc:
             raise LedgerError(f"cannot write to ledger {self.path}: {exc}") from None
 
     # -- writing -----------------------------------------------------------------------------
 
-    def add_attempt(self, intent: dict) -> None:
-        """Commit the intent to submit (before the service is called)."""
+    def add_attempt(self, intent: dict, *, allow_duplicate: bool = False) -> None:
+        """Commit the intent to submit (before the service is called).
+
+        Refused when its requestId was used before, and (unless allow_duplicate) when an
+        identical request (every member but requestId) is still pending: sending it again
+        could start the same run twice, while `recover` completes the pending one safely."""
         body = rec.canonical_json(intent).decode("utf-8")
         request_id = intent["request"]["requestId"]
         with self.write():
@@ -276,20 +289,45 @@ class Ledger:
                 where = f"record {known[0][:12]}" if known[0] else "a pending attempt (see `runlog recover`)"
                 raise UsageError(f"request id {request_id!r} was already used by {where}; HealthOmics would "
                                  "return that run again: leave out --request-id or give a new one")
+            if not allow_duplicate:
+                self._refuse_pending_duplicate(intent["request"])
             self._insert(
                 "attempts",
                 {"request_id": request_id, "created": intent["created"], "intent": body,
                  "intent_sha256": rec.sha256_hex(body.encode("utf-8"))},
             )
 
+    def _refuse_pending_duplicate(self, request: dict) -> None:
+        from runlog import inflight
+        from runlog.errors import DuplicateAttemptError
+
+        same = _without_request_id(request)
+        for (text,) in self.conn.execute(self._PENDING_SQL):
+            other = json.loads(text)["request"]
+            if _without_request_id(other) != same:
+                continue
+            other_id = other["requestId"]
+            owner = inflight.owner(self.path, other_id)
+            state = (f"in flight in process {owner.get('pid', '?')} on {owner.get('host', '?')} since "
+                     f"{owner.get('since', '?')}" if owner is not None
+                     else "left pending by a process that has ended; `runlog recover` completes it without "
+                          "starting a second run")
+            raise DuplicateAttemptError(
+                f"an identical request is already pending as attempt {other_id} ({state})", other_id, owner)
+
     def add_record(self, record: dict) -> tuple[Entry, bool]:
         """Validate and append a complete record. Returns (entry, added); a record whose
-        address is already present is not added again."""
+        address is already present is not added again, and neither is a second record for
+        the same requestId (e.g. a submit whose attempt `recover` completed meanwhile): the
+        one already written is returned."""
         _check_schema(record)
         body_bytes = rec.canonical_json(record)
         address = rec.sha256_hex(body_bytes)
+        request_id = record["request"].get("requestId")
         with self.write():
             existing = self._entry_where("address = ?", (address,))
+            if not existing and request_id is not None:
+                existing = self._entry_where("request_id = ?", (request_id,))
             if existing:
                 return existing[0], False
             self._append(record, body_bytes, address)
@@ -436,7 +474,7 @@ class Ledger:
         for entry in entries:
             response = entry.record["outcome"].get("response") or {}
             entry.status = latest.get(entry.address) or response.get("status") or (
-                "REJECTED" if entry.outcome == "rejected" else None)
+                entry.outcome.upper() if entry.outcome in ("rejected", "abandoned") else None)
 
     def get(self, address: str) -> Entry | None:
         found = self.entries(where="address = ?", params=(address,))
@@ -500,13 +538,24 @@ class Ledger:
     def replays_of(self, address: str) -> list[Entry]:
         return self.entries(where="replay_of = ?", params=(address,))
 
+    _PENDING_SQL = ("SELECT a.intent FROM attempts a LEFT JOIN records r ON r.request_id = a.request_id "
+                    "WHERE r.seq IS NULL ORDER BY a.seq")
+
     def pending(self) -> list[dict]:
         """Intents whose attempt has no record yet, oldest first."""
-        rows = self.conn.execute(
-            "SELECT a.intent FROM attempts a LEFT JOIN records r ON r.request_id = a.request_id "
-            "WHERE r.seq IS NULL ORDER BY a.seq"
-        )
-        return [json.loads(row[0]) for row in rows]
+        return [json.loads(row[0]) for row in self.conn.execute(self._PENDING_SQL)]
+
+    def by_request_id(self, request_id: str) -> Entry | None:
+        """The record of the attempt with this requestId, if it has one."""
+        found = self._entry_where("request_id = ?", (request_id,))
+        self._fill_status(found)
+        return found[0] if found else None
+
+    def is_pending(self, request_id: str) -> bool:
+        """True while the attempt with this requestId has no record."""
+        return self.conn.execute(
+            "SELECT 1 FROM attempts a WHERE a.request_id = ? AND NOT EXISTS "
+            "(SELECT 1 FROM records r WHERE r.request_id = a.request_id)", (request_id,)).fetchone() is not None
 
     def addresses(self) -> set[str]:
         """Every record's address."""
@@ -537,6 +586,10 @@ class Ledger:
 
     def meta(self) -> dict[str, str]:
         return dict(self.conn.execute("SELECT key, value FROM meta").fetchall())
+
+
+def _without_request_id(request: dict) -> dict:
+    return {k: v for k, v in request.items() if k != "requestId"}
 
 
 def _check_header(path: Path) -> None:

@@ -15,10 +15,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from runlog import __version__, aws, gitcapture, params, resolve
+from runlog import __version__, aws, gitcapture, inflight, params, resolve
 from runlog import record as rec
 from runlog.aws import AwsSettings
-from runlog.errors import LedgerError, RunlogError, ServiceError
+from runlog.errors import LedgerError, PendingError, RunlogError, UsageError
 from runlog.ledger import Entry, Ledger
 from runlog.startrun import Built, check_against_model
 
@@ -60,15 +60,21 @@ def make_intent(built: Built, *, kind: str, settings: AwsSettings, git: dict, ca
 def submit(open_ledger: Callable[[], Ledger], built: Built, *, settings: AwsSettings, git_path,
            kind: str = "submit", extra: dict[str, Any] | None = None, capture_git: bool = True,
            lookup_caller: bool = True, resolve_options: "resolve.Options | None" = None,
-           warn: Callable[[str], None] = lambda message: None) -> Submission:
-    """Record and send one StartRun request. `open_ledger` is called only once every check passed."""
+           allow_duplicate: bool = False, warn: Callable[[str], None] = lambda message: None) -> Submission:
+    """Record and send one StartRun request. `open_ledger` is called only once every check passed.
+
+    Raises DuplicateAttemptError when an identical request is still pending (unless
+    allow_duplicate), ServiceError-derived RunlogError when the service refused (the failed
+    attempt is recorded), PendingError when the outcome is unknown (the attempt stays pending)."""
     from runlog import background
 
     pending_git = background.start(gitcapture.capture, str(git_path)) if capture_git else None
     sess = aws.session(settings)
     omics = aws.client(settings, "omics", sess=sess)
     check_against_model(built.request, omics.meta.service_model)
-    settings = AwsSettings(settings.profile, sess.region_name, aws.custom_endpoint("omics", settings.endpoint_url))
+    settings = AwsSettings(settings.profile, sess.region_name,
+                           settings.endpoint_url if settings.pinned
+                           else aws.custom_endpoint("omics", settings.endpoint_url), settings.pinned)
     warnings = params.lint(built.request.get("parameters"))
     extra = dict(extra or {})
     with ThreadPoolExecutor(max_workers=1) as pool:
@@ -92,8 +98,19 @@ def submit(open_ledger: Callable[[], Ledger], built: Built, *, settings: AwsSett
                    f"{same.created}); submitting again anyway")
         warn(message)
         intent["warnings"].append(message)
-    ledger.add_attempt(intent)
-    return send(ledger, intent, omics)
+    request_id = intent["request"]["requestId"]
+    hold = inflight.take(ledger.path, request_id)  # owned before it is written: recover never races us
+    if hold is None:
+        raise UsageError(f"request id {request_id!r} is being sent by another process right now; "
+                         "leave out the request id or give a new one")
+    with hold:
+        ledger.add_attempt(intent, allow_duplicate=allow_duplicate)
+        try:
+            return send(ledger, intent, omics)
+        except KeyboardInterrupt:  # between the commit and the call: nothing was sent yet
+            raise PendingError(f"interrupted before the request was sent; the attempt {request_id} is kept as "
+                               "pending: `runlog recover` sends it (once), `runlog recover --abandon "
+                               f"{request_id}` gives it up", request_id, exit_code=130) from None
 
 
 def _resolve(request: dict, settings: AwsSettings, sess, omics, options) -> tuple[dict, list[str]]:
@@ -105,23 +122,36 @@ def _resolve(request: dict, settings: AwsSettings, sess, omics, options) -> tupl
     return resolve.resolve(request, clients, timeout=options.timeout, check=options.check, strict=options.strict)
 
 
+RECOVER_HINT = "run `runlog recover` to complete it (it re-sends the same requestId, so it never starts a second run)"
+
+
 def send(ledger: Ledger, intent: dict, omics, *, recovered: bool = False) -> Submission:
-    """Call StartRun with the intent's request and append the record of what happened."""
+    """Call StartRun with the intent's request and append the record of what happened.
+
+    Only the service's proof of a refusal (aws.refusal) makes a rejected record; any other
+    failure leaves the attempt pending (PendingError), because the run may have started."""
+    import botocore.exceptions as bex
+
     request = intent["request"]
+    request_id = request["requestId"]
     try:
         response = omics.start_run(**request)
+    except KeyboardInterrupt:
+        raise PendingError(f"interrupted while StartRun was being sent: a run may have started; the attempt "
+                           f"{request_id} is kept as pending: {RECOVER_HINT}", request_id, exit_code=130) from None
+    except bex.ParamValidationError as exc:  # refused by botocore itself: nothing left this machine
+        outcome = {"status": "abandoned", "reason": "not sent: " + " ".join(str(exc).split())}
+        entry = _complete(ledger, intent, outcome, run_id=None)
+        raise UsageError(f"{outcome['reason']} (kept in the ledger as abandoned attempt {entry.address[:12]})") \
+            from None
     except Exception as exc:
-        if aws.is_transport_error(exc):
-            raise RunlogError(
-                f"could not reach HealthOmics ({exc}); the attempt {request['requestId']} is kept as pending: "
-                "run `runlog recover` once the service is reachable (it will not start a second run)",
-                exit_code=1,
-            ) from None
-        error = aws.error_from(exc, "StartRun")
-        code = error.code if isinstance(error, ServiceError) else type(exc).__name__
-        status = error.http_status if isinstance(error, ServiceError) else None
-        message = error.service_message if isinstance(error, ServiceError) else error.message
-        outcome = {"status": "rejected", "error": {"code": code, "message": message, "http_status": status}}
+        error = aws.refusal(exc, omics.meta.service_model.operation_model("StartRun"))
+        if error is None:
+            raise PendingError(
+                f"StartRun's outcome is unknown ({aws.describe_failure(exc)}): the run may have started. "
+                f"The attempt {request_id} is kept as pending: {RECOVER_HINT}", request_id) from None
+        outcome = {"status": "rejected",
+                   "error": {"code": error.code, "message": error.service_message, "http_status": error.http_status}}
         if recovered:
             outcome["recovered"] = True
         entry = _complete(ledger, intent, outcome, run_id=None)
@@ -132,35 +162,79 @@ def send(ledger: Ledger, intent: dict, omics, *, recovered: bool = False) -> Sub
     if recovered:
         outcome["recovered"] = True
     entry = _complete(ledger, intent, outcome, run_id=response.get("id"))
+    if entry.run_arn is not None and entry.run_arn != response.get("arn"):
+        raise RunlogError(f"HealthOmics answered with run {response.get('id')}, but the ledger already records "
+                          f"attempt {request_id} as run {entry.run_id} (record {entry.address[:12]}); "
+                          "`runlog import` records the other run", exit_code=1)
     return Submission(entry=entry, response=response, warnings=list(intent["warnings"]))
 
 
 def _complete(ledger: Ledger, intent: dict, outcome: dict, run_id: str | None) -> Entry:
+    """Write the attempt's record; when the ledger cannot take it, the attempt stays pending.
+    A record that `recover` wrote meanwhile for the same attempt is returned as it is."""
+    request_id = intent["request"]["requestId"]
     try:
         return ledger.complete(intent, outcome)
     except LedgerError as exc:
         started = f"the run was started (id {run_id}) but " if run_id else ""
-        raise RunlogError(
-            f"{started}its record could not be written: {exc.message}; the attempt "
-            f"{intent['request']['requestId']} stays pending: run `runlog recover` once the ledger is writable",
-            exit_code=1,
-        ) from None
+        raise PendingError(
+            f"{started}its record could not be written: {exc.message}; the attempt {request_id} stays "
+            "pending: run `runlog recover` once the ledger is writable (it records the run without starting "
+            "another)", request_id, run_id=run_id) from None
 
 
-def recover(ledger: Ledger, settings: AwsSettings | None = None,
-            on_result: Callable[[dict, Submission | RunlogError], None] = lambda intent, result: None) -> int:
-    """Re-send every pending attempt with its own requestId. Returns how many are still pending."""
+@dataclass
+class InFlight:
+    """An attempt that recover left alone because a live process owns it."""
+
+    owner: dict
+
+
+@dataclass
+class Completed:
+    """An attempt that was completed by another process while recover was looking at it."""
+
+    entry: Entry | None
+
+
+def recover(ledger: Ledger, settings_for: Callable[[dict], AwsSettings],
+            on_result: Callable[[dict, "Submission | RunlogError | InFlight | Completed"], None]
+            = lambda intent, result: None) -> int:
+    """Re-send every pending attempt that no live process owns, with its own requestId, to
+    the AWS settings `settings_for(intent["aws"])` gives (see aws.settings_for). Returns how
+    many attempts are still pending."""
     for intent in ledger.pending():
-        recorded = intent["aws"]
-        use = AwsSettings(
-            profile=(settings.profile if settings and settings.profile else recorded.get("profile")),
-            region=(settings.region if settings and settings.region else recorded.get("region")),
-            endpoint_url=(settings.endpoint_url if settings and settings.endpoint_url
-                          else recorded.get("endpoint_url")),
-        )
-        try:
-            result: Submission | RunlogError = send(ledger, intent, aws.client(use, "omics"), recovered=True)
-        except RunlogError as exc:
-            result = exc
+        request_id = intent["request"]["requestId"]
+        hold = inflight.take(ledger.path, request_id)
+        if hold is None:
+            on_result(intent, InFlight(inflight.owner(ledger.path, request_id) or {}))
+            continue
+        with hold:
+            if not ledger.is_pending(request_id):
+                found = ledger.by_request_id(request_id)
+                on_result(intent, Completed(found))
+                continue
+            try:
+                result: Submission | RunlogError = send(ledger, intent, aws.client(settings_for(intent["aws"]),
+                                                                                    "omics"), recovered=True)
+            except RunlogError as exc:
+                result = exc
         on_result(intent, result)
     return len(ledger.pending())
+
+
+def abandon(ledger: Ledger, request_id: str, reason: str) -> Entry:
+    """Record a pending attempt as abandoned: kept in the ledger, never sent again. For
+    attempts that never reached the service; if one did, its run is in no record (import it)."""
+    hold = inflight.take(ledger.path, request_id)
+    if hold is None:
+        owner = inflight.owner(ledger.path, request_id) or {}
+        raise UsageError(f"attempt {request_id} is in flight in process {owner.get('pid', '?')}: "
+                         "it cannot be abandoned while it is being sent")
+    with hold:
+        intent = next((i for i in ledger.pending() if i["request"]["requestId"] == request_id), None)
+        if intent is None:
+            raise UsageError(f"no pending attempt has request id {request_id!r} (`runlog log` lists records; "
+                             "`runlog recover --json` lists what is pending)")
+        return ledger.complete(intent, {"status": "abandoned", "reason": reason or "abandoned by the user",
+                                        "abandoned_at": rec.utc_now()})

@@ -26,10 +26,12 @@ def load_config(ctx: click.Context, **overrides: Any) -> configuration.Config:
     return configuration.load(overrides=flags)
 
 
-def aws_settings(config: configuration.Config, profile=None, region=None, endpoint_url=None):
-    from runlog.aws import AwsSettings
+def aws_settings(config: configuration.Config, profile=None, region=None, endpoint_url=None, *,
+                 recorded: dict | None = None):
+    """Where AWS calls go: flag > recorded (when acting on a record) > config > environment."""
+    from runlog.aws import settings_for
 
-    return AwsSettings.from_config(config, profile, region, endpoint_url)
+    return settings_for(config, profile=profile, region=region, endpoint_url=endpoint_url, recorded=recorded)
 
 
 def open_ledger(config: configuration.Config, *, create: bool, notice: bool = True):

@@ -8,7 +8,8 @@ import re
 import click
 
 from runlog.cli.common import aws_options, aws_settings, load_config, no_ledger, note, open_ledger, warn
-from runlog.cli.submit import make_resolve_options, output_options, print_response, resolve_options
+from runlog.cli.submit import (check_query, duplicate_hint, make_resolve_options, output_options, print_submission,
+                               resolve_options)
 from runlog.errors import DriftError, LedgerError, ServiceError, UsageError
 from runlog.replay import NOT_OVERRIDABLE, describe, parse_set
 from runlog.startrun import OPTIONS
@@ -40,7 +41,7 @@ def override_options(func):
 @output_options
 @click.pass_context
 def replay(ctx, ref, sets, allow_drift, dry_run, native, no_resolve, no_check, strict, resolve_timeout,
-           profile, region, endpoint_url, query, output, as_json, quiet, no_cli_pager, **members):
+           profile, region, endpoint_url, query, output, as_json, quiet, allow_duplicate, no_cli_pager, **members):
     """Run a recorded submission again, exactly: the recorded StartRun request member for
     member, with a new requestId and a `runlog:replay-of` tag naming the original run.
 
@@ -67,6 +68,7 @@ def replay(ctx, ref, sets, allow_drift, dry_run, native, no_resolve, no_check, s
     """
     from runlog.startrun import parse_tags
 
+    check_query(query)
     ref = ref.strip()
     for text in sets:  # syntax first: nothing is fetched or written for a misspelt --set
         parse_set(text)
@@ -99,10 +101,12 @@ def replay(ctx, ref, sets, allow_drift, dry_run, native, no_resolve, no_check, s
     from runlog.submit import submit as do_submit
 
     built = Built(request=the_plan.request, parameters={"source": "recorded", "argument": None})
-    result = do_submit(lambda: open_ledger(config, create=True), built, settings=settings,
-                       git_path=config.git_repo, kind="replay", extra={"lineage": the_plan.lineage},
-                       lookup_caller=config.get("caller_identity", True), resolve_options=options, warn=warn)
-    print_response(result.response, query, output, as_json, quiet, result.entry.address, result.warnings)
+    with duplicate_hint():
+        result = do_submit(lambda: open_ledger(config, create=True), built, settings=settings,
+                           git_path=config.git_repo, kind="replay", extra={"lineage": the_plan.lineage},
+                           lookup_caller=config.get("caller_identity", True), resolve_options=options,
+                           allow_duplicate=allow_duplicate, warn=warn)
+    print_submission(result, query, output, as_json, quiet)
 
 
 def _prepare(config, ref: str, members: dict, sets: list[str], native: bool, given: tuple, timeout: float):
@@ -123,19 +127,19 @@ def _prepare(config, ref: str, members: dict, sets: list[str], native: bool, giv
         if ledger is not None:
             ledger.close()
         # GetRun first: a run it cannot find leaves nothing behind, not even a new ledger
-        fetched = _get_run(aws_settings(config, profile, region, endpoint_url), ref)
+        fetched_with = aws_settings(config, profile, region, endpoint_url)
+        fetched = _get_run(fetched_with, ref)
         ledger = open_ledger(config, create=True, notice=False)
     if ledger is None:
         raise LedgerError(no_ledger(config))
     with ledger:
         if fetched is not None:
-            entry, _ = import_run(ledger, fetched)
+            entry, _ = import_run(ledger, fetched, aws.recorded_endpoint(fetched_with))
             note(f"run {fetched['id']} was not in the ledger: imported from GetRun as record {entry.address[:12]}")
         else:
             entry = ledger.resolve(ref)
         recorded = entry.record["aws"]
-        settings = aws_settings(config, profile or recorded.get("profile"), region or recorded.get("region"),
-                                endpoint_url or recorded.get("endpoint_url"))
+        settings = aws_settings(config, profile, region, endpoint_url, recorded=recorded)
         the_plan = make_plan(entry, members=members, sets=sets, native=native)
         check_request(the_plan.request)
         sess = aws.session(settings)

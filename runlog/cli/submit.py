@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sys
+from contextlib import contextmanager
 
 import click
 
@@ -18,6 +20,36 @@ def startrun_options(func):
     return func
 
 
+def check_query(query: str | None):
+    """Compile --query before anything is sent: a run must never be started and then hidden
+    behind an error about how to print it."""
+    if not query:
+        return None
+    import jmespath
+
+    try:
+        return jmespath.compile(query)
+    except jmespath.exceptions.JMESPathError as exc:
+        message = " ".join(str(exc).split())
+        raise click.BadParameter(f"{query!r} is not a JMESPath expression ({message}); nothing was sent",
+                                 param_hint="--query") from None
+
+
+def print_submission(result, query: str | None, output: str, as_json: bool, quiet: bool) -> None:
+    """Print a recorded submission; if printing fails (a closed pipe, a full disk), the run id
+    still reaches stderr, so a started run is never hidden."""
+    try:
+        print_response(result.response, query, output, as_json, quiet, result.entry.address, result.warnings)
+        sys.stdout.flush()
+    except BaseException:
+        try:
+            note(f"run {result.response.get('id')} was started and recorded as {result.entry.address[:12]}, "
+                 "but printing its response failed")
+        except Exception:
+            pass
+        raise
+
+
 def print_response(response: dict, query: str | None, output: str, as_json: bool, quiet: bool,
                    record: str | None = None, warnings: list[str] | None = None) -> None:
     """Print as `aws omics start-run` does (same JSON), or runlog's own forms."""
@@ -29,12 +61,7 @@ def print_response(response: dict, query: str | None, output: str, as_json: bool
         return
     value = response
     if query:
-        import jmespath
-
-        try:
-            value = jmespath.search(query, response)
-        except jmespath.exceptions.JMESPathError as exc:
-            raise click.BadParameter(str(exc), param_hint="--query") from None
+        value = check_query(query).search(response)
     if output == "text":
         click.echo(_text(value))
     elif value is not None:
@@ -72,6 +99,9 @@ def make_resolve_options(config, no_resolve: bool, no_check: bool, strict: bool,
 
 
 def output_options(func):
+    func = click.option("--allow-duplicate", is_flag=True,
+                        help="Send even though an identical request is still pending (that one may already "
+                             "have started a run).")(func)
     func = click.option("--quiet", "-q", is_flag=True, help="Print only the run id.")(func)
     func = click.option("--json", "as_json", is_flag=True,
                         help="Print runlog's JSON: the record address, the response and warnings.")(func)
@@ -91,7 +121,7 @@ def output_options(func):
 @output_options
 @click.pass_context
 def submit(ctx, cli_input_json, profile, region, endpoint_url, no_resolve, no_check, strict, resolve_timeout,
-           query, output, as_json, quiet, no_cli_pager, **members):
+           query, output, as_json, quiet, allow_duplicate, no_cli_pager, **members):
     """Start a HealthOmics run and record it: a drop-in for `aws omics start-run`.
 
     Takes every `start-run` option with the same spelling and meaning and prints the same
@@ -113,12 +143,16 @@ def submit(ctx, cli_input_json, profile, region, endpoint_url, no_resolve, no_ch
         --parameters '{"input": "s3://b/samplesheet.csv"}' --cache-id 1234567 --cache-behavior CACHE_ALWAYS
       RUN_ID=$(runlog submit --cli-input-json file://run.json --query id --output text)
 
-    Exit status: 0 submitted; 1 the service rejected the request (kept as a failed attempt) or
-    could not be reached (kept as pending: see `runlog recover`); 2 bad input (nothing written).
+    Exit status: 0 submitted; 1 the service refused the request (kept as a failed attempt) or
+    its answer is unknown (a 5xx, a throttle or timeout that outlived the retries, a lost
+    connection: kept as pending, see `runlog recover`); 2 bad input (nothing sent or written),
+    or an identical request is still pending; 130 interrupted (the message says whether the
+    request was sent).
     """
     from runlog.startrun import build_request
     from runlog.submit import submit as do_submit
 
+    check_query(query)
     config = load_config(ctx)
     built = build_request(
         members,
@@ -127,34 +161,79 @@ def submit(ctx, cli_input_json, profile, region, endpoint_url, no_resolve, no_ch
                   "tags": config.get("tags")},
     )
     settings = aws_settings(config, profile, region, endpoint_url)
-    result = do_submit(lambda: open_ledger(config, create=True), built, settings=settings,
-                       git_path=config.git_repo, lookup_caller=config.get("caller_identity", True),
-                       resolve_options=make_resolve_options(config, no_resolve, no_check, strict, resolve_timeout),
-                       warn=warn)
-    print_response(result.response, query, output, as_json, quiet, result.entry.address, result.warnings)
+    with duplicate_hint():
+        result = do_submit(lambda: open_ledger(config, create=True), built, settings=settings,
+                           git_path=config.git_repo, lookup_caller=config.get("caller_identity", True),
+                           resolve_options=make_resolve_options(config, no_resolve, no_check, strict,
+                                                                resolve_timeout),
+                           allow_duplicate=allow_duplicate, warn=warn)
+    print_submission(result, query, output, as_json, quiet)
+
+
+@contextmanager
+def duplicate_hint():
+    """Submit's and replay's words for the library's refusals: the duplicate of a pending
+    attempt (exit 2) and an interruption before anything was written (exit 130)."""
+    from runlog.errors import DuplicateAttemptError, RunlogError
+
+    try:
+        yield
+    except DuplicateAttemptError as exc:
+        fix = ("wait for it to finish" if exc.in_flight is not None
+               else "run `runlog recover` to complete it")
+        raise DuplicateAttemptError(f"{exc.message}: {fix}, or pass --allow-duplicate to start another run anyway",
+                                    exc.request_id, exc.in_flight) from None
+    except KeyboardInterrupt:
+        raise RunlogError("interrupted before the request was sent; nothing was written", exit_code=130) from None
 
 
 @click.command()
 @aws_options
+@click.option("--abandon", "abandon_id", metavar="REQUEST_ID",
+              help="Record this pending attempt as abandoned (kept, never sent again) instead of sending it.")
+@click.option("--reason", help="Why the attempt is abandoned (recorded; with --abandon).")
 @click.option("--json", "as_json", is_flag=True, help="Print what happened to each attempt as JSON.")
 @click.pass_context
-def recover(ctx, profile, region, endpoint_url, as_json):
-    """Complete attempts left pending by a crash or a lost connection.
+def recover(ctx, profile, region, endpoint_url, abandon_id, reason, as_json):
+    """Complete attempts left pending by a crash, an unknown outcome or a lost connection.
 
     A pending attempt is a request committed to the ledger whose answer was never recorded
-    (the process was killed, or the service could not be reached). Each is re-sent with its
-    own requestId: HealthOmics treats a repeated requestId with the same request as the same
-    run, so this never starts a second run. The record is then written, marked `recovered`.
-    Region, profile and endpoint default to those recorded with the attempt.
+    (the process was killed, the service answered 5xx or timed out, the ledger could not be
+    written). Each is re-sent with its own requestId: HealthOmics treats a repeated requestId
+    with the same request as the same run, so this never starts a second run. The record is
+    then written, marked `recovered`. Attempts that a live runlog process is still sending
+    are left alone (and listed).
+
+    Each attempt goes to the region, endpoint and profile recorded with it; --region,
+    --endpoint-url and --profile override them. Neither .runlog.toml nor AWS_ENDPOINT_URL /
+    AWS_REGION of today redirects a recorded attempt.
+
+    --abandon REQUEST_ID records one pending attempt as abandoned instead: for an attempt
+    you know never reached the service. It is kept in the ledger and never sent again (if
+    it did start a run after all, `runlog import` records that run).
 
     \b
     Examples:
       runlog recover
       runlog recover --json
+      runlog recover --abandon 0f6b6b1e-5d4c-4b7a-9a51-6f1f7a2f8c10 --reason "sent to the wrong account"
+
+    Exit status: 0 nothing left pending; 1 an attempt is still pending, in flight, or was refused; 2 bad input.
     """
-    from runlog.submit import Submission, recover as do_recover
+    from runlog.cli.common import require_ledger
+    from runlog.submit import Completed, InFlight, Submission, abandon, recover as do_recover
 
     config = load_config(ctx)
+    if reason is not None and abandon_id is None:
+        raise click.UsageError("--reason goes with --abandon REQUEST_ID")
+    if abandon_id is not None:
+        with require_ledger(config, notice=False) as ledger:
+            entry = abandon(ledger, abandon_id.strip(), reason or "")
+        if as_json:
+            echo_json({"abandoned": abandon_id, "record": entry.address})
+        else:
+            click.echo(f"abandoned {abandon_id}: recorded as {entry.address[:12]}; it will not be sent")
+        return
     ledger = open_ledger(config, create=False, notice=False)
     if ledger is None or not ledger.pending():
         if as_json:
@@ -168,16 +247,25 @@ def recover(ctx, profile, region, endpoint_url, as_json):
         request_id = intent["request"]["requestId"]
         if isinstance(result, Submission):
             results.append({"request_id": request_id, "record": result.entry.address, "response": result.response})
-            if not as_json:
-                click.echo(f"recovered {request_id}: run {result.response.get('id')} "
-                           f"(record {result.entry.address[:12]})")
+            line = (f"recovered {request_id}: run {result.response.get('id')} "
+                    f"(record {result.entry.address[:12]})")
+        elif isinstance(result, InFlight):
+            results.append({"request_id": request_id, "in_flight": result.owner})
+            line = (f"left alone {request_id}: being sent by process {result.owner.get('pid', '?')} on "
+                    f"{result.owner.get('host', '?')}")
+        elif isinstance(result, Completed):
+            address = result.entry.address if result.entry else None
+            results.append({"request_id": request_id, "record": address, "completed_elsewhere": True})
+            line = f"already recorded {request_id}: record {(address or '?')[:12]} (written by another process)"
         else:
             results.append({"request_id": request_id, "error": result.message})
-            if not as_json:
-                click.echo(f"not recovered {request_id}: {result.message}")
+            line = f"not recovered {request_id}: {result.message}"
+        if not as_json:
+            click.echo(line)
 
     with ledger:
-        still = do_recover(ledger, aws_settings(config, profile, region, endpoint_url), on_result=report)
+        still = do_recover(ledger, lambda recorded: aws_settings(config, profile, region, endpoint_url,
+                                                                  recorded=recorded), on_result=report)
     if as_json:
         echo_json({"recovered": results, "still_pending": still})
     if still or any("error" in r for r in results):

@@ -251,7 +251,7 @@ def import_(ctx, since, status, run_group_id, jobs, quiet, as_json, profile, reg
         except RunlogError as exc:  # keep what was fetched: a rerun fetches the rest
             failure = exc
         for run in sorted(runs, key=lambda r: (r.get("creationTime") or "", r["uuid"])):
-            entry, added = import_run(ledger, run)
+            entry, added = import_run(ledger, run, aws.recorded_endpoint(settings))
             if added:
                 imported.append({"record": entry.address, "run_id": entry.run_id, "run_uuid": entry.run_uuid,
                                  "status": run.get("status"), "name": run.get("name")})
@@ -310,12 +310,16 @@ def refresh(ctx, refs, every, active, as_json, profile, region, endpoint_url):
     changes, failed = [], 0
     with ledger:
         entries = _refresh_targets(ledger, refs, every)
-        omics = aws.client(aws_settings(config, profile, region, endpoint_url), "omics") if entries else None
+        clients: dict = {}  # one client per place runs were recorded (flag > recorded > config > environment)
         for entry in entries:
             change = {"record": entry.address, "run_id": entry.run_id, "old": entry.status, "new": None}
             if not entry.run_id:
-                change["error"] = "no run: the service rejected this submission"
+                change["error"] = f"no run: this submission was {entry.outcome}"
             else:
+                settings = aws_settings(config, profile, region, endpoint_url, recorded=entry.record.get("aws"))
+                if settings not in clients:
+                    clients[settings] = aws.client(settings, "omics")
+                omics = clients[settings]
                 seen_before = any(o["source"] == SOURCE for o in ledger.observations(entry.address))
                 try:
                     run = observe(ledger, entry, omics, unless_status=entry.status if seen_before else None)

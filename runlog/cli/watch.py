@@ -44,8 +44,7 @@ def watch(ctx, ref, interval, timeout, as_json, profile, region, endpoint_url):
     with ledger:
         entry = ledger.resolve(ref)
         recorded = entry.record["aws"]
-        settings = aws_settings(config, profile or recorded.get("profile"), region or recorded.get("region"),
-                                endpoint_url or recorded.get("endpoint_url"))
+        settings = aws_settings(config, profile, region, endpoint_url, recorded=recorded)
         omics = aws.client(settings, "omics")
         outcome = follow(ledger, entry, omics, interval=interval, timeout=timeout, on_poll=_status_line(entry))
     if sys.stderr.isatty():

@@ -1,0 +1,112 @@
+"""Which pending attempts a live process still owns.
+
+A process that commits an attempt holds an exclusive `flock` on a small file named after the
+attempt's requestId, in a directory beside the ledger (`ledger.db.inflight/`), until the
+attempt's record is written or the attempt is left pending. The operating system drops the
+lock when the process dies, however it dies, so a lock that can be taken means nobody is
+working on the attempt any more: `recover` takes the lock before it re-sends, and leaves
+alone every attempt whose lock it cannot take. The file holds the owner's pid, host and
+start time, for messages only; the lock, not the file, is the truth.
+
+Locks work between processes on one machine (SQLite ledgers are local files anyway). Where
+`fcntl` is missing, ownership is not tracked and every pending attempt counts as abandoned.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from pathlib import Path
+
+from runlog.record import utc_now
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not on POSIX
+    fcntl = None  # type: ignore[assignment]
+
+
+def _directory(ledger_path: Path) -> Path:
+    return ledger_path.with_name(ledger_path.name + ".inflight")
+
+
+def _file(ledger_path: Path, request_id: str) -> Path:
+    # requestIds are free text for the service: name the file by a digest, never by the text itself
+    from runlog.record import sha256_hex
+
+    return _directory(ledger_path) / (sha256_hex(request_id.encode("utf-8"))[:32] + ".lock")
+
+
+class Hold:
+    """An attempt owned by this process; `release()` (or `with`) gives it up."""
+
+    def __init__(self, path: Path | None, fd: int | None):
+        self.path = path
+        self.fd = fd
+
+    def release(self) -> None:
+        if self.fd is None:
+            return
+        try:
+            if self.path is not None:
+                self.path.unlink(missing_ok=True)
+        except OSError:
+            pass
+        os.close(self.fd)
+        self.fd = None
+
+    def __enter__(self) -> "Hold":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def take(ledger_path: Path, request_id: str) -> Hold | None:
+    """Own the attempt: a Hold, or None when another live process owns it. Where locks cannot
+    be made (no fcntl, an unwritable directory) the Hold is empty and ownership is not tracked."""
+    if fcntl is None:
+        return Hold(None, None)
+    path = _file(ledger_path, request_id)
+    try:
+        path.parent.mkdir(mode=0o700, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    except OSError:
+        return Hold(None, None)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    owner = {"pid": os.getpid(), "host": socket.gethostname(), "since": utc_now()}
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, json.dumps(owner).encode("utf-8"))
+    except OSError:
+        pass
+    return Hold(path, fd)
+
+
+def owner(ledger_path: Path, request_id: str) -> dict | None:
+    """The live owner of an attempt ({pid, host, since}), or None when no process holds it."""
+    if fcntl is None:
+        return None
+    path = _file(ledger_path, request_id)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            text = os.read(fd, 4096)
+            try:
+                found = json.loads(text)
+            except ValueError:
+                found = None
+            return found if isinstance(found, dict) else {}
+        return None
+    finally:
+        os.close(fd)

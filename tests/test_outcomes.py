@@ -1,0 +1,324 @@
+"""Every recorded outcome is true: only the service's proof of a refusal makes a rejected
+record; an unknown outcome stays pending until `recover`; no run is lost or started twice,
+whether the answer never comes, comes late, or the process is interrupted."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import botocore.session
+import pytest
+
+from test_submit import SEED_2, records
+from runlog import aws
+from runlog.ledger import Ledger
+
+TESTS = Path(__file__).resolve().parent
+
+
+def starts(emulator):
+    return [r for r in emulator.requests if r["operation"] == "StartRun"]
+
+
+def runs(emulator):
+    return sorted(r["id"] for r in emulator.runs.values() if r["id"] != "3282892")
+
+
+def pending(ledger_path):
+    with Ledger.open(ledger_path, create=False) as ledger:
+        return ledger.pending()
+
+
+def named(*extra):
+    """SEED_2 with its own run name, so several submissions in one test are not identical."""
+    return [*SEED_2, *extra]
+
+
+def start_run_model():
+    return botocore.session.get_session().get_service_model("omics").operation_model("StartRun")
+
+
+def test_refusing_errors_come_from_the_model():
+    refusing = aws.refusing_errors(start_run_model())
+    assert {"ValidationException", "AccessDeniedException", "ResourceNotFoundException", "ConflictException",
+            "ServiceQuotaExceededException"} <= set(refusing)
+    assert not {"InternalServerException", "ThrottlingException", "RequestTimeoutException"} & set(refusing)
+    assert all(400 <= status < 500 for status in refusing.values())
+
+
+@pytest.mark.parametrize("code", sorted(aws.refusing_errors(start_run_model())))
+def test_each_modelled_refusal_is_a_rejected_record(code, aws_env, ledger_path, git_repo, run_cli):
+    aws_env.inject("error", operation="StartRun", count=5, code=code)
+    result = run_cli(*SEED_2)
+    assert result.exit_code == 1
+    assert code in result.stderr and "failed attempt" in result.stderr
+    (record,) = records(ledger_path)
+    assert record["outcome"]["status"] == "rejected"
+    assert record["outcome"]["error"]["code"] == code
+    assert pending(ledger_path) == []
+
+
+@pytest.mark.parametrize("fault", [
+    {"kind": "error", "phase": "after"},  # the service started the run, every answer was a 500
+    {"kind": "error", "phase": "after", "code": "RequestTimeoutException"},
+    {"kind": "throttle", "phase": "after"},
+    {"kind": "drop", "phase": "after"},  # the connection closed after the service took the request
+])
+def test_an_unknown_outcome_stays_pending_and_recover_records_the_run(fault, aws_env, ledger_path, git_repo,
+                                                                      run_cli):
+    aws_env.inject(operation="StartRun", count=3, **fault)
+    result = run_cli(*SEED_2)
+    assert result.exit_code == 1, result.output
+    assert "outcome is unknown" in result.stderr and "runlog recover" in result.stderr
+    assert "rejected" not in result.stderr and "failed attempt" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert records(ledger_path) == []
+    (intent,) = pending(ledger_path)
+    assert len(runs(aws_env)) == 1, "the service did start the run"
+
+    recovered = run_cli("recover")
+    assert recovered.exit_code == 0, recovered.output
+    assert "recovered" in recovered.stdout
+    (record,) = records(ledger_path)
+    assert record["outcome"]["status"] == "submitted" and record["outcome"]["recovered"] is True
+    assert record["request"]["requestId"] == intent["request"]["requestId"]
+    assert [record["outcome"]["response"]["id"]] == runs(aws_env), "recover found the same run, started none"
+    assert run_cli("verify").exit_code == 0
+
+
+def test_bad_query_is_refused_before_anything_is_sent(aws_env, ledger_path, git_repo, run_cli):
+    result = run_cli(*SEED_2, "--query", "[[")
+    assert result.exit_code == 2
+    assert "--query" in result.stderr and "nothing was sent" in result.stderr
+    assert starts(aws_env) == []
+    assert not ledger_path.exists() or pending(ledger_path) == [] and records(ledger_path) == []
+
+
+def test_a_run_id_reaches_stderr_when_printing_fails(aws_env, ledger_path, git_repo):
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # whoever reads our output has gone away before we print
+    try:
+        result = subprocess.run([sys.executable, "-m", "runlog", *SEED_2], cwd=git_repo, stdout=write_end,
+                                stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write_end)
+    (record,) = records(ledger_path)
+    run_id = record["outcome"]["response"]["id"]
+    assert f"run {run_id} was started and recorded" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_an_identical_request_to_a_pending_attempt_is_refused(aws_env, ledger_path, git_repo, run_cli):
+    aws_env.inject("error", operation="StartRun", count=3, phase="after")
+    assert run_cli(*SEED_2).exit_code == 1
+    (intent,) = pending(ledger_path)
+    request_id = intent["request"]["requestId"]
+
+    again = run_cli(*SEED_2)
+    assert again.exit_code == 2
+    assert request_id in again.stderr and "runlog recover" in again.stderr
+    assert "--allow-duplicate" in again.stderr
+    assert len(starts(aws_env)) == 3, "the refused duplicate sent nothing"
+    assert len(pending(ledger_path)) == 1
+
+    different = run_cli(*named("--name", "another-sample"))
+    assert different.exit_code == 0, different.output
+
+    forced = run_cli(*SEED_2, "--allow-duplicate")
+    assert forced.exit_code == 0, forced.output
+    assert len(runs(aws_env)) == 3
+
+
+def _submit_in_background(git_repo, *args):
+    return subprocess.Popen([sys.executable, "-m", "runlog", *args], cwd=git_repo, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for(condition, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError("timed out waiting")
+
+
+def test_recover_leaves_in_flight_submits_alone(aws_env, ledger_path, git_repo, run_proc):
+    count = 6
+    aws_env.inject("latency", operation="StartRun", count=count, seconds=4, phase="before")
+    procs = [_submit_in_background(git_repo, *named("--name", f"in-flight-{i}")) for i in range(count)]
+    try:
+        _wait_for(lambda: ledger_path.exists() and len(pending(ledger_path)) == count)
+        recovered = run_proc("recover", "--json", cwd=git_repo)
+    finally:
+        outputs = [p.communicate(timeout=120) for p in procs]
+    report = json.loads(recovered.stdout)
+    left_alone = [item for item in report["recovered"] if "in_flight" in item]
+    assert recovered.returncode == 1  # attempts were still pending while it looked
+    assert len(left_alone) + sum(1 for item in report["recovered"] if item.get("completed_elsewhere")) == count
+    assert all(item["in_flight"]["pid"] in {p.pid for p in procs} for item in left_alone)
+    for proc, (out, err) in zip(procs, outputs):
+        assert proc.returncode == 0, err
+        assert json.loads(out)["id"]
+        assert "IntegrityError" not in err
+    assert len(records(ledger_path)) == count and pending(ledger_path) == []
+    assert len(runs(aws_env)) == count
+    assert run_proc("verify", cwd=git_repo).returncode == 0
+
+
+def test_a_record_written_meanwhile_by_recover_is_reported_as_is(aws_env, ledger_path, git_repo, run_cli):
+    """The same attempt completed twice (by a recover that could not see the sender's lock, say):
+    the second completion reports the first record, no IntegrityError, no second record."""
+    from runlog.submit import send
+
+    aws_env.inject("error", operation="StartRun", count=3, phase="after")
+    run_cli(*SEED_2)
+    (intent,) = pending(ledger_path)
+    assert run_cli("recover").exit_code == 0
+    (first,) = records(ledger_path)
+    client = aws.client(aws.AwsSettings(endpoint_url=aws_env.endpoint_url, region="us-west-2"), "omics")
+    with Ledger.open(ledger_path) as ledger:
+        late = send(ledger, intent, client)  # the original sender's answer arriving after recover
+    assert late.entry.address == rec_address(first)
+    assert late.response["id"] == first["outcome"]["response"]["id"]
+    assert len(records(ledger_path)) == 1 and len(runs(aws_env)) == 1
+
+
+def rec_address(record):
+    from runlog.record import address
+
+    return address(record)
+
+
+def test_recover_goes_where_the_attempt_was_recorded(aws_env, ledger_path, git_repo, run_proc, monkeypatch):
+    """Not to the region or endpoint of today's .runlog.toml or environment."""
+    from runlog.emulator import Emulator
+
+    killed = subprocess.run([sys.executable, str(TESTS / "killers.py"), "before-send", *SEED_2], cwd=git_repo,
+                            capture_output=True, text=True, timeout=120)
+    assert killed.returncode == -9
+    other = Emulator(port=0)
+    other.start()
+    try:
+        (git_repo / ".runlog.toml").write_text(f'region = "eu-west-1"\nendpoint_url = "{other.endpoint_url}"\n')
+        os.chmod(git_repo / ".runlog.toml", 0o644)
+        monkeypatch.setenv("AWS_ENDPOINT_URL", other.endpoint_url)
+        monkeypatch.setenv("AWS_REGION", "eu-central-1")
+        result = run_proc("recover", cwd=git_repo)
+        assert result.returncode == 0, result.stderr
+        assert starts(other) == [] and len(starts(aws_env)) == 1
+        (record,) = records(ledger_path)
+        assert record["aws"]["region"] == "us-west-2"
+        assert record["outcome"]["response"]["arn"].startswith("arn:aws:omics:us-west-2:")
+    finally:
+        other.stop()
+
+
+def test_recover_flags_override_the_recorded_endpoint(aws_env, ledger_path, git_repo, run_proc):
+    from runlog.emulator import Emulator
+
+    killed = subprocess.run([sys.executable, str(TESTS / "killers.py"), "before-send", *SEED_2], cwd=git_repo,
+                            capture_output=True, text=True, timeout=120)
+    assert killed.returncode == -9
+    other = Emulator(port=0)
+    other.start()
+    try:
+        result = run_proc("recover", "--endpoint-url", other.endpoint_url, cwd=git_repo)
+        assert result.returncode == 0, result.stderr
+        assert len(starts(other)) == 1 and starts(aws_env) == []
+    finally:
+        other.stop()
+
+
+def test_abandon_keeps_the_attempt_and_never_sends_it(aws_env, ledger_path, git_repo, run_cli):
+    killed = subprocess.run([sys.executable, str(TESTS / "killers.py"), "before-send", *SEED_2], cwd=git_repo,
+                            capture_output=True, text=True, timeout=120)
+    assert killed.returncode == -9
+    (intent,) = pending(ledger_path)
+    request_id = intent["request"]["requestId"]
+
+    unknown = run_cli("recover", "--abandon", "no-such-request")
+    assert unknown.exit_code == 2 and "no-such-request" in unknown.stderr
+
+    result = run_cli("recover", "--abandon", request_id, "--reason", "wrong account")
+    assert result.exit_code == 0, result.output
+    (record,) = records(ledger_path)
+    assert record["outcome"] == {"status": "abandoned", "reason": "wrong account",
+                                 "abandoned_at": record["outcome"]["abandoned_at"]}
+    assert run_cli("recover").exit_code == 0
+    assert starts(aws_env) == []
+    log = json.loads(run_cli("log", "--json").stdout)
+    assert log[0]["status"] == "ABANDONED"
+    assert run_cli("verify").exit_code == 0
+    again = run_cli("recover", "--abandon", request_id)
+    assert again.exit_code == 2
+
+
+def test_disk_full_between_intent_and_record_names_the_run(aws_env, ledger_path, git_repo, run_proc):
+    """The intent fits, the record does not: the run id and `recover` are named, and recover
+    records that run once the disk has room."""
+    assert run_proc(*SEED_2, cwd=git_repo).returncode == 0
+    with Ledger.open(ledger_path) as ledger:
+        ledger.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    big = git_repo / "big-inputs.json"
+    big.write_text(json.dumps({"param1": "x" * 300_000, "param2": "y"}))
+    limit = ledger_path.stat().st_size + 450_000  # room for the intent (~300 kB), not for the record too
+    code = ("import resource, signal, sys\n"
+            "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+            f"resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit}))\n"
+            "from runlog.cli import main\n"
+            "main(sys.argv[1:])\n")
+    full = subprocess.run([sys.executable, "-c", code, *SEED_2[:-1], f"file://{big}", "--name", "full"],
+                          cwd=git_repo, capture_output=True, text=True, timeout=120)
+    assert full.returncode == 1, full.stderr
+    assert full.stderr.startswith("runlog: error: the run was started (id ")
+    assert "runlog recover" in full.stderr and "Traceback" not in full.stderr
+    assert "restore it from a backup" not in full.stderr
+    started = full.stderr.split("(id ", 1)[1].split(")", 1)[0]
+    assert len(pending(ledger_path)) == 1
+
+    recovered = run_proc("recover", cwd=git_repo)
+    assert recovered.returncode == 0, recovered.stderr
+    assert f"run {started}" in recovered.stdout
+    assert len(runs(aws_env)) == 2 and len(records(ledger_path)) == 2
+    assert run_proc("verify", cwd=git_repo).returncode == 0
+
+
+def test_ctrl_c_while_sending_names_recover(aws_env, ledger_path, git_repo, run_proc):
+    aws_env.inject("latency", operation="StartRun", count=1, seconds=30, phase="before")
+    proc = _submit_in_background(git_repo, *SEED_2)
+    try:
+        _wait_for(lambda: len(starts(aws_env)) == 1)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert "interrupted while StartRun was being sent" in err and "runlog recover" in err
+    assert "Traceback" not in err
+    assert len(pending(ledger_path)) == 1
+    aws_env.faults.clear()
+    recovered = run_proc("recover", cwd=git_repo)
+    assert recovered.returncode == 0, recovered.stderr
+    assert len(runs(aws_env)) == 1 and len(records(ledger_path)) == 1
+
+
+def test_ctrl_c_before_sending_says_nothing_was_sent(aws_env, ledger_path, git_repo):
+    aws_env.inject("latency", operation="GetWorkflow", count=1, seconds=30, phase="before")
+    proc = _submit_in_background(git_repo, *SEED_2)
+    try:
+        _wait_for(lambda: any(r["operation"] == "GetWorkflow" for r in aws_env.requests))
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert "interrupted before the request was sent; nothing was written" in err
+    assert starts(aws_env) == []
+    assert not ledger_path.exists() or pending(ledger_path) == []
