@@ -100,8 +100,9 @@ def plan(entry: Entry, *, members: dict[str, Any] | None = None, sets: list[str]
             raise UsageError(f"a replay cannot override {name}")
     response = record["outcome"].get("response") or {}
     notes = []
-    if record["outcome"]["status"] == "rejected":
-        notes.append(f"record {entry.address[:12]} is a failed attempt that never ran: replaying its request")
+    if record["outcome"]["status"] in ("rejected", "abandoned"):
+        notes.append(f"record {entry.address[:12]} is a {record['outcome']['status']} attempt that never ran: "
+                     "replaying its request")
     overrides: dict[str, Any] = {}
     if native:
         if not response.get("id"):

@@ -322,3 +322,25 @@ def test_ctrl_c_before_sending_says_nothing_was_sent(aws_env, ledger_path, git_r
     assert "interrupted before the request was sent; nothing was written" in err
     assert starts(aws_env) == []
     assert not ledger_path.exists() or pending(ledger_path) == []
+
+
+def test_one_rule_for_where_calls_go(monkeypatch):
+    """flag > recorded > config > environment, for everything acting on a record."""
+    from runlog.aws import settings_for
+    from runlog.config import Config
+
+    config = Config(values={"region": "eu-west-1", "endpoint_url": "http://config.invalid", "profile": "cfg"})
+    recorded = {"region": "us-west-2", "endpoint_url": None, "profile": None}
+    here = settings_for(config, recorded=recorded)
+    assert (here.region, here.endpoint_url, here.pinned, here.profile) == ("us-west-2", None, True, "cfg")
+    flagged = settings_for(config, region="ap-south-1", endpoint_url="http://flag.invalid", recorded=recorded)
+    assert (flagged.region, flagged.endpoint_url, flagged.pinned) == ("ap-south-1", "http://flag.invalid", False)
+    new = settings_for(config)
+    assert (new.region, new.endpoint_url, new.pinned) == ("eu-west-1", "http://config.invalid", False)
+    assert settings_for(None).region is None  # the environment decides, through boto's own chain
+
+    # a record made against AWS stays with AWS, whatever AWS_ENDPOINT_URL says today
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    client = aws.client(settings_for(None, recorded=recorded), "omics")
+    assert client.meta.endpoint_url == "https://omics.us-west-2.amazonaws.com"
+    assert aws.client(settings_for(None, region="us-west-2"), "omics").meta.endpoint_url == "http://127.0.0.1:9"

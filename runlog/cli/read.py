@@ -104,6 +104,8 @@ def show(ctx, ref, as_json):
     ]
     if response:
         lines += [("run", f"{response.get('id')}  uuid {response.get('uuid')}"), ("arn", response.get("arn"))]
+    elif record["outcome"]["status"] == "abandoned":
+        lines.append(("abandoned", record["outcome"].get("reason")))
     else:
         error = record["outcome"].get("error") or {}
         lines.append(("rejected", f"{error.get('code')}: {error.get('message')}"))
