@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from runlog.resolve import effective_parameters
+
 
 SECTIONS = ("workflow", "parameters", "inputs", "cache", "run settings", "git", "runlog", "identity")
 RUN_SETTINGS = ("priority", "storageCapacity", "storageType", "retentionMode", "logLevel", "runGroupId",
@@ -47,8 +49,8 @@ def view(record: dict, facts: dict | None = None, *, identity: bool = False) -> 
             "version": request.get("workflowVersionName"), "owner": request.get("workflowOwnerId"),
             "source run": request.get("runId"), "digest": _workflow_digest(record, facts),
         },
-        "parameters": request.get("parameters") or {},
-        "inputs": dict((record.get("resolution") or {}).get("inputs") or {}),
+        "parameters": effective_parameters(request, record.get("resolution")) or {},
+        "inputs": _inputs(record),
         "cache": {"id": request.get("cacheId"), "behavior": request.get("cacheBehavior")},
         "run settings": {k: request.get(k) for k in RUN_SETTINGS},
         "git": {
@@ -142,6 +144,17 @@ def header(record: dict, address: str | None) -> dict[str, Any]:
         "run_id": response.get("id"), "run_uuid": response.get("uuid"), "run_arn": response.get("arn"),
         "request_id": record["request"].get("requestId"), "fingerprint": record.get("fingerprint"),
     }
+
+
+def _inputs(record: dict) -> dict:
+    """Input identities, with the parametersUri object's (without its content, which is
+    compared as the parameters)."""
+    resolution = record.get("resolution") or {}
+    inputs = dict(resolution.get("inputs") or {})
+    found = resolution.get("parameters_file")
+    if found:
+        inputs[found["uri"] + " (parameters file)"] = {k: v for k, v in found.items() if k not in ("uri", "content")}
+    return inputs
 
 
 def as_of_now(record: dict, git_repo: Path, cwd: Path) -> tuple[dict, list[str]]:

@@ -55,6 +55,24 @@ def read_json_argument(value: str, option: str, cwd: Path | None = None) -> tupl
     return parsed, info
 
 
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def loads_strict(text: str) -> Any:
+    """Strict JSON: no NaN or Infinity, no number that overflows a float, bounded nesting."""
+    def number(literal: str) -> float:
+        value = float(literal)
+        if value in (float("inf"), float("-inf")):
+            raise ValueError(f"{literal[:20]} is too large for a JSON number")
+        return value
+
+    try:
+        return json.loads(text, parse_constant=_no_constant, parse_float=number)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+
+
 def walk_strings(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
     """Every string inside a JSON value, with its path (a.b[0].c)."""
     if isinstance(value, str):

@@ -58,7 +58,7 @@ def fingerprint_material(record: dict) -> dict:
     """What decides a computation: workflow, parameters, cache settings and the code's git state."""
     request = record.get("request", {})
     git = record.get("git") or {}
-    return {
+    material = {
         "v": FINGERPRINT_VERSION,
         "workflow": {k: request[k] for k in WORKFLOW_MEMBERS if k in request},
         "parameters": request.get("parameters"),
@@ -66,6 +66,11 @@ def fingerprint_material(record: dict) -> dict:
         "git": {"commit": git.get("commit"), "diff_sha256": git.get("diff_sha256"),
                 "untracked_sha256": git.get("untracked_sha256")},
     }
+    if request.get("parametersUri"):  # the parameters are the object's bytes, whatever its name
+        found = (record.get("resolution") or {}).get("parameters_file") or {}
+        material["parameters_file"] = {"uri": request["parametersUri"], "sha256": found.get("sha256"),
+                                       "etag": found.get("etag"), "version_id": found.get("version_id")}
+    return material
 
 
 def fingerprint(record: dict) -> str:

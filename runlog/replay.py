@@ -101,8 +101,8 @@ def plan(entry: Entry, *, members: dict[str, Any] | None = None, sets: list[str]
     response = record["outcome"].get("response") or {}
     notes = []
     if record["outcome"]["status"] in ("rejected", "abandoned"):
-        notes.append(f"record {entry.address[:12]} is a {record['outcome']['status']} attempt that never ran: "
-                     "replaying its request")
+        what = "a failed" if record["outcome"]["status"] == "rejected" else "an abandoned"
+        notes.append(f"record {entry.address[:12]} is {what} attempt that never ran: replaying its request")
     overrides: dict[str, Any] = {}
     if native:
         if not response.get("id"):
@@ -146,7 +146,8 @@ def check_drift(plan: Plan, *, git_now: dict | None, omics, clients: dict, recor
                 timeout: float = 5.0) -> None:
     """Fill plan.drift with what is no longer as recorded: the analysis repository's code,
     the workflow's digest, the inputs' identities. Adds notes for what cannot be checked."""
-    from runlog.resolve import identity_changes, input_uris, resolve_inputs, workflow_identity
+    from runlog.resolve import (effective_parameters, identity_changes, input_uris, parameters_file, resolve_inputs,
+                                workflow_identity)
 
     record = plan.original.record
     drift = plan.lineage["drift"]
@@ -179,7 +180,20 @@ def check_drift(plan: Plan, *, git_now: dict | None, omics, clients: dict, recor
         drift.append({"kind": "workflow", "what": "digest", "recorded": recorded_digest,
                       "current": workflow_now.get("digest")})
 
-    named = set(input_uris(plan.request.get("parameters")))
+    recorded_file = (record.get("resolution") or {}).get("parameters_file")
+    if plan.request.get("parametersUri") and recorded_file and "error" not in recorded_file:
+        now = parameters_file(clients["s3"], plan.request["parametersUri"])
+        if "error" in now:
+            drift.append({"kind": "input", "what": f"parameters file {recorded_file['uri']}", "recorded": "present",
+                          "current": now["error"]["code"]})
+        else:
+            for field in ("sha256", "etag", "version_id"):
+                if recorded_file.get(field) != now.get(field):
+                    drift.append({"kind": "input", "what": f"parameters file {recorded_file['uri']} {field}",
+                                  "recorded": recorded_file.get(field), "current": now.get(field)})
+    elif plan.request.get("parametersUri"):
+        plan.notes.append("parameters file: not checked, its content was not recorded at submission")
+    named = set(input_uris(effective_parameters(plan.request, record.get("resolution"))))
     recorded_inputs = (record.get("resolution") or {}).get("inputs") or {}
     if recorded_inputs:
         wanted = {uri: identity for uri, identity in recorded_inputs.items() if uri in named}

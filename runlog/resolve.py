@@ -79,6 +79,48 @@ def _s3_prefix(s3, bucket: str, prefix: str) -> dict[str, Any]:
     return {"kind": "s3-prefix", "objects": count, "size": size, "digest": digest.hexdigest(), "truncated": truncated}
 
 
+PARAMETERS_FILE_LIMIT = 16 * 1024 * 1024  # bytes of a parametersUri object runlog reads
+
+
+def parameters_file(s3, uri: str) -> dict[str, Any]:
+    """The object `parametersUri` names: its identity (ETag, VersionId, size, LastModified)
+    and its content, parsed as strict JSON (it *is* the run's parameters). Errors are
+    recorded, never fatal here."""
+    from runlog.params import loads_strict
+
+    bucket, _, key = uri[5:].partition("/")
+    found: dict[str, Any] = {"uri": uri}
+    try:
+        answer = s3.get_object(Bucket=bucket, Key=key)
+        body = answer["Body"].read(PARAMETERS_FILE_LIMIT + 1)
+    except Exception as exc:
+        return {**found, "error": _error(exc)}
+    if len(body) > PARAMETERS_FILE_LIMIT:
+        return {**found, "error": {"code": "TooLarge",
+                                   "message": f"larger than {PARAMETERS_FILE_LIMIT} bytes; not read"}}
+    found.update({"etag": answer.get("ETag", "").strip('"') or None, "version_id": answer.get("VersionId"),
+                  "size": len(body), "last_modified": _iso(answer.get("LastModified")),
+                  "sha256": hashlib.sha256(body).hexdigest()})
+    try:
+        content = loads_strict(body.decode("utf-8-sig"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        return {**{k: v for k, v in found.items() if v is not None},
+                "error": {"code": "InvalidJSON", "message": " ".join(str(exc).split())[:300]}}
+    if not isinstance(content, dict):
+        return {**{k: v for k, v in found.items() if v is not None},
+                "error": {"code": "InvalidJSON", "message": "not a JSON object of parameters"}}
+    found["content"] = content
+    return {k: v for k, v in found.items() if v is not None}
+
+
+def effective_parameters(request: dict, resolution: dict | None) -> Any:
+    """The parameters a run gets: the request's own, or the content of its parametersUri
+    object as resolved at submission (None when it could not be read)."""
+    if "parameters" in request or not request.get("parametersUri"):
+        return request.get("parameters")
+    return ((resolution or {}).get("parameters_file") or {}).get("content")
+
+
 def omics_identity(omics, uri: str) -> dict[str, Any]:
     match = OMICS_RE.match(uri)
     if not match:
@@ -213,9 +255,21 @@ def resolve(request: dict, clients: dict, *, timeout: float = DEFAULT_TIMEOUT, c
     started = time.monotonic()
     warnings: list[str] = []
     pool = ThreadPoolExecutor(max_workers=16)
+    resolution: dict[str, Any] = {}
     try:
         workflow_future = pool.submit(workflow_identity, clients["omics"], request)
-        inputs = resolve_inputs(request.get("parameters"), clients, timeout=timeout, pool=pool)
+        parameters = request.get("parameters")
+        if request.get("parametersUri"):
+            resolution["parameters_file"] = found = parameters_file(clients["s3"], request["parametersUri"])
+            if "error" in found:
+                message = (f"parameters file {request['parametersUri']} not read ({found['error']['code']}: "
+                           f"{found['error']['message']})")
+                if strict:
+                    raise UsageError(message + " (--strict refuses to submit)")
+                warnings.append(message + "; its parameters are not in the record and not checked")
+            parameters = effective_parameters(request, resolution)
+        left = max(0.1, timeout - (time.monotonic() - started))
+        inputs = resolve_inputs(parameters, clients, timeout=left, pool=pool)
         wait([workflow_future], timeout=max(0.0, timeout - (time.monotonic() - started)))
         workflow = workflow_future.result() if workflow_future.done() else {
             "error": {"code": "Timeout", "message": f"not resolved within {timeout:g} s"}}
@@ -224,10 +278,12 @@ def resolve(request: dict, clients: dict, *, timeout: float = DEFAULT_TIMEOUT, c
     template_checked = False
     if "error" in workflow:
         warnings.append(f"workflow not resolved: {workflow['error']['code']}: {workflow['error']['message']}")
-    elif check and not request.get("runId"):
-        problems = check_template(workflow, request.get("parameters"))
+    elif check and not request.get("runId") and not ("error" in resolution.get("parameters_file", {})):
+        where = (f"the parameters in {request['parametersUri']}" if "parameters_file" in resolution
+                 else "--parameters")
+        problems = check_template(workflow, parameters)
         if problems:
-            raise UsageError(f"--parameters do not fit workflow {workflow.get('id')} ({workflow.get('name')}): "
+            raise UsageError(f"{where} do not fit workflow {workflow.get('id')} ({workflow.get('name')}): "
                              + "; ".join(problems) + " (--no-check sends them anyway)")
         template_checked = "parameter_template" in workflow
     workflow.pop("parameter_template", None)
@@ -237,4 +293,4 @@ def resolve(request: dict, clients: dict, *, timeout: float = DEFAULT_TIMEOUT, c
         if strict:
             raise UsageError(message + " (--strict refuses to submit)")
         warnings.append(message + "; recorded as such")
-    return {"workflow": workflow, "inputs": inputs, "template_checked": template_checked}, warnings
+    return {"workflow": workflow, "inputs": inputs, "template_checked": template_checked, **resolution}, warnings

@@ -116,7 +116,8 @@ def submit(open_ledger: Callable[[], Ledger], built: Built, *, settings: AwsSett
 def _resolve(request: dict, settings: AwsSettings, sess, omics, options) -> tuple[dict, list[str]]:
     """Workflow and input identities (runlog.resolve), with clients bounded by the time budget."""
     clients = {"omics": omics}
-    if any(uri.startswith("s3://") for uri in resolve.input_uris(request.get("parameters"))):
+    if request.get("parametersUri") or any(uri.startswith("s3://")
+                                           for uri in resolve.input_uris(request.get("parameters"))):
         clients["s3"] = aws.client(settings, "s3", sess=sess, connect_timeout=options.timeout,
                                    read_timeout=options.timeout, retries={"total_max_attempts": 2, "mode": "standard"})
     return resolve.resolve(request, clients, timeout=options.timeout, check=options.check, strict=options.strict)

@@ -145,7 +145,8 @@ def _prepare(config, ref: str, members: dict, sets: list[str], native: bool, giv
         sess = aws.session(settings)
         omics = aws.client(settings, "omics", sess=sess)
         clients = {"omics": omics}
-        if any(u.startswith("s3://") for u in input_uris(the_plan.request.get("parameters"))):
+        if the_plan.request.get("parametersUri") or any(
+                u.startswith("s3://") for u in input_uris(the_plan.request.get("parameters"))):
             clients["s3"] = aws.client(settings, "s3", sess=sess)
         recorded_digest = ((entry.record.get("resolution") or {}).get("workflow") or {}).get("digest") \
             or latest_run_facts(ledger, entry.address).get("digest")

@@ -247,7 +247,10 @@ class Service:
                                          params.get("workflowType"), params.get("workflowVersionName"))
             else:
                 raise ApiError("ValidationException", "Either workflowId or runId must be given")
-            self._check_parameters(workflow, settings.get("parameters") or {})
+            if "parameters" in params and "parametersUri" in params:
+                raise ApiError("ValidationException", "Specify either parameters or parametersUri, not both")
+            if not settings.get("parametersUri"):  # a parameters file is checked after StartRun returns
+                self._check_parameters(workflow, settings.get("parameters") or {})
             if settings.get("runGroupId"):
                 self.run_group(settings["runGroupId"])
             if settings.get("cacheId"):
