@@ -443,7 +443,12 @@ class Ledger:
 
     # -- reading -----------------------------------------------------------------------------
 
-    def _entry_where(self, where: str, params: tuple = (), order: str = "seq DESC",
+    # What "newest first" means everywhere (log, @N, show, diff, replay, export): by when the
+    # run was asked for (a submission's intent, an imported run's creationTime), not by when
+    # the record reached this ledger; ties (the same millisecond) by ledger order.
+    NEWEST_FIRST = "created DESC, seq DESC"
+
+    def _entry_where(self, where: str, params: tuple = (), order: str = NEWEST_FIRST,
                      limit: int | None = None, offset: int = 0) -> list[Entry]:
         sql = f"SELECT {RECORD_COLUMNS} FROM records WHERE {where} ORDER BY {order}"
         if limit is not None:

@@ -68,7 +68,7 @@ def log(ctx, limit, same_as, as_json):
 def show(ctx, ref, as_json):
     """Print one whole record, its observations and its lineage.
 
-    REF is a run id, run uuid, run ARN, @N (the N-th newest record: @1 is the latest),
+    REF is a run id, run uuid, run ARN, @N (the N-th newest run by creation time: @1 is the latest),
     or a unique prefix (6 or more hex characters) of a record address.
 
     \b
