@@ -177,17 +177,19 @@ def is_transport_error(exc: Exception) -> bool:
                             bex.ConnectTimeoutError, bex.ProxyConnectionError, bex.HTTPClientError))
 
 
-def caller_identity(settings: AwsSettings, sess=None) -> dict | None:
-    """The STS caller, or None when it cannot be known quickly. When HealthOmics is pointed
-    at a custom endpoint and STS is not, STS is not asked (it would be a different world)."""
+def caller_identity(settings: AwsSettings, sess=None) -> dict:
+    """The STS caller ({arn, account, user_id}), or {"unknown": why} when it cannot be known
+    quickly. When HealthOmics is pointed at a custom endpoint and STS is not, STS is not asked
+    (it would answer for a different world)."""
     if custom_endpoint("omics", settings.endpoint_url) and not custom_endpoint("sts"):
-        return None
+        return {"unknown": "not asked: HealthOmics is at a custom endpoint and STS is not "
+                           "(set AWS_ENDPOINT_URL_STS, or AWS_ENDPOINT_URL for both)"}
     try:
         sts = client(settings, "sts", sess=sess, connect_timeout=2, read_timeout=3,
                      retries={"total_max_attempts": 1, "mode": "standard"})
         answer = sts.get_caller_identity()
-    except Exception:  # no permission, no network: the record says null
-        return None
+    except Exception as exc:  # no permission, no network: the record says why
+        return {"unknown": f"STS GetCallerIdentity failed: {describe_failure(exc)}"}
     return {"arn": answer["Arn"], "account": answer["Account"], "user_id": answer.get("UserId")}
 
 

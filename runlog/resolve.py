@@ -42,6 +42,9 @@ def _error(exc: Exception) -> dict[str, str]:
         code = "NotFound"
     elif code == "403":
         code = "AccessDenied"
+    elif code in ("501", "NotImplemented"):
+        return {"code": "NotS3", "message": "the endpoint answered 501 Not Implemented: it does not serve this S3 "
+                                            "call (point AWS_ENDPOINT_URL_S3 at an S3 endpoint)"}
     return {"code": code, "message": err.get("Message") or str(exc)}
 
 

@@ -84,7 +84,9 @@ def submit(open_ledger: Callable[[], Ledger], built: Built, *, settings: AwsSett
             extra["resolution"], found = _resolve(built.request, settings, sess, omics, options)
             warnings.extend(found)
         git = pending_git.result() if pending_git else {"state": "unknown", "reason": "not captured"}
-        caller = caller_future.result() if caller_future else None
+        caller = caller_future.result() if caller_future else {"unknown": "not asked (caller_identity = false)"}
+    if "unknown" in caller and caller_future is not None:
+        warnings.append(f"caller not recorded: {caller['unknown']}")
     if git["state"] == "none":
         warnings.append(f"no git repository: the record says so ({git.get('reason')})")
     for message in warnings:

@@ -344,3 +344,33 @@ def test_one_rule_for_where_calls_go(monkeypatch):
     client = aws.client(settings_for(None, recorded=recorded), "omics")
     assert client.meta.endpoint_url == "https://omics.us-west-2.amazonaws.com"
     assert aws.client(settings_for(None, region="us-west-2"), "omics").meta.endpoint_url == "http://127.0.0.1:9"
+
+
+def test_an_unknown_caller_is_recorded_with_the_reason(aws_env, ledger_path, git_repo, run_cli):
+    aws_env.inject("error", operation="GetCallerIdentity", count=5, code="AccessDenied")
+    result = run_cli(*SEED_2)
+    assert result.exit_code == 0, result.output
+    (record,) = records(ledger_path)
+    assert "GetCallerIdentity failed" in record["caller"]["unknown"]
+    assert "AccessDenied" in record["caller"]["unknown"]
+    assert "caller not recorded: STS GetCallerIdentity failed" in result.stderr
+
+
+@pytest.mark.parametrize("query", ["nothere", "tags", "id", "[id, status]", "{a: id, b: nothere}"])
+@pytest.mark.parametrize("output", ["json", "text"])
+def test_query_output_is_what_the_aws_cli_prints(query, output, aws_env, ledger_path, git_repo, run_cli):
+    from test_emulator import aws_cli
+
+    base = SEED_2[1:]
+    theirs = aws_cli(aws_env, "omics", "start-run", *base, "--query", query, "--output", output)
+    assert theirs.returncode == 0, theirs.stderr
+    ours = run_cli(*SEED_2, "--name", "ours", "--query", query, "--output", output)
+    assert ours.exit_code == 0, ours.stderr
+    ids = {r["id"] for r in aws_env.runs.values()}
+    expected = theirs.stdout
+    for run_id in ids:  # the two runs differ only in their ids
+        expected = expected.replace(run_id, "ID")
+    got = ours.stdout
+    for run_id in ids:
+        got = got.replace(run_id, "ID")
+    assert got == expected

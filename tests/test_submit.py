@@ -337,5 +337,6 @@ def test_endpoint_from_aws_endpoint_url_omics(emulator, ledger_path, git_repo, r
     assert result.exit_code == 0, result.output
     (record,) = records(ledger_path)
     assert record["aws"]["endpoint_url"] == emulator.endpoint_url
-    assert record["caller"] is None
+    assert "STS is not" in record["caller"]["unknown"]
+    assert "caller not recorded: not asked" in result.stderr
     assert {r["operation"] for r in emulator.requests} == {"GetWorkflow", "StartRun"}  # no STS

@@ -62,9 +62,11 @@ def print_response(response: dict, query: str | None, output: str, as_json: bool
     value = response
     if query:
         value = check_query(query).search(response)
+    if value == {}:  # as the aws CLI: an empty object prints nothing, in every format
+        return
     if output == "text":
         click.echo(_text(value))
-    elif value is not None:
+    else:  # None prints as null, as the aws CLI prints it
         click.echo(json.dumps(value, indent=4, ensure_ascii=False, default=str))
 
 
