@@ -83,3 +83,19 @@ def test_a_closed_pipe_is_quiet(tmp_path, run_proc):
     proc.stdout.close()
     proc.wait(timeout=60)
     assert "internal error" not in proc.stderr.read().decode()
+
+
+def test_shell_completion_as_documented(tmp_path):
+    """The README's completion lines work: commands and options complete."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "_RUNLOG_COMPLETE": "bash_complete", "COMP_WORDS": "runlog sub", "COMP_CWORD": "1"}
+    commands = subprocess.run([sys.executable, "-m", "runlog"], env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert "submit" in commands.stdout.split(",") or "plain,submit" in commands.stdout
+    env.update(COMP_WORDS="runlog recover --aban", COMP_CWORD="2")
+    options = subprocess.run([sys.executable, "-m", "runlog"], env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert "--abandon" in options.stdout
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "_RUNLOG_COMPLETE=bash_source runlog" in readme
