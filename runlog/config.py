@@ -261,6 +261,31 @@ def _env_value(key: str, raw: str) -> Any:
     return raw
 
 
+# The git capture's budgets (runlog.gitcapture), set in the environment only.
+CAPTURE_BUDGET = {"RUNLOG_GIT_TIMEOUT": float, "RUNLOG_GIT_MAX_BYTES": int}
+
+
+def environment_number(var: str) -> float | int | None:
+    """The value of a CAPTURE_BUDGET variable; None when unset; ValueError unless a number >= 0."""
+    raw = os.environ.get(var, "").strip()
+    if not raw:
+        return None
+    value = CAPTURE_BUDGET[var](raw)
+    if not value >= 0 or value == float("inf"):
+        raise ValueError(raw)
+    return value
+
+
+def _check_capture_budget() -> None:
+    """RUNLOG_GIT_TIMEOUT / RUNLOG_GIT_MAX_BYTES (the git capture's budgets, environment only)."""
+    for var, kind in CAPTURE_BUDGET.items():
+        try:
+            environment_number(var)
+        except (ValueError, OverflowError):
+            what = "a number of seconds" if kind is float else "a whole number of bytes"
+            raise UsageError(f"{var} must be {what} (0 or more), got {os.environ[var]!r}") from None
+
+
 def parse_key_values(text: str, what: str) -> dict[str, str]:
     """`a=1,b=2` (the aws CLI shorthand for a map of strings)."""
     out: dict[str, str] = {}
@@ -284,6 +309,7 @@ def load(cwd: Path | None = None, overrides: dict[str, Any] | None = None) -> Co
         raw = os.environ.get(f"RUNLOG_{key.upper()}")
         if raw is not None and raw != "":
             environment[key] = _env_value(key, raw)
+    _check_capture_budget()
     # The project file belongs to the analysis repository: the configured one if any, else
     # the one containing the current directory. Its own `git_repo` cannot move it.
     repo = overrides.get("git_repo") or environment.get("git_repo") or personal.get("git_repo")
