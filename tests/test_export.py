@@ -237,3 +237,128 @@ def test_zip_crate(seeded, tmp_path):
         archive.extractall(tmp_path / "unzipped")
     failures, skipped = validate.crate_report(tmp_path / "unzipped", tmp_path / "cache")
     assert failures == [] and skipped == 0
+
+
+# --- what comes from records stays text; the target is never followed (docs/export.md) -------
+
+HOSTILE_NAME = "<script>alert(1)</script> [x](javascript:alert(1)) *b* #"
+HOSTILE_PARAMETERS = {
+    "note": "a\n\n# Heading\n\n<img src=x onerror=alert(1)>\n- item",
+    "ticks": "a``b`",
+    "formula": '=HYPERLINK("http://evil.example","x")',
+    "at": "@SUM(A1:A2)",
+    "plus": "+1+1",
+    "minus": "-2+3",
+    "negative": -5,
+    "tab": "\t=1",
+    "cr": "\r=1",
+    "nul": "a\u0000b\u001b[2J\u202egnp.exe",
+}
+
+
+@pytest.fixture
+def hostile(aws_env, ledger_path, git_repo, run_cli):
+    result = run_cli("submit", "--workflow-id", "7206765", "--role-arn", "arn:aws:iam::123456789012:role/R",
+                     "--output-uri", "s3://out/x/", "--name", HOSTILE_NAME, "--no-check", "--parameters",
+                     json.dumps({"input": "s3://bucket/in.csv", "protocol": HOSTILE_PARAMETERS}))
+    assert result.exit_code == 0, result.output
+    return run_cli
+
+
+def test_methods_markdown_keeps_record_text_as_text(hostile, tmp_path):
+    from markdown_it import MarkdownIt
+
+    out = tmp_path / "methods"
+    result = hostile("export", "@1", "-f", "methods", "-o", out, "--title", 'T "q"\n\u0000x')
+    assert result.exit_code == 0, result.output
+    text = (out / "methods.md").read_text(encoding="utf-8")
+    parser = MarkdownIt("commonmark").enable(["table", "strikethrough"])
+    tokens = parser.parse(text)
+    headings = [(tok.tag, tokens[i + 1].content) for i, tok in enumerate(tokens) if tok.type == "heading_open"]
+    assert [tag for tag, _ in headings] == ["h1", "h2"] and headings[0][1] == "Methods"  # no heading injected
+    (h2,) = [tokens[i + 1] for i, tok in enumerate(tokens) if tok.tag == "h2" and tok.type == "heading_open"]
+    assert [child.type for child in h2.children] == ["text"] * len(h2.children)  # no HTML, link or emphasis
+    assert "".join(child.content for child in h2.children) == HOSTILE_NAME
+    html = parser.render(text)
+    assert "<script" not in html and "<img" not in html and "<a " not in html and "<em>" not in html
+    codes = [child.content for tok in tokens if tok.type == "inline" for child in tok.children or []
+             if child.type == "code_inline"]
+    assert "a\\n\\n# Heading\\n\\n<img src=x onerror=alert(1)>\\n- item" in codes
+    assert "a``b`" in codes and "a\\x00b\\x1b[2J\\u202egnp.exe" in codes
+    assert not any(ch in text for ch in "\x00\x1b\u202e\r")
+    import yaml
+
+    assert yaml.safe_load((out / "CITATION.cff").read_text(encoding="utf-8"))["title"] == 'T "q"\n\u0000x'
+
+
+def test_csv_cells_cannot_be_formulas_or_control_characters(hostile, tmp_path):
+    import csv
+
+    out = tmp_path / "methods"
+    assert hostile("export", "@1", "-f", "methods", "-o", out).exit_code == 0
+    raw = (out / "parameters.csv").read_bytes()
+    assert b"\x00" not in raw and b"\x1b" not in raw and b"\r" not in raw
+    with open(out / "parameters.csv", newline="", encoding="utf-8") as fh:
+        values = {row["parameter"].removeprefix("protocol."): row["value"] for row in csv.DictReader(fh)}
+    assert values["formula"] == "'" + HOSTILE_PARAMETERS["formula"]
+    assert values["at"] == "'@SUM(A1:A2)" and values["plus"] == "'+1+1" and values["minus"] == "'-2+3"
+    assert values["negative"] == "-5"  # a plain number is no formula
+    assert values["tab"] == "'\\t=1" and values["cr"] == "'\\r=1"
+    assert values["nul"] == "a\\x00b\\x1b[2J\\u202egnp.exe"
+    assert values["note"].startswith("a\\n\\n# Heading")
+    for name in ("data.csv", "software.csv"):
+        with open(out / name, newline="", encoding="utf-8") as fh:
+            for row in csv.reader(fh):
+                assert not any(cell.startswith(("=", "+", "@", "\t", "\r")) for cell in row), row
+
+
+def test_force_onto_a_symlink_is_refused_and_nothing_outside_is_touched(seeded, tmp_path):
+    run = seeded["run"]
+    real = tmp_path / "real"
+    real.mkdir()
+    (real / "keep.txt").write_text("keep me")
+    link = tmp_path / "crate"
+    link.symlink_to(real, target_is_directory=True)
+    for args in (("-f", "methods"), ("-f", "ro-crate", "--license", "MIT")):
+        result = run("export", "@2", *args, "-o", link, "--force")
+        assert result.exit_code == 2, result.output
+        (line,) = result.stderr.splitlines()
+        assert line == (f"runlog: error: {link} is a symbolic link: runlog does not write through links; "
+                        f"give -o the real path ({real}) or another one")
+    file_link = tmp_path / "run.bco.json"
+    file_link.symlink_to(real / "keep.txt")
+    assert run("export", "@2", "-f", "bco", "-o", file_link, "--force").exit_code == 2
+    assert [p.name for p in real.iterdir()] == ["keep.txt"] and (real / "keep.txt").read_text() == "keep me"
+    assert link.is_symlink() and file_link.is_symlink()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["crate", "real", "run.bco.json"]  # no staging left
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux /proc")
+def test_export_into_proc_is_one_line_exit_2(seeded):
+    result = seeded["run"]("export", "@2", "-f", "bco", "-o", "/proc/x.json")
+    assert result.exit_code == 2
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("runlog: error: cannot write /proc/x.json: cannot create files in /proc")
+    assert not os.path.exists("/proc/x.json")
+
+
+def test_force_replaces_only_files_and_directories_it_may_delete(seeded, tmp_path, monkeypatch):
+    run = seeded["run"]
+    fifo = tmp_path / "pipe.json"
+    os.mkfifo(fifo)
+    result = run("export", "@2", "-f", "bco", "-o", fifo, "--force")
+    assert result.exit_code == 2 and "is not a regular file or directory" in result.stderr
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    here = tmp_path / "work"
+    here.mkdir()
+    (here / "analysis.txt").write_text("mine")
+    monkeypatch.chdir(here)
+    for target in (".", str(tmp_path)):
+        result = run("export", "@2", "-f", "methods", "-o", target, "--force")
+        assert result.exit_code == 2 and "contains the current directory" in result.stderr
+    assert (here / "analysis.txt").read_text() == "mine"
+    previous = tmp_path / "previous"
+    assert run("export", "@2", "-f", "methods", "-o", previous).exit_code == 0
+    (previous / "extra").symlink_to(here, target_is_directory=True)  # a link inside is removed, not followed
+    assert run("export", "@2", "-f", "methods", "-o", previous, "--force").exit_code == 0
+    assert "extra" not in [p.name for p in previous.iterdir()] and (here / "analysis.txt").exists()
