@@ -159,8 +159,13 @@ class Config:
         return self.values.get(key, default)
 
     def set(self, key: str, value: Any, source: str) -> None:
+        """A later source wins; for maps (tags) it wins per key, as --tags does."""
         if value is None:
             return
+        earlier = self.values.get(key)
+        if isinstance(value, dict) and isinstance(earlier, dict):
+            value = {**earlier, **value}
+            source = f"{self.sources[key]}, {source}"
         self.values[key] = value
         self.sources[key] = source
 

@@ -172,3 +172,19 @@ def test_a_config_that_is_not_utf8_is_one_line_exit_2(git_repo, run_proc):
     assert result.stderr.splitlines() == [f"runlog: error: cannot read {git_repo / '.runlog.toml'}: not UTF-8 text "
                                           "(byte 0xe9 on line 2); save it as UTF-8"]
 
+
+
+def test_runlog_tags_merge_per_key_with_the_config_files(aws_env, ledger_path, git_repo, run_cli, monkeypatch):
+    """RUNLOG_TAGS adds to the project's tags per key, as --tags does, instead of replacing them."""
+    import json
+
+    from test_submit import SEED_2, records
+
+    (git_repo / ".runlog.toml").write_text('[tags]\nproject = "wgs"\nowner = "lab"\n')
+    monkeypatch.setenv("RUNLOG_TAGS", "owner=alice,cohort=c1")
+    result = run_cli(*SEED_2, "--tags", "cohort=c2")
+    assert result.exit_code == 0, result.output
+    (record,) = records(ledger_path)
+    tags = {k: v for k, v in record["request"]["tags"].items() if not k.startswith("runlog:")}
+    assert tags == {"project": "wgs", "owner": "alice", "cohort": "c2"}
+    assert json.loads(result.stdout)["id"]
