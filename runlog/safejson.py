@@ -5,8 +5,9 @@ with an UntrustedJSONError naming the reason, anything that is:
 
   * larger than `max_bytes` (checked before anything is decoded);
   * not strict UTF-8 (no byte order mark, no encoded surrogates, no invalid sequences);
-  * nested deeper than `max_depth` arrays/objects (checked before parsing, so a file of
-    a million `[` costs one pass over its bytes, never a RecursionError);
+  * nested deeper than `max_depth` arrays/objects (json's C parser stops at the
+    interpreter's recursion limit, about 1000 levels, which is reported the same way; below
+    that the parsed value is measured level by level, never recursively);
   * not strict JSON: NaN, Infinity, numbers that overflow a float (1e999) or an integer
     too long to convert, a string holding a lone surrogate (`"\\ud800"`, which no UTF-8
     writer can reproduce), an object with the same key twice, trailing data.
@@ -25,9 +26,8 @@ from runlog.errors import RunlogError
 DEFAULT_MAX_BYTES = 16 * 1024 * 1024
 DEFAULT_MAX_DEPTH = 100
 
-# A JSON string (with its escapes), or one of the four characters that open or close a level.
-_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.DOTALL)
-_BRACKETS = frozenset("[]{}")
+# The escape of a UTF-16 surrogate; only escapes can make one (strict UTF-8 decoding refuses them).
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -40,22 +40,22 @@ class UntrustedJSONError(RunlogError, ValueError):
         self.reason = reason
 
 
-def nesting_depth(text: str, limit: int) -> int:
-    """The deepest nesting of arrays/objects in `text` (strings skipped), counted up to limit + 1."""
-    depth = deepest = 0
-    if not any(c in text for c in _BRACKETS):
-        return 0
-    for match in _TOKEN.finditer(text):
-        token = match.group()
-        if token in ("[", "{"):
-            depth += 1
-            if depth > deepest:
-                deepest = depth
-                if deepest > limit:
-                    return deepest
-        elif token in ("]", "}"):
-            depth -= 1
-    return deepest
+def nested_deeper_than(value: Any, limit: int) -> bool:
+    """Whether the arrays/objects of a parsed JSON value nest more than `limit` deep (level by
+    level, no recursion)."""
+    level = [value] if isinstance(value, (dict, list)) else []
+    depth = 0
+    while level:
+        depth += 1
+        if depth > limit:
+            return True
+        below = []
+        for item in level:
+            for child in (item.values() if type(item) is dict else item):
+                if type(child) is dict or type(child) is list:
+                    below.append(child)
+        level = below
+    return False
 
 
 def _no_constant(name: str) -> Any:
@@ -113,18 +113,19 @@ def loads_untrusted(data: bytes | str, *, max_bytes: int = DEFAULT_MAX_BYTES,
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise UntrustedJSONError(f"not UTF-8: invalid byte at offset {exc.start}") from None
-    depth = nesting_depth(text, max_depth)
-    if depth > max_depth:
-        raise UntrustedJSONError(f"nested more than {max_depth} levels deep")
     try:
         value = json.loads(text, parse_constant=_no_constant, parse_float=_finite, object_pairs_hook=_unique)
     except UntrustedJSONError:
         raise
-    except RecursionError:  # not reached within max_depth, but never let it escape
-        raise UntrustedJSONError(f"nested too deep to parse (limit {max_depth})") from None
+    except RecursionError:  # deeper than the interpreter's recursion limit (about 1000)
+        raise UntrustedJSONError(f"nested more than {min(max_depth, 500)} levels deep") from None
     except ValueError as exc:  # JSONDecodeError, an integer of more than 4300 digits
         message = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc).split(";")[0]
         where = f" at offset {exc.pos}" if isinstance(exc, json.JSONDecodeError) else ""
         raise UntrustedJSONError(f"not JSON: {message}{where}") from None
-    _check_strings(value)
+    # it cannot nest deeper than it has openings: most objects need no walk
+    if text.count("[") + text.count("{") > max_depth and nested_deeper_than(value, max_depth):
+        raise UntrustedJSONError(f"nested more than {max_depth} levels deep")
+    if _SURROGATE_ESCAPE.search(text):
+        _check_strings(value)
     return value
