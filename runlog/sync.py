@@ -153,8 +153,8 @@ def _fail(exc: BaseException, remote: Remote, doing: str, done: str = "") -> Run
     else:
         cause = aws.error_from(exc, operation).message
     done = f" after {done}" if done else ""
-    return TransferError(f"{doing} {remote} failed{done}: {cause}; nothing local was changed: "
-                         "run it again to resume")
+    return TransferError(terminal_safe(f"{doing} {remote} failed{done}: {cause}; nothing local was changed: "
+                                       "run it again to resume"))  # the cause may quote the endpoint
 
 
 # -- listing ------------------------------------------------------------------------------------
