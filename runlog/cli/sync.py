@@ -103,7 +103,7 @@ def push(ctx, remote, jobs, quiet, as_json, profile, region):
     if as_json:
         echo_json(result.as_dict())
     elif not quiet:
-        click.echo(f"{terminal_safe(target)}: sent {result.records_sent} record(s), {result.observations_sent} observation(s), "
+        click.echo(f"{target}: sent {result.records_sent} record(s), {result.observations_sent} observation(s), "
                    f"{result.attempts_sent} pending attempt(s); {result.records_present} record(s) were "
                    "already there")
 
