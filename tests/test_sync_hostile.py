@@ -128,6 +128,19 @@ def test_a_hostile_record_is_refused_by_key_and_the_good_ones_import(case, bucke
     assert [item["key"] for item in again["refused"]] == [key] and reason in again["refused"][0]["why"]
 
 
+def test_objects_within_the_limits_still_travel(bucket, tmp_path, run_cli):
+    deep: object = "leaf"
+    for _ in range(95):  # with request.parameters.value: 98 levels, under the limit of 100
+        deep = [deep]
+    alice = tmp_path / "alice.db"
+    with Ledger.open(alice) as ledger:
+        entry, _ = ledger.add_record(make_record(name="naïve 🧬 \\ud800 [[", parameters={"value": deep}))
+    push_json(run_cli, alice)
+    code, pulled = pull_json(run_cli, tmp_path / "bob.db")
+    assert (code, pulled["records_received"], pulled["refused"]) == (0, 1, [])
+    assert addresses(tmp_path / "bob.db") == {entry.address}
+
+
 def test_an_observation_with_a_lone_surrogate_is_refused(bucket, tmp_path, run_cli):
     made = a_team_ledger(bucket, tmp_path, run_cli)
     data = observation_object(made[1], None, "2026-11-24T10:00:00.000Z", "GetRun", "RUNNING",
