@@ -42,6 +42,7 @@ KEYS: dict[str, tuple[type, str]] = {
     "tags": (dict, "tags added to every submission (flags win per key)"),
     "git_repo": (str, "the analysis repository whose git state is recorded"),
     "remote": (str, "team ledger location, s3://bucket/prefix"),
+    "max_object_mib": (float, "largest team-ledger object `runlog pull` accepts, in MiB (default 16)"),
     "license": (str, "licence of exported provenance (SPDX id or URL)"),
     "usability": (str, "usability statement for BioCompute Object exports"),
     "caller_identity": (bool, "look up the caller with STS GetCallerIdentity"),
