@@ -33,6 +33,13 @@ class Submission:
     warnings: list[str] = field(default_factory=list)
 
 
+@dataclass
+class DryRun:
+    """What a submission would send and record (nothing sent, nothing written)."""
+    intent: dict[str, Any]
+    ledger: str | None = None  # the ledger it would be written to
+
+
 def make_intent(built: Built, *, kind: str, settings: AwsSettings, git: dict, caller: dict | None,
                 warnings: list[str], extra: dict[str, Any] | None = None) -> dict:
     """The record-to-be, without its outcome."""
@@ -60,13 +67,17 @@ def make_intent(built: Built, *, kind: str, settings: AwsSettings, git: dict, ca
 def submit(open_ledger: Callable[[], Ledger], built: Built, *, settings: AwsSettings, git_path,
            kind: str = "submit", extra: dict[str, Any] | None = None, capture_git: bool = True,
            lookup_caller: bool = True, resolve_options: "resolve.Options | None" = None,
-           warn: Callable[[str], None] = lambda message: None) -> Submission:
-    """Record and send one StartRun request. `open_ledger` is called only once every check passed."""
+           warn: Callable[[str], None] = lambda message: None, dry_run: bool = False,
+           client_options: dict[str, Any] | None = None) -> Submission | DryRun:
+    """Record and send one StartRun request. `open_ledger` is called only once every check passed.
+    With dry_run, every check and resolution is made and the intent returned: `open_ledger`
+    (which must then not create a ledger, and may return None) is only read, nothing is sent.
+    `client_options` go to the HealthOmics client (timeouts, verify)."""
     from runlog import background
 
     pending_git = background.start(gitcapture.capture, str(git_path)) if capture_git else None
     sess = aws.session(settings)
-    omics = aws.client(settings, "omics", sess=sess)
+    omics = aws.client(settings, "omics", sess=sess, **(client_options or {}))
     check_against_model(built.request, omics.meta.service_model)
     settings = AwsSettings(settings.profile, sess.region_name, aws.custom_endpoint("omics", settings.endpoint_url))
     warnings = params.lint(built.request.get("parameters"))
@@ -86,6 +97,8 @@ def submit(open_ledger: Callable[[], Ledger], built: Built, *, settings: AwsSett
     intent = make_intent(built, kind=kind, settings=settings, git=git, caller=caller,
                          warnings=warnings, extra=extra)
     ledger = open_ledger()
+    if dry_run:
+        return _dry_run(ledger, intent, warn)
     same = ledger.completed_like(intent["fingerprint"])
     if same is not None:
         message = (f"an identical configuration already completed: run {same.run_id} (record {same.address[:12]}, "
@@ -94,6 +107,26 @@ def submit(open_ledger: Callable[[], Ledger], built: Built, *, settings: AwsSett
         intent["warnings"].append(message)
     ledger.add_attempt(intent)
     return send(ledger, intent, omics)
+
+
+def _dry_run(ledger: Ledger | None, intent: dict, warn: Callable[[str], None]) -> DryRun:
+    """The checks the ledger would make, read only."""
+    if ledger is None:
+        return DryRun(intent=intent)
+    with ledger:
+        request_id = intent["request"]["requestId"]
+        used = ledger.conn.execute("SELECT 1 FROM attempts WHERE request_id = ?", (request_id,)).fetchone()
+        if used:
+            raise RunlogError(f"request id {request_id!r} was already used in this ledger: without --dry-run "
+                              "this submission would be refused; leave out --request-id or give a new one",
+                              exit_code=2)
+        same = ledger.completed_like(intent["fingerprint"])
+        if same is not None:
+            message = (f"an identical configuration already completed: run {same.run_id} (record "
+                       f"{same.address[:12]}, {same.created}); submitting again anyway")
+            warn(message)
+            intent["warnings"].append(message)
+        return DryRun(intent=intent, ledger=str(ledger.path) if hasattr(ledger, "path") else None)
 
 
 def _resolve(request: dict, settings: AwsSettings, sess, omics, options) -> tuple[dict, list[str]]:

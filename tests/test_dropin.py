@@ -1,0 +1,195 @@
+"""`runlog submit` as a drop-in for `aws omics start-run`: options from botocore's model,
+--cli-input-json and --generate-cli-skeleton as the aws CLI reads and prints them, the aws
+CLI's global options. The real aws CLI (a test dependency) is the reference."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from runlog.ledger import Ledger
+
+ROLE = "arn:aws:iam::123456789012:role/HealthOmicsServiceRole"
+SHARED = ["--workflow-id", "1234567", "--workflow-owner-id", "123456789012", "--role-arn", ROLE,
+          "--output-uri", "s3://your-bucket/results/", "--parameters", '{"param1": "value1", "param2": "value2"}']
+
+
+def records(path):
+    if not path.exists():
+        return []
+    with Ledger.open(path, create=False) as ledger:
+        return [e.record for e in ledger.entries()]
+
+
+def aws_cli(*args, endpoint=None, cwd=None, input=None):
+    """The real aws CLI; against the emulator it needs AWS_DISABLE_HOST_PREFIX_INJECTION."""
+    aws = shutil.which("aws")
+    assert aws, "the aws CLI is a test dependency (awscli)"
+    env = {**os.environ, "AWS_DISABLE_HOST_PREFIX_INJECTION": "true"}
+    extra = ["--endpoint-url", endpoint] if endpoint else []
+    return subprocess.run([aws, *args, *extra], capture_output=True, text=True, env=env, cwd=cwd,
+                          timeout=60, input=input)
+
+
+def aws_cli_start_run_options() -> set[str]:
+    """The installed aws CLI's own option list for `omics start-run`, from its clidriver."""
+    code = ("from awscli.clidriver import create_clidriver\n"
+            "d = create_clidriver()\n"
+            "op = d._get_command_table()['omics']._get_command_table()['start-run']\n"
+            "print('\\n'.join(op.arg_table))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    return {"--" + name for name in out.stdout.split()}
+
+
+def submit_options() -> set[str]:
+    from runlog.cli.submit import submit
+
+    return {opt for param in submit.params for opt in (*param.opts, *param.secondary_opts)}
+
+
+# --- options come from the model ----------------------------------------------------------------
+
+def test_every_aws_cli_start_run_option_is_accepted():
+    theirs = aws_cli_start_run_options()
+    assert {"--workflow-id", "--role-arn", "--cli-input-json", "--generate-cli-skeleton"} <= theirs
+    missing = sorted(theirs - submit_options())
+    assert not missing, f"runlog submit lacks the aws CLI's {missing}"
+
+
+def test_every_model_member_is_an_option():
+    import botocore.session
+
+    shape = botocore.session.get_session().get_service_model("omics").operation_model("StartRun").input_shape
+    flags = submit_options()
+    for member, member_shape in shape.members.items():
+        flag = "--" + botocore.xform_name(member, "-")
+        assert flag in flags, member
+        if member_shape.type_name == "boolean":
+            assert "--no-" + flag[2:] in flags
+
+
+def test_help_is_the_models_documentation_without_html(run_cli):
+    result = run_cli("submit", "--help")
+    assert result.exit_code == 0
+    text = " ".join(result.stdout.split())
+    assert "--scratch-storage-mode" in text and "scratch ephemeral storage mounted at /tmp" in text
+    assert "--requester-pays-enabled / --no-requester-pays-enabled" in text
+    assert "<p>" not in result.stdout and "<code>" not in result.stdout
+    assert "Default: role_arn in the config." in text
+
+
+def test_submit_help_does_not_import_boto3(tmp_path):
+    code = ("import sys, runpy\n"
+            "sys.argv = ['runlog', 'submit', '--help']\n"
+            "try:\n    runpy.run_module('runlog', run_name='__main__')\n"
+            "except SystemExit:\n    pass\n"
+            "print('IMPORTED', sorted(m for m in sys.modules if m.split('.')[0] in ('boto3', 'botocore')))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path).stdout
+    assert "--scratch-storage-mode" in out
+    assert "IMPORTED []" in out
+
+
+def test_members_newer_than_the_hand_written_list_are_sent(aws_env, ledger_path, git_repo, run_cli):
+    (git_repo / "policy.json").write_text('{"Version": "2012-10-17", "Statement": []}\n')
+    (git_repo / "engine.json").write_text('{"profiles": ["docker"]}')
+    result = run_cli("submit", *SHARED, "--scratch-storage-mode", "LOCAL", "--engine-settings", "file://engine.json",
+                     "--requester-pays-enabled", "--session-policy", "file://policy.json",
+                     "--output-uri-prefix-mode", "SERVICE_DEFINED", "--endpoint-url", aws_env.endpoint_url)
+    assert result.exit_code == 0, result.output
+    (record,) = records(ledger_path)
+    request = record["request"]
+    assert request["scratchStorageMode"] == "LOCAL"
+    assert request["engineSettings"] == {"profiles": ["docker"]}
+    assert request["requesterPaysEnabled"] is True
+    assert request["sessionPolicy"] == '{"Version": "2012-10-17", "Statement": []}\n'  # file:// read as text
+    assert request["outputUriPrefixMode"] == "SERVICE_DEFINED"
+    (sent,) = [r for r in aws_env.requests if r["operation"] == "StartRun"]
+    assert sent["params"] == request
+    off = run_cli("submit", *SHARED, "--no-requester-pays-enabled", "--endpoint-url", aws_env.endpoint_url)
+    assert off.exit_code == 0, off.output
+    (second,) = [r for r in records(ledger_path) if r["outcome"]["response"]["id"] == json.loads(off.stdout)["id"]]
+    assert second["request"]["requesterPaysEnabled"] is False
+
+
+@pytest.mark.parametrize("extra, expected", [
+    (["--engine-settings", "{not json"], "--engine-settings: invalid JSON"),
+    (["--tags", '["a"]'], "--tags must be a map of strings to strings, got a list"),
+    (["--scratch-storage-mode", "SOMETIMES"], "'SOMETIMES' is not one of LOCAL, SHARED"),
+], ids=["document-json", "tags-list", "enum"])
+def test_flag_types_from_the_model_exit_2(extra, expected, aws_env, ledger_path, git_repo, run_cli):
+    result = run_cli("submit", *SHARED, *extra, "--endpoint-url", aws_env.endpoint_url)
+    assert result.exit_code == 2, result.output
+    assert expected in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not ledger_path.exists()
+
+
+# --- --cli-input-json ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("document, expected", [
+    ({"tags": ["a"]}, "tags must be a map of strings to strings, got a list"),
+    ({"priority": "1"}, "priority must be a whole number, got a string"),
+    ({"requesterPaysEnabled": "yes"}, "requesterPaysEnabled must be true or false, got a string"),
+    ({"tags": {"a": 1}}, 'tags["a"] must be a string, got a number'),
+    ({"workflowColour": "blue"}, "unknown StartRun member(s) workflowColour"),
+    ([1, 2], "expected a JSON object of StartRun members, got a list"),
+], ids=["tags-list", "priority-string", "boolean-string", "tag-value", "unknown", "not-object"])
+def test_cli_input_json_member_types_exit_2(document, expected, aws_env, ledger_path, git_repo, run_cli):
+    (git_repo / "run.json").write_text(json.dumps(document))
+    args = [] if not isinstance(document, dict) else SHARED
+    result = run_cli("submit", *args, "--cli-input-json", "file://run.json", "--endpoint-url", aws_env.endpoint_url)
+    assert result.exit_code == 2, result.output
+    assert expected in result.stderr
+    assert result.stderr.startswith("runlog: error: --cli-input-json file://run.json: ")
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not ledger_path.exists()
+
+
+def test_aws_cli_skeleton_as_cli_input_json(aws_env, ledger_path, git_repo, run_cli):
+    """aws omics start-run --generate-cli-skeleton > s.json; runlog submit --cli-input-json file://s.json:
+    the placeholders "" are refused as the aws CLI refuses them (one line naming them); filled in,
+    the same file works for both, every member of the skeleton sent."""
+    skeleton = aws_cli("omics", "start-run", "--generate-cli-skeleton", cwd=git_repo)
+    assert skeleton.returncode == 0, skeleton.stderr
+    (git_repo / "s.json").write_text(skeleton.stdout)
+    raw = run_cli("submit", "--cli-input-json", "file://s.json", "--endpoint-url", aws_env.endpoint_url)
+    assert raw.exit_code == 2, raw.output
+    assert "are \"\" (the placeholders of --generate-cli-skeleton): fill in or delete them" in raw.stderr
+    assert "runId" in raw.stderr and "roleArn" in raw.stderr
+    assert not ledger_path.exists()
+
+    document = {k: v for k, v in json.loads(skeleton.stdout).items() if v != ""}
+    document.update(workflowId="1234567", workflowOwnerId="123456789012", roleArn=ROLE,
+                    outputUri="s3://your-bucket/results/", parameters={"param1": "value1", "param2": "value2"},
+                    storageType="DYNAMIC", storageCapacity=1200, cacheBehavior="CACHE_ALWAYS", cacheId="1234567",
+                    workflowType="PRIVATE")  # the skeleton picks enum values at random
+    document.pop("storageCapacity")  # not allowed with DYNAMIC storage
+    (git_repo / "s.json").write_text(json.dumps(document, indent=4))
+    ours = run_cli("submit", "--cli-input-json", "file://s.json", "--endpoint-url", aws_env.endpoint_url)
+    assert ours.exit_code == 0, ours.output
+    (record,) = records(ledger_path)
+    assert {k: v for k, v in record["request"].items() if k != "requestId"} == document
+    assert "scratchStorageMode" in record["request"] and "engineSettings" in record["request"]
+    theirs = aws_cli("omics", "start-run", "--cli-input-json", "file://s.json", endpoint=aws_env.endpoint_url,
+                     cwd=git_repo)
+    assert theirs.returncode == 0, theirs.stderr
+    assert set(json.loads(theirs.stdout)) == set(json.loads(ours.stdout))
+
+
+def test_config_defaults_fill_what_cli_input_json_leaves_out(aws_env, ledger_path, git_repo, run_cli):
+    (git_repo / ".runlog.toml").write_text(
+        f'role_arn = "{ROLE}"\noutput_uri = "s3://lab-bucket/runs/"\n[tags]\nproject = "wgs"\n')
+    (git_repo / "run.json").write_text(json.dumps({
+        "workflowId": "1234567", "workflowOwnerId": "123456789012", "tags": {"owner": "alice"},
+        "parameters": {"param1": "a", "param2": "b"}, "scratchStorageMode": "SHARED"}))
+    result = run_cli("submit", "--cli-input-json", "file://run.json", "--endpoint-url", aws_env.endpoint_url)
+    assert result.exit_code == 0, result.output
+    (record,) = records(ledger_path)
+    assert record["request"]["roleArn"] == ROLE and record["request"]["outputUri"] == "s3://lab-bucket/runs/"
+    assert record["request"]["tags"] == {"project": "wgs", "owner": "alice"}
+    assert record["request"]["scratchStorageMode"] == "SHARED"
