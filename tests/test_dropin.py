@@ -193,3 +193,28 @@ def test_config_defaults_fill_what_cli_input_json_leaves_out(aws_env, ledger_pat
     assert record["request"]["roleArn"] == ROLE and record["request"]["outputUri"] == "s3://lab-bucket/runs/"
     assert record["request"]["tags"] == {"project": "wgs", "owner": "alice"}
     assert record["request"]["scratchStorageMode"] == "SHARED"
+
+
+def test_cli_input_json_file_is_recorded_and_diffed(aws_env, ledger_path, git_repo, tmp_path, run_cli):
+    """Like --parameters file://, a --cli-input-json file:// is recorded (path, SHA-256), and
+    editing the parameters inside it shows in `runlog diff @1 --exit-code`."""
+    from runlog.record import sha256_hex
+
+    run_json = tmp_path / "inputs" / "run.json"  # outside the repository: git stays clean
+    run_json.parent.mkdir()
+    document = {"workflowId": "1234567", "workflowOwnerId": "123456789012", "roleArn": ROLE,
+                "outputUri": "s3://your-bucket/results/", "parameters": {"param1": "value1", "param2": "value2"}}
+    run_json.write_text(json.dumps(document))
+    argument = f"file://{run_json}"
+    result = run_cli("submit", "--cli-input-json", argument, "--endpoint-url", aws_env.endpoint_url)
+    assert result.exit_code == 0, result.output
+    (record,) = records(ledger_path)
+    assert record["parameters"] == {"source": "cli-input-json", "argument": argument,
+                                    "file": {"path": str(run_json), "sha256": sha256_hex(run_json.read_bytes())}}
+    same = run_cli("diff", "@1", "--exit-code")
+    assert same.exit_code == 0, same.output
+    document["parameters"]["param2"] = "changed"
+    run_json.write_text(json.dumps(document))
+    changed = run_cli("diff", "@1", "--exit-code")
+    assert changed.exit_code == 1, changed.output
+    assert "param2" in changed.stdout and "changed" in changed.stdout
