@@ -218,3 +218,140 @@ def test_cli_input_json_file_is_recorded_and_diffed(aws_env, ledger_path, git_re
     changed = run_cli("diff", "@1", "--exit-code")
     assert changed.exit_code == 1, changed.output
     assert "param2" in changed.stdout and "changed" in changed.stdout
+
+
+# --- --generate-cli-skeleton --------------------------------------------------------------------
+
+def test_generate_cli_skeleton_input_is_what_the_aws_cli_prints(aws_env, git_repo, run_cli):
+    from runlog.startrun import members
+
+    theirs = aws_cli("omics", "start-run", "--generate-cli-skeleton", endpoint=aws_env.endpoint_url)
+    ours = run_cli("submit", "--generate-cli-skeleton")
+    also = run_cli("submit", "--generate-cli-skeleton", "input")
+    assert theirs.returncode == 0 and ours.exit_code == 0 and also.exit_code == 0
+    mine, reference = json.loads(ours.stdout), json.loads(theirs.stdout)
+    assert [k for k in mine if k in reference] == list(reference)  # same order; ours may have newer members
+    assert set(mine) == set(members())
+    for member, value in reference.items():
+        enum = members()[member].enum
+        if enum:  # the aws CLI (botocore's ArgumentGenerator) picks an enum value at random
+            assert value in enum and mine[member] in enum
+            mine[member] = value
+    same_members = {k: mine[k] for k in reference}
+    assert json.dumps(same_members, indent=4) + "\n" == theirs.stdout
+
+
+def test_generate_cli_skeleton_output_is_what_the_aws_cli_prints(aws_env, ledger_path, git_repo, run_cli):
+    args = ["--role-arn", ROLE, "--output-uri", "s3://your-bucket/results/", "--workflow-id", "1234567"]
+    for extra in ([], ["--output", "table"], ["--query", "configuration.name", "--output", "text"]):
+        theirs = aws_cli("omics", "start-run", "--generate-cli-skeleton", "output", *args, *extra,
+                         endpoint=aws_env.endpoint_url)
+        ours = run_cli("submit", "--generate-cli-skeleton", "output", *args, *extra,
+                       "--endpoint-url", aws_env.endpoint_url)
+        assert theirs.returncode == 0, theirs.stderr
+        assert ours.exit_code == 0, ours.output
+        assert ours.stdout == theirs.stdout, extra
+    assert not [r for r in aws_env.requests if r["operation"] == "StartRun"]
+    assert not ledger_path.exists()
+    missing = run_cli("submit", "--generate-cli-skeleton", "output", "--workflow-id", "1")
+    assert missing.exit_code == 2 and "missing --role-arn and --output-uri" in missing.stderr
+
+
+# --- the aws CLI's global options ---------------------------------------------------------------
+
+def _masked(text: str) -> str:
+    import re
+
+    text = re.sub(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", "UUID", text)
+    return re.sub(r"\b\d{7}\b", "RUNID", text)
+
+
+def test_output_table_is_what_the_aws_cli_prints(aws_env, ledger_path, git_repo, run_cli):
+    args = [*SHARED[:-2], "--parameters", SHARED[-1], "--tags", "project=wgs,owner=alice", "--output", "table"]
+    theirs = aws_cli("omics", "start-run", *args, endpoint=aws_env.endpoint_url)
+    ours = run_cli("submit", *args, "--endpoint-url", aws_env.endpoint_url)
+    assert theirs.returncode == 0, theirs.stderr
+    assert ours.exit_code == 0, ours.output
+    assert "|  StartRun  |" not in ours.stdout and "StartRun" in ours.stdout and "project" in ours.stdout
+    assert _masked(ours.stdout) == _masked(theirs.stdout)
+    assert len(records(ledger_path)) == 1
+
+
+def test_global_options_accepted_or_noted(aws_env, ledger_path, git_repo, run_cli):
+    result = run_cli("submit", *SHARED, "--endpoint-url", aws_env.endpoint_url, "--output", "json",
+                     "--cli-read-timeout", "30", "--cli-connect-timeout", "5", "--color", "off", "--no-paginate",
+                     "--no-verify-ssl", "--no-cli-pager")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["status"] == "PENDING"
+    assert "--color off accepted: runlog prints the response without color" in result.stderr
+    assert "--no-paginate accepted: StartRun is not paginated" in result.stderr
+    assert "--no-verify-ssl: the endpoint's TLS certificate is not verified" in result.stderr
+    assert len(records(ledger_path)) == 1
+
+
+def test_cli_read_timeout_reaches_the_client(aws_env, ledger_path, git_repo, run_cli):
+    aws_env.faults.add("latency", "StartRun", count=5, seconds=2.5)
+    result = run_cli("submit", *SHARED, "--endpoint-url", aws_env.endpoint_url, "--cli-read-timeout", "1",
+                     "--no-resolve")
+    assert result.exit_code == 1, result.output
+    assert "could not reach HealthOmics" in result.stderr and "Read timeout" in result.stderr
+    with Ledger.open(ledger_path, create=False) as ledger:
+        assert len(ledger.pending()) == 1  # kept for `runlog recover`
+
+
+def test_debug_after_the_subcommand(aws_env, ledger_path, git_repo, run_proc):
+    result = run_proc("submit", *SHARED, "--endpoint-url", aws_env.endpoint_url, "--debug",
+                      cwd=git_repo, env={"RUNLOG_LEDGER": str(ledger_path)})
+    assert result.returncode == 0, result.stderr
+    assert "botocore" in result.stderr and "DEBUG" in result.stderr
+    assert json.loads(result.stdout)["status"] == "PENDING"
+
+
+# --- --dry-run ----------------------------------------------------------------------------------
+
+def test_dry_run_checks_resolves_prints_and_writes_nothing(aws_env, ledger_path, git_repo, run_cli):
+    result = run_cli("submit", "--workflow-id", "1234567", "--role-arn", ROLE, "--output-uri", "s3://b/out/",
+                     "--parameters", "file://workflow-inputs.json", "--name", "dry",
+                     "--endpoint-url", aws_env.endpoint_url, "--dry-run")
+    assert result.exit_code == 0, result.output
+    printed = json.loads(result.stdout)
+    assert printed["dry_run"] is True
+    assert printed["request"]["name"] == "dry" and printed["request"]["requestId"]
+    record = printed["record"]
+    assert record["request"] == printed["request"] and record["outcome"] is None
+    assert record["parameters"]["file"]["path"] == "workflow-inputs.json"
+    assert record["resolution"]["workflow"]["digest"].startswith("sha256:")  # resolved, as a submission is
+    assert record["git"]["state"] == "clean"
+    assert any("ref_fasta_index" in w for w in record["warnings"])
+    assert printed["ledger"] == str(ledger_path)
+    assert "nothing was sent to HealthOmics and nothing was written" in result.stderr
+    assert not ledger_path.exists()
+    assert not [r for r in aws_env.requests if r["operation"] == "StartRun"]
+    # the checks still refuse what a submission would refuse (exit 2), nothing written
+    bad = run_cli("submit", "--workflow-id", "1234567", "--role-arn", ROLE, "--output-uri", "s3://b/out/",
+                  "--parameters", '{"sample_name": "x"}', "--endpoint-url", aws_env.endpoint_url, "--dry-run")
+    assert bad.exit_code == 2, bad.output
+    assert not ledger_path.exists()
+
+
+def _dump(path) -> list[str]:
+    import sqlite3
+
+    conn = sqlite3.connect(path)
+    try:
+        return list(conn.iterdump())
+    finally:
+        conn.close()
+
+
+def test_dry_run_with_a_ledger_reads_it_only(aws_env, ledger_path, git_repo, run_cli):
+    first = run_cli("submit", *SHARED, "--request-id", "fixed-1", "--endpoint-url", aws_env.endpoint_url)
+    assert first.exit_code == 0, first.output
+    before = _dump(ledger_path)
+    again = run_cli("submit", *SHARED, "--request-id", "fixed-1", "--endpoint-url", aws_env.endpoint_url,
+                    "--dry-run")
+    assert again.exit_code == 2 and "already used" in again.stderr
+    fresh = run_cli("submit", *SHARED, "--endpoint-url", aws_env.endpoint_url, "--dry-run")
+    assert fresh.exit_code == 0, fresh.output
+    assert _dump(ledger_path) == before
+    assert len([r for r in aws_env.requests if r["operation"] == "StartRun"]) == 1
