@@ -355,3 +355,50 @@ def test_dry_run_with_a_ledger_reads_it_only(aws_env, ledger_path, git_repo, run
     assert fresh.exit_code == 0, fresh.output
     assert _dump(ledger_path) == before
     assert len([r for r in aws_env.requests if r["operation"] == "StartRun"]) == 1
+
+
+# --- the five seed examples, verbatim -----------------------------------------------------------
+
+def _examples():
+    from runlog.emulator.seed import EXAMPLES
+
+    return EXAMPLES
+
+
+@pytest.mark.parametrize("index", range(5), ids=["run", "shared", "call-caching", "duplicate", "omics-uris"])
+def test_seed_examples_verbatim_through_runlog_and_the_aws_cli(index, aws_env, ledger_path, git_repo, run_cli):
+    from runlog.emulator.seed import example_args
+
+    title, command, inputs = _examples()[index]
+    if inputs is not None:
+        (git_repo / "workflow-inputs.json").write_text(inputs)
+    args = example_args(command)
+    ours = run_cli("submit", *args, "--endpoint-url", aws_env.endpoint_url)
+    assert ours.exit_code == 0, (title, ours.output)
+    theirs = aws_cli("omics", "start-run", *args, endpoint=aws_env.endpoint_url, cwd=git_repo)
+    assert theirs.returncode == 0, (title, theirs.stderr)
+    assert set(json.loads(ours.stdout)) == set(json.loads(theirs.stdout))
+    (record,) = records(ledger_path)
+    assert record["outcome"]["status"] == "submitted"
+    if "--parameters" in args:
+        sent = args[args.index("--parameters") + 1]
+        expected = json.loads(inputs if sent.startswith("file://") else sent)
+        assert record["request"]["parameters"] == expected  # every parameter, as the documentation prints it
+    if index == 4:  # the omics:// read set and references resolve against the emulator's seed data
+        resolved = record["resolution"]["inputs"]
+        omics_inputs = {uri: found for uri, found in resolved.items() if uri.startswith("omics://")}
+        assert len(omics_inputs) == 3
+        assert all(found.get("status") == "ACTIVE" and "error" not in found for found in omics_inputs.values())
+        assert not [w for w in record["warnings"] if "omics://" in w]
+
+
+def test_demo_submits_five_examples_and_runs_twice_in_one_workdir(tmp_path, run_proc):
+    workdir = tmp_path / "demo"
+    first = run_proc("demo", "--workdir", workdir, cwd=tmp_path, timeout=240)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr
+    assert first.stdout.count("$ runlog submit") == 5
+    assert "readSet/1234567890/source1" in (workdir / "analysis" / "omics-inputs" / "workflow-inputs.json").read_text()
+    assert "verified 5 records" in first.stdout
+    second = run_proc("demo", "--workdir", workdir, cwd=tmp_path, timeout=240)
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr
+    assert "verified 10 records" in second.stdout
