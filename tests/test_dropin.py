@@ -402,3 +402,11 @@ def test_demo_submits_five_examples_and_runs_twice_in_one_workdir(tmp_path, run_
     second = run_proc("demo", "--workdir", workdir, cwd=tmp_path, timeout=240)
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr
     assert "verified 10 records" in second.stdout
+
+
+def test_command_typo_suggests_the_command(run_cli):
+    result = run_cli("sumbit", "--workflow-id", "1234567")
+    assert result.exit_code == 2
+    assert "No such command 'sumbit'. Did you mean 'submit'?" in result.stderr
+    unknown = run_cli("frobnicate")
+    assert unknown.exit_code == 2 and "Did you mean" not in unknown.stderr and "submit" in unknown.stderr
