@@ -371,3 +371,33 @@ def check_against_model(request: dict[str, Any], service_model) -> None:
 
 def _config_key(flag: str) -> str:
     return flag.lstrip("-").replace("-", "_")
+
+
+DOCS_BEGIN = "<!-- options generated from botocore's model: python -m runlog.startrun docs/submit.md -->"
+DOCS_END = "<!-- end of generated options -->"
+
+
+def options_markdown() -> str:
+    """The table of submit's StartRun options, as docs/submit.md shows it."""
+    kinds = {"document": "JSON or file://", "structure": "JSON or file://", "list": "JSON or file://",
+             "map": "KEY=VALUE,… or JSON or file://", "boolean": "flag (--no-… for false)",
+             "integer": "integer", "long": "integer", "string": "text (or file://)"}
+    lines = ["| option | StartRun member | takes | from the model's documentation |", "|---|---|---|---|"]
+    for option in options():
+        flag = f"`{option.flag}` / `--no-{option.flag[2:]}`" if option.kind == "boolean" else f"`{option.flag}`"
+        required = " (required)" if option.required and option.member != "requestId" else ""
+        text = option.help.replace("|", "\\|")
+        lines.append(f"| {flag} | `{option.member}`{required} | {kinds.get(option.kind, option.kind)} | {text} |")
+    return "\n".join(lines)
+
+
+def _rewrite_docs(path: str) -> None:
+    text = Path(path).read_text(encoding="utf-8")
+    start, end = text.index(DOCS_BEGIN) + len(DOCS_BEGIN), text.index(DOCS_END)
+    Path(path).write_text(text[:start] + "\n" + options_markdown() + "\n" + text[end:], encoding="utf-8")
+
+
+if __name__ == "__main__":
+    import sys
+
+    _rewrite_docs(sys.argv[1] if len(sys.argv) > 1 else "docs/submit.md")

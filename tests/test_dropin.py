@@ -410,3 +410,13 @@ def test_command_typo_suggests_the_command(run_cli):
     assert "No such command 'sumbit'. Did you mean 'submit'?" in result.stderr
     unknown = run_cli("frobnicate")
     assert unknown.exit_code == 2 and "Did you mean" not in unknown.stderr and "submit" in unknown.stderr
+
+
+def test_submit_docs_list_the_options_generated_from_the_model():
+    from pathlib import Path
+
+    from runlog.startrun import DOCS_BEGIN, DOCS_END, options_markdown
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "submit.md").read_text(encoding="utf-8")
+    block = text[text.index(DOCS_BEGIN) + len(DOCS_BEGIN):text.index(DOCS_END)].strip()
+    assert block == options_markdown(), "docs/submit.md is stale: run `python -m runlog.startrun docs/submit.md`"
