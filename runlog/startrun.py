@@ -240,7 +240,7 @@ def parse_map(value: str, option: str, shape_name: str, cwd: Path | None = None)
         parsed = parse_key_values(text, option)
     problems = type_errors(shape_name, parsed, option)
     if problems:
-        example = " e.g. project=wgs,owner=alice" if option.endswith("tags") else ""
+        example = " (e.g. project=wgs,owner=alice)" if option.endswith("tags") else ""
         raise UsageError(f"{problems[0]}{example}")
     return parsed
 

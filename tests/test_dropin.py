@@ -420,3 +420,15 @@ def test_submit_docs_list_the_options_generated_from_the_model():
     text = (Path(__file__).resolve().parent.parent / "docs" / "submit.md").read_text(encoding="utf-8")
     block = text[text.index(DOCS_BEGIN) + len(DOCS_BEGIN):text.index(DOCS_END)].strip()
     assert block == options_markdown(), "docs/submit.md is stale: run `python -m runlog.startrun docs/submit.md`"
+
+
+def test_replay_overrides_take_the_models_options(aws_env, ledger_path, git_repo, run_cli):
+    assert run_cli("submit", *SHARED, "--endpoint-url", aws_env.endpoint_url).exit_code == 0
+    result = run_cli("replay", "@1", "--scratch-storage-mode", "LOCAL", "--engine-settings", '{"profiles": ["a"]}',
+                     "--requester-pays-enabled", "--dry-run")
+    assert result.exit_code == 0, result.output
+    request = json.loads(result.stdout)["request"]
+    assert request["scratchStorageMode"] == "LOCAL" and request["engineSettings"] == {"profiles": ["a"]}
+    assert request["requesterPaysEnabled"] is True
+    bad = run_cli("replay", "@1", "--engine-settings", "[oops", "--dry-run")
+    assert bad.exit_code == 2 and "--engine-settings: invalid JSON" in bad.stderr

@@ -8,7 +8,7 @@ import re
 import click
 
 from runlog.cli.common import aws_options, aws_settings, load_config, no_ledger, note, open_ledger, warn
-from runlog.cli.submit import make_resolve_options, member_option, output_options, print_response, resolve_options
+from runlog.cli.submit import make_resolve_options, member_option, print_output, output_options, print_response, resolve_options
 from runlog.errors import DriftError, LedgerError, ServiceError, UsageError
 from runlog.replay import NOT_OVERRIDABLE, describe, parse_set
 from runlog.startrun import OPTIONS
@@ -19,7 +19,7 @@ OVERRIDABLE = [o for o in OPTIONS if o.member not in NOT_OVERRIDABLE]
 def override_options(func):
     """submit's StartRun options, as overrides of the recorded members (config defaults do not apply)."""
     for option in reversed(OVERRIDABLE):
-        described = re.sub(r" \(default: [^)]*\)", "", option.help)
+        described = re.sub(r" Default: [^.]*\.", "", option.help)  # config defaults do not apply
         text = (f"Add to (or change) the recorded tags. {described.removeprefix('Tags: ')}" if option.member == "tags"
                 else f"Override the recorded value. {described}")
         func = member_option(option, text)(func)
@@ -103,6 +103,9 @@ def replay(ctx, ref, sets, allow_drift, dry_run, native, no_resolve, no_check, s
     result = do_submit(lambda: open_ledger(config, create=True), built, settings=settings,
                        git_path=config.git_repo, kind="replay", extra={"lineage": the_plan.lineage},
                        lookup_caller=config.get("caller_identity", True), resolve_options=options, warn=warn)
+    if output == "table" and not (as_json or quiet):
+        print_output(result.response, query, output)
+        return
     print_response(result.response, query, output, as_json, quiet, result.entry.address, result.warnings)
 
 
