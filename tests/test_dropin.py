@@ -402,6 +402,7 @@ def test_demo_submits_five_examples_and_runs_twice_in_one_workdir(tmp_path, run_
     second = run_proc("demo", "--workdir", workdir, cwd=tmp_path, timeout=240)
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr
     assert "verified 10 records" in second.stdout
+    assert "already holds an earlier demo's records" in second.stdout
 
 
 def test_command_typo_suggests_the_command(run_cli):

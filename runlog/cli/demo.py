@@ -105,6 +105,11 @@ def demo(ctx, workdir):
         os.chdir(repo)
         click.echo(f"HealthOmics emulator listening on {emu.endpoint_url}")
         click.echo(f"analysis repository: {repo}")
+        earlier = Path(ctx.find_root().obj.get("ledger") or repo / ".runlog" / "ledger.db")
+        if earlier.exists():
+            click.echo(f"{earlier} already holds an earlier demo's records: the new ones are added to it. The "
+                       "emulator starts afresh, so its run ids repeat the earlier ones: name runs by @N or by "
+                       "record address")
         failures = 0
         for where, args in SEED_SUBMISSIONS:
             os.chdir(repo / where)
