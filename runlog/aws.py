@@ -103,8 +103,9 @@ def client(settings: AwsSettings, service: str, *, check_credentials: bool = Tru
     scoped = sess._session.get_scoped_config() if hasattr(sess, "_session") else {}
     if not os.environ.get("AWS_RETRY_MODE") and "retry_mode" not in scoped:
         options["retries"] = {"mode": "standard"}
+    verify = config_options.pop("verify", None)  # the aws CLI's --no-verify-ssl / --ca-bundle
     options.update(config_options)
-    return sess.client(service, endpoint_url=explicit, config=Config(**options))
+    return sess.client(service, endpoint_url=explicit, config=Config(**options), verify=verify)
 
 
 def error_from(exc: Exception, operation: str) -> RunlogError:

@@ -301,14 +301,15 @@ class Ledger:
                 raise UsageError(f"request id {request_id!r} was already used by {where}; HealthOmics would "
                                  "return that run again: leave out --request-id or give a new one")
             if not allow_duplicate:
-                self._refuse_pending_duplicate(intent["request"])
+                self.refuse_pending_duplicate(intent["request"])
             self._insert(
                 "attempts",
                 {"request_id": request_id, "created": intent["created"], "intent": body,
                  "intent_sha256": rec.sha256_hex(body.encode("utf-8"))},
             )
 
-    def _refuse_pending_duplicate(self, request: dict) -> None:
+    def refuse_pending_duplicate(self, request: dict) -> None:
+        """Raise DuplicateAttemptError when an identical request (all but requestId) is pending."""
         from runlog import inflight
         from runlog.errors import DuplicateAttemptError
 

@@ -21,32 +21,42 @@ OMICS_RE = re.compile(
 SECRET_NAME_RE = re.compile(r"(pass(word|wd)?|secret|token|api[_-]?key|private[_-]?key|credential)", re.I)
 
 
+def _read_file_argument(value: str, option: str, cwd: Path | None) -> tuple[str, dict]:
+    """The text of a file://PATH argument (relative to the current directory, as the aws CLI
+    reads it), with {"argument", "file": {"path", "sha256"}}."""
+    raw_path = value[len(FILE_PREFIX):]
+    path = Path(raw_path).expanduser()
+    if not path.is_absolute():
+        path = (cwd or Path.cwd()) / path
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise UsageError(f"{option} {value}: no such file ({raw_path} is read relative to the current "
+                         "directory, as the aws CLI does)") from None
+    except IsADirectoryError:
+        raise UsageError(f"{option} {value}: is a directory, expected a file") from None
+    except OSError as exc:
+        raise UsageError(f"{option} {value}: cannot read it: {exc.strerror}") from None
+    info = {"argument": value, "file": {"path": raw_path, "sha256": sha256_hex(data)}}
+    try:
+        return data.decode("utf-8-sig"), info
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{option} {value}: not UTF-8 text (byte {exc.start})") from None
+
+
+def read_text_argument(value: str, option: str, cwd: Path | None = None) -> tuple[str, dict]:
+    """A string option given as file://PATH: the file's text, as the aws CLI passes it."""
+    return _read_file_argument(value, option, cwd)
+
+
 def read_json_argument(value: str, option: str, cwd: Path | None = None) -> tuple[Any, dict]:
     """Parse an option value that is inline JSON or file://PATH (relative to the current
     directory, as the aws CLI reads it). Returns (value, {"argument", "file"?})."""
-    info: dict[str, Any] = {"argument": value}
     if value.startswith(FILE_PREFIX):
-        raw_path = value[len(FILE_PREFIX):]
-        path = Path(raw_path).expanduser()
-        if not path.is_absolute():
-            path = (cwd or Path.cwd()) / path
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            raise UsageError(f"{option} {value}: no such file ({raw_path} is read relative to the current "
-                             "directory, as the aws CLI does)") from None
-        except IsADirectoryError:
-            raise UsageError(f"{option} {value}: is a directory, expected a JSON file") from None
-        except OSError as exc:
-            raise UsageError(f"{option} {value}: cannot read it: {exc.strerror}") from None
-        info["file"] = {"path": raw_path, "sha256": sha256_hex(data)}
-        try:
-            text = data.decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            raise UsageError(f"{option} {value}: not UTF-8 text (byte {exc.start})") from None
+        text, info = _read_file_argument(value, option, cwd)
         where = f"{option} {value}"
     else:
-        text = value
+        text, info = value, {"argument": value}
         where = option
     try:
         parsed = json.loads(text)

@@ -10,6 +10,7 @@ import pytest
 from botocore.config import Config
 
 from runlog import record as rec
+from runlog.emulator.seed import EXAMPLES, example_args
 from runlog.ledger import Ledger
 
 ROLE = "arn:aws:iam::123456789012:role/omics-service-role-serviceRole-W8O1XMPL7QZ"
@@ -20,10 +21,7 @@ SEED_1 = ["submit", "--workflow-id", "1234567", "--role-arn", ROLE, "--name", "c
 SEED_2 = ["submit", "--workflow-id", "1234567", "--workflow-owner-id", "123456789012", "--role-arn",
           "arn:aws:iam::123456789012:role/HealthOmicsServiceRole", "--output-uri", "s3://your-bucket/results/",
           "--parameters", '{"param1": "value1", "param2": "value2"}']
-SEED_3 = ["submit", "--workflow-id", "7206765", "--role-arn", "arn:aws:iam::123456789012:role/HealthOmicsServiceRole",
-          "--output-uri", "s3://healthomics-output-bucket-demo/results/", "--parameters",
-          '{"input": "s3://healthomics-output-bucket-demo/input/samplesheet.csv", "protocol": "10XV3", '
-          '"aligner": "star", "skip_emptydrops": "true"}', "--cache-id", "1234567", "--cache-behavior", "CACHE_ALWAYS"]
+SEED_3 = ["submit", *example_args(EXAMPLES[2][1])]  # call caching: the documentation's parameters verbatim
 SEED_4 = ["submit", "--role-arn", "arn:aws:iam::713632817814:role/HealthOmicsServiceRole",
           "--output-uri", "s3://healthomics-output-bucket-demo/results/", "--run-id", "3282892"]
 

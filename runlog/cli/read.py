@@ -136,7 +136,7 @@ def _lineage_lines(lineage: dict | None) -> list[tuple[str, str]]:
     if not lineage:
         return []
     from runlog.replay import describe
-    from runlog.startrun import MEMBERS
+    from runlog.startrun import flag_for
 
     of = lineage["replay_of"]
     how = ("StartRun --run-id: the service's copy of the run" if lineage.get("mode") == "native"
@@ -146,7 +146,7 @@ def _lineage_lines(lineage: dict | None) -> list[tuple[str, str]]:
     for path, value in (overrides.get("parameters") or {}).items():
         lines.append(("override", f"--set {path}={json.dumps(value, ensure_ascii=False)}"))
     for member, value in (overrides.get("members") or {}).items():
-        flag = MEMBERS[member].flag if member in MEMBERS else member
+        flag = flag_for(member)
         lines.append(("override", f"{flag} {json.dumps(value, ensure_ascii=False)}"))
     for drift in lineage.get("drift") or []:
         lines.append(("drift", describe(drift) + " (allowed)"))
