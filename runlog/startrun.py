@@ -345,6 +345,8 @@ def check_request(request: dict[str, Any]) -> None:
         raise UsageError("give --workflow-id (the workflow to run) or --run-id (a run to duplicate)")
     if "parameters" in request and not isinstance(request["parameters"], dict):
         raise UsageError("--parameters must be a JSON object mapping parameter names to values")
+    if "parameters" in request and request.get("parametersUri"):
+        raise UsageError("give --parameters or --parameters-uri, not both (HealthOmics takes one of them)")
     for member, value in request.items():
         if member in known:
             problems = type_errors(known[member].shape, value, known[member].flag)
