@@ -106,6 +106,21 @@ def parse_json_text(text: str, where: str) -> Any:
     return parsed
 
 
+def parse_json_or_text(raw: str, where: str) -> Any:
+    """A value that is JSON when it parses as JSON, else the text itself (as replay's --set
+    PATH=VALUE reads it). JSON that runlog does not take (NaN, 1e999, a lone surrogate, too
+    deep: see parse_json_text) is refused with a UsageError, never silently kept as text."""
+    try:
+        json.loads(raw)  # JSON at all? (lenient: the strict reading below says what is wrong)
+    except json.JSONDecodeError:
+        if _SURROGATE_RE.search(raw):
+            raise UsageError(f"{where}: the value is not valid UTF-8 text") from None
+        return raw
+    except (ValueError, RecursionError):
+        pass
+    return parse_json_text(raw, where)
+
+
 def show(text: str, limit: int = 200) -> str:
     """`text` fit for a one-line message: control characters and surrogates escaped, clipped."""
     escaped = _UNPRINTABLE_RE.sub(lambda m: ascii(m.group())[1:-1], text)

@@ -194,3 +194,28 @@ def test_debug_keeps_the_exit_code_of_a_service_refusal(aws_env, ledger_path, gi
     assert debug.returncode == 1, debug.stderr
     assert "Traceback (most recent call last)" in debug.stderr
     assert debug.stderr.strip().splitlines()[-1].startswith("runlog: error: StartRun failed: ValidationException")
+
+
+# -- found by tests/test_fuzz_cli.py in files outside this change; each mark names the fix ----
+
+@pytest.mark.xfail(strict=True, reason="runlog/replay.py parse_set reads VALUE with json.loads (NaN, 1e999, "
+                   "lone surrogates pass, then the record cannot be written: exit 70); fix: "
+                   "value = params.parse_json_or_text(raw, f'--set {path.strip()}'); then remove this mark")
+@pytest.mark.parametrize("value", ["NaN", "1e999", '"\\ud800"', "9" * 5000], ids=["NaN", "1e999", "surrogate",
+                                                                                "5000-digits"])
+def test_replay_set_refuses_what_json_arguments_refuse(value, aws_env, ledger_path, git_repo, run_cli):
+    assert run_cli(*BASE, "--parameters", GOOD_PARAMETERS).exit_code == 0
+    result = run_cli("replay", "@1", "--set", f"param1={value}")
+    assert result.exit_code == 2, result.output
+    assert len(result.stderr.strip().splitlines()) == 1 and "--set param1" in result.stderr
+    assert len(start_runs(aws_env)) == 1 and attempts(ledger_path) == 1
+
+
+@pytest.mark.xfail(strict=True, reason="runlog/cli/watch.py: --interval/--timeout have no upper bound and "
+                   "time.sleep(1e308) raises OverflowError (exit 70); fix: a max on both FloatRanges (or clamp "
+                   "in runlog/watch.py); then remove this mark")
+def test_watch_with_a_huge_interval(aws_env, ledger_path, git_repo, run_cli):
+    assert run_cli(*BASE, "--parameters", GOOD_PARAMETERS).exit_code == 0
+    result = run_cli("watch", "@1", "--interval", "1e308")
+    assert result.exit_code == 2, result.output
+    assert "internal error" not in result.stderr
