@@ -98,7 +98,7 @@ class _UserFacing(click.ClickException):
 @click.version_option(__version__, "--version", prog_name="runlog")
 @click.option("--ledger", "ledger", type=click.Path(dir_okay=False), envvar="RUNLOG_LEDGER",
               help="Ledger file (default: .runlog/ledger.db at the analysis repository's root). Env: RUNLOG_LEDGER.")
-@click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
+@click.option("--debug", is_flag=True, help="Show the traceback before the one-line error (the exit status is unchanged).")
 @click.pass_context
 def cli(ctx, ledger, debug):
     """runlog: every AWS HealthOmics run reproducible and auditable.
