@@ -114,9 +114,9 @@ def test_read_only_ledger_sends_nothing(aws_env, ledger_path, git_repo, run_cli)
     assert ledger_path.read_bytes() == before
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11 section 7 (disk full), fixed on another branch: Ledger.write "
-                   "issues ROLLBACK when SQLite has already rolled back, so this exits 70 today; remove this mark "
-                   "when that fix is merged")
+@pytest.mark.xfail(strict=True, reason="issue 11 section 7 (disk full), not fixed on this branch: Ledger.write "
+                   "issues ROLLBACK after SQLite has already rolled back ('cannot rollback - no transaction is "
+                   "active'), so this exits 70 today; remove this mark with that fix")
 def test_full_disk_sends_nothing_and_keeps_the_ledger(aws_env, ledger_path, git_repo):
     """A file-size limit makes every write past it fail as on a full disk."""
     env = dict(os.environ)
