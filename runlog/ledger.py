@@ -521,7 +521,9 @@ class Ledger:
             return []
         recent = RECENT_RE.match(ref)
         if recent:
-            n = int(recent.group(1))
+            digits = recent.group(1)
+            # @N beyond any ledger (SQLite offsets stop at 2**63 - 1) names no record
+            n = int(digits) if len(digits) <= 18 else 0
             return self._entry_where("1", limit=1, offset=n - 1) if n >= 1 else []
         if ref.startswith("arn:"):
             return self._entry_where("run_arn = ?", (ref,))

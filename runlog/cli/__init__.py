@@ -6,7 +6,9 @@ never import boto3."""
 from __future__ import annotations
 
 import importlib
+import re
 import sys
+import traceback
 
 import click
 
@@ -59,12 +61,18 @@ class LazyGroup(click.Group):
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 
+    def parse_args(self, ctx, args):
+        for arg in args:
+            if _NOT_TEXT_RE.search(arg):
+                raise _UserFacing(f"argument {ascii(arg)[:200]} is not valid UTF-8 text: runlog keeps its "
+                                  "arguments as text in the ledger; give them in UTF-8", 2)
+        return super().parse_args(ctx, args)
+
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except RunlogError as exc:
-            if ctx.obj and ctx.obj.get("debug"):
-                raise
+            _traceback_if_debug(ctx)  # --debug adds the traceback, the exit code stays the documented one
             raise _UserFacing(exc.message, exc.exit_code) from None
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
@@ -73,10 +81,18 @@ class LazyGroup(click.Group):
         except BrokenPipeError:
             raise  # the reader went away (`runlog show @1 | head`): click ends quietly
         except Exception as exc:
-            if ctx.obj and ctx.obj.get("debug"):
-                raise
+            _traceback_if_debug(ctx)
             raise _UserFacing(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for the "
                               "traceback, and please report it)", 70) from None
+
+
+# Lone surrogates: what Python makes of argument bytes that are not UTF-8 (surrogateescape).
+_NOT_TEXT_RE = re.compile("[\ud800-\udfff]")
+
+
+def _traceback_if_debug(ctx) -> None:
+    if ctx.obj and ctx.obj.get("debug"):
+        click.echo(traceback.format_exc().rstrip("\n"), err=True)
 
 
 class _UserFacing(click.ClickException):
@@ -92,7 +108,7 @@ class _UserFacing(click.ClickException):
 @click.version_option(__version__, "--version", prog_name="runlog")
 @click.option("--ledger", "ledger", type=click.Path(dir_okay=False), envvar="RUNLOG_LEDGER",
               help="Ledger file (default: .runlog/ledger.db at the analysis repository's root). Env: RUNLOG_LEDGER.")
-@click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
+@click.option("--debug", is_flag=True, help="Show the traceback before the one-line error (the exit status is unchanged).")
 @click.pass_context
 def cli(ctx, ledger, debug):
     """runlog: every AWS HealthOmics run reproducible and auditable.

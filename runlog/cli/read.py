@@ -7,7 +7,10 @@ import json
 import click
 
 from runlog.cli.common import echo_json, load_config, no_ledger, note, open_ledger, require_ledger, short_time
+from runlog.errors import UsageError
 from runlog.textsafe import terminal_safe
+
+MAX_COUNT = 2**62  # `log -n`: more than any ledger holds, less than SQLite's largest LIMIT
 
 
 @click.command()
@@ -29,6 +32,8 @@ def log(ctx, limit, same_as, as_json):
       runlog log -n 0 --json | jq '.[] | select(.status == "FAILED")'
       runlog log --same-as @1        # every run of the same configuration as the latest
     """
+    if limit > MAX_COUNT:  # SQLite's LIMIT stops at 2**63 - 1
+        raise UsageError(f"-n {limit}: too large (at most {MAX_COUNT}; -n 0 lists all records)")
     config = load_config(ctx)
     ledger = open_ledger(config, create=False)
     if ledger is None:
