@@ -6,6 +6,7 @@ never import boto3."""
 from __future__ import annotations
 
 import importlib
+import os
 import re
 import sys
 import traceback
@@ -61,6 +62,12 @@ class LazyGroup(click.Group):
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 
+    def make_context(self, info_name, args, parent=None, **extra):
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.UsageError as exc:  # `runlog --bogus`: the same one line as for commands
+            raise _UserFacing(f"{exc.format_message()} (see `runlog --help`)", exc.exit_code) from None
+
     def parse_args(self, ctx, args):
         for arg in args:
             if _NOT_TEXT_RE.search(arg):
@@ -74,12 +81,23 @@ class LazyGroup(click.Group):
         except RunlogError as exc:
             _traceback_if_debug(ctx)  # --debug adds the traceback, the exit code stays the documented one
             raise _UserFacing(exc.message, exc.exit_code) from None
-        except (click.ClickException, click.exceptions.Exit, click.Abort):
+        except _UserFacing:
+            raise
+        except click.UsageError as exc:  # one line, one prefix, and where to look
+            where = exc.ctx.command_path if exc.ctx is not None else "runlog"
+            raise _UserFacing(f"{exc.format_message()} (see `{where} --help`)", exc.exit_code) from None
+        except click.ClickException as exc:
+            raise _UserFacing(exc.format_message(), exc.exit_code) from None
+        except (click.exceptions.Exit, click.Abort):
             raise
         except KeyboardInterrupt:
             raise _UserFacing("interrupted", 130) from None
         except BrokenPipeError:
-            raise  # the reader went away (`runlog show @1 | head`): click ends quietly
+            # The reader went away (`runlog log | head -1`): what it wanted it got. Whatever is
+            # still buffered goes nowhere, quietly, and the command succeeded.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            raise click.exceptions.Exit(0) from None
         except Exception as exc:
             _traceback_if_debug(ctx)
             raise _UserFacing(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for the "
