@@ -307,6 +307,7 @@ def push(ledger: Ledger, s3, remote: Remote, *, jobs: int = 16, progress: Progre
     listed first, so pushing twice sends nothing and an interrupted push resumes. The local
     ledger is only read, except that observation addresses are cached once the push succeeded."""
     result = PushResult(str(remote))
+    head = ledger.head()  # read first: every record it counts is among those pushed below
     listing = survey(s3, remote, jobs=jobs, doing="push to")
     writer = ConditionalWriter(s3, remote.bucket)
     if listing.marker is None:
@@ -340,8 +341,56 @@ def push(ledger: Ledger, s3, remote: Remote, *, jobs: int = 16, progress: Progre
         else:
             result.attempts_sent += written
     result.conditional_writes = writer.conditional
+    _put_head(writer, remote, ledger, head)
     _cache_observation_addresses(ledger)
     return result
+
+
+# -- heads: a witness of each ledger's length and chain ------------------------------------------
+
+HEAD_FORMAT = "runlog.head/1"
+HEAD_KEY_RE = re.compile(r"heads/(?P<ledger>[0-9a-f-]{36})/(?P<count>\d{12})\.json$")
+
+
+def _head_key(remote: Remote, ledger_id: str, count: int) -> str:
+    return remote.key(f"heads/{ledger_id}/{count:012d}.json")
+
+
+def _put_head(writer: "ConditionalWriter", remote: Remote, ledger: Ledger, head: tuple[int, str | None]) -> None:
+    """Leave heads/<ledger id>/<count>.json, {records, chain}, once the records are there: what
+    `runlog verify` later checks the local ledger against (records deleted from its end, or a
+    rewritten chain, no longer match). Written once, like every object; never read by pull."""
+    count, chain = head
+    ledger_id = ledger.meta().get("ledger_id")
+    if not count or not ledger_id:
+        return
+    body = rec.canonical_json({"format": HEAD_FORMAT, "ledger": ledger_id, "records": count, "chain": chain})
+    key = _head_key(remote, ledger_id, count)
+    try:
+        if key in _list_keys(writer.s3, remote.bucket, remote.key(f"heads/{ledger_id}/")):
+            return  # pushed before with this many records: nothing new to witness
+        writer.put(key, body, {})
+    except Exception as exc:
+        raise _fail(exc, remote, "push to", "records and observations sent; the head") from None
+
+
+def remote_head(s3, remote: Remote, ledger_id: str) -> tuple[int, str] | None:
+    """The newest head this ledger pushed to the remote, as (records, chain), or None."""
+    prefix = remote.key(f"heads/{ledger_id}/")
+    try:
+        keys = _list_keys(s3, remote.bucket, prefix)
+        found = [(int(m.group("count")), key) for key in keys
+                 if (m := HEAD_KEY_RE.search(key)) and m.group("ledger") == ledger_id]
+        if not found:
+            return None
+        count, key = max(found)
+        data = json.loads(s3.get_object(Bucket=remote.bucket, Key=key)["Body"].read())
+    except Exception as exc:
+        raise _fail(exc, remote, "read the head from") from None
+    if (not isinstance(data, dict) or data.get("records") != count or data.get("ledger") != ledger_id
+            or not isinstance(data.get("chain"), str) or not re.fullmatch(r"[0-9a-f]{64}", data["chain"])):
+        raise TransferError(f"{remote}: head object {key} is malformed")
+    return count, data["chain"]
 
 
 def _cache_observation_addresses(ledger: Ledger) -> None:
