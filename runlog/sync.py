@@ -330,6 +330,7 @@ def push(ledger: Ledger, s3, remote: Remote, *, jobs: int = 16, progress: Progre
         if address not in listing.attempts:
             work.append(("attempt", remote.attempt_key(intent["request"]["requestId"], address), data,
                          {"runlog-address": address}))
+    _refuse_tampered(ledger, work)
     done = _transfer(work, lambda item: writer.put(*item[1:]), remote, "push to", jobs=jobs, progress=progress,
                      label="pushing")
     for (kind, _, _, _), written in done:
@@ -344,6 +345,20 @@ def push(ledger: Ledger, s3, remote: Remote, *, jobs: int = 16, progress: Progre
     _put_head(writer, remote, ledger, head)
     _cache_observation_addresses(ledger)
     return result
+
+
+def _refuse_tampered(ledger: Ledger, work: list[tuple[str, str, bytes, dict[str, str]]]) -> None:
+    """Nothing is sent when a record or observation about to be sent fails verify's checks."""
+    from runlog.errors import LedgerError
+    from runlog.verify import check_outgoing
+
+    records = {meta["runlog-address"] for kind, _, _, meta in work if kind == "record"}
+    observations = {meta["runlog-address"] for kind, _, _, meta in work if kind == "observation"}
+    problems = check_outgoing(ledger, records, observations)
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise LedgerError(f"refusing to push: {problems[0].message}{more}; nothing was sent "
+                          "(run `runlog verify` to see every problem)")
 
 
 # -- heads: a witness of each ledger's length and chain ------------------------------------------

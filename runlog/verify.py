@@ -435,3 +435,37 @@ def _gap(label: str, last_seen: int, next_seen: int) -> Problem:
     span = f"#{first}" if first == last else f"#{first}-#{last}"
     return Problem("gap", f"seq {span}" if label == "record" else f"{label} {span}",
                    f"{label} {span} missing from the sequence (deleted outside runlog)")
+
+
+def check_outgoing(ledger: Ledger, records: set[str], observations: set[str]) -> list[Problem]:
+    """What `push` is about to send, checked as verify would: the records (content, schema,
+    columns, seal, intent) and the observations (digest, seal), so that an edit behind runlog's
+    back never becomes a valid object on the team ledger."""
+    conn = ledger.conn
+    sealed = _has_seals(conn)
+    problems: list[Problem] = []
+    if records:
+        seqs = sorted(seq for seq, address in conn.execute("SELECT seq, address FROM records") if address in records)
+        start = None
+        for i, seq in enumerate(seqs):  # contiguous runs of seq, each read as one range
+            start = seq if start is None else start
+            if i + 1 == len(seqs) or seqs[i + 1] != seq + 1:
+                problems.extend(_check_rows(conn, start, seq + 1, sealed))
+                start = None
+    if observations:
+        seals = _seals(conn, "observations") if sealed else {}
+        for row in table_rows(conn, "observations", "1 ORDER BY seq"):
+            found = _check_seal(sealed, seals, "observations", "observation", row)
+            if rec.sha256_hex(row["body"].encode("utf-8")) != row["sha256"]:
+                found.append(Problem("observation", row["record"], f"observation #{row['seq']} was edited"))
+            if found:
+                try:
+                    address = rec.sha256_hex(observation_object(row["record"], row["run_uuid"], row["observed_at"],
+                                                                row["source"], row["status"], json.loads(row["body"])))
+                except ValueError:
+                    address = None
+                stored = conn.execute("SELECT address FROM observation_addresses WHERE observation = ?",
+                                      (row["seq"],)).fetchone()
+                if address is None or address in observations or (stored and stored[0] in observations):
+                    problems.extend(found)
+    return problems

@@ -385,3 +385,16 @@ def test_a_corrupt_page_is_the_one_line_cannot_read_error(tmp_path, run_cli):
         assert result.exit_code == 2, (args, result.output)
         assert result.stderr.startswith(f"runlog: error: cannot read ledger {path}")
         assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_push_refuses_what_verify_refuses(runs, ledger_path, s3_server, run_cli):
+    """An observation edited behind runlog's back never becomes a valid object on the remote."""
+    s3_server.create_bucket(Bucket="lab-provenance")
+    tamper(ledger_path, "UPDATE observations SET status = 'FAILED'")
+    restore_triggers(ledger_path)
+    result = run_cli("push", "s3://lab-provenance/runlog")
+    assert result.exit_code == 2
+    assert "refusing to push: observation #1: a column of its row was changed" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    listed = s3_server.list_objects_v2(Bucket="lab-provenance", Prefix="runlog/observations/")
+    assert listed.get("KeyCount", 0) == 0
