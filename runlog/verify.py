@@ -18,6 +18,7 @@ import json
 import os
 import re
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -149,7 +150,30 @@ def verify(ledger: Ledger, *, expect: str | None = None) -> Report:
     conn = ledger.conn
     report.problems.extend(check_schema_sql(conn))
     sealed = _has_seals(conn)
+    last_seq = conn.execute("SELECT coalesce(max(seq), 0) FROM records").fetchone()[0]
+    collect = _start_record_checks(ledger, last_seq, sealed)  # in worker processes, beside what follows
+    try:
+        _verify_rest(ledger, report, sealed)
+    finally:
+        report.problems.extend(collect())
+    report.problems.sort(key=_problem_order)  # stable: by kind, then in ledger order
+    if expect:
+        report.witnesses.append(f"--expect {expect}")
+        report.problems.extend(check_head(ledger, *parse_head(expect), witness="the expected head"))
+    return report
 
+
+_KIND_ORDER = ["triggers", "tables", "gap", "chain", "seal", "altered", "schema", "index", "intent", "observation",
+               "attempt", "head"]
+
+
+def _problem_order(problem: Problem) -> int:
+    return _KIND_ORDER.index(problem.kind) if problem.kind in _KIND_ORDER else len(_KIND_ORDER)
+
+
+def _verify_rest(ledger: Ledger, report: Report, sealed: bool) -> None:
+    """Everything but the per-record checks: chain, sequences, observations, attempts, meta."""
+    conn = ledger.conn
     previous_seq = 0
     previous_chain = None
     for seq, address, chain in conn.execute("SELECT seq, address, chain FROM records ORDER BY seq"):
@@ -164,7 +188,6 @@ def verify(ledger: Ledger, *, expect: str | None = None) -> Report:
     top = _sequence_top(conn, "records")
     if top > previous_seq:
         report.problems.append(_gap("record", previous_seq, top + 1))
-    report.problems.extend(_check_all_records(ledger, previous_seq, sealed))
 
     seals = _seals(conn, "observations") if sealed else {}
     last = 0
@@ -223,10 +246,6 @@ def verify(ledger: Ledger, *, expect: str | None = None) -> Report:
             report.problems.extend(_check_seal(sealed, seals, "meta", "meta", row))
         report.problems.extend(_orphan_seals(conn))
     report.pending = len(ledger.pending())
-    if expect:
-        report.witnesses.append(f"--expect {expect}")
-        report.problems.extend(check_head(ledger, *parse_head(expect), witness="the expected head"))
-    return report
 
 
 def check_head(ledger: Ledger, count: int, chain: str, *, witness: str) -> list[Problem]:
@@ -389,11 +408,13 @@ def _check_range(path: str, low: int, high: int, sealed: bool) -> list[Problem]:
         conn.close()
 
 
-def _check_all_records(ledger: Ledger, last_seq: int, sealed: bool) -> list[Problem]:
-    """check_record for every record, split over the machine's cores for large ledgers."""
+def _start_record_checks(ledger: Ledger, last_seq: int, sealed: bool) -> Callable[[], list[Problem]]:
+    """check_record for every record; returns the function that gives the problems found.
+    Large ledgers are split over the machine's cores, in worker processes that run while the
+    caller checks the other tables; small ones are checked when the result is asked for."""
     cores = os.cpu_count() or 1
     if ledger.snapshot or last_seq < PARALLEL_FROM or cores < 2:
-        return _check_rows(ledger.conn, 0, last_seq + 1, sealed)
+        return lambda: _check_rows(ledger.conn, 0, last_seq + 1, sealed)
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
@@ -401,9 +422,17 @@ def _check_all_records(ledger: Ledger, last_seq: int, sealed: bool) -> list[Prob
     workers = min(cores, 8)
     bounds = [last_seq * i // workers for i in range(workers + 1)]
     bounds[-1] = last_seq + 1
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method)) as pool:
-        parts = pool.map(_check_range, [str(ledger.path)] * workers, bounds[:-1], bounds[1:], [sealed] * workers)
-        return [problem for part in parts for problem in part]
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method))
+    futures = [pool.submit(_check_range, str(ledger.path), low, high, sealed)
+               for low, high in zip(bounds[:-1], bounds[1:])]
+
+    def collect() -> list[Problem]:
+        try:
+            return [problem for future in futures for problem in future.result()]
+        finally:
+            pool.shutdown(cancel_futures=True)
+
+    return collect
 
 
 def verify_entries(ledger: Ledger, entries: list[Entry]) -> Report:

@@ -350,13 +350,18 @@ def _ledger_with(path, count):
 
 
 @pytest.mark.parametrize("relative", ["proj#1/ledger.db", "what?/ledger.db", "pct/a%2Edb", "sp ace/l%20.db"])
-def test_ledger_paths_with_uri_characters(tmp_path, run_cli, relative):
+def test_ledger_paths_with_uri_characters(tmp_path, run_cli, relative, monkeypatch):
+    import runlog.verify as verify_module
+
     path = tmp_path / relative
     _ledger_with(path, 2)
     _ledger_with(tmp_path / "pct" / "a.db", 5)  # what `pct/a%2Edb` means unescaped
     result = run_cli("--ledger", path, "verify")
     assert result.exit_code == 0, result.output
     assert "verified 2 records" in result.stdout
+    monkeypatch.setattr(verify_module, "PARALLEL_FROM", 1)  # worker processes open the path themselves
+    result = run_cli("--ledger", path, "verify")
+    assert result.exit_code == 0 and "verified 2 records" in result.stdout, result.output
     assert len(json.loads(run_cli("--ledger", path, "log", "--json").stdout)) == 2
 
 
