@@ -277,9 +277,11 @@ def test_read_commands_refuse_a_foreign_file(tmp_path, run_cli, args, monkeypatc
     conn.execute("CREATE TABLE people (name TEXT)")
     conn.commit()
     conn.close()
-    empty = tmp_path / "empty-sqlite.db"
-    sqlite3.connect(empty).execute("PRAGMA user_version = 0").connection.close()
-    for path in (text, other):
+    empty = tmp_path / "empty-sqlite.db"  # an SQLite database with nothing in it: not a ledger either
+    conn = sqlite3.connect(empty)
+    conn.executescript("CREATE TABLE t (x); DROP TABLE t;")
+    conn.close()
+    for path in (text, other, empty):
         before = path.read_bytes()
         result = run_cli("--ledger", path, *args)
         assert result.exit_code == 2 and "not a runlog ledger" in result.stderr, result.output
@@ -355,7 +357,9 @@ def test_ledger_paths_with_uri_characters(tmp_path, run_cli, relative, monkeypat
 
     path = tmp_path / relative
     _ledger_with(path, 2)
-    _ledger_with(tmp_path / "pct" / "a.db", 5)  # what `pct/a%2Edb` means unescaped
+    decoy = tmp_path / "pct" / "a.db"  # what `pct/a%2Edb` means unescaped: a tampered ledger
+    _ledger_with(decoy, 5)
+    tamper(decoy, "UPDATE records SET body = replace(body, 'NA12878', 'forged')")
     result = run_cli("--ledger", path, "verify")
     assert result.exit_code == 0, result.output
     assert "verified 2 records" in result.stdout
