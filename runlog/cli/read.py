@@ -7,7 +7,7 @@ import json
 import click
 
 from runlog.cli.common import (echo_json, load_config, no_ledger, note, open_ledger, reading, require_ledger,
-                               short_time, warn)
+                               short_time)
 
 
 @click.command()
