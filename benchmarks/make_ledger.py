@@ -4,7 +4,8 @@
 
 Records vary the way a lab's do: several workflows, parameter sets that drift over time,
 a few hundred git commits (some dirty), replays pointing at earlier records, rejected
-attempts, and GetRun observations for most runs. The same --seed gives the same ledger
+attempts, GetRun observations for most runs, and the attempt (intent) of every record, as
+`runlog submit` leaves them. The same --seed gives the same ledger
 content (addresses differ only by the `created` times)."""
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from runlog import __version__
 from runlog import record as rec
-from runlog.ledger import Ledger, chain_next, index_columns
+from runlog.ledger import Ledger, chain_next, index_columns, seal_rows
 
 WORKFLOWS = [
     ("1234567", "PRIVATE", {"sample_name": "NA12878", "input_cram": "s3://lab-data/{s}.cram",
@@ -59,7 +60,8 @@ def make(rng: random.Random, n: int, previous: list[tuple[str, str, str]]) -> di
     if previous and rng.random() < 0.05:
         address, original_uuid, original_id = rng.choice(previous)
         record["kind"] = "replay"
-        record["lineage"] = {"replay_of": {"record": address, "run_uuid": original_uuid, "run_id": original_id},
+        record["lineage"] = {"replay_of": {"record": address, "run_uuid": original_uuid, "run_id": original_id,
+                                           "run_arn": f"arn:aws:omics:us-west-2:123456789012:run/{original_id}"},
                              "mode": "request", "overrides": {}, "drift": []}
     if rng.random() < 0.03:
         record["outcome"] = {"status": "rejected", "error": {"code": "ValidationException",
@@ -82,13 +84,16 @@ def build(path: Path, count: int, seed: int = 1, batch: int = 5000) -> None:
         chain = last[0] if last else None
         made = 0
         while made < count:
-            rows, observations = [], []
+            rows, observations, attempts = [], [], []
             for _ in range(min(batch, count - made)):
                 record = make(rng, made, previous)
                 assert rec.is_valid(record)
                 body = rec.canonical_json(record)
                 address = rec.sha256_hex(body)
                 chain = chain_next(chain, address)
+                intent = rec.canonical_json({k: v for k, v in record.items() if k != "outcome"}).decode()
+                attempts.append({"request_id": record["request"]["requestId"], "created": record["created"],
+                                 "intent": intent, "intent_sha256": rec.sha256_hex(intent.encode())})
                 rows.append({"address": address, "body": body.decode(), "chain": chain,
                              "inserted_at": record["created"], **index_columns(record)})
                 response = record["outcome"].get("response")
@@ -102,8 +107,15 @@ def build(path: Path, count: int, seed: int = 1, batch: int = 5000) -> None:
                                          "status": status, "body": text, "sha256": rec.sha256_hex(text.encode())})
                 made += 1
             with ledger.write():
+                first = ledger.conn.execute("SELECT coalesce(max(seq), 0) FROM records").fetchone()[0]
+                seen = ledger.conn.execute("SELECT coalesce(max(seq), 0) FROM observations").fetchone()[0]
+                tried = ledger.conn.execute("SELECT coalesce(max(seq), 0) FROM attempts").fetchone()[0]
+                ledger.db["attempts"].insert_all(attempts, batch_size=1000)  # each intent before its record
                 ledger.db["records"].insert_all(rows, batch_size=1000)
                 ledger.db["observations"].insert_all(observations, batch_size=1000)
+                seal_rows(ledger.conn, "attempts", "seq > ?", (tried,))
+                seal_rows(ledger.conn, "records", "seq > ?", (first,))  # as Ledger._insert seals each row
+                seal_rows(ledger.conn, "observations", "seq > ?", (seen,))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,15 +11,17 @@ write at once; each write is one short `BEGIN IMMEDIATE` transaction.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from runlog import record as rec
 from runlog.errors import LedgerError, UsageError
@@ -152,6 +154,7 @@ class Ledger:
     def __init__(self, path: Path, conn: sqlite3.Connection):
         self.path = path
         self.conn = conn
+        self.snapshot = False  # True: an in-memory migrated copy of an older read-only ledger
         self._db = None
 
     @property
@@ -167,38 +170,46 @@ class Ledger:
     # -- opening ---------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, path: str | Path, *, create: bool = True) -> "Ledger":
+    def open(cls, path: str | Path, *, create: bool = True, readonly: bool = False) -> "Ledger":
         """Open (and with create=True, make) the ledger at path, applying pending migrations.
+
+        With readonly=True (the read commands) the file is opened through SQLite's `mode=ro`
+        and never created, migrated or written; a missing, empty (0-byte) or foreign file is
+        an error. A ledger of an older format is then migrated in a private in-memory copy.
 
         Raises LedgerError for a file that is not a runlog ledger, is corrupt, or was written
         by a newer runlog; such a file is never modified."""
+        if "\0" in str(path):
+            raise LedgerError(f"cannot read ledger {str(path)!r}: the path contains a NUL character; "
+                              "give a valid file path")
         path = Path(path).expanduser()
         exists = path.exists()
-        if not exists and not create:
+        if not exists and (readonly or not create):
             raise LedgerError(f"no ledger at {path} (nothing has been submitted with it yet)")
         if exists:
-            _check_header(path)
+            _check_header(path, readonly=readonly)
         else:
             _create_private(path)
         try:
-            conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+            if readonly:
+                conn = sqlite3.connect(sqlite_uri(path, "ro"), uri=True, timeout=BUSY_TIMEOUT_MS / 1000,
+                                       isolation_level=None)
+            else:
+                conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
         except sqlite3.Error as exc:
             raise LedgerError(f"cannot open ledger {path}: {exc}") from None
         ledger = cls(path, conn)
         try:
-            ledger._prepare()
+            ledger._prepare(readonly)
         except sqlite3.DatabaseError as exc:
-            conn.close()
-            raise LedgerError(
-                f"cannot read ledger {path}: {exc}; the file was left untouched "
-                "(restore it from a backup, or `runlog pull` from your team ledger)"
-            ) from None
+            ledger.conn.close()
+            raise LedgerError(cannot_read(path, exc)) from None
         except LedgerError:
-            conn.close()
+            ledger.conn.close()
             raise
         return ledger
 
-    def _prepare(self) -> None:
+    def _prepare(self, readonly: bool = False) -> None:
         self.conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         from runlog.migrations import LEDGER_FORMAT
 
@@ -215,6 +226,13 @@ class Ledger:
                     f"{self.path} is an SQLite database but not a runlog ledger "
                     f"(it has tables {', '.join(sorted(tables))}); it was left untouched"
                 )
+            if readonly:
+                raise LedgerError(f"{self.path} is an empty SQLite database, not a runlog ledger "
+                                  "(nothing has been recorded in it); it was left untouched")
+        if readonly:
+            if version < LEDGER_FORMAT:
+                self._snapshot()
+            return
         if not os.access(self.path, os.W_OK):
             if version < LEDGER_FORMAT:
                 raise LedgerError(f"ledger {self.path} needs an upgrade but is read-only")
@@ -225,6 +243,15 @@ class Ledger:
         self.conn.execute("PRAGMA synchronous = NORMAL")
         if version < LEDGER_FORMAT:
             self._migrate()
+
+    def _snapshot(self) -> None:
+        """Read an older-format ledger without writing it: copy it into memory, migrate the copy."""
+        memory = sqlite3.connect(":memory:", isolation_level=None)
+        self.conn.backup(memory)
+        self.conn.close()
+        self.conn = memory
+        self.snapshot = True
+        self._migrate()
 
     def _migrate(self) -> None:
         from runlog.migrations import LEDGER_FORMAT, MIGRATIONS
@@ -237,10 +264,14 @@ class Ledger:
             if version == 0:
                 import uuid
 
-                self.conn.execute(
-                    "INSERT INTO meta (key, value) VALUES ('ledger_id', ?), ('created', ?)",
-                    (str(uuid.uuid4()), rec.utc_now()),
-                )
+                self._insert("meta", {"key": "ledger_id", "value": str(uuid.uuid4())})
+                self._insert("meta", {"key": "created", "value": rec.utc_now()})
+
+    def head(self) -> tuple[int, str | None]:
+        """(how many records, the newest record's chain value): what a witness keeps."""
+        count = self.count()
+        last = self.conn.execute("SELECT chain FROM records ORDER BY seq DESC LIMIT 1").fetchone()
+        return count, last[0] if last else None
 
     def close(self) -> None:
         self.conn.close()
@@ -279,11 +310,16 @@ class Ledger:
                 pass
 
     def _insert(self, table: str, row: dict[str, Any]) -> int:
-        """Insert one row (inside a write transaction); returns its rowid."""
+        """Insert one row (inside a write transaction); returns its rowid. A row of a sealed
+        table (SEALED) gets its seal in the same transaction: every insert into records,
+        attempts, observations or meta must go through here (or seal_rows)."""
         columns = ", ".join(row)
         marks = ", ".join("?" * len(row))
         try:
             cursor = self.conn.execute(f"INSERT INTO {table} ({columns}) VALUES ({marks})", tuple(row.values()))
+            if table in SEALED:
+                key = SEALED[table]
+                seal_rows(self.conn, table, f"{key} = ?", (row[key] if key in row else cursor.lastrowid,))
             return cursor.lastrowid
         except (sqlite3.OperationalError, sqlite3.DataError) as exc:
             raise LedgerError(f"cannot write to ledger {self.path}: {exc}") from None
@@ -630,7 +666,7 @@ def _without_request_id(request: dict) -> dict:
     return {k: v for k, v in request.items() if k != "requestId"}
 
 
-def _check_header(path: Path) -> None:
+def _check_header(path: Path, readonly: bool = False) -> None:
     if path.is_dir():
         raise LedgerError(f"ledger path {path} is a directory; give a file path")
     try:
@@ -638,10 +674,82 @@ def _check_header(path: Path) -> None:
             head = fh.read(len(SQLITE_MAGIC))
     except OSError as exc:
         raise LedgerError(f"cannot read ledger {path}: {exc.strerror}") from None
+    if readonly and not head:
+        raise LedgerError(f"ledger {path} is empty (0 bytes), not a runlog ledger; it was left untouched "
+                          "(if it held records, restore it from a backup)")
     if head and head != SQLITE_MAGIC:
         raise LedgerError(
             f"{path} is not a runlog ledger (not an SQLite database); it was left untouched"
         )
+
+
+def cannot_read(path: Path, exc: Exception) -> str:
+    """The one line for a ledger SQLite cannot read (a corrupt page, a truncated file)."""
+    return (f"cannot read ledger {path}: {exc}; the file was left untouched "
+            "(restore it from a backup, or `runlog pull` from your team ledger)")
+
+
+def sqlite_uri(path: Path, mode: str = "ro") -> str:
+    """A `file:` URI for path: every character SQLite's URI parser gives a meaning to
+    (`%`, `?`, `#`, ...) is %-escaped, so the URI names exactly this file."""
+    return f"file:{quote(os.path.abspath(path), safe='/')}?mode={mode}"
+
+
+# Tables whose every row carries a seal (row_seals, migration m003): the SHA-256 of the
+# canonical JSON of {"table": name, "row": {column: value, ... for every non-NULL column}}.
+# The value is the row's key column, as text, in row_seals.id.
+SEALED = {"records": "seq", "attempts": "seq", "observations": "seq", "meta": "key"}
+
+
+# Columns a seal leaves out because a digest in the same row covers them (and verify checks
+# that digest): the seal covers the digest, the digest covers the column. Keeps sealing and
+# verifying cheap (no second pass over each record's body).
+# A record's lookup columns and chain are recomputed from its body by verify, so its seal
+# covers what nothing else does: seq, address (and so the body) and inserted_at, plus any
+# column a later migration adds.
+SEAL_SKIPS = {
+    "records": ("body", "chain", "kind", "created", "outcome", "request_id", "run_id", "run_uuid", "run_arn",
+                "workflow_id", "name", "git_commit", "fingerprint", "replay_of"),
+    "attempts": ("intent",),
+    "observations": ("body",),
+}
+
+
+def row_seal(table: str, row: dict[str, Any]) -> str:
+    """A row's seal. NULL columns are left out, so that a column added later by a migration
+    (NULL in old rows) keeps old seals valid."""
+    return seal_of(table, row.keys(), row.values())
+
+
+def seal_of(table: str, names: Iterable[str], values: Iterable[Any]) -> str:
+    """row_seal for a row given as its column names and values."""
+    skip = SEAL_SKIPS.get(table, ())
+    data = {"table": table, "row": {k: v for k, v in zip(names, values) if v is not None and k not in skip}}
+    return hashlib.sha256(_seal_json(data).encode("utf-8")).hexdigest()
+
+
+# record.canonical_json's encoding (rows hold only text, integers and NULL), made once
+_seal_json = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+
+
+def table_rows(conn: sqlite3.Connection, table: str, where: str = "1", params: tuple = ()) -> Iterator[dict]:
+    """Every column of each matching row, as a dict."""
+    cursor = conn.execute(f"SELECT * FROM {table} WHERE {where}", params)
+    names = [d[0] for d in cursor.description]
+    for values in cursor:
+        yield dict(zip(names, values))
+
+
+def seal_rows(conn: sqlite3.Connection, table: str, where: str = "1", params: tuple = ()) -> int:
+    """Store the seal of each matching row that has none (inside the caller's transaction).
+    Used as rows are inserted, and by migration m003 for the rows of older ledgers."""
+    key = SEALED[table]
+    held = {r[0] for r in conn.execute("SELECT id FROM row_seals WHERE tbl = ?", (table,))} \
+        if where == "1" else set()
+    seals = [(table, str(row[key]), row_seal(table, row)) for row in table_rows(conn, table, where, params)
+             if str(row[key]) not in held]
+    conn.executemany("INSERT OR IGNORE INTO row_seals (tbl, id, sha256) VALUES (?, ?, ?)", seals)
+    return len(seals)
 
 
 def _create_private(path: Path) -> None:

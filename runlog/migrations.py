@@ -120,9 +120,38 @@ def m002_observation_addresses(db: "sqlite_utils.Database") -> None:
     )
 
 
+def m003_row_seals(db: "sqlite_utils.Database") -> None:
+    """A seal for every row of records, attempts, observations and meta: the SHA-256 over all
+    of the row's columns (runlog.ledger.row_seal), written in the same transaction as the row.
+    `runlog verify` recomputes each seal, so a column that no content address covers
+    (observations.status, observed_at, source, record; attempts.created; records.inserted_at;
+    meta) cannot be changed, nor a row added or removed, without verify naming it. Rows already
+    in an older ledger are sealed as they are when it is migrated. Append-only like the rest."""
+    from runlog.ledger import SEALED, seal_rows
+
+    run_sql(
+        db,
+        """
+        CREATE TABLE row_seals (
+            tbl TEXT NOT NULL,
+            id TEXT NOT NULL,
+            sha256 TEXT NOT NULL,
+            PRIMARY KEY (tbl, id)
+        ) WITHOUT ROWID;
+        CREATE TRIGGER row_seals_no_update BEFORE UPDATE ON row_seals
+        BEGIN SELECT RAISE(ABORT, 'row_seals are append-only'); END;
+        CREATE TRIGGER row_seals_no_delete BEFORE DELETE ON row_seals
+        BEGIN SELECT RAISE(ABORT, 'row_seals are append-only'); END;
+        """
+    )
+    for table in SEALED:
+        seal_rows(db.conn, table)
+
+
 MIGRATIONS: list[Callable[["sqlite_utils.Database"], None]] = [
     m001_initial,
     m002_observation_addresses,
+    m003_row_seals,
 ]
 
 LEDGER_FORMAT = len(MIGRATIONS)

@@ -357,6 +357,7 @@ def push(ledger: Ledger, s3, remote: Remote, *, jobs: int = 16, progress: Progre
     listed first, so pushing twice sends nothing and an interrupted push resumes. The local
     ledger is only read, except that observation addresses are cached once the push succeeded."""
     result = PushResult(str(remote))
+    head = ledger.head()  # read first: every record it counts is among those pushed below
     listing = survey(s3, remote, jobs=jobs, doing="push to")
     writer = ConditionalWriter(s3, remote.bucket)
     if listing.marker is None:
@@ -379,6 +380,7 @@ def push(ledger: Ledger, s3, remote: Remote, *, jobs: int = 16, progress: Progre
         if address not in listing.attempts:
             work.append(("attempt", remote.attempt_key(intent["request"]["requestId"], address), data,
                          {"runlog-address": address}))
+    _refuse_tampered(ledger, work)
     done = _transfer(work, lambda item: writer.put(*item[1:]), remote, "push to", jobs=jobs, progress=progress,
                      label="pushing")
     for (kind, _, _, _), written in done:
@@ -390,8 +392,74 @@ def push(ledger: Ledger, s3, remote: Remote, *, jobs: int = 16, progress: Progre
         else:
             result.attempts_sent += written
     result.conditional_writes = writer.conditional
+    _put_head(writer, remote, ledger, head)
     _cache_observation_addresses(ledger)
     return result
+
+
+def _refuse_tampered(ledger: Ledger, work: list[tuple[str, str, bytes, dict[str, str]]]) -> None:
+    """Nothing is sent when a record or observation about to be sent fails verify's checks."""
+    from runlog.errors import LedgerError
+    from runlog.verify import check_outgoing
+
+    records = {meta["runlog-address"] for kind, _, _, meta in work if kind == "record"}
+    observations = {meta["runlog-address"] for kind, _, _, meta in work if kind == "observation"}
+    problems = check_outgoing(ledger, records, observations)
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise LedgerError(f"refusing to push: {problems[0].message}{more}; nothing was sent "
+                          "(run `runlog verify` to see every problem)")
+
+
+# -- heads: a witness of each ledger's length and chain ------------------------------------------
+
+HEAD_FORMAT = "runlog.head/1"
+HEAD_KEY_RE = re.compile(r"heads/(?P<ledger>[0-9a-f-]{36})/(?P<count>\d{12})\.json$")
+
+
+def _head_key(remote: Remote, ledger_id: str, count: int) -> str:
+    return remote.key(f"heads/{ledger_id}/{count:012d}.json")
+
+
+def _put_head(writer: "ConditionalWriter", remote: Remote, ledger: Ledger, head: tuple[int, str | None]) -> None:
+    """Leave heads/<ledger id>/<count>.json, {records, chain}, once the records are there: what
+    `runlog verify` later checks the local ledger against (records deleted from its end, or a
+    rewritten chain, no longer match). Written once, like every object; never read by pull."""
+    count, chain = head
+    ledger_id = ledger.meta().get("ledger_id")
+    if not count or not ledger_id:
+        return
+    body = rec.canonical_json({"format": HEAD_FORMAT, "ledger": ledger_id, "records": count, "chain": chain})
+    key = _head_key(remote, ledger_id, count)
+    try:
+        if key in {name for name, _ in _list_keys(writer.s3, remote, remote.key(f"heads/{ledger_id}/"))}:
+            return  # pushed before with this many records: nothing new to witness
+        writer.put(key, body, {})
+    except Exception as exc:
+        raise _fail(exc, remote, "push to", "records and observations sent; the head") from None
+
+
+def remote_head(s3, remote: Remote, ledger_id: str) -> tuple[int, str] | None:
+    """The newest head this ledger pushed to the remote, as (records, chain), or None."""
+    prefix = remote.key(f"heads/{ledger_id}/")
+    try:
+        keys = [name for name, _ in _list_keys(s3, remote, prefix)]
+        found = [(int(m.group("count")), key) for key in keys
+                 if (m := HEAD_KEY_RE.search(key)) and m.group("ledger") == ledger_id]
+        if not found:
+            return None
+        count, key = max(found)
+        raw = s3.get_object(Bucket=remote.bucket, Key=key)["Body"].read(64 * 1024 + 1)
+    except Exception as exc:
+        raise _fail(exc, remote, "read the head from") from None
+    try:  # written by whoever can write the bucket: read like every remote object
+        data = loads_untrusted(raw, max_bytes=64 * 1024, max_depth=4)
+    except UntrustedJSONError as exc:
+        raise TransferError(f"{remote}: head object {key} is malformed ({exc})") from None
+    if (not isinstance(data, dict) or data.get("records") != count or data.get("ledger") != ledger_id
+            or not isinstance(data.get("chain"), str) or not re.fullmatch(r"[0-9a-f]{64}", data["chain"])):
+        raise TransferError(f"{remote}: head object {key} is malformed")
+    return count, data["chain"]
 
 
 def _cache_observation_addresses(ledger: Ledger) -> None:

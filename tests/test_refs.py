@@ -55,7 +55,8 @@ def test_at_n_after_pulling_older_records(s3_server, tmp_path, run_cli):
         ledger.add_record(make_record(run_id="1000001", name="old", created="2020-01-01T00:00:00.000Z"))
     with Ledger.open(mine) as ledger:
         ledger.add_record(make_record(run_id="2000002", name="new", created="2030-01-01T00:00:00.000Z"))
-    assert run_cli("--ledger", theirs, "push", REMOTE).exit_code == 0
+    pushed = run_cli("--ledger", theirs, "push", REMOTE)
+    assert pushed.exit_code == 0, pushed.output
     assert run_cli("--ledger", mine, "pull", REMOTE).exit_code == 0
     assert log_ids(run_cli, "--ledger", mine) == ["2000002", "1000001"]
     assert show_run(run_cli, "@1", "--ledger", mine) == "2000002"

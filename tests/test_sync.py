@@ -22,6 +22,7 @@ import pytest
 from recordfactory import make_record
 from runlog import record as rec
 from runlog.ledger import Ledger
+from runlog.migrations import LEDGER_FORMAT
 from runlog.verify import verify
 
 BUCKET = "lab-provenance"
@@ -201,7 +202,7 @@ def test_push_pull_both_ways_and_a_second_push_is_a_noop(proxy, bucket, tmp_path
 
     pushed = push_json(run_cli, alice)
     assert (pushed["records_sent"], pushed["observations_sent"], pushed["records_present"]) == (5, 1, 0)
-    assert proxy.count("PUT") == 1 + 5 + 1  # the format marker, the records, the observation
+    assert proxy.count("PUT") == 1 + 5 + 1 + 1  # the format marker, the records, the observation, the head
     assert proxy.count("PUT", "/records/") == 5
 
     proxy.reset()
@@ -339,7 +340,7 @@ def test_a_push_cut_off_half_way_changes_nothing_locally_and_a_rerun_completes(p
     proxy.reset()
     resumed = push_json(run_cli, alice)
     assert resumed["records_sent"] + resumed["observations_sent"] == 13 - 3
-    assert proxy.count("PUT") == 10  # only what was missing
+    assert proxy.count("PUT") == 10 + 1  # only what was missing, and the head
     assert len(remote_keys(bucket, "records/")) == 12 and len(remote_keys(bucket, "observations/")) == 1
     code, pulled = pull_json(run_cli, tmp_path / "bob.db")
     assert (code, pulled["records_received"], pulled["observations_received"]) == (0, 12, 1)
@@ -427,7 +428,7 @@ def test_a_versioned_object_lock_bucket_is_written_once(s3_server, tmp_path, run
     for _ in range(2):
         assert run_cli("--ledger", alice, "push", remote).exit_code == 0
     versions = s3_server.list_object_versions(Bucket="audit-ledger")["Versions"]
-    assert len(versions) == 1 + 3 + 1  # one version per object: the second push overwrote nothing
+    assert len(versions) == 1 + 3 + 1 + 1  # one version per object (marker, records, observation, head)
     with pytest.raises(Exception, match="AccessDenied"):  # compliance mode: not even the owner may delete it
         s3_server.delete_object(Bucket="audit-ledger", Key=versions[0]["Key"], VersionId=versions[0]["VersionId"])
     result = run_cli("--ledger", tmp_path / "bob.db", "pull", remote)
@@ -509,11 +510,12 @@ def test_a_ledger_written_before_migration_2_is_upgraded_and_shares_its_observat
     made = fill(old, 2)
     with sqlite3.connect(old) as conn:  # what a ledger of format 1 looks like
         conn.executescript("DROP TRIGGER observation_addresses_no_update; DROP TRIGGER observation_addresses_no_delete;"
-                           "DROP TABLE observation_addresses; PRAGMA user_version = 1;")
+                           "DROP TABLE observation_addresses; DROP TRIGGER row_seals_no_update;"
+                           "DROP TRIGGER row_seals_no_delete; DROP TABLE row_seals; PRAGMA user_version = 1;")
     pushed = push_json(run_cli, old)
     assert (pushed["records_sent"], pushed["observations_sent"]) == (2, 1)
     with Ledger.open(old) as ledger:
-        assert ledger.conn.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert ledger.conn.execute("PRAGMA user_version").fetchone()[0] == LEDGER_FORMAT
         [(address,)] = ledger.conn.execute("SELECT address FROM observation_addresses").fetchall()
         assert verify(ledger).ok
     assert remote_keys(bucket, "observations/") == [f"runlog/observations/{made[0]}/{address}.json"]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import click
@@ -34,26 +36,43 @@ def aws_settings(config: configuration.Config, profile=None, region=None, endpoi
     return settings_for(config, profile=profile, region=region, endpoint_url=endpoint_url, recorded=recorded)
 
 
-def open_ledger(config: configuration.Config, *, create: bool, notice: bool = True):
+def open_ledger(config: configuration.Config, *, create: bool, notice: bool = True, readonly: bool = False):
     """Open the configured ledger; say on stderr when attempts are pending. Returns None for a
-    ledger that does not exist yet when create is False."""
+    ledger that does not exist yet when create is False. readonly=True (the read commands:
+    log, show, diff, export, verify) opens it with SQLite's mode=ro: nothing is created,
+    migrated or written, and an empty or foreign file is an error."""
     from runlog.ledger import Ledger
 
     path = config.ledger_path()
-    if not create and not path.exists():
+    if "\0" not in str(path) and not create and not path.exists():
         return None
-    ledger = Ledger.open(path, create=create)
+    ledger = Ledger.open(path, create=create and not readonly, readonly=readonly)
     if notice:
-        mention_pending(ledger)
+        with reading(ledger):
+            mention_pending(ledger)
     return ledger
 
 
-def require_ledger(config: configuration.Config, *, notice: bool = True):
-    """Open the configured ledger, which must already exist (commands that only read it)."""
-    ledger = open_ledger(config, create=False, notice=notice)
+def require_ledger(config: configuration.Config, *, notice: bool = True, readonly: bool = False):
+    """Open the configured ledger, which must already exist (commands that only read it;
+    readonly=True for those that never write: log, show, diff, export, verify)."""
+    ledger = open_ledger(config, create=False, notice=notice, readonly=readonly)
     if ledger is None:
         raise LedgerError(no_ledger(config))
     return ledger
+
+
+@contextmanager
+def reading(ledger) -> Iterator[None]:
+    """SQLite errors while reading (a corrupt page) become the one-line 'cannot read ledger'."""
+    import sqlite3
+
+    from runlog.ledger import cannot_read
+
+    try:
+        yield
+    except sqlite3.DatabaseError as exc:
+        raise LedgerError(cannot_read(ledger.path, exc)) from None
 
 
 def mention_pending(ledger) -> None:

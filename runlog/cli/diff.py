@@ -64,7 +64,7 @@ def diff(ctx, ref_a, ref_b, as_json, exit_code, include_identity):
     from runlog.observe import latest_run_facts
 
     config = load_config(ctx)
-    ledger = require_ledger(config)
+    ledger = require_ledger(config, readonly=True)
     notes: list[str] = []
     with ledger:
         entry_a = ledger.resolve(ref_a)

@@ -48,7 +48,7 @@ def export(ctx, refs, fmt, target, license_, usability, title, runs_only, force,
     from runlog.export.write import export as do_export
 
     config = load_config(ctx)
-    ledger = require_ledger(config)
+    ledger = require_ledger(config, readonly=True)
     with ledger:
         runs = collect(ledger, list(refs), runs_only=runs_only)
     written = do_export(runs, fmt, target, force=force, license=license_ or config.get("license"),

@@ -6,7 +6,8 @@ import json
 
 import click
 
-from runlog.cli.common import echo_json, load_config, no_ledger, note, open_ledger, require_ledger, short_time, warn
+from runlog.cli.common import (echo_json, load_config, no_ledger, note, open_ledger, reading, require_ledger,
+                               short_time, warn)
 from runlog.errors import UsageError
 from runlog.ledger import FINAL_STATUSES
 from runlog.textsafe import terminal_safe
@@ -43,14 +44,14 @@ def log(ctx, limit, same_as, refresh, as_json):
     if limit > MAX_COUNT:  # SQLite's LIMIT stops at 2**63 - 1
         raise UsageError(f"-n {limit}: too large (at most {MAX_COUNT}; -n 0 lists all records)")
     config = load_config(ctx)
-    ledger = open_ledger(config, create=False)
+    ledger = open_ledger(config, create=False, readonly=True)
     if ledger is None:
         if as_json:
             echo_json([])
         else:
             note(no_ledger(config))
         return
-    with ledger:
+    with ledger, reading(ledger):
         where, params = "1", ()
         if same_as:
             where, params = "fingerprint = ?", (ledger.resolve(same_as).fingerprint,)
@@ -118,8 +119,8 @@ def show(ctx, ref, as_json):
       runlog show 3f2a9c01 --json | jq .record.request
     """
     config = load_config(ctx)
-    ledger = require_ledger(config)
-    with ledger:
+    ledger = require_ledger(config, readonly=True)
+    with ledger, reading(ledger):
         entry = ledger.resolve(ref)
         observations = ledger.observations(entry.address)
         replays = ledger.replays_of(entry.address)
@@ -193,27 +194,46 @@ def _lineage_lines(lineage: dict | None) -> list[tuple[str, str]]:
 
 @click.command()
 @click.argument("refs", nargs=-1, metavar="[REF]...")
+@click.option("--expect", metavar="N:CHAIN",
+              help="A head printed by an earlier verify (or kept elsewhere): fail unless the ledger still "
+                   "holds it, i.e. its N-th record has that chain value.")
+@click.option("--no-remote", is_flag=True,
+              help="Do not check the head against the one `push` left on the configured remote.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.pass_context
-def verify(ctx, refs, as_json):
-    """Check every record against its content address, schema, fingerprint and chain.
+def verify(ctx, refs, expect, no_remote, as_json):
+    """Check every record, attempt and observation against its content address, seal, schema,
+    fingerprint, intent and chain.
 
-    Exits 1 naming each record that no longer matches (edited behind runlog's back) and
-    each gap in the ledger's sequence (a deleted record); 0 when all is intact. With REFs,
-    checks only those records (and their link in the chain).
+    Exits 1 naming each record that no longer matches (edited behind runlog's back), each
+    changed column, each gap in the ledger's sequence (a deleted record), each trigger that was
+    removed or altered, and each record that differs from the intent committed before StartRun;
+    0 when all is intact. Prints the ledger's head (N:CHAIN, the record count and the newest
+    chain value): keep it, and `--expect` it later to detect records removed from the end. When
+    a remote is configured, the head `push` left there is checked too (--no-remote skips it).
+    With REFs, checks only those records (and their link in the chain).
 
     \b
     Examples:
       runlog verify
       runlog verify --json
+      runlog verify --expect 42:9f3c0a1be27d
       runlog verify @1 1234567
     """
-    from runlog.verify import verify as do_verify, verify_entries
+    from runlog.verify import parse_head, verify as do_verify, verify_entries
 
+    if expect:
+        parse_head(expect)  # bad input before anything is read
     config = load_config(ctx)
-    ledger = require_ledger(config)
-    with ledger:
-        report = verify_entries(ledger, [ledger.resolve(r) for r in refs]) if refs else do_verify(ledger)
+    ledger = require_ledger(config, readonly=True)
+    with ledger, reading(ledger):
+        if refs:
+            report = verify_entries(ledger, [ledger.resolve(r) for r in refs])
+        else:
+            report = do_verify(ledger, expect=expect)
+            remote = None if no_remote else config.get("remote")
+            if remote:
+                _check_remote_head(ledger, report, config, remote)
     if as_json:
         echo_json({"ledger": str(ledger.path), **report.as_dict()})
     else:
@@ -222,5 +242,29 @@ def verify(ctx, refs, as_json):
         verdict = "OK" if report.ok else f"{len(report.problems)} problem(s)"
         click.echo(f"verified {report.records} records, {report.observations} observations, "
                    f"{report.attempts} attempts ({report.pending} pending): {verdict}")
+        checked = f" (checked against {', '.join(report.witnesses)})" if report.witnesses else ""
+        click.echo(f"head {report.head_text}{checked}")
     if not report.ok:
         ctx.exit(1)
+
+
+def _check_remote_head(ledger, report, config, remote_text) -> None:
+    """The newest head this ledger left on its team ledger must still be in it (boto3 is
+    imported only here, when a remote is configured)."""
+    from runlog import sync
+    from runlog.cli.sync import _s3
+    from runlog.errors import RunlogError
+    from runlog.verify import Problem, check_head
+
+    remote = sync.Remote.parse(remote_text)
+    report.witnesses.append(str(remote))
+    ledger_id = ledger.meta().get("ledger_id")
+    try:
+        s3 = _s3(config, None, None, 4)
+        head = sync.remote_head(s3, remote, ledger_id) if ledger_id else None
+    except RunlogError as exc:
+        report.problems.append(Problem("head", str(remote), f"cannot read the head pushed to {remote}: "
+                                       f"{exc.message} (--no-remote skips this check)"))
+        return
+    if head is not None:
+        report.problems.extend(check_head(ledger, head[0], head[1], witness=f"the head pushed to {remote}"))
