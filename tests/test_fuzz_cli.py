@@ -207,7 +207,8 @@ def test_generated_option_values_never_crash(name, world):
         shown = f"runlog {name} {args!a}\nexit {result.exit_code}\n{result.output[-2000:]}"
         assert result.exit_code != 70, shown
         assert "internal error" not in result.output, shown
-        assert "Traceback" not in result.output, shown
+        if "--debug" not in args:  # the aws CLI's --debug after the subcommand asks for tracebacks
+            assert "Traceback" not in result.output, shown
         # an exception escaping click (exit 1 with no message) is a crash too
         assert result.exception is None or isinstance(result.exception, SystemExit), (shown, result.exception)
 

@@ -92,8 +92,9 @@ def test_an_unknown_outcome_stays_pending_and_recover_records_the_run(fault, aws
     assert run_cli("verify").exit_code == 0
 
 
-def test_bad_query_is_refused_before_anything_is_sent(aws_env, ledger_path, git_repo, run_cli):
-    result = run_cli(*SEED_2, "--query", "[[")
+@pytest.mark.parametrize("query", ["[[", "`" + "9" * 5000 + "`"], ids=["syntax", "5000-digit literal"])
+def test_bad_query_is_refused_before_anything_is_sent(query, aws_env, ledger_path, git_repo, run_cli):
+    result = run_cli(*SEED_2, "--query", query)
     assert result.exit_code == 2
     assert "--query" in result.stderr and "nothing was sent" in result.stderr
     assert starts(aws_env) == []

@@ -201,12 +201,7 @@ def print_skeleton(which: str, request: dict | None = None, query=None, output="
 
 def print_output(response: dict, query, output, color: str | None = None) -> None:
     if output == "table":
-        import jmespath
-
-        try:
-            compiled = jmespath.compile(query) if query else None
-        except jmespath.exceptions.JMESPathError as exc:
-            raise click.BadParameter(str(exc), param_hint="--query") from None
+        compiled = check_query(query)
         printed = _aws_table(response, compiled, color)
         if printed is None:
             value = compiled.search(response) if compiled else response
