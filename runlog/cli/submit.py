@@ -38,38 +38,55 @@ def startrun_options(func):
     return func
 
 
+# The shape of StartRun's response, to try a --query on before anything is sent.
+_SAMPLE_RESPONSE = {"arn": "arn:aws:omics:us-east-1:123456789012:run/1234567", "id": "1234567", "status": "PENDING",
+                    "tags": {}, "uuid": "00000000-0000-0000-0000-000000000000", "runOutputUri": "s3://b/o/1234567"}
+
+
 def check_query(query: str | None):
-    """Compile --query before anything is sent: a run must never be started and then hidden
-    behind an error about how to print it."""
+    """Compile --query, and try it on a response of StartRun's shape, before anything is sent:
+    a run must never be started and then hidden behind an error about how to print it."""
     if not query:
         return None
     import jmespath
 
     try:
-        return jmespath.compile(query)
-    except jmespath.exceptions.JMESPathError as exc:
-        message = " ".join(str(exc).split())
-        raise click.BadParameter(f"{query!r} is not a JMESPath expression ({message}); nothing was sent",
-                                 param_hint="--query") from None
+        compiled = jmespath.compile(query)
+        json.dumps(compiled.search(_SAMPLE_RESPONSE))  # what fails on any response fails here
+    except (jmespath.exceptions.JMESPathError, ValueError, TypeError, OverflowError, RecursionError) as exc:
+        message = " ".join(str(exc).split())[:300]
+        raise click.BadParameter(f"{query[:200]!r} is not a usable JMESPath expression ({message}); "
+                                 "nothing was sent", param_hint="--query") from None
+    return compiled
 
 
 def print_submission(result, query: str | None, output: str, as_json: bool, quiet: bool,
                      color: str | None = None) -> None:
-    """Print a recorded submission; if printing fails (a closed pipe, a full disk), the run id
-    still reaches stderr, so a started run is never hidden."""
+    """Print a recorded submission. If printing fails (a closed pipe, a full disk, a query that
+    fails on this very response), the run id still reaches stderr: a started run is never hidden."""
     try:
         if output == "table" and not (as_json or quiet):
             print_output(result.response, query, output, color)
         else:
             print_response(result.response, query, output, as_json, quiet, result.entry.address, result.warnings)
         sys.stdout.flush()
-    except BaseException:
-        try:
-            note(f"run {result.response.get('id')} was started and recorded as {result.entry.address[:12]}, "
-                 "but printing its response failed")
-        except Exception:
-            pass
+    except (BrokenPipeError, KeyboardInterrupt):
+        _note_started(result)
         raise
+    except Exception as exc:
+        from runlog.errors import RunlogError
+
+        raise RunlogError(f"run {result.response.get('id')} was started and recorded as "
+                          f"{result.entry.address[:12]}, but printing its response failed: "
+                          f"{type(exc).__name__}: {exc}"[:500], exit_code=1) from None
+
+
+def _note_started(result) -> None:
+    try:
+        note(f"run {result.response.get('id')} was started and recorded as {result.entry.address[:12]}, "
+             "but printing its response failed")
+    except Exception:
+        pass
 
 
 def print_response(response: dict, query: str | None, output: str, as_json: bool, quiet: bool,
