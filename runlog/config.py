@@ -178,6 +178,8 @@ class Config:
         """`ledger` if set, else `.runlog/ledger.db` at the analysis repository's root,
         else the user's data directory."""
         if "ledger" in self.values:
+            if "\0" in str(self.values["ledger"]):
+                raise UsageError(f"ledger path {self.values['ledger']!r} contains a NUL character")
             return Path(self.values["ledger"]).expanduser()
         root = find_git_root(self.git_repo.resolve())
         if root is not None:
@@ -186,6 +188,8 @@ class Config:
 
 
 def _check(key: str, value: Any, where: str) -> Any:
+    if isinstance(value, str) and "\0" in value:
+        raise UsageError(f"configuration key {key!r} in {where} contains a NUL character; no path or name may")
     if key not in KEYS:
         known = ", ".join(sorted(KEYS))
         raise UsageError(f"unknown configuration key {key!r} in {where} (known keys: {known})")

@@ -213,3 +213,10 @@ def test_watch_with_a_huge_interval(aws_env, ledger_path, git_repo, run_cli):
     result = run_cli("watch", "@1", "--interval", "1e308")
     assert result.exit_code == 2, result.output
     assert "internal error" not in result.stderr
+
+
+def test_a_nul_in_a_configured_ledger_path_is_one_line(git_repo, run_cli):
+    (git_repo / ".runlog.toml").write_text('ledger = "a\\u0000b.db"\n')
+    result = run_cli("log")
+    assert result.exit_code == 2
+    assert "contains a NUL character" in result.stderr and len(result.stderr.strip().splitlines()) == 1

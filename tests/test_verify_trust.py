@@ -393,6 +393,11 @@ def test_a_corrupt_page_is_the_one_line_cannot_read_error(tmp_path, run_cli):
         assert result.exit_code == 2, (args, result.output)
         assert result.stderr.startswith(f"runlog: error: cannot read ledger {path}")
         assert len(result.stderr.strip().splitlines()) == 1
+    for args in (("diff", "@1", "@2"), ("export", "@1", "-o", str(tmp_path / "out"))):
+        result = run_cli("--ledger", path, *args)
+        assert result.exit_code == 2, (args, result.output)
+        assert result.stderr.startswith("runlog: error: cannot read") and "internal error" not in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
 
 
 def test_push_refuses_what_verify_refuses(runs, ledger_path, s3_server, run_cli):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib
 import os
 import re
+import sqlite3
 import sys
 import traceback
 
@@ -92,6 +93,10 @@ class LazyGroup(click.Group):
             raise
         except KeyboardInterrupt:
             raise _UserFacing("interrupted", 130) from None
+        except sqlite3.DatabaseError as exc:  # a corrupt page met while reading, in any command
+            _traceback_if_debug(ctx)
+            raise _UserFacing(f"cannot read the ledger: {exc}; the file was left untouched (restore it from a "
+                              "backup, or `runlog pull` from your team ledger)", 2) from None
         except BrokenPipeError:
             # The reader went away (`runlog log | head -1`): what it wanted it got. Whatever is
             # still buffered goes nowhere, quietly, and the command succeeded.
