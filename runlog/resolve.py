@@ -163,6 +163,11 @@ def workflow_identity(omics, request: dict) -> dict[str, Any]:
         if request.get("workflowVersionName"):
             answer = omics.get_workflow_version(workflowId=request["workflowId"],
                                                 versionName=request["workflowVersionName"], **ask)
+            # GetWorkflowVersion has no name: the workflow's name comes from GetWorkflow
+            try:
+                answer["name"] = omics.get_workflow(id=request["workflowId"], **ask).get("name")
+            except Exception:  # the version is resolved; only its name is unknown
+                pass
         else:
             answer = omics.get_workflow(id=request["workflowId"], **ask)
     except Exception as exc:

@@ -15,21 +15,22 @@ from runlog.export.terms import RunFacts
 FILE_FORMATS = {"bco": "bco.json", "prov-json": "prov.json", "prov-n": "prov.provn"}
 
 
-def render(runs: list[RunFacts], fmt: str, *, usability=None, license=None, title=None) -> dict[str, str]:
+def render(runs: list[RunFacts], fmt: str, *, usability=None, license=None, title=None, authors=(),
+           publisher=None) -> dict[str, str]:
     """The files of a single-file or bundle format: relative path -> text."""
     if fmt == "bco":
         from runlog.export.bco import build
 
-        bco = build(runs, usability=usability, license=license)
+        bco = build(runs, usability=usability, license=license, authors=list(authors))
         return {"bco.json": json.dumps(bco, indent=2, sort_keys=True, ensure_ascii=False) + "\n"}
     if fmt == "prov-json":
         from runlog.export.prov import prov_json
 
-        return {"prov.json": prov_json(runs)}
+        return {"prov.json": prov_json(runs, authors=list(authors))}
     if fmt == "prov-n":
         from runlog.export.prov import prov_n
 
-        return {"prov.provn": prov_n(runs)}
+        return {"prov.provn": prov_n(runs, authors=list(authors))}
     if fmt == "methods":
         from runlog.export.methods import files
 
@@ -37,8 +38,22 @@ def render(runs: list[RunFacts], fmt: str, *, usability=None, license=None, titl
     raise UsageError(f"unknown format {fmt!r}")
 
 
+def warnings(runs: list[RunFacts], fmt: str, license: str | None) -> list[str]:
+    """What a user should know about an export that was written anyway."""
+    out = []
+    if not license and fmt in ("ro-crate", "all", "bco", "methods"):
+        out.append("no licence given (--license, or license in .runlog.toml): the export states none, "
+                   "and repositories such as Zenodo will ask for one")
+    for run in runs:
+        if not run.finished:
+            out.append(f"run {run.run_id} was {run.status} when exported (not finished): its status, times and "
+                       "outputs are as of export time; `runlog refresh` and export again once it ends")
+    return out
+
+
 def export(runs: list[RunFacts], fmt: str, target: Path, *, force: bool = False, license: str | None = None,
-           usability: str | None = None, title: str | None = None) -> list[Path]:
+           usability: str | None = None, title: str | None = None, authors: list[dict] = (),
+           publisher: dict | None = None) -> list[Path]:
     """Write `fmt` to `target`; returns the files written."""
     target = target.expanduser()
     if target.exists() and not force:
@@ -48,15 +63,11 @@ def export(runs: list[RunFacts], fmt: str, target: Path, *, force: bool = False,
         raise UsageError(f"cannot write {target}: directory {parent} does not exist")
     if not os.access(parent, os.W_OK):
         raise UsageError(f"cannot write {target}: directory {parent} is not writable")
-    if fmt == "ro-crate" or fmt == "all":
-        from runlog.export.rocrate import license_id
-
-        license_id(license)  # refuse before writing anything
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=parent))
     try:
         built = staging / target.name
         if fmt in FILE_FORMATS:
-            (text,) = render(runs, fmt, usability=usability, license=license).values()
+            (text,) = render(runs, fmt, usability=usability, license=license, authors=authors).values()
             built.write_text(text, encoding="utf-8")
         elif fmt == "methods":
             built.mkdir()
@@ -65,12 +76,13 @@ def export(runs: list[RunFacts], fmt: str, target: Path, *, force: bool = False,
         elif fmt == "ro-crate":
             from runlog.export import rocrate
 
-            crate = rocrate.build(runs, license=license, title=title)
+            crate = rocrate.build(runs, license=license, title=title, authors=authors, publisher=publisher)
             if built.suffix != ".zip":
                 built.mkdir()
             rocrate.write(crate, built)
         elif fmt == "all":
-            _write_all(runs, built, license=license, usability=usability, title=title)
+            _write_all(runs, built, license=license, usability=usability, title=title, authors=authors,
+                       publisher=publisher)
         else:
             raise UsageError(f"unknown format {fmt!r}")
         if target.exists():
@@ -93,14 +105,15 @@ CONFORMS = {
 }
 
 
-def _write_all(runs, directory: Path, *, license, usability, title) -> None:
+def _write_all(runs, directory: Path, *, license, usability, title, authors, publisher) -> None:
     """Every format in one directory, the RO-Crate describing the others as data entities."""
     from runlog.export import rocrate
 
     directory.mkdir()
     files = {}
     for fmt in ("bco", "prov-json", "prov-n", "methods"):
-        files.update(render(runs, fmt, usability=usability, license=license, title=title))
+        files.update(render(runs, fmt, usability=usability, license=license, title=title, authors=authors))
     attachments = [(path, *CONFORMS[path], text) for path, text in sorted(files.items())]
-    crate = rocrate.build(runs, license=license, title=title, attachments=attachments)
+    crate = rocrate.build(runs, license=license, title=title, attachments=attachments, authors=authors,
+                          publisher=publisher)
     rocrate.write(crate, directory)
