@@ -1,0 +1,221 @@
+"""What the exports state is true of each run: per-run input identities, checksums only for
+real digests, PROV that reads as intended in RDF, rejected and abandoned attempts as such,
+and the settings that change results. Records are written to a real ledger; exports go
+through the CLI; every file is read back with the standard's own tools."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+import rdflib
+from click.testing import CliRunner
+
+from recordfactory import make_record
+from runlog.cli import cli
+from runlog.export import validate
+from runlog.ledger import Ledger
+
+BAM = "s3://lab-data/sample.bam"
+READ_SET = "omics://111122223333.storage.us-west-2.amazonaws.com/1234567890/readSet/5550001/source1"
+REFERENCE = "omics://111122223333.storage.us-west-2.amazonaws.com/1234567890/reference/9876543210"
+WORKFLOW = {"id": "1234567", "type": "PRIVATE", "name": "cram-to-bam", "engine": "WDL",
+            "digest": "sha256:" + "c" * 64, "arn": "arn:aws:omics:us-west-2:123456789012:workflow/1234567"}
+PROV_NS = "http://www.w3.org/ns/prov#"
+
+
+def _record(run_id, etag, version, *, rejected=False, status_extra=None, **extra):
+    parameters = {"bam": BAM, "reads": READ_SET, "ref": REFERENCE, "sample_name": "NA12878"}
+    record = make_record(run_id=run_id, parameters=parameters, rejected=rejected, resolution={
+        "workflow": dict(WORKFLOW),
+        "inputs": {BAM: {"kind": "s3-object", "etag": etag, "version_id": version, "size": 10},
+                   READ_SET: {"kind": "read-set", "etag": "d" * 32, "etag_algorithm": "CRAM_MD5up",
+                              "status": "ACTIVE"},
+                   REFERENCE: {"kind": "reference", "md5": "e" * 32, "status": "ACTIVE"}}}, **extra)
+    record["request"].update(status_extra or {})
+    from runlog import record as rec
+
+    record["fingerprint"] = rec.fingerprint(record)
+    return record
+
+
+def _observe(ledger, entry, status, **more):
+    body = {"uuid": entry.record["outcome"]["response"]["uuid"], "id": entry.run_id, "status": status,
+            "startTime": "2026-11-20T10:00:00Z", "stopTime": "2026-11-20T11:00:00Z", **more}
+    ledger.add_observation(entry.address, "GetRun", body, observed_at="2026-11-20T11:00:01Z",
+                           run_uuid=body["uuid"], status=status)
+
+
+@pytest.fixture
+def ledger_runs(tmp_path, monkeypatch):
+    """Two runs that read different bytes under the same S3 URI (the first a multipart upload),
+    the second with settings that change results and FAILED; a replay of the first with an
+    override and accepted drift; a rejected attempt; an abandoned one."""
+    path = tmp_path / "ledger.db"
+    monkeypatch.setenv("RUNLOG_LEDGER", str(path))
+    ledger = Ledger.open(path)
+    with ledger:
+        first, _ = ledger.add_record(_record("1000001", "0123abcd-3", "v1"))
+        second, _ = ledger.add_record(_record("1000002", "89ef0123", "v2", status_extra={
+            "cacheId": "555", "cacheBehavior": "CACHE_ALWAYS", "storageType": "STATIC", "storageCapacity": 1200,
+            "runGroupId": "77", "retentionMode": "REMOVE", "networkingMode": "VPC"}))
+        replay_record = _record("1000003", "0123abcd-3", "v1", kind="replay", lineage={
+            "replay_of": {"record": first.address, "run_uuid": first.run_uuid, "run_id": first.run_id,
+                          "run_arn": first.record["outcome"]["response"]["arn"]},
+            "mode": "request", "overrides": {"members": {"storageCapacity": 2400},
+                                             "parameters": {"sample_name": "NA12878-b"}},
+            "drift": [{"kind": "git", "what": "commit", "recorded": "a" * 40, "current": "b" * 40}]})
+        replay_record["kind"] = "replay"
+        from runlog import record as rec
+
+        replay_record["fingerprint"] = rec.fingerprint(replay_record)
+        replay, _ = ledger.add_record(replay_record)
+        rejected, _ = ledger.add_record(_record("x", "0123abcd-3", "v1", rejected=True))
+        abandoned_record = _record("y", "0123abcd-3", "v1")
+        abandoned_record["outcome"] = {"status": "abandoned", "reason": "never sent: the network was down"}
+        abandoned_record["fingerprint"] = rec.fingerprint(abandoned_record)
+        abandoned, _ = ledger.add_record(abandoned_record)
+        _observe(ledger, first, "COMPLETED")
+        _observe(ledger, second, "FAILED", failureReason="OUT_OF_MEMORY")
+        _observe(ledger, replay, "COMPLETED")
+    runner = CliRunner()
+
+    def run(*args):
+        return runner.invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+    return {"run": run, "tmp": tmp_path, "first": first, "second": second, "replay": replay,
+            "rejected": rejected, "abandoned": abandoned,
+            "all": [first.address, second.address, replay.address, rejected.address, abandoned.address]}
+
+
+def _graph(crate_dir):
+    return {e["@id"]: e for e in json.loads((crate_dir / "ro-crate-metadata.json").read_text())["@graph"]}
+
+
+def _ids(value):
+    return [v["@id"] for v in (value if isinstance(value, list) else [value])]
+
+
+def test_each_run_points_at_the_input_identity_it_read(ledger_runs):
+    out = ledger_runs["tmp"] / "crate"
+    result = ledger_runs["run"]("export", *ledger_runs["all"], "-o", out, "--license", "CC-BY-4.0", "--validate")
+    assert result.exit_code == 0, result.output
+    graph = _graph(out)
+    first = graph[f"urn:uuid:{ledger_runs['first'].run_uuid}"]
+    second = graph[f"urn:uuid:{ledger_runs['second'].run_uuid}"]
+    (bam_1,) = [i for i in _ids(first["object"]) if i.startswith(BAM)]
+    (bam_2,) = [i for i in _ids(second["object"]) if i.startswith(BAM)]
+    assert bam_1 == BAM + "?versionId=v1" and bam_2 == BAM + "?versionId=v2"
+    assert graph[bam_1]["etag"] == "0123abcd-3" and graph[bam_2]["etag"] == "89ef0123"
+    assert graph[bam_1]["sameAs"] == {"@id": BAM} == graph[bam_2]["sameAs"]
+    assert graph[bam_1]["exampleOfWork"]["@id"].endswith("param-bam")
+    # PROV: each activity used its own entity, specialising the plain URI
+    prov_out = ledger_runs["tmp"] / "prov.json"
+    assert ledger_runs["run"]("export", *ledger_runs["all"], "-f", "prov-json", "-o", prov_out).exit_code == 0
+    document = json.loads(prov_out.read_text())
+    used = {(u["prov:activity"], u["prov:entity"]) for u in document["used"].values()}
+    assert (f"urn_uuid:{ledger_runs['first'].run_uuid}", "s3:lab-data/sample.bam%3FversionId%3Dv1") in used
+    assert (f"urn_uuid:{ledger_runs['second'].run_uuid}", "s3:lab-data/sample.bam%3FversionId%3Dv2") in used
+    assert len(document["specializationOf"]) == 2
+    # BCO
+    bco_out = ledger_runs["tmp"] / "bco.json"
+    assert ledger_runs["run"]("export", *ledger_runs["all"], "-f", "bco", "-o", bco_out).exit_code == 0
+    inputs = {i["uri"]["uri"] for i in json.loads(bco_out.read_text())["io_domain"]["input_subdomain"]}
+    assert {BAM + "?versionId=v1", BAM + "?versionId=v2"} <= inputs and BAM not in inputs
+
+
+def test_checksums_only_for_real_digests(ledger_runs):
+    out = ledger_runs["tmp"] / "crate"
+    assert ledger_runs["run"]("export", ledger_runs["first"].address, "-o", out, "--license", "MIT").exit_code == 0
+    graph = _graph(out)
+    text = (out / "ro-crate-metadata.json").read_text()
+    assert '"md5":' not in text  # no md5 property: a multipart ETag (0123abcd-3) is no MD5
+    bam = graph[BAM]
+    assert bam["etag"] == "0123abcd-3" and "identifier" not in bam
+    (read_set_sum,) = [graph[i] for i in _ids(graph[READ_SET]["identifier"])]
+    assert read_set_sum["propertyID"] == "CRAM_MD5up" and read_set_sum["value"] == "d" * 32
+    assert "etag" not in graph[READ_SET]
+    (reference_sum,) = [graph[i] for i in _ids(graph[REFERENCE]["identifier"])]
+    assert reference_sum["propertyID"] == "md5" and reference_sum["value"] == "e" * 32
+    workflow = graph[graph["./"]["mainEntity"]["@id"]]
+    assert "sha256" not in workflow  # HealthOmics' digest is not a digest of the file in the crate
+    assert graph[workflow["identifier"][1]["@id"]]["value"] == WORKFLOW["digest"]
+
+
+def test_prov_reads_as_intended_in_rdf(ledger_runs):
+    out = ledger_runs["tmp"] / "prov.json"
+    result = ledger_runs["run"]("export", *ledger_runs["all"], "-f", "prov-json", "-o", out, "--validate")
+    assert result.exit_code == 0, result.output
+    assert validate.prov_json_errors(out.read_text()) == []
+    import prov
+
+    rdf = prov.read(out, format="json").serialize(format="rdf", rdf_format="nt")
+    graph = rdflib.Graph().parse(data=rdf, format="nt")
+    subjects = {str(s) for s in graph.subjects()} | {str(o) for o in graph.objects()
+                                                      if isinstance(o, rdflib.URIRef)}
+    assert READ_SET in subjects and not any(s.startswith("arn:aws:omics://") for s in subjects)
+    for value in graph.objects(None, rdflib.URIRef(PROV_NS + "type")):
+        assert isinstance(value, rdflib.URIRef), f"prov:type {value!r} is a literal"
+    assert (None, rdflib.RDF.type, rdflib.URIRef(PROV_NS + "Plan")) in graph
+    document = json.loads(out.read_text())
+    rejected = f"runlog:attempt-{ledger_runs['rejected'].address[:16]}"
+    abandoned = f"runlog:attempt-{ledger_runs['abandoned'].address[:16]}"
+    assert not [u for u in document["used"].values() if u["prov:activity"] in (rejected, abandoned)]
+    associations = [a for a in document["wasAssociatedWith"].values() if a["prov:activity"] in (rejected, abandoned)]
+    assert all(a["prov:agent"] != "runlog:aws-healthomics" for a in associations)
+    assert "runlog:error" in document["activity"][rejected]
+    assert "abandoned" in document["activity"][abandoned]["runlog:error"]
+    failed = f"urn_uuid:{ledger_runs['second'].run_uuid}"
+    assert not [g for g in document["wasGeneratedBy"].values() if g["prov:activity"] == failed]
+    assert not [d for d in document["wasDerivedFrom"].values() if d.get("prov:activity") == failed]
+    derived = [d for d in document["wasDerivedFrom"].values()
+               if d["prov:generatedEntity"] == f"runlog:record-{ledger_runs['replay'].address}"]
+    assert derived and derived[0]["prov:usedEntity"] == f"runlog:record-{ledger_runs['first'].address}"
+    roles = {u.get("prov:role", {}).get("$") if isinstance(u.get("prov:role"), dict) else u.get("prov:role")
+             for u in document["used"].values()}
+    assert {"bam", "sample_name"} <= roles
+
+
+def test_rejected_and_abandoned_attempts_are_failed_actions_that_read_nothing(ledger_runs):
+    out = ledger_runs["tmp"] / "crate"
+    rejected, abandoned = ledger_runs["rejected"], ledger_runs["abandoned"]
+    result = ledger_runs["run"]("export", rejected.address, abandoned.address, "-o", out, "--license", "MIT",
+                                "--validate")
+    assert result.exit_code == 0, result.output
+    graph = _graph(out)
+    refused = graph[f"#attempt-{rejected.address[:16]}"]
+    assert refused["actionStatus"]["@id"] == "http://schema.org/FailedActionStatus"
+    assert refused["error"] == "ValidationException: no" and refused["object"] == []
+    dropped = graph[f"#attempt-{abandoned.address[:16]}"]
+    assert dropped["actionStatus"]["@id"] == "http://schema.org/FailedActionStatus"
+    assert "abandoned before HealthOmics received it" in dropped["error"] and "rejected" not in dropped["description"]
+    assert "result" not in refused and "result" not in dropped
+
+
+def test_settings_that_change_results_are_in_every_format(ledger_runs):
+    second, replay = ledger_runs["second"], ledger_runs["replay"]
+    crate = ledger_runs["tmp"] / "crate"
+    assert ledger_runs["run"]("export", second.address, replay.address, "-o", crate, "--license", "MIT").exit_code == 0
+    graph = _graph(crate)
+    settings = {graph[i]["name"]: graph[i]["value"]
+                for i in _ids(graph[f"urn:uuid:{second.run_uuid}"]["additionalProperty"])}
+    assert settings == {"setting cacheBehavior": "CACHE_ALWAYS", "setting cacheId": "555",
+                        "setting networkingMode": "VPC", "setting retentionMode": "REMOVE",
+                        "setting runGroupId": "77", "setting storageCapacity": "1200",
+                        "setting storageType": "STATIC"}
+    replayed = {graph[i]["name"]: graph[i]["value"]
+                for i in _ids(graph[f"urn:uuid:{replay.run_uuid}"]["additionalProperty"])}
+    assert replayed["replay override storageCapacity"] == "2400"
+    assert replayed["replay override sample_name"] == "NA12878-b"
+    assert replayed["accepted drift: git commit"] == f"recorded {'a' * 40}, found {'b' * 40}"
+    bco_out = ledger_runs["tmp"] / "bco.json"
+    assert ledger_runs["run"]("export", second.address, replay.address, "-f", "bco", "-o", bco_out).exit_code == 0
+    params = {p["param"]: p["value"] for p in json.loads(bco_out.read_text())["parametric_domain"]}
+    assert params["StartRun cacheBehavior"] == "CACHE_ALWAYS" and params["StartRun networkingMode"] == "VPC"
+    assert params["replay override storageCapacity"] == "2400" and "accepted drift: git commit" in params
+    provn = ledger_runs["tmp"] / "prov.provn"
+    assert ledger_runs["run"]("export", second.address, replay.address, "-f", "prov-n", "-o", provn).exit_code == 0
+    text = provn.read_text()
+    assert 'runlog:cacheBehavior="CACHE_ALWAYS"' in text and 'runlog:retentionMode="REMOVE"' in text
+    assert "runlog:override-storageCapacity" in text and "runlog:acceptedDrift0" in text
