@@ -110,6 +110,17 @@ def index_columns(record: dict) -> dict[str, Any]:
 
 OBSERVATION_FIELDS = ("record", "run_uuid", "observed_at", "source", "status", "body")
 
+# Which observation of a run gives its current status: never the order rows were inserted in
+# (a pull appends observations made long ago). First the run's life cycle, which only moves
+# forward: deleted, then finished, then anything else. Then the service's own time of the
+# latest event in GetRun's answer (stopTime, else startTime, else creationTime), then the
+# time the observation was made, then the row order.
+STATUS_ORDER = (
+    "CASE WHEN status = 'DELETED' THEN 2 WHEN status IN ('COMPLETED', 'FAILED', 'CANCELLED') THEN 1 ELSE 0 END "
+    "DESC, julianday(coalesce(json_extract(body, '$.stopTime'), json_extract(body, '$.startTime'), "
+    "json_extract(body, '$.creationTime'))) DESC, julianday(observed_at) DESC, seq DESC"
+)
+
 
 def observation_object(record: str, run_uuid: str | None, observed_at: str, source: str, status: str | None,
                        body: dict) -> bytes:
@@ -470,9 +481,9 @@ class Ledger:
         by_address = {e.address: e for e in entries}
         marks = ",".join("?" * len(by_address))
         rows = self.conn.execute(
-            f"SELECT record, status FROM observations WHERE seq IN ("
-            f" SELECT max(seq) FROM observations WHERE record IN ({marks}) AND status IS NOT NULL"
-            f" GROUP BY record)",
+            f"SELECT record, status FROM (SELECT record, status, row_number() OVER (PARTITION BY record "
+            f"ORDER BY {STATUS_ORDER}) AS position FROM observations WHERE record IN ({marks}) "
+            f"AND status IS NOT NULL) WHERE position = 1",
             tuple(by_address),
         )
         latest = dict(rows.fetchall())

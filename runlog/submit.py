@@ -68,7 +68,7 @@ def submit(open_ledger: Callable[[], Ledger], built: Built, *, settings: AwsSett
     attempt is recorded), PendingError when the outcome is unknown (the attempt stays pending)."""
     from runlog import background
 
-    pending_git = background.start(gitcapture.capture, str(git_path)) if capture_git else None
+    pending_git = background.start(gitcapture.capture_with_notes, str(git_path)) if capture_git else None
     sess = aws.session(settings)
     omics = aws.client(settings, "omics", sess=sess)
     check_against_model(built.request, omics.meta.service_model)
@@ -83,7 +83,9 @@ def submit(open_ledger: Callable[[], Ledger], built: Built, *, settings: AwsSett
         if options.enabled:
             extra["resolution"], found = _resolve(built.request, settings, sess, omics, options)
             warnings.extend(found)
-        git = pending_git.result() if pending_git else {"state": "unknown", "reason": "not captured"}
+        captured = pending_git.result() if pending_git else {"git": {"state": "unknown", "reason": "not captured"}}
+        git = captured["git"]
+        warnings.extend(captured.get("notes", ()))  # what the capture left out, kept in the record
         caller = caller_future.result() if caller_future else {"unknown": "not asked (caller_identity = false)"}
     if "unknown" in caller and caller_future is not None:
         warnings.append(f"caller not recorded: {caller['unknown']}")

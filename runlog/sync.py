@@ -17,7 +17,6 @@ boto3/botocore are only imported inside functions (the client is passed in)."""
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -28,6 +27,8 @@ from urllib.parse import quote, unquote
 from runlog import record as rec
 from runlog.errors import RunlogError, UsageError
 from runlog.ledger import OBSERVATION_FIELDS, Ledger
+from runlog.safejson import DEFAULT_MAX_BYTES, DEFAULT_MAX_DEPTH, UntrustedJSONError, loads_untrusted
+from runlog.textsafe import terminal_safe
 
 FORMAT = "runlog.remote/1"
 MARKER = "runlog-remote.json"
@@ -88,6 +89,8 @@ class Listing:
     observations: dict[str, tuple[str, str]] = field(default_factory=dict)  # address -> (record, key)
     attempts: dict[str, tuple[str, str]] = field(default_factory=dict)  # address -> (request id, key)
     misnamed: list[str] = field(default_factory=list)  # keys in records/ or observations/ that are no address
+    sizes: dict[str, int] = field(default_factory=dict)  # key -> size in bytes, as listed
+    marker_refused: str | None = None  # why the format marker could not be read (it is then {})
 
 
 @dataclass
@@ -150,38 +153,81 @@ def _fail(exc: BaseException, remote: Remote, doing: str, done: str = "") -> Run
     else:
         cause = aws.error_from(exc, operation).message
     done = f" after {done}" if done else ""
-    return TransferError(f"{doing} {remote} failed{done}: {cause}; nothing local was changed: "
-                         "run it again to resume")
+    return TransferError(terminal_safe(f"{doing} {remote} failed{done}: {cause}; nothing local was changed: "
+                                       "run it again to resume"))  # the cause may quote the endpoint
 
 
 # -- listing ------------------------------------------------------------------------------------
 
 
-def _list_keys(s3, bucket: str, prefix: str) -> list[str]:
-    keys: list[str] = []
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        keys.extend(item["Key"] for item in page.get("Contents", []))
+class NotS3Error(TransferError):
+    """The endpoint answered a listing with something that is not an S3 listing (an HTML
+    login page of a proxy, a web server): no conclusion about the remote can be drawn."""
+
+
+def _not_s3(remote: Remote, page: dict) -> NotS3Error:
+    headers = (page.get("ResponseMetadata") or {}).get("HTTPHeaders") or {}
+    status = (page.get("ResponseMetadata") or {}).get("HTTPStatusCode")
+    kind = terminal_safe(headers.get("content-type") or "no content type")[:80]
+    return NotS3Error(f"{remote} did not answer as S3: ListObjectsV2 returned HTTP {status} with {kind} and no "
+                      "listing (a proxy's login page, or an endpoint that is not S3?); check the S3 endpoint "
+                      "(AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL or the profile's endpoint_url); nothing local "
+                      "was changed")
+
+
+def _list_keys(s3, remote: Remote, prefix: str) -> list[tuple[str, int | None]]:
+    """(key, size) of every object under prefix. Every page must be an S3 listing: an answer
+    that parses to no listing at all (HTML with status 200) is an error, not an empty remote."""
+    keys: list[tuple[str, int | None]] = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=remote.bucket, Prefix=prefix):
+        if "IsTruncated" not in page or "text/html" in str(
+                ((page.get("ResponseMetadata") or {}).get("HTTPHeaders") or {}).get("content-type", "")):
+            raise _not_s3(remote, page)
+        keys.extend((item["Key"], item.get("Size")) for item in page.get("Contents", []))
     return keys
 
 
-def _read_marker(s3, remote: Remote) -> dict | None:
+def _too_large(size: int, max_bytes: int) -> str:
+    return (f"too large: {size} bytes, more than the limit of {max_bytes} (--max-object-mib, or "
+            "max_object_mib in the configuration)")
+
+
+def read_limited(s3, bucket: str, key: str, max_bytes: int) -> bytes:
+    """GetObject, reading at most max_bytes + 1 bytes. Raises UntrustedJSONError for an object
+    larger than max_bytes (which is never downloaded whole)."""
+    answer = s3.get_object(Bucket=bucket, Key=key)
+    body = answer["Body"]
     try:
-        data = s3.get_object(Bucket=remote.bucket, Key=remote.key(MARKER))["Body"].read()
+        size = answer.get("ContentLength")
+        if isinstance(size, int) and size > max_bytes:
+            raise UntrustedJSONError(_too_large(size, max_bytes))
+        data = body.read(max_bytes + 1)
+        if len(data) > max_bytes:
+            raise UntrustedJSONError(_too_large(len(data), max_bytes).replace(" bytes", " bytes or more", 1))
+        return data
+    finally:
+        body.close()
+
+
+def _read_marker(s3, remote: Remote, max_bytes: int = DEFAULT_MAX_BYTES) -> tuple[dict | None, str | None]:
+    """(marker, None); (None, None) when there is none; ({}, why) for a marker that is not
+    strict JSON within the limits (every object is still checked on its own, so a pull goes on)."""
+    try:
+        data = read_limited(s3, remote.bucket, remote.key(MARKER), max_bytes)
+        marker = loads_untrusted(data, max_bytes=max_bytes, max_depth=DEFAULT_MAX_DEPTH)
+    except UntrustedJSONError as exc:
+        return {}, exc.reason
     except Exception as exc:
         if _code(exc)[0] in ("NoSuchKey", "404"):
-            return None
+            return None, None
         raise
-    try:
-        marker = json.loads(data)
-    except ValueError:
-        marker = None
-    return marker if isinstance(marker, dict) else {"format": None}
+    return (marker, None) if isinstance(marker, dict) else ({"format": None}, None)
 
 
 def check_format(remote: Remote, marker: dict) -> None:
     found = marker.get("format")
     if found != FORMAT:
-        what = f"format {found}" if isinstance(found, str) else "a format this runlog cannot read"
+        what = f"format {terminal_safe(found)[:80]}" if isinstance(found, str) else "a format this runlog cannot read"
         raise UsageError(f"{remote} holds a team ledger in {what} (its {MARKER}); this runlog reads and writes "
                          f"{FORMAT}: upgrade runlog (pip install -U runlog)")
 
@@ -191,26 +237,30 @@ def _no_team_ledger(remote: Remote) -> TransferError:
                          "or `runlog push` to start one there")
 
 
-def survey(s3, remote: Remote, *, jobs: int = 16, doing: str = "reading", expect_ledger: bool = False) -> Listing:
+def survey(s3, remote: Remote, *, jobs: int = 16, doing: str = "reading", expect_ledger: bool = False,
+           max_bytes: int = DEFAULT_MAX_BYTES) -> Listing:
     """List the remote: the format marker, then records, observations and attempts, with the
     key space split by the first hex digit so that pages are fetched in parallel.
-    Raises TransferError (bucket missing, no permission, network; with expect_ledger, no marker)
-    or UsageError (a format this runlog does not know)."""
+    Raises TransferError (bucket missing, no permission, network, an answer that is not S3;
+    with expect_ledger, no marker) or UsageError (a format this runlog does not know).
+    A marker that is not strict JSON within the limits is noted in `marker_refused`."""
     parts = [f"records/{h}" for h in HEX] + [f"observations/{h}" for h in HEX] + ["attempts/"]
     listing = Listing()
     try:
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-            marker = pool.submit(_read_marker, s3, remote)
-            pages = [pool.submit(_list_keys, s3, remote.bucket, remote.key(part)) for part in parts]
-            listing.marker = marker.result()
-            if listing.marker is not None:
+            marker = pool.submit(_read_marker, s3, remote, max_bytes)
+            pages = [pool.submit(_list_keys, s3, remote, remote.key(part)) for part in parts]
+            listing.marker, listing.marker_refused = marker.result()
+            if listing.marker is not None and listing.marker_refused is None:
                 check_format(remote, listing.marker)
             keys = [key for page in pages for key in page.result()]
     except Exception as exc:
         raise _fail(exc, remote, doing) from None
     if expect_ledger and listing.marker is None:
         raise _no_team_ledger(remote)
-    for key in keys:
+    for key, size in keys:
+        if size is not None:
+            listing.sizes[key] = size
         relative = key[len(remote.prefix):]
         if match := RECORD_KEY_RE.match(relative):
             if match.group("fan") == match.group("address")[:2]:
@@ -355,15 +405,27 @@ def _cache_observation_addresses(ledger: Ledger) -> None:
 
 # -- pull ---------------------------------------------------------------------------------------
 
+# The service's times and observed_at are ISO 8601 in UTC; an observation made more than a day
+# in this machine's future is refused (it would stay the "latest" for ever).
+OBSERVED_AT_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$")
+FUTURE_SLACK_DAYS = 1
 
-def verify_record_object(address: str, data: bytes) -> tuple[dict | None, str | None]:
+
+def _parse(data: bytes, max_bytes: int) -> tuple[Any, str | None]:
+    try:
+        return loads_untrusted(data, max_bytes=max_bytes, max_depth=DEFAULT_MAX_DEPTH), None
+    except UntrustedJSONError as exc:
+        return None, exc.reason
+
+
+def verify_record_object(address: str, data: bytes, max_bytes: int = DEFAULT_MAX_BYTES
+                         ) -> tuple[dict | None, str | None]:
     """(record, None) when data is the record named `address`, else (None, why not)."""
     if rec.sha256_hex(data) != address:
         return None, "content does not match its address (tampered or truncated)"
-    try:
-        record = json.loads(data)
-    except ValueError:
-        return None, "not JSON (tampered or truncated)"
+    record, why = _parse(data, max_bytes)
+    if why:
+        return None, why
     if not isinstance(record, dict) or rec.canonical_json(record) != data:
         return None, "not a record in canonical JSON"
     problems = rec.schema_errors(record)
@@ -372,72 +434,149 @@ def verify_record_object(address: str, data: bytes) -> tuple[dict | None, str | 
     return record, None
 
 
-def verify_observation_object(record: str, address: str, data: bytes) -> tuple[dict | None, str | None]:
+def _observed_at_problem(observed_at: str) -> str | None:
+    from datetime import datetime, timedelta, timezone
+
+    if not OBSERVED_AT_RE.match(observed_at):
+        return "not an observation (observed_at is not an ISO 8601 time with a time zone)"
+    try:
+        moment = datetime.fromisoformat(observed_at.replace("Z", "+00:00"))
+    except ValueError:
+        return "not an observation (observed_at is not a valid time)"
+    if moment > datetime.now(timezone.utc) + timedelta(days=FUTURE_SLACK_DAYS):
+        return f"observed_at {observed_at} is in the future"
+    return None
+
+
+def verify_observation_object(record: str, address: str, data: bytes, max_bytes: int = DEFAULT_MAX_BYTES
+                              ) -> tuple[dict | None, str | None]:
     """(observation, None) when data is the observation named `address` of `record`, else (None, why)."""
     if rec.sha256_hex(data) != address:
         return None, "content does not match its address (tampered or truncated)"
-    try:
-        item = json.loads(data)
-    except ValueError:
-        return None, "not JSON (tampered or truncated)"
+    item, why = _parse(data, max_bytes)
+    if why:
+        return None, why
     if not isinstance(item, dict) or rec.canonical_json(item) != data:
         return None, "not an observation in canonical JSON"
     if set(item) != set(OBSERVATION_FIELDS):
         return None, "not an observation (members must be " + ", ".join(OBSERVATION_FIELDS) + ")"
     if item["record"] != record:
-        return None, f"names record {str(item['record'])[:12]} but is stored under record {record[:12]}"
+        return None, f"names record {terminal_safe(item['record'])[:12]} but is stored under record {record[:12]}"
     types_ok = (isinstance(item["observed_at"], str) and isinstance(item["source"], str)
                 and isinstance(item["body"], dict) and all(isinstance(item[k], (str, type(None)))
                                                            for k in ("status", "run_uuid")))
     if not types_ok:
         return None, "not an observation (a member has the wrong type)"
-    return item, None
+    return item, _observed_at_problem(item["observed_at"])
+
+
+def _fetch_problem(exc: Exception, remote: Remote) -> str | None:
+    """Why one object could not be fetched, when the cause is that object (denied, gone,
+    too large) rather than the connection or the service (those abort the pull)."""
+    if isinstance(exc, UntrustedJSONError):
+        return exc.reason
+    code, status = _code(exc)
+    if code in ("AccessDenied", "AllAccessDisabled", "Forbidden") or status == 403:
+        return (f"access denied (GetObject): this AWS identity may not read this object of {remote}; check "
+                "the IAM and bucket policies")
+    if code in ("NoSuchKey", "404", "NotFound") or status == 404:
+        return "gone: listed, then not found (deleted since the listing?)"
+    if code in ("InvalidObjectState", "ObjectNotInActiveTierError"):
+        return f"cannot be read ({code}: archived to a storage class that must be restored first)"
+    return None
 
 
 def pull(ledger: Ledger, s3, remote: Remote, *, jobs: int = 16, progress: Progress = no_progress,
-         listing: Listing | None = None) -> PullResult:
+         listing: Listing | None = None, max_bytes: int = DEFAULT_MAX_BYTES) -> PullResult:
     """Fetch the records and observations the local ledger lacks, verify each, and insert the
     good ones (records first, oldest first, at the end of the local chain). Objects that fail
-    are named in `refused`. A transfer failure raises TransferError before anything is inserted."""
+    (a wrong name or content, not strict JSON, larger than max_bytes, nested too deep, a
+    requestId another record already has, denied or gone) are named in `refused` and left
+    out; the rest are imported. A failure of the connection or of S3 itself raises
+    TransferError before anything is inserted."""
     result = PullResult(str(remote))
     if listing is None:
-        listing = survey(s3, remote, jobs=jobs, doing="pull from", expect_ledger=True)
+        listing = survey(s3, remote, jobs=jobs, doing="pull from", expect_ledger=True, max_bytes=max_bytes)
     if listing.marker is None:
         raise _no_team_ledger(remote)
+    if listing.marker_refused:
+        result.refused.append((remote.key(MARKER), f"format marker unreadable: {listing.marker_refused}"))
     result.refused.extend((key, "not named by a content address in the layout") for key in listing.misnamed)
 
-    def fetch(key: str) -> bytes:
-        return s3.get_object(Bucket=remote.bucket, Key=key)["Body"].read()
+    def fetch(key: str, check: Callable[[bytes], tuple[Any, str | None]]) -> tuple[Any, str | None]:
+        size = listing.sizes.get(key)
+        if size is not None and size > max_bytes:
+            return None, _too_large(size, max_bytes)
+        try:
+            data = read_limited(s3, remote.bucket, key, max_bytes)
+        except Exception as exc:
+            why = _fetch_problem(exc, remote)
+            if why is None:
+                raise
+            return None, why
+        return check(data)
 
     local = ledger.addresses()
     wanted = [(address, key) for address, key in listing.records.items() if address not in local]
     result.records_present = len(listing.records) - len(wanted)
     records = []
     for (address, key), (record, why) in _transfer(
-            wanted, lambda item: verify_record_object(item[0], fetch(item[1])), remote, "pull from", jobs=jobs,
-            progress=progress, label="pulling records"):
+            wanted, lambda item: fetch(item[1], lambda data: verify_record_object(item[0], data, max_bytes)),
+            remote, "pull from", jobs=jobs, progress=progress, label="pulling records"):
         if why:
             result.refused.append((key, why))
         else:
-            records.append((record["created"], address, record))
+            records.append((record["created"], address, key, record))
+    records.sort(key=lambda t: t[:2])
+    records = _one_record_per_request(ledger, remote, records, result.refused)
 
-    known = local | {address for _, address, _ in records}
+    known = local | {address for _, address, _, _ in records}
     have = ledger.observation_addresses()
     wanted_obs = [(address, record, key) for address, (record, key) in listing.observations.items()
                   if address not in have and record in known]
     observations = []
     for (address, record, key), (item, why) in _transfer(
-            wanted_obs, lambda item: verify_observation_object(item[1], item[0], fetch(item[2])), remote,
-            "pull from", jobs=jobs, progress=progress, label="pulling observations"):
+            wanted_obs, lambda item: fetch(item[2], lambda data: verify_observation_object(item[1], item[0], data,
+                                                                                            max_bytes)),
+            remote, "pull from", jobs=jobs, progress=progress, label="pulling observations"):
         if why:
             result.refused.append((key, why))
         else:
             observations.append((item["observed_at"], address, item))
 
-    result.records_received = ledger.add_records([r for *_, r in sorted(records, key=lambda t: t[:2])])
+    result.records_received = ledger.add_records([r for *_, r in records])
     result.observations_received = ledger.add_received_observations([o for *_, o in sorted(observations,
                                                                                            key=lambda t: t[:2])])
     recorded = ledger.request_ids()
     result.remote_pending = sorted({request for request, _ in listing.attempts.values() if request not in recorded})
     result.refused.sort()
     return result
+
+
+def _one_record_per_request(ledger: Ledger, remote: Remote, records: list[tuple[str, str, str, dict]],
+                            refused: list[tuple[str, str]]) -> list[tuple[str, str, str, dict]]:
+    """A requestId belongs to one run, so to one record. Of several pulled records with the
+    same requestId the oldest (then the lowest address) is kept, in every ledger alike; a
+    record whose requestId the local ledger already holds is refused. Each refusal names the
+    record that has the requestId."""
+    local = ledger.request_ids()
+    owner: dict[str, tuple[str, str]] = {}  # request id -> (address, where)
+    kept = []
+    for item in records:
+        _, address, key, record = item
+        request_id = record["request"].get("requestId")
+        if request_id is None:
+            kept.append(item)
+            continue
+        if request_id in local and request_id not in owner:
+            [entry] = ledger.entries(1, where="request_id = ?", params=(request_id,)) or [None]
+            if entry is not None and entry.address != address:
+                owner[request_id] = (entry.address, "in the local ledger")
+        if request_id in owner:
+            other, where = owner[request_id]
+            refused.append((key, f"requestId {terminal_safe(request_id)[:80]!s} is already used by record {other} "
+                                 f"({where}); one request id is one run, so this record ({address}) is left out"))
+            continue
+        owner[request_id] = (address, f"s3://{remote.bucket}/{key}")
+        kept.append(item)
+    return kept

@@ -79,23 +79,46 @@ def test_ro_crate_of_all_seed_runs_validates_offline(seeded):
                            "--validate", "--json")
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)["validation"]
-    assert report == [{"file": f"{out} (Workflow Run Crate 0.5)", "ok": True, "problems": []}]
+    # every run's tasks are known (refresh recorded them): a Provenance Run Crate, checked as one
+    assert report == [{"file": f"{out} (Provenance Run Crate 0.5)", "ok": True, "problems": []}]
     graph = {e["@id"]: e for e in json.loads((out / "ro-crate-metadata.json").read_text())["@graph"]}
     root = graph["./"]
     assert {c["@id"] for c in root["conformsTo"]} == {"https://w3id.org/ro/wfrun/process/0.5",
                                                       "https://w3id.org/ro/wfrun/workflow/0.5",
+                                                      "https://w3id.org/ro/wfrun/provenance/0.5",
                                                       "https://w3id.org/workflowhub/workflow-ro-crate/1.0"}
-    actions = [graph[m["@id"]] for m in root["mentions"]]
+    actions = [graph[m["@id"]] for m in root["mentions"] if graph[m["@id"]]["@type"] == "CreateAction"]
     assert len(actions) == 6
+    # down to the task: tool runs, their steps, containers, resources, orchestration by the engine
+    organize = [graph[m["@id"]] for m in root["mentions"] if graph[m["@id"]]["@type"] == "OrganizeAction"]
+    assert len(organize) == 6  # one per run
+    engines = {graph[o["instrument"]["@id"]]["name"] for o in organize}
+    assert engines == {"AWS HealthOmics WDL engine", "AWS HealthOmics Nextflow engine"}
+    assert graph[next(o for o in organize if "Nextflow" in graph[o["instrument"]["@id"]]["name"])["instrument"]["@id"]][
+        "version"] == "23.10.1"
+    controls = [graph[c["@id"]] for o in organize for c in o["object"]]
+    tasks = [graph[c["object"]["@id"]] for c in controls]
+    assert all(graph[c["instrument"]["@id"]]["@type"] == "HowToStep" for c in controls)
+    task = next(t for t in tasks if t["name"].startswith("task STAR_ALIGN"))
+    image = graph[task["containerImage"]["@id"]]
+    assert image["additionalType"]["@id"] == "https://w3id.org/ro/terms/workflow-run#DockerImage"
+    assert image["registry"] == "111122223333.dkr.ecr.us-west-2.amazonaws.com" and image["name"] == "star"
+    assert image["tag"] == "2.7.10b" and len(image["sha256"]) == 64
+    usage = {graph[u["@id"]]["propertyID"]: graph[u["@id"]] for u in task["resourceUsage"]}
+    assert usage["cpus"]["value"] == "16" and usage["memory"]["unitCode"]["@id"].endswith("#GiB")
+    cache_hits = [t for t in tasks if any(graph[p["@id"]]["name"] == "cacheHit" and graph[p["@id"]]["value"] == "true"
+                                          for p in t.get("additionalProperty", []))]
+    assert cache_hits  # SEED_3 ran with CACHE_ALWAYS
+    scrnaseq = next(w for w in graph.values() if w.get("name") == "nf-core-scrnaseq" and "HowTo" in w["@type"])
+    assert {graph[t["@id"]]["name"] for t in scrnaseq["hasPart"]} == {"FASTQC", "STAR_ALIGN", "MULTIQC"}
     workflows = [e for e in graph.values() if "ComputationalWorkflow" in e["@type"]]
     assert sorted(w["name"] for w in workflows) == ["cram-to-bam", "nf-core-scrnaseq", "shared-example"]
     for action in actions:
-        instrument = action["instrument"][0]["@id"] if isinstance(action["instrument"], list) \
-            else action["instrument"]["@id"]
+        instrument = action["instrument"]["@id"]  # the one executed workflow (runcrate reads no list)
         assert instrument in {w["@id"] for w in workflows}
         assert (out / instrument).is_file()
     main = graph[root["mainEntity"]["@id"]]
-    assert set(main["@type"]) == {"File", "SoftwareSourceCode", "ComputationalWorkflow"}
+    assert set(main["@type"]) == {"File", "SoftwareSourceCode", "ComputationalWorkflow", "HowTo"}
     assert main["identifier"][0].startswith("arn:aws:omics:") and "sha256" not in main
     digest = graph[main["identifier"][1]["@id"]]
     assert digest["propertyID"] == "AWS HealthOmics workflow digest" and digest["value"].startswith("sha256:")
@@ -155,7 +178,8 @@ def test_prov_json_validates_and_round_trips(seeded):
     text = out.read_text()
     assert validate.prov_json_errors(text) == []
     document = prov.read(out, format="json")
-    assert len([r for r in document.get_records() if r.get_type().localpart == "Activity"]) == 4
+    activities = [r for r in document.get_records() if r.get_type().localpart == "Activity"]
+    assert len([a for a in activities if "runlog:HealthOmicsRun" in map(str, a.get_asserted_types())]) == 4
     assert "wasInformedBy" in json.loads(text)
     assert validate.prov_json_errors(text.replace('"activity"', '"activity_typo"'))
     provn = seeded["home"] / "runs.provn"
@@ -253,3 +277,128 @@ def test_export_without_a_licence_warns_and_stays_valid(seeded, tmp_path):
     assert "valid:" in result.stdout
     root = {e["@id"]: e for e in json.loads((out / "ro-crate-metadata.json").read_text())["@graph"]}["./"]
     assert root["license"].startswith("No licence was stated")
+
+
+# --- what comes from records stays text; the target is never followed (docs/export.md) -------
+
+HOSTILE_NAME = "<script>alert(1)</script> [x](javascript:alert(1)) *b* #"
+HOSTILE_PARAMETERS = {
+    "note": "a\n\n# Heading\n\n<img src=x onerror=alert(1)>\n- item",
+    "ticks": "a``b`",
+    "formula": '=HYPERLINK("http://evil.example","x")',
+    "at": "@SUM(A1:A2)",
+    "plus": "+1+1",
+    "minus": "-2+3",
+    "negative": -5,
+    "tab": "\t=1",
+    "cr": "\r=1",
+    "nul": "a\u0000b\u001b[2J\u202egnp.exe",
+}
+
+
+@pytest.fixture
+def hostile(aws_env, ledger_path, git_repo, run_cli):
+    result = run_cli("submit", "--workflow-id", "7206765", "--role-arn", "arn:aws:iam::123456789012:role/R",
+                     "--output-uri", "s3://out/x/", "--name", HOSTILE_NAME, "--no-check", "--parameters",
+                     json.dumps({"input": "s3://bucket/in.csv", "protocol": HOSTILE_PARAMETERS}))
+    assert result.exit_code == 0, result.output
+    return run_cli
+
+
+def test_methods_markdown_keeps_record_text_as_text(hostile, tmp_path):
+    from markdown_it import MarkdownIt
+
+    out = tmp_path / "methods"
+    result = hostile("export", "@1", "-f", "methods", "-o", out, "--title", 'T "q"\n\u0000x')
+    assert result.exit_code == 0, result.output
+    text = (out / "methods.md").read_text(encoding="utf-8")
+    parser = MarkdownIt("commonmark").enable(["table", "strikethrough"])
+    tokens = parser.parse(text)
+    headings = [(tok.tag, tokens[i + 1].content) for i, tok in enumerate(tokens) if tok.type == "heading_open"]
+    assert [tag for tag, _ in headings] == ["h1", "h2"] and headings[0][1] == "Methods"  # no heading injected
+    (h2,) = [tokens[i + 1] for i, tok in enumerate(tokens) if tok.tag == "h2" and tok.type == "heading_open"]
+    assert [child.type for child in h2.children] == ["text"] * len(h2.children)  # no HTML, link or emphasis
+    assert "".join(child.content for child in h2.children) == HOSTILE_NAME
+    html = parser.render(text)
+    assert "<script" not in html and "<img" not in html and "<a " not in html and "<em>" not in html
+    codes = [child.content for tok in tokens if tok.type == "inline" for child in tok.children or []
+             if child.type == "code_inline"]
+    assert "a\\n\\n# Heading\\n\\n<img src=x onerror=alert(1)>\\n- item" in codes
+    assert "a``b`" in codes and "a\\x00b\\x1b[2J\\u202egnp.exe" in codes
+    assert not any(ch in text for ch in "\x00\x1b\u202e\r")
+    import yaml
+
+    assert yaml.safe_load((out / "CITATION.cff").read_text(encoding="utf-8"))["title"] == 'T "q"\n\u0000x'
+
+
+def test_csv_cells_cannot_be_formulas_or_control_characters(hostile, tmp_path):
+    import csv
+
+    out = tmp_path / "methods"
+    assert hostile("export", "@1", "-f", "methods", "-o", out).exit_code == 0
+    raw = (out / "parameters.csv").read_bytes()
+    assert b"\x00" not in raw and b"\x1b" not in raw and b"\r" not in raw
+    with open(out / "parameters.csv", newline="", encoding="utf-8") as fh:
+        values = {row["parameter"].removeprefix("protocol."): row["value"] for row in csv.DictReader(fh)}
+    assert values["formula"] == "'" + HOSTILE_PARAMETERS["formula"]
+    assert values["at"] == "'@SUM(A1:A2)" and values["plus"] == "'+1+1" and values["minus"] == "'-2+3"
+    assert values["negative"] == "-5"  # a plain number is no formula
+    assert values["tab"] == "'\\t=1" and values["cr"] == "'\\r=1"
+    assert values["nul"] == "a\\x00b\\x1b[2J\\u202egnp.exe"
+    assert values["note"].startswith("a\\n\\n# Heading")
+    for name in ("data.csv", "software.csv"):
+        with open(out / name, newline="", encoding="utf-8") as fh:
+            for row in csv.reader(fh):
+                assert not any(cell.startswith(("=", "+", "@", "\t", "\r")) for cell in row), row
+
+
+def test_force_onto_a_symlink_is_refused_and_nothing_outside_is_touched(seeded, tmp_path):
+    run = seeded["run"]
+    real = tmp_path / "real"
+    real.mkdir()
+    (real / "keep.txt").write_text("keep me")
+    link = tmp_path / "crate"
+    link.symlink_to(real, target_is_directory=True)
+    for args in (("-f", "methods"), ("-f", "ro-crate", "--license", "MIT")):
+        result = run("export", "@2", *args, "-o", link, "--force")
+        assert result.exit_code == 2, result.output
+        (line,) = result.stderr.splitlines()
+        assert line == (f"runlog: error: {link} is a symbolic link: runlog does not write through links; "
+                        f"give -o the real path ({real}) or another one")
+    file_link = tmp_path / "run.bco.json"
+    file_link.symlink_to(real / "keep.txt")
+    assert run("export", "@2", "-f", "bco", "-o", file_link, "--force").exit_code == 2
+    assert [p.name for p in real.iterdir()] == ["keep.txt"] and (real / "keep.txt").read_text() == "keep me"
+    assert link.is_symlink() and file_link.is_symlink()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["crate", "real", "run.bco.json"]  # no staging left
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux /proc")
+def test_export_into_proc_is_one_line_exit_2(seeded):
+    result = seeded["run"]("export", "@2", "-f", "bco", "-o", "/proc/x.json")
+    assert result.exit_code == 2
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("runlog: error: cannot write /proc/x.json: cannot create files in /proc")
+    assert not os.path.exists("/proc/x.json")
+
+
+def test_force_replaces_only_files_and_directories_it_may_delete(seeded, tmp_path, monkeypatch):
+    run = seeded["run"]
+    fifo = tmp_path / "pipe.json"
+    os.mkfifo(fifo)
+    result = run("export", "@2", "-f", "bco", "-o", fifo, "--force")
+    assert result.exit_code == 2 and "is not a regular file or directory" in result.stderr
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    here = tmp_path / "work"
+    here.mkdir()
+    (here / "analysis.txt").write_text("mine")
+    monkeypatch.chdir(here)
+    for target in (".", str(tmp_path)):
+        result = run("export", "@2", "-f", "methods", "-o", target, "--force")
+        assert result.exit_code == 2 and "contains the current directory" in result.stderr
+    assert (here / "analysis.txt").read_text() == "mine"
+    previous = tmp_path / "previous"
+    assert run("export", "@2", "-f", "methods", "-o", previous).exit_code == 0
+    (previous / "extra").symlink_to(here, target_is_directory=True)  # a link inside is removed, not followed
+    assert run("export", "@2", "-f", "methods", "-o", previous, "--force").exit_code == 0
+    assert "extra" not in [p.name for p in previous.iterdir()] and (here / "analysis.txt").exists()

@@ -24,7 +24,8 @@ FORMATS = ["ro-crate", "bco", "prov-json", "prov-n", "methods", "all"]
 @click.option("--usability", help="The BioCompute Object's usability statement (default: usability in the config).")
 @click.option("--title", help="Title of the crate and of CITATION.cff.")
 @click.option("--runs-only", is_flag=True, help="Refuse failed attempts instead of exporting them as NOT_RUN.")
-@click.option("--force", is_flag=True, help="Replace an existing output.")
+@click.option("--force", is_flag=True, help="Replace an existing output (a file or a directory; an output that "
+              "is a symbolic link is refused, never followed).")
 @click.option("--validate", is_flag=True, help="Check what was written with each standard's validator or schema.")
 @click.option("--json", "as_json", is_flag=True, help="Print the files written (and verdicts) as JSON.")
 @click.pass_context
@@ -100,7 +101,8 @@ def check(target: Path, fmt: str) -> list[tuple[str, list[str] | None]]:
             verdicts.append((f"{crate} (the RO-Crate check needs roc-validator: pip install roc-validator)", None))
         else:
             failures, skipped = report
-            verdicts.append((f"{crate} (Workflow Run Crate 0.5)",
+            verdicts.append((f"{crate} "
+                             f"({validate.PROFILE_NAMES[validate.crate_profile(crate)]})",
                              failures + ([f"{skipped} check(s) skipped"] if skipped else [])))
     candidates = {"bco": [target], "prov-json": [target], "methods": [target / "CITATION.cff"],
                   "all": [base / "bco.json", base / "prov.json", base / "methods" / "CITATION.cff"]}.get(fmt, [])

@@ -7,6 +7,7 @@ import json
 import click
 
 from runlog.cli.common import echo_json, load_config, no_ledger, note, open_ledger, require_ledger, short_time
+from runlog.textsafe import terminal_safe
 
 
 @click.command()
@@ -52,8 +53,9 @@ def log(ctx, limit, same_as, as_json):
     rows = [("RECORD", "CREATED (UTC)", "RUN ID", "STATUS", "WORKFLOW", "NAME", "COMMIT", "RUN UUID")]
     for e in entries:
         name = (e.name or "-") + (f" (replay of {e.replay_of[:8]})" if e.replay_of else "")
-        rows.append((e.address[:12], short_time(e.created), e.run_id or "-", e.status or "-",
-                     e.workflow_id or "-", name, (e.git_commit or "-")[:8], e.run_uuid or "-"))
+        row = (e.address[:12], short_time(e.created), e.run_id or "-", e.status or "-",
+               e.workflow_id or "-", name, (e.git_commit or "-")[:8], e.run_uuid or "-")
+        rows.append(tuple(terminal_safe(cell) for cell in row))  # names come from records, maybe pulled
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]) - 1)]
     for r in rows:
         click.echo("  ".join(str(c).ljust(w) for c, w in zip(r, widths)) + "  " + r[-1])
@@ -121,12 +123,12 @@ def show(ctx, ref, as_json):
     for warning in record.get("warnings", []):
         lines.append(("warning", warning))
     for key, value in lines:
-        click.echo(f"{key:<12} {value}")
+        click.echo(f"{key:<12} {terminal_safe(value)}")
     click.echo("\n" + json.dumps(record, indent=2, ensure_ascii=False, sort_keys=True))
     if observations:
         click.echo("\nobservations:")
         for o in observations:
-            click.echo(f"  {o['observed_at']}  {o['source']:<10} {o['status'] or ''}")
+            click.echo(terminal_safe(f"  {o['observed_at']}  {o['source']:<10} {o['status'] or ''}"))
 
 
 def _lineage_lines(lineage: dict | None) -> list[tuple[str, str]]:

@@ -12,6 +12,7 @@ import click
 from runlog.cli.common import (aws_options, aws_settings, echo_json, load_config, no_ledger, note, open_ledger,
                                require_ledger, warn)
 from runlog.errors import LedgerError, RunlogError, UsageError
+from runlog.textsafe import terminal_safe
 
 RUN_STATUSES = ["PENDING", "STARTING", "RUNNING", "STOPPING", "COMPLETED", "DELETED", "CANCELLED", "FAILED"]
 # A run whose ARN is in the ledger is the recorded run when its creation time matches; for a
@@ -107,18 +108,34 @@ def push(ctx, remote, jobs, quiet, as_json, profile, region):
                    "already there")
 
 
+def _max_object_bytes(config, flag: float | None) -> int:
+    from runlog.safejson import DEFAULT_MAX_BYTES
+
+    mib = flag if flag is not None else config.get("max_object_mib")
+    if mib is None:
+        return DEFAULT_MAX_BYTES
+    if not 0 < mib <= 4096:
+        source = "--max-object-mib" if flag is not None else f"max_object_mib in {config.sources.get('max_object_mib')}"
+        raise UsageError(f"{source} must be more than 0 and at most 4096 (MiB), got {mib!r}")
+    return int(mib * 1024 * 1024)
+
+
 @click.command()
 @transfer_options
+@click.option("--max-object-mib", type=float, metavar="MIB",
+              help="Refuse objects larger than this many MiB (default 16, or max_object_mib in the config).")
 @click.pass_context
-def pull(ctx, remote, jobs, quiet, as_json, profile, region):
+def pull(ctx, remote, jobs, quiet, as_json, profile, region, max_object_mib):
     """Fetch the records and observations the local ledger lacks from the team ledger in S3.
 
-    Every object is checked before anything enters the ledger: its bytes must hash to the
-    address in its name, be canonical JSON, and (for records) pass the record schema. Objects
-    that fail (tampered, truncated, not a record) are named on stderr and left out, the good
-    ones are imported, and the exit status is 1. Pulled records go at the end of the local
-    chain, oldest first; observations keep the time and source they were made with.
-    Attempts pending in other ledgers are listed, not imported.
+    Every object is checked before anything enters the ledger: at most 16 MiB
+    (--max-object-mib), strict UTF-8 JSON nested at most 100 deep, bytes that hash to the
+    address in its name, canonical JSON, and (for records) the record schema and a requestId
+    no other record has. Objects that fail (tampered, truncated, hostile, denied) are named
+    on stderr one per line with the reason and left out, the good ones are imported, and the
+    exit status is 1. Pulled records go at the end of the local chain, oldest first;
+    observations keep the time and source they were made with. Attempts pending in other
+    ledgers are listed, not imported.
 
     \b
     Examples:
@@ -129,22 +146,25 @@ def pull(ctx, remote, jobs, quiet, as_json, profile, region):
 
     config = load_config(ctx)
     target = _remote(config, remote)
+    max_bytes = _max_object_bytes(config, max_object_mib)
     s3 = _s3(config, profile, region, jobs)
-    listing = sync.survey(s3, target, jobs=jobs, doing="pull from", expect_ledger=True)
+    listing = sync.survey(s3, target, jobs=jobs, doing="pull from", expect_ledger=True, max_bytes=max_bytes)
     ledger = open_ledger(config, create=True)
     with ledger:
-        result = sync.pull(ledger, s3, target, jobs=jobs, progress=_progress(quiet), listing=listing)
+        result = sync.pull(ledger, s3, target, jobs=jobs, progress=_progress(quiet), listing=listing,
+                           max_bytes=max_bytes)
     if as_json:
         echo_json(result.as_dict())
     else:
         for key, why in result.refused:
-            note(f"refused s3://{target.bucket}/{key}: {why}")
+            note(terminal_safe(f"refused s3://{target.bucket}/{key}: {why}"))
         if not quiet:
-            click.echo(f"{target}: received {result.records_received} record(s) and "
+            click.echo(f"{terminal_safe(target)}: received {result.records_received} record(s) and "
                        f"{result.observations_received} observation(s); {result.records_present} record(s) "
                        f"were already here; refused {len(result.refused)} object(s)")
         if result.remote_pending and not quiet:
-            shown = ", ".join(result.remote_pending[:3]) + ("…" if len(result.remote_pending) > 3 else "")
+            shown = terminal_safe(", ".join(result.remote_pending[:3]) + ("…" if len(result.remote_pending) > 3
+                                                                           else ""))
             note(f"{len(result.remote_pending)} attempt(s) pending in other ledgers ({shown}): their records "
                  "arrive once those ledgers run `runlog recover` and push")
     if result.refused:
@@ -266,7 +286,8 @@ def import_(ctx, since, status, run_group_id, jobs, quiet, as_json, profile, reg
         echo_json({"listed": len(items), "imported": imported, "skipped": skipped})
     elif not quiet:
         for item in imported:
-            click.echo(f"imported run {item['run_id']} ({item['status']}) as record {item['record'][:12]}")
+            click.echo(terminal_safe(f"imported run {item['run_id']} ({item['status']}) as record "
+                                     f"{item['record'][:12]}"))
         click.echo(f"{len(imported)} run(s) imported, {skipped} already in the ledger")
 
 
@@ -335,11 +356,12 @@ def refresh(ctx, refs, every, active, as_json, profile, region, endpoint_url):
     else:
         for change in changes:
             if "error" in change:
-                click.echo(f"run {change['run_id'] or '-'} (record {change['record'][:12]}): {change['error']}")
+                line = f"run {change['run_id'] or '-'} (record {change['record'][:12]}): {change['error']}"
             elif change["old"] != change["new"]:
-                click.echo(f"run {change['run_id']}: {change['old']} -> {change['new']}")
+                line = f"run {change['run_id']}: {change['old']} -> {change['new']}"
             else:
-                click.echo(f"run {change['run_id']}: {change['new']} (unchanged)")
+                line = f"run {change['run_id']}: {change['new']} (unchanged)"
+            click.echo(terminal_safe(line))
         if not changes:
             note("no unfinished runs to refresh" if not every else "no recorded runs to refresh")
     if failed:

@@ -5,14 +5,16 @@ from __future__ import annotations
 import csv
 import io
 
+from runlog.export.escape import csv_cell, markdown, yaml_string
 from runlog.export.terms import RunFacts, published, value_text
 
 
 def _csv(header: list[str], rows: list[list]) -> str:
+    """CSV with every cell from a record neutralised (runlog.export.escape.csv_cell)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(header)
-    writer.writerows(rows)
+    writer.writerows([csv_cell(cell) for cell in row] for row in rows)
     return out.getvalue()
 
 
@@ -48,50 +50,55 @@ def _software_rows(runs: list[RunFacts]) -> list[list]:
 
 
 def _methods(runs: list[RunFacts]) -> str:
+    """methods.md. Everything taken from a record goes through `md` (text) or `code` (an inline
+    code span), so a name or value cannot add headings, HTML, links or paragraphs."""
+    def md(value) -> str:
+        return markdown(str(value))
+
+    def code(value) -> str:
+        return markdown(str(value), code=True)
+
     lines = ["# Methods", ""]
     for run in runs:
         wf = run.workflow
-        engine = wf.get("language") or "its workflow engine"
+        engine = md(wf.get("language")) if wf.get("language") else "its workflow engine"
         if wf.get("engine_version"):
-            engine += f" {wf['engine_version']}"
-        when = f"between {run.start} and {run.end}" if run.start and run.end else f"on {run.created[:10]}"
-        subject = f"The {wf['name']} workflow" if not wf["name"].startswith("workflow") else "The workflow"
-        text = (f"{subject} (AWS HealthOmics workflow {wf.get('id') or 'not recorded'}"
-                + (f", version {wf['version']}" if wf.get("version") else "")
-                + (f", definition digest {wf['digest']}" if wf.get("digest") else "")
+            engine += f" {md(wf['engine_version'])}"
+        when = (f"between {md(run.start)} and {md(run.end)}" if run.start and run.end
+                else f"on {md(run.created[:10])}")
+        subject = f"The {md(wf['name'])} workflow" if not wf["name"].startswith("workflow") else "The workflow"
+        text = (f"{subject} (AWS HealthOmics workflow {md(wf.get('id') or 'not recorded')}"
+                + (f", version {md(wf['version'])}" if wf.get("version") else "")
+                + (f", definition digest {md(wf['digest'])}" if wf.get("digest") else "")
                 + f") was run with {engine} on AWS HealthOmics {when} "
-                + (f"as run {run.run_id} (uuid {run.run_uuid}; final status {run.status})."
+                + (f"as run {md(run.run_id)} (uuid {md(run.run_uuid)}; final status {md(run.status)})."
                    if run.ran else "but the service rejected the request; it never ran."))
-        lines += [f"## {run.label}", "", text, ""]
+        lines += [f"## {md(run.label)}", "", text, ""]
         if run.failure_reason:
-            lines += [f"The run failed: {run.failure_reason}.", ""]
+            lines += [f"The run failed: {md(run.failure_reason)}.", ""]
         if run.leaves:
             lines += ["All parameters as submitted (the workflow's defaults are not known to runlog, so every "
                       "value given is listed):", ""]
-            lines += [f"- `{path}` = `{value_text(value)}`" for path, value in run.leaves]
+            lines += [f"- {code(path)} = {code(value_text(value))}" for path, value in run.leaves]
             lines.append("")
         if run.inputs:
             lines += ["Inputs and their identities at submission:", ""]
             for inp in run.inputs:
-                extra = ", ".join(f"{k} {v}" for k, v in (("checksum", inp.checksum),
-                                                          ("version", inp.identity.get("version_id"))) if v)
-                lines.append(f"- `{inp.uri}` ({inp.path}{'; ' + extra if extra else ''})")
+                extra = ", ".join(f"{k} {md(v)}" for k, v in (("checksum", inp.checksum),
+                                                              ("version", inp.identity.get("version_id"))) if v)
+                lines.append(f"- {code(inp.uri)} ({md(inp.path)}{'; ' + extra if extra else ''})")
             lines.append("")
         git = run.git
         if git.get("commit"):
-            lines += [f"The analysis code was at commit {git['commit']}"
-                      + (f" of {git['remote']}" if git.get("remote") else "")
+            lines += [f"The analysis code was at commit {md(git['commit'])}"
+                      + (f" of {md(git['remote'])}" if git.get("remote") else "")
                       + (" with uncommitted changes (their SHA-256 digest is in the record)"
                          if git.get("state") == "dirty" else "") + ".", ""]
-        lines += [f"Provenance was recorded with runlog {run.runlog_version} (record {run.address}). "
-                  f"The run can be repeated with `runlog replay {run.run_id or run.address[:12]}`.", ""]
+        lines += [f"Provenance was recorded with runlog {md(run.runlog_version)} (record {md(run.address)}). "
+                  f"The run can be repeated with {code('runlog replay ' + (run.run_id or run.address[:12]))}.", ""]
     lines += ["Files: `parameters.csv` (every parameter), `software.csv` (workflow, engine, containers), "
               "`data.csv` (inputs and outputs with checksums), `CITATION.cff`.", ""]
     return "\n".join(lines)
-
-
-def _quote(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _citation(runs: list[RunFacts], title: str | None) -> str:
@@ -99,7 +106,7 @@ def _citation(runs: list[RunFacts], title: str | None) -> str:
     lines = [
         "cff-version: 1.2.0",
         "message: If you use these results, please cite them using these metadata.",
-        f"title: {_quote(title or 'AWS HealthOmics runs of ' + ', '.join(names))}",
+        f"title: {yaml_string(title or 'AWS HealthOmics runs of ' + ', '.join(names))}",
         "type: dataset",
         "authors:",
         "  - name: \"Fill in the authors\"",
@@ -111,10 +118,10 @@ def _citation(runs: list[RunFacts], title: str | None) -> str:
     ]
     for run in runs:
         if run.run_uuid:
-            lines += ["  - type: other", f"    value: {_quote('urn:uuid:' + run.run_uuid)}",
-                      f"    description: {_quote('HealthOmics run ' + (run.run_id or ''))}"]
+            lines += ["  - type: other", f"    value: {yaml_string('urn:uuid:' + run.run_uuid)}",
+                      f"    description: {yaml_string('HealthOmics run ' + (run.run_id or ''))}"]
     if not any(r.run_uuid for r in runs):
-        lines += ["  - type: other", f"    value: {_quote('runlog:' + runs[0].address)}"]
+        lines += ["  - type: other", f"    value: {yaml_string('runlog:' + runs[0].address)}"]
     return "\n".join(lines) + "\n"
 
 

@@ -120,7 +120,7 @@ def build(runs: list[RunFacts], *, license: str | None, title: str | None = None
     for run in runs:
         key = run.workflow["arn"] or f"urn:runlog:workflow-of:{run.address}"
         if key not in workflows:
-            workflows[key] = _workflow(crate, run, key, main=not workflows, runs=runs)
+            workflows[key] = _workflow(crate, run, key, main=not workflows, runs=runs, steps=provenance)
     repositories = {}
     actions, organized = [], []
     for run in runs:
@@ -166,7 +166,7 @@ def _format(path: str) -> str:
             "provn": "text/provenance-notation"}.get(path.rsplit(".", 1)[-1], "application/octet-stream")
 
 
-def _workflow(crate, run: RunFacts, ident: str, *, main: bool, runs: list[RunFacts]):
+def _workflow(crate, run: RunFacts, ident: str, *, main: bool, runs: list[RunFacts], steps: bool = False):
     """The workflow as a data entity. Its definition lives in HealthOmics, so the crate carries
     the workflow's registration (ARN, HealthOmics digest, engine, version, parameters) as a
     small JSON file, `workflows/<id>.json`, whose `identifier` and `sameAs` are the workflow
@@ -177,7 +177,8 @@ def _workflow(crate, run: RunFacts, ident: str, *, main: bool, runs: list[RunFac
     from rocrate.model import ContextEntity
 
     wf = run.workflow
-    properties = {"@type": ["File", "SoftwareSourceCode", "ComputationalWorkflow"], "name": wf["name"],
+    types = ["File", "SoftwareSourceCode", "ComputationalWorkflow"] + (["HowTo"] if steps else [])
+    properties = {"@type": types, "name": wf["name"],
                   "encodingFormat": "application/json",
                   "description": "The workflow's registration in AWS HealthOmics (ARN, digest, engine, version): "
                                  "HealthOmics holds the definition itself."}
@@ -375,9 +376,6 @@ def _tasks(crate, run: RunFacts, workflow, run_action):
     from rocrate.model import ContextEntity
 
     controls = []
-    types = workflow.type if isinstance(workflow.type, list) else [workflow.type]
-    if "HowTo" not in types:
-        workflow["@type"] = types + ["HowTo"]
     for task in sorted(run.tasks, key=lambda t: (t.get("creationTime") or "", t["taskId"])):
         name = task.get("name") or task["taskId"]
         base = re.sub(r"[^A-Za-z0-9._-]+", "-", name)

@@ -1,14 +1,22 @@
 """Writing exports: each format to its place, atomically (a staging directory beside the
-target, renamed into place), never over an existing output without `force`."""
+target, renamed into place), never over an existing output without `force`.
+
+The target itself is never followed: a symlink there is refused, with or without `force`
+(the directories above it are resolved as the system does: you chose that path). `force`
+replaces only a regular file or a directory, never a device, FIFO or socket, and never a
+directory that contains the current directory. Nothing is written outside the target but
+the staging directory beside it, which is removed whatever happens."""
 
 from __future__ import annotations
 
 import json
 import os
 import shutil
+import stat
 import tempfile
 from pathlib import Path
 
+from runlog.config import printable
 from runlog.errors import UsageError
 from runlog.export.terms import RunFacts
 
@@ -56,14 +64,18 @@ def export(runs: list[RunFacts], fmt: str, target: Path, *, force: bool = False,
            publisher: dict | None = None) -> list[Path]:
     """Write `fmt` to `target`; returns the files written."""
     target = target.expanduser()
-    if target.exists() and not force:
-        raise UsageError(f"{target} exists: give --force to replace it, or another -o")
+    shown = printable(target)
+    existing = _existing(target, force)
     parent = target.parent if str(target.parent) else Path(".")
     if not parent.is_dir():
-        raise UsageError(f"cannot write {target}: directory {parent} does not exist")
+        raise UsageError(f"cannot write {shown}: directory {printable(parent)} does not exist")
     if not os.access(parent, os.W_OK):
-        raise UsageError(f"cannot write {target}: directory {parent} is not writable")
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=parent))
+        raise UsageError(f"cannot write {shown}: directory {printable(parent)} is not writable")
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=parent))
+    except OSError as exc:
+        raise UsageError(f"cannot write {shown}: cannot create files in {printable(parent)} "
+                         f"({exc.strerror or exc}); give -o a path in an ordinary directory") from None
     try:
         built = staging / target.name
         if fmt in FILE_FORMATS:
@@ -85,12 +97,41 @@ def export(runs: list[RunFacts], fmt: str, target: Path, *, force: bool = False,
                        publisher=publisher)
         else:
             raise UsageError(f"unknown format {fmt!r}")
-        if target.exists():
-            shutil.rmtree(target) if target.is_dir() else target.unlink()
+        now = _existing(target, force) if existing is not None else None  # again: it may be a link by now
+        if now is not None and stat.S_ISDIR(now.st_mode):
+            shutil.rmtree(target)  # removes links inside, never what they point to
+        elif now is not None:
+            target.unlink()
         os.replace(built, target)
+    except OSError as exc:
+        raise UsageError(f"cannot write {shown}: {exc.strerror or exc}") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return sorted(p for p in ([target] if target.is_file() else target.rglob("*")) if p.is_file())
+
+
+def _existing(target: Path, force: bool) -> os.stat_result | None:
+    """What is at `target` now (not following a link), if anything; refuses what may not be replaced."""
+    shown = printable(target)
+    try:
+        info = os.lstat(target)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise UsageError(f"cannot write {shown}: {exc.strerror}") from None
+    if stat.S_ISLNK(info.st_mode):
+        raise UsageError(f"{shown} is a symbolic link: runlog does not write through links; "
+                         f"give -o the real path ({printable(os.path.realpath(target))}) or another one")
+    if not force:
+        raise UsageError(f"{shown} exists: give --force to replace it, or another -o")
+    if stat.S_ISDIR(info.st_mode):
+        here = Path.cwd().resolve()
+        if here == target.resolve() or target.resolve() in here.parents:
+            raise UsageError(f"{shown} contains the current directory: --force would delete it; give another -o")
+        return info
+    if stat.S_ISREG(info.st_mode):
+        return info
+    raise UsageError(f"{shown} is not a regular file or directory: --force replaces only those; give another -o")
 
 
 CONFORMS = {

@@ -1,0 +1,31 @@
+"""Text from elsewhere (S3 keys, run names, request ids) made safe to print on a terminal.
+
+A name in a shared bucket or a record can hold ESC sequences (`\\x1b[2J` clears the screen),
+newlines or carriage returns (which forge extra output lines), C1 controls, or Unicode
+format characters that reorder what is shown (bidi overrides). `terminal_safe` writes each
+of them as a visible escape instead (`\\x1b`, `\\n`, `\\u202e`), so what is printed is one
+line that says exactly which characters the name holds."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+# C0 controls, DEL, C1 controls, zero-width and bidi formatting characters, line and paragraph
+# separators, the byte order mark, and lone surrogates.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff\ud800-\udfff]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape(match: re.Match) -> str:
+    char = match.group()
+    if char in _NAMED:
+        return _NAMED[char]
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def terminal_safe(text: Any) -> str:
+    """`text` as a string with every control or formatting character written as an escape."""
+    text = text if isinstance(text, str) else str(text)
+    return _UNSAFE.sub(_escape, text)
