@@ -192,8 +192,17 @@ def test_methods_bundle(seeded):
     result = seeded["run"]("export", seeded["ids"][0], seeded["ids"][2], "-f", "methods", "-o", out, "--validate")
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in out.iterdir()) == ["CITATION.cff", "data.csv", "methods.md", "parameters.csv",
-                                                     "software.csv"]
+                                                     "settings.csv", "software.csv", "tasks.csv"]
     methods = (out / "methods.md").read_text()
+    paragraph = methods.split("\n\n")[1]  # the one paragraph for the paper, before the per-run detail
+    assert "The nf-core-scrnaseq workflow, AWS HealthOmics workflow 7206765 with definition digest" in paragraph
+    assert "was run with Nextflow 23.10.1 on AWS HealthOmics in us-west-2: 1 run(s) (1 COMPLETED" in paragraph
+    assert "Its 3 task(s) ran in 3 container image(s)" in paragraph
+    assert "Call caching was enabled for 1 run(s) (run cache 1234567, CACHE\\_ALWAYS): 1 of 3 task(s) reused " \
+           "cached results." in paragraph
+    assert ",setting,cacheBehavior,CACHE_ALWAYS" in (out / "settings.csv").read_text()
+    tasks_csv = (out / "tasks.csv").read_text()
+    assert ",FASTQC,COMPLETED," in tasks_csv and ",true," in tasks_csv and "sha256:" in tasks_csv
     assert "cram-to-bam" in methods and "nf-core-scrnaseq" in methods and "runlog replay" in methods
     assert "Nextflow 23.10.1" in methods and "sha256:" in methods
     assert "protocol,10XV3" in (out / "parameters.csv").read_text()

@@ -42,7 +42,8 @@ def render(runs: list[RunFacts], fmt: str, *, usability=None, license=None, titl
     if fmt == "methods":
         from runlog.export.methods import files
 
-        return {f"methods/{name}": text for name, text in files(runs, title=title).items()}
+        return {f"methods/{name}": text
+                for name, text in files(runs, title=title, authors=list(authors), license=license).items()}
     raise UsageError(f"unknown format {fmt!r}")
 
 
@@ -83,7 +84,7 @@ def export(runs: list[RunFacts], fmt: str, target: Path, *, force: bool = False,
             built.write_text(text, encoding="utf-8")
         elif fmt == "methods":
             built.mkdir()
-            for name, text in render(runs, fmt, title=title).items():
+            for name, text in render(runs, fmt, title=title, authors=authors, license=license).items():
                 (built / Path(name).name).write_text(text, encoding="utf-8")
         elif fmt == "ro-crate":
             from runlog.export import rocrate
@@ -141,7 +142,9 @@ CONFORMS = {
     "methods/methods.md": ("Methods paragraph", None),
     "methods/parameters.csv": ("Every parameter of every run", None),
     "methods/software.csv": ("Workflows, engines and containers", None),
-    "methods/data.csv": ("Inputs and outputs with checksums", None),
+    "methods/data.csv": ("Inputs and outputs with their identities", None),
+    "methods/settings.csv": ("Settings that change results, replay overrides, accepted drift", None),
+    "methods/tasks.csv": ("Every task HealthOmics reported", None),
     "methods/CITATION.cff": ("Citation metadata", "https://citation-file-format.github.io/1.2.0/"),
 }
 
