@@ -69,14 +69,14 @@ def _language(crate, name: str | None):
     return crate.add(ComputerLanguage(crate, ident, properties=properties))
 
 
-def _person(crate, person: dict, index: int, role: str):
+def _person(crate, person: dict, index: int, role: str, kind: str = "Person"):
     from rocrate.model import ContextEntity
 
     ident = person.get("id") or f"#{role}-{index}"
     found = crate.get(ident)
     if found is not None:
         return found
-    return crate.add(ContextEntity(crate, ident, properties={"@type": "Person", "name": person["name"]}))
+    return crate.add(ContextEntity(crate, ident, properties={"@type": kind, "name": person["name"]}))
 
 
 def build(runs: list[RunFacts], *, license: str | None, title: str | None = None, description: str | None = None,
@@ -113,7 +113,7 @@ def build(runs: list[RunFacts], *, license: str | None, title: str | None = None
     if authors:
         root["author"] = [_person(crate, a, n, "author") for n, a in enumerate(authors, start=1)]
     if publisher:
-        root["publisher"] = _person(crate, publisher, 1, "publisher")
+        root["publisher"] = _person(crate, publisher, 1, "publisher", "Organization")
     ids = input_ids(runs)
     provenance = PROVENANCE in met
     workflows = {}
@@ -127,7 +127,7 @@ def build(runs: list[RunFacts], *, license: str | None, title: str | None = None
         workflow = workflows[run.workflow["arn"] or f"urn:runlog:workflow-of:{run.address}"]
         actions.append(_action(crate, run, workflow, repositories, ids))
         if provenance and run.ran:
-            organized.append(_tasks(crate, run, workflow, actions[-1]))
+            organized.extend(_tasks(crate, run, workflow, actions[-1]))
     by_address = {run.address: action for run, action in zip(runs, actions)}
     for run, action in zip(runs, actions):
         if run.replay_of in by_address:
@@ -159,6 +159,18 @@ def _readme(runs: list[RunFacts], name: str, licence: str | None) -> str:
                      + (f", run {run.run_id}" if run.run_id else "") + f", status {run.status}"
                      + ("" if run.finished else " at export time (not finished)"))
     return "\n".join(lines) + "\n"
+
+
+MEDIA_TYPES = {"csv": "text/csv", "tsv": "text/tab-separated-values", "json": "application/json",
+               "txt": "text/plain", "gz": "application/gzip", "zip": "application/zip", "yaml": "application/x-yaml",
+               "yml": "application/x-yaml", "html": "text/html", "pdf": "application/pdf"}
+
+
+def _remote_format(uri: str) -> str:
+    """A referenced file's media type from its name where one is registered, else
+    application/octet-stream (bytes of a format IANA has no type for: CRAM, FASTA, ...)."""
+    name = uri.split("?", 1)[0].split("#", 1)[0].rsplit("/", 1)[-1]
+    return MEDIA_TYPES.get(name.rsplit(".", 1)[-1].lower() if "." in name else "", "application/octet-stream")
 
 
 def _format(path: str) -> str:
@@ -228,7 +240,6 @@ def _engine(crate, run: RunFacts):
     properties = {"@type": "SoftwareApplication", "name": name, "url": {"@id": "https://aws.amazon.com/healthomics/"}}
     if version:
         properties["version"] = version
-        properties["softwareVersion"] = version
     return crate.get(ident) or crate.add(ContextEntity(crate, ident, properties=properties))
 
 
@@ -294,6 +305,8 @@ def _action(crate, run: RunFacts, workflow, repositories: dict, ids: dict):
             properties["identifier"] = checksums
         if ident != inp.uri:
             properties["sameAs"] = {"@id": inp.uri}
+        if not inp.is_prefix:
+            properties["encodingFormat"] = _remote_format(inp.uri)
         existing = crate.get(ident)
         if existing is not None:
             objects.append(existing)
@@ -365,8 +378,9 @@ def _action(crate, run: RunFacts, workflow, repositories: dict, ids: dict):
 
 TASK_STATUS = {"COMPLETED": "http://schema.org/CompletedActionStatus", "FAILED": "http://schema.org/FailedActionStatus",
                "CANCELLED": "http://schema.org/FailedActionStatus"}
-RESOURCES = (("cpus", "cpus", None), ("memory", "memory", "https://w3id.org/ro/terms/units#GiB"),
-             ("gpus", "gpus", None))
+# HealthOmics reports cpus and gpus as counts and memory in GiB (QUDT units)
+RESOURCES = (("cpus", "cpus", "http://qudt.org/vocab/unit/NUM"), ("memory", "memory", "http://qudt.org/vocab/unit/GibiBYTE"),
+             ("gpus", "gpus", "http://qudt.org/vocab/unit/NUM"))
 
 
 def _tasks(crate, run: RunFacts, workflow, run_action):
@@ -375,7 +389,7 @@ def _tasks(crate, run: RunFacts, workflow, run_action):
     ControlAction linking them, and one OrganizeAction whose instrument is the engine."""
     from rocrate.model import ContextEntity
 
-    controls = []
+    controls, task_actions = [], []
     for task in sorted(run.tasks, key=lambda t: (t.get("creationTime") or "", t["taskId"])):
         name = task.get("name") or task["taskId"]
         base = re.sub(r"[^A-Za-z0-9._-]+", "-", name)
@@ -396,6 +410,11 @@ def _tasks(crate, run: RunFacts, workflow, run_action):
                 properties[key] = task[member]
         if task.get("failureReason"):
             properties["error"] = task["failureReason"]
+        properties["description"] = (f"HealthOmics task {task['taskId']} of run {run.run_id}, status "
+                                     f"{task.get('status')}" + (", served from the run cache" if task.get("cacheHit")
+                                                                else ""))
+        if run_action.get("agent"):
+            properties["agent"] = run_action["agent"]
         image = task.get("imageDetails") or {}
         if image.get("image"):
             properties["containerImage"] = _container(crate, image["image"], image.get("imageDigest"))
@@ -420,11 +439,13 @@ def _tasks(crate, run: RunFacts, workflow, run_action):
             properties["additionalProperty"] = [crate.add(ContextEntity(crate, f"{ident}-{k}", properties={
                 "@type": "PropertyValue", "name": k, "value": v})) for k, v in extra]
         action = crate.add(ContextEntity(crate, ident, properties=properties))
+        task_actions.append(action)
         controls.append(crate.add(ContextEntity(crate, f"{ident}-control", properties={
             "@type": "ControlAction", "name": f"orchestrate {name}", "instrument": step, "object": action})))
-    return crate.add(ContextEntity(crate, f"{run.action_id}#organize", properties={
+    organize = crate.add(ContextEntity(crate, f"{run.action_id}#organize", properties={
         "@type": "OrganizeAction", "name": f"AWS HealthOmics orchestration of run {run.run_id}",
         "instrument": _engine(crate, run), "object": controls, "result": run_action}))
+    return [organize] + task_actions
 
 
 def write(crate, target: Path) -> None:
