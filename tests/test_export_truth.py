@@ -219,3 +219,98 @@ def test_settings_that_change_results_are_in_every_format(ledger_runs):
     text = provn.read_text()
     assert 'runlog:cacheBehavior="CACHE_ALWAYS"' in text and 'runlog:retentionMode="REMOVE"' in text
     assert "runlog:override-storageCapacity" in text and "runlog:acceptedDrift0" in text
+
+
+# --- publishing metadata, checked with the standards' own tools --------------------------------
+
+def checker(name: str) -> str:
+    """An independent checker's executable. runcrate pins prov 1.5 and cffconvert jsonschema 3,
+    both older than runlog needs, so they live in their own environment (`pip install
+    '.[checkers]'` into e.g. .checkers/, see pyproject.toml): RUNLOG_CHECKERS_BIN, else
+    .checkers/bin beside the tests, else PATH."""
+    import os
+    import shutil
+    from pathlib import Path
+
+    for directory in (os.environ.get("RUNLOG_CHECKERS_BIN"), str(Path(__file__).resolve().parent.parent / ".checkers" / "bin")):
+        if directory and (Path(directory) / name).is_file():
+            return str(Path(directory) / name)
+    found = shutil.which(name)
+    if not found:
+        pytest.skip(f"{name} is not installed (pip install '.[checkers]' into .checkers/, see pyproject.toml)")
+    return found
+
+
+AUTHORS = ["Ada Lovelace <https://orcid.org/0000-0002-1825-0097>", "Grace Brewster Hopper"]
+
+
+def test_publishing_metadata_in_every_format(ledger_runs, monkeypatch):
+    import subprocess
+
+    import yaml
+
+    monkeypatch.setenv("RUNLOG_PUBLISHER", "Example Genomics Lab <https://example.org/lab>")
+    first, replay = ledger_runs["first"], ledger_runs["replay"]
+    out = ledger_runs["tmp"] / "all"
+    args = [a for author in AUTHORS for a in ("--author", author)]
+    result = ledger_runs["run"]("export", first.address, replay.address, "-f", "all", "-o", out,
+                                "--license", "CC-BY-4.0", *args, "--validate")
+    assert result.exit_code == 0, result.output
+    graph = _graph(out)
+    root = graph["./"]
+    assert [graph[a["@id"]] for a in root["author"]] == [
+        {"@id": "https://orcid.org/0000-0002-1825-0097", "@type": "Person", "name": "Ada Lovelace"},
+        {"@id": "#author-2", "@type": "Person", "name": "Grace Brewster Hopper"}]
+    assert graph[root["publisher"]["@id"]] == {"@id": "https://example.org/lab", "@type": "Organization",
+                                               "name": "Example Genomics Lab"}
+    assert graph[root["license"]["@id"]]["@type"] == "CreativeWork"
+    assert graph["README.md"]["about"] == {"@id": "./"} and (out / "README.md").read_text().startswith("# ")
+    assert {"@id": "https://w3id.org/workflowhub/workflow-ro-crate/1.0"} in graph["ro-crate-metadata.json"]["conformsTo"]
+    for action in (graph[f"urn:uuid:{first.run_uuid}"], graph[f"urn:uuid:{replay.run_uuid}"]):
+        assert isinstance(action["instrument"], dict)  # the one executed workflow
+    # roc-validator at RECOMMENDED: none of the findings this export can avoid
+    failures, skipped = validate.crate_report(out, ledger_runs["tmp"] / "cache", severity="RECOMMENDED")
+    assert skipped == 0
+    avoidable = ("license", "author", "publisher", "README", "conformsTo", "encodingFormat", "FormalParameter",
+                 "additionalType", "ContainerImage")
+    unknowable = ("affiliation",  # runlog is not told authors' affiliations
+                  "workflow-run-crate-0.5_12.1")  # a parameter given as a path by one run, a URI by another
+    assert not [f for f in failures if any(word in f for word in avoidable)
+                and not any(word in f for word in unknowable)], failures
+    runcrate = subprocess.run([checker("runcrate"), "report", str(out)], capture_output=True, text=True)
+    assert runcrate.returncode == 0, runcrate.stderr
+    assert f"action: urn:uuid:{first.run_uuid}" in runcrate.stdout
+    citation = out / "methods" / "CITATION.cff"
+    cff = subprocess.run([checker("cffconvert"), "--validate", "-i", str(citation)], capture_output=True, text=True)
+    assert cff.returncode == 0, cff.stdout + cff.stderr
+    document = yaml.safe_load(citation.read_text())
+    assert document["authors"][0] == {"family-names": "Lovelace", "given-names": "Ada",
+                                      "orcid": "https://orcid.org/0000-0002-1825-0097"}
+    assert document["license"] == "CC-BY-4.0"
+    assert {r["title"] for r in document["references"]} == {"cram-to-bam", "runlog"}
+    bco = json.loads((out / "bco.json").read_text())
+    assert {"name": "Ada Lovelace", "contribution": ["authoredBy"], "orcid": "https://orcid.org/0000-0002-1825-0097"} \
+        in bco["provenance_domain"]["contributors"]
+    assert validate.bco_errors(bco) == []
+    assert bco["provenance_domain"]["version"] == "1.0"
+    assert bco["extension_domain"][0]["extension_schema"] == \
+        "https://w3id.org/biocompute/extension_domain/1.1.0/scm/scm_extension.json"
+    prov_doc = json.loads((out / "prov.json").read_text())
+    assert prov_doc["agent"]["orcid:0000-0002-1825-0097"]["runlog:name"] == "Ada Lovelace"
+
+
+def test_an_unfinished_run_is_exported_with_a_warning(ledger_runs, tmp_path):
+    from runlog.ledger import Ledger as L
+
+    with L.open(ledger_runs["tmp"] / "ledger.db") as ledger:
+        entry, _ = ledger.add_record(_record("1000009", "0123abcd-3", "v1"))
+        body = {"uuid": entry.run_uuid, "id": entry.run_id, "status": "RUNNING", "startTime": "2026-11-20T10:00:00Z"}
+        ledger.add_observation(entry.address, "GetRun", body, observed_at="2026-11-20T10:05:00Z",
+                               run_uuid=entry.run_uuid, status="RUNNING")
+    out = tmp_path / "crate"
+    result = ledger_runs["run"]("export", entry.address, "-o", out, "--license", "MIT")
+    assert result.exit_code == 0, result.output
+    assert "runlog: warning: run 1000009 was RUNNING when exported (not finished)" in result.stderr
+    action = _graph(out)[f"urn:uuid:{entry.run_uuid}"]
+    assert "status RUNNING at export time" in action["description"]
+    assert action["actionStatus"]["@id"] == "http://schema.org/ActiveActionStatus" and "result" not in action

@@ -52,7 +52,10 @@ def export(ctx, refs, fmt, target, license_, authors, usability, title, runs_onl
     from runlog.export.write import warnings
 
     config = load_config(ctx)
-    given = list(authors) or list(config.get("authors") or [])
+    configured = config.get("authors") or []
+    if isinstance(configured, str):  # RUNLOG_AUTHORS: "A <orcid>; B <orcid>"
+        configured = [part for part in configured.split(";") if part.strip()]
+    given = list(authors) or list(configured)
     if not all(isinstance(a, str) for a in given):
         raise UsageError("authors in the configuration must be strings such as 'Name <https://orcid.org/...>'")
     people = [parse_person(a) for a in given]
