@@ -225,19 +225,19 @@ def test_settings_that_change_results_are_in_every_format(ledger_runs):
 
 def checker(name: str) -> str:
     """An independent checker's executable. runcrate pins prov 1.5 and cffconvert jsonschema 3,
-    both older than runlog needs, so they live in their own environment (`pip install
-    '.[checkers]'` into e.g. .checkers/, see pyproject.toml): RUNLOG_CHECKERS_BIN, else
-    .checkers/bin beside the tests, else PATH."""
+    both older than runlog needs, so they live in their own environment (see pyproject.toml):
+    RUNLOG_CHECKERS_BIN, else .checkers/bin in the project, else PATH."""
     import os
     import shutil
     from pathlib import Path
 
-    for directory in (os.environ.get("RUNLOG_CHECKERS_BIN"), str(Path(__file__).resolve().parent.parent / ".checkers" / "bin")):
+    project = Path(__file__).resolve().parent.parent
+    for directory in (os.environ.get("RUNLOG_CHECKERS_BIN"), str(project / ".checkers" / "bin")):
         if directory and (Path(directory) / name).is_file():
             return str(Path(directory) / name)
     found = shutil.which(name)
     if not found:
-        pytest.skip(f"{name} is not installed (pip install '.[checkers]' into .checkers/, see pyproject.toml)")
+        pytest.skip(f"{name} is not installed (see pyproject.toml: a .checkers environment)")
     return found
 
 
