@@ -314,3 +314,20 @@ def test_an_unfinished_run_is_exported_with_a_warning(ledger_runs, tmp_path):
     action = _graph(out)[f"urn:uuid:{entry.run_uuid}"]
     assert "status RUNNING at export time" in action["description"]
     assert action["actionStatus"]["@id"] == "http://schema.org/ActiveActionStatus" and "result" not in action
+
+
+def test_a_versioned_run_keeps_the_workflow_name_and_version(aws_env, ledger_path, git_repo, run_cli, tmp_path):
+    parameters = {n: f"s3://lab-data/{n}" for n in ("input_cram", "ref_dict", "ref_fasta", "ref_fasta_index")}
+    result = run_cli("submit", "--workflow-id", "1234567", "--workflow-version-name", "v1.1.0", "--role-arn",
+                     "arn:aws:iam::111122223333:role/R", "--output-uri", "s3://out/x/", "--no-check",
+                     "--parameters", json.dumps({**parameters, "sample_name": "S"}))
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "crate"
+    assert run_cli("export", "@1", "-o", out, "--license", "MIT").exit_code == 0
+    graph = _graph(out)
+    workflow = graph[graph["./"]["mainEntity"]["@id"]]
+    assert workflow["name"] == "cram-to-bam" and workflow["version"] == "v1.1.0"
+    assert workflow["identifier"][0].endswith("workflow/1234567/version/v1.1.0")
+    bco_out = tmp_path / "bco.json"
+    assert run_cli("export", "@1", "-f", "bco", "-o", bco_out).exit_code == 0
+    assert json.loads(bco_out.read_text())["provenance_domain"]["name"] == "cram-to-bam"
