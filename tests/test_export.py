@@ -217,14 +217,16 @@ def test_all_formats_in_one_crate_and_exports_are_deterministic(seeded):
         result = seeded["run"]("export", *seeded["ids"][:4], "-f", "all", "-o", out, "--license", "CC-BY-4.0",
                                "--validate")
         assert result.exit_code == 0, result.output
-        assert result.stdout.count("valid:") == 4
+        assert result.stdout.count("valid:") == 7  # the crate, one BCO per run, PROV-JSON, CITATION.cff
+        assert "INVALID" not in result.stdout
     files = sorted(p.relative_to(first) for p in first.rglob("*") if p.is_file())
-    assert [str(p) for p in files if "/" not in str(p)] == ["README.md", "bco.json", "prov.json", "prov.provn",
+    assert [str(p) for p in files if "/" not in str(p)] == ["README.md", "prov.json", "prov.provn",
                                                             "ro-crate-metadata.json"]
+    assert sorted(p.name for p in (first / "bco").iterdir()) == [f"{i}.bco.json" for i in sorted(seeded["ids"][:4])]
     for path in files:
         assert (first / path).read_bytes() == (second / path).read_bytes(), path
     graph = {e["@id"]: e for e in json.loads((first / "ro-crate-metadata.json").read_text())["@graph"]}
-    assert graph["bco.json"]["conformsTo"]["@id"].endswith("2791object.json")
+    assert graph[f"bco/{seeded['ids'][0]}.bco.json"]["conformsTo"]["@id"].endswith("2791object.json")
     assert {"prov.json", "prov.provn", "methods/methods.md", "methods/CITATION.cff"} <= set(graph)
     assert (first / "methods" / "data.csv").is_file()
 

@@ -119,10 +119,14 @@ def test_each_run_points_at_the_input_identity_it_read(ledger_runs):
     assert (f"urn_uuid:{ledger_runs['second'].run_uuid}", "s3:lab-data/sample.bam%3FversionId%3Dv2") in used
     assert len(document["specializationOf"]) == 2
     # BCO
-    bco_out = ledger_runs["tmp"] / "bco.json"
-    assert ledger_runs["run"]("export", *ledger_runs["all"], "-f", "bco", "-o", bco_out).exit_code == 0
-    inputs = {i["uri"]["uri"] for i in json.loads(bco_out.read_text())["io_domain"]["input_subdomain"]}
+    bco_out = ledger_runs["tmp"] / "bcos"
+    result = ledger_runs["run"]("export", *ledger_runs["all"], "-f", "bco", "-o", bco_out, "--validate")
+    assert result.exit_code == 0 and result.stdout.count("valid:") == 5, result.output  # one BCO per run
+    inputs = {i["uri"]["uri"] for p in bco_out.iterdir() for i in json.loads(p.read_text())["io_domain"]["input_subdomain"]}
     assert {BAM + "?versionId=v1", BAM + "?versionId=v2"} <= inputs and BAM not in inputs
+    first_bco = json.loads((bco_out / "1000001.bco.json").read_text())
+    assert [i["uri"]["uri"] for i in first_bco["io_domain"]["input_subdomain"] if i["uri"]["filename"] == "bam"] == \
+        [BAM + "?versionId=v1"]
 
 
 def test_checksums_only_for_real_digests(ledger_runs):
@@ -209,9 +213,10 @@ def test_settings_that_change_results_are_in_every_format(ledger_runs):
     assert replayed["replay override storageCapacity"] == "2400"
     assert replayed["replay override sample_name"] == "NA12878-b"
     assert replayed["accepted drift: git commit"] == f"recorded {'a' * 40}, found {'b' * 40}"
-    bco_out = ledger_runs["tmp"] / "bco.json"
+    bco_out = ledger_runs["tmp"] / "bcos"
     assert ledger_runs["run"]("export", second.address, replay.address, "-f", "bco", "-o", bco_out).exit_code == 0
-    params = {p["param"]: p["value"] for p in json.loads(bco_out.read_text())["parametric_domain"]}
+    params = {p["param"]: p["value"] for path in bco_out.iterdir()
+              for p in json.loads(path.read_text())["parametric_domain"]}
     assert params["StartRun cacheBehavior"] == "CACHE_ALWAYS" and params["StartRun networkingMode"] == "VPC"
     assert params["replay override storageCapacity"] == "2400" and "accepted drift: git commit" in params
     provn = ledger_runs["tmp"] / "prov.provn"
@@ -288,7 +293,7 @@ def test_publishing_metadata_in_every_format(ledger_runs, monkeypatch):
                                       "orcid": "https://orcid.org/0000-0002-1825-0097"}
     assert document["license"] == "CC-BY-4.0"
     assert {r["title"] for r in document["references"]} == {"cram-to-bam", "runlog"}
-    bco = json.loads((out / "bco.json").read_text())
+    bco = json.loads((out / "bco" / f"{first.run_id}.bco.json").read_text())
     assert {"name": "Ada Lovelace", "contribution": ["authoredBy"], "orcid": "https://orcid.org/0000-0002-1825-0097"} \
         in bco["provenance_domain"]["contributors"]
     assert validate.bco_errors(bco) == []
@@ -331,3 +336,25 @@ def test_a_versioned_run_keeps_the_workflow_name_and_version(aws_env, ledger_pat
     bco_out = tmp_path / "bco.json"
     assert run_cli("export", "@1", "-f", "bco", "-o", bco_out).exit_code == 0
     assert json.loads(bco_out.read_text())["provenance_domain"]["name"] == "cram-to-bam"
+
+
+def test_the_crate_reads_as_rdf_with_iri_types(ledger_runs):
+    """Every term of the crate is defined: as RDF (the RO-Crate 1.1 context shipped with
+    runlog, offline), each type is an absolute http(s) IRI, never a literal or a relative IRI."""
+    from pathlib import Path
+
+    import runlog
+
+    out = ledger_runs["tmp"] / "crate"
+    assert ledger_runs["run"]("export", *ledger_runs["all"], "-o", out, "--license", "MIT").exit_code == 0
+    document = json.loads((out / "ro-crate-metadata.json").read_text())
+    context_file = Path(runlog.__file__).parent / "schemas" / "ro-crate" / "ro-crate-1.1-context.jsonld"
+    shipped = json.loads(context_file.read_text())["@context"]
+    document["@context"] = [shipped if c == "https://w3id.org/ro/crate/1.1/context" else c
+                            for c in (document["@context"] if isinstance(document["@context"], list)
+                                      else [document["@context"]])]
+    graph = rdflib.Graph().parse(data=json.dumps(document), format="json-ld", base="arcp://uuid,0/")
+    types = set(graph.objects(None, rdflib.RDF.type))
+    assert types and all(isinstance(t, rdflib.URIRef) and str(t).startswith(("http://", "https://")) for t in types), \
+        sorted(map(str, types))
+    assert rdflib.URIRef("http://schema.org/CreateAction") in types

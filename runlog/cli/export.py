@@ -107,13 +107,16 @@ def check(target: Path, fmt: str) -> list[tuple[str, list[str] | None]]:
             verdicts.append((f"{crate} "
                              f"({validate.PROFILE_NAMES[validate.crate_profile(crate)]})",
                              failures + ([f"{skipped} check(s) skipped"] if skipped else [])))
-    candidates = {"bco": [target], "prov-json": [target], "methods": [target / "CITATION.cff"],
-                  "all": [base / "bco.json", base / "prov.json", base / "methods" / "CITATION.cff"]}.get(fmt, [])
+    bcos = sorted((base / "bco").glob("*.bco.json")) if fmt == "all" else sorted(target.glob("*.bco.json"))
+    candidates = {"bco": [target] if target.is_file() else bcos, "prov-json": [target],
+                  "methods": [target / "CITATION.cff"],
+                  "all": ([base / "bco.json"] if (base / "bco.json").is_file() else bcos)
+                  + [base / "prov.json", base / "methods" / "CITATION.cff"]}.get(fmt, [])
     for path in candidates:
         text = path.read_text(encoding="utf-8")
         if path.name.endswith(".cff"):
             verdicts.append((f"{path} (CFF 1.2.0 required keys)", check_citation(text)))
-        elif fmt == "bco" or path.name == "bco.json":
+        elif fmt == "bco" or path.name.endswith("bco.json"):
             verdicts.append((f"{path} (IEEE 2791)", validate.bco_errors(json.loads(text))))
         else:
             verdicts.append((f"{path} (PROV-JSON)", validate.prov_json_errors(text)))

@@ -21,8 +21,11 @@ def etag(bco: dict) -> str:
 
 
 def build(runs: list[RunFacts], *, usability: str | None, license: str | None,
-          authors: list[dict] = ()) -> dict[str, Any]:
-    ids = input_ids(runs)
+          authors: list[dict] = (), ids: dict | None = None) -> dict[str, Any]:
+    """One BioCompute Object (call it with one run: a BCO describes one pipeline execution).
+    `ids` are the input identifiers of the whole export (runlog.export.terms.input_ids), so
+    the same input reads the same in every BCO of it."""
+    ids = ids or input_ids(runs)
     workflows = sorted({(r.workflow["name"], r.workflow.get("version") or "") for r in runs})
     created = min(r.created for r in runs)
     callers = sorted({r.caller_arn for r in runs if r.caller_arn})

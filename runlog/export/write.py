@@ -29,8 +29,16 @@ def render(runs: list[RunFacts], fmt: str, *, usability=None, license=None, titl
     if fmt == "bco":
         from runlog.export.bco import build
 
-        bco = build(runs, usability=usability, license=license, authors=list(authors))
-        return {"bco.json": json.dumps(bco, indent=2, sort_keys=True, ensure_ascii=False) + "\n"}
+        from runlog.export.terms import input_ids
+
+        def text(group):
+            bco = build(group, usability=usability, license=license, authors=list(authors), ids=input_ids(runs))
+            return json.dumps(bco, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+        if len(runs) == 1:
+            return {"bco.json": text(runs)}
+        # one BCO per run: a BCO describes one execution of a pipeline
+        return {f"bco/{name}.bco.json": text([run]) for name, run in zip(bco_names(runs), runs)}
     if fmt == "prov-json":
         from runlog.export.prov import prov_json
 
@@ -45,6 +53,13 @@ def render(runs: list[RunFacts], fmt: str, *, usability=None, license=None, titl
         return {f"methods/{name}": text
                 for name, text in files(runs, title=title, authors=list(authors), license=license).items()}
     raise UsageError(f"unknown format {fmt!r}")
+
+
+def bco_names(runs: list[RunFacts]) -> list[str]:
+    """File names for one BCO per run: the run id, made unique (run ids are reused after a
+    run is deleted) with the record's address."""
+    names = [run.run_id or f"attempt-{run.address[:12]}" for run in runs]
+    return [name if names.count(name) == 1 else f"{name}-{run.address[:12]}" for name, run in zip(names, runs)]
 
 
 def warnings(runs: list[RunFacts], fmt: str, license: str | None) -> list[str]:
@@ -80,8 +95,14 @@ def export(runs: list[RunFacts], fmt: str, target: Path, *, force: bool = False,
     try:
         built = staging / target.name
         if fmt in FILE_FORMATS:
-            (text,) = render(runs, fmt, usability=usability, license=license, authors=authors).values()
-            built.write_text(text, encoding="utf-8")
+            rendered = render(runs, fmt, usability=usability, license=license, authors=authors)
+            if len(rendered) == 1:
+                (text,) = rendered.values()
+                built.write_text(text, encoding="utf-8")
+            else:  # several BCOs: a directory of them
+                built.mkdir()
+                for name, text in rendered.items():
+                    (built / Path(name).name).write_text(text, encoding="utf-8")
         elif fmt == "methods":
             built.mkdir()
             for name, text in render(runs, fmt, title=title, authors=authors, license=license).items():
@@ -157,7 +178,7 @@ def _write_all(runs, directory: Path, *, license, usability, title, authors, pub
     files = {}
     for fmt in ("bco", "prov-json", "prov-n", "methods"):
         files.update(render(runs, fmt, usability=usability, license=license, title=title, authors=authors))
-    attachments = [(path, *CONFORMS[path], text) for path, text in sorted(files.items())]
+    attachments = [(path, *CONFORMS.get(path, CONFORMS["bco.json"]), text) for path, text in sorted(files.items())]
     crate = rocrate.build(runs, license=license, title=title, attachments=attachments, authors=authors,
                           publisher=publisher)
     rocrate.write(crate, directory)
