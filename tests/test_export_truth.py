@@ -358,3 +358,56 @@ def test_the_crate_reads_as_rdf_with_iri_types(ledger_runs):
     assert types and all(isinstance(t, rdflib.URIRef) and str(t).startswith(("http://", "https://")) for t in types), \
         sorted(map(str, types))
     assert rdflib.URIRef("http://schema.org/CreateAction") in types
+
+
+def _task(task_id, name, status, image, **more):
+    return {"taskId": task_id, "name": name, "status": status, "cpus": 4, "memory": 8, "gpus": 0,
+            "instanceType": "omics.c.large", "creationTime": f"2026-11-20T10:0{task_id[-1]}:00Z",
+            "startTime": f"2026-11-20T10:0{task_id[-1]}:00Z", "stopTime": f"2026-11-20T10:0{task_id[-1]}:30Z",
+            "imageDetails": {"image": f"111122223333.dkr.ecr.us-west-2.amazonaws.com/{image}",
+                             "imageDigest": "sha256:" + task_id[-1] * 64}, "cacheHit": False, **more}
+
+
+def test_a_provenance_run_crate_down_to_the_task(ledger_runs, tmp_path):
+    first, second = ledger_runs["first"], ledger_runs["second"]
+    with Ledger.open(ledger_runs["tmp"] / "ledger.db") as ledger:
+        ledger.add_observation(first.address, "ListRunTasks", {"run_status": "COMPLETED", "tasks": [
+            _task("1000001", "CramToBam", "COMPLETED", "samtools:1.17", cacheHit=True,
+                  cacheS3Uri="s3://cache/1/"),
+            _task("1000002", "ValidateBam", "COMPLETED", "picard:3.1.0")]},
+            observed_at="2026-11-20T11:00:02Z", run_uuid=first.run_uuid)
+        ledger.add_observation(second.address, "ListRunTasks", {"run_status": "FAILED", "tasks": [
+            _task("2000001", "CramToBam", "COMPLETED", "samtools:1.17"),
+            _task("2000002", "ValidateBam", "FAILED", "picard:3.1.0", failureReason="OUT_OF_MEMORY")]},
+            observed_at="2026-11-20T11:00:02Z", run_uuid=second.run_uuid)
+    out = tmp_path / "crate"
+    result = ledger_runs["run"]("export", first.address, second.address, "-o", out, "--license", "MIT",
+                                "--validate", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["validation"] == [
+        {"file": f"{out} (Provenance Run Crate 0.5)", "ok": True, "problems": []}]
+    graph = _graph(out)
+    failed = graph[f"urn:uuid:{second.run_uuid}#task-2000002"]
+    assert failed["actionStatus"]["@id"] == "http://schema.org/FailedActionStatus"
+    assert failed["error"] == "OUT_OF_MEMORY"
+    assert graph[failed["instrument"]["@id"]] == {"@id": "#tool-ValidateBam", "@type": "SoftwareApplication",
+                                                  "name": "ValidateBam"}
+    # BCO: the run's tasks are its pipeline steps; the containers with their digests
+    bcos = tmp_path / "bcos"
+    assert ledger_runs["run"]("export", first.address, second.address, "-f", "bco", "-o", bcos,
+                              "--validate").exit_code == 0
+    bco = json.loads((bcos / "1000001.bco.json").read_text())
+    assert [s["name"] for s in bco["description_domain"]["pipeline_steps"]] == ["CramToBam", "ValidateBam"]
+    assert "result reused from the run cache" in bco["description_domain"]["pipeline_steps"][0]["description"]
+    assert {p["version"] for p in bco["execution_domain"]["software_prerequisites"]} >= {"sha256:" + "1" * 64}
+    # PROV: tasks are activities informed by the run, under their container as plan
+    prov_out = tmp_path / "prov.json"
+    assert ledger_runs["run"]("export", first.address, second.address, "-f", "prov-json", "-o", prov_out,
+                              "--validate").exit_code == 0
+    document = json.loads(prov_out.read_text())
+    informed = {(i["prov:informed"], i["prov:informant"]) for i in document["wasInformedBy"].values()}
+    assert (f"runlog:task-{second.run_uuid}-2000002", f"urn_uuid:{second.run_uuid}") in informed
+    # methods: cache hits disclosed, tasks table
+    methods = tmp_path / "methods"
+    assert ledger_runs["run"]("export", first.address, second.address, "-f", "methods", "-o", methods).exit_code == 0
+    assert ",2000002,ValidateBam,FAILED," in (methods / "tasks.csv").read_text()
