@@ -6,9 +6,12 @@ boto3 is imported inside functions so that read-only commands never load it."""
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from runlog.errors import RunlogError, ServiceError, UsageError
 
@@ -27,6 +30,10 @@ class AwsSettings:
     region: str | None = None
     endpoint_url: str | None = None
     pinned: bool = False
+
+    def __post_init__(self):
+        check_region(self.region)
+        check_endpoint_url(self.endpoint_url)
 
 
 def settings_for(config=None, *, profile: str | None = None, region: str | None = None,
@@ -92,9 +99,11 @@ def client(settings: AwsSettings, service: str, *, check_credentials: bool = Tru
             "no AWS credentials found: run `aws configure` (or `aws sso login`), set AWS_PROFILE, "
             "or export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
         )
+    check_region(sess.region_name)
     explicit = settings.endpoint_url if service == "omics" else None
     pinned = service == "omics" and settings.pinned
     endpoint = explicit if pinned else custom_endpoint(service, explicit)
+    check_endpoint_url(endpoint)
     options: dict[str, Any] = {"user_agent_extra": "runlog"}
     if endpoint:
         options["inject_host_prefix"] = False
@@ -103,8 +112,9 @@ def client(settings: AwsSettings, service: str, *, check_credentials: bool = Tru
     scoped = sess._session.get_scoped_config() if hasattr(sess, "_session") else {}
     if not os.environ.get("AWS_RETRY_MODE") and "retry_mode" not in scoped:
         options["retries"] = {"mode": "standard"}
+    verify = config_options.pop("verify", None)  # the aws CLI's --no-verify-ssl / --ca-bundle
     options.update(config_options)
-    return sess.client(service, endpoint_url=explicit, config=Config(**options))
+    return sess.client(service, endpoint_url=explicit, config=Config(**options), verify=verify)
 
 
 def error_from(exc: Exception, operation: str) -> RunlogError:
@@ -206,3 +216,61 @@ def public_endpoint(url: str | None) -> str | None:
     from runlog.gitcapture import strip_credentials
 
     return strip_credentials(url)
+
+
+# -- checks of region names and endpoint URLs, made before a client is built (botocore would
+# raise InvalidRegionError or ValueError deep inside, which read as internal errors) ----------
+
+_REGION_RE = re.compile(r"^(?![0-9]+$)(?!-)[a-zA-Z0-9-]{1,63}(?<!-)$")  # a DNS label, as botocore requires
+_HOST_LABEL_RE = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+_UNSAFE_RE = re.compile(r"[\x00-\x20\x7f-\x9f\ud800-\udfff]")
+
+
+def check_region(region: str | None) -> None:
+    """Refuse (exit 2) a region name botocore would not accept, wherever it came from."""
+    if region and not _REGION_RE.match(region):
+        raise UsageError(f"invalid AWS region {_shown(region)}: a region is a name like us-east-1 (check --region, "
+                         "region in .runlog.toml, AWS_REGION / AWS_DEFAULT_REGION and the AWS profile)")
+
+
+def check_endpoint_url(url: str | None) -> None:
+    """Refuse (exit 2) an endpoint URL that is not an http(s) URL with a valid host."""
+    if not url:
+        return
+    why = endpoint_url_problem(url)
+    if why:
+        raise UsageError(f"invalid endpoint URL {_shown(url)}: {why}; expected e.g. http://127.0.0.1:8080 or "
+                         "https://omics.us-east-1.amazonaws.com (check --endpoint-url, endpoint_url in "
+                         ".runlog.toml and AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_<SERVICE>)")
+
+
+def endpoint_url_problem(url: str) -> str | None:
+    """What is wrong with `url` as an endpoint, or None."""
+    if _UNSAFE_RE.search(url):
+        return "it contains spaces or control characters"
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        parts.port  # raises ValueError for a port that is not a number from 0 to 65535
+    except ValueError as exc:
+        return f"it is not a valid URL ({exc})"
+    if parts.scheme not in ("http", "https"):
+        return "it must start with https:// or http://"
+    if not host:
+        return "it has no host name"
+    if ":" in host or parts.netloc.rpartition("@")[2].startswith("["):
+        try:
+            ipaddress.IPv6Address(host.split("%", 1)[0])
+        except ValueError:
+            return f"{host!r} is not an IPv6 address"
+        return None
+    name = host[:-1] if host.endswith(".") else host
+    if len(name) > 253 or not all(_HOST_LABEL_RE.match(label) for label in name.split(".")):
+        return f"{host!r} is not a valid host name"
+    return None
+
+
+def _shown(text: str, limit: int = 120) -> str:
+    """A user's value quoted for a one-line message, control characters escaped."""
+    quoted = ascii(text) if re.search(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]", text) else repr(text)
+    return quoted if len(quoted) <= limit else quoted[:limit] + "…"

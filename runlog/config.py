@@ -2,7 +2,7 @@
 
 Sources, later wins:
   1. `.runlog.toml` at the root of the analysis repository (a project's shared defaults): the git
-     work tree containing `git_repo` (flag, RUNLOG_GIT_REPO or the user file) or else the current
+     work tree containing `git_repo` (RUNLOG_GIT_REPO or the user file) or else the current
      directory; outside any repository, the current directory's own `.runlog.toml` only.
      Never a directory above the repository: a parent directory may be shared with other people.
   2. `$XDG_CONFIG_HOME/runlog/config.toml` (default `~/.config/runlog/config.toml`; personal settings)

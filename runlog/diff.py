@@ -172,7 +172,8 @@ def as_of_now(record: dict, git_repo: Path, cwd: Path) -> tuple[dict, list[str]]
     now["runlog_version"] = __version__
     notes = [f"git state of {git_repo} now ({now['git']['state']})"]
     source = record.get("parameters") or {}
-    if source.get("source") == "file" and source.get("file"):
+    # parameters from --parameters file://, or from the "parameters" of a --cli-input-json file://
+    if source.get("source") in ("file", "cli-input-json") and source.get("file"):
         candidates = [cwd / source["file"]["path"]]
         root = find_git_root(git_repo.resolve())
         workdir = (record.get("git") or {}).get("workdir")
@@ -181,10 +182,16 @@ def as_of_now(record: dict, git_repo: Path, cwd: Path) -> tuple[dict, list[str]]
         for candidate in candidates:
             if candidate.is_file():
                 try:
-                    now["request"]["parameters"] = json.loads(candidate.read_text(encoding="utf-8-sig"))
+                    value = json.loads(candidate.read_text(encoding="utf-8-sig"))
+                    if source["source"] == "cli-input-json":
+                        value = value.get("parameters") if isinstance(value, dict) else None
+                        if value is None:
+                            raise ValueError("no parameters in it")
+                    now["request"]["parameters"] = value
                     notes.append(f"parameters read again from {source['file']['path']}")
                 except ValueError:
-                    notes.append(f"{source['file']['path']} is no longer valid JSON: parameters as recorded")
+                    notes.append(f"{source['file']['path']} is no longer valid JSON (or has no parameters): "
+                                 "parameters as recorded")
                 break
         else:
             notes.append(f"{source['file']['path']} no longer exists: parameters as recorded")

@@ -31,6 +31,9 @@ RECORD_COLUMNS = (
     "workflow_id, name, git_commit, fingerprint, replay_of"
 )
 
+# Statuses that never change again: a run that ended, or an attempt that never ran.
+FINAL_STATUSES = frozenset({"COMPLETED", "FAILED", "CANCELLED", "DELETED", "REJECTED", "ABANDONED"})
+
 UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 HEX_RE = re.compile(r"^[0-9a-fA-F]{6,64}$")
 RECENT_RE = re.compile(r"^@(\d+)$")
@@ -58,6 +61,7 @@ class Entry:
     fingerprint: str
     replay_of: str | None
     status: str | None = None  # latest known run status, filled in by queries that ask for it
+    status_as_of: str | None = None  # when that status was seen (an observation's time, else `created`)
     _record: dict | None = field(default=None, repr=False)
 
     @property
@@ -76,6 +80,8 @@ class Entry:
             "run_uuid": self.run_uuid,
             "run_arn": self.run_arn,
             "status": self.status,
+            "status_as_of": self.status_as_of,
+            "status_final": self.status in FINAL_STATUSES,
             "outcome": self.outcome,
             "workflow_id": self.workflow_id,
             "name": self.name,
@@ -301,14 +307,15 @@ class Ledger:
                 raise UsageError(f"request id {request_id!r} was already used by {where}; HealthOmics would "
                                  "return that run again: leave out --request-id or give a new one")
             if not allow_duplicate:
-                self._refuse_pending_duplicate(intent["request"])
+                self.refuse_pending_duplicate(intent["request"])
             self._insert(
                 "attempts",
                 {"request_id": request_id, "created": intent["created"], "intent": body,
                  "intent_sha256": rec.sha256_hex(body.encode("utf-8"))},
             )
 
-    def _refuse_pending_duplicate(self, request: dict) -> None:
+    def refuse_pending_duplicate(self, request: dict) -> None:
+        """Raise DuplicateAttemptError when an identical request (all but requestId) is pending."""
         from runlog import inflight
         from runlog.errors import DuplicateAttemptError
 
@@ -481,16 +488,20 @@ class Ledger:
         by_address = {e.address: e for e in entries}
         marks = ",".join("?" * len(by_address))
         rows = self.conn.execute(
-            f"SELECT record, status FROM (SELECT record, status, row_number() OVER (PARTITION BY record "
-            f"ORDER BY {STATUS_ORDER}) AS position FROM observations WHERE record IN ({marks}) "
-            f"AND status IS NOT NULL) WHERE position = 1",
+            f"SELECT record, status, observed_at FROM (SELECT record, status, observed_at, row_number() OVER "
+            f"(PARTITION BY record ORDER BY {STATUS_ORDER}) AS position FROM observations WHERE record IN "
+            f"({marks}) AND status IS NOT NULL) WHERE position = 1",
             tuple(by_address),
         )
-        latest = dict(rows.fetchall())
+        latest = {record: (status, seen) for record, status, seen in rows.fetchall()}
         for entry in entries:
+            if entry.address in latest:
+                entry.status, entry.status_as_of = latest[entry.address]
+                continue
             response = entry.record["outcome"].get("response") or {}
-            entry.status = latest.get(entry.address) or response.get("status") or (
+            entry.status = response.get("status") or (
                 entry.outcome.upper() if entry.outcome in ("rejected", "abandoned") else None)
+            entry.status_as_of = entry.created
 
     def get(self, address: str) -> Entry | None:
         found = self.entries(where="address = ?", params=(address,))
@@ -520,7 +531,9 @@ class Ledger:
             return []
         recent = RECENT_RE.match(ref)
         if recent:
-            n = int(recent.group(1))
+            digits = recent.group(1)
+            # @N beyond any ledger (SQLite offsets stop at 2**63 - 1) names no record
+            n = int(digits) if len(digits) <= 18 else 0
             return self._entry_where("1", limit=1, offset=n - 1) if n >= 1 else []
         if ref.startswith("arn:"):
             return self._entry_where("run_arn = ?", (ref,))
@@ -560,6 +573,15 @@ class Ledger:
     def pending(self) -> list[dict]:
         """Intents whose attempt has no record yet, oldest first."""
         return [json.loads(row[0]) for row in self.conn.execute(self._PENDING_SQL)]
+
+    def by_addresses(self, addresses: list[str]) -> list[Entry]:
+        """The records with these addresses (newest first), each with its latest status."""
+        found: list[Entry] = []
+        for start in range(0, len(addresses), 500):  # within SQLite's limit on parameters
+            part = addresses[start:start + 500]
+            found += self._entry_where(f"address IN ({','.join('?' * len(part))})", tuple(part))
+        self._fill_status(found)
+        return found
 
     def by_request_id(self, request_id: str) -> Entry | None:
         """The record of the attempt with this requestId, if it has one."""

@@ -85,3 +85,23 @@ def latest_run_facts(ledger: Ledger, address: str) -> dict[str, Any]:
         if observation["source"] == SOURCE and "uuid" in observation["body"]:
             return observation["body"]
     return {}
+
+
+def refresh(ledger: Ledger, entries: list[Entry], client_for) -> list[dict[str, Any]]:
+    """GetRun for each entry's run, appending what changed (see observe). `client_for(entry)`
+    gives the HealthOmics client for that record (where it was recorded). Returns one change
+    per entry: {record, run_id, old, new} or, when it could not be asked, {…, error}."""
+    changes = []
+    for entry in entries:
+        change: dict[str, Any] = {"record": entry.address, "run_id": entry.run_id, "old": entry.status, "new": None}
+        if not entry.run_id:
+            change["error"] = f"no run: this submission was {entry.outcome}"
+        else:
+            seen_before = any(o["source"] == SOURCE for o in ledger.observations(entry.address))
+            try:
+                run = observe(ledger, entry, client_for(entry), unless_status=entry.status if seen_before else None)
+                change["new"] = (run or {}).get("status")
+            except RunlogError as exc:
+                change["error"] = exc.message
+        changes.append(change)
+    return changes

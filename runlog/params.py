@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
 import re
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,56 +23,167 @@ OMICS_RE = re.compile(
 SECRET_NAME_RE = re.compile(r"(pass(word|wd)?|secret|token|api[_-]?key|private[_-]?key|credential)", re.I)
 
 
-def read_json_argument(value: str, option: str, cwd: Path | None = None) -> tuple[Any, dict]:
-    """Parse an option value that is inline JSON or file://PATH (relative to the current
-    directory, as the aws CLI reads it). Returns (value, {"argument", "file"?})."""
-    info: dict[str, Any] = {"argument": value}
-    if value.startswith(FILE_PREFIX):
-        raw_path = value[len(FILE_PREFIX):]
-        path = Path(raw_path).expanduser()
-        if not path.is_absolute():
-            path = (cwd or Path.cwd()) / path
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            raise UsageError(f"{option} {value}: no such file ({raw_path} is read relative to the current "
-                             "directory, as the aws CLI does)") from None
-        except IsADirectoryError:
-            raise UsageError(f"{option} {value}: is a directory, expected a JSON file") from None
-        except OSError as exc:
-            raise UsageError(f"{option} {value}: cannot read it: {exc.strerror}") from None
-        info["file"] = {"path": raw_path, "sha256": sha256_hex(data)}
-        try:
-            text = data.decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            raise UsageError(f"{option} {value}: not UTF-8 text (byte {exc.start})") from None
-        where = f"{option} {value}"
-    else:
-        text = value
-        where = option
+# Limits on JSON arguments (--parameters, --tags, --cli-input-json): documented in
+# docs/reliability.md ("Bad input and errors").
+MAX_JSON_DEPTH = 32  # arrays and objects nested in each other
+MAX_JSON_BYTES = 16 * 1024 * 1024  # a file:// argument larger than this is refused unread
+_FLOAT_MAX_INT = int(sys.float_info.max)
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
+_UNPRINTABLE_RE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+_SURROGATE_WHY = "the {what} holds a lone UTF-16 surrogate (\\ud800-\\udfff), which is not text"
+
+
+class _Refused:
+    """A number json.loads met that runlog will not send; replaced by an error naming its place."""
+
+    __slots__ = ("text", "why")
+
+    def __init__(self, text: str, why: str):
+        self.text, self.why = text, why
+
+
+def _parse_int(text: str) -> Any:
+    digits = len(text.lstrip("-"))
+    if digits > 309 or (digits == 309 and abs(int(text)) > _FLOAT_MAX_INT):
+        return _Refused(text, f"the integer with {digits} digits is beyond what JSON numbers can carry "
+                              "(at most about 1.8e308); pass it as a string")
+    return int(text)
+
+
+def _parse_float(text: str) -> Any:
+    value = float(text)
+    if math.isinf(value):
+        return _Refused(text, f"{show(text, 40)} is beyond the range of JSON numbers (at most about 1.8e308)")
+    return value
+
+
+def _parse_constant(text: str) -> Any:
+    return _Refused(text, f"{text} is not a JSON number (JSON has no NaN or Infinity); pass a number or a string")
+
+
+def _problems(value: Any) -> Iterator[tuple[str, str]]:
+    """(path, why) for each value or key a JSON argument may not carry, in document order.
+    Iterative, so a deeply nested value cannot exhaust the stack."""
+    stack: list[tuple[Any, str, int]] = [(value, "", 0)]
+    while stack:
+        item, path, depth = stack.pop()
+        if isinstance(item, _Refused):
+            yield path, item.why
+        elif isinstance(item, str):
+            if _SURROGATE_RE.search(item):
+                yield path, _SURROGATE_WHY.format(what="string")
+        elif isinstance(item, (dict, list)):
+            if depth >= MAX_JSON_DEPTH:
+                yield path, f"nested deeper than {MAX_JSON_DEPTH} levels (runlog accepts at most {MAX_JSON_DEPTH})"
+                continue
+            children = []
+            if isinstance(item, dict):
+                for key, child in item.items():
+                    if _SURROGATE_RE.search(key):
+                        yield (f"{path}.{key}" if path else key), _SURROGATE_WHY.format(what="key")
+                        return
+                    children.append((child, f"{path}.{key}" if path else key, depth + 1))
+            else:
+                children = [(child, f"{path}[{index}]", depth + 1) for index, child in enumerate(item)]
+            stack.extend(reversed(children))
+
+
+def parse_json_text(text: str, where: str) -> Any:
+    """Strict JSON: no NaN or Infinity, no numbers beyond float range, no lone surrogates,
+    nesting at most MAX_JSON_DEPTH. Refusals are UsageErrors naming `where` and the value's path."""
     try:
-        parsed = json.loads(text)
+        parsed = json.loads(text, parse_int=_parse_int, parse_float=_parse_float, parse_constant=_parse_constant)
     except json.JSONDecodeError as exc:
         raise UsageError(f"{where}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
-    return parsed, info
+    except RecursionError:  # far deeper than MAX_JSON_DEPTH: json gave up before we could look
+        raise UsageError(f"{where}: JSON nested deeper than {MAX_JSON_DEPTH} levels "
+                         f"(runlog accepts at most {MAX_JSON_DEPTH})") from None
+    for path, why in _problems(parsed):
+        if not path:
+            raise UsageError(f"{where}: {why}")
+        named = f"parameter {show(path)}" if where.startswith("--parameters") else show(path)
+        raise UsageError(f"{where}: {named}: {why}")
+    return parsed
 
 
-def _no_constant(name: str):
-    raise ValueError(f"{name} is not a JSON number")
-
-
-def loads_strict(text: str) -> Any:
-    """Strict JSON: no NaN or Infinity, no number that overflows a float, bounded nesting."""
-    def number(literal: str) -> float:
-        value = float(literal)
-        if value in (float("inf"), float("-inf")):
-            raise ValueError(f"{literal[:20]} is too large for a JSON number")
-        return value
-
+def parse_json_or_text(raw: str, where: str) -> Any:
+    """A value that is JSON when it parses as JSON, else the text itself (as replay's --set
+    PATH=VALUE reads it). JSON that runlog does not take (NaN, 1e999, a lone surrogate, too
+    deep: see parse_json_text) is refused with a UsageError, never silently kept as text."""
     try:
-        return json.loads(text, parse_constant=_no_constant, parse_float=number)
-    except RecursionError:
-        raise ValueError("nested too deeply") from None
+        json.loads(raw)  # JSON at all? (lenient: the strict reading below says what is wrong)
+    except json.JSONDecodeError:
+        if _SURROGATE_RE.search(raw):
+            raise UsageError(f"{where}: the value is not valid UTF-8 text") from None
+        return raw
+    except (ValueError, RecursionError):
+        pass
+    return parse_json_text(raw, where)
+
+
+def show(text: str, limit: int = 200) -> str:
+    """`text` fit for a one-line message: control characters and surrogates escaped, clipped."""
+    escaped = _UNPRINTABLE_RE.sub(lambda m: ascii(m.group())[1:-1], text)
+    return escaped if len(escaped) <= limit else f"{escaped[:limit]}… ({len(text)} characters)"
+
+
+def _read_file_argument(value: str, option: str, cwd: Path | None) -> tuple[str, dict]:
+    """The text of a file://PATH argument (relative to the current directory, as the aws CLI
+    reads it; at most MAX_JSON_BYTES), with {"argument", "file": {"path", "sha256"}}."""
+    raw_path = value[len(FILE_PREFIX):]
+    shown = show(value)
+    try:
+        path = Path(raw_path).expanduser()
+    except RuntimeError:  # ~user of a user that does not exist
+        user = show(raw_path.split("/", 1)[0])
+        raise UsageError(f"{option} {shown}: cannot expand {user}: no such user (give the path "
+                         "without ~user, or an absolute path)") from None
+    if not path.is_absolute():
+        path = (cwd or Path.cwd()) / path
+    data = _read_bounded(path, option, shown, raw_path)
+    info = {"argument": value, "file": {"path": raw_path, "sha256": sha256_hex(data)}}
+    try:
+        return data.decode("utf-8-sig"), info
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{option} {shown}: not UTF-8 text (byte {exc.start})") from None
+
+
+def read_text_argument(value: str, option: str, cwd: Path | None = None) -> tuple[str, dict]:
+    """A string option given as file://PATH: the file's text, as the aws CLI passes it."""
+    return _read_file_argument(value, option, cwd)
+
+
+def read_json_argument(value: str, option: str, cwd: Path | None = None) -> tuple[Any, dict]:
+    """Parse an option value that is inline JSON or file://PATH (relative to the current
+    directory, as the aws CLI reads it). Returns (value, {"argument", "file"?}). The JSON is
+    read strictly (parse_json_text); every refusal is a UsageError naming the option."""
+    if _SURROGATE_RE.search(value):
+        raise UsageError(f"{option}: the argument is not valid UTF-8 text")
+    if value.startswith(FILE_PREFIX):
+        text, info = _read_file_argument(value, option, cwd)
+        where = f"{option} {show(value)}"
+    else:
+        text, info, where = value, {"argument": value}, option
+    return parse_json_text(text, where), info
+
+
+def _read_bounded(path: Path, option: str, shown: str, raw_path: str) -> bytes:
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_JSON_BYTES + 1)
+    except FileNotFoundError:
+        raise UsageError(f"{option} {shown}: no such file ({show(raw_path)} is read relative to the "
+                         "current directory, as the aws CLI does)") from None
+    except IsADirectoryError:
+        raise UsageError(f"{option} {shown}: is a directory, expected a JSON file") from None
+    except OSError as exc:
+        raise UsageError(f"{option} {shown}: cannot read it: {exc.strerror or exc}") from None
+    except ValueError:  # a NUL in the path
+        raise UsageError(f"{option} {shown}: the path contains a NUL character") from None
+    if len(data) > MAX_JSON_BYTES:
+        raise UsageError(f"{option} {shown}: larger than {MAX_JSON_BYTES // (1024 * 1024)} MiB; "
+                         "runlog reads JSON arguments up to that size")
+    return data
 
 
 def walk_strings(value: Any, path: str = "") -> Iterator[tuple[str, str]]:

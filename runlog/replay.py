@@ -4,7 +4,6 @@ overrides the user asks for, and checks for what is no longer the same (drift)."
 from __future__ import annotations
 
 import copy
-import json
 import re
 import uuid
 from dataclasses import dataclass, field
@@ -57,10 +56,9 @@ def parse_set(text: str) -> tuple[str, list[str | int], Any]:
     path, raw = text.split("=", 1)
     if not path.strip():
         raise UsageError(f"--set {text!r}: the path before '=' is empty")
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        value = raw
+    from runlog.params import parse_json_or_text
+
+    value = parse_json_or_text(raw, f"--set {path.strip()}")
     return path.strip(), parse_path(path.strip()), value
 
 

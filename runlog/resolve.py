@@ -89,7 +89,8 @@ def parameters_file(s3, uri: str) -> dict[str, Any]:
     """The object `parametersUri` names: its identity (ETag, VersionId, size, LastModified)
     and its content, parsed as strict JSON (it *is* the run's parameters). Errors are
     recorded, never fatal here."""
-    from runlog.params import loads_strict
+    from runlog.errors import UsageError
+    from runlog.params import parse_json_text
 
     bucket, _, key = uri[5:].partition("/")
     found: dict[str, Any] = {"uri": uri}
@@ -105,10 +106,13 @@ def parameters_file(s3, uri: str) -> dict[str, Any]:
                   "size": len(body), "last_modified": _iso(answer.get("LastModified")),
                   "sha256": hashlib.sha256(body).hexdigest()})
     try:
-        content = loads_strict(body.decode("utf-8-sig"))
-    except (UnicodeDecodeError, ValueError) as exc:
+        content = parse_json_text(body.decode("utf-8-sig"), uri)
+    except UnicodeDecodeError as exc:
         return {**{k: v for k, v in found.items() if v is not None},
-                "error": {"code": "InvalidJSON", "message": " ".join(str(exc).split())[:300]}}
+                "error": {"code": "InvalidJSON", "message": f"not UTF-8 text (byte {exc.start})"}}
+    except UsageError as exc:
+        return {**{k: v for k, v in found.items() if v is not None},
+                "error": {"code": "InvalidJSON", "message": exc.message[:300]}}
     if not isinstance(content, dict):
         return {**{k: v for k, v in found.items() if v is not None},
                 "error": {"code": "InvalidJSON", "message": "not a JSON object of parameters"}}

@@ -10,6 +10,7 @@ from typing import Any
 # The models write Java-style classes such as [\p{L}||\p{M}||...]+ meaning "any printable
 # text"; Python's re has no \p{..}: such a pattern is checked as "no control characters".
 _PRINTABLE = re.compile(r"^[^\x00-\x1f\x7f]+$")
+_PRINTABLE_OR_SPACE = re.compile(r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]+$")  # also tab, newline, return
 
 
 @lru_cache(maxsize=8)
@@ -22,7 +23,7 @@ def service_model(service: str):
 @lru_cache(maxsize=256)
 def _compiled(pattern: str) -> re.Pattern:
     if "\\p{" in pattern:
-        return _PRINTABLE
+        return _PRINTABLE_OR_SPACE if "\\n" in pattern else _PRINTABLE
     return re.compile(pattern)
 
 

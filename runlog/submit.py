@@ -33,6 +33,13 @@ class Submission:
     warnings: list[str] = field(default_factory=list)
 
 
+@dataclass
+class DryRun:
+    """What a submission would send and record (nothing sent, nothing written)."""
+    intent: dict[str, Any]
+    ledger: str | None = None  # the ledger it would be written to
+
+
 def make_intent(built: Built, *, kind: str, settings: AwsSettings, git: dict, caller: dict | None,
                 warnings: list[str], extra: dict[str, Any] | None = None) -> dict:
     """The record-to-be, without its outcome."""
@@ -60,17 +67,21 @@ def make_intent(built: Built, *, kind: str, settings: AwsSettings, git: dict, ca
 def submit(open_ledger: Callable[[], Ledger], built: Built, *, settings: AwsSettings, git_path,
            kind: str = "submit", extra: dict[str, Any] | None = None, capture_git: bool = True,
            lookup_caller: bool = True, resolve_options: "resolve.Options | None" = None,
-           allow_duplicate: bool = False, warn: Callable[[str], None] = lambda message: None) -> Submission:
+           allow_duplicate: bool = False, warn: Callable[[str], None] = lambda message: None,
+           dry_run: bool = False, client_options: dict[str, Any] | None = None) -> Submission | DryRun:
     """Record and send one StartRun request. `open_ledger` is called only once every check passed.
 
     Raises DuplicateAttemptError when an identical request is still pending (unless
     allow_duplicate), ServiceError-derived RunlogError when the service refused (the failed
-    attempt is recorded), PendingError when the outcome is unknown (the attempt stays pending)."""
+    attempt is recorded), PendingError when the outcome is unknown (the attempt stays pending).
+    With dry_run, every check and resolution is made and the intent returned: `open_ledger`
+    (which must then not create a ledger, and may return None) is only read, nothing is sent.
+    `client_options` go to the HealthOmics client (timeouts, verify)."""
     from runlog import background
 
     pending_git = background.start(gitcapture.capture_with_notes, str(git_path)) if capture_git else None
     sess = aws.session(settings)
-    omics = aws.client(settings, "omics", sess=sess)
+    omics = aws.client(settings, "omics", sess=sess, **(client_options or {}))
     check_against_model(built.request, omics.meta.service_model)
     settings = AwsSettings(settings.profile, sess.region_name,
                            settings.endpoint_url if settings.pinned
@@ -96,12 +107,9 @@ def submit(open_ledger: Callable[[], Ledger], built: Built, *, settings: AwsSett
     intent = make_intent(built, kind=kind, settings=settings, git=git, caller=caller,
                          warnings=warnings, extra=extra)
     ledger = open_ledger()
-    same = ledger.completed_like(intent["fingerprint"])
-    if same is not None:
-        message = (f"an identical configuration already completed: run {same.run_id} (record {same.address[:12]}, "
-                   f"{same.created}); submitting again anyway")
-        warn(message)
-        intent["warnings"].append(message)
+    if dry_run:
+        return _dry_run(ledger, intent, warn, allow_duplicate)
+    _warn_if_completed(ledger, intent, warn)
     request_id = intent["request"]["requestId"]
     hold = inflight.take(ledger.path, request_id)  # owned before it is written: recover never races us
     if hold is None:
@@ -115,6 +123,33 @@ def submit(open_ledger: Callable[[], Ledger], built: Built, *, settings: AwsSett
             raise PendingError(f"interrupted before the request was sent; the attempt {request_id} is kept as "
                                "pending: `runlog recover` sends it (once), `runlog recover --abandon "
                                f"{request_id}` gives it up", request_id, exit_code=130) from None
+
+
+def _warn_if_completed(ledger: Ledger, intent: dict, warn: Callable[[str], None]) -> None:
+    """Say (and keep in the record) when the same configuration already completed."""
+    same = ledger.completed_like(intent["fingerprint"])
+    if same is not None:
+        message = (f"an identical configuration already completed: run {same.run_id} (record {same.address[:12]}, "
+                   f"{same.created}); submitting again anyway")
+        warn(message)
+        intent["warnings"].append(message)
+
+
+def _dry_run(ledger: Ledger | None, intent: dict, warn: Callable[[str], None], allow_duplicate: bool) -> DryRun:
+    """The checks the ledger would make, read only."""
+    if ledger is None:
+        return DryRun(intent=intent)
+    with ledger:
+        request_id = intent["request"]["requestId"]
+        used = ledger.conn.execute("SELECT 1 FROM attempts WHERE request_id = ?", (request_id,)).fetchone()
+        if used:
+            raise RunlogError(f"request id {request_id!r} was already used in this ledger: without --dry-run "
+                              "this submission would be refused; leave out --request-id or give a new one",
+                              exit_code=2)
+        if not allow_duplicate:
+            ledger.refuse_pending_duplicate(intent["request"])
+        _warn_if_completed(ledger, intent, warn)
+        return DryRun(intent=intent, ledger=str(ledger.path) if hasattr(ledger, "path") else None)
 
 
 def _resolve(request: dict, settings: AwsSettings, sess, omics, options) -> tuple[dict, list[str]]:

@@ -99,3 +99,52 @@ def test_shell_completion_as_documented(tmp_path):
     assert "--abandon" in options.stdout
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert "_RUNLOG_COMPLETE=bash_source runlog" in readme
+
+
+@pytest.mark.parametrize("args", [["--bogus"], ["submit", "--bogus"], ["sumbit"], ["log", "-n", "x"],
+                                  ["show"], ["recover", "--reason", "x"]])
+def test_every_error_is_one_line_with_one_prefix(args, tmp_path):
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "runlog", *args], capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("runlog: error: "), result.stderr
+    assert "--help" in lines[0]
+
+
+def test_busy_emulator_port_is_a_runlog_error(tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run([sys.executable, "-m", "runlog", "emulator", "--port", str(port)],
+                                capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"runlog: error: cannot listen on 127.0.0.1:{port}")
+
+
+def test_log_into_a_closed_pipe_exits_0(tmp_path, monkeypatch):
+    """`runlog log | head -1`: the reader got what it wanted; runlog ends quietly with 0."""
+    import subprocess
+    import sys
+
+    from recordfactory import make_record
+    from runlog.ledger import Ledger
+
+    path = tmp_path / "ledger.db"
+    with Ledger.open(path) as ledger:
+        for i in range(300):
+            ledger.add_record(make_record(run_id=str(4000000 + i), name=f"sample-{i}"))
+    proc = subprocess.Popen([sys.executable, "-m", "runlog", "--ledger", str(path), "log", "-n", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path)
+    first = proc.stdout.readline()
+    proc.stdout.close()
+    assert proc.wait(timeout=60) == 0
+    assert first.startswith(b"RECORD")
+    assert proc.stderr.read() == b""

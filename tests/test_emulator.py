@@ -20,6 +20,8 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError, ConnectionClosedError, ReadTimeoutError
 
+from runlog.emulator.seed import EXAMPLES, example_args
+
 ROLE = "arn:aws:iam::123456789012:role/HealthOmicsServiceRole"
 READ_SET_URI = "omics://123456789012.storage.us-west-2.amazonaws.com/1234567890/readSet/1234567890/source1"
 INPUTS = {
@@ -29,12 +31,8 @@ INPUTS = {
     "ref_fasta": "s3://omics-artifacts-01d6xmpl4e72dd32/Homo_sapiens_assembly38.fasta",
     "ref_fasta_index": "omics-artifacts-01d6xmpl4e72dd32/Homo_sapiens_assembly38.fasta.fai",
 }
-SEED_COMMANDS = [
-    "aws omics start-run --workflow-id 1234567 --role-arn arn:aws:iam::123456789012:role/omics-service-role-serviceRole-W8O1XMPL7QZ --name 'cram-to-bam' --output-uri s3://omics-artifacts-01d6xmpl4e72dd32/workflow-output/ --run-group-id 1234567 --priority 1 --storage-capacity 10 --log-level ALL --parameters file://workflow-inputs.json",
-    "aws omics start-run --workflow-id 1234567 --workflow-owner-id 123456789012 --role-arn arn:aws:iam::123456789012:role/HealthOmicsServiceRole --output-uri s3://your-bucket/results/ --parameters '{\"param1\": \"value1\", \"param2\": \"value2\"}'",
-    "aws omics start-run --workflow-id 7206765 --role-arn arn:aws:iam::123456789012:role/HealthOmicsServiceRole --output-uri s3://healthomics-output-bucket-demo/results/ --parameters '{\"input\": \"s3://healthomics-output-bucket-demo/input/samplesheet.csv\", \"protocol\": \"10XV3\", \"aligner\": \"star\", \"skip_emptydrops\": \"true\"}' --cache-id 1234567 --cache-behavior \"CACHE_ALWAYS\"",
-    "aws omics start-run --role-arn arn:aws:iam::713632817814:role/HealthOmicsServiceRole --output-uri s3://healthomics-output-bucket-demo/results/ --run-id 3282892",
-]
+# The five start-run examples of the AWS CLI documentation, verbatim (command, workflow-inputs.json).
+SEED_COMMANDS = [(command, inputs) for _title, command, inputs in EXAMPLES]
 
 
 def client(emulator, service="omics", region="us-west-2", **config):
@@ -81,15 +79,22 @@ def aws_cli(emulator, *args, cwd=None):
 # -- the AWS CLI documentation's start-run examples ------------------------------------------------
 
 def test_seed_commands_verbatim_with_the_real_aws_cli(emulator, tmp_path):
-    (tmp_path / "workflow-inputs.json").write_text(json.dumps(INPUTS))
     ids = []
-    for command in SEED_COMMANDS:
-        result = aws_cli(emulator, *shlex.split(command)[1:], cwd=tmp_path)
+    for command, inputs in SEED_COMMANDS:
+        if inputs is not None:
+            (tmp_path / "workflow-inputs.json").write_text(inputs)
+        result = aws_cli(emulator, *shlex.split(command.replace("\\\n", " "))[1:], cwd=tmp_path)
         assert result.returncode == 0, (command, result.stderr)
         out = json.loads(result.stdout)
         assert out["status"] == "PENDING" and out["arn"].endswith(":run/" + out["id"])
         assert re.fullmatch(r"\d{7}", out["id"]) and out["runOutputUri"].endswith("/" + out["id"])
         ids.append(out["id"])
+    assert len(ids) == 5
+    nextflow = json.loads(aws_cli(emulator, "omics", "get-run", "--id", ids[2]).stdout)
+    assert set(nextflow["parameters"]) == {"input", "protocol", "ecr_registry", "gtf", "aligner", "fasta",
+                                           "skip_emptydrops"}
+    from_omics = json.loads(aws_cli(emulator, "omics", "get-run", "--id", ids[4]).stdout)
+    assert from_omics["parameters"]["input_cram"].startswith("omics://")
     got = json.loads(aws_cli(emulator, "omics", "get-run", "--id", ids[3]).stdout)
     assert got["runId"] == "3282892" and got["workflowId"] == "1234567"
     assert got["parameters"]["sample_name"] == "NA12878"
@@ -97,7 +102,8 @@ def test_seed_commands_verbatim_with_the_real_aws_cli(emulator, tmp_path):
     listed = json.loads(aws_cli(emulator, "omics", "list-runs").stdout)
     assert set(ids) <= {item["id"] for item in listed["items"]}
     missing = aws_cli(emulator, "omics", "get-run", "--id", "9999999")
-    assert missing.returncode != 0 and "ResourceNotFoundException" in missing.stderr
+    # the aws CLI (v1, from PyPI) exits 255 for an error the service answered
+    assert missing.returncode == 255 and "ResourceNotFoundException" in missing.stderr
 
 
 @pytest.mark.parametrize("input_cram", [INPUTS["input_cram"], READ_SET_URI], ids=["s3", "read-set"])
@@ -119,9 +125,9 @@ def test_seed_commands_as_boto3_calls(omics, input_cram):
                              outputUri="s3://your-bucket/results/", parameters={"param1": "value1", "param2": "value2"})
     assert omics.get_run(id=shared["id"])["workflowOwnerId"] == "123456789012"
 
+    verbatim = example_args(EXAMPLES[2][1])
     nextflow = omics.start_run(workflowId="7206765", roleArn=ROLE, outputUri="s3://healthomics-output-bucket-demo/results/",
-                               parameters={"input": "s3://healthomics-output-bucket-demo/input/samplesheet.csv",
-                                           "protocol": "10XV3", "aligner": "star", "skip_emptydrops": "true"},
+                               parameters=json.loads(verbatim[verbatim.index("--parameters") + 1]),
                                cacheId="1234567", cacheBehavior="CACHE_ALWAYS")
     got = omics.get_run(id=nextflow["id"])
     assert (got["engineVersion"], got["cacheId"], got["cacheBehavior"]) == ("23.10.1", "1234567", "CACHE_ALWAYS")

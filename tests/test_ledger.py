@@ -175,7 +175,7 @@ def _mutations():
     yield make_record(rejected=True), True
     for path, value in [
         (("kind",), "resubmit"), (("created",), "yesterday"), (("request", "priority"), "1"),
-        (("request", "colour"), "red"), (("git", "state"), "muddy"), (("fingerprint",), "xyz"),
+        (("request", "Colour"), "red"), (("git", "state"), "muddy"), (("fingerprint",), "xyz"),
         (("outcome", "status"), "maybe"), (("caller",), {"arn": 1}), (("parameters", "source"), "ftp"),
         (("git", "commit"), "not-a-sha"), (("request", "tags"), {"a": 1}), (("warnings",), "one"),
     ]:

@@ -169,3 +169,25 @@ def test_verify_named_records_only(three_runs, ledger_path, run_cli):
     assert run_cli("verify", "@1").exit_code == 0
     bad = run_cli("verify", "@3")
     assert bad.exit_code == 1 and three_runs[2].address[:12] in bad.stdout
+
+
+def test_log_says_when_a_status_that_may_change_was_seen_and_refresh_asks_again(aws_env, ledger_path, git_repo,
+                                                                               run_cli):
+    import json as _json
+
+    from test_submit import SEED_2
+
+    assert run_cli(*SEED_2).exit_code == 0
+    listed = run_cli("log")
+    assert "PENDING (as of " in listed.stdout
+    summary = _json.loads(run_cli("log", "--json").stdout)[0]
+    assert summary["status"] == "PENDING" and summary["status_final"] is False and summary["status_as_of"]
+    assert not [r for r in aws_env.requests if r["operation"] == "GetRun"], "plain log never reaches AWS"
+
+    aws_env.advance(3600)  # the run has finished meanwhile
+    assert "PENDING (as of " in run_cli("log").stdout, "without --refresh, log says what it last saw"
+    refreshed = run_cli("log", "--refresh")
+    assert refreshed.exit_code == 0, refreshed.output
+    assert "COMPLETED" in refreshed.stdout and "(as of" not in refreshed.stdout
+    assert [r for r in aws_env.requests if r["operation"] == "GetRun"]
+    assert "COMPLETED" in run_cli("log").stdout  # recorded as an observation

@@ -233,7 +233,7 @@ def test_push_pull_both_ways_and_a_second_push_is_a_noop(proxy, bucket, tmp_path
         assert verify(a).ok and verify(b).ok
         # pulled records land at the end of the local chain, oldest first
         for ledger, own, theirs in ((a, alice_records, bob_records), (b, bob_records, alice_records)):
-            chain = list(reversed(ledger.entries()))
+            chain = sorted(ledger.entries(), key=lambda e: e.seq)  # ledger (chain) order
             assert [e.address for e in chain[:len(own)]] == own
             pulled = chain[len(own):]
             assert {e.address for e in pulled} == set(theirs)

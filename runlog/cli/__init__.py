@@ -6,7 +6,10 @@ never import boto3."""
 from __future__ import annotations
 
 import importlib
+import os
+import re
 import sys
+import traceback
 
 import click
 
@@ -44,29 +47,70 @@ class LazyGroup(click.Group):
         module_name, attribute = target.split(":")
         return getattr(importlib.import_module(module_name), attribute)
 
+    def resolve_command(self, ctx, args):
+        name = args[0] if args else None
+        if name and name not in COMMANDS and not name.startswith("-"):
+            import difflib
+
+            close = difflib.get_close_matches(name, list(COMMANDS), n=1, cutoff=0.6)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            ctx.fail(f"No such command {name!r}.{hint} (commands: {', '.join(sorted(COMMANDS))})")
+        return super().resolve_command(ctx, args)
+
     def format_commands(self, ctx, formatter):
         rows = [(name, COMMANDS[name][1]) for name in self.list_commands(ctx)]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 
+    def make_context(self, info_name, args, parent=None, **extra):
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.UsageError as exc:  # `runlog --bogus`: the same one line as for commands
+            raise _UserFacing(f"{exc.format_message()} (see `runlog --help`)", exc.exit_code) from None
+
+    def parse_args(self, ctx, args):
+        for arg in args:
+            if _NOT_TEXT_RE.search(arg):
+                raise _UserFacing(f"argument {ascii(arg)[:200]} is not valid UTF-8 text: runlog keeps its "
+                                  "arguments as text in the ledger; give them in UTF-8", 2)
+        return super().parse_args(ctx, args)
+
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except RunlogError as exc:
-            if ctx.obj and ctx.obj.get("debug"):
-                raise
+            _traceback_if_debug(ctx)  # --debug adds the traceback, the exit code stays the documented one
             raise _UserFacing(exc.message, exc.exit_code) from None
-        except (click.ClickException, click.exceptions.Exit, click.Abort):
+        except _UserFacing:
+            raise
+        except click.UsageError as exc:  # one line, one prefix, and where to look
+            where = exc.ctx.command_path if exc.ctx is not None else "runlog"
+            raise _UserFacing(f"{exc.format_message()} (see `{where} --help`)", exc.exit_code) from None
+        except click.ClickException as exc:
+            raise _UserFacing(exc.format_message(), exc.exit_code) from None
+        except (click.exceptions.Exit, click.Abort):
             raise
         except KeyboardInterrupt:
             raise _UserFacing("interrupted", 130) from None
         except BrokenPipeError:
-            raise  # the reader went away (`runlog show @1 | head`): click ends quietly
+            # The reader went away (`runlog log | head -1`): what it wanted it got. Whatever is
+            # still buffered goes nowhere, quietly, and the command succeeded.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            raise click.exceptions.Exit(0) from None
         except Exception as exc:
-            if ctx.obj and ctx.obj.get("debug"):
-                raise
+            _traceback_if_debug(ctx)
             raise _UserFacing(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for the "
                               "traceback, and please report it)", 70) from None
+
+
+# Lone surrogates: what Python makes of argument bytes that are not UTF-8 (surrogateescape).
+_NOT_TEXT_RE = re.compile("[\ud800-\udfff]")
+
+
+def _traceback_if_debug(ctx) -> None:
+    if ctx.obj and ctx.obj.get("debug"):
+        click.echo(traceback.format_exc().rstrip("\n"), err=True)
 
 
 class _UserFacing(click.ClickException):
@@ -82,7 +126,7 @@ class _UserFacing(click.ClickException):
 @click.version_option(__version__, "--version", prog_name="runlog")
 @click.option("--ledger", "ledger", type=click.Path(dir_okay=False), envvar="RUNLOG_LEDGER",
               help="Ledger file (default: .runlog/ledger.db at the analysis repository's root). Env: RUNLOG_LEDGER.")
-@click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
+@click.option("--debug", is_flag=True, help="Show the traceback before the one-line error (the exit status is unchanged).")
 @click.pass_context
 def cli(ctx, ledger, debug):
     """runlog: every AWS HealthOmics run reproducible and auditable.

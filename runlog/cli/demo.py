@@ -12,31 +12,15 @@ from pathlib import Path
 
 import click
 
-SEED_PARAMETERS = {
-    "sample_name": "NA12878",
-    "input_cram": "s3://omics-artifacts-01d6xmpl4e72dd32/NA12878.cram",
-    "ref_dict": "s3://omics-artifacts-01d6xmpl4e72dd32/Homo_sapiens_assembly38.dict",
-    "ref_fasta": "s3://omics-artifacts-01d6xmpl4e72dd32/Homo_sapiens_assembly38.fasta",
-    "ref_fasta_index": "omics-artifacts-01d6xmpl4e72dd32/Homo_sapiens_assembly38.fasta.fai",
-}
+from runlog.emulator.seed import EXAMPLES, OMICS_WORKFLOW_INPUTS_JSON, WORKFLOW_INPUTS_JSON, example_args
 
-# The four `aws omics start-run` examples from the AWS CLI documentation, with runlog in front.
+# The five `aws omics start-run` examples from the AWS CLI documentation, verbatim, with
+# runlog in front: (directory of the analysis repository to run in, arguments). The fifth
+# reads the omics:// version of workflow-inputs.json, kept in its own directory.
+OMICS_INPUTS_DIR = "omics-inputs"
 SEED_SUBMISSIONS = [
-    ["submit", "--workflow-id", "1234567",
-     "--role-arn", "arn:aws:iam::123456789012:role/omics-service-role-serviceRole-W8O1XMPL7QZ",
-     "--name", "cram-to-bam", "--output-uri", "s3://omics-artifacts-01d6xmpl4e72dd32/workflow-output/",
-     "--run-group-id", "1234567", "--priority", "1", "--storage-capacity", "10", "--log-level", "ALL",
-     "--parameters", "file://workflow-inputs.json"],
-    ["submit", "--workflow-id", "1234567", "--workflow-owner-id", "123456789012",
-     "--role-arn", "arn:aws:iam::123456789012:role/HealthOmicsServiceRole",
-     "--output-uri", "s3://your-bucket/results/", "--parameters", '{"param1": "value1", "param2": "value2"}'],
-    ["submit", "--workflow-id", "7206765", "--role-arn", "arn:aws:iam::123456789012:role/HealthOmicsServiceRole",
-     "--output-uri", "s3://healthomics-output-bucket-demo/results/",
-     "--parameters", '{"input": "s3://healthomics-output-bucket-demo/input/samplesheet.csv", "protocol": "10XV3", '
-                     '"aligner": "star", "skip_emptydrops": "true"}',
-     "--cache-id", "1234567", "--cache-behavior", "CACHE_ALWAYS"],
-    ["submit", "--role-arn", "arn:aws:iam::713632817814:role/HealthOmicsServiceRole",
-     "--output-uri", "s3://healthomics-output-bucket-demo/results/", "--run-id", "3282892"],
+    (OMICS_INPUTS_DIR if inputs == OMICS_WORKFLOW_INPUTS_JSON else ".", ["submit", *example_args(command)])
+    for _title, command, inputs in EXAMPLES
 ]
 
 
@@ -56,16 +40,31 @@ def _run(args: list[str]) -> int:
 
 
 def _make_repo(path: Path) -> None:
-    path.mkdir(parents=True, exist_ok=True)
-    (path / "workflow-inputs.json").write_text(json.dumps(SEED_PARAMETERS, indent=2) + "\n")
+    """The demo's analysis repository; made again in place (a second demo into the same
+    --workdir) it is brought back to the seed files and committed only if they changed."""
+    (path / OMICS_INPUTS_DIR).mkdir(parents=True, exist_ok=True)
+    (path / "workflow-inputs.json").write_text(WORKFLOW_INPUTS_JSON)
+    (path / OMICS_INPUTS_DIR / "workflow-inputs.json").write_text(OMICS_WORKFLOW_INPUTS_JSON)
     (path / "README.md").write_text("An analysis repository made by `runlog demo`.\n")
     if shutil.which("git") is None:
         click.echo("(git is not installed: records will say there is no repository)")
         return
     env = {**os.environ, "GIT_AUTHOR_NAME": "runlog demo", "GIT_AUTHOR_EMAIL": "demo@example.org",
            "GIT_COMMITTER_NAME": "runlog demo", "GIT_COMMITTER_EMAIL": "demo@example.org"}
-    for args in (["init", "-q"], ["add", "."], ["commit", "-q", "-m", "analysis inputs"]):
-        subprocess.run(["git", *args], cwd=path, check=True, env=env, capture_output=True)
+
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", *args], cwd=path, check=True, env=env, capture_output=True,
+                                  text=True).stdout
+        except subprocess.CalledProcessError as exc:
+            raise click.ClickException(f"git {' '.join(args)} failed in {path}: "
+                                       f"{(exc.stderr or '').strip() or exc}") from None
+
+    if not (path / ".git").exists():
+        git("init", "-q")
+    git("add", "README.md", "workflow-inputs.json", OMICS_INPUTS_DIR)
+    if git("status", "--porcelain", "--untracked-files=no").strip() or not git("rev-parse", "--verify", "-q", "HEAD"):
+        git("commit", "-q", "-m", "analysis inputs")
 
 
 @click.command()
@@ -76,8 +75,9 @@ def demo(ctx, workdir):
     """Run the whole job end to end against the local HealthOmics emulator.
 
     Starts the emulator on 127.0.0.1 (no AWS account needed), makes an analysis git
-    repository, submits the four `aws omics start-run` examples from the AWS CLI
-    documentation with `runlog submit`, lets an hour pass on the emulator's clock, records
+    repository, submits the five `aws omics start-run` examples from the AWS CLI
+    documentation verbatim with `runlog submit` (the fifth reads omics:// read-set and
+    reference URIs, resolved against the emulator's seed data), lets an hour pass on the emulator's clock, records
     the runs' final status (`refresh`), and shows the ledger with `log`, `show`, `diff`,
     `export` (validated provenance files) and `verify`. The demo's ledger is in the demo
     repository's `.runlog/` (or --ledger).
@@ -105,11 +105,24 @@ def demo(ctx, workdir):
         os.chdir(repo)
         click.echo(f"HealthOmics emulator listening on {emu.endpoint_url}")
         click.echo(f"analysis repository: {repo}")
-        failures = sum(_run(args) != 0 for args in SEED_SUBMISSIONS)
+        earlier = Path(ctx.find_root().obj.get("ledger") or repo / ".runlog" / "ledger.db")
+        if earlier.exists():
+            click.echo(f"{earlier} already holds an earlier demo's records: the new ones are added to it. The "
+                       "emulator starts afresh, so its run ids repeat the earlier ones: name runs by @N or by "
+                       "record address")
+        failures = 0
+        for where, args in SEED_SUBMISSIONS:
+            os.chdir(repo / where)
+            if where != ".":
+                click.secho(f"\n$ cd {where}", bold=True)
+            failures += _run(args) != 0
+            if where != ".":
+                os.chdir(repo)
+                click.secho("\n$ cd ..", bold=True)
         emu.advance(3600)  # an hour later on the emulator's clock: the runs have finished
         supplementary = workdir / "supplementary"
-        steps = (["refresh"], ["log"], ["show", "@4"], ["diff", "@4", "@1"],
-                 ["export", "@4", "@3", "--format", "all", "--output", str(supplementary), "--license", "CC-BY-4.0",
+        steps = (["refresh"], ["log"], ["show", "@5"], ["diff", "@5", "@1"],
+                 ["export", "@5", "@3", "--format", "all", "--output", str(supplementary), "--license", "CC-BY-4.0",
                   "--force", "--validate"],
                  ["verify"])
         for args in steps:

@@ -6,8 +6,12 @@ import json
 
 import click
 
-from runlog.cli.common import echo_json, load_config, no_ledger, note, open_ledger, require_ledger, short_time
+from runlog.cli.common import echo_json, load_config, no_ledger, note, open_ledger, require_ledger, short_time, warn
+from runlog.errors import UsageError
+from runlog.ledger import FINAL_STATUSES
 from runlog.textsafe import terminal_safe
+
+MAX_COUNT = 2**62  # `log -n`: more than any ledger holds, less than SQLite's largest LIMIT
 
 
 @click.command()
@@ -15,20 +19,29 @@ from runlog.textsafe import terminal_safe
               help="How many records to list; 0 lists all.")
 @click.option("--same-as", "same_as", metavar="REF",
               help="Only runs whose configuration fingerprint equals REF's (identical configurations).")
+@click.option("--refresh", is_flag=True,
+              help="Ask HealthOmics (GetRun) about the listed runs that have not finished first, and record "
+                   "what it says (the one form of log that writes to the ledger and reaches AWS).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array of records' summaries.")
 @click.pass_context
-def log(ctx, limit, same_as, as_json):
-    """List recorded submissions, newest first.
+def log(ctx, limit, same_as, refresh, as_json):
+    """List recorded submissions, newest first (by when each run was asked for).
 
     Shows each record's address, time, run id, latest known status, workflow, name,
-    git commit and run uuid. Failed attempts show status REJECTED; replays are marked.
+    git commit and run uuid. Failed attempts show status REJECTED, given-up ones ABANDONED;
+    replays are marked. A status that can still change is shown with the time it was last
+    seen, e.g. "RUNNING (as of 2026-11-25 10:32)": `runlog log --refresh` (or `runlog
+    refresh`) asks the service again.
 
     \b
     Examples:
       runlog log
+      runlog log --refresh -n 5
       runlog log -n 0 --json | jq '.[] | select(.status == "FAILED")'
       runlog log --same-as @1        # every run of the same configuration as the latest
     """
+    if limit > MAX_COUNT:  # SQLite's LIMIT stops at 2**63 - 1
+        raise UsageError(f"-n {limit}: too large (at most {MAX_COUNT}; -n 0 lists all records)")
     config = load_config(ctx)
     ledger = open_ledger(config, create=False)
     if ledger is None:
@@ -42,6 +55,8 @@ def log(ctx, limit, same_as, as_json):
         if same_as:
             where, params = "fingerprint = ?", (ledger.resolve(same_as).fingerprint,)
         entries = ledger.entries(limit + 1 if limit else None, where=where, params=params)
+        if refresh:
+            entries = _refreshed(ledger, entries, config)
     more = bool(limit) and len(entries) > limit
     entries = entries[:limit] if limit else entries
     if as_json:
@@ -53,7 +68,10 @@ def log(ctx, limit, same_as, as_json):
     rows = [("RECORD", "CREATED (UTC)", "RUN ID", "STATUS", "WORKFLOW", "NAME", "COMMIT", "RUN UUID")]
     for e in entries:
         name = (e.name or "-") + (f" (replay of {e.replay_of[:8]})" if e.replay_of else "")
-        row = (e.address[:12], short_time(e.created), e.run_id or "-", e.status or "-",
+        status = e.status or "-"
+        if e.status and e.status not in FINAL_STATUSES:  # may have moved on since: say when it was seen
+            status += f" (as of {short_time(e.status_as_of)[:16]})"
+        row = (e.address[:12], short_time(e.created), e.run_id or "-", status,
                e.workflow_id or "-", name, (e.git_commit or "-")[:8], e.run_uuid or "-")
         rows.append(tuple(terminal_safe(cell) for cell in row))  # names come from records, maybe pulled
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]) - 1)]
@@ -61,6 +79,26 @@ def log(ctx, limit, same_as, as_json):
         click.echo("  ".join(str(c).ljust(w) for c, w in zip(r, widths)) + "  " + r[-1])
     if more:
         note(f"showing the newest {len(entries)} (-n N for more, -n 0 for all)")
+
+
+def _refreshed(ledger, entries, config):
+    """`log --refresh`: GetRun for the listed runs that can still change, then the same list
+    again with what was recorded. Runs that could not be asked keep their status (and say so)."""
+    from runlog.cli.sync import refresh_runs
+
+    moving = [e for e in entries if e.run_id and e.status not in FINAL_STATUSES]
+    if not moving:
+        return entries
+    ledger.close()
+    from runlog.cli.common import require_ledger
+
+    writable = require_ledger(config, notice=False)
+    with writable:
+        for change in refresh_runs(writable, moving, config):
+            if "error" in change:
+                warn(f"run {change['run_id']}: not refreshed: {change['error']}")
+        fresh = {e.address: e for e in writable.by_addresses([e.address for e in entries])}
+    return [fresh.get(e.address, e) for e in entries]
 
 
 @click.command()
@@ -136,7 +174,7 @@ def _lineage_lines(lineage: dict | None) -> list[tuple[str, str]]:
     if not lineage:
         return []
     from runlog.replay import describe
-    from runlog.startrun import MEMBERS
+    from runlog.startrun import flag_for
 
     of = lineage["replay_of"]
     how = ("StartRun --run-id: the service's copy of the run" if lineage.get("mode") == "native"
@@ -146,7 +184,7 @@ def _lineage_lines(lineage: dict | None) -> list[tuple[str, str]]:
     for path, value in (overrides.get("parameters") or {}).items():
         lines.append(("override", f"--set {path}={json.dumps(value, ensure_ascii=False)}"))
     for member, value in (overrides.get("members") or {}).items():
-        flag = MEMBERS[member].flag if member in MEMBERS else member
+        flag = flag_for(member)
         lines.append(("override", f"{flag} {json.dumps(value, ensure_ascii=False)}"))
     for drift in lineage.get("drift") or []:
         lines.append(("drift", describe(drift) + " (allowed)"))

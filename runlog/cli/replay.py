@@ -8,8 +8,8 @@ import re
 import click
 
 from runlog.cli.common import aws_options, aws_settings, load_config, no_ledger, note, open_ledger, warn
-from runlog.cli.submit import (check_query, duplicate_hint, make_resolve_options, output_options, print_submission,
-                               resolve_options)
+from runlog.cli.submit import (check_query, duplicate_hint, make_resolve_options, member_option, output_options,
+                               print_submission, resolve_options)
 from runlog.errors import DriftError, LedgerError, ServiceError, UsageError
 from runlog.replay import NOT_OVERRIDABLE, describe, parse_set
 from runlog.startrun import OPTIONS
@@ -20,11 +20,10 @@ OVERRIDABLE = [o for o in OPTIONS if o.member not in NOT_OVERRIDABLE]
 def override_options(func):
     """submit's StartRun options, as overrides of the recorded members (config defaults do not apply)."""
     for option in reversed(OVERRIDABLE):
-        kind = int if option.kind == "int" else str
-        described = re.sub(r" \(default: [^)]*\)", "", option.help)
+        described = re.sub(r" Default: [^.]*\.", "", option.help)  # config defaults do not apply
         text = (f"Add to (or change) the recorded tags. {described.removeprefix('Tags: ')}" if option.member == "tags"
                 else f"Override the recorded value. {described}")
-        func = click.option(option.flag, option.member, type=kind, default=None, help=text)(func)
+        func = member_option(option, text)(func)
     return func
 
 
@@ -66,14 +65,16 @@ def replay(ctx, ref, sets, allow_drift, dry_run, native, no_resolve, no_check, s
     Exit status: 0 sent; 1 the service rejected it (kept as a failed attempt) or could not be
     reached (kept as pending: `runlog recover`); 2 bad input or unknown run; 3 drift refused.
     """
-    from runlog.startrun import parse_tags
+    from runlog.startrun import members as startrun_members, parse_flag
 
     check_query(query)
     ref = ref.strip()
     for text in sets:  # syntax first: nothing is fetched or written for a misspelt --set
         parse_set(text)
-    if members.get("tags") is not None:
-        members["tags"] = parse_tags(members["tags"])
+    known = startrun_members()
+    for name, raw in members.items():  # JSON, shorthand and file:// read as submit reads them
+        if raw is not None:
+            members[name] = parse_flag(known[name], raw)[0]
     config = load_config(ctx)
     options = make_resolve_options(config, no_resolve, no_check, strict, resolve_timeout)
     the_plan, settings = _prepare(config, ref, members, list(sets), native, (profile, region, endpoint_url),

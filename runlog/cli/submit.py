@@ -9,14 +9,32 @@ from contextlib import contextmanager
 import click
 
 from runlog.cli.common import aws_options, aws_settings, echo_json, load_config, note, open_ledger, warn
-from runlog.startrun import OPTIONS
+from runlog.startrun import options as startrun_model_options
+
+
+_CLICK_TYPES = {"integer": int, "long": int, "float": float, "double": float}
+
+
+def member_option(option, help: str | None = None):
+    """A click option for one StartRun member, spelled and typed as the aws CLI does:
+    booleans are --x/--no-x, numbers are parsed, everything else is text (JSON, shorthand
+    and file:// are read by runlog.startrun.parse_flag)."""
+    text = option.help if help is None else help
+    if option.kind == "boolean":
+        negative = "--no-" + option.flag[2:]
+        return click.option(f"{option.flag}/{negative}", option.member, default=None, help=text)
+    kind = _CLICK_TYPES.get(option.kind, str)
+    metavar = {"document": "JSON", "structure": "JSON", "list": "JSON", "map": "KEY=VALUE,..."}.get(option.kind)
+    if metavar is None:
+        metavar = {str: "TEXT", int: "INTEGER", float: "FLOAT"}[kind]
+    return click.option(option.flag, option.member, type=kind, default=None, metavar=metavar, help=text)
 
 
 def startrun_options(func):
-    """Every `aws omics start-run` option, same spelling and meaning."""
-    for option in reversed(OPTIONS):
-        kind = int if option.kind == "int" else str
-        func = click.option(option.flag, option.member, type=kind, default=None, help=option.help)(func)
+    """Every `aws omics start-run` option, same spelling and meaning: one per member of
+    StartRun's input shape in botocore's service model (a newer botocore brings its options)."""
+    for option in reversed(startrun_model_options()):
+        func = member_option(option)(func)
     return func
 
 
@@ -35,11 +53,15 @@ def check_query(query: str | None):
                                  param_hint="--query") from None
 
 
-def print_submission(result, query: str | None, output: str, as_json: bool, quiet: bool) -> None:
+def print_submission(result, query: str | None, output: str, as_json: bool, quiet: bool,
+                     color: str | None = None) -> None:
     """Print a recorded submission; if printing fails (a closed pipe, a full disk), the run id
     still reaches stderr, so a started run is never hidden."""
     try:
-        print_response(result.response, query, output, as_json, quiet, result.entry.address, result.warnings)
+        if output == "table" and not (as_json or quiet):
+            print_output(result.response, query, output, color)
+        else:
+            print_response(result.response, query, output, as_json, quiet, result.entry.address, result.warnings)
         sys.stdout.flush()
     except BaseException:
         try:
@@ -107,7 +129,7 @@ def output_options(func):
     func = click.option("--quiet", "-q", is_flag=True, help="Print only the run id.")(func)
     func = click.option("--json", "as_json", is_flag=True,
                         help="Print runlog's JSON: the record address, the response and warnings.")(func)
-    func = click.option("--output", type=click.Choice(["json", "text"]), default="json", show_default=True,
+    func = click.option("--output", type=click.Choice(["json", "text", "table"]), default="json", show_default=True,
                         help="Format of the response, as the aws CLI's --output.")(func)
     func = click.option("--query", help="JMESPath query on the response, as the aws CLI's --query "
                         "(e.g. --query id --output text).")(func)
@@ -115,22 +137,165 @@ def output_options(func):
     return func
 
 
+def aws_global_options(func):
+    """The aws CLI's global options a script may pass after the subcommand."""
+    func = click.option("--debug", "aws_debug", is_flag=True,
+                        help="As the aws CLI's --debug: botocore's debug log on stderr, and tracebacks.")(func)
+    func = click.option("--no-paginate", is_flag=True, help="Accepted (StartRun is not paginated).")(func)
+    func = click.option("--color", type=click.Choice(["on", "off", "auto"]), default=None,
+                        help="Accepted (runlog prints the response without color).")(func)
+    func = click.option("--ca-bundle", type=click.Path(dir_okay=False),
+                        help="CA certificate bundle to verify HTTPS with (as the aws CLI's --ca-bundle).")(func)
+    func = click.option("--no-verify-ssl", is_flag=True,
+                        help="Do not verify the endpoint's TLS certificate (as the aws CLI's --no-verify-ssl).")(func)
+    func = click.option("--cli-connect-timeout", type=click.IntRange(min=0), default=None,
+                        help="Seconds to wait for a connection to HealthOmics (0: no limit).")(func)
+    func = click.option("--cli-read-timeout", type=click.IntRange(min=0), default=None,
+                        help="Seconds to wait for HealthOmics to answer (0: no limit).")(func)
+    return func
+
+
+def global_client_options(ctx, cli_read_timeout, cli_connect_timeout, no_verify_ssl, ca_bundle, color,
+                          no_paginate, aws_debug) -> dict:
+    """The aws CLI's global options as client options; notes for those with no effect."""
+    options: dict = {}
+    if cli_read_timeout is not None:
+        options["read_timeout"] = cli_read_timeout or None
+    if cli_connect_timeout is not None:
+        options["connect_timeout"] = cli_connect_timeout or None
+    if no_verify_ssl:
+        options["verify"] = False
+        warn("--no-verify-ssl: the endpoint's TLS certificate is not verified")
+    elif ca_bundle:
+        options["verify"] = ca_bundle
+    if color is not None:
+        note(f"--color {color} accepted: runlog prints the response without color")
+    if no_paginate:
+        note("--no-paginate accepted: StartRun is not paginated")
+    if aws_debug:
+        import logging
+
+        ctx.find_root().ensure_object(dict)["debug"] = True
+        logging.basicConfig(level=logging.DEBUG, format="%(asctime)s - %(name)s - %(levelname)s - %(message)s")
+    return options
+
+
+def print_skeleton(which: str, request: dict | None = None, query=None, output="json", color=None) -> None:
+    """--generate-cli-skeleton: what the aws CLI prints, from the same botocore model."""
+    from botocore.utils import ArgumentGenerator
+
+    from runlog.servicemodel import service_model
+
+    operation = service_model("omics").operation_model("StartRun")
+    if which == "input":
+        skeleton = ArgumentGenerator().generate_skeleton(operation.input_shape)
+        click.echo(json.dumps(skeleton, indent=4, default=str))
+        return
+    # output: the request is checked as for sending; the answer's shape, member names as values
+    from runlog.startrun import check_against_model
+
+    check_against_model(request, service_model("omics"))
+    skeleton = ArgumentGenerator(use_member_names=True).generate_skeleton(operation.output_shape)
+    print_output(skeleton, query, output, color)
+
+
+def print_output(response: dict, query, output, color: str | None = None) -> None:
+    if output == "table":
+        import jmespath
+
+        try:
+            compiled = jmespath.compile(query) if query else None
+        except jmespath.exceptions.JMESPathError as exc:
+            raise click.BadParameter(str(exc), param_hint="--query") from None
+        printed = _aws_table(response, compiled, color)
+        if printed is None:
+            value = compiled.search(response) if compiled else response
+            printed = _table(value, "StartRun") + "\n" if value not in (None, {}, []) else ""
+        click.echo(printed, nl=False)
+        return
+    print_response(response, query, output, False, False)
+
+
+def _aws_table(response: dict, compiled_query, color: str | None) -> str | None:
+    """The aws CLI's own table formatter, when the aws CLI is installed."""
+    try:
+        from awscli.formatter import TableFormatter
+    except ImportError:
+        return None
+    import argparse
+    import io
+
+    stream = io.StringIO()
+    args = argparse.Namespace(query=compiled_query, color="on" if color == "on" else "off")
+    TableFormatter(args)("StartRun", response, stream)
+    return stream.getvalue()
+
+
+def _table(value, title: str) -> str:
+    """The aws CLI's --output table, in its simple form: a titled box of key | value rows,
+    nested maps and lists as titled boxes below."""
+    rows: list[tuple[str, str]] = []
+    nested: list[tuple[str, object]] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            (nested if isinstance(item, (dict, list)) else rows).append((key, item))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            (nested if isinstance(item, (dict, list)) else rows).append(("", item))
+    else:
+        rows.append(("", value))
+    rows = [(k, _text(v)) for k, v in rows]
+    key_width = max([len(k) for k, _ in rows] + [0])
+    value_width = max([len(v) for _, v in rows] + [0])
+    inner = max(len(title) + 2, key_width + value_width + 7 if key_width else value_width + 4)
+    lines = ["-" * (inner + 2), "|" + title.center(inner) + "|"]
+    if rows:
+        lines.append("+" + "-" * inner + "+")
+        for key, text in rows:
+            if key:
+                lines.append(f"|  {key.ljust(key_width)}  |  {text.ljust(inner - key_width - 7)}|")
+            else:
+                lines.append(f"|  {text.ljust(inner - 2)}|")
+    lines.append("+" + "-" * inner + "+")
+    for key, item in nested:
+        lines.append(_table(item, key or title))
+    return "\n".join(lines)
+
+
+def print_dry_run(result) -> None:
+    """--dry-run: the exact request and the record that would be written."""
+    intent = result.intent
+    echo_json({"dry_run": True, "request": intent["request"], "ledger": result.ledger,
+               "record": {**intent, "outcome": None}}, indent=2)
+    note("dry run: every check passed; nothing was sent to HealthOmics and nothing was written")
+
+
 @click.command(context_settings={"max_content_width": 100})
 @startrun_options
-@click.option("--cli-input-json", help="The whole request as JSON, inline or file://PATH; flags override it.")
+@click.option("--cli-input-json", help="The whole request as JSON, inline or file://PATH; flags override it. "
+              "Every StartRun member of the model, types checked (a file's path and SHA-256 are recorded).")
+@click.option("--generate-cli-skeleton", type=click.Choice(["input", "output"]), is_flag=False, flag_value="input",
+              default=None, help="Print what the aws CLI prints: a JSON skeleton of the request (input, the "
+              "default) for --cli-input-json, or of the response (output, after checking the options); "
+              "nothing is sent or written.")
+@click.option("--dry-run", is_flag=True, help="Make every check and resolution, print the exact request and "
+              "the record that would be written; send nothing, write nothing.")
 @aws_options
+@aws_global_options
 @resolve_options
 @output_options
 @click.pass_context
-def submit(ctx, cli_input_json, profile, region, endpoint_url, no_resolve, no_check, strict, resolve_timeout,
-           query, output, as_json, quiet, allow_duplicate, no_cli_pager, **members):
+def submit(ctx, cli_input_json, generate_cli_skeleton, dry_run, profile, region, endpoint_url, cli_read_timeout,
+           cli_connect_timeout, no_verify_ssl, ca_bundle, color, no_paginate, aws_debug, no_resolve, no_check,
+           strict, resolve_timeout, query, output, as_json, quiet, allow_duplicate, no_cli_pager, **members):
     """Start a HealthOmics run and record it: a drop-in for `aws omics start-run`.
 
     Takes every `start-run` option with the same spelling and meaning and prints the same
-    response JSON. Before StartRun is called, the exact request (with its requestId), the
-    resolved parameters and the git state of the analysis repository are committed to the
-    ledger; the response is appended after. Defaults for --role-arn, --output-uri and --tags
-    may come from .runlog.toml.
+    response JSON: the options are made at run time from StartRun's input shape in botocore's
+    service model, so a newer botocore brings its new options. Before StartRun is called, the
+    exact request (with its requestId), the resolved parameters and the git state of the
+    analysis repository are committed to the ledger; the response is appended after.
+    Defaults for --role-arn, --output-uri and --tags may come from .runlog.toml.
 
     Before sending, runlog resolves what the request names (docs/resolve.md): the workflow's
     digest and parameter template (missing or unknown parameters are refused), and the
@@ -143,18 +308,24 @@ def submit(ctx, cli_input_json, profile, region, endpoint_url, no_resolve, no_ch
         --name cram-to-bam --output-uri s3://my-bucket/out/ --parameters file://workflow-inputs.json
       runlog submit --workflow-id 7206765 --role-arn ROLE --output-uri s3://b/out/ \\
         --parameters '{"input": "s3://b/samplesheet.csv"}' --cache-id 1234567 --cache-behavior CACHE_ALWAYS
+      runlog submit --generate-cli-skeleton > run.json     # fill in, then:
       RUN_ID=$(runlog submit --cli-input-json file://run.json --query id --output text)
+      runlog submit --cli-input-json file://run.json --dry-run
 
-    Exit status: 0 submitted; 1 the service refused the request (kept as a failed attempt) or
-    its answer is unknown (a 5xx, a throttle or timeout that outlived the retries, a lost
-    connection: kept as pending, see `runlog recover`); 2 bad input (nothing sent or written),
-    or an identical request is still pending; 130 interrupted (the message says whether the
-    request was sent).
+    Exit status: 0 submitted (or printed); 1 the service refused the request (kept as a failed
+    attempt) or its answer is unknown (a 5xx, a throttle or timeout that outlived the retries, a
+    lost connection: kept as pending, see `runlog recover`); 2 bad input (nothing sent or
+    written), or an identical request is still pending; 130 interrupted (the message says
+    whether the request was sent).
     """
     from runlog.startrun import build_request
-    from runlog.submit import submit as do_submit
 
     check_query(query)
+    if generate_cli_skeleton == "input":
+        print_skeleton("input")
+        return
+    client_options = global_client_options(ctx, cli_read_timeout, cli_connect_timeout, no_verify_ssl, ca_bundle,
+                                           color, no_paginate, aws_debug)
     config = load_config(ctx)
     built = build_request(
         members,
@@ -162,14 +333,27 @@ def submit(ctx, cli_input_json, profile, region, endpoint_url, no_resolve, no_ch
         defaults={"roleArn": config.get("role_arn"), "outputUri": config.get("output_uri"),
                   "tags": config.get("tags")},
     )
+    if generate_cli_skeleton == "output":
+        print_skeleton("output", built.request, query, output, color)
+        return
+    from runlog.submit import submit as do_submit
+
     settings = aws_settings(config, profile, region, endpoint_url)
+    opener = (lambda: open_ledger(config, create=False, notice=False)) if dry_run else \
+        (lambda: open_ledger(config, create=True))
     with duplicate_hint():
-        result = do_submit(lambda: open_ledger(config, create=True), built, settings=settings,
-                           git_path=config.git_repo, lookup_caller=config.get("caller_identity", True),
+        result = do_submit(opener, built, settings=settings, git_path=config.git_repo,
+                           lookup_caller=config.get("caller_identity", True),
                            resolve_options=make_resolve_options(config, no_resolve, no_check, strict,
                                                                 resolve_timeout),
-                           allow_duplicate=allow_duplicate, warn=warn)
-    print_submission(result, query, output, as_json, quiet)
+                           allow_duplicate=allow_duplicate, warn=warn, dry_run=dry_run,
+                           client_options=client_options)
+    if dry_run:
+        if result.ledger is None:
+            result.ledger = str(config.ledger_path())
+        print_dry_run(result)
+        return
+    print_submission(result, query, output, as_json, quiet, color)
 
 
 @contextmanager

@@ -321,8 +321,6 @@ def refresh(ctx, refs, every, active, as_json, profile, region, endpoint_url):
       runlog refresh @1 4207391
       runlog refresh --all --json
     """
-    from runlog import aws
-    from runlog.observe import SOURCE, observe
 
     if refs and (every or active):
         raise UsageError("give REFs, or --all / --active, not both")
@@ -330,27 +328,9 @@ def refresh(ctx, refs, every, active, as_json, profile, region, endpoint_url):
         raise UsageError("give --all or --active, not both")
     config = load_config(ctx)
     ledger = require_ledger(config)
-    changes, failed = [], 0
     with ledger:
-        entries = _refresh_targets(ledger, refs, every)
-        clients: dict = {}  # one client per place runs were recorded (flag > recorded > config > environment)
-        for entry in entries:
-            change = {"record": entry.address, "run_id": entry.run_id, "old": entry.status, "new": None}
-            if not entry.run_id:
-                change["error"] = f"no run: this submission was {entry.outcome}"
-            else:
-                settings = aws_settings(config, profile, region, endpoint_url, recorded=entry.record.get("aws"))
-                if settings not in clients:
-                    clients[settings] = aws.client(settings, "omics")
-                omics = clients[settings]
-                seen_before = any(o["source"] == SOURCE for o in ledger.observations(entry.address))
-                try:
-                    run = observe(ledger, entry, omics, unless_status=entry.status if seen_before else None)
-                    change["new"] = run.get("status")
-                except RunlogError as exc:
-                    change["error"] = exc.message
-            failed += "error" in change
-            changes.append(change)
+        changes = refresh_runs(ledger, _refresh_targets(ledger, refs, every), config, profile, region, endpoint_url)
+    failed = sum("error" in change for change in changes)
     if as_json:
         echo_json(changes)
     else:
@@ -366,3 +346,20 @@ def refresh(ctx, refs, every, active, as_json, profile, region, endpoint_url):
             note("no unfinished runs to refresh" if not every else "no recorded runs to refresh")
     if failed:
         ctx.exit(1)
+
+
+def refresh_runs(ledger, entries, config, profile=None, region=None, endpoint_url=None) -> list[dict]:
+    """observe.refresh with one HealthOmics client per place the runs were recorded
+    (flag > recorded > config > environment); shared by `refresh` and `log --refresh`."""
+    from runlog import aws
+    from runlog.observe import refresh
+
+    clients: dict = {}
+
+    def client_for(entry):
+        settings = aws_settings(config, profile, region, endpoint_url, recorded=entry.record.get("aws"))
+        if settings not in clients:
+            clients[settings] = aws.client(settings, "omics")
+        return clients[settings]
+
+    return refresh(ledger, entries, client_for)

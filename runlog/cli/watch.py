@@ -13,9 +13,9 @@ from runlog.cli.common import aws_options, aws_settings, echo_json, load_config,
 
 @click.command()
 @click.argument("ref")
-@click.option("--interval", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
+@click.option("--interval", type=click.FloatRange(min=0.1, max=86_400), default=30.0, show_default=True,
               help="Seconds between GetRun calls.")
-@click.option("--timeout", type=click.FloatRange(min=0), default=None, help="Give up after this many seconds.")
+@click.option("--timeout", type=click.FloatRange(min=0, max=366 * 86_400), default=None, help="Give up after this many seconds.")
 @click.option("--json", "as_json", is_flag=True, help="Print the final GetRun answer and the input check as JSON.")
 @aws_options
 @click.pass_context
