@@ -1,8 +1,11 @@
-"""The one seam between runlog and AWS: boto3 sessions and clients, configured the way the
+"""The one seam between runlog and AWS: sessions and clients, configured the way the
 aws CLI would be (profiles, regions, AWS_* variables, AWS_ENDPOINT_URL_<SERVICE>), plus
 translation of botocore errors into runlog's one-line errors.
 
-boto3 is imported inside functions so that read-only commands never load it."""
+Clients are botocore's (boto3's own clients are these; boto3 is the dependency that brings
+botocore), made from a botocore session so that a submit does not pay for importing boto3
+and s3transfer. botocore is imported inside functions so that read-only commands never
+load it."""
 
 from __future__ import annotations
 
@@ -68,17 +71,43 @@ def custom_endpoint(service: str, explicit: str | None = None) -> str | None:
     return os.environ.get(_ENDPOINT_ENV.get(service, "")) or os.environ.get("AWS_ENDPOINT_URL") or None
 
 
-def session(settings: AwsSettings):
-    import boto3
-    import botocore.exceptions
+class Session:
+    """A botocore session with the few boto3.Session manners runlog uses. botocore's own
+    session makes the same clients as boto3's, without importing boto3 and s3transfer
+    (about a fifth of a submit's start-up)."""
 
+    def __init__(self, core):
+        self.core = core
+
+    @property
+    def region_name(self) -> str | None:
+        return self.core.get_config_variable("region")
+
+    def get_credentials(self):
+        return self.core.get_credentials()
+
+    def scoped_config(self) -> dict:
+        return self.core.get_scoped_config()
+
+    def client(self, service: str, **options: Any):
+        return self.core.create_client(service, **options)
+
+
+def session(settings: AwsSettings) -> Session:
+    import botocore.exceptions
+    import botocore.session
+
+    core = botocore.session.Session(profile=settings.profile)
+    if settings.region:
+        core.set_config_variable("region", settings.region)
     try:
-        return boto3.Session(profile_name=settings.profile, region_name=settings.region)
+        core.get_scoped_config()  # a profile that does not exist is said now, not at the first call
     except botocore.exceptions.ProfileNotFound:
         raise UsageError(
             f"AWS profile {settings.profile!r} not found: check `aws configure list-profiles` "
             "or the profile key in .runlog.toml"
         ) from None
+    return Session(core)
 
 
 def client(settings: AwsSettings, service: str, *, check_credentials: bool = True,
@@ -109,7 +138,7 @@ def client(settings: AwsSettings, service: str, *, check_credentials: bool = Tru
         options["inject_host_prefix"] = False
     if pinned:
         options["ignore_configured_endpoint_urls"] = True
-    scoped = sess._session.get_scoped_config() if hasattr(sess, "_session") else {}
+    scoped = sess.scoped_config()
     if not os.environ.get("AWS_RETRY_MODE") and "retry_mode" not in scoped:
         options["retries"] = {"mode": "standard"}
     verify = config_options.pop("verify", None)  # the aws CLI's --no-verify-ssl / --ca-bundle

@@ -98,8 +98,9 @@ def refresh(ledger: Ledger, entries: list[Entry], client_for) -> list[dict[str, 
             change["error"] = f"no run: this submission was {entry.outcome}"
         else:
             seen_before = any(o["source"] == SOURCE for o in ledger.observations(entry.address))
+            omics = client_for(entry)  # bad settings (a region that is no region) stop everything: exit 2
             try:
-                run = observe(ledger, entry, client_for(entry), unless_status=entry.status if seen_before else None)
+                run = observe(ledger, entry, omics, unless_status=entry.status if seen_before else None)
                 change["new"] = (run or {}).get("status")
             except RunlogError as exc:
                 change["error"] = exc.message
