@@ -141,7 +141,8 @@ def omics_identity(omics, uri: str) -> dict[str, Any]:
         etag = meta.get("etag") or {}
         found = {"kind": "read-set", "id": ident, "store": store, "status": meta.get("status"),
                  "file_type": meta.get("fileType"), "name": meta.get("name"),
-                 "etag": etag.get(match.group("file") or "source1") or etag.get("source1"),
+                 # the named file's own checksum; an index or a missing file has none of source1's
+                 "etag": etag.get(match.group("file") or "source1"),
                  "etag_algorithm": etag.get("algorithm"), "creation_time": _iso(meta.get("creationTime"))}
     else:
         try:

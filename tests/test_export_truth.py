@@ -26,13 +26,15 @@ PROV_NS = "http://www.w3.org/ns/prov#"
 
 
 def _record(run_id, etag, version, *, rejected=False, status_extra=None, **extra):
-    parameters = {"bam": BAM, "reads": READ_SET, "ref": REFERENCE, "sample_name": "NA12878"}
+    parameters = {"bam": BAM, "reads": READ_SET, "ref": REFERENCE, "ref_index": REFERENCE + "/index",
+                  "sample_name": "NA12878"}
     record = make_record(run_id=run_id, parameters=parameters, rejected=rejected, resolution={
         "workflow": dict(WORKFLOW),
         "inputs": {BAM: {"kind": "s3-object", "etag": etag, "version_id": version, "size": 10},
                    READ_SET: {"kind": "read-set", "etag": "d" * 32, "etag_algorithm": "CRAM_MD5up",
                               "status": "ACTIVE"},
-                   REFERENCE: {"kind": "reference", "md5": "e" * 32, "status": "ACTIVE"}}}, **extra)
+                   REFERENCE: {"kind": "reference", "md5": "e" * 32, "status": "ACTIVE"},
+                   REFERENCE + "/index": {"kind": "reference", "md5": "e" * 32, "status": "ACTIVE"}}}, **extra)
     record["request"].update(status_extra or {})
     from runlog import record as rec
 
@@ -142,6 +144,7 @@ def test_checksums_only_for_real_digests(ledger_runs):
     assert "etag" not in graph[READ_SET]
     (reference_sum,) = [graph[i] for i in _ids(graph[REFERENCE]["identifier"])]
     assert reference_sum["propertyID"] == "md5" and reference_sum["value"] == "e" * 32
+    assert "identifier" not in graph[REFERENCE + "/index"]  # the FASTA's md5 is not the index's
     workflow = graph[graph["./"]["mainEntity"]["@id"]]
     assert "sha256" not in workflow  # HealthOmics' digest is not a digest of the file in the crate
     assert graph[workflow["identifier"][1]["@id"]]["value"] == WORKFLOW["digest"]

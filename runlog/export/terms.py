@@ -43,7 +43,10 @@ class Input:
         uploaded parts). S3 ETags are not digests and are never listed here."""
         kind = self.identity.get("kind")
         if kind == "reference" and self.identity.get("md5"):
-            return [("md5", self.identity["md5"])]
+            # the reference's md5 is the FASTA's: its index (.../reference/ID/index) is other bytes
+            if self.uri.rstrip("/").rsplit("/", 2)[-2] == "reference" or self.uri.endswith("/source"):
+                return [("md5", self.identity["md5"])]
+            return []
         if kind == "read-set" and self.identity.get("etag"):
             return [(self.identity.get("etag_algorithm") or "HealthOmics ETag", self.identity["etag"])]
         return []
