@@ -126,6 +126,15 @@ def test_each_run_points_at_the_input_identity_it_read(ledger_runs):
     assert result.exit_code == 0 and result.stdout.count("valid:") == 5, result.output  # one BCO per run
     inputs = {i["uri"]["uri"] for p in bco_out.iterdir() for i in json.loads(p.read_text())["io_domain"]["input_subdomain"]}
     assert {BAM + "?versionId=v1", BAM + "?versionId=v2"} <= inputs and BAM not in inputs
+    methods = ledger_runs["tmp"] / "methods"
+    assert ledger_runs["run"]("export", *ledger_runs["all"], "-f", "methods", "-o", methods).exit_code == 0
+    import csv
+
+    with open(methods / "data.csv", newline="") as fh:
+        rows = [r for r in csv.DictReader(fh) if r["parameter"] == "bam"]
+    assert {(r["run_uuid"], r["identifier"], r["etag"]) for r in rows} >= {
+        (ledger_runs["first"].run_uuid, BAM + "?versionId=v1", "0123abcd-3"),
+        (ledger_runs["second"].run_uuid, BAM + "?versionId=v2", "89ef0123")}
     first_bco = json.loads((bco_out / "1000001.bco.json").read_text())
     assert [i["uri"]["uri"] for i in first_bco["io_domain"]["input_subdomain"] if i["uri"]["filename"] == "bam"] == \
         [BAM + "?versionId=v1"]
@@ -222,6 +231,14 @@ def test_settings_that_change_results_are_in_every_format(ledger_runs):
               for p in json.loads(path.read_text())["parametric_domain"]}
     assert params["StartRun cacheBehavior"] == "CACHE_ALWAYS" and params["StartRun networkingMode"] == "VPC"
     assert params["replay override storageCapacity"] == "2400" and "accepted drift: git commit" in params
+    methods = ledger_runs["tmp"] / "methods"
+    assert ledger_runs["run"]("export", ledger_runs["first"].address, second.address, replay.address, "-f", "methods",
+                              "-o", methods).exit_code == 0
+    paragraph = (methods / "methods.md").read_text().split("\n\n")[1]
+    assert "Run 1000003 repeated run 1000001 with storageCapacity set to `2400`, sample\\_name set to " \
+           "`NA12878-b`, accepting changes to git commit." in paragraph
+    assert "Call caching was enabled for 1 run(s) (run cache 555, CACHE\\_ALWAYS)" in paragraph
+    assert "1000002,setting,networkingMode,VPC" in (methods / "settings.csv").read_text()
     provn = ledger_runs["tmp"] / "prov.provn"
     assert ledger_runs["run"]("export", second.address, replay.address, "-f", "prov-n", "-o", provn).exit_code == 0
     text = provn.read_text()
