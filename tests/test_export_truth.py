@@ -5,7 +5,6 @@ through the CLI; every file is read back with the standard's own tools."""
 
 from __future__ import annotations
 
-import copy
 import json
 
 import pytest

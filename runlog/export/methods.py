@@ -101,7 +101,7 @@ def _summary(runs: list[RunFacts], md, code) -> list[str]:
                     + f", AWS HealthOmics workflow {md(wf.get('id') or 'not recorded')}"
                     + (f" with definition digest {md(wf['digest'])}" if wf.get("digest") else "")
                     + f", was run with {md(engine)}" + (f" {md(', '.join(versions))}" if versions else "")
-                    + f" on AWS HealthOmics" + (f" in {md(', '.join(regions))}" if regions else "")
+                    + " on AWS HealthOmics" + (f" in {md(', '.join(regions))}" if regions else "")
                     + f": {len(group)} run(s) ("
                     + ", ".join(f"{n} {md(status)}" for status, n in sorted(statuses.items()))
                     + (f"; {md(times[0])} to {md(times[-1])}" if times else "") + ").")
@@ -142,9 +142,7 @@ def _summary(runs: list[RunFacts], md, code) -> list[str]:
     if unfinished:
         sentences.append(f"{len(unfinished)} run(s) had not finished when this was written; their status is as "
                          "at export time.")
-    settings = sorted({f"{k} {value_text(v)}" for r in runs for k, v in r.settings.items()
-                       if k not in ("cacheId", "cacheBehavior", "workflowVersionName")})
-    if settings:
+    if any(k not in ("cacheId", "cacheBehavior", "workflowVersionName") for r in runs for k in r.settings):
         sentences.append("Run settings that affect results (storage, run group, retention, networking) are listed "
                          "per run in settings.csv.")
     sentences.append("Provenance was recorded with runlog; every parameter is in parameters.csv and every input, "

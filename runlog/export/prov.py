@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 
-from runlog.export.terms import RESULT_SETTINGS, RunFacts, input_ids, value_text
+from runlog.export.terms import RunFacts, input_ids, value_text
 
 NAMESPACES = {
     "runlog": "https://w3id.org/runlog/terms#",

@@ -64,11 +64,6 @@ class Input:
         return ", ".join(parts) or "identity not recorded"
 
     @property
-    def checksum(self) -> str | None:
-        """The identity in words, or None (the methods bundle's column)."""
-        return None if self.identity_text == "identity not recorded" else self.identity_text
-
-    @property
     def identity_key(self) -> tuple:
         """What tells one content behind the URI from another: its ETag (as pinned, else as
         the service read it), digests and listing digest. Two S3 versions with the same ETag
