@@ -45,6 +45,8 @@ KEYS: dict[str, tuple[type, str]] = {
     "max_object_mib": (float, "largest team-ledger object `runlog pull` accepts, in MiB (default 16)"),
     "license": (str, "licence of exported provenance (SPDX id or URL)"),
     "usability": (str, "usability statement for BioCompute Object exports"),
+    "authors": (list, "authors of exports: 'Name <https://orcid.org/...>' strings"),
+    "publisher": (str, "publisher of exports: 'Name <URL>'"),
     "caller_identity": (bool, "look up the caller with STS GetCallerIdentity"),
     "resolve_timeout": (float, "seconds allowed for resolving inputs at submit"),
 }

@@ -13,6 +13,7 @@ from runlog.ledger import Entry, Ledger
 
 TERMINAL = {"COMPLETED", "FAILED", "CANCELLED", "DELETED"}
 SOURCE = "GetRun"
+TASKS_SOURCE = "ListRunTasks"
 
 
 def get_run(omics, run_id: str) -> dict[str, Any]:
@@ -48,7 +49,34 @@ def observe(ledger: Ledger, entry: Entry, omics, *, unless_status: str | None = 
         return body
     if run.get("status") != unless_status:
         ledger.observe(entry.address, SOURCE, run, run_uuid=entry.run_uuid, status=run.get("status"))
+    if run.get("status") in TERMINAL and run.get("status") != "DELETED":
+        observe_tasks(ledger, entry, omics, run)
     return run
+
+
+def observe_tasks(ledger: Ledger, entry: Entry, omics, run: dict[str, Any]) -> list[dict] | None:
+    """Once a run has ended, record its tasks (ListRunTasks, then GetRunTask for each task's
+    container image and failure) as one observation, unless they are recorded already.
+
+    Best effort: a run's status is what matters to the caller, so a refusal here (no
+    omics:ListRunTasks permission, a throttled call) records nothing and is tried again at
+    the next watch or refresh. Never called on submit."""
+    if any(o["source"] == TASKS_SOURCE and o["body"].get("run_status") == run.get("status")
+           for o in ledger.observations(entry.address)):
+        return None
+    tasks = []
+    try:
+        for page in omics.get_paginator("list_run_tasks").paginate(id=entry.run_id):
+            for item in page.get("items") or []:
+                detail = omics.get_run_task(id=entry.run_id, taskId=item["taskId"])
+                detail.pop("ResponseMetadata", None)
+                tasks.append(rec.jsonable({**item, **detail}))
+    except Exception:  # noqa: BLE001 - best effort, see above
+        return None
+    body = {"run_status": run.get("status"), "tasks": sorted(tasks, key=lambda t: (t.get("creationTime") or "",
+                                                                                    t["taskId"]))}
+    ledger.observe(entry.address, TASKS_SOURCE, body, run_uuid=entry.run_uuid)
+    return body["tasks"]
 
 
 def latest_run_facts(ledger: Ledger, address: str) -> dict[str, Any]:

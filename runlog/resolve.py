@@ -141,7 +141,8 @@ def omics_identity(omics, uri: str) -> dict[str, Any]:
         etag = meta.get("etag") or {}
         found = {"kind": "read-set", "id": ident, "store": store, "status": meta.get("status"),
                  "file_type": meta.get("fileType"), "name": meta.get("name"),
-                 "etag": etag.get(match.group("file") or "source1") or etag.get("source1"),
+                 # the named file's own checksum; an index or a missing file has none of source1's
+                 "etag": etag.get(match.group("file") or "source1"),
                  "etag_algorithm": etag.get("algorithm"), "creation_time": _iso(meta.get("creationTime"))}
     else:
         try:
@@ -167,6 +168,11 @@ def workflow_identity(omics, request: dict) -> dict[str, Any]:
         if request.get("workflowVersionName"):
             answer = omics.get_workflow_version(workflowId=request["workflowId"],
                                                 versionName=request["workflowVersionName"], **ask)
+            # GetWorkflowVersion has no name: the workflow's name comes from GetWorkflow
+            try:
+                answer["name"] = omics.get_workflow(id=request["workflowId"], **ask).get("name")
+            except Exception:  # the version is resolved; only its name is unknown
+                pass
         else:
             answer = omics.get_workflow(id=request["workflowId"], **ask)
     except Exception as exc:

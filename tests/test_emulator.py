@@ -436,3 +436,32 @@ def test_concurrent_clients_get_distinct_runs(emulator):
     for thread in threads:
         thread.join()
     assert not errors and len(set(ids)) == 16
+
+
+def test_run_tasks_follow_the_run_with_images_digests_and_cache_hits(emulator, omics):
+    cached = omics.start_run(workflowId="7206765", roleArn="arn:aws:iam::1:role/R", outputUri="s3://b/o/",
+                             parameters={"input": "s3://b/x", "protocol": "P"}, cacheId="1234567",
+                             cacheBehavior="CACHE_ALWAYS")
+    assert omics.list_run_tasks(id=cached["id"])["items"] == []  # nothing runs while PENDING
+    emulator.advance(35)
+    assert [t["status"] for t in omics.list_run_tasks(id=cached["id"])["items"]] == ["COMPLETED", "RUNNING"]
+    emulator.advance(3600)
+    page = omics.list_run_tasks(id=cached["id"], maxResults=2)
+    assert len(page["items"]) == 2 and page["nextToken"]
+    items = page["items"] + omics.list_run_tasks(id=cached["id"], startingToken=page["nextToken"])["items"]
+    assert [t["name"] for t in items] == ["FASTQC", "STAR_ALIGN", "MULTIQC"]
+    assert [t["cacheHit"] for t in items] == [True, False, False] and "imageDetails" not in items[0]
+    task = omics.get_run_task(id=cached["id"], taskId=items[0]["taskId"])
+    assert task["cacheS3Uri"].startswith("s3://healthomics-output-bucket-demo/run-cache/")
+    assert task["imageDetails"]["imageDigest"].startswith("sha256:") and task["imageDetails"]["sourceImage"]
+    assert omics.list_run_tasks(id=cached["id"], status="RUNNING")["items"] == []
+    failing = omics.start_run(workflowId="1234567", roleArn="arn:aws:iam::1:role/R", outputUri="s3://b/o/",
+                              parameters={n: "s3://b/x" for n in ("input_cram", "ref_dict", "ref_fasta",
+                                                                   "ref_fasta_index")} | {"sample_name": "S"})
+    emulator.service.fail_run(failing["id"], "OUT_OF_MEMORY")
+    emulator.advance(3600)
+    statuses = [(t["name"], t["status"]) for t in omics.list_run_tasks(id=failing["id"])["items"]]
+    assert statuses == [("CramToBam", "COMPLETED"), ("ValidateBam", "FAILED")]
+    failed = omics.get_run_task(id=failing["id"], taskId=omics.list_run_tasks(id=failing["id"])["items"][1]["taskId"])
+    assert failed["failureReason"] == "OUT_OF_MEMORY"
+    assert error_of(omics.get_run_task, id=failing["id"], taskId="0000000")["Code"] == "ResourceNotFoundException"

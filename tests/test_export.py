@@ -79,24 +79,50 @@ def test_ro_crate_of_all_seed_runs_validates_offline(seeded):
                            "--validate", "--json")
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)["validation"]
-    assert report == [{"file": f"{out} (Workflow Run Crate 0.5)", "ok": True, "problems": []}]
+    # every run's tasks are known (refresh recorded them): a Provenance Run Crate, checked as one
+    assert report == [{"file": f"{out} (Provenance Run Crate 0.5)", "ok": True, "problems": []}]
     graph = {e["@id"]: e for e in json.loads((out / "ro-crate-metadata.json").read_text())["@graph"]}
     root = graph["./"]
     assert {c["@id"] for c in root["conformsTo"]} == {"https://w3id.org/ro/wfrun/process/0.5",
                                                       "https://w3id.org/ro/wfrun/workflow/0.5",
+                                                      "https://w3id.org/ro/wfrun/provenance/0.5",
                                                       "https://w3id.org/workflowhub/workflow-ro-crate/1.0"}
-    actions = [graph[m["@id"]] for m in root["mentions"]]
+    actions = [graph[m["@id"]] for m in root["mentions"]
+               if graph[m["@id"]]["@type"] == "CreateAction" and "#task-" not in m["@id"]]
     assert len(actions) == 6
+    # down to the task: tool runs, their steps, containers, resources, orchestration by the engine
+    organize = [graph[m["@id"]] for m in root["mentions"] if graph[m["@id"]]["@type"] == "OrganizeAction"]
+    assert len(organize) == 6  # one per run
+    engines = {graph[o["instrument"]["@id"]]["name"] for o in organize}
+    assert engines == {"AWS HealthOmics WDL engine", "AWS HealthOmics Nextflow engine"}
+    assert graph[next(o for o in organize if "Nextflow" in graph[o["instrument"]["@id"]]["name"])["instrument"]["@id"]][
+        "version"] == "23.10.1"
+    controls = [graph[c["@id"]] for o in organize for c in o["object"]]
+    tasks = [graph[c["object"]["@id"]] for c in controls]
+    assert all(graph[c["instrument"]["@id"]]["@type"] == "HowToStep" for c in controls)
+    task = next(t for t in tasks if t["name"].startswith("task STAR_ALIGN"))
+    image = graph[task["containerImage"]["@id"]]
+    assert image["additionalType"]["@id"] == "https://w3id.org/ro/terms/workflow-run#DockerImage"
+    assert image["registry"] == "111122223333.dkr.ecr.us-west-2.amazonaws.com" and image["name"] == "star"
+    assert image["tag"] == "2.7.10b" and len(image["sha256"]) == 64
+    usage = {graph[u["@id"]]["propertyID"]: graph[u["@id"]] for u in task["resourceUsage"]}
+    assert usage["cpus"]["value"] == "16" and usage["memory"]["unitCode"]["@id"] == "http://qudt.org/vocab/unit/GibiBYTE"
+    cache_hits = [t for t in tasks if any(graph[p["@id"]]["name"] == "cacheHit" and graph[p["@id"]]["value"] == "true"
+                                          for p in t.get("additionalProperty", []))]
+    assert cache_hits  # SEED_3 ran with CACHE_ALWAYS
+    scrnaseq = next(w for w in graph.values() if w.get("name") == "nf-core-scrnaseq" and "HowTo" in w["@type"])
+    assert {graph[t["@id"]]["name"] for t in scrnaseq["hasPart"]} == {"FASTQC", "STAR_ALIGN", "MULTIQC"}
     workflows = [e for e in graph.values() if "ComputationalWorkflow" in e["@type"]]
     assert sorted(w["name"] for w in workflows) == ["cram-to-bam", "nf-core-scrnaseq", "shared-example"]
     for action in actions:
-        instrument = action["instrument"][0]["@id"] if isinstance(action["instrument"], list) \
-            else action["instrument"]["@id"]
+        instrument = action["instrument"]["@id"]  # the one executed workflow (runcrate reads no list)
         assert instrument in {w["@id"] for w in workflows}
         assert (out / instrument).is_file()
     main = graph[root["mainEntity"]["@id"]]
-    assert set(main["@type"]) == {"File", "SoftwareSourceCode", "ComputationalWorkflow"}
-    assert main["identifier"].startswith("arn:aws:omics:") and main["sha256"]
+    assert set(main["@type"]) == {"File", "SoftwareSourceCode", "ComputationalWorkflow", "HowTo"}
+    assert main["identifier"][0].startswith("arn:aws:omics:") and "sha256" not in main
+    digest = graph[main["identifier"][1]["@id"]]
+    assert digest["propertyID"] == "AWS HealthOmics workflow digest" and digest["value"].startswith("sha256:")
     first = graph[f"urn:uuid:{json.loads(seeded['run']('show', seeded['ids'][0], '--json').stdout)['record']['outcome']['response']['uuid']}"]
     assert first["actionStatus"]["@id"] == "http://schema.org/CompletedActionStatus"
     assert first["identifier"].endswith(f"run/{seeded['ids'][0]}") and first["startTime"] and first["endTime"]
@@ -105,7 +131,8 @@ def test_ro_crate_of_all_seed_runs_validates_offline(seeded):
     replay = [a for a in actions if "isBasedOn" in a]
     assert len(replay) == 1
     read_set = graph[OMICS_INPUTS["input_cram"]]
-    assert read_set["etag"]
+    assert "etag" not in read_set  # a read set's checksum keeps its algorithm: it is no S3 ETag
+    assert [graph[i["@id"]]["propertyID"] for i in read_set["identifier"]] == ["CRAM_MD5up"]
 
 
 def test_ro_crate_validator_catches_a_missing_requirement(seeded, tmp_path):
@@ -133,7 +160,8 @@ def test_bco_validates_and_its_etag_is_recomputable(seeded):
     assert bco["etag"] == etag(bco) and len(bco["etag"]) == 64
     assert bco["usability_domain"] == ["Benchmark calls"]
     assert {p["param"] for p in bco["parametric_domain"]} == {"sample_name", "input_cram", "ref_dict", "ref_fasta",
-                                                              "ref_fasta_index"}
+                                                              "ref_fasta_index", "StartRun runGroupId",
+                                                              "StartRun storageCapacity"}
     assert bco["execution_domain"]["script"][0]["uri"]["uri"].startswith("arn:aws:omics:")
     assert validate.bco_errors(bco) == []
     broken = dict(bco)
@@ -151,7 +179,8 @@ def test_prov_json_validates_and_round_trips(seeded):
     text = out.read_text()
     assert validate.prov_json_errors(text) == []
     document = prov.read(out, format="json")
-    assert len([r for r in document.get_records() if r.get_type().localpart == "Activity"]) == 4
+    activities = [r for r in document.get_records() if r.get_type().localpart == "Activity"]
+    assert len([a for a in activities if "runlog:HealthOmicsRun" in map(str, a.get_asserted_types())]) == 4
     assert "wasInformedBy" in json.loads(text)
     assert validate.prov_json_errors(text.replace('"activity"', '"activity_typo"'))
     provn = seeded["home"] / "runs.provn"
@@ -164,8 +193,17 @@ def test_methods_bundle(seeded):
     result = seeded["run"]("export", seeded["ids"][0], seeded["ids"][2], "-f", "methods", "-o", out, "--validate")
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in out.iterdir()) == ["CITATION.cff", "data.csv", "methods.md", "parameters.csv",
-                                                     "software.csv"]
+                                                     "settings.csv", "software.csv", "tasks.csv"]
     methods = (out / "methods.md").read_text()
+    paragraph = methods.split("\n\n")[1]  # the one paragraph for the paper, before the per-run detail
+    assert "The nf-core-scrnaseq workflow, AWS HealthOmics workflow 7206765 with definition digest" in paragraph
+    assert "was run with Nextflow 23.10.1 on AWS HealthOmics in us-west-2: 1 run(s) (1 COMPLETED" in paragraph
+    assert "Its 3 task(s) ran in 3 container image(s)" in paragraph
+    assert "Call caching was enabled for 1 run(s) (run cache 1234567, CACHE\\_ALWAYS): 1 of 3 task(s) reused " \
+           "cached results." in paragraph
+    assert ",setting,cacheBehavior,CACHE_ALWAYS" in (out / "settings.csv").read_text()
+    tasks_csv = (out / "tasks.csv").read_text()
+    assert ",FASTQC,COMPLETED," in tasks_csv and ",true," in tasks_csv and "sha256:" in tasks_csv
     assert "cram-to-bam" in methods and "nf-core-scrnaseq" in methods and "runlog replay" in methods
     assert "Nextflow 23.10.1" in methods and "sha256:" in methods
     assert "protocol,10XV3" in (out / "parameters.csv").read_text()
@@ -179,14 +217,16 @@ def test_all_formats_in_one_crate_and_exports_are_deterministic(seeded):
         result = seeded["run"]("export", *seeded["ids"][:4], "-f", "all", "-o", out, "--license", "CC-BY-4.0",
                                "--validate")
         assert result.exit_code == 0, result.output
-        assert result.stdout.count("valid:") == 4
+        assert result.stdout.count("valid:") == 7  # the crate, one BCO per run, PROV-JSON, CITATION.cff
+        assert "INVALID" not in result.stdout
     files = sorted(p.relative_to(first) for p in first.rglob("*") if p.is_file())
-    assert [str(p) for p in files if "/" not in str(p)] == ["bco.json", "prov.json", "prov.provn",
+    assert [str(p) for p in files if "/" not in str(p)] == ["README.md", "prov.json", "prov.provn",
                                                             "ro-crate-metadata.json"]
+    assert sorted(p.name for p in (first / "bco").iterdir()) == [f"{i}.bco.json" for i in sorted(seeded["ids"][:4])]
     for path in files:
         assert (first / path).read_bytes() == (second / path).read_bytes(), path
     graph = {e["@id"]: e for e in json.loads((first / "ro-crate-metadata.json").read_text())["@graph"]}
-    assert graph["bco.json"]["conformsTo"]["@id"].endswith("2791object.json")
+    assert graph[f"bco/{seeded['ids'][0]}.bco.json"]["conformsTo"]["@id"].endswith("2791object.json")
     assert {"prov.json", "prov.provn", "methods/methods.md", "methods/CITATION.cff"} <= set(graph)
     assert (first / "methods" / "data.csv").is_file()
 
@@ -194,7 +234,11 @@ def test_all_formats_in_one_crate_and_exports_are_deterministic(seeded):
 def test_failed_attempt_exports_as_not_run_or_is_refused(seeded):
     out = seeded["home"] / "failed.bco.json"
     assert seeded["run"]("export", "@1", "-f", "bco", "-o", out).exit_code == 0
-    assert json.loads(out.read_text())["extension_domain"][0]["runlog"][0]["status"] == "NOT_RUN"
+    bco = json.loads(out.read_text())
+    assert "status NOT_RUN" in bco["description_domain"]["pipeline_steps"][0]["description"]
+    (refusal,) = bco["error_domain"]["empirical_error"]["runs_that_did_not_complete"]
+    assert refusal["status"] == "NOT_RUN" and refusal["error"].startswith("ResourceNotFoundException: ")
+    assert bco["io_domain"] == {"input_subdomain": [], "output_subdomain": []}  # it read and wrote nothing
     refused = seeded["run"]("export", "@1", "-f", "bco", "-o", seeded["home"] / "x.json", "--runs-only")
     assert refused.exit_code == 2 and "never ran" in refused.stderr
 
@@ -206,8 +250,6 @@ def test_bad_input(seeded):
     existing.write_text("keep me")
     result = run("export", "@2", "-f", "bco", "-o", existing)
     assert result.exit_code == 2 and "--force" in result.stderr and existing.read_text() == "keep me"
-    result = run("export", "@2", "-o", home / "nolicence")
-    assert result.exit_code == 2 and "--license" in result.stderr and not (home / "nolicence").exists()
     locked = home / "locked"
     locked.mkdir()
     os.chmod(locked, stat.S_IRUSR | stat.S_IXUSR)
@@ -237,6 +279,16 @@ def test_zip_crate(seeded, tmp_path):
         archive.extractall(tmp_path / "unzipped")
     failures, skipped = validate.crate_report(tmp_path / "unzipped", tmp_path / "cache")
     assert failures == [] and skipped == 0
+
+
+def test_export_without_a_licence_warns_and_stays_valid(seeded, tmp_path):
+    out = seeded["home"] / "nolicence"
+    result = seeded["run"]("export", "@2", "-o", out, "--validate")
+    assert result.exit_code == 0, result.output
+    assert "runlog: warning: no licence given (--license" in result.stderr
+    assert "valid:" in result.stdout
+    root = {e["@id"]: e for e in json.loads((out / "ro-crate-metadata.json").read_text())["@graph"]}["./"]
+    assert root["license"].startswith("No licence was stated")
 
 
 # --- what comes from records stays text; the target is never followed (docs/export.md) -------

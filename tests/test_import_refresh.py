@@ -145,8 +145,9 @@ def test_refresh_records_a_run_that_completed(aws_env, ledger_path, git_repo, ru
     again = refresh_json(run_cli, "--all")
     assert [(c["old"], c["new"]) for c in again] == [("COMPLETED", "COMPLETED")]
     observations = json.loads(run_cli("show", run_id, "--json").stdout)["observations"]
-    assert [o["status"] for o in observations] == ["PENDING", "COMPLETED"]  # unchanged answers add nothing
-    assert observations[-1]["body"]["digest"].startswith("sha256:")
+    assert [o["status"] for o in observations if o["source"] == "GetRun"] == ["PENDING", "COMPLETED"]  # unchanged answers add nothing
+    assert [o["source"] for o in observations] == ["GetRun", "GetRun", "ListRunTasks"]  # tasks once, at the end
+    assert observations[-2]["body"]["digest"].startswith("sha256:")
 
 
 def test_refresh_refs_failed_and_deleted_runs(aws_env, omics, ledger_path, git_repo, run_cli):

@@ -32,15 +32,22 @@ def submit(run_cli, ledger_path):
 
 def test_watch_records_a_run_through_to_completed(fast, ledger_path, git_repo, run_cli):
     run_id = submit(run_cli, ledger_path)
+    assert not [r for r in fast.requests if r["operation"] in ("ListRunTasks", "GetRunTask")]  # submit never waits
     result = run_cli("watch", run_id, "--interval", "0.2", "--timeout", "30")
     assert result.exit_code == 0, result.output
     assert f"run {run_id} COMPLETED" in result.stdout
     assert f"run {run_id}: COMPLETED" in result.stderr  # plain status lines when not a terminal
     with Ledger.open(ledger_path) as ledger:
         entry = ledger.resolve(run_id)
-        statuses = [o["status"] for o in ledger.observations(entry.address)]
-        final = ledger.observations(entry.address)[-1]["body"]
+        statuses = [o["status"] for o in ledger.observations(entry.address) if o["source"] == "GetRun"]
+        final = [o for o in ledger.observations(entry.address) if o["source"] == "GetRun"][-1]["body"]
+        tasks = [o["body"] for o in ledger.observations(entry.address) if o["source"] == "ListRunTasks"]
     assert statuses[-1] == "COMPLETED" and len(statuses) == len(set(statuses))  # one per change
+    # the run's tasks, recorded once when it ended, with their containers and digests
+    (observed,) = tasks
+    assert observed["run_status"] == "COMPLETED" and len(observed["tasks"]) == 3
+    assert all(t["status"] == "COMPLETED" and t["imageDetails"]["imageDigest"].startswith("sha256:")
+               for t in observed["tasks"])
     assert final["digest"].startswith("sha256:") and final["engineVersion"] and final["stopTime"]
     assert final["resourceDigests"][INPUT].startswith("etag:")
     assert entry.status == "COMPLETED"
@@ -75,3 +82,16 @@ def test_watch_timeout_and_bad_refs(aws_env, ledger_path, git_repo, run_cli):
     stuck = run_cli("watch", "@1", "--interval", "0.1", "--timeout", "0.3")  # the manual clock never moves
     assert stuck.exit_code == 1 and "still PENDING" in stuck.stderr
     assert run_cli("watch", "9999999").exit_code == 2
+
+
+def test_a_failed_run_records_its_failed_task(fast, ledger_path, git_repo, run_cli):
+    run_id = submit(run_cli, ledger_path)
+    fast.service.fail_run(run_id, "OUT_OF_MEMORY")
+    result = run_cli("watch", run_id, "--interval", "0.2", "--timeout", "30")
+    assert result.exit_code == 1, result.output
+    with Ledger.open(ledger_path) as ledger:
+        entry = ledger.resolve(run_id)
+        (observed,) = [o["body"] for o in ledger.observations(entry.address) if o["source"] == "ListRunTasks"]
+    assert observed["run_status"] == "FAILED"
+    assert [t["status"] for t in observed["tasks"]][-1] == "FAILED"
+    assert observed["tasks"][-1]["failureReason"] == "OUT_OF_MEMORY"

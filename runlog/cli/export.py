@@ -18,7 +18,9 @@ FORMATS = ["ro-crate", "bco", "prov-json", "prov-n", "methods", "all"]
 @click.option("-o", "--output", "target", type=click.Path(path_type=Path), required=True,
               help="File or directory to write (ro-crate: a directory, or NAME.zip).")
 @click.option("--license", "license_", help="Licence of the exported metadata: SPDX id or URL (default: "
-              "license in .runlog.toml). Required for RO-Crates.")
+              "license in .runlog.toml; without one the export says so in a warning).")
+@click.option("--author", "authors", multiple=True, metavar="'NAME <ORCID URL>'",
+              help="An author of the export (repeatable; default: authors in .runlog.toml).")
 @click.option("--usability", help="The BioCompute Object's usability statement (default: usability in the config).")
 @click.option("--title", help="Title of the crate and of CITATION.cff.")
 @click.option("--runs-only", is_flag=True, help="Refuse failed attempts instead of exporting them as NOT_RUN.")
@@ -27,7 +29,7 @@ FORMATS = ["ro-crate", "bco", "prov-json", "prov-n", "methods", "all"]
 @click.option("--validate", is_flag=True, help="Check what was written with each standard's validator or schema.")
 @click.option("--json", "as_json", is_flag=True, help="Print the files written (and verdicts) as JSON.")
 @click.pass_context
-def export(ctx, refs, fmt, target, license_, usability, title, runs_only, force, validate, as_json):
+def export(ctx, refs, fmt, target, license_, authors, usability, title, runs_only, force, validate, as_json):
     """Write provenance for one or more runs: a Workflow Run RO-Crate, an IEEE 2791
     BioCompute Object, W3C PROV-JSON / PROV-N, or a methods bundle for a paper.
 
@@ -44,15 +46,28 @@ def export(ctx, refs, fmt, target, license_, usability, title, runs_only, force,
       runlog export @1 -f bco -o run.bco.json --usability "Germline calls for NA12878"
       runlog export @1 -f prov-n -o run.provn
     """
-    from runlog.export.terms import collect
+    from runlog.errors import UsageError
+    from runlog.export.terms import collect, parse_person
     from runlog.export.write import export as do_export
+    from runlog.export.write import warnings
 
     config = load_config(ctx)
+    configured = config.get("authors") or []
+    if isinstance(configured, str):  # RUNLOG_AUTHORS: "A <orcid>; B <orcid>"
+        configured = [part for part in configured.split(";") if part.strip()]
+    given = list(authors) or list(configured)
+    if not all(isinstance(a, str) for a in given):
+        raise UsageError("authors in the configuration must be strings such as 'Name <https://orcid.org/...>'")
+    people = [parse_person(a) for a in given]
+    publisher = parse_person(config.get("publisher")) if config.get("publisher") else None
+    licence = license_ or config.get("license")
     ledger = require_ledger(config, readonly=True)
     with ledger:
         runs = collect(ledger, list(refs), runs_only=runs_only)
-    written = do_export(runs, fmt, target, force=force, license=license_ or config.get("license"),
-                        usability=usability or config.get("usability"), title=title)
+    written = do_export(runs, fmt, target, force=force, license=licence, usability=usability or config.get("usability"),
+                        title=title, authors=people, publisher=publisher)
+    for warning in warnings(runs, fmt, licence):
+        click.echo(f"runlog: warning: {warning}", err=True)
     verdicts = check(target, fmt) if validate else []
     if as_json:
         echo_json({"written": [str(p) for p in written],
@@ -89,15 +104,19 @@ def check(target: Path, fmt: str) -> list[tuple[str, list[str] | None]]:
             verdicts.append((f"{crate} (the RO-Crate check needs roc-validator: pip install roc-validator)", None))
         else:
             failures, skipped = report
-            verdicts.append((f"{crate} (Workflow Run Crate 0.5)",
+            verdicts.append((f"{crate} "
+                             f"({validate.PROFILE_NAMES[validate.crate_profile(crate)]})",
                              failures + ([f"{skipped} check(s) skipped"] if skipped else [])))
-    candidates = {"bco": [target], "prov-json": [target], "methods": [target / "CITATION.cff"],
-                  "all": [base / "bco.json", base / "prov.json", base / "methods" / "CITATION.cff"]}.get(fmt, [])
+    bcos = sorted((base / "bco").glob("*.bco.json")) if fmt == "all" else sorted(target.glob("*.bco.json"))
+    candidates = {"bco": [target] if target.is_file() else bcos, "prov-json": [target],
+                  "methods": [target / "CITATION.cff"],
+                  "all": ([base / "bco.json"] if (base / "bco.json").is_file() else bcos)
+                  + [base / "prov.json", base / "methods" / "CITATION.cff"]}.get(fmt, [])
     for path in candidates:
         text = path.read_text(encoding="utf-8")
         if path.name.endswith(".cff"):
             verdicts.append((f"{path} (CFF 1.2.0 required keys)", check_citation(text)))
-        elif fmt == "bco" or path.name == "bco.json":
+        elif fmt == "bco" or path.name.endswith("bco.json"):
             verdicts.append((f"{path} (IEEE 2791)", validate.bco_errors(json.loads(text))))
         else:
             verdicts.append((f"{path} (PROV-JSON)", validate.prov_json_errors(text)))

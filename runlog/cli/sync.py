@@ -234,7 +234,7 @@ def import_(ctx, since, status, run_group_id, jobs, quiet, as_json, profile, reg
     from runlog import aws
     from runlog.errors import ServiceError
     from runlog.importer import import_run
-    from runlog.observe import get_run
+    from runlog.observe import TERMINAL, get_run, observe_tasks
     from runlog.sync import run_concurrently
 
     config = load_config(ctx)
@@ -272,6 +272,8 @@ def import_(ctx, since, status, run_group_id, jobs, quiet, as_json, profile, reg
             failure = exc
         for run in sorted(runs, key=lambda r: (r.get("creationTime") or "", r["uuid"])):
             entry, added = import_run(ledger, run, aws.recorded_endpoint(settings))
+            if added and run.get("status") in TERMINAL:
+                observe_tasks(ledger, entry, omics, run)
             if added:
                 imported.append({"record": entry.address, "run_id": entry.run_id, "run_uuid": entry.run_uuid,
                                  "status": run.get("status"), "name": run.get("name")})

@@ -134,3 +134,15 @@ def example_args(command: str) -> list[str]:
     words = shlex.split(command.replace("\\\n", " "))
     assert words[:3] == ["aws", "omics", "start-run"], command
     return words[3:]
+
+# The tasks each seeded workflow's runs report (ListRunTasks / GetRunTask): name, container
+# image (a private ECR copy of a public source image), cpus, memory (GiB), gpus.
+ECR = "111122223333.dkr.ecr.us-west-2.amazonaws.com"
+TASKS = {
+    "cram-to-bam": [("CramToBam", "samtools:1.17", "quay.io/biocontainers/samtools:1.17--h00cdaf9_0", 4, 8, 0),
+                    ("ValidateBam", "picard:3.1.0", "quay.io/biocontainers/picard:3.1.0--hdfd78af_0", 2, 4, 0)],
+    "nf-core-scrnaseq": [("FASTQC", "fastqc:0.12.1", "quay.io/biocontainers/fastqc:0.12.1--hdfd78af_0", 2, 4, 0),
+                         ("STAR_ALIGN", "star:2.7.10b", "quay.io/biocontainers/star:2.7.10b--h6b7c446_1", 16, 64, 0),
+                         ("MULTIQC", "multiqc:1.19", "quay.io/biocontainers/multiqc:1.19--pyhdfd78af_0", 2, 8, 0)],
+}
+DEFAULT_TASKS = [("main", "ubuntu:22.04", "docker.io/library/ubuntu:22.04", 2, 4, 0)]

@@ -56,6 +56,8 @@ def _handlers(service: Service) -> dict[str, Callable[[dict, str], dict]]:
         "StartRun": lambda p, r: service.start_run(p, r, sts.CALLER_ARN),
         "GetRun": lambda p, r: service.get_run(p["id"]),
         "ListRuns": lambda p, r: service.list_runs(p),
+        "ListRunTasks": lambda p, r: service.list_run_tasks(p),
+        "GetRunTask": lambda p, r: service.get_run_task(p["id"], p["taskId"]),
         "CancelRun": lambda p, r: service.cancel_run(p["id"]) or {},
         "DeleteRun": lambda p, r: service.delete_run(p["id"]) or {},
         "GetWorkflow": workflow,

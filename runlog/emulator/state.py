@@ -349,6 +349,75 @@ class Service:
         with self.lock:
             self.live_run(run_id)["fail_reason"] = reason
 
+    # -- tasks --------------------------------------------------------------------------------
+
+    def tasks(self, run: dict) -> list[dict]:
+        """The run's tasks as GetRunTask shows them, following the run's lifecycle: none while
+        it is PENDING or STARTING; then one after the other. A FAILED run's last task fails
+        (its failureReason the run's); with a run cache, the first task of a run whose cache
+        behaviour is CACHE_ALWAYS is a cache hit."""
+        status = self.status(run)
+        times = self._times(run)
+        if "startTime" not in times:
+            return []
+        workflow_name = next((w["name"] for w in self.workflows.values() if w["id"] == run["workflowId"]
+                              and w["uuid"] == run["workflowUuid"]), "")
+        specs = seed.TASKS.get(workflow_name, seed.DEFAULT_TASKS)
+        start, now = times["startTime"], self.clock.now()
+        stop = times.get("stopTime") or now
+        span = timedelta(seconds=PHASES[2][1]) / len(specs)
+        out = []
+        for index, (name, image, source, cpus, memory, gpus) in enumerate(specs):
+            begins, ends = start + span * index, start + span * (index + 1)
+            if begins > stop:
+                break
+            task_id = str(int(_digest("task", run["uuid"], index)[:12], 16) % 10**7).zfill(7)
+            task = {"taskId": task_id, "name": name, "cpus": cpus, "memory": memory, "gpus": gpus,
+                    "instanceType": "omics.c.large" if cpus <= 4 else "omics.r.4xlarge",
+                    "creationTime": begins, "startTime": begins,
+                    "uuid": _uuid("task", run["uuid"], index),
+                    "logStream": f"arn:aws:logs:{run['region']}:{seed.ACCOUNT}:log-group:/aws/omics/TaskLog:"
+                                 f"log-stream:run/{run['id']}/task/{task_id}",
+                    "imageDetails": {"image": f"{seed.ECR}/{image}",
+                                     "imageDigest": "sha256:" + _digest("image", image),
+                                     "sourceImage": source}}
+            cached = bool(run.get("cacheId")) and run.get("cacheBehavior") == "CACHE_ALWAYS" and index == 0
+            task["cacheHit"] = cached
+            if cached:
+                cache = next((c for c in seed.RUN_CACHES if c["id"] == run["cacheId"]), None)
+                task["cacheS3Uri"] = (cache["cacheS3Uri"] if cache else f"s3://run-cache/{run['cacheId']}/") + \
+                    f"{task['uuid']}/"
+            last = index == len(specs) - 1
+            if ends <= stop and not (last and status == "FAILED"):
+                task.update(status="COMPLETED", stopTime=ends)
+            elif status == "FAILED" and (last or ends > stop):
+                task.update(status="FAILED", stopTime=stop, failureReason=run.get("fail_reason") or
+                            "WORKFLOW_RUN_FAILED", statusMessage=f"task {name} exited with status 137")
+                out.append(task)
+                break
+            elif status == "CANCELLED":
+                task.update(status="CANCELLED", stopTime=stop)
+            else:
+                task["status"] = "RUNNING"
+            out.append(task)
+        return out
+
+    def list_run_tasks(self, params: dict) -> dict:
+        with self.lock:
+            run = self.live_run(params["id"])
+            items = [{k: v for k, v in t.items() if k not in ("imageDetails", "logStream", "failureReason",
+                                                               "statusMessage", "cacheS3Uri")}
+                     | ({"cacheS3Uri": t["cacheS3Uri"]} if "cacheS3Uri" in t else {})
+                     for t in self.tasks(run) if not params.get("status") or t["status"] == params["status"]]
+            return paginate(items, params)
+
+    def get_run_task(self, run_id: str, task_id: str) -> dict:
+        with self.lock:
+            for task in self.tasks(self.live_run(run_id)):
+                if task["taskId"] == task_id:
+                    return task
+            raise ApiError("ResourceNotFoundException", f"The requested task {task_id} was not found")
+
     # -- workflows, tags, stores ---------------------------------------------------------------
 
     def workflow_view(self, workflow: dict, region: str, version: str | None = None) -> dict:

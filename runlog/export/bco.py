@@ -6,10 +6,12 @@ import uuid
 from typing import Any
 
 from runlog import record as rec
-from runlog.export.terms import RunFacts, published, value_text
+from runlog.export.terms import RunFacts, input_ids, published, value_text
 
 SPEC_VERSION = "https://w3id.org/ieee/ieee-2791-schema/2791object.json"
-GIT_EXTENSION = "https://w3id.org/runlog/bco/git-extension.json"
+# The BioCompute community's source-code-management extension (published), for the git details.
+SCM_EXTENSION = "https://w3id.org/biocompute/extension_domain/1.1.0/scm/scm_extension.json"
+BCO_VERSION = "1.0"  # the version of the BCO itself (provenance_domain.version), not of a workflow
 
 
 def etag(bco: dict) -> str:
@@ -18,25 +20,31 @@ def etag(bco: dict) -> str:
     return rec.sha256_hex(rec.canonical_json(body))
 
 
-def build(runs: list[RunFacts], *, usability: str | None, license: str | None) -> dict[str, Any]:
-    first = runs[0]
-    if len(runs) == 1 and first.run_uuid:
-        object_id = f"urn:uuid:{first.run_uuid}"
-    else:  # a set: a uuid derived from the records it describes, so the export stays reproducible
-        object_id = "urn:uuid:" + str(uuid.uuid5(uuid.NAMESPACE_URL, "runlog:" + ",".join(r.address for r in runs)))
+def build(runs: list[RunFacts], *, usability: str | None, license: str | None,
+          authors: list[dict] = (), ids: dict | None = None) -> dict[str, Any]:
+    """One BioCompute Object (call it with one run: a BCO describes one pipeline execution).
+    `ids` are the input identifiers of the whole export (runlog.export.terms.input_ids), so
+    the same input reads the same in every BCO of it."""
+    ids = ids or input_ids(runs)
     workflows = sorted({(r.workflow["name"], r.workflow.get("version") or "") for r in runs})
     created = min(r.created for r in runs)
-    contributors = sorted({r.caller_arn for r in runs if r.caller_arn}) or ["unknown submitter"]
+    callers = sorted({r.caller_arn for r in runs if r.caller_arn})
+    contributors = [{"name": a["name"], "contribution": ["authoredBy"],
+                     **({"orcid": a["id"]} if (a.get("id") or "").startswith("https://orcid.org/") else {})}
+                    for a in authors]
+    contributors += [{"name": arn, "contribution": ["createdBy"]} for arn in callers]
+    if not contributors:
+        contributors = [{"name": "unknown submitter", "contribution": ["createdBy"]}]
     bco: dict[str, Any] = {
-        "object_id": object_id,
+        "object_id": "",
         "spec_version": SPEC_VERSION,
         "etag": "",
         "provenance_domain": {
             "name": ", ".join(name for name, _ in workflows),
-            "version": ", ".join(version or "unversioned" for _, version in workflows),
+            "version": BCO_VERSION,
             "created": created,
             "modified": max(r.created for r in runs),
-            "contributors": [{"name": arn, "contribution": ["createdBy"]} for arn in contributors],
+            "contributors": contributors,
             "license": license or "not stated",
         },
         "usability_domain": [usability or (
@@ -45,7 +53,7 @@ def build(runs: list[RunFacts], *, usability: str | None, license: str | None) -
         "description_domain": {
             "keywords": ["AWS HealthOmics", "workflow run"] + sorted({r.workflow["language"] for r in runs
                                                                      if r.workflow.get("language")}),
-            "pipeline_steps": [_step(n, r) for n, r in enumerate(runs, start=1)],
+            "pipeline_steps": _steps(runs, ids),
         },
         "execution_domain": {
             "script": [{"uri": {"uri": r.workflow["arn"] or r.address}} for r in _distinct_workflows(runs)],
@@ -56,16 +64,33 @@ def build(runs: list[RunFacts], *, usability: str | None, license: str | None) -
             "environment_variables": {},
         },
         "parametric_domain": [{"param": path, "value": value_text(value), "step": str(n)}
-                              for n, r in enumerate(runs, start=1) for path, value in r.leaves],
+                              for n, r in enumerate(runs, start=1) for path, value in r.leaves]
+        + [{"param": f"StartRun {member}", "value": value_text(value), "step": str(n)}
+           for n, r in enumerate(runs, start=1) for member, value in sorted(r.settings.items())]
+        + [{"param": f"replay override {key}", "value": value_text(value), "step": str(n)}
+           for n, r in enumerate(runs, start=1) for group in ("members", "parameters")
+           for key, value in sorted((r.overrides.get(group) or {}).items())]
+        + [{"param": f"accepted drift: {d['kind']} {d['what']}",
+            "value": f"recorded {value_text(d['recorded'])}, found {value_text(d['current'])}", "step": str(n)}
+           for n, r in enumerate(runs, start=1) for d in r.drift],
         "io_domain": {
-            "input_subdomain": [{"uri": {"uri": i.uri, "filename": i.path}}
-                                for r in runs for i in r.inputs],
+            "input_subdomain": [{"uri": {"uri": ids[(r.address, i.path)], "filename": i.path}}
+                                for r in runs if r.ran for i in r.inputs],
             "output_subdomain": [{"mediatype": "application/octet-stream", "uri": {"uri": r.output_uri}}
-                                 for r in runs if r.ran and r.output_uri],
+                                 for r in runs if r.status == "COMPLETED" and r.output_uri],
         },
-        "extension_domain": [{"extension_schema": GIT_EXTENSION, "runlog": [_extension(r) for r in runs]}],
+        "extension_domain": [_scm(r) for r in runs if r.git.get("commit")],
     }
+    errors = [{"run": r.run_id or r.address, "status": r.status, "error": r.failure_reason or r.error}
+              for r in runs if r.failure_reason or r.error]
+    if errors:
+        bco["error_domain"] = {"empirical_error": {"runs_that_did_not_complete": errors},
+                               "algorithmic_error": {}}
+    if not bco["extension_domain"]:
+        del bco["extension_domain"]
     bco["etag"] = etag(bco)
+    # the object id is derived from the content, so the same content always gets the same id
+    bco["object_id"] = "urn:uuid:" + str(uuid.uuid5(uuid.NAMESPACE_URL, "runlog-bco:" + bco["etag"]))
     return bco
 
 
@@ -78,10 +103,31 @@ def _distinct_workflows(runs: list[RunFacts]) -> list[RunFacts]:
     return out
 
 
-def _step(number: int, run: RunFacts) -> dict:
+def _steps(runs: list[RunFacts], ids: dict) -> list[dict]:
+    """The pipeline's steps: each run's tasks as HealthOmics reported them, else the run as one step."""
+    steps = []
+    for run in runs:
+        if not run.tasks:
+            steps.append(_step(len(steps) + 1, run, ids))
+            continue
+        for task in sorted(run.tasks, key=lambda t: (t.get("creationTime") or "", t["taskId"])):
+            image = task.get("imageDetails") or {}
+            description = (f"task {task.get('name')} of run {run.run_id}, status {task.get('status')}"
+                           + (f", container {image['image']}" if image.get("image") else "")
+                           + (f" ({image['imageDigest']})" if image.get("imageDigest") else "")
+                           + (", result reused from the run cache" if task.get("cacheHit") else ""))
+            steps.append({"step_number": len(steps) + 1, "name": task.get("name") or task["taskId"],
+                          "description": description, "version": image.get("imageDigest") or "",
+                          "input_list": [], "output_list": []})
+    return steps
+
+
+def _step(number: int, run: RunFacts, ids: dict) -> dict:
     wf = run.workflow
     description = f"{wf['name']} on AWS HealthOmics ({wf.get('language') or 'engine unknown'}), " \
-                  f"run {run.run_id or 'not run'}, status {run.status}"
+                  f"run {run.run_id or 'not run'}, status {run.status}" \
+                  + ("" if run.finished else " at export time (not finished)") \
+                  + (f" ({run.error})" if run.error else "")
     if wf.get("digest"):
         description += f", workflow digest {wf['digest']}"
     return {
@@ -89,8 +135,8 @@ def _step(number: int, run: RunFacts) -> dict:
         "name": run.label,
         "description": description,
         "version": wf.get("version") or wf.get("digest") or "",
-        "input_list": [{"uri": i.uri, "filename": i.path} for i in run.inputs],
-        "output_list": [{"uri": run.output_uri}] if run.ran and run.output_uri else [],
+        "input_list": [{"uri": ids[(run.address, i.path)], "filename": i.path} for i in run.inputs] if run.ran else [],
+        "output_list": [{"uri": run.output_uri}] if run.status == "COMPLETED" and run.output_uri else [],
     }
 
 
@@ -104,12 +150,19 @@ def _software(runs: list[RunFacts]) -> list[dict]:
                 "uri": {"uri": "https://aws.amazon.com/healthomics/"}}
         for image, digest in run.containers.items():
             found[(image, digest)] = {"name": image, "version": digest, "uri": {"uri": f"docker://{image}"}}
+        for task in run.tasks:
+            image = task.get("imageDetails") or {}
+            if image.get("image"):
+                key = (image["image"], image.get("imageDigest") or "")
+                found[key] = {"name": image["image"], "version": image.get("imageDigest") or "unknown",
+                              "uri": {"uri": f"docker://{image['image']}"}}
     return [found[key] for key in sorted(found)]
 
 
-def _extension(run: RunFacts) -> dict:
+def _scm(run: RunFacts) -> dict:
+    """The analysis code's git state, in the community SCM extension's terms."""
     git = run.git
-    return {"record": run.address, "run_uuid": run.run_uuid, "run_arn": run.run_arn, "status": run.status,
-            "git_commit": git.get("commit"), "git_remote": git.get("remote"), "git_branch": git.get("branch"),
-            "git_state": git.get("state"), "runlog_version": run.runlog_version,
-            "replay_of": run.replay_of}
+    scm = {"scm_repository": git.get("remote") or "local repository (no remote)", "scm_type": "git",
+           "scm_commit": git["commit"], "scm_path": git.get("workdir") or ".",
+           "scm_preview": f"run {run.run_id or run.address[:12]}, working tree {git.get('state')}"}
+    return {"extension_schema": SCM_EXTENSION, "scm_extension": scm}

@@ -6,7 +6,7 @@ import csv
 import io
 
 from runlog.export.escape import csv_cell, markdown, yaml_string
-from runlog.export.terms import RunFacts, published, value_text
+from runlog.export.terms import RunFacts, input_ids, published, value_text
 
 
 def _csv(header: list[str], rows: list[list]) -> str:
@@ -18,22 +18,47 @@ def _csv(header: list[str], rows: list[list]) -> str:
     return out.getvalue()
 
 
-def files(runs: list[RunFacts], *, title: str | None = None) -> dict[str, str]:
+def files(runs: list[RunFacts], *, title: str | None = None, authors: list[dict] = (),
+          license: str | None = None) -> dict[str, str]:
     """File name -> content."""
+    ids = input_ids(runs)
     return {
         "methods.md": _methods(runs),
         "parameters.csv": _csv(["run_uuid", "run_id", "parameter", "value"],
                                [[r.run_uuid or "", r.run_id or "", path, value_text(value)]
                                 for r in runs for path, value in r.leaves]),
+        "settings.csv": _csv(["run_uuid", "run_id", "kind", "name", "value"], _setting_rows(runs)),
         "software.csv": _csv(["kind", "name", "version", "digest"], _software_rows(runs)),
-        "data.csv": _csv(["run_uuid", "role", "parameter", "uri", "checksum", "version_id", "size"],
-                         [[r.run_uuid or "", "input", i.path, i.uri, i.checksum or "",
-                           i.identity.get("version_id") or "", i.identity.get("size") or ""]
-                          for r in runs for i in r.inputs]
-                         + [[r.run_uuid or "", "output", "runOutputUri", r.output_uri, "", "", ""]
-                            for r in runs if r.ran and r.output_uri]),
-        "CITATION.cff": _citation(runs, title),
+        "data.csv": _csv(["run_uuid", "role", "parameter", "uri", "identifier", "etag", "checksum", "version_id",
+                          "size"],
+                         [[r.run_uuid or "", "input", i.path, i.uri, ids[(r.address, i.path)], i.etag or "",
+                           "; ".join(f"{a}:{v}" for a, v in i.checksums), i.identity.get("version_id") or "",
+                           i.identity.get("size") if i.identity.get("size") is not None else ""]
+                          for r in runs if r.ran for i in r.inputs]
+                         + [[r.run_uuid or "", "output", "runOutputUri", r.output_uri, r.output_uri, "", "", "", ""]
+                            for r in runs if r.status == "COMPLETED" and r.output_uri]),
+        "tasks.csv": _csv(["run_uuid", "run_id", "task_id", "name", "status", "image", "image_digest", "cpus",
+                           "memory_gib", "gpus", "instance_type", "cache_hit", "start", "stop", "failure"],
+                          [[r.run_uuid or "", r.run_id or "", t["taskId"], t.get("name") or "", t.get("status") or "",
+                            (t.get("imageDetails") or {}).get("image") or "",
+                            (t.get("imageDetails") or {}).get("imageDigest") or "", t.get("cpus", ""),
+                            t.get("memory", ""), t.get("gpus", ""), t.get("instanceType") or "",
+                            "" if t.get("cacheHit") is None else str(bool(t["cacheHit"])).lower(),
+                            t.get("startTime") or "", t.get("stopTime") or "", t.get("failureReason") or ""]
+                           for r in runs for t in r.tasks]),
+        "CITATION.cff": _citation(runs, title, authors=authors, license=license),
     }
+
+
+def _setting_rows(runs: list[RunFacts]) -> list[list]:
+    rows = []
+    for r in runs:
+        rows += [[r.run_uuid or "", r.run_id or "", "setting", k, value_text(v)] for k, v in sorted(r.settings.items())]
+        rows += [[r.run_uuid or "", r.run_id or "", "replay override", k, value_text(v)]
+                 for group in ("members", "parameters") for k, v in sorted((r.overrides.get(group) or {}).items())]
+        rows += [[r.run_uuid or "", r.run_id or "", "accepted drift", f"{d['kind']} {d['what']}",
+                  f"recorded {value_text(d['recorded'])}, found {value_text(d['current'])}"] for d in r.drift]
+    return rows
 
 
 def _software_rows(runs: list[RunFacts]) -> list[list]:
@@ -45,20 +70,97 @@ def _software_rows(runs: list[RunFacts]) -> list[list]:
             rows[("engine", wf["language"])] = ["engine", wf["language"], wf.get("engine_version") or "", ""]
         for image, digest in run.containers.items():
             rows[("container", image)] = ["container", image, "", digest]
+        for task in run.tasks:
+            image = task.get("imageDetails") or {}
+            if image.get("image"):
+                rows[("container", image["image"])] = ["container", image["image"], "", image.get("imageDigest") or ""]
         rows[("tool", "runlog")] = ["tool", "runlog", run.runlog_version, ""]
     return [rows[key] for key in sorted(rows)]
 
 
+def _summary(runs: list[RunFacts], md, code) -> list[str]:
+    """The one paragraph a journal's methods section can take: per workflow, its version and
+    digest, the engine and region, the runs and how they ended, the containers, call caching
+    with hit counts, and replays with what they changed."""
+    sentences = []
+    by_workflow: dict[str, list[RunFacts]] = {}
+    for run in runs:
+        if run.ran:
+            by_workflow.setdefault(run.workflow["arn"] or run.workflow["name"], []).append(run)
+    for group in by_workflow.values():
+        wf = group[0].workflow
+        engine = wf.get("language") or "its workflow engine"
+        versions = sorted({r.workflow.get("engine_version") for r in group if r.workflow.get("engine_version")})
+        regions = sorted({r.run_arn.split(":")[3] for r in group if r.run_arn and r.run_arn.count(":") >= 5})
+        statuses = {}
+        for r in group:
+            statuses[r.status] = statuses.get(r.status, 0) + 1
+        times = sorted(t for r in group for t in (r.start, r.end) if t)
+        sentence = (f"The {md(wf['name'])} workflow"
+                    + (f" (version {md(wf['version'])})" if wf.get("version") else "")
+                    + f", AWS HealthOmics workflow {md(wf.get('id') or 'not recorded')}"
+                    + (f" with definition digest {md(wf['digest'])}" if wf.get("digest") else "")
+                    + f", was run with {md(engine)}" + (f" {md(', '.join(versions))}" if versions else "")
+                    + " on AWS HealthOmics" + (f" in {md(', '.join(regions))}" if regions else "")
+                    + f": {len(group)} run(s) ("
+                    + ", ".join(f"{n} {md(status)}" for status, n in sorted(statuses.items()))
+                    + (f"; {md(times[0])} to {md(times[-1])}" if times else "") + ").")
+        images = sorted({(t.get("imageDetails") or {}).get("image") for r in group for t in r.tasks
+                         if (t.get("imageDetails") or {}).get("image")} | {i for r in group for i in r.containers})
+        tasks = [t for r in group for t in r.tasks]
+        if tasks:
+            sentence += (f" Its {len(tasks)} task(s) ran in {len(images)} container image(s), listed with their "
+                         "digests in software.csv and per task in tasks.csv.")
+        cached = [r for r in group if r.settings.get("cacheId")]
+        if cached:
+            hits = sum(1 for r in cached for t in r.tasks if t.get("cacheHit"))
+            total = sum(len(r.tasks) for r in cached)
+            behaviours = sorted({str(r.settings.get("cacheBehavior") or "default behaviour") for r in cached})
+            sentence += (f" Call caching was enabled for {len(cached)} run(s) (run cache "
+                         f"{md(', '.join(sorted({str(r.settings['cacheId']) for r in cached})))}, "
+                         f"{md(', '.join(behaviours))})"
+                         + (f": {hits} of {total} task(s) reused cached results." if total else
+                            "; which tasks reused cached results was not recorded."))
+        sentences.append(sentence)
+    for run in runs:
+        if run.replay_of and run.ran:
+            original = next((r for r in runs if r.address == run.replay_of), None)
+            changes = [f"{md(k)} set to {code(value_text(v))}" for group in ("members", "parameters")
+                       for k, v in sorted((run.overrides.get(group) or {}).items())]
+            drift = [f"{md(d['kind'])} {md(d['what'])}" for d in run.drift]
+            sentences.append(f"Run {md(run.run_id)} repeated run "
+                             f"{md(original.run_id if original and original.run_id else run.replay_of[:12])}"
+                             + (f" with {', '.join(changes)}" if changes else " unchanged")
+                             + (f", accepting changes to {', '.join(drift)}" if drift else "") + ".")
+    refused = [r for r in runs if r.outcome == "rejected"]
+    abandoned = [r for r in runs if r.outcome == "abandoned"]
+    if refused:
+        sentences.append(f"{len(refused)} further request(s) were refused by the service and never ran.")
+    if abandoned:
+        sentences.append(f"{len(abandoned)} further request(s) were abandoned before they were sent and never ran.")
+    unfinished = [r for r in runs if not r.finished]
+    if unfinished:
+        sentences.append(f"{len(unfinished)} run(s) had not finished when this was written; their status is as "
+                         "at export time.")
+    if any(k not in ("cacheId", "cacheBehavior", "workflowVersionName") for r in runs for k in r.settings):
+        sentences.append("Run settings that affect results (storage, run group, retention, networking) are listed "
+                         "per run in settings.csv.")
+    sentences.append("Provenance was recorded with runlog; every parameter is in parameters.csv and every input, "
+                     "with the identity it had for its run, in data.csv.")
+    return [" ".join(sentences), ""]
+
+
 def _methods(runs: list[RunFacts]) -> str:
-    """methods.md. Everything taken from a record goes through `md` (text) or `code` (an inline
-    code span), so a name or value cannot add headings, HTML, links or paragraphs."""
+    """methods.md: one paragraph for a paper, then the detail of each run. Everything taken
+    from a record goes through `md` (text) or `code` (an inline code span), so a name or
+    value cannot add headings, HTML, links or paragraphs."""
     def md(value) -> str:
         return markdown(str(value))
 
     def code(value) -> str:
         return markdown(str(value), code=True)
 
-    lines = ["# Methods", ""]
+    lines = ["# Methods", ""] + _summary(runs, md, code)
     for run in runs:
         wf = run.workflow
         engine = md(wf.get("language")) if wf.get("language") else "its workflow engine"
@@ -67,27 +169,39 @@ def _methods(runs: list[RunFacts]) -> str:
         when = (f"between {md(run.start)} and {md(run.end)}" if run.start and run.end
                 else f"on {md(run.created[:10])}")
         subject = f"The {md(wf['name'])} workflow" if not wf["name"].startswith("workflow") else "The workflow"
+        if run.ran:
+            ending = (f"as run {md(run.run_id)} (uuid {md(run.run_uuid)}; "
+                      + (f"final status {md(run.status)})." if run.finished
+                         else f"status {md(run.status)} at export time: it had not finished)."))
+        elif run.outcome == "abandoned":
+            ending = "but the request was abandoned before it was sent; it never ran."
+        else:
+            ending = f"but the service rejected the request ({md(run.error)}); it never ran."
         text = (f"{subject} (AWS HealthOmics workflow {md(wf.get('id') or 'not recorded')}"
                 + (f", version {md(wf['version'])}" if wf.get("version") else "")
                 + (f", definition digest {md(wf['digest'])}" if wf.get("digest") else "")
-                + f") was run with {engine} on AWS HealthOmics {when} "
-                + (f"as run {md(run.run_id)} (uuid {md(run.run_uuid)}; final status {md(run.status)})."
-                   if run.ran else "but the service rejected the request; it never ran."))
+                + f") was run with {engine} on AWS HealthOmics {when} " + ending)
         lines += [f"## {md(run.label)}", "", text, ""]
         if run.failure_reason:
             lines += [f"The run failed: {md(run.failure_reason)}.", ""]
+        if run.settings:
+            lines += ["Settings: " + ", ".join(f"{code(k)} = {code(value_text(v))}"
+                                               for k, v in sorted(run.settings.items())) + ".", ""]
         if run.leaves:
             lines += ["All parameters as submitted (the workflow's defaults are not known to runlog, so every "
                       "value given is listed):", ""]
             lines += [f"- {code(path)} = {code(value_text(value))}" for path, value in run.leaves]
             lines.append("")
-        if run.inputs:
-            lines += ["Inputs and their identities at submission:", ""]
+        if run.inputs and run.ran:
+            lines += ["Inputs and their identities for this run:", ""]
             for inp in run.inputs:
-                extra = ", ".join(f"{k} {md(v)}" for k, v in (("checksum", inp.checksum),
-                                                              ("version", inp.identity.get("version_id"))) if v)
-                lines.append(f"- {code(inp.uri)} ({md(inp.path)}{'; ' + extra if extra else ''})")
+                lines.append(f"- {code(inp.uri)} ({md(inp.path)}; {md(inp.identity_text)})")
             lines.append("")
+        if run.tasks:
+            hits = sum(1 for t in run.tasks if t.get("cacheHit"))
+            lines += [f"HealthOmics reported {len(run.tasks)} task(s)"
+                      + (f", {hits} of them served from the run cache" if hits else "")
+                      + " (tasks.csv).", ""]
         git = run.git
         if git.get("commit"):
             lines += [f"The analysis code was at commit {md(git['commit'])}"
@@ -96,12 +210,28 @@ def _methods(runs: list[RunFacts]) -> str:
                          if git.get("state") == "dirty" else "") + ".", ""]
         lines += [f"Provenance was recorded with runlog {md(run.runlog_version)} (record {md(run.address)}). "
                   f"The run can be repeated with {code('runlog replay ' + (run.run_id or run.address[:12]))}.", ""]
-    lines += ["Files: `parameters.csv` (every parameter), `software.csv` (workflow, engine, containers), "
-              "`data.csv` (inputs and outputs with checksums), `CITATION.cff`.", ""]
+    lines += ["Files: `parameters.csv` (every parameter), `settings.csv` (settings that change results, replay "
+              "overrides, accepted drift), `software.csv` (workflows, engines, containers), `data.csv` (inputs "
+              "and outputs with their identities), `tasks.csv` (every task), `CITATION.cff`.", ""]
     return "\n".join(lines)
 
 
-def _citation(runs: list[RunFacts], title: str | None) -> str:
+def _cff_person(person: dict, indent: str) -> list[str]:
+    """A CFF person: the last word of the name as family names, the rest as given names."""
+    given, _, family = person["name"].rpartition(" ")
+    lines = [f"{indent}- family-names: {yaml_string(family)}"]
+    if given:
+        lines.append(f"{indent}  given-names: {yaml_string(given)}")
+    if (person.get("id") or "").startswith("https://orcid.org/"):
+        lines.append(f"{indent}  orcid: {yaml_string(person['id'])}")
+    return lines
+
+
+def _citation(runs: list[RunFacts], title: str | None, *, authors: list[dict] = (),
+              license: str | None = None) -> str:
+    """CITATION.cff (CFF 1.2.0) for the export: the authors given (else a placeholder the
+    authors must replace), the licence, the runs as identifiers, and references to each
+    workflow and to runlog."""
     names = sorted({r.workflow["name"] for r in runs})
     lines = [
         "cff-version: 1.2.0",
@@ -109,19 +239,42 @@ def _citation(runs: list[RunFacts], title: str | None) -> str:
         f"title: {yaml_string(title or 'AWS HealthOmics runs of ' + ', '.join(names))}",
         "type: dataset",
         "authors:",
-        "  - name: \"Fill in the authors\"",
-        f"date-released: {published(runs)}",
-        "keywords:",
-        "  - AWS HealthOmics",
-        "  - provenance",
-        "identifiers:",
     ]
+    for person in authors:
+        lines += _cff_person(person, "  ")
+    if not authors:
+        lines += ["  - name: \"Fill in the authors (runlog export --author, or authors in .runlog.toml)\""]
+    lines += [f"date-released: {published(runs)}", f"version: {yaml_string(published(runs))}"]
+    if license and "://" not in license:
+        lines.append(f"license: {yaml_string(license)}")
+    elif license:
+        lines.append(f"license-url: {yaml_string(license)}")
+    lines += ["keywords:", "  - AWS HealthOmics", "  - provenance", "identifiers:"]
     for run in runs:
         if run.run_uuid:
             lines += ["  - type: other", f"    value: {yaml_string('urn:uuid:' + run.run_uuid)}",
                       f"    description: {yaml_string('HealthOmics run ' + (run.run_id or ''))}"]
     if not any(r.run_uuid for r in runs):
-        lines += ["  - type: other", f"    value: {yaml_string('runlog:' + runs[0].address)}"]
+        lines += ["  - type: other", f"    value: {yaml_string('runlog:' + runs[0].address)}",
+                  "    description: \"runlog record of a request that never ran\""]
+    lines.append("references:")
+    seen = set()
+    for run in runs:
+        wf = run.workflow
+        key = wf["arn"] or wf["name"]
+        if key in seen:
+            continue
+        seen.add(key)
+        lines += ["  - type: software", f"    title: {yaml_string(wf['name'])}",
+                  "    authors:", "      - name: \"The workflow's authors\""]
+        if wf.get("version"):
+            lines.append(f"    version: {yaml_string(wf['version'])}")
+        if wf.get("arn"):
+            lines += ["    identifiers:", "      - type: other", f"        value: {yaml_string(wf['arn'])}",
+                      "        description: \"AWS HealthOmics workflow ARN\""]
+    version = max((r.runlog_version for r in runs), default="") or "unknown"
+    lines += ["  - type: software", "    title: runlog", "    authors:", "      - name: \"The runlog authors\"",
+              f"    version: {yaml_string(version)}"]
     return "\n".join(lines) + "\n"
 
 

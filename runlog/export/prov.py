@@ -1,37 +1,54 @@
-"""W3C PROV (PROV-JSON, and PROV-N for reading) through the reference `prov` package."""
+"""W3C PROV (PROV-JSON, and PROV-N for reading) through the reference `prov` package.
+
+What is stated, and only that:
+- a run that HealthOmics ran is an activity associated with HealthOmics (a software agent
+  acting on behalf of the caller) following the workflow as its plan; it used each input as
+  that run read it (`prov:role` the parameter) and its other parameter values;
+- only a COMPLETED run generated its output, derived from its inputs;
+- a request the service rejected, or an attempt abandoned before it was sent, is an activity
+  of the caller that used nothing and generated nothing;
+- a replay was informed by its original, and its request was derived from the original's;
+- each task HealthOmics reports is an activity informed by the run, associated with
+  HealthOmics under the plan of its container image."""
 
 from __future__ import annotations
 
-from runlog.export.terms import RunFacts, value_text
+import re
+
+from runlog.export.terms import RunFacts, input_ids, value_text
 
 NAMESPACES = {
     "runlog": "https://w3id.org/runlog/terms#",
-    "omics": "arn:aws:omics:",
+    "omicsarn": "arn:aws:omics:",  # workflow and run ARNs
+    "omicsuri": "omics://",  # read sets and references in HealthOmics storage
     "s3": "s3://",
     "git": "https://w3id.org/runlog/git#",
+    "urn_uuid": "urn:uuid:",
+    "orcid": "https://orcid.org/",
 }
+_PLAIN = re.compile(r"[^A-Za-z0-9_./-]")
 
 
 def _qualified(uri: str) -> str:
-    """Identifiers as PROV qualified names: s3:// and arn:aws:omics: URIs get prefixes."""
-    for prefix, base in (("s3", "s3://"), ("omics", "arn:aws:omics:")):
+    """A URI as a PROV qualified name under the one prefix whose namespace it starts with;
+    characters PROV-N would need escaped are percent-encoded in the local part."""
+    for prefix, base in (("s3", "s3://"), ("omicsuri", "omics://"), ("omicsarn", "arn:aws:omics:"),
+                         ("orcid", "https://orcid.org/")):
         if uri.startswith(base):
-            return f"{prefix}:{uri[len(base):]}"
-    return uri
+            local = uri[len(base):]
+            return f"{prefix}:" + _PLAIN.sub(lambda m: "".join(f"%{b:02X}" for b in m.group().encode()), local)
+    return "runlog:" + _PLAIN.sub("-", uri)
 
 
-def build(runs: list[RunFacts]):
+def build(runs: list[RunFacts], *, authors: list[dict] | None = None):
     """A prov.model.ProvDocument describing the runs."""
     from prov.identifier import Namespace
-    from prov.model import PROV_TYPE, ProvDocument
+    from prov.model import PROV, PROV_ROLE, PROV_TYPE, PROV_VALUE, ProvDocument
 
     doc = ProvDocument()
     for prefix, uri in NAMESPACES.items():
         doc.add_namespace(prefix, uri)
-    doc.add_namespace("urn_uuid", "urn:uuid:")
     runlog = Namespace("runlog", NAMESPACES["runlog"])
-    omics_service = doc.agent("runlog:aws-healthomics", {PROV_TYPE: "prov:SoftwareAgent",
-                                                         "runlog:name": "AWS HealthOmics"})
     declared: dict[str, object] = {}
 
     def once(kind, identifier, attributes):
@@ -40,66 +57,140 @@ def build(runs: list[RunFacts]):
             declared[identifier] = getattr(doc, kind)(identifier, attributes)
         return declared[identifier]
 
+    omics_service = None
+    ids = input_ids(runs)
     activities = {}
+    requests = {}
     for run in runs:
         identifier = f"urn_uuid:{run.run_uuid}" if run.run_uuid else f"runlog:attempt-{run.address[:16]}"
-        attributes = {PROV_TYPE: runlog["HealthOmicsRun"], "runlog:status": run.status,
-                      "runlog:record": run.address}
+        kind = {"submitted": "HealthOmicsRun", "rejected": "RejectedStartRun",
+                "abandoned": "AbandonedStartRun"}[run.outcome]
+        attributes = {PROV_TYPE: runlog[kind], "runlog:status": run.status, "runlog:record": run.address}
         if run.run_arn:
             attributes["runlog:arn"] = run.run_arn
         if run.run_id:
             attributes["runlog:runId"] = run.run_id
-        activity = doc.activity(identifier, run.start, run.end if run.ran else None, attributes)
+        if run.error:
+            attributes["runlog:error"] = run.error
+        if run.failure_reason:
+            attributes["runlog:failureReason"] = run.failure_reason
+        if not run.finished:
+            attributes["runlog:statusAtExport"] = f"{run.status} (not finished when exported)"
+        for member, value in sorted(run.settings.items()):
+            attributes[f"runlog:{member}"] = value_text(value)
+        activity = doc.activity(identifier, run.start if run.ran else None, run.end if run.ran else None,
+                                attributes)
         activities[run.address] = activity
+        request = doc.entity(f"runlog:record-{run.address}", {
+            PROV_TYPE: runlog["StartRunRequest"], "runlog:kind": run.kind,
+            **{f"runlog:override-{_PLAIN.sub('-', k)}": value_text(v)
+               for group in ("members", "parameters") for k, v in sorted((run.overrides.get(group) or {}).items())},
+            **{f"runlog:acceptedDrift{i}": f"{d['kind']} {d['what']}: recorded {value_text(d['recorded'])}, "
+                                          f"then {value_text(d['current'])}" for i, d in enumerate(run.drift)}})
+        requests[run.address] = request
+        caller = None
+        if run.caller_arn:
+            caller = once("agent", f"runlog:caller-{_PLAIN.sub('-', run.caller_arn.rsplit(':', 1)[-1])}",
+                          {PROV_TYPE: PROV["Person"] if ":user/" in run.caller_arn else PROV["Agent"],
+                           "runlog:arn": run.caller_arn})
+            doc.wasAssociatedWith(activity, caller)
+        if not run.ran:
+            continue  # the service never ran it: it used and generated nothing
+        doc.used(activity, request)
         wf = run.workflow
-        plan_attrs = {PROV_TYPE: "prov:Plan", "runlog:name": wf["name"]}
+        plan_attrs = {PROV_TYPE: PROV["Plan"], "runlog:name": wf["name"]}
         for key in ("digest", "engine", "version", "engine_version"):
             if wf.get(key):
                 plan_attrs[f"runlog:{key}"] = wf[key]
         plan = once("entity", _qualified(wf["arn"]) if wf.get("arn") else f"runlog:workflow-{run.address[:16]}",
                     plan_attrs)
+        if omics_service is None:
+            omics_service = doc.agent("runlog:aws-healthomics", {PROV_TYPE: PROV["SoftwareAgent"],
+                                                                 "runlog:name": "AWS HealthOmics"})
         doc.wasAssociatedWith(activity, omics_service, plan)
-        if run.caller_arn:
-            person = once("agent", f"runlog:caller-{run.caller_arn.rsplit(':', 1)[-1].replace('/', '-')}",
-                          {PROV_TYPE: "prov:Person", "runlog:arn": run.caller_arn})
-            doc.wasAssociatedWith(activity, person)
+        if caller is not None:
+            doc.actedOnBehalfOf(omics_service, caller, activity)
         if run.git.get("commit"):
             commit = once("entity", f"git:{run.git['commit']}", {
                 PROV_TYPE: runlog["GitCommit"], "runlog:remote": run.git.get("remote") or "unknown",
                 "runlog:state": run.git.get("state")})
             doc.used(activity, commit)
         for inp in run.inputs:
-            attrs = {"runlog:parameter": inp.path}
-            if inp.checksum:
-                attrs["runlog:etag"] = inp.checksum
+            ident = ids[(run.address, inp.path)]
+            attrs = {"runlog:uri": inp.uri}
+            if inp.etag:
+                attrs["runlog:etag"] = inp.etag
+            for algorithm, value in inp.checksums:
+                attrs[f"runlog:{_PLAIN.sub('_', algorithm)}"] = value
             if inp.identity.get("version_id"):
                 attrs["runlog:versionId"] = inp.identity["version_id"]
-            doc.used(activity, once("entity", _qualified(inp.uri), attrs))
+            entity = once("entity", _qualified(ident), attrs)
+            if ident != inp.uri:
+                general = once("entity", _qualified(inp.uri), {"runlog:uri": inp.uri})
+                key = ("specialization", ident)
+                if key not in declared:
+                    declared[key] = doc.specializationOf(entity, general)
+            doc.used(activity, entity, None, None, {PROV_ROLE: inp.path})
         uris = {i.path for i in run.inputs}
-        parameters = {path: value_text(value) for path, value in run.leaves if path not in uris}
-        if parameters:
-            entity = doc.entity(f"runlog:parameters-{run.address[:16]}",
-                                {PROV_TYPE: runlog["Parameters"],
-                                 **{f"runlog:param_{i}": f"{k}={v}" for i, (k, v) in enumerate(parameters.items())}})
-            doc.used(activity, entity)
-        if run.ran and run.output_uri:
-            output = once("entity", _qualified(run.output_uri), {PROV_TYPE: "prov:Collection"})
+        for path, value in run.leaves:
+            if path in uris:
+                continue
+            entity = doc.entity(f"runlog:parameter-{run.address[:16]}-{_PLAIN.sub('-', path)}",
+                                {PROV_TYPE: runlog["ParameterValue"], PROV_VALUE: value_text(value)})
+            doc.used(activity, entity, None, None, {PROV_ROLE: path})
+        if run.status == "COMPLETED" and run.output_uri:
+            output = once("entity", _qualified(run.output_uri), {PROV_TYPE: PROV["Collection"]})
             doc.wasGeneratedBy(output, activity, run.end)
             for inp in run.inputs:
-                doc.wasDerivedFrom(output, _qualified(inp.uri), activity)
+                doc.wasDerivedFrom(output, _qualified(ids[(run.address, inp.path)]), activity)
+        _tasks(doc, run, activity, omics_service, once, runlog)
     for run in runs:
+        original = requests.get(run.replay_of)
         if run.replay_of in activities:
             doc.wasInformedBy(activities[run.address], activities[run.replay_of])
         elif run.replay_of_uuid:
             doc.wasInformedBy(activities[run.address], f"urn_uuid:{run.replay_of_uuid}")
+        if run.replay_of:
+            doc.wasDerivedFrom(requests[run.address], original or f"runlog:record-{run.replay_of}",
+                               None, None, None, {PROV_TYPE: PROV["Revision"]})
+    for author in authors or []:
+        person = once("agent", _qualified(author["id"]) if author.get("id") else
+                      "runlog:author-" + _PLAIN.sub("-", author["name"]),
+                      {PROV_TYPE: PROV["Person"], "runlog:name": author["name"]})
+        for request in requests.values():
+            doc.wasAttributedTo(request, person)
     return doc
 
 
-def prov_json(runs: list[RunFacts]) -> str:
+def _tasks(doc, run: RunFacts, activity, omics_service, once, runlog) -> None:
+    """Tasks as activities informed by the run; container images as their plans."""
+    from prov.model import PROV, PROV_TYPE
+
+    for task in run.tasks:
+        attrs = {PROV_TYPE: runlog["HealthOmicsTask"], "runlog:name": task.get("name") or task["taskId"],
+                 "runlog:status": task.get("status") or "UNKNOWN", "runlog:taskId": task["taskId"]}
+        for member in ("cpus", "memory", "gpus", "instanceType", "cacheHit", "cacheS3Uri", "failureReason"):
+            if task.get(member) is not None:
+                attrs[f"runlog:{member}"] = value_text(task[member])
+        task_activity = doc.activity(f"runlog:task-{run.run_uuid}-{task['taskId']}", task.get("startTime"),
+                                     task.get("stopTime"), attrs)
+        doc.wasInformedBy(task_activity, activity)
+        image = (task.get("imageDetails") or {})
+        if image.get("image"):
+            plan_attrs = {PROV_TYPE: PROV["Plan"], "runlog:image": image["image"]}
+            if image.get("imageDigest"):
+                plan_attrs["runlog:imageDigest"] = image["imageDigest"]
+            plan = once("entity", "runlog:container-" + _PLAIN.sub("-", image["image"] + "@" +
+                                                                   (image.get("imageDigest") or "")), plan_attrs)
+            doc.wasAssociatedWith(task_activity, omics_service, plan)
+
+
+def prov_json(runs: list[RunFacts], *, authors: list[dict] | None = None) -> str:
     import json
 
-    return json.dumps(json.loads(build(runs).serialize(format="json")), indent=2, sort_keys=True) + "\n"
+    return json.dumps(json.loads(build(runs, authors=authors).serialize(format="json")), indent=2,
+                      sort_keys=True) + "\n"
 
 
-def prov_n(runs: list[RunFacts]) -> str:
-    return build(runs).get_provn() + "\n"
+def prov_n(runs: list[RunFacts], *, authors: list[dict] | None = None) -> str:
+    return build(runs, authors=authors).get_provn() + "\n"

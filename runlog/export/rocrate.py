@@ -6,14 +6,13 @@ import json
 import re
 from pathlib import Path
 
-from runlog.errors import UsageError
-from runlog.export.terms import RunFacts, published, value_text
+from runlog.export.terms import RunFacts, input_ids, published, value_text
 
-PROFILES = [
-    ("https://w3id.org/ro/wfrun/process/0.5", "Process Run Crate", "0.5"),
-    ("https://w3id.org/ro/wfrun/workflow/0.5", "Workflow Run Crate", "0.5"),
-    ("https://w3id.org/workflowhub/workflow-ro-crate/1.0", "Workflow RO-Crate", "1.0"),
-]
+PROCESS = ("https://w3id.org/ro/wfrun/process/0.5", "Process Run Crate", "0.5")
+WORKFLOW = ("https://w3id.org/ro/wfrun/workflow/0.5", "Workflow Run Crate", "0.5")
+PROVENANCE = ("https://w3id.org/ro/wfrun/provenance/0.5", "Provenance Run Crate", "0.5")
+WROC = ("https://w3id.org/workflowhub/workflow-ro-crate/1.0", "Workflow RO-Crate", "1.0")
+PROFILES = [PROCESS, WORKFLOW]  # a Provenance Run Crate too when every run's tasks are known
 # Terms of the Workflow Run profiles, plus runlog's own for object-store identities.
 EXTRA_TERMS = {
     "ContainerImage": "https://w3id.org/ro/terms/workflow-run#ContainerImage",
@@ -21,6 +20,7 @@ EXTRA_TERMS = {
     "registry": "https://w3id.org/ro/terms/workflow-run#registry",
     "tag": "https://w3id.org/ro/terms/workflow-run#tag",
     "sha256": "https://w3id.org/ro/terms/workflow-run#sha256",
+    "resourceUsage": "https://w3id.org/ro/terms/workflow-run#resourceUsage",
     "etag": "https://w3id.org/runlog/terms#etag",
     "versionId": "https://w3id.org/runlog/terms#versionId",
 }
@@ -30,15 +30,26 @@ HAND_BUILT_LANGUAGES = {
 }
 ACTION_STATUS = {"COMPLETED": "http://schema.org/CompletedActionStatus", "FAILED": "http://schema.org/FailedActionStatus",
                  "CANCELLED": "http://schema.org/FailedActionStatus", "DELETED": "http://schema.org/FailedActionStatus",
-                 "NOT_RUN": "http://schema.org/PotentialActionStatus"}
+                 "NOT_RUN": "http://schema.org/FailedActionStatus",
+                 "ABANDONED": "http://schema.org/FailedActionStatus"}
 SPDX = "https://spdx.org/licenses/"
+NO_LICENCE = "No licence was stated for this metadata when it was exported; ask its authors."
+DOCKER_IMAGE = "https://w3id.org/ro/terms/workflow-run#DockerImage"
 
 
-def license_id(text: str | None) -> str:
+def license_id(text: str | None) -> str | None:
+    """The licence as a URL (an SPDX id becomes its spdx.org URL); None when none is given."""
     if not text:
-        raise UsageError("an RO-Crate needs a licence: give --license (an SPDX id such as CC-BY-4.0, or a URL), "
-                         "or set license in .runlog.toml")
+        return None
     return text if "://" in text else SPDX + text
+
+
+def profiles(runs: list[RunFacts]) -> list[tuple[str, str, str]]:
+    """The run-crate profiles a crate of these runs meets."""
+    ran = [r for r in runs if r.ran]
+    if ran and all(r.tasks for r in ran):
+        return [PROCESS, WORKFLOW, PROVENANCE]
+    return list(PROFILES)
 
 
 def _language(crate, name: str | None):
@@ -58,44 +69,76 @@ def _language(crate, name: str | None):
     return crate.add(ComputerLanguage(crate, ident, properties=properties))
 
 
-def build(runs: list[RunFacts], *, license: str, title: str | None = None, description: str | None = None,
-          attachments: list[tuple[str, str, str | None, str]] = ()):
+def _person(crate, person: dict, index: int, role: str, kind: str = "Person"):
+    from rocrate.model import ContextEntity
+
+    ident = person.get("id") or f"#{role}-{index}"
+    found = crate.get(ident)
+    if found is not None:
+        return found
+    return crate.add(ContextEntity(crate, ident, properties={"@type": kind, "name": person["name"]}))
+
+
+def build(runs: list[RunFacts], *, license: str | None, title: str | None = None, description: str | None = None,
+          attachments: list[tuple[str, str, str | None, str]] = (), authors: list[dict] = (),
+          publisher: dict | None = None):
     """The crate object for some runs. `attachments` are (path in crate, name, conformsTo URL
     or None, text): the other formats' files, with --format all."""
+    import io
+
     from rocrate.model import ContextEntity
     from rocrate.rocrate import ROCrate
 
     crate = ROCrate(gen_preview=False, version="1.1")
     crate.metadata.extra_terms.update(EXTRA_TERMS)
+    crate.metadata["conformsTo"] = [{"@id": "https://w3id.org/ro/crate/1.1"}, {"@id": WROC[0]}]
     root = crate.root_dataset
-    root["name"] = title or f"HealthOmics runs: {', '.join(sorted({r.workflow['name'] for r in runs}))}"
+    names = ", ".join(sorted({r.workflow["name"] for r in runs}))
+    root["name"] = title or f"HealthOmics runs: {names}"
     root["description"] = description or (
-        f"Provenance of {len(runs)} AWS HealthOmics workflow run(s), recorded by runlog "
+        f"Provenance of {len(runs)} AWS HealthOmics workflow run(s) of {names}, recorded by runlog "
         f"and exported as a Workflow Run RO-Crate.")
-    root["license"] = {"@id": license_id(license)}
+    licence = license_id(license)
+    if licence:
+        root["license"] = crate.add(ContextEntity(crate, licence, properties={
+            "@type": "CreativeWork", "name": license if "://" not in license else licence,
+            "identifier": license}))
+    else:  # Workflow RO-Crate requires a licence; say truthfully that none was given
+        root["license"] = NO_LICENCE
     root["datePublished"] = published(runs)
+    met = profiles(runs)
     root["conformsTo"] = [crate.add(ContextEntity(crate, uri, properties={"@type": "CreativeWork", "name": name,
                                                                           "version": version}))
-                          for uri, name, version in PROFILES]
+                          for uri, name, version in met + [WROC]]
+    if authors:
+        root["author"] = [_person(crate, a, n, "author") for n, a in enumerate(authors, start=1)]
+    if publisher:
+        root["publisher"] = _person(crate, publisher, 1, "publisher", "Organization")
+    ids = input_ids(runs)
+    provenance = PROVENANCE in met
     workflows = {}
     for run in runs:
         key = run.workflow["arn"] or f"urn:runlog:workflow-of:{run.address}"
         if key not in workflows:
-            workflows[key] = _workflow(crate, run, key, main=not workflows)
+            workflows[key] = _workflow(crate, run, key, main=not workflows, runs=runs, steps=provenance)
     repositories = {}
-    actions = []
+    actions, organized = [], []
     for run in runs:
         workflow = workflows[run.workflow["arn"] or f"urn:runlog:workflow-of:{run.address}"]
-        actions.append(_action(crate, run, workflow, repositories))
+        actions.append(_action(crate, run, workflow, repositories, ids))
+        if provenance and run.ran:
+            organized.extend(_tasks(crate, run, workflow, actions[-1]))
     by_address = {run.address: action for run, action in zip(runs, actions)}
     for run, action in zip(runs, actions):
         if run.replay_of in by_address:
             action["isBasedOn"] = by_address[run.replay_of]
         elif run.replay_of_uuid:
             action["isBasedOn"] = {"@id": f"urn:uuid:{run.replay_of_uuid}"}
-    root["mentions"] = actions
-    import io
-
+    root["mentions"] = actions + organized
+    if repositories:
+        root["isBasedOn"] = list(repositories.values())
+    crate.add_file(source=io.StringIO(_readme(runs, root["name"], licence)), dest_path="README.md",
+                   properties={"name": "README", "encodingFormat": "text/markdown", "about": {"@id": "./"}})
     for path, name, conforms, text in attachments:
         properties = {"name": name, "encodingFormat": _format(path)}
         if conforms:
@@ -104,35 +147,71 @@ def build(runs: list[RunFacts], *, license: str, title: str | None = None, descr
     return crate
 
 
+def _readme(runs: list[RunFacts], name: str, licence: str | None) -> str:
+    lines = [f"# {name}", "",
+             "An RO-Crate (Workflow Run Crate 0.5) describing AWS HealthOmics workflow runs, exported by runlog "
+             "from its ledger. `ro-crate-metadata.json` holds the description; inputs and outputs on S3 or in "
+             "HealthOmics storage are referenced, not included.", "",
+             f"Licence of this metadata: {licence or 'not stated'}.", "", "Runs:", ""]
+    for run in runs:
+        lines.append(f"- {run.label}: {run.workflow['name']}"
+                     + (f" version {run.workflow['version']}" if run.workflow.get("version") else "")
+                     + (f", run {run.run_id}" if run.run_id else "") + f", status {run.status}"
+                     + ("" if run.finished else " at export time (not finished)"))
+    return "\n".join(lines) + "\n"
+
+
+MEDIA_TYPES = {"csv": "text/csv", "tsv": "text/tab-separated-values", "json": "application/json",
+               "txt": "text/plain", "gz": "application/gzip", "zip": "application/zip", "yaml": "application/x-yaml",
+               "yml": "application/x-yaml", "html": "text/html", "pdf": "application/pdf"}
+
+
+def _remote_format(uri: str) -> str:
+    """A referenced file's media type from its name where one is registered, else
+    application/octet-stream (bytes of a format IANA has no type for: CRAM, FASTA, ...)."""
+    name = uri.split("?", 1)[0].split("#", 1)[0].rsplit("/", 1)[-1]
+    return MEDIA_TYPES.get(name.rsplit(".", 1)[-1].lower() if "." in name else "", "application/octet-stream")
+
+
 def _format(path: str) -> str:
     return {"json": "application/json", "md": "text/markdown", "csv": "text/csv", "cff": "application/x-yaml",
             "provn": "text/provenance-notation"}.get(path.rsplit(".", 1)[-1], "application/octet-stream")
 
 
-def _workflow(crate, run: RunFacts, ident: str, *, main: bool):
+def _workflow(crate, run: RunFacts, ident: str, *, main: bool, runs: list[RunFacts], steps: bool = False):
     """The workflow as a data entity. Its definition lives in HealthOmics, so the crate carries
-    the workflow's registration (ARN, digest, engine, version, parameters) as a small JSON
-    file, `workflows/<id>.json`, whose `identifier` and `sameAs` are the workflow (version) ARN."""
+    the workflow's registration (ARN, HealthOmics digest, engine, version, parameters) as a
+    small JSON file, `workflows/<id>.json`, whose `identifier` and `sameAs` are the workflow
+    (version) ARN. The HealthOmics digest is an identifier of the definition held by the
+    service, not a checksum of this file, so it is given as a PropertyValue, never `sha256`."""
     import io
 
     from rocrate.model import ContextEntity
 
     wf = run.workflow
-    properties = {"@type": ["File", "SoftwareSourceCode", "ComputationalWorkflow"], "name": wf["name"],
-                  "identifier": ident, "encodingFormat": "application/json"}
+    types = ["File", "SoftwareSourceCode", "ComputationalWorkflow"] + (["HowTo"] if steps else [])
+    properties = {"@type": types, "name": wf["name"],
+                  "encodingFormat": "application/json",
+                  "description": "The workflow's registration in AWS HealthOmics (ARN, digest, engine, version): "
+                                 "HealthOmics holds the definition itself."}
+    identifiers = [ident]
+    if wf.get("digest"):
+        identifiers.append(crate.add(ContextEntity(crate, f"#digest-{wf['digest'].replace(':', '-')}", properties={
+            "@type": "PropertyValue", "propertyID": "AWS HealthOmics workflow digest", "value": wf["digest"]})))
+    properties["identifier"] = identifiers
     if ident.startswith("arn:"):
         properties["sameAs"] = {"@id": ident}
     properties["programmingLanguage"] = _language(crate, wf.get("language"))
-    if wf.get("digest"):
-        properties["sha256"] = wf["digest"].split(":", 1)[-1]
     if wf.get("version"):
         properties["version"] = wf["version"]
     # one file per workflow ARN: a private and a shared workflow can have the same id
     path = "workflows/" + re.sub(r"[^A-Za-z0-9._-]+", "-", ident.split(":", 4)[-1]).strip("-") + ".json"
+    names = sorted({p for r in runs if (r.workflow["arn"] or f"urn:runlog:workflow-of:{r.address}") == ident
+                    for p in r.parameters})
     parameters = []
-    for name in sorted(run.parameters):
+    for name in names:
         is_file = any(i.path == name or i.path.startswith(name + "[") or i.path.startswith(name + ".")
-                      for i in run.inputs)
+                      for r in runs for i in r.inputs)
         parameters.append(crate.add(ContextEntity(crate, f"#{path}-param-{name}", properties={
             "@type": "FormalParameter", "name": name, "additionalType": "File" if is_file else "Text",
             "conformsTo": {"@id": "https://bioschemas.org/profiles/FormalParameter/1.0-RELEASE"}})))
@@ -150,27 +229,92 @@ def _workflow(crate, run: RunFacts, ident: str, *, main: bool):
     return entity
 
 
-def _action(crate, run: RunFacts, workflow, repositories: dict):
+def _engine(crate, run: RunFacts):
+    """The engine HealthOmics ran the workflow with, as a SoftwareApplication."""
+    from rocrate.model import ContextEntity
+
+    wf = run.workflow
+    name = f"AWS HealthOmics {wf.get('language') or 'workflow'} engine"
+    version = wf.get("engine_version")
+    ident = "#engine-" + re.sub(r"[^A-Za-z0-9.]+", "-", f"{name}-{version or 'unversioned'}").lower()
+    properties = {"@type": "SoftwareApplication", "name": name, "url": {"@id": "https://aws.amazon.com/healthomics/"}}
+    if version:
+        properties["version"] = version
+    return crate.get(ident) or crate.add(ContextEntity(crate, ident, properties=properties))
+
+
+def _container(crate, image: str, digest: str | None):
+    """A ContainerImage as the Workflow Run Crate spec shows it: registry, name, tag, sha256."""
+    from rocrate.model import ContextEntity
+
+    reference = image.split("@", 1)[0]
+    first, _, rest = reference.partition("/")
+    registry, path = (first, rest) if rest and ("." in first or ":" in first or first == "localhost") \
+        else ("docker.io", reference)
+    name, _, tag = path.rpartition(":") if ":" in path.rsplit("/", 1)[-1] else (path, "", "")
+    ident = "#container-" + re.sub(r"[^A-Za-z0-9._-]+", "-", image + ("@" + digest if digest else ""))
+    found = crate.get(ident)
+    if found is not None:
+        return found
+    properties = {"@type": "ContainerImage", "additionalType": {"@id": DOCKER_IMAGE}, "registry": registry,
+                  "name": name}
+    if tag:
+        properties["tag"] = tag
+    if digest:
+        properties["sha256"] = digest.split(":", 1)[-1]
+    return crate.add(ContextEntity(crate, ident, properties=properties))
+
+
+def _settings_values(crate, run: RunFacts) -> list:
+    from rocrate.model import ContextEntity
+
+    out = []
+    items = [(f"setting {k}", v) for k, v in sorted(run.settings.items())]
+    items += [(f"replay override {k}", v) for group in ("members", "parameters")
+              for k, v in sorted((run.overrides.get(group) or {}).items())]
+    items += [(f"accepted drift: {d['kind']} {d['what']}", f"recorded {value_text(d['recorded'])}, "
+               f"found {value_text(d['current'])}") for d in run.drift]
+    for n, (name, value) in enumerate(items):
+        out.append(crate.add(ContextEntity(crate, f"{run.action_id}#setting-{n}", properties={
+            "@type": "PropertyValue", "name": name, "value": value_text(value)})))
+    return out
+
+
+def _action(crate, run: RunFacts, workflow, repositories: dict, ids: dict):
     from rocrate.model import ContextEntity
 
     objects = []
     formal = {p["name"]: p for p in workflow.get("input", []) if hasattr(p, "get")}
     for inp in run.inputs:
+        ident = ids[(run.address, inp.path)]
         properties = {"name": inp.path}
         top = inp.path.split(".")[0].split("[")[0]
         if top in formal:
             properties["exampleOfWork"] = formal[top]
-        for source, target in (("etag", "etag"), ("version_id", "versionId"), ("size", "contentSize"),
-                               ("md5", "etag")):
-            if inp.identity.get(source) is not None:
-                properties[target] = str(inp.identity[source]) if target == "contentSize" else inp.identity[source]
-        if "etag" not in properties and inp.seen_etag:
-            properties["etag"] = inp.seen_etag
-        if inp.is_prefix:
-            objects.append(crate.add_dataset(source=inp.uri, fetch_remote=False, validate_url=False,
+        if inp.etag:
+            properties["etag"] = inp.etag
+        if inp.identity.get("version_id"):
+            properties["versionId"] = inp.identity["version_id"]
+        if inp.identity.get("size") is not None:
+            properties["contentSize"] = str(inp.identity["size"])
+        # a digest of the bytes, under its own algorithm (md5 of a reference, CRAM_MD5up of a read set)
+        checksums = [crate.add(ContextEntity(crate, f"#checksum-{algorithm}-{value}", properties={
+            "@type": "PropertyValue", "propertyID": algorithm, "name": f"{algorithm} checksum", "value": value}))
+            for algorithm, value in inp.checksums]
+        if checksums:
+            properties["identifier"] = checksums
+        if ident != inp.uri:
+            properties["sameAs"] = {"@id": inp.uri}
+        if not inp.is_prefix:
+            properties["encodingFormat"] = _remote_format(inp.uri)
+        existing = crate.get(ident)
+        if existing is not None:
+            objects.append(existing)
+        elif inp.is_prefix:
+            objects.append(crate.add_dataset(source=ident, fetch_remote=False, validate_url=False,
                                              properties=properties))
         else:
-            objects.append(crate.add_file(source=inp.uri, fetch_remote=False, validate_url=False,
+            objects.append(crate.add_file(source=ident, fetch_remote=False, validate_url=False,
                                           properties=properties))
     uris = {i.path for i in run.inputs}
     for path, value in run.leaves:
@@ -181,18 +325,22 @@ def _action(crate, run: RunFacts, workflow, repositories: dict):
         if top in formal:
             properties["exampleOfWork"] = formal[top]
         objects.append(crate.add(ContextEntity(crate, f"{run.action_id}#param-{path}", properties=properties)))
-    properties = {"@type": "CreateAction", "name": f"HealthOmics run: {run.label}", "instrument": workflow,
+    status = {"submitted": "HealthOmics run", "rejected": "StartRun rejected",
+              "abandoned": "StartRun abandoned"}[run.outcome]
+    properties = {"@type": "CreateAction", "name": f"{status}: {run.label}", "instrument": workflow,
                   "object": objects, "actionStatus": {"@id": ACTION_STATUS.get(run.status,
                                                                               "http://schema.org/ActiveActionStatus")}}
+    if not run.ran:
+        properties["object"] = []  # it never ran: nothing was read
     if run.run_arn:
         properties["identifier"] = run.run_arn
     if run.start:
         properties["startTime"] = run.start
     if run.end:
         properties["endTime"] = run.end
-    if run.failure_reason:
-        properties["error"] = run.failure_reason
-    if run.ran and run.output_uri:
+    if run.failure_reason or run.error:
+        properties["error"] = run.failure_reason or run.error
+    if run.status == "COMPLETED" and run.output_uri:
         output = crate.add_dataset(source=run.output_uri.rstrip("/") + "/", fetch_remote=False, validate_url=False,
                                    properties={"name": f"output of {run.label}",
                                                "exampleOfWork": workflow["output"][0]})
@@ -200,13 +348,14 @@ def _action(crate, run: RunFacts, workflow, repositories: dict):
     if run.caller_arn:
         properties["agent"] = crate.add(ContextEntity(crate, run.caller_arn, properties={
             "@type": "Person" if ":user/" in run.caller_arn else "Organization", "name": run.caller_arn}))
-    images = []
-    for image, digest in run.containers.items():
-        images.append(crate.add(ContextEntity(crate, f"#container-{image}", properties={
-            "@type": "ContainerImage", "name": image, "registry": image.split("/", 1)[0],
-            "sha256": digest.split(":", 1)[-1]})))
+    images = [_container(crate, image, digest) for image, digest in run.containers.items()]
+    images += [_container(crate, t["imageDetails"]["image"], t["imageDetails"].get("imageDigest"))
+               for t in run.tasks if (t.get("imageDetails") or {}).get("image")]
     if images:
-        properties["containerImage"] = images
+        properties["containerImage"] = sorted({i.id: i for i in images}.values(), key=lambda i: i.id)
+    settings = _settings_values(crate, run)
+    if settings:
+        properties["additionalProperty"] = settings
     git = run.git
     if git.get("commit"):
         key = (git.get("remote"), git["commit"])
@@ -218,10 +367,85 @@ def _action(crate, run: RunFacts, workflow, repositories: dict):
             if git.get("remote"):
                 repo_props["codeRepository"] = git["remote"]
             repositories[key] = crate.add(ContextEntity(crate, ident, properties=repo_props))
-        properties["instrument"] = [workflow, repositories[key]]
+    text = {"submitted": "", "rejected": " (the service rejected the request: it never ran)",
+            "abandoned": " (abandoned before it was sent: the service never received it)"}[run.outcome]
     properties["description"] = (f"runlog record {run.address}; status {run.status}"
-                                 + ("" if run.ran else " (the service rejected the request: never ran)"))
+                                 + ("" if run.finished else " at export time (the run had not finished)")
+                                 + (f"; analysis code at commit {git['commit']}" if git.get("commit") else "")
+                                 + text)
     return crate.add(ContextEntity(crate, run.action_id, properties=properties))
+
+
+TASK_STATUS = {"COMPLETED": "http://schema.org/CompletedActionStatus", "FAILED": "http://schema.org/FailedActionStatus",
+               "CANCELLED": "http://schema.org/FailedActionStatus"}
+# HealthOmics reports cpus and gpus as counts and memory in GiB (QUDT units)
+RESOURCES = (("cpus", "cpus", "http://qudt.org/vocab/unit/NUM"), ("memory", "memory", "http://qudt.org/vocab/unit/GibiBYTE"),
+             ("gpus", "gpus", "http://qudt.org/vocab/unit/NUM"))
+
+
+def _tasks(crate, run: RunFacts, workflow, run_action):
+    """Provenance Run Crate: each task HealthOmics ran as a tool run (CreateAction), its step
+    (HowToStep, with the tool as a SoftwareApplication in the workflow's hasPart), a
+    ControlAction linking them, and one OrganizeAction whose instrument is the engine."""
+    from rocrate.model import ContextEntity
+
+    controls, task_actions = [], []
+    for task in sorted(run.tasks, key=lambda t: (t.get("creationTime") or "", t["taskId"])):
+        name = task.get("name") or task["taskId"]
+        base = re.sub(r"[^A-Za-z0-9._-]+", "-", name)
+        tool = crate.get(f"#tool-{base}") or crate.add(ContextEntity(crate, f"#tool-{base}", properties={
+            "@type": "SoftwareApplication", "name": name}))
+        step = crate.get(f"#step-{base}")
+        if step is None:
+            step = crate.add(ContextEntity(crate, f"#step-{base}", properties={
+                "@type": "HowToStep", "name": name, "workExample": tool}))
+            workflow.append_to("hasPart", tool)
+            workflow.append_to("step", step)
+        ident = f"{run.action_id}#task-{task['taskId']}"
+        properties = {"@type": "CreateAction", "name": f"task {name} of run {run.run_id}", "instrument": tool,
+                      "identifier": task["taskId"],
+                      "actionStatus": {"@id": TASK_STATUS.get(task.get("status"), "http://schema.org/ActiveActionStatus")}}
+        for key, member in (("startTime", "startTime"), ("endTime", "stopTime")):
+            if task.get(member):
+                properties[key] = task[member]
+        if task.get("failureReason"):
+            properties["error"] = task["failureReason"]
+        properties["description"] = (f"HealthOmics task {task['taskId']} of run {run.run_id}, status "
+                                     f"{task.get('status')}" + (", served from the run cache" if task.get("cacheHit")
+                                                                else ""))
+        if run_action.get("agent"):
+            properties["agent"] = run_action["agent"]
+        image = task.get("imageDetails") or {}
+        if image.get("image"):
+            properties["containerImage"] = _container(crate, image["image"], image.get("imageDigest"))
+        usage = []
+        for member, prop, unit in RESOURCES:
+            if task.get(member) is not None:
+                pv = {"@type": "PropertyValue", "name": member, "propertyID": prop,
+                      "value": str(task[member])}
+                if unit:
+                    pv["unitCode"] = {"@id": unit}
+                usage.append(crate.add(ContextEntity(crate, f"{ident}-{member}", properties=pv)))
+        if usage:
+            properties["resourceUsage"] = usage
+        extra = []
+        if task.get("instanceType"):
+            extra.append(("instanceType", task["instanceType"]))
+        if task.get("cacheHit") is not None:
+            extra.append(("cacheHit", "true" if task["cacheHit"] else "false"))
+        if task.get("cacheS3Uri"):
+            extra.append(("cacheS3Uri", task["cacheS3Uri"]))
+        if extra:
+            properties["additionalProperty"] = [crate.add(ContextEntity(crate, f"{ident}-{k}", properties={
+                "@type": "PropertyValue", "name": k, "value": v})) for k, v in extra]
+        action = crate.add(ContextEntity(crate, ident, properties=properties))
+        task_actions.append(action)
+        controls.append(crate.add(ContextEntity(crate, f"{ident}-control", properties={
+            "@type": "ControlAction", "name": f"orchestrate {name}", "instrument": step, "object": action})))
+    organize = crate.add(ContextEntity(crate, f"{run.action_id}#organize", properties={
+        "@type": "OrganizeAction", "name": f"AWS HealthOmics orchestration of run {run.run_id}",
+        "instrument": _engine(crate, run), "object": controls, "result": run_action}))
+    return [organize] + task_actions
 
 
 def write(crate, target: Path) -> None:

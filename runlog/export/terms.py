@@ -11,6 +11,10 @@ from runlog.observe import latest_run_facts
 
 ENGINE_NAMES = {"WDL": "WDL", "WDL_LENIENT": "WDL", "NEXTFLOW": "Nextflow", "CWL": "CWL"}
 STATUS_OF_REJECTED = "NOT_RUN"
+STATUS_OF_ABANDONED = "ABANDONED"
+# StartRun members that change what a run computes or keeps: exported in every format.
+RESULT_SETTINGS = ("workflowVersionName", "cacheId", "cacheBehavior", "storageType", "storageCapacity",
+                   "runGroupId", "retentionMode", "networkingMode", "configurationName")
 
 
 @dataclass
@@ -25,8 +29,46 @@ class Input:
         return self.uri.endswith("/")
 
     @property
-    def checksum(self) -> str | None:
-        return self.identity.get("md5") or self.identity.get("etag") or self.seen_etag
+    def etag(self) -> str | None:
+        """The S3 ETag pinned at submission, else the one the service reported: an opaque
+        version tag, not a digest (a multipart upload's ETag is no MD5)."""
+        if self.identity.get("kind") in ("read-set", "reference"):
+            return None
+        return self.identity.get("etag") or self.seen_etag
+
+    @property
+    def checksums(self) -> list[tuple[str, str]]:
+        """(algorithm, value) for real digests of the bytes only: a reference's md5, a read
+        set's checksum under its own algorithm (e.g. CRAM_MD5up, HealthOmics' MD5 of the
+        uploaded parts). S3 ETags are not digests and are never listed here."""
+        kind = self.identity.get("kind")
+        if kind == "reference" and self.identity.get("md5"):
+            # the reference's md5 is the FASTA's: its index (.../reference/ID/index) is other bytes
+            if self.uri.rstrip("/").rsplit("/", 2)[-2] == "reference" or self.uri.endswith("/source"):
+                return [("md5", self.identity["md5"])]
+            return []
+        if kind == "read-set" and self.identity.get("etag"):
+            return [(self.identity.get("etag_algorithm") or "HealthOmics ETag", self.identity["etag"])]
+        return []
+
+    @property
+    def identity_text(self) -> str:
+        """The pinned identity in words, for methods and tables."""
+        parts = [f"{algorithm} {value}" for algorithm, value in self.checksums]
+        if self.etag:
+            parts.append(f"S3 ETag {self.etag}")
+        if self.identity.get("version_id"):
+            parts.append(f"S3 version {self.identity['version_id']}")
+        if self.identity.get("digest"):
+            parts.append(f"listing digest {self.identity['digest']} over {self.identity.get('objects')} object(s)")
+        return ", ".join(parts) or "identity not recorded"
+
+    @property
+    def identity_key(self) -> tuple:
+        """What tells one content behind the URI from another: its ETag (as pinned, else as
+        the service read it), digests and listing digest. Two S3 versions with the same ETag
+        hold the same bytes, so they are one identity."""
+        return (self.etag, tuple(self.checksums), self.identity.get("digest"))
 
 
 @dataclass
@@ -55,6 +97,13 @@ class RunFacts:
     replay_of_uuid: str | None
     runlog_version: str
     observations: list[dict] = field(default_factory=list)
+    outcome: str = "submitted"  # submitted, rejected or abandoned
+    error: str | None = None  # the service's refusal, or why the attempt was abandoned
+    settings: dict[str, Any] = field(default_factory=dict)  # RESULT_SETTINGS given or reported
+    overrides: dict[str, Any] = field(default_factory=dict)  # a replay's deliberate changes
+    drift: list[dict] = field(default_factory=list)  # a replay's accepted drift
+    tasks: list[dict] = field(default_factory=list)  # ListRunTasks/GetRunTask, when observed
+    finished: bool = True  # the status was final when exported
 
     @property
     def action_id(self) -> str:
@@ -113,7 +162,8 @@ def run_facts(entry: Entry, observations: list[dict]) -> RunFacts:
     if arn and arn.count(":") >= 5:
         region, account = arn.split(":")[3], arn.split(":")[4]
     region = region or (record.get("aws") or {}).get("region")
-    ran = record["outcome"]["status"] == "submitted"
+    outcome = record["outcome"]["status"]
+    ran = outcome == "submitted"
     resolution_inputs = (record.get("resolution") or {}).get("inputs") or {}
     seen = facts.get("resourceDigests") or {}
     parameters = record["request"].get("parameters") or facts.get("parameters") or {}
@@ -125,19 +175,75 @@ def run_facts(entry: Entry, observations: list[dict]) -> RunFacts:
             digest = seen.get(value)
             inputs.append(Input(path, value, identity, digest.split(":", 1)[1] if digest and ":" in digest else None))
     containers = {k: v for k, v in sorted(seen.items()) if not k.startswith(("s3://", "omics://"))}
-    lineage = (record.get("lineage") or {}).get("replay_of") or {}
     status = entry.status or response.get("status") or "UNKNOWN"
+    if outcome == "rejected":
+        error = record["outcome"]["error"]
+        error_text = f"{error.get('code')}: {error.get('message')}"
+    elif outcome == "abandoned":
+        error_text = f"abandoned before HealthOmics received it: {record['outcome'].get('reason')}"
+    else:
+        error_text = None
+    source = record.get("source_run") or {}
+    settings = {}
+    for member in RESULT_SETTINGS:
+        for origin in (record["request"], source, facts):
+            if origin.get(member) not in (None, ""):
+                settings[member] = origin[member]
+                break
+    lineage = record.get("lineage") or {}
     return RunFacts(
         address=entry.address, record=record, kind=record["kind"], created=record["created"], ran=ran,
-        status=status if ran else STATUS_OF_REJECTED, run_id=response.get("id"), run_uuid=response.get("uuid"),
+        status=status if ran else (STATUS_OF_REJECTED if outcome == "rejected" else STATUS_OF_ABANDONED), run_id=response.get("id"), run_uuid=response.get("uuid"),
         run_arn=arn, start=facts.get("startTime") or facts.get("creationTime"), end=facts.get("stopTime"),
         failure_reason=facts.get("failureReason"),
         output_uri=response.get("runOutputUri") or facts.get("runOutputUri") or record["request"].get("outputUri"),
         workflow=_workflow(record, facts, region, account), parameters=parameters, leaves=leaves, inputs=inputs,
         containers=containers, git=record.get("git") or {}, caller_arn=(record.get("caller") or {}).get("arn"),
-        replay_of=lineage.get("record"), replay_of_uuid=lineage.get("run_uuid"),
+        replay_of=(lineage.get("replay_of") or {}).get("record"),
+        replay_of_uuid=(lineage.get("replay_of") or {}).get("run_uuid"),
         runlog_version=record.get("runlog_version", ""), observations=observations,
+        outcome=outcome, error=error_text, settings=settings, overrides=lineage.get("overrides") or {},
+        drift=lineage.get("drift") or [], tasks=latest_tasks_from(observations),
+        finished=not ran or status in FINAL_STATUSES,
     )
+
+
+FINAL_STATUSES = {"COMPLETED", "FAILED", "CANCELLED", "DELETED"}
+TASKS_SOURCE = "ListRunTasks"
+
+
+def latest_tasks_from(observations: list[dict]) -> list[dict]:
+    """The run's tasks from the newest ListRunTasks observation ([] when none)."""
+    for observation in reversed(observations):
+        if observation["source"] == TASKS_SOURCE:
+            return list(observation["body"].get("tasks") or [])
+    return []
+
+
+def input_ids(runs: list[RunFacts]) -> dict[tuple[str, str], str]:
+    """(run address, parameter path) -> the identifier of the input as that run read it.
+
+    One URI can name different bytes in different runs (the object was overwritten between
+    them). When every run of the export saw the same identity, the plain URI identifies it;
+    when they differ, each distinct identity gets its own identifier: the URI qualified by
+    its S3 version id (`?versionId=`), else by its ETag or checksum (`#etag=`), and the
+    exports link it to the plain URI."""
+    identities: dict[str, set] = {}
+    for run in runs:
+        for inp in run.inputs:
+            identities.setdefault(inp.uri, set()).add(inp.identity_key)
+    out = {}
+    for run in runs:
+        for inp in run.inputs:
+            if len(identities[inp.uri]) == 1:
+                out[(run.address, inp.path)] = inp.uri
+            elif inp.identity.get("version_id") and inp.identity["version_id"] != "null":
+                out[(run.address, inp.path)] = f"{inp.uri}?versionId={inp.identity['version_id']}"
+            else:
+                tag = inp.etag or next((v for _, v in inp.checksums), None)
+                out[(run.address, inp.path)] = (f"{inp.uri}#etag={tag}" if tag
+                                                else f"{inp.uri}#record={run.address[:16]}")
+    return out
 
 
 def latest_run_facts_from(observations: list[dict]) -> dict:
@@ -174,4 +280,22 @@ def published(runs: list[RunFacts]) -> str:
     return max(r.created for r in runs)[:10]
 
 
-__all__ = ["Input", "RunFacts", "collect", "latest_run_facts", "published", "run_facts", "value_text"]
+__all__ = ["Input", "RunFacts", "collect", "input_ids", "latest_run_facts", "parse_person", "published", "run_facts",
+           "value_text"]
+
+
+def parse_person(text: str) -> dict:
+    """'Name <https://orcid.org/0000-...>' (or 'Name <mailto:...>', or just 'Name') as
+    {"name": ..., "id": URL or None}; a bad form is a one-line usage error."""
+    import re
+
+    from runlog.errors import UsageError
+
+    match = re.fullmatch(r"\s*([^<>]+?)\s*(?:<\s*([^<>\s]+)\s*>)?\s*", text or "")
+    if not match:
+        raise UsageError(f"author {text!r} is not 'Name' or 'Name <https://orcid.org/0000-0000-0000-0000>'")
+    name, ident = match.group(1), match.group(2)
+    if ident and not re.match(r"^(https?|mailto):", ident):
+        raise UsageError(f"author {text!r}: {ident!r} is not a URL (give an ORCID such as "
+                         "https://orcid.org/0000-0002-1825-0097)")
+    return {"name": name, "id": ident}

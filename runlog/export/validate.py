@@ -9,6 +9,20 @@ SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
 BCO_ROOT = "https://w3id.org/ieee/ieee-2791-schema/"
 RO_CRATE_CONTEXT = "https://w3id.org/ro/crate/1.1/context"
 RO_CRATE_PROFILE = "workflow-run-crate-0.5"
+PROVENANCE_PROFILE = "provenance-run-crate-0.5"
+PROFILE_NAMES = {RO_CRATE_PROFILE: "Workflow Run Crate 0.5", PROVENANCE_PROFILE: "Provenance Run Crate 0.5"}
+
+
+def crate_profile(crate_dir: Path) -> str:
+    """The most specific run-crate profile the crate's root claims (roc-validator's name)."""
+    try:
+        graph = json.loads((Path(crate_dir) / "ro-crate-metadata.json").read_text(encoding="utf-8"))["@graph"]
+        root = next(e for e in graph if e.get("@id") == "./")
+        claimed = root.get("conformsTo") or []
+        ids = {c.get("@id") for c in (claimed if isinstance(claimed, list) else [claimed]) if isinstance(c, dict)}
+    except (OSError, ValueError, StopIteration, KeyError):
+        return RO_CRATE_PROFILE
+    return PROVENANCE_PROFILE if "https://w3id.org/ro/wfrun/provenance/0.5" in ids else RO_CRATE_PROFILE
 
 
 def bco_errors(bco: dict) -> list[str]:
@@ -78,17 +92,20 @@ def seed_context_cache(cache_path: Path) -> None:
     session.close()
 
 
-def crate_report(crate_dir: Path, cache_path: Path) -> tuple[list[str], int] | None:
-    """(REQUIRED-level failures, skipped checks) from roc-validator with the Workflow Run
-    Crate 0.5 profile, offline; None when roc-validator is not installed."""
+def crate_report(crate_dir: Path, cache_path: Path, *, profile: str | None = None,
+                 severity: str = "REQUIRED") -> tuple[list[str], int] | None:
+    """(failures at `severity`, skipped checks) from roc-validator with the profile the crate
+    claims (Provenance Run Crate 0.5 when it describes tasks, else Workflow Run Crate 0.5),
+    offline; None when roc-validator is not installed."""
     try:
         from rocrate_validator import models, services
     except ImportError:
         return None
     if not Path(str(cache_path) + ".sqlite").exists():
         seed_context_cache(cache_path)
-    settings = models.ValidationSettings(rocrate_uri=str(crate_dir), profile_identifier=RO_CRATE_PROFILE,
-                                         requirement_severity="REQUIRED", offline=True, cache_path=str(cache_path))
+    settings = models.ValidationSettings(rocrate_uri=str(crate_dir),
+                                         profile_identifier=profile or crate_profile(crate_dir),
+                                         requirement_severity=severity, offline=True, cache_path=str(cache_path))
     result = services.validate(settings)
     failures = [f"{issue.check.identifier}: {issue.message}" for issue in result.get_issues()]
     return failures, int(result.skipped_checks_count or 0)

@@ -23,30 +23,61 @@ from runlog.export.terms import RunFacts
 FILE_FORMATS = {"bco": "bco.json", "prov-json": "prov.json", "prov-n": "prov.provn"}
 
 
-def render(runs: list[RunFacts], fmt: str, *, usability=None, license=None, title=None) -> dict[str, str]:
+def render(runs: list[RunFacts], fmt: str, *, usability=None, license=None, title=None, authors=(),
+           publisher=None) -> dict[str, str]:
     """The files of a single-file or bundle format: relative path -> text."""
     if fmt == "bco":
         from runlog.export.bco import build
 
-        bco = build(runs, usability=usability, license=license)
-        return {"bco.json": json.dumps(bco, indent=2, sort_keys=True, ensure_ascii=False) + "\n"}
+        from runlog.export.terms import input_ids
+
+        def text(group):
+            bco = build(group, usability=usability, license=license, authors=list(authors), ids=input_ids(runs))
+            return json.dumps(bco, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+        if len(runs) == 1:
+            return {"bco.json": text(runs)}
+        # one BCO per run: a BCO describes one execution of a pipeline
+        return {f"bco/{name}.bco.json": text([run]) for name, run in zip(bco_names(runs), runs)}
     if fmt == "prov-json":
         from runlog.export.prov import prov_json
 
-        return {"prov.json": prov_json(runs)}
+        return {"prov.json": prov_json(runs, authors=list(authors))}
     if fmt == "prov-n":
         from runlog.export.prov import prov_n
 
-        return {"prov.provn": prov_n(runs)}
+        return {"prov.provn": prov_n(runs, authors=list(authors))}
     if fmt == "methods":
         from runlog.export.methods import files
 
-        return {f"methods/{name}": text for name, text in files(runs, title=title).items()}
+        return {f"methods/{name}": text
+                for name, text in files(runs, title=title, authors=list(authors), license=license).items()}
     raise UsageError(f"unknown format {fmt!r}")
 
 
+def bco_names(runs: list[RunFacts]) -> list[str]:
+    """File names for one BCO per run: the run id, made unique (run ids are reused after a
+    run is deleted) with the record's address."""
+    names = [run.run_id or f"attempt-{run.address[:12]}" for run in runs]
+    return [name if names.count(name) == 1 else f"{name}-{run.address[:12]}" for name, run in zip(names, runs)]
+
+
+def warnings(runs: list[RunFacts], fmt: str, license: str | None) -> list[str]:
+    """What a user should know about an export that was written anyway."""
+    out = []
+    if not license and fmt in ("ro-crate", "all", "bco", "methods"):
+        out.append("no licence given (--license, or license in .runlog.toml): the export states none, "
+                   "and repositories such as Zenodo will ask for one")
+    for run in runs:
+        if not run.finished:
+            out.append(f"run {run.run_id} was {run.status} when exported (not finished): its status, times and "
+                       "outputs are as of export time; `runlog refresh` and export again once it ends")
+    return out
+
+
 def export(runs: list[RunFacts], fmt: str, target: Path, *, force: bool = False, license: str | None = None,
-           usability: str | None = None, title: str | None = None) -> list[Path]:
+           usability: str | None = None, title: str | None = None, authors: list[dict] = (),
+           publisher: dict | None = None) -> list[Path]:
     """Write `fmt` to `target`; returns the files written."""
     target = target.expanduser()
     shown = printable(target)
@@ -56,10 +87,6 @@ def export(runs: list[RunFacts], fmt: str, target: Path, *, force: bool = False,
         raise UsageError(f"cannot write {shown}: directory {printable(parent)} does not exist")
     if not os.access(parent, os.W_OK):
         raise UsageError(f"cannot write {shown}: directory {printable(parent)} is not writable")
-    if fmt == "ro-crate" or fmt == "all":
-        from runlog.export.rocrate import license_id
-
-        license_id(license)  # refuse before writing anything
     try:
         staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=parent))
     except OSError as exc:
@@ -68,21 +95,28 @@ def export(runs: list[RunFacts], fmt: str, target: Path, *, force: bool = False,
     try:
         built = staging / target.name
         if fmt in FILE_FORMATS:
-            (text,) = render(runs, fmt, usability=usability, license=license).values()
-            built.write_text(text, encoding="utf-8")
+            rendered = render(runs, fmt, usability=usability, license=license, authors=authors)
+            if len(rendered) == 1:
+                (text,) = rendered.values()
+                built.write_text(text, encoding="utf-8")
+            else:  # several BCOs: a directory of them
+                built.mkdir()
+                for name, text in rendered.items():
+                    (built / Path(name).name).write_text(text, encoding="utf-8")
         elif fmt == "methods":
             built.mkdir()
-            for name, text in render(runs, fmt, title=title).items():
+            for name, text in render(runs, fmt, title=title, authors=authors, license=license).items():
                 (built / Path(name).name).write_text(text, encoding="utf-8")
         elif fmt == "ro-crate":
             from runlog.export import rocrate
 
-            crate = rocrate.build(runs, license=license, title=title)
+            crate = rocrate.build(runs, license=license, title=title, authors=authors, publisher=publisher)
             if built.suffix != ".zip":
                 built.mkdir()
             rocrate.write(crate, built)
         elif fmt == "all":
-            _write_all(runs, built, license=license, usability=usability, title=title)
+            _write_all(runs, built, license=license, usability=usability, title=title, authors=authors,
+                       publisher=publisher)
         else:
             raise UsageError(f"unknown format {fmt!r}")
         now = _existing(target, force) if existing is not None else None  # again: it may be a link by now
@@ -129,19 +163,22 @@ CONFORMS = {
     "methods/methods.md": ("Methods paragraph", None),
     "methods/parameters.csv": ("Every parameter of every run", None),
     "methods/software.csv": ("Workflows, engines and containers", None),
-    "methods/data.csv": ("Inputs and outputs with checksums", None),
+    "methods/data.csv": ("Inputs and outputs with their identities", None),
+    "methods/settings.csv": ("Settings that change results, replay overrides, accepted drift", None),
+    "methods/tasks.csv": ("Every task HealthOmics reported", None),
     "methods/CITATION.cff": ("Citation metadata", "https://citation-file-format.github.io/1.2.0/"),
 }
 
 
-def _write_all(runs, directory: Path, *, license, usability, title) -> None:
+def _write_all(runs, directory: Path, *, license, usability, title, authors, publisher) -> None:
     """Every format in one directory, the RO-Crate describing the others as data entities."""
     from runlog.export import rocrate
 
     directory.mkdir()
     files = {}
     for fmt in ("bco", "prov-json", "prov-n", "methods"):
-        files.update(render(runs, fmt, usability=usability, license=license, title=title))
-    attachments = [(path, *CONFORMS[path], text) for path, text in sorted(files.items())]
-    crate = rocrate.build(runs, license=license, title=title, attachments=attachments)
+        files.update(render(runs, fmt, usability=usability, license=license, title=title, authors=authors))
+    attachments = [(path, *CONFORMS.get(path, CONFORMS["bco.json"]), text) for path, text in sorted(files.items())]
+    crate = rocrate.build(runs, license=license, title=title, attachments=attachments, authors=authors,
+                          publisher=publisher)
     rocrate.write(crate, directory)
