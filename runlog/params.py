@@ -29,7 +29,6 @@ MAX_JSON_DEPTH = 32  # arrays and objects nested in each other
 MAX_JSON_BYTES = 16 * 1024 * 1024  # a file:// argument larger than this is refused unread
 _FLOAT_MAX_INT = int(sys.float_info.max)
 _SURROGATE_RE = re.compile("[\ud800-\udfff]")
-_UNPRINTABLE_RE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 _SURROGATE_WHY = "the {what} holds a lone UTF-16 surrogate (\\ud800-\\udfff), which is not text"
 
 
@@ -123,7 +122,9 @@ def parse_json_or_text(raw: str, where: str) -> Any:
 
 def show(text: str, limit: int = 200) -> str:
     """`text` fit for a one-line message: control characters and surrogates escaped, clipped."""
-    escaped = _UNPRINTABLE_RE.sub(lambda m: ascii(m.group())[1:-1], text)
+    from runlog.textsafe import terminal_safe
+
+    escaped = terminal_safe(text)
     return escaped if len(escaped) <= limit else f"{escaped[:limit]}… ({len(text)} characters)"
 
 

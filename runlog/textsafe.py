@@ -17,15 +17,16 @@ _UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u206f
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
-def _escape(match: re.Match) -> str:
-    char = match.group()
+def escape_char(char: str) -> str:
+    """One character as the visible escape runlog writes everywhere: \\n, \\r, \\t, else
+    \\xNN, \\uNNNN or \\UNNNNNNNN (as Python and JSON readers would read it back)."""
     if char in _NAMED:
         return _NAMED[char]
     code = ord(char)
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
 def terminal_safe(text: Any) -> str:
     """`text` as a string with every control or formatting character written as an escape."""
     text = text if isinstance(text, str) else str(text)
-    return _UNSAFE.sub(_escape, text)
+    return _UNSAFE.sub(lambda match: escape_char(match.group()), text)

@@ -35,6 +35,13 @@ def pending(ledger_path):
         return ledger.pending()
 
 
+def leave_pending(git_repo):
+    """A submit killed just before StartRun's bytes leave: one pending attempt, nothing sent."""
+    killed = subprocess.run([sys.executable, str(TESTS / "killers.py"), "before-send", *SEED_2], cwd=git_repo,
+                            capture_output=True, text=True, timeout=120)
+    assert killed.returncode == -9
+
+
 def named(*extra):
     """SEED_2 with its own run name, so several submissions in one test are not identical."""
     return [*SEED_2, *extra]
@@ -202,9 +209,7 @@ def test_recover_goes_where_the_attempt_was_recorded(aws_env, ledger_path, git_r
     """Not to the region or endpoint of today's .runlog.toml or environment."""
     from runlog.emulator import Emulator
 
-    killed = subprocess.run([sys.executable, str(TESTS / "killers.py"), "before-send", *SEED_2], cwd=git_repo,
-                            capture_output=True, text=True, timeout=120)
-    assert killed.returncode == -9
+    leave_pending(git_repo)
     other = Emulator(port=0)
     other.start()
     try:
@@ -225,9 +230,7 @@ def test_recover_goes_where_the_attempt_was_recorded(aws_env, ledger_path, git_r
 def test_recover_flags_override_the_recorded_endpoint(aws_env, ledger_path, git_repo, run_proc):
     from runlog.emulator import Emulator
 
-    killed = subprocess.run([sys.executable, str(TESTS / "killers.py"), "before-send", *SEED_2], cwd=git_repo,
-                            capture_output=True, text=True, timeout=120)
-    assert killed.returncode == -9
+    leave_pending(git_repo)
     other = Emulator(port=0)
     other.start()
     try:
@@ -239,9 +242,7 @@ def test_recover_flags_override_the_recorded_endpoint(aws_env, ledger_path, git_
 
 
 def test_abandon_keeps_the_attempt_and_never_sends_it(aws_env, ledger_path, git_repo, run_cli):
-    killed = subprocess.run([sys.executable, str(TESTS / "killers.py"), "before-send", *SEED_2], cwd=git_repo,
-                            capture_output=True, text=True, timeout=120)
-    assert killed.returncode == -9
+    leave_pending(git_repo)
     (intent,) = pending(ledger_path)
     request_id = intent["request"]["requestId"]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-_SHORT = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+from runlog.textsafe import escape_char
 
 
 def visible(text: str) -> str:
@@ -20,16 +20,7 @@ def visible(text: str) -> str:
     escapes: newline -> \\n, NUL -> \\x00, U+202E -> \\u202e. Ordinary spaces are kept."""
     if text.isprintable():
         return text
-    out = []
-    for ch in text:
-        if ch.isprintable() or ch == " ":
-            out.append(ch)
-        elif ch in _SHORT:
-            out.append(_SHORT[ch])
-        else:
-            code = ord(ch)
-            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
-    return "".join(out)
+    return "".join(ch if ch.isprintable() or ch == " " else escape_char(ch) for ch in text)
 
 
 # Characters with a meaning somewhere in inline CommonMark or GitHub-flavoured Markdown
@@ -80,11 +71,6 @@ def yaml_string(text: str) -> str:
     for ch in str(text):
         if ch in '\\"':
             out.append("\\" + ch)
-        elif ch.isprintable() or ch == " ":
-            out.append(ch)
-        elif ch in _SHORT:
-            out.append(_SHORT[ch])
         else:
-            code = ord(ch)
-            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
+            out.append(ch if ch.isprintable() or ch == " " else escape_char(ch))
     return '"' + "".join(out) + '"'
