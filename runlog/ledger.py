@@ -364,8 +364,7 @@ class Ledger:
             owner = inflight.owner(self.path, other_id)
             state = (f"in flight in process {owner.get('pid', '?')} on {owner.get('host', '?')} since "
                      f"{owner.get('since', '?')}" if owner is not None
-                     else "left pending by a process that has ended; `runlog recover` completes it without "
-                          "starting a second run")
+                     else "left pending by a process that has ended")
             raise DuplicateAttemptError(
                 f"an identical request is already pending as attempt {other_id} ({state})", other_id, owner)
 

@@ -163,6 +163,8 @@ def _resolve(request: dict, settings: AwsSettings, sess, omics, options) -> tupl
 
 
 RECOVER_HINT = "run `runlog recover` to complete it (it re-sends the same requestId, so it never starts a second run)"
+RETRY_HINT = ("it stays pending: run `runlog recover` again later (the same requestId never starts a second run), "
+              "or `runlog recover --abandon {request_id}` if it never reached the service")
 
 
 def send(ledger: Ledger, intent: dict, omics, *, recovered: bool = False) -> Submission:
@@ -189,7 +191,8 @@ def send(ledger: Ledger, intent: dict, omics, *, recovered: bool = False) -> Sub
         if error is None:
             raise PendingError(
                 f"StartRun's outcome is unknown ({aws.describe_failure(exc)}): the run may have started. "
-                f"The attempt {request_id} is kept as pending: {RECOVER_HINT}", request_id) from None
+                f"The attempt {request_id} " + (RETRY_HINT.format(request_id=request_id) if recovered
+                                                  else f"is kept as pending: {RECOVER_HINT}"), request_id) from None
         outcome = {"status": "rejected",
                    "error": {"code": error.code, "message": error.service_message, "http_status": error.http_status}}
         if recovered:

@@ -377,3 +377,15 @@ def test_query_output_is_what_the_aws_cli_prints(query, output, aws_env, ledger_
     for run_id in ids:
         got = got.replace(run_id, "ID")
     assert got == expected
+
+
+def test_recover_that_still_gets_no_answer_says_what_to_do_next(aws_env, ledger_path, git_repo, run_cli):
+    aws_env.inject("error", operation="StartRun", count=6, phase="after")
+    assert run_cli(*SEED_2).exit_code == 1
+    (intent,) = pending(ledger_path)
+    again = run_cli("recover")
+    assert again.exit_code == 1
+    assert "again later" in again.stdout and f"--abandon {intent['request']['requestId']}" in again.stdout
+    assert "run `runlog recover` to complete it" not in again.stdout
+    assert len(pending(ledger_path)) == 1
+    assert run_cli("recover").exit_code == 0 and len(runs(aws_env)) == 1

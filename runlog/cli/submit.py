@@ -378,7 +378,7 @@ def duplicate_hint():
         yield
     except DuplicateAttemptError as exc:
         fix = ("wait for it to finish" if exc.in_flight is not None
-               else "run `runlog recover` to complete it")
+               else "`runlog recover` completes it without starting a second run")
         raise DuplicateAttemptError(f"{exc.message}: {fix}, or pass --allow-duplicate to start another run anyway",
                                     exc.request_id, exc.in_flight) from None
     except KeyboardInterrupt:
