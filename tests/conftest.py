@@ -160,3 +160,13 @@ def s3_server(monkeypatch):
         yield client
     finally:
         server.stop()
+
+
+TEAM_BUCKET = "lab-provenance"  # the team ledger's bucket in the sync tests (REMOTE = s3://lab-provenance/runlog)
+
+
+@pytest.fixture
+def bucket(s3_server):
+    """moto S3 with the team ledger's bucket made; yields the S3 client (with .endpoint)."""
+    s3_server.create_bucket(Bucket=TEAM_BUCKET)
+    return s3_server

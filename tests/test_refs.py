@@ -46,10 +46,9 @@ def test_at_n_after_importing_an_older_run(aws_env, ledger_path, git_repo, run_c
     assert json.loads(dry.stdout)["replay_of"]["run_id"] == second
 
 
-def test_at_n_after_pulling_older_records(s3_server, tmp_path, run_cli):
-    from test_sync import BUCKET, REMOTE
+def test_at_n_after_pulling_older_records(bucket, tmp_path, run_cli):
+    from test_sync import REMOTE
 
-    s3_server.create_bucket(Bucket=BUCKET)
     mine, theirs = tmp_path / "mine.db", tmp_path / "theirs.db"
     with Ledger.open(theirs) as ledger:
         ledger.add_record(make_record(run_id="1000001", name="old", created="2020-01-01T00:00:00.000Z"))

@@ -24,8 +24,8 @@ from runlog import record as rec
 from runlog.ledger import Ledger
 from runlog.migrations import LEDGER_FORMAT
 from runlog.verify import verify
+from conftest import TEAM_BUCKET as BUCKET
 
-BUCKET = "lab-provenance"
 REMOTE = f"s3://{BUCKET}/runlog"
 
 
@@ -132,12 +132,6 @@ class S3Proxy:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
-
-
-@pytest.fixture
-def bucket(s3_server):
-    s3_server.create_bucket(Bucket=BUCKET)
-    return s3_server
 
 
 @pytest.fixture

@@ -45,12 +45,6 @@ class HostileProxy(S3Proxy):
 
 
 @pytest.fixture
-def bucket(s3_server):
-    s3_server.create_bucket(Bucket=BUCKET)
-    return s3_server
-
-
-@pytest.fixture
 def proxy(bucket, monkeypatch):
     front = HostileProxy(bucket.endpoint)
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", front.endpoint)
