@@ -111,3 +111,20 @@ def test_run_id_duplicate_resolves_the_source_workflow(aws_env, ledger_path, git
                      "--endpoint-url", aws_env.endpoint_url)
     assert result.exit_code == 0, result.output
     assert records(ledger_path)[0]["resolution"]["workflow"]["id"] == "1234567"
+
+
+def test_an_endpoint_that_does_not_serve_s3_is_named_as_such(aws_env, ledger_path, git_repo, run_cli):
+    """AWS_ENDPOINT_URL points S3 at the emulator too, which answers HeadObject but no listing:
+    the record and the warning say the endpoint does not serve S3, not a bare '501'."""
+    import json as _json
+
+    from test_submit import records
+
+    result = run_cli("submit", "--workflow-id", "1234567", "--workflow-owner-id", "123456789012", "--role-arn",
+                     "arn:aws:iam::123456789012:role/R", "--output-uri", "s3://b/o/", "--parameters",
+                     _json.dumps({"param1": "s3://lab-data/reads/", "param2": "x"}))
+    assert result.exit_code == 0, result.output
+    (record,) = records(ledger_path)
+    error = record["resolution"]["inputs"]["s3://lab-data/reads/"]["error"]
+    assert error["code"] == "NotS3" and "AWS_ENDPOINT_URL_S3" in error["message"]
+    assert "NotS3" in result.stderr

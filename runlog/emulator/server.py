@@ -275,6 +275,8 @@ class Emulator:
         if found is None and method == "HEAD" and path.count("/") >= 2:
             bucket, _, key = path[1:].partition("/")
             return Call("HeadObject", {"Bucket": bucket, "Key": key}, lambda: self.s3_head(path), error)
+        if found is None and "list-type=" in query:  # an S3 listing: the emulator serves S3 HEAD only
+            return Call("ListObjectsV2", {"Bucket": path[1:].partition("/")[0]}, self.s3_not_implemented, error)
         if found is None:
             message = f"No operation for {method} {path}"
             return Call(None, {}, lambda: error("UnknownOperationException", message, 404), error)
@@ -308,6 +310,13 @@ class Emulator:
         digest = stand_in_etag("s3:/" + path)
         return 200, {"ETag": f'"{digest}"', "x-amz-version-id": digest[:32],
                      "Last-Modified": "Thu, 15 Jan 2026 09:00:00 GMT"}, b""
+
+    @staticmethod
+    def s3_not_implemented() -> Reply:
+        """What a server that is not S3 answers an S3 listing with, in S3's own error form."""
+        body = (b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>NotImplemented</Code><Message>The HealthOmics '
+                b"emulator serves S3 HeadObject only; point AWS_ENDPOINT_URL_S3 at an S3 endpoint</Message></Error>")
+        return 501, {"Content-Type": "application/xml"}, body
 
     @functools.cached_property
     def _s3(self):
