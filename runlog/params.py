@@ -128,9 +128,9 @@ def show(text: str, limit: int = 200) -> str:
     return escaped if len(escaped) <= limit else f"{escaped[:limit]}… ({len(text)} characters)"
 
 
-def _read_file_argument(value: str, option: str, cwd: Path | None) -> tuple[str, dict]:
-    """The text of a file://PATH argument (relative to the current directory, as the aws CLI
-    reads it; at most MAX_JSON_BYTES), with {"argument", "file": {"path", "sha256"}}."""
+def read_text_argument(value: str, option: str, cwd: Path | None = None) -> tuple[str, dict]:
+    """The text of a file://PATH argument, read as the aws CLI reads it (relative to the current
+    directory; here at most MAX_JSON_BYTES), with {"argument", "file": {"path", "sha256"}}."""
     raw_path = value[len(FILE_PREFIX):]
     shown = show(value)
     try:
@@ -149,11 +149,6 @@ def _read_file_argument(value: str, option: str, cwd: Path | None) -> tuple[str,
         raise UsageError(f"{option} {shown}: not UTF-8 text (byte {exc.start})") from None
 
 
-def read_text_argument(value: str, option: str, cwd: Path | None = None) -> tuple[str, dict]:
-    """A string option given as file://PATH: the file's text, as the aws CLI passes it."""
-    return _read_file_argument(value, option, cwd)
-
-
 def read_json_argument(value: str, option: str, cwd: Path | None = None) -> tuple[Any, dict]:
     """Parse an option value that is inline JSON or file://PATH (relative to the current
     directory, as the aws CLI reads it). Returns (value, {"argument", "file"?}). The JSON is
@@ -161,7 +156,7 @@ def read_json_argument(value: str, option: str, cwd: Path | None = None) -> tupl
     if _SURROGATE_RE.search(value):
         raise UsageError(f"{option}: the argument is not valid UTF-8 text")
     if value.startswith(FILE_PREFIX):
-        text, info = _read_file_argument(value, option, cwd)
+        text, info = read_text_argument(value, option, cwd)
         where = f"{option} {show(value)}"
     else:
         text, info, where = value, {"argument": value}, option

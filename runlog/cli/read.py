@@ -91,8 +91,6 @@ def _refreshed(ledger, entries, config):
     if not moving:
         return entries
     ledger.close()
-    from runlog.cli.common import require_ledger
-
     writable = require_ledger(config, notice=False)
     with writable:
         for change in refresh_runs(writable, moving, config):
