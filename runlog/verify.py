@@ -14,6 +14,7 @@ What is checked (docs/ledger.md, "What verify proves"):
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -21,14 +22,23 @@ import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any
 
+from runlog import fastjson
 from runlog import record as rec
 from runlog.errors import UsageError
-from runlog.ledger import (SEALED, Entry, Ledger, chain_next, index_columns, observation_object, row_seal, seal_of,
-                           sqlite_uri, table_rows)
+from runlog.ledger import (
+    SEALED,
+    Entry,
+    Ledger,
+    chain_next,
+    index_columns,
+    observation_object,
+    sealer,
+    sqlite_uri,
+    table_rows,
+)
 
-ENTRY_FIELDS = ("seq", "address", "body", "chain", "kind", "created", "outcome", "request_id", "run_id", "run_uuid",
-                "run_arn", "workflow_id", "name", "git_commit", "fingerprint", "replay_of")
 HEAD_RE = re.compile(r"^(\d{1,18}):([0-9a-fA-F]{12,64})$")
 
 
@@ -86,46 +96,47 @@ def parse_head(text: str) -> tuple[int, str]:
     return int(match.group(1)), match.group(2).lower()
 
 
-def check_record(entry: Entry, row: tuple[list[str], tuple] | None = None, seal: str | None = None,
-                 intent: str | None = None, sealed: bool = True) -> list[Problem]:
-    """Everything that can be checked about one row on its own: content, schema, fingerprint,
-    lookup columns; with the whole row, its seal; with its attempt's intent, that the record is
-    that intent plus an outcome."""
-    where = entry.address
-    body = entry.body.encode("utf-8")
+def check_record(seq: int, address: str, body: bytes, row: dict[str, Any], *, seal: str | None = None,
+                 intent: bytes | None = None, sealed: bool = True) -> tuple[list[Problem], bool]:
+    """Everything that can be checked about one record row on its own: content, schema,
+    fingerprint, lookup columns (`row`: the row's columns but its body, which `body` holds as
+    stored), the row's seal; with its attempt's intent, that the record is that intent plus an
+    outcome. Returns the problems and whether the record matched the intent."""
+    where = address
     problems = []
-    if row is not None and sealed:
+    if sealed:
         if seal is None:
-            problems.append(Problem("seal", where, f"record #{entry.seq} has no seal (inserted outside runlog)"))
-        elif seal_of("records", *row) != seal:
-            problems.append(Problem("seal", where, f"record #{entry.seq}: a column of its row was changed "
+            problems.append(Problem("seal", where, f"record #{seq} has no seal (inserted outside runlog)"))
+        elif _seal_problems(sealer("records", tuple(row)), "record #", str(seq), tuple(row.values()), seal):
+            problems.append(Problem("seal", where, f"record #{seq}: a column of its row was changed "
                                                    "(the row no longer matches its seal)"))
-    if rec.sha256_hex(body) != entry.address:
-        return problems + [Problem("altered", where, f"record #{entry.seq} {entry.address[:12]} no longer matches "
-                                                     "its content address (edited outside runlog)")]
+    if hashlib.sha256(body).hexdigest() != address:
+        return problems + [Problem("altered", where, f"record #{seq} {address[:12]} no longer matches "
+                                                     "its content address (edited outside runlog)")], False
     try:
-        record = json.loads(body)
-    except ValueError:
-        return problems + [Problem("altered", where, f"record #{entry.seq} is not valid JSON")]
-    if rec.canonical_json(record) != body:
-        problems.append(Problem("altered", where, f"record #{entry.seq} is not in canonical JSON form"))
+        record, canonical, exact = fastjson.decode_canonical(body)
+    except (ValueError, RecursionError):
+        return problems + [Problem("altered", where, f"record #{seq} is not valid JSON")], False
+    if not canonical:
+        problems.append(Problem("altered", where, f"record #{seq} is not in canonical JSON form"))
     invalid = [] if rec.is_valid(record) else rec.schema_errors(record)[:5]
     for error in invalid:
-        problems.append(Problem("schema", where, f"record #{entry.seq} breaks the record schema: {error}"))
+        problems.append(Problem("schema", where, f"record #{seq} breaks the record schema: {error}"))
     if invalid or not isinstance(record, dict):
-        return problems
-    if rec.fingerprint(record) != record["fingerprint"]:
-        problems.append(Problem("altered", where, f"record #{entry.seq} has a wrong configuration fingerprint"))
-    expected = index_columns(record)
-    for column, value in expected.items():
-        if getattr(entry, column) != value:
-            problems.append(Problem("index", where, f"record #{entry.seq}: column {column} is "
-                                                    f"{getattr(entry, column)!r}, the record says {value!r}"))
-    if intent is not None and not _is_intent_plus_outcome(body, intent.encode("utf-8")) and (
-            rec.canonical_json({k: v for k, v in record.items() if k != "outcome"}) != intent.encode("utf-8")):
-        problems.append(Problem("intent", where, f"record #{entry.seq} differs from the intent its attempt "
-                                                 f"committed before StartRun (request {entry.request_id})"))
-    return problems
+        return problems, False
+    material = fastjson.canonical(rec.fingerprint_material(record), exact)
+    if hashlib.sha256(material).hexdigest() != record["fingerprint"]:
+        problems.append(Problem("altered", where, f"record #{seq} has a wrong configuration fingerprint"))
+    for column, value in index_columns(record).items():
+        if row.get(column) != value:
+            problems.append(Problem("index", where, f"record #{seq}: column {column} is "
+                                                    f"{row.get(column)!r}, the record says {value!r}"))
+    matched = intent is not None and (_is_intent_plus_outcome(body, intent) or rec.canonical_json(
+        {k: v for k, v in record.items() if k != "outcome"}) == intent)
+    if intent is not None and not matched:
+        problems.append(Problem("intent", where, f"record #{seq} differs from the intent its attempt "
+                                                 f"committed before StartRun (request {row.get('request_id')})"))
+    return problems, matched
 
 
 def _is_intent_plus_outcome(body: bytes, intent: bytes) -> bool:
@@ -139,8 +150,8 @@ def _is_intent_plus_outcome(body: bytes, intent: bytes) -> bool:
     if at < 0 or end <= at or body[:at] != intent[:at] or body[end:] != intent[at:]:
         return False
     try:
-        member = json.loads(b"{" + body[at + 1:end] + b"}")
-    except ValueError:
+        member = fastjson.loads(b"{" + body[at + 1:end] + b"}")
+    except (ValueError, RecursionError):
         return False
     return list(member) == ["outcome"]
 
@@ -150,8 +161,7 @@ def verify(ledger: Ledger, *, expect: str | None = None) -> Report:
     conn = ledger.conn
     report.problems.extend(check_schema_sql(conn))
     sealed = _has_seals(conn)
-    last_seq = conn.execute("SELECT coalesce(max(seq), 0) FROM records").fetchone()[0]
-    collect = _start_record_checks(ledger, last_seq, sealed)  # in worker processes, beside what follows
+    collect = _start_row_checks(ledger, sealed)  # in worker processes, beside what follows
     try:
         _verify_rest(ledger, report, sealed)
     finally:
@@ -172,7 +182,8 @@ def _problem_order(problem: Problem) -> int:
 
 
 def _verify_rest(ledger: Ledger, report: Report, sealed: bool) -> None:
-    """Everything but the per-record checks: chain, sequences, observations, attempts, meta."""
+    """Everything but the per-row checks: chain, sequences and counts, observations' records
+    and addresses, meta, the pending count."""
     conn = ledger.conn
     previous_seq = 0
     previous_chain = None
@@ -189,56 +200,17 @@ def _verify_rest(ledger: Ledger, report: Report, sealed: bool) -> None:
     if top > previous_seq:
         report.problems.append(_gap("record", previous_seq, top + 1))
 
-    seals = _seals(conn, "observations") if sealed else {}
-    last = 0
-    for row in table_rows(conn, "observations", "1 ORDER BY seq"):
-        seq = row["seq"]
-        report.observations += 1
-        if seq != last + 1:
-            report.problems.append(_gap("observation", last, seq))
-        last = seq
-        if rec.sha256_hex(row["body"].encode("utf-8")) != row["sha256"]:
-            report.problems.append(Problem("observation", row["record"], f"observation #{seq} was edited"))
-        report.problems.extend(_check_seal(sealed, seals, "observations", "observation", row))
-    if _sequence_top(conn, "observations") > last:
-        report.problems.append(_gap("observation", last, _sequence_top(conn, "observations") + 1))
+    report.observations, gaps = _count_and_gaps(conn, "observations", "observation")
+    report.problems.extend(gaps)
     orphans = conn.execute(
         "SELECT o.seq, o.record FROM observations o LEFT JOIN records r ON r.address = o.record WHERE r.seq IS NULL"
     ).fetchall()
     for seq, address in orphans:
         report.problems.append(Problem("observation", address, f"observation #{seq} names a record that is missing"))
     report.problems.extend(_check_observation_addresses(conn))
-
-    seals = _seals(conn, "attempts") if sealed else {}
-    # an attempt with a record: the record was checked to be its intent plus an outcome, so
-    # its created must be the record's; only a pending attempt's intent is parsed here
-    recorded = dict(conn.execute("SELECT a.seq, r.created FROM attempts a JOIN records r ON r.request_id = a.request_id"))
-    last = 0
-    for row in table_rows(conn, "attempts", "1 ORDER BY seq"):
-        seq = row["seq"]
-        report.attempts += 1
-        if seq != last + 1:
-            report.problems.append(_gap("attempt", last, seq))
-        last = seq
-        where = f"attempt #{seq}"
-        if rec.sha256_hex(row["intent"].encode("utf-8")) != row["intent_sha256"]:
-            report.problems.append(Problem("attempt", where, f"attempt #{seq} was edited"))
-        elif seq in recorded:
-            if recorded[seq] != row["created"]:
-                report.problems.append(Problem("attempt", where, f"attempt #{seq}: its created column differs "
-                                               "from its intent"))
-        else:
-            try:
-                intent = json.loads(row["intent"])
-                said = (intent["request"]["requestId"], intent["created"])
-            except (ValueError, KeyError, TypeError):
-                said = None
-            if said != (row["request_id"], row["created"]):
-                report.problems.append(Problem("attempt", where, f"attempt #{seq}: its request_id or created "
-                                               "column differs from its intent"))
-        report.problems.extend(_check_seal(sealed, seals, "attempts", "attempt", row))
-    if _sequence_top(conn, "attempts") > last:
-        report.problems.append(_gap("attempt", last, _sequence_top(conn, "attempts") + 1))
+    report.attempts, gaps = _count_and_gaps(conn, "attempts", "attempt")
+    report.problems.extend(gaps)
+    report.problems.extend(_check_pending_attempts(conn, sealed))  # the others: with their record
 
     if sealed:
         seals = _seals(conn, "meta")
@@ -246,6 +218,20 @@ def _verify_rest(ledger: Ledger, report: Report, sealed: bool) -> None:
             report.problems.extend(_check_seal(sealed, seals, "meta", "meta", row))
         report.problems.extend(_orphan_seals(conn))
     report.pending = len(ledger.pending())
+
+
+def _count_and_gaps(conn: sqlite3.Connection, table: str, label: str) -> tuple[int, list[Problem]]:
+    """How many rows the table has, and each gap in its sequence (rows deleted behind
+    runlog's back, also at its end: sqlite_sequence remembers the highest seq given)."""
+    count, last, gaps = 0, 0, []
+    for (seq,) in conn.execute(f"SELECT seq FROM {table} ORDER BY seq"):
+        count += 1
+        if seq != last + 1:
+            gaps.append(_gap(label, last, seq))
+        last = seq
+    if _sequence_top(conn, table) > last:
+        gaps.append(_gap(label, last, _sequence_top(conn, table) + 1))
+    return count, gaps
 
 
 def check_head(ledger: Ledger, count: int, chain: str, *, witness: str) -> list[Problem]:
@@ -324,11 +310,21 @@ def _check_seal(sealed: bool, seals: dict[str, str], table: str, label: str, row
     if not sealed:
         return []
     key = str(row[SEALED[table]])
-    seal = seals.get(key)
-    where = f"{label} {key}" if table == "meta" else f"{label} #{key}"
+    return _seal_problems(sealer(table, tuple(row)), label if table == "meta" else label + " #", key,
+                          tuple(row.values()), seals.get(key))
+
+
+def _seal_problems(seal_of_row: Callable[[tuple], str], label: str, key: str, values: tuple,
+                   seal: str | None) -> list[Problem]:
+    """A row against its seal (`seal_of_row` from ledger.sealer, for the row's columns)."""
+    where = f"{label} {key}" if not label.endswith("#") else f"{label}{key}"
     if seal is None:
         return [Problem("seal", where, f"{where} has no seal (inserted outside runlog)")]
-    if row_seal(table, row) != seal:
+    try:
+        actual = seal_of_row(values)
+    except (TypeError, ValueError):  # a value runlog never writes (a BLOB, NaN, a lone surrogate)
+        actual = None
+    if actual != seal:
         return [Problem("seal", where, f"{where}: a column of its row was changed (the row no longer matches "
                                        "its seal)")]
     return []
@@ -374,57 +370,153 @@ def _sequence_top(conn: sqlite3.Connection, table: str) -> int:
     return top[0] if top else 0
 
 
-PARALLEL_FROM = 20_000  # records; below this one process is quicker than starting workers
-RANGE_SQL = (
-    "SELECT r.*, s.sha256 AS seal__, a.intent AS intent__ FROM records r "
-    "LEFT JOIN row_seals s ON s.tbl = 'records' AND s.id = CAST(r.seq AS TEXT) "
-    "LEFT JOIN attempts a ON a.request_id = r.request_id "
-    "WHERE r.seq >= ? AND r.seq < ? ORDER BY r.seq"
-)
-RANGE_SQL_UNSEALED = RANGE_SQL.replace("s.sha256 AS seal__", "NULL AS seal__").replace(
-    "LEFT JOIN row_seals s ON s.tbl = 'records' AND s.id = CAST(r.seq AS TEXT) ", "")
+PARALLEL_FROM = 20_000  # rows; below this one process is quicker than starting workers
+
+
+def _columns(conn: sqlite3.Connection, table: str, leave_out: str) -> list[str]:
+    """The table's columns as they are (a later migration may add some), but one."""
+    return [row[1] for row in conn.execute(f"PRAGMA table_info({table})") if row[1] != leave_out]
+
+
+def _seal_join(table: str, alias: str, of: str, sealed: bool) -> tuple[str, str]:
+    """The column and join that give each row of `of` its seal (NULL for unsealed ledgers)."""
+    if not sealed:
+        return "NULL", ""
+    return f"{alias}.sha256", f"LEFT JOIN row_seals {alias} ON {alias}.tbl = '{table}' AND {alias}.id = CAST({of}.seq AS TEXT) "
 
 
 def _check_rows(conn: sqlite3.Connection, low: int, high: int, sealed: bool) -> list[Problem]:
-    cursor = conn.execute(RANGE_SQL if sealed else RANGE_SQL_UNSEALED, (low, high))
-    names = [d[0] for d in cursor.description]
-    width = len(names) - 2
-    problems = []
-    columns = names[:width]
-    in_order = tuple(names[:len(ENTRY_FIELDS)]) == ENTRY_FIELDS  # r.* starts with Entry's fields
-    where = [names.index(k) for k in ENTRY_FIELDS]
+    """check_record for the records with low <= seq < high, and, read in the same pass, the
+    check of each one's attempt (the intent committed before StartRun): its digest, columns
+    and seal. Bodies and intents are read as stored (bytes)."""
+    record_columns = _columns(conn, "records", "body")
+    attempt_columns = _columns(conn, "attempts", "intent")
+    record_seal, record_join = _seal_join("records", "rs", "r", sealed)
+    attempt_seal, attempt_join = _seal_join("attempts", "sa", "a", sealed)
+    cursor = conn.execute(
+        f"SELECT {', '.join('r.' + c for c in record_columns)}, CAST(r.body AS BLOB), {record_seal}, "
+        f"{', '.join('a.' + c for c in attempt_columns)}, CAST(a.intent AS BLOB), {attempt_seal} "
+        f"FROM records r {record_join}LEFT JOIN attempts a ON a.request_id = r.request_id {attempt_join}"
+        "WHERE r.seq >= ? AND r.seq < ? ORDER BY r.seq", (low, high))
+    width = len(record_columns)
+    seq_at, address_at = record_columns.index("seq"), record_columns.index("address")
+    attempt_at = width + 2
+    attempt_end = attempt_at + len(attempt_columns)
+    attempt_seq_at = attempt_at + attempt_columns.index("seq")
+    problems: list[Problem] = []
     for values in cursor:
-        entry = Entry(*values[:len(ENTRY_FIELDS)]) if in_order else Entry(*(values[i] for i in where))
-        problems.extend(check_record(entry, (columns, values), values[width], values[width + 1], sealed))
+        row = dict(zip(record_columns, values, strict=False))  # values go on: the seal, the attempt
+        intent = values[attempt_end]
+        found, matched = check_record(values[seq_at], values[address_at], values[width], row,
+                                      seal=values[width + 1], intent=intent, sealed=sealed)
+        problems.extend(found)
+        if values[attempt_seq_at] is not None:
+            attempt = dict(zip(attempt_columns, values[attempt_at:attempt_end], strict=True))
+            problems.extend(_check_attempt(attempt, intent, values[attempt_end + 1], sealed, record=row,
+                                           matched=matched))
     return problems
 
 
-def _check_range(path: str, low: int, high: int, sealed: bool) -> list[Problem]:
-    """check_record for the records with low <= seq < high, read through a connection of its own."""
+def _check_attempt(attempt: dict[str, Any], intent: bytes, seal: str | None, sealed: bool, *,
+                   record: dict[str, Any] | None, matched: bool) -> list[Problem]:
+    """One attempt: its intent digest, its request_id and created against its intent, its seal.
+    With its record (`record`): that record was checked to be this intent plus an outcome
+    (`matched`), so the intent is intact and its created is the record's; an intent that
+    matched its intact record needs no digest of its own (its seal covers the digest column).
+    Without a record (pending), the intent is parsed."""
+    seq = attempt["seq"]
+    where = f"attempt #{seq}"
+    problems = []
+    if not (matched and sealed) and hashlib.sha256(intent).hexdigest() != attempt["intent_sha256"]:
+        problems.append(Problem("attempt", where, f"attempt #{seq} was edited"))
+    elif record is not None:
+        if record["created"] != attempt["created"]:
+            problems.append(Problem("attempt", where, f"attempt #{seq}: its created column differs from its intent"))
+    else:
+        try:
+            data = fastjson.loads(intent)
+            said = (data["request"]["requestId"], data["created"])
+        except (ValueError, KeyError, TypeError, RecursionError):
+            said = None
+        if said != (attempt["request_id"], attempt["created"]):
+            problems.append(Problem("attempt", where, f"attempt #{seq}: its request_id or created column differs "
+                                                      "from its intent"))
+    if sealed:
+        problems.extend(_seal_problems(sealer("attempts", tuple(attempt)), "attempt #", str(seq),
+                                       tuple(attempt.values()), seal))
+    return problems
+
+
+def _check_pending_attempts(conn: sqlite3.Connection, sealed: bool) -> list[Problem]:
+    """The attempts no record completes (the others are checked with their record)."""
+    columns = _columns(conn, "attempts", "intent")
+    seal, join = _seal_join("attempts", "sa", "a", sealed)
+    cursor = conn.execute(
+        f"SELECT {', '.join('a.' + c for c in columns)}, CAST(a.intent AS BLOB), {seal} FROM attempts a {join}"
+        "WHERE NOT EXISTS (SELECT 1 FROM records r WHERE r.request_id = a.request_id) ORDER BY a.seq")
+    width = len(columns)
+    problems = []
+    for values in cursor:
+        problems.extend(_check_attempt(dict(zip(columns, values)), values[width], values[width + 1], sealed,
+                                       record=None, matched=False))
+    return problems
+
+
+def _check_observations(conn: sqlite3.Connection, low: int, high: int, sealed: bool) -> list[Problem]:
+    """Observations with low <= seq < high: body digest and seal."""
+    columns = _columns(conn, "observations", "body")
+    seal, join = _seal_join("observations", "so", "o", sealed)
+    cursor = conn.execute(f"SELECT {', '.join('o.' + c for c in columns)}, CAST(o.body AS BLOB), {seal} "
+                          f"FROM observations o {join}WHERE o.seq >= ? AND o.seq < ? ORDER BY o.seq", (low, high))
+    width = len(columns)
+    seq_at, record_at, digest_at = (columns.index(c) for c in ("seq", "record", "sha256"))
+    seal_observation = sealer("observations", tuple(columns))
+    problems = []
+    for values in cursor:
+        seq = values[seq_at]
+        if hashlib.sha256(values[width]).hexdigest() != values[digest_at]:
+            problems.append(Problem("observation", values[record_at], f"observation #{seq} was edited"))
+        if sealed:
+            problems.extend(_seal_problems(seal_observation, "observation #", str(seq), values, values[width + 1]))
+    return problems
+
+
+ROW_CHECKS: dict[str, Callable[[sqlite3.Connection, int, int, bool], list[Problem]]] = {
+    "records": _check_rows, "observations": _check_observations}  # attempts: with their record
+
+
+def _check_range(path: str, table: str, low: int, high: int, sealed: bool) -> list[Problem]:
+    """A ROW_CHECKS slice, read through a connection of its own (in a worker process)."""
     conn = sqlite3.connect(sqlite_uri(path, "ro"), uri=True)
     try:
-        return _check_rows(conn, low, high, sealed)
+        return ROW_CHECKS[table](conn, low, high, sealed)
     finally:
         conn.close()
 
 
-def _start_record_checks(ledger: Ledger, last_seq: int, sealed: bool) -> Callable[[], list[Problem]]:
-    """check_record for every record; returns the function that gives the problems found.
-    Large ledgers are split over the machine's cores, in worker processes that run while the
-    caller checks the other tables; small ones are checked when the result is asked for."""
+def _start_row_checks(ledger: Ledger, sealed: bool) -> Callable[[], list[Problem]]:
+    """The per-row checks of every record, attempt and observation; returns the function that
+    gives the problems found (in table order, then ledger order). Large ledgers are split in
+    slices over the machine's cores, checked in worker processes while the caller checks the
+    chain and the rest; small ones are checked when the result is asked for."""
+    tops = {table: ledger.conn.execute(f"SELECT coalesce(max(seq), 0) FROM {table}").fetchone()[0]
+            for table in ROW_CHECKS}
     cores = os.cpu_count() or 1
-    if ledger.snapshot or last_seq < PARALLEL_FROM or cores < 2:
-        return lambda: _check_rows(ledger.conn, 0, last_seq + 1, sealed)
+    if ledger.snapshot or sum(tops.values()) < PARALLEL_FROM or cores < 2:
+        return lambda: [p for table, top in tops.items() for p in ROW_CHECKS[table](ledger.conn, 0, top + 1, sealed)]
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     workers = min(cores, 8)
-    bounds = [last_seq * i // workers for i in range(workers + 1)]
-    bounds[-1] = last_seq + 1
+    slices = []
+    for table, top in tops.items():
+        parts = workers * (2 if table == "records" else 1)  # records cost most: smaller slices balance the load
+        bounds = [top * i // parts for i in range(parts + 1)]
+        bounds[-1] = top + 1
+        slices.extend((table, low, high) for low, high in zip(bounds[:-1], bounds[1:]) if high > low)
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method))
-    futures = [pool.submit(_check_range, str(ledger.path), low, high, sealed)
-               for low, high in zip(bounds[:-1], bounds[1:])]
+    futures = [pool.submit(_check_range, str(ledger.path), table, low, high, sealed) for table, low, high in slices]
 
     def collect() -> list[Problem]:
         try:

@@ -216,3 +216,38 @@ def test_verify_in_parallel_finds_the_same_problems(tmp_path, monkeypatch):
         parallel = [p.as_dict() for p in verify(ledger).problems]
     assert serial == parallel
     assert any(p["kind"] == "altered" and "#17" in p["message"] for p in parallel)
+
+
+def test_seals_are_the_digest_of_the_rows_canonical_json():
+    """ledger.sealer writes the row's JSON itself (for speed); it must be byte for byte
+    record.canonical_json's, or every seal of an older ledger would stop matching."""
+    import hashlib
+    import random
+
+    from runlog.ledger import SEAL_SKIPS, seal_of
+
+    rnd = random.Random(11)
+
+    def value():
+        kind = rnd.randrange(6)
+        if kind == 0:
+            return None
+        if kind == 1:
+            return rnd.randrange(-2**70, 2**70)
+        if kind == 2:
+            return "".join(chr(rnd.choice([rnd.randrange(0, 0x80), rnd.randrange(0x80, 0xD800),
+                                           rnd.randrange(0xE000, 0x110000)])) for _ in range(rnd.randrange(12)))
+        if kind == 3:
+            return rnd.uniform(-1e20, 1e20) * 10.0 ** rnd.randrange(-30, 30)
+        return rnd.randrange(100)
+
+    for _ in range(5000):
+        names = rnd.sample(["seq", "address", "inserted_at", "zeta", "Alpha", "\u00e9", "body", "intent"],
+                           rnd.randrange(1, 8))
+        values = [value() for _ in names]
+        table = rnd.choice(["records", "attempts", "observations", "meta"])
+        row = {k: v for k, v in zip(names, values) if v is not None and k not in SEAL_SKIPS.get(table, ())}
+        want = hashlib.sha256(rec.canonical_json({"table": table, "row": row})).hexdigest()
+        assert seal_of(table, names, values) == want, (table, names, values)
+    with pytest.raises(TypeError):
+        seal_of("meta", ["key", "value"], ["k", b"bytes"])

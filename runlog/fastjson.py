@@ -1,0 +1,80 @@
+"""Fast and exact: decode what runlog wrote, and tell whether it is still canonical.
+
+`record.canonical_json` (Python's json module) defines the bytes runlog hashes. orjson
+decodes and encodes the same JSON four to five times faster and, for the values a record
+holds, gives the same values and the same bytes, with two exceptions this module handles
+by leaving the decision to the json module:
+
+- floats Python writes with an exponent (nonzero, below 1e-4 or from 1e16 on): orjson may
+  write them in full (0.00001) or with another exponent form (1e16 for 1e+16);
+- integers beyond 64 bits: orjson reads them as floats (so they count as the floats above)
+  and cannot write them.
+
+Anything orjson refuses (NaN, lone surrogates, nesting deeper than it allows) also goes to
+the json module. Strings (every code point), key order (by code point), integers within 64
+bits, other floats, true, false and null come out byte for byte as the json module writes
+them; tests/test_fastjson.py checks this over every code point and a sample of floats.
+Used by `runlog verify`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import orjson
+
+from runlog import record as rec
+
+_SORTED = orjson.OPT_SORT_KEYS
+
+
+# A number orjson writes differently from the json module, in orjson's own output: every
+# float Python writes with an exponent, orjson writes either with an exponent, "e" then digits
+# ending the number token, or, below 1e-4, in full, starting "0.0000" (tests/test_fastjson.py
+# checks both facts on a large sample). Matches in strings only cost the slower path.
+_EXPONENT = re.compile(rb"e[-+]?[0-9]+[,}\]]")
+
+
+def _plain(encoded: bytes) -> bool:
+    """No float in orjson's output `encoded` that the json module writes otherwise."""
+    return b"0.0000" not in encoded and _EXPONENT.search(encoded) is None
+
+
+def decode_canonical(data: bytes) -> tuple[Any, bool, bool]:
+    """(value, canonical, exact): the JSON value in data, whether data is its canonical
+    form (record.canonical_json), and whether orjson may be used on the value's parts (see
+    `canonical`). Raises ValueError when data is not JSON (RecursionError if nested deeper
+    than Python's json module can read)."""
+    try:
+        value = orjson.loads(data)
+        if orjson.dumps(value, option=_SORTED) == data and _plain(data):
+            return value, True, True
+    except (orjson.JSONDecodeError, TypeError):
+        pass
+    value = json.loads(data)  # the json module decides: not canonical, or a number orjson may differ on
+    try:
+        return value, rec.canonical_json(value) == data, False
+    except (ValueError, TypeError):  # NaN or infinity: never canonical
+        return value, False, False
+
+
+def canonical(value: Any, exact_value: bool) -> bytes:
+    """record.canonical_json(value); through orjson when exact_value says it gives the same
+    bytes (value is, or is built of, parts of a value decode_canonical called exact)."""
+    if exact_value:
+        try:
+            return orjson.dumps(value, option=_SORTED)
+        except TypeError:
+            pass
+    return rec.canonical_json(value)
+
+
+def loads(data: bytes) -> Any:
+    """json.loads(data), faster: orjson's value when it reads the text (the same but for
+    the numbers named above)."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return json.loads(data)

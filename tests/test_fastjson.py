@@ -1,0 +1,98 @@
+"""runlog.fastjson (orjson on verify's path) says exactly what record.canonical_json says."""
+
+from __future__ import annotations
+
+import json
+import random
+import struct
+
+import orjson
+import pytest
+
+from runlog import fastjson
+from runlog import record as rec
+
+
+def _floats(count: int) -> list[float]:
+    rnd = random.Random(2791)
+    found = [struct.unpack("<d", rnd.randbytes(8))[0] for _ in range(count)]
+    found += [rnd.uniform(-1e6, 1e6) for _ in range(count // 4)]
+    found += [rnd.uniform(0, 2e-4) for _ in range(count // 4)] + [rnd.uniform(1e15, 1e18) for _ in range(count // 4)]
+    found += [s * 10.0**k for k in range(-320, 309) for s in (1.0, -1.5, 9.999999999999998)]
+    found += [0.0, -0.0, 1e-4, 9.999999999999999e-05, 1e16, 9999999999999998.0, 0.1, 5e-324]
+    return [f for f in found if f == f and abs(f) != float("inf")]
+
+
+def test_every_code_point_is_written_as_the_json_module_writes_it():
+    text = [chr(c) for c in range(0x110000) if not 0xD800 <= c < 0xE000]
+    for start in range(0, len(text), 4096):
+        value = {"s": "".join(text[start:start + 4096]), chr(0x10FFFF): 1, "\u00e9": 2, "Z": 3, "\uffff": 4}
+        body = rec.canonical_json(value)
+        assert orjson.dumps(value, option=orjson.OPT_SORT_KEYS) == body
+        assert fastjson.decode_canonical(body) == (value, True, True)
+
+
+def test_the_facts_about_orjsons_floats_that_decode_canonical_relies_on():
+    """Every float the json module writes with an exponent, orjson writes with an "e" or, below
+    1e-4, starting "0.0000"; every other float it writes exactly as the json module."""
+    for f in _floats(200_000):
+        python, fast = rec.canonical_json(f), orjson.dumps(f)
+        if b"e" in python:
+            assert b"e" in fast or fast.lstrip(b"-").startswith(b"0.0000"), (f, fast)
+        else:
+            assert fast == python, (f, fast, python)
+
+
+@pytest.mark.parametrize("value", [
+    {"p": 1e-05}, {"p": 1e16}, {"p": -2.5e-300}, {"p": 2**70}, {"p": -(2**70)}, {"p": 2**64 - 1},
+    {"p": [0.1, 1.5, 123456.789]}, {"p": {"q": 9.999999999999999e-05}}, {"p": 0.0001}, {"p": -0.0},
+])
+def test_numbers_are_read_and_judged_as_the_json_module_does(value):
+    body = rec.canonical_json(value)
+    decoded, canonical, _ = fastjson.decode_canonical(body)
+    assert canonical is True
+    assert decoded == json.loads(body)
+    assert [type(x) for x in _leaves(decoded)] == [type(x) for x in _leaves(json.loads(body))]
+
+
+def test_orjsons_own_form_of_a_number_is_canonical_only_where_it_is_runlogs():
+    """A body in orjson's form, as another tool might write it: canonical exactly when it is
+    byte for byte what record.canonical_json writes (1e-05 is "1e-5" to orjson, 4.6e-05 is
+    "0.000046...")."""
+    differing = 0
+    for f in _floats(20_000):
+        body = orjson.dumps({"p": f, "q": "x"}, option=orjson.OPT_SORT_KEYS)
+        runlogs = body == rec.canonical_json({"p": f, "q": "x"})
+        differing += not runlogs
+        decoded, canonical, exact = fastjson.decode_canonical(body)
+        assert decoded == {"p": f, "q": "x"}
+        assert canonical is runlogs, (f, body)
+        assert exact is runlogs or not exact
+    assert differing > 1000  # the sample holds many numbers the two write differently
+
+
+@pytest.mark.parametrize("body", [
+    b'{"b":1,"a":2}', b'{"a": 1}', b'{"a":1.0e2}', b'{"a":NaN}', b'{"a":Infinity}', b'{"a":"\\u00e9"}',
+    b'{"a":"\\ud800"}', b'{"a":1,"a":1}', b'[1.50]', b'{"a":1}\n',
+])
+def test_text_that_is_not_canonical_is_said_to_be_so(body):
+    decoded, canonical, _ = fastjson.decode_canonical(body)
+    assert canonical is False
+    assert json.dumps(decoded, allow_nan=True) == json.dumps(json.loads(body), allow_nan=True)
+
+
+def test_what_is_not_json_raises():
+    for body in (b"", b"{", b'{"a":}', b"\xff\xfe", b"[" * 100_000):
+        with pytest.raises((ValueError, RecursionError)):
+            fastjson.decode_canonical(body)
+
+
+def _leaves(value):
+    if isinstance(value, dict):
+        for item in value.values():
+            yield from _leaves(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _leaves(item)
+    else:
+        yield value
