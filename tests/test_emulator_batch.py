@@ -191,3 +191,176 @@ def test_start_run_batch_is_idempotent_on_request_id(emulator, omics):
     assert conflict["Code"] == "ConflictException" and conflict["status"] == 409
     assert "same" in conflict["Message"]
     assert len(omics.list_batch()["items"]) == 1
+
+
+def test_list_batch_filters_and_pages(emulator, omics):
+    first = start_batch(omics, request_id="a", batchName="cohort-2025")["id"]
+    second = start_batch(omics, request_id="b", batchName="cohort-2026",
+                         defaultRunSetting={**DEFAULT, "runGroupId": "1234567"})["id"]
+    third = start_batch(omics, request_id="c", batchName="pilot")["id"]
+    items = omics.list_batch()["items"]
+    assert [i["id"] for i in items] == [third, second, first]  # newest first
+    assert items[0] == {"id": third, "name": "pilot", "status": "CREATING", "createdAt": items[0]["createdAt"],
+                        "totalRuns": 3, "workflowId": "1234567"}
+    assert [i["id"] for i in omics.list_batch(name="cohort")["items"]] == [second, first]
+    assert [i["id"] for i in omics.list_batch(runGroupId="1234567")["items"]] == [second]
+    pages = list(omics.get_paginator("list_batch").paginate(PaginationConfig={"PageSize": 2}))
+    assert [[i["id"] for i in p["items"]] for p in pages] == [[third, second], [first]]
+    emulator.advance(5)
+    assert len(omics.list_batch(status="PENDING")["items"]) == 3
+    assert omics.list_batch(status="CREATING")["items"] == []
+
+
+# -- what StartRunBatch refuses --------------------------------------------------------------------
+
+def test_start_run_batch_validates_settings(emulator, omics):
+    too_many = error_of(start_batch, omics, inline(101))
+    assert too_many["Code"] == "ValidationException" and "at most 100" in too_many["Message"]
+    twice = inline(3)
+    twice[2]["runSettingId"] = "sample-0"
+    duplicate = error_of(start_batch, omics, twice)
+    assert duplicate["Code"] == "ValidationException" and "'sample-0' is used more than once" in duplicate["Message"]
+    bad_priority = error_of(start_batch, omics, [{"runSettingId": "a", "priority": 100001}])
+    assert "priority" in bad_priority["Message"] and "maximum 100000" in bad_priority["Message"]
+    unknown = error_of(start_batch, omics, defaultRunSetting={**DEFAULT, "workflowId": "999"})
+    assert (unknown["Code"], unknown["status"]) == ("ResourceNotFoundException", 404)
+    ready2run = error_of(start_batch, omics, defaultRunSetting={"workflowId": "9500764", "workflowType": "READY2RUN",
+                                                                "roleArn": ROLE, "outputUri": "s3://b/o/"})
+    assert ready2run["Code"] == "ValidationException" and "READY2RUN" in ready2run["Message"]
+    no_group = error_of(start_batch, omics, defaultRunSetting={**DEFAULT, "runGroupId": "42"})
+    assert no_group["Code"] == "ResourceNotFoundException"
+    too_many_tags = error_of(start_batch, omics, tags={f"k{i}": "v" for i in range(51)})
+    assert too_many_tags["Code"] == "ValidationException"
+    assert omics.list_batch()["items"] == []  # nothing was started
+
+
+def test_start_run_batch_needs_exactly_one_kind_of_settings(emulator):
+    """botocore refuses both or neither itself; the service does too, for any other client."""
+    body = {"requestId": "raw", "defaultRunSetting": DEFAULT,
+            "batchRunSettings": {"inlineSettings": inline(1), "s3UriSettings": "s3://b/settings.json"}}
+    for settings in (body["batchRunSettings"], {}):
+        status, headers, answer = raw(emulator, "POST", "/runBatch", {**body, "batchRunSettings": settings})
+        assert (status, headers["x-amzn-ErrorType"]) == (400, "ValidationException")
+        assert "exactly one of inlineSettings or s3UriSettings" in answer["message"]
+    status, _, answer = raw(emulator, "POST", "/runBatch", {**body, "defaultRunSetting": {"roleArn": ROLE},
+                                                            "batchRunSettings": {"inlineSettings": inline(1)}})
+    assert status == 400 and "workflowId" in answer["message"]
+    status, _, answer = raw(emulator, "POST", "/runBatch", {**body, "batchRunSettings": {"inlineSettings": [{}]}})
+    assert status == 400 and "runSettingId" in answer["message"]
+    assert raw(emulator, "GET", "/runBatch")[2]["items"] == []
+
+
+def test_runs_failing_their_own_checks_fail_to_start(emulator, omics):
+    settings = [{"runSettingId": "ok", "parameters": {"param2": "x"}},
+                {"runSettingId": "extra", "parameters": {"param2": "x", "nope": 1}},
+                {"runSettingId": "tags", "parameters": {"param2": "x"}, "runTags": {f"t{i}": "v" for i in range(50)}}]
+    batch_id = start_batch(omics, settings)["id"]
+    emulator.advance(11)
+    members = {m["runSettingId"]: m for m in all_members(omics, batch_id)}
+    assert members["ok"]["submissionStatus"] == "SUCCESS"
+    assert members["extra"]["submissionStatus"] == "FAILED"
+    assert members["extra"]["submissionFailureMessage"] == "Unknown parameter(s) for workflow 1234567: nope"
+    assert members["tags"]["submissionStatus"] == "FAILED" and "tags" in members["tags"]["submissionFailureMessage"]
+    summary = omics.get_batch(batchId=batch_id)["submissionSummary"]
+    assert (summary["successfulStartSubmissionCount"], summary["failedStartSubmissionCount"]) == (1, 2)
+    assert len(omics.list_runs(batchId=batch_id)["items"]) == 1
+
+
+# -- s3UriSettings, read from S3 (moto) -------------------------------------------------------------
+
+@pytest.fixture
+def s3_emulator(s3_server):
+    from runlog.emulator import Emulator
+
+    s3_server.create_bucket(Bucket="cohorts")
+    with Emulator(port=0, s3_endpoint_url=s3_server.endpoint) as emu:
+        yield emu
+
+
+def put_settings(s3, settings, key="run-settings.json") -> str:
+    body = settings if isinstance(settings, bytes) else json.dumps(settings).encode()
+    s3.put_object(Bucket="cohorts", Key=key, Body=body)
+    return f"s3://cohorts/{key}"
+
+
+def test_s3_uri_settings_are_read_from_s3(s3_server, s3_emulator):
+    omics = boto3.client("omics", endpoint_url=s3_emulator.endpoint_url, region_name="us-west-2",
+                         config=Config(inject_host_prefix=False, retries={"total_max_attempts": 1}))
+    uri = put_settings(s3_server, inline(150))
+    s3_emulator.batch_rate = 1000
+    batch_id = omics.start_run_batch(requestId="s3", defaultRunSetting=DEFAULT,
+                                     batchRunSettings={"s3UriSettings": uri})["id"]
+    s3_emulator.advance(11)
+    members = all_members(omics, batch_id)
+    assert [m["runSettingId"] for m in members] == [f"sample-{i}" for i in range(150)]
+    run = omics.get_run(id=members[149]["runId"])
+    assert run["parameters"] == {"param1": "shared", "param2": "v149"} and run["batchId"] == batch_id
+    assert omics.get_batch(batchId=batch_id)["totalRuns"] == 150
+    # the file changing afterwards changes nothing: the batch holds what was read
+    put_settings(s3_server, inline(2))
+    assert omics.get_batch(batchId=batch_id)["totalRuns"] == 150
+
+
+@pytest.mark.parametrize("content, message", [
+    (b'{"runSettingId": "a"}', "is not a JSON list of run settings"),
+    (b"[{\"runSettingId\": \"a\"}", "is not a JSON list of run settings: not JSON"),
+    (b"[]", "holds 0 run settings"),
+    (json.dumps([{"runSettingId": "a"}, {"runSettingId": "a"}]).encode(), "'a' is used more than once"),
+    (json.dumps([{"runSettingId": "a", "colour": "red"}]).encode(), "unknown member 'colour'"),
+    (json.dumps([{"runSettingId": 7}]).encode(), "runSettingId: must be a string"),
+    (json.dumps(["a"]).encode(), "a run setting is a JSON object"),
+    (json.dumps([{"name": "no id"}]).encode(), "missing required member runSettingId"),
+])
+def test_s3_uri_settings_that_are_not_settings_are_refused(s3_server, s3_emulator, content, message):
+    omics = boto3.client("omics", endpoint_url=s3_emulator.endpoint_url, region_name="us-west-2",
+                         config=Config(inject_host_prefix=False, retries={"total_max_attempts": 1}))
+    uri = put_settings(s3_server, content)
+    refused = error_of(omics.start_run_batch, requestId="bad", defaultRunSetting=DEFAULT,
+                       batchRunSettings={"s3UriSettings": uri})
+    assert refused["Code"] == "ValidationException" and message in refused["Message"], refused
+    assert omics.list_batch()["items"] == []
+
+
+def test_s3_uri_settings_limits(s3_server, s3_emulator):
+    omics = boto3.client("omics", endpoint_url=s3_emulator.endpoint_url, region_name="us-west-2",
+                         config=Config(inject_host_prefix=False, retries={"total_max_attempts": 1}))
+    missing = error_of(omics.start_run_batch, requestId="m", defaultRunSetting=DEFAULT,
+                       batchRunSettings={"s3UriSettings": "s3://cohorts/nothing-here.json"})
+    assert missing["Code"] == "ValidationException" and "cannot read s3://cohorts/nothing-here.json" in missing["Message"]
+    not_s3 = error_of(omics.start_run_batch, requestId="n", defaultRunSetting=DEFAULT,
+                      batchRunSettings={"s3UriSettings": "https://cohorts/x.json"})
+    assert "is not an s3://bucket/key URI" in not_s3["Message"]
+    over = put_settings(s3_server, [{"runSettingId": str(i)} for i in range(100_001)], "over.json")
+    too_many = error_of(omics.start_run_batch, requestId="o", defaultRunSetting=DEFAULT,
+                        batchRunSettings={"s3UriSettings": over})
+    assert "holds 100001 run settings; between 1 and 100000 allowed" in too_many["Message"]
+
+
+def test_s3_uri_settings_need_an_s3_endpoint(emulator, omics):
+    refused = error_of(omics.start_run_batch, requestId="x", defaultRunSetting=DEFAULT,
+                       batchRunSettings={"s3UriSettings": "s3://cohorts/run-settings.json"})
+    assert refused["Code"] == "ValidationException" and "RUNLOG_EMULATOR_S3_ENDPOINT_URL" in refused["Message"]
+
+
+def test_a_batch_of_100000_runs_pages_by_position(s3_server, s3_emulator):
+    """The largest batch the service takes: started from S3, every run submitted, paged through
+    from any token (a page's cost does not depend on where it starts)."""
+    omics = boto3.client("omics", endpoint_url=s3_emulator.endpoint_url, region_name="us-west-2",
+                         config=Config(inject_host_prefix=False, retries={"total_max_attempts": 1}))
+    settings = [{"runSettingId": f"S{i:06d}", "parameters": {"param2": f"s3://cohorts/in/{i}.cram"}}
+                for i in range(100_000)]
+    uri = put_settings(s3_server, settings)
+    s3_emulator.batch_rate = 100_000
+    batch_id = omics.start_run_batch(requestId="big", defaultRunSetting=DEFAULT,
+                                     batchRunSettings={"s3UriSettings": uri})["id"]
+    s3_emulator.advance(11)
+    summary = omics.get_batch(batchId=batch_id)["submissionSummary"]
+    assert summary["successfulStartSubmissionCount"] == 100_000
+    last = omics.list_runs_in_batch(batchId=batch_id, maxItems=100, startingToken="99950")
+    assert [m["runSettingId"] for m in last["runs"]] == [f"S{i:06d}" for i in range(99_950, 100_000)]
+    assert "nextToken" not in last
+    newest = omics.list_runs(batchId=batch_id, maxResults=3)["items"]
+    assert [omics.get_run(id=item["id"])["parameters"]["param2"] for item in newest] == [
+        f"s3://cohorts/in/{i}.cram" for i in (99_999, 99_998, 99_997)]
+    one = omics.list_runs_in_batch(batchId=batch_id, runSettingId="S054321")["runs"]
+    assert omics.get_run(id=one[0]["runId"])["parameters"]["param2"] == "s3://cohorts/in/54321.cram"
