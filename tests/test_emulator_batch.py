@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import urllib.error
 import urllib.request
+from datetime import timedelta
 
 import boto3
 import pytest
@@ -364,3 +365,197 @@ def test_a_batch_of_100000_runs_pages_by_position(s3_server, s3_emulator):
         f"s3://cohorts/in/{i}.cram" for i in (99_999, 99_998, 99_997)]
     one = omics.list_runs_in_batch(batchId=batch_id, runSettingId="S054321")["runs"]
     assert omics.get_run(id=one[0]["runId"])["parameters"]["param2"] == "s3://cohorts/in/54321.cram"
+
+
+# -- CancelRunBatch, DeleteRunBatch, DeleteBatch ---------------------------------------------------
+
+def member_statuses(omics, batch_id) -> dict[str, str]:
+    return {m["runSettingId"]: m["submissionStatus"] for m in all_members(omics, batch_id)}
+
+
+def test_cancel_run_batch_stops_submitting_and_cancels_what_runs(emulator, omics):
+    emulator.batch_rate = 1
+    batch_id = start_batch(omics, inline(60))["id"]  # one run a second from 11 s on
+    emulator.advance(62)  # 52 runs started; those of sample-0 (at 11 s) and sample-1 (12 s) have ended
+    answer = omics.cancel_run_batch(batchId=batch_id)
+    assert answer["ResponseMetadata"]["HTTPStatusCode"] == 202
+    got = omics.get_batch(batchId=batch_id)
+    assert got["status"] == "STOPPING"
+    statuses = member_statuses(omics, batch_id)
+    assert statuses == {"sample-0": "SUCCESS", "sample-1": "SUCCESS",
+                        **{f"sample-{i}": "CANCEL_SUCCESS" for i in range(2, 52)}}
+    assert got["submissionSummary"]["pendingStartSubmissionCount"] == 0
+    assert got["submissionSummary"]["successfulCancelSubmissionCount"] == 50
+    assert (got["runSummary"]["completedRunCount"], got["runSummary"]["cancelledRunCount"]) == (2, 50)
+    cancelled = all_members(omics, batch_id, runSettingId="sample-2")[0]["runId"]
+    assert omics.get_run(id=cancelled)["status"] == "CANCELLED"
+    emulator.advance(10)
+    assert omics.get_batch(batchId=batch_id)["status"] == "CANCELLED"
+    emulator.advance(100)
+    assert len(all_members(omics, batch_id)) == 52  # nothing more was submitted
+    again = error_of(omics.cancel_run_batch, batchId=batch_id)
+    assert (again["Code"], again["status"]) == ("ConflictException", 409)
+    assert error_of(omics.cancel_run_batch, batchId="424242")["status"] == 404
+
+
+def test_delete_run_batch_deletes_the_finished_runs(emulator, omics):
+    emulator.batch_rate = 10
+    batch_id = start_batch(omics, inline(3))["id"]
+    emulator.advance(12)
+    early = error_of(omics.delete_run_batch, batchId=batch_id)
+    assert early["Code"] == "ConflictException" and "INPROGRESS" in early["Message"]
+    run_ids = [m["runId"] for m in all_members(omics, batch_id)]
+    emulator.advance(60)
+    assert omics.get_batch(batchId=batch_id)["status"] == "PROCESSED"
+    assert omics.delete_run_batch(batchId=batch_id)["ResponseMetadata"]["HTTPStatusCode"] == 202
+    got = omics.get_batch(batchId=batch_id)
+    assert got["status"] == "RUNS_DELETING"
+    assert got["submissionSummary"]["successfulDeleteSubmissionCount"] == 3
+    assert got["runSummary"]["deletedRunCount"] == 3
+    assert set(member_statuses(omics, batch_id).values()) == {"DELETE_SUCCESS"}
+    assert all(error_of(omics.get_run, id=run_id)["status"] == 404 for run_id in run_ids)
+    assert omics.list_runs(batchId=batch_id)["items"] == []
+    emulator.advance(10)
+    assert omics.get_batch(batchId=batch_id)["status"] == "RUNS_DELETED"
+    # the service hands out deleted runs' ids again
+    reused = omics.start_run(workflowId="1234567", workflowOwnerId="123456789012", roleArn=ROLE,
+                             outputUri="s3://b/o/", parameters={"param1": "a", "param2": "b"})["id"]
+    assert reused == run_ids[0]
+
+
+def test_delete_batch_forgets_the_batch_not_its_runs(emulator, omics):
+    answer = start_batch(omics, inline(2))
+    batch_id = answer["id"]
+    emulator.advance(11)
+    busy = error_of(omics.delete_batch, batchId=batch_id)
+    assert busy["Code"] == "ConflictException"
+    emulator.advance(60)
+    run_id = all_members(omics, batch_id)[0]["runId"]
+    assert omics.delete_batch(batchId=batch_id)["ResponseMetadata"]["HTTPStatusCode"] == 202
+    assert error_of(omics.get_batch, batchId=batch_id)["Code"] == "ResourceNotFoundException"
+    assert error_of(omics.list_runs_in_batch, batchId=batch_id)["status"] == 404
+    assert error_of(omics.list_tags_for_resource, resourceArn=answer["arn"])["status"] == 404
+    assert omics.list_batch()["items"] == []
+    assert omics.get_run(id=run_id)["batchId"] == batch_id
+    assert len(omics.list_runs(batchId=batch_id)["items"]) == 2
+    assert error_of(omics.delete_batch, batchId=batch_id)["status"] == 404
+
+
+# -- faults ---------------------------------------------------------------------------------------
+
+def test_start_faults_fail_named_submissions_of_the_next_batch(emulator, omics):
+    emulator.batch_fault("start", reason="ServiceQuotaExceededException", message="too many concurrent runs",
+                         run_setting_ids=["sample-1"])
+    batch_id = start_batch(omics, inline(3))["id"]
+    later = start_batch(omics, inline(3), request_id="later")["id"]
+    emulator.advance(11)
+    failed = omics.list_runs_in_batch(batchId=batch_id, submissionStatus="FAILED")["runs"]
+    assert failed == [{"runSettingId": "sample-1", "submissionStatus": "FAILED",
+                       "submissionFailureReason": "ServiceQuotaExceededException",
+                       "submissionFailureMessage": "too many concurrent runs"}]
+    assert set(member_statuses(omics, later).values()) == {"SUCCESS"}  # the fault was the first batch's
+
+
+def test_run_faults_make_runs_fail_while_running(emulator, omics):
+    admin = raw(emulator, "POST", "/_emulator/batch-faults", {"phase": "run", "reason": "OUT_OF_MEMORY", "every": 2})
+    assert admin[0] == 200
+    batch_id = start_batch(omics, inline(4))["id"]
+    emulator.advance(71)
+    got = omics.get_batch(batchId=batch_id)
+    assert got["status"] == "PROCESSED"
+    assert (got["runSummary"]["completedRunCount"], got["runSummary"]["failedRunCount"]) == (2, 2)
+    assert set(member_statuses(omics, batch_id).values()) == {"SUCCESS"}  # they started fine
+    runs = {m["runSettingId"]: omics.get_run(id=m["runId"]) for m in all_members(omics, batch_id)}
+    assert [runs[f"sample-{i}"]["status"] for i in range(4)] == ["COMPLETED", "FAILED", "COMPLETED", "FAILED"]
+    assert runs["sample-3"]["failureReason"] == "OUT_OF_MEMORY"
+
+
+def test_a_batch_fault_fails_the_whole_batch(emulator, omics):
+    raw(emulator, "POST", "/_emulator/batch-faults", {"phase": "batch", "reason": "ValidationException",
+                                                       "message": "role cannot be assumed"})
+    batch_id = start_batch(omics)["id"]
+    emulator.advance(5)
+    assert omics.get_batch(batchId=batch_id)["status"] == "PENDING"
+    emulator.advance(50)
+    got = omics.get_batch(batchId=batch_id)
+    assert got["status"] == "FAILED"
+    assert got["failureReason"] == "ValidationException: role cannot be assumed"
+    assert got["failedTime"] == got["creationTime"] + timedelta(seconds=10)
+    assert got["submissionSummary"]["pendingStartSubmissionCount"] == 0
+    assert all_members(omics, batch_id) == [] and omics.list_runs(batchId=batch_id)["items"] == []
+    assert omics.list_batch(status="FAILED")["items"][0]["id"] == batch_id
+    omics.delete_batch(batchId=batch_id)
+
+
+def test_cancel_and_delete_faults(emulator, omics):
+    emulator.batch_rate = 10
+    batch_id = start_batch(omics, inline(2))["id"]
+    emulator.batch_fault("cancel", batch_id=batch_id, run_setting_ids=["sample-0"])
+    emulator.advance(20)
+    omics.cancel_run_batch(batchId=batch_id)
+    assert member_statuses(omics, batch_id) == {"sample-0": "CANCEL_FAILED", "sample-1": "CANCEL_SUCCESS"}
+    still = all_members(omics, batch_id, runSettingId="sample-0")[0]
+    assert still["submissionFailureReason"] == "InternalServerException"
+    assert omics.get_run(id=still["runId"])["status"] == "PENDING"  # not cancelled
+    emulator.advance(10)
+    assert omics.get_batch(batchId=batch_id)["status"] == "CANCELLED"
+    omics.delete_run_batch(batchId=batch_id)  # sample-0's run is still going: it cannot be deleted
+    assert member_statuses(omics, batch_id) == {"sample-0": "DELETE_FAILED", "sample-1": "DELETE_SUCCESS"}
+    emulator.advance(10)
+    got = omics.get_batch(batchId=batch_id)
+    assert got["status"] == "RUNS_DELETE_FAILED"
+    assert got["submissionSummary"]["failedDeleteSubmissionCount"] == 1
+    emulator.advance(60)  # it has ended now: deleting again succeeds
+    omics.delete_run_batch(batchId=batch_id)
+    emulator.advance(10)
+    got = omics.get_batch(batchId=batch_id)
+    assert got["status"] == "RUNS_DELETED"
+    assert (got["submissionSummary"]["failedDeleteSubmissionCount"],
+            got["submissionSummary"]["successfulDeleteSubmissionCount"]) == (0, 2)
+
+
+def test_batch_admin_api(emulator, monkeypatch):
+    assert raw(emulator, "POST", "/_emulator/batch-rate", {"rate": 25})[0] == 200
+    assert emulator.batch_rate == 25
+    assert raw(emulator, "POST", "/_emulator/batch-rate", {"rate": 0})[0] == 400
+    bad = raw(emulator, "POST", "/_emulator/batch-faults", {"phase": "sometimes"})
+    assert bad[0] == 400 and "unknown batch fault phase" in bad[2]["message"]
+    assert raw(emulator, "POST", "/_emulator/batch-faults", {"phase": "run", "batchId": "123"})[0] == 404
+    monkeypatch.setenv("RUNLOG_EMULATOR_BATCH_RATE", "7")
+    from runlog.emulator import Emulator
+
+    assert Emulator(port=0).batch_rate == 7
+
+
+# -- the real aws CLI ------------------------------------------------------------------------------
+
+def aws_cli(emulator, *args):
+    aws = shutil.which("aws")
+    assert aws, "the aws CLI (awscli) is a test dependency"
+    env = {**os.environ, "AWS_DISABLE_HOST_PREFIX_INJECTION": "true", "AWS_DEFAULT_REGION": "us-west-2"}
+    return subprocess.run([aws, "omics", *args, "--endpoint-url", emulator.endpoint_url, "--output", "json"],
+                          capture_output=True, text=True, env=env, timeout=120)
+
+
+def test_the_aws_cli_drives_batches(emulator, tmp_path):
+    (tmp_path / "settings.json").write_text(json.dumps({"inlineSettings": inline(3)}))
+    started = aws_cli(emulator, "start-run-batch", "--request-id", "cli-1", "--batch-name", "cohort",
+                      "--default-run-setting", json.dumps(DEFAULT),
+                      "--batch-run-settings", f"file://{tmp_path / 'settings.json'}", "--tags", "team=genomics")
+    assert started.returncode == 0, started.stderr
+    batch = json.loads(started.stdout)
+    assert batch["status"] == "CREATING" and batch["tags"] == {"team": "genomics"}
+    raw(emulator, "POST", "/_emulator/advance", {"seconds": 11})
+    listed = aws_cli(emulator, "list-runs-in-batch", "--batch-id", batch["id"], "--page-size", "2")
+    assert listed.returncode == 0, listed.stderr
+    runs = json.loads(listed.stdout)["runs"]
+    assert [r["runSettingId"] for r in runs] == ["sample-0", "sample-1", "sample-2"]  # the CLI pages through
+    got = json.loads(aws_cli(emulator, "get-batch", "--batch-id", batch["id"]).stdout)
+    assert got["status"] == "INPROGRESS" and got["submissionSummary"]["successfulStartSubmissionCount"] == 3
+    in_list_runs = json.loads(aws_cli(emulator, "list-runs", "--batch-id", batch["id"]).stdout)["items"]
+    assert {item["batchId"] for item in in_list_runs} == {batch["id"]}
+    conflict = aws_cli(emulator, "start-run-batch", "--request-id", "cli-1", "--default-run-setting",
+                       json.dumps(DEFAULT), "--batch-run-settings", json.dumps({"inlineSettings": inline(1)}))
+    assert conflict.returncode == 255 and "ConflictException" in conflict.stderr
+    assert aws_cli(emulator, "cancel-run-batch", "--batch-id", batch["id"]).returncode == 0
+    assert json.loads(aws_cli(emulator, "get-batch", "--batch-id", batch["id"]).stdout)["status"] == "STOPPING"
