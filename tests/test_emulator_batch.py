@@ -559,3 +559,23 @@ def test_the_aws_cli_drives_batches(emulator, tmp_path):
     assert conflict.returncode == 255 and "ConflictException" in conflict.stderr
     assert aws_cli(emulator, "cancel-run-batch", "--batch-id", batch["id"]).returncode == 0
     assert json.loads(aws_cli(emulator, "get-batch", "--batch-id", batch["id"]).stdout)["status"] == "STOPPING"
+
+
+def test_a_batch_started_by_a_dropped_request_is_returned_by_its_request_id(emulator, omics):
+    from botocore.exceptions import ConnectionClosedError
+
+    emulator.inject("drop", operation="StartRunBatch", phase="after")
+    with pytest.raises(ConnectionClosedError):
+        start_batch(omics, request_id="lost")
+    [started] = omics.list_batch()["items"]
+    again = start_batch(omics, request_id="lost")
+    assert again["id"] == started["id"] and len(omics.list_batch()["items"]) == 1
+    assert [e["status"] for e in emulator.requests if e["operation"] == "StartRunBatch"] == ["dropped", 201]
+
+
+def test_batches_are_taggable_resources(emulator, omics):
+    arn = start_batch(omics)["arn"]
+    omics.tag_resource(resourceArn=arn, tags={"cohort": "2026"})
+    assert omics.get_batch(batchId=arn.rsplit("/", 1)[1])["tags"] == {"cohort": "2026"}
+    omics.untag_resource(resourceArn=arn, tagKeys=["cohort"])
+    assert omics.list_tags_for_resource(resourceArn=arn)["tags"] == {}
