@@ -109,7 +109,7 @@ def test_batch_status_follows_the_clock(emulator, omics):
 def test_runs_are_submitted_at_the_configured_rate(emulator, omics):
     emulator.batch_rate = 3
     batch_id = start_batch(omics, inline(7))["id"]
-    counts = []
+    counts: list[tuple[int, int]] = []
     for _ in range(4):
         emulator.advance(10 if not counts else 1)
         summary = omics.get_batch(batchId=batch_id)["submissionSummary"]

@@ -173,6 +173,27 @@ def _string_ok(shape) -> Callable[[Any], bool]:
     return ok
 
 
+def _integer_ok(shape) -> Callable[[Any], bool]:
+    low, high = shape.metadata.get("min", -(1 << 62)), shape.metadata.get("max", 1 << 62)
+
+    def ok(value: Any) -> bool:
+        return type(value) is int and low <= value <= high
+    return ok
+
+
+def _map_ok(shape) -> Callable[[Any], bool]:
+    key_ok, value_ok, most = _string_ok(shape.key), _string_ok(shape.value), shape.metadata.get("max", 1 << 62)
+
+    def ok(value: Any) -> bool:
+        return isinstance(value, dict) and len(value) <= most and all(
+            key_ok(k) and value_ok(v) for k, v in value.items())
+    return ok
+
+
+def _any_ok(value: Any) -> bool:
+    return True
+
+
 @functools.lru_cache(maxsize=4)
 def _fast_check(shape_name: str) -> Callable[[dict], bool]:
     """Whether a setting passes every check of its shape (types, required members, the model's
@@ -181,18 +202,10 @@ def _fast_check(shape_name: str) -> Callable[[dict], bool]:
     shape = service_model("omics").shape_for(shape_name)
     checks: dict[str, Callable[[Any], bool]] = {}
     for name, member in shape.members.items():
-        kind, meta = member.type_name, member.metadata
-        if kind == "string":
-            checks[name] = _string_ok(member)
-        elif kind == "integer":
-            low, high = meta.get("min", -(1 << 62)), meta.get("max", 1 << 62)
-            checks[name] = lambda v, lo=low, hi=high: type(v) is int and lo <= v <= hi
-        elif kind == "map":
-            key_ok, value_ok, most = _string_ok(member.key), _string_ok(member.value), meta.get("max", 1 << 62)
-            checks[name] = lambda v, k=key_ok, o=value_ok, m=most: (
-                isinstance(v, dict) and len(v) <= m and all(k(a) and o(b) for a, b in v.items()))
-        else:  # documents (parameters, engineSettings): any JSON
-            checks[name] = lambda v: True
+        kind = member.type_name
+        # documents (parameters, engineSettings) are any JSON
+        checks[name] = {"string": _string_ok, "integer": _integer_ok, "map": _map_ok}.get(
+            kind, lambda _shape: _any_ok)(member)
     required = frozenset(shape.required_members)
 
     def check(item: dict) -> bool:
