@@ -421,6 +421,9 @@ def test_delete_run_batch_deletes_the_finished_runs(emulator, omics):
     reused = omics.start_run(workflowId="1234567", workflowOwnerId="123456789012", roleArn=ROLE,
                              outputUri="s3://b/o/", parameters={"param1": "a", "param2": "b"})["id"]
     assert reused == run_ids[0]
+    assert error_of(omics.delete_run_batch, batchId="424242")["Code"] == "ResourceNotFoundException"
+    malformed = error_of(omics.get_batch, batchId="not-a-number")
+    assert malformed["Code"] == "ValidationException" and "batchId" in malformed["Message"]
 
 
 def test_delete_batch_forgets_the_batch_not_its_runs(emulator, omics):
