@@ -280,7 +280,7 @@ def endpoint_url_problem(url: str) -> str | None:
     try:
         parts = urlsplit(url)
         host = parts.hostname
-        parts.port  # raises ValueError for a port that is not a number from 0 to 65535
+        _ = parts.port  # raises ValueError for a port that is not a number from 0 to 65535
     except ValueError as exc:
         return f"it is not a valid URL ({exc})"
     if parts.scheme not in ("http", "https"):

@@ -44,7 +44,7 @@ class Budget:
     names: int = UNTRACKED_NAMES_LIMIT
 
     @classmethod
-    def from_environment(cls) -> "Budget":
+    def from_environment(cls) -> Budget:
         """The defaults, or RUNLOG_GIT_TIMEOUT (seconds) and RUNLOG_GIT_MAX_BYTES (content hashed
         in all) when set; config.load() refuses bad values before anything runs."""
         budget = cls()

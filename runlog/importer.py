@@ -9,6 +9,7 @@ write the same record, so shared ledgers merge without duplicates."""
 from __future__ import annotations
 
 import re
+from datetime import UTC
 from typing import Any
 
 from runlog import __version__
@@ -48,9 +49,9 @@ def _timestamp(value: str | None) -> str:
     """GetRun's creationTime as the record's `created` (ISO 8601 UTC, milliseconds)."""
     if not value:
         return rec.utc_now()
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    parsed = datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(timezone.utc)
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
     return parsed.strftime("%Y-%m-%dT%H:%M:%S.") + f"{parsed.microsecond // 1000:03d}Z"
 
 

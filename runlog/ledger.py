@@ -170,7 +170,7 @@ class Ledger:
     # -- opening ---------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, path: str | Path, *, create: bool = True, readonly: bool = False) -> "Ledger":
+    def open(cls, path: str | Path, *, create: bool = True, readonly: bool = False) -> Ledger:
         """Open (and with create=True, make) the ledger at path, applying pending migrations.
 
         With readonly=True (the read commands) the file is opened through SQLite's `mode=ro`
@@ -276,7 +276,7 @@ class Ledger:
     def close(self) -> None:
         self.conn.close()
 
-    def __enter__(self) -> "Ledger":
+    def __enter__(self) -> Ledger:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -721,9 +721,10 @@ def row_seal(table: str, row: dict[str, Any]) -> str:
 
 
 def seal_of(table: str, names: Iterable[str], values: Iterable[Any]) -> str:
-    """row_seal for a row given as its column names and values."""
+    """row_seal for a row given as its column names and values (values may run on past the
+    names: verify passes a row with the seal and intent after its columns)."""
     skip = SEAL_SKIPS.get(table, ())
-    data = {"table": table, "row": {k: v for k, v in zip(names, values) if v is not None and k not in skip}}
+    data = {"table": table, "row": {k: v for k, v in zip(names, values, strict=False) if v is not None and k not in skip}}
     return hashlib.sha256(_seal_json(data).encode("utf-8")).hexdigest()
 
 
@@ -736,7 +737,7 @@ def table_rows(conn: sqlite3.Connection, table: str, where: str = "1", params: t
     cursor = conn.execute(f"SELECT * FROM {table} WHERE {where}", params)
     names = [d[0] for d in cursor.description]
     for values in cursor:
-        yield dict(zip(names, values))
+        yield dict(zip(names, values, strict=True))
 
 
 def seal_rows(conn: sqlite3.Connection, table: str, where: str = "1", params: tuple = ()) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ CACHE_MEMBERS = ("cacheId", "cacheBehavior")
 
 def _default(value: Any) -> Any:
     if isinstance(value, datetime):
-        return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
     raise TypeError(f"cannot store a {type(value).__name__} in a record")
 
 
@@ -76,7 +76,7 @@ def fingerprint(record: dict) -> str:
 
 def utc_now() -> str:
     """Current time as ISO 8601 UTC with milliseconds, e.g. 2026-11-24T19:40:00.123Z."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
 
 

@@ -144,8 +144,14 @@ def check_drift(plan: Plan, *, git_now: dict | None, omics, clients: dict, recor
                 timeout: float = 5.0) -> None:
     """Fill plan.drift with what is no longer as recorded: the analysis repository's code,
     the workflow's digest, the inputs' identities. Adds notes for what cannot be checked."""
-    from runlog.resolve import (effective_parameters, identity_changes, input_uris, parameters_file, resolve_inputs,
-                                workflow_identity)
+    from runlog.resolve import (
+        effective_parameters,
+        identity_changes,
+        input_uris,
+        parameters_file,
+        resolve_inputs,
+        workflow_identity,
+    )
 
     record = plan.original.record
     drift = plan.lineage["drift"]

@@ -66,7 +66,7 @@ def make_intent(built: Built, *, kind: str, settings: AwsSettings, git: dict, ca
 
 def submit(open_ledger: Callable[[], Ledger], built: Built, *, settings: AwsSettings, git_path,
            kind: str = "submit", extra: dict[str, Any] | None = None, capture_git: bool = True,
-           lookup_caller: bool = True, resolve_options: "resolve.Options | None" = None,
+           lookup_caller: bool = True, resolve_options: resolve.Options | None = None,
            allow_duplicate: bool = False, warn: Callable[[str], None] = lambda message: None,
            dry_run: bool = False, client_options: dict[str, Any] | None = None) -> Submission | DryRun:
     """Record and send one StartRun request. `open_ledger` is called only once every check passed.
@@ -241,7 +241,7 @@ class Completed:
 
 
 def recover(ledger: Ledger, settings_for: Callable[[dict], AwsSettings],
-            on_result: Callable[[dict, "Submission | RunlogError | InFlight | Completed"], None]
+            on_result: Callable[[dict, Submission | RunlogError | InFlight | Completed], None]
             = lambda intent, result: None) -> int:
     """Re-send every pending attempt that no live process owns, with its own requestId, to
     the AWS settings `settings_for(intent["aws"])` gives (see aws.settings_for). Returns how

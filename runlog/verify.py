@@ -14,6 +14,7 @@ What is checked (docs/ledger.md, "What verify proves"):
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -24,8 +25,18 @@ from functools import lru_cache
 
 from runlog import record as rec
 from runlog.errors import UsageError
-from runlog.ledger import (SEALED, Entry, Ledger, chain_next, index_columns, observation_object, row_seal, seal_of,
-                           sqlite_uri, table_rows)
+from runlog.ledger import (
+    SEALED,
+    Entry,
+    Ledger,
+    chain_next,
+    index_columns,
+    observation_object,
+    row_seal,
+    seal_of,
+    sqlite_uri,
+    table_rows,
+)
 
 ENTRY_FIELDS = ("seq", "address", "body", "chain", "kind", "created", "outcome", "request_id", "run_id", "run_uuid",
                 "run_arn", "workflow_id", "name", "git_commit", "fingerprint", "replay_of")
@@ -424,7 +435,7 @@ def _start_record_checks(ledger: Ledger, last_seq: int, sealed: bool) -> Callabl
     bounds[-1] = last_seq + 1
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method))
     futures = [pool.submit(_check_range, str(ledger.path), low, high, sealed)
-               for low, high in zip(bounds[:-1], bounds[1:])]
+               for low, high in itertools.pairwise(bounds)]
 
     def collect() -> list[Problem]:
         try:

@@ -142,10 +142,10 @@ def run_proc():
 def s3_server(monkeypatch):
     """moto's S3 server on 127.0.0.1 (the real S3 protocol over HTTP); AWS_ENDPOINT_URL_S3 points at it.
     Yields a boto3 S3 client for setting up buckets and objects."""
+    import urllib.request
+
     import boto3
     from moto.server import ThreadedMotoServer
-
-    import urllib.request
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()

@@ -388,7 +388,7 @@ def test_admin_api(emulator, omics):
     requests = admin(emulator, "requests")
     assert [r["operation"] for r in requests][-2:] == ["StartRun", "GetRun"]
     assert requests[-2]["params"]["parameters"] == {"param1": "a", "param2": "b"} and requests[-2]["status"] == 201
-    admin(emulator, "runs/%s/fail" % run["id"], {"reason": "DISK_FULL"})
+    admin(emulator, f"runs/{run['id']}/fail", {"reason": "DISK_FULL"})
     admin(emulator, "advance", {"seconds": 60})
     assert omics.get_run(id=run["id"])["failureReason"] == "DISK_FULL"
     with pytest.raises(urllib.error.HTTPError) as info:

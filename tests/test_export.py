@@ -8,10 +8,10 @@ import os
 import stat
 import subprocess
 
+import prov
 import pytest
 from click.testing import CliRunner
 
-import prov
 from runlog.cli import cli
 from runlog.emulator import Emulator
 from runlog.export import validate

@@ -4,7 +4,6 @@ untracked trees are summarised within the capture's budgets, the record saying w
 
 from __future__ import annotations
 
-import json
 import os
 import time
 

@@ -12,8 +12,8 @@ import time
 
 import pytest
 
-from test_submit import SEED_1, SEED_2, SEED_3, records
 from runlog.ledger import Ledger
+from test_submit import SEED_1, SEED_2, SEED_3, records
 
 
 @pytest.fixture

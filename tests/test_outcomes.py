@@ -15,9 +15,9 @@ from pathlib import Path
 import botocore.session
 import pytest
 
-from test_submit import SEED_2, records
 from runlog import aws
 from runlog.ledger import Ledger
+from test_submit import SEED_2, records
 
 TESTS = Path(__file__).resolve().parent
 
@@ -172,7 +172,7 @@ def test_recover_leaves_in_flight_submits_alone(aws_env, ledger_path, git_repo, 
     assert recovered.returncode == 1  # attempts were still pending while it looked
     assert len(left_alone) + sum(1 for item in report["recovered"] if item.get("completed_elsewhere")) == count
     assert all(item["in_flight"]["pid"] in {p.pid for p in procs} for item in left_alone)
-    for proc, (out, err) in zip(procs, outputs):
+    for proc, (out, err) in zip(procs, outputs, strict=True):
         assert proc.returncode == 0, err
         assert json.loads(out)["id"]
         assert "IntegrityError" not in err

@@ -9,8 +9,8 @@ import boto3
 from botocore.config import Config
 
 from recordfactory import make_record
-from test_submit import SEED_2
 from runlog.ledger import Ledger
+from test_submit import SEED_2
 
 ROLE = "arn:aws:iam::123456789012:role/HealthOmicsServiceRole"
 

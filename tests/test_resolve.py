@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from test_submit import ROLE, records
 from runlog.resolve import identity_changes
+from test_submit import ROLE, records
 
 READ_SET = "omics://123456789012.storage.us-west-2.amazonaws.com/1234567890/readSet/1234567890/source1"
 REFERENCE = "omics://123456789012.storage.us-west-2.amazonaws.com/1234567890/reference/9876543210"

@@ -19,12 +19,12 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from conftest import TEAM_BUCKET as BUCKET
 from recordfactory import make_record
 from runlog import record as rec
 from runlog.ledger import Ledger
 from runlog.migrations import LEDGER_FORMAT
 from runlog.verify import verify
-from conftest import TEAM_BUCKET as BUCKET
 
 REMOTE = f"s3://{BUCKET}/runlog"
 

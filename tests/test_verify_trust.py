@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from test_log_show_verify import three_runs  # noqa: F401  (fixture: three submits through the emulator)
 from recordfactory import make_record
 from runlog import record as rec
 from runlog.ledger import Ledger, chain_next, index_columns, row_seal
+from test_log_show_verify import three_runs  # noqa: F401  (fixture: three submits through the emulator)
 
 TRIGGERS = [f"{t}_no_{op}" for t in ("records", "attempts", "observations", "observation_addresses", "row_seals")
             for op in ("update", "delete")]
@@ -138,7 +138,7 @@ def test_a_rewritten_record_with_everything_recomputed_differs_from_its_intent(r
         cursor = conn.execute(f"SELECT * FROM {table}")
         names = [d[0] for d in cursor.description]
         for values in cursor.fetchall():
-            row = dict(zip(names, values))
+            row = dict(zip(names, values, strict=True))
             conn.execute("UPDATE row_seals SET sha256 = ? WHERE tbl = ? AND id = ?",
                          (row_seal(table, row), table, str(row[key])))
     conn.commit()

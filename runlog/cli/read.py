@@ -6,8 +6,17 @@ import json
 
 import click
 
-from runlog.cli.common import (echo_json, load_config, no_ledger, note, open_ledger, reading, require_ledger,
-                               short_time, warn)
+from runlog.cli.common import (
+    echo_json,
+    load_config,
+    no_ledger,
+    note,
+    open_ledger,
+    reading,
+    require_ledger,
+    short_time,
+    warn,
+)
 from runlog.errors import UsageError
 from runlog.ledger import FINAL_STATUSES
 from runlog.textsafe import terminal_safe
@@ -77,7 +86,7 @@ def log(ctx, limit, same_as, refresh, as_json):
         rows.append(tuple(terminal_safe(cell) for cell in row))  # names come from records, maybe pulled
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]) - 1)]
     for r in rows:
-        click.echo("  ".join(str(c).ljust(w) for c, w in zip(r, widths)) + "  " + r[-1])
+        click.echo("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[-1])
     if more:
         note(f"showing the newest {len(entries)} (-n N for more, -n 0 for all)")
 
@@ -218,7 +227,8 @@ def verify(ctx, refs, expect, no_remote, as_json):
       runlog verify --expect 42:9f3c0a1be27d
       runlog verify @1 1234567
     """
-    from runlog.verify import parse_head, verify as do_verify, verify_entries
+    from runlog.verify import parse_head, verify_entries
+    from runlog.verify import verify as do_verify
 
     if expect:
         parse_head(expect)  # bad input before anything is read

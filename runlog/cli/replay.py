@@ -8,8 +8,15 @@ import re
 import click
 
 from runlog.cli.common import aws_options, aws_settings, load_config, no_ledger, note, open_ledger, warn
-from runlog.cli.submit import (check_query, duplicate_hint, make_resolve_options, member_option, output_options,
-                               print_submission, resolve_options)
+from runlog.cli.submit import (
+    check_query,
+    duplicate_hint,
+    make_resolve_options,
+    member_option,
+    output_options,
+    print_submission,
+    resolve_options,
+)
 from runlog.errors import DriftError, LedgerError, ServiceError, UsageError
 from runlog.replay import NOT_OVERRIDABLE, describe, parse_set
 from runlog.startrun import OPTIONS
@@ -65,7 +72,8 @@ def replay(ctx, ref, sets, allow_drift, dry_run, native, no_resolve, no_check, s
     Exit status: 0 sent; 1 the service rejected it (kept as a failed attempt) or could not be
     reached (kept as pending: `runlog recover`); 2 bad input or unknown run; 3 drift refused.
     """
-    from runlog.startrun import members as startrun_members, parse_flag
+    from runlog.startrun import members as startrun_members
+    from runlog.startrun import parse_flag
 
     check_query(query)
     ref = ref.strip()
@@ -116,7 +124,8 @@ def _prepare(config, ref: str, members: dict, sets: list[str], native: bool, giv
     from runlog.importer import import_run
     from runlog.ledger import RUN_ARN_RE
     from runlog.observe import latest_run_facts
-    from runlog.replay import check_drift, plan as make_plan
+    from runlog.replay import check_drift
+    from runlog.replay import plan as make_plan
     from runlog.resolve import input_uris
     from runlog.startrun import check_request
 

@@ -11,7 +11,6 @@ import click
 from runlog.cli.common import aws_options, aws_settings, echo_json, load_config, note, open_ledger, warn
 from runlog.startrun import options as startrun_model_options
 
-
 _CLICK_TYPES = {"integer": int, "long": int, "float": float, "double": float}
 
 
@@ -252,7 +251,7 @@ def _table(value, title: str) -> str:
         for key, item in value.items():
             (nested if isinstance(item, (dict, list)) else rows).append((key, item))
     elif isinstance(value, list):
-        for index, item in enumerate(value):
+        for item in value:
             (nested if isinstance(item, (dict, list)) else rows).append(("", item))
     else:
         rows.append(("", value))
@@ -419,7 +418,8 @@ def recover(ctx, profile, region, endpoint_url, abandon_id, reason, as_json):
     Exit status: 0 nothing left pending; 1 an attempt is still pending, in flight, or was refused; 2 bad input.
     """
     from runlog.cli.common import require_ledger
-    from runlog.submit import Completed, InFlight, Submission, abandon, recover as do_recover
+    from runlog.submit import Completed, InFlight, Submission, abandon
+    from runlog.submit import recover as do_recover
 
     config = load_config(ctx)
     if reason is not None and abandon_id is None:

@@ -5,12 +5,21 @@ boto3 and the sync library are imported inside the commands."""
 from __future__ import annotations
 
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import click
 
-from runlog.cli.common import (aws_options, aws_settings, echo_json, load_config, no_ledger, note, open_ledger,
-                               require_ledger, warn)
+from runlog.cli.common import (
+    aws_options,
+    aws_settings,
+    echo_json,
+    load_config,
+    no_ledger,
+    note,
+    open_ledger,
+    require_ledger,
+    warn,
+)
 from runlog.errors import LedgerError, RunlogError, UsageError
 from runlog.textsafe import terminal_safe
 
@@ -178,12 +187,12 @@ def _parse_since(value: str | None) -> datetime | None:
         moment = datetime.fromisoformat(value)
     except ValueError:
         raise UsageError(f"--since {value!r}: expected a date like 2026-11-01 or 2026-11-01T09:00:00Z") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _as_time(value) -> datetime | None:
     if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
     try:
         return _parse_since(value) if value else None
     except UsageError:

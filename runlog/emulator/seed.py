@@ -104,7 +104,7 @@ EXAMPLES = [
     --parameters '{
         "param1": "value1", 
         "param2": "value2"
-        }'""", None),
+        }'""", None),  # noqa: W291 (the trailing space is part of the example, as published)
     ("To run a workflow with call caching enabled", """aws omics start-run \\
     --workflow-id 7206765 \\
     --role-arn arn:aws:iam::123456789012:role/HealthOmicsServiceRole \\

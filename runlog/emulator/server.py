@@ -12,9 +12,9 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable
 from urllib.parse import parse_qs, urlsplit
 
 from runlog.emulator import sts
@@ -76,7 +76,7 @@ def _handlers(service: Service) -> dict[str, Callable[[dict, str], dict]]:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    server: "_Server"
+    server: _Server
 
     def log_message(self, format, *args):  # quiet: tests read emulator.requests instead
         pass
@@ -145,7 +145,7 @@ def _apply_faults(faults: list[dict], phase: str, call: Call):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
-    emulator: "Emulator"
+    emulator: Emulator
 
     def handle_error(self, request, client_address):
         """A client that hung up before its answer (a timeout, a killed process) is part of
@@ -176,14 +176,14 @@ class Emulator:
 
     # -- lifecycle -----------------------------------------------------------------------------
 
-    def bind(self) -> "Emulator":
+    def bind(self) -> Emulator:
         """Open the listening socket (the port is known from here on)."""
         self._server = _Server((self.host, self.port), _Handler)
         self._server.emulator = self
         self.port = self._server.server_address[1]
         return self
 
-    def start(self) -> "Emulator":
+    def start(self) -> Emulator:
         """Bind and serve in a daemon thread."""
         self.bind()
         self._thread = threading.Thread(target=self._server.serve_forever, args=(POLL_SECONDS,),
@@ -203,7 +203,7 @@ class Emulator:
             self._server.server_close()
             self._server = None
 
-    def __enter__(self) -> "Emulator":
+    def __enter__(self) -> Emulator:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -10,7 +10,7 @@ import re
 import threading
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from runlog.emulator import seed
@@ -38,7 +38,7 @@ class Clock:
 
     def __init__(self, speed: float = 0.0):
         self.speed = speed
-        self.origin = datetime.now(timezone.utc).replace(microsecond=0)
+        self.origin = datetime.now(UTC).replace(microsecond=0)
         self.started = time.monotonic()
         self.offset = 0.0
         self._lock = threading.Lock()

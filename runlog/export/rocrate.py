@@ -128,8 +128,8 @@ def build(runs: list[RunFacts], *, license: str | None, title: str | None = None
         actions.append(_action(crate, run, workflow, repositories, ids))
         if provenance and run.ran:
             organized.extend(_tasks(crate, run, workflow, actions[-1]))
-    by_address = {run.address: action for run, action in zip(runs, actions)}
-    for run, action in zip(runs, actions):
+    by_address = {run.address: action for run, action in zip(runs, actions, strict=True)}
+    for run, action in zip(runs, actions, strict=True):
         if run.replay_of in by_address:
             action["isBasedOn"] = by_address[run.replay_of]
         elif run.replay_of_uuid:
