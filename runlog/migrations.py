@@ -91,12 +91,12 @@ def m001_initial(db: sqlite_utils.Database) -> None:
             BEGIN SELECT RAISE(ABORT, '{table} are append-only'); END;
             """
         )
-    records = db["records"]
+    records = db.table("records")
     for column in ("run_id", "run_uuid", "run_arn", "created", "fingerprint", "replay_of"):
         records.create_index([column], index_name=f"records_{column}")
     db.execute("CREATE UNIQUE INDEX records_request_id ON records(request_id) WHERE request_id IS NOT NULL")
-    db["observations"].create_index(["record", "seq"], index_name="observations_record")
-    db["observations"].create_index(["run_uuid"], index_name="observations_run_uuid")
+    db.table("observations").create_index(["record", "seq"], index_name="observations_record")
+    db.table("observations").create_index(["run_uuid"], index_name="observations_run_uuid")
 
 
 def m002_observation_addresses(db: sqlite_utils.Database) -> None:

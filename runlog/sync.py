@@ -136,7 +136,7 @@ class TransferError(RunlogError):
     exit_code = 1
 
 
-def _fail(exc: BaseException, remote: Remote, doing: str, done: str = "") -> RunlogError:
+def _fail(exc: Exception, remote: Remote, doing: str, done: str = "") -> RunlogError:
     """An S3 failure as one line naming the remote, the cause and what to do."""
     from runlog import aws
 
@@ -638,7 +638,7 @@ def _one_record_per_request(ledger: Ledger, remote: Remote, records: list[tuple[
             kept.append(item)
             continue
         if request_id in local and request_id not in owner:
-            [entry] = ledger.entries(1, where="request_id = ?", params=(request_id,)) or [None]
+            entry = ledger.by_request_id(request_id)
             if entry is not None and entry.address != address:
                 owner[request_id] = (entry.address, "in the local ledger")
         if request_id in owner:

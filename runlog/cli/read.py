@@ -61,10 +61,9 @@ def log(ctx, limit, same_as, refresh, as_json):
             note(no_ledger(config))
         return
     with ledger, reading(ledger):
-        where, params = "1", ()
-        if same_as:
-            where, params = "fingerprint = ?", (ledger.resolve(same_as).fingerprint,)
-        entries = ledger.entries(limit + 1 if limit else None, where=where, params=params)
+        shown = limit + 1 if limit else None
+        entries = (ledger.same_configuration(ledger.resolve(same_as).fingerprint, shown) if same_as
+                   else ledger.entries(shown))
         if refresh:
             entries = _refreshed(ledger, entries, config)
     more = bool(limit) and len(entries) > limit
@@ -75,7 +74,7 @@ def log(ctx, limit, same_as, refresh, as_json):
     if not entries:
         note("no records")
         return
-    rows = [("RECORD", "CREATED (UTC)", "RUN ID", "STATUS", "WORKFLOW", "NAME", "COMMIT", "RUN UUID")]
+    rows: list[tuple[str, ...]] = [("RECORD", "CREATED (UTC)", "RUN ID", "STATUS", "WORKFLOW", "NAME", "COMMIT", "RUN UUID")]
     for e in entries:
         name = (e.name or "-") + (f" (replay of {e.replay_of[:8]})" if e.replay_of else "")
         status = e.status or "-"

@@ -305,7 +305,7 @@ def _refresh_targets(ledger, refs, every):
 
     if refs:
         return [ledger.resolve(ref) for ref in refs]
-    entries = ledger.entries(where="run_id IS NOT NULL")
+    entries = ledger.with_runs()
     return [e for e in reversed(entries) if every or (e.status or "PENDING") not in TERMINAL]
 
 

@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from runlog.emulator import sts
@@ -41,6 +42,12 @@ class Call:
     error: Callable[[str, str], Reply]
 
 
+def _no_body(method: Callable[..., None], *args: Any) -> dict:
+    """Call a Service method that returns nothing; the operation answers an empty JSON body."""
+    method(*args)
+    return {}
+
+
 def _handlers(service: Service) -> dict[str, Callable[[dict, str], dict]]:
     """Operation name -> function(params, region) returning the output members."""
     def workflow(params, region):
@@ -58,14 +65,14 @@ def _handlers(service: Service) -> dict[str, Callable[[dict, str], dict]]:
         "ListRuns": lambda p, r: service.list_runs(p),
         "ListRunTasks": lambda p, r: service.list_run_tasks(p),
         "GetRunTask": lambda p, r: service.get_run_task(p["id"], p["taskId"]),
-        "CancelRun": lambda p, r: service.cancel_run(p["id"]) or {},
-        "DeleteRun": lambda p, r: service.delete_run(p["id"]) or {},
+        "CancelRun": lambda p, r: _no_body(service.cancel_run, p["id"]),
+        "DeleteRun": lambda p, r: _no_body(service.delete_run, p["id"]),
         "GetWorkflow": workflow,
         "GetWorkflowVersion": workflow_version,
         "CreateWorkflow": lambda p, r: service.create_workflow(p, r),
         "ListWorkflows": lambda p, r: service.list_workflows(p, r),
-        "TagResource": lambda p, r: service.tag(p["resourceArn"], p["tags"]) or {},
-        "UntagResource": lambda p, r: service.untag(p["resourceArn"], p.get("tagKeys", [])) or {},
+        "TagResource": lambda p, r: _no_body(service.tag, p["resourceArn"], p["tags"]),
+        "UntagResource": lambda p, r: _no_body(service.untag, p["resourceArn"], p.get("tagKeys", [])),
         "ListTagsForResource": lambda p, r: service.list_tags(p["resourceArn"]),
         "GetReadSetMetadata": lambda p, r: service.read_set(p["sequenceStoreId"], p["id"], r),
         "GetReferenceMetadata": lambda p, r: service.reference(p["referenceStoreId"], p["id"], r),
@@ -185,17 +192,18 @@ class Emulator:
 
     def start(self) -> Emulator:
         """Bind and serve in a daemon thread."""
-        self.bind()
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(POLL_SECONDS,),
+        server = self.bind()._server
+        assert server is not None
+        self._thread = threading.Thread(target=server.serve_forever, args=(POLL_SECONDS,),
                                         name="omics-emulator", daemon=True)
         self._thread.start()
         return self
 
     def serve_forever(self) -> None:
         """Serve in this thread until stop() or an interrupt (binds first if needed)."""
-        if self._server is None:
-            self.bind()
-        self._server.serve_forever(POLL_SECONDS)
+        server = self._server or self.bind()._server
+        assert server is not None
+        server.serve_forever(POLL_SECONDS)
 
     def stop(self) -> None:
         if self._server is not None:

@@ -533,7 +533,7 @@ def paginate(items: list, params: dict) -> dict:
         raise ApiError("ValidationException", f"startingToken: {token!r} is not a token this service issued")
     start = int(token)
     size = params.get("maxResults") or 100
-    page = {"items": items[start:start + size]}
+    page: dict[str, Any] = {"items": items[start:start + size]}
     if start + size < len(items):
         page["nextToken"] = str(start + size)
     return page
