@@ -14,6 +14,7 @@ import os
 import shutil
 import stat
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from runlog.config import printable
@@ -75,7 +76,7 @@ def warnings(runs: list[RunFacts], fmt: str, license: str | None) -> list[str]:
 
 
 def export(runs: list[RunFacts], fmt: str, target: Path, *, force: bool = False, license: str | None = None,
-           usability: str | None = None, title: str | None = None, authors: list[dict] = (),
+           usability: str | None = None, title: str | None = None, authors: Sequence[dict] = (),
            publisher: dict | None = None) -> list[Path]:
     """Write `fmt` to `target`; returns the files written."""
     target = target.expanduser()
