@@ -639,6 +639,10 @@ class Ledger:
         self._fill_status(found)
         return found[0] if found else None
 
+    def request_id_used(self, request_id: str) -> bool:
+        """True when an attempt with this requestId was ever made in this ledger."""
+        return self.conn.execute("SELECT 1 FROM attempts WHERE request_id = ?", (request_id,)).fetchone() is not None
+
     def is_pending(self, request_id: str) -> bool:
         """True while the attempt with this requestId has no record."""
         return self.conn.execute(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
+from helpers import ROLE
 from runlog.ledger import Ledger
-from test_submit import ROLE
 
 NF = ["submit", "--workflow-id", "7206765", "--role-arn", ROLE, "--output-uri", "s3://b/out/"]
 

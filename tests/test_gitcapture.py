@@ -9,8 +9,8 @@ import time
 
 import pytest
 
+from helpers import SEED_1
 from runlog.ledger import Ledger
-from test_submit import SEED_1
 
 
 def records(path):

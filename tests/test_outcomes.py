@@ -15,9 +15,9 @@ from pathlib import Path
 import botocore.session
 import pytest
 
+from helpers import SEED_2, records
 from runlog import aws
 from runlog.ledger import Ledger
-from test_submit import SEED_2, records
 
 TESTS = Path(__file__).resolve().parent
 
@@ -362,7 +362,7 @@ def test_an_unknown_caller_is_recorded_with_the_reason(aws_env, ledger_path, git
 @pytest.mark.parametrize("query", ["nothere", "tags", "id", "[id, status]", "{a: id, b: nothere}"])
 @pytest.mark.parametrize("output", ["json", "text"])
 def test_query_output_is_what_the_aws_cli_prints(query, output, aws_env, ledger_path, git_repo, run_cli):
-    from test_emulator import aws_cli
+    from helpers import aws_cli
 
     base = SEED_2[1:]
     theirs = aws_cli(aws_env, "omics", "start-run", *base, "--query", query, "--output", output)

@@ -14,12 +14,12 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from helpers import SEED_1, SEED_2, records
 from recordfactory import make_record
 from runlog import record as rec
 from runlog.errors import UsageError
 from runlog.ledger import Ledger
 from runlog.replay import plan
-from test_submit import SEED_1, SEED_2, records
 
 TESTS = Path(__file__).resolve().parent
 

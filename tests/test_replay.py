@@ -13,9 +13,9 @@ import boto3
 import pytest
 from botocore.config import Config
 
+from helpers import ROLE, SEED_1, records
 from runlog.record import address
 from runlog.replay import REPLAY_TAG
-from test_submit import ROLE, SEED_1, records
 
 NF_PARAMS = {"input": "s3://lab-data/pbmc/samplesheet.csv", "protocol": "10XV3",
              "genome": {"name": "GRCh38", "annotation": "gencode.v44"}}

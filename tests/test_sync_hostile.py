@@ -10,13 +10,13 @@ import json
 
 import pytest
 
+from helpers import BUCKET, REMOTE, S3Proxy, addresses, fill, pull_json, push_json, record_key
 from recordfactory import make_record
 from runlog import record as rec
 from runlog.ledger import Ledger, observation_object
 from runlog.safejson import UntrustedJSONError, loads_untrusted
 from runlog.textsafe import terminal_safe
 from runlog.verify import verify
-from test_sync import BUCKET, REMOTE, S3Proxy, addresses, fill, pull_json, push_json, record_key
 
 MARKER_KEY = "runlog/runlog-remote.json"
 

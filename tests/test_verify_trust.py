@@ -14,7 +14,6 @@ import pytest
 from recordfactory import make_record
 from runlog import record as rec
 from runlog.ledger import Ledger, chain_next, index_columns, row_seal
-from test_log_show_verify import three_runs  # noqa: F401  (fixture: three submits through the emulator)
 
 TRIGGERS = [f"{t}_no_{op}" for t in ("records", "attempts", "observations", "observation_addresses", "row_seals")
             for op in ("update", "delete")]

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
+from helpers import ROLE
 from runlog.emulator import Emulator
 from runlog.ledger import Ledger
-from test_submit import ROLE
 
 INPUT = "s3://lab-data/pbmc/samplesheet.csv"
 

@@ -198,21 +198,17 @@ def global_client_options(ctx, cli_read_timeout, cli_connect_timeout, no_verify_
 
 def print_skeleton(which: str, request: dict | None = None, query=None, output="json", color=None) -> None:
     """--generate-cli-skeleton: what the aws CLI prints, from the same botocore model."""
-    from botocore.utils import ArgumentGenerator
-
-    from runlog.servicemodel import service_model
+    from runlog.servicemodel import service_model, skeleton
 
     operation = service_model("omics").operation_model("StartRun")
     if which == "input":
-        skeleton = ArgumentGenerator().generate_skeleton(operation.input_shape)
-        click.echo(json.dumps(skeleton, indent=4, default=str))
+        click.echo(json.dumps(skeleton(operation.input_shape), indent=4, default=str))
         return
     # output: the request is checked as for sending; the answer's shape, member names as values
     from runlog.startrun import check_against_model
 
     check_against_model(request or {}, service_model("omics"))
-    skeleton = ArgumentGenerator(use_member_names=True).generate_skeleton(operation.output_shape)
-    print_output(skeleton, query, output, color)
+    print_output(skeleton(operation.output_shape, member_names=True), query, output, color)
 
 
 def print_output(response: dict, query, output, color: str | None = None) -> None:
