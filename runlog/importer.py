@@ -8,7 +8,6 @@ write the same record, so shared ledgers merge without duplicates."""
 
 from __future__ import annotations
 
-from datetime import UTC
 from typing import Any
 
 from runlog import __version__
@@ -48,10 +47,7 @@ def _timestamp(value: str | None) -> str:
     """GetRun's creationTime as the record's `created` (ISO 8601 UTC, milliseconds)."""
     if not value:
         return rec.utc_now()
-    from datetime import datetime
-
-    parsed = datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
-    return parsed.strftime("%Y-%m-%dT%H:%M:%S.") + f"{parsed.microsecond // 1000:03d}Z"
+    return rec.timestamp(rec.parse_timestamp(value))
 
 
 def import_record(run: dict[str, Any], endpoint_url: str | None = None) -> dict[str, Any]:

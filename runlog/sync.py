@@ -509,7 +509,7 @@ def _observed_at_problem(observed_at: str) -> str | None:
     if not OBSERVED_AT_RE.match(observed_at):
         return "not an observation (observed_at is not an ISO 8601 time with a time zone)"
     try:
-        moment = datetime.fromisoformat(observed_at.replace("Z", "+00:00"))
+        moment = rec.parse_timestamp(observed_at)
     except ValueError:
         return "not an observation (observed_at is not a valid time)"
     if moment > datetime.now(UTC) + timedelta(days=FUTURE_SLACK_DAYS):

@@ -183,11 +183,12 @@ def pull(ctx, remote, jobs, quiet, as_json, profile, region, max_object_mib):
 def _parse_since(value: str | None) -> datetime | None:
     if not value:
         return None
+    from runlog.record import parse_timestamp
+
     try:
-        moment = datetime.fromisoformat(value)
+        return parse_timestamp(value)
     except ValueError:
         raise UsageError(f"--since {value!r}: expected a date like 2026-11-01 or 2026-11-01T09:00:00Z") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _as_time(value) -> datetime | None:
