@@ -10,6 +10,8 @@ import shutil
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
@@ -154,6 +156,17 @@ class S3Proxy:
         self.server.shutdown()
         self.server.server_close()
 
+
+
+@contextmanager
+def proxy_in_front(kind: type[S3Proxy], bucket, monkeypatch) -> Iterator[S3Proxy]:
+    """A proxy of `kind` in front of moto's bucket, with runlog's S3 client pointed at it."""
+    front = kind(bucket.endpoint)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", front.endpoint)
+    try:
+        yield front
+    finally:
+        front.close()
 
 
 # -- a team ledger on S3 ------------------------------------------------------------------------

@@ -84,3 +84,48 @@ def test_an_imported_run_is_dated_in_runlogs_format(tmp_path):
         assert entry.record["aws"]["region"] == "eu-west-1"  # read through the one ARN pattern
         assert ledger.by_run_uuid(run["uuid"]).address == entry.address
         assert import_run(ledger, run) == (ledger.by_run_uuid(run["uuid"]), False)  # imported once
+
+
+@pytest.mark.parametrize("text, words", [
+    ('{"a": NaN}', "NaN is not a JSON number"),
+    ('{"a": [-Infinity]}', "Infinity is not a JSON number"),
+    ('{"a": 1e999}', "does not fit the range of JSON numbers"),
+    ('{"a": "\\ud800"}', "lone surrogate"),
+    ('{"a\\udfff": 1}', "lone surrogate"),
+    ("[" * 120 + "]" * 120, "nested deeper than"),
+])
+def test_arguments_and_pulled_objects_are_read_by_one_strict_reader(text, words):
+    """--parameters and an object pulled from a team ledger refuse the same values, for the
+    same reason in the same words (each with its own limits and its own prefix)."""
+    from runlog.errors import UsageError
+    from runlog.params import parse_json_text
+    from runlog.safejson import UntrustedJSONError, loads_untrusted
+
+    with pytest.raises(UsageError) as as_argument:
+        parse_json_text(text, "--parameters")
+    with pytest.raises(UntrustedJSONError) as as_object:
+        loads_untrusted(text.encode())
+    assert words in str(as_argument.value) and words in str(as_object.value)
+
+
+def test_each_reader_keeps_its_own_limits():
+    from runlog.params import parse_json_text
+    from runlog.safejson import UntrustedJSONError, loads_untrusted
+
+    # a key twice: the aws CLI keeps the last, so an argument does; a pulled object may not
+    assert parse_json_text('{"a": 1, "a": 2}', "--tags") == {"a": 2}
+    with pytest.raises(UntrustedJSONError, match="appears twice"):
+        loads_untrusted(b'{"a": 1, "a": 2}')
+    # 40 levels: beyond an argument's 32, within an object's 100
+    deep = "[" * 40 + "]" * 40
+    value = loads_untrusted(deep.encode())
+    for _ in range(39):
+        (value,) = value
+    assert value == []
+    with pytest.raises(Exception, match="nested deeper than 32 levels"):
+        parse_json_text(deep, "--parameters")
+    # an integer beyond a float's range: refused as an argument (HealthOmics reads JSON numbers
+    # as floats), carried unchanged in an object (it was recorded that way)
+    assert loads_untrusted(("1" * 400).encode()) == int("1" * 400)
+    with pytest.raises(Exception, match="400 digits"):
+        parse_json_text("1" * 400, "--parameters")
