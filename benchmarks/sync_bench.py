@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
             pulls = {}
             for jobs in ((args.jobs,) if args.no_serial else (1, args.jobs)):
                 with Ledger.open(Path(tmp) / f"pull-{jobs}.db") as ledger:
-                    result, seconds = timed(lambda: pull(ledger, s3, remote, jobs=jobs))
+                    result, seconds = timed(lambda jobs=jobs: pull(ledger, s3, remote, jobs=jobs))
                     assert result.records_received == args.records and not result.refused
                     pulls[jobs] = seconds
                     rows.append((f"pull into an empty ledger, --jobs {jobs}", seconds, objects))

@@ -162,6 +162,16 @@ def error_from(exc: Exception, operation: str) -> RunlogError:
     return RunlogError(f"{operation} failed: {exc}", exit_code=1)
 
 
+def not_sent(exc: Exception) -> str | None:
+    """Why botocore refused to send a request (its own parameter validation, on one line), or
+    None when `exc` is not such a refusal: then the request may have left this machine."""
+    import botocore.exceptions as bex
+
+    if isinstance(exc, bex.ParamValidationError):
+        return " ".join(str(exc).split())
+    return None
+
+
 # Modelled errors that do not prove the request was refused: a throttle or a request timeout
 # that outlived botocore's retries may follow a try that the service did process.
 AMBIGUOUS_STATUSES = (408, 429)
@@ -280,7 +290,7 @@ def endpoint_url_problem(url: str) -> str | None:
     try:
         parts = urlsplit(url)
         host = parts.hostname
-        parts.port  # raises ValueError for a port that is not a number from 0 to 65535
+        _ = parts.port  # raises ValueError for a port that is not a number from 0 to 65535
     except ValueError as exc:
         return f"it is not a valid URL ({exc})"
     if parts.scheme not in ("http", "https"):

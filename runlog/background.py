@@ -19,7 +19,7 @@ class Pending:
         self._pid, self._fd, self._value, self._error = pid, read_fd, value, error
 
     def result(self) -> Any:
-        if self._fd is not None:
+        if self._fd is not None and self._pid is not None:
             with os.fdopen(self._fd, "rb") as pipe:
                 data = pipe.read()
             os.waitpid(self._pid, 0)

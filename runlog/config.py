@@ -200,7 +200,7 @@ def _check(key: str, value: Any, where: str) -> Any:
         value = float(value)
     if not isinstance(value, expected):
         raise UsageError(f"configuration key {key!r} in {where} must be a {expected.__name__}, got {value!r}")
-    if key == "tags" and not all(isinstance(v, str) for v in value.values()):
+    if key == "tags" and isinstance(value, dict) and not all(isinstance(v, str) for v in value.values()):
         raise UsageError(f"configuration key 'tags' in {where} must map names to strings")
     return value
 

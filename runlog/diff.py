@@ -13,7 +13,6 @@ from typing import Any
 
 from runlog.resolve import effective_parameters
 
-
 SECTIONS = ("workflow", "parameters", "inputs", "cache", "run settings", "git", "runlog", "identity")
 RUN_SETTINGS = ("priority", "storageCapacity", "storageType", "retentionMode", "logLevel", "runGroupId",
                 "roleArn", "outputUri", "networkingMode", "configurationName", "tags")

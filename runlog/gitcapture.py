@@ -9,12 +9,14 @@ time budget, a byte budget and a count limit, and what was left out is said in `
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import stat
 import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -44,7 +46,7 @@ class Budget:
     names: int = UNTRACKED_NAMES_LIMIT
 
     @classmethod
-    def from_environment(cls) -> "Budget":
+    def from_environment(cls) -> Budget:
         """The defaults, or RUNLOG_GIT_TIMEOUT (seconds) and RUNLOG_GIT_MAX_BYTES (content hashed
         in all) when set; config.load() refuses bad values before anything runs."""
         budget = cls()
@@ -180,6 +182,8 @@ class _Stream:
         self.errors = tempfile.TemporaryFile()
         self.process = subprocess.Popen(["git", *args], cwd=root, stdin=subprocess.DEVNULL,
                                         stdout=subprocess.PIPE, stderr=self.errors)
+        assert self.process.stdout is not None  # stdout=PIPE
+        self.stdout: io.BufferedReader = self.process.stdout  # type: ignore[assignment]  # unbuffered=no: a BufferedReader
         self.expired = False
         self.stopped = False
         self.timer = threading.Timer(min(max(0.0, deadline - time.monotonic()), threading.TIMEOUT_MAX), self._expire)
@@ -190,8 +194,8 @@ class _Stream:
         self.expired = True
         self.process.kill()
 
-    def blocks(self):
-        return iter(lambda: self.process.stdout.read1(BLOCK), b"")
+    def blocks(self) -> Iterator[bytes]:
+        return iter(lambda: self.stdout.read1(BLOCK), b"")
 
     def close(self, early: bool) -> None:
         """End git: stop it if the reader stopped `early`, else wait for it (until the deadline).
@@ -199,7 +203,7 @@ class _Stream:
         if early and self.process.poll() is None:
             self.stopped = True
             self.process.kill()
-        self.process.stdout.close()
+        self.stdout.close()
         code = self.process.wait()
         self.timer.cancel()
         self.errors.seek(0)
@@ -315,7 +319,7 @@ def _list_untracked(root: Path, budget: Budget, deadline: float, notes: list[str
             *found, rest = (rest + block).split(b"\0")
             names.extend(found)
             if len(names) >= budget.entries:
-                too_many = len(names) > budget.entries or bool(rest) or bool(stream.process.stdout.peek(1))
+                too_many = len(names) > budget.entries or bool(rest) or bool(stream.stdout.peek(1))
                 ended = not too_many
                 del names[budget.entries:]
                 break

@@ -8,11 +8,11 @@ write the same record, so shared ledgers merge without duplicates."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from runlog import __version__
 from runlog import record as rec
+from runlog.arn import parse_run_arn
 from runlog.ledger import Entry, Ledger
 from runlog.observe import SOURCE
 
@@ -26,7 +26,6 @@ REQUEST_MEMBERS = (
 STABLE_MEMBERS = REQUEST_MEMBERS + (
     "id", "arn", "uuid", "runId", "creationTime", "startedBy", "runOutputUri", "configuration", "batchId",
 )
-ARN_RE = re.compile(r"^arn:aws[a-z-]*:omics:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):run/\d+$")
 
 
 def request_from_run(run: dict[str, Any]) -> dict[str, Any]:
@@ -48,20 +47,17 @@ def _timestamp(value: str | None) -> str:
     """GetRun's creationTime as the record's `created` (ISO 8601 UTC, milliseconds)."""
     if not value:
         return rec.utc_now()
-    from datetime import datetime, timezone
-
-    parsed = datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(timezone.utc)
-    return parsed.strftime("%Y-%m-%dT%H:%M:%S.") + f"{parsed.microsecond // 1000:03d}Z"
+    return rec.timestamp(rec.parse_timestamp(value))
 
 
 def import_record(run: dict[str, Any], endpoint_url: str | None = None) -> dict[str, Any]:
     """An `import` record for a run described by GetRun (as plain JSON), fetched from
     `endpoint_url` (None: AWS's own HealthOmics endpoint)."""
-    arn = ARN_RE.match(run.get("arn", ""))
+    arn = parse_run_arn(run.get("arn"))
     started_by = run.get("startedBy")
     caller = None
     if started_by:
-        account = started_by.split(":")[4] if started_by.count(":") >= 5 else (arn.group("account") if arn else "")
+        account = started_by.split(":")[4] if started_by.count(":") >= 5 else (arn.account if arn else "")
         caller = {"arn": started_by, "account": account, "user_id": None}
     record: dict[str, Any] = {
         "format": rec.FORMAT,
@@ -72,7 +68,7 @@ def import_record(run: dict[str, Any], endpoint_url: str | None = None) -> dict[
         "parameters": {"source": "service", "argument": None},
         "git": {"state": "unknown", "reason": "the run was started without runlog"},
         "caller": caller,
-        "aws": {"region": arn.group("region") if arn else None, "endpoint_url": endpoint_url, "profile": None},
+        "aws": {"region": arn.region if arn else None, "endpoint_url": endpoint_url, "profile": None},
         "warnings": [],
         "source_run": {m: run[m] for m in STABLE_MEMBERS if run.get(m) not in (None, "", {})},
         "outcome": {"status": "submitted", "response": {
@@ -85,9 +81,9 @@ def import_record(run: dict[str, Any], endpoint_url: str | None = None) -> dict[
 def import_run(ledger: Ledger, run: dict[str, Any], endpoint_url: str | None = None) -> tuple[Entry, bool]:
     """Record a run (GetRun body, fetched from endpoint_url) unless its uuid is already in the
     ledger. Returns (entry, added); a new record also gets the GetRun body as its first observation."""
-    existing = ledger.entries(where="run_uuid = ?", params=(run["uuid"],), limit=1)
-    if existing:
-        return existing[0], False
+    existing = ledger.by_run_uuid(run["uuid"])
+    if existing is not None:
+        return existing, False
     entry, added = ledger.add_record(import_record(run, endpoint_url))
     if added:
         ledger.observe(entry.address, SOURCE, run, run_uuid=run["uuid"], status=run.get("status"))

@@ -56,7 +56,7 @@ class Hold:
         os.close(self.fd)
         self.fd = None
 
-    def __enter__(self) -> "Hold":
+    def __enter__(self) -> Hold:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -17,7 +17,7 @@ import math
 import os
 import re
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Set
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -44,7 +44,6 @@ FINAL_STATUSES = frozenset({"COMPLETED", "FAILED", "CANCELLED", "DELETED", "REJE
 UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 HEX_RE = re.compile(r"^[0-9a-fA-F]{6,64}$")
 RECENT_RE = re.compile(r"^@(\d+)$")
-RUN_ARN_RE = re.compile(r"^arn:aws[a-z-]*:omics:[a-z0-9-]*:\d{12}:run/(\d+)$")
 
 
 @dataclass
@@ -160,10 +159,10 @@ class Ledger:
         self.path = path
         self.conn = conn
         self.snapshot = False  # True: an in-memory migrated copy of an older read-only ledger
-        self._db = None
+        self._db: Any = None  # a sqlite_utils.Database, made on first use
 
     @property
-    def db(self):
+    def db(self) -> Any:
         """The same connection as a sqlite_utils Database (imported on first use: migrations,
         bulk loads), so that commands that only read never pay for the import."""
         if self._db is None:
@@ -175,7 +174,7 @@ class Ledger:
     # -- opening ---------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, path: str | Path, *, create: bool = True, readonly: bool = False) -> "Ledger":
+    def open(cls, path: str | Path, *, create: bool = True, readonly: bool = False) -> Ledger:
         """Open (and with create=True, make) the ledger at path, applying pending migrations.
 
         With readonly=True (the read commands) the file is opened through SQLite's `mode=ro`
@@ -281,7 +280,7 @@ class Ledger:
     def close(self) -> None:
         self.conn.close()
 
-    def __enter__(self) -> "Ledger":
+    def __enter__(self) -> Ledger:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -325,6 +324,7 @@ class Ledger:
             if table in SEALED:
                 key = SEALED[table]
                 seal_rows(self.conn, table, f"{key} = ?", (row[key] if key in row else cursor.lastrowid,))
+            assert cursor.lastrowid is not None  # an INSERT that returned sets it
             return cursor.lastrowid
         except (sqlite3.OperationalError, sqlite3.DataError) as exc:
             raise LedgerError(f"cannot write to ledger {self.path}: {exc}") from None
@@ -471,7 +471,7 @@ class Ledger:
         return {row[0] for row in self.conn.execute("SELECT address FROM observation_addresses")} | {
             address for _, address, *_ in self._observation_rows(only_unindexed=True)}
 
-    def observation_objects(self, skip: set[str] = frozenset()) -> Iterator[tuple[str, str, bytes]]:
+    def observation_objects(self, skip: Set[str] = frozenset()) -> Iterator[tuple[str, str, bytes]]:
         """(address, record, canonical JSON) of each distinct observation whose address is not in skip."""
         seen = set(skip)
         for _, address, record, data, _ in self._observation_rows():
@@ -517,10 +517,25 @@ class Ledger:
         return self.conn.execute("SELECT count(*) FROM records").fetchone()[0]
 
     def entries(self, limit: int | None = None, *, where: str = "1", params: tuple = ()) -> list[Entry]:
-        """Records newest first, each with its latest observed status."""
+        """Records newest first, each with its latest observed status. `where` is for this
+        module only: code elsewhere asks for a named query (same_configuration, with_runs,
+        by_run_uuid, by_request_id, ...) so that the ledger's SQL stays in this file."""
         found = self._entry_where(where, params, limit=limit)
         self._fill_status(found)
         return found
+
+    def same_configuration(self, fingerprint: str, limit: int | None = None) -> list[Entry]:
+        """Records of the same configuration (request fingerprint), newest first."""
+        return self.entries(limit, where="fingerprint = ?", params=(fingerprint,))
+
+    def with_runs(self) -> list[Entry]:
+        """Records that started a run (they have a run id), newest first."""
+        return self.entries(where="run_id IS NOT NULL")
+
+    def by_run_uuid(self, run_uuid: str) -> Entry | None:
+        """The newest record of the run with this uuid, if any."""
+        found = self.entries(1, where="run_uuid = ?", params=(run_uuid,))
+        return found[0] if found else None
 
     def _fill_status(self, entries: list[Entry]) -> None:
         if not entries:
@@ -599,7 +614,7 @@ class Ledger:
 
     def completed_like(self, fingerprint: str) -> Entry | None:
         """The newest run of the same configuration (fingerprint) last seen COMPLETED."""
-        for entry in self.entries(50, where="fingerprint = ?", params=(fingerprint,)):
+        for entry in self.same_configuration(fingerprint, 50):
             if entry.status == "COMPLETED":
                 return entry
         return None
@@ -628,6 +643,10 @@ class Ledger:
         found = self._entry_where("request_id = ?", (request_id,))
         self._fill_status(found)
         return found[0] if found else None
+
+    def request_id_used(self, request_id: str) -> bool:
+        """True when an attempt with this requestId was ever made in this ledger."""
+        return self.conn.execute("SELECT 1 FROM attempts WHERE request_id = ?", (request_id,)).fetchone() is not None
 
     def is_pending(self, request_id: str) -> bool:
         """True while the attempt with this requestId has no record."""
@@ -693,7 +712,7 @@ def cannot_read(path: Path, exc: Exception) -> str:
             "(restore it from a backup, or `runlog pull` from your team ledger)")
 
 
-def sqlite_uri(path: Path, mode: str = "ro") -> str:
+def sqlite_uri(path: str | Path, mode: str = "ro") -> str:
     """A `file:` URI for path: every character SQLite's URI parser gives a meaning to
     (`%`, `?`, `#`, ...) is %-escaped, so the URI names exactly this file."""
     return f"file:{quote(os.path.abspath(path), safe='/')}?mode={mode}"
@@ -770,7 +789,7 @@ def table_rows(conn: sqlite3.Connection, table: str, where: str = "1", params: t
     cursor = conn.execute(f"SELECT * FROM {table} WHERE {where}", params)
     names = [d[0] for d in cursor.description]
     for values in cursor:
-        yield dict(zip(names, values))
+        yield dict(zip(names, values, strict=True))
 
 
 def seal_rows(conn: sqlite3.Connection, table: str, where: str = "1", params: tuple = ()) -> int:

@@ -15,7 +15,7 @@ if TYPE_CHECKING:  # the ledger hands migrations a sqlite_utils.Database
     import sqlite_utils
 
 
-def run_sql(db: "sqlite_utils.Database", script: str) -> None:
+def run_sql(db: sqlite_utils.Database, script: str) -> None:
     """Run several statements inside the caller's transaction (sqlite3's executescript
     would commit first)."""
     buffer = ""
@@ -28,7 +28,7 @@ def run_sql(db: "sqlite_utils.Database", script: str) -> None:
         raise ValueError(f"incomplete SQL statement: {buffer.strip()[:60]}")
 
 
-def m001_initial(db: "sqlite_utils.Database") -> None:
+def m001_initial(db: sqlite_utils.Database) -> None:
     """Records, attempts and observations; all three are append-only."""
     run_sql(
         db,
@@ -91,15 +91,15 @@ def m001_initial(db: "sqlite_utils.Database") -> None:
             BEGIN SELECT RAISE(ABORT, '{table} are append-only'); END;
             """
         )
-    records = db["records"]
+    records = db.table("records")
     for column in ("run_id", "run_uuid", "run_arn", "created", "fingerprint", "replay_of"):
         records.create_index([column], index_name=f"records_{column}")
     db.execute("CREATE UNIQUE INDEX records_request_id ON records(request_id) WHERE request_id IS NOT NULL")
-    db["observations"].create_index(["record", "seq"], index_name="observations_record")
-    db["observations"].create_index(["run_uuid"], index_name="observations_run_uuid")
+    db.table("observations").create_index(["record", "seq"], index_name="observations_record")
+    db.table("observations").create_index(["run_uuid"], index_name="observations_run_uuid")
 
 
-def m002_observation_addresses(db: "sqlite_utils.Database") -> None:
+def m002_observation_addresses(db: sqlite_utils.Database) -> None:
     """The content address of each observation as a team ledger stores it (runlog/sync.py):
     the SHA-256 of the canonical JSON of {record, run_uuid, observed_at, source, status, body}.
     Rows are added lazily (Ledger.index_observations) and when an observation is pulled, so a
@@ -120,7 +120,7 @@ def m002_observation_addresses(db: "sqlite_utils.Database") -> None:
     )
 
 
-def m003_row_seals(db: "sqlite_utils.Database") -> None:
+def m003_row_seals(db: sqlite_utils.Database) -> None:
     """A seal for every row of records, attempts, observations and meta: the SHA-256 over all
     of the row's columns (runlog.ledger.row_seal), written in the same transaction as the row.
     `runlog verify` recomputes each seal, so a column that no content address covers
@@ -148,7 +148,7 @@ def m003_row_seals(db: "sqlite_utils.Database") -> None:
         seal_rows(db.conn, table)
 
 
-MIGRATIONS: list[Callable[["sqlite_utils.Database"], None]] = [
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     m001_initial,
     m002_observation_addresses,
     m003_row_seals,

@@ -8,7 +8,7 @@ from typing import Any
 
 from runlog import aws
 from runlog import record as rec
-from runlog.errors import RunlogError
+from runlog.errors import RunlogError, ServiceError
 from runlog.ledger import Entry, Ledger
 
 TERMINAL = {"COMPLETED", "FAILED", "CANCELLED", "DELETED"}
@@ -37,8 +37,8 @@ def observe(ledger: Ledger, entry: Entry, omics, *, unless_status: str | None = 
         return None
     try:
         run = get_run(omics, entry.run_id)
-    except RunlogError as exc:
-        if "ResourceNotFound" in exc.message:
+    except ServiceError as exc:
+        if exc.code == "ResourceNotFoundException":
             body = {"status": "DELETED", "reason": "GetRun: run not found"}
             ledger.observe(entry.address, SOURCE, body, run_uuid=entry.run_uuid, status="DELETED")
             return body

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-import math
 import re
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from runlog.errors import UsageError
 from runlog.record import sha256_hex
+from runlog.safejson import StrictJSONError, loads_strict
 
 FILE_PREFIX = "file://"
 BUCKET_PATH_RE = re.compile(r"^(?P<bucket>[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9])/(?P<key>\S+)$")
@@ -27,82 +26,27 @@ SECRET_NAME_RE = re.compile(r"(pass(word|wd)?|secret|token|api[_-]?key|private[_
 # docs/reliability.md ("Bad input and errors").
 MAX_JSON_DEPTH = 32  # arrays and objects nested in each other
 MAX_JSON_BYTES = 16 * 1024 * 1024  # a file:// argument larger than this is refused unread
-_FLOAT_MAX_INT = int(sys.float_info.max)
 _SURROGATE_RE = re.compile("[\ud800-\udfff]")
-_SURROGATE_WHY = "the {what} holds a lone UTF-16 surrogate (\\ud800-\\udfff), which is not text"
-
-
-class _Refused:
-    """A number json.loads met that runlog will not send; replaced by an error naming its place."""
-
-    __slots__ = ("text", "why")
-
-    def __init__(self, text: str, why: str):
-        self.text, self.why = text, why
-
-
-def _parse_int(text: str) -> Any:
-    digits = len(text.lstrip("-"))
-    if digits > 309 or (digits == 309 and abs(int(text)) > _FLOAT_MAX_INT):
-        return _Refused(text, f"the integer with {digits} digits is beyond what JSON numbers can carry "
-                              "(at most about 1.8e308); pass it as a string")
-    return int(text)
-
-
-def _parse_float(text: str) -> Any:
-    value = float(text)
-    if math.isinf(value):
-        return _Refused(text, f"{show(text, 40)} is beyond the range of JSON numbers (at most about 1.8e308)")
-    return value
-
-
-def _parse_constant(text: str) -> Any:
-    return _Refused(text, f"{text} is not a JSON number (JSON has no NaN or Infinity); pass a number or a string")
-
-
-def _problems(value: Any) -> Iterator[tuple[str, str]]:
-    """(path, why) for each value or key a JSON argument may not carry, in document order.
-    Iterative, so a deeply nested value cannot exhaust the stack."""
-    stack: list[tuple[Any, str, int]] = [(value, "", 0)]
-    while stack:
-        item, path, depth = stack.pop()
-        if isinstance(item, _Refused):
-            yield path, item.why
-        elif isinstance(item, str):
-            if _SURROGATE_RE.search(item):
-                yield path, _SURROGATE_WHY.format(what="string")
-        elif isinstance(item, (dict, list)):
-            if depth >= MAX_JSON_DEPTH:
-                yield path, f"nested deeper than {MAX_JSON_DEPTH} levels (runlog accepts at most {MAX_JSON_DEPTH})"
-                continue
-            children = []
-            if isinstance(item, dict):
-                for key, child in item.items():
-                    if _SURROGATE_RE.search(key):
-                        yield (f"{path}.{key}" if path else key), _SURROGATE_WHY.format(what="key")
-                        return
-                    children.append((child, f"{path}.{key}" if path else key, depth + 1))
-            else:
-                children = [(child, f"{path}[{index}]", depth + 1) for index, child in enumerate(item)]
-            stack.extend(reversed(children))
 
 
 def parse_json_text(text: str, where: str) -> Any:
-    """Strict JSON: no NaN or Infinity, no numbers beyond float range, no lone surrogates,
-    nesting at most MAX_JSON_DEPTH. Refusals are UsageErrors naming `where` and the value's path."""
+    """Strict JSON (safejson.loads_strict, the one reader): no NaN or Infinity, no numbers
+    beyond float range, no lone surrogates, nesting at most MAX_JSON_DEPTH; a key given twice
+    keeps its last value, as the aws CLI reads it. Refusals are UsageErrors naming `where`
+    and the value's path."""
     try:
-        parsed = json.loads(text, parse_int=_parse_int, parse_float=_parse_float, parse_constant=_parse_constant)
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"{where}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
-    except RecursionError:  # far deeper than MAX_JSON_DEPTH: json gave up before we could look
-        raise UsageError(f"{where}: JSON nested deeper than {MAX_JSON_DEPTH} levels "
-                         f"(runlog accepts at most {MAX_JSON_DEPTH})") from None
-    for path, why in _problems(parsed):
-        if not path:
-            raise UsageError(f"{where}: {why}")
-        named = f"parameter {show(path)}" if where.startswith("--parameters") else show(path)
-        raise UsageError(f"{where}: {named}: {why}")
-    return parsed
+        return loads_strict(text, max_depth=MAX_JSON_DEPTH, unique_keys=False, integers_within_float=True)
+    except StrictJSONError as exc:
+        if exc.syntax is not None:
+            raise UsageError(f"{where}: invalid JSON at line {exc.syntax.lineno}, column {exc.syntax.colno}: "
+                             f"{exc.syntax.msg}") from None
+        why = exc.reason
+        if why.startswith("nested deeper"):
+            why += f" (runlog accepts at most {MAX_JSON_DEPTH})"
+        if not exc.path:
+            raise UsageError(f"{where}: {why}") from None
+        named = f"parameter {show(exc.path)}" if where.startswith("--parameters") else show(exc.path)
+        raise UsageError(f"{where}: {named}: {why}") from None
 
 
 def parse_json_or_text(raw: str, where: str) -> Any:

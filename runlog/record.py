@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ CACHE_MEMBERS = ("cacheId", "cacheBehavior")
 
 def _default(value: Any) -> Any:
     if isinstance(value, datetime):
-        return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
     raise TypeError(f"cannot store a {type(value).__name__} in a record")
 
 
@@ -74,10 +74,24 @@ def fingerprint(record: dict) -> str:
     return sha256_hex(canonical_json(fingerprint_material(record)))
 
 
+def timestamp(moment: datetime) -> str:
+    """runlog's one timestamp format (records' `created`, observations' `observed_at`, the
+    ledger's own times): ISO 8601 in UTC with milliseconds, e.g. 2026-11-24T19:40:00.123Z.
+    The text sorts in time order, which `created` ordering relies on."""
+    moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def parse_timestamp(text: str) -> datetime:
+    """An ISO 8601 time with a zone (Z or an offset), as AWS and runlog write them; a time
+    without a zone is taken as UTC. Raises ValueError for anything else."""
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 def utc_now() -> str:
-    """Current time as ISO 8601 UTC with milliseconds, e.g. 2026-11-24T19:40:00.123Z."""
-    now = datetime.now(timezone.utc)
-    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+    """The current time in runlog's timestamp format."""
+    return timestamp(datetime.now(UTC))
 
 
 @lru_cache(maxsize=1)

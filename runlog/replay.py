@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import re
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,7 +89,7 @@ def _json_path(parts: list[str | int]) -> str:
     return "".join(f"[{p}]" if isinstance(p, int) else (f".{p}" if i else p) for i, p in enumerate(parts))
 
 
-def plan(entry: Entry, *, members: dict[str, Any] | None = None, sets: list[str] = (),
+def plan(entry: Entry, *, members: dict[str, Any] | None = None, sets: Sequence[str] = (),
          native: bool = False) -> Plan:
     """The request a replay sends, and its lineage (without drift, which needs AWS)."""
     record = entry.record
@@ -130,7 +131,7 @@ def plan(entry: Entry, *, members: dict[str, Any] | None = None, sets: list[str]
     tags[REPLAY_TAG] = response.get("uuid") or entry.address
     request["tags"] = tags
     request["requestId"] = str(uuid.uuid4())
-    lineage = {
+    lineage: dict[str, Any] = {
         "replay_of": {"record": entry.address, "run_uuid": response.get("uuid"), "run_id": response.get("id"),
                       "run_arn": response.get("arn")},
         "mode": "native" if native else "request",
@@ -144,8 +145,14 @@ def check_drift(plan: Plan, *, git_now: dict | None, omics, clients: dict, recor
                 timeout: float = 5.0) -> None:
     """Fill plan.drift with what is no longer as recorded: the analysis repository's code,
     the workflow's digest, the inputs' identities. Adds notes for what cannot be checked."""
-    from runlog.resolve import (effective_parameters, identity_changes, input_uris, parameters_file, resolve_inputs,
-                                workflow_identity)
+    from runlog.resolve import (
+        effective_parameters,
+        identity_changes,
+        input_uris,
+        parameters_file,
+        resolve_inputs,
+        workflow_identity,
+    )
 
     record = plan.original.record
     drift = plan.lineage["drift"]

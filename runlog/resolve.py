@@ -291,7 +291,7 @@ def resolve(request: dict, clients: dict, *, timeout: float = DEFAULT_TIMEOUT, c
     template_checked = False
     if "error" in workflow:
         warnings.append(f"workflow not resolved: {workflow['error']['code']}: {workflow['error']['message']}")
-    elif check and not request.get("runId") and not ("error" in resolution.get("parameters_file", {})):
+    elif check and not request.get("runId") and "error" not in resolution.get("parameters_file", {}):
         where = (f"the parameters in {request['parametersUri']}" if "parameters_file" in resolution
                  else "--parameters")
         problems = check_template(workflow, parameters)

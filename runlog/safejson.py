@@ -12,13 +12,18 @@ with an UntrustedJSONError naming the reason, anything that is:
     too long to convert, a string holding a lone surrogate (`"\\ud800"`, which no UTF-8
     writer can reproduce), an object with the same key twice, trailing data.
 
-Nothing here imports more than the standard library."""
+Its JSON rules are `loads_strict`, the one strict JSON reader, which params.parse_json_text
+uses for JSON arguments too (with their own depth limit, a key allowed twice as the aws CLI
+allows it, and integers limited to a float's range). Nothing here imports more than the
+standard library."""
 
 from __future__ import annotations
 
 import json
 import math
 import re
+import sys
+from collections.abc import Iterator
 from typing import Any
 
 from runlog.errors import RunlogError
@@ -29,6 +34,8 @@ DEFAULT_MAX_DEPTH = 100
 # The escape of a UTF-16 surrogate; only escapes can make one (strict UTF-8 decoding refuses them).
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_SURROGATE_WHY = "the {what} holds a lone surrogate (\\ud800-\\udfff), which is not Unicode text"
+_FLOAT_MAX_INT = int(sys.float_info.max)
 
 
 class UntrustedJSONError(RunlogError, ValueError):
@@ -40,58 +47,129 @@ class UntrustedJSONError(RunlogError, ValueError):
         self.reason = reason
 
 
-def nested_deeper_than(value: Any, limit: int) -> bool:
-    """Whether the arrays/objects of a parsed JSON value nest more than `limit` deep (level by
-    level, no recursion)."""
-    level = [value] if isinstance(value, (dict, list)) else []
-    depth = 0
-    while level:
-        depth += 1
-        if depth > limit:
-            return True
-        below = []
-        for item in level:
-            for child in (item.values() if type(item) is dict else item):
-                if type(child) is dict or type(child) is list:
-                    below.append(child)
-        level = below
-    return False
+class StrictJSONError(UntrustedJSONError):
+    """Text that loads_strict refused: `reason`, the value's `path` (a.b[0], "" for the whole
+    text) and `syntax`, json's own error when the text is not JSON at all."""
+
+    def __init__(self, reason: str, path: str = "", *, syntax: json.JSONDecodeError | None = None):
+        super().__init__(f"{path}: {reason}" if path else reason)
+        self.reason, self.path, self.syntax = reason, path, syntax
 
 
-def _no_constant(name: str) -> Any:
-    raise UntrustedJSONError(f"not strict JSON: {name} is not a JSON number")
+class _Refused:
+    """A number json.loads met that strict JSON does not carry; the walk after parsing
+    replaces it by an error naming its place."""
+
+    __slots__ = ("why",)
+
+    def __init__(self, why: str):
+        self.why = why
 
 
-def _finite(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise UntrustedJSONError(f"not strict JSON: the number {text[:20]} does not fit a 64-bit float")
-    return value
+def _clip(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
+
+
+class _Hooks:
+    """json.loads hooks that mark the numbers strict JSON refuses (NaN, Infinity, floats
+    beyond a float's range and, when asked, integers beyond it) instead of raising, so that
+    the error can name the value's path; `refused` says whether any was met."""
+
+    def __init__(self, integers_within_float: bool, unique_keys: bool):
+        self.refused = False
+        self.integers_within_float = integers_within_float
+        self.object_pairs_hook = _unique if unique_keys else None
+
+    def _mark(self, why: str) -> _Refused:
+        self.refused = True
+        return _Refused(why)
+
+    def parse_int(self, text: str) -> Any:
+        digits = len(text.lstrip("-"))
+        if self.integers_within_float and (digits > 309 or (digits == 309 and abs(int(text)) > _FLOAT_MAX_INT)):
+            return self._mark(f"the integer with {digits} digits is beyond what JSON numbers can carry "
+                              "(at most about 1.8e308); pass it as a string")
+        return int(text)  # more than 4300 digits: ValueError, reported as not JSON
+
+    def parse_float(self, text: str) -> Any:
+        value = float(text)
+        if not math.isfinite(value):
+            return self._mark(f"the number {_clip(text)} does not fit the range of JSON numbers "
+                              "(a 64-bit float: at most about 1.8e308)")
+        return value
+
+    def parse_constant(self, text: str) -> Any:
+        return self._mark(f"{text} is not a JSON number (JSON has no NaN or Infinity); pass a number or a string")
 
 
 def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     out = dict(pairs)
     if len(out) != len(pairs):
         seen: set[str] = set()
-        twice = next(key for key, _ in pairs if key in seen or seen.add(key))
-        raise UntrustedJSONError(f"not strict JSON: the key {twice[:40]!r} appears twice in one object")
+        twice = ""
+        for key, _ in pairs:
+            if key in seen:
+                twice = key
+                break
+            seen.add(key)
+        raise UntrustedJSONError(f"the key {twice[:40]!r} appears twice in one object")
     return out
 
 
-def _check_strings(value: Any) -> None:
-    """Refuse lone surrogates in any string or key (json.loads accepts the escape "\\ud800")."""
-    stack = [value]
+def _problems(value: Any, max_depth: int) -> Iterator[tuple[str, str]]:
+    """(path, why) for each value or key strict JSON may not carry, in document order: a
+    refused number, a lone surrogate in a string or key, arrays/objects nested deeper than
+    max_depth. Iterative, so a deeply nested value cannot exhaust the stack."""
+    stack: list[tuple[Any, str, int]] = [(value, "", 0)]
     while stack:
-        item = stack.pop()
-        if isinstance(item, str):
+        item, path, depth = stack.pop()
+        if isinstance(item, _Refused):
+            yield path, item.why
+        elif isinstance(item, str):
             if _SURROGATE.search(item):
-                raise UntrustedJSONError("not strict JSON: a string holds a lone surrogate (\\ud800-\\udfff), "
-                                         "which is not Unicode text")
-        elif isinstance(item, dict):
-            stack.extend(item)
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
+                yield path, _SURROGATE_WHY.format(what="string")
+        elif isinstance(item, (dict, list)):
+            if depth >= max_depth:
+                yield path, f"nested deeper than {max_depth} levels"
+                continue
+            children = []
+            if isinstance(item, dict):
+                for key, child in item.items():
+                    if _SURROGATE.search(key):
+                        yield (f"{path}.{key}" if path else key), _SURROGATE_WHY.format(what="key")
+                        return
+                    children.append((child, f"{path}.{key}" if path else key, depth + 1))
+            else:
+                children = [(child, f"{path}[{index}]", depth + 1) for index, child in enumerate(item)]
+            stack.extend(reversed(children))
+
+
+def loads_strict(text: str, *, max_depth: int = DEFAULT_MAX_DEPTH, unique_keys: bool = True,
+                 integers_within_float: bool = False) -> Any:
+    """The one strict JSON reader (for untrusted objects and for JSON arguments alike): no NaN
+    or Infinity, no float beyond a 64-bit float's range (nor, with integers_within_float, an
+    integer beyond it), no lone surrogate in a string or key, nesting at most max_depth, and
+    (unique_keys) no key twice in one object. Raises StrictJSONError with the reason, the
+    value's path ("" for the whole text) and, for text that is not JSON at all, json's error."""
+    hooks = _Hooks(integers_within_float, unique_keys)
+    try:
+        value = json.loads(text, parse_int=hooks.parse_int, parse_float=hooks.parse_float,
+                           parse_constant=hooks.parse_constant, object_pairs_hook=hooks.object_pairs_hook)
+    except UntrustedJSONError as exc:  # a duplicate key
+        raise StrictJSONError(exc.reason) from None
+    except RecursionError:  # deeper than the interpreter's recursion limit (about 1000)
+        raise StrictJSONError(f"nested deeper than {max_depth} levels") from None
+    except json.JSONDecodeError as exc:
+        raise StrictJSONError(f"not JSON: {exc.msg}", syntax=exc) from None
+    except ValueError as exc:  # an integer of more than 4300 digits
+        raise StrictJSONError(f"not JSON: {str(exc).split(';')[0]}") from None
+    # most values need no walk: nothing was refused, no surrogate can be in them, and they
+    # cannot nest deeper than they have openings
+    if (hooks.refused or text.count("[") + text.count("{") > max_depth
+            or _SURROGATE_ESCAPE.search(text) or _SURROGATE.search(text)):
+        for path, why in _problems(value, max_depth):
+            raise StrictJSONError(why, path)
+    return value
 
 
 def loads_untrusted(data: bytes | str, *, max_bytes: int = DEFAULT_MAX_BYTES,
@@ -114,18 +192,10 @@ def loads_untrusted(data: bytes | str, *, max_bytes: int = DEFAULT_MAX_BYTES,
     except UnicodeDecodeError as exc:
         raise UntrustedJSONError(f"not UTF-8: invalid byte at offset {exc.start}") from None
     try:
-        value = json.loads(text, parse_constant=_no_constant, parse_float=_finite, object_pairs_hook=_unique)
-    except UntrustedJSONError:
-        raise
-    except RecursionError:  # deeper than the interpreter's recursion limit (about 1000)
-        raise UntrustedJSONError(f"nested more than {min(max_depth, 500)} levels deep") from None
-    except ValueError as exc:  # JSONDecodeError, an integer of more than 4300 digits
-        message = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc).split(";")[0]
-        where = f" at offset {exc.pos}" if isinstance(exc, json.JSONDecodeError) else ""
-        raise UntrustedJSONError(f"not JSON: {message}{where}") from None
-    # it cannot nest deeper than it has openings: most objects need no walk
-    if text.count("[") + text.count("{") > max_depth and nested_deeper_than(value, max_depth):
-        raise UntrustedJSONError(f"nested more than {max_depth} levels deep")
-    if _SURROGATE_ESCAPE.search(text):
-        _check_strings(value)
-    return value
+        return loads_strict(text, max_depth=max_depth)
+    except StrictJSONError as exc:
+        if exc.syntax is not None:
+            raise UntrustedJSONError(f"{exc.reason} at offset {exc.syntax.pos}") from None
+        if exc.reason.startswith(("not JSON", "nested")):
+            raise UntrustedJSONError(exc.reason) from None
+        raise UntrustedJSONError(f"not strict JSON: {exc.reason}") from None  # no path: keys are untrusted text

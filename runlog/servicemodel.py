@@ -20,6 +20,22 @@ def service_model(service: str):
     return botocore.session.get_session().get_service_model(service)
 
 
+def loader_model(service: str) -> dict:
+    """The service's model as JSON, through botocore's Loader (for installs where the model
+    file cannot be found directly)."""
+    from botocore.loaders import create_loader
+
+    return create_loader().load_service_model(service, "service-2")
+
+
+def skeleton(shape, *, member_names: bool = False) -> Any:
+    """What `aws ... --generate-cli-skeleton` prints for a shape: the input's members with
+    empty values, or (member_names) the output's with their names as values."""
+    from botocore.utils import ArgumentGenerator
+
+    return ArgumentGenerator(use_member_names=member_names).generate_skeleton(shape)
+
+
 @lru_cache(maxsize=256)
 def _compiled(pattern: str) -> re.Pattern:
     if "\\p{" in pattern:

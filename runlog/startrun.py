@@ -90,9 +90,9 @@ def raw_model() -> dict:
     if path is not None:
         data = path.read_bytes()
         return json.loads(gzip.decompress(data) if path.suffix == ".gz" else data)
-    from botocore.loaders import create_loader  # pragma: no cover - unusual installs
+    from runlog.servicemodel import loader_model  # pragma: no cover - unusual installs
 
-    return create_loader().load_service_model(SERVICE, "service-2")
+    return loader_model(SERVICE)
 
 
 def shapes() -> dict:

@@ -66,7 +66,7 @@ def make_intent(built: Built, *, kind: str, settings: AwsSettings, git: dict, ca
 
 def submit(open_ledger: Callable[[], Ledger], built: Built, *, settings: AwsSettings, git_path,
            kind: str = "submit", extra: dict[str, Any] | None = None, capture_git: bool = True,
-           lookup_caller: bool = True, resolve_options: "resolve.Options | None" = None,
+           lookup_caller: bool = True, resolve_options: resolve.Options | None = None,
            allow_duplicate: bool = False, warn: Callable[[str], None] = lambda message: None,
            dry_run: bool = False, client_options: dict[str, Any] | None = None) -> Submission | DryRun:
     """Record and send one StartRun request. `open_ledger` is called only once every check passed.
@@ -141,8 +141,7 @@ def _dry_run(ledger: Ledger | None, intent: dict, warn: Callable[[str], None], a
         return DryRun(intent=intent)
     with ledger:
         request_id = intent["request"]["requestId"]
-        used = ledger.conn.execute("SELECT 1 FROM attempts WHERE request_id = ?", (request_id,)).fetchone()
-        if used:
+        if ledger.request_id_used(request_id):
             raise RunlogError(f"request id {request_id!r} was already used in this ledger: without --dry-run "
                               "this submission would be refused; leave out --request-id or give a new one",
                               exit_code=2)
@@ -172,8 +171,6 @@ def send(ledger: Ledger, intent: dict, omics, *, recovered: bool = False) -> Sub
 
     Only the service's proof of a refusal (aws.refusal) makes a rejected record; any other
     failure leaves the attempt pending (PendingError), because the run may have started."""
-    import botocore.exceptions as bex
-
     request = intent["request"]
     request_id = request["requestId"]
     try:
@@ -181,12 +178,13 @@ def send(ledger: Ledger, intent: dict, omics, *, recovered: bool = False) -> Sub
     except KeyboardInterrupt:
         raise PendingError(f"interrupted while StartRun was being sent: a run may have started; the attempt "
                            f"{request_id} is kept as pending: {RECOVER_HINT}", request_id, exit_code=130) from None
-    except bex.ParamValidationError as exc:  # refused by botocore itself: nothing left this machine
-        outcome = {"status": "abandoned", "reason": "not sent: " + " ".join(str(exc).split())}
-        entry = _complete(ledger, intent, outcome, run_id=None)
-        raise UsageError(f"{outcome['reason']} (kept in the ledger as abandoned attempt {entry.address[:12]})") \
-            from None
     except Exception as exc:
+        unsent = aws.not_sent(exc)
+        if unsent is not None:  # refused by botocore itself: nothing left this machine
+            outcome: dict[str, Any] = {"status": "abandoned", "reason": "not sent: " + unsent}
+            entry = _complete(ledger, intent, outcome, run_id=None)
+            raise UsageError(f"{outcome['reason']} (kept in the ledger as abandoned attempt {entry.address[:12]})") \
+                from None
         error = aws.refusal(exc, omics.meta.service_model.operation_model("StartRun"))
         if error is None:
             raise PendingError(
@@ -241,7 +239,7 @@ class Completed:
 
 
 def recover(ledger: Ledger, settings_for: Callable[[dict], AwsSettings],
-            on_result: Callable[[dict, "Submission | RunlogError | InFlight | Completed"], None]
+            on_result: Callable[[dict, Submission | RunlogError | InFlight | Completed], None]
             = lambda intent, result: None) -> int:
     """Re-send every pending attempt that no live process owns, with its own requestId, to
     the AWS settings `settings_for(intent["aws"])` gives (see aws.settings_for). Returns how

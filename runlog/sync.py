@@ -21,6 +21,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
+from datetime import UTC
 from typing import Any
 from urllib.parse import quote, unquote
 
@@ -53,7 +54,7 @@ class Remote:
     prefix: str  # "" or ending in "/"
 
     @classmethod
-    def parse(cls, text: str | None) -> "Remote":
+    def parse(cls, text: str | None) -> Remote:
         if not text:
             raise UsageError("no remote: give s3://BUCKET/PREFIX, or set remote = \"s3://BUCKET/PREFIX\" "
                              "in .runlog.toml")
@@ -135,7 +136,7 @@ class TransferError(RunlogError):
     exit_code = 1
 
 
-def _fail(exc: BaseException, remote: Remote, doing: str, done: str = "") -> RunlogError:
+def _fail(exc: Exception, remote: Remote, doing: str, done: str = "") -> RunlogError:
     """An S3 failure as one line naming the remote, the cause and what to do."""
     from runlog import aws
 
@@ -421,7 +422,7 @@ def _head_key(remote: Remote, ledger_id: str, count: int) -> str:
     return remote.key(f"heads/{ledger_id}/{count:012d}.json")
 
 
-def _put_head(writer: "ConditionalWriter", remote: Remote, ledger: Ledger, head: tuple[int, str | None]) -> None:
+def _put_head(writer: ConditionalWriter, remote: Remote, ledger: Ledger, head: tuple[int, str | None]) -> None:
     """Leave heads/<ledger id>/<count>.json, {records, chain}, once the records are there: what
     `runlog verify` later checks the local ledger against (records deleted from its end, or a
     rewritten chain, no longer match). Written once, like every object; never read by pull."""
@@ -503,15 +504,15 @@ def verify_record_object(address: str, data: bytes, max_bytes: int = DEFAULT_MAX
 
 
 def _observed_at_problem(observed_at: str) -> str | None:
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     if not OBSERVED_AT_RE.match(observed_at):
         return "not an observation (observed_at is not an ISO 8601 time with a time zone)"
     try:
-        moment = datetime.fromisoformat(observed_at.replace("Z", "+00:00"))
+        moment = rec.parse_timestamp(observed_at)
     except ValueError:
         return "not an observation (observed_at is not a valid time)"
-    if moment > datetime.now(timezone.utc) + timedelta(days=FUTURE_SLACK_DAYS):
+    if moment > datetime.now(UTC) + timedelta(days=FUTURE_SLACK_DAYS):
         return f"observed_at {observed_at} is in the future"
     return None
 
@@ -603,7 +604,7 @@ def pull(ledger: Ledger, s3, remote: Remote, *, jobs: int = 16, progress: Progre
     wanted_obs = [(address, record, key) for address, (record, key) in listing.observations.items()
                   if address not in have and record in known]
     observations = []
-    for (address, record, key), (item, why) in _transfer(
+    for (address, _record, key), (item, why) in _transfer(
             wanted_obs, lambda item: fetch(item[2], lambda data: verify_observation_object(item[1], item[0], data,
                                                                                             max_bytes)),
             remote, "pull from", jobs=jobs, progress=progress, label="pulling observations"):
@@ -637,7 +638,7 @@ def _one_record_per_request(ledger: Ledger, remote: Remote, records: list[tuple[
             kept.append(item)
             continue
         if request_id in local and request_id not in owner:
-            [entry] = ledger.entries(1, where="request_id = ?", params=(request_id,)) or [None]
+            entry = ledger.by_request_id(request_id)
             if entry is not None and entry.address != address:
                 owner[request_id] = (entry.address, "in the local ledger")
         if request_id in owner:

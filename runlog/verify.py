@@ -15,6 +15,7 @@ What is checked (docs/ledger.md, "What verify proves"):
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -457,7 +458,7 @@ def _check_pending_attempts(conn: sqlite3.Connection, sealed: bool) -> list[Prob
     width = len(columns)
     problems = []
     for values in cursor:
-        problems.extend(_check_attempt(dict(zip(columns, values)), values[width], values[width + 1], sealed,
+        problems.extend(_check_attempt(dict(zip(columns, values, strict=False)), values[width], values[width + 1], sealed,
                                        record=None, matched=False))
     return problems
 
@@ -509,12 +510,12 @@ def _start_row_checks(ledger: Ledger, sealed: bool) -> Callable[[], list[Problem
 
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     workers = min(cores, 8)
-    slices = []
+    slices: list[tuple[str, int, int]] = []
     for table, top in tops.items():
         parts = workers * (2 if table == "records" else 1)  # records cost most: smaller slices balance the load
         bounds = [top * i // parts for i in range(parts + 1)]
         bounds[-1] = top + 1
-        slices.extend((table, low, high) for low, high in zip(bounds[:-1], bounds[1:]) if high > low)
+        slices.extend((table, low, high) for low, high in itertools.pairwise(bounds) if high > low)
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method))
     futures = [pool.submit(_check_range, str(ledger.path), table, low, high, sealed) for table, low, high in slices]
 

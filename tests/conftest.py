@@ -142,10 +142,10 @@ def run_proc():
 def s3_server(monkeypatch):
     """moto's S3 server on 127.0.0.1 (the real S3 protocol over HTTP); AWS_ENDPOINT_URL_S3 points at it.
     Yields a boto3 S3 client for setting up buckets and objects."""
+    import urllib.request
+
     import boto3
     from moto.server import ThreadedMotoServer
-
-    import urllib.request
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
@@ -170,3 +170,15 @@ def bucket(s3_server):
     """moto S3 with the team ledger's bucket made; yields the S3 client (with .endpoint)."""
     s3_server.create_bucket(Bucket=TEAM_BUCKET)
     return s3_server
+
+
+@pytest.fixture
+def three_runs(aws_env, ledger_path, git_repo, run_cli):
+    """Three seed examples submitted through the CLI to the emulator; their entries, newest first."""
+    from helpers import SEED_1, SEED_2, SEED_3
+    from runlog.ledger import Ledger
+
+    for args in (SEED_1, SEED_2, SEED_3):
+        assert run_cli(*args, "--endpoint-url", aws_env.endpoint_url).exit_code == 0
+    with Ledger.open(ledger_path) as ledger:
+        return ledger.entries()

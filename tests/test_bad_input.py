@@ -74,7 +74,7 @@ def test_bad_parameter_values_in_a_file(text, words, aws_env, ledger_path, git_r
 
 
 def test_bad_values_in_cli_input_json_and_tags(aws_env, ledger_path, git_repo, run_cli):
-    request = '{"workflowId": "1234567", "roleArn": "%s", "outputUri": "s3://b/o/", "priority": 1e999}' % ROLE
+    request = f'{{"workflowId": "1234567", "roleArn": "{ROLE}", "outputUri": "s3://b/o/", "priority": 1e999}}'
     assert_refused(run_cli("submit", "--cli-input-json", request), aws_env, ledger_path,
                    "--cli-input-json", "priority", "range")
     assert_refused(run_cli(*BASE, "--parameters", GOOD_PARAMETERS, "--tags", '{"a": NaN}'),
@@ -86,7 +86,7 @@ def test_the_largest_accepted_values_are_sent(aws_env, ledger_path, git_repo, ru
     float's range are sent and recorded unchanged."""
     nested = "[" * 31 + '"x"' + "]" * 31
     big = "1" * 309
-    text = '{"param1": %s, "param2": %s}' % (nested, big)
+    text = f'{{"param1": {nested}, "param2": {big}}}'
     result = run_cli(*BASE, "--parameters", text, "--no-check")
     assert result.exit_code == 0, result.output
     (sent,) = start_runs(aws_env)

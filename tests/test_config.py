@@ -178,7 +178,7 @@ def test_runlog_tags_merge_per_key_with_the_config_files(aws_env, ledger_path, g
     """RUNLOG_TAGS adds to the project's tags per key, as --tags does, instead of replacing them."""
     import json
 
-    from test_submit import SEED_2, records
+    from helpers import SEED_2, records
 
     (git_repo / ".runlog.toml").write_text('[tags]\nproject = "wgs"\nowner = "lab"\n')
     monkeypatch.setenv("RUNLOG_TAGS", "owner=alice,cohort=c1")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from test_submit import ROLE
+from helpers import ROLE
 from runlog.ledger import Ledger
 
 NF = ["submit", "--workflow-id", "7206765", "--role-arn", ROLE, "--output-uri", "s3://b/out/"]

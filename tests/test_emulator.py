@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
-import shutil
 import signal
 import subprocess
 import sys
@@ -20,6 +18,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError, ConnectionClosedError, ReadTimeoutError
 
+from helpers import aws_cli
 from runlog.emulator.seed import EXAMPLES, example_args
 
 ROLE = "arn:aws:iam::123456789012:role/HealthOmicsServiceRole"
@@ -66,14 +65,6 @@ def admin(emulator, path, payload=None):
                                      method="POST" if data is not None else "GET")
     with urllib.request.urlopen(request) as response:
         return json.loads(response.read())
-
-
-def aws_cli(emulator, *args, cwd=None):
-    aws = shutil.which("aws")
-    assert aws, "the aws CLI (awscli) is a test dependency"
-    env = {**os.environ, "AWS_DISABLE_HOST_PREFIX_INJECTION": "true"}
-    return subprocess.run([aws, *args, "--endpoint-url", emulator.endpoint_url], capture_output=True, text=True,
-                          env=env, cwd=cwd, timeout=120)
 
 
 # -- the AWS CLI documentation's start-run examples ------------------------------------------------
@@ -388,7 +379,7 @@ def test_admin_api(emulator, omics):
     requests = admin(emulator, "requests")
     assert [r["operation"] for r in requests][-2:] == ["StartRun", "GetRun"]
     assert requests[-2]["params"]["parameters"] == {"param1": "a", "param2": "b"} and requests[-2]["status"] == 201
-    admin(emulator, "runs/%s/fail" % run["id"], {"reason": "DISK_FULL"})
+    admin(emulator, f"runs/{run['id']}/fail", {"reason": "DISK_FULL"})
     admin(emulator, "advance", {"seconds": 60})
     assert omics.get_run(id=run["id"])["failureReason"] == "DISK_FULL"
     with pytest.raises(urllib.error.HTTPError) as info:

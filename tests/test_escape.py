@@ -8,7 +8,8 @@ import csv
 import io
 import re
 
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 
 from runlog.export.escape import csv_cell, markdown, visible
@@ -50,7 +51,7 @@ def test_csv_cells_are_never_formulas_and_read_back_as_one_row(values):
     assert "\x00" not in out.getvalue() and "\r" not in out.getvalue()
     assert out.getvalue().count("\n") == 1  # one line per row: no cell holds a line break
     (row,) = list(csv.reader(io.StringIO(out.getvalue())))
-    for original, cell in zip(values, row):
+    for original, cell in zip(values, row, strict=True):
         # a cell may start with + or - only as a plain number, which a spreadsheet reads as a number
         assert not cell.startswith(("=", "+", "-", "@", "\t", "\r")) or re.fullmatch(r"[+-][\d.]+([eE][+-]?\d+)?", cell)
         assert cell in (visible(original), "'" + visible(original))

@@ -8,15 +8,15 @@ import os
 import stat
 import subprocess
 
+import prov
 import pytest
 from click.testing import CliRunner
 
-import prov
+from helpers import SEED_1, SEED_2, SEED_3, SEED_4
 from runlog.cli import cli
 from runlog.emulator import Emulator
 from runlog.export import validate
 from runlog.export.bco import etag
-from test_submit import SEED_1, SEED_2, SEED_3, SEED_4
 
 OMICS_INPUTS = {
     "sample_name": "NA12878",

@@ -187,6 +187,8 @@ def test_prov_reads_as_intended_in_rdf(ledger_runs):
     derived = [d for d in document["wasDerivedFrom"].values()
                if d["prov:generatedEntity"] == f"runlog:record-{ledger_runs['replay'].address}"]
     assert derived and derived[0]["prov:usedEntity"] == f"runlog:record-{ledger_runs['first'].address}"
+    # a replay's request is a revision of the original's (PROV-DM's prov:Revision derivation)
+    assert derived[0].get("prov:type") == {"$": "prov:Revision", "type": "xsd:QName"}
     roles = {u.get("prov:role", {}).get("$") if isinstance(u.get("prov:role"), dict) else u.get("prov:role")
              for u in document["used"].values()}
     assert {"bam", "sample_name"} <= roles

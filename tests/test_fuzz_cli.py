@@ -11,15 +11,15 @@ takes a variable fraction of a second), and no example database."""
 from __future__ import annotations
 
 import itertools
-import os
 import json
+import os
 import shutil
 import string
 
 import click
 import pytest
 from click.testing import CliRunner
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from runlog.cli import COMMANDS, cli

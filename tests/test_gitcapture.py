@@ -4,14 +4,13 @@ untracked trees are summarised within the capture's budgets, the record saying w
 
 from __future__ import annotations
 
-import json
 import os
 import time
 
 import pytest
 
+from helpers import SEED_1
 from runlog.ledger import Ledger
-from test_submit import SEED_1
 
 
 def records(path):

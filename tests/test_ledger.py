@@ -246,7 +246,7 @@ def test_seals_are_the_digest_of_the_rows_canonical_json():
                            rnd.randrange(1, 8))
         values = [value() for _ in names]
         table = rnd.choice(["records", "attempts", "observations", "meta"])
-        row = {k: v for k, v in zip(names, values) if v is not None and k not in SEAL_SKIPS.get(table, ())}
+        row = {k: v for k, v in zip(names, values, strict=True) if v is not None and k not in SEAL_SKIPS.get(table, ())}
         want = hashlib.sha256(rec.canonical_json({"table": table, "row": row})).hexdigest()
         assert seal_of(table, names, values) == want, (table, names, values)
     with pytest.raises(TypeError):

@@ -12,16 +12,8 @@ import time
 
 import pytest
 
-from test_submit import SEED_1, SEED_2, SEED_3, records
+from helpers import SEED_1, SEED_2, SEED_3, records
 from runlog.ledger import Ledger
-
-
-@pytest.fixture
-def three_runs(aws_env, ledger_path, git_repo, run_cli):
-    for args in (SEED_1, SEED_2, SEED_3):
-        assert run_cli(*args, "--endpoint-url", aws_env.endpoint_url).exit_code == 0
-    with Ledger.open(ledger_path) as ledger:
-        return ledger.entries()
 
 
 def test_log_lists_newest_first(three_runs, run_cli):
@@ -175,7 +167,7 @@ def test_log_says_when_a_status_that_may_change_was_seen_and_refresh_asks_again(
                                                                                run_cli):
     import json as _json
 
-    from test_submit import SEED_2
+    from helpers import SEED_2
 
     assert run_cli(*SEED_2).exit_code == 0
     listed = run_cli("log")

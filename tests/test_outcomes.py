@@ -15,7 +15,7 @@ from pathlib import Path
 import botocore.session
 import pytest
 
-from test_submit import SEED_2, records
+from helpers import SEED_2, records
 from runlog import aws
 from runlog.ledger import Ledger
 
@@ -172,7 +172,7 @@ def test_recover_leaves_in_flight_submits_alone(aws_env, ledger_path, git_repo, 
     assert recovered.returncode == 1  # attempts were still pending while it looked
     assert len(left_alone) + sum(1 for item in report["recovered"] if item.get("completed_elsewhere")) == count
     assert all(item["in_flight"]["pid"] in {p.pid for p in procs} for item in left_alone)
-    for proc, (out, err) in zip(procs, outputs):
+    for proc, (out, err) in zip(procs, outputs, strict=True):
         assert proc.returncode == 0, err
         assert json.loads(out)["id"]
         assert "IntegrityError" not in err
@@ -362,7 +362,7 @@ def test_an_unknown_caller_is_recorded_with_the_reason(aws_env, ledger_path, git
 @pytest.mark.parametrize("query", ["nothere", "tags", "id", "[id, status]", "{a: id, b: nothere}"])
 @pytest.mark.parametrize("output", ["json", "text"])
 def test_query_output_is_what_the_aws_cli_prints(query, output, aws_env, ledger_path, git_repo, run_cli):
-    from test_emulator import aws_cli
+    from helpers import aws_cli
 
     base = SEED_2[1:]
     theirs = aws_cli(aws_env, "omics", "start-run", *base, "--query", query, "--output", output)

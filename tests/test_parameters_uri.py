@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from test_submit import records
+from helpers import records
 
 BUCKET = "lab-params"
 BASE = ["submit", "--workflow-id", "1234567", "--workflow-owner-id", "123456789012", "--role-arn",

@@ -8,8 +8,8 @@ import json
 import boto3
 from botocore.config import Config
 
+from helpers import SEED_2
 from recordfactory import make_record
-from test_submit import SEED_2
 from runlog.ledger import Ledger
 
 ROLE = "arn:aws:iam::123456789012:role/HealthOmicsServiceRole"
@@ -47,7 +47,7 @@ def test_at_n_after_importing_an_older_run(aws_env, ledger_path, git_repo, run_c
 
 
 def test_at_n_after_pulling_older_records(bucket, tmp_path, run_cli):
-    from test_sync import REMOTE
+    from helpers import REMOTE
 
     mine, theirs = tmp_path / "mine.db", tmp_path / "theirs.db"
     with Ledger.open(theirs) as ledger:

@@ -14,8 +14,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from helpers import SEED_1, SEED_2, records
 from recordfactory import make_record
-from test_submit import SEED_1, SEED_2, records
 from runlog import record as rec
 from runlog.errors import UsageError
 from runlog.ledger import Ledger

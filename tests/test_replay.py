@@ -13,7 +13,7 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from test_submit import ROLE, SEED_1, records
+from helpers import ROLE, SEED_1, records
 from runlog.record import address
 from runlog.replay import REPLAY_TAG
 

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from test_submit import ROLE, records
+from helpers import ROLE, records
 from runlog.resolve import identity_changes
 
 READ_SET = "omics://123456789012.storage.us-west-2.amazonaws.com/1234567890/readSet/1234567890/source1"
@@ -118,7 +118,7 @@ def test_an_endpoint_that_does_not_serve_s3_is_named_as_such(aws_env, ledger_pat
     the record and the warning say the endpoint does not serve S3, not a bare '501'."""
     import json as _json
 
-    from test_submit import records
+    from helpers import records
 
     result = run_cli("submit", "--workflow-id", "1234567", "--workflow-owner-id", "123456789012", "--role-arn",
                      "arn:aws:iam::123456789012:role/R", "--output-uri", "s3://b/o/", "--parameters",

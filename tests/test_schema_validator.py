@@ -37,7 +37,6 @@ def test_malicious_cache_file_is_never_executed(tmp_path, ledger_path, run_proc)
     import marshal
 
     from recordfactory import make_record
-
     from runlog.ledger import Ledger
 
     with Ledger.open(ledger_path) as ledger:

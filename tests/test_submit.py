@@ -9,31 +9,14 @@ import boto3
 import pytest
 from botocore.config import Config
 
+from helpers import ROLE, SEED_1, SEED_2, SEED_3, SEED_4, records
 from runlog import record as rec
-from runlog.emulator.seed import EXAMPLES, example_args
 from runlog.ledger import Ledger
-
-ROLE = "arn:aws:iam::123456789012:role/omics-service-role-serviceRole-W8O1XMPL7QZ"
-SEED_1 = ["submit", "--workflow-id", "1234567", "--role-arn", ROLE, "--name", "cram-to-bam",
-          "--output-uri", "s3://omics-artifacts-01d6xmpl4e72dd32/workflow-output/", "--run-group-id", "1234567",
-          "--priority", "1", "--storage-capacity", "10", "--log-level", "ALL",
-          "--parameters", "file://workflow-inputs.json"]
-SEED_2 = ["submit", "--workflow-id", "1234567", "--workflow-owner-id", "123456789012", "--role-arn",
-          "arn:aws:iam::123456789012:role/HealthOmicsServiceRole", "--output-uri", "s3://your-bucket/results/",
-          "--parameters", '{"param1": "value1", "param2": "value2"}']
-SEED_3 = ["submit", *example_args(EXAMPLES[2][1])]  # call caching: the documentation's parameters verbatim
-SEED_4 = ["submit", "--role-arn", "arn:aws:iam::713632817814:role/HealthOmicsServiceRole",
-          "--output-uri", "s3://healthomics-output-bucket-demo/results/", "--run-id", "3282892"]
 
 
 def omics(emulator):
     return boto3.client("omics", endpoint_url=emulator.endpoint_url, region_name="us-west-2",
                         config=Config(inject_host_prefix=False))
-
-
-def records(path):
-    with Ledger.open(path, create=False) as ledger:
-        return [e.record for e in ledger.entries()]
 
 
 @pytest.mark.parametrize("args", [SEED_1, SEED_2, SEED_3, SEED_4], ids=["cram-to-bam", "shared", "cache", "run-id"])

@@ -5,161 +5,32 @@ resuming. An HTTP proxy in front of moto counts requests and injects the faults.
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import pty
 import select
 import subprocess
 import sys
-import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import urlsplit
 
 import pytest
 
+from helpers import BUCKET, REMOTE, S3Proxy, addresses, fill, proxy_in_front, pull_json, push_json, record_key
 from recordfactory import make_record
 from runlog import record as rec
 from runlog.ledger import Ledger
 from runlog.migrations import LEDGER_FORMAT
 from runlog.verify import verify
-from conftest import TEAM_BUCKET as BUCKET
-
-REMOTE = f"s3://{BUCKET}/runlog"
-
-
-# -- a proxy that counts and breaks things --------------------------------------------------------
-
-class S3Proxy:
-    """Forwards HTTP requests to moto. Knobs: `latency` (seconds added to each request),
-    `cut_puts_after` (let N PUTs through, then drop the connection of every further PUT
-    without an answer, as a dying network does), `deny` (403 AccessDenied to everything),
-    `no_conditional` (501 NotImplemented to a PUT with If-None-Match, as some S3-compatible
-    stores answer). Records (method, path) of every request, and the most object requests
-    (not listings) seen in flight at once."""
-
-    def __init__(self, upstream: str):
-        parts = urlsplit(upstream)
-        self.upstream = (parts.hostname, parts.port)
-        self.lock = threading.Lock()
-        self.requests: list[tuple[str, str]] = []
-        self.in_flight = self.max_in_flight = self.puts = 0  # object requests only
-        self.latency = 0.0
-        self.cut_puts_after: int | None = None
-        self.deny = False
-        self.no_conditional = False
-        proxy = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def _handle(self):
-                proxy.forward(self)
-
-            do_GET = do_PUT = do_HEAD = do_POST = do_DELETE = _handle
-
-        class Server(ThreadingHTTPServer):
-            request_queue_size = 128  # dozens of connections open at once (the default 5 drops SYNs)
-            daemon_threads = True
-
-        self.server = Server(("127.0.0.1", 0), Handler)
-        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def count(self, method: str, containing: str = "") -> int:
-        with self.lock:
-            return sum(1 for m, path in self.requests if m == method and containing in path)
-
-    def reset(self) -> None:
-        with self.lock:
-            self.requests.clear()
-            self.max_in_flight = self.puts = 0
-
-    def forward(self, handler: BaseHTTPRequestHandler) -> None:
-        length = int(handler.headers.get("Content-Length") or 0)
-        body = handler.rfile.read(length) if length else b""
-        is_object = "list-type=" not in handler.path
-        with self.lock:
-            self.requests.append((handler.command, handler.path))
-            self.in_flight += is_object
-            self.max_in_flight = max(self.max_in_flight, self.in_flight)
-            if handler.command == "PUT":
-                self.puts += 1
-            cut = handler.command == "PUT" and self.cut_puts_after is not None and self.puts > self.cut_puts_after
-        try:
-            time.sleep(self.latency)
-            if cut:
-                handler.close_connection = True  # no answer at all
-                return
-            if self.deny:
-                return self._error(handler, 403, "AccessDenied", "Access Denied")
-            if self.no_conditional and handler.command == "PUT" and handler.headers.get("If-None-Match"):
-                return self._error(handler, 501, "NotImplemented", "A header you provided implies "
-                                   "functionality that is not implemented")
-            headers = {k: v for k, v in handler.headers.items() if k.lower() not in ("expect", "connection")}
-            upstream = http.client.HTTPConnection(*self.upstream, timeout=30)
-            upstream.request(handler.command, handler.path, body=body, headers=headers)
-            answer = upstream.getresponse()
-            data = answer.read()
-            handler.send_response_only(answer.status)
-            for name, value in answer.getheaders():
-                if name.lower() not in ("connection", "transfer-encoding", "content-length"):
-                    handler.send_header(name, value)
-            head = handler.command == "HEAD"
-            handler.send_header("Content-Length", answer.getheader("Content-Length", "0") if head else str(len(data)))
-            handler.end_headers()
-            if not head:
-                handler.wfile.write(data)
-            upstream.close()
-        finally:
-            with self.lock:
-                self.in_flight -= is_object
-
-    @staticmethod
-    def _error(handler, status: int, code: str, message: str) -> None:
-        data = (f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>{code}</Code>'
-                f"<Message>{message}</Message></Error>").encode()
-        handler.send_response_only(status)
-        handler.send_header("Content-Type", "application/xml")
-        handler.send_header("Content-Length", str(len(data)))
-        handler.end_headers()
-        handler.wfile.write(data)
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
 def proxy(bucket, monkeypatch):
     """The proxy in front of moto; runlog's S3 client goes through it."""
-    front = S3Proxy(bucket.endpoint)
-    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", front.endpoint)
-    yield front
-    front.close()
+    with proxy_in_front(S3Proxy, bucket, monkeypatch) as front:
+        yield front
+
 
 
 # -- helpers --------------------------------------------------------------------------------------
-
-def fill(path, count, start=0, observe=True):
-    """A ledger with `count` records (runs 5000000+start...) and one observation of the first."""
-    with Ledger.open(path) as ledger:
-        entries = [ledger.add_record(make_record(run_id=str(5000000 + start + i), name=f"run-{start + i}"))[0]
-                   for i in range(count)]
-        if observe:
-            ledger.observe(entries[0].address, "GetRun", {"status": "COMPLETED", "id": entries[0].run_id},
-                           run_uuid=entries[0].run_uuid, status="COMPLETED")
-        return [e.address for e in entries]
-
-
-def addresses(path):
-    with Ledger.open(path) as ledger:
-        return ledger.addresses()
-
 
 def observations(path):
     with Ledger.open(path) as ledger:
@@ -170,21 +41,6 @@ def observations(path):
 def remote_keys(s3, under=""):
     pages = s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix="runlog/" + under)
     return sorted(item["Key"] for page in pages for item in page.get("Contents", []))
-
-
-def record_key(address):
-    return f"runlog/records/{address[:2]}/{address}.json"
-
-
-def push_json(run_cli, ledger, *args):
-    result = run_cli("--ledger", ledger, "push", REMOTE, "--json", *args)
-    assert result.exit_code == 0, result.stderr
-    return json.loads(result.stdout)
-
-
-def pull_json(run_cli, ledger, *args):
-    result = run_cli("--ledger", ledger, "pull", REMOTE, "--json", *args)
-    return result.exit_code, json.loads(result.stdout)
 
 
 # -- push and pull ----------------------------------------------------------------------------------

@@ -10,13 +10,13 @@ import json
 
 import pytest
 
+from helpers import BUCKET, REMOTE, S3Proxy, addresses, fill, proxy_in_front, pull_json, push_json, record_key
 from recordfactory import make_record
 from runlog import record as rec
 from runlog.ledger import Ledger, observation_object
 from runlog.safejson import UntrustedJSONError, loads_untrusted
 from runlog.textsafe import terminal_safe
 from runlog.verify import verify
-from test_sync import BUCKET, REMOTE, S3Proxy, addresses, fill, pull_json, push_json, record_key
 
 MARKER_KEY = "runlog/runlog-remote.json"
 
@@ -46,10 +46,8 @@ class HostileProxy(S3Proxy):
 
 @pytest.fixture
 def proxy(bucket, monkeypatch):
-    front = HostileProxy(bucket.endpoint)
-    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", front.endpoint)
-    yield front
-    front.close()
+    with proxy_in_front(HostileProxy, bucket, monkeypatch) as front:
+        yield front
 
 
 def put_record_bytes(bucket, data: bytes) -> str:
@@ -89,9 +87,9 @@ def a_team_ledger(bucket, tmp_path, run_cli, count=3):
 # -- hostile objects ---------------------------------------------------------------------------------
 
 HOSTILE_RECORDS = {
-    "1500 nested [": (lambda: b"[" * 1500, "nested more than 100 levels deep"),
+    "1500 nested [": (lambda: b"[" * 1500, "nested deeper than 100 levels"),
     "a record nested 5000 levels": (lambda: with_value(make_record(), b"[" * 5000 + b"]" * 5000),
-                                    "nested more than 100 levels deep"),
+                                    "nested deeper than 100 levels"),
     "a lone surrogate in a record": (lambda: with_value(make_record(), b'"\\ud800"'), "lone surrogate"),
     "NaN in a record": (lambda: with_value(make_record(), b"NaN"), "NaN is not a JSON number"),
     "an overflowing number in a record": (lambda: with_value(make_record(), b"1e999"), "does not fit"),
@@ -169,7 +167,7 @@ def test_a_deeply_nested_format_marker_is_refused_and_the_records_still_import(b
     assert result.exit_code == 1, result.output
     refused = refused_lines(result.stderr)
     assert list(refused) == [f"s3://{BUCKET}/{MARKER_KEY}"]
-    assert "format marker unreadable: nested more than 100 levels deep" in refused[f"s3://{BUCKET}/{MARKER_KEY}"]
+    assert "format marker unreadable: nested deeper than 100 levels" in refused[f"s3://{BUCKET}/{MARKER_KEY}"]
     assert addresses(carol) == set(made)
     # push still works (it writes nothing over the marker) and pull keeps saying so
     assert push_json(run_cli, tmp_path / "alice.db")["records_sent"] == 0

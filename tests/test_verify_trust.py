@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from test_log_show_verify import three_runs  # noqa: F401  (fixture: three submits through the emulator)
 from recordfactory import make_record
 from runlog import record as rec
 from runlog.ledger import Ledger, chain_next, index_columns, row_seal
@@ -138,7 +137,7 @@ def test_a_rewritten_record_with_everything_recomputed_differs_from_its_intent(r
         cursor = conn.execute(f"SELECT * FROM {table}")
         names = [d[0] for d in cursor.description]
         for values in cursor.fetchall():
-            row = dict(zip(names, values))
+            row = dict(zip(names, values, strict=True))
             conn.execute("UPDATE row_seals SET sha256 = ? WHERE tbl = ? AND id = ?",
                          (row_seal(table, row), table, str(row[key])))
     conn.commit()

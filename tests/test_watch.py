@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from test_submit import ROLE
+from helpers import ROLE
 from runlog.emulator import Emulator
 from runlog.ledger import Ledger
 

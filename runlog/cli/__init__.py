@@ -121,7 +121,7 @@ def _traceback_if_debug(ctx) -> None:
 class _UserFacing(click.ClickException):
     def __init__(self, message: str, exit_code: int):
         super().__init__(message)
-        self.exit_code = exit_code
+        self.exit_code = exit_code  # type: ignore[misc]  # click declares it a class constant (1)
 
     def show(self, file=None):
         click.echo(f"runlog: error: {self.format_message()}", err=True)

@@ -95,7 +95,7 @@ def _import_deepdiff_lean() -> None:
         return
     blocked = [name for name in ("numpy", "pydantic", "pydantic.main") if name not in sys.modules]
     for name in blocked:
-        sys.modules[name] = None  # makes `import name` raise ImportError, which DeepDiff handles
+        sys.modules[name] = None  # type: ignore[assignment]  # makes `import name` raise ImportError, which DeepDiff handles
     try:
         import deepdiff  # noqa: F401
     finally:

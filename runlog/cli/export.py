@@ -95,7 +95,7 @@ def check(target: Path, fmt: str) -> list[tuple[str, list[str] | None]]:
     from runlog.export.methods import check_citation
 
     base = target if target.is_dir() else target.parent
-    verdicts = []
+    verdicts: list[tuple[str, list[str] | None]] = []
     crates = [target] if fmt == "ro-crate" else ([target] if fmt == "all" else [])
     for crate in crates:
         with tempfile.TemporaryDirectory() as cache:

@@ -6,8 +6,17 @@ import json
 
 import click
 
-from runlog.cli.common import (echo_json, load_config, no_ledger, note, open_ledger, reading, require_ledger,
-                               short_time, warn)
+from runlog.cli.common import (
+    echo_json,
+    load_config,
+    no_ledger,
+    note,
+    open_ledger,
+    reading,
+    require_ledger,
+    short_time,
+    warn,
+)
 from runlog.errors import UsageError
 from runlog.ledger import FINAL_STATUSES
 from runlog.textsafe import terminal_safe
@@ -52,10 +61,9 @@ def log(ctx, limit, same_as, refresh, as_json):
             note(no_ledger(config))
         return
     with ledger, reading(ledger):
-        where, params = "1", ()
-        if same_as:
-            where, params = "fingerprint = ?", (ledger.resolve(same_as).fingerprint,)
-        entries = ledger.entries(limit + 1 if limit else None, where=where, params=params)
+        shown = limit + 1 if limit else None
+        entries = (ledger.same_configuration(ledger.resolve(same_as).fingerprint, shown) if same_as
+                   else ledger.entries(shown))
         if refresh:
             entries = _refreshed(ledger, entries, config)
     more = bool(limit) and len(entries) > limit
@@ -66,7 +74,7 @@ def log(ctx, limit, same_as, refresh, as_json):
     if not entries:
         note("no records")
         return
-    rows = [("RECORD", "CREATED (UTC)", "RUN ID", "STATUS", "WORKFLOW", "NAME", "COMMIT", "RUN UUID")]
+    rows: list[tuple[str, ...]] = [("RECORD", "CREATED (UTC)", "RUN ID", "STATUS", "WORKFLOW", "NAME", "COMMIT", "RUN UUID")]
     for e in entries:
         name = (e.name or "-") + (f" (replay of {e.replay_of[:8]})" if e.replay_of else "")
         status = e.status or "-"
@@ -77,7 +85,7 @@ def log(ctx, limit, same_as, refresh, as_json):
         rows.append(tuple(terminal_safe(cell) for cell in row))  # names come from records, maybe pulled
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]) - 1)]
     for r in rows:
-        click.echo("  ".join(str(c).ljust(w) for c, w in zip(r, widths)) + "  " + r[-1])
+        click.echo("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[-1])
     if more:
         note(f"showing the newest {len(entries)} (-n N for more, -n 0 for all)")
 
@@ -218,7 +226,8 @@ def verify(ctx, refs, expect, no_remote, as_json):
       runlog verify --expect 42:9f3c0a1be27d
       runlog verify @1 1234567
     """
-    from runlog.verify import parse_head, verify as do_verify, verify_entries
+    from runlog.verify import parse_head, verify_entries
+    from runlog.verify import verify as do_verify
 
     if expect:
         parse_head(expect)  # bad input before anything is read

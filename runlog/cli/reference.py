@@ -41,7 +41,7 @@ def render() -> str:
         help_text(cli, "runlog"),
         "```",
     ]
-    group: LazyGroup = cli  # type: ignore[assignment]
+    group: LazyGroup = cli
     for name in sorted(COMMANDS):
         command = group.get_command(root, name)
         parts += ["", f"## runlog {name}", "", "```", help_text(command, name, root), "```"]

@@ -8,8 +8,15 @@ import re
 import click
 
 from runlog.cli.common import aws_options, aws_settings, load_config, no_ledger, note, open_ledger, warn
-from runlog.cli.submit import (check_query, duplicate_hint, make_resolve_options, member_option, output_options,
-                               print_submission, resolve_options)
+from runlog.cli.submit import (
+    check_query,
+    duplicate_hint,
+    make_resolve_options,
+    member_option,
+    output_options,
+    print_submission,
+    resolve_options,
+)
 from runlog.errors import DriftError, LedgerError, ServiceError, UsageError
 from runlog.replay import NOT_OVERRIDABLE, describe, parse_set
 from runlog.startrun import OPTIONS
@@ -65,7 +72,8 @@ def replay(ctx, ref, sets, allow_drift, dry_run, native, no_resolve, no_check, s
     Exit status: 0 sent; 1 the service rejected it (kept as a failed attempt) or could not be
     reached (kept as pending: `runlog recover`); 2 bad input or unknown run; 3 drift refused.
     """
-    from runlog.startrun import members as startrun_members, parse_flag
+    from runlog.startrun import members as startrun_members
+    from runlog.startrun import parse_flag
 
     check_query(query)
     ref = ref.strip()
@@ -113,14 +121,15 @@ def replay(ctx, ref, sets, allow_drift, dry_run, native, no_resolve, no_check, s
 def _prepare(config, ref: str, members: dict, sets: list[str], native: bool, given: tuple, timeout: float):
     """The replay plan with its drift filled in, and the AWS settings to send it with."""
     from runlog import aws, gitcapture
+    from runlog.arn import is_run_arn
     from runlog.importer import import_run
-    from runlog.ledger import RUN_ARN_RE
     from runlog.observe import latest_run_facts
-    from runlog.replay import check_drift, plan as make_plan
+    from runlog.replay import check_drift
+    from runlog.replay import plan as make_plan
     from runlog.resolve import input_uris
     from runlog.startrun import check_request
 
-    fetchable = ref.isdigit() or bool(RUN_ARN_RE.match(ref))
+    fetchable = ref.isdigit() or is_run_arn(ref)
     profile, region, endpoint_url = given
     ledger = open_ledger(config, create=False)
     fetched = None
@@ -159,10 +168,11 @@ def _prepare(config, ref: str, members: dict, sets: list[str], native: bool, giv
 def _get_run(settings, ref: str) -> dict:
     """GetRun for a run id or ARN that is not in the ledger; exit 2 when the service cannot find it."""
     from runlog import aws
-    from runlog.ledger import RUN_ARN_RE
+    from runlog.arn import parse_run_arn
     from runlog.observe import get_run
 
-    run_id = ref if ref.isdigit() else RUN_ARN_RE.match(ref).group(1)
+    arn = parse_run_arn(ref)
+    run_id = arn.run_id if arn else ref
     try:
         return get_run(aws.client(settings, "omics"), run_id)
     except ServiceError as exc:

@@ -11,7 +11,6 @@ import click
 from runlog.cli.common import aws_options, aws_settings, echo_json, load_config, note, open_ledger, warn
 from runlog.startrun import options as startrun_model_options
 
-
 _CLICK_TYPES = {"integer": int, "long": int, "float": float, "double": float}
 
 
@@ -199,21 +198,17 @@ def global_client_options(ctx, cli_read_timeout, cli_connect_timeout, no_verify_
 
 def print_skeleton(which: str, request: dict | None = None, query=None, output="json", color=None) -> None:
     """--generate-cli-skeleton: what the aws CLI prints, from the same botocore model."""
-    from botocore.utils import ArgumentGenerator
-
-    from runlog.servicemodel import service_model
+    from runlog.servicemodel import service_model, skeleton
 
     operation = service_model("omics").operation_model("StartRun")
     if which == "input":
-        skeleton = ArgumentGenerator().generate_skeleton(operation.input_shape)
-        click.echo(json.dumps(skeleton, indent=4, default=str))
+        click.echo(json.dumps(skeleton(operation.input_shape), indent=4, default=str))
         return
     # output: the request is checked as for sending; the answer's shape, member names as values
     from runlog.startrun import check_against_model
 
-    check_against_model(request, service_model("omics"))
-    skeleton = ArgumentGenerator(use_member_names=True).generate_skeleton(operation.output_shape)
-    print_output(skeleton, query, output, color)
+    check_against_model(request or {}, service_model("omics"))
+    print_output(skeleton(operation.output_shape, member_names=True), query, output, color)
 
 
 def print_output(response: dict, query, output, color: str | None = None) -> None:
@@ -252,7 +247,7 @@ def _table(value, title: str) -> str:
         for key, item in value.items():
             (nested if isinstance(item, (dict, list)) else rows).append((key, item))
     elif isinstance(value, list):
-        for index, item in enumerate(value):
+        for item in value:
             (nested if isinstance(item, (dict, list)) else rows).append(("", item))
     else:
         rows.append(("", value))
@@ -348,6 +343,7 @@ def submit(ctx, cli_input_json, generate_cli_skeleton, dry_run, profile, region,
     if generate_cli_skeleton == "output":
         print_skeleton("output", built.request, query, output, color)
         return
+    from runlog.submit import DryRun
     from runlog.submit import submit as do_submit
 
     settings = aws_settings(config, profile, region, endpoint_url)
@@ -360,7 +356,7 @@ def submit(ctx, cli_input_json, generate_cli_skeleton, dry_run, profile, region,
                                                                 resolve_timeout),
                            allow_duplicate=allow_duplicate, warn=warn, dry_run=dry_run,
                            client_options=client_options)
-    if dry_run:
+    if isinstance(result, DryRun):
         if result.ledger is None:
             result.ledger = str(config.ledger_path())
         print_dry_run(result)
@@ -419,7 +415,8 @@ def recover(ctx, profile, region, endpoint_url, abandon_id, reason, as_json):
     Exit status: 0 nothing left pending; 1 an attempt is still pending, in flight, or was refused; 2 bad input.
     """
     from runlog.cli.common import require_ledger
-    from runlog.submit import Completed, InFlight, Submission, abandon, recover as do_recover
+    from runlog.submit import Completed, InFlight, Submission, abandon
+    from runlog.submit import recover as do_recover
 
     config = load_config(ctx)
     if reason is not None and abandon_id is None:

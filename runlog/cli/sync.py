@@ -5,12 +5,21 @@ boto3 and the sync library are imported inside the commands."""
 from __future__ import annotations
 
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import click
 
-from runlog.cli.common import (aws_options, aws_settings, echo_json, load_config, no_ledger, note, open_ledger,
-                               require_ledger, warn)
+from runlog.cli.common import (
+    aws_options,
+    aws_settings,
+    echo_json,
+    load_config,
+    no_ledger,
+    note,
+    open_ledger,
+    require_ledger,
+    warn,
+)
 from runlog.errors import LedgerError, RunlogError, UsageError
 from runlog.textsafe import terminal_safe
 
@@ -174,16 +183,17 @@ def pull(ctx, remote, jobs, quiet, as_json, profile, region, max_object_mib):
 def _parse_since(value: str | None) -> datetime | None:
     if not value:
         return None
+    from runlog.record import parse_timestamp
+
     try:
-        moment = datetime.fromisoformat(value)
+        return parse_timestamp(value)
     except ValueError:
         raise UsageError(f"--since {value!r}: expected a date like 2026-11-01 or 2026-11-01T09:00:00Z") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def _as_time(value) -> datetime | None:
     if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
     try:
         return _parse_since(value) if value else None
     except UsageError:
@@ -296,7 +306,7 @@ def _refresh_targets(ledger, refs, every):
 
     if refs:
         return [ledger.resolve(ref) for ref in refs]
-    entries = ledger.entries(where="run_id IS NOT NULL")
+    entries = ledger.with_runs()
     return [e for e in reversed(entries) if every or (e.status or "PENDING") not in TERMINAL]
 
 

@@ -443,8 +443,6 @@ class BatchBook:
         return settings
 
     def _read_settings(self, uri: str, read_object: Callable[[str], bytes] | None) -> list:
-        from runlog.safejson import UntrustedJSONError, loads_untrusted
-
         bucket, _, key = uri[len("s3://"):].partition("/") if uri.startswith("s3://") else ("", "", "")
         if not bucket or not key:
             raise ApiError("ValidationException", f"s3UriSettings: {uri!r} is not an s3://bucket/key URI")
@@ -457,11 +455,7 @@ class BatchBook:
             raise
         except Exception as exc:
             raise ApiError("ValidationException", f"s3UriSettings: cannot read {uri}: {exc}") from None
-        try:
-            settings = loads_untrusted(data, max_bytes=MAX_FILE_BYTES)
-        except UntrustedJSONError as exc:
-            raise ApiError("ValidationException", f"s3UriSettings: {uri} is not a JSON list of run settings: "
-                                                  f"{exc.reason}") from None
+        settings = _parse_settings_file(uri, data)
         if not isinstance(settings, list):
             raise ApiError("ValidationException", f"s3UriSettings: {uri} is not a JSON list of run settings")
         if not settings or len(settings) > MAX_FILE_SETTINGS:
@@ -678,3 +672,18 @@ def _offset(token: str | None) -> int:
         raise ApiError("ValidationException", f"startingToken: {token!r} is not a token this service issued")
     return int(token)
 
+
+def _refuse_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _parse_settings_file(uri: str, data: bytes) -> object:
+    """The settings file as the service reads it: UTF-8 JSON of bounded size, no NaN or
+    infinities. (The emulator's own reader: it shares no code with runlog's.)"""
+    if len(data) > MAX_FILE_BYTES:
+        raise ApiError("ValidationException", f"s3UriSettings: {uri} is larger than {MAX_FILE_BYTES} bytes")
+    try:
+        return json.loads(data.decode("utf-8"), parse_constant=_refuse_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise ApiError("ValidationException", f"s3UriSettings: {uri} is not a JSON list of run settings: "
+                                              f"not JSON ({exc})") from None

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote
 
@@ -161,7 +161,7 @@ def _output(shape, value):
     kind = shape.type_name
     if kind == "timestamp":
         moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
-        moment = moment.astimezone(timezone.utc)
+        moment = moment.astimezone(UTC)
         if shape.serialization.get("timestampFormat") == "iso8601":
             return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
         return moment.timestamp()

@@ -4,6 +4,7 @@ those five examples verbatim (EXAMPLES), as the documentation prints them."""
 from __future__ import annotations
 
 import shlex
+from typing import Any
 
 ACCOUNT = "111122223333"
 SHARED_OWNER = "123456789012"
@@ -16,7 +17,7 @@ def _required(*names: str, optional: tuple[str, ...] = ()) -> dict:
     return template
 
 
-WORKFLOWS = [
+WORKFLOWS: list[dict[str, Any]] = [
     # (owner or None for the emulator's own account, id, type, name, engine, template, versions)
     dict(owner=None, id="1234567", type="PRIVATE", name="cram-to-bam", engine="WDL",
          template=_required("sample_name", "input_cram", "ref_dict", "ref_fasta", "ref_fasta_index"),
@@ -34,12 +35,12 @@ WORKFLOWS = [
 # Seeded runs and the ARNs of seeded resources are in this region.
 REGION = "us-west-2"
 
-RUN_GROUPS = [dict(id="1234567", name="production", maxRuns=10, maxCpus=1024)]
-RUN_CACHES = [dict(id="1234567", name="scrnaseq-cache", cacheBehavior="CACHE_ON_FAILURE",
+RUN_GROUPS: list[dict[str, Any]] = [dict(id="1234567", name="production", maxRuns=10, maxCpus=1024)]
+RUN_CACHES: list[dict[str, Any]] = [dict(id="1234567", name="scrnaseq-cache", cacheBehavior="CACHE_ON_FAILURE",
                    cacheS3Uri="s3://healthomics-output-bucket-demo/run-cache/")]
 
 # The run that `start-run --run-id 3282892` duplicates.
-SEED_RUN = dict(
+SEED_RUN: dict[str, Any] = dict(
     id="3282892", uuid="5f1c2b3a-0000-4000-8000-000000328289", workflowId="1234567", name="cram-to-bam",
     roleArn="arn:aws:iam::123456789012:role/omics-service-role-serviceRole-W8O1XMPL7QZ",
     outputUri="s3://omics-artifacts-01d6xmpl4e72dd32/workflow-output/", priority=1, storageCapacity=10,
@@ -53,9 +54,9 @@ SEED_RUN = dict(
     },
 )
 
-READ_SETS = [dict(sequenceStoreId="1234567890", id="1234567890", name="NA12878", sampleId="NA12878",
+READ_SETS: list[dict[str, Any]] = [dict(sequenceStoreId="1234567890", id="1234567890", name="NA12878", sampleId="NA12878",
                   subjectId="NA12878", fileType="CRAM")]
-REFERENCES = [dict(referenceStoreId="1234567890", id="9876543210", name="GRCh38"),
+REFERENCES: list[dict[str, Any]] = [dict(referenceStoreId="1234567890", id="9876543210", name="GRCh38"),
               # the reference the fifth example's parameters file names
               dict(referenceStoreId="1234567890", id="1234567890", name="Homo_sapiens_assembly38")]
 
@@ -104,7 +105,7 @@ EXAMPLES = [
     --parameters '{
         "param1": "value1", 
         "param2": "value2"
-        }'""", None),
+        }'""", None),  # noqa: W291 (the trailing space is part of the example, as published)
     ("To run a workflow with call caching enabled", """aws omics start-run \\
     --workflow-id 7206765 \\
     --role-arn arn:aws:iam::123456789012:role/HealthOmicsServiceRole \\

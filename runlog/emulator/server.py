@@ -12,9 +12,10 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from runlog.emulator import sts
@@ -42,6 +43,12 @@ class Call:
     error: Callable[[str, str], Reply]
 
 
+def _no_body(method: Callable[..., None], *args: Any) -> dict:
+    """Call a Service method that returns nothing; the operation answers an empty JSON body."""
+    method(*args)
+    return {}
+
+
 def _handlers(service: Service) -> dict[str, Callable[[dict, str], dict]]:
     """Operation name -> function(params, region) returning the output members."""
     def workflow(params, region):
@@ -59,14 +66,14 @@ def _handlers(service: Service) -> dict[str, Callable[[dict, str], dict]]:
         "ListRuns": lambda p, r: service.list_runs(p),
         "ListRunTasks": lambda p, r: service.list_run_tasks(p),
         "GetRunTask": lambda p, r: service.get_run_task(p["id"], p["taskId"]),
-        "CancelRun": lambda p, r: service.cancel_run(p["id"]) or {},
-        "DeleteRun": lambda p, r: service.delete_run(p["id"]) or {},
+        "CancelRun": lambda p, r: _no_body(service.cancel_run, p["id"]),
+        "DeleteRun": lambda p, r: _no_body(service.delete_run, p["id"]),
         "GetWorkflow": workflow,
         "GetWorkflowVersion": workflow_version,
         "CreateWorkflow": lambda p, r: service.create_workflow(p, r),
         "ListWorkflows": lambda p, r: service.list_workflows(p, r),
-        "TagResource": lambda p, r: service.tag(p["resourceArn"], p["tags"]) or {},
-        "UntagResource": lambda p, r: service.untag(p["resourceArn"], p.get("tagKeys", [])) or {},
+        "TagResource": lambda p, r: _no_body(service.tag, p["resourceArn"], p["tags"]),
+        "UntagResource": lambda p, r: _no_body(service.untag, p["resourceArn"], p.get("tagKeys", [])),
         "ListTagsForResource": lambda p, r: service.list_tags(p["resourceArn"]),
         "GetReadSetMetadata": lambda p, r: service.read_set(p["sequenceStoreId"], p["id"], r),
         "GetReferenceMetadata": lambda p, r: service.reference(p["referenceStoreId"], p["id"], r),
@@ -84,7 +91,7 @@ def _handlers(service: Service) -> dict[str, Callable[[dict, str], dict]]:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    server: "_Server"
+    server: _Server
 
     def log_message(self, format, *args):  # quiet: tests read emulator.requests instead
         pass
@@ -153,7 +160,7 @@ def _apply_faults(faults: list[dict], phase: str, call: Call):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
-    emulator: "Emulator"
+    emulator: Emulator
 
     def handle_error(self, request, client_address):
         """A client that hung up before its answer (a timeout, a killed process) is part of
@@ -186,26 +193,27 @@ class Emulator:
 
     # -- lifecycle -----------------------------------------------------------------------------
 
-    def bind(self) -> "Emulator":
+    def bind(self) -> Emulator:
         """Open the listening socket (the port is known from here on)."""
         self._server = _Server((self.host, self.port), _Handler)
         self._server.emulator = self
         self.port = self._server.server_address[1]
         return self
 
-    def start(self) -> "Emulator":
+    def start(self) -> Emulator:
         """Bind and serve in a daemon thread."""
-        self.bind()
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(POLL_SECONDS,),
+        server = self.bind()._server
+        assert server is not None
+        self._thread = threading.Thread(target=server.serve_forever, args=(POLL_SECONDS,),
                                         name="omics-emulator", daemon=True)
         self._thread.start()
         return self
 
     def serve_forever(self) -> None:
         """Serve in this thread until stop() or an interrupt (binds first if needed)."""
-        if self._server is None:
-            self.bind()
-        self._server.serve_forever(POLL_SECONDS)
+        server = self._server or self.bind()._server
+        assert server is not None
+        server.serve_forever(POLL_SECONDS)
 
     def stop(self) -> None:
         if self._server is not None:
@@ -213,7 +221,7 @@ class Emulator:
             self._server.server_close()
             self._server = None
 
-    def __enter__(self) -> "Emulator":
+    def __enter__(self) -> Emulator:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -11,7 +11,7 @@ import re
 import threading
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from runlog.emulator import seed
@@ -40,7 +40,7 @@ class Clock:
 
     def __init__(self, speed: float = 0.0):
         self.speed = speed
-        self.origin = datetime.now(timezone.utc).replace(microsecond=0)
+        self.origin = datetime.now(UTC).replace(microsecond=0)
         self.started = time.monotonic()
         self.offset = 0.0
         self._lock = threading.Lock()
@@ -573,7 +573,7 @@ def paginate(items: list, params: dict) -> dict:
         raise ApiError("ValidationException", f"startingToken: {token!r} is not a token this service issued")
     start = int(token)
     size = params.get("maxResults") or 100
-    page = {"items": items[start:start + size]}
+    page: dict[str, Any] = {"items": items[start:start + size]}
     if start + size < len(items):
         page["nextToken"] = str(start + size)
     return page

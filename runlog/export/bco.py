@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from runlog import record as rec
@@ -21,7 +22,7 @@ def etag(bco: dict) -> str:
 
 
 def build(runs: list[RunFacts], *, usability: str | None, license: str | None,
-          authors: list[dict] = (), ids: dict | None = None) -> dict[str, Any]:
+          authors: Sequence[dict] = (), ids: dict | None = None) -> dict[str, Any]:
     """One BioCompute Object (call it with one run: a BCO describes one pipeline execution).
     `ids` are the input identifiers of the whole export (runlog.export.terms.input_ids), so
     the same input reads the same in every BCO of it."""
@@ -105,7 +106,7 @@ def _distinct_workflows(runs: list[RunFacts]) -> list[RunFacts]:
 
 def _steps(runs: list[RunFacts], ids: dict) -> list[dict]:
     """The pipeline's steps: each run's tasks as HealthOmics reported them, else the run as one step."""
-    steps = []
+    steps: list[dict] = []
     for run in runs:
         if not run.tasks:
             steps.append(_step(len(steps) + 1, run, ids))
@@ -141,21 +142,16 @@ def _step(number: int, run: RunFacts, ids: dict) -> dict:
 
 
 def _software(runs: list[RunFacts]) -> list[dict]:
-    found = {}
+    found: dict[tuple[str, str], dict] = {}
     for run in runs:
         wf = run.workflow
         if wf.get("language"):
             found[(wf["language"], wf.get("engine_version") or "unknown")] = {
                 "name": wf["language"], "version": wf.get("engine_version") or "unknown",
                 "uri": {"uri": "https://aws.amazon.com/healthomics/"}}
-        for image, digest in run.containers.items():
-            found[(image, digest)] = {"name": image, "version": digest, "uri": {"uri": f"docker://{image}"}}
-        for task in run.tasks:
-            image = task.get("imageDetails") or {}
-            if image.get("image"):
-                key = (image["image"], image.get("imageDigest") or "")
-                found[key] = {"name": image["image"], "version": image.get("imageDigest") or "unknown",
-                              "uri": {"uri": f"docker://{image['image']}"}}
+        for image, digest in run.images():
+            found[(image, digest or "")] = {"name": image, "version": digest or "unknown",
+                                            "uri": {"uri": f"docker://{image}"}}
     return [found[key] for key in sorted(found)]
 
 

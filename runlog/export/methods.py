@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Sequence
 
+from runlog.arn import parse_run_arn
 from runlog.export.escape import csv_cell, markdown, yaml_string
 from runlog.export.terms import RunFacts, input_ids, published, value_text
 
@@ -18,7 +20,7 @@ def _csv(header: list[str], rows: list[list]) -> str:
     return out.getvalue()
 
 
-def files(runs: list[RunFacts], *, title: str | None = None, authors: list[dict] = (),
+def files(runs: list[RunFacts], *, title: str | None = None, authors: Sequence[dict] = (),
           license: str | None = None) -> dict[str, str]:
     """File name -> content."""
     ids = input_ids(runs)
@@ -68,12 +70,8 @@ def _software_rows(runs: list[RunFacts]) -> list[list]:
         rows[("workflow", wf["name"])] = ["workflow", wf["name"], wf.get("version") or "", wf.get("digest") or ""]
         if wf.get("language"):
             rows[("engine", wf["language"])] = ["engine", wf["language"], wf.get("engine_version") or "", ""]
-        for image, digest in run.containers.items():
-            rows[("container", image)] = ["container", image, "", digest]
-        for task in run.tasks:
-            image = task.get("imageDetails") or {}
-            if image.get("image"):
-                rows[("container", image["image"])] = ["container", image["image"], "", image.get("imageDigest") or ""]
+        for image, digest in run.images():
+            rows[("container", image)] = ["container", image, "", digest or ""]
         rows[("tool", "runlog")] = ["tool", "runlog", run.runlog_version, ""]
     return [rows[key] for key in sorted(rows)]
 
@@ -90,9 +88,9 @@ def _summary(runs: list[RunFacts], md, code) -> list[str]:
     for group in by_workflow.values():
         wf = group[0].workflow
         engine = wf.get("language") or "its workflow engine"
-        versions = sorted({r.workflow.get("engine_version") for r in group if r.workflow.get("engine_version")})
-        regions = sorted({r.run_arn.split(":")[3] for r in group if r.run_arn and r.run_arn.count(":") >= 5})
-        statuses = {}
+        versions = sorted({str(r.workflow["engine_version"]) for r in group if r.workflow.get("engine_version")})
+        regions = sorted({arn.region for arn in map(parse_run_arn, (r.run_arn for r in group)) if arn})
+        statuses: dict[str, int] = {}
         for r in group:
             statuses[r.status] = statuses.get(r.status, 0) + 1
         times = sorted(t for r in group for t in (r.start, r.end) if t)
@@ -105,8 +103,7 @@ def _summary(runs: list[RunFacts], md, code) -> list[str]:
                     + f": {len(group)} run(s) ("
                     + ", ".join(f"{n} {md(status)}" for status, n in sorted(statuses.items()))
                     + (f"; {md(times[0])} to {md(times[-1])}" if times else "") + ").")
-        images = sorted({(t.get("imageDetails") or {}).get("image") for r in group for t in r.tasks
-                         if (t.get("imageDetails") or {}).get("image")} | {i for r in group for i in r.containers})
+        images = {image for r in group for image, _ in r.images()}
         tasks = [t for r in group for t in r.tasks]
         if tasks:
             sentence += (f" Its {len(tasks)} task(s) ran in {len(images)} container image(s), listed with their "
@@ -227,7 +224,7 @@ def _cff_person(person: dict, indent: str) -> list[str]:
     return lines
 
 
-def _citation(runs: list[RunFacts], title: str | None, *, authors: list[dict] = (),
+def _citation(runs: list[RunFacts], title: str | None, *, authors: Sequence[dict] = (),
               license: str | None = None) -> str:
     """CITATION.cff (CFF 1.2.0) for the export: the authors given (else a placeholder the
     authors must replace), the licence, the runs as identifiers, and references to each

@@ -14,6 +14,7 @@ What is stated, and only that:
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from runlog.export.terms import RunFacts, input_ids, value_text
 
@@ -49,7 +50,7 @@ def build(runs: list[RunFacts], *, authors: list[dict] | None = None):
     for prefix, uri in NAMESPACES.items():
         doc.add_namespace(prefix, uri)
     runlog = Namespace("runlog", NAMESPACES["runlog"])
-    declared: dict[str, object] = {}
+    declared: dict[Any, Any] = {}  # identifier (or (relation, identifier)) -> its PROV record
 
     def once(kind, identifier, attributes):
         """Declare each entity or agent once, however many runs share it (PROV-JSON allows one)."""
@@ -65,7 +66,7 @@ def build(runs: list[RunFacts], *, authors: list[dict] | None = None):
         identifier = f"urn_uuid:{run.run_uuid}" if run.run_uuid else f"runlog:attempt-{run.address[:16]}"
         kind = {"submitted": "HealthOmicsRun", "rejected": "RejectedStartRun",
                 "abandoned": "AbandonedStartRun"}[run.outcome]
-        attributes = {PROV_TYPE: runlog[kind], "runlog:status": run.status, "runlog:record": run.address}
+        attributes: dict[Any, Any] = {PROV_TYPE: runlog[kind], "runlog:status": run.status, "runlog:record": run.address}
         if run.run_arn:
             attributes["runlog:arn"] = run.run_arn
         if run.run_id:
@@ -127,9 +128,9 @@ def build(runs: list[RunFacts], *, authors: list[dict] | None = None):
             entity = once("entity", _qualified(ident), attrs)
             if ident != inp.uri:
                 general = once("entity", _qualified(inp.uri), {"runlog:uri": inp.uri})
-                key = ("specialization", ident)
-                if key not in declared:
-                    declared[key] = doc.specializationOf(entity, general)
+                relation = ("specialization", ident)
+                if relation not in declared:
+                    declared[relation] = doc.specializationOf(entity, general)
             doc.used(activity, entity, None, None, {PROV_ROLE: inp.path})
         uris = {i.path for i in run.inputs}
         for path, value in run.leaves:
@@ -145,14 +146,14 @@ def build(runs: list[RunFacts], *, authors: list[dict] | None = None):
                 doc.wasDerivedFrom(output, _qualified(ids[(run.address, inp.path)]), activity)
         _tasks(doc, run, activity, omics_service, once, runlog)
     for run in runs:
-        original = requests.get(run.replay_of)
+        original = requests.get(run.replay_of) if run.replay_of else None
         if run.replay_of in activities:
             doc.wasInformedBy(activities[run.address], activities[run.replay_of])
         elif run.replay_of_uuid:
             doc.wasInformedBy(activities[run.address], f"urn_uuid:{run.replay_of_uuid}")
         if run.replay_of:
             doc.wasDerivedFrom(requests[run.address], original or f"runlog:record-{run.replay_of}",
-                               None, None, None, {PROV_TYPE: PROV["Revision"]})
+                               other_attributes={PROV_TYPE: PROV["Revision"]})
     for author in authors or []:
         person = once("agent", _qualified(author["id"]) if author.get("id") else
                       "runlog:author-" + _PLAIN.sub("-", author["name"]),

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from runlog.export.terms import RunFacts, input_ids, published, value_text
 
@@ -63,7 +65,7 @@ def _language(crate, name: str | None):
     if key in LANG_MAP:
         return crate.add(LANG_MAP[key](crate))
     ident, full, url = HAND_BUILT_LANGUAGES.get(name, (f"#language-{key}", name, None))
-    properties = {"name": full, "alternateName": name}
+    properties: dict[str, Any] = {"name": full, "alternateName": name}
     if url:
         properties["url"] = {"@id": url}
     return crate.add(ComputerLanguage(crate, ident, properties=properties))
@@ -80,7 +82,7 @@ def _person(crate, person: dict, index: int, role: str, kind: str = "Person"):
 
 
 def build(runs: list[RunFacts], *, license: str | None, title: str | None = None, description: str | None = None,
-          attachments: list[tuple[str, str, str | None, str]] = (), authors: list[dict] = (),
+          attachments: Sequence[tuple[str, str, str | None, str]] = (), authors: Sequence[dict] = (),
           publisher: dict | None = None):
     """The crate object for some runs. `attachments` are (path in crate, name, conformsTo URL
     or None, text): the other formats' files, with --format all."""
@@ -99,7 +101,7 @@ def build(runs: list[RunFacts], *, license: str | None, title: str | None = None
         f"Provenance of {len(runs)} AWS HealthOmics workflow run(s) of {names}, recorded by runlog "
         f"and exported as a Workflow Run RO-Crate.")
     licence = license_id(license)
-    if licence:
+    if licence and license is not None:
         root["license"] = crate.add(ContextEntity(crate, licence, properties={
             "@type": "CreativeWork", "name": license if "://" not in license else licence,
             "identifier": license}))
@@ -116,20 +118,20 @@ def build(runs: list[RunFacts], *, license: str | None, title: str | None = None
         root["publisher"] = _person(crate, publisher, 1, "publisher", "Organization")
     ids = input_ids(runs)
     provenance = PROVENANCE in met
-    workflows = {}
+    workflows: dict[str, Any] = {}
     for run in runs:
         key = run.workflow["arn"] or f"urn:runlog:workflow-of:{run.address}"
         if key not in workflows:
             workflows[key] = _workflow(crate, run, key, main=not workflows, runs=runs, steps=provenance)
-    repositories = {}
+    repositories: dict[str, Any] = {}
     actions, organized = [], []
     for run in runs:
         workflow = workflows[run.workflow["arn"] or f"urn:runlog:workflow-of:{run.address}"]
         actions.append(_action(crate, run, workflow, repositories, ids))
         if provenance and run.ran:
             organized.extend(_tasks(crate, run, workflow, actions[-1]))
-    by_address = {run.address: action for run, action in zip(runs, actions)}
-    for run, action in zip(runs, actions):
+    by_address = {run.address: action for run, action in zip(runs, actions, strict=True)}
+    for run, action in zip(runs, actions, strict=True):
         if run.replay_of in by_address:
             action["isBasedOn"] = by_address[run.replay_of]
         elif run.replay_of_uuid:
@@ -140,7 +142,7 @@ def build(runs: list[RunFacts], *, license: str | None, title: str | None = None
     crate.add_file(source=io.StringIO(_readme(runs, root["name"], licence)), dest_path="README.md",
                    properties={"name": "README", "encodingFormat": "text/markdown", "about": {"@id": "./"}})
     for path, name, conforms, text in attachments:
-        properties = {"name": name, "encodingFormat": _format(path)}
+        properties: dict[str, Any] = {"name": name, "encodingFormat": _format(path)}
         if conforms:
             properties["conformsTo"] = {"@id": conforms}
         crate.add_file(source=io.StringIO(text), dest_path=path, properties=properties)
@@ -190,7 +192,7 @@ def _workflow(crate, run: RunFacts, ident: str, *, main: bool, runs: list[RunFac
 
     wf = run.workflow
     types = ["File", "SoftwareSourceCode", "ComputationalWorkflow"] + (["HowTo"] if steps else [])
-    properties = {"@type": types, "name": wf["name"],
+    properties: dict[str, Any] = {"@type": types, "name": wf["name"],
                   "encodingFormat": "application/json",
                   "description": "The workflow's registration in AWS HealthOmics (ARN, digest, engine, version): "
                                  "HealthOmics holds the definition itself."}
@@ -237,7 +239,7 @@ def _engine(crate, run: RunFacts):
     name = f"AWS HealthOmics {wf.get('language') or 'workflow'} engine"
     version = wf.get("engine_version")
     ident = "#engine-" + re.sub(r"[^A-Za-z0-9.]+", "-", f"{name}-{version or 'unversioned'}").lower()
-    properties = {"@type": "SoftwareApplication", "name": name, "url": {"@id": "https://aws.amazon.com/healthomics/"}}
+    properties: dict[str, Any] = {"@type": "SoftwareApplication", "name": name, "url": {"@id": "https://aws.amazon.com/healthomics/"}}
     if version:
         properties["version"] = version
     return crate.get(ident) or crate.add(ContextEntity(crate, ident, properties=properties))
@@ -256,7 +258,7 @@ def _container(crate, image: str, digest: str | None):
     found = crate.get(ident)
     if found is not None:
         return found
-    properties = {"@type": "ContainerImage", "additionalType": {"@id": DOCKER_IMAGE}, "registry": registry,
+    properties: dict[str, Any] = {"@type": "ContainerImage", "additionalType": {"@id": DOCKER_IMAGE}, "registry": registry,
                   "name": name}
     if tag:
         properties["tag"] = tag
@@ -287,7 +289,7 @@ def _action(crate, run: RunFacts, workflow, repositories: dict, ids: dict):
     formal = {p["name"]: p for p in workflow.get("input", []) if hasattr(p, "get")}
     for inp in run.inputs:
         ident = ids[(run.address, inp.path)]
-        properties = {"name": inp.path}
+        properties: dict[str, Any] = {"name": inp.path}
         top = inp.path.split(".")[0].split("[")[0]
         if top in formal:
             properties["exampleOfWork"] = formal[top]
@@ -348,9 +350,7 @@ def _action(crate, run: RunFacts, workflow, repositories: dict, ids: dict):
     if run.caller_arn:
         properties["agent"] = crate.add(ContextEntity(crate, run.caller_arn, properties={
             "@type": "Person" if ":user/" in run.caller_arn else "Organization", "name": run.caller_arn}))
-    images = [_container(crate, image, digest) for image, digest in run.containers.items()]
-    images += [_container(crate, t["imageDetails"]["image"], t["imageDetails"].get("imageDigest"))
-               for t in run.tasks if (t.get("imageDetails") or {}).get("image")]
+    images = [_container(crate, image, digest) for image, digest in run.images()]
     if images:
         properties["containerImage"] = sorted({i.id: i for i in images}.values(), key=lambda i: i.id)
     settings = _settings_values(crate, run)
@@ -402,9 +402,9 @@ def _tasks(crate, run: RunFacts, workflow, run_action):
             workflow.append_to("hasPart", tool)
             workflow.append_to("step", step)
         ident = f"{run.action_id}#task-{task['taskId']}"
-        properties = {"@type": "CreateAction", "name": f"task {name} of run {run.run_id}", "instrument": tool,
+        properties: dict[str, Any] = {"@type": "CreateAction", "name": f"task {name} of run {run.run_id}", "instrument": tool,
                       "identifier": task["taskId"],
-                      "actionStatus": {"@id": TASK_STATUS.get(task.get("status"), "http://schema.org/ActiveActionStatus")}}
+                      "actionStatus": {"@id": TASK_STATUS.get(task.get("status") or "", "http://schema.org/ActiveActionStatus")}}
         for key, member in (("startTime", "startTime"), ("endTime", "stopTime")):
             if task.get(member):
                 properties[key] = task[member]
@@ -421,7 +421,7 @@ def _tasks(crate, run: RunFacts, workflow, run_action):
         usage = []
         for member, prop, unit in RESOURCES:
             if task.get(member) is not None:
-                pv = {"@type": "PropertyValue", "name": member, "propertyID": prop,
+                pv: dict[str, Any] = {"@type": "PropertyValue", "name": member, "propertyID": prop,
                       "value": str(task[member])}
                 if unit:
                     pv["unitCode"] = {"@id": unit}

@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from runlog.arn import parse_run_arn
 from runlog.ledger import Entry, Ledger
 from runlog.observe import latest_run_facts
 
@@ -113,6 +114,16 @@ class RunFacts:
     def label(self) -> str:
         return self.record["request"].get("name") or (f"run {self.run_id}" if self.run_id else "attempt")
 
+    def images(self) -> list[tuple[str, str | None]]:
+        """(image, digest or None) of each container the run used, as every export names them:
+        GetRun's resourceDigests first, then each observed task's imageDetails."""
+        found: list[tuple[str, str | None]] = list(self.containers.items())
+        for task in self.tasks:
+            details = task.get("imageDetails") or {}
+            if details.get("image"):
+                found.append((details["image"], details.get("imageDigest")))
+        return found
+
 
 def _leaves(value: Any, path: str = "") -> list[tuple[str, Any]]:
     if isinstance(value, dict):
@@ -158,9 +169,8 @@ def run_facts(entry: Entry, observations: list[dict]) -> RunFacts:
     facts = latest_run_facts_from(observations)
     response = record["outcome"].get("response") or {}
     arn = response.get("arn")
-    region = account = None
-    if arn and arn.count(":") >= 5:
-        region, account = arn.split(":")[3], arn.split(":")[4]
+    parts = parse_run_arn(arn)
+    region, account = (parts.region, parts.account) if parts else (None, None)
     region = region or (record.get("aws") or {}).get("region")
     outcome = record["outcome"]["status"]
     ran = outcome == "submitted"

@@ -61,7 +61,7 @@ def prov_json_errors(text: str) -> list[str]:
         import prov
 
         parsed = prov.read(__import__("io").StringIO(text), format="json")
-        if not parsed.get_records():
+        if parsed is None or not parsed.get_records():
             errors.append("prov.read found no records")
     except Exception as exc:  # any failure to read back is a finding
         errors.append(f"prov.read failed: {exc}")

@@ -14,6 +14,7 @@ import os
 import shutil
 import stat
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from runlog.config import printable
@@ -28,7 +29,6 @@ def render(runs: list[RunFacts], fmt: str, *, usability=None, license=None, titl
     """The files of a single-file or bundle format: relative path -> text."""
     if fmt == "bco":
         from runlog.export.bco import build
-
         from runlog.export.terms import input_ids
 
         def text(group):
@@ -38,7 +38,7 @@ def render(runs: list[RunFacts], fmt: str, *, usability=None, license=None, titl
         if len(runs) == 1:
             return {"bco.json": text(runs)}
         # one BCO per run: a BCO describes one execution of a pipeline
-        return {f"bco/{name}.bco.json": text([run]) for name, run in zip(bco_names(runs), runs)}
+        return {f"bco/{name}.bco.json": text([run]) for name, run in zip(bco_names(runs), runs, strict=True)}
     if fmt == "prov-json":
         from runlog.export.prov import prov_json
 
@@ -59,7 +59,7 @@ def bco_names(runs: list[RunFacts]) -> list[str]:
     """File names for one BCO per run: the run id, made unique (run ids are reused after a
     run is deleted) with the record's address."""
     names = [run.run_id or f"attempt-{run.address[:12]}" for run in runs]
-    return [name if names.count(name) == 1 else f"{name}-{run.address[:12]}" for name, run in zip(names, runs)]
+    return [name if names.count(name) == 1 else f"{name}-{run.address[:12]}" for name, run in zip(names, runs, strict=True)]
 
 
 def warnings(runs: list[RunFacts], fmt: str, license: str | None) -> list[str]:
@@ -76,7 +76,7 @@ def warnings(runs: list[RunFacts], fmt: str, license: str | None) -> list[str]:
 
 
 def export(runs: list[RunFacts], fmt: str, target: Path, *, force: bool = False, license: str | None = None,
-           usability: str | None = None, title: str | None = None, authors: list[dict] = (),
+           usability: str | None = None, title: str | None = None, authors: Sequence[dict] = (),
            publisher: dict | None = None) -> list[Path]:
     """Write `fmt` to `target`; returns the files written."""
     target = target.expanduser()

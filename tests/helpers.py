@@ -1,0 +1,202 @@
+"""Helpers shared by several test modules (imported as `from helpers import ...`; pytest puts
+tests/ on sys.path). Fixtures live in conftest.py; record builders in recordfactory.py."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
+
+from conftest import TEAM_BUCKET as BUCKET
+from recordfactory import make_record
+from runlog.emulator.seed import EXAMPLES, example_args
+from runlog.ledger import Ledger
+
+REMOTE = f"s3://{BUCKET}/runlog"
+
+# -- submissions: the seed examples as runlog arguments ------------------------------------------
+
+ROLE = "arn:aws:iam::123456789012:role/omics-service-role-serviceRole-W8O1XMPL7QZ"
+SEED_1 = ["submit", "--workflow-id", "1234567", "--role-arn", ROLE, "--name", "cram-to-bam",
+          "--output-uri", "s3://omics-artifacts-01d6xmpl4e72dd32/workflow-output/", "--run-group-id", "1234567",
+          "--priority", "1", "--storage-capacity", "10", "--log-level", "ALL",
+          "--parameters", "file://workflow-inputs.json"]
+SEED_2 = ["submit", "--workflow-id", "1234567", "--workflow-owner-id", "123456789012", "--role-arn",
+          "arn:aws:iam::123456789012:role/HealthOmicsServiceRole", "--output-uri", "s3://your-bucket/results/",
+          "--parameters", '{"param1": "value1", "param2": "value2"}']
+SEED_3 = ["submit", *example_args(EXAMPLES[2][1])]  # call caching: the documentation's parameters verbatim
+SEED_4 = ["submit", "--role-arn", "arn:aws:iam::713632817814:role/HealthOmicsServiceRole",
+          "--output-uri", "s3://healthomics-output-bucket-demo/results/", "--run-id", "3282892"]
+
+
+def aws_cli(emulator, *args, cwd=None):
+    """The real `aws` CLI against the emulator."""
+    aws = shutil.which("aws")
+    assert aws, "the aws CLI (awscli) is a test dependency"
+    env = {**os.environ, "AWS_DISABLE_HOST_PREFIX_INJECTION": "true"}
+    return subprocess.run([aws, *args, "--endpoint-url", emulator.endpoint_url], capture_output=True, text=True,
+                          env=env, cwd=cwd, timeout=120)
+
+
+def records(path):
+    with Ledger.open(path, create=False) as ledger:
+        return [e.record for e in ledger.entries()]
+
+
+
+# -- a proxy that counts and breaks things --------------------------------------------------------
+
+class S3Proxy:
+    """Forwards HTTP requests to moto. Knobs: `latency` (seconds added to each request),
+    `cut_puts_after` (let N PUTs through, then drop the connection of every further PUT
+    without an answer, as a dying network does), `deny` (403 AccessDenied to everything),
+    `no_conditional` (501 NotImplemented to a PUT with If-None-Match, as some S3-compatible
+    stores answer). Records (method, path) of every request, and the most object requests
+    (not listings) seen in flight at once."""
+
+    def __init__(self, upstream: str):
+        parts = urlsplit(upstream)
+        self.upstream = (parts.hostname, parts.port)
+        self.lock = threading.Lock()
+        self.requests: list[tuple[str, str]] = []
+        self.in_flight = self.max_in_flight = self.puts = 0  # object requests only
+        self.latency = 0.0
+        self.cut_puts_after: int | None = None
+        self.deny = False
+        self.no_conditional = False
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def _handle(self):
+                proxy.forward(self)
+
+            do_GET = do_PUT = do_HEAD = do_POST = do_DELETE = _handle
+
+        class Server(ThreadingHTTPServer):
+            request_queue_size = 128  # dozens of connections open at once (the default 5 drops SYNs)
+            daemon_threads = True
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def count(self, method: str, containing: str = "") -> int:
+        with self.lock:
+            return sum(1 for m, path in self.requests if m == method and containing in path)
+
+    def reset(self) -> None:
+        with self.lock:
+            self.requests.clear()
+            self.max_in_flight = self.puts = 0
+
+    def forward(self, handler: BaseHTTPRequestHandler) -> None:
+        length = int(handler.headers.get("Content-Length") or 0)
+        body = handler.rfile.read(length) if length else b""
+        is_object = "list-type=" not in handler.path
+        with self.lock:
+            self.requests.append((handler.command, handler.path))
+            self.in_flight += is_object
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            if handler.command == "PUT":
+                self.puts += 1
+            cut = handler.command == "PUT" and self.cut_puts_after is not None and self.puts > self.cut_puts_after
+        try:
+            time.sleep(self.latency)
+            if cut:
+                handler.close_connection = True  # no answer at all
+                return
+            if self.deny:
+                return self._error(handler, 403, "AccessDenied", "Access Denied")
+            if self.no_conditional and handler.command == "PUT" and handler.headers.get("If-None-Match"):
+                return self._error(handler, 501, "NotImplemented", "A header you provided implies "
+                                   "functionality that is not implemented")
+            headers = {k: v for k, v in handler.headers.items() if k.lower() not in ("expect", "connection")}
+            upstream = http.client.HTTPConnection(*self.upstream, timeout=30)
+            upstream.request(handler.command, handler.path, body=body, headers=headers)
+            answer = upstream.getresponse()
+            data = answer.read()
+            handler.send_response_only(answer.status)
+            for name, value in answer.getheaders():
+                if name.lower() not in ("connection", "transfer-encoding", "content-length"):
+                    handler.send_header(name, value)
+            head = handler.command == "HEAD"
+            handler.send_header("Content-Length", answer.getheader("Content-Length", "0") if head else str(len(data)))
+            handler.end_headers()
+            if not head:
+                handler.wfile.write(data)
+            upstream.close()
+        finally:
+            with self.lock:
+                self.in_flight -= is_object
+
+    @staticmethod
+    def _error(handler, status: int, code: str, message: str) -> None:
+        data = (f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>{code}</Code>'
+                f"<Message>{message}</Message></Error>").encode()
+        handler.send_response_only(status)
+        handler.send_header("Content-Type", "application/xml")
+        handler.send_header("Content-Length", str(len(data)))
+        handler.end_headers()
+        handler.wfile.write(data)
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+
+@contextmanager
+def proxy_in_front(kind: type[S3Proxy], bucket, monkeypatch) -> Iterator[S3Proxy]:
+    """A proxy of `kind` in front of moto's bucket, with runlog's S3 client pointed at it."""
+    front = kind(bucket.endpoint)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", front.endpoint)
+    try:
+        yield front
+    finally:
+        front.close()
+
+
+# -- a team ledger on S3 ------------------------------------------------------------------------
+
+def fill(path, count, start=0, observe=True):
+    """A ledger with `count` records (runs 5000000+start...) and one observation of the first."""
+    with Ledger.open(path) as ledger:
+        entries = [ledger.add_record(make_record(run_id=str(5000000 + start + i), name=f"run-{start + i}"))[0]
+                   for i in range(count)]
+        if observe:
+            ledger.observe(entries[0].address, "GetRun", {"status": "COMPLETED", "id": entries[0].run_id},
+                           run_uuid=entries[0].run_uuid, status="COMPLETED")
+        return [e.address for e in entries]
+
+
+def addresses(path):
+    with Ledger.open(path) as ledger:
+        return ledger.addresses()
+
+
+def record_key(address):
+    return f"runlog/records/{address[:2]}/{address}.json"
+
+
+def push_json(run_cli, ledger, *args):
+    result = run_cli("--ledger", ledger, "push", REMOTE, "--json", *args)
+    assert result.exit_code == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def pull_json(run_cli, ledger, *args):
+    result = run_cli("--ledger", ledger, "pull", REMOTE, "--json", *args)
+    return result.exit_code, json.loads(result.stdout)
