@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from runlog.errors import RunlogError, ServiceError, UsageError
+from runlog.errors import OperationError, RunlogError, ServiceError, UsageError
 
 # botocore's service ids for the environment variables AWS_ENDPOINT_URL_<ID>.
 _ENDPOINT_ENV = {"omics": "AWS_ENDPOINT_URL_OMICS", "sts": "AWS_ENDPOINT_URL_STS", "s3": "AWS_ENDPOINT_URL_S3"}
@@ -159,7 +159,7 @@ def error_from(exc: Exception, operation: str) -> RunlogError:
                           "or export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
     if isinstance(exc, bex.ParamValidationError):
         return UsageError(str(exc).replace("\n", " "))
-    return RunlogError(f"{operation} failed: {exc}", exit_code=1)
+    return OperationError(f"{operation} failed: {exc}")
 
 
 # Modelled errors that do not prove the request was refused: a throttle or a request timeout

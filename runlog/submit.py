@@ -18,7 +18,8 @@ from typing import Any
 from runlog import __version__, aws, gitcapture, inflight, params, resolve
 from runlog import record as rec
 from runlog.aws import AwsSettings
-from runlog.errors import LedgerError, PendingError, RunlogError, UsageError
+from runlog.errors import (InternalError, LedgerError, OperationError, PendingError, RunlogError, ServiceError,
+                           UsageError)
 from runlog.ledger import Entry, Ledger
 from runlog.startrun import Built, check_against_model
 
@@ -60,7 +61,7 @@ def make_intent(built: Built, *, kind: str, settings: AwsSettings, git: dict, ca
     intent["fingerprint"] = rec.fingerprint(intent)
     problems = rec.schema_errors({**intent, "outcome": _PLACEHOLDER_OUTCOME})
     if problems:
-        raise RunlogError("internal error: the record would break its schema: " + "; ".join(problems[:3]))
+        raise InternalError("internal error: the record would break its schema: " + "; ".join(problems[:3]))
     return intent
 
 
@@ -72,7 +73,7 @@ def submit(open_ledger: Callable[[], Ledger], built: Built, *, settings: AwsSett
     """Record and send one StartRun request. `open_ledger` is called only once every check passed.
 
     Raises DuplicateAttemptError when an identical request is still pending (unless
-    allow_duplicate), ServiceError-derived RunlogError when the service refused (the failed
+    allow_duplicate), ServiceError when the service refused (the failed
     attempt is recorded), PendingError when the outcome is unknown (the attempt stays pending).
     With dry_run, every check and resolution is made and the intent returned: `open_ledger`
     (which must then not create a ledger, and may return None) is only read, nothing is sent.
@@ -122,7 +123,7 @@ def submit(open_ledger: Callable[[], Ledger], built: Built, *, settings: AwsSett
         except KeyboardInterrupt:  # between the commit and the call: nothing was sent yet
             raise PendingError(f"interrupted before the request was sent; the attempt {request_id} is kept as "
                                "pending: `runlog recover` sends it (once), `runlog recover --abandon "
-                               f"{request_id}` gives it up", request_id, exit_code=130) from None
+                               f"{request_id}` gives it up", request_id, interrupted=True) from None
 
 
 def _warn_if_completed(ledger: Ledger, intent: dict, warn: Callable[[str], None]) -> None:
@@ -143,9 +144,8 @@ def _dry_run(ledger: Ledger | None, intent: dict, warn: Callable[[str], None], a
         request_id = intent["request"]["requestId"]
         used = ledger.conn.execute("SELECT 1 FROM attempts WHERE request_id = ?", (request_id,)).fetchone()
         if used:
-            raise RunlogError(f"request id {request_id!r} was already used in this ledger: without --dry-run "
-                              "this submission would be refused; leave out --request-id or give a new one",
-                              exit_code=2)
+            raise UsageError(f"request id {request_id!r} was already used in this ledger: this submission would "
+                             "be refused if sent; leave out the request id or give a new one")
         if not allow_duplicate:
             ledger.refuse_pending_duplicate(intent["request"])
         _warn_if_completed(ledger, intent, warn)
@@ -180,7 +180,7 @@ def send(ledger: Ledger, intent: dict, omics, *, recovered: bool = False) -> Sub
         response = omics.start_run(**request)
     except KeyboardInterrupt:
         raise PendingError(f"interrupted while StartRun was being sent: a run may have started; the attempt "
-                           f"{request_id} is kept as pending: {RECOVER_HINT}", request_id, exit_code=130) from None
+                           f"{request_id} is kept as pending: {RECOVER_HINT}", request_id, interrupted=True) from None
     except bex.ParamValidationError as exc:  # refused by botocore itself: nothing left this machine
         outcome = {"status": "abandoned", "reason": "not sent: " + " ".join(str(exc).split())}
         entry = _complete(ledger, intent, outcome, run_id=None)
@@ -198,17 +198,17 @@ def send(ledger: Ledger, intent: dict, omics, *, recovered: bool = False) -> Sub
         if recovered:
             outcome["recovered"] = True
         entry = _complete(ledger, intent, outcome, run_id=None)
-        raise RunlogError(f"{error.message} (kept in the ledger as failed attempt {entry.address[:12]})",
-                          exit_code=1) from None
+        raise ServiceError(error.code, error.service_message, error.http_status, error.operation,
+                           record=entry.address) from None
     response.pop("ResponseMetadata", None)
     outcome = {"status": "submitted", "response": rec.jsonable(response)}
     if recovered:
         outcome["recovered"] = True
     entry = _complete(ledger, intent, outcome, run_id=response.get("id"))
     if entry.run_arn is not None and entry.run_arn != response.get("arn"):
-        raise RunlogError(f"HealthOmics answered with run {response.get('id')}, but the ledger already records "
+        raise OperationError(f"HealthOmics answered with run {response.get('id')}, but the ledger already records "
                           f"attempt {request_id} as run {entry.run_id} (record {entry.address[:12]}); "
-                          "`runlog import` records the other run", exit_code=1)
+                             "`runlog import` records the other run")
     return Submission(entry=entry, response=response, warnings=list(intent["warnings"]))
 
 

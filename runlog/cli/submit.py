@@ -74,11 +74,11 @@ def print_submission(result, query: str | None, output: str, as_json: bool, quie
         _note_started(result)
         raise
     except Exception as exc:
-        from runlog.errors import RunlogError
+        from runlog.errors import OperationError
 
-        raise RunlogError(f"run {result.response.get('id')} was started and recorded as "
-                          f"{result.entry.address[:12]}, but printing its response failed: "
-                          f"{type(exc).__name__}: {exc}"[:500], exit_code=1) from None
+        raise OperationError(f"run {result.response.get('id')} was started and recorded as "
+                             f"{result.entry.address[:12]}, but printing its response failed: "
+                             f"{type(exc).__name__}: {exc}"[:500]) from None
 
 
 def _note_started(result) -> None:
@@ -372,7 +372,7 @@ def submit(ctx, cli_input_json, generate_cli_skeleton, dry_run, profile, region,
 def duplicate_hint():
     """Submit's and replay's words for the library's refusals: the duplicate of a pending
     attempt (exit 2) and an interruption before anything was written (exit 130)."""
-    from runlog.errors import DuplicateAttemptError, RunlogError
+    from runlog.errors import DuplicateAttemptError, Interrupted
 
     try:
         yield
@@ -382,7 +382,7 @@ def duplicate_hint():
         raise DuplicateAttemptError(f"{exc.message}: {fix}, or pass --allow-duplicate to start another run anyway",
                                     exc.request_id, exc.in_flight) from None
     except KeyboardInterrupt:
-        raise RunlogError("interrupted before the request was sent; nothing was written", exit_code=130) from None
+        raise Interrupted("interrupted before the request was sent; nothing was written") from None
 
 
 @click.command()

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta, timezone
 
 import click
 
+from runlog.cli import status
 from runlog.cli.common import (aws_options, aws_settings, echo_json, load_config, no_ledger, note, open_ledger,
                                require_ledger, warn)
 from runlog.errors import LedgerError, RunlogError, UsageError
@@ -281,7 +282,7 @@ def import_(ctx, since, status, run_group_id, jobs, quiet, as_json, profile, reg
                 skipped += 1
     if failure is not None:
         raise RunlogError(f"{failure.message} (after importing {len(imported)} run(s); run it again to "
-                          "import the rest)", exit_code=failure.exit_code)
+                          "import the rest)", exit_code=status.exit_code_for(failure))
     if as_json:
         echo_json({"listed": len(items), "imported": imported, "skipped": skipped})
     elif not quiet:
