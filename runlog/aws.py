@@ -76,12 +76,13 @@ class Session:
     session makes the same clients as boto3's, without importing boto3 and s3transfer
     (about a fifth of a submit's start-up)."""
 
-    def __init__(self, core):
+    def __init__(self, core, region: str | None = None):
         self.core = core
+        self.region = region  # overrides the session's own region (a session runlog was given)
 
     @property
     def region_name(self) -> str | None:
-        return self.core.get_config_variable("region")
+        return self.region or self.core.get_config_variable("region")
 
     def get_credentials(self):
         return self.core.get_credentials()
@@ -90,7 +91,19 @@ class Session:
         return self.core.get_scoped_config()
 
     def client(self, service: str, **options: Any):
+        if self.region:
+            options.setdefault("region_name", self.region)
         return self.core.create_client(service, **options)
+
+
+def adopt(given, settings: AwsSettings) -> Session:
+    """A session a library user made (a boto3.Session or a botocore session) as runlog's
+    Session: its credentials and profile, the settings' region when they name one (the
+    caller's session is not changed)."""
+    core = getattr(given, "_session", given)  # boto3.Session wraps a botocore session
+    if not hasattr(core, "create_client") or not hasattr(core, "get_config_variable"):
+        raise UsageError(f"session must be a boto3.Session or a botocore session, got {type(given).__name__}")
+    return Session(core, region=settings.region)
 
 
 def session(settings: AwsSettings) -> Session:

@@ -9,8 +9,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from runlog.errors import UsageError
-from runlog.ledger import Entry
+from runlog.errors import DriftError, UsageError
+from runlog.ledger import Entry, Ledger
 
 REPLAY_TAG = "runlog:replay-of"
 NOT_OVERRIDABLE = ("parameters", "requestId", "runId", "workflowId")
@@ -219,3 +219,123 @@ def describe(drift: dict) -> str:
         return text[:12] if re.fullmatch(r"[0-9a-f]{40,64}", text) else text
 
     return f"{drift['kind']} {drift['what']} changed: {short(drift['recorded'])} -> {short(drift['current'])}"
+
+
+# -- the use case: prepare once (one ledger, one GetWorkflow, one git capture, one set of
+# clients), then send with what was prepared -------------------------------------------------
+
+
+@dataclass
+class Prepared:
+    """A replay ready to send: its plan (with drift), where it goes and what was made on the
+    way, reused by the send so that nothing is asked twice."""
+
+    plan: Plan
+    settings: Any  # aws.AwsSettings: where the replay goes (flag > recorded > config > environment)
+    session: Any
+    omics: Any
+    clients: dict[str, Any]
+    git: dict  # gitcapture.capture_with_notes' answer, made once
+    imported: Entry | None = None  # the record made from GetRun when the run was not in the ledger
+
+
+def is_fetchable(ref: str) -> bool:
+    """A run id or run ARN: a reference GetRun can answer when the ledger cannot."""
+    from runlog.ledger import RUN_ARN_RE
+
+    return ref.isdigit() or bool(RUN_ARN_RE.match(ref))
+
+
+def prepare(ref: str, *, existing: Ledger | None, create_ledger, settings_for, session_for, git_path,
+            members: dict[str, Any] | None = None, sets: list[str] = (), native: bool = False,
+            timeout: float = 5.0, spell=None) -> tuple[Prepared, Ledger]:
+    """The replay of `ref`, its drift checked. Returns (prepared, ledger): the ledger it was
+    read from (or created for a run fetched with GetRun), to send with.
+
+    `existing` is the open ledger (None when there is none yet); `create_ledger()` makes one,
+    called only after GetRun found a run the ledger lacks (a run it cannot find leaves
+    nothing behind). `settings_for(recorded)` gives the AWS settings for a record's `aws`
+    section (None: a run not yet recorded); `session_for(settings)` the session."""
+    from runlog import aws, gitcapture
+    from runlog.errors import LedgerError
+    from runlog.importer import import_run
+    from runlog.observe import latest_run_facts
+    from runlog.startrun import check_request, member_name
+    from runlog.submit import resolution_clients
+
+    spell = spell or member_name
+    ledger = existing
+    imported = None
+    if is_fetchable(ref) and (ledger is None or not ledger.candidates(ref)):
+        fetched_with = settings_for(None)
+        run = get_unrecorded_run(aws.client(fetched_with, "omics", sess=session_for(fetched_with)), ref)
+        if ledger is None:
+            ledger = create_ledger()
+        imported, _ = import_run(ledger, run, aws.recorded_endpoint(fetched_with))
+        entry = imported
+    elif ledger is None:
+        raise LedgerError("no ledger yet (nothing submitted with it)")
+    else:
+        entry = ledger.resolve(ref)
+    settings = settings_for(entry.record["aws"])
+    the_plan = plan(entry, members=members, sets=sets, native=native)
+    check_request(the_plan.request, spell)
+    sess = session_for(settings)
+    omics = aws.client(settings, "omics", sess=sess)
+    clients = resolution_clients(the_plan.request, settings, sess, omics, timeout)
+    recorded_digest = ((entry.record.get("resolution") or {}).get("workflow") or {}).get("digest") \
+        or latest_run_facts(ledger, entry.address).get("digest")
+    captured = gitcapture.capture_with_notes(str(git_path))
+    check_drift(the_plan, git_now=captured["git"], omics=omics, clients=clients, recorded_digest=recorded_digest,
+                timeout=timeout)
+    return Prepared(the_plan, settings, sess, omics, clients, captured, imported), ledger
+
+
+def get_unrecorded_run(omics, ref: str) -> dict:
+    """GetRun for a run id or ARN that is not in the ledger; UsageError when the service
+    cannot find it."""
+    from runlog.errors import ServiceError
+    from runlog.ledger import RUN_ARN_RE
+    from runlog.observe import get_run
+
+    found = RUN_ARN_RE.match(ref)
+    run_id = ref if ref.isdigit() or found is None else found.group(1)
+    try:
+        return get_run(omics, run_id)
+    except ServiceError as exc:
+        if exc.code in ("ResourceNotFoundException", "AccessDeniedException", "ValidationException"):
+            raise UsageError(f"run {run_id} is not in the ledger and GetRun cannot find it "
+                             f"({exc.code}: {exc.service_message}); it may be deleted, expired, or in "
+                             "another account or region") from None
+        raise
+
+
+def refusal(prepared: Prepared) -> DriftError | None:
+    """The DriftError a replay with drift is refused with (None without drift)."""
+    drift = prepared.plan.drift
+    if not drift:
+        return None
+    return DriftError(f"replay refused: {len(drift)} drift finding(s) since the original run: "
+                      + "; ".join(describe(d) for d in drift[:3]) + ("; …" if len(drift) > 3 else "")
+                      + " (allowing drift replays anyway and records it)", drift)
+
+
+def send(prepared: Prepared, ledger: Ledger, *, allow_drift: bool = False, lookup_caller: bool = True,
+         resolve_options=None, allow_duplicate: bool = False, warn=lambda message: None, spell=None):
+    """Send a prepared replay and record it (kind "replay", with its lineage), with the
+    session, clients, git capture and workflow identity the preparation made. Raises
+    DriftError when something drifted and not allow_drift; otherwise as submit.submit."""
+    from runlog.startrun import Built, member_name
+    from runlog.submit import submit
+
+    refused = None if allow_drift else refusal(prepared)
+    if refused is not None:
+        raise refused
+    the_plan = prepared.plan
+    built = Built(request=the_plan.request, parameters={"source": "recorded", "argument": None},
+                  spell=spell or member_name)
+    workflow = the_plan.workflow if the_plan.workflow and "error" not in the_plan.workflow else None
+    return submit(lambda: ledger, built, settings=prepared.settings, git_path=None, kind="replay",
+                  extra={"lineage": the_plan.lineage}, lookup_caller=lookup_caller, resolve_options=resolve_options,
+                  allow_duplicate=allow_duplicate, warn=warn, session=prepared.session, omics=prepared.omics,
+                  clients=prepared.clients, git=prepared.git, workflow=workflow)

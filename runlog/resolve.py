@@ -261,16 +261,17 @@ class Options:
 
 
 def resolve(request: dict, clients: dict, *, timeout: float = DEFAULT_TIMEOUT, check: bool = True,
-            strict: bool = False) -> tuple[dict, list[str]]:
+            strict: bool = False, workflow: dict | None = None) -> tuple[dict, list[str]]:
     """The `resolution` for a request, and warnings. Raises UsageError (nothing sent) for
     template violations when `check`, and for unresolved inputs when `strict`.
-    `clients` maps "omics" (and "s3" when there are s3:// inputs) to boto3 clients."""
+    `clients` maps "omics" (and "s3" when there are s3:// inputs) to boto3 clients.
+    `workflow` is workflow_identity's answer when the caller already has it (not asked again)."""
     started = time.monotonic()
     warnings: list[str] = []
     pool = ThreadPoolExecutor(max_workers=16)
     resolution: dict[str, Any] = {}
     try:
-        workflow_future = pool.submit(workflow_identity, clients["omics"], request)
+        workflow_future = pool.submit(workflow_identity, clients["omics"], request) if workflow is None else None
         parameters = request.get("parameters")
         if request.get("parametersUri"):
             resolution["parameters_file"] = found = parameters_file(clients["s3"], request["parametersUri"])
@@ -283,9 +284,12 @@ def resolve(request: dict, clients: dict, *, timeout: float = DEFAULT_TIMEOUT, c
             parameters = effective_parameters(request, resolution)
         left = max(0.1, timeout - (time.monotonic() - started))
         inputs = resolve_inputs(parameters, clients, timeout=left, pool=pool)
-        wait([workflow_future], timeout=max(0.0, timeout - (time.monotonic() - started)))
-        workflow = workflow_future.result() if workflow_future.done() else {
-            "error": {"code": "Timeout", "message": f"not resolved within {timeout:g} s"}}
+        if workflow_future is not None:
+            wait([workflow_future], timeout=max(0.0, timeout - (time.monotonic() - started)))
+            workflow = workflow_future.result() if workflow_future.done() else {
+                "error": {"code": "Timeout", "message": f"not resolved within {timeout:g} s"}}
+        else:
+            workflow = dict(workflow)  # the caller's copy keeps its parameter template
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
     template_checked = False

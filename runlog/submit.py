@@ -29,9 +29,13 @@ _PLACEHOLDER_OUTCOME = {"status": "rejected", "error": {"code": "pending", "mess
 
 @dataclass
 class Submission:
+    """A recorded submission: its ledger entry, StartRun's response (without botocore's
+    ResponseMetadata, which is in `metadata`) and the warnings kept in the record."""
+
     entry: Entry
     response: dict[str, Any]
     warnings: list[str] = field(default_factory=list)
+    metadata: dict[str, Any] | None = None  # botocore's ResponseMetadata (request id, HTTP status, retries)
 
 
 @dataclass
@@ -69,7 +73,9 @@ def submit(open_ledger: Callable[[], Ledger], built: Built, *, settings: AwsSett
            kind: str = "submit", extra: dict[str, Any] | None = None, capture_git: bool = True,
            lookup_caller: bool = True, resolve_options: "resolve.Options | None" = None,
            allow_duplicate: bool = False, warn: Callable[[str], None] = lambda message: None,
-           dry_run: bool = False, client_options: dict[str, Any] | None = None) -> Submission | DryRun:
+           dry_run: bool = False, client_options: dict[str, Any] | None = None, session=None, omics=None,
+           clients: dict[str, Any] | None = None, git: dict | None = None,
+           workflow: dict | None = None) -> Submission | DryRun:
     """Record and send one StartRun request. `open_ledger` is called only once every check passed.
 
     Raises DuplicateAttemptError when an identical request is still pending (unless
@@ -77,13 +83,20 @@ def submit(open_ledger: Callable[[], Ledger], built: Built, *, settings: AwsSett
     attempt is recorded), PendingError when the outcome is unknown (the attempt stays pending).
     With dry_run, every check and resolution is made and the intent returned: `open_ledger`
     (which must then not create a ledger, and may return None) is only read, nothing is sent.
-    `client_options` go to the HealthOmics client (timeouts, verify)."""
+    `client_options` go to the HealthOmics client (timeouts, verify).
+
+    What a caller already has is used instead of being made or asked again: `session` (an
+    aws.Session), `omics` (the HealthOmics client to send with), `clients` (resolution_clients'
+    answer: the clients that resolve the request), `git` (gitcapture.capture_with_notes' answer) and `workflow`
+    (resolve.workflow_identity's answer for this request)."""
     from runlog import background
 
-    pending_git = background.start(gitcapture.capture_with_notes, str(git_path)) if capture_git else None
-    sess = aws.session(settings)
-    omics = aws.client(settings, "omics", sess=sess, **(client_options or {}))
-    check_against_model(built.request, omics.meta.service_model)
+    pending_git = None
+    if git is None and capture_git:
+        pending_git = background.start(gitcapture.capture_with_notes, str(git_path))
+    sess = session or aws.session(settings)
+    omics = omics or aws.client(settings, "omics", sess=sess, **(client_options or {}))
+    check_against_model(built.request, omics.meta.service_model, built.spell)
     settings = AwsSettings(settings.profile, sess.region_name,
                            settings.endpoint_url if settings.pinned
                            else aws.custom_endpoint("omics", settings.endpoint_url), settings.pinned)
@@ -93,9 +106,13 @@ def submit(open_ledger: Callable[[], Ledger], built: Built, *, settings: AwsSett
         caller_future = pool.submit(aws.caller_identity, settings, sess) if lookup_caller else None
         options = resolve_options or resolve.Options()
         if options.enabled:
-            extra["resolution"], found = _resolve(built.request, settings, sess, omics, options)
+            found_clients = clients or resolution_clients(built.request, settings, sess, omics, options.timeout)
+            extra["resolution"], found = resolve.resolve(built.request, found_clients, timeout=options.timeout,
+                                                         check=options.check, strict=options.strict,
+                                                         workflow=workflow)
             warnings.extend(found)
-        captured = pending_git.result() if pending_git else {"git": {"state": "unknown", "reason": "not captured"}}
+        captured = git or (pending_git.result() if pending_git
+                           else {"git": {"state": "unknown", "reason": "not captured"}})
         git = captured["git"]
         warnings.extend(captured.get("notes", ()))  # what the capture left out, kept in the record
         caller = caller_future.result() if caller_future else {"unknown": "not asked (caller_identity = false)"}
@@ -152,14 +169,16 @@ def _dry_run(ledger: Ledger | None, intent: dict, warn: Callable[[str], None], a
         return DryRun(intent=intent, ledger=str(ledger.path) if hasattr(ledger, "path") else None)
 
 
-def _resolve(request: dict, settings: AwsSettings, sess, omics, options) -> tuple[dict, list[str]]:
-    """Workflow and input identities (runlog.resolve), with clients bounded by the time budget."""
+def resolution_clients(request: dict, settings: AwsSettings, sess, omics, timeout: float) -> dict[str, Any]:
+    """The clients that resolve a request's workflow and inputs: HealthOmics, and S3 (bounded
+    by the resolution's time budget) when the request names S3 objects. Submit and replay
+    make them here, so both get the same timeouts."""
     clients = {"omics": omics}
     if request.get("parametersUri") or any(uri.startswith("s3://")
                                            for uri in resolve.input_uris(request.get("parameters"))):
-        clients["s3"] = aws.client(settings, "s3", sess=sess, connect_timeout=options.timeout,
-                                   read_timeout=options.timeout, retries={"total_max_attempts": 2, "mode": "standard"})
-    return resolve.resolve(request, clients, timeout=options.timeout, check=options.check, strict=options.strict)
+        clients["s3"] = aws.client(settings, "s3", sess=sess, connect_timeout=timeout, read_timeout=timeout,
+                                   retries={"total_max_attempts": 2, "mode": "standard"})
+    return clients
 
 
 RECOVER_HINT = "run `runlog recover` to complete it (it re-sends the same requestId, so it never starts a second run)"
@@ -200,7 +219,7 @@ def send(ledger: Ledger, intent: dict, omics, *, recovered: bool = False) -> Sub
         entry = _complete(ledger, intent, outcome, run_id=None)
         raise ServiceError(error.code, error.service_message, error.http_status, error.operation,
                            record=entry.address) from None
-    response.pop("ResponseMetadata", None)
+    metadata = response.pop("ResponseMetadata", None)
     outcome = {"status": "submitted", "response": rec.jsonable(response)}
     if recovered:
         outcome["recovered"] = True
@@ -209,7 +228,7 @@ def send(ledger: Ledger, intent: dict, omics, *, recovered: bool = False) -> Sub
         raise OperationError(f"HealthOmics answered with run {response.get('id')}, but the ledger already records "
                           f"attempt {request_id} as run {entry.run_id} (record {entry.address[:12]}); "
                              "`runlog import` records the other run")
-    return Submission(entry=entry, response=response, warnings=list(intent["warnings"]))
+    return Submission(entry=entry, response=response, warnings=list(intent["warnings"]), metadata=metadata)
 
 
 def _complete(ledger: Ledger, intent: dict, outcome: dict, run_id: str | None) -> Entry:
@@ -242,10 +261,11 @@ class Completed:
 
 def recover(ledger: Ledger, settings_for: Callable[[dict], AwsSettings],
             on_result: Callable[[dict, "Submission | RunlogError | InFlight | Completed"], None]
-            = lambda intent, result: None) -> int:
+            = lambda intent, result: None, session_for: Callable[[AwsSettings], Any] | None = None) -> int:
     """Re-send every pending attempt that no live process owns, with its own requestId, to
     the AWS settings `settings_for(intent["aws"])` gives (see aws.settings_for). Returns how
-    many attempts are still pending."""
+    many attempts are still pending. `session_for(settings)` gives the session to send with
+    (default: one made from the settings, see aws.session)."""
     for intent in ledger.pending():
         request_id = intent["request"]["requestId"]
         hold = inflight.take(ledger.path, request_id)
@@ -258,8 +278,9 @@ def recover(ledger: Ledger, settings_for: Callable[[dict], AwsSettings],
                 on_result(intent, Completed(found))
                 continue
             try:
-                result: Submission | RunlogError = send(ledger, intent, aws.client(settings_for(intent["aws"]),
-                                                                                    "omics"), recovered=True)
+                settings = settings_for(intent["aws"])
+                omics = aws.client(settings, "omics", sess=session_for(settings) if session_for else None)
+                result: Submission | RunlogError = send(ledger, intent, omics, recovered=True)
             except RunlogError as exc:
                 result = exc
         on_result(intent, result)

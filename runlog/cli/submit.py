@@ -209,9 +209,9 @@ def print_skeleton(which: str, request: dict | None = None, query=None, output="
         click.echo(json.dumps(skeleton, indent=4, default=str))
         return
     # output: the request is checked as for sending; the answer's shape, member names as values
-    from runlog.startrun import check_against_model
+    from runlog.startrun import check_against_model, flag_for
 
-    check_against_model(request, service_model("omics"))
+    check_against_model(request, service_model("omics"), flag_for)
     skeleton = ArgumentGenerator(use_member_names=True).generate_skeleton(operation.output_shape)
     print_output(skeleton, query, output, color)
 

@@ -9,9 +9,9 @@ from datetime import datetime, timedelta, timezone
 
 import click
 
-from runlog.cli import status
 from runlog.cli.common import (aws_options, aws_settings, echo_json, load_config, no_ledger, note, open_ledger,
                                require_ledger, warn)
+from runlog.cli.status import exit_code_for
 from runlog.errors import LedgerError, RunlogError, UsageError
 from runlog.textsafe import terminal_safe
 
@@ -282,7 +282,7 @@ def import_(ctx, since, status, run_group_id, jobs, quiet, as_json, profile, reg
                 skipped += 1
     if failure is not None:
         raise RunlogError(f"{failure.message} (after importing {len(imported)} run(s); run it again to "
-                          "import the rest)", exit_code=status.exit_code_for(failure))
+                          "import the rest)", exit_code=exit_code_for(failure))
     if as_json:
         echo_json({"listed": len(items), "imported": imported, "skipped": skipped})
     elif not quiet:
