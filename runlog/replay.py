@@ -7,6 +7,7 @@ import copy
 import re
 import uuid
 from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any
 
 from runlog.errors import DriftError, UsageError
@@ -88,7 +89,7 @@ def _json_path(parts: list[str | int]) -> str:
     return "".join(f"[{p}]" if isinstance(p, int) else (f".{p}" if i else p) for i, p in enumerate(parts))
 
 
-def plan(entry: Entry, *, members: dict[str, Any] | None = None, sets: list[str] = (),
+def plan(entry: Entry, *, members: dict[str, Any] | None = None, sets: Sequence[str] = (),
          native: bool = False) -> Plan:
     """The request a replay sends, and its lineage (without drift, which needs AWS)."""
     record = entry.record
@@ -130,7 +131,7 @@ def plan(entry: Entry, *, members: dict[str, Any] | None = None, sets: list[str]
     tags[REPLAY_TAG] = response.get("uuid") or entry.address
     request["tags"] = tags
     request["requestId"] = str(uuid.uuid4())
-    lineage = {
+    lineage: dict[str, Any] = {
         "replay_of": {"record": entry.address, "run_uuid": response.get("uuid"), "run_id": response.get("id"),
                       "run_arn": response.get("arn")},
         "mode": "native" if native else "request",
@@ -247,7 +248,7 @@ def is_fetchable(ref: str) -> bool:
 
 
 def prepare(ref: str, *, existing: Ledger | None, create_ledger, settings_for, session_for, git_path,
-            members: dict[str, Any] | None = None, sets: list[str] = (), native: bool = False,
+            members: dict[str, Any] | None = None, sets: Sequence[str] = (), native: bool = False,
             timeout: float = 5.0, spell=None) -> tuple[Prepared, Ledger]:
     """The replay of `ref`, its drift checked. Returns (prepared, ledger): the ledger it was
     read from (or created for a run fetched with GetRun), to send with.

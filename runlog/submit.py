@@ -201,7 +201,7 @@ def send(ledger: Ledger, intent: dict, omics, *, recovered: bool = False) -> Sub
         raise PendingError(f"interrupted while StartRun was being sent: a run may have started; the attempt "
                            f"{request_id} is kept as pending: {RECOVER_HINT}", request_id, interrupted=True) from None
     except bex.ParamValidationError as exc:  # refused by botocore itself: nothing left this machine
-        outcome = {"status": "abandoned", "reason": "not sent: " + " ".join(str(exc).split())}
+        outcome: dict[str, Any] = {"status": "abandoned", "reason": "not sent: " + " ".join(str(exc).split())}
         entry = _complete(ledger, intent, outcome, run_id=None)
         raise UsageError(f"{outcome['reason']} (kept in the ledger as abandoned attempt {entry.address[:12]})") \
             from None
