@@ -7,7 +7,9 @@ callers catch the class they care about:
 
     RunlogError                 every error meant for the user
     ├── UsageError              bad input: a request, a reference, a file, a setting
-    │   └── DuplicateAttemptError   an identical request is still pending
+    │   ├── DuplicateAttemptError   an identical request is still pending
+    │   ├── TemplateMismatch        the parameters do not fit the workflow's template (problems)
+    │   └── Unresolved              strict resolution: inputs that could not be resolved (uris)
     ├── LedgerError             the ledger cannot be opened, read or written
     ├── ServiceError            an AWS service answered with an error (code, http_status)
     ├── PendingError            StartRun's outcome is unknown; the attempt is kept (request_id)
@@ -43,6 +45,24 @@ class RunlogError(Exception):
 
 class UsageError(RunlogError):
     """Bad input: a request member, a reference, a file or a setting (nothing was sent or written)."""
+
+
+class TemplateMismatch(UsageError):
+    """The parameters do not fit the workflow's parameter template (missing required or
+    unknown parameters): `problems` says which. The command line's --no-check sends them anyway."""
+
+    def __init__(self, message: str, problems: list[str] | None = None):
+        self.problems = list(problems or [])
+        super().__init__(message)
+
+
+class Unresolved(UsageError):
+    """Strict resolution refused a request whose inputs (or parameters file) could not be
+    resolved: `uris` names them. Raised only when resolution is strict (--strict)."""
+
+    def __init__(self, message: str, uris: list[str] | None = None):
+        self.uris = list(uris or [])
+        super().__init__(message)
 
 
 class LedgerError(RunlogError):

@@ -7,7 +7,7 @@ import copy
 import re
 import uuid
 from dataclasses import dataclass, field
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from runlog.errors import DriftError, UsageError
@@ -31,8 +31,8 @@ class Plan:
         return self.lineage["drift"]
 
 
-def parse_path(text: str) -> list[str | int]:
-    """`a.b[0].c` -> ["a", "b", 0, "c"]."""
+def parse_path(text: str, spell: Callable[[str], str] = str) -> list[str | int]:
+    """`a.b[0].c` -> ["a", "b", 0, "c"]. `spell` names the option in messages (the CLI: --set)."""
     parts: list[str | int] = []
     position = 0
     for match in _PART_RE.finditer(text):
@@ -42,46 +42,46 @@ def parse_path(text: str) -> list[str | int]:
         else:  # an index: right after a key or another index
             ok = bool(parts) and between == ""
         if not ok:
-            raise UsageError(f"--set: cannot read the path {text!r} (use a.b[0].c)")
+            raise UsageError(f"{spell('set')}: cannot read the path {text!r} (use a.b[0].c)")
         parts.append(match.group(1) if match.group(1) is not None else int(match.group(2)))
         position = match.end()
     if not parts or position != len(text):
-        raise UsageError(f"--set: cannot read the path {text!r} (use a.b[0].c)")
+        raise UsageError(f"{spell('set')}: cannot read the path {text!r} (use a.b[0].c)")
     return parts
 
 
-def parse_set(text: str) -> tuple[str, list[str | int], Any]:
+def parse_set(text: str, spell: Callable[[str], str] = str) -> tuple[str, list[str | int], Any]:
     """PATH=VALUE; VALUE is JSON when it parses as JSON, else a string."""
     if "=" not in text:
-        raise UsageError(f"--set {text!r}: expected PATH=VALUE, e.g. --set options.min_qual=30")
+        raise UsageError(f"{spell('set')} {text!r}: expected PATH=VALUE, e.g. options.min_qual=30")
     path, raw = text.split("=", 1)
     if not path.strip():
-        raise UsageError(f"--set {text!r}: the path before '=' is empty")
+        raise UsageError(f"{spell('set')} {text!r}: the path before '=' is empty")
     from runlog.params import parse_json_or_text
 
-    value = parse_json_or_text(raw, f"--set {path.strip()}")
-    return path.strip(), parse_path(path.strip()), value
+    value = parse_json_or_text(raw, f"{spell('set')} {path.strip()}")
+    return path.strip(), parse_path(path.strip(), spell), value
 
 
-def apply_set(parameters: dict, path: str, parts: list[str | int], value: Any) -> None:
+def apply_set(parameters: dict, path: str, parts: list[str | int], value: Any, spell: Callable[[str], str] = str) -> None:
     """Set a nested value, making objects for missing keys on the way."""
     target: Any = parameters
     for depth, part in enumerate(parts[:-1]):
         following = parts[depth + 1]
         if isinstance(part, int):
             if not isinstance(target, list) or part >= len(target):
-                raise UsageError(f"--set {path}: no item [{part}] at {_json_path(parts[:depth]) or 'the top'}")
+                raise UsageError(f"{spell('set')} {path}: no item [{part}] at {_json_path(parts[:depth]) or 'the top'}")
             target = target[part]
         else:
             if not isinstance(target, dict):
-                raise UsageError(f"--set {path}: {_json_path(parts[:depth])} is not an object")
+                raise UsageError(f"{spell('set')} {path}: {_json_path(parts[:depth])} is not an object")
             target = target.setdefault(part, [] if isinstance(following, int) else {})
     last = parts[-1]
     if isinstance(last, int):
         if not isinstance(target, list) or last >= len(target):
-            raise UsageError(f"--set {path}: no item [{last}] at {_json_path(parts[:-1]) or 'the top'}")
+            raise UsageError(f"{spell('set')} {path}: no item [{last}] at {_json_path(parts[:-1]) or 'the top'}")
     elif not isinstance(target, dict):
-        raise UsageError(f"--set {path}: {_json_path(parts[:-1])} is not an object")
+        raise UsageError(f"{spell('set')} {path}: {_json_path(parts[:-1])} is not an object")
     target[last] = value
 
 
@@ -90,8 +90,9 @@ def _json_path(parts: list[str | int]) -> str:
 
 
 def plan(entry: Entry, *, members: dict[str, Any] | None = None, sets: Sequence[str] = (),
-         native: bool = False) -> Plan:
-    """The request a replay sends, and its lineage (without drift, which needs AWS)."""
+         native: bool = False, spell: Callable[[str], str] = str) -> Plan:
+    """The request a replay sends, and its lineage (without drift, which needs AWS). `spell`
+    names replay's options and StartRun's members in messages (the CLI: startrun.flag_for)."""
     record = entry.record
     members = {k: v for k, v in (members or {}).items() if v is not None}
     for name in members:
@@ -105,12 +106,13 @@ def plan(entry: Entry, *, members: dict[str, Any] | None = None, sets: Sequence[
     overrides: dict[str, Any] = {}
     if native:
         if not response.get("id"):
-            raise UsageError("--native needs a run to duplicate; this record never ran")
+            raise UsageError(f"{spell('native')} needs a run to duplicate; this record never ran")
         if sets:
-            raise UsageError("--native cannot change parameters (--set): the service copies them from the run")
+            raise UsageError(f"{spell('native')} cannot change parameters ({spell('set')}): the service copies them "
+                             "from the run")
         request = {"runId": response["id"], "roleArn": record["request"]["roleArn"],
                    "outputUri": record["request"]["outputUri"]}
-        notes.append("--native: HealthOmics copies the workflow, version and parameters from its own copy of run "
+        notes.append(f"{spell('native')}: HealthOmics copies the workflow, version and parameters from its own copy of run "
                      f"{response['id']}, not from the record; parameter overrides and the recorded tags "
                      "are not carried over, and the run must still exist")
     else:
@@ -123,9 +125,9 @@ def plan(entry: Entry, *, members: dict[str, Any] | None = None, sets: Sequence[
             overrides.setdefault("members", {})[name] = members[name]
         request[name] = value
     for text in sets:
-        path, parts, value = parse_set(text)
+        path, parts, value = parse_set(text, spell)
         parameters = request.setdefault("parameters", {})
-        apply_set(parameters, path, parts, value)
+        apply_set(parameters, path, parts, value, spell)
         overrides.setdefault("parameters", {})[path] = value
     tags = dict(request.get("tags") or {})
     tags[REPLAY_TAG] = response.get("uuid") or entry.address
@@ -279,7 +281,7 @@ def prepare(ref: str, *, existing: Ledger | None, create_ledger, settings_for, s
     else:
         entry = ledger.resolve(ref)
     settings = settings_for(entry.record["aws"])
-    the_plan = plan(entry, members=members, sets=sets, native=native)
+    the_plan = plan(entry, members=members, sets=sets, native=native, spell=spell)
     check_request(the_plan.request, spell)
     sess = session_for(settings)
     omics = aws.client(settings, "omics", sess=sess)

@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
-from runlog.errors import UsageError
+from runlog.errors import TemplateMismatch, Unresolved, UsageError
 from runlog.params import OMICS_RE, walk_strings
 
 DEFAULT_TIMEOUT = 5.0
@@ -279,7 +279,7 @@ def resolve(request: dict, clients: dict, *, timeout: float = DEFAULT_TIMEOUT, c
                 message = (f"parameters file {request['parametersUri']} not read ({found['error']['code']}: "
                            f"{found['error']['message']})")
                 if strict:
-                    raise UsageError(message + " (--strict refuses to submit)")
+                    raise Unresolved(message, [request["parametersUri"]])
                 warnings.append(message + "; its parameters are not in the record and not checked")
             parameters = effective_parameters(request, resolution)
         left = max(0.1, timeout - (time.monotonic() - started))
@@ -297,17 +297,17 @@ def resolve(request: dict, clients: dict, *, timeout: float = DEFAULT_TIMEOUT, c
         warnings.append(f"workflow not resolved: {workflow['error']['code']}: {workflow['error']['message']}")
     elif check and not request.get("runId") and not ("error" in resolution.get("parameters_file", {})):
         where = (f"the parameters in {request['parametersUri']}" if "parameters_file" in resolution
-                 else "--parameters")
+                 else "the parameters")
         problems = check_template(workflow, parameters)
         if problems:
-            raise UsageError(f"{where} do not fit workflow {workflow.get('id')} ({workflow.get('name')}): "
-                             + "; ".join(problems) + " (--no-check sends them anyway)")
+            raise TemplateMismatch(f"{where} do not fit workflow {workflow.get('id')} ({workflow.get('name')}): "
+                                   + "; ".join(problems), problems)
         template_checked = "parameter_template" in workflow
     workflow.pop("parameter_template", None)
     failed = [f"{uri} ({identity['error']['code']})" for uri, identity in inputs.items() if "error" in identity]
     if failed:
         message = "input(s) not resolved: " + ", ".join(failed)
         if strict:
-            raise UsageError(message + " (--strict refuses to submit)")
+            raise Unresolved(message, [uri for uri, identity in inputs.items() if "error" in identity])
         warnings.append(message + "; recorded as such")
     return {"workflow": workflow, "inputs": inputs, "template_checked": template_checked, **resolution}, warnings

@@ -215,3 +215,22 @@ def test_exit_codes_come_from_one_table():
     assert status.exit_code_for(runlog.OperationError("x")) == status.FAILURE
     assert status.exit_code_for(runlog.InternalError("x")) == status.INTERNAL
     assert status.exit_code_for(runlog.RunlogError("x", exit_code=1)) == 1  # code that still names one keeps it
+
+
+def test_replay_prepares_with_one_ledger_and_submits_s3_timeouts(aws_env, ledger_path, git_repo):
+    from runlog import aws
+    from runlog import replay as replaying
+
+    with runlog.Runlog(ledger_path) as rl:  # S3 inputs: the documentation's first example's inputs file
+        rl.start_run(workflowId="1234567", roleArn=ROLE, outputUri="s3://b/out/", name="cram-to-bam",
+                     parameters="file://workflow-inputs.json")
+    with Ledger.open(ledger_path) as ledger:
+        prepared, used = replaying.prepare(
+            "@1", existing=ledger, create_ledger=lambda: pytest.fail("the ledger exists: nothing is created"),
+            settings_for=lambda recorded: aws.settings_for(recorded=recorded), session_for=aws.session,
+            git_path=git_repo, timeout=2.5)
+        assert used is ledger
+    s3 = prepared.clients["s3"]
+    assert (s3.meta.config.connect_timeout, s3.meta.config.read_timeout) == (2.5, 2.5)
+    assert s3.meta.config.retries["total_max_attempts"] == 2
+    assert prepared.git["git"]["state"] == "clean" and prepared.plan.drift == []

@@ -65,12 +65,13 @@ def replay(ctx, ref, sets, allow_drift, dry_run, native, no_resolve, no_check, s
     Exit status: 0 sent; 1 the service rejected it (kept as a failed attempt) or could not be
     reached (kept as pending: `runlog recover`); 2 bad input or unknown run; 3 drift refused.
     """
-    from runlog.startrun import members as startrun_members, parse_flag
+    from runlog.startrun import flag_for, parse_flag
+    from runlog.startrun import members as startrun_members
 
     check_query(query)
     ref = ref.strip()
     for text in sets:  # syntax first: nothing is fetched or written for a misspelt --set
-        parse_set(text)
+        parse_set(text, flag_for)
     known = startrun_members()
     for name, raw in members.items():  # JSON, shorthand and file:// read as submit reads them
         if raw is not None:

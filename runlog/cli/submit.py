@@ -370,12 +370,18 @@ def submit(ctx, cli_input_json, generate_cli_skeleton, dry_run, profile, region,
 
 @contextmanager
 def duplicate_hint():
-    """Submit's and replay's words for the library's refusals: the duplicate of a pending
-    attempt (exit 2) and an interruption before anything was written (exit 130)."""
-    from runlog.errors import DuplicateAttemptError, Interrupted
+    """Submit's and replay's words for the library's refusals, with the option that changes
+    them: the duplicate of a pending attempt (--allow-duplicate), parameters that do not fit
+    the workflow (--no-check), inputs strict resolution could not resolve (--strict), and an
+    interruption before anything was written (exit 130)."""
+    from runlog.errors import DuplicateAttemptError, Interrupted, TemplateMismatch, Unresolved
 
     try:
         yield
+    except TemplateMismatch as exc:
+        raise TemplateMismatch(f"{exc.message} (--no-check sends them anyway)", exc.problems) from None
+    except Unresolved as exc:
+        raise Unresolved(f"{exc.message} (--strict refuses to submit)", exc.uris) from None
     except DuplicateAttemptError as exc:
         fix = ("wait for it to finish" if exc.in_flight is not None
                else "`runlog recover` completes it without starting a second run")
