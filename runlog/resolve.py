@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
-from runlog.errors import TemplateMismatch, Unresolved, UsageError
+from runlog.errors import TemplateMismatch, Unresolved
 from runlog.params import OMICS_RE, walk_strings
 
 DEFAULT_TIMEOUT = 5.0
