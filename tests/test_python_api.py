@@ -234,3 +234,17 @@ def test_replay_prepares_with_one_ledger_and_submits_s3_timeouts(aws_env, ledger
     assert (s3.meta.config.connect_timeout, s3.meta.config.read_timeout) == (2.5, 2.5)
     assert s3.meta.config.retries["total_max_attempts"] == 2
     assert prepared.git["git"]["state"] == "clean" and prepared.plan.drift == []
+
+
+def test_importing_runlog_and_its_api_stays_light():
+    """`import runlog` (and so every command) does not pay for the API, boto3 or botocore."""
+    import subprocess
+    import sys
+
+    code = ("import sys, runlog\n"
+            "assert 'runlog.api' not in sys.modules\n"
+            "runlog.Runlog, runlog.wrap\n"
+            "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('boto3', 'botocore', 'click', 'git'))\n"
+            "print(heavy)\n")
+    found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert found.stdout.strip() == "[]", found.stdout
