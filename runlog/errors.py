@@ -15,7 +15,10 @@ callers catch the class they care about:
     ├── PendingError            StartRun's outcome is unknown; the attempt is kept (request_id)
     ├── DriftError              replay refused: code, workflow or inputs changed (items)
     ├── OperationError          something could not be finished (a run still running, a transfer)
-    └── InternalError           a bug in runlog
+    ├── InternalError           a bug in runlog
+    └── Interrupted             Ctrl-C before anything was sent or written
+
+`interrupted` is true on any of them that is the account of a Ctrl-C (a PendingError can be).
 """
 
 from __future__ import annotations

@@ -106,7 +106,6 @@ def replay(ctx, ref, sets, allow_drift, dry_run, native, no_resolve, no_check, s
             raise DriftError(f"replay refused: {len(the_plan.drift)} drift finding(s) since the original run "
                              "(listed above); --allow-drift replays anyway and records them", the_plan.drift)
         from runlog.replay import send
-        from runlog.startrun import flag_for
 
         with duplicate_hint():
             result = send(prepared, ledger, allow_drift=allow_drift, lookup_caller=config.get("caller_identity", True),
