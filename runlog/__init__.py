@@ -16,15 +16,27 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from runlog.errors import (DriftError, DuplicateAttemptError, InternalError, LedgerError, OperationError, PendingError,
-                           RunlogError, ServiceError, UsageError)
+from runlog.errors import (
+    DriftError,
+    DuplicateAttemptError,
+    InternalError,
+    Interrupted,
+    LedgerError,
+    OperationError,
+    PendingError,
+    RunlogError,
+    ServiceError,
+    TemplateMismatch,
+    Unresolved,
+    UsageError,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Runlog", "wrap", "RecordingClient",
     "RunlogError", "UsageError", "DuplicateAttemptError", "LedgerError", "ServiceError", "PendingError",
-    "DriftError", "OperationError", "InternalError",
+    "TemplateMismatch", "Unresolved", "DriftError", "OperationError", "InternalError", "Interrupted",
     "__version__",
 ]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from runlog import __version__
@@ -51,7 +51,7 @@ def _timestamp(value: str | None) -> str:
     """GetRun's creationTime as the record's `created` (ISO 8601 UTC, milliseconds)."""
     if not value:
         return rec.utc_now()
-    parsed = datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(timezone.utc)
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
     return parsed.strftime("%Y-%m-%dT%H:%M:%S.") + f"{parsed.microsecond // 1000:03d}Z"
 
 
@@ -120,14 +120,14 @@ class ImportResult:
 def as_time(value: Any) -> datetime | None:
     """A ListRuns/GetRun time (datetime or ISO 8601 text) as an aware datetime; None if unreadable."""
     if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
     if not value:
         return None
     try:
         moment = datetime.fromisoformat(value)
     except (TypeError, ValueError):
         return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def is_known(item: dict, times: dict) -> bool:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import copy
 import re
 import uuid
-from dataclasses import dataclass, field
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from runlog.errors import DriftError, UsageError

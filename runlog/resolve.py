@@ -284,12 +284,13 @@ def resolve(request: dict, clients: dict, *, timeout: float = DEFAULT_TIMEOUT, c
             parameters = effective_parameters(request, resolution)
         left = max(0.1, timeout - (time.monotonic() - started))
         inputs = resolve_inputs(parameters, clients, timeout=left, pool=pool)
-        if workflow_future is not None:
+        if workflow is not None:
+            workflow = dict(workflow)  # the caller's copy keeps its parameter template
+        else:
+            assert workflow_future is not None
             wait([workflow_future], timeout=max(0.0, timeout - (time.monotonic() - started)))
             workflow = workflow_future.result() if workflow_future.done() else {
                 "error": {"code": "Timeout", "message": f"not resolved within {timeout:g} s"}}
-        else:
-            workflow = dict(workflow)  # the caller's copy keeps its parameter template
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
     template_checked = False

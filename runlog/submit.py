@@ -18,8 +18,15 @@ from typing import Any
 from runlog import __version__, aws, gitcapture, inflight, params, resolve
 from runlog import record as rec
 from runlog.aws import AwsSettings
-from runlog.errors import (InternalError, LedgerError, OperationError, PendingError, RunlogError, ServiceError,
-                           UsageError)
+from runlog.errors import (
+    InternalError,
+    LedgerError,
+    OperationError,
+    PendingError,
+    RunlogError,
+    ServiceError,
+    UsageError,
+)
 from runlog.ledger import Entry, Ledger
 from runlog.startrun import Built, check_against_model
 
@@ -71,7 +78,7 @@ def make_intent(built: Built, *, kind: str, settings: AwsSettings, git: dict, ca
 
 def submit(open_ledger: Callable[[], Ledger], built: Built, *, settings: AwsSettings, git_path,
            kind: str = "submit", extra: dict[str, Any] | None = None, capture_git: bool = True,
-           lookup_caller: bool = True, resolve_options: "resolve.Options | None" = None,
+           lookup_caller: bool = True, resolve_options: resolve.Options | None = None,
            allow_duplicate: bool = False, warn: Callable[[str], None] = lambda message: None,
            dry_run: bool = False, client_options: dict[str, Any] | None = None, session=None, omics=None,
            clients: dict[str, Any] | None = None, git: dict | None = None,
@@ -260,7 +267,7 @@ class Completed:
 
 
 def recover(ledger: Ledger, settings_for: Callable[[dict], AwsSettings],
-            on_result: Callable[[dict, "Submission | RunlogError | InFlight | Completed"], None]
+            on_result: Callable[[dict, Submission | RunlogError | InFlight | Completed], None]
             = lambda intent, result: None, session_for: Callable[[AwsSettings], Any] | None = None) -> int:
     """Re-send every pending attempt that no live process owns, with its own requestId, to
     the AWS settings `settings_for(intent["aws"])` gives (see aws.settings_for). Returns how

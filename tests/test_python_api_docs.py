@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import re
 
-from runlog.ledger import Ledger
-
 from conftest import PROJECT_ROOT
+from runlog.ledger import Ledger
 
 DOC = PROJECT_ROOT / "docs" / "python-api.md"
 

@@ -48,8 +48,8 @@ def export(ctx, refs, fmt, target, license_, authors, usability, title, runs_onl
     """
     from runlog.errors import UsageError
     from runlog.export.terms import collect, parse_person
-    from runlog.export.write import export as do_export
     from runlog.export.validate import check_export
+    from runlog.export.write import export as do_export
     from runlog.export.write import warnings
 
     config = load_config(ctx)

@@ -5,8 +5,16 @@ status; the command line alone does, here."""
 
 from __future__ import annotations
 
-from runlog.errors import (DriftError, InternalError, LedgerError, OperationError, PendingError, RunlogError,
-                           ServiceError, UsageError)
+from runlog.errors import (
+    DriftError,
+    InternalError,
+    LedgerError,
+    OperationError,
+    PendingError,
+    RunlogError,
+    ServiceError,
+    UsageError,
+)
 
 SUCCESS = 0
 FAILURE = 1  # the service refused, an outcome is unknown (pending), a check found a problem

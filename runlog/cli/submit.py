@@ -211,7 +211,7 @@ def print_skeleton(which: str, request: dict | None = None, query=None, output="
     # output: the request is checked as for sending; the answer's shape, member names as values
     from runlog.startrun import check_against_model, flag_for
 
-    check_against_model(request, service_model("omics"), flag_for)
+    check_against_model(request or {}, service_model("omics"), flag_for)
     skeleton = ArgumentGenerator(use_member_names=True).generate_skeleton(operation.output_shape)
     print_output(skeleton, query, output, color)
 
@@ -348,6 +348,7 @@ def submit(ctx, cli_input_json, generate_cli_skeleton, dry_run, profile, region,
     if generate_cli_skeleton == "output":
         print_skeleton("output", built.request, query, output, color)
         return
+    from runlog.submit import DryRun
     from runlog.submit import submit as do_submit
 
     settings = aws_settings(config, profile, region, endpoint_url)
@@ -360,7 +361,7 @@ def submit(ctx, cli_input_json, generate_cli_skeleton, dry_run, profile, region,
                                                                 resolve_timeout),
                            allow_duplicate=allow_duplicate, warn=warn, dry_run=dry_run,
                            client_options=client_options)
-    if dry_run:
+    if isinstance(result, DryRun):
         if result.ledger is None:
             result.ledger = str(config.ledger_path())
         print_dry_run(result)
