@@ -248,3 +248,18 @@ def test_importing_runlog_and_its_api_stays_light():
             "print(heavy)\n")
     found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert found.stdout.strip() == "[]", found.stdout
+
+
+def test_push_and_pull_share_records_between_two_runlogs(aws_env, bucket, tmp_path, git_repo):
+    """Alice's ledger goes to the team bucket (moto S3) and arrives, verified, in Bob's."""
+    remote = "s3://lab-provenance/runlog"
+    with runlog.Runlog(tmp_path / "alice.db") as alice:
+        response = alice.start_run(**REQUEST)
+        pushed = alice.push(remote)
+        assert (pushed.records_sent, pushed.records_present) == (1, 0)
+        assert alice.push(remote).records_sent == 0  # nothing twice
+    with runlog.Runlog(tmp_path / "bob.db", config={"remote": remote}) as bob:
+        pulled = bob.pull()  # the remote from the configuration
+        assert (pulled.records_received, pulled.refused) == (1, [])
+        assert bob.show(response["id"]).record["outcome"]["response"]["uuid"] == response["uuid"]
+        assert bob.verify().ok
