@@ -263,3 +263,12 @@ def test_push_and_pull_share_records_between_two_runlogs(aws_env, bucket, tmp_pa
         assert (pulled.records_received, pulled.refused) == (1, [])
         assert bob.show(response["id"]).record["outcome"]["response"]["uuid"] == response["uuid"]
         assert bob.verify().ok
+
+
+def test_a_request_id_is_used_once(aws_env, ledger_path, git_repo):
+    with runlog.Runlog(ledger_path) as rl:
+        first = rl.start_run(**REQUEST, requestId="pipeline-step-1")
+        with pytest.raises(runlog.UsageError) as caught:
+            rl.start_run(**REQUEST, requestId="pipeline-step-1")
+        assert "'pipeline-step-1' was already used" in caught.value.message and "--" not in caught.value.message
+        assert [e.run_id for e in rl.log()] == [first["id"]]
