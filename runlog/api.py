@@ -345,10 +345,13 @@ class Runlog:
         return between(self._open(create=False), a, b, git_repo=self.config.git_repo, cwd=Path.cwd(),
                        identity=identity)
 
-    def verify(self, refs: Iterable[str] | None = None, *, expect: str | None = None) -> Any:
+    def verify(self, refs: Iterable[str] | None = None, *, expect: str | None = None,
+               remote: str | bool | None = None) -> Any:
         """Check every record (or those REFs) against its content address, seal, schema,
         fingerprint, intent and chain; a runlog.verify.Report (`.ok`, `.problems`, `.head_text`).
-        `expect` is a head printed by an earlier verify ("N:CHAIN") that must still hold."""
+        `expect` is a head printed by an earlier verify ("N:CHAIN") that must still hold.
+        `remote` (s3://BUCKET/PREFIX, or True for `remote` in the configuration) also checks
+        the head `push` left there."""
         from runlog import verify
 
         ledger = self._open(create=False)
@@ -356,7 +359,12 @@ class Runlog:
             return verify.verify_entries(ledger, [ledger.resolve(ref) for ref in refs])
         if expect:
             verify.parse_head(expect)
-        return verify.verify(ledger, expect=expect)
+        report = verify.verify(ledger, expect=expect)
+        if remote:
+            from runlog import sync
+
+            sync.check_remote_head(ledger, report, self._s3(4), self._remote(None if remote is True else remote))
+        return report
 
     def export(self, refs: Iterable[str] | str, *, format: str, path: str | Path, license: str | None = None,
                authors: Iterable[str] | None = None, publisher: str | None = None, usability: str | None = None,

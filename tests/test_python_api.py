@@ -263,6 +263,9 @@ def test_push_and_pull_share_records_between_two_runlogs(aws_env, bucket, tmp_pa
         assert (pulled.records_received, pulled.refused) == (1, [])
         assert bob.show(response["id"]).record["outcome"]["response"]["uuid"] == response["uuid"]
         assert bob.verify().ok
+    with runlog.Runlog(tmp_path / "alice.db") as alice:
+        report = alice.verify(remote=remote)  # the head Alice's push left is still hers
+        assert report.ok and report.witnesses == [remote + "/"]
 
 
 def test_a_request_id_is_used_once(aws_env, ledger_path, git_repo):
