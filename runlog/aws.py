@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from runlog.errors import RunlogError, ServiceError, UsageError
+from runlog.errors import OperationError, RunlogError, ServiceError, UsageError
 
 # botocore's service ids for the environment variables AWS_ENDPOINT_URL_<ID>.
 _ENDPOINT_ENV = {"omics": "AWS_ENDPOINT_URL_OMICS", "sts": "AWS_ENDPOINT_URL_STS", "s3": "AWS_ENDPOINT_URL_S3"}
@@ -76,12 +76,13 @@ class Session:
     session makes the same clients as boto3's, without importing boto3 and s3transfer
     (about a fifth of a submit's start-up)."""
 
-    def __init__(self, core):
+    def __init__(self, core, region: str | None = None):
         self.core = core
+        self.region = region  # overrides the session's own region (a session runlog was given)
 
     @property
     def region_name(self) -> str | None:
-        return self.core.get_config_variable("region")
+        return self.region or self.core.get_config_variable("region")
 
     def get_credentials(self):
         return self.core.get_credentials()
@@ -90,7 +91,19 @@ class Session:
         return self.core.get_scoped_config()
 
     def client(self, service: str, **options: Any):
+        if self.region:
+            options.setdefault("region_name", self.region)
         return self.core.create_client(service, **options)
+
+
+def adopt(given, settings: AwsSettings) -> Session:
+    """A session a library user made (a boto3.Session or a botocore session) as runlog's
+    Session: its credentials and profile, the settings' region when they name one (the
+    caller's session is not changed)."""
+    core = getattr(given, "_session", given)  # boto3.Session wraps a botocore session
+    if not hasattr(core, "create_client") or not hasattr(core, "get_config_variable"):
+        raise UsageError(f"session must be a boto3.Session or a botocore session, got {type(given).__name__}")
+    return Session(core, region=settings.region)
 
 
 def session(settings: AwsSettings) -> Session:
@@ -159,7 +172,7 @@ def error_from(exc: Exception, operation: str) -> RunlogError:
                           "or export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
     if isinstance(exc, bex.ParamValidationError):
         return UsageError(str(exc).replace("\n", " "))
-    return RunlogError(f"{operation} failed: {exc}", exit_code=1)
+    return OperationError(f"{operation} failed: {exc}")
 
 
 def not_sent(exc: Exception) -> str | None:

@@ -195,3 +195,45 @@ def as_of_now(record: dict, git_repo: Path, cwd: Path) -> tuple[dict, list[str]]
         else:
             notes.append(f"{source['file']['path']} no longer exists: parameters as recorded")
     return now, notes
+
+
+@dataclass
+class Diff:
+    """Two sides compared: their headers (record, run, name, fingerprint; `b["record"]` is
+    None for "as it would be submitted now"), the changes, and notes on what was read again."""
+
+    a: dict[str, Any]
+    b: dict[str, Any]
+    changes: list[Change]
+    notes: list[str]
+
+    @property
+    def same(self) -> bool:
+        """True when the configurations are identical (no change counted)."""
+        return not self.changes
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON `runlog diff --json` prints (docs/diff.md)."""
+        return {"a": self.a, "b": self.b, "same": self.same, "notes": self.notes,
+                "changes": [c.as_dict() for c in self.changes]}
+
+
+def between(ledger, ref_a: str, ref_b: str | None = None, *, git_repo: Path, cwd: Path,
+            identity: bool = False) -> Diff:
+    """What changed from the run `ref_a` to the run `ref_b`, or, without `ref_b`, to what
+    would be submitted now (the git state of `git_repo` now, a parameters file read again
+    from `cwd`). `identity` compares run identity too."""
+    from runlog.observe import latest_run_facts
+
+    entry_a = ledger.resolve(ref_a)
+    facts_a = latest_run_facts(ledger, entry_a.address)
+    notes: list[str] = []
+    if ref_b is None:
+        record_b, notes = as_of_now(entry_a.record, git_repo, cwd)
+        address_b, facts_b = None, facts_a
+    else:
+        entry_b = ledger.resolve(ref_b)
+        record_b, address_b = entry_b.record, entry_b.address
+        facts_b = latest_run_facts(ledger, entry_b.address)
+    changes = compare(entry_a.record, record_b, facts_a, facts_b, identity=identity)
+    return Diff(header(entry_a.record, entry_a.address), header(record_b, address_b), changes, notes)

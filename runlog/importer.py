@@ -8,11 +8,14 @@ write the same record, so shared ledgers merge without duplicates."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from runlog import __version__
 from runlog import record as rec
 from runlog.arn import parse_run_arn
+from runlog.errors import RunlogError
 from runlog.ledger import Entry, Ledger
 from runlog.observe import SOURCE
 
@@ -88,3 +91,110 @@ def import_run(ledger: Ledger, run: dict[str, Any], endpoint_url: str | None = N
     if added:
         ledger.observe(entry.address, SOURCE, run, run_uuid=run["uuid"], status=run.get("status"))
     return entry, added
+
+
+# -- the use case: list the runs, leave out those the ledger holds, fetch and record the rest ----
+
+# A run whose ARN is in the ledger is the recorded run when its creation time matches; for a
+# record that never saw the service's creationTime, when it was submitted within this long of it.
+SUBMIT_TO_CREATION = timedelta(hours=1)
+
+
+@dataclass
+class ImportResult:
+    """What `import_runs` did: how many runs ListRuns listed, the runs recorded (record,
+    run_id, run_uuid, status, name), how many the ledger already held, and the error that
+    stopped the fetching part way (what was fetched before it is recorded)."""
+
+    listed: int
+    imported: list[dict[str, Any]] = field(default_factory=list)
+    skipped: int = 0
+    failure: RunlogError | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"listed": self.listed, "imported": self.imported, "skipped": self.skipped}
+
+
+def as_time(value: Any) -> datetime | None:
+    """A ListRuns/GetRun time (datetime or ISO 8601 text) as an aware datetime; None if unreadable."""
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if not value:
+        return None
+    try:
+        return rec.parse_timestamp(value)
+    except (TypeError, ValueError, AttributeError):
+        return None
+
+
+def is_known(item: dict, times: dict) -> bool:
+    """Whether the ledger already holds the run a ListRuns item describes, without GetRun.
+    Run ids (and so ARNs) are reused after a deletion: the creation time tells them apart.
+    `times` is Ledger.run_creation_times()."""
+    created = as_time(item.get("creationTime"))
+    for record_created, service_created in times.get(item.get("arn"), ()):
+        recorded = as_time(service_created)
+        if created is None:
+            return True
+        if recorded is not None:
+            if abs(recorded - created) < timedelta(seconds=1):
+                return True
+        elif (submitted := as_time(record_created)) and abs(submitted - created) <= SUBMIT_TO_CREATION:
+            return True
+    return False
+
+
+def list_runs(omics, *, status: str | None = None, run_group_id: str | None = None,
+              since: datetime | None = None) -> list[dict]:
+    """Every ListRuns item (all pages), filtered by status, run group and creation time."""
+    from runlog import aws
+
+    filters = {k: v for k, v in (("status", status), ("runGroupId", run_group_id)) if v}
+    try:
+        items = [item for page in omics.get_paginator("list_runs").paginate(**filters) for item in page["items"]]
+    except Exception as exc:
+        raise aws.error_from(exc, "ListRuns") from None
+    if since:
+        items = [item for item in items if (as_time(item.get("creationTime")) or since) >= since]
+    return items
+
+
+def import_runs(ledger: Ledger, omics, items: list[dict], *, endpoint_url: str | None = None, jobs: int = 16,
+                progress=None) -> ImportResult:
+    """Record the listed runs the ledger does not hold (GetRun for each, `jobs` at a time),
+    oldest first; a finished run also gets its tasks (ListRunTasks). A failure while
+    fetching is kept in the result's `failure`: what was fetched before it is recorded, and
+    a rerun fetches the rest. `endpoint_url` is the HealthOmics endpoint to record."""
+    from runlog.errors import ServiceError
+    from runlog.observe import TERMINAL, get_run, observe_tasks
+    from runlog.sync import no_progress, run_concurrently
+
+    def fetch(item):
+        try:
+            return get_run(omics, item["id"])
+        except ServiceError as exc:
+            if exc.code == "ResourceNotFoundException":  # deleted since it was listed
+                return None
+            raise
+
+    result = ImportResult(listed=len(items))
+    times = ledger.run_creation_times()
+    unseen = [item for item in items if not is_known(item, times)]
+    result.skipped = len(items) - len(unseen)
+    runs = []
+    try:
+        for _, run in run_concurrently(unseen, fetch, jobs=jobs, progress=progress or no_progress, label="importing"):
+            if run is not None:
+                runs.append(run)
+    except RunlogError as exc:  # keep what was fetched: a rerun fetches the rest
+        result.failure = exc
+    for run in sorted(runs, key=lambda r: (r.get("creationTime") or "", r["uuid"])):
+        entry, added = import_run(ledger, run, endpoint_url)
+        if added and run.get("status") in TERMINAL:
+            observe_tasks(ledger, entry, omics, run)
+        if added:
+            result.imported.append({"record": entry.address, "run_id": entry.run_id, "run_uuid": entry.run_uuid,
+                                    "status": run.get("status"), "name": run.get("name")})
+        else:
+            result.skipped += 1
+    return result

@@ -346,7 +346,7 @@ class Ledger:
             if known:
                 where = f"record {known[0][:12]}" if known[0] else "a pending attempt (see `runlog recover`)"
                 raise UsageError(f"request id {request_id!r} was already used by {where}; HealthOmics would "
-                                 "return that run again: leave out --request-id or give a new one")
+                                 "return that run again: leave out the request id or give a new one")
             if not allow_duplicate:
                 self.refuse_pending_duplicate(intent["request"])
             self._insert(

@@ -106,3 +106,27 @@ def refresh(ledger: Ledger, entries: list[Entry], client_for) -> list[dict[str, 
                 change["error"] = exc.message
         changes.append(change)
     return changes
+
+
+def refresh_targets(ledger: Ledger, refs: list[str] | tuple[str, ...] = (), every: bool = False) -> list[Entry]:
+    """The records to refresh: those REFs, else every record with a run (`every`) or every
+    run that has not finished, oldest first."""
+    if refs:
+        return [ledger.resolve(ref) for ref in refs]
+    entries = ledger.with_runs()
+    return [e for e in reversed(entries) if every or (e.status or "PENDING") not in TERMINAL]
+
+
+def refresh_runs(ledger: Ledger, entries: list[Entry], settings_for, session_for=None) -> list[dict[str, Any]]:
+    """refresh() with one HealthOmics client per place the runs were recorded:
+    `settings_for(record["aws"])` gives the settings (aws.settings_for with `recorded`),
+    `session_for(settings)` the session (default: made from the settings)."""
+    clients: dict = {}
+
+    def client_for(entry):
+        settings = settings_for(entry.record.get("aws"))
+        if settings not in clients:
+            clients[settings] = aws.client(settings, "omics", sess=session_for(settings) if session_for else None)
+        return clients[settings]
+
+    return refresh(ledger, entries, client_for)

@@ -6,12 +6,12 @@ from __future__ import annotations
 import copy
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from runlog.errors import UsageError
-from runlog.ledger import Entry
+from runlog.errors import DriftError, UsageError
+from runlog.ledger import Entry, Ledger
 
 REPLAY_TAG = "runlog:replay-of"
 NOT_OVERRIDABLE = ("parameters", "requestId", "runId", "workflowId")
@@ -31,8 +31,8 @@ class Plan:
         return self.lineage["drift"]
 
 
-def parse_path(text: str) -> list[str | int]:
-    """`a.b[0].c` -> ["a", "b", 0, "c"]."""
+def parse_path(text: str, spell: Callable[[str], str] = str) -> list[str | int]:
+    """`a.b[0].c` -> ["a", "b", 0, "c"]. `spell` names the option in messages (the CLI: --set)."""
     parts: list[str | int] = []
     position = 0
     for match in _PART_RE.finditer(text):
@@ -42,46 +42,46 @@ def parse_path(text: str) -> list[str | int]:
         else:  # an index: right after a key or another index
             ok = bool(parts) and between == ""
         if not ok:
-            raise UsageError(f"--set: cannot read the path {text!r} (use a.b[0].c)")
+            raise UsageError(f"{spell('set')}: cannot read the path {text!r} (use a.b[0].c)")
         parts.append(match.group(1) if match.group(1) is not None else int(match.group(2)))
         position = match.end()
     if not parts or position != len(text):
-        raise UsageError(f"--set: cannot read the path {text!r} (use a.b[0].c)")
+        raise UsageError(f"{spell('set')}: cannot read the path {text!r} (use a.b[0].c)")
     return parts
 
 
-def parse_set(text: str) -> tuple[str, list[str | int], Any]:
+def parse_set(text: str, spell: Callable[[str], str] = str) -> tuple[str, list[str | int], Any]:
     """PATH=VALUE; VALUE is JSON when it parses as JSON, else a string."""
     if "=" not in text:
-        raise UsageError(f"--set {text!r}: expected PATH=VALUE, e.g. --set options.min_qual=30")
+        raise UsageError(f"{spell('set')} {text!r}: expected PATH=VALUE, e.g. options.min_qual=30")
     path, raw = text.split("=", 1)
     if not path.strip():
-        raise UsageError(f"--set {text!r}: the path before '=' is empty")
+        raise UsageError(f"{spell('set')} {text!r}: the path before '=' is empty")
     from runlog.params import parse_json_or_text
 
-    value = parse_json_or_text(raw, f"--set {path.strip()}")
-    return path.strip(), parse_path(path.strip()), value
+    value = parse_json_or_text(raw, f"{spell('set')} {path.strip()}")
+    return path.strip(), parse_path(path.strip(), spell), value
 
 
-def apply_set(parameters: dict, path: str, parts: list[str | int], value: Any) -> None:
+def apply_set(parameters: dict, path: str, parts: list[str | int], value: Any, spell: Callable[[str], str] = str) -> None:
     """Set a nested value, making objects for missing keys on the way."""
     target: Any = parameters
     for depth, part in enumerate(parts[:-1]):
         following = parts[depth + 1]
         if isinstance(part, int):
             if not isinstance(target, list) or part >= len(target):
-                raise UsageError(f"--set {path}: no item [{part}] at {_json_path(parts[:depth]) or 'the top'}")
+                raise UsageError(f"{spell('set')} {path}: no item [{part}] at {_json_path(parts[:depth]) or 'the top'}")
             target = target[part]
         else:
             if not isinstance(target, dict):
-                raise UsageError(f"--set {path}: {_json_path(parts[:depth])} is not an object")
+                raise UsageError(f"{spell('set')} {path}: {_json_path(parts[:depth])} is not an object")
             target = target.setdefault(part, [] if isinstance(following, int) else {})
     last = parts[-1]
     if isinstance(last, int):
         if not isinstance(target, list) or last >= len(target):
-            raise UsageError(f"--set {path}: no item [{last}] at {_json_path(parts[:-1]) or 'the top'}")
+            raise UsageError(f"{spell('set')} {path}: no item [{last}] at {_json_path(parts[:-1]) or 'the top'}")
     elif not isinstance(target, dict):
-        raise UsageError(f"--set {path}: {_json_path(parts[:-1])} is not an object")
+        raise UsageError(f"{spell('set')} {path}: {_json_path(parts[:-1])} is not an object")
     target[last] = value
 
 
@@ -90,8 +90,9 @@ def _json_path(parts: list[str | int]) -> str:
 
 
 def plan(entry: Entry, *, members: dict[str, Any] | None = None, sets: Sequence[str] = (),
-         native: bool = False) -> Plan:
-    """The request a replay sends, and its lineage (without drift, which needs AWS)."""
+         native: bool = False, spell: Callable[[str], str] = str) -> Plan:
+    """The request a replay sends, and its lineage (without drift, which needs AWS). `spell`
+    names replay's options and StartRun's members in messages (the CLI: startrun.flag_for)."""
     record = entry.record
     members = {k: v for k, v in (members or {}).items() if v is not None}
     for name in members:
@@ -105,12 +106,13 @@ def plan(entry: Entry, *, members: dict[str, Any] | None = None, sets: Sequence[
     overrides: dict[str, Any] = {}
     if native:
         if not response.get("id"):
-            raise UsageError("--native needs a run to duplicate; this record never ran")
+            raise UsageError(f"{spell('native')} needs a run to duplicate; this record never ran")
         if sets:
-            raise UsageError("--native cannot change parameters (--set): the service copies them from the run")
+            raise UsageError(f"{spell('native')} cannot change parameters ({spell('set')}): the service copies them "
+                             "from the run")
         request = {"runId": response["id"], "roleArn": record["request"]["roleArn"],
                    "outputUri": record["request"]["outputUri"]}
-        notes.append("--native: HealthOmics copies the workflow, version and parameters from its own copy of run "
+        notes.append(f"{spell('native')}: HealthOmics copies the workflow, version and parameters from its own copy of run "
                      f"{response['id']}, not from the record; parameter overrides and the recorded tags "
                      "are not carried over, and the run must still exist")
     else:
@@ -123,9 +125,9 @@ def plan(entry: Entry, *, members: dict[str, Any] | None = None, sets: Sequence[
             overrides.setdefault("members", {})[name] = members[name]
         request[name] = value
     for text in sets:
-        path, parts, value = parse_set(text)
+        path, parts, value = parse_set(text, spell)
         parameters = request.setdefault("parameters", {})
-        apply_set(parameters, path, parts, value)
+        apply_set(parameters, path, parts, value, spell)
         overrides.setdefault("parameters", {})[path] = value
     tags = dict(request.get("tags") or {})
     tags[REPLAY_TAG] = response.get("uuid") or entry.address
@@ -226,3 +228,123 @@ def describe(drift: dict) -> str:
         return text[:12] if re.fullmatch(r"[0-9a-f]{40,64}", text) else text
 
     return f"{drift['kind']} {drift['what']} changed: {short(drift['recorded'])} -> {short(drift['current'])}"
+
+
+# -- the use case: prepare once (one ledger, one GetWorkflow, one git capture, one set of
+# clients), then send with what was prepared -------------------------------------------------
+
+
+@dataclass
+class Prepared:
+    """A replay ready to send: its plan (with drift), where it goes and what was made on the
+    way, reused by the send so that nothing is asked twice."""
+
+    plan: Plan
+    settings: Any  # aws.AwsSettings: where the replay goes (flag > recorded > config > environment)
+    session: Any
+    omics: Any
+    clients: dict[str, Any]
+    git: dict  # gitcapture.capture_with_notes' answer, made once
+    imported: Entry | None = None  # the record made from GetRun when the run was not in the ledger
+
+
+def is_fetchable(ref: str) -> bool:
+    """A run id or run ARN: a reference GetRun can answer when the ledger cannot."""
+    from runlog.arn import is_run_arn
+
+    return ref.isdigit() or is_run_arn(ref)
+
+
+def prepare(ref: str, *, existing: Ledger | None, create_ledger, settings_for, session_for, git_path,
+            members: dict[str, Any] | None = None, sets: Sequence[str] = (), native: bool = False,
+            timeout: float = 5.0, spell=None) -> tuple[Prepared, Ledger]:
+    """The replay of `ref`, its drift checked. Returns (prepared, ledger): the ledger it was
+    read from (or created for a run fetched with GetRun), to send with.
+
+    `existing` is the open ledger (None when there is none yet); `create_ledger()` makes one,
+    called only after GetRun found a run the ledger lacks (a run it cannot find leaves
+    nothing behind). `settings_for(recorded)` gives the AWS settings for a record's `aws`
+    section (None: a run not yet recorded); `session_for(settings)` the session."""
+    from runlog import aws, gitcapture
+    from runlog.errors import LedgerError
+    from runlog.importer import import_run
+    from runlog.observe import latest_run_facts
+    from runlog.startrun import check_request, member_name
+    from runlog.submit import resolution_clients
+
+    spell = spell or member_name
+    ledger = existing
+    imported = None
+    if is_fetchable(ref) and (ledger is None or not ledger.candidates(ref)):
+        fetched_with = settings_for(None)
+        run = get_unrecorded_run(aws.client(fetched_with, "omics", sess=session_for(fetched_with)), ref)
+        if ledger is None:
+            ledger = create_ledger()
+        imported, _ = import_run(ledger, run, aws.recorded_endpoint(fetched_with))
+        entry = imported
+    elif ledger is None:
+        raise LedgerError("no ledger yet (nothing submitted with it)")
+    else:
+        entry = ledger.resolve(ref)
+    settings = settings_for(entry.record["aws"])
+    the_plan = plan(entry, members=members, sets=sets, native=native, spell=spell)
+    check_request(the_plan.request, spell)
+    sess = session_for(settings)
+    omics = aws.client(settings, "omics", sess=sess)
+    clients = resolution_clients(the_plan.request, settings, sess, omics, timeout)
+    recorded_digest = ((entry.record.get("resolution") or {}).get("workflow") or {}).get("digest") \
+        or latest_run_facts(ledger, entry.address).get("digest")
+    captured = gitcapture.capture_with_notes(str(git_path))
+    check_drift(the_plan, git_now=captured["git"], omics=omics, clients=clients, recorded_digest=recorded_digest,
+                timeout=timeout)
+    return Prepared(the_plan, settings, sess, omics, clients, captured, imported), ledger
+
+
+def get_unrecorded_run(omics, ref: str) -> dict:
+    """GetRun for a run id or ARN that is not in the ledger; UsageError when the service
+    cannot find it."""
+    from runlog.arn import parse_run_arn
+    from runlog.errors import ServiceError
+    from runlog.observe import get_run
+
+    found = parse_run_arn(ref)
+    run_id = ref if ref.isdigit() or found is None else found.run_id
+    try:
+        return get_run(omics, run_id)
+    except ServiceError as exc:
+        if exc.code in ("ResourceNotFoundException", "AccessDeniedException", "ValidationException"):
+            raise UsageError(f"run {run_id} is not in the ledger and GetRun cannot find it "
+                             f"({exc.code}: {exc.service_message}); it may be deleted, expired, or in "
+                             "another account or region") from None
+        raise
+
+
+def refusal(prepared: Prepared) -> DriftError | None:
+    """The DriftError a replay with drift is refused with (None without drift)."""
+    drift = prepared.plan.drift
+    if not drift:
+        return None
+    return DriftError(f"replay refused: {len(drift)} drift finding(s) since the original run: "
+                      + "; ".join(describe(d) for d in drift[:3]) + ("; …" if len(drift) > 3 else "")
+                      + " (allowing drift replays anyway and records it)", drift)
+
+
+def send(prepared: Prepared, ledger: Ledger, *, allow_drift: bool = False, lookup_caller: bool = True,
+         resolve_options=None, allow_duplicate: bool = False, warn=lambda message: None, spell=None):
+    """Send a prepared replay and record it (kind "replay", with its lineage), with the
+    session, clients, git capture and workflow identity the preparation made. Raises
+    DriftError when something drifted and not allow_drift; otherwise as submit.submit."""
+    from runlog.startrun import Built, member_name
+    from runlog.submit import submit
+
+    refused = None if allow_drift else refusal(prepared)
+    if refused is not None:
+        raise refused
+    the_plan = prepared.plan
+    built = Built(request=the_plan.request, parameters={"source": "recorded", "argument": None},
+                  spell=spell or member_name)
+    workflow = the_plan.workflow if the_plan.workflow and "error" not in the_plan.workflow else None
+    return submit(lambda: ledger, built, settings=prepared.settings, git_path=None, kind="replay",
+                  extra={"lineage": the_plan.lineage}, lookup_caller=lookup_caller, resolve_options=resolve_options,
+                  allow_duplicate=allow_duplicate, warn=warn, session=prepared.session, omics=prepared.omics,
+                  clients=prepared.clients, git=prepared.git, workflow=workflow)

@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
-from runlog.errors import UsageError
+from runlog.errors import TemplateMismatch, Unresolved
 from runlog.params import OMICS_RE, walk_strings
 
 DEFAULT_TIMEOUT = 5.0
@@ -261,16 +261,17 @@ class Options:
 
 
 def resolve(request: dict, clients: dict, *, timeout: float = DEFAULT_TIMEOUT, check: bool = True,
-            strict: bool = False) -> tuple[dict, list[str]]:
+            strict: bool = False, workflow: dict | None = None) -> tuple[dict, list[str]]:
     """The `resolution` for a request, and warnings. Raises UsageError (nothing sent) for
     template violations when `check`, and for unresolved inputs when `strict`.
-    `clients` maps "omics" (and "s3" when there are s3:// inputs) to boto3 clients."""
+    `clients` maps "omics" (and "s3" when there are s3:// inputs) to boto3 clients.
+    `workflow` is workflow_identity's answer when the caller already has it (not asked again)."""
     started = time.monotonic()
     warnings: list[str] = []
     pool = ThreadPoolExecutor(max_workers=16)
     resolution: dict[str, Any] = {}
     try:
-        workflow_future = pool.submit(workflow_identity, clients["omics"], request)
+        workflow_future = pool.submit(workflow_identity, clients["omics"], request) if workflow is None else None
         parameters = request.get("parameters")
         if request.get("parametersUri"):
             resolution["parameters_file"] = found = parameters_file(clients["s3"], request["parametersUri"])
@@ -278,14 +279,18 @@ def resolve(request: dict, clients: dict, *, timeout: float = DEFAULT_TIMEOUT, c
                 message = (f"parameters file {request['parametersUri']} not read ({found['error']['code']}: "
                            f"{found['error']['message']})")
                 if strict:
-                    raise UsageError(message + " (--strict refuses to submit)")
+                    raise Unresolved(message, [request["parametersUri"]])
                 warnings.append(message + "; its parameters are not in the record and not checked")
             parameters = effective_parameters(request, resolution)
         left = max(0.1, timeout - (time.monotonic() - started))
         inputs = resolve_inputs(parameters, clients, timeout=left, pool=pool)
-        wait([workflow_future], timeout=max(0.0, timeout - (time.monotonic() - started)))
-        workflow = workflow_future.result() if workflow_future.done() else {
-            "error": {"code": "Timeout", "message": f"not resolved within {timeout:g} s"}}
+        if workflow is not None:
+            workflow = dict(workflow)  # the caller's copy keeps its parameter template
+        else:
+            assert workflow_future is not None
+            wait([workflow_future], timeout=max(0.0, timeout - (time.monotonic() - started)))
+            workflow = workflow_future.result() if workflow_future.done() else {
+                "error": {"code": "Timeout", "message": f"not resolved within {timeout:g} s"}}
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
     template_checked = False
@@ -293,17 +298,17 @@ def resolve(request: dict, clients: dict, *, timeout: float = DEFAULT_TIMEOUT, c
         warnings.append(f"workflow not resolved: {workflow['error']['code']}: {workflow['error']['message']}")
     elif check and not request.get("runId") and "error" not in resolution.get("parameters_file", {}):
         where = (f"the parameters in {request['parametersUri']}" if "parameters_file" in resolution
-                 else "--parameters")
+                 else "the parameters")
         problems = check_template(workflow, parameters)
         if problems:
-            raise UsageError(f"{where} do not fit workflow {workflow.get('id')} ({workflow.get('name')}): "
-                             + "; ".join(problems) + " (--no-check sends them anyway)")
+            raise TemplateMismatch(f"{where} do not fit workflow {workflow.get('id')} ({workflow.get('name')}): "
+                                   + "; ".join(problems), problems)
         template_checked = "parameter_template" in workflow
     workflow.pop("parameter_template", None)
     failed = [f"{uri} ({identity['error']['code']})" for uri, identity in inputs.items() if "error" in identity]
     if failed:
         message = "input(s) not resolved: " + ", ".join(failed)
         if strict:
-            raise UsageError(message + " (--strict refuses to submit)")
+            raise Unresolved(message, [uri for uri, identity in inputs.items() if "error" in identity])
         warnings.append(message + "; recorded as such")
     return {"workflow": workflow, "inputs": inputs, "template_checked": template_checked, **resolution}, warnings

@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,11 @@ class Option:
     @property
     def takes_json(self) -> bool:
         return self.kind in ("document", "structure", "map", "list")
+
+
+def member_name(member: str) -> str:
+    """How library messages name a StartRun member: as boto3's start_run keyword argument."""
+    return member
 
 
 def flag_for(member: str) -> str:
@@ -157,10 +163,19 @@ def __getattr__(name: str):
     raise AttributeError(name)
 
 
+# How messages name a member: member_name (the library, boto3's keyword arguments) or
+# flag_for (the command line, the aws CLI's options).
+Spell = Callable[[str], str]
+
+
 @dataclass
 class Built:
+    """A StartRun request ready to send, with the record's `parameters` section (where the
+    parameters came from) and how messages about it name its members."""
+
     request: dict[str, Any]
     parameters: dict[str, Any]  # the record's `parameters` section
+    spell: Spell = field(default=member_name, repr=False, compare=False)
 
 
 _KIND_WORDS = {
@@ -249,8 +264,17 @@ def parse_tags(value: str, option: str = "--tags", cwd: Path | None = None) -> d
     return parse_map(value, option, members()["tags"].shape, cwd)
 
 
-def parse_flag(option: Option, raw: Any, cwd: Path | None = None) -> tuple[Any, dict]:
-    """One option's value as the aws CLI reads it. Returns (value, {"argument", "file"?})."""
+def parse_flag(option: Option, raw: Any, cwd: Path | None = None, spell: Spell = flag_for) -> tuple[Any, dict]:
+    """One option's value as the aws CLI reads it, or a Python value as boto3 takes it (a dict
+    of parameters or tags, a number, a bool), checked against the model's type. Text is read
+    as the aws CLI reads it (JSON, KEY=VALUE shorthand, file://). Returns (value,
+    {"argument", "file"?}): the argument as typed, or a Python value's JSON text."""
+    if not isinstance(raw, str) or (option.kind in ("string", "blob") and not raw.startswith(FILE_PREFIX)):
+        problems = type_errors(option.shape, raw, spell(option.member))
+        if problems:
+            raise UsageError(problems[0])
+        text = raw if isinstance(raw, str) else json.dumps(raw, ensure_ascii=False)
+        return raw, {"argument": text}
     if option.kind == "map":
         return parse_map(raw, option.flag, option.shape, cwd), {"argument": raw}
     if option.takes_json:
@@ -292,11 +316,15 @@ def read_cli_input_json(value: str, cwd: Path | None = None) -> tuple[dict, dict
 
 
 def build_request(flags: dict[str, Any], *, cli_input_json: str | None = None,
-                  defaults: dict[str, Any] | None = None, cwd: Path | None = None) -> Built:
+                  defaults: dict[str, Any] | None = None, cwd: Path | None = None,
+                  spell: Spell = flag_for) -> Built:
     """Merge --cli-input-json, config defaults and flags (flags win) into a StartRun request.
 
-    `flags` maps member names to the raw option values (None = not given). `defaults` may hold
-    roleArn, outputUri and tags from the configuration."""
+    `flags` maps member names to values (None = not given): the raw option text as the aws
+    CLI reads it, or Python values as boto3's start_run takes them (parameters and tags as
+    dicts). A dict of parameters is recorded as `inline`, with its JSON text as the argument.
+    Unknown members are refused. `defaults` may hold roleArn, outputUri and tags from the
+    configuration. `spell` names members in messages (flag_for: --role-arn; member_name: roleArn)."""
     request: dict[str, Any] = {}
     param_info: dict[str, Any] = {"source": "none", "argument": None}
     if cli_input_json is not None:
@@ -315,11 +343,14 @@ def build_request(flags: dict[str, Any], *, cli_input_json: str | None = None,
     tags.update(request.get("tags") or {})
 
     known = members()
+    unknown = sorted(set(flags) - set(known))
+    if unknown:
+        raise UsageError(f"unknown StartRun member(s) {', '.join(unknown)} (valid: {', '.join(known)})")
     for member, raw in flags.items():
         if raw is None:
             continue
         option = known[member]
-        value, info = parse_flag(option, raw, cwd)
+        value, info = parse_flag(option, raw, cwd, spell)
         if member == "parameters":
             request["parameters"] = value
             param_info = {"source": "file" if "file" in info else "inline", **info}
@@ -330,35 +361,38 @@ def build_request(flags: dict[str, Any], *, cli_input_json: str | None = None,
     if tags:
         request["tags"] = tags
     request.setdefault("requestId", str(uuid.uuid4()))
-    check_request(request)
-    return Built(request=request, parameters=param_info)
+    check_request(request, spell)
+    return Built(request=request, parameters=param_info, spell=spell)
 
 
-def check_request(request: dict[str, Any]) -> None:
-    """Refuse (exit 2) what the service would refuse, before anything is written or sent."""
+def check_request(request: dict[str, Any], spell: Spell = member_name) -> None:
+    """Refuse (UsageError) what the service would refuse, before anything is written or sent.
+    `spell` names members in the message (flag_for on the command line)."""
     known = members()
-    missing = [known[m].flag for m in ("roleArn", "outputUri") if not request.get(m)]
+    missing = [m for m in ("roleArn", "outputUri") if not request.get(m)]
     if missing:
-        raise UsageError(f"missing {' and '.join(missing)} (give the option, or set "
-                         f"{' / '.join(_config_key(f) for f in missing)} in .runlog.toml)")
+        raise UsageError(f"missing {' and '.join(spell(m) for m in missing)} (give it, or set "
+                         f"{' / '.join(_config_key(flag_for(m)) for m in missing)} in .runlog.toml)")
     if not request.get("workflowId") and not request.get("runId"):
-        raise UsageError("give --workflow-id (the workflow to run) or --run-id (a run to duplicate)")
+        raise UsageError(f"give {spell('workflowId')} (the workflow to run) or {spell('runId')} (a run to "
+                         "duplicate)")
     if "parameters" in request and not isinstance(request["parameters"], dict):
-        raise UsageError("--parameters must be a JSON object mapping parameter names to values")
+        raise UsageError(f"{spell('parameters')} must be a JSON object mapping parameter names to values")
     if "parameters" in request and request.get("parametersUri"):
-        raise UsageError("give --parameters or --parameters-uri, not both (HealthOmics takes one of them)")
+        raise UsageError(f"give {spell('parameters')} or {spell('parametersUri')}, not both (HealthOmics takes "
+                         "one of them)")
     for member, value in request.items():
         if member in known:
-            problems = type_errors(known[member].shape, value, known[member].flag)
+            problems = type_errors(known[member].shape, value, spell(member))
             if problems:
                 raise UsageError(problems[0])
     if len(request.get("tags") or {}) > MAX_TAGS:
-        raise UsageError(f"--tags: {len(request['tags'])} tags, HealthOmics allows at most {MAX_TAGS}")
+        raise UsageError(f"{spell('tags')}: {len(request['tags'])} tags, HealthOmics allows at most {MAX_TAGS}")
 
 
-def check_against_model(request: dict[str, Any], service_model) -> None:
+def check_against_model(request: dict[str, Any], service_model, spell: Spell = member_name) -> None:
     """Enum values, patterns, lengths and ranges from the service model (the client's own,
-    so the model is loaded once), refused with exit 2 before anything is written or sent."""
+    so the model is loaded once), refused (UsageError) before anything is written or sent."""
     from runlog.servicemodel import constraint_errors
 
     shape = service_model.operation_model("StartRun").input_shape
@@ -366,7 +400,7 @@ def check_against_model(request: dict[str, Any], service_model) -> None:
     if problems:
         first = problems[0]
         member = first.split(":", 1)[0].split(".")[0].split(" ")[0].split("[")[0]
-        flag = flag_for(member) if member in members() else member
+        flag = spell(member) if member in members() else member
         more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
         raise UsageError(f"{flag}: {first.split(': ', 1)[1]}{more}")
 

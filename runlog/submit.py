@@ -18,7 +18,15 @@ from typing import Any
 from runlog import __version__, aws, gitcapture, inflight, params, resolve
 from runlog import record as rec
 from runlog.aws import AwsSettings
-from runlog.errors import LedgerError, PendingError, RunlogError, UsageError
+from runlog.errors import (
+    InternalError,
+    LedgerError,
+    OperationError,
+    PendingError,
+    RunlogError,
+    ServiceError,
+    UsageError,
+)
 from runlog.ledger import Entry, Ledger
 from runlog.startrun import Built, check_against_model
 
@@ -28,9 +36,13 @@ _PLACEHOLDER_OUTCOME = {"status": "rejected", "error": {"code": "pending", "mess
 
 @dataclass
 class Submission:
+    """A recorded submission: its ledger entry, StartRun's response (without botocore's
+    ResponseMetadata, which is in `metadata`) and the warnings kept in the record."""
+
     entry: Entry
     response: dict[str, Any]
     warnings: list[str] = field(default_factory=list)
+    metadata: dict[str, Any] | None = None  # botocore's ResponseMetadata (request id, HTTP status, retries)
 
 
 @dataclass
@@ -60,7 +72,7 @@ def make_intent(built: Built, *, kind: str, settings: AwsSettings, git: dict, ca
     intent["fingerprint"] = rec.fingerprint(intent)
     problems = rec.schema_errors({**intent, "outcome": _PLACEHOLDER_OUTCOME})
     if problems:
-        raise RunlogError("internal error: the record would break its schema: " + "; ".join(problems[:3]))
+        raise InternalError("internal error: the record would break its schema: " + "; ".join(problems[:3]))
     return intent
 
 
@@ -68,21 +80,30 @@ def submit(open_ledger: Callable[[], Ledger], built: Built, *, settings: AwsSett
            kind: str = "submit", extra: dict[str, Any] | None = None, capture_git: bool = True,
            lookup_caller: bool = True, resolve_options: resolve.Options | None = None,
            allow_duplicate: bool = False, warn: Callable[[str], None] = lambda message: None,
-           dry_run: bool = False, client_options: dict[str, Any] | None = None) -> Submission | DryRun:
+           dry_run: bool = False, client_options: dict[str, Any] | None = None, session=None, omics=None,
+           clients: dict[str, Any] | None = None, git: dict | None = None,
+           workflow: dict | None = None) -> Submission | DryRun:
     """Record and send one StartRun request. `open_ledger` is called only once every check passed.
 
     Raises DuplicateAttemptError when an identical request is still pending (unless
-    allow_duplicate), ServiceError-derived RunlogError when the service refused (the failed
+    allow_duplicate), ServiceError when the service refused (the failed
     attempt is recorded), PendingError when the outcome is unknown (the attempt stays pending).
     With dry_run, every check and resolution is made and the intent returned: `open_ledger`
     (which must then not create a ledger, and may return None) is only read, nothing is sent.
-    `client_options` go to the HealthOmics client (timeouts, verify)."""
+    `client_options` go to the HealthOmics client (timeouts, verify).
+
+    What a caller already has is used instead of being made or asked again: `session` (an
+    aws.Session), `omics` (the HealthOmics client to send with), `clients` (resolution_clients'
+    answer: the clients that resolve the request), `git` (gitcapture.capture_with_notes' answer) and `workflow`
+    (resolve.workflow_identity's answer for this request)."""
     from runlog import background
 
-    pending_git = background.start(gitcapture.capture_with_notes, str(git_path)) if capture_git else None
-    sess = aws.session(settings)
-    omics = aws.client(settings, "omics", sess=sess, **(client_options or {}))
-    check_against_model(built.request, omics.meta.service_model)
+    pending_git = None
+    if git is None and capture_git:
+        pending_git = background.start(gitcapture.capture_with_notes, str(git_path))
+    sess = session or aws.session(settings)
+    omics = omics or aws.client(settings, "omics", sess=sess, **(client_options or {}))
+    check_against_model(built.request, omics.meta.service_model, built.spell)
     settings = AwsSettings(settings.profile, sess.region_name,
                            settings.endpoint_url if settings.pinned
                            else aws.custom_endpoint("omics", settings.endpoint_url), settings.pinned)
@@ -92,9 +113,13 @@ def submit(open_ledger: Callable[[], Ledger], built: Built, *, settings: AwsSett
         caller_future = pool.submit(aws.caller_identity, settings, sess) if lookup_caller else None
         options = resolve_options or resolve.Options()
         if options.enabled:
-            extra["resolution"], found = _resolve(built.request, settings, sess, omics, options)
+            found_clients = clients or resolution_clients(built.request, settings, sess, omics, options.timeout)
+            extra["resolution"], found = resolve.resolve(built.request, found_clients, timeout=options.timeout,
+                                                         check=options.check, strict=options.strict,
+                                                         workflow=workflow)
             warnings.extend(found)
-        captured = pending_git.result() if pending_git else {"git": {"state": "unknown", "reason": "not captured"}}
+        captured = git or (pending_git.result() if pending_git
+                           else {"git": {"state": "unknown", "reason": "not captured"}})
         git = captured["git"]
         warnings.extend(captured.get("notes", ()))  # what the capture left out, kept in the record
         caller = caller_future.result() if caller_future else {"unknown": "not asked (caller_identity = false)"}
@@ -122,7 +147,7 @@ def submit(open_ledger: Callable[[], Ledger], built: Built, *, settings: AwsSett
         except KeyboardInterrupt:  # between the commit and the call: nothing was sent yet
             raise PendingError(f"interrupted before the request was sent; the attempt {request_id} is kept as "
                                "pending: `runlog recover` sends it (once), `runlog recover --abandon "
-                               f"{request_id}` gives it up", request_id, exit_code=130) from None
+                               f"{request_id}` gives it up", request_id, interrupted=True) from None
 
 
 def _warn_if_completed(ledger: Ledger, intent: dict, warn: Callable[[str], None]) -> None:
@@ -142,23 +167,24 @@ def _dry_run(ledger: Ledger | None, intent: dict, warn: Callable[[str], None], a
     with ledger:
         request_id = intent["request"]["requestId"]
         if ledger.request_id_used(request_id):
-            raise RunlogError(f"request id {request_id!r} was already used in this ledger: without --dry-run "
-                              "this submission would be refused; leave out --request-id or give a new one",
-                              exit_code=2)
+            raise UsageError(f"request id {request_id!r} was already used in this ledger: this submission would "
+                             "be refused if sent; leave out the request id or give a new one")
         if not allow_duplicate:
             ledger.refuse_pending_duplicate(intent["request"])
         _warn_if_completed(ledger, intent, warn)
         return DryRun(intent=intent, ledger=str(ledger.path) if hasattr(ledger, "path") else None)
 
 
-def _resolve(request: dict, settings: AwsSettings, sess, omics, options) -> tuple[dict, list[str]]:
-    """Workflow and input identities (runlog.resolve), with clients bounded by the time budget."""
+def resolution_clients(request: dict, settings: AwsSettings, sess, omics, timeout: float) -> dict[str, Any]:
+    """The clients that resolve a request's workflow and inputs: HealthOmics, and S3 (bounded
+    by the resolution's time budget) when the request names S3 objects. Submit and replay
+    make them here, so both get the same timeouts."""
     clients = {"omics": omics}
     if request.get("parametersUri") or any(uri.startswith("s3://")
                                            for uri in resolve.input_uris(request.get("parameters"))):
-        clients["s3"] = aws.client(settings, "s3", sess=sess, connect_timeout=options.timeout,
-                                   read_timeout=options.timeout, retries={"total_max_attempts": 2, "mode": "standard"})
-    return resolve.resolve(request, clients, timeout=options.timeout, check=options.check, strict=options.strict)
+        clients["s3"] = aws.client(settings, "s3", sess=sess, connect_timeout=timeout, read_timeout=timeout,
+                                   retries={"total_max_attempts": 2, "mode": "standard"})
+    return clients
 
 
 RECOVER_HINT = "run `runlog recover` to complete it (it re-sends the same requestId, so it never starts a second run)"
@@ -177,7 +203,7 @@ def send(ledger: Ledger, intent: dict, omics, *, recovered: bool = False) -> Sub
         response = omics.start_run(**request)
     except KeyboardInterrupt:
         raise PendingError(f"interrupted while StartRun was being sent: a run may have started; the attempt "
-                           f"{request_id} is kept as pending: {RECOVER_HINT}", request_id, exit_code=130) from None
+                           f"{request_id} is kept as pending: {RECOVER_HINT}", request_id, interrupted=True) from None
     except Exception as exc:
         unsent = aws.not_sent(exc)
         if unsent is not None:  # refused by botocore itself: nothing left this machine
@@ -196,18 +222,18 @@ def send(ledger: Ledger, intent: dict, omics, *, recovered: bool = False) -> Sub
         if recovered:
             outcome["recovered"] = True
         entry = _complete(ledger, intent, outcome, run_id=None)
-        raise RunlogError(f"{error.message} (kept in the ledger as failed attempt {entry.address[:12]})",
-                          exit_code=1) from None
-    response.pop("ResponseMetadata", None)
+        raise ServiceError(error.code, error.service_message, error.http_status, error.operation,
+                           record=entry.address) from None
+    metadata = response.pop("ResponseMetadata", None)
     outcome = {"status": "submitted", "response": rec.jsonable(response)}
     if recovered:
         outcome["recovered"] = True
     entry = _complete(ledger, intent, outcome, run_id=response.get("id"))
     if entry.run_arn is not None and entry.run_arn != response.get("arn"):
-        raise RunlogError(f"HealthOmics answered with run {response.get('id')}, but the ledger already records "
+        raise OperationError(f"HealthOmics answered with run {response.get('id')}, but the ledger already records "
                           f"attempt {request_id} as run {entry.run_id} (record {entry.address[:12]}); "
-                          "`runlog import` records the other run", exit_code=1)
-    return Submission(entry=entry, response=response, warnings=list(intent["warnings"]))
+                             "`runlog import` records the other run")
+    return Submission(entry=entry, response=response, warnings=list(intent["warnings"]), metadata=metadata)
 
 
 def _complete(ledger: Ledger, intent: dict, outcome: dict, run_id: str | None) -> Entry:
@@ -240,10 +266,11 @@ class Completed:
 
 def recover(ledger: Ledger, settings_for: Callable[[dict], AwsSettings],
             on_result: Callable[[dict, Submission | RunlogError | InFlight | Completed], None]
-            = lambda intent, result: None) -> int:
+            = lambda intent, result: None, session_for: Callable[[AwsSettings], Any] | None = None) -> int:
     """Re-send every pending attempt that no live process owns, with its own requestId, to
     the AWS settings `settings_for(intent["aws"])` gives (see aws.settings_for). Returns how
-    many attempts are still pending."""
+    many attempts are still pending. `session_for(settings)` gives the session to send with
+    (default: one made from the settings, see aws.session)."""
     for intent in ledger.pending():
         request_id = intent["request"]["requestId"]
         hold = inflight.take(ledger.path, request_id)
@@ -256,8 +283,9 @@ def recover(ledger: Ledger, settings_for: Callable[[dict], AwsSettings],
                 on_result(intent, Completed(found))
                 continue
             try:
-                result: Submission | RunlogError = send(ledger, intent, aws.client(settings_for(intent["aws"]),
-                                                                                    "omics"), recovered=True)
+                settings = settings_for(intent["aws"])
+                omics = aws.client(settings, "omics", sess=session_for(settings) if session_for else None)
+                result: Submission | RunlogError = send(ledger, intent, omics, recovered=True)
             except RunlogError as exc:
                 result = exc
         on_result(intent, result)

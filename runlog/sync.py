@@ -463,6 +463,24 @@ def remote_head(s3, remote: Remote, ledger_id: str) -> tuple[int, str] | None:
     return count, data["chain"]
 
 
+def check_remote_head(ledger: Ledger, report, s3, remote: Remote) -> None:
+    """Add to a verify Report (runlog.verify) whether the ledger still holds the newest head
+    it pushed to `remote`: records removed from its end since the push are named. A head
+    that cannot be read is a problem too."""
+    from runlog.verify import Problem, check_head
+
+    report.witnesses.append(str(remote))
+    ledger_id = ledger.meta().get("ledger_id")
+    try:
+        head = remote_head(s3, remote, ledger_id) if ledger_id else None
+    except RunlogError as exc:
+        report.problems.append(Problem("head", str(remote), f"cannot read the head pushed to {remote}: "
+                                       f"{exc.message}"))
+        return
+    if head is not None:
+        report.problems.extend(check_head(ledger, head[0], head[1], witness=f"the head pushed to {remote}"))
+
+
 def _cache_observation_addresses(ledger: Ledger) -> None:
     from runlog.errors import LedgerError
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from runlog.errors import RunlogError
+from runlog.errors import OperationError, UsageError
 from runlog.ledger import Entry, Ledger
 from runlog.observe import TERMINAL, observe
 
@@ -42,7 +42,7 @@ def watch(ledger: Ledger, entry: Entry, omics, *, interval: float = 30.0, timeou
           on_poll: Callable[[dict], None] = lambda run: None, sleep=time.sleep) -> Outcome:
     """Poll GetRun until the run is terminal, appending an observation at each status change."""
     if not entry.run_id:
-        raise RunlogError(f"record {entry.address[:12]} has no run to watch (the service rejected it)")
+        raise UsageError(f"record {entry.address[:12]} has no run to watch (the service rejected it)")
     started = time.monotonic()
     status = None  # the first answer is always recorded
     while True:
@@ -52,6 +52,6 @@ def watch(ledger: Ledger, entry: Entry, omics, *, interval: float = 30.0, timeou
         if status in TERMINAL:
             return Outcome(status, run, input_changes(entry.record, run))
         if timeout is not None and time.monotonic() - started + interval > timeout:
-            raise RunlogError(f"run {entry.run_id} is still {status} after {timeout:g} s; "
-                              "`runlog watch` again to keep following it", exit_code=1)
+            raise OperationError(f"run {entry.run_id} is still {status} after {timeout:g} s; "
+                              "`runlog watch` again to keep following it")
         sleep(interval)

@@ -15,6 +15,7 @@ import traceback
 import click
 
 from runlog import __version__
+from runlog.cli import status
 from runlog.errors import RunlogError
 
 # name -> (module:attribute, one-line help shown by `runlog --help`)
@@ -73,7 +74,7 @@ class LazyGroup(click.Group):
         for arg in args:
             if _NOT_TEXT_RE.search(arg):
                 raise _UserFacing(f"argument {ascii(arg)[:200]} is not valid UTF-8 text: runlog keeps its "
-                                  "arguments as text in the ledger; give them in UTF-8", 2)
+                                  "arguments as text in the ledger; give them in UTF-8", status.BAD_INPUT)
         return super().parse_args(ctx, args)
 
     def invoke(self, ctx):
@@ -81,7 +82,7 @@ class LazyGroup(click.Group):
             return super().invoke(ctx)
         except RunlogError as exc:
             _traceback_if_debug(ctx)  # --debug adds the traceback, the exit code stays the documented one
-            raise _UserFacing(exc.message, exc.exit_code) from None
+            raise _UserFacing(exc.message, status.exit_code_for(exc)) from None
         except _UserFacing:
             raise
         except click.UsageError as exc:  # one line, one prefix, and where to look
@@ -92,11 +93,11 @@ class LazyGroup(click.Group):
         except (click.exceptions.Exit, click.Abort):
             raise
         except KeyboardInterrupt:
-            raise _UserFacing("interrupted", 130) from None
+            raise _UserFacing("interrupted", status.INTERRUPTED) from None
         except sqlite3.DatabaseError as exc:  # a corrupt page met while reading, in any command
             _traceback_if_debug(ctx)
             raise _UserFacing(f"cannot read the ledger: {exc}; the file was left untouched (restore it from a "
-                              "backup, or `runlog pull` from your team ledger)", 2) from None
+                              "backup, or `runlog pull` from your team ledger)", status.BAD_INPUT) from None
         except BrokenPipeError:
             # The reader went away (`runlog log | head -1`): what it wanted it got. Whatever is
             # still buffered goes nowhere, quietly, and the command succeeded.
@@ -106,7 +107,7 @@ class LazyGroup(click.Group):
         except Exception as exc:
             _traceback_if_debug(ctx)
             raise _UserFacing(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for the "
-                              "traceback, and please report it)", 70) from None
+                              "traceback, and please report it)", status.INTERNAL) from None
 
 
 # Lone surrogates: what Python makes of argument bytes that are not UTF-8 (surrogateescape).

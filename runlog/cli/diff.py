@@ -60,29 +60,17 @@ def diff(ctx, ref_a, ref_b, as_json, exit_code, include_identity):
       runlog diff A B --exit-code && echo "same configuration"
     """
     _import_deepdiff_lean()
-    from runlog.diff import as_of_now, compare, header
-    from runlog.observe import latest_run_facts
+    from runlog.diff import between
 
     config = load_config(ctx)
     ledger = require_ledger(config, readonly=True)
-    notes: list[str] = []
     with ledger:
-        entry_a = ledger.resolve(ref_a)
-        facts_a = latest_run_facts(ledger, entry_a.address)
-        if ref_b is None:
-            record_b, notes = as_of_now(entry_a.record, config.git_repo, Path.cwd())
-            address_b, facts_b = None, facts_a
-        else:
-            entry_b = ledger.resolve(ref_b)
-            record_b, address_b = entry_b.record, entry_b.address
-            facts_b = latest_run_facts(ledger, entry_b.address)
-    changes = compare(entry_a.record, record_b, facts_a, facts_b, identity=include_identity)
-    head_a, head_b = header(entry_a.record, entry_a.address), header(record_b, address_b)
+        found = between(ledger, ref_a, ref_b, git_repo=config.git_repo, cwd=Path.cwd(), identity=include_identity)
+    changes = found.changes
     if as_json:
-        echo_json({"a": head_a, "b": head_b, "same": not changes, "notes": notes,
-                   "changes": [c.as_dict() for c in changes]})
+        echo_json(found.as_dict())
     else:
-        _print_report(head_a, head_b, changes, notes, include_identity)
+        _print_report(found.a, found.b, changes, found.notes, include_identity)
     if exit_code and changes:
         ctx.exit(1)
 

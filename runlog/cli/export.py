@@ -48,6 +48,7 @@ def export(ctx, refs, fmt, target, license_, authors, usability, title, runs_onl
     """
     from runlog.errors import UsageError
     from runlog.export.terms import collect, parse_person
+    from runlog.export.validate import check_export
     from runlog.export.write import export as do_export
     from runlog.export.write import warnings
 
@@ -68,7 +69,7 @@ def export(ctx, refs, fmt, target, license_, authors, usability, title, runs_onl
                         title=title, authors=people, publisher=publisher)
     for warning in warnings(runs, fmt, licence):
         click.echo(f"runlog: warning: {warning}", err=True)
-    verdicts = check(target, fmt) if validate else []
+    verdicts = check_export(target, fmt) if validate else []
     if as_json:
         echo_json({"written": [str(p) for p in written],
                    "validation": [{"file": f, "ok": None if problems is None else not problems,
@@ -83,41 +84,3 @@ def export(ctx, refs, fmt, target, license_, authors, usability, title, runs_onl
                            + (f" ({len(problems)} problem(s): {problems[0]})" if problems else ""))
     if any(problems for _, problems in verdicts):
         ctx.exit(1)
-
-
-def check(target: Path, fmt: str) -> list[tuple[str, list[str] | None]]:
-    """(file, problems) for each file of an export that has a standard to check against;
-    problems is None when the checker is not installed."""
-    import json
-    import tempfile
-
-    from runlog.export import validate
-    from runlog.export.methods import check_citation
-
-    base = target if target.is_dir() else target.parent
-    verdicts: list[tuple[str, list[str] | None]] = []
-    crates = [target] if fmt == "ro-crate" else ([target] if fmt == "all" else [])
-    for crate in crates:
-        with tempfile.TemporaryDirectory() as cache:
-            report = validate.crate_report(crate, Path(cache) / "http-cache")
-        if report is None:
-            verdicts.append((f"{crate} (the RO-Crate check needs roc-validator: pip install roc-validator)", None))
-        else:
-            failures, skipped = report
-            verdicts.append((f"{crate} "
-                             f"({validate.PROFILE_NAMES[validate.crate_profile(crate)]})",
-                             failures + ([f"{skipped} check(s) skipped"] if skipped else [])))
-    bcos = sorted((base / "bco").glob("*.bco.json")) if fmt == "all" else sorted(target.glob("*.bco.json"))
-    candidates = {"bco": [target] if target.is_file() else bcos, "prov-json": [target],
-                  "methods": [target / "CITATION.cff"],
-                  "all": ([base / "bco.json"] if (base / "bco.json").is_file() else bcos)
-                  + [base / "prov.json", base / "methods" / "CITATION.cff"]}.get(fmt, [])
-    for path in candidates:
-        text = path.read_text(encoding="utf-8")
-        if path.name.endswith(".cff"):
-            verdicts.append((f"{path} (CFF 1.2.0 required keys)", check_citation(text)))
-        elif fmt == "bco" or path.name.endswith("bco.json"):
-            verdicts.append((f"{path} (IEEE 2791)", validate.bco_errors(json.loads(text))))
-        else:
-            verdicts.append((f"{path} (PROV-JSON)", validate.prov_json_errors(text)))
-    return verdicts

@@ -261,17 +261,18 @@ def _check_remote_head(ledger, report, config, remote_text) -> None:
     from runlog import sync
     from runlog.cli.sync import _s3
     from runlog.errors import RunlogError
-    from runlog.verify import Problem, check_head
+    from runlog.verify import Problem
 
     remote = sync.Remote.parse(remote_text)
-    report.witnesses.append(str(remote))
-    ledger_id = ledger.meta().get("ledger_id")
     try:
         s3 = _s3(config, None, None, 4)
-        head = sync.remote_head(s3, remote, ledger_id) if ledger_id else None
     except RunlogError as exc:
+        report.witnesses.append(str(remote))
         report.problems.append(Problem("head", str(remote), f"cannot read the head pushed to {remote}: "
                                        f"{exc.message} (--no-remote skips this check)"))
         return
-    if head is not None:
-        report.problems.extend(check_head(ledger, head[0], head[1], witness=f"the head pushed to {remote}"))
+    found = len(report.problems)
+    sync.check_remote_head(ledger, report, s3, remote)
+    for problem in report.problems[found:]:
+        if problem.message.startswith("cannot read the head"):
+            problem.message += " (--no-remote skips this check)"

@@ -17,7 +17,7 @@ from runlog.cli.submit import (
     print_submission,
     resolve_options,
 )
-from runlog.errors import DriftError, LedgerError, ServiceError, UsageError
+from runlog.errors import DriftError, LedgerError
 from runlog.replay import NOT_OVERRIDABLE, describe, parse_set
 from runlog.startrun import OPTIONS
 
@@ -72,112 +72,72 @@ def replay(ctx, ref, sets, allow_drift, dry_run, native, no_resolve, no_check, s
     Exit status: 0 sent; 1 the service rejected it (kept as a failed attempt) or could not be
     reached (kept as pending: `runlog recover`); 2 bad input or unknown run; 3 drift refused.
     """
+    from runlog.startrun import flag_for, parse_flag
     from runlog.startrun import members as startrun_members
-    from runlog.startrun import parse_flag
 
     check_query(query)
     ref = ref.strip()
     for text in sets:  # syntax first: nothing is fetched or written for a misspelt --set
-        parse_set(text)
+        parse_set(text, flag_for)
     known = startrun_members()
     for name, raw in members.items():  # JSON, shorthand and file:// read as submit reads them
         if raw is not None:
             members[name] = parse_flag(known[name], raw)[0]
     config = load_config(ctx)
     options = make_resolve_options(config, no_resolve, no_check, strict, resolve_timeout)
-    the_plan, settings = _prepare(config, ref, members, list(sets), native, (profile, region, endpoint_url),
-                                  options.timeout)
-    for line in the_plan.notes:
-        note(line)
-    for drift in the_plan.drift:
-        warn("drift: " + describe(drift))
-    if dry_run:
+    prepared, ledger = _prepare(config, ref, members, list(sets), native, (profile, region, endpoint_url),
+                                options.timeout)
+    with ledger:
+        the_plan = prepared.plan
+        if prepared.imported is not None:
+            note(f"run {prepared.imported.run_id} was not in the ledger: imported from GetRun as record "
+                 f"{prepared.imported.address[:12]}")
+        for line in the_plan.notes:
+            note(line)
+        for drift in the_plan.drift:
+            warn("drift: " + describe(drift))
+        if dry_run:
+            if the_plan.drift and not allow_drift:
+                note(f"without --dry-run this replay would be refused (exit 3): {len(the_plan.drift)} drift "
+                     "finding(s)")
+            if options.enabled and options.check and not native and "error" not in (the_plan.workflow or {"error": 1}):
+                from runlog.resolve import check_template
+
+                for problem in check_template(the_plan.workflow, the_plan.request.get("parameters")):
+                    warn(f"without --dry-run this replay would be refused (exit 2): {problem} (--no-check sends it)")
+            # the request, then what the replay's record would say about it (replay_of, mode, overrides, drift)
+            click.echo(json.dumps({"request": the_plan.request, **the_plan.lineage, "notes": the_plan.notes},
+                                  indent=2, ensure_ascii=False))
+            return
         if the_plan.drift and not allow_drift:
-            note(f"without --dry-run this replay would be refused (exit 3): {len(the_plan.drift)} drift finding(s)")
-        if options.enabled and options.check and not native and "error" not in (the_plan.workflow or {"error": 1}):
-            from runlog.resolve import check_template
+            raise DriftError(f"replay refused: {len(the_plan.drift)} drift finding(s) since the original run "
+                             "(listed above); --allow-drift replays anyway and records them", the_plan.drift)
+        from runlog.replay import send
 
-            for problem in check_template(the_plan.workflow, the_plan.request.get("parameters")):
-                warn(f"without --dry-run this replay would be refused (exit 2): {problem} (--no-check sends it)")
-        # the request, then what the replay's record would say about it (replay_of, mode, overrides, drift)
-        click.echo(json.dumps({"request": the_plan.request, **the_plan.lineage, "notes": the_plan.notes},
-                              indent=2, ensure_ascii=False))
-        return
-    if the_plan.drift and not allow_drift:
-        raise DriftError(f"replay refused: {len(the_plan.drift)} drift finding(s) since the original run "
-                         "(listed above); --allow-drift replays anyway and records them")
-    from runlog.startrun import Built
-    from runlog.submit import submit as do_submit
-
-    built = Built(request=the_plan.request, parameters={"source": "recorded", "argument": None})
-    with duplicate_hint():
-        result = do_submit(lambda: open_ledger(config, create=True), built, settings=settings,
-                           git_path=config.git_repo, kind="replay", extra={"lineage": the_plan.lineage},
-                           lookup_caller=config.get("caller_identity", True), resolve_options=options,
-                           allow_duplicate=allow_duplicate, warn=warn)
+        with duplicate_hint():
+            result = send(prepared, ledger, allow_drift=allow_drift, lookup_caller=config.get("caller_identity", True),
+                          resolve_options=options, allow_duplicate=allow_duplicate, warn=warn, spell=flag_for)
     print_submission(result, query, output, as_json, quiet)
 
 
 def _prepare(config, ref: str, members: dict, sets: list[str], native: bool, given: tuple, timeout: float):
-    """The replay plan with its drift filled in, and the AWS settings to send it with."""
-    from runlog import aws, gitcapture
-    from runlog.arn import is_run_arn
-    from runlog.importer import import_run
-    from runlog.observe import latest_run_facts
-    from runlog.replay import check_drift
-    from runlog.replay import plan as make_plan
-    from runlog.resolve import input_uris
-    from runlog.startrun import check_request
-
-    fetchable = ref.isdigit() or is_run_arn(ref)
-    profile, region, endpoint_url = given
-    ledger = open_ledger(config, create=False)
-    fetched = None
-    if fetchable and (ledger is None or not ledger.candidates(ref)):
-        if ledger is not None:
-            ledger.close()
-        # GetRun first: a run it cannot find leaves nothing behind, not even a new ledger
-        fetched_with = aws_settings(config, profile, region, endpoint_url)
-        fetched = _get_run(fetched_with, ref)
-        ledger = open_ledger(config, create=True, notice=False)
-    if ledger is None:
-        raise LedgerError(no_ledger(config))
-    with ledger:
-        if fetched is not None:
-            entry, _ = import_run(ledger, fetched, aws.recorded_endpoint(fetched_with))
-            note(f"run {fetched['id']} was not in the ledger: imported from GetRun as record {entry.address[:12]}")
-        else:
-            entry = ledger.resolve(ref)
-        recorded = entry.record["aws"]
-        settings = aws_settings(config, profile, region, endpoint_url, recorded=recorded)
-        the_plan = make_plan(entry, members=members, sets=sets, native=native)
-        check_request(the_plan.request)
-        sess = aws.session(settings)
-        omics = aws.client(settings, "omics", sess=sess)
-        clients = {"omics": omics}
-        if the_plan.request.get("parametersUri") or any(
-                u.startswith("s3://") for u in input_uris(the_plan.request.get("parameters"))):
-            clients["s3"] = aws.client(settings, "s3", sess=sess)
-        recorded_digest = ((entry.record.get("resolution") or {}).get("workflow") or {}).get("digest") \
-            or latest_run_facts(ledger, entry.address).get("digest")
-        check_drift(the_plan, git_now=gitcapture.capture(config.git_repo), omics=omics, clients=clients,
-                    recorded_digest=recorded_digest, timeout=timeout)
-    return the_plan, settings
-
-
-def _get_run(settings, ref: str) -> dict:
-    """GetRun for a run id or ARN that is not in the ledger; exit 2 when the service cannot find it."""
+    """The prepared replay (runlog.replay.prepare) and the ledger it was read from: the
+    ledger is opened once, created only for a run GetRun found."""
     from runlog import aws
-    from runlog.arn import parse_run_arn
-    from runlog.observe import get_run
+    from runlog.replay import is_fetchable, prepare
+    from runlog.startrun import flag_for
 
-    arn = parse_run_arn(ref)
-    run_id = arn.run_id if arn else ref
+    profile, region, endpoint_url = given
+    existing = open_ledger(config, create=False)
+    if existing is None and not is_fetchable(ref):
+        raise LedgerError(no_ledger(config))
     try:
-        return get_run(aws.client(settings, "omics"), run_id)
-    except ServiceError as exc:
-        if exc.code in ("ResourceNotFoundException", "AccessDeniedException", "ValidationException"):
-            raise UsageError(f"run {run_id} is not in the ledger and GetRun cannot find it "
-                             f"({exc.code}: {exc.service_message}); it may be deleted, expired, or in "
-                             "another account or region") from None
+        return prepare(ref, existing=existing, create_ledger=lambda: open_ledger(config, create=True, notice=False),
+                       settings_for=lambda recorded: aws_settings(config, profile, region, endpoint_url,
+                                                                  recorded=recorded),
+                       session_for=aws.session, git_path=config.git_repo, members=members, sets=sets,
+                       native=native, timeout=timeout, spell=flag_for)
+    except BaseException:
+        if existing is not None:
+            existing.close()
         raise

@@ -73,11 +73,11 @@ def print_submission(result, query: str | None, output: str, as_json: bool, quie
         _note_started(result)
         raise
     except Exception as exc:
-        from runlog.errors import RunlogError
+        from runlog.errors import OperationError
 
-        raise RunlogError(f"run {result.response.get('id')} was started and recorded as "
-                          f"{result.entry.address[:12]}, but printing its response failed: "
-                          f"{type(exc).__name__}: {exc}"[:500], exit_code=1) from None
+        raise OperationError(f"run {result.response.get('id')} was started and recorded as "
+                             f"{result.entry.address[:12]}, but printing its response failed: "
+                             f"{type(exc).__name__}: {exc}"[:500]) from None
 
 
 def _note_started(result) -> None:
@@ -205,9 +205,9 @@ def print_skeleton(which: str, request: dict | None = None, query=None, output="
         click.echo(json.dumps(skeleton(operation.input_shape), indent=4, default=str))
         return
     # output: the request is checked as for sending; the answer's shape, member names as values
-    from runlog.startrun import check_against_model
+    from runlog.startrun import check_against_model, flag_for
 
-    check_against_model(request or {}, service_model("omics"))
+    check_against_model(request or {}, service_model("omics"), flag_for)
     print_output(skeleton(operation.output_shape, member_names=True), query, output, color)
 
 
@@ -366,19 +366,25 @@ def submit(ctx, cli_input_json, generate_cli_skeleton, dry_run, profile, region,
 
 @contextmanager
 def duplicate_hint():
-    """Submit's and replay's words for the library's refusals: the duplicate of a pending
-    attempt (exit 2) and an interruption before anything was written (exit 130)."""
-    from runlog.errors import DuplicateAttemptError, RunlogError
+    """Submit's and replay's words for the library's refusals, with the option that changes
+    them: the duplicate of a pending attempt (--allow-duplicate), parameters that do not fit
+    the workflow (--no-check), inputs strict resolution could not resolve (--strict), and an
+    interruption before anything was written (exit 130)."""
+    from runlog.errors import DuplicateAttemptError, Interrupted, TemplateMismatch, Unresolved
 
     try:
         yield
+    except TemplateMismatch as exc:
+        raise TemplateMismatch(f"{exc.message} (--no-check sends them anyway)", exc.problems) from None
+    except Unresolved as exc:
+        raise Unresolved(f"{exc.message} (--strict refuses to submit)", exc.uris) from None
     except DuplicateAttemptError as exc:
         fix = ("wait for it to finish" if exc.in_flight is not None
                else "`runlog recover` completes it without starting a second run")
         raise DuplicateAttemptError(f"{exc.message}: {fix}, or pass --allow-duplicate to start another run anyway",
                                     exc.request_id, exc.in_flight) from None
     except KeyboardInterrupt:
-        raise RunlogError("interrupted before the request was sent; nothing was written", exit_code=130) from None
+        raise Interrupted("interrupted before the request was sent; nothing was written") from None
 
 
 @click.command()

@@ -5,7 +5,7 @@ boto3 and the sync library are imported inside the commands."""
 from __future__ import annotations
 
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 import click
 
@@ -20,13 +20,11 @@ from runlog.cli.common import (
     require_ledger,
     warn,
 )
+from runlog.cli.status import exit_code_for
 from runlog.errors import LedgerError, RunlogError, UsageError
 from runlog.textsafe import terminal_safe
 
 RUN_STATUSES = ["PENDING", "STARTING", "RUNNING", "STOPPING", "COMPLETED", "DELETED", "CANCELLED", "FAILED"]
-# A run whose ARN is in the ledger is the recorded run when its creation time matches; for a
-# record that never saw the service's creationTime, when it was submitted within this long of it.
-SUBMIT_TO_CREATION = timedelta(hours=1)
 
 
 def _progress(quiet: bool):
@@ -191,31 +189,6 @@ def _parse_since(value: str | None) -> datetime | None:
         raise UsageError(f"--since {value!r}: expected a date like 2026-11-01 or 2026-11-01T09:00:00Z") from None
 
 
-def _as_time(value) -> datetime | None:
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    try:
-        return _parse_since(value) if value else None
-    except UsageError:
-        return None
-
-
-def _known(item: dict, times: dict) -> bool:
-    """Whether the ledger already holds the run a ListRuns item describes, without GetRun.
-    Run ids (and so ARNs) are reused after a deletion: the creation time tells them apart."""
-    created = _as_time(item.get("creationTime"))
-    for record_created, service_created in times.get(item.get("arn"), ()):
-        recorded = _as_time(service_created)
-        if created is None:
-            return True
-        if recorded is not None:
-            if abs(recorded - created) < timedelta(seconds=1):
-                return True
-        elif (submitted := _as_time(record_created)) and abs(submitted - created) <= SUBMIT_TO_CREATION:
-            return True
-    return False
-
-
 @click.command("import")
 @click.option("--since", help="Only runs created on or after this date (2026-11-01, or ISO 8601 with a time).")
 @click.option("--status", type=click.Choice(RUN_STATUSES), help="Only runs with this status.")
@@ -242,72 +215,28 @@ def import_(ctx, since, status, run_group_id, jobs, quiet, as_json, profile, reg
       runlog import --run-group-id 1234567 --json
     """
     from runlog import aws
-    from runlog.errors import ServiceError
-    from runlog.importer import import_run
-    from runlog.observe import TERMINAL, get_run, observe_tasks
-    from runlog.sync import run_concurrently
+    from runlog.importer import import_runs, list_runs
 
     config = load_config(ctx)
     moment = _parse_since(since)
     settings = aws_settings(config, profile, region, endpoint_url)
     omics = aws.client(settings, "omics", max_pool_connections=max(10, jobs))
-    filters = {k: v for k, v in (("status", status), ("runGroupId", run_group_id)) if v}
-    try:
-        items = [item for page in omics.get_paginator("list_runs").paginate(**filters) for item in page["items"]]
-    except Exception as exc:
-        raise aws.error_from(exc, "ListRuns") from None
-    if moment:
-        items = [item for item in items if (_as_time(item.get("creationTime")) or moment) >= moment]
-
-    def fetch(item):
-        try:
-            return get_run(omics, item["id"])
-        except ServiceError as exc:
-            if exc.code == "ResourceNotFoundException":  # deleted since it was listed
-                return None
-            raise
-
+    items = list_runs(omics, status=status, run_group_id=run_group_id, since=moment)
     ledger = open_ledger(config, create=True)
-    imported, skipped, failure = [], 0, None
     with ledger:
-        times = ledger.run_creation_times()
-        unseen = [item for item in items if not _known(item, times)]
-        skipped = len(items) - len(unseen)
-        runs = []
-        try:
-            for _, run in run_concurrently(unseen, fetch, jobs=jobs, progress=_progress(quiet), label="importing"):
-                if run is not None:
-                    runs.append(run)
-        except RunlogError as exc:  # keep what was fetched: a rerun fetches the rest
-            failure = exc
-        for run in sorted(runs, key=lambda r: (r.get("creationTime") or "", r["uuid"])):
-            entry, added = import_run(ledger, run, aws.recorded_endpoint(settings))
-            if added and run.get("status") in TERMINAL:
-                observe_tasks(ledger, entry, omics, run)
-            if added:
-                imported.append({"record": entry.address, "run_id": entry.run_id, "run_uuid": entry.run_uuid,
-                                 "status": run.get("status"), "name": run.get("name")})
-            else:
-                skipped += 1
+        result = import_runs(ledger, omics, items, endpoint_url=aws.recorded_endpoint(settings), jobs=jobs,
+                             progress=_progress(quiet))
+    imported, failure = result.imported, result.failure
     if failure is not None:
         raise RunlogError(f"{failure.message} (after importing {len(imported)} run(s); run it again to "
-                          "import the rest)", exit_code=failure.exit_code)
+                          "import the rest)", exit_code=exit_code_for(failure))
     if as_json:
-        echo_json({"listed": len(items), "imported": imported, "skipped": skipped})
+        echo_json(result.as_dict())
     elif not quiet:
         for item in imported:
             click.echo(terminal_safe(f"imported run {item['run_id']} ({item['status']}) as record "
                                      f"{item['record'][:12]}"))
-        click.echo(f"{len(imported)} run(s) imported, {skipped} already in the ledger")
-
-
-def _refresh_targets(ledger, refs, every):
-    from runlog.observe import TERMINAL
-
-    if refs:
-        return [ledger.resolve(ref) for ref in refs]
-    entries = ledger.with_runs()
-    return [e for e in reversed(entries) if every or (e.status or "PENDING") not in TERMINAL]
+        click.echo(f"{len(imported)} run(s) imported, {result.skipped} already in the ledger")
 
 
 @click.command()
@@ -332,6 +261,8 @@ def refresh(ctx, refs, every, active, as_json, profile, region, endpoint_url):
       runlog refresh --all --json
     """
 
+    from runlog.observe import refresh_targets
+
     if refs and (every or active):
         raise UsageError("give REFs, or --all / --active, not both")
     if every and active:
@@ -339,7 +270,7 @@ def refresh(ctx, refs, every, active, as_json, profile, region, endpoint_url):
     config = load_config(ctx)
     ledger = require_ledger(config)
     with ledger:
-        changes = refresh_runs(ledger, _refresh_targets(ledger, refs, every), config, profile, region, endpoint_url)
+        changes = refresh_runs(ledger, refresh_targets(ledger, refs, every), config, profile, region, endpoint_url)
     failed = sum("error" in change for change in changes)
     if as_json:
         echo_json(changes)
@@ -359,17 +290,9 @@ def refresh(ctx, refs, every, active, as_json, profile, region, endpoint_url):
 
 
 def refresh_runs(ledger, entries, config, profile=None, region=None, endpoint_url=None) -> list[dict]:
-    """observe.refresh with one HealthOmics client per place the runs were recorded
-    (flag > recorded > config > environment); shared by `refresh` and `log --refresh`."""
-    from runlog import aws
-    from runlog.observe import refresh
+    """observe.refresh_runs with the AWS settings of the flags and the configuration (flag >
+    recorded > config > environment); shared by `refresh` and `log --refresh`."""
+    from runlog.observe import refresh_runs as refresh
 
-    clients: dict = {}
-
-    def client_for(entry):
-        settings = aws_settings(config, profile, region, endpoint_url, recorded=entry.record.get("aws"))
-        if settings not in clients:
-            clients[settings] = aws.client(settings, "omics")
-        return clients[settings]
-
-    return refresh(ledger, entries, client_for)
+    return refresh(ledger, entries, lambda recorded: aws_settings(config, profile, region, endpoint_url,
+                                                                  recorded=recorded))

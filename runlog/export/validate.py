@@ -109,3 +109,39 @@ def crate_report(crate_dir: Path, cache_path: Path, *, profile: str | None = Non
     result = services.validate(settings)
     failures = [f"{issue.check.identifier}: {issue.message}" for issue in result.get_issues()]
     return failures, int(result.skipped_checks_count or 0)
+
+
+def check_export(target: Path, fmt: str) -> list[tuple[str, list[str] | None]]:
+    """Which files of an export (`fmt` written to `target`) have a standard to check against,
+    and what each check found: (file, problems), problems None when the checker is not installed."""
+    import tempfile
+
+    from runlog.export.methods import check_citation
+
+    base = target if target.is_dir() else target.parent
+    verdicts: list[tuple[str, list[str] | None]] = []
+    crates = [target] if fmt == "ro-crate" else ([target] if fmt == "all" else [])
+    for crate in crates:
+        with tempfile.TemporaryDirectory() as cache:
+            report = crate_report(crate, Path(cache) / "http-cache")
+        if report is None:
+            verdicts.append((f"{crate} (the RO-Crate check needs roc-validator: pip install roc-validator)", None))
+        else:
+            failures, skipped = report
+            verdicts.append((f"{crate} "
+                             f"({PROFILE_NAMES[crate_profile(crate)]})",
+                             failures + ([f"{skipped} check(s) skipped"] if skipped else [])))
+    bcos = sorted((base / "bco").glob("*.bco.json")) if fmt == "all" else sorted(target.glob("*.bco.json"))
+    candidates = {"bco": [target] if target.is_file() else bcos, "prov-json": [target],
+                  "methods": [target / "CITATION.cff"],
+                  "all": ([base / "bco.json"] if (base / "bco.json").is_file() else bcos)
+                  + [base / "prov.json", base / "methods" / "CITATION.cff"]}.get(fmt, [])
+    for path in candidates:
+        text = path.read_text(encoding="utf-8")
+        if path.name.endswith(".cff"):
+            verdicts.append((f"{path} (CFF 1.2.0 required keys)", check_citation(text)))
+        elif fmt == "bco" or path.name.endswith("bco.json"):
+            verdicts.append((f"{path} (IEEE 2791)", bco_errors(json.loads(text))))
+        else:
+            verdicts.append((f"{path} (PROV-JSON)", prov_json_errors(text)))
+    return verdicts

@@ -1,0 +1,531 @@
+"""runlog as a Python library: the commands' use cases as methods that return data.
+
+    import runlog
+
+    with runlog.Runlog() as rl:                      # the ledger `runlog` itself would use
+        response = rl.start_run(workflowId="1234567", roleArn=ROLE, outputUri="s3://b/out/",
+                                parameters={"sample": "NA12878"})
+        entry = rl.show(response["id"])
+
+    omics = runlog.wrap(boto3.client("omics"))       # a boto3 client whose start_run records itself
+
+Errors are the exceptions of runlog.errors (re-exported by `runlog`), with fields; nothing
+here prints, exits or imports click. Warnings go to the "runlog" logger. See docs/python-api.md."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from runlog import config as configuration
+from runlog.errors import LedgerError, RunlogError, UsageError
+
+log_warnings = logging.getLogger("runlog")
+
+# Hosts of AWS's own endpoints: a wrapped client talking to one of these is recorded as
+# talking to AWS (endpoint_url null), any other endpoint is recorded as it is.
+_AWS_HOSTS = (".amazonaws.com", ".amazonaws.com.cn", ".api.aws")
+
+
+@dataclass
+class Replay:
+    """A replay: its plan (the request, lineage, drift and notes), the record made from
+    GetRun when the run was not in the ledger, and what was sent (None for a dry run)."""
+
+    plan: Any  # runlog.replay.Plan
+    imported: Any = None  # runlog.ledger.Entry | None
+    submission: Any = None  # runlog.submit.Submission | None
+
+    @property
+    def request(self) -> dict[str, Any]:
+        return self.plan.request
+
+    @property
+    def lineage(self) -> dict[str, Any]:
+        return self.plan.lineage
+
+    @property
+    def drift(self) -> list[dict[str, Any]]:
+        return self.plan.drift
+
+    @property
+    def notes(self) -> list[str]:
+        return self.plan.notes
+
+    @property
+    def entry(self):
+        """The replay's record (None for a dry run)."""
+        return self.submission.entry if self.submission else None
+
+    @property
+    def response(self) -> dict[str, Any] | None:
+        """StartRun's response (None for a dry run)."""
+        return self.submission.response if self.submission else None
+
+
+@dataclass
+class Recovered:
+    """What `recover` did with one pending attempt: recorded it (`entry`, `response`), found
+    it recorded by another process (`entry`, `completed_elsewhere`), left it alone because a
+    live process is sending it (`in_flight`: pid, host, since), or failed (`error`: it stays
+    pending, or was refused and is recorded)."""
+
+    request_id: str
+    entry: Any = None
+    response: dict[str, Any] | None = None
+    in_flight: dict[str, Any] | None = None
+    completed_elsewhere: bool = False
+    error: RunlogError | None = None
+
+
+@dataclass
+class Recovery:
+    """`recover`'s account: one Recovered per pending attempt, and how many are still pending."""
+
+    results: list[Recovered] = field(default_factory=list)
+    still_pending: int = 0
+
+
+@dataclass
+class Export:
+    """The files an export wrote and, with validate=True, each check's verdict: (file,
+    problems), problems None when the checker is not installed, [] when the file is valid."""
+
+    written: list[Path]
+    validation: list[tuple[str, list[str] | None]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def valid(self) -> bool:
+        """False when a check found a problem (files not checked do not count)."""
+        return not any(problems for _, problems in self.validation)
+
+
+class Runlog:
+    """A runlog ledger and the AWS settings to act on it, as `runlog` on the command line.
+
+    `ledger` is the ledger file (default: as the command line finds it: `ledger` in the
+    configuration, RUNLOG_LEDGER, else .runlog/ledger.db at the analysis repository's root).
+    `config` is a runlog.config.Config, or a dict of configuration keys that win over the
+    files and the environment (e.g. {"region": "us-east-1", "git_repo": "/path/to/analysis"}).
+    `session` is a boto3.Session or botocore session whose credentials every AWS call uses
+    (default: a session made the way the aws CLI makes one).
+
+    The ledger is opened on first use, once, and closed by `close()` or at the end of a
+    `with` block. A Runlog belongs to one thread (SQLite's rule for its connections)."""
+
+    def __init__(self, ledger: str | Path | None = None, *, config: configuration.Config | Mapping[str, Any] | None
+                 = None, session: Any = None):
+        if isinstance(config, configuration.Config):
+            self.config = config
+            if ledger is not None:
+                self.config.set("ledger", str(ledger), "Runlog(ledger=...)")
+        else:
+            overrides = dict(config or {})
+            if ledger is not None:
+                overrides["ledger"] = str(ledger)
+            self.config = configuration.load(overrides=overrides)
+        self._given_session = session
+        self._ledger: Any = None
+        self._closed = False
+
+    # -- the ledger ----------------------------------------------------------------------------
+
+    @property
+    def ledger_path(self) -> Path:
+        """The ledger file this Runlog reads and writes."""
+        return self.config.ledger_path()
+
+    @property
+    def ledger(self):
+        """The open runlog.ledger.Ledger (opened now if it was not; LedgerError if it does
+        not exist yet)."""
+        return self._open(create=False)
+
+    def _open(self, *, create: bool, missing_ok: bool = False):
+        if self._closed:
+            raise UsageError("this Runlog is closed: make a new one")
+        if self._ledger is None:
+            from runlog.ledger import Ledger
+
+            path = self.ledger_path
+            if not create and "\0" not in str(path) and not path.exists():
+                if missing_ok:
+                    return None
+                raise LedgerError(f"no ledger at {path} yet (nothing submitted with it)")
+            self._ledger = Ledger.open(path, create=create)
+        return self._ledger
+
+    def close(self) -> None:
+        """Close the ledger. The Runlog cannot be used afterwards."""
+        if self._ledger is not None:
+            self._ledger.close()
+            self._ledger = None
+        self._closed = True
+
+    def __enter__(self) -> Runlog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- AWS -----------------------------------------------------------------------------------
+
+    def _settings(self, recorded: dict | None = None):
+        from runlog import aws
+
+        return aws.settings_for(self.config, recorded=recorded)
+
+    def _session_for(self, settings):
+        from runlog import aws
+
+        if self._given_session is not None:
+            return aws.adopt(self._given_session, settings)
+        return aws.session(settings)
+
+    def _resolve_options(self):
+        from runlog.resolve import DEFAULT_TIMEOUT, Options
+
+        return Options(timeout=self.config.get("resolve_timeout") or DEFAULT_TIMEOUT)
+
+    @staticmethod
+    def _warn(message: str) -> None:
+        log_warnings.warning(message)
+
+    # -- submitting ----------------------------------------------------------------------------
+
+    def start_run(self, **members: Any) -> dict[str, Any]:
+        """Start a HealthOmics run and record it, as `runlog submit` does: takes exactly
+        boto3's `omics.start_run` keyword arguments (parameters and tags as dicts; roleArn,
+        outputUri and tags default from the configuration; requestId defaults to a new UUID)
+        and returns its response (with botocore's ResponseMetadata).
+
+        The request is checked, its workflow and inputs resolved and the git state captured,
+        then the intent is committed to the ledger before StartRun is sent. Raises UsageError
+        (nothing sent or written), ServiceError when HealthOmics refused (a rejected record is
+        kept: `error.record`), PendingError when the outcome is unknown (the attempt is kept:
+        `recover()` completes it without starting a second run)."""
+        return self._start_run(members)
+
+    def _start_run(self, members: dict[str, Any], omics=None) -> dict[str, Any]:
+        from runlog.startrun import build_request, member_name
+        from runlog.submit import Submission, submit
+
+        built = build_request(members, defaults={"roleArn": self.config.get("role_arn"),
+                                                 "outputUri": self.config.get("output_uri"),
+                                                 "tags": self.config.get("tags")}, spell=member_name)
+        settings = self._settings() if omics is None else self._client_settings(omics)
+        result = submit(lambda: self._open(create=True), built, settings=settings, git_path=self.config.git_repo,
+                        lookup_caller=self.config.get("caller_identity", True),
+                        resolve_options=self._resolve_options(), warn=self._warn,
+                        session=self._session_for(settings), omics=omics)
+        assert isinstance(result, Submission)  # not a dry run
+        response = dict(result.response)
+        if result.metadata is not None:
+            response["ResponseMetadata"] = result.metadata
+        return response
+
+    # start_run_batch(**members) goes here when HealthOmics batches are recorded: the same
+    # path as start_run (build, submit), returning StartRunBatch's response.
+
+    def _client_settings(self, omics):
+        """Where a caller's HealthOmics client sends: its region, and its endpoint unless it
+        is AWS's own (then null, as for any run recorded against AWS)."""
+        from runlog.aws import AwsSettings
+
+        endpoint = getattr(omics.meta, "endpoint_url", None)
+        host = (urlsplit(endpoint).hostname or "") if endpoint else ""
+        custom = endpoint if endpoint and not host.endswith(_AWS_HOSTS) else None
+        return AwsSettings(profile=self.config.get("profile"), region=omics.meta.region_name, endpoint_url=custom,
+                           pinned=True)
+
+    def recover(self) -> Recovery:
+        """Complete the attempts left pending (a crash, a 5xx, a lost connection): each is
+        sent again with its own requestId, to where it was recorded, so it never starts a
+        second run. Attempts a live process is sending are left alone."""
+        from runlog.submit import Completed, InFlight, Submission, recover
+
+        ledger = self._open(create=False, missing_ok=True)
+        report = Recovery()
+        if ledger is None:
+            return report
+
+        def record(intent: dict, result: Any) -> None:
+            found = Recovered(intent["request"]["requestId"])
+            if isinstance(result, Submission):
+                found.entry, found.response = result.entry, result.response
+            elif isinstance(result, InFlight):
+                found.in_flight = result.owner
+            elif isinstance(result, Completed):
+                found.entry, found.completed_elsewhere = result.entry, True
+            else:
+                found.error = result
+            report.results.append(found)
+
+        report.still_pending = recover(ledger, self._settings, on_result=record, session_for=self._session_for)
+        return report
+
+    def abandon(self, request_id: str, reason: str = "") -> Any:
+        """Record a pending attempt as abandoned (kept, never sent again); returns its Entry."""
+        from runlog.submit import abandon
+
+        return abandon(self._open(create=False), request_id, reason)
+
+    def replay(self, ref: str, *, set: Mapping[str, Any] | Iterable[str] | None = None, allow_drift: bool = False,
+               native: bool = False, dry_run: bool = False, **members: Any) -> Replay:
+        """Run a recorded submission again: the recorded request with a new requestId, a
+        `runlog:replay-of` tag, overrides (`set`: {"a.b[0].c": value} or ["PATH=VALUE"] for
+        parameters; StartRun members as keyword arguments) and drift checks. Raises
+        DriftError (with `items`) when code, workflow or inputs changed, unless allow_drift.
+        `native` uses HealthOmics' own duplication (StartRun runId). With dry_run nothing is
+        sent: the Replay holds the plan and its drift."""
+        from runlog import replay as replaying
+        from runlog.startrun import member_name, parse_flag
+        from runlog.startrun import members as known_members
+
+        sets = _set_texts(set)
+        for text in sets:
+            replaying.parse_set(text)
+        known = known_members()
+        given = {}
+        for name, value in members.items():
+            if name not in known:
+                raise UsageError(f"unknown StartRun member {name!r} (valid: {', '.join(known)})")
+            if value is not None:
+                given[name] = parse_flag(known[name], value, spell=member_name)[0]
+        existing = self._open(create=False, missing_ok=True)
+        if existing is None and not replaying.is_fetchable(ref):
+            raise LedgerError(f"no ledger at {self.ledger_path} yet (nothing submitted with it)")
+        options = self._resolve_options()
+        prepared, ledger = replaying.prepare(
+            ref.strip(), existing=existing, create_ledger=lambda: self._open(create=True),
+            settings_for=self._settings, session_for=self._session_for, git_path=self.config.git_repo,
+            members=given, sets=sets, native=native, timeout=options.timeout, spell=member_name)
+        found = Replay(prepared.plan, prepared.imported)
+        if dry_run:
+            return found
+        found.submission = replaying.send(prepared, ledger, allow_drift=allow_drift,
+                                          lookup_caller=self.config.get("caller_identity", True),
+                                          resolve_options=options, warn=self._warn, spell=member_name)
+        return found
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def log(self, limit: int | None = None, *, same_as: str | None = None) -> Iterator[Any]:
+        """The records (runlog.ledger.Entry), newest first: at most `limit`, only those of
+        the same configuration (fingerprint) as `same_as`. Nothing when there is no ledger."""
+        ledger = self._open(create=False, missing_ok=True)
+        if ledger is None:
+            return iter(())
+        if same_as is None:
+            return iter(ledger.entries(limit or None))
+        fingerprint = ledger.resolve(same_as).fingerprint
+        return iter(ledger.same_configuration(fingerprint, limit or None))
+
+    def show(self, ref: str) -> Any:
+        """The record REF names (a run id, uuid or ARN, @N, or an address prefix), as a
+        runlog.ledger.Entry: `.record` is the record, `.status` the latest known status."""
+        return self._open(create=False).resolve(ref)
+
+    def observations(self, ref: str) -> list[dict[str, Any]]:
+        """What was learned about REF's run after it was recorded (GetRun answers, tasks), oldest first."""
+        ledger = self._open(create=False)
+        return ledger.observations(ledger.resolve(ref).address)
+
+    def diff(self, a: str, b: str | None = None, *, identity: bool = False) -> Any:
+        """What changed between runs `a` and `b`, or, without `b`, between `a` and what would
+        be submitted now; a runlog.diff.Diff (`.same`, `.changes`, `.as_dict()`)."""
+        from runlog.diff import between
+
+        return between(self._open(create=False), a, b, git_repo=self.config.git_repo, cwd=Path.cwd(),
+                       identity=identity)
+
+    def verify(self, refs: Iterable[str] | None = None, *, expect: str | None = None,
+               remote: str | bool | None = None) -> Any:
+        """Check every record (or those REFs) against its content address, seal, schema,
+        fingerprint, intent and chain; a runlog.verify.Report (`.ok`, `.problems`, `.head_text`).
+        `expect` is a head printed by an earlier verify ("N:CHAIN") that must still hold.
+        `remote` (s3://BUCKET/PREFIX, or True for `remote` in the configuration) also checks
+        the head `push` left there."""
+        from runlog import verify
+
+        ledger = self._open(create=False)
+        if refs:
+            return verify.verify_entries(ledger, [ledger.resolve(ref) for ref in refs])
+        if expect:
+            verify.parse_head(expect)
+        report = verify.verify(ledger, expect=expect)
+        if remote:
+            from runlog import sync
+
+            sync.check_remote_head(ledger, report, self._s3(4), self._remote(None if remote is True else remote))
+        return report
+
+    def export(self, refs: Iterable[str] | str, *, format: str, path: str | Path, license: str | None = None,
+               authors: Iterable[str] | None = None, publisher: str | None = None, usability: str | None = None,
+               title: str | None = None, runs_only: bool = False, force: bool = False,
+               validate: bool = False) -> Export:
+        """Write provenance for the runs REFs name: format "ro-crate", "bco", "prov-json",
+        "prov-n", "methods" or "all", to `path`. Licence, authors ("Name <ORCID URL>"),
+        publisher and usability default from the configuration. With validate, each file that
+        has a standard is checked (Export.validation)."""
+        from runlog.export import FORMATS
+        from runlog.export.terms import collect, parse_person
+        from runlog.export.validate import check_export
+        from runlog.export.write import export, warnings
+
+        if format not in (*FORMATS, "all"):
+            raise UsageError(f"unknown export format {format!r} (one of: {', '.join((*FORMATS, 'all'))})")
+        given = list(authors) if authors is not None else list(self.config.get("authors") or [])
+        people = [parse_person(a) for a in given]
+        publisher = publisher or self.config.get("publisher")
+        licence = license or self.config.get("license")
+        runs = collect(self._open(create=False), [refs] if isinstance(refs, str) else list(refs), runs_only=runs_only)
+        target = Path(path)
+        written = export(runs, format, target, force=force, license=licence,
+                         usability=usability or self.config.get("usability"), title=title, authors=people,
+                         publisher=parse_person(publisher) if publisher else None)
+        return Export(written, check_export(target, format) if validate else [], warnings(runs, format, licence))
+
+    # -- the service and the team ledger -------------------------------------------------------
+
+    def _s3(self, jobs: int):
+        from runlog import aws
+
+        settings = self._settings()
+        return aws.client(settings, "s3", sess=self._session_for(settings), max_pool_connections=max(10, jobs))
+
+    def _remote(self, remote: str | None):
+        from runlog.sync import Remote
+
+        return Remote.parse(remote or self.config.get("remote"))
+
+    def push(self, remote: str | None = None, *, jobs: int = 16) -> Any:
+        """Send the records, observations and pending attempts the team ledger (s3://BUCKET/PREFIX,
+        default `remote` in the configuration) lacks; a runlog.sync.PushResult."""
+        from runlog import sync
+
+        target = self._remote(remote)
+        return sync.push(self._open(create=False), self._s3(jobs), target, jobs=jobs)
+
+    def pull(self, remote: str | None = None, *, jobs: int = 16, max_bytes: int | None = None) -> Any:
+        """Fetch and verify what the team ledger holds and this ledger lacks; a
+        runlog.sync.PullResult (`.refused` lists the objects left out, with the reason)."""
+        from runlog import sync
+        from runlog.safejson import DEFAULT_MAX_BYTES
+
+        target = self._remote(remote)
+        limit = max_bytes or DEFAULT_MAX_BYTES
+        s3 = self._s3(jobs)
+        listing = sync.survey(s3, target, jobs=jobs, doing="pull from", expect_ledger=True, max_bytes=limit)
+        return sync.pull(self._open(create=True), s3, target, jobs=jobs, listing=listing, max_bytes=limit)
+
+    def import_runs(self, *, since: Any = None, status: str | None = None, run_group_id: str | None = None,
+                    jobs: int = 16) -> Any:
+        """Record the runs started without runlog (ListRuns, then GetRun for each run the
+        ledger lacks); a runlog.importer.ImportResult. `since` is a datetime or ISO 8601 text.
+        A failure part way raises, after recording what was fetched (a rerun fetches the rest)."""
+        from runlog import aws
+        from runlog.importer import as_time, import_runs, list_runs
+
+        moment = as_time(since) if since is not None else None
+        if since is not None and moment is None:
+            raise UsageError(f"since {since!r}: expected a datetime or a date like 2026-11-01")
+        settings = self._settings()
+        omics = aws.client(settings, "omics", sess=self._session_for(settings), max_pool_connections=max(10, jobs))
+        items = list_runs(omics, status=status, run_group_id=run_group_id, since=moment)
+        result = import_runs(self._open(create=True), omics, items, endpoint_url=aws.recorded_endpoint(settings),
+                             jobs=jobs)
+        if result.failure is not None:
+            raise result.failure
+        return result
+
+    def refresh(self, refs: Iterable[str] = (), *, all: bool = False) -> list[dict[str, Any]]:
+        """Ask HealthOmics about runs (REFs; else every unfinished run, or every run with
+        all=True) and record what changed; one dict per run: record, run_id, old, new (or error)."""
+        from runlog.observe import refresh_runs, refresh_targets
+
+        ledger = self._open(create=False)
+        return refresh_runs(ledger, refresh_targets(ledger, list(refs), all), self._settings, self._session_for)
+
+    def watch(self, ref: str, *, interval: float = 30.0, timeout: float | None = None, on_poll=None) -> Any:
+        """Follow REF's run until it ends, recording each status change; a runlog.watch.Outcome
+        (`.status`, `.run`, `.input_changes`, `.ok`). `on_poll(run)` sees every GetRun answer.
+        Raises OperationError when `timeout` seconds pass first."""
+        from runlog import aws
+        from runlog.watch import watch
+
+        ledger = self._open(create=False)
+        entry = ledger.resolve(ref)
+        settings = self._settings(entry.record["aws"])
+        omics = aws.client(settings, "omics", sess=self._session_for(settings))
+        return watch(ledger, entry, omics, interval=interval, timeout=timeout,
+                     on_poll=on_poll or (lambda run: None))
+
+    def wrap(self, omics_client: Any) -> RecordingClient:
+        """`omics_client` (a boto3 HealthOmics client) with a start_run that records itself
+        in this Runlog's ledger; every other call passes through unchanged."""
+        return RecordingClient(omics_client, self)
+
+
+def _set_texts(given: Mapping[str, Any] | Iterable[str] | None) -> list[str]:
+    """replay's parameter overrides as PATH=VALUE texts (a mapping's values as JSON)."""
+    if given is None:
+        return []
+    if isinstance(given, str):
+        return [given]
+    if isinstance(given, Mapping):
+        return [f"{path}={json.dumps(value, ensure_ascii=False)}" for path, value in given.items()]
+    return list(given)
+
+
+class RecordingClient:
+    """A HealthOmics client whose start_run records itself in a runlog ledger (through the
+    same code path as `runlog submit`) and whose other methods and attributes are the
+    client's own. Made by runlog.wrap() or Runlog.wrap()."""
+
+    def __init__(self, client: Any, runlog: Runlog, *, owns: bool = False):
+        self._client = client
+        self.runlog = runlog
+        self._owns = owns
+
+    def start_run(self, **members: Any) -> dict[str, Any]:
+        """boto3's start_run, sent with the wrapped client and recorded (see Runlog.start_run)."""
+        return self.runlog._start_run(members, omics=self._client)
+
+    # start_run_batch(**members) goes here, as start_run: recorded through Runlog.
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def __dir__(self) -> list[str]:
+        return sorted(set(dir(self._client)) | {"start_run", "runlog", "close"})
+
+    def close(self) -> None:
+        """Close the ledger of a Runlog that wrap() made for this client (one given is left open)."""
+        if self._owns:
+            self.runlog.close()
+
+    def __enter__(self) -> RecordingClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def wrap(omics_client: Any, runlog: Runlog | None = None, **options: Any) -> RecordingClient:
+    """A HealthOmics client whose start_run records itself: a pipeline changes one line,
+    `omics = runlog.wrap(boto3.client("omics"))`, to keep a ledger. Other calls pass through.
+
+    The runs are recorded in `runlog`'s ledger, or in that of a Runlog made from `options`
+    (ledger=, config=, session=: see Runlog), which the client's close() closes."""
+    if runlog is not None and options:
+        raise UsageError("give runlog= or Runlog's options (ledger=, config=, session=), not both")
+    if runlog is None:
+        return RecordingClient(omics_client, Runlog(**options), owns=True)
+    return RecordingClient(omics_client, runlog)
