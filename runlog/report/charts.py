@@ -59,7 +59,7 @@ def runs_over_time(points: list[tuple[str, str]]) -> str:
         return '<p class="empty">No runs to chart.</p>'
     first, last = min(days), max(days)
     for unit in ("day", "week", "month"):
-        buckets = []
+        buckets: list[date] = []
         at = _bucket(first, unit)
         while at <= last and len(buckets) <= MAX_BUCKETS * 40:
             buckets.append(at)

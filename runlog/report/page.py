@@ -18,8 +18,6 @@ from runlog.report import charts
 from runlog.report.assets import CSS, JS
 from runlog.report.graph import Edge, Node, esc, svg
 from runlog.report.select import (
-    DETAIL_LIMIT,
-    GRAPH_LIMIT,
     Comparison,
     Run,
     Selection,
@@ -180,7 +178,7 @@ def _lineage(selection: Selection, anchors: dict[str, str]) -> str:
         return '<section id="lineage">\n<h2>Lineage</h2>\n<p class="empty">No runs selected.</p>\n</section>\n'
     limited = ""
     if len(selection.runs) > len(selection.graphed):
-        limited = (f'<p class="note">The graph shows the newest {GRAPH_LIMIT} of the {len(selection.runs)} selected '
+        limited = (f'<p class="note">The graph shows the newest {len(selection.graphed)} of the {len(selection.runs)} selected '
                    "runs; narrow the selection (REFs, --since, --batch) to draw the others.</p>\n")
     replays = sum(1 for e in edges if e.kind == "replay")
     legend = ('<p class="legend"><span><i class="st-completed"></i>completed</span>'
@@ -241,7 +239,7 @@ def _details(selection: Selection, anchors: dict[str, str]) -> str:
            '<p class="note">Click a run in the graph or the table to open its section here (printing shows them '
            'all).</p>\n']
     if len(selection.runs) > len(selection.detailed):
-        out.append(f'<p class="note">Sections for the newest {DETAIL_LIMIT} of the {len(selection.runs)} selected '
+        out.append(f'<p class="note">Sections for the newest {len(selection.detailed)} of the {len(selection.runs)} selected '
                    "runs; narrow the selection (REFs, --since, --batch) for the others.</p>\n")
     for run in selection.detailed:
         out.append(_section(run, run_facts(run.entry, run.observations), selection.comparisons.get(run.address),

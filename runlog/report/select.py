@@ -103,7 +103,7 @@ def parse_since(text: str) -> str:
 
 
 def select(ledger: Ledger, refs: list[str], *, since: str | None = None, batch: str | None = None,
-           report: Report | None = None) -> Selection:
+           report: Report | None = None, detail_limit: int = DETAIL_LIMIT, graph_limit: int = GRAPH_LIMIT) -> Selection:
     """The selection for a report, with the verify report of the whole ledger (computed here
     unless given), the runs that get a section and a graph node, and what each section's diff
     compares with."""
@@ -139,7 +139,7 @@ def select(ledger: Ledger, refs: list[str], *, since: str | None = None, batch: 
     selection = Selection(
         runs=runs, ledger_id=ledger.meta().get("ledger_id", "-"), ledger_records=ledger.count(),
         verify=report if report is not None else verify(ledger), asked=asked, since=since_text,
-        detailed=runs[:DETAIL_LIMIT], graphed=runs[:GRAPH_LIMIT],
+        detailed=runs[:detail_limit], graphed=runs[:graph_limit],
     )
     for run in selection.detailed:
         run.observations = ledger.observations(run.address)
