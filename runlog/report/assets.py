@@ -35,6 +35,7 @@ tr[hidden] { display: none; }
 tr:target { background: #fff4c2; }
 td.num { text-align: right; }
 section.run td { overflow-wrap: anywhere; }
+[hidden] { display: none !important; }
 .controls { display: flex; gap: 10px; align-items: center; margin: 8px 0; flex-wrap: wrap; }
 .controls input { padding: 4px 8px; min-width: 260px; }
 .status { display: inline-block; padding: 0 6px; border-radius: 3px; font-size: 12px; font-weight: 600;
@@ -91,7 +92,7 @@ footer { margin-top: 32px; color: var(--muted); font-size: 12px; }
 @media print {
   body { max-width: none; padding: 0; font-size: 11px; }
   .controls, nav.toc, .noprint { display: none !important; }
-  tr[hidden] { display: table-row; }
+  tr[hidden] { display: table-row !important; }
   section.run { display: block; break-inside: avoid-page; }
   pre { max-height: none; overflow: visible; }
   .graph-box { max-height: none; overflow: visible; }
