@@ -3,12 +3,15 @@ limits and one-line errors. The browser checks are in test_report_browser.py."""
 
 from __future__ import annotations
 
+import html
 import re
 import sqlite3
 import subprocess
 import sys
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from reportledger import HOSTILE_NAME, HOSTILE_PARAMETER, build
 
 from runlog.ledger import Ledger
@@ -219,3 +222,11 @@ def test_replay_through_the_emulator_shows_its_diff(aws_env, ledger_path, git_re
     assert result.exit_code == 0, result.output
     assert page.count('class="edge edge-replay"') == 1
     assert "Changes since the run it replays" in page and "aligner  star → bowtie" in page
+
+
+@given(st.text())
+def test_escape_is_html_escape_of_terminal_safe(text):
+    from runlog.report.graph import esc
+    from runlog.textsafe import terminal_safe
+
+    assert esc(text) == html.escape(terminal_safe(text), quote=True)

@@ -11,9 +11,10 @@ graph of thousands of runs stays a compact grid. Every text is escaped; nodes ar
 from __future__ import annotations
 
 import html
+import re
 from dataclasses import dataclass, field
 
-from runlog.textsafe import terminal_safe
+from runlog.textsafe import _UNSAFE, escape_char
 
 # For each kind of edge, the end drawn on the left (the one the other derives from).
 PARENT_END = {"replay": "target", "member": "source"}
@@ -38,8 +39,20 @@ class Edge:
     kind: str  # replay | member
 
 
+# What html.escape(quote=True) replaces, and what terminal_safe makes visible, in one pass.
+_SPECIAL = re.compile("[&<>\"']|" + _UNSAFE.pattern)
+_ENTITIES = {ch: html.escape(ch, quote=True) for ch in "&<>\"'"}
+
+
+def _one(match: re.Match) -> str:
+    char = match.group()
+    return _ENTITIES.get(char) or escape_char(char)
+
+
 def esc(text: object) -> str:
-    return html.escape(terminal_safe(text), quote=True)
+    """Text from a record for HTML text or a quoted attribute: html.escape(terminal_safe(text)),
+    i.e. & < > " ' as entities and control, bidi and zero-width characters as visible escapes."""
+    return _SPECIAL.sub(_one, text if isinstance(text, str) else str(text))
 
 
 def _parent_child(edge: Edge) -> tuple[str, str]:

@@ -17,7 +17,7 @@ from runlog.ledger import Entry, Ledger
 from runlog.verify import Report
 
 GRAPH_LIMIT = 2000
-DETAIL_LIMIT = 500
+DETAIL_LIMIT = 300
 
 
 def batch_of(record: dict) -> str | None:
