@@ -143,14 +143,17 @@ def svg(nodes: list[Node], edges: list[Edge], *, caption: str = "") -> str:
     for edge in edges:
         if edge.source not in known or edge.target not in known:
             continue
-        (x1, y1), (x2, y2) = centre(edge.source), centre(edge.target)
-        # leave the circles' rims free so the arrowhead shows
-        dx = (1 if x2 > x1 else -1 if x2 < x1 else 0) * (radius + 2)
-        dy = 0 if dx else (1 if y2 > y1 else -1) * (radius + 2)
-        mid = (x1 + x2) // 2
+        parent, child = _parent_child(edge)
+        (px, py), (cx, cy) = centre(parent), centre(child)
+        # children sit below and right of their parent: leave the parent from its bottom, enter
+        # the child from its left, clear of both labels; the arrow points the edge's way
+        start, end = (px, py + radius + 1), (cx - radius - 2, cy)
+        if edge.source != parent:
+            start, end = (end[0], end[1]), (start[0], start[1] + 1)
+        bend = (px, cy)
         out.append(f'<path class="edge edge-{esc(edge.kind)}" data-from="{esc(edge.source)}" '
-                   f'data-to="{esc(edge.target)}" d="M{x1 + dx},{y1 + dy} C{mid},{y1} {mid},{y2} '
-                   f'{x2 - dx},{y2 - dy}" marker-end="url(#arrow)"/>')
+                   f'data-to="{esc(edge.target)}" d="M{start[0]},{start[1]} Q{bend[0]},{bend[1]} {end[0]},{end[1]}" '
+                   'marker-end="url(#arrow)"/>')
     for node in nodes:
         x, y = centre(node.id)
         classes = " ".join(["node", *node.classes])
