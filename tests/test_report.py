@@ -140,8 +140,9 @@ def test_selection_by_ref_and_since(small, run_cli, tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["--since", "last tuesday"], "--since 'last tuesday': give a date as YYYY-MM-DD"),
+    (["--since", "0001-01-01T00:00:00+01:00"], "between the years 1 and 9999"),
     (["no-such-run"], "no record matches 'no-such-run'"),
-    (["--batch", "@1"], "which is a import record, not a batch"),
+    (["--batch", "@1"], "(kind import), not a batch record"),
 ])
 def test_bad_input_is_one_line_exit_2(small, run_cli, tmp_path, args, message):
     result, _ = _report(run_cli, tmp_path, *args)

@@ -1,6 +1,6 @@
 """`runlog report` in a real browser: Debian's headless Chromium driven by Playwright (the
 system browser, never one downloaded at run time; `.ci/run` installs `chromium`). Skipped,
-saying why, only when that browser or the playwright package is absent."""
+saying why, only when that browser is absent."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
 
 if not Path(CHROMIUM).exists():
     pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium, as .ci/run does)", allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e '.[test]')")
+
+from playwright import sync_api  # noqa: E402  (in the test extra: a missing package is a failure, not a skip)
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,7 @@
   graph.py   the lineage graph as inline SVG, from generic nodes and edges
   charts.py  runs per status over time (and batch members by status) as inline SVG
   page.py    the page itself: header, runs table, graph, one section per run
+  assets.py  its inline style sheet and script (allowed by hash in the page's CSP)
 
 Read-only: nothing here imports boto3 (see docs/report.md)."""
 

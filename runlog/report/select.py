@@ -93,12 +93,12 @@ def parse_since(text: str) -> str:
     compares with `created` as text. A date is its midnight UTC; a time without a zone is UTC."""
     try:
         moment = datetime.fromisoformat(text.strip())
-    except ValueError:
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        moment = moment.astimezone(UTC)
+    except (ValueError, OverflowError):
         raise UsageError(f"--since {text!r}: give a date as YYYY-MM-DD or a time as ISO 8601 "
-                         "(e.g. 2026-11-24 or 2026-11-24T13:00:00Z)") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    moment = moment.astimezone(UTC)
+                         "(e.g. 2026-11-24 or 2026-11-24T13:00:00Z) between the years 1 and 9999") from None
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
@@ -121,14 +121,15 @@ def select(ledger: Ledger, refs: list[str], *, since: str | None = None, batch: 
         if batch:
             head = ledger.resolve(batch)
             if not is_batch(head.record):
-                raise UsageError(f"--batch {batch!r} names record {head.address[:12]}, which is a "
-                                 f"{head.record.get('kind')} record, not a batch (`runlog log` lists records)")
+                raise UsageError(f"--batch {batch!r} names record {head.address[:12]} (kind "
+                                 f"{head.record.get('kind')}), not a batch record; give a batch's REF "
+                                 "(`runlog log` lists records)")
             chosen.setdefault(head.address, head)
             for entry in ledger.entries():
                 if batch_of(entry.record) == head.address:
                     chosen.setdefault(entry.address, entry)
             asked.append(f"batch {batch}")
-        entries = ledger.by_addresses(list(chosen))
+        entries = sorted(ledger.by_addresses(list(chosen)), key=lambda e: (e.created, e.seq), reverse=True)
     else:
         entries = ledger.entries()
         asked.append("every record")
