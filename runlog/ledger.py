@@ -681,6 +681,11 @@ class Ledger:
             found.setdefault(arn, []).append((created, creation_time))
         return found
 
+    def workflow_order(self) -> list[tuple[str, str | None]]:
+        """(address, workflow id) of every record, newest first: from the lookup columns only,
+        so that finding the previous run of a workflow never reads a record's body."""
+        return self.conn.execute(f"SELECT address, workflow_id FROM records ORDER BY {self.NEWEST_FIRST}").fetchall()
+
     def meta(self) -> dict[str, str]:
         return dict(self.conn.execute("SELECT key, value FROM meta").fetchall())
 

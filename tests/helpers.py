@@ -200,3 +200,17 @@ def push_json(run_cli, ledger, *args):
 def pull_json(run_cli, ledger, *args):
     result = run_cli("--ledger", ledger, "pull", REMOTE, "--json", *args)
     return result.exit_code, json.loads(result.stdout)
+
+
+# -- diff: a small Nextflow submission whose parameters tests change ----------------------------
+
+NF = ["submit", "--workflow-id", "7206765", "--role-arn", ROLE, "--output-uri", "s3://b/out/"]
+
+
+def submit(run_cli, emulator, params: dict, *extra) -> str:
+    result = run_cli(*NF, "--parameters", json.dumps(params), *extra, "--endpoint-url", emulator.endpoint_url)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)["id"]
+
+
+BASE = {"input": "s3://b/in.csv", "protocol": "10XV3", "aligner": "star", "genome": {"name": "GRCh38", "build": 38}}

@@ -4,16 +4,8 @@ from __future__ import annotations
 
 import json
 
-from helpers import ROLE
+from helpers import BASE, NF, ROLE, submit
 from runlog.ledger import Ledger
-
-NF = ["submit", "--workflow-id", "7206765", "--role-arn", ROLE, "--output-uri", "s3://b/out/"]
-
-
-def submit(run_cli, emulator, params: dict, *extra) -> str:
-    result = run_cli(*NF, "--parameters", json.dumps(params), *extra, "--endpoint-url", emulator.endpoint_url)
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)["id"]
 
 
 def changes(run_cli, *refs):
@@ -22,7 +14,6 @@ def changes(run_cli, *refs):
     return json.loads(result.stdout)
 
 
-BASE = {"input": "s3://b/in.csv", "protocol": "10XV3", "aligner": "star", "genome": {"name": "GRCh38", "build": 38}}
 
 
 def test_parameter_changed_added_removed_nested_and_typed(aws_env, ledger_path, git_repo, run_cli):

@@ -399,9 +399,13 @@ def test_demo_submits_five_examples_and_runs_twice_in_one_workdir(tmp_path, run_
     assert first.stdout.count("$ runlog submit") == 5
     assert "readSet/1234567890/source1" in (workdir / "analysis" / "omics-inputs" / "workflow-inputs.json").read_text()
     assert "verified 5 records" in first.stdout
+    # then it replays the first run and ends with the report, naming where it is
+    assert f"The demo's report (open it in a browser): {workdir.resolve() / 'report.html'}" in first.stdout
+    assert "wrote" in first.stdout and "6 run(s), ledger intact" in first.stdout
+    assert 'class="edge edge-replay"' in (workdir / "report.html").read_text(encoding="utf-8")
     second = run_proc("demo", "--workdir", workdir, cwd=tmp_path, timeout=240)
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr
-    assert "verified 10 records" in second.stdout
+    assert "verified 11 records" in second.stdout
     assert "already holds an earlier demo's records" in second.stdout
 
 

@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "import": ("runlog.cli.sync:import_", "Record runs started without runlog (ListRuns + GetRun)."),
     "refresh": ("runlog.cli.sync:refresh", "Record what HealthOmics says now about unfinished runs."),
     "watch": ("runlog.cli.watch:watch", "Follow a run to the end, recording what the service says."),
+    "report": ("runlog.cli.report:report", "Write an HTML report of the runs: table, lineage graph, charts, diffs."),
     "verify": ("runlog.cli.read:verify", "Check every record against its content address, schema and chain."),
     "demo": ("runlog.cli.demo:demo", "Run the whole job end to end against the local emulator."),
     "emulator": ("runlog.cli.emulator:emulator", "Serve the local HealthOmics emulator."),

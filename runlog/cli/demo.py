@@ -78,8 +78,9 @@ def demo(ctx, workdir):
     documentation verbatim with `runlog submit` (the fifth reads omics:// read-set and
     reference URIs, resolved against the emulator's seed data), lets an hour pass on the emulator's clock, records
     the runs' final status (`refresh`), and shows the ledger with `log`, `show`, `diff`,
-    `export` (validated provenance files) and `verify`. The demo's ledger is in the demo
-    repository's `.runlog/` (or --ledger).
+    `export` (validated provenance files) and `verify`, replays the first run with one
+    parameter changed, and ends by writing the HTML report (`report`) and printing its path. The demo's ledger is in the demo repository's
+    `.runlog/` (or --ledger).
 
     \b
     Examples:
@@ -123,10 +124,12 @@ def demo(ctx, workdir):
         steps = (["refresh"], ["log"], ["show", "@5"], ["diff", "@5", "@1"],
                  ["export", "@5", "@3", "--format", "all", "--output", str(supplementary), "--license", "CC-BY-4.0",
                   "--force", "--validate"],
-                 ["verify"])
+                 ["verify"], ["replay", "@5", "--set", "sample_name=NA12878-replay"],
+                 ["report", "-o", str(workdir / "report.html"), "--force"])
         for args in steps:
             failures += _run(args) != 0
     ledger = ctx.find_root().obj.get("ledger") or str(repo / ".runlog" / "ledger.db")
     click.echo(f"\nThe demo's ledger is {ledger}. Explore it with:\n  cd {shlex.quote(str(repo))} && runlog log")
+    click.echo(f"The demo's report (open it in a browser): {workdir / 'report.html'}")
     if failures:
         raise click.ClickException(f"{failures} demo step(s) failed")
