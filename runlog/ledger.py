@@ -30,7 +30,7 @@ BUSY_TIMEOUT_MS = 60_000
 SQLITE_MAGIC = b"SQLite format 3\x00"
 RECORD_COLUMNS = (
     "seq, address, body, chain, kind, created, outcome, request_id, run_id, run_uuid, run_arn, "
-    "workflow_id, name, git_commit, fingerprint, replay_of"
+    "workflow_id, name, git_commit, fingerprint, replay_of, batch_id"
 )
 
 # Statuses that never change again: a run that ended, or an attempt that never ran.
@@ -62,6 +62,7 @@ class Entry:
     git_commit: str | None
     fingerprint: str
     replay_of: str | None
+    batch_id: str | None = None  # a batch's or a member's HealthOmics batch id (migration m004)
     status: str | None = None  # latest known run status, filled in by queries that ask for it
     status_as_of: str | None = None  # when that status was seen (an observation's time, else `created`)
     _record: dict | None = field(default=None, repr=False)
@@ -113,7 +114,15 @@ def index_columns(record: dict) -> dict[str, Any]:
         "git_commit": (record.get("git") or {}).get("commit"),
         "fingerprint": record["fingerprint"],
         "replay_of": (lineage.get("replay_of") or {}).get("record"),
+        "batch_id": _batch_id(record),
     }
+
+
+def _batch_id(record: dict) -> str | None:
+    """The HealthOmics batch id a batch record (once started) or a member record belongs to."""
+    if record["kind"] == "batch":
+        return (record["outcome"].get("response") or {}).get("id")
+    return (record.get("batch") or {}).get("batch_id")
 
 
 OBSERVATION_FIELDS = ("record", "run_uuid", "observed_at", "source", "status", "body")
@@ -708,7 +717,7 @@ SEALED = {"records": "seq", "attempts": "seq", "observations": "seq", "meta": "k
 # column a later migration adds.
 SEAL_SKIPS = {
     "records": ("body", "chain", "kind", "created", "outcome", "request_id", "run_id", "run_uuid", "run_arn",
-                "workflow_id", "name", "git_commit", "fingerprint", "replay_of"),
+                "workflow_id", "name", "git_commit", "fingerprint", "replay_of", "batch_id"),
     "attempts": ("intent",),
     "observations": ("body",),
 }

@@ -258,8 +258,11 @@ def recover(ledger: Ledger, settings_for: Callable[[dict], AwsSettings],
                 on_result(intent, Completed(found))
                 continue
             try:
-                result: Submission | RunlogError = send(ledger, intent, aws.client(settings_for(intent["aws"]),
-                                                                                    "omics"), recovered=True)
+                sender = send
+                if intent.get("kind") == "batch":  # a StartRunBatch attempt (runlog/batch.py)
+                    from runlog.batch import send as sender  # type: ignore[assignment]
+                result: Submission | RunlogError = sender(ledger, intent, aws.client(settings_for(intent["aws"]),
+                                                                                      "omics"), recovered=True)
             except RunlogError as exc:
                 result = exc
         on_result(intent, result)

@@ -28,7 +28,7 @@ from runlog.ledger import (SEALED, Entry, Ledger, chain_next, index_columns, obs
                            sqlite_uri, table_rows)
 
 ENTRY_FIELDS = ("seq", "address", "body", "chain", "kind", "created", "outcome", "request_id", "run_id", "run_uuid",
-                "run_arn", "workflow_id", "name", "git_commit", "fingerprint", "replay_of")
+                "run_arn", "workflow_id", "name", "git_commit", "fingerprint", "replay_of", "batch_id")
 HEAD_RE = re.compile(r"^(\d{1,18}):([0-9a-fA-F]{12,64})$")
 
 

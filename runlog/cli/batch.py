@@ -1,0 +1,195 @@
+"""`runlog submit-batch` (a drop-in for `aws omics start-run-batch`), and what `show`,
+`refresh`, `watch` and `log --batch` do for batches (runlog/batch.py)."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from runlog.cli.common import (
+    aws_options,
+    aws_settings,
+    echo_json,
+    load_config,
+    note,
+    open_ledger,
+    warn,
+)
+from runlog.cli.submit import (
+    aws_global_options,
+    check_query,
+    duplicate_hint,
+    global_client_options,
+    make_resolve_options,
+    member_option,
+    output_options,
+    print_dry_run,
+    print_submission,
+    resolve_options,
+)
+from runlog.textsafe import terminal_safe
+
+
+def startrunbatch_options(func):
+    """Every `aws omics start-run-batch` option, one per member of StartRunBatch's input shape
+    in botocore's model (a newer botocore brings its options)."""
+    from runlog.batch import options
+
+    for option in reversed(options()):
+        func = member_option(option)(func)
+    return func
+
+
+@click.command("submit-batch", context_settings={"max_content_width": 100})
+@startrunbatch_options
+@click.option("--cli-input-json", help="The whole StartRunBatch request as JSON, inline or file://PATH; flags "
+              "override it.")
+@click.option("--dry-run", is_flag=True, help="Make every check and resolution, print the exact request and "
+              "the record that would be written; send nothing, write nothing.")
+@aws_options
+@aws_global_options
+@resolve_options
+@output_options
+@click.pass_context
+def submit_batch(ctx, cli_input_json, dry_run, profile, region, endpoint_url, cli_read_timeout, cli_connect_timeout,
+                 no_verify_ssl, ca_bundle, color, no_paginate, aws_debug, no_resolve, no_check, strict,
+                 resolve_timeout, query, output, as_json, quiet, allow_duplicate, no_cli_pager, **members):
+    """Start a HealthOmics batch of runs and record it: a drop-in for `aws omics start-run-batch`.
+
+    Takes every `start-run-batch` option with the same spelling and prints the same response
+    JSON (id, arn, status, uuid, tags). Before StartRunBatch is called, the exact request (with
+    its requestId), the git state, and for --batch-run-settings '{"s3UriSettings": ...}' the
+    settings file itself (ETag, VersionId, SHA-256 and its content: the cohort) are committed
+    to the ledger; the response is appended after. The default workflow is resolved once and
+    every run's parameters (the default's merged with its own) are checked against its
+    template; the runs' S3 inputs are identified in bulk (docs/batch.md).
+
+    The runs appear later: `runlog refresh BATCH` (or `runlog watch BATCH`) records each as a
+    member record, with its status.
+
+    \b
+    Examples:
+      runlog submit-batch --batch-name cohort-1 \\
+        --default-run-setting '{"workflowId": "1234567", "roleArn": "ROLE", "outputUri": "s3://b/out/"}' \\
+        --batch-run-settings '{"inlineSettings": [{"runSettingId": "NA12878", "parameters": {"sample": "NA12878"}}]}'
+      runlog submit-batch --default-run-setting file://default.json \\
+        --batch-run-settings '{"s3UriSettings": "s3://b/cohort/settings.json"}' --query id --output text
+
+    Exit status: 0 submitted; 1 the service refused the request (kept as a failed attempt) or its
+    answer is unknown (kept as pending, see `runlog recover`); 2 bad input (nothing sent or
+    written); 130 interrupted.
+    """
+    from runlog.batch import Options, build_request
+    from runlog.batch import submit_batch as do_submit
+
+    check_query(query)
+    client_options = global_client_options(ctx, cli_read_timeout, cli_connect_timeout, no_verify_ssl, ca_bundle,
+                                           color, no_paginate, aws_debug)
+    config = load_config(ctx)
+    built = build_request(members, cli_input_json=cli_input_json,
+                          defaults={"role_arn": config.get("role_arn"), "output_uri": config.get("output_uri")})
+    settings = aws_settings(config, profile, region, endpoint_url)
+    resolved = make_resolve_options(config, no_resolve, no_check, strict, resolve_timeout)
+    opener = (lambda: open_ledger(config, create=False, notice=False)) if dry_run else \
+        (lambda: open_ledger(config, create=True))
+    with duplicate_hint():
+        result = do_submit(opener, built.request, settings=settings, git_path=config.git_repo,
+                           lookup_caller=config.get("caller_identity", True),
+                           resolve_options=Options(enabled=resolved.enabled, check=resolved.check,
+                                                   strict=resolved.strict, timeout=resolved.timeout),
+                           allow_duplicate=allow_duplicate, warn=warn, dry_run=dry_run,
+                           client_options=client_options)
+    if dry_run:
+        if result.ledger is None:
+            result.ledger = str(config.ledger_path())
+        print_dry_run(result)
+        return
+    print_submission(result, query, output, as_json, quiet, color)
+
+
+def refresh_batches(ledger, entries, config, profile=None, region=None, endpoint_url=None) -> list[dict]:
+    """`runlog refresh` for batch records: GetBatch, ListRunsInBatch (members), ListRuns
+    (their statuses). One change per batch: {record, batch_id, status, members_added, …} or
+    {record, batch_id, error}."""
+    from runlog import aws
+    from runlog.batch import refresh_batch
+    from runlog.errors import RunlogError
+
+    changes = []
+    for entry in entries:
+        if not entry.batch_id:
+            changes.append({"record": entry.address, "batch_id": None,
+                            "error": f"no batch: this submission was {entry.outcome}"})
+            continue
+        settings = aws_settings(config, profile, region, endpoint_url, recorded=entry.record.get("aws"))
+        omics = aws.client(settings, "omics")
+        try:
+            changes.append(refresh_batch(ledger, entry, omics))
+        except RunlogError as exc:
+            changes.append({"record": entry.address, "batch_id": entry.batch_id, "error": exc.message})
+    return changes
+
+
+def batch_line(change: dict) -> str:
+    if "error" in change:
+        return terminal_safe(f"batch {change['batch_id'] or '-'} (record {change['record'][:12]}): {change['error']}")
+    return terminal_safe(f"batch {change['batch_id']}: {change['status']}; {change['members_listed']} run(s) listed, "
+                         f"{change['members_added']} new member record(s), {change['statuses_changed']} status "
+                         "change(s)")
+
+
+def show_batch(ledger, entry, as_json: bool) -> None:
+    """`runlog show B`: the batch, its counts by submission and by run status, its failures
+    with their reasons; the record without the settings file's content (in --json: whole)."""
+    from runlog.batch import summary
+
+    facts = summary(ledger, entry)
+    record = entry.record
+    if as_json:
+        echo_json({"address": entry.address, "seq": entry.seq, "status": facts["batch_status"], "record": record,
+                   "batch": facts, "observations": ledger.observations(entry.address)})
+        return
+    response = record["outcome"].get("response") or {}
+    request = record["request"]
+    pinned = record["batch"].get("settings_file")
+    lines = [("record", entry.address), ("kind", f"batch (#{entry.seq} in this ledger)"),
+             ("created", record["created"]), ("status", facts["batch_status"] or "-")]
+    if response:
+        lines += [("batch", f"{response.get('id')}  uuid {response.get('uuid')}"), ("arn", response.get("arn"))]
+    else:
+        error = record["outcome"].get("error") or {}
+        lines.append((record["outcome"]["status"], f"{error.get('code')}: {error.get('message')}"
+                      if error else record["outcome"].get("reason")))
+    if request.get("batchName"):
+        lines.append(("name", request["batchName"]))
+    lines.append(("workflow", request["defaultRunSetting"].get("workflowId")))
+    if pinned:
+        where = ", ".join(f"{k} {pinned[k]}" for k in ("etag", "version_id", "sha256") if pinned.get(k))
+        lines.append(("settings", f"{pinned['uri']} ({where or pinned.get('error', {}).get('code')})"))
+    lines.append(("runs", f"{facts['runs']} asked, {facts['members_recorded']} member record(s)"))
+    if facts["submission"]:
+        lines.append(("submission", ", ".join(f"{k} {v}" for k, v in sorted(facts["submission"].items()))))
+    if facts["run_status"]:
+        lines.append(("run status", ", ".join(f"{k} {v}" for k, v in sorted(facts["run_status"].items()))))
+    git = record["git"]
+    lines.append(("git", f"{git['commit']} ({git['state']})" if git.get("commit") else git["state"]))
+    lines.append(("fingerprint", record["fingerprint"]))
+    for failure in facts["failures"][:20]:
+        run = f"run {failure['run_id']}, " if failure.get("run_id") else ""
+        lines.append(("failed", f"{failure['run_setting_id']} ({run}{failure['stage']}): {failure['reason']}"))
+    if len(facts["failures"]) > 20:
+        lines.append(("failed", f"… and {len(facts['failures']) - 20} more (--json lists all)"))
+    for warning in record.get("warnings", []):
+        lines.append(("warning", warning))
+    for key, value in lines:
+        click.echo(f"{key:<12} {terminal_safe(str(value))}")
+    shown = json.loads(entry.body)
+    if pinned and "content" in pinned:
+        shown["batch"]["settings_file"]["content"] = f"({len(pinned['content'])} run settings: see --json)"
+    click.echo("\n" + json.dumps(shown, indent=2, ensure_ascii=False, sort_keys=True))
+
+
+def note_members_hidden(count: int) -> None:
+    if count:
+        note(f"{count} batch member record(s) not listed: `runlog log --batch BATCH` lists a batch's runs")
