@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -594,11 +594,6 @@ def members_of(ledger: Ledger, batch: Entry, limit: int | None = None) -> list[E
     return found
 
 
-def _pages(paginator, **kwargs) -> Iterator[dict]:
-    for page in paginator.paginate(**kwargs):
-        yield page
-
-
 def record_members(ledger: Ledger, batch: Entry, omics) -> dict[str, int]:
     """Page ListRunsInBatch and write each run setting's member record once, one page per
     transaction (memory: one page). Returns {"listed", "added"}."""
@@ -610,7 +605,7 @@ def record_members(ledger: Ledger, batch: Entry, omics) -> dict[str, int]:
     settings = {s["runSettingId"]: s for s in run_settings(record)}
     listed = added = 0
     try:
-        for page in _pages(omics.get_paginator("list_runs_in_batch"), batchId=batch.batch_id,
+        for page in omics.get_paginator("list_runs_in_batch").paginate(batchId=batch.batch_id,
                            PaginationConfig={"PageSize": 100}):
             items = page.get("runs", [])
             listed += len(items)
@@ -653,7 +648,7 @@ def observe_members(ledger: Ledger, batch: Entry, omics) -> dict[str, int]:
 
     listed = changed = 0
     try:
-        for page in _pages(omics.get_paginator("list_runs"), batchId=batch.batch_id,
+        for page in omics.get_paginator("list_runs").paginate(batchId=batch.batch_id,
                            PaginationConfig={"PageSize": 100}):
             items = [rec.jsonable(i) for i in page.get("items", []) if i.get("id")]
             listed += len(items)
