@@ -25,6 +25,7 @@ from runlog.emulator.state import Clock, Service, stand_in_etag
 CREDENTIAL_RE = re.compile(r"Credential=[^/]+/\d{8}/(?P<region>[a-z0-9-]+)/")
 DEFAULT_REGION = "us-east-1"
 S3_ENDPOINT_ENV = "RUNLOG_EMULATOR_S3_ENDPOINT_URL"
+BATCH_RATE_ENV = "RUNLOG_EMULATOR_BATCH_RATE"
 Reply = tuple[int, dict[str, str], bytes]
 _DROPPED = object()  # a fault closed the connection: nothing is sent
 POLL_SECONDS = 0.05  # how often the serving loop looks for stop(); stop() waits up to this long
@@ -71,6 +72,13 @@ def _handlers(service: Service) -> dict[str, Callable[[dict, str], dict]]:
         "GetReferenceMetadata": lambda p, r: service.reference(p["referenceStoreId"], p["id"], r),
         "GetRunGroup": lambda p, r: service.run_group(p["id"], r),
         "GetRunCache": lambda p, r: service.run_cache(p["id"], r),
+        "StartRunBatch": lambda p, r: service.batchbook.start(p, r, sts.CALLER_ARN, service.read_object),
+        "GetBatch": lambda p, r: service.batchbook.describe(p["batchId"]),
+        "ListBatch": lambda p, r: service.batchbook.list(p),
+        "ListRunsInBatch": lambda p, r: service.batchbook.runs_in_batch(p),
+        "CancelRunBatch": lambda p, r: service.batchbook.cancel(p["batchId"]),
+        "DeleteRunBatch": lambda p, r: service.batchbook.delete_runs(p["batchId"]),
+        "DeleteBatch": lambda p, r: service.batchbook.delete(p["batchId"]),
     }
 
 
@@ -161,11 +169,13 @@ class Emulator:
     the real ETags of the S3 objects there."""
 
     def __init__(self, port: int = 0, host: str = "127.0.0.1", clock: str | float = "manual",
-                 s3_endpoint_url: str | None = None):
+                 s3_endpoint_url: str | None = None, batch_rate: int | None = None):
         self.host, self.port = host, port
         self.clock = Clock(0.0 if clock == "manual" else float(clock))
         self.s3_endpoint_url = s3_endpoint_url or os.environ.get(S3_ENDPOINT_ENV) or None
-        self.service = Service(self.clock, self._s3_etag if self.s3_endpoint_url else None)
+        self.service = Service(self.clock, self._s3_etag if self.s3_endpoint_url else None,
+                               self._s3_object if self.s3_endpoint_url else None)
+        self.batch_rate = int(batch_rate or os.environ.get(BATCH_RATE_ENV) or self.service.batch_rate)
         self.protocol = Protocol("omics")
         self.handlers = _handlers(self.service)
         self.faults = Faults()
@@ -228,7 +238,33 @@ class Emulator:
 
     def fail_run(self, run_id: str, reason: str = "WORKFLOW_RUN_FAILED") -> None:
         """The run ends FAILED with this failureReason instead of COMPLETED."""
+        self.service.catch_up()
         self.service.fail_run(run_id, reason)
+
+    @property
+    def batch_rate(self) -> int:
+        """How many runs of a batch are submitted per second of the emulator's clock (for
+        batches started from now on)."""
+        return self.service.batch_rate
+
+    @batch_rate.setter
+    def batch_rate(self, rate: int) -> None:
+        if int(rate) < 1:
+            raise ValueError("the batch rate is at least 1 run per second")
+        self.service.batch_rate = int(rate)
+
+    def batch_fault(self, phase: str, reason: str | None = None, message: str | None = None,
+                    batch_id: str | None = None, run_setting_ids: list[str] | None = None,
+                    every: int | None = None) -> None:
+        """Make part of a batch fail: `phase` "batch" (the batch FAILS before any run is
+        submitted), "start" (the member's submission FAILED, with `reason` as its
+        submissionFailureReason), "run" (its run ends FAILED with `reason`), "cancel" or
+        "delete" (CANCEL_FAILED / DELETE_FAILED). For batch `batch_id`, or the next batch
+        started when None; for the members with these runSettingIds, or every `every`-th
+        member, or all of them."""
+        with self.service.lock:
+            self.service.catch_up()
+            self.service.batchbook.add_fault(phase, reason, message, batch_id, run_setting_ids, every)
 
     def reset(self) -> None:
         """Back to the seed data, with no pending faults and an empty request log."""
@@ -245,11 +281,19 @@ class Emulator:
     def runs(self) -> dict[str, dict]:
         """Every run the emulator holds (deleted ones included), by uuid, with its status now."""
         with self.service.lock:
+            self.service.catch_up()
             return {u: {**r, "status": self.service.status(r)} for u, r in self.service.runs.items()}
 
     def get_run(self, run_id: str) -> dict:
         """A live run as GetRun describes it."""
+        self.service.catch_up()
         return self.service.get_run(run_id)
+
+    def get_batch(self, batch_id: str) -> dict:
+        """A batch as GetBatch describes it."""
+        with self.service.lock:
+            self.service.catch_up()
+            return self.service.batchbook.describe(batch_id)
 
     @functools.wraps(Service.add_workflow)
     def add_workflow(self, *args, **kwargs) -> dict:
@@ -298,6 +342,7 @@ class Emulator:
             if handler is None:
                 raise ApiError("ValidationException", f"The emulator does not implement {operation.name}")
             with self.service.lock:
+                self.service.catch_up()
                 return self.protocol.serialize(operation, handler(params, region))
         except ApiError as exc:
             return self.protocol.error(exc.code, exc.message)
@@ -326,6 +371,11 @@ class Emulator:
         return boto3.client("s3", endpoint_url=self.s3_endpoint_url, region_name=DEFAULT_REGION,
                             config=Config(retries={"total_max_attempts": 1}, connect_timeout=2, read_timeout=5))
 
+    def _s3_object(self, uri: str) -> bytes:
+        """The content of an object at the S3 endpoint (StartRunBatch's s3UriSettings)."""
+        bucket, _, key = uri[len("s3://"):].partition("/")
+        return self._s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+
     def _s3_etag(self, uri: str) -> str | None:
         """The ETag of an object at the S3 endpoint, or None (the stand-in is used then)."""
         bucket, _, key = uri[len("s3://"):].partition("/")
@@ -353,9 +403,14 @@ class Emulator:
                 self.reset()
             elif failing and method == "POST":
                 self.fail_run(failing[1], payload.get("reason", "WORKFLOW_RUN_FAILED"))
+            elif action == "batch-rate" and method == "POST":
+                self.batch_rate = payload["rate"]
+            elif action == "batch-faults" and method == "POST":
+                self.batch_fault(payload["phase"], payload.get("reason"), payload.get("message"),
+                                 payload.get("batchId"), payload.get("runSettingIds"), payload.get("every"))
             else:
                 return 404, {}, json.dumps({"message": f"no admin action {method} {path}"}).encode()
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, KeyError) as exc:
             return 400, {}, json.dumps({"message": str(exc)}).encode()
         except ApiError as exc:
             return 404 if exc.code == "ResourceNotFoundException" else 400, {}, json.dumps(

@@ -3,6 +3,7 @@ lifecycle on a controllable clock, tags, idempotency, read sets and references."
 
 from __future__ import annotations
 
+import collections
 import copy
 import hashlib
 import json
@@ -14,6 +15,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from runlog.emulator import seed
+from runlog.emulator.batches import DEFAULT_RATE, BatchBook
 from runlog.emulator.protocol import ApiError
 
 # Seconds a run spends in each status before the next, on the emulator's clock.
@@ -75,10 +77,14 @@ def walk_uris(value: Any):
 
 
 class Service:
-    def __init__(self, clock: Clock, etag_lookup=None):
+    max_tags = MAX_TAGS
+
+    def __init__(self, clock: Clock, etag_lookup=None, read_object=None):
         self.clock = clock
         self.lock = threading.RLock()
         self.etag_lookup = etag_lookup  # uri -> ETag or None (S3 HeadObject through moto in tests)
+        self.read_object = read_object  # s3 uri -> bytes (StartRunBatch's s3UriSettings), or None
+        self.batch_rate = DEFAULT_RATE  # batch runs submitted per clock second
         self.reset()
 
     # -- state -------------------------------------------------------------------------------
@@ -89,7 +95,7 @@ class Service:
             self.workflows: dict[tuple[str | None, str], dict] = {}
             self.runs: dict[str, dict] = {}  # uuid -> run
             self.ids: dict[str, str] = {}  # live run id -> uuid
-            self.free_ids: list[str] = []  # ids of deleted runs, reused first (as the service does)
+            self.free_ids: collections.deque[str] = collections.deque()  # ids of deleted runs, reused first
             self.next_id = 4207391
             self.tokens: dict[str, tuple[str, str]] = {}  # requestId -> (body digest, run uuid)
             self.tags: dict[str, dict[str, str]] = {}
@@ -104,6 +110,12 @@ class Service:
             for spec in seed.REFERENCES:
                 self.add_reference(**spec)
             self._seed_run()
+            self.batchbook = BatchBook(self)
+
+    def catch_up(self) -> None:
+        """Start the batch runs whose submission time has come (before anything reads the state)."""
+        with self.lock:
+            self.batchbook.catch_up()
 
     def _seed_run(self) -> None:
         spec = dict(seed.SEED_RUN)
@@ -179,7 +191,7 @@ class Service:
                  region: str, source_run: str | None = None) -> dict:
         if run_id is None:
             if self.free_ids:
-                run_id = self.free_ids.pop(0)
+                run_id = self.free_ids.popleft()
             else:
                 run_id, self.next_id = str(self.next_id), self.next_id + 1
         run = {
@@ -308,8 +320,17 @@ class Service:
                 out["statusMessage"] = out["failureReason"]
             return out
 
+    def _list_item(self, run: dict) -> dict:
+        item = {k: run.get(k) for k in ("arn", "id", "workflowId", "name", "priority", "storageCapacity",
+                                         "storageType", "workflowVersionName", "batchId")}
+        item.update(self._times(run))
+        item["status"] = self.status(run)
+        return item
+
     def list_runs(self, params: dict) -> dict:
         with self.lock:
+            if params.get("batchId"):
+                return self.batchbook.list_runs(params, self._list_item)
             items = []
             # newest first; runs created at the same instant (a frozen clock) latest first too
             for run in sorted(reversed(self.runs.values()), key=lambda r: r["created"], reverse=True):
@@ -322,11 +343,7 @@ class Service:
                     continue
                 if params.get("runGroupId") and run.get("runGroupId") != params["runGroupId"]:
                     continue
-                item = {k: run.get(k) for k in ("arn", "id", "workflowId", "name", "priority", "storageCapacity",
-                                                 "storageType", "workflowVersionName")}
-                item.update(self._times(run))
-                item["status"] = status
-                items.append(item)
+                items.append(self._list_item(run))
             return paginate(items, params)
 
     def cancel_run(self, run_id: str) -> None:
@@ -481,6 +498,8 @@ class Service:
         kind, ident = found["kind"], found["id"]
         if kind == "run":
             return ident in self.ids and self.runs[self.ids[ident]]["arn"] == arn
+        if kind == "runBatch":
+            return self.batchbook.exists(ident)
         if kind == "workflow":
             return (None if found["account"] == seed.ACCOUNT else found["account"], ident) in self.workflows
         return ident in {"runGroup": self.run_groups, "runCache": self.run_caches}.get(kind, ())
