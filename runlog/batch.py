@@ -36,6 +36,8 @@ SOURCE_BATCH = "GetBatch"
 SOURCE_RUNS = "ListRuns"
 SOURCE_SUBMISSION = "ListRunsInBatch"
 PARAMETERS = {"source": "batch", "argument": None}
+# A batch status that never changes again (refresh leaves such batches alone).
+FINISHED = frozenset({"PROCESSED", "CANCELLED", "FAILED", "RUNS_DELETED", "RUNS_DELETE_FAILED"})
 
 # What runlog adds to the model's own documentation of a member.
 _NOTES = {
@@ -661,15 +663,23 @@ def observe_members(ledger: Ledger, batch: Entry, omics) -> dict[str, int]:
                 f"FROM records r WHERE r.batch_id = ? AND r.kind = 'member' AND r.run_id IN ({marks})",
                 (batch.batch_id, *[i["id"] for i in items])).fetchall()
             known = {run_id: (address, run_uuid, status) for address, run_id, run_uuid, status in rows}
-            with ledger.write():
-                for item in items:
-                    if item["id"] not in known:
-                        continue
-                    address, run_uuid, status = known[item["id"]]
-                    if item.get("status") and item["status"] != status:
-                        ledger._insert_observation(address, run_uuid, rec.utc_now(), SOURCE_RUNS,
-                                                   item["status"], item)
-                        changed += 1
+            seen = []
+            for item in items:
+                if item["id"] not in known:
+                    continue
+                address, run_uuid, status = known[item["id"]]
+                if item.get("status") and item["status"] != status:
+                    source, body = SOURCE_RUNS, item
+                    if item["status"] == "FAILED":  # ListRuns has no reason: GetRun, for the failed only
+                        source, body = "GetRun", rec.jsonable(omics.get_run(id=item["id"]))
+                        body.pop("ResponseMetadata", None)
+                    seen.append((address, run_uuid, source, body))
+            if seen:
+                with ledger.write():  # one transaction a page
+                    for address, run_uuid, source, body in seen:
+                        ledger._insert_observation(address, run_uuid, rec.utc_now(), source, body.get("status"),
+                                                   body)
+                changed += len(seen)
     except RunlogError:
         raise
     except Exception as exc:
@@ -702,7 +712,7 @@ def summary(ledger: Ledger, batch: Entry) -> dict[str, Any]:
     rows = ledger.conn.execute(
         "SELECT r.address, r.run_id, json_extract(r.body, '$.batch.run_setting_id'), r.outcome, "
         "json_extract(r.body, '$.outcome.error.code'), json_extract(r.body, '$.outcome.error.message'), "
-        f"(SELECT o.status || char(31) || coalesce(json_extract(o.body, '$.statusMessage'), '') FROM observations o "
+        f"(SELECT o.status || char(31) || coalesce(json_extract(o.body, '$.failureReason'), json_extract(o.body, '$.statusMessage'), '') FROM observations o "
         f"WHERE o.record = r.address AND o.status IS NOT NULL ORDER BY {STATUS_ORDER.replace('status', 'o.status')} "
         "LIMIT 1) FROM records r WHERE r.batch_id = ? AND r.kind = 'member' "
         "AND json_extract(r.body, '$.batch.record') = ? ORDER BY r.seq", (batch.batch_id, batch.address))

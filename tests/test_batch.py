@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import json
 
+import boto3
 import pytest
+from botocore.config import Config
 
+from runlog import record as rec
 from runlog.ledger import Ledger
 
 ROLE = "arn:aws:iam::123456789012:role/HealthOmicsServiceRole"
@@ -31,6 +34,11 @@ def inline(*samples: str) -> str:
 def batch_args(settings: str, default: dict | None = None, *more) -> list[str]:
     return ["submit-batch", "--batch-name", "cohort-1", "--default-run-setting", json.dumps(default or DEFAULT),
             "--batch-run-settings", settings, *more]
+
+
+def omics(emulator):
+    return boto3.client("omics", endpoint_url=emulator.endpoint_url, region_name="us-west-2",
+                        config=Config(inject_host_prefix=False))
 
 
 def sent(emulator, operation: str = "StartRunBatch") -> list[dict]:
@@ -107,3 +115,124 @@ def test_bad_settings_file_sends_nothing(body, words, aws_env, s3_server, ledger
     uri = f"s3://{BUCKET}/cohort/settings.json"
     result = run_cli(*batch_args(json.dumps({"s3UriSettings": uri})))
     assert_refused(result, aws_env, ledger_path, uri, *words)
+
+
+# -- submitting: the record, stdout as the aws CLI's -------------------------------------------------
+
+def submit_inline(run_cli, emulator, *samples, more=()):
+    result = run_cli(*batch_args(inline(*samples)), "--endpoint-url", emulator.endpoint_url, *more)
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def test_submit_batch_records_the_request_and_prints_the_response(aws_env, ledger_path, git_repo, run_cli, git):
+    result = submit_inline(run_cli, aws_env, "NA12878", "NA12891", more=("--tags", "team=genomics"))
+    printed = json.loads(result.stdout)
+    assert set(printed) == {"arn", "id", "status", "uuid", "tags"} and printed["status"] == "CREATING"
+    assert printed["tags"] == {"team": "genomics"}
+    (call,) = sent(aws_env)
+    (batch,) = records(ledger_path)
+    assert batch["kind"] == "batch" and batch["request"] == call["params"]
+    assert batch["request"]["requestId"] == call["params"]["requestId"]
+    assert batch["outcome"] == {"status": "submitted", "response": printed}
+    assert batch["batch"]["runs"] == 2
+    assert batch["resolution"]["workflow"]["name"] == "cram-to-bam" and batch["resolution"]["template_checked"]
+    # every S3 input of every run is in the record, resolved or with the reason it was not
+    assert set(batch["resolution"]["inputs"]) == {*DEFAULT["parameters"].values(),
+                                                  "s3://cohort-bucket/crams/NA12878.cram",
+                                                  "s3://cohort-bucket/crams/NA12891.cram"}
+    assert batch["git"]["commit"] == git(git_repo, "rev-parse", "HEAD")
+    assert batch["fingerprint"] == rec.fingerprint(batch)
+    assert not rec.schema_errors(batch)
+    verify = run_cli("verify", "--no-remote")
+    assert verify.exit_code == 0, verify.output
+
+
+def test_query_and_text_output_as_the_aws_cli(aws_env, ledger_path, git_repo, run_cli):
+    result = submit_inline(run_cli, aws_env, "a1", more=("--query", "id", "--output", "text"))
+    (batch,) = records(ledger_path)
+    assert result.stdout == batch["outcome"]["response"]["id"] + "\n"
+
+
+def test_refused_batch_is_recorded_and_exits_1(aws_env, ledger_path, git_repo, run_cli):
+    aws_env.inject("error", operation="StartRunBatch", code="ValidationException")
+    result = run_cli(*batch_args(inline("a1")), "--endpoint-url", aws_env.endpoint_url)
+    assert result.exit_code == 1
+    assert "ValidationException" in result.stderr and "failed attempt" in result.stderr
+    (batch,) = records(ledger_path)
+    assert batch["outcome"]["status"] == "rejected" and batch["outcome"]["error"]["code"] == "ValidationException"
+
+
+def test_unknown_outcome_stays_pending_and_recover_completes_it_once(aws_env, ledger_path, git_repo, run_cli):
+    aws_env.inject("error", operation="StartRunBatch", count=3, phase="after")  # started, but 500 answered
+    result = run_cli(*batch_args(inline("a1", "a2")), "--endpoint-url", aws_env.endpoint_url)
+    assert result.exit_code == 1 and "pending" in result.stderr and "runlog recover" in result.stderr
+    assert attempts(ledger_path) == 1 and records(ledger_path) == []
+    recovered = run_cli("recover", "--json")
+    assert recovered.exit_code == 0, recovered.output
+    (batch,) = records(ledger_path)
+    assert batch["kind"] == "batch" and batch["outcome"]["recovered"] is True
+    listed = [r for r in aws_env.requests if r["operation"] == "StartRunBatch"]
+    assert len({r["params"]["requestId"] for r in listed}) == 1  # the same requestId every time
+    assert [b["id"] for b in omics(aws_env).list_batch()["items"]] == [batch["outcome"]["response"]["id"]]
+
+
+# -- members ---------------------------------------------------------------------------------------
+
+def test_refresh_records_each_member_once_with_its_effective_settings(aws_env, ledger_path, git_repo, run_cli):
+    aws_env.batch_rate = 100
+    printed = json.loads(submit_inline(run_cli, aws_env, "NA12878", "NA12891", "NA12892").stdout)
+    batch_id = printed["id"]
+    aws_env.advance(11)
+    first = run_cli("refresh", batch_id)
+    assert first.exit_code == 0, first.output
+    assert f"batch {batch_id}:" in first.stdout and "3 new member record(s)" in first.stdout
+    again = run_cli("refresh", batch_id)
+    assert again.exit_code == 0 and "0 new member record(s)" in again.stdout
+    members = records(ledger_path, "member")
+    assert len(members) == 3
+    (batch,) = records(ledger_path, "batch")
+    with Ledger.open(ledger_path, create=False) as ledger:
+        batch_address = ledger.entries(where="kind = 'batch'")[0].address
+    by_id = {m["batch"]["run_setting_id"]: m for m in members}
+    assert set(by_id) == {"NA12878", "NA12891", "NA12892"}
+    member = by_id["NA12891"]
+    assert member["batch"]["record"] == batch_address and member["batch"]["batch_id"] == batch_id
+    assert member["request"]["parameters"] == {**DEFAULT["parameters"], "sample_name": "NA12891",
+                                               "input_cram": "s3://cohort-bucket/crams/NA12891.cram"}
+    assert member["request"]["name"] == "align-NA12891" and member["request"]["workflowId"] == WORKFLOW
+    run = omics(aws_env).get_run(id=member["outcome"]["response"]["id"])
+    assert run["uuid"] == member["outcome"]["response"]["uuid"] and run["parameters"] == member["request"]["parameters"]
+    assert all(not rec.schema_errors(m) for m in members)
+    # every REF form names a member: run id, uuid, ARN
+    for ref in (run["id"], run["uuid"], run["arn"]):
+        shown = run_cli("show", ref, "--json")
+        assert shown.exit_code == 0 and json.loads(shown.stdout)["record"]["batch"]["run_setting_id"] == "NA12891"
+    listed = run_cli("log", "--batch", batch_id, "--json")
+    assert listed.exit_code == 0 and len(json.loads(listed.stdout)) == 3
+    plain = json.loads(run_cli("log", "--json").stdout)
+    assert [e["kind"] for e in plain] == ["batch"]  # members are listed with --batch only
+    verify = run_cli("verify", "--no-remote")
+    assert verify.exit_code == 0, verify.output
+
+
+def test_show_batch_counts_and_failures_with_reasons(aws_env, ledger_path, git_repo, run_cli):
+    aws_env.batch_rate = 100
+    aws_env.batch_fault("start", reason="ServiceQuotaExceeded", message="too many runs", run_setting_ids=["s1"])
+    aws_env.batch_fault("run", reason="OUT_OF_MEMORY", run_setting_ids=["s2"])
+    batch_id = json.loads(submit_inline(run_cli, aws_env, "s0", "s1", "s2", "s3").stdout)["id"]
+    aws_env.advance(200)
+    watched = run_cli("watch", batch_id, "--interval", "0.1")
+    assert watched.exit_code == 1, watched.output  # not every run completed
+    assert "PROCESSED" in watched.stdout
+    shown = run_cli("show", batch_id)
+    assert shown.exit_code == 0, shown.output
+    text = shown.stdout
+    assert "submission   FAILED 1, SUCCESS 3" in text
+    assert "run status   COMPLETED 2, FAILED 1" in text
+    assert "s1 (submission): ServiceQuotaExceeded: too many runs" in text
+    assert "s2 (run " in text and "OUT_OF_MEMORY" in text
+    facts = json.loads(run_cli("show", batch_id, "--json").stdout)["batch"]
+    assert facts["submission"] == {"SUCCESS": 3, "FAILED": 1}
+    assert facts["run_status"] == {"COMPLETED": 2, "FAILED": 1}
+    assert facts["batch_status"] == "PROCESSED"

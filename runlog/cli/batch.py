@@ -193,3 +193,45 @@ def show_batch(ledger, entry, as_json: bool) -> None:
 def note_members_hidden(count: int) -> None:
     if count:
         note(f"{count} batch member record(s) not listed: `runlog log --batch BATCH` lists a batch's runs")
+
+
+def watch_batch(ctx, ledger, entry, config, interval: float, timeout: float | None, as_json: bool,
+                profile=None, region=None, endpoint_url=None) -> None:
+    """`runlog watch BATCH`: refresh the batch every `interval` seconds until it is finished."""
+    import time
+
+    from runlog import aws
+    from runlog.batch import FINISHED, refresh_batch, summary
+    from runlog.errors import RunlogError
+
+    if not entry.batch_id:
+        raise RunlogError(f"record {entry.address[:12]} has no batch to watch (it was {entry.outcome})")
+    omics = aws.client(aws_settings(config, profile, region, endpoint_url, recorded=entry.record.get("aws")), "omics")
+    started = time.monotonic()
+    last = None
+    while True:
+        change = refresh_batch(ledger, entry, omics)
+        if change["status"] != last:
+            click.echo(terminal_safe(f"batch {entry.batch_id}: {change['status']}"), err=True)
+            last = change["status"]
+        if change["status"] in FINISHED:
+            break
+        if timeout is not None and time.monotonic() - started + interval > timeout:
+            raise RunlogError(f"batch {entry.batch_id} is still {change['status']} after {timeout:g} s; "
+                              "`runlog watch` again to keep following it", exit_code=1)
+        time.sleep(interval)
+    facts = summary(ledger, entry)
+    if as_json:
+        echo_json(facts)
+    else:
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(facts["run_status"].items())) or "no runs"
+        failed = facts["submission"].get("FAILED", 0)
+        click.echo(terminal_safe(f"batch {entry.batch_id} {facts['batch_status']}: {counts}"
+                                 + (f"; {failed} submission(s) FAILED" if failed else "")))
+        for failure in facts["failures"][:20]:
+            click.echo(terminal_safe(f"  failed {failure['run_setting_id']} ({failure['stage']}): "
+                                     f"{failure['reason']}"))
+    ok = facts["batch_status"] == "PROCESSED" and not facts["failures"] and \
+        set(facts["run_status"]) <= {"COMPLETED"}
+    if not ok:
+        ctx.exit(1)

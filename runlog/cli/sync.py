@@ -294,10 +294,15 @@ def import_(ctx, since, status, run_group_id, jobs, quiet, as_json, profile, reg
 def _refresh_targets(ledger, refs, every):
     from runlog.observe import TERMINAL
 
-    if refs:
-        return [ledger.resolve(ref) for ref in refs]
-    entries = ledger.entries(where="run_id IS NOT NULL")
-    return [e for e in reversed(entries) if every or (e.status or "PENDING") not in TERMINAL]
+    from runlog.batch import FINISHED, resolve_ref
+
+    if refs:  # a batch's REF (or its id) refreshes the batch and its members
+        return [resolve_ref(ledger, ref) for ref in refs]
+    # a batch's members are refreshed with their batch, a page at a time (runlog/batch.py)
+    entries = ledger.entries(where="(run_id IS NOT NULL AND kind != 'member') OR (kind = 'batch' AND "
+                                   "batch_id IS NOT NULL)")
+    return [e for e in reversed(entries)
+            if every or (e.status or "PENDING") not in (FINISHED if e.kind == "batch" else TERMINAL)]
 
 
 @click.command()
@@ -328,12 +333,20 @@ def refresh(ctx, refs, every, active, as_json, profile, region, endpoint_url):
         raise UsageError("give --all or --active, not both")
     config = load_config(ctx)
     ledger = require_ledger(config)
+    from runlog.cli.batch import batch_line, refresh_batches
+
     with ledger:
-        changes = refresh_runs(ledger, _refresh_targets(ledger, refs, every), config, profile, region, endpoint_url)
-    failed = sum("error" in change for change in changes)
+        targets = _refresh_targets(ledger, refs, every)
+        changes = refresh_runs(ledger, [e for e in targets if e.kind != "batch"], config, profile, region,
+                               endpoint_url)
+        batches = refresh_batches(ledger, [e for e in targets if e.kind == "batch"], config, profile, region,
+                                  endpoint_url)
+    failed = sum("error" in change for change in changes + batches)
     if as_json:
-        echo_json(changes)
+        echo_json(changes + batches)
     else:
+        for change in batches:
+            click.echo(batch_line(change))
         for change in changes:
             if "error" in change:
                 line = f"run {change['run_id'] or '-'} (record {change['record'][:12]}): {change['error']}"
@@ -342,7 +355,7 @@ def refresh(ctx, refs, every, active, as_json, profile, region, endpoint_url):
             else:
                 line = f"run {change['run_id']}: {change['new']} (unchanged)"
             click.echo(terminal_safe(line))
-        if not changes:
+        if not changes and not batches:
             note("no unfinished runs to refresh" if not every else "no recorded runs to refresh")
     if failed:
         ctx.exit(1)
