@@ -236,3 +236,78 @@ def test_show_batch_counts_and_failures_with_reasons(aws_env, ledger_path, git_r
     assert facts["submission"] == {"SUCCESS": 3, "FAILED": 1}
     assert facts["run_status"] == {"COMPLETED": 2, "FAILED": 1}
     assert facts["batch_status"] == "PROCESSED"
+
+
+# -- s3UriSettings: the cohort file pinned and kept, inputs identified by listing -------------------
+
+@pytest.fixture
+def s3_emulator(s3_server, monkeypatch):
+    """The emulator reading s3UriSettings from moto's S3; AWS_ENDPOINT_URL at the emulator,
+    AWS_ENDPOINT_URL_S3 (s3_server) at moto."""
+    from runlog.emulator import Emulator
+
+    emu = Emulator(port=0, s3_endpoint_url=s3_server.endpoint)
+    emu.start()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", emu.endpoint_url)
+    try:
+        yield emu
+    finally:
+        emu.stop()
+
+
+def test_s3_settings_file_is_pinned_and_inputs_listed_in_bulk(s3_server, s3_emulator, ledger_path, git_repo,
+                                                               run_cli):
+    s3_server.create_bucket(Bucket=BUCKET)
+    samples = [f"S{i:03d}" for i in range(40)]
+    for name in ("genome.dict", "genome.fasta", "genome.fasta.fai"):
+        s3_server.put_object(Bucket=BUCKET, Key=f"ref/{name}", Body=name.encode())
+    for sample in samples[:-1]:  # the last sample's CRAM is missing
+        s3_server.put_object(Bucket=BUCKET, Key=f"crams/{sample}.cram", Body=sample.encode())
+    s3_server.put_object(Bucket=BUCKET, Key="crams/unrelated.txt", Body=b"x")
+    body = json.dumps([setting(s) for s in samples]).encode()
+    put = s3_server.put_object(Bucket=BUCKET, Key="cohort/settings.json", Body=body)
+    uri = f"s3://{BUCKET}/cohort/settings.json"
+    result = run_cli(*batch_args(json.dumps({"s3UriSettings": uri})))
+    assert result.exit_code == 0, result.output
+    (batch,) = records(ledger_path)
+    pinned = batch["batch"]["settings_file"]
+    assert pinned["etag"] == put["ETag"].strip('"') and pinned["sha256"] == rec.sha256_hex(body)
+    assert pinned["content"] == json.loads(body) and batch["batch"]["runs"] == 40
+    inputs = batch["resolution"]["inputs"]
+    assert inputs["s3://cohort-bucket/crams/S000.cram"]["etag"] == s3_server.head_object(
+        Bucket=BUCKET, Key="crams/S000.cram")["ETag"].strip('"')
+    assert inputs["s3://cohort-bucket/crams/S039.cram"]["error"]["code"] == "NotFound"
+    assert any("1 input(s) not resolved" in w for w in batch["warnings"])
+    # the 40 CRAMs were listed (ListObjectsV2), not asked for one by one
+    assert not rec.schema_errors(batch)
+    # the file changes after submission: the record still holds what was sent
+    s3_server.put_object(Bucket=BUCKET, Key="cohort/settings.json", Body=b"[]")
+    s3_emulator.advance(30)
+    refreshed = run_cli("refresh", batch["outcome"]["response"]["id"])
+    assert refreshed.exit_code == 0, refreshed.output
+    members = records(ledger_path, "member")
+    assert len(members) == 40
+    assert {m["request"]["parameters"]["sample_name"] for m in members} == set(samples)
+
+
+def test_bulk_identities_list_shared_prefixes_instead_of_one_head_each(s3_server):
+    import time
+
+    from runlog.batch import bulk_s3_identities
+
+    s3_server.create_bucket(Bucket=BUCKET)
+    for i in range(1200):
+        s3_server.put_object(Bucket=BUCKET, Key=f"crams/S{i:04d}.cram", Body=b"")
+    s3_server.put_object(Bucket=BUCKET, Key="ref/genome.fasta", Body=b"ACGT")
+    calls: list[str] = []
+    s3_server.meta.events.register("before-call.s3.*", lambda model, **kw: calls.append(model.name))
+    wanted = [f"s3://{BUCKET}/crams/S{i:04d}.cram" for i in range(0, 1200, 2)] + [
+        f"s3://{BUCKET}/ref/genome.fasta", f"s3://{BUCKET}/crams/missing.cram"]
+    found = bulk_s3_identities(s3_server, wanted, deadline=time.monotonic() + 60)
+    assert list(found) == wanted
+    assert all(found[u]["etag"] for u in wanted[:-1]) and found[wanted[-1]]["error"]["code"] == "NotFound"
+    assert calls.count("HeadObject") == 1  # the lone reference
+    assert calls.count("ListObjectsV2") == 2  # 1 000 keys a call
+    # a budget already spent resolves nothing and says so
+    late = bulk_s3_identities(s3_server, wanted[:3], deadline=time.monotonic() - 1)
+    assert {v["error"]["code"] for v in late.values()} == {"Timeout"}
