@@ -578,12 +578,7 @@ def batch_entry(ledger: Ledger, ref: str) -> Entry:
 
 
 def resolve_ref(ledger: Ledger, ref: str) -> Entry:
-    """ledger.resolve, and a batch's id (digits that name no run)."""
-    text = ref.strip()
-    if text.isdigit() and not ledger.candidates(text):
-        found = ledger.entries(where="batch_id = ? AND kind = 'batch'", params=(text,))
-        if len(found) == 1:
-            return found[0]
+    """ledger.resolve: every REF form, a batch's id, uuid and ARN among them."""
     return ledger.resolve(ref)
 
 
@@ -732,3 +727,202 @@ def summary(ledger: Ledger, batch: Entry) -> dict[str, Any]:
             "failures": failures, "batch_status": batch_seen[-1]["body"].get("status") if batch_seen else
             (batch.record["outcome"].get("response") or {}).get("status"),
             "get_batch": batch_seen[-1]["body"] if batch_seen else None}
+
+
+# -- comparing two batches ---------------------------------------------------------------------------
+
+def _flat(value: Any, path: str = "") -> dict[str, Any]:
+    """{json.path: leaf} of a JSON value (lists by index), for key-by-key comparison."""
+    if isinstance(value, dict) and value:
+        out: dict[str, Any] = {}
+        for key in sorted(value):
+            out.update(_flat(value[key], f"{path}.{key}" if path else str(key)))
+        return out
+    if isinstance(value, list) and value:
+        out = {}
+        for index, item in enumerate(value):
+            out.update(_flat(item, f"{path}[{index}]"))
+        return out
+    return {path: value}
+
+
+def _changes(section: str, old: dict, new: dict, prefix: str = "") -> list:
+    from runlog.diff import Change
+
+    left, right = _flat(old), _flat(new)
+    found = []
+    for path in sorted(set(left) | set(right)):
+        shown = f"{prefix}{path}" if path else prefix.rstrip(".")
+        if path not in right:
+            found.append(Change(section, shown, left[path], None, "removed"))
+        elif path not in left:
+            found.append(Change(section, shown, None, right[path], "added"))
+        elif left[path] != right[path] or type(left[path]) is not type(right[path]):
+            kind = "changed" if type(left[path]) is type(right[path]) else "type_changed"
+            found.append(Change(section, shown, left[path], right[path], kind))
+    return found
+
+
+def compare_batches(a: dict, b: dict) -> list:
+    """The cohort audit between two batch records, as runlog.diff.Change items: runs added
+    and removed (by runSettingId), the default setting changed, each shared run's own
+    setting changed, identities of shared inputs changed, the settings file, git."""
+    from runlog.diff import Change, view
+    from runlog.resolve import identity_changes
+
+    changes: list = []
+    runs_a = {s["runSettingId"]: s for s in run_settings(a)}
+    runs_b = {s["runSettingId"]: s for s in run_settings(b)}
+    for ident in runs_a:
+        if ident not in runs_b:
+            changes.append(Change("runs", ident, runs_a[ident], None, "removed"))
+    for ident in runs_b:
+        if ident not in runs_a:
+            changes.append(Change("runs", ident, None, runs_b[ident], "added"))
+    bookkeeping = ("runTags",)
+    default_a, default_b = (
+        {k: v for k, v in r["request"]["defaultRunSetting"].items() if k not in bookkeeping} for r in (a, b))
+    changes += _changes("default setting", default_a, default_b)
+    tags_a, tags_b = (r["request"]["defaultRunSetting"].get("runTags") or {} for r in (a, b))
+    changes += _changes("default setting", {"runTags": tags_a} if tags_a else {}, {"runTags": tags_b} if tags_b else {})
+    for ident, own in runs_a.items():
+        other = runs_b.get(ident)
+        if other is not None and other != own:
+            changes += _changes("run settings", own, other, prefix=f"{ident}.")
+    inputs_a = (a.get("resolution") or {}).get("inputs") or {}
+    inputs_b = (b.get("resolution") or {}).get("inputs") or {}
+    for found in identity_changes(inputs_a, inputs_b):
+        changes.append(Change("inputs", f"{found['uri']}.{found['field']}", found["old"], found["new"], "changed"))
+    pinned_a, pinned_b = ((r.get("batch") or {}).get("settings_file") or {} for r in (a, b))
+    keep = ("uri", "etag", "version_id", "sha256")
+    changes += _changes("settings file", {k: pinned_a[k] for k in keep if k in pinned_a},
+                        {k: pinned_b[k] for k in keep if k in pinned_b})
+    git_a, git_b = view({**a, "request": {}})["git"], view({**b, "request": {}})["git"]
+    changes += _changes("git", git_a, git_b)
+    return changes
+
+
+def expand_refs(ledger: Ledger, refs: list[str]) -> list[str]:
+    """REFs with each batch's REF replaced by its member records' addresses (in the order
+    they were recorded): what `runlog export BATCH` exports is the cohort's runs."""
+    out: list[str] = []
+    for ref in refs:
+        entry = ledger.resolve(ref)
+        if entry.kind != "batch":
+            out.append(ref)
+            continue
+        members = [row[0] for row in ledger.conn.execute(
+            "SELECT address FROM records WHERE batch_id = ? AND kind = 'member' AND "
+            "json_extract(body, '$.batch.record') = ? ORDER BY seq", (entry.batch_id, entry.address))]
+        if not members:
+            raise UsageError(f"batch {entry.batch_id or entry.address[:12]} has no member runs in the ledger yet: "
+                             f"`runlog refresh {entry.batch_id or entry.address[:12]}` records them")
+        out.extend(members)
+    return out
+
+
+# -- replaying --------------------------------------------------------------------------------------
+
+def member_as_run(request: dict[str, Any]) -> dict[str, Any]:
+    """A member's effective setting as a StartRun request (`runlog replay MEMBER` starts it as
+    a single run): runTags become the run's tags; what StartRun does not take is left out."""
+    from runlog.startrun import members as startrun_members
+
+    known = startrun_members()
+    out = {k: v for k, v in request.items() if k in known}
+    if request.get("runTags"):
+        out["tags"] = {**request["runTags"], **(out.get("tags") or {})}
+    return out
+
+
+def failed_settings(ledger: Ledger, batch: Entry) -> list[str]:
+    """runSettingIds of the batch's members whose submission failed or whose run ended
+    FAILED or CANCELLED (as last recorded)."""
+    facts = summary(ledger, batch)
+    found = [f["run_setting_id"] for f in facts["failures"]]
+    from runlog.ledger import STATUS_ORDER
+
+    rows = ledger.conn.execute(
+        "SELECT json_extract(r.body, '$.batch.run_setting_id'), (SELECT o.status FROM observations o WHERE "
+        f"o.record = r.address AND o.status IS NOT NULL ORDER BY {STATUS_ORDER.replace('status', 'o.status')} "
+        "LIMIT 1) FROM records r WHERE r.batch_id = ? AND r.kind = 'member' AND "
+        "json_extract(r.body, '$.batch.record') = ?", (batch.batch_id, batch.address))
+    found += [ident for ident, status in rows if status == "CANCELLED"]
+    return list(dict.fromkeys(found))
+
+
+def replay_request(ledger: Ledger, batch: Entry, *, only: list[str] = (), sets: list[str] = (),
+                   batch_name: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(StartRunBatch request, lineage) to start batch `batch` again as a new batch: a new
+    requestId, the recorded default setting (--set changes its parameters), and the recorded
+    run settings, all of them or `only` those (runSettingIds, or "failed"). The settings file
+    of an s3UriSettings batch is named again when all its runs are replayed (its bytes are
+    checked against the pinned SHA-256 before sending); a selection goes inline (at most 100)."""
+    import copy
+
+    from runlog.replay import apply_set, parse_set
+
+    record = batch.record
+    if record["outcome"]["status"] != "submitted" and only:
+        raise UsageError(f"batch record {batch.address[:12]} never started: it has no runs to select from")
+    request = copy.deepcopy(record["request"])
+    request.pop("requestId", None)
+    settings = run_settings(record)
+    overrides: dict[str, Any] = {}
+    selected: list[str] = []
+    if only:
+        wanted = [w for w in only if w != "failed"]
+        if "failed" in only:
+            wanted = failed_settings(ledger, batch) + wanted
+            if not wanted:
+                raise UsageError(f"batch {batch.batch_id} has no failed runs recorded (`runlog refresh "
+                                 f"{batch.batch_id}` first?)")
+        by_id = {s["runSettingId"]: s for s in settings}
+        unknown = [w for w in wanted if w not in by_id]
+        if unknown:
+            raise UsageError(f"--only: runSettingId {unknown[0][:128]!r} is not in batch {batch.batch_id}'s "
+                             f"recorded settings ({len(by_id)} runs)")
+        selected = list(dict.fromkeys(wanted))
+        if len(selected) > MAX_INLINE:
+            raise UsageError(f"--only selects {len(selected)} runs: more than {MAX_INLINE} need a settings file in "
+                             "S3, which runlog does not write for you yet; put them in one and use submit-batch")
+        request["batchRunSettings"] = {"inlineSettings": [by_id[w] for w in selected]}
+        overrides["runs"] = selected
+    elif "inlineSettings" not in request["batchRunSettings"] and "content" not in (
+            record["batch"].get("settings_file") or {}):
+        raise UsageError(f"batch {batch.batch_id}'s settings file was not read at submission: runlog cannot tell "
+                         "whether it still holds the same runs")
+    default = request["defaultRunSetting"]
+    for text in sets:
+        path, parts, value = parse_set(text)
+        apply_set(default.setdefault("parameters", {}), path, parts, value)
+        overrides.setdefault("parameters", {})[path] = value
+    if batch_name is not None:
+        request["batchName"] = batch_name
+        overrides.setdefault("members", {})["batchName"] = batch_name
+    request["tags"] = {**(request.get("tags") or {}), "runlog:replay-of": batch.batch_id or batch.address}
+    request["requestId"] = str(uuid.uuid4())
+    response = record["outcome"].get("response") or {}
+    lineage = {"replay_of": {"record": batch.address, "run_uuid": response.get("uuid"),
+                             "run_id": response.get("id"), "run_arn": response.get("arn")},
+               "mode": "request", "overrides": overrides, "drift": []}
+    return request, lineage
+
+
+def batch_drift(record: dict, git_now: dict, workflow_now: dict, settings_now: dict | None) -> list[dict]:
+    """What no longer is as the batch recorded it: git, the default workflow's digest, the
+    settings file's bytes. Each finding as replay's lineage holds it."""
+    drift = []
+    git = record["git"]
+    for what, key in (("commit", "commit"), ("uncommitted changes", "diff_sha256"),
+                      ("untracked files", "untracked_sha256")):
+        if git.get(key) != git_now.get(key):
+            drift.append({"kind": "git", "what": what, "recorded": git.get(key), "current": git_now.get(key)})
+    recorded = ((record.get("resolution") or {}).get("workflow") or {}).get("digest")
+    if recorded and workflow_now.get("digest") and workflow_now["digest"] != recorded:
+        drift.append({"kind": "workflow", "what": "digest", "recorded": recorded, "current": workflow_now["digest"]})
+    pinned = (record.get("batch") or {}).get("settings_file") or {}
+    if settings_now is not None and pinned.get("sha256") and settings_now.get("sha256") != pinned["sha256"]:
+        drift.append({"kind": "input", "what": f"{pinned['uri']} sha256", "recorded": pinned["sha256"],
+                      "current": settings_now.get("sha256") or settings_now.get("error")})
+    return drift

@@ -140,7 +140,7 @@ def header(record: dict, address: str | None) -> dict[str, Any]:
     response = (record["outcome"].get("response") or {}) if address else {}
     return {
         "record": address, "kind": record.get("kind"), "created": record.get("created"),
-        "name": record["request"].get("name"), "outcome": record["outcome"]["status"] if address else "not sent",
+        "name": record["request"].get("name") or record["request"].get("batchName"), "outcome": record["outcome"]["status"] if address else "not sent",
         "run_id": response.get("id"), "run_uuid": response.get("uuid"), "run_arn": response.get("arn"),
         "request_id": record["request"].get("requestId"), "fingerprint": record.get("fingerprint"),
     }

@@ -34,11 +34,13 @@ RECORD_COLUMNS = (
 )
 
 # Statuses that never change again: a run that ended, or an attempt that never ran.
-FINAL_STATUSES = frozenset({"COMPLETED", "FAILED", "CANCELLED", "DELETED", "REJECTED", "ABANDONED"})
+FINAL_STATUSES = frozenset({"COMPLETED", "FAILED", "CANCELLED", "DELETED", "REJECTED", "ABANDONED",
+                            "PROCESSED", "RUNS_DELETED", "RUNS_DELETE_FAILED"})  # the last three: batches
 
 UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 HEX_RE = re.compile(r"^[0-9a-fA-F]{6,64}$")
 RECENT_RE = re.compile(r"^@(\d+)$")
+BATCH_ARN_RE = re.compile(r"^arn:aws[a-z-]*:omics:[a-z0-9-]*:\d{12}:runBatch/(\d+)$")
 RUN_ARN_RE = re.compile(r"^arn:aws[a-z-]*:omics:[a-z0-9-]*:\d{12}:run/(\d+)$")
 
 
@@ -91,6 +93,7 @@ class Entry:
             "git_commit": self.git_commit,
             "fingerprint": self.fingerprint,
             "replay_of": self.replay_of,
+            "batch_id": self.batch_id,
         }
 
 
@@ -98,7 +101,7 @@ def index_columns(record: dict) -> dict[str, Any]:
     """The lookup columns a record's row carries, all derived from the record itself."""
     request = record["request"]
     outcome = record["outcome"]
-    response = outcome.get("response") or {}
+    response = outcome.get("response") or {} if record["kind"] != "batch" else {}  # a batch is not a run
     lineage = record.get("lineage") or {}
     source = record.get("source_run") or {}
     return {
@@ -109,8 +112,9 @@ def index_columns(record: dict) -> dict[str, Any]:
         "run_id": response.get("id"),
         "run_uuid": response.get("uuid"),
         "run_arn": response.get("arn"),
-        "workflow_id": request.get("workflowId") or source.get("workflowId"),
-        "name": request.get("name"),
+        "workflow_id": request.get("workflowId") or source.get("workflowId")
+        or (request.get("defaultRunSetting") or {}).get("workflowId"),
+        "name": request.get("name") or request.get("batchName"),
         "git_commit": (record.get("git") or {}).get("commit"),
         "fingerprint": record["fingerprint"],
         "replay_of": (lineage.get("replay_of") or {}).get("record"),
@@ -579,13 +583,20 @@ class Ledger:
             # @N beyond any ledger (SQLite offsets stop at 2**63 - 1) names no record
             n = int(digits) if len(digits) <= 18 else 0
             return self._entry_where("1", limit=1, offset=n - 1) if n >= 1 else []
+        batch = BATCH_ARN_RE.match(ref)
+        if batch:  # a batch's ARN (runlog/batch.py), checked whole: ids may repeat in other accounts
+            return [e for e in self._entry_where("batch_id = ? AND kind = 'batch'", (batch.group(1),))
+                    if (e.record["outcome"].get("response") or {}).get("arn") == ref]
         if ref.startswith("arn:"):
             return self._entry_where("run_arn = ?", (ref,))
         if UUID_RE.match(ref):
-            return self._entry_where("run_uuid = ?", (ref.lower(),))
+            return self._entry_where("run_uuid = ?", (ref.lower(),)) or self._entry_where(
+                "batch_id IS NOT NULL AND kind = 'batch' AND json_extract(body, '$.outcome.response.uuid') = ?",
+                (ref.lower(),))
         found: list[Entry] = []
         if ref.isdigit():
-            found = self._entry_where("run_id = ?", (ref,))
+            found = self._entry_where("run_id = ?", (ref,)) or \
+                self._entry_where("batch_id = ? AND kind = 'batch'", (ref,))
         if not found and HEX_RE.match(ref):
             low = ref.lower()
             found = self._entry_where("address >= ? AND address < ?", (low, low + "g"), order="address")

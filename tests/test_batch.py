@@ -311,3 +311,86 @@ def test_bulk_identities_list_shared_prefixes_instead_of_one_head_each(s3_server
     # a budget already spent resolves nothing and says so
     late = bulk_s3_identities(s3_server, wanted[:3], deadline=time.monotonic() - 1)
     assert {v["error"]["code"] for v in late.values()} == {"Timeout"}
+
+
+# -- diff and replay -------------------------------------------------------------------------------
+
+def test_diff_two_batches_answers_the_cohort_questions(aws_env, ledger_path, git_repo, run_cli):
+    first = json.loads(submit_inline(run_cli, aws_env, "NA12878", "NA12891", "NA12892").stdout)["id"]
+    changed = json.loads(inline("NA12878", "NA12891", "NA12893"))
+    changed["inlineSettings"][1]["priority"] = 5
+    default = {**DEFAULT, "parameters": {**DEFAULT["parameters"], "ref_fasta": "s3://cohort-bucket/ref/v2.fasta"}}
+    second = run_cli(*batch_args(json.dumps(changed), default), "--endpoint-url", aws_env.endpoint_url)
+    assert second.exit_code == 0, second.output
+    result = run_cli("diff", first, json.loads(second.stdout)["id"], "--json", "--exit-code")
+    assert result.exit_code == 1, result.output
+    changes = {(c["section"], c["path"], c["kind"]) for c in json.loads(result.stdout)["changes"]}
+    assert ("runs", "NA12892", "removed") in changes and ("runs", "NA12893", "added") in changes
+    assert ("default setting", "parameters.ref_fasta", "changed") in changes
+    assert ("run settings", "NA12891.priority", "added") in changes
+    assert not any(c[0] == "run settings" and c[1].startswith("NA12878") for c in changes)
+    same = run_cli("diff", first, first, "--exit-code")
+    assert same.exit_code == 0 and "No differences" in same.stdout
+    alone = run_cli("diff", first)  # "as it would be submitted now" is for runs
+    assert alone.exit_code == 2 and "a batch is compared with another batch" in alone.stderr
+
+
+def test_diff_two_members_shows_only_their_own_settings(aws_env, ledger_path, git_repo, run_cli):
+    aws_env.batch_rate = 100
+    batch_id = json.loads(submit_inline(run_cli, aws_env, "NA12878", "NA12891").stdout)["id"]
+    aws_env.advance(11)
+    assert run_cli("refresh", batch_id).exit_code == 0
+    ids = {m["batch"]["run_setting_id"]: m["outcome"]["response"]["id"] for m in records(ledger_path, "member")}
+    result = run_cli("diff", ids["NA12878"], ids["NA12891"], "--json")
+    assert result.exit_code == 0, result.output
+    paths = {(c["section"], c["path"]) for c in json.loads(result.stdout)["changes"]}
+    assert paths == {("parameters", "sample_name"), ("parameters", "input_cram")}
+
+
+def test_replay_failed_runs_as_a_new_batch_and_a_member_as_a_run(aws_env, ledger_path, git_repo, run_cli, git):
+    aws_env.batch_rate = 100
+    aws_env.batch_fault("run", reason="OUT_OF_MEMORY", run_setting_ids=["s2"])
+    batch_id = json.loads(submit_inline(run_cli, aws_env, "s0", "s1", "s2").stdout)["id"]
+    aws_env.advance(200)
+    assert run_cli("refresh", batch_id).exit_code == 0
+    again = run_cli("replay", batch_id, "--only", "failed", "--set", "sample_name=s2-retry",
+                    "--endpoint-url", aws_env.endpoint_url)
+    assert again.exit_code == 0, again.output
+    new_id = json.loads(again.stdout)["id"]
+    assert new_id != batch_id
+    (original,) = [r for r in records(ledger_path, "batch") if r["outcome"]["response"]["id"] == batch_id]
+    (replayed,) = [r for r in records(ledger_path, "batch") if r["outcome"]["response"]["id"] == new_id]
+    assert [s["runSettingId"] for s in replayed["request"]["batchRunSettings"]["inlineSettings"]] == ["s2"]
+    assert replayed["request"]["requestId"] != original["request"]["requestId"]
+    assert replayed["lineage"]["replay_of"]["run_id"] == batch_id
+    assert replayed["lineage"]["overrides"] == {"runs": ["s2"], "parameters": {"sample_name": "s2-retry"}}
+    assert replayed["request"]["defaultRunSetting"]["parameters"]["sample_name"] == "s2-retry"
+    shown = json.loads(run_cli("show", batch_id, "--json").stdout)
+    assert shown["address"] == replayed["lineage"]["replay_of"]["record"]
+    # drift is refused as for runs
+    (git_repo / "new.txt").write_text("x")
+    refused = run_cli("replay", batch_id, "--endpoint-url", aws_env.endpoint_url)
+    assert refused.exit_code == 3 and "drift" in refused.stderr
+    # one member alone, as a single run with the member's effective settings
+    member = next(m for m in records(ledger_path, "member") if m["batch"]["run_setting_id"] == "s1")
+    single = run_cli("replay", member["outcome"]["response"]["id"], "--allow-drift",
+                     "--endpoint-url", aws_env.endpoint_url)
+    assert single.exit_code == 0, single.output
+    (run,) = [r for r in records(ledger_path) if r["kind"] == "replay"]
+    assert run["request"]["parameters"] == member["request"]["parameters"]
+    assert run["request"]["tags"]["project"] == "cohort"  # the member's runTags, as the run's tags
+    assert run["lineage"]["replay_of"]["run_id"] == member["outcome"]["response"]["id"]
+
+
+def test_export_of_a_batch_is_its_cohort(aws_env, ledger_path, git_repo, run_cli, tmp_path):
+    aws_env.batch_rate = 100
+    batch_id = json.loads(submit_inline(run_cli, aws_env, "NA12878", "NA12891").stdout)["id"]
+    early = run_cli("export", batch_id, "-f", "prov-json", "-o", tmp_path / "early.json")
+    assert early.exit_code == 2 and f"runlog refresh {batch_id}" in early.stderr
+    aws_env.advance(200)
+    assert run_cli("refresh", batch_id).exit_code == 0
+    result = run_cli("export", batch_id, "-f", "all", "-o", tmp_path / "cohort", "--license", "CC-BY-4.0")
+    assert result.exit_code == 0, result.output
+    text = (tmp_path / "cohort" / "prov.json").read_text()
+    members = records(ledger_path, "member")
+    assert all(m["outcome"]["response"]["id"] in text for m in members)

@@ -235,3 +235,65 @@ def watch_batch(ctx, ledger, entry, config, interval: float, timeout: float | No
         set(facts["run_status"]) <= {"COMPLETED"}
     if not ok:
         ctx.exit(1)
+
+
+def is_batch_ref(config, ref: str) -> bool:
+    """Whether REF names a batch record in the ledger (a missing ledger or REF: no)."""
+    from runlog.errors import UsageError
+
+    ledger = open_ledger(config, create=False, notice=False)
+    if ledger is None:
+        return False
+    with ledger:
+        try:
+            return ledger.resolve(ref).kind == "batch"
+        except UsageError:
+            return False
+
+
+def replay_batch(ctx, config, ref: str, *, only: list[str], sets: list[str], allow_drift: bool, dry_run: bool,
+                 native: bool, members: dict, options, given: tuple, output: tuple, allow_duplicate: bool) -> None:
+    """`runlog replay BATCH`: the batch (or --only some of its runs) as a new batch."""
+    from runlog import aws, gitcapture
+    from runlog.batch import Options, batch_drift, read_settings_file, replay_request, submit_batch
+    from runlog.cli.common import require_ledger
+    from runlog.errors import DriftError, UsageError
+    from runlog.replay import describe
+    from runlog.resolve import workflow_identity
+
+    if native:
+        raise UsageError("--native duplicates one run; a batch is replayed from its recorded request")
+    given_members = [name for name, value in members.items() if value is not None]
+    if given_members:
+        raise UsageError(f"a batch replay takes --set (the default setting's parameters) and --only, not "
+                         f"{given_members[0]} (edit the batch's request and use submit-batch)")
+    profile, region, endpoint_url = given
+    query, out_format, as_json, quiet = output
+    with require_ledger(config) as ledger:
+        entry = ledger.resolve(ref)
+        request, lineage = replay_request(ledger, entry, only=only, sets=sets)
+        record = entry.record
+    settings = aws_settings(config, profile, region, endpoint_url, recorded=record["aws"])
+    sess = aws.session(settings)
+    omics = aws.client(settings, "omics", sess=sess)
+    workflow_now = workflow_identity(omics, request["defaultRunSetting"]) if options.enabled else {}
+    uri = request["batchRunSettings"].get("s3UriSettings")
+    settings_now = read_settings_file(aws.client(settings, "s3", sess=sess), uri) if uri else None
+    lineage["drift"] = batch_drift(record, gitcapture.capture(config.git_repo), workflow_now, settings_now)
+    for drift in lineage["drift"]:
+        warn("drift: " + describe(drift))
+    if dry_run:
+        if lineage["drift"] and not allow_drift:
+            note(f"without --dry-run this replay would be refused (exit 3): {len(lineage['drift'])} drift finding(s)")
+        click.echo(json.dumps({"request": request, **lineage}, indent=2, ensure_ascii=False))
+        return
+    if lineage["drift"] and not allow_drift:
+        raise DriftError(f"replay refused: {len(lineage['drift'])} drift finding(s) since the original batch "
+                         "(listed above); --allow-drift replays anyway and records them")
+    with duplicate_hint():
+        result = submit_batch(lambda: open_ledger(config, create=True), request, settings=settings,
+                              git_path=config.git_repo, lookup_caller=config.get("caller_identity", True),
+                              resolve_options=Options(enabled=options.enabled, check=options.check,
+                                                      strict=options.strict, timeout=options.timeout),
+                              allow_duplicate=allow_duplicate, warn=warn, extra={"lineage": lineage})
+    print_submission(result, query, out_format, as_json, quiet)

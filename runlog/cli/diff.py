@@ -76,7 +76,18 @@ def diff(ctx, ref_a, ref_b, as_json, exit_code, include_identity):
             entry_b = ledger.resolve(ref_b)
             record_b, address_b = entry_b.record, entry_b.address
             facts_b = latest_run_facts(ledger, entry_b.address)
-    changes = compare(entry_a.record, record_b, facts_a, facts_b, identity=include_identity)
+    kinds = {entry_a.kind, record_b["kind"]}
+    if "batch" in kinds:  # the cohort audit (runlog/batch.py)
+        if kinds != {"batch"} or address_b is None:
+            from runlog.errors import UsageError
+
+            raise UsageError("a batch is compared with another batch: give two batch REFs (`runlog diff B1 B2`); "
+                             "two member runs are compared as runs")
+        from runlog.batch import compare_batches
+
+        changes = compare_batches(entry_a.record, record_b)
+    else:
+        changes = compare(entry_a.record, record_b, facts_a, facts_b, identity=include_identity)
     head_a, head_b = header(entry_a.record, entry_a.address), header(record_b, address_b)
     if as_json:
         echo_json({"a": head_a, "b": head_b, "same": not changes, "notes": notes,

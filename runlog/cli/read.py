@@ -83,7 +83,8 @@ def log(ctx, limit, same_as, refresh, batch, as_json):
         status = e.status or "-"
         if e.status and e.status not in FINAL_STATUSES:  # may have moved on since: say when it was seen
             status += f" (as of {short_time(e.status_as_of)[:16]})"
-        row = (e.address[:12], short_time(e.created), e.run_id or "-", status,
+        run = e.run_id or (f"batch {e.batch_id}" if e.kind == "batch" and e.batch_id else "-")
+        row = (e.address[:12], short_time(e.created), run, status,
                e.workflow_id or "-", name, (e.git_commit or "-")[:8], e.run_uuid or "-")
         rows.append(tuple(terminal_safe(cell) for cell in row))  # names come from records, maybe pulled
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]) - 1)]
