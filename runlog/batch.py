@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -851,7 +851,7 @@ def failed_settings(ledger: Ledger, batch: Entry) -> list[str]:
     return list(dict.fromkeys(found))
 
 
-def replay_request(ledger: Ledger, batch: Entry, *, only: list[str] = (), sets: list[str] = (),
+def replay_request(ledger: Ledger, batch: Entry, *, only: Sequence[str] = (), sets: Sequence[str] = (),
                    batch_name: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """(StartRunBatch request, lineage) to start batch `batch` again as a new batch: a new
     requestId, the recorded default setting (--set changes its parameters), and the recorded

@@ -255,7 +255,13 @@ def replay_batch(ctx, config, ref: str, *, only: list[str], sets: list[str], all
                  native: bool, members: dict, options, given: tuple, output: tuple, allow_duplicate: bool) -> None:
     """`runlog replay BATCH`: the batch (or --only some of its runs) as a new batch."""
     from runlog import aws, gitcapture
-    from runlog.batch import Options, batch_drift, read_settings_file, replay_request, submit_batch
+    from runlog.batch import (
+        Options,
+        batch_drift,
+        read_settings_file,
+        replay_request,
+        submit_batch,
+    )
     from runlog.cli.common import require_ledger
     from runlog.errors import DriftError, UsageError
     from runlog.replay import describe
