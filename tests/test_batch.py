@@ -394,3 +394,16 @@ def test_export_of_a_batch_is_its_cohort(aws_env, ledger_path, git_repo, run_cli
     text = (tmp_path / "cohort" / "prov.json").read_text()
     members = records(ledger_path, "member")
     assert all(m["outcome"]["response"]["id"] in text for m in members)
+
+
+def test_import_leaves_a_recorded_batch_runs_to_refresh(aws_env, ledger_path, git_repo, run_cli):
+    aws_env.batch_rate = 100
+    batch_id = json.loads(submit_inline(run_cli, aws_env, "NA12878", "NA12891").stdout)["id"]
+    aws_env.advance(11)
+    imported = run_cli("import", "--json")
+    assert imported.exit_code == 0, imported.output
+    names = {item["name"] for item in json.loads(imported.stdout)["imported"]}
+    assert not names & {"align-NA12878", "align-NA12891"}  # the batch's runs are not imports
+    assert run_cli("refresh", batch_id).exit_code == 0
+    assert len(records(ledger_path, "member")) == 2
+    assert [r for r in records(ledger_path, "import") if r["request"].get("name", "").startswith("align-")] == []

@@ -222,7 +222,8 @@ def import_(ctx, since, status, run_group_id, jobs, quiet, as_json, profile, reg
     ARN and creation time: HealthOmics reuses the ids of deleted runs), then records it as an
     `import` record: the StartRun request rebuilt from GetRun, git state unknown, the caller
     from `startedBy`, and GetRun's answer as its first observation. Runs already in the ledger
-    (by uuid) are skipped, so it can run as often as you like. Throttling is retried by
+    (by uuid) are skipped, so it can run as often as you like; so are the runs of a batch the
+    ledger records (`runlog refresh BATCH` records them as its members). Throttling is retried by
     botocore's retry mode (AWS_RETRY_MODE, AWS_MAX_ATTEMPTS).
 
     \b
@@ -261,7 +262,10 @@ def import_(ctx, since, status, run_group_id, jobs, quiet, as_json, profile, reg
     imported, skipped, failure = [], 0, None
     with ledger:
         times = ledger.run_creation_times()
-        unseen = [item for item in items if not _known(item, times)]
+        # runs of a batch in the ledger are its members: `runlog refresh BATCH` records them
+        batches = {row[0] for row in ledger.conn.execute(
+            "SELECT batch_id FROM records WHERE kind = 'batch' AND batch_id IS NOT NULL")}
+        unseen = [item for item in items if not _known(item, times) and item.get("batchId") not in batches]
         skipped = len(items) - len(unseen)
         runs = []
         try:
