@@ -407,3 +407,25 @@ def test_import_leaves_a_recorded_batch_runs_to_refresh(aws_env, ledger_path, gi
     assert run_cli("refresh", batch_id).exit_code == 0
     assert len(records(ledger_path, "member")) == 2
     assert [r for r in records(ledger_path, "import") if r["request"].get("name", "").startswith("align-")] == []
+
+
+def test_push_and_pull_carry_batches_and_members(aws_env, bucket, ledger_path, git_repo, run_cli, tmp_path):
+    aws_env.batch_rate = 100
+    aws_env.batch_fault("run", reason="OUT_OF_MEMORY", run_setting_ids=["s1"])
+    batch_id = json.loads(submit_inline(run_cli, aws_env, "s0", "s1", "s2").stdout)["id"]
+    aws_env.advance(200)
+    assert run_cli("refresh", batch_id).exit_code == 0
+    remote = "s3://lab-provenance/runlog"
+    pushed = run_cli("push", remote)
+    assert pushed.exit_code == 0, pushed.output
+    other = tmp_path / "other.db"
+    pulled = run_cli("--ledger", other, "pull", remote)
+    assert pulled.exit_code == 0, pulled.output
+    with Ledger.open(other, create=False) as ledger:
+        kinds = sorted(e.kind for e in ledger.entries())
+        assert kinds == ["batch", "member", "member", "member"]
+    shown = json.loads(run_cli("--ledger", other, "show", batch_id, "--json").stdout)["batch"]
+    assert shown["run_status"] == {"COMPLETED": 2, "FAILED": 1}
+    assert run_cli("--ledger", other, "verify", "--no-remote").exit_code == 0
+    # a second refresh in the first ledger adds nothing to push
+    assert "0 new member record(s)" in run_cli("refresh", batch_id).stdout
