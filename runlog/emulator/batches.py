@@ -16,8 +16,10 @@ paging through 100 000 members costs the same per page as through ten."""
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import json
+import random
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,7 +27,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from runlog.emulator.protocol import ApiError
-from runlog.servicemodel import constraint_errors, service_model
+from runlog.servicemodel import _compiled, constraint_errors, service_model
 
 if TYPE_CHECKING:
     from runlog.emulator.state import Service
@@ -108,6 +110,13 @@ class Batch:
     delete_failed: bool = False
     deleted: bool = False  # DeleteBatch: the metadata is gone, the runs are not
     last_success: int | None = None  # position of the last member that started a run
+    workflow: dict = field(default_factory=dict)  # the default's workflow, found when the batch started
+
+
+def _random_uuid() -> str:
+    """A random (version 4) UUID, as uuid4() makes one but without a system call each."""
+    text = f"{(random.getrandbits(128) & ~(0xF000 << 64) & ~(0xC000 << 48)) | (0x4000 << 64) | (0x8000 << 48):032x}"
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 def _digest(value: Any) -> str:
@@ -152,6 +161,64 @@ def _type_errors(shape, item: dict, where: str) -> list[str]:
     return errors
 
 
+def _string_ok(shape) -> Callable[[Any], bool]:
+    meta = shape.metadata
+    low, high = meta.get("min", 0), meta.get("max", 1 << 62)
+    enum = meta.get("enum") or getattr(shape, "enum", None)
+    pattern = _compiled(meta["pattern"]) if meta.get("pattern") and not enum else None
+
+    def ok(value: Any) -> bool:
+        return (isinstance(value, str) and low <= len(value) <= high and (not enum or value in enum)
+                and (pattern is None or pattern.fullmatch(value) is not None))
+    return ok
+
+
+def _integer_ok(shape) -> Callable[[Any], bool]:
+    low, high = shape.metadata.get("min", -(1 << 62)), shape.metadata.get("max", 1 << 62)
+
+    def ok(value: Any) -> bool:
+        return type(value) is int and low <= value <= high
+    return ok
+
+
+def _map_ok(shape) -> Callable[[Any], bool]:
+    key_ok, value_ok, most = _string_ok(shape.key), _string_ok(shape.value), shape.metadata.get("max", 1 << 62)
+
+    def ok(value: Any) -> bool:
+        return isinstance(value, dict) and len(value) <= most and all(
+            key_ok(k) and value_ok(v) for k, v in value.items())
+    return ok
+
+
+def _any_ok(value: Any) -> bool:
+    return True
+
+
+@functools.lru_cache(maxsize=4)
+def _fast_check(shape_name: str) -> Callable[[dict], bool]:
+    """Whether a setting passes every check of its shape (types, required members, the model's
+    constraints), with no messages: the quick test 100 000 settings from a file go through,
+    the slow one that explains a failure only runs for a setting that fails this."""
+    shape = service_model("omics").shape_for(shape_name)
+    checks: dict[str, Callable[[Any], bool]] = {}
+    for name, member in shape.members.items():
+        kind = member.type_name
+        # documents (parameters, engineSettings) are any JSON
+        checks[name] = {"string": _string_ok, "integer": _integer_ok, "map": _map_ok}.get(
+            kind, lambda _shape: _any_ok)(member)
+    required = frozenset(shape.required_members)
+
+    def check(item: dict) -> bool:
+        if not required <= item.keys():
+            return False
+        for name, value in item.items():
+            test = checks.get(name)
+            if test is None or not test(value):
+                return False
+        return True
+    return check
+
+
 class BatchBook:
     """The batches of one emulated service (reset with it)."""
 
@@ -181,6 +248,8 @@ class BatchBook:
             self.get(batch_id).faults.append(fault)
 
     def _fault(self, batch: Batch, phase: str, position: int) -> Fault | None:
+        if not batch.faults:
+            return None
         setting = batch.settings[position] if position >= 0 else {}
         return next((f for f in batch.faults if f.phase == phase and (position < 0 or f.hits(position, setting))),
                     None)
@@ -223,23 +292,26 @@ class BatchBook:
         service = self.service
         setting = batch.settings[position]
         settings = merged_settings(batch.default, setting)
+        workflow = batch.workflow
         try:
             fault = self._fault(batch, "start", position)
             if fault:
                 raise ApiError(fault.reason, fault.message)
-            workflow = service.workflow(settings["workflowId"], settings.get("workflowOwnerId"),
-                                        settings.get("workflowType"), settings.get("workflowVersionName"))
             if not settings.get("outputUri"):
                 raise ApiError("ValidationException", "outputUri is required: in defaultRunSetting or the run's setting")
-            service._check_parameters(workflow, settings.get("parameters") or {})
-            if len(settings.get("tags") or {}) > service.max_tags:
+            parameters = settings.get("parameters") or {}
+            template = workflow["parameterTemplate"]
+            if template and (not isinstance(parameters, dict) or not workflow["_required"] <= parameters.keys()
+                             or not parameters.keys() <= template.keys()):
+                service._check_parameters(workflow, parameters if isinstance(parameters, dict) else {})
+            if len(settings.get("tags") or ()) > service.max_tags:
                 raise ApiError("ValidationException", f"A run can have at most {service.max_tags} tags")
         except ApiError as exc:
             batch.members.append(Member(None, "FAILED", exc.code[:64], exc.message))
             batch.counts["failedStartSubmissionCount"] += 1
             return
-        run = service._new_run(settings, workflow, run_id=None, run_uuid=None, region=batch.region)
-        run["created"] = self.submit_time(batch, position)
+        run = service._new_run(settings, workflow, run_id=None, run_uuid=_random_uuid(), region=batch.region,
+                               created=self.submit_time(batch, position))
         run["startedBy"] = batch.caller
         run["batchId"] = batch.id
         fault = self._fault(batch, "run", position)
@@ -289,7 +361,7 @@ class BatchBook:
                 raise ApiError("ConflictException", f"requestId {token} was already used with a different request")
             return self._start_response(self.batches[batch_id])
         default = params["defaultRunSetting"]
-        self._check_default(default)
+        workflow = self._check_default(default)
         settings = self._settings(params["batchRunSettings"], read_object)
         tags = params.get("tags") or {}
         if len(tags) > self.service.max_tags:
@@ -299,6 +371,8 @@ class BatchBook:
                       region=region, name=params.get("batchName"), default=copy.deepcopy(default),
                       settings=settings, created=self.service.clock.now(), rate=max(1, int(self.service.batch_rate)),
                       caller=caller, cutoff=len(settings))
+        template = workflow["parameterTemplate"]
+        batch.workflow = {**workflow, "_required": {n for n, spec in template.items() if not spec.get("optional")}}
         batch.positions = {s["runSettingId"]: i for i, s in enumerate(settings)}
         batch.faults, self.faults = self.faults, []
         self.batches[batch_id] = batch
@@ -311,15 +385,15 @@ class BatchBook:
         return {"id": batch.id, "arn": batch.arn, "status": self.status(batch), "uuid": batch.uuid,
                 "tags": self.service.tags.get(batch.arn, {})}
 
-    def _check_default(self, default: dict) -> None:
+    def _check_default(self, default: dict) -> dict:
         """What StartRunBatch checks at once (the rest is checked run by run as they are submitted)."""
         missing = [m for m in ("workflowId", "roleArn") if m not in default]
         if missing:
             raise ApiError("ValidationException", f"defaultRunSetting: missing required member(s) {', '.join(missing)}")
         if default.get("workflowType") == "READY2RUN":
             raise ApiError("ValidationException", "Run batches do not support READY2RUN workflows")
-        self.service.workflow(default["workflowId"], default.get("workflowOwnerId"), default.get("workflowType"),
-                              default.get("workflowVersionName"))
+        workflow = self.service.workflow(default["workflowId"], default.get("workflowOwnerId"),
+                                         default.get("workflowType"), default.get("workflowVersionName"))
         if default.get("runGroupId"):
             self.service.run_group(default["runGroupId"])
         if default.get("cacheId"):
@@ -329,6 +403,7 @@ class BatchBook:
         if len(default.get("runTags") or {}) > self.service.max_tags:
             raise ApiError("ValidationException",
                            f"defaultRunSetting.runTags: a run can have at most {self.service.max_tags} tags")
+        return workflow
 
     def _settings(self, run_settings: dict, read_object: Callable[[str], bytes] | None) -> list[dict]:
         given = [k for k in ("inlineSettings", "s3UriSettings") if run_settings.get(k) is not None]
@@ -348,12 +423,14 @@ class BatchBook:
             where = uri
         problems: list[str] = []
         seen: set[str] = set()
+        fast = _fast_check("InlineSetting")
         for index, item in enumerate(settings):
             place = f"{where}[{index}]"
             if not isinstance(item, dict):
                 problems.append(f"{place}: a run setting is a JSON object")
                 continue
-            problems += _type_errors(shape, item, place) or constraint_errors(shape, item, place)
+            if not fast(item):
+                problems += _type_errors(shape, item, place) or constraint_errors(shape, item, place)
             run_setting_id = item.get("runSettingId")
             if isinstance(run_setting_id, str):
                 if run_setting_id in seen:
@@ -411,7 +488,7 @@ class BatchBook:
         run_counts = dict.fromkeys(RUN_STATUS_COUNTS.values(), 0)
         for member in batch.members:
             if member.run_uuid:
-                run_counts[RUN_STATUS_COUNTS[self.service.status(self.service.runs[member.run_uuid])]] += 1
+                run_counts[RUN_STATUS_COUNTS[self.service.status(self.service.runs[member.run_uuid], now)]] += 1
         summary = dict(batch.counts)
         summary["pendingStartSubmissionCount"] = batch.cutoff - len(batch.members)
         out = {"id": batch.id, "arn": batch.arn, "uuid": batch.uuid, "name": batch.name, "status": status,
@@ -491,34 +568,41 @@ class BatchBook:
             item.update(submissionFailureReason=member.reason, submissionFailureMessage=member.message)
         return item
 
-    def list_runs(self, params: dict, item_of: Callable[[dict], dict]) -> dict:
-        """ListRuns with batchId: the batch's runs, newest first, by position (cheap pages)."""
+    def list_runs(self, params: dict, item_of: Callable[[dict, datetime], dict]) -> dict:
+        """ListRuns with batchId: the batch's live runs, newest first, found by position (cheap
+        pages); a page looks at SCAN_LIMIT members at most."""
         batch = self.batches.get(params["batchId"])
         if batch is None:
             return {"items": []}
+        now = self.service.clock.now()
+        members, total = batch.members, len(batch.members)
+
+        def listed(index: int) -> dict | None:
+            member = members[total - 1 - index]
+            if member.run_uuid is None:
+                return None
+            run = self.service.runs[member.run_uuid]
+            if self.service.ids.get(run["id"]) != run["uuid"]:
+                return None  # deleted
+            if params.get("name") and not (run.get("name") or "").startswith(params["name"]):
+                return None
+            if params.get("runGroupId") and run.get("runGroupId") != params["runGroupId"]:
+                return None
+            item = item_of(run, now)
+            return None if params.get("status") and item["status"] != params["status"] else item
+
         start = _offset(params.get("startingToken"))
         size = params.get("maxResults") or 100
         items: list[dict] = []
-        scanned, total = start, len(batch.members)
-        limit = start + SCAN_LIMIT
-        while scanned < total and len(items) < size and scanned < limit:
-            member = batch.members[total - 1 - scanned]
+        scanned, limit = start, min(total, start + SCAN_LIMIT)
+        while scanned < limit and len(items) < size:
+            item = listed(scanned)
             scanned += 1
-            if member.run_uuid is None:
-                continue
-            run = self.service.runs[member.run_uuid]
-            if self.service.ids.get(run["id"]) != run["uuid"]:
-                continue  # deleted
-            item = item_of(run)
-            if params.get("status") and item["status"] != params["status"]:
-                continue
-            if params.get("name") and not (run.get("name") or "").startswith(params["name"]):
-                continue
-            if params.get("runGroupId") and run.get("runGroupId") != params["runGroupId"]:
-                continue
-            items.append(item)
+            if item is not None:
+                items.append(item)
         page: dict[str, Any] = {"items": items}
-        if scanned < total:
+        ahead = min(total, scanned + SCAN_LIMIT)
+        if (scanned == limit and limit < total) or any(listed(i) is not None for i in range(scanned, ahead)):
             page["nextToken"] = str(scanned)
         return page
 

@@ -94,6 +94,7 @@ class Service:
         with self.lock:
             self.workflows: dict[tuple[str | None, str], dict] = {}
             self.runs: dict[str, dict] = {}  # uuid -> run
+            self._order: tuple[tuple[int, int], list[dict]] = ((0, -1), [])  # ListRuns' order, see _newest_first
             self.ids: dict[str, str] = {}  # live run id -> uuid
             self.free_ids: collections.deque[str] = collections.deque()  # ids of deleted runs, reused first
             self.next_id = 4207391
@@ -164,20 +165,20 @@ class Service:
 
     # -- runs ----------------------------------------------------------------------------------
 
-    def status(self, run: dict) -> str:
+    def status(self, run: dict, now: datetime | None = None) -> str:
         if run.get("final"):
             return run["final"]
-        elapsed = (self.clock.now() - run["created"]).total_seconds()
+        elapsed = ((now or self.clock.now()) - run["created"]).total_seconds()
         for name, seconds in PHASES:
             if elapsed < seconds:
                 return name
             elapsed -= seconds
         return "FAILED" if run.get("fail_reason") else "COMPLETED"
 
-    def _times(self, run: dict) -> dict:
+    def _times(self, run: dict, status: str | None = None) -> dict:
         start = run["created"] + timedelta(seconds=PHASES[0][1] + PHASES[1][1])
         stop = start + timedelta(seconds=PHASES[2][1])
-        status = self.status(run)
+        status = status or self.status(run)
         out = {"creationTime": run["created"]}
         if status in ("RUNNING", "COMPLETED", "FAILED") or (status == "CANCELLED" and run.get("stopped", start) >= start):
             out["startTime"] = start
@@ -188,7 +189,7 @@ class Service:
         return out
 
     def _new_run(self, settings: dict, workflow: dict, *, run_id: str | None, run_uuid: str | None,
-                 region: str, source_run: str | None = None) -> dict:
+                 region: str, source_run: str | None = None, created: datetime | None = None) -> dict:
         if run_id is None:
             if self.free_ids:
                 run_id = self.free_ids.popleft()
@@ -198,7 +199,7 @@ class Service:
             **settings, "id": run_id, "uuid": run_uuid or str(uuid.uuid4()), "workflowId": workflow["id"],
             "workflowType": workflow["type"], "workflowUuid": workflow["uuid"], "engine": workflow["engine"],
             "digest": workflow["versions"].get(settings.get("workflowVersionName"), workflow["digest"]),
-            "arn": self.arn(region, "run", run_id), "created": self.clock.now(), "region": region,
+            "arn": self.arn(region, "run", run_id), "created": created or self.clock.now(), "region": region,
         }
         if workflow["owner"]:
             run["workflowOwnerId"] = workflow["owner"]
@@ -320,31 +321,51 @@ class Service:
                 out["statusMessage"] = out["failureReason"]
             return out
 
-    def _list_item(self, run: dict) -> dict:
+    def _list_item(self, run: dict, now: datetime | None = None) -> dict:
         item = {k: run.get(k) for k in ("arn", "id", "workflowId", "name", "priority", "storageCapacity",
                                          "storageType", "workflowVersionName", "batchId")}
-        item.update(self._times(run))
-        item["status"] = self.status(run)
+        item["status"] = self.status(run, now)
+        item.update(self._times(run, item["status"]))
         return item
 
+    def _newest_first(self) -> list[dict]:
+        """Every run, newest first (runs created at the same instant, latest first), sorted
+        again only when runs were added."""
+        key = (id(self.runs), len(self.runs))
+        if self._order[0] != key:
+            self._order = (key, sorted(reversed(self.runs.values()), key=lambda r: r["created"], reverse=True))
+        return self._order[1]
+
     def list_runs(self, params: dict) -> dict:
+        """ListRuns: live runs newest first; `nextToken` is the position the next page goes on from."""
         with self.lock:
             if params.get("batchId"):
                 return self.batchbook.list_runs(params, self._list_item)
-            items = []
-            # newest first; runs created at the same instant (a frozen clock) latest first too
-            for run in sorted(reversed(self.runs.values()), key=lambda r: r["created"], reverse=True):
+            token = params.get("startingToken") or "0"
+            if not token.isdigit():
+                raise ApiError("ValidationException", f"startingToken: {token!r} is not a token this service issued")
+            order, position, size, now = self._newest_first(), int(token), params.get("maxResults") or 100, self.clock.now()
+
+            def listed(run: dict) -> dict | None:
                 if self.ids.get(run["id"]) != run["uuid"]:
-                    continue
-                status = self.status(run)
-                if params.get("status") and status != params["status"]:
-                    continue
+                    return None
                 if params.get("name") and not run.get("name", "").startswith(params["name"]):
-                    continue
+                    return None
                 if params.get("runGroupId") and run.get("runGroupId") != params["runGroupId"]:
-                    continue
-                items.append(self._list_item(run))
-            return paginate(items, params)
+                    return None
+                item = self._list_item(run, now)
+                return None if params.get("status") and item["status"] != params["status"] else item
+
+            items: list[dict] = []
+            while position < len(order) and len(items) < size:
+                item = listed(order[position])
+                position += 1
+                if item is not None:
+                    items.append(item)
+            page: dict[str, Any] = {"items": items}
+            if any(listed(order[i]) is not None for i in range(position, len(order))):  # stops at the first one
+                page["nextToken"] = str(position)
+            return page
 
     def cancel_run(self, run_id: str) -> None:
         with self.lock:
