@@ -926,3 +926,34 @@ def batch_drift(record: dict, git_now: dict, workflow_now: dict, settings_now: d
         drift.append({"kind": "input", "what": f"{pinned['uri']} sha256", "recorded": pinned["sha256"],
                       "current": settings_now.get("sha256") or settings_now.get("error")})
     return drift
+
+
+# -- cancelling and deleting ------------------------------------------------------------------------
+
+ACTIONS = {"cancel": ("CancelRunBatch", "cancel_run_batch"), "delete-runs": ("DeleteRunBatch", "delete_run_batch")}
+
+
+def act_on_batch(ledger: Ledger, batch: Entry, omics, action: str) -> dict[str, Any]:
+    """CancelRunBatch (stop submitting, cancel what runs) or DeleteRunBatch (delete a finished
+    batch's runs), recorded as an observation of the batch record: what was asked, when, and
+    the service's answer or refusal. Nothing is removed from the ledger. Raises RunlogError
+    (exit 1) when the service refuses (the refusal is recorded too)."""
+    from runlog import aws
+
+    operation, method = ACTIONS[action]
+    if not batch.batch_id:
+        raise UsageError(f"batch record {batch.address[:12]} was {batch.outcome}: there is no batch to {action}")
+    body: dict[str, Any] = {"action": operation, "batchId": batch.batch_id}
+    try:
+        answer = getattr(omics, method)(batchId=batch.batch_id)
+        answer.pop("ResponseMetadata", None)
+        body["answer"] = rec.jsonable(answer)
+        status = None
+    except Exception as exc:
+        error = aws.error_from(exc, operation)
+        body["error"] = error.message
+        ledger.observe(batch.address, operation, body, status=None)
+        raise error from None
+    ledger.observe(batch.address, operation, body, status=status)
+    after = observe_batch(ledger, batch, omics)
+    return {"record": batch.address, "batch_id": batch.batch_id, "action": operation, "status": after.get("status")}

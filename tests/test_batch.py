@@ -429,3 +429,61 @@ def test_push_and_pull_carry_batches_and_members(aws_env, bucket, ledger_path, g
     assert run_cli("--ledger", other, "verify", "--no-remote").exit_code == 0
     # a second refresh in the first ledger adds nothing to push
     assert "0 new member record(s)" in run_cli("refresh", batch_id).stdout
+
+
+def test_cancel_is_recorded_as_observations_and_deletes_nothing(aws_env, ledger_path, git_repo, run_cli):
+    aws_env.batch_rate = 1
+    batch_id = json.loads(submit_inline(run_cli, aws_env, "s0", "s1", "s2", "s3").stdout)["id"]
+    aws_env.advance(12)  # two runs submitted, two to come
+    assert run_cli("refresh", batch_id).exit_code == 0
+    before = len(records(ledger_path))
+    result = run_cli("cancel", batch_id)
+    assert result.exit_code == 0, result.output
+    assert f"batch {batch_id}: CancelRunBatch asked" in result.stdout
+    assert omics(aws_env).get_batch(batchId=batch_id)["status"] in ("STOPPING", "CANCELLED")
+    shown = json.loads(run_cli("show", batch_id, "--json").stdout)
+    sources = [o["source"] for o in shown["observations"]]
+    assert "CancelRunBatch" in sources and sources[-1] == "GetBatch"
+    again = run_cli("cancel", batch_id)  # the service refuses a second cancel: recorded too, exit 1
+    assert again.exit_code == 1 and again.stderr.startswith("runlog: error: ")
+    shown = json.loads(run_cli("show", batch_id, "--json").stdout)
+    assert sum(o["source"] == "CancelRunBatch" for o in shown["observations"]) == 2
+    assert len(records(ledger_path)) == before  # nothing added or removed but observations
+    member = records(ledger_path, "member")[0]["outcome"]["response"]["id"]
+    not_batch = run_cli("cancel", member)
+    assert not_batch.exit_code == 2 and "not a batch" in not_batch.stderr
+    assert run_cli("verify", "--no-remote").exit_code == 0
+
+
+def test_batch_lookups_and_log_without_members_use_indexes(tmp_path):
+    with Ledger.open(tmp_path / "l.db") as ledger:
+        queries = [
+            ("SELECT * FROM records WHERE kind != 'member' ORDER BY created DESC, seq DESC LIMIT 21", (),
+             "records_created_no_members"),
+            ("SELECT * FROM records WHERE batch_id = ? AND kind = 'member'", ("1",), "records_batch_id"),
+            ("SELECT * FROM records WHERE batch_id = ? AND kind = 'batch'", ("1",), "records_batch_id"),
+        ]
+        for sql, params, index in queries:
+            plan = " ".join(r[-1] for r in ledger.conn.execute(f"EXPLAIN QUERY PLAN {sql}", params))
+            assert index in plan and "TEMP B-TREE" not in plan, (sql, plan)
+
+
+def test_refresh_without_refs_pages_unfinished_batches_not_one_getrun_per_member(aws_env, ledger_path, git_repo,
+                                                                                  run_cli):
+    aws_env.batch_rate = 100
+    aws_env.batch_fault("run", reason="OUT_OF_MEMORY", run_setting_ids=["s3"])
+    batch_id = json.loads(submit_inline(run_cli, aws_env, *[f"s{i}" for i in range(6)]).stdout)["id"]
+    aws_env.advance(11)
+    first = run_cli("refresh")
+    assert first.exit_code == 0 and "6 new member record(s)" in first.stdout, first.output
+    aws_env.advance(200)
+    before = len(aws_env.requests)
+    second = run_cli("refresh")
+    assert second.exit_code == 0 and f"batch {batch_id}: PROCESSED" in second.stdout, second.output
+    calls = [r["operation"] for r in aws_env.requests[before:]]
+    assert calls.count("GetRun") == 1  # the failed run's reason only
+    assert calls.count("ListRunsInBatch") == 1 and calls.count("ListRuns") == 1
+    third = run_cli("refresh")  # a PROCESSED batch is finished: nothing to ask
+    assert "no unfinished runs to refresh" in third.stderr
+    statuses = json.loads(run_cli("show", batch_id, "--json").stdout)["batch"]["run_status"]
+    assert statuses == {"COMPLETED": 5, "FAILED": 1}

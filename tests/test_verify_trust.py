@@ -320,7 +320,6 @@ def _format_2_ledger(path):
         ledger.add_record(make_record())
     conn = sqlite3.connect(path)
     conn.executescript("DROP TRIGGER row_seals_no_update; DROP TRIGGER row_seals_no_delete; DROP TABLE row_seals;"
-                       "DROP INDEX records_batch_id; ALTER TABLE records DROP COLUMN batch_id;"  # m004's
                        "PRAGMA user_version = 2;")
     conn.close()
 

@@ -187,12 +187,10 @@ def show_batch(ledger, entry, as_json: bool) -> None:
     shown = json.loads(entry.body)
     if pinned and "content" in pinned:
         shown["batch"]["settings_file"]["content"] = f"({len(pinned['content'])} run settings: see --json)"
+    inputs = (shown.get("resolution") or {}).get("inputs") or {}
+    if len(inputs) > 20:
+        shown["resolution"]["inputs"] = f"({len(inputs)} inputs: see --json)"
     click.echo("\n" + json.dumps(shown, indent=2, ensure_ascii=False, sort_keys=True))
-
-
-def note_members_hidden(count: int) -> None:
-    if count:
-        note(f"{count} batch member record(s) not listed: `runlog log --batch BATCH` lists a batch's runs")
 
 
 def watch_batch(ctx, ledger, entry, config, interval: float, timeout: float | None, as_json: bool,
@@ -303,3 +301,43 @@ def replay_batch(ctx, config, ref: str, *, only: list[str], sets: list[str], all
                                                       strict=options.strict, timeout=options.timeout),
                               allow_duplicate=allow_duplicate, warn=warn, extra={"lineage": lineage})
     print_submission(result, query, out_format, as_json, quiet)
+
+
+@click.command("cancel")
+@click.argument("ref")
+@click.option("--delete-runs", is_flag=True, help="DeleteRunBatch instead: delete the runs of a finished batch.")
+@click.option("--json", "as_json", is_flag=True, help="Print what was asked and the batch's status as JSON.")
+@aws_options
+@click.pass_context
+def cancel(ctx, ref, delete_runs, as_json, profile, region, endpoint_url):
+    """Cancel a batch (CancelRunBatch), or delete its runs (--delete-runs: DeleteRunBatch).
+
+    REF names a batch (its id, uuid, ARN, @N or record address). What was asked and the
+    service's answer (or refusal) are appended to the ledger as observations of the batch
+    record, followed by GetBatch; nothing is removed from the ledger: the batch's and its
+    members' records stay, and `runlog refresh BATCH` records the members' new statuses.
+
+    \b
+    Examples:
+      runlog cancel 7654321
+      runlog cancel 7654321 --delete-runs
+
+    Exit status: 0 asked; 1 the service refused (recorded); 2 bad REF (not a batch).
+    """
+    from runlog import aws
+    from runlog.batch import act_on_batch
+    from runlog.cli.common import require_ledger
+    from runlog.errors import UsageError
+
+    config = load_config(ctx)
+    with require_ledger(config) as ledger:
+        entry = ledger.resolve(ref)
+        if entry.kind != "batch":
+            raise UsageError(f"{ref!r} names a {entry.kind} record, not a batch: `runlog cancel` cancels batches")
+        omics = aws.client(aws_settings(config, profile, region, endpoint_url, recorded=entry.record.get("aws")),
+                           "omics")
+        result = act_on_batch(ledger, entry, omics, "delete-runs" if delete_runs else "cancel")
+    if as_json:
+        echo_json(result)
+    else:
+        click.echo(terminal_safe(f"batch {result['batch_id']}: {result['action']} asked; now {result['status']}"))
