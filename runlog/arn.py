@@ -28,3 +28,14 @@ def parse_run_arn(text: object) -> RunArn | None:
 
 def is_run_arn(text: object) -> bool:
     return parse_run_arn(text) is not None
+
+
+BATCH_ARN_RE = re.compile(r"arn:aws[a-z-]*:omics:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):runBatch/(?P<batch_id>\d+)")
+
+
+def batch_id_of_arn(text: object) -> str | None:
+    """The batch id in a run batch's ARN (arn:...:omics:REGION:ACCOUNT:runBatch/ID), or None."""
+    if not isinstance(text, str):
+        return None
+    found = BATCH_ARN_RE.fullmatch(text)
+    return found["batch_id"] if found else None

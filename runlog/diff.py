@@ -139,7 +139,7 @@ def header(record: dict, address: str | None) -> dict[str, Any]:
     response = (record["outcome"].get("response") or {}) if address else {}
     return {
         "record": address, "kind": record.get("kind"), "created": record.get("created"),
-        "name": record["request"].get("name"), "outcome": record["outcome"]["status"] if address else "not sent",
+        "name": record["request"].get("name") or record["request"].get("batchName"), "outcome": record["outcome"]["status"] if address else "not sent",
         "run_id": response.get("id"), "run_uuid": response.get("uuid"), "run_arn": response.get("arn"),
         "request_id": record["request"].get("requestId"), "fingerprint": record.get("fingerprint"),
     }
@@ -235,5 +235,16 @@ def between(ledger, ref_a: str, ref_b: str | None = None, *, git_repo: Path, cwd
         entry_b = ledger.resolve(ref_b)
         record_b, address_b = entry_b.record, entry_b.address
         facts_b = latest_run_facts(ledger, entry_b.address)
-    changes = compare(entry_a.record, record_b, facts_a, facts_b, identity=identity)
+    kinds = {entry_a.kind, record_b["kind"]}
+    if "batch" in kinds:  # the cohort audit (runlog/batch.py)
+        if kinds != {"batch"} or address_b is None:
+            from runlog.errors import UsageError
+
+            raise UsageError("a batch is compared with another batch: give two batch REFs; two member runs are "
+                             "compared as runs")
+        from runlog.batch import compare_batches
+
+        changes = compare_batches(entry_a.record, record_b)
+    else:
+        changes = compare(entry_a.record, record_b, facts_a, facts_b, identity=identity)
     return Diff(header(entry_a.record, entry_a.address), header(record_b, address_b), changes, notes)

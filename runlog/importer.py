@@ -179,7 +179,8 @@ def import_runs(ledger: Ledger, omics, items: list[dict], *, endpoint_url: str |
 
     result = ImportResult(listed=len(items))
     times = ledger.run_creation_times()
-    unseen = [item for item in items if not is_known(item, times)]
+    batches = ledger.batch_ids()  # runs of a batch in the ledger are its members: refreshing the batch records them
+    unseen = [item for item in items if not is_known(item, times) and item.get("batchId") not in batches]
     result.skipped = len(items) - len(unseen)
     runs = []
     try:

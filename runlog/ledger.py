@@ -29,17 +29,19 @@ from typing import Any
 from urllib.parse import quote
 
 from runlog import record as rec
+from runlog.arn import batch_id_of_arn
 from runlog.errors import LedgerError, UsageError
 
 BUSY_TIMEOUT_MS = 60_000
 SQLITE_MAGIC = b"SQLite format 3\x00"
 RECORD_COLUMNS = (
     "seq, address, body, chain, kind, created, outcome, request_id, run_id, run_uuid, run_arn, "
-    "workflow_id, name, git_commit, fingerprint, replay_of"
+    "workflow_id, name, git_commit, fingerprint, replay_of, batch_id"
 )
 
 # Statuses that never change again: a run that ended, or an attempt that never ran.
-FINAL_STATUSES = frozenset({"COMPLETED", "FAILED", "CANCELLED", "DELETED", "REJECTED", "ABANDONED"})
+FINAL_STATUSES = frozenset({"COMPLETED", "FAILED", "CANCELLED", "DELETED", "REJECTED", "ABANDONED",
+                            "PROCESSED", "RUNS_DELETED", "RUNS_DELETE_FAILED"})  # the last three: batches
 
 UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 HEX_RE = re.compile(r"^[0-9a-fA-F]{6,64}$")
@@ -66,6 +68,7 @@ class Entry:
     git_commit: str | None
     fingerprint: str
     replay_of: str | None
+    batch_id: str | None = None  # a batch's or a member's HealthOmics batch id (migration m004)
     status: str | None = None  # latest known run status, filled in by queries that ask for it
     status_as_of: str | None = None  # when that status was seen (an observation's time, else `created`)
     _record: dict | None = field(default=None, repr=False)
@@ -94,6 +97,7 @@ class Entry:
             "git_commit": self.git_commit,
             "fingerprint": self.fingerprint,
             "replay_of": self.replay_of,
+            "batch_id": self.batch_id,
         }
 
 
@@ -101,7 +105,7 @@ def index_columns(record: dict) -> dict[str, Any]:
     """The lookup columns a record's row carries, all derived from the record itself."""
     request = record["request"]
     outcome = record["outcome"]
-    response = outcome.get("response") or {}
+    response = outcome.get("response") or {} if record["kind"] != "batch" else {}  # a batch is not a run
     lineage = record.get("lineage") or {}
     source = record.get("source_run") or {}
     return {
@@ -112,12 +116,21 @@ def index_columns(record: dict) -> dict[str, Any]:
         "run_id": response.get("id"),
         "run_uuid": response.get("uuid"),
         "run_arn": response.get("arn"),
-        "workflow_id": request.get("workflowId") or source.get("workflowId"),
-        "name": request.get("name"),
+        "workflow_id": request.get("workflowId") or source.get("workflowId")
+        or (request.get("defaultRunSetting") or {}).get("workflowId"),
+        "name": request.get("name") or request.get("batchName"),
         "git_commit": (record.get("git") or {}).get("commit"),
         "fingerprint": record["fingerprint"],
         "replay_of": (lineage.get("replay_of") or {}).get("record"),
+        "batch_id": _batch_id(record),
     }
+
+
+def _batch_id(record: dict) -> str | None:
+    """The HealthOmics batch id a batch record (once started) or a member record belongs to."""
+    if record["kind"] == "batch":
+        return (record["outcome"].get("response") or {}).get("id")
+    return (record.get("batch") or {}).get("batch_id")
 
 
 OBSERVATION_FIELDS = ("record", "run_uuid", "observed_at", "source", "status", "body")
@@ -528,6 +541,78 @@ class Ledger:
         """Records of the same configuration (request fingerprint), newest first."""
         return self.entries(limit, where="fingerprint = ?", params=(fingerprint,))
 
+    def listing(self, limit: int | None = None, *, batch: Entry | None = None,
+                fingerprint: str | None = None) -> list[Entry]:
+        """What `runlog log` lists, newest first: every record but the member runs of batches;
+        with `batch`, that batch's member runs; with `fingerprint`, only the records of that
+        configuration (member runs included)."""
+        where = "kind != 'member'"
+        params: tuple[Any, ...] = ()
+        if batch is not None:
+            where, params = ("batch_id = ? AND kind = 'member' AND json_extract(body, '$.batch.record') = ?",
+                             (batch.batch_id, batch.address))
+        if fingerprint is not None:
+            where = where if batch is not None else "1"
+            where, params = f"{where} AND fingerprint = ?", (*params, fingerprint)
+        return self.entries(limit, where=where, params=params)
+
+    def refreshable(self) -> list[Entry]:
+        """Records whose run or batch the service can be asked about again, newest first:
+        those that started a run (but batch members: refreshed with their batch) and the
+        batches that started."""
+        return self.entries(where="(run_id IS NOT NULL AND kind != 'member') OR (kind = 'batch' AND "
+                                  "batch_id IS NOT NULL)")
+
+    def batch_ids(self) -> set[str]:
+        """The HealthOmics ids of the batches recorded (started)."""
+        return {row[0] for row in self.conn.execute(
+            "SELECT batch_id FROM records WHERE kind = 'batch' AND batch_id IS NOT NULL")}
+
+    # -- a batch's member runs (runlog/batch.py) ----------------------------------------------
+
+    _MEMBER = "r.batch_id = ? AND r.kind = 'member' AND json_extract(r.body, '$.batch.record') = ?"
+    _LATEST = (f"(SELECT {{what}} FROM observations o WHERE o.record = r.address AND o.status IS NOT NULL "
+               f"ORDER BY {STATUS_ORDER.replace('status', 'o.status')} LIMIT 1)")
+
+    def members(self, batch_id: str | None, batch_address: str, limit: int | None = None) -> list[Entry]:
+        """The member records of the batch recorded as `batch_address`, newest first."""
+        return self.entries(limit, where="batch_id = ? AND kind = 'member' AND json_extract(body, '$.batch.record') = ?",
+                            params=(batch_id, batch_address))
+
+    def member_addresses(self, batch_id: str | None, batch_address: str) -> list[str]:
+        return [row[0] for row in self.conn.execute(
+            f"SELECT r.address FROM records r WHERE {self._MEMBER} ORDER BY r.seq", (batch_id, batch_address))]
+
+    def member_runs(self, batch_id: str | None, run_ids: list[str]) -> list[tuple]:
+        """(address, run_id, run_uuid, latest status) of the batch's members with these run ids."""
+        marks = ",".join("?" * len(run_ids))
+        latest = self._LATEST.format(what="o.status")
+        return self.conn.execute(
+            f"SELECT r.address, r.run_id, r.run_uuid, {latest} FROM records r WHERE r.batch_id = ? "
+            f"AND r.kind = 'member' AND r.run_id IN ({marks})", (batch_id, *run_ids)).fetchall()
+
+    def member_outcomes(self, batch_id: str | None, batch_address: str) -> list[tuple[str, int]]:
+        """(outcome, count) of the batch's members."""
+        return self.conn.execute(f"SELECT r.outcome, count(*) FROM records r WHERE {self._MEMBER} GROUP BY r.outcome",
+                                 (batch_id, batch_address)).fetchall()
+
+    def member_states(self, batch_id: str | None, batch_address: str) -> list[tuple]:
+        """(address, run_id, run_setting_id, outcome, error code, error message, "STATUS\x1fREASON")
+        of each member, in ledger order."""
+        latest = self._LATEST.format(what="o.status || char(31) || coalesce(json_extract(o.body, '$.failureReason'), "
+                                          "json_extract(o.body, '$.statusMessage'), '')")
+        return self.conn.execute(
+            "SELECT r.address, r.run_id, json_extract(r.body, '$.batch.run_setting_id'), r.outcome, "
+            "json_extract(r.body, '$.outcome.error.code'), json_extract(r.body, '$.outcome.error.message'), "
+            f"{latest} FROM records r WHERE {self._MEMBER} ORDER BY r.seq", (batch_id, batch_address)).fetchall()
+
+    def member_statuses(self, batch_id: str | None, batch_address: str) -> list[tuple]:
+        """(run_setting_id, latest status) of each member."""
+        latest = self._LATEST.format(what="o.status")
+        return self.conn.execute(
+            f"SELECT json_extract(r.body, '$.batch.run_setting_id'), {latest} FROM records r WHERE {self._MEMBER}",
+            (batch_id, batch_address)).fetchall()
+
     def with_runs(self) -> list[Entry]:
         """Records that started a run (they have a run id), newest first."""
         return self.entries(where="run_id IS NOT NULL")
@@ -590,13 +675,20 @@ class Ledger:
             # @N beyond any ledger (SQLite offsets stop at 2**63 - 1) names no record
             n = int(digits) if len(digits) <= 18 else 0
             return self._entry_where("1", limit=1, offset=n - 1) if n >= 1 else []
+        batch_id = batch_id_of_arn(ref)
+        if batch_id:  # a batch's ARN (runlog/batch.py), checked whole: ids may repeat in other accounts
+            return [e for e in self._entry_where("batch_id = ? AND kind = 'batch'", (batch_id,))
+                    if (e.record["outcome"].get("response") or {}).get("arn") == ref]
         if ref.startswith("arn:"):
             return self._entry_where("run_arn = ?", (ref,))
         if UUID_RE.match(ref):
-            return self._entry_where("run_uuid = ?", (ref.lower(),))
+            return self._entry_where("run_uuid = ?", (ref.lower(),)) or self._entry_where(
+                "batch_id IS NOT NULL AND kind = 'batch' AND json_extract(body, '$.outcome.response.uuid') = ?",
+                (ref.lower(),))
         found: list[Entry] = []
         if ref.isdigit():
-            found = self._entry_where("run_id = ?", (ref,))
+            found = self._entry_where("run_id = ?", (ref,)) or \
+                self._entry_where("batch_id = ? AND kind = 'batch'", (ref,))
         if not found and HEX_RE.match(ref):
             low = ref.lower()
             found = self._entry_where("address >= ? AND address < ?", (low, low + "g"), order="address")
@@ -737,7 +829,7 @@ SEALED = {"records": "seq", "attempts": "seq", "observations": "seq", "meta": "k
 # column a later migration adds.
 SEAL_SKIPS = {
     "records": ("body", "chain", "kind", "created", "outcome", "request_id", "run_id", "run_uuid", "run_arn",
-                "workflow_id", "name", "git_commit", "fingerprint", "replay_of"),
+                "workflow_id", "name", "git_commit", "fingerprint", "replay_of", "batch_id"),
     "attempts": ("intent",),
     "observations": ("body",),
 }

@@ -148,10 +148,26 @@ def m003_row_seals(db: sqlite_utils.Database) -> None:
         seal_rows(db.conn, table)
 
 
+def m004_batch_id(db: sqlite_utils.Database) -> None:
+    """Batches (docs/batch.md): records gain `batch_id`, the HealthOmics batch id of a batch
+    record (once started) and of each member run's record, indexed with `kind` so that a
+    batch's members and a batch named by its id are found without reading bodies. Derived
+    from the record like the other lookup columns (verify checks it; older rows hold NULL).
+    `log`'s newest-first listing without member runs gets a partial index of its own."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(records)").fetchall()}
+    if "batch_id" not in columns:  # (a ledger whose user_version was set back by hand may have it)
+        db.execute("ALTER TABLE records ADD COLUMN batch_id TEXT")
+    db.execute("CREATE INDEX IF NOT EXISTS records_batch_id ON records(batch_id, kind) WHERE batch_id IS NOT NULL")
+    # `runlog log` leaves members out (a batch may have 100 000): newest first without them
+    db.execute("CREATE INDEX IF NOT EXISTS records_created_no_members ON records(created, seq) "
+               "WHERE kind != 'member'")
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     m001_initial,
     m002_observation_addresses,
     m003_row_seals,
+    m004_batch_id,
 ]
 
 LEDGER_FORMAT = len(MIGRATIONS)

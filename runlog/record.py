@@ -55,6 +55,8 @@ def fingerprint_material(record: dict) -> dict:
     """What decides a computation: workflow, parameters, cache settings and the code's git state."""
     request = record.get("request", {})
     git = record.get("git") or {}
+    if record.get("kind") == "batch":
+        return _batch_material(record, git)
     material = {
         "v": FINGERPRINT_VERSION,
         "workflow": {k: request[k] for k in WORKFLOW_MEMBERS if k in request},
@@ -68,6 +70,25 @@ def fingerprint_material(record: dict) -> dict:
         material["parameters_file"] = {"uri": request["parametersUri"], "sha256": found.get("sha256"),
                                        "etag": found.get("etag"), "version_id": found.get("version_id")}
     return material
+
+
+def _batch_material(record: dict, git: dict) -> dict:
+    """A batch's configuration: its default setting's workflow, parameters and cache, and
+    its run settings (inline, or the settings file's bytes as pinned), with the git state."""
+    request = record["request"]
+    default = request.get("defaultRunSetting") or {}
+    settings = request.get("batchRunSettings") or {}
+    pinned = (record.get("batch") or {}).get("settings_file") or {}
+    return {
+        "v": FINGERPRINT_VERSION,
+        "batch": {"workflow": {k: default[k] for k in WORKFLOW_MEMBERS if k in default},
+                  "parameters": default.get("parameters"),
+                  "cache": {k: default[k] for k in CACHE_MEMBERS if k in default},
+                  "settings": settings.get("inlineSettings") if "inlineSettings" in settings else
+                  {"uri": settings.get("s3UriSettings"), "sha256": pinned.get("sha256")}},
+        "git": {"commit": git.get("commit"), "diff_sha256": git.get("diff_sha256"),
+                "untracked_sha256": git.get("untracked_sha256")},
+    }
 
 
 def fingerprint(record: dict) -> str:

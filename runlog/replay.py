@@ -115,6 +115,10 @@ def plan(entry: Entry, *, members: dict[str, Any] | None = None, sets: Sequence[
         notes.append(f"{spell('native')}: HealthOmics copies the workflow, version and parameters from its own copy of run "
                      f"{response['id']}, not from the record; parameter overrides and the recorded tags "
                      "are not carried over, and the run must still exist")
+    elif record["kind"] == "member":  # one run of a batch, started again as a single run
+        from runlog.batch import member_as_run
+
+        request = member_as_run(record["request"])
     else:
         request = copy.deepcopy(record["request"])
         request.pop("requestId", None)

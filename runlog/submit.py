@@ -285,7 +285,10 @@ def recover(ledger: Ledger, settings_for: Callable[[dict], AwsSettings],
             try:
                 settings = settings_for(intent["aws"])
                 omics = aws.client(settings, "omics", sess=session_for(settings) if session_for else None)
-                result: Submission | RunlogError = send(ledger, intent, omics, recovered=True)
+                sender = send
+                if intent.get("kind") == "batch":  # a StartRunBatch attempt (runlog/batch.py)
+                    from runlog.batch import send as sender
+                result: Submission | RunlogError = sender(ledger, intent, omics, recovered=True)
             except RunlogError as exc:
                 result = exc
         on_result(intent, result)

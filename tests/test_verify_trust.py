@@ -332,7 +332,9 @@ def test_an_older_ledger_is_read_without_being_migrated_then_migrated_by_a_write
     assert json.loads(run_cli("--ledger", old, "log", "--json").stdout)[0]["run_id"] == "1234567"
     assert old.read_bytes() == before
     with Ledger.open(old) as ledger:  # a writing command migrates it
-        assert ledger.conn.execute("PRAGMA user_version").fetchone()[0] == 3
+        from runlog.migrations import LEDGER_FORMAT
+
+        assert ledger.conn.execute("PRAGMA user_version").fetchone()[0] == LEDGER_FORMAT
         assert ledger.conn.execute("SELECT count(*) FROM row_seals").fetchone()[0] == 1 + 2  # record, meta
     assert run_cli("--ledger", old, "verify").exit_code == 0
     tamper(old, "UPDATE records SET inserted_at = 'x'")

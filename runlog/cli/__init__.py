@@ -21,6 +21,9 @@ from runlog.errors import RunlogError
 # name -> (module:attribute, one-line help shown by `runlog --help`)
 COMMANDS: dict[str, tuple[str, str]] = {
     "submit": ("runlog.cli.submit:submit", "Start a HealthOmics run (drop-in for `aws omics start-run`) and record it."),
+    "submit-batch": ("runlog.cli.batch:submit_batch",
+                     "Start a batch of runs (drop-in for `aws omics start-run-batch`) and record it."),
+    "cancel": ("runlog.cli.batch:cancel", "Cancel a batch, or delete its runs; recorded as observations."),
     "recover": ("runlog.cli.submit:recover", "Complete attempts left pending by a crash or a lost connection."),
     "log": ("runlog.cli.read:log", "List recorded submissions, newest first."),
     "show": ("runlog.cli.read:show", "Print one whole record, its observations and lineage."),

@@ -34,7 +34,7 @@ def export(ctx, refs, fmt, target, license_, authors, usability, title, runs_onl
     BioCompute Object, W3C PROV-JSON / PROV-N, or a methods bundle for a paper.
 
     Several REFs make one export covering all of them (a paper's whole set of runs); replays
-    are linked to their originals. Exports are deterministic: the same records give the same
+    are linked to their originals. A batch's REF stands for its member runs (a cohort). Exports are deterministic: the same records give the same
     bytes, so they can be committed and compared. Nothing is half-written: files are built
     beside the target and moved into place. S3 and omics:// inputs are referenced, never
     downloaded. See docs/export.md.
@@ -64,7 +64,9 @@ def export(ctx, refs, fmt, target, license_, authors, usability, title, runs_onl
     licence = license_ or config.get("license")
     ledger = require_ledger(config, readonly=True)
     with ledger:
-        runs = collect(ledger, list(refs), runs_only=runs_only)
+        from runlog.batch import expand_refs
+
+        runs = collect(ledger, expand_refs(ledger, list(refs)), runs_only=runs_only)  # a batch: its runs
     written = do_export(runs, fmt, target, force=force, license=licence, usability=usability or config.get("usability"),
                         title=title, authors=people, publisher=publisher)
     for warning in warnings(runs, fmt, licence):

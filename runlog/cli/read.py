@@ -32,9 +32,12 @@ MAX_COUNT = 2**62  # `log -n`: more than any ledger holds, less than SQLite's la
 @click.option("--refresh", is_flag=True,
               help="Ask HealthOmics (GetRun) about the listed runs that have not finished first, and record "
                    "what it says (the one form of log that writes to the ledger and reaches AWS).")
+@click.option("--batch", "batch", metavar="REF",
+              help="List the member runs of this batch (a batch's id, REF or one of its members' REFs); "
+                   "without it, member runs are left out of the list.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array of records' summaries.")
 @click.pass_context
-def log(ctx, limit, same_as, refresh, as_json):
+def log(ctx, limit, same_as, refresh, batch, as_json):
     """List recorded submissions, newest first (by when each run was asked for).
 
     Shows each record's address, time, run id, latest known status, workflow, name,
@@ -49,6 +52,7 @@ def log(ctx, limit, same_as, refresh, as_json):
       runlog log --refresh -n 5
       runlog log -n 0 --json | jq '.[] | select(.status == "FAILED")'
       runlog log --same-as @1        # every run of the same configuration as the latest
+      runlog log --batch 7654321 -n 0   # every run of a batch (`runlog refresh 7654321` records them)
     """
     if limit > MAX_COUNT:  # SQLite's LIMIT stops at 2**63 - 1
         raise UsageError(f"-n {limit}: too large (at most {MAX_COUNT}; -n 0 lists all records)")
@@ -61,9 +65,13 @@ def log(ctx, limit, same_as, refresh, as_json):
             note(no_ledger(config))
         return
     with ledger, reading(ledger):
-        shown = limit + 1 if limit else None
-        entries = (ledger.same_configuration(ledger.resolve(same_as).fingerprint, shown) if same_as
-                   else ledger.entries(shown))
+        found = None
+        if batch:
+            from runlog.batch import batch_entry
+
+            found = batch_entry(ledger, batch)
+        entries = ledger.listing(limit + 1 if limit else None, batch=found,
+                                 fingerprint=ledger.resolve(same_as).fingerprint if same_as else None)
         if refresh:
             entries = _refreshed(ledger, entries, config)
     more = bool(limit) and len(entries) > limit
@@ -80,7 +88,8 @@ def log(ctx, limit, same_as, refresh, as_json):
         status = e.status or "-"
         if e.status and e.status not in FINAL_STATUSES:  # may have moved on since: say when it was seen
             status += f" (as of {short_time(e.status_as_of)[:16]})"
-        row = (e.address[:12], short_time(e.created), e.run_id or "-", status,
+        run = e.run_id or (f"batch {e.batch_id}" if e.kind == "batch" and e.batch_id else "-")
+        row = (e.address[:12], short_time(e.created), run, status,
                e.workflow_id or "-", name, (e.git_commit or "-")[:8], e.run_uuid or "-")
         rows.append(tuple(terminal_safe(cell) for cell in row))  # names come from records, maybe pulled
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]) - 1)]
@@ -127,7 +136,13 @@ def show(ctx, ref, as_json):
     config = load_config(ctx)
     ledger = require_ledger(config, readonly=True)
     with ledger, reading(ledger):
-        entry = ledger.resolve(ref)
+        from runlog.batch import resolve_ref
+
+        entry = resolve_ref(ledger, ref)  # also a batch's id
+        if entry.kind == "batch":  # counts by status and failures, not 100 000 settings (runlog/cli/batch.py)
+            from runlog.cli.batch import show_batch
+
+            return show_batch(ledger, entry, as_json)
         observations = ledger.observations(entry.address)
         replays = ledger.replays_of(entry.address)
     record = entry.record

@@ -17,7 +17,7 @@ from runlog.cli.submit import (
     print_submission,
     resolve_options,
 )
-from runlog.errors import DriftError, LedgerError
+from runlog.errors import DriftError, LedgerError, UsageError
 from runlog.replay import NOT_OVERRIDABLE, describe, parse_set
 from runlog.startrun import OPTIONS
 
@@ -41,12 +41,14 @@ def override_options(func):
 @click.option("--allow-drift", is_flag=True, help="Replay even though code, workflow or inputs changed (recorded).")
 @click.option("--dry-run", is_flag=True, help="Print the request that would be sent and the drift report; send nothing.")
 @click.option("--native", is_flag=True, help="Use the service's own duplication (StartRun --run-id) instead.")
+@click.option("--only", "only", multiple=True, metavar="RUN_SETTING_ID|failed",
+              help="A batch: start only these runs again (runSettingIds, or `failed`), as a new batch.")
 @override_options
 @resolve_options
 @aws_options
 @output_options
 @click.pass_context
-def replay(ctx, ref, sets, allow_drift, dry_run, native, no_resolve, no_check, strict, resolve_timeout,
+def replay(ctx, ref, sets, allow_drift, dry_run, native, only, no_resolve, no_check, strict, resolve_timeout,
            profile, region, endpoint_url, query, output, as_json, quiet, allow_duplicate, no_cli_pager, **members):
     """Run a recorded submission again, exactly: the recorded StartRun request member for
     member, with a new requestId and a `runlog:replay-of` tag naming the original run.
@@ -69,6 +71,10 @@ def replay(ctx, ref, sets, allow_drift, dry_run, native, no_resolve, no_check, s
       runlog replay arn:aws:omics:us-west-2:123456789012:run/4207391 --allow-drift
       runlog replay 4207391 --native --output-uri s3://bucket/rerun/
 
+    A batch's REF starts the batch again as a new batch (a new requestId, lineage to it, drift
+    refused as for runs); --only failed or --only RUN_SETTING_ID… starts just those runs;
+    --set changes the default setting's parameters. A member's REF replays that run alone.
+
     Exit status: 0 sent; 1 the service rejected it (kept as a failed attempt) or could not be
     reached (kept as pending: `runlog recover`); 2 bad input or unknown run; 3 drift refused.
     """
@@ -85,6 +91,15 @@ def replay(ctx, ref, sets, allow_drift, dry_run, native, no_resolve, no_check, s
             members[name] = parse_flag(known[name], raw)[0]
     config = load_config(ctx)
     options = make_resolve_options(config, no_resolve, no_check, strict, resolve_timeout)
+    from runlog.cli.batch import is_batch_ref, replay_batch
+
+    if is_batch_ref(config, ref):  # a new batch (runlog/batch.py)
+        return replay_batch(ctx, config, ref, only=list(only), sets=list(sets), allow_drift=allow_drift,
+                            dry_run=dry_run, native=native, members=members, options=options,
+                            given=(profile, region, endpoint_url), output=(query, output, as_json, quiet),
+                            allow_duplicate=allow_duplicate)
+    if only:
+        raise UsageError("--only selects runs of a batch; REF names a single run")
     prepared, ledger = _prepare(config, ref, members, list(sets), native, (profile, region, endpoint_url),
                                 options.timeout)
     with ledger:

@@ -205,7 +205,8 @@ def import_(ctx, since, status, run_group_id, jobs, quiet, as_json, profile, reg
     ARN and creation time: HealthOmics reuses the ids of deleted runs), then records it as an
     `import` record: the StartRun request rebuilt from GetRun, git state unknown, the caller
     from `startedBy`, and GetRun's answer as its first observation. Runs already in the ledger
-    (by uuid) are skipped, so it can run as often as you like. Throttling is retried by
+    (by uuid) are skipped, so it can run as often as you like; so are the runs of a batch the
+    ledger records (`runlog refresh BATCH` records them as its members). Throttling is retried by
     botocore's retry mode (AWS_RETRY_MODE, AWS_MAX_ATTEMPTS).
 
     \b
@@ -269,12 +270,20 @@ def refresh(ctx, refs, every, active, as_json, profile, region, endpoint_url):
         raise UsageError("give --all or --active, not both")
     config = load_config(ctx)
     ledger = require_ledger(config)
+    from runlog.cli.batch import batch_line, refresh_batches
+
     with ledger:
-        changes = refresh_runs(ledger, refresh_targets(ledger, refs, every), config, profile, region, endpoint_url)
-    failed = sum("error" in change for change in changes)
+        targets = refresh_targets(ledger, refs, every)
+        changes = refresh_runs(ledger, [e for e in targets if e.kind != "batch"], config, profile, region,
+                               endpoint_url)
+        batches = refresh_batches(ledger, [e for e in targets if e.kind == "batch"], config, profile, region,
+                                  endpoint_url)
+    failed = sum("error" in change for change in changes + batches)
     if as_json:
-        echo_json(changes)
+        echo_json(changes + batches)
     else:
+        for change in batches:
+            click.echo(batch_line(change))
         for change in changes:
             if "error" in change:
                 line = f"run {change['run_id'] or '-'} (record {change['record'][:12]}): {change['error']}"
@@ -283,7 +292,7 @@ def refresh(ctx, refs, every, active, as_json, profile, region, endpoint_url):
             else:
                 line = f"run {change['run_id']}: {change['new']} (unchanged)"
             click.echo(terminal_safe(line))
-        if not changes:
+        if not changes and not batches:
             note("no unfinished runs to refresh" if not every else "no recorded runs to refresh")
     if failed:
         ctx.exit(1)

@@ -20,12 +20,16 @@ from runlog.cli.common import aws_options, aws_settings, echo_json, load_config,
 @aws_options
 @click.pass_context
 def watch(ctx, ref, interval, timeout, as_json, profile, region, endpoint_url):
-    """Follow a run until it finishes, recording each status change in the ledger.
+    """Follow a run (or a batch) until it finishes, recording each status change in the ledger.
 
     On the way it records GetRun's answers as observations (status, times, workflow digest,
     engine version, resourceDigests, failure reason). At the end it checks every S3 input
     pinned at submission against the ETag the service actually read, and names any input
     that changed in between. A live status line goes to stderr when it is a terminal.
+
+    For a batch (its id or REF) it pages GetBatch, ListRunsInBatch and ListRuns each interval,
+    recording every member run once and each status change, until the batch is PROCESSED
+    (or CANCELLED, FAILED); exit 0 only when every run COMPLETED.
 
     Exit status: 0 COMPLETED with its inputs as pinned; 1 FAILED, CANCELLED, DELETED, an
     input changed, or --timeout reached; 2 bad REF.
@@ -42,7 +46,14 @@ def watch(ctx, ref, interval, timeout, as_json, profile, region, endpoint_url):
     config = load_config(ctx)
     ledger = require_ledger(config)
     with ledger:
-        entry = ledger.resolve(ref)
+        from runlog.batch import resolve_ref
+
+        entry = resolve_ref(ledger, ref)
+        if entry.kind == "batch":  # the batch and its members, a page at a time (runlog/cli/batch.py)
+            from runlog.cli.batch import watch_batch
+
+            return watch_batch(ctx, ledger, entry, config, interval, timeout, as_json, profile, region,
+                               endpoint_url)
         recorded = entry.record["aws"]
         settings = aws_settings(config, profile, region, endpoint_url, recorded=recorded)
         omics = aws.client(settings, "omics")

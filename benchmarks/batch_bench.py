@@ -1,0 +1,149 @@
+"""A cohort at scale: an s3UriSettings batch of 100 000 runs against the emulator and moto's S3.
+
+    python benchmarks/batch_bench.py                  # 100 000 runs, 3 repeats
+    python benchmarks/batch_bench.py --runs 300 --repeat 1   # the CI smoke
+
+Starts moto's S3 server (a process of its own) and the HealthOmics emulator (in this process,
+reading s3UriSettings from moto), writes a settings file of --runs run settings, and times,
+alternating the two commands of each pair so that the machine's load hits both alike:
+
+  1. `runlog submit-batch` vs `aws omics start-run-batch`, the same request (each with its
+     own requestId); runlog's includes reading, pinning and checking the 100 000 settings
+     against the workflow's template, and listing the runs' inputs' prefix;
+  2. `runlog refresh BATCH` (GetBatch, every member recorded through ListRunsInBatch, their
+     statuses through ListRuns) vs paging `aws omics list-runs-in-batch` through the same
+     batch, with the peak memory of the runlog process.
+
+Prints a Markdown table of medians and ratios. Targets (docs/performance.md): submit-batch
+<= 1.5 x start-run-batch; refresh <= 2 x list-runs-in-batch."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROLE = "arn:aws:iam::123456789012:role/HealthOmicsServiceRole"
+BUCKET = "bench-cohort"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def timed(command: list[str], env: dict, cwd: Path) -> tuple[float, str]:
+    started = time.perf_counter()
+    done = subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(command[:4])} failed ({done.returncode}): {done.stderr[-2000:]}")
+    return seconds, done.stdout
+
+
+def peak_rss_mib(command: list[str], env: dict, cwd: Path) -> float:
+    """The peak resident memory of `command` (a child of a fresh Python, so the figure is its own)."""
+    probe = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, "
+             "stdout=subprocess.DEVNULL); print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+    done = subprocess.run([sys.executable, "-c", probe, *command], env=env, cwd=cwd, capture_output=True, text=True,
+                          check=True)
+    return int(done.stdout.strip()) / 1024
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=100_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args(argv)
+
+    import boto3
+
+    from runlog.emulator import Emulator
+
+    aws = shutil.which("aws")
+    if aws is None:
+        raise SystemExit("the aws CLI is the baseline: pip install awscli")
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
+    moto_port = free_port()
+    moto = subprocess.Popen([shutil.which("moto_server") or "moto_server", "-H", "127.0.0.1", "-p", str(moto_port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    s3_url = f"http://127.0.0.1:{moto_port}"
+    emulator = None
+    try:
+        for _ in range(200):
+            try:
+                socket.create_connection(("127.0.0.1", moto_port)).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        s3 = boto3.client("s3", endpoint_url=s3_url, region_name="us-east-1")
+        s3.create_bucket(Bucket=BUCKET)
+        settings = [{"runSettingId": f"S{i:06d}", "name": f"align-S{i:06d}",
+                     "parameters": {"sample_name": f"S{i:06d}", "input_cram": f"s3://{BUCKET}/crams/S{i:06d}.cram"}}
+                    for i in range(args.runs)]
+        s3.put_object(Bucket=BUCKET, Key="cohort/settings.json", Body=json.dumps(settings).encode())
+        emulator = Emulator(port=0, s3_endpoint_url=s3_url, batch_rate=max(1, args.runs))
+        emulator.start()
+        default = {"workflowId": "1234567", "roleArn": ROLE, "outputUri": f"s3://{BUCKET}/out/",
+                   "parameters": {"ref_dict": f"s3://{BUCKET}/ref/g.dict", "ref_fasta": f"s3://{BUCKET}/ref/g.fa",
+                                  "ref_fasta_index": f"s3://{BUCKET}/ref/g.fa.fai"}}
+        request = ["--default-run-setting", json.dumps(default),
+                   "--batch-run-settings", json.dumps({"s3UriSettings": f"s3://{BUCKET}/cohort/settings.json"})]
+        with tempfile.TemporaryDirectory() as tmp:
+            work = Path(tmp)
+            subprocess.run(["git", "init", "-q", str(work)], check=True)
+            env = {**os.environ, "AWS_ENDPOINT_URL": emulator.endpoint_url, "AWS_ENDPOINT_URL_S3": s3_url,
+                   "AWS_DEFAULT_REGION": "us-west-2", "AWS_DISABLE_HOST_PREFIX_INJECTION": "true",
+                   "AWS_PAGER": "", "RUNLOG_LEDGER": str(work / "ledger.db")}
+            runlog = [sys.executable, "-m", "runlog"]
+            submit_runlog, submit_aws, batch_ids = [], [], []
+            for _ in range(args.repeat):
+                seconds, out = timed([aws, "omics", "start-run-batch", *request], env, work)
+                submit_aws.append(seconds)
+                seconds, out = timed([*runlog, "submit-batch", *request, "--resolve-timeout", "30"], env, work)
+                submit_runlog.append(seconds)
+                batch_ids.append(json.loads(out)["id"])
+            emulator.advance(3600)  # every run submitted and finished
+            refresh_runlog, list_aws, memory = [], [], 0.0
+            for batch_id in batch_ids:
+                seconds, _ = timed([aws, "omics", "list-runs-in-batch", "--batch-id", batch_id], env, work)
+                list_aws.append(seconds)
+                started = time.perf_counter()  # the first refresh records every member: time and peak memory
+                memory = max(memory, peak_rss_mib([*runlog, "refresh", batch_id], env, work))
+                refresh_runlog.append(time.perf_counter() - started)
+            with_members = subprocess.run([*runlog, "log", "--batch", batch_ids[0], "-n", "0", "--json"], env=env,
+                                          cwd=work, capture_output=True, text=True, check=True)
+            assert len(json.loads(with_members.stdout)) == args.runs
+            ledger_mib = (work / "ledger.db").stat().st_size / 2**20
+    finally:
+        if emulator is not None:
+            emulator.stop()
+        moto.terminate()
+        moto.wait()
+
+    def row(name, ours, theirs, target):
+        a, b = statistics.median(ours), statistics.median(theirs)
+        return f"| {name} | {a:.2f} s | {b:.2f} s | {a / b:.2f} | {target} |"
+
+    print(f"{args.runs} runs from an s3UriSettings file, {args.repeat} repeat(s), medians\n")
+    print("| operation | runlog | aws CLI | ratio | target |")
+    print("|---|---|---|---|---|")
+    print(row("submit-batch vs start-run-batch", submit_runlog, submit_aws, "<= 1.5"))
+    print(row("refresh BATCH vs list-runs-in-batch (all pages)", refresh_runlog, list_aws, "<= 2"))
+    print(f"\npeak memory of `runlog refresh` recording every member: {memory:.0f} MiB; "
+          f"ledger {ledger_mib:.0f} MiB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,934 @@
+"""Batches: StartRunBatch recorded as one batch record, and its runs as member records.
+
+A batch is submitted like a run (runlog/submit.py): every check first, the intent committed
+before StartRunBatch is called with its requestId (the idempotency token), the record after.
+Before sending, runlog reads what the request names once: the s3UriSettings file (pinned:
+ETag, VersionId, SHA-256, its content kept), the default workflow's identity and template
+(each run's merged parameters are checked against it), and the identities of the runs' S3
+inputs, listed in bulk (ListObjectsV2 over the prefixes they share, 1 000 a call).
+
+The runs appear later: `record_members` pages ListRunsInBatch and writes one member record
+per run setting (a pure function of the batch record and the listing item, so recording it
+twice, or in two ledgers, gives the same address), and `observe_members` pages ListRuns
+(batchId) to append status observations. See docs/batch.md."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from runlog import record as rec
+from runlog.errors import RunlogError, UsageError
+from runlog.ledger import Entry, Ledger
+
+OPERATION = "StartRunBatch"
+MAX_INLINE = 100
+MAX_RUNS = 100_000
+MAX_TAGS = 50
+SETTINGS_FILE_LIMIT = 512 * 1024 * 1024  # bytes of an s3UriSettings object runlog reads
+SOURCE_BATCH = "GetBatch"
+SOURCE_RUNS = "ListRuns"
+SOURCE_SUBMISSION = "ListRunsInBatch"
+PARAMETERS = {"source": "batch", "argument": None}
+# A batch status that never changes again (refresh leaves such batches alone).
+FINISHED = frozenset({"PROCESSED", "CANCELLED", "FAILED", "RUNS_DELETED", "RUNS_DELETE_FAILED"})
+
+# What runlog adds to the model's own documentation of a member.
+_NOTES = {
+    "requestId": "Default: a new UUID (recorded before sending).",
+    "defaultRunSetting": "JSON or file://PATH; roleArn and outputUri default to role_arn / output_uri in the config.",
+    "batchRunSettings": "JSON or file://PATH: {\"inlineSettings\": [...]} (at most 100) or "
+                        "{\"s3UriSettings\": \"s3://...\"} (a JSON list, at most 100 000; pinned and kept).",
+    "tags": "The batch's own tags (KEY=VALUE,..., JSON or file://); runs get defaultRunSetting.runTags.",
+}
+
+
+# -- the request ---------------------------------------------------------------------------
+
+@lru_cache(maxsize=1)
+def options() -> tuple:
+    """One startrun.Option per StartRunBatch member, in the model's order (the aws CLI's
+    `start-run-batch` options, with a newer botocore's new members)."""
+    from runlog import startrun
+
+    model = startrun.raw_model()
+    shape = startrun.shapes()[model["operations"][OPERATION]["input"]["shape"]]
+    required = set(shape.get("required", ()))
+    found = []
+    for member, ref in shape["members"].items():
+        target = startrun.shapes()[ref["shape"]]
+        enum = tuple(target.get("enum", ()))
+        parts = [startrun._short_help(ref.get("documentation", ""))]
+        if member in _NOTES:
+            parts.append(_NOTES[member])
+        found.append(startrun.Option(member=member, flag=startrun.flag_for(member), kind=startrun.kind_of(ref["shape"]),
+                                     help=" ".join(p for p in parts if p), shape=ref["shape"], enum=enum,
+                                     required=member in required))
+    return tuple(found)
+
+
+def members() -> dict:
+    return {o.member: o for o in options()}
+
+
+@dataclass
+class BatchRequest:
+    request: dict[str, Any]
+    sources: dict[str, Any] = field(default_factory=dict)  # option -> {"argument", "file"?}
+
+
+def build_request(flags: dict[str, Any], *, cli_input_json: str | None = None,
+                  defaults: dict[str, Any] | None = None, cwd: Path | None = None) -> BatchRequest:
+    """--cli-input-json, the config's defaults and the flags (flags win) as a StartRunBatch
+    request, checked (UsageError, nothing sent or written)."""
+    from runlog.params import read_json_argument
+    from runlog.startrun import parse_flag, type_errors
+
+    known = members()
+    request: dict[str, Any] = {}
+    sources: dict[str, Any] = {}
+    if cli_input_json is not None:
+        base, info = read_json_argument(cli_input_json, "--cli-input-json", cwd)
+        if not isinstance(base, dict):
+            raise UsageError("--cli-input-json: expected a JSON object of StartRunBatch members")
+        unknown = sorted(set(base) - set(known))
+        if unknown:
+            raise UsageError(f"--cli-input-json: unknown StartRunBatch member(s) {', '.join(unknown)} "
+                             f"(valid: {', '.join(known)})")
+        for member, value in base.items():
+            problems = type_errors(known[member].shape, value, member)
+            if problems:
+                raise UsageError(f"--cli-input-json: {problems[0]}")
+        request.update(base)
+        sources["cli-input-json"] = info
+    tags = dict(request.get("tags") or {})
+    for member, raw in flags.items():
+        if raw is None:
+            continue
+        value, info = parse_flag(known[member], raw, cwd)
+        sources[known[member].flag] = info
+        if member == "tags":
+            tags.update(value)
+        else:
+            request[member] = value
+    if tags:
+        request["tags"] = tags
+    default = request.get("defaultRunSetting")
+    if isinstance(default, dict):
+        for member, key in (("roleArn", "role_arn"), ("outputUri", "output_uri")):
+            if not default.get(member) and (defaults or {}).get(key):
+                default[member] = defaults[key]  # type: ignore[index]
+    request.setdefault("requestId", str(uuid.uuid4()))
+    check_request(request)
+    return BatchRequest(request=request, sources=sources)
+
+
+def check_request(request: dict[str, Any]) -> None:
+    """Refuse (exit 2) what the service would refuse, before anything is written or sent."""
+    from runlog.startrun import type_errors
+
+    known = members()
+    default = request.get("defaultRunSetting")
+    if not isinstance(default, dict):
+        raise UsageError("missing --default-run-setting (a JSON object with at least workflowId and roleArn)")
+    missing = [m for m in ("workflowId", "roleArn") if not default.get(m)]
+    if missing:
+        raise UsageError(f"--default-run-setting: missing {' and '.join(missing)}"
+                         + (" (or set role_arn in .runlog.toml)" if "roleArn" in missing else ""))
+    settings = request.get("batchRunSettings")
+    if not isinstance(settings, dict):
+        raise UsageError("missing --batch-run-settings: give {\"inlineSettings\": [...]} or "
+                         "{\"s3UriSettings\": \"s3://bucket/settings.json\"}")
+    has_inline, has_uri = "inlineSettings" in settings, "s3UriSettings" in settings
+    if has_inline == has_uri:
+        raise UsageError("--batch-run-settings: give exactly one of inlineSettings and s3UriSettings "
+                         f"({'both' if has_inline else 'neither'} given)")
+    for member, value in request.items():
+        if member in known:
+            problems = type_errors(known[member].shape, value, known[member].flag)
+            if problems:
+                raise UsageError(problems[0])
+    if has_inline:
+        inline = settings["inlineSettings"]
+        if len(inline) > MAX_INLINE:
+            raise UsageError(f"--batch-run-settings: {len(inline)} inlineSettings, at most {MAX_INLINE} "
+                             "(put more, up to 100 000, in a JSON file in S3 and give s3UriSettings)")
+        if not inline:
+            raise UsageError("--batch-run-settings: inlineSettings is empty (give at least one run setting)")
+        check_settings(inline, "--batch-run-settings inlineSettings")
+    elif not str(settings["s3UriSettings"]).startswith("s3://"):
+        raise UsageError(f"--batch-run-settings: s3UriSettings {str(settings['s3UriSettings'])[:200]!r} is not "
+                         "an s3:// URI")
+    if len(request.get("tags") or {}) > MAX_TAGS:
+        raise UsageError(f"--tags: {len(request['tags'])} tags, HealthOmics allows at most {MAX_TAGS}")
+
+
+def check_settings(settings: list, where: str) -> None:
+    """Each run setting an object with a runSettingId; no runSettingId twice."""
+    seen: set[str] = set()
+    for index, setting in enumerate(settings):
+        if not isinstance(setting, dict):
+            raise UsageError(f"{where}[{index}] is not a JSON object (each run setting is an object with a "
+                             "runSettingId)")
+        ident = setting.get("runSettingId")
+        if not isinstance(ident, str) or not ident:
+            raise UsageError(f"{where}[{index}] has no runSettingId (a non-empty string)")
+        if ident in seen:
+            raise UsageError(f"{where}: runSettingId {ident[:128]!r} appears twice (item {index}); each run "
+                             "needs its own")
+        seen.add(ident)
+
+
+def check_against_model(request: dict[str, Any], service_model) -> None:
+    """Enum values, patterns, lengths and ranges of StartRunBatch's model (exit 2)."""
+    from runlog.servicemodel import constraint_errors
+    from runlog.startrun import flag_for
+
+    problems = constraint_errors(service_model.operation_model(OPERATION).input_shape, request, "")
+    if problems:
+        first = problems[0]
+        member = first.split(":", 1)[0].split(".")[0].split(" ")[0].split("[")[0]
+        more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
+        raise UsageError(f"{flag_for(member)}: {first.split(': ', 1)[1]}{more}")
+
+
+def effective_setting(default: dict[str, Any], own: dict[str, Any]) -> dict[str, Any]:
+    """What one run gets: the default setting with its own laid over it; parameters and
+    runTags are merged name by name (its own win); runSettingId is not a run setting."""
+    merged = {**default, **{k: v for k, v in own.items() if k != "runSettingId"}}
+    for key in ("parameters", "runTags"):
+        if isinstance(default.get(key), dict) and isinstance(own.get(key), dict):
+            merged[key] = {**default[key], **own[key]}
+    return merged
+
+
+def run_settings(record: dict) -> list[dict]:
+    """The batch record's run settings: inline, or the settings file's content as pinned."""
+    request = record["request"]
+    inline = request["batchRunSettings"].get("inlineSettings")
+    if inline is not None:
+        return inline
+    return ((record.get("batch") or {}).get("settings_file") or {}).get("content") or []
+
+
+# -- resolving before sending ------------------------------------------------------------------
+
+def read_settings_file(s3, uri: str) -> dict[str, Any]:
+    """The s3UriSettings object: identity and content. Unreadable: {"uri", "error"} (a
+    warning). Readable but not a JSON list of run settings: UsageError (nothing sent)."""
+    from runlog.resolve import _error, _iso
+    from runlog.safejson import UntrustedJSONError, loads_untrusted
+
+    bucket, _, key = uri[5:].partition("/")
+    found: dict[str, Any] = {"uri": uri}
+    try:
+        answer = s3.get_object(Bucket=bucket, Key=key)
+        body = answer["Body"].read(SETTINGS_FILE_LIMIT + 1)
+    except Exception as exc:
+        return {**found, "error": _error(exc)}
+    if len(body) > SETTINGS_FILE_LIMIT:
+        raise UsageError(f"settings file {uri} is larger than {SETTINGS_FILE_LIMIT} bytes; runlog does not send "
+                         "a cohort it cannot record")
+    try:
+        content = loads_untrusted(body, max_bytes=SETTINGS_FILE_LIMIT, max_depth=64)
+    except UntrustedJSONError as exc:
+        raise UsageError(f"settings file {uri} is not a JSON list of run settings: {exc.reason}") from None
+    if not isinstance(content, list):
+        raise UsageError(f"settings file {uri} is not a JSON list of run settings (it holds a JSON "
+                         f"{type(content).__name__.replace('dict', 'object')})")
+    if not content:
+        raise UsageError(f"settings file {uri} is an empty list: a batch needs at least one run setting")
+    if len(content) > MAX_RUNS:
+        raise UsageError(f"settings file {uri} holds {len(content)} run settings, at most {MAX_RUNS}")
+    check_settings(content, f"settings file {uri} item")
+    found.update({"etag": (answer.get("ETag") or "").strip('"') or None, "version_id": answer.get("VersionId"),
+                  "size": len(body), "last_modified": _iso(answer.get("LastModified")),
+                  "sha256": hashlib.sha256(body).hexdigest(), "content": content})
+    return {k: v for k, v in found.items() if v is not None}
+
+
+def check_templates(workflow: dict, default: dict, settings: list[dict]) -> None:
+    """Each run's merged parameters against the workflow's template: the first run that
+    misses a required parameter or gives an unknown one is named (UsageError). Sets are
+    made once, so 100 000 runs cost a few set differences each."""
+    template = workflow.get("parameter_template")
+    if not template:
+        return
+    required = {n for n, spec in template.items() if not (spec or {}).get("optional")}
+    known = set(template)
+    base = set(default.get("parameters") or {})
+    for index, setting in enumerate(settings):
+        given = base | set(setting.get("parameters") or {})
+        missing, unknown = required - given, given - known
+        if missing or unknown:
+            problems = []
+            if missing:
+                problems.append(f"missing required parameter(s) {', '.join(sorted(missing))}")
+            if unknown:
+                problems.append(f"unknown parameter(s) {', '.join(sorted(unknown))} (the workflow takes "
+                                f"{', '.join(sorted(known))})")
+            raise UsageError(f"run setting {setting['runSettingId'][:128]!r} (item {index}) does not fit workflow "
+                             f"{workflow.get('id')} ({workflow.get('name')}): " + "; ".join(problems)
+                             + " (--no-check sends it anyway)")
+
+
+def bulk_s3_identities(s3, uris: list[str], *, deadline: float, head_below: int = 3) -> dict[str, dict]:
+    """{uri: identity} for s3:// object URIs, by listing the prefixes they share: the keys of
+    one bucket and directory are read with ListObjectsV2 (1 000 ETags a call), from the first
+    key wanted to the last, instead of one HeadObject each; a directory with fewer than
+    `head_below` wanted keys gets HeadObjects. What is not found is NotFound; what the time
+    budget (`deadline`, time.monotonic()) leaves is Timeout."""
+    from runlog.resolve import _error, _iso, s3_identity
+
+    groups: dict[tuple[str, str], set[str]] = {}
+    found: dict[str, dict] = {}
+    for uri in uris:
+        bucket, _, key = uri[5:].partition("/")
+        if not key or key.endswith("/"):
+            continue  # prefixes are summarised one by one (resolve.s3_identity) below
+        groups.setdefault((bucket, key.rpartition("/")[0] + "/" if "/" in key else ""), set()).add(key)
+    for uri in uris:
+        bucket, _, key = uri[5:].partition("/")
+        if (not key or key.endswith("/")) and time.monotonic() < deadline:
+            found[uri] = s3_identity(s3, uri)
+    for (bucket, prefix), keys in groups.items():
+        if time.monotonic() >= deadline:
+            break
+        if len(keys) < head_below:
+            for key in sorted(keys):
+                if time.monotonic() < deadline:
+                    found[f"s3://{bucket}/{key}"] = s3_identity(s3, f"s3://{bucket}/{key}")
+            continue
+        last = max(keys)
+        start = min(keys)
+        try:
+            pages = s3.get_paginator("list_objects_v2").paginate(
+                Bucket=bucket, Prefix=prefix, StartAfter=start[:-1] if start > prefix else "")
+            done = False
+            for page in pages:
+                for item in page.get("Contents", []):
+                    if item["Key"] in keys:
+                        found[f"s3://{bucket}/{item['Key']}"] = {
+                            k: v for k, v in {"kind": "s3-object", "etag": item.get("ETag", "").strip('"'),
+                                              "size": item.get("Size"),
+                                              "last_modified": _iso(item.get("LastModified"))}.items()
+                            if v is not None}
+                    if item["Key"] >= last:
+                        done = True
+                        break
+                if done or time.monotonic() >= deadline:
+                    break
+        except Exception as exc:
+            for key in keys:
+                found.setdefault(f"s3://{bucket}/{key}", {"kind": "s3-object", "error": _error(exc)})
+            continue
+        if done or time.monotonic() < deadline:
+            for key in keys:
+                found.setdefault(f"s3://{bucket}/{key}", {"kind": "s3-object", "error": {
+                    "code": "NotFound", "message": "not in the listing of its prefix"}})
+    for uri in uris:
+        found.setdefault(uri, {"kind": "s3-object", "error": {"code": "Timeout",
+                                                               "message": "not resolved within the time budget"}})
+    return {uri: found[uri] for uri in uris}
+
+
+@dataclass(frozen=True)
+class Options:
+    enabled: bool = True
+    check: bool = True
+    strict: bool = False
+    timeout: float = 5.0
+
+
+def resolve_batch(request: dict, clients: dict, options: Options) -> tuple[dict, dict, list[str]]:
+    """(resolution, batch section, warnings) for a StartRunBatch request. The settings file is
+    read even with --no-resolve: it is the cohort, and the record keeps it."""
+    from runlog.resolve import input_uris, workflow_identity
+
+    started = time.monotonic()
+    warnings: list[str] = []
+    section: dict[str, Any] = {}
+    settings = request["batchRunSettings"].get("inlineSettings")
+    uri = request["batchRunSettings"].get("s3UriSettings")
+    if uri is not None:
+        section["settings_file"] = found = read_settings_file(clients["s3"], uri)
+        if "error" in found:
+            message = f"settings file {uri} not read ({found['error']['code']}: {found['error']['message']})"
+            if options.strict:
+                raise UsageError(message + " (--strict refuses to submit)")
+            warnings.append(message + "; the cohort is not in the record and its runs are not checked")
+        settings = found.get("content")
+    settings = settings or []
+    section["runs"] = len(settings)
+    section["run_setting_ids_sha256"] = rec.sha256_hex(rec.canonical_json([s["runSettingId"] for s in settings]))
+    if not options.enabled:
+        return {}, section, warnings
+    default = request["defaultRunSetting"]
+    workflow = workflow_identity(clients["omics"], default)
+    template_checked = False
+    if "error" in workflow:
+        warnings.append(f"workflow not resolved: {workflow['error']['code']}: {workflow['error']['message']}")
+    elif options.check and settings:
+        check_templates(workflow, default, settings)
+        template_checked = "parameter_template" in workflow
+    workflow.pop("parameter_template", None)
+    uris: dict[str, None] = {}
+    for value in [default.get("parameters")] + [s.get("parameters") for s in settings]:
+        for found_uri in input_uris(value):
+            uris.setdefault(found_uri, None)
+    deadline = started + options.timeout
+    inputs: dict[str, dict] = {}
+    s3_uris = [u for u in uris if u.startswith("s3://")]
+    if s3_uris:
+        inputs.update(bulk_s3_identities(clients["s3"], s3_uris, deadline=deadline))
+    if any(u.startswith("omics://") for u in uris):
+        from runlog.resolve import omics_identity
+
+        for found_uri in uris:
+            if found_uri.startswith("omics://"):
+                inputs[found_uri] = omics_identity(clients["omics"], found_uri) if time.monotonic() < deadline \
+                    else {"kind": "omics", "error": {"code": "Timeout", "message": "not resolved within the time "
+                                                                                   "budget"}}
+    inputs = {u: inputs[u] for u in uris if u in inputs}
+    failed = [u for u, identity in inputs.items() if "error" in identity]
+    if failed:
+        shown = ", ".join(f"{u} ({inputs[u]['error']['code']})" for u in failed[:5])
+        more = f" and {len(failed) - 5} more" if len(failed) > 5 else ""
+        message = f"{len(failed)} input(s) not resolved: {shown}{more}"
+        if options.strict:
+            raise UsageError(message + " (--strict refuses to submit)")
+        warnings.append(message + "; recorded as such")
+    resolution = {"workflow": workflow, "inputs": inputs, "template_checked": template_checked}
+    return resolution, section, warnings
+
+
+# -- submitting ------------------------------------------------------------------------------
+
+
+
+def submit_batch(open_ledger: Callable[[], Ledger], request: dict[str, Any], *, settings,
+                 git_path: str | Path = ".", capture_git: bool = True, lookup_caller: bool = True,
+                 resolve_options: Options | None = None, allow_duplicate: bool = False,
+                 warn: Callable[[str], None] = lambda message: None, dry_run: bool = False,
+                 client_options: dict[str, Any] | None = None, kind: str = "batch",
+                 extra: dict[str, Any] | None = None):
+    """Record and send one StartRunBatch request (the library entry point; the CLI's
+    `submit-batch` and runlog.api call it). `request` is checked again here. Returns a
+    submit.Submission (the batch record's entry and the response: id, arn, status, uuid), or a submit.DryRun with dry_run. Raises as submit.submit does: UsageError
+    (bad input, nothing sent or written), RunlogError exit 1 (refused, recorded), PendingError
+    (outcome unknown, the attempt stays pending for `runlog recover`)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from runlog import aws, background, gitcapture, inflight
+    from runlog.aws import AwsSettings
+    from runlog.errors import PendingError
+    from runlog.startrun import Built
+    from runlog.submit import _dry_run, make_intent
+
+    check_request(request)
+    pending_git = background.start(gitcapture.capture_with_notes, str(git_path)) if capture_git else None
+    sess = aws.session(settings)
+    omics = aws.client(settings, "omics", sess=sess, **(client_options or {}))
+    check_against_model(request, omics.meta.service_model)
+    settings = AwsSettings(settings.profile, sess.region_name,
+                           settings.endpoint_url if settings.pinned
+                           else aws.custom_endpoint("omics", settings.endpoint_url), settings.pinned)
+    options = resolve_options or Options()
+    clients = {"omics": omics}
+    if request["batchRunSettings"].get("s3UriSettings") or options.enabled:
+        clients["s3"] = aws.client(settings, "s3", sess=sess, connect_timeout=options.timeout,
+                                   read_timeout=max(options.timeout, 30),
+                                   retries={"total_max_attempts": 2, "mode": "standard"})
+    warnings: list[str] = []
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        caller_future = pool.submit(aws.caller_identity, settings, sess) if lookup_caller else None
+        resolution, section, found = resolve_batch(request, clients, options)
+        warnings.extend(found)
+        captured = pending_git.result() if pending_git else {"git": {"state": "unknown", "reason": "not captured"}}
+        git = captured["git"]
+        warnings.extend(captured.get("notes", ()))
+        caller = caller_future.result() if caller_future else {"unknown": "not asked (caller_identity = false)"}
+    if "unknown" in caller and caller_future is not None:
+        warnings.append(f"caller not recorded: {caller['unknown']}")
+    if git["state"] == "none":
+        warnings.append(f"no git repository: the record says so ({git.get('reason')})")
+    for message in warnings:
+        warn(message)
+    more: dict[str, Any] = {"batch": section, **(extra or {})}
+    if resolution:
+        more["resolution"] = resolution
+    intent = make_intent(Built(request=request, parameters=dict(PARAMETERS)), kind=kind, settings=settings,
+                         git=git, caller=caller, warnings=warnings, extra=more)
+    ledger = open_ledger()
+    if dry_run:
+        return _dry_run(ledger, intent, warn, allow_duplicate)
+    request_id = intent["request"]["requestId"]
+    hold = inflight.take(ledger.path, request_id)
+    if hold is None:
+        raise UsageError(f"request id {request_id!r} is being sent by another process right now; "
+                         "leave out the request id or give a new one")
+    with hold:
+        ledger.add_attempt(intent, allow_duplicate=allow_duplicate)
+        try:
+            return send(ledger, intent, omics)
+        except KeyboardInterrupt:
+            raise PendingError(f"interrupted before the request was sent; the attempt {request_id} is kept as "
+                               "pending: `runlog recover` sends it (once), `runlog recover --abandon "
+                               f"{request_id}` gives it up", request_id, interrupted=True) from None
+
+
+def send(ledger: Ledger, intent: dict, omics, *, recovered: bool = False):
+    """Call StartRunBatch with the intent's request and append the batch record. Only a
+    modelled 4xx refusal makes a rejected record; anything else leaves the attempt pending."""
+    from runlog import aws
+    from runlog.errors import PendingError
+    from runlog.submit import RECOVER_HINT, RETRY_HINT, Submission, _complete
+
+    request = intent["request"]
+    request_id = request["requestId"]
+    outcome: dict[str, Any]
+    try:
+        response = omics.start_run_batch(**request)
+    except KeyboardInterrupt:
+        raise PendingError(f"interrupted while StartRunBatch was being sent: a batch may have started; the "
+                           f"attempt {request_id} is kept as pending: {RECOVER_HINT}", request_id,
+                           interrupted=True) from None
+    except Exception as exc:
+        unsent = aws.not_sent(exc)
+        if unsent is not None:  # refused by botocore itself: nothing left this machine
+            outcome = {"status": "abandoned", "reason": "not sent: " + unsent}
+            entry = _complete(ledger, intent, outcome, run_id=None)
+            raise UsageError(f"{outcome['reason']} (kept in the ledger as abandoned attempt {entry.address[:12]})") \
+                from None
+        error = aws.refusal(exc, omics.meta.service_model.operation_model(OPERATION))
+        if error is None:
+            raise PendingError(
+                f"StartRunBatch's outcome is unknown ({aws.describe_failure(exc)}): the batch may have started. "
+                f"The attempt {request_id} " + (RETRY_HINT.format(request_id=request_id) if recovered
+                                                  else f"is kept as pending: {RECOVER_HINT}"), request_id) from None
+        outcome = {"status": "rejected", "error": {"code": error.code, "message": error.service_message,
+                                                   "http_status": error.http_status}}
+        if recovered:
+            outcome["recovered"] = True
+        entry = _complete(ledger, intent, outcome, run_id=None)
+        raise RunlogError(f"{error.message} (kept in the ledger as failed attempt {entry.address[:12]})",
+                          exit_code=1) from None
+    response.pop("ResponseMetadata", None)
+    outcome = {"status": "submitted", "response": rec.jsonable(response)}
+    if recovered:
+        outcome["recovered"] = True
+    entry = _complete(ledger, intent, outcome, run_id=None)
+    return Submission(entry=entry, response=response, warnings=list(intent["warnings"]))
+
+
+# -- members and observations ------------------------------------------------------------------
+
+def member_record(batch: dict, batch_address: str, item: dict) -> dict[str, Any]:
+    """The member record of one ListRunsInBatch item: a pure function of the batch record and
+    the item, so the same run is the same record (same address) in every ledger."""
+    settings = {s["runSettingId"]: s for s in run_settings(batch)}
+    return _member(batch, batch_address, item, settings.get(item.get("runSettingId") or ""))
+
+
+def _member(batch: dict, batch_address: str, item: dict, own: dict | None) -> dict[str, Any]:
+    response = batch["outcome"]["response"]
+    default = batch["request"]["defaultRunSetting"]
+    setting_id = item.get("runSettingId") or ""
+    warnings = [] if own is not None else [f"run setting {setting_id!r} is not in the batch's recorded settings: "
+                                           "its own settings are unknown, only the default is recorded"]
+    request = effective_setting(default, own or {})
+    if item.get("runId"):
+        outcome: dict[str, Any] = {"status": "submitted", "response": {
+            "id": item["runId"], "uuid": item.get("runInternalUuid") or "", "arn": item.get("runArn") or ""}}
+    else:
+        outcome = {"status": "rejected", "error": {"code": item.get("submissionFailureReason") or "SubmissionFailed",
+                                                   "message": item.get("submissionFailureMessage") or "",
+                                                   "http_status": None}}
+    member = {
+        "format": rec.FORMAT, "kind": "member", "created": batch["created"], "runlog_version": batch["runlog_version"],
+        "request": request, "parameters": dict(PARAMETERS), "git": batch["git"], "caller": batch["caller"],
+        "aws": batch["aws"], "warnings": warnings, "outcome": outcome,
+        "batch": {"record": batch_address, "batch_id": response["id"], "batch_arn": response.get("arn"),
+                  "batch_uuid": response.get("uuid"), "run_setting_id": setting_id},
+    }
+    member["fingerprint"] = rec.fingerprint(member)
+    return member
+
+
+def batch_entry(ledger: Ledger, ref: str) -> Entry:
+    """The batch record a REF names: a batch's or a member's REF, or a batch id."""
+    entry = resolve_ref(ledger, ref)
+    if entry.kind == "member":
+        found = ledger.get(entry.record["batch"]["record"])
+        if found is None:
+            raise UsageError(f"{ref!r} is a member of batch record {entry.record['batch']['record'][:12]}, which "
+                             "is not in this ledger (`runlog pull` it)")
+        return found
+    if entry.kind != "batch":
+        raise UsageError(f"{ref!r} names a run (record {entry.address[:12]}), not a batch; `runlog log --batches` "
+                         "lists batches")
+    return entry
+
+
+def resolve_ref(ledger: Ledger, ref: str) -> Entry:
+    """ledger.resolve: every REF form, a batch's id, uuid and ARN among them."""
+    return ledger.resolve(ref)
+
+
+def members_of(ledger: Ledger, batch: Entry, limit: int | None = None) -> list[Entry]:
+    """The batch's member records (newest first), each with its latest status."""
+    if not batch.batch_id:
+        return []
+    return ledger.members(batch.batch_id, batch.address, limit)
+
+
+def record_members(ledger: Ledger, batch: Entry, omics) -> dict[str, int]:
+    """Page ListRunsInBatch and write each run setting's member record once, one page per
+    transaction (memory: one page). Returns {"listed", "added"}."""
+    from runlog import aws
+
+    record = batch.record
+    if record["outcome"]["status"] != "submitted":
+        raise UsageError(f"batch record {batch.address[:12]} was {record['outcome']['status']}: it has no runs")
+    settings = {s["runSettingId"]: s for s in run_settings(record)}
+    listed = added = 0
+    try:
+        for page in omics.get_paginator("list_runs_in_batch").paginate(batchId=batch.batch_id,
+                           PaginationConfig={"PageSize": 100}):
+            items = page.get("runs", [])
+            listed += len(items)
+            members = [_member(record, batch.address, item, settings.get(item.get("runSettingId") or ""))
+                       for item in items]
+            added += ledger.add_records(members)
+    except RunlogError:
+        raise
+    except Exception as exc:
+        raise aws.error_from(exc, "ListRunsInBatch") from None
+    return {"listed": listed, "added": added}
+
+
+def observe_batch(ledger: Ledger, batch: Entry, omics) -> dict[str, Any]:
+    """GetBatch, appended as an observation of the batch record when its status or summaries
+    changed."""
+    from runlog import aws
+
+    try:
+        answer = omics.get_batch(batchId=batch.batch_id)
+    except Exception as exc:
+        raise aws.error_from(exc, "GetBatch") from None
+    answer.pop("ResponseMetadata", None)
+    body = rec.jsonable(answer)
+    last = [o for o in ledger.observations(batch.address) if o["source"] == SOURCE_BATCH]
+    if not last or _summary(last[-1]["body"]) != _summary(body):
+        ledger.observe(batch.address, SOURCE_BATCH, body, run_uuid=None, status=body.get("status"))
+    return body
+
+
+def _summary(body: dict) -> tuple:
+    return body.get("status"), body.get("submissionSummary"), body.get("runSummary"), body.get("failureReason")
+
+
+def observe_members(ledger: Ledger, batch: Entry, omics) -> dict[str, int]:
+    """Page ListRuns(batchId) and append a status observation for each member whose status
+    changed (one page per transaction). Returns {"listed", "changed"}."""
+    from runlog import aws
+
+    listed = changed = 0
+    try:
+        for page in omics.get_paginator("list_runs").paginate(batchId=batch.batch_id,
+                           PaginationConfig={"PageSize": 100}):
+            items = [rec.jsonable(i) for i in page.get("items", []) if i.get("id")]
+            listed += len(items)
+            if not items:
+                continue
+            rows = ledger.member_runs(batch.batch_id, [i["id"] for i in items])
+            known = {run_id: (address, run_uuid, status) for address, run_id, run_uuid, status in rows}
+            seen = []
+            for item in items:
+                if item["id"] not in known:
+                    continue
+                address, run_uuid, status = known[item["id"]]
+                if item.get("status") and item["status"] != status:
+                    source, body = SOURCE_RUNS, item
+                    if item["status"] == "FAILED":  # ListRuns has no reason: GetRun, for the failed only
+                        source, body = "GetRun", rec.jsonable(omics.get_run(id=item["id"]))
+                        body.pop("ResponseMetadata", None)
+                    seen.append((address, run_uuid, source, body))
+            if seen:
+                with ledger.write():  # one transaction a page
+                    for address, run_uuid, source, body in seen:
+                        ledger._insert_observation(address, run_uuid, rec.utc_now(), source, body.get("status"),
+                                                   body)
+                changed += len(seen)
+    except RunlogError:
+        raise
+    except Exception as exc:
+        raise aws.error_from(exc, "ListRuns") from None
+    return {"listed": listed, "changed": changed}
+
+
+def refresh_batch(ledger: Ledger, batch: Entry, omics) -> dict[str, Any]:
+    """GetBatch, then the members (ListRunsInBatch) and their statuses (ListRuns)."""
+    answer = observe_batch(ledger, batch, omics)
+    members = record_members(ledger, batch, omics)
+    statuses = observe_members(ledger, batch, omics)
+    return {"record": batch.address, "batch_id": batch.batch_id, "status": answer.get("status"),
+            "members_listed": members["listed"], "members_added": members["added"],
+            "statuses_changed": statuses["changed"]}
+
+
+def summary(ledger: Ledger, batch: Entry) -> dict[str, Any]:
+    """What `runlog show B` says about a batch: counts by submission and by run status, the
+    failures with their reasons, and the latest GetBatch."""
+
+    submission: dict[str, int] = {}
+    for outcome, count in ledger.member_outcomes(batch.batch_id, batch.address):
+        submission[{"submitted": "SUCCESS", "rejected": "FAILED"}.get(outcome, outcome)] = count
+    statuses: dict[str, int] = {}
+    failures: list[dict[str, Any]] = []
+    rows = ledger.member_states(batch.batch_id, batch.address)
+    for address, run_id, setting_id, outcome, code, message, latest in rows:
+        if outcome != "submitted":
+            failures.append({"run_setting_id": setting_id, "record": address, "stage": "submission",
+                             "reason": f"{code}: {message}" if message else code})
+            continue
+        status, _, status_message = (latest or "PENDING").partition("\x1f")
+        statuses[status] = statuses.get(status, 0) + 1
+        if status == "FAILED":
+            failures.append({"run_setting_id": setting_id, "record": address, "run_id": run_id, "stage": "run",
+                             "reason": status_message or "no reason given"})
+    batch_seen = [o for o in ledger.observations(batch.address) if o["source"] == SOURCE_BATCH]
+    return {"record": batch.address, "batch_id": batch.batch_id, "runs": batch.record["batch"]["runs"],
+            "members_recorded": sum(submission.values()), "submission": submission, "run_status": statuses,
+            "failures": failures, "batch_status": batch_seen[-1]["body"].get("status") if batch_seen else
+            (batch.record["outcome"].get("response") or {}).get("status"),
+            "get_batch": batch_seen[-1]["body"] if batch_seen else None}
+
+
+# -- comparing two batches ---------------------------------------------------------------------------
+
+def _flat(value: Any, path: str = "") -> dict[str, Any]:
+    """{json.path: leaf} of a JSON value (lists by index), for key-by-key comparison."""
+    if isinstance(value, dict) and value:
+        out: dict[str, Any] = {}
+        for key in sorted(value):
+            out.update(_flat(value[key], f"{path}.{key}" if path else str(key)))
+        return out
+    if isinstance(value, list) and value:
+        out = {}
+        for index, item in enumerate(value):
+            out.update(_flat(item, f"{path}[{index}]"))
+        return out
+    return {path: value}
+
+
+def _changes(section: str, old: dict, new: dict, prefix: str = "") -> list:
+    from runlog.diff import Change
+
+    left, right = _flat(old), _flat(new)
+    found = []
+    for path in sorted(set(left) | set(right)):
+        shown = f"{prefix}{path}" if path else prefix.rstrip(".")
+        if path not in right:
+            found.append(Change(section, shown, left[path], None, "removed"))
+        elif path not in left:
+            found.append(Change(section, shown, None, right[path], "added"))
+        elif left[path] != right[path] or type(left[path]) is not type(right[path]):
+            kind = "changed" if type(left[path]) is type(right[path]) else "type_changed"
+            found.append(Change(section, shown, left[path], right[path], kind))
+    return found
+
+
+def compare_batches(a: dict, b: dict) -> list:
+    """The cohort audit between two batch records, as runlog.diff.Change items: runs added
+    and removed (by runSettingId), the default setting changed, each shared run's own
+    setting changed, identities of shared inputs changed, the settings file, git."""
+    from runlog.diff import Change, view
+    from runlog.resolve import identity_changes
+
+    changes: list = []
+    runs_a = {s["runSettingId"]: s for s in run_settings(a)}
+    runs_b = {s["runSettingId"]: s for s in run_settings(b)}
+    for ident in runs_a:
+        if ident not in runs_b:
+            changes.append(Change("runs", ident, runs_a[ident], None, "removed"))
+    for ident in runs_b:
+        if ident not in runs_a:
+            changes.append(Change("runs", ident, None, runs_b[ident], "added"))
+    bookkeeping = ("runTags",)
+    default_a, default_b = (
+        {k: v for k, v in r["request"]["defaultRunSetting"].items() if k not in bookkeeping} for r in (a, b))
+    changes += _changes("default setting", default_a, default_b)
+    tags_a, tags_b = (r["request"]["defaultRunSetting"].get("runTags") or {} for r in (a, b))
+    changes += _changes("default setting", {"runTags": tags_a} if tags_a else {}, {"runTags": tags_b} if tags_b else {})
+    for ident, own in runs_a.items():
+        other = runs_b.get(ident)
+        if other is not None and other != own:
+            changes += _changes("run settings", own, other, prefix=f"{ident}.")
+    inputs_a = (a.get("resolution") or {}).get("inputs") or {}
+    inputs_b = (b.get("resolution") or {}).get("inputs") or {}
+    for found in identity_changes(inputs_a, inputs_b):
+        changes.append(Change("inputs", f"{found['uri']}.{found['field']}", found["old"], found["new"], "changed"))
+    pinned_a, pinned_b = ((r.get("batch") or {}).get("settings_file") or {} for r in (a, b))
+    keep = ("uri", "etag", "version_id", "sha256")
+    changes += _changes("settings file", {k: pinned_a[k] for k in keep if k in pinned_a},
+                        {k: pinned_b[k] for k in keep if k in pinned_b})
+    git_a, git_b = view({**a, "request": {}})["git"], view({**b, "request": {}})["git"]
+    changes += _changes("git", git_a, git_b)
+    return changes
+
+
+def expand_refs(ledger: Ledger, refs: list[str]) -> list[str]:
+    """REFs with each batch's REF replaced by its member records' addresses (in the order
+    they were recorded): what `runlog export BATCH` exports is the cohort's runs."""
+    out: list[str] = []
+    for ref in refs:
+        entry = ledger.resolve(ref)
+        if entry.kind != "batch":
+            out.append(ref)
+            continue
+        members = ledger.member_addresses(entry.batch_id, entry.address)
+        if not members:
+            raise UsageError(f"batch {entry.batch_id or entry.address[:12]} has no member runs in the ledger yet: "
+                             f"`runlog refresh {entry.batch_id or entry.address[:12]}` records them")
+        out.extend(members)
+    return out
+
+
+# -- replaying --------------------------------------------------------------------------------------
+
+def member_as_run(request: dict[str, Any]) -> dict[str, Any]:
+    """A member's effective setting as a StartRun request (`runlog replay MEMBER` starts it as
+    a single run): runTags become the run's tags; what StartRun does not take is left out."""
+    from runlog.startrun import members as startrun_members
+
+    known = startrun_members()
+    out = {k: v for k, v in request.items() if k in known}
+    if request.get("runTags"):
+        out["tags"] = {**request["runTags"], **(out.get("tags") or {})}
+    return out
+
+
+def failed_settings(ledger: Ledger, batch: Entry) -> list[str]:
+    """runSettingIds of the batch's members whose submission failed or whose run ended
+    FAILED or CANCELLED (as last recorded)."""
+    facts = summary(ledger, batch)
+    found = [f["run_setting_id"] for f in facts["failures"]]
+
+    rows = ledger.member_statuses(batch.batch_id, batch.address)
+    found += [ident for ident, status in rows if status == "CANCELLED"]
+    return list(dict.fromkeys(found))
+
+
+def replay_request(ledger: Ledger, batch: Entry, *, only: Sequence[str] = (), sets: Sequence[str] = (),
+                   batch_name: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(StartRunBatch request, lineage) to start batch `batch` again as a new batch: a new
+    requestId, the recorded default setting (--set changes its parameters), and the recorded
+    run settings, all of them or `only` those (runSettingIds, or "failed"). The settings file
+    of an s3UriSettings batch is named again when all its runs are replayed (its bytes are
+    checked against the pinned SHA-256 before sending); a selection goes inline (at most 100)."""
+    import copy
+
+    from runlog.replay import apply_set, parse_set
+
+    record = batch.record
+    if record["outcome"]["status"] != "submitted" and only:
+        raise UsageError(f"batch record {batch.address[:12]} never started: it has no runs to select from")
+    request = copy.deepcopy(record["request"])
+    request.pop("requestId", None)
+    settings = run_settings(record)
+    overrides: dict[str, Any] = {}
+    selected: list[str] = []
+    if only:
+        wanted = [w for w in only if w != "failed"]
+        if "failed" in only:
+            wanted = failed_settings(ledger, batch) + wanted
+            if not wanted:
+                raise UsageError(f"batch {batch.batch_id} has no failed runs recorded (`runlog refresh "
+                                 f"{batch.batch_id}` first?)")
+        by_id = {s["runSettingId"]: s for s in settings}
+        unknown = [w for w in wanted if w not in by_id]
+        if unknown:
+            raise UsageError(f"--only: runSettingId {unknown[0][:128]!r} is not in batch {batch.batch_id}'s "
+                             f"recorded settings ({len(by_id)} runs)")
+        selected = list(dict.fromkeys(wanted))
+        if len(selected) > MAX_INLINE:
+            raise UsageError(f"--only selects {len(selected)} runs: more than {MAX_INLINE} need a settings file in "
+                             "S3, which runlog does not write for you yet; put them in one and use submit-batch")
+        request["batchRunSettings"] = {"inlineSettings": [by_id[w] for w in selected]}
+        overrides["runs"] = selected
+    elif "inlineSettings" not in request["batchRunSettings"] and "content" not in (
+            record["batch"].get("settings_file") or {}):
+        raise UsageError(f"batch {batch.batch_id}'s settings file was not read at submission: runlog cannot tell "
+                         "whether it still holds the same runs")
+    default = request["defaultRunSetting"]
+    for text in sets:
+        path, parts, value = parse_set(text)
+        apply_set(default.setdefault("parameters", {}), path, parts, value)
+        overrides.setdefault("parameters", {})[path] = value
+    if batch_name is not None:
+        request["batchName"] = batch_name
+        overrides.setdefault("members", {})["batchName"] = batch_name
+    request["tags"] = {**(request.get("tags") or {}), "runlog:replay-of": batch.batch_id or batch.address}
+    request["requestId"] = str(uuid.uuid4())
+    response = record["outcome"].get("response") or {}
+    lineage = {"replay_of": {"record": batch.address, "run_uuid": response.get("uuid"),
+                             "run_id": response.get("id"), "run_arn": response.get("arn")},
+               "mode": "request", "overrides": overrides, "drift": []}
+    return request, lineage
+
+
+def batch_drift(record: dict, git_now: dict, workflow_now: dict, settings_now: dict | None) -> list[dict]:
+    """What no longer is as the batch recorded it: git, the default workflow's digest, the
+    settings file's bytes. Each finding as replay's lineage holds it."""
+    drift = []
+    git = record["git"]
+    for what, key in (("commit", "commit"), ("uncommitted changes", "diff_sha256"),
+                      ("untracked files", "untracked_sha256")):
+        if git.get(key) != git_now.get(key):
+            drift.append({"kind": "git", "what": what, "recorded": git.get(key), "current": git_now.get(key)})
+    recorded = ((record.get("resolution") or {}).get("workflow") or {}).get("digest")
+    if recorded and workflow_now.get("digest") and workflow_now["digest"] != recorded:
+        drift.append({"kind": "workflow", "what": "digest", "recorded": recorded, "current": workflow_now["digest"]})
+    pinned = (record.get("batch") or {}).get("settings_file") or {}
+    if settings_now is not None and pinned.get("sha256") and settings_now.get("sha256") != pinned["sha256"]:
+        drift.append({"kind": "input", "what": f"{pinned['uri']} sha256", "recorded": pinned["sha256"],
+                      "current": settings_now.get("sha256") or settings_now.get("error")})
+    return drift
+
+
+# -- cancelling and deleting ------------------------------------------------------------------------
+
+ACTIONS = {"cancel": ("CancelRunBatch", "cancel_run_batch"), "delete-runs": ("DeleteRunBatch", "delete_run_batch")}
+
+
+def act_on_batch(ledger: Ledger, batch: Entry, omics, action: str) -> dict[str, Any]:
+    """CancelRunBatch (stop submitting, cancel what runs) or DeleteRunBatch (delete a finished
+    batch's runs), recorded as an observation of the batch record: what was asked, when, and
+    the service's answer or refusal. Nothing is removed from the ledger. Raises RunlogError
+    (exit 1) when the service refuses (the refusal is recorded too)."""
+    from runlog import aws
+
+    operation, method = ACTIONS[action]
+    if not batch.batch_id:
+        raise UsageError(f"batch record {batch.address[:12]} was {batch.outcome}: there is no batch to {action}")
+    body: dict[str, Any] = {"action": operation, "batchId": batch.batch_id}
+    try:
+        answer = getattr(omics, method)(batchId=batch.batch_id)
+        answer.pop("ResponseMetadata", None)
+        body["answer"] = rec.jsonable(answer)
+        status = None
+    except Exception as exc:
+        error = aws.error_from(exc, operation)
+        body["error"] = error.message
+        ledger.observe(batch.address, operation, body, status=None)
+        raise error from None
+    ledger.observe(batch.address, operation, body, status=status)
+    after = observe_batch(ledger, batch, omics)
+    return {"record": batch.address, "batch_id": batch.batch_id, "action": operation, "status": after.get("status")}

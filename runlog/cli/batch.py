@@ -1,0 +1,343 @@
+"""`runlog submit-batch` (a drop-in for `aws omics start-run-batch`), and what `show`,
+`refresh`, `watch` and `log --batch` do for batches (runlog/batch.py)."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from runlog.cli.common import (
+    aws_options,
+    aws_settings,
+    echo_json,
+    load_config,
+    note,
+    open_ledger,
+    warn,
+)
+from runlog.cli.submit import (
+    aws_global_options,
+    check_query,
+    duplicate_hint,
+    global_client_options,
+    make_resolve_options,
+    member_option,
+    output_options,
+    print_dry_run,
+    print_submission,
+    resolve_options,
+)
+from runlog.textsafe import terminal_safe
+
+
+def startrunbatch_options(func):
+    """Every `aws omics start-run-batch` option, one per member of StartRunBatch's input shape
+    in botocore's model (a newer botocore brings its options)."""
+    from runlog.batch import options
+
+    for option in reversed(options()):
+        func = member_option(option)(func)
+    return func
+
+
+@click.command("submit-batch", context_settings={"max_content_width": 100})
+@startrunbatch_options
+@click.option("--cli-input-json", help="The whole StartRunBatch request as JSON, inline or file://PATH; flags "
+              "override it.")
+@click.option("--dry-run", is_flag=True, help="Make every check and resolution, print the exact request and "
+              "the record that would be written; send nothing, write nothing.")
+@aws_options
+@aws_global_options
+@resolve_options
+@output_options
+@click.pass_context
+def submit_batch(ctx, cli_input_json, dry_run, profile, region, endpoint_url, cli_read_timeout, cli_connect_timeout,
+                 no_verify_ssl, ca_bundle, color, no_paginate, aws_debug, no_resolve, no_check, strict,
+                 resolve_timeout, query, output, as_json, quiet, allow_duplicate, no_cli_pager, **members):
+    """Start a HealthOmics batch of runs and record it: a drop-in for `aws omics start-run-batch`.
+
+    Takes every `start-run-batch` option with the same spelling and prints the same response
+    JSON (id, arn, status, uuid, tags). Before StartRunBatch is called, the exact request (with
+    its requestId), the git state, and for --batch-run-settings '{"s3UriSettings": ...}' the
+    settings file itself (ETag, VersionId, SHA-256 and its content: the cohort) are committed
+    to the ledger; the response is appended after. The default workflow is resolved once and
+    every run's parameters (the default's merged with its own) are checked against its
+    template; the runs' S3 inputs are identified in bulk (docs/batch.md).
+
+    The runs appear later: `runlog refresh BATCH` (or `runlog watch BATCH`) records each as a
+    member record, with its status.
+
+    \b
+    Examples:
+      runlog submit-batch --batch-name cohort-1 \\
+        --default-run-setting '{"workflowId": "1234567", "roleArn": "ROLE", "outputUri": "s3://b/out/"}' \\
+        --batch-run-settings '{"inlineSettings": [{"runSettingId": "NA12878", "parameters": {"sample": "NA12878"}}]}'
+      runlog submit-batch --default-run-setting file://default.json \\
+        --batch-run-settings '{"s3UriSettings": "s3://b/cohort/settings.json"}' --query id --output text
+
+    Exit status: 0 submitted; 1 the service refused the request (kept as a failed attempt) or its
+    answer is unknown (kept as pending, see `runlog recover`); 2 bad input (nothing sent or
+    written); 130 interrupted.
+    """
+    from runlog.batch import Options, build_request
+    from runlog.batch import submit_batch as do_submit
+
+    check_query(query)
+    client_options = global_client_options(ctx, cli_read_timeout, cli_connect_timeout, no_verify_ssl, ca_bundle,
+                                           color, no_paginate, aws_debug)
+    config = load_config(ctx)
+    built = build_request(members, cli_input_json=cli_input_json,
+                          defaults={"role_arn": config.get("role_arn"), "output_uri": config.get("output_uri")})
+    settings = aws_settings(config, profile, region, endpoint_url)
+    resolved = make_resolve_options(config, no_resolve, no_check, strict, resolve_timeout)
+    opener = (lambda: open_ledger(config, create=False, notice=False)) if dry_run else \
+        (lambda: open_ledger(config, create=True))
+    with duplicate_hint():
+        result = do_submit(opener, built.request, settings=settings, git_path=config.git_repo,
+                           lookup_caller=config.get("caller_identity", True),
+                           resolve_options=Options(enabled=resolved.enabled, check=resolved.check,
+                                                   strict=resolved.strict, timeout=resolved.timeout),
+                           allow_duplicate=allow_duplicate, warn=warn, dry_run=dry_run,
+                           client_options=client_options)
+    if dry_run:
+        if result.ledger is None:
+            result.ledger = str(config.ledger_path())
+        print_dry_run(result)
+        return
+    print_submission(result, query, output, as_json, quiet, color)
+
+
+def refresh_batches(ledger, entries, config, profile=None, region=None, endpoint_url=None) -> list[dict]:
+    """`runlog refresh` for batch records: GetBatch, ListRunsInBatch (members), ListRuns
+    (their statuses). One change per batch: {record, batch_id, status, members_added, …} or
+    {record, batch_id, error}."""
+    from runlog import aws
+    from runlog.batch import refresh_batch
+    from runlog.errors import RunlogError
+
+    changes = []
+    for entry in entries:
+        if not entry.batch_id:
+            changes.append({"record": entry.address, "batch_id": None,
+                            "error": f"no batch: this submission was {entry.outcome}"})
+            continue
+        settings = aws_settings(config, profile, region, endpoint_url, recorded=entry.record.get("aws"))
+        omics = aws.client(settings, "omics")
+        try:
+            changes.append(refresh_batch(ledger, entry, omics))
+        except RunlogError as exc:
+            changes.append({"record": entry.address, "batch_id": entry.batch_id, "error": exc.message})
+    return changes
+
+
+def batch_line(change: dict) -> str:
+    if "error" in change:
+        return terminal_safe(f"batch {change['batch_id'] or '-'} (record {change['record'][:12]}): {change['error']}")
+    return terminal_safe(f"batch {change['batch_id']}: {change['status']}; {change['members_listed']} run(s) listed, "
+                         f"{change['members_added']} new member record(s), {change['statuses_changed']} status "
+                         "change(s)")
+
+
+def show_batch(ledger, entry, as_json: bool) -> None:
+    """`runlog show B`: the batch, its counts by submission and by run status, its failures
+    with their reasons; the record without the settings file's content (in --json: whole)."""
+    from runlog.batch import summary
+
+    facts = summary(ledger, entry)
+    record = entry.record
+    if as_json:
+        echo_json({"address": entry.address, "seq": entry.seq, "status": facts["batch_status"], "record": record,
+                   "batch": facts, "observations": ledger.observations(entry.address)})
+        return
+    response = record["outcome"].get("response") or {}
+    request = record["request"]
+    pinned = record["batch"].get("settings_file")
+    lines = [("record", entry.address), ("kind", f"batch (#{entry.seq} in this ledger)"),
+             ("created", record["created"]), ("status", facts["batch_status"] or "-")]
+    if response:
+        lines += [("batch", f"{response.get('id')}  uuid {response.get('uuid')}"), ("arn", response.get("arn"))]
+    else:
+        error = record["outcome"].get("error") or {}
+        lines.append((record["outcome"]["status"], f"{error.get('code')}: {error.get('message')}"
+                      if error else record["outcome"].get("reason")))
+    if request.get("batchName"):
+        lines.append(("name", request["batchName"]))
+    lines.append(("workflow", request["defaultRunSetting"].get("workflowId")))
+    if pinned:
+        where = ", ".join(f"{k} {pinned[k]}" for k in ("etag", "version_id", "sha256") if pinned.get(k))
+        lines.append(("settings", f"{pinned['uri']} ({where or pinned.get('error', {}).get('code')})"))
+    lines.append(("runs", f"{facts['runs']} asked, {facts['members_recorded']} member record(s)"))
+    if facts["submission"]:
+        lines.append(("submission", ", ".join(f"{k} {v}" for k, v in sorted(facts["submission"].items()))))
+    if facts["run_status"]:
+        lines.append(("run status", ", ".join(f"{k} {v}" for k, v in sorted(facts["run_status"].items()))))
+    git = record["git"]
+    lines.append(("git", f"{git['commit']} ({git['state']})" if git.get("commit") else git["state"]))
+    lines.append(("fingerprint", record["fingerprint"]))
+    for failure in facts["failures"][:20]:
+        run = f"run {failure['run_id']}, " if failure.get("run_id") else ""
+        lines.append(("failed", f"{failure['run_setting_id']} ({run}{failure['stage']}): {failure['reason']}"))
+    if len(facts["failures"]) > 20:
+        lines.append(("failed", f"… and {len(facts['failures']) - 20} more (--json lists all)"))
+    for warning in record.get("warnings", []):
+        lines.append(("warning", warning))
+    for key, value in lines:
+        click.echo(f"{key:<12} {terminal_safe(str(value))}")
+    shown = json.loads(entry.body)
+    if pinned and "content" in pinned:
+        shown["batch"]["settings_file"]["content"] = f"({len(pinned['content'])} run settings: see --json)"
+    inputs = (shown.get("resolution") or {}).get("inputs") or {}
+    if len(inputs) > 20:
+        shown["resolution"]["inputs"] = f"({len(inputs)} inputs: see --json)"
+    click.echo("\n" + json.dumps(shown, indent=2, ensure_ascii=False, sort_keys=True))
+
+
+def watch_batch(ctx, ledger, entry, config, interval: float, timeout: float | None, as_json: bool,
+                profile=None, region=None, endpoint_url=None) -> None:
+    """`runlog watch BATCH`: refresh the batch every `interval` seconds until it is finished."""
+    import time
+
+    from runlog import aws
+    from runlog.batch import FINISHED, refresh_batch, summary
+    from runlog.errors import RunlogError
+
+    if not entry.batch_id:
+        raise RunlogError(f"record {entry.address[:12]} has no batch to watch (it was {entry.outcome})")
+    omics = aws.client(aws_settings(config, profile, region, endpoint_url, recorded=entry.record.get("aws")), "omics")
+    started = time.monotonic()
+    last = None
+    while True:
+        change = refresh_batch(ledger, entry, omics)
+        if change["status"] != last:
+            click.echo(terminal_safe(f"batch {entry.batch_id}: {change['status']}"), err=True)
+            last = change["status"]
+        if change["status"] in FINISHED:
+            break
+        if timeout is not None and time.monotonic() - started + interval > timeout:
+            raise RunlogError(f"batch {entry.batch_id} is still {change['status']} after {timeout:g} s; "
+                              "`runlog watch` again to keep following it", exit_code=1)
+        time.sleep(interval)
+    facts = summary(ledger, entry)
+    if as_json:
+        echo_json(facts)
+    else:
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(facts["run_status"].items())) or "no runs"
+        failed = facts["submission"].get("FAILED", 0)
+        click.echo(terminal_safe(f"batch {entry.batch_id} {facts['batch_status']}: {counts}"
+                                 + (f"; {failed} submission(s) FAILED" if failed else "")))
+        for failure in facts["failures"][:20]:
+            click.echo(terminal_safe(f"  failed {failure['run_setting_id']} ({failure['stage']}): "
+                                     f"{failure['reason']}"))
+    ok = facts["batch_status"] == "PROCESSED" and not facts["failures"] and \
+        set(facts["run_status"]) <= {"COMPLETED"}
+    if not ok:
+        ctx.exit(1)
+
+
+def is_batch_ref(config, ref: str) -> bool:
+    """Whether REF names a batch record in the ledger (a missing ledger or REF: no)."""
+    from runlog.errors import UsageError
+
+    ledger = open_ledger(config, create=False, notice=False)
+    if ledger is None:
+        return False
+    with ledger:
+        try:
+            return ledger.resolve(ref).kind == "batch"
+        except UsageError:
+            return False
+
+
+def replay_batch(ctx, config, ref: str, *, only: list[str], sets: list[str], allow_drift: bool, dry_run: bool,
+                 native: bool, members: dict, options, given: tuple, output: tuple, allow_duplicate: bool) -> None:
+    """`runlog replay BATCH`: the batch (or --only some of its runs) as a new batch."""
+    from runlog import aws, gitcapture
+    from runlog.batch import (
+        Options,
+        batch_drift,
+        read_settings_file,
+        replay_request,
+        submit_batch,
+    )
+    from runlog.cli.common import require_ledger
+    from runlog.errors import DriftError, UsageError
+    from runlog.replay import describe
+    from runlog.resolve import workflow_identity
+
+    if native:
+        raise UsageError("--native duplicates one run; a batch is replayed from its recorded request")
+    given_members = [name for name, value in members.items() if value is not None]
+    if given_members:
+        raise UsageError(f"a batch replay takes --set (the default setting's parameters) and --only, not "
+                         f"{given_members[0]} (edit the batch's request and use submit-batch)")
+    profile, region, endpoint_url = given
+    query, out_format, as_json, quiet = output
+    with require_ledger(config) as ledger:
+        entry = ledger.resolve(ref)
+        request, lineage = replay_request(ledger, entry, only=only, sets=sets)
+        record = entry.record
+    settings = aws_settings(config, profile, region, endpoint_url, recorded=record["aws"])
+    sess = aws.session(settings)
+    omics = aws.client(settings, "omics", sess=sess)
+    workflow_now = workflow_identity(omics, request["defaultRunSetting"]) if options.enabled else {}
+    uri = request["batchRunSettings"].get("s3UriSettings")
+    settings_now = read_settings_file(aws.client(settings, "s3", sess=sess), uri) if uri else None
+    lineage["drift"] = batch_drift(record, gitcapture.capture(config.git_repo), workflow_now, settings_now)
+    for drift in lineage["drift"]:
+        warn("drift: " + describe(drift))
+    if dry_run:
+        if lineage["drift"] and not allow_drift:
+            note(f"without --dry-run this replay would be refused (exit 3): {len(lineage['drift'])} drift finding(s)")
+        click.echo(json.dumps({"request": request, **lineage}, indent=2, ensure_ascii=False))
+        return
+    if lineage["drift"] and not allow_drift:
+        raise DriftError(f"replay refused: {len(lineage['drift'])} drift finding(s) since the original batch "
+                         "(listed above); --allow-drift replays anyway and records them")
+    with duplicate_hint():
+        result = submit_batch(lambda: open_ledger(config, create=True), request, settings=settings,
+                              git_path=config.git_repo, lookup_caller=config.get("caller_identity", True),
+                              resolve_options=Options(enabled=options.enabled, check=options.check,
+                                                      strict=options.strict, timeout=options.timeout),
+                              allow_duplicate=allow_duplicate, warn=warn, extra={"lineage": lineage})
+    print_submission(result, query, out_format, as_json, quiet)
+
+
+@click.command("cancel")
+@click.argument("ref")
+@click.option("--delete-runs", is_flag=True, help="DeleteRunBatch instead: delete the runs of a finished batch.")
+@click.option("--json", "as_json", is_flag=True, help="Print what was asked and the batch's status as JSON.")
+@aws_options
+@click.pass_context
+def cancel(ctx, ref, delete_runs, as_json, profile, region, endpoint_url):
+    """Cancel a batch (CancelRunBatch), or delete its runs (--delete-runs: DeleteRunBatch).
+
+    REF names a batch (its id, uuid, ARN, @N or record address). What was asked and the
+    service's answer (or refusal) are appended to the ledger as observations of the batch
+    record, followed by GetBatch; nothing is removed from the ledger: the batch's and its
+    members' records stay, and `runlog refresh BATCH` records the members' new statuses.
+
+    \b
+    Examples:
+      runlog cancel 7654321
+      runlog cancel 7654321 --delete-runs
+
+    Exit status: 0 asked; 1 the service refused (recorded); 2 bad REF (not a batch).
+    """
+    from runlog import aws
+    from runlog.batch import act_on_batch
+    from runlog.cli.common import require_ledger
+    from runlog.errors import UsageError
+
+    config = load_config(ctx)
+    with require_ledger(config) as ledger:
+        entry = ledger.resolve(ref)
+        if entry.kind != "batch":
+            raise UsageError(f"{ref!r} names a {entry.kind} record, not a batch: `runlog cancel` cancels batches")
+        omics = aws.client(aws_settings(config, profile, region, endpoint_url, recorded=entry.record.get("aws")),
+                           "omics")
+        result = act_on_batch(ledger, entry, omics, "delete-runs" if delete_runs else "cancel")
+    if as_json:
+        echo_json(result)
+    else:
+        click.echo(terminal_safe(f"batch {result['batch_id']}: {result['action']} asked; now {result['status']}"))
