@@ -59,7 +59,7 @@ def diff(ctx, ref_a, ref_b, as_json, exit_code, include_identity):
       runlog diff @1                  # has anything drifted since the latest run?
       runlog diff A B --exit-code && echo "same configuration"
     """
-    _import_deepdiff_lean()
+    import runlog.diff
     from runlog.diff import as_of_now, compare, header
     from runlog.observe import latest_run_facts
 
@@ -76,6 +76,7 @@ def diff(ctx, ref_a, ref_b, as_json, exit_code, include_identity):
             entry_b = ledger.resolve(ref_b)
             record_b, address_b = entry_b.record, entry_b.address
             facts_b = latest_run_facts(ledger, entry_b.address)
+    runlog.diff.before_deepdiff_import = _import_deepdiff_lean  # only if two lists differ
     changes = compare(entry_a.record, record_b, facts_a, facts_b, identity=include_identity)
     head_a, head_b = header(entry_a.record, entry_a.address), header(record_b, address_b)
     if as_json:
@@ -89,13 +90,13 @@ def diff(ctx, ref_a, ref_b, as_json, exit_code, include_identity):
 
 def _import_deepdiff_lean() -> None:
     """Import DeepDiff without its optional numpy and pydantic support (records are plain
-    JSON), which would otherwise double the command's start-up time. Done only here, in the
-    CLI's own process; the library (runlog.diff) imports DeepDiff normally."""
+    JSON), which would otherwise double its import time. Done only in the CLI's own process
+    (runlog.diff calls it when two lists differ); the library imports DeepDiff normally."""
     if "deepdiff" in sys.modules:
         return
     blocked = [name for name in ("numpy", "pydantic", "pydantic.main") if name not in sys.modules]
     for name in blocked:
-        sys.modules[name] = None  # makes `import name` raise ImportError, which DeepDiff handles
+        sys.modules[name] = None  # type: ignore[assignment]  # makes `import name` raise ImportError, which DeepDiff handles
     try:
         import deepdiff  # noqa: F401
     finally:

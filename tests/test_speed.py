@@ -1,0 +1,135 @@
+"""What was done for speed keeps what runlog reports true: diff's own walk reports what
+DeepDiff reports, and DeepDiff is imported only when two lists differ."""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+
+import pytest
+from deepdiff import DeepDiff
+from recordfactory import make_record
+
+from runlog import diff as rdiff
+from runlog.ledger import Ledger
+
+
+def _deepdiff_report(left: dict, right: dict) -> list[tuple]:
+    """The report as runlog made it before: DeepDiff over the whole view."""
+    found = []
+    for report_type, items in DeepDiff(left, right, verbose_level=2, threshold_to_diff_deeper=0).tree.items():
+        kind = rdiff._KINDS.get(report_type)
+        if kind is None:
+            continue
+        for item in items:
+            parts = item.path(output_format="list")
+            found.append((parts[0], rdiff._json_path(parts[1:]), None if kind == "added" else item.t1,
+                          None if kind == "removed" else item.t2, kind))
+    return sorted(found, key=repr)
+
+
+def _walk_report(left: dict, right: dict) -> list[tuple]:
+    out: list = []
+    rdiff._walk(left, right, [], out)
+    return sorted(((c.section, c.path, c.old, c.new, c.kind) for c in out), key=repr)
+
+
+_SCALARS = [None, True, False, 0, 1, 2, 1.0, 2.5, "", "a", "b", "true", "1"]
+
+
+def _value(rng: random.Random, depth: int):
+    roll = rng.random()
+    if depth > 2 or roll < 0.55:
+        return rng.choice(_SCALARS)
+    if roll < 0.8:
+        return {rng.choice("abcde"): _value(rng, depth + 1) for _ in range(rng.randint(0, 4))}
+    return [_value(rng, depth + 1) for _ in range(rng.randint(0, 4))]
+
+
+def _mutate(rng: random.Random, value):
+    if isinstance(value, dict) and value and rng.random() < 0.8:
+        out = dict(value)
+        key = rng.choice(sorted(out))
+        action = rng.random()
+        if action < 0.25:
+            del out[key]
+        elif action < 0.45:
+            out[rng.choice("fgh")] = _value(rng, 2)
+        else:
+            out[key] = _mutate(rng, out[key])
+        return out
+    if isinstance(value, list) and value and rng.random() < 0.8:
+        out = list(value)
+        index = rng.randrange(len(out))
+        action = rng.random()
+        if action < 0.3:
+            del out[index]
+        elif action < 0.5:
+            out.insert(index, _value(rng, 2))
+        else:
+            out[index] = _mutate(rng, out[index])
+        return out
+    return _value(rng, 1)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_diff_walk_reports_exactly_what_deepdiff_reports(seed):
+    rng = random.Random(seed)
+    compared = 0
+    for _ in range(400):
+        left = {section: {k: _value(rng, 1) for k in "abcd" if rng.random() < 0.7} for section in ("p", "q")}
+        right = json.loads(json.dumps(left))
+        for _ in range(rng.randint(0, 3)):
+            right["p" if rng.random() < 0.7 else "q"] = _mutate(rng, right["p"])
+        assert _walk_report(left, right) == _deepdiff_report(left, right), (left, right)
+        compared += 1
+    assert compared == 400
+
+
+def test_diff_walk_type_changes_that_python_equality_hides():
+    left = {"p": {"flag": True, "n": 1, "x": [1, 2]}}
+    right = {"p": {"flag": 1, "n": 1.0, "x": [True, 2]}}
+    found = _walk_report(left, right)
+    assert ("p", "flag", True, 1, "type_changed") in found
+    assert ("p", "n", 1, 1.0, "type_changed") in found
+    assert found == _deepdiff_report(left, right)
+
+
+def _diff_imports(ledger_path, tmp_path) -> tuple[list[str], dict]:
+    code = (
+        "import sys, runpy, io, contextlib\n"
+        f"sys.argv = ['runlog', '--ledger', {str(ledger_path)!r}, 'diff', '@2', '@1', '--json']\n"
+        "out = io.StringIO()\n"
+        "with contextlib.redirect_stdout(out):\n"
+        "    try:\n        runpy.run_module('runlog', run_name='__main__')\n"
+        "    except SystemExit:\n        pass\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('deepdiff', 'numpy', 'pydantic')))\n"
+        "print(out.getvalue().replace(chr(10), ' '))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    imported, report = done.stdout.splitlines()[-2:]
+    return eval(imported), json.loads(report)  # a list of module names printed by repr
+
+
+def _ledger(path, first: dict, second: dict) -> None:
+    with Ledger.open(path) as ledger:
+        for params in (first, second):
+            ledger.add_record(make_record(parameters=params))
+
+
+def test_runlog_diff_without_list_changes_never_imports_deepdiff(tmp_path):
+    path = tmp_path / "ledger.db"
+    _ledger(path, {"sample": "NA12878", "reads": ["a.fq", "b.fq"]}, {"sample": "NA12879", "reads": ["a.fq", "b.fq"]})
+    imported, report = _diff_imports(path, tmp_path)
+    assert imported == []
+    assert [(c["path"], c["old"], c["new"]) for c in report["changes"]] == [("sample", "NA12878", "NA12879")]
+
+
+def test_runlog_diff_of_changed_lists_uses_deepdiff_without_numpy(tmp_path):
+    path = tmp_path / "ledger.db"
+    _ledger(path, {"reads": ["a.fq", "b.fq"]}, {"reads": ["a.fq", "c.fq", "b.fq"]})
+    imported, report = _diff_imports(path, tmp_path)
+    assert "deepdiff" in imported and "numpy" not in imported
+    assert [(c["path"], c["kind"], c["new"]) for c in report["changes"]] == [("reads[1]", "added", "c.fq")]
