@@ -4,6 +4,7 @@ DeepDiff reports, and DeepDiff is imported only when two lists differ."""
 from __future__ import annotations
 
 import json
+import os
 import random
 import subprocess
 import sys
@@ -133,3 +134,98 @@ def test_runlog_diff_of_changed_lists_uses_deepdiff_without_numpy(tmp_path):
     imported, report = _diff_imports(path, tmp_path)
     assert "deepdiff" in imported and "numpy" not in imported
     assert [(c["path"], c["kind"], c["new"]) for c in report["changes"]] == [("reads[1]", "added", "c.fq")]
+
+
+# --- the git capture asks git itself; gitpython (a test dependency) is the reference ---------------
+
+def _gitpython_view(path):
+    """commit, branch and remote as the capture read them through gitpython before."""
+    import git
+
+    from runlog.gitcapture import strip_credentials
+
+    repo = git.Repo(path, search_parent_directories=True)
+    try:
+        commit = repo.head.commit.hexsha
+    except ValueError:
+        commit = None
+    branch = None if repo.head.is_detached else repo.head.reference.name
+    remotes = {r.name: r for r in repo.remotes}
+    chosen = remotes.get("origin") or next(iter(remotes.values()), None)
+    url = None
+    if chosen is not None:
+        try:
+            url = next(iter(chosen.urls), None)
+        except Exception:
+            url = None
+    return {"commit": commit, "branch": branch, "remote": strip_credentials(url)}
+
+
+def _captured(path):
+    from runlog.gitcapture import capture
+
+    found = capture(path)
+    return {k: found.get(k) for k in ("commit", "branch", "remote")}, found
+
+
+def test_git_capture_agrees_with_gitpython_on_branches_remotes_and_heads(git_repo, git, tmp_path):
+    sub = git_repo / "pipelines" / "rna"
+    sub.mkdir(parents=True)
+    ours, found = _captured(sub)
+    assert ours == _gitpython_view(sub)
+    assert ours["remote"] == "https://github.com/lab/analysis.git"  # the password is never recorded
+    assert found["workdir"] == "pipelines/rna" and found["state"] == "clean"
+
+    git(git_repo, "checkout", "-q", "-b", "feature/faster-qc")
+    git(git_repo, "remote", "add", "aaa-first", "git@example.org:lab/mirror.git")
+    git(git_repo, "config", "url.https://git.example.org/.insteadOf", "gx:")
+    git(git_repo, "remote", "set-url", "origin", "gx:lab/analysis.git")
+    ours, _ = _captured(git_repo)
+    assert ours == _gitpython_view(git_repo)
+    assert ours["branch"] == "feature/faster-qc" and ours["remote"] == "https://git.example.org/lab/analysis.git"
+
+    git(git_repo, "remote", "remove", "origin")  # no origin: the first remote configured
+    git(git_repo, "remote", "add", "zzz-last", "https://example.org/z.git")
+    ours, _ = _captured(git_repo)
+    assert ours == _gitpython_view(git_repo) and ours["remote"] == "git@example.org:lab/mirror.git"
+
+    git(git_repo, "checkout", "-q", "--detach")
+    ours, found = _captured(git_repo)
+    assert ours == _gitpython_view(git_repo) and ours["branch"] is None and found["commit"]
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    git(empty, "init", "-q", "-b", "trunk")
+    ours, found = _captured(empty)
+    assert ours == _gitpython_view(empty) == {"commit": None, "branch": "trunk", "remote": None}
+    assert found["state"] == "dirty"  # no commit yet: nothing to point at
+
+
+def test_git_capture_outside_a_repository_and_without_git(tmp_path, monkeypatch):
+    from runlog.gitcapture import capture
+
+    outside = tmp_path / "not-a-repo"
+    outside.mkdir()
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
+    assert capture(outside) == {"state": "none", "reason": "not inside a git repository"}
+    monkeypatch.setenv("PATH", str(tmp_path / "no-bin"))
+    assert capture(outside) == {"state": "none", "reason": "git is not installed"}
+
+
+def test_submit_does_not_import_gitpython(aws_env, ledger_path, git_repo, tmp_path):
+    from test_submit import SEED_1
+
+    code = (
+        "import sys, runpy\n"
+        f"sys.argv = ['runlog', *{[str(a) for a in SEED_1]!r}]\n"
+        "try:\n    runpy.run_module('runlog', run_name='__main__')\n"
+        "except SystemExit as exc:\n    print('EXIT', exc.code)\n"
+        "print('IMPORTED', sorted(m for m in sys.modules if m.split('.')[0] in ('git', 'gitdb', 'boto3')))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=git_repo,
+                          env={**os.environ, "RUNLOG_NO_FORK": "1"})
+    assert "EXIT 0" in done.stdout or "EXIT None" in done.stdout, done.stderr
+    assert "IMPORTED []" in done.stdout
+    with Ledger.open(ledger_path, create=False) as ledger:
+        (entry,) = ledger.entries()
+    assert entry.record["git"]["state"] == "clean" and entry.record["git"]["branch"] == "main"
