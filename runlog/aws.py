@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import sys
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -122,7 +123,8 @@ def _narrow_loader(data_path: str | None):
       runs botocore's own check, which raises its own UnknownServiceError;
     - model files are parsed into plain dicts, not OrderedDicts: the same keys in the same
       order (dicts keep insertion order), parsed about four times faster (endpoints.json, read
-      for every session's first client, is 1.2 MB; S3's model is the largest of all)."""
+      for every session's first client, is 1.2 MB; S3's model is the largest of all); the omics
+      model, which `runlog submit` parsed already to make its options, is not parsed again."""
     import json
     import threading
 
@@ -133,6 +135,9 @@ def _narrow_loader(data_path: str | None):
         def _load_file(self, full_path, open_method):  # botocore's own, without object_pairs_hook
             if not os.path.isfile(full_path):
                 return None
+            startrun = sys.modules.get("runlog.startrun")  # parsed for the command's options already?
+            if startrun is not None and (model := startrun.parsed_model_file(full_path)) is not None:
+                return model  # the same file's JSON; botocore only reads its models
             with open_method(full_path, "rb") as fp:
                 payload = fp.read().decode("utf-8")
             return json.loads(payload)
