@@ -229,3 +229,116 @@ def test_submit_does_not_import_gitpython(aws_env, ledger_path, git_repo, tmp_pa
     with Ledger.open(ledger_path, create=False) as ledger:
         (entry,) = ledger.entries()
     assert entry.record["git"]["state"] == "clean" and entry.record["git"]["branch"] == "main"
+
+
+# --- botocore data, trimmed and cached (runlog.modelcache) ---------------------------------------
+
+def _botocore_file(relative: str) -> str:
+    import botocore
+
+    return os.path.join(os.path.dirname(botocore.__file__), "data", relative)
+
+
+def _entries():
+    from runlog.modelcache import cache_dir
+
+    return sorted(cache_dir().glob("*.json")) if cache_dir().is_dir() else []
+
+
+def test_cache_entry_is_written_private_and_used_again(tmp_path):
+    from runlog import modelcache
+
+    source = tmp_path / "source.json"
+    source.write_text('{"a": 1}')
+    built = []
+    first = modelcache.cached(str(source), "test", lambda: built.append(1) or {"made": len(built)})
+    second = modelcache.cached(str(source), "test", lambda: built.append(1) or {"made": len(built)})
+    assert first == second == {"made": 1} and built == [1]
+    (entry,) = _entries()
+    assert entry.stat().st_mode & 0o777 == 0o600 and entry.parent.stat().st_mode & 0o777 == 0o700
+    source.write_text('{"a": 2, "changed": true}')  # another file (size, time): another entry
+    assert modelcache.cached(str(source), "test", lambda: {"made": "again"}) == {"made": "again"}
+    assert len(_entries()) == 2
+
+
+@pytest.mark.parametrize("how", ["group-writable", "world-writable", "symlink", "not json", "directory others write"])
+def test_cache_refuses_entries_others_could_have_written(tmp_path, how):
+    from runlog import modelcache
+
+    source = tmp_path / "source.json"
+    source.write_text("{}")
+    modelcache.cached(str(source), "test", lambda: {"trusted": True})
+    (entry,) = _entries()
+    planted = json.loads(entry.read_text())
+    planted["data"] = {"trusted": False, "planted": True}
+    if how == "symlink":
+        elsewhere = tmp_path / "elsewhere.json"
+        elsewhere.write_text(json.dumps(planted))
+        elsewhere.chmod(0o600)
+        entry.unlink()
+        entry.symlink_to(elsewhere)
+    elif how == "not json":
+        entry.write_bytes(b"\x80not json")
+    else:
+        entry.write_text(json.dumps(planted))
+        if how == "group-writable":
+            entry.chmod(0o620)
+        elif how == "world-writable":
+            entry.chmod(0o602)
+        else:
+            entry.parent.chmod(0o777)
+    found = modelcache.cached(str(source), "test", lambda: {"trusted": True, "rebuilt": True})
+    assert found == {"trusted": True, "rebuilt": True}
+    if how == "not json":  # a damaged entry of our own is made again
+        assert modelcache.cached(str(source), "test", lambda: {"unused": True}) == found
+
+
+def _shape_view(shape, seen=None):
+    seen = set() if seen is None else seen
+    if shape is None:
+        return None
+    if shape.name in seen:
+        return shape.name
+    seen.add(shape.name)
+    view = {"type": shape.type_name, "serialization": shape.serialization,
+            "metadata": {k: v for k, v in shape.metadata.items() if k != "documentation"}}
+    if shape.type_name == "structure":
+        view["members"] = {name: _shape_view(member, seen) for name, member in shape.members.items()}
+    elif shape.type_name == "list":
+        view["member"] = _shape_view(shape.member, seen)
+    elif shape.type_name == "map":
+        view["key"], view["value"] = _shape_view(shape.key, seen), _shape_view(shape.value, seen)
+    return view
+
+
+def test_runlog_sessions_make_the_clients_plain_botocore_makes(monkeypatch):
+    """Same endpoints, regions, signing and operation shapes for every service runlog calls,
+    from the trimmed, cached data (second session: read from the cache) as from botocore's own."""
+    import botocore.session
+
+    from runlog import aws
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-central-1")
+    for _attempt in range(2):  # the second reads the cache the first wrote
+        ours = aws.session(aws.AwsSettings())
+        plain = botocore.session.Session()
+        for service in (*aws.ENDPOINT_SERVICES, "ec2"):
+            for region in ("eu-central-1", "us-east-1", "us-gov-west-1", "cn-north-1"):
+                a, b = ours.client(service, region_name=region), plain.create_client(service, region_name=region)
+                assert a.meta.endpoint_url == b.meta.endpoint_url, (service, region)
+                assert a.meta.region_name == b.meta.region_name
+                assert a.meta.partition == b.meta.partition
+                assert a._request_signer._signing_name == b._request_signer._signing_name
+                assert a.meta.service_model.metadata == b.meta.service_model.metadata
+            model_a, model_b = a.meta.service_model, b.meta.service_model
+            assert model_a.operation_names == model_b.operation_names
+            if service in aws.UNDOCUMENTED:
+                for name in model_b.operation_names:
+                    op_a, op_b = model_a.operation_model(name), model_b.operation_model(name)
+                    assert op_a.http == op_b.http and op_a.auth_type == op_b.auth_type
+                    assert _shape_view(op_a.input_shape) == _shape_view(op_b.input_shape), name
+                    assert _shape_view(op_a.output_shape) == _shape_view(op_b.output_shape), name
+    sources = sorted(os.path.relpath(json.loads(e.read_text())["identity"]["source"],
+                                     os.path.realpath(_botocore_file(""))) for e in _entries())
+    assert [s.split(os.sep)[0] for s in sources] == ["endpoints.json", "s3", "sts"]
+    assert all(e.stat().st_size < 300_000 for e in _entries())  # endpoints.json alone is 1.2 MB
