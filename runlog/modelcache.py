@@ -48,7 +48,10 @@ def cached(source: str, variant: str, build: Callable[[], Any]) -> Any:
 
 
 def safe_dir(path: Path) -> bool:
-    """A real directory (not a link) owned by this user that no one else can write."""
+    """A real directory (not a link) owned by this user that no one else can write (never
+    where ownership cannot be checked: no cache there)."""
+    if not hasattr(os, "getuid"):
+        return False
     try:
         info = os.lstat(path)
     except OSError:

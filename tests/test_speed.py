@@ -342,3 +342,22 @@ def test_runlog_sessions_make_the_clients_plain_botocore_makes(monkeypatch):
                                      os.path.realpath(_botocore_file(""))) for e in _entries())
     assert [s.split(os.sep)[0] for s in sources] == ["endpoints.json", "s3", "sts"]
     assert all(e.stat().st_size < 300_000 for e in _entries())  # endpoints.json alone is 1.2 MB
+
+
+# --- every command that opens the ledger asks for pending attempts ------------------------------
+
+def test_pending_attempts_are_found_on_indexes_without_reading_every_intent(tmp_path):
+    with Ledger.open(tmp_path / "l.db") as ledger:
+        done = make_record(run_id="1000001")
+        ledger.add_attempt({k: v for k, v in done.items() if k != "outcome"})
+        ledger.complete({k: v for k, v in done.items() if k != "outcome"}, done["outcome"])
+        waiting = [make_record(run_id=str(1000002 + i), name=f"waiting-{i}") for i in range(2)]
+        for record in waiting:
+            ledger.add_attempt({k: v for k, v in record.items() if k != "outcome"})
+        for i in range(20):  # records without attempts (imported, pulled) are never pending
+            ledger.add_record(make_record(run_id=str(2000000 + i)))
+        found = ledger.pending()
+        assert [i["request"]["requestId"] for i in found] == [r["request"]["requestId"] for r in waiting]
+        plan = [row[-1] for row in ledger.conn.execute("EXPLAIN QUERY PLAN " + ledger._PENDING_SQL)]
+        assert "SCAN a USING COVERING INDEX" in " ".join(plan), plan
+        assert not [step for step in plan if step.strip() in ("SCAN a", "SCAN attempts")], plan
