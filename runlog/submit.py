@@ -152,13 +152,27 @@ def _dry_run(ledger: Ledger | None, intent: dict, warn: Callable[[str], None], a
         return DryRun(intent=intent, ledger=str(ledger.path) if hasattr(ledger, "path") else None)
 
 
+class _Clients(dict):
+    """The clients resolution uses; the S3 client is made when first asked for (by the
+    thread that submits the look-ups), so the look-ups already started (GetWorkflow, omics://
+    metadata) wait on the network while it is made, and a request without S3 never makes one."""
+
+    def __init__(self, make_s3: Callable[[], Any], **clients: Any):
+        super().__init__(**clients)
+        self._make_s3 = make_s3
+
+    def __missing__(self, key: str):
+        if key != "s3":
+            raise KeyError(key)
+        self[key] = made = self._make_s3()
+        return made
+
+
 def _resolve(request: dict, settings: AwsSettings, sess, omics, options) -> tuple[dict, list[str]]:
     """Workflow and input identities (runlog.resolve), with clients bounded by the time budget."""
-    clients = {"omics": omics}
-    if request.get("parametersUri") or any(uri.startswith("s3://")
-                                           for uri in resolve.input_uris(request.get("parameters"))):
-        clients["s3"] = aws.client(settings, "s3", sess=sess, connect_timeout=options.timeout,
-                                   read_timeout=options.timeout, retries={"total_max_attempts": 2, "mode": "standard"})
+    clients = _Clients(lambda: aws.client(settings, "s3", sess=sess, connect_timeout=options.timeout,
+                                          read_timeout=options.timeout,
+                                          retries={"total_max_attempts": 2, "mode": "standard"}), omics=omics)
     return resolve.resolve(request, clients, timeout=options.timeout, check=options.check, strict=options.strict)
 
 
