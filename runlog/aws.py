@@ -128,8 +128,8 @@ def session(settings: AwsSettings) -> Session:
 
 def _narrow_loader(data_path: str | None):
     """botocore's model Loader, made as botocore makes it (AWS_DATA_PATH, ~/.aws/models, its
-    own data, the same files, versions and search order), with two costs taken out of every
-    client's creation:
+    own data, the same files, versions and search order), with these costs taken out of
+    every client's creation:
 
     - loading a service's model first checks that this one service exists (botocore's
       list_api_versions, its own directories) instead of listing every service botocore knows
