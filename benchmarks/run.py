@@ -7,7 +7,9 @@ It prints one table (operation, runlog, baseline, ratio, target). Timings are me
 whole-process wall times. Ledgers are built once into --workdir (default .benchmarks/)
 with benchmarks/make_ledger.py and reused by later runs.
 
-  submit      `runlog submit` vs `aws omics start-run`, same request, same local emulator
+  submit      `runlog submit` vs `aws omics start-run` for each of the five seed examples (the
+              AWS CLI documentation's, verbatim): same local emulator, resolution on, the
+              examples' s3:// inputs served by moto's S3 server on loopback
   log/show/…  read commands on a big ledger vs the bare interpreter running `import click`
   verify all  `runlog verify` of a whole ledger, in records per second (target >= 20 000)
 """
@@ -23,15 +25,31 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from make_ledger import build  # noqa: E402
 
-SUBMIT = ["--workflow-id", "1234567", "--workflow-owner-id", "123456789012",
-          "--role-arn", "arn:aws:iam::123456789012:role/HealthOmicsServiceRole",
-          "--output-uri", "s3://your-bucket/results/", "--parameters", '{"param1": "value1", "param2": "value2"}']
+# The S3 objects the seed examples name (runlog's resolution HEADs them; moto serves them).
+S3_INPUTS = [
+    "s3://omics-artifacts-01d6xmpl4e72dd32/NA12878.cram",
+    "s3://omics-artifacts-01d6xmpl4e72dd32/Homo_sapiens_assembly38.dict",
+    "s3://omics-artifacts-01d6xmpl4e72dd32/Homo_sapiens_assembly38.fasta",
+    "s3://healthomics-output-bucket-demo/input/samplesheet.csv",
+    "s3://healthomics-output-bucket-demo/reference/genes.gtf",
+    "s3://healthomics-output-bucket-demo/reference/genome.fa",
+]
+
+
+def bench_env(**extra: str) -> dict:
+    """The environment for timed commands. PYTHONDONTWRITEBYTECODE is left out: an installed
+    runlog, like the aws CLI, runs from compiled bytecode (pip compiles it at install; an
+    editable install compiles once, in the warm-up run), not from source every time."""
+    env = {**os.environ, **extra}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
 
 
 def wall(cmd: list[str], env: dict, cwd: Path | None = None) -> float:
@@ -55,27 +73,80 @@ def runlog_cmd() -> list[str]:
     return [found] if found else [sys.executable, "-m", "runlog"]
 
 
-def bench_submit(repeat: int, rows: list) -> None:
+def _moto_s3() -> tuple[Any, str]:
+    """moto's S3 server on loopback (the real S3 protocol over HTTP), holding S3_INPUTS."""
+    import logging
+    import urllib.request
+
+    import botocore.session
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's server logs every request
+    server: Any = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    urllib.request.urlopen(urllib.request.Request(endpoint + "/moto-api/reset", method="POST")).close()
+    s3 = botocore.session.get_session().create_client(
+        "s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="bench",
+        aws_secret_access_key="bench")
+    for uri in S3_INPUTS:
+        bucket, _, key = uri[5:].partition("/")
+        if bucket not in {b["Name"] for b in s3.list_buckets()["Buckets"]}:
+            s3.create_bucket(Bucket=bucket)
+        s3.put_object(Bucket=bucket, Key=key, Body=f"bench {key}\n".encode())
+    return server, endpoint
+
+
+def _seed_repo(repo: Path) -> list[tuple[str, Path, list[str]]]:
+    """A committed analysis repository with one directory per seed example (the first and
+    the fifth read different workflow-inputs.json); returns (label, directory, arguments)."""
+    from runlog.emulator.seed import EXAMPLES, example_args
+
+    repo.mkdir()
+    out = []
+    for number, (title, command, inputs) in enumerate(EXAMPLES, 1):
+        where = repo / f"example{number}"
+        where.mkdir()
+        if inputs is not None:
+            (where / "workflow-inputs.json").write_text(inputs)
+        (where / "README.md").write_text(title + "\n")
+        out.append((f"{number} {title.lower()}", where, example_args(command)))
+    for args in (["init", "-q"], ["add", "."], ["-c", "user.email=b@example.org", "-c", "user.name=bench",
+                                                 "commit", "-q", "-m", "bench"]):
+        subprocess.run(["git", *args], cwd=repo, check=True)
+    return out
+
+
+def bench_submit(repeat: int, rows: list, examples: list[int] | None = None) -> None:
+    """`runlog submit` vs `aws omics start-run` for each of the five seed examples, verbatim:
+    same emulator, resolution on, the examples' s3:// inputs served by moto's S3 server."""
     from runlog.emulator import Emulator
 
     aws = shutil.which("aws")
     if not aws:
         rows.append(("submit vs aws omics start-run", None, None, None, "aws CLI not installed (pip install awscli)"))
         return
-    with Emulator(port=0) as emu, tempfile.TemporaryDirectory() as tmp:
-        repo = Path(tmp) / "analysis"
-        repo.mkdir()
-        for args in (["init", "-q"], ["-c", "user.email=b@example.org", "-c", "user.name=bench", "commit", "-q",
-                                       "--allow-empty", "-m", "bench"]):
-            subprocess.run(["git", *args], cwd=repo, check=True)
-        env = {**os.environ, "AWS_ENDPOINT_URL": emu.endpoint_url, "AWS_DISABLE_HOST_PREFIX_INJECTION": "true",
-               "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-west-2",
-               "AWS_CONFIG_FILE": str(Path(tmp) / "none"), "AWS_SHARED_CREDENTIALS_FILE": str(Path(tmp) / "none"),
-               "RUNLOG_LEDGER": str(Path(tmp) / "ledger.db"), "AWS_PAGER": ""}
-        env.pop("AWS_PROFILE", None)
-        ours, theirs = compare([*runlog_cmd(), "submit", *SUBMIT], [aws, "omics", "start-run", *SUBMIT],
-                               env, repeat, cwd=repo)
-        rows.append(("submit (whole process)", ours, theirs, ours / theirs, "<= 0.75 x aws omics start-run"))
+    server, s3_endpoint = _moto_s3()
+    try:
+        with Emulator(port=0) as emu, tempfile.TemporaryDirectory() as tmp:
+            env = bench_env(AWS_ENDPOINT_URL=emu.endpoint_url, AWS_ENDPOINT_URL_S3=s3_endpoint,
+                            AWS_DISABLE_HOST_PREFIX_INJECTION="true", AWS_ACCESS_KEY_ID="bench",
+                            AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-west-2",
+                            AWS_CONFIG_FILE=str(Path(tmp) / "none"), AWS_SHARED_CREDENTIALS_FILE=str(Path(tmp) / "none"),
+                            AWS_EC2_METADATA_DISABLED="true", RUNLOG_LEDGER=str(Path(tmp) / "ledger.db"), AWS_PAGER="")
+            for var in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_REGION", "AWS_ENDPOINT_URL_OMICS",
+                        "AWS_ENDPOINT_URL_STS", "AWS_SESSION_TOKEN"):
+                env.pop(var, None)
+            for number, (label, where, args) in enumerate(_seed_repo(Path(tmp) / "analysis"), 1):
+                if examples and number not in examples:
+                    continue
+                ours, theirs = compare([*runlog_cmd(), "submit", *args], [aws, "omics", "start-run", *args],
+                                       env, repeat, cwd=where)
+                rows.append((f"submit, example {label}", ours, theirs, ours / theirs,
+                             "<= 0.75 x aws omics start-run"))
+    finally:
+        server.stop()
 
 
 def bench_ledger(size: int, workdir: Path, repeat: int, rows: list) -> None:
@@ -89,7 +160,7 @@ def bench_ledger(size: int, workdir: Path, repeat: int, rows: list) -> None:
         partial.rename(path)
         for suffix in ("-wal", "-shm"):
             Path(str(partial) + suffix).unlink(missing_ok=True)
-    env = {**os.environ, "RUNLOG_LEDGER": str(path), "NO_COLOR": "1"}
+    env = bench_env(RUNLOG_LEDGER=str(path), NO_COLOR="1")
     baseline = [sys.executable, "-c", "import click"]
     import sqlite3
 
@@ -119,12 +190,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=10, help="timed runs per command")
     parser.add_argument("--workdir", type=Path, default=Path(".benchmarks"), help="where ledgers are kept")
     parser.add_argument("--skip-submit", action="store_true")
+    parser.add_argument("--examples", default="", help="seed examples to submit (e.g. 1,5; default all five)")
+    parser.add_argument("--skip-ledger", action="store_true", help="only the submit comparison")
     args = parser.parse_args(argv)
     args.workdir.mkdir(parents=True, exist_ok=True)
     rows: list = []
     if not args.skip_submit:
-        bench_submit(args.repeat, rows)
-    for size in (int(s) for s in args.sizes.split(",") if s):
+        bench_submit(args.repeat, rows, [int(n) for n in args.examples.split(",") if n])
+    sizes = [] if args.skip_ledger else [int(s) for s in args.sizes.split(",") if s]
+    for size in sizes:
         bench_ledger(size, args.workdir, args.repeat, rows)
     print("| operation | runlog | baseline | ratio | target |")
     print("|---|---|---|---|---|")

@@ -12,11 +12,19 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import sys
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 from runlog.errors import OperationError, RunlogError, ServiceError, UsageError
+
+# The services runlog calls: runlog's sessions read botocore's endpoint data for these only.
+ENDPOINT_SERVICES = ("omics", "s3", "sts")
+
+# Services whose models runlog's sessions read without their documentation (S3's model is
+# 1.3 MB, four fifths of it documentation; only client docstrings use it).
+UNDOCUMENTED = ("s3", "sts")
 
 # botocore's service ids for the environment variables AWS_ENDPOINT_URL_<ID>.
 _ENDPOINT_ENV = {"omics": "AWS_ENDPOINT_URL_OMICS", "sts": "AWS_ENDPOINT_URL_STS", "s3": "AWS_ENDPOINT_URL_S3"}
@@ -93,6 +101,13 @@ class Session:
     def client(self, service: str, **options: Any):
         if self.region:
             options.setdefault("region_name", self.region)
+        if service not in ENDPOINT_SERVICES:  # this session's endpoint data holds only those
+            import botocore.session
+
+            core = botocore.session.Session(profile=self.core.profile)
+            if self.region_name:
+                core.set_config_variable("region", self.region_name)
+            return core.create_client(service, **options)
         return self.core.create_client(service, **options)
 
 
@@ -120,7 +135,96 @@ def session(settings: AwsSettings) -> Session:
             f"AWS profile {settings.profile!r} not found: check `aws configure list-profiles` "
             "or the profile key in .runlog.toml"
         ) from None
+    core.register_component("data_loader", _narrow_loader(core.get_config_variable("data_path")))
     return Session(core)
+
+
+def _narrow_loader(data_path: str | None):
+    """botocore's model Loader, made as botocore makes it (AWS_DATA_PATH, ~/.aws/models, its
+    own data, the same files, versions and search order), with these costs taken out of
+    every client's creation:
+
+    - loading a service's model first checks that this one service exists (botocore's
+      list_api_versions, its own directories) instead of listing every service botocore knows
+      (some 400 directories and 1 000 stat calls, once per model type); a service not found
+      runs botocore's own check, which raises its own UnknownServiceError;
+    - model files are parsed into plain dicts, not OrderedDicts: the same keys in the same
+      order (dicts keep insertion order), parsed about four times faster (endpoints.json, read
+      for every session's first client, is 1.2 MB; S3's model is the largest of all); the omics
+      model, which `runlog submit` parsed already to make its options, is not parsed again;
+    - endpoints.json (1.2 MB, every service's endpoints) is read for ENDPOINT_SERVICES only,
+      kept trimmed in runlog's cache (runlog.modelcache: JSON, owned by you, refused
+      otherwise); Session.client makes a client for any other service from a plain session;
+    - S3's and STS's models are read without their documentation (without_documentation,
+      cached the same way): four fifths of S3's 1.3 MB model, used only for docstrings."""
+    import json
+    import threading
+
+    from botocore.exceptions import DataNotFoundError
+    from botocore.loaders import JSONFileLoader, Loader
+
+    class PlainJSONFileLoader(JSONFileLoader):
+        def _load_file(self, full_path, open_method):  # botocore's own, without object_pairs_hook
+            if not os.path.isfile(full_path):
+                return None
+            startrun = sys.modules.get("runlog.startrun")  # parsed for the command's options already?
+            if startrun is not None and (model := startrun.parsed_model_file(full_path)) is not None:
+                return model  # the same file's JSON; botocore only reads its models
+            parts = os.path.normpath(full_path).split(os.sep)
+            if len(parts) >= 3 and parts[-3] in UNDOCUMENTED and parts[-1].startswith("service-2.json"):
+                from runlog import modelcache
+
+                return modelcache.cached(full_path, "service-2 without documentation",
+                                         lambda: without_documentation(self._parse(full_path, open_method)))
+            return self._parse(full_path, open_method)
+
+        def _parse(self, full_path, open_method):
+            with open_method(full_path, "rb") as fp:
+                payload = fp.read().decode("utf-8")
+            return json.loads(payload)
+
+    class NarrowLoader(Loader):
+        _asked = threading.local()
+
+        def load_service_model(self, service_name, type_name, api_version=None):
+            self._asked.name = service_name
+            try:
+                return super().load_service_model(service_name, type_name, api_version)
+            finally:
+                self._asked.name = None
+
+        def load_data_with_path(self, name):
+            if name != "endpoints":
+                return super().load_data_with_path(name)
+            from runlog import modelcache
+
+            for root in self.search_paths:  # as botocore searches: the first file found
+                base = os.path.join(root, name)
+                for extension in (".json", ".json.gz"):
+                    if os.path.isfile(base + extension):
+                        def build(base=base):
+                            return only_services(self.file_loader.load_file(base), ENDPOINT_SERVICES)
+
+                        data = modelcache.cached(base + extension, "endpoints:" + ",".join(ENDPOINT_SERVICES),
+                                                 build)
+                        return data, base
+            return super().load_data_with_path(name)
+
+        def list_available_services(self, type_name):
+            name = getattr(self._asked, "name", None)
+            if name is not None:
+                try:
+                    if self.list_api_versions(name, type_name):
+                        return [name]  # not cached: only load_service_model's membership test sees it
+                except DataNotFoundError:
+                    pass
+            return super().list_available_services(type_name)
+
+    if not data_path:
+        return NarrowLoader(file_loader=PlainJSONFileLoader())
+    return NarrowLoader(extra_search_paths=[os.path.expanduser(os.path.expandvars(path))
+                                            for path in data_path.split(os.pathsep)],
+                        file_loader=PlainJSONFileLoader())
 
 
 def client(settings: AwsSettings, service: str, *, check_credentials: bool = True,
@@ -157,6 +261,32 @@ def client(settings: AwsSettings, service: str, *, check_credentials: bool = Tru
     verify = config_options.pop("verify", None)  # the aws CLI's --no-verify-ssl / --ca-bundle
     options.update(config_options)
     return sess.client(service, endpoint_url=explicit, config=Config(**options), verify=verify)
+
+
+def without_documentation(model: dict) -> dict:
+    """A service model without the documentation of its operations, shapes and members (the
+    service's own, and its clientContextParams', which botocore requires, are kept)."""
+    def operation(spec: dict) -> dict:
+        return {k: v for k, v in spec.items() if k not in ("documentation", "documentationUrl")}
+
+    def shape(spec: dict) -> dict:
+        out = {k: v for k, v in spec.items() if k != "documentation"}
+        if isinstance(spec.get("members"), dict):
+            out["members"] = {name: {k: v for k, v in member.items() if k != "documentation"}
+                              for name, member in spec["members"].items()}
+        return out
+
+    return {**model, "operations": {name: operation(spec) for name, spec in model.get("operations", {}).items()},
+            "shapes": {name: shape(spec) for name, spec in model.get("shapes", {}).items()}}
+
+
+def only_services(endpoints: dict, services: tuple[str, ...]) -> dict:
+    """botocore's endpoint data with each partition's services restricted to `services`
+    (partitions, regions and defaults kept as they are)."""
+    return {**endpoints, "partitions": [{**partition, "services": {name: data for name, data in
+                                                                   partition.get("services", {}).items()
+                                                                   if name in services}}
+                                        for partition in endpoints["partitions"]]}
 
 
 def error_from(exc: Exception, operation: str) -> RunlogError:

@@ -1,8 +1,8 @@
 """Run a function in a forked child process, for work that can overlap the parent's own
 CPU-bound start-up (importing boto3, loading service models) on another core.
 
-Used by `submit` for the git capture: gitpython's import and the git commands run beside
-boto3's import instead of after it. Where fork is unavailable, or other threads are running
+Used by `submit` for the git capture: the git commands run beside botocore's import
+instead of after it. Where fork is unavailable, or other threads are running
 (as in an application embedding runlog), the function runs inline."""
 
 from __future__ import annotations

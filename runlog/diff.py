@@ -1,12 +1,14 @@
 """What changed between two records: the parts that decide a computation, section by section.
 
-The comparison is made by DeepDiff on a *view* of each record (see `view`): JSON key order
-and white space never matter (records are parsed JSON), a changed type does ("true" vs true).
+The comparison is made on a *view* of each record (see `view`), reported as DeepDiff reports
+it (lists that differ are compared by DeepDiff itself): JSON key order and white space never
+matter (records are parsed JSON), a changed type does ("true" vs true).
 Run identity (run id, uuid, ARN, times, requestId, name) is never counted as a difference;
 `identity=True` adds it as a section of its own."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -112,25 +114,76 @@ _KINDS = {
 def compare(a: dict, b: dict, facts_a: dict | None = None, facts_b: dict | None = None, *,
             identity: bool = False) -> list[Change]:
     """Every difference between two records' configurations, in section order."""
-    from deepdiff import DeepDiff
-
     left, right = view(a, facts_a, identity=identity), view(b, facts_b, identity=identity)
     _only_known_on_both(left, right)
+    changes: list[Change] = []
+    _walk(left, right, [], changes)
+    order = {name: i for i, name in enumerate(SECTIONS)}
+    changes.sort(key=lambda c: (order.get(c.section, len(order)), c.path))
+    return changes
+
+
+def _same(x: Any, y: Any) -> bool:
+    """JSON equality where the type counts ("true" vs true, 1 vs 1.0 vs true), as DeepDiff's."""
+    if type(x) is not type(y):
+        return False
+    if isinstance(x, dict):
+        return x.keys() == y.keys() and all(_same(v, y[k]) for k, v in x.items())
+    if isinstance(x, list):
+        return len(x) == len(y) and all(_same(u, v) for u, v in zip(x, y, strict=True))
+    return x == y
+
+
+def _walk(x: Any, y: Any, path: list, out: list[Change]) -> None:
+    """DeepDiff's report (verbose_level=2, threshold_to_diff_deeper=0) for JSON values:
+    objects key by key, scalars by value and type. Two lists that differ are handed to
+    DeepDiff itself (its in-order list matching is what the report has always used), so
+    DeepDiff is imported only for them: most comparisons never pay for its import."""
+    if type(x) is not type(y):
+        out.append(_change(path, x, y, "type_changed"))
+    elif isinstance(x, dict):
+        for key in x:
+            if key not in y:
+                out.append(_change([*path, key], x[key], None, "removed"))
+            else:
+                _walk(x[key], y[key], [*path, key], out)
+        for key in y:
+            if key not in x:
+                out.append(_change([*path, key], None, y[key], "added"))
+    elif isinstance(x, list):
+        if not _same(x, y):
+            _deepdiff(x, y, path, out)
+    elif x != y:
+        out.append(_change(path, x, y, "changed"))
+
+
+def _change(parts: list, old: Any, new: Any, kind: str) -> Change:
+    return Change(parts[0], _json_path(parts[1:]), old, new, kind)
+
+
+# Called before DeepDiff is first imported: the CLI sets it to import DeepDiff without its
+# optional numpy and pydantic support (runlog.cli.diff); a library user's process imports it as is.
+def _nothing() -> None:
+    return None
+
+
+before_deepdiff_import: Callable[[], None] = _nothing
+
+
+def _deepdiff(x: list, y: list, path: list, out: list[Change]) -> None:
+    before_deepdiff_import()
+    from deepdiff import DeepDiff
+
     # threshold_to_diff_deeper=0: always report key by key, never "the whole object changed".
-    diff = DeepDiff(left, right, verbose_level=2, threshold_to_diff_deeper=0)
-    changes = []
+    diff = DeepDiff(x, y, verbose_level=2, threshold_to_diff_deeper=0)
     for report_type, items in diff.tree.items():
         kind = _KINDS.get(report_type)
         if kind is None:
             continue
         for item in items:
-            parts = item.path(output_format="list")
-            old = None if kind == "added" else item.t1
-            new = None if kind == "removed" else item.t2
-            changes.append(Change(parts[0], _json_path(parts[1:]), old, new, kind))
-    order = {name: i for i, name in enumerate(SECTIONS)}
-    changes.sort(key=lambda c: (order.get(c.section, len(order)), c.path))
-    return changes
+            parts = [*path, *item.path(output_format="list")]
+            out.append(_change(parts, None if kind == "added" else item.t1, None if kind == "removed" else item.t2,
+                               kind))
 
 
 def header(record: dict, address: str | None) -> dict[str, Any]:

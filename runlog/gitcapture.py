@@ -82,40 +82,41 @@ def capture(path: str | Path) -> dict:
 
 
 def capture_with_notes(path: str | Path, budget: Budget | None = None) -> dict:
-    """{"git": the record's git object, "notes": what the capture left out, as sentences}."""
-    import git  # gitpython, imported only when a command needs it
+    """{"git": the record's git object, "notes": what the capture left out, as sentences}.
 
+    Asks git itself, in a few short commands: importing gitpython cost more than all of them
+    together, on every submit."""
     budget = budget or Budget.from_environment()
     deadline = time.monotonic() + budget.seconds
     path = Path(path)
-    try:
-        repo = git.Repo(path, search_parent_directories=True)
-    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+    where = path if path.is_dir() else path.parent
+    if not where.is_dir():
         return {"git": {"state": "none", "reason": "not inside a git repository"}, "notes": []}
-    except git.GitCommandNotFound:
+    try:
+        code, top, errors = _git(where, "rev-parse", "--show-toplevel")
+    except FileNotFoundError:
         return {"git": {"state": "none", "reason": "git is not installed"}, "notes": []}
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return _refused(f"{type(exc).__name__}: {exc}")
+    if code != 0:
+        if "not a git repository" in errors:
+            return {"git": {"state": "none", "reason": "not inside a git repository"}, "notes": []}
+        return _refused(_first_line(errors))  # e.g. "detected dubious ownership in repository at ..."
+    root = Path(os.fsdecode(top))
     notes: list[str] = []
-    with repo:
-        root = Path(repo.working_tree_dir or path)
-        refusal = _refusal(root)
-        if refusal:
-            return _refused(refusal)
-        try:
-            try:
-                commit = repo.head.commit.hexsha
-            except ValueError:
-                commit = None  # a repository with no commits yet
-            branch = None if repo.head.is_detached else repo.head.reference.name
-            remote = strip_credentials(_remote_url(repo))
-        except git.GitCommandError as exc:
-            return _refused(_first_line(exc.stderr))
-        except OSError as exc:  # gitpython's helper process went away
-            return _refused(f"{type(exc).__name__}: {exc}")
-        try:
-            diff_sha256 = _diff_digest(root, deadline, notes) if commit else None
-            untracked, untracked_sha256, complete = _untracked(root, budget, deadline, notes)
-        except GitFailed as exc:  # e.g. "detected dubious ownership in repository"
-            return _refused(str(exc))
+    try:
+        code, head, _ = _git(root, "rev-parse", "-q", "--verify", "HEAD^{commit}")
+        commit = head.decode("ascii") if code == 0 else None  # None: a repository with no commits yet
+        code, ref, _ = _git(root, "symbolic-ref", "-q", "HEAD")
+        branch = _branch_name(ref) if code == 0 else None  # None: a detached HEAD
+        remote = strip_credentials(_remote_url(root))
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return _refused(f"{type(exc).__name__}: {exc}")
+    try:
+        diff_sha256 = _diff_digest(root, deadline, notes) if commit else None
+        untracked, untracked_sha256, complete = _untracked(root, budget, deadline, notes)
+    except GitFailed as exc:  # e.g. "detected dubious ownership in repository"
+        return _refused(str(exc))
     dirty = diff_sha256 is not None or untracked_sha256 is not None or commit is None or not complete
     return {"git": {
         "state": "dirty" if dirty else "clean",
@@ -129,15 +130,21 @@ def capture_with_notes(path: str | Path, budget: Budget | None = None) -> dict:
     }, "notes": notes}
 
 
-def _refusal(root: Path) -> str | None:
-    """git's own complaint about the repository (e.g. "detected dubious ownership in repository
-    at ..." when another user owns it), or None when git works in it."""
-    try:
-        probe = subprocess.run(["git", "rev-parse", "--git-dir"], cwd=root, stdin=subprocess.DEVNULL,
-                               capture_output=True, timeout=TIME_BUDGET)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return f"{type(exc).__name__}: {exc}"
-    return _first_line(probe.stderr) if probe.returncode else None
+def _git(cwd: Path, *args: str) -> tuple[int, bytes, str]:
+    """(exit code, stdout without its final newline, stderr as text) of one short git command."""
+    done = subprocess.run(["git", *args], cwd=cwd, stdin=subprocess.DEVNULL, capture_output=True,
+                          timeout=TIME_BUDGET)
+    return done.returncode, done.stdout.rstrip(b"\n"), done.stderr.decode("utf-8", "replace")
+
+
+def _text(raw: bytes) -> str:
+    return os.fsdecode(raw).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _branch_name(ref: bytes) -> str:
+    """refs/heads/feature/x -> feature/x (a reference's name without refs/<kind>/)."""
+    name = _text(ref)
+    return name.split("/", 2)[2] if name.startswith("refs/") and name.count("/") >= 2 else name
 
 
 def _refused(message: str) -> dict:
@@ -151,15 +158,24 @@ def _first_line(text) -> str:
     return lines[0] if lines else "unknown error"
 
 
-def _remote_url(repo) -> str | None:
-    remotes = {r.name: r for r in repo.remotes}
-    chosen = remotes.get("origin") or next(iter(remotes.values()), None)
+def _remote_url(root: Path) -> str | None:
+    """The URL of the remote named origin, else of the first remote configured (in the
+    configuration's order); None without one."""
+    code, keys, _ = _git(root, "config", "--name-only", "--get-regexp", r"^remote\.")
+    if code != 0:
+        return None
+    names: dict[str, None] = {}
+    for key in _text(keys).splitlines():
+        name = key[len("remote."):].rpartition(".")[0]
+        if name:
+            names.setdefault(name, None)
+    chosen = "origin" if "origin" in names else next(iter(names), None)
     if chosen is None:
         return None
-    try:
-        return next(iter(chosen.urls), None)
-    except Exception:  # a remote without a url
+    code, urls, _ = _git(root, "remote", "get-url", "--all", chosen)  # as git reads it (insteadOf applied)
+    if code != 0 or not urls:
         return None
+    return _text(urls.split(b"\n", 1)[0])
 
 
 def _relative(path: Path, root: Path) -> str:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from runlog import aws
 from runlog import record as rec
 from runlog.errors import RunlogError, ServiceError
 from runlog.ledger import Entry, Ledger
@@ -21,6 +20,9 @@ def get_run(omics, run_id: str) -> dict[str, Any]:
     try:
         answer = omics.get_run(id=run_id)
     except Exception as exc:  # botocore errors become one-line runlog errors
+        # imported here: `runlog diff` imports this module for its read queries only
+        from runlog import aws
+
         raise aws.error_from(exc, "GetRun") from None
     answer.pop("ResponseMetadata", None)
     return rec.jsonable(answer)
@@ -124,6 +126,8 @@ def refresh_runs(ledger: Ledger, entries: list[Entry], settings_for, session_for
     """refresh() with one HealthOmics client per place the runs were recorded:
     `settings_for(record["aws"])` gives the settings (aws.settings_for with `recorded`),
     `session_for(settings)` the session (default: made from the settings)."""
+    from runlog import aws
+
     clients: dict = {}
 
     def client_for(entry):

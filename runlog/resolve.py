@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import hashlib
 import time
-from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runlog.errors import TemplateMismatch, Unresolved
 from runlog.params import OMICS_RE, walk_strings
+
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
 
 DEFAULT_TIMEOUT = 5.0
 PREFIX_LIST_LIMIT = 10_000
@@ -206,6 +208,9 @@ def resolve_inputs(parameters: Any, clients: dict, *, timeout: float = DEFAULT_T
                    pool: ThreadPoolExecutor | None = None) -> dict[str, dict]:
     """{uri: identity} for every input URI, concurrently, within `timeout` seconds.
     `clients` holds "s3" and "omics" boto3 clients (made by runlog.aws)."""
+    # imported here, not at the top: `runlog diff` imports this module for effective_parameters
+    from concurrent.futures import ThreadPoolExecutor, wait
+
     uris = input_uris(parameters)
     if not uris:
         return {}
@@ -266,6 +271,8 @@ def resolve(request: dict, clients: dict, *, timeout: float = DEFAULT_TIMEOUT, c
     template violations when `check`, and for unresolved inputs when `strict`.
     `clients` maps "omics" (and "s3" when there are s3:// inputs) to boto3 clients.
     `workflow` is workflow_identity's answer when the caller already has it (not asked again)."""
+    from concurrent.futures import ThreadPoolExecutor, wait
+
     started = time.monotonic()
     warnings: list[str] = []
     pool = ThreadPoolExecutor(max_workers=16)

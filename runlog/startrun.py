@@ -85,6 +85,16 @@ def _model_path() -> Path | None:
     return versions[max(versions)][0]
 
 
+# The model file raw_model() parsed, by path: botocore's loader in this process takes it from
+# here instead of parsing the same file again (runlog.aws, parsed_model_file).
+_parsed: dict[str, dict] = {}
+
+
+def parsed_model_file(path: str) -> dict | None:
+    """The omics model parsed from `path` in this process, if raw_model() read that very file."""
+    return _parsed.get(path)
+
+
 @lru_cache(maxsize=1)
 def raw_model() -> dict:
     """The omics service model as botocore ships it (JSON). Read directly, so --help and
@@ -95,7 +105,9 @@ def raw_model() -> dict:
     path = _model_path()
     if path is not None:
         data = path.read_bytes()
-        return json.loads(gzip.decompress(data) if path.suffix == ".gz" else data)
+        model = json.loads(gzip.decompress(data) if path.suffix == ".gz" else data)
+        _parsed[str(path)] = model
+        return model
     from runlog.servicemodel import loader_model  # pragma: no cover - unusual installs
 
     return loader_model(SERVICE)

@@ -175,16 +175,28 @@ def _dry_run(ledger: Ledger | None, intent: dict, warn: Callable[[str], None], a
         return DryRun(intent=intent, ledger=str(ledger.path) if hasattr(ledger, "path") else None)
 
 
+class _Clients(dict):
+    """The clients resolution uses; the S3 client is made when first asked for (by the
+    thread that submits the look-ups), so the look-ups already started (GetWorkflow, omics://
+    metadata) wait on the network while it is made, and a request without S3 never makes one."""
+
+    def __init__(self, make_s3: Callable[[], Any], **clients: Any):
+        super().__init__(**clients)
+        self._make_s3 = make_s3
+
+    def __missing__(self, key: str):
+        if key != "s3":
+            raise KeyError(key)
+        self[key] = made = self._make_s3()
+        return made
+
+
 def resolution_clients(request: dict, settings: AwsSettings, sess, omics, timeout: float) -> dict[str, Any]:
     """The clients that resolve a request's workflow and inputs: HealthOmics, and S3 (bounded
-    by the resolution's time budget) when the request names S3 objects. Submit and replay
+    by the resolution's time budget), made when a look-up first needs it. Submit and replay
     make them here, so both get the same timeouts."""
-    clients = {"omics": omics}
-    if request.get("parametersUri") or any(uri.startswith("s3://")
-                                           for uri in resolve.input_uris(request.get("parameters"))):
-        clients["s3"] = aws.client(settings, "s3", sess=sess, connect_timeout=timeout, read_timeout=timeout,
-                                   retries={"total_max_attempts": 2, "mode": "standard"})
-    return clients
+    return _Clients(lambda: aws.client(settings, "s3", sess=sess, connect_timeout=timeout, read_timeout=timeout,
+                                       retries={"total_max_attempts": 2, "mode": "standard"}), omics=omics)
 
 
 RECOVER_HINT = "run `runlog recover` to complete it (it re-sends the same requestId, so it never starts a second run)"

@@ -59,12 +59,13 @@ def diff(ctx, ref_a, ref_b, as_json, exit_code, include_identity):
       runlog diff @1                  # has anything drifted since the latest run?
       runlog diff A B --exit-code && echo "same configuration"
     """
-    _import_deepdiff_lean()
+    import runlog.diff
     from runlog.diff import between
 
     config = load_config(ctx)
     ledger = require_ledger(config, readonly=True)
     with ledger:
+        runlog.diff.before_deepdiff_import = _import_deepdiff_lean  # only if two lists differ
         found = between(ledger, ref_a, ref_b, git_repo=config.git_repo, cwd=Path.cwd(), identity=include_identity)
     changes = found.changes
     if as_json:
@@ -77,8 +78,8 @@ def diff(ctx, ref_a, ref_b, as_json, exit_code, include_identity):
 
 def _import_deepdiff_lean() -> None:
     """Import DeepDiff without its optional numpy and pydantic support (records are plain
-    JSON), which would otherwise double the command's start-up time. Done only here, in the
-    CLI's own process; the library (runlog.diff) imports DeepDiff normally."""
+    JSON), which would otherwise double its import time. Done only in the CLI's own process
+    (runlog.diff calls it when two lists differ); the library imports DeepDiff normally."""
     if "deepdiff" in sys.modules:
         return
     blocked = [name for name in ("numpy", "pydantic", "pydantic.main") if name not in sys.modules]
