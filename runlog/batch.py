@@ -429,7 +429,7 @@ def submit_batch(open_ledger: Callable[[], Ledger], request: dict[str, Any], *, 
     from runlog.aws import AwsSettings
     from runlog.errors import PendingError
     from runlog.startrun import Built
-    from runlog.submit import _dry_run, make_intent
+    from runlog.submit import _dry_run, make_intent, settle_context
 
     check_request(request)
     pending_git = background.start(gitcapture.capture_with_notes, str(git_path)) if capture_git else None
@@ -451,15 +451,8 @@ def submit_batch(open_ledger: Callable[[], Ledger], request: dict[str, Any], *, 
         resolution, section, found = resolve_batch(request, clients, options)
         warnings.extend(found)
         captured = pending_git.result() if pending_git else {"git": {"state": "unknown", "reason": "not captured"}}
-        git = captured["git"]
-        warnings.extend(captured.get("notes", ()))
         caller = caller_future.result() if caller_future else {"unknown": "not asked (caller_identity = false)"}
-    if "unknown" in caller and caller_future is not None:
-        warnings.append(f"caller not recorded: {caller['unknown']}")
-    if git["state"] == "none":
-        warnings.append(f"no git repository: the record says so ({git.get('reason')})")
-    for message in warnings:
-        warn(message)
+    git = settle_context(captured, caller, caller_future is not None, warnings, warn)
     more: dict[str, Any] = {"batch": section, **(extra or {})}
     if resolution:
         more["resolution"] = resolution

@@ -120,15 +120,8 @@ def submit(open_ledger: Callable[[], Ledger], built: Built, *, settings: AwsSett
             warnings.extend(found)
         captured = git or (pending_git.result() if pending_git
                            else {"git": {"state": "unknown", "reason": "not captured"}})
-        git = captured["git"]
-        warnings.extend(captured.get("notes", ()))  # what the capture left out, kept in the record
         caller = caller_future.result() if caller_future else {"unknown": "not asked (caller_identity = false)"}
-    if "unknown" in caller and caller_future is not None:
-        warnings.append(f"caller not recorded: {caller['unknown']}")
-    if git["state"] == "none":
-        warnings.append(f"no git repository: the record says so ({git.get('reason')})")
-    for message in warnings:
-        warn(message)
+    git = settle_context(captured, caller, caller_future is not None, warnings, warn)
     intent = make_intent(built, kind=kind, settings=settings, git=git, caller=caller,
                          warnings=warnings, extra=extra)
     ledger = open_ledger()
@@ -197,6 +190,21 @@ def resolution_clients(request: dict, settings: AwsSettings, sess, omics, timeou
     make them here, so both get the same timeouts."""
     return _Clients(lambda: aws.client(settings, "s3", sess=sess, connect_timeout=timeout, read_timeout=timeout,
                                        retries={"total_max_attempts": 2, "mode": "standard"}), omics=omics)
+
+
+def settle_context(captured: dict, caller: dict, asked_caller: bool, warnings: list[str], warn) -> dict:
+    """The git state a record keeps (from gitcapture.capture_with_notes' answer), after adding
+    to `warnings` what the capture left out, a caller that could not be told and a missing
+    repository; every warning is then handed to `warn`. Submit and submit-batch share it."""
+    git = captured["git"]
+    warnings.extend(captured.get("notes", ()))  # what the capture left out, kept in the record
+    if "unknown" in caller and asked_caller:
+        warnings.append(f"caller not recorded: {caller['unknown']}")
+    if git["state"] == "none":
+        warnings.append(f"no git repository: the record says so ({git.get('reason')})")
+    for message in warnings:
+        warn(message)
+    return git
 
 
 RECOVER_HINT = "run `runlog recover` to complete it (it re-sends the same requestId, so it never starts a second run)"

@@ -19,6 +19,7 @@ from runlog.cli.common import (
 from runlog.cli.submit import (
     aws_global_options,
     check_query,
+    dry_run_option,
     duplicate_hint,
     global_client_options,
     make_resolve_options,
@@ -45,8 +46,7 @@ def startrunbatch_options(func):
 @startrunbatch_options
 @click.option("--cli-input-json", help="The whole StartRunBatch request as JSON, inline or file://PATH; flags "
               "override it.")
-@click.option("--dry-run", is_flag=True, help="Make every check and resolution, print the exact request and "
-              "the record that would be written; send nothing, write nothing.")
+@dry_run_option
 @aws_options
 @aws_global_options
 @resolve_options

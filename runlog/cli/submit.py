@@ -277,6 +277,11 @@ def print_dry_run(result) -> None:
     note("dry run: every check passed; nothing was sent to HealthOmics and nothing was written")
 
 
+# --dry-run, as submit and submit-batch take it
+dry_run_option = click.option("--dry-run", is_flag=True, help="Make every check and resolution, print the exact "
+                              "request and the record that would be written; send nothing, write nothing.")
+
+
 @click.command(context_settings={"max_content_width": 100})
 @startrun_options
 @click.option("--cli-input-json", help="The whole request as JSON, inline or file://PATH; flags override it. "
@@ -285,8 +290,7 @@ def print_dry_run(result) -> None:
               default=None, help="Print what the aws CLI prints: a JSON skeleton of the request (input, the "
               "default) for --cli-input-json, or of the response (output, after checking the options); "
               "nothing is sent or written.")
-@click.option("--dry-run", is_flag=True, help="Make every check and resolution, print the exact request and "
-              "the record that would be written; send nothing, write nothing.")
+@dry_run_option
 @aws_options
 @aws_global_options
 @resolve_options
