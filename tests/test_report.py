@@ -231,3 +231,34 @@ def test_escape_is_html_escape_of_terminal_safe(text):
     from runlog.textsafe import terminal_safe
 
     assert esc(text) == html.escape(terminal_safe(text), quote=True)
+
+
+def test_a_recorded_batch_is_drawn_with_its_members(aws_env, ledger_path, git_repo, run_cli, tmp_path):
+    """A real batch (runlog submit-batch against the emulator, members recorded by refresh):
+    a square node for the batch, an edge to each member, and --batch selects the cohort."""
+    import json
+
+    from helpers import ROLE
+
+    default = {"workflowId": "1234567", "roleArn": ROLE, "outputUri": "s3://cohort/out/",
+               "parameters": {"ref_dict": "s3://cohort/g.dict", "ref_fasta": "s3://cohort/g.fa",
+                              "ref_fasta_index": "s3://cohort/g.fa.fai"}}
+    settings = {"inlineSettings": [{"runSettingId": s, "parameters": {"sample_name": s,
+                                                                      "input_cram": f"s3://cohort/{s}.cram"}}
+                                   for s in ("NA1", "NA2", "NA3")]}
+    aws_env.batch_rate = 100
+    started = run_cli("submit-batch", "--default-run-setting", json.dumps(default), "--batch-run-settings",
+                      json.dumps(settings), "--endpoint-url", aws_env.endpoint_url)
+    assert started.exit_code == 0, started.output
+    batch_id = json.loads(started.stdout)["id"]
+    aws_env.advance(11)
+    refreshed = run_cli("refresh", batch_id)
+    assert refreshed.exit_code == 0, refreshed.output
+    result, page = _report(run_cli, tmp_path)
+    assert result.exit_code == 0, result.output
+    assert page.count('class="edge edge-member"') == 3
+    assert page.count("<rect x=") >= 1  # the batch's square node
+    cohort, only = _report(run_cli, tmp_path, "--batch", batch_id, name="cohort.html")
+    assert cohort.exit_code == 0, cohort.output
+    assert only.count('class="edge edge-member"') == 3
+    assert all(f"NA{n}" in only for n in (1, 2, 3))
