@@ -136,7 +136,27 @@ def session(settings: AwsSettings) -> Session:
             "or the profile key in .runlog.toml"
         ) from None
     core.register_component("data_loader", _narrow_loader(core.get_config_variable("data_path")))
+    core.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=parse_timestamp)
     return Session(core)
+
+
+def parse_timestamp(value: Any):
+    """botocore's timestamp parser, faster for the ISO 8601 text HealthOmics answers with:
+    `datetime.fromisoformat` gives the same time and offset that botocore's dateutil-based
+    parser gives (tests/test_speed.py compares them); anything else (S3's RFC 822 headers,
+    epoch seconds) goes to botocore's own. Recording a 100 000-run batch parses three
+    timestamps a run, which botocore's parser made a third of `runlog refresh`'s time."""
+    from datetime import datetime
+
+    if isinstance(value, str) and len(value) >= 20 and value[4] == "-" and value[10] == "T" and (
+            value.endswith("Z") or value[-6] in "+-"):
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            pass
+    from botocore.utils import parse_timestamp as botocores
+
+    return botocores(value)
 
 
 def _narrow_loader(data_path: str | None):

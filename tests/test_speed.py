@@ -361,3 +361,37 @@ def test_pending_attempts_are_found_on_indexes_without_reading_every_intent(tmp_
         plan = [row[-1] for row in ledger.conn.execute("EXPLAIN QUERY PLAN " + ledger._PENDING_SQL)]
         assert "SCAN a USING COVERING INDEX" in " ".join(plan), plan
         assert not [step for step in plan if step.strip() in ("SCAN a", "SCAN attempts")], plan
+
+
+@pytest.mark.parametrize("text", [
+    "2026-11-25T10:00:00Z", "2026-11-25T10:00:00.123Z", "2026-11-25T10:00:00.123456Z", "2026-11-25T10:00:00+02:00",
+    "2026-11-25T10:00:00.5-05:30", "2026-11-25T23:59:59.999999+00:00", "Wed, 25 Nov 2026 10:00:00 GMT",
+    "1700000000", "2026-11-25 10:00:00", "2026-11-25T10:00:00",
+])
+def test_runlogs_timestamp_parser_gives_what_botocores_gives(text):
+    """Sessions runlog makes parse response timestamps with aws.parse_timestamp (fast for ISO
+    8601): the same time, offset and ISO text as botocore's own parser."""
+    from botocore.utils import parse_timestamp as botocores
+
+    from runlog.aws import parse_timestamp
+
+    ours, theirs = parse_timestamp(text), botocores(text)
+    assert ours == theirs and ours.isoformat() == theirs.isoformat() and ours.utcoffset() == theirs.utcoffset()
+
+
+def test_clients_from_runlogs_sessions_parse_timestamps_as_botocore(emulator):
+    """A GetRun through a runlog session and through a plain botocore session: equal answers."""
+    import botocore.session
+    from botocore.config import Config
+
+    from runlog import aws
+
+    settings = aws.AwsSettings(region="us-west-2", endpoint_url=emulator.endpoint_url)
+    ours = aws.client(settings, "omics")
+    plain = botocore.session.get_session().create_client(
+        "omics", region_name="us-west-2", endpoint_url=emulator.endpoint_url,
+        aws_access_key_id="x", aws_secret_access_key="x", config=Config(inject_host_prefix=False))
+    run = ours.list_runs()["items"][0]["id"]
+    a, b = ours.get_run(id=run), plain.get_run(id=run)
+    a.pop("ResponseMetadata"), b.pop("ResponseMetadata")
+    assert a == b and any(hasattr(v, "isoformat") for v in a.values())
