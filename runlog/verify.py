@@ -307,6 +307,16 @@ def _seals(conn: sqlite3.Connection, table: str) -> dict[str, str]:
     return dict(conn.execute("SELECT id, sha256 FROM row_seals WHERE tbl = ?", (table,)))
 
 
+def _seals_of(conn: sqlite3.Connection, table: str, ids: list[str]) -> dict[str, str]:
+    """The seals of these rows of `table` only (a whole table's seals cost a read of them all)."""
+    found: dict[str, str] = {}
+    for start in range(0, len(ids), 500):
+        part = ids[start:start + 500]
+        found.update(conn.execute(f"SELECT id, sha256 FROM row_seals WHERE tbl = ? AND id IN ({','.join('?' * len(part))})",
+                                  (table, *part)))
+    return found
+
+
 def _check_seal(sealed: bool, seals: dict[str, str], table: str, label: str, row: dict) -> list[Problem]:
     if not sealed:
         return []
@@ -533,7 +543,6 @@ def verify_entries(ledger: Ledger, entries: list[Entry]) -> Report:
     their chain link, and their observations."""
     report = Report()
     sealed = _has_seals(ledger.conn)
-    obs_seals = _seals(ledger.conn, "observations") if sealed else {}
     for entry in entries:
         report.records += 1
         report.problems.extend(_check_rows(ledger.conn, entry.seq, entry.seq + 1, sealed))
@@ -542,7 +551,9 @@ def verify_entries(ledger: Ledger, entries: list[Entry]) -> Report:
         if entry.chain != chain_next(before[0] if before else None, entry.address):
             report.problems.append(Problem("chain", entry.address, f"record #{entry.seq}: chain link broken "
                                            "(a record before it was removed, reordered or replaced)"))
-        for row in table_rows(ledger.conn, "observations", "record = ? ORDER BY seq", (entry.address,)):
+        rows = list(table_rows(ledger.conn, "observations", "record = ? ORDER BY seq", (entry.address,)))
+        obs_seals = _seals_of(ledger.conn, "observations", [str(row["seq"]) for row in rows]) if sealed else {}
+        for row in rows:
             report.observations += 1
             if rec.sha256_hex(row["body"].encode("utf-8")) != row["sha256"]:
                 report.problems.append(Problem("observation", entry.address, f"observation #{row['seq']} was edited"))
