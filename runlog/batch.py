@@ -425,11 +425,10 @@ def submit_batch(open_ledger: Callable[[], Ledger], request: dict[str, Any], *, 
     (outcome unknown, the attempt stays pending for `runlog recover`)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from runlog import aws, background, gitcapture, inflight
+    from runlog import aws, background, gitcapture
     from runlog.aws import AwsSettings
-    from runlog.errors import PendingError
     from runlog.startrun import Built
-    from runlog.submit import _dry_run, make_intent, settle_context
+    from runlog.submit import _dry_run, make_intent, send_attempt, settle_context
 
     check_request(request)
     pending_git = background.start(gitcapture.capture_with_notes, str(git_path)) if capture_git else None
@@ -461,19 +460,7 @@ def submit_batch(open_ledger: Callable[[], Ledger], request: dict[str, Any], *, 
     ledger = open_ledger()
     if dry_run:
         return _dry_run(ledger, intent, warn, allow_duplicate)
-    request_id = intent["request"]["requestId"]
-    hold = inflight.take(ledger.path, request_id)
-    if hold is None:
-        raise UsageError(f"request id {request_id!r} is being sent by another process right now; "
-                         "leave out the request id or give a new one")
-    with hold:
-        ledger.add_attempt(intent, allow_duplicate=allow_duplicate)
-        try:
-            return send(ledger, intent, omics)
-        except KeyboardInterrupt:
-            raise PendingError(f"interrupted before the request was sent; the attempt {request_id} is kept as "
-                               "pending: `runlog recover` sends it (once), `runlog recover --abandon "
-                               f"{request_id}` gives it up", request_id, interrupted=True) from None
+    return send_attempt(ledger, intent, omics, send, allow_duplicate=allow_duplicate)
 
 
 def send(ledger: Ledger, intent: dict, omics, *, recovered: bool = False):

@@ -128,6 +128,12 @@ def submit(open_ledger: Callable[[], Ledger], built: Built, *, settings: AwsSett
     if dry_run:
         return _dry_run(ledger, intent, warn, allow_duplicate)
     _warn_if_completed(ledger, intent, warn)
+    return send_attempt(ledger, intent, omics, send, allow_duplicate=allow_duplicate)
+
+
+def send_attempt(ledger: Ledger, intent: dict, omics, sender: Callable[..., Any], *, allow_duplicate: bool):
+    """Commit the intent as an attempt and send it with `sender` (StartRun's `send`, or
+    StartRunBatch's in runlog/batch.py), holding the attempt's in-flight lock throughout."""
     request_id = intent["request"]["requestId"]
     hold = inflight.take(ledger.path, request_id)  # owned before it is written: recover never races us
     if hold is None:
@@ -136,7 +142,7 @@ def submit(open_ledger: Callable[[], Ledger], built: Built, *, settings: AwsSett
     with hold:
         ledger.add_attempt(intent, allow_duplicate=allow_duplicate)
         try:
-            return send(ledger, intent, omics)
+            return sender(ledger, intent, omics)
         except KeyboardInterrupt:  # between the commit and the call: nothing was sent yet
             raise PendingError(f"interrupted before the request was sent; the attempt {request_id} is kept as "
                                "pending: `runlog recover` sends it (once), `runlog recover --abandon "
