@@ -27,7 +27,7 @@ import orjson
 
 from runlog import record as rec
 
-_SORTED = orjson.OPT_SORT_KEYS
+SORTED = orjson.OPT_SORT_KEYS
 
 
 # A number orjson writes differently from the json module, in orjson's own output: every
@@ -37,7 +37,7 @@ _SORTED = orjson.OPT_SORT_KEYS
 _EXPONENT = re.compile(rb"e[-+]?[0-9]+[,}\]]")
 
 
-def _plain(encoded: bytes) -> bool:
+def plain(encoded: bytes) -> bool:
     """No float in orjson's output `encoded` that the json module writes otherwise."""
     return b"0.0000" not in encoded and _EXPONENT.search(encoded) is None
 
@@ -49,7 +49,7 @@ def decode_canonical(data: bytes) -> tuple[Any, bool, bool]:
     than Python's json module can read)."""
     try:
         value = orjson.loads(data)
-        if orjson.dumps(value, option=_SORTED) == data and _plain(data):
+        if orjson.dumps(value, option=SORTED) == data and plain(data):
             return value, True, True
     except (orjson.JSONDecodeError, TypeError):
         pass
@@ -65,7 +65,7 @@ def canonical(value: Any, exact_value: bool) -> bytes:
     bytes (value is, or is built of, parts of a value decode_canonical called exact)."""
     if exact_value:
         try:
-            return orjson.dumps(value, option=_SORTED)
+            return orjson.dumps(value, option=SORTED)
         except TypeError:
             pass
     return rec.canonical_json(value)

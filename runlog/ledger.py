@@ -126,6 +126,10 @@ def index_columns(record: dict) -> dict[str, Any]:
     }
 
 
+INDEX_COLUMNS = ("kind", "created", "outcome", "request_id", "run_id", "run_uuid", "run_arn", "workflow_id", "name",
+                 "git_commit", "fingerprint", "replay_of", "batch_id")  # index_columns' keys, in its order
+
+
 def _batch_id(record: dict) -> str | None:
     """The HealthOmics batch id a batch record (once started) or a member record belongs to."""
     if record["kind"] == "batch":

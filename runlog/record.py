@@ -125,7 +125,7 @@ def _validator():
 
 
 @lru_cache(maxsize=1)
-def _fast_validator():
+def fast_validator():
     """The record schema compiled in memory by jsonschema-rs (JSON Schema 2020-12 in Rust;
     on the benchmark ledger's records about 5x faster than fastjsonschema's generated Python,
     which runlog used before). Nothing is generated, cached on disk or exec'd, so no file a
@@ -140,7 +140,7 @@ def is_valid(record: Any) -> bool:
     Should the fast validator not take a value (it never has for decoded JSON), the
     reference validator decides."""
     try:
-        return bool(_fast_validator().is_valid(record))
+        return bool(fast_validator().is_valid(record))
     except (ValueError, TypeError, OverflowError):
         return bool(_validator().is_valid(record))
 

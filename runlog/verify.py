@@ -25,10 +25,13 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
+import orjson
+
 from runlog import fastjson
 from runlog import record as rec
 from runlog.errors import UsageError
 from runlog.ledger import (
+    INDEX_COLUMNS,
     SEALED,
     Entry,
     Ledger,
@@ -164,9 +167,10 @@ def verify(ledger: Ledger, *, expect: str | None = None) -> Report:
     sealed = _has_seals(conn)
     collect = _start_row_checks(ledger, sealed)  # in worker processes, beside what follows
     try:
-        _verify_rest(ledger, report, sealed)
+        rest = _check_rest(ledger, sealed)
     finally:
-        report.problems.extend(collect())
+        tallies = collect()
+    _sum_up(ledger, report, tallies, rest, sealed)
     report.problems.sort(key=_problem_order)  # stable: by kind, then in ledger order
     if expect:
         report.witnesses.append(f"--expect {expect}")
@@ -182,54 +186,98 @@ def _problem_order(problem: Problem) -> int:
     return _KIND_ORDER.index(problem.kind) if problem.kind in _KIND_ORDER else len(_KIND_ORDER)
 
 
-def _verify_rest(ledger: Ledger, report: Report, sealed: bool) -> None:
-    """Everything but the per-row checks: chain, sequences and counts, observations' records
-    and addresses, meta, the pending count."""
-    conn = ledger.conn
-    previous_seq = 0
-    previous_chain = None
-    for seq, address, chain in conn.execute("SELECT seq, address, chain FROM records ORDER BY seq"):
-        report.records += 1
-        if seq != previous_seq + 1:
-            report.problems.append(_gap("record", previous_seq, seq))
-        if chain != chain_next(previous_chain, address):
-            report.problems.append(Problem("chain", address, f"record #{seq}: chain link broken "
-                                           "(a record before it was removed, reordered or replaced)"))
-        previous_seq, previous_chain = seq, chain
-    report.head = (report.records, previous_chain)
-    top = _sequence_top(conn, "records")
-    if top > previous_seq:
-        report.problems.append(_gap("record", previous_seq, top + 1))
+@dataclass
+class Tally:
+    """What the row checks of one slice of a table found: its problems, how many rows it
+    had, the first and last seq (for gaps between slices), the last record's chain value,
+    how many attempts were checked with their record, how many rows had no seal."""
+    table: str
+    problems: list[Problem] = field(default_factory=list)
+    count: int = 0
+    first: int | None = None
+    last: int | None = None
+    chain: str | None = None
+    matched: int = 0
+    unsealed: int = 0
+    unsealed_attempts: int = 0
 
-    report.observations, gaps = _count_and_gaps(conn, "observations", "observation")
-    report.problems.extend(gaps)
-    orphans = conn.execute(
-        "SELECT o.seq, o.record FROM observations o LEFT JOIN records r ON r.address = o.record WHERE r.seq IS NULL"
-    ).fetchall()
-    for seq, address in orphans:
-        report.problems.append(Problem("observation", address, f"observation #{seq} names a record that is missing"))
-    report.problems.extend(_check_observation_addresses(conn))
+    def saw(self, seq: int) -> None:
+        """Count the row with this seq, naming a gap before it within the slice."""
+        if self.last is not None and seq != self.last + 1:
+            self.problems.append(_gap(_LABELS[self.table], self.last, seq))
+        if self.first is None:
+            self.first = seq
+        self.count += 1
+        self.last = seq
+
+
+_LABELS = {"records": "record", "observations": "observation", "attempts": "attempt"}
+
+
+def _check_rest(ledger: Ledger, sealed: bool) -> list[Problem]:
+    """What the row checks do not cover and is cheap: observation addresses, meta's seals."""
+    problems = _check_observation_addresses(ledger.conn)
+    if sealed:
+        seals = _seals(ledger.conn, "meta")
+        for row in table_rows(ledger.conn, "meta"):
+            problems.extend(_check_seal(sealed, seals, "meta", "meta", row))
+    return problems
+
+
+def _sum_up(ledger: Ledger, report: Report, tallies: list[Tally], rest: list[Problem], sealed: bool) -> None:
+    """The slices' tallies joined: counts, gaps between slices and at the ends, the head;
+    then attempts (their count and gaps, those no record completes) and orphan seals, each
+    read in full only when the counts say something is off."""
+    conn = ledger.conn
+    rows: dict[str, int] = {}
+    unsealed: dict[str, int] = {}
+    matched = 0
+    for table in ("records", "observations"):
+        last, chain = 0, None
+        for tally in (t for t in tallies if t.table == table):
+            report.problems.extend(tally.problems)
+            if tally.first is not None and tally.last is not None:
+                if tally.first != last + 1:
+                    report.problems.append(_gap(_LABELS[table], last, tally.first))
+                last, chain = tally.last, tally.chain
+            rows[table] = rows.get(table, 0) + tally.count
+            unsealed[table] = unsealed.get(table, 0) + tally.unsealed
+            unsealed["attempts"] = unsealed.get("attempts", 0) + tally.unsealed_attempts
+            matched += tally.matched
+        top = _sequence_top(conn, table)
+        if top > last:
+            report.problems.append(_gap(_LABELS[table], last, top + 1))
+        if table == "records":
+            report.head = (rows.get(table, 0), chain)
+    report.records, report.observations = rows.get("records", 0), rows.get("observations", 0)
+    report.problems.extend(rest)
     report.attempts, gaps = _count_and_gaps(conn, "attempts", "attempt")
     report.problems.extend(gaps)
-    report.problems.extend(_check_pending_attempts(conn, sealed))  # the others: with their record
-
+    if report.attempts != matched:  # some attempts have no record: pending, checked on their own
+        pending = _check_pending_attempts(conn, sealed)
+        report.problems.extend(pending.problems)
+        unsealed["attempts"] = unsealed.get("attempts", 0) + pending.unsealed
     if sealed:
-        seals = _seals(conn, "meta")
-        for row in table_rows(conn, "meta"):
-            report.problems.extend(_check_seal(sealed, seals, "meta", "meta", row))
-        report.problems.extend(_orphan_seals(conn))
+        rows["attempts"] = report.attempts
+        report.problems.extend(_orphan_seals(conn, rows, unsealed))
     report.pending = len(ledger.pending())
 
 
 def _count_and_gaps(conn: sqlite3.Connection, table: str, label: str) -> tuple[int, list[Problem]]:
     """How many rows the table has, and each gap in its sequence (rows deleted behind
-    runlog's back, also at its end: sqlite_sequence remembers the highest seq given)."""
-    count, last, gaps = 0, 0, []
-    for (seq,) in conn.execute(f"SELECT seq FROM {table} ORDER BY seq"):
-        count += 1
-        if seq != last + 1:
-            gaps.append(_gap(label, last, seq))
-        last = seq
+    runlog's back, also at its end: sqlite_sequence remembers the highest seq given). The
+    count, lowest and highest seq come from the table's index; the seqs are listed only when
+    they say a gap exists."""
+    count, low, high = conn.execute(f"SELECT count(*), min(seq), max(seq) FROM {table}").fetchone()
+    if count and (low != 1 or high != count):
+        count, last, gaps = 0, 0, []
+        for (seq,) in conn.execute(f"SELECT seq FROM {table} ORDER BY seq"):
+            count += 1
+            if seq != last + 1:
+                gaps.append(_gap(label, last, seq))
+            last = seq
+    else:
+        last, gaps = count, []
     if _sequence_top(conn, table) > last:
         gaps.append(_gap(label, last, _sequence_top(conn, table) + 1))
     return count, gaps
@@ -341,17 +389,22 @@ def _seal_problems(seal_of_row: Callable[[tuple], str], label: str, key: str, va
     return []
 
 
-def _orphan_seals(conn: sqlite3.Connection) -> list[Problem]:
-    """Seals whose row is gone: a row deleted behind runlog's back."""
+def _orphan_seals(conn: sqlite3.Connection, rows: dict[str, int], unsealed: dict[str, int]) -> list[Problem]:
+    """Seals whose row is gone: a row deleted behind runlog's back. A table whose seals number
+    its rows less those found without a seal (`rows`, `unsealed`: counted by the row checks)
+    has none: each row has at most one seal, so no seal is left over. Others are joined."""
     problems = []
+    counts = dict(conn.execute("SELECT tbl, count(*) FROM row_seals GROUP BY tbl"))
     for table, key in SEALED.items():
+        if table in rows and counts.get(table, 0) == rows[table] - unsealed.get(table, 0):
+            continue
         # the join runs on the row table's key (its index), never on an expression of it
         joined = "t.seq = CAST(s.id AS INTEGER)" if key == "seq" else f"t.{key} = s.id"
-        rows = conn.execute(f"SELECT s.id FROM row_seals s LEFT JOIN {table} t ON {joined} "
-                            f"WHERE s.tbl = ? AND t.{key} IS NULL", (table,)).fetchall()
-        if rows:
-            ids = ", ".join((f"#{r[0]}" if key == "seq" else r[0]) for r in rows[:10])
-            problems.append(Problem("seal", table, f"{len(rows)} row(s) of {table} were deleted ({ids})"))
+        found = conn.execute(f"SELECT s.id FROM row_seals s LEFT JOIN {table} t ON {joined} "
+                             f"WHERE s.tbl = ? AND t.{key} IS NULL", (table,)).fetchall()
+        if found:
+            ids = ", ".join((f"#{r[0]}" if key == "seq" else r[0]) for r in found[:10])
+            problems.append(Problem("seal", table, f"{len(found)} row(s) of {table} were deleted ({ids})"))
     return problems
 
 
@@ -396,36 +449,128 @@ def _seal_join(table: str, alias: str, of: str, sealed: bool) -> tuple[str, str]
     return f"{alias}.sha256", f"LEFT JOIN row_seals {alias} ON {alias}.tbl = '{table}' AND {alias}.id = CAST({of}.seq AS TEXT) "
 
 
+class _RecordLayout:
+    """Where each value sits in a row of _scan_records' query: the record's columns but its
+    body, its body, its seal, then its attempt's columns but the intent, the intent and the
+    attempt's seal."""
+
+    def __init__(self, conn: sqlite3.Connection, sealed: bool):
+        self.record_columns = _columns(conn, "records", "body")
+        self.attempt_columns = _columns(conn, "attempts", "intent")
+        record_seal, record_join = _seal_join("records", "rs", "r", sealed)
+        attempt_seal, attempt_join = _seal_join("attempts", "sa", "a", sealed)
+        self.sql = (
+            f"SELECT {', '.join('r.' + c for c in self.record_columns)}, CAST(r.body AS BLOB), {record_seal}, "
+            f"{', '.join('a.' + c for c in self.attempt_columns)}, CAST(a.intent AS BLOB), {attempt_seal} "
+            f"FROM records r {record_join}LEFT JOIN attempts a ON a.request_id = r.request_id {attempt_join}"
+            "WHERE r.seq >= ? AND r.seq < ? ORDER BY r.seq")
+        width = len(self.record_columns)
+        self.body, self.seal = width, width + 1
+        self.seq, self.address, self.chain, self.created = (
+            self.record_columns.index(c) for c in ("seq", "address", "chain", "created"))
+        self.attempt = width + 2
+        self.intent = self.attempt + len(self.attempt_columns)
+        self.attempt_seal = self.intent + 1
+        self.attempt_seq = self.attempt + self.attempt_columns.index("seq")
+        self.attempt_created = self.attempt + self.attempt_columns.index("created")
+        self.attempt_digest = self.attempt + self.attempt_columns.index("intent_sha256")
+        at = {name: i for i, name in enumerate(self.record_columns)}
+        self.lookup = [at.get(name) for name in INDEX_COLUMNS]  # None: a column this ledger lacks
+        self.record_sealer = sealer("records", tuple(self.record_columns))
+        self.attempt_sealer = sealer("attempts", tuple(self.attempt_columns))
+
+
+CHUNK = 64  # rows checked together, step by step: each step's code and data stay in the CPU's caches
+
+
+def _clean(rows: list[tuple], at: _RecordLayout, sealed: bool) -> list[bool]:
+    """For each row of _scan_records' query, True when check_record and _check_attempt would
+    find nothing wrong with it. Checked in the fastest way, a step at a time over all rows;
+    False only means "look closer" (check_record then decides and names the problem)."""
+    sha256, dumps, loads, sort = hashlib.sha256, orjson.dumps, orjson.loads, fastjson.SORTED
+    try:
+        ok = [sha256(r[at.body]).hexdigest() == r[at.address] for r in rows]
+        if sealed:
+            seal, attempt_seal = at.record_sealer, at.attempt_sealer
+            ok = [o and r[at.seal] is not None and seal(r) == r[at.seal] and (
+                r[at.attempt_seq] is None or (r[at.attempt_seal] is not None and attempt_seal(r[at.attempt:]) ==
+                                              r[at.attempt_seal])) for o, r in zip(ok, rows, strict=True)]
+        values: list[Any] = []
+        for good, r in zip(ok, rows, strict=True):
+            try:
+                value = loads(r[at.body]) if good else None
+            except orjson.JSONDecodeError:
+                value = None
+            values.append(value if type(value) is dict else None)
+        ok = [v is not None and dumps(v, option=sort) == r[at.body] and fastjson.plain(r[at.body])
+              for v, r in zip(values, rows, strict=True)]
+        validator = rec.fast_validator()
+        ok = [o and validator.is_valid(v) for o, v in zip(ok, values, strict=True)]
+        ok = [o and sha256(dumps(rec.fingerprint_material(v), option=sort)).hexdigest() == v["fingerprint"]
+              for o, v in zip(ok, values, strict=True)]
+        ok = [o and tuple(index_columns(v).values()) == tuple(None if i is None else r[i] for i in at.lookup)
+              for o, v, r in zip(ok, values, rows, strict=True)]
+        return [o and (r[at.attempt_seq] is None or (
+            r[at.created] == r[at.attempt_created] and _is_intent_plus_outcome(r[at.body], r[at.intent])
+            and (sealed or sha256(r[at.intent]).hexdigest() == r[at.attempt_digest])))
+            for o, r in zip(ok, rows, strict=True)]
+    except (TypeError, ValueError, KeyError, AttributeError, OverflowError, RecursionError):
+        return [False] * len(rows)  # whatever the fast way does not take: check_record decides
+
+
+def _scan_records(conn: sqlite3.Connection, low: int, high: int, sealed: bool) -> Tally:
+    """The records with low <= seq < high: check_record for each, the check of each one's
+    attempt (the intent committed before StartRun) read in the same pass, each chain link,
+    gaps in seq. Bodies and intents are read as stored (bytes)."""
+    at = _RecordLayout(conn, sealed)
+    tally = Tally("records")
+    before = conn.execute("SELECT chain FROM records WHERE seq < ? ORDER BY seq DESC LIMIT 1", (low,)).fetchone()
+    chain = before[0] if before else None
+    cursor = conn.execute(at.sql, (low, high))
+    while rows := cursor.fetchmany(CHUNK):
+        for values, clean in zip(rows, _clean(rows, at, sealed), strict=True):
+            seq, address = values[at.seq], values[at.address]
+            tally.saw(seq)
+            if values[at.chain] != _next_link(chain, address):
+                tally.problems.append(Problem("chain", address, f"record #{seq}: chain link broken "
+                                              "(a record before it was removed, reordered or replaced)"))
+            chain = values[at.chain]
+            if values[at.attempt_seq] is not None:
+                tally.matched += 1
+            if not clean:
+                _look_closer(values, at, sealed, tally)
+    tally.chain = chain
+    return tally
+
+
+def _next_link(previous: str | None, address: Any) -> str | None:
+    try:
+        return chain_next(previous, address)
+    except (UnicodeEncodeError, TypeError, AttributeError):  # not an address runlog writes
+        return None
+
+
+def _look_closer(values: tuple, at: _RecordLayout, sealed: bool, tally: Tally) -> None:
+    """check_record and _check_attempt for a row the fast way did not pass."""
+    row = dict(zip(at.record_columns, values, strict=False))  # values go on: the seal, the attempt
+    intent = values[at.intent]
+    if sealed and values[at.seal] is None:
+        tally.unsealed += 1
+    found, matched = check_record(values[at.seq], values[at.address], values[at.body], row,
+                                  seal=values[at.seal], intent=intent, sealed=sealed)
+    tally.problems.extend(found)
+    if values[at.attempt_seq] is not None:
+        if sealed and values[at.attempt_seal] is None:
+            tally.unsealed_attempts += 1
+        attempt = dict(zip(at.attempt_columns, values[at.attempt:at.intent], strict=True))
+        tally.problems.extend(_check_attempt(attempt, intent, values[at.attempt_seal], sealed, record=row,
+                                             matched=matched))
+
+
 def _check_rows(conn: sqlite3.Connection, low: int, high: int, sealed: bool) -> list[Problem]:
-    """check_record for the records with low <= seq < high, and, read in the same pass, the
-    check of each one's attempt (the intent committed before StartRun): its digest, columns
-    and seal. Bodies and intents are read as stored (bytes)."""
-    record_columns = _columns(conn, "records", "body")
-    attempt_columns = _columns(conn, "attempts", "intent")
-    record_seal, record_join = _seal_join("records", "rs", "r", sealed)
-    attempt_seal, attempt_join = _seal_join("attempts", "sa", "a", sealed)
-    cursor = conn.execute(
-        f"SELECT {', '.join('r.' + c for c in record_columns)}, CAST(r.body AS BLOB), {record_seal}, "
-        f"{', '.join('a.' + c for c in attempt_columns)}, CAST(a.intent AS BLOB), {attempt_seal} "
-        f"FROM records r {record_join}LEFT JOIN attempts a ON a.request_id = r.request_id {attempt_join}"
-        "WHERE r.seq >= ? AND r.seq < ? ORDER BY r.seq", (low, high))
-    width = len(record_columns)
-    seq_at, address_at = record_columns.index("seq"), record_columns.index("address")
-    attempt_at = width + 2
-    attempt_end = attempt_at + len(attempt_columns)
-    attempt_seq_at = attempt_at + attempt_columns.index("seq")
-    problems: list[Problem] = []
-    for values in cursor:
-        row = dict(zip(record_columns, values, strict=False))  # values go on: the seal, the attempt
-        intent = values[attempt_end]
-        found, matched = check_record(values[seq_at], values[address_at], values[width], row,
-                                      seal=values[width + 1], intent=intent, sealed=sealed)
-        problems.extend(found)
-        if values[attempt_seq_at] is not None:
-            attempt = dict(zip(attempt_columns, values[attempt_at:attempt_end], strict=True))
-            problems.extend(_check_attempt(attempt, intent, values[attempt_end + 1], sealed, record=row,
-                                           matched=matched))
-    return problems
+    """Every problem of the records with low <= seq < high and their attempts (but their
+    chain links and gaps: those depend on the records around them)."""
+    return [p for p in _scan_records(conn, low, high, sealed).problems if p.kind not in ("chain", "gap")]
 
 
 def _check_attempt(attempt: dict[str, Any], intent: bytes, seal: str | None, sealed: bool, *,
@@ -458,7 +603,7 @@ def _check_attempt(attempt: dict[str, Any], intent: bytes, seal: str | None, sea
     return problems
 
 
-def _check_pending_attempts(conn: sqlite3.Connection, sealed: bool) -> list[Problem]:
+def _check_pending_attempts(conn: sqlite3.Connection, sealed: bool) -> Tally:
     """The attempts no record completes (the others are checked with their record)."""
     columns = _columns(conn, "attempts", "intent")
     seal, join = _seal_join("attempts", "sa", "a", sealed)
@@ -466,37 +611,53 @@ def _check_pending_attempts(conn: sqlite3.Connection, sealed: bool) -> list[Prob
         f"SELECT {', '.join('a.' + c for c in columns)}, CAST(a.intent AS BLOB), {seal} FROM attempts a {join}"
         "WHERE NOT EXISTS (SELECT 1 FROM records r WHERE r.request_id = a.request_id) ORDER BY a.seq")
     width = len(columns)
-    problems = []
+    tally = Tally("attempts")
     for values in cursor:
-        problems.extend(_check_attempt(dict(zip(columns, values, strict=False)), values[width], values[width + 1], sealed,
-                                       record=None, matched=False))
-    return problems
+        tally.unsealed += sealed and values[width + 1] is None
+        tally.problems.extend(_check_attempt(dict(zip(columns, values, strict=False)), values[width],
+                                             values[width + 1], sealed, record=None, matched=False))
+    return tally
 
 
-def _check_observations(conn: sqlite3.Connection, low: int, high: int, sealed: bool) -> list[Problem]:
-    """Observations with low <= seq < high: body digest and seal."""
+def _scan_observations(conn: sqlite3.Connection, low: int, high: int, sealed: bool) -> Tally:
+    """Observations with low <= seq < high: body digest, seal, that the record they name
+    exists, gaps in seq."""
     columns = _columns(conn, "observations", "body")
     seal, join = _seal_join("observations", "so", "o", sealed)
-    cursor = conn.execute(f"SELECT {', '.join('o.' + c for c in columns)}, CAST(o.body AS BLOB), {seal} "
+    cursor = conn.execute(f"SELECT {', '.join('o.' + c for c in columns)}, CAST(o.body AS BLOB), {seal}, "
+                          "EXISTS (SELECT 1 FROM records r WHERE r.address = o.record) "
                           f"FROM observations o {join}WHERE o.seq >= ? AND o.seq < ? ORDER BY o.seq", (low, high))
     width = len(columns)
     seq_at, record_at, digest_at = (columns.index(c) for c in ("seq", "record", "sha256"))
     seal_observation = sealer("observations", tuple(columns))
-    problems = []
+    tally = Tally("observations")
+    sha256 = hashlib.sha256
     for values in cursor:
         seq = values[seq_at]
-        if hashlib.sha256(values[width]).hexdigest() != values[digest_at]:
-            problems.append(Problem("observation", values[record_at], f"observation #{seq} was edited"))
+        tally.saw(seq)
+        if not values[width + 2]:
+            tally.problems.append(Problem("observation", values[record_at],
+                                          f"observation #{seq} names a record that is missing"))
+        if sha256(values[width]).hexdigest() != values[digest_at]:
+            tally.problems.append(Problem("observation", values[record_at], f"observation #{seq} was edited"))
         if sealed:
-            problems.extend(_seal_problems(seal_observation, "observation #", str(seq), values, values[width + 1]))
-    return problems
+            if values[width + 1] is None:
+                tally.unsealed += 1
+            try:
+                intact = seal_observation(values) == values[width + 1]
+            except (TypeError, ValueError):
+                intact = False
+            if not intact:  # (_seal_problems words it)
+                tally.problems.extend(_seal_problems(seal_observation, "observation #", str(seq), values,
+                                                     values[width + 1]))
+    return tally
 
 
-ROW_CHECKS: dict[str, Callable[[sqlite3.Connection, int, int, bool], list[Problem]]] = {
-    "records": _check_rows, "observations": _check_observations}  # attempts: with their record
+ROW_CHECKS: dict[str, Callable[[sqlite3.Connection, int, int, bool], Tally]] = {
+    "records": _scan_records, "observations": _scan_observations}  # attempts: with their record
 
 
-def _check_range(path: str, table: str, low: int, high: int, sealed: bool) -> list[Problem]:
+def _check_range(path: str, table: str, low: int, high: int, sealed: bool) -> Tally:
     """A ROW_CHECKS slice, read through a connection of its own (in a worker process)."""
     conn = sqlite3.connect(sqlite_uri(path, "ro"), uri=True)
     try:
@@ -505,16 +666,16 @@ def _check_range(path: str, table: str, low: int, high: int, sealed: bool) -> li
         conn.close()
 
 
-def _start_row_checks(ledger: Ledger, sealed: bool) -> Callable[[], list[Problem]]:
+def _start_row_checks(ledger: Ledger, sealed: bool) -> Callable[[], list[Tally]]:
     """The per-row checks of every record, attempt and observation; returns the function that
-    gives the problems found (in table order, then ledger order). Large ledgers are split in
+    gives their tallies (in table order, then ledger order). Large ledgers are split in
     slices over the machine's cores, checked in worker processes while the caller checks the
     chain and the rest; small ones are checked when the result is asked for."""
     tops = {table: ledger.conn.execute(f"SELECT coalesce(max(seq), 0) FROM {table}").fetchone()[0]
             for table in ROW_CHECKS}
     cores = os.cpu_count() or 1
     if ledger.snapshot or sum(tops.values()) < PARALLEL_FROM or cores < 2:
-        return lambda: [p for table, top in tops.items() for p in ROW_CHECKS[table](ledger.conn, 0, top + 1, sealed)]
+        return lambda: [ROW_CHECKS[table](ledger.conn, 0, top + 1, sealed) for table, top in tops.items()]
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
@@ -529,9 +690,9 @@ def _start_row_checks(ledger: Ledger, sealed: bool) -> Callable[[], list[Problem
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method))
     futures = [pool.submit(_check_range, str(ledger.path), table, low, high, sealed) for table, low, high in slices]
 
-    def collect() -> list[Problem]:
+    def collect() -> list[Tally]:
         try:
-            return [problem for future in futures for problem in future.result()]
+            return [future.result() for future in futures]
         finally:
             pool.shutdown(cancel_futures=True)
 

@@ -12,8 +12,8 @@ def test_the_fast_validator_is_compiled_in_memory_from_the_packaged_schema():
     """No generated module, no cache: the schema file shipped in the package is the only input."""
     import jsonschema_rs
 
-    rec._fast_validator.cache_clear()
-    assert isinstance(rec._fast_validator(), jsonschema_rs.Draft202012Validator)
+    rec.fast_validator.cache_clear()
+    assert isinstance(rec.fast_validator(), jsonschema_rs.Draft202012Validator)
     package = rec.SCHEMA_PATH.parent.parent
     assert not list(package.glob("_record_validator*")), "a generated validator is back in the package"
     assert rec.SCHEMA_PATH.read_bytes() == (package.parent / "schema" / "record.schema.json").read_bytes()
