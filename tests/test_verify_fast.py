@@ -174,3 +174,9 @@ def test_gaps_and_broken_links_are_found_across_the_slices_of_worker_processes(t
     assert len(gaps) == 1 and expected in gaps[0]
     if "FROM records" in statement and "= 40" not in statement:  # the record after the hole names it
         assert [p["kind"] for p in parallel].count("chain") == 1
+
+
+def test_the_expected_ledger_schema_in_the_package_is_the_migrations_one():
+    """verify compares a ledger's tables, indexes and triggers with runlog/schemas/ledger-schema.json;
+    after a new migration, regenerate it with `python -m runlog.verify`."""
+    assert verify_module.expected_schema() == verify_module.fresh_schema(), "run `python -m runlog.verify`"
