@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import operator
 import os
 import re
 import sqlite3
@@ -492,7 +493,11 @@ class _RecordLayout:
         self.attempt_created = self.attempt + self.attempt_columns.index("created")
         self.attempt_digest = self.attempt + self.attempt_columns.index("intent_sha256")
         at = {name: i for i, name in enumerate(self.record_columns)}
-        self.lookup = [at.get(name) for name in INDEX_COLUMNS]  # None: a column this ledger lacks
+        lookup = [at.get(name) for name in INDEX_COLUMNS]  # None: a column this ledger lacks
+        if None in lookup:
+            self.looked_up: Callable[[tuple], tuple] = lambda r: tuple(None if i is None else r[i] for i in lookup)
+        else:  # the row's lookup columns in index_columns' order, as one tuple
+            self.looked_up = operator.itemgetter(*lookup)
         self.record_sealer = sealer("records", tuple(self.record_columns))
         self.attempt_sealer = sealer("attempts", tuple(self.attempt_columns))
 
@@ -504,32 +509,34 @@ def _clean(rows: list[tuple], at: _RecordLayout, sealed: bool) -> list[bool]:
     """For each row of _scan_records' query, True when check_record and _check_attempt would
     find nothing wrong with it. Checked in the fastest way, a step at a time over all rows;
     False only means "look closer" (check_record then decides and names the problem)."""
-    sha256, dumps, loads, sort = hashlib.sha256, orjson.dumps, orjson.loads, fastjson.SORTED
+    sha256, dumps, loads, sort, plain = hashlib.sha256, orjson.dumps, orjson.loads, fastjson.SORTED, fastjson.plain
+    body, address, attempt_seq, looked_up = at.body, at.address, at.attempt_seq, at.looked_up
     try:
-        ok = [sha256(r[at.body]).hexdigest() == r[at.address] for r in rows]
+        ok = [sha256(r[body]).hexdigest() == r[address] for r in rows]
         if sealed:
-            seal, attempt_seal = at.record_sealer, at.attempt_sealer
-            ok = [o and r[at.seal] is not None and seal(r) == r[at.seal] and (
-                r[at.attempt_seq] is None or (r[at.attempt_seal] is not None and attempt_seal(r[at.attempt:]) ==
-                                              r[at.attempt_seal])) for o, r in zip(ok, rows, strict=True)]
+            seal, own, attempt_seal, attempt_own, attempt = (at.record_sealer, at.seal, at.attempt_sealer,
+                                                             at.attempt_seal, at.attempt)
+            ok = [o and r[own] is not None and seal(r) == r[own] and (r[attempt_seq] is None or (
+                r[attempt_own] is not None and attempt_seal(r[attempt:]) == r[attempt_own]))
+                for o, r in zip(ok, rows, strict=True)]
         values: list[Any] = []
         for good, r in zip(ok, rows, strict=True):
             try:
-                value = loads(r[at.body]) if good else None
+                value = loads(r[body]) if good else None
             except orjson.JSONDecodeError:
                 value = None
             values.append(value if type(value) is dict else None)
-        ok = [v is not None and dumps(v, option=sort) == r[at.body] and fastjson.plain(r[at.body])
-              for v, r in zip(values, rows, strict=True)]
-        validator = rec.fast_validator()
-        ok = [o and validator.is_valid(v) for o, v in zip(ok, values, strict=True)]
-        ok = [o and sha256(dumps(rec.fingerprint_material(v), option=sort)).hexdigest() == v["fingerprint"]
+        ok = [v is not None and dumps(v, option=sort) == r[body] and plain(r[body]) for v, r in zip(values, rows, strict=True)]
+        is_valid = rec.fast_validator().is_valid
+        ok = [o and is_valid(v) for o, v in zip(ok, values, strict=True)]
+        material = rec.fingerprint_material
+        ok = [o and sha256(dumps(material(v), option=sort)).hexdigest() == v["fingerprint"]
               for o, v in zip(ok, values, strict=True)]
-        ok = [o and tuple(index_columns(v).values()) == tuple(None if i is None else r[i] for i in at.lookup)
-              for o, v, r in zip(ok, values, rows, strict=True)]
-        return [o and (r[at.attempt_seq] is None or (
-            r[at.created] == r[at.attempt_created] and _is_intent_plus_outcome(r[at.body], r[at.intent])
-            and (sealed or sha256(r[at.intent]).hexdigest() == r[at.attempt_digest])))
+        ok = [o and tuple(index_columns(v).values()) == looked_up(r) for o, v, r in zip(ok, values, rows, strict=True)]
+        created, attempt_created, intent, digest = at.created, at.attempt_created, at.intent, at.attempt_digest
+        return [o and (r[attempt_seq] is None or (
+            r[created] == r[attempt_created] and _is_intent_plus_outcome(r[body], r[intent])
+            and (sealed or sha256(r[intent]).hexdigest() == r[digest])))
             for o, r in zip(ok, rows, strict=True)]
     except (TypeError, ValueError, KeyError, AttributeError, OverflowError, RecursionError):
         return [False] * len(rows)  # whatever the fast way does not take: check_record decides
