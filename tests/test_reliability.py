@@ -19,7 +19,7 @@ from recordfactory import make_record
 from runlog import record as rec
 from runlog.errors import UsageError
 from runlog.ledger import Ledger
-from runlog.replay import plan
+from runlog.replay import make_plan
 
 TESTS = Path(__file__).resolve().parent
 
@@ -214,7 +214,7 @@ def test_any_parameters_round_trip_byte_identically(params, tmp_path_factory):
     assert again.address == rec.address(record)
     shown = json.loads(json.dumps(again.record))  # what `runlog show --json` prints
     assert rec.canonical_json(shown["request"]["parameters"]) == rec.canonical_json(params)
-    replayed = plan(again).request  # what `runlog replay` would send
+    replayed = make_plan(again).request  # what `runlog replay` would send
     assert rec.canonical_json(replayed["parameters"]) == rec.canonical_json(params)
 
 
