@@ -221,7 +221,7 @@ def check_drift(plan: Plan, *, git_now: dict | None, omics, clients: dict, recor
                           "(it was imported from GetRun)")
     elif named:
         plan.notes.append("inputs: not checked, the record pinned no input identities (submitted with "
-                          "--no-resolve?)")
+                          "`resolve=False`?)")
 
 
 def describe(drift: dict) -> str:

@@ -91,3 +91,67 @@ def test_a_write_after_reads_opens_the_ledger_for_writing(aws_env, ledger_path, 
     with Ledger.open(ledger_path, readonly=True) as ledger:
         assert [e.run_id for e in ledger.entries()][0] == response["id"]
         assert ledger.conn.execute("PRAGMA user_version").fetchone()[0] == LEDGER_FORMAT
+
+
+# -- messages: the library's words for Python, the command line's words on the command line -----
+
+@pytest.mark.parametrize("library, command_line", [
+    ("out.json exists: give `force=True` to replace it, or another `path`",
+     "out.json exists: give --force to replace it, or another -o"),
+    ("the attempt r-1 is kept as pending: `recover()` sends it (once), `abandon('r-1')` gives it up",
+     "the attempt r-1 is kept as pending: `runlog recover` sends it (once), `runlog recover --abandon r-1` gives it up"),
+    ("batch 77 has no member runs in the ledger yet: `refresh('77')` records them",
+     "batch 77 has no member runs in the ledger yet: `runlog refresh 77` records them"),
+    ("'@1' names a run, not a batch; `log(batches=True)` lists batches",
+     "'@1' names a run, not a batch; `runlog log --batches` lists batches"),
+    ("missing `defaultRunSetting` (a JSON object)", "missing --default-run-setting (a JSON object)"),
+    ("`batchRunSettings` inlineSettings[0] has no runSettingId", "--batch-run-settings inlineSettings[0] has no runSettingId"),
+    ("(check `region`, region in .runlog.toml)", "(check --region, region in .runlog.toml)"),
+    ("submitted with `resolve=False`?", "submitted with --no-resolve?"),
+    # names neither table knows stay as the library wrote them
+    ("run `git init` first; `strict=maybe`, `nothing()` and `recover(x)` stay",
+     "run `git init` first; `strict=maybe`, `nothing()` and `recover(x)` stay"),
+    ("no backticks at all --force", "no backticks at all --force"),
+])
+def test_the_command_line_words_library_messages_with_its_options_and_commands(library, command_line):
+    from runlog.cli.wording import command_line as worded
+
+    assert worded(library) == command_line
+
+
+def test_an_export_that_would_replace_a_file_names_force_to_python_and_the_flag_to_the_shell(
+        ledger_path, tmp_path, run_cli):
+    fill(ledger_path, 1)
+    existing = tmp_path / "exists.json"
+    existing.write_text("keep me")
+    with runlog.Runlog(ledger_path) as rl, pytest.raises(runlog.UsageError) as refused:
+        rl.export("@1", format="bco", path=existing)
+    assert refused.value.option == "force"
+    assert "exists: give `force=True` to replace it, or another `path`" in refused.value.message
+    assert "--" not in refused.value.message
+    result = run_cli("export", "@1", "-f", "bco", "-o", existing)
+    assert result.exit_code == 2 and existing.read_text() == "keep me"
+    assert result.stderr.strip().endswith("exists: give --force to replace it, or another -o")
+    assert "`" not in result.stderr
+
+
+def test_a_bad_region_names_the_setting_to_python_and_the_option_to_the_shell(ledger_path, run_cli):
+    with runlog.Runlog(ledger_path, config={"region": "no such region!"}) as rl, \
+            pytest.raises(runlog.UsageError) as refused:
+        rl.import_runs()
+    assert refused.value.option == "region" and "(check `region`, region in .runlog.toml" in refused.value.message
+    assert not ledger_path.exists()
+    result = run_cli("import", "--region", "no such region!")
+    assert result.exit_code == 2 and "(check --region, region in .runlog.toml" in result.stderr
+    assert not ledger_path.exists()
+
+
+def test_a_batch_request_names_members_as_boto3_does_and_the_shell_shows_options(ledger_path, run_cli):
+    from runlog.batch import check_request
+
+    with pytest.raises(runlog.UsageError) as refused:
+        check_request({"batchRunSettings": {"inlineSettings": []}})
+    assert refused.value.option == "defaultRunSetting" and "missing `defaultRunSetting`" in refused.value.message
+    result = run_cli("submit-batch", "--batch-run-settings", '{"inlineSettings": [{"runSettingId": "a"}]}')
+    assert result.exit_code == 2 and "runlog: error: missing --default-run-setting (a JSON object" in result.stderr
+    assert not ledger_path.exists()

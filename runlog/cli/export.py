@@ -47,6 +47,7 @@ def export(ctx, refs, fmt, target, license_, authors, usability, title, runs_onl
       runlog export @1 -f prov-n -o run.provn
     """
     import runlog.export.write
+    from runlog.cli.wording import command_line
     from runlog.errors import UsageError
     from runlog.export.terms import collect, parse_person
     from runlog.export.validate import check_export
@@ -71,7 +72,7 @@ def export(ctx, refs, fmt, target, license_, authors, usability, title, runs_onl
                                          usability=usability or config.get("usability"), title=title,
                                          authors=people, publisher=publisher)
     for warning in warnings(runs, fmt, licence):
-        click.echo(f"runlog: warning: {warning}", err=True)
+        click.echo(f"runlog: warning: {command_line(warning)}", err=True)
     verdicts = check_export(target, fmt) if validate else []
     if as_json:
         echo_json({"written": [str(p) for p in written],

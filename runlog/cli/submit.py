@@ -9,6 +9,7 @@ from contextlib import contextmanager
 import click
 
 from runlog.cli.common import aws_options, aws_settings, echo_json, load_config, note, open_ledger, warn
+from runlog.cli.wording import command_line
 from runlog.startrun import options as startrun_model_options
 
 _CLICK_TYPES = {"integer": int, "long": int, "float": float, "double": float}
@@ -463,8 +464,8 @@ def recover(ctx, profile, region, endpoint_url, abandon_id, reason, as_json):
             results.append({"request_id": request_id, "record": address, "completed_elsewhere": True})
             line = f"already recorded {request_id}: record {(address or '?')[:12]} (written by another process)"
         else:
-            results.append({"request_id": request_id, "error": result.message})
-            line = f"not recovered {request_id}: {result.message}"
+            results.append({"request_id": request_id, "error": command_line(result.message)})
+            line = f"not recovered {request_id}: {command_line(result.message)}"
         if not as_json:
             click.echo(line)
 
