@@ -555,8 +555,8 @@ def batch_entry(ledger: Ledger, ref: str) -> Entry:
                              "is not in this ledger (`pull()` it)")
         return found
     if entry.kind != "batch":
-        raise UsageError(f"{ref!r} names a run (record {entry.address[:12]}), not a batch; `log(batches=True)` "
-                         "lists batches")
+        raise UsageError(f"{ref!r} names a run (record {entry.address[:12]}), not a batch; `log()` lists "
+                         "records, batches among them")
     return entry
 
 
@@ -780,7 +780,7 @@ def expand_refs(ledger: Ledger, refs: list[str]) -> list[str]:
         members = ledger.member_addresses(entry.batch_id, entry.address)
         if not members:
             raise UsageError(f"batch {entry.batch_id or entry.address[:12]} has no member runs in the ledger yet: "
-                             f"`refresh('{entry.batch_id or entry.address[:12]}')` records them")
+                             f"`refresh(['{entry.batch_id or entry.address[:12]}'])` records them")
         out.extend(members)
     return out
 
@@ -834,7 +834,7 @@ def replay_request(ledger: Ledger, batch: Entry, *, only: Sequence[str] = (), se
         if "failed" in only:
             wanted = failed_settings(ledger, batch) + wanted
             if not wanted:
-                raise UsageError(f"batch {batch.batch_id} has no failed runs recorded (`refresh('{batch.batch_id}')` "
+                raise UsageError(f"batch {batch.batch_id} has no failed runs recorded (`refresh(['{batch.batch_id}'])` "
                                  "first?)")
         by_id = {s["runSettingId"]: s for s in settings}
         unknown = [w for w in wanted if w not in by_id]

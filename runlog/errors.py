@@ -25,7 +25,7 @@ configuration key (`region`, `endpoint_url`), or a request member (`defaultRunSe
 
 Messages name what a Python caller would change and never the command line's words: an
 argument as `name` or `name=value` in backticks (`force=True`), an action as a Runlog method
-(`recover()`, `refresh('4207391')`). The command line shows each as its option or command
+(`recover()`, `refresh(['4207391'])`). The command line shows each as its option or command
 (runlog/cli/wording.py); a test keeps flags and `runlog COMMAND` out of library messages.
 """
 

@@ -4,10 +4,10 @@ sets which argument and which command does what a Runlog method does.
 Library messages (the exceptions of runlog.errors, and warnings) name what a Python caller
 would change, in backticks: an argument or configuration key as `name` or `name=value`
 (`region`, `force=True`, `check=False`), an action as a call of a runlog.Runlog method
-(`recover()`, `refresh('4207391')`, `log(batches=True)`), and a request member as boto3
+(`recover()`, `refresh(['4207391'])`, `export('@1', runs_only=True)`), and a request member as boto3
 names it (`defaultRunSetting`). The command line prints the same message with each of those
 shown as its option or command (`--region`, `--force`, `--no-check`, `--default-run-setting`;
-`runlog recover`, `runlog refresh 4207391`, `runlog log --batches`); a name it does not know
+`runlog recover`, `runlog refresh 4207391`, `runlog export @1 --runs-only`); a name it does not know
 is left as it is. (runlog.startrun's request checks are told how to spell members instead:
 startrun.flag_for on the command line, startrun.member_name for Python.)"""
 
@@ -33,7 +33,6 @@ OPTIONS: dict[str, str] = {
 # (argument, value) -> the flag that gives it that value
 FLAGS: dict[tuple[str, str], str] = {
     ("allow_drift", "True"): "--allow-drift",
-    ("batches", "True"): "--batches",
     ("check", "False"): "--no-check",
     ("force", "True"): "--force",
     ("resolve", "False"): "--no-resolve",
@@ -59,7 +58,7 @@ COMMANDS: dict[str, str] = {
 _NAMED = re.compile(r"`([a-z_]+|[a-z]+(?:[A-Z][a-z0-9]*)+)(?:=([A-Za-z0-9_.]+))?`")
 _MEMBER = re.compile(r"[a-z]+(?:[A-Z][a-z0-9]*)+")  # camelCase: a StartRun or StartRunBatch member
 _CALLED = re.compile(r"`([a-z_]+)\(([^()`]*)\)`")
-_ARGUMENT = re.compile(r"\s*(?:'([^']*)'|([a-z_]+)=([A-Za-z0-9_.]+))\s*")
+_ARGUMENT = re.compile(r"\s*(?:\[?'([^']*)'\]?|([a-z_]+)=([A-Za-z0-9_.]+))\s*")  # 'x', ['x'] or name=value
 
 
 def command_line(message: str) -> str:
