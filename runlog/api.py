@@ -132,6 +132,7 @@ class Runlog:
             self.config = configuration.load(overrides=overrides)
         self._given_session = session
         self._ledger: Any = None
+        self._writable = False  # whether self._ledger was opened for writing
         self._closed = False
 
     # -- the ledger ----------------------------------------------------------------------------
@@ -143,22 +144,33 @@ class Runlog:
 
     @property
     def ledger(self):
-        """The open runlog.ledger.Ledger (opened now if it was not; LedgerError if it does
-        not exist yet)."""
+        """The open runlog.ledger.Ledger, writable (opened now if it was not; LedgerError if it
+        does not exist yet)."""
         return self._open(create=False)
 
-    def _open(self, *, create: bool, missing_ok: bool = False):
+    def _read(self, *, missing_ok: bool = False):
+        """The ledger for a method that only reads it (log, show, diff, verify, export): opened
+        read-only (SQLite's mode=ro) unless it is already open for writing, so that a read never
+        creates, migrates or writes the file, and works on a file the user may not write."""
+        return self._open(create=False, missing_ok=missing_ok, write=False)
+
+    def _open(self, *, create: bool, missing_ok: bool = False, write: bool = True):
         if self._closed:
             raise UsageError("this Runlog is closed: make a new one")
-        if self._ledger is None:
-            from runlog.ledger import Ledger
+        if self._ledger is not None and (self._writable or not write):
+            return self._ledger
+        from runlog.ledger import Ledger
 
-            path = self.ledger_path
-            if not create and "\0" not in str(path) and not path.exists():
-                if missing_ok:
-                    return None
-                raise LedgerError(f"no ledger at {path} yet (nothing submitted with it)")
-            self._ledger = Ledger.open(path, create=create)
+        path = self.ledger_path
+        if not create and "\0" not in str(path) and not path.exists():
+            if missing_ok:
+                return None
+            raise LedgerError(f"no ledger at {path} yet (nothing submitted with it)")
+        if self._ledger is not None:  # opened read-only by a read; this method writes
+            self._ledger.close()
+            self._ledger = None
+        self._ledger = Ledger.open(path, create=create and write, readonly=not write)
+        self._writable = write
         return self._ledger
 
     def close(self) -> None:
@@ -319,7 +331,7 @@ class Runlog:
     def log(self, limit: int | None = None, *, same_as: str | None = None) -> Iterator[Any]:
         """The records (runlog.ledger.Entry), newest first: at most `limit`, only those of
         the same configuration (fingerprint) as `same_as`. Nothing when there is no ledger."""
-        ledger = self._open(create=False, missing_ok=True)
+        ledger = self._read(missing_ok=True)
         if ledger is None:
             return iter(())
         if same_as is None:
@@ -330,11 +342,11 @@ class Runlog:
     def show(self, ref: str) -> Any:
         """The record REF names (a run id, uuid or ARN, @N, or an address prefix), as a
         runlog.ledger.Entry: `.record` is the record, `.status` the latest known status."""
-        return self._open(create=False).resolve(ref)
+        return self._read().resolve(ref)
 
     def observations(self, ref: str) -> list[dict[str, Any]]:
         """What was learned about REF's run after it was recorded (GetRun answers, tasks), oldest first."""
-        ledger = self._open(create=False)
+        ledger = self._read()
         return ledger.observations(ledger.resolve(ref).address)
 
     def diff(self, a: str, b: str | None = None, *, identity: bool = False) -> Any:
@@ -342,7 +354,7 @@ class Runlog:
         be submitted now; a runlog.diff.Diff (`.same`, `.changes`, `.as_dict()`)."""
         from runlog.diff import between
 
-        return between(self._open(create=False), a, b, git_repo=self.config.git_repo, cwd=Path.cwd(),
+        return between(self._read(), a, b, git_repo=self.config.git_repo, cwd=Path.cwd(),
                        identity=identity)
 
     def verify(self, refs: Iterable[str] | None = None, *, expect: str | None = None,
@@ -354,7 +366,7 @@ class Runlog:
         the head `push` left there."""
         from runlog import verify
 
-        ledger = self._open(create=False)
+        ledger = self._read()
         if refs:
             return verify.verify_entries(ledger, [ledger.resolve(ref) for ref in refs])
         if expect:
@@ -385,7 +397,7 @@ class Runlog:
         people = [parse_person(a) for a in given]
         publisher = publisher or self.config.get("publisher")
         licence = license or self.config.get("license")
-        runs = collect(self._open(create=False), [refs] if isinstance(refs, str) else list(refs), runs_only=runs_only)
+        runs = collect(self._read(), [refs] if isinstance(refs, str) else list(refs), runs_only=runs_only)
         target = Path(path)
         written = export(runs, format, target, force=force, license=licence,
                          usability=usability or self.config.get("usability"), title=title, authors=people,

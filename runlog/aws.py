@@ -257,8 +257,8 @@ def client(settings: AwsSettings, service: str, *, check_credentials: bool = Tru
     sess = sess or session(settings)
     if not sess.region_name:
         raise UsageError(
-            "no AWS region configured: pass --region, set AWS_REGION or AWS_DEFAULT_REGION, "
-            "or put region = \"us-east-1\" (say) in .runlog.toml"
+            "no AWS region configured: pass `region`, set AWS_REGION or AWS_DEFAULT_REGION, "
+            "or put region = \"us-east-1\" (say) in .runlog.toml", option="region"
         )
     if check_credentials and sess.get_credentials() is None:
         raise UsageError(
@@ -431,8 +431,9 @@ _UNSAFE_RE = re.compile(r"[\x00-\x20\x7f-\x9f\ud800-\udfff]")
 def check_region(region: str | None) -> None:
     """Refuse (exit 2) a region name botocore would not accept, wherever it came from."""
     if region and not _REGION_RE.match(region):
-        raise UsageError(f"invalid AWS region {_shown(region)}: a region is a name like us-east-1 (check --region, "
-                         "region in .runlog.toml, AWS_REGION / AWS_DEFAULT_REGION and the AWS profile)")
+        raise UsageError(f"invalid AWS region {_shown(region)}: a region is a name like us-east-1 (check `region`, "
+                         "region in .runlog.toml, AWS_REGION / AWS_DEFAULT_REGION and the AWS profile)",
+                         option="region")
 
 
 def check_endpoint_url(url: str | None) -> None:
@@ -442,8 +443,8 @@ def check_endpoint_url(url: str | None) -> None:
     why = endpoint_url_problem(url)
     if why:
         raise UsageError(f"invalid endpoint URL {_shown(url)}: {why}; expected e.g. http://127.0.0.1:8080 or "
-                         "https://omics.us-east-1.amazonaws.com (check --endpoint-url, endpoint_url in "
-                         ".runlog.toml and AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_<SERVICE>)")
+                         "https://omics.us-east-1.amazonaws.com (check `endpoint_url`, endpoint_url in "
+                         ".runlog.toml and AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_<SERVICE>)", option="endpoint_url")
 
 
 def endpoint_url_problem(url: str) -> str | None:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from runlog import record as rec
-from runlog.errors import RunlogError, UsageError
+from runlog.errors import RunlogError, TemplateMismatch, Unresolved, UsageError
 from runlog.ledger import Entry, Ledger
 
 OPERATION = "StartRunBatch"
@@ -94,17 +94,17 @@ def build_request(flags: dict[str, Any], *, cli_input_json: str | None = None,
     request: dict[str, Any] = {}
     sources: dict[str, Any] = {}
     if cli_input_json is not None:
-        base, info = read_json_argument(cli_input_json, "--cli-input-json", cwd)
+        base, info = read_json_argument(cli_input_json, "`cli_input_json`", cwd)
         if not isinstance(base, dict):
-            raise UsageError("--cli-input-json: expected a JSON object of StartRunBatch members")
+            raise UsageError("`cli_input_json`: expected a JSON object of StartRunBatch members", option="cli_input_json")
         unknown = sorted(set(base) - set(known))
         if unknown:
-            raise UsageError(f"--cli-input-json: unknown StartRunBatch member(s) {', '.join(unknown)} "
-                             f"(valid: {', '.join(known)})")
+            raise UsageError(f"`cli_input_json`: unknown StartRunBatch member(s) {', '.join(unknown)} "
+                             f"(valid: {', '.join(known)})", option="cli_input_json")
         for member, value in base.items():
             problems = type_errors(known[member].shape, value, member)
             if problems:
-                raise UsageError(f"--cli-input-json: {problems[0]}")
+                raise UsageError(f"`cli_input_json`: {problems[0]}", option="cli_input_json")
         request.update(base)
         sources["cli-input-json"] = info
     tags = dict(request.get("tags") or {})
@@ -136,37 +136,42 @@ def check_request(request: dict[str, Any]) -> None:
     known = members()
     default = request.get("defaultRunSetting")
     if not isinstance(default, dict):
-        raise UsageError("missing --default-run-setting (a JSON object with at least workflowId and roleArn)")
+        raise UsageError("missing `defaultRunSetting` (a JSON object with at least workflowId and roleArn)",
+                         option="defaultRunSetting")
     missing = [m for m in ("workflowId", "roleArn") if not default.get(m)]
     if missing:
-        raise UsageError(f"--default-run-setting: missing {' and '.join(missing)}"
-                         + (" (or set role_arn in .runlog.toml)" if "roleArn" in missing else ""))
+        raise UsageError(f"`defaultRunSetting`: missing {' and '.join(missing)}"
+                         + (" (or set role_arn in .runlog.toml)" if "roleArn" in missing else ""),
+                         option="defaultRunSetting")
     settings = request.get("batchRunSettings")
     if not isinstance(settings, dict):
-        raise UsageError("missing --batch-run-settings: give {\"inlineSettings\": [...]} or "
-                         "{\"s3UriSettings\": \"s3://bucket/settings.json\"}")
+        raise UsageError("missing `batchRunSettings`: give {\"inlineSettings\": [...]} or "
+                         "{\"s3UriSettings\": \"s3://bucket/settings.json\"}", option="batchRunSettings")
     has_inline, has_uri = "inlineSettings" in settings, "s3UriSettings" in settings
     if has_inline == has_uri:
-        raise UsageError("--batch-run-settings: give exactly one of inlineSettings and s3UriSettings "
-                         f"({'both' if has_inline else 'neither'} given)")
+        raise UsageError("`batchRunSettings`: give exactly one of inlineSettings and s3UriSettings "
+                         f"({'both' if has_inline else 'neither'} given)", option="batchRunSettings")
     for member, value in request.items():
         if member in known:
-            problems = type_errors(known[member].shape, value, known[member].flag)
+            problems = type_errors(known[member].shape, value, f"`{member}`")
             if problems:
-                raise UsageError(problems[0])
+                raise UsageError(problems[0], option=member)
     if has_inline:
         inline = settings["inlineSettings"]
         if len(inline) > MAX_INLINE:
-            raise UsageError(f"--batch-run-settings: {len(inline)} inlineSettings, at most {MAX_INLINE} "
-                             "(put more, up to 100 000, in a JSON file in S3 and give s3UriSettings)")
+            raise UsageError(f"`batchRunSettings`: {len(inline)} inlineSettings, at most {MAX_INLINE} "
+                             "(put more, up to 100 000, in a JSON file in S3 and give s3UriSettings)",
+                             option="batchRunSettings")
         if not inline:
-            raise UsageError("--batch-run-settings: inlineSettings is empty (give at least one run setting)")
-        check_settings(inline, "--batch-run-settings inlineSettings")
+            raise UsageError("`batchRunSettings`: inlineSettings is empty (give at least one run setting)",
+                             option="batchRunSettings")
+        check_settings(inline, "`batchRunSettings` inlineSettings")
     elif not str(settings["s3UriSettings"]).startswith("s3://"):
-        raise UsageError(f"--batch-run-settings: s3UriSettings {str(settings['s3UriSettings'])[:200]!r} is not "
-                         "an s3:// URI")
+        raise UsageError(f"`batchRunSettings`: s3UriSettings {str(settings['s3UriSettings'])[:200]!r} is not "
+                         "an s3:// URI", option="batchRunSettings")
     if len(request.get("tags") or {}) > MAX_TAGS:
-        raise UsageError(f"--tags: {len(request['tags'])} tags, HealthOmics allows at most {MAX_TAGS}")
+        raise UsageError(f"`tags`: {len(request['tags'])} tags, HealthOmics allows at most {MAX_TAGS}",
+                         option="tags")
 
 
 def check_settings(settings: list, where: str) -> None:
@@ -188,14 +193,13 @@ def check_settings(settings: list, where: str) -> None:
 def check_against_model(request: dict[str, Any], service_model) -> None:
     """Enum values, patterns, lengths and ranges of StartRunBatch's model (exit 2)."""
     from runlog.servicemodel import constraint_errors
-    from runlog.startrun import flag_for
 
     problems = constraint_errors(service_model.operation_model(OPERATION).input_shape, request, "")
     if problems:
         first = problems[0]
         member = first.split(":", 1)[0].split(".")[0].split(" ")[0].split("[")[0]
         more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
-        raise UsageError(f"{flag_for(member)}: {first.split(': ', 1)[1]}{more}")
+        raise UsageError(f"`{member}`: {first.split(': ', 1)[1]}{more}", option=member)
 
 
 def effective_setting(default: dict[str, Any], own: dict[str, Any]) -> dict[str, Any]:
@@ -273,9 +277,9 @@ def check_templates(workflow: dict, default: dict, settings: list[dict]) -> None
             if unknown:
                 problems.append(f"unknown parameter(s) {', '.join(sorted(unknown))} (the workflow takes "
                                 f"{', '.join(sorted(known))})")
-            raise UsageError(f"run setting {setting['runSettingId'][:128]!r} (item {index}) does not fit workflow "
-                             f"{workflow.get('id')} ({workflow.get('name')}): " + "; ".join(problems)
-                             + " (--no-check sends it anyway)")
+            raise TemplateMismatch(f"run setting {setting['runSettingId'][:128]!r} (item {index}) does not fit "
+                                   f"workflow {workflow.get('id')} ({workflow.get('name')}): " + "; ".join(problems),
+                                   problems)
 
 
 def bulk_s3_identities(s3, uris: list[str], *, deadline: float, head_below: int = 3) -> dict[str, dict]:
@@ -361,7 +365,7 @@ def resolve_batch(request: dict, clients: dict, options: Options) -> tuple[dict,
         if "error" in found:
             message = f"settings file {uri} not read ({found['error']['code']}: {found['error']['message']})"
             if options.strict:
-                raise UsageError(message + " (--strict refuses to submit)")
+                raise Unresolved(message, [uri])
             warnings.append(message + "; the cohort is not in the record and its runs are not checked")
         settings = found.get("content")
     settings = settings or []
@@ -402,7 +406,7 @@ def resolve_batch(request: dict, clients: dict, options: Options) -> tuple[dict,
         more = f" and {len(failed) - 5} more" if len(failed) > 5 else ""
         message = f"{len(failed)} input(s) not resolved: {shown}{more}"
         if options.strict:
-            raise UsageError(message + " (--strict refuses to submit)")
+            raise Unresolved(message, failed)
         warnings.append(message + "; recorded as such")
     resolution = {"workflow": workflow, "inputs": inputs, "template_checked": template_checked}
     return resolution, section, warnings
@@ -548,11 +552,11 @@ def batch_entry(ledger: Ledger, ref: str) -> Entry:
         found = ledger.get(entry.record["batch"]["record"])
         if found is None:
             raise UsageError(f"{ref!r} is a member of batch record {entry.record['batch']['record'][:12]}, which "
-                             "is not in this ledger (`runlog pull` it)")
+                             "is not in this ledger (`pull()` it)")
         return found
     if entry.kind != "batch":
-        raise UsageError(f"{ref!r} names a run (record {entry.address[:12]}), not a batch; `runlog log --batches` "
-                         "lists batches")
+        raise UsageError(f"{ref!r} names a run (record {entry.address[:12]}), not a batch; `log()` lists "
+                         "records, batches among them")
     return entry
 
 
@@ -776,7 +780,7 @@ def expand_refs(ledger: Ledger, refs: list[str]) -> list[str]:
         members = ledger.member_addresses(entry.batch_id, entry.address)
         if not members:
             raise UsageError(f"batch {entry.batch_id or entry.address[:12]} has no member runs in the ledger yet: "
-                             f"`runlog refresh {entry.batch_id or entry.address[:12]}` records them")
+                             f"`refresh(['{entry.batch_id or entry.address[:12]}'])` records them")
         out.extend(members)
     return out
 
@@ -830,17 +834,18 @@ def replay_request(ledger: Ledger, batch: Entry, *, only: Sequence[str] = (), se
         if "failed" in only:
             wanted = failed_settings(ledger, batch) + wanted
             if not wanted:
-                raise UsageError(f"batch {batch.batch_id} has no failed runs recorded (`runlog refresh "
-                                 f"{batch.batch_id}` first?)")
+                raise UsageError(f"batch {batch.batch_id} has no failed runs recorded (`refresh(['{batch.batch_id}'])` "
+                                 "first?)")
         by_id = {s["runSettingId"]: s for s in settings}
         unknown = [w for w in wanted if w not in by_id]
         if unknown:
-            raise UsageError(f"--only: runSettingId {unknown[0][:128]!r} is not in batch {batch.batch_id}'s "
-                             f"recorded settings ({len(by_id)} runs)")
+            raise UsageError(f"`only`: runSettingId {unknown[0][:128]!r} is not in batch {batch.batch_id}'s "
+                             f"recorded settings ({len(by_id)} runs)", option="only")
         selected = list(dict.fromkeys(wanted))
         if len(selected) > MAX_INLINE:
-            raise UsageError(f"--only selects {len(selected)} runs: more than {MAX_INLINE} need a settings file in "
-                             "S3, which runlog does not write for you yet; put them in one and use submit-batch")
+            raise UsageError(f"`only` selects {len(selected)} runs: more than {MAX_INLINE} need a settings file in "
+                             "S3, which runlog does not write for you yet; put them in one and submit a batch with it",
+                             option="only")
         request["batchRunSettings"] = {"inlineSettings": [by_id[w] for w in selected]}
         overrides["runs"] = selected
     elif "inlineSettings" not in request["batchRunSettings"] and "content" not in (

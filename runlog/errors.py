@@ -19,6 +19,14 @@ callers catch the class they care about:
     └── Interrupted             Ctrl-C before anything was sent or written
 
 `interrupted` is true on any of them that is the account of a Ctrl-C (a PendingError can be).
+`option` names the argument or setting at fault (or the one that fixes it), as a Python caller
+spells it: a keyword argument of runlog.Runlog's methods (`force`, `runs_only`, `expect`), a
+configuration key (`region`, `endpoint_url`), or a request member (`defaultRunSetting`).
+
+Messages name what a Python caller would change and never the command line's words: an
+argument as `name` or `name=value` in backticks (`force=True`), an action as a Runlog method
+(`recover()`, `refresh(['4207391'])`). The command line shows each as its option or command
+(runlog/cli/wording.py); a test keeps flags and `runlog COMMAND` out of library messages.
 """
 
 from __future__ import annotations
@@ -35,11 +43,14 @@ class RunlogError(Exception):
     # decides for runlog's own classes; a value given to __init__ wins over the table).
     exit_code = 2
     interrupted = False
+    option: str | None = None  # the argument, configuration key or member at fault, if one is
 
-    def __init__(self, message: str, exit_code: int | None = None):
+    def __init__(self, message: str, exit_code: int | None = None, *, option: str | None = None):
         super().__init__(message)
         if exit_code is not None:
             self.exit_code = exit_code
+        if option is not None:
+            self.option = option
 
     @property
     def message(self) -> str:

@@ -361,7 +361,7 @@ class Ledger:
                 "SELECT r.address FROM attempts a LEFT JOIN records r ON r.request_id = a.request_id "
                 "WHERE a.request_id = ?", (request_id,)).fetchone()
             if known:
-                where = f"record {known[0][:12]}" if known[0] else "a pending attempt (see `runlog recover`)"
+                where = f"record {known[0][:12]}" if known[0] else "a pending attempt (see `recover()`)"
                 raise UsageError(f"request id {request_id!r} was already used by {where}; HealthOmics would "
                                  "return that run again: leave out the request id or give a new one")
             if not allow_duplicate:
@@ -658,7 +658,7 @@ class Ledger:
         if not candidates:
             raise UsageError(
                 f"no record matches {ref!r} (give a run id, run uuid, run ARN, @N for the N-th newest, "
-                "or at least 6 hex characters of a record address; `runlog log` lists them)"
+                "or at least 6 hex characters of a record address; `log()` lists them)"
             )
         if len(candidates) > 1:
             listed = ", ".join(
@@ -813,7 +813,7 @@ def _check_header(path: Path, readonly: bool = False) -> None:
 def cannot_read(path: Path, exc: Exception) -> str:
     """The one line for a ledger SQLite cannot read (a corrupt page, a truncated file)."""
     return (f"cannot read ledger {path}: {exc}; the file was left untouched "
-            "(restore it from a backup, or `runlog pull` from your team ledger)")
+            "(restore it from a backup, or `pull()` from your team ledger)")
 
 
 def sqlite_uri(path: str | Path, mode: str = "ro") -> str:

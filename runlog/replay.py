@@ -89,7 +89,7 @@ def _json_path(parts: list[str | int]) -> str:
     return "".join(f"[{p}]" if isinstance(p, int) else (f".{p}" if i else p) for i, p in enumerate(parts))
 
 
-def plan(entry: Entry, *, members: dict[str, Any] | None = None, sets: Sequence[str] = (),
+def make_plan(entry: Entry, *, members: dict[str, Any] | None = None, sets: Sequence[str] = (),
          native: bool = False, spell: Callable[[str], str] = str) -> Plan:
     """The request a replay sends, and its lineage (without drift, which needs AWS). `spell`
     names replay's options and StartRun's members in messages (the CLI: startrun.flag_for)."""
@@ -221,7 +221,7 @@ def check_drift(plan: Plan, *, git_now: dict | None, omics, clients: dict, recor
                           "(it was imported from GetRun)")
     elif named:
         plan.notes.append("inputs: not checked, the record pinned no input identities (submitted with "
-                          "--no-resolve?)")
+                          "`resolve=False`?)")
 
 
 def describe(drift: dict) -> str:
@@ -291,17 +291,17 @@ def prepare(ref: str, *, existing: Ledger | None, create_ledger, settings_for, s
     else:
         entry = ledger.resolve(ref)
     settings = settings_for(entry.record["aws"])
-    the_plan = plan(entry, members=members, sets=sets, native=native, spell=spell)
-    check_request(the_plan.request, spell)
+    plan = make_plan(entry, members=members, sets=sets, native=native, spell=spell)
+    check_request(plan.request, spell)
     sess = session_for(settings)
     omics = aws.client(settings, "omics", sess=sess)
-    clients = resolution_clients(the_plan.request, settings, sess, omics, timeout)
+    clients = resolution_clients(plan.request, settings, sess, omics, timeout)
     recorded_digest = ((entry.record.get("resolution") or {}).get("workflow") or {}).get("digest") \
         or latest_run_facts(ledger, entry.address).get("digest")
     captured = gitcapture.capture_with_notes(str(git_path))
-    check_drift(the_plan, git_now=captured["git"], omics=omics, clients=clients, recorded_digest=recorded_digest,
+    check_drift(plan, git_now=captured["git"], omics=omics, clients=clients, recorded_digest=recorded_digest,
                 timeout=timeout)
-    return Prepared(the_plan, settings, sess, omics, clients, captured, imported), ledger
+    return Prepared(plan, settings, sess, omics, clients, captured, imported), ledger
 
 
 def get_unrecorded_run(omics, ref: str) -> dict:
@@ -344,11 +344,11 @@ def send(prepared: Prepared, ledger: Ledger, *, allow_drift: bool = False, looku
     refused = None if allow_drift else refusal(prepared)
     if refused is not None:
         raise refused
-    the_plan = prepared.plan
-    built = Built(request=the_plan.request, parameters={"source": "recorded", "argument": None},
+    plan = prepared.plan
+    built = Built(request=plan.request, parameters={"source": "recorded", "argument": None},
                   spell=spell or member_name)
-    workflow = the_plan.workflow if the_plan.workflow and "error" not in the_plan.workflow else None
+    workflow = plan.workflow if plan.workflow and "error" not in plan.workflow else None
     return submit(lambda: ledger, built, settings=prepared.settings, git_path=None, kind="replay",
-                  extra={"lineage": the_plan.lineage}, lookup_caller=lookup_caller, resolve_options=resolve_options,
+                  extra={"lineage": plan.lineage}, lookup_caller=lookup_caller, resolve_options=resolve_options,
                   allow_duplicate=allow_duplicate, warn=warn, session=prepared.session, omics=prepared.omics,
                   clients=prepared.clients, git=prepared.git, workflow=workflow)

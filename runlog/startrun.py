@@ -302,12 +302,13 @@ def parse_flag(option: Option, raw: Any, cwd: Path | None = None, spell: Spell =
     return raw, {"argument": raw}
 
 
-def read_cli_input_json(value: str, cwd: Path | None = None) -> tuple[dict, dict]:
+def read_cli_input_json(value: str, cwd: Path | None = None, spell: Spell = flag_for) -> tuple[dict, dict]:
     """--cli-input-json: every member of StartRun, types checked against the model. Like the
     aws CLI, values are taken as written: the empty strings --generate-cli-skeleton puts in
-    must be filled in or deleted (the service refuses them)."""
-    base, info = read_json_argument(value, "--cli-input-json", cwd)
-    where = "--cli-input-json" + (f" {value}" if value.startswith(FILE_PREFIX) else "")
+    must be filled in or deleted (the service refuses them). `spell` names the argument
+    (spell("cliInputJson")) in messages."""
+    base, info = read_json_argument(value, spell("cliInputJson"), cwd)
+    where = spell("cliInputJson") + (f" {value}" if value.startswith(FILE_PREFIX) else "")
     if not isinstance(base, dict):
         raise UsageError(f"{where}: expected a JSON object of StartRun members, got {_json_kind(base)}")
     known = members()
@@ -317,7 +318,7 @@ def read_cli_input_json(value: str, cwd: Path | None = None) -> tuple[dict, dict
     empty = [m for m, v in base.items() if v == "" and known[m].kind == "string"]
     if empty:
         raise UsageError(f"{where}: {', '.join(empty)} {'is' if len(empty) == 1 else 'are'} \"\" (the "
-                         "placeholders of --generate-cli-skeleton): fill in or delete "
+                         "placeholders of the aws CLI's input skeleton): fill in or delete "
                          f"{'it' if len(empty) == 1 else 'them'}, as the aws CLI requires")
     for member, item in base.items():
         problems = type_errors(known[member].shape, item, member)
@@ -340,7 +341,7 @@ def build_request(flags: dict[str, Any], *, cli_input_json: str | None = None,
     request: dict[str, Any] = {}
     param_info: dict[str, Any] = {"source": "none", "argument": None}
     if cli_input_json is not None:
-        base, info = read_cli_input_json(cli_input_json, cwd)
+        base, info = read_cli_input_json(cli_input_json, cwd, spell)
         request.update(base)
         if "parameters" in base:
             # a file:// argument is recorded with its path and SHA-256, as --parameters file:// is

@@ -145,8 +145,8 @@ def send_attempt(ledger: Ledger, intent: dict, omics, sender: Callable[..., Any]
             return sender(ledger, intent, omics)
         except KeyboardInterrupt:  # between the commit and the call: nothing was sent yet
             raise PendingError(f"interrupted before the request was sent; the attempt {request_id} is kept as "
-                               "pending: `runlog recover` sends it (once), `runlog recover --abandon "
-                               f"{request_id}` gives it up", request_id, interrupted=True) from None
+                               f"pending: `recover()` sends it (once), `abandon('{request_id}')` gives it up",
+                               request_id, interrupted=True) from None
 
 
 def _warn_if_completed(ledger: Ledger, intent: dict, warn: Callable[[str], None]) -> None:
@@ -213,9 +213,9 @@ def settle_context(captured: dict, caller: dict, asked_caller: bool, warnings: l
     return git
 
 
-RECOVER_HINT = "run `runlog recover` to complete it (it re-sends the same requestId, so it never starts a second run)"
-RETRY_HINT = ("it stays pending: run `runlog recover` again later (the same requestId never starts a second run), "
-              "or `runlog recover --abandon {request_id}` if it never reached the service")
+RECOVER_HINT = "run `recover()` to complete it (it re-sends the same requestId, so it never starts a second run)"
+RETRY_HINT = ("it stays pending: run `recover()` again later (the same requestId never starts a second run), "
+              "or `abandon('{request_id}')` if it never reached the service")
 
 
 def send(ledger: Ledger, intent: dict, omics, *, recovered: bool = False) -> Submission:
@@ -258,7 +258,7 @@ def send(ledger: Ledger, intent: dict, omics, *, recovered: bool = False) -> Sub
     if entry.run_arn is not None and entry.run_arn != response.get("arn"):
         raise OperationError(f"HealthOmics answered with run {response.get('id')}, but the ledger already records "
                           f"attempt {request_id} as run {entry.run_id} (record {entry.address[:12]}); "
-                             "`runlog import` records the other run")
+                             "`import_runs()` records the other run")
     return Submission(entry=entry, response=response, warnings=list(intent["warnings"]), metadata=metadata)
 
 
@@ -272,7 +272,7 @@ def _complete(ledger: Ledger, intent: dict, outcome: dict, run_id: str | None) -
         started = f"the run was started (id {run_id}) but " if run_id else ""
         raise PendingError(
             f"{started}its record could not be written: {exc.message}; the attempt {request_id} stays "
-            "pending: run `runlog recover` once the ledger is writable (it records the run without starting "
+            "pending: run `recover()` once the ledger is writable (it records the run without starting "
             "another)", request_id, run_id=run_id) from None
 
 
@@ -332,7 +332,7 @@ def abandon(ledger: Ledger, request_id: str, reason: str) -> Entry:
     with hold:
         intent = next((i for i in ledger.pending() if i["request"]["requestId"] == request_id), None)
         if intent is None:
-            raise UsageError(f"no pending attempt has request id {request_id!r} (`runlog log` lists records; "
-                             "`runlog recover --json` lists what is pending)")
+            raise UsageError(f"no pending attempt has request id {request_id!r} (`log()` lists records; "
+                             "`recover()` completes what is pending)", option="request_id")
         return ledger.complete(intent, {"status": "abandoned", "reason": reason or "abandoned by the user",
                                         "abandoned_at": rec.utc_now()})

@@ -189,7 +189,7 @@ def _list_keys(s3, remote: Remote, prefix: str) -> list[tuple[str, int | None]]:
 
 
 def _too_large(size: int, max_bytes: int) -> str:
-    return (f"too large: {size} bytes, more than the limit of {max_bytes} (--max-object-mib, or "
+    return (f"too large: {size} bytes, more than the limit of {max_bytes} (`max_bytes`, or "
             "max_object_mib in the configuration)")
 
 
@@ -235,7 +235,7 @@ def check_format(remote: Remote, marker: dict) -> None:
 
 def _no_team_ledger(remote: Remote) -> TransferError:
     return TransferError(f"{remote} holds no team ledger (no {MARKER}): check the bucket and prefix, "
-                         "or `runlog push` to start one there")
+                         "or `push()` to start one there")
 
 
 def survey(s3, remote: Remote, *, jobs: int = 16, doing: str = "reading", expect_ledger: bool = False,
@@ -409,7 +409,7 @@ def _refuse_tampered(ledger: Ledger, work: list[tuple[str, str, bytes, dict[str,
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise LedgerError(f"refusing to push: {problems[0].message}{more}; nothing was sent "
-                          "(run `runlog verify` to see every problem)")
+                          "(run `verify()` to see every problem)")
 
 
 # -- heads: a witness of each ledger's length and chain ------------------------------------------

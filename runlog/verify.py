@@ -97,8 +97,8 @@ def parse_head(text: str) -> tuple[int, str]:
     """N:CHAIN as `runlog verify` prints it (CHAIN may be shortened to 12 or more hex digits)."""
     match = HEAD_RE.match(text.strip())
     if not match:
-        raise UsageError(f"--expect {text!r}: give a head as `runlog verify` prints it, N:CHAIN "
-                         "(a record count, a colon, and 12 to 64 hex digits of the chain value)")
+        raise UsageError(f"`expect` {text!r}: give a head as `verify()` reports it, N:CHAIN "
+                         "(a record count, a colon, and 12 to 64 hex digits of the chain value)", option="expect")
     return int(match.group(1)), match.group(2).lower()
 
 

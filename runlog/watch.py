@@ -53,5 +53,5 @@ def watch(ledger: Ledger, entry: Entry, omics, *, interval: float = 30.0, timeou
             return Outcome(status, run, input_changes(entry.record, run))
         if timeout is not None and time.monotonic() - started + interval > timeout:
             raise OperationError(f"run {entry.run_id} is still {status} after {timeout:g} s; "
-                              "`runlog watch` again to keep following it")
+                              "`watch()` again to keep following it")
         sleep(interval)

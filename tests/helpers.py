@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
+import pytest
+
 from conftest import TEAM_BUCKET as BUCKET
 from recordfactory import make_record
 from runlog.emulator.seed import EXAMPLES, example_args
@@ -214,3 +216,23 @@ def submit(run_cli, emulator, params: dict, *extra) -> str:
 
 
 BASE = {"input": "s3://b/in.csv", "protocol": "10XV3", "aligner": "star", "genome": {"name": "GRCh38", "build": 38}}
+
+
+# -- files the user cannot write ---------------------------------------------------------------
+
+@contextmanager
+def read_only(path) -> Iterator[None]:
+    """Make a file unwritable, even for root (the immutable attribute), for the duration."""
+    os.chmod(path, 0o400)
+    immutable = False
+    if os.access(path, os.W_OK):  # root ignores permissions
+        immutable = subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode == 0
+        if not immutable:
+            os.chmod(path, 0o600)
+            pytest.skip("cannot make a file read-only for this user")
+    try:
+        yield
+    finally:
+        if immutable:
+            subprocess.run(["chattr", "-i", str(path)], check=True)
+        os.chmod(path, 0o600)

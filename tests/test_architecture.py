@@ -5,6 +5,7 @@ so a rule broken anywhere in the package fails with the file and line that broke
 from __future__ import annotations
 
 import ast
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,8 @@ from pathlib import Path
 import pytest
 
 import runlog
+from runlog import errors
+from runlog.cli import COMMANDS
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "runlog"
@@ -176,3 +179,50 @@ def test_lint_and_types_are_configured_and_run_by_ci(rule):
     assert rule in project["tool"]
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     assert ci.index(rule) < ci.index("pytest")
+
+
+# -- library messages leave the command line's words to the command line ----------------------
+
+_FLAG_RE = re.compile(r"(?<![\w-])(--[a-z][a-z0-9-]*|-[a-zA-Z](?=[\s,;:.)]|$))")
+_COMMAND_RE = re.compile(r"\brunlog (" + "|".join(sorted(map(re.escape, COMMANDS), key=len, reverse=True)) + r")\b")
+_PIP = "pip install -U runlog"  # pip's words, not runlog's
+_EXCEPTIONS = {name for name in dir(errors) if isinstance(getattr(errors, name), type)}
+
+
+def _message_texts(path: Path) -> list[tuple[int, str]]:
+    """The string literals of a module's messages: inside `raise` statements, in calls of an
+    exception class (`return TransferError(...)`), and in *_HINT constants."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    roots: list[ast.AST] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Raise) and node.exc is not None:
+            roots.append(node.exc)
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and (
+                node.func.id in _EXCEPTIONS or node.func.id.endswith("Error")):
+            roots.append(node)
+        elif isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id.endswith("_HINT")
+                                                  for t in node.targets):
+            roots.append(node.value)
+    return sorted({(sub.lineno, sub.value) for root in roots for sub in ast.walk(root)
+                   if isinstance(sub, ast.Constant) and isinstance(sub.value, str)})
+
+
+LIBRARY = [p for p in _sources(PACKAGE) if not _within(p.relative_to(ROOT).as_posix().removesuffix(".py")
+                                                       .replace("/", "."), "runlog.cli", "runlog.emulator")]
+
+
+def test_library_messages_name_no_flag_and_no_command_line():
+    """A library message names what a Python caller changes (`force=True`, `recover()`);
+    runlog/cli/wording.py shows it as the option or command (--force, `runlog recover`)."""
+    found = [f"{p.relative_to(ROOT).as_posix()}:{line}: {text!r}" for p in LIBRARY for line, text in _message_texts(p)
+             if _FLAG_RE.search(text.replace(_PIP, "")) or _COMMAND_RE.search(text)]
+    assert found == []
+
+
+def test_the_message_rule_sees_the_messages():
+    write = {text for _, text in _message_texts(PACKAGE / "export" / "write.py")}
+    assert any("to replace it" in text for text in write)
+    assert any("it stays pending" in text for _, text in _message_texts(PACKAGE / "submit.py"))  # RETRY_HINT
+    assert _FLAG_RE.search("give --force") and _FLAG_RE.search("another -o") and not _FLAG_RE.search("us-east-1")
+    assert _COMMAND_RE.search("run `runlog recover`") and _COMMAND_RE.search("`runlog submit-batch`")
+    assert not _COMMAND_RE.search("this runlog reads and writes format 1")

@@ -159,7 +159,7 @@ def test_aws_cli_skeleton_as_cli_input_json(aws_env, ledger_path, git_repo, run_
     (git_repo / "s.json").write_text(skeleton.stdout)
     raw = run_cli("submit", "--cli-input-json", "file://s.json", "--endpoint-url", aws_env.endpoint_url)
     assert raw.exit_code == 2, raw.output
-    assert "are \"\" (the placeholders of --generate-cli-skeleton): fill in or delete them" in raw.stderr
+    assert "are \"\" (the placeholders of the aws CLI's input skeleton): fill in or delete them" in raw.stderr
     assert "runId" in raw.stderr and "roleArn" in raw.stderr
     assert not ledger_path.exists()
 

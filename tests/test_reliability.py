@@ -7,19 +7,17 @@ import os
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 
-import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from helpers import SEED_1, SEED_2, records
+from helpers import SEED_1, SEED_2, read_only, records
 from recordfactory import make_record
 from runlog import record as rec
 from runlog.errors import UsageError
 from runlog.ledger import Ledger
-from runlog.replay import plan
+from runlog.replay import make_plan
 
 TESTS = Path(__file__).resolve().parent
 
@@ -81,24 +79,6 @@ def test_permanent_error_is_a_failed_attempt_with_its_code(aws_env, ledger_path,
     (record,) = records(ledger_path)
     assert record["outcome"]["error"]["code"] == "AccessDeniedException"
     assert _runs(aws_env) == []
-
-
-@contextmanager
-def read_only(path: Path):
-    """Make a file unwritable, even for root (the immutable attribute), for the duration."""
-    os.chmod(path, 0o400)
-    immutable = False
-    if os.access(path, os.W_OK):  # root ignores permissions
-        immutable = subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode == 0
-        if not immutable:
-            os.chmod(path, 0o600)
-            pytest.skip("cannot make a file read-only for this user")
-    try:
-        yield
-    finally:
-        if immutable:
-            subprocess.run(["chattr", "-i", str(path)], check=True)
-        os.chmod(path, 0o600)
 
 
 def test_read_only_ledger_sends_nothing(aws_env, ledger_path, git_repo, run_cli):
@@ -214,7 +194,7 @@ def test_any_parameters_round_trip_byte_identically(params, tmp_path_factory):
     assert again.address == rec.address(record)
     shown = json.loads(json.dumps(again.record))  # what `runlog show --json` prints
     assert rec.canonical_json(shown["request"]["parameters"]) == rec.canonical_json(params)
-    replayed = plan(again).request  # what `runlog replay` would send
+    replayed = make_plan(again).request  # what `runlog replay` would send
     assert rec.canonical_json(replayed["parameters"]) == rec.canonical_json(params)
 
 

@@ -16,6 +16,7 @@ import click
 
 from runlog import __version__
 from runlog.cli import status
+from runlog.cli.wording import command_line
 from runlog.errors import RunlogError
 
 # name -> (module:attribute, one-line help shown by `runlog --help`)
@@ -86,7 +87,7 @@ class LazyGroup(click.Group):
             return super().invoke(ctx)
         except RunlogError as exc:
             _traceback_if_debug(ctx)  # --debug adds the traceback, the exit code stays the documented one
-            raise _UserFacing(exc.message, status.exit_code_for(exc)) from None
+            raise _UserFacing(command_line(exc.message), status.exit_code_for(exc)) from None
         except _UserFacing:
             raise
         except click.UsageError as exc:  # one line, one prefix, and where to look

@@ -80,8 +80,8 @@ def submit_batch(ctx, cli_input_json, dry_run, profile, region, endpoint_url, cl
     answer is unknown (kept as pending, see `runlog recover`); 2 bad input (nothing sent or
     written); 130 interrupted.
     """
+    import runlog.batch
     from runlog.batch import Options, build_request
-    from runlog.batch import submit_batch as do_submit
 
     check_query(query)
     client_options = global_client_options(ctx, cli_read_timeout, cli_connect_timeout, no_verify_ssl, ca_bundle,
@@ -94,12 +94,12 @@ def submit_batch(ctx, cli_input_json, dry_run, profile, region, endpoint_url, cl
     opener = (lambda: open_ledger(config, create=False, notice=False)) if dry_run else \
         (lambda: open_ledger(config, create=True))
     with duplicate_hint():
-        result = do_submit(opener, built.request, settings=settings, git_path=config.git_repo,
-                           lookup_caller=config.get("caller_identity", True),
-                           resolve_options=Options(enabled=resolved.enabled, check=resolved.check,
-                                                   strict=resolved.strict, timeout=resolved.timeout),
-                           allow_duplicate=allow_duplicate, warn=warn, dry_run=dry_run,
-                           client_options=client_options)
+        result = runlog.batch.submit_batch(opener, built.request, settings=settings, git_path=config.git_repo,
+                                           lookup_caller=config.get("caller_identity", True),
+                                           resolve_options=Options(enabled=resolved.enabled, check=resolved.check,
+                                                                   strict=resolved.strict, timeout=resolved.timeout),
+                                           allow_duplicate=allow_duplicate, warn=warn, dry_run=dry_run,
+                                           client_options=client_options)
     if dry_run:
         if result.ledger is None:
             result.ledger = str(config.ledger_path())

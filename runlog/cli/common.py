@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from runlog import config as configuration
+from runlog.cli.wording import command_line
 from runlog.errors import LedgerError
 
 
@@ -89,11 +90,11 @@ def no_ledger(config: configuration.Config) -> str:
 
 
 def warn(message: str) -> None:
-    click.echo(f"runlog: warning: {message}", err=True)
+    click.echo(f"runlog: warning: {command_line(message)}", err=True)
 
 
 def note(message: str) -> None:
-    click.echo(f"runlog: {message}", err=True)
+    click.echo(f"runlog: {command_line(message)}", err=True)
 
 
 def echo_json(value: Any, indent: int | None = 2) -> None:

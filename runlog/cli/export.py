@@ -46,10 +46,11 @@ def export(ctx, refs, fmt, target, license_, authors, usability, title, runs_onl
       runlog export @1 -f bco -o run.bco.json --usability "Germline calls for NA12878"
       runlog export @1 -f prov-n -o run.provn
     """
+    import runlog.export.write
+    from runlog.cli.wording import command_line
     from runlog.errors import UsageError
     from runlog.export.terms import collect, parse_person
     from runlog.export.validate import check_export
-    from runlog.export.write import export as do_export
     from runlog.export.write import warnings
 
     config = load_config(ctx)
@@ -67,10 +68,11 @@ def export(ctx, refs, fmt, target, license_, authors, usability, title, runs_onl
         from runlog.batch import expand_refs
 
         runs = collect(ledger, expand_refs(ledger, list(refs)), runs_only=runs_only)  # a batch: its runs
-    written = do_export(runs, fmt, target, force=force, license=licence, usability=usability or config.get("usability"),
-                        title=title, authors=people, publisher=publisher)
+    written = runlog.export.write.export(runs, fmt, target, force=force, license=licence,
+                                         usability=usability or config.get("usability"), title=title,
+                                         authors=people, publisher=publisher)
     for warning in warnings(runs, fmt, licence):
-        click.echo(f"runlog: warning: {warning}", err=True)
+        click.echo(f"runlog: warning: {command_line(warning)}", err=True)
     verdicts = check_export(target, fmt) if validate else []
     if as_json:
         echo_json({"written": [str(p) for p in written],

@@ -241,8 +241,8 @@ def verify(ctx, refs, expect, no_remote, as_json):
       runlog verify --expect 42:9f3c0a1be27d
       runlog verify @1 1234567
     """
+    import runlog.verify
     from runlog.verify import parse_head, verify_entries
-    from runlog.verify import verify as do_verify
 
     if expect:
         parse_head(expect)  # bad input before anything is read
@@ -252,7 +252,7 @@ def verify(ctx, refs, expect, no_remote, as_json):
         if refs:
             report = verify_entries(ledger, [ledger.resolve(r) for r in refs])
         else:
-            report = do_verify(ledger, expect=expect)
+            report = runlog.verify.verify(ledger, expect=expect)
             remote = None if no_remote else config.get("remote")
             if remote:
                 _check_remote_head(ledger, report, config, remote)

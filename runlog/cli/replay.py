@@ -103,30 +103,30 @@ def replay(ctx, ref, sets, allow_drift, dry_run, native, only, no_resolve, no_ch
     prepared, ledger = _prepare(config, ref, members, list(sets), native, (profile, region, endpoint_url),
                                 options.timeout)
     with ledger:
-        the_plan = prepared.plan
+        plan = prepared.plan
         if prepared.imported is not None:
             note(f"run {prepared.imported.run_id} was not in the ledger: imported from GetRun as record "
                  f"{prepared.imported.address[:12]}")
-        for line in the_plan.notes:
+        for line in plan.notes:
             note(line)
-        for drift in the_plan.drift:
+        for drift in plan.drift:
             warn("drift: " + describe(drift))
         if dry_run:
-            if the_plan.drift and not allow_drift:
-                note(f"without --dry-run this replay would be refused (exit 3): {len(the_plan.drift)} drift "
+            if plan.drift and not allow_drift:
+                note(f"without --dry-run this replay would be refused (exit 3): {len(plan.drift)} drift "
                      "finding(s)")
-            if options.enabled and options.check and not native and "error" not in (the_plan.workflow or {"error": 1}):
+            if options.enabled and options.check and not native and "error" not in (plan.workflow or {"error": 1}):
                 from runlog.resolve import check_template
 
-                for problem in check_template(the_plan.workflow, the_plan.request.get("parameters")):
+                for problem in check_template(plan.workflow, plan.request.get("parameters")):
                     warn(f"without --dry-run this replay would be refused (exit 2): {problem} (--no-check sends it)")
             # the request, then what the replay's record would say about it (replay_of, mode, overrides, drift)
-            click.echo(json.dumps({"request": the_plan.request, **the_plan.lineage, "notes": the_plan.notes},
+            click.echo(json.dumps({"request": plan.request, **plan.lineage, "notes": plan.notes},
                                   indent=2, ensure_ascii=False))
             return
-        if the_plan.drift and not allow_drift:
-            raise DriftError(f"replay refused: {len(the_plan.drift)} drift finding(s) since the original run "
-                             "(listed above); --allow-drift replays anyway and records them", the_plan.drift)
+        if plan.drift and not allow_drift:
+            raise DriftError(f"replay refused: {len(plan.drift)} drift finding(s) since the original run "
+                             "(listed above); --allow-drift replays anyway and records them", plan.drift)
         from runlog.replay import send
 
         with duplicate_hint():

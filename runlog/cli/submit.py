@@ -9,6 +9,7 @@ from contextlib import contextmanager
 import click
 
 from runlog.cli.common import aws_options, aws_settings, echo_json, load_config, note, open_ledger, warn
+from runlog.cli.wording import command_line
 from runlog.startrun import options as startrun_model_options
 
 _CLICK_TYPES = {"integer": int, "long": int, "float": float, "double": float}
@@ -347,19 +348,19 @@ def submit(ctx, cli_input_json, generate_cli_skeleton, dry_run, profile, region,
     if generate_cli_skeleton == "output":
         print_skeleton("output", built.request, query, output, color)
         return
+    import runlog.submit
     from runlog.submit import DryRun
-    from runlog.submit import submit as do_submit
 
     settings = aws_settings(config, profile, region, endpoint_url)
     opener = (lambda: open_ledger(config, create=False, notice=False)) if dry_run else \
         (lambda: open_ledger(config, create=True))
     with duplicate_hint():
-        result = do_submit(opener, built, settings=settings, git_path=config.git_repo,
-                           lookup_caller=config.get("caller_identity", True),
-                           resolve_options=make_resolve_options(config, no_resolve, no_check, strict,
-                                                                resolve_timeout),
-                           allow_duplicate=allow_duplicate, warn=warn, dry_run=dry_run,
-                           client_options=client_options)
+        result = runlog.submit.submit(opener, built, settings=settings, git_path=config.git_repo,
+                                      lookup_caller=config.get("caller_identity", True),
+                                      resolve_options=make_resolve_options(config, no_resolve, no_check, strict,
+                                                                           resolve_timeout),
+                                      allow_duplicate=allow_duplicate, warn=warn, dry_run=dry_run,
+                                      client_options=client_options)
     if isinstance(result, DryRun):
         if result.ledger is None:
             result.ledger = str(config.ledger_path())
@@ -424,9 +425,9 @@ def recover(ctx, profile, region, endpoint_url, abandon_id, reason, as_json):
 
     Exit status: 0 nothing left pending; 1 an attempt is still pending, in flight, or was refused; 2 bad input.
     """
+    import runlog.submit
     from runlog.cli.common import require_ledger
     from runlog.submit import Completed, InFlight, Submission, abandon
-    from runlog.submit import recover as do_recover
 
     config = load_config(ctx)
     if reason is not None and abandon_id is None:
@@ -463,14 +464,15 @@ def recover(ctx, profile, region, endpoint_url, abandon_id, reason, as_json):
             results.append({"request_id": request_id, "record": address, "completed_elsewhere": True})
             line = f"already recorded {request_id}: record {(address or '?')[:12]} (written by another process)"
         else:
-            results.append({"request_id": request_id, "error": result.message})
-            line = f"not recovered {request_id}: {result.message}"
+            results.append({"request_id": request_id, "error": command_line(result.message)})
+            line = f"not recovered {request_id}: {command_line(result.message)}"
         if not as_json:
             click.echo(line)
 
     with ledger:
-        still = do_recover(ledger, lambda recorded: aws_settings(config, profile, region, endpoint_url,
-                                                                  recorded=recorded), on_result=report)
+        still = runlog.submit.recover(ledger, lambda recorded: aws_settings(config, profile, region, endpoint_url,
+                                                                             recorded=recorded),
+                                      on_result=report)
     if as_json:
         echo_json({"recovered": results, "still_pending": still})
     if still or any("error" in r for r in results):

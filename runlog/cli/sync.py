@@ -301,7 +301,8 @@ def refresh(ctx, refs, every, active, as_json, profile, region, endpoint_url):
 def refresh_runs(ledger, entries, config, profile=None, region=None, endpoint_url=None) -> list[dict]:
     """observe.refresh_runs with the AWS settings of the flags and the configuration (flag >
     recorded > config > environment); shared by `refresh` and `log --refresh`."""
-    from runlog.observe import refresh_runs as refresh
+    import runlog.observe
 
-    return refresh(ledger, entries, lambda recorded: aws_settings(config, profile, region, endpoint_url,
-                                                                  recorded=recorded))
+    return runlog.observe.refresh_runs(ledger, entries,
+                                       lambda recorded: aws_settings(config, profile, region, endpoint_url,
+                                                                     recorded=recorded))

@@ -40,8 +40,8 @@ def watch(ctx, ref, interval, timeout, as_json, profile, region, endpoint_url):
       runlog watch 4207391 --interval 60 --timeout 86400
       runlog watch @1 --json | jq .run.resourceDigests
     """
+    import runlog.watch
     from runlog import aws
-    from runlog.watch import watch as follow
 
     config = load_config(ctx)
     ledger = require_ledger(config)
@@ -57,7 +57,7 @@ def watch(ctx, ref, interval, timeout, as_json, profile, region, endpoint_url):
         recorded = entry.record["aws"]
         settings = aws_settings(config, profile, region, endpoint_url, recorded=recorded)
         omics = aws.client(settings, "omics")
-        outcome = follow(ledger, entry, omics, interval=interval, timeout=timeout, on_poll=_status_line(entry))
+        outcome = runlog.watch.watch(ledger, entry, omics, interval=interval, timeout=timeout, on_poll=_status_line(entry))
     if sys.stderr.isatty():
         click.echo("", err=True)
     for change in outcome.input_changes:

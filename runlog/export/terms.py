@@ -275,7 +275,7 @@ def collect(ledger: Ledger, refs: list[str], *, runs_only: bool = False) -> list
         seen.add(entry.address)
         if runs_only and entry.outcome != "submitted":
             raise UsageError(f"{ref!r} is a failed attempt that never ran (record {entry.address[:12]}); "
-                             "leave out --runs-only to export it with status NOT_RUN")
+                             "leave out `runs_only=True` to export it with status NOT_RUN", option="runs_only")
         out.append(run_facts(entry, ledger.observations(entry.address)))
     return out
 

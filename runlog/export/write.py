@@ -66,12 +66,12 @@ def warnings(runs: list[RunFacts], fmt: str, license: str | None) -> list[str]:
     """What a user should know about an export that was written anyway."""
     out = []
     if not license and fmt in ("ro-crate", "all", "bco", "methods"):
-        out.append("no licence given (--license, or license in .runlog.toml): the export states none, "
+        out.append("no licence given (`license`, or license in .runlog.toml): the export states none, "
                    "and repositories such as Zenodo will ask for one")
     for run in runs:
         if not run.finished:
             out.append(f"run {run.run_id} was {run.status} when exported (not finished): its status, times and "
-                       "outputs are as of export time; `runlog refresh` and export again once it ends")
+                       "outputs are as of export time; `refresh()` and export again once it ends")
     return out
 
 
@@ -91,7 +91,8 @@ def export(runs: list[RunFacts], fmt: str, target: Path, *, force: bool = False,
         staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=parent))
     except OSError as exc:
         raise UsageError(f"cannot write {shown}: cannot create files in {printable(parent)} "
-                         f"({exc.strerror or exc}); give -o a path in an ordinary directory") from None
+                         f"({exc.strerror or exc}); give `path` a path in an ordinary directory",
+                         option="path") from None
     try:
         built = staging / target.name
         if fmt in FILE_FORMATS:
@@ -143,17 +144,20 @@ def _existing(target: Path, force: bool) -> os.stat_result | None:
         raise UsageError(f"cannot write {shown}: {exc.strerror}") from None
     if stat.S_ISLNK(info.st_mode):
         raise UsageError(f"{shown} is a symbolic link: runlog does not write through links; "
-                         f"give -o the real path ({printable(os.path.realpath(target))}) or another one")
+                         f"give `path` the real path ({printable(os.path.realpath(target))}) or another one",
+                         option="path")
     if not force:
-        raise UsageError(f"{shown} exists: give --force to replace it, or another -o")
+        raise UsageError(f"{shown} exists: give `force=True` to replace it, or another `path`", option="force")
     if stat.S_ISDIR(info.st_mode):
         here = Path.cwd().resolve()
         if here == target.resolve() or target.resolve() in here.parents:
-            raise UsageError(f"{shown} contains the current directory: --force would delete it; give another -o")
+            raise UsageError(f"{shown} contains the current directory: `force=True` would delete it; give another "
+                             "`path`", option="path")
         return info
     if stat.S_ISREG(info.st_mode):
         return info
-    raise UsageError(f"{shown} is not a regular file or directory: --force replaces only those; give another -o")
+    raise UsageError(f"{shown} is not a regular file or directory: `force=True` replaces only those; give another "
+                     "`path`", option="path")
 
 
 CONFORMS = {

@@ -97,8 +97,9 @@ def parse_since(text: str) -> str:
             moment = moment.replace(tzinfo=UTC)
         moment = moment.astimezone(UTC)
     except (ValueError, OverflowError):
-        raise UsageError(f"--since {text!r}: give a date as YYYY-MM-DD or a time as ISO 8601 "
-                         "(e.g. 2026-11-24 or 2026-11-24T13:00:00Z) between the years 1 and 9999") from None
+        raise UsageError(f"`since` {text!r}: give a date as YYYY-MM-DD or a time as ISO 8601 "
+                         "(e.g. 2026-11-24 or 2026-11-24T13:00:00Z) between the years 1 and 9999",
+                         option="since") from None
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
@@ -121,9 +122,9 @@ def select(ledger: Ledger, refs: list[str], *, since: str | None = None, batch: 
         if batch:
             head = ledger.resolve(batch)
             if not is_batch(head.record):
-                raise UsageError(f"--batch {batch!r} names record {head.address[:12]} (kind "
+                raise UsageError(f"`batch` {batch!r} names record {head.address[:12]} (kind "
                                  f"{head.record.get('kind')}), not a batch record; give a batch's REF "
-                                 "(`runlog log` lists records)")
+                                 "(`log()` lists records)", option="batch")
             chosen.setdefault(head.address, head)
             for entry in ledger.entries():
                 if batch_of(entry.record) == head.address:
