@@ -19,6 +19,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -517,6 +518,8 @@ def member_record(batch: dict, batch_address: str, item: dict) -> dict[str, Any]
 
 
 def _member(batch: dict, batch_address: str, item: dict, own: dict | None) -> dict[str, Any]:
+    from runlog import fastjson
+
     response = batch["outcome"]["response"]
     default = batch["request"]["defaultRunSetting"]
     setting_id = item.get("runSettingId") or ""
@@ -537,7 +540,7 @@ def _member(batch: dict, batch_address: str, item: dict, own: dict | None) -> di
         "batch": {"record": batch_address, "batch_id": response["id"], "batch_arn": response.get("arn"),
                   "batch_uuid": response.get("uuid"), "run_setting_id": setting_id},
     }
-    member["fingerprint"] = rec.fingerprint(member)
+    member["fingerprint"] = rec.sha256_hex(fastjson.dumps(rec.fingerprint_material(member)))  # rec.fingerprint
     return member
 
 
@@ -580,7 +583,7 @@ def record_members(ledger: Ledger, batch: Entry, omics) -> dict[str, int]:
     listed = added = 0
     try:
         for page in omics.get_paginator("list_runs_in_batch").paginate(batchId=batch.batch_id,
-                           PaginationConfig={"PageSize": 100}):
+                                                                        PaginationConfig={"PageSize": 100}):
             items = page.get("runs", [])
             listed += len(items)
             members = [_member(record, batch.address, item, settings.get(item.get("runSettingId") or ""))
@@ -622,11 +625,12 @@ def observe_members(ledger: Ledger, batch: Entry, omics) -> dict[str, int]:
     listed = changed = 0
     try:
         for page in omics.get_paginator("list_runs").paginate(batchId=batch.batch_id,
-                           PaginationConfig={"PageSize": 100}):
-            items = [rec.jsonable(i) for i in page.get("items", []) if i.get("id")]
+                                                              PaginationConfig={"PageSize": 100}):
+            items = [i for i in page.get("items", []) if i.get("id")]
             listed += len(items)
             if not items:
                 continue
+            observed_at = rec.utc_now()  # the page's answer: one moment for all its runs
             rows = ledger.member_runs(batch.batch_id, [i["id"] for i in items])
             known = {run_id: (address, run_uuid, status) for address, run_id, run_uuid, status in rows}
             seen = []
@@ -635,22 +639,29 @@ def observe_members(ledger: Ledger, batch: Entry, omics) -> dict[str, int]:
                     continue
                 address, run_uuid, status = known[item["id"]]
                 if item.get("status") and item["status"] != status:
-                    source, body = SOURCE_RUNS, item
+                    source, body = SOURCE_RUNS, _json_value(item)
                     if item["status"] == "FAILED":  # ListRuns has no reason: GetRun, for the failed only
-                        source, body = "GetRun", rec.jsonable(omics.get_run(id=item["id"]))
+                        source, body = "GetRun", _json_value(omics.get_run(id=item["id"]))
                         body.pop("ResponseMetadata", None)
-                    seen.append((address, run_uuid, source, body))
-            if seen:
-                with ledger.write():  # one transaction a page
-                    for address, run_uuid, source, body in seen:
-                        ledger._insert_observation(address, run_uuid, rec.utc_now(), source, body.get("status"),
-                                                   body)
-                changed += len(seen)
+                    seen.append((address, run_uuid, observed_at, source, body.get("status"), body))
+            changed += ledger.add_observations(seen)
     except RunlogError:
         raise
     except Exception as exc:
         raise aws.error_from(exc, "ListRuns") from None
     return {"listed": listed, "changed": changed}
+
+
+def _json_value(value: Any) -> Any:
+    """record.jsonable for a parsed response (dicts, lists, text, numbers, datetimes), without
+    a trip through JSON text: a copy with each datetime as ISO 8601 UTC text."""
+    if isinstance(value, dict):
+        return {key: _json_value(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_json_value(item) for item in value]
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return value
 
 
 def refresh_batch(ledger: Ledger, batch: Entry, omics) -> dict[str, Any]:
