@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -571,6 +571,51 @@ def members_of(ledger: Ledger, batch: Entry, limit: int | None = None) -> list[E
     return ledger.members(batch.batch_id, batch.address, limit)
 
 
+def prefetched(pages: Iterable[Any], ahead: int = 2) -> Iterator[Any]:
+    """The items of `pages` (a paginator's pages), fetched by a thread of their own at most
+    `ahead` pages before they are used, so that the service answers the next page while this
+    one is written to the ledger. Memory: ahead + 1 pages. An error fetching a page is raised
+    here, where that page would have been; leaving the loop early stops the thread."""
+    import queue
+    import threading
+
+    handoff: queue.Queue = queue.Queue(maxsize=ahead)
+    stop = threading.Event()
+    done = object()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                handoff.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def fetch() -> None:
+        try:
+            for page in pages:
+                if not put((page, None)):
+                    return
+        except BaseException as exc:  # handed to the consumer, raised there
+            put((None, exc))
+            return
+        put((done, None))
+
+    worker = threading.Thread(target=fetch, name="runlog-pages", daemon=True)
+    worker.start()
+    try:
+        while True:
+            page, error = handoff.get()
+            if error is not None:
+                raise error
+            if page is done:
+                return
+            yield page
+    finally:
+        stop.set()
+
+
 def record_members(ledger: Ledger, batch: Entry, omics) -> dict[str, int]:
     """Page ListRunsInBatch and write each run setting's member record once, one page per
     transaction (memory: one page). Returns {"listed", "added"}."""
@@ -582,8 +627,8 @@ def record_members(ledger: Ledger, batch: Entry, omics) -> dict[str, int]:
     settings = {s["runSettingId"]: s for s in run_settings(record)}
     listed = added = 0
     try:
-        for page in omics.get_paginator("list_runs_in_batch").paginate(batchId=batch.batch_id,
-                                                                        PaginationConfig={"PageSize": 100}):
+        for page in prefetched(omics.get_paginator("list_runs_in_batch").paginate(
+                batchId=batch.batch_id, PaginationConfig={"PageSize": 100})):
             items = page.get("runs", [])
             listed += len(items)
             members = [_member(record, batch.address, item, settings.get(item.get("runSettingId") or ""))
@@ -624,8 +669,8 @@ def observe_members(ledger: Ledger, batch: Entry, omics) -> dict[str, int]:
 
     listed = changed = 0
     try:
-        for page in omics.get_paginator("list_runs").paginate(batchId=batch.batch_id,
-                                                              PaginationConfig={"PageSize": 100}):
+        for page in prefetched(omics.get_paginator("list_runs").paginate(
+                batchId=batch.batch_id, PaginationConfig={"PageSize": 100})):
             items = [i for i in page.get("items", []) if i.get("id")]
             listed += len(items)
             if not items:
