@@ -20,6 +20,7 @@ Used by `runlog verify`.
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any
 
@@ -75,14 +76,32 @@ def dumps(value: Any) -> bytes:
     """record.canonical_json(value), through orjson when it writes the same bytes: for JSON
     values (objects with text keys, arrays, text, numbers, true, false, null) but for the
     numbers named above. Those, and what orjson refuses or would write in a way of its own
-    (datetimes, subclasses, non-text keys), go to record.canonical_json. Used to write many
+    (datetimes, subclasses, non-text keys; NaN and infinities, which it writes as null), go
+    to record.canonical_json. Used to write many
     records at once (a batch's members)."""
     try:
         data = orjson.dumps(value, option=_SORTED | orjson.OPT_PASSTHROUGH_DATETIME
                             | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_SUBCLASS)
     except TypeError:
         return rec.canonical_json(value)
-    return data if _plain(data) else rec.canonical_json(value)
+    if not _plain(data) or (b"null" in data and not _finite(value)):
+        return rec.canonical_json(value)
+    return data
+
+
+def _finite(value: Any) -> bool:
+    """No NaN or infinity in value: orjson writes them as null, the json module refuses them."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is dict:
+            stack.extend(item.values())
+        elif kind is list or kind is tuple:
+            stack.extend(item)
+        elif kind is float and not math.isfinite(item):
+            return False
+    return True
 
 
 def loads(data: bytes) -> Any:
