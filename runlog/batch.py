@@ -698,15 +698,23 @@ def observe_members(ledger: Ledger, batch: Entry, omics) -> dict[str, int]:
 
 
 def _json_value(value: Any) -> Any:
-    """record.jsonable for a parsed response (dicts, lists, text, numbers, datetimes), without
-    a trip through JSON text: a copy with each datetime as ISO 8601 UTC text."""
-    if isinstance(value, dict):
-        return {key: _json_value(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_json_value(item) for item in value]
+    """record.jsonable(value) for a parsed response (datetimes become ISO 8601 UTC text),
+    through orjson; what orjson writes otherwise than the json module reads back the same
+    (numbers), and what it refuses or writes as null (NaN, infinities: the json module
+    refuses them) goes to record.jsonable."""
+    import orjson
+
+    try:
+        data = orjson.dumps(value, default=_iso_time, option=orjson.OPT_PASSTHROUGH_DATETIME)
+    except TypeError:
+        return rec.jsonable(value)
+    return rec.jsonable(value) if b"null" in data else orjson.loads(data)
+
+
+def _iso_time(value: Any) -> str:
     if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-    return value
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")  # as record.canonical_json
+    raise TypeError(f"cannot store a {type(value).__name__} in a record")
 
 
 def refresh_batch(ledger: Ledger, batch: Entry, omics) -> dict[str, Any]:

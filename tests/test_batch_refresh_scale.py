@@ -244,3 +244,8 @@ def test_response_items_become_json_as_record_jsonable_makes_them():
             "logLocation": {"runLogStream": "x", "times": [datetime(2026, 1, 1, tzinfo=UTC)]}, "ratio": 0.5}
     assert _json_value(item) == rec.jsonable(item)
     assert fastjson.dumps(_json_value(item)) == rec.canonical_json(item)
+    for odd in ({**item, "absent": None, "big": 2**70, "tiny": 1e-300}, [item, (1, 2)]):
+        assert _json_value(odd) == rec.jsonable(odd)
+    for bad in ({"x": math.nan}, {"x": b"bytes"}):
+        with pytest.raises((ValueError, TypeError)):
+            _json_value(bad)
