@@ -720,8 +720,9 @@ def _iso_time(value: Any) -> str:
 def refresh_batch(ledger: Ledger, batch: Entry, omics) -> dict[str, Any]:
     """GetBatch, then the members (ListRunsInBatch) and their statuses (ListRuns)."""
     answer = observe_batch(ledger, batch, omics)
-    members = record_members(ledger, batch, omics)
-    statuses = observe_members(ledger, batch, omics)
+    with ledger.bulk_writes():
+        members = record_members(ledger, batch, omics)
+        statuses = observe_members(ledger, batch, omics)
     return {"record": batch.address, "batch_id": batch.batch_id, "status": answer.get("status"),
             "members_listed": members["listed"], "members_added": members["added"],
             "statuses_changed": statuses["changed"]}

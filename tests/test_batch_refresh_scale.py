@@ -249,3 +249,15 @@ def test_response_items_become_json_as_record_jsonable_makes_them():
     for bad in ({"x": math.nan}, {"x": b"bytes"}):
         with pytest.raises((ValueError, TypeError)):
             _json_value(bad)
+
+
+def test_bulk_writes_checkpoint_less_often_and_restore_the_setting(tmp_path):
+    with Ledger.open(tmp_path / "l.db") as ledger:
+        before = ledger.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
+        with ledger.bulk_writes(pages=5000):
+            assert ledger.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 5000
+            assert ledger.add_records([make_record(run_id="4444444")]) == 1
+        assert ledger.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == before == 1000
+        with pytest.raises(RuntimeError), ledger.bulk_writes():
+            raise RuntimeError("a refresh that fails midway")
+        assert ledger.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000
