@@ -76,8 +76,8 @@ def dumps(value: Any) -> bytes:
     values (objects with text keys, arrays, text, numbers, true, false, null) but for the
     numbers named above. Those, and what orjson refuses or would write in a way of its own
     (datetimes, subclasses, non-text keys; NaN and infinities, which it writes as null), go
-    to record.canonical_json. Used to write many
-    records at once (a batch's members)."""
+    to record.canonical_json. Used where many records are written at once (a batch's
+    members, their statuses)."""
     try:
         data = orjson.dumps(value, option=_SORTED | orjson.OPT_PASSTHROUGH_DATETIME
                             | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_SUBCLASS)
