@@ -2,6 +2,7 @@
 
     python benchmarks/batch_bench.py                  # 100 000 runs, 3 repeats
     python benchmarks/batch_bench.py --runs 300 --repeat 1   # the CI smoke
+    python benchmarks/batch_bench.py --runs 10000 --repeat 1 --skip-submit   # refresh only
 
 Starts moto's S3 server (a process of its own) and the HealthOmics emulator (in this process,
 reading s3UriSettings from moto), writes a settings file of --runs run settings, and times,
@@ -41,28 +42,41 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def timed(command: list[str], env: dict, cwd: Path) -> tuple[float, str]:
-    started = time.perf_counter()
-    done = subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True)
-    seconds = time.perf_counter() - started
-    if done.returncode != 0:
-        raise SystemExit(f"{' '.join(command[:4])} failed ({done.returncode}): {done.stderr[-2000:]}")
-    return seconds, done.stdout
+# Runs a command and reports its wall time, CPU time and peak memory. Linux gives a child
+# the peak memory of the process it was forked from, so the child is forked from this small
+# fresh interpreter, not from the benchmark (which holds the emulator and its batches).
+PROBE = """import json, resource, subprocess, sys, time
+started = time.perf_counter()
+done = subprocess.run(sys.argv[2:], stdout=open(sys.argv[1], "wb"))
+seconds = time.perf_counter() - started
+usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(json.dumps({"code": done.returncode, "seconds": seconds, "cpu": usage.ru_utime + usage.ru_stime,
+                  "rss_mib": usage.ru_maxrss / 1024}))
+"""
 
 
-def peak_rss_mib(command: list[str], env: dict, cwd: Path) -> float:
-    """The peak resident memory of `command` (a child of a fresh Python, so the figure is its own)."""
-    probe = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, "
-             "stdout=subprocess.DEVNULL); print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
-    done = subprocess.run([sys.executable, "-c", probe, *command], env=env, cwd=cwd, capture_output=True, text=True,
-                          check=True)
-    return int(done.stdout.strip()) / 1024
+def timed(command: list[str], env: dict, cwd: Path) -> tuple[float, str, dict]:
+    """(wall seconds, stdout, usage) of one run of `command`; usage: its CPU seconds (user +
+    system) and peak resident memory in MiB."""
+    with tempfile.NamedTemporaryFile() as out:
+        probe = subprocess.run([sys.executable, "-c", PROBE, out.name, *command], env=env, cwd=cwd,
+                               capture_output=True, text=True)
+        stdout = Path(out.name).read_text()
+    try:
+        usage = json.loads(probe.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        usage = {"code": probe.returncode}
+    if probe.returncode != 0 or usage["code"] != 0:
+        raise SystemExit(f"{' '.join(command[:4])} failed ({usage['code']}): {probe.stderr[-2000:]}")
+    return usage["seconds"], stdout, usage
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=100_000)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=100_000, help="run settings in the batch (default 100 000)")
+    parser.add_argument("--repeat", type=int, default=3, help="batches submitted, and refreshed, by each tool")
+    parser.add_argument("--skip-submit", action="store_true",
+                        help="submit the batches with runlog only, untimed, and time the refreshes")
     args = parser.parse_args(argv)
 
     import boto3
@@ -108,19 +122,24 @@ def main(argv: list[str] | None = None) -> int:
             runlog = [sys.executable, "-m", "runlog"]
             submit_runlog, submit_aws, batch_ids = [], [], []
             for _ in range(args.repeat):
-                seconds, out = timed([aws, "omics", "start-run-batch", *request], env, work)
-                submit_aws.append(seconds)
-                seconds, out = timed([*runlog, "submit-batch", *request, "--resolve-timeout", "30"], env, work)
+                if not args.skip_submit:
+                    seconds, out, _ = timed([aws, "omics", "start-run-batch", *request], env, work)
+                    submit_aws.append(seconds)
+                seconds, out, _ = timed([*runlog, "submit-batch", *request, "--resolve-timeout", "30"], env, work)
                 submit_runlog.append(seconds)
                 batch_ids.append(json.loads(out)["id"])
             emulator.advance(3600)  # every run submitted and finished
-            refresh_runlog, list_aws, memory = [], [], 0.0
-            for batch_id in batch_ids:
-                seconds, _ = timed([aws, "omics", "list-runs-in-batch", "--batch-id", batch_id], env, work)
+            refresh_runlog, list_aws, cpu_runlog, cpu_aws, memory, memory_aws = [], [], [], [], 0.0, 0.0
+            for batch_id in batch_ids:  # alternating; the first refresh of a batch records every member
+                seconds, _, usage = timed([aws, "omics", "list-runs-in-batch", "--batch-id", batch_id], env, work)
                 list_aws.append(seconds)
-                started = time.perf_counter()  # the first refresh records every member: time and peak memory
-                memory = max(memory, peak_rss_mib([*runlog, "refresh", batch_id], env, work))
-                refresh_runlog.append(time.perf_counter() - started)
+                cpu_aws.append(usage["cpu"])
+                memory_aws = max(memory_aws, usage["rss_mib"])
+                seconds, out, usage = timed([*runlog, "refresh", batch_id], env, work)
+                assert f"{args.runs} new member record(s)" in out, out
+                refresh_runlog.append(seconds)
+                cpu_runlog.append(usage["cpu"])
+                memory = max(memory, usage["rss_mib"])
             with_members = subprocess.run([*runlog, "log", "--batch", batch_ids[0], "-n", "0", "--json"], env=env,
                                           cwd=work, capture_output=True, text=True, check=True)
             assert len(json.loads(with_members.stdout)) == args.runs
@@ -135,13 +154,16 @@ def main(argv: list[str] | None = None) -> int:
         a, b = statistics.median(ours), statistics.median(theirs)
         return f"| {name} | {a:.2f} s | {b:.2f} s | {a / b:.2f} | {target} |"
 
-    print(f"{args.runs} runs from an s3UriSettings file, {args.repeat} repeat(s), medians\n")
+    print(f"{args.runs} runs from an s3UriSettings file, {args.repeat} repeat(s), medians; load average "
+          f"{os.getloadavg()[0]:.1f} at the end\n")
     print("| operation | runlog | aws CLI | ratio | target |")
     print("|---|---|---|---|---|")
-    print(row("submit-batch vs start-run-batch", submit_runlog, submit_aws, "<= 1.5"))
+    if submit_aws:
+        print(row("submit-batch vs start-run-batch", submit_runlog, submit_aws, "<= 1.5"))
     print(row("refresh BATCH vs list-runs-in-batch (all pages)", refresh_runlog, list_aws, "<= 2"))
-    print(f"\npeak memory of `runlog refresh` recording every member: {memory:.0f} MiB; "
-          f"ledger {ledger_mib:.0f} MiB")
+    print(row("  CPU time of the process (user + system)", cpu_runlog, cpu_aws, "-"))
+    print(f"\npeak memory (RSS) of `runlog refresh` recording every member: {memory:.0f} MiB "
+          f"(`aws omics list-runs-in-batch`: {memory_aws:.0f} MiB); ledger {ledger_mib:.0f} MiB")
     return 0
 
 

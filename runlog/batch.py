@@ -17,8 +17,9 @@ from __future__ import annotations
 import hashlib
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -521,6 +522,8 @@ def member_record(batch: dict, batch_address: str, item: dict) -> dict[str, Any]
 
 
 def _member(batch: dict, batch_address: str, item: dict, own: dict | None) -> dict[str, Any]:
+    from runlog import fastjson
+
     response = batch["outcome"]["response"]
     default = batch["request"]["defaultRunSetting"]
     setting_id = item.get("runSettingId") or ""
@@ -541,7 +544,7 @@ def _member(batch: dict, batch_address: str, item: dict, own: dict | None) -> di
         "batch": {"record": batch_address, "batch_id": response["id"], "batch_arn": response.get("arn"),
                   "batch_uuid": response.get("uuid"), "run_setting_id": setting_id},
     }
-    member["fingerprint"] = rec.fingerprint(member)
+    member["fingerprint"] = rec.sha256_hex(fastjson.dumps(rec.fingerprint_material(member)))  # rec.fingerprint
     return member
 
 
@@ -572,6 +575,51 @@ def members_of(ledger: Ledger, batch: Entry, limit: int | None = None) -> list[E
     return ledger.members(batch.batch_id, batch.address, limit)
 
 
+def prefetched(pages: Iterable[Any], ahead: int = 2) -> Iterator[Any]:
+    """The items of `pages` (a paginator's pages), fetched by a thread of their own at most
+    `ahead` pages before they are used, so that the service answers the next page while this
+    one is written to the ledger. Memory: ahead + 1 pages. An error fetching a page is raised
+    here, where that page would have been; leaving the loop early stops the thread."""
+    import queue
+    import threading
+
+    handoff: queue.Queue = queue.Queue(maxsize=ahead)
+    stop = threading.Event()
+    done = object()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                handoff.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def fetch() -> None:
+        try:
+            for page in pages:
+                if not put((page, None)):
+                    return
+        except BaseException as exc:  # handed to the consumer, raised there
+            put((None, exc))
+            return
+        put((done, None))
+
+    worker = threading.Thread(target=fetch, name="runlog-pages", daemon=True)
+    worker.start()
+    try:
+        while True:
+            page, error = handoff.get()
+            if error is not None:
+                raise error
+            if page is done:
+                return
+            yield page
+    finally:
+        stop.set()
+
+
 def record_members(ledger: Ledger, batch: Entry, omics) -> dict[str, int]:
     """Page ListRunsInBatch and write each run setting's member record once, one page per
     transaction (memory: one page). Returns {"listed", "added"}."""
@@ -583,8 +631,8 @@ def record_members(ledger: Ledger, batch: Entry, omics) -> dict[str, int]:
     settings = {s["runSettingId"]: s for s in run_settings(record)}
     listed = added = 0
     try:
-        for page in omics.get_paginator("list_runs_in_batch").paginate(batchId=batch.batch_id,
-                           PaginationConfig={"PageSize": 100}):
+        for page in prefetched(omics.get_paginator("list_runs_in_batch").paginate(
+                batchId=batch.batch_id, PaginationConfig={"PageSize": 100})):
             items = page.get("runs", [])
             listed += len(items)
             members = [_member(record, batch.address, item, settings.get(item.get("runSettingId") or ""))
@@ -625,12 +673,13 @@ def observe_members(ledger: Ledger, batch: Entry, omics) -> dict[str, int]:
 
     listed = changed = 0
     try:
-        for page in omics.get_paginator("list_runs").paginate(batchId=batch.batch_id,
-                           PaginationConfig={"PageSize": 100}):
-            items = [rec.jsonable(i) for i in page.get("items", []) if i.get("id")]
+        for page in prefetched(omics.get_paginator("list_runs").paginate(
+                batchId=batch.batch_id, PaginationConfig={"PageSize": 100})):
+            items = [i for i in page.get("items", []) if i.get("id")]
             listed += len(items)
             if not items:
                 continue
+            observed_at = rec.utc_now()  # the page's answer: one moment for all its runs
             rows = ledger.member_runs(batch.batch_id, [i["id"] for i in items])
             known = {run_id: (address, run_uuid, status) for address, run_id, run_uuid, status in rows}
             seen = []
@@ -639,17 +688,12 @@ def observe_members(ledger: Ledger, batch: Entry, omics) -> dict[str, int]:
                     continue
                 address, run_uuid, status = known[item["id"]]
                 if item.get("status") and item["status"] != status:
-                    source, body = SOURCE_RUNS, item
+                    source, body = SOURCE_RUNS, _json_value(item)
                     if item["status"] == "FAILED":  # ListRuns has no reason: GetRun, for the failed only
-                        source, body = "GetRun", rec.jsonable(omics.get_run(id=item["id"]))
+                        source, body = "GetRun", _json_value(omics.get_run(id=item["id"]))
                         body.pop("ResponseMetadata", None)
-                    seen.append((address, run_uuid, source, body))
-            if seen:
-                with ledger.write():  # one transaction a page
-                    for address, run_uuid, source, body in seen:
-                        ledger._insert_observation(address, run_uuid, rec.utc_now(), source, body.get("status"),
-                                                   body)
-                changed += len(seen)
+                    seen.append((address, run_uuid, observed_at, source, body.get("status"), body))
+            changed += ledger.add_observations(seen)
     except RunlogError:
         raise
     except Exception as exc:
@@ -657,11 +701,32 @@ def observe_members(ledger: Ledger, batch: Entry, omics) -> dict[str, int]:
     return {"listed": listed, "changed": changed}
 
 
+def _json_value(value: Any) -> Any:
+    """record.jsonable(value) for a parsed response (datetimes become ISO 8601 UTC text),
+    through orjson; what orjson writes otherwise than the json module reads back the same
+    (numbers), and what it refuses or writes as null (NaN, infinities: the json module
+    refuses them) goes to record.jsonable."""
+    import orjson
+
+    try:
+        data = orjson.dumps(value, default=_iso_time, option=orjson.OPT_PASSTHROUGH_DATETIME)
+    except TypeError:
+        return rec.jsonable(value)
+    return rec.jsonable(value) if b"null" in data else orjson.loads(data)
+
+
+def _iso_time(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")  # as record.canonical_json
+    raise TypeError(f"cannot store a {type(value).__name__} in a record")
+
+
 def refresh_batch(ledger: Ledger, batch: Entry, omics) -> dict[str, Any]:
     """GetBatch, then the members (ListRunsInBatch) and their statuses (ListRuns)."""
     answer = observe_batch(ledger, batch, omics)
-    members = record_members(ledger, batch, omics)
-    statuses = observe_members(ledger, batch, omics)
+    with ledger.bulk_writes():
+        members = record_members(ledger, batch, omics)
+        statuses = observe_members(ledger, batch, omics)
     return {"record": batch.address, "batch_id": batch.batch_id, "status": answer.get("status"),
             "members_listed": members["listed"], "members_added": members["added"],
             "statuses_changed": statuses["changed"]}

@@ -1,0 +1,263 @@
+"""Recording a batch's members at scale (issue 14): pages written with executemany, pages
+fetched ahead by a thread, and the guarantees that must survive it: a refresh killed midway
+and run again records each member, and each status, exactly once; a second refresh adds
+nothing; what is written is what the one-by-one path wrote (verify checks every seal and the
+chain). Small sizes here; the speed itself is measured by benchmarks/batch_bench.py."""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import boto3
+import pytest
+from botocore.config import Config
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from recordfactory import make_record
+from runlog import fastjson
+from runlog import record as rec
+from runlog.ledger import Ledger
+
+TESTS = Path(__file__).resolve().parent
+ROLE = "arn:aws:iam::123456789012:role/HealthOmicsServiceRole"
+BUCKET = "cohort-bucket"
+RUNS = 250  # three pages of ListRunsInBatch, and of ListRuns
+DEFAULT = {"workflowId": "1234567", "roleArn": ROLE, "outputUri": f"s3://{BUCKET}/out/",
+           "parameters": {"ref_dict": f"s3://{BUCKET}/ref/genome.dict", "ref_fasta": f"s3://{BUCKET}/ref/genome.fasta",
+                          "ref_fasta_index": f"s3://{BUCKET}/ref/genome.fasta.fai"}}
+NOT_STARTED = ["S0007", "S0150"]  # submissions the service refuses
+FAILING = ["S0003", "S0120", "S0249"]  # runs that fail (a GetRun each, for the reason)
+
+
+@pytest.fixture
+def cohort(s3_server, monkeypatch, ledger_path, git_repo, run_cli):
+    """A batch of RUNS runs from an s3UriSettings file, submitted with runlog and finished in
+    the emulator (which reads the file from moto's S3); yields (emulator, batch id)."""
+    from runlog.emulator import Emulator
+
+    emulator = Emulator(port=0, s3_endpoint_url=s3_server.endpoint, batch_rate=RUNS)
+    emulator.start()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", emulator.endpoint_url)
+    try:
+        s3_server.create_bucket(Bucket=BUCKET)
+        settings = [{"runSettingId": f"S{i:04d}", "name": f"align-S{i:04d}",
+                     "parameters": {"sample_name": f"S{i:04d}", "input_cram": f"s3://{BUCKET}/crams/S{i:04d}.cram"}}
+                    for i in range(RUNS)]
+        s3_server.put_object(Bucket=BUCKET, Key="cohort/settings.json", Body=json.dumps(settings).encode())
+        emulator.batch_fault("start", reason="ServiceQuotaExceeded", message="too many runs",
+                             run_setting_ids=NOT_STARTED)
+        emulator.batch_fault("run", reason="OUT_OF_MEMORY", run_setting_ids=FAILING)
+        submitted = run_cli("submit-batch", "--default-run-setting", json.dumps(DEFAULT), "--batch-run-settings",
+                            json.dumps({"s3UriSettings": f"s3://{BUCKET}/cohort/settings.json"}), "--no-resolve")
+        assert submitted.exit_code == 0, submitted.output
+        emulator.advance(3600)  # every run submitted and ended
+        yield emulator, json.loads(submitted.stdout)["id"]
+    finally:
+        emulator.stop()
+
+
+def killed_refresh(batch_id: str, point: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(TESTS / "killers.py"), point, "refresh", batch_id], cwd=cwd,
+                          capture_output=True, text=True, timeout=240)
+
+
+def members(path: Path) -> dict[str, str]:
+    """{runSettingId: member record address}; fails if a runSettingId has two records."""
+    with Ledger.open(path, create=False) as ledger:
+        rows = ledger.conn.execute("SELECT address, body FROM records WHERE kind = 'member'").fetchall()
+    found: dict[str, str] = {}
+    for address, body in rows:
+        setting_id = json.loads(body)["batch"]["run_setting_id"]
+        assert setting_id not in found, f"{setting_id} recorded twice"
+        found[setting_id] = address
+    return found
+
+
+def status_observations(path: Path) -> dict[str, list[str]]:
+    """{member record address: [status, ...]} of the status observations, in order."""
+    with Ledger.open(path, create=False) as ledger:
+        rows = ledger.conn.execute(
+            "SELECT o.record, o.status FROM observations o JOIN records r ON r.address = o.record "
+            "WHERE r.kind = 'member' ORDER BY o.seq").fetchall()
+    found: dict[str, list[str]] = {}
+    for address, status in rows:
+        found.setdefault(address, []).append(status)
+    return found
+
+
+@pytest.mark.parametrize("point", ["before-call:ListRunsInBatch:3", "before-call:ListRuns:2"],
+                         ids=["while-recording-members", "while-recording-statuses"])
+def test_refresh_killed_midway_and_run_again_records_each_member_once(cohort, point, ledger_path, git_repo,
+                                                                      run_cli, tmp_path):
+    emulator, batch_id = cohort
+    untouched = tmp_path / "untouched.db"  # the same ledger, refreshed without a kill, to compare with
+    source, copy = sqlite3.connect(ledger_path), sqlite3.connect(untouched)
+    source.backup(copy)  # (the last writes may still be in the WAL file)
+    source.close()
+    copy.close()
+
+    killed = killed_refresh(batch_id, point, git_repo)
+    assert killed.returncode == -9, killed.stderr
+    early = members(ledger_path)
+    # one transaction a page: what the kill left is whole pages of 100 members
+    assert len(early) in (0, 100, 200, RUNS)
+    if "ListRuns:" in point:
+        assert len(early) == RUNS  # the statuses are paged after every member is written
+    statuses = status_observations(ledger_path)
+    assert len(statuses) < RUNS - len(NOT_STARTED)
+
+    again = run_cli("refresh", batch_id)
+    assert again.exit_code == 0, again.output
+    recorded = members(ledger_path)
+    assert sorted(recorded) == [f"S{i:04d}" for i in range(RUNS)]
+    # each member exactly once, with one status observation: its final one
+    statuses = status_observations(ledger_path)
+    started = {address for ident, address in recorded.items() if ident not in NOT_STARTED}
+    assert set(statuses) == started
+    assert all(len(seen) == 1 for seen in statuses.values()), [s for s in statuses.values() if len(s) > 1]
+    failed = {recorded[ident] for ident in FAILING}
+    assert {a for a, seen in statuses.items() if seen == ["FAILED"]} == failed
+    assert all(seen == ["COMPLETED"] for a, seen in statuses.items() if a not in failed)
+
+    # the same records (addresses) as a refresh that was never interrupted
+    clean = run_cli("refresh", batch_id, env={"RUNLOG_LEDGER": str(untouched)})
+    assert clean.exit_code == 0 and f"{RUNS} new member record(s)" in clean.stdout, clean.output
+    assert members(untouched) == recorded
+
+    third = run_cli("refresh", batch_id)
+    assert third.exit_code == 0 and "0 new member record(s), 0 status change(s)" in third.stdout, third.output
+    for path in (ledger_path, untouched):  # every seal, the chain, each body's canonical form
+        verify = run_cli("verify", "--no-remote", env={"RUNLOG_LEDGER": str(path)})
+        assert verify.exit_code == 0, verify.output
+
+
+def test_refresh_shows_the_batch_as_recorded_member_by_member(cohort, ledger_path, run_cli):
+    emulator, batch_id = cohort
+    first = run_cli("refresh", batch_id)
+    assert first.exit_code == 0, first.output
+    assert (f"{RUNS} run(s) listed, {RUNS} new member record(s), {RUNS - len(NOT_STARTED)} status change(s)"
+            in first.stdout)
+    facts = json.loads(run_cli("show", batch_id, "--json").stdout)["batch"]
+    assert facts["submission"] == {"SUCCESS": RUNS - len(NOT_STARTED), "FAILED": len(NOT_STARTED)}
+    assert facts["run_status"] == {"COMPLETED": RUNS - len(NOT_STARTED) - len(FAILING), "FAILED": len(FAILING)}
+    reasons = {f["run_setting_id"]: f["reason"] for f in facts["failures"]}
+    assert reasons["S0007"] == "ServiceQuotaExceeded: too many runs" and "OUT_OF_MEMORY" in reasons["S0120"]
+    # each member record is the pure function of the batch record and its listing item
+    from runlog.batch import member_record
+
+    with Ledger.open(ledger_path, create=False) as ledger:
+        batch = ledger.resolve(batch_id)
+        bodies = dict(ledger.conn.execute("SELECT address, body FROM records WHERE kind = 'member'").fetchall())
+    omics = boto3.client("omics", endpoint_url=emulator.endpoint_url, region_name="us-west-2",
+                         config=Config(inject_host_prefix=False))
+    item = omics.list_runs_in_batch(batchId=batch_id, runSettingId="S0042")["runs"][0]
+    expected = member_record(batch.record, batch.address, item)
+    address = rec.address(expected)
+    assert bodies[address] == rec.canonical_json(expected).decode("utf-8")
+
+
+def test_a_page_that_cannot_be_fetched_is_one_line_and_nothing_half_written(cohort, ledger_path, run_cli):
+    emulator, batch_id = cohort
+    emulator.inject("error", operation="ListRunsInBatch", count=3)  # every attempt (AWS_MAX_ATTEMPTS=3)
+    failed = run_cli("refresh", batch_id)
+    assert failed.exit_code == 1, failed.output
+    (line,) = [li for li in failed.stdout.splitlines() if li.startswith(f"batch {batch_id} ")]
+    assert "ListRunsInBatch" in line and "InternalServerException" in line, line
+    assert members(ledger_path) == {}
+    assert run_cli("refresh", batch_id).exit_code == 0
+    assert len(members(ledger_path)) == RUNS
+
+
+def test_member_statuses_are_looked_up_by_run_id(tmp_path):
+    """A page of ListRuns is matched to its members through the run id index: through the
+    batch's index it read every member of the batch for each page (quadratic at 100 000)."""
+    with Ledger.open(tmp_path / "l.db") as ledger:
+        statements: list[str] = []
+        ledger.conn.set_trace_callback(statements.append)  # the SQL as run, parameters in place
+        assert ledger.member_runs("1", ["111", "222"]) == []
+        ledger.conn.set_trace_callback(None)
+        (query,) = [s for s in statements if "run_id IN" in s]
+        plan = " ".join(r[-1] for r in ledger.conn.execute(f"EXPLAIN QUERY PLAN {query}"))
+    assert "records_run_id" in plan and "records_batch_id" not in plan, plan
+
+
+def test_add_records_writes_a_page_once_with_valid_seals(tmp_path, run_cli):
+    path = tmp_path / "l.db"
+    first, second = make_record(run_id="1111111"), make_record(run_id="2222222")
+    with Ledger.open(path) as ledger:
+        assert ledger.add_records([first, second, first]) == 2  # a record given twice is added once
+        assert ledger.add_records([second, make_record(run_id="3333333", name="ünïcode ✓")]) == 1
+        assert ledger.count() == 3
+        ledger.add_observations([(rec.address(first), None, rec.utc_now(), "ListRuns", "RUNNING",
+                                  {"id": "1111111", "status": "RUNNING", "ratio": 1e-07, "big": 2**70})])
+        body = ledger.observations(rec.address(first))[0]["body"]
+        assert body == {"id": "1111111", "status": "RUNNING", "ratio": 1e-07, "big": 2**70}
+    verify = run_cli("verify", "--no-remote", env={"RUNLOG_LEDGER": str(path)})
+    assert verify.exit_code == 0, verify.output
+    assert "3 record(s)" in verify.output or "3 records" in verify.output, verify.output
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-(2**80), max_value=2**80)
+    | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=20)
+
+
+@settings(max_examples=400, deadline=None)
+@given(JSON)
+def test_fast_canonical_json_is_the_json_modules(value):
+    assert fastjson.dumps(value) == rec.canonical_json(value)
+
+
+@pytest.mark.parametrize("value", [
+    {"b": 1, "a": [1e16, 1e-05, 0.0001, 123456789.123, -0.0, 2**64, -(2**63)]},
+    {"z": "\U0001f600", "é": "\x00\x1f\u2028"},
+    {"when": datetime(2026, 11, 26, 2, 50, tzinfo=UTC)}, {1: "integer key"}, [True, False, None],
+])
+def test_fast_canonical_json_edge_cases(value):
+    assert fastjson.dumps(value) == rec.canonical_json(value)
+
+
+def test_fast_canonical_json_refuses_what_the_json_module_refuses():
+    for bad in ({"x": math.nan}, {"x": None, "y": [math.inf]}, {"x": b"bytes"}, {"x": object()},
+                {"\ud800": "lone surrogate"}):
+        with pytest.raises((ValueError, TypeError)):
+            rec.canonical_json(bad)
+        with pytest.raises((ValueError, TypeError)):
+            fastjson.dumps(bad)
+
+
+def test_response_items_become_json_as_record_jsonable_makes_them():
+    from runlog.batch import _json_value
+
+    item = {"id": "1", "status": "COMPLETED", "priority": 5, "storageCapacity": 1200,
+            "creationTime": datetime(2026, 11, 26, 1, 2, 3, 456000, tzinfo=UTC),
+            "startTime": datetime(2026, 11, 26, 4, 2, 3, tzinfo=timezone(timedelta(hours=2))),
+            "logLocation": {"runLogStream": "x", "times": [datetime(2026, 1, 1, tzinfo=UTC)]}, "ratio": 0.5}
+    assert _json_value(item) == rec.jsonable(item)
+    assert fastjson.dumps(_json_value(item)) == rec.canonical_json(item)
+    for odd in ({**item, "absent": None, "big": 2**70, "tiny": 1e-300}, [item, (1, 2)]):
+        assert _json_value(odd) == rec.jsonable(odd)
+    for bad in ({"x": math.nan}, {"x": b"bytes"}):
+        with pytest.raises((ValueError, TypeError)):
+            _json_value(bad)
+
+
+def test_bulk_writes_checkpoint_less_often_and_restore_the_setting(tmp_path):
+    with Ledger.open(tmp_path / "l.db") as ledger:
+        before = ledger.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
+        with ledger.bulk_writes(pages=5000):
+            assert ledger.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 5000
+            assert ledger.add_records([make_record(run_id="4444444")]) == 1
+        assert ledger.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == before == 1000
+        with pytest.raises(RuntimeError), ledger.bulk_writes():
+            raise RuntimeError("a refresh that fails midway")
+        assert ledger.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000
