@@ -79,12 +79,12 @@ def dumps(value: Any) -> bytes:
     to record.canonical_json. Used where many records are written at once (a batch's
     members, their statuses)."""
     try:
-        data = orjson.dumps(value, option=_SORTED | orjson.OPT_PASSTHROUGH_DATETIME
+        data = orjson.dumps(value, option=SORTED | orjson.OPT_PASSTHROUGH_DATETIME
                             | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_SUBCLASS)
     except TypeError:
         return rec.canonical_json(value)
     # orjson writes NaN and infinities as null: read back, they are not the value given
-    if not _plain(data) or (b"null" in data and orjson.loads(data) != value):
+    if not plain(data) or (b"null" in data and orjson.loads(data) != value):
         return rec.canonical_json(value)
     return data
 
