@@ -303,6 +303,31 @@ def replay_batch(ctx, config, ref: str, *, only: list[str], sets: list[str], all
     print_submission(result, query, out_format, as_json, quiet)
 
 
+def batch_import_failure(result):
+    """The error `runlog import` stops with when recording a batch failed: the batches
+    recorded before it stay; a rerun or `runlog refresh BATCH` records the rest."""
+    from runlog.cli.status import exit_code_for
+    from runlog.errors import RunlogError
+
+    failure = result.failure
+    done = ", ".join(item["batch_id"] for item in result.imported) or "none"
+    return RunlogError(f"{failure.message} (batches recorded before it: {done}; run `runlog import` again, and "
+                       "`runlog refresh BATCH` for the members of a batch it stopped in)",
+                       exit_code=exit_code_for(failure))
+
+
+def print_batch_import(result) -> None:
+    """`runlog import`'s lines for the batches it recorded."""
+    for item in result.imported:
+        click.echo(terminal_safe(f"imported batch {item['batch_id']} ({item['status']}, {item['runs']} run(s)) as "
+                                 f"record {item['record'][:12]} with {item['members_added']} member record(s)"))
+    if result.pending:
+        note(f"{len(result.pending)} batch(es) may be pending submit-batch attempts: `runlog recover` records them "
+             "(not imported)")
+    if result.listed:
+        click.echo(f"{len(result.imported)} batch(es) imported, {result.skipped} already in the ledger")
+
+
 @click.command("cancel")
 @click.argument("ref")
 @click.option("--delete-runs", is_flag=True, help="DeleteRunBatch instead: delete the runs of a finished batch.")
