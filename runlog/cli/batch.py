@@ -250,15 +250,20 @@ def is_batch_ref(config, ref: str) -> bool:
 
 
 def replay_batch(ctx, config, ref: str, *, only: list[str], sets: list[str], allow_drift: bool, dry_run: bool,
-                 native: bool, members: dict, options, given: tuple, output: tuple, allow_duplicate: bool) -> None:
-    """`runlog replay BATCH`: the batch (or --only some of its runs) as a new batch."""
+                 native: bool, members: dict, options, given: tuple, output: tuple, allow_duplicate: bool,
+                 settings_uri: str | None = None) -> None:
+    """`runlog replay BATCH`: the batch (or --only some of its runs) as a new batch. A
+    selection of more than 100 runs (or any, with --settings-uri) is written to a new
+    settings file first (batch.write_settings_file), which submit-batch then pins."""
     from runlog import aws, gitcapture
     from runlog.batch import (
         Options,
         batch_drift,
         read_settings_file,
         replay_request,
+        selected_settings,
         submit_batch,
+        write_settings_file,
     )
     from runlog.cli.common import require_ledger
     from runlog.errors import DriftError, UsageError
@@ -275,25 +280,33 @@ def replay_batch(ctx, config, ref: str, *, only: list[str], sets: list[str], all
     query, out_format, as_json, quiet = output
     with require_ledger(config) as ledger:
         entry = ledger.resolve(ref)
-        request, lineage = replay_request(ledger, entry, only=only, sets=sets)
+        request, lineage = replay_request(ledger, entry, only=only, sets=sets, settings_uri=settings_uri)
         record = entry.record
     settings = aws_settings(config, profile, region, endpoint_url, recorded=record["aws"])
     sess = aws.session(settings)
     omics = aws.client(settings, "omics", sess=sess)
     workflow_now = workflow_identity(omics, request["defaultRunSetting"]) if options.enabled else {}
-    uri = request["batchRunSettings"].get("s3UriSettings")
-    settings_now = read_settings_file(aws.client(settings, "s3", sess=sess), uri) if uri else None
+    s3 = aws.client(settings, "s3", sess=sess)
+    written = lineage["overrides"].get("settings_uri")  # a new file, written below: nothing to compare
+    uri = None if written else request["batchRunSettings"].get("s3UriSettings")
+    settings_now = read_settings_file(s3, uri) if uri else None
     lineage["drift"] = batch_drift(record, gitcapture.capture(config.git_repo), workflow_now, settings_now)
     for drift in lineage["drift"]:
         warn("drift: " + describe(drift))
     if dry_run:
         if lineage["drift"] and not allow_drift:
             note(f"without --dry-run this replay would be refused (exit 3): {len(lineage['drift'])} drift finding(s)")
+        if written:
+            note(f"without --dry-run runlog would write the {len(lineage['overrides']['runs'])} selected run "
+                 f"settings to {written} (a new object) and start the batch from it")
         click.echo(json.dumps({"request": request, **lineage}, indent=2, ensure_ascii=False))
         return
     if lineage["drift"] and not allow_drift:
         raise DriftError(f"replay refused: {len(lineage['drift'])} drift finding(s) since the original batch "
                          "(listed above); --allow-drift replays anyway and records them")
+    if written:
+        write_settings_file(s3, written, selected_settings(record, lineage))
+        note(terminal_safe(f"wrote the {len(lineage['overrides']['runs'])} selected run settings to {written}"))
     with duplicate_hint():
         result = submit_batch(lambda: open_ledger(config, create=True), request, settings=settings,
                               git_path=config.git_repo, lookup_caller=config.get("caller_identity", True),
