@@ -26,6 +26,7 @@ from runlog.cli.submit import (
     member_option,
     output_options,
     print_dry_run,
+    print_output,
     print_submission,
     resolve_options,
 )
@@ -46,13 +47,17 @@ def startrunbatch_options(func):
 @startrunbatch_options
 @click.option("--cli-input-json", help="The whole StartRunBatch request as JSON, inline or file://PATH; flags "
               "override it.")
+@click.option("--generate-cli-skeleton", type=click.Choice(["input", "output"]), is_flag=False, flag_value="input",
+              default=None, help="Print what the aws CLI prints: a JSON skeleton of the StartRunBatch request "
+              "(input, the default) for --cli-input-json, or of the response (output, after checking the "
+              "options); nothing is sent or written.")
 @dry_run_option
 @aws_options
 @aws_global_options
 @resolve_options
 @output_options
 @click.pass_context
-def submit_batch(ctx, cli_input_json, dry_run, profile, region, endpoint_url, cli_read_timeout, cli_connect_timeout,
+def submit_batch(ctx, cli_input_json, generate_cli_skeleton, dry_run, profile, region, endpoint_url, cli_read_timeout, cli_connect_timeout,
                  no_verify_ssl, ca_bundle, color, no_paginate, aws_debug, no_resolve, no_check, strict,
                  resolve_timeout, query, output, as_json, quiet, allow_duplicate, no_cli_pager, **members):
     """Start a HealthOmics batch of runs and record it: a drop-in for `aws omics start-run-batch`.
@@ -75,6 +80,8 @@ def submit_batch(ctx, cli_input_json, dry_run, profile, region, endpoint_url, cl
         --batch-run-settings '{"inlineSettings": [{"runSettingId": "NA12878", "parameters": {"sample": "NA12878"}}]}'
       runlog submit-batch --default-run-setting file://default.json \\
         --batch-run-settings '{"s3UriSettings": "s3://b/cohort/settings.json"}' --query id --output text
+      runlog submit-batch --generate-cli-skeleton > batch.json   # fill in, then:
+      runlog submit-batch --cli-input-json file://batch.json
 
     Exit status: 0 submitted; 1 the service refused the request (kept as a failed attempt) or its
     answer is unknown (kept as pending, see `runlog recover`); 2 bad input (nothing sent or
@@ -84,11 +91,17 @@ def submit_batch(ctx, cli_input_json, dry_run, profile, region, endpoint_url, cl
     from runlog.batch import submit_batch as do_submit
 
     check_query(query)
+    if generate_cli_skeleton == "input":
+        print_batch_skeleton("input")
+        return
     client_options = global_client_options(ctx, cli_read_timeout, cli_connect_timeout, no_verify_ssl, ca_bundle,
                                            color, no_paginate, aws_debug)
     config = load_config(ctx)
     built = build_request(members, cli_input_json=cli_input_json,
                           defaults={"role_arn": config.get("role_arn"), "output_uri": config.get("output_uri")})
+    if generate_cli_skeleton == "output":
+        print_batch_skeleton("output", built.request, query, output, color)
+        return
     settings = aws_settings(config, profile, region, endpoint_url)
     resolved = make_resolve_options(config, no_resolve, no_check, strict, resolve_timeout)
     opener = (lambda: open_ledger(config, create=False, notice=False)) if dry_run else \
@@ -105,7 +118,22 @@ def submit_batch(ctx, cli_input_json, dry_run, profile, region, endpoint_url, cl
             result.ledger = str(config.ledger_path())
         print_dry_run(result)
         return
-    print_submission(result, query, output, as_json, quiet, color)
+    print_submission(result, query, output, as_json, quiet, color, "StartRunBatch")
+
+
+def print_batch_skeleton(which: str, request: dict | None = None, query=None, output="json", color=None) -> None:
+    """--generate-cli-skeleton for submit-batch: what `aws omics start-run-batch` prints, made
+    from StartRunBatch's shapes in the same botocore model (the output after the request is
+    checked as for sending)."""
+    from runlog.batch import OPERATION, check_against_model
+    from runlog.servicemodel import service_model, skeleton
+
+    operation = service_model("omics").operation_model(OPERATION)
+    if which == "input":
+        click.echo(json.dumps(skeleton(operation.input_shape), indent=4, default=str))
+        return
+    check_against_model(request or {}, service_model("omics"))
+    print_output(skeleton(operation.output_shape, member_names=True), query, output, color, OPERATION)
 
 
 def refresh_batches(ledger, entries, config, profile=None, region=None, endpoint_url=None) -> list[dict]:
@@ -313,7 +341,7 @@ def replay_batch(ctx, config, ref: str, *, only: list[str], sets: list[str], all
                               resolve_options=Options(enabled=options.enabled, check=options.check,
                                                       strict=options.strict, timeout=options.timeout),
                               allow_duplicate=allow_duplicate, warn=warn, extra={"lineage": lineage})
-    print_submission(result, query, out_format, as_json, quiet)
+    print_submission(result, query, out_format, as_json, quiet, operation="StartRunBatch")
 
 
 def batch_import_failure(result):
