@@ -104,15 +104,18 @@ SUBMIT_TO_CREATION = timedelta(hours=1)
 class ImportResult:
     """What `import_runs` did: how many runs ListRuns listed, the runs recorded (record,
     run_id, run_uuid, status, name), how many the ledger already held, and the error that
-    stopped the fetching part way (what was fetched before it is recorded)."""
+    stopped the fetching part way (what was fetched before it is recorded); `batches`, what
+    import_batches did before it, when it was asked to."""
 
     listed: int
     imported: list[dict[str, Any]] = field(default_factory=list)
     skipped: int = 0
     failure: RunlogError | None = None
+    batches: BatchImportResult | None = None  # the batches recorded first (import_batches)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"listed": self.listed, "imported": self.imported, "skipped": self.skipped}
+        found = {"listed": self.listed, "imported": self.imported, "skipped": self.skipped}
+        return found if self.batches is None else {**found, "batches": self.batches.as_dict()}
 
 
 def as_time(value: Any) -> datetime | None:

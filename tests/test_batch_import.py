@@ -178,3 +178,20 @@ def test_an_imported_batch_cannot_be_replayed_whole_but_its_members_can(aws_env,
     assert refused.stderr.startswith("runlog: error: ") and len(refused.stderr.strip().splitlines()) == 1
     assert f"batch {batch_id} was imported" in refused.stderr and "run settings were never seen" in refused.stderr
     assert [r for r in aws_env.requests if r["operation"] == "StartRunBatch"][1:] == []
+
+
+def test_the_python_api_imports_batches_first_too(aws_env, ledger_path, git_repo):
+    import runlog
+
+    aws_env.batch_rate = 100
+    batch_id = omics(aws_env).start_run_batch(batchName="api", requestId="r-api", defaultRunSetting=DEFAULT,
+                                              batchRunSettings={"inlineSettings": [setting("A"), setting("B")]})["id"]
+    aws_env.advance(200)
+    with runlog.Runlog(ledger_path) as rl:
+        result = rl.import_runs()
+    assert result.batches is not None
+    assert [item["batch_id"] for item in result.batches.imported] == [batch_id]
+    assert not [i for i in result.imported if (i["name"] or "").startswith("align-")]
+    found, _ = entries(ledger_path)
+    assert sum(e.kind == "member" for e in found) == 2
+    assert result.as_dict()["batches"]["imported"][0]["members_added"] == 2

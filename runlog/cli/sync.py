@@ -246,12 +246,13 @@ def import_(ctx, since, status, run_group_id, jobs, quiet, as_json, profile, reg
             raise batch_import_failure(batches)
         result = import_runs(ledger, omics, items, endpoint_url=aws.recorded_endpoint(settings), jobs=jobs,
                              progress=_progress(quiet), skip_batches=set(batches.pending))
+        result.batches = batches
     imported, failure = result.imported, result.failure
     if failure is not None:
         raise RunlogError(f"{failure.message} (after importing {len(imported)} run(s); run it again to "
                           "import the rest)", exit_code=exit_code_for(failure))
     if as_json:
-        echo_json({**result.as_dict(), "batches": batches.as_dict()})
+        echo_json(result.as_dict())
     elif not quiet:
         from runlog.cli.batch import print_batch_import
 
