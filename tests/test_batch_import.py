@@ -195,3 +195,50 @@ def test_the_python_api_imports_batches_first_too(aws_env, ledger_path, git_repo
     found, _ = entries(ledger_path)
     assert sum(e.kind == "member" for e in found) == 2
     assert result.as_dict()["batches"]["imported"][0]["members_added"] == 2
+
+
+def test_a_failure_part_way_keeps_what_was_recorded_and_says_what_to_run(aws_env, ledger_path, git_repo, run_cli):
+    aws_env.batch_rate = 100
+    batch_id = omics(aws_env).start_run_batch(batchName="flaky", requestId="r-f", defaultRunSetting=DEFAULT,
+                                              batchRunSettings={"inlineSettings": [setting("A"), setting("B")]})["id"]
+    aws_env.advance(200)
+    aws_env.inject("error", operation="ListRunsInBatch", count=10)
+    failed = run_cli("import")
+    assert failed.exit_code == 1, failed.output
+    lines = failed.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("runlog: error: ") and "ListRunsInBatch" in lines[0]
+    assert "runlog refresh BATCH" in lines[0]
+    found, _ = entries(ledger_path)
+    assert [e.kind for e in found] == ["batch"]  # the batch record stays; no run was imported on its own
+    aws_env.faults.clear()
+    again = run_cli("import")
+    assert again.exit_code == 0, again.output
+    assert "0 batch(es) imported, 1 already in the ledger" in again.stdout
+    assert "align-" not in again.stdout
+    refreshed = run_cli("refresh", batch_id)
+    assert refreshed.exit_code == 0 and "2 new member record(s)" in refreshed.stdout
+
+
+def test_imported_batches_read_like_others_log_diff_export(aws_env, ledger_path, git_repo, run_cli, tmp_path):
+    aws_env.batch_rate = 100
+    service = omics(aws_env)
+    first = service.start_run_batch(batchName="one", requestId="r-1", defaultRunSetting=DEFAULT,
+                                    batchRunSettings={"inlineSettings": [setting("A"), setting("B")]})["id"]
+    changed = {**DEFAULT, "parameters": {**DEFAULT["parameters"], "ref_dict": "s3://cohort-bucket/ref/v2.dict"}}
+    second = service.start_run_batch(batchName="two", requestId="r-2", defaultRunSetting=changed,
+                                     batchRunSettings={"inlineSettings": [setting("A")]})["id"]
+    aws_env.advance(200)
+    imported = run_cli("import")
+    assert imported.exit_code == 0, imported.output
+    assert f"imported batch {first} (PROCESSED, 2 run(s)) as record" in imported.stdout
+    listed = json.loads(run_cli("log", "--json").stdout)
+    assert {e["batch_id"] for e in listed if e["kind"] == "batch"} == {first, second}
+    diff = run_cli("diff", first, second, "--json")
+    assert diff.exit_code in (0, 1), diff.output
+    paths = {(c["section"], c["path"]) for c in json.loads(diff.stdout)["changes"]}
+    assert ("default setting", "parameters.ref_dict") in paths
+    exported = run_cli("export", first, "-f", "prov-json", "-o", tmp_path / "prov.json")
+    assert exported.exit_code == 0, exported.output
+    text = (tmp_path / "prov.json").read_text()
+    members = [e.record for e in entries(ledger_path)[0] if e.kind == "member" and e.batch_id == first]
+    assert len(members) == 2 and all(m["outcome"]["response"]["id"] in text for m in members)
