@@ -882,8 +882,8 @@ def replay_request(ledger: Ledger, batch: Entry, *, only: Sequence[str] = (), se
         raise UsageError(f"batch record {batch.address[:12]} never started: it has no runs to select from")
     if "batchRunSettings" not in record["request"]:
         raise UsageError(f"batch {batch.batch_id} was imported (started without runlog): its run settings were "
-                         "never seen, so runlog cannot start it again; `runlog replay MEMBER` replays one of its "
-                         "runs as recorded")
+                         "never seen, so runlog cannot start it again; `runlog replay RUN_ID --native` has "
+                         "HealthOmics start one of its runs again")
     if settings_uri is not None:
         check_settings_uri(settings_uri)
     request = copy.deepcopy(record["request"])

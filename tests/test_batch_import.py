@@ -178,6 +178,16 @@ def test_an_imported_batch_cannot_be_replayed_whole_but_its_members_can(aws_env,
     assert refused.stderr.startswith("runlog: error: ") and len(refused.stderr.strip().splitlines()) == 1
     assert f"batch {batch_id} was imported" in refused.stderr and "run settings were never seen" in refused.stderr
     assert [r for r in aws_env.requests if r["operation"] == "StartRunBatch"][1:] == []
+    # a member's own settings were never seen either: only --native (the service copies the run) replays it
+    (member,) = [e.record for e in entries(ledger_path)[0] if e.kind == "member"]
+    run_id = member["outcome"]["response"]["id"]
+    plain = run_cli("replay", run_id, "--allow-drift")
+    assert plain.exit_code == 2 and "never seen" in plain.stderr and "--native" in plain.stderr
+    assert [r for r in aws_env.requests if r["operation"] == "StartRun"] == []
+    native = run_cli("replay", run_id, "--native", "--allow-drift")
+    assert native.exit_code == 0, native.output
+    (call,) = [r for r in aws_env.requests if r["operation"] == "StartRun"]
+    assert call["params"]["runId"] == run_id
 
 
 def test_the_python_api_imports_batches_first_too(aws_env, ledger_path, git_repo):

@@ -79,7 +79,8 @@ def replay(ctx, ref, sets, allow_drift, dry_run, native, only, settings_uri, no_
     refused as for runs); --only failed or --only RUN_SETTING_ID… starts just those runs;
     --set changes the default setting's parameters. More than 100 selected runs (or any, with
     --settings-uri) go into a new settings file in S3 that runlog writes, pins and names in
-    the request. A member's REF replays that run alone.
+    the request. A member's REF replays that run alone (a member of a batch runlog imported:
+    --native only, its own settings were never seen).
 
     Exit status: 0 sent; 1 the service rejected it (kept as a failed attempt) or could not be
     reached (kept as pending: `runlog recover`); 2 bad input or unknown run; 3 drift refused.
