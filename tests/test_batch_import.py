@@ -252,3 +252,25 @@ def test_imported_batches_read_like_others_log_diff_export(aws_env, ledger_path,
     text = (tmp_path / "prov.json").read_text()
     members = [e.record for e in entries(ledger_path)[0] if e.kind == "member" and e.batch_id == first]
     assert len(members) == 2 and all(m["outcome"]["response"]["id"] in text for m in members)
+
+
+def test_since_and_run_group_select_batches_and_status_does_not(aws_env, ledger_path, git_repo, run_cli):
+    aws_env.batch_rate = 100
+    service = omics(aws_env)
+    grouped = service.start_run_batch(batchName="grouped", requestId="r-g", defaultRunSetting={
+        **DEFAULT, "runGroupId": "1234567"}, batchRunSettings={"inlineSettings": [setting("G")]})
+    created = service.get_batch(batchId=grouped["id"])["creationTime"]
+    plain = service.start_run_batch(batchName="plain", requestId="r-p", defaultRunSetting=DEFAULT,
+                                    batchRunSettings={"inlineSettings": [setting("P")]})
+    aws_env.advance(200)
+    later = f"{created.year + 1:04d}-{created.month:02d}-{created.day:02d}"
+    none = run_cli("import", "--since", later, "--json")
+    assert none.exit_code == 0, none.output
+    assert json.loads(none.stdout)["batches"] == {"listed": 0, "imported": [], "skipped": 0, "pending": 0}
+    group = run_cli("import", "--run-group-id", "1234567", "--json")
+    assert group.exit_code == 0, group.output
+    assert [i["batch_id"] for i in json.loads(group.stdout)["batches"]["imported"]] == [grouped["id"]]
+    # --status filters single runs; a batch is recorded whole, whatever its runs' statuses
+    rest = run_cli("import", "--status", "FAILED", "--json")
+    assert rest.exit_code == 0, rest.output
+    assert [i["batch_id"] for i in json.loads(rest.stdout)["batches"]["imported"]] == [plain["id"]]
