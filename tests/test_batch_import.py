@@ -167,7 +167,7 @@ def test_a_batch_a_pending_submit_batch_may_have_started_is_left_to_recover(aws_
     assert "requestId" in batch.record["request"] and "source_batch" not in batch.record
 
 
-def test_an_imported_batch_cannot_be_replayed_whole_but_its_members_can(aws_env, ledger_path, git_repo, run_cli):
+def test_an_imported_batch_is_not_replayed_and_its_members_only_natively(aws_env, ledger_path, git_repo, run_cli):
     aws_env.batch_rate = 100
     batch_id = omics(aws_env).start_run_batch(batchName="outside", requestId="r-1", defaultRunSetting=DEFAULT,
                                               batchRunSettings={"inlineSettings": [setting("A")]})["id"]
