@@ -441,18 +441,26 @@ class Runlog:
                     jobs: int = 16) -> Any:
         """Record the runs started without runlog (ListRuns, then GetRun for each run the
         ledger lacks); a runlog.importer.ImportResult. `since` is a datetime or ISO 8601 text.
+        Batches started without runlog are recorded first, with their runs as members
+        (ListBatch; `.batches` says what was found, docs/batch.md).
         A failure part way raises, after recording what was fetched (a rerun fetches the rest)."""
         from runlog import aws
-        from runlog.importer import as_time, import_runs, list_runs
+        from runlog.importer import as_time, import_batches, import_runs, list_batches, list_runs
 
         moment = as_time(since) if since is not None else None
         if since is not None and moment is None:
             raise UsageError(f"since {since!r}: expected a datetime or a date like 2026-11-01")
         settings = self._settings()
         omics = aws.client(settings, "omics", sess=self._session_for(settings), max_pool_connections=max(10, jobs))
+        batch_items = list_batches(omics, run_group_id=run_group_id, since=moment)
         items = list_runs(omics, status=status, run_group_id=run_group_id, since=moment)
-        result = import_runs(self._open(create=True), omics, items, endpoint_url=aws.recorded_endpoint(settings),
-                             jobs=jobs)
+        ledger = self._open(create=True)
+        batches = import_batches(ledger, omics, batch_items, endpoint_url=aws.recorded_endpoint(settings))
+        if batches.failure is not None:
+            raise batches.failure
+        result = import_runs(ledger, omics, items, endpoint_url=aws.recorded_endpoint(settings), jobs=jobs,
+                             skip_batches=set(batches.pending))
+        result.batches = batches
         if result.failure is not None:
             raise result.failure
         return result

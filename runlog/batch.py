@@ -37,8 +37,11 @@ SOURCE_BATCH = "GetBatch"
 SOURCE_RUNS = "ListRuns"
 SOURCE_SUBMISSION = "ListRunsInBatch"
 PARAMETERS = {"source": "batch", "argument": None}
-# A batch status that never changes again (refresh leaves such batches alone).
-FINISHED = frozenset({"PROCESSED", "CANCELLED", "FAILED", "RUNS_DELETED", "RUNS_DELETE_FAILED"})
+# A batch status that never changes again (refresh leaves such batches alone). DELETED is
+# runlog's own: GetBatch no longer knows the batch (DeleteBatch, done outside runlog).
+FINISHED = frozenset({"PROCESSED", "CANCELLED", "FAILED", "RUNS_DELETED", "RUNS_DELETE_FAILED", "DELETED"})
+# GetBatch statuses after DeleteRunBatch: the member runs deleted are no longer in ListRuns.
+RUNS_DELETE = frozenset({"RUNS_DELETING", "RUNS_DELETED", "RUNS_DELETE_FAILED"})
 
 # What runlog adds to the model's own documentation of a member.
 _NOTES = {
@@ -216,7 +219,7 @@ def effective_setting(default: dict[str, Any], own: dict[str, Any]) -> dict[str,
 def run_settings(record: dict) -> list[dict]:
     """The batch record's run settings: inline, or the settings file's content as pinned."""
     request = record["request"]
-    inline = request["batchRunSettings"].get("inlineSettings")
+    inline = (request.get("batchRunSettings") or {}).get("inlineSettings")  # none: an imported batch
     if inline is not None:
         return inline
     return ((record.get("batch") or {}).get("settings_file") or {}).get("content") or []
@@ -647,19 +650,68 @@ def record_members(ledger: Ledger, batch: Entry, omics) -> dict[str, int]:
 
 def observe_batch(ledger: Ledger, batch: Entry, omics) -> dict[str, Any]:
     """GetBatch, appended as an observation of the batch record when its status or summaries
-    changed."""
+    changed. A batch GetBatch no longer knows (DeleteBatch), or whose id now names another
+    batch, is observed once as status DELETED; nothing is removed from the ledger."""
     from runlog import aws
+    from runlog.errors import ServiceError
 
     try:
         answer = omics.get_batch(batchId=batch.batch_id)
     except Exception as exc:
-        raise aws.error_from(exc, "GetBatch") from None
+        error = aws.error_from(exc, "GetBatch")
+        if isinstance(error, ServiceError) and error.code == "ResourceNotFoundException":
+            return _observe_gone(ledger, batch, f"GetBatch: batch {batch.batch_id} not found (deleted with "
+                                                "DeleteBatch)")
+        raise error from None
     answer.pop("ResponseMetadata", None)
     body = rec.jsonable(answer)
+    recorded_uuid = (batch.record["outcome"].get("response") or {}).get("uuid")
+    if recorded_uuid and body.get("uuid") and body["uuid"] != recorded_uuid:
+        return _observe_gone(ledger, batch, f"batch id {batch.batch_id} now belongs to batch {body['uuid']}")
     last = [o for o in ledger.observations(batch.address) if o["source"] == SOURCE_BATCH]
     if not last or _summary(last[-1]["body"]) != _summary(body):
         ledger.observe(batch.address, SOURCE_BATCH, body, run_uuid=None, status=body.get("status"))
     return body
+
+
+def _observe_gone(ledger: Ledger, batch: Entry, reason: str) -> dict[str, Any]:
+    """The batch as GetBatch can no longer describe it: status DELETED, observed once."""
+    body = {"status": "DELETED", "reason": reason}
+    last = [o for o in ledger.observations(batch.address) if o["source"] == SOURCE_BATCH]
+    if not last or last[-1]["body"].get("status") != "DELETED":
+        ledger.observe(batch.address, SOURCE_BATCH, body, run_uuid=None, status="DELETED")
+    return body
+
+
+def observe_deleted_runs(ledger: Ledger, batch: Entry, omics) -> int:
+    """After DeleteRunBatch (runlog's or anyone's): page ListRunsInBatch for the submissions
+    whose runs were deleted (DELETE_SUCCESS) and append status DELETED to each member not yet
+    observed so (ListRuns no longer lists a deleted run). One transaction a page; returns how
+    many members changed."""
+    from runlog import aws
+
+    changed = 0
+    try:
+        for page in omics.get_paginator("list_runs_in_batch").paginate(
+                batchId=batch.batch_id, submissionStatus="DELETE_SUCCESS", PaginationConfig={"PageSize": 100}):
+            ids = [item["runId"] for item in page.get("runs", []) if item.get("runId")]
+            if not ids:
+                continue
+            rows = ledger.member_runs(batch.batch_id, ids)
+            seen = [(address, run_uuid, {"status": "DELETED", "id": run_id, "submissionStatus": "DELETE_SUCCESS",
+                                         "reason": "deleted with its batch's runs (DeleteRunBatch)"})
+                    for address, run_id, run_uuid, status in rows if status != "DELETED"]
+            if seen:
+                with ledger.write():
+                    for address, run_uuid, body in seen:
+                        ledger._insert_observation(address, run_uuid, rec.utc_now(), SOURCE_SUBMISSION, "DELETED",
+                                                   body)
+                changed += len(seen)
+    except RunlogError:
+        raise
+    except Exception as exc:
+        raise aws.error_from(exc, "ListRunsInBatch") from None
+    return changed
 
 
 def _summary(body: dict) -> tuple:
@@ -724,9 +776,12 @@ def _iso_time(value: Any) -> str:
 def refresh_batch(ledger: Ledger, batch: Entry, omics) -> dict[str, Any]:
     """GetBatch, then the members (ListRunsInBatch) and their statuses (ListRuns)."""
     answer = observe_batch(ledger, batch, omics)
+    gone = answer.get("status") == "DELETED"  # ListRunsInBatch no longer answers; its runs stay
     with ledger.bulk_writes():
-        members = record_members(ledger, batch, omics)
+        members = {"listed": 0, "added": 0} if gone else record_members(ledger, batch, omics)
         statuses = observe_members(ledger, batch, omics)
+        if answer.get("status") in RUNS_DELETE:
+            statuses["changed"] += observe_deleted_runs(ledger, batch, omics)
     return {"record": batch.address, "batch_id": batch.batch_id, "status": answer.get("status"),
             "members_listed": members["listed"], "members_added": members["added"],
             "statuses_changed": statuses["changed"]}
@@ -876,12 +931,17 @@ def failed_settings(ledger: Ledger, batch: Entry) -> list[str]:
 
 
 def replay_request(ledger: Ledger, batch: Entry, *, only: Sequence[str] = (), sets: Sequence[str] = (),
-                   batch_name: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+                   batch_name: str | None = None,
+                   settings_uri: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """(StartRunBatch request, lineage) to start batch `batch` again as a new batch: a new
     requestId, the recorded default setting (--set changes its parameters), and the recorded
     run settings, all of them or `only` those (runSettingIds, or "failed"). The settings file
     of an s3UriSettings batch is named again when all its runs are replayed (its bytes are
-    checked against the pinned SHA-256 before sending); a selection goes inline (at most 100)."""
+    checked against the pinned SHA-256 before sending); a selection goes inline (at most 100),
+    or, when larger or `settings_uri` is given, into a new settings file: the request names
+    it (`settings_uri`, default `replay_settings_uri`) and `lineage.overrides.settings_uri`
+    says runlog writes it (`write_settings_file`, before sending; `selected_settings` gives
+    its content)."""
     import copy
 
     from runlog.replay import apply_set, parse_set
@@ -889,8 +949,15 @@ def replay_request(ledger: Ledger, batch: Entry, *, only: Sequence[str] = (), se
     record = batch.record
     if record["outcome"]["status"] != "submitted" and only:
         raise UsageError(f"batch record {batch.address[:12]} never started: it has no runs to select from")
+    if "batchRunSettings" not in record["request"]:
+        raise UsageError(f"batch {batch.batch_id} was imported (started without runlog): its run settings were "
+                         "never seen, so runlog cannot start it again; `replay('RUN_ID', native=True)` has "
+                         "HealthOmics start one of its runs again")
+    if settings_uri is not None:
+        check_settings_uri(settings_uri)
     request = copy.deepcopy(record["request"])
     request.pop("requestId", None)
+    request_id = str(uuid.uuid4())
     settings = run_settings(record)
     overrides: dict[str, Any] = {}
     selected: list[str] = []
@@ -907,12 +974,21 @@ def replay_request(ledger: Ledger, batch: Entry, *, only: Sequence[str] = (), se
             raise UsageError(f"`only`: runSettingId {unknown[0][:128]!r} is not in batch {batch.batch_id}'s "
                              f"recorded settings ({len(by_id)} runs)", option="only")
         selected = list(dict.fromkeys(wanted))
-        if len(selected) > MAX_INLINE:
-            raise UsageError(f"`only` selects {len(selected)} runs: more than {MAX_INLINE} need a settings file in "
-                             "S3, which runlog does not write for you yet; put them in one and submit a batch with it",
-                             option="only")
-        request["batchRunSettings"] = {"inlineSettings": [by_id[w] for w in selected]}
+        if len(selected) > MAX_INLINE or settings_uri is not None:
+            original = record["request"]["batchRunSettings"].get("s3UriSettings")
+            if settings_uri is None and original is None:
+                raise UsageError(f"`only` selects {len(selected)} runs, more than {MAX_INLINE}: give `settings_uri` "
+                                 "(s3://BUCKET/KEY.json) for the settings file runlog writes for them",
+                                 option="settings_uri")
+            uri = settings_uri or replay_settings_uri(original, request_id)
+            request["batchRunSettings"] = {"s3UriSettings": uri}
+            overrides["settings_uri"] = uri
+        else:
+            request["batchRunSettings"] = {"inlineSettings": [by_id[w] for w in selected]}
         overrides["runs"] = selected
+    elif settings_uri is not None:
+        raise UsageError("`settings_uri` names the settings file runlog writes for the runs `only` selects; "
+                         "without `only` the batch is replayed with its own settings", option="settings_uri")
     elif "inlineSettings" not in request["batchRunSettings"] and "content" not in (
             record["batch"].get("settings_file") or {}):
         raise UsageError(f"batch {batch.batch_id}'s settings file was not read at submission: runlog cannot tell "
@@ -926,12 +1002,78 @@ def replay_request(ledger: Ledger, batch: Entry, *, only: Sequence[str] = (), se
         request["batchName"] = batch_name
         overrides.setdefault("members", {})["batchName"] = batch_name
     request["tags"] = {**(request.get("tags") or {}), "runlog:replay-of": batch.batch_id or batch.address}
-    request["requestId"] = str(uuid.uuid4())
+    request["requestId"] = request_id
     response = record["outcome"].get("response") or {}
     lineage = {"replay_of": {"record": batch.address, "run_uuid": response.get("uuid"),
                              "run_id": response.get("id"), "run_arn": response.get("arn")},
                "mode": "request", "overrides": overrides, "drift": []}
     return request, lineage
+
+
+def check_settings_uri(uri: str) -> None:
+    """`settings_uri`: an s3:// URI of an object (a bucket and a key that is not a prefix)."""
+    bucket, _, key = uri[5:].partition("/") if uri.startswith("s3://") else ("", "", "")
+    if not bucket or not key or key.endswith("/"):
+        raise UsageError(f"`settings_uri` {uri[:200]!r}: expected s3://BUCKET/KEY (the object runlog writes the "
+                         "selected run settings to)", option="settings_uri")
+
+
+def replay_settings_uri(original: str, request_id: str) -> str:
+    """Where a replay's settings file goes by default: beside the original, named after it
+    and the replay's requestId (`cohort.json` -> `cohort.replay-<requestId>.json`), a new
+    name for every replay."""
+    stem, dot, suffix = original.rpartition(".")
+    if dot and "/" not in suffix and stem.rpartition("/")[2]:
+        return f"{stem}.replay-{request_id}.{suffix}"
+    return f"{original}.replay-{request_id}.json"
+
+
+def selected_settings(record: dict, lineage: dict) -> list[dict]:
+    """The run settings a replay with --only selected (lineage.overrides.runs), in that order."""
+    by_id = {s["runSettingId"]: s for s in run_settings(record)}
+    return [by_id[ident] for ident in lineage["overrides"]["runs"]]
+
+
+def settings_file_bytes(settings: list[dict]) -> bytes:
+    """A settings file's bytes: a JSON list of run settings, UTF-8, one setting a line."""
+    import json
+
+    return ("[\n" + ",\n".join(json.dumps(s, ensure_ascii=False) for s in settings)
+            + "\n]\n").encode("utf-8")
+
+
+def write_settings_file(s3, uri: str, settings: list[dict]) -> dict[str, Any]:
+    """Write a new settings file (a replay's selection) to `uri`, never over an existing object:
+    a HeadObject first (a clear refusal), then PutObject with IfNoneMatch '*' (S3 refuses if
+    the object appeared in between). Returns {"uri", "sha256", "size", "etag", "version_id"}.
+    UsageError when the object exists; RunlogError (exit 1) when S3 refuses the write."""
+    from runlog import aws
+    from runlog.errors import ServiceError
+
+    check_settings_uri(uri)
+    bucket, _, key = uri[5:].partition("/")
+    exists = UsageError(f"`settings_uri` {uri}: an object is already there and runlog never overwrites one; "
+                        "name a new key", option="settings_uri")
+    try:
+        s3.head_object(Bucket=bucket, Key=key)
+    except Exception as exc:
+        error = aws.error_from(exc, "HeadObject")
+        if not (isinstance(error, ServiceError) and error.code in ("404", "NoSuchKey", "NotFound")):
+            raise error from None
+    else:
+        raise exists
+    body = settings_file_bytes(settings)
+    try:
+        answer = s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json", IfNoneMatch="*")
+    except Exception as exc:
+        error = aws.error_from(exc, "PutObject")
+        if isinstance(error, ServiceError) and error.code in ("PreconditionFailed", "412",
+                                                                "ConditionalRequestConflict"):
+            raise exists from None
+        raise error from None
+    return {k: v for k, v in {"uri": uri, "sha256": hashlib.sha256(body).hexdigest(), "size": len(body),
+                              "etag": (answer.get("ETag") or "").strip('"') or None,
+                              "version_id": answer.get("VersionId")}.items() if v is not None}
 
 
 def batch_drift(record: dict, git_now: dict, workflow_now: dict, settings_now: dict | None) -> list[dict]:

@@ -104,15 +104,18 @@ SUBMIT_TO_CREATION = timedelta(hours=1)
 class ImportResult:
     """What `import_runs` did: how many runs ListRuns listed, the runs recorded (record,
     run_id, run_uuid, status, name), how many the ledger already held, and the error that
-    stopped the fetching part way (what was fetched before it is recorded)."""
+    stopped the fetching part way (what was fetched before it is recorded); `batches`, what
+    import_batches did before it, when it was asked to."""
 
     listed: int
     imported: list[dict[str, Any]] = field(default_factory=list)
     skipped: int = 0
     failure: RunlogError | None = None
+    batches: BatchImportResult | None = None  # the batches recorded first (import_batches)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"listed": self.listed, "imported": self.imported, "skipped": self.skipped}
+        found = {"listed": self.listed, "imported": self.imported, "skipped": self.skipped}
+        return found if self.batches is None else {**found, "batches": self.batches.as_dict()}
 
 
 def as_time(value: Any) -> datetime | None:
@@ -160,9 +163,10 @@ def list_runs(omics, *, status: str | None = None, run_group_id: str | None = No
 
 
 def import_runs(ledger: Ledger, omics, items: list[dict], *, endpoint_url: str | None = None, jobs: int = 16,
-                progress=None) -> ImportResult:
+                progress=None, skip_batches: set[str] | frozenset[str] = frozenset()) -> ImportResult:
     """Record the listed runs the ledger does not hold (GetRun for each, `jobs` at a time),
-    oldest first; a finished run also gets its tasks (ListRunTasks). A failure while
+    oldest first; a finished run also gets its tasks (ListRunTasks). Runs of a batch the
+    ledger records, or of a batch in `skip_batches`, are left out. A failure while
     fetching is kept in the result's `failure`: what was fetched before it is recorded, and
     a rerun fetches the rest. `endpoint_url` is the HealthOmics endpoint to record."""
     from runlog.errors import ServiceError
@@ -179,7 +183,8 @@ def import_runs(ledger: Ledger, omics, items: list[dict], *, endpoint_url: str |
 
     result = ImportResult(listed=len(items))
     times = ledger.run_creation_times()
-    batches = ledger.batch_ids()  # runs of a batch in the ledger are its members: refreshing the batch records them
+    # runs of a batch in the ledger are its members: refreshing the batch records them
+    batches = ledger.batch_ids() | set(skip_batches)
     unseen = [item for item in items if not is_known(item, times) and item.get("batchId") not in batches]
     result.skipped = len(items) - len(unseen)
     runs = []
@@ -198,4 +203,139 @@ def import_runs(ledger: Ledger, omics, items: list[dict], *, endpoint_url: str |
                                     "status": run.get("status"), "name": run.get("name")})
         else:
             result.skipped += 1
+    return result
+
+
+# -- batches started without runlog (ListBatch) ---------------------------------------------------
+
+# GetBatch members that are fixed once the batch exists (status, summaries and times change:
+# they are observations).
+BATCH_STABLE_MEMBERS = ("id", "arn", "uuid", "name", "tags", "totalRuns", "defaultRunSetting", "creationTime")
+BATCH_UNSEEN = ("the batch was started without runlog: its StartRunBatch request was not seen, so its requestId "
+                "and run settings (batchRunSettings) are unknown and left out; each member records the default "
+                "setting only")
+
+
+def import_batch_record(batch: dict[str, Any], endpoint_url: str | None = None) -> dict[str, Any]:
+    """A batch record for a batch GetBatch describes (as plain JSON), started without runlog:
+    what GetBatch tells of its request (batchName, tags, defaultRunSetting), nothing invented.
+    Its requestId and run settings were never seen and are absent; `source_batch` holds what
+    does not change of GetBatch, `warnings` says what is not known. A pure function of
+    GetBatch's stable members: two ledgers importing the same batch write the same record."""
+    arn = batch.get("arn") or ""
+    parts = arn.split(":")
+    region = parts[3] if len(parts) > 5 and parts[3] else None
+    request: dict[str, Any] = {"defaultRunSetting": batch.get("defaultRunSetting") or {}}
+    if batch.get("name"):
+        request["batchName"] = batch["name"]
+    if batch.get("tags"):
+        request["tags"] = batch["tags"]
+    record: dict[str, Any] = {
+        "format": rec.FORMAT,
+        "kind": "batch",
+        "created": _timestamp(batch.get("creationTime")),
+        "runlog_version": __version__,
+        "request": request,
+        "parameters": {"source": "service", "argument": None},
+        "git": {"state": "unknown", "reason": "the batch was started without runlog"},
+        "caller": {"unknown": "the batch was started without runlog; GetBatch does not say by whom"},
+        "aws": {"region": region, "endpoint_url": endpoint_url, "profile": None},
+        "warnings": [BATCH_UNSEEN],
+        "source_batch": {m: batch[m] for m in BATCH_STABLE_MEMBERS if batch.get(m) not in (None, "", {})},
+        "batch": {"runs": int(batch.get("totalRuns") or 0)},
+        "outcome": {"status": "submitted", "response": {
+            k: batch[k] for k in ("id", "arn", "uuid", "tags") if batch.get(k) is not None}},
+    }
+    record["fingerprint"] = rec.fingerprint(record)
+    return record
+
+
+def list_batches(omics, *, run_group_id: str | None = None, since: datetime | None = None) -> list[dict]:
+    """Every ListBatch item (all pages), of this run group and created since `since`."""
+    from runlog import aws
+
+    filters = {"runGroupId": run_group_id} if run_group_id else {}
+    try:
+        items = [item for page in omics.get_paginator("list_batch").paginate(**filters) for item in page["items"]]
+    except Exception as exc:
+        raise aws.error_from(exc, "ListBatch") from None
+    if since:
+        items = [item for item in items if (as_time(item.get("createdAt")) or since) >= since]
+    return items
+
+
+@dataclass
+class BatchImportResult:
+    """What `import_batches` did: how many batches ListBatch listed, the batches recorded
+    (record, batch_id, status, runs, members_added), how many the ledger already held, how
+    many were left for `runlog recover` (a pending submit-batch may be them), and the error
+    that stopped it part way (what was recorded before it stays)."""
+
+    listed: int
+    imported: list[dict[str, Any]] = field(default_factory=list)
+    skipped: int = 0
+    pending: list[str] = field(default_factory=list)  # batch ids left to `runlog recover`
+    failure: RunlogError | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"listed": self.listed, "imported": self.imported, "skipped": self.skipped,
+                "pending": len(self.pending)}
+
+
+def _pending_batch(intents: list[dict], batch: dict) -> bool:
+    """Whether a pending submit-batch attempt may have started this batch (same name and
+    default workflow; GetBatch does not give the requestId). `runlog recover` settles the
+    attempt with its own requestId; importing the batch too would record it twice."""
+    workflow = (batch.get("defaultRunSetting") or {}).get("workflowId")
+    return any((i.get("request") or {}).get("batchName") == batch.get("name")
+               and ((i.get("request") or {}).get("defaultRunSetting") or {}).get("workflowId") == workflow
+               for i in intents)
+
+
+def import_batches(ledger: Ledger, omics, items: list[dict], *, endpoint_url: str | None = None) -> BatchImportResult:
+    """Record the listed batches the ledger does not hold (by id and uuid: GetBatch each),
+    oldest first, each as an imported batch record followed by what refresh records: GetBatch
+    as an observation, a member record per ListRunsInBatch item, the members' statuses
+    (runlog.batch.refresh_batch). A batch a pending submit-batch may have started is left to
+    `runlog recover`. A failure is kept in the result's `failure`: what was recorded stays,
+    and `runlog refresh BATCH` records the rest of a batch's members."""
+    from runlog.batch import refresh_batch
+    from runlog.errors import ServiceError
+
+    result = BatchImportResult(listed=len(items))
+    known_ids = ledger.batch_ids()
+    intents = [i for i in ledger.pending() if i.get("kind") == "batch"]
+    try:
+        found = []
+        for item in items:
+            try:
+                answer = omics.get_batch(batchId=item["id"])
+            except Exception as exc:
+                from runlog import aws
+
+                error = aws.error_from(exc, "GetBatch")
+                if isinstance(error, ServiceError) and error.code == "ResourceNotFoundException":
+                    continue  # deleted since it was listed
+                raise error from None
+            answer.pop("ResponseMetadata", None)
+            batch = rec.jsonable(answer)
+            recorded = item["id"] in known_ids and any(
+                e.kind == "batch" for e in ledger.candidates(batch.get("uuid") or ""))
+            if recorded:
+                result.skipped += 1
+            elif _pending_batch(intents, batch):
+                result.pending.append(item["id"])
+            else:
+                found.append(batch)
+        for batch in sorted(found, key=lambda b: (b.get("creationTime") or "", b.get("uuid") or "")):
+            entry, added = ledger.add_record(import_batch_record(batch, endpoint_url))
+            if not added:
+                result.skipped += 1
+                continue
+            change = refresh_batch(ledger, entry, omics)
+            result.imported.append({"record": entry.address, "batch_id": entry.batch_id, "name": batch.get("name"),
+                                    "status": change["status"], "runs": batch.get("totalRuns"),
+                                    "members_added": change["members_added"]})
+    except RunlogError as exc:  # keep what was recorded
+        result.failure = exc
     return result

@@ -118,6 +118,10 @@ def make_plan(entry: Entry, *, members: dict[str, Any] | None = None, sets: Sequ
     elif record["kind"] == "member":  # one run of a batch, started again as a single run
         from runlog.batch import member_as_run
 
+        if any("own settings are unknown" in w for w in record.get("warnings", [])):  # an imported batch's
+            raise UsageError(f"run {response.get('id')}'s own run settings were never seen (its batch was started "
+                             "without runlog): replaying its record would start the batch's default setting "
+                             f"alone; {spell('native')} has HealthOmics copy the run itself")
         request = member_as_run(record["request"])
     else:
         request = copy.deepcopy(record["request"])

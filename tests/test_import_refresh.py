@@ -57,7 +57,8 @@ def test_import_runs_started_with_plain_boto3_is_idempotent(aws_env, omics, ledg
     assert shown["observations"][0]["status"] == "PENDING"
 
     again = import_json(run_cli)
-    assert again == {"listed": 4, "imported": [], "skipped": 4}
+    assert again == {"listed": 4, "imported": [], "skipped": 4,
+                     "batches": {"listed": 0, "imported": [], "skipped": 0, "pending": 0}}
     assert calls(aws_env, "GetRun") == 4  # runs in the ledger are not fetched again
     with Ledger.open(ledger_path) as ledger:
         assert ledger.count() == 4 and verify(ledger).ok

@@ -26,6 +26,7 @@ from runlog.cli.submit import (
     member_option,
     output_options,
     print_dry_run,
+    print_output,
     print_submission,
     resolve_options,
 )
@@ -46,13 +47,17 @@ def startrunbatch_options(func):
 @startrunbatch_options
 @click.option("--cli-input-json", help="The whole StartRunBatch request as JSON, inline or file://PATH; flags "
               "override it.")
+@click.option("--generate-cli-skeleton", type=click.Choice(["input", "output"]), is_flag=False, flag_value="input",
+              default=None, help="Print what the aws CLI prints: a JSON skeleton of the StartRunBatch request "
+              "(input, the default) for --cli-input-json, or of the response (output, after checking the "
+              "options); nothing is sent or written.")
 @dry_run_option
 @aws_options
 @aws_global_options
 @resolve_options
 @output_options
 @click.pass_context
-def submit_batch(ctx, cli_input_json, dry_run, profile, region, endpoint_url, cli_read_timeout, cli_connect_timeout,
+def submit_batch(ctx, cli_input_json, generate_cli_skeleton, dry_run, profile, region, endpoint_url, cli_read_timeout, cli_connect_timeout,
                  no_verify_ssl, ca_bundle, color, no_paginate, aws_debug, no_resolve, no_check, strict,
                  resolve_timeout, query, output, as_json, quiet, allow_duplicate, no_cli_pager, **members):
     """Start a HealthOmics batch of runs and record it: a drop-in for `aws omics start-run-batch`.
@@ -75,6 +80,8 @@ def submit_batch(ctx, cli_input_json, dry_run, profile, region, endpoint_url, cl
         --batch-run-settings '{"inlineSettings": [{"runSettingId": "NA12878", "parameters": {"sample": "NA12878"}}]}'
       runlog submit-batch --default-run-setting file://default.json \\
         --batch-run-settings '{"s3UriSettings": "s3://b/cohort/settings.json"}' --query id --output text
+      runlog submit-batch --generate-cli-skeleton > batch.json   # fill in, then:
+      runlog submit-batch --cli-input-json file://batch.json
 
     Exit status: 0 submitted; 1 the service refused the request (kept as a failed attempt) or its
     answer is unknown (kept as pending, see `runlog recover`); 2 bad input (nothing sent or
@@ -84,11 +91,17 @@ def submit_batch(ctx, cli_input_json, dry_run, profile, region, endpoint_url, cl
     from runlog.batch import Options, build_request
 
     check_query(query)
+    if generate_cli_skeleton == "input":
+        print_batch_skeleton("input")
+        return
     client_options = global_client_options(ctx, cli_read_timeout, cli_connect_timeout, no_verify_ssl, ca_bundle,
                                            color, no_paginate, aws_debug)
     config = load_config(ctx)
     built = build_request(members, cli_input_json=cli_input_json,
                           defaults={"role_arn": config.get("role_arn"), "output_uri": config.get("output_uri")})
+    if generate_cli_skeleton == "output":
+        print_batch_skeleton("output", built.request, query, output, color)
+        return
     settings = aws_settings(config, profile, region, endpoint_url)
     resolved = make_resolve_options(config, no_resolve, no_check, strict, resolve_timeout)
     opener = (lambda: open_ledger(config, create=False, notice=False)) if dry_run else \
@@ -105,7 +118,22 @@ def submit_batch(ctx, cli_input_json, dry_run, profile, region, endpoint_url, cl
             result.ledger = str(config.ledger_path())
         print_dry_run(result)
         return
-    print_submission(result, query, output, as_json, quiet, color)
+    print_submission(result, query, output, as_json, quiet, color, "StartRunBatch")
+
+
+def print_batch_skeleton(which: str, request: dict | None = None, query=None, output="json", color=None) -> None:
+    """--generate-cli-skeleton for submit-batch: what `aws omics start-run-batch` prints, made
+    from StartRunBatch's shapes in the same botocore model (the output after the request is
+    checked as for sending)."""
+    from runlog.batch import OPERATION, check_against_model
+    from runlog.servicemodel import service_model, skeleton
+
+    operation = service_model("omics").operation_model(OPERATION)
+    if which == "input":
+        click.echo(json.dumps(skeleton(operation.input_shape), indent=4, default=str))
+        return
+    check_against_model(request or {}, service_model("omics"))
+    print_output(skeleton(operation.output_shape, member_names=True), query, output, color, OPERATION)
 
 
 def refresh_batches(ledger, entries, config, profile=None, region=None, endpoint_url=None) -> list[dict]:
@@ -250,15 +278,20 @@ def is_batch_ref(config, ref: str) -> bool:
 
 
 def replay_batch(ctx, config, ref: str, *, only: list[str], sets: list[str], allow_drift: bool, dry_run: bool,
-                 native: bool, members: dict, options, given: tuple, output: tuple, allow_duplicate: bool) -> None:
-    """`runlog replay BATCH`: the batch (or --only some of its runs) as a new batch."""
+                 native: bool, members: dict, options, given: tuple, output: tuple, allow_duplicate: bool,
+                 settings_uri: str | None = None) -> None:
+    """`runlog replay BATCH`: the batch (or --only some of its runs) as a new batch. A
+    selection of more than 100 runs (or any, with --settings-uri) is written to a new
+    settings file first (batch.write_settings_file), which submit-batch then pins."""
     from runlog import aws, gitcapture
     from runlog.batch import (
         Options,
         batch_drift,
         read_settings_file,
         replay_request,
+        selected_settings,
         submit_batch,
+        write_settings_file,
     )
     from runlog.cli.common import require_ledger
     from runlog.errors import DriftError, UsageError
@@ -275,32 +308,65 @@ def replay_batch(ctx, config, ref: str, *, only: list[str], sets: list[str], all
     query, out_format, as_json, quiet = output
     with require_ledger(config) as ledger:
         entry = ledger.resolve(ref)
-        request, lineage = replay_request(ledger, entry, only=only, sets=sets)
+        request, lineage = replay_request(ledger, entry, only=only, sets=sets, settings_uri=settings_uri)
         record = entry.record
     settings = aws_settings(config, profile, region, endpoint_url, recorded=record["aws"])
     sess = aws.session(settings)
     omics = aws.client(settings, "omics", sess=sess)
     workflow_now = workflow_identity(omics, request["defaultRunSetting"]) if options.enabled else {}
-    uri = request["batchRunSettings"].get("s3UriSettings")
-    settings_now = read_settings_file(aws.client(settings, "s3", sess=sess), uri) if uri else None
+    s3 = aws.client(settings, "s3", sess=sess)
+    written = lineage["overrides"].get("settings_uri")  # a new file, written below: nothing to compare
+    uri = None if written else request["batchRunSettings"].get("s3UriSettings")
+    settings_now = read_settings_file(s3, uri) if uri else None
     lineage["drift"] = batch_drift(record, gitcapture.capture(config.git_repo), workflow_now, settings_now)
     for drift in lineage["drift"]:
         warn("drift: " + describe(drift))
     if dry_run:
         if lineage["drift"] and not allow_drift:
             note(f"without --dry-run this replay would be refused (exit 3): {len(lineage['drift'])} drift finding(s)")
+        if written:
+            note(f"without --dry-run runlog would write the {len(lineage['overrides']['runs'])} selected run "
+                 f"settings to {written} (a new object) and start the batch from it")
         click.echo(json.dumps({"request": request, **lineage}, indent=2, ensure_ascii=False))
         return
     if lineage["drift"] and not allow_drift:
         raise DriftError(f"replay refused: {len(lineage['drift'])} drift finding(s) since the original batch "
                          "(listed above); --allow-drift replays anyway and records them")
+    if written:
+        write_settings_file(s3, written, selected_settings(record, lineage))
+        note(terminal_safe(f"wrote the {len(lineage['overrides']['runs'])} selected run settings to {written}"))
     with duplicate_hint():
         result = submit_batch(lambda: open_ledger(config, create=True), request, settings=settings,
                               git_path=config.git_repo, lookup_caller=config.get("caller_identity", True),
                               resolve_options=Options(enabled=options.enabled, check=options.check,
                                                       strict=options.strict, timeout=options.timeout),
                               allow_duplicate=allow_duplicate, warn=warn, extra={"lineage": lineage})
-    print_submission(result, query, out_format, as_json, quiet)
+    print_submission(result, query, out_format, as_json, quiet, operation="StartRunBatch")
+
+
+def batch_import_failure(result):
+    """The error `runlog import` stops with when recording a batch failed: the batches
+    recorded before it stay; a rerun or `runlog refresh BATCH` records the rest."""
+    from runlog.cli.status import exit_code_for
+    from runlog.errors import RunlogError
+
+    failure = result.failure
+    done = ", ".join(item["batch_id"] for item in result.imported) or "none"
+    return RunlogError(f"{failure.message} (batches recorded before it: {done}; run `runlog import` again, and "
+                       "`runlog refresh BATCH` for the members of a batch it stopped in)",
+                       exit_code=exit_code_for(failure))
+
+
+def print_batch_import(result) -> None:
+    """`runlog import`'s lines for the batches it recorded."""
+    for item in result.imported:
+        click.echo(terminal_safe(f"imported batch {item['batch_id']} ({item['status']}, {item['runs']} run(s)) as "
+                                 f"record {item['record'][:12]} with {item['members_added']} member record(s)"))
+    if result.pending:
+        note(f"{len(result.pending)} batch(es) may be pending submit-batch attempts: `runlog recover` records them "
+             "(not imported)")
+    if result.listed:
+        click.echo(f"{len(result.imported)} batch(es) imported, {result.skipped} already in the ledger")
 
 
 @click.command("cancel")

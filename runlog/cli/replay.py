@@ -43,12 +43,16 @@ def override_options(func):
 @click.option("--native", is_flag=True, help="Use the service's own duplication (StartRun --run-id) instead.")
 @click.option("--only", "only", multiple=True, metavar="RUN_SETTING_ID|failed",
               help="A batch: start only these runs again (runSettingIds, or `failed`), as a new batch.")
+@click.option("--settings-uri", metavar="s3://BUCKET/KEY",
+              help="A batch with --only: write the selected run settings to this new S3 object (never over an "
+                   "existing one) and start the new batch from it. Default for more than 100 runs of an "
+                   "s3UriSettings batch: beside the original file, NAME.replay-REQUESTID.json.")
 @override_options
 @resolve_options
 @aws_options
 @output_options
 @click.pass_context
-def replay(ctx, ref, sets, allow_drift, dry_run, native, only, no_resolve, no_check, strict, resolve_timeout,
+def replay(ctx, ref, sets, allow_drift, dry_run, native, only, settings_uri, no_resolve, no_check, strict, resolve_timeout,
            profile, region, endpoint_url, query, output, as_json, quiet, allow_duplicate, no_cli_pager, **members):
     """Run a recorded submission again, exactly: the recorded StartRun request member for
     member, with a new requestId and a `runlog:replay-of` tag naming the original run.
@@ -73,7 +77,10 @@ def replay(ctx, ref, sets, allow_drift, dry_run, native, only, no_resolve, no_ch
 
     A batch's REF starts the batch again as a new batch (a new requestId, lineage to it, drift
     refused as for runs); --only failed or --only RUN_SETTING_ID… starts just those runs;
-    --set changes the default setting's parameters. A member's REF replays that run alone.
+    --set changes the default setting's parameters. More than 100 selected runs (or any, with
+    --settings-uri) go into a new settings file in S3 that runlog writes, pins and names in
+    the request. A member's REF replays that run alone (a member of a batch runlog imported:
+    --native only, its own settings were never seen).
 
     Exit status: 0 sent; 1 the service rejected it (kept as a failed attempt) or could not be
     reached (kept as pending: `runlog recover`); 2 bad input or unknown run; 3 drift refused.
@@ -94,12 +101,13 @@ def replay(ctx, ref, sets, allow_drift, dry_run, native, only, no_resolve, no_ch
     from runlog.cli.batch import is_batch_ref, replay_batch
 
     if is_batch_ref(config, ref):  # a new batch (runlog/batch.py)
-        return replay_batch(ctx, config, ref, only=list(only), sets=list(sets), allow_drift=allow_drift,
+        return replay_batch(ctx, config, ref, only=list(only), sets=list(sets), settings_uri=settings_uri,
+                            allow_drift=allow_drift,
                             dry_run=dry_run, native=native, members=members, options=options,
                             given=(profile, region, endpoint_url), output=(query, output, as_json, quiet),
                             allow_duplicate=allow_duplicate)
-    if only:
-        raise UsageError("--only selects runs of a batch; REF names a single run")
+    if only or settings_uri:
+        raise UsageError(f"{'--only' if only else '--settings-uri'} is for a batch's runs; REF names a single run")
     prepared, ledger = _prepare(config, ref, members, list(sets), native, (profile, region, endpoint_url),
                                 options.timeout)
     with ledger:

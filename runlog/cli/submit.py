@@ -61,12 +61,12 @@ def check_query(query: str | None):
 
 
 def print_submission(result, query: str | None, output: str, as_json: bool, quiet: bool,
-                     color: str | None = None) -> None:
+                     color: str | None = None, operation: str = "StartRun") -> None:
     """Print a recorded submission. If printing fails (a closed pipe, a full disk, a query that
     fails on this very response), the run id still reaches stderr: a started run is never hidden."""
     try:
         if output == "table" and not (as_json or quiet):
-            print_output(result.response, query, output, color)
+            print_output(result.response, query, output, color, operation)
         else:
             print_response(result.response, query, output, as_json, quiet, result.entry.address, result.warnings)
         sys.stdout.flush()
@@ -212,19 +212,19 @@ def print_skeleton(which: str, request: dict | None = None, query=None, output="
     print_output(skeleton(operation.output_shape, member_names=True), query, output, color)
 
 
-def print_output(response: dict, query, output, color: str | None = None) -> None:
-    if output == "table":
+def print_output(response: dict, query, output, color: str | None = None, operation: str = "StartRun") -> None:
+    if output == "table":  # titled with the operation's name, as the aws CLI does
         compiled = check_query(query)
-        printed = _aws_table(response, compiled, color)
+        printed = _aws_table(response, compiled, color, operation)
         if printed is None:
             value = compiled.search(response) if compiled else response
-            printed = _table(value, "StartRun") + "\n" if value not in (None, {}, []) else ""
+            printed = _table(value, operation) + "\n" if value not in (None, {}, []) else ""
         click.echo(printed, nl=False)
         return
     print_response(response, query, output, False, False)
 
 
-def _aws_table(response: dict, compiled_query, color: str | None) -> str | None:
+def _aws_table(response: dict, compiled_query, color: str | None, operation: str = "StartRun") -> str | None:
     """The aws CLI's own table formatter, when the aws CLI is installed."""
     try:
         from awscli.formatter import TableFormatter
@@ -235,7 +235,7 @@ def _aws_table(response: dict, compiled_query, color: str | None) -> str | None:
 
     stream = io.StringIO()
     args = argparse.Namespace(query=compiled_query, color="on" if color == "on" else "off")
-    TableFormatter(args)("StartRun", response, stream)
+    TableFormatter(args)(operation, response, stream)
     return stream.getvalue()
 
 

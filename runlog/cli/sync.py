@@ -21,7 +21,7 @@ from runlog.cli.common import (
     warn,
 )
 from runlog.cli.status import exit_code_for
-from runlog.errors import LedgerError, RunlogError, UsageError
+from runlog.errors import LedgerError, RunlogError, ServiceError, UsageError
 from runlog.textsafe import terminal_safe
 
 RUN_STATUSES = ["PENDING", "STARTING", "RUNNING", "STOPPING", "COMPLETED", "DELETED", "CANCELLED", "FAILED"]
@@ -209,6 +209,12 @@ def import_(ctx, since, status, run_group_id, jobs, quiet, as_json, profile, reg
     ledger records (`runlog refresh BATCH` records them as its members). Throttling is retried by
     botocore's retry mode (AWS_RETRY_MODE, AWS_MAX_ATTEMPTS).
 
+    Batches (StartRunBatch) started without runlog are found first (ListBatch, GetBatch; --since
+    and --run-group-id select them too, --status does not: a batch is recorded whole): each is
+    recorded as a batch record with what GetBatch tells of its request (its requestId and run
+    settings were never seen and are left out), then its runs as its members, as `runlog
+    refresh` records them, never as single imports. `--json` counts them under "batches".
+
     \b
     Examples:
       runlog import
@@ -216,17 +222,31 @@ def import_(ctx, since, status, run_group_id, jobs, quiet, as_json, profile, reg
       runlog import --run-group-id 1234567 --json
     """
     from runlog import aws
-    from runlog.importer import import_runs, list_runs
+    from runlog.importer import import_batches, import_runs, list_batches, list_runs
 
     config = load_config(ctx)
     moment = _parse_since(since)
     settings = aws_settings(config, profile, region, endpoint_url)
     omics = aws.client(settings, "omics", max_pool_connections=max(10, jobs))
+    try:
+        batch_items = list_batches(omics, run_group_id=run_group_id, since=moment)
+    except ServiceError as exc:
+        if exc.code != "AccessDeniedException":
+            raise
+        warn(f"ListBatch refused ({exc.code}): batches are not discovered, so their runs are imported as "
+             "single runs; allow omics:ListBatch and omics:GetBatch to record them as batches")
+        batch_items = []
     items = list_runs(omics, status=status, run_group_id=run_group_id, since=moment)
     ledger = open_ledger(config, create=True)
-    with ledger:
+    with ledger:  # batches first: their runs are then members, not imports
+        batches = import_batches(ledger, omics, batch_items, endpoint_url=aws.recorded_endpoint(settings))
+        if batches.failure is not None:
+            from runlog.cli.batch import batch_import_failure
+
+            raise batch_import_failure(batches)
         result = import_runs(ledger, omics, items, endpoint_url=aws.recorded_endpoint(settings), jobs=jobs,
-                             progress=_progress(quiet))
+                             progress=_progress(quiet), skip_batches=set(batches.pending))
+        result.batches = batches
     imported, failure = result.imported, result.failure
     if failure is not None:
         raise RunlogError(f"{failure.message} (after importing {len(imported)} run(s); run it again to "
@@ -234,6 +254,9 @@ def import_(ctx, since, status, run_group_id, jobs, quiet, as_json, profile, reg
     if as_json:
         echo_json(result.as_dict())
     elif not quiet:
+        from runlog.cli.batch import print_batch_import
+
+        print_batch_import(batches)
         for item in imported:
             click.echo(terminal_safe(f"imported run {item['run_id']} ({item['status']}) as record "
                                      f"{item['record'][:12]}"))

@@ -26,6 +26,7 @@ OPTIONS: dict[str, str] = {
     "only": "--only",
     "path": "-o",
     "region": "--region",
+    "settings_uri": "--settings-uri",
     "since": "--since",
     "tags": "--tags",
 }
@@ -35,6 +36,7 @@ FLAGS: dict[tuple[str, str], str] = {
     ("allow_drift", "True"): "--allow-drift",
     ("check", "False"): "--no-check",
     ("force", "True"): "--force",
+    ("native", "True"): "--native",
     ("resolve", "False"): "--no-resolve",
     ("runs_only", "True"): "--runs-only",
     ("strict", "True"): "--strict",
