@@ -725,15 +725,17 @@ class Ledger:
         records themselves (what `recover` completes and `verify` counts)."""
         return [json.loads(row[0]) for row in self.conn.execute(self._PENDING_SQL)]
 
+    # The attempts pending() finds, from the table triggers keep (migration m005): one lookup
+    # per pending attempt, whatever the ledger's size. CROSS JOIN keeps SQLite from scanning
+    # every attempt in seq order (the ORDER BY) instead.
+    _PENDING_IDS_SQL = ("SELECT a.request_id FROM pending_attempts p CROSS JOIN attempts a "
+                        "ON a.request_id = p.request_id ORDER BY a.seq")
+
     def pending_request_ids(self) -> list[str]:
-        """The request ids of the attempts that have no record yet, oldest first: the same
-        attempts as pending(), read from `pending_attempts` (migration m005), which triggers
-        keep in the transaction that adds an attempt or a record. One lookup per pending
-        attempt, whatever the ledger's size (CROSS JOIN keeps SQLite from scanning attempts in
-        seq order instead): for the warning every command gives on opening."""
-        return [row[0] for row in self.conn.execute(
-            "SELECT a.request_id FROM pending_attempts p CROSS JOIN attempts a ON a.request_id = p.request_id "
-            "ORDER BY a.seq")]
+        """The request ids of the attempts that have no record yet, oldest first: the attempts
+        pending() finds, read from `pending_attempts`, which triggers keep in the transaction
+        that adds an attempt or a record. For the warning every command gives on opening."""
+        return [row[0] for row in self.conn.execute(self._PENDING_IDS_SQL)]
 
     def by_addresses(self, addresses: list[str]) -> list[Entry]:
         """The records with these addresses (newest first), each with its latest status."""
