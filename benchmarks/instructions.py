@@ -57,7 +57,6 @@ def main(argv: list[str] | None = None) -> int:
         print("valgrind is not installed: nothing measured (apt-get install valgrind)", file=sys.stderr)
         return 0
     from make_ledger import build
-
     from runlog.ledger import Ledger
 
     args.workdir.mkdir(parents=True, exist_ok=True)
