@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import os
 import stat
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -232,6 +231,8 @@ def _read_file(path: Path) -> dict[str, Any]:
         line = raw.count(b"\n", 0, exc.start) + 1
         raise UsageError(f"cannot read {shown}: not UTF-8 text (byte 0x{raw[exc.start]:02x} on line {line}); "
                          "save it as UTF-8") from None
+    import tomllib  # here: most commands find no configuration file to parse
+
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from runlog.resolve import effective_parameters
+from runlog.record import effective_parameters
 
 SECTIONS = ("workflow", "parameters", "inputs", "cache", "run settings", "git", "runlog", "identity")
 RUN_SETTINGS = ("priority", "storageCapacity", "storageType", "retentionMode", "logLevel", "runGroupId",

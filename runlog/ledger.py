@@ -11,7 +11,6 @@ write at once; each write is one short `BEGIN IMMEDIATE` transaction.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -19,7 +18,6 @@ import re
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Set
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from functools import lru_cache
 from json.encoder import (
     encode_basestring as _json_string,  # the json module's own (C) string encoder
@@ -29,7 +27,6 @@ from typing import Any
 from urllib.parse import quote
 
 from runlog import record as rec
-from runlog.arn import batch_id_of_arn
 from runlog.errors import LedgerError, UsageError
 
 BUSY_TIMEOUT_MS = 60_000
@@ -43,14 +40,22 @@ RECORD_COLUMNS = (
 FINAL_STATUSES = frozenset({"COMPLETED", "FAILED", "CANCELLED", "DELETED", "REJECTED", "ABANDONED",
                             "PROCESSED", "RUNS_DELETED", "RUNS_DELETE_FAILED"})  # the last three: batches
 
-UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-HEX_RE = re.compile(r"^[0-9a-fA-F]{6,64}$")
-RECENT_RE = re.compile(r"^@(\d+)$")
+# REF forms (Ledger.candidates), as patterns that `re` compiles on first use and caches: `@N`,
+# the commonest REF, needs none (compiling a pattern costs more instructions than a small query).
+UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+HEX_PATTERN = r"^[0-9a-fA-F]{6,64}$"
 
 
-@dataclass
 class Entry:
-    """A record as stored: its address and body, plus lookup columns."""
+    """A record as stored: its address and body, plus lookup columns.
+
+    A plain class with the dataclass's constructor, repr and equality (of every field but the
+    parsed body it caches), written out: making a dataclass of it cost every command that
+    imports the ledger ~6 million instructions (dataclasses compiles the generated methods)."""
+
+    FIELDS = ("seq", "address", "body", "chain", "kind", "created", "outcome", "request_id", "run_id", "run_uuid",
+              "run_arn", "workflow_id", "name", "git_commit", "fingerprint", "replay_of", "batch_id", "status",
+              "status_as_of")
 
     seq: int
     address: str
@@ -68,10 +73,35 @@ class Entry:
     git_commit: str | None
     fingerprint: str
     replay_of: str | None
-    batch_id: str | None = None  # a batch's or a member's HealthOmics batch id (migration m004)
-    status: str | None = None  # latest known run status, filled in by queries that ask for it
-    status_as_of: str | None = None  # when that status was seen (an observation's time, else `created`)
-    _record: dict | None = field(default=None, repr=False)
+    batch_id: str | None  # a batch's or a member's HealthOmics batch id (migration m004)
+    status: str | None  # latest known run status, filled in by queries that ask for it
+    status_as_of: str | None  # when that status was seen (an observation's time, else `created`)
+    _record: dict | None
+
+    def __init__(self, seq: int, address: str, body: str, chain: str, kind: str, created: str, outcome: str,
+                 request_id: str | None, run_id: str | None, run_uuid: str | None, run_arn: str | None,
+                 workflow_id: str | None, name: str | None, git_commit: str | None, fingerprint: str,
+                 replay_of: str | None, batch_id: str | None = None, status: str | None = None,
+                 status_as_of: str | None = None, _record: dict | None = None):
+        self.seq, self.address, self.body, self.chain, self.kind = seq, address, body, chain, kind
+        self.created, self.outcome, self.request_id, self.run_id = created, outcome, request_id, run_id
+        self.run_uuid, self.run_arn, self.workflow_id, self.name = run_uuid, run_arn, workflow_id, name
+        self.git_commit, self.fingerprint, self.replay_of, self.batch_id = git_commit, fingerprint, replay_of, batch_id
+        self.status, self.status_as_of, self._record = status, status_as_of, _record
+
+    def _values(self) -> tuple:
+        return tuple(getattr(self, name) for name in self.FIELDS)
+
+    def __repr__(self) -> str:
+        return "Entry(" + ", ".join(f"{name}={getattr(self, name)!r}" for name in self.FIELDS) + ")"
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        assert isinstance(other, Entry)
+        return self._values() == other._values()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable (status is filled in later), as the dataclass was
 
     @property
     def record(self) -> dict:
@@ -761,19 +791,20 @@ class Ledger:
         ref = ref.strip()
         if not ref:
             return []
-        recent = RECENT_RE.match(ref)
-        if recent:
-            digits = recent.group(1)
+        if ref.startswith("@") and ref[1:].isdecimal():  # @N (isdecimal: what the pattern \d matches)
+            digits = ref[1:]
             # @N beyond any ledger (SQLite offsets stop at 2**63 - 1) names no record
             n = int(digits) if len(digits) <= 18 else 0
             return self._entry_where("1", limit=1, offset=n - 1) if n >= 1 else []
+        from runlog.arn import batch_id_of_arn
+
         batch_id = batch_id_of_arn(ref)
         if batch_id:  # a batch's ARN (runlog/batch.py), checked whole: ids may repeat in other accounts
             return [e for e in self._entry_where("batch_id = ? AND kind = 'batch'", (batch_id,))
                     if (e.record["outcome"].get("response") or {}).get("arn") == ref]
         if ref.startswith("arn:"):
             return self._entry_where("run_arn = ?", (ref,))
-        if UUID_RE.match(ref):
+        if re.match(UUID_PATTERN, ref):
             return self._entry_where("run_uuid = ?", (ref.lower(),)) or self._entry_where(
                 "batch_id IS NOT NULL AND kind = 'batch' AND json_extract(body, '$.outcome.response.uuid') = ?",
                 (ref.lower(),))
@@ -781,7 +812,7 @@ class Ledger:
         if ref.isdigit():
             found = self._entry_where("run_id = ?", (ref,)) or \
                 self._entry_where("batch_id = ? AND kind = 'batch'", (ref,))
-        if not found and HEX_RE.match(ref):
+        if not found and re.match(HEX_PATTERN, ref):
             low = ref.lower()
             found = self._entry_where("address >= ? AND address < ?", (low, low + "g"), order="address")
         return found
@@ -813,8 +844,21 @@ class Ledger:
                     "(SELECT 1 FROM records r WHERE r.request_id = a.request_id)) ORDER BY seq")
 
     def pending(self) -> list[dict]:
-        """Intents whose attempt has no record yet, oldest first."""
+        """Intents whose attempt has no record yet, oldest first, found from the attempts and
+        records themselves (what `recover` completes and `verify` counts)."""
         return [json.loads(row[0]) for row in self.conn.execute(self._PENDING_SQL)]
+
+    # The attempts pending() finds, from the table triggers keep (migration m005): one lookup
+    # per pending attempt, whatever the ledger's size. CROSS JOIN keeps SQLite from scanning
+    # every attempt in seq order (the ORDER BY) instead.
+    _PENDING_IDS_SQL = ("SELECT a.request_id FROM pending_attempts p CROSS JOIN attempts a "
+                        "ON a.request_id = p.request_id ORDER BY a.seq")
+
+    def pending_request_ids(self) -> list[str]:
+        """The request ids of the attempts that have no record yet, oldest first: the attempts
+        pending() finds, read from `pending_attempts`, which triggers keep in the transaction
+        that adds an attempt or a record. For the warning every command gives on opening."""
+        return [row[0] for row in self.conn.execute(self._PENDING_IDS_SQL)]
 
     def by_addresses(self, addresses: list[str]) -> list[Entry]:
         """The records with these addresses (newest first), each with its latest status."""
@@ -949,6 +993,8 @@ def sealer(table: str, names: tuple[str, ...]) -> Callable[[tuple], str]:
     SEAL_SKIPS leaves in and that are not NULL; the JSON is written here, column by column,
     exactly as the json module writes it (its own string encoder, int and float repr), which
     spares verify a dict and an encoder call per row (tests/test_ledger.py compares the two)."""
+    from hashlib import sha256  # here: the read commands never seal
+
     skip = SEAL_SKIPS.get(table, ())
     columns = [(at, _json_string(name) + ":") for name, at in sorted(
         (name, at) for at, name in enumerate(names) if name not in skip)]
@@ -971,7 +1017,7 @@ def sealer(table: str, names: tuple[str, ...]) -> Callable[[tuple], str]:
                 parts.append(key + ("true" if value else "false"))
             else:  # as the json module: no bytes, no NaN or infinity
                 raise TypeError(f"a seal covers text, numbers and NULL, not {kind.__name__} {value!r:.40}")
-        return hashlib.sha256(('{"row":{' + ",".join(parts) + suffix).encode("utf-8")).hexdigest()
+        return sha256(('{"row":{' + ",".join(parts) + suffix).encode("utf-8")).hexdigest()
 
     return seal
 

@@ -163,11 +163,38 @@ def m004_batch_id(db: sqlite_utils.Database) -> None:
                "WHERE kind != 'member'")
 
 
+def m005_pending_attempts(db: sqlite_utils.Database) -> None:
+    """`pending_attempts`: the request id of each attempt that no record completes yet, kept
+    by triggers in the same transaction as the attempt or the record that changes it, so that
+    the warning every command gives on opening the ledger costs one lookup per pending attempt
+    instead of one per attempt ever made. Derived, like an index: `attempts` and `records`
+    stay the truth (`recover` and `verify` read them). Filled from them here, afresh if the
+    table is already there (a ledger whose user_version was set back by hand)."""
+    run_sql(
+        db,
+        """
+        CREATE TABLE IF NOT EXISTS pending_attempts (
+            request_id TEXT PRIMARY KEY
+        ) WITHOUT ROWID;
+        CREATE TRIGGER IF NOT EXISTS attempts_pending AFTER INSERT ON attempts
+        WHEN NOT EXISTS (SELECT 1 FROM records WHERE request_id = NEW.request_id)
+        BEGIN INSERT OR IGNORE INTO pending_attempts (request_id) VALUES (NEW.request_id); END;
+        CREATE TRIGGER IF NOT EXISTS records_complete_attempt AFTER INSERT ON records
+        WHEN NEW.request_id IS NOT NULL
+        BEGIN DELETE FROM pending_attempts WHERE request_id = NEW.request_id; END;
+        DELETE FROM pending_attempts;
+        INSERT INTO pending_attempts (request_id) SELECT a.request_id FROM attempts a
+        WHERE NOT EXISTS (SELECT 1 FROM records r WHERE r.request_id = a.request_id);
+        """
+    )
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     m001_initial,
     m002_observation_addresses,
     m003_row_seals,
     m004_batch_id,
+    m005_pending_attempts,
 ]
 
 LEDGER_FORMAT = len(MIGRATIONS)

@@ -8,7 +8,6 @@ characters written as themselves, NaN and infinities refused.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -43,7 +42,18 @@ def jsonable(obj: Any) -> Any:
 
 
 def sha256_hex(data: bytes) -> str:
+    import hashlib  # here: the read commands never hash, and its import loads OpenSSL
+
     return hashlib.sha256(data).hexdigest()
+
+
+def effective_parameters(request: dict, resolution: dict | None) -> Any:
+    """The parameters a run gets: the request's own, or the content of its parametersUri
+    object as resolved at submission (None when it could not be read). Here, not in
+    runlog.resolve, so that `runlog diff` compares parameters without importing resolution."""
+    if "parameters" in request or not request.get("parametersUri"):
+        return request.get("parameters")
+    return ((resolution or {}).get("parameters_file") or {}).get("content")
 
 
 def address(record: dict) -> str:

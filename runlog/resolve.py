@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from runlog.errors import TemplateMismatch, Unresolved
 from runlog.params import OMICS_RE, walk_strings
+from runlog.record import effective_parameters  # here as well: replay imports it from here
 
 if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
@@ -122,14 +123,6 @@ def parameters_file(s3, uri: str) -> dict[str, Any]:
     return {k: v for k, v in found.items() if v is not None}
 
 
-def effective_parameters(request: dict, resolution: dict | None) -> Any:
-    """The parameters a run gets: the request's own, or the content of its parametersUri
-    object as resolved at submission (None when it could not be read)."""
-    if "parameters" in request or not request.get("parametersUri"):
-        return request.get("parameters")
-    return ((resolution or {}).get("parameters_file") or {}).get("content")
-
-
 def omics_identity(omics, uri: str) -> dict[str, Any]:
     match = OMICS_RE.match(uri)
     if not match:
@@ -208,7 +201,7 @@ def resolve_inputs(parameters: Any, clients: dict, *, timeout: float = DEFAULT_T
                    pool: ThreadPoolExecutor | None = None) -> dict[str, dict]:
     """{uri: identity} for every input URI, concurrently, within `timeout` seconds.
     `clients` holds "s3" and "omics" boto3 clients (made by runlog.aws)."""
-    # imported here, not at the top: `runlog diff` imports this module for effective_parameters
+    # imported here, not at the top: only a resolution with inputs to look up needs a pool
     from concurrent.futures import ThreadPoolExecutor, wait
 
     uris = input_uris(parameters)

@@ -10,7 +10,6 @@ import os
 import re
 import sqlite3
 import sys
-import traceback
 
 import click
 
@@ -77,7 +76,7 @@ class LazyGroup(click.Group):
 
     def parse_args(self, ctx, args):
         for arg in args:
-            if _NOT_TEXT_RE.search(arg):
+            if not arg.isascii() and re.search(_NOT_TEXT, arg):
                 raise _UserFacing(f"argument {ascii(arg)[:200]} is not valid UTF-8 text: runlog keeps its "
                                   "arguments as text in the ledger; give them in UTF-8", status.BAD_INPUT)
         return super().parse_args(ctx, args)
@@ -116,11 +115,13 @@ class LazyGroup(click.Group):
 
 
 # Lone surrogates: what Python makes of argument bytes that are not UTF-8 (surrogateescape).
-_NOT_TEXT_RE = re.compile("[\ud800-\udfff]")
+_NOT_TEXT = "[\ud800-\udfff]"  # (compiled by `re` on first use: most arguments are ASCII)
 
 
 def _traceback_if_debug(ctx) -> None:
     if ctx.obj and ctx.obj.get("debug"):
+        import traceback
+
         click.echo(traceback.format_exc().rstrip("\n"), err=True)
 
 

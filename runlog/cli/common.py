@@ -77,9 +77,11 @@ def reading(ledger) -> Iterator[None]:
 
 
 def mention_pending(ledger) -> None:
-    pending = ledger.pending()
+    pending = ledger.pending_request_ids()  # not ledger.pending(): no scan of every attempt
     if pending:
-        ids = ", ".join(p["request"]["requestId"] for p in pending[:3])
+        from runlog.textsafe import terminal_safe
+
+        ids = ", ".join(terminal_safe(i) for i in pending[:3])  # a pulled attempt's id is someone else's text
         more = "…" if len(pending) > 3 else ""
         warn(f"{len(pending)} pending attempt(s) ({ids}{more}): sent or about to be sent, but not recorded; "
              "run `runlog recover`")

@@ -12,13 +12,13 @@ import click
 
 from runlog.cli.common import echo_json, load_config, require_ledger
 
-SHA_RE = re.compile(r"^[0-9a-f]{40}$")
+SHA_PATTERN = r"^[0-9a-f]{40}$"  # compiled by `re` on first use
 MARK = {"changed": "~", "type_changed": "~", "added": "+", "removed": "-"}
 COLOUR = {"changed": "yellow", "type_changed": "magenta", "added": "green", "removed": "red"}
 
 
 def _show(value, path: str = "") -> str:
-    if isinstance(value, str) and SHA_RE.match(value) and path in ("commit",):
+    if path == "commit" and isinstance(value, str) and re.match(SHA_PATTERN, value):
         return value[:12]
     text = json.dumps(value, ensure_ascii=False, sort_keys=True)
     return text if len(text) <= 80 else text[:77] + "..."

@@ -136,9 +136,7 @@ def show(ctx, ref, as_json):
     config = load_config(ctx)
     ledger = require_ledger(config, readonly=True)
     with ledger, reading(ledger):
-        from runlog.batch import resolve_ref
-
-        entry = resolve_ref(ledger, ref)  # also a batch's id
+        entry = ledger.resolve(ref)  # also a batch's id, uuid or ARN (runlog.batch is not imported for it)
         if entry.kind == "batch":  # counts by status and failures, not 100 000 settings (runlog/cli/batch.py)
             from runlog.cli.batch import show_batch
 
