@@ -262,7 +262,24 @@ def _sum_up(ledger: Ledger, report: Report, tallies: list[Tally], rest: list[Pro
     if sealed:
         rows["attempts"] = report.attempts
         report.problems.extend(_orphan_seals(conn, rows, unsealed))
-    report.pending = len(ledger.pending())
+    report.pending = report.attempts - matched  # request_id is unique in both tables
+    report.problems.extend(_check_pending_list(conn, report.pending))
+
+
+def _check_pending_list(conn: sqlite3.Connection, pending: int) -> list[Problem]:
+    """`pending_attempts` (kept by triggers for the warning every command gives) lists exactly
+    the attempts no record completes: as many rows as there are such attempts (`pending`,
+    counted from the tables themselves), each of them one (its key is unique)."""
+    if not conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'pending_attempts'").fetchone():
+        return []
+    listed, wrong = conn.execute(
+        "SELECT count(*), coalesce(sum(NOT EXISTS (SELECT 1 FROM attempts a WHERE a.request_id = p.request_id) "
+        "OR EXISTS (SELECT 1 FROM records r WHERE r.request_id = p.request_id)), 0) FROM pending_attempts p").fetchone()
+    if listed == pending and not wrong:
+        return []
+    return [Problem("attempt", "pending_attempts", f"the list of pending attempts was changed outside runlog: it "
+                    f"has {listed} (of which {wrong} no pending attempt), the attempts no record completes are "
+                    f"{pending}; warnings about pending attempts were wrong")]
 
 
 def _count_and_gaps(conn: sqlite3.Connection, table: str, label: str) -> tuple[int, list[Problem]]:
@@ -746,7 +763,7 @@ def verify_entries(ledger: Ledger, entries: list[Entry]) -> Report:
                 report.problems.append(Problem("observation", entry.address, f"observation #{row['seq']} was edited"))
             report.problems.extend(_check_seal(sealed, obs_seals, "observations", "observation", row))
     report.head = ledger.head()
-    report.pending = len(ledger.pending())
+    report.pending = len(ledger.pending_request_ids())  # (whole-ledger verify checks that list)
     return report
 
 

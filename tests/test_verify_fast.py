@@ -180,3 +180,26 @@ def test_the_expected_ledger_schema_in_the_package_is_the_migrations_one():
     """verify compares a ledger's tables, indexes and triggers with runlog/schemas/ledger-schema.json;
     after a new migration, regenerate it with `python -m runlog.verify`."""
     assert verify_module.expected_schema() == verify_module.fresh_schema(), "run `python -m runlog.verify`"
+
+
+@pytest.mark.parametrize("statement", [
+    "DELETE FROM pending_attempts",  # the warning about the pending attempt would vanish
+    "INSERT INTO pending_attempts (request_id) SELECT request_id FROM attempts WHERE seq = 2",  # completed
+    "INSERT INTO pending_attempts (request_id) VALUES ('never-made')",
+])
+def test_a_changed_list_of_pending_attempts_is_named(tmp_path, statement):
+    path = _ledger(tmp_path / "ledger.db", count=3)
+    with Ledger.open(path) as ledger:
+        record = make_record(run_id="6000000")
+        ledger.add_attempt({k: v for k, v in record.items() if k != "outcome"})  # sent, never answered
+    with Ledger.open(path, readonly=True) as ledger:
+        report = verify(ledger)
+        assert report.ok and report.pending == 1
+    conn = sqlite3.connect(path)  # no trigger guards this derived table: nothing else is touched
+    conn.execute(statement)
+    conn.commit()
+    conn.close()
+    with Ledger.open(path, readonly=True) as ledger:
+        report = verify(ledger)
+    assert [p.kind for p in report.problems] == ["attempt"]
+    assert "list of pending attempts was changed" in report.problems[0].message
