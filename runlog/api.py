@@ -228,11 +228,11 @@ class Runlog:
         from runlog.startrun import build_request, member_name
         from runlog.submit import Submission, submit
 
-        built = build_request(members, defaults={"roleArn": self.config.get("role_arn"),
+        start_request = build_request(members, defaults={"roleArn": self.config.get("role_arn"),
                                                  "outputUri": self.config.get("output_uri"),
                                                  "tags": self.config.get("tags")}, spell=member_name)
         settings = self._settings() if omics is None else self._client_settings(omics)
-        result = submit(lambda: self._open(create=True), built, settings=settings, git_path=self.config.git_repo,
+        result = submit(lambda: self._open(create=True), start_request, settings=settings, git_path=self.config.git_repo,
                         lookup_caller=self.config.get("caller_identity", True),
                         resolve_options=self._resolve_options(), warn=self._warn,
                         session=self._session_for(settings), omics=omics)

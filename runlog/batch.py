@@ -435,7 +435,7 @@ def submit_batch(open_ledger: Callable[[], Ledger], request: dict[str, Any], *, 
 
     from runlog import aws, background, gitcapture
     from runlog.aws import AwsSettings
-    from runlog.startrun import Built
+    from runlog.startrun import StartRunRequest
     from runlog.submit import _dry_run, make_intent, send_attempt, settle_context
 
     check_request(request)
@@ -463,7 +463,7 @@ def submit_batch(open_ledger: Callable[[], Ledger], request: dict[str, Any], *, 
     more: dict[str, Any] = {"batch": section, **(extra or {})}
     if resolution:
         more["resolution"] = resolution
-    intent = make_intent(Built(request=request, parameters=dict(PARAMETERS)), kind=kind, settings=settings,
+    intent = make_intent(StartRunRequest(request=request, parameters=dict(PARAMETERS)), kind=kind, settings=settings,
                          git=git, caller=caller, warnings=warnings, extra=more)
     ledger = open_ledger()
     if dry_run:

@@ -342,17 +342,17 @@ def send(prepared: Prepared, ledger: Ledger, *, allow_drift: bool = False, looku
     """Send a prepared replay and record it (kind "replay", with its lineage), with the
     session, clients, git capture and workflow identity the preparation made. Raises
     DriftError when something drifted and not allow_drift; otherwise as submit.submit."""
-    from runlog.startrun import Built, member_name
+    from runlog.startrun import StartRunRequest, member_name
     from runlog.submit import submit
 
     refused = None if allow_drift else refusal(prepared)
     if refused is not None:
         raise refused
     plan = prepared.plan
-    built = Built(request=plan.request, parameters={"source": "recorded", "argument": None},
+    start_request = StartRunRequest(request=plan.request, parameters={"source": "recorded", "argument": None},
                   spell=spell or member_name)
     workflow = plan.workflow if plan.workflow and "error" not in plan.workflow else None
-    return submit(lambda: ledger, built, settings=prepared.settings, git_path=None, kind="replay",
+    return submit(lambda: ledger, start_request, settings=prepared.settings, git_path=None, kind="replay",
                   extra={"lineage": plan.lineage}, lookup_caller=lookup_caller, resolve_options=resolve_options,
                   allow_duplicate=allow_duplicate, warn=warn, session=prepared.session, omics=prepared.omics,
                   clients=prepared.clients, git=prepared.git, workflow=workflow)

@@ -181,7 +181,7 @@ Spell = Callable[[str], str]
 
 
 @dataclass
-class Built:
+class StartRunRequest:
     """A StartRun request ready to send, with the record's `parameters` section (where the
     parameters came from) and how messages about it name its members."""
 
@@ -330,7 +330,7 @@ def read_cli_input_json(value: str, cwd: Path | None = None, spell: Spell = flag
 
 def build_request(flags: dict[str, Any], *, cli_input_json: str | None = None,
                   defaults: dict[str, Any] | None = None, cwd: Path | None = None,
-                  spell: Spell = flag_for) -> Built:
+                  spell: Spell = flag_for) -> StartRunRequest:
     """Merge --cli-input-json, config defaults and flags (flags win) into a StartRun request.
 
     `flags` maps member names to values (None = not given): the raw option text as the aws
@@ -375,7 +375,7 @@ def build_request(flags: dict[str, Any], *, cli_input_json: str | None = None,
         request["tags"] = tags
     request.setdefault("requestId", str(uuid.uuid4()))
     check_request(request, spell)
-    return Built(request=request, parameters=param_info, spell=spell)
+    return StartRunRequest(request=request, parameters=param_info, spell=spell)
 
 
 def check_request(request: dict[str, Any], spell: Spell = member_name) -> None:

@@ -28,7 +28,7 @@ from runlog.errors import (
     UsageError,
 )
 from runlog.ledger import Entry, Ledger
-from runlog.startrun import Built, check_against_model
+from runlog.startrun import StartRunRequest, check_against_model
 
 # What a pending intent is validated with before it is written (the real outcome comes later).
 _PLACEHOLDER_OUTCOME = {"status": "rejected", "error": {"code": "pending", "message": "pending"}}
@@ -52,7 +52,7 @@ class DryRun:
     ledger: str | None = None  # the ledger it would be written to
 
 
-def make_intent(built: Built, *, kind: str, settings: AwsSettings, git: dict, caller: dict | None,
+def make_intent(start_request: StartRunRequest, *, kind: str, settings: AwsSettings, git: dict, caller: dict | None,
                 warnings: list[str], extra: dict[str, Any] | None = None) -> dict:
     """The record-to-be, without its outcome."""
     intent: dict[str, Any] = {
@@ -60,8 +60,8 @@ def make_intent(built: Built, *, kind: str, settings: AwsSettings, git: dict, ca
         "kind": kind,
         "created": rec.utc_now(),
         "runlog_version": __version__,
-        "request": rec.jsonable(built.request),
-        "parameters": built.parameters,
+        "request": rec.jsonable(start_request.request),
+        "parameters": start_request.parameters,
         "git": git,
         "caller": caller,
         "aws": {"region": settings.region, "endpoint_url": aws.public_endpoint(settings.endpoint_url),
@@ -76,7 +76,7 @@ def make_intent(built: Built, *, kind: str, settings: AwsSettings, git: dict, ca
     return intent
 
 
-def submit(open_ledger: Callable[[], Ledger], built: Built, *, settings: AwsSettings, git_path,
+def submit(open_ledger: Callable[[], Ledger], start_request: StartRunRequest, *, settings: AwsSettings, git_path,
            kind: str = "submit", extra: dict[str, Any] | None = None, capture_git: bool = True,
            lookup_caller: bool = True, resolve_options: resolve.Options | None = None,
            allow_duplicate: bool = False, warn: Callable[[str], None] = lambda message: None,
@@ -103,18 +103,18 @@ def submit(open_ledger: Callable[[], Ledger], built: Built, *, settings: AwsSett
         pending_git = background.start(gitcapture.capture_with_notes, str(git_path))
     sess = session or aws.session(settings)
     omics = omics or aws.client(settings, "omics", sess=sess, **(client_options or {}))
-    check_against_model(built.request, omics.meta.service_model, built.spell)
+    check_against_model(start_request.request, omics.meta.service_model, start_request.spell)
     settings = AwsSettings(settings.profile, sess.region_name,
                            settings.endpoint_url if settings.pinned
                            else aws.custom_endpoint("omics", settings.endpoint_url), settings.pinned)
-    warnings = params.lint(built.request.get("parameters"))
+    warnings = params.lint(start_request.request.get("parameters"))
     extra = dict(extra or {})
     with ThreadPoolExecutor(max_workers=1) as pool:
         caller_future = pool.submit(aws.caller_identity, settings, sess) if lookup_caller else None
         options = resolve_options or resolve.Options()
         if options.enabled:
-            found_clients = clients or resolution_clients(built.request, settings, sess, omics, options.timeout)
-            extra["resolution"], found = resolve.resolve(built.request, found_clients, timeout=options.timeout,
+            found_clients = clients or resolution_clients(start_request.request, settings, sess, omics, options.timeout)
+            extra["resolution"], found = resolve.resolve(start_request.request, found_clients, timeout=options.timeout,
                                                          check=options.check, strict=options.strict,
                                                          workflow=workflow)
             warnings.extend(found)
@@ -122,7 +122,7 @@ def submit(open_ledger: Callable[[], Ledger], built: Built, *, settings: AwsSett
                            else {"git": {"state": "unknown", "reason": "not captured"}})
         caller = caller_future.result() if caller_future else {"unknown": "not asked (caller_identity = false)"}
     git = settle_context(captured, caller, caller_future is not None, warnings, warn)
-    intent = make_intent(built, kind=kind, settings=settings, git=git, caller=caller,
+    intent = make_intent(start_request, kind=kind, settings=settings, git=git, caller=caller,
                          warnings=warnings, extra=extra)
     ledger = open_ledger()
     if dry_run:

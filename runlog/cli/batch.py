@@ -97,17 +97,17 @@ def submit_batch(ctx, cli_input_json, generate_cli_skeleton, dry_run, profile, r
     client_options = global_client_options(ctx, cli_read_timeout, cli_connect_timeout, no_verify_ssl, ca_bundle,
                                            color, no_paginate, aws_debug)
     config = load_config(ctx)
-    built = build_request(members, cli_input_json=cli_input_json,
+    batch_request = build_request(members, cli_input_json=cli_input_json,
                           defaults={"role_arn": config.get("role_arn"), "output_uri": config.get("output_uri")})
     if generate_cli_skeleton == "output":
-        print_batch_skeleton("output", built.request, query, output, color)
+        print_batch_skeleton("output", batch_request.request, query, output, color)
         return
     settings = aws_settings(config, profile, region, endpoint_url)
     resolved = make_resolve_options(config, no_resolve, no_check, strict, resolve_timeout)
     opener = (lambda: open_ledger(config, create=False, notice=False)) if dry_run else \
         (lambda: open_ledger(config, create=True))
     with duplicate_hint():
-        result = runlog.batch.submit_batch(opener, built.request, settings=settings, git_path=config.git_repo,
+        result = runlog.batch.submit_batch(opener, batch_request.request, settings=settings, git_path=config.git_repo,
                                            lookup_caller=config.get("caller_identity", True),
                                            resolve_options=Options(enabled=resolved.enabled, check=resolved.check,
                                                                    strict=resolved.strict, timeout=resolved.timeout),

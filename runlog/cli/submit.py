@@ -339,14 +339,14 @@ def submit(ctx, cli_input_json, generate_cli_skeleton, dry_run, profile, region,
     client_options = global_client_options(ctx, cli_read_timeout, cli_connect_timeout, no_verify_ssl, ca_bundle,
                                            color, no_paginate, aws_debug)
     config = load_config(ctx)
-    built = build_request(
+    start_request = build_request(
         members,
         cli_input_json=cli_input_json,
         defaults={"roleArn": config.get("role_arn"), "outputUri": config.get("output_uri"),
                   "tags": config.get("tags")},
     )
     if generate_cli_skeleton == "output":
-        print_skeleton("output", built.request, query, output, color)
+        print_skeleton("output", start_request.request, query, output, color)
         return
     import runlog.submit
     from runlog.submit import DryRun
@@ -355,7 +355,7 @@ def submit(ctx, cli_input_json, generate_cli_skeleton, dry_run, profile, region,
     opener = (lambda: open_ledger(config, create=False, notice=False)) if dry_run else \
         (lambda: open_ledger(config, create=True))
     with duplicate_hint():
-        result = runlog.submit.submit(opener, built, settings=settings, git_path=config.git_repo,
+        result = runlog.submit.submit(opener, start_request, settings=settings, git_path=config.git_repo,
                                       lookup_caller=config.get("caller_identity", True),
                                       resolve_options=make_resolve_options(config, no_resolve, no_check, strict,
                                                                            resolve_timeout),
