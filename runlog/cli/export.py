@@ -65,11 +65,13 @@ def export(ctx, refs, fmt, target, license_, authors, usability, title, runs_onl
     ledger = require_ledger(config, readonly=True)
     with ledger:
         from runlog.batch import expand_refs
+        from runlog.export.cohort import collect_batches
 
         runs = collect(ledger, expand_refs(ledger, list(refs)), runs_only=runs_only)  # a batch: its runs
+        batches = collect_batches(ledger, list(refs), runs)  # ... and the batch itself
     written = do_export(runs, fmt, target, force=force, license=licence, usability=usability or config.get("usability"),
-                        title=title, authors=people, publisher=publisher)
-    for warning in warnings(runs, fmt, licence):
+                        title=title, authors=people, publisher=publisher, batches=batches)
+    for warning in warnings(runs, fmt, licence, batches):
         click.echo(f"runlog: warning: {warning}", err=True)
     verdicts = check_export(target, fmt) if validate else []
     if as_json:

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from runlog.export.cohort import BatchFacts
 from runlog.export.terms import RunFacts, input_ids, published, value_text
 
 PROCESS = ("https://w3id.org/ro/wfrun/process/0.5", "Process Run Crate", "0.5")
@@ -83,9 +84,10 @@ def _person(crate, person: dict, index: int, role: str, kind: str = "Person"):
 
 def build(runs: list[RunFacts], *, license: str | None, title: str | None = None, description: str | None = None,
           attachments: Sequence[tuple[str, str, str | None, str]] = (), authors: Sequence[dict] = (),
-          publisher: dict | None = None):
+          publisher: dict | None = None, batches: Sequence[BatchFacts] = ()):
     """The crate object for some runs. `attachments` are (path in crate, name, conformsTo URL
-    or None, text): the other formats' files, with --format all."""
+    or None, text): the other formats' files, with --format all. Each of `batches` becomes an
+    action whose result is its members' actions (runlog.export.cohort)."""
     import io
 
     from rocrate.model import ContextEntity
@@ -99,7 +101,8 @@ def build(runs: list[RunFacts], *, license: str | None, title: str | None = None
     root["name"] = title or f"HealthOmics runs: {names}"
     root["description"] = description or (
         f"Provenance of {len(runs)} AWS HealthOmics workflow run(s) of {names}, recorded by runlog "
-        f"and exported as a Workflow Run RO-Crate.")
+        f"and exported as a Workflow Run RO-Crate."
+        + "".join(f" {b.label[0].upper()}{b.label[1:]}: {b.counts_text()}." for b in batches))
     licence = license_id(license)
     if licence and license is not None:
         root["license"] = crate.add(ContextEntity(crate, licence, properties={
@@ -136,10 +139,11 @@ def build(runs: list[RunFacts], *, license: str | None, title: str | None = None
             action["isBasedOn"] = by_address[run.replay_of]
         elif run.replay_of_uuid:
             action["isBasedOn"] = {"@id": f"urn:uuid:{run.replay_of_uuid}"}
-    root["mentions"] = actions + organized
+    cohorts = [_batch_action(crate, batch, by_address) for batch in batches]
+    root["mentions"] = cohorts + actions + organized
     if repositories:
         root["isBasedOn"] = list(repositories.values())
-    crate.add_file(source=io.StringIO(_readme(runs, root["name"], licence)), dest_path="README.md",
+    crate.add_file(source=io.StringIO(_readme(runs, root["name"], licence, batches)), dest_path="README.md",
                    properties={"name": "README", "encodingFormat": "text/markdown", "about": {"@id": "./"}})
     for path, name, conforms, text in attachments:
         properties: dict[str, Any] = {"name": name, "encodingFormat": _format(path)}
@@ -149,12 +153,16 @@ def build(runs: list[RunFacts], *, license: str | None, title: str | None = None
     return crate
 
 
-def _readme(runs: list[RunFacts], name: str, licence: str | None) -> str:
+def _readme(runs: list[RunFacts], name: str, licence: str | None, batches: Sequence[BatchFacts] = ()) -> str:
     lines = [f"# {name}", "",
              "An RO-Crate (Workflow Run Crate 0.5) describing AWS HealthOmics workflow runs, exported by runlog "
              "from its ledger. `ro-crate-metadata.json` holds the description; inputs and outputs on S3 or in "
              "HealthOmics storage are referenced, not included.", "",
-             f"Licence of this metadata: {licence or 'not stated'}.", "", "Runs:", ""]
+             f"Licence of this metadata: {licence or 'not stated'}.", ""]
+    for batch in batches:
+        lines += [f"Run batch {batch.name or ''} ({batch.batch_id}), status {batch.status}: {batch.counts_text()}. "
+                  f"Its cohort definition is `{_settings_path(batch)}`.", ""]
+    lines += ["Runs:", ""]
     for run in runs:
         lines.append(f"- {run.label}: {run.workflow['name']}"
                      + (f" version {run.workflow['version']}" if run.workflow.get("version") else "")
@@ -272,6 +280,8 @@ def _settings_values(crate, run: RunFacts) -> list:
 
     out = []
     items = [(f"setting {k}", v) for k, v in sorted(run.settings.items())]
+    if run.batch_id:
+        items += [("batch", run.batch_id), ("runSettingId", run.run_setting_id or "")]
     items += [(f"replay override {k}", v) for group in ("members", "parameters")
               for k, v in sorted((run.overrides.get(group) or {}).items())]
     items += [(f"accepted drift: {d['kind']} {d['what']}", f"recorded {value_text(d['recorded'])}, "
@@ -329,6 +339,8 @@ def _action(crate, run: RunFacts, workflow, repositories: dict, ids: dict):
         objects.append(crate.add(ContextEntity(crate, f"{run.action_id}#param-{path}", properties=properties)))
     status = {"submitted": "HealthOmics run", "rejected": "StartRun rejected",
               "abandoned": "StartRun abandoned"}[run.outcome]
+    if run.batch_id and run.outcome == "rejected":
+        status = f"run not started by batch {run.batch_id}"
     properties = {"@type": "CreateAction", "name": f"{status}: {run.label}", "instrument": workflow,
                   "object": objects, "actionStatus": {"@id": ACTION_STATUS.get(run.status,
                                                                               "http://schema.org/ActiveActionStatus")}}
@@ -369,11 +381,101 @@ def _action(crate, run: RunFacts, workflow, repositories: dict, ids: dict):
             repositories[key] = crate.add(ContextEntity(crate, ident, properties=repo_props))
     text = {"submitted": "", "rejected": " (the service rejected the request: it never ran)",
             "abandoned": " (abandoned before it was sent: the service never received it)"}[run.outcome]
+    if run.batch_id:
+        text += (f"; run setting {run.run_setting_id} of batch {run.batch_id}"
+                 + (" (its submission failed: no run exists)" if not run.ran else ""))
     properties["description"] = (f"runlog record {run.address}; status {run.status}"
                                  + ("" if run.finished else " at export time (the run had not finished)")
                                  + (f"; analysis code at commit {git['commit']}" if git.get("commit") else "")
                                  + text)
     return crate.add(ContextEntity(crate, run.action_id, properties=properties))
+
+
+BATCH_STATUS = {"PROCESSED": "http://schema.org/CompletedActionStatus", "FAILED": "http://schema.org/FailedActionStatus",
+                "CANCELLED": "http://schema.org/FailedActionStatus"}
+RUN_BATCHES = "#aws-healthomics-run-batches"
+
+
+def _settings_path(batch: BatchFacts) -> str:
+    return f"batches/{re.sub(r'[^A-Za-z0-9._-]+', '-', batch.batch_id or batch.address[:16])}/run-settings.json"
+
+
+def _batch_action(crate, batch: BatchFacts, by_address: dict):
+    """The batch as one execution of HealthOmics' StartRunBatch (a Process Run Crate
+    CreateAction): its object the cohort definition and the shared default setting, its
+    result the member runs' actions (a member that failed to start is a FailedActionStatus
+    action with no input and no output)."""
+    import hashlib
+    import io
+
+    from rocrate.model import ContextEntity
+
+    service = crate.get(RUN_BATCHES) or crate.add(ContextEntity(crate, RUN_BATCHES, properties={
+        "@type": "SoftwareApplication", "name": "AWS HealthOmics run batches (StartRunBatch)",
+        "url": {"@id": "https://docs.aws.amazon.com/omics/latest/api/API_StartRunBatch.html"}}))
+    objects = []
+    pinned = batch.settings_file
+    text = json.dumps(batch.run_settings, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+    recorded: dict[str, Any] = {"name": f"cohort definition of {batch.label} ({batch.settings_source})",
+                                "encodingFormat": "application/json",
+                                "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(),
+                                "contentSize": str(len(text.encode("utf-8")))}
+    if pinned:
+        ident = pinned["uri"]
+        if pinned.get("version_id") and pinned["version_id"] != "null":
+            ident = f"{ident}?versionId={pinned['version_id']}"
+        properties: dict[str, Any] = {"name": f"cohort definition of {batch.label} (s3UriSettings)",
+                                      "encodingFormat": "application/json",
+                                      "description": "The run-settings file as StartRunBatch read it, pinned when the "
+                                                     "batch was submitted; runlog stored its content in the record."}
+        if ident != pinned["uri"]:
+            properties["sameAs"] = {"@id": pinned["uri"]}
+        for key, prop in (("sha256", "sha256"), ("etag", "etag"), ("version_id", "versionId"),
+                          ("last_modified", "dateModified")):
+            if pinned.get(key):
+                properties[prop] = pinned[key]
+        if pinned.get("size") is not None:
+            properties["contentSize"] = str(pinned["size"])
+        remote = crate.get(ident) or crate.add_file(source=ident, fetch_remote=False, validate_url=False,
+                                                    properties=properties)
+        objects.append(remote)
+        recorded["description"] = ("The run settings of the file beside, as runlog recorded them, written out "
+                                   "again as JSON: the same settings, not the same bytes (the original's SHA-256 "
+                                   "is on the S3 object).")
+        recorded["isBasedOn"] = remote
+    else:
+        recorded["description"] = "The batch's inlineSettings exactly as sent (JSON)."
+    objects.append(crate.add_file(source=io.StringIO(text), dest_path=_settings_path(batch), properties=recorded))
+    for n, (name, value) in enumerate(batch.default_items()):
+        shared = crate.get(value) if value.startswith(("s3://", "omics://")) else None
+        objects.append(shared if shared is not None else crate.add(ContextEntity(
+            crate, f"{batch.action_id}#default-{n}", properties={
+                "@type": "PropertyValue", "name": f"default {name}", "value": value})))
+    counts = [("run settings", batch.declared), ("runs started", len(batch.started)),
+              ("runs that failed to start", len(batch.not_started)),
+              ("run settings not yet recorded", batch.unrecorded)]
+    counts += [(f"runs {status}", n) for status, n in batch.status_counts().items()]
+    properties = {"@type": "CreateAction", "name": f"AWS HealthOmics run {batch.label}", "instrument": service,
+                  "object": objects, "result": [by_address[m.address] for m in batch.members],
+                  "actionStatus": {"@id": BATCH_STATUS.get(batch.status, "http://schema.org/ActiveActionStatus")},
+                  "startTime": batch.start or batch.created,
+                  "description": (f"runlog record {batch.address}; batch status {batch.status}"
+                                  + ("" if batch.finished else " at export time (not finished)")
+                                  + f"; {batch.counts_text()}"),
+                  "additionalProperty": [crate.add(ContextEntity(crate, f"{batch.action_id}#count-{n}", properties={
+                      "@type": "PropertyValue", "name": name, "value": str(value)}))
+                      for n, (name, value) in enumerate(counts)]}
+    if batch.arn:
+        properties["identifier"] = batch.arn
+    if batch.end:
+        properties["endTime"] = batch.end
+    if batch.failure_reason and BATCH_STATUS.get(batch.status) == "http://schema.org/FailedActionStatus":
+        properties["error"] = batch.failure_reason
+    caller = (batch.record.get("caller") or {}).get("arn")
+    if caller:
+        properties["agent"] = crate.get(caller) or crate.add(ContextEntity(crate, caller, properties={
+            "@type": "Person" if ":user/" in caller else "Organization", "name": caller}))
+    return crate.add(ContextEntity(crate, batch.action_id, properties=properties))
 
 
 TASK_STATUS = {"COMPLETED": "http://schema.org/CompletedActionStatus", "FAILED": "http://schema.org/FailedActionStatus",
