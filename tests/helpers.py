@@ -214,3 +214,25 @@ def submit(run_cli, emulator, params: dict, *extra) -> str:
 
 
 BASE = {"input": "s3://b/in.csv", "protocol": "10XV3", "aligner": "star", "genome": {"name": "GRCh38", "build": 38}}
+
+
+# -- independent checkers ----------------------------------------------------------------------------
+
+def checker(name: str) -> str:
+    """An independent checker's executable. runcrate pins prov 1.5 and cffconvert jsonschema 3,
+    both older than runlog needs, so they live in their own environment (see pyproject.toml):
+    RUNLOG_CHECKERS_BIN, else .checkers/bin in the project, else PATH."""
+    import os
+    import shutil
+    from pathlib import Path
+
+    project = Path(__file__).resolve().parent.parent
+    for directory in (os.environ.get("RUNLOG_CHECKERS_BIN"), str(project / ".checkers" / "bin")):
+        if directory and (Path(directory) / name).is_file():
+            return str(Path(directory) / name)
+    found = shutil.which(name)
+    if not found:
+        import pytest
+
+        pytest.skip(f"{name} is not installed (see pyproject.toml: a .checkers environment)")
+    return found

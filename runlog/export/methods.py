@@ -57,7 +57,7 @@ def files(runs: list[RunFacts], *, title: str | None = None, authors: Sequence[d
 
 
 SAMPLE_COLUMNS = ["batch_id", "run_setting_id", "run_name", "submission", "run_id", "run_uuid", "status",
-                  "failure", "parameters", "input_identities"]
+                  "failure", "parameters", "input_identities", "run_output_uri"]
 
 
 def _sample_rows(batches: Sequence[BatchFacts], ids: dict) -> list[list]:
@@ -76,10 +76,11 @@ def _sample_rows(batches: Sequence[BatchFacts], ids: dict) -> list[list]:
                          "SUCCESS" if m.ran else "FAILED", m.run_id or "", m.run_uuid or "",
                          m.status if m.ran else "never started",
                          m.failure_reason or m.error or "",
-                         json.dumps(m.parameters, sort_keys=True, ensure_ascii=False), identities])
+                         json.dumps(m.parameters, sort_keys=True, ensure_ascii=False), identities,
+                         m.output_uri if m.status == "COMPLETED" and m.output_uri else ""])
         if batch.unrecorded:
             rows.append([batch.batch_id, "", "", f"{batch.unrecorded} run setting(s) not yet recorded", "", "",
-                         "", "", "", ""])
+                         "", "", "", "", ""])
     return rows
 
 

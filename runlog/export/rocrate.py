@@ -382,6 +382,7 @@ def _action(crate, run: RunFacts, workflow, repositories: dict, ids: dict):
     text = {"submitted": "", "rejected": " (the service rejected the request: it never ran)",
             "abandoned": " (abandoned before it was sent: the service never received it)"}[run.outcome]
     if run.batch_id:
+        text = "" if run.ran else " (it never ran)"
         text += (f"; run setting {run.run_setting_id} of batch {run.batch_id}"
                  + (" (its submission failed: no run exists)" if not run.ran else ""))
     properties["description"] = (f"runlog record {run.address}; status {run.status}"

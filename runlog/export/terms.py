@@ -214,7 +214,10 @@ def run_facts(entry: Entry, observations: list[dict], batch: dict | None = None)
         status=status if ran else (STATUS_OF_REJECTED if outcome == "rejected" else STATUS_OF_ABANDONED), run_id=response.get("id"), run_uuid=response.get("uuid"),
         run_arn=arn, start=facts.get("startTime") or facts.get("creationTime"), end=facts.get("stopTime"),
         failure_reason=facts.get("failureReason"),
-        output_uri=response.get("runOutputUri") or facts.get("runOutputUri") or record["request"].get("outputUri"),
+        # a member's own output prefix comes only from GetRun (ListRuns does not give it): the
+        # batch's outputUri is every member's parent, not this run's output
+        output_uri=response.get("runOutputUri") or facts.get("runOutputUri")
+        or (record["request"].get("outputUri") if record["kind"] != "member" else None),
         workflow=_workflow(record, facts, region, account, resolution), parameters=parameters, leaves=leaves, inputs=inputs,
         containers=containers, git=record.get("git") or {}, caller_arn=(record.get("caller") or {}).get("arn"),
         replay_of=(lineage.get("replay_of") or {}).get("record"),
