@@ -256,3 +256,67 @@ def test_methods_paragraph_and_per_sample_table(cohort, run_cli, tmp_path):
     assert by_id["NA12892"]["failure"] == "OUT_OF_MEMORY"
     crate = json.loads((out / "ro-crate-metadata.json").read_text())
     assert any(e["@id"] == "methods/samples.csv" for e in crate["@graph"])
+
+
+def _inline_batch(run_cli, emulator, settings: list[dict], *, name: str = "cohort-2") -> str:
+    default = {k: v for k, v in DEFAULT.items() if k not in ("cacheId", "cacheBehavior")}
+    started = run_cli("submit-batch", "--batch-name", name, "--default-run-setting", json.dumps(default),
+                      "--batch-run-settings", json.dumps({"inlineSettings": settings}),
+                      "--endpoint-url", emulator.endpoint_url)
+    assert started.exit_code == 0, started.output
+    return json.loads(started.stdout)["id"]
+
+
+def test_a_batch_exported_before_it_ends_counts_only_what_is_recorded(aws_env, ledger_path, git_repo, run_cli,
+                                                                      tmp_path):
+    """One member recorded of three: the counts say two are not recorded yet, no output is
+    claimed, one warning line for the batch (not one per run), and everything still validates."""
+    aws_env.batch_rate = 1  # one run submitted a clock second, from 11 s on
+    batch_id = _inline_batch(run_cli, aws_env, [setting(s) for s in ("A1", "A2", "A3")])
+    aws_env.advance(11.5)
+    assert run_cli("refresh", batch_id).exit_code == 0
+    with Ledger.open(ledger_path, create=False) as ledger:
+        recorded = [e for e in ledger.entries() if e.kind == "member"]
+    assert len(recorded) == 1
+    out = tmp_path / "early"
+    result = run_cli("export", batch_id, "-f", "all", "-o", out, "--license", "CC-BY-4.0", "--validate")
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("runlog: warning:")]
+    assert len(warnings) == 1 and f"batch {batch_id}" in warnings[0] and "2 run setting(s) not yet recorded" in \
+        warnings[0] and f"runlog refresh {batch_id}" in warnings[0]
+    assert "INVALID" not in result.stdout
+    entities, _ = crate_graph(out)
+    (batch,) = [e for e in entities.values() if isinstance(e.get("identifier"), str) and ":runBatch/" in e["identifier"]]
+    assert batch["actionStatus"]["@id"] == SCHEMA + "ActiveActionStatus" and "endTime" not in batch
+    assert len(ids(batch["result"])) == 1
+    counts = {entities[i]["name"]: entities[i]["value"] for i in ids(batch["additionalProperty"])}
+    assert counts["run settings"] == "3" and counts["run settings not yet recorded"] == "2"
+    assert not any("result" in e for e in entities.values() if e.get("@type") == "CreateAction" and e is not batch)
+    paragraph = (out / "methods" / "methods.md").read_text().split("\n\n")[1]
+    assert "Of its 3 run setting(s), 2 had not been recorded when this was written, 1 started as runs" in paragraph
+    assert "counts and statuses are as at export time" in paragraph
+    rows = list(csv.DictReader((out / "methods" / "samples.csv").open()))
+    assert [r["run_setting_id"] for r in rows] == ["A1", ""] and rows[1]["submission"] == \
+        "2 run setting(s) not yet recorded"
+    assert rows[0]["run_output_uri"] == ""  # not finished: no output claimed
+    # the inline settings are the cohort's definition, in the crate as sent
+    (copy,) = [e for e in entities.values() if e["@id"].startswith("batches/")]
+    assert json.loads((out / copy["@id"]).read_text()) == [setting(s) for s in ("A1", "A2", "A3")]
+    assert "isBasedOn" not in copy
+
+
+def test_names_from_the_batch_stay_text_in_methods_and_tables(aws_env, ledger_path, git_repo, run_cli, tmp_path):
+    aws_env.batch_rate = 100
+    formula = '=HYPERLINK("http://evil.example","x")'
+    name = "*cohort* <b>x</b> [link](http://evil.example)"
+    batch_id = _inline_batch(run_cli, aws_env, [setting("S1"), {**setting("S2"), "runSettingId": formula}], name=name)
+    aws_env.advance(200)
+    assert run_cli("refresh", batch_id).exit_code == 0
+    out = tmp_path / "hostile"
+    export_all(run_cli, batch_id, out)
+    methods = (out / "methods" / "methods.md").read_text()
+    assert "<b>" not in methods and "[link](" not in methods and "\\*cohort\\*" in methods
+    assert "&lt;b&gt;" in methods
+    rows = list(csv.DictReader((out / "methods" / "samples.csv").open()))
+    assert sorted(r["run_setting_id"] for r in rows) == sorted(["S1", "'" + formula])
+    assert all(not r["run_setting_id"].startswith("=") for r in rows)
