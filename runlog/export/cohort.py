@@ -8,6 +8,7 @@ not recorded, and the exports say both."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from runlog.export.terms import RunFacts, value_text
@@ -46,12 +47,12 @@ class BatchFacts:
     def label(self) -> str:
         return f"batch {self.name} ({self.batch_id})" if self.name else f"batch {self.batch_id}"
 
-    @property
+    @cached_property
     def started(self) -> list[RunFacts]:
         """Members that HealthOmics started as runs."""
         return [m for m in self.members if m.ran]
 
-    @property
+    @cached_property
     def not_started(self) -> list[RunFacts]:
         """Members whose submission failed: no run exists for them."""
         return [m for m in self.members if not m.ran]

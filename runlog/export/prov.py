@@ -269,5 +269,15 @@ def prov_json(runs: list[RunFacts], *, authors: list[dict] | None = None, batche
                       sort_keys=True) + "\n"
 
 
+def prov_both(runs: list[RunFacts], *, authors: list[dict] | None = None,
+              batches: Sequence[BatchFacts] = ()) -> tuple[str, str]:
+    """(PROV-JSON, PROV-N) of one document, built once (a cohort's document is large)."""
+    import json
+
+    doc = build(runs, authors=authors, batches=batches)
+    return (json.dumps(json.loads(doc.serialize(format="json")), indent=2, sort_keys=True) + "\n",
+            doc.get_provn() + "\n")
+
+
 def prov_n(runs: list[RunFacts], *, authors: list[dict] | None = None, batches: Sequence[BatchFacts] = ()) -> str:
     return build(runs, authors=authors, batches=batches).get_provn() + "\n"

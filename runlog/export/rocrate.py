@@ -40,6 +40,12 @@ NO_LICENCE = "No licence was stated for this metadata when it was exported; ask 
 DOCKER_IMAGE = "https://w3id.org/ro/terms/workflow-run#DockerImage"
 
 
+def _get(crate, ident: str):
+    """The crate's entity `ident`, or None. ro-crate-py's get() looks through every entity
+    for a subcrate when the id is absent (seconds at a thousand runs): ask its map first."""
+    return crate.get(ident) if ident in crate else None
+
+
 def license_id(text: str | None) -> str | None:
     """The licence as a URL (an SPDX id becomes its spdx.org URL); None when none is given."""
     if not text:
@@ -76,7 +82,7 @@ def _person(crate, person: dict, index: int, role: str, kind: str = "Person"):
     from rocrate.model import ContextEntity
 
     ident = person.get("id") or f"#{role}-{index}"
-    found = crate.get(ident)
+    found = _get(crate, ident)
     if found is not None:
         return found
     return crate.add(ContextEntity(crate, ident, properties={"@type": kind, "name": person["name"]}))
@@ -250,7 +256,7 @@ def _engine(crate, run: RunFacts):
     properties: dict[str, Any] = {"@type": "SoftwareApplication", "name": name, "url": {"@id": "https://aws.amazon.com/healthomics/"}}
     if version:
         properties["version"] = version
-    return crate.get(ident) or crate.add(ContextEntity(crate, ident, properties=properties))
+    return _get(crate, ident) or crate.add(ContextEntity(crate, ident, properties=properties))
 
 
 def _container(crate, image: str, digest: str | None):
@@ -263,7 +269,7 @@ def _container(crate, image: str, digest: str | None):
         else ("docker.io", reference)
     name, _, tag = path.rpartition(":") if ":" in path.rsplit("/", 1)[-1] else (path, "", "")
     ident = "#container-" + re.sub(r"[^A-Za-z0-9._-]+", "-", image + ("@" + digest if digest else ""))
-    found = crate.get(ident)
+    found = _get(crate, ident)
     if found is not None:
         return found
     properties: dict[str, Any] = {"@type": "ContainerImage", "additionalType": {"@id": DOCKER_IMAGE}, "registry": registry,
@@ -319,7 +325,7 @@ def _action(crate, run: RunFacts, workflow, repositories: dict, ids: dict):
             properties["sameAs"] = {"@id": inp.uri}
         if not inp.is_prefix:
             properties["encodingFormat"] = _remote_format(inp.uri)
-        existing = crate.get(ident)
+        existing = _get(crate, ident)
         if existing is not None:
             objects.append(existing)
         elif inp.is_prefix:
@@ -411,7 +417,7 @@ def _batch_action(crate, batch: BatchFacts, by_address: dict):
 
     from rocrate.model import ContextEntity
 
-    service = crate.get(RUN_BATCHES) or crate.add(ContextEntity(crate, RUN_BATCHES, properties={
+    service = _get(crate, RUN_BATCHES) or crate.add(ContextEntity(crate, RUN_BATCHES, properties={
         "@type": "SoftwareApplication", "name": "AWS HealthOmics run batches (StartRunBatch)",
         "url": {"@id": "https://docs.aws.amazon.com/omics/latest/api/API_StartRunBatch.html"}}))
     objects = []
@@ -437,7 +443,7 @@ def _batch_action(crate, batch: BatchFacts, by_address: dict):
                 properties[prop] = pinned[key]
         if pinned.get("size") is not None:
             properties["contentSize"] = str(pinned["size"])
-        remote = crate.get(ident) or crate.add_file(source=ident, fetch_remote=False, validate_url=False,
+        remote = _get(crate, ident) or crate.add_file(source=ident, fetch_remote=False, validate_url=False,
                                                     properties=properties)
         objects.append(remote)
         recorded["description"] = ("The run settings of the file beside, as runlog recorded them, written out "
@@ -448,7 +454,7 @@ def _batch_action(crate, batch: BatchFacts, by_address: dict):
         recorded["description"] = "The batch's inlineSettings exactly as sent (JSON)."
     objects.append(crate.add_file(source=io.StringIO(text), dest_path=_settings_path(batch), properties=recorded))
     for n, (name, value) in enumerate(batch.default_items()):
-        shared = crate.get(value) if value.startswith(("s3://", "omics://")) else None
+        shared = _get(crate, value) if value.startswith(("s3://", "omics://")) else None
         objects.append(shared if shared is not None else crate.add(ContextEntity(
             crate, f"{batch.action_id}#default-{n}", properties={
                 "@type": "PropertyValue", "name": f"default {name}", "value": value})))
@@ -474,7 +480,7 @@ def _batch_action(crate, batch: BatchFacts, by_address: dict):
         properties["error"] = batch.failure_reason
     caller = (batch.record.get("caller") or {}).get("arn")
     if caller:
-        properties["agent"] = crate.get(caller) or crate.add(ContextEntity(crate, caller, properties={
+        properties["agent"] = _get(crate, caller) or crate.add(ContextEntity(crate, caller, properties={
             "@type": "Person" if ":user/" in caller else "Organization", "name": caller}))
     return crate.add(ContextEntity(crate, batch.action_id, properties=properties))
 
@@ -496,9 +502,9 @@ def _tasks(crate, run: RunFacts, workflow, run_action):
     for task in sorted(run.tasks, key=lambda t: (t.get("creationTime") or "", t["taskId"])):
         name = task.get("name") or task["taskId"]
         base = re.sub(r"[^A-Za-z0-9._-]+", "-", name)
-        tool = crate.get(f"#tool-{base}") or crate.add(ContextEntity(crate, f"#tool-{base}", properties={
+        tool = _get(crate, f"#tool-{base}") or crate.add(ContextEntity(crate, f"#tool-{base}", properties={
             "@type": "SoftwareApplication", "name": name}))
-        step = crate.get(f"#step-{base}")
+        step = _get(crate, f"#step-{base}")
         if step is None:
             step = crate.add(ContextEntity(crate, f"#step-{base}", properties={
                 "@type": "HowToStep", "name": name, "workExample": tool}))

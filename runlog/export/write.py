@@ -200,9 +200,12 @@ def _write_all(runs, directory: Path, *, license, usability, title, authors, pub
 
     directory.mkdir()
     files = {}
-    for fmt in ("bco", "prov-json", "prov-n", "methods"):
+    for fmt in ("bco", "methods"):
         files.update(render(runs, fmt, usability=usability, license=license, title=title, authors=authors,
                             batches=batches))
+    from runlog.export.prov import prov_both
+
+    files["prov.json"], files["prov.provn"] = prov_both(runs, authors=list(authors), batches=batches)
     attachments = [(path, *CONFORMS.get(path, CONFORMS["bco.json"]), text) for path, text in sorted(files.items())]
     crate = rocrate.build(runs, license=license, title=title, attachments=attachments, authors=authors,
                           publisher=publisher, batches=batches)
