@@ -320,3 +320,14 @@ def test_names_from_the_batch_stay_text_in_methods_and_tables(aws_env, ledger_pa
     rows = list(csv.DictReader((out / "methods" / "samples.csv").open()))
     assert sorted(r["run_setting_id"] for r in rows) == sorted(["S1", "'" + formula])
     assert all(not r["run_setting_id"].startswith("=") for r in rows)
+
+
+def test_the_python_api_exports_a_batch_as_the_cli_does(cohort, ledger_path, run_cli, tmp_path):
+    import runlog
+
+    with runlog.Runlog(ledger_path) as rl:
+        done = rl.export(cohort["batch_id"], format="all", path=tmp_path / "api", license="CC-BY-4.0")
+    assert done.warnings == []
+    export_all(run_cli, cohort["batch_id"], tmp_path / "cli")
+    for name in ("ro-crate-metadata.json", "prov.json", "methods/samples.csv", "methods/methods.md"):
+        assert (tmp_path / "api" / name).read_bytes() == (tmp_path / "cli" / name).read_bytes(), name

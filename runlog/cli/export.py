@@ -47,7 +47,7 @@ def export(ctx, refs, fmt, target, license_, authors, usability, title, runs_onl
       runlog export @1 -f prov-n -o run.provn
     """
     from runlog.errors import UsageError
-    from runlog.export.terms import collect, parse_person
+    from runlog.export.terms import parse_person
     from runlog.export.validate import check_export
     from runlog.export.write import export as do_export
     from runlog.export.write import warnings
@@ -64,11 +64,9 @@ def export(ctx, refs, fmt, target, license_, authors, usability, title, runs_onl
     licence = license_ or config.get("license")
     ledger = require_ledger(config, readonly=True)
     with ledger:
-        from runlog.batch import expand_refs
-        from runlog.export.cohort import collect_batches
+        from runlog.export.cohort import collect_export
 
-        runs = collect(ledger, expand_refs(ledger, list(refs)), runs_only=runs_only)  # a batch: its runs
-        batches = collect_batches(ledger, list(refs), runs)  # ... and the batch itself
+        runs, batches = collect_export(ledger, list(refs), runs_only=runs_only)  # a batch: itself and its runs
     written = do_export(runs, fmt, target, force=force, license=licence, usability=usability or config.get("usability"),
                         title=title, authors=people, publisher=publisher, batches=batches)
     for warning in warnings(runs, fmt, licence, batches):

@@ -155,3 +155,14 @@ def collect_batches(ledger: Ledger, refs: list[str], runs: list[RunFacts]) -> li
 def member_ids(batches: list[BatchFacts]) -> set[str]:
     """Record addresses of the members the batches describe."""
     return {m.address for b in batches for m in b.members}
+
+
+def collect_export(ledger: Ledger, refs: list[str], *, runs_only: bool = False) -> tuple[list[RunFacts],
+                                                                                      list[BatchFacts]]:
+    """What an export of REFs describes, for the CLI and the library alike: the runs (a
+    batch's REF stands for its member runs) and the batches named."""
+    from runlog.batch import expand_refs
+    from runlog.export.terms import collect
+
+    runs = collect(ledger, expand_refs(ledger, refs), runs_only=runs_only)
+    return runs, collect_batches(ledger, refs, runs)
