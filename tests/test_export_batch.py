@@ -331,3 +331,36 @@ def test_the_python_api_exports_a_batch_as_the_cli_does(cohort, ledger_path, run
     export_all(run_cli, cohort["batch_id"], tmp_path / "cli")
     for name in ("ro-crate-metadata.json", "prov.json", "methods/samples.csv", "methods/methods.md"):
         assert (tmp_path / "api" / name).read_bytes() == (tmp_path / "cli" / name).read_bytes(), name
+
+
+def test_a_replayed_batch_is_based_on_its_original(cohort, s3_emulator, run_cli, tmp_path):
+    """`runlog replay B --only failed` starts a new batch; exported together, the new batch's
+    action is based on the original's, and in PROV it is informed by it, its request a revision."""
+    again = run_cli("replay", cohort["batch_id"], "--only", "failed")
+    assert again.exit_code == 0, again.output
+    new_id = json.loads(again.stdout)["id"]
+    s3_emulator.advance(200)
+    assert run_cli("refresh", new_id).exit_code == 0
+    out = tmp_path / "both"
+    result = run_cli("export", cohort["batch_id"], new_id, "-f", "all", "-o", out, "--license", "CC-BY-4.0",
+                     "--validate")
+    assert result.exit_code == 0 and "INVALID" not in result.stdout, result.output
+    entities, _ = crate_graph(out)
+    batches = {e["identifier"].rsplit("/", 1)[-1]: e for e in entities.values()
+               if isinstance(e.get("identifier"), str) and ":runBatch/" in e["identifier"]}
+    assert set(batches) == {cohort["batch_id"], new_id}
+    assert batches[new_id]["isBasedOn"]["@id"] == batches[cohort["batch_id"]]["@id"]
+    assert "isBasedOn" not in batches[cohort["batch_id"]]
+    description = batches[new_id]["description"]
+    assert f"repeats batch {cohort['batch_id']} with only run settings " in description
+    assert "HG002" in description.split("repeats")[1] and "NA12892" in description.split("repeats")[1]
+    assert len(ids(batches[new_id]["result"])) == 2
+    data = json.loads((out / "prov.json").read_text())
+    activity = {a["runlog:batchId"]: k for k, a in data["activity"].items() if "runlog:batchId" in a
+                and "HealthOmicsRunBatch" in json.dumps(a)}
+    assert {"prov:informed": activity[new_id], "prov:informant": activity[cohort["batch_id"]]} in [
+        {k: v for k, v in i.items() if k in ("prov:informed", "prov:informant")} for i in data["wasInformedBy"].values()]
+    paragraphs = (out / "methods" / "methods.md").read_text().split("\n\n")[1]
+    assert f"This batch repeats batch {cohort['batch_id']} with only run settings " in paragraphs
+    rows = list(csv.DictReader((out / "methods" / "samples.csv").open()))
+    assert sorted(r["run_setting_id"] for r in rows if r["batch_id"] == new_id) == ["HG002", "NA12892"]

@@ -38,6 +38,20 @@ class BatchFacts:
     run_settings: list[dict] = field(default_factory=list)  # the cohort definition as recorded
     declared: int = 0  # run settings in the request
     members: list[RunFacts] = field(default_factory=list)  # its members in this export, in ledger order
+    replay_of: dict[str, Any] = field(default_factory=dict)  # lineage.replay_of of a batch started by replay
+    overrides: dict[str, Any] = field(default_factory=dict)  # ... and what the replay changed
+
+    @property
+    def replay_text(self) -> str:
+        """What a replayed batch repeated and changed, in words ("" for a first batch)."""
+        if not self.replay_of:
+            return ""
+        changes = [f"only run settings {', '.join(map(str, self.overrides['runs']))}"] if self.overrides.get("runs") \
+            else []
+        changes += [f"{k} set to {value_text(v)}" for group in ("members", "parameters")
+                    for k, v in sorted((self.overrides.get(group) or {}).items())]
+        return (f"repeats batch {self.replay_of.get('run_id') or str(self.replay_of.get('record'))[:12]}"
+                + (f" with {'; '.join(changes)}" if changes else " unchanged"))
 
     @property
     def action_id(self) -> str:
@@ -135,7 +149,9 @@ def batch_facts(entry: Entry, observations: list[dict], members: list[RunFacts])
         end=latest.get("processedTime") or latest.get("failedTime") or latest.get("cancelledTime"),
         failure_reason=latest.get("failureReason"), default=dict(request.get("defaultRunSetting") or {}),
         settings_source=source, settings_file=settings_file, run_settings=run_settings,
-        declared=int(declared) if isinstance(declared, int) else len(run_settings), members=members)
+        declared=int(declared) if isinstance(declared, int) else len(run_settings), members=members,
+        replay_of=dict((record.get("lineage") or {}).get("replay_of") or {}),
+        overrides=dict((record.get("lineage") or {}).get("overrides") or {}))
 
 
 def collect_batches(ledger: Ledger, refs: list[str], runs: list[RunFacts]) -> list[BatchFacts]:

@@ -148,6 +148,8 @@ def _cohort(batch: BatchFacts, md, code) -> str:
     reasons = batch.submission_failures()
     if reasons:
         text += " (" + ", ".join(f"{md(reason)}: {n}" for reason, n in reasons.items()) + ")"
+    if batch.replay_of:
+        text += f". This batch {md(batch.replay_text)}"
     text += "." + ("" if batch.finished else f" The batch was {md(batch.status)} when this was written; counts "
                    "and statuses are as at export time.")
     return text

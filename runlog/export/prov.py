@@ -167,8 +167,20 @@ def build(runs: list[RunFacts], *, authors: list[dict] | None = None, batches: S
         if run.replay_of:
             doc.wasDerivedFrom(requests[run.address], original or f"runlog:record-{run.replay_of}",
                                other_attributes={PROV_TYPE: PROV["Revision"]})
+    batch_activities: dict[str, Any] = {}
     for batch in batches:
         omics_service = _batch(doc, batch, activities, requests, once, runlog, omics_service)
+        batch_activities[batch.address] = activities[batch.address]
+    for batch in batches:  # a replayed batch: informed by its original, its request a revision of the original's
+        original = batch.replay_of.get("record")
+        if not original:
+            continue
+        if original in batch_activities:
+            doc.wasInformedBy(batch_activities[batch.address], batch_activities[original])
+        elif batch.replay_of.get("run_uuid"):
+            doc.wasInformedBy(batch_activities[batch.address], f"urn_uuid:{batch.replay_of['run_uuid']}")
+        doc.wasDerivedFrom(requests[batch.address], requests.get(original) or f"runlog:record-{original}",
+                           other_attributes={PROV_TYPE: PROV["Revision"]})
     for author in authors or []:
         person = once("agent", _qualified(author["id"]) if author.get("id") else
                       "runlog:author-" + _PLAIN.sub("-", author["name"]),
@@ -196,12 +208,16 @@ def _batch(doc, batch: BatchFacts, activities: dict, requests: dict, once, runlo
     for status, n in batch.status_counts().items():
         attrs[f"runlog:runs{status.title()}"] = n
     identifier = f"urn_uuid:{batch.uuid}" if batch.uuid else f"runlog:batch-{batch.address[:16]}"
+    if batch.replay_of:
+        attrs["runlog:replay"] = batch.replay_text
     activity = doc.activity(identifier, batch.start, batch.end, attrs)
+    activities[batch.address] = activity
     request_attrs: dict[Any, Any] = {PROV_TYPE: runlog["StartRunBatchRequest"],
                                      "runlog:settingsSource": batch.settings_source}
     for name, value in batch.default_items():
         request_attrs[f"runlog:default-{_PLAIN.sub('-', name)}"] = value
     request = doc.entity(f"runlog:record-{batch.address}", request_attrs)
+    requests[batch.address] = request
     doc.used(activity, request, None, None, {PROV_ROLE: "defaultRunSetting"})
     definition = None
     if batch.settings_file:

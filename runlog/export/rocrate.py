@@ -146,6 +146,12 @@ def build(runs: list[RunFacts], *, license: str | None, title: str | None = None
         elif run.replay_of_uuid:
             action["isBasedOn"] = {"@id": f"urn:uuid:{run.replay_of_uuid}"}
     cohorts = [_batch_action(crate, batch, by_address) for batch in batches]
+    by_batch = {batch.address: action for batch, action in zip(batches, cohorts, strict=True)}
+    for batch, action in zip(batches, cohorts, strict=True):  # a replayed batch is based on its original
+        if batch.replay_of.get("record") in by_batch:
+            action["isBasedOn"] = by_batch[batch.replay_of["record"]]
+        elif batch.replay_of.get("run_uuid"):
+            action["isBasedOn"] = {"@id": f"urn:uuid:{batch.replay_of['run_uuid']}"}
     root["mentions"] = cohorts + actions + organized
     if repositories:
         root["isBasedOn"] = list(repositories.values())
@@ -468,7 +474,8 @@ def _batch_action(crate, batch: BatchFacts, by_address: dict):
                   "startTime": batch.start or batch.created,
                   "description": (f"runlog record {batch.address}; batch status {batch.status}"
                                   + ("" if batch.finished else " at export time (not finished)")
-                                  + f"; {batch.counts_text()}"),
+                                  + f"; {batch.counts_text()}"
+                                  + (f"; it {batch.replay_text}" if batch.replay_of else "")),
                   "additionalProperty": [crate.add(ContextEntity(crate, f"{batch.action_id}#count-{n}", properties={
                       "@type": "PropertyValue", "name": name, "value": str(value)}))
                       for n, (name, value) in enumerate(counts)]}
