@@ -317,6 +317,8 @@ def test_names_from_the_batch_stay_text_in_methods_and_tables(aws_env, ledger_pa
     methods = (out / "methods" / "methods.md").read_text()
     assert "<b>" not in methods and "[link](" not in methods and "\\*cohort\\*" in methods
     assert "&lt;b&gt;" in methods
+    readme = (out / "README.md").read_text()
+    assert "<b>" not in readme and "[link](" not in readme and "\\*cohort\\*" in readme
     rows = list(csv.DictReader((out / "methods" / "samples.csv").open()))
     assert sorted(r["run_setting_id"] for r in rows) == sorted(["S1", "'" + formula])
     assert all(not r["run_setting_id"].startswith("=") for r in rows)

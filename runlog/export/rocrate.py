@@ -166,19 +166,23 @@ def build(runs: list[RunFacts], *, license: str | None, title: str | None = None
 
 
 def _readme(runs: list[RunFacts], name: str, licence: str | None, batches: Sequence[BatchFacts] = ()) -> str:
-    lines = [f"# {name}", "",
+    """README.md of the crate; every name and value from a record is Markdown-escaped."""
+    from runlog.export.escape import markdown as md
+
+    lines = [f"# {md(name)}", "",
              "An RO-Crate (Workflow Run Crate 0.5) describing AWS HealthOmics workflow runs, exported by runlog "
              "from its ledger. `ro-crate-metadata.json` holds the description; inputs and outputs on S3 or in "
              "HealthOmics storage are referenced, not included.", "",
-             f"Licence of this metadata: {licence or 'not stated'}.", ""]
+             f"Licence of this metadata: {md(licence or 'not stated')}.", ""]
     for batch in batches:
-        lines += [f"Run batch {batch.name or ''} ({batch.batch_id}), status {batch.status}: {batch.counts_text()}. "
-                  f"Its cohort definition is `{_settings_path(batch)}`.", ""]
+        lines += [f"Run {md(batch.label)}, status {md(batch.status)}: {md(batch.counts_text())}. "
+                  f"Its cohort definition is {md(_settings_path(batch), code=True)}; one row per run setting in "
+                  "methods/samples.csv when exported with `--format all`.", ""]
     lines += ["Runs:", ""]
     for run in runs:
-        lines.append(f"- {run.label}: {run.workflow['name']}"
-                     + (f" version {run.workflow['version']}" if run.workflow.get("version") else "")
-                     + (f", run {run.run_id}" if run.run_id else "") + f", status {run.status}"
+        lines.append(f"- {md(run.label)}: {md(run.workflow['name'])}"
+                     + (f" version {md(run.workflow['version'])}" if run.workflow.get("version") else "")
+                     + (f", run {md(run.run_id)}" if run.run_id else "") + f", status {md(run.status)}"
                      + ("" if run.finished else " at export time (not finished)"))
     return "\n".join(lines) + "\n"
 
