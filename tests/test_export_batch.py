@@ -31,21 +31,6 @@ def setting(sample: str) -> dict:
 
 
 @pytest.fixture
-def s3_emulator(s3_server, monkeypatch):
-    """The emulator reading s3UriSettings from moto's S3 (AWS_ENDPOINT_URL at the emulator,
-    AWS_ENDPOINT_URL_S3 at moto)."""
-    from runlog.emulator import Emulator
-
-    emu = Emulator(port=0, s3_endpoint_url=s3_server.endpoint)
-    emu.start()
-    monkeypatch.setenv("AWS_ENDPOINT_URL", emu.endpoint_url)
-    try:
-        yield emu
-    finally:
-        emu.stop()
-
-
-@pytest.fixture
 def cohort(s3_server, s3_emulator, ledger_path, git_repo, run_cli):
     """A batch of four samples from an s3UriSettings file: HG002 fails to start
     (ServiceQuotaExceeded), NA12892 fails while running (OUT_OF_MEMORY), two complete."""

@@ -58,6 +58,13 @@ class BatchFacts:
         return f"urn:uuid:{self.uuid}" if self.uuid else f"#batch-{self.address[:16]}"
 
     @property
+    def settings_file_id(self) -> str:
+        """The settings file's identifier: its URI, qualified by its S3 version when it has one."""
+        pinned = self.settings_file or {}
+        version = pinned.get("version_id")
+        return f"{pinned['uri']}?versionId={version}" if version and version != "null" else pinned["uri"]
+
+    @property
     def label(self) -> str:
         return f"batch {self.name} ({self.batch_id})" if self.name else f"batch {self.batch_id}"
 

@@ -104,9 +104,7 @@ def build(runs: list[RunFacts], *, authors: list[dict] | None = None, batches: S
         requests[run.address] = request
         caller = None
         if run.caller_arn:
-            caller = once("agent", f"runlog:caller-{_PLAIN.sub('-', run.caller_arn.rsplit(':', 1)[-1])}",
-                          {PROV_TYPE: PROV["Person"] if ":user/" in run.caller_arn else PROV["Agent"],
-                           "runlog:arn": run.caller_arn})
+            caller = _caller(once, run.caller_arn)
             doc.wasAssociatedWith(activity, caller)
         if not run.ran:
             continue  # the service never ran it: it used and generated nothing
@@ -190,6 +188,14 @@ def build(runs: list[RunFacts], *, authors: list[dict] | None = None, batches: S
     return doc
 
 
+def _caller(once, arn: str):
+    """The caller (an IAM ARN) as an agent, declared once: a Person for an IAM user."""
+    from prov.model import PROV, PROV_TYPE
+
+    return once("agent", f"runlog:caller-{_PLAIN.sub('-', arn.rsplit(':', 1)[-1])}",
+                {PROV_TYPE: PROV["Person"] if ":user/" in arn else PROV["Agent"], "runlog:arn": arn})
+
+
 def _batch(doc, batch: BatchFacts, activities: dict, requests: dict, once, runlog, omics_service):
     """The batch activity, what it used, and how each member relates to it (module docstring)."""
     from prov.model import PROV, PROV_ROLE, PROV_TYPE
@@ -222,9 +228,7 @@ def _batch(doc, batch: BatchFacts, activities: dict, requests: dict, once, runlo
     definition = None
     if batch.settings_file:
         pinned = batch.settings_file
-        ident = pinned["uri"]
-        if pinned.get("version_id") and pinned["version_id"] != "null":
-            ident = f"{ident}?versionId={pinned['version_id']}"
+        ident = batch.settings_file_id
         file_attrs: dict[Any, Any] = {PROV_TYPE: runlog["RunSettingsFile"], "runlog:uri": pinned["uri"]}
         for key, name in (("sha256", "sha256"), ("etag", "etag"), ("version_id", "versionId"), ("size", "size")):
             if pinned.get(key) is not None:
@@ -237,8 +241,7 @@ def _batch(doc, batch: BatchFacts, activities: dict, requests: dict, once, runlo
     doc.wasAssociatedWith(activity, omics_service)
     caller_arn = (batch.record.get("caller") or {}).get("arn")
     if caller_arn:
-        caller = once("agent", f"runlog:caller-{_PLAIN.sub('-', caller_arn.rsplit(':', 1)[-1])}",
-                      {PROV_TYPE: PROV["Person"] if ":user/" in caller_arn else PROV["Agent"], "runlog:arn": caller_arn})
+        caller = _caller(once, caller_arn)
         doc.wasAssociatedWith(activity, caller)
         doc.actedOnBehalfOf(omics_service, caller, activity)
     for member in batch.members:

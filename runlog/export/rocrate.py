@@ -46,6 +46,14 @@ def _get(crate, ident: str):
     return crate.get(ident) if ident in crate else None
 
 
+def _agent(crate, arn: str):
+    """The caller (an IAM ARN) as the agent of actions: a Person for an IAM user, else an Organization."""
+    from rocrate.model import ContextEntity
+
+    return _get(crate, arn) or crate.add(ContextEntity(crate, arn, properties={
+        "@type": "Person" if ":user/" in arn else "Organization", "name": arn}))
+
+
 def license_id(text: str | None) -> str | None:
     """The licence as a URL (an SPDX id becomes its spdx.org URL); None when none is given."""
     if not text:
@@ -376,8 +384,7 @@ def _action(crate, run: RunFacts, workflow, repositories: dict, ids: dict):
                                                "exampleOfWork": workflow["output"][0]})
         properties["result"] = [output]
     if run.caller_arn:
-        properties["agent"] = crate.add(ContextEntity(crate, run.caller_arn, properties={
-            "@type": "Person" if ":user/" in run.caller_arn else "Organization", "name": run.caller_arn}))
+        properties["agent"] = _agent(crate, run.caller_arn)
     images = [_container(crate, image, digest) for image, digest in run.images()]
     if images:
         properties["containerImage"] = sorted({i.id: i for i in images}.values(), key=lambda i: i.id)
@@ -438,9 +445,7 @@ def _batch_action(crate, batch: BatchFacts, by_address: dict):
                                 "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(),
                                 "contentSize": str(len(text.encode("utf-8")))}
     if pinned:
-        ident = pinned["uri"]
-        if pinned.get("version_id") and pinned["version_id"] != "null":
-            ident = f"{ident}?versionId={pinned['version_id']}"
+        ident = batch.settings_file_id
         properties: dict[str, Any] = {"name": f"cohort definition of {batch.label} (s3UriSettings)",
                                       "encodingFormat": "application/json",
                                       "description": "The run-settings file as StartRunBatch read it, pinned when the "
@@ -491,8 +496,7 @@ def _batch_action(crate, batch: BatchFacts, by_address: dict):
         properties["error"] = batch.failure_reason
     caller = (batch.record.get("caller") or {}).get("arn")
     if caller:
-        properties["agent"] = _get(crate, caller) or crate.add(ContextEntity(crate, caller, properties={
-            "@type": "Person" if ":user/" in caller else "Organization", "name": caller}))
+        properties["agent"] = _agent(crate, caller)
     return crate.add(ContextEntity(crate, batch.action_id, properties=properties))
 
 
