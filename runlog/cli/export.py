@@ -34,7 +34,8 @@ def export(ctx, refs, fmt, target, license_, authors, usability, title, runs_onl
     BioCompute Object, W3C PROV-JSON / PROV-N, or a methods bundle for a paper.
 
     Several REFs make one export covering all of them (a paper's whole set of runs); replays
-    are linked to their originals. A batch's REF stands for its member runs (a cohort). Exports are deterministic: the same records give the same
+    are linked to their originals. A batch's REF exports the batch (the cohort: its definition,
+    shared default and true counts) and its member runs. Exports are deterministic: the same records give the same
     bytes, so they can be committed and compared. Nothing is half-written: files are built
     beside the target and moved into place. S3 and omics:// inputs are referenced, never
     downloaded. See docs/export.md.
