@@ -387,7 +387,8 @@ class Runlog:
         publisher and usability default from the configuration. With validate, each file that
         has a standard is checked (Export.validation)."""
         from runlog.export import FORMATS
-        from runlog.export.terms import collect, parse_person
+        from runlog.export.cohort import collect_export
+        from runlog.export.terms import parse_person
         from runlog.export.validate import check_export
         from runlog.export.write import export, warnings
 
@@ -397,12 +398,14 @@ class Runlog:
         people = [parse_person(a) for a in given]
         publisher = publisher or self.config.get("publisher")
         licence = license or self.config.get("license")
-        runs = collect(self._read(), [refs] if isinstance(refs, str) else list(refs), runs_only=runs_only)
+        runs, batches = collect_export(self._read(), [refs] if isinstance(refs, str) else list(refs),
+                                       runs_only=runs_only)  # a batch: itself and its member runs
         target = Path(path)
         written = export(runs, format, target, force=force, license=licence,
                          usability=usability or self.config.get("usability"), title=title, authors=people,
-                         publisher=parse_person(publisher) if publisher else None)
-        return Export(written, check_export(target, format) if validate else [], warnings(runs, format, licence))
+                         publisher=parse_person(publisher) if publisher else None, batches=batches)
+        return Export(written, check_export(target, format) if validate else [],
+                      warnings(runs, format, licence, batches))
 
     # -- the service and the team ledger -------------------------------------------------------
 

@@ -162,6 +162,21 @@ def s3_server(monkeypatch):
         server.stop()
 
 
+@pytest.fixture
+def s3_emulator(s3_server, monkeypatch):
+    """The emulator reading s3UriSettings from moto's S3; AWS_ENDPOINT_URL at the emulator,
+    AWS_ENDPOINT_URL_S3 (s3_server) at moto."""
+    from runlog.emulator import Emulator
+
+    emu = Emulator(port=0, s3_endpoint_url=s3_server.endpoint)
+    emu.start()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", emu.endpoint_url)
+    try:
+        yield emu
+    finally:
+        emu.stop()
+
+
 TEAM_BUCKET = "lab-provenance"  # the team ledger's bucket in the sync tests (REMOTE = s3://lab-provenance/runlog)
 
 

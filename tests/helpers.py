@@ -236,3 +236,25 @@ def read_only(path) -> Iterator[None]:
         if immutable:
             subprocess.run(["chattr", "-i", str(path)], check=True)
         os.chmod(path, 0o600)
+
+
+# -- independent checkers ----------------------------------------------------------------------------
+
+def checker(name: str) -> str:
+    """An independent checker's executable. runcrate pins prov 1.5 and cffconvert jsonschema 3,
+    both older than runlog needs, so they live in their own environment (see pyproject.toml):
+    RUNLOG_CHECKERS_BIN, else .checkers/bin in the project, else PATH."""
+    import os
+    import shutil
+    from pathlib import Path
+
+    project = Path(__file__).resolve().parent.parent
+    for directory in (os.environ.get("RUNLOG_CHECKERS_BIN"), str(project / ".checkers" / "bin")):
+        if directory and (Path(directory) / name).is_file():
+            return str(Path(directory) / name)
+    found = shutil.which(name)
+    if not found:
+        import pytest
+
+        pytest.skip(f"{name} is not installed (see pyproject.toml: a .checkers environment)")
+    return found

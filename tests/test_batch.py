@@ -240,21 +240,6 @@ def test_show_batch_counts_and_failures_with_reasons(aws_env, ledger_path, git_r
 
 # -- s3UriSettings: the cohort file pinned and kept, inputs identified by listing -------------------
 
-@pytest.fixture
-def s3_emulator(s3_server, monkeypatch):
-    """The emulator reading s3UriSettings from moto's S3; AWS_ENDPOINT_URL at the emulator,
-    AWS_ENDPOINT_URL_S3 (s3_server) at moto."""
-    from runlog.emulator import Emulator
-
-    emu = Emulator(port=0, s3_endpoint_url=s3_server.endpoint)
-    emu.start()
-    monkeypatch.setenv("AWS_ENDPOINT_URL", emu.endpoint_url)
-    try:
-        yield emu
-    finally:
-        emu.stop()
-
-
 def test_s3_settings_file_is_pinned_and_inputs_listed_in_bulk(s3_server, s3_emulator, ledger_path, git_repo,
                                                                run_cli):
     s3_server.create_bucket(Bucket=BUCKET)

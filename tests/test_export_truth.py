@@ -11,6 +11,7 @@ import pytest
 import rdflib
 from click.testing import CliRunner
 
+from helpers import checker
 from recordfactory import make_record
 from runlog.cli import cli
 from runlog.export import validate
@@ -248,24 +249,6 @@ def test_settings_that_change_results_are_in_every_format(ledger_runs):
 
 
 # --- publishing metadata, checked with the standards' own tools --------------------------------
-
-def checker(name: str) -> str:
-    """An independent checker's executable. runcrate pins prov 1.5 and cffconvert jsonschema 3,
-    both older than runlog needs, so they live in their own environment (see pyproject.toml):
-    RUNLOG_CHECKERS_BIN, else .checkers/bin in the project, else PATH."""
-    import os
-    import shutil
-    from pathlib import Path
-
-    project = Path(__file__).resolve().parent.parent
-    for directory in (os.environ.get("RUNLOG_CHECKERS_BIN"), str(project / ".checkers" / "bin")):
-        if directory and (Path(directory) / name).is_file():
-            return str(Path(directory) / name)
-    found = shutil.which(name)
-    if not found:
-        pytest.skip(f"{name} is not installed (see pyproject.toml: a .checkers environment)")
-    return found
-
 
 AUTHORS = ["Ada Lovelace <https://orcid.org/0000-0002-1825-0097>", "Grace Brewster Hopper"]
 

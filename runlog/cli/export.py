@@ -34,7 +34,8 @@ def export(ctx, refs, fmt, target, license_, authors, usability, title, runs_onl
     BioCompute Object, W3C PROV-JSON / PROV-N, or a methods bundle for a paper.
 
     Several REFs make one export covering all of them (a paper's whole set of runs); replays
-    are linked to their originals. A batch's REF stands for its member runs (a cohort). Exports are deterministic: the same records give the same
+    are linked to their originals. A batch's REF exports the batch (the cohort: its definition,
+    shared default and true counts) and its member runs. Exports are deterministic: the same records give the same
     bytes, so they can be committed and compared. Nothing is half-written: files are built
     beside the target and moved into place. S3 and omics:// inputs are referenced, never
     downloaded. See docs/export.md.
@@ -49,7 +50,7 @@ def export(ctx, refs, fmt, target, license_, authors, usability, title, runs_onl
     import runlog.export.write
     from runlog.cli.wording import command_line
     from runlog.errors import UsageError
-    from runlog.export.terms import collect, parse_person
+    from runlog.export.terms import parse_person
     from runlog.export.validate import check_export
     from runlog.export.write import warnings
 
@@ -65,13 +66,13 @@ def export(ctx, refs, fmt, target, license_, authors, usability, title, runs_onl
     licence = license_ or config.get("license")
     ledger = require_ledger(config, readonly=True)
     with ledger:
-        from runlog.batch import expand_refs
+        from runlog.export.cohort import collect_export
 
-        runs = collect(ledger, expand_refs(ledger, list(refs)), runs_only=runs_only)  # a batch: its runs
+        runs, batches = collect_export(ledger, list(refs), runs_only=runs_only)  # a batch: itself and its runs
     written = runlog.export.write.export(runs, fmt, target, force=force, license=licence,
                                          usability=usability or config.get("usability"), title=title,
-                                         authors=people, publisher=publisher)
-    for warning in warnings(runs, fmt, licence):
+                                         authors=people, publisher=publisher, batches=batches)
+    for warning in warnings(runs, fmt, licence, batches):
         click.echo(f"runlog: warning: {command_line(warning)}", err=True)
     verdicts = check_export(target, fmt) if validate else []
     if as_json:

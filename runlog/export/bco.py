@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from runlog import record as rec
+from runlog.export.cohort import BatchFacts
 from runlog.export.terms import RunFacts, input_ids, published, value_text
 
 SPEC_VERSION = "https://w3id.org/ieee/ieee-2791-schema/2791object.json"
@@ -22,10 +23,11 @@ def etag(bco: dict) -> str:
 
 
 def build(runs: list[RunFacts], *, usability: str | None, license: str | None,
-          authors: Sequence[dict] = (), ids: dict | None = None) -> dict[str, Any]:
+          authors: Sequence[dict] = (), ids: dict | None = None, batch: BatchFacts | None = None) -> dict[str, Any]:
     """One BioCompute Object (call it with one run: a BCO describes one pipeline execution).
     `ids` are the input identifiers of the whole export (runlog.export.terms.input_ids), so
-    the same input reads the same in every BCO of it."""
+    the same input reads the same in every BCO of it. A batch member's BCO names its batch
+    (`batch`) in its usability statement, keywords and parametric domain."""
     ids = ids or input_ids(runs)
     workflows = sorted({(r.workflow["name"], r.workflow.get("version") or "") for r in runs})
     created = min(r.created for r in runs)
@@ -50,10 +52,13 @@ def build(runs: list[RunFacts], *, usability: str | None, license: str | None,
         },
         "usability_domain": [usability or (
             f"AWS HealthOmics run(s) of {', '.join(name for name, _ in workflows)}, recorded by runlog; "
-            f"published {published(runs)}.")],
+            f"published {published(runs)}.")] + ([
+            f"Run setting {runs[0].run_setting_id} of AWS HealthOmics run {batch.label}, one of its "
+            f"{batch.declared} run setting(s) ({len(batch.started)} started as runs, {len(batch.not_started)} failed "
+            f"to start): each run of the cohort has its own BioCompute Object."] if batch else []),
         "description_domain": {
-            "keywords": ["AWS HealthOmics", "workflow run"] + sorted({r.workflow["language"] for r in runs
-                                                                     if r.workflow.get("language")}),
+            "keywords": ["AWS HealthOmics", "workflow run"] + (["run batch", "cohort"] if batch else [])
+            + sorted({r.workflow["language"] for r in runs if r.workflow.get("language")}),
             "pipeline_steps": _steps(runs, ids),
         },
         "execution_domain": {
@@ -64,7 +69,10 @@ def build(runs: list[RunFacts], *, usability: str | None, license: str | None,
                                         {"name": "Amazon S3", "url": "https://aws.amazon.com/s3/"}],
             "environment_variables": {},
         },
-        "parametric_domain": [{"param": path, "value": value_text(value), "step": str(n)}
+        "parametric_domain": [{"param": name, "value": value, "step": "1"} for name, value in (
+            [("StartRunBatch batch", batch.arn or batch.batch_id), ("runSettingId", runs[0].run_setting_id or "")]
+            if batch else [])]
+        + [{"param": path, "value": value_text(value), "step": str(n)}
                               for n, r in enumerate(runs, start=1) for path, value in r.leaves]
         + [{"param": f"StartRun {member}", "value": value_text(value), "step": str(n)}
            for n, r in enumerate(runs, start=1) for member, value in sorted(r.settings.items())]

@@ -1,4 +1,5 @@
-"""A methods bundle for a paper: methods.md, parameters.csv, software.csv, data.csv, CITATION.cff."""
+"""A methods bundle for a paper: methods.md, parameters.csv, software.csv, data.csv, CITATION.cff,
+and for a cohort (a run batch) samples.csv, one row per run setting."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import io
 from collections.abc import Sequence
 
 from runlog.arn import parse_run_arn
+from runlog.export.cohort import BatchFacts
 from runlog.export.escape import csv_cell, markdown, yaml_string
 from runlog.export.terms import RunFacts, input_ids, published, value_text
 
@@ -21,11 +23,13 @@ def _csv(header: list[str], rows: list[list]) -> str:
 
 
 def files(runs: list[RunFacts], *, title: str | None = None, authors: Sequence[dict] = (),
-          license: str | None = None) -> dict[str, str]:
+          license: str | None = None, batches: Sequence[BatchFacts] = ()) -> dict[str, str]:
     """File name -> content."""
     ids = input_ids(runs)
+    cohort = {"samples.csv": _csv(SAMPLE_COLUMNS, _sample_rows(batches, ids))} if batches else {}
     return {
-        "methods.md": _methods(runs),
+        "methods.md": _methods(runs, batches),
+        **cohort,
         "parameters.csv": _csv(["run_uuid", "run_id", "parameter", "value"],
                                [[r.run_uuid or "", r.run_id or "", path, value_text(value)]
                                 for r in runs for path, value in r.leaves]),
@@ -52,6 +56,34 @@ def files(runs: list[RunFacts], *, title: str | None = None, authors: Sequence[d
     }
 
 
+SAMPLE_COLUMNS = ["batch_id", "run_setting_id", "run_name", "submission", "run_id", "run_uuid", "status",
+                  "failure", "parameters", "input_identities", "run_output_uri"]
+
+
+def _sample_rows(batches: Sequence[BatchFacts], ids: dict) -> list[list]:
+    """One row per run setting of each batch: the run it became (or that it failed to start:
+    then no run id, no status of a run and no input identities, which would be invented), its
+    effective parameters (the default's with its own) as JSON, and each input's identity as
+    that run read it."""
+    import json
+
+    rows = []
+    for batch in batches:
+        for m in batch.members:
+            identities = ("; ".join(f"{i.path}={ids[(m.address, i.path)]} ({i.identity_text})" for i in m.inputs)
+                          if m.ran else "")
+            rows.append([batch.batch_id, m.run_setting_id or "", m.record["request"].get("name") or "",
+                         "SUCCESS" if m.ran else "FAILED", m.run_id or "", m.run_uuid or "",
+                         m.status if m.ran else "never started",
+                         m.failure_reason or m.error or "",
+                         json.dumps(m.parameters, sort_keys=True, ensure_ascii=False), identities,
+                         m.output_uri if m.status == "COMPLETED" and m.output_uri else ""])
+        if batch.unrecorded:
+            rows.append([batch.batch_id, "", "", f"{batch.unrecorded} run setting(s) not yet recorded", "", "",
+                         "", "", "", "", ""])
+    return rows
+
+
 def _setting_rows(runs: list[RunFacts]) -> list[list]:
     rows = []
     for r in runs:
@@ -76,11 +108,59 @@ def _software_rows(runs: list[RunFacts]) -> list[list]:
     return [rows[key] for key in sorted(rows)]
 
 
-def _summary(runs: list[RunFacts], md, code) -> list[str]:
+def _cohort(batch: BatchFacts, md, code) -> str:
+    """The cohort in a few sentences: how it was defined (the settings file with its identity,
+    or inline settings), the shared defaults, and true counts of what ran."""
+    wf = batch.members[0].workflow if batch.members else {}
+    pinned = batch.settings_file
+    if pinned:
+        identity = ", ".join(part for part in (
+            f"SHA-256 {md(pinned['sha256'])}" if pinned.get("sha256") else "",
+            f"S3 version {md(pinned['version_id'])}" if pinned.get("version_id") not in (None, "null") else "",
+            f"ETag {md(pinned['etag'])}" if pinned.get("etag") else "") if part)
+        defined = (f"defined by the run-settings file {code(pinned['uri'])}"
+                   + (f" ({identity}; its content is kept in the provenance record)" if identity else ""))
+    else:
+        defined = "defined by the run settings given inline in the request"
+    shared = [name for name, _ in batch.default_items() if name.startswith("parameters.")]
+    settings = [f"{md(name)} {code(value)}" for name, value in batch.default_items()
+                if name in ("cacheId", "cacheBehavior", "workflowVersionName", "storageType", "storageCapacity",
+                            "runGroupId", "retentionMode", "networkingMode", "outputUri")]
+    text = ("The cohort was submitted as one AWS HealthOmics run batch (StartRunBatch), "
+            + (f"{md(batch.name)} " if batch.name else "") + f"(batch {md(batch.batch_id)}), "
+            + defined + ": " + (f"each run setting gave one run of the {md(wf['name'])} workflow" if wf
+                                else "each run setting gave one run"))
+    parts = ([f"shared parameters {', '.join(md(p.split('.', 1)[1]) for p in shared)}"] if shared else []) \
+        + ([", ".join(settings)] if settings else [])
+    text = (text + " with the batch's default setting" + (f" ({'; '.join(parts)})" if parts else "")
+            + " overlaid by its own settings (per sample in samples.csv). ")
+    text += f"Of its {batch.declared} run setting(s), "
+    if batch.unrecorded:
+        text += (f"{batch.unrecorded} had not been recorded when this was written, ")
+    text += f"{len(batch.started)} started as runs"
+    counts = batch.status_counts()
+    if counts:
+        text += " (" + ", ".join(f"{n} {md(status)}" for status, n in counts.items()) + ")"
+    failures = batch.run_failures()
+    if failures:
+        text += "; failed runs: " + ", ".join(f"{md(reason)} ({n})" for reason, n in failures.items())
+    text += f", and {len(batch.not_started)} failed to start and never ran"
+    reasons = batch.submission_failures()
+    if reasons:
+        text += " (" + ", ".join(f"{md(reason)}: {n}" for reason, n in reasons.items()) + ")"
+    if batch.replay_of:
+        text += f". This batch {md(batch.replay_text)}"
+    text += "." + ("" if batch.finished else f" The batch was {md(batch.status)} when this was written; counts "
+                   "and statuses are as at export time.")
+    return text
+
+
+def _summary(runs: list[RunFacts], md, code, batches: Sequence[BatchFacts] = ()) -> list[str]:
     """The one paragraph a journal's methods section can take: per workflow, its version and
     digest, the engine and region, the runs and how they ended, the containers, call caching
-    with hit counts, and replays with what they changed."""
-    sentences = []
+    with hit counts, and replays with what they changed; a cohort's batch first."""
+    sentences = [_cohort(batch, md, code) for batch in batches]
+    in_batch = {m.address for b in batches for m in b.members}
     by_workflow: dict[str, list[RunFacts]] = {}
     for run in runs:
         if run.ran:
@@ -129,13 +209,13 @@ def _summary(runs: list[RunFacts], md, code) -> list[str]:
                              f"{md(original.run_id if original and original.run_id else run.replay_of[:12])}"
                              + (f" with {', '.join(changes)}" if changes else " unchanged")
                              + (f", accepting changes to {', '.join(drift)}" if drift else "") + ".")
-    refused = [r for r in runs if r.outcome == "rejected"]
+    refused = [r for r in runs if r.outcome == "rejected" and r.address not in in_batch]
     abandoned = [r for r in runs if r.outcome == "abandoned"]
     if refused:
         sentences.append(f"{len(refused)} further request(s) were refused by the service and never ran.")
     if abandoned:
         sentences.append(f"{len(abandoned)} further request(s) were abandoned before they were sent and never ran.")
-    unfinished = [r for r in runs if not r.finished]
+    unfinished = [r for r in runs if not r.finished and r.address not in in_batch]
     if unfinished:
         sentences.append(f"{len(unfinished)} run(s) had not finished when this was written; their status is as "
                          "at export time.")
@@ -147,7 +227,7 @@ def _summary(runs: list[RunFacts], md, code) -> list[str]:
     return [" ".join(sentences), ""]
 
 
-def _methods(runs: list[RunFacts]) -> str:
+def _methods(runs: list[RunFacts], batches: Sequence[BatchFacts] = ()) -> str:
     """methods.md: one paragraph for a paper, then the detail of each run. Everything taken
     from a record goes through `md` (text) or `code` (an inline code span), so a name or
     value cannot add headings, HTML, links or paragraphs."""
@@ -157,8 +237,11 @@ def _methods(runs: list[RunFacts]) -> str:
     def code(value) -> str:
         return markdown(str(value), code=True)
 
-    lines = ["# Methods", ""] + _summary(runs, md, code)
+    lines = ["# Methods", ""] + _summary(runs, md, code, batches)
+    in_batch = {m.address for b in batches for m in b.members}
     for run in runs:
+        if run.address in in_batch:
+            continue  # a cohort's runs are one row each in samples.csv, not a section each
         wf = run.workflow
         engine = md(wf.get("language")) if wf.get("language") else "its workflow engine"
         if wf.get("engine_version"):
@@ -207,7 +290,9 @@ def _methods(runs: list[RunFacts]) -> str:
                          if git.get("state") == "dirty" else "") + ".", ""]
         lines += [f"Provenance was recorded with runlog {md(run.runlog_version)} (record {md(run.address)}). "
                   f"The run can be repeated with {code('runlog replay ' + (run.run_id or run.address[:12]))}.", ""]
-    lines += ["Files: `parameters.csv` (every parameter), `settings.csv` (settings that change results, replay "
+    lines += ["Files: " + ("`samples.csv` (one row per run setting of the cohort: its run, status, effective "
+                           "parameters and input identities), " if batches else "")
+              + "`parameters.csv` (every parameter), `settings.csv` (settings that change results, replay "
               "overrides, accepted drift), `software.csv` (workflows, engines, containers), `data.csv` (inputs "
               "and outputs with their identities), `tasks.csv` (every task), `CITATION.cff`.", ""]
     return "\n".join(lines)

@@ -9,13 +9,21 @@ What is stated, and only that:
   of the caller that used nothing and generated nothing;
 - a replay was informed by its original, and its request was derived from the original's;
 - each task HealthOmics reports is an activity informed by the run, associated with
-  HealthOmics under the plan of its container image."""
+  HealthOmics under the plan of its container image;
+- a run batch (StartRunBatch) is an activity of HealthOmics on behalf of the caller that used
+  its request (the shared default setting) and its cohort definition (the s3UriSettings file,
+  with its SHA-256, ETag and version); it generated each member's effective setting (derived
+  from both), every member activity was informed by it (it used that setting), and the batch
+  started each member that ran (`wasStartedBy`, the batch as starter). A member whose
+  submission failed is an activity that used its setting and nothing else, and started no run."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
+from runlog.export.cohort import BatchFacts
 from runlog.export.terms import RunFacts, input_ids, value_text
 
 NAMESPACES = {
@@ -41,8 +49,8 @@ def _qualified(uri: str) -> str:
     return "runlog:" + _PLAIN.sub("-", uri)
 
 
-def build(runs: list[RunFacts], *, authors: list[dict] | None = None):
-    """A prov.model.ProvDocument describing the runs."""
+def build(runs: list[RunFacts], *, authors: list[dict] | None = None, batches: Sequence[BatchFacts] = ()):
+    """A prov.model.ProvDocument describing the runs (and the batches among them)."""
     from prov.identifier import Namespace
     from prov.model import PROV, PROV_ROLE, PROV_TYPE, PROV_VALUE, ProvDocument
 
@@ -66,6 +74,8 @@ def build(runs: list[RunFacts], *, authors: list[dict] | None = None):
         identifier = f"urn_uuid:{run.run_uuid}" if run.run_uuid else f"runlog:attempt-{run.address[:16]}"
         kind = {"submitted": "HealthOmicsRun", "rejected": "RejectedStartRun",
                 "abandoned": "AbandonedStartRun"}[run.outcome]
+        if run.batch_id and run.outcome == "rejected":
+            kind = "FailedRunSubmission"  # the batch could not start this run setting
         attributes: dict[Any, Any] = {PROV_TYPE: runlog[kind], "runlog:status": run.status, "runlog:record": run.address}
         if run.run_arn:
             attributes["runlog:arn"] = run.run_arn
@@ -75,6 +85,9 @@ def build(runs: list[RunFacts], *, authors: list[dict] | None = None):
             attributes["runlog:error"] = run.error
         if run.failure_reason:
             attributes["runlog:failureReason"] = run.failure_reason
+        if run.batch_id:
+            attributes["runlog:batchId"] = run.batch_id
+            attributes["runlog:runSettingId"] = run.run_setting_id or ""
         if not run.finished:
             attributes["runlog:statusAtExport"] = f"{run.status} (not finished when exported)"
         for member, value in sorted(run.settings.items()):
@@ -91,9 +104,7 @@ def build(runs: list[RunFacts], *, authors: list[dict] | None = None):
         requests[run.address] = request
         caller = None
         if run.caller_arn:
-            caller = once("agent", f"runlog:caller-{_PLAIN.sub('-', run.caller_arn.rsplit(':', 1)[-1])}",
-                          {PROV_TYPE: PROV["Person"] if ":user/" in run.caller_arn else PROV["Agent"],
-                           "runlog:arn": run.caller_arn})
+            caller = _caller(once, run.caller_arn)
             doc.wasAssociatedWith(activity, caller)
         if not run.ran:
             continue  # the service never ran it: it used and generated nothing
@@ -154,6 +165,20 @@ def build(runs: list[RunFacts], *, authors: list[dict] | None = None):
         if run.replay_of:
             doc.wasDerivedFrom(requests[run.address], original or f"runlog:record-{run.replay_of}",
                                other_attributes={PROV_TYPE: PROV["Revision"]})
+    batch_activities: dict[str, Any] = {}
+    for batch in batches:
+        omics_service = _batch(doc, batch, activities, requests, once, runlog, omics_service)
+        batch_activities[batch.address] = activities[batch.address]
+    for batch in batches:  # a replayed batch: informed by its original, its request a revision of the original's
+        original = batch.replay_of.get("record")
+        if not original:
+            continue
+        if original in batch_activities:
+            doc.wasInformedBy(batch_activities[batch.address], batch_activities[original])
+        elif batch.replay_of.get("run_uuid"):
+            doc.wasInformedBy(batch_activities[batch.address], f"urn_uuid:{batch.replay_of['run_uuid']}")
+        doc.wasDerivedFrom(requests[batch.address], requests.get(original) or f"runlog:record-{original}",
+                           other_attributes={PROV_TYPE: PROV["Revision"]})
     for author in authors or []:
         person = once("agent", _qualified(author["id"]) if author.get("id") else
                       "runlog:author-" + _PLAIN.sub("-", author["name"]),
@@ -161,6 +186,76 @@ def build(runs: list[RunFacts], *, authors: list[dict] | None = None):
         for request in requests.values():
             doc.wasAttributedTo(request, person)
     return doc
+
+
+def _caller(once, arn: str):
+    """The caller (an IAM ARN) as an agent, declared once: a Person for an IAM user."""
+    from prov.model import PROV, PROV_TYPE
+
+    return once("agent", f"runlog:caller-{_PLAIN.sub('-', arn.rsplit(':', 1)[-1])}",
+                {PROV_TYPE: PROV["Person"] if ":user/" in arn else PROV["Agent"], "runlog:arn": arn})
+
+
+def _batch(doc, batch: BatchFacts, activities: dict, requests: dict, once, runlog, omics_service):
+    """The batch activity, what it used, and how each member relates to it (module docstring)."""
+    from prov.model import PROV, PROV_ROLE, PROV_TYPE
+
+    attrs: dict[Any, Any] = {PROV_TYPE: runlog["HealthOmicsRunBatch"], "runlog:batchId": batch.batch_id,
+                             "runlog:status": batch.status, "runlog:record": batch.address,
+                             "runlog:runSettings": batch.declared, "runlog:runsStarted": len(batch.started),
+                             "runlog:runsNotStarted": len(batch.not_started),
+                             "runlog:runSettingsNotRecorded": batch.unrecorded}
+    if batch.arn:
+        attrs["runlog:arn"] = batch.arn
+    if batch.name:
+        attrs["runlog:name"] = batch.name
+    if not batch.finished:
+        attrs["runlog:statusAtExport"] = f"{batch.status} (not finished when exported)"
+    for status, n in batch.status_counts().items():
+        attrs[f"runlog:runs{status.title()}"] = n
+    identifier = f"urn_uuid:{batch.uuid}" if batch.uuid else f"runlog:batch-{batch.address[:16]}"
+    if batch.replay_of:
+        attrs["runlog:replay"] = batch.replay_text
+    activity = doc.activity(identifier, batch.start, batch.end, attrs)
+    activities[batch.address] = activity
+    request_attrs: dict[Any, Any] = {PROV_TYPE: runlog["StartRunBatchRequest"],
+                                     "runlog:settingsSource": batch.settings_source}
+    for name, value in batch.default_items():
+        request_attrs[f"runlog:default-{_PLAIN.sub('-', name)}"] = value
+    request = doc.entity(f"runlog:record-{batch.address}", request_attrs)
+    requests[batch.address] = request
+    doc.used(activity, request, None, None, {PROV_ROLE: "defaultRunSetting"})
+    definition = None
+    if batch.settings_file:
+        pinned = batch.settings_file
+        ident = batch.settings_file_id
+        file_attrs: dict[Any, Any] = {PROV_TYPE: runlog["RunSettingsFile"], "runlog:uri": pinned["uri"]}
+        for key, name in (("sha256", "sha256"), ("etag", "etag"), ("version_id", "versionId"), ("size", "size")):
+            if pinned.get(key) is not None:
+                file_attrs[f"runlog:{name}"] = pinned[key]
+        definition = once("entity", _qualified(ident), file_attrs)
+        doc.used(activity, definition, None, None, {PROV_ROLE: "s3UriSettings"})
+    if omics_service is None:
+        omics_service = doc.agent("runlog:aws-healthomics", {PROV_TYPE: PROV["SoftwareAgent"],
+                                                             "runlog:name": "AWS HealthOmics"})
+    doc.wasAssociatedWith(activity, omics_service)
+    caller_arn = (batch.record.get("caller") or {}).get("arn")
+    if caller_arn:
+        caller = _caller(once, caller_arn)
+        doc.wasAssociatedWith(activity, caller)
+        doc.actedOnBehalfOf(omics_service, caller, activity)
+    for member in batch.members:
+        setting = requests[member.address]
+        doc.wasGeneratedBy(setting, activity)
+        doc.wasDerivedFrom(setting, request)
+        if definition is not None:
+            doc.wasDerivedFrom(setting, definition)
+        if not member.ran:
+            doc.used(activities[member.address], setting)  # the failed submission read its setting, nothing else
+        doc.wasInformedBy(activities[member.address], activity)
+        if member.ran:
+            doc.wasStartedBy(activities[member.address], setting, activity, member.start)
+    return omics_service
 
 
 def _tasks(doc, run: RunFacts, activity, omics_service, once, runlog) -> None:
@@ -186,12 +281,22 @@ def _tasks(doc, run: RunFacts, activity, omics_service, once, runlog) -> None:
             doc.wasAssociatedWith(task_activity, omics_service, plan)
 
 
-def prov_json(runs: list[RunFacts], *, authors: list[dict] | None = None) -> str:
+def prov_json(runs: list[RunFacts], *, authors: list[dict] | None = None, batches: Sequence[BatchFacts] = ()) -> str:
     import json
 
-    return json.dumps(json.loads(build(runs, authors=authors).serialize(format="json")), indent=2,
+    return json.dumps(json.loads(build(runs, authors=authors, batches=batches).serialize(format="json")), indent=2,
                       sort_keys=True) + "\n"
 
 
-def prov_n(runs: list[RunFacts], *, authors: list[dict] | None = None) -> str:
-    return build(runs, authors=authors).get_provn() + "\n"
+def prov_both(runs: list[RunFacts], *, authors: list[dict] | None = None,
+              batches: Sequence[BatchFacts] = ()) -> tuple[str, str]:
+    """(PROV-JSON, PROV-N) of one document, built once (a cohort's document is large)."""
+    import json
+
+    doc = build(runs, authors=authors, batches=batches)
+    return (json.dumps(json.loads(doc.serialize(format="json")), indent=2, sort_keys=True) + "\n",
+            doc.get_provn() + "\n")
+
+
+def prov_n(runs: list[RunFacts], *, authors: list[dict] | None = None, batches: Sequence[BatchFacts] = ()) -> str:
+    return build(runs, authors=authors, batches=batches).get_provn() + "\n"

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from runlog.export.cohort import BatchFacts
 from runlog.export.terms import RunFacts, input_ids, published, value_text
 
 PROCESS = ("https://w3id.org/ro/wfrun/process/0.5", "Process Run Crate", "0.5")
@@ -37,6 +38,20 @@ ACTION_STATUS = {"COMPLETED": "http://schema.org/CompletedActionStatus", "FAILED
 SPDX = "https://spdx.org/licenses/"
 NO_LICENCE = "No licence was stated for this metadata when it was exported; ask its authors."
 DOCKER_IMAGE = "https://w3id.org/ro/terms/workflow-run#DockerImage"
+
+
+def _get(crate, ident: str):
+    """The crate's entity `ident`, or None. ro-crate-py's get() looks through every entity
+    for a subcrate when the id is absent (seconds at a thousand runs): ask its map first."""
+    return crate.get(ident) if ident in crate else None
+
+
+def _agent(crate, arn: str):
+    """The caller (an IAM ARN) as the agent of actions: a Person for an IAM user, else an Organization."""
+    from rocrate.model import ContextEntity
+
+    return _get(crate, arn) or crate.add(ContextEntity(crate, arn, properties={
+        "@type": "Person" if ":user/" in arn else "Organization", "name": arn}))
 
 
 def license_id(text: str | None) -> str | None:
@@ -75,7 +90,7 @@ def _person(crate, person: dict, index: int, role: str, kind: str = "Person"):
     from rocrate.model import ContextEntity
 
     ident = person.get("id") or f"#{role}-{index}"
-    found = crate.get(ident)
+    found = _get(crate, ident)
     if found is not None:
         return found
     return crate.add(ContextEntity(crate, ident, properties={"@type": kind, "name": person["name"]}))
@@ -83,9 +98,10 @@ def _person(crate, person: dict, index: int, role: str, kind: str = "Person"):
 
 def build(runs: list[RunFacts], *, license: str | None, title: str | None = None, description: str | None = None,
           attachments: Sequence[tuple[str, str, str | None, str]] = (), authors: Sequence[dict] = (),
-          publisher: dict | None = None):
+          publisher: dict | None = None, batches: Sequence[BatchFacts] = ()):
     """The crate object for some runs. `attachments` are (path in crate, name, conformsTo URL
-    or None, text): the other formats' files, with --format all."""
+    or None, text): the other formats' files, with --format all. Each of `batches` becomes an
+    action whose result is its members' actions (runlog.export.cohort)."""
     import io
 
     from rocrate.model import ContextEntity
@@ -99,7 +115,8 @@ def build(runs: list[RunFacts], *, license: str | None, title: str | None = None
     root["name"] = title or f"HealthOmics runs: {names}"
     root["description"] = description or (
         f"Provenance of {len(runs)} AWS HealthOmics workflow run(s) of {names}, recorded by runlog "
-        f"and exported as a Workflow Run RO-Crate.")
+        f"and exported as a Workflow Run RO-Crate."
+        + "".join(f" {b.label[0].upper()}{b.label[1:]}: {b.counts_text()}." for b in batches))
     licence = license_id(license)
     if licence and license is not None:
         root["license"] = crate.add(ContextEntity(crate, licence, properties={
@@ -136,10 +153,17 @@ def build(runs: list[RunFacts], *, license: str | None, title: str | None = None
             action["isBasedOn"] = by_address[run.replay_of]
         elif run.replay_of_uuid:
             action["isBasedOn"] = {"@id": f"urn:uuid:{run.replay_of_uuid}"}
-    root["mentions"] = actions + organized
+    cohorts = [_batch_action(crate, batch, by_address) for batch in batches]
+    by_batch = {batch.address: action for batch, action in zip(batches, cohorts, strict=True)}
+    for batch, action in zip(batches, cohorts, strict=True):  # a replayed batch is based on its original
+        if batch.replay_of.get("record") in by_batch:
+            action["isBasedOn"] = by_batch[batch.replay_of["record"]]
+        elif batch.replay_of.get("run_uuid"):
+            action["isBasedOn"] = {"@id": f"urn:uuid:{batch.replay_of['run_uuid']}"}
+    root["mentions"] = cohorts + actions + organized
     if repositories:
         root["isBasedOn"] = list(repositories.values())
-    crate.add_file(source=io.StringIO(_readme(runs, root["name"], licence)), dest_path="README.md",
+    crate.add_file(source=io.StringIO(_readme(runs, root["name"], licence, batches)), dest_path="README.md",
                    properties={"name": "README", "encodingFormat": "text/markdown", "about": {"@id": "./"}})
     for path, name, conforms, text in attachments:
         properties: dict[str, Any] = {"name": name, "encodingFormat": _format(path)}
@@ -149,16 +173,24 @@ def build(runs: list[RunFacts], *, license: str | None, title: str | None = None
     return crate
 
 
-def _readme(runs: list[RunFacts], name: str, licence: str | None) -> str:
-    lines = [f"# {name}", "",
+def _readme(runs: list[RunFacts], name: str, licence: str | None, batches: Sequence[BatchFacts] = ()) -> str:
+    """README.md of the crate; every name and value from a record is Markdown-escaped."""
+    from runlog.export.escape import markdown as md
+
+    lines = [f"# {md(name)}", "",
              "An RO-Crate (Workflow Run Crate 0.5) describing AWS HealthOmics workflow runs, exported by runlog "
              "from its ledger. `ro-crate-metadata.json` holds the description; inputs and outputs on S3 or in "
              "HealthOmics storage are referenced, not included.", "",
-             f"Licence of this metadata: {licence or 'not stated'}.", "", "Runs:", ""]
+             f"Licence of this metadata: {md(licence or 'not stated')}.", ""]
+    for batch in batches:
+        lines += [f"Run {md(batch.label)}, status {md(batch.status)}: {md(batch.counts_text())}. "
+                  f"Its cohort definition is {md(_settings_path(batch), code=True)}; one row per run setting in "
+                  "methods/samples.csv when exported with `--format all`.", ""]
+    lines += ["Runs:", ""]
     for run in runs:
-        lines.append(f"- {run.label}: {run.workflow['name']}"
-                     + (f" version {run.workflow['version']}" if run.workflow.get("version") else "")
-                     + (f", run {run.run_id}" if run.run_id else "") + f", status {run.status}"
+        lines.append(f"- {md(run.label)}: {md(run.workflow['name'])}"
+                     + (f" version {md(run.workflow['version'])}" if run.workflow.get("version") else "")
+                     + (f", run {md(run.run_id)}" if run.run_id else "") + f", status {md(run.status)}"
                      + ("" if run.finished else " at export time (not finished)"))
     return "\n".join(lines) + "\n"
 
@@ -242,7 +274,7 @@ def _engine(crate, run: RunFacts):
     properties: dict[str, Any] = {"@type": "SoftwareApplication", "name": name, "url": {"@id": "https://aws.amazon.com/healthomics/"}}
     if version:
         properties["version"] = version
-    return crate.get(ident) or crate.add(ContextEntity(crate, ident, properties=properties))
+    return _get(crate, ident) or crate.add(ContextEntity(crate, ident, properties=properties))
 
 
 def _container(crate, image: str, digest: str | None):
@@ -255,7 +287,7 @@ def _container(crate, image: str, digest: str | None):
         else ("docker.io", reference)
     name, _, tag = path.rpartition(":") if ":" in path.rsplit("/", 1)[-1] else (path, "", "")
     ident = "#container-" + re.sub(r"[^A-Za-z0-9._-]+", "-", image + ("@" + digest if digest else ""))
-    found = crate.get(ident)
+    found = _get(crate, ident)
     if found is not None:
         return found
     properties: dict[str, Any] = {"@type": "ContainerImage", "additionalType": {"@id": DOCKER_IMAGE}, "registry": registry,
@@ -272,6 +304,8 @@ def _settings_values(crate, run: RunFacts) -> list:
 
     out = []
     items = [(f"setting {k}", v) for k, v in sorted(run.settings.items())]
+    if run.batch_id:
+        items += [("batch", run.batch_id), ("runSettingId", run.run_setting_id or "")]
     items += [(f"replay override {k}", v) for group in ("members", "parameters")
               for k, v in sorted((run.overrides.get(group) or {}).items())]
     items += [(f"accepted drift: {d['kind']} {d['what']}", f"recorded {value_text(d['recorded'])}, "
@@ -309,7 +343,7 @@ def _action(crate, run: RunFacts, workflow, repositories: dict, ids: dict):
             properties["sameAs"] = {"@id": inp.uri}
         if not inp.is_prefix:
             properties["encodingFormat"] = _remote_format(inp.uri)
-        existing = crate.get(ident)
+        existing = _get(crate, ident)
         if existing is not None:
             objects.append(existing)
         elif inp.is_prefix:
@@ -329,6 +363,8 @@ def _action(crate, run: RunFacts, workflow, repositories: dict, ids: dict):
         objects.append(crate.add(ContextEntity(crate, f"{run.action_id}#param-{path}", properties=properties)))
     status = {"submitted": "HealthOmics run", "rejected": "StartRun rejected",
               "abandoned": "StartRun abandoned"}[run.outcome]
+    if run.batch_id and run.outcome == "rejected":
+        status = f"run not started by batch {run.batch_id}"
     properties = {"@type": "CreateAction", "name": f"{status}: {run.label}", "instrument": workflow,
                   "object": objects, "actionStatus": {"@id": ACTION_STATUS.get(run.status,
                                                                               "http://schema.org/ActiveActionStatus")}}
@@ -348,8 +384,7 @@ def _action(crate, run: RunFacts, workflow, repositories: dict, ids: dict):
                                                "exampleOfWork": workflow["output"][0]})
         properties["result"] = [output]
     if run.caller_arn:
-        properties["agent"] = crate.add(ContextEntity(crate, run.caller_arn, properties={
-            "@type": "Person" if ":user/" in run.caller_arn else "Organization", "name": run.caller_arn}))
+        properties["agent"] = _agent(crate, run.caller_arn)
     images = [_container(crate, image, digest) for image, digest in run.images()]
     if images:
         properties["containerImage"] = sorted({i.id: i for i in images}.values(), key=lambda i: i.id)
@@ -369,11 +404,100 @@ def _action(crate, run: RunFacts, workflow, repositories: dict, ids: dict):
             repositories[key] = crate.add(ContextEntity(crate, ident, properties=repo_props))
     text = {"submitted": "", "rejected": " (the service rejected the request: it never ran)",
             "abandoned": " (abandoned before it was sent: the service never received it)"}[run.outcome]
+    if run.batch_id:
+        text = "" if run.ran else " (it never ran)"
+        text += (f"; run setting {run.run_setting_id} of batch {run.batch_id}"
+                 + (" (its submission failed: no run exists)" if not run.ran else ""))
     properties["description"] = (f"runlog record {run.address}; status {run.status}"
                                  + ("" if run.finished else " at export time (the run had not finished)")
                                  + (f"; analysis code at commit {git['commit']}" if git.get("commit") else "")
                                  + text)
     return crate.add(ContextEntity(crate, run.action_id, properties=properties))
+
+
+BATCH_STATUS = {"PROCESSED": "http://schema.org/CompletedActionStatus", "FAILED": "http://schema.org/FailedActionStatus",
+                "CANCELLED": "http://schema.org/FailedActionStatus"}
+RUN_BATCHES = "#aws-healthomics-run-batches"
+
+
+def _settings_path(batch: BatchFacts) -> str:
+    return f"batches/{re.sub(r'[^A-Za-z0-9._-]+', '-', batch.batch_id or batch.address[:16])}/run-settings.json"
+
+
+def _batch_action(crate, batch: BatchFacts, by_address: dict):
+    """The batch as one execution of HealthOmics' StartRunBatch (a Process Run Crate
+    CreateAction): its object the cohort definition and the shared default setting, its
+    result the member runs' actions (a member that failed to start is a FailedActionStatus
+    action with no input and no output)."""
+    import hashlib
+    import io
+
+    from rocrate.model import ContextEntity
+
+    service = _get(crate, RUN_BATCHES) or crate.add(ContextEntity(crate, RUN_BATCHES, properties={
+        "@type": "SoftwareApplication", "name": "AWS HealthOmics run batches (StartRunBatch)",
+        "url": {"@id": "https://docs.aws.amazon.com/omics/latest/api/API_StartRunBatch.html"}}))
+    objects = []
+    pinned = batch.settings_file
+    text = json.dumps(batch.run_settings, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+    recorded: dict[str, Any] = {"name": f"cohort definition of {batch.label} ({batch.settings_source})",
+                                "encodingFormat": "application/json",
+                                "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(),
+                                "contentSize": str(len(text.encode("utf-8")))}
+    if pinned:
+        ident = batch.settings_file_id
+        properties: dict[str, Any] = {"name": f"cohort definition of {batch.label} (s3UriSettings)",
+                                      "encodingFormat": "application/json",
+                                      "description": "The run-settings file as StartRunBatch read it, pinned when the "
+                                                     "batch was submitted; runlog stored its content in the record."}
+        if ident != pinned["uri"]:
+            properties["sameAs"] = {"@id": pinned["uri"]}
+        for key, prop in (("sha256", "sha256"), ("etag", "etag"), ("version_id", "versionId"),
+                          ("last_modified", "dateModified")):
+            if pinned.get(key):
+                properties[prop] = pinned[key]
+        if pinned.get("size") is not None:
+            properties["contentSize"] = str(pinned["size"])
+        remote = _get(crate, ident) or crate.add_file(source=ident, fetch_remote=False, validate_url=False,
+                                                    properties=properties)
+        objects.append(remote)
+        recorded["description"] = ("The run settings of the file beside, as runlog recorded them, written out "
+                                   "again as JSON: the same settings, not the same bytes (the original's SHA-256 "
+                                   "is on the S3 object).")
+        recorded["isBasedOn"] = remote
+    else:
+        recorded["description"] = "The batch's inlineSettings exactly as sent (JSON)."
+    objects.append(crate.add_file(source=io.StringIO(text), dest_path=_settings_path(batch), properties=recorded))
+    for n, (name, value) in enumerate(batch.default_items()):
+        shared = _get(crate, value) if value.startswith(("s3://", "omics://")) else None
+        objects.append(shared if shared is not None else crate.add(ContextEntity(
+            crate, f"{batch.action_id}#default-{n}", properties={
+                "@type": "PropertyValue", "name": f"default {name}", "value": value})))
+    counts = [("run settings", batch.declared), ("runs started", len(batch.started)),
+              ("runs that failed to start", len(batch.not_started)),
+              ("run settings not yet recorded", batch.unrecorded)]
+    counts += [(f"runs {status}", n) for status, n in batch.status_counts().items()]
+    properties = {"@type": "CreateAction", "name": f"AWS HealthOmics run {batch.label}", "instrument": service,
+                  "object": objects, "result": [by_address[m.address] for m in batch.members],
+                  "actionStatus": {"@id": BATCH_STATUS.get(batch.status, "http://schema.org/ActiveActionStatus")},
+                  "startTime": batch.start or batch.created,
+                  "description": (f"runlog record {batch.address}; batch status {batch.status}"
+                                  + ("" if batch.finished else " at export time (not finished)")
+                                  + f"; {batch.counts_text()}"
+                                  + (f"; it {batch.replay_text}" if batch.replay_of else "")),
+                  "additionalProperty": [crate.add(ContextEntity(crate, f"{batch.action_id}#count-{n}", properties={
+                      "@type": "PropertyValue", "name": name, "value": str(value)}))
+                      for n, (name, value) in enumerate(counts)]}
+    if batch.arn:
+        properties["identifier"] = batch.arn
+    if batch.end:
+        properties["endTime"] = batch.end
+    if batch.failure_reason and BATCH_STATUS.get(batch.status) == "http://schema.org/FailedActionStatus":
+        properties["error"] = batch.failure_reason
+    caller = (batch.record.get("caller") or {}).get("arn")
+    if caller:
+        properties["agent"] = _agent(crate, caller)
+    return crate.add(ContextEntity(crate, batch.action_id, properties=properties))
 
 
 TASK_STATUS = {"COMPLETED": "http://schema.org/CompletedActionStatus", "FAILED": "http://schema.org/FailedActionStatus",
@@ -393,9 +517,9 @@ def _tasks(crate, run: RunFacts, workflow, run_action):
     for task in sorted(run.tasks, key=lambda t: (t.get("creationTime") or "", t["taskId"])):
         name = task.get("name") or task["taskId"]
         base = re.sub(r"[^A-Za-z0-9._-]+", "-", name)
-        tool = crate.get(f"#tool-{base}") or crate.add(ContextEntity(crate, f"#tool-{base}", properties={
+        tool = _get(crate, f"#tool-{base}") or crate.add(ContextEntity(crate, f"#tool-{base}", properties={
             "@type": "SoftwareApplication", "name": name}))
-        step = crate.get(f"#step-{base}")
+        step = _get(crate, f"#step-{base}")
         if step is None:
             step = crate.add(ContextEntity(crate, f"#step-{base}", properties={
                 "@type": "HowToStep", "name": name, "workExample": tool}))

@@ -105,6 +105,9 @@ class RunFacts:
     drift: list[dict] = field(default_factory=list)  # a replay's accepted drift
     tasks: list[dict] = field(default_factory=list)  # ListRunTasks/GetRunTask, when observed
     finished: bool = True  # the status was final when exported
+    batch_id: str | None = None  # a batch member's HealthOmics batch id
+    batch_record: str | None = None  # ... and its batch record's address
+    run_setting_id: str | None = None  # ... and its runSettingId
 
     @property
     def action_id(self) -> str:
@@ -139,9 +142,10 @@ def _leaves(value: Any, path: str = "") -> list[tuple[str, Any]]:
     return [(path, value)]
 
 
-def _workflow(record: dict, facts: dict, region: str | None, account: str | None) -> dict[str, Any]:
+def _workflow(record: dict, facts: dict, region: str | None, account: str | None,
+              resolution: dict) -> dict[str, Any]:
     request = record["request"]
-    resolved = dict((record.get("resolution") or {}).get("workflow") or {})
+    resolved = dict(resolution.get("workflow") or {})
     resolved.pop("error", None)
     source = record.get("source_run") or {}
     workflow_id = request.get("workflowId") or resolved.get("id") or facts.get("workflowId") or source.get("workflowId")
@@ -164,9 +168,13 @@ def _workflow(record: dict, facts: dict, region: str | None, account: str | None
     }
 
 
-def run_facts(entry: Entry, observations: list[dict]) -> RunFacts:
+def run_facts(entry: Entry, observations: list[dict], batch: dict | None = None) -> RunFacts:
+    """The terms of one record. A batch member's record holds its effective settings, not
+    what was resolved for it: that (the workflow's identity, every input's identity, pinned
+    once for the cohort) is in its batch's record, given as `batch`."""
     record = entry.record
-    facts = latest_run_facts_from(observations)
+    facts = _export_facts(observations)
+    resolution = record.get("resolution") or (batch or {}).get("resolution") or {}
     response = record["outcome"].get("response") or {}
     arn = response.get("arn")
     parts = parse_run_arn(arn)
@@ -174,7 +182,7 @@ def run_facts(entry: Entry, observations: list[dict]) -> RunFacts:
     region = region or (record.get("aws") or {}).get("region")
     outcome = record["outcome"]["status"]
     ran = outcome == "submitted"
-    resolution_inputs = (record.get("resolution") or {}).get("inputs") or {}
+    resolution_inputs = resolution.get("inputs") or {}
     seen = facts.get("resourceDigests") or {}
     parameters = record["request"].get("parameters") or facts.get("parameters") or {}
     leaves = _leaves(parameters)
@@ -206,8 +214,11 @@ def run_facts(entry: Entry, observations: list[dict]) -> RunFacts:
         status=status if ran else (STATUS_OF_REJECTED if outcome == "rejected" else STATUS_OF_ABANDONED), run_id=response.get("id"), run_uuid=response.get("uuid"),
         run_arn=arn, start=facts.get("startTime") or facts.get("creationTime"), end=facts.get("stopTime"),
         failure_reason=facts.get("failureReason"),
-        output_uri=response.get("runOutputUri") or facts.get("runOutputUri") or record["request"].get("outputUri"),
-        workflow=_workflow(record, facts, region, account), parameters=parameters, leaves=leaves, inputs=inputs,
+        # a member's own output prefix comes only from GetRun (ListRuns does not give it): the
+        # batch's outputUri is every member's parent, not this run's output
+        output_uri=response.get("runOutputUri") or facts.get("runOutputUri")
+        or (record["request"].get("outputUri") if record["kind"] != "member" else None),
+        workflow=_workflow(record, facts, region, account, resolution), parameters=parameters, leaves=leaves, inputs=inputs,
         containers=containers, git=record.get("git") or {}, caller_arn=(record.get("caller") or {}).get("arn"),
         replay_of=(lineage.get("replay_of") or {}).get("record"),
         replay_of_uuid=(lineage.get("replay_of") or {}).get("run_uuid"),
@@ -215,6 +226,9 @@ def run_facts(entry: Entry, observations: list[dict]) -> RunFacts:
         outcome=outcome, error=error_text, settings=settings, overrides=lineage.get("overrides") or {},
         drift=lineage.get("drift") or [], tasks=latest_tasks_from(observations),
         finished=not ran or status in FINAL_STATUSES,
+        batch_id=(record.get("batch") or {}).get("batch_id") if record["kind"] == "member" else None,
+        batch_record=(record.get("batch") or {}).get("record") if record["kind"] == "member" else None,
+        run_setting_id=(record.get("batch") or {}).get("run_setting_id") if record["kind"] == "member" else None,
     )
 
 
@@ -263,11 +277,25 @@ def latest_run_facts_from(observations: list[dict]) -> dict:
     return {}
 
 
+def _export_facts(observations: list[dict]) -> dict:
+    """The newest GetRun; for a batch member whose status came by the page (ListRuns, no
+    GetRun), the newest ListRuns item: its status and times, nothing it does not say."""
+    found = latest_run_facts_from(observations)
+    if found:
+        return found
+    for observation in reversed(observations):
+        if observation["source"] == "ListRuns":
+            return observation["body"]
+    return {}
+
+
 def collect(ledger: Ledger, refs: list[str], *, runs_only: bool = False) -> list[RunFacts]:
-    """RunFacts for each REF (duplicates once, in the order given)."""
+    """RunFacts for each REF (duplicates once, in the order given); a member's facts use its
+    batch's record (runlog.export.cohort reads the batches themselves)."""
     from runlog.errors import UsageError
 
     seen, out = set(), []
+    batches: dict[str, dict | None] = {}
     for ref in refs:
         entry = ledger.resolve(ref)
         if entry.address in seen:
@@ -276,7 +304,14 @@ def collect(ledger: Ledger, refs: list[str], *, runs_only: bool = False) -> list
         if runs_only and entry.outcome != "submitted":
             raise UsageError(f"{ref!r} is a failed attempt that never ran (record {entry.address[:12]}); "
                              "leave out `runs_only=True` to export it with status NOT_RUN", option="runs_only")
-        out.append(run_facts(entry, ledger.observations(entry.address)))
+        batch = None
+        if entry.kind == "member":
+            address = entry.record["batch"]["record"]
+            if address not in batches:
+                found = ledger.get(address)
+                batches[address] = found.record if found is not None else None
+            batch = batches[address]
+        out.append(run_facts(entry, ledger.observations(entry.address), batch))
     return out
 
 

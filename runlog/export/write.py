@@ -19,39 +19,48 @@ from pathlib import Path
 
 from runlog.config import printable
 from runlog.errors import UsageError
+from runlog.export.cohort import BatchFacts
 from runlog.export.terms import RunFacts
 
 FILE_FORMATS = {"bco": "bco.json", "prov-json": "prov.json", "prov-n": "prov.provn"}
 
 
 def render(runs: list[RunFacts], fmt: str, *, usability=None, license=None, title=None, authors=(),
-           publisher=None) -> dict[str, str]:
-    """The files of a single-file or bundle format: relative path -> text."""
+           publisher=None, batches: Sequence[BatchFacts] = ()) -> dict[str, str]:
+    """The files of a single-file or bundle format: relative path -> text. `batches` are the
+    cohorts among the runs (their members are among `runs`)."""
     if fmt == "bco":
         from runlog.export.bco import build
         from runlog.export.terms import input_ids
 
+        ids = input_ids(runs)
+        of_batch = {m.address: b for b in batches for m in b.members}
+
         def text(group):
-            bco = build(group, usability=usability, license=license, authors=list(authors), ids=input_ids(runs))
+            bco = build(group, usability=usability, license=license, authors=list(authors), ids=ids,
+                        batch=of_batch.get(group[0].address))
             return json.dumps(bco, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
-        if len(runs) == 1:
-            return {"bco.json": text(runs)}
-        # one BCO per run: a BCO describes one execution of a pipeline
-        return {f"bco/{name}.bco.json": text([run]) for name, run in zip(bco_names(runs), runs, strict=True)}
+        # one BCO per run: a BCO describes one execution of a pipeline; a batch member whose
+        # submission failed was never executed, so it has none (the cohort's tables list it)
+        described = [r for r in runs if r.ran or r.address not in of_batch]
+        if len(described) == 1 and not batches:
+            return {"bco.json": text(described)}
+        return {f"bco/{name}.bco.json": text([run]) for name, run in zip(bco_names(described), described, strict=True)}
     if fmt == "prov-json":
         from runlog.export.prov import prov_json
 
-        return {"prov.json": prov_json(runs, authors=list(authors))}
+        return {"prov.json": prov_json(runs, authors=list(authors), batches=batches)}
     if fmt == "prov-n":
         from runlog.export.prov import prov_n
 
-        return {"prov.provn": prov_n(runs, authors=list(authors))}
+        return {"prov.provn": prov_n(runs, authors=list(authors), batches=batches)}
     if fmt == "methods":
         from runlog.export.methods import files
 
         return {f"methods/{name}": text
-                for name, text in files(runs, title=title, authors=list(authors), license=license).items()}
+                for name, text in files(runs, title=title, authors=list(authors), license=license,
+                                        batches=batches).items()}
     raise UsageError(f"unknown format {fmt!r}")
 
 
@@ -62,13 +71,24 @@ def bco_names(runs: list[RunFacts]) -> list[str]:
     return [name if names.count(name) == 1 else f"{name}-{run.address[:12]}" for name, run in zip(names, runs, strict=True)]
 
 
-def warnings(runs: list[RunFacts], fmt: str, license: str | None) -> list[str]:
-    """What a user should know about an export that was written anyway."""
+def warnings(runs: list[RunFacts], fmt: str, license: str | None, batches: Sequence[BatchFacts] = ()) -> list[str]:
+    """What a user should know about an export that was written anyway (one line per batch
+    for its members, however many)."""
     out = []
     if not license and fmt in ("ro-crate", "all", "bco", "methods"):
         out.append("no licence given (`license`, or license in .runlog.toml): the export states none, "
                    "and repositories such as Zenodo will ask for one")
+    for batch in batches:
+        unfinished = [m for m in batch.members if not m.finished]
+        if unfinished or batch.unrecorded or not batch.finished:
+            out.append(f"batch {batch.batch_id} was {batch.status} when exported with {len(unfinished)} run(s) not "
+                       f"finished and {batch.unrecorded} run setting(s) not yet recorded: counts, statuses and "
+                       f"outputs are as of export time; `runlog refresh {batch.batch_id}` and export again once "
+                       "it ends")
+    covered = {m.address for b in batches for m in b.members}
     for run in runs:
+        if run.address in covered:
+            continue
         if not run.finished:
             out.append(f"run {run.run_id} was {run.status} when exported (not finished): its status, times and "
                        "outputs are as of export time; `refresh()` and export again once it ends")
@@ -77,7 +97,7 @@ def warnings(runs: list[RunFacts], fmt: str, license: str | None) -> list[str]:
 
 def export(runs: list[RunFacts], fmt: str, target: Path, *, force: bool = False, license: str | None = None,
            usability: str | None = None, title: str | None = None, authors: Sequence[dict] = (),
-           publisher: dict | None = None) -> list[Path]:
+           publisher: dict | None = None, batches: Sequence[BatchFacts] = ()) -> list[Path]:
     """Write `fmt` to `target`; returns the files written."""
     target = target.expanduser()
     shown = printable(target)
@@ -96,8 +116,8 @@ def export(runs: list[RunFacts], fmt: str, target: Path, *, force: bool = False,
     try:
         built = staging / target.name
         if fmt in FILE_FORMATS:
-            rendered = render(runs, fmt, usability=usability, license=license, authors=authors)
-            if len(rendered) == 1:
+            rendered = render(runs, fmt, usability=usability, license=license, authors=authors, batches=batches)
+            if len(rendered) == 1 and not (fmt == "bco" and batches):
                 (text,) = rendered.values()
                 built.write_text(text, encoding="utf-8")
             else:  # several BCOs: a directory of them
@@ -106,18 +126,20 @@ def export(runs: list[RunFacts], fmt: str, target: Path, *, force: bool = False,
                     (built / Path(name).name).write_text(text, encoding="utf-8")
         elif fmt == "methods":
             built.mkdir()
-            for name, text in render(runs, fmt, title=title, authors=authors, license=license).items():
+            for name, text in render(runs, fmt, title=title, authors=authors, license=license,
+                                     batches=batches).items():
                 (built / Path(name).name).write_text(text, encoding="utf-8")
         elif fmt == "ro-crate":
             from runlog.export import rocrate
 
-            crate = rocrate.build(runs, license=license, title=title, authors=authors, publisher=publisher)
+            crate = rocrate.build(runs, license=license, title=title, authors=authors, publisher=publisher,
+                                  batches=batches)
             if built.suffix != ".zip":
                 built.mkdir()
             rocrate.write(crate, built)
         elif fmt == "all":
             _write_all(runs, built, license=license, usability=usability, title=title, authors=authors,
-                       publisher=publisher)
+                       publisher=publisher, batches=batches)
         else:
             raise UsageError(f"unknown format {fmt!r}")
         now = _existing(target, force) if existing is not None else None  # again: it may be a link by now
@@ -170,19 +192,25 @@ CONFORMS = {
     "methods/data.csv": ("Inputs and outputs with their identities", None),
     "methods/settings.csv": ("Settings that change results, replay overrides, accepted drift", None),
     "methods/tasks.csv": ("Every task HealthOmics reported", None),
+    "methods/samples.csv": ("Per-sample table of the cohort: run setting, run, status, effective parameters, "
+                            "input identities", None),
     "methods/CITATION.cff": ("Citation metadata", "https://citation-file-format.github.io/1.2.0/"),
 }
 
 
-def _write_all(runs, directory: Path, *, license, usability, title, authors, publisher) -> None:
+def _write_all(runs, directory: Path, *, license, usability, title, authors, publisher, batches=()) -> None:
     """Every format in one directory, the RO-Crate describing the others as data entities."""
     from runlog.export import rocrate
 
     directory.mkdir()
     files = {}
-    for fmt in ("bco", "prov-json", "prov-n", "methods"):
-        files.update(render(runs, fmt, usability=usability, license=license, title=title, authors=authors))
+    for fmt in ("bco", "methods"):
+        files.update(render(runs, fmt, usability=usability, license=license, title=title, authors=authors,
+                            batches=batches))
+    from runlog.export.prov import prov_both
+
+    files["prov.json"], files["prov.provn"] = prov_both(runs, authors=list(authors), batches=batches)
     attachments = [(path, *CONFORMS.get(path, CONFORMS["bco.json"]), text) for path, text in sorted(files.items())]
     crate = rocrate.build(runs, license=license, title=title, attachments=attachments, authors=authors,
-                          publisher=publisher)
+                          publisher=publisher, batches=batches)
     rocrate.write(crate, directory)

@@ -1,0 +1,191 @@
+"""A batch (StartRunBatch) as every export describes it: the cohort's definition, its shared
+default setting, what the service said of it, and true counts of its members.
+
+Counts are the ledger's, never inferred: a run setting whose submission failed has no run (no
+run id, no inputs read, no outputs), a run setting without a member record yet is counted as
+not recorded, and the exports say both."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+from runlog.export.terms import RunFacts, value_text
+from runlog.ledger import Entry, Ledger
+
+SOURCE_BATCH = "GetBatch"  # runlog.batch.SOURCE_BATCH (not imported: batch.py pulls in the submit path)
+FINAL_BATCH_STATUSES = {"PROCESSED", "CANCELLED", "FAILED", "RUNS_DELETED", "RUNS_DELETE_FAILED"}
+
+
+@dataclass
+class BatchFacts:
+    address: str
+    record: dict
+    batch_id: str
+    arn: str | None
+    uuid: str | None
+    name: str | None
+    status: str  # the latest GetBatch's, else StartRunBatch's answer
+    created: str
+    start: str | None  # GetBatch creationTime
+    submitted: str | None  # ... submittedTime
+    end: str | None  # ... processedTime / failedTime
+    failure_reason: str | None
+    default: dict[str, Any]  # defaultRunSetting as sent
+    settings_source: str  # "s3UriSettings" or "inlineSettings"
+    settings_file: dict[str, Any] | None  # the pinned s3UriSettings object (uri, etag, version_id, size, sha256)
+    run_settings: list[dict] = field(default_factory=list)  # the cohort definition as recorded
+    declared: int = 0  # run settings in the request
+    members: list[RunFacts] = field(default_factory=list)  # its members in this export, in ledger order
+    replay_of: dict[str, Any] = field(default_factory=dict)  # lineage.replay_of of a batch started by replay
+    overrides: dict[str, Any] = field(default_factory=dict)  # ... and what the replay changed
+
+    @property
+    def replay_text(self) -> str:
+        """What a replayed batch repeated and changed, in words ("" for a first batch)."""
+        if not self.replay_of:
+            return ""
+        changes = [f"only run settings {', '.join(map(str, self.overrides['runs']))}"] if self.overrides.get("runs") \
+            else []
+        changes += [f"{k} set to {value_text(v)}" for group in ("members", "parameters")
+                    for k, v in sorted((self.overrides.get(group) or {}).items())]
+        return (f"repeats batch {self.replay_of.get('run_id') or str(self.replay_of.get('record'))[:12]}"
+                + (f" with {'; '.join(changes)}" if changes else " unchanged"))
+
+    @property
+    def action_id(self) -> str:
+        return f"urn:uuid:{self.uuid}" if self.uuid else f"#batch-{self.address[:16]}"
+
+    @property
+    def settings_file_id(self) -> str:
+        """The settings file's identifier: its URI, qualified by its S3 version when it has one."""
+        pinned = self.settings_file or {}
+        version = pinned.get("version_id")
+        return f"{pinned['uri']}?versionId={version}" if version and version != "null" else pinned["uri"]
+
+    @property
+    def label(self) -> str:
+        return f"batch {self.name} ({self.batch_id})" if self.name else f"batch {self.batch_id}"
+
+    @cached_property
+    def started(self) -> list[RunFacts]:
+        """Members that HealthOmics started as runs."""
+        return [m for m in self.members if m.ran]
+
+    @cached_property
+    def not_started(self) -> list[RunFacts]:
+        """Members whose submission failed: no run exists for them."""
+        return [m for m in self.members if not m.ran]
+
+    @property
+    def unrecorded(self) -> int:
+        """Run settings of the request without a member record in the ledger (not listed yet)."""
+        return max(0, self.declared - len(self.members))
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINAL_BATCH_STATUSES and self.unrecorded == 0 and all(m.finished for m in self.members)
+
+    def status_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for member in self.started:
+            counts[member.status] = counts.get(member.status, 0) + 1
+        return dict(sorted(counts.items()))
+
+    def submission_failures(self) -> dict[str, int]:
+        """Why submissions failed: reason -> how many."""
+        counts: dict[str, int] = {}
+        for member in self.not_started:
+            reason = (member.error or "no reason given").split(":", 1)[0]
+            counts[reason] = counts.get(reason, 0) + 1
+        return dict(sorted(counts.items()))
+
+    def run_failures(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for member in self.started:
+            if member.status == "FAILED":
+                reason = member.failure_reason or "no reason given"
+                counts[reason] = counts.get(reason, 0) + 1
+        return dict(sorted(counts.items()))
+
+    def counts_text(self) -> str:
+        """The members in one sentence, every number from the ledger."""
+        parts = [f"{self.declared} run setting(s)"]
+        if self.unrecorded:
+            parts.append(f"{self.unrecorded} not yet recorded by runlog (`runlog refresh {self.batch_id}`)")
+        parts.append(f"{len(self.started)} started as runs"
+                     + (f" ({', '.join(f'{n} {s}' for s, n in self.status_counts().items())})" if self.started
+                        else ""))
+        failed = self.submission_failures()
+        parts.append(f"{len(self.not_started)} failed to start and never ran"
+                     + (f" ({', '.join(f'{r}: {n}' for r, n in failed.items())})" if failed else ""))
+        return ", ".join(parts)
+
+    def default_items(self) -> list[tuple[str, str]]:
+        """The shared default setting as (name, text) pairs: parameters by JSON path, other
+        members by name (roleArn and tags are not settings of the analysis and are left out)."""
+        from runlog.export.terms import _leaves
+
+        items = [(f"parameters.{path}", value) for path, value in _leaves(self.default.get("parameters") or {})]
+        items += [(k, v) for k, v in sorted(self.default.items()) if k not in ("parameters", "roleArn", "runTags")]
+        return [(name, value_text(value)) for name, value in items]
+
+
+def batch_facts(entry: Entry, observations: list[dict], members: list[RunFacts]) -> BatchFacts:
+    record = entry.record
+    response = record["outcome"].get("response") or {}
+    seen = [o["body"] for o in observations if o["source"] == SOURCE_BATCH]
+    latest = seen[-1] if seen else {}
+    request = record["request"]
+    settings = request.get("batchRunSettings") or {}
+    pinned = dict((record.get("batch") or {}).get("settings_file") or {})
+    content = pinned.pop("content", None)
+    if "s3UriSettings" in settings:
+        source, run_settings = "s3UriSettings", content if isinstance(content, list) else []
+        settings_file: dict | None = {**pinned, "uri": pinned.get("uri") or settings["s3UriSettings"]}
+    else:
+        source, run_settings, settings_file = "inlineSettings", list(settings.get("inlineSettings") or []), None
+    declared = (record.get("batch") or {}).get("runs")
+    return BatchFacts(
+        address=entry.address, record=record, batch_id=response.get("id") or entry.batch_id or "",
+        arn=response.get("arn"), uuid=response.get("uuid") or latest.get("uuid"),
+        name=request.get("batchName") or latest.get("name"),
+        status=latest.get("status") or response.get("status") or "UNKNOWN", created=record["created"],
+        start=latest.get("creationTime"), submitted=latest.get("submittedTime"),
+        end=latest.get("processedTime") or latest.get("failedTime") or latest.get("cancelledTime"),
+        failure_reason=latest.get("failureReason"), default=dict(request.get("defaultRunSetting") or {}),
+        settings_source=source, settings_file=settings_file, run_settings=run_settings,
+        declared=int(declared) if isinstance(declared, int) else len(run_settings), members=members,
+        replay_of=dict((record.get("lineage") or {}).get("replay_of") or {}),
+        overrides=dict((record.get("lineage") or {}).get("overrides") or {}))
+
+
+def collect_batches(ledger: Ledger, refs: list[str], runs: list[RunFacts]) -> list[BatchFacts]:
+    """BatchFacts for each REF that names a batch (once each, in the order given), with its
+    members among `runs` (the export's runs)."""
+    out, seen = [], set()
+    for ref in refs:
+        entry = ledger.resolve(ref)
+        if entry.kind != "batch" or entry.address in seen:
+            continue
+        seen.add(entry.address)
+        members = [r for r in runs if r.batch_record == entry.address]
+        out.append(batch_facts(entry, ledger.observations(entry.address), members))
+    return out
+
+
+def member_ids(batches: list[BatchFacts]) -> set[str]:
+    """Record addresses of the members the batches describe."""
+    return {m.address for b in batches for m in b.members}
+
+
+def collect_export(ledger: Ledger, refs: list[str], *, runs_only: bool = False) -> tuple[list[RunFacts],
+                                                                                      list[BatchFacts]]:
+    """What an export of REFs describes, for the CLI and the library alike: the runs (a
+    batch's REF stands for its member runs) and the batches named."""
+    from runlog.batch import expand_refs
+    from runlog.export.terms import collect
+
+    runs = collect(ledger, expand_refs(ledger, refs), runs_only=runs_only)
+    return runs, collect_batches(ledger, refs, runs)
