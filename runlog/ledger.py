@@ -389,7 +389,9 @@ class Ledger:
         Refused when its requestId was used before, and (unless allow_duplicate) when an
         identical request (every member but requestId) is still pending: sending it again
         could start the same run twice, while `recover` completes the pending one safely."""
-        body = rec.canonical_json(intent).decode("utf-8")
+        from runlog import fastjson
+
+        body = fastjson.dumps(intent).decode("utf-8")  # canonical JSON (a batch's intent holds its whole cohort)
         request_id = intent["request"]["requestId"]
         with self.write():
             known = self.conn.execute(
@@ -430,8 +432,10 @@ class Ledger:
         address is already present is not added again, and neither is a second record for
         the same requestId (e.g. a submit whose attempt `recover` completed meanwhile): the
         one already written is returned."""
+        from runlog import fastjson
+
         _check_schema(record)
-        body_bytes = rec.canonical_json(record)
+        body_bytes = fastjson.dumps(record)
         address = rec.sha256_hex(body_bytes)
         request_id = record["request"].get("requestId")
         with self.write():
