@@ -88,11 +88,12 @@ class BatchRequest:
 
 
 def build_request(flags: dict[str, Any], *, cli_input_json: str | None = None,
-                  defaults: dict[str, Any] | None = None, cwd: Path | None = None) -> BatchRequest:
+                  defaults: dict[str, Any] | None = None, cwd: Path | None = None,
+                  spell: Callable[[str], str] | None = None) -> BatchRequest:
     """--cli-input-json, the config's defaults and the flags (flags win) as a StartRunBatch
     request, checked (UsageError, nothing sent or written)."""
     from runlog.params import read_json_argument
-    from runlog.startrun import parse_flag, type_errors
+    from runlog.startrun import member_name, parse_flag, type_errors
 
     known = members()
     request: dict[str, Any] = {}
@@ -115,7 +116,7 @@ def build_request(flags: dict[str, Any], *, cli_input_json: str | None = None,
     for member, raw in flags.items():
         if raw is None:
             continue
-        value, info = parse_flag(known[member], raw, cwd)
+        value, info = parse_flag(known[member], raw, cwd, spell or member_name)
         sources[known[member].flag] = info
         if member == "tags":
             tags.update(value)

@@ -272,11 +272,7 @@ def parse_map(value: str, option: str, shape_name: str, cwd: Path | None = None)
     return parsed
 
 
-def parse_tags(value: str, option: str = "--tags", cwd: Path | None = None) -> dict[str, str]:
-    return parse_map(value, option, members()["tags"].shape, cwd)
-
-
-def parse_flag(option: Option, raw: Any, cwd: Path | None = None, spell: Spell = flag_for) -> tuple[Any, dict]:
+def parse_flag(option: Option, raw: Any, cwd: Path | None = None, spell: Spell = member_name) -> tuple[Any, dict]:
     """One option's value as the aws CLI reads it, or a Python value as boto3 takes it (a dict
     of parameters or tags, a number, a bool), checked against the model's type. Text is read
     as the aws CLI reads it (JSON, KEY=VALUE shorthand, file://). Returns (value,
@@ -288,21 +284,21 @@ def parse_flag(option: Option, raw: Any, cwd: Path | None = None, spell: Spell =
         text = raw if isinstance(raw, str) else json.dumps(raw, ensure_ascii=False)
         return raw, {"argument": text}
     if option.kind == "map":
-        return parse_map(raw, option.flag, option.shape, cwd), {"argument": raw}
+        return parse_map(raw, spell(option.member), option.shape, cwd), {"argument": raw}
     if option.takes_json:
-        parsed, info = read_json_argument(raw, option.flag, cwd)
-        problems = type_errors(option.shape, parsed, option.flag)
+        parsed, info = read_json_argument(raw, spell(option.member), cwd)
+        problems = type_errors(option.shape, parsed, spell(option.member))
         if problems:
             raise UsageError(problems[0])
         return parsed, info
     if option.kind in ("string", "blob") and isinstance(raw, str) and raw.startswith(FILE_PREFIX):
         # the aws CLI reads file:// for any parameter: e.g. --session-policy file://policy.json
-        text, info = read_text_argument(raw, option.flag, cwd)
+        text, info = read_text_argument(raw, spell(option.member), cwd)
         return text, info
     return raw, {"argument": raw}
 
 
-def read_cli_input_json(value: str, cwd: Path | None = None, spell: Spell = flag_for) -> tuple[dict, dict]:
+def read_cli_input_json(value: str, cwd: Path | None = None, spell: Spell = member_name) -> tuple[dict, dict]:
     """--cli-input-json: every member of StartRun, types checked against the model. Like the
     aws CLI, values are taken as written: the empty strings --generate-cli-skeleton puts in
     must be filled in or deleted (the service refuses them). `spell` names the argument
@@ -330,7 +326,7 @@ def read_cli_input_json(value: str, cwd: Path | None = None, spell: Spell = flag
 
 def build_request(flags: dict[str, Any], *, cli_input_json: str | None = None,
                   defaults: dict[str, Any] | None = None, cwd: Path | None = None,
-                  spell: Spell = flag_for) -> StartRunRequest:
+                  spell: Spell = member_name) -> StartRunRequest:
     """Merge --cli-input-json, config defaults and flags (flags win) into a StartRun request.
 
     `flags` maps member names to values (None = not given): the raw option text as the aws

@@ -155,3 +155,20 @@ def test_a_batch_request_names_members_as_boto3_does_and_the_shell_shows_options
     result = run_cli("submit-batch", "--batch-run-settings", '{"inlineSettings": [{"runSettingId": "a"}]}')
     assert result.exit_code == 2 and "runlog: error: missing --default-run-setting (a JSON object" in result.stderr
     assert not ledger_path.exists()
+
+
+@pytest.mark.parametrize("members", [{"parameters": "file://missing.json"}, {"parameters": "{not json"},
+                                     {"tags": "novalue"}, {"runGroupId": "file://missing.txt"}])
+def test_request_arguments_read_from_text_are_named_as_boto3_names_them(tmp_path, members):
+    """A Python caller may pass the aws CLI's text forms (file://, JSON, shorthand) too: a bad
+    one is named by its keyword argument, never by the command line's option."""
+    from runlog.errors import UsageError
+    from runlog.startrun import build_request, flag_for
+
+    (member,) = members
+    with pytest.raises(UsageError) as raised:
+        build_request(dict(members), cwd=tmp_path)
+    assert member in str(raised.value) and flag_for(member) not in str(raised.value)
+    with pytest.raises(UsageError) as raised:  # the command line's spelling, when asked for
+        build_request(dict(members), cwd=tmp_path, spell=flag_for)
+    assert flag_for(member) in str(raised.value)

@@ -89,6 +89,7 @@ def submit_batch(ctx, cli_input_json, generate_cli_skeleton, dry_run, profile, r
     """
     import runlog.batch
     from runlog.batch import Options, build_request
+    from runlog.startrun import flag_for
 
     check_query(query)
     if generate_cli_skeleton == "input":
@@ -97,8 +98,8 @@ def submit_batch(ctx, cli_input_json, generate_cli_skeleton, dry_run, profile, r
     client_options = global_client_options(ctx, cli_read_timeout, cli_connect_timeout, no_verify_ssl, ca_bundle,
                                            color, no_paginate, aws_debug)
     config = load_config(ctx)
-    batch_request = build_request(members, cli_input_json=cli_input_json,
-                          defaults={"role_arn": config.get("role_arn"), "output_uri": config.get("output_uri")})
+    batch_request = build_request(members, cli_input_json=cli_input_json, spell=flag_for,
+                                  defaults={"role_arn": config.get("role_arn"), "output_uri": config.get("output_uri")})
     if generate_cli_skeleton == "output":
         print_batch_skeleton("output", batch_request.request, query, output, color)
         return

@@ -95,7 +95,7 @@ def replay(ctx, ref, sets, allow_drift, dry_run, native, only, settings_uri, no_
     known = startrun_members()
     for name, raw in members.items():  # JSON, shorthand and file:// read as submit reads them
         if raw is not None:
-            members[name] = parse_flag(known[name], raw)[0]
+            members[name] = parse_flag(known[name], raw, spell=flag_for)[0]
     config = load_config(ctx)
     options = make_resolve_options(config, no_resolve, no_check, strict, resolve_timeout)
     from runlog.cli.batch import is_batch_ref, replay_batch

@@ -330,7 +330,7 @@ def submit(ctx, cli_input_json, generate_cli_skeleton, dry_run, profile, region,
     written), or an identical request is still pending; 130 interrupted (the message says
     whether the request was sent).
     """
-    from runlog.startrun import build_request
+    from runlog.startrun import build_request, flag_for
 
     check_query(query)
     if generate_cli_skeleton == "input":
@@ -344,6 +344,7 @@ def submit(ctx, cli_input_json, generate_cli_skeleton, dry_run, profile, region,
         cli_input_json=cli_input_json,
         defaults={"roleArn": config.get("role_arn"), "outputUri": config.get("output_uri"),
                   "tags": config.get("tags")},
+        spell=flag_for,
     )
     if generate_cli_skeleton == "output":
         print_skeleton("output", start_request.request, query, output, color)
