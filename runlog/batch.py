@@ -554,7 +554,7 @@ def _member(batch: dict, batch_address: str, item: dict, own: dict | None) -> di
 
 def batch_entry(ledger: Ledger, ref: str) -> Entry:
     """The batch record a REF names: a batch's or a member's REF, or a batch id."""
-    entry = resolve_ref(ledger, ref)
+    entry = ledger.resolve(ref)
     if entry.kind == "member":
         found = ledger.get(entry.record["batch"]["record"])
         if found is None:
@@ -565,11 +565,6 @@ def batch_entry(ledger: Ledger, ref: str) -> Entry:
         raise UsageError(f"{ref!r} names a run (record {entry.address[:12]}), not a batch; `log()` lists "
                          "records, batches among them")
     return entry
-
-
-def resolve_ref(ledger: Ledger, ref: str) -> Entry:
-    """ledger.resolve: every REF form, a batch's id, uuid and ARN among them."""
-    return ledger.resolve(ref)
 
 
 def members_of(ledger: Ledger, batch: Entry, limit: int | None = None) -> list[Entry]:

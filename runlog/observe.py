@@ -113,10 +113,10 @@ def refresh(ledger: Ledger, entries: list[Entry], client_for) -> list[dict[str, 
 def refresh_targets(ledger: Ledger, refs: list[str] | tuple[str, ...] = (), every: bool = False) -> list[Entry]:
     """The records to refresh: those REFs, else every record with a run and every started
     batch (`every`), or those that have not finished, oldest first."""
-    from runlog.batch import FINISHED, resolve_ref
+    from runlog.batch import FINISHED
 
     if refs:  # a batch's REF (or its id) refreshes the batch and its members
-        return [resolve_ref(ledger, ref) for ref in refs]
+        return [ledger.resolve(ref) for ref in refs]
     # a batch's members are refreshed with their batch, a page at a time (runlog/batch.py)
     return [e for e in reversed(ledger.refreshable())
             if every or (e.status or "PENDING") not in (FINISHED if e.kind == "batch" else TERMINAL)]

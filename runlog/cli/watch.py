@@ -46,9 +46,7 @@ def watch(ctx, ref, interval, timeout, as_json, profile, region, endpoint_url):
     config = load_config(ctx)
     ledger = require_ledger(config)
     with ledger:
-        from runlog.batch import resolve_ref
-
-        entry = resolve_ref(ledger, ref)
+        entry = ledger.resolve(ref)
         if entry.kind == "batch":  # the batch and its members, a page at a time (runlog/cli/batch.py)
             from runlog.cli.batch import watch_batch
 
