@@ -150,15 +150,20 @@ def is_known(item: dict, times: dict) -> bool:
 def list_runs(omics, *, status: str | None = None, run_group_id: str | None = None,
               since: datetime | None = None) -> list[dict]:
     """Every ListRuns item (all pages), filtered by status, run group and creation time."""
+    filters = {k: v for k, v in (("status", status), ("runGroupId", run_group_id)) if v}
+    return _list_all(omics, "list_runs", "ListRuns", filters, since, "creationTime")
+
+
+def _list_all(omics, method: str, operation: str, filters: dict, since: datetime | None, created: str) -> list[dict]:
+    """Every item of a paged List call, those created since `since` (items without the time kept)."""
     from runlog import aws
 
-    filters = {k: v for k, v in (("status", status), ("runGroupId", run_group_id)) if v}
     try:
-        items = [item for page in omics.get_paginator("list_runs").paginate(**filters) for item in page["items"]]
+        items = [item for page in omics.get_paginator(method).paginate(**filters) for item in page["items"]]
     except Exception as exc:
-        raise aws.error_from(exc, "ListRuns") from None
+        raise aws.error_from(exc, operation) from None
     if since:
-        items = [item for item in items if (as_time(item.get("creationTime")) or since) >= since]
+        items = [item for item in items if (as_time(item.get(created)) or since) >= since]
     return items
 
 
@@ -252,16 +257,8 @@ def import_batch_record(batch: dict[str, Any], endpoint_url: str | None = None) 
 
 def list_batches(omics, *, run_group_id: str | None = None, since: datetime | None = None) -> list[dict]:
     """Every ListBatch item (all pages), of this run group and created since `since`."""
-    from runlog import aws
-
     filters = {"runGroupId": run_group_id} if run_group_id else {}
-    try:
-        items = [item for page in omics.get_paginator("list_batch").paginate(**filters) for item in page["items"]]
-    except Exception as exc:
-        raise aws.error_from(exc, "ListBatch") from None
-    if since:
-        items = [item for item in items if (as_time(item.get("createdAt")) or since) >= since]
-    return items
+    return _list_all(omics, "list_batch", "ListBatch", filters, since, "createdAt")
 
 
 @dataclass

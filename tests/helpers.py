@@ -258,3 +258,20 @@ def checker(name: str) -> str:
 
         pytest.skip(f"{name} is not installed (see pyproject.toml: a .checkers environment)")
     return found
+
+
+# -- cohorts ------------------------------------------------------------------------------------------
+
+def cohort_setting(sample: str) -> dict:
+    """One run setting of the test cohort: its sample's CRAM in the cohort bucket."""
+    return {"runSettingId": sample, "name": f"align-{sample}",
+            "parameters": {"sample_name": sample, "input_cram": f"s3://cohort-bucket/crams/{sample}.cram"}}
+
+
+def omics_client(emulator):
+    """boto3's omics client at the emulator (host-prefix injection off, as on loopback it must be)."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client("omics", endpoint_url=emulator.endpoint_url, region_name="us-west-2",
+                        config=Config(inject_host_prefix=False))

@@ -7,10 +7,7 @@ from __future__ import annotations
 
 import json
 
-import boto3
-from botocore.config import Config
-
-from helpers import aws_cli
+from helpers import aws_cli, cohort_setting, omics_client
 from runlog import record as rec
 from runlog.ledger import Ledger
 
@@ -23,14 +20,6 @@ DEFAULT = {"workflowId": WORKFLOW, "roleArn": ROLE, "outputUri": "s3://cohort-bu
            "runTags": {"project": "cohort"}}
 
 
-def setting(sample: str) -> dict:
-    return {"runSettingId": sample, "name": f"align-{sample}",
-            "parameters": {"sample_name": sample, "input_cram": f"s3://cohort-bucket/crams/{sample}.cram"}}
-
-
-def omics(emulator):
-    return boto3.client("omics", endpoint_url=emulator.endpoint_url, region_name="us-west-2",
-                        config=Config(inject_host_prefix=False))
 
 
 def entries(ledger_path):
@@ -42,7 +31,7 @@ def entries(ledger_path):
 
 def start_with_aws_cli(emulator, tmp_path, name: str, *samples: str) -> str:
     settings = tmp_path / f"{name}.json"
-    settings.write_text(json.dumps({"inlineSettings": [setting(s) for s in samples]}))
+    settings.write_text(json.dumps({"inlineSettings": [cohort_setting(s) for s in samples]}))
     started = aws_cli(emulator, "omics", "start-run-batch", "--batch-name", name, "--default-run-setting",
                       json.dumps(DEFAULT), "--batch-run-settings", f"file://{settings}", "--tags", "team=genomics")
     assert started.returncode == 0, started.stderr
@@ -54,12 +43,12 @@ def test_import_records_a_batch_started_outside_with_its_runs_as_members(aws_env
     aws_env.batch_rate = 100
     aws_env.batch_fault("start", reason="ServiceQuotaExceeded", message="too many runs", run_setting_ids=["S2"])
     batch_id = start_with_aws_cli(aws_env, tmp_path, "cohort-outside", "S0", "S1", "S2")
-    single = omics(aws_env).start_run(workflowId=WORKFLOW, roleArn=ROLE, outputUri="s3://cohort-bucket/single/",
+    single = omics_client(aws_env).start_run(workflowId=WORKFLOW, roleArn=ROLE, outputUri="s3://cohort-bucket/single/",
                                       name="single-run", requestId="single-1", parameters={
                                           **DEFAULT["parameters"], "sample_name": "X",
                                           "input_cram": "s3://cohort-bucket/crams/X.cram"})
     aws_env.advance(200)
-    service = omics(aws_env)
+    service = omics_client(aws_env)
     got = service.get_batch(batchId=batch_id)
     listed = service.list_runs_in_batch(batchId=batch_id)["runs"]
 
@@ -129,9 +118,9 @@ def test_import_records_a_batch_started_outside_with_its_runs_as_members(aws_env
 
 def test_import_pages_through_list_batch(aws_env, ledger_path, git_repo, run_cli):
     aws_env.batch_rate = 100
-    service = omics(aws_env)
+    service = omics_client(aws_env)
     started = [service.start_run_batch(batchName=f"b{i:03d}", requestId=f"req-{i}", defaultRunSetting=DEFAULT,
-                                       batchRunSettings={"inlineSettings": [setting(f"S{i}")]})["id"]
+                                       batchRunSettings={"inlineSettings": [cohort_setting(f"S{i}")]})["id"]
                for i in range(103)]
     aws_env.advance(60)
     result = run_cli("import", "--json")
@@ -150,7 +139,7 @@ def test_a_batch_a_pending_submit_batch_may_have_started_is_left_to_recover(aws_
     aws_env.batch_rate = 100
     aws_env.inject("error", operation="StartRunBatch", count=3, phase="after")  # started, but 500 answered
     sent = run_cli("submit-batch", "--batch-name", "cohort-pending", "--default-run-setting", json.dumps(DEFAULT),
-                   "--batch-run-settings", json.dumps({"inlineSettings": [setting("P0"), setting("P1")]}))
+                   "--batch-run-settings", json.dumps({"inlineSettings": [cohort_setting("P0"), cohort_setting("P1")]}))
     assert sent.exit_code == 1 and "pending" in sent.stderr
     aws_env.advance(60)
     imported = run_cli("import", "--json")
@@ -169,8 +158,8 @@ def test_a_batch_a_pending_submit_batch_may_have_started_is_left_to_recover(aws_
 
 def test_an_imported_batch_is_not_replayed_and_its_members_only_natively(aws_env, ledger_path, git_repo, run_cli):
     aws_env.batch_rate = 100
-    batch_id = omics(aws_env).start_run_batch(batchName="outside", requestId="r-1", defaultRunSetting=DEFAULT,
-                                              batchRunSettings={"inlineSettings": [setting("A")]})["id"]
+    batch_id = omics_client(aws_env).start_run_batch(batchName="outside", requestId="r-1", defaultRunSetting=DEFAULT,
+                                              batchRunSettings={"inlineSettings": [cohort_setting("A")]})["id"]
     aws_env.advance(200)
     assert run_cli("import").exit_code == 0
     refused = run_cli("replay", batch_id, "--allow-drift")
@@ -194,8 +183,8 @@ def test_the_python_api_imports_batches_first_too(aws_env, ledger_path, git_repo
     import runlog
 
     aws_env.batch_rate = 100
-    batch_id = omics(aws_env).start_run_batch(batchName="api", requestId="r-api", defaultRunSetting=DEFAULT,
-                                              batchRunSettings={"inlineSettings": [setting("A"), setting("B")]})["id"]
+    batch_id = omics_client(aws_env).start_run_batch(batchName="api", requestId="r-api", defaultRunSetting=DEFAULT,
+                                              batchRunSettings={"inlineSettings": [cohort_setting("A"), cohort_setting("B")]})["id"]
     aws_env.advance(200)
     with runlog.Runlog(ledger_path) as rl:
         result = rl.import_runs()
@@ -209,8 +198,8 @@ def test_the_python_api_imports_batches_first_too(aws_env, ledger_path, git_repo
 
 def test_a_failure_part_way_keeps_what_was_recorded_and_says_what_to_run(aws_env, ledger_path, git_repo, run_cli):
     aws_env.batch_rate = 100
-    batch_id = omics(aws_env).start_run_batch(batchName="flaky", requestId="r-f", defaultRunSetting=DEFAULT,
-                                              batchRunSettings={"inlineSettings": [setting("A"), setting("B")]})["id"]
+    batch_id = omics_client(aws_env).start_run_batch(batchName="flaky", requestId="r-f", defaultRunSetting=DEFAULT,
+                                              batchRunSettings={"inlineSettings": [cohort_setting("A"), cohort_setting("B")]})["id"]
     aws_env.advance(200)
     aws_env.inject("error", operation="ListRunsInBatch", count=10)
     failed = run_cli("import")
@@ -231,12 +220,12 @@ def test_a_failure_part_way_keeps_what_was_recorded_and_says_what_to_run(aws_env
 
 def test_imported_batches_read_like_others_log_diff_export(aws_env, ledger_path, git_repo, run_cli, tmp_path):
     aws_env.batch_rate = 100
-    service = omics(aws_env)
+    service = omics_client(aws_env)
     first = service.start_run_batch(batchName="one", requestId="r-1", defaultRunSetting=DEFAULT,
-                                    batchRunSettings={"inlineSettings": [setting("A"), setting("B")]})["id"]
+                                    batchRunSettings={"inlineSettings": [cohort_setting("A"), cohort_setting("B")]})["id"]
     changed = {**DEFAULT, "parameters": {**DEFAULT["parameters"], "ref_dict": "s3://cohort-bucket/ref/v2.dict"}}
     second = service.start_run_batch(batchName="two", requestId="r-2", defaultRunSetting=changed,
-                                     batchRunSettings={"inlineSettings": [setting("A")]})["id"]
+                                     batchRunSettings={"inlineSettings": [cohort_setting("A")]})["id"]
     aws_env.advance(200)
     imported = run_cli("import")
     assert imported.exit_code == 0, imported.output
@@ -256,12 +245,12 @@ def test_imported_batches_read_like_others_log_diff_export(aws_env, ledger_path,
 
 def test_since_and_run_group_select_batches_and_status_does_not(aws_env, ledger_path, git_repo, run_cli):
     aws_env.batch_rate = 100
-    service = omics(aws_env)
+    service = omics_client(aws_env)
     grouped = service.start_run_batch(batchName="grouped", requestId="r-g", defaultRunSetting={
-        **DEFAULT, "runGroupId": "1234567"}, batchRunSettings={"inlineSettings": [setting("G")]})
+        **DEFAULT, "runGroupId": "1234567"}, batchRunSettings={"inlineSettings": [cohort_setting("G")]})
     created = service.get_batch(batchId=grouped["id"])["creationTime"]
     plain = service.start_run_batch(batchName="plain", requestId="r-p", defaultRunSetting=DEFAULT,
-                                    batchRunSettings={"inlineSettings": [setting("P")]})
+                                    batchRunSettings={"inlineSettings": [cohort_setting("P")]})
     aws_env.advance(200)
     later = f"{created.year + 1:04d}-{created.month:02d}-{created.day:02d}"
     none = run_cli("import", "--since", later, "--json")

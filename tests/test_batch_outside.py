@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import json
 
-import boto3
-from botocore.config import Config
-
+from helpers import cohort_setting, omics_client
 from runlog.ledger import Ledger
 
 ROLE = "arn:aws:iam::123456789012:role/HealthOmicsServiceRole"
@@ -18,19 +16,11 @@ DEFAULT = {"workflowId": "1234567", "roleArn": ROLE, "outputUri": "s3://cohort-b
                           "ref_fasta_index": "s3://cohort-bucket/ref/genome.fasta.fai"}}
 
 
-def setting(sample: str) -> dict:
-    return {"runSettingId": sample, "name": f"align-{sample}",
-            "parameters": {"sample_name": sample, "input_cram": f"s3://cohort-bucket/crams/{sample}.cram"}}
-
-
-def omics(emulator):
-    return boto3.client("omics", endpoint_url=emulator.endpoint_url, region_name="us-west-2",
-                        config=Config(inject_host_prefix=False))
 
 
 def submit(run_cli, *samples) -> str:
     result = run_cli("submit-batch", "--batch-name", "cohort", "--default-run-setting", json.dumps(DEFAULT),
-                     "--batch-run-settings", json.dumps({"inlineSettings": [setting(s) for s in samples]}))
+                     "--batch-run-settings", json.dumps({"inlineSettings": [cohort_setting(s) for s in samples]}))
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)["id"]
 
@@ -53,7 +43,7 @@ def test_a_cancel_done_elsewhere_is_seen_by_refresh(aws_env, ledger_path, git_re
     aws_env.advance(12)  # two runs submitted, two to come
     assert run_cli("refresh", batch_id).exit_code == 0
     records_before, _ = ledger_state(ledger_path)
-    omics(aws_env).cancel_run_batch(batchId=batch_id)
+    omics_client(aws_env).cancel_run_batch(batchId=batch_id)
     aws_env.advance(20)
     refreshed = run_cli("refresh")  # no REF: the batch is unfinished, so it is refreshed
     assert refreshed.exit_code == 0, refreshed.output
@@ -75,7 +65,7 @@ def test_delete_run_batch_done_elsewhere_marks_members_deleted(aws_env, ledger_p
     assert watched.exit_code == 0, watched.output
     assert show(run_cli, batch_id)["batch"]["run_status"] == {"COMPLETED": 3}
     records_before, _ = ledger_state(ledger_path)
-    omics(aws_env).delete_run_batch(batchId=batch_id)
+    omics_client(aws_env).delete_run_batch(batchId=batch_id)
     aws_env.advance(20)
     refreshed = run_cli("refresh", batch_id, "--json")
     assert refreshed.exit_code == 0, refreshed.output
@@ -102,7 +92,7 @@ def test_delete_batch_done_elsewhere_is_observed_once_as_deleted(aws_env, ledger
     aws_env.advance(300)
     assert run_cli("refresh", batch_id).exit_code == 0
     records_before, _ = ledger_state(ledger_path)
-    omics(aws_env).delete_batch(batchId=batch_id)
+    omics_client(aws_env).delete_batch(batchId=batch_id)
     refreshed = run_cli("refresh", batch_id)
     assert refreshed.exit_code == 0, refreshed.output
     assert f"batch {batch_id}: DELETED" in refreshed.stdout
@@ -124,11 +114,11 @@ def test_delete_batch_done_elsewhere_is_observed_once_as_deleted(aws_env, ledger
 
 def test_import_records_a_batch_cancelled_elsewhere_with_its_status(aws_env, ledger_path, git_repo, run_cli):
     aws_env.batch_rate = 1
-    batch_id = omics(aws_env).start_run_batch(batchName="outside", requestId="r-1", defaultRunSetting=DEFAULT,
-                                              batchRunSettings={"inlineSettings": [setting(f"s{i}")
+    batch_id = omics_client(aws_env).start_run_batch(batchName="outside", requestId="r-1", defaultRunSetting=DEFAULT,
+                                              batchRunSettings={"inlineSettings": [cohort_setting(f"s{i}")
                                                                                    for i in range(4)]})["id"]
     aws_env.advance(12)
-    omics(aws_env).cancel_run_batch(batchId=batch_id)
+    omics_client(aws_env).cancel_run_batch(batchId=batch_id)
     aws_env.advance(20)
     imported = run_cli("import", "--json")
     assert imported.exit_code == 0, imported.output

@@ -29,20 +29,6 @@ def setting(sample: str) -> dict:
             "parameters": {"sample_name": sample, "input_cram": f"s3://cohort-bucket/crams/{sample}.cram"}}
 
 
-@pytest.fixture
-def s3_emulator(s3_server, monkeypatch):
-    """The emulator reading s3UriSettings from moto's S3 (AWS_ENDPOINT_URL at the emulator,
-    AWS_ENDPOINT_URL_S3 at moto)."""
-    from runlog.emulator import Emulator
-
-    emu = Emulator(port=0, s3_endpoint_url=s3_server.endpoint)
-    emu.start()
-    monkeypatch.setenv("AWS_ENDPOINT_URL", emu.endpoint_url)
-    try:
-        yield emu
-    finally:
-        emu.stop()
-
 
 def batches(ledger_path) -> list:
     with Ledger.open(ledger_path, create=False) as ledger:
