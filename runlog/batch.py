@@ -231,16 +231,12 @@ def run_settings(record: dict) -> list[dict]:
 def read_settings_file(s3, uri: str) -> dict[str, Any]:
     """The s3UriSettings object: identity and content. Unreadable: {"uri", "error"} (a
     warning). Readable but not a JSON list of run settings: UsageError (nothing sent)."""
-    from runlog.resolve import _error, _iso
+    from runlog.resolve import read_object
     from runlog.safejson import UntrustedJSONError, loads_untrusted
 
-    bucket, _, key = uri[5:].partition("/")
-    found: dict[str, Any] = {"uri": uri}
-    try:
-        answer = s3.get_object(Bucket=bucket, Key=key)
-        body = answer["Body"].read(SETTINGS_FILE_LIMIT + 1)
-    except Exception as exc:
-        return {**found, "error": _error(exc)}
+    found, body = read_object(s3, uri, SETTINGS_FILE_LIMIT)
+    if body is None:
+        return found
     if len(body) > SETTINGS_FILE_LIMIT:
         raise UsageError(f"settings file {uri} is larger than {SETTINGS_FILE_LIMIT} bytes; runlog does not send "
                          "a cohort it cannot record")
@@ -256,9 +252,7 @@ def read_settings_file(s3, uri: str) -> dict[str, Any]:
     if len(content) > MAX_RUNS:
         raise UsageError(f"settings file {uri} holds {len(content)} run settings, at most {MAX_RUNS}")
     check_settings(content, f"settings file {uri} item")
-    found.update({"etag": (answer.get("ETag") or "").strip('"') or None, "version_id": answer.get("VersionId"),
-                  "size": len(body), "last_modified": _iso(answer.get("LastModified")),
-                  "sha256": hashlib.sha256(body).hexdigest(), "content": content})
+    found["content"] = content
     return {k: v for k, v in found.items() if v is not None}
 
 

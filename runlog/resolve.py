@@ -88,6 +88,22 @@ def _s3_prefix(s3, bucket: str, prefix: str) -> dict[str, Any]:
 PARAMETERS_FILE_LIMIT = 16 * 1024 * 1024  # bytes of a parametersUri object runlog reads
 
 
+def read_object(s3, uri: str, limit: int) -> tuple[dict[str, Any], bytes | None]:
+    """GetObject of an s3:// object whose content is recorded (a parameters or settings
+    file), reading at most `limit` + 1 bytes: ({"uri", "error"}, None) when it cannot be
+    read; else its identity (uri, etag, version_id, size, last_modified, sha256 of what was
+    read) and its bytes, longer than `limit` when the object is (the caller decides)."""
+    bucket, _, key = uri[5:].partition("/")
+    try:
+        answer = s3.get_object(Bucket=bucket, Key=key)
+        body = answer["Body"].read(limit + 1)
+    except Exception as exc:
+        return {"uri": uri, "error": _error(exc)}, None
+    return {"uri": uri, "etag": (answer.get("ETag") or "").strip('"') or None, "version_id": answer.get("VersionId"),
+            "size": len(body), "last_modified": _iso(answer.get("LastModified")),
+            "sha256": hashlib.sha256(body).hexdigest()}, body
+
+
 def parameters_file(s3, uri: str) -> dict[str, Any]:
     """The object `parametersUri` names: its identity (ETag, VersionId, size, LastModified)
     and its content, parsed as strict JSON (it *is* the run's parameters). Errors are
@@ -95,19 +111,12 @@ def parameters_file(s3, uri: str) -> dict[str, Any]:
     from runlog.errors import UsageError
     from runlog.params import parse_json_text
 
-    bucket, _, key = uri[5:].partition("/")
-    found: dict[str, Any] = {"uri": uri}
-    try:
-        answer = s3.get_object(Bucket=bucket, Key=key)
-        body = answer["Body"].read(PARAMETERS_FILE_LIMIT + 1)
-    except Exception as exc:
-        return {**found, "error": _error(exc)}
+    found, body = read_object(s3, uri, PARAMETERS_FILE_LIMIT)
+    if body is None:
+        return found
     if len(body) > PARAMETERS_FILE_LIMIT:
-        return {**found, "error": {"code": "TooLarge",
-                                   "message": f"larger than {PARAMETERS_FILE_LIMIT} bytes; not read"}}
-    found.update({"etag": answer.get("ETag", "").strip('"') or None, "version_id": answer.get("VersionId"),
-                  "size": len(body), "last_modified": _iso(answer.get("LastModified")),
-                  "sha256": hashlib.sha256(body).hexdigest()})
+        return {"uri": uri, "error": {"code": "TooLarge",
+                                      "message": f"larger than {PARAMETERS_FILE_LIMIT} bytes; not read"}}
     try:
         content = parse_json_text(body.decode("utf-8-sig"), uri)
     except UnicodeDecodeError as exc:
