@@ -275,3 +275,22 @@ def omics_client(emulator):
 
     return boto3.client("omics", endpoint_url=emulator.endpoint_url, region_name="us-west-2",
                         config=Config(inject_host_prefix=False))
+
+
+# -- a ledger changed behind runlog's back ------------------------------------------------------------
+
+TRIGGERS = [f"{t}_no_{op}" for t in ("records", "attempts", "observations", "observation_addresses", "row_seals")
+            for op in ("update", "delete")]
+
+
+def tamper(path, *statements, params=()):
+    """What someone with write access to the file does: drop the triggers, change rows."""
+    import sqlite3
+
+    conn = sqlite3.connect(path)
+    for name in TRIGGERS:
+        conn.execute(f"DROP TRIGGER IF EXISTS {name}")
+    for statement in statements:
+        conn.execute(statement, params) if params else conn.execute(statement)
+    conn.commit()
+    conn.close()

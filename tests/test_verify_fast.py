@@ -10,14 +10,12 @@ import sqlite3
 
 import pytest
 
+from helpers import tamper
 from recordfactory import make_record
 from runlog import record as rec
 from runlog import verify as verify_module
 from runlog.ledger import INDEX_COLUMNS, Ledger, index_columns
 from runlog.verify import verify
-
-TRIGGERS = [f"{t}_no_{op}" for t in ("records", "attempts", "observations", "observation_addresses", "row_seals")
-            for op in ("update", "delete")]
 
 
 def _ledger(path, count=12):
@@ -35,15 +33,6 @@ def _ledger(path, count=12):
     return path
 
 
-def _tamper(path, statement, params=()):
-    conn = sqlite3.connect(path)
-    for name in TRIGGERS:
-        conn.execute(f"DROP TRIGGER IF EXISTS {name}")
-    conn.execute(statement, params)
-    conn.commit()
-    conn.close()
-
-
 def _body(path, seq):
     return sqlite3.connect(path).execute("SELECT body FROM records WHERE seq = ?", (seq,)).fetchone()[0]
 
@@ -58,40 +47,40 @@ def _rewritten(path, seq, change):
 
 def _float_exponent(path):  # a float orjson writes otherwise than the json module (1e-07)
     text, address = _rewritten(path, 4, lambda b: b["request"]["parameters"].update(depth=1e-07))
-    _tamper(path, "UPDATE records SET body = ?, address = ? WHERE seq = 4", (text, address))
+    tamper(path, "UPDATE records SET body = ?, address = ? WHERE seq = 4", params=(text, address))
 
 
 def _spaced(path):  # not canonical: a space after a colon, address recomputed
     text = _body(path, 4).replace('"kind":', '"kind": ', 1)
-    _tamper(path, "UPDATE records SET body = ?, address = ? WHERE seq = 4", (text, rec.sha256_hex(text.encode())))
+    tamper(path, "UPDATE records SET body = ?, address = ? WHERE seq = 4", params=(text, rec.sha256_hex(text.encode())))
 
 
 def _fingerprint(path):
     text, address = _rewritten(path, 5, lambda b: b.update(fingerprint="0" * 64))
-    _tamper(path, "UPDATE records SET body = ?, address = ? WHERE seq = 5", (text, address))
+    tamper(path, "UPDATE records SET body = ?, address = ? WHERE seq = 5", params=(text, address))
 
 
 def _schema(path):
     text, address = _rewritten(path, 6, lambda b: b.update(kind="forged"))
-    _tamper(path, "UPDATE records SET body = ?, address = ? WHERE seq = 6", (text, address))
+    tamper(path, "UPDATE records SET body = ?, address = ? WHERE seq = 6", params=(text, address))
 
 
 def _not_an_object(path):
-    _tamper(path, "UPDATE records SET body = '[1]', address = ? WHERE seq = 6", (rec.sha256_hex(b"[1]"),))
+    tamper(path, "UPDATE records SET body = '[1]', address = ? WHERE seq = 6", params=(rec.sha256_hex(b"[1]"),))
 
 
 def _not_json(path):
-    _tamper(path, "UPDATE records SET body = '{x', address = ? WHERE seq = 6", (rec.sha256_hex(b"{x"),))
+    tamper(path, "UPDATE records SET body = '{x', address = ? WHERE seq = 6", params=(rec.sha256_hex(b"{x"),))
 
 
 def _deep(path):
     text = "[" * 5000 + "]" * 5000
-    _tamper(path, "UPDATE records SET body = ?, address = ? WHERE seq = 6", (text, rec.sha256_hex(text.encode())))
+    tamper(path, "UPDATE records SET body = ?, address = ? WHERE seq = 6", params=(text, rec.sha256_hex(text.encode())))
 
 
 def _intent(path):  # the record no longer its intent plus an outcome: a parameter changed everywhere
     text, address = _rewritten(path, 7, lambda b: b["request"]["parameters"].update(sample_name="forged"))
-    _tamper(path, "UPDATE records SET body = ?, address = ? WHERE seq = 7", (text, address))
+    tamper(path, "UPDATE records SET body = ?, address = ? WHERE seq = 7", params=(text, address))
 
 
 TAMPERINGS = {
@@ -128,7 +117,7 @@ TAMPERINGS = {
 def test_the_fast_way_names_exactly_what_the_reference_check_names(tmp_path, monkeypatch, tampering):
     path = _ledger(tmp_path / "ledger.db")
     if isinstance(tampering, str):
-        _tamper(path, tampering)
+        tamper(path, tampering)
     elif tampering is not None:
         tampering(path)
     with Ledger.open(path, readonly=True) as ledger:
@@ -164,7 +153,7 @@ def test_lookup_columns_are_compared_in_index_columns_order():
 def test_gaps_and_broken_links_are_found_across_the_slices_of_worker_processes(tmp_path, monkeypatch, statement,
                                                                                expected):
     path = _ledger(tmp_path / "ledger.db", count=40)
-    _tamper(path, statement)
+    tamper(path, statement)
     with Ledger.open(path, readonly=True) as ledger:
         serial = [p.as_dict() for p in verify(ledger).problems]
         monkeypatch.setattr(verify_module, "PARALLEL_FROM", 1)  # slices of ~10 rows, in worker processes

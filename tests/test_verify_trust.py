@@ -11,23 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from helpers import TRIGGERS, tamper
 from recordfactory import make_record
 from runlog import record as rec
 from runlog.ledger import Ledger, chain_next, index_columns, row_seal
-
-TRIGGERS = [f"{t}_no_{op}" for t in ("records", "attempts", "observations", "observation_addresses", "row_seals")
-            for op in ("update", "delete")]
-
-
-def tamper(path, *statements, params=()):
-    """What someone with write access to the file does: drop the triggers, change rows."""
-    conn = sqlite3.connect(path)
-    for name in TRIGGERS:
-        conn.execute(f"DROP TRIGGER IF EXISTS {name}")
-    for statement in statements:
-        conn.execute(statement, params) if params else conn.execute(statement)
-    conn.commit()
-    conn.close()
 
 
 def restore_triggers(path):
