@@ -246,14 +246,12 @@ def _sum_up(ledger: Ledger, report: Report, tallies: list[Tally], rest: list[Pro
             unsealed[table] = unsealed.get(table, 0) + tally.unsealed
             unsealed["attempts"] = unsealed.get("attempts", 0) + tally.unsealed_attempts
             matched += tally.matched
-        top = _sequence_top(conn, table)
-        if top > last:
-            report.problems.append(_gap(_LABELS[table], last, top + 1))
+        report.problems.extend(_end_gap(conn, table, last))
         if table == "records":
             report.head = (rows.get(table, 0), chain)
     report.records, report.observations = rows.get("records", 0), rows.get("observations", 0)
     report.problems.extend(rest)
-    report.attempts, gaps = _count_and_gaps(conn, "attempts", "attempt")
+    report.attempts, gaps = _count_and_gaps(conn, "attempts")
     report.problems.extend(gaps)
     if report.attempts != matched:  # some attempts have no record: pending, checked on their own
         pending = _check_pending_attempts(conn, sealed)
@@ -282,24 +280,24 @@ def _check_pending_list(conn: sqlite3.Connection, pending: int) -> list[Problem]
                     f"{pending}; warnings about pending attempts were wrong")]
 
 
-def _count_and_gaps(conn: sqlite3.Connection, table: str, label: str) -> tuple[int, list[Problem]]:
+def _count_and_gaps(conn: sqlite3.Connection, table: str) -> tuple[int, list[Problem]]:
     """How many rows the table has, and each gap in its sequence (rows deleted behind
     runlog's back, also at its end: sqlite_sequence remembers the highest seq given). The
     count, lowest and highest seq come from the table's index; the seqs are listed only when
     they say a gap exists."""
     count, low, high = conn.execute(f"SELECT count(*), min(seq), max(seq) FROM {table}").fetchone()
+    tally = Tally(table, count=count, last=count)
     if count and (low != 1 or high != count):
-        count, last, gaps = 0, 0, []
+        tally = Tally(table, last=0)
         for (seq,) in conn.execute(f"SELECT seq FROM {table} ORDER BY seq"):
-            count += 1
-            if seq != last + 1:
-                gaps.append(_gap(label, last, seq))
-            last = seq
-    else:
-        last, gaps = count, []
-    if _sequence_top(conn, table) > last:
-        gaps.append(_gap(label, last, _sequence_top(conn, table) + 1))
-    return count, gaps
+            tally.saw(seq)
+    return tally.count, tally.problems + _end_gap(conn, table, tally.last or 0)
+
+
+def _end_gap(conn: sqlite3.Connection, table: str, last: int) -> list[Problem]:
+    """Rows deleted from the table's end: sqlite_sequence remembers a seq above its last row's."""
+    top = _sequence_top(conn, table)
+    return [_gap(_LABELS[table], last, top + 1)] if top > last else []
 
 
 def check_head(ledger: Ledger, count: int, chain: str, *, witness: str) -> list[Problem]:
