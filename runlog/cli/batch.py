@@ -29,6 +29,7 @@ from runlog.cli.submit import (
     print_output,
     print_submission,
     resolve_options,
+    skeleton_option,
 )
 from runlog.textsafe import terminal_safe
 
@@ -47,10 +48,7 @@ def startrunbatch_options(func):
 @startrunbatch_options
 @click.option("--cli-input-json", help="The whole StartRunBatch request as JSON, inline or file://PATH; flags "
               "override it.")
-@click.option("--generate-cli-skeleton", type=click.Choice(["input", "output"]), is_flag=False, flag_value="input",
-              default=None, help="Print what the aws CLI prints: a JSON skeleton of the StartRunBatch request "
-              "(input, the default) for --cli-input-json, or of the response (output, after checking the "
-              "options); nothing is sent or written.")
+@skeleton_option("the StartRunBatch request")
 @dry_run_option
 @aws_options
 @aws_global_options

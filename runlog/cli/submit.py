@@ -278,6 +278,14 @@ def print_dry_run(result) -> None:
     note("dry run: every check passed; nothing was sent to HealthOmics and nothing was written")
 
 
+def skeleton_option(request: str):
+    """--generate-cli-skeleton, as submit and submit-batch take it (`request`: what the input skeleton is of)."""
+    return click.option(
+        "--generate-cli-skeleton", type=click.Choice(["input", "output"]), is_flag=False, flag_value="input",
+        default=None, help=f"Print what the aws CLI prints: a JSON skeleton of {request} (input, the default) for "
+        "--cli-input-json, or of the response (output, after checking the options); nothing is sent or written.")
+
+
 # --dry-run, as submit and submit-batch take it
 dry_run_option = click.option("--dry-run", is_flag=True, help="Make every check and resolution, print the exact "
                               "request and the record that would be written; send nothing, write nothing.")
@@ -287,10 +295,7 @@ dry_run_option = click.option("--dry-run", is_flag=True, help="Make every check 
 @startrun_options
 @click.option("--cli-input-json", help="The whole request as JSON, inline or file://PATH; flags override it. "
               "Every StartRun member of the model, types checked (a file's path and SHA-256 are recorded).")
-@click.option("--generate-cli-skeleton", type=click.Choice(["input", "output"]), is_flag=False, flag_value="input",
-              default=None, help="Print what the aws CLI prints: a JSON skeleton of the request (input, the "
-              "default) for --cli-input-json, or of the response (output, after checking the options); "
-              "nothing is sent or written.")
+@skeleton_option("the request")
 @dry_run_option
 @aws_options
 @aws_global_options
