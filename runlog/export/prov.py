@@ -282,21 +282,21 @@ def _tasks(doc, run: RunFacts, activity, omics_service, once, runlog) -> None:
 
 
 def prov_json(runs: list[RunFacts], *, authors: list[dict] | None = None, batches: Sequence[BatchFacts] = ()) -> str:
-    import json
+    from runlog.export.provtext import prov_json_text
 
-    return json.dumps(json.loads(build(runs, authors=authors, batches=batches).serialize(format="json")), indent=2,
-                      sort_keys=True) + "\n"
+    return prov_json_text(build(runs, authors=authors, batches=batches))
 
 
 def prov_both(runs: list[RunFacts], *, authors: list[dict] | None = None,
               batches: Sequence[BatchFacts] = ()) -> tuple[str, str]:
     """(PROV-JSON, PROV-N) of one document, built once (a cohort's document is large)."""
-    import json
+    from runlog.export.provtext import prov_json_text, provn_text
 
     doc = build(runs, authors=authors, batches=batches)
-    return (json.dumps(json.loads(doc.serialize(format="json")), indent=2, sort_keys=True) + "\n",
-            doc.get_provn() + "\n")
+    return prov_json_text(doc), provn_text(doc) + "\n"
 
 
 def prov_n(runs: list[RunFacts], *, authors: list[dict] | None = None, batches: Sequence[BatchFacts] = ()) -> str:
-    return build(runs, authors=authors, batches=batches).get_provn() + "\n"
+    from runlog.export.provtext import provn_text
+
+    return provn_text(build(runs, authors=authors, batches=batches)) + "\n"
