@@ -29,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROLE = "arn:aws:iam::123456789012:role/HealthOmicsServiceRole"
@@ -90,8 +91,9 @@ def build_cohort(runs: int, work: Path, env: dict, emulator, s3) -> str:
     settings = [{"runSettingId": f"S{i:06d}", "name": f"align-S{i:06d}",
                  "parameters": {"sample_name": f"S{i:06d}", "input_cram": f"s3://{BUCKET}/crams/S{i:06d}.cram"}}
                 for i in range(runs)]
-    for item in settings:
-        s3.put_object(Bucket=BUCKET, Key=f"crams/{item['runSettingId']}.cram", Body=item["runSettingId"].encode())
+    with ThreadPoolExecutor(8) as pool:  # one small CRAM per sample, so that each has its own identity
+        list(pool.map(lambda item: s3.put_object(Bucket=BUCKET, Key=f"crams/{item['runSettingId']}.cram",
+                                                 Body=item["runSettingId"].encode()), settings))
     s3.put_object(Bucket=BUCKET, Key="cohort/settings.json", Body=json.dumps(settings).encode())
     default = {"workflowId": "1234567", "roleArn": ROLE, "outputUri": f"s3://{BUCKET}/out/",
                "parameters": {"ref_dict": f"s3://{BUCKET}/ref/g.dict", "ref_fasta": f"s3://{BUCKET}/ref/g.fa",

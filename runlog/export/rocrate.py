@@ -169,7 +169,8 @@ def build(runs: list[RunFacts], *, license: str | None, title: str | None = None
         properties: dict[str, Any] = {"name": name, "encodingFormat": _format(path)}
         if conforms:
             properties["conformsTo"] = {"@id": conforms}
-        crate.add_file(source=io.StringIO(text), dest_path=path, properties=properties)
+        # text None: the file is already written beside the crate (a cohort's BCOs are streamed)
+        crate.add_file(source=None if text is None else io.StringIO(text), dest_path=path, properties=properties)
     return crate
 
 
@@ -573,26 +574,40 @@ def _tasks(crate, run: RunFacts, workflow, run_action):
 
 
 def write(crate, target: Path) -> None:
-    """Write the crate as a directory, or a zip when target ends in .zip; sorted, stable JSON."""
-    import shutil
-    import tempfile
+    """Write the crate as a directory (which may already hold files the crate describes), or a
+    zip when target ends in .zip; sorted, stable JSON.
 
+    The metadata is generated once and written once (ro-crate-py's own writer dumps it with
+    the json module's pretty printer, which a cohort's graph of tens of megabytes made the
+    slowest step), and the files the crate carries (README.md, workflows/, batches/, the
+    other formats' text) are written from their text."""
+    import tempfile
+    from io import StringIO
+    from urllib.parse import unquote
+
+    from runlog.export.jsontext import pretty
+
+    document = crate.metadata.generate()
+    document["@graph"].sort(key=lambda e: (e["@id"] != "ro-crate-metadata.json", e["@id"] != "./", e["@id"]))
+    files = {"ro-crate-metadata.json": pretty(document) + "\n"}
+    del document
+    for entity in crate.data_entities:
+        source = getattr(entity, "source", None)
+        if isinstance(source, StringIO):
+            files[unquote(entity.id)] = source.getvalue()
+
+    def put(base: Path) -> None:
+        for name, text in files.items():
+            path = base / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+
+    if target.suffix != ".zip":
+        put(target)
+        return
     with tempfile.TemporaryDirectory() as staging:
-        crate.write(staging)
-        metadata = Path(staging) / "ro-crate-metadata.json"
-        document = json.loads(metadata.read_text(encoding="utf-8"))
-        document["@graph"].sort(key=lambda e: (e["@id"] != "ro-crate-metadata.json", e["@id"] != "./", e["@id"]))
-        metadata.write_text(json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n",
-                            encoding="utf-8")
-        if target.suffix == ".zip":
-            _zip(Path(staging), target)
-        else:
-            for item in Path(staging).iterdir():
-                destination = target / item.name
-                if item.is_dir():
-                    shutil.copytree(item, destination)
-                else:
-                    shutil.copy2(item, destination)
+        put(Path(staging))
+        _zip(Path(staging), target)
 
 
 def _zip(source: Path, target: Path) -> None:

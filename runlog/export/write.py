@@ -9,12 +9,11 @@ the staging directory beside it, which is removed whatever happens."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import stat
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from runlog.config import printable
@@ -30,23 +29,7 @@ def render(runs: list[RunFacts], fmt: str, *, usability=None, license=None, titl
     """The files of a single-file or bundle format: relative path -> text. `batches` are the
     cohorts among the runs (their members are among `runs`)."""
     if fmt == "bco":
-        from runlog.export.bco import build
-        from runlog.export.terms import input_ids
-
-        ids = input_ids(runs)
-        of_batch = {m.address: b for b in batches for m in b.members}
-
-        def text(group):
-            bco = build(group, usability=usability, license=license, authors=list(authors), ids=ids,
-                        batch=of_batch.get(group[0].address))
-            return json.dumps(bco, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-
-        # one BCO per run: a BCO describes one execution of a pipeline; a batch member whose
-        # submission failed was never executed, so it has none (the cohort's tables list it)
-        described = [r for r in runs if r.ran or r.address not in of_batch]
-        if len(described) == 1 and not batches:
-            return {"bco.json": text(described)}
-        return {f"bco/{name}.bco.json": text([run]) for name, run in zip(bco_names(described), described, strict=True)}
+        return dict(bco_files(runs, usability=usability, license=license, authors=authors, batches=batches))
     if fmt == "prov-json":
         from runlog.export.prov import prov_json
 
@@ -64,11 +47,41 @@ def render(runs: list[RunFacts], fmt: str, *, usability=None, license=None, titl
     raise UsageError(f"unknown format {fmt!r}")
 
 
+def bco_files(runs: list[RunFacts], *, usability=None, license=None, authors: Sequence[dict] = (),
+              batches: Sequence[BatchFacts] = ()) -> Iterator[tuple[str, str]]:
+    """(path, text) of each BioCompute Object, built one at a time so that a cohort's BCOs
+    can be written and dropped one by one: `bco.json` for a single run, else
+    `bco/<run id>.bco.json` per run."""
+    from runlog.export.bco import build
+    from runlog.export.jsontext import pretty
+    from runlog.export.terms import input_ids
+
+    ids = input_ids(runs)
+    of_batch = {m.address: b for b in batches for m in b.members}
+
+    def text(group):
+        bco = build(group, usability=usability, license=license, authors=list(authors), ids=ids,
+                    batch=of_batch.get(group[0].address))
+        return pretty(bco) + "\n"
+
+    # one BCO per run: a BCO describes one execution of a pipeline; a batch member whose
+    # submission failed was never executed, so it has none (the cohort's tables list it)
+    described = [r for r in runs if r.ran or r.address not in of_batch]
+    if len(described) == 1 and not batches:
+        yield "bco.json", text(described)
+        return
+    for name, run in zip(bco_names(described), described, strict=True):
+        yield f"bco/{name}.bco.json", text([run])
+
+
 def bco_names(runs: list[RunFacts]) -> list[str]:
     """File names for one BCO per run: the run id, made unique (run ids are reused after a
     run is deleted) with the record's address."""
+    from collections import Counter
+
     names = [run.run_id or f"attempt-{run.address[:12]}" for run in runs]
-    return [name if names.count(name) == 1 else f"{name}-{run.address[:12]}" for name, run in zip(names, runs, strict=True)]
+    counts = Counter(names)
+    return [name if counts[name] == 1 else f"{name}-{run.address[:12]}" for name, run in zip(names, runs, strict=True)]
 
 
 def warnings(runs: list[RunFacts], fmt: str, license: str | None, batches: Sequence[BatchFacts] = ()) -> list[str]:
@@ -115,15 +128,21 @@ def export(runs: list[RunFacts], fmt: str, target: Path, *, force: bool = False,
                          option="path") from None
     try:
         built = staging / target.name
-        if fmt in FILE_FORMATS:
-            rendered = render(runs, fmt, usability=usability, license=license, authors=authors, batches=batches)
-            if len(rendered) == 1 and not (fmt == "bco" and batches):
-                (text,) = rendered.values()
-                built.write_text(text, encoding="utf-8")
-            else:  # several BCOs: a directory of them
+        if fmt == "bco":
+            files = bco_files(runs, usability=usability, license=license, authors=authors, batches=batches)
+            for name, text in files:
+                if name == "bco.json":  # one run: one file
+                    built.write_text(text, encoding="utf-8")
+                    continue
+                if not built.exists():  # several BCOs: a directory of them, each written and dropped
+                    built.mkdir()
+                (built / Path(name).name).write_text(text, encoding="utf-8")
+            if not built.exists():  # a cohort none of whose runs started: no BCO, an empty directory
                 built.mkdir()
-                for name, text in rendered.items():
-                    (built / Path(name).name).write_text(text, encoding="utf-8")
+        elif fmt in FILE_FORMATS:
+            (text,) = render(runs, fmt, usability=usability, license=license, authors=authors,
+                             batches=batches).values()
+            built.write_text(text, encoding="utf-8")
         elif fmt == "methods":
             built.mkdir()
             for name, text in render(runs, fmt, title=title, authors=authors, license=license,
@@ -199,18 +218,52 @@ CONFORMS = {
 
 
 def _write_all(runs, directory: Path, *, license, usability, title, authors, publisher, batches=()) -> None:
-    """Every format in one directory, the RO-Crate describing the others as data entities."""
+    """Every format in one directory, the RO-Crate describing the others as data entities.
+    Each file is written as soon as it is made and its text dropped (a cohort's BCOs one by
+    one, the PROV document before the crate is built), so that memory holds one format at a
+    time, not every file of the export."""
     from runlog.export import rocrate
 
     directory.mkdir()
-    files = {}
-    for fmt in ("bco", "methods"):
-        files.update(render(runs, fmt, usability=usability, license=license, title=title, authors=authors,
-                            batches=batches))
-    from runlog.export.prov import prov_both
+    written: list[str] = []
 
-    files["prov.json"], files["prov.provn"] = prov_both(runs, authors=list(authors), batches=batches)
-    attachments = [(path, *CONFORMS.get(path, CONFORMS["bco.json"]), text) for path, text in sorted(files.items())]
+    def put(path: str, text: str) -> None:
+        target = directory / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+        written.append(path)
+
+    from runlog import background
+
+    # PROV (the largest part of a cohort's work) is built and written by a forked child on the
+    # other core while this process writes the BCOs, the methods and the crate (inline where
+    # fork is unavailable: runlog.background)
+    prov = background.start(_write_prov, runs, list(authors), list(batches), str(directory))
+    for path, text in bco_files(runs, usability=usability, license=license, authors=authors, batches=batches):
+        put(path, text)
+    for path, text in render(runs, "methods", title=title, authors=authors, license=license,
+                             batches=batches).items():
+        put(path, text)
+    written += ["prov.json", "prov.provn"]
+    attachments = [(path, *CONFORMS.get(path, CONFORMS["bco.json"]), None) for path in sorted(written)]
     crate = rocrate.build(runs, license=license, title=title, attachments=attachments, authors=authors,
                           publisher=publisher, batches=batches)
     rocrate.write(crate, directory)
+    del crate
+    failed = prov.result()
+    if failed:
+        raise OSError(failed)
+
+
+def _write_prov(runs, authors: list[dict], batches: list[BatchFacts], directory: str) -> str | None:
+    """Write prov.json and prov.provn of the export into `directory`: None, or why the files
+    could not be written (the parent reports it as it reports its own write errors)."""
+    from runlog.export.prov import prov_both
+
+    texts = prov_both(runs, authors=authors, batches=batches)
+    try:
+        for name, text in zip(("prov.json", "prov.provn"), texts, strict=True):
+            (Path(directory) / name).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None
