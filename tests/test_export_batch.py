@@ -352,3 +352,113 @@ def test_a_replayed_batch_is_based_on_its_original(cohort, s3_emulator, run_cli,
     assert f"This batch repeats batch {cohort['batch_id']} with only run settings " in paragraphs
     rows = list(csv.DictReader((out / "methods" / "samples.csv").open()))
     assert sorted(r["run_setting_id"] for r in rows if r["batch_id"] == new_id) == ["HG002", "NA12892"]
+
+
+# -- at scale: the fast writers write what the libraries would have written -----------------------
+
+AUTHOR = {"name": "Ada Lovelace", "id": "https://orcid.org/0000-0002-1825-0097"}
+
+
+def _cohort_facts(ledger_path, *refs):
+    from runlog.export.cohort import collect_export
+
+    with Ledger.open(ledger_path, create=False) as ledger:
+        return collect_export(ledger, list(refs))
+
+
+def _assert_prov_text_is_the_prov_packages(ledger_path, *refs):
+    """runlog's PROV-N and PROV-JSON writers give the prov package's own text for the same document."""
+    from runlog.export.prov import build
+    from runlog.export.provtext import prov_json_text, provn_text
+
+    runs, batches = _cohort_facts(ledger_path, *refs)
+    doc = build(runs, authors=[AUTHOR], batches=batches)
+    expected_json = json.dumps(json.loads(doc.serialize(format="json")), indent=2, sort_keys=True) + "\n"
+    expected_provn = doc.get_provn()
+    assert prov_json_text(doc) == expected_json
+    assert provn_text(doc) == expected_provn
+    assert "wasStartedBy(" in expected_provn and "runlog:HealthOmicsRunBatch" in expected_provn
+
+
+def test_prov_text_of_a_cohort_is_the_prov_packages_own(cohort, ledger_path):
+    _assert_prov_text_is_the_prov_packages(ledger_path, cohort["batch_id"])
+
+
+def test_prov_text_with_hostile_names_is_the_prov_packages_own(aws_env, ledger_path, git_repo, run_cli):
+    aws_env.batch_rate = 100
+    odd = {**setting("S2"), "runSettingId": "a'b\"c(d)=[e];"}
+    odd["parameters"] = {**odd["parameters"], "sample_name": 'two\nlines, "quoted" \'x\' \\ é 😀 %zz'}
+    batch_id = _inline_batch(run_cli, aws_env, [setting("S1"), odd], name='quote " and \\ é 😀 %41 -x.')
+    aws_env.advance(200)
+    assert run_cli("refresh", batch_id).exit_code == 0
+    _assert_prov_text_is_the_prov_packages(ledger_path, batch_id)
+
+
+def test_the_crate_is_written_as_ro_crate_py_writes_it(cohort, ledger_path, tmp_path):
+    """runlog writes the crate's metadata and files itself (once, fast): the same files, byte
+    for byte, as ro-crate-py's writer followed by runlog's sorting of the graph."""
+    from runlog.export import rocrate
+
+    runs, batches = _cohort_facts(ledger_path, cohort["batch_id"])
+    crate = rocrate.build(runs, license="CC-BY-4.0", batches=batches, authors=[AUTHOR],
+                          attachments=[("methods/samples.csv", "Per-sample table", None, "a,b\n1,2\n")])
+    ours = tmp_path / "ours"
+    ours.mkdir()
+    rocrate.write(crate, ours)
+    theirs = tmp_path / "theirs"
+    crate.write(theirs)
+    metadata = theirs / "ro-crate-metadata.json"
+    document = json.loads(metadata.read_text(encoding="utf-8"))
+    document["@graph"].sort(key=lambda e: (e["@id"] != "ro-crate-metadata.json", e["@id"] != "./", e["@id"]))
+    metadata.write_text(json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
+    files = sorted(str(p.relative_to(theirs)) for p in theirs.rglob("*") if p.is_file())
+    assert files == sorted(str(p.relative_to(ours)) for p in ours.rglob("*") if p.is_file())
+    assert {"README.md", "methods/samples.csv", "ro-crate-metadata.json"} <= set(files)
+    assert any(f.startswith("batches/") for f in files) and any(f.startswith("workflows/") for f in files)
+    for name in files:
+        assert (ours / name).read_bytes() == (theirs / name).read_bytes(), name
+    # and as a zip: the same entries
+    import zipfile
+
+    rocrate.write(crate, tmp_path / "crate.zip")
+    with zipfile.ZipFile(tmp_path / "crate.zip") as archive:
+        assert sorted(archive.namelist()) == files
+        assert archive.read("ro-crate-metadata.json") == (ours / "ro-crate-metadata.json").read_bytes()
+
+
+def test_all_written_by_two_processes_is_the_same_as_by_one(cohort, ledger_path, run_cli, run_proc, tmp_path):
+    """`-f all` builds PROV in a forked child beside the rest (a real subprocess forks; the
+    in-process CLI, with the emulator's threads running, does not): the same bytes either way."""
+    export_all(run_cli, cohort["batch_id"], tmp_path / "inline")
+    for name, env in (("forked", {}), ("no-fork", {"RUNLOG_NO_FORK": "1"})):
+        done = run_proc("export", cohort["batch_id"], "-f", "all", "-o", tmp_path / name, "--license", "CC-BY-4.0",
+                        env=env)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.startswith(f"wrote {sum(1 for p in (tmp_path / 'inline').rglob('*') if p.is_file())} file")
+    files = sorted(p.relative_to(tmp_path / "inline") for p in (tmp_path / "inline").rglob("*") if p.is_file())
+    assert Path("prov.json") in files and Path("prov.provn") in files and len([f for f in files if f.parts[0] == "bco"]) == 3
+    for name in ("forked", "no-fork"):
+        assert sorted(p.relative_to(tmp_path / name) for p in (tmp_path / name).rglob("*") if p.is_file()) == files
+        for f in files:
+            assert (tmp_path / name / f).read_bytes() == (tmp_path / "inline" / f).read_bytes(), (name, f)
+    assert not list(tmp_path.glob(".forked.*")) and not list(tmp_path.glob(".no-fork.*"))  # no staging left
+
+
+def test_a_cohort_none_of_whose_runs_started_has_no_bco(aws_env, ledger_path, git_repo, run_cli, tmp_path):
+    """Every submission failed: `-f bco` writes an empty directory (no execution, no BCO) and
+    `-f all` an export whose crate lists no BCO; the failures are in the crate and samples.csv."""
+    aws_env.batch_rate = 100
+    aws_env.batch_fault("start", reason="ServiceQuotaExceeded", message="too many runs")
+    batch_id = _inline_batch(run_cli, aws_env, [setting("S1"), setting("S2")])
+    aws_env.advance(200)
+    assert run_cli("refresh", batch_id).exit_code == 0
+    result = run_cli("export", batch_id, "-f", "bco", "-o", tmp_path / "bcos", "--license", "CC-BY-4.0")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "bcos").is_dir() and list((tmp_path / "bcos").iterdir()) == []
+    out = tmp_path / "all"
+    export_all(run_cli, batch_id, out)
+    assert not (out / "bco").exists()
+    entities, _ = crate_graph(out)
+    assert not [i for i in entities if i.startswith("bco/")]
+    rows = list(csv.DictReader((out / "methods" / "samples.csv").open()))
+    assert [r["submission"] for r in rows] == ["FAILED", "FAILED"]

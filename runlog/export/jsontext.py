@@ -18,7 +18,9 @@ import orjson
 
 from runlog.fastjson import plain
 
-_PRETTY = orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS
+# dates and dataclasses are no JSON to the json module: refused there too, never written
+_PRETTY = (orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATETIME
+           | orjson.OPT_PASSTHROUGH_DATACLASS)
 
 
 def pretty(value: Any, *, ensure_ascii: bool = False) -> str:
