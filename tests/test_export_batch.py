@@ -367,16 +367,20 @@ def _cohort_facts(ledger_path, *refs):
 
 
 def _assert_prov_text_is_the_prov_packages(ledger_path, *refs):
-    """runlog's PROV-N and PROV-JSON writers give the prov package's own text for the same document."""
+    """runlog's PROV-N and PROV-JSON writers give the prov package's own text for the same
+    statements, whether made as the prov package's document or as runlog's plain records."""
     from runlog.export.prov import build
     from runlog.export.provtext import prov_json_text, provn_text
 
     runs, batches = _cohort_facts(ledger_path, *refs)
-    doc = build(runs, authors=[AUTHOR], batches=batches)
+    doc = build(runs, authors=[AUTHOR], batches=batches)  # the prov package's document
     expected_json = json.dumps(json.loads(doc.serialize(format="json")), indent=2, sort_keys=True) + "\n"
     expected_provn = doc.get_provn()
     assert prov_json_text(doc) == expected_json
     assert provn_text(doc) == expected_provn
+    fast = build(runs, authors=[AUTHOR], batches=batches, fast=True)  # runlog's plain records, what exports use
+    assert prov_json_text(fast) == expected_json
+    assert provn_text(fast) == expected_provn
     assert "wasStartedBy(" in expected_provn and "runlog:HealthOmicsRunBatch" in expected_provn
 
 
