@@ -49,3 +49,46 @@ def test_pretty_refuses_what_the_json_module_refuses():
             json.dumps(value)
         with pytest.raises(TypeError):
             pretty({"value": value})
+
+
+def test_prov_records_write_what_the_prov_package_writes_for_single_runs(tmp_path):
+    """Every export's PROV is now written from runlog's plain records: for runs (replays of
+    replays, a rejected attempt, an import, a FAILED run with hostile text, a run with its
+    tasks and container digests) the text is the prov package's own for the same statements."""
+    import json as jsonlib
+
+    from reportledger import build as build_ledger
+    from runlog.export.prov import build
+    from runlog.export.provtext import prov_json_text, provn_text
+    from runlog.export.terms import collect
+    from runlog.ledger import Ledger
+
+    path = tmp_path / "ledger.db"
+    made = build_ledger(path)
+    with Ledger.open(path, create=False) as ledger:
+        original = ledger.get(made["addresses"]["original"])
+        uuid = original.record["outcome"]["response"]["uuid"]
+        ledger.observe(original.address, "GetRun", {
+            "status": "COMPLETED", "uuid": uuid, "id": original.record["outcome"]["response"]["id"],
+            "startTime": "2026-11-25T22:15:54.123Z", "stopTime": "2026-11-25T23:15:54Z",
+            "runOutputUri": "s3://lab/out/1000001/", "engineVersion": "23.10.1",
+            "resourceDigests": {"s3://lab/NA12878.cram": "etag:0123abcd-3",
+                                "123.dkr.ecr.us-west-2.amazonaws.com/gatk:4.5": "sha256:" + "ab" * 32}},
+            run_uuid=uuid, status="COMPLETED")
+        ledger.observe(original.address, "ListRunTasks", {"tasks": [
+            {"taskId": "11", "name": "align (x=1)", "status": "COMPLETED", "cpus": 4, "memory": 16, "cacheHit": True,
+             "startTime": "2026-11-25T22:16:00Z", "stopTime": "2026-11-25T22:20:00Z",
+             "imageDetails": {"image": "123.dkr.ecr.us-west-2.amazonaws.com/gatk:4.5",
+                              "imageDigest": "sha256:" + "ab" * 32}},
+            {"taskId": "12", "name": "call; 'quoted'", "status": "FAILED", "failureReason": "OUT_OF_MEMORY",
+             "gpus": 0, "instanceType": "omics.c.large"}]}, run_uuid=uuid)
+        runs = collect(ledger, list(made["addresses"].values()))
+    authors = [{"name": "Ada Lovelace", "id": "https://orcid.org/0000-0002-1825-0097"}, {"name": "Grace Hopper",
+                                                                                        "id": None}]
+    doc = build(runs, authors=authors)
+    fast = build(runs, authors=authors, fast=True)
+    expected = doc.get_provn()
+    assert "runlog:HealthOmicsTask" in expected and "RejectedStartRun" in expected and "wasInformedBy(" in expected
+    assert provn_text(fast) == expected
+    assert prov_json_text(fast) == jsonlib.dumps(jsonlib.loads(doc.serialize(format="json")), indent=2,
+                                                 sort_keys=True) + "\n"
