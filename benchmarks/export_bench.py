@@ -128,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=1, help="exports of each format (the median is reported)")
     parser.add_argument("--formats", default=",".join(FORMATS),
                         help=f"comma-separated formats to time (default {','.join(FORMATS)})")
-    parser.add_argument("--workdir", type=Path, help="keep the ledger and exports here (default: a temporary directory)")
+    parser.add_argument("--workdir", type=Path, help="keep the ledger and exports here (default: a temporary "
+                        "directory); a ledger an earlier run built there for the same --runs is reused")
     args = parser.parse_args(argv)
     formats = [f for f in args.formats.split(",") if f]
     unknown = set(formats) - set(FORMATS)
@@ -156,19 +157,26 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, list[dict]] = {}
     sizes: dict[str, float] = {}
     try:
-        wait_for_port(moto_port)
-        s3 = boto3.client("s3", endpoint_url=s3_url, region_name="us-east-1")
-        emulator = Emulator(port=0, s3_endpoint_url=s3_url, batch_rate=max(1, args.runs))
-        emulator.start()
-        subprocess.run(["git", "init", "-q", str(work)], check=True)
-        env = {**os.environ, "AWS_ENDPOINT_URL": emulator.endpoint_url, "AWS_ENDPOINT_URL_S3": s3_url,
-               "AWS_DEFAULT_REGION": "us-west-2", "AWS_DISABLE_HOST_PREFIX_INJECTION": "true",
-               "AWS_PAGER": "", "RUNLOG_LEDGER": str(work / "ledger.db")}
-        built = time.perf_counter()
-        batch_id = build_cohort(args.runs, work, env, emulator, s3)
-        built = time.perf_counter() - built
-        emulator.stop()
-        emulator = None  # export never calls AWS
+        env = {**os.environ, "AWS_DEFAULT_REGION": "us-west-2", "AWS_PAGER": "",
+               "RUNLOG_LEDGER": str(work / "ledger.db")}
+        kept = work / f"batch-{args.runs}.id"
+        built = 0.0
+        if args.workdir is not None and kept.is_file() and (work / "ledger.db").is_file():
+            batch_id = kept.read_text().strip()  # the ledger built by an earlier run with this --workdir
+        else:
+            wait_for_port(moto_port)
+            s3 = boto3.client("s3", endpoint_url=s3_url, region_name="us-east-1")
+            emulator = Emulator(port=0, s3_endpoint_url=s3_url, batch_rate=max(1, args.runs))
+            emulator.start()
+            subprocess.run(["git", "init", "-q", str(work)], check=True)
+            started = time.perf_counter()
+            batch_id = build_cohort(args.runs, work, {
+                **env, "AWS_ENDPOINT_URL": emulator.endpoint_url, "AWS_ENDPOINT_URL_S3": s3_url,
+                "AWS_DISABLE_HOST_PREFIX_INJECTION": "true"}, emulator, s3)
+            built = time.perf_counter() - started
+            kept.write_text(batch_id)
+            emulator.stop()
+            emulator = None  # export never calls AWS
         runlog = [sys.executable, "-m", "runlog"]
         for _ in range(args.repeat):
             for fmt in formats:
@@ -186,8 +194,9 @@ def main(argv: list[str] | None = None) -> int:
         if temporary is not None:
             temporary.cleanup()
 
-    print(f"`runlog export BATCH` of a {args.runs}-member batch (ledger {ledger_mib:.0f} MiB, built in {built:.0f} s "
-          f"by submit-batch + refresh), {args.repeat} repeat(s), medians; load average "
+    print(f"`runlog export BATCH` of a {args.runs}-member batch (ledger {ledger_mib:.0f} MiB, built "
+          + (f"in {built:.0f} s " if built else "earlier ") + f"by submit-batch + refresh), {args.repeat} repeat(s), "
+          "medians; load average "
           f"{' '.join(f'{x:.1f}' for x in os.getloadavg())} at the end; {os.cpu_count()} CPU(s)\n")
     print("Export has no aws CLI baseline: the targets are the issue's absolute ones (under 60 s and under "
           "1 GiB of peak memory for `-f all` of 10 000 members).\n")

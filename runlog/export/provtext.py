@@ -28,9 +28,14 @@ class Records:
     objects (their validation, hashing and per-write escaping) most of an export's time."""
 
     def __init__(self) -> None:
-        from prov.model import ProvDocument
+        from prov.constants import PROV_ATTRIBUTE_LITERALS, PROV_ATTRIBUTE_QNAMES
+        from prov.identifier import QualifiedName
+        from prov.model import PROV_REC_CLS, ProvDocument, parse_xsd_datetime
 
         self.names = ProvDocument()
+        self._formal_names = {kind: cls.FORMAL_ATTRIBUTES for kind, cls in PROV_REC_CLS.items()}
+        self._qnames, self._literals = PROV_ATTRIBUTE_QNAMES, PROV_ATTRIBUTE_LITERALS
+        self._qualified, self._parse_time = QualifiedName, parse_xsd_datetime
         # (type, identifier or None, formal [(name, value or None)], extra [(name, value)])
         self.records: list[tuple[Any, Any, list, list]] = []
         self._resolved: dict[Any, Any] = {}
@@ -47,18 +52,14 @@ class Records:
         return found
 
     def _new(self, kind, identifier, formal_values: tuple, attributes) -> _Ref:
-        from prov.constants import PROV_ATTRIBUTE_LITERALS, PROV_ATTRIBUTE_QNAMES
-        from prov.identifier import QualifiedName
-        from prov.model import PROV_REC_CLS, parse_xsd_datetime
-
         formal = []
-        for name, value in zip(PROV_REC_CLS[kind].FORMAL_ATTRIBUTES, formal_values, strict=False):
+        for name, value in zip(self._formal_names[kind], formal_values, strict=False):
             if value is None:
                 formal.append((name, None))
-            elif name in PROV_ATTRIBUTE_QNAMES:
+            elif name in self._qnames:
                 formal.append((name, self._name(value)))
-            elif name in PROV_ATTRIBUTE_LITERALS:
-                moment = parse_xsd_datetime(value) if isinstance(value, str) else value
+            elif name in self._literals:
+                moment = self._parse_time(value) if isinstance(value, str) else value
                 if not isinstance(moment, datetime.datetime):
                     raise ValueError(f"{value!r} is no time for {name}")
                 formal.append((name, moment))
@@ -70,7 +71,7 @@ class Records:
                 continue
             if isinstance(value, _Ref):
                 value = value.identifier
-            elif isinstance(value, QualifiedName):
+            elif isinstance(value, self._qualified):
                 value = self.names.valid_qualified_name(value)
             elif not isinstance(value, (str, int)) or isinstance(value, bool):
                 raise ValueError(f"unexpected PROV attribute value {value!r}")
