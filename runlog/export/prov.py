@@ -100,12 +100,13 @@ def build(runs: list[RunFacts], *, authors: list[dict] | None = None, batches: S
         activity = doc.activity(identifier, run.start if run.ran else None, run.end if run.ran else None,
                                 attributes)
         activities[run.address] = activity
-        request = doc.entity(f"runlog:record-{run.address}", {
+        request_attributes: dict[Any, Any] = {
             PROV_TYPE: runlog["StartRunRequest"], "runlog:kind": run.kind,
             **{f"runlog:override-{_PLAIN.sub('-', k)}": value_text(v)
                for group in ("members", "parameters") for k, v in sorted((run.overrides.get(group) or {}).items())},
             **{f"runlog:acceptedDrift{i}": f"{d['kind']} {d['what']}: recorded {value_text(d['recorded'])}, "
-                                          f"then {value_text(d['current'])}" for i, d in enumerate(run.drift)}})
+                                          f"then {value_text(d['current'])}" for i, d in enumerate(run.drift)}}
+        request = doc.entity(f"runlog:record-{run.address}", request_attributes)
         requests[run.address] = request
         caller = None
         if run.caller_arn:

@@ -52,7 +52,7 @@ class Records:
         return found
 
     def _new(self, kind, identifier, formal_values: tuple, attributes) -> _Ref:
-        formal = []
+        formal: list[tuple[Any, Any]] = []
         for name, value in zip(self._formal_names[kind], formal_values, strict=False):
             if value is None:
                 formal.append((name, None))

@@ -97,7 +97,7 @@ def _person(crate, person: dict, index: int, role: str, kind: str = "Person"):
 
 
 def build(runs: list[RunFacts], *, license: str | None, title: str | None = None, description: str | None = None,
-          attachments: Sequence[tuple[str, str, str | None, str]] = (), authors: Sequence[dict] = (),
+          attachments: Sequence[tuple[str, str, str | None, str | None]] = (), authors: Sequence[dict] = (),
           publisher: dict | None = None, batches: Sequence[BatchFacts] = ()):
     """The crate object for some runs. `attachments` are (path in crate, name, conformsTo URL
     or None, text): the other formats' files, with --format all. Each of `batches` becomes an
