@@ -9,6 +9,7 @@ the staging directory beside it, which is removed whatever happens."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import stat
@@ -220,8 +221,8 @@ CONFORMS = {
 def _write_all(runs, directory: Path, *, license, usability, title, authors, publisher, batches=()) -> None:
     """Every format in one directory, the RO-Crate describing the others as data entities.
     Each file is written as soon as it is made and its text dropped (a cohort's BCOs one by
-    one, the PROV document before the crate is built), so that memory holds one format at a
-    time, not every file of the export."""
+    one), and PROV is made in a forked child, so that no process holds every file of the
+    export, and two cores share the work."""
     from runlog.export import rocrate
 
     directory.mkdir()
@@ -239,17 +240,24 @@ def _write_all(runs, directory: Path, *, license, usability, title, authors, pub
     # other core while this process writes the BCOs, the methods and the crate (inline where
     # fork is unavailable: runlog.background)
     prov = background.start(_write_prov, runs, list(authors), list(batches), str(directory))
-    for path, text in bco_files(runs, usability=usability, license=license, authors=authors, batches=batches):
-        put(path, text)
-    for path, text in render(runs, "methods", title=title, authors=authors, license=license,
-                             batches=batches).items():
-        put(path, text)
-    written += ["prov.json", "prov.provn"]
-    attachments = [(path, *CONFORMS.get(path, CONFORMS["bco.json"]), None) for path in sorted(written)]
-    crate = rocrate.build(runs, license=license, title=title, attachments=attachments, authors=authors,
-                          publisher=publisher, batches=batches)
-    rocrate.write(crate, directory)
-    del crate
+    try:
+        for path, text in bco_files(runs, usability=usability, license=license, authors=authors,
+                                    batches=batches):
+            put(path, text)
+        for path, text in render(runs, "methods", title=title, authors=authors, license=license,
+                                 batches=batches).items():
+            put(path, text)
+        written += ["prov.json", "prov.provn"]
+        attachments = [(path, *CONFORMS.get(path, CONFORMS["bco.json"]), None) for path in sorted(written)]
+        crate = rocrate.build(runs, license=license, title=title, attachments=attachments, authors=authors,
+                              publisher=publisher, batches=batches)
+        rocrate.write(crate, directory)
+        del crate
+    except BaseException:
+        # the child is done with the staging directory before it is removed
+        with contextlib.suppress(Exception):
+            prov.result()
+        raise
     failed = prov.result()
     if failed:
         raise OSError(failed)
