@@ -73,14 +73,16 @@ def timed(command: list[str], env: dict, cwd: Path) -> tuple[str, dict]:
     return stdout, usage
 
 
-def wait_for_port(port: int) -> None:
-    for _ in range(400):
+def wait_for_port(port: int, seconds: float = 120.0) -> None:
+    """Until moto's server listens (its start-up takes tens of seconds on a loaded machine)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
         try:
             socket.create_connection(("127.0.0.1", port)).close()
             return
         except OSError:
             time.sleep(0.05)
-    raise SystemExit(f"moto_server did not listen on port {port}")
+    raise SystemExit(f"moto_server did not listen on port {port} within {seconds:.0f} s")
 
 
 def build_cohort(runs: int, work: Path, env: dict, emulator, s3) -> str:
