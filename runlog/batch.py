@@ -258,27 +258,76 @@ def read_settings_file(s3, uri: str) -> dict[str, Any]:
 
 def check_templates(workflow: dict, default: dict, settings: list[dict]) -> None:
     """Each run's merged parameters against the workflow's template: the first run that
-    misses a required parameter or gives an unknown one is named (UsageError). Sets are
-    made once, so 100 000 runs cost a few set differences each."""
+    misses a required parameter or gives an unknown one is named (TemplateMismatch). A cohort
+    has few distinct sets of parameter names (100 000 runs, usually one): each distinct set
+    (the names of a run's own parameters, in their order) is checked once."""
     template = workflow.get("parameter_template")
     if not template:
         return
     required = {n for n, spec in template.items() if not (spec or {}).get("optional")}
     known = set(template)
     base = set(default.get("parameters") or {})
+    fits: dict[tuple, bool] = {}
     for index, setting in enumerate(settings):
-        given = base | set(setting.get("parameters") or {})
+        own = setting.get("parameters")
+        names = tuple(own) if own else ()  # a dict's keys (what else is there, set() took before)
+        fit = fits.get(names)
+        if fit is None:
+            given = base.union(names)
+            fit = fits[names] = required <= given and given <= known
+        if fit:
+            continue
+        given = base.union(names)
         missing, unknown = required - given, given - known
-        if missing or unknown:
-            problems = []
-            if missing:
-                problems.append(f"missing required parameter(s) {', '.join(sorted(missing))}")
-            if unknown:
-                problems.append(f"unknown parameter(s) {', '.join(sorted(unknown))} (the workflow takes "
-                                f"{', '.join(sorted(known))})")
-            raise TemplateMismatch(f"run setting {setting['runSettingId'][:128]!r} (item {index}) does not fit "
-                                   f"workflow {workflow.get('id')} ({workflow.get('name')}): " + "; ".join(problems),
-                                   problems)
+        problems = []
+        if missing:
+            problems.append(f"missing required parameter(s) {', '.join(sorted(missing))}")
+        if unknown:
+            problems.append(f"unknown parameter(s) {', '.join(sorted(unknown))} (the workflow takes "
+                            f"{', '.join(sorted(known))})")
+        raise TemplateMismatch(f"run setting {setting['runSettingId'][:128]!r} (item {index}) does not fit "
+                               f"workflow {workflow.get('id')} ({workflow.get('name')}): " + "; ".join(problems),
+                               problems)
+
+
+def settings_input_uris(default: dict, settings: list[dict]) -> list[str]:
+    """resolve.input_uris over the default's parameters, then each run's own, once each in
+    order of appearance; a run's flat parameters (text values: the usual cohort) are read
+    without the general walk."""
+    from runlog.resolve import input_uris
+
+    schemes = ("s3://", "omics://")
+    uris: dict[str, None] = dict.fromkeys(input_uris(default.get("parameters")))
+    for setting in settings:
+        own = setting.get("parameters")
+        if not own:
+            continue
+        if isinstance(own, dict):
+            for value in own.values():
+                if value.__class__ is str:
+                    if value.startswith(schemes):
+                        uris[value] = None
+                elif isinstance(value, (dict, list)):
+                    for found in input_uris(value):
+                        uris[found] = None
+        else:
+            for found in input_uris(own):
+                uris[found] = None
+    return list(uris)
+
+
+def _not_found() -> dict[str, Any]:
+    return {"kind": "s3-object", "error": {"code": "NotFound", "message": "not in the listing of its prefix"}}
+
+
+def _listed(item: dict, _iso: Callable[[Any], Any]) -> dict[str, Any]:
+    """A ListObjectsV2 item as an input identity (resolve.s3_identity's fields)."""
+    found = {"kind": "s3-object", "etag": item.get("ETag", "").strip('"')}
+    if item.get("Size") is not None:
+        found["size"] = item["Size"]
+    if item.get("LastModified") is not None:
+        found["last_modified"] = _iso(item["LastModified"])
+    return found
 
 
 def bulk_s3_identities(s3, uris: list[str], *, deadline: float, head_below: int = 3) -> dict[str, dict]:
@@ -289,16 +338,21 @@ def bulk_s3_identities(s3, uris: list[str], *, deadline: float, head_below: int 
     budget (`deadline`, time.monotonic()) leaves is Timeout."""
     from runlog.resolve import _error, _iso, s3_identity
 
-    groups: dict[tuple[str, str], set[str]] = {}
+    groups: dict[tuple[str, str], dict[str, str]] = {}  # (bucket, directory) -> {key: uri}
+    prefixes: list[str] = []
+    for uri in uris:
+        bucket, _, key = uri[5:].partition("/")
+        if not key or key[-1] == "/":
+            prefixes.append(uri)  # summarised one by one (resolve.s3_identity) below
+            continue
+        where = (bucket, key[:key.rfind("/") + 1])
+        group = groups.get(where)
+        if group is None:
+            group = groups[where] = {}
+        group[key] = uri
     found: dict[str, dict] = {}
-    for uri in uris:
-        bucket, _, key = uri[5:].partition("/")
-        if not key or key.endswith("/"):
-            continue  # prefixes are summarised one by one (resolve.s3_identity) below
-        groups.setdefault((bucket, key.rpartition("/")[0] + "/" if "/" in key else ""), set()).add(key)
-    for uri in uris:
-        bucket, _, key = uri[5:].partition("/")
-        if (not key or key.endswith("/")) and time.monotonic() < deadline:
+    for uri in prefixes:
+        if time.monotonic() < deadline:
             found[uri] = s3_identity(s3, uri)
     for (bucket, prefix), keys in groups.items():
         if time.monotonic() >= deadline:
@@ -306,39 +360,39 @@ def bulk_s3_identities(s3, uris: list[str], *, deadline: float, head_below: int 
         if len(keys) < head_below:
             for key in sorted(keys):
                 if time.monotonic() < deadline:
-                    found[f"s3://{bucket}/{key}"] = s3_identity(s3, f"s3://{bucket}/{key}")
+                    found[keys[key]] = s3_identity(s3, keys[key])
             continue
         last = max(keys)
         start = min(keys)
+        done = False
         try:
             pages = s3.get_paginator("list_objects_v2").paginate(
                 Bucket=bucket, Prefix=prefix, StartAfter=start[:-1] if start > prefix else "")
-            done = False
             for page in pages:
                 for item in page.get("Contents", []):
-                    if item["Key"] in keys:
-                        found[f"s3://{bucket}/{item['Key']}"] = {
-                            k: v for k, v in {"kind": "s3-object", "etag": item.get("ETag", "").strip('"'),
-                                              "size": item.get("Size"),
-                                              "last_modified": _iso(item.get("LastModified"))}.items()
-                            if v is not None}
+                    uri = keys.get(item["Key"])
+                    if uri is not None:
+                        found[uri] = _listed(item, _iso)
                     if item["Key"] >= last:
                         done = True
                         break
                 if done or time.monotonic() >= deadline:
                     break
         except Exception as exc:
-            for key in keys:
-                found.setdefault(f"s3://{bucket}/{key}", {"kind": "s3-object", "error": _error(exc)})
+            for uri in keys.values():
+                if uri not in found:
+                    found[uri] = {"kind": "s3-object", "error": _error(exc)}
             continue
         if done or time.monotonic() < deadline:
-            for key in keys:
-                found.setdefault(f"s3://{bucket}/{key}", {"kind": "s3-object", "error": {
-                    "code": "NotFound", "message": "not in the listing of its prefix"}})
+            for uri in keys.values():
+                if uri not in found:
+                    found[uri] = _not_found()
+    out: dict[str, dict] = {}
     for uri in uris:
-        found.setdefault(uri, {"kind": "s3-object", "error": {"code": "Timeout",
-                                                               "message": "not resolved within the time budget"}})
-    return {uri: found[uri] for uri in uris}
+        identity = found.get(uri)
+        out[uri] = identity if identity is not None else {
+            "kind": "s3-object", "error": {"code": "Timeout", "message": "not resolved within the time budget"}}
+    return out
 
 
 @dataclass(frozen=True)
@@ -352,7 +406,7 @@ class Options:
 def resolve_batch(request: dict, clients: dict, options: Options) -> tuple[dict, dict, list[str]]:
     """(resolution, batch section, warnings) for a StartRunBatch request. The settings file is
     read even with --no-resolve: it is the cohort, and the record keeps it."""
-    from runlog.resolve import input_uris, workflow_identity
+    from runlog.resolve import workflow_identity
 
     started = time.monotonic()
     warnings: list[str] = []
@@ -381,10 +435,7 @@ def resolve_batch(request: dict, clients: dict, options: Options) -> tuple[dict,
         check_templates(workflow, default, settings)
         template_checked = "parameter_template" in workflow
     workflow.pop("parameter_template", None)
-    uris: dict[str, None] = {}
-    for value in [default.get("parameters")] + [s.get("parameters") for s in settings]:
-        for found_uri in input_uris(value):
-            uris.setdefault(found_uri, None)
+    uris = settings_input_uris(default, settings)
     deadline = started + options.timeout
     inputs: dict[str, dict] = {}
     s3_uris = [u for u in uris if u.startswith("s3://")]
