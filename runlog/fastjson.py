@@ -117,3 +117,23 @@ def loads(data: bytes) -> Any:
         return orjson.loads(data)
     except orjson.JSONDecodeError:
         return json.loads(data)
+
+
+def members(obj: dict[str, Any], at: str) -> tuple[bytes, bytes]:
+    """The canonical JSON of an object, without its braces, in two parts: its members whose
+    names sort before `at` (by code point, as canonical JSON sorts them) and those after. With
+    `joined`, the object's canonical JSON and that of the object with a member `at` added are
+    made from one encoding (a batch's intent and its record hold the same cohort)."""
+    before = dumps({key: value for key, value in obj.items() if key < at})
+    after = dumps({key: value for key, value in obj.items() if key > at})
+    return before[1:-1], after[1:-1]
+
+
+def member(key: str, value: Any) -> bytes:
+    """One member, `"key":value`, in canonical JSON (for `joined`)."""
+    return dumps({key: value})[1:-1]
+
+
+def joined(*parts: bytes) -> bytes:
+    """An object's canonical JSON from its members' parts, given in sorted order."""
+    return b"{" + b",".join(part for part in parts if part) + b"}"
