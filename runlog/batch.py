@@ -338,16 +338,21 @@ def bulk_s3_identities(s3, uris: list[str], *, deadline: float, head_below: int 
 
     groups: dict[tuple[str, str], dict[str, str]] = {}  # (bucket, directory) -> {key: uri}
     prefixes: list[str] = []
+    directories: dict[str, tuple[dict[str, str], int]] = {}  # "s3://bucket/dir/" -> (its group, where keys start)
     for uri in uris:
-        bucket, _, key = uri[5:].partition("/")
-        if not key or key[-1] == "/":
-            prefixes.append(uri)  # summarised one by one (resolve.s3_identity) below
+        cut = uri.rfind("/") + 1
+        directory = directories.get(uri[:cut])
+        if directory is None:
+            bucket, slash, key = uri[5:].partition("/")
+            if not slash:
+                prefixes.append(uri)  # a whole bucket: summarised (resolve.s3_identity) below
+                continue
+            where = (bucket, key[:key.rfind("/") + 1])
+            directory = directories[uri[:cut]] = (groups.setdefault(where, {}), 6 + len(bucket))
+        if cut == len(uri):
+            prefixes.append(uri)  # a prefix (ends with "/"): summarised one by one below
             continue
-        where = (bucket, key[:key.rfind("/") + 1])
-        group = groups.get(where)
-        if group is None:
-            group = groups[where] = {}
-        group[key] = uri
+        directory[0][uri[directory[1]:]] = uri
     found: dict[str, dict] = {}
     for uri in prefixes:
         if time.monotonic() < deadline:
@@ -436,11 +441,9 @@ def resolve_batch(request: dict, clients: dict, options: Options) -> tuple[dict,
     workflow.pop("parameter_template", None)
     uris = settings_input_uris(default, settings)
     deadline = started + options.timeout
-    inputs: dict[str, dict] = {}
     s3_uris = [u for u in uris if u.startswith("s3://")]
-    if s3_uris:
-        inputs.update(bulk_s3_identities(clients["s3"], s3_uris, deadline=deadline))
-    if any(u.startswith("omics://") for u in uris):
+    inputs = bulk_s3_identities(clients["s3"], s3_uris, deadline=deadline) if s3_uris else {}
+    if len(s3_uris) < len(uris):  # omics:// inputs too
         from runlog.resolve import omics_identity
 
         for found_uri in uris:
@@ -448,7 +451,7 @@ def resolve_batch(request: dict, clients: dict, options: Options) -> tuple[dict,
                 inputs[found_uri] = omics_identity(clients["omics"], found_uri) if time.monotonic() < deadline \
                     else {"kind": "omics", "error": {"code": "Timeout", "message": "not resolved within the time "
                                                                                    "budget"}}
-    inputs = {u: inputs[u] for u in uris if u in inputs}
+        inputs = {u: inputs[u] for u in uris if u in inputs}
     failed = [u for u, identity in inputs.items() if "error" in identity]
     if failed:
         shown = ", ".join(f"{u} ({inputs[u]['error']['code']})" for u in failed[:5])

@@ -124,9 +124,11 @@ def members(obj: dict[str, Any], at: str) -> tuple[bytes, bytes]:
     names sort before `at` (by code point, as canonical JSON sorts them) and those after. With
     `joined`, the object's canonical JSON and that of the object with a member `at` added are
     made from one encoding (a batch's intent and its record hold the same cohort)."""
-    before = dumps({key: value for key, value in obj.items() if key < at})
-    after = dumps({key: value for key, value in obj.items() if key > at})
-    return before[1:-1], after[1:-1]
+    # member by member: the checks on what orjson wrote (a null may be NaN) cover one member each
+    ordered = sorted(obj)
+    before = b",".join(member(key, obj[key]) for key in ordered if key < at)
+    after = b",".join(member(key, obj[key]) for key in ordered if key > at)
+    return before, after
 
 
 def member(key: str, value: Any) -> bytes:

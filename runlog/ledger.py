@@ -392,7 +392,8 @@ class Ledger:
         from runlog import fastjson
 
         # canonical JSON (a batch's intent holds its whole cohort: `encoded` when the caller made it)
-        body = (encoded if encoded is not None else fastjson.dumps(intent)).decode("utf-8")
+        data = encoded if encoded is not None else fastjson.dumps(intent)
+        body = data.decode("utf-8")
         request_id = intent["request"]["requestId"]
         with self.write():
             known = self.conn.execute(
@@ -407,7 +408,7 @@ class Ledger:
             self._insert(
                 "attempts",
                 {"request_id": request_id, "created": intent["created"], "intent": body,
-                 "intent_sha256": rec.sha256_hex(body.encode("utf-8"))},
+                 "intent_sha256": rec.sha256_hex(data)},
             )
 
     def refuse_pending_duplicate(self, request: dict) -> None:
