@@ -353,17 +353,19 @@ def bulk_s3_identities(s3, uris: list[str], *, deadline: float, head_below: int 
             prefixes.append(uri)  # a prefix (ends with "/"): summarised one by one below
             continue
         directory[0][uri[directory[1]:]] = uri
-    found: dict[str, dict] = {}
+    # one identity for all the keys it stands for (a record is never changed in place)
+    not_found = {"kind": "s3-object", "error": {"code": "NotFound", "message": "not in the listing of its prefix"}}
+    timeout = {"kind": "s3-object", "error": {"code": "Timeout", "message": "not resolved within the time budget"}}
+    found: dict[str, dict] = {}  # all but the keys a complete listing did not hold
     for uri in prefixes:
-        if time.monotonic() < deadline:
-            found[uri] = s3_identity(s3, uri)
+        found[uri] = s3_identity(s3, uri) if time.monotonic() < deadline else timeout
     for (bucket, prefix), keys in groups.items():
         if time.monotonic() >= deadline:
-            break
+            found.update(dict.fromkeys(keys.values(), timeout))
+            continue
         if len(keys) < head_below:
             for key in sorted(keys):
-                if time.monotonic() < deadline:
-                    found[keys[key]] = s3_identity(s3, keys[key])
+                found[keys[key]] = s3_identity(s3, keys[key]) if time.monotonic() < deadline else timeout
             continue
         last = max(keys)
         start = min(keys)
@@ -382,21 +384,16 @@ def bulk_s3_identities(s3, uris: list[str], *, deadline: float, head_below: int 
                 if done or time.monotonic() >= deadline:
                     break
         except Exception as exc:
+            failed = {"kind": "s3-object", "error": _error(exc)}
             for uri in keys.values():
-                if uri not in found:
-                    found[uri] = {"kind": "s3-object", "error": _error(exc)}
+                found.setdefault(uri, failed)
             continue
-        if done or time.monotonic() < deadline:
+        if not done and time.monotonic() >= deadline:  # listed in part
             for uri in keys.values():
-                if uri not in found:
-                    found[uri] = {"kind": "s3-object",
-                                  "error": {"code": "NotFound", "message": "not in the listing of its prefix"}}
-    if len(found) < len(uris):
-        for uri in uris:
-            if uri not in found:
-                found[uri] = {"kind": "s3-object",
-                              "error": {"code": "Timeout", "message": "not resolved within the time budget"}}
-    return found if list(found) == uris else {uri: found[uri] for uri in uris}
+                found.setdefault(uri, timeout)
+    identities = dict.fromkeys(uris, not_found)
+    identities.update(found)
+    return identities
 
 
 @dataclass(frozen=True)
