@@ -546,7 +546,7 @@ def _submit_batch(open_ledger: Callable[[], Ledger], request: dict[str, Any], *,
                         encoded=fastjson.joined(*parts))
 
 
-def send(ledger: Ledger, intent: dict, omics, *, recovered: bool = False, parts: tuple[bytes, bytes] | None = None):
+def send(ledger: Ledger, intent: dict, omics, *, recovered: bool = False, parts: tuple[list, list] | None = None):
     """Call StartRunBatch with the intent's request and append the batch record. Only a
     modelled 4xx refusal makes a rejected record; anything else leaves the attempt pending.
     `parts`: the intent's canonical JSON as fastjson.members(intent, "outcome") gives it."""
@@ -591,7 +591,7 @@ def send(ledger: Ledger, intent: dict, omics, *, recovered: bool = False, parts:
     return Submission(entry=entry, response=response, warnings=list(intent["warnings"]))
 
 
-def _record_bytes(parts: tuple[bytes, bytes] | None, outcome: dict) -> bytes | None:
+def _record_bytes(parts: tuple[list, list] | None, outcome: dict) -> bytes | None:
     """The record's canonical JSON: the intent's parts with the outcome between them."""
     from runlog import fastjson
 

@@ -119,23 +119,31 @@ def loads(data: bytes) -> Any:
         return json.loads(data)
 
 
-def members(obj: dict[str, Any], at: str) -> tuple[bytes, bytes]:
-    """The canonical JSON of an object, without its braces, in two parts: its members whose
-    names sort before `at` (by code point, as canonical JSON sorts them) and those after. With
-    `joined`, the object's canonical JSON and that of the object with a member `at` added are
-    made from one encoding (a batch's intent and its record hold the same cohort)."""
-    # member by member: the checks on what orjson wrote (a null may be NaN) cover one member each
+def members(obj: dict[str, Any], at: str) -> tuple[list[memoryview], list[memoryview]]:
+    """The canonical JSON of an object's members, `"key":value` each, in two parts: the
+    members whose names sort before `at` (by code point, as canonical JSON sorts them) and
+    those after. With `joined`, the object's canonical JSON and that of the object with a
+    member `at` added are made from one encoding (a batch's intent and its record hold the same
+    cohort). Member by member, so the checks on what orjson wrote (a null may be NaN) cover one
+    member each."""
     ordered = sorted(obj)
-    before = b",".join(member(key, obj[key]) for key in ordered if key < at)
-    after = b",".join(member(key, obj[key]) for key in ordered if key > at)
-    return before, after
+    return ([member(key, obj[key]) for key in ordered if key < at],
+            [member(key, obj[key]) for key in ordered if key > at])
 
 
-def member(key: str, value: Any) -> bytes:
-    """One member, `"key":value`, in canonical JSON (for `joined`)."""
-    return dumps({key: value})[1:-1]
+def member(key: str, value: Any) -> memoryview:
+    """One member, `"key":value`, in canonical JSON (for `joined`; a view, not a copy)."""
+    return memoryview(dumps({key: value}))[1:-1]
 
 
-def joined(*parts: bytes) -> bytes:
-    """An object's canonical JSON from its members' parts, given in sorted order."""
-    return b"{" + b",".join(part for part in parts if part) + b"}"
+def joined(*parts: list[memoryview] | memoryview) -> bytes:
+    """An object's canonical JSON from its members (alone or in lists), given in sorted
+    order: one copy of tens of MB, not one per brace."""
+    pieces: list[bytes | memoryview] = [b"{"]
+    for part in parts:
+        for piece in part if isinstance(part, list) else [part]:
+            if len(pieces) > 1:
+                pieces.append(b",")
+            pieces.append(piece)
+    pieces.append(b"}")
+    return b"".join(pieces)
