@@ -182,7 +182,16 @@ def check_request(request: dict[str, Any]) -> None:
 
 
 def check_settings(settings: list, where: str) -> None:
-    """Each run setting an object with a runSettingId; no runSettingId twice."""
+    """Each run setting an object with a runSettingId; no runSettingId twice. A cohort that
+    passes is seen to pass at C speed (the ids joined as text, then counted as a set); one that
+    does not is walked to name its first bad item."""
+    try:
+        ids = [setting["runSettingId"] for setting in settings]
+        "".join(ids)  # TypeError unless every id is text
+        if "" not in ids and len(set(ids)) == len(ids) and all(type(s) is dict for s in settings):
+            return
+    except (TypeError, KeyError, IndexError):
+        pass
     seen: set[str] = set()
     for index, setting in enumerate(settings):
         if not isinstance(setting, dict):
@@ -407,6 +416,7 @@ class Options:
 def resolve_batch(request: dict, clients: dict, options: Options) -> tuple[dict, dict, list[str]]:
     """(resolution, batch section, warnings) for a StartRunBatch request. The settings file is
     read even with --no-resolve: it is the cohort, and the record keeps it."""
+    from runlog import fastjson
     from runlog.resolve import workflow_identity
 
     started = time.monotonic()
@@ -424,7 +434,7 @@ def resolve_batch(request: dict, clients: dict, options: Options) -> tuple[dict,
         settings = found.get("content")
     settings = settings or []
     section["runs"] = len(settings)
-    section["run_setting_ids_sha256"] = rec.sha256_hex(rec.canonical_json([s["runSettingId"] for s in settings]))
+    section["run_setting_ids_sha256"] = rec.sha256_hex(fastjson.dumps([s["runSettingId"] for s in settings]))
     if not options.enabled:
         return {}, section, warnings
     default = request["defaultRunSetting"]
