@@ -332,8 +332,9 @@ def _listed(item: dict, _iso: Callable[[Any], Any]) -> dict[str, Any]:
     found = {"kind": "s3-object", "etag": item.get("ETag", "").strip('"')}
     if item.get("Size") is not None:
         found["size"] = item["Size"]
-    if item.get("LastModified") is not None:
-        found["last_modified"] = _iso(item["LastModified"])
+    moment = item.get("LastModified")
+    if moment is not None:  # a datetime from botocore: written as records write one, without a JSON round trip
+        found["last_modified"] = rec._default(moment) if isinstance(moment, datetime) else _iso(moment)
     return found
 
 

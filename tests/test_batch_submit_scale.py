@@ -260,3 +260,21 @@ def test_read_only_commands_still_do_not_import_orjson_for_a_batch_record():
     code = "import sys, runlog.batch; print('orjson' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_listed_identities_are_those_one_head_object_each_would_give(s3_server):
+    import time
+
+    from runlog.batch import bulk_s3_identities
+    from runlog.resolve import s3_identity
+
+    s3_server.create_bucket(Bucket=BUCKET)
+    for i in range(30):
+        s3_server.put_object(Bucket=BUCKET, Key=f"crams/S{i:02d}.cram", Body=b"x" * i)
+    wanted = [f"s3://{BUCKET}/crams/S{i:02d}.cram" for i in range(0, 30, 3)] + [f"s3://{BUCKET}/crams/gone.cram"]
+    found = bulk_s3_identities(s3_server, wanted, deadline=time.monotonic() + 60)
+    assert list(found) == wanted
+    for uri in wanted[:-1]:
+        one = s3_identity(s3_server, uri)
+        assert found[uri] == {k: one[k] for k in ("kind", "etag", "size", "last_modified")}, uri
+    assert found[wanted[-1]]["error"]["code"] == "NotFound"
