@@ -20,6 +20,7 @@ Used by `runlog verify`.
 from __future__ import annotations
 
 import json
+import marshal
 import re
 from typing import Any
 
@@ -40,6 +41,26 @@ _EXPONENT = re.compile(rb"e[-+]?[0-9]+[,}\]]")
 def plain(encoded: bytes) -> bool:
     """No float in orjson's output `encoded` that the json module writes otherwise."""
     return b"0.0000" not in encoded and _EXPONENT.search(encoded) is None
+
+
+# A float whose exponent bits are all ones (NaN, an infinity) in marshal's form of a value:
+# the type byte "g" (0xe7 when marked for reference), then the 8 bytes of the double, little
+# endian, whose last two are the sign and exponent (0x7f or 0xff) and the exponent's low bits
+# with the mantissa's top (0xf0 or more). Every float is written so; other bytes can match
+# too (rarely: never inside UTF-8 text), which only costs the exact check.
+_NON_FINITE = re.compile(rb"[g\xe7][\x00-\xff]{6}[\xf0-\xff][\x7f\xff]")
+
+
+def _finite(value: Any, data: bytes) -> bool:
+    """No NaN or infinity in `value`, which orjson wrote as `data` (it writes them as null).
+    Marshal's bytes (C, about a tenth of reading `data` back) say so for almost every value;
+    when they cannot, `data` read back is compared with `value`."""
+    try:
+        if _NON_FINITE.search(marshal.dumps(value)) is None:
+            return True
+    except ValueError:  # a type marshal does not write: the exact check decides
+        pass
+    return bool(orjson.loads(data) == value)
 
 
 def decode_canonical(data: bytes) -> tuple[Any, bool, bool]:
@@ -83,8 +104,8 @@ def dumps(value: Any) -> bytes:
                             | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_SUBCLASS)
     except TypeError:
         return rec.canonical_json(value)
-    # orjson writes NaN and infinities as null: read back, they are not the value given
-    if not plain(data) or (b"null" in data and orjson.loads(data) != value):
+    # orjson writes NaN and infinities as null: no null, or no such float in the value
+    if not plain(data) or (b"null" in data and not _finite(value, data)):
         return rec.canonical_json(value)
     return data
 
@@ -96,3 +117,33 @@ def loads(data: bytes) -> Any:
         return orjson.loads(data)
     except orjson.JSONDecodeError:
         return json.loads(data)
+
+
+def members(obj: dict[str, Any], at: str) -> tuple[list[memoryview], list[memoryview]]:
+    """The canonical JSON of an object's members, `"key":value` each, in two parts: the
+    members whose names sort before `at` (by code point, as canonical JSON sorts them) and
+    those after. With `joined`, the object's canonical JSON and that of the object with a
+    member `at` added are made from one encoding (a batch's intent and its record hold the same
+    cohort). Member by member, so the checks on what orjson wrote (a null may be NaN) cover one
+    member each."""
+    ordered = sorted(obj)
+    return ([member(key, obj[key]) for key in ordered if key < at],
+            [member(key, obj[key]) for key in ordered if key > at])
+
+
+def member(key: str, value: Any) -> memoryview:
+    """One member, `"key":value`, in canonical JSON (for `joined`; a view, not a copy)."""
+    return memoryview(dumps({key: value}))[1:-1]
+
+
+def joined(*parts: list[memoryview] | memoryview) -> bytes:
+    """An object's canonical JSON from its members (alone or in lists), given in sorted
+    order: one copy of tens of MB, not one per brace."""
+    pieces: list[bytes | memoryview] = [b"{"]
+    for part in parts:
+        for piece in part if isinstance(part, list) else [part]:
+            if len(pieces) > 1:
+                pieces.append(b",")
+            pieces.append(piece)
+    pieces.append(b"}")
+    return b"".join(pieces)

@@ -383,7 +383,7 @@ class Ledger:
 
     # -- writing -----------------------------------------------------------------------------
 
-    def add_attempt(self, intent: dict, *, allow_duplicate: bool = False) -> None:
+    def add_attempt(self, intent: dict, *, allow_duplicate: bool = False, encoded: bytes | None = None) -> None:
         """Commit the intent to submit (before the service is called).
 
         Refused when its requestId was used before, and (unless allow_duplicate) when an
@@ -391,7 +391,9 @@ class Ledger:
         could start the same run twice, while `recover` completes the pending one safely."""
         from runlog import fastjson
 
-        body = fastjson.dumps(intent).decode("utf-8")  # canonical JSON (a batch's intent holds its whole cohort)
+        # canonical JSON (a batch's intent holds its whole cohort: `encoded` when the caller made it)
+        data = encoded if encoded is not None else fastjson.dumps(intent)
+        body = data.decode("utf-8")
         request_id = intent["request"]["requestId"]
         with self.write():
             known = self.conn.execute(
@@ -406,7 +408,7 @@ class Ledger:
             self._insert(
                 "attempts",
                 {"request_id": request_id, "created": intent["created"], "intent": body,
-                 "intent_sha256": rec.sha256_hex(body.encode("utf-8"))},
+                 "intent_sha256": rec.sha256_hex(data)},
             )
 
     def refuse_pending_duplicate(self, request: dict) -> None:
@@ -427,15 +429,16 @@ class Ledger:
             raise DuplicateAttemptError(
                 f"an identical request is already pending as attempt {other_id} ({state})", other_id, owner)
 
-    def add_record(self, record: dict) -> tuple[Entry, bool]:
+    def add_record(self, record: dict, *, encoded: bytes | None = None) -> tuple[Entry, bool]:
         """Validate and append a complete record. Returns (entry, added); a record whose
         address is already present is not added again, and neither is a second record for
         the same requestId (e.g. a submit whose attempt `recover` completed meanwhile): the
-        one already written is returned."""
+        one already written is returned. `encoded`: the record's canonical JSON, when the
+        caller made it (a batch's record, joined from its intent's: batch.send)."""
         from runlog import fastjson
 
         _check_schema(record)
-        body_bytes = fastjson.dumps(record)
+        body_bytes = encoded if encoded is not None else fastjson.dumps(record)
         address = rec.sha256_hex(body_bytes)
         request_id = record["request"].get("requestId")
         with self.write():
@@ -542,9 +545,10 @@ class Ledger:
         }
         self._insert("records", row)
 
-    def complete(self, intent: dict, outcome: dict) -> Entry:
-        """Write the record for an attempt: the intent plus what the service answered."""
-        entry, _ = self.add_record({**intent, "outcome": outcome})
+    def complete(self, intent: dict, outcome: dict, *, encoded: bytes | None = None) -> Entry:
+        """Write the record for an attempt: the intent plus what the service answered
+        (`encoded`: its canonical JSON, when the caller made it)."""
+        entry, _ = self.add_record({**intent, "outcome": outcome}, encoded=encoded)
         return entry
 
     def observe(self, address: str, source: str, body: dict, *, run_uuid: str | None = None,
