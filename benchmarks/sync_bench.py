@@ -258,7 +258,8 @@ def main(argv: list[str] | None = None) -> int:
                     pulls[jobs] = seconds * objects / count
                     name = f"pull into an empty ledger, --jobs {jobs}"
                     rows.append((name + (f" ({count} of the objects)" if part else ""), seconds, *cpu, count))
-            rate = throughput(s3, "bench-ledger", 32 * 2**20) if args.batch else None
+            probe = max(2**20, min(32 * 2**20, remote_bytes))
+            rate = throughput(s3, "bench-ledger", probe) if args.batch else None
     finally:
         server.terminate()
         server.wait()
@@ -280,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
         latency = objects * args.latency_ms / 1000
         print(f"\nbounds for {objects} objects: latency {latency:.1f} s at --jobs 1, "
               f"{latency / args.jobs:.1f} s at --jobs {args.jobs}; bandwidth {remote_bytes / rate:.1f} s "
-              f"({rate / 2**20:.0f} MiB/s measured through the relay with one 32 MiB object)")
+              f"({rate / 2**20:.0f} MiB/s measured through the relay with one {probe / 2**20:.0f} MiB object)")
     return 0
 
 
