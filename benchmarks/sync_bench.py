@@ -109,6 +109,23 @@ def relay(upstream_port: int, latency: float) -> int:
     return listener.getsockname()[1]
 
 
+def relay_process(upstream_port: int, latency: float):
+    """relay() in a process of its own, so that its CPU time is not counted as runlog's:
+    (the process, its port)."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")  # before this process starts any thread
+    ours, theirs = context.Pipe()
+
+    def serve():
+        theirs.send(relay(upstream_port, latency))
+        threading.Event().wait()
+
+    process = context.Process(target=serve, daemon=True)
+    process.start()
+    return process, ours.recv()
+
+
 def timed(func):
     started = time.perf_counter()
     result = func()
@@ -123,11 +140,13 @@ def cpu_seconds(pid: int | None = None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def measured(func, server: int):
-    """(result, wall seconds, CPU seconds of runlog (this process, with the relay), CPU seconds of moto)."""
-    ours, theirs = cpu_seconds(), cpu_seconds(server)
+def measured(func, server: int, relayed: int | None):
+    """(result, wall seconds, CPU seconds of runlog (this process), of moto, of the relay)."""
+    before = [cpu_seconds(), cpu_seconds(server), cpu_seconds(relayed) if relayed else 0.0]
     result, seconds = timed(func)
-    return result, seconds, cpu_seconds() - ours, cpu_seconds(server) - theirs
+    after = [cpu_seconds(), cpu_seconds(server), cpu_seconds(relayed) if relayed else 0.0]
+    print(f"  {seconds:.1f} s", file=sys.stderr, flush=True)
+    return (result, seconds, *(b - a for a, b in zip(before, after, strict=True)))
 
 
 def build_batch(work: Path, members: int, s3, s3_url: str) -> Path:
@@ -218,13 +237,16 @@ def main(argv: list[str] | None = None) -> int:
                 break
             except OSError:
                 time.sleep(0.05)
-        port = relay(moto_port, args.latency_ms / 1000) if args.latency_ms else moto_port
+        relayed = relay_process(moto_port, args.latency_ms / 1000) if args.latency_ms else None
+        port = relayed[1] if relayed else moto_port
+        pids = (server.pid, relayed[0].pid if relayed else None)
         s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
                           config=Config(max_pool_connections=max(10, args.jobs), retries={"mode": "standard"}))
         s3.create_bucket(Bucket="bench-ledger")
         remote = Remote.parse("s3://bench-ledger/lab")
         rows = []
         with tempfile.TemporaryDirectory() as tmp:
+            built = 0.0
             if args.batch:
                 started = time.perf_counter()
                 direct = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{moto_port}", region_name="us-east-1")
@@ -238,10 +260,13 @@ def main(argv: list[str] | None = None) -> int:
                 conn = ledger.conn
                 objects = records + conn.execute("SELECT count(*) FROM observations").fetchone()[0]
                 record_bytes = conn.execute("SELECT sum(length(body)), max(length(body)) FROM records").fetchone()
-                result, *took = measured(lambda: push(ledger, s3, remote, jobs=args.jobs), server.pid)
+                print(f"{records} records, {objects} objects; records {record_bytes[0] / 2**20:.1f} MiB, the largest "
+                      f"{record_bytes[1] / 2**20:.2f} MiB" + (f"; built in {built:.0f} s" if args.batch else ""),
+                      file=sys.stderr, flush=True)
+                result, *took = measured(lambda: push(ledger, s3, remote, jobs=args.jobs), *pids)
                 assert result.records_sent == records
                 rows.append((f"push, --jobs {args.jobs}", *took, objects))
-                result, *took = measured(lambda: push(ledger, s3, remote, jobs=args.jobs), server.pid)
+                result, *took = measured(lambda: push(ledger, s3, remote, jobs=args.jobs), *pids)
                 assert result.records_sent == 0 and result.observations_sent == 0
                 rows.append((f"second push (nothing to send), --jobs {args.jobs}", *took, objects))
             listing = survey(s3, remote, jobs=args.jobs, expect_ledger=True)
@@ -252,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
                 count = len(part.records) + len(part.observations) if part else objects
                 with Ledger.open(Path(tmp) / f"pull-{jobs}.db") as ledger:
                     result, seconds, *cpu = measured(lambda jobs=jobs, part=part: pull(ledger, s3, remote, jobs=jobs,
-                                                                                      listing=part), server.pid)
+                                                                                      listing=part), *pids)
                     assert not result.refused, result.refused[:3]
                     assert result.records_received == (len(part.records) if part else records)
                     pulls[jobs] = seconds * objects / count
@@ -263,17 +288,19 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         server.terminate()
         server.wait()
+        if relayed:
+            relayed[0].terminate()
     shape = (f"one batch of {args.batch} members ({records} records; built in {built:.0f} s)" if args.batch
              else f"{records} records")
     print(f"{shape}, {objects} objects, {remote_bytes / 2**20:.1f} MiB on the remote "
           f"(records {record_bytes[0] / 2**20:.1f} MiB, the largest {record_bytes[1] / 2**20:.2f} MiB), "
           f"{args.latency_ms:g} ms added per request; load average {os.getloadavg()[0]:.1f} at the end\n")
-    print("| operation | time | objects/s | CPU: runlog + relay | CPU: moto | CPU bound (/ cores) |")
-    print("|---|---|---|---|---|---|")
+    print("| operation | time | objects/s | CPU: runlog | CPU: moto | CPU: relay | CPU / cores |")
+    print("|---|---|---|---|---|---|---|")
     cores = os.cpu_count() or 1
-    for name, seconds, ours, theirs, count in rows:
+    for name, seconds, ours, theirs, relaying, count in rows:
         print(f"| {name} | {seconds:.1f} s | {count / seconds:,.0f} | {ours:.1f} s | {theirs:.1f} s | "
-              f"{(ours + theirs) / cores:.1f} s |")
+              f"{relaying:.1f} s | {(ours + theirs + relaying) / cores:.1f} s |")
     if 1 in pulls:
         print(f"\npull speed-up with --jobs {args.jobs}: {pulls[1] / pulls[args.jobs]:.1f}x"
               + (" (the --jobs 1 pull scaled from its sample)" if args.serial_sample else ""))
