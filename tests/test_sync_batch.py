@@ -140,3 +140,39 @@ def test_a_batch_record_over_16_mib_is_pulled_with_the_default_limit(s3_emulator
         entry = ledger.get(address)
         assert entry is not None and len(entry.record["batch"]["settings_file"]["content"]) == 140_000
     assert run_cli("--ledger", other, "verify", "--no-remote").exit_code == 0
+
+
+class CountingBigGets(S3Proxy):
+    """The proxy, also counting the most GETs of the objects named in `big` in flight at once."""
+
+    def __init__(self, upstream: str):
+        super().__init__(upstream)
+        self.big: set[str] = set()
+        self.big_in_flight = self.max_big_in_flight = 0
+
+    def forward(self, handler) -> None:
+        big = handler.command == "GET" and any(address in handler.path for address in self.big)
+        with self.lock:
+            self.big_in_flight += big
+            self.max_big_in_flight = max(self.max_big_in_flight, self.big_in_flight)
+        try:
+            super().forward(handler)
+        finally:
+            with self.lock:
+                self.big_in_flight -= big
+
+
+def test_objects_over_16_mib_are_fetched_one_at_a_time(s3_emulator, bucket, ledger_path, git_repo, run_cli,
+                                                        tmp_path, monkeypatch):
+    cohort(run_cli, s3_emulator, bucket, ["S1", "S2", "S3"])
+    first, _ = big_batch(ledger_path, 140_000)
+    second, _ = big_batch(ledger_path, 140_001)
+    push_json(run_cli, ledger_path)
+    with proxy_in_front(CountingBigGets, bucket, monkeypatch) as proxy:
+        proxy.big = {first, second}
+        proxy.latency = 0.3  # two GETs started together would overlap
+        code, pulled = pull_json(run_cli, tmp_path / "other.db", "--jobs", "8")
+    assert (code, pulled["records_received"], pulled["refused"]) == (0, 6, [])
+    assert proxy.count("GET", first) == proxy.count("GET", second) == 1
+    assert proxy.max_big_in_flight == 1
+    assert proxy.max_in_flight > 2  # the other objects were fetched side by side
