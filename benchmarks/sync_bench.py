@@ -3,6 +3,16 @@
     python benchmarks/sync_bench.py                       # 10 000 records, --jobs 16, 20 ms latency
     python benchmarks/sync_bench.py --records 2000 --latency-ms 0
     python benchmarks/sync_bench.py --no-serial           # skip the slow --jobs 1 pull
+    python benchmarks/sync_bench.py --batch 10000         # one batch of 10 000 members instead
+    python benchmarks/sync_bench.py --batch 100000 --no-serial --serial-sample 2000
+
+--batch N builds the ledger a cohort leaves instead: `runlog submit-batch` of an s3UriSettings
+file of N run settings against the HealthOmics emulator (reading the file from the same moto),
+then `runlog refresh BATCH` (every member record and its status observation), so the ledger
+holds one batch record (the whole cohort's settings and input identities: tens of MB at
+100 000) and N member records. The table then ends with the bounds the times are compared
+with: latency (objects x latency / jobs) and bandwidth (bytes / the relay's measured
+throughput for one large object).
 
 Starts moto's S3 server on 127.0.0.1 in a process of its own, builds a ledger with
 benchmarks/make_ledger.py, and times: a push, a second push (lists, sends nothing), and pulls
@@ -35,26 +45,54 @@ def free_port() -> int:
 
 
 def relay(upstream_port: int, latency: float) -> int:
-    """A TCP relay to 127.0.0.1:upstream_port that holds each chunk from the client for
-    `latency` seconds (one delay per request, since a request is sent in one go). Returns its port."""
+    """A TCP relay to 127.0.0.1:upstream_port that delivers each chunk from the client
+    `latency` seconds after it arrived, as a network path with that one-way delay and no
+    bandwidth limit would: a request waits `latency` once, however many chunks its body
+    takes (a delay per chunk would charge a 30 MiB object hundreds of delays). Returns its port."""
+    import queue
+
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(256)
 
-    def pump(source, sink, delay):
+    def close(*ends):
+        for end in ends:
+            try:
+                end.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def pump(source, sink):
         try:
             while chunk := source.recv(65536):
-                if delay:
-                    time.sleep(delay)
                 sink.sendall(chunk)
         except OSError:
             pass
         finally:
-            for end in (source, sink):
-                try:
-                    end.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
+            close(source, sink)
+
+    def delayed(source, sink, delay):
+        line: queue.Queue = queue.Queue()
+
+        def deliver():
+            try:
+                while (item := line.get()) is not None:
+                    due, chunk = item
+                    if (wait := due - time.monotonic()) > 0:
+                        time.sleep(wait)
+                    sink.sendall(chunk)
+            except OSError:
+                pass
+            finally:
+                close(source, sink)
+
+        threading.Thread(target=deliver, daemon=True).start()
+        try:
+            while chunk := source.recv(65536):
+                line.put((time.monotonic() + delay, chunk))
+        except OSError:
+            pass
+        line.put(None)
 
     def accept():
         while True:
@@ -64,11 +102,28 @@ def relay(upstream_port: int, latency: float) -> int:
             except OSError:
                 client.close()
                 continue
-            threading.Thread(target=pump, args=(client, server, latency), daemon=True).start()
-            threading.Thread(target=pump, args=(server, client, 0), daemon=True).start()
+            threading.Thread(target=delayed, args=(client, server, latency), daemon=True).start()
+            threading.Thread(target=pump, args=(server, client), daemon=True).start()
 
     threading.Thread(target=accept, daemon=True).start()
     return listener.getsockname()[1]
+
+
+def relay_process(upstream_port: int, latency: float):
+    """relay() in a process of its own, so that its CPU time is not counted as runlog's:
+    (the process, its port)."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")  # before this process starts any thread
+    ours, theirs = context.Pipe()
+
+    def serve():
+        theirs.send(relay(upstream_port, latency))
+        threading.Event().wait()
+
+    process = context.Process(target=serve, daemon=True)
+    process.start()
+    return process, ours.recv()
 
 
 def timed(func):
@@ -77,19 +132,98 @@ def timed(func):
     return result, time.perf_counter() - started
 
 
+def cpu_seconds(pid: int | None = None) -> float:
+    """CPU time (user + system) of this process, or of process `pid` (Linux /proc)."""
+    if pid is None:
+        return time.process_time()
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measured(func, server: int, relayed: int | None):
+    """(result, wall seconds, CPU seconds of runlog (this process), of moto, of the relay)."""
+    before = [cpu_seconds(), cpu_seconds(server), cpu_seconds(relayed) if relayed else 0.0]
+    result, seconds = timed(func)
+    after = [cpu_seconds(), cpu_seconds(server), cpu_seconds(relayed) if relayed else 0.0]
+    print(f"  {seconds:.1f} s", file=sys.stderr, flush=True)
+    return (result, seconds, *(b - a for a, b in zip(before, after, strict=True)))
+
+
+def build_batch(work: Path, members: int, s3, s3_url: str) -> Path:
+    """A ledger holding one s3UriSettings batch of `members` runs and every member's record and
+    status, made the way a user makes it: `runlog submit-batch`, then `runlog refresh BATCH`
+    against the HealthOmics emulator (which reads the settings file from moto). Returns its path."""
+    import json
+
+    from runlog.emulator import Emulator
+
+    bucket = "bench-cohort"
+    s3.create_bucket(Bucket=bucket)
+    settings = [{"runSettingId": f"S{i:06d}", "name": f"align-S{i:06d}",
+                 "parameters": {"sample_name": f"S{i:06d}", "input_cram": f"s3://{bucket}/crams/S{i:06d}.cram"}}
+                for i in range(members)]
+    s3.put_object(Bucket=bucket, Key="cohort/settings.json", Body=json.dumps(settings).encode())
+    default = {"workflowId": "1234567", "roleArn": "arn:aws:iam::123456789012:role/HealthOmicsServiceRole",
+               "outputUri": f"s3://{bucket}/out/",
+               "parameters": {"ref_dict": f"s3://{bucket}/ref/g.dict", "ref_fasta": f"s3://{bucket}/ref/g.fa",
+                              "ref_fasta_index": f"s3://{bucket}/ref/g.fa.fai"}}
+    emulator = Emulator(port=0, s3_endpoint_url=s3_url, batch_rate=max(1, members))
+    emulator.start()
+    try:
+        subprocess.run(["git", "init", "-q", str(work)], check=True)
+        ledger = work / "ledger.db"
+        env = {**os.environ, "AWS_ENDPOINT_URL": emulator.endpoint_url, "AWS_ENDPOINT_URL_S3": s3_url,
+               "AWS_DEFAULT_REGION": "us-west-2", "RUNLOG_LEDGER": str(ledger)}
+        runlog = [sys.executable, "-m", "runlog"]
+        out = subprocess.run([*runlog, "submit-batch", "--default-run-setting", json.dumps(default),
+                              "--batch-run-settings", json.dumps({"s3UriSettings": f"s3://{bucket}/cohort/settings.json"}),
+                              "--resolve-timeout", "60"], env=env, cwd=work, capture_output=True, text=True, check=True)
+        emulator.advance(3600)  # every run submitted and finished
+        subprocess.run([*runlog, "refresh", json.loads(out.stdout)["id"]], env=env, cwd=work, capture_output=True,
+                       check=True)
+    finally:
+        emulator.stop()
+    return ledger
+
+
+def throughput(s3, bucket: str, size: int) -> float:
+    """Bytes per second of one PutObject and one GetObject of `size` bytes (through the relay)."""
+    blob = os.urandom(size)
+    started = time.perf_counter()
+    s3.put_object(Bucket=bucket, Key="throughput-probe", Body=blob)
+    s3.get_object(Bucket=bucket, Key="throughput-probe")["Body"].read()
+    seconds = time.perf_counter() - started
+    s3.delete_object(Bucket=bucket, Key="throughput-probe")
+    return 2 * size / seconds
+
+
+def sample(listing, count: int):
+    """The listing cut to its first `count` records (by address) and their observations: what a
+    --jobs 1 pull of a ledger too large to pull one object at a time is timed on."""
+    from runlog.sync import Listing
+
+    records = dict(sorted(listing.records.items())[:count])
+    observations = {a: (r, k) for a, (r, k) in listing.observations.items() if r in records}
+    return Listing(marker=listing.marker, records=records, observations=observations, sizes=listing.sizes)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=10_000)
+    parser.add_argument("--batch", type=int, metavar="MEMBERS",
+                        help="a ledger of one batch with this many members instead of --records single runs")
     parser.add_argument("--jobs", type=int, default=16)
     parser.add_argument("--latency-ms", type=float, default=20.0, help="added to every request (0: none)")
     parser.add_argument("--no-serial", action="store_true", help="leave out the pull with --jobs 1")
+    parser.add_argument("--serial-sample", type=int, metavar="RECORDS",
+                        help="time the --jobs 1 pull on this many records (and their observations) only")
     args = parser.parse_args(argv)
 
     import boto3
     from botocore.config import Config
 
     from runlog.ledger import Ledger
-    from runlog.sync import Remote, pull, push
+    from runlog.sync import Remote, pull, push, survey
 
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
@@ -103,40 +237,78 @@ def main(argv: list[str] | None = None) -> int:
                 break
             except OSError:
                 time.sleep(0.05)
-        port = relay(moto_port, args.latency_ms / 1000) if args.latency_ms else moto_port
+        relayed = relay_process(moto_port, args.latency_ms / 1000) if args.latency_ms else None
+        port = relayed[1] if relayed else moto_port
+        pids = (server.pid, relayed[0].pid if relayed else None)
         s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
                           config=Config(max_pool_connections=max(10, args.jobs), retries={"mode": "standard"}))
         s3.create_bucket(Bucket="bench-ledger")
         remote = Remote.parse("s3://bench-ledger/lab")
         rows = []
         with tempfile.TemporaryDirectory() as tmp:
-            source = Path(tmp) / "source.db"
-            build(source, args.records)
+            built = 0.0
+            if args.batch:
+                started = time.perf_counter()
+                direct = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{moto_port}", region_name="us-east-1")
+                source = build_batch(Path(tmp) / "cohort", args.batch, direct, f"http://127.0.0.1:{moto_port}")
+                built = time.perf_counter() - started
+            else:
+                source = Path(tmp) / "source.db"
+                build(source, args.records)
             with Ledger.open(source) as ledger:
-                objects = args.records + ledger.conn.execute("SELECT count(*) FROM observations").fetchone()[0]
-                result, seconds = timed(lambda: push(ledger, s3, remote, jobs=args.jobs))
-                assert result.records_sent == args.records
-                rows.append((f"push, --jobs {args.jobs}", seconds, objects))
-                result, seconds = timed(lambda: push(ledger, s3, remote, jobs=args.jobs))
+                records = ledger.count()
+                conn = ledger.conn
+                objects = records + conn.execute("SELECT count(*) FROM observations").fetchone()[0]
+                record_bytes = conn.execute("SELECT sum(length(body)), max(length(body)) FROM records").fetchone()
+                print(f"{records} records, {objects} objects; records {record_bytes[0] / 2**20:.1f} MiB, the largest "
+                      f"{record_bytes[1] / 2**20:.2f} MiB" + (f"; built in {built:.0f} s" if args.batch else ""),
+                      file=sys.stderr, flush=True)
+                result, *took = measured(lambda: push(ledger, s3, remote, jobs=args.jobs), *pids)
+                assert result.records_sent == records
+                rows.append((f"push, --jobs {args.jobs}", *took, objects))
+                result, *took = measured(lambda: push(ledger, s3, remote, jobs=args.jobs), *pids)
                 assert result.records_sent == 0 and result.observations_sent == 0
-                rows.append((f"second push (nothing to send), --jobs {args.jobs}", seconds, objects))
+                rows.append((f"second push (nothing to send), --jobs {args.jobs}", *took, objects))
+            listing = survey(s3, remote, jobs=args.jobs, expect_ledger=True)
+            remote_bytes = sum(listing.sizes.values())
             pulls = {}
             for jobs in ((args.jobs,) if args.no_serial else (1, args.jobs)):
+                part = sample(listing, args.serial_sample) if jobs == 1 and args.serial_sample else None
+                count = len(part.records) + len(part.observations) if part else objects
                 with Ledger.open(Path(tmp) / f"pull-{jobs}.db") as ledger:
-                    result, seconds = timed(lambda jobs=jobs: pull(ledger, s3, remote, jobs=jobs))
-                    assert result.records_received == args.records and not result.refused
-                    pulls[jobs] = seconds
-                    rows.append((f"pull into an empty ledger, --jobs {jobs}", seconds, objects))
+                    result, seconds, *cpu = measured(lambda jobs=jobs, part=part: pull(ledger, s3, remote, jobs=jobs,
+                                                                                      listing=part), *pids)
+                    assert not result.refused, result.refused[:3]
+                    assert result.records_received == (len(part.records) if part else records)
+                    pulls[jobs] = seconds * objects / count
+                    name = f"pull into an empty ledger, --jobs {jobs}"
+                    rows.append((name + (f" ({count} of the objects)" if part else ""), seconds, *cpu, count))
+            probe = max(2**20, min(32 * 2**20, remote_bytes))
+            rate = throughput(s3, "bench-ledger", probe) if args.batch else None
     finally:
         server.terminate()
         server.wait()
-    print(f"{args.records} records, {objects} objects, {args.latency_ms:g} ms added per request\n")
-    print("| operation | time | objects/s |")
-    print("|---|---|---|")
-    for name, seconds, count in rows:
-        print(f"| {name} | {seconds:.1f} s | {count / seconds:,.0f} |")
+        if relayed:
+            relayed[0].terminate()
+    shape = (f"one batch of {args.batch} members ({records} records; built in {built:.0f} s)" if args.batch
+             else f"{records} records")
+    print(f"{shape}, {objects} objects, {remote_bytes / 2**20:.1f} MiB on the remote "
+          f"(records {record_bytes[0] / 2**20:.1f} MiB, the largest {record_bytes[1] / 2**20:.2f} MiB), "
+          f"{args.latency_ms:g} ms added per request; load average {os.getloadavg()[0]:.1f} at the end\n")
+    print("| operation | time | objects/s | CPU: runlog | CPU: moto | CPU: relay | CPU / cores |")
+    print("|---|---|---|---|---|---|---|")
+    cores = os.cpu_count() or 1
+    for name, seconds, ours, theirs, relaying, count in rows:
+        print(f"| {name} | {seconds:.1f} s | {count / seconds:,.0f} | {ours:.1f} s | {theirs:.1f} s | "
+              f"{relaying:.1f} s | {(ours + theirs + relaying) / cores:.1f} s |")
     if 1 in pulls:
-        print(f"\npull speed-up with --jobs {args.jobs}: {pulls[1] / pulls[args.jobs]:.1f}x")
+        print(f"\npull speed-up with --jobs {args.jobs}: {pulls[1] / pulls[args.jobs]:.1f}x"
+              + (" (the --jobs 1 pull scaled from its sample)" if args.serial_sample else ""))
+    if rate:
+        latency = objects * args.latency_ms / 1000
+        print(f"\nbounds for {objects} objects: latency {latency:.1f} s at --jobs 1, "
+              f"{latency / args.jobs:.1f} s at --jobs {args.jobs}; bandwidth {remote_bytes / rate:.1f} s "
+              f"({rate / 2**20:.0f} MiB/s measured through the relay with one {probe / 2**20:.0f} MiB object)")
     return 0
 
 

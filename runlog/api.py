@@ -432,10 +432,9 @@ class Runlog:
         """Fetch and verify what the team ledger holds and this ledger lacks; a
         runlog.sync.PullResult (`.refused` lists the objects left out, with the reason)."""
         from runlog import sync
-        from runlog.safejson import DEFAULT_MAX_BYTES
 
         target = self._remote(remote)
-        limit = max_bytes or DEFAULT_MAX_BYTES
+        limit = max_bytes or sync.PULL_MAX_BYTES
         s3 = self._s3(jobs)
         listing = sync.survey(s3, target, jobs=jobs, doing="pull from", expect_ledger=True, max_bytes=limit)
         return sync.pull(self._open(create=True), s3, target, jobs=jobs, listing=listing, max_bytes=limit)

@@ -41,7 +41,7 @@ KEYS: dict[str, tuple[type, str]] = {
     "tags": (dict, "tags added to every submission (flags win per key)"),
     "git_repo": (str, "the analysis repository whose git state is recorded"),
     "remote": (str, "team ledger location, s3://bucket/prefix"),
-    "max_object_mib": (float, "largest team-ledger object `runlog pull` accepts, in MiB (default 16)"),
+    "max_object_mib": (float, "largest team-ledger object `runlog pull` accepts, in MiB (default 256)"),
     "license": (str, "licence of exported provenance (SPDX id or URL)"),
     "usability": (str, "usability statement for BioCompute Object exports"),
     "authors": (list, "authors of exports: 'Name <https://orcid.org/...>' strings"),

@@ -18,6 +18,7 @@ boto3/botocore are only imported inside functions (the client is passed in)."""
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
@@ -39,6 +40,16 @@ REMOTE_RE = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9])(?:/
 RECORD_KEY_RE = re.compile(r"^records/(?P<fan>[0-9a-f]{2})/(?P<address>[0-9a-f]{64})\.json$")
 OBSERVATION_KEY_RE = re.compile(r"^observations/(?P<record>[0-9a-f]{64})/(?P<address>[0-9a-f]{64})\.json$")
 ATTEMPT_KEY_RE = re.compile(r"^attempts/(?P<request>[^/]+)/(?P<address>[0-9a-f]{64})\.json$")
+
+# The largest object a pull accepts unless told otherwise. A batch record holds its whole
+# cohort (the settings file's content and the identity of every input): about 27 MiB at
+# 100 000 runs, so the limit is well above that; objects above LARGE_OBJECT_BYTES (by their
+# listed size) are fetched one at a time, so that at most one of them is in memory.
+PULL_MAX_BYTES = 256 * 1024 * 1024
+LARGE_OBJECT_BYTES = DEFAULT_MAX_BYTES
+# Pulled records are inserted this many at a time (each page one transaction), parsed again
+# from their verified bytes: the parsed records of a 100 000-member batch are never all held.
+INSERT_PAGE = 2000
 
 # progress(items, total, label) -> the same items, shown as they pass (the CLI draws a bar)
 Progress = Callable[[Iterable, int, str], Iterable]
@@ -249,7 +260,7 @@ def survey(s3, remote: Remote, *, jobs: int = 16, doing: str = "reading", expect
     listing = Listing()
     try:
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-            marker = pool.submit(_read_marker, s3, remote, max_bytes)
+            marker = pool.submit(_read_marker, s3, remote, min(max_bytes, LARGE_OBJECT_BYTES))
             pages = [pool.submit(_list_keys, s3, remote, remote.key(part)) for part in parts]
             listing.marker, listing.marker_refused = marker.result()
             if listing.marker is not None and listing.marker_refused is None:
@@ -574,7 +585,7 @@ def _fetch_problem(exc: Exception, remote: Remote) -> str | None:
 
 
 def pull(ledger: Ledger, s3, remote: Remote, *, jobs: int = 16, progress: Progress = no_progress,
-         listing: Listing | None = None, max_bytes: int = DEFAULT_MAX_BYTES) -> PullResult:
+         listing: Listing | None = None, max_bytes: int = PULL_MAX_BYTES) -> PullResult:
     """Fetch the records and observations the local ledger lacks, verify each, and insert the
     good ones (records first, oldest first, at the end of the local chain). Objects that fail
     (a wrong name or content, not strict JSON, larger than max_bytes, nested too deep, a
@@ -590,11 +601,17 @@ def pull(ledger: Ledger, s3, remote: Remote, *, jobs: int = 16, progress: Progre
         result.refused.append((remote.key(MARKER), f"format marker unreadable: {listing.marker_refused}"))
     result.refused.extend((key, "not named by a content address in the layout") for key in listing.misnamed)
 
+    one_large = threading.Semaphore(1)
+
     def fetch(key: str, check: Callable[[bytes], tuple[Any, str | None]]) -> tuple[Any, str | None]:
         size = listing.sizes.get(key)
         if size is not None and size > max_bytes:
             return None, _too_large(size, max_bytes)
         try:
+            if size is None or size > LARGE_OBJECT_BYTES:
+                with one_large:
+                    data = read_limited(s3, remote.bucket, key, max_bytes)
+                    return check(data)
             data = read_limited(s3, remote.bucket, key, max_bytes)
         except Exception as exc:
             why = _fetch_problem(exc, remote)
@@ -603,17 +620,29 @@ def pull(ledger: Ledger, s3, remote: Remote, *, jobs: int = 16, progress: Progre
             return None, why
         return check(data)
 
+    def fetch_record(item: tuple[str, str]) -> tuple[Any, str | None]:
+        """(created, request id, bytes) of a verified record: its parsed form is dropped, and
+        parsed again page by page when the records are inserted."""
+        address, key = item
+
+        def check(data: bytes) -> tuple[Any, str | None]:
+            record, why = verify_record_object(address, data, max_bytes)
+            if record is None:
+                return None, why
+            return (record["created"], record["request"].get("requestId"), data), None
+
+        return fetch(key, check)
+
     local = ledger.addresses()
     wanted = [(address, key) for address, key in listing.records.items() if address not in local]
     result.records_present = len(listing.records) - len(wanted)
     records = []
-    for (address, key), (record, why) in _transfer(
-            wanted, lambda item: fetch(item[1], lambda data: verify_record_object(item[0], data, max_bytes)),
-            remote, "pull from", jobs=jobs, progress=progress, label="pulling records"):
+    for (address, key), (found, why) in _transfer(wanted, fetch_record, remote, "pull from", jobs=jobs,
+                                                  progress=progress, label="pulling records"):
         if why:
             result.refused.append((key, why))
         else:
-            records.append((record["created"], address, key, record))
+            records.append((found[0], address, key, found))
     records.sort(key=lambda t: t[:2])
     records = _one_record_per_request(ledger, remote, records, result.refused)
 
@@ -631,7 +660,7 @@ def pull(ledger: Ledger, s3, remote: Remote, *, jobs: int = 16, progress: Progre
         else:
             observations.append((item["observed_at"], address, item))
 
-    result.records_received = ledger.add_records([r for *_, r in records])
+    result.records_received = _insert_records(ledger, [data for *_, (_, _, data) in records])
     result.observations_received = ledger.add_received_observations([o for *_, o in sorted(observations,
                                                                                            key=lambda t: t[:2])])
     recorded = ledger.request_ids()
@@ -640,8 +669,20 @@ def pull(ledger: Ledger, s3, remote: Remote, *, jobs: int = 16, progress: Progre
     return result
 
 
-def _one_record_per_request(ledger: Ledger, remote: Remote, records: list[tuple[str, str, str, dict]],
-                            refused: list[tuple[str, str]]) -> list[tuple[str, str, str, dict]]:
+def _insert_records(ledger: Ledger, verified: list[bytes]) -> int:
+    """Append verified records (their canonical bytes, in order) INSERT_PAGE at a time, each
+    page one transaction through Ledger.add_records; returns how many were added."""
+    from runlog.fastjson import decode_canonical
+
+    added = 0
+    with ledger.bulk_writes():
+        for start in range(0, len(verified), INSERT_PAGE):
+            added += ledger.add_records([decode_canonical(data)[0] for data in verified[start:start + INSERT_PAGE]])
+    return added
+
+
+def _one_record_per_request(ledger: Ledger, remote: Remote, records: list[tuple[str, str, str, tuple]],
+                            refused: list[tuple[str, str]]) -> list[tuple[str, str, str, tuple]]:
     """A requestId belongs to one run, so to one record. Of several pulled records with the
     same requestId the oldest (then the lowest address) is kept, in every ledger alike; a
     record whose requestId the local ledger already holds is refused. Each refusal names the
@@ -650,8 +691,7 @@ def _one_record_per_request(ledger: Ledger, remote: Remote, records: list[tuple[
     owner: dict[str, tuple[str, str]] = {}  # request id -> (address, where)
     kept = []
     for item in records:
-        _, address, key, record = item
-        request_id = record["request"].get("requestId")
+        _, address, key, (_, request_id, _) = item
         if request_id is None:
             kept.append(item)
             continue

@@ -192,7 +192,7 @@ def test_objects_over_the_size_limit_are_refused_without_being_downloaded(proxy,
     code, pulled = pull_json(run_cli, tmp_path / "dave.db")
     assert code == 1 and [item["key"] for item in pulled["refused"]] == [record_key(big.address)]
     monkeypatch.delenv("RUNLOG_MAX_OBJECT_MIB")
-    code, pulled = pull_json(run_cli, tmp_path / "dave.db")  # the default, 16 MiB, takes it
+    code, pulled = pull_json(run_cli, tmp_path / "dave.db")  # the default, 256 MiB, takes it
     assert (code, pulled["records_received"], pulled["refused"]) == (0, 1, [])
 
     bad = run_cli("--ledger", tmp_path / "x.db", "pull", REMOTE, "--max-object-mib", "0")

@@ -116,11 +116,11 @@ def push(ctx, remote, jobs, quiet, as_json, profile, region):
 
 
 def _max_object_bytes(config, flag: float | None) -> int:
-    from runlog.safejson import DEFAULT_MAX_BYTES
+    from runlog.sync import PULL_MAX_BYTES
 
     mib = flag if flag is not None else config.get("max_object_mib")
     if mib is None:
-        return DEFAULT_MAX_BYTES
+        return PULL_MAX_BYTES
     if not 0 < mib <= 4096:
         source = "--max-object-mib" if flag is not None else f"max_object_mib in {config.sources.get('max_object_mib')}"
         raise UsageError(f"{source} must be more than 0 and at most 4096 (MiB), got {mib!r}")
@@ -130,13 +130,13 @@ def _max_object_bytes(config, flag: float | None) -> int:
 @click.command()
 @transfer_options
 @click.option("--max-object-mib", type=float, metavar="MIB",
-              help="Refuse objects larger than this many MiB (default 16, or max_object_mib in the config).")
+              help="Refuse objects larger than this many MiB (default 256, or max_object_mib in the config).")
 @click.pass_context
 def pull(ctx, remote, jobs, quiet, as_json, profile, region, max_object_mib):
     """Fetch the records and observations the local ledger lacks from the team ledger in S3.
 
-    Every object is checked before anything enters the ledger: at most 16 MiB
-    (--max-object-mib), strict UTF-8 JSON nested at most 100 deep, bytes that hash to the
+    Every object is checked before anything enters the ledger: at most 256 MiB
+    (--max-object-mib; a batch record holds its whole cohort), strict UTF-8 JSON nested at most 100 deep, bytes that hash to the
     address in its name, canonical JSON, and (for records) the record schema and a requestId
     no other record has. Objects that fail (tampered, truncated, hostile, denied) are named
     on stderr one per line with the reason and left out, the good ones are imported, and the
