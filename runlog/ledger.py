@@ -800,14 +800,18 @@ class Ledger:
             # @N beyond any ledger (SQLite offsets stop at 2**63 - 1) names no record
             n = int(digits) if len(digits) <= 18 else 0
             return self._entry_where("1", limit=1, offset=n - 1) if n >= 1 else []
-        from runlog.arn import batch_id_of_arn
+        from runlog.arn import batch_id_of_arn, parse_run_arn
 
         batch_id = batch_id_of_arn(ref)
         if batch_id:  # a batch's ARN (runlog/batch.py), checked whole: ids may repeat in other accounts
             return [e for e in self._entry_where("batch_id = ? AND kind = 'batch'", (batch_id,))
                     if (e.record["outcome"].get("response") or {}).get("arn") == ref]
         if ref.startswith("arn:"):
-            return self._entry_where("run_arn = ?", (ref,))
+            found = self._entry_where("run_arn = ? AND kind != 'member'", (ref,))
+            arn = parse_run_arn(ref)
+            if arn is not None:  # member runs (m006): through the run id their ARN ends with
+                found += self._entry_where("run_id = ? AND +run_arn = ? AND kind = 'member'", (arn.run_id, ref))
+            return sorted(found, key=lambda e: (e.created, e.seq), reverse=True)
         if re.match(UUID_PATTERN, ref):
             return self._entry_where("run_uuid = ?", (ref.lower(),)) or self._entry_where(
                 "batch_id IS NOT NULL AND kind = 'batch' AND json_extract(body, '$.outcome.response.uuid') = ?",

@@ -261,3 +261,54 @@ def test_bulk_writes_checkpoint_less_often_and_restore_the_setting(tmp_path):
         with pytest.raises(RuntimeError), ledger.bulk_writes():
             raise RuntimeError("a refresh that fails midway")
         assert ledger.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000
+
+
+def test_every_ref_form_names_a_member_with_its_arn_left_out_of_the_arn_index(cohort, ledger_path, run_cli):
+    """m006: member runs carry no entry in the ARN index (nor their statuses in a run uuid
+    index); `show` still finds a member by its run id, uuid, ARN and address prefix."""
+    emulator, batch_id = cohort
+    assert run_cli("refresh", batch_id).exit_code == 0
+    with Ledger.open(ledger_path, create=False) as ledger:
+        (member,) = [e for e in ledger.members(ledger.resolve(batch_id).batch_id, ledger.resolve(batch_id).address)
+                     if e.record["batch"]["run_setting_id"] == "S0042"]
+        in_arn_index = ledger.conn.execute("SELECT count(*) FROM records INDEXED BY records_run_arn "
+                                           "WHERE run_arn = ? AND kind != 'member'", (member.run_arn,)).fetchone()[0]
+        indexes = {row[0] for row in ledger.conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert in_arn_index == 0 and "observations_run_uuid" not in indexes
+    assert member.run_arn.endswith("run/" + member.run_id)
+    for ref in (member.run_id, member.run_uuid, member.run_arn, member.run_uuid.upper(), member.address[:10]):
+        shown = run_cli("show", ref)
+        assert shown.exit_code == 0, (ref, shown.output)
+        assert shown.stdout.splitlines()[0].split() == ["record", member.address], ref
+    account = member.run_arn.split(":")[4]
+    other = member.run_arn.replace(f":{account}:", ":210987654321:")  # the same run id in another account
+    missing = run_cli("show", other)
+    assert missing.exit_code == 2 and "no record matches" in missing.output, missing.output
+
+
+def test_a_format_5_ledger_gets_the_lighter_indexes_and_still_finds_its_runs(tmp_path, run_cli):
+    from runlog.migrations import MIGRATIONS
+
+    path = tmp_path / "old.db"
+    run = make_record(run_id="5555555")
+    run["outcome"]["response"]["arn"] = "arn:aws:omics:us-west-2:123456789012:run/5555555"
+    with Ledger.open(path) as ledger:
+        ledger.add_record(run)
+        ledger.observe(rec.address(run), "GetRun", {"id": "5555555", "status": "RUNNING"},
+                       run_uuid=run["outcome"]["response"]["uuid"], status="RUNNING")
+    conn = sqlite3.connect(path)  # back to format 5: the indexes m006 replaces, as m001 made them
+    conn.executescript("DROP INDEX records_run_arn; CREATE INDEX records_run_arn ON records(run_arn); "
+                       "DROP INDEX records_replay_of; CREATE INDEX records_replay_of ON records(replay_of); "
+                       "CREATE INDEX observations_run_uuid ON observations(run_uuid); PRAGMA user_version = 5;")
+    conn.close()
+    assert len(MIGRATIONS) == 6
+    shown = run_cli("show", run["outcome"]["response"]["arn"], env={"RUNLOG_LEDGER": str(path)})  # read-only
+    assert shown.exit_code == 0 and shown.stdout.splitlines()[0].split() == ["record", rec.address(run)], shown.output
+    Ledger.open(path).close()  # as any writing command opens it: migrated in place
+    conn = sqlite3.connect(path)
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    arn_index = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'records_run_arn'").fetchone()[0]
+    conn.close()
+    assert version == 6 and "WHERE kind != 'member'" in arn_index
+    verify = run_cli("verify", "--no-remote", env={"RUNLOG_LEDGER": str(path)})
+    assert verify.exit_code == 0, verify.output
