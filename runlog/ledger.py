@@ -807,11 +807,11 @@ class Ledger:
             return [e for e in self._entry_where("batch_id = ? AND kind = 'batch'", (batch_id,))
                     if (e.record["outcome"].get("response") or {}).get("arn") == ref]
         if ref.startswith("arn:"):
-            found = self._entry_where("run_arn = ? AND kind != 'member'", (ref,))
+            by_arn = self._entry_where("run_arn = ? AND kind != 'member'", (ref,))
             arn = parse_run_arn(ref)
             if arn is not None:  # member runs (m006): through the run id their ARN ends with
-                found += self._entry_where("run_id = ? AND +run_arn = ? AND kind = 'member'", (arn.run_id, ref))
-            return sorted(found, key=lambda e: (e.created, e.seq), reverse=True)
+                by_arn += self._entry_where("run_id = ? AND +run_arn = ? AND kind = 'member'", (arn.run_id, ref))
+            return sorted(by_arn, key=lambda e: (e.created, e.seq), reverse=True)
         if re.match(UUID_PATTERN, ref):
             return self._entry_where("run_uuid = ?", (ref.lower(),)) or self._entry_where(
                 "batch_id IS NOT NULL AND kind = 'batch' AND json_extract(body, '$.outcome.response.uuid') = ?",
