@@ -613,24 +613,31 @@ def prefetched(pages: Iterable[Any], ahead: int = 2) -> Iterator[Any]:
         stop.set()
 
 
-def record_members(ledger: Ledger, batch: Entry, omics) -> dict[str, int]:
+def record_members(ledger: Ledger, batch: Entry, omics, outline: dict | None = None) -> dict[str, int]:
     """Page ListRunsInBatch and write each run setting's member record once, one page per
-    transaction (memory: one page). Returns {"listed", "added"}."""
+    transaction. `outline`: the batch record without its settings file's content
+    (Ledger.batch_outline); the settings of a page's runs are read from the ledger page by
+    page (Ledger.file_run_settings), so memory holds one page of members and of settings,
+    whatever the size of the batch. Returns {"listed", "added"}."""
     from runlog import aws
 
-    record = batch.record
+    record = outline if outline is not None else ledger.batch_outline(batch.address)
     if record["outcome"]["status"] != "submitted":
         raise UsageError(f"batch record {batch.address[:12]} was {record['outcome']['status']}: it has no runs")
-    settings = {s["runSettingId"]: s for s in run_settings(record)}
+    inline = (record["request"].get("batchRunSettings") or {}).get("inlineSettings")
+    inline_settings = {s["runSettingId"]: s for s in inline} if inline is not None else None
     listed = added = 0
     try:
-        for page in prefetched(omics.get_paginator("list_runs_in_batch").paginate(
-                batchId=batch.batch_id, PaginationConfig={"PageSize": 100})):
-            items = page.get("runs", [])
-            listed += len(items)
-            members = [_member(record, batch.address, item, settings.get(item.get("runSettingId") or ""))
-                       for item in items]
-            added += ledger.add_records(members)
+        with ledger.file_run_settings(batch.address) as from_file:
+            for page in prefetched(omics.get_paginator("list_runs_in_batch").paginate(
+                    batchId=batch.batch_id, PaginationConfig={"PageSize": 100})):
+                items = page.get("runs", [])
+                listed += len(items)
+                ids = [item.get("runSettingId") or "" for item in items]
+                settings = inline_settings if inline_settings is not None else _settings(from_file(ids))
+                members = [_member(record, batch.address, item, settings.get(setting_id))
+                           for item, setting_id in zip(items, ids, strict=True)]
+                added += ledger.add_records(members)
     except RunlogError:
         raise
     except Exception as exc:
@@ -638,7 +645,23 @@ def record_members(ledger: Ledger, batch: Entry, omics) -> dict[str, int]:
     return {"listed": listed, "added": added}
 
 
-def observe_batch(ledger: Ledger, batch: Entry, omics) -> dict[str, Any]:
+def _settings(texts: dict[str, str]) -> dict[str, dict]:
+    """Run settings stored as JSON text, as the json module reads them (orjson where it can:
+    it refuses integers beyond 64 bits, which the json module reads exactly)."""
+    import json
+
+    import orjson
+
+    found = {}
+    for setting_id, text in texts.items():
+        try:
+            found[setting_id] = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            found[setting_id] = json.loads(text)
+    return found
+
+
+def observe_batch(ledger: Ledger, batch: Entry, omics, outline: dict | None = None) -> dict[str, Any]:
     """GetBatch, appended as an observation of the batch record when its status or summaries
     changed. A batch GetBatch no longer knows (DeleteBatch), or whose id now names another
     batch, is observed once as status DELETED; nothing is removed from the ledger."""
@@ -655,7 +678,7 @@ def observe_batch(ledger: Ledger, batch: Entry, omics) -> dict[str, Any]:
         raise error from None
     answer.pop("ResponseMetadata", None)
     body = rec.jsonable(answer)
-    recorded_uuid = (batch.record["outcome"].get("response") or {}).get("uuid")
+    recorded_uuid = ((outline or batch.record)["outcome"].get("response") or {}).get("uuid")
     if recorded_uuid and body.get("uuid") and body["uuid"] != recorded_uuid:
         return _observe_gone(ledger, batch, f"batch id {batch.batch_id} now belongs to batch {body['uuid']}")
     last = [o for o in ledger.observations(batch.address) if o["source"] == SOURCE_BATCH]
@@ -765,10 +788,11 @@ def _iso_time(value: Any) -> str:
 
 def refresh_batch(ledger: Ledger, batch: Entry, omics) -> dict[str, Any]:
     """GetBatch, then the members (ListRunsInBatch) and their statuses (ListRuns)."""
-    answer = observe_batch(ledger, batch, omics)
+    outline = ledger.batch_outline(batch.address)  # never the whole cohort as Python objects
+    answer = observe_batch(ledger, batch, omics, outline)
     gone = answer.get("status") == "DELETED"  # ListRunsInBatch no longer answers; its runs stay
     with ledger.bulk_writes():
-        members = {"listed": 0, "added": 0} if gone else record_members(ledger, batch, omics)
+        members = {"listed": 0, "added": 0} if gone else record_members(ledger, batch, omics, outline)
         statuses = observe_members(ledger, batch, omics)
         if answer.get("status") in RUNS_DELETE:
             statuses["changed"] += observe_deleted_runs(ledger, batch, omics)

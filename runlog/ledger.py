@@ -694,6 +694,45 @@ class Ledger:
         finally:
             self.conn.execute(f"PRAGMA wal_autocheckpoint = {int(before)}")
 
+    def batch_outline(self, address: str) -> dict:
+        """The batch record at `address` without the two parts that grow with the cohort: its
+        settings file's content and its runs' input identities (`resolution`), taken out by
+        SQLite so that they are never Python objects (100 000 run settings: ~150 MiB)."""
+        row = self.conn.execute("SELECT json_remove(body, '$.batch.settings_file.content', '$.resolution') "
+                                "FROM records WHERE address = ?", (address,)).fetchone()
+        if row is None:
+            raise LedgerError(f"no record {address} in ledger {self.path}")
+        return json.loads(row[0])
+
+    @contextmanager
+    def file_run_settings(self, address: str) -> Iterator[Callable[[list[str]], dict[str, str]]]:
+        """The run settings of the batch record at `address` that came from its settings file,
+        copied by SQLite into a temporary table of this connection (a file of its own, never
+        the ledger's) keyed by runSettingId; yields a function from a page of runSettingIds
+        to {runSettingId: that setting as JSON text}. Memory: one page of settings. A
+        runSettingId given twice keeps its last setting, as a dict built from the list would."""
+        table = "temp.runlog_file_run_settings"
+        self.conn.execute("CREATE TEMP TABLE IF NOT EXISTS runlog_file_run_settings "
+                          "(id TEXT PRIMARY KEY, setting TEXT NOT NULL) WITHOUT ROWID")
+        self.conn.execute(f"DELETE FROM {table}")
+        self.conn.execute(
+            f"INSERT OR REPLACE INTO {table} (id, setting) SELECT json_extract(s.value, '$.runSettingId'), s.value "
+            "FROM records r, json_each(r.body, '$.batch.settings_file.content') s WHERE r.address = ? "
+            "AND s.type = 'object' AND json_type(s.value, '$.runSettingId') = 'text' ORDER BY s.key", (address,))
+
+        def lookup(ids: list[str]) -> dict[str, str]:
+            found: dict[str, str] = {}
+            for start in range(0, len(ids), 500):  # within SQLite's limit on parameters
+                part = ids[start:start + 500]
+                found.update(self.conn.execute(
+                    f"SELECT id, setting FROM {table} WHERE id IN ({','.join('?' * len(part))})", part).fetchall())
+            return found
+
+        try:
+            yield lookup
+        finally:
+            self.conn.execute(f"DELETE FROM {table}")
+
     _MEMBER = "r.batch_id = ? AND r.kind = 'member' AND json_extract(r.body, '$.batch.record') = ?"
     _LATEST = (f"(SELECT {{what}} FROM observations o WHERE o.record = r.address AND o.status IS NOT NULL "
                f"ORDER BY {STATUS_ORDER.replace('status', 'o.status')} LIMIT 1)")

@@ -149,7 +149,8 @@ def refresh_batches(ledger, entries, config, profile=None, region=None, endpoint
             changes.append({"record": entry.address, "batch_id": None,
                             "error": f"no batch: this submission was {entry.outcome}"})
             continue
-        settings = aws_settings(config, profile, region, endpoint_url, recorded=entry.record.get("aws"))
+        settings = aws_settings(config, profile, region, endpoint_url,
+                                recorded=ledger.batch_outline(entry.address).get("aws"))  # not the whole cohort
         omics = aws.client(settings, "omics")
         try:
             changes.append(refresh_batch(ledger, entry, omics))
@@ -231,7 +232,8 @@ def watch_batch(ctx, ledger, entry, config, interval: float, timeout: float | No
 
     if not entry.batch_id:
         raise RunlogError(f"record {entry.address[:12]} has no batch to watch (it was {entry.outcome})")
-    omics = aws.client(aws_settings(config, profile, region, endpoint_url, recorded=entry.record.get("aws")), "omics")
+    omics = aws.client(aws_settings(config, profile, region, endpoint_url,
+                                    recorded=ledger.batch_outline(entry.address).get("aws")), "omics")
     started = time.monotonic()
     last = None
     while True:
