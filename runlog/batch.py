@@ -766,6 +766,46 @@ def observe_members(ledger: Ledger, batch: Entry, omics) -> dict[str, int]:
     return {"listed": listed, "changed": changed}
 
 
+def observe_outputs(ledger: Ledger, batch: Entry, omics, jobs: int = 16) -> dict[str, int]:
+    """GetRun for each member whose run ended and whose output location (runOutputUri) no
+    observation holds yet (ListRuns' items have none; refresh asks GetRun only for the failed),
+    `jobs` calls at a time; each answer appended as a GetRun observation, one transaction per
+    round of calls, so a rerun asks only for what is still missing. A run the service no
+    longer knows (deleted) is skipped. Returns {"asked", "recorded", "gone"}."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from runlog import aws
+    from runlog.errors import ServiceError
+
+    def get_run(run_id: str) -> dict | None:
+        try:
+            answer = omics.get_run(id=run_id)
+        except Exception as exc:
+            error = aws.error_from(exc, "GetRun")
+            if isinstance(error, ServiceError) and error.code == "ResourceNotFoundException":
+                return None
+            raise error from None
+        answer.pop("ResponseMetadata", None)
+        return _json_value(answer)
+
+    asked = recorded = gone = 0
+    after = 0
+    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="runlog-getrun") as pool:
+        while True:
+            rows = ledger.members_without_output(batch.batch_id, batch.address, after, jobs * 8)
+            if not rows:
+                break
+            after = rows[-1][0]
+            answers = list(pool.map(get_run, [run_id for _, _, run_id, _ in rows]))
+            asked += len(rows)
+            observed_at = rec.utc_now()
+            seen = [(address, run_uuid, observed_at, "GetRun", body.get("status"), body)
+                    for (_, address, _, run_uuid), body in zip(rows, answers, strict=True) if body is not None]
+            gone += len(rows) - len(seen)
+            recorded += ledger.add_observations(seen)
+    return {"asked": asked, "recorded": recorded, "gone": gone}
+
+
 def _json_value(value: Any) -> Any:
     """record.jsonable(value) for a parsed response (datetimes become ISO 8601 UTC text),
     through orjson; what orjson writes otherwise than the json module reads back the same
@@ -786,8 +826,9 @@ def _iso_time(value: Any) -> str:
     raise TypeError(f"cannot store a {type(value).__name__} in a record")
 
 
-def refresh_batch(ledger: Ledger, batch: Entry, omics) -> dict[str, Any]:
-    """GetBatch, then the members (ListRunsInBatch) and their statuses (ListRuns)."""
+def refresh_batch(ledger: Ledger, batch: Entry, omics, outputs_jobs: int | None = None) -> dict[str, Any]:
+    """GetBatch, then the members (ListRunsInBatch) and their statuses (ListRuns); with
+    `outputs_jobs`, then GetRun for the ended members' output locations (observe_outputs)."""
     outline = ledger.batch_outline(batch.address)  # never the whole cohort as Python objects
     answer = observe_batch(ledger, batch, omics, outline)
     gone = answer.get("status") == "DELETED"  # ListRunsInBatch no longer answers; its runs stay
@@ -796,9 +837,13 @@ def refresh_batch(ledger: Ledger, batch: Entry, omics) -> dict[str, Any]:
         statuses = observe_members(ledger, batch, omics)
         if answer.get("status") in RUNS_DELETE:
             statuses["changed"] += observe_deleted_runs(ledger, batch, omics)
-    return {"record": batch.address, "batch_id": batch.batch_id, "status": answer.get("status"),
-            "members_listed": members["listed"], "members_added": members["added"],
-            "statuses_changed": statuses["changed"]}
+        outputs = observe_outputs(ledger, batch, omics, outputs_jobs) if outputs_jobs and not gone else None
+    change = {"record": batch.address, "batch_id": batch.batch_id, "status": answer.get("status"),
+              "members_listed": members["listed"], "members_added": members["added"],
+              "statuses_changed": statuses["changed"]}
+    if outputs is not None:
+        change["outputs_recorded"] = outputs["recorded"]
+    return change
 
 
 def summary(ledger: Ledger, batch: Entry) -> dict[str, Any]:

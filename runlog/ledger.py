@@ -756,6 +756,20 @@ class Ledger:
             f"SELECT r.address, r.run_id, r.run_uuid, {latest} FROM records r WHERE r.run_id IN ({marks}) "
             f"AND +r.batch_id = ? AND +r.kind = 'member'", (*run_ids, batch_id)).fetchall()
 
+    def members_without_output(self, batch_id: str | None, batch_address: str, after: int,
+                               limit: int) -> list[tuple[int, str, str, str | None]]:
+        """(seq, address, run_id, run_uuid) of up to `limit` members after seq `after`, in
+        ledger order, whose run ended (latest status COMPLETED, FAILED or CANCELLED) and none
+        of whose observations holds the run's output location (runOutputUri)."""
+        latest = self._LATEST.format(what="o.status")
+        return self.conn.execute(
+            f"SELECT seq, address, run_id, run_uuid FROM (SELECT r.seq, r.address, r.run_id, r.run_uuid, "
+            f"{latest} AS status FROM records r WHERE {self._MEMBER} AND r.seq > ? AND r.run_id IS NOT NULL "
+            "AND NOT EXISTS (SELECT 1 FROM observations o WHERE o.record = r.address "
+            "AND json_extract(o.body, '$.runOutputUri') IS NOT NULL)) "
+            "WHERE status IN ('COMPLETED', 'FAILED', 'CANCELLED') ORDER BY seq LIMIT ?",
+            (batch_id, batch_address, after, limit)).fetchall()
+
     def member_outcomes(self, batch_id: str | None, batch_address: str) -> list[tuple[str, int]]:
         """(outcome, count) of the batch's members."""
         return self.conn.execute(f"SELECT r.outcome, count(*) FROM records r WHERE {self._MEMBER} GROUP BY r.outcome",

@@ -312,3 +312,57 @@ def test_a_format_5_ledger_gets_the_lighter_indexes_and_still_finds_its_runs(tmp
     assert version == 6 and "WHERE kind != 'member'" in arn_index
     verify = run_cli("verify", "--no-remote", env={"RUNLOG_LEDGER": str(path)})
     assert verify.exit_code == 0, verify.output
+
+
+def output_locations(path: Path) -> dict[str, list[str]]:
+    """{member record address: [runOutputUri of each observation that holds one]}."""
+    with Ledger.open(path, create=False) as ledger:
+        rows = ledger.conn.execute(
+            "SELECT o.record, json_extract(o.body, '$.runOutputUri') FROM observations o JOIN records r "
+            "ON r.address = o.record WHERE r.kind = 'member' AND json_extract(o.body, '$.runOutputUri') IS NOT NULL "
+            "ORDER BY o.seq").fetchall()
+    found: dict[str, list[str]] = {}
+    for address, uri in rows:
+        found.setdefault(address, []).append(uri)
+    return found
+
+
+def test_refresh_outputs_records_each_ended_members_output_location_once(cohort, ledger_path, run_cli):
+    emulator, batch_id = cohort
+    plain = run_cli("refresh", batch_id)
+    assert plain.exit_code == 0 and "output location" not in plain.stdout, plain.output
+    recorded = members(ledger_path)
+    failed = {recorded[ident] for ident in FAILING}
+    assert set(output_locations(ledger_path)) == failed  # GetRun only for the failed, by default
+
+    first = run_cli("refresh", batch_id, "--outputs", "--jobs", "4")
+    completed = RUNS - len(NOT_STARTED) - len(FAILING)
+    assert first.exit_code == 0 and f"{completed} output location(s) recorded" in first.stdout, first.output
+    locations = output_locations(ledger_path)
+    started = {address for ident, address in recorded.items() if ident not in NOT_STARTED}
+    assert set(locations) == started and all(len(uris) == 1 for uris in locations.values())
+    with Ledger.open(ledger_path, create=False) as ledger:
+        runs = dict(ledger.conn.execute("SELECT address, run_id FROM records WHERE kind = 'member'").fetchall())
+    assert all(uris == [f"s3://{BUCKET}/out/{runs[address]}"] for address, uris in locations.items())
+
+    again = run_cli("refresh", batch_id, "--outputs", "--json")
+    assert again.exit_code == 0, again.output
+    (change,) = json.loads(again.stdout)
+    assert change["outputs_recorded"] == 0 and change["statuses_changed"] == 0
+    assert output_locations(ledger_path) == locations
+    verify = run_cli("verify", "--no-remote")
+    assert verify.exit_code == 0, verify.output
+
+
+def test_refresh_outputs_rerun_after_a_failed_getrun_asks_only_for_what_is_missing(cohort, ledger_path, run_cli):
+    emulator, batch_id = cohort
+    assert run_cli("refresh", batch_id).exit_code == 0
+    emulator.inject("error", operation="GetRun", count=3)  # one run's every attempt fails
+    failed = run_cli("refresh", batch_id, "--outputs", "--jobs", "1")
+    assert failed.exit_code == 1 and "GetRun" in failed.stdout, failed.output
+    partial = len(output_locations(ledger_path)) - len(FAILING)
+    assert 0 <= partial < RUNS - len(NOT_STARTED) - len(FAILING)
+    rerun = run_cli("refresh", batch_id, "--outputs")
+    missing = RUNS - len(NOT_STARTED) - len(FAILING) - partial
+    assert rerun.exit_code == 0 and f"{missing} output location(s) recorded" in rerun.stdout, rerun.output
+    assert all(len(uris) == 1 for uris in output_locations(ledger_path).values())
