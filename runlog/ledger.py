@@ -813,11 +813,21 @@ class Ledger:
             tuple(by_address),
         )
         latest = {record: (status, seen) for record, status, seen in rows.fetchall()}
+        # never observed: the status in the service's answer, taken by SQLite from a body not
+        # yet parsed (a batch's holds its whole cohort)
+        unparsed = [e.address for e in entries if e.address not in latest and e._record is None]
+        answered: dict[str, Any] = {}
+        for start in range(0, len(unparsed), 500):  # within SQLite's limit on parameters
+            part = unparsed[start:start + 500]
+            answered.update(self.conn.execute(
+                "SELECT address, json_extract(body, '$.outcome.response.status') FROM records WHERE address IN "
+                f"({','.join('?' * len(part))})", part).fetchall())
         for entry in entries:
             if entry.address in latest:
                 entry.status, entry.status_as_of = latest[entry.address]
                 continue
-            response = entry.record["outcome"].get("response") or {}
+            response = {"status": answered.get(entry.address)} if entry._record is None \
+                else entry.record["outcome"].get("response") or {}
             entry.status = response.get("status") or (
                 entry.outcome.upper() if entry.outcome in ("rejected", "abandoned") else None)
             entry.status_as_of = entry.created
