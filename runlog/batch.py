@@ -646,19 +646,11 @@ def record_members(ledger: Ledger, batch: Entry, omics, outline: dict | None = N
 
 
 def _settings(texts: dict[str, str]) -> dict[str, dict]:
-    """Run settings stored as JSON text, as the json module reads them (orjson where it can:
-    it refuses integers beyond 64 bits, which the json module reads exactly)."""
+    """Run settings stored as JSON text, read as the record's were (the json module: orjson
+    reads integers beyond 64 bits as floats)."""
     import json
 
-    import orjson
-
-    found = {}
-    for setting_id, text in texts.items():
-        try:
-            found[setting_id] = orjson.loads(text)
-        except orjson.JSONDecodeError:
-            found[setting_id] = json.loads(text)
-    return found
+    return {setting_id: json.loads(text) for setting_id, text in texts.items()}
 
 
 def observe_batch(ledger: Ledger, batch: Entry, omics, outline: dict | None = None) -> dict[str, Any]:

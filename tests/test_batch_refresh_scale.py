@@ -366,3 +366,29 @@ def test_refresh_outputs_rerun_after_a_failed_getrun_asks_only_for_what_is_missi
     missing = RUNS - len(NOT_STARTED) - len(FAILING) - partial
     assert rerun.exit_code == 0 and f"{missing} output location(s) recorded" in rerun.stdout, rerun.output
     assert all(len(uris) == 1 for uris in output_locations(ledger_path).values())
+
+
+def test_settings_read_page_by_page_are_the_records_own(cohort, ledger_path):
+    """What refresh reads from the ledger a page at a time (a temporary table filled by
+    SQLite) is the batch record's settings, value for value; the outline is the record
+    without the cohort; the temporary table is emptied afterwards and never in the ledger."""
+    from runlog.batch import _settings, run_settings
+
+    emulator, batch_id = cohort
+    with Ledger.open(ledger_path) as ledger:
+        batch = ledger.resolve(batch_id)
+        record = batch.record
+        outline = ledger.batch_outline(batch.address)
+        with ledger.file_run_settings(batch.address) as from_file:
+            ids = [s["runSettingId"] for s in run_settings(record)]
+            read = _settings(from_file([*ids, "S9999"]))
+            assert read == {s["runSettingId"]: s for s in run_settings(record)}
+            assert len(read) == RUNS
+        assert ledger.conn.execute("SELECT count(*) FROM temp.runlog_file_run_settings").fetchone()[0] == 0
+        tables = {row[0] for row in ledger.conn.execute("SELECT name FROM main.sqlite_master")}
+    assert "runlog_file_run_settings" not in tables
+    assert "content" not in outline["batch"]["settings_file"] and "resolution" not in outline
+    assert {k: v for k, v in outline.items() if k not in ("batch", "resolution")} == \
+        {k: v for k, v in record.items() if k not in ("batch", "resolution")}
+    assert _settings({"x": '{"n": 123456789012345678901234567890, "f": 1e-07, "s": "\\u00e9\\n"}'}) == \
+        {"x": {"n": 123456789012345678901234567890, "f": 1e-07, "s": "é\n"}}
