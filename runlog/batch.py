@@ -714,24 +714,31 @@ def prefetched(pages: Iterable[Any], ahead: int = 2) -> Iterator[Any]:
         stop.set()
 
 
-def record_members(ledger: Ledger, batch: Entry, omics) -> dict[str, int]:
+def record_members(ledger: Ledger, batch: Entry, omics, outline: dict | None = None) -> dict[str, int]:
     """Page ListRunsInBatch and write each run setting's member record once, one page per
-    transaction (memory: one page). Returns {"listed", "added"}."""
+    transaction. `outline`: the batch record without its settings file's content
+    (Ledger.batch_outline); the settings of a page's runs are read from the ledger page by
+    page (Ledger.file_run_settings), so memory holds one page of members and of settings,
+    whatever the size of the batch. Returns {"listed", "added"}."""
     from runlog import aws
 
-    record = batch.record
+    record = outline if outline is not None else ledger.batch_outline(batch.address)
     if record["outcome"]["status"] != "submitted":
         raise UsageError(f"batch record {batch.address[:12]} was {record['outcome']['status']}: it has no runs")
-    settings = {s["runSettingId"]: s for s in run_settings(record)}
+    inline = (record["request"].get("batchRunSettings") or {}).get("inlineSettings")
+    inline_settings = {s["runSettingId"]: s for s in inline} if inline is not None else None
     listed = added = 0
     try:
-        for page in prefetched(omics.get_paginator("list_runs_in_batch").paginate(
-                batchId=batch.batch_id, PaginationConfig={"PageSize": 100})):
-            items = page.get("runs", [])
-            listed += len(items)
-            members = [_member(record, batch.address, item, settings.get(item.get("runSettingId") or ""))
-                       for item in items]
-            added += ledger.add_records(members)
+        with ledger.file_run_settings(batch.address) as from_file:
+            for page in prefetched(omics.get_paginator("list_runs_in_batch").paginate(
+                    batchId=batch.batch_id, PaginationConfig={"PageSize": 100})):
+                items = page.get("runs", [])
+                listed += len(items)
+                ids = [item.get("runSettingId") or "" for item in items]
+                settings = inline_settings if inline_settings is not None else _settings(from_file(ids))
+                members = [_member(record, batch.address, item, settings.get(setting_id))
+                           for item, setting_id in zip(items, ids, strict=True)]
+                added += ledger.add_records(members)
     except RunlogError:
         raise
     except Exception as exc:
@@ -739,7 +746,15 @@ def record_members(ledger: Ledger, batch: Entry, omics) -> dict[str, int]:
     return {"listed": listed, "added": added}
 
 
-def observe_batch(ledger: Ledger, batch: Entry, omics) -> dict[str, Any]:
+def _settings(texts: dict[str, str]) -> dict[str, dict]:
+    """Run settings stored as JSON text, read as the record's were (the json module: orjson
+    reads integers beyond 64 bits as floats)."""
+    import json
+
+    return {setting_id: json.loads(text) for setting_id, text in texts.items()}
+
+
+def observe_batch(ledger: Ledger, batch: Entry, omics, outline: dict | None = None) -> dict[str, Any]:
     """GetBatch, appended as an observation of the batch record when its status or summaries
     changed. A batch GetBatch no longer knows (DeleteBatch), or whose id now names another
     batch, is observed once as status DELETED; nothing is removed from the ledger."""
@@ -756,7 +771,7 @@ def observe_batch(ledger: Ledger, batch: Entry, omics) -> dict[str, Any]:
         raise error from None
     answer.pop("ResponseMetadata", None)
     body = rec.jsonable(answer)
-    recorded_uuid = (batch.record["outcome"].get("response") or {}).get("uuid")
+    recorded_uuid = ((outline or batch.record)["outcome"].get("response") or {}).get("uuid")
     if recorded_uuid and body.get("uuid") and body["uuid"] != recorded_uuid:
         return _observe_gone(ledger, batch, f"batch id {batch.batch_id} now belongs to batch {body['uuid']}")
     last = [o for o in ledger.observations(batch.address) if o["source"] == SOURCE_BATCH]
@@ -844,6 +859,46 @@ def observe_members(ledger: Ledger, batch: Entry, omics) -> dict[str, int]:
     return {"listed": listed, "changed": changed}
 
 
+def observe_outputs(ledger: Ledger, batch: Entry, omics, jobs: int = 16) -> dict[str, int]:
+    """GetRun for each member whose run ended and whose output location (runOutputUri) no
+    observation holds yet (ListRuns' items have none; refresh asks GetRun only for the failed),
+    `jobs` calls at a time; each answer appended as a GetRun observation, one transaction per
+    round of calls, so a rerun asks only for what is still missing. A run the service no
+    longer knows (deleted) is skipped. Returns {"asked", "recorded", "gone"}."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from runlog import aws
+    from runlog.errors import ServiceError
+
+    def get_run(run_id: str) -> dict | None:
+        try:
+            answer = omics.get_run(id=run_id)
+        except Exception as exc:
+            error = aws.error_from(exc, "GetRun")
+            if isinstance(error, ServiceError) and error.code == "ResourceNotFoundException":
+                return None
+            raise error from None
+        answer.pop("ResponseMetadata", None)
+        return _json_value(answer)
+
+    asked = recorded = gone = 0
+    after = 0
+    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="runlog-getrun") as pool:
+        while True:
+            rows = ledger.members_without_output(batch.batch_id, batch.address, after, jobs * 8)
+            if not rows:
+                break
+            after = rows[-1][0]
+            answers = list(pool.map(get_run, [run_id for _, _, run_id, _ in rows]))
+            asked += len(rows)
+            observed_at = rec.utc_now()
+            seen = [(address, run_uuid, observed_at, "GetRun", body.get("status"), body)
+                    for (_, address, _, run_uuid), body in zip(rows, answers, strict=True) if body is not None]
+            gone += len(rows) - len(seen)
+            recorded += ledger.add_observations(seen)
+    return {"asked": asked, "recorded": recorded, "gone": gone}
+
+
 def _json_value(value: Any) -> Any:
     """record.jsonable(value) for a parsed response (datetimes become ISO 8601 UTC text),
     through orjson; what orjson writes otherwise than the json module reads back the same
@@ -864,18 +919,24 @@ def _iso_time(value: Any) -> str:
     raise TypeError(f"cannot store a {type(value).__name__} in a record")
 
 
-def refresh_batch(ledger: Ledger, batch: Entry, omics) -> dict[str, Any]:
-    """GetBatch, then the members (ListRunsInBatch) and their statuses (ListRuns)."""
-    answer = observe_batch(ledger, batch, omics)
+def refresh_batch(ledger: Ledger, batch: Entry, omics, outputs_jobs: int | None = None) -> dict[str, Any]:
+    """GetBatch, then the members (ListRunsInBatch) and their statuses (ListRuns); with
+    `outputs_jobs`, then GetRun for the ended members' output locations (observe_outputs)."""
+    outline = ledger.batch_outline(batch.address)  # never the whole cohort as Python objects
+    answer = observe_batch(ledger, batch, omics, outline)
     gone = answer.get("status") == "DELETED"  # ListRunsInBatch no longer answers; its runs stay
     with ledger.bulk_writes():
-        members = {"listed": 0, "added": 0} if gone else record_members(ledger, batch, omics)
+        members = {"listed": 0, "added": 0} if gone else record_members(ledger, batch, omics, outline)
         statuses = observe_members(ledger, batch, omics)
         if answer.get("status") in RUNS_DELETE:
             statuses["changed"] += observe_deleted_runs(ledger, batch, omics)
-    return {"record": batch.address, "batch_id": batch.batch_id, "status": answer.get("status"),
-            "members_listed": members["listed"], "members_added": members["added"],
-            "statuses_changed": statuses["changed"]}
+        outputs = observe_outputs(ledger, batch, omics, outputs_jobs) if outputs_jobs and not gone else None
+    change = {"record": batch.address, "batch_id": batch.batch_id, "status": answer.get("status"),
+              "members_listed": members["listed"], "members_added": members["added"],
+              "statuses_changed": statuses["changed"]}
+    if outputs is not None:
+        change["outputs_recorded"] = outputs["recorded"]
+    return change
 
 
 def summary(ledger: Ledger, batch: Entry) -> dict[str, Any]:

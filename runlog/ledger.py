@@ -698,6 +698,45 @@ class Ledger:
         finally:
             self.conn.execute(f"PRAGMA wal_autocheckpoint = {int(before)}")
 
+    def batch_outline(self, address: str) -> dict:
+        """The batch record at `address` without the two parts that grow with the cohort: its
+        settings file's content and its runs' input identities (`resolution`), taken out by
+        SQLite so that they are never Python objects (100 000 run settings: ~150 MiB)."""
+        row = self.conn.execute("SELECT json_remove(body, '$.batch.settings_file.content', '$.resolution') "
+                                "FROM records WHERE address = ?", (address,)).fetchone()
+        if row is None:
+            raise LedgerError(f"no record {address} in ledger {self.path}")
+        return json.loads(row[0])
+
+    @contextmanager
+    def file_run_settings(self, address: str) -> Iterator[Callable[[list[str]], dict[str, str]]]:
+        """The run settings of the batch record at `address` that came from its settings file,
+        copied by SQLite into a temporary table of this connection (a file of its own, never
+        the ledger's) keyed by runSettingId; yields a function from a page of runSettingIds
+        to {runSettingId: that setting as JSON text}. Memory: one page of settings. A
+        runSettingId given twice keeps its last setting, as a dict built from the list would."""
+        table = "temp.runlog_file_run_settings"
+        self.conn.execute("CREATE TEMP TABLE IF NOT EXISTS runlog_file_run_settings "
+                          "(id TEXT PRIMARY KEY, setting TEXT NOT NULL) WITHOUT ROWID")
+        self.conn.execute(f"DELETE FROM {table}")
+        self.conn.execute(
+            f"INSERT OR REPLACE INTO {table} (id, setting) SELECT json_extract(s.value, '$.runSettingId'), s.value "
+            "FROM records r, json_each(r.body, '$.batch.settings_file.content') s WHERE r.address = ? "
+            "AND s.type = 'object' AND json_type(s.value, '$.runSettingId') = 'text' ORDER BY s.key", (address,))
+
+        def lookup(ids: list[str]) -> dict[str, str]:
+            found: dict[str, str] = {}
+            for start in range(0, len(ids), 500):  # within SQLite's limit on parameters
+                part = ids[start:start + 500]
+                found.update(self.conn.execute(
+                    f"SELECT id, setting FROM {table} WHERE id IN ({','.join('?' * len(part))})", part).fetchall())
+            return found
+
+        try:
+            yield lookup
+        finally:
+            self.conn.execute(f"DELETE FROM {table}")
+
     _MEMBER = "r.batch_id = ? AND r.kind = 'member' AND json_extract(r.body, '$.batch.record') = ?"
     _LATEST = (f"(SELECT {{what}} FROM observations o WHERE o.record = r.address AND o.status IS NOT NULL "
                f"ORDER BY {STATUS_ORDER.replace('status', 'o.status')} LIMIT 1)")
@@ -720,6 +759,20 @@ class Ledger:
         return self.conn.execute(
             f"SELECT r.address, r.run_id, r.run_uuid, {latest} FROM records r WHERE r.run_id IN ({marks}) "
             f"AND +r.batch_id = ? AND +r.kind = 'member'", (*run_ids, batch_id)).fetchall()
+
+    def members_without_output(self, batch_id: str | None, batch_address: str, after: int,
+                               limit: int) -> list[tuple[int, str, str, str | None]]:
+        """(seq, address, run_id, run_uuid) of up to `limit` members after seq `after`, in
+        ledger order, whose run ended (latest status COMPLETED, FAILED or CANCELLED) and none
+        of whose observations holds the run's output location (runOutputUri)."""
+        latest = self._LATEST.format(what="o.status")
+        return self.conn.execute(
+            f"SELECT seq, address, run_id, run_uuid FROM (SELECT r.seq, r.address, r.run_id, r.run_uuid, "
+            f"{latest} AS status FROM records r WHERE {self._MEMBER} AND r.seq > ? AND r.run_id IS NOT NULL "
+            "AND NOT EXISTS (SELECT 1 FROM observations o WHERE o.record = r.address "
+            "AND json_extract(o.body, '$.runOutputUri') IS NOT NULL)) "
+            "WHERE status IN ('COMPLETED', 'FAILED', 'CANCELLED') ORDER BY seq LIMIT ?",
+            (batch_id, batch_address, after, limit)).fetchall()
 
     def member_outcomes(self, batch_id: str | None, batch_address: str) -> list[tuple[str, int]]:
         """(outcome, count) of the batch's members."""
@@ -764,11 +817,21 @@ class Ledger:
             tuple(by_address),
         )
         latest = {record: (status, seen) for record, status, seen in rows.fetchall()}
+        # never observed: the status in the service's answer, taken by SQLite from a body not
+        # yet parsed (a batch's holds its whole cohort)
+        unparsed = [e.address for e in entries if e.address not in latest and e._record is None]
+        answered: dict[str, Any] = {}
+        for start in range(0, len(unparsed), 500):  # within SQLite's limit on parameters
+            part = unparsed[start:start + 500]
+            answered.update(self.conn.execute(
+                "SELECT address, json_extract(body, '$.outcome.response.status') FROM records WHERE address IN "
+                f"({','.join('?' * len(part))})", part).fetchall())
         for entry in entries:
             if entry.address in latest:
                 entry.status, entry.status_as_of = latest[entry.address]
                 continue
-            response = entry.record["outcome"].get("response") or {}
+            response = {"status": answered.get(entry.address)} if entry._record is None \
+                else entry.record["outcome"].get("response") or {}
             entry.status = response.get("status") or (
                 entry.outcome.upper() if entry.outcome in ("rejected", "abandoned") else None)
             entry.status_as_of = entry.created
@@ -804,14 +867,18 @@ class Ledger:
             # @N beyond any ledger (SQLite offsets stop at 2**63 - 1) names no record
             n = int(digits) if len(digits) <= 18 else 0
             return self._entry_where("1", limit=1, offset=n - 1) if n >= 1 else []
-        from runlog.arn import batch_id_of_arn
+        from runlog.arn import batch_id_of_arn, parse_run_arn
 
         batch_id = batch_id_of_arn(ref)
         if batch_id:  # a batch's ARN (runlog/batch.py), checked whole: ids may repeat in other accounts
             return [e for e in self._entry_where("batch_id = ? AND kind = 'batch'", (batch_id,))
                     if (e.record["outcome"].get("response") or {}).get("arn") == ref]
         if ref.startswith("arn:"):
-            return self._entry_where("run_arn = ?", (ref,))
+            by_arn = self._entry_where("run_arn = ? AND kind != 'member'", (ref,))
+            arn = parse_run_arn(ref)
+            if arn is not None:  # member runs (m006): through the run id their ARN ends with
+                by_arn += self._entry_where("run_id = ? AND +run_arn = ? AND kind = 'member'", (arn.run_id, ref))
+            return sorted(by_arn, key=lambda e: (e.created, e.seq), reverse=True)
         if re.match(UUID_PATTERN, ref):
             return self._entry_where("run_uuid = ?", (ref.lower(),)) or self._entry_where(
                 "batch_id IS NOT NULL AND kind = 'batch' AND json_extract(body, '$.outcome.response.uuid') = ?",

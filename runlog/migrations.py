@@ -189,12 +189,32 @@ def m005_pending_attempts(db: sqlite_utils.Database) -> None:
     )
 
 
+def m006_lighter_member_indexes(db: sqlite_utils.Database) -> None:
+    """Fewer index entries per member run and per status (a batch may have 100 000 of each,
+    and every entry on a random key costs a page of the index written per transaction):
+    `observations_run_uuid`, which no query reads, is dropped; `records_run_arn` leaves member
+    runs out (a member's ARN is found through its run id, which the ARN ends with, and the run
+    id's index); `records_replay_of` holds only the records that are replays. Indexes only:
+    the rows, their seals and the chain are untouched."""
+    run_sql(
+        db,
+        """
+        DROP INDEX IF EXISTS observations_run_uuid;
+        DROP INDEX IF EXISTS records_run_arn;
+        CREATE INDEX records_run_arn ON records(run_arn) WHERE kind != 'member';
+        DROP INDEX IF EXISTS records_replay_of;
+        CREATE INDEX records_replay_of ON records(replay_of) WHERE replay_of IS NOT NULL;
+        """
+    )
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     m001_initial,
     m002_observation_addresses,
     m003_row_seals,
     m004_batch_id,
     m005_pending_attempts,
+    m006_lighter_member_indexes,
 ]
 
 LEDGER_FORMAT = len(MIGRATIONS)

@@ -261,3 +261,134 @@ def test_bulk_writes_checkpoint_less_often_and_restore_the_setting(tmp_path):
         with pytest.raises(RuntimeError), ledger.bulk_writes():
             raise RuntimeError("a refresh that fails midway")
         assert ledger.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000
+
+
+def test_every_ref_form_names_a_member_with_its_arn_left_out_of_the_arn_index(cohort, ledger_path, run_cli):
+    """m006: member runs carry no entry in the ARN index (nor their statuses in a run uuid
+    index); `show` still finds a member by its run id, uuid, ARN and address prefix."""
+    emulator, batch_id = cohort
+    assert run_cli("refresh", batch_id).exit_code == 0
+    with Ledger.open(ledger_path, create=False) as ledger:
+        (member,) = [e for e in ledger.members(ledger.resolve(batch_id).batch_id, ledger.resolve(batch_id).address)
+                     if e.record["batch"]["run_setting_id"] == "S0042"]
+        in_arn_index = ledger.conn.execute("SELECT count(*) FROM records INDEXED BY records_run_arn "
+                                           "WHERE run_arn = ? AND kind != 'member'", (member.run_arn,)).fetchone()[0]
+        indexes = {row[0] for row in ledger.conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert in_arn_index == 0 and "observations_run_uuid" not in indexes
+    assert member.run_arn.endswith("run/" + member.run_id)
+    for ref in (member.run_id, member.run_uuid, member.run_arn, member.run_uuid.upper(), member.address[:10]):
+        shown = run_cli("show", ref)
+        assert shown.exit_code == 0, (ref, shown.output)
+        assert shown.stdout.splitlines()[0].split() == ["record", member.address], ref
+    account = member.run_arn.split(":")[4]
+    other = member.run_arn.replace(f":{account}:", ":210987654321:")  # the same run id in another account
+    missing = run_cli("show", other)
+    assert missing.exit_code == 2 and "no record matches" in missing.output, missing.output
+
+
+def test_a_format_5_ledger_gets_the_lighter_indexes_and_still_finds_its_runs(tmp_path, run_cli):
+    from runlog.migrations import MIGRATIONS
+
+    path = tmp_path / "old.db"
+    run = make_record(run_id="5555555")
+    run["outcome"]["response"]["arn"] = "arn:aws:omics:us-west-2:123456789012:run/5555555"
+    with Ledger.open(path) as ledger:
+        ledger.add_record(run)
+        ledger.observe(rec.address(run), "GetRun", {"id": "5555555", "status": "RUNNING"},
+                       run_uuid=run["outcome"]["response"]["uuid"], status="RUNNING")
+    conn = sqlite3.connect(path)  # back to format 5: the indexes m006 replaces, as m001 made them
+    conn.executescript("DROP INDEX records_run_arn; CREATE INDEX records_run_arn ON records(run_arn); "
+                       "DROP INDEX records_replay_of; CREATE INDEX records_replay_of ON records(replay_of); "
+                       "CREATE INDEX observations_run_uuid ON observations(run_uuid); PRAGMA user_version = 5;")
+    conn.close()
+    assert len(MIGRATIONS) == 6
+    shown = run_cli("show", run["outcome"]["response"]["arn"], env={"RUNLOG_LEDGER": str(path)})  # read-only
+    assert shown.exit_code == 0 and shown.stdout.splitlines()[0].split() == ["record", rec.address(run)], shown.output
+    Ledger.open(path).close()  # as any writing command opens it: migrated in place
+    conn = sqlite3.connect(path)
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    arn_index = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'records_run_arn'").fetchone()[0]
+    conn.close()
+    assert version == 6 and "WHERE kind != 'member'" in arn_index
+    verify = run_cli("verify", "--no-remote", env={"RUNLOG_LEDGER": str(path)})
+    assert verify.exit_code == 0, verify.output
+
+
+def output_locations(path: Path) -> dict[str, list[str]]:
+    """{member record address: [runOutputUri of each observation that holds one]}."""
+    with Ledger.open(path, create=False) as ledger:
+        rows = ledger.conn.execute(
+            "SELECT o.record, json_extract(o.body, '$.runOutputUri') FROM observations o JOIN records r "
+            "ON r.address = o.record WHERE r.kind = 'member' AND json_extract(o.body, '$.runOutputUri') IS NOT NULL "
+            "ORDER BY o.seq").fetchall()
+    found: dict[str, list[str]] = {}
+    for address, uri in rows:
+        found.setdefault(address, []).append(uri)
+    return found
+
+
+def test_refresh_outputs_records_each_ended_members_output_location_once(cohort, ledger_path, run_cli):
+    emulator, batch_id = cohort
+    plain = run_cli("refresh", batch_id)
+    assert plain.exit_code == 0 and "output location" not in plain.stdout, plain.output
+    recorded = members(ledger_path)
+    failed = {recorded[ident] for ident in FAILING}
+    assert set(output_locations(ledger_path)) == failed  # GetRun only for the failed, by default
+
+    first = run_cli("refresh", batch_id, "--outputs", "--jobs", "4")
+    completed = RUNS - len(NOT_STARTED) - len(FAILING)
+    assert first.exit_code == 0 and f"{completed} output location(s) recorded" in first.stdout, first.output
+    locations = output_locations(ledger_path)
+    started = {address for ident, address in recorded.items() if ident not in NOT_STARTED}
+    assert set(locations) == started and all(len(uris) == 1 for uris in locations.values())
+    with Ledger.open(ledger_path, create=False) as ledger:
+        runs = dict(ledger.conn.execute("SELECT address, run_id FROM records WHERE kind = 'member'").fetchall())
+    assert all(uris == [f"s3://{BUCKET}/out/{runs[address]}"] for address, uris in locations.items())
+
+    again = run_cli("refresh", batch_id, "--outputs", "--json")
+    assert again.exit_code == 0, again.output
+    (change,) = json.loads(again.stdout)
+    assert change["outputs_recorded"] == 0 and change["statuses_changed"] == 0
+    assert output_locations(ledger_path) == locations
+    verify = run_cli("verify", "--no-remote")
+    assert verify.exit_code == 0, verify.output
+
+
+def test_refresh_outputs_rerun_after_a_failed_getrun_asks_only_for_what_is_missing(cohort, ledger_path, run_cli):
+    emulator, batch_id = cohort
+    assert run_cli("refresh", batch_id).exit_code == 0
+    emulator.inject("error", operation="GetRun", count=3)  # one run's every attempt fails
+    failed = run_cli("refresh", batch_id, "--outputs", "--jobs", "1")
+    assert failed.exit_code == 1 and "GetRun" in failed.stdout, failed.output
+    partial = len(output_locations(ledger_path)) - len(FAILING)
+    assert 0 <= partial < RUNS - len(NOT_STARTED) - len(FAILING)
+    rerun = run_cli("refresh", batch_id, "--outputs")
+    missing = RUNS - len(NOT_STARTED) - len(FAILING) - partial
+    assert rerun.exit_code == 0 and f"{missing} output location(s) recorded" in rerun.stdout, rerun.output
+    assert all(len(uris) == 1 for uris in output_locations(ledger_path).values())
+
+
+def test_settings_read_page_by_page_are_the_records_own(cohort, ledger_path):
+    """What refresh reads from the ledger a page at a time (a temporary table filled by
+    SQLite) is the batch record's settings, value for value; the outline is the record
+    without the cohort; the temporary table is emptied afterwards and never in the ledger."""
+    from runlog.batch import _settings, run_settings
+
+    emulator, batch_id = cohort
+    with Ledger.open(ledger_path) as ledger:
+        batch = ledger.resolve(batch_id)
+        record = batch.record
+        outline = ledger.batch_outline(batch.address)
+        with ledger.file_run_settings(batch.address) as from_file:
+            ids = [s["runSettingId"] for s in run_settings(record)]
+            read = _settings(from_file([*ids, "S9999"]))
+            assert read == {s["runSettingId"]: s for s in run_settings(record)}
+            assert len(read) == RUNS
+        assert ledger.conn.execute("SELECT count(*) FROM temp.runlog_file_run_settings").fetchone()[0] == 0
+        tables = {row[0] for row in ledger.conn.execute("SELECT name FROM main.sqlite_master")}
+    assert "runlog_file_run_settings" not in tables
+    assert "content" not in outline["batch"]["settings_file"] and "resolution" not in outline
+    assert {k: v for k, v in outline.items() if k not in ("batch", "resolution")} == \
+        {k: v for k, v in record.items() if k not in ("batch", "resolution")}
+    assert _settings({"x": '{"n": 123456789012345678901234567890, "f": 1e-07, "s": "\\u00e9\\n"}'}) == \
+        {"x": {"n": 123456789012345678901234567890, "f": 1e-07, "s": "é\n"}}

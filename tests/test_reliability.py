@@ -159,7 +159,8 @@ def test_lookups_use_indexes(tmp_path):
         for i in range(50):
             ledger.add_record(make_record(run_id=str(1000000 + i)))
         queries = [
-            ("run_id = ?", ("1000001",)), ("run_uuid = ?", ("x",)), ("run_arn = ?", ("arn",)),
+            ("run_id = ?", ("1000001",)), ("run_uuid = ?", ("x",)), ("run_arn = ? AND kind != 'member'", ("arn",)),
+            ("run_id = ? AND +run_arn = ? AND kind = 'member'", ("1000001", "arn")),  # a member's ARN (m006)
             ("address >= ? AND address < ?", ("abc", "abcg")), ("fingerprint = ?", ("f",)),
             ("replay_of = ?", ("r",)), ("created >= ?", ("2026",)),
         ]

@@ -135,7 +135,8 @@ def print_batch_skeleton(which: str, request: dict | None = None, query=None, ou
     print_output(skeleton(operation.output_shape, member_names=True), query, output, color, OPERATION)
 
 
-def refresh_batches(ledger, entries, config, profile=None, region=None, endpoint_url=None) -> list[dict]:
+def refresh_batches(ledger, entries, config, profile=None, region=None, endpoint_url=None,
+                    outputs_jobs: int | None = None) -> list[dict]:
     """`runlog refresh` for batch records: GetBatch, ListRunsInBatch (members), ListRuns
     (their statuses). One change per batch: {record, batch_id, status, members_added, …} or
     {record, batch_id, error}."""
@@ -149,10 +150,11 @@ def refresh_batches(ledger, entries, config, profile=None, region=None, endpoint
             changes.append({"record": entry.address, "batch_id": None,
                             "error": f"no batch: this submission was {entry.outcome}"})
             continue
-        settings = aws_settings(config, profile, region, endpoint_url, recorded=entry.record.get("aws"))
+        settings = aws_settings(config, profile, region, endpoint_url,
+                                recorded=ledger.batch_outline(entry.address).get("aws"))  # not the whole cohort
         omics = aws.client(settings, "omics")
         try:
-            changes.append(refresh_batch(ledger, entry, omics))
+            changes.append(refresh_batch(ledger, entry, omics, outputs_jobs))
         except RunlogError as exc:
             changes.append({"record": entry.address, "batch_id": entry.batch_id, "error": exc.message})
     return changes
@@ -163,7 +165,8 @@ def batch_line(change: dict) -> str:
         return terminal_safe(f"batch {change['batch_id'] or '-'} (record {change['record'][:12]}): {change['error']}")
     return terminal_safe(f"batch {change['batch_id']}: {change['status']}; {change['members_listed']} run(s) listed, "
                          f"{change['members_added']} new member record(s), {change['statuses_changed']} status "
-                         "change(s)")
+                         "change(s)" + (f", {change['outputs_recorded']} output location(s) recorded"
+                                        if "outputs_recorded" in change else ""))
 
 
 def show_batch(ledger, entry, as_json: bool) -> None:
@@ -231,7 +234,8 @@ def watch_batch(ctx, ledger, entry, config, interval: float, timeout: float | No
 
     if not entry.batch_id:
         raise RunlogError(f"record {entry.address[:12]} has no batch to watch (it was {entry.outcome})")
-    omics = aws.client(aws_settings(config, profile, region, endpoint_url, recorded=entry.record.get("aws")), "omics")
+    omics = aws.client(aws_settings(config, profile, region, endpoint_url,
+                                    recorded=ledger.batch_outline(entry.address).get("aws")), "omics")
     started = time.monotonic()
     last = None
     while True:

@@ -268,9 +268,13 @@ def import_(ctx, since, status, run_group_id, jobs, quiet, as_json, profile, reg
 @click.option("--all", "every", is_flag=True, help="Every record with a run, finished or not.")
 @click.option("--active", is_flag=True, help="Every run not yet finished (the default without REFs).")
 @click.option("--json", "as_json", is_flag=True, help="Print the old and new status of each run as JSON.")
+@click.option("--outputs", is_flag=True,
+              help="For batches: also GetRun each member run that ended and whose output location "
+                   "(runOutputUri) is not recorded yet (ListRuns does not give it), --jobs at a time.")
+@_jobs_option
 @aws_options
 @click.pass_context
-def refresh(ctx, refs, every, active, as_json, profile, region, endpoint_url):
+def refresh(ctx, refs, every, active, as_json, outputs, jobs, profile, region, endpoint_url):
     """Record what HealthOmics says now about runs: status, times, digests, failure reason.
 
     GetRun's answer is appended as an observation (records are never edited) when the status
@@ -283,6 +287,7 @@ def refresh(ctx, refs, every, active, as_json, profile, region, endpoint_url):
       runlog refresh                 # every unfinished run
       runlog refresh @1 4207391
       runlog refresh --all --json
+      runlog refresh 8100001 --outputs --jobs 32   # a batch, and where its runs wrote
     """
 
     from runlog.observe import refresh_targets
@@ -300,7 +305,7 @@ def refresh(ctx, refs, every, active, as_json, profile, region, endpoint_url):
         changes = refresh_runs(ledger, [e for e in targets if e.kind != "batch"], config, profile, region,
                                endpoint_url)
         batches = refresh_batches(ledger, [e for e in targets if e.kind == "batch"], config, profile, region,
-                                  endpoint_url)
+                                  endpoint_url, outputs_jobs=jobs if outputs else None)
     failed = sum("error" in change for change in changes + batches)
     if as_json:
         echo_json(changes + batches)

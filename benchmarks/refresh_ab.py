@@ -1,0 +1,106 @@
+"""A/B of `runlog refresh BATCH` between runlog source trees, on one submitted batch.
+
+    python benchmarks/refresh_ab.py 10000 /path/to/old/tree /path/to/this/tree [--repeat 2]
+
+Starts moto's S3 and the emulator as batch_bench.py does, submits one s3UriSettings batch of
+RUNS runs with the first tree's runlog (untimed), copies the ledger once per tree, then times
+`aws omics list-runs-in-batch` once and each tree's first refresh of the batch (PYTHONPATH
+set to the tree; a tree is a directory holding `runlog/` and `schema/`, e.g. from
+`git archive COMMIT runlog schema | tar -x -C DIR`), one after the other, each on a fresh
+copy of the ledger. Prints wall time, CPU time and peak memory of each run: on a shared
+machine, compare CPU times."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from batch_bench import BUCKET, ROLE, free_port, timed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", type=int)
+    parser.add_argument("trees", nargs="+", type=Path)
+    parser.add_argument("--repeat", type=int, default=1)
+    args = parser.parse_args(argv)
+
+    import boto3
+
+    from runlog.emulator import Emulator
+
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
+    port = free_port()
+    moto = subprocess.Popen([shutil.which("moto_server") or "moto_server", "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    s3_url = f"http://127.0.0.1:{port}"
+    emulator = None
+    try:
+        for _ in range(200):
+            try:
+                socket.create_connection(("127.0.0.1", port)).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        s3 = boto3.client("s3", endpoint_url=s3_url, region_name="us-east-1")
+        s3.create_bucket(Bucket=BUCKET)
+        settings = [{"runSettingId": f"S{i:06d}", "name": f"align-S{i:06d}",
+                     "parameters": {"sample_name": f"S{i:06d}", "input_cram": f"s3://{BUCKET}/crams/S{i:06d}.cram"}}
+                    for i in range(args.runs)]
+        s3.put_object(Bucket=BUCKET, Key="cohort/settings.json", Body=json.dumps(settings).encode())
+        emulator = Emulator(port=0, s3_endpoint_url=s3_url, batch_rate=max(1, args.runs))
+        emulator.start()
+        default = {"workflowId": "1234567", "roleArn": ROLE, "outputUri": f"s3://{BUCKET}/out/",
+                   "parameters": {"ref_dict": f"s3://{BUCKET}/ref/g.dict", "ref_fasta": f"s3://{BUCKET}/ref/g.fa",
+                                  "ref_fasta_index": f"s3://{BUCKET}/ref/g.fa.fai"}}
+        request = ["--default-run-setting", json.dumps(default),
+                   "--batch-run-settings", json.dumps({"s3UriSettings": f"s3://{BUCKET}/cohort/settings.json"})]
+        with tempfile.TemporaryDirectory() as tmp:
+            work = Path(tmp)
+            subprocess.run(["git", "init", "-q", str(work)], check=True)
+            env = {**os.environ, "AWS_ENDPOINT_URL": emulator.endpoint_url, "AWS_ENDPOINT_URL_S3": s3_url,
+                   "AWS_DEFAULT_REGION": "us-west-2", "AWS_DISABLE_HOST_PREFIX_INJECTION": "true",
+                   "AWS_PAGER": "", "RUNLOG_LEDGER": str(work / "ledger.db")}
+            _, out, _ = timed([sys.executable, "-m", "runlog", "submit-batch", *request, "--resolve-timeout", "30"],
+                              {**env, "PYTHONPATH": str(args.trees[0])}, work)
+            batch_id = json.loads(out)["id"]
+            emulator.advance(3600)
+            seconds, _, usage = timed([shutil.which("aws") or "aws", "omics", "list-runs-in-batch", "--batch-id",
+                                       batch_id], env, work)
+            print(f"aws omics list-runs-in-batch: wall {seconds:.2f} s, CPU {usage['cpu']:.2f} s, "
+                  f"peak {usage['rss_mib']:.0f} MiB", flush=True)
+            for _ in range(args.repeat):
+                for tree in args.trees:
+                    copy = work / "copy.db"
+                    for suffix in ("", "-wal", "-shm"):
+                        Path(f"{copy}{suffix}").unlink(missing_ok=True)
+                    source, target = sqlite3.connect(work / "ledger.db"), sqlite3.connect(copy)
+                    source.backup(target)
+                    source.close()
+                    target.close()
+                    seconds, out, usage = timed([sys.executable, "-m", "runlog", "refresh", batch_id],
+                                                {**env, "RUNLOG_LEDGER": str(copy), "PYTHONPATH": str(tree)}, work)
+                    assert f"{args.runs} new member record(s)" in out, out
+                    print(f"runlog refresh ({tree}): wall {seconds:.2f} s, CPU {usage['cpu']:.2f} s, "
+                          f"peak {usage['rss_mib']:.0f} MiB", flush=True)
+            print(f"load average {os.getloadavg()[0]:.1f} at the end")
+    finally:
+        if emulator is not None:
+            emulator.stop()
+        moto.terminate()
+        moto.wait()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
