@@ -15,7 +15,8 @@ re-run of the first with a few runs removed and added, a few runs' own settings 
 default parameter changed; each batch's N member records and their status observations as
 `runlog refresh` writes them (Ledger.add_records / add_observations, a page at a time),
 with a few failed submissions and failed runs, and GetBatch observations with the
-service's counts."""
+service's counts; and a third batch record, cohort 0's settings file again with one default
+parameter changed (`add_rerun`: no members)."""
 
 from __future__ import annotations
 
@@ -165,7 +166,7 @@ def batch_intent(settings: list[dict], variant: int, rng: random.Random) -> dict
                                  "size": len(content), "sha256": rec.sha256_hex(content), "content": settings},
                "runs": len(settings),
                "run_setting_ids_sha256": rec.sha256_hex(rec.canonical_json([s["runSettingId"] for s in settings]))}
-    git = {"state": "clean", "commit": rec.sha256_hex(b"cohort")[:40], "branch": "main",
+    git: dict = {"state": "clean", "commit": rec.sha256_hex(b"cohort")[:40], "branch": "main",
            "remote": "https://github.com/lab/analysis.git", "workdir": ".", "diff_sha256": None, "untracked": [],
            "untracked_sha256": None}
     caller = {"arn": "arn:aws:iam::123456789012:user/scientist", "account": "123456789012", "user_id": None}
@@ -194,7 +195,8 @@ def build_batches(path: Path, members: int, seed: int = 1, page: int = 1000) -> 
             record = entry.record
             counts: dict[str, int] = {}
             for start in range(0, len(settings), page):
-                chunk, items, seen = settings[start:start + page], [], []
+                chunk, items = settings[start:start + page], []
+                seen: list[tuple[str, str | None, str, str, str | None, dict]] = []
                 for own in chunk:
                     if rng.random() < 0.001:
                         items.append({"runSettingId": own["runSettingId"], "submissionStatus": "FAILED",
@@ -230,7 +232,23 @@ def build_batches(path: Path, members: int, seed: int = 1, page: int = 1000) -> 
                 "runSummary": {"completedRunCount": counts.get("COMPLETED", 0),
                                "failedRunCount": counts.get("FAILED", 0)}}, status="PROCESSED")
             ids.append(batch_id)
+        ids.append(add_rerun(ledger, members, rng))
     return ids
+
+
+def add_rerun(ledger: Ledger, members: int, rng: random.Random) -> str:
+    """A third batch record: cohort 0's settings file again (the same bytes) with one default
+    parameter changed, as `runlog replay B --set` starts it; not refreshed (no members)."""
+    intent = batch_intent(cohort_settings(members, 0), 0, rng)
+    intent["request"]["defaultRunSetting"]["parameters"]["min_qual"] = 25
+    intent["request"]["batchName"] = "cohort-0-rerun"
+    intent["fingerprint"] = rec.fingerprint(intent)
+    ledger.add_attempt(intent)
+    batch_id = str(rng.randrange(1_000_000, 9_999_999))
+    ledger.complete(intent, {"status": "submitted", "response": {
+        "id": batch_id, "arn": f"arn:aws:omics:us-west-2:123456789012:runBatch/{batch_id}",
+        "uuid": str(uuid.UUID(int=rng.getrandbits(128))), "status": "PENDING", "tags": {}}})
+    return batch_id
 
 
 def main(argv: list[str] | None = None) -> int:

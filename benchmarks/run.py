@@ -218,8 +218,8 @@ def bench_cohorts(members: int, workdir: Path, repeat: int, rows: list) -> None:
     path = cohort_ledger(members, workdir)
     Ledger.open(path).close()  # migrated now, as the first write would
     conn = sqlite3.connect(path)
-    first, second = (row[0] for row in conn.execute(
-        "SELECT batch_id FROM records WHERE kind = 'batch' ORDER BY seq DESC LIMIT 2").fetchall()[::-1])
+    first, second, rerun = (row[0] for row in conn.execute(
+        "SELECT batch_id FROM records WHERE kind = 'batch' ORDER BY seq DESC LIMIT 3").fetchall()[::-1])
     run_a, run_b = (row[0] for row in conn.execute(
         "SELECT run_id FROM records WHERE kind = 'member' AND batch_id = ? AND run_id IS NOT NULL "
         "AND seq > (SELECT min(seq) + ? FROM records WHERE batch_id = ?) LIMIT 2", (first, members // 2, first)))
@@ -229,7 +229,8 @@ def bench_cohorts(members: int, workdir: Path, repeat: int, rows: list) -> None:
     operations = [("log -n 20", ["log", "-n", "20"]), ("log --batch B -n 20", ["log", "--batch", first, "-n", "20"]),
                   ("show B", ["show", first]), ("show MEMBER (run id)", ["show", run_a]),
                   ("show @1 (a member)", ["show", "@1"]), ("diff MEMBER MEMBER", ["diff", run_a, run_b]),
-                  ("diff B1 B2", ["diff", first, second]), ("verify B", ["verify", first])]
+                  ("diff B1 B2 (settings files differ)", ["diff", first, second]),
+                  ("diff B1 B3 (the same settings file)", ["diff", first, rerun]), ("verify B", ["verify", first])]
     for label, args in operations:
         ours, base = compare([*runlog_cmd(), *args], baseline, env, repeat)
         rows.append((f"{label} (2 x {members:,} members)", ours, base, ours / base, "<= 2 x import click"))
