@@ -27,6 +27,7 @@ from typing import Any
 from runlog import record as rec
 from runlog.batchread import (  # noqa: F401  (the read side, re-exported: runlog.batch.summary, …)
     SHOWN_FAILURES,
+    batch_entry,
     batch_record_view,
     compare_batch_entries,
     compare_batches,
@@ -543,21 +544,6 @@ def _member(batch: dict, batch_address: str, item: dict, own: dict | None) -> di
     }
     member["fingerprint"] = rec.sha256_hex(fastjson.dumps(rec.fingerprint_material(member)))  # rec.fingerprint
     return member
-
-
-def batch_entry(ledger: Ledger, ref: str) -> Entry:
-    """The batch record a REF names: a batch's or a member's REF, or a batch id."""
-    entry = ledger.resolve(ref)
-    if entry.kind == "member":
-        found = ledger.get(entry.record["batch"]["record"])
-        if found is None:
-            raise UsageError(f"{ref!r} is a member of batch record {entry.record['batch']['record'][:12]}, which "
-                             "is not in this ledger (`pull()` it)")
-        return found
-    if entry.kind != "batch":
-        raise UsageError(f"{ref!r} names a run (record {entry.address[:12]}), not a batch; `log()` lists "
-                         "records, batches among them")
-    return entry
 
 
 def members_of(ledger: Ledger, batch: Entry, limit: int | None = None) -> list[Entry]:

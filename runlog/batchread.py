@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from runlog.errors import UsageError
 from runlog.ledger import Entry, Ledger
 
 SOURCE_BATCH = "GetBatch"  # runlog.batch.SOURCE_BATCH (not imported: batch.py pulls in the submit path)
@@ -21,6 +22,22 @@ def run_settings(record: dict) -> list[dict]:
     if inline is not None:
         return inline
     return ((record.get("batch") or {}).get("settings_file") or {}).get("content") or []
+
+
+def batch_entry(ledger: Ledger, ref: str, *, whole: bool = True) -> Entry:
+    """The batch record a REF names: a batch's or a member's REF, or a batch id. whole=False:
+    its entry holds its view (Ledger.resolve), enough to list its members."""
+    entry = ledger.resolve(ref, whole=whole)
+    if entry.kind == "member":
+        found = ledger.get(entry.record["batch"]["record"], whole=whole)
+        if found is None:
+            raise UsageError(f"{ref!r} is a member of batch record {entry.record['batch']['record'][:12]}, which "
+                             "is not in this ledger (`pull()` it)")
+        return found
+    if entry.kind != "batch":
+        raise UsageError(f"{ref!r} names a run (record {entry.address[:12]}), not a batch; `log()` lists "
+                         "records, batches among them")
+    return entry
 
 
 def batch_record_view(ledger: Ledger, batch: Entry) -> tuple[dict, int | None]:

@@ -801,8 +801,10 @@ class Ledger:
                 entry.outcome.upper() if entry.outcome in ("rejected", "abandoned") else None)
             entry.status_as_of = entry.created
 
-    def get(self, address: str) -> Entry | None:
-        found = self.entries(where="address = ?", params=(address,))
+    def get(self, address: str, *, whole: bool = True) -> Entry | None:
+        """The record at `address`; whole=False: a batch record as its view (see resolve)."""
+        found = self.entries(where="address = ?", params=(address,),
+                             columns=RECORD_COLUMNS if whole else LISTING_COLUMNS)
         return found[0] if found else None
 
     def resolve(self, ref: str, *, whole: bool = True) -> Entry:

@@ -67,9 +67,9 @@ def log(ctx, limit, same_as, refresh, batch, as_json):
     with ledger, reading(ledger):
         found = None
         if batch:
-            from runlog.batch import batch_entry
+            from runlog.batchread import batch_entry
 
-            found = batch_entry(ledger, batch)
+            found = batch_entry(ledger, batch, whole=False)  # its view: the cohort is not read
         entries = ledger.listing(limit + 1 if limit else None, batch=found,
                                  fingerprint=ledger.resolve(same_as).fingerprint if same_as else None)
         if refresh:
