@@ -1,12 +1,22 @@
 """Build a realistic ledger of N records through runlog's own record and ledger code.
 
     python benchmarks/make_ledger.py --records 100000 /tmp/bench/ledger.db
+    python benchmarks/make_ledger.py --records 2000 --batch-members 100000 /tmp/bench/cohorts.db
 
 Records vary the way a lab's do: several workflows, parameter sets that drift over time,
 a few hundred git commits (some dirty), replays pointing at earlier records, rejected
 attempts, GetRun observations for most runs, and the attempt (intent) of every record, as
 `runlog submit` leaves them. The same --seed gives the same ledger
-content (addresses differ only by the `created` times)."""
+content (addresses differ only by the `created` times).
+
+--batch-members N adds two cohorts (`build_batches`): two s3UriSettings batch records of N
+runs each, written as `runlog submit-batch` writes them (intent, then record), the second a
+re-run of the first with a few runs removed and added, a few runs' own settings and one
+default parameter changed; each batch's N member records and their status observations as
+`runlog refresh` writes them (Ledger.add_records / add_observations, a page at a time),
+with a few failed submissions and failed runs, and GetBatch observations with the
+service's counts; and a third batch record, cohort 0's settings file again with one default
+parameter changed (`add_rerun`: no members)."""
 
 from __future__ import annotations
 
@@ -118,14 +128,142 @@ def build(path: Path, count: int, seed: int = 1, batch: int = 5000) -> None:
                 seal_rows(ledger.conn, "observations", "seq > ?", (seen,))
 
 
+BATCH_WORKFLOW = "1234567"
+
+
+def cohort_settings(count: int, variant: int) -> list[dict]:
+    """A settings file's run settings. Variant 1 is variant 0 re-run: its first three runs
+    left out, three new runs at the end, and every 10 000th shared run's input changed."""
+    settings = []
+    for i in range(count + (3 if variant else 0)):
+        if variant and i < 3:
+            continue
+        sample = f"S{i:06d}"
+        cram = f"s3://lab-cohort/crams/{sample}.cram"
+        if variant and i % 10_000 == 5:
+            cram = f"s3://lab-cohort/crams-v2/{sample}.cram"
+        settings.append({"runSettingId": sample, "name": f"align-{sample}",
+                         "parameters": {"sample_name": sample, "input_cram": cram}})
+    return settings
+
+
+def batch_intent(settings: list[dict], variant: int, rng: random.Random) -> dict:
+    """A submit-batch intent (no resolution: as with --no-resolve) holding the whole cohort."""
+    from runlog.aws import AwsSettings
+    from runlog.batch import PARAMETERS
+    from runlog.startrun import StartRunRequest
+    from runlog.submit import make_intent
+
+    uri = f"s3://lab-cohort/cohort-{variant}/settings.json"
+    content = rec.canonical_json(settings)
+    request = {"batchName": f"cohort-{variant}", "requestId": str(uuid.UUID(int=rng.getrandbits(128))),
+               "defaultRunSetting": {"workflowId": BATCH_WORKFLOW, "roleArn": "arn:aws:iam::123456789012:role/OmicsRole",
+                                     "outputUri": "s3://lab-out/cohorts/",
+                                     "parameters": {"ref_fasta": "s3://lab-refs/Homo_sapiens_assembly38.fasta",
+                                                    "min_qual": 20 if variant == 0 else 30}},
+               "batchRunSettings": {"s3UriSettings": uri}}
+    section = {"settings_file": {"uri": uri, "etag": rec.sha256_hex(content)[:32], "version_id": None,
+                                 "size": len(content), "sha256": rec.sha256_hex(content), "content": settings},
+               "runs": len(settings),
+               "run_setting_ids_sha256": rec.sha256_hex(rec.canonical_json([s["runSettingId"] for s in settings]))}
+    git: dict = {"state": "clean", "commit": rec.sha256_hex(b"cohort")[:40], "branch": "main",
+           "remote": "https://github.com/lab/analysis.git", "workdir": ".", "diff_sha256": None, "untracked": [],
+           "untracked_sha256": None}
+    caller = {"arn": "arn:aws:iam::123456789012:user/scientist", "account": "123456789012", "user_id": None}
+    return make_intent(StartRunRequest(request=request, parameters=dict(PARAMETERS)), kind="batch",
+                       settings=AwsSettings(None, "us-west-2", None), git=git, caller=caller, warnings=[],
+                       extra={"batch": section})
+
+
+def build_batches(path: Path, members: int, seed: int = 1, page: int = 1000) -> list[str]:
+    """Two cohorts of `members` runs each (see the module's docstring); returns the batch ids."""
+    from runlog import fastjson
+    from runlog.batch import SOURCE_BATCH, SOURCE_RUNS, _member
+
+    rng = random.Random(seed + 7)
+    ids = []
+    with Ledger.open(path) as ledger:
+        for variant in (0, 1):
+            settings = cohort_settings(members, variant)
+            intent = batch_intent(settings, variant, rng)
+            ledger.add_attempt(intent)
+            batch_id = str(rng.randrange(1_000_000, 9_999_999))
+            arn = f"arn:aws:omics:us-west-2:123456789012:runBatch/{batch_id}"
+            entry = ledger.complete(intent, {"status": "submitted", "response": {
+                "id": batch_id, "arn": arn, "uuid": str(uuid.UUID(int=rng.getrandbits(128))), "status": "PENDING",
+                "tags": {}}})
+            record = entry.record
+            counts: dict[str, int] = {}
+            for start in range(0, len(settings), page):
+                chunk, items = settings[start:start + page], []
+                seen: list[tuple[str, str | None, str, str, str | None, dict]] = []
+                for own in chunk:
+                    if rng.random() < 0.001:
+                        items.append({"runSettingId": own["runSettingId"], "submissionStatus": "FAILED",
+                                      "submissionFailureReason": "ValidationException",
+                                      "submissionFailureMessage": "input_cram: object not found"})
+                        continue
+                    run_id = str(rng.randrange(1_000_000, 9_999_999))
+                    items.append({"runSettingId": own["runSettingId"], "runId": run_id,
+                                  "runInternalUuid": str(uuid.UUID(int=rng.getrandbits(128))),
+                                  "runArn": f"arn:aws:omics:us-west-2:123456789012:run/{run_id}"})
+                made = [_member(record, entry.address, item, own) for item, own in zip(items, chunk, strict=True)]
+                ledger.add_records(made)
+                for member in made:
+                    response = member["outcome"].get("response")
+                    if not response:
+                        continue
+                    address = rec.sha256_hex(fastjson.dumps(member))
+                    status = "FAILED" if rng.random() < 0.002 else "COMPLETED"
+                    counts[status] = counts.get(status, 0) + 1
+                    body: dict = {"id": response["id"], "status": status, "batchId": batch_id}
+                    source = SOURCE_RUNS
+                    if status == "FAILED":
+                        source = "GetRun"
+                        body.update(uuid=response["uuid"], failureReason="OUT_OF_MEMORY",
+                                    statusMessage="Task align ran out of memory")
+                    seen.append((address, response["uuid"], record["created"], source, status, body))
+                ledger.add_observations(seen)
+            started = sum(counts.values())
+            ledger.observe(entry.address, SOURCE_BATCH, {
+                "id": batch_id, "arn": arn, "status": "PROCESSED",
+                "submissionSummary": {"successfulStartSubmissionCount": started,
+                                      "failedStartSubmissionCount": len(settings) - started},
+                "runSummary": {"completedRunCount": counts.get("COMPLETED", 0),
+                               "failedRunCount": counts.get("FAILED", 0)}}, status="PROCESSED")
+            ids.append(batch_id)
+        ids.append(add_rerun(ledger, members, rng))
+    return ids
+
+
+def add_rerun(ledger: Ledger, members: int, rng: random.Random) -> str:
+    """A third batch record: cohort 0's settings file again (the same bytes) with one default
+    parameter changed, as `runlog replay B --set` starts it; not refreshed (no members)."""
+    intent = batch_intent(cohort_settings(members, 0), 0, rng)
+    intent["request"]["defaultRunSetting"]["parameters"]["min_qual"] = 25
+    intent["request"]["batchName"] = "cohort-0-rerun"
+    intent["fingerprint"] = rec.fingerprint(intent)
+    ledger.add_attempt(intent)
+    batch_id = str(rng.randrange(1_000_000, 9_999_999))
+    ledger.complete(intent, {"status": "submitted", "response": {
+        "id": batch_id, "arn": f"arn:aws:omics:us-west-2:123456789012:runBatch/{batch_id}",
+        "uuid": str(uuid.UUID(int=rng.getrandbits(128))), "status": "PENDING", "tags": {}}})
+    return batch_id
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("path", type=Path, help="ledger file to create or extend")
     parser.add_argument("--records", type=int, required=True, help="how many records to add")
+    parser.add_argument("--batch-members", type=int, default=0,
+                        help="then two batches of this many member runs each (0: none)")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
     started = time.perf_counter()
     build(args.path, args.records, args.seed)
+    if args.batch_members:
+        ids = build_batches(args.path, args.batch_members, args.seed)
+        print(f"batches {', '.join(ids)} of {args.batch_members} members each", file=sys.stderr)
     print(f"{args.records} records in {args.path} ({time.perf_counter() - started:.1f} s)", file=sys.stderr)
     return 0
 

@@ -2,6 +2,7 @@
 
     python benchmarks/run.py                      # ledgers of 100 000 and 1 000 000 records
     python benchmarks/run.py --sizes 20000 --repeat 5   # a quick look
+    python benchmarks/run.py --skip-submit --sizes "" --batch-members 100000 --repeat 5   # cohorts
 
 It prints one table (operation, runlog, baseline, ratio, target). Timings are medians of
 whole-process wall times. Ledgers are built once into --workdir (default .benchmarks/)
@@ -12,6 +13,8 @@ with benchmarks/make_ledger.py and reused by later runs.
               examples' s3:// inputs served by moto's S3 server on loopback
   log/show/…  read commands on a big ledger vs the bare interpreter running `import click`
   verify all  `runlog verify` of a whole ledger, in records per second (target >= 20 000)
+  cohorts     with --batch-members N: log, show, diff on a ledger holding two batches of N
+              member runs each (make_ledger.build_batches), vs `import click`
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from make_ledger import build  # noqa: E402
+from make_ledger import build, build_batches  # noqa: E402
 
 # The S3 objects the seed examples name (runlog's resolution HEADs them; moto serves them).
 S3_INPUTS = [
@@ -190,6 +193,49 @@ def bench_ledger(size: int, workdir: Path, repeat: int, rows: list) -> None:
         rows.append((f"verify all ({size:,} records)", elapsed, None, size / elapsed, ">= 20 000 records/s"))
 
 
+def cohort_ledger(members: int, workdir: Path, records: int = 2000) -> Path:
+    """A ledger of `records` runs and two batches of `members` member runs each, built once."""
+    path = workdir / f"cohorts-{members}.db"
+    if not path.exists():
+        print(f"building a ledger with two batches of {members} members in {path} ...", file=sys.stderr)
+        partial = path.with_suffix(".partial")
+        for leftover in workdir.glob(partial.name + "*"):
+            leftover.unlink()
+        build(partial, records)
+        build_batches(partial, members)
+        partial.rename(path)
+        for suffix in ("-wal", "-shm"):
+            Path(str(partial) + suffix).unlink(missing_ok=True)
+    return path
+
+
+def bench_cohorts(members: int, workdir: Path, repeat: int, rows: list) -> None:
+    """The read commands on a ledger holding two cohorts of `members` runs (issue 14)."""
+    import sqlite3
+
+    from runlog.ledger import Ledger
+
+    path = cohort_ledger(members, workdir)
+    Ledger.open(path).close()  # migrated now, as the first write would
+    conn = sqlite3.connect(path)
+    first, second, rerun = (row[0] for row in conn.execute(
+        "SELECT batch_id FROM records WHERE kind = 'batch' ORDER BY seq DESC LIMIT 3").fetchall()[::-1])
+    run_a, run_b = (row[0] for row in conn.execute(
+        "SELECT run_id FROM records WHERE kind = 'member' AND batch_id = ? AND run_id IS NOT NULL "
+        "AND seq > (SELECT min(seq) + ? FROM records WHERE batch_id = ?) LIMIT 2", (first, members // 2, first)))
+    conn.close()
+    env = bench_env(RUNLOG_LEDGER=str(path), NO_COLOR="1")
+    baseline = [sys.executable, "-c", "import click"]
+    operations = [("log -n 20", ["log", "-n", "20"]), ("log --batch B -n 20", ["log", "--batch", first, "-n", "20"]),
+                  ("show B", ["show", first]), ("show MEMBER (run id)", ["show", run_a]),
+                  ("show @1 (a member)", ["show", "@1"]), ("diff MEMBER MEMBER", ["diff", run_a, run_b]),
+                  ("diff B1 B2 (settings files differ)", ["diff", first, second]),
+                  ("diff B1 B3 (the same settings file)", ["diff", first, rerun]), ("verify B", ["verify", first])]
+    for label, args in operations:
+        ours, base = compare([*runlog_cmd(), *args], baseline, env, repeat)
+        rows.append((f"{label} (2 x {members:,} members)", ours, base, ours / base, "<= 2 x import click"))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="runlog benchmarks (ratios against same-run baselines)")
     parser.add_argument("--sizes", default="100000,1000000", help="ledger sizes, comma-separated")
@@ -198,6 +244,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-submit", action="store_true")
     parser.add_argument("--examples", default="", help="seed examples to submit (e.g. 1,5; default all five)")
     parser.add_argument("--skip-ledger", action="store_true", help="only the submit comparison")
+    parser.add_argument("--batch-members", type=int, default=0,
+                        help="also time log/show/diff with two batches of this many members (0: not)")
     args = parser.parse_args(argv)
     args.workdir.mkdir(parents=True, exist_ok=True)
     rows: list = []
@@ -206,6 +254,8 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [] if args.skip_ledger else [int(s) for s in args.sizes.split(",") if s]
     for size in sizes:
         bench_ledger(size, args.workdir, args.repeat, rows)
+    if args.batch_members and not args.skip_ledger:
+        bench_cohorts(args.batch_members, args.workdir, args.repeat, rows)
     print("| operation | runlog | baseline | ratio | target |")
     print("|---|---|---|---|---|")
     for label, ours, base, ratio, target in rows:

@@ -27,6 +27,15 @@ from pathlib import Path
 from typing import Any
 
 from runlog import record as rec
+from runlog.batchread import (  # noqa: F401  (the read side, re-exported: runlog.batch.summary, …)
+    SHOWN_FAILURES,
+    batch_entry,
+    batch_record_view,
+    compare_batch_entries,
+    compare_batches,
+    run_settings,
+    summary,
+)
 from runlog.errors import RunlogError, TemplateMismatch, Unresolved, UsageError
 from runlog.ledger import Entry, Ledger
 
@@ -226,15 +235,6 @@ def effective_setting(default: dict[str, Any], own: dict[str, Any]) -> dict[str,
         if isinstance(default.get(key), dict) and isinstance(own.get(key), dict):
             merged[key] = {**default[key], **own[key]}
     return merged
-
-
-def run_settings(record: dict) -> list[dict]:
-    """The batch record's run settings: inline, or the settings file's content as pinned."""
-    request = record["request"]
-    inline = (request.get("batchRunSettings") or {}).get("inlineSettings")  # none: an imported batch
-    if inline is not None:
-        return inline
-    return ((record.get("batch") or {}).get("settings_file") or {}).get("content") or []
 
 
 # -- resolving before sending ------------------------------------------------------------------
@@ -647,21 +647,6 @@ def _member(batch: dict, batch_address: str, item: dict, own: dict | None) -> di
     return member
 
 
-def batch_entry(ledger: Ledger, ref: str) -> Entry:
-    """The batch record a REF names: a batch's or a member's REF, or a batch id."""
-    entry = ledger.resolve(ref)
-    if entry.kind == "member":
-        found = ledger.get(entry.record["batch"]["record"])
-        if found is None:
-            raise UsageError(f"{ref!r} is a member of batch record {entry.record['batch']['record'][:12]}, which "
-                             "is not in this ledger (`pull()` it)")
-        return found
-    if entry.kind != "batch":
-        raise UsageError(f"{ref!r} names a run (record {entry.address[:12]}), not a batch; `log()` lists "
-                         "records, batches among them")
-    return entry
-
-
 def members_of(ledger: Ledger, batch: Entry, limit: int | None = None) -> list[Entry]:
     """The batch's member records (newest first), each with its latest status."""
     if not batch.batch_id:
@@ -885,7 +870,7 @@ def observe_outputs(ledger: Ledger, batch: Entry, omics, jobs: int = 16) -> dict
     after = 0
     with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="runlog-getrun") as pool:
         while True:
-            rows = ledger.members_without_output(batch.batch_id, batch.address, after, jobs * 8)
+            rows = ledger.members_without_output(batch.address, after, jobs * 8)
             if not rows:
                 break
             after = rows[-1][0]
@@ -939,107 +924,6 @@ def refresh_batch(ledger: Ledger, batch: Entry, omics, outputs_jobs: int | None 
     return change
 
 
-def summary(ledger: Ledger, batch: Entry) -> dict[str, Any]:
-    """What `runlog show B` says about a batch: counts by submission and by run status, the
-    failures with their reasons, and the latest GetBatch."""
-
-    submission: dict[str, int] = {}
-    for outcome, count in ledger.member_outcomes(batch.batch_id, batch.address):
-        submission[{"submitted": "SUCCESS", "rejected": "FAILED"}.get(outcome, outcome)] = count
-    statuses: dict[str, int] = {}
-    failures: list[dict[str, Any]] = []
-    rows = ledger.member_states(batch.batch_id, batch.address)
-    for address, run_id, setting_id, outcome, code, message, latest in rows:
-        if outcome != "submitted":
-            failures.append({"run_setting_id": setting_id, "record": address, "stage": "submission",
-                             "reason": f"{code}: {message}" if message else code})
-            continue
-        status, _, status_message = (latest or "PENDING").partition("\x1f")
-        statuses[status] = statuses.get(status, 0) + 1
-        if status == "FAILED":
-            failures.append({"run_setting_id": setting_id, "record": address, "run_id": run_id, "stage": "run",
-                             "reason": status_message or "no reason given"})
-    batch_seen = [o for o in ledger.observations(batch.address) if o["source"] == SOURCE_BATCH]
-    return {"record": batch.address, "batch_id": batch.batch_id, "runs": batch.record["batch"]["runs"],
-            "members_recorded": sum(submission.values()), "submission": submission, "run_status": statuses,
-            "failures": failures, "batch_status": batch_seen[-1]["body"].get("status") if batch_seen else
-            (batch.record["outcome"].get("response") or {}).get("status"),
-            "get_batch": batch_seen[-1]["body"] if batch_seen else None}
-
-
-# -- comparing two batches ---------------------------------------------------------------------------
-
-def _flat(value: Any, path: str = "") -> dict[str, Any]:
-    """{json.path: leaf} of a JSON value (lists by index), for key-by-key comparison."""
-    if isinstance(value, dict) and value:
-        out: dict[str, Any] = {}
-        for key in sorted(value):
-            out.update(_flat(value[key], f"{path}.{key}" if path else str(key)))
-        return out
-    if isinstance(value, list) and value:
-        out = {}
-        for index, item in enumerate(value):
-            out.update(_flat(item, f"{path}[{index}]"))
-        return out
-    return {path: value}
-
-
-def _changes(section: str, old: dict, new: dict, prefix: str = "") -> list:
-    from runlog.diff import Change
-
-    left, right = _flat(old), _flat(new)
-    found = []
-    for path in sorted(set(left) | set(right)):
-        shown = f"{prefix}{path}" if path else prefix.rstrip(".")
-        if path not in right:
-            found.append(Change(section, shown, left[path], None, "removed"))
-        elif path not in left:
-            found.append(Change(section, shown, None, right[path], "added"))
-        elif left[path] != right[path] or type(left[path]) is not type(right[path]):
-            kind = "changed" if type(left[path]) is type(right[path]) else "type_changed"
-            found.append(Change(section, shown, left[path], right[path], kind))
-    return found
-
-
-def compare_batches(a: dict, b: dict) -> list:
-    """The cohort audit between two batch records, as runlog.diff.Change items: runs added
-    and removed (by runSettingId), the default setting changed, each shared run's own
-    setting changed, identities of shared inputs changed, the settings file, git."""
-    from runlog.diff import Change, view
-    from runlog.resolve import identity_changes
-
-    changes: list = []
-    runs_a = {s["runSettingId"]: s for s in run_settings(a)}
-    runs_b = {s["runSettingId"]: s for s in run_settings(b)}
-    for ident in runs_a:
-        if ident not in runs_b:
-            changes.append(Change("runs", ident, runs_a[ident], None, "removed"))
-    for ident in runs_b:
-        if ident not in runs_a:
-            changes.append(Change("runs", ident, None, runs_b[ident], "added"))
-    bookkeeping = ("runTags",)
-    default_a, default_b = (
-        {k: v for k, v in r["request"]["defaultRunSetting"].items() if k not in bookkeeping} for r in (a, b))
-    changes += _changes("default setting", default_a, default_b)
-    tags_a, tags_b = (r["request"]["defaultRunSetting"].get("runTags") or {} for r in (a, b))
-    changes += _changes("default setting", {"runTags": tags_a} if tags_a else {}, {"runTags": tags_b} if tags_b else {})
-    for ident, own in runs_a.items():
-        other = runs_b.get(ident)
-        if other is not None and other != own:
-            changes += _changes("run settings", own, other, prefix=f"{ident}.")
-    inputs_a = (a.get("resolution") or {}).get("inputs") or {}
-    inputs_b = (b.get("resolution") or {}).get("inputs") or {}
-    for found in identity_changes(inputs_a, inputs_b):
-        changes.append(Change("inputs", f"{found['uri']}.{found['field']}", found["old"], found["new"], "changed"))
-    pinned_a, pinned_b = ((r.get("batch") or {}).get("settings_file") or {} for r in (a, b))
-    keep = ("uri", "etag", "version_id", "sha256")
-    changes += _changes("settings file", {k: pinned_a[k] for k in keep if k in pinned_a},
-                        {k: pinned_b[k] for k in keep if k in pinned_b})
-    git_a, git_b = view({**a, "request": {}})["git"], view({**b, "request": {}})["git"]
-    changes += _changes("git", git_a, git_b)
-    return changes
-
-
 def expand_refs(ledger: Ledger, refs: list[str]) -> list[str]:
     """REFs with each batch's REF replaced by its member records' addresses (in the order
     they were recorded): what `runlog export BATCH` exports is the cohort's runs."""
@@ -1074,11 +958,9 @@ def member_as_run(request: dict[str, Any]) -> dict[str, Any]:
 def failed_settings(ledger: Ledger, batch: Entry) -> list[str]:
     """runSettingIds of the batch's members whose submission failed or whose run ended
     FAILED or CANCELLED (as last recorded)."""
-    facts = summary(ledger, batch)
+    facts = summary(ledger, batch, failures=None)
     found = [f["run_setting_id"] for f in facts["failures"]]
-
-    rows = ledger.member_statuses(batch.batch_id, batch.address)
-    found += [ident for ident, status in rows if status == "CANCELLED"]
+    found += ledger.member_settings_with_status(batch.address, ("CANCELLED",))
     return list(dict.fromkeys(found))
 
 

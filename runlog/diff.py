@@ -278,26 +278,25 @@ def between(ledger, ref_a: str, ref_b: str | None = None, *, git_repo: Path, cwd
     from `cwd`). `identity` compares run identity too."""
     from runlog.observe import latest_run_facts
 
-    entry_a = ledger.resolve(ref_a)
-    facts_a = latest_run_facts(ledger, entry_a.address)
-    notes: list[str] = []
-    if ref_b is None:
-        record_b, notes = as_of_now(entry_a.record, git_repo, cwd)
-        address_b, facts_b = None, facts_a
-    else:
-        entry_b = ledger.resolve(ref_b)
-        record_b, address_b = entry_b.record, entry_b.address
-        facts_b = latest_run_facts(ledger, entry_b.address)
-    kinds = {entry_a.kind, record_b["kind"]}
-    if "batch" in kinds:  # the cohort audit (runlog/batch.py)
-        if kinds != {"batch"} or address_b is None:
+    entry_a = ledger.resolve(ref_a, whole=False)  # a batch as its view: its cohort is read only if needed
+    entry_b = ledger.resolve(ref_b, whole=False) if ref_b is not None else None
+    if "batch" in (entry_a.kind, entry_b.kind if entry_b else None):  # the cohort audit (runlog/batch.py)
+        if entry_b is None or entry_a.kind != entry_b.kind:
             from runlog.errors import UsageError
 
             raise UsageError("a batch is compared with another batch: give two batch REFs; two member runs are "
                              "compared as runs")
-        from runlog.batch import compare_batches
+        from runlog.batch import compare_batch_entries
 
-        changes = compare_batches(entry_a.record, record_b)
+        changes, view_a, view_b = compare_batch_entries(ledger, entry_a, entry_b)
+        return Diff(header(view_a, entry_a.address), header(view_b, entry_b.address), changes, [])
+    facts_a = latest_run_facts(ledger, entry_a.address)
+    notes: list[str] = []
+    if entry_b is None:
+        record_b, notes = as_of_now(entry_a.record, git_repo, cwd)
+        address_b, facts_b = None, facts_a
     else:
-        changes = compare(entry_a.record, record_b, facts_a, facts_b, identity=identity)
+        record_b, address_b = entry_b.record, entry_b.address
+        facts_b = latest_run_facts(ledger, entry_b.address)
+    changes = compare(entry_a.record, record_b, facts_a, facts_b, identity=identity)
     return Diff(header(entry_a.record, entry_a.address), header(record_b, address_b), changes, notes)

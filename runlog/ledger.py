@@ -35,6 +35,11 @@ RECORD_COLUMNS = (
     "seq, address, body, chain, kind, created, outcome, request_id, run_id, run_uuid, run_arn, "
     "workflow_id, name, git_commit, fingerprint, replay_of, batch_id"
 )
+# What `runlog log` reads: a batch record's body is its view (the record without its settings
+# file's content, migration m007), so that listing batches of 100 000 runs reads kilobytes.
+LISTING_COLUMNS = RECORD_COLUMNS.replace(
+    "body", "CASE WHEN kind = 'batch' THEN coalesce((SELECT v.view FROM batch_views v WHERE v.record = "
+            "records.address), body) ELSE body END", 1)
 
 # Statuses that never change again: a run that ended, or an attempt that never ran.
 FINAL_STATUSES = frozenset({"COMPLETED", "FAILED", "CANCELLED", "DELETED", "REJECTED", "ABANDONED",
@@ -634,8 +639,8 @@ class Ledger:
     NEWEST_FIRST = "created DESC, seq DESC"
 
     def _entry_where(self, where: str, params: tuple = (), order: str = NEWEST_FIRST,
-                     limit: int | None = None, offset: int = 0) -> list[Entry]:
-        sql = f"SELECT {RECORD_COLUMNS} FROM records WHERE {where} ORDER BY {order}"
+                     limit: int | None = None, offset: int = 0, columns: str = RECORD_COLUMNS) -> list[Entry]:
+        sql = f"SELECT {columns} FROM records WHERE {where} ORDER BY {order}"
         if limit is not None:
             sql += f" LIMIT {int(limit)} OFFSET {int(offset)}"
         return [Entry(*row) for row in self.conn.execute(sql, params)]
@@ -643,11 +648,12 @@ class Ledger:
     def count(self) -> int:
         return self.conn.execute("SELECT count(*) FROM records").fetchone()[0]
 
-    def entries(self, limit: int | None = None, *, where: str = "1", params: tuple = ()) -> list[Entry]:
+    def entries(self, limit: int | None = None, *, where: str = "1", params: tuple = (),
+                columns: str = RECORD_COLUMNS) -> list[Entry]:
         """Records newest first, each with its latest observed status. `where` is for this
         module only: code elsewhere asks for a named query (same_configuration, with_runs,
         by_run_uuid, by_request_id, ...) so that the ledger's SQL stays in this file."""
-        found = self._entry_where(where, params, limit=limit)
+        found = self._entry_where(where, params, limit=limit, columns=columns)
         self._fill_status(found)
         return found
 
@@ -659,16 +665,18 @@ class Ledger:
                 fingerprint: str | None = None) -> list[Entry]:
         """What `runlog log` lists, newest first: every record but the member runs of batches;
         with `batch`, that batch's member runs; with `fingerprint`, only the records of that
-        configuration (member runs included)."""
+        configuration (member runs included). A batch's entry holds its view as its body (the
+        record without its settings file's content: `get` it for the whole record)."""
         where = "kind != 'member'"
         params: tuple[Any, ...] = ()
         if batch is not None:
-            where, params = ("batch_id = ? AND kind = 'member' AND json_extract(body, '$.batch.record') = ?",
-                             (batch.batch_id, batch.address))
+            if fingerprint is None:
+                return self.members(batch.batch_id, batch.address, limit)
+            where, params = self._MEMBER_SEQS + ")", (batch.address,)
         if fingerprint is not None:
             where = where if batch is not None else "1"
             where, params = f"{where} AND fingerprint = ?", (*params, fingerprint)
-        return self.entries(limit, where=where, params=params)
+        return self.entries(limit, where=where, params=params, columns=LISTING_COLUMNS)
 
     def refreshable(self) -> list[Entry]:
         """Records whose run or batch the service can be asked about again, newest first:
@@ -737,18 +745,21 @@ class Ledger:
         finally:
             self.conn.execute(f"DELETE FROM {table}")
 
-    _MEMBER = "r.batch_id = ? AND r.kind = 'member' AND json_extract(r.body, '$.batch.record') = ?"
     _LATEST = (f"(SELECT {{what}} FROM observations o WHERE o.record = r.address AND o.status IS NOT NULL "
                f"ORDER BY {STATUS_ORDER.replace('status', 'o.status')} LIMIT 1)")
 
     def members(self, batch_id: str | None, batch_address: str, limit: int | None = None) -> list[Entry]:
-        """The member records of the batch recorded as `batch_address`, newest first."""
-        return self.entries(limit, where="batch_id = ? AND kind = 'member' AND json_extract(body, '$.batch.record') = ?",
-                            params=(batch_id, batch_address))
+        """The member records of the batch recorded as `batch_address`, newest first (through
+        `batch_members`, migration m007: a page of a 100 000-run batch reads a page of rows)."""
+        return self.entries(limit, where=self._MEMBER_SEQS + " ORDER BY m.created DESC, m.seq DESC"
+                            + (f" LIMIT {int(limit)}" if limit is not None else "") + ")",
+                            params=(batch_address,))
+
+    _MEMBER_SEQS = "seq IN (SELECT m.seq FROM batch_members m WHERE m.batch = ?"
 
     def member_addresses(self, batch_id: str | None, batch_address: str) -> list[str]:
         return [row[0] for row in self.conn.execute(
-            f"SELECT r.address FROM records r WHERE {self._MEMBER} ORDER BY r.seq", (batch_id, batch_address))]
+            "SELECT m.record FROM batch_members m WHERE m.batch = ? ORDER BY m.seq", (batch_address,))]
 
     def member_runs(self, batch_id: str | None, run_ids: list[str]) -> list[tuple]:
         """(address, run_id, run_uuid, latest status) of the batch's members with these run ids."""
@@ -760,41 +771,60 @@ class Ledger:
             f"SELECT r.address, r.run_id, r.run_uuid, {latest} FROM records r WHERE r.run_id IN ({marks}) "
             f"AND +r.batch_id = ? AND +r.kind = 'member'", (*run_ids, batch_id)).fetchall()
 
-    def members_without_output(self, batch_id: str | None, batch_address: str, after: int,
-                               limit: int) -> list[tuple[int, str, str, str | None]]:
+    def members_without_output(self, batch_address: str, after: int, limit: int) -> list[tuple[int, str, str, str | None]]:
         """(seq, address, run_id, run_uuid) of up to `limit` members after seq `after`, in
-        ledger order, whose run ended (latest status COMPLETED, FAILED or CANCELLED) and none
-        of whose observations holds the run's output location (runOutputUri)."""
-        latest = self._LATEST.format(what="o.status")
+        ledger order, whose run ended (latest status COMPLETED, FAILED or CANCELLED, from
+        `batch_members`) and none of whose observations holds the run's output location
+        (runOutputUri)."""
         return self.conn.execute(
-            f"SELECT seq, address, run_id, run_uuid FROM (SELECT r.seq, r.address, r.run_id, r.run_uuid, "
-            f"{latest} AS status FROM records r WHERE {self._MEMBER} AND r.seq > ? AND r.run_id IS NOT NULL "
-            "AND NOT EXISTS (SELECT 1 FROM observations o WHERE o.record = r.address "
-            "AND json_extract(o.body, '$.runOutputUri') IS NOT NULL)) "
-            "WHERE status IN ('COMPLETED', 'FAILED', 'CANCELLED') ORDER BY seq LIMIT ?",
-            (batch_id, batch_address, after, limit)).fetchall()
+            "SELECT r.seq, r.address, r.run_id, r.run_uuid FROM batch_members m JOIN records r ON r.seq = m.seq "
+            "WHERE m.batch = ? AND m.outcome = 'submitted' AND m.status IN ('COMPLETED', 'FAILED', 'CANCELLED') "
+            "AND m.seq > ? AND r.run_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM observations o "
+            "WHERE o.record = r.address AND json_extract(o.body, '$.runOutputUri') IS NOT NULL) "
+            "ORDER BY m.seq LIMIT ?", (batch_address, after, limit)).fetchall()
 
-    def member_outcomes(self, batch_id: str | None, batch_address: str) -> list[tuple[str, int]]:
-        """(outcome, count) of the batch's members."""
-        return self.conn.execute(f"SELECT r.outcome, count(*) FROM records r WHERE {self._MEMBER} GROUP BY r.outcome",
-                                 (batch_id, batch_address)).fetchall()
+    def batch_view(self, address: str) -> tuple[dict, int | None] | None:
+        """(the batch record without its settings file's content, how many run settings that
+        content holds: None without one), from `batch_views` (migration m007): a few kilobytes
+        read and decoded instead of the whole cohort. None when `address` is not a batch."""
+        row = self.conn.execute("SELECT view, runs FROM batch_views WHERE record = ?", (address,)).fetchone()
+        return (json.loads(row[0]), row[1]) if row else None
 
-    def member_states(self, batch_id: str | None, batch_address: str) -> list[tuple]:
-        """(address, run_id, run_setting_id, outcome, error code, error message, "STATUS\x1fREASON")
-        of each member, in ledger order."""
+    def member_counts(self, batch_address: str) -> list[tuple[str, str | None, int]]:
+        """(outcome, latest run status or None, count) of the batch's members: one pass over
+        `batch_members`' index for the batch, no member's body or observations read."""
+        return self.conn.execute(
+            "SELECT outcome, status, count(*) FROM batch_members WHERE batch = ? GROUP BY outcome, status",
+            (batch_address,)).fetchall()
+
+    # the failed members of a batch, as three ranges of batch_members_state (an OR would read
+    # every member's entry): submissions that failed (outcomes sort around 'submitted'), runs FAILED
+    _FAILED_MEMBER = ("SELECT seq FROM batch_members WHERE batch = ?1 AND outcome < 'submitted' UNION ALL "
+                      "SELECT seq FROM batch_members WHERE batch = ?1 AND outcome > 'submitted' UNION ALL "
+                      "SELECT seq FROM batch_members WHERE batch = ?1 AND outcome = 'submitted' AND status = 'FAILED'")
+
+    def member_failures(self, batch_address: str, limit: int | None = None) -> tuple[int, list[tuple]]:
+        """(how many, the first `limit` (all: None) in ledger order) of the batch's members whose
+        submission failed or whose run's latest status is FAILED, each as (address, run_id,
+        run_setting_id, outcome, error code, error message, "STATUS\x1fREASON")."""
+        count = self.conn.execute(f"SELECT count(*) FROM ({self._FAILED_MEMBER})",
+                                  (batch_address,)).fetchone()[0]
         latest = self._LATEST.format(what="o.status || char(31) || coalesce(json_extract(o.body, '$.failureReason'), "
                                           "json_extract(o.body, '$.statusMessage'), '')")
-        return self.conn.execute(
+        rows = self.conn.execute(
             "SELECT r.address, r.run_id, json_extract(r.body, '$.batch.run_setting_id'), r.outcome, "
             "json_extract(r.body, '$.outcome.error.code'), json_extract(r.body, '$.outcome.error.message'), "
-            f"{latest} FROM records r WHERE {self._MEMBER} ORDER BY r.seq", (batch_id, batch_address)).fetchall()
+            f"{latest} FROM records r WHERE r.seq IN ({self._FAILED_MEMBER}) "
+            f"ORDER BY r.seq LIMIT {-1 if limit is None else int(limit)}", (batch_address,)).fetchall()
+        return count, rows
 
-    def member_statuses(self, batch_id: str | None, batch_address: str) -> list[tuple]:
-        """(run_setting_id, latest status) of each member."""
-        latest = self._LATEST.format(what="o.status")
-        return self.conn.execute(
-            f"SELECT json_extract(r.body, '$.batch.run_setting_id'), {latest} FROM records r WHERE {self._MEMBER}",
-            (batch_id, batch_address)).fetchall()
+    def member_settings_with_status(self, batch_address: str, statuses: tuple[str, ...]) -> list[str]:
+        """run_setting_ids of the batch's members whose run's latest status is one of `statuses`."""
+        marks = ",".join("?" * len(statuses))
+        return [row[0] for row in self.conn.execute(
+            "SELECT json_extract(r.body, '$.batch.run_setting_id') FROM batch_members m JOIN records r "
+            f"ON r.seq = m.seq WHERE m.batch = ? AND m.status IN ({marks}) ORDER BY m.seq",
+            (batch_address, *statuses))]
 
     def with_runs(self) -> list[Entry]:
         """Records that started a run (they have a run id), newest first."""
@@ -836,14 +866,18 @@ class Ledger:
                 entry.outcome.upper() if entry.outcome in ("rejected", "abandoned") else None)
             entry.status_as_of = entry.created
 
-    def get(self, address: str) -> Entry | None:
-        found = self.entries(where="address = ?", params=(address,))
+    def get(self, address: str, *, whole: bool = True) -> Entry | None:
+        """The record at `address`; whole=False: a batch record as its view (see resolve)."""
+        found = self.entries(where="address = ?", params=(address,),
+                             columns=RECORD_COLUMNS if whole else LISTING_COLUMNS)
         return found[0] if found else None
 
-    def resolve(self, ref: str) -> Entry:
+    def resolve(self, ref: str, *, whole: bool = True) -> Entry:
         """Find the one record a REF names: @N (N-th newest), a run ARN, a run uuid, a run id,
-        or a unique prefix (at least 6 hex characters) of a record address."""
-        candidates = self.candidates(ref)
+        or a unique prefix (at least 6 hex characters) of a record address. With whole=False
+        a batch record's entry holds its view as its body, as in `listing` (`show` and
+        `diff` of batches: a 100 000-run cohort is neither read nor decoded)."""
+        candidates = self.candidates(ref, columns=RECORD_COLUMNS if whole else LISTING_COLUMNS)
         if not candidates:
             raise UsageError(
                 f"no record matches {ref!r} (give a run id, run uuid, run ARN, @N for the N-th newest, "
@@ -858,7 +892,10 @@ class Ledger:
         self._fill_status(candidates)
         return candidates[0]
 
-    def candidates(self, ref: str) -> list[Entry]:
+    def candidates(self, ref: str, columns: str = RECORD_COLUMNS) -> list[Entry]:
+        def find(where: str, params: tuple = (), **more: Any) -> list[Entry]:
+            return self._entry_where(where, params, columns=columns, **more)
+
         ref = ref.strip()
         if not ref:
             return []
@@ -866,30 +903,30 @@ class Ledger:
             digits = ref[1:]
             # @N beyond any ledger (SQLite offsets stop at 2**63 - 1) names no record
             n = int(digits) if len(digits) <= 18 else 0
-            return self._entry_where("1", limit=1, offset=n - 1) if n >= 1 else []
+            return find("1", limit=1, offset=n - 1) if n >= 1 else []
         from runlog.arn import batch_id_of_arn, parse_run_arn
 
         batch_id = batch_id_of_arn(ref)
         if batch_id:  # a batch's ARN (runlog/batch.py), checked whole: ids may repeat in other accounts
-            return [e for e in self._entry_where("batch_id = ? AND kind = 'batch'", (batch_id,))
+            return [e for e in find("batch_id = ? AND kind = 'batch'", (batch_id,))
                     if (e.record["outcome"].get("response") or {}).get("arn") == ref]
         if ref.startswith("arn:"):
-            by_arn = self._entry_where("run_arn = ? AND kind != 'member'", (ref,))
+            by_arn = find("run_arn = ? AND kind != 'member'", (ref,))
             arn = parse_run_arn(ref)
             if arn is not None:  # member runs (m006): through the run id their ARN ends with
-                by_arn += self._entry_where("run_id = ? AND +run_arn = ? AND kind = 'member'", (arn.run_id, ref))
+                by_arn += find("run_id = ? AND +run_arn = ? AND kind = 'member'", (arn.run_id, ref))
             return sorted(by_arn, key=lambda e: (e.created, e.seq), reverse=True)
         if re.match(UUID_PATTERN, ref):
-            return self._entry_where("run_uuid = ?", (ref.lower(),)) or self._entry_where(
-                "batch_id IS NOT NULL AND kind = 'batch' AND json_extract(body, '$.outcome.response.uuid') = ?",
-                (ref.lower(),))
+            return find("run_uuid = ?", (ref.lower(),)) or find(  # a batch's uuid: in its view, not its cohort
+                "kind = 'batch' AND address IN (SELECT record FROM batch_views WHERE "
+                "json_extract(view, '$.outcome.response.uuid') = ?)", (ref.lower(),))
         found: list[Entry] = []
         if ref.isdigit():
-            found = self._entry_where("run_id = ?", (ref,)) or \
-                self._entry_where("batch_id = ? AND kind = 'batch'", (ref,))
+            found = find("run_id = ?", (ref,)) or \
+                find("batch_id = ? AND kind = 'batch'", (ref,))
         if not found and re.match(HEX_PATTERN, ref):
             low = ref.lower()
-            found = self._entry_where("address >= ? AND address < ?", (low, low + "g"), order="address")
+            found = find("address >= ? AND address < ?", (low, low + "g"), order="address")
         return found
 
     def observations(self, address: str) -> list[dict]:

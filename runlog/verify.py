@@ -262,6 +262,7 @@ def _sum_up(ledger: Ledger, report: Report, tallies: list[Tally], rest: list[Pro
         report.problems.extend(_orphan_seals(conn, rows, unsealed))
     report.pending = report.attempts - matched  # request_id is unique in both tables
     report.problems.extend(_check_pending_list(conn, report.pending))
+    report.problems.extend(_check_batch_tables(conn))
 
 
 def _check_pending_list(conn: sqlite3.Connection, pending: int) -> list[Problem]:
@@ -278,6 +279,35 @@ def _check_pending_list(conn: sqlite3.Connection, pending: int) -> list[Problem]
     return [Problem("attempt", "pending_attempts", f"the list of pending attempts was changed outside runlog: it "
                     f"has {listed} (of which {wrong} no pending attempt), the attempts no record completes are "
                     f"{pending}; warnings about pending attempts were wrong")]
+
+
+def _check_batch_tables(conn: sqlite3.Connection) -> list[Problem]:
+    """`batch_members` and `batch_views` (migration m007, kept by triggers for `show B`, `log
+    --batch`, `diff B1 B2`) say what the records say: one row per member record with its
+    batch, created, seq and outcome; one view per batch record, its body without the
+    settings file's content. (The members' statuses are not recomputed here.)"""
+    if not conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'batch_members'").fetchone():
+        return []
+    members, rows, wrong = conn.execute(
+        "SELECT (SELECT count(*) FROM records WHERE kind = 'member'), (SELECT count(*) FROM batch_members), "
+        "(SELECT count(*) FROM batch_members m LEFT JOIN records r ON r.seq = m.seq WHERE r.seq IS NULL "
+        "OR r.address != m.record OR r.kind != 'member' OR r.created != m.created OR r.outcome != m.outcome "
+        "OR json_extract(r.body, '$.batch.record') IS NOT m.batch)").fetchone()
+    problems = []
+    if members != rows or wrong:
+        problems.append(Problem("index", "batch_members", f"the list of batches' member runs was changed outside "
+                                f"runlog: it has {rows} rows ({wrong} not as their records say), the ledger "
+                                f"{members} member records; `show BATCH` and `log --batch` counted wrong"))
+    views, batches, wrong = conn.execute(
+        "SELECT (SELECT count(*) FROM batch_views), (SELECT count(*) FROM records WHERE kind = 'batch'), "
+        "(SELECT count(*) FROM batch_views v LEFT JOIN records r ON r.address = v.record WHERE r.seq IS NULL "
+        "OR v.view != json_remove(r.body, '$.batch.settings_file.content') "
+        "OR v.runs IS NOT json_array_length(r.body, '$.batch.settings_file.content'))").fetchone()
+    if views != batches or wrong:
+        problems.append(Problem("index", "batch_views", f"the views of batch records were changed outside runlog: "
+                                f"{views} views ({wrong} not their record's), {batches} batch records; `show BATCH` "
+                                "and `diff` of batches showed wrong values"))
+    return problems
 
 
 def _count_and_gaps(conn: sqlite3.Connection, table: str) -> tuple[int, list[Problem]]:

@@ -169,60 +169,6 @@ def batch_line(change: dict) -> str:
                                         if "outputs_recorded" in change else ""))
 
 
-def show_batch(ledger, entry, as_json: bool) -> None:
-    """`runlog show B`: the batch, its counts by submission and by run status, its failures
-    with their reasons; the record without the settings file's content (in --json: whole)."""
-    from runlog.batch import summary
-
-    facts = summary(ledger, entry)
-    record = entry.record
-    if as_json:
-        echo_json({"address": entry.address, "seq": entry.seq, "status": facts["batch_status"], "record": record,
-                   "batch": facts, "observations": ledger.observations(entry.address)})
-        return
-    response = record["outcome"].get("response") or {}
-    request = record["request"]
-    pinned = record["batch"].get("settings_file")
-    lines = [("record", entry.address), ("kind", f"batch (#{entry.seq} in this ledger)"),
-             ("created", record["created"]), ("status", facts["batch_status"] or "-")]
-    if response:
-        lines += [("batch", f"{response.get('id')}  uuid {response.get('uuid')}"), ("arn", response.get("arn"))]
-    else:
-        error = record["outcome"].get("error") or {}
-        lines.append((record["outcome"]["status"], f"{error.get('code')}: {error.get('message')}"
-                      if error else record["outcome"].get("reason")))
-    if request.get("batchName"):
-        lines.append(("name", request["batchName"]))
-    lines.append(("workflow", request["defaultRunSetting"].get("workflowId")))
-    if pinned:
-        where = ", ".join(f"{k} {pinned[k]}" for k in ("etag", "version_id", "sha256") if pinned.get(k))
-        lines.append(("settings", f"{pinned['uri']} ({where or pinned.get('error', {}).get('code')})"))
-    lines.append(("runs", f"{facts['runs']} asked, {facts['members_recorded']} member record(s)"))
-    if facts["submission"]:
-        lines.append(("submission", ", ".join(f"{k} {v}" for k, v in sorted(facts["submission"].items()))))
-    if facts["run_status"]:
-        lines.append(("run status", ", ".join(f"{k} {v}" for k, v in sorted(facts["run_status"].items()))))
-    git = record["git"]
-    lines.append(("git", f"{git['commit']} ({git['state']})" if git.get("commit") else git["state"]))
-    lines.append(("fingerprint", record["fingerprint"]))
-    for failure in facts["failures"][:20]:
-        run = f"run {failure['run_id']}, " if failure.get("run_id") else ""
-        lines.append(("failed", f"{failure['run_setting_id']} ({run}{failure['stage']}): {failure['reason']}"))
-    if len(facts["failures"]) > 20:
-        lines.append(("failed", f"… and {len(facts['failures']) - 20} more (--json lists all)"))
-    for warning in record.get("warnings", []):
-        lines.append(("warning", warning))
-    for key, value in lines:
-        click.echo(f"{key:<12} {terminal_safe(str(value))}")
-    shown = json.loads(entry.body)
-    if pinned and "content" in pinned:
-        shown["batch"]["settings_file"]["content"] = f"({len(pinned['content'])} run settings: see --json)"
-    inputs = (shown.get("resolution") or {}).get("inputs") or {}
-    if len(inputs) > 20:
-        shown["resolution"]["inputs"] = f"({len(inputs)} inputs: see --json)"
-    click.echo("\n" + json.dumps(shown, indent=2, ensure_ascii=False, sort_keys=True))
-
-
 def watch_batch(ctx, ledger, entry, config, interval: float, timeout: float | None, as_json: bool,
                 profile=None, region=None, endpoint_url=None) -> None:
     """`runlog watch BATCH`: refresh the batch every `interval` seconds until it is finished."""

@@ -67,9 +67,9 @@ def log(ctx, limit, same_as, refresh, batch, as_json):
     with ledger, reading(ledger):
         found = None
         if batch:
-            from runlog.batch import batch_entry
+            from runlog.batchread import batch_entry
 
-            found = batch_entry(ledger, batch)
+            found = batch_entry(ledger, batch, whole=False)  # its view: the cohort is not read
         entries = ledger.listing(limit + 1 if limit else None, batch=found,
                                  fingerprint=ledger.resolve(same_as).fingerprint if same_as else None)
         if refresh:
@@ -136,9 +136,10 @@ def show(ctx, ref, as_json):
     config = load_config(ctx)
     ledger = require_ledger(config, readonly=True)
     with ledger, reading(ledger):
-        entry = ledger.resolve(ref)  # also a batch's id, uuid or ARN (runlog.batch is not imported for it)
+        # also a batch's id, uuid or ARN (runlog.batch is not imported for it); a batch as its view
+        entry = ledger.resolve(ref, whole=False)
         if entry.kind == "batch":  # counts by status and failures, not 100 000 settings (runlog/cli/batch.py)
-            from runlog.cli.batch import show_batch
+            from runlog.cli.batch_show import show_batch
 
             return show_batch(ledger, entry, as_json)
         observations = ledger.observations(entry.address)

@@ -1,0 +1,200 @@
+"""The read side of batches: what `runlog show B` counts and `runlog diff B1 B2` compares,
+from the ledger's derived tables (migration m007: `batch_members`, `batch_views`) so that a
+100 000-run batch is neither read member by member nor decoded whole when it need not be.
+Light to import (no hashing, no AWS, no submission code): `show` imports it.
+runlog.batch re-exports these names."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from runlog.errors import UsageError
+from runlog.ledger import Entry, Ledger
+
+SOURCE_BATCH = "GetBatch"  # runlog.batch.SOURCE_BATCH (not imported: batch.py pulls in the submit path)
+
+
+def run_settings(record: dict) -> list[dict]:
+    """The batch record's run settings: inline, or the settings file's content as pinned."""
+    request = record["request"]
+    inline = (request.get("batchRunSettings") or {}).get("inlineSettings")  # none: an imported batch
+    if inline is not None:
+        return inline
+    return ((record.get("batch") or {}).get("settings_file") or {}).get("content") or []
+
+
+def batch_entry(ledger: Ledger, ref: str, *, whole: bool = True) -> Entry:
+    """The batch record a REF names: a batch's or a member's REF, or a batch id. whole=False:
+    its entry holds its view (Ledger.resolve), enough to list its members."""
+    entry = ledger.resolve(ref, whole=whole)
+    if entry.kind == "member":
+        found = ledger.get(entry.record["batch"]["record"], whole=whole)
+        if found is None:
+            raise UsageError(f"{ref!r} is a member of batch record {entry.record['batch']['record'][:12]}, which "
+                             "is not in this ledger (`pull()` it)")
+        return found
+    if entry.kind != "batch":
+        raise UsageError(f"{ref!r} names a run (record {entry.address[:12]}), not a batch; `log()` lists "
+                         "records, batches among them")
+    return entry
+
+
+def batch_record_view(ledger: Ledger, batch: Entry) -> tuple[dict, int | None]:
+    """(the batch record without its settings file's content, how many run settings that
+    content holds or None): Ledger.batch_view, else (the record decoded whole, its count)."""
+    found = ledger.batch_view(batch.address)
+    if found is not None:
+        return found
+    record = batch.record
+    pinned = (record.get("batch") or {}).get("settings_file") or {}
+    if "content" not in pinned:
+        return record, None
+    return {**record, "batch": {**record["batch"], "settings_file": {
+        k: v for k, v in pinned.items() if k != "content"}}}, len(pinned["content"])
+
+
+SHOWN_FAILURES = 20  # failures `runlog show B` lists (its --json: all)
+
+
+def summary(ledger: Ledger, batch: Entry, failures: int | None = SHOWN_FAILURES) -> dict[str, Any]:
+    """What `runlog show B` says about a batch: counts of its member records by submission and
+    by run status (what runlog recorded), the failures with their reasons (the first
+    `failures`, in ledger order; None: all) and how many there are, and the latest GetBatch
+    (the service's own counts). Costs one pass over an index of the batch's members."""
+    submission: dict[str, int] = {}
+    statuses: dict[str, int] = {}
+    for outcome, status, count in ledger.member_counts(batch.address):
+        shown = {"submitted": "SUCCESS", "rejected": "FAILED"}.get(outcome, outcome)
+        submission[shown] = submission.get(shown, 0) + count
+        if outcome == "submitted":
+            statuses[status or "PENDING"] = statuses.get(status or "PENDING", 0) + count
+    failed, rows = ledger.member_failures(batch.address, failures)
+    found: list[dict[str, Any]] = []
+    for address, run_id, setting_id, outcome, code, message, latest in rows:
+        if outcome != "submitted":
+            found.append({"run_setting_id": setting_id, "record": address, "stage": "submission",
+                          "reason": f"{code}: {message}" if message else code})
+            continue
+        _, _, status_message = (latest or "").partition("\x1f")
+        found.append({"run_setting_id": setting_id, "record": address, "run_id": run_id, "stage": "run",
+                      "reason": status_message or "no reason given"})
+    batch_seen = [o for o in ledger.observations(batch.address) if o["source"] == SOURCE_BATCH]
+    record = batch_record_view(ledger, batch)[0]
+    return {"record": batch.address, "batch_id": batch.batch_id, "runs": record["batch"]["runs"],
+            "members_recorded": sum(submission.values()), "submission": submission, "run_status": statuses,
+            "failures": found, "failures_count": failed, "batch_status": batch_seen[-1]["body"].get("status")
+            if batch_seen else (record["outcome"].get("response") or {}).get("status"),
+            "get_batch": batch_seen[-1]["body"] if batch_seen else None}
+
+
+# -- comparing two batches ---------------------------------------------------------------------------
+
+def _flat(value: Any, path: str = "") -> dict[str, Any]:
+    """{json.path: leaf} of a JSON value (lists by index), for key-by-key comparison."""
+    if isinstance(value, dict) and value:
+        out: dict[str, Any] = {}
+        for key in sorted(value):
+            out.update(_flat(value[key], f"{path}.{key}" if path else str(key)))
+        return out
+    if isinstance(value, list) and value:
+        out = {}
+        for index, item in enumerate(value):
+            out.update(_flat(item, f"{path}[{index}]"))
+        return out
+    return {path: value}
+
+
+def _changes(section: str, old: dict, new: dict, prefix: str = "") -> list:
+    from runlog.diff import Change
+
+    left, right = _flat(old), _flat(new)
+    found = []
+    for path in sorted(set(left) | set(right)):
+        shown = f"{prefix}{path}" if path else prefix.rstrip(".")
+        if path not in right:
+            found.append(Change(section, shown, left[path], None, "removed"))
+        elif path not in left:
+            found.append(Change(section, shown, None, right[path], "added"))
+        elif left[path] != right[path] or type(left[path]) is not type(right[path]):
+            kind = "changed" if type(left[path]) is type(right[path]) else "type_changed"
+            found.append(Change(section, shown, left[path], right[path], kind))
+    return found
+
+
+def compare_batches(a: dict, b: dict, settings: Callable[[], tuple[list, list]] | None = None) -> list:
+    """The cohort audit between two batch records, as runlog.diff.Change items: runs added
+    and removed (by runSettingId), the default setting changed, each shared run's own
+    setting changed, identities of shared inputs changed, the settings file, git.
+
+    `a` and `b` may be batch views (Ledger.batch_view: without the settings file's content);
+    `settings` then gives the two lists of run settings, and is called only when they can
+    differ: not when both settings files were read and have the same SHA-256 (the same bytes,
+    so the same runs)."""
+    from runlog.diff import Change, view
+    from runlog.resolve import identity_changes
+
+    changes: list = []
+    pinned_a, pinned_b = ((r.get("batch") or {}).get("settings_file") or {} for r in (a, b))
+    same_file = bool(pinned_a.get("sha256")) and pinned_a.get("sha256") == pinned_b.get("sha256") and \
+        "error" not in pinned_a and "error" not in pinned_b
+    if settings is None:
+        listed_a, listed_b = run_settings(a), run_settings(b)
+    elif same_file:
+        listed_a = listed_b = []
+    else:
+        listed_a, listed_b = settings()
+    runs_a = {s["runSettingId"]: s for s in listed_a}
+    runs_b = {s["runSettingId"]: s for s in listed_b}
+    for ident in runs_a:
+        if ident not in runs_b:
+            changes.append(Change("runs", ident, runs_a[ident], None, "removed"))
+    for ident in runs_b:
+        if ident not in runs_a:
+            changes.append(Change("runs", ident, None, runs_b[ident], "added"))
+    bookkeeping = ("runTags",)
+    default_a, default_b = (
+        {k: v for k, v in r["request"]["defaultRunSetting"].items() if k not in bookkeeping} for r in (a, b))
+    changes += _changes("default setting", default_a, default_b)
+    tags_a, tags_b = (r["request"]["defaultRunSetting"].get("runTags") or {} for r in (a, b))
+    changes += _changes("default setting", {"runTags": tags_a} if tags_a else {}, {"runTags": tags_b} if tags_b else {})
+    for ident, own in runs_a.items():
+        other = runs_b.get(ident)
+        if other is not None and other != own:
+            changes += _changes("run settings", own, other, prefix=f"{ident}.")
+    inputs_a = (a.get("resolution") or {}).get("inputs") or {}
+    inputs_b = (b.get("resolution") or {}).get("inputs") or {}
+    for found in identity_changes(inputs_a, inputs_b):
+        changes.append(Change("inputs", f"{found['uri']}.{found['field']}", found["old"], found["new"], "changed"))
+    keep = ("uri", "etag", "version_id", "sha256")
+    changes += _changes("settings file", {k: pinned_a[k] for k in keep if k in pinned_a},
+                        {k: pinned_b[k] for k in keep if k in pinned_b})
+    git_a, git_b = view({**a, "request": {}})["git"], view({**b, "request": {}})["git"]
+    changes += _changes("git", git_a, git_b)
+    return changes
+
+
+def compare_batch_entries(ledger: Ledger, a: Entry, b: Entry) -> tuple[list, dict, dict]:
+    """(compare_batches' changes, a's view, b's view) for two batch records of the ledger,
+    from their views (Ledger.batch_view): the settings files' contents are decoded only when
+    their digests differ."""
+    found_a, found_b = ledger.batch_view(a.address), ledger.batch_view(b.address)
+    if found_a is None or found_b is None:
+        a, b = ledger.get(a.address) or a, ledger.get(b.address) or b
+        return compare_batches(a.record, b.record), a.record, b.record
+
+    def settings() -> tuple[list, list]:
+        whole_a, whole_b = ledger.get(a.address) or a, ledger.get(b.address) or b  # a, b may hold views
+        return run_settings(_decoded(whole_a)), run_settings(_decoded(whole_b))
+
+    return compare_batches(found_a[0], found_b[0], settings), found_a[0], found_b[0]
+
+
+def _decoded(entry: Entry) -> dict:
+    """The record, decoded by orjson (several times faster than the json module on a cohort
+    of 100 000 runs; the json module when orjson refuses it). orjson reads every value as
+    the json module does but integers beyond 64 bits, which it reads as floats: two run
+    settings that differ only in such an integer compare equal here."""
+    from runlog import fastjson
+
+    return fastjson.loads(entry.body.encode("utf-8"))

@@ -1,0 +1,75 @@
+"""`runlog show B`: a batch's counts and failures from the ledger's derived tables, without
+decoding its cohort. A module of its own so that `show` imports neither runlog.batch's
+submission code nor the submit command's options (runlog/cli/batch.py)."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from runlog.cli.common import echo_json
+from runlog.textsafe import terminal_safe
+
+SHOWN = 20  # failures listed; --json lists all
+
+
+def show_batch(ledger, entry, as_json: bool) -> None:
+    """`runlog show B`: the batch, its counts by submission and by run status, its failures
+    with their reasons; the record without the settings file's content (in --json: whole)."""
+    from runlog.batchread import batch_record_view, summary
+
+    facts = summary(ledger, entry, failures=None if as_json else SHOWN)
+    if as_json:
+        whole = ledger.get(entry.address) or entry  # `entry` may hold the batch's view (Ledger.resolve)
+        echo_json({"address": entry.address, "seq": entry.seq, "status": facts["batch_status"],
+                   "record": whole.record, "batch": facts, "observations": ledger.observations(entry.address)})
+        return
+    record, settings_count = batch_record_view(ledger, entry)  # the cohort itself is not decoded
+    response = record["outcome"].get("response") or {}
+    request = record["request"]
+    pinned = record["batch"].get("settings_file")
+    lines = [("record", entry.address), ("kind", f"batch (#{entry.seq} in this ledger)"),
+             ("created", record["created"]), ("status", facts["batch_status"] or "-")]
+    if response:
+        lines += [("batch", f"{response.get('id')}  uuid {response.get('uuid')}"), ("arn", response.get("arn"))]
+    else:
+        error = record["outcome"].get("error") or {}
+        lines.append((record["outcome"]["status"], f"{error.get('code')}: {error.get('message')}"
+                      if error else record["outcome"].get("reason")))
+    if request.get("batchName"):
+        lines.append(("name", request["batchName"]))
+    lines.append(("workflow", request["defaultRunSetting"].get("workflowId")))
+    if pinned:
+        where = ", ".join(f"{k} {pinned[k]}" for k in ("etag", "version_id", "sha256") if pinned.get(k))
+        lines.append(("settings", f"{pinned['uri']} ({where or pinned.get('error', {}).get('code')})"))
+    lines.append(("runs", f"{facts['runs']} asked, {facts['members_recorded']} member record(s)"))
+    if facts["submission"]:
+        lines.append(("submission", ", ".join(f"{k} {v}" for k, v in sorted(facts["submission"].items()))))
+    if facts["run_status"]:
+        lines.append(("run status", ", ".join(f"{k} {v}" for k, v in sorted(facts["run_status"].items()))))
+    service = facts["get_batch"] or {}
+    if service.get("submissionSummary") or service.get("runSummary"):  # the service's own counts, last seen
+        counted = {**(service.get("submissionSummary") or {}), **(service.get("runSummary") or {})}
+        lines.append(("GetBatch", ", ".join(f"{k} {v}" for k, v in counted.items() if v) or "all counts 0"))
+    git = record["git"]
+    lines.append(("git", f"{git['commit']} ({git['state']})" if git.get("commit") else git["state"]))
+    lines.append(("fingerprint", record["fingerprint"]))
+    for failure in facts["failures"][:SHOWN]:
+        run = f"run {failure['run_id']}, " if failure.get("run_id") else ""
+        lines.append(("failed", f"{failure['run_setting_id']} ({run}{failure['stage']}): {failure['reason']}"))
+    if facts["failures_count"] > len(facts["failures"][:SHOWN]):
+        lines.append(("failed", f"… and {facts['failures_count'] - len(facts['failures'][:20])} more "
+                                "(--json lists all)"))
+    for warning in record.get("warnings", []):
+        lines.append(("warning", warning))
+    for key, value in lines:
+        click.echo(f"{key:<12} {terminal_safe(str(value))}")
+    shown = dict(record)  # what is left out is replaced in copies
+    if pinned and settings_count is not None:
+        shown["batch"] = {**record["batch"], "settings_file": {
+            **pinned, "content": f"({settings_count} run settings: see --json)"}}
+    inputs = (shown.get("resolution") or {}).get("inputs") or {}
+    if len(inputs) > 20:
+        shown["resolution"] = {**shown["resolution"], "inputs": f"({len(inputs)} inputs: see --json)"}
+    click.echo("\n" + json.dumps(shown, indent=2, ensure_ascii=False, sort_keys=True))
