@@ -55,6 +55,14 @@ print(json.dumps({"code": done.returncode, "seconds": seconds, "cpu": usage.ru_u
 """
 
 
+def put_inputs(s3, keys: list[str]) -> None:
+    """A small object at each key, 10 requests at a time (botocore's connection pool; untimed set-up)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(10) as pool:
+        list(pool.map(lambda key: s3.put_object(Bucket=BUCKET, Key=key, Body=key.encode()), keys))
+
+
 def timed(command: list[str], env: dict, cwd: Path) -> tuple[float, str, dict]:
     """(wall seconds, stdout, usage) of one run of `command`; usage: its CPU seconds (user +
     system) and peak resident memory in MiB."""
@@ -75,6 +83,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=100_000, help="run settings in the batch (default 100 000)")
     parser.add_argument("--repeat", type=int, default=3, help="batches submitted, and refreshed, by each tool")
+    parser.add_argument("--inputs", action="store_true",
+                        help="put each run's input (and the references) in S3 first, so that submit-batch lists "
+                             "and records real identities (as a user's cohort has them); without it they are "
+                             "missing and recorded as not found")
     parser.add_argument("--skip-submit", action="store_true",
                         help="submit the batches with runlog only, untimed, and time the refreshes")
     args = parser.parse_args(argv)
@@ -106,6 +118,9 @@ def main(argv: list[str] | None = None) -> int:
                      "parameters": {"sample_name": f"S{i:06d}", "input_cram": f"s3://{BUCKET}/crams/S{i:06d}.cram"}}
                     for i in range(args.runs)]
         s3.put_object(Bucket=BUCKET, Key="cohort/settings.json", Body=json.dumps(settings).encode())
+        if args.inputs:
+            put_inputs(s3, [f"crams/S{i:06d}.cram" for i in range(args.runs)] +
+                       ["ref/g.dict", "ref/g.fa", "ref/g.fa.fai"])
         emulator = Emulator(port=0, s3_endpoint_url=s3_url, batch_rate=max(1, args.runs))
         emulator.start()
         default = {"workflowId": "1234567", "roleArn": ROLE, "outputUri": f"s3://{BUCKET}/out/",
@@ -154,7 +169,8 @@ def main(argv: list[str] | None = None) -> int:
         a, b = statistics.median(ours), statistics.median(theirs)
         return f"| {name} | {a:.2f} s | {b:.2f} s | {a / b:.2f} | {target} |"
 
-    print(f"{args.runs} runs from an s3UriSettings file, {args.repeat} repeat(s), medians; load average "
+    inputs = "inputs in S3" if args.inputs else "inputs absent from S3 (--inputs puts them there)"
+    print(f"{args.runs} runs from an s3UriSettings file ({inputs}), {args.repeat} repeat(s), medians; load average "
           f"{os.getloadavg()[0]:.1f} at the end\n")
     print("| operation | runlog | aws CLI | ratio | target |")
     print("|---|---|---|---|---|")
