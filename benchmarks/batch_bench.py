@@ -24,35 +24,16 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from harness import start_moto, timed
 
 ROLE = "arn:aws:iam::123456789012:role/HealthOmicsServiceRole"
 BUCKET = "bench-cohort"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-# Runs a command and reports its wall time, CPU time and peak memory. Linux gives a child
-# the peak memory of the process it was forked from, so the child is forked from this small
-# fresh interpreter, not from the benchmark (which holds the emulator and its batches).
-PROBE = """import json, resource, subprocess, sys, time
-started = time.perf_counter()
-done = subprocess.run(sys.argv[2:], stdout=open(sys.argv[1], "wb"))
-seconds = time.perf_counter() - started
-usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-print(json.dumps({"code": done.returncode, "seconds": seconds, "cpu": usage.ru_utime + usage.ru_stime,
-                  "rss_mib": usage.ru_maxrss / 1024}))
-"""
 
 
 def put_inputs(s3, keys: list[str]) -> None:
@@ -61,22 +42,6 @@ def put_inputs(s3, keys: list[str]) -> None:
 
     with ThreadPoolExecutor(10) as pool:
         list(pool.map(lambda key: s3.put_object(Bucket=BUCKET, Key=key, Body=key.encode()), keys))
-
-
-def timed(command: list[str], env: dict, cwd: Path) -> tuple[float, str, dict]:
-    """(wall seconds, stdout, usage) of one run of `command`; usage: its CPU seconds (user +
-    system) and peak resident memory in MiB."""
-    with tempfile.NamedTemporaryFile() as out:
-        probe = subprocess.run([sys.executable, "-c", PROBE, out.name, *command], env=env, cwd=cwd,
-                               capture_output=True, text=True)
-        stdout = Path(out.name).read_text()
-    try:
-        usage = json.loads(probe.stdout.strip().splitlines()[-1])
-    except (IndexError, ValueError):
-        usage = {"code": probe.returncode}
-    if probe.returncode != 0 or usage["code"] != 0:
-        raise SystemExit(f"{' '.join(command[:4])} failed ({usage['code']}): {probe.stderr[-2000:]}")
-    return usage["seconds"], stdout, usage
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -98,20 +63,10 @@ def main(argv: list[str] | None = None) -> int:
     aws = shutil.which("aws")
     if aws is None:
         raise SystemExit("the aws CLI is the baseline: pip install awscli")
-    os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
-    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
-    moto_port = free_port()
-    moto = subprocess.Popen([shutil.which("moto_server") or "moto_server", "-H", "127.0.0.1", "-p", str(moto_port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    moto, moto_port = start_moto()
     s3_url = f"http://127.0.0.1:{moto_port}"
     emulator = None
     try:
-        for _ in range(200):
-            try:
-                socket.create_connection(("127.0.0.1", moto_port)).close()
-                break
-            except OSError:
-                time.sleep(0.05)
         s3 = boto3.client("s3", endpoint_url=s3_url, region_name="us-east-1")
         s3.create_bucket(Bucket=BUCKET)
         settings = [{"runSettingId": f"S{i:06d}", "name": f"align-S{i:06d}",
@@ -138,21 +93,21 @@ def main(argv: list[str] | None = None) -> int:
             submit_runlog, submit_aws, batch_ids = [], [], []
             for _ in range(args.repeat):
                 if not args.skip_submit:
-                    seconds, out, _ = timed([aws, "omics", "start-run-batch", *request], env, work)
-                    submit_aws.append(seconds)
-                seconds, out, _ = timed([*runlog, "submit-batch", *request, "--resolve-timeout", "30"], env, work)
-                submit_runlog.append(seconds)
+                    _, usage = timed([aws, "omics", "start-run-batch", *request], env, work)
+                    submit_aws.append(usage["seconds"])
+                out, usage = timed([*runlog, "submit-batch", *request, "--resolve-timeout", "30"], env, work)
+                submit_runlog.append(usage["seconds"])
                 batch_ids.append(json.loads(out)["id"])
             emulator.advance(3600)  # every run submitted and finished
             refresh_runlog, list_aws, cpu_runlog, cpu_aws, memory, memory_aws = [], [], [], [], 0.0, 0.0
             for batch_id in batch_ids:  # alternating; the first refresh of a batch records every member
-                seconds, _, usage = timed([aws, "omics", "list-runs-in-batch", "--batch-id", batch_id], env, work)
-                list_aws.append(seconds)
+                _, usage = timed([aws, "omics", "list-runs-in-batch", "--batch-id", batch_id], env, work)
+                list_aws.append(usage["seconds"])
                 cpu_aws.append(usage["cpu"])
                 memory_aws = max(memory_aws, usage["rss_mib"])
-                seconds, out, usage = timed([*runlog, "refresh", batch_id], env, work)
+                out, usage = timed([*runlog, "refresh", batch_id], env, work)
                 assert f"{args.runs} new member record(s)" in out, out
-                refresh_runlog.append(seconds)
+                refresh_runlog.append(usage["seconds"])
                 cpu_runlog.append(usage["cpu"])
                 memory = max(memory, usage["rss_mib"])
             with_members = subprocess.run([*runlog, "log", "--batch", batch_ids[0], "-n", "0", "--json"], env=env,

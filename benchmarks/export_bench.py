@@ -22,8 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -32,58 +30,13 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from harness import start_moto, timed
+
 ROLE = "arn:aws:iam::123456789012:role/HealthOmicsServiceRole"
 BUCKET = "bench-cohort"
 FORMATS = ("all", "ro-crate", "bco", "prov-json", "prov-n", "methods")
 TARGET_SECONDS = 60.0
 TARGET_MIB = 1024.0
-
-# Runs a command and reports its wall time, CPU time and peak memory. Linux gives a child the
-# peak memory of the process it was forked from, so the child is forked from this small fresh
-# interpreter, not from the benchmark (which holds the emulator and its batch).
-PROBE = """import json, resource, subprocess, sys, time
-started = time.perf_counter()
-done = subprocess.run(sys.argv[2:], stdout=open(sys.argv[1], "wb"))
-seconds = time.perf_counter() - started
-usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-print(json.dumps({"code": done.returncode, "seconds": seconds, "cpu": usage.ru_utime + usage.ru_stime,
-                  "rss_mib": usage.ru_maxrss / 1024}))
-"""
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def timed(command: list[str], env: dict, cwd: Path) -> tuple[str, dict]:
-    """(stdout, usage) of one run of `command`; usage: wall seconds, CPU seconds (user +
-    system) and peak resident memory in MiB of the child."""
-    with tempfile.NamedTemporaryFile() as out:
-        probe = subprocess.run([sys.executable, "-c", PROBE, out.name, *command], env=env, cwd=cwd,
-                               capture_output=True, text=True)
-        stdout = Path(out.name).read_text()
-    try:
-        usage = json.loads(probe.stdout.strip().splitlines()[-1])
-    except (IndexError, ValueError):
-        usage = {"code": probe.returncode}
-    if probe.returncode != 0 or usage["code"] != 0:
-        raise SystemExit(f"{' '.join(command[2:5])} failed ({usage['code']}): {probe.stderr[-2000:]}")
-    return stdout, usage
-
-
-def wait_for_port(port: int, seconds: float = 120.0) -> None:
-    """Until moto's server listens (its start-up takes tens of seconds on a loaded machine)."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port)).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit(f"moto_server did not listen on port {port} within {seconds:.0f} s")
-
 
 def build_cohort(runs: int, work: Path, env: dict, emulator, s3) -> str:
     """Start an N-run batch with runlog and record every member; returns the batch id."""
@@ -142,11 +95,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from runlog.emulator import Emulator
 
-    os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
-    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
-    moto_port = free_port()
-    moto = subprocess.Popen([shutil.which("moto_server") or "moto_server", "-H", "127.0.0.1", "-p", str(moto_port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    moto, moto_port = start_moto()
     s3_url = f"http://127.0.0.1:{moto_port}"
     emulator = None
     temporary = None
@@ -166,7 +115,6 @@ def main(argv: list[str] | None = None) -> int:
         if args.workdir is not None and kept.is_file() and (work / "ledger.db").is_file():
             batch_id = kept.read_text().strip()  # the ledger built by an earlier run with this --workdir
         else:
-            wait_for_port(moto_port)
             s3 = boto3.client("s3", endpoint_url=s3_url, region_name="us-east-1")
             emulator = Emulator(port=0, s3_endpoint_url=s3_url, batch_rate=max(1, args.runs))
             emulator.start()

@@ -16,15 +16,14 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import sqlite3
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from batch_bench import BUCKET, ROLE, free_port, timed
+from batch_bench import BUCKET, ROLE
+from harness import start_moto, timed
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,20 +37,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from runlog.emulator import Emulator
 
-    os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
-    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
-    port = free_port()
-    moto = subprocess.Popen([shutil.which("moto_server") or "moto_server", "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    moto, port = start_moto()
     s3_url = f"http://127.0.0.1:{port}"
     emulator = None
     try:
-        for _ in range(200):
-            try:
-                socket.create_connection(("127.0.0.1", port)).close()
-                break
-            except OSError:
-                time.sleep(0.05)
         s3 = boto3.client("s3", endpoint_url=s3_url, region_name="us-east-1")
         s3.create_bucket(Bucket=BUCKET)
         settings = [{"runSettingId": f"S{i:06d}", "name": f"align-S{i:06d}",
@@ -71,13 +60,13 @@ def main(argv: list[str] | None = None) -> int:
             env = {**os.environ, "AWS_ENDPOINT_URL": emulator.endpoint_url, "AWS_ENDPOINT_URL_S3": s3_url,
                    "AWS_DEFAULT_REGION": "us-west-2", "AWS_DISABLE_HOST_PREFIX_INJECTION": "true",
                    "AWS_PAGER": "", "RUNLOG_LEDGER": str(work / "ledger.db")}
-            _, out, _ = timed([sys.executable, "-m", "runlog", "submit-batch", *request, "--resolve-timeout", "30"],
+            out, _ = timed([sys.executable, "-m", "runlog", "submit-batch", *request, "--resolve-timeout", "30"],
                               {**env, "PYTHONPATH": str(args.trees[0])}, work)
             batch_id = json.loads(out)["id"]
             emulator.advance(3600)
-            seconds, _, usage = timed([shutil.which("aws") or "aws", "omics", "list-runs-in-batch", "--batch-id",
-                                       batch_id], env, work)
-            print(f"aws omics list-runs-in-batch: wall {seconds:.2f} s, CPU {usage['cpu']:.2f} s, "
+            _, usage = timed([shutil.which("aws") or "aws", "omics", "list-runs-in-batch", "--batch-id",
+                              batch_id], env, work)
+            print(f"aws omics list-runs-in-batch: wall {usage['seconds']:.2f} s, CPU {usage['cpu']:.2f} s, "
                   f"peak {usage['rss_mib']:.0f} MiB", flush=True)
             for _ in range(args.repeat):
                 for tree in args.trees:
@@ -88,10 +77,10 @@ def main(argv: list[str] | None = None) -> int:
                     source.backup(target)
                     source.close()
                     target.close()
-                    seconds, out, usage = timed([sys.executable, "-m", "runlog", "refresh", batch_id],
-                                                {**env, "RUNLOG_LEDGER": str(copy), "PYTHONPATH": str(tree)}, work)
+                    out, usage = timed([sys.executable, "-m", "runlog", "refresh", batch_id],
+                                       {**env, "RUNLOG_LEDGER": str(copy), "PYTHONPATH": str(tree)}, work)
                     assert f"{args.runs} new member record(s)" in out, out
-                    print(f"runlog refresh ({tree}): wall {seconds:.2f} s, CPU {usage['cpu']:.2f} s, "
+                    print(f"runlog refresh ({tree}): wall {usage['seconds']:.2f} s, CPU {usage['cpu']:.2f} s, "
                           f"peak {usage['rss_mib']:.0f} MiB", flush=True)
             print(f"load average {os.getloadavg()[0]:.1f} at the end")
     finally:

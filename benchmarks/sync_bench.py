@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -35,13 +34,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from harness import start_moto  # noqa: E402
 from make_ledger import build  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def relay(upstream_port: int, latency: float) -> int:
@@ -225,18 +219,8 @@ def main(argv: list[str] | None = None) -> int:
     from runlog.ledger import Ledger
     from runlog.sync import Remote, pull, push, survey
 
-    os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
-    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
-    moto_port = free_port()
-    server = subprocess.Popen([shutil.which("moto_server") or "moto_server", "-H", "127.0.0.1", "-p", str(moto_port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server, moto_port = start_moto()
     try:
-        for _ in range(200):  # wait for moto to listen
-            try:
-                socket.create_connection(("127.0.0.1", moto_port)).close()
-                break
-            except OSError:
-                time.sleep(0.05)
         relayed = relay_process(moto_port, args.latency_ms / 1000) if args.latency_ms else None
         port = relayed[1] if relayed else moto_port
         pids = (server.pid, relayed[0].pid if relayed else None)
