@@ -26,11 +26,26 @@ from batch_bench import BUCKET, ROLE
 from harness import start_moto, timed
 
 
+def fresh_copy(work: Path) -> Path:
+    """A copy of the submitted ledger (work/ledger.db) at work/copy.db, replacing the last one."""
+    copy = work / "copy.db"
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{copy}{suffix}").unlink(missing_ok=True)
+    source, target = sqlite3.connect(work / "ledger.db"), sqlite3.connect(copy)
+    source.backup(target)
+    source.close()
+    target.close()
+    return copy
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", type=int)
     parser.add_argument("trees", nargs="+", type=Path)
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--profile", type=Path, default=None,
+                        help="also run each tree's refresh once more under cProfile (main thread), writing "
+                             "DIR/<n>.prof per tree (not timed)")
     args = parser.parse_args(argv)
 
     import boto3
@@ -70,18 +85,21 @@ def main(argv: list[str] | None = None) -> int:
                   f"peak {usage['rss_mib']:.0f} MiB", flush=True)
             for _ in range(args.repeat):
                 for tree in args.trees:
-                    copy = work / "copy.db"
-                    for suffix in ("", "-wal", "-shm"):
-                        Path(f"{copy}{suffix}").unlink(missing_ok=True)
-                    source, target = sqlite3.connect(work / "ledger.db"), sqlite3.connect(copy)
-                    source.backup(target)
-                    source.close()
-                    target.close()
+                    copy = fresh_copy(work)
                     out, usage = timed([sys.executable, "-m", "runlog", "refresh", batch_id],
                                        {**env, "RUNLOG_LEDGER": str(copy), "PYTHONPATH": str(tree)}, work)
                     assert f"{args.runs} new member record(s)" in out, out
                     print(f"runlog refresh ({tree}): wall {usage['seconds']:.2f} s, CPU {usage['cpu']:.2f} s, "
                           f"peak {usage['rss_mib']:.0f} MiB", flush=True)
+            if args.profile is not None:
+                args.profile.mkdir(parents=True, exist_ok=True)
+                for number, tree in enumerate(args.trees):
+                    copy = fresh_copy(work)
+                    out, _ = timed([sys.executable, "-m", "cProfile", "-o", str(args.profile / f"{number}.prof"),
+                                    "-m", "runlog", "refresh", batch_id],
+                                   {**env, "RUNLOG_LEDGER": str(copy), "PYTHONPATH": str(tree)}, work)
+                    assert f"{args.runs} new member record(s)" in out, out
+                    print(f"profile of {tree}: {args.profile / f'{number}.prof'}", flush=True)
             print(f"load average {os.getloadavg()[0]:.1f} at the end")
     finally:
         if emulator is not None:

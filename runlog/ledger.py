@@ -750,16 +750,19 @@ class Ledger:
 
     def members(self, batch_id: str | None, batch_address: str, limit: int | None = None) -> list[Entry]:
         """The member records of the batch recorded as `batch_address`, newest first (through
-        `batch_members`, migration m007: a page of a 100 000-run batch reads a page of rows)."""
+        `batch_members`, migrations m007, m008: a page of a 100 000-run batch reads a page of rows)."""
         return self.entries(limit, where=self._MEMBER_SEQS + " ORDER BY m.created DESC, m.seq DESC"
                             + (f" LIMIT {int(limit)}" if limit is not None else "") + ")",
                             params=(batch_address,))
 
-    _MEMBER_SEQS = "seq IN (SELECT m.seq FROM batch_members m WHERE m.batch = ?"
+    # batch_members names a member's batch by the batch record's seq (migration m008)
+    _BATCH_SEQ = "(SELECT b.seq FROM records b WHERE b.address = ?)"
+    _MEMBER_SEQS = f"seq IN (SELECT m.seq FROM batch_members m WHERE m.batch = {_BATCH_SEQ}"
 
     def member_addresses(self, batch_id: str | None, batch_address: str) -> list[str]:
         return [row[0] for row in self.conn.execute(
-            "SELECT m.record FROM batch_members m WHERE m.batch = ? ORDER BY m.seq", (batch_address,))]
+            f"SELECT r.address FROM batch_members m JOIN records r ON r.seq = m.seq WHERE m.batch = {self._BATCH_SEQ} "
+            "ORDER BY m.seq", (batch_address,))]
 
     def member_runs(self, batch_id: str | None, run_ids: list[str]) -> list[tuple]:
         """(address, run_id, run_uuid, latest status) of the batch's members with these run ids."""
@@ -778,7 +781,8 @@ class Ledger:
         (runOutputUri)."""
         return self.conn.execute(
             "SELECT r.seq, r.address, r.run_id, r.run_uuid FROM batch_members m JOIN records r ON r.seq = m.seq "
-            "WHERE m.batch = ? AND m.outcome = 'submitted' AND m.status IN ('COMPLETED', 'FAILED', 'CANCELLED') "
+            f"WHERE m.batch = {self._BATCH_SEQ} AND m.outcome = 'submitted' "
+            "AND m.status IN ('COMPLETED', 'FAILED', 'CANCELLED') "
             "AND m.seq > ? AND r.run_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM observations o "
             "WHERE o.record = r.address AND json_extract(o.body, '$.runOutputUri') IS NOT NULL) "
             "ORDER BY m.seq LIMIT ?", (batch_address, after, limit)).fetchall()
@@ -794,14 +798,18 @@ class Ledger:
         """(outcome, latest run status or None, count) of the batch's members: one pass over
         `batch_members`' index for the batch, no member's body or observations read."""
         return self.conn.execute(
-            "SELECT outcome, status, count(*) FROM batch_members WHERE batch = ? GROUP BY outcome, status",
+            f"SELECT outcome, status, count(*) FROM batch_members WHERE batch = {self._BATCH_SEQ} "
+            "GROUP BY outcome, status",
             (batch_address,)).fetchall()
 
     # the failed members of a batch, as three ranges of batch_members_state (an OR would read
     # every member's entry): submissions that failed (outcomes sort around 'submitted'), runs FAILED
-    _FAILED_MEMBER = ("SELECT seq FROM batch_members WHERE batch = ?1 AND outcome < 'submitted' UNION ALL "
-                      "SELECT seq FROM batch_members WHERE batch = ?1 AND outcome > 'submitted' UNION ALL "
-                      "SELECT seq FROM batch_members WHERE batch = ?1 AND outcome = 'submitted' AND status = 'FAILED'")
+    _FAILED_MEMBER = ("SELECT seq FROM batch_members WHERE batch = (SELECT seq FROM records WHERE address = ?1) "
+                      "AND outcome < 'submitted' UNION ALL "
+                      "SELECT seq FROM batch_members WHERE batch = (SELECT seq FROM records WHERE address = ?1) "
+                      "AND outcome > 'submitted' UNION ALL "
+                      "SELECT seq FROM batch_members WHERE batch = (SELECT seq FROM records WHERE address = ?1) "
+                      "AND outcome = 'submitted' AND status = 'FAILED'")
 
     def member_failures(self, batch_address: str, limit: int | None = None) -> tuple[int, list[tuple]]:
         """(how many, the first `limit` (all: None) in ledger order) of the batch's members whose
@@ -823,7 +831,7 @@ class Ledger:
         marks = ",".join("?" * len(statuses))
         return [row[0] for row in self.conn.execute(
             "SELECT json_extract(r.body, '$.batch.run_setting_id') FROM batch_members m JOIN records r "
-            f"ON r.seq = m.seq WHERE m.batch = ? AND m.status IN ({marks}) ORDER BY m.seq",
+            f"ON r.seq = m.seq WHERE m.batch = {self._BATCH_SEQ} AND m.status IN ({marks}) ORDER BY m.seq",
             (batch_address, *statuses))]
 
     def with_runs(self) -> list[Entry]:

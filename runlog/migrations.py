@@ -274,6 +274,94 @@ def m007_batch_members(db: sqlite_utils.Database) -> None:
     )
 
 
+# STATUS_ORDER's sort key of one observation {o}, as three columns (written out, like
+# _MEMBER_LATEST: a trigger's SQL must stay what its migration made): the life-cycle rank,
+# the service's time of the latest event, the time it was observed. The row order is the
+# fourth part of the key (the observation's seq).
+_STATUS_RANK = ("CASE WHEN {o}.status = 'DELETED' THEN 2 WHEN {o}.status IN ('COMPLETED', 'FAILED', 'CANCELLED') "
+                "THEN 1 ELSE 0 END")
+_STATUS_TIME = ("julianday(coalesce(json_extract({o}.body, '$.stopTime'), json_extract({o}.body, '$.startTime'), "
+                "json_extract({o}.body, '$.creationTime')))")
+# The seq of a record's latest status observation, chosen by the whole STATUS_ORDER.
+_LATEST_SEQ = """(SELECT o.seq FROM observations o WHERE o.record = {address} AND o.status IS NOT NULL
+    ORDER BY CASE WHEN o.status = 'DELETED' THEN 2 WHEN o.status IN ('COMPLETED', 'FAILED', 'CANCELLED') THEN 1
+    ELSE 0 END DESC, julianday(coalesce(json_extract(o.body, '$.stopTime'), json_extract(o.body, '$.startTime'),
+    json_extract(o.body, '$.creationTime'))) DESC, julianday(o.observed_at) DESC, o.seq DESC LIMIT 1)"""
+
+
+def _after(new: str, old: str) -> str:
+    """SQL: `new` sorts before `old` in a DESC order, where NULL sorts last."""
+    return f"({new} > {old} OR ({new} IS NOT NULL AND {old} IS NULL))"
+
+
+def m008_batch_members_by_seq(db: sqlite_utils.Database) -> None:
+    """`batch_members` keyed by the member record's seq (an append, where m007's key, the
+    member's address, put each row at a random place of a text index) with its batch as
+    the batch record's seq (an integer in its two indexes, not 64 characters; NULL while the
+    ledger lacks the batch record, filled in by a trigger when it arrives). Each row keeps
+    the sort key (STATUS_ORDER) of the observation its status comes from: rank, service
+    time, time observed, seq. A status observation then changes the row only when it sorts
+    first against that key, one comparison instead of m007's re-reading every observation
+    of the member, and the result is the same (verify recomputes it). Filled from records
+    and observations here; the m007 table and its triggers are dropped (and this one's, in
+    a ledger whose user_version was set back by hand)."""
+    rank_new, time_new = _STATUS_RANK.format(o="NEW"), _STATUS_TIME.format(o="NEW")
+    rank_o, time_o = _STATUS_RANK.format(o="o"), _STATUS_TIME.format(o="o")
+    m = "batch_members"  # (an UPDATE in a trigger cannot name its table AS another)
+    newer = (f"{m}.status_obs IS NULL OR k.rank > {m}.status_rank OR (k.rank = {m}.status_rank AND ("
+             f"{_after('k.time', f'{m}.status_time')} OR (k.time IS {m}.status_time AND ("
+             f"{_after('k.seen', f'{m}.status_seen')} OR (k.seen IS {m}.status_seen AND NEW.seq > {m}.status_obs)))))")
+    run_sql(
+        db,
+        f"""
+        DROP TRIGGER IF EXISTS records_batch_member;
+        DROP TRIGGER IF EXISTS observations_member_status;
+        DROP TRIGGER IF EXISTS records_batch_adopt;
+        DROP TABLE IF EXISTS batch_members;
+        CREATE TABLE batch_members (
+            seq INTEGER PRIMARY KEY,
+            batch INTEGER,
+            created TEXT NOT NULL,
+            outcome TEXT NOT NULL,
+            status TEXT,
+            status_rank INTEGER,
+            status_time REAL,
+            status_seen REAL,
+            status_obs INTEGER
+        );
+        CREATE INDEX batch_members_order ON batch_members(batch, created);
+        CREATE INDEX batch_members_state ON batch_members(batch, outcome, status);
+        CREATE TRIGGER records_batch_member AFTER INSERT ON records
+        WHEN NEW.kind = 'member'
+        BEGIN INSERT OR REPLACE INTO batch_members
+        (seq, batch, created, outcome, status, status_rank, status_time, status_seen, status_obs)
+        SELECT NEW.seq, (SELECT b.seq FROM records b WHERE b.address = json_extract(NEW.body, '$.batch.record')),
+        NEW.created, NEW.outcome, o.status, CASE WHEN o.seq IS NOT NULL THEN {rank_o} END, {time_o},
+        julianday(o.observed_at), o.seq
+        FROM (SELECT 1) LEFT JOIN observations o ON o.seq = {_LATEST_SEQ.format(address="NEW.address")}; END;
+        CREATE TRIGGER records_batch_adopt AFTER INSERT ON records
+        WHEN NEW.kind = 'batch'
+        BEGIN UPDATE batch_members SET batch = NEW.seq WHERE batch IS NULL
+        AND (SELECT json_extract(r.body, '$.batch.record') FROM records r WHERE r.seq = batch_members.seq)
+        = NEW.address; END;
+        CREATE TRIGGER observations_member_status AFTER INSERT ON observations
+        WHEN NEW.status IS NOT NULL
+        BEGIN UPDATE batch_members SET status = NEW.status, status_rank = k.rank, status_time = k.time,
+        status_seen = k.seen, status_obs = NEW.seq
+        FROM (SELECT {rank_new} AS rank, {time_new} AS time, julianday(NEW.observed_at) AS seen) AS k
+        WHERE batch_members.seq = (SELECT r.seq FROM records r WHERE r.address = NEW.record)
+        AND ({newer}); END;
+        INSERT INTO batch_members (seq, batch, created, outcome, status, status_rank, status_time, status_seen,
+        status_obs)
+        SELECT r.seq, b.seq, r.created, r.outcome, o.status, CASE WHEN o.seq IS NOT NULL THEN {rank_o} END,
+        {time_o}, julianday(o.observed_at), o.seq
+        FROM records r LEFT JOIN records b ON b.address = json_extract(r.body, '$.batch.record')
+        LEFT JOIN observations o ON o.seq = {_LATEST_SEQ.format(address="r.address")}
+        WHERE r.kind = 'member';
+        """
+    )
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     m001_initial,
     m002_observation_addresses,
@@ -282,6 +370,7 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     m005_pending_attempts,
     m006_lighter_member_indexes,
     m007_batch_members,
+    m008_batch_members_by_seq,
 ]
 
 LEDGER_FORMAT = len(MIGRATIONS)

@@ -282,17 +282,27 @@ def _check_pending_list(conn: sqlite3.Connection, pending: int) -> list[Problem]
 
 
 def _check_batch_tables(conn: sqlite3.Connection) -> list[Problem]:
-    """`batch_members` and `batch_views` (migration m007, kept by triggers for `show B`, `log
-    --batch`, `diff B1 B2`) say what the records say: one row per member record with its
-    batch, created, seq and outcome; one view per batch record, its body without the
-    settings file's content. (The members' statuses are not recomputed here.)"""
+    """`batch_members` and `batch_views` (migrations m007, m008, kept by triggers for `show B`,
+    `log --batch`, `diff B1 B2`) say what the records say: one row per member record with its
+    batch record's seq, created and outcome, and its run's latest status as recomputed from
+    all its observations (STATUS_ORDER), with that observation's sort key; one view per
+    batch record, its body without the settings file's content."""
     if not conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'batch_members'").fetchone():
         return []
+    from runlog.migrations import _LATEST_SEQ, _STATUS_RANK, _STATUS_TIME
+
+    latest = _LATEST_SEQ.format(address="r.address")
     members, rows, wrong = conn.execute(
         "SELECT (SELECT count(*) FROM records WHERE kind = 'member'), (SELECT count(*) FROM batch_members), "
-        "(SELECT count(*) FROM batch_members m LEFT JOIN records r ON r.seq = m.seq WHERE r.seq IS NULL "
-        "OR r.address != m.record OR r.kind != 'member' OR r.created != m.created OR r.outcome != m.outcome "
-        "OR json_extract(r.body, '$.batch.record') IS NOT m.batch)").fetchone()
+        "(SELECT count(*) FROM batch_members m LEFT JOIN records r ON r.seq = m.seq "
+        "LEFT JOIN observations o ON o.seq = m.status_obs WHERE r.seq IS NULL "
+        "OR r.kind != 'member' OR r.created != m.created OR r.outcome != m.outcome "
+        "OR (SELECT b.seq FROM records b WHERE b.address = json_extract(r.body, '$.batch.record')) IS NOT m.batch "
+        f"OR m.status_obs IS NOT {latest} OR m.status IS NOT o.status OR o.record IS NOT "
+        f"(CASE WHEN m.status_obs IS NOT NULL THEN r.address END) OR m.status_rank IS NOT "
+        f"(CASE WHEN o.seq IS NOT NULL THEN {_STATUS_RANK.format(o='o')} END) "
+        f"OR m.status_time IS NOT {_STATUS_TIME.format(o='o')} OR m.status_seen IS NOT julianday(o.observed_at))"
+    ).fetchone()
     problems = []
     if members != rows or wrong:
         problems.append(Problem("index", "batch_members", f"the list of batches' member runs was changed outside "

@@ -1,5 +1,5 @@
 """Reading big batches (issue 14): `show B`, `log --batch B` and `diff B1 B2` work from the
-derived tables of migration m007 (`batch_members`, `batch_views`) instead of reading every
+derived tables of migrations m007 and m008 (`batch_members`, `batch_views`) instead of reading every
 member's body or decoding the whole cohort. Small sizes here, asserting what a user sees and
 that the derived tables say what the records say; the speed itself is measured by
 `benchmarks/run.py --batch-members N`."""
@@ -13,7 +13,7 @@ import pytest
 
 from helpers import tamper
 from runlog.ledger import Ledger
-from runlog.migrations import MIGRATIONS
+from runlog.migrations import MIGRATIONS, m007_batch_members
 
 ROLE = "arn:aws:iam::123456789012:role/HealthOmicsServiceRole"
 BUCKET = "cohort-bucket"
@@ -167,7 +167,7 @@ def test_batch_views_and_members_are_what_the_records_say_and_verify_checks_them
         brief = ledger.resolve(batch_id, whole=False)  # what show and diff read: the view
         assert brief.record == view and brief.address == entry.address and brief.status == entry.status
     assert run_cli("verify", "--no-remote").exit_code == 0
-    tamper(ledger_path, "DELETE FROM batch_members WHERE record = (SELECT min(record) FROM batch_members)")
+    tamper(ledger_path, "DELETE FROM batch_members WHERE seq = (SELECT min(seq) FROM batch_members)")
     checked = run_cli("verify", "--no-remote")
     assert checked.exit_code == 1
     assert "FAIL the list of batches' member runs was changed outside runlog: it has 59 rows" in checked.stdout
@@ -181,11 +181,11 @@ def test_an_older_ledger_gets_its_batch_tables_from_its_records(cohort, run_cli,
     finished(run_cli, emulator, batch_id)
     before = json.loads(run_cli("show", batch_id, "--json").stdout)["batch"]
     conn = sqlite3.connect(ledger_path)  # as a runlog before migration m007 left it
-    for name in ("records_batch_member", "observations_member_status", "records_batch_view"):
+    for name in ("records_batch_member", "observations_member_status", "records_batch_view", "records_batch_adopt"):
         conn.execute(f"DROP TRIGGER {name}")
     conn.execute("DROP TABLE batch_members")
     conn.execute("DROP TABLE batch_views")
-    conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) - 1}")
+    conn.execute(f"PRAGMA user_version = {MIGRATIONS.index(m007_batch_members)}")
     conn.commit()
     conn.close()
     read_only = json.loads(run_cli("show", batch_id, "--json").stdout)["batch"]  # migrated in a copy
@@ -198,11 +198,11 @@ def test_an_older_ledger_gets_its_batch_tables_from_its_records(cohort, run_cli,
 def test_batch_reads_use_the_derived_tables_indexes(tmp_path):
     with Ledger.open(tmp_path / "l.db") as ledger:
         queries = [
-            ("SELECT outcome, status, count(*) FROM batch_members WHERE batch = ? GROUP BY outcome, status",
-             "COVERING INDEX batch_members_state"),
+            (f"SELECT outcome, status, count(*) FROM batch_members WHERE batch = {Ledger._BATCH_SEQ} "
+             "GROUP BY outcome, status", "COVERING INDEX batch_members_state"),
             (f"SELECT count(*) FROM ({Ledger._FAILED_MEMBER})", "COVERING INDEX batch_members_state"),
-            ("SELECT m.seq FROM batch_members m WHERE m.batch = ? ORDER BY m.created DESC, m.seq DESC LIMIT 21",
-             "batch_members_order"),
+            (f"SELECT m.seq FROM batch_members m WHERE m.batch = {Ledger._BATCH_SEQ} "
+             "ORDER BY m.created DESC, m.seq DESC LIMIT 21", "batch_members_order"),
         ]
         for sql, index in queries:
             plan = " ".join(r[-1] for r in ledger.conn.execute(f"EXPLAIN QUERY PLAN {sql}", ("x",)))
