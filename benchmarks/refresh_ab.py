@@ -43,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("runs", type=int)
     parser.add_argument("trees", nargs="+", type=Path)
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="copy the submitted ledger (before any refresh) to this file, for profiling offline")
     parser.add_argument("--profile", type=Path, default=None,
                         help="also run each tree's refresh once more under cProfile (main thread), writing "
                              "DIR/<n>.prof per tree (not timed)")
@@ -79,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
                               {**env, "PYTHONPATH": str(args.trees[0])}, work)
             batch_id = json.loads(out)["id"]
             emulator.advance(3600)
+            if args.keep is not None:
+                shutil.copyfile(fresh_copy(work), args.keep)
             _, usage = timed([shutil.which("aws") or "aws", "omics", "list-runs-in-batch", "--batch-id",
                               batch_id], env, work)
             print(f"aws omics list-runs-in-batch: wall {usage['seconds']:.2f} s, CPU {usage['cpu']:.2f} s, "

@@ -524,15 +524,24 @@ class Ledger:
 
     def _insert_rows(self, table: str, names: tuple[str, ...], rows: list[tuple]) -> None:
         """Insert rows of a sealed table, each with its key given (inside a write transaction),
-        and their seals, with one executemany each: what _insert does row by row. Values are
-        sealed as SQLite gives them back (a bool is stored, and read, as an integer)."""
+        and their seals: what _insert does row by row. Values are sealed as SQLite gives them
+        back (a bool is stored, and read, as an integer). The rows go in as one multi-row
+        INSERT per chunk rather than one statement each: a table with a trigger that writes
+        another table (records, observations: batch_members) makes SQLite keep a statement
+        journal, a copy of each page the statement changes, and one statement per row copied
+        the same pages a hundred times per page of members."""
         rows = [tuple(int(v) if type(v) is bool else v for v in row) for row in rows] \
             if any(type(v) is bool for row in rows for v in row) else rows
         seal = sealer(table, names)
         key = names.index(SEALED[table])
+        width = len(names)
+        chunk = max(1, min(500, self.conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // width))
         try:
-            self.conn.executemany(f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
-                                  rows)
+            for start in range(0, len(rows), chunk):
+                part = rows[start:start + chunk]
+                marks = "(" + ", ".join("?" * width) + ")"
+                self.conn.execute(f"INSERT INTO {table} ({', '.join(names)}) VALUES {', '.join([marks] * len(part))}",
+                                  [value for row in part for value in row])
             self.conn.executemany("INSERT OR IGNORE INTO row_seals (tbl, id, sha256) VALUES (?, ?, ?)",
                                   [(table, str(row[key]), seal(row)) for row in rows])
         except (sqlite3.OperationalError, sqlite3.DataError) as exc:

@@ -228,6 +228,14 @@ def m007_batch_members(db: sqlite_utils.Database) -> None:
     member's body and observations, and `runlog log --batch B` pages through it. Derived, like
     an index: records and observations stay the truth (verify checks that it agrees with
     them). Filled from them here, afresh if it is already there."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(batch_members)").fetchall()}
+    if columns and "record" not in columns:  # m008's table, in a ledger whose user_version was set back by hand
+        run_sql(db, """
+        DROP TRIGGER IF EXISTS records_batch_member;
+        DROP TRIGGER IF EXISTS observations_member_status;
+        DROP TRIGGER IF EXISTS records_batch_adopt;
+        DROP TABLE batch_members;
+        """)
     latest_new = _MEMBER_LATEST.format(address="NEW.address")
     latest_record = _MEMBER_LATEST.format(address="NEW.record")
     latest_row = _MEMBER_LATEST.format(address="r.address")
