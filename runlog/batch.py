@@ -831,11 +831,14 @@ def observe_members(ledger: Ledger, batch: Entry, omics) -> dict[str, int]:
                     continue
                 address, run_uuid, status = known[item["id"]]
                 if item.get("status") and item["status"] != status:
-                    source, body = SOURCE_RUNS, _json_value(item)
+                    source, answer = SOURCE_RUNS, item
                     if item["status"] == "FAILED":  # ListRuns has no reason: GetRun, for the failed only
-                        source, body = "GetRun", _json_value(omics.get_run(id=item["id"]))
-                        body.pop("ResponseMetadata", None)
-                    seen.append((address, run_uuid, observed_at, source, body.get("status"), body))
+                        source, answer = "GetRun", omics.get_run(id=item["id"])
+                        answer.pop("ResponseMetadata", None)
+                    new = answer.get("status")
+                    # written once, as the canonical JSON the ledger stores (no dict of it made and encoded again)
+                    seen.append((address, run_uuid, observed_at, source, new if isinstance(new, str) else None,
+                                 _canonical_answer(answer)))
             changed += ledger.add_observations(seen)
     except RunlogError:
         raise
@@ -896,6 +899,26 @@ def _json_value(value: Any) -> Any:
     except TypeError:
         return rec.jsonable(value)
     return rec.jsonable(value) if b"null" in data else orjson.loads(data)
+
+
+def _canonical_answer(value: Any) -> bytes:
+    """record.canonical_json(value) for a parsed response (datetimes as ISO 8601 UTC text),
+    written by orjson when it writes the same bytes: keys sorted, no null (orjson writes NaN
+    and infinities so), no float the json module writes otherwise (fastjson.plain); anything
+    else, and what orjson refuses (subclasses, non-text keys, integers beyond 64 bits), by
+    record.canonical_json."""
+    import orjson
+
+    from runlog import fastjson
+
+    try:
+        data = orjson.dumps(value, default=_iso_time, option=orjson.OPT_PASSTHROUGH_DATETIME
+                            | orjson.OPT_PASSTHROUGH_SUBCLASS | orjson.OPT_SORT_KEYS)
+    except TypeError:
+        return rec.canonical_json(value)
+    if b"null" in data or not fastjson.plain(data):
+        return rec.canonical_json(value)
+    return data
 
 
 def _iso_time(value: Any) -> str:

@@ -16,7 +16,7 @@ import math
 import os
 import re
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Set
+from collections.abc import Callable, Iterable, Iterator, Sequence, Set
 from contextlib import contextmanager
 from functools import lru_cache
 from json.encoder import (
@@ -37,9 +37,9 @@ RECORD_COLUMNS = (
 )
 # What `runlog log` reads: a batch record's body is its view (the record without its settings
 # file's content, migration m007), so that listing batches of 100 000 runs reads kilobytes.
-LISTING_COLUMNS = RECORD_COLUMNS.replace(
-    "body", "CASE WHEN kind = 'batch' THEN coalesce((SELECT v.view FROM batch_views v WHERE v.record = "
-            "records.address), body) ELSE body END", 1)
+LISTING_BODY = ("CASE WHEN kind = 'batch' THEN coalesce((SELECT v.view FROM batch_views v WHERE v.record = "
+                "records.address), body) ELSE body END")
+LISTING_COLUMNS = RECORD_COLUMNS.replace("body", LISTING_BODY, 1)
 
 # Statuses that never change again: a run that ended, or an attempt that never ran.
 FINAL_STATUSES = frozenset({"COMPLETED", "FAILED", "CANCELLED", "DELETED", "REJECTED", "ABANDONED",
@@ -489,15 +489,16 @@ class Ledger:
                 self._insert_rows("records", _RECORD_ROW, rows)
         return len(rows)
 
-    def add_observations(self, observations: list[tuple[str, str | None, str, str, str | None, dict]]) -> int:
+    def add_observations(self, observations: Sequence[tuple[str, str | None, str, str, str | None, dict | bytes]]) -> int:
         """Append observations (record, run_uuid, observed_at, source, status, body), made
-        here, in one transaction with executemany (a page of a batch's member statuses).
-        Returns how many were added."""
+        here, in one transaction (a page of a batch's member statuses). A body given as bytes
+        is its canonical JSON already (record.canonical_json's bytes, which the caller vouches
+        for). Returns how many were added."""
         from runlog import fastjson
 
         rows = []
         for record, run_uuid, observed_at, source, status, body in observations:
-            text = fastjson.dumps(body)
+            text = body if isinstance(body, bytes) else fastjson.dumps(body)
             rows.append((record, run_uuid, observed_at, source, status, text.decode("utf-8"), rec.sha256_hex(text)))
         if rows:
             with self.write():
@@ -690,9 +691,9 @@ class Ledger:
     def refreshable(self) -> list[Entry]:
         """Records whose run or batch the service can be asked about again, newest first:
         those that started a run (but batch members: refreshed with their batch) and the
-        batches that started."""
+        batches that started, each as its view (see `listing`)."""
         return self.entries(where="(run_id IS NOT NULL AND kind != 'member') OR (kind = 'batch' AND "
-                                  "batch_id IS NOT NULL)")
+                                  "batch_id IS NOT NULL)", columns=LISTING_COLUMNS)  # a batch as its view
 
     def batch_ids(self) -> set[str]:
         """The HealthOmics ids of the batches recorded (started)."""
@@ -870,9 +871,10 @@ class Ledger:
         answered: dict[str, Any] = {}
         for start in range(0, len(unparsed), 500):  # within SQLite's limit on parameters
             part = unparsed[start:start + 500]
-            answered.update(self.conn.execute(
-                "SELECT address, json_extract(body, '$.outcome.response.status') FROM records WHERE address IN "
-                f"({','.join('?' * len(part))})", part).fetchall())
+            answered.update(self.conn.execute(  # a batch's from its view: its body holds the cohort
+                f"SELECT address, json_extract({LISTING_BODY}, "
+                f"'$.outcome.response.status') FROM records WHERE address IN ({','.join('?' * len(part))})",
+                part).fetchall())
         for entry in entries:
             if entry.address in latest:
                 entry.status, entry.status_as_of = latest[entry.address]

@@ -251,6 +251,44 @@ def test_response_items_become_json_as_record_jsonable_makes_them():
             _json_value(bad)
 
 
+RESPONSE = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-(2**80), max_value=2**80)
+    | st.floats(allow_nan=False, allow_infinity=False) | st.text()
+    | st.datetimes(timezones=st.sampled_from([UTC, timezone(timedelta(hours=2)), timezone(timedelta(hours=-7))])),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=20)
+
+
+@settings(max_examples=400, deadline=None)
+@given(RESPONSE)
+def test_a_status_observation_is_written_as_the_canonical_json_of_the_answer(value):
+    """refresh writes ListRuns items and GetRun answers (with datetimes) once, through orjson:
+    the bytes must be what record.canonical_json writes, which verify recomputes."""
+    from runlog.batch import _canonical_answer
+
+    assert _canonical_answer(value) == rec.canonical_json(value)
+
+
+def test_a_status_observation_written_once_is_stored_and_read_back_as_before(tmp_path):
+    from runlog.batch import _canonical_answer
+
+    item = {"id": "1", "status": "COMPLETED", "creationTime": datetime(2026, 11, 26, 1, 2, 3, 456000, tzinfo=UTC),
+            "startTime": datetime(2026, 11, 26, 4, 2, 3, tzinfo=timezone(timedelta(hours=2))), "big": 2**70,
+            "tiny": 1e-7, "none": None}
+    run = make_record(run_id="1")
+    with Ledger.open(tmp_path / "l.db") as ledger:
+        ledger.add_record(run)
+        ledger.add_observations([(rec.address(run), None, rec.utc_now(), "ListRuns", "COMPLETED",
+                                  _canonical_answer(item))])
+        (seen,) = ledger.observations(rec.address(run))
+        sha = ledger.conn.execute("SELECT sha256 FROM observations").fetchone()[0]
+    assert seen["body"] == rec.jsonable(item) and seen["status"] == "COMPLETED"
+    assert sha == rec.sha256_hex(rec.canonical_json(item))
+    for bad in ({"x": math.nan}, {"x": b"bytes"}):
+        with pytest.raises((ValueError, TypeError)):
+            _canonical_answer(bad)
+
+
 def test_bulk_writes_checkpoint_less_often_and_restore_the_setting(tmp_path):
     with Ledger.open(tmp_path / "l.db") as ledger:
         before = ledger.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
