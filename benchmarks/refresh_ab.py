@@ -8,7 +8,9 @@ RUNS runs with the first tree's runlog (untimed), copies the ledger once per tre
 set to the tree; a tree is a directory holding `runlog/` and `schema/`, e.g. from
 `git archive COMMIT runlog schema | tar -x -C DIR`), one after the other, each on a fresh
 copy of the ledger. Prints wall time, CPU time and peak memory of each run: on a shared
-machine, compare CPU times."""
+machine, compare CPU times. `--profile DIR` runs each tree's refresh once more under cProfile
+(the main thread: the pages are fetched and parsed by a thread of their own); `--keep FILE`
+keeps the submitted ledger, to time the ledger's writes offline."""
 
 from __future__ import annotations
 
