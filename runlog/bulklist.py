@@ -21,6 +21,7 @@ Nothing is guessed: a key is given an identity only from an item the service lis
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -78,11 +79,11 @@ class Range:
     passed. What it has found so far can be read (`found`) while it runs: a range the time
     budget cut short keeps the identities of the pages it had read."""
 
-    def __init__(self, s3, bucket: str, prefix: str, start_after: str, keys: dict[str, str], deadline: float):
-        import threading
-
+    def __init__(self, s3, bucket: str, prefix: str, start_after: str, keys: dict[str, str], deadline: float,
+                 stop: threading.Event | None = None):
         self.s3, self.bucket, self.prefix, self.start_after = s3, bucket, prefix, start_after
         self.keys, self.deadline = keys, deadline
+        self.stop = stop or threading.Event()  # set: no further page is asked for (the caller has gone)
         self._found: dict[str, dict] = {}
         self._lock = threading.Lock()
 
@@ -118,7 +119,7 @@ class Range:
                     self._found.update(seen)
                 if passed:
                     return self._rest(NOT_FOUND)
-                if time.monotonic() >= self.deadline and page.get("IsTruncated"):
+                if (time.monotonic() >= self.deadline or self.stop.is_set()) and page.get("IsTruncated"):
                     return self._rest(TIMEOUT)  # listed in part
         except Exception as exc:  # recorded per input: those not seen yet are unresolved
             return self._rest({"kind": "s3-object", "error": _error(exc)})
@@ -166,6 +167,7 @@ def bulk_s3_identities(s3, uris: list[str], *, deadline: float, head_below: int 
             single.append(uri)
             continue
         directory[0][uri[directory[1]:]] = uri
+    stop = threading.Event()  # set when this call returns or raises: its ranges ask for no further page
     # (work, what it found when cut short, the URIs it answers for)
     tasks: list[tuple[Callable[[], dict[str, dict]], Callable[[], dict[str, dict]], list[str]]] = []
     for (bucket, folder), keys in groups.items():
@@ -173,7 +175,7 @@ def bulk_s3_identities(s3, uris: list[str], *, deadline: float, head_below: int 
             single.extend(keys[key] for key in sorted(keys))
             continue
         for prefix, start_after, chunk in ranges(folder, sorted(keys), page):
-            one = Range(s3, bucket, prefix, start_after, {key: keys[key] for key in chunk}, deadline)
+            one = Range(s3, bucket, prefix, start_after, {key: keys[key] for key in chunk}, deadline, stop)
             tasks.append((one.run, one.found, list(one.keys.values())))
     for at in range(0, len(single), 16):
         part = single[at:at + 16]
@@ -195,6 +197,7 @@ def bulk_s3_identities(s3, uris: list[str], *, deadline: float, head_below: int 
                     found.update(dict.fromkeys(answers_for, TIMEOUT))
                     found.update(so_far())
         finally:
+            stop.set()
             pool.shutdown(wait=False, cancel_futures=True)
     identities = dict.fromkeys(uris, NOT_FOUND)
     identities.update(found)
