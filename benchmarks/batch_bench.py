@@ -3,6 +3,7 @@
     python benchmarks/batch_bench.py                  # 100 000 runs, 3 repeats
     python benchmarks/batch_bench.py --runs 300 --repeat 1   # the CI smoke
     python benchmarks/batch_bench.py --runs 10000 --repeat 1 --skip-submit   # refresh only
+    python benchmarks/batch_bench.py --runs 10000 --repeat 3 --inputs --skip-refresh   # submit only
 
 Starts moto's S3 server (a process of its own) and the HealthOmics emulator (in this process,
 reading s3UriSettings from moto), writes a settings file of --runs run settings, and times,
@@ -28,6 +29,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from harness import start_moto, timed
@@ -54,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
                              "missing and recorded as not found")
     parser.add_argument("--skip-submit", action="store_true",
                         help="submit the batches with runlog only, untimed, and time the refreshes")
+    parser.add_argument("--skip-refresh", action="store_true",
+                        help="time the submissions only (no refresh, no members recorded)")
     args = parser.parse_args(argv)
 
     import boto3
@@ -91,13 +95,22 @@ def main(argv: list[str] | None = None) -> int:
                    "AWS_PAGER": "", "RUNLOG_LEDGER": str(work / "ledger.db")}
             runlog = [sys.executable, "-m", "runlog"]
             submit_runlog, submit_aws, batch_ids = [], [], []
+            # CPU time of each side of a submission: the command's own, moto's (its process) and
+            # the emulator's (this process, which only waits while a command runs)
+            servers: dict[str, list[tuple[float, float, float]]] = {"runlog": [], "aws": []}
             for _ in range(args.repeat):
                 if not args.skip_submit:
+                    before = served(moto.pid)
                     _, usage = timed([aws, "omics", "start-run-batch", *request], env, work)
                     submit_aws.append(usage["seconds"])
-                out, usage = timed([*runlog, "submit-batch", *request, "--resolve-timeout", "30"], env, work)
+                    servers["aws"].append((usage["cpu"], *served(moto.pid, before)))
+                before = served(moto.pid)
+                out, usage = timed([*runlog, "submit-batch", *request, "--resolve-timeout", "300"], env, work)
                 submit_runlog.append(usage["seconds"])
+                servers["runlog"].append((usage["cpu"], *served(moto.pid, before)))
                 batch_ids.append(json.loads(out)["id"])
+            if args.skip_refresh:
+                batch_ids = []
             emulator.advance(3600)  # every run submitted and finished
             refresh_runlog, list_aws, cpu_runlog, cpu_aws, memory, memory_aws = [], [], [], [], 0.0, 0.0
             for batch_id in batch_ids:  # alternating; the first refresh of a batch records every member
@@ -110,9 +123,9 @@ def main(argv: list[str] | None = None) -> int:
                 refresh_runlog.append(usage["seconds"])
                 cpu_runlog.append(usage["cpu"])
                 memory = max(memory, usage["rss_mib"])
-            with_members = subprocess.run([*runlog, "log", "--batch", batch_ids[0], "-n", "0", "--json"], env=env,
+            with_members = None if args.skip_refresh else subprocess.run([*runlog, "log", "--batch", batch_ids[0], "-n", "0", "--json"], env=env,
                                           cwd=work, capture_output=True, text=True, check=True)
-            assert len(json.loads(with_members.stdout)) == args.runs
+            assert with_members is None or len(json.loads(with_members.stdout)) == args.runs
             ledger_mib = (work / "ledger.db").stat().st_size / 2**20
     finally:
         if emulator is not None:
@@ -131,11 +144,23 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---|---|---|")
     if submit_aws:
         print(row("submit-batch vs start-run-batch", submit_runlog, submit_aws, "<= 1.5"))
-    print(row("refresh BATCH vs list-runs-in-batch (all pages)", refresh_runlog, list_aws, "<= 2"))
-    print(row("  CPU time of the process (user + system)", cpu_runlog, cpu_aws, "-"))
-    print(f"\npeak memory (RSS) of `runlog refresh` recording every member: {memory:.0f} MiB "
-          f"(`aws omics list-runs-in-batch`: {memory_aws:.0f} MiB); ledger {ledger_mib:.0f} MiB")
+        for at, name in ((0, "command"), (1, "moto's S3"), (2, "emulator")):
+            print(row(f"  CPU time of the submission: {name}", [u[at] for u in servers["runlog"]],
+                      [u[at] for u in servers["aws"]], "-"))
+    if refresh_runlog:
+        print(row("refresh BATCH vs list-runs-in-batch (all pages)", refresh_runlog, list_aws, "<= 2"))
+        print(row("  CPU time of the process (user + system)", cpu_runlog, cpu_aws, "-"))
+        print(f"\npeak memory (RSS) of `runlog refresh` recording every member: {memory:.0f} MiB "
+              f"(`aws omics list-runs-in-batch`: {memory_aws:.0f} MiB); ledger {ledger_mib:.0f} MiB")
     return 0
+
+
+def served(pid: int, before: tuple[float, float] | None = None) -> tuple[float, float]:
+    """(CPU seconds of process `pid`, CPU seconds of this process), or their growth since
+    `before`: moto's server, and the emulator serving from this process's threads."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    now = ((int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), time.process_time())
+    return now if before is None else (now[0] - before[0], now[1] - before[1])
 
 
 if __name__ == "__main__":

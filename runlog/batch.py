@@ -327,83 +327,16 @@ def settings_input_uris(default: dict, settings: list[dict]) -> list[str]:
     return list(uris)
 
 
-def _listed(item: dict, _iso: Callable[[Any], Any]) -> dict[str, Any]:
-    """A ListObjectsV2 item as an input identity (resolve.s3_identity's fields)."""
-    found = {"kind": "s3-object", "etag": item.get("ETag", "").strip('"')}
-    if item.get("Size") is not None:
-        found["size"] = item["Size"]
-    moment = item.get("LastModified")
-    if moment is not None:  # a datetime from botocore: written as records write one, without a JSON round trip
-        found["last_modified"] = rec._default(moment) if isinstance(moment, datetime) else _iso(moment)
-    return found
-
-
 def bulk_s3_identities(s3, uris: list[str], *, deadline: float, head_below: int = 3) -> dict[str, dict]:
-    """{uri: identity} for s3:// object URIs, by listing the prefixes they share: the keys of
-    one bucket and directory are read with ListObjectsV2 (1 000 ETags a call), from the first
-    key wanted to the last, instead of one HeadObject each; a directory with fewer than
-    `head_below` wanted keys gets HeadObjects. What is not found is NotFound; what the time
-    budget (`deadline`, time.monotonic()) leaves is Timeout."""
-    from runlog.resolve import _error, _iso, s3_identity
+    """{uri: identity} for s3:// object URIs, by listing the prefixes they share
+    (runlog.bulklist: ListObjectsV2 over key ranges, 1 000 ETags a call, several ranges at
+    once) instead of one HeadObject each; a directory with fewer than `head_below` wanted keys
+    gets HeadObjects. What is not found is NotFound; what the time budget (`deadline`,
+    time.monotonic()) leaves is Timeout; a listing that fails leaves the keys it had not seen
+    with its error."""
+    from runlog import bulklist
 
-    groups: dict[tuple[str, str], dict[str, str]] = {}  # (bucket, directory) -> {key: uri}
-    prefixes: list[str] = []
-    directories: dict[str, tuple[dict[str, str], int]] = {}  # "s3://bucket/dir/" -> (its group, where keys start)
-    for uri in uris:
-        cut = uri.rfind("/") + 1
-        directory = directories.get(uri[:cut])
-        if directory is None:
-            bucket, slash, key = uri[5:].partition("/")
-            if not slash:
-                prefixes.append(uri)  # a whole bucket: summarised (resolve.s3_identity) below
-                continue
-            where = (bucket, key[:key.rfind("/") + 1])
-            directory = directories[uri[:cut]] = (groups.setdefault(where, {}), 6 + len(bucket))
-        if cut == len(uri):
-            prefixes.append(uri)  # a prefix (ends with "/"): summarised one by one below
-            continue
-        directory[0][uri[directory[1]:]] = uri
-    # one identity for all the keys it stands for (a record is never changed in place)
-    not_found = {"kind": "s3-object", "error": {"code": "NotFound", "message": "not in the listing of its prefix"}}
-    timeout = {"kind": "s3-object", "error": {"code": "Timeout", "message": "not resolved within the time budget"}}
-    found: dict[str, dict] = {}  # all but the keys a complete listing did not hold
-    for uri in prefixes:
-        found[uri] = s3_identity(s3, uri) if time.monotonic() < deadline else timeout
-    for (bucket, prefix), keys in groups.items():
-        if time.monotonic() >= deadline:
-            found.update(dict.fromkeys(keys.values(), timeout))
-            continue
-        if len(keys) < head_below:
-            for key in sorted(keys):
-                found[keys[key]] = s3_identity(s3, keys[key]) if time.monotonic() < deadline else timeout
-            continue
-        last = max(keys)
-        start = min(keys)
-        done = False
-        try:
-            pages = s3.get_paginator("list_objects_v2").paginate(
-                Bucket=bucket, Prefix=prefix, StartAfter=start[:-1] if start > prefix else "")
-            for page in pages:
-                for item in page.get("Contents", []):
-                    wanted = keys.get(item["Key"])
-                    if wanted is not None:
-                        found[wanted] = _listed(item, _iso)
-                    if item["Key"] >= last:
-                        done = True
-                        break
-                if done or time.monotonic() >= deadline:
-                    break
-        except Exception as exc:
-            failed = {"kind": "s3-object", "error": _error(exc)}
-            for uri in keys.values():
-                found.setdefault(uri, failed)
-            continue
-        if not done and time.monotonic() >= deadline:  # listed in part
-            for uri in keys.values():
-                found.setdefault(uri, timeout)
-    identities = dict.fromkeys(uris, not_found)
-    identities.update(found)
-    return identities
+    return bulklist.bulk_s3_identities(s3, uris, deadline=deadline, head_below=head_below)
 
 
 @dataclass(frozen=True)
