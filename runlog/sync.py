@@ -785,21 +785,10 @@ def pull(ledger: Ledger, s3, remote: Remote, *, jobs: int = 16, progress: Progre
             result.refused.append((key, why))
         else:
             records.append((found[0], address, key, found))
-    # what only packs hold: records and observations that no runlog.remote/1 object supplies
     remote_records = local | set(listing.records) | packed_records
-    need_records = packed_records - local - set(listing.records)
-    need_observations = {address for index in listing.packs.values() for address, record in index.observations
-                         if address not in have and address not in listing.observations and record in remote_records}
-    from_packs, observations = _pull_packs(listing, fetch, need_records, need_observations, remote, result.refused,
-                                           jobs=jobs, progress=progress, max_bytes=max_bytes)
-    records.extend(from_packs)
-    records.sort(key=lambda t: t[:2])
-    records = _one_record_per_request(ledger, remote, records, result.refused)
-
-    known = local | {address for _, address, _, _ in records}
-    observations = [item for item in observations if item[2]["record"] in known]
     wanted_obs = [(address, record, key) for address, (record, key) in listing.observations.items()
-                  if address not in have and record in known]
+                  if address not in have and record in remote_records]
+    observations = []
     for (address, _record, key), (item, why) in _transfer(
             wanted_obs, lambda item: fetch(item[2], lambda data: verify_observation_object(item[1], item[0], data,
                                                                                             max_bytes)),
@@ -808,6 +797,20 @@ def pull(ledger: Ledger, s3, remote: Remote, *, jobs: int = 16, progress: Progre
             result.refused.append((key, why))
         else:
             observations.append((item["observed_at"], address, item))
+    # then the packs, for what no runlog.remote/1 object supplied (a mixed remote)
+    need_records = packed_records - local - {address for _, address, _, _ in records}
+    got = {address for _, address, _ in observations}
+    need_observations = {address for index in listing.packs.values() for address, record in index.observations
+                         if address not in have and address not in got and record in remote_records}
+    from_packs, packed_observations = _pull_packs(listing, fetch, need_records, need_observations, remote,
+                                                  result.refused, jobs=jobs, progress=progress, max_bytes=max_bytes)
+    records.extend(from_packs)
+    observations.extend(packed_observations)
+    records.sort(key=lambda t: t[:2])
+    records = _one_record_per_request(ledger, remote, records, result.refused)
+
+    known = local | {address for _, address, _, _ in records}
+    observations = [item for item in observations if item[2]["record"] in known]
 
     result.records_received = _insert_records(ledger, [data for *_, (_, _, data) in records])
     result.observations_received = ledger.add_received_observations([o for *_, o in sorted(observations,

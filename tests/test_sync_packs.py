@@ -342,6 +342,20 @@ def test_a_mixed_remote_is_read_whole_and_warns_runlog_versions_before_packs(buc
     assert (code, pulled["records_received"]) == (0, 1) and contents(carol)[0] == set(old + new + more)
 
 
+def test_in_a_mixed_remote_a_refused_object_is_taken_from_a_pack_that_holds_it(bucket, tmp_path, run_cli):
+    alice, carol = tmp_path / "alice.db", tmp_path / "carol.db"
+    made = fill(alice, 3)
+    push_json(run_cli, alice)  # packs
+    key = f"runlog/records/{made[1][:2]}/{made[1]}.json"  # and a runlog.remote/1 copy of one record, tampered
+    bucket.put_object(Bucket=BUCKET, Key=key, Body=b'{"not": "that record"}')
+
+    result = run_cli("--ledger", carol, "pull", REMOTE)
+    assert result.exit_code == 1
+    assert refused(result.stderr) == [f"runlog: refused s3://{BUCKET}/{key}: content does not match its address "
+                                      "(tampered or truncated)"]
+    assert contents(carol) == contents(alice)  # the record came from the pack
+
+
 # -- the ledger side -------------------------------------------------------------------------------
 
 def test_received_observations_are_inserted_in_bulk_once_each_and_only_for_held_records(tmp_path):
