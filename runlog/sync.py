@@ -2,8 +2,11 @@
 
 Layout under s3://BUCKET/PREFIX/ (docs/team-ledger.md):
 
-  runlog-remote.json                          {"format": "runlog.remote/1"}
-  records/<aa>/<address>.json                 a record's canonical JSON (the ledger's `body`);
+  runlog-remote.json                          {"format": "runlog.remote/2"} (or /1)
+  packs/<sha256>.pack                         many records and observations (runlog/syncpack.py),
+  packs/<sha256>.index.json                   and what they are: written by push
+  records/<aa>/<address>.json                 (runlog.remote/1, push --objects: one object each)
+                                              a record's canonical JSON (the ledger's `body`);
                                               <aa> = the address's first two hex digits
   observations/<record>/<address>.json        an observation (ledger.observation_object), named
                                               by the SHA-256 of its bytes

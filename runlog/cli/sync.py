@@ -144,7 +144,8 @@ def pull(ctx, remote, jobs, quiet, as_json, profile, region, max_object_mib):
     Every object is checked before anything enters the ledger: at most 256 MiB
     (--max-object-mib; a batch record holds its whole cohort), strict UTF-8 JSON nested at most 100 deep, bytes that hash to the
     address in its name, canonical JSON, and (for records) the record schema and a requestId
-    no other record has. Objects that fail (tampered, truncated, hostile, denied) are named
+    no other record has; a pack must also hold exactly what its index names, and then each
+    of its records and observations is checked as above. Objects that fail (tampered, truncated, hostile, denied) are named
     on stderr one per line with the reason and left out, the good ones are imported, and the
     exit status is 1. Pulled records go at the end of the local chain, oldest first;
     observations keep the time and source they were made with. Attempts pending in other
