@@ -36,6 +36,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -205,7 +206,7 @@ def sample(listing, count: int):
 
     records = dict(sorted(listing.records.items())[:count])
     observations = {a: (r, k) for a, (r, k) in listing.observations.items() if r in records}
-    packs = {}
+    packs: dict[str, Any] = {}
     for digest in sorted(listing.packs):
         if sum(len(index.records) for index in packs.values()) >= count:
             break

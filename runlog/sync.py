@@ -444,15 +444,6 @@ def push(ledger: Ledger, s3, remote: Remote, *, jobs: int = 16, progress: Progre
         except Exception as exc:
             raise _fail(exc, remote, "push to") from None
     packed_records, packed_observations = listing.packed()
-    work: list[tuple[str, str, bytes, dict[str, str]]] = []  # (kind, key, body, metadata)
-    for address, body in ledger.record_bodies():
-        if address in listing.records or address in packed_records:
-            result.records_present += 1
-        else:
-            work.append(("record", remote.record_key(address), body.encode("utf-8"), {"runlog-address": address}))
-    for address, record, data in ledger.observation_objects(skip=set(listing.observations) | packed_observations):
-        work.append(("observation", remote.observation_key(record, address), data,
-                     {"runlog-address": address, "runlog-record": record}))
     attempts = []
     for intent in ledger.pending():
         data = rec.canonical_json(intent)
@@ -460,13 +451,43 @@ def push(ledger: Ledger, s3, remote: Remote, *, jobs: int = 16, progress: Progre
         if address not in listing.attempts:
             attempts.append(("attempt", remote.attempt_key(intent["request"]["requestId"], address), data,
                              {"runlog-address": address}))
-    _refuse_tampered(ledger, work)
     if objects:
+        work: list[tuple[str, str, bytes, dict[str, str]]] = []  # (kind, key, body, metadata)
+        for address, body in ledger.record_bodies():
+            if address in listing.records or address in packed_records:
+                result.records_present += 1
+            else:
+                work.append(("record", remote.record_key(address), body.encode("utf-8"),
+                             {"runlog-address": address}))
+        for address, record, data in ledger.observation_objects(skip=set(listing.observations) | packed_observations):
+            work.append(("observation", remote.observation_key(record, address), data,
+                         {"runlog-address": address, "runlog-record": record}))
+        _refuse_tampered(ledger, {meta["runlog-address"] for kind, _, _, meta in work if kind == "record"},
+                         {meta["runlog-address"] for kind, _, _, meta in work if kind == "observation"})
         _push_objects(work + attempts, writer, remote, result, jobs=jobs, progress=progress)
     else:
-        if work and isinstance(listing.marker, dict) and listing.marker.get("format") == FORMAT_OBJECTS:
+        held = ledger.addresses()
+        records = held - set(listing.records) - packed_records
+        result.records_present = len(held) - len(records)
+        present = set(listing.observations) | packed_observations
+        observations = ledger.observation_addresses() - present
+        _refuse_tampered(ledger, records, observations)
+        if (records or observations) and isinstance(listing.marker, dict) \
+                and listing.marker.get("format") == FORMAT_OBJECTS:
             _put_packs_notice(writer, remote)
-        _push_packs(work, writer, remote, result, jobs=jobs, progress=progress)
+
+        def items() -> Iterator[tuple[str, str, bytes, str | None]]:
+            """What the remote lacks, read from the ledger as the packs are made."""
+            if records:
+                for address, body in ledger.record_bodies():
+                    if address in records:
+                        yield "record", address, body.encode("utf-8"), None
+            if observations:
+                for address, record, data in ledger.observation_objects(skip=present):
+                    yield "observation", address, data, record
+
+        _push_packs(items(), len(records) + len(observations), writer, remote, result, jobs=jobs,
+                    progress=progress)
         _push_objects(attempts, writer, remote, result, jobs=jobs, progress=progress)
     result.conditional_writes = writer.conditional
     _put_head(writer, remote, ledger, head)
@@ -489,15 +510,13 @@ def _push_objects(work: list[tuple[str, str, bytes, dict[str, str]]], writer: Co
             result.attempts_sent += written
 
 
-def _push_packs(work: list[tuple[str, str, bytes, dict[str, str]]], writer: ConditionalWriter, remote: Remote,
-                result: PushResult, *, jobs: int, progress: Progress) -> None:
-    """The records, then the observations, in packs: each pack written, then its index (a pack
-    counts as pushed only once its index is there), --jobs packs at a time. Packs are made
-    as the threads take them, so that about 2 x jobs of them are held at once."""
-    from runlog.syncpack import PACK_BYTES, build_packs, pack_key
-
-    items = ((kind, meta["runlog-address"], data, meta.get("runlog-record")) for kind, _, data, meta in work)
-    total = sum(len(data) for _, _, data, _ in work)
+def _push_packs(items: Iterator[tuple[str, str, bytes, str | None]], total: int, writer: ConditionalWriter,
+                remote: Remote, result: PushResult, *, jobs: int, progress: Progress) -> None:
+    """Items (kind, address, canonical JSON, record) in packs: each pack written, then its
+    index (a pack counts as pushed only once its index is there), --jobs packs at a time.
+    Packs are made from the items as the threads take them, so that about 2 x jobs packs,
+    and never all the items, are held at once."""
+    from runlog.syncpack import build_packs, pack_key
 
     def send(pack: Pack) -> bool:
         written = writer.put(remote.key(pack_key(pack.digest)), pack.body, {"runlog-pack": pack.digest},
@@ -507,8 +526,7 @@ def _push_packs(work: list[tuple[str, str, bytes, dict[str, str]]], writer: Cond
 
     sent = 0
     try:
-        for pack, written in progress(_bounded(build_packs(items), send, jobs=jobs), max(1, -(-total // PACK_BYTES)),
-                                      "pushing packs"):
+        for pack, written in _bounded(build_packs(progress(items, total, "pushing")), send, jobs=jobs):
             sent += len(pack.records) + len(pack.observations)
             result.packs_sent += written
             if written:
@@ -517,7 +535,7 @@ def _push_packs(work: list[tuple[str, str, bytes, dict[str, str]]], writer: Cond
             else:  # the same pack is there already (a push stopped after it, before its index)
                 result.records_present += len(pack.records)
     except Exception as exc:
-        raise _fail(exc, remote, "push to", f"{sent} of {len(work)} records and observations") from None
+        raise _fail(exc, remote, "push to", f"{sent} of {total} records and observations") from None
 
 
 def _bounded(items: Iterator, action: Callable, *, jobs: int) -> Iterator[tuple[Any, Any]]:
@@ -551,13 +569,11 @@ def _put_packs_notice(writer: ConditionalWriter, remote: Remote) -> None:
         raise _fail(exc, remote, "push to") from None
 
 
-def _refuse_tampered(ledger: Ledger, work: list[tuple[str, str, bytes, dict[str, str]]]) -> None:
+def _refuse_tampered(ledger: Ledger, records: set[str], observations: set[str]) -> None:
     """Nothing is sent when a record or observation about to be sent fails verify's checks."""
     from runlog.errors import LedgerError
     from runlog.verify import check_outgoing
 
-    records = {meta["runlog-address"] for kind, _, _, meta in work if kind == "record"}
-    observations = {meta["runlog-address"] for kind, _, _, meta in work if kind == "observation"}
     problems = check_outgoing(ledger, records, observations)
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
