@@ -611,7 +611,7 @@ class Ledger:
                 seen.add(address)
                 yield address, record, data
 
-    def add_received_observations(self, items: list[dict]) -> int:
+    def add_received_observations(self, items: Iterable[dict]) -> int:
         """Append observations made elsewhere (e.g. pulled from a team ledger) as received,
         keeping their observed_at and source. Each item has the keys of observation_object;
         one whose address the ledger already holds (or that is given twice), or whose record

@@ -807,18 +807,26 @@ def pull(ledger: Ledger, s3, remote: Remote, *, jobs: int = 16, progress: Progre
     remote_records = local | set(listing.records) | packed_records
     wanted_obs = [(address, record, key) for address, (record, key) in listing.observations.items()
                   if address not in have and record in remote_records]
-    observations = []
-    for (address, _record, key), (item, why) in _transfer(
-            wanted_obs, lambda item: fetch(item[2], lambda data: verify_observation_object(item[1], item[0], data,
-                                                                                            max_bytes)),
-            remote, "pull from", jobs=jobs, progress=progress, label="pulling observations"):
+    observations: list[tuple[str, str, str, bytes]] = []  # (observed_at, address, record, verified bytes)
+
+    def fetch_observation(item: tuple[str, str, str]) -> tuple[Any, str | None]:
+        address, record, key = item
+
+        def check(data: bytes) -> tuple[Any, str | None]:
+            found, why = verify_observation_object(record, address, data, max_bytes)
+            return (None, why) if found is None or why else ((found["observed_at"], address, record, data), None)
+
+        return fetch(key, check)
+
+    for (_, _, key), (found, why) in _transfer(wanted_obs, fetch_observation, remote, "pull from", jobs=jobs,
+                                               progress=progress, label="pulling observations"):
         if why:
             result.refused.append((key, why))
         else:
-            observations.append((item["observed_at"], address, item))
+            observations.append(found)
     # then the packs, for what no runlog.remote/1 object supplied (a mixed remote)
     need_records = packed_records - local - {address for _, address, _, _ in records}
-    got = {address for _, address, _ in observations}
+    got = {address for _, address, _, _ in observations}
     need_observations = {address for index in listing.packs.values() for address, record in index.observations
                          if address not in have and address not in got and record in remote_records}
     from_packs, packed_observations = _pull_packs(listing, fetch, need_records, need_observations, remote,
@@ -829,11 +837,16 @@ def pull(ledger: Ledger, s3, remote: Remote, *, jobs: int = 16, progress: Progre
     records = _one_record_per_request(ledger, remote, records, result.refused)
 
     known = local | {address for _, address, _, _ in records}
-    observations = [item for item in observations if item[2]["record"] in known]
+    observations = [item for item in observations if item[2] in known]
 
     result.records_received = _insert_records(ledger, [data for *_, (_, _, data) in records])
-    result.observations_received = ledger.add_received_observations([o for *_, o in sorted(observations,
-                                                                                           key=lambda t: t[:2])])
+    observations.sort(key=lambda t: t[:2])
+    # verified bytes are parsed again one by one as they are inserted: never all parsed at once
+    from runlog.fastjson import decode_canonical
+
+    result.observations_received = ledger.add_received_observations(decode_canonical(data)[0]
+                                                                    for *_, data in observations)
+    del observations
     recorded = ledger.request_ids()
     result.remote_pending = sorted({request for request, _ in listing.attempts.values() if request not in recorded})
     result.refused.sort()
@@ -842,19 +855,19 @@ def pull(ledger: Ledger, s3, remote: Remote, *, jobs: int = 16, progress: Progre
 
 def _pull_packs(listing: Listing, fetch: Callable, need_records: set[str], need_observations: set[str],
                 remote: Remote, refused: list[tuple[str, str]], *, jobs: int, progress: Progress, max_bytes: int
-                ) -> tuple[list[tuple[str, str, str, tuple]], list[tuple[str, str, dict]]]:
+                ) -> tuple[list[tuple[str, str, str, tuple]], list[tuple[str, str, str, bytes]]]:
     """Fetch the packs that hold what is needed, --jobs at a time, and verify them: the pack
     against its name and its index, then each needed item as a runlog.remote/1 object would
     be (canonical JSON, schema; an observation names the record its index files it under).
     Packs are chosen in order of name, each only when it holds something no pack chosen
     before it holds; what a refused pack (or item) should have supplied is looked for in the
     other packs, round after round. Returns the records, as pull() keeps them (created,
-    address, key, (created, request id, bytes)), and the observations (observed_at,
-    address, observation)."""
+    address, key, (created, request id, bytes)), and the observations as pull() keeps them
+    (observed_at, address, record, bytes)."""
     from runlog.syncpack import split_pack
 
     records: dict[str, tuple[str, str, str, tuple]] = {}
-    observations: dict[str, tuple[str, str, dict]] = {}
+    observations: dict[str, tuple[str, str, str, bytes]] = {}
     tried: set[str] = set()
 
     def fetch_pack(digest: str) -> tuple[Any, str | None]:
@@ -879,7 +892,7 @@ def _pull_packs(listing: Listing, fetch: Callable, need_records: set[str], need_
                     if item is None or why:
                         bad.append(f"observation {address}: {why}")
                     else:
-                        good.append((kind, address, item))
+                        good.append((kind, address, (item["observed_at"], address, item["record"], body)))
             return (good, bad), None
 
         return fetch(listing.pack_keys[digest], check)
@@ -908,7 +921,7 @@ def _pull_packs(listing: Listing, fetch: Callable, need_records: set[str], need_
                 if kind == "record":
                     records[address] = (value[0], address, key, value)
                 else:
-                    observations[address] = (value["observed_at"], address, value)
+                    observations[address] = value
     return list(records.values()), list(observations.values())
 
 
