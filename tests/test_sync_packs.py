@@ -179,6 +179,26 @@ def test_a_pack_that_does_not_hold_what_its_index_names_is_refused(bucket, tmp_p
     assert contents(carol)[0] == {good}
 
 
+def test_an_index_that_is_not_its_packs_index_is_refused_and_the_pack_not_used(bucket, tmp_path, run_cli):
+    alice, carol = tmp_path / "alice.db", tmp_path / "carol.db"
+    [good] = fill(alice, 1, observe=False)
+    push_json(run_cli, alice)
+    [pack] = packs(bucket)
+    other = rec.canonical_json(make_record(run_id="8000004", name="other"))
+    digest = put_pack(bucket, [b"r " + other])
+    index_key = f"runlog/packs/{digest}.index.json"
+    index = json.loads(bucket.get_object(Bucket=BUCKET, Key=index_key)["Body"].read())
+    index["pack"] = pack.split("/")[-1].removesuffix(".pack")  # claims to be alice's pack's index
+    bucket.put_object(Bucket=BUCKET, Key=index_key, Body=rec.canonical_json(index))
+
+    result = run_cli("--ledger", carol, "pull", REMOTE)
+    assert result.exit_code == 1
+    assert refused(result.stderr) == [f"runlog: refused s3://{BUCKET}/{index_key}: pack index names pack "
+                                      f"{index['pack'][:12]} but is stored as the index of {digest[:12]}"]
+    assert contents(carol)[0] == {good}
+    assert push_json(run_cli, alice)["records_sent"] == 0
+
+
 def test_a_bad_item_in_a_well_named_pack_is_refused_and_its_good_items_arrive(bucket, tmp_path, run_cli):
     bob = tmp_path / "bob.db"
     bob_record = make_record(run_id="8000002", name="fine")
