@@ -5,6 +5,11 @@
     python benchmarks/sync_bench.py --no-serial           # skip the slow --jobs 1 pull
     python benchmarks/sync_bench.py --batch 10000         # one batch of 10 000 members instead
     python benchmarks/sync_bench.py --batch 100000 --no-serial --serial-sample 2000
+    python benchmarks/sync_bench.py --batch 10000 --objects   # runlog.remote/1: one object per item
+
+Records and observations travel in packs (runlog.remote/2) unless --objects is given; the
+table counts items (records + observations) per second either way, and says how many objects
+they made on the remote.
 
 --batch N builds the ledger a cohort leaves instead: `runlog submit-batch` of an s3UriSettings
 file of N run settings against the HealthOmics emulator (reading the file from the same moto),
@@ -31,6 +36,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -192,13 +198,26 @@ def throughput(s3, bucket: str, size: int) -> float:
 
 
 def sample(listing, count: int):
-    """The listing cut to its first `count` records (by address) and their observations: what a
-    --jobs 1 pull of a ledger too large to pull one object at a time is timed on."""
+    """The listing cut to its first `count` records (by address) and their observations (with
+    packs: to the first packs, by name, holding at least `count` records): what a
+    --jobs 1 pull of a ledger too large to pull one object at a time is timed on. Returns (the
+    listing, its records, its items)."""
     from runlog.sync import Listing
 
     records = dict(sorted(listing.records.items())[:count])
     observations = {a: (r, k) for a, (r, k) in listing.observations.items() if r in records}
-    return Listing(marker=listing.marker, records=records, observations=observations, sizes=listing.sizes)
+    packs: dict[str, Any] = {}
+    for digest in sorted(listing.packs):
+        if sum(len(index.records) for index in packs.values()) >= count:
+            break
+        packs[digest] = listing.packs[digest]
+    part = Listing(marker=listing.marker, records=records, observations=observations, sizes=listing.sizes,
+                   packs=packs, pack_keys=listing.pack_keys)
+    packed_records = {a for index in packs.values() for a in index.records}
+    packed_observations = {a for index in packs.values() for a, r in index.observations
+                           if r in packed_records or r in records}
+    return part, len(records) + len(packed_records), len(records) + len(observations) + len(packed_records) + len(
+        packed_observations)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -211,6 +230,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-serial", action="store_true", help="leave out the pull with --jobs 1")
     parser.add_argument("--serial-sample", type=int, metavar="RECORDS",
                         help="time the --jobs 1 pull on this many records (and their observations) only")
+    parser.add_argument("--objects", action="store_true",
+                        help="push one object per record and observation (runlog.remote/1) instead of packs")
     args = parser.parse_args(argv)
 
     import boto3
@@ -247,26 +268,29 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{records} records, {objects} objects; records {record_bytes[0] / 2**20:.1f} MiB, the largest "
                       f"{record_bytes[1] / 2**20:.2f} MiB" + (f"; built in {built:.0f} s" if args.batch else ""),
                       file=sys.stderr, flush=True)
-                result, *took = measured(lambda: push(ledger, s3, remote, jobs=args.jobs), *pids)
+                result, *took = measured(lambda: push(ledger, s3, remote, jobs=args.jobs, objects=args.objects),
+                                         *pids)
                 assert result.records_sent == records
                 rows.append((f"push, --jobs {args.jobs}", *took, objects))
-                result, *took = measured(lambda: push(ledger, s3, remote, jobs=args.jobs), *pids)
+                result, *took = measured(lambda: push(ledger, s3, remote, jobs=args.jobs, objects=args.objects),
+                                         *pids)
                 assert result.records_sent == 0 and result.observations_sent == 0
                 rows.append((f"second push (nothing to send), --jobs {args.jobs}", *took, objects))
             listing = survey(s3, remote, jobs=args.jobs, expect_ledger=True)
             remote_bytes = sum(listing.sizes.values())
+            remote_objects = len(listing.sizes)
             pulls = {}
             for jobs in ((args.jobs,) if args.no_serial else (1, args.jobs)):
-                part = sample(listing, args.serial_sample) if jobs == 1 and args.serial_sample else None
-                count = len(part.records) + len(part.observations) if part else objects
+                part, part_records, count = (sample(listing, args.serial_sample)
+                                             if jobs == 1 and args.serial_sample else (None, records, objects))
                 with Ledger.open(Path(tmp) / f"pull-{jobs}.db") as ledger:
                     result, seconds, *cpu = measured(lambda jobs=jobs, part=part: pull(ledger, s3, remote, jobs=jobs,
                                                                                       listing=part), *pids)
                     assert not result.refused, result.refused[:3]
-                    assert result.records_received == (len(part.records) if part else records)
+                    assert result.records_received == part_records, (result.records_received, part_records)
                     pulls[jobs] = seconds * objects / count
                     name = f"pull into an empty ledger, --jobs {jobs}"
-                    rows.append((name + (f" ({count} of the objects)" if part else ""), seconds, *cpu, count))
+                    rows.append((name + (f" ({count} of the items)" if part else ""), seconds, *cpu, count))
             probe = max(2**20, min(32 * 2**20, remote_bytes))
             rate = throughput(s3, "bench-ledger", probe) if args.batch else None
     finally:
@@ -276,10 +300,12 @@ def main(argv: list[str] | None = None) -> int:
             relayed[0].terminate()
     shape = (f"one batch of {args.batch} members ({records} records; built in {built:.0f} s)" if args.batch
              else f"{records} records")
-    print(f"{shape}, {objects} objects, {remote_bytes / 2**20:.1f} MiB on the remote "
+    layout = "one object each (runlog.remote/1)" if args.objects else "in packs (runlog.remote/2)"
+    print(f"{shape}: {objects} items (records and observations) {layout}, {remote_objects} objects and "
+          f"{remote_bytes / 2**20:.1f} MiB on the remote "
           f"(records {record_bytes[0] / 2**20:.1f} MiB, the largest {record_bytes[1] / 2**20:.2f} MiB), "
           f"{args.latency_ms:g} ms added per request; load average {os.getloadavg()[0]:.1f} at the end\n")
-    print("| operation | time | objects/s | CPU: runlog | CPU: moto | CPU: relay | CPU / cores |")
+    print("| operation | time | items/s | CPU: runlog | CPU: moto | CPU: relay | CPU / cores |")
     print("|---|---|---|---|---|---|---|")
     cores = os.cpu_count() or 1
     for name, seconds, ours, theirs, relaying, count in rows:
@@ -289,8 +315,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\npull speed-up with --jobs {args.jobs}: {pulls[1] / pulls[args.jobs]:.1f}x"
               + (" (the --jobs 1 pull scaled from its sample)" if args.serial_sample else ""))
     if rate:
-        latency = objects * args.latency_ms / 1000
-        print(f"\nbounds for {objects} objects: latency {latency:.1f} s at --jobs 1, "
+        latency = remote_objects * args.latency_ms / 1000
+        print(f"\nbounds for {remote_objects} objects: latency {latency:.1f} s at --jobs 1, "
               f"{latency / args.jobs:.1f} s at --jobs {args.jobs}; bandwidth {remote_bytes / rate:.1f} s "
               f"({rate / 2**20:.0f} MiB/s measured through the relay with one {probe / 2**20:.0f} MiB object)")
     return 0

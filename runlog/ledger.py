@@ -621,25 +621,50 @@ class Ledger:
                 seen.add(address)
                 yield address, record, data
 
-    def add_received_observations(self, items: list[dict]) -> int:
+    def add_received_observations(self, items: Iterable[dict]) -> int:
         """Append observations made elsewhere (e.g. pulled from a team ledger) as received,
         keeping their observed_at and source. Each item has the keys of observation_object;
-        one whose address the ledger already holds, or whose record it lacks, is skipped.
-        Returns how many were added; all in one transaction."""
+        one whose address the ledger already holds (or that is given twice), or whose record
+        it lacks, is skipped. Returns how many were added; all in one transaction, the rows,
+        their seals and their addresses each with one executemany."""
+        from runlog import fastjson
+
         self.index_observations()
-        added = 0
+        rows, addresses = [], []
+        for item in items:
+            fields = [item[k] for k in OBSERVATION_FIELDS]
+            address = rec.sha256_hex(observation_object(*fields))
+            text = fastjson.dumps(item["body"])
+            rows.append((*fields[:5], text.decode("utf-8"), rec.sha256_hex(text)))
+            addresses.append(address)
+        if not rows:
+            return 0
         with self.write():
-            for item in items:
-                fields = [item[k] for k in OBSERVATION_FIELDS]
-                address = rec.sha256_hex(observation_object(*fields))
-                if self.conn.execute("SELECT 1 FROM observation_addresses WHERE address = ?", (address,)).fetchone():
+            held = self._observations_present(addresses)
+            records = self._present(sorted({row[0] for row in rows}))
+            seq = self._next_seq("observations")
+            new, new_addresses = [], []
+            for row, address in zip(rows, addresses, strict=True):
+                if address in held or row[0] not in records:
                     continue
-                if not self.conn.execute("SELECT 1 FROM records WHERE address = ?", (item["record"],)).fetchone():
-                    continue
-                seq = self._insert_observation(*fields)
-                self._insert("observation_addresses", {"observation": seq, "address": address})
-                added += 1
-        return added
+                held.add(address)
+                new.append((seq, *row))
+                new_addresses.append((seq, address))
+                seq += 1
+            if new:
+                self._insert_rows("observations", _OBSERVATION_ROW, new)
+                self.conn.executemany("INSERT INTO observation_addresses (observation, address) VALUES (?, ?)",
+                                      new_addresses)
+        return len(new)
+
+    def _observations_present(self, addresses: list[str]) -> set[str]:
+        """Which of these observation addresses the ledger holds."""
+        found: set[str] = set()
+        for start in range(0, len(addresses), 500):  # within SQLite's limit on parameters
+            part = addresses[start:start + 500]
+            found.update(row[0] for row in self.conn.execute(
+                f"SELECT address FROM observation_addresses WHERE address IN ({','.join('?' * len(part))})", part))
+        return found
 
     # -- reading -----------------------------------------------------------------------------
 

@@ -2,8 +2,11 @@
 
 Layout under s3://BUCKET/PREFIX/ (docs/team-ledger.md):
 
-  runlog-remote.json                          {"format": "runlog.remote/1"}
-  records/<aa>/<address>.json                 a record's canonical JSON (the ledger's `body`);
+  runlog-remote.json                          {"format": "runlog.remote/2"} (or /1)
+  packs/<sha256>.pack                         many records and observations (runlog/syncpack.py),
+  packs/<sha256>.index.json                   and what they are: written by push
+  records/<aa>/<address>.json                 (runlog.remote/1, push --objects: one object each)
+                                              a record's canonical JSON (the ledger's `body`);
                                               <aa> = the address's first two hex digits
   observations/<record>/<address>.json        an observation (ledger.observation_object), named
                                               by the SHA-256 of its bytes
@@ -30,10 +33,17 @@ from runlog import record as rec
 from runlog.errors import RunlogError, UsageError
 from runlog.ledger import OBSERVATION_FIELDS, Ledger
 from runlog.safejson import DEFAULT_MAX_BYTES, DEFAULT_MAX_DEPTH, UntrustedJSONError, loads_untrusted
+from runlog.syncpack import INDEX_KEY_RE, PACK_KEY_RE, Pack, PackIndex, index_key, parse_index
 from runlog.textsafe import terminal_safe
 
-FORMAT = "runlog.remote/1"
+FORMAT = "runlog.remote/2"  # what a new remote is marked with: packs (runlog/syncpack.py)
+FORMAT_OBJECTS = "runlog.remote/1"  # one object per record and observation; still read, written by --objects
+FORMATS = (FORMAT, FORMAT_OBJECTS)
 MARKER = "runlog-remote.json"
+# Left (once) in a remote marked runlog.remote/1 when packs are first pushed to it: a key
+# under records/ that is no content address, so that a runlog from before packs, which does
+# not see packs, refuses it by name and exits 1 on pull instead of missing their records.
+PACKS_NOTICE = "records/0-packs-here-upgrade-runlog.json"
 HEX = "0123456789abcdef"
 REMOTE_RE = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9])(?:/(?P<prefix>.*))?$")
 # Keys relative to the prefix.
@@ -101,8 +111,16 @@ class Listing:
     observations: dict[str, tuple[str, str]] = field(default_factory=dict)  # address -> (record, key)
     attempts: dict[str, tuple[str, str]] = field(default_factory=dict)  # address -> (request id, key)
     misnamed: list[str] = field(default_factory=list)  # keys in records/ or observations/ that are no address
+    packs: dict[str, PackIndex] = field(default_factory=dict)  # digest -> its (well-formed) index
+    pack_keys: dict[str, str] = field(default_factory=dict)  # digest -> key of each pack listed
+    refused: list[tuple[str, str]] = field(default_factory=list)  # (key, why): pack indexes that cannot be used
     sizes: dict[str, int] = field(default_factory=dict)  # key -> size in bytes, as listed
     marker_refused: str | None = None  # why the format marker could not be read (it is then {})
+
+    def packed(self) -> tuple[set[str], set[str]]:
+        """The record and observation addresses the packs' indexes name."""
+        records = {a for index in self.packs.values() for a in index.records}
+        return records, {a for index in self.packs.values() for a, _ in index.observations}
 
 
 @dataclass
@@ -112,6 +130,7 @@ class PushResult:
     records_present: int = 0  # already on the remote
     observations_sent: int = 0
     attempts_sent: int = 0
+    packs_sent: int = 0  # runlog.remote/2: how many packs (each with its index) were written
     conditional_writes: bool = True  # False: the store ignored If-None-Match; HEAD then PUT was used
 
     def as_dict(self) -> dict[str, Any]:
@@ -238,10 +257,10 @@ def _read_marker(s3, remote: Remote, max_bytes: int = DEFAULT_MAX_BYTES) -> tupl
 
 def check_format(remote: Remote, marker: dict) -> None:
     found = marker.get("format")
-    if found != FORMAT:
+    if found not in FORMATS:
         what = f"format {terminal_safe(found)[:80]}" if isinstance(found, str) else "a format this runlog cannot read"
         raise UsageError(f"{remote} holds a team ledger in {what} (its {MARKER}); this runlog reads and writes "
-                         f"{FORMAT}: upgrade runlog (pip install -U runlog)")
+                         f"{' and '.join(FORMATS)}: upgrade runlog (pip install -U runlog)")
 
 
 def _no_team_ledger(remote: Remote) -> TransferError:
@@ -256,7 +275,8 @@ def survey(s3, remote: Remote, *, jobs: int = 16, doing: str = "reading", expect
     Raises TransferError (bucket missing, no permission, network, an answer that is not S3;
     with expect_ledger, no marker) or UsageError (a format this runlog does not know).
     A marker that is not strict JSON within the limits is noted in `marker_refused`."""
-    parts = [f"records/{h}" for h in HEX] + [f"observations/{h}" for h in HEX] + ["attempts/"]
+    parts = ([f"records/{h}" for h in HEX] + [f"observations/{h}" for h in HEX] + [f"packs/{h}" for h in HEX]
+             + ["attempts/"])
     listing = Listing()
     try:
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
@@ -270,10 +290,19 @@ def survey(s3, remote: Remote, *, jobs: int = 16, doing: str = "reading", expect
         raise _fail(exc, remote, doing) from None
     if expect_ledger and listing.marker is None:
         raise _no_team_ledger(remote)
+    indexes: dict[str, str] = {}
     for key, size in keys:
         if size is not None:
             listing.sizes[key] = size
         relative = key[len(remote.prefix):]
+        if match := PACK_KEY_RE.match(relative):
+            listing.pack_keys[match.group("digest")] = key
+            continue
+        if match := INDEX_KEY_RE.match(relative):
+            indexes[match.group("digest")] = key
+            continue
+        if relative == PACKS_NOTICE:
+            continue
         if match := RECORD_KEY_RE.match(relative):
             if match.group("fan") == match.group("address")[:2]:
                 listing.records[match.group("address")] = key
@@ -286,7 +315,40 @@ def survey(s3, remote: Remote, *, jobs: int = 16, doing: str = "reading", expect
             continue
         if not relative.startswith("attempts/"):
             listing.misnamed.append(key)
+    _read_indexes(s3, remote, listing, indexes, jobs=jobs, doing=doing, max_bytes=max_bytes)
     return listing
+
+
+def _read_indexes(s3, remote: Remote, listing: Listing, indexes: dict[str, str], *, jobs: int, doing: str,
+                  max_bytes: int) -> None:
+    """Fetch the index of every pack listed, --jobs at a time (small objects: one per pack).
+    A pack without an index is not yet (or never completely) pushed: its pusher sends its
+    items again, so it is left alone. An index without its pack, or one that is not a
+    well-formed index of that pack, is noted in `refused` and its pack is not used."""
+    for digest, key in indexes.items():
+        if digest not in listing.pack_keys:
+            listing.refused.append((key, "index of a pack that is not there"))
+    wanted = sorted((digest, key) for digest, key in indexes.items() if digest in listing.pack_keys)
+
+    def fetch(item: tuple[str, str]) -> tuple[PackIndex | None, str | None]:
+        digest, key = item
+        size = listing.sizes.get(key)
+        if size is not None and size > max_bytes:
+            return None, _too_large(size, max_bytes)
+        try:
+            return parse_index(digest, read_limited(s3, remote.bucket, key, max_bytes), max_bytes)
+        except Exception as exc:
+            why = _fetch_problem(exc, remote)
+            if why is None:
+                raise
+            return None, why
+
+    for (digest, key), (index, why) in _transfer(wanted, fetch, remote, doing, jobs=jobs, progress=no_progress,
+                                                 label="reading pack indexes"):
+        if index is None:
+            listing.refused.append((key, why or "unreadable"))
+        else:
+            listing.packs[digest] = index
 
 
 # -- transfers ----------------------------------------------------------------------------------
@@ -330,9 +392,9 @@ class ConditionalWriter:
         self.bucket = bucket
         self.conditional = True
 
-    def put(self, key: str, body: bytes, metadata: dict[str, str]) -> bool:
+    def put(self, key: str, body: bytes, metadata: dict[str, str], content_type: str = "application/json") -> bool:
         """True when written, False when an object of that name was already there."""
-        args = {"Bucket": self.bucket, "Key": key, "Body": body, "ContentType": "application/json",
+        args = {"Bucket": self.bucket, "Key": key, "Body": body, "ContentType": content_type,
                 "Metadata": metadata}
         if self.conditional:
             try:
@@ -364,35 +426,78 @@ class ConditionalWriter:
 # -- push ---------------------------------------------------------------------------------------
 
 
-def push(ledger: Ledger, s3, remote: Remote, *, jobs: int = 16, progress: Progress = no_progress) -> PushResult:
+def push(ledger: Ledger, s3, remote: Remote, *, jobs: int = 16, progress: Progress = no_progress,
+         objects: bool = False) -> PushResult:
     """Send what the remote lacks: records, observations, pending attempts. The remote is
-    listed first, so pushing twice sends nothing and an interrupted push resumes. The local
-    ledger is only read, except that observation addresses are cached once the push succeeded."""
+    listed first (with the index of every pack), so pushing twice sends nothing and an
+    interrupted push resumes. Records and observations go in packs (runlog.remote/2, see
+    runlog/syncpack.py), or with `objects` one object each (runlog.remote/1, which runlog
+    versions before packs read). The local ledger is only read, except that observation
+    addresses are cached once the push succeeded."""
     result = PushResult(str(remote))
     head = ledger.head()  # read first: every record it counts is among those pushed below
     listing = survey(s3, remote, jobs=jobs, doing="push to")
     writer = ConditionalWriter(s3, remote.bucket)
     if listing.marker is None:
         try:
-            writer.put(remote.key(MARKER), rec.canonical_json({"format": FORMAT}), {})
+            writer.put(remote.key(MARKER), rec.canonical_json({"format": FORMAT_OBJECTS if objects else FORMAT}), {})
         except Exception as exc:
             raise _fail(exc, remote, "push to") from None
-    work: list[tuple[str, str, bytes, dict[str, str]]] = []  # (kind, key, body, metadata)
-    for address, body in ledger.record_bodies():
-        if address in listing.records:
-            result.records_present += 1
-        else:
-            work.append(("record", remote.record_key(address), body.encode("utf-8"), {"runlog-address": address}))
-    for address, record, data in ledger.observation_objects(skip=set(listing.observations)):
-        work.append(("observation", remote.observation_key(record, address), data,
-                     {"runlog-address": address, "runlog-record": record}))
+    packed_records, packed_observations = listing.packed()
+    attempts = []
     for intent in ledger.pending():
         data = rec.canonical_json(intent)
         address = rec.sha256_hex(data)
         if address not in listing.attempts:
-            work.append(("attempt", remote.attempt_key(intent["request"]["requestId"], address), data,
-                         {"runlog-address": address}))
-    _refuse_tampered(ledger, work)
+            attempts.append(("attempt", remote.attempt_key(intent["request"]["requestId"], address), data,
+                             {"runlog-address": address}))
+    if objects:
+        work: list[tuple[str, str, bytes, dict[str, str]]] = []  # (kind, key, body, metadata)
+        for address, body in ledger.record_bodies():
+            if address in listing.records or address in packed_records:
+                result.records_present += 1
+            else:
+                work.append(("record", remote.record_key(address), body.encode("utf-8"),
+                             {"runlog-address": address}))
+        for address, record, data in ledger.observation_objects(skip=set(listing.observations) | packed_observations):
+            work.append(("observation", remote.observation_key(record, address), data,
+                         {"runlog-address": address, "runlog-record": record}))
+        _refuse_tampered(ledger, {meta["runlog-address"] for kind, _, _, meta in work if kind == "record"},
+                         {meta["runlog-address"] for kind, _, _, meta in work if kind == "observation"})
+        _push_objects(work + attempts, writer, remote, result, jobs=jobs, progress=progress)
+    else:
+        held = ledger.addresses()
+        records = held - set(listing.records) - packed_records
+        result.records_present = len(held) - len(records)
+        present = set(listing.observations) | packed_observations
+        observations = ledger.observation_addresses() - present
+        _refuse_tampered(ledger, records, observations)
+        if (records or observations) and isinstance(listing.marker, dict) \
+                and listing.marker.get("format") == FORMAT_OBJECTS:
+            _put_packs_notice(writer, remote)
+
+        def items() -> Iterator[tuple[str, str, bytes, str | None]]:
+            """What the remote lacks, read from the ledger as the packs are made."""
+            if records:
+                for address, body in ledger.record_bodies():
+                    if address in records:
+                        yield "record", address, body.encode("utf-8"), None
+            if observations:
+                for address, record, data in ledger.observation_objects(skip=present):
+                    yield "observation", address, data, record
+
+        _push_packs(items(), len(records) + len(observations), writer, remote, result, jobs=jobs,
+                    progress=progress)
+        _push_objects(attempts, writer, remote, result, jobs=jobs, progress=progress)
+    result.conditional_writes = writer.conditional
+    _put_head(writer, remote, ledger, head)
+    _cache_observation_addresses(ledger)
+    return result
+
+
+def _push_objects(work: list[tuple[str, str, bytes, dict[str, str]]], writer: ConditionalWriter, remote: Remote,
+                  result: PushResult, *, jobs: int, progress: Progress) -> None:
+    """One object per item (runlog.remote/1's layout; attempts always)."""
     done = _transfer(work, lambda item: writer.put(*item[1:]), remote, "push to", jobs=jobs, progress=progress,
                      label="pushing")
     for (kind, _, _, _), written in done:
@@ -403,19 +508,72 @@ def push(ledger: Ledger, s3, remote: Remote, *, jobs: int = 16, progress: Progre
             result.observations_sent += written
         else:
             result.attempts_sent += written
-    result.conditional_writes = writer.conditional
-    _put_head(writer, remote, ledger, head)
-    _cache_observation_addresses(ledger)
-    return result
 
 
-def _refuse_tampered(ledger: Ledger, work: list[tuple[str, str, bytes, dict[str, str]]]) -> None:
+def _push_packs(items: Iterator[tuple[str, str, bytes, str | None]], total: int, writer: ConditionalWriter,
+                remote: Remote, result: PushResult, *, jobs: int, progress: Progress) -> None:
+    """Items (kind, address, canonical JSON, record) in packs: each pack written, then its
+    index (a pack counts as pushed only once its index is there), --jobs packs at a time.
+    Packs are made from the items as the threads take them, so that about 2 x jobs packs,
+    and never all the items, are held at once."""
+    from runlog.syncpack import build_packs, pack_key
+
+    def send(pack: Pack) -> bool:
+        written = writer.put(remote.key(pack_key(pack.digest)), pack.body, {"runlog-pack": pack.digest},
+                             content_type="application/x-ndjson")
+        writer.put(remote.key(index_key(pack.digest)), pack.index, {"runlog-pack": pack.digest})
+        return written
+
+    sent = 0
+    try:
+        for pack, written in _bounded(build_packs(progress(items, total, "pushing")), send, jobs=jobs):
+            sent += len(pack.records) + len(pack.observations)
+            result.packs_sent += written
+            if written:
+                result.records_sent += len(pack.records)
+                result.observations_sent += len(pack.observations)
+            else:  # the same pack is there already (a push stopped after it, before its index)
+                result.records_present += len(pack.records)
+    except Exception as exc:
+        raise _fail(exc, remote, "push to", f"{sent} of {total} records and observations") from None
+
+
+def _bounded(items: Iterator, action: Callable, *, jobs: int) -> Iterator[tuple[Any, Any]]:
+    """(item, action(item)) for items taken from an iterator as threads free up, with at most
+    2 x jobs taken and not yet done; the first failure is raised, and the rest cancelled."""
+    from concurrent.futures import FIRST_COMPLETED, wait
+
+    pool = ThreadPoolExecutor(max_workers=max(1, jobs))
+    pending: dict = {}
+    try:
+        for item in items:
+            pending[pool.submit(action, item)] = item
+            while len(pending) >= 2 * jobs:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    yield pending.pop(future), future.result()
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                yield pending.pop(future), future.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _put_packs_notice(writer: ConditionalWriter, remote: Remote) -> None:
+    body = rec.canonical_json({"format": FORMAT, "note": "this runlog.remote/1 team ledger also holds packs "
+                               "(packs/): upgrade runlog to pull them"})
+    try:
+        writer.put(remote.key(PACKS_NOTICE), body, {})
+    except Exception as exc:
+        raise _fail(exc, remote, "push to") from None
+
+
+def _refuse_tampered(ledger: Ledger, records: set[str], observations: set[str]) -> None:
     """Nothing is sent when a record or observation about to be sent fails verify's checks."""
     from runlog.errors import LedgerError
     from runlog.verify import check_outgoing
 
-    records = {meta["runlog-address"] for kind, _, _, meta in work if kind == "record"}
-    observations = {meta["runlog-address"] for kind, _, _, meta in work if kind == "observation"}
     problems = check_outgoing(ledger, records, observations)
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
@@ -600,6 +758,7 @@ def pull(ledger: Ledger, s3, remote: Remote, *, jobs: int = 16, progress: Progre
     if listing.marker_refused:
         result.refused.append((remote.key(MARKER), f"format marker unreadable: {listing.marker_refused}"))
     result.refused.extend((key, "not named by a content address in the layout") for key in listing.misnamed)
+    result.refused.extend(listing.refused)
 
     one_large = threading.Semaphore(1)
 
@@ -634,8 +793,10 @@ def pull(ledger: Ledger, s3, remote: Remote, *, jobs: int = 16, progress: Progre
         return fetch(key, check)
 
     local = ledger.addresses()
+    have = ledger.observation_addresses()
+    packed_records, _ = listing.packed()
     wanted = [(address, key) for address, key in listing.records.items() if address not in local]
-    result.records_present = len(listing.records) - len(wanted)
+    result.records_present = len((set(listing.records) | packed_records) & local)
     records = []
     for (address, key), (found, why) in _transfer(wanted, fetch_record, remote, "pull from", jobs=jobs,
                                                   progress=progress, label="pulling records"):
@@ -643,30 +804,125 @@ def pull(ledger: Ledger, s3, remote: Remote, *, jobs: int = 16, progress: Progre
             result.refused.append((key, why))
         else:
             records.append((found[0], address, key, found))
+    remote_records = local | set(listing.records) | packed_records
+    wanted_obs = [(address, record, key) for address, (record, key) in listing.observations.items()
+                  if address not in have and record in remote_records]
+    observations: list[tuple[str, str, str, bytes]] = []  # (observed_at, address, record, verified bytes)
+
+    def fetch_observation(item: tuple[str, str, str]) -> tuple[Any, str | None]:
+        address, record, key = item
+
+        def check(data: bytes) -> tuple[Any, str | None]:
+            found, why = verify_observation_object(record, address, data, max_bytes)
+            return (None, why) if found is None or why else ((found["observed_at"], address, record, data), None)
+
+        return fetch(key, check)
+
+    for (_, _, key), (found, why) in _transfer(wanted_obs, fetch_observation, remote, "pull from", jobs=jobs,
+                                               progress=progress, label="pulling observations"):
+        if why:
+            result.refused.append((key, why))
+        else:
+            observations.append(found)
+    # then the packs, for what no runlog.remote/1 object supplied (a mixed remote)
+    need_records = packed_records - local - {address for _, address, _, _ in records}
+    got = {address for _, address, _, _ in observations}
+    need_observations = {address for index in listing.packs.values() for address, record in index.observations
+                         if address not in have and address not in got and record in remote_records}
+    from_packs, packed_observations = _pull_packs(listing, fetch, need_records, need_observations, remote,
+                                                  result.refused, jobs=jobs, progress=progress, max_bytes=max_bytes)
+    records.extend(from_packs)
+    observations.extend(packed_observations)
     records.sort(key=lambda t: t[:2])
     records = _one_record_per_request(ledger, remote, records, result.refused)
 
     known = local | {address for _, address, _, _ in records}
-    have = ledger.observation_addresses()
-    wanted_obs = [(address, record, key) for address, (record, key) in listing.observations.items()
-                  if address not in have and record in known]
-    observations = []
-    for (address, _record, key), (item, why) in _transfer(
-            wanted_obs, lambda item: fetch(item[2], lambda data: verify_observation_object(item[1], item[0], data,
-                                                                                            max_bytes)),
-            remote, "pull from", jobs=jobs, progress=progress, label="pulling observations"):
-        if why:
-            result.refused.append((key, why))
-        else:
-            observations.append((item["observed_at"], address, item))
+    observations = [item for item in observations if item[2] in known]
 
     result.records_received = _insert_records(ledger, [data for *_, (_, _, data) in records])
-    result.observations_received = ledger.add_received_observations([o for *_, o in sorted(observations,
-                                                                                           key=lambda t: t[:2])])
+    observations.sort(key=lambda t: t[:2])
+    # verified bytes are parsed again one by one as they are inserted: never all parsed at once
+    from runlog.fastjson import decode_canonical
+
+    result.observations_received = ledger.add_received_observations(decode_canonical(data)[0]
+                                                                    for *_, data in observations)
+    del observations
     recorded = ledger.request_ids()
     result.remote_pending = sorted({request for request, _ in listing.attempts.values() if request not in recorded})
     result.refused.sort()
     return result
+
+
+def _pull_packs(listing: Listing, fetch: Callable, need_records: set[str], need_observations: set[str],
+                remote: Remote, refused: list[tuple[str, str]], *, jobs: int, progress: Progress, max_bytes: int
+                ) -> tuple[list[tuple[str, str, str, tuple]], list[tuple[str, str, str, bytes]]]:
+    """Fetch the packs that hold what is needed, --jobs at a time, and verify them: the pack
+    against its name and its index, then each needed item as a runlog.remote/1 object would
+    be (canonical JSON, schema; an observation names the record its index files it under).
+    Packs are chosen in order of name, each only when it holds something no pack chosen
+    before it holds; what a refused pack (or item) should have supplied is looked for in the
+    other packs, round after round. Returns the records, as pull() keeps them (created,
+    address, key, (created, request id, bytes)), and the observations as pull() keeps them
+    (observed_at, address, record, bytes)."""
+    from runlog.syncpack import split_pack
+
+    records: dict[str, tuple[str, str, str, tuple]] = {}
+    observations: dict[str, tuple[str, str, str, bytes]] = {}
+    tried: set[str] = set()
+
+    def fetch_pack(digest: str) -> tuple[Any, str | None]:
+        index = listing.packs[digest]
+        filed = dict(index.observations)
+
+        def check(data: bytes) -> tuple[Any, str | None]:
+            items, why = split_pack(digest, data, index)
+            if why:
+                return None, why
+            good: list[tuple[str, str, Any]] = []
+            bad: list[str] = []
+            for kind, address, body in items:
+                if kind == "record" and address in need_records and address not in records:
+                    record, why = verify_record_object(address, body, max_bytes)
+                    if record is None:
+                        bad.append(f"record {address}: {why}")
+                    else:
+                        good.append((kind, address, (record["created"], record["request"].get("requestId"), body)))
+                elif kind == "observation" and address in need_observations and address not in observations:
+                    item, why = verify_observation_object(filed[address], address, body, max_bytes)
+                    if item is None or why:
+                        bad.append(f"observation {address}: {why}")
+                    else:
+                        good.append((kind, address, (item["observed_at"], address, item["record"], body)))
+            return (good, bad), None
+
+        return fetch(listing.pack_keys[digest], check)
+
+    while True:
+        missing = (need_records - set(records)) | (need_observations - set(observations))
+        chosen: list[str] = []
+        for digest in sorted(set(listing.packs) - tried):
+            index = listing.packs[digest]
+            holds = {a for a in index.records if a in missing} | {a for a, _ in index.observations if a in missing}
+            if holds:
+                chosen.append(digest)
+                missing -= holds
+        if not chosen:
+            break
+        tried.update(chosen)
+        for digest, (found, why) in _transfer(chosen, fetch_pack, remote, "pull from", jobs=jobs, progress=progress,
+                                              label="pulling packs"):
+            key = listing.pack_keys[digest]
+            if why:
+                refused.append((key, why))
+                continue
+            good, bad = found
+            refused.extend((key, problem) for problem in bad)
+            for kind, address, value in good:
+                if kind == "record":
+                    records[address] = (value[0], address, key, value)
+                else:
+                    observations[address] = value
+    return list(records.values()), list(observations.values())
 
 
 def _insert_records(ledger: Ledger, verified: list[bytes]) -> int:

@@ -193,6 +193,17 @@ def record_key(address):
     return f"runlog/records/{address[:2]}/{address}.json"
 
 
+def pack_of(s3, address: str) -> str:
+    """The key of the pack (runlog.remote/2) whose index names the record or observation `address`."""
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix="runlog/packs/")
+    for key in [item["Key"] for page in pages for item in page.get("Contents", [])]:
+        if key.endswith(".index.json"):
+            index = json.loads(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())
+            if address in index["records"] or address in [a for a, _ in index["observations"]]:
+                return key.replace(".index.json", ".pack")
+    raise AssertionError(f"no pack holds {address}")
+
+
 def push_json(run_cli, ledger, *args):
     result = run_cli("--ledger", ledger, "push", REMOTE, "--json", *args)
     assert result.exit_code == 0, result.stderr

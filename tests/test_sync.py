@@ -50,13 +50,13 @@ def test_push_pull_both_ways_and_a_second_push_is_a_noop(proxy, bucket, tmp_path
     alice_records = fill(alice, 5)
     bob_records = fill(bob, 3, start=100)
 
-    pushed = push_json(run_cli, alice)
+    pushed = push_json(run_cli, alice, "--objects")  # runlog.remote/1: one object each (packs: test_sync_packs)
     assert (pushed["records_sent"], pushed["observations_sent"], pushed["records_present"]) == (5, 1, 0)
     assert proxy.count("PUT") == 1 + 5 + 1 + 1  # the format marker, the records, the observation, the head
     assert proxy.count("PUT", "/records/") == 5
 
     proxy.reset()
-    again = push_json(run_cli, alice)
+    again = push_json(run_cli, alice, "--objects")
     assert (again["records_sent"], again["observations_sent"], again["records_present"]) == (0, 0, 5)
     assert proxy.count("PUT") == 0 and proxy.count("HEAD") == 0  # listed, nothing written
 
@@ -69,7 +69,7 @@ def test_push_pull_both_ways_and_a_second_push_is_a_noop(proxy, bucket, tmp_path
     assert stored["ContentType"] == "application/json"
     assert stored["Metadata"]["runlog-address"] == alice_records[2]
 
-    assert push_json(run_cli, bob)["records_sent"] == 3
+    assert push_json(run_cli, bob, "--objects")["records_sent"] == 3
     proxy.reset()
     code, pulled = pull_json(run_cli, alice)
     assert code == 0 and pulled["refused"] == []
@@ -116,7 +116,7 @@ def test_transfers_run_concurrently(proxy, tmp_path, run_cli):
     source = tmp_path / "source.db"
     fill(source, 12, observe=False)
     proxy.latency = 0.03  # each request waits on "the network"
-    push_json(run_cli, source, "--jobs", "8")
+    push_json(run_cli, source, "--jobs", "8", "--objects")  # twelve objects (packs: test_sync_packs)
     assert proxy.max_in_flight > 1
     proxy.reset()
     code, pulled = pull_json(run_cli, tmp_path / "one.db", "--jobs", "1")
@@ -131,7 +131,7 @@ def test_transfers_run_concurrently(proxy, tmp_path, run_cli):
 def test_tampered_truncated_and_foreign_objects_are_refused_while_good_ones_import(bucket, tmp_path, run_cli):
     alice, carol = tmp_path / "alice.db", tmp_path / "carol.db"
     made = fill(alice, 5)
-    push_json(run_cli, alice)
+    push_json(run_cli, alice, "--objects")  # runlog.remote/1 objects (tampered packs: test_sync_packs)
 
     def put(key, data):
         bucket.put_object(Bucket=BUCKET, Key=key, Body=data)
@@ -178,7 +178,7 @@ def test_a_push_cut_off_half_way_changes_nothing_locally_and_a_rerun_completes(p
     before = alice.read_bytes()
     proxy.cut_puts_after = 4  # the marker and three objects, then the network goes
 
-    result = run_cli("--ledger", alice, "push", REMOTE)
+    result = run_cli("--ledger", alice, "push", REMOTE, "--objects")
     assert result.exit_code == 1
     assert result.stderr.count("\n") == 1 and result.stderr.startswith("runlog: error: push to s3://")
     assert "cannot reach S3" in result.stderr and "run it again to resume" in result.stderr
@@ -188,7 +188,7 @@ def test_a_push_cut_off_half_way_changes_nothing_locally_and_a_rerun_completes(p
 
     proxy.cut_puts_after = None
     proxy.reset()
-    resumed = push_json(run_cli, alice)
+    resumed = push_json(run_cli, alice, "--objects")
     assert resumed["records_sent"] + resumed["observations_sent"] == 13 - 3
     assert proxy.count("PUT") == 10 + 1  # only what was missing, and the head
     assert len(remote_keys(bucket, "records/")) == 12 and len(remote_keys(bucket, "observations/")) == 1
@@ -231,7 +231,7 @@ def test_store_without_conditional_writes_falls_back_to_head_then_put(proxy, buc
     assert result.exit_code == 0
     assert "does not support conditional writes" in result.stderr
     assert json.loads(result.stdout)["records_sent"] == 3
-    assert len(remote_keys(bucket, "records/")) == 3 and proxy.count("HEAD") >= 3
+    assert len(remote_keys(bucket, "packs/")) == 2 and proxy.count("HEAD") >= 2  # a pack and its index
     proxy.reset()
     assert push_json(run_cli, alice)["records_sent"] == 0 and proxy.count("PUT") == 0
 
@@ -251,11 +251,11 @@ def test_no_remote_configured(tmp_path, run_cli):
 
 
 def test_a_remote_in_a_newer_format_is_refused(bucket, tmp_path, run_cli):
-    bucket.put_object(Bucket=BUCKET, Key="runlog/runlog-remote.json", Body=b'{"format": "runlog.remote/2"}')
+    bucket.put_object(Bucket=BUCKET, Key="runlog/runlog-remote.json", Body=b'{"format": "runlog.remote/3"}')
     fill(tmp_path / "a.db", 2)
     for command, ledger in (("pull", tmp_path / "x.db"), ("push", tmp_path / "a.db")):
         result = run_cli("--ledger", ledger, command, REMOTE)
-        assert result.exit_code == 2 and "runlog.remote/2" in result.stderr and "upgrade runlog" in result.stderr
+        assert result.exit_code == 2 and "runlog.remote/3" in result.stderr and "upgrade runlog" in result.stderr
     assert remote_keys(bucket) == ["runlog/runlog-remote.json"]  # push wrote nothing
     assert not (tmp_path / "x.db").exists()
 
@@ -278,7 +278,7 @@ def test_a_versioned_object_lock_bucket_is_written_once(s3_server, tmp_path, run
     for _ in range(2):
         assert run_cli("--ledger", alice, "push", remote).exit_code == 0
     versions = s3_server.list_object_versions(Bucket="audit-ledger")["Versions"]
-    assert len(versions) == 1 + 3 + 1 + 1  # one version per object (marker, records, observation, head)
+    assert len(versions) == 1 + 2 + 1  # one version per object (marker, a pack and its index, head)
     with pytest.raises(Exception, match="AccessDenied"):  # compliance mode: not even the owner may delete it
         s3_server.delete_object(Bucket="audit-ledger", Key=versions[0]["Key"], VersionId=versions[0]["VersionId"])
     result = run_cli("--ledger", tmp_path / "bob.db", "pull", remote)
@@ -299,8 +299,8 @@ def test_remote_and_profile_from_the_usual_configuration(bucket, tmp_path, run_c
     fill(tmp_path / "l.db", 2)
     result = run_cli("push", "--profile", "lab")
     assert result.exit_code == 0, result.stderr
-    assert "sent 2 record(s), 1 observation(s)" in result.stdout
-    assert len(remote_keys(bucket, "records/")) == 2
+    assert "sent 2 record(s), 1 observation(s) in 1 pack(s)" in result.stdout
+    assert len(remote_keys(bucket, "packs/")) == 2
     missing = run_cli("push", "--profile", "nobody")
     assert missing.exit_code == 2 and "profile 'nobody' not found" in missing.stderr
 
@@ -349,8 +349,8 @@ def test_progress_bar_only_on_a_terminal(bucket, tmp_path):
         return seen.decode(errors="replace")
 
     assert "pushing" in stderr_on_a_tty("push", REMOTE)
-    assert "pulling records" not in stderr_on_a_tty("--ledger", tmp_path / "b.db", "pull", REMOTE, "--quiet")
-    assert "pulling records" in stderr_on_a_tty("--ledger", tmp_path / "c.db", "pull", REMOTE)
+    assert "pulling packs" not in stderr_on_a_tty("--ledger", tmp_path / "b.db", "pull", REMOTE, "--quiet")
+    assert "pulling packs" in stderr_on_a_tty("--ledger", tmp_path / "c.db", "pull", REMOTE)
 
 
 def test_a_ledger_written_before_migration_2_is_upgraded_and_shares_its_observations(bucket, tmp_path, run_cli):
@@ -362,7 +362,7 @@ def test_a_ledger_written_before_migration_2_is_upgraded_and_shares_its_observat
         conn.executescript("DROP TRIGGER observation_addresses_no_update; DROP TRIGGER observation_addresses_no_delete;"
                            "DROP TABLE observation_addresses; DROP TRIGGER row_seals_no_update;"
                            "DROP TRIGGER row_seals_no_delete; DROP TABLE row_seals; PRAGMA user_version = 1;")
-    pushed = push_json(run_cli, old)
+    pushed = push_json(run_cli, old, "--objects")
     assert (pushed["records_sent"], pushed["observations_sent"]) == (2, 1)
     with Ledger.open(old) as ledger:
         assert ledger.conn.execute("PRAGMA user_version").fetchone()[0] == LEDGER_FORMAT

@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from helpers import REMOTE, S3Proxy, cohort_setting, proxy_in_front, pull_json, push_json, record_key
+from helpers import REMOTE, S3Proxy, cohort_setting, pack_of, proxy_in_front, pull_json, push_json, record_key
 from runlog import record as rec
 from runlog import sync
 from runlog.ledger import Ledger
@@ -82,7 +82,7 @@ def test_a_cohort_is_pushed_and_pulled_page_by_page_in_order(s3_emulator, bucket
 def test_a_tampered_member_is_refused_and_the_rest_of_the_cohort_arrives(s3_emulator, bucket, ledger_path, git_repo,
                                                                          run_cli, tmp_path):
     cohort(run_cli, s3_emulator, bucket, ["S1", "S2", "S3"])
-    push_json(run_cli, ledger_path)
+    push_json(run_cli, ledger_path, "--objects")  # one object each (a tampered pack: test_sync_packs)
     with Ledger.open(ledger_path, create=False) as ledger:
         member = ledger.entries(where="kind = 'member'")[0]
     edited = member.body.replace(member.run_id, "9999999").encode()  # another run id: not its address
@@ -125,13 +125,14 @@ def test_a_batch_record_over_16_mib_is_pulled_with_the_default_limit(s3_emulator
     assert size > 16 * 2**20
     pushed = push_json(run_cli, ledger_path)
     assert pushed["records_sent"] == 3
+    pack = pack_of(bucket, address)  # a record over a pack's 1 MiB has a pack of its own
     proxy.reset()
 
     limited = tmp_path / "limited.db"
     code, pulled = pull_json(run_cli, limited, "--max-object-mib", "16")
-    assert code == 1 and [item["key"] for item in pulled["refused"]] == [record_key(address)]
-    assert pulled["refused"][0]["why"].startswith(f"too large: {size} bytes")
-    assert proxy.count("GET", address) == 0  # refused from the listing's size
+    assert code == 1 and [item["key"] for item in pulled["refused"]] == [pack]
+    assert pulled["refused"][0]["why"].startswith(f"too large: {size + len(b'runlog.pack/1') + 4} bytes")
+    assert proxy.count("GET", pack) == 0  # refused from the listing's size
 
     other = tmp_path / "other.db"
     code, pulled = pull_json(run_cli, other)  # the default: a cohort's batch record fits
@@ -169,10 +170,10 @@ def test_objects_over_16_mib_are_fetched_one_at_a_time(s3_emulator, bucket, ledg
     second, _ = big_batch(ledger_path, 140_001)
     push_json(run_cli, ledger_path)
     with proxy_in_front(CountingBigGets, bucket, monkeypatch) as proxy:
-        proxy.big = {first, second}
+        proxy.big = {pack_of(bucket, first).split("/")[-1], pack_of(bucket, second).split("/")[-1]}
         proxy.latency = 0.3  # two GETs started together would overlap
         code, pulled = pull_json(run_cli, tmp_path / "other.db", "--jobs", "8")
     assert (code, pulled["records_received"], pulled["refused"]) == (0, 6, [])
-    assert proxy.count("GET", first) == proxy.count("GET", second) == 1
+    assert [proxy.count("GET", big) for big in proxy.big] == [1, 1]
     assert proxy.max_big_in_flight == 1
     assert proxy.max_in_flight > 2  # the other objects were fetched side by side

@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from helpers import BUCKET, REMOTE, S3Proxy, addresses, fill, proxy_in_front, pull_json, push_json, record_key
+from helpers import BUCKET, REMOTE, S3Proxy, addresses, fill, pack_of, proxy_in_front, pull_json, push_json, record_key
 from recordfactory import make_record
 from runlog import record as rec
 from runlog.ledger import Ledger, observation_object
@@ -179,18 +179,19 @@ def test_objects_over_the_size_limit_are_refused_without_being_downloaded(proxy,
     with Ledger.open(tmp_path / "big.db") as ledger:
         big, _ = ledger.add_record(make_record(parameters={"notes": "x" * 300_000}))
     push_json(run_cli, tmp_path / "big.db")
+    pack = pack_of(bucket, big.address)
     proxy.reset()
 
     code, pulled = pull_json(run_cli, tmp_path / "carol.db", "--max-object-mib", "0.25")
     assert code == 1 and pulled["records_received"] == 3
-    assert [item["key"] for item in pulled["refused"]] == [record_key(big.address)]
+    assert [item["key"] for item in pulled["refused"]] == [pack]
     assert pulled["refused"][0]["why"].startswith("too large: ")
-    assert proxy.count("GET", big.address) == 0  # refused from the listing's size
+    assert proxy.count("GET", pack) == 0  # refused from the listing's size
     assert addresses(tmp_path / "carol.db") == set(made)
 
     monkeypatch.setenv("RUNLOG_MAX_OBJECT_MIB", "0.25")  # the configuration key
     code, pulled = pull_json(run_cli, tmp_path / "dave.db")
-    assert code == 1 and [item["key"] for item in pulled["refused"]] == [record_key(big.address)]
+    assert code == 1 and [item["key"] for item in pulled["refused"]] == [pack]
     monkeypatch.delenv("RUNLOG_MAX_OBJECT_MIB")
     code, pulled = pull_json(run_cli, tmp_path / "dave.db")  # the default, 256 MiB, takes it
     assert (code, pulled["records_received"], pulled["refused"]) == (0, 1, [])
@@ -254,19 +255,22 @@ def test_a_remote_record_reusing_a_local_request_id_is_refused(bucket, tmp_path,
 
 def test_access_denied_to_one_object_refuses_that_key_and_imports_the_rest(proxy, bucket, tmp_path, run_cli):
     made = a_team_ledger(bucket, tmp_path, run_cli, count=5)
-    proxy.deny_get = made[2]
+    denied = pack_of(bucket, made[2])  # alice's five records are in one pack
+    others = fill(tmp_path / "bob.db", 2, start=50)
+    push_json(run_cli, tmp_path / "bob.db")  # bob's two in another
+    proxy.deny_get = denied.split("/")[-1]
     carol = tmp_path / "carol.db"
 
     result = run_cli("--ledger", carol, "pull", REMOTE)
     assert result.exit_code == 1, result.output
     refused = refused_lines(result.stderr)
-    assert list(refused) == [f"s3://{BUCKET}/{record_key(made[2])}"]
-    assert "access denied (GetObject)" in refused[f"s3://{BUCKET}/{record_key(made[2])}"]
-    assert addresses(carol) == set(made) - {made[2]}
+    assert list(refused) == [f"s3://{BUCKET}/{denied}"]
+    assert "access denied (GetObject)" in refused[f"s3://{BUCKET}/{denied}"]
+    assert addresses(carol) == set(others)
 
     proxy.deny_get = None  # once allowed, a rerun fetches the rest
     code, pulled = pull_json(run_cli, carol)
-    assert (code, pulled["records_received"], pulled["refused"]) == (0, 1, [])
+    assert (code, pulled["records_received"], pulled["refused"]) == (0, 5, [])
 
 
 def test_an_html_answer_to_the_listing_is_an_error_not_an_empty_remote(proxy, bucket, tmp_path, run_cli):

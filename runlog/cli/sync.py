@@ -77,12 +77,16 @@ def _remote(config, remote):
 
 @click.command()
 @transfer_options
+@click.option("--objects", is_flag=True,
+              help="One object per record and observation (runlog.remote/1), for a team ledger that runlog "
+                   "versions before packs still pull; slower for many records.")
 @click.pass_context
-def push(ctx, remote, jobs, quiet, as_json, profile, region):
+def push(ctx, remote, jobs, quiet, as_json, profile, region, objects):
     """Send local records, observations and pending attempts to the team ledger in S3.
 
-    REMOTE is s3://BUCKET/PREFIX (default: `remote` in .runlog.toml). Each record becomes one
-    object named by its content address, written with If-None-Match: * so that nothing on the
+    REMOTE is s3://BUCKET/PREFIX (default: `remote` in .runlog.toml). Records and observations
+    travel in packs of up to 1 MiB (runlog.remote/2), each named by the SHA-256 of its content
+    and listed by a small index object, written with If-None-Match: * so that nothing on the
     remote is ever overwritten. The remote is listed first and only what it lacks is sent:
     pushing twice sends nothing, and a push that stopped half way resumes where it stopped.
     A push adds nothing to the local ledger's records or observations. S3 is reached with the usual AWS settings
@@ -93,6 +97,7 @@ def push(ctx, remote, jobs, quiet, as_json, profile, region):
       runlog push s3://my-lab-provenance/runlog
       runlog push                      # the remote from .runlog.toml
       runlog push --jobs 64 --json
+      runlog push --objects            # a team ledger also pulled by runlog before packs
     """
     from runlog import sync
 
@@ -103,14 +108,15 @@ def push(ctx, remote, jobs, quiet, as_json, profile, region):
         raise LedgerError(f"{no_ledger(config)}: nothing to push")
     with ledger:
         s3 = _s3(config, profile, region, jobs)
-        result = sync.push(ledger, s3, target, jobs=jobs, progress=_progress(quiet))
+        result = sync.push(ledger, s3, target, jobs=jobs, progress=_progress(quiet), objects=objects)
     if not result.conditional_writes:
         warn("the store does not support conditional writes (If-None-Match); runlog checked each object "
              "with HEAD before writing it")
     if as_json:
         echo_json(result.as_dict())
     elif not quiet:
-        click.echo(f"{target}: sent {result.records_sent} record(s), {result.observations_sent} observation(s), "
+        packs = "" if objects else f" in {result.packs_sent} pack(s)"
+        click.echo(f"{target}: sent {result.records_sent} record(s), {result.observations_sent} observation(s){packs}, "
                    f"{result.attempts_sent} pending attempt(s); {result.records_present} record(s) were "
                    "already there")
 
@@ -138,7 +144,8 @@ def pull(ctx, remote, jobs, quiet, as_json, profile, region, max_object_mib):
     Every object is checked before anything enters the ledger: at most 256 MiB
     (--max-object-mib; a batch record holds its whole cohort), strict UTF-8 JSON nested at most 100 deep, bytes that hash to the
     address in its name, canonical JSON, and (for records) the record schema and a requestId
-    no other record has. Objects that fail (tampered, truncated, hostile, denied) are named
+    no other record has; a pack must also hold exactly what its index names, and then each
+    of its records and observations is checked as above. Objects that fail (tampered, truncated, hostile, denied) are named
     on stderr one per line with the reason and left out, the good ones are imported, and the
     exit status is 1. Pulled records go at the end of the local chain, oldest first;
     observations keep the time and source they were made with. Attempts pending in other
