@@ -476,17 +476,22 @@ class Ledger:
             seq = self._next_seq("records")
             inserted_at = rec.utc_now()
             rows = []
+            batches: list[tuple[dict, bytes, int]] = []
             for record, body, address in encoded:
                 if address in present:
                     continue
                 present.add(address)
                 chain = chain_next(chain, address)
                 columns = index_columns(record)
+                if record["kind"] == "batch":
+                    batches.append((record, body, seq))
                 rows.append((seq, address, body.decode("utf-8"), chain, inserted_at,
                              *[columns[name] for name in _RECORD_ROW[5:]]))
                 seq += 1
             if rows:
                 self._insert_rows("records", _RECORD_ROW, rows)
+                for record, body, at in batches:
+                    self._index_settings(at, record, body)
         return len(rows)
 
     def add_observations(self, observations: list[tuple[str, str | None, str, str, str | None, dict]]) -> int:
@@ -548,7 +553,26 @@ class Ledger:
             "inserted_at": rec.utc_now(),
             **index_columns(record),
         }
-        self._insert("records", row)
+        seq = self._insert("records", row)
+        if record["kind"] == "batch":
+            self._index_settings(seq, record, body_bytes)
+
+    def _index_settings(self, seq: int, record: dict, body: bytes) -> None:
+        """The rows of `batch_settings` and `batch_setting_buckets` (migration m009) for the
+        batch record just inserted as `seq`, in its transaction: the one place they are
+        written, whichever path added the record (submit-batch, import, pull)."""
+        from runlog import cohortindex
+
+        found = cohortindex.setting_rows(record, body)
+        if found is None:
+            return
+        try:
+            self.conn.executemany("INSERT INTO batch_settings (batch, bucket, id, position, digest, start, length) "
+                                  "VALUES (?, ?, ?, ?, ?, ?, ?)", [(seq, *row) for row in found[0]])
+            self.conn.executemany("INSERT INTO batch_setting_buckets (batch, bucket, digest) VALUES (?, ?, ?)",
+                                  [(seq, *row) for row in found[1]])
+        except (sqlite3.OperationalError, sqlite3.DataError) as exc:
+            raise LedgerError(f"cannot write to ledger {self.path}: {exc}") from None
 
     def complete(self, intent: dict, outcome: dict, *, encoded: bytes | None = None) -> Entry:
         """Write the record for an attempt: the intent plus what the service answered
@@ -789,6 +813,49 @@ class Ledger:
         read and decoded instead of the whole cohort. None when `address` is not a batch."""
         row = self.conn.execute("SELECT view, runs FROM batch_views WHERE record = ?", (address,)).fetchone()
         return (json.loads(row[0]), row[1]) if row else None
+
+    def setting_differences(self, batch_a: int, batch_b: int, most: int = 512) -> tuple[list, list] | None:
+        """The rows of `batch_settings` (migration m009) of two batch records (their seqs) in
+        the buckets whose digests differ, each as (runSettingId, position, digest, start,
+        length): (a's, b's). None when either record has no rows (its settings were not
+        indexed: an older record, inline settings with odd ids) or more than `most` buckets
+        differ (then decoding both cohorts costs about as much). Two reads of 4 096 bucket
+        rows each, then only the rows of the buckets that differ."""
+        conn = self.conn
+        indexed = conn.execute("SELECT EXISTS (SELECT 1 FROM batch_setting_buckets WHERE batch = ?), "
+                               "EXISTS (SELECT 1 FROM batch_setting_buckets WHERE batch = ?)", (batch_a, batch_b)).fetchone()
+        if not all(indexed):
+            return None
+        buckets = [row[0] for row in conn.execute(
+            "SELECT a.bucket FROM batch_setting_buckets a WHERE a.batch = ?1 AND NOT EXISTS (SELECT 1 FROM "
+            "batch_setting_buckets b WHERE b.batch = ?2 AND b.bucket = a.bucket AND b.digest = a.digest) UNION "
+            "SELECT b.bucket FROM batch_setting_buckets b WHERE b.batch = ?2 AND NOT EXISTS (SELECT 1 FROM "
+            "batch_setting_buckets a WHERE a.batch = ?1 AND a.bucket = b.bucket) LIMIT ?3", (batch_a, batch_b, most + 1))]
+        if len(buckets) > most:
+            return None
+        if not buckets:
+            return [], []
+        marks = ",".join("?" * len(buckets))
+        return tuple(conn.execute(  # type: ignore[return-value]
+            "SELECT id, position, digest, start, length FROM batch_settings WHERE batch = ? AND bucket IN "
+            f"({marks})", (batch, *buckets)).fetchall() for batch in (batch_a, batch_b))
+
+    def body_pieces(self, seq: int, spans: list[tuple[int, int]]) -> list[bytes] | None:
+        """The bytes of record `seq`'s body at each (start, length) (its canonical JSON, UTF-8),
+        read through SQLite's incremental blob I/O: a few hundred bytes each, not the whole
+        record. None when a span is not within it or the row is not there."""
+        try:
+            with self.conn.blobopen("records", "body", seq, readonly=True) as blob:
+                size = len(blob)
+                found = []
+                for start, length in spans:
+                    if start < 0 or length < 0 or start + length > size:
+                        return None
+                    blob.seek(start)
+                    found.append(blob.read(length))
+                return found
+        except sqlite3.Error:
+            return None
 
     def member_counts(self, batch_address: str) -> list[tuple[str, str | None, int]]:
         """(outcome, latest run status or None, count) of the batch's members: one pass over

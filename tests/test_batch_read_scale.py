@@ -13,7 +13,7 @@ import pytest
 
 from helpers import tamper
 from runlog.ledger import Ledger
-from runlog.migrations import MIGRATIONS
+from runlog.migrations import MIGRATIONS, m007_batch_members
 
 ROLE = "arn:aws:iam::123456789012:role/HealthOmicsServiceRole"
 BUCKET = "cohort-bucket"
@@ -185,7 +185,7 @@ def test_an_older_ledger_gets_its_batch_tables_from_its_records(cohort, run_cli,
         conn.execute(f"DROP TRIGGER {name}")
     conn.execute("DROP TABLE batch_members")
     conn.execute("DROP TABLE batch_views")
-    conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) - 1}")
+    conn.execute(f"PRAGMA user_version = {MIGRATIONS.index(m007_batch_members)}")  # m007 and after: to do
     conn.commit()
     conn.close()
     read_only = json.loads(run_cli("show", batch_id, "--json").stdout)["batch"]  # migrated in a copy
