@@ -204,7 +204,8 @@ def compare_batch_entries(ledger: Ledger, a: Entry, b: Entry) -> tuple[list, dic
 def indexed_differences(ledger: Ledger, seq_a: int, seq_b: int) -> RunDifferences | None:
     """run_differences of two batch records (their seqs) from `batch_settings` (migration
     m009, runlog/cohortindex.py): the buckets of runSettingIds whose digests differ, then in
-    them the runs only one record has and those whose digests differ, whose settings alone
+    them ([runSettingId, position, digest, start, length] each) the runs only one record has
+    and those whose digests differ, whose settings alone
     are read from the bodies (by their offsets) and decoded as `_decoded` decodes a record;
     a run whose two settings decode equal is not changed. Each setting read is checked
     against its digest. None when the ledger cannot tell (see Ledger.setting_differences) or
@@ -214,8 +215,11 @@ def indexed_differences(ledger: Ledger, seq_a: int, seq_b: int) -> RunDifference
     found = ledger.setting_differences(seq_a, seq_b)
     if found is None:
         return None
-    rows_a = {row[0]: row for row in found[0]}
-    rows_b = {row[0]: row for row in found[1]}
+    try:
+        rows_a = {row[0]: row for text in found[0] for row in fastjson.loads(text.encode("utf-8"))}
+        rows_b = {row[0]: row for text in found[1] for row in fastjson.loads(text.encode("utf-8"))}
+    except (ValueError, TypeError, IndexError, KeyError):
+        return None  # not as runlog wrote them (verify says so): decode the records
     removed = sorted((row for ident, row in rows_a.items() if ident not in rows_b), key=_position)
     added = sorted((row for ident, row in rows_b.items() if ident not in rows_a), key=_position)
     changed = sorted((row for ident, row in rows_a.items() if ident in rows_b and rows_b[ident][2] != row[2]),

@@ -1,25 +1,27 @@
-"""Per-run digests of a batch record's cohort (migration m009: `batch_settings`,
-`batch_setting_buckets`), computed here from the record and its canonical JSON, without SQL.
+"""Per-run digests of a batch record's cohort (migration m009: `batch_settings`), computed
+here from the record and its canonical JSON, without SQL.
 
 A batch of 100 000 runs holds 100 000 run settings in one record (14 MB). `runlog diff B1 B2`
 must tell which runs were added, removed or changed without decoding both: it compares
 digests stored when the record was written, and decodes only the runs whose digests differ,
 read from the record's body at the byte offsets stored beside them.
 
-For each runSettingId of the record's run settings (`run_settings`, as the diff reads them,
-keyed as a dict built from the list keys them: a runSettingId given twice keeps the place of
-its first setting and the value of its last):
+The runSettingIds of the record's run settings (`run_settings`, keyed as the diff keys them,
+as a dict built from the list: a runSettingId given twice keeps the place of its first
+setting and the value of its last) are put in BUCKETS buckets by the CRC-32 of their UTF-8
+bytes (a run is in the same bucket in every batch). One row per bucket that has runs:
 
-- `bucket`: CRC-32 of the runSettingId's UTF-8 bytes, modulo BUCKETS (where to look; it
-  depends on the id alone, so a run's row is in the same bucket in every batch);
-- `position`: the index of its first setting in the list (the order the diff lists runs in);
-- `digest`: the first 16 bytes of the SHA-256 of its setting's canonical JSON;
-- `start`, `length`: where that canonical JSON lies in the record's body, in bytes.
+- `bucket`;
+- `digest`: the first 16 bytes of the SHA-256 of its runs' digests (hex), sorted and joined
+  (a setting's canonical JSON holds its runSettingId: its digest stands for the id too);
+- `runs`: its runs as a JSON list sorted by runSettingId, each [runSettingId, position (the
+  index of its first setting in the list: the order the diff lists runs in), digest (the
+  first 16 bytes of the SHA-256 of its setting's canonical JSON, hex), start, length (where
+  that canonical JSON lies in the record's body, in bytes)].
 
-and for each bucket, the first 16 bytes of the SHA-256 of its rows' digests, sorted and
-joined (a setting's canonical JSON holds its runSettingId: its digest stands for the id too),
-so that two 100 000-run cohorts are compared bucket by bucket (4 096 rows) and run by run
-only where a bucket differs.
+Two 100 000-run cohorts are compared bucket by bucket (4 096 rows each, in SQL), and run by
+run only in the buckets that differ. One row per bucket rather than per run: writing
+100 000 rows cost submit-batch more than computing the digests.
 
 Equal digests mean equal canonical JSON, so equal settings; different digests only make a
 run a candidate, which the diff decodes and compares as it always did. A record whose run
@@ -37,8 +39,8 @@ import orjson
 BUCKETS = 4096
 DIGEST_BYTES = 16
 
-SettingRow = tuple[int, str, int, bytes, int, int]  # bucket, runSettingId, position, digest, start, length
-BucketRow = tuple[int, bytes]  # bucket, digest
+DIGEST_HEX = 2 * DIGEST_BYTES
+BucketRow = tuple[int, bytes, str]  # bucket, digest, runs (JSON)
 
 
 def run_settings(record: dict) -> list[dict]:
@@ -54,14 +56,14 @@ def bucket_of(setting_id: str) -> int:
     return zlib.crc32(setting_id.encode("utf-8")) % BUCKETS
 
 
-def digest(data: bytes | memoryview) -> bytes:
-    return hashlib.sha256(data).digest()[:DIGEST_BYTES]
+def digest(data: bytes | memoryview) -> str:
+    """A run setting's digest (of its canonical JSON), as `runs` holds it: hex."""
+    return hashlib.sha256(data).hexdigest()[:DIGEST_HEX]
 
 
-def setting_rows(record: dict, body: bytes) -> tuple[list[SettingRow], list[BucketRow]] | None:
-    """The rows of `batch_settings` and `batch_setting_buckets` for a batch record (`record`
-    decoded, `body` its canonical JSON), each list sorted by its key; None when the record
-    gets none (see the module's docstring).
+def setting_rows(record: dict, body: bytes) -> list[BucketRow] | None:
+    """The rows of `batch_settings` for a batch record (`record` decoded, `body` its canonical
+    JSON), by bucket; None when the record gets none (see the module's docstring).
 
     The run settings are found in the body as one JSON list (orjson encodes the list once and
     the bytes are looked for in the body; the json module's encoding is tried when they are
@@ -80,42 +82,38 @@ def setting_rows(record: dict, body: bytes) -> tuple[list[SettingRow], list[Buck
     if spans is None:
         return None
     view = memoryview(body)
-    first: dict[str, int] = {}  # a runSettingId given twice: its first place, its last value
-    last: dict[str, int] = {}
-    if len(set(ids)) != len(ids):
-        last = {setting_id: position for position, setting_id in enumerate(ids)}
-        for position, setting_id in enumerate(ids):
-            first.setdefault(setting_id, position)
-    buckets: list[list[SettingRow]] = [[] for _ in range(BUCKETS)]
-    sha256, crc32 = hashlib.sha256, zlib.crc32
+    sha256, crc32, buckets_count = hashlib.sha256, zlib.crc32, BUCKETS
     try:
-        for position, setting_id, (start, length) in zip(range(len(ids)), ids, spans, strict=True):
-            if first:
-                if last[setting_id] != position:
-                    continue  # not its last value
-                position = first[setting_id]
-            bucket = crc32(setting_id.encode("utf-8")) % BUCKETS
-            buckets[bucket].append((bucket, setting_id, position, sha256(view[start:start + length]).digest()[:16],
-                                    start, length))
+        places = [crc32(setting_id.encode("utf-8")) % buckets_count for setting_id in ids]
     except UnicodeEncodeError:  # a lone surrogate: in no canonical body
         return None
-    rows: list[SettingRow] = []
-    digests: list[BucketRow] = []
-    for bucket, found in enumerate(buckets):
-        if found:
-            found.sort()  # by runSettingId (unique within the bucket)
-            rows += found
-            digests.append((bucket, sha256(b"".join(sorted(row[3] for row in found))).digest()[:DIGEST_BYTES]))
-    return rows, digests
+    digests = [sha256(view[start:start + length]).hexdigest()[:DIGEST_HEX] for start, length in spans]
+    positions: list[int] | range = range(len(ids))
+    keep: list[bool] | None = None
+    if len(set(ids)) != len(ids):  # a runSettingId given twice: its first place, its last value
+        last = {setting_id: position for position, setting_id in enumerate(ids)}
+        first: dict[str, int] = {}
+        positions = [first.setdefault(setting_id, position) for position, setting_id in enumerate(ids)]
+        keep = [last[setting_id] == position for position, setting_id in enumerate(ids)]
+    buckets: list[list[list]] = [[] for _ in range(buckets_count)]
+    for index, (setting_id, place, position, setting_digest, (start, length)) in enumerate(
+            zip(ids, places, positions, digests, spans, strict=True)):
+        if keep is None or keep[index]:
+            buckets[place].append([setting_id, position, setting_digest, start, length])
+    return [(bucket, bucket_digest(runs), runs_text(runs)) for bucket, runs in enumerate(buckets) if runs]
 
 
-def bucket_digests(rows: list[SettingRow]) -> list[BucketRow]:
-    """(bucket, digest) of rows sorted by bucket, as setting_rows computes them (verify)."""
-    found: dict[int, list[bytes]] = {}
-    for row in rows:
-        found.setdefault(row[0], []).append(row[3])
-    return [(bucket, hashlib.sha256(b"".join(sorted(digests))).digest()[:DIGEST_BYTES])
-            for bucket, digests in sorted(found.items())]
+def runs_text(runs: list[list]) -> str:
+    """A bucket's `runs`: its runs as JSON, [runSettingId, position, digest, start, length]
+    each, sorted by runSettingId."""
+    runs.sort()  # by runSettingId: unique within the bucket
+    return orjson.dumps(runs).decode("utf-8")
+
+
+def bucket_digest(runs: list[list]) -> bytes:
+    """A bucket's digest: of its runs' digests, sorted, joined (a setting's canonical JSON
+    holds its runSettingId: its digest stands for the id too)."""
+    return hashlib.sha256("".join(sorted(run[2] for run in runs)).encode("ascii")).digest()[:DIGEST_BYTES]
 
 
 def _spans(listed: list[dict], body: bytes) -> list[tuple[int, int]] | None:

@@ -558,19 +558,17 @@ class Ledger:
             self._index_settings(seq, record, body_bytes)
 
     def _index_settings(self, seq: int, record: dict, body: bytes) -> None:
-        """The rows of `batch_settings` and `batch_setting_buckets` (migration m009) for the
-        batch record just inserted as `seq`, in its transaction: the one place they are
-        written, whichever path added the record (submit-batch, import, pull)."""
+        """The rows of `batch_settings` (migration m009) for the batch record just inserted as
+        `seq`, in its transaction: the one place they are written, whichever path added the
+        record (submit-batch, import, pull)."""
         from runlog import cohortindex
 
         found = cohortindex.setting_rows(record, body)
         if found is None:
             return
         try:
-            self.conn.executemany("INSERT INTO batch_settings (batch, bucket, id, position, digest, start, length) "
-                                  "VALUES (?, ?, ?, ?, ?, ?, ?)", [(seq, *row) for row in found[0]])
-            self.conn.executemany("INSERT INTO batch_setting_buckets (batch, bucket, digest) VALUES (?, ?, ?)",
-                                  [(seq, *row) for row in found[1]])
+            self.conn.executemany("INSERT INTO batch_settings (batch, bucket, digest, runs) VALUES (?, ?, ?, ?)",
+                                  [(seq, *row) for row in found])
         except (sqlite3.OperationalError, sqlite3.DataError) as exc:
             raise LedgerError(f"cannot write to ledger {self.path}: {exc}") from None
 
@@ -814,37 +812,44 @@ class Ledger:
         row = self.conn.execute("SELECT view, runs FROM batch_views WHERE record = ?", (address,)).fetchone()
         return (json.loads(row[0]), row[1]) if row else None
 
+    # the buckets' digests without their runs (the table's rows hold them: two rows a page)
+    _DIGESTS = "batch_settings {} INDEXED BY batch_settings_digests"
+
     def setting_differences(self, batch_a: int, batch_b: int, most: int = 512) -> tuple[list, list] | None:
-        """The rows of `batch_settings` (migration m009) of two batch records (their seqs) in
-        the buckets whose digests differ, each as (runSettingId, position, digest, start,
-        length): (a's, b's). None when either record has no rows (its settings were not
-        indexed: an older record, inline settings with odd ids) or more than `most` buckets
-        differ (then decoding both cohorts costs about as much). Two reads of 4 096 bucket
-        rows each, then only the rows of the buckets that differ."""
+        """The runs of two batch records (their seqs) in the buckets of runSettingIds whose
+        digests differ (`batch_settings`, migration m009: runlog/cohortindex.py), as the JSON
+        text of each bucket's runs: (a's, b's). None when either record has no rows (its
+        settings were not indexed) or more than `most` buckets differ (decoding both cohorts
+        then costs about as much). SQLite compares the buckets' digests (4 096 rows per
+        100 000-run batch); only the buckets that differ are read."""
         conn = self.conn
-        indexed = conn.execute("SELECT EXISTS (SELECT 1 FROM batch_setting_buckets WHERE batch = ?), "
-                               "EXISTS (SELECT 1 FROM batch_setting_buckets WHERE batch = ?)", (batch_a, batch_b)).fetchone()
+        indexed = conn.execute("SELECT EXISTS (SELECT 1 FROM batch_settings WHERE batch = ?), "
+                               "EXISTS (SELECT 1 FROM batch_settings WHERE batch = ?)", (batch_a, batch_b)).fetchone()
         if not all(indexed):
             return None
         buckets = [row[0] for row in conn.execute(
-            "SELECT a.bucket FROM batch_setting_buckets a WHERE a.batch = ?1 AND NOT EXISTS (SELECT 1 FROM "
-            "batch_setting_buckets b WHERE b.batch = ?2 AND b.bucket = a.bucket AND b.digest = a.digest) UNION "
-            "SELECT b.bucket FROM batch_setting_buckets b WHERE b.batch = ?2 AND NOT EXISTS (SELECT 1 FROM "
-            "batch_setting_buckets a WHERE a.batch = ?1 AND a.bucket = b.bucket) LIMIT ?3", (batch_a, batch_b, most + 1))]
+            f"SELECT a.bucket FROM {self._DIGESTS.format('a')} WHERE a.batch = ?1 AND NOT EXISTS (SELECT 1 FROM "
+            f"{self._DIGESTS.format('b')} WHERE b.batch = ?2 AND b.bucket = a.bucket AND b.digest = a.digest) UNION "
+            f"SELECT b.bucket FROM {self._DIGESTS.format('b')} WHERE b.batch = ?2 AND NOT EXISTS (SELECT 1 FROM "
+            f"{self._DIGESTS.format('a')} WHERE a.batch = ?1 AND a.bucket = b.bucket) LIMIT ?3",
+            (batch_a, batch_b, most + 1))]
         if len(buckets) > most:
             return None
         if not buckets:
             return [], []
         marks = ",".join("?" * len(buckets))
-        return tuple(conn.execute(  # type: ignore[return-value]
-            "SELECT id, position, digest, start, length FROM batch_settings WHERE batch = ? AND bucket IN "
-            f"({marks})", (batch, *buckets)).fetchall() for batch in (batch_a, batch_b))
+        return tuple([row[0] for row in conn.execute(  # type: ignore[return-value]
+            f"SELECT runs FROM batch_settings WHERE batch = ? AND bucket IN ({marks})", (batch, *buckets))]
+            for batch in (batch_a, batch_b))
 
     def body_pieces(self, seq: int, spans: list[tuple[int, int]]) -> list[bytes] | None:
         """The bytes of record `seq`'s body at each (start, length) (its canonical JSON, UTF-8),
         read through SQLite's incremental blob I/O: a few hundred bytes each, not the whole
-        record. None when a span is not within it or the row is not there."""
+        record. None when a span is not within it or the row is not there. The file is mapped
+        into memory (as verify's workers map it): the first read walks the body's chain of
+        overflow pages, a system call each otherwise (3 500 for 14 MB)."""
         try:
+            self.conn.execute(f"PRAGMA mmap_size = {1 << 30}")
             with self.conn.blobopen("records", "body", seq, readonly=True) as blob:
                 size = len(blob)
                 found = []

@@ -275,13 +275,14 @@ def m007_batch_members(db: sqlite_utils.Database) -> None:
 
 
 def m009_batch_settings(db: sqlite_utils.Database) -> None:
-    """`batch_settings` and `batch_setting_buckets`: per run setting of each batch record, a
-    digest of its canonical JSON and where that JSON lies in the record's body, and per
-    bucket of runSettingIds a digest of its rows (runlog/cohortindex.py), so that `runlog diff
-    B1 B2` compares two 100 000-run cohorts from an index and decodes only the runs that
-    differ. Derived, like an index: written by Ledger in the transaction that adds the batch
-    record (no trigger: SQLite has no SHA-256), checked by verify. Filled here for the batch
-    records already in the ledger."""
+    """`batch_settings`: per batch record, its run settings' digests, in buckets of
+    runSettingIds (runlog/cohortindex.py): per bucket a digest, and per run the digest of its
+    setting's canonical JSON and where that lies in the record's body, so that `runlog diff
+    B1 B2` compares two 100 000-run cohorts bucket by bucket and decodes only the runs that
+    differ (the buckets' digests are compared in `batch_settings_digests`, which holds them
+    without the runs: a few pages per batch). Derived, like an index: written by Ledger in
+    the transaction that adds the batch record (not by a trigger: SQLite has no SHA-256),
+    checked by verify. Filled here for the batch records already in the ledger."""
     from runlog import cohortindex, fastjson
 
     run_sql(
@@ -290,31 +291,20 @@ def m009_batch_settings(db: sqlite_utils.Database) -> None:
         CREATE TABLE IF NOT EXISTS batch_settings (
             batch INTEGER NOT NULL,
             bucket INTEGER NOT NULL,
-            id TEXT NOT NULL,
-            position INTEGER NOT NULL,
             digest BLOB NOT NULL,
-            start INTEGER NOT NULL,
-            length INTEGER NOT NULL,
-            PRIMARY KEY (batch, bucket, id)
-        ) WITHOUT ROWID;
-        CREATE TABLE IF NOT EXISTS batch_setting_buckets (
-            batch INTEGER NOT NULL,
-            bucket INTEGER NOT NULL,
-            digest BLOB NOT NULL,
+            runs TEXT NOT NULL,
             PRIMARY KEY (batch, bucket)
         ) WITHOUT ROWID;
+        CREATE INDEX IF NOT EXISTS batch_settings_digests ON batch_settings(batch, bucket, digest);
         DELETE FROM batch_settings;
-        DELETE FROM batch_setting_buckets;
         """
     )
     for seq, body in db.execute("SELECT seq, body FROM records WHERE kind = 'batch' ORDER BY seq").fetchall():
         data = body.encode("utf-8")
         found = cohortindex.setting_rows(fastjson.decode_canonical(data)[0], data)
         if found is not None:
-            db.conn.executemany("INSERT INTO batch_settings (batch, bucket, id, position, digest, start, length) "
-                                "VALUES (?, ?, ?, ?, ?, ?, ?)", [(seq, *row) for row in found[0]])
-            db.conn.executemany("INSERT INTO batch_setting_buckets (batch, bucket, digest) VALUES (?, ?, ?)",
-                                [(seq, *row) for row in found[1]])
+            db.conn.executemany("INSERT INTO batch_settings (batch, bucket, digest, runs) VALUES (?, ?, ?, ?)",
+                                [(seq, *row) for row in found])
 
 
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
