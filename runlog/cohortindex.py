@@ -33,6 +33,9 @@ from __future__ import annotations
 
 import hashlib
 import zlib
+from collections.abc import Iterable
+from itertools import accumulate, groupby
+from operator import itemgetter
 
 import orjson
 
@@ -87,37 +90,33 @@ def setting_rows(record: dict, body: bytes) -> list[BucketRow] | None:
         places = [crc32(setting_id.encode("utf-8")) % buckets_count for setting_id in ids]
     except UnicodeEncodeError:  # a lone surrogate: in no canonical body
         return None
-    digests = [sha256(view[start:start + length]).hexdigest()[:DIGEST_HEX] for start, length in spans]
+    starts, lengths = spans
+    digests = [sha256(view[start:start + length]).hexdigest()[:DIGEST_HEX]
+               for start, length in zip(starts, lengths, strict=True)]
     positions: list[int] | range = range(len(ids))
-    keep: list[bool] | None = None
+    runs: Iterable[tuple] = zip(places, ids, positions, digests, starts, lengths, strict=True)
     if len(set(ids)) != len(ids):  # a runSettingId given twice: its first place, its last value
         last = {setting_id: position for position, setting_id in enumerate(ids)}
         first: dict[str, int] = {}
         positions = [first.setdefault(setting_id, position) for position, setting_id in enumerate(ids)]
-        keep = [last[setting_id] == position for position, setting_id in enumerate(ids)]
-    buckets: list[list[list]] = [[] for _ in range(buckets_count)]
-    for index, (setting_id, place, position, setting_digest, (start, length)) in enumerate(
-            zip(ids, places, positions, digests, spans, strict=True)):
-        if keep is None or keep[index]:
-            buckets[place].append([setting_id, position, setting_digest, start, length])
-    return [(bucket, bucket_digest(runs), runs_text(runs)) for bucket, runs in enumerate(buckets) if runs]
+        runs = [run for index, run in enumerate(zip(places, ids, positions, digests, starts, lengths, strict=True))
+                if last[run[1]] == index]
+    ordered = sorted(runs)  # by bucket, then runSettingId (unique): tuples compared in C
+    found: list[BucketRow] = []
+    for bucket, group in groupby(ordered, key=itemgetter(0)):
+        entries = [run[1:] for run in group]
+        found.append((bucket, bucket_digest(entries), orjson.dumps(entries).decode("utf-8")))
+    return found
 
 
-def runs_text(runs: list[list]) -> str:
-    """A bucket's `runs`: its runs as JSON, [runSettingId, position, digest, start, length]
-    each, sorted by runSettingId."""
-    runs.sort()  # by runSettingId: unique within the bucket
-    return orjson.dumps(runs).decode("utf-8")
-
-
-def bucket_digest(runs: list[list]) -> bytes:
+def bucket_digest(runs: list) -> bytes:
     """A bucket's digest: of its runs' digests, sorted, joined (a setting's canonical JSON
     holds its runSettingId: its digest stands for the id too)."""
     return hashlib.sha256("".join(sorted(run[2] for run in runs)).encode("ascii")).digest()[:DIGEST_BYTES]
 
 
-def _spans(listed: list[dict], body: bytes) -> list[tuple[int, int]] | None:
-    """(start, length) in body of each setting's canonical JSON, or None if not found there."""
+def _spans(listed: list[dict], body: bytes) -> tuple[list[int], list[int]] | None:
+    """(starts, lengths) in body of each setting's canonical JSON, or None if not found there."""
     from runlog import record as rec
 
     for encode in (lambda value: orjson.dumps(value, option=orjson.OPT_SORT_KEYS), rec.canonical_json):
@@ -129,19 +128,14 @@ def _spans(listed: list[dict], body: bytes) -> list[tuple[int, int]] | None:
         if at < 0:
             continue
         pieces = whole[1:-1].split(b"},{")
-        spans, start = [], at + 1
-        if len(pieces) == len(listed):
-            last = len(pieces) - 1
-            for index, piece in enumerate(pieces):
-                length = len(piece) + (index > 0) + (index < last)
-                spans.append((start, length))
-                start += length + 1
-            return spans
-        for setting in listed:  # a "},{" inside a value: each setting encoded on its own
-            length = len(encode(setting))
-            spans.append((start, length))
-            start += length + 1
-        return spans
+        if len(pieces) == len(listed):  # each piece a setting without the braces the cuts took
+            lengths = [len(piece) + 2 for piece in pieces]
+            lengths[0] -= 1
+            lengths[-1] -= 1
+        else:  # a "},{" inside a value: each setting encoded on its own
+            lengths = [len(encode(setting)) for setting in listed]
+        starts = list(accumulate((length + 1 for length in lengths[:-1]), initial=at + 1))
+        return starts, lengths
     return None
 
 
