@@ -813,7 +813,9 @@ def _start_row_checks(ledger: Ledger, sealed: bool) -> Callable[[], list[Tally]]
 
 def verify_entries(ledger: Ledger, entries: list[Entry]) -> Report:
     """Check only the given records: content, schema, fingerprint, columns, seal, intent and
-    their chain link, and their observations."""
+    their chain link, and their observations. The entries' bodies are not read (each record's
+    row is read again, as stored): a batch record may be given as its view
+    (Ledger.resolve(ref, whole=False)), not its 14 MB body."""
     report = Report()
     sealed = _has_seals(ledger.conn)
     for entry in entries:
