@@ -31,14 +31,12 @@ found in its body as canonical JSON, gets no rows: the diff then decodes it whol
 
 from __future__ import annotations
 
-import hashlib
-import zlib
 from collections.abc import Iterable
 from itertools import accumulate, groupby
 from operator import itemgetter
 
-import orjson
-
+# hashlib, zlib and orjson are imported where they are used: `show` and `log --batch` import
+# this module (run_settings, through runlog.batchread) and never hash or encode
 BUCKETS = 4096
 DIGEST_BYTES = 16
 
@@ -56,11 +54,15 @@ def run_settings(record: dict) -> list[dict]:
 
 
 def bucket_of(setting_id: str) -> int:
+    import zlib
+
     return zlib.crc32(setting_id.encode("utf-8")) % BUCKETS
 
 
 def digest(data: bytes | memoryview) -> str:
     """A run setting's digest (of its canonical JSON), as `runs` holds it: hex."""
+    import hashlib
+
     return hashlib.sha256(data).hexdigest()[:DIGEST_HEX]
 
 
@@ -73,6 +75,11 @@ def setting_rows(record: dict, body: bytes) -> list[BucketRow] | None:
     not there) and cut into its members where `},{` separates them, which is exact when the
     list holds as many of those as members but one (a `},{` inside a text value makes one more:
     then each setting is encoded on its own). Each member's bytes are hashed where they lie."""
+    import hashlib
+    import zlib
+
+    import orjson
+
     listed = run_settings(record)
     if not isinstance(listed, list) or not listed:
         return None
@@ -112,11 +119,15 @@ def setting_rows(record: dict, body: bytes) -> list[BucketRow] | None:
 def bucket_digest(runs: list) -> bytes:
     """A bucket's digest: of its runs' digests, sorted, joined (a setting's canonical JSON
     holds its runSettingId: its digest stands for the id too)."""
+    import hashlib
+
     return hashlib.sha256("".join(sorted(run[2] for run in runs)).encode("ascii")).digest()[:DIGEST_BYTES]
 
 
 def _spans(listed: list[dict], body: bytes) -> tuple[list[int], list[int]] | None:
     """(starts, lengths) in body of each setting's canonical JSON, or None if not found there."""
+    import orjson
+
     from runlog import record as rec
 
     for encode in (lambda value: orjson.dumps(value, option=orjson.OPT_SORT_KEYS), rec.canonical_json):
