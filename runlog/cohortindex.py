@@ -53,12 +53,6 @@ def run_settings(record: dict) -> list[dict]:
     return ((record.get("batch") or {}).get("settings_file") or {}).get("content") or []
 
 
-def bucket_of(setting_id: str) -> int:
-    import zlib
-
-    return zlib.crc32(setting_id.encode("utf-8")) % BUCKETS
-
-
 def digest(data: bytes | memoryview) -> str:
     """A run setting's digest (of its canonical JSON), as `runs` holds it: hex."""
     import hashlib

@@ -299,9 +299,12 @@ def m009_batch_settings(db: sqlite_utils.Database) -> None:
         DELETE FROM batch_settings;
         """
     )
-    for seq, body in db.execute("SELECT seq, body FROM records WHERE kind = 'batch' ORDER BY seq").fetchall():
-        data = body.encode("utf-8")
-        found = cohortindex.setting_rows(fastjson.decode_canonical(data)[0], data)
+    for (seq,) in db.execute("SELECT seq FROM records WHERE kind = 'batch' ORDER BY seq").fetchall():
+        data = db.execute("SELECT body FROM records WHERE seq = ?", (seq,)).fetchone()[0].encode("utf-8")
+        try:  # one record at a time in memory (a batch's may be tens of MB)
+            found = cohortindex.setting_rows(fastjson.decode_canonical(data)[0], data)
+        except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
+            found = None  # a record edited outside runlog: no rows (verify names the record)
         if found is not None:
             db.conn.executemany("INSERT INTO batch_settings (batch, bucket, digest, runs) VALUES (?, ?, ?, ?)",
                                 [(seq, *row) for row in found])
