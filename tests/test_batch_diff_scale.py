@@ -302,3 +302,19 @@ def test_a_pulled_batch_record_gets_the_same_digests(ledger_path, tmp_path, run_
     expected = run_cli("diff", a, b).stdout
     assert run_cli("diff", a, b, env={"RUNLOG_LEDGER": str(other)}).stdout == expected
     assert run_cli("verify", "--no-remote", env={"RUNLOG_LEDGER": str(other)}).exit_code == 0
+
+
+def test_the_migration_passes_over_a_batch_record_edited_outside_runlog(ledger_path, run_cli):
+    with Ledger.open(ledger_path) as ledger:
+        a = add_batch(ledger, cohort(30), name="a")
+        b = add_batch(ledger, cohort(31)[1:], name="b")
+    seq = seq_of(ledger_path, a)
+    # JSON, but not the record (a body that is not JSON at all stops verify's m007 check: exit 2)
+    tamper(ledger_path, "DROP TABLE batch_settings", f"UPDATE records SET body = '{{\"edited\": 1}}' WHERE seq = {seq}",
+           f"PRAGMA user_version = {MIGRATIONS.index(m009_batch_settings)}")
+    with Ledger.open(ledger_path):  # migrated: the edited record gets no rows, the other its own
+        pass
+    assert rows_of(ledger_path, a) == [] and rows_of(ledger_path, b)
+    result = run_cli("verify", "--no-remote")
+    assert result.exit_code == 1 and f"record #{seq} " in result.stdout
+    assert "run settings were changed outside runlog" not in result.stdout
