@@ -206,18 +206,21 @@ def indexed_differences(ledger: Ledger, seq_a: int, seq_b: int) -> RunDifference
     m009, runlog/cohortindex.py): the buckets of runSettingIds whose digests differ, then in
     them ([runSettingId, position, digest, start, length] each) the runs only one record has
     and those whose digests differ, whose settings alone
-    are read from the bodies (by their offsets) and decoded as `_decoded` decodes a record;
+    are read from the bodies (by their offsets) and decoded as `_decoded` decodes a record
+    (integers beyond 64 bits as floats);
     a run whose two settings decode equal is not changed. Each setting read is checked
     against its digest. None when the ledger cannot tell (see Ledger.setting_differences) or
     a setting read is not what its row says: the caller then decodes both records."""
-    from runlog import cohortindex, fastjson
+    import json
+
+    from runlog import cohortindex
 
     found = ledger.setting_differences(seq_a, seq_b)
     if found is None:
         return None
     try:
-        rows_a = {row[0]: row for text in found[0] for row in fastjson.loads(text.encode("utf-8"))}
-        rows_b = {row[0]: row for text in found[1] for row in fastjson.loads(text.encode("utf-8"))}
+        rows_a = {row[0]: row for text in found[0] for row in json.loads(text)}
+        rows_b = {row[0]: row for text in found[1] for row in json.loads(text)}
     except (ValueError, TypeError, IndexError, KeyError):
         return None  # not as runlog wrote them (verify says so): decode the records
     removed = sorted((row for ident, row in rows_a.items() if ident not in rows_b), key=_position)
@@ -235,9 +238,9 @@ def indexed_differences(ledger: Ledger, seq_a: int, seq_b: int) -> RunDifference
         for row, data in zip(wanted, pieces, strict=True):
             if cohortindex.digest(data) != row[2]:
                 return None  # the row was changed outside runlog (verify says so): decode the records
-            try:
-                values[side].append(fastjson.loads(data))
-            except ValueError:
+            try:  # the json module (loaded already; orjson's import costs more than these few runs)
+                values[side].append(json.loads(data, parse_int=_as_orjson_reads))
+            except (ValueError, RecursionError):
                 return None
     own_removed, own_changed = values[0][:len(removed)], values[0][len(removed):]
     other_added, other_changed = values[1][:len(added)], values[1][len(added):]
@@ -249,6 +252,13 @@ def indexed_differences(ledger: Ledger, seq_a: int, seq_b: int) -> RunDifference
 
 def _position(row: tuple) -> int:
     return row[1]
+
+
+def _as_orjson_reads(text: str) -> int | float:
+    """An integer as orjson reads it (`_decoded`, the path without digests): within 64 bits
+    (-2**63 to 2**64 - 1) an int, beyond them a float."""
+    value = int(text)
+    return value if -(2 ** 63) <= value <= 2 ** 64 - 1 else float(value)
 
 
 def _decoded(entry: Entry) -> dict:

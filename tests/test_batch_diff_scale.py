@@ -318,3 +318,17 @@ def test_the_migration_passes_over_a_batch_record_edited_outside_runlog(ledger_p
     result = run_cli("verify", "--no-remote")
     assert result.exit_code == 1 and f"record #{seq} " in result.stdout
     assert "run settings were changed outside runlog" not in result.stdout
+
+
+def test_integers_beyond_64_bits_compare_as_decoding_both_cohorts_compares_them(ledger_path, run_cli):
+    before, after = cohort(12), cohort(12)
+    before[1]["parameters"]["seed"] = 2 ** 70  # read as the same float either way: no change
+    after[1]["parameters"]["seed"] = 2 ** 70 + 1
+    before[2]["parameters"]["seed"] = 2 ** 64 - 1  # the largest orjson reads as an integer
+    after[2]["parameters"]["seed"] = 2 ** 64 - 2
+    before[3]["parameters"]["seed"] = 2 ** 70
+    after[3]["parameters"]["seed"] = 2 ** 71
+    with Ledger.open(ledger_path) as ledger:
+        a, b = add_batch(ledger, before, name="a"), add_batch(ledger, after, name="b")
+    [(text, _)] = both_ways(run_cli, ledger_path, [(a, b)])
+    assert "S0001" not in text and "~ S0002.parameters.seed" in text and "~ S0003.parameters.seed" in text
