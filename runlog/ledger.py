@@ -275,13 +275,17 @@ class Ledger:
         from runlog.migrations import LEDGER_FORMAT
 
         version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+        tables: set[str] = set()
+        if version == 0:
+            tables = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            if tables:  # or made meanwhile by another runlog, which commits them with the version
+                version = self.conn.execute("PRAGMA user_version").fetchone()[0]
         if version > LEDGER_FORMAT:
             raise LedgerError(
                 f"ledger {self.path} has format {version}, newer than this runlog understands "
                 f"({LEDGER_FORMAT}); upgrade runlog (pip install -U runlog)"
             )
         if version == 0:
-            tables = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
             if tables:
                 raise LedgerError(
                     f"{self.path} is an SQLite database but not a runlog ledger "
