@@ -5,7 +5,8 @@
     python benchmarks/run.py --skip-submit --sizes "" --batch-members 100000 --repeat 5   # cohorts
 
 It prints one table (operation, runlog, baseline, ratio, target). Timings are medians of
-whole-process wall times. Ledgers are built once into --workdir (default .benchmarks/)
+whole-process wall times; with --batch-members, a second table gives the same commands' CPU
+times (getrusage of each child), the steadier measure on a shared machine. Ledgers are built once into --workdir (default .benchmarks/)
 with benchmarks/make_ledger.py and reused by later runs.
 
   submit      `runlog submit` vs `aws omics start-run` for each of the five seed examples (the
@@ -56,9 +57,30 @@ def bench_env(**extra: str) -> dict:
 
 
 def wall(cmd: list[str], env: dict, cwd: Path | None = None) -> float:
+    return timed(cmd, env, cwd)[0]
+
+
+def timed(cmd: list[str], env: dict, cwd: Path | None = None) -> tuple[float, float]:
+    """(wall time, CPU time: user + system of the child, from getrusage) of one run."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     subprocess.run(cmd, env=env, cwd=cwd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - started
+    elapsed = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return elapsed, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+
+
+def compare_cpu(a: list[str], b: list[str], env: dict, repeat: int) -> tuple[float, float, float, float]:
+    """compare's medians of wall time, then of CPU time (steadier on a shared machine)."""
+    timed(a, env), timed(b, env)  # warm the file cache
+    runs_a, runs_b = [], []
+    for _ in range(repeat):
+        runs_a.append(timed(a, env))
+        runs_b.append(timed(b, env))
+    return (statistics.median(w for w, _ in runs_a), statistics.median(w for w, _ in runs_b),
+            statistics.median(c for _, c in runs_a), statistics.median(c for _, c in runs_b))
 
 
 def compare(a: list[str], b: list[str], env: dict, repeat: int, cwd: Path | None = None) -> tuple[float, float]:
@@ -232,8 +254,12 @@ def bench_cohorts(members: int, workdir: Path, repeat: int, rows: list) -> None:
                   ("diff B1 B2 (settings files differ)", ["diff", first, second]),
                   ("diff B1 B3 (the same settings file)", ["diff", first, rerun]), ("verify B", ["verify", first])]
     for label, args in operations:
-        ours, base = compare([*runlog_cmd(), *args], baseline, env, repeat)
+        ours, base, ours_cpu, base_cpu = compare_cpu([*runlog_cmd(), *args], baseline, env, repeat)
         rows.append((f"{label} (2 x {members:,} members)", ours, base, ours / base, "<= 2 x import click"))
+        CPU_ROWS.append((f"{label} (2 x {members:,} members)", ours_cpu, base_cpu))
+
+
+CPU_ROWS: list[tuple[str, float, float]] = []  # (operation, runlog CPU, import click CPU), for cohorts
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -265,6 +291,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"| {label} | {ours:.3f} s | - | {ratio:,.0f} records/s | {target} |")
         else:
             print(f"| {label} | {ours * 1000:.0f} ms | {base * 1000:.0f} ms | {ratio:.2f} | {target} |")
+    if CPU_ROWS:
+        print(f"\nCPU time (getrusage of each child), medians; load average {os.getloadavg()[0]:.1f}:\n")
+        print("| operation | runlog CPU | import click CPU | CPU ratio |")
+        print("|---|---|---|---|")
+        for label, ours, base in CPU_ROWS:
+            print(f"| {label} | {ours * 1000:.0f} ms | {base * 1000:.0f} ms | {ours / base:.2f} |")
     return 0
 
 

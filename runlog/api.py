@@ -368,7 +368,7 @@ class Runlog:
 
         ledger = self._read()
         if refs:
-            return verify.verify_entries(ledger, [ledger.resolve(ref) for ref in refs])
+            return verify.verify_entries(ledger, [ledger.resolve(ref, whole=False) for ref in refs])
         if expect:
             verify.parse_head(expect)
         report = verify.verify(ledger, expect=expect)

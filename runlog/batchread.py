@@ -9,19 +9,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from runlog.cohortindex import run_settings
 from runlog.errors import UsageError
 from runlog.ledger import Entry, Ledger
 
 SOURCE_BATCH = "GetBatch"  # runlog.batch.SOURCE_BATCH (not imported: batch.py pulls in the submit path)
-
-
-def run_settings(record: dict) -> list[dict]:
-    """The batch record's run settings: inline, or the settings file's content as pinned."""
-    request = record["request"]
-    inline = (request.get("batchRunSettings") or {}).get("inlineSettings")  # none: an imported batch
-    if inline is not None:
-        return inline
-    return ((record.get("batch") or {}).get("settings_file") or {}).get("content") or []
 
 
 def batch_entry(ledger: Ledger, ref: str, *, whole: bool = True) -> Entry:
@@ -122,7 +114,25 @@ def _changes(section: str, old: dict, new: dict, prefix: str = "") -> list:
     return found
 
 
-def compare_batches(a: dict, b: dict, settings: Callable[[], tuple[list, list]] | None = None) -> list:
+# (removed, added, changed) runs between two batches: [(runSettingId, setting)] twice, in the
+# order of a's and of b's run settings, then [(runSettingId, a's setting, b's setting)] in a's
+RunDifferences = tuple[list[tuple[str, Any]], list[tuple[str, Any]], list[tuple[str, Any, Any]]]
+
+
+def run_differences(listed_a: list, listed_b: list) -> RunDifferences:
+    """The runs added, removed and changed between two lists of run settings, keyed by
+    runSettingId as a dict built from each list keys them (a runSettingId given twice: its
+    first place, its last setting)."""
+    runs_a = {s["runSettingId"]: s for s in listed_a}
+    runs_b = {s["runSettingId"]: s for s in listed_b}
+    return ([(ident, own) for ident, own in runs_a.items() if ident not in runs_b],
+            [(ident, other) for ident, other in runs_b.items() if ident not in runs_a],
+            [(ident, own, runs_b[ident]) for ident, own in runs_a.items()
+             if ident in runs_b and runs_b[ident] != own])
+
+
+def compare_batches(a: dict, b: dict, settings: Callable[[], tuple[list, list]] | None = None,
+                    differences: Callable[[], RunDifferences | None] | None = None) -> list:
     """The cohort audit between two batch records, as runlog.diff.Change items: runs added
     and removed (by runSettingId), the default setting changed, each shared run's own
     setting changed, identities of shared inputs changed, the settings file, git.
@@ -130,7 +140,8 @@ def compare_batches(a: dict, b: dict, settings: Callable[[], tuple[list, list]] 
     `a` and `b` may be batch views (Ledger.batch_view: without the settings file's content);
     `settings` then gives the two lists of run settings, and is called only when they can
     differ: not when both settings files were read and have the same SHA-256 (the same bytes,
-    so the same runs)."""
+    so the same runs), nor when `differences` gives the runs that differ (from the ledger's
+    per-run digests, `indexed_differences`; None: it cannot)."""
     from runlog.diff import Change, view
     from runlog.resolve import identity_changes
 
@@ -138,30 +149,28 @@ def compare_batches(a: dict, b: dict, settings: Callable[[], tuple[list, list]] 
     pinned_a, pinned_b = ((r.get("batch") or {}).get("settings_file") or {} for r in (a, b))
     same_file = bool(pinned_a.get("sha256")) and pinned_a.get("sha256") == pinned_b.get("sha256") and \
         "error" not in pinned_a and "error" not in pinned_b
+    runs: RunDifferences | None
     if settings is None:
-        listed_a, listed_b = run_settings(a), run_settings(b)
+        runs = run_differences(run_settings(a), run_settings(b))
     elif same_file:
-        listed_a = listed_b = []
+        runs = [], [], []
     else:
-        listed_a, listed_b = settings()
-    runs_a = {s["runSettingId"]: s for s in listed_a}
-    runs_b = {s["runSettingId"]: s for s in listed_b}
-    for ident in runs_a:
-        if ident not in runs_b:
-            changes.append(Change("runs", ident, runs_a[ident], None, "removed"))
-    for ident in runs_b:
-        if ident not in runs_a:
-            changes.append(Change("runs", ident, None, runs_b[ident], "added"))
+        runs = differences() if differences is not None else None
+        if runs is None:
+            runs = run_differences(*settings())
+    removed, added, changed = runs
+    for ident, own in removed:
+        changes.append(Change("runs", ident, own, None, "removed"))
+    for ident, other in added:
+        changes.append(Change("runs", ident, None, other, "added"))
     bookkeeping = ("runTags",)
     default_a, default_b = (
         {k: v for k, v in r["request"]["defaultRunSetting"].items() if k not in bookkeeping} for r in (a, b))
     changes += _changes("default setting", default_a, default_b)
     tags_a, tags_b = (r["request"]["defaultRunSetting"].get("runTags") or {} for r in (a, b))
     changes += _changes("default setting", {"runTags": tags_a} if tags_a else {}, {"runTags": tags_b} if tags_b else {})
-    for ident, own in runs_a.items():
-        other = runs_b.get(ident)
-        if other is not None and other != own:
-            changes += _changes("run settings", own, other, prefix=f"{ident}.")
+    for ident, own, other in changed:
+        changes += _changes("run settings", own, other, prefix=f"{ident}.")
     inputs_a = (a.get("resolution") or {}).get("inputs") or {}
     inputs_b = (b.get("resolution") or {}).get("inputs") or {}
     for found in identity_changes(inputs_a, inputs_b):
@@ -176,8 +185,9 @@ def compare_batches(a: dict, b: dict, settings: Callable[[], tuple[list, list]] 
 
 def compare_batch_entries(ledger: Ledger, a: Entry, b: Entry) -> tuple[list, dict, dict]:
     """(compare_batches' changes, a's view, b's view) for two batch records of the ledger,
-    from their views (Ledger.batch_view): the settings files' contents are decoded only when
-    their digests differ."""
+    from their views (Ledger.batch_view): the runs that differ are found from the per-run
+    digests (`indexed_differences`), else the settings files' contents are decoded, when
+    their SHA-256 differ."""
     found_a, found_b = ledger.batch_view(a.address), ledger.batch_view(b.address)
     if found_a is None or found_b is None:
         a, b = ledger.get(a.address) or a, ledger.get(b.address) or b
@@ -187,14 +197,76 @@ def compare_batch_entries(ledger: Ledger, a: Entry, b: Entry) -> tuple[list, dic
         whole_a, whole_b = ledger.get(a.address) or a, ledger.get(b.address) or b  # a, b may hold views
         return run_settings(_decoded(whole_a)), run_settings(_decoded(whole_b))
 
-    return compare_batches(found_a[0], found_b[0], settings), found_a[0], found_b[0]
+    return compare_batches(found_a[0], found_b[0], settings,
+                           lambda: indexed_differences(ledger, a.seq, b.seq)), found_a[0], found_b[0]
+
+
+def indexed_differences(ledger: Ledger, seq_a: int, seq_b: int) -> RunDifferences | None:
+    """run_differences of two batch records (their seqs) from `batch_settings` (migration
+    m009, runlog/cohortindex.py): the buckets of runSettingIds whose digests differ, then in
+    them ([runSettingId, position, digest, start, length] each) the runs only one record has
+    and those whose digests differ, whose settings alone
+    are read from the bodies (by their offsets) and decoded as `_decoded` decodes a record
+    (integers beyond 64 bits as floats);
+    a run whose two settings decode equal is not changed. Each setting read is checked
+    against its digest. None when the ledger cannot tell (see Ledger.setting_differences) or
+    a setting read is not what its row says: the caller then decodes both records."""
+    import json
+
+    from runlog import cohortindex
+
+    found = ledger.setting_differences(seq_a, seq_b)
+    if found is None:
+        return None
+    try:
+        rows_a = {row[0]: row for text in found[0] for row in json.loads(text)}
+        rows_b = {row[0]: row for text in found[1] for row in json.loads(text)}
+    except (ValueError, TypeError, IndexError, KeyError):
+        return None  # not as runlog wrote them (verify says so): decode the records
+    removed = sorted((row for ident, row in rows_a.items() if ident not in rows_b), key=_position)
+    added = sorted((row for ident, row in rows_b.items() if ident not in rows_a), key=_position)
+    changed = sorted((row for ident, row in rows_a.items() if ident in rows_b and rows_b[ident][2] != row[2]),
+                     key=_position)
+    wanted_a = removed + changed
+    wanted_b = added + [rows_b[row[0]] for row in changed]
+    pieces_a = ledger.body_pieces(seq_a, [(row[3], row[4]) for row in wanted_a])
+    pieces_b = ledger.body_pieces(seq_b, [(row[3], row[4]) for row in wanted_b])
+    if pieces_a is None or pieces_b is None:
+        return None
+    values: list[list[Any]] = [[], []]
+    for side, wanted, pieces in ((0, wanted_a, pieces_a), (1, wanted_b, pieces_b)):
+        for row, data in zip(wanted, pieces, strict=True):
+            if cohortindex.digest(data) != row[2]:
+                return None  # the row was changed outside runlog (verify says so): decode the records
+            try:  # the json module (loaded already; orjson's import costs more than these few runs)
+                values[side].append(json.loads(data, parse_int=_as_orjson_reads))
+            except (ValueError, RecursionError):
+                return None
+    own_removed, own_changed = values[0][:len(removed)], values[0][len(removed):]
+    other_added, other_changed = values[1][:len(added)], values[1][len(added):]
+    return ([(row[0], own) for row, own in zip(removed, own_removed, strict=True)],
+            [(row[0], other) for row, other in zip(added, other_added, strict=True)],
+            [(row[0], own, other) for row, own, other in zip(changed, own_changed, other_changed, strict=True)
+             if own != other])
+
+
+def _position(row: tuple) -> int:
+    return row[1]
+
+
+def _as_orjson_reads(text: str) -> int | float:
+    """An integer as orjson reads it (`_decoded`, the path without digests): within 64 bits
+    (-2**63 to 2**64 - 1) an int, beyond them a float."""
+    value = int(text)
+    return value if -(2 ** 63) <= value <= 2 ** 64 - 1 else float(value)
 
 
 def _decoded(entry: Entry) -> dict:
     """The record, decoded by orjson (several times faster than the json module on a cohort
     of 100 000 runs; the json module when orjson refuses it). orjson reads every value as
     the json module does but integers beyond 64 bits, which it reads as floats: two run
-    settings that differ only in such an integer compare equal here."""
+    settings that differ only in such an integer compare equal here (and in
+    indexed_differences, which decodes the settings it reads the same way)."""
     from runlog import fastjson
 
     return fastjson.loads(entry.body.encode("utf-8"))

@@ -286,7 +286,7 @@ def between(ledger, ref_a: str, ref_b: str | None = None, *, git_repo: Path, cwd
 
             raise UsageError("a batch is compared with another batch: give two batch REFs; two member runs are "
                              "compared as runs")
-        from runlog.batch import compare_batch_entries
+        from runlog.batchread import compare_batch_entries
 
         changes, view_a, view_b = compare_batch_entries(ledger, entry_a, entry_b)
         return Diff(header(view_a, entry_a.address), header(view_b, entry_b.address), changes, [])

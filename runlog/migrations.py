@@ -370,6 +370,42 @@ def m008_batch_members_by_seq(db: sqlite_utils.Database) -> None:
     )
 
 
+def m009_batch_settings(db: sqlite_utils.Database) -> None:
+    """`batch_settings`: per batch record, its run settings' digests, in buckets of
+    runSettingIds (runlog/cohortindex.py): per bucket a digest, and per run the digest of its
+    setting's canonical JSON and where that lies in the record's body, so that `runlog diff
+    B1 B2` compares two 100 000-run cohorts bucket by bucket and decodes only the runs that
+    differ (the buckets' digests are compared in `batch_settings_digests`, which holds them
+    without the runs: a few pages per batch). Derived, like an index: written by Ledger in
+    the transaction that adds the batch record (not by a trigger: SQLite has no SHA-256),
+    checked by verify. Filled here for the batch records already in the ledger."""
+    from runlog import cohortindex, fastjson
+
+    run_sql(
+        db,
+        """
+        CREATE TABLE IF NOT EXISTS batch_settings (
+            batch INTEGER NOT NULL,
+            bucket INTEGER NOT NULL,
+            digest BLOB NOT NULL,
+            runs TEXT NOT NULL,
+            PRIMARY KEY (batch, bucket)
+        ) WITHOUT ROWID;
+        CREATE INDEX IF NOT EXISTS batch_settings_digests ON batch_settings(batch, bucket, digest);
+        DELETE FROM batch_settings;
+        """
+    )
+    for (seq,) in db.execute("SELECT seq FROM records WHERE kind = 'batch' ORDER BY seq").fetchall():
+        data = db.execute("SELECT body FROM records WHERE seq = ?", (seq,)).fetchone()[0].encode("utf-8")
+        try:  # one record at a time in memory (a batch's may be tens of MB)
+            found = cohortindex.setting_rows(fastjson.decode_canonical(data)[0], data)
+        except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
+            found = None  # a record edited outside runlog: no rows (verify names the record)
+        if found is not None:
+            db.conn.executemany("INSERT INTO batch_settings (batch, bucket, digest, runs) VALUES (?, ?, ?, ?)",
+                                [(seq, *row) for row in found])
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     m001_initial,
     m002_observation_addresses,
@@ -379,6 +415,7 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     m006_lighter_member_indexes,
     m007_batch_members,
     m008_batch_members_by_seq,
+    m009_batch_settings,
 ]
 
 LEDGER_FORMAT = len(MIGRATIONS)

@@ -217,8 +217,10 @@ _LABELS = {"records": "record", "observations": "observation", "attempts": "atte
 
 
 def _check_rest(ledger: Ledger, sealed: bool) -> list[Problem]:
-    """What the row checks do not cover and is cheap: observation addresses, meta's seals."""
+    """What the row checks do not cover: observation addresses, meta's seals, the batch
+    records' per-run digests."""
     problems = _check_observation_addresses(ledger.conn)
+    problems.extend(check_batch_settings(ledger.conn))
     if sealed:
         seals = _seals(ledger.conn, "meta")
         for row in table_rows(ledger.conn, "meta"):
@@ -355,6 +357,45 @@ def check_head(ledger: Ledger, count: int, chain: str, *, witness: str) -> list[
         return [Problem("head", "ledger", f"{witness} saw record #{count} with chain {chain[:12]}, the ledger's is "
                                           f"{row[1][:12]}: records up to #{count} were removed, replaced or reordered")]
     return []
+
+
+def check_batch_settings(conn: sqlite3.Connection, seqs: list[int] | None = None) -> list[Problem]:
+    """`batch_settings` (migration m009, written with each batch record for `diff B1 B2`)
+    says what the records say: its rows for each batch record (of `seqs`; None: every one)
+    are recomputed from the record's body (runlog/cohortindex.py) and compared, and (for the
+    whole ledger) no row belongs to a record that is not a batch record. Whole-ledger verify
+    only, beside the row checks, as for `batch_members`: `verify B` proves the record itself
+    (recomputing its digests would more than double its time on a 100 000-run batch)."""
+    from runlog import cohortindex
+
+    if not conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'batch_settings'").fetchone():
+        return []
+    if seqs is None:
+        batches = [row[0] for row in conn.execute("SELECT seq FROM records WHERE kind = 'batch' ORDER BY seq")]
+        strays = conn.execute("SELECT count(DISTINCT batch) FROM batch_settings WHERE batch NOT IN "
+                              "(SELECT seq FROM records WHERE kind = 'batch')").fetchone()[0]
+    else:
+        batches, strays = seqs, 0
+    wrong = []
+    for seq in batches:
+        found = conn.execute("SELECT body FROM records WHERE seq = ? AND kind = 'batch'", (seq,)).fetchone()
+        expected: list | None = None
+        if found is not None:
+            data = found[0].encode("utf-8")
+            try:
+                expected = cohortindex.setting_rows(fastjson.decode_canonical(data)[0], data)
+            except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
+                expected = None  # the record itself is broken: its own check says so
+        stored = conn.execute("SELECT bucket, digest, runs FROM batch_settings WHERE batch = ? ORDER BY bucket",
+                              (seq,)).fetchall()
+        if stored != (expected or []):
+            wrong.append(f"#{seq}")
+    if not wrong and not strays:
+        return []
+    return [Problem("index", "batch_settings", "the digests of batch records' run settings were changed outside "
+                    f"runlog: {len(wrong) + strays} batch record(s) ({', '.join(wrong[:5]) or 'none'}"
+                    f"{', ...' if len(wrong) > 5 else ''}; {strays} not a batch record) have rows not as their "
+                    "records say; `diff` of batches could miss or invent differences")]
 
 
 SCHEMA_FILE = Path(__file__).parent / "schemas" / "ledger-schema.json"
@@ -782,7 +823,9 @@ def _start_row_checks(ledger: Ledger, sealed: bool) -> Callable[[], list[Tally]]
 
 def verify_entries(ledger: Ledger, entries: list[Entry]) -> Report:
     """Check only the given records: content, schema, fingerprint, columns, seal, intent and
-    their chain link, and their observations."""
+    their chain link, and their observations. The entries' bodies are not read (each record's
+    row is read again, as stored): a batch record may be given as its view
+    (Ledger.resolve(ref, whole=False)), not its 14 MB body."""
     report = Report()
     sealed = _has_seals(ledger.conn)
     for entry in entries:

@@ -249,7 +249,7 @@ def verify(ctx, refs, expect, no_remote, as_json):
     ledger = require_ledger(config, readonly=True)
     with ledger, reading(ledger):
         if refs:
-            report = verify_entries(ledger, [ledger.resolve(r) for r in refs])
+            report = verify_entries(ledger, [ledger.resolve(r, whole=False) for r in refs])  # it reads the rows itself
         else:
             report = runlog.verify.verify(ledger, expect=expect)
             remote = None if no_remote else config.get("remote")

@@ -1,0 +1,155 @@
+"""Per-run digests of a batch record's cohort (migration m009: `batch_settings`), computed
+here from the record and its canonical JSON, without SQL.
+
+A batch of 100 000 runs holds 100 000 run settings in one record (14 MB). `runlog diff B1 B2`
+must tell which runs were added, removed or changed without decoding both: it compares
+digests stored when the record was written, and decodes only the runs whose digests differ,
+read from the record's body at the byte offsets stored beside them.
+
+The runSettingIds of the record's run settings (`run_settings`, keyed as the diff keys them,
+as a dict built from the list: a runSettingId given twice keeps the place of its first
+setting and the value of its last) are put in BUCKETS buckets by the CRC-32 of their UTF-8
+bytes (a run is in the same bucket in every batch). One row per bucket that has runs:
+
+- `bucket`;
+- `digest`: the first 16 bytes of the SHA-256 of its runs' digests (hex), sorted and joined
+  (a setting's canonical JSON holds its runSettingId: its digest stands for the id too);
+- `runs`: its runs as a JSON list sorted by runSettingId, each [runSettingId, position (the
+  index of its first setting in the list: the order the diff lists runs in), digest (the
+  first 16 bytes of the SHA-256 of its setting's canonical JSON, hex), start, length (where
+  that canonical JSON lies in the record's body, in bytes)].
+
+Two 100 000-run cohorts are compared bucket by bucket (4 096 rows each, in SQL), and run by
+run only in the buckets that differ. One row per bucket rather than per run: writing
+100 000 rows cost submit-batch more than computing the digests.
+
+Equal digests mean equal canonical JSON, so equal settings; different digests only make a
+run a candidate, which the diff decodes and compares as it always did. A record whose run
+settings are not a list of objects with text runSettingIds, or whose settings cannot be
+found in its body as canonical JSON, gets no rows: the diff then decodes it whole.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from itertools import accumulate, groupby
+from operator import itemgetter
+
+# hashlib, zlib and orjson are imported where they are used: `show` and `log --batch` import
+# this module (run_settings, through runlog.batchread) and never hash or encode
+BUCKETS = 4096
+DIGEST_BYTES = 16
+
+DIGEST_HEX = 2 * DIGEST_BYTES
+BucketRow = tuple[int, bytes, str]  # bucket, digest, runs (JSON)
+
+
+def run_settings(record: dict) -> list[dict]:
+    """The batch record's run settings: inline, or the settings file's content as pinned."""
+    request = record["request"]
+    inline = (request.get("batchRunSettings") or {}).get("inlineSettings")  # none: an imported batch
+    if inline is not None:
+        return inline
+    return ((record.get("batch") or {}).get("settings_file") or {}).get("content") or []
+
+
+def digest(data: bytes | memoryview) -> str:
+    """A run setting's digest (of its canonical JSON), as `runs` holds it: hex."""
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()[:DIGEST_HEX]
+
+
+def setting_rows(record: dict, body: bytes) -> list[BucketRow] | None:
+    """The rows of `batch_settings` for a batch record (`record` decoded, `body` its canonical
+    JSON), by bucket; None when the record gets none (see the module's docstring).
+
+    The run settings are found in the body as one JSON list (orjson encodes the list once and
+    the bytes are looked for in the body; the json module's encoding is tried when they are
+    not there) and cut into its members where `},{` separates them, which is exact when the
+    list holds as many of those as members but one (a `},{` inside a text value makes one more:
+    then each setting is encoded on its own). Each member's bytes are hashed where they lie."""
+    import hashlib
+    import zlib
+
+    import orjson
+
+    listed = run_settings(record)
+    if not isinstance(listed, list) or not listed:
+        return None
+    ids = []
+    for setting in listed:
+        if type(setting) is not dict or type(setting.get("runSettingId")) is not str:
+            return None
+        ids.append(setting["runSettingId"])
+    spans = _spans(listed, body)
+    if spans is None:
+        return None
+    view = memoryview(body)
+    sha256, crc32, buckets_count = hashlib.sha256, zlib.crc32, BUCKETS
+    try:
+        places = [crc32(setting_id.encode("utf-8")) % buckets_count for setting_id in ids]
+    except UnicodeEncodeError:  # a lone surrogate: in no canonical body
+        return None
+    starts, lengths = spans
+    digests = [sha256(view[start:start + length]).hexdigest()[:DIGEST_HEX]
+               for start, length in zip(starts, lengths, strict=True)]
+    positions: list[int] | range = range(len(ids))
+    runs: Iterable[tuple] = zip(places, ids, positions, digests, starts, lengths, strict=True)
+    if len(set(ids)) != len(ids):  # a runSettingId given twice: its first place, its last value
+        last = {setting_id: position for position, setting_id in enumerate(ids)}
+        first: dict[str, int] = {}
+        positions = [first.setdefault(setting_id, position) for position, setting_id in enumerate(ids)]
+        runs = [run for index, run in enumerate(zip(places, ids, positions, digests, starts, lengths, strict=True))
+                if last[run[1]] == index]
+    ordered = sorted(runs)  # by bucket, then runSettingId (unique): tuples compared in C
+    found: list[BucketRow] = []
+    for bucket, group in groupby(ordered, key=itemgetter(0)):
+        entries = [run[1:] for run in group]
+        found.append((bucket, bucket_digest(entries), orjson.dumps(entries).decode("utf-8")))
+    return found
+
+
+def bucket_digest(runs: list) -> bytes:
+    """A bucket's digest: of its runs' digests, sorted, joined (a setting's canonical JSON
+    holds its runSettingId: its digest stands for the id too)."""
+    import hashlib
+
+    return hashlib.sha256("".join(sorted(run[2] for run in runs)).encode("ascii")).digest()[:DIGEST_BYTES]
+
+
+def _spans(listed: list[dict], body: bytes) -> tuple[list[int], list[int]] | None:
+    """(starts, lengths) in body of each setting's canonical JSON, or None if not found there."""
+    import orjson
+
+    from runlog import record as rec
+
+    for encode in (lambda value: orjson.dumps(value, option=orjson.OPT_SORT_KEYS), rec.canonical_json):
+        try:
+            whole = encode(listed)
+        except (TypeError, ValueError):
+            continue
+        at = _find(body, whole)
+        if at < 0:
+            continue
+        pieces = whole[1:-1].split(b"},{")
+        if len(pieces) == len(listed):  # each piece a setting without the braces the cuts took
+            lengths = [len(piece) + 2 for piece in pieces]
+            lengths[0] -= 1
+            lengths[-1] -= 1
+        else:  # a "},{" inside a value: each setting encoded on its own
+            lengths = [len(encode(setting)) for setting in listed]
+        starts = list(accumulate((length + 1 for length in lengths[:-1]), initial=at + 1))
+        return starts, lengths
+    return None
+
+
+def _find(body: bytes, whole: bytes) -> int:
+    """Where `whole` lies in body, or -1."""
+    head = whole[:64]
+    at = body.find(head)
+    while at >= 0:
+        if body.startswith(whole, at):
+            return at
+        at = body.find(head, at + 1)
+    return -1
