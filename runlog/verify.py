@@ -299,7 +299,8 @@ def _check_batch_tables(conn: sqlite3.Connection) -> list[Problem]:
         "(SELECT count(*) FROM batch_members m LEFT JOIN records r ON r.seq = m.seq "
         "LEFT JOIN observations o ON o.seq = m.status_obs WHERE r.seq IS NULL "
         "OR r.kind != 'member' OR r.created != m.created OR r.outcome != m.outcome "
-        "OR (SELECT b.seq FROM records b WHERE b.address = json_extract(r.body, '$.batch.record')) IS NOT m.batch "
+        "OR (SELECT b.seq FROM records b WHERE b.address = "
+        "CASE WHEN json_valid(r.body) THEN json_extract(r.body, '$.batch.record') END) IS NOT m.batch "
         f"OR m.status_obs IS NOT {latest} OR m.status IS NOT o.status OR o.record IS NOT "
         f"(CASE WHEN m.status_obs IS NOT NULL THEN r.address END) OR m.status_rank IS NOT "
         f"(CASE WHEN o.seq IS NOT NULL THEN {_STATUS_RANK.format(o='o')} END) "
@@ -313,8 +314,8 @@ def _check_batch_tables(conn: sqlite3.Connection) -> list[Problem]:
     views, batches, wrong = conn.execute(
         "SELECT (SELECT count(*) FROM batch_views), (SELECT count(*) FROM records WHERE kind = 'batch'), "
         "(SELECT count(*) FROM batch_views v LEFT JOIN records r ON r.address = v.record WHERE r.seq IS NULL "
-        "OR v.view != json_remove(r.body, '$.batch.settings_file.content') "
-        "OR v.runs IS NOT json_array_length(r.body, '$.batch.settings_file.content'))").fetchone()
+        "OR CASE WHEN json_valid(r.body) THEN v.view != json_remove(r.body, '$.batch.settings_file.content') "
+        "OR v.runs IS NOT json_array_length(r.body, '$.batch.settings_file.content') ELSE 1 END)").fetchone()
     if views != batches or wrong:
         problems.append(Problem("index", "batch_views", f"the views of batch records were changed outside runlog: "
                                 f"{views} views ({wrong} not their record's), {batches} batch records; `show BATCH` "

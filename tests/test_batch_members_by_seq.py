@@ -228,3 +228,21 @@ def test_a_status_observation_of_a_run_that_is_no_member_changes_no_member(batch
         before = member_rows(ledger)
         ledger.observe(ledger.resolve(batch).address, "GetBatch", {"status": "PROCESSED"}, status="DELETED")
         assert member_rows(ledger) == before
+
+
+@pytest.mark.parametrize("where", ["kind = 'batch'", "kind = 'member'"])
+def test_verify_reports_a_record_body_that_is_no_longer_json_instead_of_stopping(batch, ledger_path, run_cli, where):
+    """Someone with write access replaces a batch's or a member's body with text that is not
+    JSON: verify names the problem (exit 1), it does not stop on SQLite's JSON error (exit 2)."""
+    tamper(ledger_path, f"UPDATE records SET body = 'not json {{' WHERE seq = (SELECT min(seq) FROM records WHERE {where})")
+    result = run_cli("verify")
+    assert result.exit_code == 1, result.output
+    assert "malformed JSON" not in result.output
+
+
+def test_verify_reports_an_observation_body_that_is_no_longer_json_instead_of_stopping(batch, ledger_path, run_cli):
+    tamper(ledger_path, "UPDATE observations SET body = 'not json {' WHERE seq = "
+           "(SELECT min(seq) FROM observations WHERE status IS NOT NULL)")
+    result = run_cli("verify")
+    assert result.exit_code == 1, result.output
+    assert "malformed JSON" not in result.output
