@@ -135,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def row(name, ours, theirs, target):
         a, b = statistics.median(ours), statistics.median(theirs)
-        return f"| {name} | {a:.2f} s | {b:.2f} s | {a / b:.2f} | {target} |"
+        ratio = f"{a / b:.2f}" if b > 0 else "-"  # a CPU time under one clock tick reads as 0
+        return f"| {name} | {a:.2f} s | {b:.2f} s | {ratio} | {target} |"
 
     inputs = "inputs in S3" if args.inputs else "inputs absent from S3 (--inputs puts them there)"
     print(f"{args.runs} runs from an s3UriSettings file ({inputs}), {args.repeat} repeat(s), medians; load average "
