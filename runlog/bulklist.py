@@ -136,6 +136,31 @@ class Range:
         return found
 
 
+def _one_page(s3, bucket: str, prefix: str, start_after: str, keys: dict[str, str],
+              deadline: float) -> dict[str, dict] | None:
+    """{uri: identity} for every wanted key of a directory when one ListObjectsV2 page from
+    `start_after` under `prefix` is the whole listing (not truncated: a key it does not hold
+    is NotFound); None when there is more to list, the page failed or the budget is spent
+    (the ranges then list it, and record what they find or why they could not)."""
+    if time.monotonic() >= deadline:
+        return None
+    try:
+        page = s3.list_objects_v2(Bucket=bucket, Prefix=prefix, StartAfter=start_after)
+    except Exception:  # the ranges list again and record the error per key
+        return None
+    if page.get("IsTruncated"):
+        return None
+    seen = {}
+    for item in page.get("Contents", ()):
+        uri = keys.get(item["Key"])
+        if uri is not None:
+            seen[uri] = listed(item)
+    for uri in keys.values():
+        if uri not in seen:
+            seen[uri] = NOT_FOUND
+    return seen
+
+
 def _heads(s3, uris: list[str], deadline: float) -> dict[str, dict]:
     from runlog.resolve import s3_identity
 
@@ -170,17 +195,24 @@ def bulk_s3_identities(s3, uris: list[str], *, deadline: float, head_below: int 
     stop = threading.Event()  # set when this call returns or raises: its ranges ask for no further page
     # (work, what it found when cut short, the URIs it answers for)
     tasks: list[tuple[Callable[[], dict[str, dict]], Callable[[], dict[str, dict]], list[str]]] = []
+    found_early: dict[str, dict] = {}  # directories one page listed whole
     for (bucket, folder), keys in groups.items():
         if len(keys) < head_below:
             single.extend(keys[key] for key in sorted(keys))
             continue
-        for prefix, start_after, chunk in ranges(folder, sorted(keys), page):
+        cut = ranges(folder, sorted(keys), page)
+        if len(cut) > 1:  # one page first: a directory holding few objects (or none) is listed whole by it
+            whole = _one_page(s3, bucket, common_prefix(cut[0][2][0], cut[-1][2][-1]), cut[0][1], keys, deadline)
+            if whole is not None:
+                found_early.update(whole)
+                continue
+        for prefix, start_after, chunk in cut:
             one = Range(s3, bucket, prefix, start_after, {key: keys[key] for key in chunk}, deadline, stop)
             tasks.append((one.run, one.found, list(one.keys.values())))
     for at in range(0, len(single), 16):
         part = single[at:at + 16]
         tasks.append((partial(_heads, s3, part, deadline), dict, part))
-    found: dict[str, dict] = {}
+    found: dict[str, dict] = found_early
     if len(tasks) == 1 or time.monotonic() >= deadline:
         for work, _, _ in tasks:
             found.update(work())  # each says Timeout itself when the budget is spent

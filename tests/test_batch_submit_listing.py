@@ -83,11 +83,12 @@ def test_ranges_listed_at_once_give_what_one_serial_listing_and_one_head_each_gi
     at_once = bulklist.bulk_s3_identities(s3_server, wanted, deadline=deadline, jobs=4, page=50)
     ranged = [call["Prefix"] for call in calls if call["Prefix"].startswith("crams/")
               and "ContinuationToken" not in call]  # a range's first page
-    assert len(ranged) == 9  # 403 wanted keys in ranges of 50
+    assert len(ranged) == 1 + 9  # one page of the whole directory (more follow), then 403 wanted keys in ranges of 50
     assert len([call for call in calls if "ContinuationToken" in call]) >= 1  # a range of two pages
-    # but for the first and last ranges (crams/A.cram, crams/zz.cram) each is listed under a
+    # but for the first page of the whole directory and the first and last ranges (crams/A.cram,
+    # crams/zz.cram), each is listed under a
     # narrower prefix than the directory's
-    assert ranged.count("crams/") <= 2 and all(p.startswith("crams/S0") for p in ranged if p != "crams/")
+    assert ranged.count("crams/") <= 3 and all(p.startswith("crams/S0") for p in ranged if p != "crams/")
     serial = bulklist.bulk_s3_identities(s3_server, wanted, deadline=deadline, jobs=1, page=10 ** 6)
     assert at_once == serial
     assert list(at_once) == wanted
@@ -176,3 +177,19 @@ def test_ranges_cover_every_key_once_under_a_prefix_they_all_share(keys, size):
     for prefix, start_after, chunk in cut:
         assert all(k.startswith(prefix) and k > start_after for k in chunk)
         assert prefix.startswith("d/")
+
+
+@pytest.mark.parametrize("present", [0, 40])
+def test_a_directory_one_page_lists_whole_takes_one_call_and_no_ranges(s3_server, present):
+    """A cohort whose inputs are not uploaded yet (or few of them): one ListObjectsV2 answers
+    for all its keys (NotFound for those it does not hold), where ranges would make a call each."""
+    crams = [f"crams/S{i:05d}.cram" for i in range(3000)]
+    put(s3_server, crams[:present] + ["crams/other.txt"])
+    calls = listings(s3_server)
+    found = bulklist.bulk_s3_identities(s3_server, [uri(k) for k in crams], deadline=time.monotonic() + 120,
+                                        page=1000)
+    assert len(calls) == 1
+    assert list(found) == [uri(k) for k in crams]
+    for key in crams[:present]:
+        assert found[uri(key)]["etag"] == s3_identity(s3_server, uri(key))["etag"]
+    assert all(found[uri(key)]["error"]["code"] == "NotFound" for key in crams[present:])
