@@ -32,8 +32,7 @@ found in its body as canonical JSON, gets no rows: the diff then decodes it whol
 from __future__ import annotations
 
 from collections.abc import Iterable
-from itertools import accumulate, groupby
-from operator import itemgetter
+from itertools import accumulate
 
 # hashlib, zlib and orjson are imported where they are used: `show` and `log --batch` import
 # this module (run_settings, through runlog.batchread) and never hash or encode
@@ -95,18 +94,23 @@ def setting_rows(record: dict, body: bytes) -> list[BucketRow] | None:
     digests = [sha256(view[start:start + length]).hexdigest()[:DIGEST_HEX]
                for start, length in zip(starts, lengths, strict=True)]
     positions: list[int] | range = range(len(ids))
-    runs: Iterable[tuple] = zip(places, ids, positions, digests, starts, lengths, strict=True)
+    runs: Iterable[tuple[int, tuple]] = zip(places, zip(ids, positions, digests, starts, lengths, strict=True),
+                                            strict=True)
     if len(set(ids)) != len(ids):  # a runSettingId given twice: its first place, its last value
         last = {setting_id: position for position, setting_id in enumerate(ids)}
         first: dict[str, int] = {}
         positions = [first.setdefault(setting_id, position) for position, setting_id in enumerate(ids)]
-        runs = [run for index, run in enumerate(zip(places, ids, positions, digests, starts, lengths, strict=True))
-                if last[run[1]] == index]
-    ordered = sorted(runs)  # by bucket, then runSettingId (unique): tuples compared in C
+        runs = [run for index, run in enumerate(zip(places, zip(ids, positions, digests, starts, lengths,
+                                                                  strict=True), strict=True))
+                if last[run[1][0]] == index]
+    groups: list[list[tuple]] = [[] for _ in range(buckets_count)]  # each bucket's runs, then sorted by
+    for bucket, entry in runs:  # runSettingId (unique): a few dozen each, not one sort of them all
+        groups[bucket].append(entry)
     found: list[BucketRow] = []
-    for bucket, group in groupby(ordered, key=itemgetter(0)):
-        entries = [run[1:] for run in group]
-        found.append((bucket, bucket_digest(entries), orjson.dumps(entries).decode("utf-8")))
+    for bucket, entries in enumerate(groups):
+        if entries:
+            entries.sort()
+            found.append((bucket, bucket_digest(entries), orjson.dumps(entries).decode("utf-8")))
     return found
 
 
