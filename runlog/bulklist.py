@@ -200,13 +200,14 @@ def bulk_s3_identities(s3, uris: list[str], *, deadline: float, head_below: int 
         if len(keys) < head_below:
             single.extend(keys[key] for key in sorted(keys))
             continue
-        cut = ranges(folder, sorted(keys), page)
-        if len(cut) > 1:  # one page first: a directory holding few objects (or none) is listed whole by it
-            whole = _one_page(s3, bucket, common_prefix(cut[0][2][0], cut[-1][2][-1]), cut[0][1], keys, deadline)
+        cuts = ranges(folder, sorted(keys), page)
+        if len(cuts) > 1:  # one page first: a directory holding few objects (or none) is listed whole by it
+            whole = _one_page(s3, bucket, common_prefix(cuts[0][2][0], cuts[-1][2][-1]), cuts[0][1], keys,
+                              deadline)
             if whole is not None:
                 found_early.update(whole)
                 continue
-        for prefix, start_after, chunk in cut:
+        for prefix, start_after, chunk in cuts:
             one = Range(s3, bucket, prefix, start_after, {key: keys[key] for key in chunk}, deadline, stop)
             tasks.append((one.run, one.found, list(one.keys.values())))
     for at in range(0, len(single), 16):
