@@ -516,13 +516,14 @@ class Ledger:
                                   [(seq + at, *row) for at, row in enumerate(rows)])
         return len(rows)
 
-    def _present(self, addresses: list[str]) -> set[str]:
-        """Which of these record addresses the ledger holds."""
+    def _present(self, addresses: list[str], table: str = "records") -> set[str]:
+        """Which of these addresses the ledger holds: of records, or of observations
+        (`table="observation_addresses"`)."""
         found: set[str] = set()
         for start in range(0, len(addresses), 500):  # within SQLite's limit on parameters
             part = addresses[start:start + 500]
             found.update(row[0] for row in self.conn.execute(
-                f"SELECT address FROM records WHERE address IN ({','.join('?' * len(part))})", part))
+                f"SELECT address FROM {table} WHERE address IN ({','.join('?' * len(part))})", part))
         return found
 
     def _next_seq(self, table: str) -> int:
@@ -666,7 +667,7 @@ class Ledger:
         if not rows:
             return 0
         with self.write():
-            held = self._observations_present(addresses)
+            held = self._present(addresses, "observation_addresses")
             records = self._present(sorted({row[0] for row in rows}))
             seq = self._next_seq("observations")
             new, new_addresses = [], []
@@ -682,15 +683,6 @@ class Ledger:
                 self.conn.executemany("INSERT INTO observation_addresses (observation, address) VALUES (?, ?)",
                                       new_addresses)
         return len(new)
-
-    def _observations_present(self, addresses: list[str]) -> set[str]:
-        """Which of these observation addresses the ledger holds."""
-        found: set[str] = set()
-        for start in range(0, len(addresses), 500):  # within SQLite's limit on parameters
-            part = addresses[start:start + 500]
-            found.update(row[0] for row in self.conn.execute(
-                f"SELECT address FROM observation_addresses WHERE address IN ({','.join('?' * len(part))})", part))
-        return found
 
     # -- reading -----------------------------------------------------------------------------
 

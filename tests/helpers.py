@@ -27,6 +27,12 @@ REMOTE = f"s3://{BUCKET}/runlog"
 # -- submissions: the seed examples as runlog arguments ------------------------------------------
 
 ROLE = "arn:aws:iam::123456789012:role/omics-service-role-serviceRole-W8O1XMPL7QZ"
+# A cohort's defaultRunSetting, shared by the batch tests: the reference files every run reads.
+COHORT_ROLE = "arn:aws:iam::123456789012:role/HealthOmicsServiceRole"
+COHORT_DEFAULT = {"workflowId": "1234567", "roleArn": COHORT_ROLE, "outputUri": "s3://cohort-bucket/out/",
+                  "parameters": {"ref_dict": "s3://cohort-bucket/ref/genome.dict",
+                                 "ref_fasta": "s3://cohort-bucket/ref/genome.fasta",
+                                 "ref_fasta_index": "s3://cohort-bucket/ref/genome.fasta.fai"}}
 SEED_1 = ["submit", "--workflow-id", "1234567", "--role-arn", ROLE, "--name", "cram-to-bam",
           "--output-uri", "s3://omics-artifacts-01d6xmpl4e72dd32/workflow-output/", "--run-group-id", "1234567",
           "--priority", "1", "--storage-capacity", "10", "--log-level", "ALL",

@@ -13,15 +13,11 @@ import sqlite3
 
 import pytest
 
-from helpers import tamper
+from helpers import COHORT_DEFAULT, COHORT_ROLE, tamper
 from runlog.ledger import Ledger
 from runlog.migrations import LEDGER_FORMAT, MIGRATIONS, m007_batch_members
 
-ROLE = "arn:aws:iam::123456789012:role/HealthOmicsServiceRole"
-DEFAULT = {"workflowId": "1234567", "roleArn": ROLE, "outputUri": "s3://cohort-bucket/out/",
-           "parameters": {"ref_dict": "s3://cohort-bucket/ref/genome.dict",
-                          "ref_fasta": "s3://cohort-bucket/ref/genome.fasta",
-                          "ref_fasta_index": "s3://cohort-bucket/ref/genome.fasta.fai"}}
+ROLE, DEFAULT = COHORT_ROLE, COHORT_DEFAULT
 RUNS = 12
 REFUSED = ["S02"]
 FAILING = ["S05"]

@@ -6,14 +6,10 @@ from __future__ import annotations
 
 import json
 
-from helpers import cohort_setting, omics_client
+from helpers import COHORT_DEFAULT, COHORT_ROLE, cohort_setting, omics_client
 from runlog.ledger import Ledger
 
-ROLE = "arn:aws:iam::123456789012:role/HealthOmicsServiceRole"
-DEFAULT = {"workflowId": "1234567", "roleArn": ROLE, "outputUri": "s3://cohort-bucket/out/",
-           "parameters": {"ref_dict": "s3://cohort-bucket/ref/genome.dict",
-                          "ref_fasta": "s3://cohort-bucket/ref/genome.fasta",
-                          "ref_fasta_index": "s3://cohort-bucket/ref/genome.fasta.fai"}}
+ROLE, DEFAULT = COHORT_ROLE, COHORT_DEFAULT
 
 
 

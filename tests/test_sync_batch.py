@@ -10,16 +10,23 @@ import uuid
 
 import pytest
 
-from helpers import REMOTE, S3Proxy, cohort_setting, pack_of, proxy_in_front, pull_json, push_json, record_key
+from helpers import (
+    COHORT_DEFAULT,
+    COHORT_ROLE,
+    REMOTE,
+    S3Proxy,
+    cohort_setting,
+    pack_of,
+    proxy_in_front,
+    pull_json,
+    push_json,
+    record_key,
+)
 from runlog import record as rec
 from runlog import sync
 from runlog.ledger import Ledger
 
-ROLE = "arn:aws:iam::123456789012:role/HealthOmicsServiceRole"
-DEFAULT = {"workflowId": "1234567", "roleArn": ROLE, "outputUri": "s3://cohort-bucket/out/",
-           "parameters": {"ref_dict": "s3://cohort-bucket/ref/genome.dict",
-                          "ref_fasta": "s3://cohort-bucket/ref/genome.fasta",
-                          "ref_fasta_index": "s3://cohort-bucket/ref/genome.fasta.fai"}}
+ROLE, DEFAULT = COHORT_ROLE, COHORT_DEFAULT
 
 
 @pytest.fixture

@@ -16,17 +16,24 @@ import threading
 
 import pytest
 
-from helpers import BUCKET, REMOTE, S3Proxy, cohort_setting, fill, proxy_in_front, pull_json, push_json
+from helpers import (
+    BUCKET,
+    COHORT_DEFAULT,
+    COHORT_ROLE,
+    REMOTE,
+    S3Proxy,
+    cohort_setting,
+    fill,
+    proxy_in_front,
+    pull_json,
+    push_json,
+)
 from recordfactory import make_record
 from runlog import record as rec
 from runlog.ledger import Ledger, observation_object
 from runlog.verify import verify
 
-ROLE = "arn:aws:iam::123456789012:role/HealthOmicsServiceRole"
-DEFAULT = {"workflowId": "1234567", "roleArn": ROLE, "outputUri": "s3://cohort-bucket/out/",
-           "parameters": {"ref_dict": "s3://cohort-bucket/ref/genome.dict",
-                          "ref_fasta": "s3://cohort-bucket/ref/genome.fasta",
-                          "ref_fasta_index": "s3://cohort-bucket/ref/genome.fasta.fai"}}
+ROLE, DEFAULT = COHORT_ROLE, COHORT_DEFAULT
 
 
 @pytest.fixture
