@@ -25,6 +25,7 @@ import random
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from runlog import __version__
@@ -249,6 +250,23 @@ def add_rerun(ledger: Ledger, members: int, rng: random.Random) -> str:
         "id": batch_id, "arn": f"arn:aws:omics:us-west-2:123456789012:runBatch/{batch_id}",
         "uuid": str(uuid.UUID(int=rng.getrandbits(128))), "status": "PENDING", "tags": {}}})
     return batch_id
+
+
+def build_once(path: Path, *steps: Callable[[Path], object], what: str = "") -> Path:
+    """`path`, built by `steps` (each given the ledger's path) the first time it is asked for:
+    into `PATH.partial`, renamed when every step is done, so that a build stopped half way is
+    started again rather than reused; a later run reuses the ledger."""
+    if not path.exists():
+        print(f"building {what or 'a ledger'} in {path} ...", file=sys.stderr)
+        partial = path.with_suffix(".partial")
+        for leftover in path.parent.glob(partial.name + "*"):
+            leftover.unlink()
+        for step in steps:
+            step(partial)
+        partial.rename(path)
+        for suffix in ("-wal", "-shm"):
+            Path(str(partial) + suffix).unlink(missing_ok=True)
+    return path
 
 
 def main(argv: list[str] | None = None) -> int:

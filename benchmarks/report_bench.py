@@ -23,7 +23,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from make_ledger import build  # noqa: E402
+from make_ledger import build, build_once  # noqa: E402
 from run import compare, runlog_cmd  # noqa: E402
 
 TARGET_SECONDS = 10.0
@@ -42,17 +42,8 @@ def cpu_seconds(cmd: list[str], env: dict, repeat: int) -> float:
 
 
 def ledger(workdir: Path, records: int) -> Path:
-    path = workdir / f"report-ledger-{records}.db"
-    if not path.exists():
-        print(f"building a ledger of {records} records in {path} ...", file=sys.stderr)
-        partial = path.with_suffix(".partial")
-        for leftover in workdir.glob(partial.name + "*"):
-            leftover.unlink()
-        build(partial, records)
-        partial.rename(path)
-        for suffix in ("-wal", "-shm"):
-            Path(str(partial) + suffix).unlink(missing_ok=True)
-    return path
+    return build_once(workdir / f"report-ledger-{records}.db", lambda at: build(at, records),
+                      what=f"a ledger of {records} records")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -34,7 +34,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from make_ledger import build, build_batches  # noqa: E402
+from make_ledger import build, build_batches, build_once  # noqa: E402
 
 # The S3 objects the seed examples name (runlog's resolution HEADs them; moto serves them).
 S3_INPUTS = [
@@ -175,16 +175,7 @@ def bench_submit(repeat: int, rows: list, examples: list[int] | None = None) -> 
 
 
 def bench_ledger(size: int, workdir: Path, repeat: int, rows: list) -> None:
-    path = workdir / f"ledger-{size}.db"
-    if not path.exists():
-        print(f"building a ledger of {size} records in {path} ...", file=sys.stderr)
-        partial = path.with_suffix(".partial")
-        for leftover in workdir.glob(partial.name + "*"):
-            leftover.unlink()
-        build(partial, size)
-        partial.rename(path)
-        for suffix in ("-wal", "-shm"):
-            Path(str(partial) + suffix).unlink(missing_ok=True)
+    path = build_once(workdir / f"ledger-{size}.db", lambda at: build(at, size), what=f"a ledger of {size} records")
     from runlog.ledger import Ledger
 
     Ledger.open(path).close()  # a ledger built by an older runlog: migrated now, as the first write would
@@ -217,18 +208,8 @@ def bench_ledger(size: int, workdir: Path, repeat: int, rows: list) -> None:
 
 def cohort_ledger(members: int, workdir: Path, records: int = 2000) -> Path:
     """A ledger of `records` runs and two batches of `members` member runs each, built once."""
-    path = workdir / f"cohorts-{members}.db"
-    if not path.exists():
-        print(f"building a ledger with two batches of {members} members in {path} ...", file=sys.stderr)
-        partial = path.with_suffix(".partial")
-        for leftover in workdir.glob(partial.name + "*"):
-            leftover.unlink()
-        build(partial, records)
-        build_batches(partial, members)
-        partial.rename(path)
-        for suffix in ("-wal", "-shm"):
-            Path(str(partial) + suffix).unlink(missing_ok=True)
-    return path
+    return build_once(workdir / f"cohorts-{members}.db", lambda at: build(at, records),
+                      lambda at: build_batches(at, members), what=f"a ledger with two batches of {members} members")
 
 
 def bench_cohorts(members: int, workdir: Path, repeat: int, rows: list) -> None:
