@@ -188,6 +188,16 @@ def bucket(s3_server):
 
 
 @pytest.fixture
+def proxy(bucket, monkeypatch):
+    """A counting proxy in front of moto; runlog's S3 client goes through it (the emulator
+    reads from moto directly). tests/test_sync_hostile.py puts a hostile one there instead."""
+    from helpers import S3Proxy, proxy_in_front
+
+    with proxy_in_front(S3Proxy, bucket, monkeypatch) as front:
+        yield front
+
+
+@pytest.fixture
 def three_runs(aws_env, ledger_path, git_repo, run_cli):
     """Three seed examples submitted through the CLI to the emulator; their entries, newest first."""
     from helpers import SEED_1, SEED_2, SEED_3

@@ -14,21 +14,12 @@ import sys
 
 import pytest
 
-from helpers import BUCKET, REMOTE, S3Proxy, addresses, fill, proxy_in_front, pull_json, push_json, record_key
+from helpers import BUCKET, REMOTE, addresses, fill, pull_json, push_json, record_key
 from recordfactory import make_record
 from runlog import record as rec
 from runlog.ledger import Ledger
 from runlog.migrations import LEDGER_FORMAT
 from runlog.verify import verify
-
-
-@pytest.fixture
-def proxy(bucket, monkeypatch):
-    """The proxy in front of moto; runlog's S3 client goes through it."""
-    with proxy_in_front(S3Proxy, bucket, monkeypatch) as front:
-        yield front
-
-
 
 # -- helpers --------------------------------------------------------------------------------------
 

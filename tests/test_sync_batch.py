@@ -8,8 +8,6 @@ from __future__ import annotations
 import json
 import uuid
 
-import pytest
-
 from helpers import (
     COHORT_DEFAULT,
     COHORT_ROLE,
@@ -27,14 +25,6 @@ from runlog import sync
 from runlog.ledger import Ledger
 
 ROLE, DEFAULT = COHORT_ROLE, COHORT_DEFAULT
-
-
-@pytest.fixture
-def proxy(bucket, monkeypatch):
-    """A counting proxy in front of moto; runlog's S3 client goes through it (the emulator
-    reads the settings file from moto directly)."""
-    with proxy_in_front(S3Proxy, bucket, monkeypatch) as front:
-        yield front
 
 
 def cohort(run_cli, emulator, bucket, samples: list[str]) -> str:

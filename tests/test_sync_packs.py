@@ -14,8 +14,6 @@ import subprocess
 import sys
 import threading
 
-import pytest
-
 from helpers import (
     BUCKET,
     COHORT_DEFAULT,
@@ -34,12 +32,6 @@ from runlog.ledger import Ledger, observation_object
 from runlog.verify import verify
 
 ROLE, DEFAULT = COHORT_ROLE, COHORT_DEFAULT
-
-
-@pytest.fixture
-def proxy(bucket, monkeypatch):
-    with proxy_in_front(S3Proxy, bucket, monkeypatch) as front:
-        yield front
 
 
 def keys(s3, under=""):
