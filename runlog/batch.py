@@ -21,7 +21,6 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
@@ -745,7 +744,7 @@ def _summary(body: dict) -> tuple:
 def observe_members(ledger: Ledger, batch: Entry, omics) -> dict[str, int]:
     """Page ListRuns(batchId) and append a status observation for each member whose status
     changed (one page per transaction). Returns {"listed", "changed"}."""
-    from runlog import aws
+    from runlog import aws, fastjson
 
     listed = changed = 0
     try:
@@ -771,7 +770,7 @@ def observe_members(ledger: Ledger, batch: Entry, omics) -> dict[str, int]:
                     new = answer.get("status")
                     # written once, as the canonical JSON the ledger stores (no dict of it made and encoded again)
                     seen.append((address, run_uuid, observed_at, source, new if isinstance(new, str) else None,
-                                 _canonical_answer(answer)))
+                                 fastjson.dumps(answer)))
             changed += ledger.add_observations(seen)
     except RunlogError:
         raise
@@ -828,36 +827,10 @@ def _json_value(value: Any) -> Any:
     import orjson
 
     try:
-        data = orjson.dumps(value, default=_iso_time, option=orjson.OPT_PASSTHROUGH_DATETIME)
+        data = orjson.dumps(value, default=rec._default, option=orjson.OPT_PASSTHROUGH_DATETIME)
     except TypeError:
         return rec.jsonable(value)
     return rec.jsonable(value) if b"null" in data else orjson.loads(data)
-
-
-def _canonical_answer(value: Any) -> bytes:
-    """record.canonical_json(value) for a parsed response (datetimes as ISO 8601 UTC text),
-    written by orjson when it writes the same bytes: keys sorted, no null (orjson writes NaN
-    and infinities so), no float the json module writes otherwise (fastjson.plain); anything
-    else, and what orjson refuses (subclasses, non-text keys, integers beyond 64 bits), by
-    record.canonical_json."""
-    import orjson
-
-    from runlog import fastjson
-
-    try:
-        data = orjson.dumps(value, default=_iso_time, option=orjson.OPT_PASSTHROUGH_DATETIME
-                            | orjson.OPT_PASSTHROUGH_SUBCLASS | orjson.OPT_SORT_KEYS)
-    except TypeError:
-        return rec.canonical_json(value)
-    if b"null" in data or not fastjson.plain(data):
-        return rec.canonical_json(value)
-    return data
-
-
-def _iso_time(value: Any) -> str:
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")  # as record.canonical_json
-    raise TypeError(f"cannot store a {type(value).__name__} in a record")
 
 
 def refresh_batch(ledger: Ledger, batch: Entry, omics, outputs_jobs: int | None = None) -> dict[str, Any]:

@@ -95,12 +95,13 @@ def canonical(value: Any, exact_value: bool) -> bytes:
 def dumps(value: Any) -> bytes:
     """record.canonical_json(value), through orjson when it writes the same bytes: for JSON
     values (objects with text keys, arrays, text, numbers, true, false, null) but for the
-    numbers named above. Those, and what orjson refuses or would write in a way of its own
-    (datetimes, subclasses, non-text keys; NaN and infinities, which it writes as null), go
-    to record.canonical_json. Used where many records are written at once (a batch's
-    members, their statuses)."""
+    numbers named above. Datetimes are written as record.canonical_json writes them (its
+    `default`: ISO 8601 UTC text). What orjson refuses or would write in a way of its own
+    (subclasses, non-text keys; NaN and infinities, which it writes as null) goes to
+    record.canonical_json. Used where many records are written at once (a batch's members,
+    their statuses, the service's answers)."""
     try:
-        data = orjson.dumps(value, option=SORTED | orjson.OPT_PASSTHROUGH_DATETIME
+        data = orjson.dumps(value, default=rec._default, option=SORTED | orjson.OPT_PASSTHROUGH_DATETIME
                             | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_SUBCLASS)
     except TypeError:
         return rec.canonical_json(value)
