@@ -246,7 +246,7 @@ def import_(ctx, since, status, run_group_id, jobs, quiet, as_json, profile, reg
     items = list_runs(omics, status=status, run_group_id=run_group_id, since=moment)
     ledger = open_ledger(config, create=True)
     with ledger:  # batches first: their runs are then members, not imports
-        batches = import_batches(ledger, omics, batch_items, endpoint_url=aws.recorded_endpoint(settings))
+        batches = import_batches(ledger, omics, batch_items, endpoint_url=aws.recorded_endpoint(settings), jobs=jobs)
         if batches.failure is not None:
             from runlog.cli.batch import batch_import_failure
 
@@ -312,7 +312,7 @@ def refresh(ctx, refs, every, active, as_json, outputs, jobs, profile, region, e
         changes = refresh_runs(ledger, [e for e in targets if e.kind != "batch"], config, profile, region,
                                endpoint_url)
         batches = refresh_batches(ledger, [e for e in targets if e.kind == "batch"], config, profile, region,
-                                  endpoint_url, outputs_jobs=jobs if outputs else None)
+                                  endpoint_url, outputs_jobs=jobs if outputs else None, jobs=jobs)
     failed = sum("error" in change for change in changes + batches)
     if as_json:
         echo_json(changes + batches)
