@@ -851,7 +851,7 @@ class Ledger:
             "SELECT r.seq, r.address, r.run_id, r.run_uuid, (SELECT json_extract(o.body, '$.unknown.code') "
             "FROM observations o WHERE o.record = r.address AND o.source = ?2 ORDER BY o.seq DESC LIMIT 1) "
             "FROM batch_members m JOIN records r ON r.seq = m.seq "
-            f"WHERE m.batch = (SELECT b.seq FROM records b WHERE b.address = ?1) AND m.outcome = 'submitted' "
+            "WHERE m.batch = (SELECT b.seq FROM records b WHERE b.address = ?1) AND m.outcome = 'submitted' "
             "AND m.seq > ?3 AND r.run_id IS NOT NULL AND json_array_length(r.body, '$.warnings') > 0 "
             "AND NOT EXISTS (SELECT 1 FROM observations o WHERE o.record = r.address AND o.source = ?2 "
             "AND json_type(o.body, '$.settings') = 'object') ORDER BY m.seq LIMIT ?4",
