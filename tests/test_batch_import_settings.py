@@ -175,3 +175,156 @@ def test_export_states_the_observed_settings_as_observed_from_the_service(aws_en
     bcos = [json.loads(p.read_text()) for p in bco_files]
     assert all(any("settings observed from GetRun" in u for u in b["usability_domain"]) for b in bcos)
     assert all(any(p["param"] == "settings source" for p in b["parametric_domain"]) for b in bcos)
+
+
+def test_a_get_run_refused_leaves_the_settings_unknown_with_the_reason(aws_env, ledger_path, git_repo, run_cli,
+                                                                       tmp_path):
+    aws_env.batch_rate = 100
+    batch_id = start_outside(aws_env, tmp_path, "outside", two_samples())
+    aws_env.advance(200)
+    runs = {r["runSettingId"]: r["runId"] for r in omics_client(aws_env).list_runs_in_batch(batchId=batch_id)["runs"]}
+    aws_env.inject("error", "GetRun", count=2, code="AccessDeniedException")
+
+    result = run_cli("import")
+    assert result.exit_code == 0, result.output
+    assert "0 member setting(s) observed from GetRun (2 unknown" in result.stdout
+    for setting_id, (entry, observations) in members(ledger_path).items():
+        (seen,) = [o for o in observations if o["source"] == SOURCE]
+        assert "settings" not in seen["body"]  # no guess
+        assert seen["body"]["unknown"]["code"] == "AccessDeniedException"
+        assert seen["body"]["run"] == {"id": runs[setting_id], "uuid": entry.run_uuid}
+    shown = run_cli("show", runs["S1"])
+    assert "own settings unknown (GetRun: AccessDeniedException: injected fault: error)" in shown.stdout
+    assert "only the batch's default setting is recorded" in shown.stdout
+    state = json.loads(run_cli("show", runs["S1"], "--json").stdout)["member_settings"]
+    assert state["state"] == "unknown" and "AccessDeniedException" in state["reason"] and "settings" not in state
+    diff = json.loads(run_cli("diff", runs["S0"], runs["S1"], "--json").stdout)
+    assert any(n.startswith("A: own settings unknown (GetRun: AccessDeniedException") for n in diff["notes"])
+    assert diff["a"]["settings"]["state"] == "unknown"
+    out = tmp_path / "export"
+    assert run_cli("export", batch_id, "-f", "methods", "-o", out).exit_code == 0
+    text = (out / "samples.csv").read_text()  # -f methods: the bundle is the directory
+    assert text.count("own settings unknown (GetRun: AccessDeniedException") == 2
+
+    # refused again for the same reason: nothing new is recorded
+    before = counts(ledger_path)
+    aws_env.inject("error", "GetRun", count=2, code="AccessDeniedException")
+    again = json.loads(run_cli("refresh", batch_id, "--json").stdout)[0]
+    assert again["settings_observed"] == 0 and again["settings_unknown"] == 2
+    assert counts(ledger_path) == before
+    # allowed now: a refresh learns them
+    learned = run_cli("refresh", batch_id)
+    assert learned.exit_code == 0, learned.output
+    assert "2 member setting(s) observed from GetRun" in learned.stdout
+    state = json.loads(run_cli("show", runs["S1"], "--json").stdout)["member_settings"]
+    assert state["state"] == "observed" and state["settings"]["priority"] == 7
+    assert run_cli("verify", "--no-remote").exit_code == 0
+
+
+def test_a_deleted_run_or_throttling_is_unknown_and_a_gone_run_is_not_asked_again(aws_env, ledger_path, git_repo,
+                                                                                 run_cli, tmp_path):
+    aws_env.batch_rate = 100
+    batch_id = start_outside(aws_env, tmp_path, "outside", [cohort_setting("S0"), cohort_setting("S1")])
+    aws_env.advance(200)
+    service = omics_client(aws_env)
+    runs = {r["runSettingId"]: r["runId"] for r in service.list_runs_in_batch(batchId=batch_id)["runs"]}
+    service.delete_run(id=runs["S0"])
+    aws_env.inject("throttle", "GetRun", count=3)  # every attempt botocore makes (AWS_MAX_ATTEMPTS=3) for one run
+
+    assert run_cli("import").exit_code == 0, "import"
+    found = members(ledger_path)
+    gone = [o for o in found["S0"][1] if o["source"] == SOURCE]
+    assert [o["body"]["unknown"]["code"] for o in gone] == ["ResourceNotFoundException"]
+    codes = [o["body"].get("unknown", {}).get("code") for o in found["S1"][1] if o["source"] == SOURCE]
+    # S1's three attempts may have met the throttling, or some of them went to S0's call
+    assert codes in (["ThrottlingException"], [None])
+
+    asked = len(aws_env.requests)
+    assert run_cli("refresh", batch_id).exit_code == 0
+    called = [r["params"].get("id") for r in aws_env.requests[asked:] if r["operation"] == "GetRun"]
+    assert runs["S0"] not in called  # deleted: asking again cannot tell more
+    state = json.loads(run_cli("show", runs["S1"], "--json").stdout)["member_settings"]
+    assert state["state"] == "observed" and state["settings"]["parameters"]["sample_name"] == "S1"
+    state = json.loads(run_cli("show", runs["S0"], "--json").stdout)["member_settings"]
+    assert state["state"] == "unknown" and "ResourceNotFoundException" in state["reason"]
+
+
+def test_runs_of_a_batch_deleted_before_the_import_are_single_imports_that_name_their_batch(
+        aws_env, ledger_path, git_repo, run_cli, tmp_path):
+    aws_env.batch_rate = 100
+    batch_id = start_outside(aws_env, tmp_path, "gone", [cohort_setting("S0"), cohort_setting("S1")])
+    aws_env.advance(200)
+    service = omics_client(aws_env)
+    runs = {r["runSettingId"]: r["runId"] for r in service.list_runs_in_batch(batchId=batch_id)["runs"]}
+    service.delete_batch(batchId=batch_id)
+
+    result = run_cli("import", "--json")
+    assert result.exit_code == 0, result.output
+    printed = json.loads(result.stdout)
+    assert printed["batches"]["listed"] == 0
+    assert set(runs.values()) <= {item["run_id"] for item in printed["imported"]}  # with the emulator's seed run
+    with Ledger.open(ledger_path, create=False) as ledger:
+        found = ledger.entries()
+    assert {e.kind for e in found} == {"import"}
+    assert {e.run_id for e in found if e.record["source_run"].get("batchId") == batch_id} == set(runs.values())
+
+    listed = run_cli("log")
+    assert listed.exit_code == 0
+    lines = [line for line in listed.stdout.splitlines() if any(run in line for run in runs.values())]
+    assert len(lines) == 2 and all(f"(ran in batch {batch_id})" in line for line in lines)
+    as_json = json.loads(run_cli("log", "--json").stdout)
+    assert {item["run_id"]: item.get("ran_in_batch") for item in as_json if item.get("ran_in_batch")} == {
+        run_id: batch_id for run_id in runs.values()}
+    assert [line for line in listed.stdout.splitlines() if "ran in batch" in line] == lines
+    shown = run_cli("show", runs["S1"])
+    assert f"ran in batch {batch_id} (GetRun's batchId); that batch is not in this ledger" in shown.stdout
+    assert json.loads(run_cli("show", runs["S1"], "--json").stdout)["ran_in_batch"] == batch_id
+    assert run_cli("verify", "--no-remote").exit_code == 0
+
+
+def test_a_single_run_started_alone_names_no_batch(aws_env, ledger_path, git_repo, run_cli):
+    alone = omics_client(aws_env).start_run(
+        workflowId=WORKFLOW, roleArn=ROLE, outputUri="s3://cohort-bucket/single/", name="single", requestId="one",
+        parameters={**DEFAULT["parameters"], "sample_name": "X", "input_cram": "s3://cohort-bucket/crams/X.cram"})
+    assert run_cli("import").exit_code == 0
+    assert "ran in batch" not in run_cli("log").stdout
+    shown = json.loads(run_cli("show", alone["id"], "--json").stdout)
+    assert "ran_in_batch" not in shown and "member_settings" not in shown
+
+
+def test_what_get_run_says_is_untrusted_text(aws_env, ledger_path, git_repo, run_cli, tmp_path):
+    hostile = "S1\u202eevil\x1b[2J\x9b"
+    s1 = cohort_setting("S1")
+    s1["parameters"] = {**s1["parameters"], "sample_name": hostile}
+    aws_env.batch_rate = 100
+    batch_id = start_outside(aws_env, tmp_path, "outside", [cohort_setting("S0"), s1])
+    aws_env.advance(200)
+    runs = {r["runSettingId"]: r["runId"] for r in omics_client(aws_env).list_runs_in_batch(batchId=batch_id)["runs"]}
+    assert run_cli("import").exit_code == 0
+    state = json.loads(run_cli("show", runs["S1"], "--json").stdout)["member_settings"]
+    assert state["settings"]["parameters"]["sample_name"] == hostile  # recorded exactly
+
+    for printed in (run_cli("show", runs["S1"]).stdout, run_cli("diff", runs["S0"], runs["S1"]).stdout):
+        assert not any(ch in printed for ch in "\u202e\x1b\x9b")
+    # JSON's own escape for ESC, runlog's for the bidi override and the C1 control: visible, one line
+    assert '"S1\\u202eevil\\u001b[2J\\x9b"' in run_cli("diff", runs["S0"], runs["S1"]).stdout
+    out = tmp_path / "export"
+    assert run_cli("export", batch_id, "-f", "methods", "-o", out, "--license", "CC-BY-4.0").exit_code == 0
+    assert not any(ch in (out / "methods.md").read_text() for ch in "\u202e\x1b\x9b")
+
+
+def test_settings_too_large_to_keep_are_unknown_and_say_why():
+    from runlog import membersettings
+
+    run = {"id": "1", "uuid": "u", "name": "big", "parameters": {"blob": "x" * (membersettings.MAX_SETTINGS_BYTES + 1)},
+           "tags": {"a": "b"}, "runOutputUri": "s3://b/out/1"}
+    body = membersettings.settings_from_run(run)
+    assert "settings" not in body and body["unknown"]["code"] == "TooLarge"
+    assert str(membersettings.MAX_SETTINGS_BYTES) in body["unknown"]["message"]
+    member = {"kind": "member", "warnings": ["own settings are unknown"], "request": {"name": "default"},
+              "outcome": {"status": "submitted"}}
+    known = membersettings.known_settings(member, [{"source": membersettings.SOURCE, "observed_at": "t", "body": body}])
+    assert known.state == "unknown" and "TooLarge" in (known.reason or "")
+    small = membersettings.settings_from_run({**run, "parameters": {"blob": "x"}, "workflowType": "PRIVATE"})
+    assert small["settings"] == {"name": "big", "parameters": {"blob": "x"}, "runTags": {"a": "b"}}
+    assert small["runOutputUri"] == "s3://b/out/1"
