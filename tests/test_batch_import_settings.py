@@ -145,7 +145,7 @@ def test_export_states_the_observed_settings_as_observed_from_the_service(aws_en
     runs = {r["runSettingId"]: r for r in omics_client(aws_env).list_runs_in_batch(batchId=batch_id)["runs"]}
     assert run_cli("import").exit_code == 0
     out = tmp_path / "cohort"
-    result = run_cli("export", batch_id, "-f", "all", "-o", out, "--license", "CC-BY-4.0")
+    result = run_cli("export", batch_id, "-f", "all", "-o", out, "--license", "CC-BY-4.0", "--validate")
     assert result.exit_code == 0, result.output
 
     rows = {row["run_setting_id"]: row for row in csv.DictReader((out / "methods" / "samples.csv").open())}

@@ -220,7 +220,8 @@ def import_(ctx, since, status, run_group_id, jobs, quiet, as_json, profile, reg
     and --run-group-id select them too, --status does not: a batch is recorded whole): each is
     recorded as a batch record with what GetBatch tells of its request (its requestId and run
     settings were never seen and are left out), then its runs as its members, as `runlog
-    refresh` records them, never as single imports. `--json` counts them under "batches".
+    refresh` records them, never as single imports, and what each member ran with, from GetRun
+    (--jobs at a time), as an observation. `--json` counts them under "batches".
 
     \b
     Examples:
