@@ -32,12 +32,14 @@ FROM = "GetRun"
 MAX_SETTINGS_BYTES = 1 << 20  # an answer's settings larger than this are not kept (unknown, with why)
 # Why GetRun could not tell that will not change by asking again: the member is not asked again.
 FINAL_UNKNOWN = frozenset({"ResourceNotFoundException", "RunReplaced", "TooLarge"})
-# The GetRun members that are run settings (StartRun's names), as runlog.importer.REQUEST_MEMBERS
-# less `tags`, which a member's request holds as `runTags` (the batch's name for them).
+# The GetRun members that are run settings (StartRun takes them by the same names), as
+# runlog.importer.REQUEST_MEMBERS and the newer ones, less `tags`, which a member's request holds
+# as `runTags` (the batch's name for them); GetRun's `configuration.name` is `configurationName`.
 SETTING_MEMBERS = (
     "workflowId", "workflowType", "workflowOwnerId", "workflowVersionName", "roleArn", "name", "runGroupId",
-    "priority", "parameters", "storageCapacity", "storageType", "outputUri", "logLevel", "retentionMode",
-    "cacheId", "cacheBehavior", "networkingMode",
+    "priority", "parameters", "parametersUri", "storageCapacity", "storageType", "outputUri", "outputUriPrefixMode",
+    "logLevel", "retentionMode", "cacheId", "cacheBehavior", "networkingMode", "engineSettings",
+    "scratchStorageMode", "sessionPolicy", "requesterPaysEnabled",
 )
 
 
@@ -130,6 +132,11 @@ def settings_from_run(run: dict[str, Any]) -> dict[str, Any]:
     settings = {m: run[m] for m in SETTING_MEMBERS if run.get(m) not in (None, "", {})}
     if run.get("workflowType") == "PRIVATE":
         settings.pop("workflowType", None)  # the default, as an imported run's request leaves it out
+    if run.get("storageType") == "DYNAMIC":
+        settings.pop("storageCapacity", None)  # not a setting of dynamic storage (as an imported run's request)
+    configuration = run.get("configuration")
+    if isinstance(configuration, dict) and isinstance(configuration.get("name"), str) and configuration["name"]:
+        settings["configurationName"] = configuration["name"]
     if run.get("tags"):
         settings["runTags"] = run["tags"]
     identity = {k: run[k] for k in ("id", "uuid", "arn", "batchId") if isinstance(run.get(k), str)}
