@@ -7,9 +7,14 @@ batch. The aws CLI and boto3 start the batches against the emulator over HTTP; r
 
 from __future__ import annotations
 
+import csv
 import json
+import subprocess
+import tempfile
+from pathlib import Path
 
-from helpers import aws_cli, cohort_setting, omics_client
+from helpers import aws_cli, checker, cohort_setting, omics_client
+from runlog.export import validate
 from runlog.ledger import Ledger
 
 ROLE = "arn:aws:iam::123456789012:role/HealthOmicsServiceRole"
@@ -137,8 +142,6 @@ def test_diff_of_two_imported_members_shows_where_their_own_settings_differ(aws_
 
 def test_export_states_the_observed_settings_as_observed_from_the_service(aws_env, ledger_path, git_repo, run_cli,
                                                                           tmp_path):
-    import csv
-
     aws_env.batch_rate = 100
     batch_id = start_outside(aws_env, tmp_path, "outside", two_samples())
     aws_env.advance(200)
@@ -175,6 +178,13 @@ def test_export_states_the_observed_settings_as_observed_from_the_service(aws_en
     bcos = [json.loads(p.read_text()) for p in bco_files]
     assert all(any("settings observed from GetRun" in u for u in b["usability_domain"]) for b in bcos)
     assert all(any(p["param"] == "settings source" for p in b["parametric_domain"]) for b in bcos)
+
+    # the crate still passes the independent checkers
+    with tempfile.TemporaryDirectory() as cache:
+        assert validate.crate_report(out, Path(cache) / "http-cache", profile="process-run-crate-0.5") == ([], 0)
+    runcrate = subprocess.run([checker("runcrate"), "report", str(out)], capture_output=True, text=True)
+    assert runcrate.returncode == 0, runcrate.stderr
+    assert f"action: urn:uuid:{runs['S1']['runInternalUuid']}" in runcrate.stdout
 
 
 def test_a_get_run_refused_leaves_the_settings_unknown_with_the_reason(aws_env, ledger_path, git_repo, run_cli,
