@@ -290,6 +290,9 @@ def refresh(ctx, refs, every, active, as_json, outputs, jobs, profile, region, e
     (--active); --all refreshes every recorded run. A REF is a run id, run uuid, run ARN, @N,
     or a record address prefix. Prints one line per run: old -> new status.
 
+    A batch started without runlog (found by `runlog import`): also GetRun, --jobs at a time,
+    for each member whose own settings no observation holds yet (what it ran with).
+
     \b
     Examples:
       runlog refresh                 # every unfinished run
