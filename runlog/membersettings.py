@@ -52,7 +52,7 @@ class Known:
     `state` is `recorded` (its record holds them: a batch submitted through runlog),
     `observed` (a member-settings observation holds them: `settings`, `observed_at`), or
     `unknown` (its record holds the default alone and GetRun has not told, or could not:
-    `reason`)."""
+    `reason`, and when it was asked: `observed_at`)."""
 
     state: str
     settings: dict[str, Any] | None = None
@@ -71,7 +71,8 @@ class Known:
         return "settings as submitted"
 
     def as_dict(self) -> dict[str, Any]:
-        found: dict[str, Any] = {"state": self.state, "from": FROM if self.state == "observed" else None}
+        asked = self.state == "observed" or (self.reason or "").startswith(f"{FROM}: ")
+        found: dict[str, Any] = {"state": self.state, "from": FROM if asked else None}
         if self.observed_at:
             found["observed_at"] = self.observed_at
         if self.reason:
@@ -105,10 +106,12 @@ def known_settings(record: dict, observations: list[dict]) -> Known:
             return Known("observed", settings=body["settings"], observed_at=observation["observed_at"],
                          run_output_uri=uri if isinstance(uri, str) else None)
         if latest_unknown is None and isinstance(body.get("unknown"), dict):
-            latest_unknown = body["unknown"]
+            latest_unknown = observation
     if latest_unknown is not None:
-        code, message = latest_unknown.get("code"), latest_unknown.get("message")
-        return Known("unknown", reason=f"{FROM}: {code}: {message}" if message else f"{FROM}: {code}")
+        unknown = latest_unknown["body"]["unknown"]
+        code, message = unknown.get("code"), unknown.get("message")
+        return Known("unknown", reason=f"{FROM}: {code}: {message}" if message else f"{FROM}: {code}",
+                     observed_at=latest_unknown["observed_at"])
     if record.get("outcome", {}).get("status") != "submitted":
         return Known("unknown", reason="its submission failed: no run, so GetRun cannot tell")
     return Known("unknown", reason=NOT_ASKED)

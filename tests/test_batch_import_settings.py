@@ -208,6 +208,8 @@ def test_a_get_run_refused_leaves_the_settings_unknown_with_the_reason(aws_env, 
     assert "only the batch's default setting is recorded" in shown.stdout
     state = json.loads(run_cli("show", runs["S1"], "--json").stdout)["member_settings"]
     assert state["state"] == "unknown" and "AccessDeniedException" in state["reason"] and "settings" not in state
+    assert state["from"] == "GetRun" and state["observed_at"] == [
+        o for o in members(ledger_path)["S1"][1] if o["source"] == SOURCE][-1]["observed_at"]
     diff = json.loads(run_cli("diff", runs["S0"], runs["S1"], "--json").stdout)
     assert any(n.startswith("A: own settings unknown (GetRun: AccessDeniedException") for n in diff["notes"])
     assert diff["a"]["settings"]["state"] == "unknown"
