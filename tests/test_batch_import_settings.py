@@ -340,3 +340,49 @@ def test_settings_too_large_to_keep_are_unknown_and_say_why():
     small = membersettings.settings_from_run({**run, "parameters": {"blob": "x"}, "workflowType": "PRIVATE"})
     assert small["settings"] == {"name": "big", "parameters": {"blob": "x"}, "runTags": {"a": "b"}}
     assert small["runOutputUri"] == "s3://b/out/1"
+
+
+def test_refresh_observes_the_members_recorded_after_the_import(aws_env, ledger_path, git_repo, run_cli, tmp_path):
+    aws_env.batch_rate = 1  # one run a second: the import sees the batch part way
+    batch_id = start_outside(aws_env, tmp_path, "slow", [cohort_setting(f"S{n}") for n in range(4)])
+    aws_env.advance(12.5)  # two runs submitted so far
+
+    result = run_cli("import", "--json")
+    assert result.exit_code == 0, result.output
+    (item,) = json.loads(result.stdout)["batches"]["imported"]
+    first = item["members_added"]
+    assert 0 < first < 4 and item["settings_observed"] == first
+
+    aws_env.advance(300)
+    refreshed = run_cli("refresh", batch_id)
+    assert refreshed.exit_code == 0, refreshed.output
+    assert f"{4 - first} new member record(s)" in refreshed.stdout
+    assert f"{4 - first} member setting(s) observed from GetRun" in refreshed.stdout
+    found = members(ledger_path)
+    assert sorted(found) == ["S0", "S1", "S2", "S3"]
+    for setting_id, (_, observations) in found.items():
+        (seen,) = [o for o in observations if o["source"] == SOURCE]
+        assert seen["body"]["settings"]["parameters"]["sample_name"] == setting_id
+
+
+def test_a_batch_submitted_through_runlog_asks_get_run_for_nothing(aws_env, ledger_path, git_repo, run_cli):
+    aws_env.batch_rate = 100
+    submitted = run_cli("submit-batch", "--batch-name", "ours", "--default-run-setting", json.dumps(DEFAULT),
+                        "--batch-run-settings", json.dumps({"inlineSettings": two_samples()}), "--query", "id",
+                        "--output", "text")
+    assert submitted.exit_code == 0, submitted.output
+    batch_id = submitted.stdout.strip()
+    aws_env.advance(200)
+    asked = len(aws_env.requests)
+    refreshed = run_cli("refresh", batch_id, "--json")
+    assert refreshed.exit_code == 0, refreshed.output
+    (change,) = json.loads(refreshed.stdout)
+    assert change["members_added"] == 2 and "settings_observed" not in change
+    assert not [r for r in aws_env.requests[asked:] if r["operation"] == "GetRun"]
+    for setting_id, (entry, observations) in members(ledger_path).items():
+        assert not [o for o in observations if o["source"] == SOURCE]
+        assert entry.record["request"]["parameters"]["sample_name"] == setting_id  # its record holds them
+        shown = json.loads(run_cli("show", entry.run_id, "--json").stdout)
+        assert "member_settings" not in shown
+    out = run_cli("diff", *(e.run_id for e, _ in members(ledger_path).values()), "--json")
+    assert json.loads(out.stdout)["notes"] == []
