@@ -857,6 +857,21 @@ class Ledger:
             "AND json_type(o.body, '$.settings') = 'object') ORDER BY m.seq LIMIT ?4",
             (batch_address, source, after, limit)).fetchall()
 
+    def member_settings_counts(self, batch_address: str, source: str) -> tuple[int, int, int]:
+        """(members that started a run and whose record warns that its own settings are unknown,
+        how many of them a `source` observation gives the settings of, how many only an
+        `unknown` of): runlog/membersettings.py, for `runlog show B`."""
+        row = self.conn.execute(
+            "SELECT count(*), coalesce(sum(k.settings), 0), coalesce(sum(k.unknown AND NOT k.settings), 0) FROM "
+            "(SELECT EXISTS (SELECT 1 FROM observations o WHERE o.record = r.address AND o.source = ?2 "
+            "AND json_type(o.body, '$.settings') = 'object') AS settings, "
+            "EXISTS (SELECT 1 FROM observations o WHERE o.record = r.address AND o.source = ?2 "
+            "AND json_type(o.body, '$.unknown') = 'object') AS unknown "
+            "FROM batch_members m JOIN records r ON r.seq = m.seq "
+            "WHERE m.batch = (SELECT b.seq FROM records b WHERE b.address = ?1) AND m.outcome = 'submitted' "
+            "AND json_array_length(r.body, '$.warnings') > 0) AS k", (batch_address, source)).fetchone()
+        return int(row[0]), int(row[1]), int(row[2])
+
     def batch_view(self, address: str) -> tuple[dict, int | None] | None:
         """(the batch record without its settings file's content, how many run settings that
         content holds: None without one), from `batch_views` (migration m007): a few kilobytes

@@ -218,6 +218,10 @@ def test_a_get_run_refused_leaves_the_settings_unknown_with_the_reason(aws_env, 
     text = (out / "samples.csv").read_text()  # -f methods: the bundle is the directory
     assert text.count("own settings unknown (GetRun: AccessDeniedException") == 2
 
+    assert "run settings 0 of 2 observed from GetRun, 2 unknown, 0 not asked yet" in run_cli("show", batch_id).stdout
+    assert json.loads(run_cli("show", batch_id, "--json").stdout)["member_settings"] == {
+        "runs": 2, "observed": 0, "unknown": 2, "not_asked": 0}
+
     # refused again for the same reason: nothing new is recorded
     before = counts(ledger_path)
     aws_env.inject("error", "GetRun", count=2, code="AccessDeniedException")
@@ -230,6 +234,7 @@ def test_a_get_run_refused_leaves_the_settings_unknown_with_the_reason(aws_env, 
     assert "2 member setting(s) observed from GetRun" in learned.stdout
     state = json.loads(run_cli("show", runs["S1"], "--json").stdout)["member_settings"]
     assert state["state"] == "observed" and state["settings"]["priority"] == 7
+    assert "run settings 2 of 2 observed from GetRun, 0 unknown" in run_cli("show", batch_id).stdout
     assert run_cli("verify", "--no-remote").exit_code == 0
 
 
@@ -384,5 +389,7 @@ def test_a_batch_submitted_through_runlog_asks_get_run_for_nothing(aws_env, ledg
         assert entry.record["request"]["parameters"]["sample_name"] == setting_id  # its record holds them
         shown = json.loads(run_cli("show", entry.run_id, "--json").stdout)
         assert "member_settings" not in shown
+    assert "member_settings" not in json.loads(run_cli("show", batch_id, "--json").stdout)
+    assert "run settings" not in run_cli("show", batch_id).stdout
     out = run_cli("diff", *(e.run_id for e, _ in members(ledger_path).values()), "--json")
     assert json.loads(out.stdout)["notes"] == []
