@@ -64,8 +64,8 @@ class Known:
     def note(self) -> str:
         """One line saying where the settings come from."""
         if self.state == "observed":
-            return (f"settings observed from {FROM} at {self.observed_at} (the run was not started through "
-                    "runlog: what the service says it ran with, not a submitted request)")
+            return (f"settings observed from {FROM} at {self.observed_at} (what the service says the run ran "
+                    "with, not a request runlog submitted: its record holds the batch's default setting alone)")
         if self.state == "unknown":
             return f"own settings unknown ({self.reason}): only the batch's default setting is recorded"
         return "settings as submitted"
