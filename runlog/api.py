@@ -444,7 +444,8 @@ class Runlog:
         """Record the runs started without runlog (ListRuns, then GetRun for each run the
         ledger lacks); a runlog.importer.ImportResult. `since` is a datetime or ISO 8601 text.
         Batches started without runlog are recorded first, with their runs as members
-        (ListBatch; `.batches` says what was found, docs/batch.md).
+        (ListBatch; `.batches` says what was found, docs/batch.md) and what each member ran
+        with (GetRun, `jobs` at a time) as an observation.
         A failure part way raises, after recording what was fetched (a rerun fetches the rest)."""
         from runlog import aws
         from runlog.importer import as_time, import_batches, import_runs, list_batches, list_runs
@@ -457,7 +458,7 @@ class Runlog:
         batch_items = list_batches(omics, run_group_id=run_group_id, since=moment)
         items = list_runs(omics, status=status, run_group_id=run_group_id, since=moment)
         ledger = self._open(create=True)
-        batches = import_batches(ledger, omics, batch_items, endpoint_url=aws.recorded_endpoint(settings))
+        batches = import_batches(ledger, omics, batch_items, endpoint_url=aws.recorded_endpoint(settings), jobs=jobs)
         if batches.failure is not None:
             raise batches.failure
         result = import_runs(ledger, omics, items, endpoint_url=aws.recorded_endpoint(settings), jobs=jobs,

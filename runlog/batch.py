@@ -833,9 +833,12 @@ def _json_value(value: Any) -> Any:
     return rec.jsonable(value) if b"null" in data else orjson.loads(data)
 
 
-def refresh_batch(ledger: Ledger, batch: Entry, omics, outputs_jobs: int | None = None) -> dict[str, Any]:
+def refresh_batch(ledger: Ledger, batch: Entry, omics, outputs_jobs: int | None = None,
+                  jobs: int = 16) -> dict[str, Any]:
     """GetBatch, then the members (ListRunsInBatch) and their statuses (ListRuns); with
-    `outputs_jobs`, then GetRun for the ended members' output locations (observe_outputs)."""
+    `outputs_jobs`, then GetRun for the ended members' output locations (observe_outputs).
+    A batch whose record lacks its runs' own settings (imported): GetRun, `jobs` at a time,
+    for the members whose settings no observation holds yet (runlog.membersettings)."""
     outline = ledger.batch_outline(batch.address)  # never the whole cohort as Python objects
     answer = observe_batch(ledger, batch, omics, outline)
     gone = answer.get("status") == "DELETED"  # ListRunsInBatch no longer answers; its runs stay
@@ -845,12 +848,24 @@ def refresh_batch(ledger: Ledger, batch: Entry, omics, outputs_jobs: int | None 
         if answer.get("status") in RUNS_DELETE:
             statuses["changed"] += observe_deleted_runs(ledger, batch, omics)
         outputs = observe_outputs(ledger, batch, omics, outputs_jobs) if outputs_jobs and not gone else None
+        learned = _member_settings(ledger, batch, omics, outline, jobs)
     change = {"record": batch.address, "batch_id": batch.batch_id, "status": answer.get("status"),
               "members_listed": members["listed"], "members_added": members["added"],
               "statuses_changed": statuses["changed"]}
     if outputs is not None:
         change["outputs_recorded"] = outputs["recorded"]
+    if learned is not None:
+        change["settings_observed"], change["settings_unknown"] = learned["observed"], learned["unknown"]
     return change
+
+
+def _member_settings(ledger: Ledger, batch: Entry, omics, outline: dict, jobs: int) -> dict[str, int] | None:
+    """runlog.membersettings.observe_settings, for a batch whose record lacks its runs' settings."""
+    from runlog import membersettings
+
+    if not membersettings.settings_unknown(outline):
+        return None
+    return membersettings.observe_settings(ledger, batch, omics, jobs)
 
 
 def expand_refs(ledger: Ledger, refs: list[str]) -> list[str]:

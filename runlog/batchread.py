@@ -270,3 +270,18 @@ def _decoded(entry: Entry) -> dict:
     from runlog import fastjson
 
     return fastjson.loads(entry.body.encode("utf-8"))
+
+
+def member_settings_counts(ledger: Ledger, batch: Entry) -> dict[str, int] | None:
+    """For a batch whose members' records hold the default setting alone (a batch started
+    without runlog): how many of its runs' own settings were observed from GetRun, how many
+    are unknown with a reason, how many were not asked yet (runlog.membersettings). None for
+    a batch whose records hold its runs' settings."""
+    from runlog.membersettings import SOURCE, settings_unknown
+
+    if not settings_unknown(batch_record_view(ledger, batch)[0]):  # its view: the cohort is not read
+        return None  # its records hold the settings: its members are not read either
+    members, observed, unknown = ledger.member_settings_counts(batch.address, SOURCE)
+    if not members:
+        return None
+    return {"runs": members, "observed": observed, "unknown": unknown, "not_asked": members - observed - unknown}

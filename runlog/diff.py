@@ -292,11 +292,32 @@ def between(ledger, ref_a: str, ref_b: str | None = None, *, git_repo: Path, cwd
         return Diff(header(view_a, entry_a.address), header(view_b, entry_b.address), changes, [])
     facts_a = latest_run_facts(ledger, entry_a.address)
     notes: list[str] = []
+    record_a, known_a = _member_settings(ledger, entry_a.record, entry_a.address, "A", notes)
     if entry_b is None:
-        record_b, notes = as_of_now(entry_a.record, git_repo, cwd)
-        address_b, facts_b = None, facts_a
+        record_b, now_notes = as_of_now(record_a, git_repo, cwd)
+        notes += now_notes
+        address_b, facts_b, known_b = None, facts_a, known_a
     else:
-        record_b, address_b = entry_b.record, entry_b.address
+        record_b, known_b = _member_settings(ledger, entry_b.record, entry_b.address, "B", notes)
+        address_b = entry_b.address
         facts_b = latest_run_facts(ledger, entry_b.address)
-    changes = compare(entry_a.record, record_b, facts_a, facts_b, identity=identity)
-    return Diff(header(entry_a.record, entry_a.address), header(record_b, address_b), changes, notes)
+    changes = compare(record_a, record_b, facts_a, facts_b, identity=identity)
+    head_a, head_b = header(record_a, entry_a.address), header(record_b, address_b)
+    for head, known in ((head_a, known_a), (head_b, known_b)):
+        if known is not None:
+            head["settings"] = {k: v for k, v in known.as_dict().items() if k != "settings"}
+    return Diff(head_a, head_b, changes, notes)
+
+
+def _member_settings(ledger, record: dict, address: str, side: str, notes: list[str]) -> tuple[dict, Any]:
+    """A member of a batch started without runlog holds the default setting alone: compared
+    with the settings GetRun reported for it (runlog.membersettings), and the notes say so;
+    its settings unknown, the notes say that the default alone is compared. Other records
+    as they are (and no Known)."""
+    from runlog.membersettings import as_observed, known_settings, needs_settings
+
+    if not needs_settings(record):
+        return record, None
+    known = known_settings(record, ledger.observations(address))
+    notes.append(f"{side}: {known.note}")
+    return as_observed(record, known), known

@@ -218,7 +218,7 @@ def import_runs(ledger: Ledger, omics, items: list[dict], *, endpoint_url: str |
 BATCH_STABLE_MEMBERS = ("id", "arn", "uuid", "name", "tags", "totalRuns", "defaultRunSetting", "creationTime")
 BATCH_UNSEEN = ("the batch was started without runlog: its StartRunBatch request was not seen, so its requestId "
                 "and run settings (batchRunSettings) are unknown and left out; each member records the default "
-                "setting only")
+                "setting only")  # each member's own settings, from GetRun, are observations (runlog.membersettings)
 
 
 def import_batch_record(batch: dict[str, Any], endpoint_url: str | None = None) -> dict[str, Any]:
@@ -289,11 +289,13 @@ def _pending_batch(intents: list[dict], batch: dict) -> bool:
                for i in intents)
 
 
-def import_batches(ledger: Ledger, omics, items: list[dict], *, endpoint_url: str | None = None) -> BatchImportResult:
+def import_batches(ledger: Ledger, omics, items: list[dict], *, endpoint_url: str | None = None,
+                   jobs: int = 16) -> BatchImportResult:
     """Record the listed batches the ledger does not hold (by id and uuid: GetBatch each),
     oldest first, each as an imported batch record followed by what refresh records: GetBatch
     as an observation, a member record per ListRunsInBatch item, the members' statuses
-    (runlog.batch.refresh_batch). A batch a pending submit-batch may have started is left to
+    (runlog.batch.refresh_batch), and each member's own settings from GetRun, `jobs` calls at
+    a time (runlog.membersettings). A batch a pending submit-batch may have started is left to
     `runlog recover`. A failure is kept in the result's `failure`: what was recorded stays,
     and `runlog refresh BATCH` records the rest of a batch's members."""
     from runlog.batch import refresh_batch
@@ -329,10 +331,12 @@ def import_batches(ledger: Ledger, omics, items: list[dict], *, endpoint_url: st
             if not added:
                 result.skipped += 1
                 continue
-            change = refresh_batch(ledger, entry, omics)
+            change = refresh_batch(ledger, entry, omics, jobs=jobs)
             result.imported.append({"record": entry.address, "batch_id": entry.batch_id, "name": batch.get("name"),
                                     "status": change["status"], "runs": batch.get("totalRuns"),
-                                    "members_added": change["members_added"]})
+                                    "members_added": change["members_added"],
+                                    "settings_observed": change.get("settings_observed", 0),
+                                    "settings_unknown": change.get("settings_unknown", 0)})
     except RunlogError as exc:  # keep what was recorded
         result.failure = exc
     return result

@@ -840,6 +840,38 @@ class Ledger:
             "WHERE o.record = r.address AND json_extract(o.body, '$.runOutputUri') IS NOT NULL) "
             "ORDER BY m.seq LIMIT ?", (batch_address, after, limit)).fetchall()
 
+    def members_without_settings(self, batch_address: str, source: str, after: int,
+                                 limit: int) -> list[tuple[int, str, str, str | None, str | None]]:
+        """(seq, address, run_id, run_uuid, the code of the last `source` observation's
+        `unknown` or None) of up to `limit` members after seq `after`, in ledger order, that
+        started a run, whose record warns that its own settings are unknown (a member record
+        has no other warning: runlog/membersettings.py), and none of whose `source`
+        observations holds the settings."""
+        return self.conn.execute(
+            "SELECT r.seq, r.address, r.run_id, r.run_uuid, (SELECT json_extract(o.body, '$.unknown.code') "
+            "FROM observations o WHERE o.record = r.address AND o.source = ?2 ORDER BY o.seq DESC LIMIT 1) "
+            "FROM batch_members m JOIN records r ON r.seq = m.seq "
+            "WHERE m.batch = (SELECT b.seq FROM records b WHERE b.address = ?1) AND m.outcome = 'submitted' "
+            "AND m.seq > ?3 AND r.run_id IS NOT NULL AND json_array_length(r.body, '$.warnings') > 0 "
+            "AND NOT EXISTS (SELECT 1 FROM observations o WHERE o.record = r.address AND o.source = ?2 "
+            "AND json_type(o.body, '$.settings') = 'object') ORDER BY m.seq LIMIT ?4",
+            (batch_address, source, after, limit)).fetchall()
+
+    def member_settings_counts(self, batch_address: str, source: str) -> tuple[int, int, int]:
+        """(members that started a run and whose record warns that its own settings are unknown,
+        how many of them a `source` observation gives the settings of, how many only an
+        `unknown` of): runlog/membersettings.py, for `runlog show B`."""
+        row = self.conn.execute(
+            "SELECT count(*), coalesce(sum(k.settings), 0), coalesce(sum(k.unknown AND NOT k.settings), 0) FROM "
+            "(SELECT EXISTS (SELECT 1 FROM observations o WHERE o.record = r.address AND o.source = ?2 "
+            "AND json_type(o.body, '$.settings') = 'object') AS settings, "
+            "EXISTS (SELECT 1 FROM observations o WHERE o.record = r.address AND o.source = ?2 "
+            "AND json_type(o.body, '$.unknown') = 'object') AS unknown "
+            "FROM batch_members m JOIN records r ON r.seq = m.seq "
+            "WHERE m.batch = (SELECT b.seq FROM records b WHERE b.address = ?1) AND m.outcome = 'submitted' "
+            "AND json_array_length(r.body, '$.warnings') > 0) AS k", (batch_address, source)).fetchone()
+        return int(row[0]), int(row[1]), int(row[2])
+
     def batch_view(self, address: str) -> tuple[dict, int | None] | None:
         """(the batch record without its settings file's content, how many run settings that
         content holds: None without one), from `batch_views` (migration m007): a few kilobytes

@@ -136,7 +136,7 @@ def print_batch_skeleton(which: str, request: dict | None = None, query=None, ou
 
 
 def refresh_batches(ledger, entries, config, profile=None, region=None, endpoint_url=None,
-                    outputs_jobs: int | None = None) -> list[dict]:
+                    outputs_jobs: int | None = None, jobs: int = 16) -> list[dict]:
     """`runlog refresh` for batch records: GetBatch, ListRunsInBatch (members), ListRuns
     (their statuses). One change per batch: {record, batch_id, status, members_added, …} or
     {record, batch_id, error}."""
@@ -152,9 +152,9 @@ def refresh_batches(ledger, entries, config, profile=None, region=None, endpoint
             continue
         settings = aws_settings(config, profile, region, endpoint_url,
                                 recorded=ledger.batch_outline(entry.address).get("aws"))  # not the whole cohort
-        omics = aws.client(settings, "omics")
+        omics = aws.client(settings, "omics", max_pool_connections=max(10, jobs))
         try:
-            changes.append(refresh_batch(ledger, entry, omics, outputs_jobs))
+            changes.append(refresh_batch(ledger, entry, omics, outputs_jobs, jobs=jobs))
         except RunlogError as exc:
             changes.append({"record": entry.address, "batch_id": entry.batch_id, "error": exc.message})
     return changes
@@ -166,7 +166,10 @@ def batch_line(change: dict) -> str:
     return terminal_safe(f"batch {change['batch_id']}: {change['status']}; {change['members_listed']} run(s) listed, "
                          f"{change['members_added']} new member record(s), {change['statuses_changed']} status "
                          "change(s)" + (f", {change['outputs_recorded']} output location(s) recorded"
-                                        if "outputs_recorded" in change else ""))
+                                        if "outputs_recorded" in change else "")
+                         + (f", {change['settings_observed']} member setting(s) observed from GetRun"
+                            + (f" ({change['settings_unknown']} unknown: `runlog show RUN_ID` says why)"
+                               if change["settings_unknown"] else "") if "settings_observed" in change else ""))
 
 
 def watch_batch(ctx, ledger, entry, config, interval: float, timeout: float | None, as_json: bool,
@@ -310,7 +313,11 @@ def print_batch_import(result) -> None:
     """`runlog import`'s lines for the batches it recorded."""
     for item in result.imported:
         click.echo(terminal_safe(f"imported batch {item['batch_id']} ({item['status']}, {item['runs']} run(s)) as "
-                                 f"record {item['record'][:12]} with {item['members_added']} member record(s)"))
+                                 f"record {item['record'][:12]} with {item['members_added']} member record(s)"
+                                 + (f", {item['settings_observed']} member setting(s) observed from GetRun"
+                                    if "settings_observed" in item else "")
+                                 + (f" ({item['settings_unknown']} unknown: `runlog show RUN_ID` says why)"
+                                    if item.get("settings_unknown") else "")))
     if result.pending:
         note(f"{len(result.pending)} batch(es) may be pending submit-batch attempts: `runlog recover` records them "
              "(not imported)")

@@ -17,13 +17,15 @@ SHOWN = 20  # failures listed; --json lists all
 def show_batch(ledger, entry, as_json: bool) -> None:
     """`runlog show B`: the batch, its counts by submission and by run status, its failures
     with their reasons; the record without the settings file's content (in --json: whole)."""
-    from runlog.batchread import batch_record_view, summary
+    from runlog.batchread import batch_record_view, member_settings_counts, summary
 
     facts = summary(ledger, entry, failures=None if as_json else SHOWN)
+    learned = member_settings_counts(ledger, entry)  # members whose own settings only GetRun tells
     if as_json:
         whole = ledger.get(entry.address) or entry  # `entry` may hold the batch's view (Ledger.resolve)
         echo_json({"address": entry.address, "seq": entry.seq, "status": facts["batch_status"],
-                   "record": whole.record, "batch": facts, "observations": ledger.observations(entry.address)})
+                   "record": whole.record, "batch": facts, "observations": ledger.observations(entry.address),
+                   **({"member_settings": learned} if learned is not None else {})})
         return
     record, settings_count = batch_record_view(ledger, entry)  # the cohort itself is not decoded
     response = record["outcome"].get("response") or {}
@@ -48,6 +50,10 @@ def show_batch(ledger, entry, as_json: bool) -> None:
         lines.append(("submission", ", ".join(f"{k} {v}" for k, v in sorted(facts["submission"].items()))))
     if facts["run_status"]:
         lines.append(("run status", ", ".join(f"{k} {v}" for k, v in sorted(facts["run_status"].items()))))
+    if learned is not None:
+        lines.append(("run settings", f"{learned['observed']} of {learned['runs']} observed from GetRun, "
+                                      f"{learned['unknown']} unknown, {learned['not_asked']} not asked yet "
+                                      "(`runlog refresh B` asks; `runlog show RUN_ID` says why)"))
     service = facts["get_batch"] or {}
     if service.get("submissionSummary") or service.get("runSummary"):  # the service's own counts, last seen
         counted = {**(service.get("submissionSummary") or {}), **(service.get("runSummary") or {})}

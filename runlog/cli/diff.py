@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from runlog.cli.common import echo_json, load_config, require_ledger
+from runlog.textsafe import terminal_safe
 
 SHA_PATTERN = r"^[0-9a-f]{40}$"  # compiled by `re` on first use
 MARK = {"changed": "~", "type_changed": "~", "added": "+", "removed": "-"}
@@ -97,6 +98,7 @@ def _print_report(head_a, head_b, changes, notes, include_identity) -> None:
     colour = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
 
     def out(text="", **style):
+        text = terminal_safe(text)  # names, paths and values come from records and from the service
         click.echo(click.style(text, **style) if colour and style else text, color=colour)
 
     out(_describe("A", head_a), bold=True)

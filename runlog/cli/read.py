@@ -77,7 +77,7 @@ def log(ctx, limit, same_as, refresh, batch, as_json):
     more = bool(limit) and len(entries) > limit
     entries = entries[:limit] if limit else entries
     if as_json:
-        echo_json([e.summary() for e in entries])
+        echo_json([{**e.summary(), **({"ran_in_batch": b} if (b := _import_batch(e)) else {})} for e in entries])
         return
     if not entries:
         note("no records")
@@ -85,6 +85,8 @@ def log(ctx, limit, same_as, refresh, batch, as_json):
     rows: list[tuple[str, ...]] = [("RECORD", "CREATED (UTC)", "RUN ID", "STATUS", "WORKFLOW", "NAME", "COMMIT", "RUN UUID")]
     for e in entries:
         name = (e.name or "-") + (f" (replay of {e.replay_of[:8]})" if e.replay_of else "")
+        if ran_in := _import_batch(e):  # an imported run of a batch the ledger does not hold
+            name += f" (ran in batch {ran_in})"
         status = e.status or "-"
         if e.status and e.status not in FINAL_STATUSES:  # may have moved on since: say when it was seen
             status += f" (as of {short_time(e.status_as_of)[:16]})"
@@ -97,6 +99,15 @@ def log(ctx, limit, same_as, refresh, batch, as_json):
         click.echo("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[-1])
     if more:
         note(f"showing the newest {len(entries)} (-n N for more, -n 0 for all)")
+
+
+def _import_batch(entry) -> str | None:
+    """The batch an imported single run ran in, as GetRun told (its batch deleted before the
+    import); None for every other record. Only a body that names a batchId is parsed."""
+    if entry.kind != "import" or '"batchId"' not in entry.body:
+        return None
+    found = (entry.record.get("source_run") or {}).get("batchId")
+    return found if isinstance(found, str) and found else None
 
 
 def _refreshed(ledger, entries, config):
@@ -144,7 +155,9 @@ def show(ctx, ref, as_json):
             return show_batch(ledger, entry, as_json)
         observations = ledger.observations(entry.address)
         replays = ledger.replays_of(entry.address)
+        ran_in = _ran_in_batch(ledger, entry.record)
     record = entry.record
+    known = _member_settings(record, observations)
     if as_json:
         echo_json({
             "address": entry.address,
@@ -153,6 +166,8 @@ def show(ctx, ref, as_json):
             "record": record,
             "observations": observations,
             "replays": [r.address for r in replays],
+            **({"member_settings": known.as_dict()} if known is not None else {}),
+            **({"ran_in_batch": ran_in[0]} if ran_in else {}),
         })
         return
     response = record["outcome"].get("response") or {}
@@ -176,6 +191,10 @@ def show(ctx, ref, as_json):
     else:
         lines.append(("git", f"{git['state']}: {git.get('reason', 'no commit')}"))
     lines.append(("fingerprint", record["fingerprint"]))
+    if ran_in:
+        lines.append(("batch", ran_in[1]))
+    if known is not None:
+        lines.append(("settings", known.note))
     lines += _lineage_lines(record.get("lineage"))
     for r in replays:
         lines.append(("replayed by", f"{r.address} (run {r.run_id or '-'})"))
@@ -184,10 +203,34 @@ def show(ctx, ref, as_json):
     for key, value in lines:
         click.echo(f"{key:<12} {terminal_safe(value)}")
     click.echo("\n" + json.dumps(record, indent=2, ensure_ascii=False, sort_keys=True))
+    if known is not None and known.state == "observed":
+        click.echo(f"\nsettings it ran with, observed from GetRun at {known.observed_at} (not a submitted request):")
+        for line in json.dumps(known.settings, indent=2, ensure_ascii=False, sort_keys=True).splitlines():
+            click.echo(terminal_safe(line))  # from the service: untrusted text
     if observations:
         click.echo("\nobservations:")
         for o in observations:
             click.echo(terminal_safe(f"  {o['observed_at']}  {o['source']:<10} {o['status'] or ''}"))
+
+
+def _member_settings(record: dict, observations: list[dict]):
+    """For a member whose record holds the default setting alone (a batch started without
+    runlog): what is known of its own settings (runlog.membersettings.Known); else None."""
+    from runlog.membersettings import known_settings, needs_settings
+
+    return known_settings(record, observations) if needs_settings(record) else None
+
+
+def _ran_in_batch(ledger, record: dict) -> tuple[str, str] | None:
+    """An imported single run that GetRun says ran in a batch (one deleted before the import,
+    so ListBatch never listed it): (batch id, a line saying so). None otherwise."""
+    batch_id = (record.get("source_run") or {}).get("batchId") if record.get("kind") == "import" else None
+    if not isinstance(batch_id, str) or not batch_id:
+        return None
+    held = batch_id in ledger.batch_ids()
+    return batch_id, (f"ran in batch {batch_id} (GetRun's batchId); " + (
+        "that batch is in this ledger, this run was imported on its own" if held else
+        "that batch is not in this ledger (deleted before it was imported): this run was imported on its own"))
 
 
 def _lineage_lines(lineage: dict | None) -> list[tuple[str, str]]:

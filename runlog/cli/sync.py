@@ -220,7 +220,8 @@ def import_(ctx, since, status, run_group_id, jobs, quiet, as_json, profile, reg
     and --run-group-id select them too, --status does not: a batch is recorded whole): each is
     recorded as a batch record with what GetBatch tells of its request (its requestId and run
     settings were never seen and are left out), then its runs as its members, as `runlog
-    refresh` records them, never as single imports. `--json` counts them under "batches".
+    refresh` records them, never as single imports, and what each member ran with, from GetRun
+    (--jobs at a time), as an observation. `--json` counts them under "batches".
 
     \b
     Examples:
@@ -246,7 +247,7 @@ def import_(ctx, since, status, run_group_id, jobs, quiet, as_json, profile, reg
     items = list_runs(omics, status=status, run_group_id=run_group_id, since=moment)
     ledger = open_ledger(config, create=True)
     with ledger:  # batches first: their runs are then members, not imports
-        batches = import_batches(ledger, omics, batch_items, endpoint_url=aws.recorded_endpoint(settings))
+        batches = import_batches(ledger, omics, batch_items, endpoint_url=aws.recorded_endpoint(settings), jobs=jobs)
         if batches.failure is not None:
             from runlog.cli.batch import batch_import_failure
 
@@ -289,6 +290,9 @@ def refresh(ctx, refs, every, active, as_json, outputs, jobs, profile, region, e
     (--active); --all refreshes every recorded run. A REF is a run id, run uuid, run ARN, @N,
     or a record address prefix. Prints one line per run: old -> new status.
 
+    A batch started without runlog (found by `runlog import`): also GetRun, --jobs at a time,
+    for each member whose own settings no observation holds yet (what it ran with).
+
     \b
     Examples:
       runlog refresh                 # every unfinished run
@@ -312,7 +316,7 @@ def refresh(ctx, refs, every, active, as_json, outputs, jobs, profile, region, e
         changes = refresh_runs(ledger, [e for e in targets if e.kind != "batch"], config, profile, region,
                                endpoint_url)
         batches = refresh_batches(ledger, [e for e in targets if e.kind == "batch"], config, profile, region,
-                                  endpoint_url, outputs_jobs=jobs if outputs else None)
+                                  endpoint_url, outputs_jobs=jobs if outputs else None, jobs=jobs)
     failed = sum("error" in change for change in changes + batches)
     if as_json:
         echo_json(changes + batches)

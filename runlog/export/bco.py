@@ -55,7 +55,8 @@ def build(runs: list[RunFacts], *, usability: str | None, license: str | None,
             f"published {published(runs)}.")] + ([
             f"Run setting {runs[0].run_setting_id} of AWS HealthOmics run {batch.label}, one of its "
             f"{batch.declared} run setting(s) ({len(batch.started)} started as runs, {len(batch.not_started)} failed "
-            f"to start): each run of the cohort has its own BioCompute Object."] if batch else []),
+            f"to start): each run of the cohort has its own BioCompute Object."] if batch else [])
+        + [f"Run {r.label}: {r.settings_note}." for r in runs if r.settings_note],
         "description_domain": {
             "keywords": ["AWS HealthOmics", "workflow run"] + (["run batch", "cohort"] if batch else [])
             + sorted({r.workflow["language"] for r in runs if r.workflow.get("language")}),
@@ -72,6 +73,8 @@ def build(runs: list[RunFacts], *, usability: str | None, license: str | None,
         "parametric_domain": [{"param": name, "value": value, "step": "1"} for name, value in (
             [("StartRunBatch batch", batch.arn or batch.batch_id), ("runSettingId", runs[0].run_setting_id or "")]
             if batch else [])]
+        + [{"param": "settings source", "value": r.settings_note, "step": str(n)}
+           for n, r in enumerate(runs, start=1) if r.settings_note]
         + [{"param": path, "value": value_text(value), "step": str(n)}
                               for n, r in enumerate(runs, start=1) for path, value in r.leaves]
         + [{"param": f"StartRun {member}", "value": value_text(value), "step": str(n)}

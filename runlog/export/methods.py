@@ -57,7 +57,7 @@ def files(runs: list[RunFacts], *, title: str | None = None, authors: Sequence[d
 
 
 SAMPLE_COLUMNS = ["batch_id", "run_setting_id", "run_name", "submission", "run_id", "run_uuid", "status",
-                  "failure", "parameters", "input_identities", "run_output_uri"]
+                  "failure", "parameters", "input_identities", "run_output_uri", "settings_source"]
 
 
 def _sample_rows(batches: Sequence[BatchFacts], ids: dict) -> list[list]:
@@ -77,10 +77,11 @@ def _sample_rows(batches: Sequence[BatchFacts], ids: dict) -> list[list]:
                          m.status if m.ran else "never started",
                          m.failure_reason or m.error or "",
                          json.dumps(m.parameters, sort_keys=True, ensure_ascii=False), identities,
-                         m.output_uri if m.status == "COMPLETED" and m.output_uri else ""])
+                         m.output_uri if m.status == "COMPLETED" and m.output_uri else "",
+                         m.settings_note or "as submitted"])
         if batch.unrecorded:
             rows.append([batch.batch_id, "", "", f"{batch.unrecorded} run setting(s) not yet recorded", "", "",
-                         "", "", "", "", ""])
+                         "", "", "", "", "", ""])
     return rows
 
 
@@ -120,6 +121,11 @@ def _cohort(batch: BatchFacts, md, code) -> str:
             f"ETag {md(pinned['etag'])}" if pinned.get("etag") else "") if part)
         defined = (f"defined by the run-settings file {code(pinned['uri'])}"
                    + (f" ({identity}; its content is kept in the provenance record)" if identity else ""))
+    elif batch.record.get("source_batch") is not None:  # found by `runlog import`: its settings never seen
+        observed = sum(1 for m in batch.started if m.settings_source == "observed")
+        defined = ("started without runlog, so its run settings were not seen; each run's own settings are as "
+                   f"AWS HealthOmics reported them (GetRun) for {observed} of its {len(batch.started)} run(s)"
+                   + ("; for the others only the default setting is known" if observed < len(batch.started) else ""))
     else:
         defined = "defined by the run settings given inline in the request"
     shared = [name for name, _ in batch.default_items() if name.startswith("parameters.")]

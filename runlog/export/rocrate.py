@@ -307,6 +307,8 @@ def _settings_values(crate, run: RunFacts) -> list:
     items = [(f"setting {k}", v) for k, v in sorted(run.settings.items())]
     if run.batch_id:
         items += [("batch", run.batch_id), ("runSettingId", run.run_setting_id or "")]
+    if run.settings_note:  # a member of a batch started without runlog: observed, or unknown
+        items.append(("settings source", run.settings_note))
     items += [(f"replay override {k}", v) for group in ("members", "parameters")
               for k, v in sorted((run.overrides.get(group) or {}).items())]
     items += [(f"accepted drift: {d['kind']} {d['what']}", f"recorded {value_text(d['recorded'])}, "
@@ -409,6 +411,8 @@ def _action(crate, run: RunFacts, workflow, repositories: dict, ids: dict):
         text = "" if run.ran else " (it never ran)"
         text += (f"; run setting {run.run_setting_id} of batch {run.batch_id}"
                  + (" (its submission failed: no run exists)" if not run.ran else ""))
+        if run.settings_note:
+            text += f"; {run.settings_note}"
     properties["description"] = (f"runlog record {run.address}; status {run.status}"
                                  + ("" if run.finished else " at export time (the run had not finished)")
                                  + (f"; analysis code at commit {git['commit']}" if git.get("commit") else "")

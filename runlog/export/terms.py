@@ -108,6 +108,11 @@ class RunFacts:
     batch_id: str | None = None  # a batch member's HealthOmics batch id
     batch_record: str | None = None  # ... and its batch record's address
     run_setting_id: str | None = None  # ... and its runSettingId
+    # where the run's settings come from: "submitted" (the record's request), "observed" (a
+    # member of a batch started without runlog: GetRun's answer, runlog.membersettings) or
+    # "unknown" (such a member GetRun did not tell about: its record's default setting alone)
+    settings_source: str = "submitted"
+    settings_note: str | None = None  # that in words, for every format (None: submitted)
 
     @property
     def action_id(self) -> str:
@@ -173,6 +178,12 @@ def run_facts(entry: Entry, observations: list[dict], batch: dict | None = None)
     what was resolved for it: that (the workflow's identity, every input's identity, pinned
     once for the cohort) is in its batch's record, given as `batch`."""
     record = entry.record
+    known = None
+    if record["kind"] == "member":  # its own settings may be known only from GetRun (an imported batch)
+        from runlog.membersettings import as_observed, known_settings
+
+        known = known_settings(record, observations)
+        record = as_observed(record, known)
     facts = _export_facts(observations)
     resolution = record.get("resolution") or (batch or {}).get("resolution") or {}
     response = record["outcome"].get("response") or {}
@@ -217,6 +228,7 @@ def run_facts(entry: Entry, observations: list[dict], batch: dict | None = None)
         # a member's own output prefix comes only from GetRun (ListRuns does not give it): the
         # batch's outputUri is every member's parent, not this run's output
         output_uri=response.get("runOutputUri") or facts.get("runOutputUri")
+        or (known.run_output_uri if known is not None else None)
         or (record["request"].get("outputUri") if record["kind"] != "member" else None),
         workflow=_workflow(record, facts, region, account, resolution), parameters=parameters, leaves=leaves, inputs=inputs,
         containers=containers, git=record.get("git") or {}, caller_arn=(record.get("caller") or {}).get("arn"),
@@ -229,6 +241,8 @@ def run_facts(entry: Entry, observations: list[dict], batch: dict | None = None)
         batch_id=(record.get("batch") or {}).get("batch_id") if record["kind"] == "member" else None,
         batch_record=(record.get("batch") or {}).get("record") if record["kind"] == "member" else None,
         run_setting_id=(record.get("batch") or {}).get("run_setting_id") if record["kind"] == "member" else None,
+        settings_source="submitted" if known is None or known.state == "recorded" else known.state,
+        settings_note=None if known is None or known.state == "recorded" else known.note,
     )
 
 
