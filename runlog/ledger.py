@@ -200,6 +200,30 @@ def observation_object(record: str, run_uuid: str | None, observed_at: str, sour
                                "source": source, "status": status, "body": body})
 
 
+def stored_observation_object(record: str, run_uuid: str | None, observed_at: str, source: str,
+                              status: str | None, body: str) -> bytes:
+    """observation_object of an observation as stored (its body as text): the same bytes. A
+    body stored in canonical JSON, as runlog writes it, is spliced in as it is (orjson reads
+    it once to tell); any other is read and written again (push sends every observation's
+    object: a 100 000-member cohort's statuses)."""
+    import orjson
+
+    from runlog import fastjson
+
+    data = body.encode("utf-8")
+    value, canonical, exact = fastjson.decode_canonical(data)
+    if canonical and exact:
+        try:
+            strings = [orjson.dumps(v) for v in (observed_at, record, run_uuid, source, status)
+                       if v is None or type(v) is str]
+        except TypeError:  # a lone surrogate: the json module decides
+            strings = []
+        if len(strings) == 5:
+            return b'{"body":%b,"observed_at":%b,"record":%b,"run_uuid":%b,"source":%b,"status":%b}' % (
+                data, *strings)
+    return observation_object(record, run_uuid, observed_at, source, status, value)
+
+
 def _check_schema(record: dict) -> None:
     problems = rec.schema_errors(record)
     if problems:
@@ -623,7 +647,7 @@ class Ledger:
             f"FROM observations o LEFT JOIN observation_addresses a ON a.observation = o.seq {where}ORDER BY o.seq"
         )
         for seq, address, record, run_uuid, observed_at, source, status, body in rows:
-            data = observation_object(record, run_uuid, observed_at, source, status, json.loads(body))
+            data = stored_observation_object(record, run_uuid, observed_at, source, status, body)
             yield seq, address or rec.sha256_hex(data), record, data, address is not None
 
     def index_observations(self) -> int:

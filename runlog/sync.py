@@ -57,9 +57,11 @@ ATTEMPT_KEY_RE = re.compile(r"^attempts/(?P<request>[^/]+)/(?P<address>[0-9a-f]{
 # listed size) are fetched one at a time, so that at most one of them is in memory.
 PULL_MAX_BYTES = 256 * 1024 * 1024
 LARGE_OBJECT_BYTES = DEFAULT_MAX_BYTES
-# Pulled records are inserted this many at a time (each page one transaction), parsed again
-# from their verified bytes: the parsed records of a 100 000-member batch are never all held.
+# Pulled records and observations are inserted this many at a time, each page one
+# transaction, read back from the spool they waited in (runlog/syncreceive.py); a page is cut
+# earlier once it holds INSERT_PAGE_BYTES, so that large records are not all held at once.
 INSERT_PAGE = 2000
+INSERT_PAGE_BYTES = 16 * 1024 * 1024
 
 # progress(items, total, label) -> the same items, shown as they pass (the CLI draws a bar)
 Progress = Callable[[Iterable, int, str], Iterable]
@@ -883,16 +885,31 @@ def _insert(ledger: Ledger, spool: Spool, records: list[Received], observations:
     """Append the checked records, then the observations, in the order given, INSERT_PAGE
     at a time, each page one transaction (Ledger.add_received_records, add_checked_observations)
     read back from the spool; returns how many of each were added."""
-    added = [0, 0]
+    added = 0
     with ledger.bulk_writes():
-        for start in range(0, len(records), INSERT_PAGE):
-            added[0] += ledger.add_received_records([spool.get(item[4]) for item in records[start:start + INSERT_PAGE]])
+        for page in _pages([item[4] for item in records]):
+            added += ledger.add_received_records([spool.get(where) for where in page])
         if observations:
             ledger.index_observations()  # once: every observation held is then found by its address
-        for start in range(0, len(observations), INSERT_PAGE):
-            added[1] += ledger.add_checked_observations([spool.get(item[3])
-                                                         for item in observations[start:start + INSERT_PAGE]])
-    return added[0], added[1]
+        seen = 0
+        for page in _pages([item[3] for item in observations]):
+            seen += ledger.add_checked_observations([spool.get(where) for where in page])
+    return added, seen
+
+
+def _pages(places: list[tuple[int, int]]) -> Iterator[list[tuple[int, int]]]:
+    """Spool places (offset, length) in pages of at most INSERT_PAGE rows and, but for a
+    page of one, INSERT_PAGE_BYTES."""
+    page: list[tuple[int, int]] = []
+    size = 0
+    for where in places:
+        if page and (len(page) >= INSERT_PAGE or size + where[1] > INSERT_PAGE_BYTES):
+            yield page
+            page, size = [], 0
+        page.append(where)
+        size += where[1]
+    if page:
+        yield page
 
 
 def _one_record_per_request(ledger: Ledger, remote: Remote, records: list[Received],

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import marshal
+import os
 import re
 import tempfile
 import threading
@@ -219,21 +220,24 @@ class Spool:
         self._file = tempfile.TemporaryFile(prefix="runlog-pull-")
         self._lock = threading.Lock()
         self._end = 0
+        self._flushed = True
 
     def put(self, row: tuple) -> tuple[int, int]:
         data = marshal.dumps(row)
         with self._lock:
             at = self._end
-            self._file.seek(at)
             self._file.write(data)
             self._end += len(data)
+            self._flushed = False
         return at, len(data)
 
     def get(self, where: tuple[int, int]) -> Any:
-        with self._lock:
-            self._file.seek(where[0])
-            data = self._file.read(where[1])
-        return marshal.loads(data)
+        """The row put at `where`, read once every put has returned (pull reads after its
+        transfers: the rows are then flushed once and read around the file's buffer)."""
+        if not self._flushed:
+            self._file.flush()
+            self._flushed = True
+        return marshal.loads(os.pread(self._file.fileno(), where[1], where[0]))
 
     def close(self) -> None:
         self._file.close()
