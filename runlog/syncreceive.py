@@ -237,7 +237,13 @@ class Spool:
         if not self._flushed:
             self._file.flush()
             self._flushed = True
-        return marshal.loads(os.pread(self._file.fileno(), where[1], where[0]))
+        if hasattr(os, "pread"):
+            return marshal.loads(os.pread(self._file.fileno(), where[1], where[0]))
+        with self._lock:  # no pread (Windows): through the file's position
+            self._file.seek(where[0])
+            data = self._file.read(where[1])
+            self._file.seek(self._end)
+        return marshal.loads(data)
 
     def close(self) -> None:
         self._file.close()

@@ -193,3 +193,32 @@ def test_a_pulled_cohort_waits_on_disk_and_is_inserted_a_page_at_a_time(bucket, 
     with Ledger.open(source) as ledger:
         sent = ledger.conn.execute("SELECT address, body FROM records").fetchall()
     assert sorted(got) == sorted(sent)
+
+
+def test_a_pack_index_is_read_fast_when_canonical_and_decided_as_before_otherwise():
+    from runlog.safejson import UntrustedJSONError, loads_untrusted
+    from runlog.syncpack import INDEX_FORMAT, _index_of, parse_index
+
+    digest = "d" * 64
+    records = [hashlib.sha256(str(i).encode()).hexdigest() for i in range(300)]  # runs of 19 digits among them
+    index = {"format": INDEX_FORMAT, "pack": digest, "size": 4096, "records": records,
+             "observations": [[hashlib.sha256(r.encode()).hexdigest(), r] for r in records[:50]]}
+    canonical = rec.canonical_json(index)
+    variants = {
+        "canonical": canonical,
+        "spaced": json.dumps(index, sort_keys=True).encode(),
+        "duplicate key": b'{"size":1,' + canonical[1:],
+        "too deep": rec.canonical_json({**index, "observations": [[[["x"]]]]}),
+        "another pack": rec.canonical_json({**index, "pack": "e" * 64}),
+        "a record twice": rec.canonical_json({**index, "records": records + records[:1]}),
+        "size not an integer": rec.canonical_json({**index, "size": 4096.0}),
+        "not JSON": canonical[:-1],
+    }
+    for name, data in variants.items():
+        try:
+            expected = _index_of(digest, loads_untrusted(data, max_bytes=len(data), max_depth=4))
+        except UntrustedJSONError as exc:
+            expected = (None, f"pack index: {exc.reason}")
+        assert parse_index(digest, data, len(data)) == expected, name
+        assert (expected[0] is not None) == (name in ("canonical", "spaced")), name
+    assert parse_index(digest, canonical, len(canonical) - 1)[1].startswith("pack index: too large")
