@@ -14,9 +14,10 @@ and name the problem: the fast way only ever accepts what they accept.
 
 A record that passes is reduced to what its row needs (address, canonical bytes, the
 lookup columns of ledger.index_columns), so that it is never parsed, checked or encoded
-again on the way into the ledger; those rows wait in a `Spool` (a private temporary file),
-so that a pull holds no more than the pack being checked and a few dozen bytes per item
-(to order them, oldest first, and to keep one record per requestId) in memory."""
+again on the way into the ledger; those rows wait in a `Spool` (SPOOL_MEMORY bytes in
+memory, the rest in a private temporary file), so that a pull holds no more than that, the
+packs being checked and a few dozen bytes per item (to order them, oldest first, and to
+keep one record per requestId) in memory."""
 
 from __future__ import annotations
 
@@ -210,14 +211,24 @@ def check_observations(items: Sequence[tuple[str, str, bytes]], max_bytes: int =
 # -- the spool ------------------------------------------------------------------------------------
 
 
-class Spool:
-    """A private temporary file (removed as it is made: nothing is left behind) that checked
-    rows wait in until they are inserted: `put` (from any thread) returns where a row is,
-    `get` reads it back. Rows are runlog's own values (strings, bytes, None, tuples),
-    written with marshal."""
+# How many bytes of rows a spool keeps in memory before it writes the rest to a temporary
+# file: a 10 000-member cohort (about 25 MiB of rows) never touches the disk, a 100 000-member
+# one (about 220 MiB) holds this much and writes the rest.
+SPOOL_MEMORY = 64 * 1024 * 1024
 
-    def __init__(self) -> None:
-        self._file = tempfile.TemporaryFile(prefix="runlog-pull-")
+
+class Spool:
+    """Where checked rows wait until they are inserted: `put` (from any thread) returns
+    where a row is, `get` reads it back once every put has returned. The first
+    SPOOL_MEMORY bytes stay in memory, the rest go to a private temporary file (removed as
+    it is made: nothing is left behind). Rows are runlog's own values (strings, bytes,
+    None, tuples), written with marshal."""
+
+    def __init__(self, memory: int | None = None) -> None:
+        self._budget = SPOOL_MEMORY if memory is None else memory
+        self._memory = bytearray()
+        self._file: Any = None
+        self._base = 0  # where the file's first byte is in the spool
         self._lock = threading.Lock()
         self._end = 0
         self._flushed = True
@@ -226,27 +237,40 @@ class Spool:
         data = marshal.dumps(row)
         with self._lock:
             at = self._end
-            self._file.write(data)
+            if self._file is None and len(self._memory) + len(data) <= self._budget:
+                self._memory += data
+            else:
+                if self._file is None:
+                    self._file = tempfile.TemporaryFile(prefix="runlog-pull-")
+                    self._base = at
+                self._file.write(data)
+                self._flushed = False
             self._end += len(data)
-            self._flushed = False
         return at, len(data)
 
     def get(self, where: tuple[int, int]) -> Any:
-        """The row put at `where`, read once every put has returned (pull reads after its
-        transfers: the rows are then flushed once and read around the file's buffer)."""
+        at, length = where
+        if at < self._base or self._file is None:
+            return marshal.loads(self._memory[at:at + length])
         if not self._flushed:
             self._file.flush()
             self._flushed = True
         if hasattr(os, "pread"):
-            return marshal.loads(os.pread(self._file.fileno(), where[1], where[0]))
+            return marshal.loads(os.pread(self._file.fileno(), length, at - self._base))
         with self._lock:  # no pread (Windows): through the file's position
-            self._file.seek(where[0])
-            data = self._file.read(where[1])
-            self._file.seek(self._end)
+            self._file.seek(at - self._base)
+            data = self._file.read(length)
+            self._file.seek(self._end - self._base)
         return marshal.loads(data)
 
+    def on_disk(self) -> int:
+        """How many bytes of rows went to the temporary file."""
+        return self._end - self._base if self._file is not None else 0
+
     def close(self) -> None:
-        self._file.close()
+        self._memory = bytearray()
+        if self._file is not None:
+            self._file.close()
 
     def __enter__(self) -> Spool:
         return self

@@ -14,7 +14,7 @@ import pytest
 from conftest import TEAM_BUCKET
 from recordfactory import make_record
 from runlog import record as rec
-from runlog import sync
+from runlog import sync, syncreceive
 from runlog.ledger import INDEX_COLUMNS, Ledger, index_columns, observation_object, stored_observation_object
 from runlog.syncreceive import (
     Spool,
@@ -150,14 +150,22 @@ def test_push_writes_a_stored_observation_as_observation_object_does(body):
         assert stored_observation_object(*fields, stored) == expected
 
 
-def test_the_spool_gives_back_each_row_put_from_many_threads():
+@pytest.mark.parametrize("memory", [0, 300 * 1024, 1 << 30])  # on disk, in memory then on disk, in memory
+def test_the_spool_gives_back_each_row_put_from_many_threads(memory):
     from concurrent.futures import ThreadPoolExecutor
 
     rows = [("a" * 64, b"x" * (i * 37), (None, "run", i, "é✓")) for i in range(300)]
-    with Spool() as spool, ThreadPoolExecutor(8) as pool:
+    with Spool(memory) as spool, ThreadPoolExecutor(8) as pool:
         places = list(pool.map(spool.put, rows))
         assert len({at for at, _ in places}) == len(rows)
         assert [spool.get(where) for where in reversed(places)] == list(reversed(rows))
+        total, on_disk = sum(length for _, length in places), spool.on_disk()
+    if memory == 0:
+        assert on_disk == total
+    elif memory > total:
+        assert on_disk == 0
+    else:  # the first rows (up to `memory` bytes) in memory, the rest on disk
+        assert total - memory <= on_disk < total
 
 
 def test_a_pulled_cohort_waits_on_disk_and_is_inserted_a_page_at_a_time(bucket, tmp_path, monkeypatch):
@@ -178,6 +186,7 @@ def test_a_pulled_cohort_waits_on_disk_and_is_inserted_a_page_at_a_time(bucket, 
         total = ledger.conn.execute("SELECT sum(length(body)) FROM records").fetchone()[0]
     assert (pushed.records_sent, pushed.observations_sent) == (512, 40) and total > 48 * 2**20
     monkeypatch.setattr(sync, "INSERT_PAGE_BYTES", 2 * 2**20)
+    monkeypatch.setattr(syncreceive, "SPOOL_MEMORY", 2**20)  # the rest waits on disk
     with Ledger.open(tmp_path / "bob.db") as ledger:
         # listed first: moto answers in this process, and its listing is not what is measured
         listing = sync.survey(bucket, remote, jobs=1, expect_ledger=True)
