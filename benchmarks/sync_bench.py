@@ -240,6 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     from runlog.ledger import Ledger
     from runlog.sync import Remote, pull, push, survey
 
+    load_at_start = os.getloadavg()[0]
     server, moto_port = start_moto()
     try:
         relayed = relay_process(moto_port, args.latency_ms / 1000) if args.latency_ms else None
@@ -304,7 +305,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{shape}: {objects} items (records and observations) {layout}, {remote_objects} objects and "
           f"{remote_bytes / 2**20:.1f} MiB on the remote "
           f"(records {record_bytes[0] / 2**20:.1f} MiB, the largest {record_bytes[1] / 2**20:.2f} MiB), "
-          f"{args.latency_ms:g} ms added per request; load average {os.getloadavg()[0]:.1f} at the end\n")
+          f"{args.latency_ms:g} ms added per request; load average {load_at_start:.1f} at the start, "
+          f"{os.getloadavg()[0]:.1f} at the end\n")
     print("| operation | time | items/s | CPU: runlog | CPU: moto | CPU: relay | CPU / cores |")
     print("|---|---|---|---|---|---|---|")
     cores = os.cpu_count() or 1

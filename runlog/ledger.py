@@ -177,6 +177,7 @@ OBSERVATION_FIELDS = ("record", "run_uuid", "observed_at", "source", "status", "
 _RECORD_ROW = ("seq", "address", "body", "chain", "inserted_at", "kind", "created", "outcome", "request_id",
                "run_id", "run_uuid", "run_arn", "workflow_id", "name", "git_commit", "fingerprint", "replay_of",
                "batch_id")
+assert _RECORD_ROW[5:] == INDEX_COLUMNS  # add_received_records writes index columns in that order
 _OBSERVATION_ROW = ("seq", *OBSERVATION_FIELDS, "sha256")
 
 # Which observation of a run gives its current status: never the order rows were inserted in
@@ -197,6 +198,30 @@ def observation_object(record: str, run_uuid: str | None, observed_at: str, sour
     address, the same in every ledger that holds it (the name it has in a team ledger)."""
     return rec.canonical_json({"record": record, "run_uuid": run_uuid, "observed_at": observed_at,
                                "source": source, "status": status, "body": body})
+
+
+def stored_observation_object(record: str, run_uuid: str | None, observed_at: str, source: str,
+                              status: str | None, body: str) -> bytes:
+    """observation_object of an observation as stored (its body as text): the same bytes. A
+    body stored in canonical JSON, as runlog writes it, is spliced in as it is (orjson reads
+    it once to tell); any other is read and written again (push sends every observation's
+    object: a 100 000-member cohort's statuses)."""
+    import orjson
+
+    from runlog import fastjson
+
+    data = body.encode("utf-8")
+    value, canonical, exact = fastjson.decode_canonical(data)
+    if canonical and exact:
+        try:
+            strings = [orjson.dumps(v) for v in (observed_at, record, run_uuid, source, status)
+                       if v is None or type(v) is str]
+        except TypeError:  # a lone surrogate: the json module decides
+            strings = []
+        if len(strings) == 5:
+            return b'{"body":%b,"observed_at":%b,"record":%b,"run_uuid":%b,"source":%b,"status":%b}' % (
+                data, *strings)
+    return observation_object(record, run_uuid, observed_at, source, status, value)
 
 
 def _check_schema(record: dict) -> None:
@@ -622,7 +647,7 @@ class Ledger:
             f"FROM observations o LEFT JOIN observation_addresses a ON a.observation = o.seq {where}ORDER BY o.seq"
         )
         for seq, address, record, run_uuid, observed_at, source, status, body in rows:
-            data = observation_object(record, run_uuid, observed_at, source, status, json.loads(body))
+            data = stored_observation_object(record, run_uuid, observed_at, source, status, body)
             yield seq, address or rec.sha256_hex(data), record, data, address is not None
 
     def index_observations(self) -> int:
@@ -657,25 +682,32 @@ class Ledger:
         from runlog import fastjson
 
         self.index_observations()
-        rows, addresses = [], []
+        rows: list[tuple[str, str, str | None, str, str, str | None, bytes, str]] = []
         for item in items:
             fields = [item[k] for k in OBSERVATION_FIELDS]
-            address = rec.sha256_hex(observation_object(*fields))
             text = fastjson.dumps(item["body"])
-            rows.append((*fields[:5], text.decode("utf-8"), rec.sha256_hex(text)))
-            addresses.append(address)
+            rows.append((rec.sha256_hex(observation_object(*fields)), *fields[:5], text, rec.sha256_hex(text)))
+        return self.add_checked_observations(rows)
+
+    def add_checked_observations(self, rows: Sequence[tuple[str, str, str | None, str, str, str | None, bytes, str]]
+                                 ) -> int:
+        """add_received_observations for observations the caller has checked and taken apart
+        (a pull: runlog/syncreceive.py): (address, record, run_uuid, observed_at, source,
+        status, the body's canonical JSON, its SHA-256), the address being that of the
+        observation's object. The caller has run index_observations() before (once, not per
+        page), so that every observation the ledger holds is found by its address."""
         if not rows:
             return 0
         with self.write():
-            held = self._present(addresses, "observation_addresses")
-            records = self._present(sorted({row[0] for row in rows}))
+            held = self._present([row[0] for row in rows], "observation_addresses")
+            records = self._present(sorted({row[1] for row in rows}))
             seq = self._next_seq("observations")
             new, new_addresses = [], []
-            for row, address in zip(rows, addresses, strict=True):
-                if address in held or row[0] not in records:
+            for address, record, *fields, body, digest in rows:
+                if address in held or record not in records:
                     continue
                 held.add(address)
-                new.append((seq, *row))
+                new.append((seq, record, *fields, body.decode("utf-8"), digest))
                 new_addresses.append((seq, address))
                 seq += 1
             if new:
@@ -683,6 +715,38 @@ class Ledger:
                 self.conn.executemany("INSERT INTO observation_addresses (observation, address) VALUES (?, ?)",
                                       new_addresses)
         return len(new)
+
+    def add_received_records(self, items: Sequence[tuple[str, bytes, tuple]]) -> int:
+        """Append records received from elsewhere and checked by the caller (a pull:
+        runlog/syncreceive.py checks each one's address, canonical form and schema), in the
+        order given, in one transaction: what add_records does, without parsing, checking
+        and encoding each record again. Each item is (address, canonical JSON, the record's
+        index_columns values in INDEX_COLUMNS' order). One whose address the ledger holds
+        (or given twice) is skipped. Returns how many were added."""
+        with self.write():
+            present = self._present([address for address, _, _ in items])
+            last = self.conn.execute("SELECT chain FROM records ORDER BY seq DESC LIMIT 1").fetchone()
+            chain = last[0] if last else None
+            seq = self._next_seq("records")
+            inserted_at = rec.utc_now()
+            rows = []
+            batches: list[tuple[bytes, int]] = []
+            for address, body, columns in items:
+                if address in present:
+                    continue
+                present.add(address)
+                chain = chain_next(chain, address)
+                if columns[0] == "batch":  # kind
+                    batches.append((body, seq))
+                rows.append((seq, address, body.decode("utf-8"), chain, inserted_at, *columns))
+                seq += 1
+            if rows:
+                from runlog.fastjson import decode_canonical
+
+                self._insert_rows("records", _RECORD_ROW, rows)
+                for body, at in batches:
+                    self._index_settings(at, decode_canonical(body)[0], body)
+        return len(rows)
 
     # -- reading -----------------------------------------------------------------------------
 

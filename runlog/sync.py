@@ -25,15 +25,15 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
-from datetime import UTC
 from typing import Any
 from urllib.parse import quote, unquote
 
 from runlog import record as rec
 from runlog.errors import RunlogError, UsageError
-from runlog.ledger import OBSERVATION_FIELDS, Ledger
+from runlog.ledger import Ledger
 from runlog.safejson import DEFAULT_MAX_BYTES, DEFAULT_MAX_DEPTH, UntrustedJSONError, loads_untrusted
 from runlog.syncpack import INDEX_KEY_RE, PACK_KEY_RE, Pack, PackIndex, index_key, parse_index
+from runlog.syncreceive import Spool, check_observations, check_records
 from runlog.textsafe import terminal_safe
 
 FORMAT = "runlog.remote/2"  # what a new remote is marked with: packs (runlog/syncpack.py)
@@ -57,9 +57,11 @@ ATTEMPT_KEY_RE = re.compile(r"^attempts/(?P<request>[^/]+)/(?P<address>[0-9a-f]{
 # listed size) are fetched one at a time, so that at most one of them is in memory.
 PULL_MAX_BYTES = 256 * 1024 * 1024
 LARGE_OBJECT_BYTES = DEFAULT_MAX_BYTES
-# Pulled records are inserted this many at a time (each page one transaction), parsed again
-# from their verified bytes: the parsed records of a 100 000-member batch are never all held.
+# Pulled records and observations are inserted this many at a time, each page one
+# transaction, read back from the spool they waited in (runlog/syncreceive.py); a page is cut
+# earlier once it holds INSERT_PAGE_BYTES, so that large records are not all held at once.
 INSERT_PAGE = 2000
+INSERT_PAGE_BYTES = 16 * 1024 * 1024
 
 # progress(items, total, label) -> the same items, shown as they pass (the CLI draws a bar)
 Progress = Callable[[Iterable, int, str], Iterable]
@@ -661,71 +663,6 @@ def _cache_observation_addresses(ledger: Ledger) -> None:
 
 # -- pull ---------------------------------------------------------------------------------------
 
-# The service's times and observed_at are ISO 8601 in UTC; an observation made more than a day
-# in this machine's future is refused (it would stay the "latest" for ever).
-OBSERVED_AT_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$")
-FUTURE_SLACK_DAYS = 1
-
-
-def _parse(data: bytes, max_bytes: int) -> tuple[Any, str | None]:
-    try:
-        return loads_untrusted(data, max_bytes=max_bytes, max_depth=DEFAULT_MAX_DEPTH), None
-    except UntrustedJSONError as exc:
-        return None, exc.reason
-
-
-def verify_record_object(address: str, data: bytes, max_bytes: int = DEFAULT_MAX_BYTES
-                         ) -> tuple[dict | None, str | None]:
-    """(record, None) when data is the record named `address`, else (None, why not)."""
-    if rec.sha256_hex(data) != address:
-        return None, "content does not match its address (tampered or truncated)"
-    record, why = _parse(data, max_bytes)
-    if why:
-        return None, why
-    if not isinstance(record, dict) or rec.canonical_json(record) != data:
-        return None, "not a record in canonical JSON"
-    problems = rec.schema_errors(record)
-    if problems:
-        return None, "not a valid record: " + problems[0]
-    return record, None
-
-
-def _observed_at_problem(observed_at: str) -> str | None:
-    from datetime import datetime, timedelta
-
-    if not OBSERVED_AT_RE.match(observed_at):
-        return "not an observation (observed_at is not an ISO 8601 time with a time zone)"
-    try:
-        moment = rec.parse_timestamp(observed_at)
-    except ValueError:
-        return "not an observation (observed_at is not a valid time)"
-    if moment > datetime.now(UTC) + timedelta(days=FUTURE_SLACK_DAYS):
-        return f"observed_at {observed_at} is in the future"
-    return None
-
-
-def verify_observation_object(record: str, address: str, data: bytes, max_bytes: int = DEFAULT_MAX_BYTES
-                              ) -> tuple[dict | None, str | None]:
-    """(observation, None) when data is the observation named `address` of `record`, else (None, why)."""
-    if rec.sha256_hex(data) != address:
-        return None, "content does not match its address (tampered or truncated)"
-    item, why = _parse(data, max_bytes)
-    if why:
-        return None, why
-    if not isinstance(item, dict) or rec.canonical_json(item) != data:
-        return None, "not an observation in canonical JSON"
-    if set(item) != set(OBSERVATION_FIELDS):
-        return None, "not an observation (members must be " + ", ".join(OBSERVATION_FIELDS) + ")"
-    if item["record"] != record:
-        return None, f"names record {terminal_safe(item['record'])[:12]} but is stored under record {record[:12]}"
-    types_ok = (isinstance(item["observed_at"], str) and isinstance(item["source"], str)
-                and isinstance(item["body"], dict) and all(isinstance(item[k], (str, type(None)))
-                                                           for k in ("status", "run_uuid")))
-    if not types_ok:
-        return None, "not an observation (a member has the wrong type)"
-    return item, _observed_at_problem(item["observed_at"])
-
-
 def _fetch_problem(exc: Exception, remote: Remote) -> str | None:
     """Why one object could not be fetched, when the cause is that object (denied, gone,
     too large) rather than the connection or the service (those abort the pull)."""
@@ -749,7 +686,11 @@ def pull(ledger: Ledger, s3, remote: Remote, *, jobs: int = 16, progress: Progre
     (a wrong name or content, not strict JSON, larger than max_bytes, nested too deep, a
     requestId another record already has, denied or gone) are named in `refused` and left
     out; the rest are imported. A failure of the connection or of S3 itself raises
-    TransferError before anything is inserted."""
+    TransferError before anything is inserted.
+
+    Each item is checked once, as it arrives (runlog/syncreceive.py), and what its row needs
+    waits in a spool on disk: memory holds the packs being checked and a few dozen bytes per
+    item, never every item received."""
     result = PullResult(str(remote))
     if listing is None:
         listing = survey(s3, remote, jobs=jobs, doing="pull from", expect_ledger=True, max_bytes=max_bytes)
@@ -759,7 +700,23 @@ def pull(ledger: Ledger, s3, remote: Remote, *, jobs: int = 16, progress: Progre
         result.refused.append((remote.key(MARKER), f"format marker unreadable: {listing.marker_refused}"))
     result.refused.extend((key, "not named by a content address in the layout") for key in listing.misnamed)
     result.refused.extend(listing.refused)
+    with Spool() as spool:
+        _receive(ledger, s3, remote, listing, spool, result, jobs=jobs, progress=progress, max_bytes=max_bytes)
+    recorded = ledger.request_ids()
+    result.remote_pending = sorted({request for request, _ in listing.attempts.values() if request not in recorded})
+    result.refused.sort()
+    return result
 
+
+# What pull keeps in memory of a checked record: (created, address, key, request id, where its
+# row is in the spool); of an observation: (observed_at, address, record, where).
+Received = tuple[str, str, str, str | None, tuple[int, int]]
+ReceivedObservation = tuple[str, str, str, tuple[int, int]]
+
+
+def _receive(ledger: Ledger, s3, remote: Remote, listing: Listing, spool: Spool, result: PullResult, *,
+             jobs: int, progress: Progress, max_bytes: int) -> None:
+    """pull(): fetch and check what the ledger lacks, into `spool`, then insert it."""
     one_large = threading.Semaphore(1)
 
     def fetch(key: str, check: Callable[[bytes], tuple[Any, str | None]]) -> tuple[Any, str | None]:
@@ -780,15 +737,14 @@ def pull(ledger: Ledger, s3, remote: Remote, *, jobs: int = 16, progress: Progre
         return check(data)
 
     def fetch_record(item: tuple[str, str]) -> tuple[Any, str | None]:
-        """(created, request id, bytes) of a verified record: its parsed form is dropped, and
-        parsed again page by page when the records are inserted."""
         address, key = item
 
         def check(data: bytes) -> tuple[Any, str | None]:
-            record, why = verify_record_object(address, data, max_bytes)
-            if record is None:
+            (found, why), = check_records([(address, data)], max_bytes)
+            if found is None:
                 return None, why
-            return (record["created"], record["request"].get("requestId"), data), None
+            created, request_id, row = found
+            return (created, address, key, request_id, spool.put(row)), None
 
         return fetch(key, check)
 
@@ -797,24 +753,24 @@ def pull(ledger: Ledger, s3, remote: Remote, *, jobs: int = 16, progress: Progre
     packed_records, _ = listing.packed()
     wanted = [(address, key) for address, key in listing.records.items() if address not in local]
     result.records_present = len((set(listing.records) | packed_records) & local)
-    records = []
-    for (address, key), (found, why) in _transfer(wanted, fetch_record, remote, "pull from", jobs=jobs,
+    records: list[Received] = []
+    for (_, key), (found, why) in _transfer(wanted, fetch_record, remote, "pull from", jobs=jobs,
                                                   progress=progress, label="pulling records"):
         if why:
             result.refused.append((key, why))
         else:
-            records.append((found[0], address, key, found))
+            records.append(found)
     remote_records = local | set(listing.records) | packed_records
     wanted_obs = [(address, record, key) for address, (record, key) in listing.observations.items()
                   if address not in have and record in remote_records]
-    observations: list[tuple[str, str, str, bytes]] = []  # (observed_at, address, record, verified bytes)
+    observations: list[ReceivedObservation] = []
 
     def fetch_observation(item: tuple[str, str, str]) -> tuple[Any, str | None]:
         address, record, key = item
 
         def check(data: bytes) -> tuple[Any, str | None]:
-            found, why = verify_observation_object(record, address, data, max_bytes)
-            return (None, why) if found is None or why else ((found["observed_at"], address, record, data), None)
+            (row, why), = check_observations([(address, record, data)], max_bytes)
+            return (None, why) if row is None else ((row[3], address, record, spool.put(row)), None)
 
         return fetch(key, check)
 
@@ -825,77 +781,77 @@ def pull(ledger: Ledger, s3, remote: Remote, *, jobs: int = 16, progress: Progre
         else:
             observations.append(found)
     # then the packs, for what no runlog.remote/1 object supplied (a mixed remote)
-    need_records = packed_records - local - {address for _, address, _, _ in records}
+    need_records = packed_records - local - {address for _, address, *_ in records}
     got = {address for _, address, _, _ in observations}
     need_observations = {address for index in listing.packs.values() for address, record in index.observations
                          if address not in have and address not in got and record in remote_records}
-    from_packs, packed_observations = _pull_packs(listing, fetch, need_records, need_observations, remote,
+    from_packs, packed_observations = _pull_packs(listing, fetch, spool, need_records, need_observations, remote,
                                                   result.refused, jobs=jobs, progress=progress, max_bytes=max_bytes)
     records.extend(from_packs)
     observations.extend(packed_observations)
+    del local, have, got, need_records, need_observations
     records.sort(key=lambda t: t[:2])
     records = _one_record_per_request(ledger, remote, records, result.refused)
-
-    known = local | {address for _, address, _, _ in records}
+    known = ledger.addresses() | {address for _, address, *_ in records}
     observations = [item for item in observations if item[2] in known]
-
-    result.records_received = _insert_records(ledger, [data for *_, (_, _, data) in records])
+    del known
     observations.sort(key=lambda t: t[:2])
-    # verified bytes are parsed again one by one as they are inserted: never all parsed at once
-    from runlog.fastjson import decode_canonical
-
-    result.observations_received = ledger.add_received_observations(decode_canonical(data)[0]
-                                                                    for *_, data in observations)
-    del observations
-    recorded = ledger.request_ids()
-    result.remote_pending = sorted({request for request, _ in listing.attempts.values() if request not in recorded})
-    result.refused.sort()
-    return result
+    result.records_received, result.observations_received = _insert(ledger, spool, records, observations)
 
 
-def _pull_packs(listing: Listing, fetch: Callable, need_records: set[str], need_observations: set[str],
-                remote: Remote, refused: list[tuple[str, str]], *, jobs: int, progress: Progress, max_bytes: int
-                ) -> tuple[list[tuple[str, str, str, tuple]], list[tuple[str, str, str, bytes]]]:
+def _pull_packs(listing: Listing, fetch: Callable, spool: Spool, need_records: set[str],
+                need_observations: set[str], remote: Remote, refused: list[tuple[str, str]], *, jobs: int,
+                progress: Progress, max_bytes: int) -> tuple[list[Received], list[ReceivedObservation]]:
     """Fetch the packs that hold what is needed, --jobs at a time, and verify them: the pack
     against its name and its index, then each needed item as a runlog.remote/1 object would
-    be (canonical JSON, schema; an observation names the record its index files it under).
-    Packs are chosen in order of name, each only when it holds something no pack chosen
-    before it holds; what a refused pack (or item) should have supplied is looked for in the
-    other packs, round after round. Returns the records, as pull() keeps them (created,
-    address, key, (created, request id, bytes)), and the observations as pull() keeps them
-    (observed_at, address, record, bytes)."""
+    be (canonical JSON, schema; an observation names the record its index files it under),
+    a pack's items together (syncreceive.check_records, check_observations), the good ones
+    into the spool. Packs are chosen in order of name, each only when it holds something no
+    pack chosen before it holds; what a refused pack (or item) should have supplied is
+    looked for in the other packs, round after round. Returns the records and observations
+    as pull() keeps them."""
     from runlog.syncpack import split_pack
 
-    records: dict[str, tuple[str, str, str, tuple]] = {}
-    observations: dict[str, tuple[str, str, str, bytes]] = {}
+    records: dict[str, Received] = {}
+    observations: dict[str, ReceivedObservation] = {}
     tried: set[str] = set()
 
     def fetch_pack(digest: str) -> tuple[Any, str | None]:
         index = listing.packs[digest]
         filed = dict(index.observations)
+        key = listing.pack_keys[digest]
 
         def check(data: bytes) -> tuple[Any, str | None]:
             items, why = split_pack(digest, data, index)
             if why:
                 return None, why
-            good: list[tuple[str, str, Any]] = []
+            del data
+            # split_pack named each item by the SHA-256 of its bytes: the address is not hashed again
+            wanted_records = [(address, body) for kind, address, body in items if kind == "record"
+                              and address in need_records and address not in records]
+            wanted_observations = [(address, filed[address], body) for kind, address, body in items
+                                   if kind == "observation" and address in need_observations
+                                   and address not in observations]
+            del items
+            good_records: list[Received] = []
+            good_observations: list[ReceivedObservation] = []
             bad: list[str] = []
-            for kind, address, body in items:
-                if kind == "record" and address in need_records and address not in records:
-                    record, why = verify_record_object(address, body, max_bytes)
-                    if record is None:
-                        bad.append(f"record {address}: {why}")
-                    else:
-                        good.append((kind, address, (record["created"], record["request"].get("requestId"), body)))
-                elif kind == "observation" and address in need_observations and address not in observations:
-                    item, why = verify_observation_object(filed[address], address, body, max_bytes)
-                    if item is None or why:
-                        bad.append(f"observation {address}: {why}")
-                    else:
-                        good.append((kind, address, (item["observed_at"], address, item["record"], body)))
-            return (good, bad), None
+            for (address, _), (found, why) in zip(wanted_records, check_records(wanted_records, max_bytes,
+                                                                                hashed=True), strict=True):
+                if found is None:
+                    bad.append(f"record {address}: {why}")
+                else:
+                    created, request_id, row = found
+                    good_records.append((created, address, key, request_id, spool.put(row)))
+            for (address, record, _), (observed, why) in zip(wanted_observations, check_observations(
+                    wanted_observations, max_bytes, hashed=True), strict=True):
+                if observed is None:
+                    bad.append(f"observation {address}: {why}")
+                else:
+                    good_observations.append((observed[3], address, record, spool.put(observed)))
+            return (good_records, good_observations, bad), None
 
-        return fetch(listing.pack_keys[digest], check)
+        return fetch(key, check)
 
     while True:
         missing = (need_records - set(records)) | (need_observations - set(observations))
@@ -915,30 +871,49 @@ def _pull_packs(listing: Listing, fetch: Callable, need_records: set[str], need_
             if why:
                 refused.append((key, why))
                 continue
-            good, bad = found
+            good_records, good_observations, bad = found
             refused.extend((key, problem) for problem in bad)
-            for kind, address, value in good:
-                if kind == "record":
-                    records[address] = (value[0], address, key, value)
-                else:
-                    observations[address] = value
+            for item in good_records:
+                records.setdefault(item[1], item)
+            for observed in good_observations:
+                observations.setdefault(observed[1], observed)
     return list(records.values()), list(observations.values())
 
 
-def _insert_records(ledger: Ledger, verified: list[bytes]) -> int:
-    """Append verified records (their canonical bytes, in order) INSERT_PAGE at a time, each
-    page one transaction through Ledger.add_records; returns how many were added."""
-    from runlog.fastjson import decode_canonical
-
+def _insert(ledger: Ledger, spool: Spool, records: list[Received], observations: list[ReceivedObservation]
+            ) -> tuple[int, int]:
+    """Append the checked records, then the observations, in the order given, INSERT_PAGE
+    at a time, each page one transaction (Ledger.add_received_records, add_checked_observations)
+    read back from the spool; returns how many of each were added."""
     added = 0
     with ledger.bulk_writes():
-        for start in range(0, len(verified), INSERT_PAGE):
-            added += ledger.add_records([decode_canonical(data)[0] for data in verified[start:start + INSERT_PAGE]])
-    return added
+        for page in _pages([item[4] for item in records]):
+            added += ledger.add_received_records([spool.get(where) for where in page])
+        if observations:
+            ledger.index_observations()  # once: every observation held is then found by its address
+        seen = 0
+        for page in _pages([item[3] for item in observations]):
+            seen += ledger.add_checked_observations([spool.get(where) for where in page])
+    return added, seen
 
 
-def _one_record_per_request(ledger: Ledger, remote: Remote, records: list[tuple[str, str, str, tuple]],
-                            refused: list[tuple[str, str]]) -> list[tuple[str, str, str, tuple]]:
+def _pages(places: list[tuple[int, int]]) -> Iterator[list[tuple[int, int]]]:
+    """Spool places (offset, length) in pages of at most INSERT_PAGE rows and, but for a
+    page of one, INSERT_PAGE_BYTES."""
+    page: list[tuple[int, int]] = []
+    size = 0
+    for where in places:
+        if page and (len(page) >= INSERT_PAGE or size + where[1] > INSERT_PAGE_BYTES):
+            yield page
+            page, size = [], 0
+        page.append(where)
+        size += where[1]
+    if page:
+        yield page
+
+
+def _one_record_per_request(ledger: Ledger, remote: Remote, records: list[Received],
+                            refused: list[tuple[str, str]]) -> list[Received]:
     """A requestId belongs to one run, so to one record. Of several pulled records with the
     same requestId the oldest (then the lowest address) is kept, in every ledger alike; a
     record whose requestId the local ledger already holds is refused. Each refusal names the
@@ -947,7 +922,7 @@ def _one_record_per_request(ledger: Ledger, remote: Remote, records: list[tuple[
     owner: dict[str, tuple[str, str]] = {}  # request id -> (address, where)
     kept = []
     for item in records:
-        _, address, key, (_, request_id, _) = item
+        _, address, key, request_id, _ = item
         if request_id is None:
             kept.append(item)
             continue

@@ -111,11 +111,38 @@ def build_packs(items: Iterable[tuple[str, str, bytes, str | None]], *, max_byte
 
 
 def parse_index(digest: str, data: bytes, max_bytes: int) -> tuple[PackIndex | None, str | None]:
-    """(index, None) when data is a well-formed index of pack `digest`, else (None, why)."""
+    """(index, None) when data is a well-formed index of pack `digest`, else (None, why).
+    An index in canonical JSON, as push writes it, is read by orjson (its writing of the
+    value gives the bytes back, so nothing was read otherwise than the strict reader reads
+    it, and a well-formed index nests three levels); anything else, or anything that is not
+    a well-formed index, is read by safejson.loads_untrusted, which names the problem."""
+    if len(data) <= max_bytes:
+        value = _canonical(data)
+        if value is not None:
+            index, _ = _index_of(digest, value)
+            if index is not None:
+                return index, None
     try:
         value = loads_untrusted(data, max_bytes=max_bytes, max_depth=4)
     except UntrustedJSONError as exc:
         return None, f"pack index: {exc.reason}"
+    return _index_of(digest, value)
+
+
+def _canonical(data: bytes) -> object | None:
+    """The JSON value of data when data is its canonical form (record.canonical_json's), else None."""
+    import orjson
+
+    from runlog.fastjson import SORTED, plain
+
+    try:
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return None
+    return value if orjson.dumps(value, option=SORTED) == data and plain(data) else None
+
+
+def _index_of(digest: str, value: object) -> tuple[PackIndex | None, str | None]:
     if not isinstance(value, dict) or set(value) != {"format", "pack", "size", "records", "observations"}:
         return None, "not a pack index (members must be format, pack, size, records, observations)"
     if value["format"] != INDEX_FORMAT:

@@ -1,0 +1,279 @@
+"""What a pull receives: every record and observation checked once, and kept on disk until
+it is inserted.
+
+The checks are those of runlog.remote/1's objects (docs/team-ledger.md): the content
+matches its address, it is strict JSON within the limits (safejson.loads_untrusted), in
+canonical form, a record passes the record schema, an observation has exactly the members
+of ledger.observation_object, is filed under the record it names and was not made in the
+future. `check_records` and `check_observations` make them the way `runlog verify` checks
+the ledger's own rows (verify._clean): a step at a time over a pack's items, with orjson
+(its writing of a value is the canonical form whenever fastjson.plain says so) and the
+record schema compiled by jsonschema-rs. An item the fast way does not pass goes to
+`verify_record_object` / `verify_observation_object`, the reference checks, which decide
+and name the problem: the fast way only ever accepts what they accept.
+
+A record that passes is reduced to what its row needs (address, canonical bytes, the
+lookup columns of ledger.index_columns), so that it is never parsed, checked or encoded
+again on the way into the ledger; those rows wait in a `Spool` (SPOOL_MEMORY bytes in
+memory, the rest in a private temporary file), so that a pull holds no more than that, the
+packs being checked and a few hundred bytes per item (to order them, oldest first, and to
+keep one record per requestId) in memory."""
+
+from __future__ import annotations
+
+import hashlib
+import marshal
+import os
+import re
+import tempfile
+import threading
+from collections.abc import Sequence
+from datetime import UTC
+from typing import Any
+
+from runlog import record as rec
+from runlog.ledger import INDEX_COLUMNS, OBSERVATION_FIELDS, index_columns
+from runlog.safejson import DEFAULT_MAX_BYTES, DEFAULT_MAX_DEPTH, UntrustedJSONError, loads_untrusted
+from runlog.textsafe import terminal_safe
+
+# The service's times and observed_at are ISO 8601 in UTC; an observation made more than a day
+# in this machine's future is refused (it would stay the "latest" for ever).
+OBSERVED_AT_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$")
+FUTURE_SLACK_DAYS = 1
+_FIELDS = frozenset(OBSERVATION_FIELDS)
+
+# What a checked record is reduced to: (created, request id, row), the row being what
+# Ledger.add_received_records takes: (address, canonical bytes, index_columns' values in
+# INDEX_COLUMNS' order).
+Row = tuple[str, bytes, tuple]
+# A checked observation, as Ledger.add_checked_observations takes it: (address, record,
+# run_uuid, observed_at, source, status, the body's canonical bytes, their SHA-256).
+ObservationRow = tuple[str, str, str | None, str, str, str | None, bytes, str]
+
+
+# -- the reference checks (one item; they name the problem) ---------------------------------------
+
+
+def _parse(data: bytes, max_bytes: int) -> tuple[Any, str | None]:
+    try:
+        return loads_untrusted(data, max_bytes=max_bytes, max_depth=DEFAULT_MAX_DEPTH), None
+    except UntrustedJSONError as exc:
+        return None, exc.reason
+
+
+def verify_record_object(address: str, data: bytes, max_bytes: int = DEFAULT_MAX_BYTES
+                         ) -> tuple[dict | None, str | None]:
+    """(record, None) when data is the record named `address`, else (None, why not)."""
+    if rec.sha256_hex(data) != address:
+        return None, "content does not match its address (tampered or truncated)"
+    record, why = _parse(data, max_bytes)
+    if why:
+        return None, why
+    if not isinstance(record, dict) or rec.canonical_json(record) != data:
+        return None, "not a record in canonical JSON"
+    problems = rec.schema_errors(record)
+    if problems:
+        return None, "not a valid record: " + problems[0]
+    return record, None
+
+
+def _observed_at_problem(observed_at: str) -> str | None:
+    from datetime import datetime, timedelta
+
+    if not OBSERVED_AT_RE.match(observed_at):
+        return "not an observation (observed_at is not an ISO 8601 time with a time zone)"
+    try:
+        moment = rec.parse_timestamp(observed_at)
+    except ValueError:
+        return "not an observation (observed_at is not a valid time)"
+    if moment > datetime.now(UTC) + timedelta(days=FUTURE_SLACK_DAYS):
+        return f"observed_at {observed_at} is in the future"
+    return None
+
+
+def verify_observation_object(record: str, address: str, data: bytes, max_bytes: int = DEFAULT_MAX_BYTES
+                              ) -> tuple[dict | None, str | None]:
+    """(observation, None) when data is the observation named `address` of `record`, else (None, why)."""
+    if rec.sha256_hex(data) != address:
+        return None, "content does not match its address (tampered or truncated)"
+    item, why = _parse(data, max_bytes)
+    if why:
+        return None, why
+    if not isinstance(item, dict) or rec.canonical_json(item) != data:
+        return None, "not an observation in canonical JSON"
+    if set(item) != set(OBSERVATION_FIELDS):
+        return None, "not an observation (members must be " + ", ".join(OBSERVATION_FIELDS) + ")"
+    if item["record"] != record:
+        return None, f"names record {terminal_safe(item['record'])[:12]} but is stored under record {record[:12]}"
+    types_ok = (isinstance(item["observed_at"], str) and isinstance(item["source"], str)
+                and isinstance(item["body"], dict) and all(isinstance(item[k], (str, type(None)))
+                                                           for k in ("status", "run_uuid")))
+    if not types_ok:
+        return None, "not an observation (a member has the wrong type)"
+    return item, _observed_at_problem(item["observed_at"])
+
+
+# -- the same checks, fast, a pack's items at a time ----------------------------------------------
+
+
+def _canonical_values(items: Sequence[tuple[str, bytes]], max_bytes: int, hashed: bool) -> list[Any]:
+    """For each (address, bytes): the JSON object the bytes hold when they are its canonical
+    form, match the address (unless `hashed`: the caller computed the address from these
+    bytes) and are within max_bytes and DEFAULT_MAX_DEPTH; else None (the reference check
+    decides). Canonical: orjson's sorted writing of the value gives the bytes back and
+    fastjson.plain holds, which is record.canonical_json's form (tests/test_fastjson.py), so
+    no key was given twice and every number reads back as written; orjson refuses NaN,
+    Infinity, lone surrogates, invalid UTF-8 and trailing data."""
+    import orjson
+
+    from runlog.fastjson import SORTED, plain
+
+    sha256, loads, dumps = hashlib.sha256, orjson.loads, orjson.dumps
+    deep = b"\n" + b" " * (2 * DEFAULT_MAX_DEPTH)  # a line that deep in orjson's indented writing
+    values: list[Any] = []
+    for address, data in items:
+        value = None
+        if len(data) <= max_bytes and (hashed or sha256(data).hexdigest() == address):
+            try:
+                value = loads(data)
+            except orjson.JSONDecodeError:
+                value = None
+            if type(value) is not dict or dumps(value, option=SORTED) != data or not plain(data):
+                value = None
+            # no deeper than allowed: it cannot be, with fewer openings than levels allowed
+            elif data.count(b"{") + data.count(b"[") > DEFAULT_MAX_DEPTH \
+                    and deep in dumps(value, option=orjson.OPT_INDENT_2):
+                value = None
+        values.append(value)
+    return values
+
+
+def check_records(items: Sequence[tuple[str, bytes]], max_bytes: int = DEFAULT_MAX_BYTES, *,
+                  hashed: bool = False) -> list[tuple[tuple[str, str | None, Row] | None, str | None]]:
+    """For each (address, bytes) received: ((created, request id, row), None) when the bytes are
+    the record named by the address (verify_record_object's checks), else (None, why). With
+    `hashed`, the address was computed from these very bytes (a pack's item)."""
+    values = _canonical_values(items, max_bytes, hashed)
+    is_valid = rec.fast_validator().is_valid
+    checked: list[tuple[tuple[str, str | None, Row] | None, str | None]] = []
+    for (address, data), value in zip(items, values, strict=True):
+        row = None
+        if value is not None:
+            try:
+                if is_valid(value):
+                    row = _row(address, data, value)
+            except (TypeError, ValueError, KeyError, AttributeError, OverflowError):
+                row = None
+        if row is None:  # the reference check decides, and names the problem
+            record, why = verify_record_object(address, data, max_bytes)
+            if record is None:
+                checked.append((None, why))
+                continue
+            row = _row(address, data, record)
+        checked.append((row, None))
+    return checked
+
+
+def _row(address: str, data: bytes, record: dict) -> tuple[str, str | None, Row]:
+    columns = index_columns(record)
+    return record["created"], record["request"].get("requestId"), (
+        address, data, tuple(columns[name] for name in INDEX_COLUMNS))
+
+
+def check_observations(items: Sequence[tuple[str, str, bytes]], max_bytes: int = DEFAULT_MAX_BYTES, *,
+                       hashed: bool = False) -> list[tuple[ObservationRow | None, str | None]]:
+    """For each (address, record it is filed under, bytes) received: (row, None) when the bytes
+    are that observation (verify_observation_object's checks), else (None, why)."""
+    import orjson
+
+    from runlog.fastjson import SORTED
+
+    values = _canonical_values([(address, data) for address, _, data in items], max_bytes, hashed)
+    checked: list[tuple[ObservationRow | None, str | None]] = []
+    for (address, record, data), item in zip(items, values, strict=True):
+        if item is None or item.keys() != _FIELDS or item["record"] != record or type(item["body"]) is not dict \
+                or type(item["observed_at"]) is not str or type(item["source"]) is not str \
+                or not (item["status"] is None or type(item["status"]) is str) \
+                or not (item["run_uuid"] is None or type(item["run_uuid"]) is str) \
+                or _observed_at_problem(item["observed_at"]):
+            item, why = verify_observation_object(record, address, data, max_bytes)
+            if item is None or why:
+                checked.append((None, why))
+                continue
+            body = rec.canonical_json(item["body"])  # the reference form (the fast one did not take it)
+        else:
+            body = orjson.dumps(item["body"], option=SORTED)  # a part of canonical, plain bytes: canonical
+        checked.append(((address, record, item["run_uuid"], item["observed_at"], item["source"], item["status"],
+                         body, rec.sha256_hex(body)), None))
+    return checked
+
+
+# -- the spool ------------------------------------------------------------------------------------
+
+
+# How many bytes of rows a spool keeps in memory before it writes the rest to a temporary
+# file: a 10 000-member cohort (about 25 MiB of rows) never touches the disk, a 100 000-member
+# one (about 220 MiB) holds this much and writes the rest.
+SPOOL_MEMORY = 64 * 1024 * 1024
+
+
+class Spool:
+    """Where checked rows wait until they are inserted: `put` (from any thread) returns
+    where a row is, `get` reads it back once every put has returned. The first
+    SPOOL_MEMORY bytes stay in memory, the rest go to a private temporary file (removed as
+    it is made: nothing is left behind). Rows are runlog's own values (strings, bytes,
+    None, tuples), written with marshal."""
+
+    def __init__(self, memory: int | None = None) -> None:
+        self._budget = SPOOL_MEMORY if memory is None else memory
+        self._memory = bytearray()
+        self._file: Any = None
+        self._base = 0  # where the file's first byte is in the spool
+        self._lock = threading.Lock()
+        self._end = 0
+        self._flushed = True
+
+    def put(self, row: tuple) -> tuple[int, int]:
+        data = marshal.dumps(row)
+        with self._lock:
+            at = self._end
+            if self._file is None and len(self._memory) + len(data) <= self._budget:
+                self._memory += data
+            else:
+                if self._file is None:
+                    self._file = tempfile.TemporaryFile(prefix="runlog-pull-")
+                    self._base = at
+                self._file.write(data)
+                self._flushed = False
+            self._end += len(data)
+        return at, len(data)
+
+    def get(self, where: tuple[int, int]) -> Any:
+        at, length = where
+        if at < self._base or self._file is None:
+            return marshal.loads(self._memory[at:at + length])
+        if not self._flushed:
+            self._file.flush()
+            self._flushed = True
+        if hasattr(os, "pread"):
+            return marshal.loads(os.pread(self._file.fileno(), length, at - self._base))
+        with self._lock:  # no pread (Windows): through the file's position
+            self._file.seek(at - self._base)
+            data = self._file.read(length)
+            self._file.seek(self._end - self._base)
+        return marshal.loads(data)
+
+    def on_disk(self) -> int:
+        """How many bytes of rows went to the temporary file."""
+        return self._end - self._base if self._file is not None else 0
+
+    def close(self) -> None:
+        self._memory = bytearray()
+        if self._file is not None:
+            self._file.close()
+
+    def __enter__(self) -> Spool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
