@@ -465,6 +465,14 @@ class Ledger:
         transaction (a page of a batch's members, records pulled from a team ledger): one
         query finds those already present, the rows and their seals go in with executemany.
         A record given twice is added once. Returns how many were added."""
+        return self.write_records(self.encode_records(records))
+
+    @staticmethod
+    def encode_records(records: list[dict]) -> list[tuple[dict, bytes, str, tuple]]:
+        """add_records' work that needs no transaction: each record schema-checked, its
+        canonical JSON, address and lookup columns, as (record, body, address, columns in
+        _RECORD_ROW's order after inserted_at). Made by any thread (runlog/refreshpipe.py
+        encodes a page while the one before is written)."""
         from runlog import fastjson
 
         for record in records:
@@ -472,25 +480,29 @@ class Ledger:
         encoded = []
         for record in records:
             body = fastjson.dumps(record)
-            encoded.append((record, body, rec.sha256_hex(body)))
+            columns = index_columns(record)
+            encoded.append((record, body, rec.sha256_hex(body), tuple([columns[name] for name in _RECORD_ROW[5:]])))
+        return encoded
+
+    def write_records(self, encoded: list[tuple[dict, bytes, str, tuple]]) -> int:
+        """Append the records encode_records made (pages of them, in order) that the ledger
+        does not hold yet, in one transaction. Returns how many were added."""
         with self.write():
-            present = self._present([address for _, _, address in encoded])
+            present = self._present([address for _, _, address, _ in encoded])
             last = self.conn.execute("SELECT chain FROM records ORDER BY seq DESC LIMIT 1").fetchone()
             chain = last[0] if last else None
             seq = self._next_seq("records")
             inserted_at = rec.utc_now()
             rows = []
             batches: list[tuple[dict, bytes, int]] = []
-            for record, body, address in encoded:
+            for record, body, address, columns in encoded:
                 if address in present:
                     continue
                 present.add(address)
                 chain = chain_next(chain, address)
-                columns = index_columns(record)
                 if record["kind"] == "batch":
                     batches.append((record, body, seq))
-                rows.append((seq, address, body.decode("utf-8"), chain, inserted_at,
-                             *[columns[name] for name in _RECORD_ROW[5:]]))
+                rows.append((seq, address, body.decode("utf-8"), chain, inserted_at, *columns))
                 seq += 1
             if rows:
                 self._insert_rows("records", _RECORD_ROW, rows)
@@ -503,12 +515,22 @@ class Ledger:
         here, in one transaction (a page of a batch's member statuses). A body given as bytes
         is its canonical JSON already (record.canonical_json's bytes, which the caller vouches
         for). Returns how many were added."""
+        return self.write_observations(self.encode_observations(observations))
+
+    @staticmethod
+    def encode_observations(observations: Sequence[tuple[str, str | None, str, str, str | None, dict | bytes]]
+                            ) -> list[tuple]:
+        """add_observations' rows without their seq (no transaction needed: any thread)."""
         from runlog import fastjson
 
         rows = []
         for record, run_uuid, observed_at, source, status, body in observations:
             text = body if isinstance(body, bytes) else fastjson.dumps(body)
             rows.append((record, run_uuid, observed_at, source, status, text.decode("utf-8"), rec.sha256_hex(text)))
+        return rows
+
+    def write_observations(self, rows: list[tuple]) -> int:
+        """Append the rows encode_observations made (pages of them), in one transaction."""
         if rows:
             with self.write():
                 seq = self._next_seq("observations")
