@@ -199,6 +199,12 @@ class Spool:
             with self._changed:
                 self._error = exc
         finally:
+            close = getattr(self._pages, "close", None)  # a generator: its own clean-up, in its thread
+            if close is not None:
+                try:
+                    close()
+                except Exception:  # noqa: S110 (the paging is abandoned; its error is of no use)
+                    pass
             with self._changed:
                 self._done = True
                 self._changed.notify_all()

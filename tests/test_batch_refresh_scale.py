@@ -175,6 +175,23 @@ def test_a_page_that_cannot_be_fetched_is_one_line_and_nothing_half_written(coho
     assert len(members(ledger_path)) == RUNS
 
 
+def test_statuses_that_cannot_be_paged_leave_every_member_recorded_and_no_status(cohort, ledger_path, run_cli):
+    """ListRuns is paged while the members are recorded (refreshpipe.Spool): its failure is
+    still reported once, as ListRuns', after every member is written, and nothing of the
+    statuses is; the next refresh records them."""
+    emulator, batch_id = cohort
+    emulator.inject("error", operation="ListRuns", count=3)  # every attempt of the first page
+    failed = run_cli("refresh", batch_id)
+    assert failed.exit_code == 1, failed.output
+    (line,) = [li for li in failed.stdout.splitlines() if li.startswith(f"batch {batch_id} ")]
+    assert "ListRuns" in line and "ListRunsInBatch" not in line and "InternalServerException" in line, line
+    assert len(members(ledger_path)) == RUNS
+    assert status_observations(ledger_path) == {}
+    again = run_cli("refresh", batch_id)
+    assert again.exit_code == 0 and "0 new member record(s)" in again.stdout, again.output
+    assert len(status_observations(ledger_path)) == RUNS - len(NOT_STARTED)
+
+
 def test_member_statuses_are_looked_up_by_run_id(tmp_path):
     """A page of ListRuns is matched to its members through the run id index: through the
     batch's index it read every member of the batch for each page (quadratic at 100 000)."""
