@@ -632,10 +632,11 @@ def prefetched(pages: Iterable[Any], ahead: int = 2) -> Iterator[Any]:
 
 
 def record_members(ledger: Ledger, batch: Entry, omics, outline: dict | None = None) -> dict[str, int]:
-    """Page ListRunsInBatch and write each run setting's member record once, one page per
-    transaction. `outline`: the batch record without its settings file's content
-    (Ledger.batch_outline); the settings of a page's runs are read from the ledger page by
-    page (Ledger.file_run_settings), so memory holds one page of members and of settings,
+    """Page ListRunsInBatch and write each run setting's member record once, ten pages a
+    transaction, written by a thread while the next pages are made (refreshpipe.PageWriter).
+    `outline`: the batch record without its settings file's content (Ledger.batch_outline);
+    the settings of a page's runs are read from the ledger page by page
+    (Ledger.file_run_settings), so memory holds a few pages of members and one of settings,
     whatever the size of the batch. Returns {"listed", "added"}."""
     from runlog import aws
     from runlog.refreshpipe import page_writer
@@ -759,8 +760,8 @@ def status_pages(omics, batch: Entry) -> Iterator[tuple[str, int, list[tuple[str
 def observe_members(ledger: Ledger, batch: Entry, omics,
                     pages: Iterable[tuple[str, int, list[tuple[str, Any, bytes]]]] | None = None) -> dict[str, int]:
     """Append a status observation for each member whose status changed, from `pages`
-    (status_pages: ListRuns(batchId); by default paged here), one page per transaction at
-    most (refreshpipe.PageWriter). Returns {"listed", "changed"}."""
+    (status_pages: ListRuns(batchId); by default paged here), ten pages a transaction
+    (refreshpipe.PageWriter). Returns {"listed", "changed"}."""
     from runlog import aws, fastjson
     from runlog.refreshpipe import page_writer
 

@@ -9,10 +9,13 @@ N+1, puts the two on two cores.
 What stays as it was: every record is schema-checked before it is handed over, each
 transaction holds whole pages (a refresh killed midway leaves whole pages, and run again
 writes each member once: the writer, like Ledger.add_records, skips what the ledger holds),
-and the pages are written in the order given. When the writer falls behind, the pages
-waiting for it are written in one transaction (up to `most` of them): fewer COMMITs exactly
-when COMMITs are what holds the refresh up. Memory: at most `ahead` pages waiting, plus the
-transaction being written."""
+and the pages are written in the order given. What changed: a transaction holds `most`
+pages (10: a thousand members or statuses) instead of one. Each COMMIT writes every page of
+the ledger the transaction touched to the WAL, and a member touches a leaf of each of its
+indexes on random keys (address, uuid, fingerprint; its status the observations' record
+index): at 30 000 members, 170 µs of SQLite's CPU a member in transactions of one page, 105
+µs in transactions of ten (benchmarks, docs/performance.md). Memory: at most `ahead` pages
+waiting plus the `most` being written, whatever the size of the batch."""
 
 from __future__ import annotations
 
@@ -36,7 +39,7 @@ class PageWriter:
     the ledger file. Use as a context manager (`page_writer`); `added` counts the rows written.
     An error of the writer is raised by the next `records`/`observations` call, or on leaving."""
 
-    def __init__(self, ledger: Ledger, *, ahead: int = 2, most: int = 8):
+    def __init__(self, ledger: Ledger, *, ahead: int = 4, most: int = 10):
         self._path = ledger.path
         self._inline = ledger if ledger.snapshot else None  # an in-memory copy: no second connection
         self._queue: queue.Queue = queue.Queue(maxsize=max(1, ahead))
@@ -113,11 +116,8 @@ class PageWriter:
             kind, page = job
             rows = list(page)
             pages = 1
-            while pages < self._most:  # what else is already waiting, of the same kind
-                try:
-                    more = self._queue.get_nowait()
-                except queue.Empty:
-                    break
+            while pages < self._most:  # `most` pages a transaction, unless the pages end first
+                more = self._queue.get()
                 if more is _STOP or more[0] != kind:
                     held = more
                     break
@@ -140,7 +140,7 @@ class PageWriter:
 
 
 @contextmanager
-def page_writer(ledger: Ledger, *, ahead: int = 2, most: int = 8) -> Iterator[PageWriter]:
+def page_writer(ledger: Ledger, *, ahead: int = 4, most: int = 10) -> Iterator[PageWriter]:
     """A started PageWriter for `ledger`'s file, closed on leaving: the pages handed over
     are all written (also when the caller's block raised: they were whole pages, as the
     serial refresh would have written them before the error), then the thread stops."""
