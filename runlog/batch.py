@@ -632,21 +632,24 @@ def prefetched(pages: Iterable[Any], ahead: int = 2) -> Iterator[Any]:
 
 
 def record_members(ledger: Ledger, batch: Entry, omics, outline: dict | None = None) -> dict[str, int]:
-    """Page ListRunsInBatch and write each run setting's member record once, one page per
-    transaction. `outline`: the batch record without its settings file's content
-    (Ledger.batch_outline); the settings of a page's runs are read from the ledger page by
-    page (Ledger.file_run_settings), so memory holds one page of members and of settings,
+    """Page ListRunsInBatch and write each run setting's member record once, ten pages a
+    transaction, written by a thread while the next pages are made (refreshpipe.PageWriter).
+    `outline`: the batch record without its settings file's content (Ledger.batch_outline);
+    the settings of a page's runs are read from the ledger page by page
+    (Ledger.file_run_settings), so memory holds a few pages of members and one of settings,
     whatever the size of the batch. Returns {"listed", "added"}."""
     from runlog import aws
+    from runlog.refreshpipe import page_writer
 
     record = outline if outline is not None else ledger.batch_outline(batch.address)
     if record["outcome"]["status"] != "submitted":
         raise UsageError(f"batch record {batch.address[:12]} was {record['outcome']['status']}: it has no runs")
     inline = (record["request"].get("batchRunSettings") or {}).get("inlineSettings")
     inline_settings = {s["runSettingId"]: s for s in inline} if inline is not None else None
-    listed = added = 0
+    listed = 0
     try:
-        with ledger.file_run_settings(batch.address) as from_file:
+        # each page built and checked here while the one before is written (runlog/refreshpipe.py)
+        with ledger.file_run_settings(batch.address) as from_file, page_writer(ledger) as writer:
             for page in prefetched(omics.get_paginator("list_runs_in_batch").paginate(
                     batchId=batch.batch_id, PaginationConfig={"PageSize": 100})):
                 items = page.get("runs", [])
@@ -655,12 +658,12 @@ def record_members(ledger: Ledger, batch: Entry, omics, outline: dict | None = N
                 settings = inline_settings if inline_settings is not None else _settings(from_file(ids))
                 members = [_member(record, batch.address, item, settings.get(setting_id))
                            for item, setting_id in zip(items, ids, strict=True)]
-                added += ledger.add_records(members)
+                writer.records(ledger.encode_records(members))
     except RunlogError:
         raise
     except Exception as exc:
         raise aws.error_from(exc, "ListRunsInBatch") from None
-    return {"listed": listed, "added": added}
+    return {"listed": listed, "added": writer.added}
 
 
 def _settings(texts: dict[str, str]) -> dict[str, dict]:
@@ -741,42 +744,55 @@ def _summary(body: dict) -> tuple:
     return body.get("status"), body.get("submissionSummary"), body.get("runSummary"), body.get("failureReason")
 
 
-def observe_members(ledger: Ledger, batch: Entry, omics) -> dict[str, int]:
-    """Page ListRuns(batchId) and append a status observation for each member whose status
-    changed (one page per transaction). Returns {"listed", "changed"}."""
-    from runlog import aws, fastjson
+def status_pages(omics, batch: Entry) -> Iterator[tuple[str, int, list[tuple[str, Any, bytes]]]]:
+    """ListRuns(batchId), page by page, each as (observed_at, runs listed, [(run id, status,
+    the item's canonical JSON), ...]): what observe_members needs of a page, in marshal's
+    types (refreshpipe.Spool keeps the pages in a file until they are used)."""
+    from runlog import fastjson
 
-    listed = changed = 0
+    for page in omics.get_paginator("list_runs").paginate(batchId=batch.batch_id, PaginationConfig={"PageSize": 100}):
+        observed_at = rec.utc_now()  # the page's answer: one moment for all its runs
+        items = [i for i in page.get("items", []) if i.get("id")]
+        # written once, as the canonical JSON the ledger stores (no dict of it made and encoded again)
+        yield observed_at, len(items), [(i["id"], i.get("status"), fastjson.dumps(i)) for i in items]
+
+
+def observe_members(ledger: Ledger, batch: Entry, omics,
+                    pages: Iterable[tuple[str, int, list[tuple[str, Any, bytes]]]] | None = None) -> dict[str, int]:
+    """Append a status observation for each member whose status changed, from `pages`
+    (status_pages: ListRuns(batchId); by default paged here), ten pages a transaction
+    (refreshpipe.PageWriter). Returns {"listed", "changed"}."""
+    from runlog import aws, fastjson
+    from runlog.refreshpipe import page_writer
+
+    listed = 0
     try:
-        for page in prefetched(omics.get_paginator("list_runs").paginate(
-                batchId=batch.batch_id, PaginationConfig={"PageSize": 100})):
-            items = [i for i in page.get("items", []) if i.get("id")]
-            listed += len(items)
-            if not items:
-                continue
-            observed_at = rec.utc_now()  # the page's answer: one moment for all its runs
-            rows = ledger.member_runs(batch.batch_id, [i["id"] for i in items])
-            known = {run_id: (address, run_uuid, status) for address, run_id, run_uuid, status in rows}
-            seen = []
-            for item in items:
-                if item["id"] not in known:
+        with page_writer(ledger) as writer:
+            for observed_at, count, items in (pages if pages is not None else prefetched(status_pages(omics, batch))):
+                listed += count
+                if not items:
                     continue
-                address, run_uuid, status = known[item["id"]]
-                if item.get("status") and item["status"] != status:
-                    source, answer = SOURCE_RUNS, item
-                    if item["status"] == "FAILED":  # ListRuns has no reason: GetRun, for the failed only
-                        source, answer = "GetRun", omics.get_run(id=item["id"])
-                        answer.pop("ResponseMetadata", None)
-                    new = answer.get("status")
-                    # written once, as the canonical JSON the ledger stores (no dict of it made and encoded again)
-                    seen.append((address, run_uuid, observed_at, source, new if isinstance(new, str) else None,
-                                 fastjson.dumps(answer)))
-            changed += ledger.add_observations(seen)
+                rows = ledger.member_runs(batch.batch_id, [run_id for run_id, _, _ in items])
+                known = {run_id: (address, run_uuid, status) for address, run_id, run_uuid, status in rows}
+                seen: list[tuple[str, str | None, str, str, str | None, dict | bytes]] = []
+                for run_id, new, body in items:
+                    if run_id not in known:
+                        continue
+                    address, run_uuid, status = known[run_id]
+                    if new and new != status:
+                        source = SOURCE_RUNS
+                        if new == "FAILED":  # ListRuns has no reason: GetRun, for the failed only
+                            answer = omics.get_run(id=run_id)
+                            answer.pop("ResponseMetadata", None)
+                            source, new, body = "GetRun", answer.get("status"), fastjson.dumps(answer)
+                        seen.append((address, run_uuid, observed_at, source, new if isinstance(new, str) else None,
+                                     body))
+                writer.observations(ledger.encode_observations(seen))
     except RunlogError:
         raise
     except Exception as exc:
         raise aws.error_from(exc, "ListRuns") from None
-    return {"listed": listed, "changed": changed}
+    return {"listed": listed, "changed": writer.added}
 
 
 def observe_outputs(ledger: Ledger, batch: Entry, omics, jobs: int = 16) -> dict[str, int]:
@@ -842,9 +858,13 @@ def refresh_batch(ledger: Ledger, batch: Entry, omics, outputs_jobs: int | None 
     outline = ledger.batch_outline(batch.address)  # never the whole cohort as Python objects
     answer = observe_batch(ledger, batch, omics, outline)
     gone = answer.get("status") == "DELETED"  # ListRunsInBatch no longer answers; its runs stay
-    with ledger.bulk_writes():
+    from runlog.refreshpipe import spooled
+
+    # ListRuns is paged (into a file) while ListRunsInBatch's members are recorded: the two
+    # pagings' round trips overlap; the statuses are written once every member is
+    with ledger.bulk_writes(), spooled(status_pages(omics, batch)) as statuses_spool:
         members = {"listed": 0, "added": 0} if gone else record_members(ledger, batch, omics, outline)
-        statuses = observe_members(ledger, batch, omics)
+        statuses = observe_members(ledger, batch, omics, statuses_spool.pages())
         if answer.get("status") in RUNS_DELETE:
             statuses["changed"] += observe_deleted_runs(ledger, batch, omics)
         outputs = observe_outputs(ledger, batch, omics, outputs_jobs) if outputs_jobs and not gone else None

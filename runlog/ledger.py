@@ -490,6 +490,14 @@ class Ledger:
         transaction (a page of a batch's members, records pulled from a team ledger): one
         query finds those already present, the rows and their seals go in with executemany.
         A record given twice is added once. Returns how many were added."""
+        return self.write_records(self.encode_records(records))
+
+    @staticmethod
+    def encode_records(records: list[dict]) -> list[tuple[dict, bytes, str, tuple]]:
+        """add_records' work that needs no transaction: each record schema-checked, its
+        canonical JSON, address and lookup columns, as (record, body, address, columns in
+        _RECORD_ROW's order after inserted_at). Made by any thread (runlog/refreshpipe.py
+        encodes a page while the one before is written)."""
         from runlog import fastjson
 
         for record in records:
@@ -497,25 +505,29 @@ class Ledger:
         encoded = []
         for record in records:
             body = fastjson.dumps(record)
-            encoded.append((record, body, rec.sha256_hex(body)))
+            columns = index_columns(record)
+            encoded.append((record, body, rec.sha256_hex(body), tuple([columns[name] for name in _RECORD_ROW[5:]])))
+        return encoded
+
+    def write_records(self, encoded: list[tuple[dict, bytes, str, tuple]]) -> int:
+        """Append the records encode_records made (pages of them, in order) that the ledger
+        does not hold yet, in one transaction. Returns how many were added."""
         with self.write():
-            present = self._present([address for _, _, address in encoded])
+            present = self._present([address for _, _, address, _ in encoded])
             last = self.conn.execute("SELECT chain FROM records ORDER BY seq DESC LIMIT 1").fetchone()
             chain = last[0] if last else None
             seq = self._next_seq("records")
             inserted_at = rec.utc_now()
             rows = []
             batches: list[tuple[dict, bytes, int]] = []
-            for record, body, address in encoded:
+            for record, body, address, columns in encoded:
                 if address in present:
                     continue
                 present.add(address)
                 chain = chain_next(chain, address)
-                columns = index_columns(record)
                 if record["kind"] == "batch":
                     batches.append((record, body, seq))
-                rows.append((seq, address, body.decode("utf-8"), chain, inserted_at,
-                             *[columns[name] for name in _RECORD_ROW[5:]]))
+                rows.append((seq, address, body.decode("utf-8"), chain, inserted_at, *columns))
                 seq += 1
             if rows:
                 self._insert_rows("records", _RECORD_ROW, rows)
@@ -528,12 +540,22 @@ class Ledger:
         here, in one transaction (a page of a batch's member statuses). A body given as bytes
         is its canonical JSON already (record.canonical_json's bytes, which the caller vouches
         for). Returns how many were added."""
+        return self.write_observations(self.encode_observations(observations))
+
+    @staticmethod
+    def encode_observations(observations: Sequence[tuple[str, str | None, str, str, str | None, dict | bytes]]
+                            ) -> list[tuple]:
+        """add_observations' rows without their seq (no transaction needed: any thread)."""
         from runlog import fastjson
 
         rows = []
         for record, run_uuid, observed_at, source, status, body in observations:
             text = body if isinstance(body, bytes) else fastjson.dumps(body)
             rows.append((record, run_uuid, observed_at, source, status, text.decode("utf-8"), rec.sha256_hex(text)))
+        return rows
+
+    def write_observations(self, rows: list[tuple]) -> int:
+        """Append the rows encode_observations made (pages of them), in one transaction."""
         if rows:
             with self.write():
                 seq = self._next_seq("observations")
@@ -826,9 +848,16 @@ class Ledger:
     def batch_outline(self, address: str) -> dict:
         """The batch record at `address` without the two parts that grow with the cohort: its
         settings file's content and its runs' input identities (`resolution`), taken out by
-        SQLite so that they are never Python objects (100 000 run settings: ~150 MiB)."""
-        row = self.conn.execute("SELECT json_remove(body, '$.batch.settings_file.content', '$.resolution') "
-                                "FROM records WHERE address = ?", (address,)).fetchone()
+        SQLite so that they are never Python objects (100 000 run settings: ~150 MiB). Taken
+        from the batch's view (migration m007: the record without its settings file's content)
+        when it has one, so that SQLite parses neither the settings (~28 MB of text at 100 000
+        runs, parsed into several times that: the refresh's peak memory) nor the whole body."""
+        row = self.conn.execute(
+            "SELECT coalesce((SELECT json_remove(v.view, '$.resolution') FROM batch_views v WHERE v.record = ?), "
+            "(SELECT json_remove(body, '$.batch.settings_file.content', '$.resolution') FROM records "
+            "WHERE address = ?))", (address, address)).fetchone()
+        if row is not None and row[0] is None:
+            row = None
         if row is None:
             raise LedgerError(f"no record {address} in ledger {self.path}")
         return json.loads(row[0])

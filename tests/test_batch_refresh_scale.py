@@ -92,8 +92,8 @@ def status_observations(path: Path) -> dict[str, list[str]]:
     return found
 
 
-@pytest.mark.parametrize("point", ["before-call:ListRunsInBatch:3", "before-call:ListRuns:2"],
-                         ids=["while-recording-members", "while-recording-statuses"])
+@pytest.mark.parametrize("point", ["before-call:ListRunsInBatch:3", "before-call:ListRuns:2", "before-call:GetRun:2"],
+                         ids=["while-recording-members", "while-paging-statuses", "while-recording-statuses"])
 def test_refresh_killed_midway_and_run_again_records_each_member_once(cohort, point, ledger_path, git_repo,
                                                                       run_cli, tmp_path):
     emulator, batch_id = cohort
@@ -108,8 +108,8 @@ def test_refresh_killed_midway_and_run_again_records_each_member_once(cohort, po
     early = members(ledger_path)
     # one transaction a page: what the kill left is whole pages of 100 members
     assert len(early) in (0, 100, 200, RUNS)
-    if "ListRuns:" in point:
-        assert len(early) == RUNS  # the statuses are paged after every member is written
+    if "GetRun:" in point:  # (for the failed runs' reasons) the statuses are written after every member is
+        assert len(early) == RUNS
     statuses = status_observations(ledger_path)
     assert len(statuses) < RUNS - len(NOT_STARTED)
 
@@ -173,6 +173,23 @@ def test_a_page_that_cannot_be_fetched_is_one_line_and_nothing_half_written(coho
     assert members(ledger_path) == {}
     assert run_cli("refresh", batch_id).exit_code == 0
     assert len(members(ledger_path)) == RUNS
+
+
+def test_statuses_that_cannot_be_paged_leave_every_member_recorded_and_no_status(cohort, ledger_path, run_cli):
+    """ListRuns is paged while the members are recorded (refreshpipe.Spool): its failure is
+    still reported once, as ListRuns', after every member is written, and nothing of the
+    statuses is; the next refresh records them."""
+    emulator, batch_id = cohort
+    emulator.inject("error", operation="ListRuns", count=3)  # every attempt of the first page
+    failed = run_cli("refresh", batch_id)
+    assert failed.exit_code == 1, failed.output
+    (line,) = [li for li in failed.stdout.splitlines() if li.startswith(f"batch {batch_id} ")]
+    assert "ListRuns" in line and "ListRunsInBatch" not in line and "InternalServerException" in line, line
+    assert len(members(ledger_path)) == RUNS
+    assert status_observations(ledger_path) == {}
+    again = run_cli("refresh", batch_id)
+    assert again.exit_code == 0 and "0 new member record(s)" in again.stdout, again.output
+    assert len(status_observations(ledger_path)) == RUNS - len(NOT_STARTED)
 
 
 def test_member_statuses_are_looked_up_by_run_id(tmp_path):
@@ -429,5 +446,7 @@ def test_settings_read_page_by_page_are_the_records_own(cohort, ledger_path):
     assert "content" not in outline["batch"]["settings_file"] and "resolution" not in outline
     assert {k: v for k, v in outline.items() if k not in ("batch", "resolution")} == \
         {k: v for k, v in record.items() if k not in ("batch", "resolution")}
+    pinned = {k: v for k, v in record["batch"]["settings_file"].items() if k != "content"}
+    assert outline["batch"] == {**record["batch"], "settings_file": pinned}
     assert _settings({"x": '{"n": 123456789012345678901234567890, "f": 1e-07, "s": "\\u00e9\\n"}'}) == \
         {"x": {"n": 123456789012345678901234567890, "f": 1e-07, "s": "é\n"}}

@@ -1,0 +1,250 @@
+"""Writing a batch's pages of members and statuses while the next page is made (issue 14).
+
+`runlog refresh BATCH` spends its time in two kinds of work per page: Python (each member
+record built, schema-checked, encoded and hashed: Ledger.encode_records) and SQLite (the rows,
+their indexes and triggers, the COMMIT). SQLite runs without Python's global lock, so a
+thread of its own writing page N, on a connection of its own, while the caller encodes page
+N+1, puts the two on two cores.
+
+What stays as it was: every record is schema-checked before it is handed over, each
+transaction holds whole pages (a refresh killed midway leaves whole pages, and run again
+writes each member once: the writer, like Ledger.add_records, skips what the ledger holds),
+and the pages are written in the order given. What changed: a transaction holds `most`
+pages (10: a thousand members or statuses) instead of one. Each COMMIT writes every page of
+the ledger the transaction touched to the WAL, and a member touches a leaf of each of its
+indexes on random keys (address, uuid, fingerprint; its status the observations' record
+index): at 30 000 members, 170 µs of SQLite's CPU a member in transactions of one page, 105
+µs in transactions of ten (benchmarks, docs/performance.md). Memory: at most `ahead` pages
+waiting plus the `most` being written, whatever the size of the batch."""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from runlog.errors import LedgerError, RunlogError
+from runlog.ledger import Ledger
+
+_RECORDS, _OBSERVATIONS = "records", "observations"
+_STOP = object()
+
+
+class PageWriter:
+    """Pages of encoded records (Ledger.encode_records) or observation rows
+    (Ledger.encode_observations), written in order by a thread with its own connection to
+    the ledger file. Use as a context manager (`page_writer`); `added` counts the rows written.
+    An error of the writer is raised by the next `records`/`observations` call, or on leaving."""
+
+    def __init__(self, ledger: Ledger, *, ahead: int = 4, most: int = 10):
+        self._path = ledger.path
+        self._inline = ledger if ledger.snapshot else None  # an in-memory copy: no second connection
+        self._queue: queue.Queue = queue.Queue(maxsize=max(1, ahead))
+        self._most = max(1, most)
+        self._error: BaseException | None = None
+        self._ready = threading.Event()
+        self.added = 0
+        self.transactions = 0
+        self._thread: threading.Thread | None = None
+
+    # -- the caller's side ---------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._inline is not None:
+            return
+        self._thread = threading.Thread(target=self._run, name="runlog-writer", daemon=True)
+        self._thread.start()
+        self._ready.wait()
+        self._raise()
+
+    def records(self, encoded: list[tuple]) -> None:
+        """Hand over one page of records from Ledger.encode_records."""
+        self._put(_RECORDS, encoded)
+
+    def observations(self, rows: list[tuple]) -> None:
+        """Hand over one page of observation rows from Ledger.encode_observations."""
+        self._put(_OBSERVATIONS, rows)
+
+    def close(self) -> None:
+        """Write what is waiting, stop the thread, raise its error if it had one."""
+        if self._thread is not None:
+            self._queue.put(_STOP)
+            self._thread.join()
+            self._thread = None
+        self._raise()
+
+    def _put(self, kind: str, page: list[tuple]) -> None:
+        self._raise()
+        if not page:
+            return
+        if self._inline is not None:
+            self._write(self._inline, kind, page)
+            return
+        self._queue.put((kind, page))
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    # -- the writer's thread -------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            ledger = Ledger.open(self._path, create=False)
+        except BaseException as exc:  # handed to the caller
+            self._error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        try:
+            with ledger.bulk_writes():
+                self._serve(ledger)
+        finally:
+            ledger.close()
+
+    def _serve(self, ledger: Ledger) -> None:
+        held: Any = None
+        while True:
+            job = held if held is not None else self._queue.get()
+            held = None
+            if job is _STOP:
+                return
+            kind, page = job
+            rows = list(page)
+            pages = 1
+            while pages < self._most:  # `most` pages a transaction, unless the pages end first
+                more = self._queue.get()
+                if more is _STOP or more[0] != kind:
+                    held = more
+                    break
+                rows += more[1]
+                pages += 1
+            if self._error is not None:
+                continue  # after an error nothing more is written; the caller raises it
+            try:
+                self._write(ledger, kind, rows)
+            except BaseException as exc:
+                self._error = exc if isinstance(exc, RunlogError) else LedgerError(
+                    f"cannot write to ledger {self._path}: {exc}")
+
+    def _write(self, ledger: Ledger, kind: str, rows: list[tuple]) -> None:
+        if kind == _RECORDS:
+            self.added += ledger.write_records(rows)
+        else:
+            self.added += ledger.write_observations(rows)
+        self.transactions += 1
+
+
+@contextmanager
+def page_writer(ledger: Ledger, *, ahead: int = 4, most: int = 10) -> Iterator[PageWriter]:
+    """A started PageWriter for `ledger`'s file, closed on leaving: the pages handed over
+    are all written (also when the caller's block raised: they were whole pages, as the
+    serial refresh would have written them before the error), then the thread stops."""
+    writer = PageWriter(ledger, ahead=ahead, most=most)
+    writer.start()
+    try:
+        yield writer
+    except BaseException:
+        try:
+            writer.close()
+        except RunlogError:
+            pass  # the caller's error is the one to report
+        raise
+    writer.close()
+
+
+class Spool:
+    """Pages of a paging (each a value of marshal's types), fetched by a thread of their own
+    from the moment it starts and appended to an anonymous temporary file, then read back in order by `pages()`: the pages are asked for
+    while something else is done (a refresh pages ListRuns for the statuses while it records
+    the members from ListRunsInBatch, so that the two pagings' round trips overlap), and
+    memory holds one page whatever how far the paging got ahead (the file holds the rest).
+    An error of the paging is raised by `pages()` where its page would have been."""
+
+    def __init__(self, pages: Iterable[Any]):
+        import tempfile
+
+        self._pages = pages
+        self._file = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close())
+        self._changed = threading.Condition()
+        self._end = 0  # bytes of whole pages in the file
+        self._done = False
+        self._error: BaseException | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._fetch, name="runlog-spool", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _fetch(self) -> None:
+        import marshal
+
+        fd = self._file.fileno()
+        end = 0
+        try:
+            for page in self._pages:
+                if self._stop.is_set():
+                    return
+                data = marshal.dumps(page)
+                os.pwrite(fd, len(data).to_bytes(8, "little") + data, end)
+                end += 8 + len(data)
+                with self._changed:
+                    self._end = end
+                    self._changed.notify_all()
+        except BaseException as exc:  # handed to the reader, raised there
+            with self._changed:
+                self._error = exc
+        finally:
+            close = getattr(self._pages, "close", None)  # a generator: its own clean-up, in its thread
+            if close is not None:
+                try:
+                    close()
+                except Exception:  # noqa: S110 (the paging is abandoned; its error is of no use)
+                    pass
+            with self._changed:
+                self._done = True
+                self._changed.notify_all()
+                if self._stop.is_set():  # the reader has left: the file is this thread's to close
+                    self._file.close()
+
+    def pages(self) -> Iterator[Any]:
+        """The encoded pages, in the paging's order, as they come (waiting for the next)."""
+        import marshal
+
+        fd = self._file.fileno()
+        at = 0
+        while True:
+            with self._changed:
+                while self._end <= at and not self._done:
+                    self._changed.wait()
+                end, error = self._end, self._error
+            if at >= end:
+                if error is not None:
+                    raise error
+                return
+            size = int.from_bytes(os.pread(fd, 8, at), "little")
+            yield marshal.loads(os.pread(fd, size, at + 8))
+            at += 8 + size
+
+    def close(self) -> None:
+        """Stop the paging after the page it is on (not waited for) and drop the file: here
+        when the paging has ended, else by its thread when it does (never while it writes)."""
+        with self._changed:
+            self._stop.set()
+            if self._done:
+                self._file.close()
+
+
+@contextmanager
+def spooled(pages: Iterable[Any]) -> Iterator[Spool]:
+    """A started Spool, closed on leaving."""
+    spool = Spool(pages)
+    spool.start()
+    try:
+        yield spool
+    finally:
+        spool.close()
