@@ -115,15 +115,15 @@ def main(argv: list[str] | None = None) -> int:
             refresh_runlog, list_aws, cpu_runlog, cpu_aws, memory, memory_aws = [], [], [], [], 0.0, 0.0
             emulator_runlog, emulator_aws = [], []  # the emulator's CPU (this process) while each command ran
             for batch_id in batch_ids:  # alternating; the first refresh of a batch records every member
-                before = time.process_time()
+                cpu_before = time.process_time()
                 _, usage = timed([aws, "omics", "list-runs-in-batch", "--batch-id", batch_id], env, work)
-                emulator_aws.append(time.process_time() - before)
+                emulator_aws.append(time.process_time() - cpu_before)
                 list_aws.append(usage["seconds"])
                 cpu_aws.append(usage["cpu"])
                 memory_aws = max(memory_aws, usage["rss_mib"])
-                before = time.process_time()
+                cpu_before = time.process_time()
                 out, usage = timed([*runlog, "refresh", batch_id], env, work)
-                emulator_runlog.append(time.process_time() - before)
+                emulator_runlog.append(time.process_time() - cpu_before)
                 assert f"{args.runs} new member record(s)" in out, out
                 refresh_runlog.append(usage["seconds"])
                 cpu_runlog.append(usage["cpu"])
