@@ -75,8 +75,10 @@ class Prepared:
     (`batch`, which holds an s3UriSettings file's content) keep their offsets, those after it
     (`request`, with inline settings) do not, and are computed again from the record."""
 
-    def __init__(self, rows: list[BucketRow] | None, span: tuple[int, int], intent_body: bytes, shared: int):
+    def __init__(self, rows: list[BucketRow] | None, span: tuple[int, int], intent_body: bytes, shared: int,
+                 from_file: bool = False):
         self.rows, self.span, self._intent_body, self._shared = rows, span, intent_body, shared
+        self._from_file = from_file  # the settings are a settings file's content (not inline)
 
     def rows_for(self, body: bytes) -> list[BucketRow] | None:
         """The rows for the record whose canonical JSON is `body`, or None when they must be
@@ -89,6 +91,38 @@ class Prepared:
             return None
         return self.rows
 
+    def view_for(self, record: dict, body: bytes) -> tuple[int, str] | None:
+        """(runs, view) of `batch_views` for `record`, whose canonical JSON is `body`, as the
+        trigger of migration m007 makes them (json_array_length and json_remove of
+        `$.batch.settings_file.content`), cut from the bytes instead of parsed: the view is
+        the body without the settings file's member `"content":[...]` (its first, sorted) and
+        the comma after it. None unless the rows are the record's (rows_for), the settings are
+        the settings file's, and the list lies exactly where canonical JSON writes that member
+        (the members before it encoded again: a few hundred bytes)."""
+        from runlog import fastjson
+
+        low, high = self.span
+        if not self._from_file or self.rows_for(body) is None:
+            return None
+        section = record.get("batch")
+        if not isinstance(section, dict):
+            return None
+        settings_file = section.get("settings_file")
+        if not isinstance(settings_file, dict) or min(settings_file) != "content":
+            return None
+        head = [fastjson.member(key, record[key]) for key in sorted(record) if key < "batch"]
+        inner = [fastjson.member(key, section[key]) for key in sorted(section) if key < "settings_file"]
+        prefix = b"".join([b"{", b",".join(head), b"," if head else b"", b'"batch":{', b",".join(inner),
+                           b"," if inner else b"", b'"settings_file":{'])
+        if len(prefix) + len(b'"content":') != low or not body.startswith(prefix) \
+                or not body.startswith(b'"content":', len(prefix)):
+            return None
+        after = body[high:high + 1]
+        if after not in (b",", b"}"):
+            return None
+        view = body[:len(prefix)] + body[high + 1 if after == b"," else high:]
+        return len(settings_file["content"]), view.decode("utf-8")
+
 
 def prepare(intent: dict, intent_body: bytes, before: list) -> Prepared:
     """The rows of the batch record that `intent` (its canonical JSON `intent_body`) will
@@ -96,10 +130,11 @@ def prepare(intent: dict, intent_body: bytes, before: list) -> Prepared:
     `outcome`, as fastjson.members gives them; the record's body shares `{` and those
     members, with their commas, with the intent's."""
     shared = 1 + sum(len(piece) for piece in before) + max(len(before) - 1, 0)
+    from_file = (intent.get("request", {}).get("batchRunSettings") or {}).get("inlineSettings") is None
     found = _rows_and_span(intent, intent_body)
     if found is None:
         return Prepared(None, (0, 0), intent_body, shared)
-    return Prepared(found[0], found[1], intent_body, shared)
+    return Prepared(found[0], found[1], intent_body, shared, from_file)
 
 
 def _rows_and_span(record: dict, body: bytes) -> tuple[list[BucketRow], tuple[int, int]] | None:

@@ -14,6 +14,7 @@ import pytest
 from runlog import cohortindex, fastjson
 from runlog import record as rec
 from runlog.ledger import Ledger
+from runlog.verify import verify
 
 ROLE = "arn:aws:iam::123456789012:role/HealthOmicsServiceRole"
 WORKFLOW = "1234567"  # cram-to-bam: sample_name, input_cram, ref_dict, ref_fasta, ref_fasta_index
@@ -189,6 +190,8 @@ def test_submit_batch_stores_the_rows_of_its_record_and_verify_passes(s3_server,
     assert record["batch"]["settings_file"]["content"] == settings
     expected = cohortindex.setting_rows(record, body)
     assert expected is not None and stored_rows(ledger_path) == [tuple(row) for row in expected]
+    (_, runs, view, _), = views(ledger_path)
+    assert (runs, view) == sqlite_view(body) and runs == 6000
     verified = run_cli("verify")
     assert verified.exit_code == 0, verified.output
 
@@ -206,3 +209,57 @@ def test_inline_submit_batch_stores_the_rows_of_its_record(emulator, aws_env, le
     expected = cohortindex.setting_rows(json.loads(body), body)
     assert expected is not None and stored_rows(ledger_path) == [tuple(row) for row in expected]
     assert run_cli("verify").exit_code == 0
+
+
+# -- the batch's view (migration m010): cut from the record's bytes, as SQLite's json_remove writes it --
+
+def sqlite_view(body: bytes) -> tuple[int, str]:
+    conn = sqlite3.connect(":memory:")
+    try:
+        return conn.execute("SELECT json_array_length(?1, '$.batch.settings_file.content'), "
+                            "json_remove(?1, '$.batch.settings_file.content')", (body.decode(),)).fetchone()
+    finally:
+        conn.close()
+
+
+def views(path) -> list[tuple]:
+    with Ledger.open(path, create=False) as ledger:
+        return [tuple(row) for row in ledger.conn.execute(
+            "SELECT v.record, v.runs, v.view, r.body FROM batch_views v JOIN records r ON r.address = v.record")]
+
+
+def test_the_view_cut_from_the_bytes_is_the_one_sqlite_makes():
+    intent = intent_of(cohort(300, note='a "quoted" \u00e9 \\ value'))
+    intent_body, record, body, before = encodings(intent)
+    view = cohortindex.prepare(intent, intent_body, before).view_for(record, body)
+    assert view is not None and view == sqlite_view(body)
+    assert view[0] == 300 and "crams/S00299" not in view[1]
+
+
+def test_no_view_is_cut_for_inline_settings_or_a_settings_file_with_a_member_before_its_content():
+    intent = intent_of(cohort(20), inline=True)
+    intent_body, record, body, before = encodings(intent)
+    assert cohortindex.prepare(intent, intent_body, before).view_for(record, body) is None
+    odd = intent_of(cohort(20))
+    odd["batch"]["settings_file"]["a_note"] = "sorts before content"
+    intent_body, record, body, before = encodings(odd)
+    prepared = cohortindex.prepare(odd, intent_body, before)
+    assert prepared.rows_for(body) is not None and prepared.view_for(record, body) is None
+
+
+def test_a_batch_record_gets_the_same_view_given_by_submit_or_made_by_the_trigger(tmp_path):
+    """submit-batch's path writes the view itself; pull's (add_records) leaves it to the
+    trigger: both rows are what json_remove makes of the record's body, and verify passes."""
+    given, made = tmp_path / "given.db", tmp_path / "made.db"
+    intent = intent_of(cohort(400))
+    intent_body, record, body, before = encodings(intent)
+    with Ledger.open(given, create=True) as ledger:
+        ledger.add_record(record, encoded=body, prepared=cohortindex.prepare(intent, intent_body, before))
+    with Ledger.open(made, create=True) as ledger:
+        assert ledger.add_records([record]) == 1
+    for path in (given, made):
+        (address, runs, view, stored), = views(path)
+        assert address == rec.sha256_hex(body) and (runs, view) == sqlite_view(stored.encode())
+        with Ledger.open(path, create=False) as ledger:
+            report = verify(ledger)
+        assert report.ok, report.problems
