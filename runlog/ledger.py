@@ -443,6 +443,8 @@ class Ledger:
         batch's intent while StartRunBatch is answered). What it leaves, the next commit's
         automatic checkpoint copies. Only ever a saving of time: a ledger that cannot be
         opened again here is left as it is."""
+        if not Path(self.path).is_file():
+            return
         try:
             conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
         except sqlite3.Error:
