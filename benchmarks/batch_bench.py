@@ -4,6 +4,11 @@
     python benchmarks/batch_bench.py --runs 300 --repeat 1   # the CI smoke
     python benchmarks/batch_bench.py --runs 10000 --repeat 1 --skip-submit   # refresh only
     python benchmarks/batch_bench.py --runs 10000 --repeat 3 --inputs --skip-refresh   # submit only
+    python benchmarks/batch_bench.py --runs 20000 --repeat 3 --skip-refresh --compare /tmp/base   # A/B
+
+`--compare DIR` also times the submissions of the runlog in DIR (a tree holding an older
+`runlog/`, e.g. `git archive COMMIT runlog | tar -x -C DIR`, put first on PYTHONPATH; its own
+ledger), interleaved with the two others against the same moto and emulator.
 
 Starts moto's S3 server (a process of its own) and the HealthOmics emulator (in this process,
 reading s3UriSettings from moto), writes a settings file of --runs run settings, and times,
@@ -58,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="submit the batches with runlog only, untimed, and time the refreshes")
     parser.add_argument("--skip-refresh", action="store_true",
                         help="time the submissions only (no refresh, no members recorded)")
+    parser.add_argument("--compare", metavar="DIR",
+                        help="also time submit-batch of the runlog package in DIR (an older tree), interleaved")
     args = parser.parse_args(argv)
 
     import boto3
@@ -94,16 +101,24 @@ def main(argv: list[str] | None = None) -> int:
                    "AWS_DEFAULT_REGION": "us-west-2", "AWS_DISABLE_HOST_PREFIX_INJECTION": "true",
                    "AWS_PAGER": "", "RUNLOG_LEDGER": str(work / "ledger.db")}
             runlog = [sys.executable, "-m", "runlog"]
-            submit_runlog, submit_aws, batch_ids = [], [], []
+            submit_runlog, submit_aws, submit_other, batch_ids = [], [], [], []
+            other_env = None if args.compare is None else {
+                **env, "RUNLOG_LEDGER": str(work / "compared.db"),  # an older runlog may not open a newer ledger
+                "PYTHONPATH": os.pathsep.join([str(Path(args.compare).resolve()), os.environ.get("PYTHONPATH", "")])}
             # CPU time of each side of a submission: the command's own, moto's (its process) and
             # the emulator's (this process, which only waits while a command runs)
-            servers: dict[str, list[tuple[float, float, float]]] = {"runlog": [], "aws": []}
+            servers: dict[str, list[tuple[float, float, float]]] = {"runlog": [], "aws": [], "other": []}
             for _ in range(args.repeat):
                 if not args.skip_submit:
                     before = served(moto.pid)
                     _, usage = timed([aws, "omics", "start-run-batch", *request], env, work)
                     submit_aws.append(usage["seconds"])
                     servers["aws"].append((usage["cpu"], *served(moto.pid, before)))
+                if other_env is not None and not args.skip_submit:
+                    before = served(moto.pid)
+                    _, usage = timed([*runlog, "submit-batch", *request, "--resolve-timeout", "300"], other_env, work)
+                    submit_other.append(usage["seconds"])
+                    servers["other"].append((usage["cpu"], *served(moto.pid, before)))
                 before = served(moto.pid)
                 out, usage = timed([*runlog, "submit-batch", *request, "--resolve-timeout", "300"], env, work)
                 submit_runlog.append(usage["seconds"])
@@ -153,6 +168,10 @@ def main(argv: list[str] | None = None) -> int:
         for at, name in ((0, "command"), (1, "moto's S3"), (2, "emulator")):
             print(row(f"  CPU time of the submission: {name}", [u[at] for u in servers["runlog"]],
                       [u[at] for u in servers["aws"]], "-"))
+    if submit_other:
+        print(row(f"submit-batch of {args.compare} vs start-run-batch", submit_other, submit_aws, "-"))
+        print(row(f"  CPU time of the submission: command ({args.compare})", [u[0] for u in servers["other"]],
+                  [u[0] for u in servers["aws"]], "-"))
     if refresh_runlog:
         print(row("refresh BATCH vs list-runs-in-batch (all pages)", refresh_runlog, list_aws, "<= 2"))
         print(row("  CPU time of the process (user + system)", cpu_runlog, cpu_aws, "-"))

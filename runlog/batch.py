@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache, partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runlog import record as rec
 from runlog.batchread import (  # noqa: F401  (the read side, re-exported: runlog.batch.summary, …)
@@ -37,6 +37,9 @@ from runlog.batchread import (  # noqa: F401  (the read side, re-exported: runlo
 )
 from runlog.errors import RunlogError, TemplateMismatch, Unresolved, UsageError
 from runlog.ledger import Entry, Ledger
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 OPERATION = "StartRunBatch"
 MAX_INLINE = 100
@@ -485,20 +488,28 @@ def _submit_batch(open_ledger: Callable[[], Ledger], request: dict[str, Any], *,
 
     # the cohort is encoded once, for the attempt and for the record (which adds its outcome)
     parts = fastjson.members(intent, "outcome")
-    return send_attempt(ledger, intent, omics, partial(send, parts=parts), allow_duplicate=allow_duplicate,
-                        encoded=fastjson.joined(*parts))
+    encoded = fastjson.joined(*parts)
+    # the attempt's commit leaves its WAL to be copied while StartRunBatch is answered (send)
+    return send_attempt(ledger, intent, omics, partial(send, parts=parts, encoded=encoded),
+                        allow_duplicate=allow_duplicate, encoded=encoded, checkpoint=False)
 
 
-def send(ledger: Ledger, intent: dict, omics, *, recovered: bool = False, parts: tuple[list, list] | None = None):
+def send(ledger: Ledger, intent: dict, omics, *, recovered: bool = False, parts: tuple[list, list] | None = None,
+         encoded: bytes | None = None):
     """Call StartRunBatch with the intent's request and append the batch record. Only a
     modelled 4xx refusal makes a rejected record; anything else leaves the attempt pending.
-    `parts`: the intent's canonical JSON as fastjson.members(intent, "outcome") gives it."""
+    `parts`: the intent's canonical JSON as fastjson.members(intent, "outcome") gives it, and
+    `encoded` joined (fastjson.joined): then what the record needs beside its outcome is made
+    while the service answers (`_meanwhile`)."""
     from runlog import aws
     from runlog.errors import PendingError
-    from runlog.submit import RECOVER_HINT, RETRY_HINT, Submission, _complete
+    from runlog.submit import RECOVER_HINT, RETRY_HINT, Submission
+    from runlog.submit import _complete as complete
 
     request = intent["request"]
     request_id = request["requestId"]
+    ahead = _meanwhile(ledger, intent, parts, encoded)
+    _complete = partial(_completed, complete, ahead)
     outcome: dict[str, Any]
     try:
         response = omics.start_run_batch(**request)
@@ -532,6 +543,50 @@ def send(ledger: Ledger, intent: dict, omics, *, recovered: bool = False, parts:
         outcome["recovered"] = True
     entry = _complete(ledger, intent, outcome, run_id=None, encoded=_record_bytes(parts, outcome))
     return Submission(entry=entry, response=response, warnings=list(intent["warnings"]))
+
+
+def _meanwhile(ledger: Ledger, intent: dict, parts: tuple[list, list] | None,
+               encoded: bytes | None) -> Future | None:
+    """What can be done while StartRunBatch is answered (the service reads and checks the
+    settings file: about a second at 100 000 runs), in threads while this one waits on the
+    socket: the attempt's WAL copied into the ledger's file (Ledger.checkpoint: SQLite works
+    without the GIL), and the batch record's per-run digests computed from the intent
+    (cohortindex.prepare; the ledger takes them only where the record's bytes are the
+    intent's). The Future gives the cohortindex.Prepared, once both are done."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    if parts is None or encoded is None:
+        return None
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="runlog-batch")
+    ahead = pool.submit(_prepare, ledger, intent, encoded, parts[0])
+    pool.shutdown(wait=False)  # the thread ends with its work
+    return ahead
+
+
+def _prepare(ledger: Ledger, intent: dict, encoded: bytes, before: list):
+    """cohortindex.prepare, while another thread copies the WAL (Ledger.checkpoint)."""
+    import threading
+
+    from runlog import cohortindex
+
+    copier = threading.Thread(target=ledger.checkpoint, name="runlog-checkpoint")
+    copier.start()
+    try:
+        return cohortindex.prepare(intent, encoded, before)
+    finally:
+        copier.join()
+
+
+def _completed(complete: Callable[..., Entry], ahead: Future | None, ledger: Ledger, intent: dict, outcome: dict,
+               run_id: str | None, encoded: bytes | None = None) -> Entry:
+    """submit._complete, with the digests computed meanwhile (when that worked)."""
+    prepared = None
+    if ahead is not None:
+        try:
+            prepared = ahead.result()
+        except Exception:  # the ledger computes them from the record instead
+            prepared = None
+    return complete(ledger, intent, outcome, run_id, encoded=encoded, prepared=prepared)
 
 
 def _record_bytes(parts: tuple[list, list] | None, outcome: dict) -> bytes | None:

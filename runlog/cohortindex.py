@@ -61,7 +61,84 @@ def digest(data: bytes | memoryview) -> str:
 
 def setting_rows(record: dict, body: bytes) -> list[BucketRow] | None:
     """The rows of `batch_settings` for a batch record (`record` decoded, `body` its canonical
-    JSON), by bucket; None when the record gets none (see the module's docstring).
+    JSON), by bucket; None when the record gets none (see the module's docstring)."""
+    found = _rows_and_span(record, body)
+    return None if found is None else found[0]
+
+
+class Prepared:
+    """The rows of a batch record computed ahead, from its intent: submit-batch computes them
+    while StartRunBatch is answered (`prepare`), and the ledger takes them for the record
+    (`rows_for`) only when the run settings lie in the record's body where they lay in the
+    intent's, byte for byte: then every run's digest, start and length are the record's too.
+    The record is the intent with the member `outcome` added; the members that sort before it
+    (`batch`, which holds an s3UriSettings file's content) keep their offsets, those after it
+    (`request`, with inline settings) do not, and are computed again from the record."""
+
+    def __init__(self, rows: list[BucketRow] | None, span: tuple[int, int], intent_body: bytes, shared: int,
+                 from_file: bool = False):
+        self.rows, self.span, self._intent_body, self._shared = rows, span, intent_body, shared
+        self._from_file = from_file  # the settings are a settings file's content (not inline)
+
+    def rows_for(self, body: bytes) -> list[BucketRow] | None:
+        """The rows for the record whose canonical JSON is `body`, or None when they must be
+        computed from it (setting_rows): the intent had none, or its settings do not lie within
+        the bytes the record shares with it, or those bytes differ (the one comparison)."""
+        low, high = self.span
+        if self.rows is None or high > self._shared or high > len(body):
+            return None
+        if not body.startswith(memoryview(self._intent_body)[low:high], low):
+            return None
+        return self.rows
+
+    def view_for(self, record: dict, body: bytes) -> tuple[int, str] | None:
+        """(runs, view) of `batch_views` for `record`, whose canonical JSON is `body`, as the
+        trigger of migration m007 makes them (json_array_length and json_remove of
+        `$.batch.settings_file.content`), cut from the bytes instead of parsed: the view is
+        the body without the settings file's member `"content":[...]` (its first, sorted) and
+        the comma after it. None unless the rows are the record's (rows_for), the settings are
+        the settings file's, and the list lies exactly where canonical JSON writes that member
+        (the members before it encoded again: a few hundred bytes)."""
+        from runlog import fastjson
+
+        low, high = self.span
+        if not self._from_file or self.rows_for(body) is None:
+            return None
+        section = record.get("batch")
+        if not isinstance(section, dict):
+            return None
+        settings_file = section.get("settings_file")
+        if not isinstance(settings_file, dict) or min(settings_file) != "content":
+            return None
+        head = [fastjson.member(key, record[key]) for key in sorted(record) if key < "batch"]
+        inner = [fastjson.member(key, section[key]) for key in sorted(section) if key < "settings_file"]
+        prefix = b"".join([b"{", b",".join(head), b"," if head else b"", b'"batch":{', b",".join(inner),
+                           b"," if inner else b"", b'"settings_file":{'])
+        if len(prefix) + len(b'"content":') != low or not body.startswith(prefix) \
+                or not body.startswith(b'"content":', len(prefix)):
+            return None
+        after = body[high:high + 1]
+        if after not in (b",", b"}"):
+            return None
+        view = body[:len(prefix)] + body[high + 1 if after == b"," else high:]
+        return len(settings_file["content"]), view.decode("utf-8")
+
+
+def prepare(intent: dict, intent_body: bytes, before: list) -> Prepared:
+    """The rows of the batch record that `intent` (its canonical JSON `intent_body`) will
+    become, computed from the intent. `before`: the intent's members that sort before
+    `outcome`, as fastjson.members gives them; the record's body shares `{` and those
+    members, with their commas, with the intent's."""
+    shared = 1 + sum(len(piece) for piece in before) + max(len(before) - 1, 0)
+    from_file = (intent.get("request", {}).get("batchRunSettings") or {}).get("inlineSettings") is None
+    found = _rows_and_span(intent, intent_body)
+    if found is None:
+        return Prepared(None, (0, 0), intent_body, shared)
+    return Prepared(found[0], found[1], intent_body, shared, from_file)
+
+
+def _rows_and_span(record: dict, body: bytes) -> tuple[list[BucketRow], tuple[int, int]] | None:
+    """setting_rows, with the span of body (from the list's `[` to its `]`) the rows depend on.
 
     The run settings are found in the body as one JSON list (orjson encodes the list once and
     the bytes are looked for in the body; the json module's encoding is tried when they are
@@ -91,6 +168,7 @@ def setting_rows(record: dict, body: bytes) -> list[BucketRow] | None:
     except UnicodeEncodeError:  # a lone surrogate: in no canonical body
         return None
     starts, lengths = spans
+    span = (starts[0] - 1, starts[-1] + lengths[-1] + 1)  # the list, brackets included
     digests = [sha256(view[start:start + length]).hexdigest()[:DIGEST_HEX]
                for start, length in zip(starts, lengths, strict=True)]
     positions: list[int] | range = range(len(ids))
@@ -111,7 +189,7 @@ def setting_rows(record: dict, body: bytes) -> list[BucketRow] | None:
         if entries:
             entries.sort()
             found.append((bucket, bucket_digest(entries), orjson.dumps(entries).decode("utf-8")))
-    return found
+    return found, span
 
 
 def bucket_digest(runs: list) -> bytes:

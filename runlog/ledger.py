@@ -23,11 +23,14 @@ from json.encoder import (
     encode_basestring as _json_string,  # the json module's own (C) string encoder
 )
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from runlog import record as rec
 from runlog.errors import LedgerError, UsageError
+
+if TYPE_CHECKING:
+    from runlog import cohortindex
 
 BUSY_TIMEOUT_MS = 60_000
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -417,18 +420,32 @@ class Ledger:
 
     # -- writing -----------------------------------------------------------------------------
 
-    def add_attempt(self, intent: dict, *, allow_duplicate: bool = False, encoded: bytes | None = None) -> None:
+    def add_attempt(self, intent: dict, *, allow_duplicate: bool = False, encoded: bytes | None = None,
+                    checkpoint: bool = True) -> None:
         """Commit the intent to submit (before the service is called).
 
         Refused when its requestId was used before, and (unless allow_duplicate) when an
         identical request (every member but requestId) is still pending: sending it again
-        could start the same run twice, while `recover` completes the pending one safely."""
+        could start the same run twice, while `recover` completes the pending one safely.
+        `checkpoint=False`: the commit does not copy the WAL into the file even when it has
+        grown past SQLite's automatic checkpoint (a batch's intent of tens of MB), so that the
+        caller can do it while it waits (`checkpoint`); the attempt is committed all the same."""
         from runlog import fastjson
 
         # canonical JSON (a batch's intent holds its whole cohort: `encoded` when the caller made it)
         data = encoded if encoded is not None else fastjson.dumps(intent)
-        body = data.decode("utf-8")
         request_id = intent["request"]["requestId"]
+        before = None if checkpoint else self.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
+        if before is not None:  # for this commit only (a setting of the connection, not of the transaction)
+            self.conn.execute("PRAGMA wal_autocheckpoint = 0")
+        try:
+            self._add_attempt(intent, request_id, data, allow_duplicate)
+        finally:
+            if before is not None:
+                self.conn.execute(f"PRAGMA wal_autocheckpoint = {int(before)}")
+
+    def _add_attempt(self, intent: dict, request_id: str, data: bytes, allow_duplicate: bool) -> None:
+        body = data.decode("utf-8")
         with self.write():
             known = self.conn.execute(
                 "SELECT r.address FROM attempts a LEFT JOIN records r ON r.request_id = a.request_id "
@@ -444,6 +461,25 @@ class Ledger:
                 {"request_id": request_id, "created": intent["created"], "intent": body,
                  "intent_sha256": rec.sha256_hex(data)},
             )
+
+    def checkpoint(self) -> None:
+        """Copy what the WAL holds into the ledger's file (a passive checkpoint) from a
+        connection of its own, so that it may run in another thread while this one waits (a
+        batch's intent while StartRunBatch is answered). What it leaves, the next commit's
+        automatic checkpoint copies. Only ever a saving of time: a ledger that cannot be
+        opened again here is left as it is."""
+        if not Path(self.path).is_file():
+            return
+        try:
+            conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        except sqlite3.Error:
+            return
+        try:
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        except sqlite3.Error:
+            pass
+        finally:
+            conn.close()
 
     def refuse_pending_duplicate(self, request: dict) -> None:
         """Raise DuplicateAttemptError when an identical request (all but requestId) is pending."""
@@ -463,12 +499,15 @@ class Ledger:
             raise DuplicateAttemptError(
                 f"an identical request is already pending as attempt {other_id} ({state})", other_id, owner)
 
-    def add_record(self, record: dict, *, encoded: bytes | None = None) -> tuple[Entry, bool]:
+    def add_record(self, record: dict, *, encoded: bytes | None = None,
+                   prepared: cohortindex.Prepared | None = None) -> tuple[Entry, bool]:
         """Validate and append a complete record. Returns (entry, added); a record whose
         address is already present is not added again, and neither is a second record for
         the same requestId (e.g. a submit whose attempt `recover` completed meanwhile): the
         one already written is returned. `encoded`: the record's canonical JSON, when the
-        caller made it (a batch's record, joined from its intent's: batch.send)."""
+        caller made it (a batch's record, joined from its intent's: batch.send); `prepared`:
+        a batch record's rows of `batch_settings` computed ahead from its intent, used when
+        they are the record's (cohortindex.Prepared.rows_for)."""
         from runlog import fastjson
 
         _check_schema(record)
@@ -481,7 +520,7 @@ class Ledger:
                 existing = self._entry_where("request_id = ?", (request_id,))
             if existing:
                 return existing[0], False
-            self._append(record, body_bytes, address)
+            self._append(record, body_bytes, address, prepared)
             entry = self._entry_where("address = ?", (address,))[0]
         return entry, True
 
@@ -605,7 +644,8 @@ class Ledger:
         except (sqlite3.OperationalError, sqlite3.DataError) as exc:
             raise LedgerError(f"cannot write to ledger {self.path}: {exc}") from None
 
-    def _append(self, record: dict, body_bytes: bytes, address: str) -> None:
+    def _append(self, record: dict, body_bytes: bytes, address: str,
+                prepared: cohortindex.Prepared | None = None) -> None:
         """Insert a record at the end of the chain (inside a write transaction)."""
         last = self.conn.execute("SELECT chain FROM records ORDER BY seq DESC LIMIT 1").fetchone()
         row = {
@@ -615,17 +655,25 @@ class Ledger:
             "inserted_at": rec.utc_now(),
             **index_columns(record),
         }
+        view = prepared.view_for(record, body_bytes) if prepared is not None and record["kind"] == "batch" else None
+        if view is not None:  # written first: the trigger of migration m010 then leaves it (see Prepared.view_for)
+            self.conn.execute("INSERT OR REPLACE INTO batch_views (record, runs, view) VALUES (?, ?, ?)",
+                              (address, *view))
         seq = self._insert("records", row)
         if record["kind"] == "batch":
-            self._index_settings(seq, record, body_bytes)
+            self._index_settings(seq, record, body_bytes, prepared)
 
-    def _index_settings(self, seq: int, record: dict, body: bytes) -> None:
+    def _index_settings(self, seq: int, record: dict, body: bytes,
+                        prepared: cohortindex.Prepared | None = None) -> None:
         """The rows of `batch_settings` (migration m009) for the batch record just inserted as
         `seq`, in its transaction: the one place they are written, whichever path added the
-        record (submit-batch, import, pull)."""
+        record (submit-batch, import, pull). `prepared`: rows computed ahead from the record's
+        intent, taken only when they are this body's."""
         from runlog import cohortindex
 
-        found = cohortindex.setting_rows(record, body)
+        found = prepared.rows_for(body) if prepared is not None else None
+        if found is None:
+            found = cohortindex.setting_rows(record, body)
         if found is None:
             return
         try:
@@ -634,10 +682,11 @@ class Ledger:
         except (sqlite3.OperationalError, sqlite3.DataError) as exc:
             raise LedgerError(f"cannot write to ledger {self.path}: {exc}") from None
 
-    def complete(self, intent: dict, outcome: dict, *, encoded: bytes | None = None) -> Entry:
+    def complete(self, intent: dict, outcome: dict, *, encoded: bytes | None = None,
+                 prepared: cohortindex.Prepared | None = None) -> Entry:
         """Write the record for an attempt: the intent plus what the service answered
-        (`encoded`: its canonical JSON, when the caller made it)."""
-        entry, _ = self.add_record({**intent, "outcome": outcome}, encoded=encoded)
+        (`encoded`: its canonical JSON, when the caller made it; `prepared`: see add_record)."""
+        entry, _ = self.add_record({**intent, "outcome": outcome}, encoded=encoded, prepared=prepared)
         return entry
 
     def observe(self, address: str, source: str, body: dict, *, run_uuid: str | None = None,

@@ -406,6 +406,26 @@ def m009_batch_settings(db: sqlite_utils.Database) -> None:
                                 [(seq, *row) for row in found])
 
 
+def m010_batch_view_given(db: sqlite_utils.Database) -> None:
+    """`records_batch_view` (m007) makes a batch record's view only when the transaction that
+    adds the record has not written it already: submit-batch writes the view it cut from the
+    record's bytes (Ledger._append), where SQLite would parse the record's tens of MB twice
+    (json_array_length, json_remove: about 0.4 s at 100 000 runs). Import and pull still leave
+    it to the trigger. The views are the same either way (verify compares each with
+    json_remove of its record's body)."""
+    run_sql(
+        db,
+        """
+        DROP TRIGGER IF EXISTS records_batch_view;
+        CREATE TRIGGER records_batch_view AFTER INSERT ON records
+        WHEN NEW.kind = 'batch' AND NOT EXISTS (SELECT 1 FROM batch_views v WHERE v.record = NEW.address)
+        BEGIN INSERT OR REPLACE INTO batch_views (record, runs, view)
+        VALUES (NEW.address, json_array_length(NEW.body, '$.batch.settings_file.content'),
+        json_remove(NEW.body, '$.batch.settings_file.content')); END;
+        """
+    )
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     m001_initial,
     m002_observation_addresses,
@@ -416,6 +436,7 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     m007_batch_members,
     m008_batch_members_by_seq,
     m009_batch_settings,
+    m010_batch_view_given,
 ]
 
 LEDGER_FORMAT = len(MIGRATIONS)

@@ -132,17 +132,18 @@ def submit(open_ledger: Callable[[], Ledger], start_request: StartRunRequest, *,
 
 
 def send_attempt(ledger: Ledger, intent: dict, omics, sender: Callable[..., Any], *, allow_duplicate: bool,
-                 encoded: bytes | None = None):
+                 encoded: bytes | None = None, checkpoint: bool = True):
     """Commit the intent as an attempt and send it with `sender` (StartRun's `send`, or
     StartRunBatch's in runlog/batch.py), holding the attempt's in-flight lock throughout.
-    `encoded`: the intent's canonical JSON, when the caller made it."""
+    `encoded`: the intent's canonical JSON, when the caller made it; `checkpoint`: see
+    Ledger.add_attempt."""
     request_id = intent["request"]["requestId"]
     hold = inflight.take(ledger.path, request_id)  # owned before it is written: recover never races us
     if hold is None:
         raise UsageError(f"request id {request_id!r} is being sent by another process right now; "
                          "leave out the request id or give a new one")
     with hold:
-        ledger.add_attempt(intent, allow_duplicate=allow_duplicate, encoded=encoded)
+        ledger.add_attempt(intent, allow_duplicate=allow_duplicate, encoded=encoded, checkpoint=checkpoint)
         try:
             return sender(ledger, intent, omics)
         except KeyboardInterrupt:  # between the commit and the call: nothing was sent yet
@@ -264,13 +265,15 @@ def send(ledger: Ledger, intent: dict, omics, *, recovered: bool = False) -> Sub
     return Submission(entry=entry, response=response, warnings=list(intent["warnings"]), metadata=metadata)
 
 
-def _complete(ledger: Ledger, intent: dict, outcome: dict, run_id: str | None, encoded: bytes | None = None) -> Entry:
+def _complete(ledger: Ledger, intent: dict, outcome: dict, run_id: str | None, encoded: bytes | None = None,
+              prepared=None) -> Entry:
     """Write the attempt's record; when the ledger cannot take it, the attempt stays pending.
     A record that `recover` wrote meanwhile for the same attempt is returned as it is.
-    `encoded`: the record's canonical JSON, when the caller made it."""
+    `encoded`: the record's canonical JSON, when the caller made it; `prepared`: see
+    Ledger.add_record."""
     request_id = intent["request"]["requestId"]
     try:
-        return ledger.complete(intent, outcome, encoded=encoded)
+        return ledger.complete(intent, outcome, encoded=encoded, prepared=prepared)
     except LedgerError as exc:
         started = f"the run was started (id {run_id}) but " if run_id else ""
         raise PendingError(
