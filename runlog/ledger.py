@@ -899,8 +899,8 @@ class Ledger:
         settings file's content and its runs' input identities (`resolution`), taken out by
         SQLite so that they are never Python objects (100 000 run settings: ~150 MiB). Taken
         from the batch's view (migration m007: the record without its settings file's content)
-        when it has one, so that SQLite parses neither the settings (~28 MB of text at 100 000
-        runs, parsed into several times that: the refresh's peak memory) nor the whole body."""
+        when it has one, so that SQLite does not parse the whole body (~28 MB of text at
+        100 000 runs, parsed into several times that) to take them out."""
         row = self.conn.execute(
             "SELECT coalesce((SELECT json_remove(v.view, '$.resolution') FROM batch_views v WHERE v.record = ?), "
             "(SELECT json_remove(body, '$.batch.settings_file.content', '$.resolution') FROM records "
