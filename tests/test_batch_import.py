@@ -7,17 +7,13 @@ from __future__ import annotations
 
 import json
 
-from helpers import aws_cli, cohort_setting, omics_client
+from helpers import COHORT_DEFAULT, COHORT_ROLE, aws_cli, cohort_setting, omics_client
 from runlog import record as rec
 from runlog.ledger import Ledger
 
-ROLE = "arn:aws:iam::123456789012:role/HealthOmicsServiceRole"
-WORKFLOW = "1234567"  # cram-to-bam in the emulator's seed
-DEFAULT = {"workflowId": WORKFLOW, "roleArn": ROLE, "outputUri": "s3://cohort-bucket/out/",
-           "parameters": {"ref_dict": "s3://cohort-bucket/ref/genome.dict",
-                          "ref_fasta": "s3://cohort-bucket/ref/genome.fasta",
-                          "ref_fasta_index": "s3://cohort-bucket/ref/genome.fasta.fai"},
-           "runTags": {"project": "cohort"}}
+ROLE = COHORT_ROLE
+WORKFLOW = COHORT_DEFAULT["workflowId"]  # cram-to-bam in the emulator's seed
+DEFAULT = {**COHORT_DEFAULT, "runTags": {"project": "cohort"}}
 
 
 

@@ -12,17 +12,16 @@ import sys
 
 import pytest
 
+from helpers import COHORT_DEFAULT, COHORT_ROLE
 from runlog import fastjson, safejson
 from runlog import record as rec
 from runlog.ledger import Ledger
 
-ROLE = "arn:aws:iam::123456789012:role/HealthOmicsServiceRole"
-WORKFLOW = "1234567"  # cram-to-bam: sample_name, input_cram, ref_dict, ref_fasta, ref_fasta_index
+ROLE = COHORT_ROLE
+WORKFLOW = COHORT_DEFAULT["workflowId"]  # cram-to-bam: sample_name, input_cram, ref_dict, ref_fasta, ref_fasta_index
 BUCKET = "cohort-bucket"
 URI = f"s3://{BUCKET}/cohort/settings.json"
-DEFAULT = {"workflowId": WORKFLOW, "roleArn": ROLE, "outputUri": f"s3://{BUCKET}/out/",
-           "parameters": {"ref_dict": f"s3://{BUCKET}/ref/genome.dict", "ref_fasta": f"s3://{BUCKET}/ref/genome.fasta",
-                          "ref_fasta_index": f"s3://{BUCKET}/ref/genome.fasta.fai"}}
+DEFAULT = COHORT_DEFAULT
 
 
 def setting(sample: str, **parameters) -> dict:
