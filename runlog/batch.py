@@ -37,6 +37,7 @@ from runlog.batchread import (  # noqa: F401  (the read side, re-exported: runlo
 )
 from runlog.errors import RunlogError, TemplateMismatch, Unresolved, UsageError
 from runlog.ledger import Entry, Ledger
+from runlog.membersettings import unknown_warning
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -613,8 +614,7 @@ def _member(batch: dict, batch_address: str, item: dict, own: dict | None) -> di
     response = batch["outcome"]["response"]
     default = batch["request"]["defaultRunSetting"]
     setting_id = item.get("runSettingId") or ""
-    warnings = [] if own is not None else [f"run setting {setting_id!r} is not in the batch's recorded settings: "
-                                           "its own settings are unknown, only the default is recorded"]
+    warnings = [] if own is not None else [unknown_warning(setting_id)]
     request = effective_setting(default, own or {})
     if item.get("runId"):
         outcome: dict[str, Any] = {"status": "submitted", "response": {

@@ -85,9 +85,23 @@ class Known:
 NOT_ASKED = "GetRun not asked yet: `refresh` of its batch asks it"
 
 
+def unknown_warning(setting_id: str) -> str:
+    """The warning a member record holds when its batch record does not hold its own settings
+    (written by batch._member; `needs_settings` looks for exactly this text)."""
+    return (f"run setting {setting_id!r} is not in the batch's recorded settings: "
+            "its own settings are unknown, only the default is recorded")
+
+
 def needs_settings(record: dict) -> bool:
-    """Whether a record is a member whose own settings its record does not hold (it warns)."""
-    return record.get("kind") == "member" and bool(record.get("warnings"))
+    """Whether a record is a member whose own settings its record does not hold: it carries
+    `unknown_warning` for its runSettingId (any other warning does not count)."""
+    if record.get("kind") != "member":
+        return False
+    batch = record.get("batch")
+    warnings = record.get("warnings")
+    if not isinstance(batch, dict) or not isinstance(warnings, list):
+        return False
+    return unknown_warning(str(batch.get("run_setting_id") or "")) in warnings
 
 
 def known_settings(record: dict, observations: list[dict]) -> Known:

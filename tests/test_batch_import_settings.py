@@ -334,13 +334,33 @@ def test_settings_too_large_to_keep_are_unknown_and_say_why():
     body = membersettings.settings_from_run(run)
     assert "settings" not in body and body["unknown"]["code"] == "TooLarge"
     assert str(membersettings.MAX_SETTINGS_BYTES) in body["unknown"]["message"]
-    member = {"kind": "member", "warnings": ["own settings are unknown"], "request": {"name": "default"},
-              "outcome": {"status": "submitted"}}
+    member = {"kind": "member", "warnings": [membersettings.unknown_warning("s1")], "request": {"name": "default"},
+              "outcome": {"status": "submitted"}, "batch": {"run_setting_id": "s1"}}
     known = membersettings.known_settings(member, [{"source": membersettings.SOURCE, "observed_at": "t", "body": body}])
     assert known.state == "unknown" and "TooLarge" in (known.reason or "")
     small = membersettings.settings_from_run({**run, "parameters": {"blob": "x"}, "workflowType": "PRIVATE"})
     assert small["settings"] == {"name": "big", "parameters": {"blob": "x"}, "runTags": {"a": "b"}}
     assert small["runOutputUri"] == "s3://b/out/1"
+
+
+def test_only_the_warning_of_unknown_own_settings_makes_a_member_ask_get_run():
+    from runlog import batch, membersettings
+
+    response = {"id": "9", "arn": "arn:aws:omics:us-west-2:123456789012:runBatch/9", "uuid": "b-uuid"}
+    record = {"created": "2026-11-26T00:00:00+00:00", "runlog_version": "0", "git": {"unknown": "x"},
+              "caller": {"unknown": "x"}, "aws": {"region": "us-west-2"}, "request": {"defaultRunSetting": DEFAULT},
+              "outcome": {"status": "submitted", "response": response}}
+    item = {"runSettingId": "s1", "runId": "1001", "runInternalUuid": "r-uuid", "runArn": "arn:aws:omics:run/1001"}
+    unknown = batch._member(record, "a" * 64, item, None)
+    known = batch._member(record, "a" * 64, item, {"runSettingId": "s1", "parameters": {"sample_name": "s1"}})
+    assert membersettings.needs_settings(unknown) and not membersettings.needs_settings(known)
+    # another warning on a member whose record holds its settings does not make it "unknown"
+    other = {**known, "warnings": ["the settings file was listed late"]}
+    assert not membersettings.needs_settings(other)
+    assert membersettings.known_settings(other, []).state == "recorded"
+    assert membersettings.known_settings(unknown, []).state == "unknown"
+    # the warning of another run setting does not count either
+    assert not membersettings.needs_settings({**unknown, "batch": {**unknown["batch"], "run_setting_id": "s2"}})
 
 
 def test_refresh_observes_the_members_recorded_after_the_import(aws_env, ledger_path, git_repo, run_cli, tmp_path):
