@@ -285,6 +285,25 @@ def cohort_setting(sample: str) -> dict:
             "parameters": {"sample_name": sample, "input_cram": f"s3://cohort-bucket/crams/{sample}.cram"}}
 
 
+def refreshed_cohort(run_cli, emulator, s3, samples: list[str]) -> str:
+    """A batch of `samples` (`cohort_setting` each, COHORT_DEFAULT) from an s3UriSettings file
+    in moto's cohort-bucket, submitted, finished and refreshed (every member recorded with its
+    status); returns the batch id."""
+    s3.create_bucket(Bucket="cohort-bucket")
+    s3.put_object(Bucket="cohort-bucket", Key="cohort/settings.json",
+                  Body=json.dumps([cohort_setting(s) for s in samples]).encode())
+    emulator.batch_rate = 100
+    submitted = run_cli("submit-batch", "--default-run-setting", json.dumps(COHORT_DEFAULT), "--batch-run-settings",
+                        json.dumps({"s3UriSettings": "s3://cohort-bucket/cohort/settings.json"}),
+                        "--endpoint-url", emulator.endpoint_url)
+    assert submitted.exit_code == 0, submitted.output
+    batch_id = json.loads(submitted.stdout)["id"]
+    emulator.advance(200)
+    refreshed = run_cli("refresh", batch_id)
+    assert refreshed.exit_code == 0 and f"{len(samples)} new member record(s)" in refreshed.stdout, refreshed.output
+    return batch_id
+
+
 def omics_client(emulator):
     """boto3's omics client at the emulator (host-prefix injection off, as on loopback it must be)."""
     import boto3

@@ -9,8 +9,6 @@ import json
 import uuid
 
 from helpers import (
-    COHORT_DEFAULT,
-    COHORT_ROLE,
     REMOTE,
     S3Proxy,
     cohort_setting,
@@ -19,30 +17,11 @@ from helpers import (
     pull_json,
     push_json,
     record_key,
+    refreshed_cohort,
 )
 from runlog import record as rec
 from runlog import sync
 from runlog.ledger import Ledger
-
-ROLE, DEFAULT = COHORT_ROLE, COHORT_DEFAULT
-
-
-def cohort(run_cli, emulator, bucket, samples: list[str]) -> str:
-    """A batch of `samples` from an s3UriSettings file, submitted, finished and refreshed
-    (every member recorded with its status); returns the batch id."""
-    bucket.create_bucket(Bucket="cohort-bucket")
-    bucket.put_object(Bucket="cohort-bucket", Key="cohort/settings.json",
-                      Body=json.dumps([cohort_setting(s) for s in samples]).encode())
-    emulator.batch_rate = 100
-    submitted = run_cli("submit-batch", "--default-run-setting", json.dumps(DEFAULT), "--batch-run-settings",
-                        json.dumps({"s3UriSettings": "s3://cohort-bucket/cohort/settings.json"}),
-                        "--endpoint-url", emulator.endpoint_url)
-    assert submitted.exit_code == 0, submitted.output
-    batch_id = json.loads(submitted.stdout)["id"]
-    emulator.advance(200)
-    refreshed = run_cli("refresh", batch_id)
-    assert refreshed.exit_code == 0 and f"{len(samples)} new member record(s)" in refreshed.stdout, refreshed.output
-    return batch_id
 
 
 def kinds(path) -> list[str]:
@@ -53,7 +32,7 @@ def kinds(path) -> list[str]:
 def test_a_cohort_is_pushed_and_pulled_page_by_page_in_order(s3_emulator, bucket, ledger_path, git_repo, run_cli,
                                                               tmp_path, monkeypatch):
     samples = [f"S{i:03d}" for i in range(7)]
-    batch_id = cohort(run_cli, s3_emulator, bucket, samples)
+    batch_id = refreshed_cohort(run_cli, s3_emulator, bucket, samples)
     pushed = push_json(run_cli, ledger_path)
     assert (pushed["records_sent"], pushed["observations_sent"]) == (8, 8)  # batch + 7 members; GetBatch + 7 statuses
     again = push_json(run_cli, ledger_path)
@@ -78,7 +57,7 @@ def test_a_cohort_is_pushed_and_pulled_page_by_page_in_order(s3_emulator, bucket
 
 def test_a_tampered_member_is_refused_and_the_rest_of_the_cohort_arrives(s3_emulator, bucket, ledger_path, git_repo,
                                                                          run_cli, tmp_path):
-    cohort(run_cli, s3_emulator, bucket, ["S1", "S2", "S3"])
+    refreshed_cohort(run_cli, s3_emulator, bucket, ["S1", "S2", "S3"])
     push_json(run_cli, ledger_path, "--objects")  # one object each (a tampered pack: test_sync_packs)
     with Ledger.open(ledger_path, create=False) as ledger:
         member = ledger.entries(where="kind = 'member'")[0]
@@ -117,7 +96,7 @@ def big_batch(ledger_path, runs: int) -> tuple[str, int]:
 
 def test_a_batch_record_over_16_mib_is_pulled_with_the_default_limit(s3_emulator, bucket, ledger_path, git_repo,
                                                                      run_cli, tmp_path, proxy):
-    cohort(run_cli, s3_emulator, bucket, ["S1"])
+    refreshed_cohort(run_cli, s3_emulator, bucket, ["S1"])
     address, size = big_batch(ledger_path, 140_000)
     assert size > 16 * 2**20
     pushed = push_json(run_cli, ledger_path)
@@ -162,7 +141,7 @@ class CountingBigGets(S3Proxy):
 
 def test_objects_over_16_mib_are_fetched_one_at_a_time(s3_emulator, bucket, ledger_path, git_repo, run_cli,
                                                         tmp_path, monkeypatch):
-    cohort(run_cli, s3_emulator, bucket, ["S1", "S2", "S3"])
+    refreshed_cohort(run_cli, s3_emulator, bucket, ["S1", "S2", "S3"])
     first, _ = big_batch(ledger_path, 140_000)
     second, _ = big_batch(ledger_path, 140_001)
     push_json(run_cli, ledger_path)

@@ -16,22 +16,18 @@ import threading
 
 from helpers import (
     BUCKET,
-    COHORT_DEFAULT,
-    COHORT_ROLE,
     REMOTE,
     S3Proxy,
-    cohort_setting,
     fill,
     proxy_in_front,
     pull_json,
     push_json,
+    refreshed_cohort,
 )
 from recordfactory import make_record
 from runlog import record as rec
 from runlog.ledger import Ledger, observation_object
 from runlog.verify import verify
-
-ROLE, DEFAULT = COHORT_ROLE, COHORT_DEFAULT
 
 
 def keys(s3, under=""):
@@ -77,25 +73,10 @@ def put_pack(s3, lines: list[bytes], index_records=None, index_observations=None
 
 # -- a cohort, round trip --------------------------------------------------------------------------
 
-def cohort(run_cli, emulator, s3, samples: list[str]) -> str:
-    s3.create_bucket(Bucket="cohort-bucket")
-    s3.put_object(Bucket="cohort-bucket", Key="cohort/settings.json",
-                  Body=json.dumps([cohort_setting(s) for s in samples]).encode())
-    emulator.batch_rate = 100
-    submitted = run_cli("submit-batch", "--default-run-setting", json.dumps(DEFAULT), "--batch-run-settings",
-                        json.dumps({"s3UriSettings": "s3://cohort-bucket/cohort/settings.json"}),
-                        "--endpoint-url", emulator.endpoint_url)
-    assert submitted.exit_code == 0, submitted.output
-    emulator.advance(200)
-    batch_id = json.loads(submitted.stdout)["id"]
-    assert run_cli("refresh", batch_id).exit_code == 0
-    return batch_id
-
-
 def test_a_cohort_round_trips_in_packs_and_a_second_push_sends_nothing(s3_emulator, bucket, ledger_path, git_repo,
                                                                       run_cli, tmp_path, monkeypatch):
     samples = [f"S{i:03d}" for i in range(12)]
-    batch_id = cohort(run_cli, s3_emulator, bucket, samples)
+    batch_id = refreshed_cohort(run_cli, s3_emulator, bucket, samples)
     with proxy_in_front(S3Proxy, bucket, monkeypatch) as proxy:
         pushed = push_json(run_cli, ledger_path)
         assert (pushed["records_sent"], pushed["observations_sent"]) == (13, 13)
