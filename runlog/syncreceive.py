@@ -61,16 +61,25 @@ def _parse(data: bytes, max_bytes: int) -> tuple[Any, str | None]:
         return None, exc.reason
 
 
+def _canonical_object(address: str, data: bytes, max_bytes: int, kind: str) -> tuple[dict | None, str | None]:
+    """(object, None) when data is named `address` (its SHA-256) and is a JSON object in canonical
+    form within the limits, else (None, why not); `kind` ("a record") names it in the reason."""
+    if rec.sha256_hex(data) != address:
+        return None, "content does not match its address (tampered or truncated)"
+    value, why = _parse(data, max_bytes)
+    if why:
+        return None, why
+    if not isinstance(value, dict) or rec.canonical_json(value) != data:
+        return None, f"not {kind} in canonical JSON"
+    return value, None
+
+
 def verify_record_object(address: str, data: bytes, max_bytes: int = DEFAULT_MAX_BYTES
                          ) -> tuple[dict | None, str | None]:
     """(record, None) when data is the record named `address`, else (None, why not)."""
-    if rec.sha256_hex(data) != address:
-        return None, "content does not match its address (tampered or truncated)"
-    record, why = _parse(data, max_bytes)
-    if why:
+    record, why = _canonical_object(address, data, max_bytes, "a record")
+    if record is None:
         return None, why
-    if not isinstance(record, dict) or rec.canonical_json(record) != data:
-        return None, "not a record in canonical JSON"
     problems = rec.schema_errors(record)
     if problems:
         return None, "not a valid record: " + problems[0]
@@ -94,13 +103,9 @@ def _observed_at_problem(observed_at: str) -> str | None:
 def verify_observation_object(record: str, address: str, data: bytes, max_bytes: int = DEFAULT_MAX_BYTES
                               ) -> tuple[dict | None, str | None]:
     """(observation, None) when data is the observation named `address` of `record`, else (None, why)."""
-    if rec.sha256_hex(data) != address:
-        return None, "content does not match its address (tampered or truncated)"
-    item, why = _parse(data, max_bytes)
-    if why:
+    item, why = _canonical_object(address, data, max_bytes, "an observation")
+    if item is None:
         return None, why
-    if not isinstance(item, dict) or rec.canonical_json(item) != data:
-        return None, "not an observation in canonical JSON"
     if set(item) != set(OBSERVATION_FIELDS):
         return None, "not an observation (members must be " + ", ".join(OBSERVATION_FIELDS) + ")"
     if item["record"] != record:
