@@ -204,7 +204,7 @@ def _same(value: Any) -> Any:
 def _parser_factory() -> Any:
     """botocore's ResponseParserFactory, whose rest-json parser reads PAGED_OUTPUTS with a
     walker (_walker) and everything else as botocore does; the same values
-    (tests/test_batch_refresh_pipe.py compares the two on the service's answers)."""
+    (tests/test_aws_pages.py compares the two on hostile pages and on the emulator's answers)."""
     from botocore.parsers import ResponseParserFactory, RestJSONParser
 
     class PagesParser(RestJSONParser):
