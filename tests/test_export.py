@@ -281,6 +281,34 @@ def test_zip_crate(seeded, tmp_path):
     assert failures == [] and skipped == 0
 
 
+@pytest.mark.parametrize("licence", ["https://x\x1b[2J", "https://x[", "https://", "ftp://x/licence",
+                                     "https://example.org/a b", "CC BY 4.0", "MIT\n", "https://x:port/"])
+def test_a_licence_that_is_no_spdx_id_or_web_url_is_one_line_exit_2(seeded, licence):
+    out = seeded["home"] / "badlicence"
+    for fmt in ("ro-crate", "bco", "methods"):
+        result = seeded["run"]("export", "@2", "-f", fmt, "-o", out, "--license", licence)
+        assert result.exit_code == 2, result.output
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and "--license" in lines[0] and "SPDX" in lines[0], result.stderr
+        assert "\x1b" not in result.stderr and not out.exists()
+
+
+@pytest.mark.parametrize("licence", ["CC-BY-4.0", "LicenseRef-internal.1", "https://example.org/licence?v=2#x",
+                                     "http://[::1]:8080/licence"])
+def test_spdx_ids_and_web_urls_are_taken_as_licences(seeded, tmp_path, licence):
+    out = tmp_path / "crate"
+    assert seeded["run"]("export", "@2", "-o", out, "--license", licence).exit_code == 0
+    root = {e["@id"]: e for e in json.loads((out / "ro-crate-metadata.json").read_text())["@graph"]}["./"]
+    assert root["license"]["@id"] == (licence if "://" in licence else "https://spdx.org/licenses/" + licence)
+
+
+@pytest.mark.parametrize("author", ["A <https://x[>", "A <javascript:alert(1)>", "A <https://orcid.org/\x1b[2J>"])
+def test_an_author_whose_id_is_no_web_url_is_one_line_exit_2(seeded, author):
+    result = seeded["run"]("export", "@2", "-o", seeded["home"] / "badauthor", "--author", author)
+    assert result.exit_code == 2, result.output
+    assert len(result.stderr.strip().splitlines()) == 1 and "is not a URL" in result.stderr
+
+
 def test_export_without_a_licence_warns_and_stays_valid(seeded, tmp_path):
     out = seeded["home"] / "nolicence"
     result = seeded["run"]("export", "@2", "-o", out, "--validate")

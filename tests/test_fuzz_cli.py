@@ -186,7 +186,11 @@ def world(aws_env, git_repo, tmp_path, monkeypatch, request):
     def invoke(args: list[str]):
         here = tmp_path / f"example-{next(counter)}"
         shutil.copytree(template.parent, here)
-        return CliRunner().invoke(cli, args, env={"RUNLOG_LEDGER": str(here / "ledger.db")})
+        try:
+            return CliRunner().invoke(cli, args, env={"RUNLOG_LEDGER": str(here / "ledger.db")})
+        finally:  # each example starts without the outputs of the last, so a failure replays the same
+            for made in git_repo.glob("exp-*"):
+                shutil.rmtree(made) if made.is_dir() and not made.is_symlink() else made.unlink()
 
     return invoke
 

@@ -354,7 +354,42 @@ def parse_person(text: str) -> dict:
     if not match:
         raise UsageError(f"author {text!r} is not 'Name' or 'Name <https://orcid.org/0000-0000-0000-0000>'")
     name, ident = match.group(1), match.group(2)
-    if ident and not re.match(r"^(https?|mailto):", ident):
+    if ident and not (ident.startswith("mailto:") and ident.isprintable() and ident.isascii()) \
+            and not web_url(ident):
         raise UsageError(f"author {text!r}: {ident!r} is not a URL (give an ORCID such as "
                          "https://orcid.org/0000-0002-1825-0097)")
     return {"name": name, "id": ident}
+
+
+def web_url(text: str) -> bool:
+    """Whether `text` is an absolute http(s) URL that every export can carry as an identifier:
+    printable ASCII with no spaces, a host, and parts that Python's URL parser accepts."""
+    from urllib.parse import urlsplit
+
+    if not (text.isascii() and text.isprintable()) or any(c in text for c in ' "<>\\^`{|}'):
+        return False
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - a port that is not a number raises here
+    except ValueError:  # e.g. "Invalid IPv6 URL" for an unmatched [
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+SPDX_ID = r"[A-Za-z0-9][A-Za-z0-9.+-]*"  # an SPDX licence id (or LicenseRef-...), as in spdx.org/licenses
+
+
+def check_licence(text: str | None) -> str | None:
+    """The licence as given when it is an SPDX id or an http(s) URL; a one-line usage error otherwise."""
+    import re
+
+    from runlog.errors import UsageError
+
+    if not text:
+        return None
+    if "://" in text and web_url(text):
+        return text
+    if "://" not in text and re.fullmatch(SPDX_ID, text):
+        return text
+    raise UsageError(f"`license` {text!r} is neither an SPDX licence id (such as CC-BY-4.0) nor an http(s) URL "
+                     "(such as https://creativecommons.org/licenses/by/4.0/)", option="license")

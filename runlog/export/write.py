@@ -20,7 +20,7 @@ from pathlib import Path
 from runlog.config import printable
 from runlog.errors import UsageError
 from runlog.export.cohort import BatchFacts
-from runlog.export.terms import RunFacts
+from runlog.export.terms import RunFacts, check_licence
 
 FILE_FORMATS = {"bco": "bco.json", "prov-json": "prov.json", "prov-n": "prov.provn"}
 
@@ -113,6 +113,7 @@ def export(runs: list[RunFacts], fmt: str, target: Path, *, force: bool = False,
            usability: str | None = None, title: str | None = None, authors: Sequence[dict] = (),
            publisher: dict | None = None, batches: Sequence[BatchFacts] = ()) -> list[Path]:
     """Write `fmt` to `target`; returns the files written."""
+    license = check_licence(license)
     target = target.expanduser()
     shown = printable(target)
     existing = _existing(target, force)
