@@ -802,7 +802,7 @@ def _summary(body: dict) -> tuple:
 def status_pages(omics, batch: Entry) -> Iterator[tuple[str, int, list[tuple[str, Any, bytes]]]]:
     """ListRuns(batchId), page by page, each as (observed_at, runs listed, [(run id, status,
     the item's canonical JSON), ...]): what observe_members needs of a page, in marshal's
-    types (refreshpipe.Spool keeps the pages in a file until they are used)."""
+    types (spool.Prefetch keeps the pages in a file until they are used)."""
     from runlog import fastjson
 
     for page in omics.get_paginator("list_runs").paginate(batchId=batch.batch_id, PaginationConfig={"PageSize": 100}):
@@ -913,7 +913,7 @@ def refresh_batch(ledger: Ledger, batch: Entry, omics, outputs_jobs: int | None 
     outline = ledger.batch_outline(batch.address)  # never the whole cohort as Python objects
     answer = observe_batch(ledger, batch, omics, outline)
     gone = answer.get("status") == "DELETED"  # ListRunsInBatch no longer answers; its runs stay
-    from runlog.refreshpipe import spooled
+    from runlog.spool import spooled
 
     # ListRuns is paged (into a file) while ListRunsInBatch's members are recorded: the two
     # pagings' round trips overlap; the statuses are written once every member is

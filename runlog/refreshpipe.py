@@ -19,10 +19,9 @@ waiting plus the `most` being written, whatever the size of the batch."""
 
 from __future__ import annotations
 
-import os
 import queue
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -157,94 +156,3 @@ def page_writer(ledger: Ledger, *, ahead: int = 4, most: int = 10) -> Iterator[P
     writer.close()
 
 
-class Spool:
-    """Pages of a paging (each a value of marshal's types), fetched by a thread of their own
-    from the moment it starts and appended to an anonymous temporary file, then read back in order by `pages()`: the pages are asked for
-    while something else is done (a refresh pages ListRuns for the statuses while it records
-    the members from ListRunsInBatch, so that the two pagings' round trips overlap), and
-    memory holds one page whatever how far the paging got ahead (the file holds the rest).
-    An error of the paging is raised by `pages()` where its page would have been."""
-
-    def __init__(self, pages: Iterable[Any]):
-        import tempfile
-
-        self._pages = pages
-        self._file = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close())
-        self._changed = threading.Condition()
-        self._end = 0  # bytes of whole pages in the file
-        self._done = False
-        self._error: BaseException | None = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._fetch, name="runlog-spool", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def _fetch(self) -> None:
-        import marshal
-
-        fd = self._file.fileno()
-        end = 0
-        try:
-            for page in self._pages:
-                if self._stop.is_set():
-                    return
-                data = marshal.dumps(page)
-                os.pwrite(fd, len(data).to_bytes(8, "little") + data, end)
-                end += 8 + len(data)
-                with self._changed:
-                    self._end = end
-                    self._changed.notify_all()
-        except BaseException as exc:  # handed to the reader, raised there
-            with self._changed:
-                self._error = exc
-        finally:
-            close = getattr(self._pages, "close", None)  # a generator: its own clean-up, in its thread
-            if close is not None:
-                try:
-                    close()
-                except Exception:  # noqa: S110 (the paging is abandoned; its error is of no use)
-                    pass
-            with self._changed:
-                self._done = True
-                self._changed.notify_all()
-                if self._stop.is_set():  # the reader has left: the file is this thread's to close
-                    self._file.close()
-
-    def pages(self) -> Iterator[Any]:
-        """The encoded pages, in the paging's order, as they come (waiting for the next)."""
-        import marshal
-
-        fd = self._file.fileno()
-        at = 0
-        while True:
-            with self._changed:
-                while self._end <= at and not self._done:
-                    self._changed.wait()
-                end, error = self._end, self._error
-            if at >= end:
-                if error is not None:
-                    raise error
-                return
-            size = int.from_bytes(os.pread(fd, 8, at), "little")
-            yield marshal.loads(os.pread(fd, size, at + 8))
-            at += 8 + size
-
-    def close(self) -> None:
-        """Stop the paging after the page it is on (not waited for) and drop the file: here
-        when the paging has ended, else by its thread when it does (never while it writes)."""
-        with self._changed:
-            self._stop.set()
-            if self._done:
-                self._file.close()
-
-
-@contextmanager
-def spooled(pages: Iterable[Any]) -> Iterator[Spool]:
-    """A started Spool, closed on leaving."""
-    spool = Spool(pages)
-    spool.start()
-    try:
-        yield spool
-    finally:
-        spool.close()

@@ -32,8 +32,9 @@ from runlog import record as rec
 from runlog.errors import RunlogError, UsageError
 from runlog.ledger import Ledger
 from runlog.safejson import DEFAULT_MAX_BYTES, DEFAULT_MAX_DEPTH, UntrustedJSONError, loads_untrusted
+from runlog.spool import Spool
 from runlog.syncpack import INDEX_KEY_RE, PACK_KEY_RE, Pack, PackIndex, index_key, parse_index
-from runlog.syncreceive import Spool, check_observations, check_records
+from runlog.syncreceive import check_observations, check_records
 from runlog.textsafe import terminal_safe
 
 FORMAT = "runlog.remote/2"  # what a new remote is marked with: packs (runlog/syncpack.py)

@@ -14,19 +14,15 @@ and name the problem: the fast way only ever accepts what they accept.
 
 A record that passes is reduced to what its row needs (address, canonical bytes, the
 lookup columns of ledger.index_columns), so that it is never parsed, checked or encoded
-again on the way into the ledger; those rows wait in a `Spool` (SPOOL_MEMORY bytes in
-memory, the rest in a private temporary file), so that a pull holds no more than that, the
+again on the way into the ledger; those rows wait in a `runlog.spool.Spool` (SPOOL_MEMORY
+bytes in memory, the rest in a private temporary file), so that a pull holds no more than that, the
 packs being checked and a few hundred bytes per item (to order them, oldest first, and to
 keep one record per requestId) in memory."""
 
 from __future__ import annotations
 
 import hashlib
-import marshal
-import os
 import re
-import tempfile
-import threading
 from collections.abc import Sequence
 from datetime import UTC
 from typing import Any
@@ -213,72 +209,3 @@ def check_observations(items: Sequence[tuple[str, str, bytes]], max_bytes: int =
     return checked
 
 
-# -- the spool ------------------------------------------------------------------------------------
-
-
-# How many bytes of rows a spool keeps in memory before it writes the rest to a temporary
-# file: a 10 000-member cohort (about 25 MiB of rows) never touches the disk, a 100 000-member
-# one (about 220 MiB) holds this much and writes the rest.
-SPOOL_MEMORY = 64 * 1024 * 1024
-
-
-class Spool:
-    """Where checked rows wait until they are inserted: `put` (from any thread) returns
-    where a row is, `get` reads it back once every put has returned. The first
-    SPOOL_MEMORY bytes stay in memory, the rest go to a private temporary file (removed as
-    it is made: nothing is left behind). Rows are runlog's own values (strings, bytes,
-    None, tuples), written with marshal."""
-
-    def __init__(self, memory: int | None = None) -> None:
-        self._budget = SPOOL_MEMORY if memory is None else memory
-        self._memory = bytearray()
-        self._file: Any = None
-        self._base = 0  # where the file's first byte is in the spool
-        self._lock = threading.Lock()
-        self._end = 0
-        self._flushed = True
-
-    def put(self, row: tuple) -> tuple[int, int]:
-        data = marshal.dumps(row)
-        with self._lock:
-            at = self._end
-            if self._file is None and len(self._memory) + len(data) <= self._budget:
-                self._memory += data
-            else:
-                if self._file is None:
-                    self._file = tempfile.TemporaryFile(prefix="runlog-pull-")
-                    self._base = at
-                self._file.write(data)
-                self._flushed = False
-            self._end += len(data)
-        return at, len(data)
-
-    def get(self, where: tuple[int, int]) -> Any:
-        at, length = where
-        if at < self._base or self._file is None:
-            return marshal.loads(self._memory[at:at + length])
-        if not self._flushed:
-            self._file.flush()
-            self._flushed = True
-        if hasattr(os, "pread"):
-            return marshal.loads(os.pread(self._file.fileno(), length, at - self._base))
-        with self._lock:  # no pread (Windows): through the file's position
-            self._file.seek(at - self._base)
-            data = self._file.read(length)
-            self._file.seek(self._end - self._base)
-        return marshal.loads(data)
-
-    def on_disk(self) -> int:
-        """How many bytes of rows went to the temporary file."""
-        return self._end - self._base if self._file is not None else 0
-
-    def close(self) -> None:
-        self._memory = bytearray()
-        if self._file is not None:
-            self._file.close()
-
-    def __enter__(self) -> Spool:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

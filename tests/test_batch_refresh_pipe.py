@@ -15,7 +15,8 @@ from recordfactory import make_record
 from runlog import record as rec
 from runlog.errors import LedgerError
 from runlog.ledger import Ledger
-from runlog.refreshpipe import page_writer, spooled
+from runlog.refreshpipe import page_writer
+from runlog.spool import spooled
 
 
 def _pages(count: int, size: int, start: int = 0) -> list[list[dict]]:

@@ -176,7 +176,7 @@ def test_a_page_that_cannot_be_fetched_is_one_line_and_nothing_half_written(coho
 
 
 def test_statuses_that_cannot_be_paged_leave_every_member_recorded_and_no_status(cohort, ledger_path, run_cli):
-    """ListRuns is paged while the members are recorded (refreshpipe.Spool): its failure is
+    """ListRuns is paged while the members are recorded (spool.Prefetch): its failure is
     still reported once, as ListRuns', after every member is written, and nothing of the
     statuses is; the next refresh records them."""
     emulator, batch_id = cohort

@@ -14,10 +14,10 @@ import pytest
 from conftest import TEAM_BUCKET
 from recordfactory import make_record
 from runlog import record as rec
-from runlog import sync, syncreceive
+from runlog import spool, sync
 from runlog.ledger import INDEX_COLUMNS, Ledger, index_columns, observation_object, stored_observation_object
+from runlog.spool import Spool
 from runlog.syncreceive import (
-    Spool,
     check_observations,
     check_records,
     verify_observation_object,
@@ -186,7 +186,7 @@ def test_a_pulled_cohort_waits_on_disk_and_is_inserted_a_page_at_a_time(bucket, 
         total = ledger.conn.execute("SELECT sum(length(body)) FROM records").fetchone()[0]
     assert (pushed.records_sent, pushed.observations_sent) == (512, 40) and total > 48 * 2**20
     monkeypatch.setattr(sync, "INSERT_PAGE_BYTES", 2 * 2**20)
-    monkeypatch.setattr(syncreceive, "SPOOL_MEMORY", 2**20)  # the rest waits on disk
+    monkeypatch.setattr(spool, "SPOOL_MEMORY", 2**20)  # the rest waits on disk
     with Ledger.open(tmp_path / "bob.db") as ledger:
         # listed first: moto answers in this process, and its listing is not what is measured
         listing = sync.survey(bucket, remote, jobs=1, expect_ledger=True)
