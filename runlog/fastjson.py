@@ -33,9 +33,10 @@ SORTED = orjson.OPT_SORT_KEYS
 
 # A number orjson writes differently from the json module, in orjson's own output: every
 # float Python writes with an exponent, orjson writes either with an exponent, "e" then digits
-# ending the number token, or, below 1e-4, in full, starting "0.0000" (tests/test_fastjson.py
-# checks both facts on a large sample). Matches in strings only cost the slower path.
-_EXPONENT = re.compile(rb"e[-+]?[0-9]+[,}\]]")
+# ending the number token (before , } ] or at the end of a document that is a bare number), or,
+# below 1e-4, in full, starting "0.0000" (tests/test_fastjson.py checks both facts on a large
+# sample). Matches in strings only cost the slower path.
+_EXPONENT = re.compile(rb"e[-+]?[0-9]+(?:[,}\]]|\Z)")
 
 
 def plain(encoded: bytes) -> bool:

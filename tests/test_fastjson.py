@@ -71,6 +71,15 @@ def test_orjsons_own_form_of_a_number_is_canonical_only_where_it_is_runlogs():
     assert differing > 1000  # the sample holds many numbers the two write differently
 
 
+@pytest.mark.parametrize("value", [8.32822874635071e-07, 1e-05, 1e16, -2.5e-300, 4.6e-05, [1e-07], 1e22])
+def test_a_document_that_is_one_number_is_written_and_judged_as_the_json_module_does(value):
+    """A float at the very end of the text (the whole document, or the last of an array's)."""
+    body = rec.canonical_json(value)
+    assert fastjson.dumps(value) == body
+    assert fastjson.decode_canonical(body)[:2] == (value, True)
+    assert fastjson.decode_canonical(orjson.dumps(value))[1] is (orjson.dumps(value) == body)
+
+
 @pytest.mark.parametrize("body", [
     b'{"b":1,"a":2}', b'{"a": 1}', b'{"a":1.0e2}', b'{"a":NaN}', b'{"a":Infinity}', b'{"a":"\\u00e9"}',
     b'{"a":"\\ud800"}', b'{"a":1,"a":1}', b'[1.50]', b'{"a":1}\n',
