@@ -19,7 +19,6 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 from runlog.config import environment_number
 
@@ -58,21 +57,19 @@ class Budget:
 
 
 def strip_credentials(url: str | None) -> str | None:
-    """Remove user:password (or a token) from an https remote URL; scp-style remotes
-    (git@host:path) carry no secret and are kept as they are."""
-    if not url:
+    """Remove user:password (or a token) from a remote URL such as https://TOKEN@host/path;
+    scp-style remotes (git@host:path) and an ssh:// login with no password (ssh://git@host/...)
+    carry no secret and are kept as they are. Works on the text, so that a URL Python's
+    parser refuses (an unclosed "[", a port that is no number: a remote is whatever the
+    repository's config says) loses its secret too instead of stopping the capture."""
+    if not url or "://" not in url:
         return url
-    if "://" not in url:
+    scheme, _, rest = url.partition("://")
+    end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    userinfo, at, host = rest[:end].rpartition("@")
+    if not at or (scheme.lower() == "ssh" and ":" not in userinfo):
         return url
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    if parts.scheme == "ssh" and parts.username and parts.password is None:
-        host = f"{parts.username}@{host}"  # ssh://git@host/... names a login, not a secret
-    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+    return f"{scheme}://{host}{rest[end:]}"
 
 
 def capture(path: str | Path) -> dict:

@@ -123,3 +123,23 @@ def test_a_repository_git_refuses_is_recorded_as_unknown(aws_env, ledger_path, g
     git = records(ledger_path)[0]["git"]
     assert git["state"] == "unknown" and "dubious ownership" in git["reason"]
     assert "git refused the repository" in result.stderr
+
+
+@pytest.mark.parametrize("remote, recorded", [
+    ("https://lab:s3cret@[broken/analysis.git", "https://[broken/analysis.git"),  # Python's parser refuses it
+    ("https://lab:s3cret@git.example.org:notaport/analysis.git", "https://git.example.org:notaport/analysis.git"),
+    ("https://ghp_s3cret@github.com/lab/analysis.git?x=a@b", "https://github.com/lab/analysis.git?x=a@b"),
+    ("ssh://git@git.example.org/lab/analysis.git", "ssh://git@git.example.org/lab/analysis.git"),  # a login
+    ("ssh://git:s3cret@git.example.org/lab/analysis.git", "ssh://git.example.org/lab/analysis.git"),
+])
+def test_a_remote_url_loses_its_secret_even_when_it_is_no_valid_url(aws_env, ledger_path, git_repo, run_proc,
+                                                                       remote, recorded):
+    """The remote is whatever the repository's config says: a submit records it without the
+    password or token, and a URL Python cannot parse does not stop the submit."""
+    import subprocess
+
+    subprocess.run(["git", "remote", "set-url", "origin", remote], cwd=git_repo, check=True)
+    submit(run_proc, git_repo)
+    (record,) = records(ledger_path)
+    assert record["git"]["remote"] == recorded
+    assert "s3cret" not in ledger_path.read_bytes().decode("utf-8", "replace")
