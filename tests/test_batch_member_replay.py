@@ -215,6 +215,29 @@ def test_a_deleted_run_offers_only_the_default_setting(aws_env, ledger_path, git
     assert starts(aws_env) == []
 
 
+def test_a_member_whose_submission_failed_offers_only_the_default_setting(aws_env, ledger_path, git_repo, run_cli,
+                                                                         tmp_path):
+    aws_env.batch_fault("start", reason="ValidationException", message="bad input", run_setting_ids=["S1"])
+    batch_id = start_outside(aws_env, tmp_path, two_samples(), WHOLE_DEFAULT)
+    assert run_cli("import").exit_code == 0
+    with Ledger.open(ledger_path, create=False) as ledger:
+        (failed,) = [e for e in ledger.entries() if e.kind == "member" and not e.run_id]
+    refused = run_cli("replay", failed.address[:12])
+    assert refused.exit_code == 2, refused.output
+    line = one_line_error(refused)
+    assert f"run (none) (run setting 'S1' of batch {batch_id})" in line
+    assert "its submission failed: no run, so GetRun cannot tell" in line
+    assert f"`runlog replay {failed.address[:12]} --default-only`" in line
+    assert "--native" not in line and "runlog refresh" not in line
+    chosen = run_cli("replay", failed.address[:12], "--default-only")
+    assert chosen.exit_code == 0, chosen.output
+    (sent,) = starts(aws_env)
+    assert sent["parameters"] == WHOLE_DEFAULT["parameters"]
+    (replayed,) = replays(ledger_path)
+    assert replayed["lineage"]["replay_of"]["record"] == failed.address
+    assert replayed["lineage"]["replay_of"]["run_id"] is None
+
+
 def test_default_only_where_it_does_not_apply_is_refused(aws_env, ledger_path, git_repo, run_cli, tmp_path):
     batch_id = start_outside(aws_env, tmp_path, two_samples())
     runs = run_ids(aws_env, batch_id)
