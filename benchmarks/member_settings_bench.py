@@ -15,7 +15,7 @@ own settings. Then, alternating so that the machine's load hits each alike, it t
      (the floor of 1);
   3. `aws omics get-run --id RUN` for each member, J processes at a time, as a shell loop
      with `xargs -P J` would: a sample of --sample members, scaled to all of them (one aws
-     process costs about half a second of CPU; 2 000 of them would take minutes);
+     process a member: 2 000 of them would take far longer than the rest);
   4. boto3's get_run for every member from J threads in one process: the floor of any
      Python client.
 
