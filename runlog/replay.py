@@ -171,25 +171,28 @@ def member_request(entry: Entry, observations: Sequence[dict], default_only: boo
     from runlog.batch import member_as_run
     from runlog.membersettings import FINAL_UNKNOWN, NOT_ASKED, known_settings, needs_settings
     from runlog.startrun import members as startrun_members
+    from runlog.textsafe import terminal_safe
 
     record = entry.record
     run_id = (record["outcome"].get("response") or {}).get("id")
-    where = record.get("batch") or {}
+    if run_id is not None:
+        run_id = terminal_safe(run_id)  # the service's text, as the batch's id, its run setting and GetRun's reason
+    where = {k: terminal_safe(v) for k, v in (record.get("batch") or {}).items() if isinstance(v, str)}
     if not needs_settings(record):
         if default_only:
             raise UsageError(f"`default_only=True`: the record of run {run_id} holds its own settings (its batch "
-                             "was submitted through runlog with them); replay it without it")
+                             "was submitted through runlog with them); replay it without `default_only=True`")
         return member_as_run(record["request"]), None
     known = known_settings(record, list(observations))
-    member = f"run {run_id or '(none)'} (run setting {where.get('run_setting_id')!r} of batch {where.get('batch_id')})"
+    member = f"run {run_id or '(none)'} (run setting '{where.get('run_setting_id')}' of batch {where.get('batch_id')})"
     if default_only:
         why = (f"its own settings were observed from GetRun at {known.observed_at}" if known.state == "observed"
-               else f"its own settings are unknown: {known.reason}")
-        notes.append(f"{member}: replaying its batch's default setting alone, as asked ({why}), not what the run "
-                     "ran with")
+               else f"its own settings are unknown: {known.reason}")  # recorded as it is, printed made safe
+        notes.append(f"{member}: replaying its batch's default setting alone, as asked ({terminal_safe(why)}), not "
+                     "what the run ran with")
         return member_as_run(record["request"]), {"from": "default", "reason": why}
     if known.state != "observed" or known.settings is None:
-        reason = known.reason or "unknown"
+        reason = terminal_safe(known.reason or "unknown")
         fixes = []
         code = reason.split(": ")[1] if reason.startswith("GetRun: ") else None
         if run_id and (reason == NOT_ASKED or (code is not None and code not in FINAL_UNKNOWN)):

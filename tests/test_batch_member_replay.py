@@ -300,3 +300,35 @@ def test_the_python_api_replays_an_imported_member(aws_env, ledger_path, git_rep
 def _known(ledger_path, run_id: str) -> bool:
     _, seen = member(ledger_path, run_id)
     return any("settings" in o["body"] for o in seen)
+
+
+def test_the_services_text_in_a_refusal_and_a_note_is_made_safe(tmp_path):
+    from runlog import batch, membersettings
+    from runlog.errors import UsageError
+    from runlog.replay import make_plan
+
+    hostile = "S1\u202eevil\x1b[2J"
+    response = {"id": "9", "arn": "arn:aws:omics:us-west-2:123456789012:runBatch/9", "uuid": "b-uuid"}
+    outline = {"created": "2026-11-26T00:00:00.000Z", "runlog_version": "0", "caller": {"unknown": "x"},
+               "git": {"state": "unknown", "reason": "started without runlog"},
+               "aws": {"region": "us-west-2", "profile": None, "endpoint_url": None},
+               "request": {"defaultRunSetting": DEFAULT}, "outcome": {"status": "submitted", "response": response}}
+    item = {"runSettingId": hostile, "runId": "1001", "runInternalUuid": "r-uuid",
+            "runArn": "arn:aws:omics:us-west-2:123456789012:run/1001"}
+    with Ledger.open(tmp_path / "ledger.db") as ledger:
+        entry, _ = ledger.add_record(batch._member(outline, "a" * 64, item, None))
+        entry = ledger.resolve(entry.address)
+    refused = [{"source": membersettings.SOURCE, "observed_at": "2026-11-26T01:00:00Z",
+                "body": {"from": "GetRun", "run": {"id": "1001", "uuid": "r-uuid"},
+                         "unknown": {"code": "AccessDeniedException", "message": "no\nforged line\x9b"}}}]
+    try:
+        make_plan(entry, observations=refused)
+    except UsageError as exc:
+        message = exc.message
+    else:
+        raise AssertionError("an unknown member's replay was not refused")
+    assert not any(ch in message for ch in "\u202e\x1b\x9b\n")
+    assert "S1\\u202eevil\\x1b[2J" in message and "no\\nforged line\\x9b" in message
+    plan = make_plan(entry, observations=refused, default_only=True)
+    assert plan.lineage["settings"]["reason"].endswith("no\nforged line\x9b")  # recorded as it is
+    assert not any(ch in "".join(plan.notes) for ch in "\u202e\x1b\x9b\n")
