@@ -289,13 +289,14 @@ class Runlog:
         return abandon(self._open(create=False), request_id, reason)
 
     def replay(self, ref: str, *, set: Mapping[str, Any] | Iterable[str] | None = None, allow_drift: bool = False,
-               native: bool = False, dry_run: bool = False, **members: Any) -> Replay:
+               native: bool = False, dry_run: bool = False, default_only: bool = False, **members: Any) -> Replay:
         """Run a recorded submission again: the recorded request with a new requestId, a
         `runlog:replay-of` tag, overrides (`set`: {"a.b[0].c": value} or ["PATH=VALUE"] for
         parameters; StartRun members as keyword arguments) and drift checks. Raises
         DriftError (with `items`) when code, workflow or inputs changed, unless allow_drift.
-        `native` uses HealthOmics' own duplication (StartRun runId). With dry_run nothing is
-        sent: the Replay holds the plan and its drift."""
+        `native` uses HealthOmics' own duplication (StartRun runId). A member of an imported
+        batch replays the settings GetRun reported for it; `default_only` its batch's default
+        setting alone instead. With dry_run nothing is sent: the Replay holds the plan and its drift."""
         from runlog import replay as replaying
         from runlog.startrun import member_name, parse_flag
         from runlog.startrun import members as known_members
@@ -317,7 +318,8 @@ class Runlog:
         prepared, ledger = replaying.prepare(
             ref.strip(), existing=existing, create_ledger=lambda: self._open(create=True),
             settings_for=self._settings, session_for=self._session_for, git_path=self.config.git_repo,
-            members=given, sets=sets, native=native, timeout=options.timeout, spell=member_name)
+            members=given, sets=sets, native=native, timeout=options.timeout, spell=member_name,
+            default_only=default_only)
         found = Replay(prepared.plan, prepared.imported)
         if dry_run:
             return found

@@ -1002,10 +1002,16 @@ def replay_request(ledger: Ledger, batch: Entry, *, only: Sequence[str] = (), se
     record = batch.record
     if record["outcome"]["status"] != "submitted" and only:
         raise UsageError(f"batch record {batch.address[:12]} never started: it has no runs to select from")
-    if "batchRunSettings" not in record["request"]:
+    if "batchRunSettings" not in record["request"]:  # the cohort is not rebuilt from GetRun's answers (batch.md)
         raise UsageError(f"batch {batch.batch_id} was imported (started without runlog): its run settings were "
-                         "never seen, so runlog cannot start it again; `replay('RUN_ID', native=True)` has "
-                         "HealthOmics start one of its runs again")
+                         "never seen, and runlog does not rebuild a cohort from what GetRun reported of each run; "
+                         "`replay('RUN_ID')` replays one of its runs from the settings GetRun reported")
+    pinned = (record.get("batch") or {}).get("settings_file") or {}
+    if only and "error" in pinned:  # its members' settings were observed from GetRun, one by one
+        raise UsageError(f"batch {batch.batch_id}'s settings file {pinned.get('uri')} could not be read at "
+                         f"submission ({_reason(pinned['error'])}): its runs' settings were not recorded, so "
+                         "none can be selected; `replay('RUN_ID')` replays one of its runs from the settings "
+                         "GetRun reported", option="only")
     if settings_uri is not None:
         check_settings_uri(settings_uri)
     request = copy.deepcopy(record["request"])
@@ -1061,6 +1067,13 @@ def replay_request(ledger: Ledger, batch: Entry, *, only: Sequence[str] = (), se
                              "run_id": response.get("id"), "run_arn": response.get("arn")},
                "mode": "request", "overrides": overrides, "drift": []}
     return request, lineage
+
+
+def _reason(error: Any) -> str:
+    """A recorded error ({"code", "message"} or text) as a few words."""
+    if isinstance(error, dict):
+        return ": ".join(str(error[k]) for k in ("code", "message") if error.get(k))
+    return str(error)
 
 
 def check_settings_uri(uri: str) -> None:

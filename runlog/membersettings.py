@@ -8,7 +8,7 @@ alone, with a warning. GetRun of each such member's run says what it actually ra
 answer is appended as a **member-settings observation** (source `MemberSettings`, status
 none), never written into the immutable record:
 
-    {"from": "GetRun", "run": {"id", "uuid", "arn", "batchId"}, "runOutputUri": "s3://…",
+    {"from": "GetRun", "run": {"id", "uuid", "arn", "batchId", "digest"}, "runOutputUri": "s3://…",
      "settings": {"workflowId", "parameters", "name", "outputUri", "runGroupId", "priority", …,
                   "runTags"}}
 
@@ -20,7 +20,10 @@ retries, the run id now names another run, an answer too large), what is not kno
 `settings` has the shape of a member record's `request` (a StartRun request with the batch's
 `runTags` for the run's tags), so readers use it in the request's place: `show`, `diff`
 (member against member) and `export` present it as observed from the service, never as
-submitted. Readers call `known_settings`; `observe_settings` writes (refresh and import)."""
+submitted; `runlog replay MEMBER` starts the run again from them (runlog.replay). Readers call
+`known_settings`; `observe_settings` writes (refresh and import). `run.digest` is the workflow
+definition's digest GetRun reported, which replay checks for drift (observations written before
+it was kept lack it: replay then says the workflow was not checked)."""
 
 from __future__ import annotations
 
@@ -59,6 +62,7 @@ class Known:
     observed_at: str | None = None
     reason: str | None = None
     run_output_uri: str | None = None
+    digest: str | None = None  # the workflow digest GetRun reported for the run (observed only)
 
     @property
     def note(self) -> str:
@@ -117,8 +121,10 @@ def known_settings(record: dict, observations: list[dict]) -> Known:
         body = observation["body"]
         if isinstance(body.get("settings"), dict):
             uri = body.get("runOutputUri")
+            digest = (body.get("run") or {}).get("digest") if isinstance(body.get("run"), dict) else None
             return Known("observed", settings=body["settings"], observed_at=observation["observed_at"],
-                         run_output_uri=uri if isinstance(uri, str) else None)
+                         run_output_uri=uri if isinstance(uri, str) else None,
+                         digest=digest if isinstance(digest, str) else None)
         if latest_unknown is None and isinstance(body.get("unknown"), dict):
             latest_unknown = observation
     if latest_unknown is not None:
@@ -156,7 +162,7 @@ def settings_from_run(run: dict[str, Any]) -> dict[str, Any]:
         settings["configurationName"] = configuration["name"]
     if run.get("tags"):
         settings["runTags"] = run["tags"]
-    identity = {k: run[k] for k in ("id", "uuid", "arn", "batchId") if isinstance(run.get(k), str)}
+    identity = {k: run[k] for k in ("id", "uuid", "arn", "batchId", "digest") if isinstance(run.get(k), str)}
     size = len(fastjson.dumps(settings))
     if size > MAX_SETTINGS_BYTES:
         return {"from": FROM, "run": identity, "unknown": {

@@ -90,10 +90,19 @@ def _json_path(parts: list[str | int]) -> str:
 
 
 def make_plan(entry: Entry, *, members: dict[str, Any] | None = None, sets: Sequence[str] = (),
-         native: bool = False, spell: Callable[[str], str] = str) -> Plan:
+         native: bool = False, spell: Callable[[str], str] = str, observations: Sequence[dict] = (),
+         default_only: bool = False) -> Plan:
     """The request a replay sends, and its lineage (without drift, which needs AWS). `spell`
-    names replay's options and StartRun's members in messages (the CLI: startrun.flag_for)."""
+    names replay's options and StartRun's members in messages (the CLI: startrun.flag_for).
+    `observations` are the record's (a member of a batch whose record lacks its runs' own
+    settings replays from its member-settings observation); `default_only` replays such a
+    member's record, the batch's default setting alone (see member_request)."""
     record = entry.record
+    if default_only and native:
+        raise UsageError("`default_only=True` and `native=True` are two different replays of a member: choose one")
+    if default_only and record["kind"] != "member":
+        raise UsageError(f"`default_only=True` is for a member of a batch whose record lacks its own settings; "
+                         f"record {entry.address[:12]} is a {record['kind']} record")
     members = {k: v for k, v in (members or {}).items() if v is not None}
     for name in members:
         if name in NOT_OVERRIDABLE:
@@ -104,6 +113,7 @@ def make_plan(entry: Entry, *, members: dict[str, Any] | None = None, sets: Sequ
         what = "a failed" if record["outcome"]["status"] == "rejected" else "an abandoned"
         notes.append(f"record {entry.address[:12]} is {what} attempt that never ran: replaying its request")
     overrides: dict[str, Any] = {}
+    settings_source: dict[str, Any] | None = None
     if native:
         if not response.get("id"):
             raise UsageError(f"{spell('native')} needs a run to duplicate; this record never ran")
@@ -116,13 +126,7 @@ def make_plan(entry: Entry, *, members: dict[str, Any] | None = None, sets: Sequ
                      f"{response['id']}, not from the record; parameter overrides and the recorded tags "
                      "are not carried over, and the run must still exist")
     elif record["kind"] == "member":  # one run of a batch, started again as a single run
-        from runlog.batch import member_as_run
-
-        if any("own settings are unknown" in w for w in record.get("warnings", [])):  # an imported batch's
-            raise UsageError(f"run {response.get('id')}'s own run settings were never seen (its batch was started "
-                             "without runlog): replaying its record would start the batch's default setting "
-                             f"alone; {spell('native')} has HealthOmics copy the run itself")
-        request = member_as_run(record["request"])
+        request, settings_source = member_request(entry, observations, default_only, notes)
     else:
         request = copy.deepcopy(record["request"])
         request.pop("requestId", None)
@@ -148,7 +152,68 @@ def make_plan(entry: Entry, *, members: dict[str, Any] | None = None, sets: Sequ
         "overrides": overrides,
         "drift": [],
     }
+    if settings_source is not None:
+        lineage["settings"] = settings_source
     return Plan(entry, request, lineage, notes)
+
+
+def member_request(entry: Entry, observations: Sequence[dict], default_only: bool,
+                   notes: list[str]) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """(StartRun request, lineage.settings) that replays one member of a batch as a single run.
+
+    A member whose record holds its own settings (a batch submitted through runlog): its
+    effective setting, lineage.settings None. A member whose record holds the batch's default
+    alone (a batch found by import, or whose settings file could not be read): the settings
+    GetRun reported, from its newest member-settings observation (runlog.membersettings), and
+    lineage.settings {"from": "GetRun", "observed_at"}; when they are unknown, UsageError
+    naming the run, why and what to do, unless `default_only`: then the record's default
+    setting, and lineage.settings {"from": "default", "reason"}."""
+    from runlog.batch import member_as_run
+    from runlog.membersettings import FINAL_UNKNOWN, NOT_ASKED, known_settings, needs_settings
+    from runlog.startrun import members as startrun_members
+    from runlog.textsafe import terminal_safe
+
+    record = entry.record
+    run_id = (record["outcome"].get("response") or {}).get("id")
+    if run_id is not None:
+        run_id = terminal_safe(run_id)  # the service's text, as the batch's id, its run setting and GetRun's reason
+    where = {k: terminal_safe(v) for k, v in (record.get("batch") or {}).items() if isinstance(v, str)}
+    if not needs_settings(record):
+        if default_only:
+            raise UsageError(f"`default_only=True`: the record of run {run_id} holds its own settings (its batch "
+                             "was submitted through runlog with them); replay it without `default_only=True`")
+        return member_as_run(record["request"]), None
+    known = known_settings(record, list(observations))
+    member = f"run {run_id or '(none)'} (run setting '{where.get('run_setting_id')}' of batch {where.get('batch_id')})"
+    if default_only:
+        why = (f"its own settings were observed from GetRun at {known.observed_at}" if known.state == "observed"
+               else f"its own settings are unknown: {known.reason}")  # recorded as it is, printed made safe
+        notes.append(f"{member}: replaying its batch's default setting alone, as asked ({terminal_safe(why)}), not "
+                     "what the run ran with")
+        return member_as_run(record["request"]), {"from": "default", "reason": why}
+    if known.state != "observed" or known.settings is None:
+        reason = terminal_safe(known.reason or "unknown")
+        fixes = []
+        code = reason.split(": ")[1] if reason.startswith("GetRun: ") else None
+        if run_id and (reason == NOT_ASKED or (code is not None and code not in FINAL_UNKNOWN)):
+            fixes.append(f"`refresh(['{where.get('batch_id')}'])` asks GetRun again")
+        if run_id and code not in ("ResourceNotFoundException", "RunReplaced"):
+            fixes.append(f"`replay('{run_id}', native=True)` has HealthOmics copy the run")
+        ref = run_id or entry.address[:12]
+        fixes.append(f"`replay('{ref}', default_only=True)` starts the batch's default setting alone")
+        raise UsageError(f"{member}: its own settings are unknown ({reason}) and its record holds only the "
+                         f"batch's default setting; " + "; ".join(fixes))
+    known_members = startrun_members()
+    left_out = sorted(k for k in known.settings if k not in known_members and k != "runTags")
+    notes.append(f"{member}: replaying the settings observed from GetRun at {known.observed_at} (its record holds "
+                 "the batch's default setting alone)")
+    if left_out:
+        notes.append(f"GetRun reported {', '.join(left_out)} for run {run_id}, which StartRun (this botocore) does "
+                     "not take: not sent")
+    source = {"from": "GetRun", "observed_at": known.observed_at}
+    if known.digest:
+        source["digest"] = known.digest
+    return member_as_run(known.settings), source
 
 
 def check_drift(plan: Plan, *, git_now: dict | None, omics, clients: dict, recorded_digest: str | None,
@@ -180,6 +245,9 @@ def check_drift(plan: Plan, *, git_now: dict | None, omics, clients: dict, recor
     elif record["kind"] == "import":
         plan.notes.append("git: not applicable, the run was started without runlog (imported from GetRun), "
                           "so its code is unknown and not checked")
+    elif record["kind"] == "member" and recorded_git.get("state") == "unknown":
+        plan.notes.append("git: not applicable, the run's batch was started without runlog (imported from "
+                          "GetBatch), so its code is unknown and not checked")
     else:
         plan.notes.append(f"git: not checked, the record's git state is {recorded_git.get('state')} "
                           f"({recorded_git.get('reason', 'no commit recorded')})")
@@ -220,6 +288,9 @@ def check_drift(plan: Plan, *, git_now: dict | None, omics, clients: dict, recor
             if "error" in identity and "error" not in wanted.get(uri, {}):
                 drift.append({"kind": "input", "what": uri, "recorded": "present",
                               "current": identity["error"]["code"]})
+    elif named and record["kind"] == "member":
+        plan.notes.append("inputs: not checked, a member's record pins no input identities (an imported batch's "
+                          "runs were started without runlog; a submitted batch's are in its batch record)")
     elif named and record["kind"] == "import":
         plan.notes.append("inputs: not checked, no identities were pinned when this run was started "
                           "(it was imported from GetRun)")
@@ -265,7 +336,7 @@ def is_fetchable(ref: str) -> bool:
 
 def prepare(ref: str, *, existing: Ledger | None, create_ledger, settings_for, session_for, git_path,
             members: dict[str, Any] | None = None, sets: Sequence[str] = (), native: bool = False,
-            timeout: float = 5.0, spell=None) -> tuple[Prepared, Ledger]:
+            timeout: float = 5.0, spell=None, default_only: bool = False) -> tuple[Prepared, Ledger]:
     """The replay of `ref`, its drift checked. Returns (prepared, ledger): the ledger it was
     read from (or created for a run fetched with GetRun), to send with.
 
@@ -295,13 +366,16 @@ def prepare(ref: str, *, existing: Ledger | None, create_ledger, settings_for, s
     else:
         entry = ledger.resolve(ref)
     settings = settings_for(entry.record["aws"])
-    plan = make_plan(entry, members=members, sets=sets, native=native, spell=spell)
+    observations = ledger.observations(entry.address) if entry.kind == "member" else []
+    plan = make_plan(entry, members=members, sets=sets, native=native, spell=spell, observations=observations,
+                     default_only=default_only)
     check_request(plan.request, spell)
     sess = session_for(settings)
     omics = aws.client(settings, "omics", sess=sess)
     clients = resolution_clients(plan.request, settings, sess, omics, timeout)
     recorded_digest = ((entry.record.get("resolution") or {}).get("workflow") or {}).get("digest") \
-        or latest_run_facts(ledger, entry.address).get("digest")
+        or latest_run_facts(ledger, entry.address).get("digest") \
+        or (plan.lineage.get("settings") or {}).get("digest")  # a member's, from its member-settings observation
     captured = gitcapture.capture_with_notes(str(git_path))
     check_drift(plan, git_now=captured["git"], omics=omics, clients=clients, recorded_digest=recorded_digest,
                 timeout=timeout)

@@ -152,7 +152,7 @@ def test_a_batch_a_pending_submit_batch_may_have_started_is_left_to_recover(aws_
     assert "requestId" in batch.record["request"] and "source_batch" not in batch.record
 
 
-def test_an_imported_batch_is_not_replayed_and_its_members_only_natively(aws_env, ledger_path, git_repo, run_cli):
+def test_an_imported_batch_is_not_replayed_and_its_members_are_from_get_run(aws_env, ledger_path, git_repo, run_cli):
     aws_env.batch_rate = 100
     batch_id = omics_client(aws_env).start_run_batch(batchName="outside", requestId="r-1", defaultRunSetting=DEFAULT,
                                               batchRunSettings={"inlineSettings": [cohort_setting("A")]})["id"]
@@ -163,16 +163,15 @@ def test_an_imported_batch_is_not_replayed_and_its_members_only_natively(aws_env
     assert refused.stderr.startswith("runlog: error: ") and len(refused.stderr.strip().splitlines()) == 1
     assert f"batch {batch_id} was imported" in refused.stderr and "run settings were never seen" in refused.stderr
     assert [r for r in aws_env.requests if r["operation"] == "StartRunBatch"][1:] == []
-    # a member's own settings were never seen either: only --native (the service copies the run) replays it
+    # a member is replayed from the settings GetRun reported (tests/test_batch_member_replay.py), or natively
     (member,) = [e.record for e in entries(ledger_path)[0] if e.kind == "member"]
     run_id = member["outcome"]["response"]["id"]
     plain = run_cli("replay", run_id, "--allow-drift")
-    assert plain.exit_code == 2 and "never seen" in plain.stderr and "--native" in plain.stderr
-    assert [r for r in aws_env.requests if r["operation"] == "StartRun"] == []
+    assert plain.exit_code == 0, plain.output
     native = run_cli("replay", run_id, "--native", "--allow-drift")
     assert native.exit_code == 0, native.output
-    (call,) = [r for r in aws_env.requests if r["operation"] == "StartRun"]
-    assert call["params"]["runId"] == run_id
+    observed, call = [r for r in aws_env.requests if r["operation"] == "StartRun"]
+    assert observed["params"]["parameters"]["sample_name"] == "A" and call["params"]["runId"] == run_id
 
 
 def test_the_python_api_imports_batches_first_too(aws_env, ledger_path, git_repo):

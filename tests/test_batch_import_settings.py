@@ -409,3 +409,59 @@ def test_a_batch_submitted_through_runlog_asks_get_run_for_nothing(aws_env, ledg
     assert "run settings" not in run_cli("show", batch_id).stdout
     out = run_cli("diff", *(e.run_id for e, _ in members(ledger_path).values()), "--json")
     assert json.loads(out.stdout)["notes"] == []
+
+
+def test_a_settings_file_runlog_could_not_read_is_learned_from_get_run(s3_emulator, s3_server, ledger_path,
+                                                                      git_repo, run_cli, monkeypatch):
+    from helpers import S3Proxy, proxy_in_front
+
+    s3_server.create_bucket(Bucket="cohort-bucket")
+    s3_server.put_object(Bucket="cohort-bucket", Key="cohort/settings.json", Body=json.dumps(two_samples()).encode())
+    s3_emulator.batch_rate = 100
+    uri = "s3://cohort-bucket/cohort/settings.json"
+    with proxy_in_front(S3Proxy, s3_server, monkeypatch) as front:
+        front.deny = True  # runlog may not read the bucket; the service (the emulator, reading moto) may
+        submitted = run_cli("submit-batch", "--batch-name", "denied", "--default-run-setting", json.dumps(DEFAULT),
+                            "--batch-run-settings", json.dumps({"s3UriSettings": uri}))
+    assert submitted.exit_code == 0, submitted.output
+    assert (f"runlog: warning: settings file {uri} not read (AccessDenied: Access Denied); the cohort is not in "
+            "the record and its runs are not checked") in submitted.stderr
+    batch_id = json.loads(submitted.stdout)["id"]
+    with Ledger.open(ledger_path, create=False) as ledger:
+        (batch,) = [e for e in ledger.entries() if e.kind == "batch"]
+    assert batch.record["batch"]["settings_file"] == {"uri": uri, "error": {"code": "AccessDenied",
+                                                                           "message": "Access Denied"}}
+
+    # the members' records hold the default alone; refresh asks GetRun what each ran with
+    s3_emulator.advance(200)
+    refreshed = run_cli("refresh", batch_id)
+    assert refreshed.exit_code == 0, refreshed.output
+    assert "2 new member record(s)" in refreshed.stdout
+    assert "2 member setting(s) observed from GetRun" in refreshed.stdout
+    runs = {r["runSettingId"]: r["runId"] for r in omics_client(s3_emulator).list_runs_in_batch(batchId=batch_id)["runs"]}
+    for setting_id, (entry, observations) in members(ledger_path).items():
+        assert entry.record["request"]["parameters"] == DEFAULT["parameters"]
+        (seen,) = [o for o in observations if o["source"] == SOURCE]
+        assert seen["body"]["settings"]["parameters"]["sample_name"] == setting_id
+    assert "run settings 2 of 2 observed from GetRun, 0 unknown, 0 not asked yet" in run_cli("show", batch_id).stdout
+    assert "settings observed from GetRun at " in run_cli("show", runs["S1"]).stdout
+    asked = len(s3_emulator.requests)
+    assert run_cli("refresh", batch_id).exit_code == 0
+    assert not [r for r in s3_emulator.requests[asked:] if r["operation"] == "GetRun"]  # all known: none asked
+
+    # the batch cannot be replayed from a file it never read, whole or in part: one line each
+    whole = run_cli("replay", batch_id)
+    assert whole.exit_code == 2 and len(whole.stderr.strip().splitlines()) == 1
+    assert f"batch {batch_id}'s settings file was not read at submission" in whole.stderr
+    part = run_cli("replay", batch_id, "--only", "S1")
+    assert part.exit_code == 2 and len(part.stderr.strip().splitlines()) == 1, part.stderr
+    assert (f"runlog: error: batch {batch_id}'s settings file {uri} could not be read at submission "
+            "(AccessDenied: Access Denied): its runs' settings were not recorded") in part.stderr
+    assert "`runlog replay RUN_ID` replays one of its runs from the settings GetRun reported" in part.stderr
+    # one member is replayed from what GetRun reported (the analysis repository is as recorded: no drift)
+    single = run_cli("replay", runs["S1"])
+    assert single.exit_code == 0, single.output
+    (call,) = [r["params"] for r in s3_emulator.requests if r["operation"] == "StartRun"]
+    assert call["parameters"]["ref_fasta"] == "s3://cohort-bucket/ref/other.fasta" and call["priority"] == 7
+    assert [r for r in s3_emulator.requests if r["operation"] == "StartRunBatch"][1:] == []
+    assert run_cli("verify", "--no-remote").exit_code == 0

@@ -241,7 +241,10 @@ def _lineage_lines(lineage: dict | None) -> list[tuple[str, str]]:
     from runlog.startrun import flag_for
 
     of = lineage["replay_of"]
+    source = lineage.get("settings") or {}
     how = ("StartRun --run-id: the service's copy of the run" if lineage.get("mode") == "native"
+           else f"the settings observed from GetRun at {source.get('observed_at')}" if source.get("from") == "GetRun"
+           else "its batch's default setting alone (--default-only)" if source.get("from") == "default"
            else "the recorded request")
     lines = [("replay of", f"{of['record']} (run {of.get('run_id') or '-'}, {how})")]
     overrides = lineage.get("overrides") or {}

@@ -41,6 +41,9 @@ def override_options(func):
 @click.option("--allow-drift", is_flag=True, help="Replay even though code, workflow or inputs changed (recorded).")
 @click.option("--dry-run", is_flag=True, help="Print the request that would be sent and the drift report; send nothing.")
 @click.option("--native", is_flag=True, help="Use the service's own duplication (StartRun --run-id) instead.")
+@click.option("--default-only", is_flag=True,
+              help="A member of an imported batch whose own settings are unknown: replay its batch's default "
+                   "setting alone (recorded as such), not what the run ran with.")
 @click.option("--only", "only", multiple=True, metavar="RUN_SETTING_ID|failed",
               help="A batch: start only these runs again (runSettingIds, or `failed`), as a new batch.")
 @click.option("--settings-uri", metavar="s3://BUCKET/KEY",
@@ -52,7 +55,7 @@ def override_options(func):
 @aws_options
 @output_options
 @click.pass_context
-def replay(ctx, ref, sets, allow_drift, dry_run, native, only, settings_uri, no_resolve, no_check, strict, resolve_timeout,
+def replay(ctx, ref, sets, allow_drift, dry_run, native, default_only, only, settings_uri, no_resolve, no_check, strict, resolve_timeout,
            profile, region, endpoint_url, query, output, as_json, quiet, allow_duplicate, no_cli_pager, **members):
     """Run a recorded submission again, exactly: the recorded StartRun request member for
     member, with a new requestId and a `runlog:replay-of` tag naming the original run.
@@ -79,8 +82,10 @@ def replay(ctx, ref, sets, allow_drift, dry_run, native, only, settings_uri, no_
     refused as for runs); --only failed or --only RUN_SETTING_ID… starts just those runs;
     --set changes the default setting's parameters. More than 100 selected runs (or any, with
     --settings-uri) go into a new settings file in S3 that runlog writes, pins and names in
-    the request. A member's REF replays that run alone (a member of a batch runlog imported:
-    --native only, its own settings were never seen).
+    the request. A member's REF replays that run alone as a single run: its effective
+    settings or, for a member of a batch runlog imported, the settings GetRun reported for it
+    (`runlog import`/`refresh` observed them; unknown: refused, --native or --default-only).
+    An imported batch itself is not replayed (its run settings were never seen).
 
     Exit status: 0 sent; 1 the service rejected it (kept as a failed attempt) or could not be
     reached (kept as pending: `runlog recover`); 2 bad input or unknown run; 3 drift refused.
@@ -101,6 +106,8 @@ def replay(ctx, ref, sets, allow_drift, dry_run, native, only, settings_uri, no_
     from runlog.cli.batch import is_batch_ref, replay_batch
 
     if is_batch_ref(config, ref):  # a new batch (runlog/batch.py)
+        if default_only:
+            raise UsageError("--default-only replays one member of an imported batch; REF names a batch")
         return replay_batch(ctx, config, ref, only=list(only), sets=list(sets), settings_uri=settings_uri,
                             allow_drift=allow_drift,
                             dry_run=dry_run, native=native, members=members, options=options,
@@ -109,7 +116,7 @@ def replay(ctx, ref, sets, allow_drift, dry_run, native, only, settings_uri, no_
     if only or settings_uri:
         raise UsageError(f"{'--only' if only else '--settings-uri'} is for a batch's runs; REF names a single run")
     prepared, ledger = _prepare(config, ref, members, list(sets), native, (profile, region, endpoint_url),
-                                options.timeout)
+                                options.timeout, default_only)
     with ledger:
         plan = prepared.plan
         if prepared.imported is not None:
@@ -143,7 +150,8 @@ def replay(ctx, ref, sets, allow_drift, dry_run, native, only, settings_uri, no_
     print_submission(result, query, output, as_json, quiet)
 
 
-def _prepare(config, ref: str, members: dict, sets: list[str], native: bool, given: tuple, timeout: float):
+def _prepare(config, ref: str, members: dict, sets: list[str], native: bool, given: tuple, timeout: float,
+             default_only: bool = False):
     """The prepared replay (runlog.replay.prepare) and the ledger it was read from: the
     ledger is opened once, created only for a run GetRun found."""
     from runlog import aws
@@ -159,7 +167,7 @@ def _prepare(config, ref: str, members: dict, sets: list[str], native: bool, giv
                        settings_for=lambda recorded: aws_settings(config, profile, region, endpoint_url,
                                                                   recorded=recorded),
                        session_for=aws.session, git_path=config.git_repo, members=members, sets=sets,
-                       native=native, timeout=timeout, spell=flag_for)
+                       native=native, timeout=timeout, spell=flag_for, default_only=default_only)
     except BaseException:
         if existing is not None:
             existing.close()

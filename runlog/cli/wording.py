@@ -35,6 +35,7 @@ OPTIONS: dict[str, str] = {
 FLAGS: dict[tuple[str, str], str] = {
     ("allow_drift", "True"): "--allow-drift",
     ("check", "False"): "--no-check",
+    ("default_only", "True"): "--default-only",
     ("force", "True"): "--force",
     ("native", "True"): "--native",
     ("resolve", "False"): "--no-resolve",
