@@ -407,6 +407,14 @@ def resolve_batch(request: dict, clients: dict, options: Options) -> tuple[dict,
     section: dict[str, Any] = {}
     settings = request["batchRunSettings"].get("inlineSettings")
     uri = request["batchRunSettings"].get("s3UriSettings")
+    default = request["defaultRunSetting"]
+    pending_workflow = None
+    if options.enabled and uri is not None:  # GetWorkflow asked while the settings file is read
+        from concurrent.futures import ThreadPoolExecutor
+
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="runlog-workflow")
+        pending_workflow = pool.submit(workflow_identity, clients["omics"], default)
+        pool.shutdown(wait=False)  # the thread ends with its one call (workflow_identity never raises)
     if uri is not None:
         section["settings_file"] = found = read_settings_file(clients["s3"], uri)
         if "error" in found:
@@ -420,8 +428,8 @@ def resolve_batch(request: dict, clients: dict, options: Options) -> tuple[dict,
     section["run_setting_ids_sha256"] = rec.sha256_hex(fastjson.dumps(list(map(itemgetter("runSettingId"), settings))))
     if not options.enabled:
         return {}, section, warnings
-    default = request["defaultRunSetting"]
-    workflow = workflow_identity(clients["omics"], default)
+    workflow = pending_workflow.result() if pending_workflow is not None else workflow_identity(clients["omics"],
+                                                                                                 default)
     template_checked = False
     if "error" in workflow:
         warnings.append(f"workflow not resolved: {workflow['error']['code']}: {workflow['error']['message']}")

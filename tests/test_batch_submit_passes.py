@@ -170,3 +170,36 @@ def test_a_changed_column_of_a_batch_attempt_is_still_found_by_verify(s3_server,
     verified = run_cli("verify")
     assert verified.exit_code == 1, verified.output
     assert "seal" in verified.output
+
+
+def test_the_workflow_asked_while_the_settings_file_is_read_is_recorded_once(s3_server, s3_emulator, ledger_path,
+                                                                             git_repo, run_cli):
+    settings = [{"runSettingId": f"S{i}", "parameters": {"sample_name": f"S{i}",
+                                                          "input_cram": f"s3://{BUCKET}/crams/S{i}.cram"}}
+                for i in range(20)]
+    s3_server.create_bucket(Bucket=BUCKET)
+    s3_server.put_object(Bucket=BUCKET, Key="cohort/settings.json", Body=json.dumps(settings).encode())
+    result = run_cli("submit-batch", "--default-run-setting", json.dumps(COHORT_DEFAULT),
+                     "--batch-run-settings", json.dumps({"s3UriSettings": URI}))
+    assert result.exit_code == 0, result.output
+    asked = [r["operation"] for r in s3_emulator.requests]
+    assert asked.count("GetWorkflow") == 1 and asked.index("GetWorkflow") < asked.index("StartRunBatch")
+    with Ledger.open(ledger_path, create=False) as ledger:
+        record, = [e.record for e in ledger.entries() if e.kind == "batch"]
+    workflow = record["resolution"]["workflow"]
+    assert workflow["id"] == COHORT_DEFAULT["workflowId"] and workflow["digest"]
+    assert record["resolution"]["template_checked"] is True
+    assert "parameter_template" not in workflow
+
+
+def test_a_bad_settings_file_is_refused_while_the_workflow_is_asked_and_nothing_is_sent(
+        s3_server, s3_emulator, ledger_path, git_repo, run_cli):
+    s3_server.create_bucket(Bucket=BUCKET)
+    s3_server.put_object(Bucket=BUCKET, Key="cohort/settings.json", Body=b'{"not": "a list"}')
+    result = run_cli("submit-batch", "--default-run-setting", json.dumps(COHORT_DEFAULT),
+                     "--batch-run-settings", json.dumps({"s3UriSettings": URI}))
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip() == (f"runlog: error: settings file {URI} is not a JSON list of run settings "
+                                     "(it holds a JSON object)")
+    assert "StartRunBatch" not in [r["operation"] for r in s3_emulator.requests]
+    assert not ledger_path.exists()
