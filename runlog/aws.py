@@ -227,9 +227,77 @@ def _parser_factory() -> Any:
         def create_parser(self, protocol_name: str) -> Any:
             if protocol_name == "rest-json":
                 return PagesParser(**self._defaults)
+            if protocol_name == "rest-xml":
+                return _xml_listing_parser()(**self._defaults)
             return super().create_parser(protocol_name)
 
     return Factory()
+
+
+# S3's listings (ListObjectsV2: 1 000 objects a page, a cohort's inputs listed by the hundred
+# thousand): each Object structure is parsed by botocore's own steps, planned once per shape.
+XML_PLANNED = frozenset({"Object"})
+
+
+def _xml_listing_parser() -> Any:
+    """botocore's rest-xml parser, whose structures named in XML_PLANNED are parsed as
+    BaseXMLResponseParser._handle_structure parses them (child elements by tag, namespace
+    removed, a tag given twice gathered into a list; each member in the shape's order through
+    the parser's own handler for its type) with what does not change between items worked out
+    once: each member's XML name and handler, each tag's name without its namespace. A shape
+    with members that are attributes, headers or event headers, an exception or a union is
+    left to botocore (tests/test_aws_pages.py compares the two)."""
+    from botocore.parsers import RestXMLParser
+
+    class ListingParser(RestXMLParser):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._plans: dict[int, tuple[Any, list | None]] = {}  # id -> (the shape, kept alive; its plan)
+            self._tags: dict[str, str] = {}
+
+        def _plan(self, shape: Any) -> list | None:
+            known = self._plans.get(id(shape))
+            if known is not None and known[0] is shape:
+                return known[1]
+            steps = []
+            plain = not (shape.metadata.get("exception", False) or getattr(shape, "is_tagged_union", False))
+            for name, member in shape.members.items() if plain else ():
+                serialization = member.serialization
+                if serialization.get("location") or serialization.get("eventheader") \
+                        or serialization.get("xmlAttribute"):
+                    plain = False
+                    break
+                # what ResponseParser._parse_shape calls for the member
+                handler = getattr(self, f"_handle_{member.type_name}", self._default_handle)
+                steps.append((name, self._member_key_name(member, name), member, handler))
+            plan = steps if plain else None
+            self._plans[id(shape)] = (shape, plan)
+            return plan
+
+        def _handle_structure(self, shape: Any, node: Any) -> Any:
+            plan = self._plan(shape) if shape.name in XML_PLANNED and not isinstance(node, list) else None
+            if plan is None:
+                return super()._handle_structure(shape, node)
+            tags, by_name = self._tags, {}  # type: ignore[var-annotated]
+            for item in node:
+                tag = tags.get(item.tag)
+                if tag is None:
+                    tag = tags[item.tag] = self._node_tag(item)
+                known = by_name.get(tag)
+                if known is None:
+                    by_name[tag] = item
+                elif isinstance(known, list):
+                    known.append(item)
+                else:
+                    by_name[tag] = [known, item]
+            parsed = {}
+            for name, xml_name, member, handler in plan:
+                found = by_name.get(xml_name)
+                if found is not None:
+                    parsed[name] = handler(member, found)
+            return parsed
+
+    return ListingParser
 
 
 def parse_timestamp(value: Any):

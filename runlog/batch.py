@@ -22,6 +22,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache, partial
+from itertools import chain, repeat
+from operator import itemgetter, methodcaller
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -198,9 +200,9 @@ def check_settings(settings: list, where: str) -> None:
     passes is seen to pass at C speed (the ids joined as text, then counted as a set); one that
     does not is walked to name its first bad item."""
     try:
-        ids = [setting["runSettingId"] for setting in settings]
+        ids = list(map(itemgetter("runSettingId"), settings))
         "".join(ids)  # TypeError unless every id is text
-        if "" not in ids and len(set(ids)) == len(ids) and all(type(s) is dict for s in settings):
+        if "" not in ids and len(set(ids)) == len(ids) and set(map(type, settings)) == {dict}:
             return
     except (TypeError, KeyError, IndexError):
         pass
@@ -281,6 +283,10 @@ def check_templates(workflow: dict, default: dict, settings: list[dict]) -> None
     required = {n for n, spec in template.items() if not (spec or {}).get("optional")}
     known = set(template)
     base = set(default.get("parameters") or {})
+    distinct = _name_sets(settings)
+    if distinct is not None and all(required <= given and given <= known
+                                    for given in map(base.union, distinct)):
+        return  # every run fits: seen at C speed; otherwise the walk below names the first that does not
     fits: dict[tuple, bool] = {}
     for index, setting in enumerate(settings):
         own = setting.get("parameters")
@@ -304,6 +310,42 @@ def check_templates(workflow: dict, default: dict, settings: list[dict]) -> None
                                problems)
 
 
+def _name_sets(settings: list[dict]) -> set[tuple] | None:
+    """The distinct sets of parameter names the runs give (each run's own parameters' names,
+    in their order; () for a run without any), made without a Python loop over the runs; None
+    when a run's parameters are not an object of names (the walk then names it)."""
+    try:
+        own = list(filter(None, map(dict.get, settings, repeat("parameters"))))
+        if set(map(type, own)) - {dict}:
+            return None
+        distinct = set(map(tuple, own))
+    except TypeError:  # a run setting that is not an object
+        return None
+    if len(own) < len(settings):
+        distinct.add(())
+    return distinct
+
+
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def _flat_input_uris(settings: list[dict]) -> list[str] | None:
+    """The runs' own input URIs in order of appearance when every run's parameters are an
+    object of text values (the usual cohort), found without a Python loop over the runs;
+    None otherwise (settings_input_uris then walks them)."""
+    try:
+        own = list(filter(None, map(dict.get, settings, repeat("parameters"))))
+        values = list(chain.from_iterable(map(dict.values, own)))
+    except TypeError:  # a run setting, or its parameters, not an object
+        return None
+    kinds = set(map(type, values))
+    if kinds - _SCALARS:  # an object or a list among them: walked for the URIs it holds
+        return None
+    if kinds != {str}:
+        values = [value for value in values if value.__class__ is str]
+    return list(filter(methodcaller("startswith", ("s3://", "omics://")), values))
+
+
 def settings_input_uris(default: dict, settings: list[dict]) -> list[str]:
     """resolve.input_uris over the default's parameters, then each run's own, once each in
     order of appearance; a run's flat parameters (text values: the usual cohort) are read
@@ -312,6 +354,10 @@ def settings_input_uris(default: dict, settings: list[dict]) -> list[str]:
 
     schemes = ("s3://", "omics://")
     uris: dict[str, None] = dict.fromkeys(input_uris(default.get("parameters")))
+    flat = _flat_input_uris(settings)
+    if flat is not None:
+        uris.update(dict.fromkeys(flat))
+        return list(uris)
     for setting in settings:
         own = setting.get("parameters")
         if not own:
@@ -361,6 +407,14 @@ def resolve_batch(request: dict, clients: dict, options: Options) -> tuple[dict,
     section: dict[str, Any] = {}
     settings = request["batchRunSettings"].get("inlineSettings")
     uri = request["batchRunSettings"].get("s3UriSettings")
+    default = request["defaultRunSetting"]
+    pending_workflow = None
+    if options.enabled and uri is not None:  # GetWorkflow asked while the settings file is read
+        from concurrent.futures import ThreadPoolExecutor
+
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="runlog-workflow")
+        pending_workflow = pool.submit(workflow_identity, clients["omics"], default)
+        pool.shutdown(wait=False)  # the thread ends with its one call (workflow_identity never raises)
     if uri is not None:
         section["settings_file"] = found = read_settings_file(clients["s3"], uri)
         if "error" in found:
@@ -371,11 +425,11 @@ def resolve_batch(request: dict, clients: dict, options: Options) -> tuple[dict,
         settings = found.get("content")
     settings = settings or []
     section["runs"] = len(settings)
-    section["run_setting_ids_sha256"] = rec.sha256_hex(fastjson.dumps([s["runSettingId"] for s in settings]))
+    section["run_setting_ids_sha256"] = rec.sha256_hex(fastjson.dumps(list(map(itemgetter("runSettingId"), settings))))
     if not options.enabled:
         return {}, section, warnings
-    default = request["defaultRunSetting"]
-    workflow = workflow_identity(clients["omics"], default)
+    workflow = pending_workflow.result() if pending_workflow is not None else workflow_identity(clients["omics"],
+                                                                                                 default)
     template_checked = False
     if "error" in workflow:
         warnings.append(f"workflow not resolved: {workflow['error']['code']}: {workflow['error']['message']}")

@@ -150,14 +150,11 @@ def _one_page(s3, bucket: str, prefix: str, start_after: str, keys: dict[str, st
         return None
     if page.get("IsTruncated"):
         return None
-    seen = {}
+    seen = dict.fromkeys(keys.values(), NOT_FOUND)  # what the page does not hold (one shared dict)
     for item in page.get("Contents", ()):
         uri = keys.get(item["Key"])
         if uri is not None:
             seen[uri] = listed(item)
-    for uri in keys.values():
-        if uri not in seen:
-            seen[uri] = NOT_FOUND
     return seen
 
 
