@@ -532,18 +532,22 @@ class Ledger:
         return self.write_records(self.encode_records(records))
 
     @staticmethod
-    def encode_records(records: list[dict]) -> list[tuple[dict, bytes, str, tuple]]:
+    def encode_records(records: list[dict], floatless: Sequence[bool] | None = None
+                       ) -> list[tuple[dict, bytes, str, tuple]]:
         """add_records' work that needs no transaction: each record schema-checked, its
         canonical JSON, address and lookup columns, as (record, body, address, columns in
         _RECORD_ROW's order after inserted_at). Made by any thread (runlog/refreshpipe.py
-        encodes a page while the one before is written)."""
+        encodes a page while the one before is written). `floatless`: for each record,
+        whether its maker proved it holds no float (batch.MemberPages), so that
+        fastjson.dumps_floatless writes its canonical JSON."""
         from runlog import fastjson
 
         for record in records:
             _check_schema(record)
         encoded = []
-        for record in records:
-            body = fastjson.dumps(record)
+        for at, record in enumerate(records):
+            body = fastjson.dumps_floatless(record) if floatless is not None and floatless[at] \
+                else fastjson.dumps(record)
             columns = index_columns(record)
             encoded.append((record, body, rec.sha256_hex(body), tuple([columns[name] for name in _RECORD_ROW[5:]])))
         return encoded
