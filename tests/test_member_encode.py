@@ -155,3 +155,40 @@ def test_the_checks_for_floats_are_skipped_only_when_no_float_can_be_in_the_memb
     _, floatless = batches.MemberPages(_outline({**DEFAULT, "priority": 1.0}), ADDRESS).members(
         items[:1], lambda ids: {i: texts[i] for i in ids if i in texts})
     assert floatless == [False]  # a float in the batch's own record: every member the slow way
+
+
+class _Pages:
+    """What status_pages asks of an omics client: a paginator over the pages given."""
+
+    def __init__(self, pages: list[dict]):
+        self._pages = pages
+
+    def get_paginator(self, name: str):
+        assert name == "list_runs"
+        return self
+
+    def paginate(self, **_):
+        return iter(self._pages)
+
+
+_RUN_VALUE = st.one_of(st.text(max_size=10), st.none(), st.integers(min_value=-2**70, max_value=2**70), st.booleans(),
+                       st.floats(), st.sampled_from([1e-05, 1e16, 0.5]), st.datetimes(timezones=st.just(__import__(
+                           "datetime").UTC)), st.lists(st.integers(), max_size=2), st.dictionaries(
+                           st.text(max_size=2), st.floats(), max_size=2))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.dictionaries(st.sampled_from(["arn", "status", "name", "priority", "storageCapacity",
+                                                 "creationTime", "startTime", "workflowId", "extra"]), _RUN_VALUE,
+                                max_size=6), max_size=4))
+def test_statuses_are_the_json_modules_bytes_for_hostile_listruns_items(items):
+    items = [{**item, "id": str(at + 1)} for at, item in enumerate(items)]
+    batch = type("Batch", (), {"batch_id": "8100001"})()
+    try:
+        expected = [rec.canonical_json(item) for item in items]
+    except ValueError:  # NaN or an infinity: refused on both paths
+        with pytest.raises(ValueError):
+            list(batches.status_pages(_Pages([{"items": items}]), batch))
+        return
+    ((_, count, rows),) = list(batches.status_pages(_Pages([{"items": items}]), batch))
+    assert count == len(items) and [body for _, _, body in rows] == expected
