@@ -931,12 +931,14 @@ class Ledger:
         runSettingId given twice keeps its last setting, as a dict built from the list would."""
         table = "temp.runlog_file_run_settings"
         self.conn.execute("CREATE TEMP TABLE IF NOT EXISTS runlog_file_run_settings "
-                          "(id TEXT PRIMARY KEY, setting TEXT NOT NULL) WITHOUT ROWID")
+                          "(id TEXT PRIMARY KEY, setting TEXT NOT NULL, bucket INTEGER, digest TEXT) WITHOUT ROWID")
         self.conn.execute(f"DELETE FROM {table}")
-        self.conn.execute(
-            f"INSERT OR REPLACE INTO {table} (id, setting) SELECT json_extract(s.value, '$.runSettingId'), s.value "
-            "FROM records r, json_each(r.body, '$.batch.settings_file.content') s WHERE r.address = ? "
-            "AND s.type = 'object' AND json_type(s.value, '$.runSettingId') = 'text' ORDER BY s.key", (address,))
+        if not self._stream_run_settings(address, table):  # SQLite's JSON: the whole body parsed in memory
+            self.conn.execute(f"DELETE FROM {table}")
+            self.conn.execute(
+                f"INSERT OR REPLACE INTO {table} (id, setting) SELECT json_extract(s.value, '$.runSettingId'), "
+                "s.value FROM records r, json_each(r.body, '$.batch.settings_file.content') s WHERE r.address = ? "
+                "AND s.type = 'object' AND json_type(s.value, '$.runSettingId') = 'text' ORDER BY s.key", (address,))
 
         def lookup(ids: list[str]) -> dict[str, str]:
             found: dict[str, str] = {}
@@ -950,6 +952,58 @@ class Ledger:
             yield lookup
         finally:
             self.conn.execute(f"DELETE FROM {table}")
+
+    def _stream_run_settings(self, address: str, table: str) -> bool:
+        """file_run_settings' copy, read from the body a chunk at a time (runlog/settingstream.py)
+        from its first run setting on (its offset in `batch_settings`, migration m009), and
+        kept only if every bucket's digest of what was read is the record's (cohortindex): the
+        same settings, byte for byte, as its settings file's content. False, and nothing kept,
+        when the record has no such rows, is an inline batch, or what was read is not that."""
+        import hashlib
+
+        from runlog.cohortindex import DIGEST_BYTES
+        from runlog.settingstream import NotASettingsList, settings_from
+
+        row = self.conn.execute(
+            "SELECT r.seq, json_type(v.view, '$.request.batchRunSettings.s3UriSettings') FROM records r "
+            "LEFT JOIN batch_views v ON v.record = r.address WHERE r.address = ?", (address,)).fetchone()
+        if row is None or row[1] != "text":  # no view (an older ledger), or no settings file
+            return False
+        seq = row[0]
+        expected = dict(self.conn.execute("SELECT bucket, digest FROM batch_settings WHERE batch = ?", (seq,)))
+        start = self.conn.execute("SELECT min(json_extract(j.value, '$[3]')) FROM batch_settings b, json_each(b.runs) j "
+                                  "WHERE b.batch = ?", (seq,)).fetchone()[0]
+        if not expected or type(start) is not int:
+            return False
+        insert = f"INSERT OR REPLACE INTO {table} (id, setting, bucket, digest) VALUES (?, ?, ?, ?)"
+        self.conn.execute("SAVEPOINT runlog_file_run_settings")  # one transaction, not one per row
+        try:
+            with self.conn.blobopen("records", "body", seq, readonly=True) as blob:
+                if not 0 <= start < len(blob):
+                    return False
+                blob.seek(start)
+                rows: list[tuple] = []
+                for found in settings_from(blob.read):
+                    rows.append(found)
+                    if len(rows) == 1000:
+                        self.conn.executemany(insert, rows)
+                        rows = []
+                self.conn.executemany(insert, rows)
+        except (NotASettingsList, sqlite3.Error):
+            return False
+        finally:
+            self.conn.execute("RELEASE runlog_file_run_settings")
+        read: dict[int, bytes] = {}  # bucket by bucket, as cohortindex.bucket_digest: the sorted digests, joined
+        bucket, digests = None, []
+        for at, digest in self.conn.execute(f"SELECT bucket, digest FROM {table} ORDER BY bucket, digest"):
+            if at != bucket and bucket is not None:
+                read[bucket] = hashlib.sha256("".join(digests).encode("ascii")).digest()[:DIGEST_BYTES]
+                digests = []
+            bucket = at
+            digests.append(digest)
+        if bucket is not None:
+            read[bucket] = hashlib.sha256("".join(digests).encode("ascii")).digest()[:DIGEST_BYTES]
+        return read == expected
 
     _LATEST = (f"(SELECT {{what}} FROM observations o WHERE o.record = r.address AND o.status IS NOT NULL "
                f"ORDER BY {STATUS_ORDER.replace('status', 'o.status')} LIMIT 1)")
