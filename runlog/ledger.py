@@ -925,8 +925,9 @@ class Ledger:
     @contextmanager
     def file_run_settings(self, address: str) -> Iterator[Callable[[list[str]], dict[str, str]]]:
         """The run settings of the batch record at `address` that came from its settings file,
-        copied by SQLite into a temporary table of this connection (a file of its own, never
-        the ledger's) keyed by runSettingId; yields a function from a page of runSettingIds
+        copied into a temporary table of this connection (a file of its own, never the
+        ledger's) keyed by runSettingId: read from the body a chunk at a time and checked
+        against the record's index (_stream_run_settings), else by SQLite's json_each; yields a function from a page of runSettingIds
         to {runSettingId: that setting as JSON text}. Memory: one page of settings. A
         runSettingId given twice keeps its last setting, as a dict built from the list would."""
         table = "temp.runlog_file_run_settings"
