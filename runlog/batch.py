@@ -662,7 +662,11 @@ def member_record(batch: dict, batch_address: str, item: dict) -> dict[str, Any]
     return _member(batch, batch_address, item, settings.get(item.get("runSettingId") or ""))
 
 
-def _member(batch: dict, batch_address: str, item: dict, own: dict | None) -> dict[str, Any]:
+def _member(batch: dict, batch_address: str, item: dict, own: dict | None,
+            floatless: bool = False) -> dict[str, Any]:
+    """member_record's work. `floatless`: the caller has proven that no float is in `batch`,
+    `own` or `item` (MemberPages), so that no float is in the member either and its canonical
+    JSON needs none of the checks floats need (fastjson.dumps_floatless)."""
     from runlog import fastjson
 
     response = batch["outcome"]["response"]
@@ -684,7 +688,8 @@ def _member(batch: dict, batch_address: str, item: dict, own: dict | None) -> di
         "batch": {"record": batch_address, "batch_id": response["id"], "batch_arn": response.get("arn"),
                   "batch_uuid": response.get("uuid"), "run_setting_id": setting_id},
     }
-    member["fingerprint"] = rec.sha256_hex(fastjson.dumps(rec.fingerprint_material(member)))  # rec.fingerprint
+    dumps = fastjson.dumps_floatless if floatless else fastjson.dumps
+    member["fingerprint"] = rec.sha256_hex(dumps(rec.fingerprint_material(member)))  # rec.fingerprint
     return member
 
 
@@ -753,8 +758,7 @@ def record_members(ledger: Ledger, batch: Entry, omics, outline: dict | None = N
     record = outline if outline is not None else ledger.batch_outline(batch.address)
     if record["outcome"]["status"] != "submitted":
         raise UsageError(f"batch record {batch.address[:12]} was {record['outcome']['status']}: it has no runs")
-    inline = (record["request"].get("batchRunSettings") or {}).get("inlineSettings")
-    inline_settings = {s["runSettingId"]: s for s in inline} if inline is not None else None
+    maker = MemberPages(record, batch.address)
     listed = 0
     try:
         # each page built and checked here while the one before is written (runlog/refreshpipe.py)
@@ -763,16 +767,67 @@ def record_members(ledger: Ledger, batch: Entry, omics, outline: dict | None = N
                     batchId=batch.batch_id, PaginationConfig={"PageSize": 100})):
                 items = page.get("runs", [])
                 listed += len(items)
-                ids = [item.get("runSettingId") or "" for item in items]
-                settings = inline_settings if inline_settings is not None else _settings(from_file(ids))
-                members = [_member(record, batch.address, item, settings.get(setting_id))
-                           for item, setting_id in zip(items, ids, strict=True)]
-                writer.records(ledger.encode_records(members))
+                writer.records(maker.encode(items, from_file))
     except RunlogError:
         raise
     except Exception as exc:
         raise aws.error_from(exc, "ListRunsInBatch") from None
     return {"listed": listed, "added": writer.added}
+
+
+class MemberPages:
+    """The member records of one batch, a page of ListRunsInBatch items at a time, built,
+    schema-checked and encoded for Ledger.write_records (record_members).
+
+    The same records, byte for byte, as member_record and Ledger.encode_records make; what
+    is saved is the checks for floats (fastjson.dumps: numbers orjson writes in another form,
+    NaN written as null), done per member because a member always holds nulls. A member is
+    made of the batch's outline (walked once here: fastjson.has_float), its own run setting
+    (read with fastjson.MarkedReader, which tells whether it read a float), the item's values
+    (fastjson.plain_flat: text, integers, true, false, null) and text runlog writes; when none
+    of them holds a float, neither does the member, and fastjson.dumps_floatless writes it
+    (tests/test_member_encode.py compares the two on hostile items and settings). Otherwise
+    the member goes through fastjson.dumps, as before. Every member is still checked against
+    the schema before it is handed over."""
+
+    def __init__(self, record: dict, address: str):
+        from runlog import fastjson
+
+        self._record = record
+        self._address = address
+        self._floatless = not fastjson.has_float(record)  # the default and inline settings included
+        self._reader = fastjson.MarkedReader()
+        inline = (record["request"].get("batchRunSettings") or {}).get("inlineSettings")
+        self._inline: dict[str, tuple[dict, bool]] | None = (
+            {s["runSettingId"]: (s, True) for s in inline} if inline is not None else None)
+
+    def members(self, items: list[dict], from_file: Callable[[list[str]], dict[str, str]]
+                ) -> tuple[list[dict], list[bool]]:
+        """The page's member records, and for each whether it is proven to hold no float."""
+        from runlog import fastjson
+
+        ids = [item.get("runSettingId") or "" for item in items]
+        settings = self._inline if self._inline is not None else self._marked(from_file(ids))
+        members, floatless = [], []
+        for item, setting_id in zip(items, ids, strict=True):
+            own, own_floatless = settings.get(setting_id) or (None, True)
+            exact = self._floatless and own_floatless and fastjson.plain_flat(item)
+            members.append(_member(self._record, self._address, item, own, exact))
+            floatless.append(exact)
+        return members, floatless
+
+    def _marked(self, texts: dict[str, str]) -> dict[str, tuple[dict, bool]]:
+        """_settings, each with whether it holds no float (fastjson.MarkedReader)."""
+        marked = {}
+        for setting_id, text in texts.items():
+            value, had_float = self._reader.read(text)
+            marked[setting_id] = (value, not had_float)
+        return marked
+
+    def encode(self, items: list[dict], from_file: Callable[[list[str]], dict[str, str]]) -> list[tuple]:
+        """Ledger.encode_records of the page's member records."""
+        members, floatless = self.members(items, from_file)
+        return Ledger.encode_records(members, floatless)
 
 
 def _settings(texts: dict[str, str]) -> dict[str, dict]:
@@ -862,8 +917,10 @@ def status_pages(omics, batch: Entry) -> Iterator[tuple[str, int, list[tuple[str
     for page in omics.get_paginator("list_runs").paginate(batchId=batch.batch_id, PaginationConfig={"PageSize": 100}):
         observed_at = rec.utc_now()  # the page's answer: one moment for all its runs
         items = [i for i in page.get("items", []) if i.get("id")]
-        # written once, as the canonical JSON the ledger stores (no dict of it made and encoded again)
-        yield observed_at, len(items), [(i["id"], i.get("status"), fastjson.dumps(i)) for i in items]
+        # written once, as the canonical JSON the ledger stores (no dict of it made and encoded again);
+        # an item of text, integers, true, false, null and times holds no float: none of the checks floats need
+        yield observed_at, len(items), [(i["id"], i.get("status"), fastjson.dumps_floatless(i) if fastjson.plain_flat(i)
+                                         else fastjson.dumps(i)) for i in items]
 
 
 def observe_members(ledger: Ledger, batch: Entry, omics,
@@ -967,11 +1024,12 @@ def refresh_batch(ledger: Ledger, batch: Entry, omics, outputs_jobs: int | None 
     outline = ledger.batch_outline(batch.address)  # never the whole cohort as Python objects
     answer = observe_batch(ledger, batch, omics, outline)
     gone = answer.get("status") == "DELETED"  # ListRunsInBatch no longer answers; its runs stay
+    from runlog.refreshpipe import prompt_handoffs
     from runlog.spool import spooled
 
     # ListRuns is paged (into a file) while ListRunsInBatch's members are recorded: the two
     # pagings' round trips overlap; the statuses are written once every member is
-    with ledger.bulk_writes(), spooled(status_pages(omics, batch)) as statuses_spool:
+    with prompt_handoffs(), ledger.bulk_writes(), spooled(status_pages(omics, batch)) as statuses_spool:
         members = {"listed": 0, "added": 0} if gone else record_members(ledger, batch, omics, outline)
         statuses = observe_members(ledger, batch, omics, statuses_spool.pages())
         if answer.get("status") in RUNS_DELETE:

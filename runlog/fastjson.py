@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import marshal
 import re
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -149,3 +150,67 @@ def joined(*parts: list[memoryview] | memoryview) -> bytes:
             pieces.append(piece)
     pieces.append(b"}")
     return b"".join(pieces)
+
+
+# -- values proven to hold no float (a batch's members and statuses, issue 14) ------------------
+
+_PLAIN_TYPES = (str, int, bool, type(None))
+
+
+def has_float(value: Any) -> bool:
+    """Whether `value` may hold a float: True for a float anywhere in it, and for anything
+    that is not a dict with text keys, a list, text, an integer, true, false or null (such a
+    value is not proven plain; the caller then uses `dumps`). Walked once per batch, on the
+    part of every member record that all members share."""
+    kind = type(value)
+    if kind is dict:
+        return any(type(key) is not str or has_float(item) for key, item in value.items())
+    if kind is list:
+        return any(has_float(item) for item in value)
+    return kind not in _PLAIN_TYPES
+
+
+class MarkedReader:
+    """json.loads that also tells whether it read a number as a float: `read(text)` gives
+    (value, had_float). NaN and the infinities, and every number with a fraction or an
+    exponent, pass through json's parse_float or parse_constant, which mark them; any other
+    number is read as an int. The value is the json module's, float for float. One decoder
+    for all the texts (making one costs more than reading a run setting); not to be shared
+    between threads."""
+
+    def __init__(self) -> None:
+        self._seen = False
+        self._decoder = json.JSONDecoder(parse_float=self._float, parse_constant=self._float)
+
+    def _float(self, token: str) -> float:
+        self._seen = True
+        return float(token)  # "NaN", "Infinity", "-Infinity" too: what json.loads gives for them
+
+    def read(self, text: str | bytes) -> tuple[Any, bool]:
+        self._seen = False
+        value = self._decoder.decode(text if isinstance(text, str) else text.decode("utf-8"))
+        return value, self._seen
+
+
+def plain_flat(value: dict) -> bool:
+    """Whether `value` is a dict with text keys whose values are each text, an integer, true,
+    false, null or a datetime (a ListRuns item, a ListRunsInBatch item): no float, no
+    container, so `dumps_floatless` writes it exactly."""
+    for key, item in value.items():
+        if type(key) is not str or (type(item) not in _PLAIN_TYPES and type(item) is not datetime):
+            return False
+    return True
+
+
+def dumps_floatless(value: Any) -> bytes:
+    """record.canonical_json(value) for a value its caller has proven to hold no float (only
+    dicts with text keys, lists, text, integers, true, false, null and datetimes, built so or
+    checked with `has_float`, `MarkedReader` or `plain_flat`): orjson's sorted bytes, without
+    the checks `dumps` makes after it, which only floats need (`plain`: numbers written in
+    another form; `_finite`: NaN written as null). What orjson refuses (integers beyond 64
+    bits) goes to record.canonical_json. tests/test_fastjson.py and tests/test_member_encode.py
+    compare the two on hostile values."""
+    try:
+        return orjson.dumps(value, default=rec._default, option=SORTED | orjson.OPT_PASSTHROUGH_DATETIME)
+    except TypeError:
+        return rec.canonical_json(value)

@@ -43,6 +43,13 @@ RECORD_COLUMNS = (
 LISTING_BODY = ("CASE WHEN kind = 'batch' THEN coalesce((SELECT v.view FROM batch_views v WHERE v.record = "
                 "records.address), body) ELSE body END")
 LISTING_COLUMNS = RECORD_COLUMNS.replace("body", LISTING_BODY, 1)
+# What `runlog refresh` reads (Ledger.resolve with outline=True): a batch record's body is its
+# outline (Ledger.batch_outline: without its settings file's content and its runs' input
+# identities, which grow with the cohort: 13 MB of the view's 13.3 MB at 100 000 runs)
+OUTLINE_BODY = ("CASE WHEN kind = 'batch' THEN coalesce((SELECT json_remove(v.view, '$.resolution') FROM batch_views v "
+                "WHERE v.record = records.address), json_remove(body, '$.batch.settings_file.content', "
+                "'$.resolution')) ELSE body END")
+OUTLINE_COLUMNS = RECORD_COLUMNS.replace("body", OUTLINE_BODY, 1)
 
 # Statuses that never change again: a run that ended, or an attempt that never ran.
 FINAL_STATUSES = frozenset({"COMPLETED", "FAILED", "CANCELLED", "DELETED", "REJECTED", "ABANDONED",
@@ -532,18 +539,22 @@ class Ledger:
         return self.write_records(self.encode_records(records))
 
     @staticmethod
-    def encode_records(records: list[dict]) -> list[tuple[dict, bytes, str, tuple]]:
+    def encode_records(records: list[dict], floatless: Sequence[bool] | None = None
+                       ) -> list[tuple[dict, bytes, str, tuple]]:
         """add_records' work that needs no transaction: each record schema-checked, its
         canonical JSON, address and lookup columns, as (record, body, address, columns in
         _RECORD_ROW's order after inserted_at). Made by any thread (runlog/refreshpipe.py
-        encodes a page while the one before is written)."""
+        encodes a page while the one before is written). `floatless`: for each record,
+        whether its maker proved it holds no float (batch.MemberPages), so that
+        fastjson.dumps_floatless writes its canonical JSON."""
         from runlog import fastjson
 
         for record in records:
             _check_schema(record)
         encoded = []
-        for record in records:
-            body = fastjson.dumps(record)
+        for at, record in enumerate(records):
+            body = fastjson.dumps_floatless(record) if floatless is not None and floatless[at] \
+                else fastjson.dumps(record)
             columns = index_columns(record)
             encoded.append((record, body, rec.sha256_hex(body), tuple([columns[name] for name in _RECORD_ROW[5:]])))
         return encoded
@@ -914,18 +925,21 @@ class Ledger:
     @contextmanager
     def file_run_settings(self, address: str) -> Iterator[Callable[[list[str]], dict[str, str]]]:
         """The run settings of the batch record at `address` that came from its settings file,
-        copied by SQLite into a temporary table of this connection (a file of its own, never
-        the ledger's) keyed by runSettingId; yields a function from a page of runSettingIds
+        copied into a temporary table of this connection (a file of its own, never the
+        ledger's) keyed by runSettingId: read from the body a chunk at a time and checked
+        against the record's index (_stream_run_settings), else by SQLite's json_each; yields a function from a page of runSettingIds
         to {runSettingId: that setting as JSON text}. Memory: one page of settings. A
         runSettingId given twice keeps its last setting, as a dict built from the list would."""
         table = "temp.runlog_file_run_settings"
         self.conn.execute("CREATE TEMP TABLE IF NOT EXISTS runlog_file_run_settings "
-                          "(id TEXT PRIMARY KEY, setting TEXT NOT NULL) WITHOUT ROWID")
+                          "(id TEXT PRIMARY KEY, setting TEXT NOT NULL, bucket INTEGER, digest TEXT) WITHOUT ROWID")
         self.conn.execute(f"DELETE FROM {table}")
-        self.conn.execute(
-            f"INSERT OR REPLACE INTO {table} (id, setting) SELECT json_extract(s.value, '$.runSettingId'), s.value "
-            "FROM records r, json_each(r.body, '$.batch.settings_file.content') s WHERE r.address = ? "
-            "AND s.type = 'object' AND json_type(s.value, '$.runSettingId') = 'text' ORDER BY s.key", (address,))
+        if not self._stream_run_settings(address, table):  # SQLite's JSON: the whole body parsed in memory
+            self.conn.execute(f"DELETE FROM {table}")
+            self.conn.execute(
+                f"INSERT OR REPLACE INTO {table} (id, setting) SELECT json_extract(s.value, '$.runSettingId'), "
+                "s.value FROM records r, json_each(r.body, '$.batch.settings_file.content') s WHERE r.address = ? "
+                "AND s.type = 'object' AND json_type(s.value, '$.runSettingId') = 'text' ORDER BY s.key", (address,))
 
         def lookup(ids: list[str]) -> dict[str, str]:
             found: dict[str, str] = {}
@@ -939,6 +953,58 @@ class Ledger:
             yield lookup
         finally:
             self.conn.execute(f"DELETE FROM {table}")
+
+    def _stream_run_settings(self, address: str, table: str) -> bool:
+        """file_run_settings' copy, read from the body a chunk at a time (runlog/settingstream.py)
+        from its first run setting on (its offset in `batch_settings`, migration m009), and
+        kept only if every bucket's digest of what was read is the record's (cohortindex): the
+        same settings, byte for byte, as its settings file's content. False, and nothing kept,
+        when the record has no such rows, is an inline batch, or what was read is not that."""
+        import hashlib
+
+        from runlog.cohortindex import DIGEST_BYTES
+        from runlog.settingstream import NotASettingsList, settings_from
+
+        row = self.conn.execute(
+            "SELECT r.seq, json_type(v.view, '$.request.batchRunSettings.s3UriSettings') FROM records r "
+            "LEFT JOIN batch_views v ON v.record = r.address WHERE r.address = ?", (address,)).fetchone()
+        if row is None or row[1] != "text":  # no view (an older ledger), or no settings file
+            return False
+        seq = row[0]
+        expected = dict(self.conn.execute("SELECT bucket, digest FROM batch_settings WHERE batch = ?", (seq,)))
+        start = self.conn.execute("SELECT min(json_extract(j.value, '$[3]')) FROM batch_settings b, json_each(b.runs) j "
+                                  "WHERE b.batch = ?", (seq,)).fetchone()[0]
+        if not expected or type(start) is not int:
+            return False
+        insert = f"INSERT OR REPLACE INTO {table} (id, setting, bucket, digest) VALUES (?, ?, ?, ?)"
+        self.conn.execute("SAVEPOINT runlog_file_run_settings")  # one transaction, not one per row
+        try:
+            with self.conn.blobopen("records", "body", seq, readonly=True) as blob:
+                if not 0 <= start < len(blob):
+                    return False
+                blob.seek(start)
+                rows: list[tuple] = []
+                for found in settings_from(blob.read):
+                    rows.append(found)
+                    if len(rows) == 1000:
+                        self.conn.executemany(insert, rows)
+                        rows = []
+                self.conn.executemany(insert, rows)
+        except (NotASettingsList, sqlite3.Error):
+            return False
+        finally:
+            self.conn.execute("RELEASE runlog_file_run_settings")
+        read: dict[int, bytes] = {}  # bucket by bucket, as cohortindex.bucket_digest: the sorted digests, joined
+        bucket, digests = None, []
+        for at, digest in self.conn.execute(f"SELECT bucket, digest FROM {table} ORDER BY bucket, digest"):
+            if at != bucket and bucket is not None:
+                read[bucket] = hashlib.sha256("".join(digests).encode("ascii")).digest()[:DIGEST_BYTES]
+                digests = []
+            bucket = at
+            digests.append(digest)
+        if bucket is not None:
+            read[bucket] = hashlib.sha256("".join(digests).encode("ascii")).digest()[:DIGEST_BYTES]
+        return read == expected
 
     _LATEST = (f"(SELECT {{what}} FROM observations o WHERE o.record = r.address AND o.status IS NOT NULL "
                f"ORDER BY {STATUS_ORDER.replace('status', 'o.status')} LIMIT 1)")
@@ -1159,12 +1225,15 @@ class Ledger:
                              columns=RECORD_COLUMNS if whole else LISTING_COLUMNS)
         return found[0] if found else None
 
-    def resolve(self, ref: str, *, whole: bool = True) -> Entry:
+    def resolve(self, ref: str, *, whole: bool = True, outline: bool = False) -> Entry:
         """Find the one record a REF names: @N (N-th newest), a run ARN, a run uuid, a run id,
         or a unique prefix (at least 6 hex characters) of a record address. With whole=False
         a batch record's entry holds its view as its body, as in `listing` (`show` and
-        `diff` of batches: a 100 000-run cohort is neither read nor decoded)."""
-        candidates = self.candidates(ref, columns=RECORD_COLUMNS if whole else LISTING_COLUMNS)
+        `diff` of batches: a 100 000-run cohort is neither read nor decoded); with
+        outline=True, its outline (batch_outline: what `refresh` needs, neither the cohort
+        nor its inputs' identities), parsed here so that its status is read from it."""
+        candidates = self.candidates(ref, columns=OUTLINE_COLUMNS if outline
+                                     else RECORD_COLUMNS if whole else LISTING_COLUMNS)
         if not candidates:
             raise UsageError(
                 f"no record matches {ref!r} (give a run id, run uuid, run ARN, @N for the N-th newest, "
@@ -1176,6 +1245,8 @@ class Ledger:
             )
             more = f" and {len(candidates) - 10} more" if len(candidates) > 10 else ""
             raise UsageError(f"{ref!r} is ambiguous: it matches {listed}{more}; give more of the record address")
+        if outline and candidates[0].kind == "batch":
+            candidates[0].record  # noqa: B018 (parsed now, 2 KB: _fill_status reads its status from it, not the view)
         self._fill_status(candidates)
         return candidates[0]
 

@@ -116,7 +116,7 @@ def refresh_targets(ledger: Ledger, refs: list[str] | tuple[str, ...] = (), ever
     from runlog.batch import FINISHED
 
     if refs:  # a batch's REF (or its id) refreshes the batch and its members
-        return [ledger.resolve(ref, whole=False) for ref in refs]  # a batch as its view: never its cohort
+        return [ledger.resolve(ref, outline=True) for ref in refs]  # a batch as its outline: never its cohort
     # a batch's members are refreshed with their batch, a page at a time (runlog/batch.py)
     return [e for e in reversed(ledger.refreshable())
             if every or (e.status or "PENDING") not in (FINISHED if e.kind == "batch" else TERMINAL)]

@@ -105,3 +105,50 @@ def _leaves(value):
             yield from _leaves(item)
     else:
         yield value
+
+
+def test_has_float_finds_every_float_and_anything_not_plain_json():
+    assert not fastjson.has_float({"a": [1, "x", None, True, {"b": 2**80}], "c": ""})
+    for hidden in (0.0, float("nan"), float("inf"), b"x", (1,), {1: 2}):
+        assert fastjson.has_float({"a": [1, {"b": [hidden]}]})
+
+
+def test_the_marked_reader_marks_every_float_and_nan_and_reads_as_the_json_module():
+    reader = fastjson.MarkedReader()
+    for text, marked in [('{"a": 1, "b": [2, -3], "c": "1.5e3 NaN"}', False), ('{"a": 1.0}', True),
+                         ('[1e5]', True), ('[NaN]', True), ('[-Infinity]', True), ('[Infinity]', True),
+                         ('[123456789012345678901234567890]', False), ('[1E-7]', True)]:
+        value, seen = reader.read(text)
+        assert seen is marked, text
+        assert json.dumps(value) == json.dumps(json.loads(text))
+    assert reader.read(b'{"x": 2}') == ({"x": 2}, False)
+
+
+def test_plain_flat_takes_text_integers_booleans_nulls_and_datetimes_only():
+    from datetime import UTC, datetime
+
+    assert fastjson.plain_flat({"a": "x", "b": 1, "c": None, "d": True, "e": datetime(2026, 1, 1, tzinfo=UTC)})
+    for other in (1.0, [], {}, b"x", float("nan")):
+        assert not fastjson.plain_flat({"a": "x", "b": other})
+    assert not fastjson.plain_flat({1: "x"})
+
+
+def test_dumps_floatless_writes_what_the_json_module_writes_for_values_without_floats():
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    plain = st.recursive(st.none() | st.booleans() | st.integers(min_value=-2**80, max_value=2**80) | st.text()
+                         | st.datetimes(timezones=st.just(UTC)),
+                         lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+                         max_leaves=20)
+
+    @settings(max_examples=500, deadline=None)
+    @given(plain)
+    def check(value):
+        assert fastjson.dumps_floatless(value) == rec.canonical_json(value)
+
+    check()
+    moment = datetime(2026, 11, 26, 12, 0, 0, 123456, tzinfo=timezone(timedelta(hours=2)))
+    assert fastjson.dumps_floatless({"t": moment}) == rec.canonical_json({"t": moment})
