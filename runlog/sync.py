@@ -69,13 +69,15 @@ LARGE_OBJECT_BYTES = DEFAULT_MAX_BYTES
 INSERT_PAGE = 10_000
 INSERT_PAGE_BYTES = 16 * 1024 * 1024
 
-# While a push or pull runs, Python's cyclic garbage collector looks at the young objects once
-# this many more have been made than freed (700 by default). A cohort's pull makes a few
-# objects per item received (its address, its row, where it waits), hundreds of thousands
-# in all and none in a cycle, and at the default every object the pull holds was walked again
-# and again by the older generations' collections: about a tenth of a pull's CPU. Cycles
-# (botocore's, an exception's traceback) are still collected, only less often.
-COLLECT_AFTER = 100_000
+# While a push or pull runs, Python's cyclic garbage collector leaves alone the objects made
+# before it (gc.freeze: the modules, botocore's service models) and looks at the young
+# objects once this many more have been made than freed (700 by default). A cohort's pull
+# makes a few objects per item received (its address, its row, where it waits), hundreds of
+# thousands in all and none in a cycle, and at the defaults every object the process held
+# was walked again and again by the older generations' collections: about a tenth of a
+# pull's CPU. Cycles (botocore's, an exception's traceback) are still collected: a threshold
+# of 100 000 left them long enough to add a sixth to the peak memory of a pull.
+COLLECT_AFTER = 10_000
 
 # progress(items, total, label) -> the same items, shown as they pass (the CLI draws a bar)
 Progress = Callable[[Iterable, int, str], Iterable]
@@ -170,13 +172,16 @@ class PullResult:
 
 @contextmanager
 def collector_relaxed() -> Iterator[None]:
-    """Python's cyclic garbage collector run less often (COLLECT_AFTER), then as before."""
+    """Python's cyclic garbage collector run less often (COLLECT_AFTER) and over the objects
+    made since (gc.freeze), then as before."""
     before = gc.get_threshold()
+    gc.freeze()
     gc.set_threshold(max(before[0], COLLECT_AFTER), *before[1:])
     try:
         yield
     finally:
         gc.set_threshold(*before)
+        gc.unfreeze()
 
 
 # -- errors -------------------------------------------------------------------------------------

@@ -21,28 +21,28 @@ REMOTE = sync.Remote.parse(f"s3://{TEAM_BUCKET}/runlog")
 
 def test_push_and_pull_run_the_collector_less_often_and_then_as_before(bucket, tmp_path):
     fill(tmp_path / "alice.db", 3)
-    before = gc.get_threshold()
+    before, frozen = gc.get_threshold(), gc.get_freeze_count()
     seen = []
 
     def progress(items, total, label):
-        seen.append((label, gc.get_threshold()))
+        seen.append((label, gc.get_threshold(), gc.get_freeze_count()))
         return items
 
     with Ledger.open(tmp_path / "alice.db") as ledger:
         pushed = sync.push(ledger, bucket, REMOTE, jobs=2, progress=progress)
-    assert gc.get_threshold() == before
+    assert (gc.get_threshold(), gc.get_freeze_count()) == (before, frozen)
     with Ledger.open(tmp_path / "bob.db") as ledger:
         pulled = sync.pull(ledger, bucket, REMOTE, jobs=2, progress=progress)
-    assert gc.get_threshold() == before
+    assert (gc.get_threshold(), gc.get_freeze_count()) == (before, frozen)
     assert (pushed.records_sent, pulled.records_received, pulled.observations_received) == (3, 3, 1)
-    labels = {label for label, _ in seen}
+    labels = {label for label, _, _ in seen}
     assert {"pushing", "pulling packs"} <= labels
     assert all(threshold[0] == max(before[0], sync.COLLECT_AFTER) and threshold[1:] == before[1:]
-               for _, threshold in seen)
+               and held > frozen for _, threshold, held in seen)  # what was made before is left alone
     # and after a failure too
     with Ledger.open(tmp_path / "carol.db") as ledger, pytest.raises(sync.TransferError):
         sync.pull(ledger, bucket, sync.Remote.parse("s3://no-such-bucket-here/x"), jobs=2)
-    assert gc.get_threshold() == before
+    assert (gc.get_threshold(), gc.get_freeze_count()) == (before, frozen)
 
 
 def test_a_future_observed_at_shared_by_observations_of_one_pack_refuses_each_of_them(bucket, tmp_path):
