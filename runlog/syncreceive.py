@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Sequence
-from datetime import UTC
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from runlog import record as rec
@@ -82,16 +82,21 @@ def verify_record_object(address: str, data: bytes, max_bytes: int = DEFAULT_MAX
     return record, None
 
 
-def _observed_at_problem(observed_at: str) -> str | None:
-    from datetime import datetime, timedelta
+def _latest_allowed() -> datetime:
+    """The latest observed_at accepted now."""
+    return datetime.now(UTC) + timedelta(days=FUTURE_SLACK_DAYS)
 
+
+def _observed_at_problem(observed_at: str, latest: datetime | None = None) -> str | None:
+    """Why observed_at is not acceptable (not an ISO 8601 time with a zone, or later than
+    `latest`: by default a day from now), else None."""
     if not OBSERVED_AT_RE.match(observed_at):
         return "not an observation (observed_at is not an ISO 8601 time with a time zone)"
     try:
         moment = rec.parse_timestamp(observed_at)
     except ValueError:
         return "not an observation (observed_at is not a valid time)"
-    if moment > datetime.now(UTC) + timedelta(days=FUTURE_SLACK_DAYS):
+    if moment > (latest or _latest_allowed()):
         return f"observed_at {observed_at} is in the future"
     return None
 
@@ -191,12 +196,22 @@ def check_observations(items: Sequence[tuple[str, str, bytes]], max_bytes: int =
 
     values = _canonical_values([(address, data) for address, _, data in items], max_bytes, hashed)
     checked: list[tuple[ObservationRow | None, str | None]] = []
+    # a pack's observations were mostly made at a few moments (a refresh's): each distinct
+    # observed_at is checked once, against one "now"
+    latest = _latest_allowed()
+    times: dict[str, str | None] = {}
+
+    def time_problem(observed_at: str) -> str | None:
+        if observed_at not in times:
+            times[observed_at] = _observed_at_problem(observed_at, latest)
+        return times[observed_at]
+
     for (address, record, data), item in zip(items, values, strict=True):
         if item is None or item.keys() != _FIELDS or item["record"] != record or type(item["body"]) is not dict \
                 or type(item["observed_at"]) is not str or type(item["source"]) is not str \
                 or not (item["status"] is None or type(item["status"]) is str) \
                 or not (item["run_uuid"] is None or type(item["run_uuid"]) is str) \
-                or _observed_at_problem(item["observed_at"]):
+                or time_problem(item["observed_at"]):
             item, why = verify_observation_object(record, address, data, max_bytes)
             if item is None or why:
                 checked.append((None, why))

@@ -1,0 +1,95 @@
+"""What pull and push do to cost less CPU (docs/performance.md, "A cohort on the team ledger")
+without checking less: the collector run less often and restored, each distinct observed_at
+of a pack checked once (a future one still refused wherever it appears), pages of inserts
+that a pull stopped part way and run again adds once."""
+
+from __future__ import annotations
+
+import gc
+import sqlite3
+
+import pytest
+
+from conftest import TEAM_BUCKET
+from helpers import fill
+from runlog import sync
+from runlog.ledger import Ledger
+from runlog.verify import verify
+
+REMOTE = sync.Remote.parse(f"s3://{TEAM_BUCKET}/runlog")
+
+
+def test_push_and_pull_run_the_collector_less_often_and_then_as_before(bucket, tmp_path):
+    fill(tmp_path / "alice.db", 3)
+    before, frozen = gc.get_threshold(), gc.get_freeze_count()
+    seen = []
+
+    def progress(items, total, label):
+        seen.append((label, gc.get_threshold(), gc.get_freeze_count()))
+        return items
+
+    with Ledger.open(tmp_path / "alice.db") as ledger:
+        pushed = sync.push(ledger, bucket, REMOTE, jobs=2, progress=progress)
+    assert (gc.get_threshold(), gc.get_freeze_count()) == (before, frozen)
+    with Ledger.open(tmp_path / "bob.db") as ledger:
+        pulled = sync.pull(ledger, bucket, REMOTE, jobs=2, progress=progress)
+    assert (gc.get_threshold(), gc.get_freeze_count()) == (before, frozen)
+    assert (pushed.records_sent, pulled.records_received, pulled.observations_received) == (3, 3, 1)
+    labels = {label for label, _, _ in seen}
+    assert {"pushing", "pulling packs"} <= labels
+    assert all(threshold[0] == max(before[0], sync.COLLECT_AFTER) and threshold[1:] == before[1:]
+               and held > frozen for _, threshold, held in seen)  # what was made before is left alone
+    # and after a failure too
+    with Ledger.open(tmp_path / "carol.db") as ledger, pytest.raises(sync.TransferError):
+        sync.pull(ledger, bucket, sync.Remote.parse("s3://no-such-bucket-here/x"), jobs=2)
+    assert (gc.get_threshold(), gc.get_freeze_count()) == (before, frozen)
+
+
+def test_a_future_observed_at_shared_by_observations_of_one_pack_refuses_each_of_them(bucket, tmp_path):
+    alice = tmp_path / "alice.db"
+    first, second = fill(alice, 2, observe=False)
+    future = "2999-01-01T00:00:00Z"
+    with Ledger.open(alice) as ledger:
+        for address in (first, second):  # the same future moment twice, between good ones
+            ledger.add_observation(address, "GetRun", {"status": "RUNNING"}, observed_at="2026-11-20T09:00:00Z",
+                                   status="RUNNING")
+            ledger.add_observation(address, "GetRun", {"status": "COMPLETED"}, observed_at=future,
+                                   status="COMPLETED")
+        sync.push(ledger, bucket, REMOTE, jobs=2)
+    with Ledger.open(tmp_path / "bob.db") as ledger:
+        pulled = sync.pull(ledger, bucket, REMOTE, jobs=2)
+        held = ledger.conn.execute("SELECT record, observed_at, status FROM observations ORDER BY record").fetchall()
+    assert pulled.records_received == 2 and pulled.observations_received == 2
+    assert sorted(held) == sorted([(first, "2026-11-20T09:00:00Z", "RUNNING"),
+                                   (second, "2026-11-20T09:00:00Z", "RUNNING")])
+    reasons = [why for _, why in pulled.refused]
+    assert len(reasons) == 2 and all(why.endswith(f"observed_at {future} is in the future") for why in reasons)
+
+
+def test_a_pull_stopped_part_way_through_its_inserts_and_run_again_adds_each_record_once(bucket, tmp_path,
+                                                                                         monkeypatch):
+    alice = tmp_path / "alice.db"
+    sent = fill(alice, 7)
+    with Ledger.open(alice) as ledger:
+        sync.push(ledger, bucket, REMOTE, jobs=2)
+    monkeypatch.setattr(sync, "INSERT_PAGE", 3)  # pages of 3, 3 and 1 records: each a transaction
+    with Ledger.open(alice) as ledger:
+        last = max((entry.created, entry.address) for entry in ledger.entries())[1]  # pulled last
+    bob = tmp_path / "bob.db"
+    Ledger.open(bob).close()
+    conn = sqlite3.connect(bob)  # the disk "fills" when the last record is written
+    conn.execute(f"CREATE TRIGGER stop_here BEFORE INSERT ON records WHEN NEW.address = '{last}' "
+                 "BEGIN SELECT RAISE(FAIL, 'database or disk is full'); END")
+    conn.commit()
+    conn.close()
+    with Ledger.open(bob) as ledger, pytest.raises(Exception, match="disk is full"):
+        sync.pull(ledger, bucket, REMOTE, jobs=2)
+    with Ledger.open(bob) as ledger:
+        assert ledger.count() == 6  # two pages committed, the third undone
+        ledger.conn.execute("DROP TRIGGER stop_here")
+    with Ledger.open(bob) as ledger:
+        again = sync.pull(ledger, bucket, REMOTE, jobs=2)
+        assert (again.records_received, again.records_present, again.observations_received) == (1, 6, 1)
+        assert sorted(ledger.addresses()) == sorted(sent) and ledger.count() == 7
+        assert ledger.conn.execute("SELECT count(DISTINCT address) FROM records").fetchone()[0] == 7
+        assert not verify(ledger).problems
