@@ -1024,12 +1024,11 @@ def refresh_batch(ledger: Ledger, batch: Entry, omics, outputs_jobs: int | None 
     outline = ledger.batch_outline(batch.address)  # never the whole cohort as Python objects
     answer = observe_batch(ledger, batch, omics, outline)
     gone = answer.get("status") == "DELETED"  # ListRunsInBatch no longer answers; its runs stay
-    from runlog.refreshpipe import prompt_handoffs
     from runlog.spool import spooled
 
     # ListRuns is paged (into a file) while ListRunsInBatch's members are recorded: the two
     # pagings' round trips overlap; the statuses are written once every member is
-    with prompt_handoffs(), ledger.bulk_writes(), spooled(status_pages(omics, batch)) as statuses_spool:
+    with ledger.bulk_writes(), spooled(status_pages(omics, batch)) as statuses_spool:
         members = {"listed": 0, "added": 0} if gone else record_members(ledger, batch, omics, outline)
         statuses = observe_members(ledger, batch, omics, statuses_spool.pages())
         if answer.get("status") in RUNS_DELETE:

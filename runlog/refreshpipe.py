@@ -154,21 +154,3 @@ def page_writer(ledger: Ledger, *, ahead: int = 4, most: int = 10) -> Iterator[P
             pass  # the caller's error is the one to report
         raise
     writer.close()
-
-
-
-
-@contextmanager
-def prompt_handoffs(seconds: float = 0.001) -> Iterator[None]:
-    """Python's switch interval at `seconds` (default 5 ms) while a refresh's threads run, restored
-    on leaving. The main thread gives up Python's lock at each SQLite call and each page handed
-    over, and waits to take it back until the thread holding it (parsing a page, sealing rows)
-    is made to let go: up to one interval each time, a few times a page, thousands of pages."""
-    import sys
-
-    before = sys.getswitchinterval()
-    sys.setswitchinterval(seconds)
-    try:
-        yield
-    finally:
-        sys.setswitchinterval(before)

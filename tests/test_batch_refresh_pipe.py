@@ -129,18 +129,3 @@ def test_a_spool_left_early_stops_its_paging():
     count = len(asked)
     time.sleep(0.05)
     assert len(asked) == count
-
-
-def test_the_switch_interval_is_short_while_a_refresh_runs_and_restored_after_even_on_error():
-    import sys
-
-    from runlog.refreshpipe import prompt_handoffs
-
-    before = sys.getswitchinterval()
-    with prompt_handoffs(0.0007):
-        assert sys.getswitchinterval() == pytest.approx(0.0007)
-    assert sys.getswitchinterval() == before
-    with pytest.raises(LedgerError), prompt_handoffs():
-        assert sys.getswitchinterval() == pytest.approx(0.001)
-        raise LedgerError("a page could not be written")
-    assert sys.getswitchinterval() == before
