@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -37,7 +36,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness import start_moto, timed
+from harness import aws_cli, moto_bucket, timed
 
 ROLE = "arn:aws:iam::123456789012:role/HealthOmicsServiceRole"
 BUCKET = "bench-cohort"
@@ -67,19 +66,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="also time submit-batch of the runlog package in DIR (an older tree), interleaved")
     args = parser.parse_args(argv)
 
-    import boto3
 
     from runlog.emulator import Emulator
 
-    aws = shutil.which("aws")
-    if aws is None:
-        raise SystemExit("the aws CLI is the baseline: pip install awscli")
-    moto, moto_port = start_moto()
-    s3_url = f"http://127.0.0.1:{moto_port}"
+    aws = aws_cli()
+    moto, s3_url, s3 = moto_bucket(BUCKET)
     emulator = None
     try:
-        s3 = boto3.client("s3", endpoint_url=s3_url, region_name="us-east-1")
-        s3.create_bucket(Bucket=BUCKET)
         settings = [{"runSettingId": f"S{i:06d}", "name": f"align-S{i:06d}",
                      "parameters": {"sample_name": f"S{i:06d}", "input_cram": f"s3://{BUCKET}/crams/S{i:06d}.cram"}}
                     for i in range(args.runs)]

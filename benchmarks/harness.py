@@ -12,12 +12,36 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def aws_cli() -> str:
+    """The aws CLI, the baseline every ratio is taken against; a one-line exit without it."""
+    aws = shutil.which("aws")
+    if aws is None:
+        raise SystemExit("the aws CLI is the baseline: pip install awscli")
+    return aws
+
+
+def moto_bucket(bucket: str) -> tuple[subprocess.Popen, str, Any]:
+    """moto's S3 server started (start_moto) with `bucket` made in it: (process, endpoint URL, client)."""
+    import boto3
+
+    moto, port = start_moto()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        s3 = boto3.client("s3", endpoint_url=url, region_name="us-east-1")
+        s3.create_bucket(Bucket=bucket)
+    except BaseException:
+        moto.terminate()
+        raise
+    return moto, url, s3
 
 
 def start_moto(seconds: float = 120.0) -> tuple[subprocess.Popen, int]:

@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -35,7 +34,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness import start_moto, timed
+from harness import aws_cli, moto_bucket, timed
 
 ROLE = "arn:aws:iam::123456789012:role/HealthOmicsServiceRole"
 BUCKET = "bench-members"
@@ -68,16 +67,11 @@ def main(argv: list[str] | None = None) -> int:
 
     from runlog.emulator import Emulator
 
-    aws = shutil.which("aws")
-    if aws is None:
-        raise SystemExit("the aws CLI is the baseline: pip install awscli")
-    moto, moto_port = start_moto()
-    s3_url = f"http://127.0.0.1:{moto_port}"
+    aws = aws_cli()
+    moto, s3_url, s3 = moto_bucket(BUCKET)
     emulator = None
     refresh, floor, cli, threads = [], [], [], []
     try:
-        s3 = boto3.client("s3", endpoint_url=s3_url, region_name="us-east-1")
-        s3.create_bucket(Bucket=BUCKET)
         settings = [{"runSettingId": f"S{i:06d}", "name": f"align-S{i:06d}", "priority": i % 7,
                      "parameters": {"sample_name": f"S{i:06d}", "input_cram": f"s3://{BUCKET}/crams/S{i:06d}.cram"}}
                     for i in range(args.members)]
