@@ -195,9 +195,21 @@ def _rows_and_span(record: dict, body: bytes) -> tuple[list[BucketRow], tuple[in
 def bucket_digest(runs: list) -> bytes:
     """A bucket's digest: of its runs' digests, sorted, joined (a setting's canonical JSON
     holds its runSettingId: its digest stands for the id too)."""
+    return digests_digest(run[2] for run in runs)
+
+
+def digests_digest(digests: Iterable[str]) -> bytes:
+    """bucket_digest of the runs whose digests these are."""
     import hashlib
 
-    return hashlib.sha256("".join(sorted(run[2] for run in runs)).encode("ascii")).digest()[:DIGEST_BYTES]
+    return hashlib.sha256("".join(sorted(digests)).encode("ascii")).digest()[:DIGEST_BYTES]
+
+
+def bucket_of(setting_id: str) -> int:
+    """The bucket a runSettingId falls in (setting_rows inlines this in its loop)."""
+    import zlib
+
+    return zlib.crc32(setting_id.encode("utf-8")) % BUCKETS
 
 
 def _spans(listed: list[dict], body: bytes) -> tuple[list[int], list[int]] | None:

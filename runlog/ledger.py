@@ -960,9 +960,9 @@ class Ledger:
         kept only if every bucket's digest of what was read is the record's (cohortindex): the
         same settings, byte for byte, as its settings file's content. False, and nothing kept,
         when the record has no such rows, is an inline batch, or what was read is not that."""
-        import hashlib
+        import itertools
 
-        from runlog.cohortindex import DIGEST_BYTES
+        from runlog.cohortindex import digests_digest
         from runlog.settingstream import NotASettingsList, settings_from
 
         row = self.conn.execute(
@@ -994,16 +994,9 @@ class Ledger:
             return False
         finally:
             self.conn.execute("RELEASE runlog_file_run_settings")
-        read: dict[int, bytes] = {}  # bucket by bucket, as cohortindex.bucket_digest: the sorted digests, joined
-        bucket, digests = None, []
-        for at, digest in self.conn.execute(f"SELECT bucket, digest FROM {table} ORDER BY bucket, digest"):
-            if at != bucket and bucket is not None:
-                read[bucket] = hashlib.sha256("".join(digests).encode("ascii")).digest()[:DIGEST_BYTES]
-                digests = []
-            bucket = at
-            digests.append(digest)
-        if bucket is not None:
-            read[bucket] = hashlib.sha256("".join(digests).encode("ascii")).digest()[:DIGEST_BYTES]
+        copied = self.conn.execute(f"SELECT bucket, digest FROM {table} ORDER BY bucket")
+        read = {bucket: digests_digest(digest for _, digest in found)
+                for bucket, found in itertools.groupby(copied, key=lambda row: row[0])}
         return read == expected
 
     _LATEST = (f"(SELECT {{what}} FROM observations o WHERE o.record = r.address AND o.status IS NOT NULL "

@@ -29,8 +29,6 @@ def settings_from(read: Callable[[int], bytes], chunk: int = CHUNK) -> Iterator[
     in order, b"" at its end) starts, up to the list's `]`. Raises NotASettingsList when the
     text is not such a list (a setting that is no object or has no text runSettingId, text
     between the settings other than one comma, no `]`)."""
-    import zlib
-
     from runlog import cohortindex
 
     decoder = json.JSONDecoder()
@@ -68,7 +66,7 @@ def settings_from(read: Callable[[int], bytes], chunk: int = CHUNK) -> Iterator[
         setting_id = value["runSettingId"]
         try:
             data = piece.encode("utf-8")
-            bucket = zlib.crc32(setting_id.encode("utf-8")) % cohortindex.BUCKETS
+            bucket = cohortindex.bucket_of(setting_id)
         except UnicodeEncodeError:  # a lone surrogate: in no canonical body
             raise NotASettingsList("a run setting that is not UTF-8") from None
         yield setting_id, piece, bucket, cohortindex.digest(data)
