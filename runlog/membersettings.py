@@ -55,7 +55,8 @@ class Known:
     `state` is `recorded` (its record holds them: a batch submitted through runlog),
     `observed` (a member-settings observation holds them: `settings`, `observed_at`), or
     `unknown` (its record holds the default alone and GetRun has not told, or could not:
-    `reason`, and when it was asked: `observed_at`)."""
+    `reason`, and when it was asked: `observed_at`; `code` is GetRun's error code when GetRun
+    was asked and could not tell, None otherwise)."""
 
     state: str
     settings: dict[str, Any] | None = None
@@ -63,6 +64,7 @@ class Known:
     reason: str | None = None
     run_output_uri: str | None = None
     digest: str | None = None  # the workflow digest GetRun reported for the run (observed only)
+    code: str | None = None  # GetRun's error code (unknown after GetRun was asked only)
 
     @property
     def note(self) -> str:
@@ -131,7 +133,7 @@ def known_settings(record: dict, observations: list[dict]) -> Known:
         unknown = latest_unknown["body"]["unknown"]
         code, message = unknown.get("code"), unknown.get("message")
         return Known("unknown", reason=f"{FROM}: {code}: {message}" if message else f"{FROM}: {code}",
-                     observed_at=latest_unknown["observed_at"])
+                     observed_at=latest_unknown["observed_at"], code=str(code))
     if record.get("outcome", {}).get("status") != "submitted":
         return Known("unknown", reason="its submission failed: no run, so GetRun cannot tell")
     return Known("unknown", reason=NOT_ASKED)

@@ -194,8 +194,8 @@ def member_request(entry: Entry, observations: Sequence[dict], default_only: boo
     if known.state != "observed" or known.settings is None:
         reason = terminal_safe(known.reason or "unknown")
         fixes = []
-        code = reason.split(": ")[1] if reason.startswith("GetRun: ") else None
-        if run_id and (reason == NOT_ASKED or (code is not None and code not in FINAL_UNKNOWN)):
+        code = known.code  # GetRun's error code, when GetRun was asked and could not tell
+        if run_id and (known.reason == NOT_ASKED or (code is not None and code not in FINAL_UNKNOWN)):
             fixes.append(f"`refresh(['{where.get('batch_id')}'])` asks GetRun again")
         if run_id and code not in ("ResourceNotFoundException", "RunReplaced"):
             fixes.append(f"`replay('{run_id}', native=True)` has HealthOmics copy the run")

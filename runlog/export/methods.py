@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from runlog.arn import parse_run_arn
 from runlog.export.cohort import BatchFacts
 from runlog.export.escape import csv_cell, markdown, yaml_string
-from runlog.export.terms import RunFacts, input_ids, published, value_text
+from runlog.export.terms import RunFacts, input_ids, licence_is_url, published, value_text
 
 
 def _csv(header: list[str], rows: list[list]) -> str:
@@ -333,7 +333,7 @@ def _citation(runs: list[RunFacts], title: str | None, *, authors: Sequence[dict
     if not authors:
         lines += ["  - name: \"Fill in the authors (runlog export --author, or authors in .runlog.toml)\""]
     lines += [f"date-released: {published(runs)}", f"version: {yaml_string(published(runs))}"]
-    if license and "://" not in license:
+    if license and not licence_is_url(license):
         lines.append(f"license: {yaml_string(license)}")
     elif license:
         lines.append(f"license-url: {yaml_string(license)}")

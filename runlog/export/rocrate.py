@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from runlog.export.cohort import BatchFacts
-from runlog.export.terms import RunFacts, input_ids, published, value_text
+from runlog.export.terms import RunFacts, input_ids, licence_is_url, published, value_text
 
 PROCESS = ("https://w3id.org/ro/wfrun/process/0.5", "Process Run Crate", "0.5")
 WORKFLOW = ("https://w3id.org/ro/wfrun/workflow/0.5", "Workflow Run Crate", "0.5")
@@ -58,7 +58,7 @@ def license_id(text: str | None) -> str | None:
     """The licence as a URL (an SPDX id becomes its spdx.org URL); None when none is given."""
     if not text:
         return None
-    return text if "://" in text else SPDX + text
+    return text if licence_is_url(text) else SPDX + text
 
 
 def profiles(runs: list[RunFacts]) -> list[tuple[str, str, str]]:
@@ -120,7 +120,7 @@ def build(runs: list[RunFacts], *, license: str | None, title: str | None = None
     licence = license_id(license)
     if licence and license is not None:
         root["license"] = crate.add(ContextEntity(crate, licence, properties={
-            "@type": "CreativeWork", "name": license if "://" not in license else licence,
+            "@type": "CreativeWork", "name": licence if licence_is_url(license) else license,
             "identifier": license}))
     else:  # Workflow RO-Crate requires a licence; say truthfully that none was given
         root["license"] = NO_LICENCE

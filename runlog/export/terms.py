@@ -379,6 +379,12 @@ def web_url(text: str) -> bool:
 SPDX_ID = r"[A-Za-z0-9][A-Za-z0-9.+-]*"  # an SPDX licence id (or LicenseRef-...), as in spdx.org/licenses
 
 
+def licence_is_url(text: str) -> bool:
+    """Whether a licence as given (checked by `check_licence`) is a URL rather than an SPDX id:
+    the one place that tells them apart, for the crate, CITATION.cff and the check itself."""
+    return "://" in text
+
+
 def check_licence(text: str | None) -> str | None:
     """The licence as given when it is an SPDX id or an http(s) URL; a one-line usage error otherwise."""
     import re
@@ -387,9 +393,9 @@ def check_licence(text: str | None) -> str | None:
 
     if not text:
         return None
-    if "://" in text and web_url(text):
+    if licence_is_url(text) and web_url(text):
         return text
-    if "://" not in text and re.fullmatch(SPDX_ID, text):
+    if not licence_is_url(text) and re.fullmatch(SPDX_ID, text):
         return text
     raise UsageError(f"`license` {text!r} is neither an SPDX licence id (such as CC-BY-4.0) nor an http(s) URL "
                      "(such as https://creativecommons.org/licenses/by/4.0/)", option="license")
