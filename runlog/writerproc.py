@@ -52,6 +52,16 @@ from runlog.ledger import Ledger
 CHILD_FROM_RUNS = 2000  # a batch of at least this many runs is written by a child process
 ENV = "RUNLOG_WRITER_PROCESS"
 STOP_WAIT = 30.0  # seconds the parent waits for the child to write what it was given, on an error
+# The child's transactions: 30 pages (3 000 members) each, on a connection with a 16 MiB page
+# cache. At 100 000 members (benchmarks/refresh_writes.py) the writes took 183 us of wall a
+# member in transactions of ten pages with SQLite's 2 MB cache, 143 us like this (127 us with
+# 50 pages and 32 MiB, for ~50 MiB more memory): each COMMIT writes every index leaf its
+# transaction touched, and the three indexes on random keys are read back from the file when
+# the cache cannot hold them. A refresh killed midway keeps whole transactions; a rerun adds
+# the rest, each member once.
+PAGES_A_TRANSACTION = 30
+CACHE_KIB = 16 * 1024
+_MEMBER = {"kind": "member"}
 _PIPE_BYTES = 1 << 20  # the pipe's kernel buffer (Linux: F_SETPIPE_SZ): ~50 pages of items ahead
 
 
@@ -267,7 +277,7 @@ def serve(source: IO[bytes], sink: IO[bytes]) -> int:
         ledger = Ledger.open(path, create=False)
         with ledger, ledger.bulk_writes(), ledger.file_run_settings(address) as from_file:
             maker = MemberPages(outline, address)
-            writer = PageWriter(ledger)
+            writer = PageWriter(ledger, most=PAGES_A_TRANSACTION, cache_kib=CACHE_KIB)
             writer.start()
             counted = 0
             try:
@@ -278,8 +288,9 @@ def serve(source: IO[bytes], sink: IO[bytes]) -> int:
                         writer.close()
                         return 0
                     kind = message[0]
-                    if kind == "members":
-                        writer.records(maker.encode(message[1], from_file))
+                    if kind == "members":  # of a member record the writer needs only its kind: the rest is in its body
+                        writer.records([(_MEMBER, body, address, columns)
+                                        for _, body, address, columns in maker.encode(message[1], from_file)])
                     elif kind == "observations":
                         writer.observations(message[1])
                     elif kind == "flush":
