@@ -5,8 +5,8 @@ machine: its threads (the two pagings, botocore's requests and parses; the membe
 built, schema-checked and encoded; the writer's seals and chain) all run Python, and Python
 runs one thread at a time. A process of its own has its own interpreter lock. So, from
 CHILD_FROM_RUNS runs on, the parent only pages the service (ListRunsInBatch, ListRuns) and
-hands each page of ListRunsInBatch items, as they came, to a child (`python -m
-runlog.writerproc`, a fresh interpreter: never a fork of the threaded parent). The child
+hands each page of ListRunsInBatch items, as they came, to a child (a fresh interpreter
+running runlog.writerproc from the parent's runlog: never a fork of the threaded parent). The child
 opens the ledger itself, builds, checks and encodes the member records
 (batch.MemberPages: every member against the schema) and writes them as before
 (refreshpipe.PageWriter: ten pages a transaction, in order, each member once). The statuses'
@@ -94,12 +94,10 @@ class WriterProcess:
     def start(self) -> None:
         import runlog
 
-        root = str(Path(runlog.__file__).resolve().parent.parent)  # this runlog, whatever the child's path
-        env = dict(os.environ)
-        env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-        try:
-            self._proc = subprocess.Popen([sys.executable, "-m", "runlog.writerproc"], stdin=subprocess.PIPE,
-                                          stdout=subprocess.PIPE, env=env, close_fds=True)
+        root = str(Path(runlog.__file__).resolve().parent.parent)  # where this runlog was imported from
+        try:  # -P: not the current directory first (a runlog source tree there is not necessarily this one)
+            self._proc = subprocess.Popen([sys.executable, "-P", "-c", _BOOT, root], stdin=subprocess.PIPE,
+                                          stdout=subprocess.PIPE, close_fds=True)
         except OSError as exc:
             raise LedgerError(f"cannot start the ledger's writer process ({sys.executable}): {exc}; "
                               f"set {ENV}=0 to write from this process") from None
@@ -246,8 +244,10 @@ def _rebuilt(name: str, message: str, exit_code: int) -> RunlogError:
 def _grow(pipe: IO[bytes] | None) -> None:
     """A larger pipe buffer where the system allows it (Linux), so that the parent's pages
     wait in the kernel while the child starts and copies the batch's settings."""
-    import fcntl
-
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        return
     setting = getattr(fcntl, "F_SETPIPE_SZ", None)
     if pipe is None or setting is None:
         return
@@ -319,10 +319,29 @@ def serve(source: IO[bytes], sink: IO[bytes]) -> int:
     return 1
 
 
-def main() -> int:
+# The child's first lines: the parent's runlog, found where the parent found it (its directory
+# added to the path only when the path lacks it, so that nothing the interpreter's own
+# modules are found in moves behind it).
+_BOOT = ("import sys; root = sys.argv[1]; root in sys.path or sys.path.insert(0, root); "
+         "from runlog.writerproc import main; sys.exit(main(root))")
+
+
+def main(root: str | None = None) -> int:
     import signal
 
+    import runlog
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    found = str(Path(runlog.__file__).resolve().parent.parent)
+    if root is not None and found != root:  # another runlog came first: it might write other records
+        try:
+            pickle.load(sys.stdin.buffer)
+        except EOFError:
+            return 1
+        sys.stdout.buffer.write(pickle.dumps(("error", "LedgerError", f"the ledger's writer process imported the "
+                                              f"runlog in {found}, not the one in {root}; set {ENV}=0", 2)))
+        sys.stdout.buffer.flush()
+        return 1
     return serve(sys.stdin.buffer, sys.stdout.buffer)
 
 
