@@ -134,7 +134,10 @@ class WriterProcess:
             pass
         try:
             proc.wait(STOP_WAIT)
-        except BaseException:  # a second Ctrl-C, or too long: no process left behind
+        except subprocess.TimeoutExpired:  # too long: no process left behind (the caller's error stands)
+            proc.kill()
+            proc.wait()
+        except BaseException:  # a second Ctrl-C: the same, then that
             proc.kill()
             proc.wait()
             raise
