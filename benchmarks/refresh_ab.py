@@ -7,8 +7,9 @@ RUNS runs with the first tree's runlog (untimed), copies the ledger once per tre
 `aws omics list-runs-in-batch` once and each tree's first refresh of the batch (PYTHONPATH
 set to the tree; a tree is a directory holding `runlog/` and `schema/`, e.g. from
 `git archive COMMIT runlog schema | tar -x -C DIR`), one after the other, each on a fresh
-copy of the ledger. Prints wall time, CPU time and peak memory of each run: on a shared
-machine, compare CPU times. `--profile DIR` runs each tree's refresh once more under cProfile
+copy of the ledger. Prints wall time, CPU time (the command's and its child processes') and
+peak memory of each run (the largest process's, and all of its processes' together, sampled):
+on a shared machine, compare CPU times. `--profile DIR` runs each tree's refresh once more under cProfile
 (the main thread: the pages are fetched and parsed by a thread of their own); `--keep FILE`
 keeps the submitted ledger, to time the ledger's writes offline."""
 
@@ -39,6 +40,62 @@ def fresh_copy(work: Path) -> Path:
     source.close()
     target.close()
     return copy
+
+
+class TreeMemory:
+    """The peak of the summed resident memory of this process's descendants that run runlog
+    (not moto's server, not the probe; the emulator is this process): a refresh that starts a writer process (runlog/writerproc.py) is two
+    processes, and the probe's peak (ru_maxrss) is the larger one's, not their sum. Sampled
+    from /proc every 0.1 s (Linux; 0 elsewhere)."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.peak_kib = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+
+    def __enter__(self) -> TreeMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _poll(self) -> None:
+        while not self._stop.wait(0.1):
+            pids, total = _descendants(os.getpid()), 0
+            for pid in pids:
+                try:
+                    with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+                        command = cmdline.read()
+                        if b"runlog" not in command or b"\0-c\0" in command:  # moto's server, the probe
+                            continue
+                    with open(f"/proc/{pid}/status") as status:
+                        total += next((int(line.split()[1]) for line in status if line.startswith("VmRSS:")), 0)
+                except OSError:
+                    continue
+            self.peak_kib = max(self.peak_kib, total)
+
+
+def _descendants(pid: int) -> list[int]:
+    found, at = [], [pid]
+    while at:
+        parent = at.pop()
+        try:
+            tasks = os.listdir(f"/proc/{parent}/task")
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                with open(f"/proc/{parent}/task/{task}/children") as children:
+                    kids = [int(child) for child in children.read().split()]
+            except OSError:
+                continue
+            found += kids
+            at += kids
+    return [p for p in found if p != pid]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -95,12 +152,13 @@ def main(argv: list[str] | None = None) -> int:
                 for tree in args.trees:
                     copy = fresh_copy(work)
                     served = time.process_time()
-                    out, usage = timed([sys.executable, "-m", "runlog", "refresh", batch_id],
-                                       {**env, "RUNLOG_LEDGER": str(copy), "PYTHONPATH": str(tree)}, work)
+                    with TreeMemory() as memory:
+                        out, usage = timed([sys.executable, "-m", "runlog", "refresh", batch_id],
+                                           {**env, "RUNLOG_LEDGER": str(copy), "PYTHONPATH": str(tree)}, work)
                     assert f"{args.runs} new member record(s)" in out, out
                     print(f"runlog refresh ({tree}): wall {usage['seconds']:.2f} s, CPU {usage['cpu']:.2f} s, "
-                          f"peak {usage['rss_mib']:.0f} MiB; emulator CPU {time.process_time() - served:.2f} s",
-                          flush=True)
+                          f"peak {usage['rss_mib']:.0f} MiB (its processes together {memory.peak_kib / 1024:.0f} "
+                          f"MiB); emulator CPU {time.process_time() - served:.2f} s", flush=True)
             if args.profile is not None:
                 args.profile.mkdir(parents=True, exist_ok=True)
                 for number, tree in enumerate(args.trees):

@@ -44,6 +44,8 @@ from runlog.membersettings import unknown_warning
 if TYPE_CHECKING:
     from concurrent.futures import Future
 
+    from runlog.writerproc import WriterProcess
+
 OPERATION = "StartRunBatch"
 MAX_INLINE = 100
 MAX_RUNS = 100_000
@@ -745,21 +747,36 @@ def prefetched(pages: Iterable[Any], ahead: int = 2) -> Iterator[Any]:
         stop.set()
 
 
-def record_members(ledger: Ledger, batch: Entry, omics, outline: dict | None = None) -> dict[str, int]:
+def record_members(ledger: Ledger, batch: Entry, omics, outline: dict | None = None,
+                   child: WriterProcess | None = None) -> dict[str, int]:
     """Page ListRunsInBatch and write each run setting's member record once, ten pages a
     transaction, written by a thread while the next pages are made (refreshpipe.PageWriter).
     `outline`: the batch record without its settings file's content (Ledger.batch_outline);
     the settings of a page's runs are read from the ledger page by page
     (Ledger.file_run_settings), so memory holds a few pages of members and one of settings,
-    whatever the size of the batch. Returns {"listed", "added"}."""
+    whatever the size of the batch. `child`: a writer process (runlog/writerproc.py) that
+    builds, checks and writes the members of the pages handed to it, while this process only
+    pages. Returns {"listed", "added"}."""
     from runlog import aws
     from runlog.refreshpipe import page_writer
 
     record = outline if outline is not None else ledger.batch_outline(batch.address)
     if record["outcome"]["status"] != "submitted":
         raise UsageError(f"batch record {batch.address[:12]} was {record['outcome']['status']}: it has no runs")
-    maker = MemberPages(record, batch.address)
     listed = 0
+    if child is not None:
+        try:
+            for page in prefetched(omics.get_paginator("list_runs_in_batch").paginate(
+                    batchId=batch.batch_id, PaginationConfig={"PageSize": 100})):
+                items = page.get("runs", [])
+                listed += len(items)
+                child.members(items)
+        except RunlogError:
+            raise
+        except Exception as exc:
+            raise aws.error_from(exc, "ListRunsInBatch") from None
+        return {"listed": listed, "added": child.flush()}
+    maker = MemberPages(record, batch.address)
     try:
         # each page built and checked here while the one before is written (runlog/refreshpipe.py)
         with ledger.file_run_settings(batch.address) as from_file, page_writer(ledger) as writer:
@@ -924,16 +941,19 @@ def status_pages(omics, batch: Entry) -> Iterator[tuple[str, int, list[tuple[str
 
 
 def observe_members(ledger: Ledger, batch: Entry, omics,
-                    pages: Iterable[tuple[str, int, list[tuple[str, Any, bytes]]]] | None = None) -> dict[str, int]:
+                    pages: Iterable[tuple[str, int, list[tuple[str, Any, bytes]]]] | None = None,
+                    child: WriterProcess | None = None) -> dict[str, int]:
     """Append a status observation for each member whose status changed, from `pages`
     (status_pages: ListRuns(batchId); by default paged here), ten pages a transaction
-    (refreshpipe.PageWriter). Returns {"listed", "changed"}."""
+    (refreshpipe.PageWriter, or the writer process `child`). Returns {"listed", "changed"}."""
+    from contextlib import nullcontext
+
     from runlog import aws, fastjson
-    from runlog.refreshpipe import page_writer
+    from runlog.refreshpipe import PageWriter, page_writer
 
     listed = 0
     try:
-        with page_writer(ledger) as writer:
+        with nullcontext(child) if child is not None else page_writer(ledger) as writer:
             for observed_at, count, items in (pages if pages is not None else prefetched(status_pages(omics, batch))):
                 listed += count
                 if not items:
@@ -958,7 +978,7 @@ def observe_members(ledger: Ledger, batch: Entry, omics,
         raise
     except Exception as exc:
         raise aws.error_from(exc, "ListRuns") from None
-    return {"listed": listed, "changed": writer.added}
+    return {"listed": listed, "changed": writer.added if isinstance(writer, PageWriter) else writer.flush()}
 
 
 def observe_outputs(ledger: Ledger, batch: Entry, omics, jobs: int = 16) -> dict[str, int]:
@@ -1028,9 +1048,15 @@ def refresh_batch(ledger: Ledger, batch: Entry, omics, outputs_jobs: int | None 
 
     # ListRuns is paged (into a file) while ListRunsInBatch's members are recorded: the two
     # pagings' round trips overlap; the statuses are written once every member is
-    with ledger.bulk_writes(), spooled(status_pages(omics, batch)) as statuses_spool:
-        members = {"listed": 0, "added": 0} if gone else record_members(ledger, batch, omics, outline)
-        statuses = observe_members(ledger, batch, omics, statuses_spool.pages())
+    from runlog.writerproc import writer_for
+
+    # a large batch's members are built, checked and written by a child process, with an
+    # interpreter lock of its own, while this one pages (runlog/writerproc.py)
+    with ledger.bulk_writes(), writer_for(ledger, batch.address, outline, None if gone else answer.get("totalRuns"),
+                                          batch.batch_id) as child, \
+            spooled(status_pages(omics, batch)) as statuses_spool:
+        members = {"listed": 0, "added": 0} if gone else record_members(ledger, batch, omics, outline, child)
+        statuses = observe_members(ledger, batch, omics, statuses_spool.pages(), child)
         if answer.get("status") in RUNS_DELETE:
             statuses["changed"] += observe_deleted_runs(ledger, batch, omics)
         outputs = observe_outputs(ledger, batch, omics, outputs_jobs) if outputs_jobs and not gone else None

@@ -891,6 +891,13 @@ class Ledger:
 
     # -- a batch's member runs (runlog/batch.py) ----------------------------------------------
 
+    def page_cache(self, kib: int) -> None:
+        """SQLite's page cache of this connection, in KiB (its default is 2 000 KiB). A
+        refresh's writer process (runlog/writerproc.py) keeps the leaves of the member
+        indexes on random keys (address, uuid, fingerprint) in memory instead of reading them
+        back from the file for each transaction: a bounded cost, whatever the batch's size."""
+        self.conn.execute(f"PRAGMA cache_size = -{max(1, int(kib))}")
+
     @contextmanager
     def bulk_writes(self, pages: int = 16384) -> Iterator[None]:
         """Many write transactions in a row (a batch's members, page by page): SQLite copies

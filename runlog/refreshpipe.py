@@ -38,8 +38,9 @@ class PageWriter:
     the ledger file. Use as a context manager (`page_writer`); `added` counts the rows written.
     An error of the writer is raised by the next `records`/`observations` call, or on leaving."""
 
-    def __init__(self, ledger: Ledger, *, ahead: int = 4, most: int = 10):
+    def __init__(self, ledger: Ledger, *, ahead: int = 4, most: int = 10, cache_kib: int | None = None):
         self._path = ledger.path
+        self._cache_kib = cache_kib  # the writing connection's page cache (Ledger.page_cache), if not SQLite's default
         self._inline = ledger if ledger.snapshot else None  # an in-memory copy: no second connection
         self._queue: queue.Queue = queue.Queue(maxsize=max(1, ahead))
         self._most = max(1, most)
@@ -100,6 +101,8 @@ class PageWriter:
             return
         self._ready.set()
         try:
+            if self._cache_kib is not None:
+                ledger.page_cache(self._cache_kib)
             with ledger.bulk_writes():
                 self._serve(ledger)
         finally:

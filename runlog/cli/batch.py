@@ -142,6 +142,7 @@ def refresh_batches(ledger, entries, config, profile=None, region=None, endpoint
     {record, batch_id, error}."""
     from runlog import aws
     from runlog.batch import refresh_batch
+    from runlog.cli.wording import command_line
     from runlog.errors import RunlogError
 
     changes = []
@@ -155,8 +156,8 @@ def refresh_batches(ledger, entries, config, profile=None, region=None, endpoint
         omics = aws.client(settings, "omics", max_pool_connections=max(10, jobs))
         try:
             changes.append(refresh_batch(ledger, entry, omics, outputs_jobs, jobs=jobs))
-        except RunlogError as exc:
-            changes.append({"record": entry.address, "batch_id": entry.batch_id, "error": exc.message})
+        except RunlogError as exc:  # the library's words as the command line says them (wording.py)
+            changes.append({"record": entry.address, "batch_id": entry.batch_id, "error": command_line(exc.message)})
     return changes
 
 

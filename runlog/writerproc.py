@@ -1,0 +1,352 @@
+"""A large refresh's member records built, checked and written by a child process (issue 14).
+
+`runlog refresh BATCH` at 100 000 members used about as much CPU as wall time on a 2-core
+machine: its threads (the two pagings, botocore's requests and parses; the member records
+built, schema-checked and encoded; the writer's seals and chain) all run Python, and Python
+runs one thread at a time. A process of its own has its own interpreter lock. So, from
+CHILD_FROM_RUNS runs on, the parent only pages the service (ListRunsInBatch, ListRuns) and
+hands each page of ListRunsInBatch items, as they came, to a child (a fresh interpreter
+running runlog.writerproc from the parent's runlog: never a fork of the threaded parent). The child
+opens the ledger itself, builds, checks and encodes the member records
+(batch.MemberPages: every member against the schema) and writes them as before
+(refreshpipe.PageWriter: ten pages a transaction, in order, each member once). The statuses'
+rows (Ledger.encode_observations, made by the parent, which asks GetRun for the failed) go
+the same way. Nothing else changes: the same records, byte for byte, the same transactions.
+
+The pipe: pickled tuples (C speed) of runlog's own values, between two runlog processes of
+the same user. Parent to child: ("open", ledger path, batch address, batch outline), then
+("members", items), ("observations", rows), ("flush",) (answered ("flushed", rows added since
+the last flush) once all before it is committed), ("end",). Child to parent: the answers, or
+("error", class name, message, exit code): the child's RunlogError, raised again in the
+parent as the same class, so the user sees the same one line and exit code.
+
+What can go wrong, and what the user sees:
+- the child fails (schema refusal, ledger error): its error, once, as above; the pages
+  handed over before it are written (as refreshpipe.page_writer does);
+- the child dies (killed, out of memory): one line naming it and the fix (run the refresh
+  again: what it committed is whole transactions, and a rerun adds each member once);
+- the parent fails or is interrupted: the child's input ends; it writes the whole pages it
+  was given and exits; the parent waits for it (SIGKILL after STOP_WAIT seconds), so no
+  process is left behind. The child ignores SIGINT: Ctrl-C reaches the terminal's whole
+  process group, and the parent decides.
+- the parent dies (SIGKILL): the child reads the end of its input, as above.
+
+Small refreshes keep the threads (refreshpipe): the child costs ~0.25 s to start. The
+environment variable RUNLOG_WRITER_PROCESS=1 always uses the child, =0 never."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+from runlog import errors
+from runlog.errors import LedgerError, RunlogError
+from runlog.ledger import Ledger
+
+CHILD_FROM_RUNS = 2000  # a batch of at least this many runs is written by a child process
+ENV = "RUNLOG_WRITER_PROCESS"
+STOP_WAIT = 30.0  # seconds the parent waits for the child to write what it was given, on an error
+# The child's transactions: 30 pages (3 000 members) each, on a connection with a 16 MiB page
+# cache. At 100 000 members (benchmarks/refresh_writes.py) the writes took 183 us of wall a
+# member in transactions of ten pages with SQLite's 2 MB cache, 143 us like this (127 us with
+# 50 pages and 32 MiB, for ~50 MiB more memory): each COMMIT writes every index leaf its
+# transaction touched, and the three indexes on random keys are read back from the file when
+# the cache cannot hold them. A refresh killed midway keeps whole transactions; a rerun adds
+# the rest, each member once.
+PAGES_A_TRANSACTION = 30
+CACHE_KIB = 16 * 1024
+_MEMBER = {"kind": "member"}
+_PIPE_BYTES = 1 << 20  # the pipe's kernel buffer (Linux: F_SETPIPE_SZ): ~50 pages of items ahead
+
+
+def wanted(ledger: Ledger, runs: Any) -> bool:
+    """Whether a refresh of a batch of `runs` runs (GetBatch's totalRuns) should use the child."""
+    if ledger.snapshot:  # an in-memory copy: no other connection can see it
+        return False
+    setting = os.environ.get(ENV, "").strip()
+    if setting in ("0", "1"):
+        return setting == "1"
+    return type(runs) is int and runs >= CHILD_FROM_RUNS
+
+
+class WriterProcess:
+    """The parent's end: `members(items)` / `observations(rows)` hand over a page, `flush()`
+    waits until all handed over is written and returns how many rows that added, `close()`
+    ends the child; `abort()` (on an error) lets it write what it has and waits for it."""
+
+    def __init__(self, ledger: Ledger, batch_address: str, outline: dict, batch_id: str | None = None):
+        self._batch_id = batch_id
+        self._path = ledger.path
+        self._address = batch_address
+        self._outline = outline
+        self._proc: subprocess.Popen | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    def start(self) -> None:
+        import runlog
+
+        root = str(Path(runlog.__file__).resolve().parent.parent)  # where this runlog was imported from
+        try:  # -P: not the current directory first (a runlog source tree there is not necessarily this one)
+            self._proc = subprocess.Popen([sys.executable, "-P", "-c", _BOOT, root], stdin=subprocess.PIPE,
+                                          stdout=subprocess.PIPE, close_fds=True)
+        except OSError as exc:
+            raise LedgerError(f"cannot start the ledger's writer process ({sys.executable}): {exc}; "
+                              f"set {ENV}=0 to write from this process") from None
+        _grow(self._proc.stdin)
+        self._send(("open", str(self._path), self._address, self._outline))
+
+    def members(self, items: list[dict]) -> None:
+        """One page of ListRunsInBatch items, made into member records by the child."""
+        self._send(("members", items))
+
+    def observations(self, rows: list[tuple]) -> None:
+        """One page of observation rows from Ledger.encode_observations."""
+        if rows:
+            self._send(("observations", rows))
+
+    def flush(self) -> int:
+        self._send(("flush",))
+        return self._answer("flushed")
+
+    def close(self) -> None:
+        self._send(("end",))
+        self._answer("done")
+        self._wait()
+
+    def abort(self) -> None:
+        """The caller failed: end the child's input, let it write the pages it has, wait."""
+        proc = self._proc
+        if proc is None:
+            return
+        try:
+            if proc.stdin is not None:
+                proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            proc.wait(STOP_WAIT)
+        except subprocess.TimeoutExpired:  # too long: no process left behind (the caller's error stands)
+            proc.kill()
+            proc.wait()
+        except BaseException:  # a second Ctrl-C: the same, then that
+            proc.kill()
+            proc.wait()
+            raise
+        finally:
+            self._release()
+
+    # -- the pipe --------------------------------------------------------------------------
+
+    def _send(self, message: tuple) -> None:
+        proc = self._proc
+        assert proc is not None and proc.stdin is not None
+        try:
+            proc.stdin.write(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
+            proc.stdin.flush()
+        except (BrokenPipeError, ValueError, OSError):  # the child has ended: it says why, or died
+            self._answer("done")
+            raise self._died() from None
+
+    def _answer(self, expected: str) -> int:
+        proc = self._proc
+        assert proc is not None and proc.stdout is not None
+        try:
+            message = pickle.load(proc.stdout)
+        except (EOFError, OSError, pickle.UnpicklingError):
+            raise self._died() from None
+        if message[0] == "error":
+            self._wait()
+            raise _rebuilt(*message[1:])
+        if message[0] != expected:
+            raise errors.InternalError(f"the ledger's writer process answered {message[0]!r} where {expected!r} "
+                                       "was due")
+        return int(message[1])
+
+    def _died(self) -> RunlogError:
+        proc = self._proc
+        assert proc is not None
+        pid = proc.pid
+        try:
+            code = proc.wait(STOP_WAIT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            code = proc.wait()
+        self._release()
+        how = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
+        again = f"`refresh([{self._batch_id!r}])`" if self._batch_id else "the refresh"
+        return LedgerError(f"the ledger's writer process (pid {pid}) ended before it finished ({how}); what it "
+                           f"wrote is whole pages of members: run {again} again to record the rest")
+
+    def _wait(self) -> None:
+        proc = self._proc
+        if proc is None:
+            return
+        try:
+            if proc.stdin is not None:
+                proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            proc.wait(STOP_WAIT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        self._release()
+
+    def _release(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        for stream in (proc.stdin, proc.stdout):
+            try:
+                if stream is not None:
+                    stream.close()
+            except OSError:
+                pass
+
+
+@contextmanager
+def writer_for(ledger: Ledger, batch_address: str, outline: dict, runs: Any,
+               batch_id: str | None = None) -> Iterator[WriterProcess | None]:
+    """A started WriterProcess when `wanted`, else None (the caller writes with its threads);
+    closed on leaving, or aborted when the block raised (its error is the one reported)."""
+    if not wanted(ledger, runs):
+        yield None
+        return
+    writer = WriterProcess(ledger, batch_address, outline, batch_id)
+    writer.start()
+    try:
+        yield writer
+    except BaseException:
+        try:
+            writer.abort()
+        except RunlogError:
+            pass
+        raise
+    writer.close()
+
+
+def _rebuilt(name: str, message: str, exit_code: int) -> RunlogError:
+    """The child's error as the same class here (its exit code is the class's), else as
+    RunlogError with the child's exit code."""
+    cls = getattr(errors, name, None)
+    if isinstance(cls, type) and issubclass(cls, RunlogError) and cls.__init__ is RunlogError.__init__:
+        return cls(message)
+    return RunlogError(message, exit_code)
+
+
+def _grow(pipe: IO[bytes] | None) -> None:
+    """A larger pipe buffer where the system allows it (Linux), so that the parent's pages
+    wait in the kernel while the child starts and copies the batch's settings."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        return
+    setting = getattr(fcntl, "F_SETPIPE_SZ", None)
+    if pipe is None or setting is None:
+        return
+    try:
+        fcntl.fcntl(pipe.fileno(), setting, _PIPE_BYTES)
+    except OSError:
+        pass
+
+
+# -- the child's end -------------------------------------------------------------------------
+
+def serve(source: IO[bytes], sink: IO[bytes]) -> int:
+    """The child: read the pages from `source` and write them; answers to `sink`."""
+    from runlog.batch import MemberPages
+    from runlog.refreshpipe import PageWriter
+
+    def answer(message: tuple) -> None:
+        sink.write(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
+        sink.flush()
+
+    try:
+        opening = pickle.load(source)
+    except EOFError:
+        return 0
+    _, path, address, outline = opening
+    try:
+        ledger = Ledger.open(path, create=False)
+        with ledger, ledger.bulk_writes(), ledger.file_run_settings(address) as from_file:
+            maker = MemberPages(outline, address)
+            writer = PageWriter(ledger, most=PAGES_A_TRANSACTION, cache_kib=CACHE_KIB)
+            writer.start()
+            counted = 0
+            try:
+                while True:
+                    try:
+                        message = pickle.load(source)
+                    except EOFError:  # the parent failed or died: the pages it gave are written
+                        writer.close()
+                        return 0
+                    kind = message[0]
+                    if kind == "members":  # of a member record the writer needs only its kind: the rest is in its body
+                        writer.records([(_MEMBER, body, address, columns)
+                                        for _, body, address, columns in maker.encode(message[1], from_file)])
+                    elif kind == "observations":
+                        writer.observations(message[1])
+                    elif kind == "flush":
+                        writer.close()
+                        answer(("flushed", writer.added - counted))
+                        counted = writer.added
+                        writer.start()
+                    elif kind == "end":
+                        writer.close()
+                        answer(("done", writer.added))
+                        return 0
+            except BaseException:
+                try:
+                    writer.close()  # the pages handed over before the error are whole: written
+                except RunlogError:
+                    pass
+                raise
+    except RunlogError as exc:
+        failed: tuple = ("error", type(exc).__name__, exc.message, exc.exit_code)
+    except Exception as exc:
+        failed = ("error", "LedgerError", f"cannot write to ledger {path}: {type(exc).__name__}: {exc}", 2)
+    try:
+        answer(failed)
+    except OSError:  # the parent has gone: nobody to tell
+        pass
+    return 1
+
+
+# The child's first lines: the parent's runlog, found where the parent found it (its directory
+# added to the path only when the path lacks it, so that nothing the interpreter's own
+# modules are found in moves behind it).
+_BOOT = ("import sys; root = sys.argv[1]; root in sys.path or sys.path.insert(0, root); "
+         "from runlog.writerproc import main; sys.exit(main(root))")
+
+
+def main(root: str | None = None) -> int:
+    import signal
+
+    import runlog
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    found = str(Path(runlog.__file__).resolve().parent.parent)
+    if root is not None and found != root:  # another runlog came first: it might write other records
+        try:
+            pickle.load(sys.stdin.buffer)
+        except EOFError:
+            return 1
+        sys.stdout.buffer.write(pickle.dumps(("error", "LedgerError", f"the ledger's writer process imported the "
+                                              f"runlog in {found}, not the one in {root}; set {ENV}=0", 2)))
+        sys.stdout.buffer.flush()
+        return 1
+    return serve(sys.stdin.buffer, sys.stdout.buffer)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
