@@ -13,8 +13,8 @@ opens the ledger itself, builds, checks and encodes the member records
 rows (Ledger.encode_observations, made by the parent, which asks GetRun for the failed) go
 the same way. Nothing else changes: the same records, byte for byte, the same transactions.
 
-The pipe: pickled tuples (C speed) of runlog's own values, between two runlog processes of
-the same user. Parent to child: ("open", ledger path, batch address, batch outline), then
+The child is started, talked to and stopped by runlog/childproc.py (marshal messages on its
+pipes; a session of its own, Ctrl-C ignored). Parent to child: ("open", ledger path, batch address, batch outline), then
 ("members", items), ("observations", rows), ("flush",) (answered ("flushed", rows added since
 the last flush) once all before it is committed), ("end",). Child to parent: the answers, or
 ("error", class name, message, exit code): the child's RunlogError, raised again in the
@@ -27,8 +27,8 @@ What can go wrong, and what the user sees:
   again: what it committed is whole transactions, and a rerun adds each member once);
 - the parent fails or is interrupted: the child's input ends; it writes the whole pages it
   was given and exits; the parent waits for it (SIGKILL after STOP_WAIT seconds), so no
-  process is left behind. The child ignores SIGINT: Ctrl-C reaches the terminal's whole
-  process group, and the parent decides.
+  process is left behind. The child ignores SIGINT, in a session of its own: Ctrl-C is the
+  parent's to handle.
 - the parent dies (SIGKILL): the child reads the end of its input, as above.
 
 Small refreshes keep the threads (refreshpipe): the child costs ~0.25 s to start. The
@@ -37,15 +37,12 @@ environment variable RUNLOG_WRITER_PROCESS=1 always uses the child, =0 never."""
 from __future__ import annotations
 
 import os
-import pickle
 import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import IO, Any
 
-from runlog import errors
+from runlog import childproc, errors
 from runlog.errors import LedgerError, RunlogError
 from runlog.ledger import Ledger
 
@@ -92,14 +89,10 @@ class WriterProcess:
         return self._proc.pid if self._proc is not None else None
 
     def start(self) -> None:
-        import runlog
-
-        root = str(Path(runlog.__file__).resolve().parent.parent)  # where this runlog was imported from
-        try:  # -P: not the current directory first (a runlog source tree there is not necessarily this one)
-            self._proc = subprocess.Popen([sys.executable, "-P", "-c", _BOOT, root], stdin=subprocess.PIPE,
-                                          stdout=subprocess.PIPE, close_fds=True)
+        try:
+            self._proc = childproc.start("runlog.writerproc", "serve")
         except OSError as exc:
-            raise LedgerError(f"cannot start the ledger's writer process ({sys.executable}): {exc}; "
+            raise LedgerError(f"cannot start the ledger's writer process: {exc}; "
                               f"set {ENV}=0 to write from this process") from None
         _grow(self._proc.stdin)
         self._send(("open", str(self._path), self._address, self._outline))
@@ -124,25 +117,7 @@ class WriterProcess:
 
     def abort(self) -> None:
         """The caller failed: end the child's input, let it write the pages it has, wait."""
-        proc = self._proc
-        if proc is None:
-            return
-        try:
-            if proc.stdin is not None:
-                proc.stdin.close()
-        except OSError:
-            pass
-        try:
-            proc.wait(STOP_WAIT)
-        except subprocess.TimeoutExpired:  # too long: no process left behind (the caller's error stands)
-            proc.kill()
-            proc.wait()
-        except BaseException:  # a second Ctrl-C: the same, then that
-            proc.kill()
-            proc.wait()
-            raise
-        finally:
-            self._release()
+        self._wait()
 
     # -- the pipe --------------------------------------------------------------------------
 
@@ -150,9 +125,8 @@ class WriterProcess:
         proc = self._proc
         assert proc is not None and proc.stdin is not None
         try:
-            proc.stdin.write(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
-            proc.stdin.flush()
-        except (BrokenPipeError, ValueError, OSError):  # the child has ended: it says why, or died
+            childproc.send(proc.stdin, message)
+        except (ValueError, OSError):  # the child has ended: it says why, or died
             self._answer("done")
             raise self._died() from None
 
@@ -160,9 +134,11 @@ class WriterProcess:
         proc = self._proc
         assert proc is not None and proc.stdout is not None
         try:
-            message = pickle.load(proc.stdout)
-        except (EOFError, OSError, pickle.UnpicklingError):
-            raise self._died() from None
+            message = childproc.receive(proc.stdout)
+        except (OSError, ValueError, EOFError):
+            message = None
+        if message is None:
+            raise self._died()
         if message[0] == "error":
             self._wait()
             raise _rebuilt(*message[1:])
@@ -175,43 +151,18 @@ class WriterProcess:
         proc = self._proc
         assert proc is not None
         pid = proc.pid
-        try:
-            code = proc.wait(STOP_WAIT)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            code = proc.wait()
-        self._release()
+        self._proc = None
+        code = childproc.stop(proc, STOP_WAIT)
         how = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
         again = f"`refresh([{self._batch_id!r}])`" if self._batch_id else "the refresh"
         return LedgerError(f"the ledger's writer process (pid {pid}) ended before it finished ({how}); what it "
                            f"wrote is whole pages of members: run {again} again to record the rest")
 
     def _wait(self) -> None:
-        proc = self._proc
-        if proc is None:
-            return
-        try:
-            if proc.stdin is not None:
-                proc.stdin.close()
-        except OSError:
-            pass
-        try:
-            proc.wait(STOP_WAIT)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        self._release()
-
-    def _release(self) -> None:
+        """Let the child write what it was given and end (killed after STOP_WAIT seconds)."""
         proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        for stream in (proc.stdin, proc.stdout):
-            try:
-                if stream is not None:
-                    stream.close()
-            except OSError:
-                pass
+        if proc is not None:
+            childproc.stop(proc, STOP_WAIT)
 
 
 @contextmanager
@@ -263,17 +214,16 @@ def _grow(pipe: IO[bytes] | None) -> None:
 # -- the child's end -------------------------------------------------------------------------
 
 def serve(source: IO[bytes], sink: IO[bytes]) -> int:
-    """The child: read the pages from `source` and write them; answers to `sink`."""
+    """The child (started by childproc): read the pages from `source` and write them; answers
+    to `sink`."""
     from runlog.batch import MemberPages
     from runlog.refreshpipe import PageWriter
 
     def answer(message: tuple) -> None:
-        sink.write(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
-        sink.flush()
+        childproc.send(sink, message)
 
-    try:
-        opening = pickle.load(source)
-    except EOFError:
+    opening = childproc.receive(source)
+    if opening is None:
         return 0
     _, path, address, outline = opening
     try:
@@ -285,9 +235,8 @@ def serve(source: IO[bytes], sink: IO[bytes]) -> int:
             counted = 0
             try:
                 while True:
-                    try:
-                        message = pickle.load(source)
-                    except EOFError:  # the parent failed or died: the pages it gave are written
+                    message = childproc.receive(source)
+                    if message is None:  # the parent failed or died: the pages it gave are written
                         writer.close()
                         return 0
                     kind = message[0]
@@ -321,32 +270,3 @@ def serve(source: IO[bytes], sink: IO[bytes]) -> int:
         pass
     return 1
 
-
-# The child's first lines: the parent's runlog, found where the parent found it (its directory
-# added to the path only when the path lacks it, so that nothing the interpreter's own
-# modules are found in moves behind it).
-_BOOT = ("import sys; root = sys.argv[1]; root in sys.path or sys.path.insert(0, root); "
-         "from runlog.writerproc import main; sys.exit(main(root))")
-
-
-def main(root: str | None = None) -> int:
-    import signal
-
-    import runlog
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    found = str(Path(runlog.__file__).resolve().parent.parent)
-    if root is not None and found != root:  # another runlog came first: it might write other records
-        try:
-            pickle.load(sys.stdin.buffer)
-        except EOFError:
-            return 1
-        sys.stdout.buffer.write(pickle.dumps(("error", "LedgerError", f"the ledger's writer process imported the "
-                                              f"runlog in {found}, not the one in {root}; set {ENV}=0", 2)))
-        sys.stdout.buffer.flush()
-        return 1
-    return serve(sys.stdin.buffer, sys.stdout.buffer)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
