@@ -685,7 +685,11 @@ class Ledger:
         found = prepared.rows_for(body) if prepared is not None else None
         if found is None:
             found = cohortindex.setting_rows(record, body)
-        if found is None:
+        self._write_settings(seq, found)
+
+    def _write_settings(self, seq: int, found: Sequence[tuple] | None) -> None:
+        """Insert the rows of `batch_settings` of the batch record `seq` (none for None)."""
+        if not found:
             return
         try:
             self.conn.executemany("INSERT INTO batch_settings (batch, bucket, digest, runs) VALUES (?, ?, ?, ?)",
@@ -798,36 +802,42 @@ class Ledger:
                                       new_addresses)
         return len(new)
 
-    def add_received_records(self, items: Sequence[tuple[str, bytes, tuple]]) -> int:
+    def add_received_records(self, items: Sequence[tuple]) -> int:
         """Append records received from elsewhere and checked by the caller (a pull:
         runlog/syncreceive.py checks each one's address, canonical form and schema), in the
         order given, in one transaction: what add_records does, without parsing, checking
         and encoding each record again. Each item is (address, canonical JSON, the record's
-        index_columns values in INDEX_COLUMNS' order). One whose address the ledger holds
-        (or given twice) is skipped. Returns how many were added."""
+        index_columns values in INDEX_COLUMNS' order), and for a batch record, when the caller
+        made them from the record it checked, its rows of `batch_settings`
+        (cohortindex.setting_rows' answer, None included); without them they are made here.
+        One whose address the ledger holds (or given twice) is skipped. Returns how many
+        were added."""
         with self.write():
-            present = self._present([address for address, _, _ in items])
+            present = self._present([item[0] for item in items])
             last = self.conn.execute("SELECT chain FROM records ORDER BY seq DESC LIMIT 1").fetchone()
             chain = last[0] if last else None
             seq = self._next_seq("records")
             inserted_at = rec.utc_now()
             rows = []
-            batches: list[tuple[bytes, int]] = []
-            for address, body, columns in items:
+            batches: list[tuple[bytes, int, tuple]] = []
+            for address, body, columns, *given in items:
                 if address in present:
                     continue
                 present.add(address)
                 chain = chain_next(chain, address)
                 if columns[0] == "batch":  # kind
-                    batches.append((body, seq))
+                    batches.append((body, seq, tuple(given)))
                 rows.append((seq, address, body.decode("utf-8"), chain, inserted_at, *columns))
                 seq += 1
             if rows:
                 from runlog.fastjson import decode_canonical
 
                 self._insert_rows("records", _RECORD_ROW, rows)
-                for body, at in batches:
-                    self._index_settings(at, decode_canonical(body)[0], body)
+                for body, at, made in batches:
+                    if made:  # made by the caller from the record it checked
+                        self._write_settings(at, made[0])
+                    else:
+                        self._index_settings(at, decode_canonical(body)[0], body)
         return len(rows)
 
     # -- reading -----------------------------------------------------------------------------
