@@ -32,14 +32,16 @@ import sys
 from collections.abc import Collection
 from typing import Any, BinaryIO
 
-from runlog.errors import InternalError, RunlogError
+from runlog.errors import InternalError, RunlogError, UsageError
 from runlog.syncpack import PackIndex, split_pack
 from runlog.syncreceive import ObservationRow, Row, check_observations, check_records
+from runlog.textsafe import terminal_safe
 
 # Below this many bytes of packs to check, a pull checks them itself: starting workers
 # (an interpreter each, about a fifth of a second) costs more than the second core saves.
 PARALLEL_FROM = 8 * 1024 * 1024
 MAX_WORKERS = 4
+WORKERS_VARIABLE = "RUNLOG_PULL_WORKERS"  # how many, whatever the size (0: none)
 
 # What check_pack gives back for a pack that can be used: its good records as (created,
 # address, request id, row), its good observations' rows, and one line per refused item.
@@ -88,8 +90,16 @@ def check_pack(digest: str, data: bytes, index: PackIndex, want_records: Collect
 
 
 def worker_count(pack_bytes: int, workers: int | None = None) -> int:
-    """How many worker processes check `pack_bytes` of packs: `workers` when given, else none
-    below PARALLEL_FROM bytes or on one core, else one per core (at most MAX_WORKERS)."""
+    """How many worker processes check `pack_bytes` of packs: `workers` when given, else the
+    environment's RUNLOG_PULL_WORKERS (a number; 0: none), else none below PARALLEL_FROM
+    bytes or on one core, else one per core (at most MAX_WORKERS)."""
+    if workers is None and os.environ.get(WORKERS_VARIABLE, "").strip():
+        try:
+            workers = int(os.environ[WORKERS_VARIABLE])
+        except ValueError:
+            raise UsageError(f"{WORKERS_VARIABLE}={terminal_safe(os.environ[WORKERS_VARIABLE])[:40]!r} is not a "
+                             "number: set it to how many worker processes check a pull's packs (0: none), or "
+                             "unset it") from None
     if workers is not None:
         return max(0, workers)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
