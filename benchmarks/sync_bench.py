@@ -174,16 +174,51 @@ def peak_mib() -> float:
     return float("nan")
 
 
+def workers_rss_mib() -> float:
+    """The resident memory of this process's pull workers (runlog/syncworker.py) together, now."""
+    total = 0
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            text = status.read_text()
+            if f"\nPPid:\t{os.getpid()}\n" not in text or b"runlog.syncworker" not in (
+                    status.parent / "cmdline").read_bytes():
+                continue
+            total += int(text.split("VmRSS:")[1].split()[0])
+        except (OSError, IndexError, ValueError):
+            continue
+    return total / 1024
+
+
+class WorkersPeak:
+    """Samples workers_rss_mib every 50 ms in a thread while it is open; `.peak` after."""
+
+    def __enter__(self):
+        self.peak, self._stop = 0.0, threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self):
+        while not self._stop.wait(0.05):
+            self.peak = max(self.peak, workers_rss_mib())
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
 def measured(func, server: int, relayed: int | None):
     """(result, wall seconds, CPU seconds of runlog (this process and its worker processes),
-    of moto, of the relay, this process's peak resident MiB)."""
+    of moto, of the relay, this process's peak resident memory and its workers' (sampled))."""
     helpers = lambda: helpers_cpu((server, relayed))  # noqa: E731
     before = [cpu_seconds() + helpers(), cpu_seconds(server), cpu_seconds(relayed) if relayed else 0.0]
     peak_reset()
-    result, seconds = timed(func)
+    with WorkersPeak() as workers:
+        result, seconds = timed(func)
     after = [cpu_seconds() + helpers(), cpu_seconds(server), cpu_seconds(relayed) if relayed else 0.0]
-    print(f"  {seconds:.1f} s, peak {peak_mib():.0f} MiB", file=sys.stderr, flush=True)
-    return (result, seconds, *(b - a for a, b in zip(before, after, strict=True)), peak_mib())
+    peak = f"{peak_mib():.0f} MiB" + (f" (+ workers {workers.peak:.0f} MiB)" if workers.peak else "")
+    print(f"  {seconds:.1f} s, peak {peak}", file=sys.stderr, flush=True)
+    return (result, seconds, *(b - a for a, b in zip(before, after, strict=True)), peak)
 
 
 def build_batch(work: Path, members: int, s3, s3_url: str) -> Path:
@@ -352,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
     cores = os.cpu_count() or 1
     for name, seconds, ours, theirs, relaying, peak, count in rows:
         print(f"| {name} | {seconds:.1f} s | {count / seconds:,.0f} | {ours:.1f} s | {theirs:.1f} s | "
-              f"{relaying:.1f} s | {(ours + theirs + relaying) / cores:.1f} s | {peak:.0f} MiB |")
+              f"{relaying:.1f} s | {(ours + theirs + relaying) / cores:.1f} s | {peak} |")
     if 1 in pulls:
         print(f"\npull speed-up with --jobs {args.jobs}: {pulls[1] / pulls[args.jobs]:.1f}x"
               + (" (the --jobs 1 pull scaled from its sample)" if args.serial_sample else ""))
