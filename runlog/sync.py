@@ -184,6 +184,30 @@ def collector_relaxed() -> Iterator[None]:
         gc.unfreeze()
 
 
+# glibc's allocator moves its threshold for giving a freed block back to the system up to the
+# largest block freed (up to 32 MiB): once a fetch thread has freed a 1 MiB pack, every later
+# pack, page of rows and answer of a worker lands in one of the per-thread heaps (arenas) of a
+# pull's 16 fetch threads and stays there when freed. Python's own allocations at the peak of
+# a 30 000-member pull were 146 MiB (tracemalloc) against 411-546 MiB resident. With the
+# threshold fixed at 128 KiB (its starting value) blocks that large are mapped and unmapped
+# each time: the same pull peaked at 231 MiB instead of 358 MiB, for no measurable CPU.
+MMAP_THRESHOLD = 128 * 1024
+
+
+def _large_blocks_returned() -> None:
+    """Fix glibc's mmap threshold at MMAP_THRESHOLD for the rest of the process (a no-op on
+    other C libraries): what a pull frees, it gives back (see MMAP_THRESHOLD)."""
+    import ctypes
+    import platform
+
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return
+    try:
+        ctypes.CDLL(None).mallopt(-3, MMAP_THRESHOLD)  # M_MMAP_THRESHOLD
+    except (OSError, AttributeError):
+        pass
+
+
 # -- errors -------------------------------------------------------------------------------------
 
 
@@ -725,6 +749,7 @@ def pull(ledger: Ledger, s3, remote: Remote, *, jobs: int = 16, progress: Progre
     item, never every item received. A pull with many packs to check checks them in worker
     processes (runlog/syncworker.py), `workers` of them (by default one per core; 0: none)."""
     result = PullResult(str(remote))
+    _large_blocks_returned()
     if listing is None:
         listing = survey(s3, remote, jobs=jobs, doing="pull from", expect_ledger=True, max_bytes=max_bytes)
     if listing.marker is None:

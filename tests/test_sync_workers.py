@@ -223,3 +223,39 @@ def test_a_worker_that_dies_fails_the_pull_in_one_line_and_nothing_is_inserted(b
         with Ledger.open(carol) as ledger:
             assert ledger.count() == 0
         _pulled_once(run_cli, carol, expected)
+
+
+FREED_BLOCKS = """
+import sys, threading
+def rss():
+    return int(open("/proc/self/status").read().split("VmRSS:")[1].split()[0]) // 1024
+if sys.argv[1] == "pull":
+    from runlog.sync import _large_blocks_returned
+    _large_blocks_returned()  # what pull() does first
+base = rss()
+def fetch():  # as a fetch thread: a pack read and freed, then many, then small allocations after them
+    first = bytes(1 << 20)
+    del first
+    held = [bytes(1 << 20) + b"x" for _ in range(64)]
+    small = [b"y" * 100 for _ in range(1000)]
+    del held
+    keep.append(small)
+keep = []
+thread = threading.Thread(target=fetch)
+thread.start()
+thread.join()
+print(rss() - base)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists() or os.uname().sysname != "Linux",
+                    reason="glibc's allocator on Linux")
+def test_after_pull_starts_the_packs_a_thread_freed_are_given_back_to_the_system():
+    import platform
+
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("glibc's allocator")
+    kept = {how: int(subprocess.run([sys.executable, "-c", FREED_BLOCKS, how], capture_output=True, text=True,
+                                    check=True).stdout) for how in ("plain", "pull")}
+    assert kept["pull"] < 8  # MiB still resident after 64 MiB of packs were freed
+    assert kept["plain"] > 32  # what the allocator keeps otherwise: the cause of a pull's peak
