@@ -736,20 +736,27 @@ class Ledger:
             data = stored_observation_object(record, run_uuid, observed_at, source, status, body)
             yield seq, address or rec.sha256_hex(data), record, data, address is not None
 
-    def index_observations(self) -> int:
+    def index_observations(self, found: Sequence[tuple[int, str]] | None = None) -> int:
         """Store the content address of every observation that has none yet (see
-        observation_object); returns how many were indexed. Cheap when nothing is new."""
-        rows = [(seq, address) for seq, address, *_ in self._observation_rows(only_unindexed=True)]
+        observation_object); returns how many were indexed. Cheap when nothing is new.
+        `found`: the (seq, address) pairs observation_addresses(unindexed=...) computed, stored
+        as they are instead of being computed again (push)."""
+        rows = list(found) if found is not None else [
+            (seq, address) for seq, address, *_ in self._observation_rows(only_unindexed=True)]
         if rows:
             with self.write():
                 self.conn.executemany(
                     "INSERT OR IGNORE INTO observation_addresses (observation, address) VALUES (?, ?)", rows)
         return len(rows)
 
-    def observation_addresses(self) -> set[str]:
-        """The content addresses of every observation."""
+    def observation_addresses(self, *, unindexed: list[tuple[int, str]] | None = None) -> set[str]:
+        """The content addresses of every observation. `unindexed`: a list that receives the
+        (seq, address) of each observation whose address was computed (not stored yet)."""
+        computed = [(seq, address) for seq, address, *_ in self._observation_rows(only_unindexed=True)]
+        if unindexed is not None:
+            unindexed.extend(computed)
         return {row[0] for row in self.conn.execute("SELECT address FROM observation_addresses")} | {
-            address for _, address, *_ in self._observation_rows(only_unindexed=True)}
+            address for _, address in computed}
 
     def observation_objects(self, skip: Set[str] = frozenset()) -> Iterator[tuple[str, str, bytes]]:
         """(address, record, canonical JSON) of each distinct observation whose address is not in skip."""

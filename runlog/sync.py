@@ -501,6 +501,7 @@ def push(ledger: Ledger, s3, remote: Remote, *, jobs: int = 16, progress: Progre
         except Exception as exc:
             raise _fail(exc, remote, "push to") from None
     packed_records, packed_observations = listing.packed()
+    unindexed: list[tuple[int, str]] | None = None if objects else []  # addresses computed, cached at the end
     attempts = []
     for intent in ledger.pending():
         data = rec.canonical_json(intent)
@@ -527,7 +528,7 @@ def push(ledger: Ledger, s3, remote: Remote, *, jobs: int = 16, progress: Progre
         records = held - set(listing.records) - packed_records
         result.records_present = len(held) - len(records)
         present = set(listing.observations) | packed_observations
-        observations = ledger.observation_addresses() - present
+        observations = ledger.observation_addresses(unindexed=unindexed) - present
         _refuse_tampered(ledger, records, observations)
         if (records or observations) and isinstance(listing.marker, dict) \
                 and listing.marker.get("format") == FORMAT_OBJECTS:
@@ -548,7 +549,7 @@ def push(ledger: Ledger, s3, remote: Remote, *, jobs: int = 16, progress: Progre
         _push_objects(attempts, writer, remote, result, jobs=jobs, progress=progress)
     result.conditional_writes = writer.conditional
     _put_head(writer, remote, ledger, head)
-    _cache_observation_addresses(ledger)
+    _cache_observation_addresses(ledger, unindexed)
     return result
 
 
@@ -707,11 +708,12 @@ def check_remote_head(ledger: Ledger, report, s3, remote: Remote) -> None:
         report.problems.extend(check_head(ledger, head[0], head[1], witness=f"the head pushed to {remote}"))
 
 
-def _cache_observation_addresses(ledger: Ledger) -> None:
+def _cache_observation_addresses(ledger: Ledger, found: list[tuple[int, str]] | None = None) -> None:
+    """Store the observations' addresses (those push computed: `found`, else all not stored)."""
     from runlog.errors import LedgerError
 
     try:
-        ledger.index_observations()
+        ledger.index_observations(found)
     except LedgerError:  # a read-only ledger: the addresses are computed again next time
         pass
 
