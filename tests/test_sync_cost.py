@@ -117,3 +117,22 @@ def test_a_push_stores_the_observation_addresses_it_computed_and_they_are_those_
     with Ledger.open(tmp_path / "bob.db") as other:  # and they are the names the remote gave them
         assert sync.pull(other, bucket, REMOTE).observations_received == 2
         assert other.observation_addresses() == set(stored.values())
+
+
+@pytest.mark.parametrize("stored", [False, True], ids=["address-not-stored", "address-stored"])
+def test_push_reads_only_the_observations_it_sends_and_still_refuses_an_edited_one(bucket, tmp_path, stored):
+    from helpers import tamper
+    from runlog.errors import LedgerError
+
+    path = tmp_path / "alice.db"
+    made = fill(path, 2)  # and one observation of the first
+    with Ledger.open(path) as ledger:
+        if stored:
+            ledger.index_observations()
+    tamper(path, "UPDATE observations SET status = 'FAILED'")
+    remote = sync.Remote.parse(f"s3://{TEAM_BUCKET}/edited-{stored}")
+    with Ledger.open(path) as ledger:
+        with pytest.raises(LedgerError, match="^refusing to push: observation #1: a column of its row was changed"):
+            sync.push(ledger, bucket, remote)
+    assert bucket.list_objects_v2(Bucket=TEAM_BUCKET, Prefix=f"edited-{stored}/packs/").get("KeyCount", 0) == 0
+    assert made
