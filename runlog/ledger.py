@@ -815,8 +815,9 @@ class Ledger:
         order given, in one transaction: what add_records does, without parsing, checking
         and encoding each record again. Each item is (address, canonical JSON, the record's
         index_columns values in INDEX_COLUMNS' order), and for a batch record, when the caller
-        made them from the record it checked, its rows of `batch_settings`
-        (cohortindex.setting_rows' answer, None included); without them they are made here.
+        made them from the record it checked, its rows of `batch_settings` and its (runs, view)
+        of `batch_views` (cohortindex.received's answer, None for either); without them they
+        are made here (the view by the trigger of migration m010).
         One whose address the ledger holds (or given twice) is skipped. Returns how many
         were added."""
         with self.write():
@@ -839,6 +840,10 @@ class Ledger:
             if rows:
                 from runlog.fastjson import decode_canonical
 
+                for _, at, made in batches:  # written first: the trigger of migration m010 then leaves it
+                    if len(made) > 1 and made[1] is not None:
+                        self.conn.execute("INSERT OR REPLACE INTO batch_views (record, runs, view) VALUES (?, ?, ?)",
+                                          (rows[at - rows[0][0]][1], *made[1]))
                 self._insert_rows("records", _RECORD_ROW, rows)
                 for body, at, made in batches:
                     if made:  # made by the caller from the record it checked

@@ -40,11 +40,11 @@ _FIELDS = frozenset(OBSERVATION_FIELDS)
 
 # What a checked record is reduced to: (created, request id, row), the row being what
 # Ledger.add_received_records takes: (address, canonical bytes, index_columns' values in
-# INDEX_COLUMNS' order), and for a batch record its rows of `batch_settings`
-# (cohortindex.setting_rows, made from the value its check decoded: the ledger need not
-# decode a cohort's tens of MB again, and the work is done where the check is, in a worker
-# process when a pull has them, runlog/syncworker.py).
-Row = tuple  # (address, bytes, columns) or (address, bytes, columns, setting rows or None)
+# INDEX_COLUMNS' order), and for a batch record its rows of `batch_settings` and its view
+# (cohortindex.received, made from the value its check decoded: the ledger need not decode
+# a cohort's tens of MB again, nor SQLite parse them for the view, and the work is done where
+# the check is, in a worker process when a pull has them, runlog/syncworker.py).
+Row = tuple  # (address, bytes, columns), or for a batch (..., setting rows or None, (runs, view) or None)
 # A checked observation, as Ledger.add_checked_observations takes it: (address, record,
 # run_uuid, observed_at, source, status, the body's canonical bytes, their SHA-256).
 ObservationRow = tuple[str, str, str | None, str, str, str | None, bytes, str]
@@ -187,9 +187,9 @@ def _row(address: str, data: bytes, record: dict) -> tuple[str, str | None, Row]
     columns = index_columns(record)
     row: Row = (address, data, tuple(columns[name] for name in INDEX_COLUMNS))
     if record["kind"] == "batch":
-        from runlog.cohortindex import setting_rows
+        from runlog.cohortindex import received
 
-        row = (*row, setting_rows(record, data))
+        row = (*row, *received(record, data))
     return record["created"], record["request"].get("requestId"), row
 
 
