@@ -355,13 +355,13 @@ def main(argv: list[str] | None = None) -> int:
             remote_bytes = sum(listing.sizes.values())
             remote_objects = len(listing.sizes)
             pulls = {}
+            chosen = {} if args.workers is None else {"workers": args.workers}
             for jobs in ((args.jobs,) if args.no_serial else (1, args.jobs)):
                 part, part_records, count = (sample(listing, args.serial_sample)
                                              if jobs == 1 and args.serial_sample else (None, records, objects))
                 with Ledger.open(Path(tmp) / f"pull-{jobs}.db") as ledger:
                     result, seconds, *cpu = measured(lambda jobs=jobs, part=part: pull(ledger, s3, remote, jobs=jobs,
-                                                                                      listing=part,
-                                                                                      workers=args.workers), *pids)
+                                                                                      listing=part, **chosen), *pids)
                     assert not result.refused, result.refused[:3]
                     assert result.records_received == part_records, (result.records_received, part_records)
                     pulls[jobs] = seconds * objects / count
