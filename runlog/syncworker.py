@@ -8,9 +8,10 @@ to check (PARALLEL_FROM bytes of packs), in a pool of worker processes. The chec
 same function either way, so a forged or tampered item is refused in a worker with the
 reason it gets in the main process; the worker sends back only what its rows need.
 
-A worker is `python -m runlog.syncworker`, started afresh (never a fork of the pulling
-process, which has threads running: a fork copies the locks they hold; and not through
-multiprocessing, which would import the caller's main module again in each worker). It
+A worker is a fresh interpreter (`python -I`: not the working directory nor PYTHON* variables
+on its path, but the pulling process's module path) running `serve` (never a fork of the
+pulling process, which has threads running: a fork copies the locks they hold; and not
+through multiprocessing, which would import the caller's main module again in each worker). It
 reads requests from its stdin and writes answers to its stdout (marshal, length-prefixed:
 the pulling process talks only to its own children), in a session of its own, so that
 Ctrl-C reaches the pulling process alone, which stops its workers by closing their pipes
@@ -26,7 +27,6 @@ from __future__ import annotations
 import marshal
 import os
 import queue
-import signal
 import struct
 import sys
 from collections.abc import Collection
@@ -108,7 +108,7 @@ def worker_count(pack_bytes: int, workers: int | None = None) -> int:
     return min(cores, MAX_WORKERS)
 
 
-# -- the worker's side: `python -m runlog.syncworker` ---------------------------------------------
+# -- the worker's side ------------------------------------------------------------------------------
 
 _LENGTH = struct.Struct(">Q")
 
@@ -147,20 +147,21 @@ def serve(requests: BinaryIO, answers: BinaryIO) -> None:
 # -- the pulling process's side -------------------------------------------------------------------
 
 
+# A worker's start: the interpreter isolated (-I: neither the working directory nor PYTHON*
+# variables on its path), given the pulling process's module path, serving its pipes.
+_BOOT = ("import signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); sys.path[:] = {path!r}; "
+         "from runlog.syncworker import serve; serve(sys.stdin.buffer, sys.stdout.buffer)")
+
+
 class _Worker:
     def __init__(self) -> None:
         import subprocess
 
-        import runlog
-
-        root = os.path.dirname(os.path.dirname(os.path.abspath(runlog.__file__)))
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
         # a session of its own: Ctrl-C at the terminal reaches the pulling process only, which
         # stops its workers by closing their pipes (a worker also ends when the pulling
-        # process dies: its requests end)
-        self.process = subprocess.Popen([sys.executable, "-m", __name__], stdin=subprocess.PIPE,
-                                        stdout=subprocess.PIPE, env=env, start_new_session=True)
+        # process dies: its requests end). It ignores Ctrl-C from its first statement on.
+        self.process = subprocess.Popen([sys.executable, "-I", "-c", _BOOT.format(path=list(sys.path))],
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True)
 
     def ask(self, request: tuple) -> Any:
         assert self.process.stdin is not None and self.process.stdout is not None
@@ -205,6 +206,8 @@ class Checkers:
                 worker = _Worker()
                 self._all.append(worker)
                 self._idle.put(worker)
+        except (OSError, ValueError):  # no interpreter to start (an embedded Python): checked here
+            self.__exit__()
         except BaseException:
             self.__exit__()
             raise
@@ -233,7 +236,3 @@ class Checkers:
         found, why = answer
         return (tuple(found) if found is not None else None), why
 
-
-if __name__ == "__main__":
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the pulling process alone answers Ctrl-C
-    serve(sys.stdin.buffer, sys.stdout.buffer)
