@@ -94,12 +94,11 @@ def worker_count(pack_bytes: int, workers: int | None = None) -> int:
     environment's RUNLOG_PULL_WORKERS (a number; 0: none), else none below PARALLEL_FROM
     bytes or on one core, else one per core (at most MAX_WORKERS)."""
     if workers is None and os.environ.get(WORKERS_VARIABLE, "").strip():
-        try:
-            workers = int(os.environ[WORKERS_VARIABLE])
-        except ValueError:
-            raise UsageError(f"{WORKERS_VARIABLE}={terminal_safe(os.environ[WORKERS_VARIABLE])[:40]!r} is not a "
-                             "number: set it to how many worker processes check a pull's packs (0: none), or "
-                             "unset it") from None
+        text = os.environ[WORKERS_VARIABLE].strip()
+        if not text.isdecimal():
+            raise UsageError(f"{WORKERS_VARIABLE}={terminal_safe(text)[:40]!r} is not a number of 0 or more: set "
+                             "it to how many worker processes check a pull's packs (0: none), or unset it")
+        workers = int(text)
     if workers is not None:
         return max(0, workers)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)

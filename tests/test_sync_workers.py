@@ -112,14 +112,15 @@ def test_a_forged_item_checked_in_a_worker_is_refused_with_the_same_line(bucket,
 def test_a_bad_value_of_the_variable_is_one_line(bucket, tmp_path, run_cli, monkeypatch):
     fill(tmp_path / "alice.db", 2)
     push_json(run_cli, tmp_path / "alice.db")
-    monkeypatch.setenv("RUNLOG_PULL_WORKERS", "many")
-    result = run_cli("--ledger", tmp_path / "carol.db", "pull", REMOTE)
-    assert result.exit_code == 2
-    assert result.stderr.strip().splitlines() == [
-        "runlog: error: RUNLOG_PULL_WORKERS='many' is not a number: set it to how many worker processes check a "
-        "pull's packs (0: none), or unset it"]
-    with Ledger.open(tmp_path / "carol.db") as ledger:
-        assert ledger.count() == 0
+    for value in ("many", "-1"):
+        monkeypatch.setenv("RUNLOG_PULL_WORKERS", value)
+        result = run_cli("--ledger", tmp_path / "carol.db", "pull", REMOTE)
+        assert result.exit_code == 2
+        assert result.stderr.strip().splitlines() == [
+            f"runlog: error: RUNLOG_PULL_WORKERS='{value}' is not a number of 0 or more: set it to how many worker "
+            "processes check a pull's packs (0: none), or unset it"]
+        with Ledger.open(tmp_path / "carol.db") as ledger:
+            assert ledger.count() == 0
 
 
 class HoldPacks(S3Proxy):
