@@ -140,13 +140,85 @@ def cpu_seconds(pid: int | None = None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def helpers_cpu(leave_out: tuple[int | None, ...]) -> float:
+    """CPU time of this process's helpers, the processes it started but moto and the relay,
+    with what their own ended children spent (a pull's worker processes are children of a
+    forkserver: runlog/syncworker.py), and of its ended children (Linux /proc)."""
+    import resource
+
+    own = resource.getrusage(resource.RUSAGE_CHILDREN)
+    total = own.ru_utime + own.ru_stime
+    tick = os.sysconf("SC_CLK_TCK")
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            pid, rest = int(stat.parent.name), stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, ValueError):
+            continue
+        if int(rest[1]) == os.getpid() and pid not in leave_out:
+            total += sum(int(value) for value in rest[11:15]) / tick
+    return total
+
+
+def peak_reset() -> None:
+    """Start measuring this process's peak resident memory again (Linux: VmHWM)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
+def peak_mib() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def workers_rss_mib() -> float:
+    """The resident memory of this process's pull workers (runlog/syncworker.py) together, now."""
+    total = 0
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            text = status.read_text()
+            if f"\nPPid:\t{os.getpid()}\n" not in text or b"runlog.syncworker" not in (
+                    status.parent / "cmdline").read_bytes():
+                continue
+            total += int(text.split("VmRSS:")[1].split()[0])
+        except (OSError, IndexError, ValueError):
+            continue
+    return total / 1024
+
+
+class WorkersPeak:
+    """Samples workers_rss_mib every 50 ms in a thread while it is open; `.peak` after."""
+
+    def __enter__(self):
+        self.peak, self._stop = 0.0, threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self):
+        while not self._stop.wait(0.05):
+            self.peak = max(self.peak, workers_rss_mib())
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
 def measured(func, server: int, relayed: int | None):
-    """(result, wall seconds, CPU seconds of runlog (this process), of moto, of the relay)."""
-    before = [cpu_seconds(), cpu_seconds(server), cpu_seconds(relayed) if relayed else 0.0]
-    result, seconds = timed(func)
-    after = [cpu_seconds(), cpu_seconds(server), cpu_seconds(relayed) if relayed else 0.0]
-    print(f"  {seconds:.1f} s", file=sys.stderr, flush=True)
-    return (result, seconds, *(b - a for a, b in zip(before, after, strict=True)))
+    """(result, wall seconds, CPU seconds of runlog (this process and its worker processes),
+    of moto, of the relay, this process's peak resident memory and its workers' (sampled))."""
+    helpers = lambda: helpers_cpu((server, relayed))  # noqa: E731
+    before = [cpu_seconds() + helpers(), cpu_seconds(server), cpu_seconds(relayed) if relayed else 0.0]
+    peak_reset()
+    with WorkersPeak() as workers:
+        result, seconds = timed(func)
+    after = [cpu_seconds() + helpers(), cpu_seconds(server), cpu_seconds(relayed) if relayed else 0.0]
+    peak = f"{peak_mib():.0f} MiB" + (f" (+ workers {workers.peak:.0f} MiB)" if workers.peak else "")
+    print(f"  {seconds:.1f} s, peak {peak}", file=sys.stderr, flush=True)
+    return (result, seconds, *(b - a for a, b in zip(before, after, strict=True)), peak)
 
 
 def build_batch(work: Path, members: int, s3, s3_url: str) -> Path:
@@ -232,6 +304,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="time the --jobs 1 pull on this many records (and their observations) only")
     parser.add_argument("--objects", action="store_true",
                         help="push one object per record and observation (runlog.remote/1) instead of packs")
+    parser.add_argument("--workers", type=int, metavar="N",
+                        help="worker processes that check a pull's packs (default: pull's own choice; 0: none)")
     args = parser.parse_args(argv)
 
     import boto3
@@ -281,12 +355,13 @@ def main(argv: list[str] | None = None) -> int:
             remote_bytes = sum(listing.sizes.values())
             remote_objects = len(listing.sizes)
             pulls = {}
+            chosen = {} if args.workers is None else {"workers": args.workers}
             for jobs in ((args.jobs,) if args.no_serial else (1, args.jobs)):
                 part, part_records, count = (sample(listing, args.serial_sample)
                                              if jobs == 1 and args.serial_sample else (None, records, objects))
                 with Ledger.open(Path(tmp) / f"pull-{jobs}.db") as ledger:
                     result, seconds, *cpu = measured(lambda jobs=jobs, part=part: pull(ledger, s3, remote, jobs=jobs,
-                                                                                      listing=part), *pids)
+                                                                                      listing=part, **chosen), *pids)
                     assert not result.refused, result.refused[:3]
                     assert result.records_received == part_records, (result.records_received, part_records)
                     pulls[jobs] = seconds * objects / count
@@ -307,12 +382,12 @@ def main(argv: list[str] | None = None) -> int:
           f"(records {record_bytes[0] / 2**20:.1f} MiB, the largest {record_bytes[1] / 2**20:.2f} MiB), "
           f"{args.latency_ms:g} ms added per request; load average {load_at_start:.1f} at the start, "
           f"{os.getloadavg()[0]:.1f} at the end\n")
-    print("| operation | time | items/s | CPU: runlog | CPU: moto | CPU: relay | CPU / cores |")
-    print("|---|---|---|---|---|---|---|")
+    print("| operation | time | items/s | CPU: runlog | CPU: moto | CPU: relay | CPU / cores | peak RSS |")
+    print("|---|---|---|---|---|---|---|---|")
     cores = os.cpu_count() or 1
-    for name, seconds, ours, theirs, relaying, count in rows:
+    for name, seconds, ours, theirs, relaying, peak, count in rows:
         print(f"| {name} | {seconds:.1f} s | {count / seconds:,.0f} | {ours:.1f} s | {theirs:.1f} s | "
-              f"{relaying:.1f} s | {(ours + theirs + relaying) / cores:.1f} s |")
+              f"{relaying:.1f} s | {(ours + theirs + relaying) / cores:.1f} s | {peak} |")
     if 1 in pulls:
         print(f"\npull speed-up with --jobs {args.jobs}: {pulls[1] / pulls[args.jobs]:.1f}x"
               + (" (the --jobs 1 pull scaled from its sample)" if args.serial_sample else ""))

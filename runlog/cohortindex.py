@@ -247,3 +247,15 @@ def _find(body: bytes, whole: bytes) -> int:
             return at
         at = body.find(head, at + 1)
     return -1
+
+
+def received(record: dict, body: bytes) -> tuple[list[BucketRow] | None, tuple[int, str] | None]:
+    """For a batch record received whole (a pull, runlog/syncreceive.py), `record` decoded and
+    `body` its canonical JSON: its rows of `batch_settings` (setting_rows) and the (runs, view)
+    of `batch_views` cut from its bytes (Prepared.view_for), None for either that cannot be
+    made so (the ledger's trigger then makes the view, as for any record)."""
+    from_file = (record.get("request", {}).get("batchRunSettings") or {}).get("inlineSettings") is None
+    found = _rows_and_span(record, body)
+    if found is None:
+        return None, None
+    return found[0], Prepared(found[0], found[1], body, len(body), from_file).view_for(record, body)

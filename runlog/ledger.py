@@ -685,7 +685,11 @@ class Ledger:
         found = prepared.rows_for(body) if prepared is not None else None
         if found is None:
             found = cohortindex.setting_rows(record, body)
-        if found is None:
+        self._write_settings(seq, found)
+
+    def _write_settings(self, seq: int, found: Sequence[tuple] | None) -> None:
+        """Insert the rows of `batch_settings` of the batch record `seq` (none for None)."""
+        if not found:
             return
         try:
             self.conn.executemany("INSERT INTO batch_settings (batch, bucket, digest, runs) VALUES (?, ?, ?, ?)",
@@ -732,20 +736,27 @@ class Ledger:
             data = stored_observation_object(record, run_uuid, observed_at, source, status, body)
             yield seq, address or rec.sha256_hex(data), record, data, address is not None
 
-    def index_observations(self) -> int:
+    def index_observations(self, found: Sequence[tuple[int, str]] | None = None) -> int:
         """Store the content address of every observation that has none yet (see
-        observation_object); returns how many were indexed. Cheap when nothing is new."""
-        rows = [(seq, address) for seq, address, *_ in self._observation_rows(only_unindexed=True)]
+        observation_object); returns how many were indexed. Cheap when nothing is new.
+        `found`: the (seq, address) pairs observation_addresses(unindexed=...) computed, stored
+        as they are instead of being computed again (push)."""
+        rows = list(found) if found is not None else [
+            (seq, address) for seq, address, *_ in self._observation_rows(only_unindexed=True)]
         if rows:
             with self.write():
                 self.conn.executemany(
                     "INSERT OR IGNORE INTO observation_addresses (observation, address) VALUES (?, ?)", rows)
         return len(rows)
 
-    def observation_addresses(self) -> set[str]:
-        """The content addresses of every observation."""
+    def observation_addresses(self, *, unindexed: list[tuple[int, str]] | None = None) -> set[str]:
+        """The content addresses of every observation. `unindexed`: a list that receives the
+        (seq, address) of each observation whose address was computed (not stored yet)."""
+        computed = [(seq, address) for seq, address, *_ in self._observation_rows(only_unindexed=True)]
+        if unindexed is not None:
+            unindexed.extend(computed)
         return {row[0] for row in self.conn.execute("SELECT address FROM observation_addresses")} | {
-            address for _, address, *_ in self._observation_rows(only_unindexed=True)}
+            address for _, address in computed}
 
     def observation_objects(self, skip: Set[str] = frozenset()) -> Iterator[tuple[str, str, bytes]]:
         """(address, record, canonical JSON) of each distinct observation whose address is not in skip."""
@@ -798,36 +809,47 @@ class Ledger:
                                       new_addresses)
         return len(new)
 
-    def add_received_records(self, items: Sequence[tuple[str, bytes, tuple]]) -> int:
+    def add_received_records(self, items: Sequence[tuple]) -> int:
         """Append records received from elsewhere and checked by the caller (a pull:
         runlog/syncreceive.py checks each one's address, canonical form and schema), in the
         order given, in one transaction: what add_records does, without parsing, checking
         and encoding each record again. Each item is (address, canonical JSON, the record's
-        index_columns values in INDEX_COLUMNS' order). One whose address the ledger holds
-        (or given twice) is skipped. Returns how many were added."""
+        index_columns values in INDEX_COLUMNS' order), and for a batch record, when the caller
+        made them from the record it checked, its rows of `batch_settings` and its (runs, view)
+        of `batch_views` (cohortindex.received's answer, None for either); without them they
+        are made here (the view by the trigger of migration m010).
+        One whose address the ledger holds (or given twice) is skipped. Returns how many
+        were added."""
         with self.write():
-            present = self._present([address for address, _, _ in items])
+            present = self._present([item[0] for item in items])
             last = self.conn.execute("SELECT chain FROM records ORDER BY seq DESC LIMIT 1").fetchone()
             chain = last[0] if last else None
             seq = self._next_seq("records")
             inserted_at = rec.utc_now()
             rows = []
-            batches: list[tuple[bytes, int]] = []
-            for address, body, columns in items:
+            batches: list[tuple[bytes, int, tuple]] = []
+            for address, body, columns, *given in items:
                 if address in present:
                     continue
                 present.add(address)
                 chain = chain_next(chain, address)
                 if columns[0] == "batch":  # kind
-                    batches.append((body, seq))
+                    batches.append((body, seq, tuple(given)))
                 rows.append((seq, address, body.decode("utf-8"), chain, inserted_at, *columns))
                 seq += 1
             if rows:
                 from runlog.fastjson import decode_canonical
 
+                for _, at, made in batches:  # written first: the trigger of migration m010 then leaves it
+                    if len(made) > 1 and made[1] is not None:
+                        self.conn.execute("INSERT OR REPLACE INTO batch_views (record, runs, view) VALUES (?, ?, ?)",
+                                          (rows[at - rows[0][0]][1], *made[1]))
                 self._insert_rows("records", _RECORD_ROW, rows)
-                for body, at in batches:
-                    self._index_settings(at, decode_canonical(body)[0], body)
+                for body, at, made in batches:
+                    if made:  # made by the caller from the record it checked
+                        self._write_settings(at, made[0])
+                    else:
+                        self._index_settings(at, decode_canonical(body)[0], body)
         return len(rows)
 
     # -- reading -----------------------------------------------------------------------------

@@ -40,8 +40,11 @@ _FIELDS = frozenset(OBSERVATION_FIELDS)
 
 # What a checked record is reduced to: (created, request id, row), the row being what
 # Ledger.add_received_records takes: (address, canonical bytes, index_columns' values in
-# INDEX_COLUMNS' order).
-Row = tuple[str, bytes, tuple]
+# INDEX_COLUMNS' order), and for a batch record its rows of `batch_settings` and its view
+# (cohortindex.received, made from the value its check decoded: the ledger need not decode
+# a cohort's tens of MB again, nor SQLite parse them for the view, and the work is done where
+# the check is, in a worker process when a pull has them, runlog/syncworker.py).
+Row = tuple  # (address, bytes, columns), or for a batch (..., setting rows or None, (runs, view) or None)
 # A checked observation, as Ledger.add_checked_observations takes it: (address, record,
 # run_uuid, observed_at, source, status, the body's canonical bytes, their SHA-256).
 ObservationRow = tuple[str, str, str | None, str, str, str | None, bytes, str]
@@ -182,8 +185,12 @@ def check_records(items: Sequence[tuple[str, bytes]], max_bytes: int = DEFAULT_M
 
 def _row(address: str, data: bytes, record: dict) -> tuple[str, str | None, Row]:
     columns = index_columns(record)
-    return record["created"], record["request"].get("requestId"), (
-        address, data, tuple(columns[name] for name in INDEX_COLUMNS))
+    row: Row = (address, data, tuple(columns[name] for name in INDEX_COLUMNS))
+    if record["kind"] == "batch":
+        from runlog.cohortindex import received
+
+        row = (*row, *received(record, data))
+    return record["created"], record["request"].get("requestId"), row
 
 
 def check_observations(items: Sequence[tuple[str, str, bytes]], max_bytes: int = DEFAULT_MAX_BYTES, *,

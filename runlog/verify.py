@@ -21,7 +21,7 @@ import operator
 import os
 import re
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -859,35 +859,54 @@ def _gap(label: str, last_seen: int, next_seen: int) -> Problem:
 def check_outgoing(ledger: Ledger, records: set[str], observations: set[str]) -> list[Problem]:
     """What `push` is about to send, checked as verify would: the records (content, schema,
     columns, seal, intent) and the observations (digest, seal), so that an edit behind runlog's
-    back never becomes a valid object on the team ledger."""
+    back never becomes a valid object on the team ledger. Only those rows are read: the records
+    with these addresses, the observations whose stored address is among these, and those whose
+    address is not stored yet (computed again when they show a problem)."""
     conn = ledger.conn
     sealed = _has_seals(conn)
     problems: list[Problem] = []
     if records:
         seqs = sorted(seq for seq, address in conn.execute("SELECT seq, address FROM records") if address in records)
-        start = None
-        for i, seq in enumerate(seqs):  # contiguous runs of seq, each read as one range
-            start = seq if start is None else start
-            if i + 1 == len(seqs) or seqs[i + 1] != seq + 1:
-                problems.extend(_check_rows(conn, start, seq + 1, sealed))
-                start = None
+        for low, high in _runs(seqs):
+            problems.extend(_check_rows(conn, low, high, sealed))
     if observations:
-        seals = _seals(conn, "observations") if sealed else {}
-        for row in table_rows(conn, "observations", "1 ORDER BY seq"):
-            found = _check_seal(sealed, seals, "observations", "observation", row)
-            if rec.sha256_hex(row["body"].encode("utf-8")) != row["sha256"]:
-                found.append(Problem("observation", row["record"], f"observation #{row['seq']} was edited"))
-            if found:
-                try:
-                    address = rec.sha256_hex(observation_object(row["record"], row["run_uuid"], row["observed_at"],
-                                                                row["source"], row["status"], json.loads(row["body"])))
-                except ValueError:
-                    address = None
-                stored = conn.execute("SELECT address FROM observation_addresses WHERE observation = ?",
-                                      (row["seq"],)).fetchone()
-                if address is None or address in observations or (stored and stored[0] in observations):
-                    problems.extend(found)
+        candidates = [seq for seq, address in conn.execute(
+            "SELECT o.seq, a.address FROM observations o LEFT JOIN observation_addresses a ON a.observation = o.seq "
+            "ORDER BY o.seq") if address is None or address in observations]
+        total = conn.execute("SELECT count(*) FROM observations").fetchone()[0]
+        seals = ({} if not sealed else _seals(conn, "observations") if 2 * len(candidates) > total
+                 else _seals_of(conn, "observations", [str(seq) for seq in candidates]))
+        for low, high in _runs(candidates):
+            for row in table_rows(conn, "observations", "seq >= ? AND seq < ? ORDER BY seq", (low, high)):
+                problems.extend(_outgoing_observation(conn, row, sealed, seals, observations))
     return problems
+
+
+def _runs(seqs: list[int]) -> Iterator[tuple[int, int]]:
+    """Sorted seqs as contiguous ranges [low, high), each read with one query."""
+    start = None
+    for i, seq in enumerate(seqs):
+        start = seq if start is None else start
+        if i + 1 == len(seqs) or seqs[i + 1] != seq + 1:
+            yield start, seq + 1
+            start = None
+
+
+def _outgoing_observation(conn: sqlite3.Connection, row: dict, sealed: bool, seals: dict[str, str],
+                          observations: set[str]) -> list[Problem]:
+    """check_outgoing of one observation row: its problems, when it is among those sent."""
+    found = _check_seal(sealed, seals, "observations", "observation", row)
+    if rec.sha256_hex(row["body"].encode("utf-8")) != row["sha256"]:
+        found.append(Problem("observation", row["record"], f"observation #{row['seq']} was edited"))
+    if not found:
+        return []
+    try:
+        address = rec.sha256_hex(observation_object(row["record"], row["run_uuid"], row["observed_at"],
+                                                    row["source"], row["status"], json.loads(row["body"])))
+    except ValueError:
+        address = None
+    stored = conn.execute("SELECT address FROM observation_addresses WHERE observation = ?", (row["seq"],)).fetchone()
+    return found if address is None or address in observations or (stored and stored[0] in observations) else []
 
 
 if __name__ == "__main__":  # python -m runlog.verify: write the expected ledger schema after a migration

@@ -93,3 +93,46 @@ def test_a_pull_stopped_part_way_through_its_inserts_and_run_again_adds_each_rec
         assert sorted(ledger.addresses()) == sorted(sent) and ledger.count() == 7
         assert ledger.conn.execute("SELECT count(DISTINCT address) FROM records").fetchone()[0] == 7
         assert not verify(ledger).problems
+
+
+def test_a_push_stores_the_observation_addresses_it_computed_and_they_are_those_of_their_objects(bucket, tmp_path):
+    import hashlib
+
+    from runlog.ledger import observation_object
+
+    made = fill(tmp_path / "alice.db", 3)
+    with Ledger.open(tmp_path / "alice.db") as ledger:
+        ledger.observe(made[1], "GetRun", {"status": "RUNNING"}, status="RUNNING")
+        assert ledger.conn.execute("SELECT count(*) FROM observation_addresses").fetchone()[0] == 0
+        sync.push(ledger, bucket, REMOTE)
+        stored = dict(ledger.conn.execute("SELECT observation, address FROM observation_addresses"))
+        rows = ledger.conn.execute("SELECT seq, record, run_uuid, observed_at, source, status, body "
+                                   "FROM observations").fetchall()
+        assert verify(ledger).ok
+    import json
+
+    assert stored == {seq: hashlib.sha256(observation_object(record, uuid, at, source, status, json.loads(body)))
+                      .hexdigest() for seq, record, uuid, at, source, status, body in rows}
+    assert len(stored) == 2
+    with Ledger.open(tmp_path / "bob.db") as other:  # and they are the names the remote gave them
+        assert sync.pull(other, bucket, REMOTE).observations_received == 2
+        assert other.observation_addresses() == set(stored.values())
+
+
+@pytest.mark.parametrize("stored", [False, True], ids=["address-not-stored", "address-stored"])
+def test_push_reads_only_the_observations_it_sends_and_still_refuses_an_edited_one(bucket, tmp_path, stored):
+    from helpers import tamper
+    from runlog.errors import LedgerError
+
+    path = tmp_path / "alice.db"
+    made = fill(path, 2)  # and one observation of the first
+    with Ledger.open(path) as ledger:
+        if stored:
+            ledger.index_observations()
+    tamper(path, "UPDATE observations SET status = 'FAILED'")
+    remote = sync.Remote.parse(f"s3://{TEAM_BUCKET}/edited-{stored}")
+    with Ledger.open(path) as ledger:
+        with pytest.raises(LedgerError, match="^refusing to push: observation #1: a column of its row was changed"):
+            sync.push(ledger, bucket, remote)
+    assert bucket.list_objects_v2(Bucket=TEAM_BUCKET, Prefix=f"edited-{stored}/packs/").get("KeyCount", 0) == 0
+    assert made

@@ -1,0 +1,237 @@
+"""A pull's packs checked in worker processes, on the cores the fetch threads leave idle.
+
+Checking a pulled item (runlog/syncreceive.py: the pack against its name and its index,
+each item's canonical form, the record schema, its row) is pure Python work under the
+interpreter lock: in one process a cohort's pull checks on one core, however many threads
+fetch. `Checkers` runs `check_pack` either in the calling thread or, for a pull with enough
+to check (PARALLEL_FROM bytes of packs), in a pool of worker processes. The checks are the
+same function either way, so a forged or tampered item is refused in a worker with the
+reason it gets in the main process; the worker sends back only what its rows need.
+
+A worker is a fresh interpreter (`python -I`: not the working directory nor PYTHON* variables
+on its path, but the pulling process's module path) running `serve` (never a fork of the
+pulling process, which has threads running: a fork copies the locks they hold; and not
+through multiprocessing, which would import the caller's main module again in each worker). It
+reads requests from its stdin and writes answers to its stdout (marshal, length-prefixed:
+the pulling process talks only to its own children), in a session of its own, so that
+Ctrl-C reaches the pulling process alone, which stops its workers by closing their pipes
+when the pull ends, fails or is interrupted; a worker whose pulling process died ends at
+the end of its requests. A worker that dies (out of memory, killed) fails the pull with
+one line before anything is inserted; an exception in a worker (a bug) is an internal
+error, as it would be in the pulling process.
+
+Nothing here talks to S3 or the ledger."""
+
+from __future__ import annotations
+
+import marshal
+import os
+import queue
+import struct
+import sys
+from collections.abc import Collection
+from typing import Any, BinaryIO
+
+from runlog.errors import InternalError, RunlogError, UsageError
+from runlog.syncpack import PackIndex, split_pack
+from runlog.syncreceive import ObservationRow, Row, check_observations, check_records
+from runlog.textsafe import terminal_safe
+
+# Below this many bytes of packs to check, a pull checks them itself: starting workers
+# (an interpreter each, about a fifth of a second) costs more than the second core saves.
+PARALLEL_FROM = 8 * 1024 * 1024
+MAX_WORKERS = 4
+WORKERS_VARIABLE = "RUNLOG_PULL_WORKERS"  # how many, whatever the size (0: none)
+
+# What check_pack gives back for a pack that can be used: its good records as (created,
+# address, request id, row), its good observations' rows, and one line per refused item.
+Checked = tuple[list[tuple[str, str, str | None, Row]], list[ObservationRow], list[str]]
+
+
+class WorkerError(RunlogError):
+    """A worker process checking packs ended without an answer; nothing was inserted."""
+
+    exit_code = 1
+
+
+def check_pack(digest: str, data: bytes, index: PackIndex, want_records: Collection[str],
+               want_observations: Collection[str], max_bytes: int) -> tuple[Checked | None, str | None]:
+    """The pack `digest` (its bytes) checked against its name and `index`, then the items
+    of it wanted (record and observation addresses) checked one by one (check_records,
+    check_observations). (None, why) when the pack as a whole cannot be used."""
+    items, why = split_pack(digest, data, index)
+    if why:
+        return None, why
+    del data
+    records, observations = set(want_records), set(want_observations)
+    filed = dict(index.observations)
+    # split_pack named each item by the SHA-256 of its bytes: the address is not hashed again
+    wanted_records = [(address, body) for kind, address, body in items if kind == "record" and address in records]
+    wanted_observations = [(address, filed[address], body) for kind, address, body in items
+                           if kind == "observation" and address in observations]
+    del items
+    good_records: list[tuple[str, str, str | None, Row]] = []
+    good_observations: list[ObservationRow] = []
+    bad: list[str] = []
+    for (address, _), (found, why) in zip(wanted_records, check_records(wanted_records, max_bytes, hashed=True),
+                                          strict=True):
+        if found is None:
+            bad.append(f"record {address}: {why}")
+        else:
+            created, request_id, row = found
+            good_records.append((created, address, request_id, row))
+    for (address, _, _), (observed, why) in zip(wanted_observations, check_observations(
+            wanted_observations, max_bytes, hashed=True), strict=True):
+        if observed is None:
+            bad.append(f"observation {address}: {why}")
+        else:
+            good_observations.append(observed)
+    return (good_records, good_observations, bad), None
+
+
+def worker_count(pack_bytes: int, workers: int | None = None) -> int:
+    """How many worker processes check `pack_bytes` of packs: `workers` when given, else the
+    environment's RUNLOG_PULL_WORKERS (a number; 0: none), else none below PARALLEL_FROM
+    bytes or on one core, else one per core (at most MAX_WORKERS)."""
+    if workers is None and os.environ.get(WORKERS_VARIABLE, "").strip():
+        text = os.environ[WORKERS_VARIABLE].strip()
+        if not text.isdecimal():
+            raise UsageError(f"{WORKERS_VARIABLE}={terminal_safe(text)[:40]!r} is not a number of 0 or more: set "
+                             "it to how many worker processes check a pull's packs (0: none), or unset it")
+        workers = int(text)
+    if workers is not None:
+        return max(0, workers)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if pack_bytes < PARALLEL_FROM or cores < 2:
+        return 0
+    return min(cores, MAX_WORKERS)
+
+
+# -- the worker's side ------------------------------------------------------------------------------
+
+_LENGTH = struct.Struct(">Q")
+
+
+def _send(pipe: BinaryIO, value: Any) -> None:
+    data = marshal.dumps(value)
+    pipe.write(_LENGTH.pack(len(data)) + data)
+    pipe.flush()
+
+
+def _receive(pipe: BinaryIO) -> Any:
+    """The next message, or None at the end of the pipe (also when cut short)."""
+    head = pipe.read(_LENGTH.size)
+    if len(head) < _LENGTH.size:
+        return None
+    size, = _LENGTH.unpack(head)
+    data = pipe.read(size)
+    return marshal.loads(data) if len(data) == size else None
+
+
+def serve(requests: BinaryIO, answers: BinaryIO) -> None:
+    """Answer check requests until the pulling process closes the pipe: each request is
+    check_pack's arguments (the index as its fields), each answer ("ok", check_pack's answer)
+    or ("error", what went wrong) for an exception, which is a bug."""
+    while (request := _receive(requests)) is not None:
+        digest, data, size, records, observations, want_records, want_observations, max_bytes = request
+        try:
+            answer: tuple = ("ok", check_pack(digest, data, PackIndex(digest, size, records, observations),
+                                              want_records, want_observations, max_bytes))
+        except Exception as exc:  # a bug: the pulling process says so in one line
+            answer = ("error", f"{type(exc).__name__}: {exc}")
+        del request, data
+        _send(answers, answer)
+
+
+# -- the pulling process's side -------------------------------------------------------------------
+
+
+# A worker's start: the interpreter isolated (-I: neither the working directory nor PYTHON*
+# variables on its path), given the pulling process's module path, serving its pipes.
+_BOOT = ("import signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); sys.path[:] = {path!r}; "
+         "from runlog.syncworker import serve; serve(sys.stdin.buffer, sys.stdout.buffer)")
+
+
+class _Worker:
+    def __init__(self) -> None:
+        import subprocess
+
+        # a session of its own: Ctrl-C at the terminal reaches the pulling process only, which
+        # stops its workers by closing their pipes (a worker also ends when the pulling
+        # process dies: its requests end). It ignores Ctrl-C from its first statement on.
+        self.process = subprocess.Popen([sys.executable, "-I", "-c", _BOOT.format(path=list(sys.path))],
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True)
+
+    def ask(self, request: tuple) -> Any:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        try:
+            _send(self.process.stdin, request)  # type: ignore[arg-type]
+            answer = _receive(self.process.stdout)  # type: ignore[arg-type]
+        except (BrokenPipeError, OSError, ValueError):
+            answer = None
+        if answer is None:
+            raise WorkerError("a worker process checking the pulled packs ended without an answer (out of "
+                              "memory, or killed?); nothing was inserted: run the pull again (it resumes)")
+        return answer
+
+    def stop(self) -> None:
+        import subprocess
+
+        for pipe in (self.process.stdin, self.process.stdout):
+            try:
+                if pipe is not None:
+                    pipe.close()
+            except OSError:
+                pass
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+class Checkers:
+    """check_pack here, or in `workers` worker processes (started when the context is
+    entered); a context manager: leaving it stops the workers, also on an error or Ctrl-C."""
+
+    def __init__(self, workers: int = 0) -> None:
+        self.workers = workers
+        self._idle: queue.Queue[_Worker] = queue.Queue()
+        self._all: list[_Worker] = []
+
+    def __enter__(self) -> Checkers:
+        try:
+            for _ in range(self.workers):
+                worker = _Worker()
+                self._all.append(worker)
+                self._idle.put(worker)
+        except (OSError, ValueError):  # no interpreter to start (an embedded Python): checked here
+            self.__exit__()
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        workers, self._all = self._all, []
+        for worker in workers:
+            worker.stop()
+
+    def check(self, digest: str, data: bytes, index: PackIndex, want_records: Collection[str],
+              want_observations: Collection[str], max_bytes: int) -> tuple[Checked | None, str | None]:
+        """check_pack's answer, from the calling thread or (when there are workers) from the
+        first worker free; the calling thread (a fetch thread) waits for it."""
+        if not self._all:
+            return check_pack(digest, data, index, want_records, want_observations, max_bytes)
+        worker = self._idle.get()
+        try:
+            status, answer = worker.ask((digest, data, index.size, list(index.records),
+                                         [list(pair) for pair in index.observations], list(want_records),
+                                         list(want_observations), max_bytes))
+        finally:
+            self._idle.put(worker)
+        if status != "ok":
+            raise InternalError(f"checking a pulled pack failed in a worker process: {answer} (please report it)")
+        found, why = answer
+        return (tuple(found) if found is not None else None), why
+
