@@ -149,6 +149,25 @@ def test_verify_names_a_record_whose_compressed_intent_differs(tmp_path):
     assert kinds == ["attempt", "intent"]
 
 
+def test_a_record_committed_without_its_checkpoint_is_in_the_wal_until_the_copy(tmp_path):
+    path = tmp_path / "ledger.db"
+    intent = batch_intent(20000)
+    outcome = {"status": "submitted", "response": {"id": "7654321", "arn": "arn:aws:omics:us-west-2:1:runBatch/7654321",
+                                                   "status": "PENDING", "uuid": "0f0e0d0c-aaaa-bbbb-cccc-000000000001"}}
+    with Ledger.open(path) as ledger:
+        ledger.add_attempt(intent)
+        entry = ledger.complete(intent, outcome, checkpoint=False)
+        assert ledger.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000  # as it was
+        size = len(entry.body)
+        wal = path.with_name(path.name + "-wal")
+        assert path.stat().st_size < size < wal.stat().st_size  # committed, in the WAL only
+        other = sqlite3.connect(path)  # another process sees it
+        assert other.execute("SELECT count(*) FROM records").fetchone()[0] == 1
+        other.close()
+        ledger.checkpoint()
+        assert path.stat().st_size > size
+
+
 def test_an_older_ledger_gains_the_column_and_keeps_its_attempts_and_seals(tmp_path):
     path = tmp_path / "ledger.db"
     single = batch_intent(3)
