@@ -200,6 +200,16 @@ INDEX_COLUMNS = ("kind", "created", "outcome", "request_id", "run_id", "run_uuid
                  "git_commit", "fingerprint", "replay_of", "batch_id")  # index_columns' keys, in its order
 
 
+def _entry_of(seq: int, row: dict[str, Any]) -> Entry | None:
+    """The Entry of a row just inserted, as reading it back gives it (a batch's body is tens
+    of MB: read back, ~0.1 s): when every column is text or NULL, which SQLite returns as
+    given; None otherwise (the caller reads the row back)."""
+    values = [row[name] for name in Entry.FIELDS[1:17]]
+    if any(value is not None and type(value) is not str for value in values):
+        return None
+    return Entry(seq, *values)
+
+
 def _batch_id(record: dict) -> str | None:
     """The HealthOmics batch id a batch record (once started) or a member record belongs to."""
     if record["kind"] == "batch":
@@ -571,8 +581,8 @@ class Ledger:
                 existing = self._entry_where("request_id = ?", (request_id,))
             if existing:
                 return existing[0], False
-            self._append(record, body_bytes, address, prepared)
-            entry = self._entry_where("address = ?", (address,))[0]
+            seq, row = self._append(record, body_bytes, address, prepared)
+            entry = _entry_of(seq, row) or self._entry_where("address = ?", (address,))[0]
         return entry, True
 
     def add_records(self, records: list[dict]) -> int:
@@ -700,8 +710,9 @@ class Ledger:
             raise LedgerError(f"cannot write to ledger {self.path}: {exc}") from None
 
     def _append(self, record: dict, body_bytes: bytes, address: str,
-                prepared: cohortindex.Prepared | None = None) -> None:
-        """Insert a record at the end of the chain (inside a write transaction)."""
+                prepared: cohortindex.Prepared | None = None) -> tuple[int, dict[str, Any]]:
+        """Insert a record at the end of the chain (inside a write transaction). Returns its
+        seq and the row as inserted."""
         last = self.conn.execute("SELECT chain FROM records ORDER BY seq DESC LIMIT 1").fetchone()
         row = {
             "address": address,
@@ -717,6 +728,7 @@ class Ledger:
         seq = self._insert("records", row)
         if record["kind"] == "batch":
             self._index_settings(seq, record, body_bytes, prepared)
+        return seq, row
 
     def _index_settings(self, seq: int, record: dict, body: bytes,
                         prepared: cohortindex.Prepared | None = None) -> None:

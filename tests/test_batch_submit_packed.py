@@ -168,6 +168,18 @@ def test_a_record_committed_without_its_checkpoint_is_in_the_wal_until_the_copy(
         assert path.stat().st_size > size
 
 
+def test_the_entry_of_a_record_just_written_is_the_one_read_back(tmp_path):
+    intent = batch_intent(300)
+    outcome = {"status": "submitted", "response": {"id": "7654321", "arn": "arn:aws:omics:us-west-2:1:runBatch/7654321",
+                                                   "status": "PENDING", "uuid": "0f0e0d0c-aaaa-bbbb-cccc-000000000001"}}
+    with Ledger.open(tmp_path / "ledger.db") as ledger:
+        ledger.add_attempt(intent)
+        entry, added = ledger.add_record({**intent, "outcome": outcome})
+        (read,) = ledger._entry_where("address = ?", (entry.address,))
+        assert added and entry == read and entry.body == read.body and entry.seq == read.seq == 1
+        assert entry.record == read.record and entry.batch_id == "7654321"
+
+
 def test_an_older_ledger_gains_the_column_and_keeps_its_attempts_and_seals(tmp_path):
     path = tmp_path / "ledger.db"
     single = batch_intent(3)
