@@ -541,14 +541,53 @@ def _submit_batch(open_ledger: Callable[[], Ledger], request: dict[str, Any], *,
     ledger = open_ledger()
     if dry_run:
         return _dry_run(ledger, intent, warn, allow_duplicate)
-    from runlog import fastjson
-
     # the cohort is encoded once, for the attempt and for the record (which adds its outcome)
-    parts = fastjson.members(intent, "outcome")
-    encoded = fastjson.joined(*parts)
+    parts, encoded, packed = _encode_intent(intent)
     # the attempt's commit leaves its WAL to be copied while StartRunBatch is answered (send)
     return send_attempt(ledger, intent, omics, partial(send, parts=parts, encoded=encoded),
-                        allow_duplicate=allow_duplicate, encoded=encoded, checkpoint=False)
+                        allow_duplicate=allow_duplicate, encoded=encoded, checkpoint=False, packed=packed)
+
+
+def _encode_intent(intent: dict) -> tuple[tuple[list, list], bytes, bytes]:
+    """(parts, encoded, packed): the intent's canonical JSON in its two parts around `outcome`
+    (fastjson.members), joined (fastjson.joined), and compressed as the attempt keeps it
+    (Ledger.add_attempt: zlib at ledger.PACK_LEVEL). The compression runs in a thread (zlib
+    works without the GIL): the members before `outcome` (`batch`, with a settings file's
+    content) are compressed while those after it (`resolution`, the inputs' identities) are
+    encoded, and the rest while the two parts are joined."""
+    import zlib
+    from concurrent.futures import ThreadPoolExecutor
+
+    from runlog import fastjson
+    from runlog.ledger import PACK_LEVEL
+
+    packer = zlib.compressobj(PACK_LEVEL)
+    out: list[bytes] = []
+
+    def pack(pieces: list) -> None:
+        out.extend(map(packer.compress, pieces))
+
+    ordered = sorted(intent)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="runlog-pack") as pool:
+        before = [fastjson.member(key, intent[key]) for key in ordered if key < "outcome"]
+        head = pool.submit(pack, _between_commas(before, [b"{"], first=True))
+        after = [fastjson.member(key, intent[key]) for key in ordered if key > "outcome"]
+        tail = pool.submit(pack, _between_commas(after, [], first=not before) + [b"}"])
+        encoded = fastjson.joined(before, after)
+        head.result()
+        tail.result()
+    out.append(packer.flush())
+    return (before, after), encoded, b"".join(out)
+
+
+def _between_commas(pieces: list, stream: list, *, first: bool) -> list:
+    """`stream` followed by the members, a comma before each but the object's first (`first`:
+    the first of these is the object's first), as fastjson.joined writes them."""
+    for at, piece in enumerate(pieces):
+        if at or not first:
+            stream.append(b",")
+        stream.append(piece)
+    return stream
 
 
 def send(ledger: Ledger, intent: dict, omics, *, recovered: bool = False, parts: tuple[list, list] | None = None,
@@ -636,14 +675,22 @@ def _prepare(ledger: Ledger, intent: dict, encoded: bytes, before: list):
 
 def _completed(complete: Callable[..., Entry], ahead: Future | None, ledger: Ledger, intent: dict, outcome: dict,
                run_id: str | None, encoded: bytes | None = None) -> Entry:
-    """submit._complete, with the digests computed meanwhile (when that worked)."""
+    """submit._complete, with the digests computed meanwhile (when that worked). The record's
+    commit leaves its WAL (tens of MB) to a thread that copies it into the ledger's file
+    (Ledger.checkpoint, without the GIL) while this one returns and lets go of the cohort;
+    the process ends once it is done (SQLite would copy it when the ledger is closed)."""
+    import threading
+
     prepared = None
     if ahead is not None:
         try:
             prepared = ahead.result()
         except Exception:  # the ledger computes them from the record instead
             prepared = None
-    return complete(ledger, intent, outcome, run_id, encoded=encoded, prepared=prepared)
+    try:
+        return complete(ledger, intent, outcome, run_id, encoded=encoded, prepared=prepared, checkpoint=False)
+    finally:
+        threading.Thread(target=ledger.checkpoint, name="runlog-checkpoint").start()
 
 
 def _record_bytes(parts: tuple[list, list] | None, outcome: dict) -> bytes | None:

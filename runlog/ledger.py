@@ -51,6 +51,31 @@ OUTLINE_BODY = ("CASE WHEN kind = 'batch' THEN coalesce((SELECT json_remove(v.vi
                 "'$.resolution')) ELSE body END")
 OUTLINE_COLUMNS = RECORD_COLUMNS.replace("body", OUTLINE_BODY, 1)
 
+# An attempt's intent as stored: its canonical JSON as text in `intent`, or (a batch's intent,
+# migration m011) compressed by zlib in `intent_zlib`, `intent` then empty. Every reader selects
+# these columns and reads them with attempt_intent.
+INTENT_COLUMNS = "intent, intent_zlib"
+PACK_LEVEL = 1  # zlib's fastest: a 100 000-run intent, 27 MB, in ~0.1 s to ~1.5 MB
+
+
+def attempt_intent(text: str | bytes | None, packed: bytes | None) -> bytes:
+    """The canonical JSON of an attempt's intent from its stored columns (INTENT_COLUMNS, in
+    that order): the one reader of `attempts.intent` (pending, recover, push, verify).
+    ValueError when the compressed form does not decompress (a ledger edited outside runlog)."""
+    if packed is not None:
+        import zlib
+
+        if text:  # written empty beside its compressed form
+            raise ValueError("an attempt holds its intent both as text and compressed")
+        try:
+            return zlib.decompress(packed)
+        except (zlib.error, TypeError) as exc:
+            raise ValueError(f"an attempt's compressed intent does not decompress: {exc}") from None
+    if text is None:
+        raise ValueError("an attempt without its intent")
+    return text if isinstance(text, bytes) else text.encode("utf-8")
+
+
 # Statuses that never change again: a run that ended, or an attempt that never ran.
 FINAL_STATUSES = frozenset({"COMPLETED", "FAILED", "CANCELLED", "DELETED", "REJECTED", "ABANDONED",
                             "PROCESSED", "RUNS_DELETED", "RUNS_DELETE_FAILED"})  # the last three: batches
@@ -173,6 +198,16 @@ def index_columns(record: dict) -> dict[str, Any]:
 
 INDEX_COLUMNS = ("kind", "created", "outcome", "request_id", "run_id", "run_uuid", "run_arn", "workflow_id", "name",
                  "git_commit", "fingerprint", "replay_of", "batch_id")  # index_columns' keys, in its order
+
+
+def _entry_of(seq: int, row: dict[str, Any]) -> Entry | None:
+    """The Entry of a row just inserted, as reading it back gives it (a batch's body is tens
+    of MB: read back, ~0.1 s): when every column is text or NULL, which SQLite returns as
+    given; None otherwise (the caller reads the row back)."""
+    values = [row[name] for name in Entry.FIELDS[1:17]]
+    if any(value is not None and type(value) is not str for value in values):
+        return None
+    return Entry(seq, *values)
 
 
 def _batch_id(record: dict) -> str | None:
@@ -428,7 +463,7 @@ class Ledger:
     # -- writing -----------------------------------------------------------------------------
 
     def add_attempt(self, intent: dict, *, allow_duplicate: bool = False, encoded: bytes | None = None,
-                    checkpoint: bool = True) -> None:
+                    checkpoint: bool = True, packed: bytes | None = None) -> None:
         """Commit the intent to submit (before the service is called).
 
         Refused when its requestId was used before, and (unless allow_duplicate) when an
@@ -436,23 +471,41 @@ class Ledger:
         could start the same run twice, while `recover` completes the pending one safely.
         `checkpoint=False`: the commit does not copy the WAL into the file even when it has
         grown past SQLite's automatic checkpoint (a batch's intent of tens of MB), so that the
-        caller can do it while it waits (`checkpoint`); the attempt is committed all the same."""
+        caller can do it while it waits (`checkpoint`); the attempt is committed all the same.
+
+        A batch's intent (kind "batch": its cohort, tens of MB) is kept compressed
+        (`intent_zlib`, migration m011; `attempt_intent` reads either form back); `packed`:
+        zlib's compression of `encoded`, when the caller made it (batch._encode_intent, while
+        it encoded the rest). Its digest is of the canonical JSON, as for any attempt."""
         from runlog import fastjson
 
         # canonical JSON (a batch's intent holds its whole cohort: `encoded` when the caller made it)
         data = encoded if encoded is not None else fastjson.dumps(intent)
+        if packed is None and intent.get("kind") == "batch":
+            import zlib
+
+            packed = zlib.compress(data, PACK_LEVEL)
         request_id = intent["request"]["requestId"]
+        with self._autocheckpoint(checkpoint):
+            self._add_attempt(intent, request_id, data, allow_duplicate, packed)
+
+    @contextmanager
+    def _autocheckpoint(self, checkpoint: bool) -> Iterator[None]:
+        """With checkpoint=False, the commits made inside copy nothing into the ledger's file
+        (SQLite's automatic checkpoint off for them: a setting of the connection, not of the
+        transaction); the WAL holds them, committed all the same."""
         before = None if checkpoint else self.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
-        if before is not None:  # for this commit only (a setting of the connection, not of the transaction)
+        if before is not None:
             self.conn.execute("PRAGMA wal_autocheckpoint = 0")
         try:
-            self._add_attempt(intent, request_id, data, allow_duplicate)
+            yield
         finally:
             if before is not None:
                 self.conn.execute(f"PRAGMA wal_autocheckpoint = {int(before)}")
 
-    def _add_attempt(self, intent: dict, request_id: str, data: bytes, allow_duplicate: bool) -> None:
-        body = data.decode("utf-8")
+    def _add_attempt(self, intent: dict, request_id: str, data: bytes, allow_duplicate: bool,
+                     packed: bytes | None = None) -> None:
+        body = "" if packed is not None else data.decode("utf-8")
         with self.write():
             known = self.conn.execute(
                 "SELECT r.address FROM attempts a LEFT JOIN records r ON r.request_id = a.request_id "
@@ -466,7 +519,7 @@ class Ledger:
             self._insert(
                 "attempts",
                 {"request_id": request_id, "created": intent["created"], "intent": body,
-                 "intent_sha256": rec.sha256_hex(data)},
+                 "intent_sha256": rec.sha256_hex(data), **({"intent_zlib": packed} if packed is not None else {})},
             )
 
     def checkpoint(self) -> None:
@@ -494,8 +547,8 @@ class Ledger:
         from runlog.errors import DuplicateAttemptError
 
         same = _without_request_id(request)
-        for (text,) in self.conn.execute(self._PENDING_SQL):
-            other = json.loads(text)["request"]
+        for row in self.conn.execute(self._PENDING_SQL):
+            other = json.loads(attempt_intent(*row))["request"]
             if _without_request_id(other) != same:
                 continue
             other_id = other["requestId"]
@@ -507,28 +560,29 @@ class Ledger:
                 f"an identical request is already pending as attempt {other_id} ({state})", other_id, owner)
 
     def add_record(self, record: dict, *, encoded: bytes | None = None,
-                   prepared: cohortindex.Prepared | None = None) -> tuple[Entry, bool]:
+                   prepared: cohortindex.Prepared | None = None, checkpoint: bool = True) -> tuple[Entry, bool]:
         """Validate and append a complete record. Returns (entry, added); a record whose
         address is already present is not added again, and neither is a second record for
         the same requestId (e.g. a submit whose attempt `recover` completed meanwhile): the
         one already written is returned. `encoded`: the record's canonical JSON, when the
         caller made it (a batch's record, joined from its intent's: batch.send); `prepared`:
         a batch record's rows of `batch_settings` computed ahead from its intent, used when
-        they are the record's (cohortindex.Prepared.rows_for)."""
+        they are the record's (cohortindex.Prepared.rows_for); `checkpoint=False`: as for
+        add_attempt (the caller copies the WAL in a thread: Ledger.checkpoint)."""
         from runlog import fastjson
 
         _check_schema(record)
         body_bytes = encoded if encoded is not None else fastjson.dumps(record)
         address = rec.sha256_hex(body_bytes)
         request_id = record["request"].get("requestId")
-        with self.write():
+        with self._autocheckpoint(checkpoint), self.write():
             existing = self._entry_where("address = ?", (address,))
             if not existing and request_id is not None:
                 existing = self._entry_where("request_id = ?", (request_id,))
             if existing:
                 return existing[0], False
-            self._append(record, body_bytes, address, prepared)
-            entry = self._entry_where("address = ?", (address,))[0]
+            seq, row = self._append(record, body_bytes, address, prepared)
+            entry = _entry_of(seq, row) or self._entry_where("address = ?", (address,))[0]
         return entry, True
 
     def add_records(self, records: list[dict]) -> int:
@@ -656,8 +710,9 @@ class Ledger:
             raise LedgerError(f"cannot write to ledger {self.path}: {exc}") from None
 
     def _append(self, record: dict, body_bytes: bytes, address: str,
-                prepared: cohortindex.Prepared | None = None) -> None:
-        """Insert a record at the end of the chain (inside a write transaction)."""
+                prepared: cohortindex.Prepared | None = None) -> tuple[int, dict[str, Any]]:
+        """Insert a record at the end of the chain (inside a write transaction). Returns its
+        seq and the row as inserted."""
         last = self.conn.execute("SELECT chain FROM records ORDER BY seq DESC LIMIT 1").fetchone()
         row = {
             "address": address,
@@ -673,6 +728,7 @@ class Ledger:
         seq = self._insert("records", row)
         if record["kind"] == "batch":
             self._index_settings(seq, record, body_bytes, prepared)
+        return seq, row
 
     def _index_settings(self, seq: int, record: dict, body: bytes,
                         prepared: cohortindex.Prepared | None = None) -> None:
@@ -698,10 +754,12 @@ class Ledger:
             raise LedgerError(f"cannot write to ledger {self.path}: {exc}") from None
 
     def complete(self, intent: dict, outcome: dict, *, encoded: bytes | None = None,
-                 prepared: cohortindex.Prepared | None = None) -> Entry:
+                 prepared: cohortindex.Prepared | None = None, checkpoint: bool = True) -> Entry:
         """Write the record for an attempt: the intent plus what the service answered
-        (`encoded`: its canonical JSON, when the caller made it; `prepared`: see add_record)."""
-        entry, _ = self.add_record({**intent, "outcome": outcome}, encoded=encoded, prepared=prepared)
+        (`encoded`: its canonical JSON, when the caller made it; `prepared`, `checkpoint`: see
+        add_record)."""
+        entry, _ = self.add_record({**intent, "outcome": outcome}, encoded=encoded, prepared=prepared,
+                                   checkpoint=checkpoint)
         return entry
 
     def observe(self, address: str, source: str, body: dict, *, run_uuid: str | None = None,
@@ -1332,13 +1390,13 @@ class Ledger:
     # Which attempts have no record is found on the two request_id indexes alone; only the
     # pending attempts' rows are read (scanning the attempts table itself read every intent:
     # most of a big ledger's file, on every command that opens it).
-    _PENDING_SQL = ("SELECT intent FROM attempts WHERE seq IN (SELECT a.seq FROM attempts a WHERE NOT EXISTS "
-                    "(SELECT 1 FROM records r WHERE r.request_id = a.request_id)) ORDER BY seq")
+    _PENDING_SQL = (f"SELECT {INTENT_COLUMNS} FROM attempts WHERE seq IN (SELECT a.seq FROM attempts a WHERE "
+                    "NOT EXISTS (SELECT 1 FROM records r WHERE r.request_id = a.request_id)) ORDER BY seq")
 
     def pending(self) -> list[dict]:
         """Intents whose attempt has no record yet, oldest first, found from the attempts and
         records themselves (what `recover` completes and `verify` counts)."""
-        return [json.loads(row[0]) for row in self.conn.execute(self._PENDING_SQL)]
+        return [json.loads(attempt_intent(*row)) for row in self.conn.execute(self._PENDING_SQL)]
 
     # The attempts pending() finds, from the table triggers keep (migration m005): one lookup
     # per pending attempt, whatever the ledger's size. CROSS JOIN keeps SQLite from scanning
@@ -1461,7 +1519,7 @@ SEALED = {"records": "seq", "attempts": "seq", "observations": "seq", "meta": "k
 SEAL_SKIPS = {
     "records": ("body", "chain", "kind", "created", "outcome", "request_id", "run_id", "run_uuid", "run_arn",
                 "workflow_id", "name", "git_commit", "fingerprint", "replay_of", "batch_id"),
-    "attempts": ("intent",),
+    "attempts": ("intent", "intent_zlib"),
     "observations": ("body",),
 }
 

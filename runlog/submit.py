@@ -132,18 +132,19 @@ def submit(open_ledger: Callable[[], Ledger], start_request: StartRunRequest, *,
 
 
 def send_attempt(ledger: Ledger, intent: dict, omics, sender: Callable[..., Any], *, allow_duplicate: bool,
-                 encoded: bytes | None = None, checkpoint: bool = True):
+                 encoded: bytes | None = None, checkpoint: bool = True, packed: bytes | None = None):
     """Commit the intent as an attempt and send it with `sender` (StartRun's `send`, or
     StartRunBatch's in runlog/batch.py), holding the attempt's in-flight lock throughout.
-    `encoded`: the intent's canonical JSON, when the caller made it; `checkpoint`: see
-    Ledger.add_attempt."""
+    `encoded`: the intent's canonical JSON, when the caller made it; `checkpoint`, `packed`:
+    see Ledger.add_attempt."""
     request_id = intent["request"]["requestId"]
     hold = inflight.take(ledger.path, request_id)  # owned before it is written: recover never races us
     if hold is None:
         raise UsageError(f"request id {request_id!r} is being sent by another process right now; "
                          "leave out the request id or give a new one")
     with hold:
-        ledger.add_attempt(intent, allow_duplicate=allow_duplicate, encoded=encoded, checkpoint=checkpoint)
+        ledger.add_attempt(intent, allow_duplicate=allow_duplicate, encoded=encoded, checkpoint=checkpoint,
+                           packed=packed)
         try:
             return sender(ledger, intent, omics)
         except KeyboardInterrupt:  # between the commit and the call: nothing was sent yet
@@ -266,14 +267,14 @@ def send(ledger: Ledger, intent: dict, omics, *, recovered: bool = False) -> Sub
 
 
 def _complete(ledger: Ledger, intent: dict, outcome: dict, run_id: str | None, encoded: bytes | None = None,
-              prepared=None) -> Entry:
+              prepared=None, checkpoint: bool = True) -> Entry:
     """Write the attempt's record; when the ledger cannot take it, the attempt stays pending.
     A record that `recover` wrote meanwhile for the same attempt is returned as it is.
-    `encoded`: the record's canonical JSON, when the caller made it; `prepared`: see
-    Ledger.add_record."""
+    `encoded`: the record's canonical JSON, when the caller made it; `prepared`, `checkpoint`:
+    see Ledger.add_record."""
     request_id = intent["request"]["requestId"]
     try:
-        return ledger.complete(intent, outcome, encoded=encoded, prepared=prepared)
+        return ledger.complete(intent, outcome, encoded=encoded, prepared=prepared, checkpoint=checkpoint)
     except LedgerError as exc:
         started = f"the run was started (id {run_id}) but " if run_id else ""
         raise PendingError(

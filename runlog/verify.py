@@ -37,6 +37,7 @@ from runlog.ledger import (
     SEALED,
     Entry,
     Ledger,
+    attempt_intent,
     chain_next,
     index_columns,
     observation_object,
@@ -597,6 +598,25 @@ class _RecordLayout:
             self.looked_up = operator.itemgetter(*lookup)
         self.record_sealer = sealer("records", tuple(self.record_columns))
         self.attempt_sealer = sealer("attempts", tuple(self.attempt_columns))
+        self.packed = self.attempt + self.attempt_columns.index("intent_zlib") \
+            if "intent_zlib" in self.attempt_columns else None
+
+    def unpack(self, rows: list[tuple]) -> list[tuple]:
+        """The rows with each compressed intent (migration m011) in the intent's place, as
+        its canonical JSON."""
+        at, packed = self.intent, self.packed
+        if packed is None:
+            return rows
+        return [r if r[packed] is None else (*r[:at], _intent_bytes(r[at], r[packed]), *r[at + 1:]) for r in rows]
+
+
+def _intent_bytes(text: Any, packed: Any) -> bytes:
+    """ledger.attempt_intent, or no bytes when its stored form is broken (its digest then
+    differs: the attempt is named as edited)."""
+    try:
+        return attempt_intent(text, packed)
+    except ValueError:
+        return b""
 
 
 CHUNK = 16  # rows checked together, step by step: each step's code and data stay in the CPU's caches
@@ -649,6 +669,7 @@ def _scan_records(conn: sqlite3.Connection, low: int, high: int, sealed: bool) -
     chain = before[0] if before else None
     cursor = conn.execute(at.sql, (low, high))
     while rows := cursor.fetchmany(CHUNK):
+        rows = at.unpack(rows)
         for values, clean in zip(rows, _clean(rows, at, sealed), strict=True):
             seq, address = values[at.seq], values[at.address]
             tally.saw(seq)
@@ -732,10 +753,13 @@ def _check_pending_attempts(conn: sqlite3.Connection, sealed: bool) -> Tally:
         f"SELECT {', '.join('a.' + c for c in columns)}, CAST(a.intent AS BLOB), {seal} FROM attempts a {join}"
         "WHERE NOT EXISTS (SELECT 1 FROM records r WHERE r.request_id = a.request_id) ORDER BY a.seq")
     width = len(columns)
+    packed = columns.index("intent_zlib") if "intent_zlib" in columns else None
     tally = Tally("attempts")
     for values in cursor:
         tally.unsealed += sealed and values[width + 1] is None
-        tally.problems.extend(_check_attempt(dict(zip(columns, values, strict=False)), values[width],
+        intent = values[width] if packed is None or values[packed] is None \
+            else _intent_bytes(values[width], values[packed])
+        tally.problems.extend(_check_attempt(dict(zip(columns, values, strict=False)), intent,
                                              values[width + 1], sealed, record=None, matched=False))
     return tally
 

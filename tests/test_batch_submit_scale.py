@@ -15,7 +15,7 @@ import pytest
 from helpers import COHORT_DEFAULT, COHORT_ROLE
 from runlog import fastjson, safejson
 from runlog import record as rec
-from runlog.ledger import Ledger
+from runlog.ledger import INTENT_COLUMNS, Ledger, attempt_intent
 
 ROLE = COHORT_ROLE
 WORKFLOW = COHORT_DEFAULT["workflowId"]  # cram-to-bam: sample_name, input_cram, ref_dict, ref_fasta, ref_fasta_index
@@ -187,7 +187,8 @@ def test_a_cohort_record_is_canonical_json_and_verify_passes(s3_server, s3_emula
     assert gc.isenabled()  # the collector, paused while the cohort was submitted, is back
     with Ledger.open(ledger_path, create=False) as ledger:
         (text, address), = ledger.conn.execute("SELECT body, address FROM records").fetchall()
-        (intent,), = ledger.conn.execute("SELECT intent FROM attempts").fetchall()
+        intent, = [attempt_intent(*row).decode() for row in
+                         ledger.conn.execute(f"SELECT {INTENT_COLUMNS} FROM attempts").fetchall()]
     data = text.encode() if isinstance(text, str) else bytes(text)
     record = json.loads(data)
     assert data == rec.canonical_json(record) and rec.sha256_hex(data) == address
