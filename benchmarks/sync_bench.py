@@ -312,8 +312,9 @@ def main(argv: list[str] | None = None) -> int:
     from botocore.config import Config
 
     from runlog.ledger import Ledger
-    from runlog.sync import Remote, pull, push, survey
+    from runlog.sync import Remote, pull, push, return_large_blocks, survey
 
+    return_large_blocks()  # as `runlog pull` does: its process is runlog's
     load_at_start = os.getloadavg()[0]
     server, moto_port = start_moto()
     try:

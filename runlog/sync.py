@@ -175,13 +175,18 @@ def collector_relaxed() -> Iterator[None]:
     """Python's cyclic garbage collector run less often (COLLECT_AFTER) and over the objects
     made since (gc.freeze), then as before."""
     before = gc.get_threshold()
-    gc.freeze()
+    # a host program that froze objects itself keeps them frozen: CPython cannot undo only
+    # runlog's freeze, so runlog freezes only when nothing is frozen yet
+    freezing = gc.get_freeze_count() == 0
+    if freezing:
+        gc.freeze()
     gc.set_threshold(max(before[0], COLLECT_AFTER), *before[1:])
     try:
         yield
     finally:
         gc.set_threshold(*before)
-        gc.unfreeze()
+        if freezing:
+            gc.unfreeze()
 
 
 # glibc's allocator moves its threshold for giving a freed block back to the system up to the
@@ -194,9 +199,11 @@ def collector_relaxed() -> Iterator[None]:
 MMAP_THRESHOLD = 128 * 1024
 
 
-def _large_blocks_returned() -> None:
+def return_large_blocks() -> None:
     """Fix glibc's mmap threshold at MMAP_THRESHOLD for the rest of the process (a no-op on
-    other C libraries): what a pull frees, it gives back (see MMAP_THRESHOLD)."""
+    other C libraries): what a pull frees, it gives back (see MMAP_THRESHOLD). A setting of the
+    whole process that cannot be undone, so `pull` does not make it: the CLI, whose process
+    it is, calls this before pulling; a program using the Python API may."""
     import ctypes
     import platform
 
@@ -751,7 +758,6 @@ def pull(ledger: Ledger, s3, remote: Remote, *, jobs: int = 16, progress: Progre
     item, never every item received. A pull with many packs to check checks them in worker
     processes (runlog/syncworker.py), `workers` of them (by default one per core; 0: none)."""
     result = PullResult(str(remote))
-    _large_blocks_returned()
     if listing is None:
         listing = survey(s3, remote, jobs=jobs, doing="pull from", expect_ledger=True, max_bytes=max_bytes)
     if listing.marker is None:

@@ -136,3 +136,27 @@ def test_push_reads_only_the_observations_it_sends_and_still_refuses_an_edited_o
             sync.push(ledger, bucket, remote)
     assert bucket.list_objects_v2(Bucket=TEAM_BUCKET, Prefix=f"edited-{stored}/packs/").get("KeyCount", 0) == 0
     assert made
+
+
+def test_a_host_programs_frozen_objects_stay_frozen_after_a_pull_or_push():
+    """push and pull relax the collector (sync.collector_relaxed); a program using the Python
+    API that froze its own objects (gc.freeze, as before forking) finds them frozen after."""
+    import gc
+
+    from runlog.sync import collector_relaxed
+
+    assert gc.get_freeze_count() == 0
+    with collector_relaxed():
+        assert gc.get_freeze_count() > 0  # runlog's own freeze, nothing being frozen before
+    assert gc.get_freeze_count() == 0
+    hosts = [object() for _ in range(1000)]
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        threshold = gc.get_threshold()
+        with collector_relaxed():
+            pass
+        assert gc.get_freeze_count() == frozen and gc.get_threshold() == threshold
+    finally:
+        gc.unfreeze()
+    del hosts

@@ -231,8 +231,8 @@ import sys, threading
 def rss():
     return int(open("/proc/self/status").read().split("VmRSS:")[1].split()[0]) // 1024
 if sys.argv[1] == "pull":
-    from runlog.sync import _large_blocks_returned
-    _large_blocks_returned()  # what pull() does first
+    from runlog.sync import return_large_blocks
+    return_large_blocks()  # what `runlog pull` does first
 base = rss()
 def fetch():  # as a fetch thread: a pack read and freed, then many, then small allocations after them
     first = bytes(1 << 20)

@@ -162,6 +162,7 @@ def pull(ctx, remote, jobs, quiet, as_json, profile, region, max_object_mib):
     target = _remote(config, remote)
     max_bytes = _max_object_bytes(config, max_object_mib)
     s3 = _s3(config, profile, region, jobs)
+    sync.return_large_blocks()  # this process is runlog's: what the pull frees goes back to the system
     listing = sync.survey(s3, target, jobs=jobs, doing="pull from", expect_ledger=True, max_bytes=max_bytes)
     ledger = open_ledger(config, create=True)
     with ledger:
