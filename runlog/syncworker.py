@@ -8,12 +8,8 @@ to check (PARALLEL_FROM bytes of packs), in a pool of worker processes. The chec
 same function either way, so a forged or tampered item is refused in a worker with the
 reason it gets in the main process; the worker sends back only what its rows need.
 
-A worker is a fresh interpreter (`python -I`: not the working directory nor PYTHON* variables
-on its path, but the pulling process's module path) running `serve` (never a fork of the
-pulling process, which has threads running: a fork copies the locks they hold; and not
-through multiprocessing, which would import the caller's main module again in each worker). It
-reads requests from its stdin and writes answers to its stdout (marshal, length-prefixed:
-the pulling process talks only to its own children), in a session of its own, so that
+A worker is a child interpreter started by runlog/childproc.py (isolated, the pulling
+process's module path, a session of its own, marshal messages on its pipes) running `serve`:
 Ctrl-C reaches the pulling process alone, which stops its workers by closing their pipes
 when the pull ends, fails or is interrupted; a worker whose pulling process died ends at
 the end of its requests. A worker that dies (out of memory, killed) fails the pull with
@@ -24,14 +20,12 @@ Nothing here talks to S3 or the ledger."""
 
 from __future__ import annotations
 
-import marshal
 import os
 import queue
-import struct
-import sys
 from collections.abc import Collection
-from typing import Any, BinaryIO
+from typing import IO, Any
 
+from runlog import childproc
 from runlog.errors import InternalError, RunlogError, UsageError
 from runlog.syncpack import PackIndex, split_pack
 from runlog.syncreceive import ObservationRow, Row, check_observations, check_records
@@ -109,30 +103,11 @@ def worker_count(pack_bytes: int, workers: int | None = None) -> int:
 
 # -- the worker's side ------------------------------------------------------------------------------
 
-_LENGTH = struct.Struct(">Q")
-
-
-def _send(pipe: BinaryIO, value: Any) -> None:
-    data = marshal.dumps(value)
-    pipe.write(_LENGTH.pack(len(data)) + data)
-    pipe.flush()
-
-
-def _receive(pipe: BinaryIO) -> Any:
-    """The next message, or None at the end of the pipe (also when cut short)."""
-    head = pipe.read(_LENGTH.size)
-    if len(head) < _LENGTH.size:
-        return None
-    size, = _LENGTH.unpack(head)
-    data = pipe.read(size)
-    return marshal.loads(data) if len(data) == size else None
-
-
-def serve(requests: BinaryIO, answers: BinaryIO) -> None:
+def serve(requests: IO[bytes], answers: IO[bytes]) -> None:
     """Answer check requests until the pulling process closes the pipe: each request is
     check_pack's arguments (the index as its fields), each answer ("ok", check_pack's answer)
     or ("error", what went wrong) for an exception, which is a bug."""
-    while (request := _receive(requests)) is not None:
+    while (request := childproc.receive(requests)) is not None:
         digest, data, size, records, observations, want_records, want_observations, max_bytes = request
         try:
             answer: tuple = ("ok", check_pack(digest, data, PackIndex(digest, size, records, observations),
@@ -140,33 +115,21 @@ def serve(requests: BinaryIO, answers: BinaryIO) -> None:
         except Exception as exc:  # a bug: the pulling process says so in one line
             answer = ("error", f"{type(exc).__name__}: {exc}")
         del request, data
-        _send(answers, answer)
+        childproc.send(answers, answer)
 
 
 # -- the pulling process's side -------------------------------------------------------------------
 
 
-# A worker's start: the interpreter isolated (-I: neither the working directory nor PYTHON*
-# variables on its path), given the pulling process's module path, serving its pipes.
-_BOOT = ("import signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); sys.path[:] = {path!r}; "
-         "from runlog.syncworker import serve; serve(sys.stdin.buffer, sys.stdout.buffer)")
-
-
 class _Worker:
     def __init__(self) -> None:
-        import subprocess
-
-        # a session of its own: Ctrl-C at the terminal reaches the pulling process only, which
-        # stops its workers by closing their pipes (a worker also ends when the pulling
-        # process dies: its requests end). It ignores Ctrl-C from its first statement on.
-        self.process = subprocess.Popen([sys.executable, "-I", "-c", _BOOT.format(path=list(sys.path))],
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True)
+        self.process = childproc.start("runlog.syncworker", "serve")
 
     def ask(self, request: tuple) -> Any:
         assert self.process.stdin is not None and self.process.stdout is not None
         try:
-            _send(self.process.stdin, request)  # type: ignore[arg-type]
-            answer = _receive(self.process.stdout)  # type: ignore[arg-type]
+            childproc.send(self.process.stdin, request)
+            answer = childproc.receive(self.process.stdout)
         except (BrokenPipeError, OSError, ValueError):
             answer = None
         if answer is None:
@@ -175,19 +138,7 @@ class _Worker:
         return answer
 
     def stop(self) -> None:
-        import subprocess
-
-        for pipe in (self.process.stdin, self.process.stdout):
-            try:
-                if pipe is not None:
-                    pipe.close()
-            except OSError:
-                pass
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        childproc.stop(self.process, 10)
 
 
 class Checkers:

@@ -259,4 +259,6 @@ def test_after_pull_starts_the_packs_a_thread_freed_are_given_back_to_the_system
     kept = {how: int(subprocess.run([sys.executable, "-c", FREED_BLOCKS, how], capture_output=True, text=True,
                                     check=True).stdout) for how in ("plain", "pull")}
     assert kept["pull"] < 8  # MiB still resident after 64 MiB of packs were freed
-    assert kept["plain"] > 32  # what the allocator keeps otherwise: the cause of a pull's peak
+    # what the allocator keeps otherwise, the cause of a pull's peak: 25-63 MiB here, the
+    # least when other processes keep the cores busy (the thread's arena is then shared)
+    assert kept["plain"] > 16
