@@ -330,3 +330,47 @@ def tamper(path, *statements, params=()):
         conn.execute(statement, params) if params else conn.execute(statement)
     conn.commit()
     conn.close()
+
+
+# -- a finished cohort: the refresh tests' batch ---------------------------------------------------
+
+COHORT_ROLE = "arn:aws:iam::123456789012:role/HealthOmicsServiceRole"
+COHORT_BUCKET = "cohort-bucket"
+COHORT_RUNS = 250  # three pages of ListRunsInBatch, and of ListRuns
+COHORT_DEFAULT = {"workflowId": "1234567", "roleArn": COHORT_ROLE, "outputUri": f"s3://{COHORT_BUCKET}/out/",
+                  "parameters": {"ref_dict": f"s3://{COHORT_BUCKET}/ref/genome.dict",
+                                 "ref_fasta": f"s3://{COHORT_BUCKET}/ref/genome.fasta",
+                                 "ref_fasta_index": f"s3://{COHORT_BUCKET}/ref/genome.fasta.fai"}}
+COHORT_NOT_STARTED = ["S0007", "S0150"]  # submissions the service refuses
+COHORT_FAILING = ["S0003", "S0120", "S0249"]  # runs that fail (a GetRun each, for the reason)
+
+
+@contextmanager
+def finished_cohort(s3_server, monkeypatch, run_cli) -> Iterator[tuple]:
+    """A batch of COHORT_RUNS runs from an s3UriSettings file, submitted with runlog and
+    finished in an emulator of its own (which reads the file from moto's S3): COHORT_NOT_STARTED
+    refused, COHORT_FAILING failed. Yields (emulator, batch id)."""
+    from runlog.emulator import Emulator
+
+    emulator = Emulator(port=0, s3_endpoint_url=s3_server.endpoint, batch_rate=COHORT_RUNS)
+    emulator.start()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", emulator.endpoint_url)
+    try:
+        s3_server.create_bucket(Bucket=COHORT_BUCKET)
+        settings = [{"runSettingId": f"S{i:04d}", "name": f"align-S{i:04d}",
+                     "parameters": {"sample_name": f"S{i:04d}",
+                                    "input_cram": f"s3://{COHORT_BUCKET}/crams/S{i:04d}.cram"}}
+                    for i in range(COHORT_RUNS)]
+        s3_server.put_object(Bucket=COHORT_BUCKET, Key="cohort/settings.json", Body=json.dumps(settings).encode())
+        emulator.batch_fault("start", reason="ServiceQuotaExceeded", message="too many runs",
+                             run_setting_ids=COHORT_NOT_STARTED)
+        emulator.batch_fault("run", reason="OUT_OF_MEMORY", run_setting_ids=COHORT_FAILING)
+        submitted = run_cli("submit-batch", "--default-run-setting", json.dumps(COHORT_DEFAULT),
+                            "--batch-run-settings",
+                            json.dumps({"s3UriSettings": f"s3://{COHORT_BUCKET}/cohort/settings.json"}),
+                            "--no-resolve")
+        assert submitted.exit_code == 0, submitted.output
+        emulator.advance(3600)  # every run submitted and ended
+        yield emulator, json.loads(submitted.stdout)["id"]
+    finally:
+        emulator.stop()

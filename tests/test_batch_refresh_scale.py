@@ -20,47 +20,24 @@ from botocore.config import Config
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from helpers import COHORT_BUCKET as BUCKET
+from helpers import COHORT_FAILING as FAILING
+from helpers import COHORT_NOT_STARTED as NOT_STARTED
+from helpers import COHORT_RUNS as RUNS
+from helpers import finished_cohort
 from recordfactory import make_record
 from runlog import fastjson
 from runlog import record as rec
 from runlog.ledger import Ledger
 
 TESTS = Path(__file__).resolve().parent
-ROLE = "arn:aws:iam::123456789012:role/HealthOmicsServiceRole"
-BUCKET = "cohort-bucket"
-RUNS = 250  # three pages of ListRunsInBatch, and of ListRuns
-DEFAULT = {"workflowId": "1234567", "roleArn": ROLE, "outputUri": f"s3://{BUCKET}/out/",
-           "parameters": {"ref_dict": f"s3://{BUCKET}/ref/genome.dict", "ref_fasta": f"s3://{BUCKET}/ref/genome.fasta",
-                          "ref_fasta_index": f"s3://{BUCKET}/ref/genome.fasta.fai"}}
-NOT_STARTED = ["S0007", "S0150"]  # submissions the service refuses
-FAILING = ["S0003", "S0120", "S0249"]  # runs that fail (a GetRun each, for the reason)
 
 
 @pytest.fixture
 def cohort(s3_server, monkeypatch, ledger_path, git_repo, run_cli):
-    """A batch of RUNS runs from an s3UriSettings file, submitted with runlog and finished in
-    the emulator (which reads the file from moto's S3); yields (emulator, batch id)."""
-    from runlog.emulator import Emulator
-
-    emulator = Emulator(port=0, s3_endpoint_url=s3_server.endpoint, batch_rate=RUNS)
-    emulator.start()
-    monkeypatch.setenv("AWS_ENDPOINT_URL", emulator.endpoint_url)
-    try:
-        s3_server.create_bucket(Bucket=BUCKET)
-        settings = [{"runSettingId": f"S{i:04d}", "name": f"align-S{i:04d}",
-                     "parameters": {"sample_name": f"S{i:04d}", "input_cram": f"s3://{BUCKET}/crams/S{i:04d}.cram"}}
-                    for i in range(RUNS)]
-        s3_server.put_object(Bucket=BUCKET, Key="cohort/settings.json", Body=json.dumps(settings).encode())
-        emulator.batch_fault("start", reason="ServiceQuotaExceeded", message="too many runs",
-                             run_setting_ids=NOT_STARTED)
-        emulator.batch_fault("run", reason="OUT_OF_MEMORY", run_setting_ids=FAILING)
-        submitted = run_cli("submit-batch", "--default-run-setting", json.dumps(DEFAULT), "--batch-run-settings",
-                            json.dumps({"s3UriSettings": f"s3://{BUCKET}/cohort/settings.json"}), "--no-resolve")
-        assert submitted.exit_code == 0, submitted.output
-        emulator.advance(3600)  # every run submitted and ended
-        yield emulator, json.loads(submitted.stdout)["id"]
-    finally:
-        emulator.stop()
+    """A finished batch (helpers.finished_cohort); yields (emulator, batch id)."""
+    with finished_cohort(s3_server, monkeypatch, run_cli) as found:
+        yield found
 
 
 def killed_refresh(batch_id: str, point: str, cwd: Path) -> subprocess.CompletedProcess:
