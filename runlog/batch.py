@@ -810,33 +810,28 @@ def record_members(ledger: Ledger, batch: Entry, omics, outline: dict | None = N
     record = outline if outline is not None else ledger.batch_outline(batch.address)
     if record["outcome"]["status"] != "submitted":
         raise UsageError(f"batch record {batch.address[:12]} was {record['outcome']['status']}: it has no runs")
+    from contextlib import ExitStack
+
     listed = 0
-    if child is not None:
-        try:
-            for page in prefetched(omics.get_paginator("list_runs_in_batch").paginate(
-                    batchId=batch.batch_id, PaginationConfig={"PageSize": 100})):
-                items = page.get("runs", [])
-                listed += len(items)
-                child.members(items)
-        except RunlogError:
-            raise
-        except Exception as exc:
-            raise aws.error_from(exc, "ListRunsInBatch") from None
-        return {"listed": listed, "added": child.flush()}
-    maker = MemberPages(record, batch.address)
     try:
-        # each page built and checked here while the one before is written (runlog/refreshpipe.py)
-        with ledger.file_run_settings(batch.address) as from_file, page_writer(ledger) as writer:
+        with ExitStack() as stack:
+            if child is None:  # each page built and checked here while the one before is written (refreshpipe)
+                maker = MemberPages(record, batch.address)
+                from_file = stack.enter_context(ledger.file_run_settings(batch.address))
+                writer = stack.enter_context(page_writer(ledger))
             for page in prefetched(omics.get_paginator("list_runs_in_batch").paginate(
                     batchId=batch.batch_id, PaginationConfig={"PageSize": 100})):
                 items = page.get("runs", [])
                 listed += len(items)
-                writer.records(maker.encode(items, from_file))
+                if child is None:
+                    writer.records(maker.encode(items, from_file))
+                else:
+                    child.members(items)
     except RunlogError:
         raise
     except Exception as exc:
         raise aws.error_from(exc, "ListRunsInBatch") from None
-    return {"listed": listed, "added": writer.added}
+    return {"listed": listed, "added": writer.added if child is None else child.flush()}
 
 
 class MemberPages:

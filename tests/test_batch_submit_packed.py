@@ -22,6 +22,10 @@ BUCKET = "cohort-bucket"
 URI = f"s3://{BUCKET}/cohort/settings.json"
 DEFAULT = COHORT_DEFAULT
 
+# StartRunBatch's answer, as a record made from a batch intent completes it
+SUBMITTED = {"status": "submitted", "response": {"id": "7654321", "arn": "arn:aws:omics:us-west-2:1:runBatch/7654321",
+                                                 "status": "PENDING", "uuid": "0f0e0d0c-aaaa-bbbb-cccc-000000000001"}}
+
 
 def setting(sample: str) -> dict:
     return {"runSettingId": sample, "name": f"align-{sample}",
@@ -135,8 +139,7 @@ def test_verify_names_a_compressed_intent_that_was_edited(tmp_path, edit):
 def test_verify_names_a_record_whose_compressed_intent_differs(tmp_path):
     path = tmp_path / "ledger.db"
     intent = batch_intent(200)
-    outcome = {"status": "submitted", "response": {"id": "7654321", "arn": "arn:aws:omics:us-west-2:1:runBatch/7654321",
-                                                   "status": "PENDING", "uuid": "0f0e0d0c-aaaa-bbbb-cccc-000000000001"}}
+    outcome = SUBMITTED
     with Ledger.open(path) as ledger:
         ledger.add_attempt(intent)
         ledger.complete(intent, outcome)
@@ -152,8 +155,7 @@ def test_verify_names_a_record_whose_compressed_intent_differs(tmp_path):
 def test_a_record_committed_without_its_checkpoint_is_in_the_wal_until_the_copy(tmp_path):
     path = tmp_path / "ledger.db"
     intent = batch_intent(20000)
-    outcome = {"status": "submitted", "response": {"id": "7654321", "arn": "arn:aws:omics:us-west-2:1:runBatch/7654321",
-                                                   "status": "PENDING", "uuid": "0f0e0d0c-aaaa-bbbb-cccc-000000000001"}}
+    outcome = SUBMITTED
     with Ledger.open(path) as ledger:
         ledger.add_attempt(intent)
         entry = ledger.complete(intent, outcome, checkpoint=False)
@@ -170,8 +172,7 @@ def test_a_record_committed_without_its_checkpoint_is_in_the_wal_until_the_copy(
 
 def test_the_entry_of_a_record_just_written_is_the_one_read_back(tmp_path):
     intent = batch_intent(300)
-    outcome = {"status": "submitted", "response": {"id": "7654321", "arn": "arn:aws:omics:us-west-2:1:runBatch/7654321",
-                                                   "status": "PENDING", "uuid": "0f0e0d0c-aaaa-bbbb-cccc-000000000001"}}
+    outcome = SUBMITTED
     with Ledger.open(tmp_path / "ledger.db") as ledger:
         ledger.add_attempt(intent)
         entry, added = ledger.add_record({**intent, "outcome": outcome})
