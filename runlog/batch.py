@@ -676,21 +676,17 @@ def _prepare(ledger: Ledger, intent: dict, encoded: bytes, before: list):
 def _completed(complete: Callable[..., Entry], ahead: Future | None, ledger: Ledger, intent: dict, outcome: dict,
                run_id: str | None, encoded: bytes | None = None) -> Entry:
     """submit._complete, with the digests computed meanwhile (when that worked). The record's
-    commit leaves its WAL (tens of MB) to a thread that copies it into the ledger's file
-    (Ledger.checkpoint, without the GIL) while this one returns and lets go of the cohort;
-    the process ends once it is done (SQLite would copy it when the ledger is closed)."""
-    import threading
-
+    commit copies its WAL into the ledger's file as any commit does: a copy left to a thread
+    that outlives this call could lose SQLite's locks when the same process opens the file
+    again (POSIX locks belong to the process, and closing any descriptor of the file drops
+    them), so it is not done."""
     prepared = None
     if ahead is not None:
         try:
             prepared = ahead.result()
         except Exception:  # the ledger computes them from the record instead
             prepared = None
-    try:
-        return complete(ledger, intent, outcome, run_id, encoded=encoded, prepared=prepared, checkpoint=False)
-    finally:
-        threading.Thread(target=ledger.checkpoint, name="runlog-checkpoint").start()
+    return complete(ledger, intent, outcome, run_id, encoded=encoded, prepared=prepared)
 
 
 def _record_bytes(parts: tuple[list, list] | None, outcome: dict) -> bytes | None:
