@@ -16,6 +16,7 @@ import math
 import os
 import re
 import sqlite3
+import stat
 from collections.abc import Callable, Iterable, Iterator, Sequence, Set
 from contextlib import contextmanager
 from functools import lru_cache
@@ -33,7 +34,6 @@ if TYPE_CHECKING:
     from runlog import cohortindex
 
 BUSY_TIMEOUT_MS = 60_000
-SQLITE_MAGIC = b"SQLite format 3\x00"
 RECORD_COLUMNS = (
     "seq, address, body, chain, kind, created, outcome, request_id, run_id, run_uuid, run_arn, "
     "workflow_id, name, git_commit, fingerprint, replay_of, batch_id"
@@ -334,6 +334,8 @@ class Ledger:
             ledger._prepare(readonly)
         except sqlite3.DatabaseError as exc:
             ledger.conn.close()
+            if getattr(exc, "sqlite_errorname", "") == "SQLITE_NOTADB":
+                raise _not_sqlite(path) from None
             raise LedgerError(cannot_read(path, exc)) from None
         except LedgerError:
             ledger.conn.close()
@@ -1476,20 +1478,33 @@ def _without_request_id(request: dict) -> dict:
 
 
 def _check_header(path: Path, readonly: bool = False) -> None:
-    if path.is_dir():
-        raise LedgerError(f"ledger path {path} is a directory; give a file path")
+    """Refuse, before SQLite opens it, a path that cannot be a ledger. The file itself is never
+    opened here: POSIX locks belong to the process, and closing any descriptor of a file drops
+    every lock this process's SQLite connections hold on it (another Ledger on the same file, a
+    writer's second connection). Its size is enough for what SQLite would get wrong (a short
+    foreign file it would take for an empty database and then write to); the content of a
+    larger file is judged by SQLite itself (SQLITE_NOTADB, see `_not_sqlite`)."""
     try:
-        with path.open("rb") as fh:
-            head = fh.read(len(SQLITE_MAGIC))
+        info = path.stat()
     except OSError as exc:
         raise LedgerError(f"cannot read ledger {path}: {exc.strerror}") from None
-    if readonly and not head:
-        raise LedgerError(f"ledger {path} is empty (0 bytes), not a runlog ledger; it was left untouched "
-                          "(if it held records, restore it from a backup)")
-    if head and head != SQLITE_MAGIC:
-        raise LedgerError(
-            f"{path} is not a runlog ledger (not an SQLite database); it was left untouched"
-        )
+    if stat.S_ISDIR(info.st_mode):
+        raise LedgerError(f"ledger path {path} is a directory; give a file path")
+    if not info.st_size:
+        if readonly:
+            raise LedgerError(f"ledger {path} is empty (0 bytes), not a runlog ledger; it was left untouched "
+                              "(if it held records, restore it from a backup)")
+        return
+    if not stat.S_ISREG(info.st_mode) or info.st_size < SQLITE_SMALLEST:
+        raise _not_sqlite(path)
+
+
+# An SQLite database file is a whole number of pages, and a page is at least 512 bytes.
+SQLITE_SMALLEST = 512
+
+
+def _not_sqlite(path: Path) -> LedgerError:
+    return LedgerError(f"{path} is not a runlog ledger (not an SQLite database); it was left untouched")
 
 
 def cannot_read(path: Path, exc: Exception) -> str:

@@ -168,6 +168,47 @@ def test_not_a_ledger_is_left_untouched(tmp_path):
     assert other.read_bytes() == before
 
 
+def _in_another_process(path, sql: str) -> str:
+    import subprocess
+    import sys
+    code = ("import sqlite3, sys\nc = sqlite3.connect(sys.argv[1])\n"
+            "print(c.execute(sys.argv[2]).fetchone()[0])\nc.close()\n")
+    done = subprocess.run([sys.executable, "-c", code, str(path), sql], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_opening_a_ledger_twice_in_one_process_loses_nothing_written_after(tmp_path):
+    """POSIX locks are the process's, and closing any descriptor of a file drops all of them.
+    Were a second open to read the ledger's file outside SQLite, the first connection's lock
+    would go with it: another process closing the ledger would then take itself for the last
+    reader, fold and delete the WAL, and what the first connection wrote next would go to a
+    deleted file, seen by no other process."""
+    path = tmp_path / "ledger.db"
+    first = Ledger.open(path)
+    first.add_record(make_record())
+    second = Ledger.open(path, readonly=True)  # an API caller's, or a writer's second connection
+    assert _in_another_process(path, "SELECT count(*) FROM records") == "1"
+    first.add_record(make_record(name="written-after"))
+    assert _in_another_process(path, "SELECT count(*) FROM records") == "2"
+    assert second.resolve("@2").address
+    second.conn.close()
+    first.conn.close()
+    assert verify(Ledger.open(path, readonly=True)).ok
+
+
+@pytest.mark.parametrize("content", [b"x", b"not a database\n" * 100, b"SQLite format 3\x00" + b"\x01" * 600])
+@pytest.mark.parametrize("readonly", [False, True])
+def test_a_foreign_file_of_any_size_is_refused_and_left_as_it_was(tmp_path, content, readonly):
+    """A short file SQLite would take for an empty database (and then write to), a text file
+    and a file with SQLite's magic but no database behind it: each is refused unchanged."""
+    path = tmp_path / "notes.db"
+    path.write_bytes(content)
+    with pytest.raises(LedgerError, match="is not a runlog ledger .not an SQLite database.; it was left untouched"):
+        Ledger.open(path, readonly=readonly)
+    assert path.read_bytes() == content and os.listdir(tmp_path) == ["notes.db"]
+
+
 def _mutations():
     """Valid and invalid variants of a record, to compare the two schema validators on."""
     base = make_record()
