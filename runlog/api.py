@@ -242,8 +242,44 @@ class Runlog:
             response["ResponseMetadata"] = result.metadata
         return response
 
-    # start_run_batch(**members) goes here when HealthOmics batches are recorded: the same
-    # path as start_run (build, submit), returning StartRunBatch's response.
+    def start_run_batch(self, **members: Any) -> dict[str, Any]:
+        """Start a HealthOmics batch of runs and record it, as `runlog submit-batch` does:
+        takes exactly boto3's `omics.start_run_batch` keyword arguments (defaultRunSetting,
+        batchRunSettings with inlineSettings or s3UriSettings, batchName, tags; the default
+        setting's roleArn and outputUri default from the configuration; requestId defaults to
+        a new UUID) and returns its response (with botocore's ResponseMetadata).
+
+        The settings file of an s3UriSettings batch is read and pinned, every run's merged
+        parameters checked against the default workflow's template, the runs' inputs
+        identified in bulk and the git state captured; the intent is committed before
+        StartRunBatch is sent. The member runs are recorded by `refresh([batch_id])`. Raises
+        as start_run does (docs/batch.md)."""
+        return self._start_run_batch(members)
+
+    def _start_run_batch(self, members: dict[str, Any], omics=None) -> dict[str, Any]:
+        from runlog.batch import Options, build_request, submit_batch
+        from runlog.batch import members as batch_members
+        from runlog.startrun import member_name
+        from runlog.submit import Submission
+
+        known = batch_members()
+        unknown = sorted(set(members) - set(known))
+        if unknown:
+            raise UsageError(f"unknown StartRunBatch member {unknown[0]!r} (valid: {', '.join(known)})")
+        batch_request = build_request(members, spell=member_name, defaults={"role_arn": self.config.get("role_arn"),
+                                                                            "output_uri": self.config.get("output_uri")})
+        settings = self._settings() if omics is None else self._client_settings(omics)
+        options = self._resolve_options()
+        result = submit_batch(lambda: self._open(create=True), batch_request.request, settings=settings,
+                              git_path=self.config.git_repo, lookup_caller=self.config.get("caller_identity", True),
+                              resolve_options=Options(enabled=options.enabled, check=options.check,
+                                                      strict=options.strict, timeout=options.timeout),
+                              warn=self._warn, session=self._session_for(settings), omics=omics)
+        assert isinstance(result, Submission)  # not a dry run
+        response = dict(result.response)
+        if result.metadata is not None:
+            response["ResponseMetadata"] = result.metadata
+        return response
 
     def _client_settings(self, omics):
         """Where a caller's HealthOmics client sends: its region, and its endpoint unless it
@@ -289,15 +325,22 @@ class Runlog:
         return abandon(self._open(create=False), request_id, reason)
 
     def replay(self, ref: str, *, set: Mapping[str, Any] | Iterable[str] | None = None, allow_drift: bool = False,
-               native: bool = False, dry_run: bool = False, default_only: bool = False, **members: Any) -> Replay:
+               native: bool = False, dry_run: bool = False, default_only: bool = False,
+               only: Iterable[str] | None = None, settings_uri: str | None = None, **members: Any) -> Replay:
         """Run a recorded submission again: the recorded request with a new requestId, a
         `runlog:replay-of` tag, overrides (`set`: {"a.b[0].c": value} or ["PATH=VALUE"] for
         parameters; StartRun members as keyword arguments) and drift checks. Raises
         DriftError (with `items`) when code, workflow or inputs changed, unless allow_drift.
         `native` uses HealthOmics' own duplication (StartRun runId). A member of an imported
         batch replays the settings GetRun reported for it; `default_only` its batch's default
-        setting alone instead. With dry_run nothing is sent: the Replay holds the plan and its drift."""
+        setting alone instead. With dry_run nothing is sent: the Replay holds the plan and its drift.
+
+        A batch is replayed as a new batch (StartRunBatch; `response` is its answer): all its
+        runs, or `only` some (runSettingIds, or "failed"), `set` changing the default
+        setting's parameters; a selection of more than 100 runs (or any, with `settings_uri`)
+        is written to a new settings file in S3 first (docs/batch.md#replay)."""
         from runlog import replay as replaying
+        from runlog.batchreplay import names_batch
         from runlog.startrun import member_name, parse_flag
         from runlog.startrun import members as known_members
 
@@ -311,7 +354,15 @@ class Runlog:
                 raise UsageError(f"unknown StartRun member {name!r} (valid: {', '.join(known)})")
             if value is not None:
                 given[name] = parse_flag(known[name], value, spell=member_name)[0]
+        selected = [only] if isinstance(only, str) else list(only or [])
         existing = self._open(create=False, missing_ok=True)
+        if names_batch(existing, ref.strip()):
+            return self._replay_batch(existing, ref.strip(), sets=sets, only=selected, settings_uri=settings_uri,
+                                      allow_drift=allow_drift, native=native, dry_run=dry_run,
+                                      default_only=default_only, members=given)
+        if selected or settings_uri is not None:
+            raise UsageError(f"`{'only' if selected else 'settings_uri'}` is for a batch's runs; {ref!r} names a "
+                             "single run")
         if existing is None and not replaying.is_fetchable(ref):
             raise LedgerError(f"no ledger at {self.ledger_path} yet (nothing submitted with it)")
         options = self._resolve_options()
@@ -329,6 +380,33 @@ class Runlog:
         return found
 
     # -- reading -------------------------------------------------------------------------------
+
+    def _replay_batch(self, ledger, ref: str, *, sets: list[str], only: list[str], settings_uri: str | None,
+                      allow_drift: bool, native: bool, dry_run: bool, default_only: bool,
+                      members: dict[str, Any]) -> Replay:
+        from runlog import batchreplay
+        from runlog.batch import Options
+
+        if native or default_only:
+            raise UsageError(f"`{'native' if native else 'default_only'}` is for one run; {ref!r} names a batch, "
+                             "which is replayed from its recorded request")
+        if members:
+            raise UsageError(f"a batch replay takes `set` (the default setting's parameters) and `only`, not "
+                             f"{next(iter(members))!r} (change the request and use start_run_batch)")
+        options = self._resolve_options()
+        plan = batchreplay.prepare(ledger, ref, only=only, sets=sets, settings_uri=settings_uri,
+                                   settings_for=self._settings, session_for=self._session_for,
+                                   git_path=self.config.git_repo, resolve=options.enabled, timeout=options.timeout)
+        found = Replay(plan)
+        if dry_run:
+            return found
+        found.submission = batchreplay.send(
+            plan, lambda: self._open(create=True), git_path=self.config.git_repo, allow_drift=allow_drift,
+            lookup_caller=self.config.get("caller_identity", True),
+            resolve_options=Options(enabled=options.enabled, check=options.check, strict=options.strict,
+                                    timeout=options.timeout),
+            warn=self._warn, wrote=self._warn)
+        return found
 
     def log(self, limit: int | None = None, *, same_as: str | None = None) -> Iterator[Any]:
         """The records (runlog.ledger.Entry), newest first: at most `limit`, only those of
@@ -523,13 +601,15 @@ class RecordingClient:
         """boto3's start_run, sent with the wrapped client and recorded (see Runlog.start_run)."""
         return self.runlog._start_run(members, omics=self._client)
 
-    # start_run_batch(**members) goes here, as start_run: recorded through Runlog.
+    def start_run_batch(self, **members: Any) -> dict[str, Any]:
+        """boto3's start_run_batch, sent with the wrapped client and recorded (see Runlog.start_run_batch)."""
+        return self.runlog._start_run_batch(members, omics=self._client)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._client, name)
 
     def __dir__(self) -> list[str]:
-        return sorted(set(dir(self._client)) | {"start_run", "runlog", "close"})
+        return sorted(set(dir(self._client)) | {"start_run", "start_run_batch", "runlog", "close"})
 
     def close(self) -> None:
         """Close the ledger of a Runlog that wrap() made for this client (one given is left open)."""

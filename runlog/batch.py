@@ -487,7 +487,7 @@ def submit_batch(open_ledger: Callable[[], Ledger], request: dict[str, Any], *, 
                  resolve_options: Options | None = None, allow_duplicate: bool = False,
                  warn: Callable[[str], None] = lambda message: None, dry_run: bool = False,
                  client_options: dict[str, Any] | None = None, kind: str = "batch",
-                 extra: dict[str, Any] | None = None):
+                 extra: dict[str, Any] | None = None, session=None, omics=None):
     """Record and send one StartRunBatch request (the library entry point; the CLI's
     `submit-batch` and runlog.api call it). `request` is checked again here. Returns a
     submit.Submission (the batch record's entry and the response: id, arn, status, uuid), or a submit.DryRun with dry_run. Raises as submit.submit does: UsageError
@@ -497,13 +497,14 @@ def submit_batch(open_ledger: Callable[[], Ledger], request: dict[str, Any], *, 
         return _submit_batch(open_ledger, request, settings=settings, git_path=git_path, capture_git=capture_git,
                              lookup_caller=lookup_caller, resolve_options=resolve_options,
                              allow_duplicate=allow_duplicate, warn=warn, dry_run=dry_run,
-                             client_options=client_options, kind=kind, extra=extra)
+                             client_options=client_options, kind=kind, extra=extra, session=session, omics=omics)
 
 
 def _submit_batch(open_ledger: Callable[[], Ledger], request: dict[str, Any], *, settings,
                   git_path: str | Path, capture_git: bool, lookup_caller: bool, resolve_options: Options | None,
                   allow_duplicate: bool, warn: Callable[[str], None], dry_run: bool,
-                  client_options: dict[str, Any] | None, kind: str, extra: dict[str, Any] | None):
+                  client_options: dict[str, Any] | None, kind: str, extra: dict[str, Any] | None,
+                  session=None, omics=None):
     from concurrent.futures import ThreadPoolExecutor
 
     from runlog import aws, background, gitcapture
@@ -513,8 +514,8 @@ def _submit_batch(open_ledger: Callable[[], Ledger], request: dict[str, Any], *,
 
     check_request(request)
     pending_git = background.start(gitcapture.capture_with_notes, str(git_path)) if capture_git else None
-    sess = aws.session(settings)
-    omics = aws.client(settings, "omics", sess=sess, **(client_options or {}))
+    sess = session or aws.session(settings)  # a library caller's session and client, when given
+    omics = omics or aws.client(settings, "omics", sess=sess, **(client_options or {}))
     check_against_model(request, omics.meta.service_model)
     settings = AwsSettings(settings.profile, sess.region_name,
                            settings.endpoint_url if settings.pinned
@@ -598,7 +599,7 @@ def send(ledger: Ledger, intent: dict, omics, *, recovered: bool = False, parts:
     `encoded` joined (fastjson.joined): then what the record needs beside its outcome is made
     while the service answers (`_meanwhile`)."""
     from runlog import aws
-    from runlog.errors import PendingError
+    from runlog.errors import PendingError, ServiceError
     from runlog.submit import RECOVER_HINT, RETRY_HINT, Submission
     from runlog.submit import _complete as complete
 
@@ -631,14 +632,14 @@ def send(ledger: Ledger, intent: dict, omics, *, recovered: bool = False, parts:
         if recovered:
             outcome["recovered"] = True
         entry = _complete(ledger, intent, outcome, run_id=None, encoded=_record_bytes(parts, outcome))
-        raise RunlogError(f"{error.message} (kept in the ledger as failed attempt {entry.address[:12]})",
-                          exit_code=1) from None
-    response.pop("ResponseMetadata", None)
+        raise ServiceError(error.code, error.service_message, error.http_status, error.operation,
+                           record=entry.address) from None
+    metadata = response.pop("ResponseMetadata", None)
     outcome = {"status": "submitted", "response": rec.jsonable(response)}
     if recovered:
         outcome["recovered"] = True
     entry = _complete(ledger, intent, outcome, run_id=None, encoded=_record_bytes(parts, outcome))
-    return Submission(entry=entry, response=response, warnings=list(intent["warnings"]))
+    return Submission(entry=entry, response=response, warnings=list(intent["warnings"]), metadata=metadata)
 
 
 def _meanwhile(ledger: Ledger, intent: dict, parts: tuple[list, list] | None,

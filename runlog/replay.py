@@ -217,12 +217,12 @@ def member_request(entry: Entry, observations: Sequence[dict], default_only: boo
 
 
 def check_drift(plan: Plan, *, git_now: dict | None, omics, clients: dict, recorded_digest: str | None,
-                timeout: float = 5.0) -> None:
+                timeout: float = 5.0, batch_inputs: dict[str, dict] | None = None) -> None:
     """Fill plan.drift with what is no longer as recorded: the analysis repository's code,
-    the workflow's digest, the inputs' identities. Adds notes for what cannot be checked."""
+    the workflow's digest, the inputs' identities (a member's: those its batch record pinned,
+    `batch_inputs`). Adds notes for what cannot be checked."""
     from runlog.resolve import (
         effective_parameters,
-        identity_changes,
         input_uris,
         parameters_file,
         resolve_inputs,
@@ -277,26 +277,36 @@ def check_drift(plan: Plan, *, git_now: dict | None, omics, clients: dict, recor
     elif plan.request.get("parametersUri"):
         plan.notes.append("parameters file: not checked, its content was not recorded at submission")
     named = set(input_uris(effective_parameters(plan.request, record.get("resolution"))))
-    recorded_inputs = (record.get("resolution") or {}).get("inputs") or {}
+    recorded_inputs = (record.get("resolution") or {}).get("inputs") or batch_inputs or {}
     if recorded_inputs:
         wanted = {uri: identity for uri, identity in recorded_inputs.items() if uri in named}
-        current = resolve_inputs(list(wanted), clients, timeout=timeout)
-        for change in identity_changes(wanted, current):
-            drift.append({"kind": "input", "what": f"{change['uri']} {change['field']}",
-                          "recorded": change["old"], "current": change["new"]})
-        for uri, identity in current.items():
-            if "error" in identity and "error" not in wanted.get(uri, {}):
-                drift.append({"kind": "input", "what": uri, "recorded": "present",
-                              "current": identity["error"]["code"]})
+        drift.extend(input_drift(wanted, resolve_inputs(list(wanted), clients, timeout=timeout)))
     elif named and record["kind"] == "member":
-        plan.notes.append("inputs: not checked, a member's record pins no input identities (an imported batch's "
-                          "runs were started without runlog; a submitted batch's are in its batch record)")
+        plan.notes.append("inputs: not checked, neither this member's record nor its batch's pins input "
+                          "identities (an imported batch's runs were started without runlog; a batch "
+                          "submitted with resolution off pinned none)")
     elif named and record["kind"] == "import":
         plan.notes.append("inputs: not checked, no identities were pinned when this run was started "
                           "(it was imported from GetRun)")
     elif named:
         plan.notes.append("inputs: not checked, the record pinned no input identities (submitted with "
                           "`resolve=False`?)")
+
+
+def input_drift(recorded: dict[str, dict], current: dict[str, dict]) -> list[dict]:
+    """The one rule for input drift, a run's or a batch's: an identity field (ETag, version
+    id, size, checksums) that differs between what was recorded and what is found now, and an
+    input that was found then and is not now (its error code as what it is now; an input
+    that cannot be checked counts, so a replay never starts unverified inputs unless drift
+    is allowed)."""
+    from runlog.resolve import identity_changes
+
+    drift = [{"kind": "input", "what": f"{change['uri']} {change['field']}", "recorded": change["old"],
+              "current": change["new"]} for change in identity_changes(recorded, current)]
+    for uri, identity in current.items():
+        if "error" in identity and "error" not in recorded.get(uri, {}):
+            drift.append({"kind": "input", "what": uri, "recorded": "present", "current": identity["error"]["code"]})
+    return drift
 
 
 def describe(drift: dict) -> str:
@@ -378,8 +388,17 @@ def prepare(ref: str, *, existing: Ledger | None, create_ledger, settings_for, s
         or (plan.lineage.get("settings") or {}).get("digest")  # a member's, from its member-settings observation
     captured = gitcapture.capture_with_notes(str(git_path))
     check_drift(plan, git_now=captured["git"], omics=omics, clients=clients, recorded_digest=recorded_digest,
-                timeout=timeout)
+                timeout=timeout, batch_inputs=batch_inputs(ledger, entry))
     return Prepared(plan, settings, sess, omics, clients, captured, imported), ledger
+
+
+def batch_inputs(ledger: Ledger, entry: Entry) -> dict[str, dict] | None:
+    """The input identities a member's batch record pinned at submission (None for a run
+    that is no member, or whose batch record is not in the ledger)."""
+    if entry.kind != "member":
+        return None
+    batch = ledger.get((entry.record.get("batch") or {}).get("record") or "")
+    return ((batch.record.get("resolution") or {}).get("inputs") if batch is not None else None) or None
 
 
 def get_unrecorded_run(omics, ref: str) -> dict:

@@ -87,7 +87,8 @@ def test_a_member_of_an_imported_batch_replays_what_it_ran_with(aws_env, ledger_
     new_id = result.stdout.strip()
     assert f"replaying the settings observed from GetRun at {seen['observed_at']}" in result.stderr
     assert "git: not applicable, the run's batch was started without runlog" in result.stderr
-    assert "inputs: not checked, a member's record pins no input identities" in result.stderr
+    assert "inputs: not checked, neither this member's record nor its batch's pins input identities" \
+        in result.stderr
     assert "workflow: not checked" not in result.stderr  # against the digest GetRun reported
     assert "drift" not in result.stderr
 

@@ -28,7 +28,7 @@ def test_every_python_example_runs(aws_env, ledger_path, git_repo, monkeypatch, 
     with Ledger.open(ledger_path, create=False) as ledger:
         kinds = sorted(e.record["kind"] for e in ledger.entries())
         outcomes = sorted(e.outcome for e in ledger.entries())
-    assert kinds.count("replay") == 1 and kinds.count("submit") == 4
+    assert kinds.count("replay") == 1 and kinds.count("submit") == 4 and kinds.count("batch") == 1
     assert outcomes.count("rejected") == 1
     assert (git_repo / "runs.prov.json").is_file()
 

@@ -218,38 +218,25 @@ def watch_batch(ctx, ledger, entry, config, interval: float, timeout: float | No
 
 def is_batch_ref(config, ref: str) -> bool:
     """Whether REF names a batch record in the ledger (a missing ledger or REF: no)."""
-    from runlog.errors import UsageError
+    from runlog.batchreplay import names_batch
 
     ledger = open_ledger(config, create=False, notice=False)
     if ledger is None:
         return False
     with ledger:
-        try:
-            return ledger.resolve(ref).kind == "batch"
-        except UsageError:
-            return False
+        return names_batch(ledger, ref)
 
 
 def replay_batch(ctx, config, ref: str, *, only: list[str], sets: list[str], allow_drift: bool, dry_run: bool,
                  native: bool, members: dict, options, given: tuple, output: tuple, allow_duplicate: bool,
                  settings_uri: str | None = None) -> None:
-    """`runlog replay BATCH`: the batch (or --only some of its runs) as a new batch. A
-    selection of more than 100 runs (or any, with --settings-uri) is written to a new
-    settings file first (batch.write_settings_file), which submit-batch then pins."""
-    from runlog import aws, gitcapture
-    from runlog.batch import (
-        Options,
-        batch_drift,
-        read_settings_file,
-        replay_request,
-        selected_settings,
-        submit_batch,
-        write_settings_file,
-    )
+    """`runlog replay BATCH`: the batch (or --only some of its runs) as a new batch, its drift
+    checked (runlog/batchreplay.py)."""
+    from runlog import aws, batchreplay
+    from runlog.batch import Options
     from runlog.cli.common import require_ledger
     from runlog.errors import DriftError, UsageError
     from runlog.replay import describe
-    from runlog.resolve import workflow_identity
 
     if native:
         raise UsageError("--native duplicates one run; a batch is replayed from its recorded request")
@@ -260,40 +247,36 @@ def replay_batch(ctx, config, ref: str, *, only: list[str], sets: list[str], all
     profile, region, endpoint_url = given
     query, out_format, as_json, quiet = output
     with require_ledger(config) as ledger:
-        entry = ledger.resolve(ref)
-        request, lineage = replay_request(ledger, entry, only=only, sets=sets, settings_uri=settings_uri)
-        record = entry.record
-    settings = aws_settings(config, profile, region, endpoint_url, recorded=record["aws"])
-    sess = aws.session(settings)
-    omics = aws.client(settings, "omics", sess=sess)
-    workflow_now = workflow_identity(omics, request["defaultRunSetting"]) if options.enabled else {}
-    s3 = aws.client(settings, "s3", sess=sess)
-    written = lineage["overrides"].get("settings_uri")  # a new file, written below: nothing to compare
-    uri = None if written else request["batchRunSettings"].get("s3UriSettings")
-    settings_now = read_settings_file(s3, uri) if uri else None
-    lineage["drift"] = batch_drift(record, gitcapture.capture(config.git_repo), workflow_now, settings_now)
-    for drift in lineage["drift"]:
+        plan = batchreplay.prepare(ledger, ref, only=only, sets=sets, settings_uri=settings_uri,
+                                   settings_for=lambda recorded: aws_settings(config, profile, region, endpoint_url,
+                                                                              recorded=recorded),
+                                   session_for=aws.session, git_path=config.git_repo, resolve=options.enabled,
+                                   timeout=options.timeout)
+    for line in plan.notes:
+        note(line)
+    for drift in plan.drift[:20]:
         warn("drift: " + describe(drift))
+    if len(plan.drift) > 20:
+        warn(f"drift: … and {len(plan.drift) - 20} more (`--dry-run` lists them all)")
     if dry_run:
-        if lineage["drift"] and not allow_drift:
-            note(f"without --dry-run this replay would be refused (exit 3): {len(lineage['drift'])} drift finding(s)")
-        if written:
-            note(f"without --dry-run runlog would write the {len(lineage['overrides']['runs'])} selected run "
-                 f"settings to {written} (a new object) and start the batch from it")
-        click.echo(json.dumps({"request": request, **lineage}, indent=2, ensure_ascii=False))
+        if plan.drift and not allow_drift:
+            note(f"without --dry-run this replay would be refused (exit 3): {len(plan.drift)} drift finding(s)")
+        if plan.settings_uri:
+            note(f"without --dry-run runlog would write the {len(plan.selected)} selected run "
+                 f"settings to {plan.settings_uri} (a new object) and start the batch from it")
+        click.echo(json.dumps({"request": plan.request, **plan.lineage, "notes": plan.notes}, indent=2,
+                              ensure_ascii=False))
         return
-    if lineage["drift"] and not allow_drift:
-        raise DriftError(f"replay refused: {len(lineage['drift'])} drift finding(s) since the original batch "
-                         "(listed above); --allow-drift replays anyway and records them")
-    if written:
-        write_settings_file(s3, written, selected_settings(record, lineage))
-        note(terminal_safe(f"wrote the {len(lineage['overrides']['runs'])} selected run settings to {written}"))
+    if plan.drift and not allow_drift:
+        raise DriftError(f"replay refused: {len(plan.drift)} drift finding(s) since the original batch "
+                         "(listed above); --allow-drift replays anyway and records them", plan.drift)
     with duplicate_hint():
-        result = submit_batch(lambda: open_ledger(config, create=True), request, settings=settings,
-                              git_path=config.git_repo, lookup_caller=config.get("caller_identity", True),
-                              resolve_options=Options(enabled=options.enabled, check=options.check,
-                                                      strict=options.strict, timeout=options.timeout),
-                              allow_duplicate=allow_duplicate, warn=warn, extra={"lineage": lineage})
+        result = batchreplay.send(plan, lambda: open_ledger(config, create=True), git_path=config.git_repo,
+                                  allow_drift=allow_drift, allow_duplicate=allow_duplicate,
+                                  lookup_caller=config.get("caller_identity", True),
+                                  resolve_options=Options(enabled=options.enabled, check=options.check,
+                                                          strict=options.strict, timeout=options.timeout),
+                                  warn=warn, wrote=lambda message: note(terminal_safe(message)))
     print_submission(result, query, out_format, as_json, quiet, operation="StartRunBatch")
 
 

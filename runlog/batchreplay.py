@@ -1,0 +1,163 @@
+"""Replaying a batch: `runlog replay B` and `Runlog.replay(B)` start a recorded batch (or
+`only` some of its runs) again as a new batch, its drift checked first.
+
+`prepare` reads the batch record once, builds the new StartRunBatch request and its lineage
+(batch.replay_request) and checks what is no longer as recorded: the analysis repository's
+code, the default workflow's digest, the settings file's bytes (batch.batch_drift), and the
+identities of the inputs the replayed runs name (`input_drift`: the same listings
+submit-batch resolves them with, compared by the rule single runs use, replay.input_drift).
+`send` refuses drift unless allowed, writes a selection's new settings file, and submits the
+new batch through batch.submit_batch with its lineage (docs/batch.md#replay)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from runlog.errors import DriftError, UsageError
+from runlog.ledger import Entry, Ledger
+
+
+@dataclass
+class BatchPlan:
+    """A batch replay ready to send: the new request, its lineage (replay_of, overrides,
+    drift), notes on what was not checked, and where it goes."""
+
+    batch: Entry  # the batch replayed
+    request: dict[str, Any]
+    lineage: dict[str, Any]
+    settings: Any  # aws.AwsSettings
+    session: Any
+    s3: Any
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def drift(self) -> list[dict[str, Any]]:
+        return self.lineage["drift"]
+
+    @property
+    def settings_uri(self) -> str | None:
+        """The new settings file runlog writes for a selection before sending (None: none)."""
+        return self.lineage["overrides"].get("settings_uri")
+
+    @property
+    def selected(self) -> list[str]:
+        """The runSettingIds `only` selected ([] for the whole batch)."""
+        return self.lineage["overrides"].get("runs", [])
+
+
+def names_batch(ledger: Ledger | None, ref: str) -> bool:
+    """Whether `ref` names a batch record in `ledger` (no ledger, or a REF it cannot resolve: no)."""
+    if ledger is None:
+        return False
+    try:
+        return ledger.resolve(ref).kind == "batch"
+    except UsageError:
+        return False
+
+
+def prepare(ledger: Ledger, ref: str, *, only: Sequence[str] = (), sets: Sequence[str] = (),
+            settings_uri: str | None = None, settings_for: Callable[[dict], Any], session_for: Callable[[Any], Any],
+            git_path: Any, resolve: bool = True, timeout: float = 5.0) -> BatchPlan:
+    """The replay of the batch `ref` names, its drift checked. `settings_for(recorded)` gives
+    the AWS settings for the record's `aws` section, `session_for(settings)` the session.
+    With resolve=False (--no-resolve) neither the workflow nor the inputs are checked.
+    Raises UsageError for what cannot be replayed (nothing sent or written)."""
+    from runlog import aws, gitcapture
+    from runlog.batch import batch_drift, read_settings_file, replay_request
+    from runlog.resolve import workflow_identity
+
+    entry = ledger.resolve(ref)
+    request, lineage = replay_request(ledger, entry, only=only, sets=sets, settings_uri=settings_uri)
+    record = entry.record
+    settings = settings_for(record["aws"])
+    sess = session_for(settings)
+    omics = aws.client(settings, "omics", sess=sess)
+    s3 = aws.client(settings, "s3", sess=sess)
+    plan = BatchPlan(entry, request, lineage, settings, sess, s3)
+    workflow_now = workflow_identity(omics, request["defaultRunSetting"]) if resolve else {}
+    original = None if plan.settings_uri else request["batchRunSettings"].get("s3UriSettings")
+    settings_now = read_settings_file(s3, original) if original else None
+    lineage["drift"] = batch_drift(record, gitcapture.capture(git_path), workflow_now, settings_now)
+    if resolve:  # off (--no-resolve): neither the workflow nor the inputs, as the user asked
+        found, notes = input_drift(record, request, replayed_settings(plan), {"s3": s3, "omics": omics},
+                                   timeout=timeout)
+        lineage["drift"].extend(found)
+        plan.notes.extend(notes)
+    return plan
+
+
+def replayed_settings(plan: BatchPlan) -> list[dict]:
+    """The recorded run settings the replay starts: those `only` selected, else all."""
+    from runlog.batch import run_settings, selected_settings
+
+    return selected_settings(plan.batch.record, plan.lineage) if plan.selected else run_settings(plan.batch.record)
+
+
+def input_drift(record: dict, request: dict, settings: list[dict], clients: dict, *,
+                timeout: float) -> tuple[list[dict], list[str]]:
+    """(drift, notes): the recorded identities of the inputs the replay names (its default
+    setting and the run settings it starts), resolved again now as submit-batch resolves
+    them (S3 by listing the prefixes they share, read sets and references one call each,
+    within `timeout` seconds) and compared by replay.input_drift's rule."""
+    from runlog.batch import settings_input_uris
+    from runlog.replay import input_drift as compare
+
+    recorded = (record.get("resolution") or {}).get("inputs") or {}
+    named = settings_input_uris(request["defaultRunSetting"], settings)
+    if not recorded:
+        return [], (["inputs: not checked, the batch record pinned no input identities (submitted with "
+                     "resolution off)"] if named else [])
+    wanted = {uri: recorded[uri] for uri in named if uri in recorded}
+    current = identities_now(list(wanted), clients, deadline=time.monotonic() + timeout)
+    return compare(wanted, current), []
+
+
+def identities_now(uris: list[str], clients: dict, *, deadline: float) -> dict[str, dict]:
+    """{uri: identity} now, as submit-batch resolves a cohort's inputs: s3:// objects in bulk
+    (runlog.bulklist), omics:// read sets and references one GetReadSetMetadata or
+    GetReferenceMetadata each; what the time budget leaves is Timeout."""
+    from runlog.bulklist import TIMEOUT, bulk_s3_identities
+    from runlog.resolve import omics_identity
+
+    s3_uris = [u for u in uris if u.startswith("s3://")]
+    found = bulk_s3_identities(clients["s3"], s3_uris, deadline=deadline) if s3_uris else {}
+    for uri in uris:
+        if uri.startswith("omics://"):
+            found[uri] = omics_identity(clients["omics"], uri) if time.monotonic() < deadline \
+                else {**TIMEOUT, "kind": "omics"}
+    return found
+
+
+def refusal(plan: BatchPlan) -> DriftError | None:
+    """The DriftError a batch replay with drift is refused with (None without drift)."""
+    from runlog.replay import describe
+
+    drift = plan.drift
+    if not drift:
+        return None
+    return DriftError(f"replay refused: {len(drift)} drift finding(s) since the original batch: "
+                      + "; ".join(describe(d) for d in drift[:3]) + ("; …" if len(drift) > 3 else "")
+                      + " (allowing drift replays anyway and records it)", drift)
+
+
+def send(plan: BatchPlan, open_ledger: Callable[[], Ledger], *, git_path: Any, allow_drift: bool = False,
+         allow_duplicate: bool = False, lookup_caller: bool = True, resolve_options: Any = None,
+         warn: Callable[[str], None] = lambda message: None, wrote: Callable[[str], None] = lambda message: None):
+    """Send a prepared batch replay and record it (a batch record with `lineage`). Raises
+    DriftError when something drifted and not allow_drift; otherwise as batch.submit_batch.
+    A selection's settings file is written first (never over an existing object); `wrote`
+    is told where."""
+    from runlog.batch import selected_settings, submit_batch, write_settings_file
+
+    refused = None if allow_drift else refusal(plan)
+    if refused is not None:
+        raise refused
+    if plan.settings_uri:
+        write_settings_file(plan.s3, plan.settings_uri, selected_settings(plan.batch.record, plan.lineage))
+        wrote(f"wrote the {len(plan.selected)} selected run settings to {plan.settings_uri}")
+    return submit_batch(open_ledger, plan.request, settings=plan.settings, git_path=git_path,
+                        lookup_caller=lookup_caller, resolve_options=resolve_options,
+                        allow_duplicate=allow_duplicate, warn=warn, extra={"lineage": plan.lineage})

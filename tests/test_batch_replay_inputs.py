@@ -1,0 +1,181 @@
+"""Replaying a batch, or one of its members, checks the identities of the inputs its batch
+record pinned (as a run's replay checks its own), and the Python API starts, wraps and
+replays batches as the command line does. moto's S3 over HTTP holds the inputs; the emulator
+answers HealthOmics; a real git repository and ledger file."""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+import pytest
+from botocore.config import Config
+
+import runlog
+from runlog.ledger import Ledger
+
+ROLE = "arn:aws:iam::123456789012:role/HealthOmicsServiceRole"
+BUCKET = "cohort-bucket"
+DEFAULT = {"workflowId": "1234567", "roleArn": ROLE, "outputUri": f"s3://{BUCKET}/out/",
+           "parameters": {"ref_dict": f"s3://{BUCKET}/ref/genome.dict",
+                          "ref_fasta": f"s3://{BUCKET}/ref/genome.fasta",
+                          "ref_fasta_index": f"s3://{BUCKET}/ref/genome.fasta.fai"}}
+SAMPLES = ["S1", "S2", "S3"]
+
+
+def cram(sample: str) -> str:
+    return f"crams/{sample}.cram"
+
+
+def setting(sample: str) -> dict:
+    return {"runSettingId": sample, "name": f"align-{sample}",
+            "parameters": {"sample_name": sample, "input_cram": f"s3://{BUCKET}/{cram(sample)}"}}
+
+
+@pytest.fixture
+def cohort(s3_server, s3_emulator, ledger_path, git_repo, run_cli):
+    """A 3-run batch whose inputs are in S3, submitted with runlog (its identities resolved),
+    run to the end and refreshed (its members recorded). Returns the batch id."""
+    s3_server.create_bucket(Bucket=BUCKET)
+    for key in ["ref/genome.dict", "ref/genome.fasta", "ref/genome.fasta.fai", *map(cram, SAMPLES)]:
+        s3_server.put_object(Bucket=BUCKET, Key=key, Body=f"bytes of {key}".encode())
+    s3_emulator.batch_rate = 100
+    result = run_cli("submit-batch", "--batch-name", "cohort", "--default-run-setting", json.dumps(DEFAULT),
+                     "--batch-run-settings", json.dumps({"inlineSettings": [setting(s) for s in SAMPLES]}))
+    assert result.exit_code == 0, result.output
+    batch_id = json.loads(result.stdout)["id"]
+    with Ledger.open(ledger_path, create=False) as ledger:
+        (batch,) = ledger.entries(where="kind = 'batch'")
+        pinned = batch.record["resolution"]["inputs"]
+    assert all("etag" in pinned[f"s3://{BUCKET}/{cram(s)}"] for s in SAMPLES)  # resolved, so checkable
+    s3_emulator.advance(400)
+    assert run_cli("refresh", batch_id).exit_code == 0
+    return batch_id
+
+
+def started(emulator, operation: str) -> int:
+    return sum(1 for r in emulator.requests if r["operation"] == operation)
+
+
+def batches(ledger_path) -> list[dict]:
+    with Ledger.open(ledger_path, create=False) as ledger:
+        return [e.record for e in ledger.entries(where="kind = 'batch'")]
+
+
+def member_run_id(ledger_path, sample: str) -> str:
+    with Ledger.open(ledger_path, create=False) as ledger:
+        (member,) = [e for e in ledger.entries(where="kind = 'member'")
+                     if e.record["batch"]["run_setting_id"] == sample]
+        return member.run_id
+
+
+def test_a_changed_input_of_one_run_refuses_the_batch_replay_and_is_recorded_when_allowed(
+        cohort, s3_server, s3_emulator, ledger_path, run_cli):
+    unchanged = run_cli("replay", cohort, "--dry-run")
+    assert unchanged.exit_code == 0, unchanged.output
+    assert json.loads(unchanged.stdout)["drift"] == [] and "drift" not in unchanged.stderr
+    s3_server.put_object(Bucket=BUCKET, Key=cram("S2"), Body=b"other bytes, same name")
+    before = started(s3_emulator, "StartRunBatch")
+    refused = run_cli("replay", cohort)
+    assert refused.exit_code == 3, refused.output
+    assert f"drift: input s3://{BUCKET}/crams/S2.cram etag changed" in refused.stderr
+    assert "S1.cram" not in refused.stderr and "S3.cram" not in refused.stderr
+    assert refused.stderr.strip().splitlines()[-1].startswith("runlog: error: replay refused: ")
+    assert started(s3_emulator, "StartRunBatch") == before and len(batches(ledger_path)) == 1
+    allowed = run_cli("replay", cohort, "--allow-drift")
+    assert allowed.exit_code == 0, allowed.output
+    (replayed,) = [b for b in batches(ledger_path) if b["outcome"]["response"]["id"] == json.loads(allowed.stdout)["id"]]
+    assert {d["what"] for d in replayed["lineage"]["drift"]} >= {f"s3://{BUCKET}/crams/S2.cram etag"}
+    assert all(d["kind"] == "input" for d in replayed["lineage"]["drift"])
+
+
+def test_only_the_selected_runs_inputs_are_checked(cohort, s3_server, s3_emulator, ledger_path, run_cli):
+    s3_server.delete_object(Bucket=BUCKET, Key=cram("S2"))
+    other = run_cli("replay", cohort, "--only", "S3")
+    assert other.exit_code == 0, other.output
+    refused = run_cli("replay", cohort, "--only", "S2", "--only", "S3")
+    assert refused.exit_code == 3, refused.output
+    assert f"drift: input s3://{BUCKET}/crams/S2.cram changed: present -> " in refused.stderr
+
+
+def test_a_member_replay_checks_the_inputs_its_batch_pinned(cohort, s3_server, ledger_path, run_cli):
+    s3_server.put_object(Bucket=BUCKET, Key=cram("S1"), Body=b"re-aligned")
+    refused = run_cli("replay", member_run_id(ledger_path, "S1"))
+    assert refused.exit_code == 3, refused.output
+    assert f"drift: input s3://{BUCKET}/crams/S1.cram" in refused.stderr
+    assert "inputs: not checked" not in refused.stderr
+    fine = run_cli("replay", member_run_id(ledger_path, "S3"), "--dry-run")
+    assert fine.exit_code == 0, fine.output
+    assert json.loads(fine.stdout)["drift"] == [] and "inputs: not checked" not in fine.stderr
+
+
+def test_a_changed_reference_shared_by_every_run_is_one_finding(cohort, s3_server, run_cli):
+    s3_server.put_object(Bucket=BUCKET, Key="ref/genome.fasta", Body=b"GRCh38 patch 14")
+    refused = run_cli("replay", cohort, "--dry-run", "--json")
+    plan = json.loads(refused.stdout)
+    assert {d["what"].split(" ")[0] for d in plan["drift"]} == {f"s3://{BUCKET}/ref/genome.fasta"}
+    fields = [d["what"].split(" ")[1] for d in plan["drift"]]
+    assert "etag" in fields and len(fields) == len(set(fields))  # once, not once per run naming it
+    assert "would be refused (exit 3)" in refused.stderr
+
+
+# -- the Python API ------------------------------------------------------------------------------
+
+def test_the_api_starts_a_batch_and_records_it(s3_server, s3_emulator, ledger_path, git_repo):
+    s3_server.create_bucket(Bucket=BUCKET)
+    with runlog.Runlog(ledger_path) as rl:
+        response = rl.start_run_batch(batchName="cohort", defaultRunSetting=DEFAULT,
+                                      batchRunSettings={"inlineSettings": [setting(s) for s in SAMPLES]})
+        shown = rl.show(response["id"])
+    assert response["ResponseMetadata"]["HTTPStatusCode"] in (200, 201, 202)
+    (record,) = batches(ledger_path)
+    assert record["outcome"]["response"]["id"] == response["id"] == shown.batch_id
+    assert [s["runSettingId"] for s in record["request"]["batchRunSettings"]["inlineSettings"]] == SAMPLES
+    assert started(s3_emulator, "StartRunBatch") == 1
+    with runlog.Runlog(ledger_path) as rl, pytest.raises(runlog.UsageError, match="unknown StartRunBatch member"):
+        rl.start_run_batch(defaultRunSetting=DEFAULT, batchRunSettings={"inlineSettings": []}, runId="1")
+    assert started(s3_emulator, "StartRunBatch") == 1 and len(batches(ledger_path)) == 1
+
+
+def test_a_wrapped_client_records_its_batches(s3_server, s3_emulator, ledger_path, git_repo):
+    s3_server.create_bucket(Bucket=BUCKET)
+    client = boto3.client("omics", endpoint_url=s3_emulator.endpoint_url, region_name="eu-west-1",
+                          config=Config(inject_host_prefix=False))
+    with runlog.wrap(client, ledger=ledger_path) as omics:
+        assert "start_run_batch" in dir(omics)
+        response = omics.start_run_batch(defaultRunSetting=DEFAULT,
+                                         batchRunSettings={"inlineSettings": [setting("S1")]})
+        assert omics.get_batch(batchId=response["id"])["id"] == response["id"]  # the client's own
+    (record,) = batches(ledger_path)
+    assert record["outcome"]["response"]["arn"] == response["arn"] and ":eu-west-1:" in response["arn"]
+    assert record["aws"]["region"] == "eu-west-1" and record["aws"]["endpoint_url"] == s3_emulator.endpoint_url
+
+
+def test_the_api_replays_a_batch_with_its_drift(cohort, s3_server, s3_emulator, ledger_path):
+    s3_server.put_object(Bucket=BUCKET, Key=cram("S3"), Body=b"changed")
+    with runlog.Runlog(ledger_path) as rl:
+        plan = rl.replay(cohort, dry_run=True)
+        assert [d["what"] for d in plan.drift][:1] == [f"s3://{BUCKET}/crams/S3.cram etag"]
+        assert plan.request["requestId"] and plan.lineage["replay_of"]["run_id"] == cohort and plan.response is None
+        with pytest.raises(runlog.DriftError) as caught:
+            rl.replay(cohort)
+        assert caught.value.exit_code == 3 and caught.value.items
+        only = rl.replay(cohort, only=["S1"], set={"sample_name": "S1-again"})
+        with pytest.raises(runlog.UsageError, match="is for a batch's runs"):
+            rl.replay(member_run_id(ledger_path, "S1"), only=["S1"])
+    assert only.response["id"] != cohort and only.drift == []
+    (replayed,) = [b for b in batches(ledger_path) if b["outcome"]["response"]["id"] == only.response["id"]]
+    assert replayed["lineage"]["overrides"] == {"runs": ["S1"], "parameters": {"sample_name": "S1-again"}}
+    assert [s["runSettingId"] for s in replayed["request"]["batchRunSettings"]["inlineSettings"]] == ["S1"]
+
+
+def test_a_refused_batch_raises_service_error_naming_the_kept_attempt(s3_server, s3_emulator, ledger_path, git_repo):
+    s3_server.create_bucket(Bucket=BUCKET)
+    s3_emulator.inject("error", operation="StartRunBatch", count=5, code="AccessDeniedException")
+    with runlog.Runlog(ledger_path) as rl, pytest.raises(runlog.ServiceError) as caught:
+        rl.start_run_batch(defaultRunSetting=DEFAULT, batchRunSettings={"inlineSettings": [setting("S1")]})
+    assert caught.value.code == "AccessDeniedException" and caught.value.operation == "StartRunBatch"
+    (record,) = batches(ledger_path)
+    assert record["outcome"]["status"] == "rejected" and caught.value.record
+    with Ledger.open(ledger_path, create=False) as ledger:
+        assert ledger.resolve(caught.value.record).outcome == "rejected"
