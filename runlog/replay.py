@@ -296,16 +296,25 @@ def check_drift(plan: Plan, *, git_now: dict | None, omics, clients: dict, recor
 def input_drift(recorded: dict[str, dict], current: dict[str, dict]) -> list[dict]:
     """The one rule for input drift, a run's or a batch's: an identity field (ETag, version
     id, size, checksums) that differs between what was recorded and what is found now, and an
-    input that was found then and is not now (its error code as what it is now; an input
+    input that was found then and is not now (its error code as what it is now). An input
     that cannot be checked counts, so a replay never starts unverified inputs unless drift
-    is allowed)."""
+    is allowed; those the time budget left are one finding that says how many."""
     from runlog.resolve import identity_changes
 
     drift = [{"kind": "input", "what": f"{change['uri']} {change['field']}", "recorded": change["old"],
               "current": change["new"]} for change in identity_changes(recorded, current)]
+    late = []  # not resolved within the time budget: one finding for all of them
     for uri, identity in current.items():
         if "error" in identity and "error" not in recorded.get(uri, {}):
-            drift.append({"kind": "input", "what": uri, "recorded": "present", "current": identity["error"]["code"]})
+            if identity["error"]["code"] == "Timeout":
+                late.append(uri)
+            else:
+                drift.append({"kind": "input", "what": uri, "recorded": "present",
+                              "current": identity["error"]["code"]})
+    if late:
+        drift.append({"kind": "input", "what": f"{len(late)} input(s) not checked within the time budget "
+                      f"(the first: {late[0]}; a longer resolve timeout checks them)", "recorded": "present",
+                      "current": "Timeout"})
     return drift
 
 

@@ -179,3 +179,17 @@ def test_a_refused_batch_raises_service_error_naming_the_kept_attempt(s3_server,
     assert record["outcome"]["status"] == "rejected" and caught.value.record
     with Ledger.open(ledger_path, create=False) as ledger:
         assert ledger.resolve(caught.value.record).outcome == "rejected"
+
+
+def test_inputs_the_time_budget_leaves_are_one_finding_not_one_per_input(cohort, s3_server, run_cli, monkeypatch):
+    """A budget too short to list the cohort's inputs again (S3 answering in 0.5 s, a budget
+    of 0.2 s) refuses the replay, since an unverified input is never taken for an unchanged
+    one, with one finding that says how many, not a line per input."""
+    from helpers import S3Proxy, proxy_in_front
+
+    with proxy_in_front(S3Proxy, s3_server, monkeypatch) as slow:
+        slow.latency = 0.5
+        refused = run_cli("replay", cohort, "--resolve-timeout", "0.2")
+    assert refused.exit_code == 3, refused.output
+    (finding,) = [line for line in refused.stderr.splitlines() if line.startswith("runlog: warning: drift: input")]
+    assert "input(s) not checked within the time budget" in finding and "longer resolve timeout" in finding
