@@ -487,7 +487,35 @@ class Runlog:
         return Export(written, check_export(target, format) if validate else [],
                       warnings(runs, format, licence, batches))
 
+    def report(self, path: str | Path, refs: Iterable[str] | str = (), *, since: str | None = None,
+               batch: str | None = None, force: bool = False) -> Any:
+        """Write the self-contained HTML report of `refs` (and/or records created `since` a
+        date, and/or `batch` with its members; none of them: every record) to `path`, as
+        `runlog report` does (docs/report.md). Returns a runlog.report.Selection: `runs`, and
+        `verify`, the whole ledger's verify report (the report is written even when it found a
+        problem: check `verify.ok`). `force` replaces an existing file, never a link."""
+        from runlog.report import report
+
+        return report(self._read(), path, [refs] if isinstance(refs, str) else list(refs), since=since,
+                      batch=batch, force=force)
+
     # -- the service and the team ledger -------------------------------------------------------
+
+    def cancel(self, ref: str, *, delete_runs: bool = False) -> dict[str, Any]:
+        """CancelRunBatch for the batch `ref` names (or with delete_runs, DeleteRunBatch: the
+        runs of a finished batch deleted), as `runlog cancel` does: what was asked and the
+        service's answer (or refusal) are appended as observations of the batch record, then
+        GetBatch; nothing is removed from the ledger. Returns {record, batch_id, action,
+        status}. Raises UsageError when `ref` is no batch, ServiceError when refused."""
+        from runlog import aws
+        from runlog.batch import act_on_batch
+
+        ledger = self._open(create=False)
+        entry = ledger.resolve(ref)
+        settings = self._settings(entry.record.get("aws"))
+        omics = aws.client(settings, "omics", sess=self._session_for(settings))
+        return act_on_batch(ledger, entry, omics, "delete-runs" if delete_runs else "cancel")
+
 
     def _s3(self, jobs: int):
         from runlog import aws

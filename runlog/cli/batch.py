@@ -333,13 +333,10 @@ def cancel(ctx, ref, delete_runs, as_json, profile, region, endpoint_url):
     from runlog import aws
     from runlog.batch import act_on_batch
     from runlog.cli.common import require_ledger
-    from runlog.errors import UsageError
 
     config = load_config(ctx)
     with require_ledger(config) as ledger:
         entry = ledger.resolve(ref)
-        if entry.kind != "batch":
-            raise UsageError(f"{ref!r} names a {entry.kind} record, not a batch: `runlog cancel` cancels batches")
         omics = aws.client(aws_settings(config, profile, region, endpoint_url, recorded=entry.record.get("aws")),
                            "omics")
         result = act_on_batch(ledger, entry, omics, "delete-runs" if delete_runs else "cancel")

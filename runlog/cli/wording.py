@@ -46,6 +46,7 @@ FLAGS: dict[tuple[str, str], str] = {
 # Runlog method -> the command (and options) that does the same
 COMMANDS: dict[str, str] = {
     "abandon": "recover --abandon",
+    "cancel": "cancel",
     "export": "export",
     "import_runs": "import",
     "log": "log",
