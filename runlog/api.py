@@ -587,16 +587,20 @@ class Runlog:
     def watch(self, ref: str, *, interval: float = 30.0, timeout: float | None = None, on_poll=None) -> Any:
         """Follow REF's run until it ends, recording each status change; a runlog.watch.Outcome
         (`.status`, `.run`, `.input_changes`, `.ok`). `on_poll(run)` sees every GetRun answer.
-        Raises OperationError when `timeout` seconds pass first."""
+        For a batch, refresh it (its members and their statuses) until it is finished; a
+        runlog.watch.BatchOutcome (`.status`, `.facts`: counts and failures, `.ok`), and
+        `on_poll(change)` sees each refresh. Raises OperationError when `timeout` seconds pass first."""
         from runlog import aws
-        from runlog.watch import watch
+        from runlog.watch import watch, watch_batch
 
         ledger = self._open(create=False)
         entry = ledger.resolve(ref)
-        settings = self._settings(entry.record["aws"])
+        recorded = ledger.batch_outline(entry.address).get("aws") if entry.kind == "batch" else entry.record["aws"]
+        settings = self._settings(recorded)
         omics = aws.client(settings, "omics", sess=self._session_for(settings))
-        return watch(ledger, entry, omics, interval=interval, timeout=timeout,
-                     on_poll=on_poll or (lambda run: None))
+        follow = watch_batch if entry.kind == "batch" else watch
+        return follow(ledger, entry, omics, interval=interval, timeout=timeout,
+                      on_poll=on_poll or (lambda seen: None))
 
     def wrap(self, omics_client: Any) -> RecordingClient:
         """`omics_client` (a boto3 HealthOmics client) with a start_run that records itself

@@ -32,6 +32,17 @@ def batch_entry(ledger: Ledger, ref: str, *, whole: bool = True) -> Entry:
     return entry
 
 
+def pinned_inputs(ledger: Ledger, entry: Entry) -> dict[str, dict]:
+    """The input identities pinned at submission for the run `entry` records: its own
+    record's (`resolution.inputs`), or for a member, those its batch record pinned (a member
+    record holds none of its own). {} when nothing was pinned."""
+    own = (entry.record.get("resolution") or {}).get("inputs")
+    if own or entry.kind != "member":
+        return own or {}
+    batch = ledger.get((entry.record.get("batch") or {}).get("record") or "")
+    return ((batch.record.get("resolution") or {}).get("inputs") if batch is not None else None) or {}
+
+
 def batch_record_view(ledger: Ledger, batch: Entry) -> tuple[dict, int | None]:
     """(the batch record without its settings file's content, how many run settings that
     content holds or None): Ledger.batch_view, else (the record decoded whole, its count)."""

@@ -217,10 +217,11 @@ def member_request(entry: Entry, observations: Sequence[dict], default_only: boo
 
 
 def check_drift(plan: Plan, *, git_now: dict | None, omics, clients: dict, recorded_digest: str | None,
-                timeout: float = 5.0, batch_inputs: dict[str, dict] | None = None) -> None:
+                timeout: float = 5.0, pinned: dict[str, dict] | None = None) -> None:
     """Fill plan.drift with what is no longer as recorded: the analysis repository's code,
-    the workflow's digest, the inputs' identities (a member's: those its batch record pinned,
-    `batch_inputs`). Adds notes for what cannot be checked."""
+    the workflow's digest, the inputs' identities (`pinned`: batchread.pinned_inputs, a
+    member's from its batch record; default the record's own). Adds notes for what cannot be
+    checked."""
     from runlog.resolve import (
         effective_parameters,
         input_uris,
@@ -277,7 +278,7 @@ def check_drift(plan: Plan, *, git_now: dict | None, omics, clients: dict, recor
     elif plan.request.get("parametersUri"):
         plan.notes.append("parameters file: not checked, its content was not recorded at submission")
     named = set(input_uris(effective_parameters(plan.request, record.get("resolution"))))
-    recorded_inputs = (record.get("resolution") or {}).get("inputs") or batch_inputs or {}
+    recorded_inputs = pinned if pinned is not None else (record.get("resolution") or {}).get("inputs") or {}
     if recorded_inputs:
         wanted = {uri: identity for uri, identity in recorded_inputs.items() if uri in named}
         drift.extend(input_drift(wanted, resolve_inputs(list(wanted), clients, timeout=timeout)))
@@ -364,6 +365,7 @@ def prepare(ref: str, *, existing: Ledger | None, create_ledger, settings_for, s
     nothing behind). `settings_for(recorded)` gives the AWS settings for a record's `aws`
     section (None: a run not yet recorded); `session_for(settings)` the session."""
     from runlog import aws, gitcapture
+    from runlog.batchread import pinned_inputs
     from runlog.errors import LedgerError
     from runlog.importer import import_run
     from runlog.observe import latest_run_facts
@@ -397,17 +399,8 @@ def prepare(ref: str, *, existing: Ledger | None, create_ledger, settings_for, s
         or (plan.lineage.get("settings") or {}).get("digest")  # a member's, from its member-settings observation
     captured = gitcapture.capture_with_notes(str(git_path))
     check_drift(plan, git_now=captured["git"], omics=omics, clients=clients, recorded_digest=recorded_digest,
-                timeout=timeout, batch_inputs=batch_inputs(ledger, entry))
+                timeout=timeout, pinned=pinned_inputs(ledger, entry))
     return Prepared(plan, settings, sess, omics, clients, captured, imported), ledger
-
-
-def batch_inputs(ledger: Ledger, entry: Entry) -> dict[str, dict] | None:
-    """The input identities a member's batch record pinned at submission (None for a run
-    that is no member, or whose batch record is not in the ledger)."""
-    if entry.kind != "member":
-        return None
-    batch = ledger.get((entry.record.get("batch") or {}).get("record") or "")
-    return ((batch.record.get("resolution") or {}).get("inputs") if batch is not None else None) or None
 
 
 def get_unrecorded_run(omics, ref: str) -> dict:

@@ -23,10 +23,10 @@ class Outcome:
         return self.status == "COMPLETED" and not self.input_changes
 
 
-def input_changes(record: dict, run: dict) -> list[dict]:
+def input_changes(pinned: dict[str, dict], run: dict) -> list[dict]:
     """S3 inputs whose ETag as the service read them (GetRun resourceDigests) differs from
-    the ETag pinned at submission (the record's resolution)."""
-    pinned = (record.get("resolution") or {}).get("inputs") or {}
+    the ETag pinned at submission (batchread.pinned_inputs: the record's resolution, or a
+    member's batch record's)."""
     seen = run.get("resourceDigests") or {}
     changes = []
     for uri, identity in pinned.items():
@@ -40,9 +40,14 @@ def input_changes(record: dict, run: dict) -> list[dict]:
 
 def watch(ledger: Ledger, entry: Entry, omics, *, interval: float = 30.0, timeout: float | None = None,
           on_poll: Callable[[dict], None] = lambda run: None, sleep=time.sleep) -> Outcome:
-    """Poll GetRun until the run is terminal, appending an observation at each status change."""
+    """Poll GetRun until the run is terminal, appending an observation at each status change;
+    then compare the inputs it read with those pinned at submission."""
+    from runlog.batchread import pinned_inputs
+
+    if entry.kind == "batch":
+        raise UsageError(f"record {entry.address[:12]} is a batch: `watch_batch()` follows a batch and its runs")
     if not entry.run_id:
-        raise UsageError(f"record {entry.address[:12]} has no run to watch (the service rejected it)")
+        raise UsageError(f"record {entry.address[:12]} has no run to watch (it was {entry.outcome})")
     started = time.monotonic()
     status = None  # the first answer is always recorded
     while True:
@@ -50,8 +55,44 @@ def watch(ledger: Ledger, entry: Entry, omics, *, interval: float = 30.0, timeou
         status = run.get("status")
         on_poll(run)
         if status in TERMINAL:
-            return Outcome(status, run, input_changes(entry.record, run))
+            return Outcome(status, run, input_changes(pinned_inputs(ledger, entry), run))
         if timeout is not None and time.monotonic() - started + interval > timeout:
             raise OperationError(f"run {entry.run_id} is still {status} after {timeout:g} s; "
                               "`watch()` again to keep following it")
+        sleep(interval)
+
+
+@dataclass
+class BatchOutcome:
+    """How a watched batch ended: its status and `facts` (batch.summary: counts by
+    submission and run status, failures with reasons)."""
+
+    status: str
+    facts: dict[str, Any]
+
+    @property
+    def ok(self) -> bool:
+        """PROCESSED, every run submitted and COMPLETED."""
+        return (self.facts["batch_status"] == "PROCESSED" and not self.facts["failures"]
+                and set(self.facts["run_status"]) <= {"COMPLETED"})
+
+
+def watch_batch(ledger: Ledger, entry: Entry, omics, *, interval: float = 30.0, timeout: float | None = None,
+                on_poll: Callable[[dict], None] = lambda change: None, sleep=time.sleep) -> BatchOutcome:
+    """Refresh the batch (GetBatch, its members and their statuses, recorded as refresh
+    records them) every `interval` seconds until it is finished; `on_poll` sees each
+    refresh's change. Raises OperationError when `timeout` seconds pass first."""
+    from runlog.batch import FINISHED, refresh_batch, summary
+
+    if not entry.batch_id:
+        raise UsageError(f"record {entry.address[:12]} has no batch to watch (it was {entry.outcome})")
+    started = time.monotonic()
+    while True:
+        change = refresh_batch(ledger, entry, omics)
+        on_poll(change)
+        if change["status"] in FINISHED:
+            return BatchOutcome(change["status"], summary(ledger, entry))
+        if timeout is not None and time.monotonic() - started + interval > timeout:
+            raise OperationError(f"batch {entry.batch_id} is still {change['status']} after {timeout:g} s; "
+                                 "`watch()` again to keep following it")
         sleep(interval)

@@ -1,6 +1,6 @@
 """Replaying a batch, or one of its members, checks the identities of the inputs its batch
-record pinned (as a run's replay checks its own), and the Python API starts, wraps and
-replays batches as the command line does. moto's S3 over HTTP holds the inputs; the emulator
+record pinned (as a run's replay checks its own), and so does watching a member; the Python
+API starts, wraps, replays and watches batches as the command line does. moto's S3 over HTTP holds the inputs; the emulator
 answers HealthOmics; a real git repository and ledger file."""
 
 from __future__ import annotations
@@ -193,3 +193,31 @@ def test_inputs_the_time_budget_leaves_are_one_finding_not_one_per_input(cohort,
     assert refused.exit_code == 3, refused.output
     (finding,) = [line for line in refused.stderr.splitlines() if line.startswith("runlog: warning: drift: input")]
     assert "input(s) not checked within the time budget" in finding and "longer resolve timeout" in finding
+
+
+def test_watching_a_member_compares_what_it_read_with_what_its_batch_pinned(cohort, s3_server, ledger_path,
+                                                                           run_cli):
+    s3_server.put_object(Bucket=BUCKET, Key=cram("S2"), Body=b"overwritten before the run read it")
+    changed = run_cli("watch", member_run_id(ledger_path, "S2"), "--interval", "0.1")
+    assert changed.exit_code == 1, changed.output
+    assert f"input changed between submission and execution: s3://{BUCKET}/crams/S2.cram was pinned" \
+        in changed.stderr
+    assert "COMPLETED" in changed.stdout
+    same = run_cli("watch", member_run_id(ledger_path, "S1"), "--interval", "0.1", "--json")
+    assert same.exit_code == 0, same.output
+    assert json.loads(same.stdout)["input_changes"] == []
+
+
+def test_the_api_watches_a_batch_to_its_end(s3_server, s3_emulator, ledger_path, git_repo):
+    s3_server.create_bucket(Bucket=BUCKET)
+    s3_emulator.batch_rate = 100
+    s3_emulator.batch_fault("run", reason="OUT_OF_MEMORY", run_setting_ids=["S3"])
+    seen = []
+    with runlog.Runlog(ledger_path) as rl:
+        batch = rl.start_run_batch(defaultRunSetting=DEFAULT,
+                                   batchRunSettings={"inlineSettings": [setting(s) for s in SAMPLES]})
+        s3_emulator.advance(400)
+        outcome = rl.watch(batch["id"], interval=0.1, timeout=30, on_poll=seen.append)
+    assert outcome.status == "PROCESSED" and not outcome.ok  # S3's run failed
+    assert outcome.facts["run_status"] == {"COMPLETED": 2, "FAILED": 1}
+    assert seen and seen[-1]["status"] == "PROCESSED" and seen[0]["members_added"] == 3

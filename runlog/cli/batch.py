@@ -175,31 +175,22 @@ def batch_line(change: dict) -> str:
 
 def watch_batch(ctx, ledger, entry, config, interval: float, timeout: float | None, as_json: bool,
                 profile=None, region=None, endpoint_url=None) -> None:
-    """`runlog watch BATCH`: refresh the batch every `interval` seconds until it is finished."""
-    import time
-
+    """`runlog watch BATCH`: runlog.watch.watch_batch, a line at each status change, then the
+    batch's counts and failures."""
     from runlog import aws
-    from runlog.batch import FINISHED, refresh_batch, summary
-    from runlog.errors import RunlogError
+    from runlog.watch import watch_batch as follow
 
-    if not entry.batch_id:
-        raise RunlogError(f"record {entry.address[:12]} has no batch to watch (it was {entry.outcome})")
     omics = aws.client(aws_settings(config, profile, region, endpoint_url,
                                     recorded=ledger.batch_outline(entry.address).get("aws")), "omics")
-    started = time.monotonic()
-    last = None
-    while True:
-        change = refresh_batch(ledger, entry, omics)
-        if change["status"] != last:
+    seen: list[str] = []
+
+    def status_line(change: dict) -> None:
+        if change["status"] not in seen[-1:]:
             click.echo(terminal_safe(f"batch {entry.batch_id}: {change['status']}"), err=True)
-            last = change["status"]
-        if change["status"] in FINISHED:
-            break
-        if timeout is not None and time.monotonic() - started + interval > timeout:
-            raise RunlogError(f"batch {entry.batch_id} is still {change['status']} after {timeout:g} s; "
-                              "`runlog watch` again to keep following it", exit_code=1)
-        time.sleep(interval)
-    facts = summary(ledger, entry)
+            seen.append(change["status"])
+
+    outcome = follow(ledger, entry, omics, interval=interval, timeout=timeout, on_poll=status_line)
+    facts = outcome.facts
     if as_json:
         echo_json(facts)
     else:
@@ -210,9 +201,7 @@ def watch_batch(ctx, ledger, entry, config, interval: float, timeout: float | No
         for failure in facts["failures"][:20]:
             click.echo(terminal_safe(f"  failed {failure['run_setting_id']} ({failure['stage']}): "
                                      f"{failure['reason']}"))
-    ok = facts["batch_status"] == "PROCESSED" and not facts["failures"] and \
-        set(facts["run_status"]) <= {"COMPLETED"}
-    if not ok:
+    if not outcome.ok:
         ctx.exit(1)
 
 
