@@ -104,3 +104,26 @@ def test_review10_an_input_missing_at_submission_and_present_now_is_drift(s3_ser
     assert plan.exit_code == 0, plan.output
     found = json.loads(plan.stdout)["drift"]
     assert any(d["what"].startswith(f"s3://{BUCKET}/crams/S2.cram") for d in found), (found, plan.stderr)
+
+
+def test_review10_a_batch_replay_is_sent_with_the_session_handed_to_runlog(aws_env, ledger_path, git_repo,
+                                                                          monkeypatch):
+    """Runlog(session=...) is "the session whose credentials every AWS call uses": start_run,
+    start_run_batch and a run's replay send with it, and batchreplay.prepare checks drift with
+    it, but batchreplay.send calls batch.submit_batch without `session=`, which then makes a
+    session of its own from the environment: the replayed StartRunBatch goes out with other
+    credentials (here: none, so it fails)."""
+    import boto3
+
+    import runlog
+
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    session = boto3.Session(aws_access_key_id="mine", aws_secret_access_key="mine", region_name="us-west-2")
+    settings = {"inlineSettings": [_setting(s) for s in ("S1", "S2")]}
+    default = DEFAULT
+    with runlog.Runlog(ledger_path, session=session) as rl:
+        batch = rl.start_run_batch(defaultRunSetting=default, batchRunSettings=settings)
+        assert rl.replay(batch["id"], dry_run=True).drift == []
+        again = rl.replay(batch["id"])
+        assert again.response["id"] != batch["id"]
