@@ -127,3 +127,17 @@ def test_review10_a_batch_replay_is_sent_with_the_session_handed_to_runlog(aws_e
         assert rl.replay(batch["id"], dry_run=True).drift == []
         again = rl.replay(batch["id"])
         assert again.response["id"] != batch["id"]
+
+
+def test_review10_report_with_force_never_replaces_the_ledger_itself(three_runs, ledger_path):
+    """report.output.check_target refuses links, directories and (without force) existing
+    files, but not the ledger it is reading: `rl.report(rl.ledger_path, force=True)` (or
+    `runlog report -o .runlog/ledger.db --force`, a slip of the tab key) renames the HTML page
+    over the ledger, and every record is gone from that path."""
+    import runlog
+
+    with runlog.Runlog(ledger_path) as rl:
+        with pytest.raises(runlog.UsageError, match="ledger"):
+            rl.report(rl.ledger_path, force=True)
+    with Ledger.open(ledger_path, readonly=True) as ledger:
+        assert ledger.count() == 3
