@@ -55,7 +55,6 @@ def test_review10_git_capture_of_a_ledger_untracked_in_the_repository_keeps_its_
     for Ledger.open. Another process closing the ledger then deletes the WAL and the next
     record written here is lost to every other process."""
     from recordfactory import make_record
-
     from runlog import gitcapture
 
     path = git_repo / "runs.db"
