@@ -160,4 +160,5 @@ def send(plan: BatchPlan, open_ledger: Callable[[], Ledger], *, git_path: Any, a
         wrote(f"wrote the {len(plan.selected)} selected run settings to {plan.settings_uri}")
     return submit_batch(open_ledger, plan.request, settings=plan.settings, git_path=git_path,
                         lookup_caller=lookup_caller, resolve_options=resolve_options,
-                        allow_duplicate=allow_duplicate, warn=warn, extra={"lineage": plan.lineage})
+                        allow_duplicate=allow_duplicate, warn=warn, extra={"lineage": plan.lineage},
+                        session=plan.session)  # the session the plan was checked with (a library caller's)

@@ -1490,12 +1490,14 @@ def _check_header(path: Path, readonly: bool = False) -> None:
         raise LedgerError(f"cannot read ledger {path}: {exc.strerror}") from None
     if stat.S_ISDIR(info.st_mode):
         raise LedgerError(f"ledger path {path} is a directory; give a file path")
+    if not stat.S_ISREG(info.st_mode):  # a FIFO, a device (/dev/null): size 0, yet no empty ledger
+        raise _not_sqlite(path)
     if not info.st_size:
         if readonly:
             raise LedgerError(f"ledger {path} is empty (0 bytes), not a runlog ledger; it was left untouched "
                               "(if it held records, restore it from a backup)")
         return
-    if not stat.S_ISREG(info.st_mode) or info.st_size < SQLITE_SMALLEST:
+    if info.st_size < SQLITE_SMALLEST:
         raise _not_sqlite(path)
 
 

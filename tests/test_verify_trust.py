@@ -284,7 +284,7 @@ def test_verify_on_a_missing_ledger_creates_nothing(tmp_path, run_cli):
 def test_dev_null_as_ledger_is_refused_and_leaves_no_journal(run_proc):
     existed = os.path.exists("/dev/null-journal")
     result = run_proc("log", env={"RUNLOG_LEDGER": "/dev/null"})
-    assert result.returncode == 2 and "is empty (0 bytes)" in result.stderr
+    assert result.returncode == 2 and "is not a runlog ledger" in result.stderr
     assert os.path.exists("/dev/null-journal") == existed
 
 

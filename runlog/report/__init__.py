@@ -36,6 +36,7 @@ def report(ledger: Ledger, target: str | Path, refs: list[str] | None = None, *,
     if since is not None:
         parse_since(since)  # bad input before anything is read
     output.check_target(target, force)
+    output.check_not_ledger(target, ledger.path)
     selection = select(ledger, list(refs or []), since=since, batch=batch)
     output.write(target, render(selection))
     return selection

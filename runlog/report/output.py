@@ -43,6 +43,20 @@ def _check(target: Path, force: bool) -> None:
                          option="path")
 
 
+def check_not_ledger(target: Path, ledger: Path) -> None:
+    """Refuse (UsageError) a target that is the ledger being reported on, or its -wal, -shm or
+    -journal file: `force` replaces a report, never the records it was made from."""
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        try:
+            same = os.path.samefile(target, f"{ledger}{suffix}")
+        except OSError:  # one of them does not exist: not the same file
+            continue
+        if same:
+            which = f" ({suffix[1:]})" if suffix else ""
+            raise UsageError(f"`path` {printable(target)}: is the ledger's own file{which}; the report never "
+                             "replaces it: give another path", option="path")
+
+
 def write(target: Path, text: str) -> None:
     """Write `text` to `target` as an ordinary new file would be (the umask's mode), whole."""
     parent = target.parent if str(target.parent) else Path(".")
