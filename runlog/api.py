@@ -225,6 +225,7 @@ class Runlog:
         return self._start_run(members)
 
     def _start_run(self, members: dict[str, Any], omics=None) -> dict[str, Any]:
+        from runlog.ledger import claim
         from runlog.startrun import build_request, member_name
         from runlog.submit import Submission, submit
 
@@ -232,6 +233,7 @@ class Runlog:
                                                  "outputUri": self.config.get("output_uri"),
                                                  "tags": self.config.get("tags")}, spell=member_name)
         settings = self._settings() if omics is None else self._client_settings(omics)
+        claim(self.ledger_path)  # git capture (started first) leaves it out of the untracked files
         result = submit(lambda: self._open(create=True), start_request, settings=settings, git_path=self.config.git_repo,
                         lookup_caller=self.config.get("caller_identity", True),
                         resolve_options=self._resolve_options(), warn=self._warn,
@@ -259,6 +261,7 @@ class Runlog:
     def _start_run_batch(self, members: dict[str, Any], omics=None) -> dict[str, Any]:
         from runlog.batch import Options, build_request, submit_batch
         from runlog.batch import members as batch_members
+        from runlog.ledger import claim
         from runlog.startrun import member_name
         from runlog.submit import Submission
 
@@ -270,6 +273,7 @@ class Runlog:
                                                                             "output_uri": self.config.get("output_uri")})
         settings = self._settings() if omics is None else self._client_settings(omics)
         options = self._resolve_options()
+        claim(self.ledger_path)
         result = submit_batch(lambda: self._open(create=True), batch_request.request, settings=settings,
                               git_path=self.config.git_repo, lookup_caller=self.config.get("caller_identity", True),
                               resolve_options=Options(enabled=options.enabled, check=options.check,

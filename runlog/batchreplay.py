@@ -111,8 +111,7 @@ def input_drift(record: dict, request: dict, settings: list[dict], clients: dict
         return [], (["inputs: not checked, the batch record pinned no input identities (submitted with "
                      "resolution off)"] if named else [])
     wanted = {uri: recorded[uri] for uri in named if uri in recorded}
-    current = identities_now(list(wanted), clients, deadline=time.monotonic() + timeout)
-    return compare(wanted, current), []
+    return compare(wanted, identities_now(list(wanted), clients, deadline=time.monotonic() + timeout))
 
 
 def identities_now(uris: list[str], clients: dict, *, deadline: float) -> dict[str, dict]:

@@ -255,6 +255,7 @@ def _untracked(root: Path, budget: Budget, deadline: float, notes: list[str]) ->
     examined: its name, its kind, its size, and its content (regular files within the
     budgets) or its target (symlinks)."""
     names, complete = _list_untracked(root, budget, deadline, notes)
+    names = _without_ledgers(root, names, notes)
     if not names:
         return [], (hashlib.sha256(b"incomplete\0").hexdigest() if not complete else None), complete
     digest = hashlib.sha256()
@@ -313,6 +314,19 @@ def _untracked(root: Path, budget: Budget, deadline: float, notes: list[str]) ->
         notes.append(f"git capture: {len(names)} untracked files; the record lists the first {budget.names} "
                      "names, untracked_sha256 covers all of them")
     return shown, digest.hexdigest(), complete
+
+
+def _without_ledgers(root: Path, names: list[bytes], notes: list[str]) -> list[bytes]:
+    """`names` without the ledger files this process uses (ledger.is_claimed): never opened
+    here, never part of the analysis's state."""
+    from runlog.ledger import is_claimed
+
+    kept = [raw for raw in names if not is_claimed(root / os.fsdecode(raw))]
+    if len(kept) < len(names):
+        left = sorted(set(names) - set(kept))
+        notes.append(f"git capture: runlog's ledger ({_text(left[0])}) is an untracked file of the repository: "
+                     "left out of the untracked files (add it to .gitignore)")
+    return kept
 
 
 def _mib(size: int) -> str:

@@ -314,6 +314,7 @@ class Ledger:
             raise LedgerError(f"cannot read ledger {str(path)!r}: the path contains a NUL character; "
                               "give a valid file path")
         path = Path(path).expanduser()
+        claim(path)
         exists = path.exists()
         if not exists and (readonly or not create):
             raise LedgerError(f"no ledger at {path} (nothing has been submitted with it yet)")
@@ -1475,6 +1476,27 @@ class Ledger:
 
 def _without_request_id(request: dict) -> dict:
     return {k: v for k, v in request.items() if k != "requestId"}
+
+
+# The ledger files this process uses (their real paths): opened by Ledger.open, or claimed
+# by the command line and runlog.Runlog as soon as they know which ledger they will use. Git
+# capture leaves them and their -wal, -shm and -journal files out of a repository's untracked
+# files: they are runlog's state, not the analysis (hashed, their changing bytes would read
+# as changed code at every replay), and opening them here would drop this process's POSIX
+# locks on the ledger (see _check_header).
+_CLAIMED: set[str] = set()
+SIDECARS = ("-wal", "-shm", "-journal")
+
+
+def claim(path: str | Path) -> None:
+    """Note that this process uses the ledger at `path` (see _CLAIMED)."""
+    _CLAIMED.add(os.path.realpath(os.fspath(path)))
+
+
+def is_claimed(path: str | Path) -> bool:
+    """Whether `path` is a ledger file this process uses, or one of its -wal, -shm, -journal files."""
+    real = os.path.realpath(os.fspath(path))
+    return real in _CLAIMED or any(real.endswith(end) and real[:-len(end)] in _CLAIMED for end in SIDECARS)
 
 
 def _check_header(path: Path, readonly: bool = False) -> None:

@@ -281,7 +281,9 @@ def check_drift(plan: Plan, *, git_now: dict | None, omics, clients: dict, recor
     recorded_inputs = pinned if pinned is not None else (record.get("resolution") or {}).get("inputs") or {}
     if recorded_inputs:
         wanted = {uri: identity for uri, identity in recorded_inputs.items() if uri in named}
-        drift.extend(input_drift(wanted, resolve_inputs(list(wanted), clients, timeout=timeout)))
+        found, notes = input_drift(wanted, resolve_inputs(list(wanted), clients, timeout=timeout))
+        drift.extend(found)
+        plan.notes.extend(notes)
     elif named and record["kind"] == "member":
         plan.notes.append("inputs: not checked, neither this member's record nor its batch's pins input "
                           "identities (an imported batch's runs were started without runlog; a batch "
@@ -294,17 +296,26 @@ def check_drift(plan: Plan, *, git_now: dict | None, omics, clients: dict, recor
                           "`resolve=False`?)")
 
 
-def input_drift(recorded: dict[str, dict], current: dict[str, dict]) -> list[dict]:
-    """The one rule for input drift, a run's or a batch's: an identity field (ETag, version
-    id, size, checksums) that differs between what was recorded and what is found now, and an
-    input that was found then and is not now (its error code as what it is now). An input
-    that cannot be checked counts, so a replay never starts unverified inputs unless drift
-    is allowed; those the time budget left are one finding that says how many."""
+# What a resolver says of an input that is not there (S3's codes are normalised to NotFound).
+ABSENT = ("NotFound", "ResourceNotFoundException")
+
+
+def input_drift(recorded: dict[str, dict], current: dict[str, dict]) -> tuple[list[dict], list[str]]:
+    """The one rule for input drift, a run's or a batch's: (drift, notes).
+
+    Drift: an identity field (ETag, version id, size, checksums) that differs between what
+    was recorded and what is found now; an input that was found then and is not now, or
+    cannot be read now (its error code as what it is now: a replay never starts inputs it
+    could not check unless drift is allowed; those the time budget left are one finding that
+    says how many); an input that was not there at submission and is now (the original run
+    cannot have read these bytes). Notes: inputs that could not be identified at submission
+    (its time budget, access, an endpoint that is not S3) are not compared, and a note says
+    how many."""
     from runlog.resolve import identity_changes
 
     drift = [{"kind": "input", "what": f"{change['uri']} {change['field']}", "recorded": change["old"],
               "current": change["new"]} for change in identity_changes(recorded, current)]
-    late = []  # not resolved within the time budget: one finding for all of them
+    late = []  # not resolved within the time budget now: one finding for all of them
     for uri, identity in current.items():
         if "error" in identity and "error" not in recorded.get(uri, {}):
             if identity["error"]["code"] == "Timeout":
@@ -316,7 +327,19 @@ def input_drift(recorded: dict[str, dict], current: dict[str, dict]) -> list[dic
         drift.append({"kind": "input", "what": f"{len(late)} input(s) not checked within the time budget "
                       f"(the first: {late[0]}; a longer resolve timeout checks them)", "recorded": "present",
                       "current": "Timeout"})
-    return drift
+    unidentified: dict[str, list[str]] = {}  # code at submission -> inputs readable now
+    for uri, before in recorded.items():
+        after = current.get(uri)
+        if after is None or "error" not in before or "error" in after:
+            continue
+        code = before["error"].get("code") or "unknown"
+        if code in ABSENT:
+            drift.append({"kind": "input", "what": uri, "recorded": code, "current": "present"})
+        else:
+            unidentified.setdefault(code, []).append(uri)
+    notes = [f"inputs: {len(uris)} not compared: not identified at submission ({code}), so what they held "
+             f"then is unknown (the first: {uris[0]})" for code, uris in sorted(unidentified.items())]
+    return drift, notes
 
 
 def describe(drift: dict) -> str:

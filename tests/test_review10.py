@@ -60,8 +60,9 @@ def test_review10_git_capture_of_a_ledger_untracked_in_the_repository_keeps_its_
     path = git_repo / "runs.db"
     first = Ledger.open(path)
     first.add_record(make_record())
-    captured = gitcapture.capture(git_repo)
-    assert "runs.db" in captured["untracked"]  # hashed, content and all
+    captured = gitcapture.capture_with_notes(git_repo)
+    assert captured["git"]["state"] == "clean" and not captured["git"].get("untracked")  # runlog's, not the analysis's
+    assert any("runlog's ledger (runs.db" in note for note in captured["notes"])
     assert _count_in_another_process(path) == "1"
     first.add_record(make_record(name="written-after"))
     assert _count_in_another_process(path) == "2"
@@ -140,3 +141,22 @@ def test_review10_report_with_force_never_replaces_the_ledger_itself(three_runs,
             rl.report(rl.ledger_path, force=True)
     with Ledger.open(ledger_path, readonly=True) as ledger:
         assert ledger.count() == 3
+
+
+def test_review10_a_ledger_kept_untracked_in_the_repository_is_not_the_analysiss_state(aws_env, git_repo, run_cli,
+                                                                                       monkeypatch):
+    """`RUNLOG_LEDGER=./runs.db` in the analysis repository, not ignored: each submit changes
+    the ledger, and were it hashed as an untracked file every record would say the code
+    changed, and every replay would find git drift."""
+    from helpers import SEED_2
+
+    monkeypatch.setenv("RUNLOG_LEDGER", str(git_repo / "runs.db"))
+    for name in ("first", "second"):
+        result = run_cli(*SEED_2, "--name", name, "--endpoint-url", aws_env.endpoint_url)
+        assert result.exit_code == 0, result.output
+    with Ledger.open(git_repo / "runs.db", create=False) as ledger:
+        states = [e.record["git"] for e in ledger.entries()]
+    assert [g["state"] for g in states] == ["clean", "clean"] and all(not g.get("untracked") for g in states)
+    replay = run_cli("replay", "@1", "--dry-run", "--endpoint-url", aws_env.endpoint_url)
+    assert replay.exit_code == 0, replay.output
+    assert not [d for d in json.loads(replay.stdout)["drift"] if d["kind"] == "git"]

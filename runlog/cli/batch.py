@@ -87,6 +87,7 @@ def submit_batch(ctx, cli_input_json, generate_cli_skeleton, dry_run, profile, r
     """
     import runlog.batch
     from runlog.batch import Options, build_request
+    from runlog.ledger import claim
     from runlog.startrun import flag_for
 
     check_query(query)
@@ -106,6 +107,7 @@ def submit_batch(ctx, cli_input_json, generate_cli_skeleton, dry_run, profile, r
     opener = (lambda: open_ledger(config, create=False, notice=False)) if dry_run else \
         (lambda: open_ledger(config, create=True))
     with duplicate_hint():
+        claim(config.ledger_path())  # git capture (started first) leaves it out of the untracked files
         result = runlog.batch.submit_batch(opener, batch_request.request, settings=settings, git_path=config.git_repo,
                                            lookup_caller=config.get("caller_identity", True),
                                            resolve_options=Options(enabled=resolved.enabled, check=resolved.check,

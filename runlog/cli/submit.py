@@ -355,12 +355,14 @@ def submit(ctx, cli_input_json, generate_cli_skeleton, dry_run, profile, region,
         print_skeleton("output", start_request.request, query, output, color)
         return
     import runlog.submit
+    from runlog.ledger import claim
     from runlog.submit import DryRun
 
     settings = aws_settings(config, profile, region, endpoint_url)
     opener = (lambda: open_ledger(config, create=False, notice=False)) if dry_run else \
         (lambda: open_ledger(config, create=True))
     with duplicate_hint():
+        claim(config.ledger_path())  # git capture (started first) leaves it out of the untracked files
         result = runlog.submit.submit(opener, start_request, settings=settings, git_path=config.git_repo,
                                       lookup_caller=config.get("caller_identity", True),
                                       resolve_options=make_resolve_options(config, no_resolve, no_check, strict,
