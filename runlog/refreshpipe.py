@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -30,6 +31,7 @@ from runlog.ledger import Ledger
 
 _RECORDS, _OBSERVATIONS = "records", "observations"
 _STOP = object()
+OPEN_AT_MOST = 1.0  # seconds a transaction stays open waiting for its next page, then commits what it has
 
 
 class PageWriter:
@@ -109,29 +111,59 @@ class PageWriter:
             ledger.close()
 
     def _serve(self, ledger: Ledger) -> None:
-        held: Any = None
-        while True:
-            job = held if held is not None else self._queue.get()
-            held = None
-            if job is _STOP:
-                return
-            kind, page = job
-            rows = list(page)
-            pages = 1
-            while pages < self._most:  # `most` pages a transaction, unless the pages end first
-                more = self._queue.get()
-                if more is _STOP or more[0] != kind:
-                    held = more
-                    break
-                rows += more[1]
-                pages += 1
-            if self._error is not None:
-                continue  # after an error nothing more is written; the caller raises it
-            try:
-                self._write(ledger, kind, rows)
-            except BaseException as exc:
-                self._error = exc if isinstance(exc, RunlogError) else LedgerError(
-                    f"cannot write to ledger {self._path}: {exc}")
+        job = self._queue.get()
+        while job is not _STOP:
+            if self._error is not None:  # after an error nothing more is written; the caller raises it
+                job = self._queue.get()
+                continue
+            job = self._transaction(ledger, job)  # the job it took and did not write, if any
+            if job is None:
+                job = self._queue.get()
+
+    def _transaction(self, ledger: Ledger, job: tuple) -> Any:
+        """Write `job` and the pages handed over after it, as they come, in one transaction
+        of at most `most` pages; committed early when no page came for OPEN_AT_MOST seconds
+        (the write lock is not held while the service is slow). The pages waiting when the
+        writer is ready are written together (one call, a few statements: each statement
+        lets go of Python's lock and waits to take it back from the thread building the
+        next page). Returns _STOP when it took it from the queue, else None."""
+        added = pages = 0
+        taken: Any = None
+        deadline = time.monotonic() + OPEN_AT_MOST
+        try:
+            with ledger.write():
+                while True:
+                    kind, rows = job[0], list(job[1])
+                    pages += 1
+                    job = None
+                    while pages < self._most:  # what is waiting, of the same kind
+                        try:
+                            more = self._queue.get_nowait()
+                        except queue.Empty:
+                            break
+                        if more is _STOP or more[0] != kind:
+                            job = more
+                            break
+                        rows += more[1]
+                        pages += 1
+                    added += ledger.append_records(rows) if kind == _RECORDS else ledger.append_observations(rows)
+                    if job is None and pages < self._most:
+                        try:
+                            job = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+                        except queue.Empty:
+                            break
+                    if job is _STOP:
+                        taken = _STOP
+                        break
+                    if job is None or pages >= self._most:
+                        break
+        except BaseException as exc:
+            self._error = exc if isinstance(exc, RunlogError) else LedgerError(
+                f"cannot write to ledger {self._path}: {exc}")
+            return _STOP if job is _STOP or taken is _STOP else None  # the queue's end, if it was taken
+        self.added += added
+        self.transactions += 1
+        return taken if taken is not None else job
 
     def _write(self, ledger: Ledger, kind: str, rows: list[tuple]) -> None:
         if kind == _RECORDS:
