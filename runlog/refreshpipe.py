@@ -9,13 +9,21 @@ N+1, puts the two on two cores.
 What stays as it was: every record is schema-checked before it is handed over, each
 transaction holds whole pages (a refresh killed midway leaves whole pages, and run again
 writes each member once: the writer, like Ledger.add_records, skips what the ledger holds),
-and the pages are written in the order given. What changed: a transaction holds `most`
-pages (10: a thousand members or statuses) instead of one. Each COMMIT writes every page of
-the ledger the transaction touched to the WAL, and a member touches a leaf of each of its
-indexes on random keys (address, uuid, fingerprint; its status the observations' record
-index): at 30 000 members, 170 µs of SQLite's CPU a member in transactions of one page, 105
-µs in transactions of ten (benchmarks, docs/performance.md). Memory: at most `ahead` pages
-waiting plus the `most` being written, whatever the size of the batch."""
+and the pages are written in the order given. A transaction holds up to `most` pages (10
+here, 100 in the refresh's writer process: runlog/writerproc.py) instead of one. Each COMMIT
+writes every page of the ledger the transaction touched to the WAL, and a member touches a
+leaf of each of its indexes on random keys (address, uuid, fingerprint; its status the
+observations' record index): at 30 000 members, 170 µs of SQLite's CPU a member in
+transactions of one page, 105 µs in transactions of ten (benchmarks, docs/performance.md).
+
+The writer appends each page to its open transaction as the page comes (the pages waiting
+when it is ready, of one kind, with one call), and commits after `most` pages, at the end of
+the pages, or when no page came for OPEN_AT_MOST seconds: so the caller builds page N+1 while
+page N is written, rather than the writer waiting for `most` pages and then writing them
+while the caller, `ahead` pages ahead, waits; and a slow service does not keep the ledger's
+write lock from other runlog commands. Members and statuses may share a transaction.
+Memory: at most `ahead` pages waiting (SQLite holds what the transaction wrote), whatever
+the size of the batch."""
 
 from __future__ import annotations
 
@@ -31,7 +39,7 @@ from runlog.ledger import Ledger
 
 _RECORDS, _OBSERVATIONS = "records", "observations"
 _STOP = object()
-OPEN_AT_MOST = 1.0  # seconds a transaction stays open waiting for its next page, then commits what it has
+OPEN_AT_MOST = 3.0  # seconds a transaction waits for its pages to come, then commits what it has
 
 
 class PageWriter:
@@ -40,12 +48,14 @@ class PageWriter:
     the ledger file. Use as a context manager (`page_writer`); `added` counts the rows written.
     An error of the writer is raised by the next `records`/`observations` call, or on leaving."""
 
-    def __init__(self, ledger: Ledger, *, ahead: int = 4, most: int = 10, cache_kib: int | None = None):
+    def __init__(self, ledger: Ledger, *, ahead: int = 4, most: int = 10, cache_kib: int | None = None,
+                 gather: int = 1):
         self._path = ledger.path
         self._cache_kib = cache_kib  # the writing connection's page cache (Ledger.page_cache), if not SQLite's default
         self._inline = ledger if ledger.snapshot else None  # an in-memory copy: no second connection
         self._queue: queue.Queue = queue.Queue(maxsize=max(1, ahead))
         self._most = max(1, most)
+        self._gather = max(1, gather)  # pages written with one call, when that many come in time
         self._error: BaseException | None = None
         self._ready = threading.Event()
         self.added = 0
@@ -120,25 +130,26 @@ class PageWriter:
             if job is None:
                 job = self._queue.get()
 
-    def _transaction(self, ledger: Ledger, job: tuple) -> Any:
+    def _transaction(self, ledger: Ledger, job: Any) -> Any:
         """Write `job` and the pages handed over after it, as they come, in one transaction
-        of at most `most` pages; committed early when no page came for OPEN_AT_MOST seconds
-        (the write lock is not held while the service is slow). The pages waiting when the
-        writer is ready are written together (one call, a few statements: each statement
-        lets go of Python's lock and waits to take it back from the thread building the
-        next page). Returns _STOP when it took it from the queue, else None."""
+        of at most `most` pages, committed when its pages stop coming for OPEN_AT_MOST
+        seconds after it began (the write lock is not held long while the service is slow).
+        Pages of one kind go in `gather` at a time (and any more already waiting) with one
+        call: each statement lets go of Python's lock and must take it back from the thread
+        building the next page, so fewer, larger statements wait less. Returns the job it
+        took from the queue and did not write (_STOP, or a page for the next transaction)."""
         added = pages = 0
-        taken: Any = None
         deadline = time.monotonic() + OPEN_AT_MOST
         try:
             with ledger.write():
                 while True:
                     kind, rows = job[0], list(job[1])
                     pages += 1
-                    job = None
-                    while pages < self._most:  # what is waiting, of the same kind
+                    got, job = 1, None
+                    while pages < self._most:  # the next pages of the same kind
                         try:
-                            more = self._queue.get_nowait()
+                            more = self._queue.get_nowait() if got >= self._gather else \
+                                self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
                         except queue.Empty:
                             break
                         if more is _STOP or more[0] != kind:
@@ -146,24 +157,22 @@ class PageWriter:
                             break
                         rows += more[1]
                         pages += 1
+                        got += 1
                     added += ledger.append_records(rows) if kind == _RECORDS else ledger.append_observations(rows)
                     if job is None and pages < self._most:
                         try:
                             job = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
                         except queue.Empty:
                             break
-                    if job is _STOP:
-                        taken = _STOP
-                        break
-                    if job is None or pages >= self._most:
+                    if job is None or job is _STOP or pages >= self._most:
                         break
         except BaseException as exc:
             self._error = exc if isinstance(exc, RunlogError) else LedgerError(
                 f"cannot write to ledger {self._path}: {exc}")
-            return _STOP if job is _STOP or taken is _STOP else None  # the queue's end, if it was taken
+            return _STOP if job is _STOP else None  # the end of the pages, if it was taken
         self.added += added
         self.transactions += 1
-        return taken if taken is not None else job
+        return job
 
     def _write(self, ledger: Ledger, kind: str, rows: list[tuple]) -> None:
         if kind == _RECORDS:
