@@ -16,14 +16,14 @@ leaf of each of its indexes on random keys (address, uuid, fingerprint; its stat
 observations' record index): at 30 000 members, 170 µs of SQLite's CPU a member in
 transactions of one page, 105 µs in transactions of ten (benchmarks, docs/performance.md).
 
-The writer appends each page to its open transaction as the page comes (the pages waiting
-when it is ready, of one kind, with one call), and commits after `most` pages, at the end of
-the pages, or when no page came for OPEN_AT_MOST seconds: so the caller builds page N+1 while
-page N is written, rather than the writer waiting for `most` pages and then writing them
-while the caller, `ahead` pages ahead, waits; and a slow service does not keep the ledger's
-write lock from other runlog commands. Members and statuses may share a transaction.
-Memory: at most `ahead` pages waiting (SQLite holds what the transaction wrote), whatever
-the size of the batch."""
+The writer appends each page to its open transaction as the page comes (`gather` pages, or
+more when they are waiting, of one kind, with one call), and commits after `most` pages, at
+the end of the pages, or once it has waited OPEN_AT_MOST seconds: so the caller builds page
+N+1 while page N is written, rather than the writer waiting for `most` pages and then
+writing them while the caller, `ahead` pages ahead, waits; and a slow service does not keep
+the ledger's write lock from other runlog commands. Members and statuses may share a
+transaction. Memory: at most `ahead` pages waiting and as many being written (SQLite holds
+what the transaction wrote), whatever the size of the batch."""
 
 from __future__ import annotations
 
@@ -140,13 +140,14 @@ class PageWriter:
         took from the queue and did not write (_STOP, or a page for the next transaction)."""
         added = pages = 0
         deadline = time.monotonic() + OPEN_AT_MOST
+        most_a_call = max(self._gather, self._queue.maxsize)  # memory: what the queue holds, at most
         try:
             with ledger.write():
                 while True:
                     kind, rows = job[0], list(job[1])
                     pages += 1
                     got, job = 1, None
-                    while pages < self._most:  # the next pages of the same kind
+                    while pages < self._most and got < most_a_call:  # the next pages of the same kind
                         try:
                             more = self._queue.get_nowait() if got >= self._gather else \
                                 self._queue.get(timeout=max(0.0, deadline - time.monotonic()))

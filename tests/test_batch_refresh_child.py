@@ -119,7 +119,7 @@ def test_a_killed_child_is_one_line_nonzero_and_a_rerun_records_each_member_once
     assert "Traceback" not in killed.stderr
     early, _ = ledger_state(ledger_path)
     # whole pages only: the child was handed two pages of 100 at most, and commits at 100 pages, at the end
-    # of its input, or when its next page is a second late (refreshpipe.OPEN_AT_MOST; a slow machine)
+    # of its input, or when a transaction has waited 3 s for its pages (refreshpipe.OPEN_AT_MOST; a slow machine)
     assert len(early) in (0, 100, 200)
 
     again = run_cli("refresh", batch_id, env={"RUNLOG_WRITER_PROCESS": "1"})
