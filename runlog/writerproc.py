@@ -51,7 +51,7 @@ ENV = "RUNLOG_WRITER_PROCESS"
 STOP_WAIT = 30.0  # seconds the parent waits for the child to write what it was given, on an error
 # The child's transactions: up to 100 pages (10 000 members or statuses) each, every page
 # appended as it comes (refreshpipe.PageWriter: no pages held in Python while a transaction
-# fills; committed early when no page came for a second), on a connection with a 24 MiB page
+# fills; committed early once it waited 3 s for its pages), on a connection with a 24 MiB page
 # cache. Each COMMIT writes every index leaf its transaction touched, and the indexes on
 # random keys (address, uuid, fingerprint; the observations' record) are read back from the
 # file when the cache cannot hold them. The writer thread's CPU at 100 000 members and their
