@@ -793,7 +793,7 @@ def prefetched(pages: Iterable[Any], ahead: int = 2) -> Iterator[Any]:
 
 def record_members(ledger: Ledger, batch: Entry, omics, outline: dict | None = None,
                    child: WriterProcess | None = None) -> dict[str, int]:
-    """Page ListRunsInBatch and write each run setting's member record once, ten pages a
+    """Page ListRunsInBatch and write each run setting's member record once, whole pages a
     transaction, written by a thread while the next pages are made (refreshpipe.PageWriter).
     `outline`: the batch record without its settings file's content (Ledger.batch_outline);
     the settings of a page's runs are read from the ledger page by page
@@ -983,7 +983,7 @@ def observe_members(ledger: Ledger, batch: Entry, omics,
                     pages: Iterable[tuple[str, int, list[tuple[str, Any, bytes]]]] | None = None,
                     child: WriterProcess | None = None) -> dict[str, int]:
     """Append a status observation for each member whose status changed, from `pages`
-    (status_pages: ListRuns(batchId); by default paged here), ten pages a transaction
+    (status_pages: ListRuns(batchId); by default paged here), whole pages a transaction
     (refreshpipe.PageWriter, or the writer process `child`). Returns {"listed", "changed"}."""
     from contextlib import nullcontext
 

@@ -620,26 +620,31 @@ class Ledger:
         """Append the records encode_records made (pages of them, in order) that the ledger
         does not hold yet, in one transaction. Returns how many were added."""
         with self.write():
-            present = self._present([address for _, _, address, _ in encoded])
-            last = self.conn.execute("SELECT chain FROM records ORDER BY seq DESC LIMIT 1").fetchone()
-            chain = last[0] if last else None
-            seq = self._next_seq("records")
-            inserted_at = rec.utc_now()
-            rows = []
-            batches: list[tuple[dict, bytes, int]] = []
-            for record, body, address, columns in encoded:
-                if address in present:
-                    continue
-                present.add(address)
-                chain = chain_next(chain, address)
-                if record["kind"] == "batch":
-                    batches.append((record, body, seq))
-                rows.append((seq, address, body.decode("utf-8"), chain, inserted_at, *columns))
-                seq += 1
-            if rows:
-                self._insert_rows("records", _RECORD_ROW, rows)
-                for record, body, at in batches:
-                    self._index_settings(at, record, body)
+            return self.append_records(encoded)
+
+    def append_records(self, encoded: list[tuple[dict, bytes, str, tuple]]) -> int:
+        """write_records inside the caller's write transaction (`write()`): a refresh's writer
+        (runlog/refreshpipe.py) appends each page as it comes and commits every few pages."""
+        present = self._present([address for _, _, address, _ in encoded])
+        last = self.conn.execute("SELECT chain FROM records ORDER BY seq DESC LIMIT 1").fetchone()
+        chain = last[0] if last else None
+        seq = self._next_seq("records")
+        inserted_at = rec.utc_now()
+        rows = []
+        batches: list[tuple[dict, bytes, int]] = []
+        for record, body, address, columns in encoded:
+            if address in present:
+                continue
+            present.add(address)
+            chain = chain_next(chain, address)
+            if record["kind"] == "batch":
+                batches.append((record, body, seq))
+            rows.append((seq, address, body.decode("utf-8"), chain, inserted_at, *columns))
+            seq += 1
+        if rows:
+            self._insert_rows("records", _RECORD_ROW, rows)
+            for record, body, at in batches:
+                self._index_settings(at, record, body)
         return len(rows)
 
     def add_observations(self, observations: Sequence[tuple[str, str | None, str, str, str | None, dict | bytes]]) -> int:
@@ -665,9 +670,14 @@ class Ledger:
         """Append the rows encode_observations made (pages of them), in one transaction."""
         if rows:
             with self.write():
-                seq = self._next_seq("observations")
-                self._insert_rows("observations", _OBSERVATION_ROW,
-                                  [(seq + at, *row) for at, row in enumerate(rows)])
+                self.append_observations(rows)
+        return len(rows)
+
+    def append_observations(self, rows: list[tuple]) -> int:
+        """write_observations inside the caller's write transaction (`write()`)."""
+        if rows:
+            seq = self._next_seq("observations")
+            self._insert_rows("observations", _OBSERVATION_ROW, [(seq + at, *row) for at, row in enumerate(rows)])
         return len(rows)
 
     def _present(self, addresses: list[str], table: str = "records") -> set[str]:
@@ -707,8 +717,14 @@ class Ledger:
                 marks = "(" + ", ".join("?" * width) + ")"
                 self.conn.execute(f"INSERT INTO {table} ({', '.join(names)}) VALUES {', '.join([marks] * len(part))}",
                                   [value for row in part for value in row])
-            self.conn.executemany("INSERT OR IGNORE INTO row_seals (tbl, id, sha256) VALUES (?, ?, ?)",
-                                  [(table, str(row[key]), seal(row)) for row in rows])
+            seals = [value for row in rows for value in (table, str(row[key]), seal(row))]
+            per = max(1, min(300, self.conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // 3))
+            for start in range(0, len(rows), per):  # one statement a chunk: executemany steps (and lets go of
+                # Python's lock, then waits to take it back) once a row, which a refresh's writer thread pays
+                # each time while the thread beside it builds the next page
+                count = min(per, len(rows) - start)
+                self.conn.execute("INSERT OR IGNORE INTO row_seals (tbl, id, sha256) VALUES "
+                                  + ", ".join(["(?, ?, ?)"] * count), seals[start * 3:(start + count) * 3])
         except (sqlite3.OperationalError, sqlite3.DataError) as exc:
             raise LedgerError(f"cannot write to ledger {self.path}: {exc}") from None
 

@@ -9,18 +9,27 @@ N+1, puts the two on two cores.
 What stays as it was: every record is schema-checked before it is handed over, each
 transaction holds whole pages (a refresh killed midway leaves whole pages, and run again
 writes each member once: the writer, like Ledger.add_records, skips what the ledger holds),
-and the pages are written in the order given. What changed: a transaction holds `most`
-pages (10: a thousand members or statuses) instead of one. Each COMMIT writes every page of
-the ledger the transaction touched to the WAL, and a member touches a leaf of each of its
-indexes on random keys (address, uuid, fingerprint; its status the observations' record
-index): at 30 000 members, 170 µs of SQLite's CPU a member in transactions of one page, 105
-µs in transactions of ten (benchmarks, docs/performance.md). Memory: at most `ahead` pages
-waiting plus the `most` being written, whatever the size of the batch."""
+and the pages are written in the order given. A transaction holds up to `most` pages (10
+here, 100 in the refresh's writer process: runlog/writerproc.py) instead of one. Each COMMIT
+writes every page of the ledger the transaction touched to the WAL, and a member touches a
+leaf of each of its indexes on random keys (address, uuid, fingerprint; its status the
+observations' record index): at 30 000 members, 170 µs of SQLite's CPU a member in
+transactions of one page, 105 µs in transactions of ten (benchmarks, docs/performance.md).
+
+The writer appends each page to its open transaction as the page comes (`gather` pages, or
+more when they are waiting, of one kind, with one call), and commits after `most` pages, at
+the end of the pages, or once it has waited OPEN_AT_MOST seconds: so the caller builds page
+N+1 while page N is written, rather than the writer waiting for `most` pages and then
+writing them while the caller, `ahead` pages ahead, waits; and a slow service does not keep
+the ledger's write lock from other runlog commands. Members and statuses may share a
+transaction. Memory: at most `ahead` pages waiting and as many being written (SQLite holds
+what the transaction wrote), whatever the size of the batch."""
 
 from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -30,6 +39,7 @@ from runlog.ledger import Ledger
 
 _RECORDS, _OBSERVATIONS = "records", "observations"
 _STOP = object()
+OPEN_AT_MOST = 3.0  # seconds a transaction waits for its pages to come, then commits what it has
 
 
 class PageWriter:
@@ -38,12 +48,14 @@ class PageWriter:
     the ledger file. Use as a context manager (`page_writer`); `added` counts the rows written.
     An error of the writer is raised by the next `records`/`observations` call, or on leaving."""
 
-    def __init__(self, ledger: Ledger, *, ahead: int = 4, most: int = 10, cache_kib: int | None = None):
+    def __init__(self, ledger: Ledger, *, ahead: int = 4, most: int = 10, cache_kib: int | None = None,
+                 gather: int = 1):
         self._path = ledger.path
         self._cache_kib = cache_kib  # the writing connection's page cache (Ledger.page_cache), if not SQLite's default
         self._inline = ledger if ledger.snapshot else None  # an in-memory copy: no second connection
         self._queue: queue.Queue = queue.Queue(maxsize=max(1, ahead))
         self._most = max(1, most)
+        self._gather = max(1, gather)  # pages written with one call, when that many come in time
         self._error: BaseException | None = None
         self._ready = threading.Event()
         self.added = 0
@@ -109,29 +121,59 @@ class PageWriter:
             ledger.close()
 
     def _serve(self, ledger: Ledger) -> None:
-        held: Any = None
-        while True:
-            job = held if held is not None else self._queue.get()
-            held = None
-            if job is _STOP:
-                return
-            kind, page = job
-            rows = list(page)
-            pages = 1
-            while pages < self._most:  # `most` pages a transaction, unless the pages end first
-                more = self._queue.get()
-                if more is _STOP or more[0] != kind:
-                    held = more
-                    break
-                rows += more[1]
-                pages += 1
-            if self._error is not None:
-                continue  # after an error nothing more is written; the caller raises it
-            try:
-                self._write(ledger, kind, rows)
-            except BaseException as exc:
-                self._error = exc if isinstance(exc, RunlogError) else LedgerError(
-                    f"cannot write to ledger {self._path}: {exc}")
+        job = self._queue.get()
+        while job is not _STOP:
+            if self._error is not None:  # after an error nothing more is written; the caller raises it
+                job = self._queue.get()
+                continue
+            job = self._transaction(ledger, job)  # the job it took and did not write, if any
+            if job is None:
+                job = self._queue.get()
+
+    def _transaction(self, ledger: Ledger, job: Any) -> Any:
+        """Write `job` and the pages handed over after it, as they come, in one transaction
+        of at most `most` pages, committed when its pages stop coming for OPEN_AT_MOST
+        seconds after it began (the write lock is not held long while the service is slow).
+        Pages of one kind go in `gather` at a time (and any more already waiting) with one
+        call: each statement lets go of Python's lock and must take it back from the thread
+        building the next page, so fewer, larger statements wait less. Returns the job it
+        took from the queue and did not write (_STOP, or a page for the next transaction)."""
+        added = pages = 0
+        deadline = time.monotonic() + OPEN_AT_MOST
+        most_a_call = max(self._gather, self._queue.maxsize)  # memory: what the queue holds, at most
+        try:
+            with ledger.write():
+                while True:
+                    kind, rows = job[0], list(job[1])
+                    pages += 1
+                    got, job = 1, None
+                    while pages < self._most and got < most_a_call:  # the next pages of the same kind
+                        try:
+                            more = self._queue.get_nowait() if got >= self._gather else \
+                                self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+                        except queue.Empty:
+                            break
+                        if more is _STOP or more[0] != kind:
+                            job = more
+                            break
+                        rows += more[1]
+                        pages += 1
+                        got += 1
+                    added += ledger.append_records(rows) if kind == _RECORDS else ledger.append_observations(rows)
+                    if job is None and pages < self._most:
+                        try:
+                            job = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+                        except queue.Empty:
+                            break
+                    if job is None or job is _STOP or pages >= self._most:
+                        break
+        except BaseException as exc:
+            self._error = exc if isinstance(exc, RunlogError) else LedgerError(
+                f"cannot write to ledger {self._path}: {exc}")
+            return _STOP if job is _STOP else None  # the end of the pages, if it was taken
+        self.added += added
+        self.transactions += 1
+        return job
 
     def _write(self, ledger: Ledger, kind: str, rows: list[tuple]) -> None:
         if kind == _RECORDS:

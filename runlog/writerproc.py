@@ -9,7 +9,7 @@ hands each page of ListRunsInBatch items, as they came, to a child (a fresh inte
 running runlog.writerproc from the parent's runlog: never a fork of the threaded parent). The child
 opens the ledger itself, builds, checks and encodes the member records
 (batch.MemberPages: every member against the schema) and writes them as before
-(refreshpipe.PageWriter: ten pages a transaction, in order, each member once). The statuses'
+(refreshpipe.PageWriter: whole pages a transaction, in order, each member once). The statuses'
 rows (Ledger.encode_observations, made by the parent, which asks GetRun for the failed) go
 the same way. Nothing else changes: the same records, byte for byte, the same transactions.
 
@@ -49,15 +49,21 @@ from runlog.ledger import Ledger
 CHILD_FROM_RUNS = 2000  # a batch of at least this many runs is written by a child process
 ENV = "RUNLOG_WRITER_PROCESS"
 STOP_WAIT = 30.0  # seconds the parent waits for the child to write what it was given, on an error
-# The child's transactions: 30 pages (3 000 members) each, on a connection with a 16 MiB page
-# cache. At 100 000 members (benchmarks/refresh_writes.py) the writes took 183 us of wall a
-# member in transactions of ten pages with SQLite's 2 MB cache, 143 us like this (127 us with
-# 50 pages and 32 MiB, for ~50 MiB more memory): each COMMIT writes every index leaf its
-# transaction touched, and the three indexes on random keys are read back from the file when
-# the cache cannot hold them. A refresh killed midway keeps whole transactions; a rerun adds
-# the rest, each member once.
-PAGES_A_TRANSACTION = 30
-CACHE_KIB = 16 * 1024
+# The child's transactions: up to 100 pages (10 000 members or statuses) each, every page
+# appended as it comes (refreshpipe.PageWriter: no pages held in Python while a transaction
+# fills; committed early once it waited 3 s for its pages), on a connection with a 24 MiB page
+# cache. Each COMMIT writes every index leaf its transaction touched, and the indexes on
+# random keys (address, uuid, fingerprint; the observations' record) are read back from the
+# file when the cache cannot hold them. The writer thread's CPU at 100 000 members and their
+# statuses (offline, the child's work alone): 17.0 s in transactions of 30 pages on 16 MiB,
+# 13.1-14.4 s with 50 pages on 24 MiB, 12.9 s with 100 pages on 24 MiB (docs/performance.md).
+# A refresh killed midway keeps whole transactions; a rerun adds the rest, each member once.
+PAGES_A_TRANSACTION = 100
+CACHE_KIB = 24 * 1024
+# Pages handed to the writer thread with one call, of the AHEAD the child's main thread may
+# build before the writer takes them: its statements then take Python's lock back from the
+# building thread once for four pages rather than once a page (PageWriter's `gather`).
+GATHER, AHEAD = 4, 8
 _MEMBER = {"kind": "member"}
 _PIPE_BYTES = 1 << 20  # the pipe's kernel buffer (Linux: F_SETPIPE_SZ): ~50 pages of items ahead
 
@@ -230,7 +236,7 @@ def serve(source: IO[bytes], sink: IO[bytes]) -> int:
         ledger = Ledger.open(path, create=False)
         with ledger, ledger.bulk_writes(), ledger.file_run_settings(address) as from_file:
             maker = MemberPages(outline, address)
-            writer = PageWriter(ledger, most=PAGES_A_TRANSACTION, cache_kib=CACHE_KIB)
+            writer = PageWriter(ledger, most=PAGES_A_TRANSACTION, cache_kib=CACHE_KIB, gather=GATHER, ahead=AHEAD)
             writer.start()
             counted = 0
             try:

@@ -13,6 +13,7 @@ import pytest
 
 from recordfactory import make_record
 from runlog import record as rec
+from runlog import refreshpipe
 from runlog.errors import LedgerError
 from runlog.ledger import Ledger
 from runlog.refreshpipe import page_writer
@@ -84,6 +85,64 @@ def test_the_callers_error_wins_and_the_pages_handed_over_are_written(tmp_path):
                 writer.records(ledger.encode_records(second))
                 raise KeyError("the page after")
         assert ledger.count() == 6
+
+
+def test_members_and_statuses_interleaved_go_in_order_in_transactions_of_whole_pages(tmp_path, run_cli):
+    path = tmp_path / "l.db"
+    pages = _pages(6, 5)
+    with Ledger.open(path) as ledger:
+        with page_writer(ledger, ahead=8, most=3) as writer:
+            for at, page in enumerate(pages):
+                writer.records(ledger.encode_records(page))
+                if at:  # the statuses of the page before, as the child hands them over after its members
+                    writer.observations(ledger.encode_observations(
+                        [(rec.address(r), None, rec.utc_now(), "ListRuns", "RUNNING", {"page": at - 1})
+                         for r in pages[at - 1]]))
+        assert writer.added == 6 * 5 + 5 * 5
+        assert writer.transactions == 4  # 11 pages handed over: 3 + 3 + 3 + the last two
+        order = [row[0] for row in ledger.conn.execute("SELECT address FROM records ORDER BY seq")]
+        seen = [ledger.observations(rec.address(r)) for page in pages for r in page]
+    assert order == [rec.address(r) for page in pages for r in page]
+    assert [[o["body"] for o in found] for found in seen] == [[{"page": n}] for n in range(5) for _ in range(5)] + \
+        [[]] * 5
+    verify = run_cli("verify", "--no-remote", env={"RUNLOG_LEDGER": str(path)})
+    assert verify.exit_code == 0, verify.output
+
+
+def test_a_writer_waiting_for_its_next_page_commits_and_lets_go_of_the_write_lock(tmp_path, monkeypatch):
+    """A slow service must not keep other runlog commands from writing: a transaction that
+    waited OPEN_AT_MOST seconds for its next page commits what it has."""
+    monkeypatch.setattr(refreshpipe, "OPEN_AT_MOST", 0.2)
+    path = tmp_path / "l.db"
+    first, second = _pages(2, 4)
+    with Ledger.open(path) as ledger:
+        with page_writer(ledger, ahead=4, most=100) as writer:
+            writer.records(ledger.encode_records(first))
+            with Ledger.open(path) as other:
+                deadline = time.monotonic() + 10
+                while other.count() < 4 and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                assert other.count() == 4  # committed, though the transaction could take 100 pages
+                other.add_records(_pages(1, 1, start=900)[0])  # the write lock is free
+            writer.records(ledger.encode_records(second))
+        assert writer.added == 8 and writer.transactions == 2
+        assert ledger.count() == 9
+
+
+def test_a_page_larger_than_one_seal_statement_is_sealed_whole(tmp_path, run_cli):
+    """The seals go in as multi-row statements of a few hundred rows: a page of 700 records
+    (and one of 700 observations) needs three of each, and every row gets its seal."""
+    path = tmp_path / "l.db"
+    records = _pages(1, 700)[0]
+    with Ledger.open(path) as ledger:
+        assert ledger.write_records(ledger.encode_records(records)) == 700
+        assert ledger.write_observations(ledger.encode_observations(
+            [(rec.address(r), None, rec.utc_now(), "ListRuns", "COMPLETED", {"n": n}) for n, r in enumerate(records)]
+        )) == 700
+        sealed = dict(ledger.conn.execute("SELECT tbl, count(*) FROM row_seals GROUP BY tbl").fetchall())
+    assert sealed["records"] == 700 and sealed["observations"] == 700
+    verify = run_cli("verify", "--no-remote", env={"RUNLOG_LEDGER": str(path)})
+    assert verify.exit_code == 0, verify.output
 
 
 def test_a_spool_gives_back_every_page_in_order():
