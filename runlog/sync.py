@@ -68,6 +68,12 @@ LARGE_OBJECT_BYTES = DEFAULT_MAX_BYTES
 # addresses', the observations') into the WAL fewer times.
 INSERT_PAGE = 10_000
 INSERT_PAGE_BYTES = 16 * 1024 * 1024
+# SQLite's page cache while the pulled rows are inserted (its default is 2 MB). The records'
+# indexes on random keys (address, run uuid, run id, fingerprint) and the observations' (their
+# record, their address) take a few hundred bytes an item: at 2 MB each page of 10 000 rows read
+# their leaves back from the file and wrote most of them again. With 64 MiB a 30 000-member pull
+# inserted its rows in 4.3-4.6 s of CPU instead of 4.9-6.0 s. Taken as pages are used.
+INSERT_CACHE_KIB = 64 * 1024
 
 # While a push or pull runs, Python's cyclic garbage collector leaves alone the objects made
 # before it (gc.freeze: the modules, botocore's service models) and looks at the young
@@ -953,14 +959,14 @@ def _insert(ledger: Ledger, spool: Spool, records: list[Received], observations:
     at a time, each page one transaction (Ledger.add_received_records, add_checked_observations)
     read back from the spool; returns how many of each were added."""
     added = 0
-    with ledger.bulk_writes():
+    with ledger.bulk_writes(), ledger.page_cache_for(INSERT_CACHE_KIB):
         for page in _pages([item[4] for item in records]):
-            added += ledger.add_received_records([spool.get(where) for where in page])
+            added += ledger.add_received_records([spool.get(where) for where in page], plain=True)
         if observations:
             ledger.index_observations()  # once: every observation held is then found by its address
         seen = 0
         for page in _pages([item[3] for item in observations]):
-            seen += ledger.add_checked_observations([spool.get(where) for where in page])
+            seen += ledger.add_checked_observations([spool.get(where) for where in page], plain=True)
     return added, seen
 
 
