@@ -175,13 +175,15 @@ def peak_mib() -> float:
 
 
 def workers_rss_mib() -> float:
-    """The resident memory of this process's pull workers (runlog/syncworker.py) together, now."""
+    """The resident memory of this process's workers together, now: a pull's (runlog/syncworker.py)
+    and a push's (verify.serve_outgoing, checking the records it sends)."""
     total = 0
     for status in Path("/proc").glob("[0-9]*/status"):
         try:
             text = status.read_text()
-            if f"\nPPid:\t{os.getpid()}\n" not in text or b"runlog.syncworker" not in (
-                    status.parent / "cmdline").read_bytes():
+            command = (status.parent / "cmdline").read_bytes()
+            if f"\nPPid:\t{os.getpid()}\n" not in text or (b"runlog.syncworker" not in command
+                                                              and b"serve_outgoing" not in command):
                 continue
             total += int(text.split("VmRSS:")[1].split()[0])
         except (OSError, IndexError, ValueError):

@@ -977,7 +977,7 @@ def serve_outgoing(requests: Any, answers: Any) -> None:
     """A worker process of check_outgoing: each request (ledger path, low, high, sealed) is
     answered with the problems of _check_rows over those records, as (kind, where, message)
     lists; an exception (a bug, or a ledger it cannot read) is answered with None, and the
-    pushing process checks that slice itself."""
+    pushing process checks that slice itself. Ends when the pushing process closes its pipes."""
     from runlog import childproc
 
     while (request := childproc.receive(requests)) is not None:
@@ -988,7 +988,10 @@ def serve_outgoing(requests: Any, answers: Any) -> None:
                                    if p.kind not in ("chain", "gap")]
         except Exception:
             answer = None
-        childproc.send(answers, answer)
+        try:
+            childproc.send(answers, answer)
+        except OSError:  # the pushing process stopped asking (Ctrl-C, or it ended)
+            return
 
 
 def _runs(seqs: list[int]) -> Iterator[tuple[int, int]]:

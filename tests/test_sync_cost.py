@@ -249,3 +249,43 @@ def test_push_checks_its_records_in_worker_processes_and_refuses_an_edited_one_w
     with Ledger.open(tmp_path / "bob.db") as ledger:
         assert sync.pull(ledger, bucket, REMOTE, jobs=2).records_received == 9
         assert sorted(ledger.addresses()) == sorted(sent) and not verify(ledger).problems
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or (os.cpu_count() or 1) < 2,
+                    reason="worker processes need two cores; their listing reads Linux's /proc")
+def test_ctrl_c_while_a_push_checks_in_worker_processes_leaves_none_of_them_and_sends_nothing(
+        bucket, tmp_path, monkeypatch):
+    import signal
+    import threading
+    import time
+
+    from runlog import verify as verify_module
+
+    path = tmp_path / "alice.db"
+    fill(path, 300)
+    monkeypatch.setattr(verify_module, "OUTGOING_PARALLEL_FROM", 1)
+    monkeypatch.setattr(verify_module, "OUTGOING_SLICE", 1)  # 300 requests: the workers are busy a while
+    seen: list[list[int]] = []
+
+    def interrupt_once_they_run() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if found := _outgoing_workers_alive():
+                seen.append(found)
+                os.kill(os.getpid(), signal.SIGINT)  # what Ctrl-C at the terminal sends
+                return
+            time.sleep(0.01)
+
+    remote = sync.Remote.parse(f"s3://{TEAM_BUCKET}/interrupted")
+    watcher = threading.Thread(target=interrupt_once_they_run)
+    watcher.start()
+    try:
+        with Ledger.open(path) as ledger, pytest.raises(KeyboardInterrupt):
+            sync.push(ledger, bucket, remote, jobs=2)
+    finally:
+        watcher.join()
+    assert seen and seen[0]  # the workers were running when Ctrl-C came
+    assert _outgoing_workers_alive() == []
+    for pid in seen[0]:  # ended and reaped: no zombie either
+        assert not os.path.exists(f"/proc/{pid}")
+    assert bucket.list_objects_v2(Bucket=TEAM_BUCKET, Prefix="interrupted/packs/").get("KeyCount", 0) == 0
