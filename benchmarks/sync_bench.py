@@ -183,15 +183,13 @@ def rss_mib() -> float:
 
 
 def workers_rss_mib() -> float:
-    """The resident memory of this process's workers together, now: a pull's (runlog/syncworker.py)
-    and a push's (verify.serve_outgoing, checking the records it sends)."""
+    """The resident memory of this process's pull workers (runlog/syncworker.py) together, now."""
     total = 0
     for status in Path("/proc").glob("[0-9]*/status"):
         try:
             text = status.read_text()
-            command = (status.parent / "cmdline").read_bytes()
-            if f"\nPPid:\t{os.getpid()}\n" not in text or (b"runlog.syncworker" not in command
-                                                              and b"serve_outgoing" not in command):
+            if f"\nPPid:\t{os.getpid()}\n" not in text or b"runlog.syncworker" not in (
+                    status.parent / "cmdline").read_bytes():
                 continue
             total += int(text.split("VmRSS:")[1].split()[0])
         except (OSError, IndexError, ValueError):

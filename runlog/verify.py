@@ -891,7 +891,8 @@ def check_outgoing(ledger: Ledger, records: set[str], observations: set[str]) ->
     problems: list[Problem] = []
     if records:
         seqs = sorted(seq for seq, address in conn.execute("SELECT seq, address FROM records") if address in records)
-        problems.extend(_check_outgoing_records(ledger, seqs, sealed))
+        for low, high in _runs(seqs):
+            problems.extend(_check_rows(conn, low, high, sealed))
     if observations:
         candidates = [seq for seq, address in conn.execute(
             "SELECT o.seq, a.address FROM observations o LEFT JOIN observation_addresses a ON a.observation = o.seq "
@@ -903,97 +904,6 @@ def check_outgoing(ledger: Ledger, records: set[str], observations: set[str]) ->
             for row in table_rows(conn, "observations", "seq >= ? AND seq < ? ORDER BY seq", (low, high)):
                 problems.extend(_outgoing_observation(conn, row, sealed, seals, observations))
     return problems
-
-
-# A push with this many records to send checks them in worker processes (OUTGOING_WORKERS at
-# most, one per core), each a slice of OUTGOING_SLICE records at a time, while the pushing
-# process waits: the checks are pure Python work (a cohort's batch record alone, 26 MiB at
-# 100 000 runs, decoded and checked against the schema), and one process checks on one core.
-OUTGOING_PARALLEL_FROM = PARALLEL_FROM
-OUTGOING_WORKERS = 4
-OUTGOING_SLICE = 5_000
-
-
-def _check_outgoing_records(ledger: Ledger, seqs: list[int], sealed: bool) -> list[Problem]:
-    """_check_rows of the records with these seqs (sorted), in slices of at most OUTGOING_SLICE
-    contiguous seqs; in worker processes (runlog/childproc.py, `serve_outgoing`) when there are
-    OUTGOING_PARALLEL_FROM of them, more than one core and a ledger file to read. A worker
-    that cannot answer (it could not start, it died) leaves its slice to this process: every
-    record is checked either way, with the same checks. Problems in seq order."""
-    slices = [(low + start, min(high, low + start + OUTGOING_SLICE)) for low, high in _runs(seqs)
-              for start in range(0, high - low, OUTGOING_SLICE)]
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    workers = min(cores, OUTGOING_WORKERS, len(slices))
-    if len(seqs) < OUTGOING_PARALLEL_FROM or workers < 2 or ledger.snapshot:
-        return [p for low, high in slices for p in _check_rows(ledger.conn, low, high, sealed)]
-    import threading
-
-    from runlog import childproc
-
-    answers: list[list[Problem] | None] = [None] * len(slices)
-    todo = iter(range(len(slices)))
-    taking = threading.Lock()
-    processes: list[Any] = []
-
-    def work(process: Any) -> None:
-        while True:
-            with taking:
-                at = next(todo, None)
-            if at is None:
-                return
-            try:
-                childproc.send(process.stdin, (os.path.abspath(ledger.path), *slices[at], sealed))
-                found = childproc.receive(process.stdout)
-            except (OSError, ValueError):
-                found = None
-            if not isinstance(found, list):  # no answer: the slice is checked here, below
-                return
-            answers[at] = [Problem(*problem) for problem in found]
-
-    threads = []
-    try:
-        for _ in range(workers):
-            try:
-                processes.append(childproc.start("runlog.verify", "serve_outgoing"))
-            except (OSError, ValueError):  # no interpreter to start (an embedded Python)
-                break
-        threads = [threading.Thread(target=work, args=(process,), daemon=True) for process in processes]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-    finally:  # also on Ctrl-C: the workers' pipes closed (their requests end), then waited for
-        for process in processes:
-            childproc.stop(process, 10)
-        for thread in threads:
-            thread.join()
-    problems: list[Problem] = []
-    for (low, high), found in zip(slices, answers, strict=True):
-        problems.extend(found if found is not None else _check_rows(ledger.conn, low, high, sealed))
-    return problems
-
-
-def serve_outgoing(requests: Any, answers: Any) -> None:
-    """A worker process of check_outgoing: each request (ledger path, low, high, sealed) is
-    answered with the problems of _check_rows over those records, as (kind, where, message)
-    lists; an exception (a bug, or a ledger it cannot read) is answered with None, and the
-    pushing process checks that slice itself. Ends when the pushing process closes its pipes."""
-    from runlog import childproc
-
-    while (request := childproc.receive(requests)) is not None:
-        path, low, high, sealed = request
-        try:  # read-only, and not mapped into memory (unlike _check_range): what it holds is its own
-            conn = sqlite3.connect(sqlite_uri(path, "ro"), uri=True)
-            try:
-                answer: list | None = [[p.kind, p.where, p.message] for p in _check_rows(conn, low, high, sealed)]
-            finally:
-                conn.close()
-        except Exception:
-            answer = None
-        try:
-            childproc.send(answers, answer)
-        except OSError:  # the pushing process stopped asking (Ctrl-C, or it ended)
-            return
 
 
 def _runs(seqs: list[int]) -> Iterator[tuple[int, int]]:

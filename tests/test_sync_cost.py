@@ -6,9 +6,7 @@ that a pull stopped part way and run again adds once."""
 from __future__ import annotations
 
 import gc
-import os
 import sqlite3
-import sys
 
 import pytest
 
@@ -198,94 +196,3 @@ def test_pull_inserts_with_a_larger_page_cache_then_gives_the_connection_back_as
         assert ledger.count() == 0
 
 
-
-def _outgoing_workers_alive() -> list[int]:
-    """This process's children checking a push's records (runlog.verify.serve_outgoing)."""
-    from pathlib import Path
-
-    found = []
-    for status in Path("/proc").glob("[0-9]*/status"):
-        try:
-            if f"\nPPid:\t{os.getpid()}\n" in status.read_text() and \
-                    b"serve_outgoing" in (status.parent / "cmdline").read_bytes():
-                found.append(int(status.parent.name))
-        except OSError:
-            continue
-    return found
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux") or (os.cpu_count() or 1) < 2,
-                    reason="worker processes need two cores; their listing reads Linux's /proc")
-def test_push_checks_its_records_in_worker_processes_and_refuses_an_edited_one_with_the_same_line(
-        bucket, tmp_path, monkeypatch):
-    """A push with many records checks them in worker processes (verify.check_outgoing,
-    OUTGOING_PARALLEL_FROM); a record edited behind runlog's back is refused with the line it
-    gets when the push checks it itself, nothing is sent, and no worker is left running."""
-    from helpers import tamper
-    from runlog import verify as verify_module
-    from runlog.errors import LedgerError
-
-    path = tmp_path / "alice.db"
-    made = fill(path, 9)
-    tamper(path, "UPDATE records SET body = replace(body, 'run-6', 'run-X') WHERE address = ?", params=(made[6],))
-    lines = {}
-    for name, parallel_from in (("here", 10**9), ("workers", 1)):
-        monkeypatch.setattr(verify_module, "OUTGOING_PARALLEL_FROM", parallel_from)
-        monkeypatch.setattr(verify_module, "OUTGOING_SLICE", 2)  # five slices over the workers
-        remote = sync.Remote.parse(f"s3://{TEAM_BUCKET}/{name}")
-        with Ledger.open(path) as ledger, pytest.raises(LedgerError) as refused:
-            sync.push(ledger, bucket, remote, jobs=2)
-        lines[name] = refused.value.message
-        assert bucket.list_objects_v2(Bucket=TEAM_BUCKET, Prefix=f"{name}/packs/").get("KeyCount", 0) == 0
-    assert lines["workers"] == lines["here"]
-    assert lines["here"].startswith("refusing to push: record #7") and "nothing was sent" in lines["here"]
-    assert _outgoing_workers_alive() == []
-    # and an intact ledger is pushed whole after the workers' checks, then pulled and verified
-    clean = tmp_path / "clean.db"
-    sent = fill(clean, 9)
-    with Ledger.open(clean) as ledger:
-        assert sync.push(ledger, bucket, REMOTE, jobs=2).records_sent == 9
-    assert _outgoing_workers_alive() == []
-    with Ledger.open(tmp_path / "bob.db") as ledger:
-        assert sync.pull(ledger, bucket, REMOTE, jobs=2).records_received == 9
-        assert sorted(ledger.addresses()) == sorted(sent) and not verify(ledger).problems
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux") or (os.cpu_count() or 1) < 2,
-                    reason="worker processes need two cores; their listing reads Linux's /proc")
-def test_ctrl_c_while_a_push_checks_in_worker_processes_leaves_none_of_them_and_sends_nothing(
-        bucket, tmp_path, monkeypatch):
-    import signal
-    import threading
-    import time
-
-    from runlog import verify as verify_module
-
-    path = tmp_path / "alice.db"
-    fill(path, 300)
-    monkeypatch.setattr(verify_module, "OUTGOING_PARALLEL_FROM", 1)
-    monkeypatch.setattr(verify_module, "OUTGOING_SLICE", 1)  # 300 requests: the workers are busy a while
-    seen: list[list[int]] = []
-
-    def interrupt_once_they_run() -> None:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if found := _outgoing_workers_alive():
-                seen.append(found)
-                os.kill(os.getpid(), signal.SIGINT)  # what Ctrl-C at the terminal sends
-                return
-            time.sleep(0.01)
-
-    remote = sync.Remote.parse(f"s3://{TEAM_BUCKET}/interrupted")
-    watcher = threading.Thread(target=interrupt_once_they_run)
-    watcher.start()
-    try:
-        with Ledger.open(path) as ledger, pytest.raises(KeyboardInterrupt):
-            sync.push(ledger, bucket, remote, jobs=2)
-    finally:
-        watcher.join()
-    assert seen and seen[0]  # the workers were running when Ctrl-C came
-    assert _outgoing_workers_alive() == []
-    for pid in seen[0]:  # ended and reaped: no zombie either
-        assert not os.path.exists(f"/proc/{pid}")
-    assert bucket.list_objects_v2(Bucket=TEAM_BUCKET, Prefix="interrupted/packs/").get("KeyCount", 0) == 0
