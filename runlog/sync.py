@@ -75,6 +75,9 @@ INSERT_PAGE_BYTES = 16 * 1024 * 1024
 # their leaves back from the file and wrote most of them again. With 64 MiB a 30 000-member pull
 # inserted its rows in 4.3-4.6 s of CPU instead of 4.9-6.0 s. Taken as pages are used.
 INSERT_CACHE_KIB = 64 * 1024
+# ... at most: a pull of fewer rows gets 1 KiB of cache per row it inserts (their index entries
+# are a few hundred bytes), so that a small pull does not take memory it cannot use.
+INSERT_CACHE_KIB_PER_ROW = 1
 # ... and that memory is taken from the spool: a pull keeps this much of its checked rows in
 # memory (the rest in its temporary file, which the system caches) instead of the spool's
 # 64 MiB, so that its peak, reached while it inserts, stays where it was (a 30 000-member pull:
@@ -966,7 +969,8 @@ def _insert(ledger: Ledger, spool: Spool, records: list[Received], observations:
     at a time, each page one transaction (Ledger.add_received_records, add_checked_observations)
     read back from the spool; returns how many of each were added."""
     added = 0
-    with ledger.bulk_writes(), ledger.page_cache_for(INSERT_CACHE_KIB):
+    cache = min(INSERT_CACHE_KIB, INSERT_CACHE_KIB_PER_ROW * (len(records) + len(observations)))
+    with ledger.bulk_writes(), ledger.page_cache_for(cache):
         for page in _pages([item[4] for item in records]):
             added += ledger.add_received_records([spool.get(where) for where in page], plain=True)
         if observations:
