@@ -80,10 +80,12 @@ INSERT_CACHE_KIB = 64 * 1024
 INSERT_CACHE_KIB_PER_ROW = 1
 # ... and that memory is taken from the spool: a pull keeps this much of its checked rows in
 # memory (the rest in its temporary file, which the system caches) instead of the spool's
-# 64 MiB, so that its peak, reached while it inserts, stays where it was (a 30 000-member pull:
-# 272 MiB with SQLite's default cache and a 64 MiB spool, 322 MiB with the larger cache, 276 MiB
-# with both changes).
-PULL_SPOOL_MEMORY = 16 * 1024 * 1024
+# 64 MiB, so that its peak, reached while it inserts (the cache fills with the pages written
+# too), stays where it was (a 30 000-member pull: 272 MiB with SQLite's default cache and a
+# 64 MiB spool, 322 MiB with the larger cache, 276 MiB with it and a 16 MiB spool; a
+# 10 000-member one, whose 25 MiB of rows all stayed in memory: 200-202 MiB before, 214-216
+# MiB with a 16 MiB spool).
+PULL_SPOOL_MEMORY = 4 * 1024 * 1024
 
 # While a push or pull runs, Python's cyclic garbage collector leaves alone the objects made
 # before it (gc.freeze: the modules, botocore's service models) and looks at the young
