@@ -174,6 +174,14 @@ def peak_mib() -> float:
     return float("nan")
 
 
+def rss_mib() -> float:
+    """This process's resident memory now (Linux: VmRSS)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def workers_rss_mib() -> float:
     """The resident memory of this process's pull workers (runlog/syncworker.py) together, now."""
     total = 0
@@ -193,14 +201,16 @@ class WorkersPeak:
     """Samples workers_rss_mib every 50 ms in a thread while it is open; `.peak` after."""
 
     def __enter__(self):
-        self.peak, self._stop = 0.0, threading.Event()
+        self.peak, self.together, self._stop = 0.0, 0.0, threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
         return self
 
     def _run(self):
         while not self._stop.wait(0.05):
-            self.peak = max(self.peak, workers_rss_mib())
+            workers = workers_rss_mib()
+            self.peak = max(self.peak, workers)
+            self.together = max(self.together, workers + rss_mib())
 
     def __exit__(self, *exc):
         self._stop.set()
@@ -216,7 +226,9 @@ def measured(func, server: int, relayed: int | None):
     with WorkersPeak() as workers:
         result, seconds = timed(func)
     after = [cpu_seconds() + helpers(), cpu_seconds(server), cpu_seconds(relayed) if relayed else 0.0]
-    peak = f"{peak_mib():.0f} MiB" + (f" (+ workers {workers.peak:.0f} MiB)" if workers.peak else "")
+    # the two peaks need not be at the same moment: `together` is the largest sum sampled
+    peak = f"{peak_mib():.0f} MiB" + (f" (+ workers {workers.peak:.0f} MiB; together at most "
+                                      f"{workers.together:.0f} MiB)" if workers.peak else "")
     print(f"  {seconds:.1f} s, peak {peak}", file=sys.stderr, flush=True)
     return (result, seconds, *(b - a for a, b in zip(before, after, strict=True)), peak)
 

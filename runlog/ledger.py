@@ -697,16 +697,17 @@ class Ledger:
             f"SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = ?), 0), "
             f"coalesce((SELECT max(seq) FROM {table}), 0)) + 1", (table,)).fetchone()[0]
 
-    def _insert_rows(self, table: str, names: tuple[str, ...], rows: list[tuple]) -> None:
+    def _insert_rows(self, table: str, names: tuple[str, ...], rows: list[tuple], *, plain: bool = False) -> None:
         """Insert rows of a sealed table, each with its key given (inside a write transaction),
         and their seals: what _insert does row by row. Values are sealed as SQLite gives them
         back (a bool is stored, and read, as an integer). The rows go in as one multi-row
         INSERT per chunk rather than one statement each: a table with a trigger that writes
         another table (records, observations: batch_members) makes SQLite keep a statement
         journal, a copy of each page the statement changes, and one statement per row copied
-        the same pages a hundred times per page of members."""
-        rows = [tuple(int(v) if type(v) is bool else v for v in row) for row in rows] \
-            if any(type(v) is bool for row in rows for v in row) else rows
+        the same pages a hundred times per page of members. `plain`: the caller knows that no
+        sealed value is a bool (a pull's received rows), so the rows are not scanned for one."""
+        if not plain and any(type(v) is bool for row in rows for v in row):
+            rows = [tuple(int(v) if type(v) is bool else v for v in row) for row in rows]
         seal = sealer(table, names)
         key = names.index(SEALED[table])
         width = len(names)
@@ -859,13 +860,15 @@ class Ledger:
             rows.append((rec.sha256_hex(observation_object(*fields)), *fields[:5], text, rec.sha256_hex(text)))
         return self.add_checked_observations(rows)
 
-    def add_checked_observations(self, rows: Sequence[tuple[str, str, str | None, str, str, str | None, bytes, str]]
-                                 ) -> int:
+    def add_checked_observations(self, rows: Sequence[tuple[str, str, str | None, str, str, str | None, bytes, str]],
+                                 *, plain: bool = False) -> int:
         """add_received_observations for observations the caller has checked and taken apart
         (a pull: runlog/syncreceive.py): (address, record, run_uuid, observed_at, source,
         status, the body's canonical JSON, its SHA-256), the address being that of the
         observation's object. The caller has run index_observations() before (once, not per
-        page), so that every observation the ledger holds is found by its address."""
+        page), so that every observation the ledger holds is found by its address. `plain`: the
+        caller checked that run_uuid and status are text or NULL (check_observations does), so
+        the rows are not scanned for a bool."""
         if not rows:
             return 0
         with self.write():
@@ -881,12 +884,30 @@ class Ledger:
                 new_addresses.append((seq, address))
                 seq += 1
             if new:
-                self._insert_rows("observations", _OBSERVATION_ROW, new)
+                self._insert_rows("observations", _OBSERVATION_ROW, new, plain=plain)
                 self.conn.executemany("INSERT INTO observation_addresses (observation, address) VALUES (?, ?)",
                                       new_addresses)
         return len(new)
 
-    def add_received_records(self, items: Sequence[tuple]) -> int:
+    @contextmanager
+    def page_cache_for(self, kib: int) -> Iterator[None]:
+        """SQLite's page cache of this connection at least `kib` KiB while the block runs (a
+        pull's inserts: the pages of the indexes on random keys that every page of received rows
+        writes — addresses, run uuids, fingerprints, the observations' records — stay in memory
+        instead of being read back from the file for each transaction), then as it was. SQLite
+        takes the memory as pages are used, not at once."""
+        before = self.conn.execute("PRAGMA cache_size").fetchone()[0]
+        current = -before if before < 0 else before * self.conn.execute("PRAGMA page_size").fetchone()[0] // 1024
+        if current >= kib:
+            yield
+            return
+        self.conn.execute(f"PRAGMA cache_size = -{int(kib)}")
+        try:
+            yield
+        finally:
+            self.conn.execute(f"PRAGMA cache_size = {int(before)}")
+
+    def add_received_records(self, items: Sequence[tuple], *, plain: bool = False) -> int:
         """Append records received from elsewhere and checked by the caller (a pull:
         runlog/syncreceive.py checks each one's address, canonical form and schema), in the
         order given, in one transaction: what add_records does, without parsing, checking
@@ -896,7 +917,9 @@ class Ledger:
         of `batch_views` (cohortindex.received's answer, None for either); without them they
         are made here (the view by the trigger of migration m010).
         One whose address the ledger holds (or given twice) is skipped. Returns how many
-        were added."""
+        were added. `plain`: the rows are not scanned for a bool to seal as SQLite stores it
+        (the seal covers seq, address and inserted_at, made here; a bool in a lookup column is
+        stored as its integer either way)."""
         with self.write():
             present = self._present([item[0] for item in items])
             last = self.conn.execute("SELECT chain FROM records ORDER BY seq DESC LIMIT 1").fetchone()
@@ -921,7 +944,7 @@ class Ledger:
                     if len(made) > 1 and made[1] is not None:
                         self.conn.execute("INSERT OR REPLACE INTO batch_views (record, runs, view) VALUES (?, ?, ?)",
                                           (rows[at - rows[0][0]][1], *made[1]))
-                self._insert_rows("records", _RECORD_ROW, rows)
+                self._insert_rows("records", _RECORD_ROW, rows, plain=plain)
                 for body, at, made in batches:
                     if made:  # made by the caller from the record it checked
                         self._write_settings(at, made[0])

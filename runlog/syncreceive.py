@@ -14,7 +14,7 @@ and name the problem: the fast way only ever accepts what they accept.
 
 A record that passes is reduced to what its row needs (address, canonical bytes, the
 lookup columns of ledger.index_columns), so that it is never parsed, checked or encoded
-again on the way into the ledger; those rows wait in a `runlog.spool.Spool` (SPOOL_MEMORY
+again on the way into the ledger; those rows wait in a `runlog.spool.Spool` (sync.PULL_SPOOL_MEMORY
 bytes in memory, the rest in a private temporary file), so that a pull holds no more than that, the
 packs being checked and a few hundred bytes per item (to order them, oldest first, and to
 keep one record per requestId) in memory."""

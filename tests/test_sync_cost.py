@@ -160,3 +160,51 @@ def test_a_host_programs_frozen_objects_stay_frozen_after_a_pull_or_push():
     finally:
         gc.unfreeze()
     del hosts
+
+
+def test_pull_inserts_with_a_larger_page_cache_then_gives_the_connection_back_as_it_was(bucket, tmp_path,
+                                                                                          monkeypatch):
+    """The pulled rows go in with SQLite's page cache at INSERT_CACHE_KIB_PER_ROW KiB a row, at
+    most sync.INSERT_CACHE_KIB (the records' and observations' indexes on random keys stay in
+    memory between pages); the connection's own setting is back once the pull is done, also
+    when it fails part way."""
+    monkeypatch.setattr(sync, "INSERT_CACHE_KIB_PER_ROW", 1000)  # 5 rows: 5 000 KiB, more than the most
+    monkeypatch.setattr(sync, "INSERT_CACHE_KIB", 4096)
+    fill(tmp_path / "alice.db", 4)
+    with Ledger.open(tmp_path / "alice.db") as ledger:
+        sync.push(ledger, bucket, REMOTE, jobs=2)
+    statements: list[str] = []
+    with Ledger.open(tmp_path / "bob.db") as ledger:
+        ledger.conn.execute("PRAGMA cache_size = -3000")
+        ledger.conn.set_trace_callback(statements.append)
+        pulled = sync.pull(ledger, bucket, REMOTE, jobs=2)
+        ledger.conn.set_trace_callback(None)
+        assert ledger.conn.execute("PRAGMA cache_size").fetchone()[0] == -3000
+        assert not verify(ledger).problems
+    assert (pulled.records_received, pulled.observations_received) == (4, 1)
+    grown = statements.index("PRAGMA cache_size = -4096")
+    first_insert = next(at for at, sql in enumerate(statements) if sql.startswith("INSERT INTO records"))
+    assert grown < first_insert < statements.index("PRAGMA cache_size = -3000")
+    # a smaller pull, a smaller cache: 1 KiB a row by default (here 4 records and an observation)
+    monkeypatch.setattr(sync, "INSERT_CACHE_KIB_PER_ROW", 1000 // 2)
+    statements.clear()
+    with Ledger.open(tmp_path / "dave.db") as ledger:
+        ledger.conn.set_trace_callback(statements.append)
+        sync.pull(ledger, bucket, REMOTE, jobs=2)
+        ledger.conn.set_trace_callback(None)
+    assert "PRAGMA cache_size = -2500" in statements  # under the 4096 most, over SQLite's 2000
+    # a pull whose inserts fail leaves the connection's setting as it was too
+    bob = tmp_path / "carol.db"
+    Ledger.open(bob).close()
+    conn = sqlite3.connect(bob)
+    conn.execute("CREATE TRIGGER stop_here BEFORE INSERT ON records BEGIN SELECT RAISE(FAIL, 'disk is full'); END")
+    conn.commit()
+    conn.close()
+    with Ledger.open(bob) as ledger:
+        ledger.conn.execute("PRAGMA cache_size = 500")  # in pages, not KiB
+        with pytest.raises(Exception, match="disk is full"):
+            sync.pull(ledger, bucket, REMOTE, jobs=2)
+        assert ledger.conn.execute("PRAGMA cache_size").fetchone()[0] == 500
+        assert ledger.count() == 0
+
+

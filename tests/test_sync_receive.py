@@ -168,11 +168,13 @@ def test_the_spool_gives_back_each_row_put_from_many_threads(memory):
         assert total - memory <= on_disk < total
 
 
-def test_a_pulled_cohort_waits_on_disk_and_is_inserted_a_page_at_a_time(bucket, tmp_path, monkeypatch):
+@pytest.mark.parametrize("lowered", ["spool.SPOOL_MEMORY", "sync.PULL_SPOOL_MEMORY"])
+def test_a_pulled_cohort_waits_on_disk_and_is_inserted_a_page_at_a_time(bucket, tmp_path, monkeypatch, lowered):
     """48 MiB of records arrive; pull holds less than half of that at any time (the spool
     keeps them; what it holds is a pack being checked and a page being inserted, and, here,
     what moto allocates in this process to answer), and the pulled ledger holds exactly the
-    records pushed."""
+    records pushed. The spool keeps in memory the lesser of its own budget and the pull's
+    (sync.PULL_SPOOL_MEMORY), whichever is lowered."""
     pad = "p" * (96 * 1024)
     source = tmp_path / "alice.db"
     with Ledger.open(source) as ledger:
@@ -186,7 +188,8 @@ def test_a_pulled_cohort_waits_on_disk_and_is_inserted_a_page_at_a_time(bucket, 
         total = ledger.conn.execute("SELECT sum(length(body)) FROM records").fetchone()[0]
     assert (pushed.records_sent, pushed.observations_sent) == (512, 40) and total > 48 * 2**20
     monkeypatch.setattr(sync, "INSERT_PAGE_BYTES", 2 * 2**20)
-    monkeypatch.setattr(spool, "SPOOL_MEMORY", 2**20)  # the rest waits on disk
+    monkeypatch.setattr(spool if lowered.startswith("spool.") else sync, lowered.split(".")[1],
+                        2**20)  # the rest waits on disk
     with Ledger.open(tmp_path / "bob.db") as ledger:
         # listed first: moto answers in this process, and its listing is not what is measured
         listing = sync.survey(bucket, remote, jobs=1, expect_ledger=True)
