@@ -1352,7 +1352,7 @@ def act_on_batch(ledger: Ledger, batch: Entry, omics, action: str) -> dict[str, 
     operation, method = ACTIONS[action]
     if batch.kind != "batch":
         raise UsageError(f"record {batch.address[:12]} is a {batch.kind} record, not a batch: `cancel()` "
-                         "cancels batches (give a batch's id, uuid, ARN or @N)")
+                         "cancels a batch or deletes its runs, nothing else (give a batch's id, uuid, ARN or @N)")
     if not batch.batch_id:
         raise UsageError(f"batch record {batch.address[:12]} was {batch.outcome}: there is no batch to {action}")
     body: dict[str, Any] = {"action": operation, "batchId": batch.batch_id}

@@ -37,7 +37,7 @@ def test_cancel_asks_the_service_and_records_it_without_removing_anything(aws_en
         assert refused.value.operation == "CancelRunBatch"
         single = rl.start_run(workflowId="1234567", workflowOwnerId="123456789012", roleArn=ROLE,
                               outputUri="s3://your-bucket/results/", parameters={"param1": "value1", "param2": "value2"})
-        with pytest.raises(runlog.UsageError, match="not a batch: `cancel\\(\\)` cancels batches"):
+        with pytest.raises(runlog.UsageError, match="not a batch: `cancel\\(\\)` cancels a batch or deletes its runs"):
             rl.cancel(single["id"])
     assert sources(ledger_path, batch["id"]).count("CancelRunBatch") == 2
     with Ledger.open(ledger_path, create=False) as ledger:
