@@ -227,7 +227,7 @@ class Runlog:
     def _start_run(self, members: dict[str, Any], omics=None) -> dict[str, Any]:
         from runlog.ledger import claim
         from runlog.startrun import build_request, member_name
-        from runlog.submit import Submission, submit
+        from runlog.submit import submit
 
         start_request = build_request(members, defaults={"roleArn": self.config.get("role_arn"),
                                                  "outputUri": self.config.get("output_uri"),
@@ -238,11 +238,7 @@ class Runlog:
                         lookup_caller=self.config.get("caller_identity", True),
                         resolve_options=self._resolve_options(), warn=self._warn,
                         session=self._session_for(settings), omics=omics)
-        assert isinstance(result, Submission)  # not a dry run
-        response = dict(result.response)
-        if result.metadata is not None:
-            response["ResponseMetadata"] = result.metadata
-        return response
+        return _response(result)
 
     def start_run_batch(self, **members: Any) -> dict[str, Any]:
         """Start a HealthOmics batch of runs and record it, as `runlog submit-batch` does:
@@ -259,11 +255,10 @@ class Runlog:
         return self._start_run_batch(members)
 
     def _start_run_batch(self, members: dict[str, Any], omics=None) -> dict[str, Any]:
-        from runlog.batch import Options, build_request, submit_batch
+        from runlog.batch import build_request, submit_batch
         from runlog.batch import members as batch_members
         from runlog.ledger import claim
         from runlog.startrun import member_name
-        from runlog.submit import Submission
 
         known = batch_members()
         unknown = sorted(set(members) - set(known))
@@ -272,18 +267,12 @@ class Runlog:
         batch_request = build_request(members, spell=member_name, defaults={"role_arn": self.config.get("role_arn"),
                                                                             "output_uri": self.config.get("output_uri")})
         settings = self._settings() if omics is None else self._client_settings(omics)
-        options = self._resolve_options()
         claim(self.ledger_path)
         result = submit_batch(lambda: self._open(create=True), batch_request.request, settings=settings,
                               git_path=self.config.git_repo, lookup_caller=self.config.get("caller_identity", True),
-                              resolve_options=Options(enabled=options.enabled, check=options.check,
-                                                      strict=options.strict, timeout=options.timeout),
-                              warn=self._warn, session=self._session_for(settings), omics=omics)
-        assert isinstance(result, Submission)  # not a dry run
-        response = dict(result.response)
-        if result.metadata is not None:
-            response["ResponseMetadata"] = result.metadata
-        return response
+                              resolve_options=self._resolve_options(), warn=self._warn,
+                              session=self._session_for(settings), omics=omics)
+        return _response(result)
 
     def _client_settings(self, omics):
         """Where a caller's HealthOmics client sends: its region, and its endpoint unless it
@@ -389,7 +378,6 @@ class Runlog:
                       allow_drift: bool, native: bool, dry_run: bool, default_only: bool,
                       members: dict[str, Any]) -> Replay:
         from runlog import batchreplay
-        from runlog.batch import Options
 
         if native or default_only:
             raise UsageError(f"`{'native' if native else 'default_only'}` is for one run; {ref!r} names a batch, "
@@ -406,9 +394,7 @@ class Runlog:
             return found
         found.submission = batchreplay.send(
             plan, lambda: self._open(create=True), git_path=self.config.git_repo, allow_drift=allow_drift,
-            lookup_caller=self.config.get("caller_identity", True),
-            resolve_options=Options(enabled=options.enabled, check=options.check, strict=options.strict,
-                                    timeout=options.timeout),
+            lookup_caller=self.config.get("caller_identity", True), resolve_options=options,
             warn=self._warn, wrote=self._warn)
         return found
 
@@ -520,7 +506,6 @@ class Runlog:
         omics = aws.client(settings, "omics", sess=self._session_for(settings))
         return act_on_batch(ledger, entry, omics, "delete-runs" if delete_runs else "cancel")
 
-
     def _s3(self, jobs: int):
         from runlog import aws
 
@@ -610,6 +595,17 @@ class Runlog:
         """`omics_client` (a boto3 HealthOmics client) with a start_run that records itself
         in this Runlog's ledger; every other call passes through unchanged."""
         return RecordingClient(omics_client, self)
+
+
+def _response(result: Any) -> dict[str, Any]:
+    """A submission's response as boto3 returns it: with botocore's ResponseMetadata."""
+    from runlog.submit import Submission
+
+    assert isinstance(result, Submission)  # not a dry run
+    response = dict(result.response)
+    if result.metadata is not None:
+        response["ResponseMetadata"] = result.metadata
+    return response
 
 
 def _set_texts(given: Mapping[str, Any] | Iterable[str] | None) -> list[str]:

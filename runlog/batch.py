@@ -40,6 +40,7 @@ from runlog.batchread import (  # noqa: F401  (the read side, re-exported: runlo
 from runlog.errors import RunlogError, TemplateMismatch, Unresolved, UsageError
 from runlog.ledger import Entry, Ledger
 from runlog.membersettings import unknown_warning
+from runlog.resolve import Options  # submit-batch resolves as submit does: the one Options
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -390,12 +391,23 @@ def bulk_s3_identities(s3, uris: list[str], *, deadline: float, head_below: int 
     return bulklist.bulk_s3_identities(s3, uris, deadline=deadline, head_below=head_below)
 
 
-@dataclass(frozen=True)
-class Options:
-    enabled: bool = True
-    check: bool = True
-    strict: bool = False
-    timeout: float = 5.0
+def input_identities(uris: list[str], clients: dict, *, deadline: float) -> dict[str, dict]:
+    """{uri: identity} in the order of `uris`, as a cohort's inputs are resolved (at
+    submission and again when it is replayed): s3:// objects in bulk (bulk_s3_identities),
+    omics:// read sets and references one call each; what the time budget (`deadline`,
+    time.monotonic()) leaves is Timeout."""
+    s3_uris = [u for u in uris if u.startswith("s3://")]
+    inputs = bulk_s3_identities(clients["s3"], s3_uris, deadline=deadline) if s3_uris else {}
+    if len(s3_uris) < len(uris):  # omics:// inputs too
+        from runlog.resolve import omics_identity
+
+        for found_uri in uris:
+            if found_uri.startswith("omics://"):
+                inputs[found_uri] = omics_identity(clients["omics"], found_uri) if time.monotonic() < deadline \
+                    else {"kind": "omics", "error": {"code": "Timeout", "message": "not resolved within the time "
+                                                                                   "budget"}}
+        inputs = {u: inputs[u] for u in uris if u in inputs}
+    return inputs
 
 
 def resolve_batch(request: dict, clients: dict, options: Options) -> tuple[dict, dict, list[str]]:
@@ -440,18 +452,7 @@ def resolve_batch(request: dict, clients: dict, options: Options) -> tuple[dict,
         template_checked = "parameter_template" in workflow
     workflow.pop("parameter_template", None)
     uris = settings_input_uris(default, settings)
-    deadline = started + options.timeout
-    s3_uris = [u for u in uris if u.startswith("s3://")]
-    inputs = bulk_s3_identities(clients["s3"], s3_uris, deadline=deadline) if s3_uris else {}
-    if len(s3_uris) < len(uris):  # omics:// inputs too
-        from runlog.resolve import omics_identity
-
-        for found_uri in uris:
-            if found_uri.startswith("omics://"):
-                inputs[found_uri] = omics_identity(clients["omics"], found_uri) if time.monotonic() < deadline \
-                    else {"kind": "omics", "error": {"code": "Timeout", "message": "not resolved within the time "
-                                                                                   "budget"}}
-        inputs = {u: inputs[u] for u in uris if u in inputs}
+    inputs = input_identities(uris, clients, deadline=started + options.timeout)
     failed = [u for u, identity in inputs.items() if "error" in identity]
     if failed:
         shown = ", ".join(f"{u} ({inputs[u]['error']['code']})" for u in failed[:5])

@@ -102,7 +102,7 @@ def input_drift(record: dict, request: dict, settings: list[dict], clients: dict
     setting and the run settings it starts), resolved again now as submit-batch resolves
     them (S3 by listing the prefixes they share, read sets and references one call each,
     within `timeout` seconds) and compared by replay.input_drift's rule."""
-    from runlog.batch import settings_input_uris
+    from runlog.batch import input_identities, settings_input_uris
     from runlog.replay import input_drift as compare
 
     recorded = (record.get("resolution") or {}).get("inputs") or {}
@@ -111,35 +111,14 @@ def input_drift(record: dict, request: dict, settings: list[dict], clients: dict
         return [], (["inputs: not checked, the batch record pinned no input identities (submitted with "
                      "resolution off)"] if named else [])
     wanted = {uri: recorded[uri] for uri in named if uri in recorded}
-    return compare(wanted, identities_now(list(wanted), clients, deadline=time.monotonic() + timeout))
-
-
-def identities_now(uris: list[str], clients: dict, *, deadline: float) -> dict[str, dict]:
-    """{uri: identity} now, as submit-batch resolves a cohort's inputs: s3:// objects in bulk
-    (runlog.bulklist), omics:// read sets and references one GetReadSetMetadata or
-    GetReferenceMetadata each; what the time budget leaves is Timeout."""
-    from runlog.bulklist import TIMEOUT, bulk_s3_identities
-    from runlog.resolve import omics_identity
-
-    s3_uris = [u for u in uris if u.startswith("s3://")]
-    found = bulk_s3_identities(clients["s3"], s3_uris, deadline=deadline) if s3_uris else {}
-    for uri in uris:
-        if uri.startswith("omics://"):
-            found[uri] = omics_identity(clients["omics"], uri) if time.monotonic() < deadline \
-                else {**TIMEOUT, "kind": "omics"}
-    return found
+    return compare(wanted, input_identities(list(wanted), clients, deadline=time.monotonic() + timeout))
 
 
 def refusal(plan: BatchPlan) -> DriftError | None:
     """The DriftError a batch replay with drift is refused with (None without drift)."""
-    from runlog.replay import describe
+    from runlog.replay import drift_refusal
 
-    drift = plan.drift
-    if not drift:
-        return None
-    return DriftError(f"replay refused: {len(drift)} drift finding(s) since the original batch: "
-                      + "; ".join(describe(d) for d in drift[:3]) + ("; …" if len(drift) > 3 else "")
-                      + " (allowing drift replays anyway and records it)", drift)
+    return drift_refusal(plan.drift, "batch")
 
 
 def send(plan: BatchPlan, open_ledger: Callable[[], Ledger], *, git_path: Any, allow_drift: bool = False,

@@ -447,10 +447,15 @@ def get_unrecorded_run(omics, ref: str) -> dict:
 
 def refusal(prepared: Prepared) -> DriftError | None:
     """The DriftError a replay with drift is refused with (None without drift)."""
-    drift = prepared.plan.drift
+    return drift_refusal(prepared.plan.drift, "run")
+
+
+def drift_refusal(drift: list[dict], original: str) -> DriftError | None:
+    """The DriftError a replay of a `original` ("run", "batch") with `drift` is refused with
+    (None without drift): the first three findings named."""
     if not drift:
         return None
-    return DriftError(f"replay refused: {len(drift)} drift finding(s) since the original run: "
+    return DriftError(f"replay refused: {len(drift)} drift finding(s) since the original {original}: "
                       + "; ".join(describe(d) for d in drift[:3]) + ("; …" if len(drift) > 3 else "")
                       + " (allowing drift replays anyway and records it)", drift)
 

@@ -86,7 +86,7 @@ def submit_batch(ctx, cli_input_json, generate_cli_skeleton, dry_run, profile, r
     written); 130 interrupted.
     """
     import runlog.batch
-    from runlog.batch import Options, build_request
+    from runlog.batch import build_request
     from runlog.ledger import claim
     from runlog.startrun import flag_for
 
@@ -110,8 +110,7 @@ def submit_batch(ctx, cli_input_json, generate_cli_skeleton, dry_run, profile, r
         claim(config.ledger_path())  # git capture (started first) leaves it out of the untracked files
         result = runlog.batch.submit_batch(opener, batch_request.request, settings=settings, git_path=config.git_repo,
                                            lookup_caller=config.get("caller_identity", True),
-                                           resolve_options=Options(enabled=resolved.enabled, check=resolved.check,
-                                                                   strict=resolved.strict, timeout=resolved.timeout),
+                                           resolve_options=resolved,
                                            allow_duplicate=allow_duplicate, warn=warn, dry_run=dry_run,
                                            client_options=client_options)
     if dry_run:
@@ -224,7 +223,6 @@ def replay_batch(ctx, config, ref: str, *, only: list[str], sets: list[str], all
     """`runlog replay BATCH`: the batch (or --only some of its runs) as a new batch, its drift
     checked (runlog/batchreplay.py)."""
     from runlog import aws, batchreplay
-    from runlog.batch import Options
     from runlog.cli.common import require_ledger
     from runlog.errors import DriftError, UsageError
     from runlog.replay import describe
@@ -265,8 +263,7 @@ def replay_batch(ctx, config, ref: str, *, only: list[str], sets: list[str], all
         result = batchreplay.send(plan, lambda: open_ledger(config, create=True), git_path=config.git_repo,
                                   allow_drift=allow_drift, allow_duplicate=allow_duplicate,
                                   lookup_caller=config.get("caller_identity", True),
-                                  resolve_options=Options(enabled=options.enabled, check=options.check,
-                                                          strict=options.strict, timeout=options.timeout),
+                                  resolve_options=options,
                                   warn=warn, wrote=lambda message: note(terminal_safe(message)))
     print_submission(result, query, out_format, as_json, quiet, operation="StartRunBatch")
 
