@@ -1,0 +1,134 @@
+"""Where `runlog submit-batch`'s time goes: before StartRunBatch is sent, the call, and after it.
+
+    python benchmarks/submit_phases.py                      # 100 000 runs, 3 repeats
+    python benchmarks/submit_phases.py --runs 300 --repeat 1   # the CI smoke
+
+The same set-up as batch_bench.py (moto's S3 server, the emulator in this process reading the
+s3UriSettings file from moto), and the same request. Each repeat times `aws omics
+start-run-batch`, then `runlog submit-batch` run through a small wrapper that notes, on
+time.perf_counter's clock of the runlog process, when botocore starts and ends the
+StartRunBatch call and when the process ends. That splits runlog's wall time into
+
+  before  what runlog does before it sends (start-up, reading and checking the settings file,
+          the inputs' identities, git, the attempt committed);
+  call    StartRunBatch itself (the emulator reading the same file, as for the aws CLI);
+  after   what follows the answer (the batch record written, the answer printed).
+
+`runlog - after` is what runlog would take if nothing at all were written after the answer:
+a bound on what any change to how the batch record is written can give (docs/performance.md,
+"submit-batch: what the record's write costs, and the bound without it"). Ratios are to the
+aws CLI measured in the same run, medians."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from harness import aws_cli, moto_bucket, timed
+
+ROLE = "arn:aws:iam::123456789012:role/HealthOmicsServiceRole"
+BUCKET = "bench-phases"
+
+# Runs `python -m runlog ARGS...` and writes {"call": [start, end], "end": t} (seconds on
+# time.perf_counter's clock, from the wrapper's first line) to the file named first.
+WRAPPER = """import atexit, json, runpy, sys, time
+started = time.perf_counter()
+out, sys.argv = sys.argv[1], ["runlog", *sys.argv[2:]]
+marks = {}
+import botocore.client
+call = botocore.client.BaseClient._make_api_call
+def timed_call(self, operation, params):
+    begun = time.perf_counter() - started
+    try:
+        return call(self, operation, params)
+    finally:
+        if operation == "StartRunBatch":
+            marks["call"] = [begun, time.perf_counter() - started]
+botocore.client.BaseClient._make_api_call = timed_call
+def write():
+    marks["end"] = time.perf_counter() - started
+    with open(out, "w") as f:
+        json.dump(marks, f)
+atexit.register(write)
+runpy.run_module("runlog", run_name="__main__")
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=100_000, help="run settings in the batch (default 100 000)")
+    parser.add_argument("--repeat", type=int, default=3, help="submissions by each tool")
+    args = parser.parse_args(argv)
+
+    from runlog.emulator import Emulator
+
+    aws = aws_cli()
+    moto, s3_url, s3 = moto_bucket(BUCKET)
+    emulator = None
+    rows: dict[str, list[float]] = {"aws": [], "runlog": [], "before": [], "call": [], "after": []}
+    try:
+        settings = [{"runSettingId": f"S{i:06d}", "name": f"align-S{i:06d}",
+                     "parameters": {"sample_name": f"S{i:06d}", "input_cram": f"s3://{BUCKET}/crams/S{i:06d}.cram"}}
+                    for i in range(args.runs)]
+        s3.put_object(Bucket=BUCKET, Key="cohort/settings.json", Body=json.dumps(settings).encode())
+        emulator = Emulator(port=0, s3_endpoint_url=s3_url, batch_rate=max(1, args.runs))
+        emulator.start()
+        default = {"workflowId": "1234567", "roleArn": ROLE, "outputUri": f"s3://{BUCKET}/out/",
+                   "parameters": {"ref_dict": f"s3://{BUCKET}/ref/g.dict", "ref_fasta": f"s3://{BUCKET}/ref/g.fa",
+                                  "ref_fasta_index": f"s3://{BUCKET}/ref/g.fa.fai"}}
+        request = ["--default-run-setting", json.dumps(default),
+                   "--batch-run-settings", json.dumps({"s3UriSettings": f"s3://{BUCKET}/cohort/settings.json"})]
+        with tempfile.TemporaryDirectory() as tmp:
+            work = Path(tmp)
+            subprocess.run(["git", "init", "-q", str(work)], check=True)
+            env = {**os.environ, "AWS_ENDPOINT_URL": emulator.endpoint_url, "AWS_ENDPOINT_URL_S3": s3_url,
+                   "AWS_DEFAULT_REGION": "us-west-2", "AWS_DISABLE_HOST_PREFIX_INJECTION": "true",
+                   "AWS_PAGER": "", "RUNLOG_LEDGER": str(work / ".runlog" / "ledger.db")}
+            marks_file = work / "marks.json"
+            for _ in range(args.repeat):
+                _, usage = timed([aws, "omics", "start-run-batch", *request], env, work)
+                rows["aws"].append(usage["seconds"])
+                _, usage = timed([sys.executable, "-c", WRAPPER, str(marks_file), "submit-batch", *request,
+                                  "--resolve-timeout", "300"], env, work)
+                marks = json.loads(marks_file.read_text())
+                begun, answered = marks["call"]
+                # the wrapper's clock starts after the interpreter's own start-up: that part is "before"
+                before = usage["seconds"] - (marks["end"] - begun)
+                rows["runlog"].append(usage["seconds"])
+                rows["before"].append(before)
+                rows["call"].append(answered - begun)
+                rows["after"].append(marks["end"] - answered)
+    finally:
+        if emulator is not None:
+            emulator.stop()
+        moto.terminate()
+        moto.wait()
+
+    median = {name: statistics.median(values) for name, values in rows.items()}
+    baseline = median["aws"]
+
+    def line(name: str, seconds: float, ratio: bool = False) -> str:
+        return f"| {name} | {seconds:.2f} s | " + (f"{seconds / baseline:.2f} |" if ratio else "- |")
+
+    print(f"{args.runs} runs from an s3UriSettings file, {args.repeat} repeat(s), medians; load average "
+          f"{os.getloadavg()[0]:.1f} at the end\n")
+    print("| | wall time | ratio to the aws CLI |")
+    print("|---|---|---|")
+    print(line("aws omics start-run-batch", baseline, True))
+    print(line("runlog submit-batch", median["runlog"], True))
+    print(line("  before StartRunBatch is sent", median["before"]))
+    print(line("  StartRunBatch", median["call"]))
+    print(line("  after the answer (the batch record written)", median["after"]))
+    bound = statistics.median(r - a for r, a in zip(rows["runlog"], rows["after"], strict=True))
+    print(line("runlog without what follows the answer (a bound)", bound, True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
