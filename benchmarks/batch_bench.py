@@ -36,18 +36,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness import aws_cli, moto_bucket, timed
+from harness import aws_cli, moto_bucket, put_inputs, timed
 
 ROLE = "arn:aws:iam::123456789012:role/HealthOmicsServiceRole"
 BUCKET = "bench-cohort"
-
-
-def put_inputs(s3, keys: list[str]) -> None:
-    """A small object at each key, 10 requests at a time (botocore's connection pool; untimed set-up)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(10) as pool:
-        list(pool.map(lambda key: s3.put_object(Bucket=BUCKET, Key=key, Body=key.encode()), keys))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -78,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
                     for i in range(args.runs)]
         s3.put_object(Bucket=BUCKET, Key="cohort/settings.json", Body=json.dumps(settings).encode())
         if args.inputs:
-            put_inputs(s3, [f"crams/S{i:06d}.cram" for i in range(args.runs)] +
+            put_inputs(s3, BUCKET, [f"crams/S{i:06d}.cram" for i in range(args.runs)] +
                        ["ref/g.dict", "ref/g.fa", "ref/g.fa.fai"])
         emulator = Emulator(port=0, s3_endpoint_url=s3_url, batch_rate=max(1, args.runs))
         emulator.start()

@@ -44,6 +44,16 @@ def moto_bucket(bucket: str) -> tuple[subprocess.Popen, str, Any]:
     return moto, url, s3
 
 
+
+def put_inputs(s3, bucket: str, keys: list[str]) -> None:
+    """A small object at each key of `bucket`, 10 requests at a time (botocore's connection
+    pool; untimed set-up)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(10) as pool:
+        list(pool.map(lambda key: s3.put_object(Bucket=bucket, Key=key, Body=key.encode()), keys))
+
+
 def start_moto(seconds: float = 120.0) -> tuple[subprocess.Popen, int]:
     """moto's S3 server on a free loopback port, once it listens (its start-up takes tens of
     seconds on a loaded machine), with dummy credentials for the clients: (process, port)."""

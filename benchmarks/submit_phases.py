@@ -30,7 +30,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from harness import aws_cli, moto_bucket, timed
+from harness import aws_cli, moto_bucket, put_inputs, timed
 
 ROLE = "arn:aws:iam::123456789012:role/HealthOmicsServiceRole"
 BUCKET = "bench-phases"
@@ -64,6 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=100_000, help="run settings in the batch (default 100 000)")
     parser.add_argument("--repeat", type=int, default=3, help="submissions by each tool")
+    parser.add_argument("--inputs", action="store_true",
+                        help="put each run's input (and the references) in S3 first, so that runlog lists and records "
+                             "real identities; without it they are missing and recorded as not found")
     args = parser.parse_args(argv)
 
     from runlog.emulator import Emulator
@@ -77,6 +80,9 @@ def main(argv: list[str] | None = None) -> int:
                      "parameters": {"sample_name": f"S{i:06d}", "input_cram": f"s3://{BUCKET}/crams/S{i:06d}.cram"}}
                     for i in range(args.runs)]
         s3.put_object(Bucket=BUCKET, Key="cohort/settings.json", Body=json.dumps(settings).encode())
+        if args.inputs:
+            put_inputs(s3, BUCKET, [f"crams/S{i:06d}.cram" for i in range(args.runs)] +
+                       ["ref/g.dict", "ref/g.fa", "ref/g.fa.fai"])
         emulator = Emulator(port=0, s3_endpoint_url=s3_url, batch_rate=max(1, args.runs))
         emulator.start()
         default = {"workflowId": "1234567", "roleArn": ROLE, "outputUri": f"s3://{BUCKET}/out/",
@@ -116,7 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     def line(name: str, seconds: float, ratio: bool = False) -> str:
         return f"| {name} | {seconds:.2f} s | " + (f"{seconds / baseline:.2f} |" if ratio else "- |")
 
-    print(f"{args.runs} runs from an s3UriSettings file, {args.repeat} repeat(s), medians; load average "
+    inputs = "inputs in S3" if args.inputs else "inputs absent from S3 (--inputs puts them there)"
+    print(f"{args.runs} runs from an s3UriSettings file ({inputs}), {args.repeat} repeat(s), medians; load average "
           f"{os.getloadavg()[0]:.1f} at the end\n")
     print("| | wall time | ratio to the aws CLI |")
     print("|---|---|---|")
