@@ -514,10 +514,16 @@ def refusing_errors(operation_model) -> dict[str, int]:
 
 def refusal(exc: Exception, operation_model) -> ServiceError | None:
     """The ServiceError when `exc` is the service's proof that it refused the request (one of
-    refusing_errors, with a 4xx status); None when the outcome is unknown."""
+    refusing_errors, with a 4xx status, on the first try); None when the outcome is unknown.
+    A refusal of a retry proves nothing about the tries before it: botocore retries only a
+    try whose outcome it could not know (a 5xx, a throttle, a lost connection), which the
+    service may have carried out, and the retry may be refused because of that (a 409 for a
+    requestId still in use, a quota the first try filled)."""
     import botocore.exceptions as bex
 
     if not isinstance(exc, bex.ClientError):
+        return None
+    if exc.response.get("ResponseMetadata", {}).get("RetryAttempts"):
         return None
     error = error_from(exc, operation_model.name)
     if not isinstance(error, ServiceError) or error.code not in refusing_errors(operation_model):

@@ -177,6 +177,25 @@ def test_unknown_outcome_stays_pending_and_recover_completes_it_once(aws_env, le
     assert [b["id"] for b in omics(aws_env).list_batch()["items"]] == [batch["outcome"]["response"]["id"]]
 
 
+
+def test_a_refusal_after_a_retried_server_error_leaves_the_batch_pending(aws_env, ledger_path, git_repo, run_cli):
+    """StartRunBatch's first try starts the batch and is answered 500; the retry (same
+    requestId) is refused with a 409. Not proof that nothing started: pending, then `recover`
+    records the batch that did start."""
+    aws_env.inject("error", operation="StartRunBatch", phase="after")  # started, answered 500
+    aws_env.inject("error", operation="StartRunBatch", code="ConflictException", skip=1)  # the retry: 409
+    result = run_cli(*batch_args(inline("a1", "a2")), "--endpoint-url", aws_env.endpoint_url)
+    assert result.exit_code == 1
+    assert "outcome is unknown" in result.stderr and "ConflictException" in result.stderr
+    assert attempts(ledger_path) == 1 and records(ledger_path) == []
+    (started,) = [b["id"] for b in omics(aws_env).list_batch()["items"]]
+    recovered = run_cli("recover", "--json")
+    assert recovered.exit_code == 0, recovered.output
+    (batch,) = records(ledger_path)
+    assert batch["outcome"]["status"] == "submitted" and batch["outcome"]["response"]["id"] == started
+    assert [b["id"] for b in omics(aws_env).list_batch()["items"]] == [started]
+
+
 # -- members ---------------------------------------------------------------------------------------
 
 def test_refresh_records_each_member_once_with_its_effective_settings(aws_env, ledger_path, git_repo, run_cli):

@@ -212,3 +212,24 @@ def test_arbitrary_refs_never_crash(ref, tmp_path_factory):
             ledger.resolve(ref)
         except UsageError as exc:
             assert "\n" not in exc.message  # one line, whatever the ref holds (it is quoted with repr)
+
+
+def test_a_refusal_after_a_retried_server_error_is_not_proof_nothing_started(aws_env, ledger_path, git_repo,
+                                                                            run_cli):
+    """The first try starts the run and is answered 500; botocore retries with the same
+    requestId and the retry is refused (409, as a service answers a token still in use). The
+    refusal says nothing of the first try: the attempt stays pending (never a rejected record
+    for a run that started), and `recover` records the run that did start, once."""
+    aws_env.inject("error", operation="StartRun", phase="after")  # started, answered 500
+    aws_env.inject("error", operation="StartRun", code="ConflictException", skip=1)  # the retry: 409
+    result = run_cli(*SEED_2, "--endpoint-url", aws_env.endpoint_url)
+    assert result.exit_code == 1
+    assert "outcome is unknown" in result.stderr and "ConflictException" in result.stderr
+    assert "runlog recover" in result.stderr
+    assert records(ledger_path) == []  # nothing recorded as rejected
+    (started,) = _runs(aws_env)
+    recovered = run_cli("recover", "--endpoint-url", aws_env.endpoint_url)
+    assert recovered.exit_code == 0, recovered.output
+    (record,) = records(ledger_path)
+    assert record["outcome"]["status"] == "submitted" and record["outcome"]["response"]["id"] == started
+    assert _runs(aws_env) == [started]

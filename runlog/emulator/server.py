@@ -238,11 +238,12 @@ class Emulator:
         self.clock.advance(seconds)
 
     def inject(self, kind: str, operation: str | None = None, count: int = 1, seconds: float = 0.0,
-               phase: str = "before", code: str | None = None) -> None:
+               phase: str = "before", code: str | None = None, skip: int = 0) -> None:
         """Make the next `count` requests for `operation` (any if None) misbehave: "throttle"
         (429), "error" (500, or the error `code`), "latency" (sleep `seconds`) or "drop"
-        (close the connection unanswered); `phase` "before" or "after" handling the request."""
-        self.faults.add(kind, operation, count, seconds, phase, code)
+        (close the connection unanswered); `phase` "before" or "after" handling the request;
+        `skip`: the first `skip` matching requests are let by (skip=1: only a retry misbehaves)."""
+        self.faults.add(kind, operation, count, seconds, phase, code, skip)
 
     def fail_run(self, run_id: str, reason: str = "WORKFLOW_RUN_FAILED") -> None:
         """The run ends FAILED with this failureReason instead of COMPLETED."""
