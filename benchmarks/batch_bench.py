@@ -32,13 +32,11 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from harness import aws_cli, moto_bucket, put_inputs, timed
+from harness import aws_cli, cohort_world, timed
 
-ROLE = "arn:aws:iam::123456789012:role/HealthOmicsServiceRole"
 BUCKET = "bench-cohort"
 
 
@@ -59,85 +57,57 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
 
-    from runlog.emulator import Emulator
 
     aws = aws_cli()
-    moto, s3_url, s3 = moto_bucket(BUCKET)
-    emulator = None
-    try:
-        settings = [{"runSettingId": f"S{i:06d}", "name": f"align-S{i:06d}",
-                     "parameters": {"sample_name": f"S{i:06d}", "input_cram": f"s3://{BUCKET}/crams/S{i:06d}.cram"}}
-                    for i in range(args.runs)]
-        s3.put_object(Bucket=BUCKET, Key="cohort/settings.json", Body=json.dumps(settings).encode())
-        if args.inputs:
-            put_inputs(s3, BUCKET, [f"crams/S{i:06d}.cram" for i in range(args.runs)] +
-                       ["ref/g.dict", "ref/g.fa", "ref/g.fa.fai"])
-        emulator = Emulator(port=0, s3_endpoint_url=s3_url, batch_rate=max(1, args.runs))
-        emulator.start()
-        default = {"workflowId": "1234567", "roleArn": ROLE, "outputUri": f"s3://{BUCKET}/out/",
-                   "parameters": {"ref_dict": f"s3://{BUCKET}/ref/g.dict", "ref_fasta": f"s3://{BUCKET}/ref/g.fa",
-                                  "ref_fasta_index": f"s3://{BUCKET}/ref/g.fa.fai"}}
-        request = ["--default-run-setting", json.dumps(default),
-                   "--batch-run-settings", json.dumps({"s3UriSettings": f"s3://{BUCKET}/cohort/settings.json"})]
-        with tempfile.TemporaryDirectory() as tmp:
-            work = Path(tmp)
-            subprocess.run(["git", "init", "-q", str(work)], check=True)
-            env = {**os.environ, "AWS_ENDPOINT_URL": emulator.endpoint_url, "AWS_ENDPOINT_URL_S3": s3_url,
-                   "AWS_DEFAULT_REGION": "us-west-2", "AWS_DISABLE_HOST_PREFIX_INJECTION": "true",
-                   "AWS_PAGER": "", "RUNLOG_LEDGER": str(work / "ledger.db")}
-            runlog = [sys.executable, "-m", "runlog"]
-            submit_runlog, submit_aws, submit_other, batch_ids = [], [], [], []
-            other_env = None if args.compare is None else {
-                **env, "RUNLOG_LEDGER": str(work / "compared.db"),  # an older runlog may not open a newer ledger
-                "PYTHONPATH": os.pathsep.join([str(Path(args.compare).resolve()), os.environ.get("PYTHONPATH", "")])}
-            # CPU time of each side of a submission: the command's own, moto's (its process) and
-            # the emulator's (this process, which only waits while a command runs)
-            servers: dict[str, list[tuple[float, float, float]]] = {"runlog": [], "aws": [], "other": []}
-            for _ in range(args.repeat):
-                if not args.skip_submit:
-                    before = served(moto.pid)
-                    _, usage = timed([aws, "omics", "start-run-batch", *request], env, work)
-                    submit_aws.append(usage["seconds"])
-                    servers["aws"].append((usage["cpu"], *served(moto.pid, before)))
-                if other_env is not None and not args.skip_submit:
-                    before = served(moto.pid)
-                    _, usage = timed([*runlog, "submit-batch", *request, "--resolve-timeout", "300"], other_env, work)
-                    submit_other.append(usage["seconds"])
-                    servers["other"].append((usage["cpu"], *served(moto.pid, before)))
+    with cohort_world(BUCKET, args.runs, inputs=args.inputs) as world:
+        moto, emulator, request, work, env = world.moto, world.emulator, world.request, world.work, world.env
+        runlog = [sys.executable, "-m", "runlog"]
+        submit_runlog, submit_aws, submit_other, batch_ids = [], [], [], []
+        other_env = None if args.compare is None else {
+            **env, "RUNLOG_LEDGER": str(work / "compared.db"),  # an older runlog may not open a newer ledger
+            "PYTHONPATH": os.pathsep.join([str(Path(args.compare).resolve()), os.environ.get("PYTHONPATH", "")])}
+        # CPU time of each side of a submission: the command's own, moto's (its process) and
+        # the emulator's (this process, which only waits while a command runs)
+        servers: dict[str, list[tuple[float, float, float]]] = {"runlog": [], "aws": [], "other": []}
+        for _ in range(args.repeat):
+            if not args.skip_submit:
                 before = served(moto.pid)
-                out, usage = timed([*runlog, "submit-batch", *request, "--resolve-timeout", "300"], env, work)
-                submit_runlog.append(usage["seconds"])
-                servers["runlog"].append((usage["cpu"], *served(moto.pid, before)))
-                batch_ids.append(json.loads(out)["id"])
-            if args.skip_refresh:
-                batch_ids = []
-            emulator.advance(3600)  # every run submitted and finished
-            refresh_runlog, list_aws, cpu_runlog, cpu_aws, memory, memory_aws = [], [], [], [], 0.0, 0.0
-            emulator_runlog, emulator_aws = [], []  # the emulator's CPU (this process) while each command ran
-            for batch_id in batch_ids:  # alternating; the first refresh of a batch records every member
-                cpu_before = time.process_time()
-                _, usage = timed([aws, "omics", "list-runs-in-batch", "--batch-id", batch_id], env, work)
-                emulator_aws.append(time.process_time() - cpu_before)
-                list_aws.append(usage["seconds"])
-                cpu_aws.append(usage["cpu"])
-                memory_aws = max(memory_aws, usage["rss_mib"])
-                cpu_before = time.process_time()
-                out, usage = timed([*runlog, "refresh", batch_id], env, work)
-                emulator_runlog.append(time.process_time() - cpu_before)
-                assert f"{args.runs} new member record(s)" in out, out
-                refresh_runlog.append(usage["seconds"])
-                cpu_runlog.append(usage["cpu"])
-                memory = max(memory, usage["rss_mib"])
-            with_members = None if args.skip_refresh else subprocess.run([*runlog, "log", "--batch", batch_ids[0], "-n", "0", "--json"], env=env,
-                                          cwd=work, capture_output=True, text=True, check=True)
-            assert with_members is None or len(json.loads(with_members.stdout)) == args.runs
-            ledger_mib = (work / "ledger.db").stat().st_size / 2**20
-    finally:
-        if emulator is not None:
-            emulator.stop()
-        moto.terminate()
-        moto.wait()
-
+                _, usage = timed([aws, "omics", "start-run-batch", *request], env, work)
+                submit_aws.append(usage["seconds"])
+                servers["aws"].append((usage["cpu"], *served(moto.pid, before)))
+            if other_env is not None and not args.skip_submit:
+                before = served(moto.pid)
+                _, usage = timed([*runlog, "submit-batch", *request, "--resolve-timeout", "300"], other_env, work)
+                submit_other.append(usage["seconds"])
+                servers["other"].append((usage["cpu"], *served(moto.pid, before)))
+            before = served(moto.pid)
+            out, usage = timed([*runlog, "submit-batch", *request, "--resolve-timeout", "300"], env, work)
+            submit_runlog.append(usage["seconds"])
+            servers["runlog"].append((usage["cpu"], *served(moto.pid, before)))
+            batch_ids.append(json.loads(out)["id"])
+        if args.skip_refresh:
+            batch_ids = []
+        emulator.advance(3600)  # every run submitted and finished
+        refresh_runlog, list_aws, cpu_runlog, cpu_aws, memory, memory_aws = [], [], [], [], 0.0, 0.0
+        emulator_runlog, emulator_aws = [], []  # the emulator's CPU (this process) while each command ran
+        for batch_id in batch_ids:  # alternating; the first refresh of a batch records every member
+            cpu_before = time.process_time()
+            _, usage = timed([aws, "omics", "list-runs-in-batch", "--batch-id", batch_id], env, work)
+            emulator_aws.append(time.process_time() - cpu_before)
+            list_aws.append(usage["seconds"])
+            cpu_aws.append(usage["cpu"])
+            memory_aws = max(memory_aws, usage["rss_mib"])
+            cpu_before = time.process_time()
+            out, usage = timed([*runlog, "refresh", batch_id], env, work)
+            emulator_runlog.append(time.process_time() - cpu_before)
+            assert f"{args.runs} new member record(s)" in out, out
+            refresh_runlog.append(usage["seconds"])
+            cpu_runlog.append(usage["cpu"])
+            memory = max(memory, usage["rss_mib"])
+        with_members = None if args.skip_refresh else subprocess.run([*runlog, "log", "--batch", batch_ids[0], "-n", "0", "--json"], env=env,
+                                      cwd=work, capture_output=True, text=True, check=True)
+        assert with_members is None or len(json.loads(with_members.stdout)) == args.runs
+        ledger_mib = (work / "ledger.db").stat().st_size / 2**20
     def row(name, ours, theirs, target):
         a, b = statistics.median(ours), statistics.median(theirs)
         ratio = f"{a / b:.2f}" if b > 0 else "-"  # a CPU time under one clock tick reads as 0

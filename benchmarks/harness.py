@@ -11,6 +11,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +46,85 @@ def moto_bucket(bucket: str) -> tuple[subprocess.Popen, str, Any]:
         raise
     return moto, url, s3
 
+
+
+# A cohort as batch_bench.py, refresh_ab.py and submit_phases.py submit it: run settings in a
+# settings file in S3 (cohort/settings.json), each run with its own CRAM, a reference shared
+# through the default setting.
+ROLE = "arn:aws:iam::123456789012:role/HealthOmicsServiceRole"
+
+
+def put_cohort(s3, bucket: str, runs: int) -> None:
+    """The settings file of `runs` run settings, written to s3://bucket/cohort/settings.json."""
+    settings = [{"runSettingId": f"S{i:06d}", "name": f"align-S{i:06d}",
+                 "parameters": {"sample_name": f"S{i:06d}", "input_cram": f"s3://{bucket}/crams/S{i:06d}.cram"}}
+                for i in range(runs)]
+    s3.put_object(Bucket=bucket, Key="cohort/settings.json", Body=json.dumps(settings).encode())
+
+
+def cohort_inputs(runs: int) -> list[str]:
+    """The keys of the cohort's inputs: each run's CRAM and the shared reference's files."""
+    return [f"crams/S{i:06d}.cram" for i in range(runs)] + ["ref/g.dict", "ref/g.fa", "ref/g.fa.fai"]
+
+
+def cohort_request(bucket: str) -> list[str]:
+    """The StartRunBatch request of the cohort, as options of both `runlog submit-batch` and
+    `aws omics start-run-batch`."""
+    default = {"workflowId": "1234567", "roleArn": ROLE, "outputUri": f"s3://{bucket}/out/",
+               "parameters": {"ref_dict": f"s3://{bucket}/ref/g.dict", "ref_fasta": f"s3://{bucket}/ref/g.fa",
+                              "ref_fasta_index": f"s3://{bucket}/ref/g.fa.fai"}}
+    return ["--default-run-setting", json.dumps(default),
+            "--batch-run-settings", json.dumps({"s3UriSettings": f"s3://{bucket}/cohort/settings.json"})]
+
+
+def cohort_env(omics_url: str, s3_url: str, ledger: Path) -> dict[str, str]:
+    """The environment both tools run in: the emulator, moto's S3, dummy region, no host
+    prefixes, no pager, runlog's ledger at `ledger`."""
+    return {**os.environ, "AWS_ENDPOINT_URL": omics_url, "AWS_ENDPOINT_URL_S3": s3_url,
+            "AWS_DEFAULT_REGION": "us-west-2", "AWS_DISABLE_HOST_PREFIX_INJECTION": "true",
+            "AWS_PAGER": "", "RUNLOG_LEDGER": str(ledger)}
+
+
+@dataclass
+class Cohort:
+    """What cohort_world made: moto's server and a client of it, the emulator, the request, a
+    git work tree and the environment both tools run in."""
+
+    moto: subprocess.Popen
+    s3: Any
+    s3_url: str
+    emulator: Any
+    request: list[str]
+    work: Path
+    env: dict[str, str]
+
+
+@contextmanager
+def cohort_world(bucket: str, runs: int, *, inputs: bool = False, ledger: str = "ledger.db") -> Iterator[Cohort]:
+    """moto's S3 server holding the cohort's settings file of `runs` runs (and, with `inputs`,
+    every input it names), the emulator reading s3UriSettings from it and starting all runs in
+    one clock second, and a new git work tree whose `ledger` (a path inside it) is runlog's
+    ledger; all stopped and removed afterwards."""
+    from runlog.emulator import Emulator
+
+    moto, s3_url, s3 = moto_bucket(bucket)
+    emulator = None
+    try:
+        put_cohort(s3, bucket, runs)
+        if inputs:
+            put_inputs(s3, bucket, cohort_inputs(runs))
+        emulator = Emulator(port=0, s3_endpoint_url=s3_url, batch_rate=max(1, runs))
+        emulator.start()
+        with tempfile.TemporaryDirectory() as tmp:
+            work = Path(tmp)
+            subprocess.run(["git", "init", "-q", str(work)], check=True)
+            yield Cohort(moto, s3, s3_url, emulator, cohort_request(bucket), work,
+                         cohort_env(emulator.endpoint_url, s3_url, work / ledger))
+    finally:
+        if emulator is not None:
+            emulator.stop()
+        moto.terminate()
+        moto.wait()
 
 
 def put_inputs(s3, bucket: str, keys: list[str]) -> None:

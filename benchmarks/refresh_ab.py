@@ -20,14 +20,12 @@ import json
 import os
 import shutil
 import sqlite3
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from batch_bench import BUCKET, ROLE
-from harness import start_moto, timed
+from batch_bench import BUCKET
+from harness import cohort_world, timed
 
 
 def fresh_copy(work: Path) -> Path:
@@ -110,70 +108,42 @@ def main(argv: list[str] | None = None) -> int:
                              "DIR/<n>.prof per tree (not timed)")
     args = parser.parse_args(argv)
 
-    import boto3
 
-    from runlog.emulator import Emulator
 
-    moto, port = start_moto()
-    s3_url = f"http://127.0.0.1:{port}"
-    emulator = None
-    try:
-        s3 = boto3.client("s3", endpoint_url=s3_url, region_name="us-east-1")
-        s3.create_bucket(Bucket=BUCKET)
-        settings = [{"runSettingId": f"S{i:06d}", "name": f"align-S{i:06d}",
-                     "parameters": {"sample_name": f"S{i:06d}", "input_cram": f"s3://{BUCKET}/crams/S{i:06d}.cram"}}
-                    for i in range(args.runs)]
-        s3.put_object(Bucket=BUCKET, Key="cohort/settings.json", Body=json.dumps(settings).encode())
-        emulator = Emulator(port=0, s3_endpoint_url=s3_url, batch_rate=max(1, args.runs))
-        emulator.start()
-        default = {"workflowId": "1234567", "roleArn": ROLE, "outputUri": f"s3://{BUCKET}/out/",
-                   "parameters": {"ref_dict": f"s3://{BUCKET}/ref/g.dict", "ref_fasta": f"s3://{BUCKET}/ref/g.fa",
-                                  "ref_fasta_index": f"s3://{BUCKET}/ref/g.fa.fai"}}
-        request = ["--default-run-setting", json.dumps(default),
-                   "--batch-run-settings", json.dumps({"s3UriSettings": f"s3://{BUCKET}/cohort/settings.json"})]
-        with tempfile.TemporaryDirectory() as tmp:
-            work = Path(tmp)
-            subprocess.run(["git", "init", "-q", str(work)], check=True)
-            env = {**os.environ, "AWS_ENDPOINT_URL": emulator.endpoint_url, "AWS_ENDPOINT_URL_S3": s3_url,
-                   "AWS_DEFAULT_REGION": "us-west-2", "AWS_DISABLE_HOST_PREFIX_INJECTION": "true",
-                   "AWS_PAGER": "", "RUNLOG_LEDGER": str(work / "ledger.db")}
-            out, _ = timed([sys.executable, "-m", "runlog", "submit-batch", *request, "--resolve-timeout", "30"],
-                              {**env, "PYTHONPATH": str(args.trees[0])}, work)
-            batch_id = json.loads(out)["id"]
-            emulator.advance(3600)
-            if args.keep is not None:
-                shutil.copyfile(fresh_copy(work), args.keep)
-            served = time.process_time()  # the emulator serves from this process's threads
-            _, usage = timed([shutil.which("aws") or "aws", "omics", "list-runs-in-batch", "--batch-id",
-                              batch_id], env, work)
-            print(f"aws omics list-runs-in-batch: wall {usage['seconds']:.2f} s, CPU {usage['cpu']:.2f} s, "
-                  f"peak {usage['rss_mib']:.0f} MiB; emulator CPU {time.process_time() - served:.2f} s", flush=True)
-            for _ in range(args.repeat):
-                for tree in args.trees:
-                    copy = fresh_copy(work)
-                    served = time.process_time()
-                    with TreeMemory() as memory:
-                        out, usage = timed([sys.executable, "-m", "runlog", "refresh", batch_id],
-                                           {**env, "RUNLOG_LEDGER": str(copy), "PYTHONPATH": str(tree)}, work)
-                    assert f"{args.runs} new member record(s)" in out, out
-                    print(f"runlog refresh ({tree}): wall {usage['seconds']:.2f} s, CPU {usage['cpu']:.2f} s, "
-                          f"peak {usage['rss_mib']:.0f} MiB (its processes together {memory.peak_kib / 1024:.0f} "
-                          f"MiB); emulator CPU {time.process_time() - served:.2f} s", flush=True)
-            if args.profile is not None:
-                args.profile.mkdir(parents=True, exist_ok=True)
-                for number, tree in enumerate(args.trees):
-                    copy = fresh_copy(work)
-                    out, _ = timed([sys.executable, "-m", "cProfile", "-o", str(args.profile / f"{number}.prof"),
-                                    "-m", "runlog", "refresh", batch_id],
-                                   {**env, "RUNLOG_LEDGER": str(copy), "PYTHONPATH": str(tree)}, work)
-                    assert f"{args.runs} new member record(s)" in out, out
-                    print(f"profile of {tree}: {args.profile / f'{number}.prof'}", flush=True)
-            print(f"load average {os.getloadavg()[0]:.1f} at the end")
-    finally:
-        if emulator is not None:
-            emulator.stop()
-        moto.terminate()
-        moto.wait()
+    with cohort_world(BUCKET, args.runs) as world:
+        emulator, request, work, env = world.emulator, world.request, world.work, world.env
+        out, _ = timed([sys.executable, "-m", "runlog", "submit-batch", *request, "--resolve-timeout", "30"],
+                          {**env, "PYTHONPATH": str(args.trees[0])}, work)
+        batch_id = json.loads(out)["id"]
+        emulator.advance(3600)
+        if args.keep is not None:
+            shutil.copyfile(fresh_copy(work), args.keep)
+        served = time.process_time()  # the emulator serves from this process's threads
+        _, usage = timed([shutil.which("aws") or "aws", "omics", "list-runs-in-batch", "--batch-id",
+                          batch_id], env, work)
+        print(f"aws omics list-runs-in-batch: wall {usage['seconds']:.2f} s, CPU {usage['cpu']:.2f} s, "
+              f"peak {usage['rss_mib']:.0f} MiB; emulator CPU {time.process_time() - served:.2f} s", flush=True)
+        for _ in range(args.repeat):
+            for tree in args.trees:
+                copy = fresh_copy(work)
+                served = time.process_time()
+                with TreeMemory() as memory:
+                    out, usage = timed([sys.executable, "-m", "runlog", "refresh", batch_id],
+                                       {**env, "RUNLOG_LEDGER": str(copy), "PYTHONPATH": str(tree)}, work)
+                assert f"{args.runs} new member record(s)" in out, out
+                print(f"runlog refresh ({tree}): wall {usage['seconds']:.2f} s, CPU {usage['cpu']:.2f} s, "
+                      f"peak {usage['rss_mib']:.0f} MiB (its processes together {memory.peak_kib / 1024:.0f} "
+                      f"MiB); emulator CPU {time.process_time() - served:.2f} s", flush=True)
+        if args.profile is not None:
+            args.profile.mkdir(parents=True, exist_ok=True)
+            for number, tree in enumerate(args.trees):
+                copy = fresh_copy(work)
+                out, _ = timed([sys.executable, "-m", "cProfile", "-o", str(args.profile / f"{number}.prof"),
+                                "-m", "runlog", "refresh", batch_id],
+                               {**env, "RUNLOG_LEDGER": str(copy), "PYTHONPATH": str(tree)}, work)
+                assert f"{args.runs} new member record(s)" in out, out
+                print(f"profile of {tree}: {args.profile / f'{number}.prof'}", flush=True)
+        print(f"load average {os.getloadavg()[0]:.1f} at the end")
     return 0
 
 

@@ -25,14 +25,10 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
-import tempfile
-from pathlib import Path
 
-from harness import aws_cli, moto_bucket, put_inputs, timed
+from harness import aws_cli, cohort_world, timed
 
-ROLE = "arn:aws:iam::123456789012:role/HealthOmicsServiceRole"
 BUCKET = "bench-phases"
 
 # Runs `python -m runlog ARGS...` and writes {"call": [start, end], "end": t} (seconds on
@@ -69,53 +65,25 @@ def main(argv: list[str] | None = None) -> int:
                              "real identities; without it they are missing and recorded as not found")
     args = parser.parse_args(argv)
 
-    from runlog.emulator import Emulator
 
     aws = aws_cli()
-    moto, s3_url, s3 = moto_bucket(BUCKET)
-    emulator = None
     rows: dict[str, list[float]] = {"aws": [], "runlog": [], "before": [], "call": [], "after": []}
-    try:
-        settings = [{"runSettingId": f"S{i:06d}", "name": f"align-S{i:06d}",
-                     "parameters": {"sample_name": f"S{i:06d}", "input_cram": f"s3://{BUCKET}/crams/S{i:06d}.cram"}}
-                    for i in range(args.runs)]
-        s3.put_object(Bucket=BUCKET, Key="cohort/settings.json", Body=json.dumps(settings).encode())
-        if args.inputs:
-            put_inputs(s3, BUCKET, [f"crams/S{i:06d}.cram" for i in range(args.runs)] +
-                       ["ref/g.dict", "ref/g.fa", "ref/g.fa.fai"])
-        emulator = Emulator(port=0, s3_endpoint_url=s3_url, batch_rate=max(1, args.runs))
-        emulator.start()
-        default = {"workflowId": "1234567", "roleArn": ROLE, "outputUri": f"s3://{BUCKET}/out/",
-                   "parameters": {"ref_dict": f"s3://{BUCKET}/ref/g.dict", "ref_fasta": f"s3://{BUCKET}/ref/g.fa",
-                                  "ref_fasta_index": f"s3://{BUCKET}/ref/g.fa.fai"}}
-        request = ["--default-run-setting", json.dumps(default),
-                   "--batch-run-settings", json.dumps({"s3UriSettings": f"s3://{BUCKET}/cohort/settings.json"})]
-        with tempfile.TemporaryDirectory() as tmp:
-            work = Path(tmp)
-            subprocess.run(["git", "init", "-q", str(work)], check=True)
-            env = {**os.environ, "AWS_ENDPOINT_URL": emulator.endpoint_url, "AWS_ENDPOINT_URL_S3": s3_url,
-                   "AWS_DEFAULT_REGION": "us-west-2", "AWS_DISABLE_HOST_PREFIX_INJECTION": "true",
-                   "AWS_PAGER": "", "RUNLOG_LEDGER": str(work / ".runlog" / "ledger.db")}
-            marks_file = work / "marks.json"
-            for _ in range(args.repeat):
-                _, usage = timed([aws, "omics", "start-run-batch", *request], env, work)
-                rows["aws"].append(usage["seconds"])
-                _, usage = timed([sys.executable, "-c", WRAPPER, str(marks_file), "submit-batch", *request,
-                                  "--resolve-timeout", "300"], env, work)
-                marks = json.loads(marks_file.read_text())
-                begun, answered = marks["call"]
-                # the wrapper's clock starts after the interpreter's own start-up: that part is "before"
-                before = usage["seconds"] - (marks["end"] - begun)
-                rows["runlog"].append(usage["seconds"])
-                rows["before"].append(before)
-                rows["call"].append(answered - begun)
-                rows["after"].append(marks["end"] - answered)
-    finally:
-        if emulator is not None:
-            emulator.stop()
-        moto.terminate()
-        moto.wait()
-
+    with cohort_world(BUCKET, args.runs, inputs=args.inputs, ledger=".runlog/ledger.db") as world:
+        request, work, env = world.request, world.work, world.env
+        marks_file = work / "marks.json"
+        for _ in range(args.repeat):
+            _, usage = timed([aws, "omics", "start-run-batch", *request], env, work)
+            rows["aws"].append(usage["seconds"])
+            _, usage = timed([sys.executable, "-c", WRAPPER, str(marks_file), "submit-batch", *request,
+                              "--resolve-timeout", "300"], env, work)
+            marks = json.loads(marks_file.read_text())
+            begun, answered = marks["call"]
+            # the wrapper's clock starts after the interpreter's own start-up: that part is "before"
+            before = usage["seconds"] - (marks["end"] - begun)
+            rows["runlog"].append(usage["seconds"])
+            rows["before"].append(before)
+            rows["call"].append(answered - begun)
+            rows["after"].append(marks["end"] - answered)
     median = {name: statistics.median(values) for name, values in rows.items()}
     baseline = median["aws"]
 
