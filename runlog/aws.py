@@ -512,16 +512,19 @@ def refusing_errors(operation_model) -> dict[str, int]:
     return found
 
 
-def refusal(exc: Exception, operation_model) -> ServiceError | None:
+def refusal(exc: Exception, operation_model, *, resent: bool = False) -> ServiceError | None:
     """The ServiceError when `exc` is the service's proof that it refused the request (one of
     refusing_errors, with a 4xx status, on the first try); None when the outcome is unknown.
     A refusal of a retry proves nothing about the tries before it: botocore retries only a
     try whose outcome it could not know (a 5xx, a throttle, a lost connection), which the
     service may have carried out, and the retry may be refused because of that (a 409 for a
-    requestId still in use, a quota the first try filled)."""
+    requestId still in use, a quota the first try filled). For the same reason nothing is
+    proof when `resent`: the request re-sends an attempt whose first send's outcome is
+    unknown (recover), and a refusal now (other credentials, a workflow deleted since, a full
+    quota) says nothing of what that send started."""
     import botocore.exceptions as bex
 
-    if not isinstance(exc, bex.ClientError):
+    if resent or not isinstance(exc, bex.ClientError):
         return None
     if exc.response.get("ResponseMetadata", {}).get("RetryAttempts"):
         return None

@@ -616,13 +616,14 @@ def send(ledger: Ledger, intent: dict, omics, *, recovered: bool = False, parts:
                            f"attempt {request_id} is kept as pending: {RECOVER_HINT}", request_id,
                            interrupted=True) from None
     except Exception as exc:
-        unsent = aws.not_sent(exc)
-        if unsent is not None:  # refused by botocore itself: nothing left this machine
+        # refused by botocore itself: nothing left this machine (a re-sent attempt's first send did)
+        unsent = None if recovered else aws.not_sent(exc)
+        if unsent is not None:
             outcome = {"status": "abandoned", "reason": "not sent: " + unsent}
             entry = _complete(ledger, intent, outcome, run_id=None, encoded=_record_bytes(parts, outcome))
             raise UsageError(f"{outcome['reason']} (kept in the ledger as abandoned attempt {entry.address[:12]})") \
                 from None
-        error = aws.refusal(exc, omics.meta.service_model.operation_model(OPERATION))
+        error = aws.refusal(exc, omics.meta.service_model.operation_model(OPERATION), resent=recovered)
         if error is None:
             raise PendingError(
                 f"StartRunBatch's outcome is unknown ({aws.describe_failure(exc)}): the batch may have started. "
@@ -630,8 +631,6 @@ def send(ledger: Ledger, intent: dict, omics, *, recovered: bool = False, parts:
                                                   else f"is kept as pending: {RECOVER_HINT}"), request_id) from None
         outcome = {"status": "rejected", "error": {"code": error.code, "message": error.service_message,
                                                    "http_status": error.http_status}}
-        if recovered:
-            outcome["recovered"] = True
         entry = _complete(ledger, intent, outcome, run_id=None, encoded=_record_bytes(parts, outcome))
         raise ServiceError(error.code, error.service_message, error.http_status, error.operation,
                            record=entry.address) from None

@@ -218,7 +218,7 @@ def settle_context(captured: dict, caller: dict, asked_caller: bool, warnings: l
 
 
 RECOVER_HINT = "run `recover()` to complete it (it re-sends the same requestId, so it never starts a second run)"
-RETRY_HINT = ("it stays pending: run `recover()` again later (the same requestId never starts a second run), "
+RETRY_HINT = ("stays pending: run `recover()` again later (the same requestId never starts a second run), "
               "or `abandon('{request_id}')` if it never reached the service")
 
 
@@ -235,13 +235,14 @@ def send(ledger: Ledger, intent: dict, omics, *, recovered: bool = False) -> Sub
         raise PendingError(f"interrupted while StartRun was being sent: a run may have started; the attempt "
                            f"{request_id} is kept as pending: {RECOVER_HINT}", request_id, interrupted=True) from None
     except Exception as exc:
-        unsent = aws.not_sent(exc)
-        if unsent is not None:  # refused by botocore itself: nothing left this machine
+        # refused by botocore itself: nothing left this machine (a re-sent attempt's first send did)
+        unsent = None if recovered else aws.not_sent(exc)
+        if unsent is not None:
             outcome: dict[str, Any] = {"status": "abandoned", "reason": "not sent: " + unsent}
             entry = _complete(ledger, intent, outcome, run_id=None)
             raise UsageError(f"{outcome['reason']} (kept in the ledger as abandoned attempt {entry.address[:12]})") \
                 from None
-        error = aws.refusal(exc, omics.meta.service_model.operation_model("StartRun"))
+        error = aws.refusal(exc, omics.meta.service_model.operation_model("StartRun"), resent=recovered)
         if error is None:
             raise PendingError(
                 f"StartRun's outcome is unknown ({aws.describe_failure(exc)}): the run may have started. "
@@ -249,8 +250,6 @@ def send(ledger: Ledger, intent: dict, omics, *, recovered: bool = False) -> Sub
                                                   else f"is kept as pending: {RECOVER_HINT}"), request_id) from None
         outcome = {"status": "rejected",
                    "error": {"code": error.code, "message": error.service_message, "http_status": error.http_status}}
-        if recovered:
-            outcome["recovered"] = True
         entry = _complete(ledger, intent, outcome, run_id=None)
         raise ServiceError(error.code, error.service_message, error.http_status, error.operation,
                            record=entry.address) from None

@@ -196,6 +196,25 @@ def test_a_refusal_after_a_retried_server_error_leaves_the_batch_pending(aws_env
     assert [b["id"] for b in omics(aws_env).list_batch()["items"]] == [started]
 
 
+
+def test_a_refused_resend_by_recover_leaves_the_batch_pending(aws_env, ledger_path, git_repo, run_cli):
+    """The first send started the batch (every try answered 500); `recover` re-sends it and the
+    service refuses (AccessDenied: other credentials now). No rejected record for a batch that
+    exists: pending, and a later `recover` records it."""
+    aws_env.inject("error", operation="StartRunBatch", count=3, phase="after")
+    first = run_cli(*batch_args(inline("a1", "a2")), "--endpoint-url", aws_env.endpoint_url)
+    assert first.exit_code == 1 and "pending" in first.stderr
+    (started,) = [b["id"] for b in omics(aws_env).list_batch()["items"]]
+    aws_env.inject("error", operation="StartRunBatch", code="AccessDeniedException")
+    refused = run_cli("recover")
+    assert refused.exit_code == 1 and "AccessDeniedException" in refused.stdout and "pending" in refused.stdout
+    assert records(ledger_path) == []
+    again = run_cli("recover", "--json")
+    assert again.exit_code == 0, again.output
+    (batch,) = records(ledger_path)
+    assert batch["outcome"]["status"] == "submitted" and batch["outcome"]["response"]["id"] == started
+
+
 # -- members ---------------------------------------------------------------------------------------
 
 def test_refresh_records_each_member_once_with_its_effective_settings(aws_env, ledger_path, git_repo, run_cli):

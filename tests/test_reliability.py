@@ -233,3 +233,26 @@ def test_a_refusal_after_a_retried_server_error_is_not_proof_nothing_started(aws
     (record,) = records(ledger_path)
     assert record["outcome"]["status"] == "submitted" and record["outcome"]["response"]["id"] == started
     assert _runs(aws_env) == [started]
+
+
+def test_a_refused_resend_by_recover_is_no_proof_that_the_first_send_started_nothing(aws_env, ledger_path,
+                                                                                    git_repo, run_cli):
+    """The first send started the run and every try was answered 500: pending. `recover`
+    re-sends it days later, when the service refuses it (here AccessDenied: other credentials,
+    a deleted workflow or a full quota are as likely). That refusal is about the re-sent
+    request now, not about the first send: the attempt stays pending, never a rejected record
+    for a run that exists; a later `recover` records the run."""
+    aws_env.inject("error", operation="StartRun", phase="after", count=3)  # every try answered 500; one run
+    first = run_cli(*SEED_2, "--endpoint-url", aws_env.endpoint_url)
+    assert first.exit_code == 1 and "outcome is unknown" in first.stderr
+    (started,) = _runs(aws_env)
+    aws_env.inject("error", operation="StartRun", code="AccessDeniedException")
+    refused = run_cli("recover", "--endpoint-url", aws_env.endpoint_url)
+    assert refused.exit_code == 1
+    assert "AccessDeniedException" in refused.stdout and "pending" in refused.stdout
+    assert records(ledger_path) == []
+    again = run_cli("recover", "--endpoint-url", aws_env.endpoint_url)
+    assert again.exit_code == 0, again.output
+    (record,) = records(ledger_path)
+    assert record["outcome"]["status"] == "submitted" and record["outcome"]["response"]["id"] == started
+    assert _runs(aws_env) == [started]
