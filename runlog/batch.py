@@ -37,7 +37,7 @@ from runlog.batchread import (  # noqa: F401  (the read side, re-exported: runlo
     run_settings,
     summary,
 )
-from runlog.errors import RunlogError, TemplateMismatch, Unresolved, UsageError
+from runlog.errors import OperationError, RunlogError, TemplateMismatch, Unresolved, UsageError
 from runlog.ledger import Entry, Ledger
 from runlog.membersettings import unknown_warning
 from runlog.resolve import Options  # submit-batch resolves as submit does: the one Options
@@ -1342,6 +1342,16 @@ def batch_drift(record: dict, git_now: dict, workflow_now: dict, settings_now: d
 ACTIONS = {"cancel": ("CancelRunBatch", "cancel_run_batch"), "delete-runs": ("DeleteRunBatch", "delete_run_batch")}
 
 
+def _status_after_unknown(ledger: Ledger, batch: Entry, omics) -> str:
+    """What GetBatch says of a batch after an action whose outcome is unknown, recorded as
+    any GetBatch is (observe_batch), in words for the error; or why it could not be asked."""
+    try:
+        seen = observe_batch(ledger, batch, omics)
+    except Exception as exc:  # the service still failing: the next refresh records the status
+        return f"GetBatch could not tell what happened either ({type(exc).__name__}): `refresh()` records it later"
+    return f"GetBatch says the batch is {seen.get('status')} now (recorded)"
+
+
 def act_on_batch(ledger: Ledger, batch: Entry, omics, action: str) -> dict[str, Any]:
     """CancelRunBatch (stop submitting, cancel what runs) or DeleteRunBatch (delete a finished
     batch's runs), recorded as an observation of the batch record: what was asked, when, and
@@ -1364,8 +1374,16 @@ def act_on_batch(ledger: Ledger, batch: Entry, omics, action: str) -> dict[str, 
     except Exception as exc:
         error = aws.error_from(exc, operation)
         body["error"] = error.message
+        # only a modelled 4xx on the first try proves the service did nothing (aws.refusal); after
+        # a 5xx, a throttle or a lost answer the batch may be cancelled (or its runs deleted)
+        refused = aws.refusal(exc, omics.meta.service_model.operation_model(operation)) is not None
+        body["outcome"] = "refused" if refused else "unknown"
         ledger.observe(batch.address, operation, body, status=None)
-        raise error from None
+        if refused:
+            raise error from None
+        now = _status_after_unknown(ledger, batch, omics)
+        raise OperationError(f"{operation} of batch {batch.batch_id}: the outcome is unknown "
+                             f"({aws.describe_failure(exc)}); {now}") from None
     ledger.observe(batch.address, operation, body, status=status)
     after = observe_batch(ledger, batch, omics)
     return {"record": batch.address, "batch_id": batch.batch_id, "action": operation, "status": after.get("status")}

@@ -478,6 +478,28 @@ def test_cancel_is_recorded_as_observations_and_deletes_nothing(aws_env, ledger_
     assert run_cli("verify", "--no-remote").exit_code == 0
 
 
+def test_a_cancel_whose_answer_is_lost_is_not_recorded_as_refused(aws_env, ledger_path, git_repo, run_cli):
+    """CancelRunBatch carried out, but every try answered 500: the observation says the outcome
+    is unknown (not refused), and GetBatch, asked next, records what the batch is now."""
+    aws_env.batch_rate = 1
+    batch_id = json.loads(submit_inline(run_cli, aws_env, "s0", "s1", "s2").stdout)["id"]
+    aws_env.advance(6)
+    aws_env.inject("error", operation="CancelRunBatch", phase="after", count=3)
+    result = run_cli("cancel", batch_id)
+    assert result.exit_code == 1
+    assert "outcome is unknown" in result.stderr and "InternalServerException" in result.stderr
+    now = omics(aws_env).get_batch(batchId=batch_id)["status"]
+    assert now in ("STOPPING", "CANCELLED") and now in result.stderr
+    observations = json.loads(run_cli("show", batch_id, "--json").stdout)["observations"]
+    (asked,) = [o for o in observations if o["source"] == "CancelRunBatch"]
+    assert asked["body"]["outcome"] == "unknown"
+    assert observations[-1]["source"] == "GetBatch" and observations[-1]["body"]["status"] == now
+    again = run_cli("cancel", batch_id)  # refused now (the batch is no longer running): proven, recorded as such
+    assert again.exit_code == 1 and "outcome is unknown" not in again.stderr
+    observations = json.loads(run_cli("show", batch_id, "--json").stdout)["observations"]
+    assert [o["body"]["outcome"] for o in observations if o["source"] == "CancelRunBatch"] == ["unknown", "refused"]
+
+
 def test_batch_lookups_and_log_without_members_use_indexes(tmp_path):
     with Ledger.open(tmp_path / "l.db") as ledger:
         queries = [

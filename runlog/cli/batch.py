@@ -316,7 +316,7 @@ def cancel(ctx, ref, delete_runs, as_json, profile, region, endpoint_url):
       runlog cancel 7654321
       runlog cancel 7654321 --delete-runs
 
-    Exit status: 0 asked; 1 the service refused (recorded); 2 bad REF (not a batch).
+    Exit status: 0 asked; 1 the service refused, or the outcome is unknown (both recorded); 2 bad REF (not a batch).
     """
     from runlog import aws
     from runlog.batch import act_on_batch
