@@ -673,11 +673,7 @@ class Ledger:
     def append_records(self, encoded: list[tuple[dict, bytes, str, tuple]]) -> int:
         """write_records inside the caller's write transaction (`write()`): a refresh's writer
         (runlog/refreshpipe.py) appends each page as it comes and commits every few pages."""
-        present = self._present([address for _, _, address, _ in encoded])
-        last = self.conn.execute("SELECT chain FROM records ORDER BY seq DESC LIMIT 1").fetchone()
-        chain = last[0] if last else None
-        seq = self._next_seq("records")
-        inserted_at = rec.utc_now()
+        present, chain, seq, inserted_at = self._appending([address for _, _, address, _ in encoded])
         rows = []
         batches: list[tuple[dict, bytes, int]] = []
         for record, body, address, columns in encoded:
@@ -727,6 +723,13 @@ class Ledger:
             seq = self._next_seq("observations")
             self._insert_rows("observations", _OBSERVATION_ROW, [(seq + at, *row) for at, row in enumerate(rows)])
         return len(rows)
+
+    def _appending(self, addresses: list[str]) -> tuple[set[str], str | None, int, str]:
+        """What appending records with these addresses starts from (inside a write transaction):
+        which of them the ledger holds, the chain's head (None: no record yet), the next record's
+        seq and the time the rows are inserted at."""
+        last = self.conn.execute("SELECT chain FROM records ORDER BY seq DESC LIMIT 1").fetchone()
+        return self._present(addresses), last[0] if last else None, self._next_seq("records"), rec.utc_now()
 
     def _present(self, addresses: list[str], table: str = "records") -> set[str]:
         """Which of these addresses the ledger holds: of records, or of observations
@@ -966,14 +969,10 @@ class Ledger:
         are made here (the view by the trigger of migration m010).
         One whose address the ledger holds (or given twice) is skipped. Returns how many
         were added. `plain`: the rows are not scanned for a bool to seal as SQLite stores it
-        (the seal covers seq, address and inserted_at, made here; a bool in a lookup column is
-        stored as its integer either way)."""
+        (the seal covers seq, address and inserted_at, made here, and lookup columns, which
+        index_columns makes text or NULL)."""
         with self.write():
-            present = self._present([item[0] for item in items])
-            last = self.conn.execute("SELECT chain FROM records ORDER BY seq DESC LIMIT 1").fetchone()
-            chain = last[0] if last else None
-            seq = self._next_seq("records")
-            inserted_at = rec.utc_now()
+            present, chain, seq, inserted_at = self._appending([item[0] for item in items])
             rows = []
             batches: list[tuple[bytes, int, tuple]] = []
             for address, body, columns, *given in items:
