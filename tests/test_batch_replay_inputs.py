@@ -277,3 +277,54 @@ def test_an_input_added_with_set_is_a_note_in_a_batch_replay(cohort, s3_server, 
         json.loads(plan.stdout)["notes"]
     plain = json.loads(run_cli("replay", cohort, "--dry-run", "--json").stdout)
     assert not [n for n in plain["notes"] if "not pinned" in n]
+
+
+# -- a default parameter every run sets is no run's input ------------------------------------------------
+
+def submit_with_default_cram(run_cli, ledger_path, settings: list[dict]) -> tuple[str, dict, str]:
+    default = {**DEFAULT, "parameters": {**DEFAULT["parameters"], "input_cram": f"s3://{BUCKET}/crams/default.cram"}}
+    result = run_cli("submit-batch", "--batch-name", "overridden", "--default-run-setting", json.dumps(default),
+                     "--batch-run-settings", json.dumps({"inlineSettings": settings}))
+    assert result.exit_code == 0, result.output
+    (batch,) = [b for b in batches(ledger_path) if b["outcome"]["response"]["id"] == json.loads(result.stdout)["id"]]
+    return json.loads(result.stdout)["id"], batch, result.stderr
+
+
+def test_a_default_input_every_run_overrides_is_neither_resolved_nor_checked(s3_server, s3_emulator, ledger_path,
+                                                                              git_repo, run_cli):
+    """The default names crams/default.cram, absent; every run names its own CRAM instead.
+    No run reads the default's: submit-batch neither warns about it nor pins it, and a replay
+    does not hold it against the batch when it appears (or changes) later."""
+    s3_server.create_bucket(Bucket=BUCKET)
+    for key in ["ref/genome.dict", "ref/genome.fasta", "ref/genome.fasta.fai", *map(cram, SAMPLES)]:
+        s3_server.put_object(Bucket=BUCKET, Key=key, Body=f"bytes of {key}".encode())
+    s3_emulator.batch_rate = 100
+    batch_id, batch, stderr = submit_with_default_cram(run_cli, ledger_path, [setting(s) for s in SAMPLES])
+    assert "not resolved" not in stderr and "default.cram" not in stderr
+    assert f"s3://{BUCKET}/crams/default.cram" not in batch["resolution"]["inputs"]
+    assert f"s3://{BUCKET}/crams/S2.cram" in batch["resolution"]["inputs"]  # the runs' own are pinned as ever
+    s3_server.put_object(Bucket=BUCKET, Key="crams/default.cram", Body=b"appeared since")
+    replayed = run_cli("replay", batch_id)
+    assert replayed.exit_code == 0, replayed.output
+    assert "default.cram" not in replayed.stderr
+
+
+def test_a_default_input_some_run_inherits_is_pinned_and_checked_for_it(s3_server, s3_emulator, ledger_path,
+                                                                        git_repo, run_cli):
+    """S1 sets no input_cram: it reads the default's, which is pinned; a replay of S1 checks it,
+    a replay of S2 and S3 alone (which set their own) does not."""
+    s3_server.create_bucket(Bucket=BUCKET)
+    for key in ["ref/genome.dict", "ref/genome.fasta", "ref/genome.fasta.fai", "crams/default.cram",
+                *map(cram, SAMPLES)]:
+        s3_server.put_object(Bucket=BUCKET, Key=key, Body=f"bytes of {key}".encode())
+    s3_emulator.batch_rate = 100
+    inherits = {"runSettingId": "S1", "name": "align-S1", "parameters": {"sample_name": "S1"}}
+    batch_id, batch, _ = submit_with_default_cram(run_cli, ledger_path, [inherits, setting("S2"), setting("S3")])
+    assert "etag" in batch["resolution"]["inputs"][f"s3://{BUCKET}/crams/default.cram"]
+    s3_server.put_object(Bucket=BUCKET, Key="crams/default.cram", Body=b"other bytes")
+    s3_emulator.advance(400)
+    assert run_cli("refresh", batch_id).exit_code == 0
+    others = run_cli("replay", batch_id, "--only", "S2", "--only", "S3")
+    assert others.exit_code == 0, others.output
+    for refused in (run_cli("replay", batch_id), run_cli("replay", batch_id, "--only", "S1")):
+        assert refused.exit_code == 3 and f"drift: input s3://{BUCKET}/crams/default.cram etag" in refused.stderr
