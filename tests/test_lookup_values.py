@@ -104,3 +104,20 @@ def test_import_of_a_batch_whose_default_workflow_id_is_true(aws_env, ledger_pat
     (batch,) = [e for e in found if e.kind == "batch"]
     assert batch.record["request"]["defaultRunSetting"]["workflowId"] is True and batch.workflow_id is None
     assert run_cli("verify").exit_code == 0
+
+
+def test_import_of_a_run_whose_workflow_id_is_true_is_refused_naming_the_run(aws_env, ledger_path, run_cli):
+    """A StartRun request cannot hold workflowId true: the run is not recorded, and the one line
+    names it; nothing is made to fit (the workflowId is not turned into text)."""
+    service = omics_client(aws_env)
+    run = service.start_run(workflowId=COHORT_DEFAULT["workflowId"], roleArn=COHORT_DEFAULT["roleArn"],
+                            outputUri="s3://cohort-bucket/single/", name="odd", requestId="odd-1",
+                            parameters={**COHORT_DEFAULT["parameters"], "sample_name": "X",
+                                        "input_cram": "s3://cohort-bucket/crams/X.cram"})
+    aws_env.service.runs[run["uuid"]]["workflowId"] = True
+    result = run_cli("import")
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1
+    assert result.stderr.startswith(f"runlog: error: run {run['id']} not recorded: GetRun answered what a StartRun "
+                                    "request cannot hold (request/workflowId: True is not of type 'string')")
+    with Ledger.open(ledger_path) as ledger:
+        assert ledger.by_run_uuid(run["uuid"]) is None
