@@ -349,14 +349,40 @@ def _flat_input_uris(settings: list[dict]) -> list[str] | None:
     return list(filter(methodcaller("startswith", ("s3://", "omics://")), values))
 
 
+def inherited_parameters(default: dict, settings: list[dict]) -> Any:
+    """The default setting's parameters that at least one run inherits: a run inherits the
+    default parameters it does not set itself (effective_setting). A default parameter every
+    run sets is no run's input: it is not resolved at submission nor checked by a replay. All
+    of them when the runs are not known (a settings file not read) or when a run has no
+    parameters object of its own (none, null: the service's merge of anything but an object
+    is not assumed). Found without a Python loop over the runs."""
+    parameters = default.get("parameters")
+    if type(parameters) is not dict or not parameters or not settings or type(settings[0]) is not dict:
+        return parameters
+    first = settings[0].get("parameters")
+    everywhere = set(parameters).intersection(first) if type(first) is dict else None
+    if not everywhere:  # the first run inherits them all (the usual cohort: the default holds what all share)
+        return parameters
+    try:
+        own: list[Any] = list(map(dict.get, settings, repeat("parameters")))
+    except TypeError:  # a run setting that is not an object (check_settings names it): keep them all
+        return parameters
+    if set(map(type, own)) != {dict}:
+        return parameters
+    everywhere.intersection_update(*set(map(tuple, own)))  # the distinct sets of names: few in a cohort
+    if not everywhere:
+        return parameters
+    return {name: value for name, value in parameters.items() if name not in everywhere}
+
+
 def settings_input_uris(default: dict, settings: list[dict]) -> list[str]:
-    """resolve.input_uris over the default's parameters, then each run's own, once each in
-    order of appearance; a run's flat parameters (text values: the usual cohort) are read
-    without the general walk."""
+    """resolve.input_uris over the default's parameters some run inherits
+    (inherited_parameters), then each run's own, once each in order of appearance; a run's
+    flat parameters (text values: the usual cohort) are read without the general walk."""
     from runlog.resolve import input_uris
 
     schemes = ("s3://", "omics://")
-    uris: dict[str, None] = dict.fromkeys(input_uris(default.get("parameters")))
+    uris: dict[str, None] = dict.fromkeys(input_uris(inherited_parameters(default, settings)))
     flat = _flat_input_uris(settings)
     if flat is not None:
         uris.update(dict.fromkeys(flat))

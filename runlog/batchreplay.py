@@ -104,6 +104,7 @@ def input_drift(record: dict, request: dict, settings: list[dict], clients: dict
     within `timeout` seconds) and compared by replay.input_drift's rule."""
     from runlog.batch import input_identities, settings_input_uris
     from runlog.replay import input_drift as compare
+    from runlog.replay import not_pinned
 
     recorded = (record.get("resolution") or {}).get("inputs") or {}
     named = settings_input_uris(request["defaultRunSetting"], settings)
@@ -111,7 +112,8 @@ def input_drift(record: dict, request: dict, settings: list[dict], clients: dict
         return [], (["inputs: not checked, the batch record pinned no input identities (submitted with "
                      "resolution off)"] if named else [])
     wanted = {uri: recorded[uri] for uri in named if uri in recorded}
-    return compare(wanted, input_identities(list(wanted), clients, deadline=time.monotonic() + timeout))
+    drift, notes = compare(wanted, input_identities(list(wanted), clients, deadline=time.monotonic() + timeout))
+    return drift, notes + not_pinned(named, recorded)
 
 
 def refusal(plan: BatchPlan) -> DriftError | None:

@@ -15,7 +15,7 @@ from typing import Any
 from runlog import __version__
 from runlog import record as rec
 from runlog.arn import parse_run_arn
-from runlog.errors import RunlogError
+from runlog.errors import LedgerError, RunlogError
 from runlog.ledger import Entry, Ledger
 from runlog.observe import SOURCE
 
@@ -87,7 +87,14 @@ def import_run(ledger: Ledger, run: dict[str, Any], endpoint_url: str | None = N
     existing = ledger.by_run_uuid(run["uuid"])
     if existing is not None:
         return existing, False
-    entry, added = ledger.add_record(import_record(run, endpoint_url))
+    record = import_record(run, endpoint_url)
+    if not rec.is_valid(record):  # GetRun's members are copied as given, never made to fit
+        from runlog.textsafe import terminal_safe
+
+        raise LedgerError(f"run {terminal_safe(str(run.get('id')))} not recorded: GetRun answered what a StartRun "
+                          f"request cannot hold ({'; '.join(rec.schema_errors(record)[:3])}); runlog records the "
+                          "service's answer as given or not at all")
+    entry, added = ledger.add_record(record)
     if added:
         ledger.observe(entry.address, SOURCE, run, run_uuid=run["uuid"], status=run.get("status"))
     return entry, added

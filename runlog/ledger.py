@@ -172,28 +172,76 @@ class Entry:
 
 
 def index_columns(record: dict) -> dict[str, Any]:
-    """The lookup columns a record's row carries, all derived from the record itself."""
+    """The lookup columns a record's row carries, all derived from the record itself. A lookup
+    column holds text or NULL: a member the record schema leaves untyped (an imported run's
+    source_run, a batch's defaultRunSetting, a member's settings) may hold a boolean, a number
+    or an object where the service gave one, which SQLite would store as text ('1' for true)
+    or refuse (an object); such a value is no lookup value (NULL), and the record keeps it
+    as it was given."""
     request = record["request"]
     outcome = record["outcome"]
     response = outcome.get("response") or {} if record["kind"] != "batch" else {}  # a batch is not a run
     lineage = record.get("lineage") or {}
     source = record.get("source_run") or {}
+    try:
+        columns = {
+            "kind": record["kind"],
+            "created": record["created"],
+            "outcome": outcome["status"],
+            "request_id": request.get("requestId"),
+            "run_id": response.get("id"),
+            "run_uuid": response.get("uuid"),
+            "run_arn": response.get("arn"),
+            "workflow_id": request.get("workflowId") or source.get("workflowId")
+            or (request.get("defaultRunSetting") or {}).get("workflowId"),
+            "name": request.get("name") or request.get("batchName"),
+            "git_commit": (record.get("git") or {}).get("commit"),
+            "fingerprint": record["fingerprint"],
+            "replay_of": (lineage.get("replay_of") or {}).get("record"),
+            "batch_id": _batch_id(record),
+        }
+    except AttributeError:  # a member that should hold an object holds something else
+        return _text_columns(record)
+    if not _TEXT_OR_NONE.issuperset(map(type, columns.values())):
+        return _text_columns(record)
+    return columns
+
+
+_TEXT_OR_NONE = frozenset((str, type(None)))
+
+
+def _text_columns(record: dict) -> dict[str, Any]:
+    """index_columns of a record with a value that is not text where a lookup column's comes from."""
+    request = record["request"]
+    outcome = record["outcome"]
+    response = _object(outcome.get("response")) if record["kind"] != "batch" else {}
+    source = _object(record.get("source_run"))
     return {
         "kind": record["kind"],
         "created": record["created"],
         "outcome": outcome["status"],
-        "request_id": request.get("requestId"),
-        "run_id": response.get("id"),
-        "run_uuid": response.get("uuid"),
-        "run_arn": response.get("arn"),
-        "workflow_id": request.get("workflowId") or source.get("workflowId")
-        or (request.get("defaultRunSetting") or {}).get("workflowId"),
-        "name": request.get("name") or request.get("batchName"),
-        "git_commit": (record.get("git") or {}).get("commit"),
+        "request_id": _text(request.get("requestId")),
+        "run_id": _text(response.get("id")),
+        "run_uuid": _text(response.get("uuid")),
+        "run_arn": _text(response.get("arn")),
+        "workflow_id": _text(request.get("workflowId")) or _text(source.get("workflowId"))
+        or _text(_object(request.get("defaultRunSetting")).get("workflowId")),
+        "name": _text(request.get("name")) or _text(request.get("batchName")),
+        "git_commit": _text(_object(record.get("git")).get("commit")),
         "fingerprint": record["fingerprint"],
-        "replay_of": (lineage.get("replay_of") or {}).get("record"),
-        "batch_id": _batch_id(record),
+        "replay_of": _text(_object(_object(record.get("lineage")).get("replay_of")).get("record")),
+        "batch_id": _text(_batch_id(record)),
     }
+
+
+def _text(value: Any) -> str | None:
+    """A lookup column's value: text as the record holds it, else None (see index_columns)."""
+    return value if type(value) is str else None
+
+
+def _object(value: Any) -> dict:
+    """A member that should hold an object, or {} when it holds nothing (or something else)."""
+    return value if type(value) is dict else {}
 
 
 INDEX_COLUMNS = ("kind", "created", "outcome", "request_id", "run_id", "run_uuid", "run_arn", "workflow_id", "name",
@@ -577,7 +625,7 @@ class Ledger:
         _check_schema(record)
         body_bytes = encoded if encoded is not None else fastjson.dumps(record)
         address = rec.sha256_hex(body_bytes)
-        request_id = record["request"].get("requestId")
+        request_id = _text(record["request"].get("requestId"))  # a lookup value (index_columns)
         with self._autocheckpoint(checkpoint), self.write():
             existing = self._entry_where("address = ?", (address,))
             if not existing and request_id is not None:
@@ -625,11 +673,7 @@ class Ledger:
     def append_records(self, encoded: list[tuple[dict, bytes, str, tuple]]) -> int:
         """write_records inside the caller's write transaction (`write()`): a refresh's writer
         (runlog/refreshpipe.py) appends each page as it comes and commits every few pages."""
-        present = self._present([address for _, _, address, _ in encoded])
-        last = self.conn.execute("SELECT chain FROM records ORDER BY seq DESC LIMIT 1").fetchone()
-        chain = last[0] if last else None
-        seq = self._next_seq("records")
-        inserted_at = rec.utc_now()
+        present, chain, seq, inserted_at = self._appending([address for _, _, address, _ in encoded])
         rows = []
         batches: list[tuple[dict, bytes, int]] = []
         for record, body, address, columns in encoded:
@@ -679,6 +723,13 @@ class Ledger:
             seq = self._next_seq("observations")
             self._insert_rows("observations", _OBSERVATION_ROW, [(seq + at, *row) for at, row in enumerate(rows)])
         return len(rows)
+
+    def _appending(self, addresses: list[str]) -> tuple[set[str], str | None, int, str]:
+        """What appending records with these addresses starts from (inside a write transaction):
+        which of them the ledger holds, the chain's head (None: no record yet), the next record's
+        seq and the time the rows are inserted at."""
+        last = self.conn.execute("SELECT chain FROM records ORDER BY seq DESC LIMIT 1").fetchone()
+        return self._present(addresses), last[0] if last else None, self._next_seq("records"), rec.utc_now()
 
     def _present(self, addresses: list[str], table: str = "records") -> set[str]:
         """Which of these addresses the ledger holds: of records, or of observations
@@ -918,14 +969,10 @@ class Ledger:
         are made here (the view by the trigger of migration m010).
         One whose address the ledger holds (or given twice) is skipped. Returns how many
         were added. `plain`: the rows are not scanned for a bool to seal as SQLite stores it
-        (the seal covers seq, address and inserted_at, made here; a bool in a lookup column is
-        stored as its integer either way)."""
+        (the seal covers seq, address and inserted_at, made here, and lookup columns, which
+        index_columns makes text or NULL)."""
         with self.write():
-            present = self._present([item[0] for item in items])
-            last = self.conn.execute("SELECT chain FROM records ORDER BY seq DESC LIMIT 1").fetchone()
-            chain = last[0] if last else None
-            seq = self._next_seq("records")
-            inserted_at = rec.utc_now()
+            present, chain, seq, inserted_at = self._appending([item[0] for item in items])
             rows = []
             batches: list[tuple[bytes, int, tuple]] = []
             for address, body, columns, *given in items:

@@ -277,13 +277,13 @@ def check_drift(plan: Plan, *, git_now: dict | None, omics, clients: dict, recor
                                   "recorded": recorded_file.get(field), "current": now.get(field)})
     elif plan.request.get("parametersUri"):
         plan.notes.append("parameters file: not checked, its content was not recorded at submission")
-    named = set(input_uris(effective_parameters(plan.request, record.get("resolution"))))
+    named = input_uris(effective_parameters(plan.request, record.get("resolution")))
     recorded_inputs = pinned if pinned is not None else (record.get("resolution") or {}).get("inputs") or {}
     if recorded_inputs:
-        wanted = {uri: identity for uri, identity in recorded_inputs.items() if uri in named}
+        wanted = {uri: recorded_inputs[uri] for uri in named if uri in recorded_inputs}
         found, notes = input_drift(wanted, resolve_inputs(list(wanted), clients, timeout=timeout))
         drift.extend(found)
-        plan.notes.extend(notes)
+        plan.notes.extend(notes + not_pinned(named, recorded_inputs))
     elif named and record["kind"] == "member":
         plan.notes.append("inputs: not checked, neither this member's record nor its batch's pins input "
                           "identities (an imported batch's runs were started without runlog; a batch "
@@ -340,6 +340,16 @@ def input_drift(recorded: dict[str, dict], current: dict[str, dict]) -> tuple[li
     notes = [f"inputs: {len(uris)} not compared: not identified at submission ({code}), so what they held "
              f"then is unknown (the first: {uris[0]})" for code, uris in sorted(unidentified.items())]
     return drift, notes
+
+
+def not_pinned(named: Sequence[str], pinned: dict[str, dict]) -> list[str]:
+    """The note on the inputs a replay sends that the original never pinned (its batch's
+    settings file not read at submission, an input added with `set`): nothing to compare
+    them with, so they are not checked, and a replay says so rather than pass them as checked."""
+    missing = [uri for uri in named if uri not in pinned]
+    if not missing:
+        return []
+    return [f"inputs: {len(missing)} input(s) not pinned at submission: not checked (the first: {missing[0]})"]
 
 
 def describe(drift: dict) -> str:

@@ -190,7 +190,7 @@ def _row(address: str, data: bytes, record: dict) -> tuple[str, str | None, Row]
         from runlog.cohortindex import received
 
         row = (*row, *received(record, data))
-    return record["created"], record["request"].get("requestId"), row
+    return record["created"], columns["request_id"], row
 
 
 def check_observations(items: Sequence[tuple[str, str, bytes]], max_bytes: int = DEFAULT_MAX_BYTES, *,

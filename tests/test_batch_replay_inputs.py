@@ -221,3 +221,110 @@ def test_the_api_watches_a_batch_to_its_end(s3_server, s3_emulator, ledger_path,
     assert outcome.status == "PROCESSED" and not outcome.ok  # S3's run failed
     assert outcome.facts["run_status"] == {"COMPLETED": 2, "FAILED": 1}
     assert seen and seen[-1]["status"] == "PROCESSED" and seen[0]["members_added"] == 3
+
+
+# -- inputs the original never pinned ----------------------------------------------------------------
+
+def test_inputs_never_pinned_are_a_note_not_checked_in_silence(s3_server, s3_emulator, ledger_path, git_repo,
+                                                                 run_cli, monkeypatch):
+    """The settings file could not be read at submission (only it was denied): the batch record
+    pinned the default's inputs alone. Replaying a member sends its own CRAM too, which nothing
+    was pinned for: a note says so (even when the file changed since, nothing can tell), and the
+    inputs that were pinned are checked as ever. A replay that adds an input with --set says the same."""
+    from helpers import S3Proxy, proxy_in_front
+
+    class DenySettings(S3Proxy):
+        def forward(self, handler):
+            if "settings.json" in handler.path:
+                return self._error(handler, 403, "AccessDenied", "Access Denied")
+            return super().forward(handler)
+
+    s3_server.create_bucket(Bucket=BUCKET)
+    for key in ["ref/genome.dict", "ref/genome.fasta", "ref/genome.fasta.fai", *map(cram, SAMPLES)]:
+        s3_server.put_object(Bucket=BUCKET, Key=key, Body=f"bytes of {key}".encode())
+    uri = f"s3://{BUCKET}/cohort/settings.json"
+    s3_server.put_object(Bucket=BUCKET, Key="cohort/settings.json", Body=json.dumps([setting(s) for s in SAMPLES]).encode())
+    s3_emulator.batch_rate = 100
+    with proxy_in_front(DenySettings, s3_server, monkeypatch):
+        submitted = run_cli("submit-batch", "--batch-name", "denied", "--default-run-setting", json.dumps(DEFAULT),
+                            "--batch-run-settings", json.dumps({"s3UriSettings": uri}))
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3_server.endpoint)  # the proxy is gone: moto directly again
+    assert submitted.exit_code == 0, submitted.output
+    assert f"settings file {uri} not read (AccessDenied" in submitted.stderr
+    (batch,) = batches(ledger_path)
+    assert sorted(batch["resolution"]["inputs"]) == sorted(DEFAULT["parameters"].values())  # the default's alone
+    s3_emulator.advance(400)
+    assert run_cli("refresh", json.loads(submitted.stdout)["id"]).exit_code == 0  # GetRun tells each run's settings
+
+    s3_server.put_object(Bucket=BUCKET, Key=cram("S1"), Body=b"re-aligned since")
+    member = run_cli("replay", member_run_id(ledger_path, "S1"), "--dry-run", "--json")
+    assert member.exit_code == 0, member.output
+    plan = json.loads(member.stdout)
+    assert plan["drift"] == []
+    note = f"inputs: 1 input(s) not pinned at submission: not checked (the first: s3://{BUCKET}/crams/S1.cram)"
+    assert note in plan["notes"] and f"runlog: {note}" in member.stderr
+    s3_server.put_object(Bucket=BUCKET, Key="ref/genome.fasta", Body=b"GRCh38 patch 14")  # pinned: still checked
+    refused = run_cli("replay", member_run_id(ledger_path, "S1"))
+    assert refused.exit_code == 3 and f"drift: input s3://{BUCKET}/ref/genome.fasta" in refused.stderr
+
+
+def test_an_input_added_with_set_is_a_note_in_a_batch_replay(cohort, s3_server, run_cli):
+    added = f"s3://{BUCKET}/ref/extra.bed"
+    s3_server.put_object(Bucket=BUCKET, Key="ref/extra.bed", Body=b"chr1\t0\t10\n")
+    plan = run_cli("replay", cohort, "--set", f"intervals={added}", "--dry-run", "--json", "--no-check")
+    assert plan.exit_code == 0, plan.output
+    assert f"inputs: 1 input(s) not pinned at submission: not checked (the first: {added})" in \
+        json.loads(plan.stdout)["notes"]
+    plain = json.loads(run_cli("replay", cohort, "--dry-run", "--json").stdout)
+    assert not [n for n in plain["notes"] if "not pinned" in n]
+
+
+# -- a default parameter every run sets is no run's input ------------------------------------------------
+
+def submit_with_default_cram(run_cli, ledger_path, settings: list[dict]) -> tuple[str, dict, str]:
+    default = {**DEFAULT, "parameters": {**DEFAULT["parameters"], "input_cram": f"s3://{BUCKET}/crams/default.cram"}}
+    result = run_cli("submit-batch", "--batch-name", "overridden", "--default-run-setting", json.dumps(default),
+                     "--batch-run-settings", json.dumps({"inlineSettings": settings}))
+    assert result.exit_code == 0, result.output
+    (batch,) = [b for b in batches(ledger_path) if b["outcome"]["response"]["id"] == json.loads(result.stdout)["id"]]
+    return json.loads(result.stdout)["id"], batch, result.stderr
+
+
+def test_a_default_input_every_run_overrides_is_neither_resolved_nor_checked(s3_server, s3_emulator, ledger_path,
+                                                                              git_repo, run_cli):
+    """The default names crams/default.cram, absent; every run names its own CRAM instead.
+    No run reads the default's: submit-batch neither warns about it nor pins it, and a replay
+    does not hold it against the batch when it appears (or changes) later."""
+    s3_server.create_bucket(Bucket=BUCKET)
+    for key in ["ref/genome.dict", "ref/genome.fasta", "ref/genome.fasta.fai", *map(cram, SAMPLES)]:
+        s3_server.put_object(Bucket=BUCKET, Key=key, Body=f"bytes of {key}".encode())
+    s3_emulator.batch_rate = 100
+    batch_id, batch, stderr = submit_with_default_cram(run_cli, ledger_path, [setting(s) for s in SAMPLES])
+    assert "not resolved" not in stderr and "default.cram" not in stderr
+    assert f"s3://{BUCKET}/crams/default.cram" not in batch["resolution"]["inputs"]
+    assert f"s3://{BUCKET}/crams/S2.cram" in batch["resolution"]["inputs"]  # the runs' own are pinned as ever
+    s3_server.put_object(Bucket=BUCKET, Key="crams/default.cram", Body=b"appeared since")
+    replayed = run_cli("replay", batch_id)
+    assert replayed.exit_code == 0, replayed.output
+    assert "default.cram" not in replayed.stderr
+
+
+def test_a_default_input_some_run_inherits_is_pinned_and_checked_for_it(s3_server, s3_emulator, ledger_path,
+                                                                        git_repo, run_cli):
+    """S1 sets no input_cram: it reads the default's, which is pinned; a replay of S1 checks it,
+    a replay of S2 and S3 alone (which set their own) does not."""
+    s3_server.create_bucket(Bucket=BUCKET)
+    for key in ["ref/genome.dict", "ref/genome.fasta", "ref/genome.fasta.fai", "crams/default.cram",
+                *map(cram, SAMPLES)]:
+        s3_server.put_object(Bucket=BUCKET, Key=key, Body=f"bytes of {key}".encode())
+    s3_emulator.batch_rate = 100
+    inherits = {"runSettingId": "S1", "name": "align-S1", "parameters": {"sample_name": "S1"}}
+    batch_id, batch, _ = submit_with_default_cram(run_cli, ledger_path, [inherits, setting("S2"), setting("S3")])
+    assert "etag" in batch["resolution"]["inputs"][f"s3://{BUCKET}/crams/default.cram"]
+    s3_server.put_object(Bucket=BUCKET, Key="crams/default.cram", Body=b"other bytes")
+    s3_emulator.advance(400)
+    assert run_cli("refresh", batch_id).exit_code == 0
+    others = run_cli("replay", batch_id, "--only", "S2", "--only", "S3")
+    assert others.exit_code == 0, others.output
+    for refused in (run_cli("replay", batch_id), run_cli("replay", batch_id, "--only", "S1")):
+        assert refused.exit_code == 3 and f"drift: input s3://{BUCKET}/crams/default.cram etag" in refused.stderr

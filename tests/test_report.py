@@ -174,6 +174,32 @@ def test_no_ledger_is_exit_2(tmp_path, ledger_path, run_cli):
     assert not (tmp_path / "r.html").exists()
 
 
+def test_a_bad_target_is_refused_before_the_ledger_is_opened(tmp_path, ledger_path, run_cli):
+    """-o is checked first: with no ledger, or a file that is no ledger, a bad target is what
+    the one line names (exit 2), and nothing is written."""
+    kept = tmp_path / "kept.html"
+    kept.write_text("mine")
+    for ledger in (ledger_path, tmp_path / "not-a-ledger.db"):
+        if ledger != ledger_path:
+            ledger.write_text("not SQLite")
+        result = run_cli("--ledger", ledger, "report", "-o", kept)
+        assert result.exit_code == 2 and result.stderr.count("\n") == 1
+        assert "already exists; add --force" in result.stderr and kept.read_text() == "mine"
+        result = run_cli("--ledger", ledger, "report", "-o", tmp_path / "missing" / "r.html")
+        assert result.exit_code == 2 and "does not exist; create it first" in result.stderr
+    not_a_ledger = tmp_path / "not-a-ledger.db"
+    result = run_cli("--ledger", not_a_ledger, "report", "-o", not_a_ledger, "--force")
+    assert result.exit_code == 2 and "is the ledger's own file; the report never replaces it" in result.stderr
+    assert not_a_ledger.read_text() == "not SQLite"
+
+
+def test_a_good_target_and_no_ledger_say_no_ledger(tmp_path, ledger_path, run_cli):
+    result = run_cli("report", "-o", tmp_path / "r.html")
+    assert result.exit_code == 2 and result.stderr == f"runlog: error: no ledger at {ledger_path} yet (nothing " \
+        "submitted with it)\n"
+    assert not (tmp_path / "r.html").exists()
+
+
 def test_limits_keep_every_row_and_say_what_is_left_out(small, ledger_path):
     with Ledger.open(ledger_path, readonly=True) as ledger:
         selection = select(ledger, [], detail_limit=2, graph_limit=3)

@@ -40,10 +40,12 @@ def report(ctx, refs, since, batch, target, force):
       runlog report @3 @2 @1 -o paper-runs.html
     """
     from runlog.cli.diff import _import_deepdiff_lean
+    from runlog.report import check
     from runlog.report import report as write_report
 
-    _import_deepdiff_lean()
     config = load_config(ctx)
+    check(target, config.ledger_path(), since=since, force=force)  # -o first, whatever the ledger's state
+    _import_deepdiff_lean()
     ledger = require_ledger(config, readonly=True)
     with ledger, reading(ledger):
         selection = write_report(ledger, target, list(refs), since=since, batch=batch, force=force)

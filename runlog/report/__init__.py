@@ -20,7 +20,7 @@ from runlog.report.select import Selection, select
 if TYPE_CHECKING:
     from runlog.ledger import Ledger
 
-__all__ = ["Selection", "render", "report", "select"]
+__all__ = ["Selection", "check", "render", "report", "select"]
 
 
 def report(ledger: Ledger, target: str | Path, refs: list[str] | None = None, *, since: str | None = None,
@@ -30,13 +30,23 @@ def report(ledger: Ledger, target: str | Path, refs: list[str] | None = None, *,
     The target is checked before the ledger is read (report.output). Raises UsageError for a
     bad target, REF or date; the report is written even when verify finds a problem."""
     from runlog.report import output
-    from runlog.report.select import parse_since
 
     target = Path(target)
-    if since is not None:
-        parse_since(since)  # bad input before anything is read
-    output.check_target(target, force)
-    output.check_not_ledger(target, ledger.path)
+    check(target, ledger.path, since=since, force=force)
     selection = select(ledger, list(refs or []), since=since, batch=batch)
     output.write(target, render(selection))
     return selection
+
+
+def check(target: Path, ledger_path: Path, *, since: str | None = None, force: bool = False) -> None:
+    """What report() refuses before the ledger is read: a bad `since`, a target it may not
+    write (report.output.check_target) or the ledger's own file. The command line calls it
+    before it opens the ledger, so that a bad -o is what it says whether or not the ledger
+    can be opened."""
+    from runlog.report import output
+    from runlog.report.select import parse_since
+
+    if since is not None:
+        parse_since(since)  # bad input before anything is read
+    output.check_target(target, force)
+    output.check_not_ledger(target, ledger_path)
