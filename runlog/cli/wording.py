@@ -25,6 +25,7 @@ OPTIONS: dict[str, str] = {
     "max_bytes": "--max-object-mib",
     "only": "--only",
     "path": "-o",
+    "profile": "--profile",
     "region": "--region",
     "settings_uri": "--settings-uri",
     "since": "--since",

@@ -1,0 +1,70 @@
+"""Review 11 findings (cohort paths): each test fails on ec5e977 and shows one bug. The
+emulator over HTTP, moto's S3 server, real ledger files, the CLI."""
+
+from __future__ import annotations
+
+import json
+
+from helpers import COHORT_DEFAULT, cohort_setting
+from runlog.ledger import Ledger
+
+
+def submit_batch(run_cli, *samples) -> str:
+    result = run_cli("submit-batch", "--batch-name", "cohort", "--default-run-setting", json.dumps(COHORT_DEFAULT),
+                     "--batch-run-settings", json.dumps({"inlineSettings": [cohort_setting(s) for s in samples]}))
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)["id"]
+
+
+def statuses(ledger_path) -> list[str | None]:
+    with Ledger.open(ledger_path, create=False) as ledger:
+        return [row[0] for row in ledger.conn.execute("SELECT status FROM observations ORDER BY seq")]
+
+
+# -- a batch or run asked about in another region is not "deleted" -------------------------------
+
+def test_review11_a_batch_asked_about_in_another_region_is_not_recorded_deleted(aws_env, ledger_path, git_repo,
+                                                                                run_cli):
+    """GetBatch in a region the batch is not in answers ResourceNotFound, as after DeleteBatch:
+    `refresh B --region OTHER` (or `refresh --region OTHER`, every unfinished batch) recorded
+    the batch DELETED, a final status that no later refresh in its own region undoes."""
+    from runlog.emulator import Emulator
+
+    aws_env.batch_rate = 100
+    batch_id = submit_batch(run_cli, "s0", "s1")
+    aws_env.advance(300)
+    assert run_cli("refresh", batch_id).exit_code == 0
+    before = statuses(ledger_path)
+    with Emulator(port=0) as elsewhere:  # HealthOmics in eu-west-1: no such batch there
+        asked = run_cli("refresh", batch_id, "--region", "eu-west-1", "--endpoint-url", elsewhere.endpoint_url)
+        watched = run_cli("watch", batch_id, "--region", "eu-west-1", "--endpoint-url", elsewhere.endpoint_url,
+                          "--interval", "0.1", "--timeout", "5")
+    assert asked.exit_code == 1, asked.output
+    assert "eu-west-1" in asked.stdout and "us-west-2" in asked.stdout and "DELETED" not in asked.stdout
+    assert watched.exit_code != 0 and "DELETED" not in watched.output
+    assert len(watched.stderr.strip().splitlines()) == 1 and "us-west-2" in watched.stderr, watched.stderr
+    assert statuses(ledger_path) == before  # nothing recorded
+    shown = json.loads(run_cli("show", batch_id, "--json").stdout)
+    assert shown["status"] == "PROCESSED"
+
+
+def test_review11_a_run_asked_about_in_another_region_is_not_recorded_deleted(aws_env, ledger_path, git_repo,
+                                                                              run_cli):
+    """The same for a run (GetRun): `refresh --region OTHER` marked every unfinished run of the
+    ledger DELETED; DELETED is final, so `log` showed them deleted for good."""
+    from helpers import SEED_1
+    from runlog.emulator import Emulator
+
+    submitted = run_cli(*SEED_1)
+    assert submitted.exit_code == 0, submitted.output
+    run_id = json.loads(submitted.stdout)["id"]
+    before = statuses(ledger_path)
+    with Emulator(port=0) as elsewhere:
+        asked = run_cli("refresh", "--region", "eu-west-1", "--endpoint-url", elsewhere.endpoint_url)
+    assert asked.exit_code == 1, asked.output
+    assert "eu-west-1" in asked.stdout and "us-west-2" in asked.stdout and "DELETED" not in asked.stdout
+    assert statuses(ledger_path) == before
+    aws_env.advance(60)
+    again = run_cli("refresh", run_id)
+    assert again.exit_code == 0 and "COMPLETED" in again.stdout, again.output
+    assert json.loads(run_cli("show", run_id, "--json").stdout)["status"] == "COMPLETED"
