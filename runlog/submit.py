@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from runlog import __version__, aws, gitcapture, inflight, params, resolve
@@ -317,10 +318,14 @@ def recover(ledger: Ledger, settings_for: Callable[[dict], AwsSettings],
                 continue
             try:
                 settings = settings_for(intent["aws"])
-                omics = aws.client(settings, "omics", sess=session_for(settings) if session_for else None)
+                sess = session_for(settings) if session_for else None
+                omics = aws.client(settings, "omics", sess=sess)
                 sender = send
                 if intent.get("kind") == "batch":  # a StartRunBatch attempt (runlog/batch.py)
+                    from runlog.batch import check_pinned_settings
                     from runlog.batch import send as sender
+
+                    check_pinned_settings(intent, partial(aws.client, settings, "s3", sess=sess))
                 result: Submission | RunlogError = sender(ledger, intent, omics, recovered=True)
             except RunlogError as exc:
                 result = exc

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from helpers import COHORT_DEFAULT, cohort_setting
+from helpers import COHORT_DEFAULT, cohort_setting, omics_client
 from runlog.ledger import Ledger
 
 
@@ -68,3 +68,49 @@ def test_review11_a_run_asked_about_in_another_region_is_not_recorded_deleted(aw
     again = run_cli("refresh", run_id)
     assert again.exit_code == 0 and "COMPLETED" in again.stdout, again.output
     assert json.loads(run_cli("show", run_id, "--json").stdout)["status"] == "COMPLETED"
+
+
+# -- recover re-sends a cohort only while its settings file still holds the pinned bytes -----------
+
+def test_review11_recover_does_not_send_a_settings_file_that_changed_since_it_was_pinned(
+        s3_emulator, ledger_path, git_repo, run_cli):
+    """A StartRunBatch attempt left pending (a 500 before the service started it) pins its
+    s3UriSettings file's bytes in its intent. `runlog recover` sent it again whatever the
+    file held by then: the service started runs from the new file while the batch record, and
+    every member made from it, said each run ran with the settings of the pinned one (another
+    input, another sample)."""
+    import boto3
+
+    s3 = boto3.client("s3", endpoint_url=s3_emulator.s3_endpoint_url, region_name="us-east-1")
+    s3.create_bucket(Bucket="cohort-bucket")
+    uri = "s3://cohort-bucket/cohort/settings.json"
+    pinned = json.dumps([cohort_setting("NA12878")]).encode()
+    s3.put_object(Bucket="cohort-bucket", Key="cohort/settings.json", Body=pinned)
+    s3_emulator.inject("error", operation="StartRunBatch", count=3)  # every try, before the service acts
+    submitted = run_cli("submit-batch", "--default-run-setting", json.dumps(COHORT_DEFAULT),
+                        "--batch-run-settings", json.dumps({"s3UriSettings": uri}))
+    assert submitted.exit_code == 1 and "pending" in submitted.stderr, submitted.output
+    assert omics_client(s3_emulator).list_batch()["items"] == []  # the 500 came first: no batch started
+    s3.put_object(Bucket="cohort-bucket", Key="cohort/settings.json",
+                  Body=json.dumps([cohort_setting("NA99999")]).encode())
+    sent_before = [r for r in s3_emulator.requests if r["operation"] == "StartRunBatch"]
+
+    recovered = run_cli("recover")
+    assert recovered.exit_code == 1, recovered.output
+    assert [r for r in s3_emulator.requests if r["operation"] == "StartRunBatch"] == sent_before  # nothing sent
+    line = recovered.stdout.strip()
+    assert len(line.splitlines()) == 1 and uri in line and "--abandon" in line, recovered.output
+    with Ledger.open(ledger_path, create=False) as ledger:
+        assert len(ledger.pending()) == 1 and list(ledger.entries()) == []
+
+    s3.put_object(Bucket="cohort-bucket", Key="cohort/settings.json", Body=pinned)  # the pinned bytes again
+    again = run_cli("recover")
+    assert again.exit_code == 0, again.output
+    s3_emulator.batch_rate = 100
+    s3_emulator.advance(200)
+    assert run_cli("refresh", "8100001").exit_code == 0
+    (member,) = json.loads(run_cli("log", "--batch", "8100001", "--json").stdout)
+    ran = s3_emulator.get_run(member["run_id"])["parameters"]
+    with Ledger.open(ledger_path, create=False) as ledger:
+        recorded = ledger.resolve(member["run_id"]).record["request"]["parameters"]
+    assert ran["sample_name"] == recorded["sample_name"] == "NA12878"
