@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from helpers import COHORT_DEFAULT, cohort_setting, omics_client
 from runlog.ledger import Ledger
 
@@ -114,3 +116,62 @@ def test_review11_recover_does_not_send_a_settings_file_that_changed_since_it_wa
     with Ledger.open(ledger_path, create=False) as ledger:
         recorded = ledger.resolve(member["run_id"]).record["request"]["parameters"]
     assert ran["sample_name"] == recorded["sample_name"] == "NA12878"
+
+
+# -- a run's parameters that are no JSON object are refused before anything is sent ---------------
+
+def _sent(emulator) -> list:
+    return [r for r in emulator.requests if r["operation"] == "StartRunBatch"]
+
+
+def _attempts(ledger_path) -> int:
+    if not ledger_path.exists():
+        return 0
+    with Ledger.open(ledger_path, create=False) as ledger:
+        return ledger.conn.execute("SELECT count(*) FROM attempts").fetchone()[0]
+
+
+@pytest.mark.parametrize("parameters,kind", [
+    (["sample_name", "input_cram"], "array"), ("oops", "string"), (5, "number"), (None, "null"), (True, "true"),
+], ids=["array", "string", "number", "null", "true"])
+def test_review11_run_setting_parameters_that_are_no_object_are_refused(parameters, kind, aws_env, ledger_path,
+                                                                        git_repo, run_cli):
+    """A run setting's `parameters` is merged name by name into the default's: an array passed
+    every check (its items taken for parameter names), the batch was sent and recorded with
+    `template_checked: true`, and its members could never be recorded (refresh: "refusing to
+    write a record that breaks the schema", every time); a string was checked letter by letter
+    ("unknown parameter(s) o, p, s"); a number or true was an internal error (exit 70)."""
+    settings = {"inlineSettings": [cohort_setting("NA12878"), {"runSettingId": "NA12891", "parameters": parameters}]}
+    result = run_cli("submit-batch", "--default-run-setting", json.dumps(COHORT_DEFAULT),
+                     "--batch-run-settings", json.dumps(settings))
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "NA12891" in lines[0] and f"parameters is a JSON {kind}" in lines[0], result.stderr
+    assert _sent(aws_env) == [] and _attempts(ledger_path) == 0
+
+
+@pytest.mark.parametrize("parameters,kind", [("oops", "string"), (5, "number"), (["ref_dict"], "array")],
+                         ids=["string", "number", "array"])
+def test_review11_default_parameters_that_are_no_object_are_refused(parameters, kind, aws_env, ledger_path, git_repo,
+                                                                    run_cli):
+    default = {**COHORT_DEFAULT, "parameters": parameters}
+    result = run_cli("submit-batch", "--default-run-setting", json.dumps(default),
+                     "--batch-run-settings", json.dumps({"inlineSettings": [cohort_setting("NA12878")]}))
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--default-run-setting" in lines[0] and f"parameters is a JSON {kind}" in lines[0], lines
+    assert _sent(aws_env) == []
+
+
+def test_review11_settings_file_parameters_that_are_no_object_are_refused(aws_env, s3_server, ledger_path, git_repo,
+                                                                          run_cli):
+    s3_server.create_bucket(Bucket="cohort-bucket")
+    body = [cohort_setting("NA12878"), {"runSettingId": "NA12891", "parameters": ["sample_name"]}]
+    s3_server.put_object(Bucket="cohort-bucket", Key="cohort/settings.json", Body=json.dumps(body).encode())
+    uri = "s3://cohort-bucket/cohort/settings.json"
+    result = run_cli("submit-batch", "--default-run-setting", json.dumps(COHORT_DEFAULT),
+                     "--batch-run-settings", json.dumps({"s3UriSettings": uri}))
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and uri in lines[0] and "NA12891" in lines[0] and "parameters is a JSON array" in lines[0]
+    assert _sent(aws_env) == []
