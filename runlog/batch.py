@@ -1369,34 +1369,6 @@ def batch_drift(record: dict, git_now: dict, workflow_now: dict, settings_now: d
     return drift
 
 
-def check_pinned_settings(intent: dict, s3_client: Callable[[], Any]) -> None:
-    """Before a pending StartRunBatch attempt is sent again (recover): its s3UriSettings file
-    must still hold the bytes the intent pinned. The service reads the file when it starts
-    the batch, and the batch record (and every member made from it) says the runs are the
-    pinned file's: sent over other bytes, a new batch would run other settings than its
-    record says. RunlogError (the attempt stays pending) when the file changed or cannot be
-    read now; nothing to compare when it was not read at submission. `s3_client()` gives an
-    S3 client (made only for a settings file)."""
-    from runlog.resolve import read_object
-
-    uri = intent["request"].get("batchRunSettings", {}).get("s3UriSettings")
-    pinned = (intent.get("batch") or {}).get("settings_file") or {}
-    if not uri or not pinned.get("sha256"):
-        return
-    found, _ = read_object(s3_client(), uri, SETTINGS_FILE_LIMIT)
-    if found.get("sha256") == pinned["sha256"]:
-        return
-    request_id = intent["request"]["requestId"]
-    now = (f"now sha256 {found['sha256'][:12]}…" if found.get("sha256") else
-           f"it cannot be read now ({found['error']['code']}: {found['error']['message']})")
-    version = f" (VersionId {pinned['version_id']})" if pinned.get("version_id") else ""
-    raise RunlogError(f"attempt {request_id} is not sent again: its settings file {uri} held sha256 "
-                      f"{pinned['sha256'][:12]}… when it was made, {now}, and a batch started from other bytes "
-                      "would not run what its record says; put the pinned bytes back" + version + " and run "
-                      f"`recover()` again, or `abandon('{request_id}')` (if the first send started the batch, "
-                      "`import_runs()` records it)")
-
-
 # -- cancelling and deleting ------------------------------------------------------------------------
 
 ACTIONS = {"cancel": ("CancelRunBatch", "cancel_run_batch"), "delete-runs": ("DeleteRunBatch", "delete_run_batch")}

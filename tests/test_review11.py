@@ -175,3 +175,33 @@ def test_review11_settings_file_parameters_that_are_no_object_are_refused(aws_en
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and uri in lines[0] and "NA12891" in lines[0] and "parameters is a JSON array" in lines[0]
     assert _sent(aws_env) == []
+
+
+def test_review11_recover_does_not_send_a_parameters_file_that_changed_since_it_was_pinned(
+        aws_env, s3_server, ledger_path, git_repo, run_cli):
+    """The same for a single run's --parameters-uri: the service reads the object when it
+    starts the run, the record holds the pinned content as the run's parameters, and recover
+    sent the attempt again whatever the object held by then."""
+    s3_server.create_bucket(Bucket="lab-params")
+    uri = "s3://lab-params/run/params.json"
+    pinned = json.dumps({"param1": "s3://lab-params/in/a.txt", "param2": "v1"}).encode()
+    s3_server.put_object(Bucket="lab-params", Key="run/params.json", Body=pinned)
+    aws_env.inject("error", operation="StartRun", count=3)  # every try, before the service acts
+    submitted = run_cli("submit", "--workflow-id", "1234567", "--workflow-owner-id", "123456789012", "--role-arn",
+                        "arn:aws:iam::123456789012:role/HealthOmicsServiceRole", "--output-uri",
+                        "s3://your-bucket/results/", "--parameters-uri", uri)
+    assert submitted.exit_code == 1 and "pending" in submitted.stderr, submitted.output
+    s3_server.put_object(Bucket="lab-params", Key="run/params.json",
+                         Body=json.dumps({"param1": "s3://lab-params/in/b.txt", "param2": "v2"}).encode())
+    sent_before = [r for r in aws_env.requests if r["operation"] == "StartRun"]
+
+    recovered = run_cli("recover")
+    assert recovered.exit_code == 1, recovered.output
+    assert [r for r in aws_env.requests if r["operation"] == "StartRun"] == sent_before  # nothing sent
+    assert uri in recovered.stdout and "--abandon" in recovered.stdout, recovered.output
+    with Ledger.open(ledger_path, create=False) as ledger:
+        assert len(ledger.pending()) == 1 and list(ledger.entries()) == []
+
+    s3_server.put_object(Bucket="lab-params", Key="run/params.json", Body=pinned)
+    again = run_cli("recover")
+    assert again.exit_code == 0, again.output
