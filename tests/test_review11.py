@@ -205,3 +205,35 @@ def test_review11_recover_does_not_send_a_parameters_file_that_changed_since_it_
     s3_server.put_object(Bucket="lab-params", Key="run/params.json", Body=pinned)
     again = run_cli("recover")
     assert again.exit_code == 0, again.output
+
+
+# -- diff of a batch whose run settings were never seen -------------------------------------------
+
+def test_review11_diff_of_batches_whose_run_settings_were_never_seen_claims_nothing(aws_env, ledger_path, git_repo,
+                                                                                    run_cli):
+    """An imported batch's record holds no run settings (StartRunBatch's were never seen):
+    `diff B1 B2` of two such cohorts, one of NA12878 and one of two other samples, said "No
+    differences: identical configurations" (and `--exit-code` 0); against a batch submitted
+    through runlog it said each of that batch's runs was removed."""
+    omics = omics_client(aws_env)
+    started = [omics.start_run_batch(batchName="outside", defaultRunSetting=COHORT_DEFAULT,
+                                     batchRunSettings={"inlineSettings": [cohort_setting(s) for s in samples]})["id"]
+               for samples in (["NA12878"], ["NA12891", "NA12892"])]
+    aws_env.batch_rate = 100
+    aws_env.advance(300)
+    assert run_cli("import").exit_code == 0
+    for more in ([], ["--exit-code"], ["--json"]):  # nothing else differs: it cannot be told
+        result = run_cli("diff", *started, *more)
+        assert result.exit_code == 2, (more, result.output)
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and "never seen" in lines[0] and "runlog diff RUN_ID RUN_ID" in lines[0], lines
+        assert result.stdout == ""
+    mine = submit_batch(run_cli, "NA12878")
+    shown = run_cli("diff", mine, started[1])
+    assert shown.exit_code == 0 and "never seen" in shown.stdout, shown.output
+    assert "No differences" not in shown.stdout and "\nruns\n" not in shown.stdout  # no run "removed"
+    found = json.loads(run_cli("diff", mine, started[1], "--json").stdout)
+    assert not found["same"] and found["changes"] and {c["section"] for c in found["changes"]} == {"git"}
+    assert len(found["notes"]) == 1 and found["notes"][0].startswith(f"B: batch {started[1]}'s run settings")
+    assert run_cli("diff", mine, started[1], "--exit-code").exit_code == 1
+    assert run_cli("diff", mine, mine).exit_code == 0  # a batch whose settings are recorded compares as before

@@ -48,6 +48,7 @@ FLAGS: dict[tuple[str, str], str] = {
 COMMANDS: dict[str, str] = {
     "abandon": "recover --abandon",
     "cancel": "cancel",
+    "diff": "diff",
     "export": "export",
     "import_runs": "import",
     "log": "log",
