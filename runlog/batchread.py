@@ -201,8 +201,8 @@ def compare_batch_entries(ledger: Ledger, a: Entry, b: Entry) -> tuple[list, dic
     when their SHA-256 differ. A batch whose record holds no run settings (`_unseen`): the
     runs are not compared, and a note says why."""
     found_a, found_b = ledger.batch_view(a.address), ledger.batch_view(b.address)
-    notes = [note for side, entry, found in (("A", a, found_a), ("B", b, found_b))
-             if (note := _unseen(side, entry, found[0] if found is not None else ledger.batch_outline(entry.address)))]
+    notes = [f"{side}: {why}: its runs are not compared" for side, entry, found in (("A", a, found_a), ("B", b, found_b))
+             if (why := _unseen(entry, found[0] if found is not None else ledger.batch_outline(entry.address)))]
     if notes:  # its runs are unknown, not absent: comparing none would call the other's runs removed
         view_a, view_b = (found[0] if found is not None else ledger.batch_outline(entry.address)
                           for entry, found in ((a, found_a), (b, found_b)))
@@ -219,9 +219,9 @@ def compare_batch_entries(ledger: Ledger, a: Entry, b: Entry) -> tuple[list, dic
                            lambda: indexed_differences(ledger, a.seq, b.seq)), found_a[0], found_b[0], []
 
 
-def _unseen(side: str, entry: Entry, outline: dict) -> str | None:
-    """The note for a batch whose record holds no run settings to compare (imported: never
-    seen; a settings file not read at submission), None otherwise."""
+def _unseen(entry: Entry, outline: dict) -> str | None:
+    """Why a batch's record holds no run settings (imported: never seen; a settings file not
+    read at submission), None when it holds them."""
     from runlog.membersettings import settings_unknown
 
     if outline["outcome"]["status"] != "submitted" or not settings_unknown(outline):
@@ -229,7 +229,32 @@ def _unseen(side: str, entry: Entry, outline: dict) -> str | None:
     pinned = (outline.get("batch") or {}).get("settings_file") or {}
     why = (f"its settings file {pinned.get('uri')} could not be read at submission" if "error" in pinned
            else "started without runlog, recorded by import")
-    return f"{side}: batch {entry.batch_id}'s run settings were never seen ({why}): its runs are not compared"
+    return f"batch {entry.batch_id}'s run settings were never seen ({why})"
+
+
+def configuration_fingerprint(ledger: Ledger, ref: str) -> str:
+    """The fingerprint of REF's configuration, for listing the records that share it: UsageError
+    when REF's configuration is not known whole (a batch whose record holds no run settings, a
+    member whose record holds its batch's default setting alone): its fingerprint then covers
+    the default alone, and what shares it is not known to be the same configuration."""
+    from runlog.errors import UsageError
+    from runlog.membersettings import needs_settings
+
+    entry = ledger.resolve(ref, whole=False)
+    if entry.kind == "batch":
+        why = _unseen(entry, ledger.batch_outline(entry.address))
+        if why:
+            raise UsageError(f"{why}: its fingerprint covers its default setting alone, so the cohorts that share "
+                             "it are not known to be the same configuration; `diff('RUN_ID', 'RUN_ID')` compares "
+                             "two runs from the settings GetRun reported")
+    elif needs_settings(entry.record):
+        batch = entry.record["batch"]
+        raise UsageError(f"run {entry.run_id}'s own settings were never seen (a run of batch {batch.get('batch_id')}, "
+                         "started without runlog or with a settings file runlog could not read): its record and "
+                         "fingerprint hold its batch's default setting alone, so the runs that share it are not "
+                         f"known to be the same configuration; `diff('{entry.run_id}', 'RUN_ID')` compares it with "
+                         "another run from the settings GetRun reported")
+    return entry.fingerprint
 
 
 def indexed_differences(ledger: Ledger, seq_a: int, seq_b: int) -> RunDifferences | None:

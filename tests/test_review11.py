@@ -237,3 +237,28 @@ def test_review11_diff_of_batches_whose_run_settings_were_never_seen_claims_noth
     assert len(found["notes"]) == 1 and found["notes"][0].startswith(f"B: batch {started[1]}'s run settings")
     assert run_cli("diff", mine, started[1], "--exit-code").exit_code == 1
     assert run_cli("diff", mine, mine).exit_code == 0  # a batch whose settings are recorded compares as before
+
+
+def test_review11_same_as_a_cohort_whose_run_settings_were_never_seen_is_refused(aws_env, ledger_path, git_repo,
+                                                                                  run_cli):
+    """An imported batch's fingerprint covers its default setting alone (its run settings were
+    never seen), and so does the fingerprint of each of its members (their records hold the
+    default alone): `log --same-as B` listed every imported cohort with that default, whatever
+    its samples, as "identical configurations"; `--same-as MEMBER` every member of them."""
+    omics = omics_client(aws_env)
+    started = [omics.start_run_batch(batchName="outside", defaultRunSetting=COHORT_DEFAULT,
+                                     batchRunSettings={"inlineSettings": [cohort_setting(s) for s in samples]})["id"]
+               for samples in (["NA12878"], ["NA12891", "NA12892"])]
+    aws_env.batch_rate = 100
+    aws_env.advance(300)
+    assert run_cli("import").exit_code == 0
+    member = json.loads(run_cli("log", "--batch", started[0], "--json").stdout)[0]["run_id"]
+    for ref in (started[0], member):
+        for more in ([], ["--json"]):
+            result = run_cli("log", "--same-as", ref, *more)
+            assert result.exit_code == 2, (ref, more, result.output)
+            lines = result.stderr.strip().splitlines()
+            assert len(lines) == 1 and "never seen" in lines[0] and result.stdout == "", result.output
+    mine = submit_batch(run_cli, "NA12878")
+    listed = json.loads(run_cli("log", "--same-as", mine, "--json").stdout)
+    assert [e["batch_id"] for e in listed] == [mine]
