@@ -209,19 +209,26 @@ def test_review11_recover_does_not_send_a_parameters_file_that_changed_since_it_
 
 # -- diff of a batch whose run settings were never seen -------------------------------------------
 
+def imported_cohorts(emulator, run_cli) -> list[str]:
+    """Two batches started without runlog, with the same default setting and other samples
+    (NA12878; NA12891 and NA12892), finished and recorded by `runlog import`: their ids."""
+    omics = omics_client(emulator)
+    started = [omics.start_run_batch(batchName="outside", defaultRunSetting=COHORT_DEFAULT,
+                                     batchRunSettings={"inlineSettings": [cohort_setting(s) for s in samples]})["id"]
+               for samples in (["NA12878"], ["NA12891", "NA12892"])]
+    emulator.batch_rate = 100
+    emulator.advance(300)
+    assert run_cli("import").exit_code == 0
+    return started
+
+
 def test_review11_diff_of_batches_whose_run_settings_were_never_seen_claims_nothing(aws_env, ledger_path, git_repo,
                                                                                     run_cli):
     """An imported batch's record holds no run settings (StartRunBatch's were never seen):
     `diff B1 B2` of two such cohorts, one of NA12878 and one of two other samples, said "No
     differences: identical configurations" (and `--exit-code` 0); against a batch submitted
     through runlog it said each of that batch's runs was removed."""
-    omics = omics_client(aws_env)
-    started = [omics.start_run_batch(batchName="outside", defaultRunSetting=COHORT_DEFAULT,
-                                     batchRunSettings={"inlineSettings": [cohort_setting(s) for s in samples]})["id"]
-               for samples in (["NA12878"], ["NA12891", "NA12892"])]
-    aws_env.batch_rate = 100
-    aws_env.advance(300)
-    assert run_cli("import").exit_code == 0
+    started = imported_cohorts(aws_env, run_cli)
     for more in ([], ["--exit-code"], ["--json"]):  # nothing else differs: it cannot be told
         result = run_cli("diff", *started, *more)
         assert result.exit_code == 2, (more, result.output)
@@ -245,13 +252,7 @@ def test_review11_same_as_a_cohort_whose_run_settings_were_never_seen_is_refused
     never seen), and so does the fingerprint of each of its members (their records hold the
     default alone): `log --same-as B` listed every imported cohort with that default, whatever
     its samples, as "identical configurations"; `--same-as MEMBER` every member of them."""
-    omics = omics_client(aws_env)
-    started = [omics.start_run_batch(batchName="outside", defaultRunSetting=COHORT_DEFAULT,
-                                     batchRunSettings={"inlineSettings": [cohort_setting(s) for s in samples]})["id"]
-               for samples in (["NA12878"], ["NA12891", "NA12892"])]
-    aws_env.batch_rate = 100
-    aws_env.advance(300)
-    assert run_cli("import").exit_code == 0
+    started = imported_cohorts(aws_env, run_cli)
     member = json.loads(run_cli("log", "--batch", started[0], "--json").stdout)[0]["run_id"]
     for ref in (started[0], member):
         for more in ([], ["--json"]):
