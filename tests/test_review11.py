@@ -263,3 +263,40 @@ def test_review11_same_as_a_cohort_whose_run_settings_were_never_seen_is_refused
     mine = submit_batch(run_cli, "NA12878")
     listed = json.loads(run_cli("log", "--same-as", mine, "--json").stdout)
     assert [e["batch_id"] for e in listed] == [mine]
+
+
+# -- left open: a forged member on the team remote --------------------------------------------------
+
+@pytest.mark.xfail(strict=True, reason="open (review 11): pull does not check that a member is what its batch "
+                                       "record makes of its run setting; see the review's report")
+def test_review11_a_forged_member_of_a_pulled_batch_is_refused(aws_env, bucket, ledger_path, git_repo, run_cli,
+                                                              tmp_path):
+    """A member record is a pure function of its batch record and the ListRunsInBatch item, so
+    one that is not what its batch record makes can only be forged. Whoever may write to the
+    team bucket can add one (another input, another run id) for a batch's run setting: pull
+    takes it (canonical, schema-valid), `show B` then counts 2 members for 1 run setting, and
+    export states the forged input for a second run; verify says OK."""
+    from helpers import REMOTE, push_json, record_key
+    from runlog import record as rec
+
+    batch_id = submit_batch(run_cli, "NA12878")
+    aws_env.batch_rate = 100
+    aws_env.advance(300)
+    assert run_cli("refresh", batch_id).exit_code == 0
+    push_json(run_cli, ledger_path, "--objects")
+    with Ledger.open(ledger_path, create=False) as ledger:
+        member = ledger.entries(where="kind = 'member'")[0]
+    forged = json.loads(member.body)
+    forged["request"]["parameters"]["input_cram"] = "s3://cohort-bucket/crams/FORGED.cram"
+    forged["outcome"]["response"]["id"] = "4209999"
+    forged["fingerprint"] = rec.fingerprint(forged)
+    body = rec.canonical_json(forged)
+    forged_address = rec.sha256_hex(body)
+    bucket.put_object(Bucket="lab-provenance", Key=record_key(forged_address), Body=body)
+
+    other = tmp_path / "other.db"
+    pulled = run_cli("--ledger", other, "pull", REMOTE)
+    with Ledger.open(other, create=False) as ledger:
+        held = ledger.addresses()
+    assert member.address in held and forged_address not in held  # what reaches show B, log --batch, export
+    assert pulled.exit_code == 1 and record_key(forged_address) in pulled.stderr, pulled.output
