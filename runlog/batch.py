@@ -924,18 +924,21 @@ def observe_batch(ledger: Ledger, batch: Entry, omics, outline: dict | None = No
     changed. A batch GetBatch no longer knows (DeleteBatch), or whose id now names another
     batch, is observed once as status DELETED; nothing is removed from the ledger."""
     from runlog import aws
-    from runlog.arn import asked_elsewhere
     from runlog.errors import ServiceError
 
     response = (outline or batch.record)["outcome"].get("response") or {}
-    elsewhere = asked_elsewhere(response.get("arn"), omics.meta.region_name, "GetBatch", f"batch {batch.batch_id}")
+
+    def asked_at_home() -> None:  # not found where it never was, or by another account: says nothing of it
+        elsewhere = aws.not_found_elsewhere(omics, response.get("arn"), "GetBatch", f"batch {batch.batch_id}")
+        if elsewhere is not None:
+            raise UsageError(elsewhere)
+
     try:
         answer = omics.get_batch(batchId=batch.batch_id)
     except Exception as exc:
         error = aws.error_from(exc, "GetBatch")
         if isinstance(error, ServiceError) and error.code == "ResourceNotFoundException":
-            if elsewhere is not None:  # not found where it never was: says nothing of it
-                raise UsageError(elsewhere) from None
+            asked_at_home()
             return _observe_gone(ledger, batch, f"GetBatch: batch {batch.batch_id} not found (deleted with "
                                                 "DeleteBatch)")
         raise error from None
@@ -943,8 +946,7 @@ def observe_batch(ledger: Ledger, batch: Entry, omics, outline: dict | None = No
     body = rec.jsonable(answer)
     recorded_uuid = response.get("uuid")
     if recorded_uuid and body.get("uuid") and body["uuid"] != recorded_uuid:
-        if elsewhere is not None:
-            raise UsageError(elsewhere)
+        asked_at_home()
         return _observe_gone(ledger, batch, f"batch id {batch.batch_id} now belongs to batch {body['uuid']}")
     last = [o for o in ledger.observations(batch.address) if o["source"] == SOURCE_BATCH]
     if not last or _summary(last[-1]["body"]) != _summary(body):

@@ -59,11 +59,12 @@ def observe(ledger: Ledger, entry: Entry, omics, *, unless_status: str | None = 
 
 
 def _asked_at_home(omics, entry: Entry) -> None:
-    """A run GetRun does not know in another region than its ARN's is not deleted: UsageError."""
-    from runlog.arn import asked_elsewhere
+    """A run GetRun does not know in another region or account than its ARN's is not deleted:
+    UsageError."""
+    from runlog.aws import not_found_elsewhere
     from runlog.errors import UsageError
 
-    elsewhere = asked_elsewhere(entry.run_arn, omics.meta.region_name, "GetRun", f"run {entry.run_id}")
+    elsewhere = not_found_elsewhere(omics, entry.run_arn, "GetRun", f"run {entry.run_id}")
     if elsewhere is not None:
         raise UsageError(elsewhere)
 

@@ -72,6 +72,40 @@ def test_review11_a_run_asked_about_in_another_region_is_not_recorded_deleted(aw
     assert json.loads(run_cli("show", run_id, "--json").stdout)["status"] == "COMPLETED"
 
 
+def test_review11_a_run_or_batch_asked_about_as_another_account_is_not_recorded_deleted(
+        aws_env, ledger_path, git_repo, run_cli, monkeypatch):
+    """The same in another account: a record made with the default credentials, refreshed
+    once AWS_PROFILE names another account's (the recorded profile is null, so today's
+    environment chooses the credentials), or with --profile of another account: GetRun and
+    GetBatch there answer ResourceNotFound, and runlog recorded every unfinished run and
+    batch DELETED for good. The caller's account (STS, asked only then) is compared with the
+    ARN's first."""
+    from helpers import SEED_1
+    from runlog.emulator import Emulator
+
+    aws_env.batch_rate = 1
+    batch_id = submit_batch(run_cli, "s0", "s1")
+    submitted = run_cli(*SEED_1)
+    assert submitted.exit_code == 0, submitted.output
+    run_id = json.loads(submitted.stdout)["id"]
+    before = statuses(ledger_path)
+    with Emulator(port=0, account="444455556666") as other:  # the same region, another account's HealthOmics
+        monkeypatch.setenv("AWS_ENDPOINT_URL_STS", other.endpoint_url)
+        asked = run_cli("refresh", "--endpoint-url", other.endpoint_url)
+        watched = run_cli("watch", batch_id, "--endpoint-url", other.endpoint_url, "--interval", "0.1",
+                          "--timeout", "5")
+    assert asked.exit_code == 1, asked.output
+    assert "DELETED" not in asked.stdout and asked.stdout.count("444455556666") == 2, asked.stdout
+    assert "111122223333" in asked.stdout and run_id in asked.stdout and batch_id in asked.stdout
+    assert watched.exit_code == 2 and "444455556666" in watched.stderr and "DELETED" not in watched.output
+    assert statuses(ledger_path) == before  # nothing recorded
+    monkeypatch.delenv("AWS_ENDPOINT_URL_STS")
+    aws_env.advance(300)
+    assert run_cli("refresh").exit_code == 0
+    assert json.loads(run_cli("show", run_id, "--json").stdout)["status"] == "COMPLETED"
+    assert json.loads(run_cli("show", batch_id, "--json").stdout)["status"] == "PROCESSED"
+
+
 # -- recover re-sends a cohort only while its settings file still holds the pinned bytes -----------
 
 def test_review11_recover_does_not_send_a_settings_file_that_changed_since_it_was_pinned(
