@@ -41,7 +41,8 @@ def batch_id_of_arn(text: object) -> str | None:
     return found["batch_id"] if found else None
 
 
-ARN_REGION_RE = re.compile(r"arn:aws[a-z-]*:omics:(?P<region>[a-z0-9-]+):\d{12}:")
+# Where any HealthOmics ARN (run, runBatch, workflow, ...) lives: its region and account.
+ARN_PLACE_RE = re.compile(r"arn:aws[a-z-]*:omics:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):")
 
 
 def asked_elsewhere(arn: object, region: object, operation: str, what: str) -> str | None:
@@ -49,7 +50,7 @@ def asked_elsewhere(arn: object, region: object, operation: str, what: str) -> s
     `region` says nothing about the run or batch `arn` names: the ARN's region is another
     (the service there has no such id, or another resource under it). One line naming both
     regions and the fix; None when the regions agree or either is unknown."""
-    found = ARN_REGION_RE.match(arn) if isinstance(arn, str) else None
+    found = ARN_PLACE_RE.match(arn) if isinstance(arn, str) else None
     if found is None or not isinstance(region, str) or not region or found["region"] == region:
         return None
     home = found["region"]

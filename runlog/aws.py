@@ -468,12 +468,12 @@ def not_found_elsewhere(made, arn: object, operation: str, what: str) -> str | N
     nothing about the run or batch `arn` names: the client asks in another region than the
     ARN's, or as another account (STS, asked only here). One line naming both and the fix;
     None when they agree or cannot be told apart."""
-    from runlog.arn import asked_elsewhere
+    from runlog.arn import ARN_PLACE_RE, asked_elsewhere
 
     elsewhere = asked_elsewhere(arn, made.meta.region_name, operation, what)
     if elsewhere is not None:
         return elsewhere
-    found = ARN_ACCOUNT_RE.match(arn) if isinstance(arn, str) else None
+    found = ARN_PLACE_RE.match(arn) if isinstance(arn, str) else None
     account = caller_account(made) if found is not None else None
     if found is None or account is None or account == found["account"]:
         return None
@@ -482,8 +482,6 @@ def not_found_elsewhere(made, arn: object, operation: str, what: str) -> str | N
             f"nothing recorded (ask with account {home}'s credentials: leave out the `profile` or the "
             "AWS_PROFILE / AWS_ACCESS_KEY_ID that says otherwise)")
 
-
-ARN_ACCOUNT_RE = re.compile(r"arn:aws[a-z-]*:omics:[a-z0-9-]+:(?P<account>\d{12}):")
 
 
 def without_documentation(model: dict) -> dict:
