@@ -406,8 +406,9 @@ class Runlog:
             return iter(())
         if same_as is None:
             return iter(ledger.entries(limit or None))
-        fingerprint = ledger.resolve(same_as).fingerprint
-        return iter(ledger.same_configuration(fingerprint, limit or None))
+        from runlog.batchread import configuration_fingerprint
+
+        return iter(ledger.same_configuration(configuration_fingerprint(ledger, same_as), limit or None))
 
     def show(self, ref: str) -> Any:
         """The record REF names (a run id, uuid or ARN, @N, or an address prefix), as a

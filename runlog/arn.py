@@ -39,3 +39,20 @@ def batch_id_of_arn(text: object) -> str | None:
         return None
     found = BATCH_ARN_RE.fullmatch(text)
     return found["batch_id"] if found else None
+
+
+# Where any HealthOmics ARN (run, runBatch, workflow, ...) lives: its region and account.
+ARN_PLACE_RE = re.compile(r"arn:aws[a-z-]*:omics:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):")
+
+
+def asked_elsewhere(arn: object, region: object, operation: str, what: str) -> str | None:
+    """Why a ResourceNotFoundException (or another resource's answer) from `operation` in
+    `region` says nothing about the run or batch `arn` names: the ARN's region is another
+    (the service there has no such id, or another resource under it). One line naming both
+    regions and the fix; None when the regions agree or either is unknown."""
+    found = ARN_PLACE_RE.match(arn) if isinstance(arn, str) else None
+    if found is None or not isinstance(region, str) or not region or found["region"] == region:
+        return None
+    home = found["region"]
+    return (f"{operation} in {region} does not know {what}, which is in {home} (its ARN): nothing recorded "
+            f"(ask {home}: leave out the `region` or `profile` that says {region}, or give `region` {home})")

@@ -13,6 +13,7 @@ import ipaddress
 import os
 import re
 import sys
+import weakref
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -440,7 +441,47 @@ def client(settings: AwsSettings, service: str, *, check_credentials: bool = Tru
         options["retries"] = {"mode": "standard"}
     verify = config_options.pop("verify", None)  # the aws CLI's --no-verify-ssl / --ca-bundle
     options.update(config_options)
-    return sess.client(service, endpoint_url=explicit, config=Config(**options), verify=verify)
+    made = sess.client(service, endpoint_url=explicit, config=Config(**options), verify=verify)
+    _MADE[made] = (settings, sess)
+    return made
+
+
+# What each client runlog made was made with, for `caller_account` (a client given by a
+# library caller is not in it).
+_MADE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def caller_account(made) -> str | None:
+    """The AWS account whose credentials the client `made` (aws.client's) calls with: STS
+    GetCallerIdentity, asked once per client and only when called; None when it cannot be
+    known (a client runlog did not make, STS not reachable or not asked: caller_identity)."""
+    found = _MADE.get(made)
+    if found is None:
+        return None
+    if len(found) == 2:
+        found = _MADE[made] = (*found, caller_identity(*found).get("account"))
+    return found[2]
+
+
+def not_found_elsewhere(made, arn: object, operation: str, what: str) -> str | None:
+    """Why a ResourceNotFoundException (or another resource's answer) from `operation` says
+    nothing about the run or batch `arn` names: the client asks in another region than the
+    ARN's, or as another account (STS, asked only here). One line naming both and the fix;
+    None when they agree or cannot be told apart."""
+    from runlog.arn import ARN_PLACE_RE, asked_elsewhere
+
+    elsewhere = asked_elsewhere(arn, made.meta.region_name, operation, what)
+    if elsewhere is not None:
+        return elsewhere
+    found = ARN_PLACE_RE.match(arn) if isinstance(arn, str) else None
+    account = caller_account(made) if found is not None else None
+    if found is None or account is None or account == found["account"]:
+        return None
+    home = found["account"]
+    return (f"{operation} as account {account} does not know {what}, which is in account {home} (its ARN): "
+            f"nothing recorded (ask with account {home}'s credentials: leave out the `profile` or the "
+            "AWS_PROFILE / AWS_ACCESS_KEY_ID that says otherwise)")
+
 
 
 def without_documentation(model: dict) -> dict:

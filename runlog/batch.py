@@ -167,6 +167,9 @@ def check_request(request: dict[str, Any]) -> None:
         raise UsageError(f"`defaultRunSetting`: missing {' and '.join(missing)}"
                          + (" (or set role_arn in .runlog.toml)" if "roleArn" in missing else ""),
                          option="defaultRunSetting")
+    not_object = _merged_not_object(default)
+    if not_object:
+        raise UsageError(f"`defaultRunSetting`: {not_object}", option="defaultRunSetting")
     settings = request.get("batchRunSettings")
     if not isinstance(settings, dict):
         raise UsageError("missing `batchRunSettings`: give {\"inlineSettings\": [...]} or "
@@ -205,7 +208,8 @@ def check_settings(settings: list, where: str) -> None:
     try:
         ids = list(map(itemgetter("runSettingId"), settings))
         "".join(ids)  # TypeError unless every id is text
-        if "" not in ids and len(set(ids)) == len(ids) and set(map(type, settings)) == {dict}:
+        if "" not in ids and len(set(ids)) == len(ids) and set(map(type, settings)) == {dict} and all(
+                set(map(type, map(dict.get, settings, repeat(key), repeat({})))) == {dict} for key in MERGED):
             return
     except (TypeError, KeyError, IndexError):
         pass
@@ -221,6 +225,26 @@ def check_settings(settings: list, where: str) -> None:
             raise UsageError(f"{where}: runSettingId {ident[:128]!r} appears twice (item {index}); each run "
                              "needs its own")
         seen.add(ident)
+        not_object = _merged_not_object(setting)
+        if not_object:
+            raise UsageError(f"{where}[{index}] (runSettingId {ident[:128]!r}): {not_object}")
+
+
+# A run setting's members merged name by name into the default's (effective_setting): JSON objects.
+MERGED = ("parameters", "runTags")
+JSON_KINDS = {list: "array", str: "string", int: "number", float: "number", type(None): "null"}
+
+
+def _merged_not_object(setting: dict) -> str | None:
+    """What is wrong with a setting whose `parameters` or `runTags` is there but no JSON object
+    (an array's items would be taken for names, and no member record could hold it), or None."""
+    for key in MERGED:
+        if key in setting and not isinstance(setting[key], dict):
+            value = setting[key]
+            kind = str(value).lower() if isinstance(value, bool) else JSON_KINDS.get(type(value), "value")
+            return (f"{key} is a JSON {kind}; it must be a JSON object of "
+                    + ("parameter names and values" if key == "parameters" else "tag names and values"))
+    return None
 
 
 def check_against_model(request: dict[str, Any], service_model) -> None:
@@ -927,18 +951,27 @@ def observe_batch(ledger: Ledger, batch: Entry, omics, outline: dict | None = No
     from runlog import aws
     from runlog.errors import ServiceError
 
+    response = (outline or batch.record)["outcome"].get("response") or {}
+
+    def asked_at_home() -> None:  # not found where it never was, or by another account: says nothing of it
+        elsewhere = aws.not_found_elsewhere(omics, response.get("arn"), "GetBatch", f"batch {batch.batch_id}")
+        if elsewhere is not None:
+            raise UsageError(elsewhere)
+
     try:
         answer = omics.get_batch(batchId=batch.batch_id)
     except Exception as exc:
         error = aws.error_from(exc, "GetBatch")
         if isinstance(error, ServiceError) and error.code == "ResourceNotFoundException":
+            asked_at_home()
             return _observe_gone(ledger, batch, f"GetBatch: batch {batch.batch_id} not found (deleted with "
                                                 "DeleteBatch)")
         raise error from None
     answer.pop("ResponseMetadata", None)
     body = rec.jsonable(answer)
-    recorded_uuid = ((outline or batch.record)["outcome"].get("response") or {}).get("uuid")
+    recorded_uuid = response.get("uuid")
     if recorded_uuid and body.get("uuid") and body["uuid"] != recorded_uuid:
+        asked_at_home()
         return _observe_gone(ledger, batch, f"batch id {batch.batch_id} now belongs to batch {body['uuid']}")
     last = [o for o in ledger.observations(batch.address) if o["source"] == SOURCE_BATCH]
     if not last or _summary(last[-1]["body"]) != _summary(body):

@@ -194,22 +194,67 @@ def compare_batches(a: dict, b: dict, settings: Callable[[], tuple[list, list]] 
     return changes
 
 
-def compare_batch_entries(ledger: Ledger, a: Entry, b: Entry) -> tuple[list, dict, dict]:
-    """(compare_batches' changes, a's view, b's view) for two batch records of the ledger,
-    from their views (Ledger.batch_view): the runs that differ are found from the per-run
-    digests (`indexed_differences`), else the settings files' contents are decoded, when
-    their SHA-256 differ."""
+def compare_batch_entries(ledger: Ledger, a: Entry, b: Entry) -> tuple[list, dict, dict, list[str]]:
+    """(compare_batches' changes, a's view, b's view, notes) for two batch records of the
+    ledger, from their views (Ledger.batch_view): the runs that differ are found from the
+    per-run digests (`indexed_differences`), else the settings files' contents are decoded,
+    when their SHA-256 differ. A batch whose record holds no run settings (`_unseen`): the
+    runs are not compared, and a note says why."""
     found_a, found_b = ledger.batch_view(a.address), ledger.batch_view(b.address)
+    notes = [f"{side}: {why}: its runs are not compared" for side, entry, found in (("A", a, found_a), ("B", b, found_b))
+             if (why := _unseen(entry, found[0] if found is not None else ledger.batch_outline(entry.address)))]
+    if notes:  # its runs are unknown, not absent: comparing none would call the other's runs removed
+        view_a, view_b = (found[0] if found is not None else ledger.batch_outline(entry.address)
+                          for entry, found in ((a, found_a), (b, found_b)))
+        return compare_batches(view_a, view_b, lambda: ([], []), lambda: ([], [], [])), view_a, view_b, notes
     if found_a is None or found_b is None:
         a, b = ledger.get(a.address) or a, ledger.get(b.address) or b
-        return compare_batches(a.record, b.record), a.record, b.record
+        return compare_batches(a.record, b.record), a.record, b.record, []
 
     def settings() -> tuple[list, list]:
         whole_a, whole_b = ledger.get(a.address) or a, ledger.get(b.address) or b  # a, b may hold views
         return run_settings(_decoded(whole_a)), run_settings(_decoded(whole_b))
 
     return compare_batches(found_a[0], found_b[0], settings,
-                           lambda: indexed_differences(ledger, a.seq, b.seq)), found_a[0], found_b[0]
+                           lambda: indexed_differences(ledger, a.seq, b.seq)), found_a[0], found_b[0], []
+
+
+def _unseen(entry: Entry, outline: dict) -> str | None:
+    """Why a batch's record holds no run settings (imported: never seen; a settings file not
+    read at submission), None when it holds them."""
+    from runlog.membersettings import settings_unknown
+
+    if outline["outcome"]["status"] != "submitted" or not settings_unknown(outline):
+        return None
+    pinned = (outline.get("batch") or {}).get("settings_file") or {}
+    why = (f"its settings file {pinned.get('uri')} could not be read at submission" if "error" in pinned
+           else "started without runlog, recorded by import")
+    return f"batch {entry.batch_id}'s run settings were never seen ({why})"
+
+
+def configuration_fingerprint(ledger: Ledger, ref: str) -> str:
+    """The fingerprint of REF's configuration, for listing the records that share it: UsageError
+    when REF's configuration is not known whole (a batch whose record holds no run settings, a
+    member whose record holds its batch's default setting alone): its fingerprint then covers
+    the default alone, and what shares it is not known to be the same configuration."""
+    from runlog.errors import UsageError
+    from runlog.membersettings import needs_settings
+
+    entry = ledger.resolve(ref, whole=False)
+    if entry.kind == "batch":
+        why = _unseen(entry, ledger.batch_outline(entry.address))
+        if why:
+            raise UsageError(f"{why}: its fingerprint covers its default setting alone, so the cohorts that share "
+                             "it are not known to be the same configuration; `diff('RUN_ID', 'RUN_ID')` compares "
+                             "two runs from the settings GetRun reported")
+    elif needs_settings(entry.record):
+        batch = entry.record["batch"]
+        raise UsageError(f"run {entry.run_id}'s own settings were never seen (a run of batch {batch.get('batch_id')}, "
+                         "started without runlog or with a settings file runlog could not read): its record and "
+                         "fingerprint hold its batch's default setting alone, so the runs that share it are not "
+                         f"known to be the same configuration; `diff('{entry.run_id}', 'RUN_ID')` compares it with "
+                         "another run from the settings GetRun reported")
+    return entry.fingerprint
 
 
 def indexed_differences(ledger: Ledger, seq_a: int, seq_b: int) -> RunDifferences | None:

@@ -288,8 +288,13 @@ def between(ledger, ref_a: str, ref_b: str | None = None, *, git_repo: Path, cwd
                              "compared as runs")
         from runlog.batchread import compare_batch_entries
 
-        changes, view_a, view_b = compare_batch_entries(ledger, entry_a, entry_b)
-        return Diff(header(view_a, entry_a.address), header(view_b, entry_b.address), changes, [])
+        changes, view_a, view_b, unseen = compare_batch_entries(ledger, entry_a, entry_b)
+        if unseen and not changes:  # the runs not compared: "no differences" would not be known
+            from runlog.errors import UsageError
+
+            raise UsageError(f"{unseen[0][3:]}, and nothing else differs: whether the two cohorts are the same "
+                             "cannot be told; `diff('RUN_ID', 'RUN_ID')` compares two of their runs")
+        return Diff(header(view_a, entry_a.address), header(view_b, entry_b.address), changes, unseen)
     facts_a = latest_run_facts(ledger, entry_a.address)
     notes: list[str] = []
     record_a, known_a = _member_settings(ledger, entry_a.record, entry_a.address, "A", notes)

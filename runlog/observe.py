@@ -41,11 +41,13 @@ def observe(ledger: Ledger, entry: Entry, omics, *, unless_status: str | None = 
         run = get_run(omics, entry.run_id)
     except ServiceError as exc:
         if exc.code == "ResourceNotFoundException":
+            _asked_at_home(omics, entry)
             body = {"status": "DELETED", "reason": "GetRun: run not found"}
             ledger.observe(entry.address, SOURCE, body, run_uuid=entry.run_uuid, status="DELETED")
             return body
         raise
     if entry.run_uuid and run.get("uuid") and run["uuid"] != entry.run_uuid:
+        _asked_at_home(omics, entry)
         body = {"status": "DELETED", "reason": f"run id {entry.run_id} now belongs to run {run['uuid']}"}
         ledger.observe(entry.address, SOURCE, body, run_uuid=entry.run_uuid, status="DELETED")
         return body
@@ -54,6 +56,17 @@ def observe(ledger: Ledger, entry: Entry, omics, *, unless_status: str | None = 
     if run.get("status") in TERMINAL and run.get("status") != "DELETED":
         observe_tasks(ledger, entry, omics, run)
     return run
+
+
+def _asked_at_home(omics, entry: Entry) -> None:
+    """A run GetRun does not know in another region or account than its ARN's is not deleted:
+    UsageError."""
+    from runlog.aws import not_found_elsewhere
+    from runlog.errors import UsageError
+
+    elsewhere = not_found_elsewhere(omics, entry.run_arn, "GetRun", f"run {entry.run_id}")
+    if elsewhere is not None:
+        raise UsageError(elsewhere)
 
 
 def observe_tasks(ledger: Ledger, entry: Entry, omics, run: dict[str, Any]) -> list[dict] | None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from runlog import __version__, aws, gitcapture, inflight, params, resolve
@@ -316,15 +317,52 @@ def recover(ledger: Ledger, settings_for: Callable[[dict], AwsSettings],
                 continue
             try:
                 settings = settings_for(intent["aws"])
-                omics = aws.client(settings, "omics", sess=session_for(settings) if session_for else None)
+                sess = session_for(settings) if session_for else None
+                omics = aws.client(settings, "omics", sess=sess)
                 sender = send
                 if intent.get("kind") == "batch":  # a StartRunBatch attempt (runlog/batch.py)
                     from runlog.batch import send as sender
+                check_pinned_object(intent, partial(aws.client, settings, "s3", sess=sess))
                 result: Submission | RunlogError = sender(ledger, intent, omics, recovered=True)
             except RunlogError as exc:
                 result = exc
         on_result(intent, result)
     return len(ledger.pending())
+
+
+def check_pinned_object(intent: dict, s3_client: Callable[[], Any]) -> None:
+    """Before a pending attempt is sent again (recover): the S3 object whose content its
+    record holds as what ran (a batch's s3UriSettings file, a run's parametersUri) must still
+    hold the bytes the intent pinned. The service reads the object when it starts the batch
+    or run: sent over other bytes, one the first send never started would run other settings
+    than its record says. RunlogError (the attempt stays pending) when the object changed or
+    cannot be read now; nothing to compare when it was not read at submission. `s3_client()`
+    gives an S3 client (made only when there is an object to read)."""
+    request = intent["request"]
+    if intent.get("kind") == "batch":
+        from runlog.batch import SETTINGS_FILE_LIMIT
+
+        uri = (request.get("batchRunSettings") or {}).get("s3UriSettings")
+        pinned = (intent.get("batch") or {}).get("settings_file") or {}
+        what, limit, started = "settings file", SETTINGS_FILE_LIMIT, "a batch"
+    else:
+        uri = request.get("parametersUri")
+        pinned = (intent.get("resolution") or {}).get("parameters_file") or {}
+        what, limit, started = "parameters file", resolve.PARAMETERS_FILE_LIMIT, "a run"
+    if not uri or not pinned.get("sha256"):
+        return
+    found, _ = resolve.read_object(s3_client(), uri, limit)
+    if found.get("sha256") == pinned["sha256"]:
+        return
+    request_id = request["requestId"]
+    now = (f"now sha256 {found['sha256'][:12]}…" if found.get("sha256") else
+           f"it cannot be read now ({found['error']['code']}: {found['error']['message']})")
+    version = f" (VersionId {pinned['version_id']})" if pinned.get("version_id") else ""
+    raise RunlogError(f"attempt {request_id} is not sent again: its {what} {uri} held sha256 "
+                      f"{pinned['sha256'][:12]}… when it was made, {now}, and {started} started from other bytes "
+                      "would not run what its record says; put the pinned bytes back" + version + " and run "
+                      f"`recover()` again, or `abandon('{request_id}')` (if the first send started it, "
+                      "`import_runs()` records it)")
 
 
 def abandon(ledger: Ledger, request_id: str, reason: str) -> Entry:

@@ -70,8 +70,10 @@ def log(ctx, limit, same_as, refresh, batch, as_json):
             from runlog.batchread import batch_entry
 
             found = batch_entry(ledger, batch, whole=False)  # its view: the cohort is not read
+        from runlog.batchread import configuration_fingerprint
+
         entries = ledger.listing(limit + 1 if limit else None, batch=found,
-                                 fingerprint=ledger.resolve(same_as).fingerprint if same_as else None)
+                                 fingerprint=configuration_fingerprint(ledger, same_as) if same_as else None)
         if refresh:
             entries = _refreshed(ledger, entries, config)
     more = bool(limit) and len(entries) > limit

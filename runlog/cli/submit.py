@@ -415,7 +415,8 @@ def recover(ctx, profile, region, endpoint_url, abandon_id, reason, as_json):
     written). Each is re-sent with its own requestId: HealthOmics treats a repeated requestId
     with the same request as the same run, so this never starts a second run. The record is
     then written, marked `recovered`. Attempts that a live runlog process is still sending
-    are left alone (and listed).
+    are left alone (and listed). An attempt whose s3UriSettings or parametersUri object no
+    longer holds the bytes it pinned is not sent (it stays pending; the line says what to do).
 
     Each attempt goes to the region, endpoint and profile recorded with it; --region,
     --endpoint-url and --profile override them. Neither .runlog.toml nor AWS_ENDPOINT_URL /

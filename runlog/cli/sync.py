@@ -21,6 +21,7 @@ from runlog.cli.common import (
     warn,
 )
 from runlog.cli.status import exit_code_for
+from runlog.cli.wording import command_line
 from runlog.errors import LedgerError, RunlogError, ServiceError, UsageError
 from runlog.textsafe import terminal_safe
 
@@ -326,7 +327,8 @@ def refresh(ctx, refs, every, active, as_json, outputs, jobs, profile, region, e
             click.echo(batch_line(change))
         for change in changes:
             if "error" in change:
-                line = f"run {change['run_id'] or '-'} (record {change['record'][:12]}): {change['error']}"
+                line = (f"run {change['run_id'] or '-'} (record {change['record'][:12]}): "
+                        f"{command_line(change['error'])}")
             elif change["old"] != change["new"]:
                 line = f"run {change['run_id']}: {change['old']} -> {change['new']}"
             else:

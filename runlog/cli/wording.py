@@ -25,6 +25,7 @@ OPTIONS: dict[str, str] = {
     "max_bytes": "--max-object-mib",
     "only": "--only",
     "path": "-o",
+    "profile": "--profile",
     "region": "--region",
     "settings_uri": "--settings-uri",
     "since": "--since",
@@ -47,6 +48,7 @@ FLAGS: dict[tuple[str, str], str] = {
 COMMANDS: dict[str, str] = {
     "abandon": "recover --abandon",
     "cancel": "cancel",
+    "diff": "diff",
     "export": "export",
     "import_runs": "import",
     "log": "log",

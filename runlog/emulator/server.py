@@ -18,7 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from runlog.emulator import sts
+from runlog.emulator import seed, sts
 from runlog.emulator.faults import DEFAULT_CODES, Faults
 from runlog.emulator.protocol import ApiError, Protocol
 from runlog.emulator.state import Clock, Service, stand_in_etag
@@ -176,8 +176,9 @@ class Emulator:
     the real ETags of the S3 objects there."""
 
     def __init__(self, port: int = 0, host: str = "127.0.0.1", clock: str | float = "manual",
-                 s3_endpoint_url: str | None = None, batch_rate: int | None = None):
+                 s3_endpoint_url: str | None = None, batch_rate: int | None = None, account: str | None = None):
         self.host, self.port = host, port
+        self.account = account or seed.ACCOUNT  # the account STS GetCallerIdentity answers with
         self.clock = Clock(0.0 if clock == "manual" else float(clock))
         self.s3_endpoint_url = s3_endpoint_url or os.environ.get(S3_ENDPOINT_ENV) or None
         self.service = Service(self.clock, self._s3_etag if self.s3_endpoint_url else None,
@@ -322,7 +323,7 @@ class Emulator:
         """Which operation a request calls, with what input, and how to answer it."""
         if sts.is_sts(method, path, headers):
             form = sts.parse(body)
-            return Call(form.get("Action"), form, lambda: sts.answer(form), sts.error)
+            return Call(form.get("Action"), form, lambda: sts.answer(form, self.account), sts.error)
         error = self.protocol.error
         found = self.protocol.match(method, path)
         if found is None and method == "HEAD" and path.count("/") >= 2:

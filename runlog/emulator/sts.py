@@ -27,14 +27,15 @@ def parse(body: bytes) -> dict[str, str]:
     return {key: values[-1] for key, values in parse_qs(body.decode("utf-8", "replace")).items()}
 
 
-def answer(params: dict[str, str]) -> Reply:
+def answer(params: dict[str, str], account: str = ACCOUNT) -> Reply:
+    """GetCallerIdentity: the emulator's user, in `account` (the seed data's by default)."""
     if params.get("Action") != "GetCallerIdentity":
         return error("InvalidAction", f"The emulator's STS does not implement {params.get('Action')!r}")
     xml = (f'<GetCallerIdentityResponse xmlns="{NAMESPACE}">\n'
            "  <GetCallerIdentityResult>\n"
-           f"    <Arn>{CALLER_ARN}</Arn>\n"
+           f"    <Arn>{CALLER_ARN.replace(ACCOUNT, account)}</Arn>\n"
            "    <UserId>AIDAEMULATOREXAMPLE</UserId>\n"
-           f"    <Account>{ACCOUNT}</Account>\n"
+           f"    <Account>{account}</Account>\n"
            "  </GetCallerIdentityResult>\n"
            f"  <ResponseMetadata><RequestId>{uuid.uuid4()}</RequestId></ResponseMetadata>\n"
            "</GetCallerIdentityResponse>\n")
