@@ -789,6 +789,41 @@ def _member(batch: dict, batch_address: str, item: dict, own: dict | None,
     return member
 
 
+def listing_item(member: dict) -> dict[str, Any]:
+    """The ListRunsInBatch item a member record was made from (_member's inverse): its run
+    setting id, and the run's id, uuid and ARN, or the submission's failure."""
+    item: dict[str, Any] = {"runSettingId": (member.get("batch") or {}).get("run_setting_id") or ""}
+    outcome = member.get("outcome") or {}
+    if outcome.get("status") == "submitted":
+        response = outcome.get("response") or {}
+        item.update(runId=response.get("id"), runInternalUuid=response.get("uuid"), runArn=response.get("arn"))
+    else:
+        error = outcome.get("error") or {}
+        item.update(submissionFailureReason=error.get("code"), submissionFailureMessage=error.get("message"))
+    return item
+
+
+def unmade_members(batch: dict, batch_address: str, members: Iterable[tuple[str, bytes]]) -> dict[str, str]:
+    """{address: why} for each (address, canonical JSON) of a member record of the batch
+    record `batch` (at `batch_address`) that is not what member_record makes of its run: a
+    member is a pure function of its batch record and its ListRunsInBatch item, so one that
+    differs (another input, another default, a run setting the batch does not have) was not
+    made by runlog from this batch record. Checked where members arrive from elsewhere (pull)."""
+    from runlog import fastjson
+
+    settings = {s["runSettingId"]: s for s in run_settings(batch)}
+    problems: dict[str, str] = {}
+    for address, data in members:
+        member = fastjson.loads(data)
+        item = listing_item(member)
+        expected = fastjson.dumps(_member(batch, batch_address, item, settings.get(item["runSettingId"])))
+        if expected != bytes(data):
+            problems[address] = (f"member record {address} is not what its batch record {batch_address} makes of "
+                                 f"run setting {str(item['runSettingId'])[:80]!r} (its settings or its batch differ): "
+                                 "a member is made from its batch record, never written by hand")
+    return problems
+
+
 def members_of(ledger: Ledger, batch: Entry, limit: int | None = None) -> list[Entry]:
     """The batch's member records (newest first), each with its latest status."""
     if not batch.batch_id:

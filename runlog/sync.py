@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import quote, unquote
 
+from runlog import fastjson
 from runlog import record as rec
 from runlog import spool as spooling
 from runlog.errors import RunlogError, UsageError
@@ -878,6 +879,7 @@ def _receive(ledger: Ledger, s3, remote: Remote, listing: Listing, spool: Spool,
     del local, have, got, need_records, need_observations
     records.sort(key=lambda t: t[:2])
     records = _one_record_per_request(ledger, remote, records, result.refused)
+    records = _members_made_by_their_batches(ledger, spool, records, result.refused)
     known = ledger.addresses() | {address for _, address, *_ in records}
     observations = [item for item in observations if item[2] in known]
     del known
@@ -996,6 +998,51 @@ def _pages(places: list[tuple[int, int]]) -> Iterator[list[tuple[int, int]]]:
         size += where[1]
     if page:
         yield page
+
+
+# Where a member record names its batch record: its canonical JSON's "batch" object (scalars
+# only, keys sorted) holds "record" before "run_setting_id".
+_BATCH_OF_MEMBER = re.compile(rb'"batch":\{[^{}]*?"record":"([0-9a-f]{64})"')
+
+
+def _members_made_by_their_batches(ledger: Ledger, spool: Spool, records: list[Received],
+                                   refused: list[tuple[str, str]]) -> list[Received]:
+    """Received member records checked against their batch records (batch.unmade_members): a
+    member is what its batch record makes of its run, so one that is not (another input for
+    a run setting, a run setting the batch does not have) was written by someone else, and is
+    refused. The batch record is the one received in this pull, else the local ledger's; a
+    member whose batch record is in neither is kept unchecked, as before. Reads each member's
+    row from the spool once to find its batch, then once more per batch to check it."""
+    from runlog.batch import unmade_members
+
+    received_batches: dict[str, tuple[int, int]] = {}
+    members: dict[str, list[Received]] = {}
+    for item in records:
+        row = spool.get(item[4])
+        kind = row[2][0]
+        if kind == "batch":
+            received_batches[item[1]] = item[4]
+        elif kind == "member":
+            found = _BATCH_OF_MEMBER.search(row[1])
+            batch_address = found.group(1).decode() if found else fastjson.loads(row[1])["batch"]["record"]
+            members.setdefault(batch_address, []).append(item)
+    if not members:
+        return records
+    bad: dict[str, str] = {}
+    for batch_address, items in members.items():
+        if batch_address in received_batches:
+            batch = fastjson.loads(spool.get(received_batches[batch_address])[1])
+        else:
+            entry = ledger.get(batch_address)
+            if entry is None or entry.kind != "batch":
+                continue  # nothing to check it against
+            batch = entry.record
+        bad.update(unmade_members(batch, batch_address, ((item[1], spool.get(item[4])[1]) for item in items)))
+        del batch
+    if not bad:
+        return records
+    refused.extend((item[2], bad[item[1]]) for item in records if item[1] in bad)
+    return [item for item in records if item[1] not in bad]
 
 
 def _one_record_per_request(ledger: Ledger, remote: Remote, records: list[Received],

@@ -51,7 +51,7 @@ HEAD_RE = re.compile(r"^(\d{1,18}):([0-9a-fA-F]{12,64})$")
 
 @dataclass
 class Problem:
-    kind: str  # altered | schema | index | chain | gap | seal | intent | observation | attempt | triggers | tables | head
+    kind: str  # altered | schema | index | chain | gap | seal | intent | member | observation | attempt | triggers | tables | head
     where: str
     message: str
 
@@ -181,8 +181,8 @@ def verify(ledger: Ledger, *, expect: str | None = None) -> Report:
     return report
 
 
-_KIND_ORDER = ["triggers", "tables", "gap", "chain", "seal", "altered", "schema", "index", "intent", "observation",
-               "attempt", "head"]
+_KIND_ORDER = ["triggers", "tables", "gap", "chain", "seal", "altered", "schema", "index", "intent", "member",
+               "observation", "attempt", "head"]
 
 
 def _problem_order(problem: Problem) -> int:
@@ -222,10 +222,43 @@ def _check_rest(ledger: Ledger, sealed: bool) -> list[Problem]:
     records' per-run digests."""
     problems = _check_observation_addresses(ledger.conn)
     problems.extend(check_batch_settings(ledger.conn))
+    problems.extend(check_members_made(ledger))
     if sealed:
         seals = _seals(ledger.conn, "meta")
         for row in table_rows(ledger.conn, "meta"):
             problems.extend(_check_seal(sealed, seals, "meta", "meta", row))
+    return problems
+
+
+def check_members_made(ledger: Ledger) -> list[Problem]:
+    """Each member record is what its batch record makes of its run (batch.unmade_members):
+    a member that is not was not made by runlog from that batch record (written into the
+    file, or taken by a pull before pulls checked members). Members whose batch record the
+    ledger does not hold are not checked. Reads one batch record and its members at a time."""
+    conn = ledger.conn
+    if not conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'batch_members'").fetchone():
+        return []
+    from runlog.batch import unmade_members
+
+    problems: list[Problem] = []
+    batches = conn.execute("SELECT DISTINCT m.batch FROM batch_members m WHERE m.batch IS NOT NULL").fetchall()
+    for (batch_seq,) in batches:
+        found = conn.execute("SELECT address, body FROM records WHERE seq = ?", (batch_seq,)).fetchone()
+        if found is None:
+            continue
+        address, body = found
+        try:
+            batch = fastjson.loads(body.encode("utf-8"))
+        except ValueError:
+            continue  # the row checks name a record that is not JSON
+        seqs = {}
+        rows = []
+        for seq, member, text in conn.execute("SELECT r.seq, r.address, r.body FROM batch_members m JOIN records r "
+                                              "ON r.seq = m.seq WHERE m.batch = ? ORDER BY r.seq", (batch_seq,)):
+            seqs[member] = seq
+            rows.append((member, text.encode("utf-8")))
+        for member, why in unmade_members(batch, address, rows).items():
+            problems.append(Problem("member", f"record #{seqs[member]}", f"record #{seqs[member]}: {why}"))
     return problems
 
 

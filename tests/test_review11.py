@@ -299,10 +299,20 @@ def test_review11_same_as_a_cohort_whose_run_settings_were_never_seen_is_refused
     assert [e["batch_id"] for e in listed] == [mine]
 
 
-# -- left open: a forged member on the team remote --------------------------------------------------
+def forged_member(body: str) -> dict:
+    """A member record as someone else might write it: another input and run id for the same
+    run setting, its fingerprint recomputed (schema-valid, canonical once encoded)."""
+    from runlog import record as rec
 
-@pytest.mark.xfail(strict=True, reason="open (review 11): pull does not check that a member is what its batch "
-                                       "record makes of its run setting; see the review's report")
+    forged = json.loads(body)
+    forged["request"]["parameters"]["input_cram"] = "s3://cohort-bucket/crams/FORGED.cram"
+    forged["outcome"]["response"]["id"] = "4209999"
+    forged["fingerprint"] = rec.fingerprint(forged)
+    return forged
+
+
+# -- a forged member on the team remote ---------------------------------------------------------------
+
 def test_review11_a_forged_member_of_a_pulled_batch_is_refused(aws_env, bucket, ledger_path, git_repo, run_cli,
                                                               tmp_path):
     """A member record is a pure function of its batch record and the ListRunsInBatch item, so
@@ -320,10 +330,7 @@ def test_review11_a_forged_member_of_a_pulled_batch_is_refused(aws_env, bucket, 
     push_json(run_cli, ledger_path, "--objects")
     with Ledger.open(ledger_path, create=False) as ledger:
         member = ledger.entries(where="kind = 'member'")[0]
-    forged = json.loads(member.body)
-    forged["request"]["parameters"]["input_cram"] = "s3://cohort-bucket/crams/FORGED.cram"
-    forged["outcome"]["response"]["id"] = "4209999"
-    forged["fingerprint"] = rec.fingerprint(forged)
+    forged = forged_member(member.body)
     body = rec.canonical_json(forged)
     forged_address = rec.sha256_hex(body)
     bucket.put_object(Bucket="lab-provenance", Key=record_key(forged_address), Body=body)
@@ -334,3 +341,27 @@ def test_review11_a_forged_member_of_a_pulled_batch_is_refused(aws_env, bucket, 
         held = ledger.addresses()
     assert member.address in held and forged_address not in held  # what reaches show B, log --batch, export
     assert pulled.exit_code == 1 and record_key(forged_address) in pulled.stderr, pulled.output
+    assert "is not what its batch record" in pulled.stderr
+    # the batch record already held by the pulling ledger (the batch's own): checked against it
+    again = run_cli("pull", REMOTE)
+    assert again.exit_code == 1 and record_key(forged_address) in again.stderr, again.output
+    with Ledger.open(ledger_path, create=False) as ledger:
+        assert forged_address not in ledger.addresses()
+    assert run_cli("--ledger", other, "verify", "--no-remote").exit_code == 0
+
+
+def test_verify_names_a_member_its_batch_record_does_not_make(aws_env, ledger_path, git_repo, run_cli):
+    """A member taken before pulls checked members (or written by another tool through runlog's
+    own append, seals and all) is named by verify: it is not what its batch record makes."""
+    batch_id = submit_batch(run_cli, "NA12878", "NA12891")
+    aws_env.batch_rate = 100
+    aws_env.advance(300)
+    assert run_cli("refresh", batch_id).exit_code == 0
+    assert run_cli("verify").exit_code == 0
+    with Ledger.open(ledger_path, create=False) as ledger:
+        member = ledger.entries(where="kind = 'member'")[0]
+        assert ledger.add_records([forged_member(member.body)]) == 1
+        seq = ledger.conn.execute("SELECT max(seq) FROM records").fetchone()[0]
+    result = run_cli("verify")
+    assert result.exit_code != 0
+    assert f"record #{seq}: member record" in result.output and "is not what its batch record" in result.output
