@@ -308,7 +308,8 @@ class Runlog:
                 found.error = result
             report.results.append(found)
 
-        report.still_pending = recover(ledger, self._settings, on_result=record, session_for=self._session_for)
+        report.still_pending = recover(ledger, self._settings, on_result=record, session_for=self._session_for,
+                                       timeout=self._resolve_options().timeout)
         return report
 
     def abandon(self, request_id: str, reason: str = "") -> Any:

@@ -299,11 +299,14 @@ class Completed:
 
 def recover(ledger: Ledger, settings_for: Callable[[dict], AwsSettings],
             on_result: Callable[[dict, Submission | RunlogError | InFlight | Completed], None]
-            = lambda intent, result: None, session_for: Callable[[AwsSettings], Any] | None = None) -> int:
+            = lambda intent, result: None, session_for: Callable[[AwsSettings], Any] | None = None,
+            timeout: float = resolve.DEFAULT_TIMEOUT) -> int:
     """Re-send every pending attempt that no live process owns, with its own requestId, to
     the AWS settings `settings_for(intent["aws"])` gives (see aws.settings_for). Returns how
     many attempts are still pending. `session_for(settings)` gives the session to send with
-    (default: one made from the settings, see aws.session)."""
+    (default: one made from the settings, see aws.session). An attempt whose pinned object
+    or inputs are no longer what it pinned is not sent (check_pinned_object,
+    check_pinned_inputs: `timeout` seconds to identify the inputs again)."""
     for intent in ledger.pending():
         request_id = intent["request"]["requestId"]
         hold = inflight.take(ledger.path, request_id)
@@ -322,7 +325,9 @@ def recover(ledger: Ledger, settings_for: Callable[[dict], AwsSettings],
                 sender = send
                 if intent.get("kind") == "batch":  # a StartRunBatch attempt (runlog/batch.py)
                     from runlog.batch import send as sender
-                check_pinned_object(intent, partial(aws.client, settings, "s3", sess=sess))
+                make_s3 = partial(aws.client, settings, "s3", sess=sess)
+                check_pinned_object(intent, make_s3)
+                check_pinned_inputs(intent, _Clients(make_s3, omics=omics), timeout)
                 result: Submission | RunlogError = sender(ledger, intent, omics, recovered=True)
             except RunlogError as exc:
                 result = exc
@@ -363,6 +368,38 @@ def check_pinned_object(intent: dict, s3_client: Callable[[], Any]) -> None:
                       "would not run what its record says; put the pinned bytes back" + version + " and run "
                       f"`recover()` again, or `abandon('{request_id}')` (if the first send started it, "
                       "`import_runs()` records it)")
+
+
+def check_pinned_inputs(intent: dict, clients: dict, timeout: float) -> None:
+    """Before a pending attempt is sent again (recover): the inputs whose identities the
+    intent pinned must still be those (replay.input_drift's rule; a batch's identified in
+    bulk, as submit-batch identifies them). The record will state those identities as what
+    the run read: if the first send started nothing, a run started now reads what the inputs
+    hold now. RunlogError (the attempt stays pending) naming how many changed and the first;
+    an input that cannot be identified now (its error, or the time budget) counts as changed."""
+    import time
+
+    from runlog.replay import input_drift
+
+    recorded = (intent.get("resolution") or {}).get("inputs") or {}
+    if not recorded:
+        return
+    if intent.get("kind") == "batch":
+        from runlog.batch import input_identities
+
+        now = input_identities(list(recorded), clients, deadline=time.monotonic() + timeout)
+    else:
+        now = resolve.resolve_inputs(list(recorded), clients, timeout=timeout)
+    drift, _ = input_drift(recorded, now)
+    if not drift:
+        return
+    request_id = intent["request"]["requestId"]
+    first = drift[0]
+    raise RunlogError(f"attempt {request_id} is not sent again: {len(drift)} of the inputs it pinned are not as they "
+                      f"were when it was made (the first: {first['what']}: {first['recorded']} then, "
+                      f"{first['current']} now), and a run started now would not read what its record says; put "
+                      f"them back and run `recover()` again, or `abandon('{request_id}')` (if the first send "
+                      "started it, `import_runs()` records it)")
 
 
 def abandon(ledger: Ledger, request_id: str, reason: str) -> Entry:

@@ -365,3 +365,55 @@ def test_verify_names_a_member_its_batch_record_does_not_make(aws_env, ledger_pa
     result = run_cli("verify")
     assert result.exit_code != 0
     assert f"record #{seq}: member record" in result.output and "is not what its batch record" in result.output
+
+
+def test_recover_does_not_send_a_run_whose_inputs_changed_since_they_were_pinned(
+        aws_env, s3_server, ledger_path, git_repo, run_cli):
+    """The first send never reached the service (every try refused with a 500 before it
+    acted); the run's input is then overwritten. The record would state the pinned ETag as
+    what the run read, while a run started now reads the new bytes: recover leaves the
+    attempt pending and says so, and sends it once the pinned bytes are back."""
+    s3_server.create_bucket(Bucket="lab-data")
+    s3_server.put_object(Bucket="lab-data", Key="pbmc/samplesheet.csv", Body=b"sample\nA\n")
+    aws_env.inject("error", operation="StartRun", count=3)  # every try, before the service acts
+    submitted = run_cli("submit", "--workflow-id", "7206765", "--role-arn",
+                        "arn:aws:iam::123456789012:role/HealthOmicsServiceRole", "--output-uri", "s3://out/r/",
+                        "--parameters", json.dumps({"input": "s3://lab-data/pbmc/samplesheet.csv", "protocol": "10XV3"}))
+    assert submitted.exit_code == 1 and "pending" in submitted.stderr, submitted.output
+    s3_server.put_object(Bucket="lab-data", Key="pbmc/samplesheet.csv", Body=b"sample\nB\n")
+    sent_before = [r for r in aws_env.requests if r["operation"] == "StartRun"]
+
+    recovered = run_cli("recover")
+    assert recovered.exit_code == 1, recovered.output
+    assert "s3://lab-data/pbmc/samplesheet.csv etag" in recovered.stdout and "--abandon" in recovered.stdout
+    assert [r for r in aws_env.requests if r["operation"] == "StartRun"] == sent_before  # nothing sent
+    with Ledger.open(ledger_path, create=False) as ledger:
+        assert len(ledger.pending()) == 1 and list(ledger.entries()) == []
+
+    s3_server.put_object(Bucket="lab-data", Key="pbmc/samplesheet.csv", Body=b"sample\nA\n")  # the same bytes
+    again = run_cli("recover")
+    assert again.exit_code == 0, again.output
+    (record,) = [e.record for e in Ledger.open(ledger_path, create=False).entries()]
+    assert record["outcome"]["status"] == "submitted"
+
+
+def test_recover_does_not_send_a_batch_whose_inputs_changed_since_they_were_pinned(
+        aws_env, s3_server, ledger_path, git_repo, run_cli):
+    """The same for a batch: its runs' inputs, pinned in bulk at submission, identified again
+    in bulk before the attempt is sent again."""
+    s3_server.create_bucket(Bucket="cohort-bucket")
+    for key in ("crams/NA12878.cram", "crams/NA12891.cram", "ref/genome.dict", "ref/genome.fasta",
+                "ref/genome.fasta.fai"):
+        s3_server.put_object(Bucket="cohort-bucket", Key=key, Body=key.encode())
+    aws_env.inject("error", operation="StartRunBatch", count=3)  # every try, before the service acts
+    result = run_cli("submit-batch", "--batch-name", "cohort", "--default-run-setting", json.dumps(COHORT_DEFAULT),
+                     "--batch-run-settings",
+                     json.dumps({"inlineSettings": [cohort_setting(s) for s in ("NA12878", "NA12891")]}))
+    assert result.exit_code == 1 and "pending" in result.stderr, result.output
+    s3_server.put_object(Bucket="cohort-bucket", Key="crams/NA12891.cram", Body=b"another sample")
+    recovered = run_cli("recover")
+    assert recovered.exit_code == 1, recovered.output
+    assert "s3://cohort-bucket/crams/NA12891.cram" in recovered.stdout and "not sent again" in recovered.stdout
+    assert not [r for r in aws_env.requests if r["operation"] == "StartRunBatch" and r["status"] < 300]
+    with Ledger.open(ledger_path, create=False) as ledger:
+        assert len(ledger.pending()) == 1

@@ -416,7 +416,9 @@ def recover(ctx, profile, region, endpoint_url, abandon_id, reason, as_json):
     with the same request as the same run, so this never starts a second run. The record is
     then written, marked `recovered`. Attempts that a live runlog process is still sending
     are left alone (and listed). An attempt whose s3UriSettings or parametersUri object no
-    longer holds the bytes it pinned is not sent (it stays pending; the line says what to do).
+    longer holds the bytes it pinned, or whose inputs are no longer the ones it pinned
+    (identified again within resolve_timeout), is not sent (it stays pending; the line says
+    what to do).
 
     Each attempt goes to the region, endpoint and profile recorded with it; --region,
     --endpoint-url and --profile override them. Neither .runlog.toml nor AWS_ENDPOINT_URL /
@@ -481,7 +483,8 @@ def recover(ctx, profile, region, endpoint_url, abandon_id, reason, as_json):
     with ledger:
         still = runlog.submit.recover(ledger, lambda recorded: aws_settings(config, profile, region, endpoint_url,
                                                                              recorded=recorded),
-                                      on_result=report)
+                                      on_result=report,
+                                      timeout=config.get("resolve_timeout") or runlog.submit.resolve.DEFAULT_TIMEOUT)
     if as_json:
         echo_json({"recovered": results, "still_pending": still})
     if still or any("error" in r for r in results):
