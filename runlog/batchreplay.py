@@ -32,6 +32,8 @@ class BatchPlan:
     session: Any
     s3: Any
     notes: list[str] = field(default_factory=list)
+    # why submit-batch's template check would refuse the replay's runs (None: they fit, or unchecked)
+    template_problem: str | None = None
 
     @property
     def drift(self) -> list[dict[str, Any]]:
@@ -66,7 +68,8 @@ def prepare(ledger: Ledger, ref: str, *, only: Sequence[str] = (), sets: Sequenc
     With resolve=False (--no-resolve) neither the workflow nor the inputs are checked.
     Raises UsageError for what cannot be replayed (nothing sent or written)."""
     from runlog import aws, gitcapture
-    from runlog.batch import batch_drift, read_settings_file, replay_request
+    from runlog.batch import batch_drift, check_templates, read_settings_file, replay_request
+    from runlog.errors import TemplateMismatch
     from runlog.resolve import workflow_identity
 
     entry = ledger.resolve(ref)
@@ -82,10 +85,15 @@ def prepare(ledger: Ledger, ref: str, *, only: Sequence[str] = (), sets: Sequenc
     settings_now = read_settings_file(s3, original) if original else None
     lineage["drift"] = batch_drift(record, gitcapture.capture(git_path), workflow_now, settings_now)
     if resolve:  # off (--no-resolve): neither the workflow nor the inputs, as the user asked
-        found, notes = input_drift(record, request, replayed_settings(plan), {"s3": s3, "omics": omics},
-                                   timeout=timeout)
+        runs = replayed_settings(plan)
+        found, notes = input_drift(record, request, runs, {"s3": s3, "omics": omics}, timeout=timeout)
         lineage["drift"].extend(found)
         plan.notes.extend(notes)
+        if "error" not in workflow_now and runs:  # what the send's check (batch.check_templates) would say
+            try:
+                check_templates(workflow_now, request["defaultRunSetting"], runs)
+            except TemplateMismatch as exc:
+                plan.template_problem = exc.message
     return plan
 
 

@@ -417,3 +417,18 @@ def test_recover_does_not_send_a_batch_whose_inputs_changed_since_they_were_pinn
     assert not [r for r in aws_env.requests if r["operation"] == "StartRunBatch" and r["status"] < 300]
     with Ledger.open(ledger_path, create=False) as ledger:
         assert len(ledger.pending()) == 1
+
+
+def test_replay_batch_dry_run_says_the_template_check_would_refuse(aws_env, ledger_path, git_repo, run_cli):
+    """`replay B --set` of a parameter the workflow does not take: the replay itself is refused
+    by submit-batch's template check (exit 2); its --dry-run says so beforehand, as a single
+    run's replay --dry-run does."""
+    submit_batch(run_cli, "NA12878", "NA12891")
+    real = run_cli("replay", "@1", "--set", "not_a_parameter=1")
+    assert real.exit_code == 2 and "unknown parameter(s) not_a_parameter" in real.stderr, real.output
+    dry = run_cli("replay", "@1", "--set", "not_a_parameter=1", "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    assert "without --dry-run this replay would be refused (exit 2)" in dry.stderr
+    assert "unknown parameter(s) not_a_parameter" in dry.stderr
+    fine = run_cli("replay", "@1", "--dry-run")
+    assert "would be refused" not in fine.stderr

@@ -250,6 +250,9 @@ def replay_batch(ctx, config, ref: str, *, only: list[str], sets: list[str], all
     if dry_run:
         if plan.drift and not allow_drift:
             note(f"without --dry-run this replay would be refused (exit 3): {len(plan.drift)} drift finding(s)")
+        if plan.template_problem and options.check:
+            warn(f"without --dry-run this replay would be refused (exit 2): {plan.template_problem} "
+                 "(--no-check sends it)")
         if plan.settings_uri:
             note(f"without --dry-run runlog would write the {len(plan.selected)} selected run "
                  f"settings to {plan.settings_uri} (a new object) and start the batch from it")
