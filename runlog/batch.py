@@ -811,12 +811,25 @@ def unmade_members(batch: dict, batch_address: str, members: Iterable[tuple[str,
     made by runlog from this batch record. Checked where members arrive from elsewhere (pull)."""
     from runlog import fastjson
 
-    settings = {s["runSettingId"]: s for s in run_settings(batch)}
+    try:
+        settings = {s["runSettingId"]: s for s in run_settings(batch)}
+    except (TypeError, KeyError, AttributeError):  # a batch record not as runlog writes it: nothing to rebuild from
+        settings = None
     problems: dict[str, str] = {}
     for address, data in members:
-        member = fastjson.loads(data)
-        item = listing_item(member)
-        expected = fastjson.dumps(_member(batch, batch_address, item, settings.get(item["runSettingId"])))
+        try:
+            member = fastjson.loads(data)
+        except ValueError:
+            continue  # not JSON: not a record at all, which the caller's own checks name
+        try:
+            if settings is None or not isinstance(member, dict):
+                raise TypeError
+            item = listing_item(member)
+            expected = fastjson.dumps(_member(batch, batch_address, item, settings.get(item["runSettingId"])))
+        except (TypeError, KeyError, AttributeError, ValueError):
+            problems[address] = (f"member record {address} cannot be rebuilt from its batch record {batch_address}: "
+                                 "one of the two is not as runlog writes it")
+            continue
         if expected != bytes(data):
             problems[address] = (f"member record {address} is not what its batch record {batch_address} makes of "
                                  f"run setting {str(item['runSettingId'])[:80]!r} (its settings or its batch differ): "

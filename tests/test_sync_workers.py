@@ -258,7 +258,8 @@ def test_after_pull_starts_the_packs_a_thread_freed_are_given_back_to_the_system
         pytest.skip("glibc's allocator")
     kept = {how: int(subprocess.run([sys.executable, "-c", FREED_BLOCKS, how], capture_output=True, text=True,
                                     check=True).stdout) for how in ("plain", "pull")}
-    assert kept["pull"] < 8  # MiB still resident after 64 MiB of packs were freed
-    # what the allocator keeps otherwise, the cause of a pull's peak: 25-63 MiB here, the
-    # least when other processes keep the cores busy (the thread's arena is then shared)
-    assert kept["plain"] > 16
+    # MiB still resident after 64 MiB of packs were freed. Without return_large_blocks ("plain")
+    # the allocator keeps 25-63 MiB on a quiet machine, the cause of a pull's peak; on a busy
+    # one it may keep little even then (the thread's arena is shared), which is the machine's
+    # doing, not runlog's: only pull's own figure is asserted, the other is shown with it.
+    assert kept["pull"] < 8, kept
