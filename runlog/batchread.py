@@ -46,13 +46,11 @@ def pinned_inputs(ledger: Ledger, entry: Entry) -> dict[str, dict]:
 def pinned_workflow_digest(ledger: Ledger, entry: Entry) -> str | None:
     """The workflow digest resolved at submission for the run `entry` records: its own
     record's, or for a member, the one its batch record resolved for the default setting
-    (a run setting cannot name another workflow). Read by SQLite: never the cohort."""
+    (a run setting cannot name another workflow), never decoding the cohort."""
     own = ((entry.record.get("resolution") or {}).get("workflow") or {}).get("digest")
     if own or entry.kind != "member":
         return own
-    row = ledger.conn.execute("SELECT json_extract(body, '$.resolution.workflow.digest') FROM records "
-                              "WHERE address = ?", ((entry.record.get("batch") or {}).get("record") or "",)).fetchone()
-    return row[0] if row is not None and isinstance(row[0], str) else None
+    return ledger.resolved_workflow_digest((entry.record.get("batch") or {}).get("record") or "")
 
 
 def batch_record_view(ledger: Ledger, batch: Entry) -> tuple[dict, int | None]:
