@@ -40,7 +40,7 @@ from runlog.batchread import (  # noqa: F401  (the read side, re-exported: runlo
 from runlog.errors import RunlogError, TemplateMismatch, Unresolved, UsageError
 from runlog.ledger import Entry, Ledger
 from runlog.membersettings import unknown_warning
-from runlog.resolve import Options  # submit-batch resolves as submit does: the one Options
+from runlog.resolve import Options, unresolved_hint  # submit-batch resolves as submit does: the one Options
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -457,7 +457,7 @@ def resolve_batch(request: dict, clients: dict, options: Options) -> tuple[dict,
     if failed:
         shown = ", ".join(f"{u} ({inputs[u]['error']['code']})" for u in failed[:5])
         more = f" and {len(failed) - 5} more" if len(failed) > 5 else ""
-        message = f"{len(failed)} input(s) not resolved: {shown}{more}"
+        message = f"{len(failed)} input(s) not resolved: {shown}{more}{unresolved_hint(inputs)}"
         if options.strict:
             raise Unresolved(message, failed)
         warnings.append(message + "; recorded as such")
