@@ -271,7 +271,7 @@ def unresolved_hint(inputs: dict[str, dict]) -> str:
     """What fixes the commonest unresolved inputs, for the warning that lists them: S3 calls
     sent to an endpoint that is not S3 (the emulator, through AWS_ENDPOINT_URL)."""
     if any((identity.get("error") or {}).get("code") == "NotS3" for identity in inputs.values()):
-        return " (NotS3: the S3 calls went to an endpoint that is not S3; point AWS_ENDPOINT_URL_S3 at one)"
+        return "; NotS3: the S3 calls went to an endpoint that is not S3, point AWS_ENDPOINT_URL_S3 at one"
     return ""
 
 
