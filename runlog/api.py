@@ -574,24 +574,19 @@ class Runlog:
         `outputs`: also GetRun each ended member whose output location is not recorded yet,
         `jobs` calls at a time."""
         from runlog import aws
-        from runlog.batch import refresh_batch
+        from runlog.batch import refresh_batches
         from runlog.observe import refresh_runs, refresh_targets
 
         ledger = self._open(create=False)
         targets = refresh_targets(ledger, list(refs), all)
-        changes = refresh_runs(ledger, [e for e in targets if e.kind != "batch"], self._settings, self._session_for)
-        for entry in (e for e in targets if e.kind == "batch"):
-            if not entry.batch_id:
-                changes.append({"record": entry.address, "batch_id": None,
-                                "error": f"no batch: this submission was {entry.outcome}"})
-                continue
+
+        def client_for(entry):
             settings = self._settings(ledger.batch_outline(entry.address).get("aws"))  # not the whole cohort
-            omics = aws.client(settings, "omics", sess=self._session_for(settings), max_pool_connections=max(10, jobs))
-            try:
-                changes.append(refresh_batch(ledger, entry, omics, jobs if outputs else None, jobs=jobs))
-            except RunlogError as exc:
-                changes.append({"record": entry.address, "batch_id": entry.batch_id, "error": exc.message})
-        return changes
+            return aws.client(settings, "omics", sess=self._session_for(settings), max_pool_connections=max(10, jobs))
+
+        return (refresh_runs(ledger, [e for e in targets if e.kind != "batch"], self._settings, self._session_for)
+                + refresh_batches(ledger, [e for e in targets if e.kind == "batch"], client_for,
+                                  outputs_jobs=jobs if outputs else None, jobs=jobs))
 
     def watch(self, ref: str, *, interval: float = 30.0, timeout: float | None = None, on_poll=None) -> Any:
         """Follow REF's run until it ends, recording each status change; a runlog.watch.Outcome

@@ -1075,6 +1075,26 @@ def _json_value(value: Any) -> Any:
     return rec.jsonable(value) if b"null" in data else orjson.loads(data)
 
 
+def refresh_batches(ledger: Ledger, entries: list[Entry], client_for, *, outputs_jobs: int | None = None,
+                    jobs: int = 16, words=lambda message: message) -> list[dict[str, Any]]:
+    """refresh_batch for each batch record, with `client_for(entry)`'s HealthOmics client (bad
+    settings stop everything). One change per batch: {record, batch_id, status, members_added,
+    …} or, when it could not be refreshed, {record, batch_id, error} (`words(message)`: the
+    caller's wording). Shared by `runlog refresh` and Runlog.refresh."""
+    changes: list[dict[str, Any]] = []
+    for entry in entries:
+        if not entry.batch_id:
+            changes.append({"record": entry.address, "batch_id": None,
+                            "error": f"no batch: this submission was {entry.outcome}"})
+            continue
+        omics = client_for(entry)
+        try:
+            changes.append(refresh_batch(ledger, entry, omics, outputs_jobs, jobs=jobs))
+        except RunlogError as exc:
+            changes.append({"record": entry.address, "batch_id": entry.batch_id, "error": words(exc.message)})
+    return changes
+
+
 def refresh_batch(ledger: Ledger, batch: Entry, omics, outputs_jobs: int | None = None,
                   jobs: int = 16) -> dict[str, Any]:
     """GetBatch, then the members (ListRunsInBatch) and their statuses (ListRuns); with
