@@ -567,13 +567,28 @@ class Runlog:
             raise result.failure
         return result
 
-    def refresh(self, refs: Iterable[str] = (), *, all: bool = False) -> list[dict[str, Any]]:
-        """Ask HealthOmics about runs (REFs; else every unfinished run, or every run with
-        all=True) and record what changed; one dict per run: record, run_id, old, new (or error)."""
+    def refresh(self, refs: Iterable[str] = (), *, all: bool = False, outputs: bool = False,
+                jobs: int = 16) -> list[dict[str, Any]]:
+        """Ask HealthOmics about runs and batches (REFs; else every unfinished one, or every one
+        with all=True) and record what changed, as `runlog refresh` does. One dict per run:
+        record, run_id, old, new (or error); then one per batch, its members recorded: record,
+        batch_id, status, members_listed, members_added, statuses_changed (or error).
+        `outputs`: also GetRun each ended member whose output location is not recorded yet,
+        `jobs` calls at a time."""
+        from runlog import aws
+        from runlog.batch import refresh_batches
         from runlog.observe import refresh_runs, refresh_targets
 
         ledger = self._open(create=False)
-        return refresh_runs(ledger, refresh_targets(ledger, list(refs), all), self._settings, self._session_for)
+        targets = refresh_targets(ledger, list(refs), all)
+
+        def client_for(entry):
+            settings = self._settings(ledger.batch_outline(entry.address).get("aws"))  # not the whole cohort
+            return aws.client(settings, "omics", sess=self._session_for(settings), max_pool_connections=max(10, jobs))
+
+        return (refresh_runs(ledger, [e for e in targets if e.kind != "batch"], self._settings, self._session_for)
+                + refresh_batches(ledger, [e for e in targets if e.kind == "batch"], client_for,
+                                  outputs_jobs=jobs if outputs else None, jobs=jobs))
 
     def watch(self, ref: str, *, interval: float = 30.0, timeout: float | None = None, on_poll=None) -> Any:
         """Follow REF's run until it ends, recording each status change; a runlog.watch.Outcome

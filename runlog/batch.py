@@ -40,7 +40,7 @@ from runlog.batchread import (  # noqa: F401  (the read side, re-exported: runlo
 from runlog.errors import OperationError, RunlogError, TemplateMismatch, Unresolved, UsageError
 from runlog.ledger import Entry, Ledger
 from runlog.membersettings import unknown_warning
-from runlog.resolve import Options  # submit-batch resolves as submit does: the one Options
+from runlog.resolve import Options, unresolved_hint  # submit-batch resolves as submit does: the one Options
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -507,7 +507,7 @@ def resolve_batch(request: dict, clients: dict, options: Options) -> tuple[dict,
     if failed:
         shown = ", ".join(f"{u} ({inputs[u]['error']['code']})" for u in failed[:5])
         more = f" and {len(failed) - 5} more" if len(failed) > 5 else ""
-        message = f"{len(failed)} input(s) not resolved: {shown}{more}"
+        message = f"{len(failed)} input(s) not resolved: {shown}{more}{unresolved_hint(inputs)}"
         if options.strict:
             raise Unresolved(message, failed)
         warnings.append(message + "; recorded as such")
@@ -1179,6 +1179,26 @@ def _json_value(value: Any) -> Any:
     except TypeError:
         return rec.jsonable(value)
     return rec.jsonable(value) if b"null" in data else orjson.loads(data)
+
+
+def refresh_batches(ledger: Ledger, entries: list[Entry], client_for, *, outputs_jobs: int | None = None,
+                    jobs: int = 16, words=lambda message: message) -> list[dict[str, Any]]:
+    """refresh_batch for each batch record, with `client_for(entry)`'s HealthOmics client (bad
+    settings stop everything). One change per batch: {record, batch_id, status, members_added,
+    …} or, when it could not be refreshed, {record, batch_id, error} (`words(message)`: the
+    caller's wording). Shared by `runlog refresh` and Runlog.refresh."""
+    changes: list[dict[str, Any]] = []
+    for entry in entries:
+        if not entry.batch_id:
+            changes.append({"record": entry.address, "batch_id": None,
+                            "error": f"no batch: this submission was {entry.outcome}"})
+            continue
+        omics = client_for(entry)
+        try:
+            changes.append(refresh_batch(ledger, entry, omics, outputs_jobs, jobs=jobs))
+        except RunlogError as exc:
+            changes.append({"record": entry.address, "batch_id": entry.batch_id, "error": words(exc.message)})
+    return changes
 
 
 def refresh_batch(ledger: Ledger, batch: Entry, omics, outputs_jobs: int | None = None,

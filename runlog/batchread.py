@@ -43,6 +43,16 @@ def pinned_inputs(ledger: Ledger, entry: Entry) -> dict[str, dict]:
     return ((batch.record.get("resolution") or {}).get("inputs") if batch is not None else None) or {}
 
 
+def pinned_workflow_digest(ledger: Ledger, entry: Entry) -> str | None:
+    """The workflow digest resolved at submission for the run `entry` records: its own
+    record's, or for a member, the one its batch record resolved for the default setting
+    (a run setting cannot name another workflow), never decoding the cohort."""
+    own = ((entry.record.get("resolution") or {}).get("workflow") or {}).get("digest")
+    if own or entry.kind != "member":
+        return own
+    return ledger.resolved_workflow_digest((entry.record.get("batch") or {}).get("record") or "")
+
+
 def batch_record_view(ledger: Ledger, batch: Entry) -> tuple[dict, int | None]:
     """(the batch record without its settings file's content, how many run settings that
     content holds or None): Ledger.batch_view, else (the record decoded whole, its count)."""

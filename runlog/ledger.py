@@ -1098,6 +1098,13 @@ class Ledger:
             raise LedgerError(f"no record {address} in ledger {self.path}")
         return json.loads(row[0])
 
+    def resolved_workflow_digest(self, address: str) -> str | None:
+        """`resolution.workflow.digest` of the record at `address` (a batch's: the default
+        setting's workflow), read by SQLite without decoding the cohort; None when absent."""
+        row = self.conn.execute("SELECT json_extract(body, '$.resolution.workflow.digest') FROM records "
+                                "WHERE address = ?", (address,)).fetchone()
+        return row[0] if row is not None and isinstance(row[0], str) else None
+
     @contextmanager
     def file_run_settings(self, address: str) -> Iterator[Callable[[list[str]], dict[str, str]]]:
         """The run settings of the batch record at `address` that came from its settings file,

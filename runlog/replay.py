@@ -398,7 +398,7 @@ def prepare(ref: str, *, existing: Ledger | None, create_ledger, settings_for, s
     nothing behind). `settings_for(recorded)` gives the AWS settings for a record's `aws`
     section (None: a run not yet recorded); `session_for(settings)` the session."""
     from runlog import aws, gitcapture
-    from runlog.batchread import pinned_inputs
+    from runlog.batchread import pinned_inputs, pinned_workflow_digest
     from runlog.errors import LedgerError
     from runlog.importer import import_run
     from runlog.observe import latest_run_facts
@@ -427,7 +427,7 @@ def prepare(ref: str, *, existing: Ledger | None, create_ledger, settings_for, s
     sess = session_for(settings)
     omics = aws.client(settings, "omics", sess=sess)
     clients = resolution_clients(plan.request, settings, sess, omics, timeout)
-    recorded_digest = ((entry.record.get("resolution") or {}).get("workflow") or {}).get("digest") \
+    recorded_digest = pinned_workflow_digest(ledger, entry) \
         or latest_run_facts(ledger, entry.address).get("digest") \
         or (plan.lineage.get("settings") or {}).get("digest")  # a member's, from its member-settings observation
     captured = gitcapture.capture_with_notes(str(git_path))

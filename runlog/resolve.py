@@ -267,6 +267,14 @@ class Options:
     timeout: float = DEFAULT_TIMEOUT
 
 
+def unresolved_hint(inputs: dict[str, dict]) -> str:
+    """What fixes the commonest unresolved inputs, for the warning that lists them: S3 calls
+    sent to an endpoint that is not S3 (the emulator, through AWS_ENDPOINT_URL)."""
+    if any((identity.get("error") or {}).get("code") == "NotS3" for identity in inputs.values()):
+        return "; NotS3: the S3 calls went to an endpoint that is not S3, point AWS_ENDPOINT_URL_S3 at one"
+    return ""
+
+
 def resolve(request: dict, clients: dict, *, timeout: float = DEFAULT_TIMEOUT, check: bool = True,
             strict: bool = False, workflow: dict | None = None) -> tuple[dict, list[str]]:
     """The `resolution` for a request, and warnings. Raises UsageError (nothing sent) for
@@ -316,7 +324,7 @@ def resolve(request: dict, clients: dict, *, timeout: float = DEFAULT_TIMEOUT, c
     workflow.pop("parameter_template", None)
     failed = [f"{uri} ({identity['error']['code']})" for uri, identity in inputs.items() if "error" in identity]
     if failed:
-        message = "input(s) not resolved: " + ", ".join(failed)
+        message = "input(s) not resolved: " + ", ".join(failed) + unresolved_hint(inputs)
         if strict:
             raise Unresolved(message, [uri for uri, identity in inputs.items() if "error" in identity])
         warnings.append(message + "; recorded as such")

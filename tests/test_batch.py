@@ -354,6 +354,7 @@ def test_diff_two_batches_answers_the_cohort_questions(aws_env, ledger_path, git
     assert not any(c[0] == "run settings" and c[1].startswith("NA12878") for c in changes)
     same = run_cli("diff", first, first, "--exit-code")
     assert same.exit_code == 0 and "No differences" in same.stdout
+    assert f"  batch {first}  uuid " in same.stdout and f"run {first}" not in same.stdout  # named as a batch
     alone = run_cli("diff", first)  # "as it would be submitted now" is for runs
     assert alone.exit_code == 2 and "a batch is compared with another batch" in alone.stderr
 

@@ -109,6 +109,21 @@ def test_a_member_replay_checks_the_inputs_its_batch_pinned(cohort, s3_server, l
     assert json.loads(fine.stdout)["drift"] == [] and "inputs: not checked" not in fine.stderr
 
 
+def test_a_member_replay_checks_the_workflow_digest_its_batch_resolved(cohort, s3_emulator, ledger_path, run_cli):
+    from runlog.emulator.seed import WORKFLOWS
+
+    run_id = member_run_id(ledger_path, "S2")
+    fine = run_cli("replay", run_id, "--dry-run")
+    assert fine.exit_code == 0, fine.output
+    assert "workflow: not checked" not in fine.stderr  # the batch record resolved it
+    (seed,) = [w for w in WORKFLOWS if w["owner"] is None and w["id"] == DEFAULT["workflowId"]]
+    s3_emulator.add_workflow(seed["id"], "cram-to-bam-v2", template=seed["template"], versions=seed["versions"])
+    refused = run_cli("replay", run_id)
+    assert refused.exit_code == 3, refused.output
+    assert "drift: workflow digest changed: sha256:" in refused.stderr
+    assert started(s3_emulator, "StartRun") == 0
+
+
 def test_a_changed_reference_shared_by_every_run_is_one_finding(cohort, s3_server, run_cli):
     s3_server.put_object(Bucket=BUCKET, Key="ref/genome.fasta", Body=b"GRCh38 patch 14")
     refused = run_cli("replay", cohort, "--dry-run", "--json")

@@ -284,7 +284,7 @@ def test_global_options_accepted_or_noted(aws_env, ledger_path, git_repo, run_cl
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["status"] == "PENDING"
     assert "--color off accepted: runlog prints the response without color" in result.stderr
-    assert "--no-paginate accepted: StartRun is not paginated" in result.stderr
+    assert "--no-paginate accepted: StartRun and StartRunBatch are not paginated" in result.stderr
     assert "--no-verify-ssl: the endpoint's TLS certificate is not verified" in result.stderr
     assert len(records(ledger_path)) == 1
 

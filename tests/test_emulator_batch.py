@@ -302,6 +302,25 @@ def test_s3_uri_settings_are_read_from_s3(s3_server, s3_emulator):
     assert omics.get_batch(batchId=batch_id)["totalRuns"] == 150
 
 
+def test_s3_uri_settings_are_read_without_credentials_in_the_emulators_environment(s3_server, monkeypatch):
+    """`runlog emulator --s3-endpoint-url` started before the variables it prints are
+    exported: its S3 client uses dummy credentials, as a client of the emulator does."""
+    from runlog.emulator import Emulator
+
+    s3_server.create_bucket(Bucket="cohorts")
+    uri = put_settings(s3_server, inline(2))
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)  # not one that resolved credentials before
+    with Emulator(port=0, s3_endpoint_url=s3_server.endpoint) as emu:
+        omics = boto3.client("omics", endpoint_url=emu.endpoint_url, region_name="us-west-2",
+                             aws_access_key_id="emulator", aws_secret_access_key="emulator",
+                             config=Config(inject_host_prefix=False, retries={"total_max_attempts": 1}))
+        batch_id = omics.start_run_batch(requestId="no-creds", defaultRunSetting=DEFAULT,
+                                         batchRunSettings={"s3UriSettings": uri})["id"]
+        assert omics.get_batch(batchId=batch_id)["totalRuns"] == 2
+
+
 @pytest.mark.parametrize("content, message", [
     (b'{"runSettingId": "a"}', "is not a JSON list of run settings"),
     (b"[{\"runSettingId\": \"a\"}", "is not a JSON list of run settings: not JSON"),

@@ -1,4 +1,5 @@
-"""The Python API's `cancel` and `report`, as `runlog cancel` and `runlog report` do them:
+"""The Python API's `cancel`, `refresh` of a batch and `report`, as `runlog cancel`, `runlog
+refresh` and `runlog report` do them:
 against the emulator over HTTP, with real ledger files and a real git repository."""
 
 from __future__ import annotations
@@ -42,6 +43,21 @@ def test_cancel_asks_the_service_and_records_it_without_removing_anything(aws_en
     assert sources(ledger_path, batch["id"]).count("CancelRunBatch") == 2
     with Ledger.open(ledger_path, create=False) as ledger:
         assert [e.kind for e in ledger.entries()] == ["submit", "batch"]  # nothing removed, nothing added
+
+
+def test_refresh_records_a_batchs_member_runs_as_runlog_refresh_does(aws_env, ledger_path, git_repo):
+    with runlog.Runlog(ledger_path) as rl:
+        batch = rl.start_run_batch(defaultRunSetting=DEFAULT, batchRunSettings=settings("S1", "S2"))
+        aws_env.advance(60)  # both runs submitted and finished
+        [change] = rl.refresh([batch["id"]])  # docs/python-api.md: "its member runs, as they appear"
+        assert "error" not in change, change
+        assert change["batch_id"] == batch["id"] and change["members_added"] == 2
+        with Ledger.open(ledger_path, create=False) as ledger:
+            assert sorted(e.kind for e in ledger.entries()) == ["batch", "member", "member"]
+        aws_env.advance(60)
+        [later] = rl.refresh()  # every unfinished run and batch: the batch, refreshed as a batch
+        assert later["batch_id"] == batch["id"] and later["status"] == "PROCESSED" and "error" not in later
+        assert rl.refresh() == []  # a finished batch is left alone
 
 
 def test_report_writes_the_file_and_refuses_what_it_may_not_replace(three_runs, ledger_path, tmp_path):

@@ -128,3 +128,10 @@ def test_an_endpoint_that_does_not_serve_s3_is_named_as_such(aws_env, ledger_pat
     error = record["resolution"]["inputs"]["s3://lab-data/reads/"]["error"]
     assert error["code"] == "NotS3" and "AWS_ENDPOINT_URL_S3" in error["message"]
     assert "NotS3" in result.stderr
+    assert "point AWS_ENDPOINT_URL_S3 at one; recorded as such" in result.stderr  # the warning names the fix
+    batch = run_cli("submit-batch", "--default-run-setting", _json.dumps(
+        {"workflowId": "1234567", "workflowOwnerId": "123456789012", "roleArn": "arn:aws:iam::123456789012:role/R",
+         "outputUri": "s3://b/o/", "parameters": {"param2": "x"}}), "--batch-run-settings", _json.dumps(
+        {"inlineSettings": [{"runSettingId": "a", "parameters": {"param1": "s3://lab-data/reads/a/"}}]}))
+    assert batch.exit_code == 0, batch.output
+    assert "(NotS3); NotS3: the S3 calls went to an endpoint that is not S3, point AWS_ENDPOINT_URL_S3 at one" in batch.stderr

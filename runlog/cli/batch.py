@@ -138,28 +138,19 @@ def print_batch_skeleton(which: str, request: dict | None = None, query=None, ou
 
 def refresh_batches(ledger, entries, config, profile=None, region=None, endpoint_url=None,
                     outputs_jobs: int | None = None, jobs: int = 16) -> list[dict]:
-    """`runlog refresh` for batch records: GetBatch, ListRunsInBatch (members), ListRuns
-    (their statuses). One change per batch: {record, batch_id, status, members_added, …} or
-    {record, batch_id, error}."""
-    from runlog import aws
-    from runlog.batch import refresh_batch
+    """`runlog refresh` for batch records (runlog.batch.refresh_batches), with the AWS
+    settings of the flags and of where each batch was recorded, errors in the command
+    line's words."""
+    from runlog import aws, batch
     from runlog.cli.wording import command_line
-    from runlog.errors import RunlogError
 
-    changes = []
-    for entry in entries:
-        if not entry.batch_id:
-            changes.append({"record": entry.address, "batch_id": None,
-                            "error": f"no batch: this submission was {entry.outcome}"})
-            continue
+    def client_for(entry):
         settings = aws_settings(config, profile, region, endpoint_url,
                                 recorded=ledger.batch_outline(entry.address).get("aws"))  # not the whole cohort
-        omics = aws.client(settings, "omics", max_pool_connections=max(10, jobs))
-        try:
-            changes.append(refresh_batch(ledger, entry, omics, outputs_jobs, jobs=jobs))
-        except RunlogError as exc:  # the library's words as the command line says them (wording.py)
-            changes.append({"record": entry.address, "batch_id": entry.batch_id, "error": command_line(exc.message)})
-    return changes
+        return aws.client(settings, "omics", max_pool_connections=max(10, jobs))
+
+    return batch.refresh_batches(ledger, entries, client_for, outputs_jobs=outputs_jobs, jobs=jobs,
+                                 words=command_line)
 
 
 def batch_line(change: dict) -> str:

@@ -28,7 +28,8 @@ def _show(value, path: str = "") -> str:
 def _describe(side: str, head: dict) -> str:
     if not head.get("record"):
         return f"{side}  as it would be submitted now"
-    run = f"run {head['run_id']}  uuid {head['run_uuid']}" if head["run_id"] else f"not run ({head['outcome']})"
+    started = "batch" if head.get("kind") == "batch" else "run"  # a batch's response names the batch
+    run = f"{started} {head['run_id']}  uuid {head['run_uuid']}" if head["run_id"] else f"not run ({head['outcome']})"
     name = f"  {head['name']}" if head.get("name") else ""
     return f"{side}  record {head['record'][:12]}  {run}  {head.get('created') or ''}{name}"
 

@@ -22,7 +22,8 @@ def emulator(port, host, speed, s3_endpoint_url):
     \b
     Examples:
       runlog emulator --port 4566
-      export AWS_ENDPOINT_URL=http://127.0.0.1:4566 AWS_DISABLE_HOST_PREFIX_INJECTION=true
+      export AWS_ENDPOINT_URL=http://127.0.0.1:4566 AWS_DISABLE_HOST_PREFIX_INJECTION=true \\
+             AWS_ACCESS_KEY_ID=emulator AWS_SECRET_ACCESS_KEY=emulator AWS_DEFAULT_REGION=us-west-2
       aws omics get-workflow --id 1234567
     """
     from runlog.emulator import Emulator

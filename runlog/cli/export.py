@@ -46,6 +46,7 @@ def export(ctx, refs, fmt, target, license_, authors, usability, title, runs_onl
       runlog export 4207391 4207392 -f all -o supplementary/ --license CC-BY-4.0
       runlog export @1 -f bco -o run.bco.json --usability "Germline calls for NA12878"
       runlog export @1 -f prov-n -o run.provn
+      runlog export 7654321 -f all -o cohort/ --license CC-BY-4.0   # a batch and its runs
     """
     import runlog.export.write
     from runlog.cli.wording import command_line

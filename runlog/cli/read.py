@@ -145,6 +145,7 @@ def show(ctx, ref, as_json):
       runlog show @1
       runlog show 1234567
       runlog show 3f2a9c01 --json | jq .record.request
+      runlog show 7654321            # a batch: its runs by status, failures with reasons
     """
     config = load_config(ctx)
     ledger = require_ledger(config, readonly=True)

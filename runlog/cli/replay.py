@@ -45,7 +45,8 @@ def override_options(func):
               help="A member of an imported batch whose own settings are unknown: replay its batch's default "
                    "setting alone (recorded as such), not what the run ran with.")
 @click.option("--only", "only", multiple=True, metavar="RUN_SETTING_ID|failed",
-              help="A batch: start only these runs again (runSettingIds, or `failed`), as a new batch.")
+              help="A batch: start only this run again (a runSettingId; repeat --only for more), or `failed`: "
+                   "every failed one, as a new batch.")
 @click.option("--settings-uri", metavar="s3://BUCKET/KEY",
               help="A batch with --only: write the selected run settings to this new S3 object (never over an "
                    "existing one) and start the new batch from it. Default for more than 100 runs of an "
@@ -77,9 +78,11 @@ def replay(ctx, ref, sets, allow_drift, dry_run, native, default_only, only, set
       runlog replay @1 --set genome.annotation=gencode.v45 --name rerun-v45
       runlog replay arn:aws:omics:us-west-2:123456789012:run/4207391 --allow-drift
       runlog replay 4207391 --native --output-uri s3://bucket/rerun/
+      runlog replay 8100001 --only failed                     # a batch's failed runs, as a new batch
+      runlog replay 8100001 --only NA12891 --only HG002 --dry-run
 
     A batch's REF starts the batch again as a new batch (a new requestId, lineage to it, drift
-    refused as for runs); --only failed or --only RUN_SETTING_ID… starts just those runs;
+    refused as for runs); --only failed or --only RUN_SETTING_ID (once per run) starts just those runs;
     --set changes the default setting's parameters. More than 100 selected runs (or any, with
     --settings-uri) go into a new settings file in S3 that runlog writes, pins and names in
     the request. A member's REF replays that run alone as a single run: its effective

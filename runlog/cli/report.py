@@ -38,6 +38,7 @@ def report(ctx, refs, since, batch, target, force):
       runlog report -o report.html
       runlog report --since 2026-11-01 -o november.html
       runlog report @3 @2 @1 -o paper-runs.html
+      runlog report --batch 7654321 -o cohort.html   # a batch and its runs
     """
     from runlog.cli.diff import _import_deepdiff_lean
     from runlog.report import check

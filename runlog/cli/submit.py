@@ -142,8 +142,8 @@ def make_resolve_options(config, no_resolve: bool, no_check: bool, strict: bool,
 def output_options(func):
     func = click.option("--allow-duplicate", is_flag=True,
                         help="Send even though an identical request is still pending (that one may already "
-                             "have started a run).")(func)
-    func = click.option("--quiet", "-q", is_flag=True, help="Print only the run id.")(func)
+                             "have started a run, or a batch).")(func)
+    func = click.option("--quiet", "-q", is_flag=True, help="Print only the id (of the run; of the batch, for a batch).")(func)
     func = click.option("--json", "as_json", is_flag=True,
                         help="Print runlog's JSON: the record address, the response and warnings.")(func)
     func = click.option("--output", type=click.Choice(["json", "text", "table"]), default="json", show_default=True,
@@ -158,7 +158,7 @@ def aws_global_options(func):
     """The aws CLI's global options a script may pass after the subcommand."""
     func = click.option("--debug", "aws_debug", is_flag=True,
                         help="As the aws CLI's --debug: botocore's debug log on stderr, and tracebacks.")(func)
-    func = click.option("--no-paginate", is_flag=True, help="Accepted (StartRun is not paginated).")(func)
+    func = click.option("--no-paginate", is_flag=True, help="Accepted (StartRun and StartRunBatch are not paginated).")(func)
     func = click.option("--color", type=click.Choice(["on", "off", "auto"]), default=None,
                         help="Accepted (runlog prints the response without color).")(func)
     func = click.option("--ca-bundle", type=click.Path(dir_okay=False),
@@ -188,7 +188,7 @@ def global_client_options(ctx, cli_read_timeout, cli_connect_timeout, no_verify_
     if color is not None:
         note(f"--color {color} accepted: runlog prints the response without color")
     if no_paginate:
-        note("--no-paginate accepted: StartRun is not paginated")
+        note("--no-paginate accepted: StartRun and StartRunBatch are not paginated")
     if aws_debug:
         import logging
 

@@ -39,6 +39,7 @@ def watch(ctx, ref, interval, timeout, as_json, profile, region, endpoint_url):
       runlog watch @1
       runlog watch 4207391 --interval 60 --timeout 86400
       runlog watch @1 --json | jq .run.resourceDigests
+      runlog watch 7654321 --interval 60   # a batch: every run recorded, until it is finished
     """
     import runlog.watch
     from runlog import aws

@@ -378,8 +378,14 @@ class Emulator:
         import boto3
         from botocore.config import Config
 
-        return boto3.client("s3", endpoint_url=self.s3_endpoint_url, region_name=DEFAULT_REGION,
-                            config=Config(retries={"total_max_attempts": 1}, connect_timeout=2, read_timeout=5))
+        session = boto3.Session()
+        # The usual credentials where there are some; else dummy ones, as for the emulator
+        # itself (a local S3 such as moto takes any): `runlog emulator` is often started
+        # before the variables it prints are exported, and S3 would then go unread.
+        dummy = {} if session.get_credentials() is not None else {
+            "aws_access_key_id": "emulator", "aws_secret_access_key": "emulator"}
+        return session.client("s3", endpoint_url=self.s3_endpoint_url, region_name=DEFAULT_REGION, **dummy,
+                              config=Config(retries={"total_max_attempts": 1}, connect_timeout=2, read_timeout=5))
 
     def _s3_object(self, uri: str) -> bytes:
         """The content of an object at the S3 endpoint (StartRunBatch's s3UriSettings)."""
