@@ -1,0 +1,65 @@
+"""Review 11b findings on today's changes: each test fails on the commit before its fix. The
+emulator over HTTP, moto's S3 server, real ledger files, the CLI."""
+
+from __future__ import annotations
+
+import json
+
+from helpers import COHORT_DEFAULT, cohort_setting
+from runlog.ledger import Ledger
+
+
+def submit_batch(run_cli, *samples) -> str:
+    result = run_cli("submit-batch", "--batch-name", "cohort", "--default-run-setting", json.dumps(COHORT_DEFAULT),
+                     "--batch-run-settings", json.dumps({"inlineSettings": [cohort_setting(s) for s in samples]}))
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)["id"]
+
+
+def forged_member(body: str) -> dict:
+    """Another input and run id for the same run setting, its fingerprint recomputed."""
+    from runlog import record as rec
+
+    forged = json.loads(body)
+    forged["request"]["parameters"]["input_cram"] = "s3://cohort-bucket/crams/FORGED.cram"
+    forged["outcome"]["response"]["id"] = "4209999"
+    forged["fingerprint"] = rec.fingerprint(forged)
+    return forged
+
+
+def test_a_forged_member_pulled_before_its_batch_record_is_refused(aws_env, bucket, ledger_path, git_repo, run_cli,
+                                                                   tmp_path):
+    """pull checked a member only against a batch record received in the same pull or held:
+    a member whose batch record is in neither was taken unchecked, and when a later pull
+    brought the batch record, the ledger adopted the member into the batch (show B counted it,
+    export stated its input) without any check. A member comes with or after its batch record."""
+    from helpers import REMOTE, push_json, record_key
+    from runlog import record as rec
+
+    batch_id = submit_batch(run_cli, "NA12878")
+    aws_env.batch_rate = 100
+    aws_env.advance(300)
+    assert run_cli("refresh", batch_id).exit_code == 0
+    push_json(run_cli, ledger_path, "--objects")
+    with Ledger.open(ledger_path, create=False) as ledger:
+        member = ledger.entries(where="kind = 'member'")[0]
+        batch = ledger.entries(where="kind = 'batch'")[0]
+    # the member objects are on the remote before the batch record's (an interrupted push, or a
+    # forger who writes first)
+    bucket.delete_object(Bucket="lab-provenance", Key=record_key(batch.address))
+    forged = forged_member(member.body)
+    body = rec.canonical_json(forged)
+    forged_address = rec.sha256_hex(body)
+    bucket.put_object(Bucket="lab-provenance", Key=record_key(forged_address), Body=body)
+
+    other = tmp_path / "other.db"
+    first = run_cli("--ledger", other, "pull", REMOTE)
+    push_json(run_cli, ledger_path, "--objects")  # the batch record's object is there again
+    second = run_cli("--ledger", other, "pull", REMOTE)
+    with Ledger.open(other, create=False) as ledger:
+        held = ledger.addresses()
+    assert batch.address in held and member.address in held, (first.output, second.output)
+    assert forged_address not in held, (first.output, second.output)
+    assert first.exit_code == 1 and record_key(forged_address) in first.stderr, first.output
+    assert second.exit_code == 1 and record_key(forged_address) in second.stderr, second.output
+    assert run_cli("--ledger", other, "verify", "--no-remote").exit_code == 0
