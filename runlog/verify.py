@@ -238,7 +238,7 @@ def check_members_made(ledger: Ledger) -> list[Problem]:
     conn = ledger.conn
     if not conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'batch_members'").fetchone():
         return []
-    from runlog.batch import unmade_members
+    from runlog.batch import member_record, unmade_members
 
     problems: list[Problem] = []
     batches = conn.execute("SELECT DISTINCT m.batch FROM batch_members m WHERE m.batch IS NOT NULL").fetchall()
@@ -249,8 +249,9 @@ def check_members_made(ledger: Ledger) -> list[Problem]:
         address, body = found
         try:
             batch = fastjson.loads(body.encode("utf-8"))
-        except ValueError:
-            continue  # the row checks name a record that is not JSON
+            member_record(batch, address, {})  # a batch record members can be made from
+        except (ValueError, TypeError, AttributeError, KeyError):
+            continue  # the row and schema checks name a batch record that is not JSON or of another shape
         seqs = {}
         rows = []
         for seq, member, text in conn.execute("SELECT r.seq, r.address, r.body FROM batch_members m JOIN records r "

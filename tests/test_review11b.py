@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from helpers import COHORT_DEFAULT, cohort_setting
 from runlog.ledger import Ledger
 
@@ -63,3 +65,23 @@ def test_a_forged_member_pulled_before_its_batch_record_is_refused(aws_env, buck
     assert first.exit_code == 1 and record_key(forged_address) in first.stderr, first.output
     assert second.exit_code == 1 and record_key(forged_address) in second.stderr, second.output
     assert run_cli("--ledger", other, "verify", "--no-remote").exit_code == 0
+
+
+@pytest.mark.parametrize(("where", "body"), [("kind = 'member'", "not json {"), ("kind = 'member'", "[]"),
+                                             ("kind = 'member'", '{"batch": "x"}'), ("kind = 'batch'", "{}"),
+                                             ("kind = 'batch'", '{"request": []}')])
+def test_verify_names_a_batch_or_member_body_of_another_shape_instead_of_stopping(aws_env, ledger_path, git_repo,
+                                                                                 run_cli, where, body):
+    """verify's member check (check_members_made) rebuilt each member from its batch record and
+    stopped with an internal error (exit 70) on a member body that is not JSON, or a batch or
+    member body that is JSON of another shape: verify names a tampered record, exit 1."""
+    from helpers import tamper
+
+    batch_id = submit_batch(run_cli, "NA12878", "NA12891")
+    aws_env.batch_rate = 100
+    aws_env.advance(300)
+    assert run_cli("refresh", batch_id).exit_code == 0
+    tamper(ledger_path, f"UPDATE records SET body = '{body}' WHERE seq = (SELECT min(seq) FROM records WHERE {where})")
+    result = run_cli("verify")
+    assert result.exit_code == 1, result.output
+    assert "internal error" not in result.output
