@@ -811,8 +811,13 @@ def unmade_members(batch: dict, batch_address: str, members: Iterable[tuple[str,
     made by runlog from this batch record. Checked where members arrive from elsewhere (pull)."""
     from runlog import fastjson
 
-    settings = {s["runSettingId"]: s for s in run_settings(batch)}
     problems: dict[str, str] = {}
+    try:
+        settings = {s["runSettingId"]: s for s in run_settings(batch)}
+    except (TypeError, KeyError, AttributeError):  # a runSettingId that is no text: no member is made of it
+        return {address: (f"member record {address} names batch record {batch_address}, whose run settings make no "
+                          "member (a runSettingId that is not text): a member is made from its batch record, never "
+                          "written by hand") for address, _ in members}
     for address, data in members:
         try:
             item = listing_item(fastjson.loads(data))

@@ -85,3 +85,43 @@ def test_verify_names_a_batch_or_member_body_of_another_shape_instead_of_stoppin
     result = run_cli("verify")
     assert result.exit_code == 1, result.output
     assert "internal error" not in result.output
+
+
+def test_pull_of_a_member_of_a_batch_record_with_an_odd_run_setting_id_does_not_stop(
+        aws_env, bucket, ledger_path, git_repo, run_cli, tmp_path):
+    """A schema-valid batch record whose runSettingId is no text (an object) and a member
+    naming it, written to the team bucket: pull's member check stopped with an internal error
+    (TypeError: unhashable) and took nothing; the member is refused, the rest taken."""
+    from helpers import REMOTE, push_json, record_key
+    from runlog import record as rec
+
+    batch_id = submit_batch(run_cli, "NA12878")
+    aws_env.batch_rate = 100
+    aws_env.advance(300)
+    assert run_cli("refresh", batch_id).exit_code == 0
+    push_json(run_cli, ledger_path, "--objects")
+    with Ledger.open(ledger_path, create=False) as ledger:
+        member = ledger.entries(where="kind = 'member'")[0]
+        batch = ledger.entries(where="kind = 'batch'")[0]
+    odd = json.loads(batch.body)
+    odd["request"]["requestId"] = "f" * 8
+    odd["request"]["batchRunSettings"]["inlineSettings"][0]["runSettingId"] = {"odd": 1}
+    odd["fingerprint"] = rec.fingerprint(odd)
+    odd_body = rec.canonical_json(odd)
+    odd_address = rec.sha256_hex(odd_body)
+    forged = json.loads(member.body)
+    forged["batch"]["record"] = odd_address
+    forged["outcome"]["response"]["id"] = "4209999"
+    forged["fingerprint"] = rec.fingerprint(forged)
+    forged_body = rec.canonical_json(forged)
+    forged_address = rec.sha256_hex(forged_body)
+    for address, body in ((odd_address, odd_body), (forged_address, forged_body)):
+        bucket.put_object(Bucket="lab-provenance", Key=record_key(address), Body=body)
+
+    other = tmp_path / "other.db"
+    pulled = run_cli("--ledger", other, "pull", REMOTE)
+    assert "internal error" not in pulled.output, pulled.output
+    assert pulled.exit_code == 1 and record_key(forged_address) in pulled.stderr, pulled.output
+    with Ledger.open(other, create=False) as ledger:
+        held = ledger.addresses()
+    assert member.address in held and forged_address not in held
