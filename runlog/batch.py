@@ -807,8 +807,10 @@ def unmade_members(batch: dict, batch_address: str, members: Iterable[tuple[str,
     """{address: why} for each (address, canonical JSON) of a member record of the batch
     record `batch` (at `batch_address`) that is not what member_record makes of its run: a
     member is a pure function of its batch record and its ListRunsInBatch item, so one that
-    differs (another input, another default, a run setting the batch does not have) was not
-    made by runlog from this batch record. Checked where members arrive from elsewhere (pull)."""
+    differs (another input, another default, settings for a run setting the batch does not
+    have) was not made by runlog from this batch record. The item is the service's word: a
+    member for a run setting id the batch does not have, with the default alone and the
+    unknown-settings warning, is what runlog makes of such an item, and passes. Checked where members arrive from elsewhere (pull)."""
     from runlog import fastjson
 
     problems: dict[str, str] = {}

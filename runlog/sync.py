@@ -1009,7 +1009,7 @@ def _members_made_by_their_batches(ledger: Ledger, spool: Spool, records: list[R
                                    refused: list[tuple[str, str]]) -> list[Received]:
     """Received member records checked against their batch records (batch.unmade_members): a
     member is what its batch record makes of its run, so one that is not (another input for
-    a run setting, a run setting the batch does not have) was written by someone else, and is
+    a run setting, settings for a run setting the batch does not have) was written by someone else, and is
     refused. The batch record is the one received in this pull, else the local ledger's; a
     member whose batch record is in neither is refused too: taken unchecked, it would join its
     batch when a later pull brought the batch record (the ledger adopts it), never checked. A
