@@ -810,10 +810,14 @@ def unmade_members(batch: dict, batch_address: str, members: Iterable[tuple[str,
     differs (another input, another default, settings for a run setting the batch does not
     have) was not made by runlog from this batch record. The item is the service's word: a
     member for a run setting id the batch does not have, with the default alone and the
-    unknown-settings warning, is what runlog makes of such an item, and passes. Checked where members arrive from elsewhere (pull)."""
+    unknown-settings warning, is what runlog makes of such an item, and passes. Checked where
+    members arrive from elsewhere (pull) and by verify. Members are encoded as MemberPages
+    encodes them: without the float checks when neither the batch record nor the item holds
+    a float (fastjson.dumps_floatless, the same bytes)."""
     from runlog import fastjson
 
     problems: dict[str, str] = {}
+    floatless = not fastjson.has_float(batch)
     try:
         settings = {s["runSettingId"]: s for s in run_settings(batch)}
     except (TypeError, KeyError, AttributeError):  # a runSettingId that is no text: no member is made of it
@@ -823,7 +827,9 @@ def unmade_members(batch: dict, batch_address: str, members: Iterable[tuple[str,
     for address, data in members:
         try:
             item = listing_item(fastjson.loads(data))
-            expected = fastjson.dumps(_member(batch, batch_address, item, settings.get(item["runSettingId"])))
+            exact = floatless and fastjson.plain_flat(item)
+            made = _member(batch, batch_address, item, settings.get(item["runSettingId"]), exact)
+            expected = fastjson.dumps_floatless(made) if exact else fastjson.dumps(made)
         except (ValueError, TypeError, AttributeError, KeyError):  # no JSON object of a member's shape
             problems[address] = (f"member record {address} is no member record its batch record {batch_address} "
                                  "could make (not JSON, or JSON of another shape): a member is made from its batch "
