@@ -498,7 +498,8 @@ class Runlog:
         runs of a finished batch deleted), as `runlog cancel` does: what was asked and the
         service's answer (or refusal) are appended as observations of the batch record, then
         GetBatch; nothing is removed from the ledger. Returns {record, batch_id, action,
-        status}. Raises UsageError when `ref` is no batch, ServiceError when refused."""
+        status}. Raises UsageError when `ref` is no batch, ServiceError when refused,
+        OperationError when the outcome is unknown (recorded so, with GetBatch's status after)."""
         from runlog import aws
         from runlog.batch import act_on_batch
 

@@ -807,28 +807,33 @@ def unmade_members(batch: dict, batch_address: str, members: Iterable[tuple[str,
     """{address: why} for each (address, canonical JSON) of a member record of the batch
     record `batch` (at `batch_address`) that is not what member_record makes of its run: a
     member is a pure function of its batch record and its ListRunsInBatch item, so one that
-    differs (another input, another default, a run setting the batch does not have) was not
-    made by runlog from this batch record. Checked where members arrive from elsewhere (pull)."""
+    differs (another input, another default, settings for a run setting the batch does not
+    have) was not made by runlog from this batch record. The item is the service's word: a
+    member for a run setting id the batch does not have, with the default alone and the
+    unknown-settings warning, is what runlog makes of such an item, and passes. Checked where
+    members arrive from elsewhere (pull) and by verify. Members are encoded as MemberPages
+    encodes them: without the float checks when neither the batch record nor the item holds
+    a float (fastjson.dumps_floatless, the same bytes)."""
     from runlog import fastjson
 
+    problems: dict[str, str] = {}
+    floatless = not fastjson.has_float(batch)
     try:
         settings = {s["runSettingId"]: s for s in run_settings(batch)}
-    except (TypeError, KeyError, AttributeError):  # a batch record not as runlog writes it: nothing to rebuild from
-        settings = None
-    problems: dict[str, str] = {}
+    except (TypeError, KeyError, AttributeError):  # a runSettingId that is no text: no member is made of it
+        return {address: (f"member record {address} names batch record {batch_address}, whose run settings make no "
+                          "member (a runSettingId that is not text): a member is made from its batch record, never "
+                          "written by hand") for address, _ in members}
     for address, data in members:
         try:
-            member = fastjson.loads(data)
-        except ValueError:
-            continue  # not JSON: not a record at all, which the caller's own checks name
-        try:
-            if settings is None or not isinstance(member, dict):
-                raise TypeError
-            item = listing_item(member)
-            expected = fastjson.dumps(_member(batch, batch_address, item, settings.get(item["runSettingId"])))
-        except (TypeError, KeyError, AttributeError, ValueError):
-            problems[address] = (f"member record {address} cannot be rebuilt from its batch record {batch_address}: "
-                                 "one of the two is not as runlog writes it")
+            item = listing_item(fastjson.loads(data))
+            exact = floatless and fastjson.plain_flat(item)
+            made = _member(batch, batch_address, item, settings.get(item["runSettingId"]), exact)
+            expected = fastjson.dumps_floatless(made) if exact else fastjson.dumps(made)
+        except (ValueError, TypeError, AttributeError, KeyError):  # no JSON object of a member's shape
+            problems[address] = (f"member record {address} is no member record its batch record {batch_address} "
+                                 "could make (not JSON, or JSON of another shape): a member is made from its batch "
+                                 "record, never written by hand")
             continue
         if expected != bytes(data):
             problems[address] = (f"member record {address} is not what its batch record {batch_address} makes of "

@@ -1009,10 +1009,12 @@ def _members_made_by_their_batches(ledger: Ledger, spool: Spool, records: list[R
                                    refused: list[tuple[str, str]]) -> list[Received]:
     """Received member records checked against their batch records (batch.unmade_members): a
     member is what its batch record makes of its run, so one that is not (another input for
-    a run setting, a run setting the batch does not have) was written by someone else, and is
+    a run setting, settings for a run setting the batch does not have) was written by someone else, and is
     refused. The batch record is the one received in this pull, else the local ledger's; a
-    member whose batch record is in neither is kept unchecked, as before. Reads each member's
-    row from the spool once to find its batch, then once more per batch to check it."""
+    member whose batch record is in neither is refused too: taken unchecked, it would join its
+    batch when a later pull brought the batch record (the ledger adopts it), never checked. A
+    member is taken with or after its batch record. Reads each member's row from the spool
+    once to find its batch, then once more per batch to check it."""
     from runlog.batch import unmade_members
 
     received_batches: dict[str, tuple[int, int]] = {}
@@ -1034,8 +1036,11 @@ def _members_made_by_their_batches(ledger: Ledger, spool: Spool, records: list[R
             batch = fastjson.loads(spool.get(received_batches[batch_address])[1])
         else:
             entry = ledger.get(batch_address)
-            if entry is None or entry.kind != "batch":
-                continue  # nothing to check it against
+            if entry is None or entry.kind != "batch":  # nothing to check it against: not yet
+                bad.update((item[1], f"member record {item[1]} names batch record {batch_address}, which this pull "
+                            "does not take and this ledger does not hold: a member is taken with or after its batch record "
+                            "(push the ledger that holds the batch record, then pull again)") for item in items)
+                continue
             batch = entry.record
         bad.update(unmade_members(batch, batch_address, ((item[1], spool.get(item[4])[1]) for item in items)))
         del batch

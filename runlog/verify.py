@@ -234,11 +234,11 @@ def check_members_made(ledger: Ledger) -> list[Problem]:
     """Each member record is what its batch record makes of its run (batch.unmade_members):
     a member that is not was not made by runlog from that batch record (written into the
     file, or taken by a pull before pulls checked members). Members whose batch record the
-    ledger does not hold are not checked. Reads one batch record and its members at a time."""
+    ledger does not hold are not checked. Reads one batch record at a time, its members one by one."""
     conn = ledger.conn
     if not conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'batch_members'").fetchone():
         return []
-    from runlog.batch import unmade_members
+    from runlog.batch import member_record, unmade_members
 
     problems: list[Problem] = []
     batches = conn.execute("SELECT DISTINCT m.batch FROM batch_members m WHERE m.batch IS NOT NULL").fetchall()
@@ -249,15 +249,18 @@ def check_members_made(ledger: Ledger) -> list[Problem]:
         address, body = found
         try:
             batch = fastjson.loads(body.encode("utf-8"))
-        except ValueError:
-            continue  # the row checks name a record that is not JSON
-        seqs = {}
-        rows = []
-        for seq, member, text in conn.execute("SELECT r.seq, r.address, r.body FROM batch_members m JOIN records r "
-                                              "ON r.seq = m.seq WHERE m.batch = ? ORDER BY r.seq", (batch_seq,)):
-            seqs[member] = seq
-            rows.append((member, text.encode("utf-8")))
-        for member, why in unmade_members(batch, address, rows).items():
+            member_record(batch, address, {})  # a batch record members can be made from
+        except (ValueError, TypeError, AttributeError, KeyError):
+            continue  # the row and schema checks name a batch record that is not JSON or of another shape
+        seqs: dict[str, int] = {}
+
+        def rows(batch_seq: int = batch_seq, seqs: dict[str, int] = seqs) -> Iterator[tuple[str, bytes]]:
+            for seq, member, text in conn.execute("SELECT r.seq, r.address, r.body FROM batch_members m JOIN records "
+                                                  "r ON r.seq = m.seq WHERE m.batch = ? ORDER BY r.seq", (batch_seq,)):
+                seqs[member] = seq
+                yield member, text.encode("utf-8")
+
+        for member, why in unmade_members(batch, address, rows()).items():
             problems.append(Problem("member", f"record #{seqs[member]}", f"record #{seqs[member]}: {why}"))
     return problems
 

@@ -74,15 +74,39 @@ def test_a_member_with_an_odd_request_id_is_not_taken_for_another_record(tmp_pat
     assert added and entry.address == rec.address(member)
 
 
+def odd_batch_and_member(value) -> list[dict]:
+    """A batch record whose default setting holds `value` where a member's lookup columns come
+    from (workflowId, name, requestId), and the member runlog makes of its run: pull takes a
+    member only with its batch record, and only as the batch record makes it."""
+    from runlog.batch import member_record
+
+    batch = make_record()
+    batch["kind"] = "batch"
+    batch["request"] = {"requestId": "batch-1", "batchRunSettings": {"inlineSettings": [{"runSettingId": "S1"}]},
+                        "defaultRunSetting": {"workflowId": value, "roleArn": COHORT_DEFAULT["roleArn"], "name": value,
+                                              "requestId": value}}
+    batch["batch"] = {"runs": 1}
+    batch["outcome"] = {"status": "submitted", "response": {
+        "id": "9000001", "arn": "arn:aws:omics:us-east-1:123456789012:runBatch/9000001", "uuid": "u-9000001"}}
+    batch["fingerprint"] = rec.fingerprint(batch)
+    member = member_record(batch, rec.address(batch), {
+        "runSettingId": "S1", "runId": "1234999", "runInternalUuid": "u-1234999",
+        "runArn": "arn:aws:omics:us-east-1:123456789012:run/1234999"})
+    for record in (batch, member):
+        assert rec.is_valid(record), rec.schema_errors(record)
+    return [batch, member]
+
+
 def test_push_sends_and_pull_takes_it(proxy, bucket, tmp_path, run_cli):
     alice, bob = tmp_path / "alice.db", tmp_path / "bob.db"
     with Ledger.open(alice) as ledger:
-        for record in odd_records(True)[::2]:  # workflowId true in source_run, in a member's settings
+        # workflowId true in source_run, in a batch's default and so in its member's settings
+        for record in [odd_records(True)[0], *odd_batch_and_member(True)]:
             ledger.add_record(record)
     pushed = push_json(run_cli, alice)
-    assert pushed["records_sent"] == 2
+    assert pushed["records_sent"] == 3
     code, pulled = pull_json(run_cli, bob)
-    assert code == 0 and pulled["records_received"] == 2 and not pulled["refused"]
+    assert code == 0 and pulled["records_received"] == 3 and not pulled["refused"], pulled
     with Ledger.open(alice) as a, Ledger.open(bob) as b:
         assert sorted(a.addresses()) == sorted(b.addresses())
     assert run_cli("--ledger", bob, "verify").exit_code == 0
