@@ -374,3 +374,49 @@ def finished_cohort(s3_server, monkeypatch, run_cli) -> Iterator[tuple]:
         yield emulator, json.loads(submitted.stdout)["id"]
     finally:
         emulator.stop()
+
+
+
+def submit_cohort(run_cli, *samples) -> str:
+    """`runlog submit-batch` of an inline cohort of `samples` (COHORT_DEFAULT): its batch id."""
+    result = run_cli("submit-batch", "--batch-name", "cohort", "--default-run-setting", json.dumps(COHORT_DEFAULT),
+                     "--batch-run-settings", json.dumps({"inlineSettings": [cohort_setting(s) for s in samples]}))
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)["id"]
+
+
+def pushed_cohort(run_cli, emulator, ledger_path, *samples):
+    """A cohort submitted, its runs started, refreshed (members recorded) and pushed as one
+    object per item: (batch record, first member record) as Entries."""
+    from runlog.ledger import Ledger
+
+    batch_id = submit_cohort(run_cli, *samples)
+    emulator.batch_rate = 100
+    emulator.advance(300)
+    assert run_cli("refresh", batch_id).exit_code == 0
+    push_json(run_cli, ledger_path, "--objects")
+    with Ledger.open(ledger_path, create=False) as ledger:
+        return ledger.entries(where="kind = 'batch'")[0], ledger.entries(where="kind = 'member'")[0]
+
+
+def forged_member(body: str) -> dict:
+    """A member record as someone else might write it: another input and run id for the same
+    run setting, its fingerprint recomputed (schema-valid, canonical once encoded)."""
+    from runlog import record as rec
+
+    forged = json.loads(body)
+    forged["request"]["parameters"]["input_cram"] = "s3://cohort-bucket/crams/FORGED.cram"
+    forged["outcome"]["response"]["id"] = "4209999"
+    forged["fingerprint"] = rec.fingerprint(forged)
+    return forged
+
+
+def put_forged_member(bucket, member_body: str) -> str:
+    """forged_member of a member record, written to the team bucket as a `runlog.remote/1`
+    object under its own address, as someone who may write there could: its address."""
+    from runlog import record as rec
+
+    body = rec.canonical_json(forged_member(member_body))
+    address = rec.sha256_hex(body)
+    bucket.put_object(Bucket="lab-provenance", Key=record_key(address), Body=body)
+    return address

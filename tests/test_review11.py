@@ -7,15 +7,9 @@ import json
 
 import pytest
 
-from helpers import COHORT_DEFAULT, cohort_setting, omics_client
+from helpers import COHORT_DEFAULT, cohort_setting, forged_member, omics_client, pushed_cohort, put_forged_member
+from helpers import submit_cohort as submit_batch
 from runlog.ledger import Ledger
-
-
-def submit_batch(run_cli, *samples) -> str:
-    result = run_cli("submit-batch", "--batch-name", "cohort", "--default-run-setting", json.dumps(COHORT_DEFAULT),
-                     "--batch-run-settings", json.dumps({"inlineSettings": [cohort_setting(s) for s in samples]}))
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)["id"]
 
 
 def statuses(ledger_path) -> list[str | None]:
@@ -299,17 +293,6 @@ def test_review11_same_as_a_cohort_whose_run_settings_were_never_seen_is_refused
     assert [e["batch_id"] for e in listed] == [mine]
 
 
-def forged_member(body: str) -> dict:
-    """A member record as someone else might write it: another input and run id for the same
-    run setting, its fingerprint recomputed (schema-valid, canonical once encoded)."""
-    from runlog import record as rec
-
-    forged = json.loads(body)
-    forged["request"]["parameters"]["input_cram"] = "s3://cohort-bucket/crams/FORGED.cram"
-    forged["outcome"]["response"]["id"] = "4209999"
-    forged["fingerprint"] = rec.fingerprint(forged)
-    return forged
-
 
 # -- a forged member on the team remote ---------------------------------------------------------------
 
@@ -320,20 +303,10 @@ def test_review11_a_forged_member_of_a_pulled_batch_is_refused(aws_env, bucket, 
     team bucket can add one (another input, another run id) for a batch's run setting: pull
     takes it (canonical, schema-valid), `show B` then counts 2 members for 1 run setting, and
     export states the forged input for a second run; verify says OK."""
-    from helpers import REMOTE, push_json, record_key
-    from runlog import record as rec
+    from helpers import REMOTE, record_key
 
-    batch_id = submit_batch(run_cli, "NA12878")
-    aws_env.batch_rate = 100
-    aws_env.advance(300)
-    assert run_cli("refresh", batch_id).exit_code == 0
-    push_json(run_cli, ledger_path, "--objects")
-    with Ledger.open(ledger_path, create=False) as ledger:
-        member = ledger.entries(where="kind = 'member'")[0]
-    forged = forged_member(member.body)
-    body = rec.canonical_json(forged)
-    forged_address = rec.sha256_hex(body)
-    bucket.put_object(Bucket="lab-provenance", Key=record_key(forged_address), Body=body)
+    _, member = pushed_cohort(run_cli, aws_env, ledger_path, "NA12878")
+    forged_address = put_forged_member(bucket, member.body)
 
     other = tmp_path / "other.db"
     pulled = run_cli("--ledger", other, "pull", REMOTE)

@@ -7,26 +7,9 @@ import json
 
 import pytest
 
-from helpers import COHORT_DEFAULT, cohort_setting
+from helpers import pushed_cohort, put_forged_member
+from helpers import submit_cohort as submit_batch
 from runlog.ledger import Ledger
-
-
-def submit_batch(run_cli, *samples) -> str:
-    result = run_cli("submit-batch", "--batch-name", "cohort", "--default-run-setting", json.dumps(COHORT_DEFAULT),
-                     "--batch-run-settings", json.dumps({"inlineSettings": [cohort_setting(s) for s in samples]}))
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)["id"]
-
-
-def forged_member(body: str) -> dict:
-    """Another input and run id for the same run setting, its fingerprint recomputed."""
-    from runlog import record as rec
-
-    forged = json.loads(body)
-    forged["request"]["parameters"]["input_cram"] = "s3://cohort-bucket/crams/FORGED.cram"
-    forged["outcome"]["response"]["id"] = "4209999"
-    forged["fingerprint"] = rec.fingerprint(forged)
-    return forged
 
 
 def test_a_forged_member_pulled_before_its_batch_record_is_refused(aws_env, bucket, ledger_path, git_repo, run_cli,
@@ -36,23 +19,12 @@ def test_a_forged_member_pulled_before_its_batch_record_is_refused(aws_env, buck
     brought the batch record, the ledger adopted the member into the batch (show B counted it,
     export stated its input) without any check. A member comes with or after its batch record."""
     from helpers import REMOTE, push_json, record_key
-    from runlog import record as rec
 
-    batch_id = submit_batch(run_cli, "NA12878")
-    aws_env.batch_rate = 100
-    aws_env.advance(300)
-    assert run_cli("refresh", batch_id).exit_code == 0
-    push_json(run_cli, ledger_path, "--objects")
-    with Ledger.open(ledger_path, create=False) as ledger:
-        member = ledger.entries(where="kind = 'member'")[0]
-        batch = ledger.entries(where="kind = 'batch'")[0]
+    batch, member = pushed_cohort(run_cli, aws_env, ledger_path, "NA12878")
     # the member objects are on the remote before the batch record's (an interrupted push, or a
     # forger who writes first)
     bucket.delete_object(Bucket="lab-provenance", Key=record_key(batch.address))
-    forged = forged_member(member.body)
-    body = rec.canonical_json(forged)
-    forged_address = rec.sha256_hex(body)
-    bucket.put_object(Bucket="lab-provenance", Key=record_key(forged_address), Body=body)
+    forged_address = put_forged_member(bucket, member.body)
 
     other = tmp_path / "other.db"
     first = run_cli("--ledger", other, "pull", REMOTE)
@@ -92,17 +64,10 @@ def test_pull_of_a_member_of_a_batch_record_with_an_odd_run_setting_id_does_not_
     """A schema-valid batch record whose runSettingId is no text (an object) and a member
     naming it, written to the team bucket: pull's member check stopped with an internal error
     (TypeError: unhashable) and took nothing; the member is refused, the rest taken."""
-    from helpers import REMOTE, push_json, record_key
+    from helpers import REMOTE, record_key
     from runlog import record as rec
 
-    batch_id = submit_batch(run_cli, "NA12878")
-    aws_env.batch_rate = 100
-    aws_env.advance(300)
-    assert run_cli("refresh", batch_id).exit_code == 0
-    push_json(run_cli, ledger_path, "--objects")
-    with Ledger.open(ledger_path, create=False) as ledger:
-        member = ledger.entries(where="kind = 'member'")[0]
-        batch = ledger.entries(where="kind = 'batch'")[0]
+    batch, member = pushed_cohort(run_cli, aws_env, ledger_path, "NA12878")
     odd = json.loads(batch.body)
     odd["request"]["requestId"] = "f" * 8
     odd["request"]["batchRunSettings"]["inlineSettings"][0]["runSettingId"] = {"odd": 1}
