@@ -122,7 +122,7 @@ def test_full_disk_sends_nothing_and_keeps_the_ledger(aws_env, ledger_path, git_
     assert len(full.stderr.strip().splitlines()) == 1
     assert len(_starts(aws_env)) == 1, "no unrecorded run may be started"
     check = subprocess.run([sys.executable, "-m", "runlog", "verify"], cwd=git_repo, capture_output=True, text=True)
-    assert check.returncode == 0 and "verified 1 records" in check.stdout
+    assert check.returncode == 0 and "verified 1 record, " in check.stdout
 
 
 def test_secrets_never_reach_a_record(aws_env, ledger_path, git_repo, run_cli, monkeypatch):

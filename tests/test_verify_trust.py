@@ -315,7 +315,7 @@ def test_an_older_ledger_is_read_without_being_migrated_then_migrated_by_a_write
     _format_2_ledger(old)
     before = old.read_bytes()
     result = run_cli("--ledger", old, "verify")
-    assert result.exit_code == 0 and "verified 1 records" in result.stdout, result.output
+    assert result.exit_code == 0 and "verified 1 record," in result.stdout, result.output
     assert json.loads(run_cli("--ledger", old, "log", "--json").stdout)[0]["run_id"] == "1234567"
     assert old.read_bytes() == before
     with Ledger.open(old) as ledger:  # a writing command migrates it

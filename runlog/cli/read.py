@@ -310,8 +310,9 @@ def verify(ctx, refs, expect, no_remote, as_json):
         for problem in report.problems:
             click.echo(f"FAIL {problem.message}")
         verdict = "OK" if report.ok else f"{len(report.problems)} problem(s)"
-        click.echo(f"verified {report.records} records, {report.observations} observations, "
-                   f"{report.attempts} attempts ({report.pending} pending): {verdict}")
+        counts = ", ".join(f"{n} {word}{'' if n == 1 else 's'}" for n, word in (
+            (report.records, "record"), (report.observations, "observation"), (report.attempts, "attempt")))
+        click.echo(f"verified {counts} ({report.pending} pending): {verdict}")
         checked = f" (checked against {', '.join(report.witnesses)})" if report.witnesses else ""
         click.echo(f"head {report.head_text}{checked}")
     if not report.ok:
