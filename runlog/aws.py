@@ -484,6 +484,14 @@ def not_found_elsewhere(made, arn: object, operation: str, what: str) -> str | N
 
 
 
+def refuse_if_asked_elsewhere(made, arn: object, operation: str, what: str) -> None:
+    """UsageError (nothing recorded) when a not-found answer from `operation` says nothing of
+    the run or batch `arn` names (not_found_elsewhere): watch and refresh call it before they
+    record a run or batch as gone."""
+    elsewhere = not_found_elsewhere(made, arn, operation, what)
+    if elsewhere is not None:
+        raise UsageError(elsewhere)
+
 def without_documentation(model: dict) -> dict:
     """A service model without the documentation of its operations, shapes and members (the
     service's own, and its clientContextParams', which botocore requires, are kept)."""

@@ -649,41 +649,18 @@ def send(ledger: Ledger, intent: dict, omics, *, recovered: bool = False, parts:
     `parts`: the intent's canonical JSON as fastjson.members(intent, "outcome") gives it, and
     `encoded` joined (fastjson.joined): then what the record needs beside its outcome is made
     while the service answers (`_meanwhile`)."""
-    from runlog import aws
-    from runlog.errors import PendingError, ServiceError
-    from runlog.submit import RECOVER_HINT, RETRY_HINT, Submission
+    from runlog.submit import Submission, settle_failure
     from runlog.submit import _complete as complete
 
     request = intent["request"]
-    request_id = request["requestId"]
     ahead = _meanwhile(ledger, intent, parts, encoded)
     _complete = partial(_completed, complete, ahead)
-    outcome: dict[str, Any]
     try:
         response = omics.start_run_batch(**request)
-    except KeyboardInterrupt:
-        raise PendingError(f"interrupted while StartRunBatch was being sent: a batch may have started; the "
-                           f"attempt {request_id} is kept as pending: {RECOVER_HINT}", request_id,
-                           interrupted=True) from None
-    except Exception as exc:
-        # refused by botocore itself: nothing left this machine (a re-sent attempt's first send did)
-        unsent = None if recovered else aws.not_sent(exc)
-        if unsent is not None:
-            outcome = {"status": "abandoned", "reason": "not sent: " + unsent}
-            entry = _complete(ledger, intent, outcome, run_id=None, encoded=_record_bytes(parts, outcome))
-            raise UsageError(f"{outcome['reason']} (kept in the ledger as abandoned attempt {entry.address[:12]})") \
-                from None
-        error = aws.refusal(exc, omics.meta.service_model.operation_model(OPERATION), resent=recovered)
-        if error is None:
-            raise PendingError(
-                f"StartRunBatch's outcome is unknown ({aws.describe_failure(exc)}): the batch may have started. "
-                f"The attempt {request_id} " + (RETRY_HINT.format(request_id=request_id) if recovered
-                                                  else f"is kept as pending: {RECOVER_HINT}"), request_id) from None
-        outcome = {"status": "rejected", "error": {"code": error.code, "message": error.service_message,
-                                                   "http_status": error.http_status}}
-        entry = _complete(ledger, intent, outcome, run_id=None, encoded=_record_bytes(parts, outcome))
-        raise ServiceError(error.code, error.service_message, error.http_status, error.operation,
-                           record=entry.address) from None
+    except (KeyboardInterrupt, Exception) as exc:
+        settle_failure(exc, intent, omics.meta.service_model.operation_model(OPERATION), "batch",
+                       recovered=recovered, record=lambda outcome: _complete(
+                           ledger, intent, outcome, run_id=None, encoded=_record_bytes(parts, outcome)))
     metadata = response.pop("ResponseMetadata", None)
     outcome = {"status": "submitted", "response": rec.jsonable(response)}
     if recovered:
@@ -1007,9 +984,7 @@ def observe_batch(ledger: Ledger, batch: Entry, omics, outline: dict | None = No
     response = (outline or batch.record)["outcome"].get("response") or {}
 
     def asked_at_home() -> None:  # not found where it never was, or by another account: says nothing of it
-        elsewhere = aws.not_found_elsewhere(omics, response.get("arn"), "GetBatch", f"batch {batch.batch_id}")
-        if elsewhere is not None:
-            raise UsageError(elsewhere)
+        aws.refuse_if_asked_elsewhere(omics, response.get("arn"), "GetBatch", f"batch {batch.batch_id}")
 
     try:
         answer = omics.get_batch(batchId=batch.batch_id)

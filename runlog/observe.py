@@ -59,14 +59,10 @@ def observe(ledger: Ledger, entry: Entry, omics, *, unless_status: str | None = 
 
 
 def _asked_at_home(omics, entry: Entry) -> None:
-    """A run GetRun does not know in another region or account than its ARN's is not deleted:
-    UsageError."""
-    from runlog.aws import not_found_elsewhere
-    from runlog.errors import UsageError
+    """A run GetRun does not know in another region or account than its ARN's is not deleted."""
+    from runlog.aws import refuse_if_asked_elsewhere
 
-    elsewhere = not_found_elsewhere(omics, entry.run_arn, "GetRun", f"run {entry.run_id}")
-    if elsewhere is not None:
-        raise UsageError(elsewhere)
+    refuse_if_asked_elsewhere(omics, entry.run_arn, "GetRun", f"run {entry.run_id}")
 
 
 def observe_tasks(ledger: Ledger, entry: Entry, omics, run: dict[str, Any]) -> list[dict] | None:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import Any, NoReturn
 
 from runlog import __version__, aws, gitcapture, inflight, params, resolve
 from runlog import record as rec
@@ -223,37 +223,49 @@ RETRY_HINT = ("stays pending: run `recover()` again later (the same requestId ne
               "or `abandon('{request_id}')` if it never reached the service")
 
 
+def settle_failure(exc: Exception | KeyboardInterrupt, intent: dict, operation_model, noun: str, *, recovered: bool,
+                   record: Callable[[dict], Entry]) -> NoReturn:
+    """What a failed StartRun or StartRunBatch call (`operation_model`; the `noun` it starts,
+    "run" or "batch") proves, recorded with `record(outcome)` and raised; the one rule for
+    both (send here, batch.send). botocore refusing to send it: an abandoned record
+    (UsageError), unless the attempt is re-sent (`recovered`: its first send did leave). The
+    service's proven refusal (aws.refusal): a rejected record (ServiceError). Anything else,
+    Ctrl-C included: nothing recorded, the attempt stays pending (PendingError)."""
+    request_id = intent["request"]["requestId"]
+    operation = operation_model.name
+    if isinstance(exc, KeyboardInterrupt):
+        raise PendingError(f"interrupted while {operation} was being sent: a {noun} may have started; the attempt "
+                           f"{request_id} is kept as pending: {RECOVER_HINT}", request_id, interrupted=True) from None
+    unsent = None if recovered else aws.not_sent(exc)  # refused by botocore itself: nothing left this machine
+    if unsent is not None:
+        outcome: dict[str, Any] = {"status": "abandoned", "reason": "not sent: " + unsent}
+        entry = record(outcome)
+        raise UsageError(f"{outcome['reason']} (kept in the ledger as abandoned attempt {entry.address[:12]})") \
+            from None
+    error = aws.refusal(exc, operation_model, resent=recovered)
+    if error is None:
+        raise PendingError(
+            f"{operation}'s outcome is unknown ({aws.describe_failure(exc)}): the {noun} may have started. "
+            f"The attempt {request_id} " + (RETRY_HINT.format(request_id=request_id) if recovered
+                                              else f"is kept as pending: {RECOVER_HINT}"), request_id) from None
+    outcome = {"status": "rejected",
+               "error": {"code": error.code, "message": error.service_message, "http_status": error.http_status}}
+    entry = record(outcome)
+    raise ServiceError(error.code, error.service_message, error.http_status, error.operation,
+                       record=entry.address) from None
+
+
 def send(ledger: Ledger, intent: dict, omics, *, recovered: bool = False) -> Submission:
     """Call StartRun with the intent's request and append the record of what happened.
 
     Only the service's proof of a refusal (aws.refusal) makes a rejected record; any other
     failure leaves the attempt pending (PendingError), because the run may have started."""
     request = intent["request"]
-    request_id = request["requestId"]
     try:
         response = omics.start_run(**request)
-    except KeyboardInterrupt:
-        raise PendingError(f"interrupted while StartRun was being sent: a run may have started; the attempt "
-                           f"{request_id} is kept as pending: {RECOVER_HINT}", request_id, interrupted=True) from None
-    except Exception as exc:
-        # refused by botocore itself: nothing left this machine (a re-sent attempt's first send did)
-        unsent = None if recovered else aws.not_sent(exc)
-        if unsent is not None:
-            outcome: dict[str, Any] = {"status": "abandoned", "reason": "not sent: " + unsent}
-            entry = _complete(ledger, intent, outcome, run_id=None)
-            raise UsageError(f"{outcome['reason']} (kept in the ledger as abandoned attempt {entry.address[:12]})") \
-                from None
-        error = aws.refusal(exc, omics.meta.service_model.operation_model("StartRun"), resent=recovered)
-        if error is None:
-            raise PendingError(
-                f"StartRun's outcome is unknown ({aws.describe_failure(exc)}): the run may have started. "
-                f"The attempt {request_id} " + (RETRY_HINT.format(request_id=request_id) if recovered
-                                                  else f"is kept as pending: {RECOVER_HINT}"), request_id) from None
-        outcome = {"status": "rejected",
-                   "error": {"code": error.code, "message": error.service_message, "http_status": error.http_status}}
-        entry = _complete(ledger, intent, outcome, run_id=None)
-        raise ServiceError(error.code, error.service_message, error.http_status, error.operation,
-                           record=entry.address) from None
+    except (KeyboardInterrupt, Exception) as exc:
+        settle_failure(exc, intent, omics.meta.service_model.operation_model("StartRun"), "run",
+                       recovered=recovered, record=lambda outcome: _complete(ledger, intent, outcome, run_id=None))
     metadata = response.pop("ResponseMetadata", None)
     outcome = {"status": "submitted", "response": rec.jsonable(response)}
     if recovered:
@@ -261,7 +273,7 @@ def send(ledger: Ledger, intent: dict, omics, *, recovered: bool = False) -> Sub
     entry = _complete(ledger, intent, outcome, run_id=response.get("id"))
     if entry.run_arn is not None and entry.run_arn != response.get("arn"):
         raise OperationError(f"HealthOmics answered with run {response.get('id')}, but the ledger already records "
-                          f"attempt {request_id} as run {entry.run_id} (record {entry.address[:12]}); "
+                          f"attempt {request['requestId']} as run {entry.run_id} (record {entry.address[:12]}); "
                              "`import_runs()` records the other run")
     return Submission(entry=entry, response=response, warnings=list(intent["warnings"]), metadata=metadata)
 
@@ -363,11 +375,9 @@ def check_pinned_object(intent: dict, s3_client: Callable[[], Any]) -> None:
     now = (f"now sha256 {found['sha256'][:12]}…" if found.get("sha256") else
            f"it cannot be read now ({found['error']['code']}: {found['error']['message']})")
     version = f" (VersionId {pinned['version_id']})" if pinned.get("version_id") else ""
-    raise RunlogError(f"attempt {request_id} is not sent again: its {what} {uri} held sha256 "
-                      f"{pinned['sha256'][:12]}… when it was made, {now}, and {started} started from other bytes "
-                      "would not run what its record says; put the pinned bytes back" + version + " and run "
-                      f"`recover()` again, or `abandon('{request_id}')` (if the first send started it, "
-                      "`import_runs()` records it)")
+    raise _held_back(request_id, f"its {what} {uri} held sha256 {pinned['sha256'][:12]}… when it was made, {now}, "
+                                 f"and {started} started from other bytes would not run what its record says",
+                     "put the pinned bytes back" + version)
 
 
 def check_pinned_inputs(intent: dict, clients: dict, timeout: float) -> None:
@@ -395,11 +405,16 @@ def check_pinned_inputs(intent: dict, clients: dict, timeout: float) -> None:
         return
     request_id = intent["request"]["requestId"]
     first = drift[0]
-    raise RunlogError(f"attempt {request_id} is not sent again: {len(drift)} of the inputs it pinned are not as they "
-                      f"were when it was made (the first: {first['what']}: {first['recorded']} then, "
-                      f"{first['current']} now), and a run started now would not read what its record says; put "
-                      f"them back and run `recover()` again, or `abandon('{request_id}')` (if the first send "
-                      "started it, `import_runs()` records it)")
+    raise _held_back(request_id, f"{len(drift)} of the inputs it pinned are not as they were when it was made (the "
+                                 f"first: {first['what']}: {first['recorded']} then, {first['current']} now), and a "
+                                 "run started now would not read what its record says", "put them back")
+
+
+def _held_back(request_id: str, why: str, fix: str) -> RunlogError:
+    """The error recover leaves a pending attempt with when it does not send it again (what
+    it pinned is no longer so): `why`, then `fix` and the ways on."""
+    return RunlogError(f"attempt {request_id} is not sent again: {why}; {fix} and run `recover()` again, or "
+                       f"`abandon('{request_id}')` (if the first send started it, `import_runs()` records it)")
 
 
 def abandon(ledger: Ledger, request_id: str, reason: str) -> Entry:
