@@ -2,7 +2,7 @@
 
     python -m runlog.cli.reference > docs/cli.md
 
-tests/test_docs.py fails when docs/cli.md differs from what this prints."""
+tests/test_cli_basics.py fails when docs/cli.md differs from what this prints."""
 
 from __future__ import annotations
 
