@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         temporary = tempfile.TemporaryDirectory()
         work = Path(temporary.name)
     else:
-        work = args.workdir
+        work = args.workdir.resolve()  # the commands run in it: a relative path would name another place
         work.mkdir(parents=True, exist_ok=True)
     results: dict[str, list[dict]] = {}
     sizes: dict[str, float] = {}

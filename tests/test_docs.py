@@ -117,3 +117,16 @@ def test_the_docs_name_commands_and_benchmarks():
     assert any("--ledger" in line and " log" in line for line in runlog_lines)
     assert any("run.py --skip-submit" in line for line in benchmark_lines)
 
+
+def test_export_bench_with_a_relative_workdir_keeps_its_ledger_there(tmp_path):
+    """performance.md's `export_bench.py --runs 10000 --workdir cohort`, small: the ledger is
+    built in ./cohort, and a second run reuses it (the benchmark's commands run inside the
+    workdir, so a relative path once named cohort/cohort/ledger.db)."""
+    command = [sys.executable, str(PROJECT_ROOT / "benchmarks" / "export_bench.py"), "--runs", "3", "--repeat", "1",
+               "--formats", "methods", "--workdir", "cohort"]
+    first = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr
+    assert (tmp_path / "cohort" / "ledger.db").is_file() and not (tmp_path / "cohort" / "cohort").exists()
+    again = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert "built earlier" in again.stdout and "| methods |" in again.stdout
