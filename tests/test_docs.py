@@ -1,7 +1,7 @@
 """Users run the commands in the docs as written: every `runlog COMMAND --option` and every
-`python benchmarks/X.py --option` in README.md and docs/ names a command, script and option
-that exist. (docs/cli.md is generated and checked by test_cli_basics.py; the Python examples of
-docs/python-api.md are run by test_python_api_docs.py.)"""
+`python benchmarks/X.py --option` in README.md and docs/ (the examples of each command's
+--help, in docs/cli.md, included) names a command, script and option that exist. (The Python
+examples of docs/python-api.md are run by test_python_api_docs.py.)"""
 
 from __future__ import annotations
 
@@ -16,10 +16,10 @@ import pytest
 from conftest import PROJECT_ROOT
 from runlog.cli import COMMANDS, cli
 
-DOCS = [PROJECT_ROOT / "README.md"] + sorted(p for p in (PROJECT_ROOT / "docs").glob("*.md") if p.name != "cli.md")
+DOCS = [PROJECT_ROOT / "README.md"] + sorted((PROJECT_ROOT / "docs").glob("*.md"))
 OPTION = re.compile(r"(?<![\w/-])--[a-zA-Z][\w-]*")
 # where a command line can start: a line, a prompt, after a shell operator or a diff marker
-RUNLOG = re.compile(r"(?:^|\$ |[+(`]|&& |\|\| |\| |; )runlog((?:[ \t]+[^\s|;&#>)`]+)+)", re.M)
+RUNLOG = re.compile(r"(?:^[ \t]*|\$ |\$\(|[+`]|&& |\|\| |\| |; )runlog((?:[ \t]+[^\s|;&#>)`]+)+)", re.M)
 BENCHMARK = re.compile(r"benchmarks/(\w+)\.py([^\n`|#;&>]*)")
 
 
