@@ -130,3 +130,20 @@ def test_export_bench_with_a_relative_workdir_keeps_its_ledger_there(tmp_path):
     again = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr
     assert "built earlier" in again.stdout and "| methods |" in again.stdout
+
+
+def test_record_md_lists_every_field_of_the_record_schema():
+    import json
+
+    schema = json.loads((PROJECT_ROOT / "schema" / "record.schema.json").read_text(encoding="utf-8"))
+    text = (PROJECT_ROOT / "docs" / "record.md").read_text(encoding="utf-8")
+    documented = set(re.findall(r"^\| `(\w+)` \|", text.split("## Fields", 1)[1], re.M))
+    assert documented == set(schema["properties"])
+
+
+def test_ledger_md_lists_every_migration_in_order():
+    from runlog.migrations import MIGRATIONS
+
+    text = (PROJECT_ROOT / "docs" / "ledger.md").read_text(encoding="utf-8")
+    documented = re.findall(r"^\| (\d+) \| `(m\d+_\w+)` \|", text, re.M)
+    assert documented == [(str(n), step.__name__) for n, step in enumerate(MIGRATIONS, 1)]
