@@ -147,3 +147,15 @@ def test_ledger_md_lists_every_migration_in_order():
     text = (PROJECT_ROOT / "docs" / "ledger.md").read_text(encoding="utf-8")
     documented = re.findall(r"^\| (\d+) \| `(m\d+_\w+)` \|", text, re.M)
     assert documented == [(str(n), step.__name__) for n, step in enumerate(MIGRATIONS, 1)]
+
+
+def test_the_readme_and_configuration_md_list_every_command_and_key():
+    from runlog.config import KEYS
+
+    readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+    listed = {name for row in re.findall(r"^\| `runlog ([^`]+)`", readme, re.M) for name in re.findall(r"[a-z-]+", row)}
+    listed |= set(re.findall(r"^\| `runlog \w+` / `(\w+)`", readme, re.M))  # push / pull
+    assert set(COMMANDS) <= listed, f"README.md's command table lacks {sorted(set(COMMANDS) - listed)}"
+    configuration = (PROJECT_ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
+    keys = configuration.split("## Keys", 1)[1].split("\n## ", 1)[0]
+    assert set(re.findall(r"^\| `(\w+)` \|", keys, re.M)) == set(KEYS)
