@@ -121,7 +121,8 @@ def _flat(value: Any, path: str = "") -> dict[str, Any]:
 def _changes(section: str, old: dict, new: dict, prefix: str = "") -> list:
     from runlog.diff import Change
 
-    left, right = _flat(old), _flat(new)
+    # an empty section has no fields: the other side's fields are what was added or removed
+    left, right = (_flat(side) if side else {} for side in (old, new))
     found = []
     for path in sorted(set(left) | set(right)):
         shown = f"{prefix}{path}" if path else prefix.rstrip(".")

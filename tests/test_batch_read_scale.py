@@ -207,3 +207,16 @@ def test_batch_reads_use_the_derived_tables_indexes(tmp_path):
         for sql, index in queries:
             plan = " ".join(r[-1] for r in ledger.conn.execute(f"EXPLAIN QUERY PLAN {sql}", ("x",)))
             assert index in plan and "TEMP B-TREE" not in plan and "SCAN batch_members" not in plan, (sql, plan)
+
+
+def test_diff_of_a_settings_file_cohort_and_an_inline_one_lists_only_real_fields(cohort, run_cli):
+    """The inline batch has no settings file: diff names the file's fields as removed, and
+    no bogus "(whole section) {}" line for the empty side."""
+    emulator, batch_id = cohort
+    inline = submit(run_cli, DEFAULT, {"inlineSettings": settings()[:2]})
+    result = run_cli("diff", batch_id, inline, "--json")
+    assert result.exit_code == 0, result.output
+    changes = [c for c in json.loads(result.stdout)["changes"] if c["section"] == "settings file"]
+    assert {c["path"] for c in changes} == {"uri", "etag", "sha256"} and {c["kind"] for c in changes} == {"removed"}
+    text = run_cli("diff", batch_id, inline)
+    assert "(whole section)" not in text.stdout, text.stdout
