@@ -108,7 +108,17 @@ def test_missing_default_setting_and_role(aws_env, ledger_path, git_repo, run_cl
     (b'[{"runSettingId": "a"}, {"runSettingId": NaN}]', ["is not a JSON list of run settings", "NaN"]),
     (b"\xff\xfe[]", ["not UTF-8"]),
     (b'[{"runSettingId": "a", "runSettingId": "b"}]', ["is not a JSON list of run settings", "runSettingId"]),
-], ids=["object", "numbers", "duplicate", "nan", "not-utf8", "duplicate-key"])
+    (b'[{"runSettingId": "a"}, {"runSettingId": "b", "priority": "high"}]',
+     ["item[1] (runSettingId 'b'): priority must be a whole number, got a string"]),
+    (b'[{"runSettingId": "a", "name": 5}]', ["item[0] (runSettingId 'a'): name must be a string, got a number"]),
+    (b'[{"runSettingId": 7}]', ["item[0]: runSettingId is a number; it must be a non-empty string"]),
+    (b'[{"runSettingId": "a", "outputUri": []}]', ["(runSettingId 'a'): outputUri must be a string, got a list"]),
+    (b'[{"runSettingId": "a", "cacheId": "123"}]',
+     ["(runSettingId 'a'): 'cacheId' is not a member of a run setting; remove it or use one of runSettingId, name"]),
+    (b'[{"runSettingId": "a", "runTags": {"sample": 12}}]',
+     ["(runSettingId 'a'): runTags[\"sample\"] must be a string, got a number"]),
+], ids=["object", "numbers", "duplicate", "nan", "not-utf8", "duplicate-key", "priority-text", "name-number",
+        "id-number", "uri-list", "unknown-member", "tag-number"])
 def test_bad_settings_file_sends_nothing(body, words, aws_env, s3_server, ledger_path, git_repo, run_cli):
     s3_server.create_bucket(Bucket=BUCKET)
     s3_server.put_object(Bucket=BUCKET, Key="cohort/settings.json", Body=body)
