@@ -264,6 +264,31 @@ def test_refresh_records_each_member_once_with_its_effective_settings(aws_env, l
     assert verify.exit_code == 0, verify.output
 
 
+def test_log_batch_names_a_member_without_a_name_by_its_run_setting_id(aws_env, ledger_path, git_repo, run_cli):
+    """A run setting without a name (nor one in the default): `log --batch` says which run it
+    is by its runSettingId, not "-"; --json keeps the run's name as it is (null)."""
+    aws_env.batch_rate = 100
+    nameless = [{k: v for k, v in setting(s).items() if k != "name"} for s in ("NA12878", "NA12891")]
+    settings = json.dumps({"inlineSettings": [*nameless, setting("NA12892")]})
+    result = run_cli(*batch_args(settings), "--endpoint-url", aws_env.endpoint_url)
+    assert result.exit_code == 0, result.output
+    batch_id = json.loads(result.stdout)["id"]
+    aws_env.advance(11)
+    assert "3 new member record(s)" in run_cli("refresh", batch_id).stdout
+    listed = run_cli("log", "--batch", batch_id)
+    assert listed.exit_code == 0, listed.output
+    rows = {line.split()[3]: line for line in listed.stdout.splitlines()[1:]}  # after the date and time
+    runs = {m["batch"]["run_setting_id"]: m["outcome"]["response"]["id"] for m in records(ledger_path, "member")}
+    assert "(runSettingId NA12878)" in rows[runs["NA12878"]] and "(runSettingId NA12891)" in rows[runs["NA12891"]]
+    assert " align-NA12892 " in rows[runs["NA12892"]] and "runSettingId" not in rows[runs["NA12892"]]
+    refreshed = run_cli("log", "--batch", batch_id, "--refresh")  # --refresh reopens the ledger
+    assert refreshed.exit_code == 0 and "(runSettingId NA12878)" in refreshed.stdout, refreshed.output
+    as_json = json.loads(run_cli("log", "--batch", batch_id, "--json").stdout)
+    assert {e["run_id"]: e["name"] for e in as_json} == {runs["NA12878"]: None, runs["NA12891"]: None,
+                                                         runs["NA12892"]: "align-NA12892"}
+    assert all("run_setting_id" not in e for e in as_json)  # the same fields as before
+
+
 def test_show_batch_counts_and_failures_with_reasons(aws_env, ledger_path, git_repo, run_cli):
     aws_env.batch_rate = 100
     aws_env.batch_fault("start", reason="ServiceQuotaExceeded", message="too many runs", run_setting_ids=["s1"])
