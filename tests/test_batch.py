@@ -289,6 +289,24 @@ def test_log_batch_names_a_member_without_a_name_by_its_run_setting_id(aws_env, 
     assert all("run_setting_id" not in e for e in as_json)  # the same fields as before
 
 
+def test_a_ledger_that_outlives_an_emulator_gets_new_batch_ids_from_the_next(ledger_path, git_repo, run_cli,
+                                                                            monkeypatch):
+    """`runlog emulator` stopped and started again (a demo the next day, the same ledger): its
+    batch ids start elsewhere, so the second batch is not given the first one's id."""
+    from runlog.emulator import Emulator
+
+    ids = []
+    for _ in range(2):
+        with Emulator(port=0) as emulator:  # the defaults, as `runlog emulator` starts it
+            monkeypatch.setenv("AWS_ENDPOINT_URL", emulator.endpoint_url)
+            ids.append(json.loads(submit_inline(run_cli, emulator, "NA12878").stdout)["id"])
+    assert ids[0] != ids[1] and all(len(i) == 7 and "8100001" <= i < "9900001" for i in ids), ids
+    for batch_id in ids:  # each REF names its one batch
+        shown = run_cli("show", batch_id, "--json")
+        assert shown.exit_code == 0, shown.output
+        assert json.loads(shown.stdout)["record"]["outcome"]["response"]["id"] == batch_id
+
+
 def test_show_batch_counts_and_failures_with_reasons(aws_env, ledger_path, git_repo, run_cli):
     aws_env.batch_rate = 100
     aws_env.batch_fault("start", reason="ServiceQuotaExceeded", message="too many runs", run_setting_ids=["s1"])
