@@ -253,6 +253,13 @@ class Emulator:
         self.service.catch_up()
         self.service.fail_run(run_id, reason)
 
+    def answer_run(self, run_id: str, **members: Any) -> None:
+        """GetRun of this run answers these members as given, whatever their type (`uuid=1`):
+        for tests of what runlog makes of an odd answer. ListRuns and the run's state are
+        unchanged."""
+        self.service.catch_up()
+        self.service.answer_run(run_id, members)
+
     @property
     def batch_rate(self) -> int:
         """How many runs of a batch are submitted per second of the emulator's clock (for

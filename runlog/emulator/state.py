@@ -320,6 +320,7 @@ class Service:
             if status == "FAILED":
                 out["failureReason"] = run.get("fail_reason") or "WORKFLOW_RUN_FAILED"
                 out["statusMessage"] = out["failureReason"]
+            out.update(out.pop("answer", {}))  # answer_run's members, as given
             return out
 
     def _list_item(self, run: dict, now: datetime | None = None) -> dict:
@@ -387,6 +388,10 @@ class Service:
     def fail_run(self, run_id: str, reason: str = "WORKFLOW_RUN_FAILED") -> None:
         with self.lock:
             self.live_run(run_id)["fail_reason"] = reason
+
+    def answer_run(self, run_id: str, members: dict[str, Any]) -> None:
+        with self.lock:
+            self.live_run(run_id)["answer"] = dict(members)
 
     # -- tasks --------------------------------------------------------------------------------
 
