@@ -239,12 +239,14 @@ def import_runs(ledger: Ledger, omics, items: list[dict], *, endpoint_url: str |
                 runs.append(run)
     except RunlogError as exc:  # keep what was fetched: a rerun fetches the rest
         result.failure = exc
+    told_apart = []
     for run in runs:
         if problem := uuid_problem(run):  # never looked up by such a uuid, nor sorted with the others
             result.not_imported.append({"run_id": str(run.get("id")), "reason": problem,
                                         "line": not_importable(run, problem)})
-    runs = [run for run in runs if uuid_problem(run) is None]
-    for run in sorted(runs, key=lambda r: (r.get("creationTime") or "", r["uuid"])):
+        else:
+            told_apart.append(run)
+    for run in sorted(told_apart, key=lambda r: (r.get("creationTime") or "", r["uuid"])):
         entry, added = import_run(ledger, run, endpoint_url)
         if added and run.get("status") in TERMINAL:
             observe_tasks(ledger, entry, omics, run)
