@@ -43,15 +43,6 @@ MAX_INLINE = 100
 # one unless given where to start: a ledger that outlives an emulator does not meet a second,
 # different batch with an id it already holds.
 BATCH_IDS = (8_100_001, 9_900_000)
-
-
-def first_batch_id() -> int:
-    """A random start for an emulator's batch ids, from the operating system's randomness (the
-    `random` module's state is seeded by test runners, the same for every emulator of a test)."""
-    import secrets
-
-    low, high = BATCH_IDS
-    return low + secrets.randbelow(high - low)
 MAX_FILE_SETTINGS = 100_000
 MAX_FILE_BYTES = 256 * 1024 * 1024
 SCAN_LIMIT = 10_000  # members a filtered page looks at before it answers (maybe short, with a nextToken)
@@ -125,6 +116,15 @@ class Batch:
     deleted: bool = False  # DeleteBatch: the metadata is gone, the runs are not
     last_success: int | None = None  # position of the last member that started a run
     workflow: dict = field(default_factory=dict)  # the default's workflow, found when the batch started
+
+
+def first_batch_id() -> int:
+    """A random start for an emulator's batch ids, from the operating system's randomness (the
+    `random` module's state is seeded by test runners, the same for every emulator of a test)."""
+    import secrets
+
+    low, high = BATCH_IDS
+    return low + secrets.randbelow(high - low)
 
 
 def _random_uuid() -> str:
