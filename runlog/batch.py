@@ -202,23 +202,32 @@ def check_request(request: dict[str, Any]) -> None:
 
 
 def check_settings(settings: list, where: str) -> None:
-    """Each run setting an object with a runSettingId; no runSettingId twice. A cohort that
-    passes is seen to pass at C speed (the ids joined as text, then counted as a set); one that
-    does not is walked to name its first bad item."""
+    """Each run setting an object with a runSettingId; no runSettingId twice; each member one of
+    the model's InlineSetting members, of its type (as botocore checks inline settings: a
+    settings file is not checked by botocore, and a run setting of another type would be sent
+    and make its member record fail). A cohort that passes is seen to pass at C speed (the ids
+    joined as text, then counted as a set; each member's values' types as a set); one that does
+    not is walked to name its first bad item."""
     try:
         ids = list(map(itemgetter("runSettingId"), settings))
         "".join(ids)  # TypeError unless every id is text
-        if "" not in ids and len(set(ids)) == len(ids) and set(map(type, settings)) == {dict} and all(
-                set(map(type, map(dict.get, settings, repeat(key), repeat({})))) == {dict} for key in MERGED):
+        # (an item that is no object has no ["runSettingId"]: TypeError)
+        if "" not in ids and len(set(ids)) == len(ids) and _types_pass(settings):
             return
     except (TypeError, KeyError, IndexError):
         pass
+    from runlog.startrun import _json_kind, type_errors
+
+    known = inline_members()
     seen: set[str] = set()
     for index, setting in enumerate(settings):
         if not isinstance(setting, dict):
             raise UsageError(f"{where}[{index}] is not a JSON object (each run setting is an object with a "
                              "runSettingId)")
         ident = setting.get("runSettingId")
+        if ident is not None and ident != "" and not isinstance(ident, str):
+            raise UsageError(f"{where}[{index}]: runSettingId is {_json_kind(ident)}; it must be a non-empty "
+                             "string")
         if not isinstance(ident, str) or not ident:
             raise UsageError(f"{where}[{index}] has no runSettingId (a non-empty string)")
         if ident in seen:
@@ -228,6 +237,80 @@ def check_settings(settings: list, where: str) -> None:
         not_object = _merged_not_object(setting)
         if not_object:
             raise UsageError(f"{where}[{index}] (runSettingId {ident[:128]!r}): {not_object}")
+        for member, value in setting.items():
+            if member not in known:
+                raise UsageError(f"{where}[{index}] (runSettingId {ident[:128]!r}): {str(member)[:128]!r} is not "
+                                 f"a member of a run setting; remove it or use one of {', '.join(known)}")
+            problems = type_errors(known[member], value, member)
+            if problems:
+                raise UsageError(f"{where}[{index}] (runSettingId {ident[:128]!r}): {problems[0]}")
+
+
+@lru_cache(maxsize=1)
+def inline_members() -> dict[str, str]:
+    """The members of a run setting (the model's InlineSetting, found through StartRunBatch's
+    batchRunSettings.inlineSettings), each with its shape's name, in the model's order."""
+    from runlog import startrun
+
+    shapes = startrun.shapes()
+    settings = shapes[shapes[members()["batchRunSettings"].shape]["members"]["inlineSettings"]["shape"]]
+    return {name: ref["shape"] for name, ref in shapes[settings["member"]["shape"]]["members"].items()}
+
+
+# The Python types (from JSON) a value of each kind may have, as startrun.type_errors says, and
+# one such value (what a run setting without the member is taken to hold). A kind not here (a
+# structure, a list) is not checked quickly: the walk in check_settings checks it.
+_KIND_TYPES: dict[str, tuple[frozenset[type], Any]] = {
+    "string": (frozenset({str}), ""), "blob": (frozenset({str}), ""), "integer": (frozenset({int}), 0),
+    "long": (frozenset({int}), 0), "boolean": (frozenset({bool}), False),
+    "float": (frozenset({int, float}), 0), "double": (frozenset({int, float}), 0), "map": (frozenset({dict}), {}),
+}
+Quick = tuple[frozenset[type], Any, frozenset[type] | None]
+
+
+@lru_cache(maxsize=1)
+def _quick_types() -> dict[str, Quick | None]:
+    """Per run-setting member: the types its value may have, the value that stands for it when
+    missing, and for a map the types of its values (None: any); None for a document (any
+    value). A member missing here is left to the walk."""
+    from runlog import startrun
+
+    quick: dict[str, Quick | None] = {}
+    for member, shape_name in inline_members().items():
+        kind = "map" if member in MERGED else startrun.kind_of(shape_name)  # parameters: see _merged_not_object
+        if kind == "document":
+            quick[member] = None
+        elif kind == "map":
+            value_shape = startrun.shapes()[shape_name].get("value", {}).get("shape")
+            value_kind = startrun.kind_of(value_shape) if value_shape else "document"
+            if value_kind == "document" or value_kind in _KIND_TYPES:
+                values = None if value_kind == "document" else _KIND_TYPES[value_kind][0]
+                quick[member] = (*_KIND_TYPES["map"], values)
+        elif kind in _KIND_TYPES:
+            quick[member] = (*_KIND_TYPES[kind], None)
+    return quick
+
+
+def _types_pass(settings: list[dict]) -> bool:
+    """Whether every run setting's members are run-setting members of their types, seen with
+    one pass over the settings for their member names and one per member present (no Python
+    loop over the runs). False: the walk in check_settings names the first that is not."""
+    quick = _quick_types()
+    for member in set().union(*settings) - {"runSettingId"}:  # the ids: text, seen by check_settings
+        if member not in quick:
+            return False
+        check = quick[member]
+        if check is None:
+            continue
+        types, missing, value_types = check
+        values: Iterator[Any] = map(dict.get, settings, repeat(member), repeat(missing))
+        if value_types is None:
+            if not set(map(type, values)) <= types:
+                return False
+        # a map's values' types in one pass: dict.values refuses (TypeError) a value that is no object
+        elif not set(map(type, chain.from_iterable(map(dict.values, values)))) <= value_types:
+            return False
+    return True
 
 
 # A run setting's members merged name by name into the default's (effective_setting): JSON objects.

@@ -8,6 +8,7 @@ write the same record, so shared ledgers merge without duplicates."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -81,9 +82,37 @@ def import_record(run: dict[str, Any], endpoint_url: str | None = None) -> dict[
     return record
 
 
+def uuid_problem(run: dict[str, Any]) -> str | None:
+    """Why runlog cannot tell this run (a GetRun answer) from others, or None: its uuid is what
+    a record names it by and what the ledger looks it up by, as text; SQLite would take a
+    number 1 for the text "1" of another run."""
+    value = run.get("uuid")
+    if isinstance(value, str) and value:
+        return None
+    if value is None:
+        return "GetRun gave no uuid"
+    if value == "":
+        return "GetRun's uuid is empty"
+    from runlog.startrun import _json_kind
+
+    return f"GetRun's uuid is {_json_kind(value)} ({json.dumps(value)[:40]}), not text"
+
+
+def not_importable(run: dict[str, Any], problem: str) -> str:
+    """The line saying that a run is not imported, and why."""
+    from runlog.textsafe import terminal_safe
+
+    return (f"run {terminal_safe(str(run.get('id')))[:40]} not imported: {problem}; runlog tells runs apart by "
+            "their uuid and cannot record this one")
+
+
 def import_run(ledger: Ledger, run: dict[str, Any], endpoint_url: str | None = None) -> tuple[Entry, bool]:
     """Record a run (GetRun body, fetched from endpoint_url) unless its uuid is already in the
-    ledger. Returns (entry, added); a new record also gets the GetRun body as its first observation."""
+    ledger. Returns (entry, added); a new record also gets the GetRun body as its first
+    observation. A run whose uuid is not text is refused (LedgerError), never looked up."""
+    problem = uuid_problem(run)
+    if problem:
+        raise LedgerError(not_importable(run, problem))
     existing = ledger.by_run_uuid(run["uuid"])
     if existing is not None:
         return existing, False
@@ -119,9 +148,13 @@ class ImportResult:
     skipped: int = 0
     failure: RunlogError | None = None
     batches: BatchImportResult | None = None  # the batches recorded first (import_batches)
+    # runs GetRun described so that runlog cannot record them (uuid_problem): run_id, reason, line
+    not_imported: list[dict[str, str]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        found = {"listed": self.listed, "imported": self.imported, "skipped": self.skipped}
+        found: dict[str, Any] = {"listed": self.listed, "imported": self.imported, "skipped": self.skipped}
+        if self.not_imported:
+            found["not_imported"] = [{"run_id": n["run_id"], "reason": n["reason"]} for n in self.not_imported]
         return found if self.batches is None else {**found, "batches": self.batches.as_dict()}
 
 
@@ -206,7 +239,14 @@ def import_runs(ledger: Ledger, omics, items: list[dict], *, endpoint_url: str |
                 runs.append(run)
     except RunlogError as exc:  # keep what was fetched: a rerun fetches the rest
         result.failure = exc
-    for run in sorted(runs, key=lambda r: (r.get("creationTime") or "", r["uuid"])):
+    told_apart = []
+    for run in runs:
+        if problem := uuid_problem(run):  # never looked up by such a uuid, nor sorted with the others
+            result.not_imported.append({"run_id": str(run.get("id")), "reason": problem,
+                                        "line": not_importable(run, problem)})
+        else:
+            told_apart.append(run)
+    for run in sorted(told_apart, key=lambda r: (r.get("creationTime") or "", r["uuid"])):
         entry, added = import_run(ledger, run, endpoint_url)
         if added and run.get("status") in TERMINAL:
             observe_tasks(ledger, entry, omics, run)

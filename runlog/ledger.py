@@ -1053,6 +1053,18 @@ class Ledger:
         return self.entries(where="(run_id IS NOT NULL AND kind != 'member') OR (kind = 'batch' AND "
                                   "batch_id IS NOT NULL)", columns=LISTING_COLUMNS)  # a batch as its view
 
+    def run_setting_ids(self, addresses: Sequence[str]) -> dict[str, str]:
+        """The runSettingId of each member record among `addresses` whose record names one as
+        text (taken out by SQLite: the member bodies are not parsed in Python)."""
+        found: dict[str, str] = {}
+        for start in range(0, len(addresses), 500):
+            chunk = addresses[start:start + 500]
+            found.update(self.conn.execute(
+                "SELECT address, json_extract(body, '$.batch.run_setting_id') AS id FROM records "
+                f"WHERE address IN ({','.join('?' * len(chunk))}) AND kind = 'member' AND typeof(id) = 'text'",
+                tuple(chunk)))
+        return found
+
     def batch_ids(self) -> set[str]:
         """The HealthOmics ids of the batches recorded (started)."""
         return {row[0] for row in self.conn.execute(

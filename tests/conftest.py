@@ -50,10 +50,11 @@ def isolated_env(monkeypatch, tmp_path_factory):
 @pytest.fixture
 def emulator():
     """The HealthOmics emulator, in-process over HTTP on 127.0.0.1, port chosen by the OS.
-    Its clock is manual: runs only change status when the test calls emulator.advance()."""
+    Its clock is manual: runs only change status when the test calls emulator.advance().
+    Its batch ids are fixed, from 8100001 (an emulator of its own picks a random start)."""
     from runlog.emulator import Emulator
 
-    emu = Emulator(port=0)
+    emu = Emulator(port=0, first_batch_id=8100001)
     emu.start()
     try:
         yield emu
@@ -168,7 +169,7 @@ def s3_emulator(s3_server, monkeypatch):
     AWS_ENDPOINT_URL_S3 (s3_server) at moto."""
     from runlog.emulator import Emulator
 
-    emu = Emulator(port=0, s3_endpoint_url=s3_server.endpoint)
+    emu = Emulator(port=0, s3_endpoint_url=s3_server.endpoint, first_batch_id=8100001)
     emu.start()
     monkeypatch.setenv("AWS_ENDPOINT_URL", emu.endpoint_url)
     try:

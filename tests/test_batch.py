@@ -108,7 +108,17 @@ def test_missing_default_setting_and_role(aws_env, ledger_path, git_repo, run_cl
     (b'[{"runSettingId": "a"}, {"runSettingId": NaN}]', ["is not a JSON list of run settings", "NaN"]),
     (b"\xff\xfe[]", ["not UTF-8"]),
     (b'[{"runSettingId": "a", "runSettingId": "b"}]', ["is not a JSON list of run settings", "runSettingId"]),
-], ids=["object", "numbers", "duplicate", "nan", "not-utf8", "duplicate-key"])
+    (b'[{"runSettingId": "a"}, {"runSettingId": "b", "priority": "high"}]',
+     ["item[1] (runSettingId 'b'): priority must be a whole number, got a string"]),
+    (b'[{"runSettingId": "a", "name": 5}]', ["item[0] (runSettingId 'a'): name must be a string, got a number"]),
+    (b'[{"runSettingId": 7}]', ["item[0]: runSettingId is a number; it must be a non-empty string"]),
+    (b'[{"runSettingId": "a", "outputUri": []}]', ["(runSettingId 'a'): outputUri must be a string, got a list"]),
+    (b'[{"runSettingId": "a", "cacheId": "123"}]',
+     ["(runSettingId 'a'): 'cacheId' is not a member of a run setting; remove it or use one of runSettingId, name"]),
+    (b'[{"runSettingId": "a", "runTags": {"sample": 12}}]',
+     ["(runSettingId 'a'): runTags[\"sample\"] must be a string, got a number"]),
+], ids=["object", "numbers", "duplicate", "nan", "not-utf8", "duplicate-key", "priority-text", "name-number",
+        "id-number", "uri-list", "unknown-member", "tag-number"])
 def test_bad_settings_file_sends_nothing(body, words, aws_env, s3_server, ledger_path, git_repo, run_cli):
     s3_server.create_bucket(Bucket=BUCKET)
     s3_server.put_object(Bucket=BUCKET, Key="cohort/settings.json", Body=body)
@@ -252,6 +262,49 @@ def test_refresh_records_each_member_once_with_its_effective_settings(aws_env, l
     assert [e["kind"] for e in plain] == ["batch"]  # members are listed with --batch only
     verify = run_cli("verify", "--no-remote")
     assert verify.exit_code == 0, verify.output
+
+
+def test_log_batch_names_a_member_without_a_name_by_its_run_setting_id(aws_env, ledger_path, git_repo, run_cli):
+    """A run setting without a name (nor one in the default): `log --batch` says which run it
+    is by its runSettingId, not "-"; --json keeps the run's name as it is (null)."""
+    aws_env.batch_rate = 100
+    nameless = [{k: v for k, v in setting(s).items() if k != "name"} for s in ("NA12878", "NA12891")]
+    settings = json.dumps({"inlineSettings": [*nameless, setting("NA12892")]})
+    result = run_cli(*batch_args(settings), "--endpoint-url", aws_env.endpoint_url)
+    assert result.exit_code == 0, result.output
+    batch_id = json.loads(result.stdout)["id"]
+    aws_env.advance(11)
+    assert "3 new member record(s)" in run_cli("refresh", batch_id).stdout
+    listed = run_cli("log", "--batch", batch_id)
+    assert listed.exit_code == 0, listed.output
+    rows = {line.split()[3]: line for line in listed.stdout.splitlines()[1:]}  # after the date and time
+    runs = {m["batch"]["run_setting_id"]: m["outcome"]["response"]["id"] for m in records(ledger_path, "member")}
+    assert "(runSettingId NA12878)" in rows[runs["NA12878"]] and "(runSettingId NA12891)" in rows[runs["NA12891"]]
+    assert " align-NA12892 " in rows[runs["NA12892"]] and "runSettingId" not in rows[runs["NA12892"]]
+    refreshed = run_cli("log", "--batch", batch_id, "--refresh")  # --refresh reopens the ledger
+    assert refreshed.exit_code == 0 and "(runSettingId NA12878)" in refreshed.stdout, refreshed.output
+    as_json = json.loads(run_cli("log", "--batch", batch_id, "--json").stdout)
+    assert {e["run_id"]: e["name"] for e in as_json} == {runs["NA12878"]: None, runs["NA12891"]: None,
+                                                         runs["NA12892"]: "align-NA12892"}
+    assert all("run_setting_id" not in e for e in as_json)  # the same fields as before
+
+
+def test_a_ledger_that_outlives_an_emulator_gets_new_batch_ids_from_the_next(ledger_path, git_repo, run_cli,
+                                                                            monkeypatch):
+    """`runlog emulator` stopped and started again (a demo the next day, the same ledger): its
+    batch ids start elsewhere, so the second batch is not given the first one's id."""
+    from runlog.emulator import Emulator
+
+    ids = []
+    for _ in range(2):
+        with Emulator(port=0) as emulator:  # the defaults, as `runlog emulator` starts it
+            monkeypatch.setenv("AWS_ENDPOINT_URL", emulator.endpoint_url)
+            ids.append(json.loads(submit_inline(run_cli, emulator, "NA12878").stdout)["id"])
+    assert ids[0] != ids[1] and all(len(i) == 7 and "8100001" <= i < "9900001" for i in ids), ids
+    for batch_id in ids:  # each REF names its one batch
+        shown = run_cli("show", batch_id, "--json")
+        assert shown.exit_code == 0, shown.output
+        assert json.loads(shown.stdout)["record"]["outcome"]["response"]["id"] == batch_id
 
 
 def test_show_batch_counts_and_failures_with_reasons(aws_env, ledger_path, git_repo, run_cli):

@@ -125,8 +125,14 @@ def test_parameters_that_are_not_an_object_are_walked_and_named():
 @pytest.mark.parametrize("bad,words", [
     ({"runSettingId": "S0001"}, "runSettingId 'S0001' appears twice (item 3)"),
     ({"runSettingId": ""}, "item[3] has no runSettingId"),
-    ({"runSettingId": 7}, "item[3] has no runSettingId"),
+    ({"runSettingId": 7}, "item[3]: runSettingId is a number; it must be a non-empty string"),
     (["runSettingId"], "item[3] is not a JSON object"),
+    ({"runSettingId": "S3", "priority": 1.5}, "item[3] (runSettingId 'S3'): priority must be a whole number, got a number"),
+    ({"runSettingId": "S3", "priority": True}, "priority must be a whole number, got true/false"),
+    ({"runSettingId": "S3", "outputBucketOwnerId": None}, "outputBucketOwnerId must be a string, got null"),
+    ({"runSettingId": "S3", "parameters": []}, "parameters is a JSON array; it must be a JSON object"),
+    ({"runSettingId": "S3", "runTags": {"a": "b", "c": None}}, 'runTags["c"] must be a string, got null'),
+    ({"runSettingId": "S3", "Name": "x"}, "'Name' is not a member of a run setting"),
 ])
 def test_a_bad_run_setting_among_good_ones_is_named(bad, words):
     settings = [{"runSettingId": f"S{i:04d}"} for i in range(3)] + [bad]
@@ -134,6 +140,44 @@ def test_a_bad_run_setting_among_good_ones_is_named(bad, words):
         batch.check_settings(settings, "settings file s3://b/k item")
     assert words in str(caught.value)
     batch.check_settings(settings[:3], "settings file s3://b/k item")  # the good ones pass
+
+
+def reference_first_bad_type(settings: list) -> int | None:
+    """The index of the first run setting with a member that is not InlineSetting's or not of its
+    type, each checked on its own with startrun.type_errors (botocore's types)."""
+    from runlog.startrun import type_errors
+
+    for index, setting in enumerate(settings):
+        if type_errors("InlineSetting", setting, "s") or not all(
+                isinstance(setting.get(key, {}), dict) for key in ("parameters", "runTags")):
+            return index
+    return None
+
+
+GOOD_MEMBERS = {"name": "align", "outputUri": "s3://b/out/", "priority": 7, "parameters": {"n": [1, None]},
+                "outputBucketOwnerId": "123456789012", "runTags": {"sample": "S"}, "engineSettings": {"x": 1}}
+BAD_MEMBERS = {"name": [5, None, {}], "outputUri": [[], 1.5], "priority": ["high", 1.0, False, None],
+               "parameters": [[], "x", None], "outputBucketOwnerId": [123456789012], "runTags": [{"a": 1}, [], "t"],
+               "Priority": [1], "cacheId": ["1"]}
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_the_first_run_setting_of_a_wrong_type_is_the_one_a_walk_over_every_run_finds(seed):
+    """The quick pass over each member's values and the walk agree: a cohort passes only when
+    every run setting passes on its own, and the one named is the first that does not."""
+    rng = random.Random(2000 + seed)
+    settings = [{"runSettingId": f"S{i:04d}", **{k: v for k, v in GOOD_MEMBERS.items() if rng.random() < 0.5}}
+                for i in range(rng.randrange(1, 60))]
+    for _ in range(rng.choice([0, 0, 1, 2])):
+        member = rng.choice(list(BAD_MEMBERS))
+        rng.choice(settings)[member] = rng.choice(BAD_MEMBERS[member])
+    expected = reference_first_bad_type(settings)
+    if expected is None:
+        batch.check_settings(settings, "settings file s3://b/k item")
+        return
+    with pytest.raises(UsageError) as caught:
+        batch.check_settings(settings, "settings file s3://b/k item")
+    assert f"item[{expected}] (runSettingId 'S{expected:04d}')" in str(caught.value)
 
 
 def test_a_batchs_attempt_and_record_are_sealed_as_their_whole_rows_and_verify_passes(

@@ -148,3 +148,39 @@ def test_log_into_a_closed_pipe_exits_0(tmp_path, monkeypatch):
     assert proc.wait(timeout=60) == 0
     assert first.startswith(b"RECORD")
     assert proc.stderr.read() == b""
+
+
+def extra_argument_cases() -> list[tuple[str, list[str], str]]:
+    """Each command that takes a fixed number of arguments, with one more than it takes, and
+    what the error must say it takes."""
+    import click
+
+    from runlog.cli import cli
+
+    cases = []
+    for name in sorted(COMMANDS):
+        arguments = [p for p in cli.get_command(None, name).params if isinstance(p, click.Argument)]
+        if any(p.nargs < 0 for p in arguments):
+            continue  # any number: none is one too many
+        given = [f"x{i}" for i, p in enumerate(arguments) for _ in range(p.nargs)]
+        takes = " and ".join(f"{'one' if p.required else 'an optional'} {p.human_readable_name.strip('[]')}"
+                             for p in arguments) or "no arguments, only options"
+        cases.append((name, [*given, "extra"], takes))
+    return cases
+
+
+@pytest.mark.parametrize("name,args,takes", extra_argument_cases(), ids=lambda v: v if isinstance(v, str) else "")
+def test_an_extra_argument_is_refused_saying_what_the_command_takes(name, args, takes, run_proc, tmp_path):
+    """`runlog show A B`: one line saying what the command takes and where to look, exit 2."""
+    result = run_proc(name, *args, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip() == (f"runlog: error: Got unexpected extra argument (extra): `runlog {name}` takes "
+                                     f"{takes} (see `runlog {name} --help`)"), result.stderr
+    assert result.stdout == ""
+
+
+def test_the_example_of_the_issue(run_proc, tmp_path):
+    result = run_proc("show", "A", "B", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr == ("runlog: error: Got unexpected extra argument (B): `runlog show` takes one REF "
+                             "(see `runlog show --help`)\n")

@@ -392,7 +392,7 @@ def test_admin_api(emulator, omics):
 
 def test_the_runlog_emulator_command(tmp_path):
     command = [sys.executable, "-c", "from runlog.cli.emulator import emulator; emulator()", "--port", "0",
-               "--speed", "0"]
+               "--speed", "0", "--first-batch-id", "5550001"]
     server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
     try:
         line = server.stdout.readline()
@@ -401,6 +401,11 @@ def test_the_runlog_emulator_command(tmp_path):
         omics = boto3.client("omics", endpoint_url=url, region_name="us-west-2",
                              config=Config(inject_host_prefix=False))
         assert omics.get_workflow(id="7206765")["name"] == "nf-core-scrnaseq"
+        batch = omics.start_run_batch(defaultRunSetting={"workflowId": "1234567", "roleArn": ROLE,
+                                                         "outputUri": "s3://bucket/out/"},
+                                      batchRunSettings={"inlineSettings": [
+                                          {"runSettingId": "a", "parameters": {"param1": "x", "param2": "y"}}]})
+        assert batch["id"] == "5550001"  # where --first-batch-id said
         server.send_signal(signal.SIGINT)
         assert server.wait(timeout=10) == 0
     finally:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import subprocess
 import urllib.error
@@ -601,3 +602,33 @@ def test_batches_are_taggable_resources(emulator, omics):
     assert omics.get_batch(batchId=arn.rsplit("/", 1)[1])["tags"] == {"cohort": "2026"}
     omics.untag_resource(resourceArn=arn, tagKeys=["cohort"])
     assert omics.list_tags_for_resource(resourceArn=arn)["tags"] == {}
+
+
+# -- batch ids: where they start -------------------------------------------------------------------
+
+def client_of(emulator):
+    return boto3.client("omics", endpoint_url=emulator.endpoint_url, region_name="us-west-2",
+                        config=Config(inject_host_prefix=False, retries={"total_max_attempts": 1}))
+
+
+def test_each_emulator_starts_its_batch_ids_elsewhere_unless_told_where():
+    """An emulator's batch ids start at a random 7-digit number above the run ids, another
+    for each emulator and each reset; `first_batch_id` makes them the same every time."""
+    from runlog.emulator import Emulator
+
+    starts = []
+    for _ in range(3):
+        random.seed(7)  # as a test runner seeds `random` for each test: the start does not follow it
+        with Emulator(port=0) as emulator:
+            omics = client_of(emulator)
+            first = int(start_batch(omics)["id"])
+            assert int(start_batch(omics, request_id="batch-2")["id"]) == first + 1
+            emulator.reset()
+            starts += [first, int(start_batch(omics)["id"])]
+    assert len(set(starts)) == len(starts) and all(8100001 <= s < 9900000 for s in starts), starts
+    with Emulator(port=0, first_batch_id=5550001) as emulator:
+        omics = client_of(emulator)
+        assert [start_batch(omics, request_id=r)["id"] for r in ("a", "b")] == ["5550001", "5550002"]
+        emulator.reset()
+        assert start_batch(omics)["id"] == "5550001"
+

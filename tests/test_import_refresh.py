@@ -174,3 +174,45 @@ def test_refresh_bad_input(aws_env, ledger_path, git_repo, run_cli):
     assert both.exit_code == 2 and "not both" in both.stderr
     unknown = run_cli("refresh", "9999999")
     assert unknown.exit_code == 2 and "no record matches '9999999'" in unknown.stderr
+
+
+def test_a_run_whose_uuid_is_not_text_is_not_taken_for_the_run_whose_uuid_is_that_text(
+        aws_env, omics, ledger_path, git_repo, run_cli):
+    """GetRun answers `uuid: 1` (a number) for a run while the ledger holds a run whose uuid is
+    the text "1": the ledger's lookup column is text, and SQLite compares 1 with '1' as equal.
+    The run must not be taken for the recorded one ("already in the ledger"): it is not
+    recorded (a record holds a run's uuid as text), with a one-line warning naming it."""
+    first = start_plain(omics, "first")
+    aws_env.answer_run(first["id"], uuid="1")
+    assert import_json(run_cli)["imported"][-1]["run_uuid"] == "1"
+    aws_env.advance(1)
+    second = start_plain(omics, "second")
+    aws_env.answer_run(second["id"], uuid=1)
+    result = run_cli("import")
+    assert result.exit_code == 1, result.output
+    assert result.stderr == (f"runlog: warning: run {second['id']} not imported: GetRun's uuid is a number (1), "
+                             "not text; runlog tells runs apart by their uuid and cannot record this one\n")
+    assert result.stdout.splitlines()[-1] == "0 run(s) imported, 2 already in the ledger, 1 not imported"
+    with Ledger.open(ledger_path, create=False) as ledger:
+        assert [e.run_id for e in ledger.entries() if e.run_uuid == "1"] == [first["id"]]
+        assert ledger.observations(ledger.by_run_uuid("1").address)[-1]["body"]["id"] == first["id"]
+    as_json = run_cli("import", "--json")
+    assert as_json.exit_code == 1
+    assert json.loads(as_json.stdout)["not_imported"] == [
+        {"run_id": second["id"], "reason": "GetRun's uuid is a number (1), not text"}]
+    replayed = run_cli("replay", second["id"], "--dry-run")  # an unrecorded run: GetRun, then import_run
+    assert replayed.exit_code == 2, replayed.output  # not the recorded run whose uuid is "1"
+    assert replayed.stderr == ("runlog: error: " + result.stderr.removeprefix("runlog: warning: "))
+
+
+def test_runs_of_the_same_instant_whose_uuids_are_text_and_not_are_imported_or_refused_alone(
+        aws_env, omics, ledger_path, run_cli):
+    """Two runs created at the same instant, one with a text uuid, one without a uuid at all:
+    the one is imported, the other refused with its line (the import used to stop with an
+    internal error, KeyError, sorting them by uuid)."""
+    runs = [start_plain(omics, f"same-{i}") for i in range(2)]
+    aws_env.answer_run(runs[1]["id"], uuid=None)
+    result = run_cli("import")
+    assert result.exit_code == 1, result.output
+    assert f"run {runs[1]['id']} not imported: GetRun gave no uuid; runlog tells" in result.stderr
+    assert f"imported run {runs[0]['id']} " in result.stdout

@@ -91,7 +91,10 @@ class LazyGroup(click.Group):
             raise
         except click.UsageError as exc:  # one line, one prefix, and where to look
             where = exc.ctx.command_path if exc.ctx is not None else "runlog"
-            raise _UserFacing(f"{exc.format_message()} (see `{where} --help`)", exc.exit_code) from None
+            message = exc.format_message()
+            if exc.ctx is not None and message.startswith("Got unexpected extra argument"):
+                message += f": `{where}` takes {_takes(exc.ctx.command)}"  # `runlog show A B`
+            raise _UserFacing(f"{message} (see `{where} --help`)", exc.exit_code) from None
         except click.ClickException as exc:
             raise _UserFacing(exc.format_message(), exc.exit_code) from None
         except (click.exceptions.Exit, click.Abort):
@@ -112,6 +115,19 @@ class LazyGroup(click.Group):
             _traceback_if_debug(ctx)
             raise _UserFacing(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for the "
                               "traceback, and please report it)", status.INTERNAL) from None
+
+
+def _takes(command: click.Command) -> str:
+    """What a command's positional arguments are, for the error about one too many: "one REF",
+    "one A and an optional B", "no arguments, only options"."""
+    words = []
+    for param in command.params:
+        if isinstance(param, click.Argument):
+            name = param.human_readable_name.strip("[]").removesuffix("...").strip("[]")
+            words.append(f"any number of {name}" if param.nargs < 0 else
+                         f"{'one' if param.required else 'an optional'} {name}" if param.nargs == 1 else
+                         f"{param.nargs} {name}")
+    return " and ".join(words) if words else "no arguments, only options"
 
 
 # Lone surrogates: what Python makes of argument bytes that are not UTF-8 (surrogateescape).

@@ -12,7 +12,10 @@ import click
 @click.option("--speed", type=float, default=1.0, show_default=True,
               help="How fast the emulator's clock runs (runs take 50 s at 1.0; 0 freezes it).")
 @click.option("--s3-endpoint-url", help="Answer resourceDigests with real ETags from this S3 endpoint.")
-def emulator(port, host, speed, s3_endpoint_url):
+@click.option("--first-batch-id", type=click.IntRange(1, 10**18 - 1), metavar="N",
+              help="The first batch's id (then N+1, ...). Default: a random 7-digit number from 8100001, "
+                   "so that a restarted emulator does not give a ledger's batch ids again.")
+def emulator(port, host, speed, s3_endpoint_url, first_batch_id):
     """Serve the local HealthOmics emulator until interrupted.
 
     It speaks the HealthOmics REST-JSON protocol (and STS GetCallerIdentity), so the aws
@@ -28,7 +31,8 @@ def emulator(port, host, speed, s3_endpoint_url):
     """
     from runlog.emulator import Emulator
 
-    emu = Emulator(port=port, host=host, clock=speed, s3_endpoint_url=s3_endpoint_url)
+    emu = Emulator(port=port, host=host, clock=speed, s3_endpoint_url=s3_endpoint_url,
+                   first_batch_id=first_batch_id)
     try:
         emu.bind()
     except OSError as exc:

@@ -74,6 +74,10 @@ def log(ctx, limit, same_as, refresh, batch, as_json):
 
         entries = ledger.listing(limit + 1 if limit else None, batch=found,
                                  fingerprint=configuration_fingerprint(ledger, same_as) if same_as else None)
+        # a member run without a name is told by its runSettingId (text output only: --json's
+        # `name` is the run's name); asked before --refresh, which closes this connection
+        setting_ids = {} if as_json else ledger.run_setting_ids(
+            [e.address for e in entries[:limit or None] if e.kind == "member" and not e.name])
         if refresh:
             entries = _refreshed(ledger, entries, config)
     more = bool(limit) and len(entries) > limit
@@ -86,7 +90,8 @@ def log(ctx, limit, same_as, refresh, batch, as_json):
         return
     rows: list[tuple[str, ...]] = [("RECORD", "CREATED (UTC)", "RUN ID", "STATUS", "WORKFLOW", "NAME", "COMMIT", "RUN UUID")]
     for e in entries:
-        name = (e.name or "-") + (f" (replay of {e.replay_of[:8]})" if e.replay_of else "")
+        name = e.name or (f"(runSettingId {setting_ids[e.address]})" if e.address in setting_ids else "-")
+        name += f" (replay of {e.replay_of[:8]})" if e.replay_of else ""
         if ran_in := _import_batch(e):  # an imported run of a batch the ledger does not hold
             name += f" (ran in batch {ran_in})"
         status = e.status or "-"

@@ -35,6 +35,10 @@ def render() -> str:
         "files, unknown references, unusable ledger); 3 replay refused because of drift; "
         "70 internal error (please report it, with the output of --debug).",
         "",
+        "Errors are one line on stderr, `runlog: error: ...`. A usage error ends with where to look "
+        "(``(see `runlog show --help`)``), and one argument too many also says what the command takes: "
+        "``Got unexpected extra argument (B): `runlog show` takes one REF (see `runlog show --help`)``.",
+        "",
         "## runlog",
         "",
         "```",

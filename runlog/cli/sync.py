@@ -225,6 +225,9 @@ def import_(ctx, since, status, run_group_id, jobs, quiet, as_json, profile, reg
     refresh` records them, never as single imports, and what each member ran with, from GetRun
     (--jobs at a time), as an observation. `--json` counts them under "batches".
 
+    A run whose GetRun uuid is not text (or is missing) is not imported, as runlog could not
+    tell it from another run: a warning names it, the others are imported, exit status 1.
+
     \b
     Examples:
       runlog import
@@ -258,6 +261,8 @@ def import_(ctx, since, status, run_group_id, jobs, quiet, as_json, profile, reg
                              progress=_progress(quiet), skip_batches=set(batches.pending))
         result.batches = batches
     imported, failure = result.imported, result.failure
+    for refused in result.not_imported:
+        warn(refused["line"])
     if failure is not None:
         raise RunlogError(f"{failure.message} (after importing {len(imported)} run(s); run it again to "
                           "import the rest)", exit_code=exit_code_for(failure))
@@ -270,7 +275,10 @@ def import_(ctx, since, status, run_group_id, jobs, quiet, as_json, profile, reg
         for item in imported:
             click.echo(terminal_safe(f"imported run {item['run_id']} ({item['status']}) as record "
                                      f"{item['record'][:12]}"))
-        click.echo(f"{len(imported)} run(s) imported, {result.skipped} already in the ledger")
+        click.echo(f"{len(imported)} run(s) imported, {result.skipped} already in the ledger"
+                   + (f", {len(result.not_imported)} not imported" if result.not_imported else ""))
+    if result.not_imported:
+        ctx.exit(1)  # a run listed is not in the ledger (each said why)
 
 
 @click.command()

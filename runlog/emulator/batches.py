@@ -38,6 +38,11 @@ STOPPING_SECONDS = 10  # STOPPING after CancelRunBatch, then CANCELLED
 DELETING_SECONDS = 10  # RUNS_DELETING after DeleteRunBatch, then RUNS_DELETED or RUNS_DELETE_FAILED
 DEFAULT_RATE = 10  # runs submitted per clock second
 MAX_INLINE = 100
+# Batch ids are 7-digit numbers in this range, above the run ids (from 4207391: a REF of
+# digits is looked up as a run id first). Each emulator (and each reset) starts at a random
+# one unless given where to start: a ledger that outlives an emulator does not meet a second,
+# different batch with an id it already holds.
+BATCH_IDS = (8_100_001, 9_900_000)
 MAX_FILE_SETTINGS = 100_000
 MAX_FILE_BYTES = 256 * 1024 * 1024
 SCAN_LIMIT = 10_000  # members a filtered page looks at before it answers (maybe short, with a nextToken)
@@ -111,6 +116,15 @@ class Batch:
     deleted: bool = False  # DeleteBatch: the metadata is gone, the runs are not
     last_success: int | None = None  # position of the last member that started a run
     workflow: dict = field(default_factory=dict)  # the default's workflow, found when the batch started
+
+
+def first_batch_id() -> int:
+    """A random start for an emulator's batch ids, from the operating system's randomness (the
+    `random` module's state is seeded by test runners, the same for every emulator of a test)."""
+    import secrets
+
+    low, high = BATCH_IDS
+    return low + secrets.randbelow(high - low)
 
 
 def _random_uuid() -> str:
@@ -222,11 +236,11 @@ def _fast_check(shape_name: str) -> Callable[[dict], bool]:
 class BatchBook:
     """The batches of one emulated service (reset with it)."""
 
-    def __init__(self, service: Service):
+    def __init__(self, service: Service, first_id: int | None = None):
         self.service = service
         self.batches: dict[str, Batch] = {}
         self.tokens: dict[str, tuple[str, str]] = {}  # requestId -> (request digest, batch id)
-        self.next_id = 8100001
+        self.next_id = first_batch_id() if first_id is None else int(first_id)
         self.waiting: list[Batch] = []  # batches with submissions still to come
         self.faults: list[Fault] = []  # faults for the next batch started
 

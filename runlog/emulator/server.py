@@ -173,16 +173,18 @@ class Emulator:
     """The local HealthOmics emulator. `clock="manual"` freezes time until advance() is
     called (tests); a number runs the clock at that multiple of real time. With an
     `s3_endpoint_url` (or RUNLOG_EMULATOR_S3_ENDPOINT_URL), GetRun's resourceDigests carry
-    the real ETags of the S3 objects there."""
+    the real ETags of the S3 objects there. Batch ids start at `first_batch_id`, or at a
+    random 7-digit number (each emulator its own: see batches.first_batch_id)."""
 
     def __init__(self, port: int = 0, host: str = "127.0.0.1", clock: str | float = "manual",
-                 s3_endpoint_url: str | None = None, batch_rate: int | None = None, account: str | None = None):
+                 s3_endpoint_url: str | None = None, batch_rate: int | None = None, account: str | None = None,
+                 first_batch_id: int | None = None):
         self.host, self.port = host, port
         self.account = account or seed.ACCOUNT  # the account STS GetCallerIdentity answers with
         self.clock = Clock(0.0 if clock == "manual" else float(clock))
         self.s3_endpoint_url = s3_endpoint_url or os.environ.get(S3_ENDPOINT_ENV) or None
         self.service = Service(self.clock, self._s3_etag if self.s3_endpoint_url else None,
-                               self._s3_object if self.s3_endpoint_url else None)
+                               self._s3_object if self.s3_endpoint_url else None, first_batch_id)
         self.batch_rate = int(batch_rate or os.environ.get(BATCH_RATE_ENV) or self.service.batch_rate)
         self.protocol = Protocol("omics")
         self.handlers = _handlers(self.service)
@@ -250,6 +252,13 @@ class Emulator:
         """The run ends FAILED with this failureReason instead of COMPLETED."""
         self.service.catch_up()
         self.service.fail_run(run_id, reason)
+
+    def answer_run(self, run_id: str, **members: Any) -> None:
+        """GetRun of this run answers these members as given, whatever their type (`uuid=1`):
+        for tests of what runlog makes of an odd answer. ListRuns and the run's state are
+        unchanged."""
+        self.service.catch_up()
+        self.service.answer_run(run_id, members)
 
     @property
     def batch_rate(self) -> int:

@@ -79,8 +79,9 @@ def walk_uris(value: Any):
 class Service:
     max_tags = MAX_TAGS
 
-    def __init__(self, clock: Clock, etag_lookup=None, read_object=None):
+    def __init__(self, clock: Clock, etag_lookup=None, read_object=None, first_batch_id: int | None = None):
         self.clock = clock
+        self.first_batch_id = first_batch_id  # None: a random start (batches.first_batch_id), anew at each reset
         self.lock = threading.RLock()
         self.etag_lookup = etag_lookup  # uri -> ETag or None (S3 HeadObject through moto in tests)
         self.read_object = read_object  # s3 uri -> bytes (StartRunBatch's s3UriSettings), or None
@@ -111,7 +112,7 @@ class Service:
             for spec in seed.REFERENCES:
                 self.add_reference(**spec)
             self._seed_run()
-            self.batchbook = BatchBook(self)
+            self.batchbook = BatchBook(self, self.first_batch_id)
 
     def catch_up(self) -> None:
         """Start the batch runs whose submission time has come (before anything reads the state)."""
@@ -319,6 +320,7 @@ class Service:
             if status == "FAILED":
                 out["failureReason"] = run.get("fail_reason") or "WORKFLOW_RUN_FAILED"
                 out["statusMessage"] = out["failureReason"]
+            out.update(out.pop("answer", {}))  # answer_run's members, as given
             return out
 
     def _list_item(self, run: dict, now: datetime | None = None) -> dict:
@@ -386,6 +388,10 @@ class Service:
     def fail_run(self, run_id: str, reason: str = "WORKFLOW_RUN_FAILED") -> None:
         with self.lock:
             self.live_run(run_id)["fail_reason"] = reason
+
+    def answer_run(self, run_id: str, members: dict[str, Any]) -> None:
+        with self.lock:
+            self.live_run(run_id)["answer"] = dict(members)
 
     # -- tasks --------------------------------------------------------------------------------
 
