@@ -257,7 +257,9 @@ def _methods(runs: list[RunFacts], batches: Sequence[BatchFacts] = ()) -> str:
         subject = f"The {md(wf['name'])} workflow" if not wf["name"].startswith("workflow") else "The workflow"
         if run.ran:
             ending = (f"as run {md(run.run_id)} (uuid {md(run.run_uuid)}; "
-                      + (f"final status {md(run.status)})." if run.finished
+                      + (f"{md(run.status_words)})." if run.ending_unknown
+                         else f"final status {md(run.status)}"
+                         + ("; deleted from HealthOmics afterwards)." if run.deleted else ").") if run.finished
                          else f"status {md(run.status)} at export time: it had not finished)."))
         elif run.outcome == "abandoned":
             ending = "but the request was abandoned before it was sent; it never ran."

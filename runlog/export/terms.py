@@ -105,6 +105,9 @@ class RunFacts:
     drift: list[dict] = field(default_factory=list)  # a replay's accepted drift
     tasks: list[dict] = field(default_factory=list)  # ListRunTasks/GetRunTask, when observed
     finished: bool = True  # the status was final when exported
+    # GetRun no longer finds the run (DeleteRun): `status` is then the end last observed, or
+    # DELETED_UNSEEN when no observation saw it end
+    deleted: bool = False
     batch_id: str | None = None  # a batch member's HealthOmics batch id
     batch_record: str | None = None  # ... and its batch record's address
     run_setting_id: str | None = None  # ... and its runSettingId
@@ -121,6 +124,18 @@ class RunFacts:
     @property
     def label(self) -> str:
         return self.record["request"].get("name") or (f"run {self.run_id}" if self.run_id else "attempt")
+
+    @property
+    def ending_unknown(self) -> bool:
+        """HealthOmics deleted the run before any observation saw it end."""
+        return self.deleted and self.status == DELETED_UNSEEN
+
+    @property
+    def status_words(self) -> str:
+        """The run's status as every format words it, with its deletion if GetRun no longer finds it."""
+        if self.ending_unknown:
+            return "outcome unknown: HealthOmics deleted the run before runlog saw it end"
+        return f"status {self.status}" + (", deleted from HealthOmics afterwards" if self.deleted else "")
 
     def images(self) -> list[tuple[str, str | None]]:
         """(image, digest or None) of each container the run used, as every export names them:
@@ -205,6 +220,9 @@ def run_facts(entry: Entry, observations: list[dict], batch: dict | None = None)
             inputs.append(Input(path, value, identity, digest.split(":", 1)[1] if digest and ":" in digest else None))
     containers = {k: v for k, v in sorted(seen.items()) if not k.startswith(("s3://", "omics://"))}
     status = entry.status or response.get("status") or "UNKNOWN"
+    deleted = status == "DELETED"
+    if deleted:  # GetRun no longer finds it: how it ended is the last end observed, else unknown
+        status = facts["status"] if facts.get("status") in ENDED_STATUSES else DELETED_UNSEEN
     if outcome == "rejected":
         error = record["outcome"]["error"]
         error_text = f"{error.get('code')}: {error.get('message')}"
@@ -237,7 +255,7 @@ def run_facts(entry: Entry, observations: list[dict], batch: dict | None = None)
         runlog_version=record.get("runlog_version", ""), observations=observations,
         outcome=outcome, error=error_text, settings=settings, overrides=lineage.get("overrides") or {},
         drift=lineage.get("drift") or [], tasks=latest_tasks_from(observations),
-        finished=not ran or status in FINAL_STATUSES,
+        finished=not ran or status in FINAL_STATUSES, deleted=deleted,
         batch_id=(record.get("batch") or {}).get("batch_id") if record["kind"] == "member" else None,
         batch_record=(record.get("batch") or {}).get("record") if record["kind"] == "member" else None,
         run_setting_id=(record.get("batch") or {}).get("run_setting_id") if record["kind"] == "member" else None,
@@ -246,7 +264,10 @@ def run_facts(entry: Entry, observations: list[dict], batch: dict | None = None)
     )
 
 
-FINAL_STATUSES = {"COMPLETED", "FAILED", "CANCELLED", "DELETED"}
+ENDED_STATUSES = {"COMPLETED", "FAILED", "CANCELLED"}
+# a run deleted from HealthOmics before any observation saw it end: its outcome is unknown
+DELETED_UNSEEN = "DELETED"
+FINAL_STATUSES = ENDED_STATUSES | {DELETED_UNSEEN}
 TASKS_SOURCE = "ListRunTasks"
 
 

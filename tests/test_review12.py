@@ -1,0 +1,67 @@
+"""Review 12 findings (single runs and what leaves the machine): each test fails on c03e728
+and shows one bug. The emulator over HTTP, real ledger files, the CLI."""
+
+from __future__ import annotations
+
+import json
+
+from helpers import SEED_1, omics_client
+
+
+def _graph(crate_dir):
+    return {e["@id"]: e for e in json.loads((crate_dir / "ro-crate-metadata.json").read_text())["@graph"]}
+
+
+# -- a run deleted after it finished is exported as it finished ----------------------------------
+
+def test_review12_a_run_deleted_after_it_completed_is_exported_completed(aws_env, ledger_path, git_repo, run_cli,
+                                                                         tmp_path):
+    """`refresh` records DELETED when GetRun no longer finds a run (DeleteRun after it ended).
+    The exports took that as the run's final status: a run seen COMPLETED, then deleted, was a
+    FailedActionStatus with no result in the crate, 'final status DELETED' in methods.md, no
+    output in the BCO or PROV: a failure nobody observed."""
+    submitted = run_cli(*SEED_1)
+    assert submitted.exit_code == 0, submitted.output
+    run_id = json.loads(submitted.stdout)["id"]
+    aws_env.advance(200)
+    assert "-> COMPLETED" in run_cli("refresh", run_id).stdout
+    omics_client(aws_env).delete_run(id=run_id)
+    assert "COMPLETED -> DELETED" in run_cli("refresh", run_id).stdout
+    out = tmp_path / "supp"
+    exported = run_cli("export", run_id, "-f", "all", "-o", out, "--license", "MIT")
+    assert exported.exit_code == 0, exported.output
+    uuid = json.loads(submitted.stdout)["uuid"]
+    action = _graph(out)[f"urn:uuid:{uuid}"]
+    assert action["actionStatus"]["@id"] == "http://schema.org/CompletedActionStatus"
+    assert action["result"], action
+    assert "status COMPLETED" in action["description"] and "deleted" in action["description"]
+    methods = (out / "methods" / "methods.md").read_text()
+    assert "final status COMPLETED" in methods and "final status DELETED" not in methods
+    assert "1 COMPLETED" in methods
+    bco = json.loads((out / "bco.json").read_text())
+    assert bco["io_domain"]["output_subdomain"], bco["io_domain"]
+    assert "error_domain" not in bco
+    prov = json.loads((out / "prov.json").read_text())
+    activity = prov["activity"][f"urn_uuid:{uuid}"]
+    assert activity["runlog:status"] == "COMPLETED", activity
+    assert any(g["prov:activity"] == f"urn_uuid:{uuid}" for g in prov.get("wasGeneratedBy", {}).values())
+
+
+def test_review12_a_run_deleted_before_it_was_seen_to_end_is_not_exported_failed(aws_env, ledger_path, git_repo,
+                                                                                 run_cli, tmp_path):
+    """A run runlog never saw finish and then found deleted: how it ended is unknown, so the
+    crate claims no action status (it said FailedActionStatus) and methods.md says so."""
+    submitted = run_cli(*SEED_1)
+    assert submitted.exit_code == 0, submitted.output
+    run_id, uuid = json.loads(submitted.stdout)["id"], json.loads(submitted.stdout)["uuid"]
+    aws_env.advance(200)
+    omics_client(aws_env).delete_run(id=run_id)
+    assert "PENDING -> DELETED" in run_cli("refresh", run_id).stdout
+    out = tmp_path / "supp"
+    exported = run_cli("export", run_id, "-f", "all", "-o", out, "--license", "MIT", "--validate")
+    assert exported.exit_code == 0, exported.output
+    action = _graph(out)[f"urn:uuid:{uuid}"]
+    assert "actionStatus" not in action and "result" not in action, action
+    assert "outcome unknown" in action["description"]
+    methods = (out / "methods" / "methods.md").read_text()
+    assert "outcome unknown: HealthOmics deleted the run" in methods and "final status DELETED" not in methods
