@@ -65,3 +65,41 @@ def test_review12_a_run_deleted_before_it_was_seen_to_end_is_not_exported_failed
     assert "outcome unknown" in action["description"]
     methods = (out / "methods" / "methods.md").read_text()
     assert "outcome unknown: HealthOmics deleted the run" in methods and "final status DELETED" not in methods
+
+
+# -- an input overwritten between submission and execution ---------------------------------------
+
+def test_review12_exports_name_the_bytes_the_run_read_not_those_pinned_at_submission(s3_server, ledger_path,
+                                                                                    git_repo, run_cli, tmp_path,
+                                                                                    monkeypatch):
+    """The samplesheet was overwritten after submission and before the run read it: `watch`
+    says so (exit 1), GetRun's resourceDigests holds the ETag the run read. The exports gave
+    the ETag pinned at submission as the identity of what the run read, in the crate, the
+    BCO, data.csv and methods.md: the bytes of the wrong object."""
+    from helpers import ROLE
+    from runlog.emulator import Emulator
+
+    sheet = "s3://lab-data/pbmc/samplesheet.csv"
+    s3_server.create_bucket(Bucket="lab-data")
+    before = s3_server.put_object(Bucket="lab-data", Key="pbmc/samplesheet.csv", Body=b"sample\nA\n")["ETag"]
+    with Emulator(port=0, clock=50.0, s3_endpoint_url=s3_server.endpoint) as emu:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", emu.endpoint_url)
+        submitted = run_cli("submit", "--workflow-id", "7206765", "--role-arn", ROLE, "--output-uri", "s3://out/x/",
+                            "--parameters", json.dumps({"input": sheet, "protocol": "10XV3"}))
+        assert submitted.exit_code == 0, submitted.output
+        run_id, uuid = json.loads(submitted.stdout)["id"], json.loads(submitted.stdout)["uuid"]
+        after = s3_server.put_object(Bucket="lab-data", Key="pbmc/samplesheet.csv", Body=b"sample\nB\n")["ETag"]
+        watched = run_cli("watch", run_id, "--interval", "0.2", "--timeout", "30")
+    assert watched.exit_code == 1 and "input changed between submission and execution" in watched.stderr
+    before, after = before.strip('"'), after.strip('"')
+    out = tmp_path / "supp"
+    exported = run_cli("export", run_id, "-f", "all", "-o", out, "--license", "MIT")
+    assert exported.exit_code == 0, exported.output
+    graph = _graph(out)
+    read = [graph[o["@id"]] for o in graph[f"urn:uuid:{uuid}"]["object"] if graph[o["@id"]].get("etag")]
+    assert [e["etag"] for e in read] == [after], read
+    data = (out / "methods" / "data.csv").read_text()
+    assert after in data and before not in data
+    methods = (out / "methods" / "methods.md").read_text()
+    assert f"S3 ETag {after}" in methods and f"S3 ETag {before}" not in methods
+    assert f"changed after submission \\(pinned ETag {before}\\)" in methods

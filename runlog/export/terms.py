@@ -22,7 +22,9 @@ RESULT_SETTINGS = ("workflowVersionName", "cacheId", "cacheBehavior", "storageTy
 class Input:
     path: str  # JSON path of the parameter (name for top-level ones)
     uri: str
-    identity: dict  # what was pinned at submission ({} when not resolved)
+    # what was pinned at submission ({} when not resolved); for an S3 object the run read with
+    # another ETag (GetRun resourceDigests), that ETag, and the pinned one as `pinned_etag`
+    identity: dict
     seen_etag: str | None  # the ETag the service reported reading (GetRun resourceDigests)
 
     @property
@@ -62,6 +64,8 @@ class Input:
             parts.append(f"S3 version {self.identity['version_id']}")
         if self.identity.get("digest"):
             parts.append(f"listing digest {self.identity['digest']} over {self.identity.get('objects')} object(s)")
+        if self.identity.get("pinned_etag"):
+            parts.append(f"as the run read it: changed after submission (pinned ETag {self.identity['pinned_etag']})")
         return ", ".join(parts) or "identity not recorded"
 
     @property
@@ -217,7 +221,12 @@ def run_facts(entry: Entry, observations: list[dict], batch: dict | None = None)
         if isinstance(value, str) and value.startswith(("s3://", "omics://")):
             identity = {k: v for k, v in (resolution_inputs.get(value) or {}).items() if k != "error"}
             digest = seen.get(value)
-            inputs.append(Input(path, value, identity, digest.split(":", 1)[1] if digest and ":" in digest else None))
+            read = digest.split(":", 1)[1] if digest and ":" in digest else None
+            if read and identity.get("kind") == "s3-object" and identity.get("etag") not in (None, read):
+                # overwritten between submission and execution (`watch` names it): the run read
+                # other bytes than those pinned, and only their ETag is known
+                identity = {"kind": "s3-object", "etag": read, "pinned_etag": identity["etag"]}
+            inputs.append(Input(path, value, identity, read))
     containers = {k: v for k, v in sorted(seen.items()) if not k.startswith(("s3://", "omics://"))}
     status = entry.status or response.get("status") or "UNKNOWN"
     deleted = status == "DELETED"
