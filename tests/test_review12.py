@@ -103,3 +103,26 @@ def test_review12_exports_name_the_bytes_the_run_read_not_those_pinned_at_submis
     methods = (out / "methods" / "methods.md").read_text()
     assert f"S3 ETag {after}" in methods and f"S3 ETag {before}" not in methods
     assert f"changed after submission \\(pinned ETag {before}\\)" in methods
+
+
+# -- a run started without runlog is replayed with all its settings ------------------------------
+
+def test_review12_a_run_started_without_runlog_is_replayed_with_every_setting_getrun_gives(aws_env, ledger_path,
+                                                                                          git_repo, run_cli):
+    """`replay RUN` of a run started with boto3 rebuilds its request from GetRun. The rebuild
+    left out engineSettings, scratchStorageMode, outputUriPrefixMode, requesterPaysEnabled and
+    sessionPolicy, which GetRun reports: the replay ran with other engine settings, storage,
+    output layout and permissions than the run it said it repeated."""
+    settings = {"scratchStorageMode": "LOCAL", "outputUriPrefixMode": "NONE_WITH_OVERWRITE",
+                "requesterPaysEnabled": True, "sessionPolicy": '{"Version":"2012-10-17","Statement":[]}',
+                "engineSettings": {"profiles": ["test"]}}
+    parameters = json.loads((git_repo / "workflow-inputs.json").read_text())
+    parameters["ref_fasta_index"] = "s3://" + parameters["ref_fasta_index"]
+    client = omics_client(aws_env)
+    original = client.start_run(workflowId="1234567", roleArn="arn:aws:iam::123456789012:role/R",
+                                outputUri="s3://b/out/", name="by-hand", parameters=parameters, requestId="r-1",
+                                **settings)
+    replayed = run_cli("replay", original["id"], "--allow-drift")
+    assert replayed.exit_code == 0, replayed.output
+    again = client.get_run(id=json.loads(replayed.stdout)["id"])
+    assert {k: again.get(k) for k in settings} == settings
