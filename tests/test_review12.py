@@ -126,3 +126,40 @@ def test_review12_a_run_started_without_runlog_is_replayed_with_every_setting_ge
     assert replayed.exit_code == 0, replayed.output
     again = client.get_run(id=json.loads(replayed.stdout)["id"])
     assert {k: again.get(k) for k in settings} == settings
+
+
+# -- a --parameters-uri run's parameters and inputs are exported ----------------------------------
+
+def test_review12_a_parameters_uri_run_is_exported_with_its_parameters_and_the_file(aws_env, s3_server, ledger_path,
+                                                                                    git_repo, run_cli, tmp_path):
+    """The record of `submit --parameters-uri` holds the file's content and identity and the
+    identities of the inputs it names. The exports held none of it: no parameter in
+    parameters.csv, no input in data.csv, the crate, the BCO or PROV, and methods.md still
+    said every parameter and every input was listed."""
+    from test_parameters_uri import BASE, BUCKET, put
+
+    s3_server.create_bucket(Bucket=BUCKET)
+    s3_server.put_object(Bucket=BUCKET, Key="in/sample.txt", Body=b"reads")
+    put(s3_server, {"param1": f"s3://{BUCKET}/in/sample.txt", "param2": "v1"})
+    submitted = run_cli(*BASE)
+    assert submitted.exit_code == 0, submitted.output
+    run_id, uuid = json.loads(submitted.stdout)["id"], json.loads(submitted.stdout)["uuid"]
+    aws_env.advance(300)
+    assert run_cli("refresh", run_id).exit_code == 0
+    out = tmp_path / "supp"
+    exported = run_cli("export", run_id, "-f", "all", "-o", out, "--license", "MIT", "--validate")
+    assert exported.exit_code == 0, exported.output
+    parameters = (out / "methods" / "parameters.csv").read_text().splitlines()[1:]
+    assert [line.split(",")[2:] for line in parameters] == [["param1", f"s3://{BUCKET}/in/sample.txt"],
+                                                           ["param2", "v1"]]
+    data = (out / "methods" / "data.csv").read_text()
+    sheet = f"s3://{BUCKET}/run/params.json"
+    assert f"input,param1,s3://{BUCKET}/in/sample.txt" in data and f"input,parametersUri,{sheet}" in data
+    graph = _graph(out)
+    read = {o["@id"] for o in graph[f"urn:uuid:{uuid}"]["object"]}
+    assert {sheet, f"s3://{BUCKET}/in/sample.txt"} <= read
+    bco = json.loads((out / "bco.json").read_text())
+    assert {i["uri"]["uri"] for i in bco["io_domain"]["input_subdomain"]} == {sheet, f"s3://{BUCKET}/in/sample.txt"}
+    assert {p["param"] for p in bco["parametric_domain"]} >= {"param1", "param2"}
+    methods = (out / "methods" / "methods.md").read_text()
+    assert f"All parameters as read from `{sheet}` at submission" in methods

@@ -276,7 +276,9 @@ def _methods(runs: list[RunFacts], batches: Sequence[BatchFacts] = ()) -> str:
             lines += ["Settings: " + ", ".join(f"{code(k)} = {code(value_text(v))}"
                                                for k, v in sorted(run.settings.items())) + ".", ""]
         if run.leaves:
-            lines += ["All parameters as submitted (the workflow's defaults are not known to runlog, so every "
+            source = ("as submitted" if not run.record["request"].get("parametersUri")
+                      else f"as read from {code(run.record['request']['parametersUri'])} at submission")
+            lines += [f"All parameters {source} (the workflow's defaults are not known to runlog, so every "
                       "value given is listed):", ""]
             lines += [f"- {code(path)} = {code(value_text(value))}" for path, value in run.leaves]
             lines.append("")

@@ -9,6 +9,7 @@ from typing import Any
 from runlog.arn import parse_run_arn
 from runlog.ledger import Entry, Ledger
 from runlog.observe import latest_run_facts
+from runlog.record import effective_parameters
 
 ENGINE_NAMES = {"WDL": "WDL", "WDL_LENIENT": "WDL", "NEXTFLOW": "Nextflow", "CWL": "CWL"}
 STATUS_OF_REJECTED = "NOT_RUN"
@@ -16,6 +17,11 @@ STATUS_OF_ABANDONED = "ABANDONED"
 # StartRun members that change what a run computes or keeps: exported in every format.
 RESULT_SETTINGS = ("workflowVersionName", "cacheId", "cacheBehavior", "storageType", "storageCapacity",
                    "runGroupId", "retentionMode", "networkingMode", "configurationName")
+
+
+# the S3 object a --parameters-uri run took its parameters from: an input of the run, under
+# this name (its StartRun member), with the identity and SHA-256 pinned at submission
+PARAMETERS_FILE = "parametersUri"
 
 
 @dataclass
@@ -50,6 +56,8 @@ class Input:
             if self.uri.rstrip("/").rsplit("/", 2)[-2] == "reference" or self.uri.endswith("/source"):
                 return [("md5", self.identity["md5"])]
             return []
+        if kind == PARAMETERS_FILE and self.identity.get("sha256"):
+            return [("sha256", self.identity["sha256"])]  # of the bytes read at submission
         if kind == "read-set" and self.identity.get("etag"):
             return [(self.identity.get("etag_algorithm") or "HealthOmics ETag", self.identity["etag"])]
         return []
@@ -214,9 +222,15 @@ def run_facts(entry: Entry, observations: list[dict], batch: dict | None = None)
     ran = outcome == "submitted"
     resolution_inputs = resolution.get("inputs") or {}
     seen = facts.get("resourceDigests") or {}
-    parameters = record["request"].get("parameters") or facts.get("parameters") or {}
+    # a --parameters-uri run's parameters are the file's content, pinned at submission
+    parameters = effective_parameters(record["request"], resolution) or facts.get("parameters") or {}
     leaves = _leaves(parameters)
     inputs = []
+    parameters_file = resolution.get("parameters_file") or {}
+    if record["request"].get("parametersUri") and "error" not in parameters_file:
+        inputs.append(Input(PARAMETERS_FILE, record["request"]["parametersUri"], {
+            "kind": PARAMETERS_FILE, **{k: parameters_file[k] for k in ("etag", "version_id", "size", "sha256")
+                                        if parameters_file.get(k) is not None}}, None))
     for path, value in leaves:
         if isinstance(value, str) and value.startswith(("s3://", "omics://")):
             identity = {k: v for k, v in (resolution_inputs.get(value) or {}).items() if k != "error"}
