@@ -136,6 +136,10 @@ def make_plan(entry: Entry, *, members: dict[str, Any] | None = None, sets: Sequ
         if request.get(name) != value:
             overrides.setdefault("members", {})[name] = members[name]
         request[name] = value
+    if sets and request.get("parametersUri") and "parameters" not in request:
+        raise UsageError(f"{spell('set')} cannot change the parameters of record {entry.address[:12]}: they are in its "
+                         f"parameters file {request['parametersUri']} (parametersUri), which HealthOmics reads; put the "
+                         "changed parameters in another file and submit it with --parameters-uri")
     for text in sets:
         path, parts, value = parse_set(text, spell)
         parameters = request.setdefault("parameters", {})

@@ -163,3 +163,21 @@ def test_review12_a_parameters_uri_run_is_exported_with_its_parameters_and_the_f
     assert {p["param"] for p in bco["parametric_domain"]} >= {"param1", "param2"}
     methods = (out / "methods" / "methods.md").read_text()
     assert f"All parameters as read from `{sheet}` at submission" in methods
+
+
+def test_review12_replay_set_of_a_parameters_uri_run_says_what_is_wrong(aws_env, s3_server, ledger_path, git_repo,
+                                                                        run_cli):
+    """`replay REF --set P=V` of a run submitted with --parameters-uri answered 'give
+    --parameters or --parameters-uri, not both', options replay does not have and the user
+    did not give."""
+    from test_parameters_uri import BASE, BUCKET, put
+
+    s3_server.create_bucket(Bucket=BUCKET)
+    put(s3_server, {"param1": "a", "param2": "v1"})
+    assert run_cli(*BASE).exit_code == 0
+    for dry in ((), ("--dry-run",)):
+        replayed = run_cli("replay", "@1", "--set", "param2=v9", *dry)
+        assert replayed.exit_code == 2
+        (line,) = replayed.stderr.splitlines()
+        assert "--set cannot change the parameters" in line and f"s3://{BUCKET}/run/params.json" in line, line
+        assert "not both" not in line
