@@ -181,3 +181,31 @@ def test_review12_replay_set_of_a_parameters_uri_run_says_what_is_wrong(aws_env,
         (line,) = replayed.stderr.splitlines()
         assert "--set cannot change the parameters" in line and f"s3://{BUCKET}/run/params.json" in line, line
         assert "not both" not in line
+
+
+# -- engine settings decide results: every format states them -------------------------------------
+
+def test_review12_engine_settings_are_exported_with_the_settings_that_change_results(aws_env, ledger_path, git_repo,
+                                                                                     run_cli, tmp_path):
+    """`--engine-settings` (Nextflow profiles, runtime configuration) decide what a run
+    computes, but no export said what they were: not in settings.csv, methods.md, the crate,
+    the BCO or PROV; a run with the `test` profile read as one with the real data."""
+    engine = {"profiles": ["test"]}
+    submitted = run_cli(*SEED_1, "--engine-settings", json.dumps(engine))
+    assert submitted.exit_code == 0, submitted.output
+    uuid = json.loads(submitted.stdout)["uuid"]
+    out = tmp_path / "supp"
+    exported = run_cli("export", "@1", "-f", "all", "-o", out, "--license", "MIT")
+    assert exported.exit_code == 0, exported.output
+    text = json.dumps(engine, sort_keys=True)
+    settings = (out / "methods" / "settings.csv").read_text()
+    assert "engineSettings" in settings and '"{""profiles"": [""test""]}"' in settings, settings
+    assert "engineSettings" in (out / "methods" / "methods.md").read_text()
+    graph = _graph(out)
+    values = {graph[p["@id"]]["name"]: graph[p["@id"]]["value"]
+              for p in graph[f"urn:uuid:{uuid}"].get("additionalProperty", [])}
+    assert values.get("setting engineSettings") == text, values
+    bco = json.loads((out / "bco.json").read_text())
+    assert any(p["param"] == "StartRun engineSettings" and p["value"] == text for p in bco["parametric_domain"])
+    prov = json.loads((out / "prov.json").read_text())
+    assert prov["activity"][f"urn_uuid:{uuid}"]["runlog:engineSettings"] == text

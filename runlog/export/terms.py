@@ -16,7 +16,7 @@ STATUS_OF_REJECTED = "NOT_RUN"
 STATUS_OF_ABANDONED = "ABANDONED"
 # StartRun members that change what a run computes or keeps: exported in every format.
 RESULT_SETTINGS = ("workflowVersionName", "cacheId", "cacheBehavior", "storageType", "storageCapacity",
-                   "runGroupId", "retentionMode", "networkingMode", "configurationName")
+                   "runGroupId", "retentionMode", "networkingMode", "configurationName", "engineSettings")
 
 
 # the S3 object a --parameters-uri run took its parameters from: an input of the run, under
@@ -257,7 +257,7 @@ def run_facts(entry: Entry, observations: list[dict], batch: dict | None = None)
     settings = {}
     for member in RESULT_SETTINGS:
         for origin in (record["request"], source, facts):
-            if origin.get(member) not in (None, ""):
+            if origin.get(member) not in (None, "", {}):
                 settings[member] = origin[member]
                 break
     lineage = record.get("lineage") or {}
