@@ -209,3 +209,32 @@ def test_review12_engine_settings_are_exported_with_the_settings_that_change_res
     assert any(p["param"] == "StartRun engineSettings" and p["value"] == text for p in bco["parametric_domain"])
     prov = json.loads((out / "prov.json").read_text())
     assert prov["activity"][f"urn_uuid:{uuid}"]["runlog:engineSettings"] == text
+
+
+# -- an endpoint set in the AWS profile ----------------------------------------------------------
+
+def test_review12_an_endpoint_in_the_aws_profile_is_used_and_recorded(aws_env, ledger_path, git_repo, run_cli,
+                                                                      monkeypatch, tmp_path):
+    """botocore takes `endpoint_url` from the profile in ~/.aws/config (as the aws CLI does).
+    runlog looked for a custom endpoint in its flags, its config and the environment only:
+    host-prefix injection stayed on (`workflows-127.0.0.1`), so the submission could not
+    connect and was left pending as if it might have started a run, and the intent recorded
+    endpoint_url null, AWS's own endpoint."""
+    monkeypatch.delenv("AWS_ENDPOINT_URL")
+    config = tmp_path / "aws-config"
+    config.write_text(f"[profile lab]\nregion = us-west-2\nendpoint_url = {aws_env.endpoint_url}\n"
+                      "aws_access_key_id = x\naws_secret_access_key = y\n")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    submitted = run_cli(*SEED_1, "--profile", "lab")
+    assert submitted.exit_code == 0, submitted.output
+    shown = json.loads(run_cli("show", "@1", "--json").stdout)
+    assert shown["record"]["aws"] == {"endpoint_url": aws_env.endpoint_url, "profile": "lab", "region": "us-west-2"}
+    assert shown["record"]["resolution"]["workflow"]["digest"].startswith("sha256:")
+    assert "caller" in shown["record"] and shown["record"]["caller"].get("arn")
+    outside = omics_client(aws_env).start_run(workflowId="1234567", roleArn="arn:aws:iam::123456789012:role/R",
+                                              outputUri="s3://b/out/", requestId="r-2",
+                                              parameters=json.loads((git_repo / "workflow-inputs.json").read_text()))
+    imported = run_cli("import", "--profile", "lab")
+    assert imported.exit_code == 0, imported.output
+    shown = json.loads(run_cli("show", outside["id"], "--json").stdout)
+    assert shown["record"]["aws"]["endpoint_url"] == aws_env.endpoint_url
