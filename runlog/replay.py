@@ -138,8 +138,8 @@ def make_plan(entry: Entry, *, members: dict[str, Any] | None = None, sets: Sequ
         request[name] = value
     if sets and request.get("parametersUri") and "parameters" not in request:
         raise UsageError(f"{spell('set')} cannot change the parameters of record {entry.address[:12]}: they are in its "
-                         f"parameters file {request['parametersUri']} (parametersUri), which HealthOmics reads; put the "
-                         "changed parameters in another file and submit it with --parameters-uri")
+                         f"parameters file {request['parametersUri']}, which HealthOmics reads; put the changed "
+                         f"parameters in another file and submit it with {spell('parametersUri')}")
     for text in sets:
         path, parts, value = parse_set(text, spell)
         parameters = request.setdefault("parameters", {})

@@ -136,7 +136,9 @@ def test_review12_a_parameters_uri_run_is_exported_with_its_parameters_and_the_f
     identities of the inputs it names. The exports held none of it: no parameter in
     parameters.csv, no input in data.csv, the crate, the BCO or PROV, and methods.md still
     said every parameter and every input was listed."""
-    from test_parameters_uri import BASE, BUCKET, put
+    from helpers import PARAMS_BUCKET as BUCKET
+    from helpers import PARAMS_URI_SUBMIT as BASE
+    from helpers import put_parameters as put
 
     s3_server.create_bucket(Bucket=BUCKET)
     s3_server.put_object(Bucket=BUCKET, Key="in/sample.txt", Body=b"reads")
@@ -170,7 +172,9 @@ def test_review12_replay_set_of_a_parameters_uri_run_says_what_is_wrong(aws_env,
     """`replay REF --set P=V` of a run submitted with --parameters-uri answered 'give
     --parameters or --parameters-uri, not both', options replay does not have and the user
     did not give."""
-    from test_parameters_uri import BASE, BUCKET, put
+    from helpers import PARAMS_BUCKET as BUCKET
+    from helpers import PARAMS_URI_SUBMIT as BASE
+    from helpers import put_parameters as put
 
     s3_server.create_bucket(Bucket=BUCKET)
     put(s3_server, {"param1": "a", "param2": "v1"})
