@@ -242,3 +242,35 @@ def test_review12_an_endpoint_in_the_aws_profile_is_used_and_recorded(aws_env, l
     assert imported.exit_code == 0, imported.output
     shown = json.loads(run_cli("show", outside["id"], "--json").stdout)
     assert shown["record"]["aws"]["endpoint_url"] == aws_env.endpoint_url
+
+
+# -- a run that duplicates another (--run-id) -----------------------------------------------------
+
+def test_review12_a_duplicated_run_is_exported_as_a_duplicate_with_the_parameters_healthomics_gave(
+        aws_env, ledger_path, git_repo, run_cli, tmp_path):
+    """`submit --run-id R` (the AWS CLI's 'duplicate a run'): HealthOmics takes the workflow
+    and parameters from its copy of run R; the request holds none. methods.md never said the
+    run was a duplicate; before a refresh it listed no parameter and still said every
+    parameter was in parameters.csv, after one it called GetRun's parameters 'as submitted'."""
+    first = run_cli(*SEED_1)
+    assert first.exit_code == 0, first.output
+    source = json.loads(first.stdout)["id"]
+    dup = run_cli("submit", "--run-id", source, "--role-arn", "arn:aws:iam::123456789012:role/R",
+                  "--output-uri", "s3://b/dup/")
+    assert dup.exit_code == 0, dup.output
+    run_id = json.loads(dup.stdout)["id"]
+    before = tmp_path / "before"
+    assert run_cli("export", run_id, "-f", "methods", "-o", before, "--license", "MIT").exit_code == 0
+    methods = (before / "methods.md").read_text()
+    assert f"duplicates run {source}" in methods
+    assert "every parameter is in parameters.csv" not in methods
+    assert "not recorded yet" in methods and "runlog refresh" in methods
+    aws_env.advance(300)
+    assert run_cli("refresh", run_id).exit_code == 0
+    after = tmp_path / "after"
+    assert run_cli("export", run_id, "-f", "all", "-o", after, "--license", "MIT", "--validate").exit_code == 0
+    action = _graph(after)[f"urn:uuid:{json.loads(dup.stdout)['uuid']}"]
+    assert f"duplicates run {source}" in action["description"]
+    methods = (after / "methods" / "methods.md").read_text()
+    assert f"duplicates run {source}" in methods and "as submitted" not in methods
+    assert "All parameters as HealthOmics reported them" in methods and "`sample_name` = `NA12878`" in methods

@@ -415,6 +415,9 @@ def _action(crate, run: RunFacts, workflow, repositories: dict, ids: dict):
                  + (" (its submission failed: no run exists)" if not run.ran else ""))
         if run.settings_note:
             text += f"; {run.settings_note}"
+    if run.workflow.get("source_run"):
+        text += (f"; it duplicates run {run.workflow['source_run']} (StartRun runId): HealthOmics took the workflow "
+                 "and parameters from its copy of that run")
     properties["description"] = (f"runlog record {run.address}; {run.status_words}"
                                  + ("" if run.finished else " at export time (the run had not finished)")
                                  + (f"; analysis code at commit {git['commit']}" if git.get("commit") else "")

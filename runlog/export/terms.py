@@ -117,6 +117,10 @@ class RunFacts:
     drift: list[dict] = field(default_factory=list)  # a replay's accepted drift
     tasks: list[dict] = field(default_factory=list)  # ListRunTasks/GetRunTask, when observed
     finished: bool = True  # the status was final when exported
+    # where `parameters` come from: "submitted" (the request), "file" (its parametersUri object,
+    # as read at submission), "reported" (GetRun: a run duplicating another), or "unknown"
+    # (such a run before any GetRun, or a parameters file that could not be read)
+    parameters_source: str = "submitted"
     # GetRun no longer finds the run (DeleteRun): `status` is then the end last observed, or
     # DELETED_UNSEEN when no observation saw it end
     deleted: bool = False
@@ -222,8 +226,17 @@ def run_facts(entry: Entry, observations: list[dict], batch: dict | None = None)
     ran = outcome == "submitted"
     resolution_inputs = resolution.get("inputs") or {}
     seen = facts.get("resourceDigests") or {}
-    # a --parameters-uri run's parameters are the file's content, pinned at submission
-    parameters = effective_parameters(record["request"], resolution) or facts.get("parameters") or {}
+    # a --parameters-uri run's parameters are the file's content, pinned at submission; a run
+    # that duplicates another (runId) has those HealthOmics copied, known from GetRun only
+    parameters = effective_parameters(record["request"], resolution)
+    if parameters:
+        parameters_source = "file" if "parameters" not in record["request"] else "submitted"
+    elif facts.get("parameters"):
+        parameters, parameters_source = facts["parameters"], "reported"
+    else:
+        parameters = {}
+        parameters_source = ("unknown" if ran and (record["request"].get("runId") or record["request"].get(
+            "parametersUri")) else "submitted")
     leaves = _leaves(parameters)
     inputs = []
     parameters_file = resolution.get("parameters_file") or {}
@@ -278,7 +291,7 @@ def run_facts(entry: Entry, observations: list[dict], batch: dict | None = None)
         runlog_version=record.get("runlog_version", ""), observations=observations,
         outcome=outcome, error=error_text, settings=settings, overrides=lineage.get("overrides") or {},
         drift=lineage.get("drift") or [], tasks=latest_tasks_from(observations),
-        finished=not ran or status in FINAL_STATUSES, deleted=deleted,
+        finished=not ran or status in FINAL_STATUSES, deleted=deleted, parameters_source=parameters_source,
         batch_id=(record.get("batch") or {}).get("batch_id") if record["kind"] == "member" else None,
         batch_record=(record.get("batch") or {}).get("record") if record["kind"] == "member" else None,
         run_setting_id=(record.get("batch") or {}).get("run_setting_id") if record["kind"] == "member" else None,
