@@ -554,14 +554,15 @@ class Runlog:
         if since is not None and moment is None:
             raise UsageError(f"since {since!r}: expected a datetime or a date like 2026-11-01")
         settings = self._settings()
-        omics = aws.client(settings, "omics", sess=self._session_for(settings), max_pool_connections=max(10, jobs))
+        sess = self._session_for(settings)
+        omics = aws.client(settings, "omics", sess=sess, max_pool_connections=max(10, jobs))
         batch_items = list_batches(omics, run_group_id=run_group_id, since=moment)
         items = list_runs(omics, status=status, run_group_id=run_group_id, since=moment)
         ledger = self._open(create=True)
-        batches = import_batches(ledger, omics, batch_items, endpoint_url=aws.recorded_endpoint(settings), jobs=jobs)
+        batches = import_batches(ledger, omics, batch_items, endpoint_url=aws.recorded_endpoint(settings, sess), jobs=jobs)
         if batches.failure is not None:
             raise batches.failure
-        result = import_runs(ledger, omics, items, endpoint_url=aws.recorded_endpoint(settings), jobs=jobs,
+        result = import_runs(ledger, omics, items, endpoint_url=aws.recorded_endpoint(settings, sess), jobs=jobs,
                              skip_batches=set(batches.pending))
         result.batches = batches
         if result.failure is not None:

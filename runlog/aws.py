@@ -73,12 +73,28 @@ def settings_for(config=None, *, profile: str | None = None, region: str | None 
     )
 
 
-def custom_endpoint(service: str, explicit: str | None = None) -> str | None:
+def custom_endpoint(service: str, explicit: str | None = None, sess: Session | None = None) -> str | None:
     """The endpoint a client for `service` will use when it is not AWS's own: an explicit
-    URL, else AWS_ENDPOINT_URL_<SERVICE>, else AWS_ENDPOINT_URL (as botocore resolves them)."""
+    URL, else AWS_ENDPOINT_URL_<SERVICE>, else AWS_ENDPOINT_URL, else (given the session
+    `sess`) `endpoint_url` in the profile's `services` section or in the profile itself, as
+    botocore resolves them (none of those when the configuration ignores configured endpoints)."""
     if explicit:
         return explicit
+    if sess is not None:
+        return configured_endpoint(sess, service)
     return os.environ.get(_ENDPOINT_ENV.get(service, "")) or os.environ.get("AWS_ENDPOINT_URL") or None
+
+
+def configured_endpoint(sess: Session, service: str) -> str | None:
+    """The endpoint botocore configures for `service` in this session (environment, then the
+    shared config file's profile), None when it uses AWS's own."""
+    from botocore.configprovider import ConfiguredEndpointProvider
+
+    core = sess.core
+    if core.get_config_variable("ignore_configured_endpoint_urls"):
+        return None
+    return ConfiguredEndpointProvider(full_config=core.full_config, scoped_config=core.get_scoped_config(),
+                                      client_name=service).provide() or None
 
 
 class Session:
@@ -429,7 +445,7 @@ def client(settings: AwsSettings, service: str, *, check_credentials: bool = Tru
     check_region(sess.region_name)
     explicit = settings.endpoint_url if service == "omics" else None
     pinned = service == "omics" and settings.pinned
-    endpoint = explicit if pinned else custom_endpoint(service, explicit)
+    endpoint = explicit if pinned else custom_endpoint(service, explicit, sess)
     check_endpoint_url(endpoint)
     options: dict[str, Any] = {"user_agent_extra": "runlog"}
     if endpoint:
@@ -611,7 +627,7 @@ def caller_identity(settings: AwsSettings, sess=None) -> dict:
     """The STS caller ({arn, account, user_id}), or {"unknown": why} when it cannot be known
     quickly. When HealthOmics is pointed at a custom endpoint and STS is not, STS is not asked
     (it would answer for a different world)."""
-    if custom_endpoint("omics", settings.endpoint_url) and not custom_endpoint("sts"):
+    if custom_endpoint("omics", settings.endpoint_url, sess) and not custom_endpoint("sts", sess=sess):
         return {"unknown": "not asked: HealthOmics is at a custom endpoint and STS is not "
                            "(set AWS_ENDPOINT_URL_STS, or AWS_ENDPOINT_URL for both)"}
     try:
@@ -623,12 +639,13 @@ def caller_identity(settings: AwsSettings, sess=None) -> dict:
     return {"arn": answer["Arn"], "account": answer["Account"], "user_id": answer.get("UserId")}
 
 
-def recorded_endpoint(settings: AwsSettings) -> str | None:
-    """The HealthOmics endpoint to record for calls made with these settings: the custom one
-    (flag, config or environment), without credentials; None for AWS's own."""
+def recorded_endpoint(settings: AwsSettings, sess: Session | None = None) -> str | None:
+    """The HealthOmics endpoint to record for calls made with these settings (and the session
+    `sess` they were made in): the custom one (flag, config, environment or AWS profile),
+    without credentials; None for AWS's own."""
     if settings.pinned:
         return public_endpoint(settings.endpoint_url)
-    return public_endpoint(custom_endpoint("omics", settings.endpoint_url))
+    return public_endpoint(custom_endpoint("omics", settings.endpoint_url, sess))
 
 
 def public_endpoint(url: str | None) -> str | None:

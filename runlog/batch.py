@@ -653,7 +653,7 @@ def _submit_batch(open_ledger: Callable[[], Ledger], request: dict[str, Any], *,
     check_against_model(request, omics.meta.service_model)
     settings = AwsSettings(settings.profile, sess.region_name,
                            settings.endpoint_url if settings.pinned
-                           else aws.custom_endpoint("omics", settings.endpoint_url), settings.pinned)
+                           else aws.custom_endpoint("omics", settings.endpoint_url, sess), settings.pinned)
     options = resolve_options or Options()
     clients = {"omics": omics}
     if request["batchRunSettings"].get("s3UriSettings") or options.enabled:

@@ -24,7 +24,8 @@ from runlog.observe import SOURCE
 REQUEST_MEMBERS = (
     "workflowId", "workflowType", "workflowOwnerId", "workflowVersionName", "roleArn", "name", "runGroupId",
     "priority", "parameters", "storageCapacity", "storageType", "outputUri", "logLevel", "retentionMode",
-    "cacheId", "cacheBehavior", "networkingMode", "tags",
+    "cacheId", "cacheBehavior", "networkingMode", "tags", "engineSettings", "scratchStorageMode",
+    "outputUriPrefixMode", "requesterPaysEnabled", "sessionPolicy", "parametersUri",
 )
 # GetRun members that are fixed once the run exists.
 STABLE_MEMBERS = REQUEST_MEMBERS + (
@@ -35,12 +36,17 @@ STABLE_MEMBERS = REQUEST_MEMBERS + (
 def request_from_run(run: dict[str, Any]) -> dict[str, Any]:
     """The StartRun request that starts the same computation as the run GetRun describes.
     READY2RUN runs keep workflowType READY2RUN (PRIVATE, the default, is left out); storage
-    capacity is kept only for STATIC storage."""
+    capacity is kept only for STATIC storage; a parameters file (parametersUri) only when
+    GetRun gives no parameters."""
     request = {m: run[m] for m in REQUEST_MEMBERS if run.get(m) not in (None, "", {})}
     if request.get("workflowType") == "PRIVATE":
         del request["workflowType"]  # the default: StartRun without it means the same
     if request.get("storageType") == "DYNAMIC":
         request.pop("storageCapacity", None)
+    if request.get("requesterPaysEnabled") is False:
+        del request["requesterPaysEnabled"]  # the default
+    if "parameters" in request:
+        request.pop("parametersUri", None)  # StartRun takes one; the parameters are what the run read
     configuration = run.get("configuration") or {}
     if configuration.get("name"):
         request["configurationName"] = configuration["name"]

@@ -136,6 +136,10 @@ def make_plan(entry: Entry, *, members: dict[str, Any] | None = None, sets: Sequ
         if request.get(name) != value:
             overrides.setdefault("members", {})[name] = members[name]
         request[name] = value
+    if sets and request.get("parametersUri") and "parameters" not in request:
+        raise UsageError(f"{spell('set')} cannot change the parameters of record {entry.address[:12]}: they are in its "
+                         f"parameters file {request['parametersUri']}, which HealthOmics reads; put the changed "
+                         f"parameters in another file and submit it with {spell('parametersUri')}")
     for text in sets:
         path, parts, value = parse_set(text, spell)
         parameters = request.setdefault("parameters", {})
@@ -410,10 +414,11 @@ def prepare(ref: str, *, existing: Ledger | None, create_ledger, settings_for, s
     imported = None
     if is_fetchable(ref) and (ledger is None or not ledger.candidates(ref)):
         fetched_with = settings_for(None)
-        run = get_unrecorded_run(aws.client(fetched_with, "omics", sess=session_for(fetched_with)), ref)
+        fetch_session = session_for(fetched_with)
+        run = get_unrecorded_run(aws.client(fetched_with, "omics", sess=fetch_session), ref)
         if ledger is None:
             ledger = create_ledger()
-        imported, _ = import_run(ledger, run, aws.recorded_endpoint(fetched_with))
+        imported, _ = import_run(ledger, run, aws.recorded_endpoint(fetched_with, fetch_session))
         entry = imported
     elif ledger is None:
         raise LedgerError("no ledger yet (nothing submitted with it)")

@@ -107,7 +107,7 @@ def submit(open_ledger: Callable[[], Ledger], start_request: StartRunRequest, *,
     check_against_model(start_request.request, omics.meta.service_model, start_request.spell)
     settings = AwsSettings(settings.profile, sess.region_name,
                            settings.endpoint_url if settings.pinned
-                           else aws.custom_endpoint("omics", settings.endpoint_url), settings.pinned)
+                           else aws.custom_endpoint("omics", settings.endpoint_url, sess), settings.pinned)
     warnings = params.lint(start_request.request.get("parameters"))
     extra = dict(extra or {})
     with ThreadPoolExecutor(max_workers=1) as pool:

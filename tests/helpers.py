@@ -420,3 +420,16 @@ def put_forged_member(bucket, member_body: str) -> str:
     address = rec.sha256_hex(body)
     bucket.put_object(Bucket="lab-provenance", Key=record_key(address), Body=body)
     return address
+
+
+# -- --parameters-uri: a submission whose parameters are an S3 object ------------------------------
+
+PARAMS_BUCKET = "lab-params"
+PARAMS_URI_SUBMIT = ["submit", "--workflow-id", "1234567", "--workflow-owner-id", "123456789012", "--role-arn",
+                     "arn:aws:iam::123456789012:role/HealthOmicsServiceRole", "--output-uri",
+                     "s3://your-bucket/results/", "--parameters-uri", f"s3://{PARAMS_BUCKET}/run/params.json"]
+
+
+def put_parameters(s3, value):
+    """Write the parameters file PARAMS_URI_SUBMIT names."""
+    s3.put_object(Bucket=PARAMS_BUCKET, Key="run/params.json", Body=json.dumps(value).encode())

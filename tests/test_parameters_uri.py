@@ -5,16 +5,10 @@ from __future__ import annotations
 
 import json
 
+from helpers import PARAMS_BUCKET as BUCKET
+from helpers import PARAMS_URI_SUBMIT as BASE
+from helpers import put_parameters as put
 from helpers import records
-
-BUCKET = "lab-params"
-BASE = ["submit", "--workflow-id", "1234567", "--workflow-owner-id", "123456789012", "--role-arn",
-        "arn:aws:iam::123456789012:role/HealthOmicsServiceRole", "--output-uri", "s3://your-bucket/results/",
-        "--parameters-uri", f"s3://{BUCKET}/run/params.json"]
-
-
-def put(s3, value):
-    s3.put_object(Bucket=BUCKET, Key="run/params.json", Body=json.dumps(value).encode())
 
 
 def test_parameters_file_is_pinned_checked_diffed_and_guarded(aws_env, s3_server, ledger_path, git_repo, run_cli):

@@ -240,7 +240,8 @@ def import_(ctx, since, status, run_group_id, jobs, quiet, as_json, profile, reg
     config = load_config(ctx)
     moment = _parse_since(since)
     settings = aws_settings(config, profile, region, endpoint_url)
-    omics = aws.client(settings, "omics", max_pool_connections=max(10, jobs))
+    sess = aws.session(settings)
+    omics = aws.client(settings, "omics", sess=sess, max_pool_connections=max(10, jobs))
     try:
         batch_items = list_batches(omics, run_group_id=run_group_id, since=moment)
     except ServiceError as exc:
@@ -252,12 +253,12 @@ def import_(ctx, since, status, run_group_id, jobs, quiet, as_json, profile, reg
     items = list_runs(omics, status=status, run_group_id=run_group_id, since=moment)
     ledger = open_ledger(config, create=True)
     with ledger:  # batches first: their runs are then members, not imports
-        batches = import_batches(ledger, omics, batch_items, endpoint_url=aws.recorded_endpoint(settings), jobs=jobs)
+        batches = import_batches(ledger, omics, batch_items, endpoint_url=aws.recorded_endpoint(settings, sess), jobs=jobs)
         if batches.failure is not None:
             from runlog.cli.batch import batch_import_failure
 
             raise batch_import_failure(batches)
-        result = import_runs(ledger, omics, items, endpoint_url=aws.recorded_endpoint(settings), jobs=jobs,
+        result = import_runs(ledger, omics, items, endpoint_url=aws.recorded_endpoint(settings, sess), jobs=jobs,
                              progress=_progress(quiet), skip_batches=set(batches.pending))
         result.batches = batches
     imported, failure = result.imported, result.failure

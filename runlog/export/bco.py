@@ -137,7 +137,7 @@ def _steps(runs: list[RunFacts], ids: dict) -> list[dict]:
 def _step(number: int, run: RunFacts, ids: dict) -> dict:
     wf = run.workflow
     description = f"{wf['name']} on AWS HealthOmics ({wf.get('language') or 'engine unknown'}), " \
-                  f"run {run.run_id or 'not run'}, status {run.status}" \
+                  f"run {run.run_id or 'not run'}, {run.status_words}" \
                   + ("" if run.finished else " at export time (not finished)") \
                   + (f" ({run.error})" if run.error else "")
     if wf.get("digest"):

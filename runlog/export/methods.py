@@ -228,8 +228,11 @@ def _summary(runs: list[RunFacts], md, code, batches: Sequence[BatchFacts] = ())
     if any(k not in ("cacheId", "cacheBehavior", "workflowVersionName") for r in runs for k in r.settings):
         sentences.append("Run settings that affect results (storage, run group, retention, networking) are listed "
                          "per run in settings.csv.")
-    sentences.append("Provenance was recorded with runlog; every parameter is in parameters.csv and every input, "
-                     "with the identity it had for its run, in data.csv.")
+    unknown = sum(1 for r in runs if r.parameters_source == "unknown")
+    sentences.append("Provenance was recorded with runlog; "
+                     + ("every parameter is in parameters.csv" if not unknown else
+                        f"the parameters runlog holds are in parameters.csv ({unknown} run(s) without them, said below)")
+                     + " and every input, with the identity it had for its run, in data.csv.")
     return [" ".join(sentences), ""]
 
 
@@ -257,7 +260,9 @@ def _methods(runs: list[RunFacts], batches: Sequence[BatchFacts] = ()) -> str:
         subject = f"The {md(wf['name'])} workflow" if not wf["name"].startswith("workflow") else "The workflow"
         if run.ran:
             ending = (f"as run {md(run.run_id)} (uuid {md(run.run_uuid)}; "
-                      + (f"final status {md(run.status)})." if run.finished
+                      + (f"{md(run.status_words)})." if run.ending_unknown
+                         else f"final status {md(run.status)}"
+                         + ("; deleted from HealthOmics afterwards)." if run.deleted else ").") if run.finished
                          else f"status {md(run.status)} at export time: it had not finished)."))
         elif run.outcome == "abandoned":
             ending = "but the request was abandoned before it was sent; it never ran."
@@ -268,13 +273,22 @@ def _methods(runs: list[RunFacts], batches: Sequence[BatchFacts] = ()) -> str:
                 + (f", definition digest {md(wf['digest'])}" if wf.get("digest") else "")
                 + f") was run with {engine} on AWS HealthOmics {when} " + ending)
         lines += [f"## {md(run.label)}", "", text, ""]
+        if wf.get("source_run"):
+            lines += [f"The run duplicates run {md(wf['source_run'])} (StartRun {code('runId')}): HealthOmics took its "
+                      "workflow and parameters from its own copy of that run.", ""]
+        if run.parameters_source == "unknown":
+            lines += ["Its parameters are not recorded yet: `runlog refresh` records those HealthOmics reports "
+                      "(GetRun).", ""]
         if run.failure_reason:
             lines += [f"The run failed: {md(run.failure_reason)}.", ""]
         if run.settings:
             lines += ["Settings: " + ", ".join(f"{code(k)} = {code(value_text(v))}"
                                                for k, v in sorted(run.settings.items())) + ".", ""]
         if run.leaves:
-            lines += ["All parameters as submitted (the workflow's defaults are not known to runlog, so every "
+            source = {"submitted": "as submitted", "reported": "as HealthOmics reported them for the run (GetRun)",
+                      "file": f"as read from {code(run.record['request'].get('parametersUri') or '')} at submission",
+                      }[run.parameters_source]
+            lines += [f"All parameters {source} (the workflow's defaults are not known to runlog, so every "
                       "value given is listed):", ""]
             lines += [f"- {code(path)} = {code(value_text(value))}" for path, value in run.leaves]
             lines.append("")

@@ -95,6 +95,8 @@ def build(runs: list[RunFacts], *, authors: list[dict] | None = None, batches: S
             attributes["runlog:runSettingId"] = run.run_setting_id or ""
         if run.settings_note:  # observed from GetRun (started without runlog), or unknown
             attributes["runlog:settingsSource"] = run.settings_note
+        if run.deleted:
+            attributes["runlog:deleted"] = run.status_words
         if not run.finished:
             attributes["runlog:statusAtExport"] = f"{run.status} (not finished when exported)"
         for member, value in sorted(run.settings.items()):

@@ -32,7 +32,7 @@ HAND_BUILT_LANGUAGES = {
             "https://openwdl.org/"),
 }
 ACTION_STATUS = {"COMPLETED": "http://schema.org/CompletedActionStatus", "FAILED": "http://schema.org/FailedActionStatus",
-                 "CANCELLED": "http://schema.org/FailedActionStatus", "DELETED": "http://schema.org/FailedActionStatus",
+                 "CANCELLED": "http://schema.org/FailedActionStatus",
                  "NOT_RUN": "http://schema.org/FailedActionStatus",
                  "ABANDONED": "http://schema.org/FailedActionStatus"}
 SPDX = "https://spdx.org/licenses/"
@@ -373,6 +373,8 @@ def _action(crate, run: RunFacts, workflow, repositories: dict, ids: dict):
                                                                               "http://schema.org/ActiveActionStatus")}}
     if not run.ran:
         properties["object"] = []  # it never ran: nothing was read
+    if run.ending_unknown:
+        del properties["actionStatus"]  # how it ended is unknown: no status is claimed
     if run.run_arn:
         properties["identifier"] = run.run_arn
     if run.start:
@@ -413,7 +415,10 @@ def _action(crate, run: RunFacts, workflow, repositories: dict, ids: dict):
                  + (" (its submission failed: no run exists)" if not run.ran else ""))
         if run.settings_note:
             text += f"; {run.settings_note}"
-    properties["description"] = (f"runlog record {run.address}; status {run.status}"
+    if run.workflow.get("source_run"):
+        text += (f"; it duplicates run {run.workflow['source_run']} (StartRun runId): HealthOmics took the workflow "
+                 "and parameters from its copy of that run")
+    properties["description"] = (f"runlog record {run.address}; {run.status_words}"
                                  + ("" if run.finished else " at export time (the run had not finished)")
                                  + (f"; analysis code at commit {git['commit']}" if git.get("commit") else "")
                                  + text)

@@ -9,20 +9,28 @@ from typing import Any
 from runlog.arn import parse_run_arn
 from runlog.ledger import Entry, Ledger
 from runlog.observe import latest_run_facts
+from runlog.record import effective_parameters
 
 ENGINE_NAMES = {"WDL": "WDL", "WDL_LENIENT": "WDL", "NEXTFLOW": "Nextflow", "CWL": "CWL"}
 STATUS_OF_REJECTED = "NOT_RUN"
 STATUS_OF_ABANDONED = "ABANDONED"
 # StartRun members that change what a run computes or keeps: exported in every format.
 RESULT_SETTINGS = ("workflowVersionName", "cacheId", "cacheBehavior", "storageType", "storageCapacity",
-                   "runGroupId", "retentionMode", "networkingMode", "configurationName")
+                   "runGroupId", "retentionMode", "networkingMode", "configurationName", "engineSettings")
+
+
+# the S3 object a --parameters-uri run took its parameters from: an input of the run, under
+# this name (its StartRun member), with the identity and SHA-256 pinned at submission
+PARAMETERS_FILE = "parametersUri"
 
 
 @dataclass
 class Input:
     path: str  # JSON path of the parameter (name for top-level ones)
     uri: str
-    identity: dict  # what was pinned at submission ({} when not resolved)
+    # what was pinned at submission ({} when not resolved); for an S3 object the run read with
+    # another ETag (GetRun resourceDigests), that ETag, and the pinned one as `pinned_etag`
+    identity: dict
     seen_etag: str | None  # the ETag the service reported reading (GetRun resourceDigests)
 
     @property
@@ -48,6 +56,8 @@ class Input:
             if self.uri.rstrip("/").rsplit("/", 2)[-2] == "reference" or self.uri.endswith("/source"):
                 return [("md5", self.identity["md5"])]
             return []
+        if kind == PARAMETERS_FILE and self.identity.get("sha256"):
+            return [("sha256", self.identity["sha256"])]  # of the bytes read at submission
         if kind == "read-set" and self.identity.get("etag"):
             return [(self.identity.get("etag_algorithm") or "HealthOmics ETag", self.identity["etag"])]
         return []
@@ -62,6 +72,8 @@ class Input:
             parts.append(f"S3 version {self.identity['version_id']}")
         if self.identity.get("digest"):
             parts.append(f"listing digest {self.identity['digest']} over {self.identity.get('objects')} object(s)")
+        if self.identity.get("pinned_etag"):
+            parts.append(f"as the run read it: changed after submission (pinned ETag {self.identity['pinned_etag']})")
         return ", ".join(parts) or "identity not recorded"
 
     @property
@@ -105,6 +117,13 @@ class RunFacts:
     drift: list[dict] = field(default_factory=list)  # a replay's accepted drift
     tasks: list[dict] = field(default_factory=list)  # ListRunTasks/GetRunTask, when observed
     finished: bool = True  # the status was final when exported
+    # where `parameters` come from: "submitted" (the request), "file" (its parametersUri object,
+    # as read at submission), "reported" (GetRun: a run duplicating another), or "unknown"
+    # (such a run before any GetRun, or a parameters file that could not be read)
+    parameters_source: str = "submitted"
+    # GetRun no longer finds the run (DeleteRun): `status` is then the end last observed, or
+    # DELETED_UNSEEN when no observation saw it end
+    deleted: bool = False
     batch_id: str | None = None  # a batch member's HealthOmics batch id
     batch_record: str | None = None  # ... and its batch record's address
     run_setting_id: str | None = None  # ... and its runSettingId
@@ -121,6 +140,18 @@ class RunFacts:
     @property
     def label(self) -> str:
         return self.record["request"].get("name") or (f"run {self.run_id}" if self.run_id else "attempt")
+
+    @property
+    def ending_unknown(self) -> bool:
+        """HealthOmics deleted the run before any observation saw it end."""
+        return self.deleted and self.status == DELETED_UNSEEN
+
+    @property
+    def status_words(self) -> str:
+        """The run's status as every format words it, with its deletion if GetRun no longer finds it."""
+        if self.ending_unknown:
+            return "outcome unknown: HealthOmics deleted the run before runlog saw it end"
+        return f"status {self.status}" + (", deleted from HealthOmics afterwards" if self.deleted else "")
 
     def images(self) -> list[tuple[str, str | None]]:
         """(image, digest or None) of each container the run used, as every export names them:
@@ -195,16 +226,39 @@ def run_facts(entry: Entry, observations: list[dict], batch: dict | None = None)
     ran = outcome == "submitted"
     resolution_inputs = resolution.get("inputs") or {}
     seen = facts.get("resourceDigests") or {}
-    parameters = record["request"].get("parameters") or facts.get("parameters") or {}
+    # a --parameters-uri run's parameters are the file's content, pinned at submission; a run
+    # that duplicates another (runId) has those HealthOmics copied, known from GetRun only
+    parameters = effective_parameters(record["request"], resolution)
+    if parameters:
+        parameters_source = "file" if "parameters" not in record["request"] else "submitted"
+    elif facts.get("parameters"):
+        parameters, parameters_source = facts["parameters"], "reported"
+    else:
+        parameters = {}
+        parameters_source = ("unknown" if ran and (record["request"].get("runId") or record["request"].get(
+            "parametersUri")) else "submitted")
     leaves = _leaves(parameters)
     inputs = []
+    parameters_file = resolution.get("parameters_file") or {}
+    if record["request"].get("parametersUri") and "error" not in parameters_file:
+        inputs.append(Input(PARAMETERS_FILE, record["request"]["parametersUri"], {
+            "kind": PARAMETERS_FILE, **{k: parameters_file[k] for k in ("etag", "version_id", "size", "sha256")
+                                        if parameters_file.get(k) is not None}}, None))
     for path, value in leaves:
         if isinstance(value, str) and value.startswith(("s3://", "omics://")):
             identity = {k: v for k, v in (resolution_inputs.get(value) or {}).items() if k != "error"}
             digest = seen.get(value)
-            inputs.append(Input(path, value, identity, digest.split(":", 1)[1] if digest and ":" in digest else None))
+            read = digest.split(":", 1)[1] if digest and ":" in digest else None
+            if read and identity.get("kind") == "s3-object" and identity.get("etag") not in (None, read):
+                # overwritten between submission and execution (`watch` names it): the run read
+                # other bytes than those pinned, and only their ETag is known
+                identity = {"kind": "s3-object", "etag": read, "pinned_etag": identity["etag"]}
+            inputs.append(Input(path, value, identity, read))
     containers = {k: v for k, v in sorted(seen.items()) if not k.startswith(("s3://", "omics://"))}
     status = entry.status or response.get("status") or "UNKNOWN"
+    deleted = status == "DELETED"
+    if deleted:  # GetRun no longer finds it: how it ended is the last end observed, else unknown
+        status = facts["status"] if facts.get("status") in ENDED_STATUSES else DELETED_UNSEEN
     if outcome == "rejected":
         error = record["outcome"]["error"]
         error_text = f"{error.get('code')}: {error.get('message')}"
@@ -216,7 +270,7 @@ def run_facts(entry: Entry, observations: list[dict], batch: dict | None = None)
     settings = {}
     for member in RESULT_SETTINGS:
         for origin in (record["request"], source, facts):
-            if origin.get(member) not in (None, ""):
+            if origin.get(member) not in (None, "", {}):
                 settings[member] = origin[member]
                 break
     lineage = record.get("lineage") or {}
@@ -237,7 +291,7 @@ def run_facts(entry: Entry, observations: list[dict], batch: dict | None = None)
         runlog_version=record.get("runlog_version", ""), observations=observations,
         outcome=outcome, error=error_text, settings=settings, overrides=lineage.get("overrides") or {},
         drift=lineage.get("drift") or [], tasks=latest_tasks_from(observations),
-        finished=not ran or status in FINAL_STATUSES,
+        finished=not ran or status in FINAL_STATUSES, deleted=deleted, parameters_source=parameters_source,
         batch_id=(record.get("batch") or {}).get("batch_id") if record["kind"] == "member" else None,
         batch_record=(record.get("batch") or {}).get("record") if record["kind"] == "member" else None,
         run_setting_id=(record.get("batch") or {}).get("run_setting_id") if record["kind"] == "member" else None,
@@ -246,7 +300,10 @@ def run_facts(entry: Entry, observations: list[dict], batch: dict | None = None)
     )
 
 
-FINAL_STATUSES = {"COMPLETED", "FAILED", "CANCELLED", "DELETED"}
+ENDED_STATUSES = {"COMPLETED", "FAILED", "CANCELLED"}
+# a run deleted from HealthOmics before any observation saw it end: its outcome is unknown
+DELETED_UNSEEN = "DELETED"
+FINAL_STATUSES = ENDED_STATUSES | {DELETED_UNSEEN}
 TASKS_SOURCE = "ListRunTasks"
 
 
