@@ -466,3 +466,25 @@ def test_a_cohort_none_of_whose_runs_started_has_no_bco(aws_env, ledger_path, gi
     assert not [i for i in entities if i.startswith("bco/")]
     rows = list(csv.DictReader((out / "methods" / "samples.csv").open()))
     assert [r["submission"] for r in rows] == ["FAILED", "FAILED"]
+
+
+def test_an_input_not_found_at_submission_is_said_so_not_called_unrecorded(aws_env, ledger_path, git_repo, run_cli,
+                                                                           tmp_path):
+    """The emulator is no S3: each input's identity is recorded as an error. The per-sample
+    table names that error; "identity not recorded" would say runlog never looked."""
+    aws_env.batch_rate = 100
+    batch_id = _inline_batch(run_cli, aws_env, [setting("S1")])
+    aws_env.advance(200)
+    assert run_cli("refresh", batch_id).exit_code == 0
+    with Ledger.open(ledger_path, create=False) as ledger:
+        (batch,) = [e for e in ledger.entries() if e.kind == "batch"]
+        record = ledger.get(batch.address).record
+    failed = {uri: identity["error"]["code"] for uri, identity in record["resolution"]["inputs"].items()
+              if "error" in identity}
+    assert failed  # the references: their HEADs reach no S3
+    uri, code = sorted(failed.items())[0]
+    out = tmp_path / "methods"
+    assert run_cli("export", batch_id, "-f", "methods", "-o", out).exit_code == 0
+    (row,) = list(csv.DictReader((out / "samples.csv").open()))
+    assert f"{uri} (not resolved at submission ({code}))" in row["input_identities"], row["input_identities"]
+    assert "identity not recorded" not in row["input_identities"]

@@ -32,6 +32,9 @@ class Input:
     # another ETag (GetRun resourceDigests), that ETag, and the pinned one as `pinned_etag`
     identity: dict
     seen_etag: str | None  # the ETag the service reported reading (GetRun resourceDigests)
+    # why it was not resolved at submission (the error code recorded: NotFound, AccessDenied,
+    # Timeout...), None when it was, or when resolution was off
+    unresolved: str | None = None
 
     @property
     def is_prefix(self) -> bool:
@@ -74,6 +77,8 @@ class Input:
             parts.append(f"listing digest {self.identity['digest']} over {self.identity.get('objects')} object(s)")
         if self.identity.get("pinned_etag"):
             parts.append(f"as the run read it: changed after submission (pinned ETag {self.identity['pinned_etag']})")
+        if not parts and self.unresolved:
+            return f"not resolved at submission ({self.unresolved})"
         return ", ".join(parts) or "identity not recorded"
 
     @property
@@ -246,14 +251,17 @@ def run_facts(entry: Entry, observations: list[dict], batch: dict | None = None)
                                         if parameters_file.get(k) is not None}}, None))
     for path, value in leaves:
         if isinstance(value, str) and value.startswith(("s3://", "omics://")):
-            identity = {k: v for k, v in (resolution_inputs.get(value) or {}).items() if k != "error"}
+            pinned = resolution_inputs.get(value) or {}
+            identity = {k: v for k, v in pinned.items() if k != "error"}
+            failed = pinned.get("error")
+            unresolved = str(failed.get("code") or "an error") if isinstance(failed, dict) else None
             digest = seen.get(value)
             read = digest.split(":", 1)[1] if digest and ":" in digest else None
             if read and identity.get("kind") == "s3-object" and identity.get("etag") not in (None, read):
                 # overwritten between submission and execution (`watch` names it): the run read
                 # other bytes than those pinned, and only their ETag is known
                 identity = {"kind": "s3-object", "etag": read, "pinned_etag": identity["etag"]}
-            inputs.append(Input(path, value, identity, read))
+            inputs.append(Input(path, value, identity, read, unresolved))
     containers = {k: v for k, v in sorted(seen.items()) if not k.startswith(("s3://", "omics://"))}
     status = entry.status or response.get("status") or "UNKNOWN"
     deleted = status == "DELETED"
