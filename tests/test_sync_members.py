@@ -7,6 +7,9 @@ same pull or one the ledger holds. moto's S3 server, the emulator, real ledger f
 from __future__ import annotations
 
 import json
+import os
+import signal
+from pathlib import Path
 
 import pytest
 
@@ -15,7 +18,7 @@ from runlog import record as rec
 from runlog import sync
 from runlog.batch import unmade_members
 from runlog.ledger import Ledger
-from runlog.syncworker import Checkers
+from runlog.syncworker import Checkers, WorkerError
 from runlog.verify import verify
 
 
@@ -86,3 +89,23 @@ def test_the_workers_check_members_as_the_batch_module_does(s3_emulator, bucket,
             with Checkers(workers) as checkers:
                 for _ in range(2):  # the second time from the check the worker holds
                     assert dict(checkers.members(batch.address, body, received, items).result()) == expected
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads processes from Linux's /proc")
+def test_a_worker_that_dies_checking_members_fails_in_one_line_that_says_what_stays(s3_emulator, bucket, ledger_path,
+                                                                                  git_repo, run_cli):
+    refreshed_cohort(run_cli, s3_emulator, bucket, ["S1", "S2"])
+    with Ledger.open(ledger_path, create=False) as ledger:
+        batch = ledger.entries(where="kind = 'batch'")[0]
+        members = [(m.address, m.body.encode()) for m in ledger.entries(where="kind = 'member'")]
+    with Checkers(1) as checkers:
+        [worker] = [int(stat.parent.name) for stat in Path("/proc").glob("[0-9]*/stat")
+                    if stat.read_text().rsplit(")", 1)[1].split()[1] == str(os.getpid())
+                    and b"runlog.syncworker" in (stat.parent / "cmdline").read_bytes()]
+        assert checkers.members(batch.address, batch.body.encode(), True, members).result() == []
+        os.kill(worker, signal.SIGKILL)
+        with pytest.raises(WorkerError) as failed:
+            checkers.members(batch.address, batch.body.encode(), True, members).result()
+    assert str(failed.value) == ("a worker process checking the pulled member records ended without an answer (out "
+                                 "of memory, or killed?); the pages of records inserted before it stay: run the pull "
+                                 "again (it resumes)")
