@@ -71,7 +71,9 @@ LARGE_OBJECT_BYTES = DEFAULT_MAX_BYTES
 # earlier once it holds INSERT_PAGE_BYTES, so that large records are not all held at once.
 # 10 000 (a page of a cohort's member records is then about the 16 MiB), where it was 2 000:
 # fewer, larger transactions write each page of the indexes that many rows share (the
-# addresses', the observations') into the WAL fewer times.
+# addresses', the observations') into the WAL fewer times. Pages of records are cut at half
+# INSERT_PAGE_BYTES: two are held at once, one inserted while the next one's members are
+# checked (_insert).
 INSERT_PAGE = 10_000
 INSERT_PAGE_BYTES = 16 * 1024 * 1024
 # SQLite's page cache while the pulled rows are inserted (its default is 2 MB). The records'
@@ -982,7 +984,7 @@ def _insert(ledger: Ledger, spool: Spool, records: list[Received], observations:
     cache = min(INSERT_CACHE_KIB, INSERT_CACHE_KIB_PER_ROW * (len(records) + len(observations)))
     with ledger.bulk_writes(), ledger.page_cache_for(cache):
         checking = None
-        for page in _pages(records, 4):
+        for page in _pages(records, 4, INSERT_PAGE_BYTES // 2):
             rows = [spool.get(item[4]) for item in page]
             following = (page, rows, members.check(page, rows))
             if checking is not None:
@@ -1000,14 +1002,15 @@ def _insert(ledger: Ledger, spool: Spool, records: list[Received], observations:
     return added, seen
 
 
-def _pages(items: list[tuple], at: int) -> Iterator[list[tuple]]:
-    """Items in pages of at most INSERT_PAGE and, but for a page of one, INSERT_PAGE_BYTES of
-    rows (item[at]: where an item's row is in the spool, (offset, length))."""
+def _pages(items: list[tuple], at: int, most: int | None = None) -> Iterator[list[tuple]]:
+    """Items in pages of at most INSERT_PAGE and, but for a page of one, `most` bytes of rows
+    (INSERT_PAGE_BYTES unless given; item[at]: where an item's row is in the spool, (offset, length))."""
+    most = INSERT_PAGE_BYTES if most is None else most
     page: list[tuple] = []
     size = 0
     for item in items:
         length = item[at][1]
-        if page and (len(page) >= INSERT_PAGE or size + length > INSERT_PAGE_BYTES):
+        if page and (len(page) >= INSERT_PAGE or size + length > most):
             yield page
             page, size = [], 0
         page.append(item)
