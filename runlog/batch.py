@@ -871,35 +871,53 @@ def unmade_members(batch: dict, batch_address: str, members: Iterable[tuple[str,
     have) was not made by runlog from this batch record. The item is the service's word: a
     member for a run setting id the batch does not have, with the default alone and the
     unknown-settings warning, is what runlog makes of such an item, and passes. Checked where
-    members arrive from elsewhere (pull) and by verify. Members are encoded as MemberPages
-    encodes them: without the float checks when neither the batch record nor the item holds
-    a float (fastjson.dumps_floatless, the same bytes)."""
+    members arrive from elsewhere (pull) and by verify (see member_check)."""
+    check = member_check(batch, batch_address)
+    return {address: why for address, data in members if (why := check(address, data)) is not None}
+
+
+def member_check(batch: dict, batch_address: str) -> Callable[[str, bytes], str | None]:
+    """unmade_members' check of one member at a time: a function of a member record's
+    (address, canonical JSON) giving why it is not what the batch record `batch` (at
+    `batch_address`) makes of its run, or None when it is. What is the same for every member
+    (whether the batch record holds a float, its run settings by id) is worked out once, here,
+    so that a pull checks its members page by page as it inserts them. Members are encoded as
+    MemberPages encodes them: without the float checks when neither the batch record nor the
+    item holds a float (fastjson.dumps_floatless, the same bytes)."""
     from runlog import fastjson
 
-    problems: dict[str, str] = {}
     floatless = not fastjson.has_float(batch)
     try:
         settings = {s["runSettingId"]: s for s in run_settings(batch)}
     except (TypeError, KeyError, AttributeError):  # a runSettingId that is no text: no member is made of it
-        return {address: (f"member record {address} names batch record {batch_address}, whose run settings make no "
-                          "member (a runSettingId that is not text): a member is made from its batch record, never "
-                          "written by hand") for address, _ in members}
-    for address, data in members:
+        return lambda address, _: (f"member record {address} names batch record {batch_address}, whose run settings "
+                                   "make no member (a runSettingId that is not text): a member is made from its batch "
+                                   "record, never written by hand")
+
+    try:  # what _member reads of the batch record: the rest (its inputs' identities, half of it) is let go
+        batch = {"outcome": {"response": batch["outcome"]["response"]},
+                 "request": {"defaultRunSetting": batch["request"]["defaultRunSetting"]},
+                 **{key: batch[key] for key in ("created", "runlog_version", "git", "caller", "aws")}}
+    except (KeyError, TypeError):  # a batch record of another shape: each member says so, below
+        pass
+
+    def check(address: str, data: bytes) -> str | None:
         try:
             item = listing_item(fastjson.loads(data))
             exact = floatless and fastjson.plain_flat(item)
             made = _member(batch, batch_address, item, settings.get(item["runSettingId"]), exact)
             expected = fastjson.dumps_floatless(made) if exact else fastjson.dumps(made)
         except (ValueError, TypeError, AttributeError, KeyError):  # no JSON object of a member's shape
-            problems[address] = (f"member record {address} is no member record its batch record {batch_address} "
-                                 "could make (not JSON, or JSON of another shape): a member is made from its batch "
-                                 "record, never written by hand")
-            continue
+            return (f"member record {address} is no member record its batch record {batch_address} could make "
+                    "(not JSON, or JSON of another shape): a member is made from its batch record, never written "
+                    "by hand")
         if expected != bytes(data):
-            problems[address] = (f"member record {address} is not what its batch record {batch_address} makes of "
-                                 f"run setting {str(item['runSettingId'])[:80]!r} (its settings or its batch differ): "
-                                 "a member is made from its batch record, never written by hand")
-    return problems
+            return (f"member record {address} is not what its batch record {batch_address} makes of run setting "
+                    f"{str(item['runSettingId'])[:80]!r} (its settings or its batch differ): a member is made from "
+                    "its batch record, never written by hand")
+        return None
+
+    return check
 
 
 def members_of(ledger: Ledger, batch: Entry, limit: int | None = None) -> list[Entry]:

@@ -42,7 +42,8 @@ def start(module: str, entry: str) -> subprocess.Popen:
 def send(pipe: IO[bytes], value: Any) -> None:
     """One message on `pipe` (BrokenPipeError/OSError when the other end has gone)."""
     data = marshal.dumps(value)
-    pipe.write(_LENGTH.pack(len(data)) + data)
+    pipe.write(_LENGTH.pack(len(data)))
+    pipe.write(data)  # not joined to its length: a message of tens of MB is not copied again
     pipe.flush()
 
 

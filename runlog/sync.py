@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import gc
 import re
+import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 
 from runlog import fastjson
@@ -40,6 +41,9 @@ from runlog.spool import Spool
 from runlog.syncpack import INDEX_KEY_RE, PACK_KEY_RE, Pack, PackIndex, index_key, parse_index
 from runlog.syncreceive import check_observations, check_records
 from runlog.textsafe import terminal_safe
+
+if TYPE_CHECKING:
+    from runlog.syncworker import Checkers
 
 FORMAT = "runlog.remote/2"  # what a new remote is marked with: packs (runlog/syncpack.py)
 FORMAT_OBJECTS = "runlog.remote/1"  # one object per record and observation; still read, written by --objects
@@ -67,7 +71,9 @@ LARGE_OBJECT_BYTES = DEFAULT_MAX_BYTES
 # earlier once it holds INSERT_PAGE_BYTES, so that large records are not all held at once.
 # 10 000 (a page of a cohort's member records is then about the 16 MiB), where it was 2 000:
 # fewer, larger transactions write each page of the indexes that many rows share (the
-# addresses', the observations') into the WAL fewer times.
+# addresses', the observations') into the WAL fewer times. Pages of records are cut at half
+# INSERT_PAGE_BYTES: two are held at once, one inserted while the next one's members are
+# checked (_insert).
 INSERT_PAGE = 10_000
 INSERT_PAGE_BYTES = 16 * 1024 * 1024
 # SQLite's page cache while the pulled rows are inserted (its default is 2 MB). The records'
@@ -795,8 +801,9 @@ def pull(ledger: Ledger, s3, remote: Remote, *, jobs: int = 16, progress: Progre
 
 
 # What pull keeps in memory of a checked record: (created, address, key, request id, where its
-# row is in the spool); of an observation: (observed_at, address, record, where).
-Received = tuple[str, str, str, str | None, tuple[int, int]]
+# row is in the spool, its kind, and for a member the address of the batch record it names);
+# of an observation: (observed_at, address, record, where).
+Received = tuple[str, str, str, str | None, tuple[int, int], str, str | None]
 ReceivedObservation = tuple[str, str, str, tuple[int, int]]
 
 
@@ -830,7 +837,7 @@ def _receive(ledger: Ledger, s3, remote: Remote, listing: Listing, spool: Spool,
             if found is None:
                 return None, why
             created, request_id, row = found
-            return (created, address, key, request_id, spool.put(row)), None
+            return _received(created, address, key, request_id, row, spool), None
 
         return fetch(key, check)
 
@@ -871,37 +878,38 @@ def _receive(ledger: Ledger, s3, remote: Remote, listing: Listing, spool: Spool,
     got = {address for _, address, _, _ in observations}
     need_observations = {address for index in listing.packs.values() for address, record in index.observations
                          if address not in have and address not in got and record in remote_records}
-    from_packs, packed_observations = _pull_packs(listing, fetch, spool, need_records, need_observations, remote,
-                                                  result.refused, jobs=jobs, progress=progress, max_bytes=max_bytes,
-                                                  workers=workers)
-    records.extend(from_packs)
-    observations.extend(packed_observations)
-    del local, have, got, need_records, need_observations
-    records.sort(key=lambda t: t[:2])
-    records = _one_record_per_request(ledger, remote, records, result.refused)
-    records = _members_made_by_their_batches(ledger, spool, records, result.refused)
-    known = ledger.addresses() | {address for _, address, *_ in records}
-    observations = [item for item in observations if item[2] in known]
-    del known
-    observations.sort(key=lambda t: t[:2])
-    result.records_received, result.observations_received = _insert(ledger, spool, records, observations)
+    from runlog.syncworker import Checkers, worker_count
+
+    size = sum(listing.sizes.get(listing.pack_keys[digest], LARGE_OBJECT_BYTES)
+               for digest, index in listing.packs.items()
+               if any(address in need_records for address in index.records)
+               or any(address in need_observations for address, _ in index.observations))
+    with Checkers(worker_count(size, workers)) as checkers:
+        from_packs, packed_observations = _pull_packs(listing, fetch, spool, need_records, need_observations, remote,
+                                                      result.refused, checkers, jobs=jobs, progress=progress,
+                                                      max_bytes=max_bytes)
+        records.extend(from_packs)
+        observations.extend(packed_observations)
+        del local, have, got, need_records, need_observations
+        records.sort(key=lambda t: t[:2])
+        records = _one_record_per_request(ledger, remote, records, result.refused)
+        observations.sort(key=lambda t: t[:2])
+        result.records_received, result.observations_received = _insert(ledger, spool, records, observations,
+                                                                         result.refused, checkers)
 
 
 def _pull_packs(listing: Listing, fetch: Callable, spool: Spool, need_records: set[str],
-                need_observations: set[str], remote: Remote, refused: list[tuple[str, str]], *, jobs: int,
-                progress: Progress, max_bytes: int, workers: int | None = None
-                ) -> tuple[list[Received], list[ReceivedObservation]]:
+                need_observations: set[str], remote: Remote, refused: list[tuple[str, str]], checkers: Checkers, *,
+                jobs: int, progress: Progress, max_bytes: int) -> tuple[list[Received], list[ReceivedObservation]]:
     """Fetch the packs that hold what is needed, --jobs at a time, and verify them: the pack
     against its name and its index, then each needed item as a runlog.remote/1 object would
     be (canonical JSON, schema; an observation names the record its index files it under),
     a pack's items together (syncreceive.check_records, check_observations), the good ones
     into the spool. Packs are chosen in order of name, each only when it holds something no
     pack chosen before it holds; what a refused pack (or item) should have supplied is
-    looked for in the other packs, round after round. The checks run in worker processes
-    when there is enough to check (runlog/syncworker.py; `workers`: how many, 0 for none).
-    Returns the records and observations as pull() keeps them."""
-    from runlog.syncworker import Checkers, worker_count
-
+    looked for in the other packs, round after round. The checks run in the worker processes
+    of `checkers`, when the pull has them (runlog/syncworker.py). Returns the records and
+    observations as pull() keeps them."""
     records: dict[str, Received] = {}
     observations: dict[str, ReceivedObservation] = {}
     tried: set[str] = set()
@@ -919,20 +927,15 @@ def _pull_packs(listing: Listing, fetch: Callable, spool: Spool, need_records: s
                 return None, why
             del data
             checked_records, checked_observations, bad = found
-            good_records = [(created, address, key, request_id, spool.put(row))
+            good_records = [_received(created, address, key, request_id, row, spool)
                             for created, address, request_id, row in checked_records]
             good_observations = [(row[3], row[0], row[1], spool.put(row)) for row in checked_observations]
             return (good_records, good_observations, bad), None
 
         return fetch(key, check)
 
-    size = sum(listing.sizes.get(listing.pack_keys[digest], LARGE_OBJECT_BYTES)
-               for digest, index in listing.packs.items()
-               if any(address in need_records for address in index.records)
-               or any(address in need_observations for address, _ in index.observations))
-    with Checkers(worker_count(size, workers)) as checkers:
-        _pull_rounds(listing, fetch_pack, records, observations, tried, need_records, need_observations, remote,
-                     refused, jobs=jobs, progress=progress)
+    _pull_rounds(listing, fetch_pack, records, observations, tried, need_records, need_observations, remote,
+                 refused, jobs=jobs, progress=progress)
     return list(records.values()), list(observations.values())
 
 
@@ -967,35 +970,51 @@ def _pull_rounds(listing: Listing, fetch_pack: Callable, records: dict[str, Rece
                 observations.setdefault(observed[1], observed)
 
 
-def _insert(ledger: Ledger, spool: Spool, records: list[Received], observations: list[ReceivedObservation]
-            ) -> tuple[int, int]:
-    """Append the checked records, then the observations, in the order given, INSERT_PAGE
-    at a time, each page one transaction (Ledger.add_received_records, add_checked_observations)
-    read back from the spool; returns how many of each were added."""
-    added = 0
+def _insert(ledger: Ledger, spool: Spool, records: list[Received], observations: list[ReceivedObservation],
+            refused: list[tuple[str, str]], checkers: Checkers) -> tuple[int, int]:
+    """Append the checked records, then the observations of the records the ledger then
+    holds, in the order given, INSERT_PAGE at a time, each page one transaction
+    (Ledger.add_received_records, add_checked_observations) read back from the spool. The
+    member records of a page are checked against their batch records first (_MemberCheck), by
+    the worker processes when the pull has them, while this process inserts the page before;
+    those refused are left out and named in `refused`. Returns how many records and
+    observations were added."""
+    members = _MemberCheck(ledger, spool, records, checkers, refused)
+    added = seen = 0
     cache = min(INSERT_CACHE_KIB, INSERT_CACHE_KIB_PER_ROW * (len(records) + len(observations)))
     with ledger.bulk_writes(), ledger.page_cache_for(cache):
-        for page in _pages([item[4] for item in records]):
-            added += ledger.add_received_records([spool.get(where) for where in page], plain=True)
+        checking = None
+        for page in _pages(records, 4, INSERT_PAGE_BYTES // 2):
+            rows = [spool.get(item[4]) for item in page]
+            following = (page, rows, members.check(page, rows))
+            if checking is not None:
+                added += ledger.add_received_records(members.kept(*checking), plain=True)
+            checking = following
+        if checking is not None:
+            added += ledger.add_received_records(members.kept(*checking), plain=True)
+        known = ledger.addresses()
+        observations = [item for item in observations if item[2] in known]
+        del known
         if observations:
             ledger.index_observations()  # once: every observation held is then found by its address
-        seen = 0
-        for page in _pages([item[3] for item in observations]):
-            seen += ledger.add_checked_observations([spool.get(where) for where in page], plain=True)
+        for part in _pages(observations, 3):
+            seen += ledger.add_checked_observations([spool.get(item[3]) for item in part], plain=True)
     return added, seen
 
 
-def _pages(places: list[tuple[int, int]]) -> Iterator[list[tuple[int, int]]]:
-    """Spool places (offset, length) in pages of at most INSERT_PAGE rows and, but for a
-    page of one, INSERT_PAGE_BYTES."""
-    page: list[tuple[int, int]] = []
+def _pages(items: list[tuple], at: int, most: int | None = None) -> Iterator[list[tuple]]:
+    """Items in pages of at most INSERT_PAGE and, but for a page of one, `most` bytes of rows
+    (INSERT_PAGE_BYTES unless given; item[at]: where an item's row is in the spool, (offset, length))."""
+    most = INSERT_PAGE_BYTES if most is None else most
+    page: list[tuple] = []
     size = 0
-    for where in places:
-        if page and (len(page) >= INSERT_PAGE or size + where[1] > INSERT_PAGE_BYTES):
+    for item in items:
+        length = item[at][1]
+        if page and (len(page) >= INSERT_PAGE or size + length > most):
             yield page
             page, size = [], 0
-        page.append(where)
-        size += where[1]
+        page.append(item)
+        size += length
     if page:
         yield page
 
@@ -1005,49 +1024,80 @@ def _pages(places: list[tuple[int, int]]) -> Iterator[list[tuple[int, int]]]:
 _BATCH_OF_MEMBER = re.compile(rb'"batch":\{[^{}]*?"record":"([0-9a-f]{64})"')
 
 
-def _members_made_by_their_batches(ledger: Ledger, spool: Spool, records: list[Received],
-                                   refused: list[tuple[str, str]]) -> list[Received]:
-    """Received member records checked against their batch records (batch.unmade_members): a
-    member is what its batch record makes of its run, so one that is not (another input for
-    a run setting, settings for a run setting the batch does not have) was written by someone else, and is
-    refused. The batch record is the one received in this pull, else the local ledger's; a
-    member whose batch record is in neither is refused too: taken unchecked, it would join its
-    batch when a later pull brought the batch record (the ledger adopts it), never checked. A
-    member is taken with or after its batch record. Reads each member's row from the spool
-    once to find its batch, then once more per batch to check it."""
-    from runlog.batch import unmade_members
+def _received(created: str, address: str, key: str, request_id: str | None, row: tuple, spool: Spool) -> Received:
+    """What pull keeps of a checked record, its row put in the spool."""
+    kind = row[2][0]
+    batch = None
+    if kind == "member":
+        found = _BATCH_OF_MEMBER.search(row[1])
+        batch = sys.intern(found.group(1).decode() if found else fastjson.loads(row[1])["batch"]["record"])
+    return created, address, key, request_id, spool.put(row), sys.intern(kind), batch
 
-    received_batches: dict[str, tuple[int, int]] = {}
-    members: dict[str, list[Received]] = {}
-    for item in records:
-        row = spool.get(item[4])
-        kind = row[2][0]
-        if kind == "batch":
-            received_batches[item[1]] = item[4]
-        elif kind == "member":
-            found = _BATCH_OF_MEMBER.search(row[1])
-            batch_address = found.group(1).decode() if found else fastjson.loads(row[1])["batch"]["record"]
-            members.setdefault(batch_address, []).append(item)
-    if not members:
-        return records
-    bad: dict[str, str] = {}
-    for batch_address, items in members.items():
-        if batch_address in received_batches:
-            batch = fastjson.loads(spool.get(received_batches[batch_address])[1])
-        else:
-            entry = ledger.get(batch_address)
-            if entry is None or entry.kind != "batch":  # nothing to check it against: not yet
-                bad.update((item[1], f"member record {item[1]} names batch record {batch_address}, which this pull "
-                            "does not take and this ledger does not hold: a member is taken with or after its batch record "
-                            "(push the ledger that holds the batch record, then pull again)") for item in items)
-                continue
-            batch = entry.record
-        bad.update(unmade_members(batch, batch_address, ((item[1], spool.get(item[4])[1]) for item in items)))
-        del batch
-    if not bad:
-        return records
-    refused.extend((item[2], bad[item[1]]) for item in records if item[1] in bad)
-    return [item for item in records if item[1] not in bad]
+
+class _MemberCheck:
+    """Received member records checked against their batch records (batch.member_check), a
+    page at a time as they are read back to be inserted: a member is what its batch record
+    makes of its run, so one that is not (another input for a run setting, settings for a run
+    setting the batch does not have) was written by someone else, and is refused. The batch
+    record is the one received in this pull, else the local ledger's; a member whose batch
+    record is in neither is refused too: taken unchecked, it would join its batch when a later
+    pull brought the batch record (the ledger adopts it), never checked. Each batch record's
+    bytes are held from its first member to its last."""
+
+    def __init__(self, ledger: Ledger, spool: Spool, records: list[Received], checkers: Checkers,
+                 refused: list[tuple[str, str]]) -> None:
+        self.ledger, self.spool, self.checkers, self.refused = ledger, spool, checkers, refused
+        self.received = {item[1]: item[4] for item in records if item[5] == "batch"}
+        self.left: dict[str, int] = {}
+        for item in records:
+            if item[6] is not None:  # a member
+                self.left[item[6]] = self.left.get(item[6], 0) + 1
+        self.bodies: dict[str, bytes | None] = {}
+
+    def check(self, page: list[Received], rows: list[tuple]) -> list[Future]:
+        """Start checking the members of a page (its items and their rows): futures of the
+        (address, why) of those refused."""
+        groups: dict[str, list[tuple[str, bytes]]] = {}
+        for item, row in zip(page, rows, strict=True):
+            if item[6] is not None:
+                groups.setdefault(item[6], []).append((item[1], row[1]))
+        futures: list[Future] = []
+        for batch_address, members in groups.items():
+            body = self._body(batch_address)
+            if body is None:  # nothing to check them against: not yet
+                done: Future = Future()
+                done.set_result([(member, f"member record {member} names batch record {batch_address}, which this "
+                                  "pull does not take and this ledger does not hold: a member is taken with or after "
+                                  "its batch record (push the ledger that holds the batch record, then pull again)")
+                                 for member, _ in members])
+                futures.append(done)
+            else:
+                futures.append(self.checkers.members(batch_address, body, batch_address in self.received, members))
+            self.left[batch_address] -= len(members)
+            if not self.left[batch_address]:
+                del self.bodies[batch_address]  # its last member: the batch record is let go
+        return futures
+
+    def kept(self, page: list[Received], rows: list[tuple], futures: list[Future]) -> list[tuple]:
+        """The rows of a page less its members refused, once their check is done (each named in
+        `refused`, with the key it was pulled from)."""
+        bad = {address: why for future in futures for address, why in future.result()}
+        if not bad:
+            return rows
+        self.refused.extend((item[2], bad[item[1]]) for item in page if item[1] in bad)
+        return [row for row in rows if row[0] not in bad]
+
+    def _body(self, batch_address: str) -> bytes | None:
+        """The canonical JSON of the batch record a member names: received in this pull, else the
+        local ledger's; None when neither holds it."""
+        if batch_address not in self.bodies:
+            if batch_address in self.received:
+                self.bodies[batch_address] = self.spool.get(self.received[batch_address])[1]
+            else:
+                entry = self.ledger.get(batch_address)
+                self.bodies[batch_address] = entry.body.encode("utf-8") if entry is not None \
+                    and entry.kind == "batch" else None
+        return self.bodies[batch_address]
 
 
 def _one_record_per_request(ledger: Ledger, remote: Remote, records: list[Received],
@@ -1060,7 +1110,7 @@ def _one_record_per_request(ledger: Ledger, remote: Remote, records: list[Receiv
     owner: dict[str, tuple[str, str]] = {}  # request id -> (address, where)
     kept = []
     for item in records:
-        _, address, key, request_id, _ = item
+        _, address, key, request_id, *_ = item
         if request_id is None:
             kept.append(item)
             continue

@@ -20,9 +20,11 @@ Nothing here talks to S3 or the ledger."""
 
 from __future__ import annotations
 
+import json
 import os
 import queue
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Sequence
+from concurrent.futures import Future
 from typing import IO, Any
 
 from runlog import childproc
@@ -101,20 +103,46 @@ def worker_count(pack_bytes: int, workers: int | None = None) -> int:
     return min(cores, MAX_WORKERS)
 
 
+def batch_check(body: bytes, batch_address: str, received: bool) -> Callable[[str, bytes], str | None]:
+    """batch.member_check of the batch record `body` (its canonical JSON): decoded as pull
+    always decoded it, by fastjson when it was `received` in this pull, by the json module
+    when it is the local ledger's (Entry.record)."""
+    from runlog import fastjson
+    from runlog.batch import member_check
+
+    return member_check(fastjson.loads(body) if received else json.loads(body), batch_address)
+
+
+def unmade(check: Callable[[str, bytes], str | None], members: Sequence[tuple[str, bytes]]) -> list[tuple[str, str]]:
+    """(address, why) of each member record (address, canonical JSON) that `check` refuses."""
+    return [(address, why) for address, data in members if (why := check(address, data)) is not None]
+
+
 # -- the worker's side ------------------------------------------------------------------------------
 
 def serve(requests: IO[bytes], answers: IO[bytes]) -> None:
     """Answer check requests until the pulling process closes the pipe: each request is
-    check_pack's arguments (the index as its fields), each answer ("ok", check_pack's answer)
-    or ("error", what went wrong) for an exception, which is a bug."""
+    check_pack's arguments (the index as its fields), or ("members", batch address, the batch
+    record's canonical JSON (None: the one this worker was last sent), whether it was received,
+    member records as (address, canonical JSON)); each answer ("ok", check_pack's answer or the
+    members refused, as unmade gives them) or ("error", what went wrong) for an exception, which
+    is a bug. A worker keeps the check of the last batch record it was sent."""
+    held: tuple[str, Callable[[str, bytes], str | None]] | None = None
     while (request := childproc.receive(requests)) is not None:
-        digest, data, size, records, observations, want_records, want_observations, max_bytes = request
         try:
-            answer: tuple = ("ok", check_pack(digest, data, PackIndex(digest, size, records, observations),
-                                              want_records, want_observations, max_bytes))
+            if request[0] == "members":
+                _, batch_address, body, received, members = request
+                if body is not None or held is None or held[0] != batch_address:
+                    held = None  # one batch record at a time
+                    held = (batch_address, batch_check(body, batch_address, received))
+                answer: tuple = ("ok", unmade(held[1], members))
+            else:
+                digest, data, size, records, observations, want_records, want_observations, max_bytes = request
+                answer = ("ok", check_pack(digest, data, PackIndex(digest, size, records, observations),
+                                           want_records, want_observations, max_bytes))
         except Exception as exc:  # a bug: the pulling process says so in one line
             answer = ("error", f"{type(exc).__name__}: {exc}")
-        del request, data
+        del request
         childproc.send(answers, answer)
 
 
@@ -124,8 +152,10 @@ def serve(requests: IO[bytes], answers: IO[bytes]) -> None:
 class _Worker:
     def __init__(self) -> None:
         self.process = childproc.start("runlog.syncworker", "serve")
+        self.batch: str | None = None  # the batch record whose check this worker holds
 
-    def ask(self, request: tuple) -> Any:
+    def ask(self, request: tuple, died: str = "checking the pulled packs", then: str = "nothing was inserted"
+            ) -> Any:
         assert self.process.stdin is not None and self.process.stdout is not None
         try:
             childproc.send(self.process.stdin, request)
@@ -133,8 +163,8 @@ class _Worker:
         except (BrokenPipeError, OSError, ValueError):
             answer = None
         if answer is None:
-            raise WorkerError("a worker process checking the pulled packs ended without an answer (out of "
-                              "memory, or killed?); nothing was inserted: run the pull again (it resumes)")
+            raise WorkerError(f"a worker process {died} ended without an answer (out of memory, or killed?); "
+                              f"{then}: run the pull again (it resumes)")
         return answer
 
     def stop(self) -> None:
@@ -147,8 +177,10 @@ class Checkers:
 
     def __init__(self, workers: int = 0) -> None:
         self.workers = workers
-        self._idle: queue.Queue[_Worker] = queue.Queue()
+        self._idle: queue.LifoQueue[_Worker] = queue.LifoQueue()  # the last one used first
         self._all: list[_Worker] = []
+        self._waiting: Any = None  # the threads that wait for the workers' member checks
+        self._held: tuple[str, Callable[[str, bytes], str | None]] | None = None  # without workers
 
     def __enter__(self) -> Checkers:
         try:
@@ -167,6 +199,8 @@ class Checkers:
         workers, self._all = self._all, []
         for worker in workers:
             worker.stop()
+        if self._waiting is not None:
+            self._waiting.shutdown(wait=True, cancel_futures=True)
 
     def check(self, digest: str, data: bytes, index: PackIndex, want_records: Collection[str],
               want_observations: Collection[str], max_bytes: int) -> tuple[Checked | None, str | None]:
@@ -185,4 +219,40 @@ class Checkers:
             raise InternalError(f"checking a pulled pack failed in a worker process: {answer} (please report it)")
         found, why = answer
         return (tuple(found) if found is not None else None), why
+
+    def members(self, batch_address: str, body: bytes, received: bool, members: list[tuple[str, bytes]]
+                ) -> Future[list[tuple[str, str]]]:
+        """The member records (address, canonical JSON) of the batch record `body` (at
+        `batch_address`; `received` in this pull, else the local ledger's) that are not what it
+        makes of their runs, as (address, why): unmade(batch_check(...), members), as a future:
+        in a worker (the one that checked the last members, which holds the batch record's check
+        already; a thread of its own waits for it), or here, done, when there are none. Meant
+        for a pull's inserts: a worker checks the next page while this process inserts one."""
+        if not self._all:
+            if self._held is None or self._held[0] != batch_address:
+                self._held = None  # one batch record at a time
+                self._held = (batch_address, batch_check(body, batch_address, received))
+            done: Future[list[tuple[str, str]]] = Future()
+            done.set_result(unmade(self._held[1], members))
+            return done
+        if self._waiting is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._waiting = ThreadPoolExecutor(max_workers=1, thread_name_prefix="runlog-pull-members")
+        return self._waiting.submit(self._members, batch_address, body, received, members)
+
+    def _members(self, batch_address: str, body: bytes, received: bool, members: list[tuple[str, bytes]]
+                 ) -> list[tuple[str, str]]:
+        worker = self._idle.get()
+        try:
+            status, answer = worker.ask(("members", batch_address, None if worker.batch == batch_address else body,
+                                         received, members), "checking the pulled member records",
+                                        "the pages of records inserted before it stay")
+            worker.batch = batch_address
+        finally:
+            self._idle.put(worker)
+        if status != "ok":
+            raise InternalError(f"checking pulled member records failed in a worker process: {answer} (please "
+                                "report it)")
+        return [tuple(pair) for pair in answer]
 
