@@ -911,13 +911,25 @@ def member_check(batch: dict, batch_address: str) -> Callable[[str, bytes], str 
             return (f"member record {address} is no member record its batch record {batch_address} could make "
                     "(not JSON, or JSON of another shape): a member is made from its batch record, never written "
                     "by hand")
-        if expected != bytes(data):
+        if expected != bytes(data) and not _made_before_engine_counted(made, data, exact):
             return (f"member record {address} is not what its batch record {batch_address} makes of run setting "
                     f"{str(item['runSettingId'])[:80]!r} (its settings or its batch differ): a member is made from "
                     "its batch record, never written by hand")
         return None
 
     return check
+
+
+def _made_before_engine_counted(made: dict, data: bytes, floatless: bool) -> bool:
+    """Whether `data` is the member `made` as runlog 0.1.0 made it: with the fingerprint of
+    rec.legacy_fingerprint_material (engineSettings not counted), all else the same."""
+    from runlog import fastjson
+
+    legacy = rec.legacy_fingerprint_material(made)
+    if legacy is None:
+        return False
+    dumps = fastjson.dumps_floatless if floatless else fastjson.dumps
+    return dumps({**made, "fingerprint": rec.sha256_hex(dumps(legacy))}) == bytes(data)
 
 
 def members_of(ledger: Ledger, batch: Entry, limit: int | None = None) -> list[Entry]:

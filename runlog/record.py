@@ -61,12 +61,14 @@ def address(record: dict) -> str:
     return sha256_hex(canonical_json(record))
 
 
-def fingerprint_material(record: dict) -> dict:
-    """What decides a computation: workflow, parameters, cache settings and the code's git state."""
+def fingerprint_material(record: dict, *, engine: bool = True) -> dict:
+    """What decides a computation: workflow, parameters, cache settings, the engine's settings
+    (engineSettings, when given) and the code's git state. engine=False: the material of
+    runlog before engineSettings counted (legacy_fingerprint_material)."""
     request = record.get("request", {})
     git = record.get("git") or {}
     if record.get("kind") == "batch":
-        return _batch_material(record, git)
+        return _batch_material(record, git, engine)
     material = {
         "v": FINGERPRINT_VERSION,
         "workflow": {k: request[k] for k in WORKFLOW_MEMBERS if k in request},
@@ -75,6 +77,8 @@ def fingerprint_material(record: dict) -> dict:
         "git": {"commit": git.get("commit"), "diff_sha256": git.get("diff_sha256"),
                 "untracked_sha256": git.get("untracked_sha256")},
     }
+    if engine and "engineSettings" in request:  # a Nextflow profile or configuration: what is run
+        material["engine"] = request["engineSettings"]
     if request.get("parametersUri"):  # the parameters are the object's bytes, whatever its name
         found = (record.get("resolution") or {}).get("parameters_file") or {}
         material["parameters_file"] = {"uri": request["parametersUri"], "sha256": found.get("sha256"),
@@ -82,23 +86,42 @@ def fingerprint_material(record: dict) -> dict:
     return material
 
 
-def _batch_material(record: dict, git: dict) -> dict:
-    """A batch's configuration: its default setting's workflow, parameters and cache, and
-    its run settings (inline, or the settings file's bytes as pinned), with the git state."""
+def _batch_material(record: dict, git: dict, engine: bool) -> dict:
+    """A batch's configuration: its default setting's workflow, parameters, cache and engine
+    settings, and its run settings (inline, or the settings file's bytes as pinned), with the
+    git state."""
     request = record["request"]
     default = request.get("defaultRunSetting") or {}
     settings = request.get("batchRunSettings") or {}
     pinned = (record.get("batch") or {}).get("settings_file") or {}
+    batch = {"workflow": {k: default[k] for k in WORKFLOW_MEMBERS if k in default},
+             "parameters": default.get("parameters"),
+             "cache": {k: default[k] for k in CACHE_MEMBERS if k in default},
+             "settings": settings.get("inlineSettings") if "inlineSettings" in settings else
+             {"uri": settings.get("s3UriSettings"), "sha256": pinned.get("sha256")}}
+    if engine and isinstance(default, dict) and "engineSettings" in default:
+        batch["engine"] = default["engineSettings"]
     return {
         "v": FINGERPRINT_VERSION,
-        "batch": {"workflow": {k: default[k] for k in WORKFLOW_MEMBERS if k in default},
-                  "parameters": default.get("parameters"),
-                  "cache": {k: default[k] for k in CACHE_MEMBERS if k in default},
-                  "settings": settings.get("inlineSettings") if "inlineSettings" in settings else
-                  {"uri": settings.get("s3UriSettings"), "sha256": pinned.get("sha256")}},
+        "batch": batch,
         "git": {"commit": git.get("commit"), "diff_sha256": git.get("diff_sha256"),
                 "untracked_sha256": git.get("untracked_sha256")},
     }
+
+
+def legacy_fingerprint_material(record: dict) -> dict | None:
+    """The material a record's fingerprint was made of before engineSettings counted
+    (runlog 0.1.0, and later builds until the
+    CHANGELOG says it changed: the same without `engine`), for a record that gives engineSettings;
+    None for any other (its two materials are one). Fingerprints are never made of it now;
+    verify and the member check accept it, so that records written then stay valid."""
+    request = record.get("request") if isinstance(record, dict) else None
+    if not isinstance(request, dict):
+        return None
+    default = request.get("defaultRunSetting") if record.get("kind") == "batch" else request
+    if not isinstance(default, dict) or "engineSettings" not in default:
+        return None
+    return fingerprint_material(record, engine=False)
 
 
 def fingerprint(record: dict) -> str:

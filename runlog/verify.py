@@ -131,8 +131,9 @@ def check_record(seq: int, address: str, body: bytes, row: dict[str, Any], *, se
         problems.append(Problem("schema", where, f"record #{seq} breaks the record schema: {error}"))
     if invalid or not isinstance(record, dict):
         return problems, False
-    material = fastjson.canonical(rec.fingerprint_material(record), exact)
-    if hashlib.sha256(material).hexdigest() != record["fingerprint"]:
+    materials = (rec.fingerprint_material(record), rec.legacy_fingerprint_material(record))
+    if not any(hashlib.sha256(fastjson.canonical(material, exact)).hexdigest() == record["fingerprint"]
+               for material in materials if material is not None):
         problems.append(Problem("altered", where, f"record #{seq} has a wrong configuration fingerprint"))
     for column, value in index_columns(record).items():
         if row.get(column) != value:
@@ -683,6 +684,7 @@ def _clean(rows: list[tuple], at: _RecordLayout, sealed: bool) -> list[bool]:
         is_valid = rec.fast_validator().is_valid
         ok = [o and is_valid(v) for o, v in zip(ok, values, strict=True)]
         material = rec.fingerprint_material
+        # a record of runlog 0.1.0 giving engineSettings has the legacy fingerprint: check_record accepts it
         ok = [o and sha256(dumps(material(v), option=sort)).hexdigest() == v["fingerprint"]
               for o, v in zip(ok, values, strict=True)]
         ok = [o and tuple(index_columns(v).values()) == looked_up(r) for o, v, r in zip(ok, values, rows, strict=True)]
