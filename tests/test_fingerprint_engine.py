@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import json
 
+from helpers import BASE, COHORT_DEFAULT, NF, cohort_setting
 from runlog import batch as batchmod
 from runlog import fastjson
 from runlog import record as rec
 from runlog.ledger import Ledger
-from helpers import BASE, COHORT_DEFAULT, NF, cohort_setting
 
 
 def _submit(run_cli, emulator, engine: dict) -> None:
