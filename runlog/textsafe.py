@@ -37,6 +37,24 @@ def terminal_safe(text: Any) -> str:
     return re.sub(UNSAFE_PATTERN, lambda match: escape_char(match.group()), text)
 
 
+def terminal_json(value: Any, *, indent: int | None = 2, sort_keys: bool = False, default: Any = None) -> str:
+    """`value` as JSON text (UTF-8 characters as themselves) in which each character
+    terminal_safe escapes is written as JSON's \\uNNNN escape: the same JSON for a reader, and
+    one a terminal shows as it is (no bidi override reorders it, no C1 control acts).
+    json.dumps escapes C0 controls within strings itself; the only one outside them is the
+    newline of `indent`, which stays."""
+    import json
+
+    text = json.dumps(value, indent=indent, ensure_ascii=False, sort_keys=sort_keys, default=default)
+    if text.isascii() and "\x7f" not in text:
+        return text
+    return re.sub(_JSON_UNSAFE_PATTERN, lambda match: f"\\u{ord(match.group()):04x}", text)
+
+
+# UNSAFE_PATTERN but the C0 controls: in JSON text they are escaped or (a newline) structure
+_JSON_UNSAFE_PATTERN = "[\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff\ud800-\udfff]"
+
+
 def __getattr__(name: str) -> Any:
     if name == "_UNSAFE":  # the compiled pattern, for modules that build on it (runlog.report.graph)
         return re.compile(UNSAFE_PATTERN)

@@ -247,8 +247,7 @@ def replay_batch(ctx, config, ref: str, *, only: list[str], sets: list[str], all
         if plan.settings_uri:
             note(f"without --dry-run runlog would write the {len(plan.selected)} selected run "
                  f"settings to {plan.settings_uri} (a new object) and start the batch from it")
-        click.echo(json.dumps({"request": plan.request, **plan.lineage, "notes": plan.notes}, indent=2,
-                              ensure_ascii=False))
+        echo_json({"request": plan.request, **plan.lineage, "notes": plan.notes})
         return
     if plan.drift and not allow_drift:
         raise DriftError(f"replay refused: {len(plan.drift)} drift finding(s) since the original batch "

@@ -4,12 +4,10 @@ submission code nor the submit command's options (runlog/cli/batch.py)."""
 
 from __future__ import annotations
 
-import json
-
 import click
 
 from runlog.cli.common import echo_json
-from runlog.textsafe import terminal_safe
+from runlog.textsafe import terminal_json, terminal_safe
 
 SHOWN = 20  # failures listed; --json lists all
 
@@ -78,4 +76,4 @@ def show_batch(ledger, entry, as_json: bool) -> None:
     inputs = (shown.get("resolution") or {}).get("inputs") or {}
     if len(inputs) > 20:
         shown["resolution"] = {**shown["resolution"], "inputs": f"({len(inputs)} inputs: see --json)"}
-    click.echo("\n" + json.dumps(shown, indent=2, ensure_ascii=False, sort_keys=True))
+    click.echo("\n" + terminal_json(shown, sort_keys=True))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -99,8 +98,11 @@ def note(message: str) -> None:
     click.echo(f"runlog: {command_line(message)}", err=True)
 
 
-def echo_json(value: Any, indent: int | None = 2) -> None:
-    click.echo(json.dumps(value, indent=indent, ensure_ascii=False, default=str))
+def echo_json(value: Any, indent: int | None = 2, *, sort_keys: bool = False) -> None:
+    """JSON for stdout, with every control or formatting character escaped (textsafe.terminal_json)."""
+    from runlog.textsafe import terminal_json
+
+    click.echo(terminal_json(value, indent=indent, sort_keys=sort_keys, default=str))
 
 
 def short_time(iso: str | None) -> str:

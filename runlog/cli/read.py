@@ -19,7 +19,7 @@ from runlog.cli.common import (
 )
 from runlog.errors import UsageError
 from runlog.ledger import FINAL_STATUSES
-from runlog.textsafe import terminal_safe
+from runlog.textsafe import terminal_json, terminal_safe
 
 MAX_COUNT = 2**62  # `log -n`: more than any ledger holds, less than SQLite's largest LIMIT
 
@@ -210,11 +210,10 @@ def show(ctx, ref, as_json):
         lines.append(("warning", warning))
     for key, value in lines:
         click.echo(f"{key:<12} {terminal_safe(value)}")
-    click.echo("\n" + json.dumps(record, indent=2, ensure_ascii=False, sort_keys=True))
+    click.echo("\n" + terminal_json(record, sort_keys=True))
     if known is not None and known.state == "observed":
         click.echo(f"\nsettings it ran with, observed from GetRun at {known.observed_at} (not a submitted request):")
-        for line in json.dumps(known.settings, indent=2, ensure_ascii=False, sort_keys=True).splitlines():
-            click.echo(terminal_safe(line))  # from the service: untrusted text
+        click.echo(terminal_json(known.settings, sort_keys=True))  # from the service: untrusted text
     if observations:
         click.echo("\nobservations:")
         for o in observations:

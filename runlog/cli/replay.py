@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import re
 
 import click
 
-from runlog.cli.common import aws_options, aws_settings, load_config, no_ledger, note, open_ledger, warn
+from runlog.cli.common import aws_options, aws_settings, echo_json, load_config, no_ledger, note, open_ledger, warn
 from runlog.cli.submit import (
     check_query,
     duplicate_hint,
@@ -139,8 +138,7 @@ def replay(ctx, ref, sets, allow_drift, dry_run, native, default_only, only, set
                 for problem in check_template(plan.workflow, plan.request.get("parameters")):
                     warn(f"without --dry-run this replay would be refused (exit 2): {problem} (--no-check sends it)")
             # the request, then what the replay's record would say about it (replay_of, mode, overrides, drift)
-            click.echo(json.dumps({"request": plan.request, **plan.lineage, "notes": plan.notes},
-                                  indent=2, ensure_ascii=False))
+            echo_json({"request": plan.request, **plan.lineage, "notes": plan.notes})
             return
         if plan.drift and not allow_drift:
             raise DriftError(f"replay refused: {len(plan.drift)} drift finding(s) since the original run "

@@ -106,7 +106,7 @@ def print_response(response: dict, query: str | None, output: str, as_json: bool
     if output == "text":
         click.echo(_text(value))
     else:  # None prints as null, as the aws CLI prints it
-        click.echo(json.dumps(value, indent=4, ensure_ascii=False, default=str))
+        echo_json(value, indent=4)  # as the aws CLI prints it, a control or bidi character escaped
 
 
 def _text(value) -> str:
