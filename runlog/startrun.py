@@ -316,6 +316,9 @@ def read_cli_input_json(value: str, cwd: Path | None = None, spell: Spell = memb
         raise UsageError(f"{where}: {', '.join(empty)} {'is' if len(empty) == 1 else 'are'} \"\" (the "
                          "placeholders of the aws CLI's input skeleton): fill in or delete "
                          f"{'it' if len(empty) == 1 else 'them'}, as the aws CLI requires")
+    if "parameters" in base and not isinstance(base["parameters"], dict):  # a document to the model: any JSON
+        raise UsageError(f"{where}: parameters must be a JSON object mapping parameter names to values, got "
+                         f"{_json_kind(base['parameters'])}")
     for member, item in base.items():
         problems = type_errors(known[member].shape, item, member)
         if problems:

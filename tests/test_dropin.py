@@ -138,7 +138,8 @@ def test_flag_types_from_the_model_exit_2(extra, expected, aws_env, ledger_path,
     ({"tags": {"a": 1}}, 'tags["a"] must be a string, got a number'),
     ({"workflowColour": "blue"}, "unknown StartRun member(s) workflowColour"),
     ([1, 2], "expected a JSON object of StartRun members, got a list"),
-], ids=["tags-list", "priority-string", "boolean-string", "tag-value", "unknown", "not-object"])
+    ({"parameters": "x"}, "parameters must be a JSON object mapping parameter names to values, got a string"),
+], ids=["tags-list", "priority-string", "boolean-string", "tag-value", "unknown", "not-object", "parameters-text"])
 def test_cli_input_json_member_types_exit_2(document, expected, aws_env, ledger_path, git_repo, run_cli):
     (git_repo / "run.json").write_text(json.dumps(document))
     args = [] if not isinstance(document, dict) else SHARED
