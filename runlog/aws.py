@@ -82,6 +82,8 @@ def custom_endpoint(service: str, explicit: str | None = None, sess: Session | N
         return explicit
     if sess is not None:
         return configured_endpoint(sess, service)
+    if os.environ.get("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "").strip().lower() == "true":  # as botocore reads it
+        return None
     return os.environ.get(_ENDPOINT_ENV.get(service, "")) or os.environ.get("AWS_ENDPOINT_URL") or None
 
 

@@ -188,3 +188,20 @@ def test_runlog_tags_merge_per_key_with_the_config_files(aws_env, ledger_path, g
     tags = {k: v for k, v in record["request"]["tags"].items() if not k.startswith("runlog:")}
     assert tags == {"project": "wgs", "owner": "alice", "cohort": "c2"}
     assert json.loads(result.stdout)["id"]
+
+
+def test_configured_endpoints_ignored_as_botocore_ignores_them(monkeypatch):
+    """AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true: botocore uses AWS's own endpoint despite
+    AWS_ENDPOINT_URL, so runlog records none and keeps host prefixes on, with a session or
+    without one."""
+    import botocore.session
+
+    from runlog import aws
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:4566")
+    assert aws.custom_endpoint("omics") == "http://127.0.0.1:4566"
+    monkeypatch.setenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true")
+    session = aws.Session(botocore.session.Session())
+    assert aws.configured_endpoint(session, "omics") is None  # botocore's answer
+    assert aws.custom_endpoint("omics") is None and aws.custom_endpoint("omics", sess=session) is None
+    assert aws.custom_endpoint("omics", "http://127.0.0.1:9") == "http://127.0.0.1:9"  # a flag is still taken
