@@ -9,6 +9,7 @@ import time
 import click
 
 from runlog.cli.common import aws_options, aws_settings, echo_json, load_config, require_ledger, warn
+from runlog.textsafe import terminal_safe
 
 
 @click.command()
@@ -67,7 +68,7 @@ def watch(ctx, ref, interval, timeout, as_json, profile, region, endpoint_url):
                    "run": outcome.run, "input_changes": outcome.input_changes})
     else:
         reason = f" ({outcome.run['failureReason']})" if outcome.run.get("failureReason") else ""
-        click.echo(f"run {entry.run_id} {outcome.status}{reason}")
+        click.echo(terminal_safe(f"run {entry.run_id} {outcome.status}{reason}"))  # the service's text, escaped
     if not outcome.ok:
         ctx.exit(1)
 
@@ -76,10 +77,10 @@ def _status_line(entry):
     """A spinner line on a terminal; one plain line per status change otherwise."""
     spinner = itertools.cycle("|/-\\")
     started = time.monotonic()
-    last = {"status": None}
+    last: dict[str, str | None] = {"status": None}
 
     def show(run):
-        status = run.get("status")
+        status = terminal_safe(run.get("status"))  # GetRun's text (or not text), printed as one plain line
         if sys.stderr.isatty():
             elapsed = int(time.monotonic() - started)
             click.echo(f"\r{next(spinner)} run {entry.run_id} {status:<10} {elapsed // 60:02d}:{elapsed % 60:02d}",
