@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from runlog import record as rec
-from runlog.errors import RunlogError, ServiceError
+from runlog.errors import OperationError, RunlogError, ServiceError
 from runlog.ledger import Entry, Ledger
 
 TERMINAL = {"COMPLETED", "FAILED", "CANCELLED", "DELETED"}
@@ -51,11 +51,26 @@ def observe(ledger: Ledger, entry: Entry, omics, *, unless_status: str | None = 
         body = {"status": "DELETED", "reason": f"run id {entry.run_id} now belongs to run {run['uuid']}"}
         ledger.observe(entry.address, SOURCE, body, run_uuid=entry.run_uuid, status="DELETED")
         return body
+    _refuse_odd_status(entry, run.get("status"))
     if run.get("status") != unless_status:
         ledger.observe(entry.address, SOURCE, run, run_uuid=entry.run_uuid, status=run.get("status"))
     if run.get("status") in TERMINAL and run.get("status") != "DELETED":
         observe_tasks(ledger, entry, omics, run)
     return run
+
+
+def _refuse_odd_status(entry: Entry, status) -> None:
+    """A status that is not text is no status the ledger can hold (SQLite would store 5 as the
+    text "5", and cannot store an object at all): OperationError, nothing recorded."""
+    if status is None or isinstance(status, str):
+        return
+    import json
+
+    from runlog.startrun import _json_kind
+
+    raise OperationError(f"GetRun's status for run {entry.run_id} is {_json_kind(status)} "
+                         f"({json.dumps(status)[:40]}), not text: not recorded; `refresh()` again once "
+                         "HealthOmics answers with a status")
 
 
 def _asked_at_home(omics, entry: Entry) -> None:

@@ -42,3 +42,30 @@ def test_review12b_watch_escapes_the_status_and_failure_reason_it_prints(aws_env
         bodies = [o["body"] for o in ledger.observations(ledger.resolve(run["id"]).address) if o["source"] == "GetRun"]
     assert bodies[0]["failureReason"] == HOSTILE  # recorded as the service said it
 
+
+# -- a status that is not text is not recorded as text ---------------------------------------------
+
+def test_review12b_a_status_that_is_not_text_is_refused_for_that_run_alone(aws_env, ledger_path, git_repo, run_cli):
+    """GetRun answering `status: {"a": 1}` stopped `refresh` (every run after it too) with
+    "cannot read the ledger … restore it from a backup", exit 2: the ledger was fine; and a
+    `status: 5` was recorded as the status "5" (SQLite made text of it), a status the service
+    never gave. Now that run's line says its status is not text and nothing is recorded for
+    it (exit 1); the other runs are refreshed; watch says the same in one line."""
+    odd, plain = _submitted(run_cli), _submitted(run_cli)
+    aws_env.advance(200)
+    for value, kind in (({"a": 1}, 'an object ({"a": 1})'), (5, "a number (5)")):
+        aws_env.answer_run(odd["id"], status=value)
+        refreshed = run_cli("refresh", "--all")
+        assert refreshed.exit_code == 1, refreshed.output
+        lines = refreshed.stdout.splitlines()
+        assert lines[0].startswith(f"run {odd['id']} (record ")
+        assert lines[0].endswith(f"GetRun's status for run {odd['id']} is {kind}, not text: not recorded; "
+                                 "`runlog refresh` again once HealthOmics answers with a status")
+        assert lines[1:] == [f"run {plain['id']}: " + ("PENDING -> COMPLETED" if value != 5 else "COMPLETED (unchanged)")]
+        watched = run_cli("watch", odd["id"], "--interval", "0.1", "--timeout", "1")
+        assert watched.exit_code == 1 and watched.stderr.startswith("runlog: error: GetRun's status for run"), \
+            watched.output
+    with Ledger.open(ledger_path, create=False) as ledger:
+        entry = ledger.resolve(odd["id"])
+        assert [o["status"] for o in ledger.observations(entry.address)] == []
+        assert entry.status == "PENDING"
