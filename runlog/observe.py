@@ -46,7 +46,8 @@ def observe(ledger: Ledger, entry: Entry, omics, *, unless_status: str | None = 
             ledger.observe(entry.address, SOURCE, body, run_uuid=entry.run_uuid, status="DELETED")
             return body
         raise
-    if entry.run_uuid and run.get("uuid") and run["uuid"] != entry.run_uuid:
+    _refuse_unknown_uuid(entry, run)
+    if entry.run_uuid and run["uuid"] != entry.run_uuid:
         _asked_at_home(omics, entry)
         body = {"status": "DELETED", "reason": f"run id {entry.run_id} now belongs to run {run['uuid']}"}
         ledger.observe(entry.address, SOURCE, body, run_uuid=entry.run_uuid, status="DELETED")
@@ -57,6 +58,20 @@ def observe(ledger: Ledger, entry: Entry, omics, *, unless_status: str | None = 
     if run.get("status") in TERMINAL and run.get("status") != "DELETED":
         observe_tasks(ledger, entry, omics, run)
     return run
+
+
+def _refuse_unknown_uuid(entry: Entry, run: dict[str, Any]) -> None:
+    """An answer whose uuid is missing or not text does not say whose it is: the recorded run's,
+    or another run's that got its id after a deletion. OperationError, nothing recorded (not
+    the run's status, nor DELETED: neither is known)."""
+    if not entry.run_uuid:
+        return
+    from runlog.importer import uuid_problem
+
+    problem = uuid_problem(run)
+    if problem:
+        raise OperationError(f"{problem} for run {entry.run_id}: runlog cannot tell whether it is run "
+                             f"{entry.run_uuid} or another run that reused its id; not recorded")
 
 
 def _refuse_odd_status(entry: Entry, status) -> None:

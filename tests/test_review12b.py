@@ -69,3 +69,32 @@ def test_review12b_a_status_that_is_not_text_is_refused_for_that_run_alone(aws_e
         entry = ledger.resolve(odd["id"])
         assert [o["status"] for o in ledger.observations(entry.address)] == []
         assert entry.status == "PENDING"
+
+
+# -- an answer that does not say which run it is, is not taken for the recorded run ----------------
+
+def test_review12b_an_answer_without_a_text_uuid_is_not_recorded_for_the_run(aws_env, ledger_path, git_repo,
+                                                                            run_cli):
+    """HealthOmics reuses run ids after a deletion, so the uuid tells whose answer GetRun gave.
+    An answer with no uuid was recorded as the recorded run's status (COMPLETED, though it may
+    be another run's that got the id), and one whose uuid is the number 1 recorded the run as
+    DELETED (1 is not its uuid), which nobody said. Neither is recorded now: that run's line
+    says why, exit 1; refresh goes on with the other runs."""
+    odd, plain = _submitted(run_cli), _submitted(run_cli)
+    aws_env.advance(200)
+    for value, why in ((None, "GetRun gave no uuid"), (1, "GetRun's uuid is a number (1), not text")):
+        aws_env.answer_run(odd["id"], uuid=value)
+        refreshed = run_cli("refresh", odd["id"], plain["id"])
+        assert refreshed.exit_code == 1, refreshed.output
+        first, second = refreshed.stdout.splitlines()
+        assert first.endswith(f": {why} for run {odd['id']}: runlog cannot tell whether it is run {odd['uuid']} or "
+                              "another run that reused its id; not recorded"), first
+        assert second.startswith(f"run {plain['id']}: ")
+        watched = run_cli("watch", odd["id"], "--interval", "0.1", "--timeout", "1")
+        assert watched.exit_code == 1 and watched.stderr == f"runlog: error: {first.split(': ', 1)[1]}\n", \
+            watched.output
+    with Ledger.open(ledger_path, create=False) as ledger:
+        entry = ledger.resolve(odd["id"])
+        assert ledger.observations(entry.address) == [] and entry.status == "PENDING"
+    aws_env.answer_run(odd["id"], uuid=odd["uuid"])  # the run's own uuid again: recorded as before
+    assert run_cli("refresh", odd["id"]).stdout == f"run {odd['id']}: PENDING -> COMPLETED\n"
