@@ -98,3 +98,35 @@ def test_review12b_an_answer_without_a_text_uuid_is_not_recorded_for_the_run(aws
         assert ledger.observations(entry.address) == [] and entry.status == "PENDING"
     aws_env.answer_run(odd["id"], uuid=odd["uuid"])  # the run's own uuid again: recorded as before
     assert run_cli("refresh", odd["id"]).stdout == f"run {odd['id']}: PENDING -> COMPLETED\n"
+
+
+# -- import leaves a run a pending attempt may have started to recover ----------------------------
+
+def test_review12b_import_does_not_record_a_run_a_pending_attempt_may_have_started(aws_env, ledger_path, git_repo,
+                                                                                   run_cli):
+    """StartRun answers 500 after it started the run: the attempt stays pending. `runlog
+    import` then recorded that run as an imported record, and `runlog recover` (the same
+    requestId: the service returns the same run) recorded it again: one run, two records (two
+    records for `show RUN_ID` to be ambiguous between, two runs in reports). Import now leaves
+    such a run to recover, as it already left a pending submit-batch's batch; then recover
+    records it once, and an unrelated run is imported as before."""
+    aws_env.inject("error", operation="StartRun", count=3, phase="after")  # every try of the submit
+    lost = run_cli(*SEED_1)
+    assert lost.exit_code == 1 and "outcome is unknown" in lost.stderr, lost.output
+    (run_id,) = [r["id"] for r in aws_env.runs.values() if r["id"] != "3282892"]  # not the seed run
+    imported = run_cli("import")
+    assert imported.exit_code == 0, imported.output
+    assert (f"runlog: 1 run(s) may have been started by pending attempts (the first: run {run_id}): "
+            "`runlog recover` records them (not imported)") in imported.stderr
+    assert f"imported run {run_id} " not in imported.stdout
+    assert imported.stdout.splitlines()[-1] == "1 run(s) imported, 0 already in the ledger"  # the seed run
+    as_json = json.loads(run_cli("import", "--json").stdout)
+    assert as_json["pending"] == [run_id] and as_json["imported"] == []
+    recovered = run_cli("recover")
+    assert recovered.exit_code == 0, recovered.output
+    with Ledger.open(ledger_path, create=False) as ledger:
+        assert [e.kind for e in ledger.entries() if e.run_id == run_id] == ["submit"]
+    again = run_cli("import")
+    assert again.exit_code == 0 and "pending" not in again.stderr, again.output
+    assert again.stdout.splitlines()[-1] == "0 run(s) imported, 2 already in the ledger"
+    assert run_cli("show", run_id).exit_code == 0
