@@ -130,3 +130,32 @@ def test_review12b_import_does_not_record_a_run_a_pending_attempt_may_have_start
     assert again.exit_code == 0 and "pending" not in again.stderr, again.output
     assert again.stdout.splitlines()[-1] == "0 run(s) imported, 2 already in the ledger"
     assert run_cli("show", run_id).exit_code == 0
+
+
+# -- watch keeps following through a throttle or a 5xx ----------------------------------------------
+
+def test_review12b_watch_keeps_following_through_failures_that_say_nothing_about_the_run(aws_env, ledger_path,
+                                                                                        git_repo, run_cli):
+    """A throttle or a 500 that outlived botocore's retries ended `runlog watch` with exit 1,
+    the status of a FAILED run, and a line naming no way on ("GetRun failed:
+    ThrottlingException: …"): a script `runlog watch @1 && next-step` took it for a failed
+    run. Such a failure says nothing about the run: watch warns and asks again at the next
+    interval, until the run ends (exit 0) or --timeout passes. A refusal that will not go
+    away (AccessDenied) still ends it at once."""
+    run = _submitted(run_cli)
+    aws_env.advance(200)
+    aws_env.inject("throttle", operation="GetRun", count=3)  # every try of the first poll
+    aws_env.inject("error", operation="GetRun", count=3, skip=3)  # and of the second
+    watched = run_cli("watch", run["id"], "--interval", "0.1", "--timeout", "30")
+    assert watched.exit_code == 0, watched.output
+    assert watched.stdout == f"run {run['id']} COMPLETED\n"
+    assert watched.stderr.splitlines() == [
+        "runlog: warning: GetRun failed: ThrottlingException: injected fault: throttle; asking again in 0.1 s",
+        "runlog: warning: GetRun failed: InternalServerException: injected fault: error; asking again in 0.1 s",
+        f"run {run['id']}: COMPLETED"]
+    with Ledger.open(ledger_path, create=False) as ledger:
+        assert ledger.resolve(run["id"]).status == "COMPLETED"
+    aws_env.inject("error", operation="GetRun", count=3, code="AccessDeniedException")
+    refused = run_cli("watch", run["id"], "--interval", "0.1", "--timeout", "30")
+    assert refused.exit_code == 1 and refused.stderr == (
+        "runlog: error: GetRun failed: AccessDeniedException: injected fault: error\n"), refused.output

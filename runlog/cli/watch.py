@@ -32,8 +32,11 @@ def watch(ctx, ref, interval, timeout, as_json, profile, region, endpoint_url):
     recording every member run once and each status change, until the batch is PROCESSED
     (or CANCELLED, FAILED); exit 0 only when every run COMPLETED.
 
+    A throttle, a 5xx or a lost answer is warned about and GetRun asked again at the next
+    interval; another refusal (AccessDenied) ends the watch.
+
     Exit status: 0 COMPLETED with its inputs as pinned; 1 FAILED, CANCELLED, DELETED, an
-    input changed, or --timeout reached; 2 bad REF.
+    input changed, --timeout reached, or GetRun refused; 2 bad REF.
 
     \b
     Examples:
@@ -57,7 +60,9 @@ def watch(ctx, ref, interval, timeout, as_json, profile, region, endpoint_url):
         recorded = entry.record["aws"]
         settings = aws_settings(config, profile, region, endpoint_url, recorded=recorded)
         omics = aws.client(settings, "omics")
-        outcome = runlog.watch.watch(ledger, entry, omics, interval=interval, timeout=timeout, on_poll=_status_line(entry))
+        outcome = runlog.watch.watch(ledger, entry, omics, interval=interval, timeout=timeout,
+                                     on_poll=_status_line(entry),
+                                     on_failure=lambda exc: warn(f"{exc.message}; asking again in {interval:g} s"))
     if sys.stderr.isatty():
         click.echo("", err=True)
     for change in outcome.input_changes:
