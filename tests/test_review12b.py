@@ -159,3 +159,45 @@ def test_review12b_watch_keeps_following_through_failures_that_say_nothing_about
     refused = run_cli("watch", run["id"], "--interval", "0.1", "--timeout", "30")
     assert refused.exit_code == 1 and refused.stderr == (
         "runlog: error: GetRun failed: AccessDeniedException: injected fault: error\n"), refused.output
+
+
+# -- the in-flight lock is held by one process at a time --------------------------------------------
+
+OWNERS = """
+import os, sys
+from pathlib import Path
+from runlog import inflight
+ledger, marker = Path(sys.argv[1]), Path(sys.argv[1]).with_name("owner")
+overlaps = taken = 0
+while taken < int(sys.argv[2]):
+    hold = inflight.take(ledger, "the-attempt")
+    if hold is None:
+        continue
+    taken += 1
+    try:
+        os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))  # no other owner now
+        os.unlink(marker)
+    except FileExistsError:
+        overlaps += 1
+    hold.release()
+print(overlaps)
+"""
+
+
+def test_review12b_the_in_flight_lock_is_owned_by_one_process_at_a_time(tmp_path):
+    """`recover`, `recover --abandon` and a submit own an attempt by its lock file's flock
+    (runlog/inflight.py). The owner removed the file and then let the lock go, so a process
+    that had opened the file just before took the lock on a file no longer there while a
+    third made a new file and locked that: two owners at once (about one take in 170 with
+    three processes), e.g. a recover re-sending an attempt while an abandon records it as
+    never sent. Three processes taking the same attempt's lock 1000 times each now never
+    overlap."""
+    import subprocess
+    import sys
+
+    ledger = tmp_path / "ledger.db"
+    procs = [subprocess.Popen([sys.executable, "-c", OWNERS, str(ledger), "1000"], stdout=subprocess.PIPE, text=True)
+             for _ in range(3)]
+    overlaps = [int(p.communicate(timeout=300)[0]) for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    assert overlaps == [0, 0, 0]
