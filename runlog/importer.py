@@ -112,6 +112,24 @@ def not_importable(run: dict[str, Any], problem: str) -> str:
             "their uuid and cannot record this one")
 
 
+def _pending_run(intents: list[dict], run: dict[str, Any]) -> bool:
+    """Whether a pending StartRun attempt may have started this run: one made before the run
+    was created, asking for the same workflow (or source run), role, output location and, if
+    it named one, name (GetRun does not give the requestId). `runlog recover` settles the
+    attempt with its own requestId and records the run; importing it too would record it twice."""
+    created = as_time(run.get("creationTime"))
+    for intent in intents:
+        request = intent.get("request") or {}
+        made = as_time(intent.get("created"))
+        if created is not None and made is not None and made - created > timedelta(minutes=5):  # clock skew
+            continue
+        source = "runId" if request.get("runId") else "workflowId"
+        if all(request.get(m) == run.get(m) for m in (source, "roleArn", "outputUri")) and \
+                (not request.get("name") or request["name"] == run.get("name")):
+            return True
+    return False
+
+
 def import_run(ledger: Ledger, run: dict[str, Any], endpoint_url: str | None = None) -> tuple[Entry, bool]:
     """Record a run (GetRun body, fetched from endpoint_url) unless its uuid is already in the
     ledger. Returns (entry, added); a new record also gets the GetRun body as its first
@@ -156,11 +174,14 @@ class ImportResult:
     batches: BatchImportResult | None = None  # the batches recorded first (import_batches)
     # runs GetRun described so that runlog cannot record them (uuid_problem): run_id, reason, line
     not_imported: list[dict[str, str]] = field(default_factory=list)
+    pending: list[str] = field(default_factory=list)  # run ids left to `runlog recover` (_pending_run)
 
     def as_dict(self) -> dict[str, Any]:
         found: dict[str, Any] = {"listed": self.listed, "imported": self.imported, "skipped": self.skipped}
         if self.not_imported:
             found["not_imported"] = [{"run_id": n["run_id"], "reason": n["reason"]} for n in self.not_imported]
+        if self.pending:
+            found["pending"] = self.pending
         return found if self.batches is None else {**found, "batches": self.batches.as_dict()}
 
 
@@ -246,10 +267,13 @@ def import_runs(ledger: Ledger, omics, items: list[dict], *, endpoint_url: str |
     except RunlogError as exc:  # keep what was fetched: a rerun fetches the rest
         result.failure = exc
     told_apart = []
+    intents = [i for i in ledger.pending() if i.get("kind") != "batch"]
     for run in runs:
         if problem := uuid_problem(run):  # never looked up by such a uuid, nor sorted with the others
             result.not_imported.append({"run_id": str(run.get("id")), "reason": problem,
                                         "line": not_importable(run, problem)})
+        elif ledger.by_run_uuid(run["uuid"]) is None and _pending_run(intents, run):
+            result.pending.append(str(run.get("id")))
         else:
             told_apart.append(run)
     for run in sorted(told_apart, key=lambda r: (r.get("creationTime") or "", r["uuid"])):

@@ -69,16 +69,23 @@ def take(ledger_path: Path, request_id: str) -> Hold | None:
     if fcntl is None:
         return Hold(None, None)
     path = _file(ledger_path, request_id)
-    try:
-        path.parent.mkdir(mode=0o700, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
-    except OSError:
-        return Hold(None, None)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
+    while True:
+        try:
+            path.parent.mkdir(mode=0o700, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        except OSError:
+            return Hold(None, None)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return None
+        # The owner before us removes the file (release) before it lets the lock go: a lock
+        # taken on a file no longer at `path` guards nothing (a third process makes a new one
+        # there and locks that). Hold the lock only on the file that is at `path`.
+        if _same_file(fd, path):
+            break
         os.close(fd)
-        return None
     owner = {"pid": os.getpid(), "host": socket.gethostname(), "since": utc_now()}
     try:
         os.ftruncate(fd, 0)
@@ -86,6 +93,16 @@ def take(ledger_path: Path, request_id: str) -> Hold | None:
     except OSError:
         pass
     return Hold(path, fd)
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    """Whether the open file `fd` is the file now at `path`."""
+    try:
+        there = os.stat(path, follow_symlinks=False)
+    except OSError:
+        return False
+    mine = os.fstat(fd)
+    return (mine.st_dev, mine.st_ino) == (there.st_dev, there.st_ino)
 
 
 def owner(ledger_path: Path, request_id: str) -> dict | None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from runlog import record as rec
-from runlog.errors import RunlogError, ServiceError
+from runlog.errors import OperationError, RunlogError, ServiceError
 from runlog.ledger import Entry, Ledger
 
 TERMINAL = {"COMPLETED", "FAILED", "CANCELLED", "DELETED"}
@@ -46,16 +46,46 @@ def observe(ledger: Ledger, entry: Entry, omics, *, unless_status: str | None = 
             ledger.observe(entry.address, SOURCE, body, run_uuid=entry.run_uuid, status="DELETED")
             return body
         raise
-    if entry.run_uuid and run.get("uuid") and run["uuid"] != entry.run_uuid:
+    _refuse_unknown_uuid(entry, run)
+    if entry.run_uuid and run["uuid"] != entry.run_uuid:
         _asked_at_home(omics, entry)
         body = {"status": "DELETED", "reason": f"run id {entry.run_id} now belongs to run {run['uuid']}"}
         ledger.observe(entry.address, SOURCE, body, run_uuid=entry.run_uuid, status="DELETED")
         return body
+    _refuse_odd_status(entry, run.get("status"))
     if run.get("status") != unless_status:
         ledger.observe(entry.address, SOURCE, run, run_uuid=entry.run_uuid, status=run.get("status"))
     if run.get("status") in TERMINAL and run.get("status") != "DELETED":
         observe_tasks(ledger, entry, omics, run)
     return run
+
+
+def _refuse_unknown_uuid(entry: Entry, run: dict[str, Any]) -> None:
+    """An answer whose uuid is missing or not text does not say whose it is: the recorded run's,
+    or another run's that got its id after a deletion. OperationError, nothing recorded (not
+    the run's status, nor DELETED: neither is known)."""
+    if not entry.run_uuid:
+        return
+    from runlog.importer import uuid_problem
+
+    problem = uuid_problem(run)
+    if problem:
+        raise OperationError(f"{problem} for run {entry.run_id}: runlog cannot tell whether it is run "
+                             f"{entry.run_uuid} or another run that reused its id; not recorded")
+
+
+def _refuse_odd_status(entry: Entry, status) -> None:
+    """A status that is not text is no status the ledger can hold (SQLite would store 5 as the
+    text "5", and cannot store an object at all): OperationError, nothing recorded."""
+    if status is None or isinstance(status, str):
+        return
+    import json
+
+    from runlog.startrun import _json_kind
+
+    raise OperationError(f"GetRun's status for run {entry.run_id} is {_json_kind(status)} "
+                         f"({json.dumps(status)[:40]}), not text: not recorded; `refresh()` again once "
+                         "HealthOmics answers with a status")
 
 
 def _asked_at_home(omics, entry: Entry) -> None:

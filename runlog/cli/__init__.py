@@ -147,7 +147,9 @@ class _UserFacing(click.ClickException):
         self.exit_code = exit_code  # type: ignore[misc]  # click declares it a class constant (1)
 
     def show(self, file=None):
-        click.echo(f"runlog: error: {self.format_message()}", err=True)
+        from runlog.textsafe import terminal_safe  # a message may quote the service's text (GetRun's status)
+
+        click.echo(f"runlog: error: {terminal_safe(self.format_message())}", err=True)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

@@ -91,11 +91,15 @@ def no_ledger(config: configuration.Config) -> str:
 
 
 def warn(message: str) -> None:
-    click.echo(f"runlog: warning: {command_line(message)}", err=True)
+    from runlog.textsafe import terminal_safe  # a warning may quote the service's text (an ETag it read)
+
+    click.echo(f"runlog: warning: {terminal_safe(command_line(message))}", err=True)
 
 
 def note(message: str) -> None:
-    click.echo(f"runlog: {command_line(message)}", err=True)
+    from runlog.textsafe import terminal_safe
+
+    click.echo(f"runlog: {terminal_safe(command_line(message))}", err=True)
 
 
 def echo_json(value: Any, indent: int | None = 2, *, sort_keys: bool = False) -> None:

@@ -228,6 +228,11 @@ def import_(ctx, since, status, run_group_id, jobs, quiet, as_json, profile, reg
     A run whose GetRun uuid is not text (or is missing) is not imported, as runlog could not
     tell it from another run: a warning names it, the others are imported, exit status 1.
 
+    A run a pending attempt of this ledger may have started (same workflow or source run, role,
+    output URI and name, created after the attempt was made) is left to `runlog recover`, which
+    records it with its attempt (imported too, it would be recorded twice); a note names it,
+    `--json` lists it under "pending".
+
     \b
     Examples:
       runlog import
@@ -276,6 +281,9 @@ def import_(ctx, since, status, run_group_id, jobs, quiet, as_json, profile, reg
         for item in imported:
             click.echo(terminal_safe(f"imported run {item['run_id']} ({item['status']}) as record "
                                      f"{item['record'][:12]}"))
+        if result.pending:
+            note(f"{len(result.pending)} run(s) may have been started by pending attempts (the first: run "
+                 f"{result.pending[0]}): `runlog recover` records them (not imported)")
         click.echo(f"{len(imported)} run(s) imported, {result.skipped} already in the ledger"
                    + (f", {len(result.not_imported)} not imported" if result.not_imported else ""))
     if result.not_imported:

@@ -9,6 +9,7 @@ import time
 import click
 
 from runlog.cli.common import aws_options, aws_settings, echo_json, load_config, require_ledger, warn
+from runlog.textsafe import terminal_safe
 
 
 @click.command()
@@ -31,8 +32,11 @@ def watch(ctx, ref, interval, timeout, as_json, profile, region, endpoint_url):
     recording every member run once and each status change, until the batch is PROCESSED
     (or CANCELLED, FAILED); exit 0 only when every run COMPLETED.
 
+    A throttle, a 5xx or a lost answer is warned about and GetRun asked again at the next
+    interval; another refusal (AccessDenied) ends the watch.
+
     Exit status: 0 COMPLETED with its inputs as pinned; 1 FAILED, CANCELLED, DELETED, an
-    input changed, or --timeout reached; 2 bad REF.
+    input changed, --timeout reached, or GetRun refused; 2 bad REF.
 
     \b
     Examples:
@@ -56,7 +60,9 @@ def watch(ctx, ref, interval, timeout, as_json, profile, region, endpoint_url):
         recorded = entry.record["aws"]
         settings = aws_settings(config, profile, region, endpoint_url, recorded=recorded)
         omics = aws.client(settings, "omics")
-        outcome = runlog.watch.watch(ledger, entry, omics, interval=interval, timeout=timeout, on_poll=_status_line(entry))
+        outcome = runlog.watch.watch(ledger, entry, omics, interval=interval, timeout=timeout,
+                                     on_poll=_status_line(entry),
+                                     on_failure=lambda exc: warn(f"{exc.message}; asking again in {interval:g} s"))
     if sys.stderr.isatty():
         click.echo("", err=True)
     for change in outcome.input_changes:
@@ -67,7 +73,7 @@ def watch(ctx, ref, interval, timeout, as_json, profile, region, endpoint_url):
                    "run": outcome.run, "input_changes": outcome.input_changes})
     else:
         reason = f" ({outcome.run['failureReason']})" if outcome.run.get("failureReason") else ""
-        click.echo(f"run {entry.run_id} {outcome.status}{reason}")
+        click.echo(terminal_safe(f"run {entry.run_id} {outcome.status}{reason}"))  # the service's text, escaped
     if not outcome.ok:
         ctx.exit(1)
 
@@ -76,10 +82,10 @@ def _status_line(entry):
     """A spinner line on a terminal; one plain line per status change otherwise."""
     spinner = itertools.cycle("|/-\\")
     started = time.monotonic()
-    last = {"status": None}
+    last: dict[str, str | None] = {"status": None}
 
     def show(run):
-        status = run.get("status")
+        status = terminal_safe(run.get("status"))  # GetRun's text (or not text), printed as one plain line
         if sys.stderr.isatty():
             elapsed = int(time.monotonic() - started)
             click.echo(f"\r{next(spinner)} run {entry.run_id} {status:<10} {elapsed // 60:02d}:{elapsed % 60:02d}",
