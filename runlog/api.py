@@ -592,9 +592,13 @@ class Runlog:
                 + refresh_batches(ledger, [e for e in targets if e.kind == "batch"], client_for,
                                   outputs_jobs=jobs if outputs else None, jobs=jobs))
 
-    def watch(self, ref: str, *, interval: float = 30.0, timeout: float | None = None, on_poll=None) -> Any:
+    def watch(self, ref: str, *, interval: float = 30.0, timeout: float | None = None, on_poll=None,
+              on_failure=None) -> Any:
         """Follow REF's run until it ends, recording each status change; a runlog.watch.Outcome
-        (`.status`, `.run`, `.input_changes`, `.ok`). `on_poll(run)` sees every GetRun answer.
+        (`.status`, `.run`, `.input_changes`, `.ok`). `on_poll(run)` sees every GetRun answer;
+        `on_failure(error)` each failure that says nothing about the run (a throttle, a 5xx, a
+        lost answer, after botocore's retries), before the run is asked about again at the
+        next interval (as `runlog watch` warns); any other failure is raised.
         For a batch, refresh it (its members and their statuses) until it is finished; a
         runlog.watch.BatchOutcome (`.status`, `.facts`: counts and failures, `.ok`), and
         `on_poll(change)` sees each refresh. Raises OperationError when `timeout` seconds pass first."""
@@ -606,9 +610,11 @@ class Runlog:
         recorded = ledger.batch_outline(entry.address).get("aws") if entry.kind == "batch" else entry.record["aws"]
         settings = self._settings(recorded)
         omics = aws.client(settings, "omics", sess=self._session_for(settings))
-        follow = watch_batch if entry.kind == "batch" else watch
-        return follow(ledger, entry, omics, interval=interval, timeout=timeout,
-                      on_poll=on_poll or (lambda seen: None))
+        if entry.kind == "batch":
+            return watch_batch(ledger, entry, omics, interval=interval, timeout=timeout,
+                               on_poll=on_poll or (lambda seen: None))
+        return watch(ledger, entry, omics, interval=interval, timeout=timeout, on_poll=on_poll or (lambda seen: None),
+                     on_failure=on_failure or (lambda error: None))
 
     def wrap(self, omics_client: Any) -> RecordingClient:
         """`omics_client` (a boto3 HealthOmics client) with a start_run that records itself

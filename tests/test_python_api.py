@@ -275,3 +275,21 @@ def test_a_request_id_is_used_once(aws_env, ledger_path, git_repo):
             rl.start_run(**REQUEST, requestId="pipeline-step-1")
         assert "'pipeline-step-1' was already used" in caught.value.message and "--" not in caught.value.message
         assert [e.run_id for e in rl.log()] == [first["id"]]
+
+
+def test_watch_hands_failures_that_say_nothing_about_the_run_to_on_failure(aws_env, ledger_path, git_repo,
+                                                                            run_cli):
+    """Runlog.watch asks again after a throttle or a 500 that outlived botocore's retries, as
+    `runlog watch` does, and tells the caller through on_failure instead of keeping quiet."""
+    from helpers import SEED_1
+
+    submitted = run_cli(*SEED_1)
+    assert submitted.exit_code == 0, submitted.output
+    run = json.loads(submitted.stdout)
+    aws_env.advance(200)
+    aws_env.inject("throttle", operation="GetRun", count=3)  # every try of the first poll
+    seen: list[str] = []
+    with runlog.Runlog(ledger_path) as rl:
+        outcome = rl.watch(run["id"], interval=0.1, timeout=30, on_failure=lambda error: seen.append(str(error)))
+    assert outcome.status == "COMPLETED"
+    assert len(seen) == 1 and "ThrottlingException" in seen[0], seen
