@@ -75,7 +75,7 @@ def ledger_runs(tmp_path, monkeypatch):
         replay, _ = ledger.add_record(replay_record)
         rejected, _ = ledger.add_record(_record("x", "0123abcd-3", "v1", rejected=True))
         abandoned_record = _record("y", "0123abcd-3", "v1")
-        abandoned_record["outcome"] = {"status": "abandoned", "reason": "never sent: the network was down"}
+        abandoned_record["outcome"] = {"status": "abandoned", "reason": "not sent: Parameter validation failed"}
         abandoned_record["fingerprint"] = rec.fingerprint(abandoned_record)
         abandoned, _ = ledger.add_record(abandoned_record)
         _observe(ledger, first, "COMPLETED")

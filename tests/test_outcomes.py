@@ -393,3 +393,23 @@ def test_recover_that_still_gets_no_answer_says_what_to_do_next(aws_env, ledger_
     assert "run `runlog recover` to complete it" not in again.stdout
     assert len(pending(ledger_path)) == 1
     assert run_cli("recover").exit_code == 0 and len(runs(aws_env)) == 1
+
+
+def test_an_attempt_abandoned_by_the_user_is_exported_with_its_outcome_unknown(aws_env, ledger_path, git_repo,
+                                                                              run_cli, tmp_path):
+    """A pending attempt may have reached the service (it was left pending because runlog did
+    not learn the outcome): abandoning it does not make it unsent, so the exports must not say
+    it never ran."""
+    leave_pending(git_repo)
+    (intent,) = pending(ledger_path)
+    assert run_cli("recover", "--abandon", intent["request"]["requestId"], "--reason", "gave up").exit_code == 0
+    out = tmp_path / "export"
+    result = run_cli("export", "@1", "-f", "all", "-o", out, "--license", "MIT")
+    assert result.exit_code == 0, result.output
+    methods = (out / "methods" / "methods.md").read_text()
+    assert "outcome unknown" in methods and "never learned whether HealthOmics received it" in methods
+    assert "never ran" not in methods and "before it was sent" not in methods
+    crate = json.loads((out / "ro-crate-metadata.json").read_text())
+    (action,) = [e for e in crate["@graph"] if str(e.get("@id", "")).startswith("#attempt-") and "error" in e]
+    assert "outcome unknown" in action["description"] and "never received" not in action["description"]
+    assert "never learned whether HealthOmics received it" in action["error"]

@@ -219,8 +219,12 @@ def _summary(runs: list[RunFacts], md, code, batches: Sequence[BatchFacts] = ())
     abandoned = [r for r in runs if r.outcome == "abandoned"]
     if refused:
         sentences.append(f"{len(refused)} further request(s) were refused by the service and never ran.")
-    if abandoned:
-        sentences.append(f"{len(abandoned)} further request(s) were abandoned before they were sent and never ran.")
+    unsent = [r for r in abandoned if not r.sent_unknown]
+    if unsent:
+        sentences.append(f"{len(unsent)} further request(s) were abandoned before they were sent and never ran.")
+    if len(unsent) < len(abandoned):
+        sentences.append(f"{len(abandoned) - len(unsent)} further request(s) were abandoned by the user with their "
+                         "outcome unknown: runlog never learned whether HealthOmics received them.")
     unfinished = [r for r in runs if not r.finished and r.address not in in_batch]
     if unfinished:
         sentences.append(f"{len(unfinished)} run(s) had not finished when this was written; their status is as "
@@ -264,6 +268,9 @@ def _methods(runs: list[RunFacts], batches: Sequence[BatchFacts] = ()) -> str:
                          else f"final status {md(run.status)}"
                          + ("; deleted from HealthOmics afterwards)." if run.deleted else ").") if run.finished
                          else f"status {md(run.status)} at export time: it had not finished)."))
+        elif run.outcome == "abandoned" and run.sent_unknown:
+            ending = ("but the request was abandoned by the user with its outcome unknown: runlog never learned "
+                      "whether HealthOmics received it.")
         elif run.outcome == "abandoned":
             ending = "but the request was abandoned before it was sent; it never ran."
         else:

@@ -408,7 +408,9 @@ def _action(crate, run: RunFacts, workflow, repositories: dict, ids: dict):
                 repo_props["codeRepository"] = git["remote"]
             repositories[key] = crate.add(ContextEntity(crate, ident, properties=repo_props))
     text = {"submitted": "", "rejected": " (the service rejected the request: it never ran)",
-            "abandoned": " (abandoned before it was sent: the service never received it)"}[run.outcome]
+            "abandoned": " (abandoned by the user, its outcome unknown: runlog never learned whether the service "
+                         "received it)" if run.sent_unknown
+            else " (abandoned before it was sent: the service never received it)"}[run.outcome]
     if run.batch_id:
         text = "" if run.ran else " (it never ran)"
         text += (f"; run setting {run.run_setting_id} of batch {run.batch_id}"

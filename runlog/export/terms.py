@@ -117,6 +117,9 @@ class RunFacts:
     observations: list[dict] = field(default_factory=list)
     outcome: str = "submitted"  # submitted, rejected or abandoned
     error: str | None = None  # the service's refusal, or why the attempt was abandoned
+    # an attempt abandoned by the user (`recover --abandon`): it was pending, so whether the
+    # service received it is unknown; False for one botocore refused to send ("not sent: ...")
+    sent_unknown: bool = False
     settings: dict[str, Any] = field(default_factory=dict)  # RESULT_SETTINGS given or reported
     overrides: dict[str, Any] = field(default_factory=dict)  # a replay's deliberate changes
     drift: list[dict] = field(default_factory=list)  # a replay's accepted drift
@@ -270,7 +273,10 @@ def run_facts(entry: Entry, observations: list[dict], batch: dict | None = None)
     if outcome == "rejected":
         error = record["outcome"]["error"]
         error_text = f"{error.get('code')}: {error.get('message')}"
-    elif outcome == "abandoned":
+    elif outcome == "abandoned" and _sent_unknown(record):
+        error_text = ("abandoned by the user, its outcome unknown (runlog never learned whether HealthOmics "
+                      f"received it): {record['outcome'].get('reason')}")
+    elif outcome == "abandoned":  # botocore refused to send it: runlog knows it was never sent
         error_text = f"abandoned before HealthOmics received it: {record['outcome'].get('reason')}"
     else:
         error_text = None
@@ -297,7 +303,8 @@ def run_facts(entry: Entry, observations: list[dict], batch: dict | None = None)
         replay_of=(lineage.get("replay_of") or {}).get("record"),
         replay_of_uuid=(lineage.get("replay_of") or {}).get("run_uuid"),
         runlog_version=record.get("runlog_version", ""), observations=observations,
-        outcome=outcome, error=error_text, settings=settings, overrides=lineage.get("overrides") or {},
+        outcome=outcome, error=error_text, sent_unknown=outcome == "abandoned" and _sent_unknown(record),
+        settings=settings, overrides=lineage.get("overrides") or {},
         drift=lineage.get("drift") or [], tasks=latest_tasks_from(observations),
         finished=not ran or status in FINAL_STATUSES, deleted=deleted, parameters_source=parameters_source,
         batch_id=(record.get("batch") or {}).get("batch_id") if record["kind"] == "member" else None,
@@ -464,3 +471,9 @@ def check_licence(text: str | None) -> str | None:
         return text
     raise UsageError(f"`license` {text!r} is neither an SPDX licence id (such as CC-BY-4.0) nor an http(s) URL "
                      "(such as https://creativecommons.org/licenses/by/4.0/)", option="license")
+
+
+def _sent_unknown(record: dict) -> bool:
+    """Whether an abandoned attempt may have reached the service: any but one botocore refused
+    to send (its reason "not sent: ..."; submit.settle_failure)."""
+    return not str((record.get("outcome") or {}).get("reason") or "").startswith("not sent: ")
