@@ -552,6 +552,16 @@ def error_from(exc: Exception, operation: str) -> RunlogError:
     return OperationError(f"{operation} failed: {exc}")
 
 
+def passing_failure(error: RunlogError, operation: str) -> bool:
+    """Whether `operation`'s failure (as error_from makes it) says nothing about what was asked
+    and may be gone when it is asked again: a throttle, a request timeout (AMBIGUOUS_STATUSES)
+    or a 5xx that outlived botocore's retries, or the answer lost on the way (an
+    OperationError naming `operation`)."""
+    if isinstance(error, ServiceError):
+        return (error.http_status or 0) >= 500 or error.http_status in AMBIGUOUS_STATUSES
+    return type(error) is OperationError and error.message.startswith(f"{operation} failed: ")
+
+
 def not_sent(exc: Exception) -> str | None:
     """Why botocore refused to send a request (its own parameter validation, on one line), or
     None when `exc` is not such a refusal: then the request may have left this machine."""

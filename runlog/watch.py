@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from runlog.errors import OperationError, RunlogError, ServiceError, UsageError
+from runlog.errors import OperationError, RunlogError, UsageError
 from runlog.ledger import Entry, Ledger
 from runlog.observe import TERMINAL, observe
 
@@ -38,22 +38,14 @@ def input_changes(pinned: dict[str, dict], run: dict) -> list[dict]:
     return changes
 
 
-def passing_failure(exc: RunlogError) -> bool:
-    """Whether GetRun's failure says nothing about the run and may be gone at the next poll:
-    a throttle, a request timeout or a 5xx that outlived botocore's retries, or the answer
-    lost on the way (aws.error_from makes those an OperationError naming GetRun)."""
-    if isinstance(exc, ServiceError):
-        return (exc.http_status or 0) >= 500 or exc.http_status in (408, 429)
-    return type(exc) is OperationError and exc.message.startswith("GetRun failed: ")
-
-
 def watch(ledger: Ledger, entry: Entry, omics, *, interval: float = 30.0, timeout: float | None = None,
           on_poll: Callable[[dict], None] = lambda run: None, sleep=time.sleep,
           on_failure: Callable[[RunlogError], None] = lambda exc: None) -> Outcome:
     """Poll GetRun until the run is terminal, appending an observation at each status change;
     then compare the inputs it read with those pinned at submission. A failure that says
-    nothing about the run (passing_failure) is handed to `on_failure` and the run asked
+    nothing about the run (aws.passing_failure) is handed to `on_failure` and the run asked
     about again at the next interval; any other failure is raised."""
+    from runlog.aws import passing_failure
     from runlog.batchread import pinned_inputs
 
     if entry.kind == "batch":
@@ -66,7 +58,7 @@ def watch(ledger: Ledger, entry: Entry, omics, *, interval: float = 30.0, timeou
         try:
             run: dict | None = observe(ledger, entry, omics, unless_status=status) or {}
         except RunlogError as exc:
-            if not passing_failure(exc):
+            if not passing_failure(exc, "GetRun"):
                 raise
             on_failure(exc)
             run = None
