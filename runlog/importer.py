@@ -272,7 +272,7 @@ def import_runs(ledger: Ledger, omics, items: list[dict], *, endpoint_url: str |
         if problem := uuid_problem(run):  # never looked up by such a uuid, nor sorted with the others
             result.not_imported.append({"run_id": str(run.get("id")), "reason": problem,
                                         "line": not_importable(run, problem)})
-        elif ledger.by_run_uuid(run["uuid"]) is None and _pending_run(intents, run):
+        elif intents and _pending_run(intents, run) and ledger.by_run_uuid(run["uuid"]) is None:
             result.pending.append(str(run.get("id")))
         else:
             told_apart.append(run)
