@@ -131,9 +131,11 @@ def check_record(seq: int, address: str, body: bytes, row: dict[str, Any], *, se
         problems.append(Problem("schema", where, f"record #{seq} breaks the record schema: {error}"))
     if invalid or not isinstance(record, dict):
         return problems, False
-    materials = (rec.fingerprint_material(record), rec.legacy_fingerprint_material(record))
-    if not any(hashlib.sha256(fastjson.canonical(material, exact)).hexdigest() == record["fingerprint"]
-               for material in materials if material is not None):
+    # the legacy material (runlog 0.1.0's) is made only for a record the current one does not match
+    materials = (lambda: rec.fingerprint_material(record), lambda: rec.legacy_fingerprint_material(record))
+    if not any(material is not None
+               and hashlib.sha256(fastjson.canonical(material, exact)).hexdigest() == record["fingerprint"]
+               for material in (make() for make in materials)):
         problems.append(Problem("altered", where, f"record #{seq} has a wrong configuration fingerprint"))
     for column, value in index_columns(record).items():
         if row.get(column) != value:
