@@ -16,6 +16,9 @@ from typing import Any
 
 FORMAT = "runlog.record/1"
 FINGERPRINT_VERSION = 1
+# How an abandoned record's `outcome.reason` begins when botocore refused to send the request
+# (submit.settle_failure): then runlog knows it never left this machine (export/terms.py).
+NOT_SENT = "not sent: "
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "record.schema.json"
 
 # StartRun members that decide what is computed (for the configuration fingerprint).

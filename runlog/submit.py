@@ -238,7 +238,7 @@ def settle_failure(exc: Exception | KeyboardInterrupt, intent: dict, operation_m
                            f"{request_id} is kept as pending: {RECOVER_HINT}", request_id, interrupted=True) from None
     unsent = None if recovered else aws.not_sent(exc)  # refused by botocore itself: nothing left this machine
     if unsent is not None:
-        outcome: dict[str, Any] = {"status": "abandoned", "reason": "not sent: " + unsent}
+        outcome: dict[str, Any] = {"status": "abandoned", "reason": rec.NOT_SENT + unsent}
         entry = record(outcome)
         raise UsageError(f"{outcome['reason']} (kept in the ledger as abandoned attempt {entry.address[:12]})") \
             from None

@@ -9,7 +9,7 @@ from typing import Any
 from runlog.arn import parse_run_arn
 from runlog.ledger import Entry, Ledger
 from runlog.observe import latest_run_facts
-from runlog.record import effective_parameters
+from runlog.record import NOT_SENT, effective_parameters
 
 ENGINE_NAMES = {"WDL": "WDL", "WDL_LENIENT": "WDL", "NEXTFLOW": "Nextflow", "CWL": "CWL"}
 STATUS_OF_REJECTED = "NOT_RUN"
@@ -475,5 +475,5 @@ def check_licence(text: str | None) -> str | None:
 
 def _sent_unknown(record: dict) -> bool:
     """Whether an abandoned attempt may have reached the service: any but one botocore refused
-    to send (its reason "not sent: ..."; submit.settle_failure)."""
-    return not str((record.get("outcome") or {}).get("reason") or "").startswith("not sent: ")
+    to send (its reason begins with NOT_SENT; submit.settle_failure)."""
+    return not str((record.get("outcome") or {}).get("reason") or "").startswith(NOT_SENT)
