@@ -676,11 +676,30 @@ def _submit_batch(open_ledger: Callable[[], Ledger], request: dict[str, Any], *,
     ledger = open_ledger()
     if dry_run:
         return _dry_run(ledger, intent, warn, allow_duplicate)
-    # the cohort is encoded once, for the attempt and for the record (which adds its outcome)
+    # the cohort goes into blobs stored with the attempt; the intent and the record hold
+    # references to them (runlog/blobs.py), so that the record written after the answer is small
+    held, stored = _held_cohort(intent)
     parts, encoded, packed = _encode_intent(intent)
     # the attempt's commit leaves its WAL to be copied while StartRunBatch is answered (send)
-    return send_attempt(ledger, intent, omics, partial(send, parts=parts, encoded=encoded),
-                        allow_duplicate=allow_duplicate, encoded=encoded, checkpoint=False, packed=packed)
+    return send_attempt(ledger, intent, omics, partial(send, parts=parts, encoded=encoded, held=held),
+                        allow_duplicate=allow_duplicate, encoded=encoded, checkpoint=False, packed=packed,
+                        blobs=stored)
+
+
+def _held_cohort(intent: dict) -> tuple[tuple[list, Any] | None, list[tuple[str, int, bytes]]]:
+    """Take the intent's cohort out into blobs (blobs.take_out): ((the settings file's
+    content, its blob) or None, the blobs as Ledger.add_blobs stores them). The blobs are
+    compressed in threads (zlib works without the GIL), both at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from runlog import blobs
+
+    found = blobs.take_out(intent)
+    with ThreadPoolExecutor(max_workers=max(len(found), 1), thread_name_prefix="runlog-pack") as pool:
+        packed = [(blob, pool.submit(blob.packed)) for _, blob in found.values()]
+        stored = [(blob.sha256, len(blob.data), future.result()) for blob, future in packed]
+    content = found.get(blobs.CONTENT)
+    return (content if content is not None and isinstance(content[0], list) else None), stored
 
 
 def _encode_intent(intent: dict) -> tuple[tuple[list, list], bytes, bytes]:
@@ -726,17 +745,18 @@ def _between_commas(pieces: list, stream: list, *, first: bool) -> list:
 
 
 def send(ledger: Ledger, intent: dict, omics, *, recovered: bool = False, parts: tuple[list, list] | None = None,
-         encoded: bytes | None = None):
+         encoded: bytes | None = None, held: tuple[list, Any] | None = None):
     """Call StartRunBatch with the intent's request and append the batch record. Only a
     modelled 4xx refusal makes a rejected record; anything else leaves the attempt pending.
     `parts`: the intent's canonical JSON as fastjson.members(intent, "outcome") gives it, and
     `encoded` joined (fastjson.joined): then what the record needs beside its outcome is made
-    while the service answers (`_meanwhile`)."""
+    while the service answers (`_meanwhile`). `held`: the settings file's content the intent
+    holds by reference and its blob (_held_cohort), whose digests are computed meanwhile too."""
     from runlog.submit import Submission, settle_failure
     from runlog.submit import _complete as complete
 
     request = intent["request"]
-    ahead = _meanwhile(ledger, intent, parts, encoded)
+    ahead = _meanwhile(ledger, intent, parts, encoded, held)
     _complete = partial(_completed, complete, ahead)
     try:
         response = omics.start_run_batch(**request)
@@ -753,7 +773,7 @@ def send(ledger: Ledger, intent: dict, omics, *, recovered: bool = False, parts:
 
 
 def _meanwhile(ledger: Ledger, intent: dict, parts: tuple[list, list] | None,
-               encoded: bytes | None) -> Future | None:
+               encoded: bytes | None, held: tuple[list, Any] | None = None) -> Future | None:
     """What can be done while StartRunBatch is answered (the service reads and checks the
     settings file: about a second at 100 000 runs), in threads while this one waits on the
     socket: the attempt's WAL copied into the ledger's file (Ledger.checkpoint: SQLite works
@@ -765,13 +785,14 @@ def _meanwhile(ledger: Ledger, intent: dict, parts: tuple[list, list] | None,
     if parts is None or encoded is None:
         return None
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="runlog-batch")
-    ahead = pool.submit(_prepare, ledger, intent, encoded, parts[0])
+    ahead = pool.submit(_prepare, ledger, intent, encoded, parts[0], held)
     pool.shutdown(wait=False)  # the thread ends with its work
     return ahead
 
 
-def _prepare(ledger: Ledger, intent: dict, encoded: bytes, before: list):
-    """cohortindex.prepare, while another thread copies the WAL (Ledger.checkpoint)."""
+def _prepare(ledger: Ledger, intent: dict, encoded: bytes, before: list, held: tuple[list, Any] | None = None):
+    """cohortindex.prepare (of the blob `held`, when the intent holds its settings by
+    reference), while another thread copies the WAL (Ledger.checkpoint)."""
     import threading
 
     from runlog import cohortindex
@@ -779,6 +800,8 @@ def _prepare(ledger: Ledger, intent: dict, encoded: bytes, before: list):
     copier = threading.Thread(target=ledger.checkpoint, name="runlog-checkpoint")
     copier.start()
     try:
+        if held is not None:
+            return cohortindex.Prepared.of_blob(held[0], held[1].data, held[1].sha256)
         return cohortindex.prepare(intent, encoded, before)
     finally:
         copier.join()

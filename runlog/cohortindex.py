@@ -61,8 +61,16 @@ def digest(data: bytes | memoryview) -> str:
 
 def setting_rows(record: dict, body: bytes) -> list[BucketRow] | None:
     """The rows of `batch_settings` for a batch record (`record` decoded, `body` its canonical
-    JSON), by bucket; None when the record gets none (see the module's docstring)."""
+    JSON), by bucket; None when the record gets none (see the module's docstring). For a
+    record holding its settings file's content by reference (runlog/blobs.py), `rows_of`."""
     found = _rows_and_span(record, body)
+    return None if found is None else found[0]
+
+
+def rows_of(listed: list, data: bytes) -> list[BucketRow] | None:
+    """The rows for run settings `listed` whose canonical JSON is `data` (a blob holding a
+    settings file's content: the offsets are into it)."""
+    found = _rows_and_span_of(listed, data)
     return None if found is None else found[0]
 
 
@@ -76,16 +84,27 @@ class Prepared:
     (`request`, with inline settings) do not, and are computed again from the record."""
 
     def __init__(self, rows: list[BucketRow] | None, span: tuple[int, int], intent_body: bytes, shared: int,
-                 from_file: bool = False):
+                 from_file: bool = False, blob: str | None = None):
         self.rows, self.span, self._intent_body, self._shared = rows, span, intent_body, shared
         self._from_file = from_file  # the settings are a settings file's content (not inline)
+        self._blob = blob  # the digest of the blob the rows were computed from (runlog/blobs.py)
+
+    @classmethod
+    def of_blob(cls, listed: list, data: bytes, sha256: str) -> Prepared:
+        """The rows of a settings file's content held by reference, computed from its blob
+        (`data`, named `sha256`) ahead of the record."""
+        return cls(rows_of(listed, data), (0, 0), b"", 0, True, sha256)
+
+    def blob_rows(self, sha256: str) -> list[BucketRow] | None:
+        """The rows, when they were computed from the blob named `sha256`; else None."""
+        return self.rows if self._blob is not None and self._blob == sha256 else None
 
     def rows_for(self, body: bytes) -> list[BucketRow] | None:
         """The rows for the record whose canonical JSON is `body`, or None when they must be
         computed from it (setting_rows): the intent had none, or its settings do not lie within
         the bytes the record shares with it, or those bytes differ (the one comparison)."""
         low, high = self.span
-        if self.rows is None or high > self._shared or high > len(body):
+        if self.rows is None or self._blob is not None or high > self._shared or high > len(body):
             return None
         if not body.startswith(memoryview(self._intent_body)[low:high], low):
             return None
@@ -145,12 +164,16 @@ def _rows_and_span(record: dict, body: bytes) -> tuple[list[BucketRow], tuple[in
     not there) and cut into its members where `},{` separates them, which is exact when the
     list holds as many of those as members but one (a `},{` inside a text value makes one more:
     then each setting is encoded on its own). Each member's bytes are hashed where they lie."""
+    return _rows_and_span_of(run_settings(record), body)
+
+
+def _rows_and_span_of(listed: list, body: bytes) -> tuple[list[BucketRow], tuple[int, int]] | None:
+    """_rows_and_span for the run settings `listed`, found in `body`."""
     import hashlib
     import zlib
 
     import orjson
 
-    listed = run_settings(record)
     if not isinstance(listed, list) or not listed:
         return None
     ids = []

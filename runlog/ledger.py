@@ -128,6 +128,7 @@ class Entry:
         self.run_uuid, self.run_arn, self.workflow_id, self.name = run_uuid, run_arn, workflow_id, name
         self.git_commit, self.fingerprint, self.replay_of, self.batch_id = git_commit, fingerprint, replay_of, batch_id
         self.status, self.status_as_of, self._record = status, status_as_of, _record
+        self._blob: Callable[[str], bytes] | None = None  # Ledger.blob, for a whole batch record (runlog/blobs.py)
 
     def _values(self) -> tuple:
         return tuple(getattr(self, name) for name in self.FIELDS)
@@ -145,9 +146,21 @@ class Entry:
 
     @property
     def record(self) -> dict:
+        """The record, with a cohort held by reference put back in place (runlog/blobs.py):
+        the form every reader reads. `stored` is the body as the ledger holds it."""
         if self._record is None:
-            self._record = json.loads(self.body)
+            record = json.loads(self.body)
+            if self._blob is not None and self.kind == "batch":
+                from runlog import blobs
+
+                record = blobs.inflate(record, self._blob)
+            self._record = record
         return self._record
+
+    @property
+    def stored(self) -> dict:
+        """The record as its body holds it (a cohort held by reference as references)."""
+        return json.loads(self.body)
 
     def summary(self) -> dict[str, Any]:
         """The fields `runlog log` shows."""
@@ -256,6 +269,20 @@ def _entry_of(seq: int, row: dict[str, Any]) -> Entry | None:
     if any(value is not None and type(value) is not str for value in values):
         return None
     return Entry(seq, *values)
+
+
+def _content_blob(record: dict) -> str | None:
+    """The digest of the blob a batch record's settings file content is held in, if any."""
+    held = ((record.get("batch") or {}).get("settings_file") or {}).get("content_blob")
+    return held.get("sha256") if isinstance(held, dict) else None
+
+
+def _loads_list(data: bytes) -> list:
+    """A blob's JSON, when it is a list (else an empty one: verify names the blob)."""
+    from runlog import fastjson
+
+    value = fastjson.loads(data)
+    return value if isinstance(value, list) else []
 
 
 def _batch_id(record: dict) -> str | None:
@@ -514,7 +541,8 @@ class Ledger:
     # -- writing -----------------------------------------------------------------------------
 
     def add_attempt(self, intent: dict, *, allow_duplicate: bool = False, encoded: bytes | None = None,
-                    checkpoint: bool = True, packed: bytes | None = None) -> None:
+                    checkpoint: bool = True, packed: bytes | None = None,
+                    blobs: Sequence[tuple[str, int, bytes]] = ()) -> None:
         """Commit the intent to submit (before the service is called).
 
         Refused when its requestId was used before, and (unless allow_duplicate) when an
@@ -527,7 +555,9 @@ class Ledger:
         A batch's intent (kind "batch": its cohort, tens of MB) is kept compressed
         (`intent_zlib`, migration m011; `attempt_intent` reads either form back); `packed`:
         zlib's compression of `encoded`, when the caller made it (batch._encode_intent, while
-        it encoded the rest). Its digest is of the canonical JSON, as for any attempt."""
+        it encoded the rest). Its digest is of the canonical JSON, as for any attempt. `blobs`:
+        the cohort the intent holds by reference (add_blobs; runlog/blobs.py), stored in the
+        attempt's transaction."""
         from runlog import fastjson
 
         # canonical JSON (a batch's intent holds its whole cohort: `encoded` when the caller made it)
@@ -538,7 +568,7 @@ class Ledger:
             packed = zlib.compress(data, PACK_LEVEL)
         request_id = intent["request"]["requestId"]
         with self._autocheckpoint(checkpoint):
-            self._add_attempt(intent, request_id, data, allow_duplicate, packed)
+            self._add_attempt(intent, request_id, data, allow_duplicate, packed, blobs)
 
     @contextmanager
     def _autocheckpoint(self, checkpoint: bool) -> Iterator[None]:
@@ -555,7 +585,7 @@ class Ledger:
                 self.conn.execute(f"PRAGMA wal_autocheckpoint = {int(before)}")
 
     def _add_attempt(self, intent: dict, request_id: str, data: bytes, allow_duplicate: bool,
-                     packed: bytes | None = None) -> None:
+                     packed: bytes | None = None, blobs: Sequence[tuple[str, int, bytes]] = ()) -> None:
         body = "" if packed is not None else data.decode("utf-8")
         with self.write():
             known = self.conn.execute(
@@ -567,6 +597,7 @@ class Ledger:
                                  "return that run again: leave out the request id or give a new one")
             if not allow_duplicate:
                 self.refuse_pending_duplicate(intent["request"])
+            self.add_blobs(blobs)
             self._insert(
                 "attempts",
                 {"request_id": request_id, "created": intent["created"], "intent": body,
@@ -632,9 +663,62 @@ class Ledger:
                 existing = self._entry_where("request_id = ?", (request_id,))
             if existing:
                 return existing[0], False
+            self._refuse_missing_blobs(record)
             seq, row = self._append(record, body_bytes, address, prepared)
             entry = _entry_of(seq, row) or self._entry_where("address = ?", (address,))[0]
+            entry._blob = self.blob
         return entry, True
+
+    # -- blobs: a batch record's cohort held by reference (runlog/blobs.py, migration m012) -----
+
+    def add_blobs(self, found: Sequence[tuple[str, int, bytes]]) -> None:
+        """Store blobs (sha256, bytes of canonical JSON, that JSON compressed by zlib) inside the
+        caller's write transaction; one the ledger holds already is left as it is."""
+        try:
+            self.conn.executemany("INSERT OR IGNORE INTO blobs (sha256, bytes, data) VALUES (?, ?, ?)", found)
+        except (sqlite3.OperationalError, sqlite3.DataError) as exc:
+            raise LedgerError(f"cannot write to ledger {self.path}: {exc}") from None
+
+    def has_blobs(self, digests: Iterable[str]) -> set[str]:
+        """Which of these blobs the ledger holds."""
+        wanted = list(dict.fromkeys(digests))
+        held: set[str] = set()
+        for start in range(0, len(wanted), 500):
+            part = wanted[start:start + 500]
+            held.update(row[0] for row in self.conn.execute(
+                f"SELECT sha256 FROM blobs WHERE sha256 IN ({','.join('?' * len(part))})", part))
+        return held
+
+    def blob(self, sha256: str) -> bytes:
+        """A blob's canonical JSON (decompressed). LedgerError when the ledger lacks it or it
+        is not zlib's (`verify` names which)."""
+        import zlib
+
+        row = self.conn.execute("SELECT data FROM blobs WHERE sha256 = ?", (sha256,)).fetchone()
+        if row is None:
+            raise LedgerError(f"ledger {self.path} lacks blob {sha256[:12]}, part of a batch record's cohort: "
+                              "`runlog verify` names the record; restore the ledger from a backup or pull the "
+                              "team ledger it was pushed to")
+        try:
+            return zlib.decompress(row[0])
+        except (zlib.error, TypeError):
+            raise LedgerError(f"blob {sha256[:12]} of ledger {self.path} was changed outside runlog: `runlog "
+                              "verify` names the record; restore the ledger from a backup") from None
+
+    def packed_blob(self, sha256: str) -> tuple[int, bytes] | None:
+        """A blob as stored: (bytes of its canonical JSON, zlib's compression of it), or None."""
+        row = self.conn.execute("SELECT bytes, data FROM blobs WHERE sha256 = ?", (sha256,)).fetchone()
+        return (row[0], row[1]) if row is not None else None
+
+    def _refuse_missing_blobs(self, record: dict) -> None:
+        """A record that holds its cohort by reference is written only beside its blobs."""
+        from runlog import blobs
+
+        named = [ref["sha256"] for _, _, ref in blobs.refs(record)]
+        missing = set(named) - self.has_blobs(named) if named else set()
+        if missing:
+            raise LedgerError(f"refusing to write a record that names blob {sorted(missing)[0][:12]}, which the "
+                              f"ledger {self.path} lacks (its cohort would be lost)")
 
     def add_records(self, records: list[dict]) -> int:
         """Validate every record, then append the new ones in the order given, in one
@@ -809,9 +893,16 @@ class Ledger:
         intent, taken only when they are this body's."""
         from runlog import cohortindex
 
-        found = prepared.rows_for(body) if prepared is not None else None
-        if found is None:
-            found = cohortindex.setting_rows(record, body)
+        held = _content_blob(record)
+        if held is not None:  # the rows are the blob's (runlog/blobs.py): its offsets are into it
+            found = prepared.blob_rows(held) if prepared is not None else None
+            if found is None:
+                data = self.blob(held)
+                found = cohortindex.rows_of(_loads_list(data), data)
+        else:
+            found = prepared.rows_for(body) if prepared is not None else None
+            if found is None:
+                found = cohortindex.setting_rows(record, body)
         self._write_settings(seq, found)
 
     def _write_settings(self, seq: int, found: Sequence[tuple] | None) -> None:
@@ -1011,7 +1102,11 @@ class Ledger:
         sql = f"SELECT {columns} FROM records WHERE {where} ORDER BY {order}"
         if limit is not None:
             sql += f" LIMIT {int(limit)} OFFSET {int(offset)}"
-        return [Entry(*row) for row in self.conn.execute(sql, params)]
+        found = [Entry(*row) for row in self.conn.execute(sql, params)]
+        if columns is RECORD_COLUMNS:
+            for entry in found:
+                entry._blob = self.blob
+        return found
 
     def count(self) -> int:
         return self.conn.execute("SELECT count(*) FROM records").fetchone()[0]
@@ -1131,6 +1226,7 @@ class Ledger:
         self.conn.execute(f"DELETE FROM {table}")
         if not self._stream_run_settings(address, table):  # SQLite's JSON: the whole body parsed in memory
             self.conn.execute(f"DELETE FROM {table}")
+            self._copy_held_settings(address, table)
             self.conn.execute(
                 f"INSERT OR REPLACE INTO {table} (id, setting) SELECT json_extract(s.value, '$.runSettingId'), "
                 "s.value FROM records r, json_each(r.body, '$.batch.settings_file.content') s WHERE r.address = ? "
@@ -1149,6 +1245,20 @@ class Ledger:
         finally:
             self.conn.execute(f"DELETE FROM {table}")
 
+    def _copy_held_settings(self, address: str, table: str) -> None:
+        """file_run_settings' copy for a record holding its settings by reference, when the
+        stream could not be used: the blob decoded whole (runlog/blobs.py)."""
+        import orjson
+
+        row = self.conn.execute(f"SELECT {self._HELD} FROM records r LEFT JOIN batch_views v "
+                                "ON v.record = r.address WHERE r.address = ?", (address,)).fetchone()
+        if row is None or row[0] is None:
+            return
+        rows = [(setting["runSettingId"], orjson.dumps(setting, option=orjson.OPT_SORT_KEYS).decode("utf-8"))
+                for setting in _loads_list(self.blob(row[0]))
+                if type(setting) is dict and type(setting.get("runSettingId")) is str]
+        self.conn.executemany(f"INSERT OR REPLACE INTO {table} (id, setting) VALUES (?, ?)", rows)
+
     def _stream_run_settings(self, address: str, table: str) -> bool:
         """file_run_settings' copy, read from the body a chunk at a time (runlog/settingstream.py)
         from its first run setting on (its offset in `batch_settings`, migration m009), and
@@ -1161,11 +1271,11 @@ class Ledger:
         from runlog.settingstream import NotASettingsList, settings_from
 
         row = self.conn.execute(
-            "SELECT r.seq, json_type(v.view, '$.request.batchRunSettings.s3UriSettings') FROM records r "
+            f"SELECT r.seq, json_type(v.view, '$.request.batchRunSettings.s3UriSettings'), {self._HELD} FROM records r "
             "LEFT JOIN batch_views v ON v.record = r.address WHERE r.address = ?", (address,)).fetchone()
         if row is None or row[1] != "text":  # no view (an older ledger), or no settings file
             return False
-        seq = row[0]
+        seq, held = row[0], row[2]
         expected = dict(self.conn.execute("SELECT bucket, digest FROM batch_settings WHERE batch = ?", (seq,)))
         start = self.conn.execute("SELECT min(json_extract(j.value, '$[3]')) FROM batch_settings b, json_each(b.runs) j "
                                   "WHERE b.batch = ?", (seq,)).fetchone()[0]
@@ -1174,7 +1284,7 @@ class Ledger:
         insert = f"INSERT OR REPLACE INTO {table} (id, setting, bucket, digest) VALUES (?, ?, ?, ?)"
         self.conn.execute("SAVEPOINT runlog_file_run_settings")  # one transaction, not one per row
         try:
-            with self.conn.blobopen("records", "body", seq, readonly=True) as blob:
+            with self._settings_bytes(seq, held) as blob:
                 if not 0 <= start < len(blob):
                     return False
                 blob.seek(start)
@@ -1305,15 +1415,41 @@ class Ledger:
             f"SELECT runs FROM batch_settings WHERE batch = ? AND bucket IN ({marks})", (batch, *buckets))]
             for batch in (batch_a, batch_b))
 
+    # the blob holding a batch record's settings file content, from its view: json_extract only
+    # where the member's name is in the text (a view of an inline cohort can be megabytes)
+    _HELD = ("CASE WHEN instr(v.view, '\"content_blob\":') THEN "
+             "json_extract(v.view, '$.batch.settings_file.content_blob.sha256') END")
+
+    @contextmanager
+    def _settings_bytes(self, seq: int, held: str | None) -> Iterator[Any]:
+        """A readable, seekable file of the bytes record `seq`'s `batch_settings` offsets are
+        into: the blob `held` names (its settings file's content by reference: runlog/blobs.py),
+        else the record's body (SQLite's incremental blob I/O)."""
+        if held is not None:
+            import io
+
+            class _Sized(io.BytesIO):
+                def __len__(self) -> int:
+                    return len(self.getbuffer())
+
+            with _Sized(self.blob(held)) as found:
+                yield found
+        else:
+            with self.conn.blobopen("records", "body", seq, readonly=True) as blob:
+                yield blob
+
     def body_pieces(self, seq: int, spans: list[tuple[int, int]]) -> list[bytes] | None:
         """The bytes of record `seq`'s body at each (start, length) (its canonical JSON, UTF-8),
+        or of the blob holding its settings by reference (runlog/blobs.py),
         read through SQLite's incremental blob I/O: a few hundred bytes each, not the whole
         record. None when a span is not within it or the row is not there. The file is mapped
         into memory (as verify's workers map it): the first read walks the body's chain of
         overflow pages, a system call each otherwise (3 500 for 14 MB)."""
         try:
             self.conn.execute(f"PRAGMA mmap_size = {1 << 30}")
-            with self.conn.blobopen("records", "body", seq, readonly=True) as blob:
+            held = self.conn.execute(f"SELECT {self._HELD} FROM records r LEFT JOIN batch_views v "
+                                     "ON v.record = r.address WHERE r.seq = ?", (seq,)).fetchone()
+            with self._settings_bytes(seq, held[0] if held else None) as blob:
                 size = len(blob)
                 found = []
                 for start, length in spans:

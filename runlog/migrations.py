@@ -437,6 +437,34 @@ def m011_attempt_intent_zlib(db: sqlite_utils.Database) -> None:
         db.execute("ALTER TABLE attempts ADD COLUMN intent_zlib BLOB")
 
 
+def m012_blobs(db: sqlite_utils.Database) -> None:
+    """`blobs`: a batch record's cohort held by reference (runlog/blobs.py): the settings
+    file's content and the inputs' identities, each its canonical JSON compressed by zlib,
+    named by the SHA-256 of that JSON and written with the attempt, before StartRunBatch is
+    sent, so that the record written after the answer is a few kilobytes. Append-only like
+    the records that name them; verify checks each against its name. The trigger of m010
+    makes a view's `runs` from `batch.runs` for a record that holds its content by reference
+    (nothing to take out of its body then)."""
+    run_sql(
+        db,
+        """
+        CREATE TABLE IF NOT EXISTS blobs (
+            sha256 TEXT PRIMARY KEY,
+            bytes INTEGER NOT NULL,
+            data BLOB NOT NULL
+        );
+        DROP TRIGGER IF EXISTS records_batch_view;
+        CREATE TRIGGER records_batch_view AFTER INSERT ON records
+        WHEN NEW.kind = 'batch' AND NOT EXISTS (SELECT 1 FROM batch_views v WHERE v.record = NEW.address)
+        BEGIN INSERT OR REPLACE INTO batch_views (record, runs, view)
+        VALUES (NEW.address, CASE WHEN json_type(NEW.body, '$.batch.settings_file.content_blob') IS NOT NULL
+        THEN json_extract(NEW.body, '$.batch.runs')
+        ELSE json_array_length(NEW.body, '$.batch.settings_file.content') END,
+        json_remove(NEW.body, '$.batch.settings_file.content')); END;
+        """
+    )
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     m001_initial,
     m002_observation_addresses,
@@ -449,6 +477,7 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     m009_batch_settings,
     m010_batch_view_given,
     m011_attempt_intent_zlib,
+    m012_blobs,
 ]
 
 LEDGER_FORMAT = len(MIGRATIONS)

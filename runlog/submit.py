@@ -10,7 +10,7 @@ request with the same requestId, and the service's idempotency returns the same 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
@@ -133,11 +133,12 @@ def submit(open_ledger: Callable[[], Ledger], start_request: StartRunRequest, *,
 
 
 def send_attempt(ledger: Ledger, intent: dict, omics, sender: Callable[..., Any], *, allow_duplicate: bool,
-                 encoded: bytes | None = None, checkpoint: bool = True, packed: bytes | None = None):
+                 encoded: bytes | None = None, checkpoint: bool = True, packed: bytes | None = None,
+                 blobs: Sequence[tuple[str, int, bytes]] = ()):
     """Commit the intent as an attempt and send it with `sender` (StartRun's `send`, or
     StartRunBatch's in runlog/batch.py), holding the attempt's in-flight lock throughout.
-    `encoded`: the intent's canonical JSON, when the caller made it; `checkpoint`, `packed`:
-    see Ledger.add_attempt."""
+    `encoded`: the intent's canonical JSON, when the caller made it; `checkpoint`, `packed`,
+    `blobs`: see Ledger.add_attempt."""
     request_id = intent["request"]["requestId"]
     hold = inflight.take(ledger.path, request_id)  # owned before it is written: recover never races us
     if hold is None:
@@ -145,7 +146,7 @@ def send_attempt(ledger: Ledger, intent: dict, omics, sender: Callable[..., Any]
                          "leave out the request id or give a new one")
     with hold:
         ledger.add_attempt(intent, allow_duplicate=allow_duplicate, encoded=encoded, checkpoint=checkpoint,
-                           packed=packed)
+                           packed=packed, blobs=blobs)
         try:
             return sender(ledger, intent, omics)
         except KeyboardInterrupt:  # between the commit and the call: nothing was sent yet
@@ -339,7 +340,7 @@ def recover(ledger: Ledger, settings_for: Callable[[dict], AwsSettings],
                     from runlog.batch import send as sender
                 make_s3 = partial(aws.client, settings, "s3", sess=sess)
                 check_pinned_object(intent, make_s3)
-                check_pinned_inputs(intent, _Clients(make_s3, omics=omics), timeout)
+                check_pinned_inputs(intent, _Clients(make_s3, omics=omics), timeout, ledger.blob)
                 result: Submission | RunlogError = sender(ledger, intent, omics, recovered=True)
             except RunlogError as exc:
                 result = exc
@@ -380,18 +381,21 @@ def check_pinned_object(intent: dict, s3_client: Callable[[], Any]) -> None:
                      "put the pinned bytes back" + version)
 
 
-def check_pinned_inputs(intent: dict, clients: dict, timeout: float) -> None:
+def check_pinned_inputs(intent: dict, clients: dict, timeout: float,
+                        load: Callable[[str], bytes] | None = None) -> None:
     """Before a pending attempt is sent again (recover): the inputs whose identities the
     intent pinned must still be those (replay.input_drift's rule; a batch's identified in
     bulk, as submit-batch identifies them). The record will state those identities as what
     the run read: if the first send started nothing, a run started now reads what the inputs
     hold now. RunlogError (the attempt stays pending) naming how many changed and the first;
-    an input that cannot be identified now (its error, or the time budget) counts as changed."""
+    an input that cannot be identified now (its error, or the time budget) counts as changed.
+    `load`: Ledger.blob, for a batch's intent holding its inputs by reference (runlog/blobs.py)."""
     import time
 
+    from runlog import blobs
     from runlog.replay import input_drift
 
-    recorded = (intent.get("resolution") or {}).get("inputs") or {}
+    recorded = blobs.value_of(intent, blobs.INPUTS, load or _no_blobs) or {}
     if not recorded:
         return
     if intent.get("kind") == "batch":
@@ -408,6 +412,10 @@ def check_pinned_inputs(intent: dict, clients: dict, timeout: float) -> None:
     raise _held_back(request_id, f"{len(drift)} of the inputs it pinned are not as they were when it was made (the "
                                  f"first: {first['what']}: {first['recorded']} then, {first['current']} now), and a "
                                  "run started now would not read what its record says", "put them back")
+
+
+def _no_blobs(sha256: str) -> bytes:
+    raise RunlogError(f"the attempt holds its inputs in blob {sha256[:12]} and no ledger was given to read it")
 
 
 def _held_back(request_id: str, why: str, fix: str) -> RunlogError:

@@ -29,9 +29,9 @@ from typing import Any
 
 import orjson
 
-from runlog import fastjson
+from runlog import blobs, fastjson
 from runlog import record as rec
-from runlog.errors import UsageError
+from runlog.errors import LedgerError, UsageError
 from runlog.ledger import (
     INDEX_COLUMNS,
     SEALED,
@@ -224,6 +224,7 @@ def _check_rest(ledger: Ledger, sealed: bool) -> list[Problem]:
     """What the row checks do not cover: observation addresses, meta's seals, the batch
     records' per-run digests."""
     problems = _check_observation_addresses(ledger.conn)
+    problems.extend(check_blobs(ledger))
     problems.extend(check_batch_settings(ledger.conn))
     problems.extend(check_members_made(ledger))
     if sealed:
@@ -251,10 +252,11 @@ def check_members_made(ledger: Ledger) -> list[Problem]:
             continue
         address, body = found
         try:
-            batch = fastjson.loads(body.encode("utf-8"))
+            batch = blobs.inflate(fastjson.loads(body.encode("utf-8")), ledger.blob)
             member_record(batch, address, {})  # a batch record members can be made from
-        except (ValueError, TypeError, AttributeError, KeyError):
-            continue  # the row and schema checks name a batch record that is not JSON or of another shape
+        except (ValueError, TypeError, AttributeError, KeyError, LedgerError):
+            continue  # the row, schema and blob checks name a batch record that is not JSON, of another shape
+            # or whose cohort is lost
         seqs: dict[str, int] = {}
 
         def rows(batch_seq: int = batch_seq, seqs: dict[str, int] = seqs) -> Iterator[tuple[str, bytes]]:
@@ -355,7 +357,9 @@ def _check_batch_tables(conn: sqlite3.Connection) -> list[Problem]:
         "SELECT (SELECT count(*) FROM batch_views), (SELECT count(*) FROM records WHERE kind = 'batch'), "
         "(SELECT count(*) FROM batch_views v LEFT JOIN records r ON r.address = v.record WHERE r.seq IS NULL "
         "OR CASE WHEN json_valid(r.body) THEN v.view != json_remove(r.body, '$.batch.settings_file.content') "
-        "OR v.runs IS NOT json_array_length(r.body, '$.batch.settings_file.content') ELSE 1 END)").fetchone()
+        "OR v.runs IS NOT CASE WHEN json_type(r.body, '$.batch.settings_file.content_blob') IS NOT NULL "
+        "THEN json_extract(r.body, '$.batch.runs') "
+        "ELSE json_array_length(r.body, '$.batch.settings_file.content') END ELSE 1 END)").fetchone()
     if views != batches or wrong:
         problems.append(Problem("index", "batch_views", f"the views of batch records were changed outside runlog: "
                                 f"{views} views ({wrong} not their record's), {batches} batch records; `show BATCH` "
@@ -400,6 +404,62 @@ def check_head(ledger: Ledger, count: int, chain: str, *, witness: str) -> list[
     return []
 
 
+def check_blobs(ledger: Ledger, seqs: list[int] | None = None) -> list[Problem]:
+    """The cohorts batch records hold by reference (runlog/blobs.py, migration m012): each
+    reference of the batch records (of `seqs`; None: every one, and then every blob the
+    ledger holds, named or not) names a blob the ledger holds, whose bytes are the canonical
+    JSON its name is the SHA-256 of, of the length the reference says; a settings file's
+    content is a list of as many run settings as the record's `batch.runs`."""
+    conn = ledger.conn
+    if not conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'blobs'").fetchone():
+        return []
+    import zlib
+
+    problems: list[Problem] = []
+    where = "kind = 'batch'" + ("" if seqs is None else f" AND seq IN ({','.join(str(int(seq)) for seq in seqs)})")
+    checked: set[str] = set()
+    for seq, body in conn.execute(f"SELECT seq, body FROM records WHERE {where} AND instr(body, '_blob\":') "
+                                  "ORDER BY seq").fetchall():
+        try:
+            record = fastjson.loads(body.encode("utf-8"))
+            named = blobs.refs(record)
+        except (ValueError, TypeError, AttributeError):
+            continue  # the row and schema checks name it
+        for place, _, ref in named:
+            if not isinstance(ref, dict) or not isinstance(ref.get("sha256"), str):
+                continue  # the schema check names it
+            row = conn.execute("SELECT bytes, data FROM blobs WHERE sha256 = ?", (ref["sha256"],)).fetchone()
+            try:
+                data = zlib.decompress(row[1]) if row is not None else None
+            except (zlib.error, TypeError):
+                data = b""
+            why = blobs.check(ref, data)
+            if why is None and row[0] != len(data or b""):
+                why = f"blob {ref['sha256']} says it holds {row[0]} bytes, it holds {len(data or b'')}"
+            if why is None and place == blobs.CONTENT:
+                listed = fastjson.loads(data or b"null")
+                runs = (record.get("batch") or {}).get("runs")
+                if not isinstance(listed, list) or len(listed) != runs:
+                    why = (f"blob {ref['sha256']} holds {len(listed) if isinstance(listed, list) else 'no list of'} "
+                           f"run settings, the record says {runs}")
+            checked.add(ref["sha256"])
+            if why is not None:
+                problems.append(Problem("altered", f"record #{seq}", f"record #{seq}: its {place} (held by "
+                                        f"reference) cannot be trusted: {why}"))
+    if seqs is None:  # the blobs no record names: checked too (an attempt's, or left by an abandoned one)
+        for sha256, size, packed in conn.execute("SELECT sha256, bytes, data FROM blobs ORDER BY sha256"):
+            if sha256 in checked:
+                continue
+            try:
+                data = zlib.decompress(packed)
+            except (zlib.error, TypeError):
+                data = None
+            if data is None or rec.sha256_hex(data) != sha256 or len(data) != size:
+                problems.append(Problem("altered", f"blob {sha256[:12]}", f"blob {sha256[:12]} (named by no record) "
+                                        "does not hold the bytes its name is the digest of"))
+    return problems
+
+
 def check_batch_settings(conn: sqlite3.Connection, seqs: list[int] | None = None) -> list[Problem]:
     """`batch_settings` (migration m009, written with each batch record for `diff B1 B2`)
     says what the records say: its rows for each batch record (of `seqs`; None: every one)
@@ -424,7 +484,13 @@ def check_batch_settings(conn: sqlite3.Connection, seqs: list[int] | None = None
         if found is not None:
             data = found[0].encode("utf-8")
             try:
-                expected = cohortindex.setting_rows(fastjson.decode_canonical(data)[0], data)
+                record = fastjson.decode_canonical(data)[0]
+                held = ((record.get("batch") or {}).get("settings_file") or {}).get("content_blob")
+                if held is not None:  # its offsets are into the blob (runlog/blobs.py)
+                    data = _blob_data(conn, held["sha256"])
+                    expected = cohortindex.rows_of(fastjson.loads(data), data) if data is not None else None
+                else:
+                    expected = cohortindex.setting_rows(record, data)
             except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
                 expected = None  # the record itself is broken: its own check says so
         stored = conn.execute("SELECT bucket, digest, runs FROM batch_settings WHERE batch = ? ORDER BY bucket",
@@ -443,6 +509,17 @@ SCHEMA_FILE = Path(__file__).parent / "schemas" / "ledger-schema.json"
 
 
 @lru_cache(maxsize=1)
+def _blob_data(conn: sqlite3.Connection, sha256: str) -> bytes | None:
+    """A blob's canonical JSON, or None when absent or not zlib's (check_blobs names it)."""
+    import zlib
+
+    row = conn.execute("SELECT data FROM blobs WHERE sha256 = ?", (sha256,)).fetchone()
+    try:
+        return zlib.decompress(row[0]) if row is not None else None
+    except (zlib.error, TypeError):
+        return None
+
+
 def expected_schema() -> dict[tuple[str, str], str]:
     """(type, name) -> normalised SQL of every table, index and trigger of a fresh ledger, as
     fresh_schema() gives it; read from the package (building a ledger to ask costs more than
@@ -908,6 +985,7 @@ def verify_entries(ledger: Ledger, entries: list[Entry]) -> Report:
             if rec.sha256_hex(row["body"].encode("utf-8")) != row["sha256"]:
                 report.problems.append(Problem("observation", entry.address, f"observation #{row['seq']} was edited"))
             report.problems.extend(_check_seal(sealed, obs_seals, "observations", "observation", row))
+    report.problems.extend(check_blobs(ledger, [entry.seq for entry in entries if entry.kind == "batch"]))
     report.head = ledger.head()
     report.pending = len(ledger.pending_request_ids())  # (whole-ledger verify checks that list)
     return report

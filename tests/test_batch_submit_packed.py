@@ -187,12 +187,12 @@ def test_an_older_ledger_gains_the_column_and_keeps_its_attempts_and_seals(tmp_p
     single["kind"] = "submit"
     with Ledger.open(path) as ledger:
         ledger.add_attempt(single)
-    conn = sqlite3.connect(path)  # as migration m010 left it
-    conn.executescript(f"ALTER TABLE attempts DROP COLUMN intent_zlib; PRAGMA user_version = {LEDGER_FORMAT - 1};")
+    conn = sqlite3.connect(path)  # as migration m010 left it (m012's table too dropped: it adds it again)
+    conn.executescript("ALTER TABLE attempts DROP COLUMN intent_zlib; DROP TABLE blobs; PRAGMA user_version = 10;")
     conn.close()
     with Ledger.open(path, readonly=True) as ledger:  # read through a migrated copy: the file is not written
         assert ledger.pending() == [json.loads(fastjson.dumps(single))] and verify(ledger).problems == []
-    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == LEDGER_FORMAT - 1
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 10
     with Ledger.open(path) as ledger:
         assert ledger.conn.execute("PRAGMA user_version").fetchone()[0] == LEDGER_FORMAT
         ledger.add_attempt(batch_intent(30, request_id="9a6a3d1e-0000-4000-8000-00000000000d"), allow_duplicate=True)
