@@ -31,7 +31,7 @@ found in its body as canonical JSON, gets no rows: the diff then decodes it whol
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from itertools import accumulate
 
 # hashlib, zlib and orjson are imported where they are used: `show` and `log --batch` import
@@ -65,6 +65,22 @@ def setting_rows(record: dict, body: bytes) -> list[BucketRow] | None:
     record holding its settings file's content by reference (runlog/blobs.py), `rows_of`."""
     found = _rows_and_span(record, body)
     return None if found is None else found[0]
+
+
+def record_rows(record: dict, body: bytes, load: Callable[[str], bytes | None]) -> list[BucketRow] | None:
+    """setting_rows for a batch record in either form: for one holding its settings file's
+    content by reference (runlog/blobs.py), the rows of the blob `load(sha256)` gives (its
+    canonical JSON; None when it cannot be read: no rows), whose offsets are into the blob."""
+    import orjson
+
+    held = ((record.get("batch") or {}).get("settings_file") or {}).get("content_blob")
+    if held is None:
+        return setting_rows(record, body)
+    data = load(held["sha256"]) if isinstance(held, dict) else None
+    if data is None:
+        return None
+    listed = orjson.loads(data)
+    return rows_of(listed, data) if isinstance(listed, list) else None
 
 
 def rows_of(listed: list, data: bytes) -> list[BucketRow] | None:

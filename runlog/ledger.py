@@ -694,7 +694,15 @@ class Ledger:
         is not zlib's (`verify` names which)."""
         import zlib
 
-        row = self.conn.execute("SELECT data FROM blobs WHERE sha256 = ?", (sha256,)).fetchone()
+        query = ("SELECT data FROM blobs WHERE sha256 = ?", (sha256,))
+        try:
+            row = self.conn.execute(*query).fetchone()
+        except sqlite3.ProgrammingError:  # closed, or another thread's: an entry read after its ledger
+            conn = sqlite3.connect(sqlite_uri(self.path), uri=True)
+            try:
+                row = conn.execute(*query).fetchone()
+            finally:
+                conn.close()
         if row is None:
             raise LedgerError(f"ledger {self.path} lacks blob {sha256[:12]}, part of a batch record's cohort: "
                               "`runlog verify` names the record; restore the ledger from a backup or pull the "
@@ -896,13 +904,10 @@ class Ledger:
         held = _content_blob(record)
         if held is not None:  # the rows are the blob's (runlog/blobs.py): its offsets are into it
             found = prepared.blob_rows(held) if prepared is not None else None
-            if found is None:
-                data = self.blob(held)
-                found = cohortindex.rows_of(_loads_list(data), data)
         else:
             found = prepared.rows_for(body) if prepared is not None else None
-            if found is None:
-                found = cohortindex.setting_rows(record, body)
+        if found is None:
+            found = cohortindex.record_rows(record, body, self.blob)
         self._write_settings(seq, found)
 
     def _write_settings(self, seq: int, found: Sequence[tuple] | None) -> None:

@@ -379,7 +379,9 @@ def m009_batch_settings(db: sqlite_utils.Database) -> None:
     without the runs: a few pages per batch). Derived, like an index: written by Ledger in
     the transaction that adds the batch record (not by a trigger: SQLite has no SHA-256),
     checked by verify. Filled here for the batch records already in the ledger."""
-    from runlog import cohortindex, fastjson
+    from functools import partial
+
+    from runlog import blobs, cohortindex, fastjson
 
     run_sql(
         db,
@@ -398,7 +400,7 @@ def m009_batch_settings(db: sqlite_utils.Database) -> None:
     for (seq,) in db.execute("SELECT seq FROM records WHERE kind = 'batch' ORDER BY seq").fetchall():
         data = db.execute("SELECT body FROM records WHERE seq = ?", (seq,)).fetchone()[0].encode("utf-8")
         try:  # one record at a time in memory (a batch's may be tens of MB)
-            found = cohortindex.setting_rows(fastjson.decode_canonical(data)[0], data)
+            found = cohortindex.record_rows(fastjson.decode_canonical(data)[0], data, partial(blobs.read, db))
         except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
             found = None  # a record edited outside runlog: no rows (verify names the record)
         if found is not None:
@@ -444,7 +446,8 @@ def m012_blobs(db: sqlite_utils.Database) -> None:
     sent, so that the record written after the answer is a few kilobytes. Append-only like
     the records that name them; verify checks each against its name. The trigger of m010
     makes a view's `runs` from `batch.runs` for a record that holds its content by reference
-    (nothing to take out of its body then)."""
+    (nothing to take out of its body then), and the views m007 made for such records again
+    (only in a ledger whose user_version was set back by hand can m007 run after them)."""
     run_sql(
         db,
         """
@@ -461,6 +464,9 @@ def m012_blobs(db: sqlite_utils.Database) -> None:
         THEN json_extract(NEW.body, '$.batch.runs')
         ELSE json_array_length(NEW.body, '$.batch.settings_file.content') END,
         json_remove(NEW.body, '$.batch.settings_file.content')); END;
+        UPDATE batch_views SET runs = (SELECT json_extract(r.body, '$.batch.runs') FROM records r
+        WHERE r.address = batch_views.record) WHERE record IN (SELECT address FROM records WHERE kind = 'batch'
+        AND instr(body, '"content_blob":') AND json_type(body, '$.batch.settings_file.content_blob') IS NOT NULL);
         """
     )
 

@@ -23,7 +23,7 @@ import re
 import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -484,13 +484,8 @@ def check_batch_settings(conn: sqlite3.Connection, seqs: list[int] | None = None
         if found is not None:
             data = found[0].encode("utf-8")
             try:
-                record = fastjson.decode_canonical(data)[0]
-                held = ((record.get("batch") or {}).get("settings_file") or {}).get("content_blob")
-                if held is not None:  # its offsets are into the blob (runlog/blobs.py)
-                    data = _blob_data(conn, held["sha256"])
-                    expected = cohortindex.rows_of(fastjson.loads(data), data) if data is not None else None
-                else:
-                    expected = cohortindex.setting_rows(record, data)
+                expected = cohortindex.record_rows(fastjson.decode_canonical(data)[0], data,
+                                                   partial(blobs.read, conn))
             except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
                 expected = None  # the record itself is broken: its own check says so
         stored = conn.execute("SELECT bucket, digest, runs FROM batch_settings WHERE batch = ? ORDER BY bucket",
@@ -509,17 +504,6 @@ SCHEMA_FILE = Path(__file__).parent / "schemas" / "ledger-schema.json"
 
 
 @lru_cache(maxsize=1)
-def _blob_data(conn: sqlite3.Connection, sha256: str) -> bytes | None:
-    """A blob's canonical JSON, or None when absent or not zlib's (check_blobs names it)."""
-    import zlib
-
-    row = conn.execute("SELECT data FROM blobs WHERE sha256 = ?", (sha256,)).fetchone()
-    try:
-        return zlib.decompress(row[0]) if row is not None else None
-    except (zlib.error, TypeError):
-        return None
-
-
 def expected_schema() -> dict[tuple[str, str], str]:
     """(type, name) -> normalised SQL of every table, index and trigger of a fresh ledger, as
     fresh_schema() gives it; read from the package (building a ledger to ask costs more than

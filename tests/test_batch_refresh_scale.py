@@ -424,6 +424,7 @@ def test_settings_read_page_by_page_are_the_records_own(cohort, ledger_path):
     assert {k: v for k, v in outline.items() if k not in ("batch", "resolution")} == \
         {k: v for k, v in record.items() if k not in ("batch", "resolution")}
     pinned = {k: v for k, v in record["batch"]["settings_file"].items() if k != "content"}
-    assert outline["batch"] == {**record["batch"], "settings_file": pinned}
+    assert outline["batch"] == {**record["batch"], "settings_file": {  # the content by reference (runlog/blobs.py)
+        **pinned, "content_blob": batch.stored["batch"]["settings_file"]["content_blob"]}}
     assert _settings({"x": '{"n": 123456789012345678901234567890, "f": 1e-07, "s": "\\u00e9\\n"}'}) == \
         {"x": {"n": 123456789012345678901234567890, "f": 1e-07, "s": "é\n"}}

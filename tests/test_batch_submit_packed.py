@@ -225,8 +225,10 @@ def test_a_pending_submit_batch_is_recovered_from_its_compressed_attempt(s3_serv
     (request_id, text, packed, digest), = stored(ledger_path)
     assert text == "" and packed is not None
     intent = json.loads(attempt_intent(text, packed))
-    assert intent["batch"]["settings_file"]["content"] == settings and rec.sha256_hex(rec.canonical_json(intent)) \
-        == digest
+    held = intent["batch"]["settings_file"]["content_blob"]  # the cohort is stored with the attempt, by reference
+    with Ledger.open(ledger_path, create=False) as ledger:
+        assert json.loads(ledger.blob(held["sha256"])) == settings
+    assert rec.sha256_hex(rec.canonical_json(intent)) == digest
     verified = run_cli("verify")
     assert verified.exit_code == 0, verified.output
     recovered = run_cli("recover")
@@ -234,9 +236,10 @@ def test_a_pending_submit_batch_is_recovered_from_its_compressed_attempt(s3_serv
     with Ledger.open(ledger_path, create=False) as ledger:
         assert ledger.pending() == []
         (entry,) = [e for e in ledger.entries() if e.kind == "batch"]
-    record = entry.record
+    record = entry.stored
     assert record["outcome"]["status"] == "submitted" and record["outcome"].get("recovered") is True
     assert {k: v for k, v in record.items() if k != "outcome"} == intent
+    assert entry.record["batch"]["settings_file"]["content"] == settings
     assert record["outcome"]["response"]["id"] and entry.batch_id == record["outcome"]["response"]["id"]
     verified = run_cli("verify")
     assert verified.exit_code == 0, verified.output

@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from helpers import COHORT_DEFAULT, COHORT_ROLE
-from runlog import fastjson, safejson
+from runlog import blobs, fastjson, safejson
 from runlog import record as rec
 from runlog.ledger import INTENT_COLUMNS, Ledger, attempt_intent
 
@@ -189,13 +189,20 @@ def test_a_cohort_record_is_canonical_json_and_verify_passes(s3_server, s3_emula
         (text, address), = ledger.conn.execute("SELECT body, address FROM records").fetchall()
         intent, = [attempt_intent(*row).decode() for row in
                          ledger.conn.execute(f"SELECT {INTENT_COLUMNS} FROM attempts").fetchall()]
-    data = text.encode() if isinstance(text, str) else bytes(text)
-    record = json.loads(data)
+        data = text.encode() if isinstance(text, str) else bytes(text)
+        record = json.loads(data)
+        # the cohort is held by reference: each blob is the canonical JSON its reference names
+        held = {ref_key: ledger.blob(ref["sha256"]) for _, ref_key, ref in blobs.refs(record)}
+        whole = ledger.get(address).record
     assert data == rec.canonical_json(record) and rec.sha256_hex(data) == address
     assert intent.encode() == rec.canonical_json(json.loads(intent))
     assert json.loads(intent) == {k: v for k, v in record.items() if k != "outcome"}
-    assert record["batch"]["settings_file"]["content"] == settings and record["batch"]["runs"] == 3000
-    assert len(record["resolution"]["inputs"]) == 3003
+    assert sorted(held) == ["content_blob", "inputs_blob"]
+    for blob in held.values():
+        assert blob == rec.canonical_json(json.loads(blob))
+    assert json.loads(held["content_blob"]) == settings and record["batch"]["runs"] == 3000
+    assert len(json.loads(held["inputs_blob"])) == 3003
+    assert whole["batch"]["settings_file"]["content"] == settings and len(whole["resolution"]["inputs"]) == 3003
     verified = run_cli("verify")
     assert verified.exit_code == 0, verified.output
     assert "OK" in verified.stdout
