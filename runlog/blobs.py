@@ -144,20 +144,6 @@ def value_of(record: dict, place: str, load: Callable[[str], bytes]) -> Any:
     raise ValueError(f"no such place: {place}")
 
 
-def read(conn: Any, sha256: str) -> bytes | None:
-    """A blob's canonical JSON from the `blobs` table of `conn` (sqlite3's or sqlite-utils'),
-    None when absent, unreadable, or the table is missing (verify and the migrations: they
-    name what is wrong; Ledger.blob raises instead)."""
-    import sqlite3
-    import zlib
-
-    try:
-        row = conn.execute("SELECT data FROM blobs WHERE sha256 = ?", (sha256,)).fetchone()
-        return zlib.decompress(row[0]) if row is not None else None
-    except (sqlite3.Error, zlib.error, TypeError):
-        return None
-
-
 def check(ref: dict, data: bytes | None) -> str | None:
     """What is wrong with the blob a reference names, given its canonical JSON (None: absent
     from the ledger); None when nothing is."""

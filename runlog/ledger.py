@@ -277,6 +277,19 @@ def _content_blob(record: dict) -> str | None:
     return held.get("sha256") if isinstance(held, dict) else None
 
 
+def read_blob(conn: Any, sha256: str) -> bytes | None:
+    """A blob's canonical JSON from the `blobs` table of `conn` (sqlite3's or sqlite-utils'),
+    None when absent, unreadable, or the table is missing (verify and the migrations: they
+    name what is wrong; Ledger.blob raises instead)."""
+    import zlib
+
+    try:
+        row = conn.execute("SELECT data FROM blobs WHERE sha256 = ?", (sha256,)).fetchone()
+        return zlib.decompress(row[0]) if row is not None else None
+    except (sqlite3.Error, zlib.error, TypeError):
+        return None
+
+
 def _loads_list(data: bytes) -> list:
     """A blob's JSON, when it is a list (else an empty one: verify names the blob)."""
     from runlog import fastjson
@@ -705,13 +718,13 @@ class Ledger:
                 conn.close()
         if row is None:
             raise LedgerError(f"ledger {self.path} lacks blob {sha256[:12]}, part of a batch record's cohort: "
-                              "`runlog verify` names the record; restore the ledger from a backup or pull the "
-                              "team ledger it was pushed to")
+                              "verify() names the record; restore the ledger from a backup or pull the team "
+                              "ledger it was pushed to")
         try:
             return zlib.decompress(row[0])
         except (zlib.error, TypeError):
-            raise LedgerError(f"blob {sha256[:12]} of ledger {self.path} was changed outside runlog: `runlog "
-                              "verify` names the record; restore the ledger from a backup") from None
+            raise LedgerError(f"blob {sha256[:12]} of ledger {self.path} was changed outside runlog: verify() "
+                              "names the record; restore the ledger from a backup") from None
 
     def packed_blob(self, sha256: str) -> tuple[int, bytes] | None:
         """A blob as stored: (bytes of its canonical JSON, zlib's compression of it), or None."""

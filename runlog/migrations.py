@@ -381,7 +381,8 @@ def m009_batch_settings(db: sqlite_utils.Database) -> None:
     checked by verify. Filled here for the batch records already in the ledger."""
     from functools import partial
 
-    from runlog import blobs, cohortindex, fastjson
+    from runlog import cohortindex, fastjson
+    from runlog.ledger import read_blob
 
     run_sql(
         db,
@@ -400,7 +401,7 @@ def m009_batch_settings(db: sqlite_utils.Database) -> None:
     for (seq,) in db.execute("SELECT seq FROM records WHERE kind = 'batch' ORDER BY seq").fetchall():
         data = db.execute("SELECT body FROM records WHERE seq = ?", (seq,)).fetchone()[0].encode("utf-8")
         try:  # one record at a time in memory (a batch's may be tens of MB)
-            found = cohortindex.record_rows(fastjson.decode_canonical(data)[0], data, partial(blobs.read, db))
+            found = cohortindex.record_rows(fastjson.decode_canonical(data)[0], data, partial(read_blob, db))
         except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
             found = None  # a record edited outside runlog: no rows (verify names the record)
         if found is not None:

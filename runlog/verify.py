@@ -41,6 +41,7 @@ from runlog.ledger import (
     chain_next,
     index_columns,
     observation_object,
+    read_blob,
     sealer,
     sqlite_uri,
     table_rows,
@@ -485,7 +486,7 @@ def check_batch_settings(conn: sqlite3.Connection, seqs: list[int] | None = None
             data = found[0].encode("utf-8")
             try:
                 expected = cohortindex.record_rows(fastjson.decode_canonical(data)[0], data,
-                                                   partial(blobs.read, conn))
+                                                   partial(read_blob, conn))
             except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
                 expected = None  # the record itself is broken: its own check says so
         stored = conn.execute("SELECT bucket, digest, runs FROM batch_settings WHERE batch = ? ORDER BY bucket",
