@@ -120,8 +120,9 @@ def inflate(record: dict, load: Callable[[str], bytes]) -> dict:
         for step in path[:-1]:
             node[step] = dict(node[step])
             node = node[step]
-        copy = node[path[-1]] = {k: v for k, v in parent.items() if k != ref_key}
-        copy[key] = fastjson.loads(load(parent[ref_key]["sha256"]))
+        value = fastjson.loads(load(parent[ref_key]["sha256"]))
+        # in sorted order, as the body has its members (what `show --json` prints)
+        node[path[-1]] = dict(sorted([*((k, v) for k, v in parent.items() if k != ref_key), (key, value)]))
     return out
 
 

@@ -1,0 +1,132 @@
+"""A batch record's cohort held by reference (runlog/blobs.py, migration m012): submit-batch
+stores the settings file's content and the inputs' identities as blobs named by the SHA-256
+of their canonical JSON; readers see the cohort in place; verify checks every blob."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import zlib
+
+import pytest
+
+from helpers import cohort_setting, refreshed_cohort, tamper
+from runlog import blobs
+from runlog import record as rec
+from runlog.errors import LedgerError
+from runlog.ledger import Ledger
+
+SAMPLES = [f"S{i:03d}" for i in range(12)]
+
+
+@pytest.fixture
+def batch(s3_emulator, s3_server, ledger_path, git_repo, run_cli):
+    batch_id = refreshed_cohort(run_cli, s3_emulator, s3_server, SAMPLES)
+    with Ledger.open(ledger_path, create=False) as ledger:
+        entry = ledger.resolve(batch_id)
+        return batch_id, entry.address, entry.stored
+
+
+def test_the_record_names_its_cohort_and_readers_see_it_in_place(batch, ledger_path, run_cli):
+    batch_id, address, stored = batch
+    held = {place: ref for place, _, ref in blobs.refs(stored)}
+    assert sorted(held) == ["batch.settings_file.content", "resolution.inputs"]
+    assert "content" not in stored["batch"]["settings_file"] and "inputs" not in stored["resolution"]
+    with Ledger.open(ledger_path, create=False) as ledger:
+        for ref in held.values():
+            data = ledger.blob(ref["sha256"])
+            assert hashlib.sha256(data).hexdigest() == ref["sha256"] and len(data) == ref["bytes"]
+        content = json.loads(ledger.blob(held["batch.settings_file.content"]["sha256"]))
+    assert content == [cohort_setting(sample) for sample in SAMPLES]
+    shown = json.loads(run_cli("show", batch_id, "--json").stdout)["record"]
+    assert shown["batch"]["settings_file"]["content"] == content
+    assert list(shown["batch"]["settings_file"]) == sorted(shown["batch"]["settings_file"])  # as a body has them
+    assert "content_blob" not in shown["batch"]["settings_file"]
+    assert sorted(shown["resolution"]["inputs"]) == sorted(json.loads(
+        Ledger.open(ledger_path, create=False).blob(held["resolution.inputs"]["sha256"])))
+    assert run_cli("verify", "--no-remote").exit_code == 0
+
+
+def test_an_entry_read_after_its_ledger_closed_still_shows_the_cohort(batch, ledger_path):
+    batch_id, _, _ = batch
+    with Ledger.open(ledger_path, create=False) as ledger:
+        entry = ledger.resolve(batch_id)
+    assert [s["runSettingId"] for s in entry.record["batch"]["settings_file"]["content"]] == SAMPLES
+
+
+def _blob_of(stored: dict, place: str) -> str:
+    return next(ref["sha256"] for name, _, ref in blobs.refs(stored) if name == place)
+
+
+@pytest.mark.parametrize("place", ["batch.settings_file.content", "resolution.inputs"])
+def test_verify_names_a_blob_changed_behind_runlogs_back(place, batch, ledger_path, run_cli):
+    batch_id, _, stored = batch
+    sha256 = _blob_of(stored, place)
+    with Ledger.open(ledger_path, create=False) as ledger:
+        value = json.loads(ledger.blob(sha256))
+    if isinstance(value, list):
+        value[0]["parameters"] = {"sample_name": "forged"}
+    else:
+        first = sorted(value)[0]
+        value[first] = {**value[first], "etag": "0" * 32}
+    forged = json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
+    tamper(ledger_path, "UPDATE blobs SET data = ?, bytes = ? WHERE sha256 = ?",
+           params=(zlib.compress(forged), len(forged), sha256))
+    for args in (("verify", "--no-remote"), ("verify", batch_id, "--no-remote")):
+        checked = run_cli(*args)
+        assert checked.exit_code == 1, checked.output
+        assert f"its {place} (held by reference) cannot be trusted: blob {sha256} does not hold the bytes its " \
+               "name is the digest of" in checked.stdout
+
+
+def test_a_lost_blob_is_named_and_reading_the_record_says_so_in_one_line(batch, ledger_path, run_cli):
+    batch_id, _, stored = batch
+    sha256 = _blob_of(stored, "batch.settings_file.content")
+    tamper(ledger_path, "DELETE FROM blobs WHERE sha256 = ?", params=(sha256,))
+    checked = run_cli("verify", "--no-remote")
+    assert checked.exit_code == 1 and f"blob {sha256} is missing" in checked.stdout, checked.output
+    shown = run_cli("show", batch_id, "--json")
+    assert shown.exit_code == 2 and shown.stderr.count("\n") == 1, shown.output  # an unusable ledger
+    assert f"lacks blob {sha256[:12]}" in shown.stderr and "Traceback" not in shown.output
+
+
+def test_a_blob_no_record_names_is_checked_too(batch, ledger_path, run_cli):
+    data = b'["stray"]'
+    name = hashlib.sha256(data).hexdigest()
+    tamper(ledger_path, "INSERT INTO blobs (sha256, bytes, data) VALUES (?, ?, ?)",
+           params=(name, len(data), zlib.compress(b'["other"]')))
+    checked = run_cli("verify", "--no-remote")
+    assert checked.exit_code == 1 and f"blob {name[:12]} (named by no record) does not hold the bytes" in \
+        checked.stdout, checked.output
+
+
+def test_a_record_naming_a_blob_the_ledger_lacks_is_refused(batch, tmp_path):
+    _, _, stored = batch
+    other = tmp_path / "other.db"
+    with Ledger.open(other) as ledger:
+        with pytest.raises(LedgerError, match="names blob .* which the ledger .* lacks"):
+            ledger.add_record(stored)
+        assert ledger.count() == 0
+
+
+def test_an_inline_batch_and_one_by_reference_diff_run_by_run(batch, ledger_path, run_cli):
+    """A ledger may hold batch records of both forms (older records inline): diff reads each
+    run's setting from the body or from the blob, at the offsets `batch_settings` keeps."""
+    _, address, _ = batch
+    with Ledger.open(ledger_path, create=False) as ledger:
+        inline = json.loads(json.dumps(ledger.get(address).record))  # the cohort in place: the old form
+        inline["request"]["requestId"] = "5c7c2a56-0000-4000-8000-000000000001"
+        inline["batch"]["settings_file"]["content"][3]["parameters"]["coverage"] = 99
+        inline["batch"]["settings_file"]["sha256"] = "0" * 64  # another settings file's bytes
+        inline["fingerprint"] = rec.fingerprint(inline)
+        entry, added = ledger.add_record(inline)
+        assert added and not blobs.by_reference(entry.stored)
+        rows = sqlite3.connect(ledger_path).execute(
+            "SELECT count(*) FROM batch_settings WHERE batch = ?", (entry.seq,)).fetchone()[0]
+    assert rows > 0
+    diffed = run_cli("diff", address[:12], entry.address[:12])
+    assert diffed.exit_code == 0, diffed.output
+    assert "S003" in diffed.stdout and "99" in diffed.stdout
+    assert not any(f"S{i:03d}" in diffed.stdout for i in range(12) if i != 3)
+    assert run_cli("verify", "--no-remote").exit_code == 0
