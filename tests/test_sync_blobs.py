@@ -11,7 +11,7 @@ import zlib
 
 import pytest
 
-from helpers import REMOTE, pull_json, push_json, refreshed_cohort, tamper
+from helpers import COHORT_DEFAULT, REMOTE, cohort_setting, pull_json, push_json, refreshed_cohort, tamper
 from runlog import blobs, syncblobs
 from runlog.ledger import Ledger
 
@@ -60,6 +60,8 @@ def test_a_cohort_held_by_reference_is_pushed_and_pulled_with_its_blobs(s3_emula
     listed = run_cli("--ledger", other, "log", "--batch", batch_id, "--json")
     assert listed.exit_code == 0 and len(json.loads(listed.stdout)) == 3
     assert run_cli("--ledger", other, "diff", batch_id, batch_id).exit_code == 0
+    refreshed = run_cli("--ledger", other, "refresh", batch_id)
+    assert refreshed.exit_code == 0, refreshed.output
     code, again = pull_json(run_cli, other)
     assert (code, again["records_received"], again["blobs_received"]) == (0, 0, 0)
 
@@ -153,3 +155,32 @@ def test_push_refuses_a_ledger_whose_blob_was_changed_and_sends_nothing(s3_emula
                                     f"batch.settings_file.content (held by reference) cannot be trusted: blob {sha} "
                                     "does not hold the bytes its name is the digest of; nothing was sent")
     assert _keys(bucket, "runlog/") in ([], ["runlog/runlog-remote.json"])
+
+
+def test_a_pending_attempts_blobs_are_pushed_with_it_and_checked_first(s3_emulator, bucket, ledger_path, git_repo,
+                                                                       run_cli):
+    bucket.create_bucket(Bucket="cohort-bucket")
+    bucket.put_object(Bucket="cohort-bucket", Key="cohort/settings.json",
+                      Body=json.dumps([cohort_setting(s) for s in ("S1", "S2")]).encode())
+    s3_emulator.inject("error", operation="StartRunBatch", count=3, phase="after")  # started, 500 answered
+    sent = run_cli("submit-batch", "--default-run-setting", json.dumps(COHORT_DEFAULT), "--batch-run-settings",
+                   json.dumps({"s3UriSettings": "s3://cohort-bucket/cohort/settings.json"}))
+    assert sent.exit_code == 1 and "pending" in sent.stderr, sent.output
+    with Ledger.open(ledger_path, create=False) as ledger:
+        (intent,) = ledger.pending()
+        refs = {place: ref for place, _, ref in blobs.refs(intent)}
+        sha = refs[blobs.CONTENT]["sha256"]
+        _, original = ledger.packed_blob(sha)
+    assert set(refs) == {blobs.CONTENT, blobs.INPUTS}
+    tamper(ledger_path, "UPDATE blobs SET data = ? WHERE sha256 = ?", params=(zlib.compress(b"[]"), sha))
+    refused = run_cli("--ledger", ledger_path, "push", REMOTE)
+    request_id = intent["request"]["requestId"]
+    assert refused.exit_code == 2 and refused.stderr.splitlines()[-1].startswith(  # after the pending warning
+        f"runlog: error: refusing to push: pending attempt {request_id}: its batch.settings_file.content (held by "
+        f"reference) cannot be trusted: blob {sha} does not hold the bytes its name is the digest of"), refused.output
+    assert _keys(bucket, BLOBS) == []
+
+    tamper(ledger_path, "UPDATE blobs SET data = ? WHERE sha256 = ?", params=(original, sha))  # as it was
+    pushed = push_json(run_cli, ledger_path)
+    assert (pushed["attempts_sent"], pushed["blobs_sent"]) == (1, 2)
+    assert _keys(bucket, BLOBS) == sorted(f"{BLOBS}{ref['sha256']}.json.zlib" for ref in refs.values())
