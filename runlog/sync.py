@@ -846,8 +846,8 @@ def pull(ledger: Ledger, s3, remote: Remote, *, jobs: int = 16, progress: Progre
     (a wrong name or content, not strict JSON, larger than max_bytes, nested too deep, a
     requestId another record already has, denied or gone) are named in `refused` and left
     out; the rest are imported. A batch record holding its cohort by reference is taken with
-    its blobs, checked as hostile input (_pull_blobs), or left out. A failure of the connection or of S3 itself raises
-    TransferError before anything is inserted.
+    its blobs, checked as hostile input (_pull_blobs), or left out. A failure of the
+    connection or of S3 itself raises TransferError before anything is inserted.
 
     Each item is checked once, as it arrives (runlog/syncreceive.py), and what its row needs
     waits in a spool on disk: memory holds the packs being checked and a few dozen bytes per
@@ -1239,7 +1239,6 @@ class _MemberCheck:
         canonical JSON} (the ledger's: a pull stores those it received before its records); None
         when neither holds the record."""
         if batch_address not in self.bodies:
-            body = None
             if batch_address in self.received:
                 body = self.spool.get(self.received[batch_address])[1]
             else:
