@@ -1705,6 +1705,12 @@ class Ledger:
         """(address, canonical JSON) of every record, in ledger order."""
         yield from self.conn.execute("SELECT address, body FROM records ORDER BY seq")
 
+    def blob_holders(self) -> Iterator[tuple[str, str]]:
+        """(address, canonical JSON) of each batch record that may hold part of its cohort by
+        reference (runlog/blobs.py: its body names a `..._blob` member), in ledger order."""
+        yield from self.conn.execute("SELECT address, body FROM records WHERE kind = 'batch' "
+                                     "AND instr(body, '_blob\":') ORDER BY seq")
+
     def request_ids(self) -> set[str]:
         """The requestId of every record that has one."""
         return {row[0] for row in self.conn.execute("SELECT request_id FROM records WHERE request_id IS NOT NULL")}

@@ -11,6 +11,10 @@ Layout under s3://BUCKET/PREFIX/ (docs/team-ledger.md):
   observations/<record>/<address>.json        an observation (ledger.observation_object), named
                                               by the SHA-256 of its bytes
   attempts/<requestId, %-quoted>/<sha>.json   a pending attempt's intent, named by its SHA-256
+  blobs/<sha256>.json.zlib                    a batch record's cohort held by reference: zlib's
+                                              compression of a blob's canonical JSON, named by
+                                              the SHA-256 of that JSON (runlog/syncblobs.py);
+                                              in both formats
 
 Every object is written once, with `If-None-Match: *`, so nothing on the remote is ever
 overwritten; because names are content addresses, merging ledgers is a set union. A pull
@@ -24,7 +28,7 @@ import gc
 import re
 import sys
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -38,6 +42,7 @@ from runlog.errors import RunlogError, UsageError
 from runlog.ledger import Ledger
 from runlog.safejson import DEFAULT_MAX_BYTES, DEFAULT_MAX_DEPTH, UntrustedJSONError, loads_untrusted
 from runlog.spool import Spool
+from runlog.syncblobs import BLOB_KEY_RE, blob_key
 from runlog.syncpack import INDEX_KEY_RE, PACK_KEY_RE, Pack, PackIndex, index_key, parse_index
 from runlog.syncreceive import check_observations, check_records
 from runlog.textsafe import terminal_safe
@@ -153,6 +158,7 @@ class Listing:
     records: dict[str, str] = field(default_factory=dict)  # address -> key
     observations: dict[str, tuple[str, str]] = field(default_factory=dict)  # address -> (record, key)
     attempts: dict[str, tuple[str, str]] = field(default_factory=dict)  # address -> (request id, key)
+    blobs: dict[str, str] = field(default_factory=dict)  # sha256 -> key (runlog/syncblobs.py)
     misnamed: list[str] = field(default_factory=list)  # keys in records/ or observations/ that are no address
     packs: dict[str, PackIndex] = field(default_factory=dict)  # digest -> its (well-formed) index
     pack_keys: dict[str, str] = field(default_factory=dict)  # digest -> key of each pack listed
@@ -174,6 +180,7 @@ class PushResult:
     observations_sent: int = 0
     attempts_sent: int = 0
     packs_sent: int = 0  # runlog.remote/2: how many packs (each with its index) were written
+    blobs_sent: int = 0  # the cohorts batch records hold by reference (runlog/syncblobs.py)
     conditional_writes: bool = True  # False: the store ignored If-None-Match; HEAD then PUT was used
 
     def as_dict(self) -> dict[str, Any]:
@@ -186,6 +193,7 @@ class PullResult:
     records_received: int = 0
     records_present: int = 0  # on the remote and already in the local ledger
     observations_received: int = 0
+    blobs_received: int = 0  # the cohorts of the batch records received (runlog/syncblobs.py)
     refused: list[tuple[str, str]] = field(default_factory=list)  # (key, why)
     remote_pending: list[str] = field(default_factory=list)  # request ids pending elsewhere
 
@@ -364,7 +372,7 @@ def survey(s3, remote: Remote, *, jobs: int = 16, doing: str = "reading", expect
     with expect_ledger, no marker) or UsageError (a format this runlog does not know).
     A marker that is not strict JSON within the limits is noted in `marker_refused`."""
     parts = ([f"records/{h}" for h in HEX] + [f"observations/{h}" for h in HEX] + [f"packs/{h}" for h in HEX]
-             + ["attempts/"])
+             + ["attempts/", "blobs/"])
     listing = Listing()
     try:
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
@@ -400,6 +408,9 @@ def survey(s3, remote: Remote, *, jobs: int = 16, doing: str = "reading", expect
             continue
         elif match := ATTEMPT_KEY_RE.match(relative):
             listing.attempts[match.group("address")] = (unquote(match.group("request")), key)
+            continue
+        elif match := BLOB_KEY_RE.match(relative):
+            listing.blobs[match.group("sha256")] = key
             continue
         if not relative.startswith("attempts/"):
             listing.misnamed.append(key)
@@ -517,7 +528,8 @@ class ConditionalWriter:
 @collector_relaxed()
 def push(ledger: Ledger, s3, remote: Remote, *, jobs: int = 16, progress: Progress = no_progress,
          objects: bool = False) -> PushResult:
-    """Send what the remote lacks: records, observations, pending attempts. The remote is
+    """Send what the remote lacks: records, observations, pending attempts, and the blobs of
+    the cohorts batch records hold by reference (runlog/syncblobs.py). The remote is
     listed first (with the index of every pack), so pushing twice sends nothing and an
     interrupted push resumes. Records and observations go in packs (runlog.remote/2, see
     runlog/syncpack.py), or with `objects` one object each (runlog.remote/1, which runlog
@@ -535,12 +547,14 @@ def push(ledger: Ledger, s3, remote: Remote, *, jobs: int = 16, progress: Progre
     packed_records, packed_observations = listing.packed()
     unindexed: list[tuple[int, str]] | None = None if objects else []  # addresses computed, cached at the end
     attempts = []
+    intents = []  # of the attempts sent: the blobs they name are sent too
     for intent in ledger.pending():
         data = rec.canonical_json(intent)
         address = rec.sha256_hex(data)
         if address not in listing.attempts:
             attempts.append(("attempt", remote.attempt_key(intent["request"]["requestId"], address), data,
                              {"runlog-address": address}))
+            intents.append(intent)
     if objects:
         work: list[tuple[str, str, bytes, dict[str, str]]] = []  # (kind, key, body, metadata)
         for address, body in ledger.record_bodies():
@@ -552,8 +566,10 @@ def push(ledger: Ledger, s3, remote: Remote, *, jobs: int = 16, progress: Progre
         for address, record, data in ledger.observation_objects(skip=set(listing.observations) | packed_observations):
             work.append(("observation", remote.observation_key(record, address), data,
                          {"runlog-address": address, "runlog-record": record}))
-        _refuse_tampered(ledger, {meta["runlog-address"] for kind, _, _, meta in work if kind == "record"},
-                         {meta["runlog-address"] for kind, _, _, meta in work if kind == "observation"})
+        sending = _refuse_tampered(ledger, {meta["runlog-address"] for kind, _, _, meta in work if kind == "record"},
+                                   {meta["runlog-address"] for kind, _, _, meta in work if kind == "observation"},
+                                   intents, listing)
+        _push_blobs(sending, listing, writer, remote, result, jobs=jobs, progress=progress)
         _push_objects(work + attempts, writer, remote, result, jobs=jobs, progress=progress)
     else:
         held = ledger.addresses()
@@ -561,7 +577,8 @@ def push(ledger: Ledger, s3, remote: Remote, *, jobs: int = 16, progress: Progre
         result.records_present = len(held) - len(records)
         present = set(listing.observations) | packed_observations
         observations = ledger.observation_addresses(unindexed=unindexed) - present
-        _refuse_tampered(ledger, records, observations)
+        sending = _refuse_tampered(ledger, records, observations, intents, listing)
+        _push_blobs(sending, listing, writer, remote, result, jobs=jobs, progress=progress)
         if (records or observations) and isinstance(listing.marker, dict) \
                 and listing.marker.get("format") == FORMAT_OBJECTS:
             _put_packs_notice(writer, remote)
@@ -659,16 +676,69 @@ def _put_packs_notice(writer: ConditionalWriter, remote: Remote) -> None:
         raise _fail(exc, remote, "push to") from None
 
 
-def _refuse_tampered(ledger: Ledger, records: set[str], observations: set[str]) -> None:
-    """Nothing is sent when a record or observation about to be sent fails verify's checks."""
+def _refuse_tampered(ledger: Ledger, records: set[str], observations: set[str],
+                     intents: Iterable[dict] = (), listing: Listing | None = None) -> dict[str, bytes]:
+    """Nothing is sent when a record or observation about to be sent fails verify's checks,
+    or a blob about to be sent does (_outgoing_blobs). Returns those blobs, {sha256: their
+    bytes as stored (zlib's)}."""
     from runlog.errors import LedgerError
     from runlog.verify import check_outgoing
 
-    problems = check_outgoing(ledger, records, observations)
+    problems = [problem.message for problem in check_outgoing(ledger, records, observations)]
+    held, bad = _outgoing_blobs(ledger, records, intents, listing.blobs if listing is not None else {})
+    problems.extend(bad)
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise LedgerError(f"refusing to push: {problems[0].message}{more}; nothing was sent "
+        raise LedgerError(f"refusing to push: {problems[0]}{more}; nothing was sent "
                           "(run `verify()` to see every problem)")
+    return held
+
+
+def _outgoing_blobs(ledger: Ledger, records: set[str], intents: Iterable[dict], present: Collection[str]
+                    ) -> tuple[dict[str, bytes], list[str]]:
+    """The blobs named by the records about to be sent (their addresses), by the pending
+    attempts' `intents` and by any other record whose blob the remote lacks (not among
+    `present`: removed, or refused by every pull), each checked as verify checks it
+    (syncblobs.outgoing): ({sha256: bytes as stored}, what is wrong with those that fail,
+    one line each)."""
+    from runlog import blobs
+    from runlog.syncblobs import outgoing, references
+
+    named: list[tuple[str, str, dict, Any]] = []  # (who names it, place, reference, the batch's runs)
+    for address, body in ledger.blob_holders():
+        refs, runs = references(body)
+        named.extend((f"record {address}", place, ref, runs) for place, ref in refs
+                     if address in records or ref["sha256"] not in present)
+    for intent in intents:
+        runs = (intent.get("batch") or {}).get("runs")
+        who = f"pending attempt {terminal_safe(intent['request']['requestId'])[:80]}"
+        named.extend((who, place, ref, runs) for place, _, ref in blobs.refs(intent))
+    held: dict[str, bytes] = {}
+    checked: set[tuple[str, int, str, Any]] = set()
+    problems: list[str] = []
+    for who, place, ref, runs in named:
+        if (ref["sha256"], ref["bytes"], place, runs) in checked:
+            continue
+        packed, why = outgoing(ledger, ref, place, runs)
+        if packed is None:
+            problems.append(f"{who}: its {place} (held by reference) cannot be trusted: {why}")
+            continue
+        checked.add((ref["sha256"], ref["bytes"], place, runs))
+        held[ref["sha256"]] = packed
+    return held, problems
+
+
+def _push_blobs(held: dict[str, bytes], listing: Listing, writer: ConditionalWriter, remote: Remote,
+                result: PushResult, *, jobs: int, progress: Progress) -> None:
+    """The blobs the remote lacks (`held`: {sha256: zlib's bytes}), one object each, before the
+    records that name them (runlog/syncblobs.py)."""
+    from runlog.syncblobs import CONTENT_TYPE
+
+    work = sorted(sha for sha in held if sha not in listing.blobs)
+    done = _transfer(work, lambda sha: writer.put(remote.key(blob_key(sha)), held[sha], {"runlog-blob": sha},
+                                                  content_type=CONTENT_TYPE),
+                     remote, "push to", jobs=jobs, progress=progress, label="pushing blobs")
+    result.blobs_sent += sum(written for _, written in done)
 
 
 # -- heads: a witness of each ledger's length and chain ------------------------------------------
@@ -775,8 +845,9 @@ def pull(ledger: Ledger, s3, remote: Remote, *, jobs: int = 16, progress: Progre
     good ones (records first, oldest first, at the end of the local chain). Objects that fail
     (a wrong name or content, not strict JSON, larger than max_bytes, nested too deep, a
     requestId another record already has, denied or gone) are named in `refused` and left
-    out; the rest are imported. A failure of the connection or of S3 itself raises
-    TransferError before anything is inserted.
+    out; the rest are imported. A batch record holding its cohort by reference is taken with
+    its blobs, checked as hostile input (_pull_blobs), or left out. A failure of the
+    connection or of S3 itself raises TransferError before anything is inserted.
 
     Each item is checked once, as it arrives (runlog/syncreceive.py), and what its row needs
     waits in a spool on disk: memory holds the packs being checked and a few dozen bytes per
@@ -893,9 +964,78 @@ def _receive(ledger: Ledger, s3, remote: Remote, listing: Listing, spool: Spool,
         del local, have, got, need_records, need_observations
         records.sort(key=lambda t: t[:2])
         records = _one_record_per_request(ledger, remote, records, result.refused)
+        records, held = _pull_blobs(ledger, spool, listing, records, fetch, remote, result.refused, jobs=jobs,
+                                    progress=progress, max_bytes=max_bytes)
         observations.sort(key=lambda t: t[:2])
         result.records_received, result.observations_received = _insert(ledger, spool, records, observations,
-                                                                         result.refused, checkers)
+                                                                         result.refused, checkers, held)
+        result.blobs_received = len(held)
+
+
+def _pull_blobs(ledger: Ledger, spool: Spool, listing: Listing, records: list[Received], fetch: Callable,
+                remote: Remote, refused: list[tuple[str, str]], *, jobs: int, progress: Progress,
+                max_bytes: int) -> tuple[list[Received], list[tuple[str, int, bytes]]]:
+    """The blobs named by the batch records received (their cohorts held by reference:
+    runlog/syncblobs.py) that the ledger lacks, fetched --jobs at a time and checked as hostile
+    input (syncblobs.received). A record whose blob is not on the remote, or is refused, is left
+    out and named in `refused` (its members are then refused with it: _MemberCheck). Returns
+    the records kept and the blobs they name, as Ledger.add_blobs stores them."""
+    from runlog.syncblobs import received, references
+
+    needs: dict[str, list[tuple[Received, str, dict, Any]]] = {}  # sha256 -> (record, place, reference, runs)
+    for item in records:
+        if item[5] == "batch":
+            refs, runs = references(spool.get(item[4])[1])
+            for place, ref in refs:
+                needs.setdefault(ref["sha256"], []).append((item, place, ref, runs))
+    if not needs:
+        return records, []
+    local = ledger.has_blobs(needs)
+    bad: dict[str, str] = {}  # record address -> why it is left out
+
+    def refuse(item: Received, place: str, why: str) -> None:
+        bad.setdefault(item[1], f"record {item[1]} is left out: its {place} is held by reference, and {why}")
+
+    for sha in needs:
+        if sha not in local and sha not in listing.blobs:
+            for item, place, _, _ in needs[sha]:
+                refuse(item, place, f"the remote does not hold blob {sha} ({blob_key(sha)})")
+    one_check = threading.Lock()  # a cohort's blob decoded at a time (100 000 run settings: ~150 MiB)
+
+    def fetch_blob(sha: str) -> tuple[Any, str | None]:
+        def check(packed: bytes) -> tuple[Any, str | None]:
+            problems: list[tuple[Received, str, str]] = []
+            whys: dict[tuple, str | None] = {}  # (bytes, place, runs) -> why a reference so is refused
+            size = None
+            with one_check:
+                for item, place, ref, runs in needs[sha]:
+                    if (ref["bytes"], place, runs) not in whys:
+                        data, whys[ref["bytes"], place, runs] = received(ref, packed, place, runs, max_bytes)
+                        if data is not None:
+                            size = len(data)
+                        del data
+                    if (why := whys[ref["bytes"], place, runs]) is not None:
+                        problems.append((item, place, why))
+            return ((sha, size, packed) if size is not None else None, problems), None
+
+        return fetch(listing.blobs[sha], check)
+
+    wanted = sorted(sha for sha in needs if sha not in local and sha in listing.blobs)
+    held: list[tuple[str, int, bytes]] = []
+    for sha, (found, why) in _transfer(wanted, fetch_blob, remote, "pull from", jobs=jobs, progress=progress,
+                                       label="pulling blobs"):
+        key = listing.blobs[sha]
+        if why:
+            found = None, [(item, place, why) for item, place, _, _ in needs[sha]]
+        stored, problems = found
+        for item, place, problem in problems:
+            refuse(item, place, f"s3://{remote.bucket}/{key} was refused: {problem}")
+        if stored is not None:
+            held.append(stored)
+    kept = [item for item in records if item[1] not in bad]
+    refused.extend((item[2], bad[item[1]]) for item in records if item[1] in bad)
+    named = {ref["sha256"] for sha, uses in needs.items() for item, _, ref, _ in uses if item[1] not in bad}
+    return kept, [blob for blob in held if blob[0] in named]
 
 
 def _pull_packs(listing: Listing, fetch: Callable, spool: Spool, need_records: set[str],
@@ -971,14 +1111,19 @@ def _pull_rounds(listing: Listing, fetch_pack: Callable, records: dict[str, Rece
 
 
 def _insert(ledger: Ledger, spool: Spool, records: list[Received], observations: list[ReceivedObservation],
-            refused: list[tuple[str, str]], checkers: Checkers) -> tuple[int, int]:
-    """Append the checked records, then the observations of the records the ledger then
+            refused: list[tuple[str, str]], checkers: Checkers, held: Sequence[tuple[str, int, bytes]] = ()
+            ) -> tuple[int, int]:
+    """Store the blobs the records name (`held`, checked: _pull_blobs) in one transaction, then
+    append the checked records, then the observations of the records the ledger then
     holds, in the order given, INSERT_PAGE at a time, each page one transaction
     (Ledger.add_received_records, add_checked_observations) read back from the spool. The
     member records of a page are checked against their batch records first (_MemberCheck), by
     the worker processes when the pull has them, while this process inserts the page before;
     those refused are left out and named in `refused`. Returns how many records and
     observations were added."""
+    if held:
+        with ledger.write():
+            ledger.add_blobs(held)
     members = _MemberCheck(ledger, spool, records, checkers, refused)
     added = seen = 0
     cache = min(INSERT_CACHE_KIB, INSERT_CACHE_KIB_PER_ROW * (len(records) + len(observations)))
@@ -1052,7 +1197,7 @@ class _MemberCheck:
         for item in records:
             if item[6] is not None:  # a member
                 self.left[item[6]] = self.left.get(item[6], 0) + 1
-        self.bodies: dict[str, bytes | None] = {}
+        self.bodies: dict[str, tuple[bytes, dict[str, bytes] | None] | None] = {}
 
     def check(self, page: list[Received], rows: list[tuple]) -> list[Future]:
         """Start checking the members of a page (its items and their rows): futures of the
@@ -1063,8 +1208,8 @@ class _MemberCheck:
                 groups.setdefault(item[6], []).append((item[1], row[1]))
         futures: list[Future] = []
         for batch_address, members in groups.items():
-            body = self._body(batch_address)
-            if body is None:  # nothing to check them against: not yet
+            found = self._body(batch_address)
+            if found is None:  # nothing to check them against: not yet
                 done: Future = Future()
                 done.set_result([(member, f"member record {member} names batch record {batch_address}, which this "
                                   "pull does not take and this ledger does not hold: a member is taken with or after "
@@ -1072,7 +1217,8 @@ class _MemberCheck:
                                  for member, _ in members])
                 futures.append(done)
             else:
-                futures.append(self.checkers.members(batch_address, body, batch_address in self.received, members))
+                futures.append(self.checkers.members(batch_address, found[0], batch_address in self.received, members,
+                                                     found[1]))
             self.left[batch_address] -= len(members)
             if not self.left[batch_address]:
                 del self.bodies[batch_address]  # its last member: the batch record is let go
@@ -1087,17 +1233,25 @@ class _MemberCheck:
         self.refused.extend((item[2], bad[item[1]]) for item in page if item[1] in bad)
         return [row for row in rows if row[0] not in bad]
 
-    def _body(self, batch_address: str) -> bytes | None:
-        """The canonical JSON of the batch record a member names: received in this pull, else the
-        local ledger's; None when neither holds it."""
+    def _body(self, batch_address: str) -> tuple[bytes, dict[str, bytes] | None] | None:
+        """The canonical JSON of the batch record a member names (received in this pull, else the
+        local ledger's) and, when it holds its cohort by reference, the blobs it names {sha256:
+        canonical JSON} (the ledger's: a pull stores those it received before its records); None
+        when neither holds the record."""
         if batch_address not in self.bodies:
             if batch_address in self.received:
-                self.bodies[batch_address] = self.spool.get(self.received[batch_address])[1]
+                body = self.spool.get(self.received[batch_address])[1]
             else:
                 entry = self.ledger.get(batch_address)
-                self.bodies[batch_address] = entry.body.encode("utf-8") if entry is not None \
-                    and entry.kind == "batch" else None
+                body = entry.body.encode("utf-8") if entry is not None and entry.kind == "batch" else None
+            self.bodies[batch_address] = None if body is None else (body, self._cohort(body))
         return self.bodies[batch_address]
+
+    def _cohort(self, body: bytes) -> dict[str, bytes] | None:
+        from runlog.syncblobs import references
+
+        refs, _ = references(body)
+        return {ref["sha256"]: self.ledger.blob(ref["sha256"]) for _, ref in refs} if refs else None
 
 
 def _one_record_per_request(ledger: Ledger, remote: Remote, records: list[Received],

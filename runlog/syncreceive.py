@@ -28,6 +28,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from runlog import record as rec
+from runlog.blobs import by_reference
 from runlog.ledger import INDEX_COLUMNS, OBSERVATION_FIELDS, index_columns
 from runlog.safejson import DEFAULT_MAX_BYTES, DEFAULT_MAX_DEPTH, UntrustedJSONError, loads_untrusted
 from runlog.textsafe import terminal_safe
@@ -186,7 +187,9 @@ def check_records(items: Sequence[tuple[str, bytes]], max_bytes: int = DEFAULT_M
 def _row(address: str, data: bytes, record: dict) -> tuple[str, str | None, Row]:
     columns = index_columns(record)
     row: Row = (address, data, tuple(columns[name] for name in INDEX_COLUMNS))
-    if record["kind"] == "batch":
+    if record["kind"] == "batch" and not by_reference(record):
+        # (one holding its cohort by reference gets them from the ledger, which then holds its
+        # blobs: Ledger._index_settings, and the view from the trigger of migration m012)
         from runlog.cohortindex import received
 
         row = (*row, *received(record, data))

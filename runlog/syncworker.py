@@ -103,14 +103,20 @@ def worker_count(pack_bytes: int, workers: int | None = None) -> int:
     return min(cores, MAX_WORKERS)
 
 
-def batch_check(body: bytes, batch_address: str, received: bool) -> Callable[[str, bytes], str | None]:
+def batch_check(body: bytes, batch_address: str, received: bool, cohort: dict[str, bytes] | None = None
+                ) -> Callable[[str, bytes], str | None]:
     """batch.member_check of the batch record `body` (its canonical JSON): decoded as pull
     always decoded it, by fastjson when it was `received` in this pull, by the json module
-    when it is the local ledger's (Entry.record)."""
-    from runlog import fastjson
+    when it is the local ledger's (Entry.record). `cohort`: the blobs it names {sha256:
+    canonical JSON}, when it holds its cohort by reference: put back in place first
+    (blobs.inflate), as every reader of the record sees it."""
+    from runlog import blobs, fastjson
     from runlog.batch import member_check
 
-    return member_check(fastjson.loads(body) if received else json.loads(body), batch_address)
+    batch = fastjson.loads(body) if received else json.loads(body)
+    if cohort:
+        batch = blobs.inflate(batch, cohort.__getitem__)
+    return member_check(batch, batch_address)
 
 
 def unmade(check: Callable[[str, bytes], str | None], members: Sequence[tuple[str, bytes]]) -> list[tuple[str, str]]:
@@ -123,18 +129,19 @@ def unmade(check: Callable[[str, bytes], str | None], members: Sequence[tuple[st
 def serve(requests: IO[bytes], answers: IO[bytes]) -> None:
     """Answer check requests until the pulling process closes the pipe: each request is
     check_pack's arguments (the index as its fields), or ("members", batch address, the batch
-    record's canonical JSON (None: the one this worker was last sent), whether it was received,
-    member records as (address, canonical JSON)); each answer ("ok", check_pack's answer or the
+    record's canonical JSON (None: the one this worker was last sent), the blobs it names
+    (batch_check's `cohort`), whether it was received, member records as (address, canonical JSON)); each answer ("ok", check_pack's answer or the
     members refused, as unmade gives them) or ("error", what went wrong) for an exception, which
     is a bug. A worker keeps the check of the last batch record it was sent."""
     held: tuple[str, Callable[[str, bytes], str | None]] | None = None
     while (request := childproc.receive(requests)) is not None:
         try:
             if request[0] == "members":
-                _, batch_address, body, received, members = request
+                _, batch_address, body, cohort, received, members = request
                 if body is not None or held is None or held[0] != batch_address:
                     held = None  # one batch record at a time
-                    held = (batch_address, batch_check(body, batch_address, received))
+                    held = (batch_address, batch_check(body, batch_address, received, cohort))
+                    del cohort
                 answer: tuple = ("ok", unmade(held[1], members))
             else:
                 digest, data, size, records, observations, want_records, want_observations, max_bytes = request
@@ -220,18 +227,19 @@ class Checkers:
         found, why = answer
         return (tuple(found) if found is not None else None), why
 
-    def members(self, batch_address: str, body: bytes, received: bool, members: list[tuple[str, bytes]]
-                ) -> Future[list[tuple[str, str]]]:
+    def members(self, batch_address: str, body: bytes, received: bool, members: list[tuple[str, bytes]],
+                cohort: dict[str, bytes] | None = None) -> Future[list[tuple[str, str]]]:
         """The member records (address, canonical JSON) of the batch record `body` (at
         `batch_address`; `received` in this pull, else the local ledger's) that are not what it
-        makes of their runs, as (address, why): unmade(batch_check(...), members), as a future:
+        makes of their runs, as (address, why): unmade(batch_check(...), members), as a future
+        (`cohort`: the blobs the batch record names, batch_check's):
         in a worker (the one that checked the last members, which holds the batch record's check
         already; a thread of its own waits for it), or here, done, when there are none. Meant
         for a pull's inserts: a worker checks the next page while this process inserts one."""
         if not self._all:
             if self._held is None or self._held[0] != batch_address:
                 self._held = None  # one batch record at a time
-                self._held = (batch_address, batch_check(body, batch_address, received))
+                self._held = (batch_address, batch_check(body, batch_address, received, cohort))
             done: Future[list[tuple[str, str]]] = Future()
             done.set_result(unmade(self._held[1], members))
             return done
@@ -239,14 +247,16 @@ class Checkers:
             from concurrent.futures import ThreadPoolExecutor
 
             self._waiting = ThreadPoolExecutor(max_workers=1, thread_name_prefix="runlog-pull-members")
-        return self._waiting.submit(self._members, batch_address, body, received, members)
+        return self._waiting.submit(self._members, batch_address, body, received, members, cohort)
 
-    def _members(self, batch_address: str, body: bytes, received: bool, members: list[tuple[str, bytes]]
-                 ) -> list[tuple[str, str]]:
+    def _members(self, batch_address: str, body: bytes, received: bool, members: list[tuple[str, bytes]],
+                 cohort: dict[str, bytes] | None = None) -> list[tuple[str, str]]:
         worker = self._idle.get()
         try:
-            status, answer = worker.ask(("members", batch_address, None if worker.batch == batch_address else body,
-                                         received, members), "checking the pulled member records",
+            again = worker.batch == batch_address  # the worker holds its check already
+            status, answer = worker.ask(("members", batch_address, None if again else body,
+                                         None if again else cohort, received, members),
+                                        "checking the pulled member records",
                                         "the pages of records inserted before it stay")
             worker.batch = batch_address
         finally:

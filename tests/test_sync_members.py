@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from helpers import REMOTE, forged_member, push_json, put_forged_member, record_key, refreshed_cohort
+from runlog import blobs, sync
 from runlog import record as rec
-from runlog import sync
 from runlog.batch import unmade_members
 from runlog.ledger import Ledger
 from runlog.syncworker import Checkers, WorkerError
@@ -73,22 +73,30 @@ def test_the_workers_check_members_as_the_batch_module_does(s3_emulator, bucket,
     with Ledger.open(ledger_path, create=False) as ledger:
         batch = ledger.entries(where="kind = 'batch'")[0]
         members = [(m.address, m.body.encode()) for m in ledger.entries(where="kind = 'member'")]
+        cohort = _cohort(ledger, batch)  # held by reference (runlog/blobs.py): its blobs go with it
+        whole = batch.record
     forged = rec.canonical_json(forged_member(members[0][1].decode()))
     odd = json.loads(members[1][1])
     odd["batch"]["run_setting_id"] = "NOT-IN-THE-BATCH"
     items = [*members, (rec.sha256_hex(forged), forged), ("0" * 64, b"not json {"), ("1" * 64, b"[]"),
              (rec.sha256_hex(rec.canonical_json(odd)), rec.canonical_json(odd))]
-    shapeless = json.loads(batch.body)
+    shapeless = json.loads(json.dumps(whole))  # the cohort inline
     shapeless["batch"]["settings_file"]["content"][0] = "not a run setting"  # no member can be made of it
-    for record, body, received in ((batch.record, batch.body.encode(), True), (batch.record, batch.body.encode(),
-                                   False), (shapeless, rec.canonical_json(shapeless), True)):
+    for record, body, received, held in ((whole, batch.body.encode(), True, cohort),
+                                         (whole, batch.body.encode(), False, cohort),
+                                         (shapeless, rec.canonical_json(shapeless), True, None)):
         expected = unmade_members(record, batch.address, items)
-        assert set(expected) >= {items[3][0], items[4][0], items[5][0], items[6][0]} if record is batch.record \
+        assert set(expected) >= {items[3][0], items[4][0], items[5][0], items[6][0]} if record is whole \
             else set(expected) == {a for a, _ in items}
         for workers in (0, 1, 2):
             with Checkers(workers) as checkers:
                 for _ in range(2):  # the second time from the check the worker holds
-                    assert dict(checkers.members(batch.address, body, received, items).result()) == expected
+                    assert dict(checkers.members(batch.address, body, received, items, held).result()) == expected
+
+
+def _cohort(ledger: Ledger, batch) -> dict[str, bytes]:
+    """The blobs a batch record names, as a pull passes them to the member check."""
+    return {ref["sha256"]: ledger.blob(ref["sha256"]) for _, _, ref in blobs.refs(batch.stored)}
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads processes from Linux's /proc")
@@ -98,14 +106,15 @@ def test_a_worker_that_dies_checking_members_fails_in_one_line_that_says_what_st
     with Ledger.open(ledger_path, create=False) as ledger:
         batch = ledger.entries(where="kind = 'batch'")[0]
         members = [(m.address, m.body.encode()) for m in ledger.entries(where="kind = 'member'")]
+        cohort = _cohort(ledger, batch)
     with Checkers(1) as checkers:
         [worker] = [int(stat.parent.name) for stat in Path("/proc").glob("[0-9]*/stat")
                     if stat.read_text().rsplit(")", 1)[1].split()[1] == str(os.getpid())
                     and b"runlog.syncworker" in (stat.parent / "cmdline").read_bytes()]
-        assert checkers.members(batch.address, batch.body.encode(), True, members).result() == []
+        assert checkers.members(batch.address, batch.body.encode(), True, members, cohort).result() == []
         os.kill(worker, signal.SIGKILL)
         with pytest.raises(WorkerError) as failed:
-            checkers.members(batch.address, batch.body.encode(), True, members).result()
+            checkers.members(batch.address, batch.body.encode(), True, members, cohort).result()
     assert str(failed.value) == ("a worker process checking the pulled member records ended without an answer (out "
                                  "of memory, or killed?); the pages of records inserted before it stay: run the pull "
                                  "again (it resumes)")

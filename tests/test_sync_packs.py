@@ -81,8 +81,8 @@ def test_a_cohort_round_trips_in_packs_and_a_second_push_sends_nothing(s3_emulat
         pushed = push_json(run_cli, ledger_path)
         assert (pushed["records_sent"], pushed["observations_sent"]) == (13, 13)
         assert pushed["packs_sent"] == 1  # 13 records and 13 observations are far below a pack's 1 MiB
-        # the marker, one pack, its index, the head: 4 objects instead of 2 + 26 + 1
-        assert proxy.count("PUT") == 4 and proxy.count("PUT", "/packs/") == 2
+        # the marker, the batch record's two blobs, one pack, its index, the head: 6 objects instead of 2 + 26 + 1 + 2
+        assert proxy.count("PUT") == 6 and proxy.count("PUT", "/packs/") == 2 and proxy.count("PUT", "/blobs/") == 2
         assert keys(bucket, "records/") == [] and keys(bucket, "observations/") == []
         marker = json.loads(bucket.get_object(Bucket=BUCKET, Key="runlog/runlog-remote.json")["Body"].read())
         assert marker == {"format": "runlog.remote/2"}

@@ -90,7 +90,8 @@ def push(ctx, remote, jobs, quiet, as_json, profile, region, objects):
     and listed by a small index object, written with If-None-Match: * so that nothing on the
     remote is ever overwritten. The remote is listed first and only what it lacks is sent:
     pushing twice sends nothing, and a push that stopped half way resumes where it stopped.
-    A push adds nothing to the local ledger's records or observations. S3 is reached with the usual AWS settings
+    The cohorts batch records hold by reference go as blobs (blobs/<sha256>.json.zlib), each
+    checked as verify checks it first. A push adds nothing to the local ledger's records or observations. S3 is reached with the usual AWS settings
     (AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL_S3, ...); see docs/team-ledger.md.
 
     \b
@@ -118,7 +119,8 @@ def push(ctx, remote, jobs, quiet, as_json, profile, region, objects):
     elif not quiet:
         packs = "" if objects else f" in {result.packs_sent} pack(s)"
         click.echo(f"{target}: sent {result.records_sent} record(s), {result.observations_sent} observation(s){packs}, "
-                   f"{result.attempts_sent} pending attempt(s); {result.records_present} record(s) were "
+                   f"{result.attempts_sent} pending attempt(s), {result.blobs_sent} blob(s); "
+                   f"{result.records_present} record(s) were "
                    "already there")
 
 
@@ -146,7 +148,9 @@ def pull(ctx, remote, jobs, quiet, as_json, profile, region, max_object_mib):
     (--max-object-mib; a batch record holds its whole cohort), strict UTF-8 JSON nested at most 100 deep, bytes that hash to the
     address in its name, canonical JSON, and (for records) the record schema and a requestId
     no other record has; a pack must also hold exactly what its index names, and then each
-    of its records and observations is checked as above. Objects that fail (tampered, truncated, hostile, denied) are named
+    of its records and observations is checked as above; a batch record holding its cohort by
+    reference comes with its blobs, each decompressed within the limit and checked against its
+    name, or is left out with its members. Objects that fail (tampered, truncated, hostile, denied) are named
     on stderr one per line with the reason and left out, the good ones are imported, and the
     exit status is 1. Pulled records go at the end of the local chain, oldest first;
     observations keep the time and source they were made with. Attempts pending in other
