@@ -145,9 +145,28 @@ def value_of(record: dict, place: str, load: Callable[[str], bytes]) -> Any:
     raise ValueError(f"no such place: {place}")
 
 
-def check(ref: dict, data: bytes | None) -> str | None:
+def unpack(packed: bytes, size: int) -> tuple[bytes | None, str | None]:
+    """(the bytes zlib's `packed` holds, None) when it is one whole zlib stream of at most
+    `size` bytes decompressed; else (None, why). Never more than `size` + 1 bytes are made
+    (a zlib bomb from a remote stops there)."""
+    import zlib
+
+    inflater = zlib.decompressobj()
+    try:
+        data = inflater.decompress(packed, size + 1)
+    except (zlib.error, TypeError):
+        return None, "is not zlib data"
+    if len(data) > size:
+        return None, f"decompresses to more than {size} bytes (a zlib bomb?)"
+    if not inflater.eof or inflater.unused_data:
+        return None, "is not one whole zlib stream (truncated, or bytes after it)"
+    return data, None
+
+
+def check(ref: dict, data: bytes | None, place: str | None = None, runs: Any = None) -> str | None:
     """What is wrong with the blob a reference names, given its canonical JSON (None: absent
-    from the ledger); None when nothing is."""
+    from the ledger); None when nothing is. For a settings file's content (`place` CONTENT),
+    it must list as many run settings as the record's `batch.runs` (`runs`)."""
     from runlog import fastjson
     from runlog.record import sha256_hex
 
@@ -163,4 +182,24 @@ def check(ref: dict, data: bytes | None) -> str | None:
         return f"blob {ref['sha256']} is not JSON"
     if not canonical:
         return f"blob {ref['sha256']} is not canonical JSON"
+    if place == CONTENT and (not isinstance(value, list) or len(value) != runs):
+        return (f"blob {ref['sha256']} holds {len(value) if isinstance(value, list) else 'no list of'} run "
+                f"settings, the record says {runs}")
     return None
+
+
+def stored_problem(ref: dict, row: tuple[int, bytes] | None, place: str | None = None,
+                   runs: Any = None) -> str | None:
+    """What is wrong with a blob as a ledger stores it (`row`: its `bytes` and `data` columns,
+    None when absent) for a reference to it: `check`, and the `bytes` column must be the
+    length of what `data` decompresses to (verify, and push before it sends the blob)."""
+    if row is None:
+        return check(ref, None)
+    size, packed = row
+    data, why = unpack(packed, max(ref["bytes"], size))
+    if data is None:
+        return f"blob {ref['sha256']} {why}"
+    why = check(ref, data, place, runs)
+    if why is None and size != len(data):
+        why = f"blob {ref['sha256']} says it holds {size} bytes, it holds {len(data)}"
+    return why

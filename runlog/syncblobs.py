@@ -23,7 +23,6 @@ Nothing here talks to S3; the ledger is only read."""
 from __future__ import annotations
 
 import re
-import zlib
 from typing import Any
 
 from runlog import blobs
@@ -49,35 +48,6 @@ def references(body: bytes | str) -> tuple[list[tuple[str, dict]], Any]:
     return [(place, ref) for place, _, ref in blobs.refs(record)], (record.get("batch") or {}).get("runs")
 
 
-def unpack(packed: bytes, size: int) -> tuple[bytes | None, str | None]:
-    """(the bytes zlib's `packed` holds, None) when it is one whole zlib stream of at most
-    `size` bytes decompressed; else (None, why). Never more than `size` + 1 bytes are made."""
-    inflater = zlib.decompressobj()
-    try:
-        data = inflater.decompress(packed, size + 1)
-    except zlib.error:
-        return None, "is not zlib data"
-    if len(data) > size:
-        return None, f"decompresses to more than {size} bytes (a zlib bomb?)"
-    if not inflater.eof or inflater.unused_data:
-        return None, "is not one whole zlib stream (truncated, or bytes after it)"
-    return data, None
-
-
-def check(ref: dict, data: bytes, place: str, runs: Any) -> str | None:
-    """What is wrong with a blob's canonical JSON `data` for one reference to it (blobs.check,
-    and for a settings file's content, as many run settings as the record's `runs`)."""
-    import orjson
-
-    why = blobs.check(ref, data)
-    if why is None and place == blobs.CONTENT:
-        listed = orjson.loads(data)
-        if not isinstance(listed, list) or len(listed) != runs:
-            why = (f"blob {ref['sha256']} holds {len(listed) if isinstance(listed, list) else 'no list of'} run "
-                   f"settings, the record says {runs}")
-    return why
-
-
 def received(ref: dict, packed: bytes, place: str, runs: Any, max_bytes: int) -> tuple[bytes | None, str | None]:
     """A blob object fetched from a remote (`packed`, its bytes) for a record's reference
     `ref` to it: (its canonical JSON, None) when it is what the reference names, else
@@ -85,10 +55,10 @@ def received(ref: dict, packed: bytes, place: str, runs: Any, max_bytes: int) ->
     if ref["bytes"] > max_bytes:
         return None, (f"too large: its reference says {ref['bytes']} bytes, more than the limit of {max_bytes} "
                       "(`max_bytes`, or max_object_mib in the configuration)")
-    data, why = unpack(packed, ref["bytes"])
+    data, why = blobs.unpack(packed, ref["bytes"])
     if data is None:
         return None, f"blob {ref['sha256']} {why}"
-    why = check(ref, data, place, runs)
+    why = blobs.check(ref, data, place, runs)
     return (None, why) if why else (data, None)
 
 
@@ -96,13 +66,5 @@ def outgoing(ledger, ref: dict, place: str, runs: Any) -> tuple[bytes | None, st
     """A blob the ledger holds, about to be pushed for a reference to it, checked as `runlog
     verify` checks it: (its bytes as stored, zlib's, None), else (None, why)."""
     stored = ledger.packed_blob(ref["sha256"])
-    if stored is None:
-        return None, blobs.check(ref, None)
-    size, packed = stored
-    data, why = unpack(packed, max(ref["bytes"], size))
-    if data is None:
-        return None, f"blob {ref['sha256']} {why}"
-    why = check(ref, data, place, runs)
-    if why is None and size != len(data):
-        why = f"blob {ref['sha256']} says it holds {size} bytes, it holds {len(data)}"
-    return (None, why) if why else (packed, None)
+    why = blobs.stored_problem(ref, stored, place, runs)
+    return (None, why) if why or stored is None else (stored[1], None)

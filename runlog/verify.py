@@ -430,19 +430,7 @@ def check_blobs(ledger: Ledger, seqs: list[int] | None = None) -> list[Problem]:
             if not isinstance(ref, dict) or not isinstance(ref.get("sha256"), str):
                 continue  # the schema check names it
             row = conn.execute("SELECT bytes, data FROM blobs WHERE sha256 = ?", (ref["sha256"],)).fetchone()
-            try:
-                data = zlib.decompress(row[1]) if row is not None else None
-            except (zlib.error, TypeError):
-                data = b""
-            why = blobs.check(ref, data)
-            if why is None and row[0] != len(data or b""):
-                why = f"blob {ref['sha256']} says it holds {row[0]} bytes, it holds {len(data or b'')}"
-            if why is None and place == blobs.CONTENT:
-                listed = fastjson.loads(data or b"null")
-                runs = (record.get("batch") or {}).get("runs")
-                if not isinstance(listed, list) or len(listed) != runs:
-                    why = (f"blob {ref['sha256']} holds {len(listed) if isinstance(listed, list) else 'no list of'} "
-                           f"run settings, the record says {runs}")
+            why = blobs.stored_problem(ref, row, place, (record.get("batch") or {}).get("runs"))
             checked.add(ref["sha256"])
             if why is not None:
                 problems.append(Problem("altered", f"record #{seq}", f"record #{seq}: its {place} (held by "
