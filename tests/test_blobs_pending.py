@@ -1,0 +1,35 @@
+"""A pending batch attempt names its cohort's blobs (runlog/blobs.py): `recover` sends it again
+and writes its record with them, so verify checks them as it checks a record's."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from helpers import COHORT_DEFAULT, cohort_setting, tamper
+from runlog.ledger import Ledger, attempt_intent
+
+SAMPLES = [f"S{i:03d}" for i in range(4)]
+
+
+@pytest.mark.parametrize("place", ["content_blob", "inputs_blob"])
+def test_verify_names_a_blob_a_pending_attempt_lost(place, s3_emulator, s3_server, ledger_path, git_repo, run_cli):
+    s3_server.create_bucket(Bucket="cohort-bucket")
+    s3_server.put_object(Bucket="cohort-bucket", Key="cohort/settings.json",
+                         Body=json.dumps([cohort_setting(s) for s in SAMPLES]).encode())
+    s3_emulator.inject("error", operation="StartRunBatch", count=3, phase="after")  # started, 500 answered
+    sent = run_cli("submit-batch", "--default-run-setting", json.dumps(COHORT_DEFAULT), "--batch-run-settings",
+                   json.dumps({"s3UriSettings": "s3://cohort-bucket/cohort/settings.json"}),
+                   "--endpoint-url", s3_emulator.endpoint_url)
+    assert sent.exit_code == 1 and "pending" in sent.stderr, sent.output
+    with Ledger.open(ledger_path, create=False) as ledger:
+        request_id, text, packed = ledger.conn.execute(
+            "SELECT request_id, intent, intent_zlib FROM attempts").fetchone()
+    intent = json.loads(attempt_intent(text, packed))
+    held = (intent["batch"]["settings_file"] if place == "content_blob" else intent["resolution"])[place]["sha256"]
+    assert run_cli("verify", "--no-remote").exit_code == 0
+    tamper(ledger_path, "DELETE FROM blobs WHERE sha256 = ?", params=(held,))
+    checked = run_cli("verify", "--no-remote")
+    assert checked.exit_code == 1, checked.output
+    assert f"pending attempt {request_id}: its " in checked.stdout and f"blob {held} is missing" in checked.stdout
