@@ -711,11 +711,15 @@ class Ledger:
         try:
             row = self.conn.execute(*query).fetchone()
         except sqlite3.ProgrammingError:  # closed, or another thread's: an entry read after its ledger
-            conn = sqlite3.connect(sqlite_uri(self.path), uri=True)
             try:
-                row = conn.execute(*query).fetchone()
-            finally:
-                conn.close()
+                conn = sqlite3.connect(sqlite_uri(self.path), uri=True)
+                try:
+                    row = conn.execute(*query).fetchone()
+                finally:
+                    conn.close()
+            except sqlite3.Error as exc:  # the file moved or removed since
+                raise LedgerError(f"cannot read blob {sha256[:12]}, part of a batch record's cohort, from ledger "
+                                  f"{self.path} ({exc}): read the record's cohort while its ledger is open") from None
         if row is None:
             raise LedgerError(f"ledger {self.path} lacks blob {sha256[:12]}, part of a batch record's cohort: "
                               "verify() names the record; restore the ledger from a backup or pull the team "

@@ -1,5 +1,6 @@
-"""A pending batch attempt names its cohort's blobs (runlog/blobs.py): `recover` sends it again
-and writes its record with them, so verify checks them as it checks a record's."""
+"""A cohort held by reference (runlog/blobs.py) away from the record's own read: a pending batch
+attempt names its cohort's blobs (`recover` sends it again and writes its record with them, so
+verify checks them as it checks a record's); an entry read after its ledger moved."""
 
 from __future__ import annotations
 
@@ -33,3 +34,16 @@ def test_verify_names_a_blob_a_pending_attempt_lost(place, s3_emulator, s3_serve
     checked = run_cli("verify", "--no-remote")
     assert checked.exit_code == 1, checked.output
     assert f"pending attempt {request_id}: its " in checked.stdout and f"blob {held} is missing" in checked.stdout
+
+
+def test_an_entry_read_after_its_ledger_moved_says_so_in_a_ledger_error(s3_emulator, s3_server, ledger_path,
+                                                                         git_repo, run_cli, tmp_path):
+    from helpers import refreshed_cohort
+    from runlog.errors import LedgerError
+
+    batch_id = refreshed_cohort(run_cli, s3_emulator, s3_server, SAMPLES)
+    with Ledger.open(ledger_path, create=False) as ledger:
+        entry = ledger.resolve(batch_id)
+    ledger_path.rename(tmp_path / "moved.db")
+    with pytest.raises(LedgerError, match="cannot read blob .* read the record's cohort while its ledger is open"):
+        entry.record  # noqa: B018
