@@ -791,6 +791,7 @@ class Ledger:
             present.add(address)
             chain = chain_next(chain, address)
             if record["kind"] == "batch":
+                self._refuse_missing_blobs(record)
                 batches.append((record, body, seq))
             rows.append((seq, address, body.decode("utf-8"), chain, inserted_at, *columns))
             seq += 1
@@ -1094,6 +1095,8 @@ class Ledger:
                 present.add(address)
                 chain = chain_next(chain, address)
                 if columns[0] == "batch":  # kind
+                    if b'_blob":' in body:  # a cohort held by reference: its blobs first (runlog/blobs.py)
+                        self._refuse_missing_blobs(json.loads(body))
                     batches.append((body, seq, tuple(given)))
                 rows.append((seq, address, body.decode("utf-8"), chain, inserted_at, *columns))
                 seq += 1

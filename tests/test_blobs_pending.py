@@ -47,3 +47,26 @@ def test_an_entry_read_after_its_ledger_moved_says_so_in_a_ledger_error(s3_emula
     ledger_path.rename(tmp_path / "moved.db")
     with pytest.raises(LedgerError, match="cannot read blob .* read the record's cohort while its ledger is open"):
         entry.record  # noqa: B018
+
+
+def test_records_appended_in_bulk_are_refused_without_their_blobs(s3_emulator, s3_server, ledger_path, git_repo,
+                                                                  run_cli, tmp_path):
+    """add_records (pages of records) and add_received_records (a pull's) keep the rule
+    add_record keeps: a batch record naming a blob the ledger lacks would have lost its cohort."""
+    from helpers import refreshed_cohort
+    from runlog import fastjson
+    from runlog.errors import LedgerError
+    from runlog.ledger import INDEX_COLUMNS, index_columns
+
+    batch_id = refreshed_cohort(run_cli, s3_emulator, s3_server, SAMPLES)
+    with Ledger.open(ledger_path, create=False) as ledger:
+        entry = ledger.resolve(batch_id)
+        stored, address = entry.stored, entry.address
+    body = fastjson.dumps(stored)
+    columns = index_columns(stored)
+    with Ledger.open(tmp_path / "other.db") as other:
+        with pytest.raises(LedgerError, match="names blob .* which the ledger .* lacks"):
+            other.add_records([stored])
+        with pytest.raises(LedgerError, match="names blob .* which the ledger .* lacks"):
+            other.add_received_records([(address, body, tuple(columns[name] for name in INDEX_COLUMNS))])
+        assert other.count() == 0
