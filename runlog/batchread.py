@@ -93,7 +93,7 @@ def summary(ledger: Ledger, batch: Entry, failures: int | None = SHOWN_FAILURES)
         found.append({"run_setting_id": setting_id, "record": address, "run_id": run_id, "stage": "run",
                       "reason": status_message or "no reason given"})
     batch_seen = [o for o in ledger.observations(batch.address) if o["source"] == SOURCE_BATCH]
-    record = batch_record_view(ledger, batch)[0]
+    record = ledger.batch_outline(batch.address)  # neither the cohort nor its inputs: not read
     return {"record": batch.address, "batch_id": batch.batch_id, "runs": record["batch"]["runs"],
             "members_recorded": sum(submission.values()), "submission": submission, "run_status": statuses,
             "failures": found, "failures_count": failed, "batch_status": batch_seen[-1]["body"].get("status")
@@ -347,7 +347,7 @@ def member_settings_counts(ledger: Ledger, batch: Entry) -> dict[str, int] | Non
     a batch whose records hold its runs' settings."""
     from runlog.membersettings import SOURCE, settings_unknown
 
-    if not settings_unknown(batch_record_view(ledger, batch)[0]):  # its view: the cohort is not read
+    if not settings_unknown(ledger.batch_outline(batch.address)):  # the cohort and its inputs are not read
         return None  # its records hold the settings: its members are not read either
     members, observed, unknown = ledger.member_settings_counts(batch.address, SOURCE)
     if not members:
