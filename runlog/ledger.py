@@ -735,12 +735,16 @@ class Ledger:
         row = self.conn.execute("SELECT bytes, data FROM blobs WHERE sha256 = ?", (sha256,)).fetchone()
         return (row[0], row[1]) if row is not None else None
 
-    def _refuse_missing_blobs(self, record: dict) -> None:
-        """A record that holds its cohort by reference is written only beside its blobs."""
+    def missing_blobs(self, record: dict) -> list[str]:
+        """The blobs a record (or a batch's intent) names that the ledger lacks, sorted."""
         from runlog import blobs
 
         named = [ref["sha256"] for _, _, ref in blobs.refs(record)]
-        missing = set(named) - self.has_blobs(named) if named else set()
+        return sorted(set(named) - self.has_blobs(named)) if named else []
+
+    def _refuse_missing_blobs(self, record: dict) -> None:
+        """A record that holds its cohort by reference is written only beside its blobs."""
+        missing = self.missing_blobs(record)
         if missing:
             raise LedgerError(f"refusing to write a record that names blob {sorted(missing)[0][:12]}, which the "
                               f"ledger {self.path} lacks (its cohort would be lost)")
