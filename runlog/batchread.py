@@ -93,7 +93,7 @@ def summary(ledger: Ledger, batch: Entry, failures: int | None = SHOWN_FAILURES)
         found.append({"run_setting_id": setting_id, "record": address, "run_id": run_id, "stage": "run",
                       "reason": status_message or "no reason given"})
     batch_seen = [o for o in ledger.observations(batch.address) if o["source"] == SOURCE_BATCH]
-    record = batch_record_view(ledger, batch)[0]
+    record = ledger.batch_outline(batch.address)  # neither the cohort nor its inputs: not read
     return {"record": batch.address, "batch_id": batch.batch_id, "runs": record["batch"]["runs"],
             "members_recorded": sum(submission.values()), "submission": submission, "run_status": statuses,
             "failures": found, "failures_count": failed, "batch_status": batch_seen[-1]["body"].get("status")
@@ -224,7 +224,7 @@ def compare_batch_entries(ledger: Ledger, a: Entry, b: Entry) -> tuple[list, dic
 
     def settings() -> tuple[list, list]:
         whole_a, whole_b = ledger.get(a.address) or a, ledger.get(b.address) or b  # a, b may hold views
-        return run_settings(_decoded(whole_a)), run_settings(_decoded(whole_b))
+        return run_settings(_decoded(ledger, whole_a)), run_settings(_decoded(ledger, whole_b))
 
     return compare_batches(found_a[0], found_b[0], settings,
                            lambda: indexed_differences(ledger, a.seq, b.seq)), found_a[0], found_b[0], []
@@ -328,15 +328,16 @@ def _as_orjson_reads(text: str) -> int | float:
     return value if -(2 ** 63) <= value <= 2 ** 64 - 1 else float(value)
 
 
-def _decoded(entry: Entry) -> dict:
+def _decoded(ledger: Ledger, entry: Entry) -> dict:
     """The record, decoded by orjson (several times faster than the json module on a cohort
     of 100 000 runs; the json module when orjson refuses it). orjson reads every value as
     the json module does but integers beyond 64 bits, which it reads as floats: two run
     settings that differ only in such an integer compare equal here (and in
-    indexed_differences, which decodes the settings it reads the same way)."""
-    from runlog import fastjson
+    indexed_differences, which decodes the settings it reads the same way). A cohort held by
+    reference is put back in place (runlog/blobs.py)."""
+    from runlog import blobs, fastjson
 
-    return fastjson.loads(entry.body.encode("utf-8"))
+    return blobs.inflate(fastjson.loads(entry.body.encode("utf-8")), ledger.blob)
 
 
 def member_settings_counts(ledger: Ledger, batch: Entry) -> dict[str, int] | None:
@@ -346,7 +347,7 @@ def member_settings_counts(ledger: Ledger, batch: Entry) -> dict[str, int] | Non
     a batch whose records hold its runs' settings."""
     from runlog.membersettings import SOURCE, settings_unknown
 
-    if not settings_unknown(batch_record_view(ledger, batch)[0]):  # its view: the cohort is not read
+    if not settings_unknown(ledger.batch_outline(batch.address)):  # the cohort and its inputs are not read
         return None  # its records hold the settings: its members are not read either
     members, observed, unknown = ledger.member_settings_counts(batch.address, SOURCE)
     if not members:

@@ -126,6 +126,17 @@ def inflate(record: dict, load: Callable[[str], bytes]) -> dict:
     return out
 
 
+def view_of(view: dict, load: Callable[[str], bytes]) -> dict:
+    """A batch record's view (the record without its settings file's content: Ledger.batch_view)
+    as it reads inline: the content's reference dropped with the content, the inputs put back
+    (`inflate`); the settings file's content is not read."""
+    settings_file = _parent(view, ("batch", "settings_file"))
+    if settings_file is not None and "content_blob" in settings_file:
+        view = {**view, "batch": {**view["batch"], "settings_file": {
+            k: v for k, v in settings_file.items() if k != "content_blob"}}}
+    return inflate(view, load)
+
+
 def value_of(record: dict, place: str, load: Callable[[str], bytes]) -> Any:
     """One place's value (dotted, as `refs` names it) whether held inline or by reference;
     None when the record has neither."""

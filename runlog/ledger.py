@@ -711,11 +711,15 @@ class Ledger:
         try:
             row = self.conn.execute(*query).fetchone()
         except sqlite3.ProgrammingError:  # closed, or another thread's: an entry read after its ledger
-            conn = sqlite3.connect(sqlite_uri(self.path), uri=True)
             try:
-                row = conn.execute(*query).fetchone()
-            finally:
-                conn.close()
+                conn = sqlite3.connect(sqlite_uri(self.path), uri=True)
+                try:
+                    row = conn.execute(*query).fetchone()
+                finally:
+                    conn.close()
+            except sqlite3.Error as exc:  # the file moved or removed since
+                raise LedgerError(f"cannot read blob {sha256[:12]}, part of a batch record's cohort, from ledger "
+                                  f"{self.path} ({exc}): read the record's cohort while its ledger is open") from None
         if row is None:
             raise LedgerError(f"ledger {self.path} lacks blob {sha256[:12]}, part of a batch record's cohort: "
                               "verify() names the record; restore the ledger from a backup or pull the team "
@@ -731,12 +735,16 @@ class Ledger:
         row = self.conn.execute("SELECT bytes, data FROM blobs WHERE sha256 = ?", (sha256,)).fetchone()
         return (row[0], row[1]) if row is not None else None
 
-    def _refuse_missing_blobs(self, record: dict) -> None:
-        """A record that holds its cohort by reference is written only beside its blobs."""
+    def missing_blobs(self, record: dict) -> list[str]:
+        """The blobs a record (or a batch's intent) names that the ledger lacks, sorted."""
         from runlog import blobs
 
         named = [ref["sha256"] for _, _, ref in blobs.refs(record)]
-        missing = set(named) - self.has_blobs(named) if named else set()
+        return sorted(set(named) - self.has_blobs(named)) if named else []
+
+    def _refuse_missing_blobs(self, record: dict) -> None:
+        """A record that holds its cohort by reference is written only beside its blobs."""
+        missing = self.missing_blobs(record)
         if missing:
             raise LedgerError(f"refusing to write a record that names blob {sorted(missing)[0][:12]}, which the "
                               f"ledger {self.path} lacks (its cohort would be lost)")
@@ -787,6 +795,7 @@ class Ledger:
             present.add(address)
             chain = chain_next(chain, address)
             if record["kind"] == "batch":
+                self._refuse_missing_blobs(record)
                 batches.append((record, body, seq))
             rows.append((seq, address, body.decode("utf-8"), chain, inserted_at, *columns))
             seq += 1
@@ -1090,6 +1099,8 @@ class Ledger:
                 present.add(address)
                 chain = chain_next(chain, address)
                 if columns[0] == "batch":  # kind
+                    if b'_blob":' in body:  # a cohort held by reference: its blobs first (runlog/blobs.py)
+                        self._refuse_missing_blobs(json.loads(body))
                     batches.append((body, seq, tuple(given)))
                 rows.append((seq, address, body.decode("utf-8"), chain, inserted_at, *columns))
                 seq += 1
@@ -1399,9 +1410,12 @@ class Ledger:
     def batch_view(self, address: str) -> tuple[dict, int | None] | None:
         """(the batch record without its settings file's content, how many run settings that
         content holds: None without one), from `batch_views` (migration m007): a few kilobytes
-        read and decoded instead of the whole cohort. None when `address` is not a batch."""
+        read and decoded instead of the whole cohort. None when `address` is not a batch. A
+        record holding its cohort by reference reads as one written inline (blobs.view_of)."""
+        from runlog import blobs
+
         row = self.conn.execute("SELECT view, runs FROM batch_views WHERE record = ?", (address,)).fetchone()
-        return (json.loads(row[0]), row[1]) if row else None
+        return (blobs.view_of(json.loads(row[0]), self.blob), row[1]) if row else None
 
     # the buckets' digests without their runs (the table's rows hold them: two rows a page)
     _DIGESTS = "batch_settings {} INDEXED BY batch_settings_digests"

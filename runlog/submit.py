@@ -332,6 +332,11 @@ def recover(ledger: Ledger, settings_for: Callable[[dict], AwsSettings],
                 on_result(intent, Completed(found))
                 continue
             try:
+                lost = ledger.missing_blobs(intent)
+                if lost:  # its record could not be written: a batch sent again would run unrecorded
+                    raise _held_back(request_id, f"the ledger lacks blob {lost[0][:12]}, part of its cohort, so its "
+                                     "record could not be written", "restore the ledger from a backup or pull the "
+                                     "team ledger it was pushed to")
                 settings = settings_for(intent["aws"])
                 sess = session_for(settings) if session_for else None
                 omics = aws.client(settings, "omics", sess=sess)

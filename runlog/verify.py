@@ -422,15 +422,10 @@ def check_blobs(ledger: Ledger, seqs: list[int] | None = None) -> list[Problem]:
     for seq, body in conn.execute(f"SELECT seq, body FROM records WHERE {where} AND instr(body, '_blob\":') "
                                   "ORDER BY seq").fetchall():
         try:
-            record = fastjson.loads(body.encode("utf-8"))
-            named = blobs.refs(record)
+            held = list(_held_problems(conn, fastjson.loads(body.encode("utf-8"))))
         except (ValueError, TypeError, AttributeError):
             continue  # the row and schema checks name it
-        for place, _, ref in named:
-            if not isinstance(ref, dict) or not isinstance(ref.get("sha256"), str):
-                continue  # the schema check names it
-            row = conn.execute("SELECT bytes, data FROM blobs WHERE sha256 = ?", (ref["sha256"],)).fetchone()
-            why = blobs.stored_problem(ref, row, place, (record.get("batch") or {}).get("runs"))
+        for place, ref, why in held:
             checked.add(ref["sha256"])
             if why is not None:
                 problems.append(Problem("altered", f"record #{seq}", f"record #{seq}: its {place} (held by "
@@ -447,6 +442,20 @@ def check_blobs(ledger: Ledger, seqs: list[int] | None = None) -> list[Problem]:
                 problems.append(Problem("altered", f"blob {sha256[:12]}", f"blob {sha256[:12]} (named by no record) "
                                         "does not hold the bytes its name is the digest of"))
     return problems
+
+
+def _held_problems(conn: sqlite3.Connection, record: dict) -> Iterator[tuple[str, dict, str | None]]:
+    """(place, reference, what is wrong with its blob or None) for each reference a batch
+    record or a batch's intent holds (runlog/blobs.py; one the schema would refuse is left
+    to it): the blob is there, its bytes are the canonical JSON its name is the digest of, of
+    the length both the reference and its row say; a settings file's content is a list of as
+    many run settings as `batch.runs`."""
+    for place, _, ref in blobs.refs(record):
+        if not isinstance(ref, dict) or not isinstance(ref.get("sha256"), str):
+            continue  # the schema check names it
+        row = conn.execute("SELECT bytes, data FROM blobs WHERE sha256 = ?", (ref["sha256"],)).fetchone()
+        why = blobs.stored_problem(ref, row, place, (record.get("batch") or {}).get("runs"))
+        yield place, ref, why
 
 
 def check_batch_settings(conn: sqlite3.Connection, seqs: list[int] | None = None) -> list[Problem]:
@@ -849,9 +858,24 @@ def _check_pending_attempts(conn: sqlite3.Connection, sealed: bool) -> Tally:
         tally.unsealed += sealed and values[width + 1] is None
         intent = values[width] if packed is None or values[packed] is None \
             else _intent_bytes(values[width], values[packed])
-        tally.problems.extend(_check_attempt(dict(zip(columns, values, strict=False)), intent,
-                                             values[width + 1], sealed, record=None, matched=False))
+        row = dict(zip(columns, values, strict=False))
+        tally.problems.extend(_check_attempt(row, intent, values[width + 1], sealed, record=None, matched=False))
+        tally.problems.extend(_pending_blob_problems(conn, row.get("request_id"), intent))
     return tally
+
+
+def _pending_blob_problems(conn: sqlite3.Connection, request_id: Any, intent: Any) -> list[Problem]:
+    """The blobs a pending batch attempt's intent names (runlog/blobs.py): `recover` sends it
+    again and writes its record with them, so a lost or changed one is named here."""
+    if not isinstance(intent, bytes) or b'_blob":' not in intent or not conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'blobs'").fetchone():
+        return []
+    try:
+        held = list(_held_problems(conn, fastjson.loads(intent)))
+    except (ValueError, TypeError, AttributeError):
+        return []  # the attempt's own check names an intent that is not JSON
+    return [Problem("altered", f"attempt {request_id}", f"pending attempt {request_id}: its {place} (held by "
+                    f"reference) cannot be trusted: {why}") for place, _, why in held if why is not None]
 
 
 def _scan_observations(conn: sqlite3.Connection, low: int, high: int, sealed: bool) -> Tally:

@@ -162,12 +162,14 @@ def test_batch_views_and_members_are_what_the_records_say_and_verify_checks_them
         view, runs = ledger.batch_view(entry.address)
         whole = entry.record
         assert runs == RUNS
-        # the record holds its cohort by reference (runlog/blobs.py): the view is its body as stored
-        assert view == entry.stored and "content_blob" in view["batch"]["settings_file"]
+        # the record holds its cohort by reference (runlog/blobs.py): its body as stored is its
+        # view's row, which batch_view reads as the record written inline without its content
+        assert "content_blob" in entry.stored["batch"]["settings_file"]
         content = whole["batch"]["settings_file"].pop("content")
         assert len(content) == RUNS and "content_blob" not in whole["batch"]["settings_file"]
-        brief = ledger.resolve(batch_id, whole=False)  # what show and diff read: the view
-        assert brief.record == view and brief.address == entry.address and brief.status == entry.status
+        assert view == whole
+        brief = ledger.resolve(batch_id, whole=False)  # what show and diff read: the view's row
+        assert brief.record == entry.stored and brief.address == entry.address and brief.status == entry.status
     assert run_cli("verify", "--no-remote").exit_code == 0
     tamper(ledger_path, "DELETE FROM batch_members WHERE seq = (SELECT min(seq) FROM batch_members)")
     checked = run_cli("verify", "--no-remote")
