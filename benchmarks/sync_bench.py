@@ -296,7 +296,7 @@ def sample(listing, count: int):
             break
         packs[digest] = listing.packs[digest]
     part = Listing(marker=listing.marker, records=records, observations=observations, sizes=listing.sizes,
-                   packs=packs, pack_keys=listing.pack_keys)
+                   packs=packs, pack_keys=listing.pack_keys, blobs=listing.blobs)  # the batches' cohorts
     packed_records = {a for index in packs.values() for a in index.records}
     packed_observations = {a for index in packs.values() for a, r in index.observations
                            if r in packed_records or r in records}
