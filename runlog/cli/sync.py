@@ -145,7 +145,7 @@ def pull(ctx, remote, jobs, quiet, as_json, profile, region, max_object_mib):
     """Fetch the records and observations the local ledger lacks from the team ledger in S3.
 
     Every object is checked before anything enters the ledger: at most 256 MiB
-    (--max-object-mib; a batch record holds its whole cohort), strict UTF-8 JSON nested at most 100 deep, bytes that hash to the
+    (--max-object-mib; an older batch record holds its whole cohort inline), strict UTF-8 JSON nested at most 100 deep, bytes that hash to the
     address in its name, canonical JSON, and (for records) the record schema and a requestId
     no other record has; a pack must also hold exactly what its index names, and then each
     of its records and observations is checked as above; a batch record holding its cohort by
