@@ -215,8 +215,8 @@ def compare_batch_entries(ledger: Ledger, a: Entry, b: Entry) -> tuple[list, dic
     notes = [f"{side}: {why}: its runs are not compared" for side, entry, found in (("A", a, found_a), ("B", b, found_b))
              if (why := _unseen(entry, found[0] if found is not None else ledger.batch_outline(entry.address)))]
     if notes:  # its runs are unknown, not absent: comparing none would call the other's runs removed
-        view_a, view_b = (found[0] if found is not None else ledger.batch_outline(entry.address)
-                          for entry, found in ((a, found_a), (b, found_b)))
+        view_a, view_b = _with_inputs(ledger, *(found[0] if found is not None else ledger.batch_outline(entry.address)
+                                                for entry, found in ((a, found_a), (b, found_b))))
         return compare_batches(view_a, view_b, lambda: ([], []), lambda: ([], [], [])), view_a, view_b, notes
     if found_a is None or found_b is None:
         a, b = ledger.get(a.address) or a, ledger.get(b.address) or b
@@ -226,8 +226,23 @@ def compare_batch_entries(ledger: Ledger, a: Entry, b: Entry) -> tuple[list, dic
         whole_a, whole_b = ledger.get(a.address) or a, ledger.get(b.address) or b  # a, b may hold views
         return run_settings(_decoded(ledger, whole_a)), run_settings(_decoded(ledger, whole_b))
 
-    return compare_batches(found_a[0], found_b[0], settings,
-                           lambda: indexed_differences(ledger, a.seq, b.seq)), found_a[0], found_b[0], []
+    view_a, view_b = _with_inputs(ledger, found_a[0], found_b[0])
+    return compare_batches(view_a, view_b, settings,
+                           lambda: indexed_differences(ledger, a.seq, b.seq)), view_a, view_b, []
+
+
+def _with_inputs(ledger: Ledger, view_a: dict, view_b: dict) -> tuple[dict, dict]:
+    """Two batch views with the inputs' identities compare_batches compares: those held by
+    reference (runlog/blobs.py) put in place, but when both name the same blob (the same
+    identities, byte for byte: nothing to compare, none is decoded)."""
+    from runlog import blobs
+
+    held_a, held_b = blobs.inputs_ref(view_a), blobs.inputs_ref(view_b)
+    if held_a is not None and held_b is not None and held_a.get("sha256") == held_b.get("sha256"):
+        same = [{**view, "resolution": {k: v for k, v in view["resolution"].items() if k != "inputs_blob"}}
+                for view in (view_a, view_b)]
+        return same[0], same[1]
+    return blobs.inflate(view_a, ledger.blob), blobs.inflate(view_b, ledger.blob)
 
 
 def _unseen(entry: Entry, outline: dict) -> str | None:

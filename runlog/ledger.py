@@ -1411,11 +1411,12 @@ class Ledger:
         """(the batch record without its settings file's content, how many run settings that
         content holds: None without one), from `batch_views` (migration m007): a few kilobytes
         read and decoded instead of the whole cohort. None when `address` is not a batch. A
-        record holding its cohort by reference reads as one written inline (blobs.view_of)."""
+        record holding its cohort by reference: its content's reference dropped, its inputs
+        still a reference (blobs.view_of; blobs.value_of reads them)."""
         from runlog import blobs
 
         row = self.conn.execute("SELECT view, runs FROM batch_views WHERE record = ?", (address,)).fetchone()
-        return (blobs.view_of(json.loads(row[0]), self.blob), row[1]) if row else None
+        return (blobs.view_of(json.loads(row[0])), row[1]) if row else None
 
     # the buckets' digests without their runs (the table's rows hold them: two rows a page)
     _DIGESTS = "batch_settings {} INDEXED BY batch_settings_digests"

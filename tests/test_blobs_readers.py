@@ -75,3 +75,36 @@ def test_diff_of_two_batches_without_their_run_digests_reads_the_runs_from_the_b
     diffed = run_cli("diff", first, third)
     assert diffed.exit_code == 0, diffed.output
     assert "- S002" in diffed.stdout, diffed.stdout
+
+
+def test_show_batch_counts_more_than_20_inputs_from_their_reference(s3_emulator, s3_server, ledger_path, git_repo,
+                                                                   run_cli):
+    samples = [f"S{i:03d}" for i in range(30)]
+    s3_server.create_bucket(Bucket="cohort-bucket")
+    s3_server.put_object(Bucket="cohort-bucket", Key="cohort/settings.json",
+                         Body=json.dumps([cohort_setting(s) for s in samples]).encode())
+    batch_id = _submit(run_cli, s3_emulator)
+    with Ledger.open(ledger_path, create=False) as ledger:
+        entry = ledger.resolve(batch_id)
+        held = entry.stored["resolution"]["inputs_blob"]
+        inputs = entry.record["resolution"]["inputs"]
+    assert held["items"] == len(inputs) > 20  # the reference says how many, so show need not decode them
+    shown = run_cli("show", batch_id)
+    assert shown.exit_code == 0, shown.output
+    assert f'"inputs": "({len(inputs)} inputs: see --json)"' in shown.stdout and "_blob" not in shown.stdout
+
+
+def test_diff_of_two_batches_with_the_same_identities_finds_no_input_change(s3_emulator, s3_server, ledger_path,
+                                                                           git_repo, run_cli):
+    s3_server.create_bucket(Bucket="cohort-bucket")
+    s3_server.put_object(Bucket="cohort-bucket", Key="cohort/settings.json",
+                         Body=json.dumps([cohort_setting(s) for s in SAMPLES]).encode())
+    for sample in SAMPLES:
+        s3_server.put_object(Bucket="cohort-bucket", Key=f"crams/{sample}.cram", Body=f"cram of {sample}".encode())
+    first, second = _submit(run_cli, s3_emulator), _submit(run_cli, s3_emulator)
+    with Ledger.open(ledger_path, create=False) as ledger:
+        refs = [ledger.resolve(b).stored["resolution"]["inputs_blob"] for b in (first, second)]
+    assert refs[0] == refs[1]  # the same identities: one blob
+    diffed = run_cli("diff", first, second, "--json")
+    assert diffed.exit_code == 0, diffed.output
+    assert not [c for c in json.loads(diffed.stdout)["changes"] if c["section"] == "inputs"]

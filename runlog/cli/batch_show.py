@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import click
 
+from runlog import blobs
 from runlog.cli.common import echo_json
 from runlog.textsafe import terminal_json, terminal_safe
 
@@ -73,7 +74,13 @@ def show_batch(ledger, entry, as_json: bool) -> None:
     if pinned and settings_count is not None:
         shown["batch"] = {**record["batch"], "settings_file": {
             **pinned, "content": f"({settings_count} run settings: see --json)"}}
+    held = blobs.inputs_ref(shown)  # the inputs' identities held by reference: counted, not decoded
+    if held is not None and isinstance(held.get("items"), int) and held["items"] > 20:
+        shown["resolution"] = {k: v for k, v in shown["resolution"].items() if k != "inputs_blob"}
+        shown["resolution"]["inputs"] = f"({held['items']} inputs: see --json)"
+    elif held is not None:
+        shown = blobs.inflate(shown, ledger.blob)
     inputs = (shown.get("resolution") or {}).get("inputs") or {}
-    if len(inputs) > 20:
+    if isinstance(inputs, dict) and len(inputs) > 20:
         shown["resolution"] = {**shown["resolution"], "inputs": f"({len(inputs)} inputs: see --json)"}
     click.echo("\n" + terminal_json(shown, sort_keys=True))
