@@ -13,7 +13,7 @@ The two places (PLACES), each as the record holds it by reference:
 - `resolution.inputs`            ->  `resolution.inputs_blob`
 
 A reference is {"sha256": the SHA-256 of the value's canonical JSON (hex), "bytes": that
-JSON's length}. The blob is that canonical JSON, stored zlib-compressed in `blobs` and named
+JSON's length, "items": how many run settings or inputs the value holds}. The blob is that canonical JSON, stored zlib-compressed in `blobs` and named
 by the digest: the record's address covers the digest, the digest covers the bytes (a
 Merkle tree of two levels). `runlog verify` checks each blob against its name and each
 reference against its blob; push and pull carry the blobs beside the records.
@@ -21,7 +21,9 @@ reference against its blob; push and pull carry the blobs beside the records.
 Readers see one form: `inflate` puts each referenced value back in its place and drops the
 reference, so that a record held by reference reads exactly as one written inline (the
 form of every batch record before m012, and of inline batches). Ledger entries of whole
-batch records are inflated when their record is first read (ledger.Entry.record).
+batch records are inflated when their record is first read (ledger.Entry.record). A batch's
+view (`show B`, `diff B1 B2`) keeps the inputs' reference (`view_of`): they are decoded only
+by a reader that needs them.
 
 Because the blob is the settings' canonical JSON, the offsets `batch_settings` keeps
 (runlog/cohortindex.py) are offsets into the blob for a record held by reference, and into
