@@ -193,7 +193,8 @@ def test_submit_batch_stores_the_rows_of_its_record_and_verify_passes(s3_server,
         held = record["batch"]["settings_file"]["content_blob"]
         assert "content" not in record["batch"]["settings_file"] and len(body) < 10_000
         data = ledger.blob(held["sha256"])
-    assert json.loads(data) == settings and held == {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+    assert json.loads(data) == settings and held == {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data),
+                                                                   "items": len(settings)}
     expected = cohortindex.rows_of(settings, data)  # offsets into the blob
     assert expected is not None and stored_rows(ledger_path) == [tuple(row) for row in expected]
     (_, runs, view, _), = views(ledger_path)

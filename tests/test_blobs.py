@@ -130,3 +130,15 @@ def test_an_inline_batch_and_one_by_reference_diff_run_by_run(batch, ledger_path
     assert "S003" in diffed.stdout and "99" in diffed.stdout
     assert not any(f"S{i:03d}" in diffed.stdout for i in range(12) if i != 3)
     assert run_cli("verify", "--no-remote").exit_code == 0
+
+
+def test_a_reference_whose_count_is_not_its_blobs_is_named(batch, ledger_path):
+    """A record forged elsewhere (a team ledger) may name a real blob with another count: what
+    verify, push and pull check of each reference (blobs.check) names it."""
+    _, _, stored = batch
+    (ref,) = [r for place, _, r in blobs.refs(stored) if place == blobs.INPUTS]
+    with Ledger.open(ledger_path, create=False) as ledger:
+        data = ledger.blob(ref["sha256"])
+    assert blobs.check(ref, data) is None
+    assert blobs.check({**ref, "items": ref["items"] + 1}, data) == \
+        f"blob {ref['sha256']} holds {ref['items']} items, the record says {ref['items'] + 1}"
