@@ -225,8 +225,15 @@ def test_cancel(emulator, omics):
     run = start(omics)
     emulator.advance(25)
     omics.cancel_run(id=run["id"])
+    stopping = omics.get_run(id=run["id"])  # as the service does: STOPPING, then CANCELLED
+    assert stopping["status"] == "STOPPING" and "stopTime" not in stopping and "startTime" in stopping
+    omics.cancel_run(id=run["id"])  # again while it stops: nothing changes
+    emulator.advance(9)
+    assert omics.get_run(id=run["id"])["status"] == "STOPPING"
+    emulator.advance(1)
     got = omics.get_run(id=run["id"])
     assert got["status"] == "CANCELLED" and got["stopTime"] >= got["startTime"]
+    assert (got["stopTime"] - got["startTime"]).total_seconds() == 5 + 10  # started at 20 s, cancelled at 25 s
     assert error_of(omics.cancel_run, id=run["id"])["Code"] == "ConflictException"
 
 

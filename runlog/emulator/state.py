@@ -21,6 +21,7 @@ from runlog.emulator.protocol import ApiError
 # Seconds a run spends in each status before the next, on the emulator's clock.
 PHASES = (("PENDING", 10), ("STARTING", 10), ("RUNNING", 30))
 TERMINAL = {"COMPLETED", "FAILED", "CANCELLED", "DELETED"}
+STOPPING_SECONDS = 10  # STOPPING after CancelRun, then CANCELLED (as batches.py does for CancelRunBatch)
 MAX_TAGS = 50
 ENGINE_VERSIONS = {"NEXTFLOW": "23.10.1"}
 URI_RE = re.compile(r"^(s3|omics)://")
@@ -169,6 +170,8 @@ class Service:
     def status(self, run: dict, now: datetime | None = None) -> str:
         if run.get("final"):
             return run["final"]
+        if run.get("stopping") is not None:  # CancelRun: STOPPING, then CANCELLED
+            return "STOPPING" if (now or self.clock.now()) < self._stopped(run) else "CANCELLED"
         elapsed = ((now or self.clock.now()) - run["created"]).total_seconds()
         for name, seconds in PHASES:
             if elapsed < seconds:
@@ -181,13 +184,18 @@ class Service:
         stop = start + timedelta(seconds=PHASES[2][1])
         status = status or self.status(run)
         out = {"creationTime": run["created"]}
-        if status in ("RUNNING", "COMPLETED", "FAILED") or (status == "CANCELLED" and run.get("stopped", start) >= start):
+        if status in ("RUNNING", "COMPLETED", "FAILED") or (status in ("CANCELLED", "STOPPING") and run.get("stopped", start) >= start):
             out["startTime"] = start
         if status in ("COMPLETED", "FAILED"):
             out["stopTime"] = stop
         elif status == "CANCELLED":
-            out["stopTime"] = run["stopped"]
+            out["stopTime"] = run["stopped"] if run.get("stopping") is None else self._stopped(run)
         return out
+
+    @staticmethod
+    def _stopped(run: dict) -> datetime:
+        """When a run CancelRun stopped is CANCELLED: STOPPING_SECONDS after the call."""
+        return run["stopping"] + timedelta(seconds=STOPPING_SECONDS)
 
     def _new_run(self, settings: dict, workflow: dict, *, run_id: str | None, run_uuid: str | None,
                  region: str, source_run: str | None = None, created: datetime | None = None) -> dict:
@@ -372,9 +380,11 @@ class Service:
     def cancel_run(self, run_id: str) -> None:
         with self.lock:
             run = self.live_run(run_id)
-            if self.status(run) in TERMINAL:
+            status = self.status(run)
+            if status in TERMINAL:
                 raise ApiError("ConflictException", f"Run {run_id} has already finished")
-            run["final"], run["stopped"] = "CANCELLED", self.clock.now()
+            if status != "STOPPING":  # a second CancelRun while it stops changes nothing
+                run["stopping"] = run["stopped"] = self.clock.now()
 
     def delete_run(self, run_id: str) -> None:
         with self.lock:
