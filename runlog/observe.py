@@ -138,10 +138,12 @@ def refresh(ledger: Ledger, entries: list[Entry], client_for) -> list[dict[str, 
         if not entry.run_id:
             change["error"] = f"no run: this submission was {entry.outcome}"
         else:
-            seen_before = any(o["source"] == SOURCE for o in ledger.observations(entry.address))
+            # a change is against what GetRun said last (not the status that ranks first, a final
+            # one: a service going back from COMPLETED would be recorded again at each refresh)
+            said = [o["status"] for o in ledger.observations(entry.address) if o["source"] == SOURCE]
             omics = client_for(entry)  # bad settings (a region that is no region) stop everything: exit 2
             try:
-                run = observe(ledger, entry, omics, unless_status=entry.status if seen_before else None)
+                run = observe(ledger, entry, omics, unless_status=said[-1] if said else None)
                 change["new"] = (run or {}).get("status")
             except RunlogError as exc:
                 change["error"] = exc.message
