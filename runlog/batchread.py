@@ -237,11 +237,9 @@ def _with_inputs(ledger: Ledger, view_a: dict, view_b: dict) -> tuple[dict, dict
     identities, byte for byte: nothing to compare, none is decoded)."""
     from runlog import blobs
 
-    held_a, held_b = blobs.inputs_ref(view_a), blobs.inputs_ref(view_b)
+    held_a, held_b = blobs.ref_of(view_a, blobs.INPUTS), blobs.ref_of(view_b, blobs.INPUTS)
     if held_a is not None and held_b is not None and held_a.get("sha256") == held_b.get("sha256"):
-        same = [{**view, "resolution": {k: v for k, v in view["resolution"].items() if k != "inputs_blob"}}
-                for view in (view_a, view_b)]
-        return same[0], same[1]
+        return blobs.without_ref(view_a, blobs.INPUTS), blobs.without_ref(view_b, blobs.INPUTS)
     return blobs.inflate(view_a, ledger.blob), blobs.inflate(view_b, ledger.blob)
 
 

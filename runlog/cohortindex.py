@@ -73,10 +73,12 @@ def record_rows(record: dict, body: bytes, load: Callable[[str], bytes | None]) 
     canonical JSON; None when it cannot be read: no rows), whose offsets are into the blob."""
     import orjson
 
-    held = ((record.get("batch") or {}).get("settings_file") or {}).get("content_blob")
+    from runlog.blobs import CONTENT, ref_of
+
+    held = ref_of(record, CONTENT)
     if held is None:
         return setting_rows(record, body)
-    data = load(held["sha256"]) if isinstance(held, dict) else None
+    data = load(held["sha256"])
     if data is None:
         return None
     listed = orjson.loads(data)

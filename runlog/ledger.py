@@ -271,12 +271,6 @@ def _entry_of(seq: int, row: dict[str, Any]) -> Entry | None:
     return Entry(seq, *values)
 
 
-def _content_blob(record: dict) -> str | None:
-    """The digest of the blob a batch record's settings file content is held in, if any."""
-    held = ((record.get("batch") or {}).get("settings_file") or {}).get("content_blob")
-    return held.get("sha256") if isinstance(held, dict) else None
-
-
 def read_blob(conn: Any, sha256: str) -> bytes | None:
     """A blob's canonical JSON from the `blobs` table of `conn` (sqlite3's or sqlite-utils'),
     None when absent, unreadable, or the table is missing (verify and the migrations: they
@@ -921,11 +915,11 @@ class Ledger:
         `seq`, in its transaction: the one place they are written, whichever path added the
         record (submit-batch, import, pull). `prepared`: rows computed ahead from the record's
         intent, taken only when they are this body's."""
-        from runlog import cohortindex
+        from runlog import blobs, cohortindex
 
-        held = _content_blob(record)
+        held = blobs.ref_of(record, blobs.CONTENT)
         if held is not None:  # the rows are the blob's (runlog/blobs.py): its offsets are into it
-            found = prepared.blob_rows(held) if prepared is not None else None
+            found = prepared.blob_rows(held["sha256"]) if prepared is not None else None
         else:
             found = prepared.rows_for(body) if prepared is not None else None
         if found is None:
@@ -1089,6 +1083,9 @@ class Ledger:
         were added. `plain`: the rows are not scanned for a bool to seal as SQLite stores it
         (the seal covers seq, address and inserted_at, made here, and lookup columns, which
         index_columns makes text or NULL)."""
+        from runlog.blobs import MARKER
+
+        marker = MARKER.encode("utf-8")
         with self.write():
             present, chain, seq, inserted_at = self._appending([item[0] for item in items])
             rows = []
@@ -1099,7 +1096,7 @@ class Ledger:
                 present.add(address)
                 chain = chain_next(chain, address)
                 if columns[0] == "batch":  # kind
-                    if b'_blob":' in body:  # a cohort held by reference: its blobs first (runlog/blobs.py)
+                    if marker in body:  # a cohort held by reference: its blobs first (runlog/blobs.py)
                         self._refuse_missing_blobs(json.loads(body))
                     batches.append((body, seq, tuple(given)))
                 rows.append((seq, address, body.decode("utf-8"), chain, inserted_at, *columns))
@@ -1723,8 +1720,10 @@ class Ledger:
     def blob_holders(self) -> Iterator[tuple[str, str]]:
         """(address, canonical JSON) of each batch record that may hold part of its cohort by
         reference (runlog/blobs.py: its body names a `..._blob` member), in ledger order."""
+        from runlog.blobs import MARKER
+
         yield from self.conn.execute("SELECT address, body FROM records WHERE kind = 'batch' "
-                                     "AND instr(body, '_blob\":') ORDER BY seq")
+                                     "AND instr(body, ?) ORDER BY seq", (MARKER,))
 
     def request_ids(self) -> set[str]:
         """The requestId of every record that has one."""

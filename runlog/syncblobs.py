@@ -29,7 +29,6 @@ from runlog import blobs
 
 BLOB_KEY_RE = re.compile(r"^blobs/(?P<sha256>[0-9a-f]{64})\.json\.zlib$")
 CONTENT_TYPE = "application/zlib"
-_NAMES = b'_blob":'  # in the canonical JSON of any record holding a reference (content_blob, inputs_blob)
 
 
 def blob_key(sha256: str) -> str:
@@ -42,7 +41,7 @@ def references(body: bytes | str) -> tuple[list[tuple[str, dict]], Any]:
     from runlog import fastjson
 
     data = body.encode("utf-8") if isinstance(body, str) else body
-    if _NAMES not in data:
+    if blobs.MARKER.encode("utf-8") not in data:
         return [], None
     record = fastjson.loads(data)
     return [(place, ref) for place, _, ref in blobs.refs(record)], (record.get("batch") or {}).get("runs")

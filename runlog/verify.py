@@ -419,8 +419,8 @@ def check_blobs(ledger: Ledger, seqs: list[int] | None = None) -> list[Problem]:
     problems: list[Problem] = []
     where = "kind = 'batch'" + ("" if seqs is None else f" AND seq IN ({','.join(str(int(seq)) for seq in seqs)})")
     checked: set[str] = set()
-    for seq, body in conn.execute(f"SELECT seq, body FROM records WHERE {where} AND instr(body, '_blob\":') "
-                                  "ORDER BY seq").fetchall():
+    for seq, body in conn.execute(f"SELECT seq, body FROM records WHERE {where} AND instr(body, ?) "
+                                  "ORDER BY seq", (blobs.MARKER,)).fetchall():
         try:
             held = list(_held_problems(conn, fastjson.loads(body.encode("utf-8"))))
         except (ValueError, TypeError, AttributeError):
@@ -867,7 +867,7 @@ def _check_pending_attempts(conn: sqlite3.Connection, sealed: bool) -> Tally:
 def _pending_blob_problems(conn: sqlite3.Connection, request_id: Any, intent: Any) -> list[Problem]:
     """The blobs a pending batch attempt's intent names (runlog/blobs.py): `recover` sends it
     again and writes its record with them, so a lost or changed one is named here."""
-    if not isinstance(intent, bytes) or b'_blob":' not in intent or not conn.execute(
+    if not isinstance(intent, bytes) or blobs.MARKER.encode("utf-8") not in intent or not conn.execute(
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'blobs'").fetchone():
         return []
     try:

@@ -74,9 +74,9 @@ def show_batch(ledger, entry, as_json: bool) -> None:
     if pinned and settings_count is not None:
         shown["batch"] = {**record["batch"], "settings_file": {
             **pinned, "content": f"({settings_count} run settings: see --json)"}}
-    held = blobs.inputs_ref(shown)  # the inputs' identities held by reference: counted, not decoded
+    held = blobs.ref_of(shown, blobs.INPUTS)  # the inputs' identities held by reference: counted, not decoded
     if held is not None and isinstance(held.get("items"), int) and held["items"] > 20:
-        shown["resolution"] = {k: v for k, v in shown["resolution"].items() if k != "inputs_blob"}
+        shown = blobs.without_ref(shown, blobs.INPUTS)
         shown["resolution"]["inputs"] = f"({held['items']} inputs: see --json)"
     elif held is not None:
         shown = blobs.inflate(shown, ledger.blob)
