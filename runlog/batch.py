@@ -792,7 +792,8 @@ def _meanwhile(ledger: Ledger, intent: dict, parts: tuple[list, list] | None,
 
 def _prepare(ledger: Ledger, intent: dict, encoded: bytes, before: list, held: tuple[list, Any] | None = None):
     """cohortindex.prepare (of the blob `held`, when the intent holds its settings by
-    reference), while another thread copies the WAL (Ledger.checkpoint)."""
+    reference), while another thread copies the WAL (Ledger.checkpoint); the blob's rows are
+    then written to the ledger from a connection of their own (Ledger.index_blob_apart)."""
     import threading
 
     from runlog import cohortindex
@@ -800,11 +801,14 @@ def _prepare(ledger: Ledger, intent: dict, encoded: bytes, before: list, held: t
     copier = threading.Thread(target=ledger.checkpoint, name="runlog-checkpoint")
     copier.start()
     try:
-        if held is not None:
-            return cohortindex.Prepared.of_blob(held[0], held[1].data, held[1].sha256)
-        return cohortindex.prepare(intent, encoded, before)
+        if held is None:
+            return cohortindex.prepare(intent, encoded, before)
+        prepared = cohortindex.Prepared.of_blob(held[0], held[1].data, held[1].sha256)
     finally:
         copier.join()
+    # keyed by the blob (migration m013): written now, the record's transaction has only the record to write
+    ledger.index_blob_apart(held[1].sha256, prepared.rows)
+    return prepared
 
 
 def _completed(complete: Callable[..., Entry], ahead: Future | None, ledger: Ledger, intent: dict, outcome: dict,

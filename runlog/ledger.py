@@ -914,27 +914,80 @@ class Ledger:
         """The rows of `batch_settings` (migration m009) for the batch record just inserted as
         `seq`, in its transaction: the one place they are written, whichever path added the
         record (submit-batch, import, pull). `prepared`: rows computed ahead from the record's
-        intent, taken only when they are this body's."""
+        intent, taken only when they are this body's. A record holding its settings by
+        reference has its rows in `blob_settings` (m013), keyed by its blob: written here only
+        when submit-batch did not write them while StartRunBatch was answered
+        (index_blob_apart), or another batch of the same settings file did not."""
         from runlog import blobs, cohortindex
 
         held = blobs.ref_of(record, blobs.CONTENT)
         if held is not None:  # the rows are the blob's (runlog/blobs.py): its offsets are into it
-            found = prepared.blob_rows(held["sha256"]) if prepared is not None else None
-        else:
-            found = prepared.rows_for(body) if prepared is not None else None
+            sha256 = held["sha256"]
+            if self.conn.execute("SELECT 1 FROM blob_settings WHERE blob = ? LIMIT 1", (sha256,)).fetchone():
+                return
+            found = prepared.blob_rows(sha256) if prepared is not None else None
+            if found is None:
+                found = cohortindex.record_rows(record, body, self.blob)
+            self._write_settings(sha256, found)
+            return
+        found = prepared.rows_for(body) if prepared is not None else None
         if found is None:
             found = cohortindex.record_rows(record, body, self.blob)
         self._write_settings(seq, found)
 
-    def _write_settings(self, seq: int, found: Sequence[tuple] | None) -> None:
-        """Insert the rows of `batch_settings` of the batch record `seq` (none for None)."""
+    # the rows of a batch record's run settings' digests: by the record (m009), or by the blob
+    # holding its settings file's content (m013); (table, key column) for each kind of key
+    _SETTINGS = {int: ("batch_settings", "batch"), str: ("blob_settings", "blob")}
+
+    def _write_settings(self, key: int | str, found: Sequence[tuple] | None) -> None:
+        """Insert the rows of `batch_settings` of the batch record `key` (its seq), or of
+        `blob_settings` of the blob `key` (its SHA-256); none for None."""
         if not found:
             return
+        table, column = self._SETTINGS[type(key)]
         try:
-            self.conn.executemany("INSERT INTO batch_settings (batch, bucket, digest, runs) VALUES (?, ?, ?, ?)",
-                                  [(seq, *row) for row in found])
+            self.conn.executemany(f"INSERT INTO {table} ({column}, bucket, digest, runs) VALUES (?, ?, ?, ?)",
+                                  [(key, *row) for row in found])
         except (sqlite3.OperationalError, sqlite3.DataError) as exc:
             raise LedgerError(f"cannot write to ledger {self.path}: {exc}") from None
+
+    def index_blob_apart(self, sha256: str, rows: Sequence[tuple] | None) -> bool:
+        """Write the rows of `blob_settings` (m013) of the blob `sha256` (a settings file's
+        content, stored with the attempt) from a connection of its own, in its own transaction,
+        then copy the WAL into the file (a passive checkpoint): submit-batch does it in another
+        thread while StartRunBatch is answered, so that the record written after the answer
+        is only the record. Derived rows of a content-addressed blob: true whoever writes them
+        and whenever. False when not written (the record's transaction then writes them:
+        _index_settings)."""
+        if not rows or not Path(self.path).is_file():
+            return False
+        try:
+            conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        except sqlite3.Error:
+            return False
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            if conn.execute("SELECT 1 FROM blob_settings WHERE blob = ? LIMIT 1", (sha256,)).fetchone() is None:
+                conn.executemany("INSERT INTO blob_settings (blob, bucket, digest, runs) VALUES (?, ?, ?, ?)",
+                                 [(sha256, *row) for row in rows])
+            conn.execute("COMMIT")
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            return True
+        except sqlite3.Error:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            return False
+        finally:
+            conn.close()
+
+    def _settings_source(self, seq: int) -> tuple[str, str, int | str]:
+        """(table, key column, key) of the rows of batch record `seq`'s run settings' digests:
+        its blob's in `blob_settings` when it holds its settings by reference, else its own in
+        `batch_settings`."""
+        row = self.conn.execute(f"SELECT {self._HELD} FROM records r LEFT JOIN batch_views v ON v.record = r.address "
+                                "WHERE r.seq = ?", (seq,)).fetchone()
+        key: int | str = row[0] if row is not None and isinstance(row[0], str) else seq
+        return (*self._SETTINGS[type(key)], key)
 
     def complete(self, intent: dict, outcome: dict, *, encoded: bytes | None = None,
                  prepared: cohortindex.Prepared | None = None, checkpoint: bool = True) -> Entry:
@@ -1287,7 +1340,8 @@ class Ledger:
 
     def _stream_run_settings(self, address: str, table: str) -> bool:
         """file_run_settings' copy, read from the body a chunk at a time (runlog/settingstream.py)
-        from its first run setting on (its offset in `batch_settings`, migration m009), and
+        from its first run setting on (its offset in `batch_settings`, migration m009, or in
+        its blob's `blob_settings`, m013), and
         kept only if every bucket's digest of what was read is the record's (cohortindex): the
         same settings, byte for byte, as its settings file's content. False, and nothing kept,
         when the record has no such rows, is an inline batch, or what was read is not that."""
@@ -1302,9 +1356,10 @@ class Ledger:
         if row is None or row[1] != "text":  # no view (an older ledger), or no settings file
             return False
         seq, held = row[0], row[2]
-        expected = dict(self.conn.execute("SELECT bucket, digest FROM batch_settings WHERE batch = ?", (seq,)))
-        start = self.conn.execute("SELECT min(json_extract(j.value, '$[3]')) FROM batch_settings b, json_each(b.runs) j "
-                                  "WHERE b.batch = ?", (seq,)).fetchone()[0]
+        rows_in, column, key = (*self._SETTINGS[str], held) if isinstance(held, str) else (*self._SETTINGS[int], seq)
+        expected = dict(self.conn.execute(f"SELECT bucket, digest FROM {rows_in} WHERE {column} = ?", (key,)))
+        start = self.conn.execute(f"SELECT min(json_extract(j.value, '$[3]')) FROM {rows_in} b, json_each(b.runs) j "
+                                  f"WHERE b.{column} = ?", (key,)).fetchone()[0]
         if not expected or type(start) is not int:
             return False
         insert = f"INSERT OR REPLACE INTO {table} (id, setting, bucket, digest) VALUES (?, ?, ?, ?)"
@@ -1415,35 +1470,35 @@ class Ledger:
         row = self.conn.execute("SELECT view, runs FROM batch_views WHERE record = ?", (address,)).fetchone()
         return (blobs.view_of(json.loads(row[0])), row[1]) if row else None
 
-    # the buckets' digests without their runs (the table's rows hold them: two rows a page)
-    _DIGESTS = "batch_settings {} INDEXED BY batch_settings_digests"
-
     def setting_differences(self, batch_a: int, batch_b: int, most: int = 512) -> tuple[list, list] | None:
         """The runs of two batch records (their seqs) in the buckets of runSettingIds whose
-        digests differ (`batch_settings`, migration m009: runlog/cohortindex.py), as the JSON
+        digests differ (`batch_settings`, migration m009, or for a record holding its settings
+        by reference its blob's `blob_settings`, m013: runlog/cohortindex.py), as the JSON
         text of each bucket's runs: (a's, b's). None when either record has no rows (its
         settings were not indexed) or more than `most` buckets differ (decoding both cohorts
         then costs about as much). SQLite compares the buckets' digests (4 096 rows per
         100 000-run batch); only the buckets that differ are read."""
         conn = self.conn
-        indexed = conn.execute("SELECT EXISTS (SELECT 1 FROM batch_settings WHERE batch = ?), "
-                               "EXISTS (SELECT 1 FROM batch_settings WHERE batch = ?)", (batch_a, batch_b)).fetchone()
+        (table_a, column_a, a), (table_b, column_b, b) = self._settings_source(batch_a), self._settings_source(batch_b)
+        indexed = conn.execute(f"SELECT EXISTS (SELECT 1 FROM {table_a} WHERE {column_a} = ?), "
+                               f"EXISTS (SELECT 1 FROM {table_b} WHERE {column_b} = ?)", (a, b)).fetchone()
         if not all(indexed):
             return None
+        # the buckets' digests without their runs (the table's rows hold them: two rows a page)
+        in_a, in_b = f"{table_a} a INDEXED BY {table_a}_digests", f"{table_b} b INDEXED BY {table_b}_digests"
         buckets = [row[0] for row in conn.execute(
-            f"SELECT a.bucket FROM {self._DIGESTS.format('a')} WHERE a.batch = ?1 AND NOT EXISTS (SELECT 1 FROM "
-            f"{self._DIGESTS.format('b')} WHERE b.batch = ?2 AND b.bucket = a.bucket AND b.digest = a.digest) UNION "
-            f"SELECT b.bucket FROM {self._DIGESTS.format('b')} WHERE b.batch = ?2 AND NOT EXISTS (SELECT 1 FROM "
-            f"{self._DIGESTS.format('a')} WHERE a.batch = ?1 AND a.bucket = b.bucket) LIMIT ?3",
-            (batch_a, batch_b, most + 1))]
+            f"SELECT a.bucket FROM {in_a} WHERE a.{column_a} = ?1 AND NOT EXISTS (SELECT 1 FROM {in_b} WHERE "
+            f"b.{column_b} = ?2 AND b.bucket = a.bucket AND b.digest = a.digest) UNION SELECT b.bucket FROM {in_b} "
+            f"WHERE b.{column_b} = ?2 AND NOT EXISTS (SELECT 1 FROM {in_a} WHERE a.{column_a} = ?1 AND "
+            "a.bucket = b.bucket) LIMIT ?3", (a, b, most + 1))]
         if len(buckets) > most:
             return None
         if not buckets:
             return [], []
         marks = ",".join("?" * len(buckets))
         return tuple([row[0] for row in conn.execute(  # type: ignore[return-value]
-            f"SELECT runs FROM batch_settings WHERE batch = ? AND bucket IN ({marks})", (batch, *buckets))]
-            for batch in (batch_a, batch_b))
+            f"SELECT runs FROM {table} WHERE {column} = ? AND bucket IN ({marks})", (key, *buckets))]
+            for table, column, key in ((table_a, column_a, a), (table_b, column_b, b)))
 
     # the blob holding a batch record's settings file content, from its view: json_extract only
     # where the member's name is in the text (a view of an inline cohort can be megabytes)

@@ -472,6 +472,38 @@ def m012_blobs(db: sqlite_utils.Database) -> None:
     )
 
 
+# a batch record that holds its settings file's content by reference (runlog/blobs.py), and its blob
+_HELD_RECORD = ("kind = 'batch' AND instr(body, '\"content_blob\":') "
+                "AND json_type(body, '$.batch.settings_file.content_blob') IS NOT NULL")
+
+
+def m013_blob_settings(db: sqlite_utils.Database) -> None:
+    """`blob_settings`: m009's per-run digests of a settings file's content held by reference
+    (runlog/blobs.py), keyed by the blob instead of the batch record. The blob is named before
+    StartRunBatch is sent, so submit-batch writes these rows while the service answers (about
+    8 MB at 100 000 runs), and the record written after the answer is only the record; two
+    batches of one settings file share them. Derived, like an index: checked by verify, made
+    by Ledger for any batch record held by reference that arrives without them (pull). The
+    rows m009 made for such records move here."""
+    run_sql(
+        db,
+        f"""
+        CREATE TABLE IF NOT EXISTS blob_settings (
+            blob TEXT NOT NULL,
+            bucket INTEGER NOT NULL,
+            digest BLOB NOT NULL,
+            runs TEXT NOT NULL,
+            PRIMARY KEY (blob, bucket)
+        ) WITHOUT ROWID;
+        CREATE INDEX IF NOT EXISTS blob_settings_digests ON blob_settings(blob, bucket, digest);
+        INSERT OR IGNORE INTO blob_settings (blob, bucket, digest, runs)
+        SELECT json_extract(r.body, '$.batch.settings_file.content_blob.sha256'), s.bucket, s.digest, s.runs
+        FROM batch_settings s JOIN records r ON r.seq = s.batch WHERE s.batch IN (SELECT seq FROM records WHERE {_HELD_RECORD});
+        DELETE FROM batch_settings WHERE batch IN (SELECT seq FROM records WHERE {_HELD_RECORD});
+        """
+    )
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     m001_initial,
     m002_observation_addresses,
@@ -485,6 +517,7 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     m010_batch_view_given,
     m011_attempt_intent_zlib,
     m012_blobs,
+    m013_blob_settings,
 ]
 
 LEDGER_FORMAT = len(MIGRATIONS)

@@ -459,43 +459,76 @@ def _held_problems(conn: sqlite3.Connection, record: dict) -> Iterator[tuple[str
 
 
 def check_batch_settings(conn: sqlite3.Connection, seqs: list[int] | None = None) -> list[Problem]:
-    """`batch_settings` (migration m009, written with each batch record for `diff B1 B2`)
-    says what the records say: its rows for each batch record (of `seqs`; None: every one)
-    are recomputed from the record's body (runlog/cohortindex.py) and compared, and (for the
-    whole ledger) no row belongs to a record that is not a batch record. Whole-ledger verify
-    only, beside the row checks, as for `batch_members`: `verify B` proves the record itself
-    (recomputing its digests would more than double its time on a 100 000-run batch)."""
+    """`batch_settings` (migration m009, written with each batch record for `diff B1 B2`) and
+    `blob_settings` (m013: the same rows of a settings file's content held by reference,
+    keyed by its blob) say what the records and blobs say: the rows of each batch record (of
+    `seqs`; None: every one) are recomputed from its body (runlog/cohortindex.py), or from
+    its blob for one held by reference, and compared; for the whole ledger, no row of
+    `batch_settings` belongs to a record that is not a batch record written inline, and no
+    row of `blob_settings` to a blob the ledger does not hold (the rows of every blob are
+    checked, a pending attempt's too). Whole-ledger verify only, beside the row checks, as
+    for `batch_members`: `verify B` proves the record itself (recomputing its digests would
+    more than double its time on a 100 000-run batch)."""
     from runlog import cohortindex
 
-    if not conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'batch_settings'").fetchone():
+    tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name IN "
+                                             "('batch_settings', 'blob_settings')")}
+    if "batch_settings" not in tables:
         return []
+    by_blob = "blob_settings" in tables
     if seqs is None:
         batches = [row[0] for row in conn.execute("SELECT seq FROM records WHERE kind = 'batch' ORDER BY seq")]
         strays = conn.execute("SELECT count(DISTINCT batch) FROM batch_settings WHERE batch NOT IN "
                               "(SELECT seq FROM records WHERE kind = 'batch')").fetchone()[0]
+        if by_blob:
+            strays += conn.execute("SELECT count(DISTINCT blob) FROM blob_settings WHERE blob NOT IN "
+                                   "(SELECT sha256 FROM blobs)").fetchone()[0]
     else:
         batches, strays = seqs, 0
     wrong = []
+    held: dict[str, str] = {}  # the blobs holding settings by reference -> a record naming it (for the message)
     for seq in batches:
         found = conn.execute("SELECT body FROM records WHERE seq = ? AND kind = 'batch'", (seq,)).fetchone()
         expected: list | None = None
         if found is not None:
             data = found[0].encode("utf-8")
             try:
-                expected = cohortindex.record_rows(fastjson.decode_canonical(data)[0], data,
-                                                   partial(read_blob, conn))
+                record = fastjson.decode_canonical(data)[0]
+                ref = blobs.ref_of(record, blobs.CONTENT) if by_blob else None
+                if ref is not None and isinstance(ref.get("sha256"), str):
+                    held.setdefault(ref["sha256"], f"#{seq}")
+                    expected = []  # its rows are its blob's (checked below): none of its own
+                else:
+                    expected = cohortindex.record_rows(record, data, partial(read_blob, conn))
             except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
                 expected = None  # the record itself is broken: its own check says so
         stored = conn.execute("SELECT bucket, digest, runs FROM batch_settings WHERE batch = ? ORDER BY bucket",
                               (seq,)).fetchall()
         if stored != (expected or []):
             wrong.append(f"#{seq}")
+    if by_blob:
+        if seqs is None:
+            for (sha256,) in conn.execute("SELECT DISTINCT blob FROM blob_settings ORDER BY blob").fetchall():
+                held.setdefault(sha256, f"blob {sha256[:12]}")
+        for sha256, where in sorted(held.items()):
+            data = read_blob(conn, sha256)
+            if data is None:
+                continue  # a blob lost: check_blobs names it (and its rows are strays, counted above)
+            try:
+                listed = orjson.loads(data)
+                expected = cohortindex.rows_of(listed, data) if isinstance(listed, list) else None
+            except orjson.JSONDecodeError:
+                expected = None  # check_blobs names it
+            stored = conn.execute("SELECT bucket, digest, runs FROM blob_settings WHERE blob = ? ORDER BY bucket",
+                                  (sha256,)).fetchall()
+            if stored != (expected or []):
+                wrong.append(where)
     if not wrong and not strays:
         return []
     return [Problem("index", "batch_settings", "the digests of batch records' run settings were changed outside "
-                    f"runlog: {len(wrong) + strays} batch record(s) ({', '.join(wrong[:5]) or 'none'}"
-                    f"{', ...' if len(wrong) > 5 else ''}; {strays} not a batch record) have rows not as their "
-                    "records say; `diff` of batches could miss or invent differences")]
+                    f"runlog: {len(wrong) + strays} batch record(s) or blob(s) ({', '.join(wrong[:5]) or 'none'}"
+                    f"{', ...' if len(wrong) > 5 else ''}; {strays} not of a batch record or blob held) have rows not "
+                    "as their records say; `diff` of batches could miss or invent differences")]
 
 
 SCHEMA_FILE = Path(__file__).parent / "schemas" / "ledger-schema.json"

@@ -218,7 +218,7 @@ def test_verify_recomputes_the_digests_and_finds_a_changed_row(ledger_path, run_
     assert "S0005" not in run_cli("diff", a, b).stdout
     result = run_cli("verify", "--no-remote")
     assert result.exit_code == 1
-    assert f"FAIL the digests of batch records' run settings were changed outside runlog: 1 batch record(s) (#{seq};" \
+    assert f"FAIL the digests of batch records' run settings were changed outside runlog: 1 batch record(s) or blob(s) (#{seq};" \
         in result.stdout
 
 

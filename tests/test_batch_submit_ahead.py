@@ -67,8 +67,12 @@ def encodings(intent: dict, outcome: dict = OUTCOME) -> tuple[bytes, dict, bytes
             fastjson.joined(before, fastjson.member("outcome", outcome), after), before)
 
 
-def stored_rows(ledger_path) -> list[tuple]:
+def stored_rows(ledger_path, blob: str | None = None) -> list[tuple]:
+    """The rows of `batch_settings` (an inline batch's), or of `blob_settings` of the blob named."""
     with Ledger.open(ledger_path, create=False) as ledger:
+        if blob is not None:
+            return [tuple(row) for row in ledger.conn.execute(
+                "SELECT bucket, digest, runs FROM blob_settings WHERE blob = ? ORDER BY bucket", (blob,))]
         return [tuple(row) for row in ledger.conn.execute(
             "SELECT bucket, digest, runs FROM batch_settings ORDER BY bucket")]
 
@@ -196,7 +200,9 @@ def test_submit_batch_stores_the_rows_of_its_record_and_verify_passes(s3_server,
     assert json.loads(data) == settings and held == {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data),
                                                                    "items": len(settings)}
     expected = cohortindex.rows_of(settings, data)  # offsets into the blob
-    assert expected is not None and stored_rows(ledger_path) == [tuple(row) for row in expected]
+    # keyed by the blob (migration m013), none of the record's own
+    assert expected is not None and stored_rows(ledger_path, held["sha256"]) == [tuple(row) for row in expected]
+    assert stored_rows(ledger_path) == []
     (_, runs, view, _), = views(ledger_path)
     assert view == text and runs == 6000  # nothing to take out of the body
     verified = run_cli("verify")

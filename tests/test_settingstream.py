@@ -84,7 +84,8 @@ def test_a_refresh_reads_the_settings_streamed_and_the_old_way_when_the_index_di
         s: {"runSettingId": s, "name": f"align-{s}",
             "parameters": {"sample_name": s, "input_cram": f"s3://cohort-bucket/crams/{s}.cram"}} for s in samples}
     # an index whose offsets were moved by a byte: what is read is checked, refused, and read the old way
-    tamper(ledger_path, "UPDATE batch_settings SET runs = (SELECT json_group_array(json_set(j.value, '$[3]', "
-                        "json_extract(j.value, '$[3]') + 1)) FROM json_each(batch_settings.runs) j)")
+    # (the cohort is held by reference: its rows are its blob's, migration m013)
+    tamper(ledger_path, "UPDATE blob_settings SET runs = (SELECT json_group_array(json_set(j.value, '$[3]', "
+                        "json_extract(j.value, '$[3]') + 1)) FROM json_each(blob_settings.runs) j)")
     again, streamed = _settings_through_the_ledger(ledger_path, samples)
     assert streamed == 0 and again == {k: v for k, v in found.items()}

@@ -1,0 +1,169 @@
+"""`blob_settings` (migration m013): the per-run digests of a settings file's content held by
+reference, keyed by its blob, written by submit-batch while StartRunBatch is answered; read by
+`diff B1 B2`, checked by `verify`, made by pull, moved there from `batch_settings` by the
+migration. The emulator over HTTP, moto's S3 server, real ledger files, the CLI."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+from helpers import COHORT_DEFAULT, REMOTE, cohort_setting, push_json
+from runlog import cohortindex
+from runlog.ledger import Ledger, attempt_intent
+from runlog.migrations import MIGRATIONS, m013_blob_settings
+
+SAMPLES = [f"S{i:03d}" for i in range(40)]
+URI = "s3://cohort-bucket/cohort/settings.json"
+
+
+def put_settings(s3, settings: list[dict]) -> None:
+    s3.create_bucket(Bucket="cohort-bucket")
+    s3.put_object(Bucket="cohort-bucket", Key="cohort/settings.json", Body=json.dumps(settings).encode())
+
+
+def submit(run_cli, emulator, *more: str):
+    return run_cli("submit-batch", "--default-run-setting", json.dumps(COHORT_DEFAULT), "--batch-run-settings",
+                   json.dumps({"s3UriSettings": URI}), "--endpoint-url", emulator.endpoint_url, *more)
+
+
+def content_blob(ledger_path, batch_id: str) -> str:
+    with Ledger.open(ledger_path, create=False) as ledger:
+        return ledger.resolve(batch_id).stored["batch"]["settings_file"]["content_blob"]["sha256"]
+
+
+def edit(ledger_path, *statements: str) -> None:
+    """Rows changed behind runlog's back (no trigger is involved: these tables have none)."""
+    conn = sqlite3.connect(ledger_path)
+    with conn:
+        for statement in statements:
+            conn.execute(statement)
+    conn.close()
+
+
+def rows(ledger_path, table: str = "blob_settings") -> list[tuple]:
+    conn = sqlite3.connect(ledger_path)
+    try:
+        key = "blob" if table == "blob_settings" else "batch"
+        return conn.execute(f"SELECT {key}, bucket, digest, runs FROM {table} ORDER BY {key}, bucket").fetchall()
+    finally:
+        conn.close()
+
+
+def test_two_batches_of_one_settings_file_share_the_rows_of_its_blob(s3_emulator, s3_server, ledger_path, git_repo,
+                                                                     run_cli):
+    settings = [cohort_setting(s) for s in SAMPLES]
+    put_settings(s3_server, settings)
+    first = submit(run_cli, s3_emulator)
+    second = submit(run_cli, s3_emulator)
+    assert first.exit_code == 0 and second.exit_code == 0, (first.output, second.output)
+    a, b = json.loads(first.stdout)["id"], json.loads(second.stdout)["id"]
+    blob = content_blob(ledger_path, a)
+    assert content_blob(ledger_path, b) == blob
+    with Ledger.open(ledger_path, create=False) as ledger:
+        data = ledger.blob(blob)
+    expected = [(blob, *row) for row in cohortindex.rows_of(settings, data)]
+    assert rows(ledger_path) == expected  # one set, the blob's, offsets into it
+    assert rows(ledger_path, "batch_settings") == []  # none of the records' own
+    assert run_cli("diff", a, b).exit_code == 0
+    assert run_cli("verify", "--no-remote").exit_code == 0
+
+
+def test_a_pending_attempt_has_its_rows_and_verify_checks_them(s3_emulator, s3_server, ledger_path, git_repo,
+                                                               run_cli):
+    """The rows are written while StartRunBatch is answered, before any record: a submission
+    left pending (the batch started, 500 answered) has them, keyed by the blob its intent names."""
+    settings = [cohort_setting(s) for s in SAMPLES]
+    put_settings(s3_server, settings)
+    s3_emulator.inject("error", operation="StartRunBatch", count=3, phase="after")
+    sent = submit(run_cli, s3_emulator)
+    assert sent.exit_code == 1 and "pending" in sent.stderr, sent.output
+    with Ledger.open(ledger_path, create=False) as ledger:
+        text, packed = ledger.conn.execute("SELECT intent, intent_zlib FROM attempts").fetchone()
+        blob = json.loads(attempt_intent(text, packed))["batch"]["settings_file"]["content_blob"]["sha256"]
+        data = ledger.blob(blob)
+        assert ledger.conn.execute("SELECT count(*) FROM records").fetchone()[0] == 0
+    assert rows(ledger_path) == [(blob, *row) for row in cohortindex.rows_of(settings, data)]
+    assert run_cli("verify", "--no-remote").exit_code == 0
+    edit(ledger_path, "UPDATE blob_settings SET runs = replace(runs, 'S001', 'S00l')")
+    checked = run_cli("verify", "--no-remote")
+    assert checked.exit_code == 1 and f"blob {blob[:12]}" in checked.stdout, checked.output
+
+
+def test_verify_finds_the_rows_of_a_batch_changed_removed_or_stray(s3_emulator, s3_server, ledger_path, git_repo,
+                                                                   run_cli):
+    put_settings(s3_server, [cohort_setting(s) for s in SAMPLES])
+    sent = submit(run_cli, s3_emulator)
+    assert sent.exit_code == 0, sent.output
+    batch_id = json.loads(sent.stdout)["id"]
+    with Ledger.open(ledger_path, create=False) as ledger:
+        seq = ledger.resolve(batch_id).seq
+    message = "the digests of batch records' run settings were changed outside runlog"
+    for statement, named in [
+        ("UPDATE blob_settings SET digest = x'00' WHERE bucket = (SELECT min(bucket) FROM blob_settings)", f"#{seq}"),
+        ("DELETE FROM blob_settings", f"#{seq}"),
+        ("INSERT INTO blob_settings (blob, bucket, digest, runs) VALUES ('ab', 5, x'00', '[]')", "1 not of a batch"),
+        # the record's own rows beside its blob's: a record held by reference has none
+        (f"INSERT INTO batch_settings (batch, bucket, digest, runs) VALUES ({seq}, 5, x'00', '[]')", f"#{seq}"),
+    ]:
+        before = rows(ledger_path), rows(ledger_path, "batch_settings")
+        edit(ledger_path, statement)
+        checked = run_cli("verify", "--no-remote")
+        assert checked.exit_code == 1 and message in checked.stdout and named in checked.stdout, \
+            (statement, checked.output)
+        conn = sqlite3.connect(ledger_path)  # put back as it was
+        with conn:
+            conn.execute("DELETE FROM blob_settings")
+            conn.execute("DELETE FROM batch_settings")
+            conn.executemany("INSERT INTO blob_settings (blob, bucket, digest, runs) VALUES (?, ?, ?, ?)", before[0])
+            conn.executemany("INSERT INTO batch_settings (batch, bucket, digest, runs) VALUES (?, ?, ?, ?)", before[1])
+        conn.close()
+        assert run_cli("verify", "--no-remote").exit_code == 0
+
+
+def test_a_pull_makes_the_rows_of_the_blob_it_takes(s3_emulator, s3_server, bucket, ledger_path, git_repo, run_cli,
+                                                    tmp_path):
+    settings = [cohort_setting(s) for s in SAMPLES]
+    put_settings(s3_server, settings)
+    sent = submit(run_cli, s3_emulator)
+    assert sent.exit_code == 0, sent.output
+    batch_id = json.loads(sent.stdout)["id"]
+    push_json(run_cli, ledger_path)
+    other = tmp_path / "other.db"
+    pulled = run_cli("--ledger", other, "pull", REMOTE)
+    assert pulled.exit_code == 0, pulled.output
+    assert rows(other) == rows(ledger_path) and rows(other)
+    assert rows(other, "batch_settings") == []
+    assert run_cli("--ledger", other, "verify", "--no-remote").exit_code == 0
+    changed = [dict(s, name="renamed") if s["runSettingId"] == "S007" else s for s in settings]
+    put_settings(s3_server, changed)
+    again = submit(run_cli, s3_emulator)
+    assert again.exit_code == 0, again.output
+    shown = run_cli("diff", batch_id, json.loads(again.stdout)["id"])
+    assert shown.exit_code == 0 and "S007" in shown.stdout and "S008" not in shown.stdout, shown.output
+
+
+def test_the_migration_moves_a_held_records_rows_to_its_blob(s3_emulator, s3_server, ledger_path, git_repo,
+                                                             run_cli):
+    """A ledger of migration 12, where a batch record held by reference kept its rows in
+    `batch_settings` by its seq: opened, its rows are its blob's, and verify and diff agree."""
+    settings = [cohort_setting(s) for s in SAMPLES]
+    put_settings(s3_server, settings)
+    sent = submit(run_cli, s3_emulator)
+    assert sent.exit_code == 0, sent.output
+    batch_id = json.loads(sent.stdout)["id"]
+    expected = rows(ledger_path)
+    with Ledger.open(ledger_path, create=False) as ledger:
+        seq = ledger.resolve(batch_id).seq
+    edit(ledger_path, f"INSERT INTO batch_settings (batch, bucket, digest, runs) SELECT {seq}, bucket, digest, runs "
+                        "FROM blob_settings", "DROP TABLE blob_settings",
+           f"PRAGMA user_version = {MIGRATIONS.index(m013_blob_settings)}")
+    assert rows(ledger_path, "batch_settings") and len(rows(ledger_path, "batch_settings")) == len(expected)
+    assert run_cli("verify", "--no-remote").exit_code == 0  # (a read command migrates a copy in memory)
+    put_settings(s3_server, [dict(s, name="renamed") if s["runSettingId"] == "S003" else s for s in settings])
+    again = submit(run_cli, s3_emulator)  # a write migrates the file
+    assert again.exit_code == 0, again.output
+    assert rows(ledger_path, "batch_settings") == [] and set(expected) <= set(rows(ledger_path))
+    shown = run_cli("diff", batch_id, json.loads(again.stdout)["id"])
+    assert shown.exit_code == 0 and "S003" in shown.stdout and "S004" not in shown.stdout, shown.output
+    assert run_cli("verify", "--no-remote").exit_code == 0
