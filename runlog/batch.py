@@ -644,7 +644,7 @@ def _submit_batch(open_ledger: Callable[[], Ledger], request: dict[str, Any], *,
     from runlog import aws, background, gitcapture
     from runlog.aws import AwsSettings
     from runlog.startrun import StartRunRequest
-    from runlog.submit import _dry_run, make_intent, send_attempt, settle_context
+    from runlog.submit import _dry_run, check_intent, make_intent, send_attempt, settle_context
 
     check_request(request)
     pending_git = background.start(gitcapture.capture_with_notes, str(git_path)) if capture_git else None
@@ -672,13 +672,16 @@ def _submit_batch(open_ledger: Callable[[], Ledger], request: dict[str, Any], *,
     if resolution:
         more["resolution"] = resolution
     intent = make_intent(StartRunRequest(request=request, parameters=dict(PARAMETERS)), kind=kind, settings=settings,
-                         git=git, caller=caller, warnings=warnings, extra=more)
+                         git=git, caller=caller, warnings=warnings, extra=more, check=dry_run)
     ledger = open_ledger()
-    if dry_run:
+    if dry_run:  # (checked whole: a dry run shows the intent as readers see the record)
         return _dry_run(ledger, intent, warn, allow_duplicate)
     # the cohort goes into blobs stored with the attempt; the intent and the record hold
     # references to them (runlog/blobs.py), so that the record written after the answer is small
     held, stored = _held_cohort(intent)
+    # checked as it is stored: the run settings were checked one by one, more strictly than the
+    # schema does (check_settings), and the inputs' identities are the resolution's own making
+    check_intent(intent)
     parts, encoded, packed = _encode_intent(intent)
     # the attempt's commit leaves its WAL to be copied while StartRunBatch is answered (send)
     return send_attempt(ledger, intent, omics, partial(send, parts=parts, encoded=encoded, held=held),
@@ -688,15 +691,16 @@ def _submit_batch(open_ledger: Callable[[], Ledger], request: dict[str, Any], *,
 
 def _held_cohort(intent: dict) -> tuple[tuple[list, Any] | None, list[tuple[str, int, bytes]]]:
     """Take the intent's cohort out into blobs (blobs.take_out): ((the settings file's
-    content, its blob) or None, the blobs as Ledger.add_blobs stores them). The blobs are
-    compressed in threads (zlib works without the GIL), both at once."""
+    content, its blob) or None, the blobs as Ledger.add_blobs stores them). Each blob is
+    compressed in a thread (zlib works without the GIL) from when it is encoded: the settings
+    file's while the inputs are encoded."""
     from concurrent.futures import ThreadPoolExecutor
 
     from runlog import blobs
 
-    found = blobs.take_out(intent)
-    with ThreadPoolExecutor(max_workers=max(len(found), 1), thread_name_prefix="runlog-pack") as pool:
-        packed = [(blob, pool.submit(blob.packed)) for _, blob in found.values()]
+    with ThreadPoolExecutor(max_workers=len(blobs.PLACES), thread_name_prefix="runlog-pack") as pool:
+        packed: list[tuple[blobs.Blob, Future]] = []  # each compressed while the next is encoded
+        found = blobs.take_out(intent, made=lambda blob: packed.append((blob, pool.submit(blob.packed))))
         stored = [(blob.sha256, len(blob.data), future.result()) for blob, future in packed]
     content = found.get(blobs.CONTENT)
     return (content if content is not None and isinstance(content[0], list) else None), stored

@@ -73,10 +73,11 @@ def _parent(record: dict, path: tuple[str, ...]) -> dict | None:
     return node if isinstance(node, dict) else None
 
 
-def take_out(record: dict) -> dict[str, tuple[Any, Blob]]:
+def take_out(record: dict, made: Callable[[Blob], Any] | None = None) -> dict[str, tuple[Any, Blob]]:
     """Move both places' values out of `record` (changed in place) into blobs, a reference
     left in each value's place. Returns {place: (value, its blob)} (no entry for a place the
-    record does not fill). The values are encoded as canonical JSON here (fastjson)."""
+    record does not fill). The values are encoded as canonical JSON here (fastjson); `made` is
+    given each blob as soon as it is (to compress it while the next is encoded)."""
     from runlog import fastjson
 
     found = {}
@@ -88,6 +89,8 @@ def take_out(record: dict) -> dict[str, tuple[Any, Blob]]:
         blob = Blob(fastjson.dumps(value), items=len(value) if isinstance(value, (list, dict)) else None)
         parent[ref_key] = blob.ref
         found[".".join((*path, key))] = (value, blob)
+        if made is not None:
+            made(blob)
     return found
 
 

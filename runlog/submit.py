@@ -54,8 +54,9 @@ class DryRun:
 
 
 def make_intent(start_request: StartRunRequest, *, kind: str, settings: AwsSettings, git: dict, caller: dict | None,
-                warnings: list[str], extra: dict[str, Any] | None = None) -> dict:
-    """The record-to-be, without its outcome."""
+                warnings: list[str], extra: dict[str, Any] | None = None, check: bool = True) -> dict:
+    """The record-to-be, without its outcome; checked against the record schema (check_intent)
+    unless `check` is False (the caller checks it)."""
     intent: dict[str, Any] = {
         "format": rec.FORMAT,
         "kind": kind,
@@ -71,10 +72,16 @@ def make_intent(start_request: StartRunRequest, *, kind: str, settings: AwsSetti
         **(extra or {}),
     }
     intent["fingerprint"] = rec.fingerprint(intent)
+    if check:
+        check_intent(intent)
+    return intent
+
+
+def check_intent(intent: dict) -> None:
+    """InternalError (nothing sent) when the record made of `intent` would break its schema."""
     problems = rec.schema_errors({**intent, "outcome": _PLACEHOLDER_OUTCOME})
     if problems:
         raise InternalError("internal error: the record would break its schema: " + "; ".join(problems[:3]))
-    return intent
 
 
 def submit(open_ledger: Callable[[], Ledger], start_request: StartRunRequest, *, settings: AwsSettings, git_path,

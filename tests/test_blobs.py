@@ -43,6 +43,9 @@ def test_the_record_names_its_cohort_and_readers_see_it_in_place(batch, ledger_p
     assert shown["batch"]["settings_file"]["content"] == content
     assert list(shown["batch"]["settings_file"]) == sorted(shown["batch"]["settings_file"])  # as a body has them
     assert "content_blob" not in shown["batch"]["settings_file"]
+    # the record as readers see it, cohort in place, is one the schema takes (submit-batch checks
+    # the intent as it is stored, by reference: its run settings and inputs are checked elsewhere)
+    assert rec.schema_errors(shown) == []
     assert sorted(shown["resolution"]["inputs"]) == sorted(json.loads(
         Ledger.open(ledger_path, create=False).blob(held["resolution.inputs"]["sha256"])))
     assert run_cli("verify", "--no-remote").exit_code == 0
