@@ -94,10 +94,14 @@ def build(runs: list[RunFacts], *, usability: str | None, license: str | None,
         "extension_domain": [_scm(r) for r in runs if r.git.get("commit")],
     }
     errors = [{"run": r.run_id or r.address, "status": r.status, "error": r.failure_reason or r.error}
-              for r in runs if r.failure_reason or r.error]
-    if errors:
-        bco["error_domain"] = {"empirical_error": {"runs_that_did_not_complete": errors},
-                               "algorithmic_error": {}}
+              for r in runs if (r.failure_reason or r.error) and not r.sent_unknown]
+    # abandoned while runlog did not know whether HealthOmics received them: not said to have failed
+    unknown = [{"run": r.address, "status": r.status, "note": r.error} for r in runs if r.sent_unknown]
+    if errors or unknown:
+        empirical = {"runs_that_did_not_complete": errors} if errors else {}
+        if unknown:
+            empirical["requests_whose_outcome_is_unknown"] = unknown
+        bco["error_domain"] = {"empirical_error": empirical, "algorithmic_error": {}}
     if not bco["extension_domain"]:
         del bco["extension_domain"]
     bco["etag"] = etag(bco)

@@ -373,15 +373,16 @@ def _action(crate, run: RunFacts, workflow, repositories: dict, ids: dict):
                                                                               "http://schema.org/ActiveActionStatus")}}
     if not run.ran:
         properties["object"] = []  # it never ran: nothing was read
-    if run.ending_unknown:
-        del properties["actionStatus"]  # how it ended is unknown: no status is claimed
+    if run.ending_unknown or run.sent_unknown:
+        # how it ended is unknown (deleted unseen; abandoned while its outcome was unknown): no status is claimed
+        del properties["actionStatus"]
     if run.run_arn:
         properties["identifier"] = run.run_arn
     if run.start:
         properties["startTime"] = run.start
     if run.end:
         properties["endTime"] = run.end
-    if run.failure_reason or run.error:
+    if (run.failure_reason or run.error) and not run.sent_unknown:  # (`error` is said of a failed action)
         properties["error"] = run.failure_reason or run.error
     if run.status == "COMPLETED" and run.output_uri:
         output = crate.add_dataset(source=run.output_uri.rstrip("/") + "/", fetch_remote=False, validate_url=False,
