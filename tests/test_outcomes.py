@@ -404,7 +404,7 @@ def test_an_attempt_abandoned_by_the_user_is_exported_with_its_outcome_unknown(a
     (intent,) = pending(ledger_path)
     assert run_cli("recover", "--abandon", intent["request"]["requestId"], "--reason", "gave up").exit_code == 0
     out = tmp_path / "export"
-    result = run_cli("export", "@1", "-f", "all", "-o", out, "--license", "MIT")
+    result = run_cli("export", "@1", "-f", "all", "-o", out, "--license", "MIT", "--validate")  # (roc-validator, the BCO schema, PROV)
     assert result.exit_code == 0, result.output
     methods = (out / "methods" / "methods.md").read_text()
     assert "outcome unknown" in methods and "never learned whether HealthOmics received it" in methods
