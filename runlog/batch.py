@@ -682,11 +682,10 @@ def _submit_batch(open_ledger: Callable[[], Ledger], request: dict[str, Any], *,
     # checked as it is stored: the run settings were checked one by one, more strictly than the
     # schema does (check_settings), and the inputs' identities are the resolution's own making
     check_intent(intent)
-    parts, encoded, packed = _encode_intent(intent)
+    parts, encoded = _encode_intent(intent)
     # the attempt's commit leaves its WAL to be copied while StartRunBatch is answered (send)
     return send_attempt(ledger, intent, omics, partial(send, parts=parts, encoded=encoded, held=held),
-                        allow_duplicate=allow_duplicate, encoded=encoded, checkpoint=False, packed=packed,
-                        blobs=stored)
+                        allow_duplicate=allow_duplicate, encoded=encoded, checkpoint=False, blobs=stored)
 
 
 def _held_cohort(intent: dict) -> tuple[tuple[list, Any] | None, list[tuple[str, int, bytes]]]:
@@ -706,46 +705,16 @@ def _held_cohort(intent: dict) -> tuple[tuple[list, Any] | None, list[tuple[str,
     return (content if content is not None and isinstance(content[0], list) else None), stored
 
 
-def _encode_intent(intent: dict) -> tuple[tuple[list, list], bytes, bytes]:
-    """(parts, encoded, packed): the intent's canonical JSON in its two parts around `outcome`
-    (fastjson.members), joined (fastjson.joined), and compressed as the attempt keeps it
-    (Ledger.add_attempt: zlib at ledger.PACK_LEVEL). The compression runs in a thread (zlib
-    works without the GIL): the members before `outcome` (`batch`, with a settings file's
-    content) are compressed while those after it (`resolution`, the inputs' identities) are
-    encoded, and the rest while the two parts are joined."""
-    import zlib
-    from concurrent.futures import ThreadPoolExecutor
-
+def _encode_intent(intent: dict) -> tuple[tuple[list, list], bytes]:
+    """(parts, encoded): the intent's canonical JSON in its two parts around `outcome`
+    (fastjson.members), and joined (fastjson.joined), from which the record's is made after
+    the answer (_record_bytes). Its cohort is held by reference (_held_cohort) or inline (at
+    most 100 run settings): kilobytes, compressed by Ledger.add_attempt as a batch's intent is
+    kept."""
     from runlog import fastjson
-    from runlog.ledger import PACK_LEVEL
 
-    packer = zlib.compressobj(PACK_LEVEL)
-    out: list[bytes] = []
-
-    def pack(pieces: list) -> None:
-        out.extend(map(packer.compress, pieces))
-
-    ordered = sorted(intent)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="runlog-pack") as pool:
-        before = [fastjson.member(key, intent[key]) for key in ordered if key < "outcome"]
-        head = pool.submit(pack, _between_commas(before, [b"{"], first=True))
-        after = [fastjson.member(key, intent[key]) for key in ordered if key > "outcome"]
-        tail = pool.submit(pack, _between_commas(after, [], first=not before) + [b"}"])
-        encoded = fastjson.joined(before, after)
-        head.result()
-        tail.result()
-    out.append(packer.flush())
-    return (before, after), encoded, b"".join(out)
-
-
-def _between_commas(pieces: list, stream: list, *, first: bool) -> list:
-    """`stream` followed by the members, a comma before each but the object's first (`first`:
-    the first of these is the object's first), as fastjson.joined writes them."""
-    for at, piece in enumerate(pieces):
-        if at or not first:
-            stream.append(b",")
-        stream.append(piece)
-    return stream
+    parts = fastjson.members(intent, "outcome")
+    return parts, fastjson.joined(*parts)
 
 
 def send(ledger: Ledger, intent: dict, omics, *, recovered: bool = False, parts: tuple[list, list] | None = None,

@@ -548,8 +548,7 @@ class Ledger:
     # -- writing -----------------------------------------------------------------------------
 
     def add_attempt(self, intent: dict, *, allow_duplicate: bool = False, encoded: bytes | None = None,
-                    checkpoint: bool = True, packed: bytes | None = None,
-                    blobs: Sequence[tuple[str, int, bytes]] = ()) -> None:
+                    checkpoint: bool = True, blobs: Sequence[tuple[str, int, bytes]] = ()) -> None:
         """Commit the intent to submit (before the service is called).
 
         Refused when its requestId was used before, and (unless allow_duplicate) when an
@@ -560,16 +559,16 @@ class Ledger:
         caller can do it while it waits (`checkpoint`); the attempt is committed all the same.
 
         A batch's intent (kind "batch": its cohort, tens of MB) is kept compressed
-        (`intent_zlib`, migration m011; `attempt_intent` reads either form back); `packed`:
-        zlib's compression of `encoded`, when the caller made it (batch._encode_intent, while
-        it encoded the rest). Its digest is of the canonical JSON, as for any attempt. `blobs`:
+        (`intent_zlib`, migration m011; `attempt_intent` reads either form back). Its digest is
+        of the canonical JSON, as for any attempt. `blobs`:
         the cohort the intent holds by reference (add_blobs; runlog/blobs.py), stored in the
         attempt's transaction."""
         from runlog import fastjson
 
         # canonical JSON (a batch's intent holds its whole cohort: `encoded` when the caller made it)
         data = encoded if encoded is not None else fastjson.dumps(intent)
-        if packed is None and intent.get("kind") == "batch":
+        packed = None
+        if intent.get("kind") == "batch":
             import zlib
 
             packed = zlib.compress(data, PACK_LEVEL)

@@ -140,12 +140,12 @@ def submit(open_ledger: Callable[[], Ledger], start_request: StartRunRequest, *,
 
 
 def send_attempt(ledger: Ledger, intent: dict, omics, sender: Callable[..., Any], *, allow_duplicate: bool,
-                 encoded: bytes | None = None, checkpoint: bool = True, packed: bytes | None = None,
+                 encoded: bytes | None = None, checkpoint: bool = True,
                  blobs: Sequence[tuple[str, int, bytes]] = ()):
     """Commit the intent as an attempt and send it with `sender` (StartRun's `send`, or
     StartRunBatch's in runlog/batch.py), holding the attempt's in-flight lock throughout.
-    `encoded`: the intent's canonical JSON, when the caller made it; `checkpoint`, `packed`,
-    `blobs`: see Ledger.add_attempt."""
+    `encoded`: the intent's canonical JSON, when the caller made it; `checkpoint`, `blobs`: see
+    Ledger.add_attempt."""
     request_id = intent["request"]["requestId"]
     hold = inflight.take(ledger.path, request_id)  # owned before it is written: recover never races us
     if hold is None:
@@ -153,7 +153,7 @@ def send_attempt(ledger: Ledger, intent: dict, omics, sender: Callable[..., Any]
                          "leave out the request id or give a new one")
     with hold:
         ledger.add_attempt(intent, allow_duplicate=allow_duplicate, encoded=encoded, checkpoint=checkpoint,
-                           packed=packed, blobs=blobs)
+                           blobs=blobs)
         try:
             return sender(ledger, intent, omics)
         except KeyboardInterrupt:  # between the commit and the call: nothing was sent yet

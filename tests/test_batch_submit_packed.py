@@ -64,25 +64,16 @@ def stored(path) -> list[tuple]:
         conn.close()
 
 
-# -- the intent encoded once, packed while it is encoded ----------------------------------------------
+# -- the intent encoded once, the record made from its parts --------------------------------------------
 
 @pytest.mark.parametrize("inline", [False, True], ids=["settings-file", "inline"])
-def test_the_packed_intent_is_the_canonical_json_the_record_is_made_from(inline):
+def test_the_record_is_made_from_the_intents_canonical_json(inline):
     intent = batch_intent(100 if inline else 3000, inline=inline)
-    parts, encoded, packed = batch._encode_intent(intent)
+    parts, encoded = batch._encode_intent(intent)
     assert encoded == rec.canonical_json(intent)
-    assert zlib.decompress(packed) == encoded
     assert [bytes(p) for p in parts[0]] == [bytes(p) for p in fastjson.members(intent, "outcome")[0]]
     outcome = {"status": "submitted", "response": {"id": "1"}}
     assert batch._record_bytes(parts, outcome) == rec.canonical_json({**intent, "outcome": outcome})
-
-
-def test_members_between_commas_as_joined_writes_them():
-    pieces = [memoryview(b'"a":1'), memoryview(b'"b":2')]
-    for before, after in (([], pieces), (pieces, []), (pieces[:1], pieces[1:])):
-        head = batch._between_commas(before, [b"{"], first=True)
-        tail = batch._between_commas(after, [], first=not before) + [b"}"]
-        assert b"".join(head + tail) == fastjson.joined(before, after)
 
 
 # -- the ledger: kept compressed, read back whole --------------------------------------------------
