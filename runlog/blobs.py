@@ -25,9 +25,10 @@ batch records are inflated when their record is first read (ledger.Entry.record)
 view (`show B`, `diff B1 B2`) keeps the inputs' reference (`view_of`): they are decoded only
 by a reader that needs them.
 
-Because the blob is the settings' canonical JSON, the offsets `batch_settings` keeps
-(runlog/cohortindex.py) are offsets into the blob for a record held by reference, and into
-the body for one written inline (Ledger.settings_bytes reads either).
+Because the blob is the settings' canonical JSON, the per-run digests and offsets of a
+record held by reference (runlog/cohortindex.py) are its blob's: kept in `blob_settings`
+(migration m013), keyed by the blob and offsets into it, where a record written inline keeps
+its own in `batch_settings`, offsets into its body (Ledger._settings_bytes reads either).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Per-run digests of a batch record's cohort (migration m009: `batch_settings`), computed
+"""Per-run digests of a batch record's cohort (migration m009: `batch_settings`; m013:
+`blob_settings`, those of a settings file's content held by reference), computed
 here from the record and its canonical JSON, without SQL.
 
 A batch of 100 000 runs holds 100 000 run settings in one record (14 MB). `runlog diff B1 B2`
