@@ -757,16 +757,20 @@ def _meanwhile(ledger: Ledger, intent: dict, parts: tuple[list, list] | None,
 
     if parts is None or encoded is None:
         return None
+    # the ledger may have its settings file's rows already (the same file sent before): nothing to compute
+    known = held is not None and ledger.has_blob_settings(held[1].sha256)
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="runlog-batch")
-    ahead = pool.submit(_prepare, ledger, intent, encoded, parts[0], held)
+    ahead = pool.submit(_prepare, ledger, intent, encoded, parts[0], held, known)
     pool.shutdown(wait=False)  # the thread ends with its work
     return ahead
 
 
-def _prepare(ledger: Ledger, intent: dict, encoded: bytes, before: list, held: tuple[list, Any] | None = None):
+def _prepare(ledger: Ledger, intent: dict, encoded: bytes, before: list, held: tuple[list, Any] | None = None,
+             known: bool = False):
     """cohortindex.prepare (of the blob `held`, when the intent holds its settings by
     reference), while another thread copies the WAL (Ledger.checkpoint); the blob's rows are
-    then written to the ledger from a connection of their own (Ledger.index_blob_apart)."""
+    then written to the ledger from a connection of their own (Ledger.index_blob_apart).
+    `known`: the ledger has the blob's rows (None then)."""
     import threading
 
     from runlog import cohortindex
@@ -774,6 +778,8 @@ def _prepare(ledger: Ledger, intent: dict, encoded: bytes, before: list, held: t
     copier = threading.Thread(target=ledger.checkpoint, name="runlog-checkpoint")
     copier.start()
     try:
+        if known:
+            return None
         if held is None:
             return cohortindex.prepare(intent, encoded, before)
         prepared = cohortindex.Prepared.of_blob(held[0], held[1].data, held[1].sha256)

@@ -922,7 +922,7 @@ class Ledger:
         held = blobs.ref_of(record, blobs.CONTENT)
         if held is not None:  # the rows are the blob's (runlog/blobs.py): its offsets are into it
             sha256 = held["sha256"]
-            if self.conn.execute("SELECT 1 FROM blob_settings WHERE blob = ? LIMIT 1", (sha256,)).fetchone():
+            if self.has_blob_settings(sha256):
                 return
             found = prepared.blob_rows(sha256) if prepared is not None else None
             if found is None:
@@ -949,6 +949,10 @@ class Ledger:
                                   [(key, *row) for row in found])
         except (sqlite3.OperationalError, sqlite3.DataError) as exc:
             raise LedgerError(f"cannot write to ledger {self.path}: {exc}") from None
+
+    def has_blob_settings(self, sha256: str) -> bool:
+        """Whether `blob_settings` (m013) holds the rows of the blob `sha256`."""
+        return self.conn.execute("SELECT 1 FROM blob_settings WHERE blob = ? LIMIT 1", (sha256,)).fetchone() is not None
 
     def index_blob_apart(self, sha256: str, rows: Sequence[tuple] | None) -> bool:
         """Write the rows of `blob_settings` (m013) of the blob `sha256` (a settings file's
