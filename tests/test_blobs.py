@@ -142,3 +142,27 @@ def test_a_reference_whose_count_is_not_its_blobs_is_named(batch, ledger_path):
     assert blobs.check(ref, data) is None
     assert blobs.check({**ref, "items": ref["items"] + 1}, data) == \
         f"blob {ref['sha256']} holds {ref['items']} items, the record says {ref['items'] + 1}"
+
+
+def test_a_stray_zlib_bomb_is_named_without_being_decompressed(batch, ledger_path, run_cli):
+    """A blob no record names is decompressed only as far as its row says it holds (blobs.unpack),
+    as every other blob is: 256 MiB of zeros in 256 KiB, its row saying 9 bytes, is named as
+    such and never made in memory."""
+    import tracemalloc
+
+    packer = zlib.compressobj(9)
+    chunk = bytes(1 << 20)
+    bomb = b"".join(packer.compress(chunk) for _ in range(256)) + packer.flush()
+    assert len(bomb) < 1 << 20
+    name = hashlib.sha256(b'["stray"]').hexdigest()
+    tamper(ledger_path, "INSERT INTO blobs (sha256, bytes, data) VALUES (?, ?, ?)", params=(name, 9, bomb))
+    tracemalloc.start()
+    try:
+        checked = run_cli("verify", "--no-remote")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert checked.exit_code == 1, checked.output
+    assert f"FAIL blob {name[:12]} (named by no record) decompresses to more than 9 bytes (a zlib bomb?)" in \
+        checked.stdout.splitlines(), checked.stdout
+    assert peak < 64 << 20, peak
