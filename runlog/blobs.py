@@ -110,11 +110,14 @@ def by_reference(record: dict) -> bool:
     return bool(refs(record))
 
 
-def inflate(record: dict, load: Callable[[str], bytes]) -> dict:
+def inflate(record: dict, load: Callable[[str], bytes], lost: list | None = None) -> dict:
     """`record` with each referenced value put back in its place and the reference dropped
     (a copy of the dicts on the way; `record` is left as it is). `load(sha256)` gives a
-    blob's canonical JSON (Ledger.blob). A record with no reference is returned as it is."""
+    blob's canonical JSON (Ledger.blob). A record with no reference is returned as it is.
+    With a list as `lost`, a blob `load` cannot give (BlobLost) is added to it and its
+    reference left in place (what a read command shows of a damaged ledger)."""
     from runlog import fastjson
+    from runlog.errors import BlobLost
 
     if not by_reference(record):
         return record
@@ -123,11 +126,18 @@ def inflate(record: dict, load: Callable[[str], bytes]) -> dict:
         parent = _parent(record, path)
         if parent is None or ref_key not in parent:
             continue
+        try:
+            data = load(parent[ref_key]["sha256"])
+        except BlobLost as exc:
+            if lost is None:
+                raise
+            lost.append(exc)
+            continue
         node = out
         for step in path[:-1]:
             node[step] = dict(node[step])
             node = node[step]
-        value = fastjson.loads(load(parent[ref_key]["sha256"]))
+        value = fastjson.loads(data)
         # in sorted order, as the body has its members (what `show --json` prints)
         node[path[-1]] = dict(sorted([*((k, v) for k, v in parent.items() if k != ref_key), (key, value)]))
     return out
@@ -205,6 +215,26 @@ def unpack(packed: bytes, size: int) -> tuple[bytes | None, str | None]:
         return None, f"decompresses to more than {size} bytes (a zlib bomb?)"
     if not inflater.eof or inflater.unused_data:
         return None, "is not one whole zlib stream (truncated, or bytes after it)"
+    return data, None
+
+
+def readable(sha256: str, row: tuple[Any, Any] | None) -> tuple[bytes | None, str | None]:
+    """(the canonical JSON a stored blob holds, None), given its `bytes` and `data` columns
+    (`row`, None when the ledger lacks it), when it is one zlib stream of no more than its row
+    says, of that length, hashing to its name; else (None, why). What a reader checks before
+    it shows or exports a cohort (Ledger.blob); `verify` checks the rest (`stored_problem`)."""
+    from runlog.record import sha256_hex
+
+    if row is None:
+        return None, "is missing"
+    size, packed = row
+    if type(size) is not int or size < 0:
+        return None, "has no size in its row"
+    data, why = unpack(packed, size)
+    if data is None:
+        return None, why
+    if len(data) != size or sha256_hex(data) != sha256:
+        return None, "does not hold the bytes its name is the digest of"
     return data, None
 
 
