@@ -418,10 +418,11 @@ def check_blobs(ledger: Ledger, seqs: list[int] | None = None) -> list[Problem]:
     problems: list[Problem] = []
     where = "kind = 'batch'" + ("" if seqs is None else f" AND seq IN ({','.join(str(int(seq)) for seq in seqs)})")
     checked: set[str] = set()
+    known: dict[bytes, str | None] = {}
     for seq, body in conn.execute(f"SELECT seq, body FROM records WHERE {where} AND instr(body, ?) "
                                   "ORDER BY seq", (blobs.MARKER,)).fetchall():
         try:
-            held = list(_held_problems(conn, fastjson.loads(body.encode("utf-8"))))
+            held = list(_held_problems(conn, fastjson.loads(body.encode("utf-8")), known))
         except (ValueError, TypeError, AttributeError):
             continue  # the row and schema checks name it
         for place, ref, why in held:
@@ -461,17 +462,29 @@ def _named_by_pending(conn: sqlite3.Connection) -> set[str]:
     return named
 
 
-def _held_problems(conn: sqlite3.Connection, record: dict) -> Iterator[tuple[str, dict, str | None]]:
+def _held_problems(conn: sqlite3.Connection, record: dict, known: dict[bytes, str | None] | None = None
+                   ) -> Iterator[tuple[str, dict, str | None]]:
     """(place, reference, what is wrong with its blob or None) for each reference a batch
     record or a batch's intent holds (runlog/blobs.py; one the schema would refuse is left
     to it): the blob is there, its bytes are the canonical JSON its name is the digest of, of
     the length both the reference and its row say; a settings file's content is a list of as
-    many run settings as `batch.runs`."""
+    many run settings as `batch.runs`. `known`: the answers given so far, by reference (the
+    batches of one settings file name the same blobs, each checked once)."""
     for place, _, ref in blobs.refs(record):
         if not isinstance(ref, dict) or not isinstance(ref.get("sha256"), str):
             continue  # the schema check names it
+        runs = (record.get("batch") or {}).get("runs")
+        try:  # the same reference (and runs) checked again gives the same answer: batches of one cohort
+            key = orjson.dumps([place, ref, runs if place == blobs.CONTENT else None], option=orjson.OPT_SORT_KEYS)
+        except TypeError:
+            key = b""  # a value orjson does not write (the schema check names it): checked, not kept
+        if known is not None and key and key in known:
+            yield place, ref, known[key]
+            continue
         row = conn.execute("SELECT bytes, data FROM blobs WHERE sha256 = ?", (ref["sha256"],)).fetchone()
-        why = blobs.stored_problem(ref, row, place, (record.get("batch") or {}).get("runs"))
+        why = blobs.stored_problem(ref, row, place, runs)
+        if known is not None and key:
+            known[key] = why
         yield place, ref, why
 
 

@@ -11,7 +11,7 @@ import zlib
 
 import pytest
 
-from helpers import cohort_setting, refreshed_cohort, tamper
+from helpers import COHORT_DEFAULT, cohort_setting, refreshed_cohort, tamper
 from runlog import blobs
 from runlog import record as rec
 from runlog.errors import LedgerError
@@ -167,3 +167,27 @@ def test_a_stray_zlib_bomb_is_named_without_being_decompressed(batch, ledger_pat
     assert f"FAIL blob {name[:12]} (named by no record) decompresses to more than 9 bytes (a zlib bomb?)" in \
         checked.stdout.splitlines(), checked.stdout
     assert peak < 64 << 20, peak
+
+
+def test_a_blob_two_batches_name_is_checked_once_and_named_for_each(batch, ledger_path, run_cli, s3_emulator):
+    """Batches of one settings file name the same blobs: verify checks each blob once (the same
+    reference gives the same answer) and still names every record whose blob is bad."""
+    import gc
+
+    batch_id, _, stored = batch
+    again = run_cli("submit-batch", "--default-run-setting", json.dumps(COHORT_DEFAULT), "--batch-run-settings",
+                    json.dumps({"s3UriSettings": "s3://cohort-bucket/cohort/settings.json"}),
+                    "--endpoint-url", s3_emulator.endpoint_url)
+    assert again.exit_code == 0, again.output
+    with Ledger.open(ledger_path, create=False) as ledger:
+        other = ledger.resolve(json.loads(again.stdout)["id"])
+        assert blobs.refs(other.stored) == blobs.refs(stored)
+        seqs = sorted([ledger.resolve(batch_id).seq, other.seq])
+    assert run_cli("verify", "--no-remote").exit_code == 0
+    sha256 = _blob_of(stored, "batch.settings_file.content")
+    tamper(ledger_path, "UPDATE blobs SET data = ? WHERE sha256 = ?", params=(zlib.compress(b"[]"), sha256))
+    checked = run_cli("verify", "--no-remote")
+    assert checked.exit_code == 1 and gc.isenabled(), checked.output
+    named = [line for line in checked.stdout.splitlines() if sha256 in line]
+    assert named == [f"FAIL record #{seq}: its batch.settings_file.content (held by reference) cannot be trusted: "
+                     f"blob {sha256} does not hold the bytes its name is the digest of" for seq in seqs], checked.stdout
