@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from runlog.errors import (
+    BlobLost,
     DriftError,
     DuplicateAttemptError,
     InternalError,
@@ -35,7 +36,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Runlog", "wrap", "RecordingClient",
-    "RunlogError", "UsageError", "DuplicateAttemptError", "LedgerError", "ServiceError", "PendingError",
+    "RunlogError", "UsageError", "DuplicateAttemptError", "LedgerError", "BlobLost", "ServiceError", "PendingError",
     "TemplateMismatch", "Unresolved", "DriftError", "OperationError", "InternalError", "Interrupted",
     "__version__",
 ]

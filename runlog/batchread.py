@@ -210,7 +210,39 @@ def compare_batch_entries(ledger: Ledger, a: Entry, b: Entry) -> tuple[list, dic
     ledger, from their views (Ledger.batch_view): the runs that differ are found from the
     per-run digests (`indexed_differences`), else the settings files' contents are decoded,
     when their SHA-256 differ. A batch whose record holds no run settings (`_unseen`): the
-    runs are not compared, and a note says why."""
+    runs are not compared, and a note says why. A read command's ledger (Ledger.partial) one of
+    whose cohorts' blobs cannot be read: all but the runs' settings and the inputs' identities
+    compared, and a note names the blob (the command then says so, Ledger.lost)."""
+    from runlog.errors import BlobLost
+
+    lost = len(ledger.lost)
+    try:
+        found = _compare_batch_entries(ledger, a, b)
+    except BlobLost:
+        if not ledger.partial:
+            raise
+        found = None
+    if found is not None and len(ledger.lost) == lost:
+        return found
+    from runlog import blobs
+
+    view_a, view_b = (_without_inputs(blobs.without_ref(view[0] if (view := ledger.batch_view(entry.address))
+                                                        else ledger.batch_outline(entry.address), blobs.INPUTS))
+                      for entry in (a, b))
+    notes = [f"blob {sha[:12]} (part of a cohort) cannot be read: the runs' settings and the inputs' identities "
+             "are not compared" for sha in list(ledger.lost)[lost:] or list(ledger.lost)]
+    return compare_batches(view_a, view_b, lambda: ([], []), lambda: ([], [], [])), view_a, view_b, notes
+
+
+def _without_inputs(view: dict) -> dict:
+    """A batch's view without its inputs' identities (held inline)."""
+    resolution = view.get("resolution")
+    if isinstance(resolution, dict) and "inputs" in resolution:
+        view = {**view, "resolution": {k: v for k, v in resolution.items() if k != "inputs"}}
+    return view
+
+
+def _compare_batch_entries(ledger: Ledger, a: Entry, b: Entry) -> tuple[list, dict, dict, list[str]]:
     found_a, found_b = ledger.batch_view(a.address), ledger.batch_view(b.address)
     notes = [f"{side}: {why}: its runs are not compared" for side, entry, found in (("A", a, found_a), ("B", b, found_b))
              if (why := _unseen(entry, found[0] if found is not None else ledger.batch_outline(entry.address)))]

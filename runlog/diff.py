@@ -259,11 +259,13 @@ class Diff:
     b: dict[str, Any]
     changes: list[Change]
     notes: list[str]
+    complete: bool = True  # False: a part could not be read (the notes say which), so "same" is not known
 
     @property
-    def same(self) -> bool:
-        """True when the configurations are identical (no change counted)."""
-        return not self.changes
+    def same(self) -> bool | None:
+        """True when the configurations are identical (no change counted); None when not all
+        could be compared and no change was found."""
+        return not self.changes if self.complete or self.changes else None
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON `runlog diff --json` prints (docs/diff.md)."""
@@ -289,6 +291,9 @@ def between(ledger, ref_a: str, ref_b: str | None = None, *, git_repo: Path, cwd
         from runlog.batchread import compare_batch_entries
 
         changes, view_a, view_b, unseen = compare_batch_entries(ledger, entry_a, entry_b)
+        if ledger.lost:  # a cohort's blob cannot be read (Ledger.partial): what was compared, not all
+            return Diff(header(view_a, entry_a.address), header(view_b, entry_b.address), changes, unseen,
+                        complete=False)
         if unseen and not changes:  # the runs not compared: "no differences" would not be known
             from runlog.errors import UsageError
 

@@ -83,6 +83,16 @@ class LedgerError(RunlogError):
     """The ledger cannot be opened, read or written, or is not a runlog ledger."""
 
 
+class BlobLost(LedgerError):
+    """A blob of a batch record's cohort held by reference (runlog/blobs.py) is missing from
+    the ledger or was changed outside runlog (`sha256` names it). Read commands write what does
+    not need it, then say so (exit 1, as for a problem `verify` finds: it names the record)."""
+
+    def __init__(self, message: str, sha256: str):
+        self.sha256 = sha256
+        super().__init__(message)
+
+
 class ServiceError(RunlogError):
     """An AWS service answered with an error.
 

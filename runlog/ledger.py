@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from runlog import record as rec
-from runlog.errors import LedgerError, UsageError
+from runlog.errors import BlobLost, LedgerError, UsageError
 
 if TYPE_CHECKING:
     from runlog import cohortindex
@@ -129,6 +129,7 @@ class Entry:
         self.git_commit, self.fingerprint, self.replay_of, self.batch_id = git_commit, fingerprint, replay_of, batch_id
         self.status, self.status_as_of, self._record = status, status_as_of, _record
         self._blob: Callable[[str], bytes] | None = None  # Ledger.blob, for a whole batch record (runlog/blobs.py)
+        self._partial = False  # Ledger.partial when the entry was read
 
     def _values(self) -> tuple:
         return tuple(getattr(self, name) for name in self.FIELDS)
@@ -153,7 +154,8 @@ class Entry:
             if self._blob is not None and self.kind == "batch":
                 from runlog import blobs
 
-                record = blobs.inflate(record, self._blob)
+                # a read command's ledger (Ledger.partial): a lost blob's reference left in its place
+                record = blobs.inflate(record, self._blob, [] if self._partial else None)
             self._record = record
         return self._record
 
@@ -275,13 +277,14 @@ def read_blob(conn: Any, sha256: str) -> bytes | None:
     """A blob's canonical JSON from the `blobs` table of `conn` (sqlite3's or sqlite-utils'),
     None when absent, unreadable, or the table is missing (verify and the migrations: they
     name what is wrong; Ledger.blob raises instead)."""
-    import zlib
+    from runlog import blobs
 
     try:
-        row = conn.execute("SELECT data FROM blobs WHERE sha256 = ?", (sha256,)).fetchone()
-        return zlib.decompress(row[0]) if row is not None else None
-    except (sqlite3.Error, zlib.error, TypeError):
+        row = conn.execute("SELECT bytes, data FROM blobs WHERE sha256 = ?", (sha256,)).fetchone()
+    except sqlite3.Error:
         return None
+    # never more than its row says is decompressed (a zlib bomb stops there)
+    return blobs.unpack(row[1], row[0])[0] if row is not None and type(row[0]) is int and row[0] >= 0 else None
 
 
 def _loads_list(data: bytes) -> list:
@@ -369,6 +372,11 @@ class Ledger:
         self.conn = conn
         self.snapshot = False  # True: an in-memory migrated copy of an older read-only ledger
         self._db: Any = None  # a sqlite_utils.Database, made on first use
+        # Read commands that write what they can of a damaged ledger set `partial`: a whole batch
+        # record whose cohort's blob is lost or changed then reads with the reference in that
+        # blob's place; `lost` names every blob `blob` could not give (cli.common.said_lost).
+        self.partial = False
+        self.lost: dict[str, BlobLost] = {}
 
     @property
     def db(self) -> Any:
@@ -672,7 +680,7 @@ class Ledger:
             self._refuse_missing_blobs(record)
             seq, row = self._append(record, body_bytes, address, prepared)
             entry = _entry_of(seq, row) or self._entry_where("address = ?", (address,))[0]
-            entry._blob = self.blob
+            entry._blob, entry._partial = self.blob, self.partial
         return entry, True
 
     # -- blobs: a batch record's cohort held by reference (runlog/blobs.py, migration m012) -----
@@ -696,11 +704,12 @@ class Ledger:
         return held
 
     def blob(self, sha256: str) -> bytes:
-        """A blob's canonical JSON (decompressed). LedgerError when the ledger lacks it or it
-        is not zlib's (`verify` names which)."""
-        import zlib
+        """A blob's canonical JSON (decompressed), checked against its name (blobs.readable).
+        BlobLost when the ledger lacks it or it was changed outside runlog: one line naming it
+        and the fix (`verify` names the record)."""
+        from runlog import blobs
 
-        query = ("SELECT data FROM blobs WHERE sha256 = ?", (sha256,))
+        query = ("SELECT bytes, data FROM blobs WHERE sha256 = ?", (sha256,))
         try:
             row = self.conn.execute(*query).fetchone()
         except sqlite3.ProgrammingError:  # closed, or another thread's: an entry read after its ledger
@@ -713,15 +722,15 @@ class Ledger:
             except sqlite3.Error as exc:  # the file moved or removed since
                 raise LedgerError(f"cannot read blob {sha256[:12]}, part of a batch record's cohort, from ledger "
                                   f"{self.path} ({exc}): read the record's cohort while its ledger is open") from None
-        if row is None:
-            raise LedgerError(f"ledger {self.path} lacks blob {sha256[:12]}, part of a batch record's cohort: "
-                              "verify() names the record; restore the ledger from a backup or pull the team "
-                              "ledger it was pushed to")
-        try:
-            return zlib.decompress(row[0])
-        except (zlib.error, TypeError):
-            raise LedgerError(f"blob {sha256[:12]} of ledger {self.path} was changed outside runlog: verify() "
-                              "names the record; restore the ledger from a backup") from None
+        data, why = blobs.readable(sha256, row)
+        if data is None:
+            lost = BlobLost(f"blob {sha256[:12]} of ledger {self.path}, part of a batch record's cohort, {why}"
+                           f"{'' if row is None else ' (changed outside runlog)'}: `verify()` names the record; restore "
+                           "the ledger from a backup, or `pull()` the team ledger it was pushed to into a new ledger",
+                           sha256)
+            self.lost.setdefault(sha256, lost)
+            raise lost
+        return data
 
     def packed_blob(self, sha256: str) -> tuple[int, bytes] | None:
         """A blob as stored: (bytes of its canonical JSON, zlib's compression of it), or None."""
@@ -1187,7 +1196,7 @@ class Ledger:
         found = [Entry(*row) for row in self.conn.execute(sql, params)]
         if columns is RECORD_COLUMNS:
             for entry in found:
-                entry._blob = self.blob
+                entry._blob, entry._partial = self.blob, self.partial
         return found
 
     def count(self) -> int:

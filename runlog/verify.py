@@ -34,6 +34,7 @@ from runlog import record as rec
 from runlog.errors import LedgerError, UsageError
 from runlog.ledger import (
     INDEX_COLUMNS,
+    INTENT_COLUMNS,
     SEALED,
     Entry,
     Ledger,
@@ -414,15 +415,14 @@ def check_blobs(ledger: Ledger, seqs: list[int] | None = None) -> list[Problem]:
     conn = ledger.conn
     if not conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'blobs'").fetchone():
         return []
-    import zlib
-
     problems: list[Problem] = []
     where = "kind = 'batch'" + ("" if seqs is None else f" AND seq IN ({','.join(str(int(seq)) for seq in seqs)})")
     checked: set[str] = set()
+    known: dict[bytes, str | None] = {}
     for seq, body in conn.execute(f"SELECT seq, body FROM records WHERE {where} AND instr(body, ?) "
                                   "ORDER BY seq", (blobs.MARKER,)).fetchall():
         try:
-            held = list(_held_problems(conn, fastjson.loads(body.encode("utf-8"))))
+            held = list(_held_problems(conn, fastjson.loads(body.encode("utf-8")), known))
         except (ValueError, TypeError, AttributeError):
             continue  # the row and schema checks name it
         for place, ref, why in held:
@@ -430,31 +430,61 @@ def check_blobs(ledger: Ledger, seqs: list[int] | None = None) -> list[Problem]:
             if why is not None:
                 problems.append(Problem("altered", f"record #{seq}", f"record #{seq}: its {place} (held by "
                                         f"reference) cannot be trusted: {why}"))
-    if seqs is None:  # the blobs no record names: checked too (an attempt's, or left by an abandoned one)
+    if seqs is None:  # the blobs no record names: checked too (left by an abandoned attempt, or stray);
+        checked |= _named_by_pending(conn)  # a pending attempt's are checked as its (_pending_blob_problems)
         for sha256, size, packed in conn.execute("SELECT sha256, bytes, data FROM blobs ORDER BY sha256"):
             if sha256 in checked:
                 continue
-            try:
-                data = zlib.decompress(packed)
-            except (zlib.error, TypeError):
-                data = None
-            if data is None or rec.sha256_hex(data) != sha256 or len(data) != size:
+            # never more than its row says it holds is decompressed (a zlib bomb stops there)
+            data, why = blobs.unpack(packed, size) if isinstance(size, int) and size >= 0 else (None, None)
+            if why is not None:
+                problems.append(Problem("altered", f"blob {sha256[:12]}", f"blob {sha256[:12]} (named by no record) "
+                                        f"{why}"))
+            elif data is None or rec.sha256_hex(data) != sha256 or len(data) != size:
                 problems.append(Problem("altered", f"blob {sha256[:12]}", f"blob {sha256[:12]} (named by no record) "
                                         "does not hold the bytes its name is the digest of"))
     return problems
 
 
-def _held_problems(conn: sqlite3.Connection, record: dict) -> Iterator[tuple[str, dict, str | None]]:
+def _named_by_pending(conn: sqlite3.Connection) -> set[str]:
+    """The blobs the intents of pending attempts (no record completes them) name."""
+    named: set[str] = set()
+    for text, packed in conn.execute(f"SELECT {INTENT_COLUMNS} FROM attempts a WHERE NOT EXISTS "
+                                     "(SELECT 1 FROM records r WHERE r.request_id = a.request_id)"):
+        intent = _intent_bytes(text, packed)
+        if blobs.MARKER.encode("utf-8") not in intent:
+            continue
+        try:
+            named.update(ref["sha256"] for _, _, ref in blobs.refs(fastjson.loads(intent))
+                         if isinstance(ref, dict) and isinstance(ref.get("sha256"), str))
+        except (ValueError, TypeError, AttributeError):
+            continue  # the attempt's own check names an intent that is not JSON
+    return named
+
+
+def _held_problems(conn: sqlite3.Connection, record: dict, known: dict[bytes, str | None] | None = None
+                   ) -> Iterator[tuple[str, dict, str | None]]:
     """(place, reference, what is wrong with its blob or None) for each reference a batch
     record or a batch's intent holds (runlog/blobs.py; one the schema would refuse is left
     to it): the blob is there, its bytes are the canonical JSON its name is the digest of, of
     the length both the reference and its row say; a settings file's content is a list of as
-    many run settings as `batch.runs`."""
+    many run settings as `batch.runs`. `known`: the answers given so far, by reference (the
+    batches of one settings file name the same blobs, each checked once)."""
     for place, _, ref in blobs.refs(record):
         if not isinstance(ref, dict) or not isinstance(ref.get("sha256"), str):
             continue  # the schema check names it
+        runs = (record.get("batch") or {}).get("runs")
+        try:  # the same reference (and runs) checked again gives the same answer: batches of one cohort
+            key = orjson.dumps([place, ref, runs if place == blobs.CONTENT else None], option=orjson.OPT_SORT_KEYS)
+        except TypeError:
+            key = b""  # a value orjson does not write (the schema check names it): checked, not kept
+        if known is not None and key and key in known:
+            yield place, ref, known[key]
+            continue
         row = conn.execute("SELECT bytes, data FROM blobs WHERE sha256 = ?", (ref["sha256"],)).fetchone()
-        why = blobs.stored_problem(ref, row, place, (record.get("batch") or {}).get("runs"))
+        why = blobs.stored_problem(ref, row, place, runs)
+        if known is not None and key:
+            known[key] = why
         yield place, ref, why
 
 

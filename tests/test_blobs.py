@@ -11,7 +11,7 @@ import zlib
 
 import pytest
 
-from helpers import cohort_setting, refreshed_cohort, tamper
+from helpers import COHORT_DEFAULT, cohort_setting, refreshed_cohort, tamper
 from runlog import blobs
 from runlog import record as rec
 from runlog.errors import LedgerError
@@ -89,9 +89,10 @@ def test_a_lost_blob_is_named_and_reading_the_record_says_so_in_one_line(batch, 
     tamper(ledger_path, "DELETE FROM blobs WHERE sha256 = ?", params=(sha256,))
     checked = run_cli("verify", "--no-remote")
     assert checked.exit_code == 1 and f"blob {sha256} is missing" in checked.stdout, checked.output
-    shown = run_cli("show", batch_id, "--json")
-    assert shown.exit_code == 2 and shown.stderr.count("\n") == 1, shown.output  # an unusable ledger
-    assert f"lacks blob {sha256[:12]}" in shown.stderr and "Traceback" not in shown.output
+    shown = run_cli("show", batch_id, "--json")  # what can be shown is (tests/test_blobs_damage.py)
+    assert shown.exit_code == 1 and shown.stderr.count("\n") == 1, shown.output
+    assert f"blob {sha256[:12]} of ledger" in shown.stderr and "is missing" in shown.stderr
+    assert "Traceback" not in shown.output
 
 
 def test_a_blob_no_record_names_is_checked_too(batch, ledger_path, run_cli):
@@ -145,3 +146,51 @@ def test_a_reference_whose_count_is_not_its_blobs_is_named(batch, ledger_path):
     assert blobs.check(ref, data) is None
     assert blobs.check({**ref, "items": ref["items"] + 1}, data) == \
         f"blob {ref['sha256']} holds {ref['items']} items, the record says {ref['items'] + 1}"
+
+
+def test_a_stray_zlib_bomb_is_named_without_being_decompressed(batch, ledger_path, run_cli):
+    """A blob no record names is decompressed only as far as its row says it holds (blobs.unpack),
+    as every other blob is: 256 MiB of zeros in 256 KiB, its row saying 9 bytes, is named as
+    such and never made in memory."""
+    import tracemalloc
+
+    packer = zlib.compressobj(9)
+    chunk = bytes(1 << 20)
+    bomb = b"".join(packer.compress(chunk) for _ in range(256)) + packer.flush()
+    assert len(bomb) < 1 << 20
+    name = hashlib.sha256(b'["stray"]').hexdigest()
+    tamper(ledger_path, "INSERT INTO blobs (sha256, bytes, data) VALUES (?, ?, ?)", params=(name, 9, bomb))
+    tracemalloc.start()
+    try:
+        checked = run_cli("verify", "--no-remote")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert checked.exit_code == 1, checked.output
+    assert f"FAIL blob {name[:12]} (named by no record) decompresses to more than 9 bytes (a zlib bomb?)" in \
+        checked.stdout.splitlines(), checked.stdout
+    assert peak < 64 << 20, peak
+
+
+def test_a_blob_two_batches_name_is_checked_once_and_named_for_each(batch, ledger_path, run_cli, s3_emulator):
+    """Batches of one settings file name the same blobs: verify checks each blob once (the same
+    reference gives the same answer) and still names every record whose blob is bad."""
+    import gc
+
+    batch_id, _, stored = batch
+    again = run_cli("submit-batch", "--default-run-setting", json.dumps(COHORT_DEFAULT), "--batch-run-settings",
+                    json.dumps({"s3UriSettings": "s3://cohort-bucket/cohort/settings.json"}),
+                    "--endpoint-url", s3_emulator.endpoint_url)
+    assert again.exit_code == 0, again.output
+    with Ledger.open(ledger_path, create=False) as ledger:
+        other = ledger.resolve(json.loads(again.stdout)["id"])
+        assert blobs.refs(other.stored) == blobs.refs(stored)
+        seqs = sorted([ledger.resolve(batch_id).seq, other.seq])
+    assert run_cli("verify", "--no-remote").exit_code == 0
+    sha256 = _blob_of(stored, "batch.settings_file.content")
+    tamper(ledger_path, "UPDATE blobs SET data = ? WHERE sha256 = ?", params=(zlib.compress(b"[]"), sha256))
+    checked = run_cli("verify", "--no-remote")
+    assert checked.exit_code == 1 and gc.isenabled(), checked.output
+    named = [line for line in checked.stdout.splitlines() if sha256 in line]
+    assert named == [f"FAIL record #{seq}: its batch.settings_file.content (held by reference) cannot be trusted: "
+                     f"blob {sha256} does not hold the bytes its name is the digest of" for seq in seqs], checked.stdout

@@ -14,9 +14,10 @@ from runlog.ledger import Ledger, attempt_intent
 SAMPLES = [f"S{i:03d}" for i in range(4)]
 
 
-def _pending_blob_lost(place, emulator, s3, ledger_path, run_cli) -> tuple[str, str]:
+def _pending_blob_lost(place, emulator, s3, ledger_path, run_cli, how="lost") -> tuple[str, str]:
     """A submit-batch left pending (StartRunBatch started the batch, answered 500), then the
-    blob its intent names at `place` deleted behind runlog's back: (request id, the blob)."""
+    blob its intent names at `place` deleted behind runlog's back (`how` "corrupt": its bytes
+    replaced by ones that are not zlib's): (request id, the blob)."""
     s3.create_bucket(Bucket="cohort-bucket")
     s3.put_object(Bucket="cohort-bucket", Key="cohort/settings.json",
                   Body=json.dumps([cohort_setting(s) for s in SAMPLES]).encode())
@@ -31,7 +32,10 @@ def _pending_blob_lost(place, emulator, s3, ledger_path, run_cli) -> tuple[str, 
     intent = json.loads(attempt_intent(text, packed))
     held = (intent["batch"]["settings_file"] if place == "content_blob" else intent["resolution"])[place]["sha256"]
     assert run_cli("verify", "--no-remote").exit_code == 0
-    tamper(ledger_path, "DELETE FROM blobs WHERE sha256 = ?", params=(held,))
+    if how == "lost":
+        tamper(ledger_path, "DELETE FROM blobs WHERE sha256 = ?", params=(held,))
+    else:
+        tamper(ledger_path, "UPDATE blobs SET data = ? WHERE sha256 = ?", params=(b"not zlib", held))
     return request_id, held
 
 
@@ -41,6 +45,19 @@ def test_verify_names_a_blob_a_pending_attempt_lost(place, s3_emulator, s3_serve
     checked = run_cli("verify", "--no-remote")
     assert checked.exit_code == 1, checked.output
     assert f"pending attempt {request_id}: its " in checked.stdout and f"blob {held} is missing" in checked.stdout
+
+
+@pytest.mark.parametrize("place", ["content_blob", "inputs_blob"])
+def test_verify_names_a_pending_attempts_corrupt_blob_once(place, s3_emulator, s3_server, ledger_path, git_repo,
+                                                           run_cli):
+    """A blob only a pending attempt names is checked as the attempt's, not also as one that no
+    record names (the two checks named it twice)."""
+    request_id, held = _pending_blob_lost(place, s3_emulator, s3_server, ledger_path, run_cli, how="corrupt")
+    checked = run_cli("verify", "--no-remote")
+    assert checked.exit_code == 1, checked.output
+    naming = [line for line in checked.stdout.splitlines() if held[:12] in line]
+    assert naming == [f"FAIL pending attempt {request_id}: its {'batch.settings_file.content' if place == 'content_blob' else 'resolution.inputs'} "
+                      f"(held by reference) cannot be trusted: blob {held} is not zlib data"], checked.stdout
 
 
 def test_an_entry_read_after_its_ledger_moved_says_so_in_a_ledger_error(s3_emulator, s3_server, ledger_path,

@@ -7,7 +7,7 @@ from __future__ import annotations
 import click
 
 from runlog import blobs
-from runlog.cli.common import echo_json
+from runlog.cli.common import echo_json, said_lost
 from runlog.textsafe import terminal_json, terminal_safe
 
 SHOWN = 20  # failures listed; --json lists all
@@ -25,7 +25,7 @@ def show_batch(ledger, entry, as_json: bool) -> None:
         echo_json({"address": entry.address, "seq": entry.seq, "status": facts["batch_status"],
                    "record": whole.record, "batch": facts, "observations": ledger.observations(entry.address),
                    **({"member_settings": learned} if learned is not None else {})})
-        return
+        return said_lost(ledger)  # a part whose blob is lost: left as its reference, named (exit 1)
     record, settings_count = batch_record_view(ledger, entry)  # the cohort itself is not decoded
     response = record["outcome"].get("response") or {}
     request = record["request"]
@@ -79,8 +79,9 @@ def show_batch(ledger, entry, as_json: bool) -> None:
         shown = blobs.without_ref(shown, blobs.INPUTS)
         shown["resolution"]["inputs"] = f"({held['items']} inputs: see --json)"
     elif held is not None:
-        shown = blobs.inflate(shown, ledger.blob)
+        shown = blobs.inflate(shown, ledger.blob, [])  # a lost blob: its reference shown, named below
     inputs = (shown.get("resolution") or {}).get("inputs") or {}
     if isinstance(inputs, dict) and len(inputs) > 20:
         shown["resolution"] = {**shown["resolution"], "inputs": f"({len(inputs)} inputs: see --json)"}
     click.echo("\n" + terminal_json(shown, sort_keys=True))
+    said_lost(ledger)

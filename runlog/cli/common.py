@@ -62,6 +62,17 @@ def require_ledger(config: configuration.Config, *, notice: bool = True, readonl
     return ledger
 
 
+def said_lost(ledger) -> None:
+    """After a read command wrote what it could: a blob of a batch's cohort it could not read
+    (Ledger.blob: missing, or changed outside runlog) named in one line with the fix, exit 1."""
+    from runlog.errors import BlobLost
+
+    if ledger.lost:
+        first = next(iter(ledger.lost.values()))
+        more = len(ledger.lost) - 1
+        raise BlobLost(first.message + (f" ({more} other blob(s) too)" if more else ""), first.sha256)
+
+
 @contextmanager
 def reading(ledger) -> Iterator[None]:
     """SQLite errors while reading (a corrupt page) become the one-line 'cannot read ledger'."""

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from runlog.cli.common import echo_json, load_config, require_ledger
+from runlog.cli.common import echo_json, load_config, require_ledger, said_lost
 from runlog.textsafe import terminal_safe
 
 SHA_PATTERN = r"^[0-9a-f]{40}$"  # compiled by `re` on first use
@@ -66,6 +66,7 @@ def diff(ctx, ref_a, ref_b, as_json, exit_code, include_identity):
 
     config = load_config(ctx)
     ledger = require_ledger(config, readonly=True)
+    ledger.partial = True  # a cohort whose blob is lost: the rest compared, the blob named (exit 1)
     with ledger:
         runlog.diff.before_deepdiff_import = _import_deepdiff_lean  # only if two lists differ
         found = between(ledger, ref_a, ref_b, git_repo=config.git_repo, cwd=Path.cwd(), identity=include_identity)
@@ -73,7 +74,8 @@ def diff(ctx, ref_a, ref_b, as_json, exit_code, include_identity):
     if as_json:
         echo_json(found.as_dict())
     else:
-        _print_report(found.a, found.b, changes, found.notes, include_identity)
+        _print_report(found.a, found.b, changes, found.notes, include_identity, found.complete)
+    said_lost(ledger)
     if exit_code and changes:
         ctx.exit(1)
 
@@ -95,7 +97,7 @@ def _import_deepdiff_lean() -> None:
                 del sys.modules[name]
 
 
-def _print_report(head_a, head_b, changes, notes, include_identity) -> None:
+def _print_report(head_a, head_b, changes, notes, include_identity, complete=True) -> None:
     colour = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
 
     def out(text="", **style):
@@ -108,6 +110,10 @@ def _print_report(head_a, head_b, changes, notes, include_identity) -> None:
         out(f"   ({note})")
     if not include_identity:
         out("   (run identity is not compared; --all compares it)")
+    if not changes and not complete:
+        out()
+        out("No differences in what could be compared (see above).")
+        return
     if not changes:
         out()
         out(f"No differences: identical configurations (fingerprint {head_a['fingerprint'][:12]}).", fg="green")

@@ -14,6 +14,7 @@ from runlog.cli.common import (
     open_ledger,
     reading,
     require_ledger,
+    said_lost,
     short_time,
     warn,
 )
@@ -154,6 +155,7 @@ def show(ctx, ref, as_json):
     """
     config = load_config(ctx)
     ledger = require_ledger(config, readonly=True)
+    ledger.partial = True  # a cohort whose blob is lost: shown as its reference, the blob named (exit 1)
     with ledger, reading(ledger):
         # also a batch's id, uuid or ARN (runlog.batch is not imported for it); a batch as its view
         entry = ledger.resolve(ref, whole=False)
@@ -218,6 +220,7 @@ def show(ctx, ref, as_json):
         click.echo("\nobservations:")
         for o in observations:
             click.echo(terminal_safe(f"  {o['observed_at']}  {o['source']:<10} {o['status'] or ''}"))
+    said_lost(ledger)
 
 
 def _member_settings(record: dict, observations: list[dict]):

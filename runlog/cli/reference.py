@@ -31,7 +31,9 @@ def render() -> str:
         "Generated from `--help` by `python -m runlog.cli.reference > docs/cli.md`; a test keeps it in sync.",
         "",
         "Exit status, for every command: 0 success; 1 the service rejected a request, or a check "
-        "(verify, diff --exit-code) found a difference or problem; 2 bad input (usage, unreadable "
+        "(verify, diff --exit-code) found a difference or problem, or a read command met a blob of a batch's "
+        "cohort that is lost or was changed (it writes what does not need it first: see docs/record.md); "
+        "2 bad input (usage, unreadable "
         "files, unknown references, unusable ledger); 3 replay refused because of drift; "
         "70 internal error (please report it, with the output of --debug).",
         "",

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from runlog.cli.common import load_config, reading, require_ledger
+from runlog.cli.common import load_config, reading, require_ledger, said_lost
 from runlog.config import printable
 
 
@@ -48,9 +48,11 @@ def report(ctx, refs, since, batch, target, force):
     check(target, config.ledger_path(), since=since, force=force)  # -o first, whatever the ledger's state
     _import_deepdiff_lean()
     ledger = require_ledger(config, readonly=True)
+    ledger.partial = True  # a cohort whose blob is lost: shown as its reference, the blob named (exit 1)
     with ledger, reading(ledger):
         selection = write_report(ledger, target, list(refs), since=since, batch=batch, force=force)
     verdict = "intact" if selection.verify.ok else f"{len(selection.verify.problems)} problem(s) found by verify"
     click.echo(f"wrote {printable(target)}: {len(selection.runs)} run(s), ledger {verdict}, head {selection.verify.head_text}")
+    said_lost(ledger)  # a batch's cohort it could not read: shown as its reference, named here (exit 1)
     if not selection.verify.ok:
         ctx.exit(1)

@@ -6,6 +6,7 @@ status; the command line alone does, here."""
 from __future__ import annotations
 
 from runlog.errors import (
+    BlobLost,
     DriftError,
     InternalError,
     LedgerError,
@@ -30,6 +31,7 @@ EXIT_CODES: tuple[tuple[type[RunlogError], int], ...] = (
     (ServiceError, FAILURE),
     (PendingError, FAILURE),
     (OperationError, FAILURE),
+    (BlobLost, FAILURE),  # a lost part of the ledger that verify names: what could be written was
     (UsageError, BAD_INPUT),
     (LedgerError, BAD_INPUT),
 )
