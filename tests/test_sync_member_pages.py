@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import random
 
-from helpers import REMOTE, push_json, refreshed_cohort, tamper
+from helpers import REMOTE, member_rows, push_json, random_observation, recomputed, refreshed_cohort, tamper
 from runlog import sync
 from runlog.ledger import Ledger
-from test_batch_members_by_seq import member_rows, random_observation, recomputed
 
 
 def pull_counting_pauses(s3, path) -> tuple[sync.PullResult, int]:
