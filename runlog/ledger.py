@@ -1062,13 +1062,16 @@ class Ledger:
         PAGE_STATUSES). An error in the block rolls the transaction back, the pause with it."""
         from runlog.migrations import PAGE_MEMBERS, PAGE_STATUSES
 
-        self.conn.execute("INSERT INTO member_triggers_paused (paused) VALUES (1)")
+        def run(*statements: tuple[str, tuple]) -> None:
+            try:
+                for sql, params in statements:
+                    self.conn.execute(sql, params)
+            except (sqlite3.OperationalError, sqlite3.DataError) as exc:
+                raise LedgerError(f"cannot write to ledger {self.path}: {exc}") from None
+
+        run(("INSERT INTO member_triggers_paused (paused) VALUES (1)", ()))
         yield
-        try:
-            self.conn.execute(PAGE_MEMBERS if table == "records" else PAGE_STATUSES, (first,))
-            self.conn.execute("DELETE FROM member_triggers_paused")
-        except (sqlite3.OperationalError, sqlite3.DataError) as exc:
-            raise LedgerError(f"cannot write to ledger {self.path}: {exc}") from None
+        run((PAGE_MEMBERS if table == "records" else PAGE_STATUSES, (first,)), ("DELETE FROM member_triggers_paused", ()))
 
     @contextmanager
     def page_cache_for(self, kib: int) -> Iterator[None]:
