@@ -1112,10 +1112,31 @@ class Ledger:
                 new_addresses.append((seq, address))
                 seq += 1
             if new:
-                self._insert_rows("observations", _OBSERVATION_ROW, new, plain=plain)
+                with self._member_rows_by_page("observations", new_addresses[0][0]):
+                    self._insert_rows("observations", _OBSERVATION_ROW, new, plain=plain)
                 self.conn.executemany("INSERT INTO observation_addresses (observation, address) VALUES (?, ?)",
                                       new_addresses)
         return len(new)
+
+    @contextmanager
+    def _member_rows_by_page(self, table: str, first: int) -> Iterator[None]:
+        """Inside a write transaction that inserts a page of rows of `table` (records or
+        observations) from seq `first` on: the member triggers stand aside while the block runs
+        (migration m014), and batch_members is then brought up to date for the whole page with
+        one statement, as the triggers would have left it row by row (migrations.PAGE_MEMBERS,
+        PAGE_STATUSES). An error in the block rolls the transaction back, the pause with it."""
+        from runlog.migrations import PAGE_MEMBERS, PAGE_STATUSES
+
+        def run(*statements: tuple[str, tuple]) -> None:
+            try:
+                for sql, params in statements:
+                    self.conn.execute(sql, params)
+            except (sqlite3.OperationalError, sqlite3.DataError) as exc:
+                raise LedgerError(f"cannot write to ledger {self.path}: {exc}") from None
+
+        run(("INSERT INTO member_triggers_paused (paused) VALUES (1)", ()))
+        yield
+        run((PAGE_MEMBERS if table == "records" else PAGE_STATUSES, (first,)), ("DELETE FROM member_triggers_paused", ()))
 
     @contextmanager
     def page_cache_for(self, kib: int) -> Iterator[None]:
@@ -1173,7 +1194,8 @@ class Ledger:
                     if len(made) > 1 and made[1] is not None:
                         self.conn.execute("INSERT OR REPLACE INTO batch_views (record, runs, view) VALUES (?, ?, ?)",
                                           (rows[at - rows[0][0]][1], *made[1]))
-                self._insert_rows("records", _RECORD_ROW, rows, plain=plain)
+                with self._member_rows_by_page("records", rows[0][0]):
+                    self._insert_rows("records", _RECORD_ROW, rows, plain=plain)
                 for body, at, made in batches:
                     if made:  # made by the caller from the record it checked
                         self._write_settings(at, made[0])

@@ -302,6 +302,38 @@ def _after(new: str, old: str) -> str:
     return f"({new} > {old} OR ({new} IS NOT NULL AND {old} IS NULL))"
 
 
+def _member_status_newer(k: str, obs: str) -> str:
+    """SQL: the status observation whose sort key is `k`.rank, .time, .seen and seq `obs`
+    sorts before the one batch_members' row holds (m008's test, for any names)."""
+    m = "batch_members"  # (an UPDATE in a trigger cannot name its table AS another)
+    return (f"{m}.status_obs IS NULL OR {k}.rank > {m}.status_rank OR ({k}.rank = {m}.status_rank AND ("
+            f"{_after(f'{k}.time', f'{m}.status_time')} OR ({k}.time IS {m}.status_time AND ("
+            f"{_after(f'{k}.seen', f'{m}.status_seen')} OR ({k}.seen IS {m}.status_seen AND {obs} > {m}.status_obs)))))")
+
+
+def _member_triggers(paused: str) -> tuple[str, str]:
+    """SQL: m008's triggers `records_batch_member` and `observations_member_status`, with
+    `paused` added to each WHEN (m014's test of member_triggers_paused; m008: nothing)."""
+    rank_new, time_new = _STATUS_RANK.format(o="NEW"), _STATUS_TIME.format(o="NEW")
+    rank_o, time_o = _STATUS_RANK.format(o="o"), _STATUS_TIME.format(o="o")
+    records_member = f"""CREATE TRIGGER records_batch_member AFTER INSERT ON records
+        WHEN NEW.kind = 'member'{paused}
+        BEGIN INSERT OR REPLACE INTO batch_members
+        (seq, batch, created, outcome, status, status_rank, status_time, status_seen, status_obs)
+        SELECT NEW.seq, (SELECT b.seq FROM records b WHERE b.address = json_extract(NEW.body, '$.batch.record')),
+        NEW.created, NEW.outcome, o.status, CASE WHEN o.seq IS NOT NULL THEN {rank_o} END, {time_o},
+        julianday(o.observed_at), o.seq
+        FROM (SELECT 1) LEFT JOIN observations o ON o.seq = {_LATEST_SEQ.format(address="NEW.address")}; END;"""
+    observations_status = f"""CREATE TRIGGER observations_member_status AFTER INSERT ON observations
+        WHEN NEW.status IS NOT NULL{paused}
+        BEGIN UPDATE batch_members SET status = NEW.status, status_rank = k.rank, status_time = k.time,
+        status_seen = k.seen, status_obs = NEW.seq
+        FROM (SELECT {rank_new} AS rank, {time_new} AS time, julianday(NEW.observed_at) AS seen) AS k
+        WHERE batch_members.seq = (SELECT r.seq FROM records r WHERE r.address = NEW.record)
+        AND ({_member_status_newer("k", "NEW.seq")}); END;"""
+    return records_member, observations_status
+
+
 def m008_batch_members_by_seq(db: sqlite_utils.Database) -> None:
     """`batch_members` keyed by the member record's seq (an append, where m007's key, the
     member's address, put each row at a random place of a text index) with its batch as
@@ -313,12 +345,8 @@ def m008_batch_members_by_seq(db: sqlite_utils.Database) -> None:
     of the member, and the result is the same (verify recomputes it). Filled from records
     and observations here; the m007 table and its triggers are dropped (and this one's, in
     a ledger whose user_version was set back by hand)."""
-    rank_new, time_new = _STATUS_RANK.format(o="NEW"), _STATUS_TIME.format(o="NEW")
     rank_o, time_o = _STATUS_RANK.format(o="o"), _STATUS_TIME.format(o="o")
-    m = "batch_members"  # (an UPDATE in a trigger cannot name its table AS another)
-    newer = (f"{m}.status_obs IS NULL OR k.rank > {m}.status_rank OR (k.rank = {m}.status_rank AND ("
-             f"{_after('k.time', f'{m}.status_time')} OR (k.time IS {m}.status_time AND ("
-             f"{_after('k.seen', f'{m}.status_seen')} OR (k.seen IS {m}.status_seen AND NEW.seq > {m}.status_obs)))))")
+    records_member, observations_status = _member_triggers("")
     run_sql(
         db,
         f"""
@@ -339,26 +367,13 @@ def m008_batch_members_by_seq(db: sqlite_utils.Database) -> None:
         );
         CREATE INDEX batch_members_order ON batch_members(batch, created);
         CREATE INDEX batch_members_state ON batch_members(batch, outcome, status);
-        CREATE TRIGGER records_batch_member AFTER INSERT ON records
-        WHEN NEW.kind = 'member'
-        BEGIN INSERT OR REPLACE INTO batch_members
-        (seq, batch, created, outcome, status, status_rank, status_time, status_seen, status_obs)
-        SELECT NEW.seq, (SELECT b.seq FROM records b WHERE b.address = json_extract(NEW.body, '$.batch.record')),
-        NEW.created, NEW.outcome, o.status, CASE WHEN o.seq IS NOT NULL THEN {rank_o} END, {time_o},
-        julianday(o.observed_at), o.seq
-        FROM (SELECT 1) LEFT JOIN observations o ON o.seq = {_LATEST_SEQ.format(address="NEW.address")}; END;
+        {records_member}
         CREATE TRIGGER records_batch_adopt AFTER INSERT ON records
         WHEN NEW.kind = 'batch'
         BEGIN UPDATE batch_members SET batch = NEW.seq WHERE batch IS NULL
         AND (SELECT json_extract(r.body, '$.batch.record') FROM records r WHERE r.seq = batch_members.seq)
         = NEW.address; END;
-        CREATE TRIGGER observations_member_status AFTER INSERT ON observations
-        WHEN NEW.status IS NOT NULL
-        BEGIN UPDATE batch_members SET status = NEW.status, status_rank = k.rank, status_time = k.time,
-        status_seen = k.seen, status_obs = NEW.seq
-        FROM (SELECT {rank_new} AS rank, {time_new} AS time, julianday(NEW.observed_at) AS seen) AS k
-        WHERE batch_members.seq = (SELECT r.seq FROM records r WHERE r.address = NEW.record)
-        AND ({newer}); END;
+        {observations_status}
         INSERT INTO batch_members (seq, batch, created, outcome, status, status_rank, status_time, status_seen,
         status_obs)
         SELECT r.seq, b.seq, r.created, r.outcome, o.status, CASE WHEN o.seq IS NOT NULL THEN {rank_o} END,
@@ -504,6 +519,55 @@ def m013_blob_settings(db: sqlite_utils.Database) -> None:
     )
 
 
+# What the two member triggers of m008 do for every row, done for a page of rows with one
+# statement each (Ledger.add_received_records, add_checked_observations: a pull), while
+# `member_triggers_paused` holds its row (m014). ?1: the first seq of the page (the rows
+# inserted since, in one transaction). PAGE_MEMBERS: the member records' rows, as
+# records_batch_member writes them. PAGE_STATUSES: of a page of observations, the one that
+# sorts first for each member, if it sorts before the member's status: where
+# observations_member_status, one row after the other, ends (STATUS_ORDER is a total order).
+PAGE_MEMBERS = f"""INSERT OR REPLACE INTO batch_members
+    (seq, batch, created, outcome, status, status_rank, status_time, status_seen, status_obs)
+    SELECT r.seq, (SELECT b.seq FROM records b WHERE b.address = json_extract(r.body, '$.batch.record')),
+    r.created, r.outcome, o.status, CASE WHEN o.seq IS NOT NULL THEN {_STATUS_RANK.format(o="o")} END,
+    {_STATUS_TIME.format(o="o")}, julianday(o.observed_at), o.seq
+    FROM records r LEFT JOIN observations o ON o.seq = {_LATEST_SEQ.format(address="r.address")}
+    WHERE r.seq >= ?1 AND r.kind = 'member'"""
+PAGE_STATUSES = f"""UPDATE batch_members SET status = k.status, status_rank = k.rank, status_time = k.time,
+    status_seen = k.seen, status_obs = k.obs
+    FROM (SELECT member, obs, status, rank, time, seen, row_number() OVER (PARTITION BY member
+        ORDER BY rank DESC, time DESC, seen DESC, obs DESC) AS n
+        FROM (SELECT r.seq AS member, o.seq AS obs, o.status AS status, {_STATUS_RANK.format(o="o")} AS rank,
+            {_STATUS_TIME.format(o="o")} AS time, julianday(o.observed_at) AS seen
+            FROM observations o JOIN records r ON r.address = o.record
+            WHERE o.seq >= ?1 AND o.status IS NOT NULL)) AS k
+    WHERE k.n = 1 AND batch_members.seq = k.member AND ({_member_status_newer("k", "k.obs")})"""
+
+
+def m014_member_triggers_paused(db: sqlite_utils.Database) -> None:
+    """`member_triggers_paused`: while it holds its one row, which a writer inserts and deletes
+    inside one transaction, the member triggers of m008 stand aside and that writer keeps
+    `batch_members` itself, one statement a page (PAGE_MEMBERS, PAGE_STATUSES): a pull of a
+    100 000-member cohort, where the triggers' row-by-row work was a third of SQLite's part of
+    the inserts. Every other writer leaves the table empty and the triggers do the work; the
+    rows are the same either way (verify recomputes them, and names a row left in the table).
+    The triggers are m008's, each with the test of the table added to its WHEN."""
+    records_member, observations_status = _member_triggers(" AND NOT EXISTS (SELECT 1 FROM member_triggers_paused)")
+    run_sql(
+        db,
+        f"""
+        CREATE TABLE IF NOT EXISTS member_triggers_paused (
+            paused INTEGER PRIMARY KEY CHECK (paused = 1)
+        );
+        DROP TRIGGER IF EXISTS records_batch_member;
+        DROP TRIGGER IF EXISTS observations_member_status;
+        {records_member}
+        {observations_status}
+        DELETE FROM member_triggers_paused;
+        """
+    )
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     m001_initial,
     m002_observation_addresses,
@@ -518,6 +582,7 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     m011_attempt_intent_zlib,
     m012_blobs,
     m013_blob_settings,
+    m014_member_triggers_paused,
 ]
 
 LEDGER_FORMAT = len(MIGRATIONS)

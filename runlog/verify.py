@@ -332,7 +332,8 @@ def _check_batch_tables(conn: sqlite3.Connection) -> list[Problem]:
     `log --batch`, `diff B1 B2`) say what the records say: one row per member record with its
     batch record's seq, created and outcome, and its run's latest status as recomputed from
     all its observations (STATUS_ORDER), with that observation's sort key; one view per
-    batch record, its body without the settings file's content."""
+    batch record, its body without the settings file's content. `member_triggers_paused`
+    (m014) is empty: a row left there stops the triggers that keep batch_members."""
     if not conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'batch_members'").fetchone():
         return []
     from runlog.migrations import _LATEST_SEQ, _STATUS_RANK, _STATUS_TIME
@@ -362,6 +363,11 @@ def _check_batch_tables(conn: sqlite3.Connection) -> list[Problem]:
         "OR v.runs IS NOT CASE WHEN json_type(r.body, '$.batch.settings_file.content_blob') IS NOT NULL "
         "THEN json_extract(r.body, '$.batch.runs') "
         "ELSE json_array_length(r.body, '$.batch.settings_file.content') END ELSE 1 END)").fetchone()
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'member_triggers_paused'").fetchone() \
+            and conn.execute("SELECT 1 FROM member_triggers_paused").fetchone():
+        problems.append(Problem("index", "member_triggers_paused", "the member triggers were paused outside runlog "
+                                "(member_triggers_paused holds a row, which runlog removes in the transaction that "
+                                "adds it): batch_members is not kept as records and observations are added"))
     if views != batches or wrong:
         problems.append(Problem("index", "batch_views", f"the views of batch records were changed outside runlog: "
                                 f"{views} views ({wrong} not their record's), {batches} batch records; `show BATCH` "

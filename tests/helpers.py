@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import random
 import shutil
 import subprocess
 import threading
@@ -433,3 +434,45 @@ PARAMS_URI_SUBMIT = ["submit", "--workflow-id", "1234567", "--workflow-owner-id"
 def put_parameters(s3, value):
     """Write the parameters file PARAMS_URI_SUBMIT names."""
     s3.put_object(Bucket=PARAMS_BUCKET, Key="run/params.json", Body=json.dumps(value).encode())
+
+
+# -- batch_members: a member's status against the full recomputation (migrations m008, m014) ----
+
+LATEST_SQL = ("SELECT seq FROM observations WHERE record = ? AND status IS NOT NULL ORDER BY {order} LIMIT 1")
+
+
+def member_rows(ledger: Ledger) -> dict[str, tuple]:
+    """{member address: (status, seq of the observation it comes from)} as batch_members holds them."""
+    return {address: (status, obs) for address, status, obs in ledger.conn.execute(
+        "SELECT r.address, m.status, m.status_obs FROM batch_members m JOIN records r ON r.seq = m.seq")}
+
+
+def recomputed(ledger: Ledger) -> dict[str, tuple]:
+    """The same, recomputed from all of each member's observations (Ledger's STATUS_ORDER)."""
+    from runlog.ledger import STATUS_ORDER
+
+    found = {}
+    for (address,) in ledger.conn.execute("SELECT address FROM records WHERE kind = 'member'").fetchall():
+        row = ledger.conn.execute(LATEST_SQL.format(order=STATUS_ORDER), (address,)).fetchone()
+        status = ledger.conn.execute("SELECT status FROM observations WHERE seq = ?", row).fetchone()[0] \
+            if row else None
+        found[address] = (status, row[0] if row else None)
+    return found
+
+
+STATUSES = ["PENDING", "STARTING", "RUNNING", "STOPPING", "COMPLETED", "FAILED", "CANCELLED", "DELETED"]
+TIMES = [None, "2026-11-01T10:00:00Z", "2026-11-01T10:00:00.000Z", "2026-11-01T11:00:00Z", "2026-11-02T09:30:00Z",
+         "not a time", "2026-11-01T12:00:00+02:00"]
+
+
+def random_observation(chance: random.Random) -> tuple[str, str, dict]:
+    """(observed_at, status, body) with times that tie, are missing or cannot be read."""
+    status = chance.choice(STATUSES)
+    body: dict = {"status": status}
+    for field in ("creationTime", "startTime", "stopTime"):
+        value = chance.choice(TIMES)
+        if value is not None:
+            body[field] = value
+    observed_at = chance.choice(["2026-11-03T08:00:00Z", "2026-11-03T08:00:00Z", "2026-11-04T08:00:00Z",
+                                 "2026-11-02T08:00:00Z"])
+    return observed_at, status, body

@@ -13,7 +13,7 @@ import sqlite3
 
 import pytest
 
-from helpers import COHORT_DEFAULT, COHORT_ROLE, tamper
+from helpers import COHORT_DEFAULT, COHORT_ROLE, member_rows, random_observation, recomputed, tamper
 from runlog.ledger import Ledger
 from runlog.migrations import LEDGER_FORMAT, MIGRATIONS, m007_batch_members
 
@@ -21,7 +21,6 @@ ROLE, DEFAULT = COHORT_ROLE, COHORT_DEFAULT
 RUNS = 12
 REFUSED = ["S02"]
 FAILING = ["S05"]
-LATEST_SQL = ("SELECT seq FROM observations WHERE record = ? AND status IS NOT NULL ORDER BY {order} LIMIT 1")
 
 
 @pytest.fixture
@@ -48,43 +47,6 @@ def batch(started, run_cli):
     refreshed = run_cli("refresh", batch_id)
     assert refreshed.exit_code == 0, refreshed.output
     return batch_id
-
-
-def member_rows(ledger: Ledger) -> dict[str, tuple]:
-    """{member address: (status, seq of the observation it comes from)} as batch_members holds them."""
-    return {address: (status, obs) for address, status, obs in ledger.conn.execute(
-        "SELECT r.address, m.status, m.status_obs FROM batch_members m JOIN records r ON r.seq = m.seq")}
-
-
-def recomputed(ledger: Ledger) -> dict[str, tuple]:
-    """The same, recomputed from all of each member's observations (Ledger's STATUS_ORDER)."""
-    from runlog.ledger import STATUS_ORDER
-
-    found = {}
-    for (address,) in ledger.conn.execute("SELECT address FROM records WHERE kind = 'member'").fetchall():
-        row = ledger.conn.execute(LATEST_SQL.format(order=STATUS_ORDER), (address,)).fetchone()
-        status = ledger.conn.execute("SELECT status FROM observations WHERE seq = ?", row).fetchone()[0] \
-            if row else None
-        found[address] = (status, row[0] if row else None)
-    return found
-
-
-STATUSES = ["PENDING", "STARTING", "RUNNING", "STOPPING", "COMPLETED", "FAILED", "CANCELLED", "DELETED"]
-TIMES = [None, "2026-11-01T10:00:00Z", "2026-11-01T10:00:00.000Z", "2026-11-01T11:00:00Z", "2026-11-02T09:30:00Z",
-         "not a time", "2026-11-01T12:00:00+02:00"]
-
-
-def random_observation(chance: random.Random) -> tuple[str, str, dict]:
-    """(observed_at, status, body) with times that tie, are missing or cannot be read."""
-    status = chance.choice(STATUSES)
-    body: dict = {"status": status}
-    for field in ("creationTime", "startTime", "stopTime"):
-        value = chance.choice(TIMES)
-        if value is not None:
-            body[field] = value
-    observed_at = chance.choice(["2026-11-03T08:00:00Z", "2026-11-03T08:00:00Z", "2026-11-04T08:00:00Z",
-                                 "2026-11-02T08:00:00Z"])
-    return observed_at, status, body
 
 
 def test_member_status_is_the_full_recomputation_whatever_order_observations_arrive(batch, ledger_path, run_cli):
