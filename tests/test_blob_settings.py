@@ -220,3 +220,26 @@ def test_rows_written_ahead_by_someone_else_do_not_hide_a_changed_run(s3_emulato
     assert shown.exit_code == 0 and "S007" in shown.stdout and "S008" not in shown.stdout, shown.output
     checked = run_cli("verify", "--no-remote")
     assert checked.exit_code == 1 and "run settings were changed outside runlog" in checked.stdout, checked.output
+
+
+READ_SET = "omics://123456789012.storage.us-west-2.amazonaws.com/1234567890/readSet/1234567890/source1"
+
+
+def test_an_odd_answer_in_the_inputs_identities_is_refused_as_for_a_whole_intent(s3_emulator, s3_server, ledger_path,
+                                                                                 git_repo, run_cli):
+    """The intent is checked against the record schema as it is stored (its cohort held by
+    reference); the inputs' identities are made of what the services answered (here a read
+    set's `status` a number, not a string), so they are checked too: nothing is sent and
+    nothing recorded, as for a run's StartRun, instead of a record readers see breaking its
+    schema (which verify, checking the stored form, passed)."""
+    s3_emulator.add_read_set("1234567890", "1234567890", status=5)
+    put_settings(s3_server, [dict(cohort_setting(s), parameters={"sample_name": s, "input_cram": READ_SET})
+                             for s in SAMPLES])
+    sent = submit(run_cli, s3_emulator)
+    assert sent.exit_code == 70, sent.output
+    assert "would break its schema" in sent.stderr and "status: 5 is not of type 'string'" in sent.stderr, sent.output
+    conn = sqlite3.connect(ledger_path)
+    try:
+        assert conn.execute("SELECT count(*) FROM attempts").fetchone()[0] == 0
+    finally:
+        conn.close()
