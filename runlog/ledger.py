@@ -1516,10 +1516,13 @@ class Ledger:
             f"SELECT runs FROM {table} WHERE {column} = ? AND bucket IN ({marks})", (key, *buckets))]
             for table, column, key in ((table_a, column_a, a), (table_b, column_b, b)))
 
-    # the blob holding a batch record's settings file content, from its view: json_extract only
-    # where the member's name is in the text (a view of an inline cohort can be megabytes)
-    _HELD = ("CASE WHEN instr(v.view, '\"content_blob\":') THEN "
-             "json_extract(v.view, '$.batch.settings_file.content_blob.sha256') END")
+    # the blob holding a batch record's settings file content: its view tells whether it holds
+    # one (json_extract only where the member's name is in the text: a view or body of an inline
+    # cohort can be megabytes), the record's own body which (a few kilobytes then): the view is
+    # a derived row, and a view changed to name another blob would have the other blob's rows
+    # (keyed by the blob, migration m013) and bytes agree, hiding the record's own runs
+    _HELD = ("CASE WHEN instr(v.view, '\"content_blob\":') THEN CASE WHEN json_valid(r.body) THEN "
+             "json_extract(r.body, '$.batch.settings_file.content_blob.sha256') END END")
 
     @contextmanager
     def _settings_bytes(self, seq: int, held: str | None) -> Iterator[Any]:

@@ -243,3 +243,26 @@ def test_an_odd_answer_in_the_inputs_identities_is_refused_as_for_a_whole_intent
         assert conn.execute("SELECT count(*) FROM attempts").fetchone()[0] == 0
     finally:
         conn.close()
+
+
+def test_a_view_naming_another_blob_does_not_hide_a_changed_run(s3_emulator, s3_server, ledger_path, git_repo,
+                                                                run_cli):
+    """The blob whose rows `diff B1 B2` compares is the one the record names, not the one its
+    view (a derived row, changed here behind runlog's back to name the other batch's blob)
+    names: the changed run is still found, and verify names the view."""
+    settings = [cohort_setting(s) for s in SAMPLES]
+    put_settings(s3_server, settings)
+    first = submit(run_cli, s3_emulator)
+    put_settings(s3_server, [dict(s, name="renamed") if s["runSettingId"] == "S007" else s for s in settings])
+    second = submit(run_cli, s3_emulator)
+    assert first.exit_code == 0 and second.exit_code == 0, (first.output, second.output)
+    a, b = json.loads(first.stdout)["id"], json.loads(second.stdout)["id"]
+    blob_a = content_blob(ledger_path, a)
+    with Ledger.open(ledger_path, create=False) as ledger:
+        address_b = ledger.resolve(b).address
+    edit(ledger_path, f"UPDATE batch_views SET view = json_set(view, '$.batch.settings_file.content_blob.sha256', "
+                      f"'{blob_a}') WHERE record = '{address_b}'")
+    shown = run_cli("diff", a, b)
+    assert shown.exit_code == 0 and "S007" in shown.stdout and "S008" not in shown.stdout, shown.output
+    checked = run_cli("verify", "--no-remote")
+    assert checked.exit_code == 1 and "views of batch records were changed" in checked.stdout, checked.output
