@@ -1510,8 +1510,9 @@ class Ledger:
         by reference its blob's `blob_settings`, m013: runlog/cohortindex.py), as the JSON
         text of each bucket's runs: (a's, b's). None when either record has no rows (its
         settings were not indexed) or more than `most` buckets differ (decoding both cohorts
-        then costs about as much). SQLite compares the buckets' digests (4 096 rows per
-        100 000-run batch); only the buckets that differ are read."""
+        then costs about as much), and when the records hold two different blobs yet no
+        bucket differs (runs reordered, or rows changed). SQLite compares the buckets' digests
+        (4 096 rows per 100 000-run batch); only the buckets that differ are read."""
         conn = self.conn
         (table_a, column_a, a), (table_b, column_b, b) = self._settings_source(batch_a), self._settings_source(batch_b)
         indexed = conn.execute(f"SELECT EXISTS (SELECT 1 FROM {table_a} WHERE {column_a} = ?), "
@@ -1528,16 +1529,22 @@ class Ledger:
         if len(buckets) > most:
             return None
         if not buckets:
-            return [], []
+            # two blobs (canonical JSON) differ, yet no bucket's digest does: the runs were only
+            # reordered, or the rows were changed outside runlog (verify names them; a blob's rows
+            # are taken as found, even those written before its first record): not proven, None
+            return None if isinstance(a, str) and isinstance(b, str) and a != b else ([], [])
         marks = ",".join("?" * len(buckets))
         return tuple([row[0] for row in conn.execute(  # type: ignore[return-value]
             f"SELECT runs FROM {table} WHERE {column} = ? AND bucket IN ({marks})", (key, *buckets))]
             for table, column, key in ((table_a, column_a, a), (table_b, column_b, b)))
 
-    # the blob holding a batch record's settings file content, from its view: json_extract only
-    # where the member's name is in the text (a view of an inline cohort can be megabytes)
-    _HELD = ("CASE WHEN instr(v.view, '\"content_blob\":') THEN "
-             "json_extract(v.view, '$.batch.settings_file.content_blob.sha256') END")
+    # the blob holding a batch record's settings file content: its view tells whether it holds
+    # one (json_extract only where the member's name is in the text: a view or body of an inline
+    # cohort can be megabytes), the record's own body which (a few kilobytes then): the view is
+    # a derived row, and a view changed to name another blob would have the other blob's rows
+    # (keyed by the blob, migration m013) and bytes agree, hiding the record's own runs
+    _HELD = ("CASE WHEN instr(v.view, '\"content_blob\":') THEN CASE WHEN json_valid(r.body) THEN "
+             "json_extract(r.body, '$.batch.settings_file.content_blob.sha256') END END")
 
     @contextmanager
     def _settings_bytes(self, seq: int, held: str | None) -> Iterator[Any]:

@@ -487,9 +487,11 @@ def m012_blobs(db: sqlite_utils.Database) -> None:
     )
 
 
-# a batch record that holds its settings file's content by reference (runlog/blobs.py), and its blob
-_HELD_RECORD = ("kind = 'batch' AND instr(body, '\"content_blob\":') "
-                "AND json_type(body, '$.batch.settings_file.content_blob') IS NOT NULL")
+# a batch record that holds its settings file's content by reference (runlog/blobs.py), named by
+# its blob's digest; a body that is not JSON (changed outside runlog: verify names it) is none
+# (the CASE: SQLite may evaluate an AND's terms in any order, and json_type stops at such a body)
+_HELD_RECORD = ("kind = 'batch' AND CASE WHEN instr(body, '\"content_blob\":') AND json_valid(body) THEN "
+                "json_type(body, '$.batch.settings_file.content_blob.sha256') = 'text' END")
 
 
 def m013_blob_settings(db: sqlite_utils.Database) -> None:

@@ -181,6 +181,35 @@ def is_valid(record: Any) -> bool:
         return bool(_validator().is_valid(record))
 
 
+def _inputs_schema() -> dict:
+    """The record schema's `resolution.inputs` (the inputs' identities), standing alone."""
+    schema = json.loads(SCHEMA_PATH.read_bytes())
+    return {"$defs": schema["$defs"], **schema["properties"]["resolution"]["properties"]["inputs"]}
+
+
+@lru_cache(maxsize=1)
+def _inputs_validator():
+    import jsonschema_rs
+
+    return jsonschema_rs.Draft202012Validator(_inputs_schema())
+
+
+def inputs_errors(inputs: Any) -> list[str]:
+    """schema_errors of a record's `resolution.inputs` alone, as `resolution/inputs/...` lines:
+    for a batch's intent, whose inputs are held by reference (runlog/blobs.py) when it is
+    checked (about 0.03 s for 200 000 inputs)."""
+    from jsonschema import Draft202012Validator
+
+    try:
+        if _inputs_validator().is_valid(inputs):
+            return []
+    except (ValueError, TypeError, OverflowError):
+        pass  # the reference validator decides
+    return [f"resolution/inputs/{'/'.join(str(p) for p in error.absolute_path)}: {error.message}"
+            for error in sorted(Draft202012Validator(_inputs_schema()).iter_errors(inputs),
+                                key=lambda e: list(e.absolute_path))]
+
+
 def schema_errors(record: dict) -> list[str]:
     """Every way the record breaks schema/record.schema.json, as readable lines (empty if valid).
     The fast compiled check runs first; jsonschema, the reference validator, explains failures."""

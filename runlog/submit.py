@@ -77,9 +77,13 @@ def make_intent(start_request: StartRunRequest, *, kind: str, settings: AwsSetti
     return intent
 
 
-def check_intent(intent: dict) -> None:
-    """InternalError (nothing sent) when the record made of `intent` would break its schema."""
+def check_intent(intent: dict, inputs: Any = None) -> None:
+    """InternalError (nothing sent) when the record made of `intent` would break its schema.
+    `inputs`: the inputs' identities `intent` holds by reference (runlog/blobs.py), checked
+    too: they are made of what the services answered."""
     problems = rec.schema_errors({**intent, "outcome": _PLACEHOLDER_OUTCOME})
+    if not problems and inputs is not None:
+        problems = rec.inputs_errors(inputs)
     if problems:
         raise InternalError("internal error: the record would break its schema: " + "; ".join(problems[:3]))
 

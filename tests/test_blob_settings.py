@@ -167,3 +167,103 @@ def test_the_migration_moves_a_held_records_rows_to_its_blob(s3_emulator, s3_ser
     shown = run_cli("diff", batch_id, json.loads(again.stdout)["id"])
     assert shown.exit_code == 0 and "S003" in shown.stdout and "S004" not in shown.stdout, shown.output
     assert run_cli("verify", "--no-remote").exit_code == 0
+
+
+def test_the_migration_leaves_a_tampered_batch_body_to_verify(s3_emulator, s3_server, ledger_path, git_repo, run_cli):
+    """A ledger of migration 12 one of whose batch records was overwritten behind runlog's back
+    with text that is not JSON but names a `content_blob`: migrating it (a read command migrates
+    a copy in memory) does not stop at that row; verify opens the ledger and names the record."""
+    put_settings(s3_server, [cohort_setting(s) for s in SAMPLES])
+    sent = submit(run_cli, s3_emulator)
+    assert sent.exit_code == 0, sent.output
+    conn = sqlite3.connect(ledger_path)
+    triggers = [row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger' "
+                                               "AND name = 'records_no_update'")]
+    conn.close()
+    edit(ledger_path, "DROP TABLE blob_settings", f"PRAGMA user_version = {MIGRATIONS.index(m013_blob_settings)}",
+         *(f"DROP TRIGGER {name}" for name in triggers),
+         "UPDATE records SET body = '{\"batch\": {\"settings_file\": {\"content_blob\": x' WHERE kind = 'batch'")
+    checked = run_cli("verify", "--no-remote")
+    assert checked.exit_code == 1, checked.output
+    assert "record #1" in checked.stdout and "no longer matches its content address" in checked.stdout, checked.output
+    assert "malformed JSON" not in checked.output
+    listed = run_cli("log")
+    assert listed.exit_code == 0, listed.output
+
+
+def test_rows_written_ahead_by_someone_else_do_not_hide_a_changed_run(s3_emulator, s3_server, ledger_path, git_repo,
+                                                                      run_cli):
+    """submit-batch takes the rows a ledger has for a settings file's blob as they are (one set
+    per blob): rows put there behind runlog's back, for a blob named before it is submitted (a
+    blob is named by its content), copied from another cohort's. `diff` of the two batches still
+    names the run that changed (the two blobs differ, the rows say no bucket does: the cohorts
+    are decoded), and verify names the rows."""
+    from runlog import fastjson
+    from runlog.record import sha256_hex
+
+    settings = [cohort_setting(s) for s in SAMPLES]
+    put_settings(s3_server, settings)
+    first = submit(run_cli, s3_emulator)
+    assert first.exit_code == 0, first.output
+    a = json.loads(first.stdout)["id"]
+    blob_a = content_blob(ledger_path, a)
+    changed = [dict(s, name="renamed") if s["runSettingId"] == "S007" else s for s in settings]
+    blob_b = sha256_hex(fastjson.dumps(changed))
+    edit(ledger_path, f"INSERT INTO blob_settings (blob, bucket, digest, runs) SELECT '{blob_b}', bucket, digest, "
+                      f"runs FROM blob_settings WHERE blob = '{blob_a}'")
+    put_settings(s3_server, changed)
+    second = submit(run_cli, s3_emulator)
+    assert second.exit_code == 0, second.output
+    b = json.loads(second.stdout)["id"]
+    assert content_blob(ledger_path, b) == blob_b
+    shown = run_cli("diff", a, b)
+    assert shown.exit_code == 0 and "S007" in shown.stdout and "S008" not in shown.stdout, shown.output
+    checked = run_cli("verify", "--no-remote")
+    assert checked.exit_code == 1 and "run settings were changed outside runlog" in checked.stdout, checked.output
+
+
+READ_SET = "omics://123456789012.storage.us-west-2.amazonaws.com/1234567890/readSet/1234567890/source1"
+
+
+def test_an_odd_answer_in_the_inputs_identities_is_refused_as_for_a_whole_intent(s3_emulator, s3_server, ledger_path,
+                                                                                 git_repo, run_cli):
+    """The intent is checked against the record schema as it is stored (its cohort held by
+    reference); the inputs' identities are made of what the services answered (here a read
+    set's `status` a number, not a string), so they are checked too: nothing is sent and
+    nothing recorded, as for a run's StartRun, instead of a record readers see breaking its
+    schema (which verify, checking the stored form, passed)."""
+    s3_emulator.add_read_set("1234567890", "1234567890", status=5)
+    put_settings(s3_server, [dict(cohort_setting(s), parameters={"sample_name": s, "input_cram": READ_SET})
+                             for s in SAMPLES])
+    sent = submit(run_cli, s3_emulator)
+    assert sent.exit_code == 70, sent.output
+    assert "would break its schema" in sent.stderr and "status: 5 is not of type 'string'" in sent.stderr, sent.output
+    if ledger_path.exists():  # (opened before the cohort is checked)
+        conn = sqlite3.connect(ledger_path)
+        try:
+            assert conn.execute("SELECT count(*) FROM attempts").fetchone()[0] == 0
+        finally:
+            conn.close()
+
+
+def test_a_view_naming_another_blob_does_not_hide_a_changed_run(s3_emulator, s3_server, ledger_path, git_repo,
+                                                                run_cli):
+    """The blob whose rows `diff B1 B2` compares is the one the record names, not the one its
+    view (a derived row, changed here behind runlog's back to name the other batch's blob)
+    names: the changed run is still found, and verify names the view."""
+    settings = [cohort_setting(s) for s in SAMPLES]
+    put_settings(s3_server, settings)
+    first = submit(run_cli, s3_emulator)
+    put_settings(s3_server, [dict(s, name="renamed") if s["runSettingId"] == "S007" else s for s in settings])
+    second = submit(run_cli, s3_emulator)
+    assert first.exit_code == 0 and second.exit_code == 0, (first.output, second.output)
+    a, b = json.loads(first.stdout)["id"], json.loads(second.stdout)["id"]
+    blob_a = content_blob(ledger_path, a)
+    with Ledger.open(ledger_path, create=False) as ledger:
+        address_b = ledger.resolve(b).address
+    edit(ledger_path, f"UPDATE batch_views SET view = json_set(view, '$.batch.settings_file.content_blob.sha256', "
+                      f"'{blob_a}') WHERE record = '{address_b}'")
+    shown = run_cli("diff", a, b)
+    assert shown.exit_code == 0 and "S007" in shown.stdout and "S008" not in shown.stdout, shown.output
+    checked = run_cli("verify", "--no-remote")
+    assert checked.exit_code == 1 and "views of batch records were changed" in checked.stdout, checked.output
