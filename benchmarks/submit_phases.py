@@ -33,20 +33,35 @@ BUCKET = "bench-phases"
 
 # Runs `python -m runlog ARGS...` and writes {"call": [start, end], "end": t} (seconds on
 # time.perf_counter's clock, from the wrapper's first line) to the file named first.
-WRAPPER = """import atexit, json, runpy, sys, time
+WRAPPER = """import atexit, importlib.abc, importlib.util, json, runpy, sys, time
 started = time.perf_counter()
 out, sys.argv = sys.argv[1], ["runlog", *sys.argv[2:]]
 marks = {}
-import botocore.client
-call = botocore.client.BaseClient._make_api_call
-def timed_call(self, operation, params):
-    begun = time.perf_counter() - started
-    try:
-        return call(self, operation, params)
-    finally:
-        if operation == "StartRunBatch":
-            marks["call"] = [begun, time.perf_counter() - started]
-botocore.client.BaseClient._make_api_call = timed_call
+def patch(module):
+    call = module.BaseClient._make_api_call
+    def timed_call(self, operation, params):
+        begun = time.perf_counter() - started
+        try:
+            return call(self, operation, params)
+        finally:
+            if operation == "StartRunBatch":
+                marks["call"] = [begun, time.perf_counter() - started]
+    module.BaseClient._make_api_call = timed_call
+class Patcher(importlib.abc.MetaPathFinder):
+    # botocore.client patched when runlog imports it, not imported here first: runlog's start
+    # (its git capture forked before botocore's import, to run beside it) stays as it is
+    def find_spec(self, name, path, target=None):
+        if name != "botocore.client":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        load = spec.loader.exec_module
+        def exec_module(module):
+            load(module)
+            patch(module)
+        spec.loader.exec_module = exec_module
+        return spec
+sys.meta_path.insert(0, Patcher())
 def write():
     marks["end"] = time.perf_counter() - started
     with open(out, "w") as f:
