@@ -97,6 +97,7 @@ def take_out(record: dict, made: Callable[[Blob], Any] | None = None) -> dict[st
 
 CONTENT = "batch.settings_file.content"
 INPUTS = "resolution.inputs"
+PLACE_NAMES = (CONTENT, INPUTS)
 
 
 def refs(record: dict) -> list[tuple[str, str, dict]]:
@@ -249,7 +250,7 @@ def check(ref: dict, data: bytes | None, place: str | None = None, runs: Any = N
     import gc
 
     from runlog import fastjson
-    from runlog.record import sha256_hex
+    from runlog.record import held_errors, sha256_hex
 
     if data is None:
         return f"blob {ref['sha256']} is missing"
@@ -267,6 +268,8 @@ def check(ref: dict, data: bytes | None, place: str | None = None, runs: Any = N
         value, canonical, _ = fastjson.decode_canonical(data)
         is_list = isinstance(value, list)
         count = len(value) if isinstance(value, (list, dict)) else None
+        # what the record schema allows there (the blob may come from a team ledger: hostile)
+        unfit = held_errors(place, value) if place in PLACE_NAMES and canonical else []
         del value
     except (ValueError, TypeError, RecursionError):
         return f"blob {ref['sha256']} is not JSON"
@@ -275,6 +278,8 @@ def check(ref: dict, data: bytes | None, place: str | None = None, runs: Any = N
             gc.enable()
     if not canonical:
         return f"blob {ref['sha256']} is not canonical JSON"
+    if unfit:
+        return f"blob {ref['sha256']} holds what the record schema refuses at {place}: {unfit[0][:300]}"
     if place == CONTENT and (not is_list or count != runs):
         return f"blob {ref['sha256']} holds {count if is_list else 'no list of'} run settings, the record says {runs}"
     if "items" in ref and (count is None or count != ref["items"]):

@@ -267,3 +267,45 @@ def test_a_view_naming_another_blob_does_not_hide_a_changed_run(s3_emulator, s3_
     assert shown.exit_code == 0 and "S007" in shown.stdout and "S008" not in shown.stdout, shown.output
     checked = run_cli("verify", "--no-remote")
     assert checked.exit_code == 1 and "views of batch records were changed" in checked.stdout, checked.output
+
+
+def test_a_pulled_blob_the_record_schema_refuses_is_left_out(s3_emulator, s3_server, bucket, ledger_path, git_repo,
+                                                             run_cli, tmp_path):
+    """A team ledger is written by others: a batch record (its address right) naming an inputs
+    blob (its name right, canonical JSON) whose identities the record schema refuses (a `kind`
+    that is a number) is left out by pull, and the blob is named; so is push's and verify's
+    check of such a blob (blobs.check)."""
+    import zlib
+
+    from helpers import record_key
+    from runlog import blobs, fastjson
+    from runlog import record as rec
+
+    put_settings(s3_server, [cohort_setting(s) for s in SAMPLES[:3]])
+    sent = submit(run_cli, s3_emulator)
+    assert sent.exit_code == 0, sent.output
+    push_json(run_cli, ledger_path, "--objects")
+    with Ledger.open(ledger_path, create=False) as ledger:
+        stored = ledger.resolve(json.loads(sent.stdout)["id"]).stored
+    hostile = fastjson.dumps({"s3://cohort-bucket/crams/S000.cram": {"kind": 5}})
+    blob = blobs.Blob(hostile, items=1)
+    forged = json.loads(json.dumps(stored))
+    forged["resolution"]["inputs_blob"] = blob.ref
+    forged["request"]["requestId"] = "0b7f3c1e-5d2a-4e8b-9c61-2f4a8d9e0c13"  # (one request id is one run)
+    forged["outcome"]["response"]["id"] = "8999999"
+    forged["fingerprint"] = rec.fingerprint(forged)
+    body = fastjson.dumps(forged)
+    address = rec.sha256_hex(body)
+    bucket.put_object(Bucket="lab-provenance", Key=f"runlog/blobs/{blob.sha256}.json.zlib",
+                      Body=zlib.compress(hostile))
+    bucket.put_object(Bucket="lab-provenance", Key=record_key(address), Body=body)
+    other = tmp_path / "other.db"
+    pulled = run_cli("--ledger", other, "pull", REMOTE)
+    assert pulled.exit_code == 1, pulled.output
+    assert f"record {address} is left out" in pulled.stderr and "record schema refuses" in pulled.stderr, \
+        pulled.stderr
+    with Ledger.open(other, create=False) as ledger:
+        held = ledger.addresses()
+    assert address not in held and stored is not None and len(held) >= 1
+    assert blobs.check(blob.ref, hostile, blobs.INPUTS) is not None
+    assert blobs.check(blob.ref, hostile, None) is None  # (no place: no schema to hold it to)
