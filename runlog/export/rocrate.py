@@ -371,11 +371,13 @@ def _action(crate, run: RunFacts, workflow, repositories: dict, ids: dict):
     properties = {"@type": "CreateAction", "name": f"{status}: {run.label}", "instrument": workflow,
                   "object": objects, "actionStatus": {"@id": ACTION_STATUS.get(run.status,
                                                                               "http://schema.org/ActiveActionStatus")}}
-    if not run.ran:
-        properties["object"] = []  # it never ran: nothing was read
+    if not run.ran:  # it never ran (nothing was read), or whether it ran is unknown (nothing is claimed)
+        properties["object"] = []
     if run.ending_unknown or run.sent_unknown:
         # how it ended is unknown (deleted unseen; abandoned while its outcome was unknown): no status is claimed
         del properties["actionStatus"]
+    if run.sent_unknown:  # nor what it read: it may have run, reading what the request named
+        del properties["object"]
     if run.run_arn:
         properties["identifier"] = run.run_arn
     if run.start:
