@@ -97,7 +97,7 @@ def take_out(record: dict, made: Callable[[Blob], Any] | None = None) -> dict[st
 
 CONTENT = "batch.settings_file.content"
 INPUTS = "resolution.inputs"
-PLACE_NAMES = (CONTENT, INPUTS)
+PLACE_NAMES = tuple(".".join((*path, key)) for path, key, _ in PLACES)  # CONTENT, INPUTS
 
 
 def refs(record: dict) -> list[tuple[str, str, dict]]:

@@ -946,6 +946,8 @@ class Ledger:
     # the rows of a batch record's run settings' digests: by the record (m009), or by the blob
     # holding its settings file's content (m013); (table, key column) for each kind of key
     _SETTINGS = {int: ("batch_settings", "batch"), str: ("blob_settings", "blob")}
+    _INSERT_SETTINGS = "INSERT INTO {} ({}, bucket, digest, runs) VALUES (?, ?, ?, ?)"
+    _BLOB_HAS_SETTINGS = "SELECT 1 FROM blob_settings WHERE blob = ? LIMIT 1"
 
     def _write_settings(self, key: int | str, found: Sequence[tuple] | None) -> None:
         """Insert the rows of `batch_settings` of the batch record `key` (its seq), or of
@@ -954,14 +956,13 @@ class Ledger:
             return
         table, column = self._SETTINGS[type(key)]
         try:
-            self.conn.executemany(f"INSERT INTO {table} ({column}, bucket, digest, runs) VALUES (?, ?, ?, ?)",
-                                  [(key, *row) for row in found])
+            self.conn.executemany(self._INSERT_SETTINGS.format(table, column), [(key, *row) for row in found])
         except (sqlite3.OperationalError, sqlite3.DataError) as exc:
             raise LedgerError(f"cannot write to ledger {self.path}: {exc}") from None
 
     def has_blob_settings(self, sha256: str) -> bool:
         """Whether `blob_settings` (m013) holds the rows of the blob `sha256`."""
-        return self.conn.execute("SELECT 1 FROM blob_settings WHERE blob = ? LIMIT 1", (sha256,)).fetchone() is not None
+        return self.conn.execute(self._BLOB_HAS_SETTINGS, (sha256,)).fetchone() is not None
 
     def index_blob_apart(self, sha256: str, rows: Sequence[tuple] | None) -> bool:
         """Write the rows of `blob_settings` (m013) of the blob `sha256` (a settings file's
@@ -979,9 +980,8 @@ class Ledger:
             return False
         try:
             conn.execute("BEGIN IMMEDIATE")
-            if conn.execute("SELECT 1 FROM blob_settings WHERE blob = ? LIMIT 1", (sha256,)).fetchone() is None:
-                conn.executemany("INSERT INTO blob_settings (blob, bucket, digest, runs) VALUES (?, ?, ?, ?)",
-                                 [(sha256, *row) for row in rows])
+            if conn.execute(self._BLOB_HAS_SETTINGS, (sha256,)).fetchone() is None:
+                conn.executemany(self._INSERT_SETTINGS.format(*self._SETTINGS[str]), [(sha256, *row) for row in rows])
             conn.execute("COMMIT")
             conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
             return True
@@ -993,12 +993,17 @@ class Ledger:
             conn.close()
 
     def _settings_source(self, seq: int) -> tuple[str, str, int | str]:
-        """(table, key column, key) of the rows of batch record `seq`'s run settings' digests:
-        its blob's in `blob_settings` when it holds its settings by reference, else its own in
-        `batch_settings`."""
+        """(table, key column, key) of the rows of batch record `seq`'s run settings' digests
+        (_settings_of)."""
         row = self.conn.execute(f"SELECT {self._HELD} FROM records r LEFT JOIN batch_views v ON v.record = r.address "
                                 "WHERE r.seq = ?", (seq,)).fetchone()
-        key: int | str = row[0] if row is not None and isinstance(row[0], str) else seq
+        return self._settings_of(seq, row[0] if row is not None else None)
+
+    def _settings_of(self, seq: int, held: Any) -> tuple[str, str, int | str]:
+        """(table, key column, key) of the rows of batch record `seq`'s run settings' digests,
+        `held` the blob its settings file's content is held in (_HELD) or None: the blob's rows
+        in `blob_settings`, else the record's own in `batch_settings`."""
+        key: int | str = held if isinstance(held, str) else seq
         return (*self._SETTINGS[type(key)], key)
 
     def complete(self, intent: dict, outcome: dict, *, encoded: bytes | None = None,
@@ -1390,7 +1395,7 @@ class Ledger:
         if row is None or row[1] != "text":  # no view (an older ledger), or no settings file
             return False
         seq, held = row[0], row[2]
-        rows_in, column, key = (*self._SETTINGS[str], held) if isinstance(held, str) else (*self._SETTINGS[int], seq)
+        rows_in, column, key = self._settings_of(seq, held)
         expected = dict(self.conn.execute(f"SELECT bucket, digest FROM {rows_in} WHERE {column} = ?", (key,)))
         start = self.conn.execute(f"SELECT min(json_extract(j.value, '$[3]')) FROM {rows_in} b, json_each(b.runs) j "
                                   f"WHERE b.{column} = ?", (key,)).fetchone()[0]
