@@ -72,17 +72,25 @@ def record_rows(record: dict, body: bytes, load: Callable[[str], bytes | None]) 
     """setting_rows for a batch record in either form: for one holding its settings file's
     content by reference (runlog/blobs.py), the rows of the blob `load(sha256)` gives (its
     canonical JSON; None when it cannot be read: no rows), whose offsets are into the blob."""
-    import orjson
-
     from runlog.blobs import CONTENT, ref_of
 
     held = ref_of(record, CONTENT)
     if held is None:
         return setting_rows(record, body)
     data = load(held["sha256"])
-    if data is None:
+    return None if data is None else blob_rows(data)
+
+
+def blob_rows(data: bytes) -> list[BucketRow] | None:
+    """rows_of the run settings a settings file's content blob holds (`data`, its canonical
+    JSON), read exactly (fastjson.loads: an integer beyond 64 bits stays one, or its run would
+    not be found in the blob); None for a blob that is not a JSON list (verify names it)."""
+    from runlog import fastjson
+
+    try:
+        listed = fastjson.loads(data)
+    except ValueError:
         return None
-    listed = orjson.loads(data)
     return rows_of(listed, data) if isinstance(listed, list) else None
 
 

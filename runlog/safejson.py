@@ -190,6 +190,13 @@ _DIGITS = bytes(ord("0") if chr(byte).isdigit() and byte < 128 else ord(" ") for
 _SLOW = object()
 
 
+def long_number(raw: bytes) -> bool:
+    """Whether `raw` (JSON text) holds a run of 19 digits or more: a number orjson may read
+    otherwise than the json module (an integer beyond 64 bits, as a float), or such digits
+    in a string (which only costs the json module's slower read)."""
+    return b"0" * 19 in raw.translate(_DIGITS)
+
+
 def _plain_value(raw: bytes, max_depth: int) -> Any:
     """The value of `raw` as loads_strict reads it, when orjson reads it and cheap checks show
     that the strict reader would too: no run of 19 digits in `raw`, and orjson's own writing
@@ -202,7 +209,7 @@ def _plain_value(raw: bytes, max_depth: int) -> Any:
     less). orjson reads floats as the json module does (tests/test_batch_submit_scale.py)."""
     import orjson  # here: parsing untrusted JSON is rare, and orjson's import is not free
 
-    if _ESCAPED_COLON.search(raw) or b"0" * 19 in raw.translate(_DIGITS):
+    if _ESCAPED_COLON.search(raw) or long_number(raw):
         return _SLOW
     try:
         value = orjson.loads(raw)
@@ -218,6 +225,13 @@ def loads_untrusted(data: bytes | str, *, max_bytes: int = DEFAULT_MAX_BYTES,
                     max_depth: int = DEFAULT_MAX_DEPTH) -> Any:
     """Parse untrusted JSON within the limits above; raises UntrustedJSONError (never
     RecursionError, UnicodeDecodeError or json.JSONDecodeError)."""
+    return read_untrusted(data, max_bytes=max_bytes, max_depth=max_depth)[0]
+
+
+def read_untrusted(data: bytes | str, *, max_bytes: int = DEFAULT_MAX_BYTES,
+                   max_depth: int = DEFAULT_MAX_DEPTH) -> tuple[Any, bool]:
+    """loads_untrusted's (value, whether the value is orjson.loads(data)'s: the cheap checks
+    passed; False when the strict reader read it)."""
     if isinstance(data, str):
         try:
             raw = data.encode("utf-8")
@@ -231,13 +245,13 @@ def loads_untrusted(data: bytes | str, *, max_bytes: int = DEFAULT_MAX_BYTES,
         raise UntrustedJSONError("not strict JSON: it starts with a byte order mark")
     value = _plain_value(raw, max_depth)
     if value is not _SLOW:
-        return value
+        return value, True
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise UntrustedJSONError(f"not UTF-8: invalid byte at offset {exc.start}") from None
     try:
-        return loads_strict(text, max_depth=max_depth)
+        return loads_strict(text, max_depth=max_depth), False
     except StrictJSONError as exc:
         if exc.syntax is not None:
             raise UntrustedJSONError(f"{exc.reason} at offset {exc.syntax.pos}") from None

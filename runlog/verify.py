@@ -548,11 +548,7 @@ def check_batch_settings(conn: sqlite3.Connection, seqs: list[int] | None = None
             data = read_blob(conn, sha256)
             if data is None:
                 continue  # a blob lost: check_blobs names it (and its rows are strays, counted above)
-            try:
-                listed = orjson.loads(data)
-                expected = cohortindex.rows_of(listed, data) if isinstance(listed, list) else None
-            except orjson.JSONDecodeError:
-                expected = None  # check_blobs names it
+            expected = cohortindex.blob_rows(data)  # (None for a blob that is no JSON list: check_blobs names it)
             stored = conn.execute("SELECT bucket, digest, runs FROM blob_settings WHERE blob = ? ORDER BY bucket",
                                   (sha256,)).fetchall()
             if stored != (expected or []):

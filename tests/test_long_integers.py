@@ -1,0 +1,53 @@
+"""A settings file holding an integer beyond 64 bits (a seed of 23 digits, say): orjson reads such
+an integer as a float, so a cohort held by reference was shown and exported with
+1.2345678901234568e+22 in its place, and `verify` reported the per-run digests submit-batch had
+written as changed outside runlog (it read the blob with orjson, found no run of it in the blob,
+and expected no rows). Every read of JSON runlog wrote now keeps such an integer
+(fastjson.loads)."""
+
+from __future__ import annotations
+
+import json
+
+from helpers import COHORT_DEFAULT, REMOTE, cohort_setting, push_json
+from runlog import fastjson
+
+SEED = 12345678901234567890123
+URI = "s3://cohort-bucket/cohort/settings.json"
+
+
+def test_a_cohort_with_an_integer_beyond_64_bits_reads_back_exactly(s3_emulator, s3_server, bucket, ledger_path,
+                                                                   git_repo, run_cli, tmp_path):
+    settings = [cohort_setting(f"S{i}") for i in range(3)]
+    settings[1]["parameters"]["sample_name"] = SEED
+    s3_server.create_bucket(Bucket="cohort-bucket")
+    s3_server.put_object(Bucket="cohort-bucket", Key="cohort/settings.json", Body=json.dumps(settings).encode())
+    s3_emulator.batch_rate = 100
+    sent = run_cli("submit-batch", "--default-run-setting", json.dumps(COHORT_DEFAULT), "--batch-run-settings",
+                   json.dumps({"s3UriSettings": URI}))
+    assert sent.exit_code == 0, sent.output
+    batch_id = json.loads(sent.stdout)["id"]
+    s3_emulator.advance(200)
+    assert run_cli("refresh", batch_id).exit_code == 0
+
+    verified = run_cli("verify")
+    assert verified.exit_code == 0, verified.output
+    shown = json.loads(run_cli("show", batch_id, "--json").stdout)
+    assert shown["record"]["batch"]["settings_file"]["content"] == settings
+    out = tmp_path / "export"
+    assert run_cli("export", batch_id, "-f", "all", "-o", out).exit_code == 0
+    written = "".join(path.read_text() for path in out.rglob("*") if path.is_file())
+    assert str(SEED) in written and "1.2345678901234568e+22" not in written
+
+    push_json(run_cli, ledger_path)  # and a team ledger takes the members made from it
+    other = tmp_path / "other.db"
+    pulled = run_cli("--ledger", other, "pull", REMOTE)
+    assert pulled.exit_code == 0 and "refused 0" in pulled.stdout, pulled.output
+    assert run_cli("--ledger", other, "verify").exit_code == 0
+
+
+def test_fastjson_loads_reads_what_the_json_module_reads():
+    for text in (b'[12345678901234567890123, -9223372036854775809, 18446744073709551616, 1.5, "x"]',
+                 '{"a": 123456789012345678901}', b'{"s": "0000000000000000000000 in a string"}'):
+        assert fastjson.loads(text) == json.loads(text)
+        assert [type(v) for v in json.loads(text)] == [type(v) for v in fastjson.loads(text)]
