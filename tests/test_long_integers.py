@@ -18,8 +18,10 @@ URI = "s3://cohort-bucket/cohort/settings.json"
 
 def test_a_cohort_with_an_integer_beyond_64_bits_reads_back_exactly(s3_emulator, s3_server, bucket, ledger_path,
                                                                    git_repo, run_cli, tmp_path):
-    settings = [cohort_setting(f"S{i}") for i in range(3)]
+    settings = [cohort_setting(f"S{i}") for i in range(4)]
     settings[1]["parameters"]["sample_name"] = SEED
+    settings[2]["parameters"]["sample_name"] = 1e16  # and floats orjson writes otherwise (fastjson's checks)
+    settings[3]["parameters"]["sample_name"] = -2.5e-07
     s3_server.create_bucket(Bucket="cohort-bucket")
     s3_server.put_object(Bucket="cohort-bucket", Key="cohort/settings.json", Body=json.dumps(settings).encode())
     s3_emulator.batch_rate = 100
