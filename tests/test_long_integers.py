@@ -53,3 +53,24 @@ def test_fastjson_loads_reads_what_the_json_module_reads():
                  '{"a": 123456789012345678901}', b'{"s": "0000000000000000000000 in a string"}'):
         assert fastjson.loads(text) == json.loads(text)
         assert [type(v) for v in json.loads(text)] == [type(v) for v in fastjson.loads(text)]
+
+
+def test_diff_of_two_cohorts_tells_seeds_beyond_64_bits_apart(s3_emulator, s3_server, ledger_path, git_repo,
+                                                              run_cli):
+    """Two batches whose settings files differ only in one run's 23-digit seed: read as floats,
+    the two seeds were equal and `diff` said the runs' settings were the same."""
+    s3_server.create_bucket(Bucket="cohort-bucket")
+    sent = []
+    for seed in (SEED, SEED + 1):
+        settings = [cohort_setting(f"S{i}") for i in range(3)]
+        settings[1]["parameters"]["sample_name"] = seed
+        s3_server.put_object(Bucket="cohort-bucket", Key="cohort/settings.json", Body=json.dumps(settings).encode())
+        done = run_cli("submit-batch", "--default-run-setting", json.dumps(COHORT_DEFAULT), "--batch-run-settings",
+                       json.dumps({"s3UriSettings": URI}))
+        assert done.exit_code == 0, done.output
+        sent.append(json.loads(done.stdout)["id"])
+    diffed = run_cli("diff", *sent, "--json")
+    assert diffed.exit_code == 0, diffed.output
+    found = json.loads(diffed.stdout)
+    assert found["same"] is False
+    assert str(SEED) in diffed.stdout and str(SEED + 1) in diffed.stdout, diffed.stdout
