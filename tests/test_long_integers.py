@@ -74,3 +74,19 @@ def test_diff_of_two_cohorts_tells_seeds_beyond_64_bits_apart(s3_emulator, s3_se
     found = json.loads(diffed.stdout)
     assert found["same"] is False
     assert str(SEED) in diffed.stdout and str(SEED + 1) in diffed.stdout, diffed.stdout
+
+
+def test_an_inline_cohort_with_an_integer_beyond_64_bits_verifies(s3_emulator, s3_server, ledger_path, git_repo,
+                                                                   run_cli):
+    settings = [cohort_setting(f"S{i}") for i in range(3)]
+    settings[0]["parameters"]["sample_name"] = SEED
+    s3_emulator.batch_rate = 100
+    sent = run_cli("submit-batch", "--default-run-setting", json.dumps(COHORT_DEFAULT), "--batch-run-settings",
+                   json.dumps({"inlineSettings": settings}))
+    assert sent.exit_code == 0, sent.output
+    s3_emulator.advance(200)
+    assert run_cli("refresh", json.loads(sent.stdout)["id"]).exit_code == 0
+    verified = run_cli("verify")
+    assert verified.exit_code == 0, verified.output
+    shown = json.loads(run_cli("show", json.loads(sent.stdout)["id"], "--json").stdout)
+    assert shown["record"]["request"]["batchRunSettings"]["inlineSettings"] == settings
