@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from helpers import COHORT_DEFAULT, REMOTE, cohort_setting, push_json
+from helpers import COHORT_DEFAULT, REMOTE, cohort_setting, omics_client, push_json
 from runlog import fastjson
 
 SEED = 12345678901234567890123
@@ -90,3 +90,25 @@ def test_an_inline_cohort_with_an_integer_beyond_64_bits_verifies(s3_emulator, s
     assert verified.exit_code == 0, verified.output
     shown = json.loads(run_cli("show", json.loads(sent.stdout)["id"], "--json").stdout)
     assert shown["record"]["request"]["batchRunSettings"]["inlineSettings"] == settings
+
+
+def test_replaying_one_run_of_such_a_cohort_sends_its_seed_exactly(s3_emulator, s3_server, ledger_path, git_repo,
+                                                                   run_cli):
+    """`replay B --only S1` sends S1's settings inline, as the record holds them: read as a float,
+    the replayed run would have been given another seed."""
+    settings = [cohort_setting(f"S{i}") for i in range(3)]
+    settings[1]["parameters"]["sample_name"] = SEED
+    s3_server.create_bucket(Bucket="cohort-bucket")
+    s3_server.put_object(Bucket="cohort-bucket", Key="cohort/settings.json", Body=json.dumps(settings).encode())
+    sent = run_cli("submit-batch", "--default-run-setting", json.dumps(COHORT_DEFAULT), "--batch-run-settings",
+                   json.dumps({"s3UriSettings": URI}))
+    assert sent.exit_code == 0, sent.output
+    replayed = run_cli("replay", json.loads(sent.stdout)["id"], "--only", "S1")
+    assert replayed.exit_code == 0, replayed.output
+    shown = json.loads(run_cli("show", json.loads(replayed.stdout)["id"], "--json").stdout)
+    assert shown["record"]["request"]["batchRunSettings"]["inlineSettings"] == [settings[1]]
+    s3_emulator.batch_rate = 100
+    s3_emulator.advance(200)  # the run started: the service holds the parameters it was given
+    omics = omics_client(s3_emulator)
+    [item] = omics.list_runs_in_batch(batchId=json.loads(replayed.stdout)["id"])["runs"]
+    assert omics.get_run(id=item["runId"])["parameters"]["sample_name"] == SEED
