@@ -564,7 +564,10 @@ def push(ledger: Ledger, s3, remote: Remote, *, jobs: int = 16, progress: Progre
     result.records_present = len(held) - len(records)
     present = set(listing.observations) | packed_observations
     computed: list[tuple[int, str]] = []  # observation addresses computed on the way, cached at the end
-    items = _checked_items(ledger, records, present, computed)
+    from runlog.verify import outgoing_observations
+
+    most, observations = outgoing_observations(ledger, present, computed)
+    items = _checked_items(ledger, records, observations)
     blobs, problems = _outgoing_blobs(ledger, records, intents, listing.blobs)
     if objects:
         work: list[tuple[str, str, bytes, dict[str, str]]] = []  # (kind, key, body, metadata)
@@ -588,10 +591,7 @@ def push(ledger: Ledger, s3, remote: Remote, *, jobs: int = 16, progress: Progre
         _push_blobs(blobs, listing, writer, remote, result, jobs=jobs, progress=progress)
         notice = (lambda: _put_packs_notice(writer, remote)) if isinstance(listing.marker, dict) \
             and listing.marker.get("format") == FORMAT_OBJECTS else None
-        from runlog.verify import outgoing_observation_count
-
-        total = len(records) + outgoing_observation_count(ledger, present)
-        problems = _push_packs(items, total, writer, remote, result, jobs=jobs, progress=progress, first=notice)
+        problems = _push_packs(items, len(records) + most, writer, remote, result, jobs=jobs, progress=progress, first=notice)
         if problems:
             raise _refusal(problems, result)
         _push_objects(attempts, writer, remote, result, jobs=jobs, progress=progress)
@@ -604,18 +604,17 @@ def push(ledger: Ledger, s3, remote: Remote, *, jobs: int = 16, progress: Progre
 Checked = tuple[str, str | None, bytes | None, str | None, list]  # (kind, address, JSON, record, problems)
 
 
-def _checked_items(ledger: Ledger, records: Collection[str], present: Collection[str],
-                   computed: list[tuple[int, str]]) -> Iterator[Checked]:
+def _checked_items(ledger: Ledger, records: Collection[str], observations: Iterator[tuple]) -> Iterator[Checked]:
     """(kind, address, canonical JSON, record, problems) of each record among `records`, in
-    ledger order, then of each observation whose address is not among `present` (the record
+    ledger order, then of each of `observations` (verify.outgoing_observations': the record
     an observation is about; verify's Problems found, none for an item that may be sent), read
     and checked as they are taken."""
-    from runlog.verify import outgoing_observations, outgoing_records
+    from runlog.verify import outgoing_records
 
     if records:
         for address, body, problems in outgoing_records(ledger, records):
             yield "record", address, body, None, problems
-    for named, record, data, found in outgoing_observations(ledger, present, computed):
+    for named, record, data, found in observations:
         yield "observation", named, data, record, found
 
 

@@ -1085,15 +1085,24 @@ def outgoing_records(ledger: Ledger, records: Collection[str]) -> Iterator[tuple
 
 
 def outgoing_observations(ledger: Ledger, present: Collection[str], computed: list[tuple[int, str]]
-                          ) -> Iterator[tuple[str | None, str, bytes | None, list[Problem]]]:
+                          ) -> tuple[int, Iterator[tuple[str | None, str, bytes | None, list[Problem]]]]:
     """The observations `push` is about to send, checked as verify checks them (the body's
-    digest, the seal) as they are read: (address, record, object bytes, problems) of each
-    distinct observation whose address is not in `present`, in ledger order. The object is
-    ledger.observation_object's, made once from the row; the address is the stored one, else
-    the object's SHA-256 (appended to `computed` as (seq, address), for the ledger to store
-    once the push succeeded). A row whose object cannot be made has neither (None) and
-    always a problem."""
+    digest, the seal) as they are read: (at most how many, (address, record, object bytes,
+    problems) of each distinct observation whose address is not in `present`, in ledger
+    order). Only the rows whose stored address is not in `present`, or that have none, are
+    read. The object is ledger.observation_object's, made once from the row; the address is
+    the stored one, else the object's SHA-256 (appended to `computed` as (seq, address), for
+    the ledger to store once the push succeeded). A row whose object cannot be made has
+    neither (None) and always a problem."""
     conn = ledger.conn
+    candidates = [seq for seq, address in conn.execute(
+        "SELECT o.seq, a.address FROM observations o LEFT JOIN observation_addresses a ON a.observation = o.seq "
+        "ORDER BY o.seq") if address is None or address not in present]
+    return len(candidates), _outgoing_observations(conn, candidates, present, computed)
+
+
+def _outgoing_observations(conn: sqlite3.Connection, candidates: list[int], present: Collection[str],
+                           computed: list[tuple[int, str]]) -> Iterator[tuple[str | None, str, bytes | None, list[Problem]]]:
     sealed = _has_seals(conn)
     names = _columns(conn, "observations", "body")
     width = len(names)
@@ -1101,42 +1110,36 @@ def outgoing_observations(ledger: Ledger, present: Collection[str], computed: li
     uuid_at, time_at, source_at, status_at = (names.index(c) for c in ("run_uuid", "observed_at", "source", "status"))
     seal_row = sealer("observations", tuple(names))
     seal, join = _seal_join("observations", "so", "o", sealed)
-    cursor = conn.execute(
-        f"SELECT {', '.join('o.' + c for c in names)}, CAST(o.body AS BLOB), {seal}, a.address FROM observations o "
-        f"{join}LEFT JOIN observation_addresses a ON a.observation = o.seq ORDER BY o.seq")
+    sql = (f"SELECT {', '.join('o.' + c for c in names)}, CAST(o.body AS BLOB), {seal}, a.address FROM observations o "
+           f"{join}LEFT JOIN observation_addresses a ON a.observation = o.seq WHERE o.seq >= ? AND o.seq < ? "
+           "ORDER BY o.seq")
     sent: set[str] = set()
     sha256 = hashlib.sha256
-    for values in cursor:
-        stored, body = values[width + 2], values[width]
-        if stored is not None and (stored in present or stored in sent):
-            continue
-        try:
-            data: bytes | None = stored_observation_object(values[record_at], values[uuid_at], values[time_at],
-                                                           values[source_at], values[status_at], body)
-        except (ValueError, TypeError, RecursionError):
-            data = None
-        address = stored
-        if stored is None and data is not None:
-            address = sha256(data).hexdigest()
-            computed.append((values[seq_at], address))
-            if address in present or address in sent:
+    for low, high in _runs(candidates):
+        for values in conn.execute(sql, (low, high)):
+            stored, body = values[width + 2], values[width]
+            if stored is not None and (stored in present or stored in sent):
                 continue
-        if address is not None:
-            sent.add(address)
-        seq, record = values[seq_at], values[record_at]
-        problems = _seal_problems(seal_row, "observation #", str(seq), values, values[width + 1]) if sealed else []
-        if not isinstance(body, bytes) or sha256(body).hexdigest() != values[digest_at]:
-            problems.append(Problem("observation", record, f"observation #{seq} was edited"))
-        elif data is None:
-            problems.append(Problem("observation", record, f"observation #{seq}: its body is not JSON"))
-        yield address, record, data, problems
-
-
-def outgoing_observation_count(ledger: Ledger, present: Collection[str]) -> int:
-    """How many observations outgoing_observations may yield, at most (those whose address
-    is not stored are counted: it is computed as they are read)."""
-    return sum(address is None or address not in present for (address,) in ledger.conn.execute(
-        "SELECT a.address FROM observations o LEFT JOIN observation_addresses a ON a.observation = o.seq"))
+            try:
+                data: bytes | None = stored_observation_object(values[record_at], values[uuid_at], values[time_at],
+                                                               values[source_at], values[status_at], body)
+            except (ValueError, TypeError, RecursionError):
+                data = None
+            address = stored
+            if stored is None and data is not None:
+                address = sha256(data).hexdigest()
+                computed.append((values[seq_at], address))
+                if address in present or address in sent:
+                    continue
+            if address is not None:
+                sent.add(address)
+            seq, record = values[seq_at], values[record_at]
+            problems = _seal_problems(seal_row, "observation #", str(seq), values, values[width + 1]) if sealed else []
+            if not isinstance(body, bytes) or sha256(body).hexdigest() != values[digest_at]:
+                problems.append(Problem("observation", record, f"observation #{seq} was edited"))
+            elif data is None:
+                problems.append(Problem("observation", record, f"observation #{seq}: its body is not JSON"))
+            yield address, record, data, problems
 
 
 def _runs(seqs: list[int]) -> Iterator[tuple[int, int]]:

@@ -135,7 +135,8 @@ def test_a_push_sends_the_packs_checked_before_an_edited_record_and_never_one_ho
         ledger.add_records([make_record(run_id=str(7000000 + i), name=f"r{i}", parameters={"pad": "x" * 4000})
                             for i in range(1500)])
         after = {address for (address,) in ledger.conn.execute("SELECT address FROM records WHERE seq >= 1200")}
-    tamper(alice, "UPDATE records SET body = replace(body, '\"r1199\"', '\"r1199-edited\"') WHERE seq = 1200")
+    tamper(alice, "UPDATE records SET body = replace(body, '\"r1199\"', '\"r1199-edited\"') WHERE seq = 1200",
+           "UPDATE records SET body = replace(body, '\"r1399\"', '\"r1399-edited\"') WHERE seq = 1400")
     with Ledger.open(alice) as ledger:
         assert not verify(ledger).ok
     result = run_cli("--ledger", alice, "push", REMOTE, "--jobs", "1")  # packs one at a time: some go first
@@ -143,6 +144,7 @@ def test_a_push_sends_the_packs_checked_before_an_edited_record_and_never_one_ho
     [line] = result.stderr.strip().splitlines()
     assert line.startswith("runlog: error: refusing to push: record #1200 ") and "edited outside runlog" in line
     sent = int(line.split("; ")[1].split(" record(s)")[0])
+    assert "edited outside runlog) (and 1 more); " in line  # the one at #1400: checked, not sent
     assert line.endswith(f"; {sent} record(s) checked before it were sent, nothing after "
                          "(run `runlog verify` to see every problem)")
     held = [(pack, bucket.get_object(Bucket=BUCKET, Key=pack)["Body"].read()) for pack in packs(bucket)]
@@ -150,7 +152,7 @@ def test_a_push_sends_the_packs_checked_before_an_edited_record_and_never_one_ho
         [pack for pack, _ in held] + [pack.replace(".pack", ".index.json") for pack, _ in held])
     lines = [line for _, body in held for line in body.split(b"\n")[1:-1]]
     assert len(lines) == sent < 1199
-    assert not any(b"r1199" in line for line in lines)  # the edited record: never sent, edited or not
+    assert not any(b"r1199" in line or b"r1399" in line for line in lines)  # the edited ones: never sent
     assert not after & {hashlib.sha256(line[2:]).hexdigest() for line in lines}
     code, pulled = pull_json(run_cli, tmp_path / "bob.db")
     assert (code, pulled["records_received"], pulled["refused"]) == (0, sent, [])
