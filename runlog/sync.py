@@ -649,6 +649,10 @@ class _Refused(Exception):
     """An item to push failed its checks: no further pack is made."""
 
 
+class _LedgerRead(Exception):
+    """Reading or checking the ledger failed (its cause): raised as it is, not as S3's failure."""
+
+
 def _push_packs(items: Iterator[Checked], total: int, writer: ConditionalWriter, remote: Remote,
                 result: PushResult, *, jobs: int, progress: Progress, first: Callable[[], None] | None = None
                 ) -> list[str]:
@@ -667,7 +671,13 @@ def _push_packs(items: Iterator[Checked], total: int, writer: ConditionalWriter,
     counted = threading.Lock()
 
     def passed() -> Iterator[tuple[str, str, bytes, str | None]]:
-        for kind, address, data, record, found in items:
+        while True:
+            try:
+                kind, address, data, record, found = next(items)
+            except StopIteration:
+                return
+            except Exception as exc:
+                raise _LedgerRead from exc
             if found:
                 problems.extend(problem.message for problem in found)
                 raise _Refused
@@ -698,6 +708,9 @@ def _push_packs(items: Iterator[Checked], total: int, writer: ConditionalWriter,
             sent += len(pack.records) + len(pack.observations)
     except _Refused:
         problems.extend(problem.message for *_, found in items for problem in found)
+    except _LedgerRead as failed:
+        assert failed.__cause__ is not None
+        raise failed.__cause__ from None
     except Exception as exc:
         raise _fail(exc, remote, "push to", f"{sent} of {total} records and observations") from None
     return problems
