@@ -538,8 +538,11 @@ def push(ledger: Ledger, s3, remote: Remote, *, jobs: int = 16, progress: Progre
     bytes sent; one that fails is refused (LedgerError naming it, and saying what was sent)
     and is never sent: in packs, the checks run while the packs made before are sent, so
     those being sent when it is found are finished (each with its index), and no pack is
-    sent after, least of all one holding it; with `objects`, nothing is sent. The local ledger is only read, except that observation
-    addresses are cached once the push succeeded."""
+    sent after, least of all one holding it; with `objects`, nothing is sent. The local
+    ledger is only read, except that observation addresses are cached once the push
+    succeeded."""
+    from runlog.verify import outgoing_observations
+
     result = PushResult(str(remote))
     head = ledger.head()  # read first: every record it counts is among those pushed below
     listing = survey(s3, remote, jobs=jobs, doing="push to")
@@ -564,8 +567,6 @@ def push(ledger: Ledger, s3, remote: Remote, *, jobs: int = 16, progress: Progre
     result.records_present = len(held) - len(records)
     present = set(listing.observations) | packed_observations
     computed: list[tuple[int, str]] = []  # observation addresses computed on the way, cached at the end
-    from runlog.verify import outgoing_observations
-
     most, observations = outgoing_observations(ledger, present, computed)
     items = _checked_items(ledger, records, observations)
     blobs, problems = _outgoing_blobs(ledger, records, intents, listing.blobs)
@@ -591,7 +592,8 @@ def push(ledger: Ledger, s3, remote: Remote, *, jobs: int = 16, progress: Progre
         _push_blobs(blobs, listing, writer, remote, result, jobs=jobs, progress=progress)
         notice = (lambda: _put_packs_notice(writer, remote)) if isinstance(listing.marker, dict) \
             and listing.marker.get("format") == FORMAT_OBJECTS else None
-        problems = _push_packs(items, len(records) + most, writer, remote, result, jobs=jobs, progress=progress, first=notice)
+        problems = _push_packs(items, len(records) + most, writer, remote, result, jobs=jobs, progress=progress,
+                               first=notice)
         if problems:
             raise _refusal(problems, result)
         _push_objects(attempts, writer, remote, result, jobs=jobs, progress=progress)

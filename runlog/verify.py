@@ -1084,8 +1084,11 @@ def outgoing_records(ledger: Ledger, records: Collection[str]) -> Iterator[tuple
                 yield values[at.address], values[at.body], tally.problems
 
 
+Outgoing = tuple[str | None, str, bytes | None, list[Problem]]  # (address, record, object bytes, problems)
+
+
 def outgoing_observations(ledger: Ledger, present: Collection[str], computed: list[tuple[int, str]]
-                          ) -> tuple[int, Iterator[tuple[str | None, str, bytes | None, list[Problem]]]]:
+                          ) -> tuple[int, Iterator[Outgoing]]:
     """The observations `push` is about to send, checked as verify checks them (the body's
     digest, the seal) as they are read: (at most how many, (address, record, object bytes,
     problems) of each distinct observation whose address is not in `present`, in ledger
@@ -1102,7 +1105,7 @@ def outgoing_observations(ledger: Ledger, present: Collection[str], computed: li
 
 
 def _outgoing_observations(conn: sqlite3.Connection, candidates: list[int], present: Collection[str],
-                           computed: list[tuple[int, str]]) -> Iterator[tuple[str | None, str, bytes | None, list[Problem]]]:
+                           computed: list[tuple[int, str]]) -> Iterator[Outgoing]:
     sealed = _has_seals(conn)
     names = _columns(conn, "observations", "body")
     width = len(names)
