@@ -17,7 +17,7 @@ import os
 import re
 import sqlite3
 import stat
-from collections.abc import Callable, Iterable, Iterator, Sequence, Set
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
 from json.encoder import (
@@ -331,16 +331,16 @@ def observation_object(record: str, run_uuid: str | None, observed_at: str, sour
 
 
 def stored_observation_object(record: str, run_uuid: str | None, observed_at: str, source: str,
-                              status: str | None, body: str) -> bytes:
-    """observation_object of an observation as stored (its body as text): the same bytes. A
-    body stored in canonical JSON, as runlog writes it, is spliced in as it is (orjson reads
-    it once to tell); any other is read and written again (push sends every observation's
-    object: a 100 000-member cohort's statuses)."""
+                              status: str | None, body: str | bytes) -> bytes:
+    """observation_object of an observation as stored (its body as text, or that text's UTF-8
+    bytes): the same bytes. A body stored in canonical JSON, as runlog writes it, is spliced
+    in as it is (orjson reads it once to tell); any other is read and written again (push
+    sends every observation's object: a 100 000-member cohort's statuses)."""
     import orjson
 
     from runlog import fastjson
 
-    data = body.encode("utf-8")
+    data = body if isinstance(body, bytes) else body.encode("utf-8")
     value, canonical, exact = fastjson.decode_canonical(data)
     if canonical and exact:
         try:
@@ -1068,14 +1068,6 @@ class Ledger:
             unindexed.extend(computed)
         return {row[0] for row in self.conn.execute("SELECT address FROM observation_addresses")} | {
             address for _, address in computed}
-
-    def observation_objects(self, skip: Set[str] = frozenset()) -> Iterator[tuple[str, str, bytes]]:
-        """(address, record, canonical JSON) of each distinct observation whose address is not in skip."""
-        seen = set(skip)
-        for _, address, record, data, _ in self._observation_rows():
-            if address not in seen:
-                seen.add(address)
-                yield address, record, data
 
     def add_received_observations(self, items: Iterable[dict]) -> int:
         """Append observations made elsewhere (e.g. pulled from a team ledger) as received,
@@ -1813,10 +1805,6 @@ class Ledger:
     def addresses(self) -> set[str]:
         """Every record's address."""
         return {row[0] for row in self.conn.execute("SELECT address FROM records")}
-
-    def record_bodies(self) -> Iterator[tuple[str, str]]:
-        """(address, canonical JSON) of every record, in ledger order."""
-        yield from self.conn.execute("SELECT address, body FROM records ORDER BY seq")
 
     def blob_holders(self) -> Iterator[tuple[str, str]]:
         """(address, canonical JSON) of each batch record that may hold part of its cohort by

@@ -533,8 +533,16 @@ def push(ledger: Ledger, s3, remote: Remote, *, jobs: int = 16, progress: Progre
     listed first (with the index of every pack), so pushing twice sends nothing and an
     interrupted push resumes. Records and observations go in packs (runlog.remote/2, see
     runlog/syncpack.py), or with `objects` one object each (runlog.remote/1, which runlog
-    versions before packs read). The local ledger is only read, except that observation
-    addresses are cached once the push succeeded."""
+    versions before packs read). Each is checked as verify checks it as it is read from the
+    ledger (verify.outgoing_records, outgoing_observations), and the bytes checked are the
+    bytes sent; one that fails is refused (LedgerError naming it, and saying what was sent)
+    and is never sent: in packs, the checks run while the packs made before are sent, so
+    those being sent when it is found are finished (each with its index), and no pack is
+    sent after, least of all one holding it; with `objects`, nothing is sent. The local
+    ledger is only read, except that observation addresses are cached once the push
+    succeeded."""
+    from runlog.verify import outgoing_observations
+
     result = PushResult(str(remote))
     head = ledger.head()  # read first: every record it counts is among those pushed below
     listing = survey(s3, remote, jobs=jobs, doing="push to")
@@ -545,7 +553,6 @@ def push(ledger: Ledger, s3, remote: Remote, *, jobs: int = 16, progress: Progre
         except Exception as exc:
             raise _fail(exc, remote, "push to") from None
     packed_records, packed_observations = listing.packed()
-    unindexed: list[tuple[int, str]] | None = None if objects else []  # addresses computed, cached at the end
     attempts = []
     intents = []  # of the attempts sent: the blobs they name are sent too
     for intent in ledger.pending():
@@ -555,51 +562,74 @@ def push(ledger: Ledger, s3, remote: Remote, *, jobs: int = 16, progress: Progre
             attempts.append(("attempt", remote.attempt_key(intent["request"]["requestId"], address), data,
                              {"runlog-address": address}))
             intents.append(intent)
+    held = ledger.addresses()
+    records = held - set(listing.records) - packed_records
+    result.records_present = len(held) - len(records)
+    present = set(listing.observations) | packed_observations
+    computed: list[tuple[int, str]] = []  # observation addresses computed on the way, cached at the end
+    most, observations = outgoing_observations(ledger, present, computed)
+    items = _checked_items(ledger, records, observations)
+    blobs, problems = _outgoing_blobs(ledger, records, intents, listing.blobs)
     if objects:
         work: list[tuple[str, str, bytes, dict[str, str]]] = []  # (kind, key, body, metadata)
-        for address, body in ledger.record_bodies():
-            if address in listing.records or address in packed_records:
-                result.records_present += 1
+        for kind, name, body, record, found in items:
+            problems.extend(problem.message for problem in found)
+            if problems:
+                continue
+            assert name is not None and body is not None
+            if kind == "record":
+                work.append((kind, remote.record_key(name), body, {"runlog-address": name}))
             else:
-                work.append(("record", remote.record_key(address), body.encode("utf-8"),
-                             {"runlog-address": address}))
-        for address, record, data in ledger.observation_objects(skip=set(listing.observations) | packed_observations):
-            work.append(("observation", remote.observation_key(record, address), data,
-                         {"runlog-address": address, "runlog-record": record}))
-        sending = _refuse_tampered(ledger, {meta["runlog-address"] for kind, _, _, meta in work if kind == "record"},
-                                   {meta["runlog-address"] for kind, _, _, meta in work if kind == "observation"},
-                                   intents, listing)
-        _push_blobs(sending, listing, writer, remote, result, jobs=jobs, progress=progress)
+                work.append((kind, remote.observation_key(str(record), name), body,
+                             {"runlog-address": name, "runlog-record": str(record)}))
+        if problems:
+            raise _refusal(problems, result)
+        _push_blobs(blobs, listing, writer, remote, result, jobs=jobs, progress=progress)
         _push_objects(work + attempts, writer, remote, result, jobs=jobs, progress=progress)
     else:
-        held = ledger.addresses()
-        records = held - set(listing.records) - packed_records
-        result.records_present = len(held) - len(records)
-        present = set(listing.observations) | packed_observations
-        observations = ledger.observation_addresses(unindexed=unindexed) - present
-        sending = _refuse_tampered(ledger, records, observations, intents, listing)
-        _push_blobs(sending, listing, writer, remote, result, jobs=jobs, progress=progress)
-        if (records or observations) and isinstance(listing.marker, dict) \
-                and listing.marker.get("format") == FORMAT_OBJECTS:
-            _put_packs_notice(writer, remote)
-
-        def items() -> Iterator[tuple[str, str, bytes, str | None]]:
-            """What the remote lacks, read from the ledger as the packs are made."""
-            if records:
-                for address, body in ledger.record_bodies():
-                    if address in records:
-                        yield "record", address, body.encode("utf-8"), None
-            if observations:
-                for address, record, data in ledger.observation_objects(skip=present):
-                    yield "observation", address, data, record
-
-        _push_packs(items(), len(records) + len(observations), writer, remote, result, jobs=jobs,
-                    progress=progress)
+        if problems:
+            raise _refusal(problems, result)
+        _push_blobs(blobs, listing, writer, remote, result, jobs=jobs, progress=progress)
+        notice = (lambda: _put_packs_notice(writer, remote)) if isinstance(listing.marker, dict) \
+            and listing.marker.get("format") == FORMAT_OBJECTS else None
+        problems = _push_packs(items, len(records) + most, writer, remote, result, jobs=jobs, progress=progress,
+                               first=notice)
+        if problems:
+            raise _refusal(problems, result)
         _push_objects(attempts, writer, remote, result, jobs=jobs, progress=progress)
     result.conditional_writes = writer.conditional
     _put_head(writer, remote, ledger, head)
-    _cache_observation_addresses(ledger, unindexed)
+    _cache_observation_addresses(ledger, computed)
     return result
+
+
+Checked = tuple[str, str | None, bytes | None, str | None, list]  # (kind, address, JSON, record, problems)
+
+
+def _checked_items(ledger: Ledger, records: Collection[str], observations: Iterator[tuple]) -> Iterator[Checked]:
+    """(kind, address, canonical JSON, record, problems) of each record among `records`, in
+    ledger order, then of each of `observations` (verify.outgoing_observations': the record
+    an observation is about; verify's Problems found, none for an item that may be sent), read
+    and checked as they are taken."""
+    from runlog.verify import outgoing_records
+
+    if records:
+        for address, body, problems in outgoing_records(ledger, records):
+            yield "record", address, body, None, problems
+    for named, record, data, found in observations:
+        yield "observation", named, data, record, found
+
+
+def _refusal(problems: list[str], result: PushResult) -> RunlogError:
+    """The error of a push that refused what failed verify's checks, saying what it sent."""
+    from runlog.errors import LedgerError
+
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    sent = ", ".join(f"{count} {what}" for count, what in (
+        (result.records_sent, "record(s)"), (result.observations_sent, "observation(s)"),
+        (result.blobs_sent, "blob(s)")) if count)
+    done = f"{sent} checked before it were sent, nothing after" if sent else "nothing was sent"
+    return LedgerError(f"refusing to push: {problems[0]}{more}; {done} (run `verify()` to see every problem)")
 
 
 def _push_objects(work: list[tuple[str, str, bytes, dict[str, str]]], writer: ConditionalWriter, remote: Remote,
@@ -617,37 +647,81 @@ def _push_objects(work: list[tuple[str, str, bytes, dict[str, str]]], writer: Co
             result.attempts_sent += written
 
 
-def _push_packs(items: Iterator[tuple[str, str, bytes, str | None]], total: int, writer: ConditionalWriter,
-                remote: Remote, result: PushResult, *, jobs: int, progress: Progress) -> None:
-    """Items (kind, address, canonical JSON, record) in packs: each pack written, then its
-    index (a pack counts as pushed only once its index is there), --jobs packs at a time.
-    Packs are made from the items as the threads take them, so that about 2 x jobs packs,
-    and never all the items, are held at once."""
+class _Refused(Exception):
+    """An item to push failed its checks: no further pack is made."""
+
+
+class _LedgerRead(Exception):
+    """Reading or checking the ledger failed (its cause): raised as it is, not as S3's failure."""
+
+
+def _push_packs(items: Iterator[Checked], total: int, writer: ConditionalWriter, remote: Remote,
+                result: PushResult, *, jobs: int, progress: Progress, first: Callable[[], None] | None = None
+                ) -> list[str]:
+    """Items (kind, address, canonical JSON, record, problems: _checked_items) in packs: each
+    pack written, then its index (a pack counts as pushed only once its index is there),
+    --jobs packs at a time. Packs are made from the items as the threads take them, so that
+    about 2 x jobs packs, and never all the items, are held at once, and the items are read
+    and checked while the packs made before are sent. An item goes into a pack only when its
+    checks found nothing: at the first that found something no further pack is made (the one
+    being filled is dropped), the packs being sent are finished and those not yet started are
+    not sent; the rest of the items are checked (not sent) and every problem found is
+    returned, else []. `first` is called before the first pack is sent."""
     from runlog.syncpack import build_packs, pack_key
 
-    def send(pack: Pack) -> bool:
+    problems: list[str] = []
+    counted = threading.Lock()
+
+    def passed() -> Iterator[tuple[str, str, bytes, str | None]]:
+        while True:
+            try:
+                kind, address, data, record, found = next(items)
+            except StopIteration:
+                return
+            except Exception as exc:
+                raise _LedgerRead from exc
+            if found:
+                problems.extend(problem.message for problem in found)
+                raise _Refused
+            assert address is not None and data is not None
+            yield kind, address, data, record
+
+    def packs() -> Iterator[Pack]:
+        for number, pack in enumerate(build_packs(progress(passed(), total, "pushing"))):
+            if number == 0 and first is not None:
+                first()
+            yield pack
+
+    def send(pack: Pack) -> None:
         written = writer.put(remote.key(pack_key(pack.digest)), pack.body, {"runlog-pack": pack.digest},
                              content_type="application/x-ndjson")
         writer.put(remote.key(index_key(pack.digest)), pack.index, {"runlog-pack": pack.digest})
-        return written
-
-    sent = 0
-    try:
-        for pack, written in _bounded(build_packs(progress(items, total, "pushing")), send, jobs=jobs):
-            sent += len(pack.records) + len(pack.observations)
+        with counted:  # here, not as the main thread takes the results: a refusal leaves some untaken
             result.packs_sent += written
             if written:
                 result.records_sent += len(pack.records)
                 result.observations_sent += len(pack.observations)
             else:  # the same pack is there already (a push stopped after it, before its index)
                 result.records_present += len(pack.records)
+
+    sent = 0
+    try:
+        for pack, _ in _bounded(packs(), send, jobs=jobs):
+            sent += len(pack.records) + len(pack.observations)
+    except _Refused:
+        problems.extend(problem.message for *_, found in items for problem in found)
+    except _LedgerRead as failed:
+        assert failed.__cause__ is not None
+        raise failed.__cause__ from None
     except Exception as exc:
         raise _fail(exc, remote, "push to", f"{sent} of {total} records and observations") from None
+    return problems
 
 
 def _bounded(items: Iterator, action: Callable, *, jobs: int) -> Iterator[tuple[Any, Any]]:
     """(item, action(item)) for items taken from an iterator as threads free up, with at most
-    2 x jobs taken and not yet done; the first failure is raised, and the rest cancelled."""
+    2 x jobs taken and not yet done; the first failure is raised, and the rest cancelled.
+    When taking an item raises, what was not started is cancelled, what was is finished."""
     from concurrent.futures import FIRST_COMPLETED, wait
 
     pool = ThreadPoolExecutor(max_workers=max(1, jobs))
@@ -674,24 +748,6 @@ def _put_packs_notice(writer: ConditionalWriter, remote: Remote) -> None:
         writer.put(remote.key(PACKS_NOTICE), body, {})
     except Exception as exc:
         raise _fail(exc, remote, "push to") from None
-
-
-def _refuse_tampered(ledger: Ledger, records: set[str], observations: set[str],
-                     intents: Iterable[dict] = (), listing: Listing | None = None) -> dict[str, bytes]:
-    """Nothing is sent when a record or observation about to be sent fails verify's checks,
-    or a blob about to be sent does (_outgoing_blobs). Returns those blobs, {sha256: their
-    bytes as stored (zlib's)}."""
-    from runlog.errors import LedgerError
-    from runlog.verify import check_outgoing
-
-    problems = [problem.message for problem in check_outgoing(ledger, records, observations)]
-    held, bad = _outgoing_blobs(ledger, records, intents, listing.blobs if listing is not None else {})
-    problems.extend(bad)
-    if problems:
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise LedgerError(f"refusing to push: {problems[0]}{more}; nothing was sent "
-                          "(run `verify()` to see every problem)")
-    return held
 
 
 def _outgoing_blobs(ledger: Ledger, records: set[str], intents: Iterable[dict], present: Collection[str]

@@ -21,7 +21,7 @@ import operator
 import os
 import re
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache, partial
 from pathlib import Path
@@ -45,6 +45,7 @@ from runlog.ledger import (
     read_blob,
     sealer,
     sqlite_uri,
+    stored_observation_object,
     table_rows,
 )
 
@@ -1058,30 +1059,86 @@ def _gap(label: str, last_seen: int, next_seen: int) -> Problem:
                    f"{label} {span} missing from the sequence (deleted outside runlog)")
 
 
-def check_outgoing(ledger: Ledger, records: set[str], observations: set[str]) -> list[Problem]:
-    """What `push` is about to send, checked as verify would: the records (content, schema,
-    columns, seal, intent) and the observations (digest, seal), so that an edit behind runlog's
-    back never becomes a valid object on the team ledger. Only those rows are read: the records
-    with these addresses, the observations whose stored address is among these, and those whose
-    address is not stored yet (computed again when they show a problem)."""
+def outgoing_records(ledger: Ledger, records: Collection[str]) -> Iterator[tuple[str, bytes, list[Problem]]]:
+    """The records `push` is about to send, checked as verify checks them (content, schema,
+    columns, seal, intent) as they are read, a few rows at a time: (address, canonical JSON as
+    stored, its problems) of each record whose address is among `records`, in ledger order.
+    Push sends the bytes checked here, never bytes read again, so that an edit behind
+    runlog's back never becomes a valid object on the team ledger."""
     conn = ledger.conn
     sealed = _has_seals(conn)
-    problems: list[Problem] = []
-    if records:
-        seqs = sorted(seq for seq, address in conn.execute("SELECT seq, address FROM records") if address in records)
-        for low, high in _runs(seqs):
-            problems.extend(_check_rows(conn, low, high, sealed))
-    if observations:
-        candidates = [seq for seq, address in conn.execute(
-            "SELECT o.seq, a.address FROM observations o LEFT JOIN observation_addresses a ON a.observation = o.seq "
-            "ORDER BY o.seq") if address is None or address in observations]
-        total = conn.execute("SELECT count(*) FROM observations").fetchone()[0]
-        seals = ({} if not sealed else _seals(conn, "observations") if 2 * len(candidates) > total
-                 else _seals_of(conn, "observations", [str(seq) for seq in candidates]))
-        for low, high in _runs(candidates):
-            for row in table_rows(conn, "observations", "seq >= ? AND seq < ? ORDER BY seq", (low, high)):
-                problems.extend(_outgoing_observation(conn, row, sealed, seals, observations))
-    return problems
+    at = _RecordLayout(conn, sealed)
+    seqs = sorted(seq for seq, address in conn.execute("SELECT seq, address FROM records") if address in records)
+    for low, high in _runs(seqs):
+        cursor = conn.execute(at.sql, (low, high))
+        while rows := cursor.fetchmany(CHUNK):
+            rows = at.unpack(rows)
+            for values, clean in zip(rows, _clean(rows, at, sealed), strict=True):
+                tally = Tally("records")
+                if not clean:
+                    _look_closer(values, at, sealed, tally)
+                yield values[at.address], values[at.body], tally.problems
+
+
+Outgoing = tuple[str | None, str, bytes | None, list[Problem]]  # (address, record, object bytes, problems)
+
+
+def outgoing_observations(ledger: Ledger, present: Collection[str], computed: list[tuple[int, str]]
+                          ) -> tuple[int, Iterator[Outgoing]]:
+    """The observations `push` is about to send, checked as verify checks them (the body's
+    digest, the seal) as they are read: (at most how many, (address, record, object bytes,
+    problems) of each distinct observation whose address is not in `present`, in ledger
+    order). Only the rows whose stored address is not in `present`, or that have none, are
+    read. The object is ledger.observation_object's, made once from the row; the address is
+    the stored one, else the object's SHA-256 (appended to `computed` as (seq, address), for
+    the ledger to store once the push succeeded). A row whose object cannot be made has
+    neither (None) and always a problem."""
+    conn = ledger.conn
+    candidates = [seq for seq, address in conn.execute(
+        "SELECT o.seq, a.address FROM observations o LEFT JOIN observation_addresses a ON a.observation = o.seq "
+        "ORDER BY o.seq") if address is None or address not in present]
+    return len(candidates), _outgoing_observations(conn, candidates, present, computed)
+
+
+def _outgoing_observations(conn: sqlite3.Connection, candidates: list[int], present: Collection[str],
+                           computed: list[tuple[int, str]]) -> Iterator[Outgoing]:
+    sealed = _has_seals(conn)
+    names = _columns(conn, "observations", "body")
+    width = len(names)
+    seq_at, record_at, digest_at = (names.index(c) for c in ("seq", "record", "sha256"))
+    uuid_at, time_at, source_at, status_at = (names.index(c) for c in ("run_uuid", "observed_at", "source", "status"))
+    seal_row = sealer("observations", tuple(names))
+    seal, join = _seal_join("observations", "so", "o", sealed)
+    sql = (f"SELECT {', '.join('o.' + c for c in names)}, CAST(o.body AS BLOB), {seal}, a.address FROM observations o "
+           f"{join}LEFT JOIN observation_addresses a ON a.observation = o.seq WHERE o.seq >= ? AND o.seq < ? "
+           "ORDER BY o.seq")
+    sent: set[str] = set()
+    sha256 = hashlib.sha256
+    for low, high in _runs(candidates):
+        for values in conn.execute(sql, (low, high)):
+            stored, body = values[width + 2], values[width]
+            if stored is not None and (stored in present or stored in sent):
+                continue
+            try:
+                data: bytes | None = stored_observation_object(values[record_at], values[uuid_at], values[time_at],
+                                                               values[source_at], values[status_at], body)
+            except (ValueError, TypeError, RecursionError):
+                data = None
+            address = stored
+            if stored is None and data is not None:
+                address = sha256(data).hexdigest()
+                computed.append((values[seq_at], address))
+                if address in present or address in sent:
+                    continue
+            if address is not None:
+                sent.add(address)
+            seq, record = values[seq_at], values[record_at]
+            problems = _seal_problems(seal_row, "observation #", str(seq), values, values[width + 1]) if sealed else []
+            if not isinstance(body, bytes) or sha256(body).hexdigest() != values[digest_at]:
+                problems.append(Problem("observation", record, f"observation #{seq} was edited"))
+            elif data is None:
+                problems.append(Problem("observation", record, f"observation #{seq}: its body is not JSON"))
+            yield address, record, data, problems
 
 
 def _runs(seqs: list[int]) -> Iterator[tuple[int, int]]:
@@ -1092,23 +1149,6 @@ def _runs(seqs: list[int]) -> Iterator[tuple[int, int]]:
         if i + 1 == len(seqs) or seqs[i + 1] != seq + 1:
             yield start, seq + 1
             start = None
-
-
-def _outgoing_observation(conn: sqlite3.Connection, row: dict, sealed: bool, seals: dict[str, str],
-                          observations: set[str]) -> list[Problem]:
-    """check_outgoing of one observation row: its problems, when it is among those sent."""
-    found = _check_seal(sealed, seals, "observations", "observation", row)
-    if rec.sha256_hex(row["body"].encode("utf-8")) != row["sha256"]:
-        found.append(Problem("observation", row["record"], f"observation #{row['seq']} was edited"))
-    if not found:
-        return []
-    try:
-        address = rec.sha256_hex(observation_object(row["record"], row["run_uuid"], row["observed_at"],
-                                                    row["source"], row["status"], json.loads(row["body"])))
-    except ValueError:
-        address = None
-    stored = conn.execute("SELECT address FROM observation_addresses WHERE observation = ?", (row["seq"],)).fetchone()
-    return found if address is None or address in observations or (stored and stored[0] in observations) else []
 
 
 if __name__ == "__main__":  # python -m runlog.verify: write the expected ledger schema after a migration

@@ -123,6 +123,42 @@ def test_many_records_go_in_several_packs_of_at_most_1_mib_sent_concurrently(pro
     assert contents(tmp_path / "bob.db")[0] == contents(alice)[0]
 
 
+def test_a_push_sends_the_packs_checked_before_an_edited_record_and_never_one_holding_it(bucket, tmp_path,
+                                                                                        run_cli):
+    """push checks each record as it goes into a pack, while the packs before it are sent: an
+    edited record is refused, the packs made of what came before it are written with their
+    index and said to be, and no pack holding it, or anything after it, is written."""
+    from helpers import tamper
+
+    alice = tmp_path / "alice.db"
+    with Ledger.open(alice) as ledger:  # ~4 KiB each: about 250 to a pack
+        ledger.add_records([make_record(run_id=str(7000000 + i), name=f"r{i}", parameters={"pad": "x" * 4000})
+                            for i in range(1500)])
+        after = {address for (address,) in ledger.conn.execute("SELECT address FROM records WHERE seq >= 1200")}
+    tamper(alice, "UPDATE records SET body = replace(body, '\"r1199\"', '\"r1199-edited\"') WHERE seq = 1200",
+           "UPDATE records SET body = replace(body, '\"r1399\"', '\"r1399-edited\"') WHERE seq = 1400")
+    with Ledger.open(alice) as ledger:
+        assert not verify(ledger).ok
+    result = run_cli("--ledger", alice, "push", REMOTE, "--jobs", "1")  # packs one at a time: some go first
+    assert result.exit_code == 2, result.output
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("runlog: error: refusing to push: record #1200 ") and "edited outside runlog" in line
+    sent = int(line.split("; ")[1].split(" record(s)")[0])
+    assert "edited outside runlog) (and 1 more); " in line  # the one at #1400: checked, not sent
+    assert line.endswith(f"; {sent} record(s) checked before it were sent, nothing after "
+                         "(run `runlog verify` to see every problem)")
+    held = [(pack, bucket.get_object(Bucket=BUCKET, Key=pack)["Body"].read()) for pack in packs(bucket)]
+    assert held and sorted(keys(bucket, "packs/")) == sorted(
+        [pack for pack, _ in held] + [pack.replace(".pack", ".index.json") for pack, _ in held])
+    lines = [line for _, body in held for line in body.split(b"\n")[1:-1]]
+    assert len(lines) == sent < 1199
+    assert not any(b"r1199" in line or b"r1399" in line for line in lines)  # the edited ones: never sent
+    assert not after & {hashlib.sha256(line[2:]).hexdigest() for line in lines}
+    code, pulled = pull_json(run_cli, tmp_path / "bob.db")
+    assert (code, pulled["records_received"], pulled["refused"]) == (0, sent, [])
+    assert verified(tmp_path / "bob.db")
+
+
 # -- what a pull refuses ---------------------------------------------------------------------------
 
 def test_a_tampered_pack_is_refused_and_the_other_packs_arrive(bucket, tmp_path, run_cli):
