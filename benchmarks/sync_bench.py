@@ -6,6 +6,7 @@
     python benchmarks/sync_bench.py --batch 10000         # one batch of 10 000 members instead
     python benchmarks/sync_bench.py --batch 100000 --no-serial --serial-sample 2000
     python benchmarks/sync_bench.py --batch 10000 --objects   # runlog.remote/1: one object per item
+    python benchmarks/sync_bench.py --batch 20000 --no-serial --bandwidth-mbps 100   # a 100 Mbit/s link
 
 Records and observations travel in packs (runlog.remote/2) unless --objects is given; the
 table counts items (records + observations) per second either way, and says how many objects
@@ -23,7 +24,8 @@ Starts moto's S3 server on 127.0.0.1 in a process of its own, builds a ledger wi
 benchmarks/make_ledger.py, and times: a push, a second push (lists, sends nothing), and pulls
 into empty ledgers with --jobs 1 and --jobs N. moto answers from local CPU, so a TCP relay
 adds --latency-ms to every request, as the network to S3 would; that latency is what
-concurrent transfers hide. Prints a Markdown table."""
+concurrent transfers hide. --bandwidth-mbps also limits the relay to that rate each way, shared
+by every connection, as one link to S3 would be. Prints a Markdown table."""
 
 from __future__ import annotations
 
@@ -44,12 +46,35 @@ from harness import start_moto  # noqa: E402
 from make_ledger import build  # noqa: E402
 
 
-def relay(upstream_port: int, latency: float) -> int:
+class Link:
+    """One direction of a link of `rate` bytes per second that every connection through the
+    relay shares (a token bucket): each chunk waits until the link has carried the chunks
+    taken before it, less a burst of `burst` bytes that an idle link lets through at once."""
+
+    def __init__(self, rate: float, burst: int = 64 * 1024):
+        self.rate, self.slack = rate, burst / rate
+        self.free_at = 0.0  # when the link has carried everything taken so far
+        self.lock = threading.Lock()
+
+    def take(self, size: int) -> None:
+        with self.lock:
+            now = time.monotonic()
+            self.free_at = max(self.free_at, now) + size / self.rate
+            wait = self.free_at - self.slack - now
+        if wait > 0:
+            time.sleep(wait)
+
+
+def relay(upstream_port: int, latency: float, bandwidth: float | None = None) -> int:
     """A TCP relay to 127.0.0.1:upstream_port that delivers each chunk from the client
-    `latency` seconds after it arrived, as a network path with that one-way delay and no
-    bandwidth limit would: a request waits `latency` once, however many chunks its body
-    takes (a delay per chunk would charge a 30 MiB object hundreds of delays). Returns its port."""
+    `latency` seconds after it arrived, as a network path with that one-way delay would: a
+    request waits `latency` once, however many chunks its body takes (a delay per chunk would
+    charge a 30 MiB object hundreds of delays). `bandwidth` (bytes per second), when given,
+    limits each direction over all connections together (Link); without it, the relay
+    passes bytes as fast as loopback takes them. Returns its port."""
     import queue
+
+    upload, download = (Link(bandwidth), Link(bandwidth)) if bandwidth else (None, None)
 
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
@@ -65,6 +90,8 @@ def relay(upstream_port: int, latency: float) -> int:
     def pump(source, sink):
         try:
             while chunk := source.recv(65536):
+                if download:
+                    download.take(len(chunk))
                 sink.sendall(chunk)
         except OSError:
             pass
@@ -80,6 +107,8 @@ def relay(upstream_port: int, latency: float) -> int:
                     due, chunk = item
                     if (wait := due - time.monotonic()) > 0:
                         time.sleep(wait)
+                    if upload:
+                        upload.take(len(chunk))
                     sink.sendall(chunk)
             except OSError:
                 pass
@@ -109,7 +138,7 @@ def relay(upstream_port: int, latency: float) -> int:
     return listener.getsockname()[1]
 
 
-def relay_process(upstream_port: int, latency: float):
+def relay_process(upstream_port: int, latency: float, bandwidth: float | None = None):
     """relay() in a process of its own, so that its CPU time is not counted as runlog's:
     (the process, its port)."""
     import multiprocessing
@@ -118,7 +147,7 @@ def relay_process(upstream_port: int, latency: float):
     ours, theirs = context.Pipe()
 
     def serve():
-        theirs.send(relay(upstream_port, latency))
+        theirs.send(relay(upstream_port, latency, bandwidth))
         threading.Event().wait()
 
     process = context.Process(target=serve, daemon=True)
@@ -311,6 +340,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="a ledger of one batch with this many members instead of --records single runs")
     parser.add_argument("--jobs", type=int, default=16)
     parser.add_argument("--latency-ms", type=float, default=20.0, help="added to every request (0: none)")
+    parser.add_argument("--bandwidth-mbps", type=float, metavar="MBPS",
+                        help="limit the relay to this many megabits per second each way, over all connections "
+                             "together (default: no limit)")
     parser.add_argument("--no-serial", action="store_true", help="leave out the pull with --jobs 1")
     parser.add_argument("--serial-sample", type=int, metavar="RECORDS",
                         help="time the --jobs 1 pull on this many records (and their observations) only")
@@ -330,7 +362,9 @@ def main(argv: list[str] | None = None) -> int:
     load_at_start = os.getloadavg()[0]
     server, moto_port = start_moto()
     try:
-        relayed = relay_process(moto_port, args.latency_ms / 1000) if args.latency_ms else None
+        link = args.bandwidth_mbps * 1e6 / 8 if args.bandwidth_mbps else None  # bytes per second
+        relayed = relay_process(moto_port, args.latency_ms / 1000, link) \
+            if args.latency_ms or link else None
         port = relayed[1] if relayed else moto_port
         pids = (server.pid, relayed[0].pid if relayed else None)
         s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
@@ -393,8 +427,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{shape}: {objects} items (records and observations) {layout}, {remote_objects} objects and "
           f"{remote_bytes / 2**20:.1f} MiB on the remote "
           f"(records {record_bytes[0] / 2**20:.1f} MiB, the largest {record_bytes[1] / 2**20:.2f} MiB), "
-          f"{args.latency_ms:g} ms added per request; load average {load_at_start:.1f} at the start, "
-          f"{os.getloadavg()[0]:.1f} at the end\n")
+          f"{args.latency_ms:g} ms added per request" + (f", {args.bandwidth_mbps:g} Mbit/s each way" if link else "")
+          + f"; load average {load_at_start:.1f} at the start, {os.getloadavg()[0]:.1f} at the end\n")
     print("| operation | time | items/s | CPU: runlog | CPU: moto | CPU: relay | CPU / cores | peak RSS |")
     print("|---|---|---|---|---|---|---|---|")
     cores = os.cpu_count() or 1
@@ -408,7 +442,8 @@ def main(argv: list[str] | None = None) -> int:
         latency = remote_objects * args.latency_ms / 1000
         print(f"\nbounds for {remote_objects} objects: latency {latency:.1f} s at --jobs 1, "
               f"{latency / args.jobs:.1f} s at --jobs {args.jobs}; bandwidth {remote_bytes / rate:.1f} s "
-              f"({rate / 2**20:.0f} MiB/s measured through the relay with one {probe / 2**20:.0f} MiB object)")
+              f"({rate / 2**20:.0f} MiB/s measured through the relay with one {probe / 2**20:.0f} MiB object)"
+              + (f"; the link's {args.bandwidth_mbps:g} Mbit/s alone: {remote_bytes / link:.1f} s" if link else ""))
     return 0
 
 
