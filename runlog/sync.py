@@ -1123,6 +1123,8 @@ def _insert(ledger: Ledger, spool: Spool, records: list[Received], observations:
     batch records first (_MemberCheck), by the worker processes when the pull has them, while
     this process inserts the page before; those refused are left out and named in `refused`.
     Returns how many records and observations were added."""
+    if not (records or observations or held):
+        return 0, 0  # nothing to add: no write transaction (a ledger that cannot be written pulls nothing new)
     members = _MemberCheck(ledger, spool, records, checkers, refused)
     added = seen = 0
     cache = min(INSERT_CACHE_KIB, INSERT_CACHE_KIB_PER_ROW * (len(records) + len(observations)))

@@ -233,3 +233,22 @@ def test_pull_inserts_with_a_larger_page_cache_then_gives_the_connection_back_as
         assert ledger.count() == 0
 
 
+
+
+def test_a_pull_with_nothing_new_does_not_wait_for_another_writer_of_the_ledger(bucket, tmp_path):
+    fill(tmp_path / "alice.db", 3)
+    with Ledger.open(tmp_path / "alice.db") as ledger:
+        sync.push(ledger, bucket, REMOTE, jobs=2)
+    bob = tmp_path / "bob.db"
+    with Ledger.open(bob) as ledger:
+        assert sync.pull(ledger, bucket, REMOTE, jobs=2).records_received == 3
+    other = sqlite3.connect(bob, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process writing: a submit's intent, a refresh
+    try:
+        with Ledger.open(bob) as ledger:
+            ledger.conn.execute("PRAGMA busy_timeout = 100")  # would wait, then fail, if it took the lock
+            again = sync.pull(ledger, bucket, REMOTE, jobs=2)
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert (again.records_received, again.records_present, again.observations_received) == (0, 3, 0)
