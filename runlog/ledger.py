@@ -372,6 +372,7 @@ class Ledger:
         self.conn = conn
         self.snapshot = False  # True: an in-memory migrated copy of an older read-only ledger
         self._db: Any = None  # a sqlite_utils.Database, made on first use
+        self._joined = False  # inside one_transaction: write() joins it (a pull's inserts)
         # Read commands that write what they can of a damaged ledger set `partial`: a whole batch
         # record whose cohort's blob is lost or changed then reads with the reference in that
         # blob's place; `lost` names every blob `blob` could not give (cli.common.said_lost).
@@ -512,7 +513,11 @@ class Ledger:
 
     @contextmanager
     def write(self) -> Iterator[None]:
-        """One short write transaction, taken with BEGIN IMMEDIATE (waits on the busy timeout)."""
+        """One short write transaction, taken with BEGIN IMMEDIATE (waits on the busy timeout).
+        Inside one_transaction it is part of that one: an error raised in it undoes them all."""
+        if self._joined:
+            yield
+            return
         try:
             self.conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
@@ -526,6 +531,57 @@ class Ledger:
             self.conn.execute("COMMIT")
         except sqlite3.DatabaseError as exc:
             self._rollback()
+            raise LedgerError(f"cannot write to ledger {self.path}: {exc}") from None
+
+    @contextmanager
+    def one_transaction(self) -> Iterator[None]:
+        """Every write inside the block in one BEGIN IMMEDIATE transaction (write() there joins
+        it): all of it is committed at the end of the block, or none of it if the block raises
+        or the process dies first. A pull's inserts: a pull is added whole or not at all, one
+        commit instead of one a page, and indexes_built_after can drop indexes that no other
+        connection ever sees missing. Other writers wait for it (the busy timeout) meanwhile."""
+        with self.write():
+            self._joined = True
+            try:
+                yield
+            finally:
+                self._joined = False
+
+    # Indexes that the statements and triggers of a pull's inserts look rows up by, kept while
+    # the others are dropped (indexes_built_after): records_batch_adopt finds the members
+    # whose batch record had not come yet by batch_members_order (batch IS NULL).
+    _KEPT_WHILE_INSERTING = frozenset({"batch_members_order"})
+
+    @contextmanager
+    def indexes_built_after(self, rows: dict[str, int]) -> Iterator[None]:
+        """Inside one_transaction, about to insert `rows[table]` rows into each table: the
+        indexes of a table that holds no more rows than that (an empty ledger, or nearly) are
+        dropped while the block runs and created again after it with their own SQL, in the same
+        transaction, so that SQLite writes each index once, sorted, instead of a row at a time
+        into a b-tree on random keys (records' addresses are kept: UNIQUE; the other unique
+        indexes too, and those the inserts look rows up by, _KEPT_WHILE_INSERTING). An error
+        in the block rolls the transaction back, the dropped indexes with it: no connection
+        ever sees them missing."""
+        if not self._joined:
+            raise LedgerError("indexes_built_after needs one_transaction (a dropped index must never be committed)")
+        dropped: list[tuple[str, str]] = []
+        try:
+            for table, count in rows.items():
+                if not count or self.conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] > count:
+                    continue
+                for name, sql in self.conn.execute(
+                        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? "
+                        "AND sql IS NOT NULL AND sql NOT LIKE 'CREATE UNIQUE %' ORDER BY name", (table,)).fetchall():
+                    if name not in self._KEPT_WHILE_INSERTING:
+                        self.conn.execute(f'DROP INDEX "{name}"')
+                        dropped.append((name, sql))
+        except sqlite3.DatabaseError as exc:
+            raise LedgerError(f"cannot write to ledger {self.path}: {exc}") from None
+        yield
+        try:
+            for _, sql in dropped:
+                self.conn.execute(sql)
+        except sqlite3.DatabaseError as exc:
             raise LedgerError(f"cannot write to ledger {self.path}: {exc}") from None
 
     def _rollback(self) -> None:

@@ -1169,37 +1169,42 @@ def _pull_rounds(listing: Listing, fetch_pack: Callable, records: dict[str, Rece
 def _insert(ledger: Ledger, spool: Spool, records: list[Received], observations: list[ReceivedObservation],
             refused: list[tuple[str, str]], checkers: Checkers, held: Sequence[tuple[str, int, bytes]] = ()
             ) -> tuple[int, int]:
-    """Store the blobs the records name (`held`, checked: _pull_blobs) in one transaction, then
-    append the checked records, then the observations of the records the ledger then
-    holds, in the order given, INSERT_PAGE at a time, each page one transaction
-    (Ledger.add_received_records, add_checked_observations) read back from the spool. The
-    member records of a page are checked against their batch records first (_MemberCheck), by
-    the worker processes when the pull has them, while this process inserts the page before;
-    those refused are left out and named in `refused`. Returns how many records and
-    observations were added."""
-    if held:
-        with ledger.write():
-            ledger.add_blobs(held)
+    """Store the blobs the records name (`held`, checked: _pull_blobs), then append the
+    checked records, then the observations of the records the ledger then holds, in the order
+    given, INSERT_PAGE at a time read back from the spool (Ledger.add_received_records,
+    add_checked_observations), all in one transaction: the pull is added whole or not at all.
+    Into a ledger that holds no more rows than the pull brings (an empty one), the indexes
+    nothing looks rows up by while inserting are built after the rows instead of row by row
+    (Ledger.indexes_built_after). The member records of a page are checked against their
+    batch records first (_MemberCheck), by the worker processes when the pull has them, while
+    this process inserts the page before; those refused are left out and named in `refused`.
+    Returns how many records and observations were added."""
+    if not (records or observations or held):
+        return 0, 0  # nothing to add: no write transaction (a ledger that cannot be written pulls nothing new)
     members = _MemberCheck(ledger, spool, records, checkers, refused)
     added = seen = 0
     cache = min(INSERT_CACHE_KIB, INSERT_CACHE_KIB_PER_ROW * (len(records) + len(observations)))
-    with ledger.bulk_writes(), ledger.page_cache_for(cache):
-        checking = None
-        for page in _pages(records, 4, INSERT_PAGE_BYTES // 2):
-            rows = [spool.get(item[4]) for item in page]
-            following = (page, rows, members.check(page, rows))
+    with ledger.page_cache_for(cache), ledger.one_transaction():  # committed with the larger cache
+        if held:
+            ledger.add_blobs(held)
+        with ledger.indexes_built_after({"records": len(records), "batch_members": len(records)}):
+            checking = None
+            for page in _pages(records, 4, INSERT_PAGE_BYTES // 2):
+                rows = [spool.get(item[4]) for item in page]
+                following = (page, rows, members.check(page, rows))
+                if checking is not None:
+                    added += ledger.add_received_records(members.kept(*checking), plain=True)
+                checking = following
             if checking is not None:
                 added += ledger.add_received_records(members.kept(*checking), plain=True)
-            checking = following
-        if checking is not None:
-            added += ledger.add_received_records(members.kept(*checking), plain=True)
         known = ledger.addresses()
         observations = [item for item in observations if item[2] in known]
         del known
         if observations:
             ledger.index_observations()  # once: every observation held is then found by its address
-        for part in _pages(observations, 3):
-            seen += ledger.add_checked_observations([spool.get(item[3]) for item in part], plain=True)
+        with ledger.indexes_built_after({"observations": len(observations)}):
+            for part in _pages(observations, 3):
+                seen += ledger.add_checked_observations([spool.get(item[3]) for item in part], plain=True)
     return added, seen
 
 

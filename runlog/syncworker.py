@@ -161,8 +161,7 @@ class _Worker:
         self.process = childproc.start("runlog.syncworker", "serve")
         self.batch: str | None = None  # the batch record whose check this worker holds
 
-    def ask(self, request: tuple, died: str = "checking the pulled packs", then: str = "nothing was inserted"
-            ) -> Any:
+    def ask(self, request: tuple, died: str = "checking the pulled packs") -> Any:
         assert self.process.stdin is not None and self.process.stdout is not None
         try:
             childproc.send(self.process.stdin, request)
@@ -171,7 +170,7 @@ class _Worker:
             answer = None
         if answer is None:
             raise WorkerError(f"a worker process {died} ended without an answer (out of memory, or killed?); "
-                              f"{then}: run the pull again (it resumes)")
+                              "nothing was inserted: run the pull again (it resumes)")
         return answer
 
     def stop(self) -> None:
@@ -256,8 +255,7 @@ class Checkers:
             again = worker.batch == batch_address  # the worker holds its check already
             status, answer = worker.ask(("members", batch_address, None if again else body,
                                          None if again else cohort, received, members),
-                                        "checking the pulled member records",
-                                        "the pages of records inserted before it stay")
+                                        "checking the pulled member records")
             worker.batch = batch_address
         finally:
             self._idle.put(worker)

@@ -1,7 +1,8 @@
 """What pull and push do to cost less CPU (docs/performance.md, "A cohort on the team ledger")
 without checking less: the collector run less often and restored, each distinct observed_at
-of a pack checked once (a future one still refused wherever it appears), pages of inserts
-that a pull stopped part way and run again adds once."""
+of a pack checked once (a future one still refused wherever it appears), inserts in one
+transaction (indexes built after the rows in an empty ledger) that a pull stopped part way
+undoes whole and run again adds once."""
 
 from __future__ import annotations
 
@@ -66,33 +67,57 @@ def test_a_future_observed_at_shared_by_observations_of_one_pack_refuses_each_of
     assert len(reasons) == 2 and all(why.endswith(f"observed_at {future} is in the future") for why in reasons)
 
 
-def test_a_pull_stopped_part_way_through_its_inserts_and_run_again_adds_each_record_once(bucket, tmp_path,
-                                                                                         monkeypatch):
+def _schema(path) -> list[tuple]:
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute("SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY type, name").fetchall()
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("held", [0, 9], ids=["into an empty ledger", "into a ledger holding more"])
+def test_a_pull_stopped_part_way_through_its_inserts_adds_nothing_and_run_again_adds_each_record_once(
+        bucket, tmp_path, monkeypatch, held):
     alice = tmp_path / "alice.db"
     sent = fill(alice, 7)
     with Ledger.open(alice) as ledger:
         sync.push(ledger, bucket, REMOTE, jobs=2)
-    monkeypatch.setattr(sync, "INSERT_PAGE", 3)  # pages of 3, 3 and 1 records: each a transaction
+    monkeypatch.setattr(sync, "INSERT_PAGE", 3)  # pages of 3, 3 and 1 records
     with Ledger.open(alice) as ledger:
         last = max((entry.created, entry.address) for entry in ledger.entries())[1]  # pulled last
     bob = tmp_path / "bob.db"
+    if held:  # more records than the pull brings: the indexes are kept as they are
+        fill(bob, held, start=100)
     Ledger.open(bob).close()
     conn = sqlite3.connect(bob)  # the disk "fills" when the last record is written
     conn.execute(f"CREATE TRIGGER stop_here BEFORE INSERT ON records WHEN NEW.address = '{last}' "
                  "BEGIN SELECT RAISE(FAIL, 'database or disk is full'); END")
     conn.commit()
     conn.close()
+    schema = _schema(bob)
     with Ledger.open(bob) as ledger, pytest.raises(Exception, match="disk is full"):
         sync.pull(ledger, bucket, REMOTE, jobs=2)
+    assert _schema(bob) == schema  # every index as it was (an empty ledger's were dropped for the inserts)
     with Ledger.open(bob) as ledger:
-        assert ledger.count() == 6  # two pages committed, the third undone
+        assert ledger.count() == held  # the pages inserted before the failure were undone with it
+        assert ledger.conn.execute("SELECT count(*) FROM observations").fetchone()[0] == (1 if held else 0)
         ledger.conn.execute("DROP TRIGGER stop_here")
     with Ledger.open(bob) as ledger:
+        statements: list[str] = []
+        ledger.conn.set_trace_callback(statements.append)
         again = sync.pull(ledger, bucket, REMOTE, jobs=2)
-        assert (again.records_received, again.records_present, again.observations_received) == (1, 6, 1)
-        assert sorted(ledger.addresses()) == sorted(sent) and ledger.count() == 7
-        assert ledger.conn.execute("SELECT count(DISTINCT address) FROM records").fetchone()[0] == 7
+        ledger.conn.set_trace_callback(None)
+        dropped = sorted(sql.split('"')[1] for sql in statements if sql.startswith("DROP INDEX"))
+        # 9 records held and 7 pulled: the records' indexes are kept (batch_members holds no row, observations one)
+        assert dropped == (["batch_members_state", "observations_record"] if held else
+                           ["batch_members_state", "observations_record", "records_batch_id", "records_created",
+                            "records_created_no_members", "records_fingerprint", "records_replay_of", "records_run_arn",
+                            "records_run_id", "records_run_uuid"])
+        assert (again.records_received, again.records_present, again.observations_received) == (7, 0, 1)
+        assert set(sent) <= set(ledger.addresses()) and ledger.count() == 7 + held
+        assert ledger.conn.execute("SELECT count(DISTINCT address) FROM records").fetchone()[0] == 7 + held
         assert not verify(ledger).problems
+    assert _schema(bob) == [row for row in schema if row[1] != "stop_here"]
 
 
 def test_a_push_stores_the_observation_addresses_it_computed_and_they_are_those_of_their_objects(bucket, tmp_path):
@@ -208,3 +233,22 @@ def test_pull_inserts_with_a_larger_page_cache_then_gives_the_connection_back_as
         assert ledger.count() == 0
 
 
+
+
+def test_a_pull_with_nothing_new_does_not_wait_for_another_writer_of_the_ledger(bucket, tmp_path):
+    fill(tmp_path / "alice.db", 3)
+    with Ledger.open(tmp_path / "alice.db") as ledger:
+        sync.push(ledger, bucket, REMOTE, jobs=2)
+    bob = tmp_path / "bob.db"
+    with Ledger.open(bob) as ledger:
+        assert sync.pull(ledger, bucket, REMOTE, jobs=2).records_received == 3
+    other = sqlite3.connect(bob, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process writing: a submit's intent, a refresh
+    try:
+        with Ledger.open(bob) as ledger:
+            ledger.conn.execute("PRAGMA busy_timeout = 100")  # would wait, then fail, if it took the lock
+            again = sync.pull(ledger, bucket, REMOTE, jobs=2)
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert (again.records_received, again.records_present, again.observations_received) == (0, 3, 0)

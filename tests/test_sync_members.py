@@ -116,5 +116,4 @@ def test_a_worker_that_dies_checking_members_fails_in_one_line_that_says_what_st
         with pytest.raises(WorkerError) as failed:
             checkers.members(batch.address, batch.body.encode(), True, members, cohort).result()
     assert str(failed.value) == ("a worker process checking the pulled member records ended without an answer (out "
-                                 "of memory, or killed?); the pages of records inserted before it stay: run the pull "
-                                 "again (it resumes)")
+                                 "of memory, or killed?); nothing was inserted: run the pull again (it resumes)")
