@@ -1413,14 +1413,16 @@ class Ledger:
 
     def _copy_held_settings(self, address: str, table: str) -> None:
         """file_run_settings' copy for a record holding its settings by reference, when the
-        stream could not be used: the blob decoded whole (runlog/blobs.py)."""
-        import orjson
+        stream could not be used: the blob decoded whole (runlog/blobs.py), each setting written
+        back by fastjson.dumps (orjson refuses an integer beyond 64 bits, which the blob's
+        exact reading keeps)."""
+        from runlog import fastjson
 
         row = self.conn.execute(f"SELECT {self._HELD} FROM records r LEFT JOIN batch_views v "
                                 "ON v.record = r.address WHERE r.address = ?", (address,)).fetchone()
         if row is None or row[0] is None:
             return
-        rows = [(setting["runSettingId"], orjson.dumps(setting, option=orjson.OPT_SORT_KEYS).decode("utf-8"))
+        rows = [(setting["runSettingId"], fastjson.dumps(setting).decode("utf-8"))
                 for setting in _loads_list(self.blob(row[0]))
                 if type(setting) is dict and type(setting.get("runSettingId")) is str]
         self.conn.executemany(f"INSERT OR REPLACE INTO {table} (id, setting) VALUES (?, ?)", rows)

@@ -112,3 +112,35 @@ def test_replaying_one_run_of_such_a_cohort_sends_its_seed_exactly(s3_emulator, 
     omics = omics_client(s3_emulator)
     [item] = omics.list_runs_in_batch(batchId=json.loads(replayed.stdout)["id"])["runs"]
     assert omics.get_run(id=item["runId"])["parameters"]["sample_name"] == SEED
+
+
+def test_refresh_makes_members_exactly_when_the_blob_has_no_digest_rows(s3_emulator, s3_server, ledger_path,
+                                                                        git_repo, run_cli):
+    """A ledger without the per-run digest rows of a settings file's blob (one that pulled such
+    a cohort with a runlog that read the blob with orjson: it found no run of it there and kept
+    no rows) gets its members' settings from the blob decoded whole (Ledger._copy_held_settings).
+    The setting holding the 23-digit seed was then written back with orjson, which refuses an
+    integer beyond 64 bits (read as a float before, it was a member with another seed)."""
+    import sqlite3
+
+    settings = [cohort_setting(f"S{i}") for i in range(3)]
+    settings[1]["parameters"]["sample_name"] = SEED
+    s3_server.create_bucket(Bucket="cohort-bucket")
+    s3_server.put_object(Bucket="cohort-bucket", Key="cohort/settings.json", Body=json.dumps(settings).encode())
+    s3_emulator.batch_rate = 100
+    sent = run_cli("submit-batch", "--default-run-setting", json.dumps(COHORT_DEFAULT), "--batch-run-settings",
+                   json.dumps({"s3UriSettings": URI}))
+    assert sent.exit_code == 0, sent.output
+    batch_id = json.loads(sent.stdout)["id"]
+    with sqlite3.connect(ledger_path) as conn:
+        assert conn.execute("DELETE FROM blob_settings").rowcount > 0
+    conn.close()
+    s3_emulator.advance(200)
+    refreshed = run_cli("refresh", batch_id)
+    assert refreshed.exit_code == 0, refreshed.output
+    with sqlite3.connect(ledger_path) as conn:
+        members = [json.loads(body) for body, in conn.execute("SELECT body FROM records WHERE kind = 'member'")]
+    conn.close()
+    seeds = {m["batch"]["run_setting_id"]: m["request"]["parameters"]["sample_name"] for m in members}
+    assert seeds == {"S0": "S0", "S1": SEED, "S2": "S2"}
+    assert type(seeds["S1"]) is int
