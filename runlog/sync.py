@@ -1236,7 +1236,7 @@ def _received(created: str, address: str, key: str, request_id: str | None, row:
     batch = None
     if kind == "member":
         found = _BATCH_OF_MEMBER.search(row[1])
-        batch = sys.intern(found.group(1).decode() if found else fastjson.loads(row[1])["batch"]["record"])
+        batch = sys.intern(found.group(1).decode() if found else fastjson.loads_inexact(row[1])["batch"]["record"])
     return created, address, key, request_id, spool.put(row), sys.intern(kind), batch
 
 
