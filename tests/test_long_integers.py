@@ -16,19 +16,24 @@ SEED = 12345678901234567890123
 URI = "s3://cohort-bucket/cohort/settings.json"
 
 
-def test_a_cohort_with_an_integer_beyond_64_bits_reads_back_exactly(s3_emulator, s3_server, bucket, ledger_path,
-                                                                   git_repo, run_cli, tmp_path):
-    settings = [cohort_setting(f"S{i}") for i in range(4)]
-    settings[1]["parameters"]["sample_name"] = SEED
-    settings[2]["parameters"]["sample_name"] = 1e16  # and floats orjson writes otherwise (fastjson's checks)
-    settings[3]["parameters"]["sample_name"] = -2.5e-07
+def _submitted(settings: list[dict], s3_emulator, s3_server, run_cli) -> str:
+    """The id of a batch of `settings` submitted from an s3UriSettings file (its runs start at once)."""
     s3_server.create_bucket(Bucket="cohort-bucket")
     s3_server.put_object(Bucket="cohort-bucket", Key="cohort/settings.json", Body=json.dumps(settings).encode())
     s3_emulator.batch_rate = 100
     sent = run_cli("submit-batch", "--default-run-setting", json.dumps(COHORT_DEFAULT), "--batch-run-settings",
                    json.dumps({"s3UriSettings": URI}))
     assert sent.exit_code == 0, sent.output
-    batch_id = json.loads(sent.stdout)["id"]
+    return json.loads(sent.stdout)["id"]
+
+
+def test_a_cohort_with_an_integer_beyond_64_bits_reads_back_exactly(s3_emulator, s3_server, bucket, ledger_path,
+                                                                   git_repo, run_cli, tmp_path):
+    settings = [cohort_setting(f"S{i}") for i in range(4)]
+    settings[1]["parameters"]["sample_name"] = SEED
+    settings[2]["parameters"]["sample_name"] = 1e16  # and floats orjson writes otherwise (fastjson's checks)
+    settings[3]["parameters"]["sample_name"] = -2.5e-07
+    batch_id = _submitted(settings, s3_emulator, s3_server, run_cli)
     s3_emulator.advance(200)
     assert run_cli("refresh", batch_id).exit_code == 0
 
@@ -125,13 +130,7 @@ def test_refresh_makes_members_exactly_when_the_blob_has_no_digest_rows(s3_emula
 
     settings = [cohort_setting(f"S{i}") for i in range(3)]
     settings[1]["parameters"]["sample_name"] = SEED
-    s3_server.create_bucket(Bucket="cohort-bucket")
-    s3_server.put_object(Bucket="cohort-bucket", Key="cohort/settings.json", Body=json.dumps(settings).encode())
-    s3_emulator.batch_rate = 100
-    sent = run_cli("submit-batch", "--default-run-setting", json.dumps(COHORT_DEFAULT), "--batch-run-settings",
-                   json.dumps({"s3UriSettings": URI}))
-    assert sent.exit_code == 0, sent.output
-    batch_id = json.loads(sent.stdout)["id"]
+    batch_id = _submitted(settings, s3_emulator, s3_server, run_cli)
     with sqlite3.connect(ledger_path) as conn:
         assert conn.execute("DELETE FROM blob_settings").rowcount > 0
     conn.close()
