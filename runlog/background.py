@@ -14,6 +14,16 @@ from collections.abc import Callable
 from typing import Any
 
 
+def _reap(pid: int) -> None:
+    """Wait for the child `pid` to end. In a process that ignores SIGCHLD (a program embedding
+    runlog may) the kernel reaps it itself, and waitpid fails with ECHILD once it has ended:
+    the child is gone all the same."""
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
+
+
 class Pending:
     def __init__(self, pid: int | None, read_fd: int | None, value: Any = None, error: BaseException | None = None):
         self._pid, self._fd, self._value, self._error = pid, read_fd, value, error
@@ -22,7 +32,7 @@ class Pending:
         if self._fd is not None and self._pid is not None:
             with os.fdopen(self._fd, "rb") as pipe:
                 data = pipe.read()
-            os.waitpid(self._pid, 0)
+            _reap(self._pid)
             self._fd = None
             try:
                 message = json.loads(data)
