@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -24,12 +25,28 @@ def _reap(pid: int) -> None:
         pass
 
 
+def _discard(pid: int, read_fd: int) -> None:
+    """A child whose result was never asked for (its caller failed first: a bad request, say):
+    its pipe closed (its write fails, and it leaves) and it reaped, so that a program calling
+    runlog again and again keeps neither a process nor a descriptor per failure."""
+    try:
+        os.close(read_fd)
+    except OSError:
+        pass
+    _reap(pid)
+
+
 class Pending:
     def __init__(self, pid: int | None, read_fd: int | None, value: Any = None, error: BaseException | None = None):
         self._pid, self._fd, self._value, self._error = pid, read_fd, value, error
+        # run when the Pending is let go of with its result never asked for
+        self._unasked = weakref.finalize(self, _discard, pid, read_fd) if pid is not None and read_fd is not None \
+            else None
 
     def result(self) -> Any:
         if self._fd is not None and self._pid is not None:
+            if self._unasked is not None:
+                self._unasked.detach()
             with os.fdopen(self._fd, "rb") as pipe:
                 data = pipe.read()
             _reap(self._pid)
@@ -58,13 +75,15 @@ def start(function: Callable[..., Any], *args: Any) -> Pending:
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: compute, write one JSON message, leave without cleanup handlers
-        os.close(read_fd)
         try:
-            message = {"value": function(*args)}
-        except BaseException as exc:  # everything must reach the parent
-            message = {"error": f"{type(exc).__name__}: {exc}"}
-        with os.fdopen(write_fd, "wb") as pipe:
-            pipe.write(json.dumps(message).encode("utf-8"))
-        os._exit(0)
+            os.close(read_fd)
+            try:
+                message = {"value": function(*args)}
+            except BaseException as exc:  # everything must reach the parent
+                message = {"error": f"{type(exc).__name__}: {exc}"}
+            with os.fdopen(write_fd, "wb") as pipe:
+                pipe.write(json.dumps(message).encode("utf-8"))
+        finally:  # never back into the caller's code, whatever happened (a parent gone: a broken pipe)
+            os._exit(0)
     os.close(write_fd)
     return Pending(pid, read_fd)

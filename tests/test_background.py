@@ -56,3 +56,37 @@ def test_a_process_that_ignores_its_children_submits_and_records_the_run(aws_env
         [entry] = ledger.entries()
         assert entry.record["outcome"]["response"]["id"] == json.loads(done.stdout)["id"]
         assert entry.record["git"]["state"] != "unknown"
+
+
+UNASKED = """
+import gc, os, time
+from runlog import background
+
+def slow():
+    time.sleep(0.3)
+    return "done"
+
+for _ in range(5):  # a caller that fails before it asks for the result, again and again
+    pending = background.start(slow)
+    del pending
+gc.collect()
+try:
+    os.waitpid(-1, os.WNOHANG)
+    print("a child is left")
+except ChildProcessError:
+    print("none left")
+print(len(os.listdir("/proc/self/fd")))
+"""
+
+
+def test_a_result_never_asked_for_leaves_no_process_and_no_descriptor():
+    """A submission that fails before it reads the git capture's result (a bad request, say)
+    left a zombie process and an open pipe each time, in a program that calls runlog again
+    and again."""
+    env = {**os.environ, "RUNLOG_NO_FORK": ""}
+    baseline = subprocess.run([sys.executable, "-c", "import os; print(len(os.listdir('/proc/self/fd')))"],
+                              capture_output=True, text=True, env=env, check=True).stdout
+    out = subprocess.run([sys.executable, "-c", UNASKED], capture_output=True, text=True, env=env, check=True,
+                         timeout=60).stdout.splitlines()
+    assert out[0] == "none left"
+    assert int(out[1]) <= int(baseline) + 2  # (the runlog modules' own files, if any, not five pipes)
