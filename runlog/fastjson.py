@@ -28,6 +28,7 @@ from typing import Any
 import orjson
 
 from runlog import record as rec
+from runlog.safejson import long_number
 
 SORTED = orjson.OPT_SORT_KEYS
 
@@ -118,8 +119,6 @@ def loads(data: bytes | str) -> Any:
     does. A text holding a run of 19 digits or more (an integer beyond 64 bits, which orjson
     reads as a float: a settings file's parameter, say) is read by the json module, as is
     one orjson refuses."""
-    from runlog.safejson import long_number
-
     if long_number(data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data):
         return json.loads(data)
     try:

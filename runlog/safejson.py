@@ -225,13 +225,6 @@ def loads_untrusted(data: bytes | str, *, max_bytes: int = DEFAULT_MAX_BYTES,
                     max_depth: int = DEFAULT_MAX_DEPTH) -> Any:
     """Parse untrusted JSON within the limits above; raises UntrustedJSONError (never
     RecursionError, UnicodeDecodeError or json.JSONDecodeError)."""
-    return read_untrusted(data, max_bytes=max_bytes, max_depth=max_depth)[0]
-
-
-def read_untrusted(data: bytes | str, *, max_bytes: int = DEFAULT_MAX_BYTES,
-                   max_depth: int = DEFAULT_MAX_DEPTH) -> tuple[Any, bool]:
-    """loads_untrusted's (value, whether the value is orjson.loads(data)'s: the cheap checks
-    passed; False when the strict reader read it)."""
     if isinstance(data, str):
         try:
             raw = data.encode("utf-8")
@@ -245,13 +238,13 @@ def read_untrusted(data: bytes | str, *, max_bytes: int = DEFAULT_MAX_BYTES,
         raise UntrustedJSONError("not strict JSON: it starts with a byte order mark")
     value = _plain_value(raw, max_depth)
     if value is not _SLOW:
-        return value, True
+        return value
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise UntrustedJSONError(f"not UTF-8: invalid byte at offset {exc.start}") from None
     try:
-        return loads_strict(text, max_depth=max_depth), False
+        return loads_strict(text, max_depth=max_depth)
     except StrictJSONError as exc:
         if exc.syntax is not None:
             raise UntrustedJSONError(f"{exc.reason} at offset {exc.syntax.pos}") from None
