@@ -116,9 +116,9 @@ def dumps(value: Any) -> bytes:
 
 def loads(data: bytes | str) -> Any:
     """json.loads(data), faster: orjson's value when it reads the text as the json module
-    does. A text holding a run of 19 digits or more (an integer beyond 64 bits, which orjson
-    reads as a float: a settings file's parameter, say) is read by the json module, as is
-    one orjson refuses."""
+    does. A text that may hold a number of 19 digits or more (an integer beyond 64 bits,
+    which orjson reads as a float: a settings file's parameter, say; safejson.long_number) is
+    read by the json module, as is one orjson refuses."""
     if long_number(data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data):
         return json.loads(data)
     try:

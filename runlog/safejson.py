@@ -183,18 +183,24 @@ def loads_strict(text: str, *, max_depth: int = DEFAULT_MAX_DEPTH, unique_keys: 
 # A colon written as an escape (\u003a) would make the key count below inexact; such text goes
 # the strict way (so may a backslash written as "\\" before "u003a": that only costs time).
 _ESCAPED_COLON = re.compile(rb"\\u003[aA]")
-# Every digit as "0", every other byte as " ": a run of 19 zeros is a number of 19 digits or
-# more somewhere (or digits in a string). orjson reads an integer within 64 bits (18 digits
-# always are) as the json module does, a longer one as a float.
-_DIGITS = bytes(ord("0") if chr(byte).isdigit() and byte < 128 else ord(" ") for byte in range(256))
+# Every digit as "0"; every byte a number can follow ("[", ":", ",", whitespace, and the sign
+# "-") as "|"; every other byte as " ". "|" then 19 zeros is a run of 19 digits or more that
+# starts where a number can (a number's, or digits in a string after a space, say); digits
+# after a letter or a quote (a digest's in a string) are no number's. orjson reads an integer
+# within 64 bits (18 digits always are) as the json module does, a longer one as a float.
+_DIGITS = bytes(ord("0") if chr(byte).isdigit() and byte < 128 else ord("|") if chr(byte) in "[:, \t\n\r-"
+                else ord(" ") for byte in range(256))
+_LONG = b"|" + b"0" * 19
 _SLOW = object()
 
 
 def long_number(raw: bytes) -> bool:
-    """Whether `raw` (JSON text) holds a run of 19 digits or more: a number orjson may read
-    otherwise than the json module (an integer beyond 64 bits, as a float), or such digits
-    in a string (which only costs the json module's slower read)."""
-    return b"0" * 19 in raw.translate(_DIGITS)
+    """Whether `raw` (JSON text) may hold a number of 19 digits or more, which orjson may read
+    otherwise than the json module (an integer beyond 64 bits, as a float): a run of 19
+    digits where a number can start (at the start of the text too). Digits in a string that
+    start there too count (they only cost the json module's slower read)."""
+    marked = raw.translate(_DIGITS)
+    return _LONG in marked or marked.startswith(_LONG[1:])
 
 
 def _plain_value(raw: bytes, max_depth: int) -> Any:

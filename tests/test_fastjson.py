@@ -8,6 +8,8 @@ import struct
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from runlog import fastjson
 from runlog import record as rec
@@ -152,3 +154,25 @@ def test_dumps_floatless_writes_what_the_json_module_writes_for_values_without_f
     check()
     moment = datetime(2026, 11, 26, 12, 0, 0, 123456, tzinfo=timezone(timedelta(hours=2)))
     assert fastjson.dumps_floatless({"t": moment}) == rec.canonical_json({"t": moment})
+
+
+_numbers_and_digits = st.recursive(
+    st.one_of(st.integers(min_value=-(10 ** 40), max_value=10 ** 40), st.floats(allow_nan=False, allow_infinity=False),
+              st.text(st.sampled_from("0123456789 -:abcdef\"[,"), max_size=40), st.booleans(), st.none()),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text("0123456789ab", max_size=25), inner,
+                                                                max_size=4), max_leaves=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_numbers_and_digits, st.booleans())
+def test_loads_reads_every_number_as_the_json_module_does(value, spaced):
+    """Integers of any size, wherever they stand, and runs of digits in strings and keys (after a
+    space, a sign, a letter, a quote): fastjson.loads gives the json module's value, number types
+    included (orjson alone reads an integer beyond 64 bits as a float), and so does the reader
+    of untrusted JSON."""
+    from runlog.safejson import loads_untrusted
+
+    text = json.dumps(value, indent=1 if spaced else None, separators=None if spaced else (",", ":"))
+    expected = rec.canonical_json(json.loads(text))
+    assert rec.canonical_json(fastjson.loads(text.encode())) == expected
+    assert rec.canonical_json(loads_untrusted(text.encode(), max_depth=64)) == expected
