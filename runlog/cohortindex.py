@@ -84,12 +84,13 @@ def record_rows(record: dict, body: bytes, load: Callable[[str], bytes | None]) 
 def blob_rows(data: bytes) -> list[BucketRow] | None:
     """rows_of the run settings a settings file's content blob holds (`data`, its canonical
     JSON), read exactly (fastjson.loads: an integer beyond 64 bits stays one, or its run would
-    not be found in the blob); None for a blob that is not a JSON list (verify names it)."""
+    not be found in the blob); None for a blob that is not a JSON list, or is nested deeper
+    than the json module reads (verify names it)."""
     from runlog import fastjson
 
     try:
         listed = fastjson.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     return rows_of(listed, data) if isinstance(listed, list) else None
 

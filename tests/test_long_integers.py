@@ -143,3 +143,25 @@ def test_refresh_makes_members_exactly_when_the_blob_has_no_digest_rows(s3_emula
     seeds = {m["batch"]["run_setting_id"]: m["request"]["parameters"]["sample_name"] for m in members}
     assert seeds == {"S0": "S0", "S1": SEED, "S2": "S2"}
     assert type(seeds["S1"]) is int
+
+
+def test_verify_names_a_planted_blob_nested_too_deep_instead_of_failing(s3_emulator, s3_server, ledger_path,
+                                                                          git_repo, run_cli):
+    """A blob planted with rows under its name, nested deeper than the json module reads:
+    reading it exactly (orjson refuses such depth, the json module raises RecursionError) must
+    not stop verify (exit 70); it names the rows as strays, exit 1, as for any planted blob."""
+    import hashlib
+    import zlib
+
+    from helpers import tamper
+
+    _submitted([cohort_setting("S0")], s3_emulator, s3_server, run_cli)
+    deep = b"[" * 100_000 + b"]" * 100_000
+    sha = hashlib.sha256(deep).hexdigest()
+    tamper(ledger_path, "INSERT INTO blobs (sha256, bytes, data) VALUES (?, ?, ?)",
+           params=(sha, len(deep), zlib.compress(deep)))
+    tamper(ledger_path, "INSERT INTO blob_settings (blob, bucket, digest, runs) VALUES (?, 0, x'00', '[]')",
+           params=(sha,))
+    verified = run_cli("verify")
+    assert verified.exit_code == 1, verified.output
+    assert "internal error" not in verified.output and "FAIL" in verified.output
