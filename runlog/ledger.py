@@ -555,15 +555,24 @@ class Ledger:
     @contextmanager
     def indexes_built_after(self, rows: dict[str, int]) -> Iterator[None]:
         """Inside one_transaction, about to insert `rows[table]` rows into each table: the
-        indexes of a table that holds no more rows than that (an empty ledger, or nearly) are
-        dropped while the block runs and created again after it with their own SQL, in the same
-        transaction, so that SQLite writes each index once, sorted, instead of a row at a time
-        into a b-tree on random keys (records' addresses are kept: UNIQUE; the other unique
-        indexes too, and those the inserts look rows up by, _KEPT_WHILE_INSERTING). An error
-        in the block rolls the transaction back, the dropped indexes with it: no connection
-        ever sees them missing."""
+        indexes drop_indexes drops are dropped while the block runs and created again after it
+        (create_indexes), in the same transaction. An error in the block rolls the transaction
+        back, the dropped indexes with it: no connection ever sees them missing."""
+        dropped = self.drop_indexes(rows)
+        yield
+        self.create_indexes(dropped)
+
+    def drop_indexes(self, rows: dict[str, int]) -> list[tuple[str, str]]:
+        """Inside one_transaction, about to insert `rows[table]` rows into each table: drop the
+        indexes of a table that holds no more rows than that (an empty ledger, or nearly), so
+        that create_indexes, after the rows, has SQLite write each index once, sorted, instead
+        of a row at a time into a b-tree on random keys (records' addresses are kept: UNIQUE;
+        the other unique indexes too, and those the inserts look rows up by,
+        _KEPT_WHILE_INSERTING). Returns (name, SQL) of each index dropped. The caller creates
+        them again (create_indexes) or rolls the transaction back: a dropped index is never
+        committed."""
         if not self._joined:
-            raise LedgerError("indexes_built_after needs one_transaction (a dropped index must never be committed)")
+            raise LedgerError("dropping indexes needs one_transaction (a dropped index must never be committed)")
         dropped: list[tuple[str, str]] = []
         try:
             for table, count in rows.items():
@@ -577,12 +586,31 @@ class Ledger:
                         dropped.append((name, sql))
         except sqlite3.DatabaseError as exc:
             raise LedgerError(f"cannot write to ledger {self.path}: {exc}") from None
-        yield
+        return dropped
+
+    def create_indexes(self, dropped: list[tuple[str, str]]) -> None:
+        """Create again, each with its own SQL, the indexes drop_indexes dropped."""
         try:
             for _, sql in dropped:
                 self.conn.execute(sql)
         except sqlite3.DatabaseError as exc:
             raise LedgerError(f"cannot write to ledger {self.path}: {exc}") from None
+
+    def savepoint(self, name: str) -> None:
+        """Inside one_transaction: a savepoint that rollback_to can undo the writes back to
+        (a pull's streamed inserts, runlog/syncinsert.py)."""
+        if not self._joined:
+            raise LedgerError("a savepoint needs one_transaction")
+        self.conn.execute(f'SAVEPOINT "{name}"')
+
+    def rollback_to(self, name: str) -> None:
+        """Undo every write since savepoint `name`, and end it (the transaction stays open)."""
+        self.conn.execute(f'ROLLBACK TO "{name}"')
+        self.conn.execute(f'RELEASE "{name}"')
+
+    def release(self, name: str) -> None:
+        """End savepoint `name`, keeping its writes (committed with the transaction)."""
+        self.conn.execute(f'RELEASE "{name}"')
 
     def _rollback(self) -> None:
         """Undo the open transaction, if SQLite has not already (it rolls back by itself on a
@@ -1871,6 +1899,10 @@ class Ledger:
 
         yield from self.conn.execute("SELECT address, body FROM records WHERE kind = 'batch' "
                                      "AND instr(body, ?) ORDER BY seq", (MARKER,))
+
+    def record_times(self) -> dict[str, str]:
+        """Every record's address, with when it was created (its `created`)."""
+        return dict(self.conn.execute("SELECT address, created FROM records"))
 
     def request_ids(self) -> set[str]:
         """The requestId of every record that has one."""

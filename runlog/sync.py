@@ -26,16 +26,14 @@ from __future__ import annotations
 
 import gc
 import re
-import sys
 import threading
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
-from contextlib import contextmanager
+from collections.abc import Callable, Collection, Generator, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 
-from runlog import fastjson
 from runlog import record as rec
 from runlog import spool as spooling
 from runlog.errors import RunlogError, UsageError
@@ -43,7 +41,8 @@ from runlog.ledger import Ledger
 from runlog.safejson import DEFAULT_MAX_BYTES, DEFAULT_MAX_DEPTH, UntrustedJSONError, loads_untrusted
 from runlog.spool import Spool
 from runlog.syncblobs import BLOB_KEY_RE, blob_key
-from runlog.syncpack import INDEX_KEY_RE, PACK_KEY_RE, Pack, PackIndex, index_key, parse_index
+from runlog.syncinsert import Received, ReceivedObservation, RequestOwners, Streamer, cache_kib, insert_all, received
+from runlog.syncpack import INDEX_KEY_RE, PACK_KEY_RE, Hint, Pack, PackIndex, index_key, parse_index, read_hints
 from runlog.syncreceive import check_observations, check_records
 from runlog.textsafe import terminal_safe
 
@@ -71,25 +70,6 @@ ATTEMPT_KEY_RE = re.compile(r"^attempts/(?P<request>[^/]+)/(?P<address>[0-9a-f]{
 # listed size) are fetched one at a time, so that at most one of them is in memory.
 PULL_MAX_BYTES = 256 * 1024 * 1024
 LARGE_OBJECT_BYTES = DEFAULT_MAX_BYTES
-# Pulled records and observations are inserted this many at a time, each page one
-# transaction, read back from the spool they waited in (runlog/syncreceive.py); a page is cut
-# earlier once it holds INSERT_PAGE_BYTES, so that large records are not all held at once.
-# 10 000 (a page of a cohort's member records is then about the 16 MiB), where it was 2 000:
-# fewer, larger transactions write each page of the indexes that many rows share (the
-# addresses', the observations') into the WAL fewer times. Pages of records are cut at half
-# INSERT_PAGE_BYTES: two are held at once, one inserted while the next one's members are
-# checked (_insert).
-INSERT_PAGE = 10_000
-INSERT_PAGE_BYTES = 16 * 1024 * 1024
-# SQLite's page cache while the pulled rows are inserted (its default is 2 MB). The records'
-# indexes on random keys (address, run uuid, run id, fingerprint) and the observations' (their
-# record, their address) take a few hundred bytes an item: at 2 MB each page of 10 000 rows read
-# their leaves back from the file and wrote most of them again. With 64 MiB a 30 000-member pull
-# inserted its rows in 4.3-4.6 s of CPU instead of 4.9-6.0 s. Taken as pages are used.
-INSERT_CACHE_KIB = 64 * 1024
-# ... at most: a pull of fewer rows gets 1 KiB of cache per row it inserts (their index entries
-# are a few hundred bytes), so that a small pull does not take memory it cannot use.
-INSERT_CACHE_KIB_PER_ROW = 1
 # ... and that memory is taken from the spool: a pull keeps this much of its checked rows in
 # memory (the rest in its temporary file, which the system caches) instead of the spool's
 # 64 MiB, so that its peak, reached while it inserts (the cache fills with the pages written
@@ -164,6 +144,8 @@ class Listing:
     pack_keys: dict[str, str] = field(default_factory=dict)  # digest -> key of each pack listed
     refused: list[tuple[str, str]] = field(default_factory=list)  # (key, why): pack indexes that cannot be used
     sizes: dict[str, int] = field(default_factory=dict)  # key -> size in bytes, as listed
+    # digest -> the claims of a pack's index object (its oldest record, its oldest observation)
+    hints: dict[str, tuple[Hint | None, Hint | None]] = field(default_factory=dict)
     marker_refused: str | None = None  # why the format marker could not be read (it is then {})
 
     def packed(self) -> tuple[set[str], set[str]]:
@@ -322,6 +304,11 @@ def _too_large(size: int, max_bytes: int) -> str:
 def read_limited(s3, bucket: str, key: str, max_bytes: int) -> bytes:
     """GetObject, reading at most max_bytes + 1 bytes. Raises UntrustedJSONError for an object
     larger than max_bytes (which is never downloaded whole)."""
+    return _get_limited(s3, bucket, key, max_bytes)[0]
+
+
+def _get_limited(s3, bucket: str, key: str, max_bytes: int) -> tuple[bytes, object]:
+    """read_limited, with the object's user metadata (as boto3 gives it)."""
     answer = s3.get_object(Bucket=bucket, Key=key)
     body = answer["Body"]
     try:
@@ -331,7 +318,7 @@ def read_limited(s3, bucket: str, key: str, max_bytes: int) -> bytes:
         data = body.read(max_bytes + 1)
         if len(data) > max_bytes:
             raise UntrustedJSONError(_too_large(len(data), max_bytes).replace(" bytes", " bytes or more", 1))
-        return data
+        return data, answer.get("Metadata")
     finally:
         body.close()
 
@@ -429,32 +416,35 @@ def _read_indexes(s3, remote: Remote, listing: Listing, indexes: dict[str, str],
             listing.refused.append((key, "index of a pack that is not there"))
     wanted = sorted((digest, key) for digest, key in indexes.items() if digest in listing.pack_keys)
 
-    def fetch(item: tuple[str, str]) -> tuple[PackIndex | None, str | None]:
+    def fetch(item: tuple[str, str]) -> tuple[tuple[PackIndex, object] | None, str | None]:
         digest, key = item
         size = listing.sizes.get(key)
         if size is not None and size > max_bytes:
             return None, _too_large(size, max_bytes)
         try:
-            return parse_index(digest, read_limited(s3, remote.bucket, key, max_bytes), max_bytes)
+            data, metadata = _get_limited(s3, remote.bucket, key, max_bytes)
         except Exception as exc:
             why = _fetch_problem(exc, remote)
             if why is None:
                 raise
             return None, why
+        index, why = parse_index(digest, data, max_bytes)
+        return (None, why) if index is None else ((index, metadata), None)
 
-    for (digest, key), (index, why) in _transfer(wanted, fetch, remote, doing, jobs=jobs, progress=no_progress,
+    for (digest, key), (found, why) in _transfer(wanted, fetch, remote, doing, jobs=jobs, progress=no_progress,
                                                  label="reading pack indexes"):
-        if index is None:
+        if found is None:
             listing.refused.append((key, why or "unreadable"))
         else:
-            listing.packs[digest] = index
+            listing.packs[digest] = found[0]
+            listing.hints[digest] = read_hints(found[1])
 
 
 # -- transfers ----------------------------------------------------------------------------------
 
 
 def run_concurrently(items: list, action: Callable, *, jobs: int, progress: Progress = no_progress,
-                     label: str = "") -> Iterator[tuple[Any, Any]]:
+                     label: str = "") -> Generator[tuple[Any, Any], None, None]:
     """Run action(item) for every item on up to `jobs` threads (boto3 clients may be shared
     between threads); yields (item, result) as each finishes. The first failure is raised;
     what has not started is cancelled, and so is everything when the caller stops early."""
@@ -470,14 +460,28 @@ def run_concurrently(items: list, action: Callable, *, jobs: int, progress: Prog
 
 
 def _transfer(items: list, action: Callable, remote: Remote, doing: str, *, jobs: int, progress: Progress,
-              label: str) -> list[tuple[Any, Any]]:
-    """run_concurrently, collected; a failure becomes one TransferError line saying how far it got."""
+              label: str, each: Callable[[Any, Any], None] | None = None) -> list[tuple[Any, Any]]:
+    """run_concurrently, collected, or with `each`, handed to each(item, result) as each
+    arrives (what each raises is raised as it is); a failure of the transfer becomes one
+    TransferError line saying how far it got."""
     done: list[tuple[Any, Any]] = []
+    count = 0
+    results = run_concurrently(items, action, jobs=jobs, progress=progress, label=label)
     try:
-        for pair in run_concurrently(items, action, jobs=jobs, progress=progress, label=label):
-            done.append(pair)
-    except Exception as exc:
-        raise _fail(exc, remote, doing, f"{len(done)} of {len(items)} objects") from None
+        while True:
+            try:
+                pair = next(results)
+            except StopIteration:
+                break
+            except Exception as exc:
+                raise _fail(exc, remote, doing, f"{count} of {len(items)} objects") from None
+            count += 1
+            if each is None:
+                done.append(pair)
+            else:
+                each(*pair)
+    finally:
+        results.close()
     return done
 
 
@@ -562,7 +566,8 @@ def push(ledger: Ledger, s3, remote: Remote, *, jobs: int = 16, progress: Progre
             attempts.append(("attempt", remote.attempt_key(intent["request"]["requestId"], address), data,
                              {"runlog-address": address}))
             intents.append(intent)
-    held = ledger.addresses()
+    created = ledger.record_times()  # the packs' claims of their oldest records (syncpack.hint_metadata)
+    held = created.keys()
     records = held - set(listing.records) - packed_records
     result.records_present = len(held) - len(records)
     present = set(listing.observations) | packed_observations
@@ -593,7 +598,7 @@ def push(ledger: Ledger, s3, remote: Remote, *, jobs: int = 16, progress: Progre
         notice = (lambda: _put_packs_notice(writer, remote)) if isinstance(listing.marker, dict) \
             and listing.marker.get("format") == FORMAT_OBJECTS else None
         problems = _push_packs(items, len(records) + most, writer, remote, result, jobs=jobs, progress=progress,
-                               first=notice)
+                               first=notice, created=created)
         if problems:
             raise _refusal(problems, result)
         _push_objects(attempts, writer, remote, result, jobs=jobs, progress=progress)
@@ -656,8 +661,8 @@ class _LedgerRead(Exception):
 
 
 def _push_packs(items: Iterator[Checked], total: int, writer: ConditionalWriter, remote: Remote,
-                result: PushResult, *, jobs: int, progress: Progress, first: Callable[[], None] | None = None
-                ) -> list[str]:
+                result: PushResult, *, jobs: int, progress: Progress, first: Callable[[], None] | None = None,
+                created: dict[str, str] | None = None) -> list[str]:
     """Items (kind, address, canonical JSON, record, problems: _checked_items) in packs: each
     pack written, then its index (a pack counts as pushed only once its index is there),
     --jobs packs at a time. Packs are made from the items as the threads take them, so that
@@ -666,7 +671,9 @@ def _push_packs(items: Iterator[Checked], total: int, writer: ConditionalWriter,
     checks found nothing: at the first that found something no further pack is made (the one
     being filled is dropped), the packs being sent are finished and those not yet started are
     not sent; the rest of the items are checked (not sent) and every problem found is
-    returned, else []. `first` is called before the first pack is sent."""
+    returned, else []. `first` is called before the first pack is sent. `created`: each
+    record's `created`, for the claims each index object carries as metadata (the oldest
+    record and observation of its pack: syncpack.Pack.hint_metadata)."""
     from runlog.syncpack import build_packs, pack_key
 
     problems: list[str] = []
@@ -687,7 +694,7 @@ def _push_packs(items: Iterator[Checked], total: int, writer: ConditionalWriter,
             yield kind, address, data, record
 
     def packs() -> Iterator[Pack]:
-        for number, pack in enumerate(build_packs(progress(passed(), total, "pushing"))):
+        for number, pack in enumerate(build_packs(progress(passed(), total, "pushing"), created=created)):
             if number == 0 and first is not None:
                 first()
             yield pack
@@ -695,7 +702,7 @@ def _push_packs(items: Iterator[Checked], total: int, writer: ConditionalWriter,
     def send(pack: Pack) -> None:
         written = writer.put(remote.key(pack_key(pack.digest)), pack.body, {"runlog-pack": pack.digest},
                              content_type="application/x-ndjson")
-        writer.put(remote.key(index_key(pack.digest)), pack.index, {"runlog-pack": pack.digest})
+        writer.put(remote.key(index_key(pack.digest)), pack.index, {"runlog-pack": pack.digest, **pack.hint_metadata()})
         with counted:  # here, not as the main thread takes the results: a refusal leaves some untaken
             result.packs_sent += written
             if written:
@@ -927,13 +934,6 @@ def pull(ledger: Ledger, s3, remote: Remote, *, jobs: int = 16, progress: Progre
     return result
 
 
-# What pull keeps in memory of a checked record: (created, address, key, request id, where its
-# row is in the spool, its kind, and for a member the address of the batch record it names);
-# of an observation: (observed_at, address, record, where).
-Received = tuple[str, str, str, str | None, tuple[int, int], str, str | None]
-ReceivedObservation = tuple[str, str, str, tuple[int, int]]
-
-
 def _receive(ledger: Ledger, s3, remote: Remote, listing: Listing, spool: Spool, result: PullResult, *,
              jobs: int, progress: Progress, max_bytes: int, workers: int | None = None) -> None:
     """pull(): fetch and check what the ledger lacks, into `spool`, then insert it."""
@@ -964,7 +964,7 @@ def _receive(ledger: Ledger, s3, remote: Remote, listing: Listing, spool: Spool,
             if found is None:
                 return None, why
             created, request_id, row = found
-            return _received(created, address, key, request_id, row, spool), None
+            return received(created, address, key, request_id, row, spool), None
 
         return fetch(key, check)
 
@@ -1011,20 +1011,52 @@ def _receive(ledger: Ledger, s3, remote: Remote, listing: Listing, spool: Spool,
                for digest, index in listing.packs.items()
                if any(address in need_records for address in index.records)
                or any(address in need_observations for address, _ in index.observations))
-    with Checkers(worker_count(size, workers)) as checkers:
+    rows = len(records) + len(observations) + len(need_records) + len(need_observations)
+    opened: list[bool] = []
+    with Checkers(worker_count(size, workers)) as checkers, ExitStack() as transaction:
+        def begin() -> None:
+            """The pull's one transaction, opened once, as the first row is about to be written."""
+            if not opened:
+                opened.append(True)
+                transaction.enter_context(ledger.page_cache_for(cache_kib(rows)))
+                transaction.enter_context(ledger.one_transaction())
+
+        stream = None
+        streamed_blobs: list[str] = []
+        if not records and not observations and (need_records or need_observations):
+            def blobs_of(item: Received, refused: list[tuple[str, str]]) -> bool:
+                kept, held = _pull_blobs(ledger, spool, listing, [item], fetch, remote, refused, jobs=jobs,
+                                         progress=no_progress, max_bytes=max_bytes)
+                if held:
+                    ledger.add_blobs(held)
+                    streamed_blobs.extend(sha for sha, _, _ in held)
+                return bool(kept)
+
+            stream = Streamer(ledger, spool, checkers, begin, {"records": len(need_records),
+                              "batch_members": len(need_records), "observations": len(need_observations)},
+                              blobs_of, f"s3://{remote.bucket}")
         from_packs, packed_observations = _pull_packs(listing, fetch, spool, need_records, need_observations, remote,
                                                       result.refused, checkers, jobs=jobs, progress=progress,
-                                                      max_bytes=max_bytes)
+                                                      max_bytes=max_bytes, stream=stream)
         records.extend(from_packs)
         observations.extend(packed_observations)
         del local, have, got, need_records, need_observations
+        done = stream.finish() if stream is not None else None
+        if stream is not None and done is not None:
+            result.records_received, result.observations_received = done
+            result.refused.extend(stream.refused)
+            result.blobs_received = len(streamed_blobs)
+            return
         records.sort(key=lambda t: t[:2])
-        records = _one_record_per_request(ledger, remote, records, result.refused)
+        owners = RequestOwners(ledger, f"s3://{remote.bucket}", result.refused)
+        records = [item for item in records if owners.keep(item)]
         records, held = _pull_blobs(ledger, spool, listing, records, fetch, remote, result.refused, jobs=jobs,
                                     progress=progress, max_bytes=max_bytes)
         observations.sort(key=lambda t: t[:2])
-        result.records_received, result.observations_received = _insert(ledger, spool, records, observations,
-                                                                         result.refused, checkers, held)
+        if records or observations or held:  # else no write transaction (a ledger that cannot be written pulls nothing new)
+            begin()
+            result.records_received, result.observations_received = insert_all(ledger, spool, records, observations,
+                                                                               result.refused, checkers, held)
         result.blobs_received = len(held)
 
 
@@ -1096,16 +1128,19 @@ def _pull_blobs(ledger: Ledger, spool: Spool, listing: Listing, records: list[Re
 
 def _pull_packs(listing: Listing, fetch: Callable, spool: Spool, need_records: set[str],
                 need_observations: set[str], remote: Remote, refused: list[tuple[str, str]], checkers: Checkers, *,
-                jobs: int, progress: Progress, max_bytes: int) -> tuple[list[Received], list[ReceivedObservation]]:
+                jobs: int, progress: Progress, max_bytes: int, stream: Streamer | None = None
+                ) -> tuple[list[Received], list[ReceivedObservation]]:
     """Fetch the packs that hold what is needed, --jobs at a time, and verify them: the pack
     against its name and its index, then each needed item as a runlog.remote/1 object would
     be (canonical JSON, schema; an observation names the record its index files it under),
     a pack's items together (syncreceive.check_records, check_observations), the good ones
-    into the spool. Packs are chosen in order of name, each only when it holds something no
-    pack chosen before it holds; what a refused pack (or item) should have supplied is
-    looked for in the other packs, round after round. The checks run in the worker processes
-    of `checkers`, when the pull has them (runlog/syncworker.py). Returns the records and
-    observations as pull() keeps them."""
+    into the spool. Packs are chosen each only when it holds something no pack chosen before
+    it holds: in order of name, or with a `stream`, in the order of the claims their index
+    objects carry (the packs with records first, oldest first), so that the stream can append
+    what arrived while the rest is fetched; what a refused pack (or item) should have
+    supplied is looked for in the other packs, round after round. The checks run in the
+    worker processes of `checkers`, when the pull has them (runlog/syncworker.py). Returns
+    the records and observations as pull() keeps them."""
     records: dict[str, Received] = {}
     observations: dict[str, ReceivedObservation] = {}
     tried: set[str] = set()
@@ -1123,27 +1158,36 @@ def _pull_packs(listing: Listing, fetch: Callable, spool: Spool, need_records: s
                 return None, why
             del data
             checked_records, checked_observations, bad = found
-            good_records = [_received(created, address, key, request_id, row, spool)
+            good_records = [received(created, address, key, request_id, row, spool)
                             for created, address, request_id, row in checked_records]
             good_observations = [(row[3], row[0], row[1], spool.put(row)) for row in checked_observations]
             return (good_records, good_observations, bad), None
 
         return fetch(key, check)
 
-    _pull_rounds(listing, fetch_pack, records, observations, tried, need_records, need_observations, remote,
-                 refused, jobs=jobs, progress=progress)
-    return list(records.values()), list(observations.values())
+    def take(digest: str, answer: tuple[Any, str | None]) -> None:
+        found, why = answer
+        key = listing.pack_keys[digest]
+        if why:
+            refused.append((key, why))
+            if stream is not None:
+                stream.offer(digest, [], [], refused=True)
+            return
+        good_records, good_observations, bad = found
+        refused.extend((key, problem) for problem in bad)
+        new_records = [item for item in good_records if item[1] not in records]
+        new_observations = [observed for observed in good_observations if observed[1] not in observations]
+        for item in new_records:
+            records[item[1]] = item
+        for observed in new_observations:
+            observations[observed[1]] = observed
+        if stream is not None:
+            stream.offer(digest, new_records, new_observations, refused=bool(bad))
 
-
-def _pull_rounds(listing: Listing, fetch_pack: Callable, records: dict[str, Received],
-                 observations: dict[str, ReceivedObservation], tried: set[str], need_records: set[str],
-                 need_observations: set[str], remote: Remote, refused: list[tuple[str, str]], *, jobs: int,
-                 progress: Progress) -> None:
-    """_pull_packs' rounds: the packs that hold what is still missing, fetched and checked."""
     while True:
         missing = (need_records - set(records)) | (need_observations - set(observations))
         chosen: list[str] = []
-        for digest in sorted(set(listing.packs) - tried):
+        for digest in _fetch_order(listing, set(listing.packs) - tried, need_records, stream is not None):
             index = listing.packs[digest]
             holds = {a for a in index.records if a in missing} | {a for a, _ in index.observations if a in missing}
             if holds:
@@ -1152,192 +1196,28 @@ def _pull_rounds(listing: Listing, fetch_pack: Callable, records: dict[str, Rece
         if not chosen:
             break
         tried.update(chosen)
-        for digest, (found, why) in _transfer(chosen, fetch_pack, remote, "pull from", jobs=jobs, progress=progress,
-                                              label="pulling packs"):
-            key = listing.pack_keys[digest]
-            if why:
-                refused.append((key, why))
-                continue
-            good_records, good_observations, bad = found
-            refused.extend((key, problem) for problem in bad)
-            for item in good_records:
-                records.setdefault(item[1], item)
-            for observed in good_observations:
-                observations.setdefault(observed[1], observed)
+        if stream is not None:
+            stream.expect({digest: (*listing.hints.get(digest, (None, None)),
+                                    any(a in need_records for a in listing.packs[digest].records),
+                                    any(a in need_observations for a, _ in listing.packs[digest].observations))
+                           for digest in chosen})
+        _transfer(chosen, fetch_pack, remote, "pull from", jobs=jobs, progress=progress, label="pulling packs",
+                  each=take)
+    return list(records.values()), list(observations.values())
 
 
-def _insert(ledger: Ledger, spool: Spool, records: list[Received], observations: list[ReceivedObservation],
-            refused: list[tuple[str, str]], checkers: Checkers, held: Sequence[tuple[str, int, bytes]] = ()
-            ) -> tuple[int, int]:
-    """Store the blobs the records name (`held`, checked: _pull_blobs), then append the
-    checked records, then the observations of the records the ledger then holds, in the order
-    given, INSERT_PAGE at a time read back from the spool (Ledger.add_received_records,
-    add_checked_observations), all in one transaction: the pull is added whole or not at all.
-    Into a ledger that holds no more rows than the pull brings (an empty one), the indexes
-    nothing looks rows up by while inserting are built after the rows instead of row by row
-    (Ledger.indexes_built_after). The member records of a page are checked against their
-    batch records first (_MemberCheck), by the worker processes when the pull has them, while
-    this process inserts the page before; those refused are left out and named in `refused`.
-    Returns how many records and observations were added."""
-    if not (records or observations or held):
-        return 0, 0  # nothing to add: no write transaction (a ledger that cannot be written pulls nothing new)
-    members = _MemberCheck(ledger, spool, records, checkers, refused)
-    added = seen = 0
-    cache = min(INSERT_CACHE_KIB, INSERT_CACHE_KIB_PER_ROW * (len(records) + len(observations)))
-    with ledger.page_cache_for(cache), ledger.one_transaction():  # committed with the larger cache
-        if held:
-            ledger.add_blobs(held)
-        with ledger.indexes_built_after({"records": len(records), "batch_members": len(records)}):
-            checking = None
-            for page in _pages(records, 4, INSERT_PAGE_BYTES // 2):
-                rows = [spool.get(item[4]) for item in page]
-                following = (page, rows, members.check(page, rows))
-                if checking is not None:
-                    added += ledger.add_received_records(members.kept(*checking), plain=True)
-                checking = following
-            if checking is not None:
-                added += ledger.add_received_records(members.kept(*checking), plain=True)
-        known = ledger.addresses()
-        observations = [item for item in observations if item[2] in known]
-        del known
-        if observations:
-            ledger.index_observations()  # once: every observation held is then found by its address
-        with ledger.indexes_built_after({"observations": len(observations)}):
-            for part in _pages(observations, 3):
-                seen += ledger.add_checked_observations([spool.get(item[3]) for item in part], plain=True)
-    return added, seen
+def _fetch_order(listing: Listing, digests: set[str], need_records: set[str], claimed: bool) -> list[str]:
+    """The packs in the order they are chosen and fetched: by name; or, `claimed`, those with
+    records wanted first, each kind by the claim of its oldest item (one without a claim
+    first), then by name."""
+    if not claimed:
+        return sorted(digests)
+    least = ("", "")
 
+    def order(digest: str) -> tuple:
+        record, observation = listing.hints.get(digest, (None, None))
+        if any(address in need_records for address in listing.packs[digest].records):
+            return 0, record or least, digest
+        return 1, observation or least, digest
 
-def _pages(items: list[tuple], at: int, most: int | None = None) -> Iterator[list[tuple]]:
-    """Items in pages of at most INSERT_PAGE and, but for a page of one, `most` bytes of rows
-    (INSERT_PAGE_BYTES unless given; item[at]: where an item's row is in the spool, (offset, length))."""
-    most = INSERT_PAGE_BYTES if most is None else most
-    page: list[tuple] = []
-    size = 0
-    for item in items:
-        length = item[at][1]
-        if page and (len(page) >= INSERT_PAGE or size + length > most):
-            yield page
-            page, size = [], 0
-        page.append(item)
-        size += length
-    if page:
-        yield page
-
-
-# Where a member record names its batch record: its canonical JSON's "batch" object (scalars
-# only, keys sorted) holds "record" before "run_setting_id".
-_BATCH_OF_MEMBER = re.compile(rb'"batch":\{[^{}]*?"record":"([0-9a-f]{64})"')
-
-
-def _received(created: str, address: str, key: str, request_id: str | None, row: tuple, spool: Spool) -> Received:
-    """What pull keeps of a checked record, its row put in the spool."""
-    kind = row[2][0]
-    batch = None
-    if kind == "member":
-        found = _BATCH_OF_MEMBER.search(row[1])
-        batch = sys.intern(found.group(1).decode() if found else fastjson.loads_inexact(row[1])["batch"]["record"])
-    return created, address, key, request_id, spool.put(row), sys.intern(kind), batch
-
-
-class _MemberCheck:
-    """Received member records checked against their batch records (batch.member_check), a
-    page at a time as they are read back to be inserted: a member is what its batch record
-    makes of its run, so one that is not (another input for a run setting, settings for a run
-    setting the batch does not have) was written by someone else, and is refused. The batch
-    record is the one received in this pull, else the local ledger's; a member whose batch
-    record is in neither is refused too: taken unchecked, it would join its batch when a later
-    pull brought the batch record (the ledger adopts it), never checked. Each batch record's
-    bytes are held from its first member to its last."""
-
-    def __init__(self, ledger: Ledger, spool: Spool, records: list[Received], checkers: Checkers,
-                 refused: list[tuple[str, str]]) -> None:
-        self.ledger, self.spool, self.checkers, self.refused = ledger, spool, checkers, refused
-        self.received = {item[1]: item[4] for item in records if item[5] == "batch"}
-        self.left: dict[str, int] = {}
-        for item in records:
-            if item[6] is not None:  # a member
-                self.left[item[6]] = self.left.get(item[6], 0) + 1
-        self.bodies: dict[str, tuple[bytes, dict[str, bytes] | None] | None] = {}
-
-    def check(self, page: list[Received], rows: list[tuple]) -> list[Future]:
-        """Start checking the members of a page (its items and their rows): futures of the
-        (address, why) of those refused."""
-        groups: dict[str, list[tuple[str, bytes]]] = {}
-        for item, row in zip(page, rows, strict=True):
-            if item[6] is not None:
-                groups.setdefault(item[6], []).append((item[1], row[1]))
-        futures: list[Future] = []
-        for batch_address, members in groups.items():
-            found = self._body(batch_address)
-            if found is None:  # nothing to check them against: not yet
-                done: Future = Future()
-                done.set_result([(member, f"member record {member} names batch record {batch_address}, which this "
-                                  "pull does not take and this ledger does not hold: a member is taken with or after "
-                                  "its batch record (push the ledger that holds the batch record, then pull again)")
-                                 for member, _ in members])
-                futures.append(done)
-            else:
-                futures.append(self.checkers.members(batch_address, found[0], batch_address in self.received, members,
-                                                     found[1]))
-            self.left[batch_address] -= len(members)
-            if not self.left[batch_address]:
-                del self.bodies[batch_address]  # its last member: the batch record is let go
-        return futures
-
-    def kept(self, page: list[Received], rows: list[tuple], futures: list[Future]) -> list[tuple]:
-        """The rows of a page less its members refused, once their check is done (each named in
-        `refused`, with the key it was pulled from)."""
-        bad = {address: why for future in futures for address, why in future.result()}
-        if not bad:
-            return rows
-        self.refused.extend((item[2], bad[item[1]]) for item in page if item[1] in bad)
-        return [row for row in rows if row[0] not in bad]
-
-    def _body(self, batch_address: str) -> tuple[bytes, dict[str, bytes] | None] | None:
-        """The canonical JSON of the batch record a member names (received in this pull, else the
-        local ledger's) and, when it holds its cohort by reference, the blobs it names {sha256:
-        canonical JSON} (the ledger's: a pull stores those it received before its records); None
-        when neither holds the record."""
-        if batch_address not in self.bodies:
-            if batch_address in self.received:
-                body = self.spool.get(self.received[batch_address])[1]
-            else:
-                entry = self.ledger.get(batch_address)
-                body = entry.body.encode("utf-8") if entry is not None and entry.kind == "batch" else None
-            self.bodies[batch_address] = None if body is None else (body, self._cohort(body))
-        return self.bodies[batch_address]
-
-    def _cohort(self, body: bytes) -> dict[str, bytes] | None:
-        from runlog.syncblobs import references
-
-        refs, _ = references(body)
-        return {ref["sha256"]: self.ledger.blob(ref["sha256"]) for _, ref in refs} if refs else None
-
-
-def _one_record_per_request(ledger: Ledger, remote: Remote, records: list[Received],
-                            refused: list[tuple[str, str]]) -> list[Received]:
-    """A requestId belongs to one run, so to one record. Of several pulled records with the
-    same requestId the oldest (then the lowest address) is kept, in every ledger alike; a
-    record whose requestId the local ledger already holds is refused. Each refusal names the
-    record that has the requestId."""
-    local = ledger.request_ids()
-    owner: dict[str, tuple[str, str]] = {}  # request id -> (address, where)
-    kept = []
-    for item in records:
-        _, address, key, request_id, *_ = item
-        if request_id is None:
-            kept.append(item)
-            continue
-        if request_id in local and request_id not in owner:
-            entry = ledger.by_request_id(request_id)
-            if entry is not None and entry.address != address:
-                owner[request_id] = (entry.address, "in the local ledger")
-        if request_id in owner:
-            other, where = owner[request_id]
-            refused.append((key, f"requestId {terminal_safe(request_id)[:80]!s} is already used by record {other} "
-                                 f"({where}); one request id is one run, so this record ({address}) is left out"))
-            continue
-        owner[request_id] = (address, f"s3://{remote.bucket}/{key}")
-        kept.append(item)
-    return kept
+    return sorted(digests, key=order)

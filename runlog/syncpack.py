@@ -19,6 +19,13 @@ download of the packs. The index is only a claim: a pull checks the pack against
 and checks that it holds exactly what its index names, item by item, before anything of it
 is used (docs/team-ledger.md).
 
+The index object also carries two claims as S3 metadata, outside its bytes (so that a runlog
+that does not read them reads the same index): the oldest record the pack holds, as
+`x-amz-meta-runlog-oldest-record: <created> <address>`, and the oldest observation,
+`x-amz-meta-runlog-oldest-observation: <observed_at> <address>`. A pull uses them only to
+choose the order it fetches packs in and to append what it received while the rest is
+still coming (runlog/syncinsert.py); a claim that lies makes it slower, never wrong.
+
 Nothing here talks to S3 or the ledger: building packs from items, and reading them back."""
 
 from __future__ import annotations
@@ -45,6 +52,15 @@ ADDRESS_RE = re.compile(r"^[0-9a-f]{64}$")
 PACK_BYTES = 1024 * 1024
 PACK_ITEMS = 4096
 KINDS = {b"r": "record", b"o": "observation"}
+# The claims of the oldest items, as S3 metadata of the index object (without x-amz-meta-).
+HINT_RECORD = "runlog-oldest-record"
+HINT_OBSERVATION = "runlog-oldest-observation"
+Hint = tuple[str, str]  # (created or observed_at, address): the order a pull appends items in
+_HINT_RE = re.compile(r"^([0-9A-Za-z:.+\-]{1,64}) ([0-9a-f]{64})$")
+# Where an observation's canonical JSON (ledger.observation_object: keys sorted, "body" first)
+# says when it was made: the last "observed_at" key, as no byte sequence `"observed_at":"` can
+# stand inside a JSON string (its quotes would be escaped).
+_OBSERVED_AT = b'"observed_at":"'
 
 
 def pack_key(digest: str) -> str:
@@ -64,6 +80,38 @@ class Pack:
     index: bytes
     records: list[str] = field(default_factory=list)
     observations: list[tuple[str, str]] = field(default_factory=list)  # (address, record)
+    oldest_record: Hint | None = None
+    oldest_observation: Hint | None = None
+
+    def hint_metadata(self) -> dict[str, str]:
+        """The S3 metadata of the index object: the claims of the oldest items it holds."""
+        metadata = {}
+        for name, hint in ((HINT_RECORD, self.oldest_record), (HINT_OBSERVATION, self.oldest_observation)):
+            if hint is not None and _HINT_RE.match(f"{hint[0]} {hint[1]}"):
+                metadata[name] = f"{hint[0]} {hint[1]}"
+        return metadata
+
+
+def read_hints(metadata: object) -> tuple[Hint | None, Hint | None]:
+    """The claims (oldest record, oldest observation) of an index object's S3 metadata (None
+    for one absent or not of the form push writes)."""
+    found: list[Hint | None] = []
+    for name in (HINT_RECORD, HINT_OBSERVATION):
+        value = metadata.get(name) if isinstance(metadata, dict) else None
+        match = _HINT_RE.match(value) if isinstance(value, str) else None
+        found.append((match.group(1), match.group(2)) if match else None)
+    return found[0], found[1]
+
+
+def observed_at(data: bytes) -> str | None:
+    """When an observation's canonical JSON says it was made (None if it cannot tell)."""
+    at = data.rfind(_OBSERVED_AT)
+    if at < 0:
+        return None
+    start = at + len(_OBSERVED_AT)
+    end = data.find(b'"', start)
+    value = data[start:end]
+    return value.decode("ascii") if end > 0 and b"\\" not in value and value.isascii() else None
 
 
 @dataclass
@@ -76,38 +124,56 @@ class PackIndex:
     observations: list[tuple[str, str]]  # (address, record)
 
 
-def _finish(lines: list[bytes], records: list[str], observations: list[tuple[str, str]]) -> Pack:
+def _finish(lines: list[bytes], records: list[str], observations: list[tuple[str, str]],
+            oldest: list[Hint | None], unknown: list[bool]) -> Pack:
     body = HEADER + b"".join(lines)
     digest = rec.sha256_hex(body)
     index = rec.canonical_json({"format": INDEX_FORMAT, "pack": digest, "size": len(body), "records": records,
                                 "observations": [list(pair) for pair in observations]})
-    return Pack(digest, body, index, records, observations)
+    claims = [None if gap else hint for hint, gap in zip(oldest, unknown, strict=True)]
+    return Pack(digest, body, index, records, observations, claims[0], claims[1])
 
 
-def build_packs(items: Iterable[tuple[str, str, bytes, str | None]], *, max_bytes: int = PACK_BYTES,
-                max_items: int = PACK_ITEMS) -> Iterator[Pack]:
+def build_packs(items: Iterable[tuple[str, str, bytes, str | None]], *, max_bytes: int | None = None,
+                max_items: int | None = None, created: dict[str, str] | None = None) -> Iterator[Pack]:
     """Packs of (kind, address, canonical JSON, record) items ("record" or "observation"; the
     record an observation is about), in the order given, each closed at max_bytes or
     max_items; yielded one at a time, so that only the pack being filled is held. The same
-    items in the same order make the same packs (and so the same names)."""
+    items in the same order make the same packs (and so the same names). `created`: each
+    record's `created` (the ledger's), for the claim of the oldest record a pack holds
+    (Pack.hint_metadata); without it a pack claims none. The limits are PACK_BYTES and
+    PACK_ITEMS unless given."""
+    max_bytes = PACK_BYTES if max_bytes is None else max_bytes
+    max_items = PACK_ITEMS if max_items is None else max_items
     lines: list[bytes] = []
     records: list[str] = []
     observations: list[tuple[str, str]] = []
+    oldest: list[Hint | None] = [None, None]  # of the records, of the observations
+    unknown = [created is None, False]  # an item of that kind whose time is not known: no claim
     size = len(HEADER)
     for kind, address, data, record in items:
         line = (b"r " if kind == "record" else b"o ") + data + b"\n"
         if lines and (size + len(line) > max_bytes or len(lines) >= max_items):
-            yield _finish(lines, records, observations)
+            yield _finish(lines, records, observations, oldest, unknown)
             lines, records, observations, size = [], [], [], len(HEADER)
+            oldest, unknown = [None, None], [created is None, False]
         lines.append(line)
         size += len(line)
         if kind == "record":
             records.append(address)
+            when = created.get(address) if created is not None else None
+            which = 0
         else:
             assert record is not None
             observations.append((address, record))
+            when = observed_at(data)
+            which = 1
+        if when is None:
+            unknown[which] = True
+        elif oldest[which] is None or (when, address) < oldest[which]:  # type: ignore[operator]
+            oldest[which] = (when, address)
     if lines:
-        yield _finish(lines, records, observations)
+        yield _finish(lines, records, observations, oldest, unknown)
 
 
 def parse_index(digest: str, data: bytes, max_bytes: int) -> tuple[PackIndex | None, str | None]:

@@ -737,11 +737,11 @@ class _RecordLayout:
         self.attempt_columns = _columns(conn, "attempts", "intent")
         record_seal, record_join = _seal_join("records", "rs", "r", sealed)
         attempt_seal, attempt_join = _seal_join("attempts", "sa", "a", sealed)
-        self.sql = (
+        self.select = (
             f"SELECT {', '.join('r.' + c for c in self.record_columns)}, CAST(r.body AS BLOB), {record_seal}, "
             f"{', '.join('a.' + c for c in self.attempt_columns)}, CAST(a.intent AS BLOB), {attempt_seal} "
-            f"FROM records r {record_join}LEFT JOIN attempts a ON a.request_id = r.request_id {attempt_join}"
-            "WHERE r.seq >= ? AND r.seq < ? ORDER BY r.seq")
+            f"FROM records r {record_join}LEFT JOIN attempts a ON a.request_id = r.request_id {attempt_join}")
+        self.sql = self.select + "WHERE r.seq >= ? AND r.seq < ? ORDER BY r.seq"
         width = len(self.record_columns)
         self.body, self.seal = width, width + 1
         self.seq, self.address, self.chain, self.created = (
@@ -762,6 +762,10 @@ class _RecordLayout:
         self.attempt_sealer = sealer("attempts", tuple(self.attempt_columns))
         self.packed = self.attempt + self.attempt_columns.index("intent_zlib") \
             if "intent_zlib" in self.attempt_columns else None
+
+    def sql_in(self, count: int) -> str:
+        """The query of the rows whose seqs are given (`count` of them), in any order."""
+        return self.select + f"WHERE r.seq IN ({','.join('?' * count)})"
 
     def unpack(self, rows: list[tuple]) -> list[tuple]:
         """The rows with each compressed intent (migration m011) in the intent's place, as
@@ -1062,22 +1066,32 @@ def _gap(label: str, last_seen: int, next_seen: int) -> Problem:
 def outgoing_records(ledger: Ledger, records: Collection[str]) -> Iterator[tuple[str, bytes, list[Problem]]]:
     """The records `push` is about to send, checked as verify checks them (content, schema,
     columns, seal, intent) as they are read, a few rows at a time: (address, canonical JSON as
-    stored, its problems) of each record whose address is among `records`, in ledger order.
-    Push sends the bytes checked here, never bytes read again, so that an edit behind
-    runlog's back never becomes a valid object on the team ledger."""
+    stored, its problems) of each record whose address is among `records`, oldest first (by
+    `created`, then address: the order a pull appends them in, so that each pack holds a
+    stretch of it and a pull can append one pack's records while later ones are still
+    coming: runlog/syncinsert.py). Push sends the bytes checked here, never bytes read again,
+    so that an edit behind runlog's back never becomes a valid object on the team ledger."""
     conn = ledger.conn
     sealed = _has_seals(conn)
     at = _RecordLayout(conn, sealed)
-    seqs = sorted(seq for seq, address in conn.execute("SELECT seq, address FROM records") if address in records)
-    for low, high in _runs(seqs):
-        cursor = conn.execute(at.sql, (low, high))
-        while rows := cursor.fetchmany(CHUNK):
-            rows = at.unpack(rows)
+    order = [seq for _, _, seq in sorted((created, address, seq) for seq, address, created in conn.execute(
+        "SELECT seq, address, created FROM records") if address in records)]
+    for start in range(0, len(order), OUTGOING_READ):
+        part = order[start:start + OUTGOING_READ]
+        where = {seq: i for i, seq in enumerate(part)}
+        found = conn.execute(at.sql_in(len(part)), part).fetchall()
+        found.sort(key=lambda row: where[row[at.seq]])
+        for low in range(0, len(found), CHUNK):
+            rows = at.unpack(found[low:low + CHUNK])
             for values, clean in zip(rows, _clean(rows, at, sealed), strict=True):
                 tally = Tally("records")
                 if not clean:
                     _look_closer(values, at, sealed, tally)
                 yield values[at.address], values[at.body], tally.problems
+
+
+# Rows outgoing_records reads with one query (by seq, within SQLite's limit on parameters).
+OUTGOING_READ = 500
 
 
 Outgoing = tuple[str | None, str, bytes | None, list[Problem]]  # (address, record, object bytes, problems)

@@ -20,7 +20,7 @@ from helpers import (
     refreshed_cohort,
 )
 from runlog import record as rec
-from runlog import sync
+from runlog import syncinsert
 from runlog.ledger import Ledger
 
 
@@ -38,7 +38,7 @@ def test_a_cohort_is_pushed_and_pulled_page_by_page_in_order(s3_emulator, bucket
     again = push_json(run_cli, ledger_path)
     assert (again["records_sent"], again["observations_sent"], again["records_present"]) == (0, 0, 8)
 
-    monkeypatch.setattr(sync, "INSERT_PAGE", 3)  # 8 records: pages of 3, 3 and 2
+    monkeypatch.setattr(syncinsert, "INSERT_PAGE", 3)  # 8 records: pages of 3, 3 and 2
     other = tmp_path / "other.db"
     code, pulled = pull_json(run_cli, other)
     assert (code, pulled["records_received"], pulled["observations_received"], pulled["refused"]) == (0, 8, 8, [])

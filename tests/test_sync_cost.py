@@ -13,7 +13,7 @@ import pytest
 
 from conftest import TEAM_BUCKET
 from helpers import fill
-from runlog import sync
+from runlog import sync, syncinsert
 from runlog.ledger import Ledger
 from runlog.verify import verify
 
@@ -82,7 +82,7 @@ def test_a_pull_stopped_part_way_through_its_inserts_adds_nothing_and_run_again_
     sent = fill(alice, 7)
     with Ledger.open(alice) as ledger:
         sync.push(ledger, bucket, REMOTE, jobs=2)
-    monkeypatch.setattr(sync, "INSERT_PAGE", 3)  # pages of 3, 3 and 1 records
+    monkeypatch.setattr(syncinsert, "INSERT_PAGE", 3)  # pages of 3, 3 and 1 records
     with Ledger.open(alice) as ledger:
         last = max((entry.created, entry.address) for entry in ledger.entries())[1]  # pulled last
     bob = tmp_path / "bob.db"
@@ -190,11 +190,11 @@ def test_a_host_programs_frozen_objects_stay_frozen_after_a_pull_or_push():
 def test_pull_inserts_with_a_larger_page_cache_then_gives_the_connection_back_as_it_was(bucket, tmp_path,
                                                                                           monkeypatch):
     """The pulled rows go in with SQLite's page cache at INSERT_CACHE_KIB_PER_ROW KiB a row, at
-    most sync.INSERT_CACHE_KIB (the records' and observations' indexes on random keys stay in
+    most syncinsert.INSERT_CACHE_KIB (the records' and observations' indexes on random keys stay in
     memory between pages); the connection's own setting is back once the pull is done, also
     when it fails part way."""
-    monkeypatch.setattr(sync, "INSERT_CACHE_KIB_PER_ROW", 1000)  # 5 rows: 5 000 KiB, more than the most
-    monkeypatch.setattr(sync, "INSERT_CACHE_KIB", 4096)
+    monkeypatch.setattr(syncinsert, "INSERT_CACHE_KIB_PER_ROW", 1000)  # 5 rows: 5 000 KiB, more than the most
+    monkeypatch.setattr(syncinsert, "INSERT_CACHE_KIB", 4096)
     fill(tmp_path / "alice.db", 4)
     with Ledger.open(tmp_path / "alice.db") as ledger:
         sync.push(ledger, bucket, REMOTE, jobs=2)
@@ -211,7 +211,7 @@ def test_pull_inserts_with_a_larger_page_cache_then_gives_the_connection_back_as
     first_insert = next(at for at, sql in enumerate(statements) if sql.startswith("INSERT INTO records"))
     assert grown < first_insert < statements.index("PRAGMA cache_size = -3000")
     # a smaller pull, a smaller cache: 1 KiB a row by default (here 4 records and an observation)
-    monkeypatch.setattr(sync, "INSERT_CACHE_KIB_PER_ROW", 1000 // 2)
+    monkeypatch.setattr(syncinsert, "INSERT_CACHE_KIB_PER_ROW", 1000 // 2)
     statements.clear()
     with Ledger.open(tmp_path / "dave.db") as ledger:
         ledger.conn.set_trace_callback(statements.append)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 
 from helpers import REMOTE, member_rows, push_json, random_observation, recomputed, refreshed_cohort, tamper
-from runlog import sync
+from runlog import sync, syncinsert
 from runlog.ledger import Ledger
 
 
@@ -34,7 +34,7 @@ def test_a_pull_keeps_each_members_status_a_page_at_a_time_as_the_triggers_would
     samples = [f"S{i:03d}" for i in range(9)]
     batch_id = refreshed_cohort(run_cli, s3_emulator, bucket, samples)
     assert push_json(run_cli, ledger_path)["records_sent"] == 10
-    monkeypatch.setattr(sync, "INSERT_PAGE", 4)  # the batch record and members in pages of 4
+    monkeypatch.setattr(syncinsert, "INSERT_PAGE", 4)  # the batch record and members in pages of 4
     bob = tmp_path / "bob.db"
     pulled, pauses = pull_counting_pauses(bucket, bob)
     assert (pulled.records_received, pulled.observations_received, pulled.refused) == (10, 10, [])
@@ -68,7 +68,7 @@ def test_a_pull_keeps_each_members_status_a_page_at_a_time_as_the_triggers_would
         expected = recomputed(ledger)
         assert member_rows(ledger) == expected  # the triggers' rows, in the ledger that made them
     assert push_json(run_cli, ledger_path)["observations_sent"] == 45
-    monkeypatch.setattr(sync, "INSERT_PAGE", 100)  # one page: its statement chooses among them all
+    monkeypatch.setattr(syncinsert, "INSERT_PAGE", 100)  # one page: its statement chooses among them all
     pulled, pauses = pull_counting_pauses(bucket, bob)
     assert (pulled.observations_received, pauses) == (45, 1)
     with Ledger.open(bob) as ledger:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from helpers import REMOTE, forged_member, push_json, put_forged_member, record_key, refreshed_cohort
-from runlog import blobs, sync
+from runlog import blobs, syncinsert
 from runlog import record as rec
 from runlog.batch import unmade_members
 from runlog.ledger import Ledger
@@ -42,7 +42,7 @@ def test_a_forged_member_is_refused_in_a_worker_as_in_the_pulling_process(s3_emu
         members = ledger.entries(where="kind = 'member'")
         expected = ledger.addresses()
     forged = put_forged_member(bucket, members[0].body)
-    monkeypatch.setattr(sync, "INSERT_PAGE", 2)  # pages of two records: several checked while others are inserted
+    monkeypatch.setattr(syncinsert, "INSERT_PAGE", 2)  # pages of two records: several checked while others are inserted
     monkeypatch.setenv("RUNLOG_PULL_WORKERS", workers)
 
     other = tmp_path / "other.db"

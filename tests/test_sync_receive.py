@@ -14,7 +14,7 @@ import pytest
 from conftest import TEAM_BUCKET
 from recordfactory import make_record
 from runlog import record as rec
-from runlog import spool, sync
+from runlog import spool, sync, syncinsert
 from runlog.ledger import INDEX_COLUMNS, Ledger, index_columns, observation_object, stored_observation_object
 from runlog.spool import Spool
 from runlog.syncreceive import (
@@ -187,7 +187,7 @@ def test_a_pulled_cohort_waits_on_disk_and_is_inserted_a_page_at_a_time(bucket, 
         pushed = sync.push(ledger, bucket, remote, jobs=4)
         total = ledger.conn.execute("SELECT sum(length(body)) FROM records").fetchone()[0]
     assert (pushed.records_sent, pushed.observations_sent) == (512, 40) and total > 48 * 2**20
-    monkeypatch.setattr(sync, "INSERT_PAGE_BYTES", 2 * 2**20)
+    monkeypatch.setattr(syncinsert, "INSERT_PAGE_BYTES", 2 * 2**20)
     monkeypatch.setattr(spool if lowered.startswith("spool.") else sync, lowered.split(".")[1],
                         2**20)  # the rest waits on disk
     with Ledger.open(tmp_path / "bob.db") as ledger:
