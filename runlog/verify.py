@@ -1074,13 +1074,9 @@ def outgoing_records(ledger: Ledger, records: Collection[str]) -> Iterator[tuple
     conn = ledger.conn
     sealed = _has_seals(conn)
     at = _RecordLayout(conn, sealed)
-    order = [seq for _, _, seq in sorted((created, address, seq) for seq, address, created in conn.execute(
-        "SELECT seq, address, created FROM records") if address in records)]
-    for start in range(0, len(order), OUTGOING_READ):
-        part = order[start:start + OUTGOING_READ]
-        where = {seq: i for i, seq in enumerate(part)}
-        found = conn.execute(at.sql_in(len(part)), part).fetchall()
-        found.sort(key=lambda row: where[row[at.seq]])
+    order = [seq for seq, address in conn.execute("SELECT seq, address FROM records ORDER BY created, address")
+             if address in records]
+    for found in _rows_in_order(conn, at, order):
         for low in range(0, len(found), CHUNK):
             rows = at.unpack(found[low:low + CHUNK])
             for values, clean in zip(rows, _clean(rows, at, sealed), strict=True):
@@ -1090,8 +1086,43 @@ def outgoing_records(ledger: Ledger, records: Collection[str]) -> Iterator[tuple
                 yield values[at.address], values[at.body], tally.problems
 
 
-# Rows outgoing_records reads with one query (by seq, within SQLite's limit on parameters).
+def _rows_in_order(conn: sqlite3.Connection, at: _RecordLayout, order: list[int]) -> Iterator[list[tuple]]:
+    """The rows of the records whose seqs are given, in that order, a few hundred at a time: a
+    stretch of consecutive seqs (records made one after another) with one range query, the
+    others OUTGOING_READ at a time by seq."""
+    scattered: list[int] = []
+
+    def read_scattered() -> list[tuple]:
+        where = {seq: i for i, seq in enumerate(scattered)}
+        found = conn.execute(at.sql_in(len(scattered)), scattered).fetchall()
+        found.sort(key=lambda row: where[row[at.seq]])
+        scattered.clear()
+        return found
+
+    start = 0
+    while start < len(order):
+        end = start + 1
+        while end < len(order) and order[end] == order[end - 1] + 1:
+            end += 1
+        if end - start >= OUTGOING_STRETCH:
+            if scattered:
+                yield read_scattered()
+            cursor = conn.execute(at.sql, (order[start], order[end - 1] + 1))
+            while rows := cursor.fetchmany(OUTGOING_READ):
+                yield rows
+        else:
+            scattered.extend(order[start:end])
+            if len(scattered) >= OUTGOING_READ:
+                yield read_scattered()
+        start = end
+    if scattered:
+        yield read_scattered()
+
+
+# Rows outgoing_records reads with one query (by seq, within SQLite's limit on parameters),
+# and the fewest consecutive seqs it reads with a range instead.
 OUTGOING_READ = 500
+OUTGOING_STRETCH = 32
 
 
 Outgoing = tuple[str | None, str, bytes | None, list[Problem]]  # (address, record, object bytes, problems)

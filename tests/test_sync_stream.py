@@ -22,12 +22,21 @@ from runlog.verify import verify
 REMOTE = sync.Remote.parse(f"s3://{BUCKET}/runlog")
 
 
+def created(i: int) -> str:
+    """When record i of many() was made: in blocks of 60 records, the blocks out of order and
+    the last block's records in reverse (a ledger that pulled older records after its own), so
+    that push reads both stretches of consecutive records and scattered ones."""
+    block, at = divmod(i, 60)
+    minute = [3, 7, 1, 9, 0, 5, 2, 8, 6, 4][block % 10]
+    return f"2026-11-{1 + block // 10:02d}T00:{minute:02d}:{59 - at if block == 9 else at:02d}.000Z"
+
+
 def many(path, count=600, pad=4000):
     """A ledger of `count` records of about `pad` bytes (about 250 to a 1 MiB pack) and an
     observation of every tenth; their addresses."""
     with Ledger.open(path) as ledger:
-        ledger.add_records([make_record(run_id=str(7000000 + i), name=f"r{i}", parameters={"pad": "x" * pad})
-                            for i in range(count)])
+        ledger.add_records([make_record(run_id=str(7000000 + i), name=f"r{i}", parameters={"pad": "x" * pad},
+                                        created=created(i)) for i in range(count)])
         entries = ledger.entries()
         for entry in entries[::10]:
             ledger.observe(entry.address, "GetRun", {"status": "COMPLETED", "id": entry.run_id},
