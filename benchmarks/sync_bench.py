@@ -262,6 +262,27 @@ def measured(func, server: int, relayed: int | None):
     return (result, seconds, *(b - a for a, b in zip(before, after, strict=True)), peak)
 
 
+class PackTimes:
+    """A pull's progress callback that notes when each of its packs was taken, counted from when
+    it was made (just before the pull starts): how much of the pull comes after its transfer."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        self.taken: list[float] = []
+
+    def __call__(self, items, total, label):
+        for item in items:  # a pack is taken when the pulling thread gets it, before it uses it
+            if label == "pulling packs":
+                self.taken.append(time.perf_counter() - self.started)
+            yield item
+
+    def report(self, seconds: float) -> str:
+        if not self.taken:
+            return "no packs"
+        return (f"{len(self.taken)} packs taken from {self.taken[0]:.1f} s to {self.taken[-1]:.1f} s; the pull "
+                f"ended {seconds - self.taken[-1]:.1f} s after the last")
+
+
 def build_batch(work: Path, members: int, s3, s3_url: str) -> Path:
     """A ledger holding one s3UriSettings batch of `members` runs and every member's record and
     status, made the way a user makes it: `runlog submit-batch`, then `runlog refresh BATCH`
@@ -402,13 +423,16 @@ def main(argv: list[str] | None = None) -> int:
             remote_bytes = sum(listing.sizes.values())
             remote_objects = len(listing.sizes)
             pulls = {}
+            timeline: list[tuple[int, str]] = []
             chosen = {} if args.workers is None else {"workers": args.workers}
             for jobs in ((args.jobs,) if args.no_serial else (1, args.jobs)):
                 part, part_records, count = (sample(listing, args.serial_sample)
                                              if jobs == 1 and args.serial_sample else (None, records, objects))
                 with Ledger.open(Path(tmp) / f"pull-{jobs}.db") as ledger:
-                    result, seconds, *cpu = measured(lambda jobs=jobs, part=part: pull(ledger, s3, remote, jobs=jobs,
-                                                                                      listing=part, **chosen), *pids)
+                    watch = PackTimes()
+                    result, seconds, *cpu = measured(lambda jobs=jobs, part=part, watch=watch: pull(
+                        ledger, s3, remote, jobs=jobs, listing=part, progress=watch, **chosen), *pids)
+                    timeline.append((jobs, watch.report(seconds)))
                     assert not result.refused, result.refused[:3]
                     assert result.records_received == part_records, (result.records_received, part_records)
                     pulls[jobs] = seconds * objects / count
@@ -435,6 +459,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, seconds, ours, theirs, relaying, peak, count in rows:
         print(f"| {name} | {seconds:.1f} s | {count / seconds:,.0f} | {ours:.1f} s | {theirs:.1f} s | "
               f"{relaying:.1f} s | {(ours + theirs + relaying) / cores:.1f} s | {peak} |")
+    for jobs, line in timeline:
+        print(f"\npull, --jobs {jobs}: {line}")
     if 1 in pulls:
         print(f"\npull speed-up with --jobs {args.jobs}: {pulls[1] / pulls[args.jobs]:.1f}x"
               + (" (the --jobs 1 pull scaled from its sample)" if args.serial_sample else ""))
