@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import os
-import queue
+import threading
 from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import Future
 from typing import IO, Any
@@ -183,7 +183,8 @@ class Checkers:
 
     def __init__(self, workers: int = 0) -> None:
         self.workers = workers
-        self._idle: queue.LifoQueue[_Worker] = queue.LifoQueue()  # the last one used first
+        self._idle: list[_Worker] = []  # the last one used taken first
+        self._freed = threading.Condition()
         self._all: list[_Worker] = []
         self._waiting: Any = None  # the threads that wait for the workers' member checks
         self._held: tuple[str, Callable[[str, bytes], str | None]] | None = None  # without workers
@@ -193,7 +194,7 @@ class Checkers:
             for _ in range(self.workers):
                 worker = _Worker()
                 self._all.append(worker)
-                self._idle.put(worker)
+                self._put(worker)
         except (OSError, ValueError):  # no interpreter to start (an embedded Python): checked here
             self.__exit__()
         except BaseException:
@@ -214,13 +215,13 @@ class Checkers:
         first worker free; the calling thread (a fetch thread) waits for it."""
         if not self._all:
             return check_pack(digest, data, index, want_records, want_observations, max_bytes)
-        worker = self._idle.get()
+        worker = self._take()
         try:
             status, answer = worker.ask((digest, data, index.size, list(index.records),
                                          [list(pair) for pair in index.observations], list(want_records),
                                          list(want_observations), max_bytes))
         finally:
-            self._idle.put(worker)
+            self._put(worker)
         if status != "ok":
             raise InternalError(f"checking a pulled pack failed in a worker process: {answer} (please report it)")
         found, why = answer
@@ -248,9 +249,28 @@ class Checkers:
             self._waiting = ThreadPoolExecutor(max_workers=1, thread_name_prefix="runlog-pull-members")
         return self._waiting.submit(self._members, batch_address, body, received, members, cohort)
 
+    def _take(self, batch: str | None = None) -> _Worker:
+        """An idle worker, the last one used first; with `batch`, the worker holding that batch
+        record's check when there is one (waiting for it to be free: the pulls that append
+        while packs are still checked would otherwise have each worker decode the cohort)."""
+        with self._freed:
+            while True:
+                holding = [w for w in self._all if batch is not None and w.batch == batch]
+                pool = [w for w in self._idle if w in holding] if holding else self._idle
+                if pool:
+                    worker = pool[-1]
+                    self._idle.remove(worker)
+                    return worker
+                self._freed.wait()
+
+    def _put(self, worker: _Worker) -> None:
+        with self._freed:
+            self._idle.append(worker)
+            self._freed.notify_all()
+
     def _members(self, batch_address: str, body: bytes, received: bool, members: list[tuple[str, bytes]],
                  cohort: dict[str, bytes] | None = None) -> list[tuple[str, str]]:
-        worker = self._idle.get()
+        worker = self._take(batch_address)
         try:
             again = worker.batch == batch_address  # the worker holds its check already
             status, answer = worker.ask(("members", batch_address, None if again else body,
@@ -258,7 +278,7 @@ class Checkers:
                                         "checking the pulled member records")
             worker.batch = batch_address
         finally:
-            self._idle.put(worker)
+            self._put(worker)
         if status != "ok":
             raise InternalError(f"checking pulled member records failed in a worker process: {answer} (please "
                                 "report it)")
