@@ -1022,14 +1022,14 @@ def _receive(ledger: Ledger, s3, remote: Remote, listing: Listing, spool: Spool,
                 transaction.enter_context(ledger.one_transaction())
 
         stream = None
-        streamed_blobs: list[str] = []
+        streamed_blobs: set[str] = set()
         if not records and not observations and (need_records or need_observations):
             def blobs_of(item: Received, refused: list[tuple[str, str]]) -> bool:
                 kept, held = _pull_blobs(ledger, spool, listing, [item], fetch, remote, refused, jobs=jobs,
-                                         progress=no_progress, max_bytes=max_bytes)
+                                         progress=no_progress, max_bytes=max_bytes, fetched=streamed_blobs)
                 if held:
                     ledger.add_blobs(held)
-                    streamed_blobs.extend(sha for sha, _, _ in held)
+                    streamed_blobs.update(sha for sha, _, _ in held)
                 return bool(kept)
 
             stream = Streamer(ledger, spool, checkers, begin, {"records": len(need_records),
@@ -1062,12 +1062,16 @@ def _receive(ledger: Ledger, s3, remote: Remote, listing: Listing, spool: Spool,
 
 def _pull_blobs(ledger: Ledger, spool: Spool, listing: Listing, records: list[Received], fetch: Callable,
                 remote: Remote, refused: list[tuple[str, str]], *, jobs: int, progress: Progress,
-                max_bytes: int) -> tuple[list[Received], list[tuple[str, int, bytes]]]:
+                max_bytes: int, fetched: Collection[str] = ()) -> tuple[list[Received], list[tuple[str, int, bytes]]]:
     """The blobs named by the batch records received (their cohorts held by reference:
     runlog/syncblobs.py) that the ledger lacks, fetched --jobs at a time and checked as hostile
     input (syncblobs.received). A record whose blob is not on the remote, or is refused, is left
     out and named in `refused` (its members are then refused with it: _MemberCheck). Returns
-    the records kept and the blobs they name, as Ledger.add_blobs stores them."""
+    the records kept and the blobs they name, as Ledger.add_blobs stores them. `fetched`: blobs
+    this pull stored already (streamed inserts: for an earlier batch record), fetched and
+    checked again for these records' references, as they would be had every batch record's
+    blobs been fetched together (the ledger holding one does not make another reference to it
+    right)."""
     from runlog.syncblobs import received, references
 
     needs: dict[str, list[tuple[Received, str, dict, Any]]] = {}  # sha256 -> (record, place, reference, runs)
@@ -1078,7 +1082,7 @@ def _pull_blobs(ledger: Ledger, spool: Spool, listing: Listing, records: list[Re
                 needs.setdefault(ref["sha256"], []).append((item, place, ref, runs))
     if not needs:
         return records, []
-    local = ledger.has_blobs(needs)
+    local = ledger.has_blobs(needs) - set(fetched)
     bad: dict[str, str] = {}  # record address -> why it is left out
 
     def refuse(item: Received, place: str, why: str) -> None:

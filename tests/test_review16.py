@@ -1,0 +1,58 @@
+"""Review of the streamed pull (runlog/syncinsert.py, commit "pull appends what it received
+while later packs are still coming"): a pull adds the same records in the same order and
+refuses the same items with the same lines whether or not it streams, and the claims of the
+index objects (S3 metadata anyone who may write the bucket can change) only change its speed.
+moto's S3 server, the emulator, real ledger files."""
+
+from __future__ import annotations
+
+import copy
+
+from helpers import BUCKET, refreshed_cohort
+from runlog import record as rec
+from runlog import sync, syncpack
+from runlog.ledger import Ledger
+from runlog.verify import verify
+
+REMOTE = sync.Remote.parse(f"s3://{BUCKET}/runlog")
+
+
+def put_pack(s3, items: list[tuple[str, str, bytes, str | None]], metadata: dict[str, str]) -> str:
+    """A pack of `items` and its index written straight to the bucket (as someone who may
+    write it, not through push), the index carrying `metadata`; the pack's digest."""
+    (pack,) = list(syncpack.build_packs(items))
+    s3.put_object(Bucket=BUCKET, Key=REMOTE.key(syncpack.pack_key(pack.digest)), Body=pack.body)
+    s3.put_object(Bucket=BUCKET, Key=REMOTE.key(syncpack.index_key(pack.digest)), Body=pack.index,
+                  Metadata={"runlog-pack": pack.digest, **metadata})
+    return pack.digest
+
+
+def test_a_batch_record_whose_blob_reference_is_wrong_is_refused_though_another_brought_the_blob(
+        s3_emulator, bucket, ledger_path, git_repo, run_cli, tmp_path):
+    """Two batch records of one pull name the same blob; the second's reference says the wrong
+    size. Checked together after the last pack (insert_all) the second is refused; streamed, the
+    first one's blob was stored already when the second arrived, and the second was taken
+    unchecked against it: a record the pull would have refused, and that verify then names."""
+    refreshed_cohort(run_cli, s3_emulator, bucket, ["S1", "S2"])
+    with Ledger.open(ledger_path) as ledger:
+        sync.push(ledger, bucket, REMOTE, jobs=1)
+        (batch,) = ledger.entries(where="kind = 'batch'")
+        forged = copy.deepcopy(batch.stored)
+    forged["request"]["requestId"] = "0b0b0b0b-2db5-421f-b72e-abb0130bef19"
+    forged["created"] = "2099-01-01T00:00:00.000Z"  # after every other record: its pack comes last
+    forged["batch"]["settings_file"]["content_blob"]["bytes"] += 1
+    sha = forged["batch"]["settings_file"]["content_blob"]["sha256"]
+    size = forged["batch"]["settings_file"]["content_blob"]["bytes"]
+    data = rec.canonical_json(forged)
+    address = rec.sha256_hex(data)
+    put_pack(bucket, [("record", address, data, None)], {syncpack.HINT_RECORD: f"{forged['created']} {address}"})
+
+    with Ledger.open(tmp_path / "bob.db") as ledger:
+        result = sync.pull(ledger, bucket, REMOTE, jobs=1)
+        assert ledger.get(address) is None
+        assert not verify(ledger).problems
+    assert [why for _, why in result.refused] == [
+        f"record {address} is left out: its batch.settings_file.content is held by reference, and "
+        f"s3://{BUCKET}/runlog/blobs/{sha}.json.zlib was refused: blob {sha} holds {size - 1} bytes, the record says "
+        f"{size}"]
+    assert (result.records_received, result.blobs_received) == (3, 2)
