@@ -1138,10 +1138,10 @@ def _pull_packs(listing: Listing, fetch: Callable, spool: Spool, need_records: s
     against its name and its index, then each needed item as a runlog.remote/1 object would
     be (canonical JSON, schema; an observation names the record its index files it under),
     a pack's items together (syncreceive.check_records, check_observations), the good ones
-    into the spool. Packs are chosen each only when it holds something no pack chosen before
-    it holds: in order of name, or with a `stream`, in the order of the claims their index
-    objects carry (the packs with records first, oldest first), so that the stream can append
-    what arrived while the rest is fetched; what a refused pack (or item) should have
+    into the spool. Packs are chosen, in order of name, each only when it holds something no
+    pack chosen before it holds, and fetched in that order or, with a `stream`, in the order
+    of the claims their index objects carry (the packs with records first, oldest first), so
+    that the stream can append what arrived while the rest is fetched; what a refused pack (or item) should have
     supplied is looked for in the other packs, round after round. The checks run in the
     worker processes of `checkers`, when the pull has them (runlog/syncworker.py). Returns
     the records and observations as pull() keeps them."""
@@ -1191,7 +1191,7 @@ def _pull_packs(listing: Listing, fetch: Callable, spool: Spool, need_records: s
     while True:
         missing = (need_records - set(records)) | (need_observations - set(observations))
         chosen: list[str] = []
-        for digest in _fetch_order(listing, set(listing.packs) - tried, need_records, stream is not None):
+        for digest in sorted(set(listing.packs) - tried):  # chosen by name, whatever the claims
             index = listing.packs[digest]
             holds = {a for a in index.records if a in missing} | {a for a, _ in index.observations if a in missing}
             if holds:
@@ -1199,6 +1199,7 @@ def _pull_packs(listing: Listing, fetch: Callable, spool: Spool, need_records: s
                 missing -= holds
         if not chosen:
             break
+        chosen = _fetch_order(listing, chosen, need_records, stream is not None)
         tried.update(chosen)
         if stream is not None:
             stream.expect({digest: (*listing.hints.get(digest, (None, None)),
@@ -1210,10 +1211,11 @@ def _pull_packs(listing: Listing, fetch: Callable, spool: Spool, need_records: s
     return list(records.values()), list(observations.values())
 
 
-def _fetch_order(listing: Listing, digests: set[str], need_records: set[str], claimed: bool) -> list[str]:
-    """The packs in the order they are chosen and fetched: by name; or, `claimed`, those with
+def _fetch_order(listing: Listing, digests: Collection[str], need_records: set[str], claimed: bool) -> list[str]:
+    """The packs chosen in the order they are fetched: by name; or, `claimed`, those with
     records wanted first, each kind by the claim of its oldest item (one without a claim
-    first), then by name."""
+    first), then by name. Which packs are chosen never depends on the claims (something else
+    may write them): only the order of the downloads does."""
     if not claimed:
         return sorted(digests)
     least = ("", "")

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import copy
 
+import pytest
+
 from helpers import BUCKET, refreshed_cohort
+from recordfactory import make_record
 from runlog import record as rec
 from runlog import sync, syncpack
 from runlog.ledger import Ledger
@@ -56,3 +59,38 @@ def test_a_batch_record_whose_blob_reference_is_wrong_is_refused_though_another_
         f"s3://{BUCKET}/runlog/blobs/{sha}.json.zlib was refused: blob {sha} holds {size - 1} bytes, the record says "
         f"{size}"]
     assert (result.records_received, result.blobs_received) == (3, 2)
+
+
+def _small(path, count=40):
+    """A ledger of `count` records (a few packs of 4 at PACK_ITEMS 4); their addresses, oldest first."""
+    with Ledger.open(path) as ledger:
+        ledger.add_records([make_record(run_id=str(7100000 + i), name=f"r{i}") for i in range(count)])
+        return [address for address, in ledger.conn.execute("SELECT address FROM records ORDER BY created, address")]
+
+
+@pytest.mark.parametrize("claim", ["older", "newer"])
+def test_a_claim_does_not_change_which_packs_a_pull_takes_nor_what_it_refuses(claim, bucket, tmp_path, monkeypatch):
+    """Someone who may write the bucket adds a damaged pack whose index lists a record another
+    pack holds (its name sorts after every other pack's). Chosen in order of name, as pulls
+    always chose packs, it is never fetched: nothing it would bring is missing. Its claim, an
+    S3 metadata value nothing checks, must not change that: a claim older than every other
+    pack's made the pull fetch it first, refuse it, and report the refusal (and exit 1)."""
+    monkeypatch.setattr(syncpack, "PACK_ITEMS", 4)
+    sent = _small(tmp_path / "alice.db")
+    with Ledger.open(tmp_path / "alice.db") as ledger:
+        sync.push(ledger, bucket, REMOTE, jobs=4)
+        oldest = ledger.get(sent[0])
+    data = oldest.body.encode("utf-8")
+    fake = "f" * 64
+    body = syncpack.HEADER + b"r " + data.replace(b'"r', b'"R', 1) + b"\n"  # does not hash to its name
+    index = rec.canonical_json({"format": syncpack.INDEX_FORMAT, "pack": fake, "size": len(body),
+                                "records": [oldest.address], "observations": []})
+    told = "2000-01-01T00:00:00.000Z " + "0" * 64 if claim == "older" else "2999-01-01T00:00:00.000Z " + "f" * 64
+    bucket.put_object(Bucket=BUCKET, Key=REMOTE.key(syncpack.pack_key(fake)), Body=body)
+    bucket.put_object(Bucket=BUCKET, Key=REMOTE.key(syncpack.index_key(fake)), Body=index,
+                      Metadata={"runlog-pack": fake, syncpack.HINT_RECORD: told})
+    with Ledger.open(tmp_path / "bob.db") as ledger:
+        result = sync.pull(ledger, bucket, REMOTE, jobs=1)
+        rows = [address for address, in ledger.conn.execute("SELECT address FROM records ORDER BY seq")]
+    assert (result.records_received, result.refused) == (len(sent), [])
+    assert rows == sent
