@@ -1148,13 +1148,16 @@ def _pull_packs(listing: Listing, fetch: Callable, spool: Spool, need_records: s
     records: dict[str, Received] = {}
     observations: dict[str, ReceivedObservation] = {}
     tried: set[str] = set()
+    # what the rounds before this one received: each pack of a round is checked for every needed
+    # item it holds that they did not bring, whatever the packs of its own round taken meanwhile
+    before: tuple[set[str], set[str]] = (set(), set())
 
     def fetch_pack(digest: str) -> tuple[Any, str | None]:
         index = listing.packs[digest]
         key = listing.pack_keys[digest]
-        want_records = [address for address in index.records if address in need_records and address not in records]
+        want_records = [address for address in index.records if address in need_records and address not in before[0]]
         want_observations = [address for address, _ in index.observations
-                             if address in need_observations and address not in observations]
+                             if address in need_observations and address not in before[1]]
 
         def check(data: bytes) -> tuple[Any, str | None]:
             found, why = checkers.check(digest, data, index, want_records, want_observations, max_bytes)
@@ -1201,6 +1204,7 @@ def _pull_packs(listing: Listing, fetch: Callable, spool: Spool, need_records: s
             break
         chosen = _fetch_order(listing, chosen, need_records, stream is not None)
         tried.update(chosen)
+        before = (set(records), set(observations))
         if stream is not None:
             stream.expect({digest: (*listing.hints.get(digest, (None, None)),
                                     any(a in need_records for a in listing.packs[digest].records),

@@ -138,3 +138,32 @@ def test_a_streamed_pull_keeps_the_observations_index_while_member_records_are_a
                                                                    empty.observations_received)
     assert 500 < held <= used.observations_received
     assert into_used < 2 * into_empty, (into_used, into_empty)
+
+
+def test_what_a_pack_is_checked_for_does_not_depend_on_when_the_packs_before_it_arrived(bucket, tmp_path):
+    """A pack chosen in a round is checked for every needed item it holds, as when the packs of
+    a round were all fetched before any was taken: that another pack of the round brought one
+    already must not spare it the check, or whether its damaged entry is refused depends on
+    which download finished first. Pack B files an observation another pack brings under the
+    wrong record; a large pack is fetched between the two (--jobs 1), so that the first has
+    been taken before B's download starts."""
+    sent = _small(tmp_path / "alice.db", 8)
+    with Ledger.open(tmp_path / "alice.db") as ledger:
+        for address in sent[:2]:
+            ledger.observe(address, "GetRun", {"status": "RUNNING"}, status="RUNNING")
+        sync.push(ledger, bucket, REMOTE, jobs=1)
+        ledger.observe(sent[2], "GetRun", {"status": "COMPLETED"}, status="COMPLETED")
+        ledger.observe(sent[3], "GetRun", {"status": "COMPLETED", "log": "x" * 900_000}, status="COMPLETED")
+        by_record = {record: (address, data) for _, address, record, data, _ in ledger._observation_rows()}
+    first, first_data = by_record[sent[0]]  # pushed
+    third, third_data = by_record[sent[2]]  # not pushed
+    large, large_data = by_record[sent[3]]  # not pushed: about 900 kB
+    put_pack(bucket, [("observation", large, large_data, sent[3])],
+             {syncpack.HINT_OBSERVATION: "2998-01-01T00:00:00.000Z " + "0" * 64})
+    damaged = put_pack(bucket, [("observation", first, first_data, sent[5]),  # filed under the wrong record
+                                ("observation", third, third_data, sent[2])],
+                       {syncpack.HINT_OBSERVATION: "2999-01-01T00:00:00.000Z " + "0" * 64})
+    with Ledger.open(tmp_path / "bob.db") as ledger:
+        result = sync.pull(ledger, bucket, REMOTE, jobs=1)
+    assert [key for key, _ in result.refused] == [REMOTE.key(syncpack.pack_key(damaged))], result.refused
+    assert (result.records_received, result.observations_received) == (8, 4)
