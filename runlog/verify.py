@@ -1074,7 +1074,8 @@ def outgoing_records(ledger: Ledger, records: Collection[str]) -> Iterator[tuple
     conn = ledger.conn
     sealed = _has_seals(conn)
     at = _RecordLayout(conn, sealed)
-    order = [seq for _, _, seq in sorted((created, address, seq) for seq, address, created in conn.execute(
+    # str(): a column changed behind runlog's back may hold bytes; its record is refused as it is read
+    order = [seq for _, _, seq in sorted((str(created), address, seq) for seq, address, created in conn.execute(
         "SELECT seq, address, created FROM records") if address in records)]
     for start in range(0, len(order), OUTGOING_READ):
         part = order[start:start + OUTGOING_READ]

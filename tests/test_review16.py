@@ -167,3 +167,18 @@ def test_what_a_pack_is_checked_for_does_not_depend_on_when_the_packs_before_it_
         result = sync.pull(ledger, bucket, REMOTE, jobs=1)
     assert [key for key, _ in result.refused] == [REMOTE.key(syncpack.pack_key(damaged))], result.refused
     assert (result.records_received, result.observations_received) == (8, 4)
+
+
+def test_push_names_a_created_column_changed_to_bytes_and_sends_nothing(bucket, tmp_path, run_cli):
+    """Push sorts the records it sends by their `created` column: one changed behind runlog's
+    back to a blob (SQLite keeps it as one in a TEXT column) is refused as verify names it, not
+    an internal error (exit 70) from comparing bytes with a date."""
+    from helpers import REMOTE as REMOTE_URL
+    from helpers import fill, tamper
+
+    sent = fill(tmp_path / "alice.db", 3)
+    tamper(tmp_path / "alice.db", "UPDATE records SET created = CAST(created AS BLOB) WHERE address = ?",
+           params=(sent[1],))
+    pushed = run_cli("--ledger", tmp_path / "alice.db", "push", REMOTE_URL)
+    assert pushed.exit_code == 2, pushed.output
+    assert pushed.stderr.startswith("runlog: error: refusing to push: record #2: column created"), pushed.stderr
