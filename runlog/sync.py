@@ -612,8 +612,8 @@ Checked = tuple[str, str | None, bytes | None, str | None, list]  # (kind, addre
 
 
 def _checked_items(ledger: Ledger, records: Collection[str], observations: Iterator[tuple]) -> Iterator[Checked]:
-    """(kind, address, canonical JSON, record, problems) of each record among `records`, in
-    ledger order, then of each of `observations` (verify.outgoing_observations': the record
+    """(kind, address, canonical JSON, record, problems) of each record among `records`, oldest
+    first (verify.outgoing_records), then of each of `observations` (verify.outgoing_observations': the record
     an observation is about; verify's Problems found, none for an item that may be sent), read
     and checked as they are taken."""
     from runlog.verify import outgoing_records
