@@ -1072,6 +1072,7 @@ def _pull_blobs(ledger: Ledger, spool: Spool, listing: Listing, records: list[Re
     checked again for these records' references, as they would be had every batch record's
     blobs been fetched together (the ledger holding one does not make another reference to it
     right)."""
+    from runlog.blobs import stored_problem
     from runlog.syncblobs import received, references
 
     needs: dict[str, list[tuple[Received, str, dict, Any]]] = {}  # sha256 -> (record, place, reference, runs)
@@ -1088,6 +1089,14 @@ def _pull_blobs(ledger: Ledger, spool: Spool, listing: Listing, records: list[Re
     def refuse(item: Received, place: str, why: str) -> None:
         bad.setdefault(item[1], f"record {item[1]} is left out: its {place} is held by reference, and {why}")
 
+    for sha in sorted(local):  # held already: each reference checked against the ledger's copy, as verify will
+        stored = ledger.packed_blob(sha)
+        fits: dict[tuple, str | None] = {}  # (bytes, place, runs) -> why a reference so does not fit
+        for item, place, ref, runs in needs[sha]:
+            if (ref["bytes"], place, runs) not in fits:
+                fits[ref["bytes"], place, runs] = stored_problem(ref, stored, place, runs)
+            if (problem := fits[ref["bytes"], place, runs]) is not None:
+                refuse(item, place, f"the ledger's copy of the blob does not fit that reference: {problem}")
     for sha in needs:
         if sha not in local and sha not in listing.blobs:
             for item, place, _, _ in needs[sha]:

@@ -182,3 +182,31 @@ def test_push_names_a_created_column_changed_to_bytes_and_sends_nothing(bucket, 
     pushed = run_cli("--ledger", tmp_path / "alice.db", "push", REMOTE_URL)
     assert pushed.exit_code == 2, pushed.output
     assert pushed.stderr.startswith("runlog: error: refusing to push: record #2: column created"), pushed.stderr
+
+
+def test_a_batch_record_whose_reference_does_not_fit_a_blob_the_ledger_holds_is_refused(
+        s3_emulator, bucket, ledger_path, git_repo, run_cli, tmp_path):
+    """A pull fetches and checks only the blobs the ledger lacks; a batch record naming one the
+    ledger holds (from an earlier pull) with a reference that does not fit it (its size) was
+    taken unchecked, and verify then called the ledger altered. It is refused, named."""
+    refreshed_cohort(run_cli, s3_emulator, bucket, ["S1", "S2"])
+    with Ledger.open(ledger_path) as ledger:
+        sync.push(ledger, bucket, REMOTE, jobs=1)
+        (batch,) = ledger.entries(where="kind = 'batch'")
+        forged = copy.deepcopy(batch.stored)
+    with Ledger.open(tmp_path / "bob.db") as ledger:
+        assert sync.pull(ledger, bucket, REMOTE, jobs=1).refused == []
+    forged["request"]["requestId"] = "0b0b0b0b-2db5-421f-b72e-abb0130bef19"
+    sha = forged["batch"]["settings_file"]["content_blob"]["sha256"]
+    size = forged["batch"]["settings_file"]["content_blob"]["bytes"]
+    forged["batch"]["settings_file"]["content_blob"]["bytes"] = size + 1
+    data = rec.canonical_json(forged)
+    address = rec.sha256_hex(data)
+    put_pack(bucket, [("record", address, data, None)], {})
+    with Ledger.open(tmp_path / "bob.db") as ledger:
+        result = sync.pull(ledger, bucket, REMOTE, jobs=1)
+        assert ledger.get(address) is None
+        assert not verify(ledger).problems
+    assert [why for _, why in result.refused] == [
+        f"record {address} is left out: its batch.settings_file.content is held by reference, and the ledger's copy "
+        f"of the blob does not fit that reference: blob {sha} holds {size} bytes, the record says {size + 1}"]
