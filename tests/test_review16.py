@@ -30,30 +30,51 @@ def put_pack(s3, items: list[tuple[str, str, bytes, str | None]], metadata: dict
     return pack.digest
 
 
-def test_a_batch_record_whose_blob_reference_is_wrong_is_refused_though_another_brought_the_blob(
-        s3_emulator, bucket, ledger_path, git_repo, run_cli, tmp_path):
-    """Two batch records of one pull name the same blob; the second's reference says the wrong
-    size. Checked together after the last pack (insert_all) the second is refused; streamed, the
-    first one's blob was stored already when the second arrived, and the second was taken
-    unchecked against it: a record the pull would have refused, and that verify then names."""
+def pushed_cohort_and_forgery(run_cli, s3_emulator, bucket, ledger_path) -> dict:
+    """A cohort (its batch record holding its settings file's content by reference) pushed; a
+    copy of its batch record with its own requestId and a reference to the same blob that says
+    one byte more than the blob holds, not pushed."""
     refreshed_cohort(run_cli, s3_emulator, bucket, ["S1", "S2"])
     with Ledger.open(ledger_path) as ledger:
         sync.push(ledger, bucket, REMOTE, jobs=1)
         (batch,) = ledger.entries(where="kind = 'batch'")
         forged = copy.deepcopy(batch.stored)
     forged["request"]["requestId"] = "0b0b0b0b-2db5-421f-b72e-abb0130bef19"
-    forged["created"] = "2099-01-01T00:00:00.000Z"  # after every other record: its pack comes last
     forged["batch"]["settings_file"]["content_blob"]["bytes"] += 1
-    sha = forged["batch"]["settings_file"]["content_blob"]["sha256"]
-    size = forged["batch"]["settings_file"]["content_blob"]["bytes"]
-    data = rec.canonical_json(forged)
-    address = rec.sha256_hex(data)
-    put_pack(bucket, [("record", address, data, None)], {syncpack.HINT_RECORD: f"{forged['created']} {address}"})
+    return forged
 
-    with Ledger.open(tmp_path / "bob.db") as ledger:
-        result = sync.pull(ledger, bucket, REMOTE, jobs=1)
+
+def put_record(s3, record: dict, metadata: dict[str, str]) -> str:
+    """A pack of that one record written straight to the bucket (put_pack); its address."""
+    data = rec.canonical_json(record)
+    address = rec.sha256_hex(data)
+    put_pack(s3, [("record", address, data, None)], metadata)
+    return address
+
+
+def pulled_without(s3, path, address: str) -> sync.PullResult:
+    """Pull into the ledger at `path`: it must not take the record at `address`, and verify
+    must find nothing wrong with it after."""
+    with Ledger.open(path) as ledger:
+        result = sync.pull(ledger, s3, REMOTE, jobs=1)
         assert ledger.get(address) is None
         assert not verify(ledger).problems
+    return result
+
+
+def test_a_batch_record_whose_blob_reference_is_wrong_is_refused_though_another_brought_the_blob(
+        s3_emulator, bucket, ledger_path, git_repo, run_cli, tmp_path):
+    """Two batch records of one pull name the same blob; the second's reference says the wrong
+    size. Checked together after the last pack (insert_all) the second is refused; streamed, the
+    first one's blob was stored already when the second arrived, and the second was taken
+    unchecked against it: a record the pull would have refused, and that verify then names."""
+    forged = pushed_cohort_and_forgery(run_cli, s3_emulator, bucket, ledger_path)
+    forged["created"] = "2099-01-01T00:00:00.000Z"  # after every other record: its pack comes last
+    sha = forged["batch"]["settings_file"]["content_blob"]["sha256"]
+    size = forged["batch"]["settings_file"]["content_blob"]["bytes"]
+    address = put_record(bucket, forged, {syncpack.HINT_RECORD: f"{forged['created']} " + "0" * 64})
+
+    result = pulled_without(bucket, tmp_path / "bob.db", address)
     assert [why for _, why in result.refused] == [
         f"record {address} is left out: its batch.settings_file.content is held by reference, and "
         f"s3://{BUCKET}/runlog/blobs/{sha}.json.zlib was refused: blob {sha} holds {size - 1} bytes, the record says "
@@ -189,24 +210,13 @@ def test_a_batch_record_whose_reference_does_not_fit_a_blob_the_ledger_holds_is_
     """A pull fetches and checks only the blobs the ledger lacks; a batch record naming one the
     ledger holds (from an earlier pull) with a reference that does not fit it (its size) was
     taken unchecked, and verify then called the ledger altered. It is refused, named."""
-    refreshed_cohort(run_cli, s3_emulator, bucket, ["S1", "S2"])
-    with Ledger.open(ledger_path) as ledger:
-        sync.push(ledger, bucket, REMOTE, jobs=1)
-        (batch,) = ledger.entries(where="kind = 'batch'")
-        forged = copy.deepcopy(batch.stored)
+    forged = pushed_cohort_and_forgery(run_cli, s3_emulator, bucket, ledger_path)
     with Ledger.open(tmp_path / "bob.db") as ledger:
         assert sync.pull(ledger, bucket, REMOTE, jobs=1).refused == []
-    forged["request"]["requestId"] = "0b0b0b0b-2db5-421f-b72e-abb0130bef19"
     sha = forged["batch"]["settings_file"]["content_blob"]["sha256"]
-    size = forged["batch"]["settings_file"]["content_blob"]["bytes"]
-    forged["batch"]["settings_file"]["content_blob"]["bytes"] = size + 1
-    data = rec.canonical_json(forged)
-    address = rec.sha256_hex(data)
-    put_pack(bucket, [("record", address, data, None)], {})
-    with Ledger.open(tmp_path / "bob.db") as ledger:
-        result = sync.pull(ledger, bucket, REMOTE, jobs=1)
-        assert ledger.get(address) is None
-        assert not verify(ledger).problems
+    size = forged["batch"]["settings_file"]["content_blob"]["bytes"] - 1
+    address = put_record(bucket, forged, {})
+    result = pulled_without(bucket, tmp_path / "bob.db", address)
     assert [why for _, why in result.refused] == [
         f"record {address} is left out: its batch.settings_file.content is held by reference, and the ledger's copy "
         f"of the blob does not fit that reference: blob {sha} holds {size} bytes, the record says {size + 1}"]
