@@ -612,8 +612,8 @@ Checked = tuple[str, str | None, bytes | None, str | None, list]  # (kind, addre
 
 
 def _checked_items(ledger: Ledger, records: Collection[str], observations: Iterator[tuple]) -> Iterator[Checked]:
-    """(kind, address, canonical JSON, record, problems) of each record among `records`, in
-    ledger order, then of each of `observations` (verify.outgoing_observations': the record
+    """(kind, address, canonical JSON, record, problems) of each record among `records`, oldest
+    first (verify.outgoing_records), then of each of `observations` (verify.outgoing_observations': the record
     an observation is about; verify's Problems found, none for an item that may be sent), read
     and checked as they are taken."""
     from runlog.verify import outgoing_records
@@ -1022,14 +1022,14 @@ def _receive(ledger: Ledger, s3, remote: Remote, listing: Listing, spool: Spool,
                 transaction.enter_context(ledger.one_transaction())
 
         stream = None
-        streamed_blobs: list[str] = []
+        streamed_blobs: set[str] = set()
         if not records and not observations and (need_records or need_observations):
             def blobs_of(item: Received, refused: list[tuple[str, str]]) -> bool:
                 kept, held = _pull_blobs(ledger, spool, listing, [item], fetch, remote, refused, jobs=jobs,
-                                         progress=no_progress, max_bytes=max_bytes)
+                                         progress=no_progress, max_bytes=max_bytes, fetched=streamed_blobs)
                 if held:
                     ledger.add_blobs(held)
-                    streamed_blobs.extend(sha for sha, _, _ in held)
+                    streamed_blobs.update(sha for sha, _, _ in held)
                 return bool(kept)
 
             stream = Streamer(ledger, spool, checkers, begin, {"records": len(need_records),
@@ -1062,12 +1062,17 @@ def _receive(ledger: Ledger, s3, remote: Remote, listing: Listing, spool: Spool,
 
 def _pull_blobs(ledger: Ledger, spool: Spool, listing: Listing, records: list[Received], fetch: Callable,
                 remote: Remote, refused: list[tuple[str, str]], *, jobs: int, progress: Progress,
-                max_bytes: int) -> tuple[list[Received], list[tuple[str, int, bytes]]]:
+                max_bytes: int, fetched: Collection[str] = ()) -> tuple[list[Received], list[tuple[str, int, bytes]]]:
     """The blobs named by the batch records received (their cohorts held by reference:
     runlog/syncblobs.py) that the ledger lacks, fetched --jobs at a time and checked as hostile
     input (syncblobs.received). A record whose blob is not on the remote, or is refused, is left
     out and named in `refused` (its members are then refused with it: _MemberCheck). Returns
-    the records kept and the blobs they name, as Ledger.add_blobs stores them."""
+    the records kept and the blobs they name, as Ledger.add_blobs stores them. `fetched`: blobs
+    this pull stored already (streamed inserts: for an earlier batch record), fetched and
+    checked again for these records' references, as they would be had every batch record's
+    blobs been fetched together (the ledger holding one does not make another reference to it
+    right)."""
+    from runlog.blobs import stored_problem
     from runlog.syncblobs import received, references
 
     needs: dict[str, list[tuple[Received, str, dict, Any]]] = {}  # sha256 -> (record, place, reference, runs)
@@ -1078,12 +1083,20 @@ def _pull_blobs(ledger: Ledger, spool: Spool, listing: Listing, records: list[Re
                 needs.setdefault(ref["sha256"], []).append((item, place, ref, runs))
     if not needs:
         return records, []
-    local = ledger.has_blobs(needs)
+    local = ledger.has_blobs(needs) - set(fetched)
     bad: dict[str, str] = {}  # record address -> why it is left out
 
     def refuse(item: Received, place: str, why: str) -> None:
         bad.setdefault(item[1], f"record {item[1]} is left out: its {place} is held by reference, and {why}")
 
+    for sha in sorted(local):  # held already: each reference checked against the ledger's copy, as verify will
+        stored = ledger.packed_blob(sha)
+        fits: dict[tuple, str | None] = {}  # (bytes, place, runs) -> why a reference so does not fit
+        for item, place, ref, runs in needs[sha]:
+            if (ref["bytes"], place, runs) not in fits:
+                fits[ref["bytes"], place, runs] = stored_problem(ref, stored, place, runs)
+            if (problem := fits[ref["bytes"], place, runs]) is not None:
+                refuse(item, place, f"the ledger's copy of the blob does not fit that reference: {problem}")
     for sha in needs:
         if sha not in local and sha not in listing.blobs:
             for item, place, _, _ in needs[sha]:
@@ -1134,23 +1147,26 @@ def _pull_packs(listing: Listing, fetch: Callable, spool: Spool, need_records: s
     against its name and its index, then each needed item as a runlog.remote/1 object would
     be (canonical JSON, schema; an observation names the record its index files it under),
     a pack's items together (syncreceive.check_records, check_observations), the good ones
-    into the spool. Packs are chosen each only when it holds something no pack chosen before
-    it holds: in order of name, or with a `stream`, in the order of the claims their index
-    objects carry (the packs with records first, oldest first), so that the stream can append
-    what arrived while the rest is fetched; what a refused pack (or item) should have
+    into the spool. Packs are chosen, in order of name, each only when it holds something no
+    pack chosen before it holds, and fetched in that order or, with a `stream`, in the order
+    of the claims their index objects carry (the packs with records first, oldest first), so
+    that the stream can append what arrived while the rest is fetched; what a refused pack (or item) should have
     supplied is looked for in the other packs, round after round. The checks run in the
     worker processes of `checkers`, when the pull has them (runlog/syncworker.py). Returns
     the records and observations as pull() keeps them."""
     records: dict[str, Received] = {}
     observations: dict[str, ReceivedObservation] = {}
     tried: set[str] = set()
+    # what the rounds before this one received: each pack of a round is checked for every needed
+    # item it holds that they did not bring, whatever the packs of its own round taken meanwhile
+    before: tuple[set[str], set[str]] = (set(), set())
 
     def fetch_pack(digest: str) -> tuple[Any, str | None]:
         index = listing.packs[digest]
         key = listing.pack_keys[digest]
-        want_records = [address for address in index.records if address in need_records and address not in records]
+        want_records = [address for address in index.records if address in need_records and address not in before[0]]
         want_observations = [address for address, _ in index.observations
-                             if address in need_observations and address not in observations]
+                             if address in need_observations and address not in before[1]]
 
         def check(data: bytes) -> tuple[Any, str | None]:
             found, why = checkers.check(digest, data, index, want_records, want_observations, max_bytes)
@@ -1187,7 +1203,7 @@ def _pull_packs(listing: Listing, fetch: Callable, spool: Spool, need_records: s
     while True:
         missing = (need_records - set(records)) | (need_observations - set(observations))
         chosen: list[str] = []
-        for digest in _fetch_order(listing, set(listing.packs) - tried, need_records, stream is not None):
+        for digest in sorted(set(listing.packs) - tried):  # chosen by name, whatever the claims
             index = listing.packs[digest]
             holds = {a for a in index.records if a in missing} | {a for a, _ in index.observations if a in missing}
             if holds:
@@ -1195,7 +1211,9 @@ def _pull_packs(listing: Listing, fetch: Callable, spool: Spool, need_records: s
                 missing -= holds
         if not chosen:
             break
+        chosen = _fetch_order(listing, chosen, need_records, stream is not None)
         tried.update(chosen)
+        before = (set(records), set(observations))
         if stream is not None:
             stream.expect({digest: (*listing.hints.get(digest, (None, None)),
                                     any(a in need_records for a in listing.packs[digest].records),
@@ -1206,10 +1224,11 @@ def _pull_packs(listing: Listing, fetch: Callable, spool: Spool, need_records: s
     return list(records.values()), list(observations.values())
 
 
-def _fetch_order(listing: Listing, digests: set[str], need_records: set[str], claimed: bool) -> list[str]:
-    """The packs in the order they are chosen and fetched: by name; or, `claimed`, those with
+def _fetch_order(listing: Listing, digests: Collection[str], need_records: set[str], claimed: bool) -> list[str]:
+    """The packs chosen in the order they are fetched: by name; or, `claimed`, those with
     records wanted first, each kind by the claim of its oldest item (one without a claim
-    first), then by name."""
+    first), then by name. Which packs are chosen never depends on the claims (something else
+    may write them): only the order of the downloads does."""
     if not claimed:
         return sorted(digests)
     least = ("", "")

@@ -438,7 +438,10 @@ class Streamer:
             self.started = True
             self.begin()
             self.ledger.savepoint(self.SAVEPOINT)
-            self.dropped = self.ledger.drop_indexes(self.rows)
+            # the records' indexes now; the observations' once every record is in (_flush_observations), as
+            # insert_all does: a member record's page looks its latest status up by observations_record
+            self.dropped = self.ledger.drop_indexes({table: rows for table, rows in self.rows.items()
+                                                     if table != "observations"})
             members = MemberCheck(self.ledger, self.spool, None, self.checkers, self.refused)
             self.appender = Appender(self.ledger, self.spool, members, _StreamedOwners(self.ledger, self.where,
                                                                                        self.refused),
@@ -492,6 +495,7 @@ class Streamer:
             self._start()
             if not self.indexed:
                 self.indexed = True
+                self.dropped += self.ledger.drop_indexes({"observations": self.rows.get("observations", 0)})
                 self.ledger.index_observations()  # once: every observation held is then found by its address
             self.seen += self.ledger.add_checked_observations(
                 [self.spool.get(item[3]) for item in self.observation_page], plain=True)

@@ -1074,6 +1074,7 @@ def outgoing_records(ledger: Ledger, records: Collection[str]) -> Iterator[tuple
     conn = ledger.conn
     sealed = _has_seals(conn)
     at = _RecordLayout(conn, sealed)
+    # SQLite orders a column changed behind runlog's back to another type too (its record is refused as it is read)
     order = [seq for seq, address in conn.execute("SELECT seq, address FROM records ORDER BY created, address")
              if address in records]
     for found in _rows_in_order(conn, at, order):
