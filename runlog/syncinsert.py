@@ -484,10 +484,14 @@ class Streamer:
             self.observation_bytes += observed[3][1]
 
     def _records_done(self) -> None:
-        """Every record is appended: the observations can follow."""
+        """Every record is appended: the records' indexes are built again now, while the packs of
+        observations may still be coming (not in the pull's last seconds), and the observations
+        can follow."""
         if self.known is None:
             if self.appender is not None:
                 self.added = self.appender.finish()
+                self.ledger.create_indexes(self.dropped)
+                self.dropped = []
             self.known = self.ledger.addresses()
 
     def _flush_observations(self) -> None:

