@@ -1217,7 +1217,8 @@ def _pull_packs(listing: Listing, fetch: Callable, spool: Spool, need_records: s
         if stream is not None:
             stream.expect({digest: (*listing.hints.get(digest, (None, None)),
                                     any(a in need_records for a in listing.packs[digest].records),
-                                    any(a in need_observations for a, _ in listing.packs[digest].observations))
+                                    any(a in need_observations for a, _ in listing.packs[digest].observations),
+                                    listing.sizes.get(listing.pack_keys[digest], LARGE_OBJECT_BYTES))
                            for digest in chosen})
         _transfer(chosen, fetch_pack, remote, "pull from", jobs=jobs, progress=progress, label="pulling packs",
                   each=take)

@@ -26,6 +26,7 @@ from __future__ import annotations
 import heapq
 import re
 import sys
+import time
 from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import Future
 from typing import TYPE_CHECKING
@@ -83,9 +84,21 @@ def cache_kib(rows: int) -> int:
     return min(INSERT_CACHE_KIB, INSERT_CACHE_KIB_PER_ROW * rows)
 
 
+# A pull appends while packs are still coming once the rest of the transfer is expected to take
+# at most this long (at the rate so far): its write transaction, which another writer of the
+# ledger waits for (up to the busy timeout, 60 s), then lasts about that long plus the inserts
+# left after the last pack, however slow the link, instead of the whole transfer.
+APPEND_AHEAD_SECONDS = 20.0
+
+
 class OutOfOrder(Exception):
     """Streamed inserts cannot keep pull's order (or take what insert_all would): the
     Streamer rolls back to its savepoint, and insert_all does the inserts."""
+
+
+# How many batch records (each with its cohort's blobs) a streamed pull's member checks hold at
+# once: the members of a batch share its time, so they come together in pull's order.
+BODIES_HELD = 4
 
 
 class MemberCheck:
@@ -97,8 +110,8 @@ class MemberCheck:
     record is in neither is refused too: taken unchecked, it would join its batch when a later
     pull brought the batch record (the ledger adopts it), never checked. With `records` (all
     that will be inserted), each batch record's bytes are held from its first member to its
-    last; without (streamed inserts: not yet known), until the end of the pull, and a member
-    whose batch record is not known yet raises OutOfOrder instead of being refused."""
+    last; without (streamed inserts: not yet known), the last BODIES_HELD used are, and a
+    member whose batch record is not known yet raises OutOfOrder instead of being refused."""
 
     def __init__(self, ledger: Ledger, spool: Spool, records: list[Received] | None, checkers: Checkers,
                  refused: list[tuple[str, str]]) -> None:
@@ -171,6 +184,8 @@ class MemberCheck:
                 body = entry.body.encode("utf-8") if entry is not None and entry.kind == "batch" else None
             if body is None:
                 return None  # not remembered: a streamed pull may receive it later
+            if not self.final and len(self.bodies) >= BODIES_HELD:
+                del self.bodies[next(iter(self.bodies))]  # the one first used: read again if needed
             self.bodies[batch_address] = (body, self._cohort(body))
         return self.bodies[batch_address]
 
@@ -376,6 +391,10 @@ class Streamer:
         self.last: tuple[str, str] | None = None
         self.last_observation: tuple[str, str] | None = None
         self.started = False
+        self.arrived_batches: list[Received] = []  # batch records received, their blobs not yet taken
+        self.sizes: dict[str, int] = {}  # pack digest -> bytes
+        self.began: float | None = None  # when the first packs were asked for
+        self.appending = False
         self.batches: set[str] = set()  # the batch records received whose blobs were taken
         self.appender: Appender | None = None
         self.added = self.seen = 0
@@ -386,13 +405,27 @@ class Streamer:
         self.failed: str | None = None
         self.dropped: list[tuple[str, str]] = []
 
-    def expect(self, packs: dict[str, tuple[Hint | None, Hint | None, bool, bool]]) -> None:
+    def expect(self, packs: dict[str, tuple[Hint | None, Hint | None, bool, bool, int]]) -> None:
         """Packs about to be fetched: for each, (its record claim, its observation claim,
-        whether it holds records wanted, whether it holds observations wanted); a missing claim
-        counts as older than anything."""
+        whether it holds records wanted, whether it holds observations wanted, its size in
+        bytes); a missing claim counts as older than anything."""
         least = ("", "")
         self.records.add([(claims[0] or least, digest) for digest, claims in packs.items() if claims[2]])
         self.observations.add([(claims[1] or least, digest) for digest, claims in packs.items() if claims[3]])
+        self.sizes.update((digest, claims[4]) for digest, claims in packs.items())
+        if self.began is None:
+            self.began = time.monotonic()
+
+    def _ready(self) -> bool:
+        """Whether to append now: once the rest of the transfer is expected to take at most
+        APPEND_AHEAD_SECONDS at the rate so far (the ledger is then held for about that long
+        before the pull ends, not for the whole of a long transfer), and from then on."""
+        if not self.appending and self.began is not None:
+            done = sum(self.sizes.get(digest, 0) for digest in self.records.arrived)
+            rest = sum(self.sizes.values()) - done
+            elapsed = time.monotonic() - self.began
+            self.appending = done > 0 and rest * elapsed <= APPEND_AHEAD_SECONDS * done
+        return self.appending
 
     def offer(self, digest: str, records: list[Received], observations: list[ReceivedObservation],
               refused: bool) -> None:
@@ -409,13 +442,14 @@ class Streamer:
                 if self.last is not None and item[:2] <= self.last:
                     raise OutOfOrder(f"record {item[1]} is older than one appended already")
                 if item[5] == "batch":
-                    self._arrived_batch(item)
+                    self.arrived_batches.append(item)
                 heapq.heappush(self.heap, item)
             for observed in observations:
                 if self.last_observation is not None and observed[:2] <= self.last_observation:
                     raise OutOfOrder(f"observation {observed[1]} is older than one appended already")
                 heapq.heappush(self.heap_observations, observed)
-            self._drain()
+            if self._ready():
+                self._drain()
         except OutOfOrder as exc:
             self._give_up(str(exc))
 
@@ -425,6 +459,7 @@ class Streamer:
         if self.failed is None:
             try:
                 self.records.claims = self.observations.claims = []
+                self.appending = True
                 self._drain()
                 self._records_done()
                 self._flush_observations()
@@ -458,6 +493,8 @@ class Streamer:
             appender.members.note(item)
 
     def _drain(self) -> None:
+        while self.arrived_batches:
+            self._arrived_batch(self.arrived_batches.pop(0))
         bound = self.records.bound()
         while self.heap and (bound is None or self.heap[0][:2] < bound):
             item = self.heap[0]
@@ -517,6 +554,7 @@ class Streamer:
             self.ledger.rollback_to(self.SAVEPOINT)
         self.refused.clear()
         self.batches.clear()
+        self.arrived_batches.clear()
         self.heap.clear()
         self.heap_observations.clear()
         self.observation_page.clear()

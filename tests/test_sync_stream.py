@@ -189,3 +189,45 @@ def test_a_cohort_streams_its_members_around_their_batch_record(s3_emulator, buc
     assert {created for _, created in rows} == {batch.created}
     shown = json.loads(run_cli("--ledger", tmp_path / "bob.db", "show", batch_id, "--json").stdout)["batch"]
     assert sum(shown["run_status"].values()) == 30
+
+
+@pytest.mark.parametrize("ahead", [0.0, 1e9])
+def test_the_ledger_is_held_only_from_the_first_append_while_the_rest_of_the_transfer_is_short(ahead, bucket,
+                                                                                              tmp_path, monkeypatch):
+    """A pull appends, and so holds the ledger's write lock, only once the rest of its transfer
+    is expected to take at most APPEND_AHEAD_SECONDS: until then another writer (`runlog
+    submit`) writes at once. Here 0 s (append after the last pack) and for ever (from the start)."""
+    import sqlite3
+
+    monkeypatch.setattr(syncinsert, "INSERT_PAGE", 50)
+    monkeypatch.setattr(syncinsert, "APPEND_AHEAD_SECONDS", ahead)
+    many(tmp_path / "alice.db")
+    with Ledger.open(tmp_path / "alice.db") as ledger:
+        sync.push(ledger, bucket, REMOTE, jobs=4)
+    bob = tmp_path / "bob.db"
+    Ledger.open(bob).close()
+    other = sqlite3.connect(bob, timeout=0, isolation_level=None)
+    writable: list[bool] = []
+    seen: list[int] = []
+    with Ledger.open(bob) as ledger:
+        def progress(items, total, label):
+            for item in items:
+                yield item
+                if label == "pulling packs":
+                    seen.append(ledger.count())
+                    try:
+                        other.execute("BEGIN IMMEDIATE")
+                        other.execute("ROLLBACK")
+                        writable.append(True)
+                    except sqlite3.OperationalError as exc:
+                        assert "locked" in str(exc)
+                        writable.append(False)
+
+        result = sync.pull(ledger, bucket, REMOTE, jobs=1, progress=progress)
+    other.close()
+    assert (result.records_received, result.refused) == (600, [])
+    if ahead == 0.0:
+        assert not any(seen[:-1]) and all(writable[:-1]), (seen, writable)
+    else:
+        assert any(seen[:-1]) and not all(writable[:-1]), (seen, writable)
+    assert order(bob) == sorted(order(bob), key=lambda row: (row[1], row[0]))
