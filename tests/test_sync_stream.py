@@ -56,9 +56,9 @@ def observation_order(path) -> list[str]:
             "ORDER BY o.seq")]
 
 
-def pulled_while_watching(path, s3, *, jobs=1):
+def pulled_while_watching(path, s3, *, jobs=1, also=None):
     """Pull into a new ledger; returns (result, how many records the ledger held each time a
-    pack had been taken) as seen from the pull's own connection."""
+    pack had been taken) as seen from the pull's own connection; `also()` is called then too."""
     seen: list[int] = []
     with Ledger.open(path) as ledger:
         def progress(items, total, label):
@@ -66,6 +66,8 @@ def pulled_while_watching(path, s3, *, jobs=1):
                 yield item
                 if label == "pulling packs":
                     seen.append(ledger.count())
+                    if also is not None:
+                        also()
 
         result = sync.pull(ledger, s3, REMOTE, jobs=jobs, progress=progress)
         assert not verify(ledger).problems
@@ -208,22 +210,17 @@ def test_the_ledger_is_held_only_from_the_first_append_while_the_rest_of_the_tra
     Ledger.open(bob).close()
     other = sqlite3.connect(bob, timeout=0, isolation_level=None)
     writable: list[bool] = []
-    seen: list[int] = []
-    with Ledger.open(bob) as ledger:
-        def progress(items, total, label):
-            for item in items:
-                yield item
-                if label == "pulling packs":
-                    seen.append(ledger.count())
-                    try:
-                        other.execute("BEGIN IMMEDIATE")
-                        other.execute("ROLLBACK")
-                        writable.append(True)
-                    except sqlite3.OperationalError as exc:
-                        assert "locked" in str(exc)
-                        writable.append(False)
 
-        result = sync.pull(ledger, bucket, REMOTE, jobs=1, progress=progress)
+    def try_writing():
+        try:
+            other.execute("BEGIN IMMEDIATE")
+            other.execute("ROLLBACK")
+            writable.append(True)
+        except sqlite3.OperationalError as exc:
+            assert "locked" in str(exc)
+            writable.append(False)
+
+    result, seen = pulled_while_watching(bob, bucket, also=try_writing)
     other.close()
     assert (result.records_received, result.refused) == (600, [])
     if ahead == 0.0:
