@@ -1900,10 +1900,6 @@ class Ledger:
         yield from self.conn.execute("SELECT address, body FROM records WHERE kind = 'batch' "
                                      "AND instr(body, ?) ORDER BY seq", (MARKER,))
 
-    def record_times(self) -> dict[str, str]:
-        """Every record's address, with when it was created (its `created`)."""
-        return dict(self.conn.execute("SELECT address, created FROM records"))
-
     def request_ids(self) -> set[str]:
         """The requestId of every record that has one."""
         return {row[0] for row in self.conn.execute("SELECT request_id FROM records WHERE request_id IS NOT NULL")}

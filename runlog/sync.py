@@ -566,8 +566,7 @@ def push(ledger: Ledger, s3, remote: Remote, *, jobs: int = 16, progress: Progre
             attempts.append(("attempt", remote.attempt_key(intent["request"]["requestId"], address), data,
                              {"runlog-address": address}))
             intents.append(intent)
-    created = ledger.record_times()  # the packs' claims of their oldest records (syncpack.hint_metadata)
-    held = created.keys()
+    held = ledger.addresses()
     records = held - set(listing.records) - packed_records
     result.records_present = len(held) - len(records)
     present = set(listing.observations) | packed_observations
@@ -577,7 +576,7 @@ def push(ledger: Ledger, s3, remote: Remote, *, jobs: int = 16, progress: Progre
     blobs, problems = _outgoing_blobs(ledger, records, intents, listing.blobs)
     if objects:
         work: list[tuple[str, str, bytes, dict[str, str]]] = []  # (kind, key, body, metadata)
-        for kind, name, body, record, found in items:
+        for kind, name, body, record, found, _ in items:
             problems.extend(problem.message for problem in found)
             if problems:
                 continue
@@ -598,7 +597,7 @@ def push(ledger: Ledger, s3, remote: Remote, *, jobs: int = 16, progress: Progre
         notice = (lambda: _put_packs_notice(writer, remote)) if isinstance(listing.marker, dict) \
             and listing.marker.get("format") == FORMAT_OBJECTS else None
         problems = _push_packs(items, len(records) + most, writer, remote, result, jobs=jobs, progress=progress,
-                               first=notice, created=created)
+                               first=notice)
         if problems:
             raise _refusal(problems, result)
         _push_objects(attempts, writer, remote, result, jobs=jobs, progress=progress)
@@ -608,21 +607,22 @@ def push(ledger: Ledger, s3, remote: Remote, *, jobs: int = 16, progress: Progre
     return result
 
 
-Checked = tuple[str, str | None, bytes | None, str | None, list]  # (kind, address, JSON, record, problems)
+# (kind, address, JSON, record, problems, when): `when` a record's `created` (None for an observation)
+Checked = tuple[str, str | None, bytes | None, str | None, list, str | None]
 
 
 def _checked_items(ledger: Ledger, records: Collection[str], observations: Iterator[tuple]) -> Iterator[Checked]:
-    """(kind, address, canonical JSON, record, problems) of each record among `records`, oldest
+    """(kind, address, canonical JSON, record, problems, when) of each record among `records`, oldest
     first (verify.outgoing_records), then of each of `observations` (verify.outgoing_observations': the record
     an observation is about; verify's Problems found, none for an item that may be sent), read
     and checked as they are taken."""
     from runlog.verify import outgoing_records
 
     if records:
-        for address, body, problems in outgoing_records(ledger, records):
-            yield "record", address, body, None, problems
+        for address, body, problems, created in outgoing_records(ledger, records):
+            yield "record", address, body, None, problems, created
     for named, record, data, found in observations:
-        yield "observation", named, data, record, found
+        yield "observation", named, data, record, found, None
 
 
 def _refusal(problems: list[str], result: PushResult) -> RunlogError:
@@ -661,9 +661,9 @@ class _LedgerRead(Exception):
 
 
 def _push_packs(items: Iterator[Checked], total: int, writer: ConditionalWriter, remote: Remote,
-                result: PushResult, *, jobs: int, progress: Progress, first: Callable[[], None] | None = None,
-                created: dict[str, str] | None = None) -> list[str]:
-    """Items (kind, address, canonical JSON, record, problems: _checked_items) in packs: each
+                result: PushResult, *, jobs: int, progress: Progress, first: Callable[[], None] | None = None
+                ) -> list[str]:
+    """Items (kind, address, canonical JSON, record, problems, when: _checked_items) in packs: each
     pack written, then its index (a pack counts as pushed only once its index is there),
     --jobs packs at a time. Packs are made from the items as the threads take them, so that
     about 2 x jobs packs, and never all the items, are held at once, and the items are read
@@ -671,18 +671,19 @@ def _push_packs(items: Iterator[Checked], total: int, writer: ConditionalWriter,
     checks found nothing: at the first that found something no further pack is made (the one
     being filled is dropped), the packs being sent are finished and those not yet started are
     not sent; the rest of the items are checked (not sent) and every problem found is
-    returned, else []. `first` is called before the first pack is sent. `created`: each
-    record's `created`, for the claims each index object carries as metadata (the oldest
-    record and observation of its pack: syncpack.Pack.hint_metadata)."""
-    from runlog.syncpack import build_packs, pack_key
+    returned, else []. `first` is called before the first pack is sent. Each item
+    goes with its time (a record's `created`, an observation's `observed_at`), for the claims
+    each index object carries as metadata (the oldest record and observation of its pack:
+    syncpack.Pack.hint_metadata)."""
+    from runlog.syncpack import build_packs, observed_at, pack_key
 
     problems: list[str] = []
     counted = threading.Lock()
 
-    def passed() -> Iterator[tuple[str, str, bytes, str | None]]:
+    def passed() -> Iterator[tuple[str, str, bytes, str | None, str | None]]:
         while True:
             try:
-                kind, address, data, record, found = next(items)
+                kind, address, data, record, found, when = next(items)
             except StopIteration:
                 return
             except Exception as exc:
@@ -691,10 +692,10 @@ def _push_packs(items: Iterator[Checked], total: int, writer: ConditionalWriter,
                 problems.extend(problem.message for problem in found)
                 raise _Refused
             assert address is not None and data is not None
-            yield kind, address, data, record
+            yield kind, address, data, record, when if kind == "record" else observed_at(data)
 
     def packs() -> Iterator[Pack]:
-        for number, pack in enumerate(build_packs(progress(passed(), total, "pushing"), created=created)):
+        for number, pack in enumerate(build_packs(progress(passed(), total, "pushing"))):
             if number == 0 and first is not None:
                 first()
             yield pack
@@ -716,7 +717,7 @@ def _push_packs(items: Iterator[Checked], total: int, writer: ConditionalWriter,
         for pack, _ in _bounded(packs(), send, jobs=jobs):
             sent += len(pack.records) + len(pack.observations)
     except _Refused:
-        problems.extend(problem.message for *_, found in items for problem in found)
+        problems.extend(problem.message for *_, found, _ in items for problem in found)
     except _LedgerRead as failed:
         assert failed.__cause__ is not None
         raise failed.__cause__ from None

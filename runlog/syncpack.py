@@ -134,39 +134,38 @@ def _finish(lines: list[bytes], records: list[str], observations: list[tuple[str
     return Pack(digest, body, index, records, observations, claims[0], claims[1])
 
 
-def build_packs(items: Iterable[tuple[str, str, bytes, str | None]], *, max_bytes: int | None = None,
-                max_items: int | None = None, created: dict[str, str] | None = None) -> Iterator[Pack]:
-    """Packs of (kind, address, canonical JSON, record) items ("record" or "observation"; the
-    record an observation is about), in the order given, each closed at max_bytes or
-    max_items; yielded one at a time, so that only the pack being filled is held. The same
-    items in the same order make the same packs (and so the same names). `created`: each
-    record's `created` (the ledger's), for the claim of the oldest record a pack holds
-    (Pack.hint_metadata); without it a pack claims none. The limits are PACK_BYTES and
-    PACK_ITEMS unless given."""
+def build_packs(items: Iterable[tuple[str, str, bytes, str | None, str | None]], *, max_bytes: int | None = None,
+                max_items: int | None = None) -> Iterator[Pack]:
+    """Packs of (kind, address, canonical JSON, record, when) items ("record" or
+    "observation"; the record an observation is about; when the item was made: a record's
+    `created`, an observation's `observed_at`, or None when not known), in the order given,
+    each closed at max_bytes or max_items; yielded one at a time, so that only the pack being
+    filled is held. The same items in the same order make the same packs (and so the same
+    names). Each pack claims its oldest record and oldest observation (Pack.hint_metadata),
+    unless an item of that kind has no time. The limits are PACK_BYTES and PACK_ITEMS unless
+    given."""
     max_bytes = PACK_BYTES if max_bytes is None else max_bytes
     max_items = PACK_ITEMS if max_items is None else max_items
     lines: list[bytes] = []
     records: list[str] = []
     observations: list[tuple[str, str]] = []
     oldest: list[Hint | None] = [None, None]  # of the records, of the observations
-    unknown = [created is None, False]  # an item of that kind whose time is not known: no claim
+    unknown = [False, False]  # an item of that kind whose time is not known: no claim
     size = len(HEADER)
-    for kind, address, data, record in items:
+    for kind, address, data, record, when in items:
         line = (b"r " if kind == "record" else b"o ") + data + b"\n"
         if lines and (size + len(line) > max_bytes or len(lines) >= max_items):
             yield _finish(lines, records, observations, oldest, unknown)
             lines, records, observations, size = [], [], [], len(HEADER)
-            oldest, unknown = [None, None], [created is None, False]
+            oldest, unknown = [None, None], [False, False]
         lines.append(line)
         size += len(line)
         if kind == "record":
             records.append(address)
-            when = created.get(address) if created is not None else None
             which = 0
         else:
             assert record is not None
             observations.append((address, record))
-            when = observed_at(data)
             which = 1
         if when is None:
             unknown[which] = True

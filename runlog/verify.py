@@ -1063,10 +1063,11 @@ def _gap(label: str, last_seen: int, next_seen: int) -> Problem:
                    f"{label} {span} missing from the sequence (deleted outside runlog)")
 
 
-def outgoing_records(ledger: Ledger, records: Collection[str]) -> Iterator[tuple[str, bytes, list[Problem]]]:
+def outgoing_records(ledger: Ledger, records: Collection[str]
+                     ) -> Iterator[tuple[str, bytes, list[Problem], str | None]]:
     """The records `push` is about to send, checked as verify checks them (content, schema,
     columns, seal, intent) as they are read, a few rows at a time: (address, canonical JSON as
-    stored, its problems) of each record whose address is among `records`, oldest first (by
+    stored, its problems, its `created` column when it is text) of each record whose address is among `records`, oldest first (by
     `created`, then address: the order a pull appends them in, so that each pack holds a
     stretch of it and a pull can append one pack's records while later ones are still
     coming: runlog/syncinsert.py). Push sends the bytes checked here, never bytes read again,
@@ -1084,7 +1085,8 @@ def outgoing_records(ledger: Ledger, records: Collection[str]) -> Iterator[tuple
                 tally = Tally("records")
                 if not clean:
                     _look_closer(values, at, sealed, tally)
-                yield values[at.address], values[at.body], tally.problems
+                created = values[at.created]
+                yield values[at.address], values[at.body], tally.problems, created if type(created) is str else None
 
 
 def _rows_in_order(conn: sqlite3.Connection, at: _RecordLayout, order: list[int]) -> Iterator[list[tuple]]:

@@ -21,9 +21,10 @@ REMOTE = sync.Remote.parse(f"s3://{BUCKET}/runlog")
 
 
 def put_pack(s3, items: list[tuple[str, str, bytes, str | None]], metadata: dict[str, str]) -> str:
-    """A pack of `items` and its index written straight to the bucket (as someone who may
-    write it, not through push), the index carrying `metadata`; the pack's digest."""
-    (pack,) = list(syncpack.build_packs(items))
+    """A pack of `items` (kind, address, JSON, record) and its index written straight to the
+    bucket (as someone who may write it, not through push), the index carrying `metadata`
+    (and no claims of its own); the pack's digest."""
+    (pack,) = list(syncpack.build_packs([(*item, None) for item in items]))
     s3.put_object(Bucket=BUCKET, Key=REMOTE.key(syncpack.pack_key(pack.digest)), Body=pack.body)
     s3.put_object(Bucket=BUCKET, Key=REMOTE.key(syncpack.index_key(pack.digest)), Body=pack.index,
                   Metadata={"runlog-pack": pack.digest, **metadata})

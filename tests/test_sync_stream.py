@@ -88,7 +88,7 @@ def test_push_sends_records_oldest_first_and_each_index_claims_its_packs_oldest_
     many(tmp_path / "alice.db")
     with Ledger.open(tmp_path / "alice.db") as ledger:
         sync.push(ledger, bucket, REMOTE, jobs=4)
-        created = ledger.record_times()
+        created = dict(ledger.conn.execute("SELECT address, created FROM records"))
     keys = index_keys(bucket)
     assert len(keys) >= 3
     claims, packed = [], []

@@ -50,9 +50,10 @@ HOSTILE_OBSERVATIONS = [
 
 
 def _hostile_pack():
-    items = [("record", hashlib.sha256(GOOD_BYTES).hexdigest(), GOOD_BYTES, None)]
-    items += [("record", hashlib.sha256(data).hexdigest(), data, None) for data in HOSTILE_RECORDS]
-    items += [("observation", hashlib.sha256(data).hexdigest(), data, record) for data, record in HOSTILE_OBSERVATIONS]
+    items = [("record", hashlib.sha256(GOOD_BYTES).hexdigest(), GOOD_BYTES, None, None)]
+    items += [("record", hashlib.sha256(data).hexdigest(), data, None, None) for data in HOSTILE_RECORDS]
+    items += [("observation", hashlib.sha256(data).hexdigest(), data, record, None)
+              for data, record in HOSTILE_OBSERVATIONS]
     [pack] = build_packs(items)
     index, why = parse_index(pack.digest, pack.index, 1 << 20)
     assert index is not None, why
