@@ -394,6 +394,7 @@ class Streamer:
         self.arrived_batches: list[Received] = []  # batch records received, their blobs not yet taken
         self.sizes: dict[str, int] = {}  # pack digest -> bytes
         self.began: float | None = None  # when the first packs were asked for
+        self.expected_bytes = self.arrived_bytes = 0  # of the packs asked for, of those arrived
         self.appending = False
         self.batches: set[str] = set()  # the batch records received whose blobs were taken
         self.appender: Appender | None = None
@@ -413,6 +414,7 @@ class Streamer:
         self.records.add([(claims[0] or least, digest) for digest, claims in packs.items() if claims[2]])
         self.observations.add([(claims[1] or least, digest) for digest, claims in packs.items() if claims[3]])
         self.sizes.update((digest, claims[4]) for digest, claims in packs.items())
+        self.expected_bytes += sum(claims[4] for claims in packs.values())
         if self.began is None:
             self.began = time.monotonic()
 
@@ -421,8 +423,8 @@ class Streamer:
         APPEND_AHEAD_SECONDS at the rate so far (the ledger is then held for about that long
         before the pull ends, not for the whole of a long transfer), and from then on."""
         if not self.appending and self.began is not None:
-            done = sum(self.sizes.get(digest, 0) for digest in self.records.arrived)
-            rest = sum(self.sizes.values()) - done
+            done = self.arrived_bytes
+            rest = self.expected_bytes - done
             elapsed = time.monotonic() - self.began
             self.appending = done > 0 and rest * elapsed <= APPEND_AHEAD_SECONDS * done
         return self.appending
@@ -438,6 +440,7 @@ class Streamer:
                 raise OutOfOrder(f"pack {digest} refused")
             self.records.arrived.add(digest)
             self.observations.arrived.add(digest)
+            self.arrived_bytes += self.sizes.get(digest, 0)
             for item in records:
                 if self.last is not None and item[:2] <= self.last:
                     raise OutOfOrder(f"record {item[1]} is older than one appended already")
