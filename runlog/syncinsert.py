@@ -12,10 +12,11 @@ Two ways to keep it:
 - `insert_all`: once every pack is fetched and checked, sort what was received and append
   it. Always right; the inserts wait for the whole transfer.
 - `Streamer`: while the packs are still fetched. Each pack's index object carries, as S3
-  metadata, the oldest record and the oldest observation it holds (syncpack.hint_metadata,
+  metadata, the oldest record and the oldest observation it holds (syncpack.Pack.hint_metadata,
   written by push). That is only a claim, and a pull uses it only to choose the order it
   fetches packs in and to know when a record can be appended: once every pack whose claim
-  is older than it has arrived. Anything that breaks the order (a claim that lied, a record
+  is older than it has arrived (and once the rest of the transfer should take at most
+  APPEND_AHEAD_SECONDS: the ledger is held from the first append). Anything that breaks the order (a claim that lied, a record
   older than one appended already, a refused pack whose items other packs may supply, a
   member whose batch record is not yet known) rolls the streamed inserts back to their
   savepoint and leaves the pull to `insert_all`: a claim can make a pull slower, never make
