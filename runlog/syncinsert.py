@@ -236,8 +236,7 @@ class Appender:
     def __init__(self, ledger: Ledger, spool: Spool, members: MemberCheck, owners: RequestOwners | None = None,
                  blobs: Callable[[Received], bool] | None = None) -> None:
         self.ledger, self.spool, self.members, self.owners, self.blobs = ledger, spool, members, owners, blobs
-        self.page: list[Received] = []
-        self.size = 0
+        self.pages = Pages(4, INSERT_PAGE_BYTES // 2)
         self.checking: tuple[list[Received], list[tuple], list[Future]] | None = None
         self.added = 0
 
@@ -247,16 +246,12 @@ class Appender:
         if self.blobs is not None and item[5] == "batch" and not self.blobs(item):
             return
         self.members.note(item)
-        length = item[4][1]
-        if self.page and (len(self.page) >= INSERT_PAGE or self.size + length > INSERT_PAGE_BYTES // 2):
-            self._next_page()
-        self.page.append(item)
-        self.size += length
+        if (page := self.pages.add(item)) is not None:
+            self._next_page(page)
 
-    def _next_page(self) -> None:
-        rows = [self.spool.get(item[4]) for item in self.page]
-        following = (self.page, rows, self.members.check(self.page, rows))
-        self.page, self.size = [], 0
+    def _next_page(self, page: list[Received]) -> None:
+        rows = [self.spool.get(item[4]) for item in page]
+        following = (page, rows, self.members.check(page, rows))
         self._insert_checked()
         self.checking = following
 
@@ -267,27 +262,46 @@ class Appender:
 
     def finish(self) -> int:
         """Insert what is left; returns how many records were added in all."""
-        if self.page:
-            self._next_page()
+        if page := self.pages.rest():
+            self._next_page(page)
         self._insert_checked()
         return self.added
 
 
-def pages(items: list[tuple], at: int, most: int | None = None) -> Iterator[list[tuple]]:
-    """Items in pages of at most INSERT_PAGE and, but for a page of one, `most` bytes of rows
-    (INSERT_PAGE_BYTES unless given; item[at]: where an item's row is in the spool, (offset, length))."""
-    most = INSERT_PAGE_BYTES if most is None else most
-    page: list[tuple] = []
-    size = 0
+class Pages:
+    """Items gathered into pages of at most INSERT_PAGE and, but for a page of one, `most` bytes
+    of rows (INSERT_PAGE_BYTES unless given; item[at]: where an item's row is in the spool,
+    (offset, length))."""
+
+    def __init__(self, at: int, most: int | None = None) -> None:
+        self.at, self.most = at, INSERT_PAGE_BYTES if most is None else most
+        self.page: list = []
+        self.size = 0
+
+    def add(self, item: tuple) -> list | None:
+        """Gather an item; the page it closed, when the one being filled was full."""
+        length = item[self.at][1]
+        closed = None
+        if self.page and (len(self.page) >= INSERT_PAGE or self.size + length > self.most):
+            closed, self.page, self.size = self.page, [], 0
+        self.page.append(item)
+        self.size += length
+        return closed
+
+    def rest(self) -> list:
+        """The page being filled (perhaps empty), which is then started again."""
+        rest, self.page, self.size = self.page, [], 0
+        return rest
+
+
+def pages(items: list[tuple], at: int) -> Iterator[list[tuple]]:
+    """The items in pages (Pages)."""
+    gathered = Pages(at)
     for item in items:
-        length = item[at][1]
-        if page and (len(page) >= INSERT_PAGE or size + length > most):
+        if (page := gathered.add(item)) is not None:
             yield page
-            page, size = [], 0
-        page.append(item)
-        size += length
-    if page:
-        yield page
+    if rest := gathered.rest():
+        yield rest
 
 
 def insert_all(ledger: Ledger, spool: Spool, records: list[Received], observations: list[ReceivedObservation],
@@ -329,12 +343,12 @@ def _insert_observations(ledger: Ledger, spool: Spool, observations: list[Receiv
 
 
 class _Waiting:
-    """The claims ("oldest item it holds") of the packs not yet arrived, oldest first: the
-    bound below which every received item can be appended."""
+    """The claims ("oldest item it holds") of the packs not yet arrived (those not in
+    `arrived`), oldest first: the bound below which every received item can be appended."""
 
-    def __init__(self, claims: list[tuple[Hint, str]]) -> None:
-        self.claims = sorted(claims)
-        self.arrived: set[str] = set()
+    def __init__(self, arrived: set[str]) -> None:
+        self.claims: list[tuple[Hint, str]] = []
+        self.arrived = arrived
         self.at = 0
 
     def add(self, claims: list[tuple[Hint, str]]) -> None:
@@ -382,8 +396,9 @@ class Streamer:
         (Ledger.drop_indexes). `blobs(item, refused)`: fetch and store a batch record's blobs
         (False: refused, the reason appended to `refused`). `where`: the remote, as refusals
         name it."""
-        self.records = _Waiting([])
-        self.observations = _Waiting([])
+        self.arrived: set[str] = set()  # the packs that arrived
+        self.records = _Waiting(self.arrived)
+        self.observations = _Waiting(self.arrived)
         self.ledger, self.spool, self.checkers, self.begin, self.rows = ledger, spool, checkers, begin, rows
         self.blobs, self.where = blobs, where
         self.refused: list[tuple[str, str]] = []  # the inserts' own refusals, the pull's once it succeeds
@@ -391,7 +406,6 @@ class Streamer:
         self.heap_observations: list[ReceivedObservation] = []
         self.last: tuple[str, str] | None = None
         self.last_observation: tuple[str, str] | None = None
-        self.started = False
         self.arrived_batches: list[Received] = []  # batch records received, their blobs not yet taken
         self.sizes: dict[str, int] = {}  # pack digest -> bytes
         self.began: float | None = None  # when the first packs were asked for
@@ -401,8 +415,7 @@ class Streamer:
         self.appender: Appender | None = None
         self.added = self.seen = 0
         self.known: set[str] | None = None  # once every record is appended: the ledger's addresses
-        self.observation_page: list[ReceivedObservation] = []
-        self.observation_bytes = 0
+        self.observation_pages = Pages(3)
         self.indexed = False
         self.failed: str | None = None
         self.dropped: list[tuple[str, str]] = []
@@ -439,8 +452,7 @@ class Streamer:
         try:
             if refused:
                 raise OutOfOrder(f"pack {digest} refused")
-            self.records.arrived.add(digest)
-            self.observations.arrived.add(digest)
+            self.arrived.add(digest)
             self.arrived_bytes += self.sizes.get(digest, 0)
             for item in records:
                 if self.last is not None and item[:2] <= self.last:
@@ -466,7 +478,7 @@ class Streamer:
                 self.appending = True
                 self._drain()
                 self._records_done()
-                self._flush_observations()
+                self._add_observations(self.observation_pages.rest())
                 self._end()
             except OutOfOrder as exc:
                 self._give_up(str(exc))
@@ -474,10 +486,9 @@ class Streamer:
 
     def _start(self) -> Appender:
         if self.appender is None:
-            self.started = True
             self.begin()
             self.ledger.savepoint(self.SAVEPOINT)
-            # the records' indexes now; the observations' once every record is in (_flush_observations), as
+            # the records' indexes now; the observations' once every record is in (_add_observations), as
             # insert_all does: a member record's page looks its latest status up by observations_record
             self.dropped = self.ledger.drop_indexes({table: rows for table, rows in self.rows.items()
                                                      if table != "observations"})
@@ -516,13 +527,8 @@ class Streamer:
             observed = heapq.heappop(self.heap_observations)
             self.last_observation = observed[:2]
             assert self.known is not None
-            if observed[2] not in self.known:
-                continue
-            if self.observation_page and (len(self.observation_page) >= INSERT_PAGE
-                                          or self.observation_bytes + observed[3][1] > INSERT_PAGE_BYTES):
-                self._flush_observations()
-            self.observation_page.append(observed)
-            self.observation_bytes += observed[3][1]
+            if observed[2] in self.known and (page := self.observation_pages.add(observed)) is not None:
+                self._add_observations(page)
 
     def _records_done(self) -> None:
         """Every record is appended: the records' indexes are built again now, while the packs of
@@ -535,32 +541,30 @@ class Streamer:
                 self.dropped = []
             self.known = self.ledger.addresses()
 
-    def _flush_observations(self) -> None:
-        if self.observation_page:
+    def _add_observations(self, page: list[ReceivedObservation]) -> None:
+        if page:
             self._start()
             if not self.indexed:
                 self.indexed = True
                 self.dropped += self.ledger.drop_indexes({"observations": self.rows.get("observations", 0)})
                 self.ledger.index_observations()  # once: every observation held is then found by its address
-            self.seen += self.ledger.add_checked_observations(
-                [self.spool.get(item[3]) for item in self.observation_page], plain=True)
-            self.observation_page, self.observation_bytes = [], 0
+            self.seen += self.ledger.add_checked_observations([self.spool.get(item[3]) for item in page], plain=True)
 
     def _end(self) -> None:
-        if self.started:
+        if self.appender is not None:
             self.ledger.create_indexes(self.dropped)
             self.ledger.release(self.SAVEPOINT)
 
     def _give_up(self, why: str) -> None:
         """Roll the streamed inserts back (the transaction stays open for insert_all)."""
         self.failed = why
-        if self.started:
+        if self.appender is not None:  # the savepoint was taken
             self.ledger.rollback_to(self.SAVEPOINT)
         self.refused.clear()
         self.batches.clear()
         self.arrived_batches.clear()
         self.heap.clear()
         self.heap_observations.clear()
-        self.observation_page.clear()
+        self.observation_pages = Pages(3)
         self.appender = None
         self.added = self.seen = 0
