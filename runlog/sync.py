@@ -607,7 +607,8 @@ def push(ledger: Ledger, s3, remote: Remote, *, jobs: int = 16, progress: Progre
     return result
 
 
-# (kind, address, JSON, record, problems, when): `when` a record's `created` (None for an observation)
+# (kind, address, JSON, record, problems, when): `when` a record's `created`, an observation's
+# `observed_at` (None when not known: its pack then claims no oldest item of that kind)
 Checked = tuple[str, str | None, bytes | None, str | None, list, str | None]
 
 
@@ -616,13 +617,14 @@ def _checked_items(ledger: Ledger, records: Collection[str], observations: Itera
     first (verify.outgoing_records), then of each of `observations` (verify.outgoing_observations': the record
     an observation is about; verify's Problems found, none for an item that may be sent), read
     and checked as they are taken."""
+    from runlog.syncpack import observed_at
     from runlog.verify import outgoing_records
 
     if records:
         for address, body, problems, created in outgoing_records(ledger, records):
             yield "record", address, body, None, problems, created
     for named, record, data, found in observations:
-        yield "observation", named, data, record, found, None
+        yield "observation", named, data, record, found, None if data is None else observed_at(data)
 
 
 def _refusal(problems: list[str], result: PushResult) -> RunlogError:
@@ -675,7 +677,7 @@ def _push_packs(items: Iterator[Checked], total: int, writer: ConditionalWriter,
     goes with its time (a record's `created`, an observation's `observed_at`), for the claims
     each index object carries as metadata (the oldest record and observation of its pack:
     syncpack.Pack.hint_metadata)."""
-    from runlog.syncpack import build_packs, observed_at, pack_key
+    from runlog.syncpack import build_packs, pack_key
 
     problems: list[str] = []
     counted = threading.Lock()
@@ -692,7 +694,7 @@ def _push_packs(items: Iterator[Checked], total: int, writer: ConditionalWriter,
                 problems.extend(problem.message for problem in found)
                 raise _Refused
             assert address is not None and data is not None
-            yield kind, address, data, record, when if kind == "record" else observed_at(data)
+            yield kind, address, data, record, when
 
     def packs() -> Iterator[Pack]:
         for number, pack in enumerate(build_packs(progress(passed(), total, "pushing"))):
@@ -1212,33 +1214,31 @@ def _pull_packs(listing: Listing, fetch: Callable, spool: Spool, need_records: s
                 missing -= holds
         if not chosen:
             break
-        chosen = _fetch_order(listing, chosen, need_records, stream is not None)
         tried.update(chosen)
         before = (set(records), set(observations))
         if stream is not None:
-            stream.expect({digest: (*listing.hints.get(digest, (None, None)),
-                                    any(a in need_records for a in listing.packs[digest].records),
-                                    any(a in need_observations for a, _ in listing.packs[digest].observations),
-                                    listing.sizes.get(listing.pack_keys[digest], LARGE_OBJECT_BYTES))
-                           for digest in chosen})
+            wanted = {digest: (*listing.hints.get(digest, (None, None)),
+                               any(a in need_records for a in listing.packs[digest].records),
+                               any(a in need_observations for a, _ in listing.packs[digest].observations),
+                               listing.sizes.get(listing.pack_keys[digest], LARGE_OBJECT_BYTES))
+                      for digest in chosen}
+            chosen = _fetch_order(wanted)
+            stream.expect(wanted)
         _transfer(chosen, fetch_pack, remote, "pull from", jobs=jobs, progress=progress, label="pulling packs",
                   each=take)
     return list(records.values()), list(observations.values())
 
 
-def _fetch_order(listing: Listing, digests: Collection[str], need_records: set[str], claimed: bool) -> list[str]:
-    """The packs chosen in the order they are fetched: by name; or, `claimed`, those with
-    records wanted first, each kind by the claim of its oldest item (one without a claim
-    first), then by name. Which packs are chosen never depends on the claims (something else
-    may write them): only the order of the downloads does."""
-    if not claimed:
-        return sorted(digests)
+def _fetch_order(chosen: dict[str, tuple]) -> list[str]:
+    """The packs chosen (by name, whatever their claims) in the order a streamed pull fetches
+    them (Streamer.expect's view of each: its claims, whether it holds records and observations
+    wanted): those with records wanted first, each kind by the claim of its oldest item (one
+    without a claim first), then by name. Something else may write the claims: they order the
+    downloads, never choose them."""
     least = ("", "")
 
     def order(digest: str) -> tuple:
-        record, observation = listing.hints.get(digest, (None, None))
-        if any(address in need_records for address in listing.packs[digest].records):
-            return 0, record or least, digest
-        return 1, observation or least, digest
+        record, observation, with_records, _, _ = chosen[digest]
+        return (0, record or least, digest) if with_records else (1, observation or least, digest)
 
-    return sorted(digests, key=order)
+    return sorted(chosen, key=order)
