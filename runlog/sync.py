@@ -617,14 +617,13 @@ def _checked_items(ledger: Ledger, records: Collection[str], observations: Itera
     first (verify.outgoing_records), then of each of `observations` (verify.outgoing_observations': the record
     an observation is about; verify's Problems found, none for an item that may be sent), read
     and checked as they are taken."""
-    from runlog.syncpack import observed_at
     from runlog.verify import outgoing_records
 
     if records:
         for address, body, problems, created in outgoing_records(ledger, records):
             yield "record", address, body, None, problems, created
-    for named, record, data, found in observations:
-        yield "observation", named, data, record, found, None if data is None else observed_at(data)
+    for named, record, data, found, observed in observations:
+        yield "observation", named, data, record, found, observed
 
 
 def _refusal(problems: list[str], result: PushResult) -> RunlogError:

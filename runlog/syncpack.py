@@ -57,10 +57,6 @@ HINT_RECORD = "runlog-oldest-record"
 HINT_OBSERVATION = "runlog-oldest-observation"
 Hint = tuple[str, str]  # (created or observed_at, address): the order a pull appends items in
 _HINT_RE = re.compile(r"^([0-9A-Za-z:.+\-]{1,64}) ([0-9a-f]{64})$")
-# Where an observation's canonical JSON (ledger.observation_object: keys sorted, "body" first)
-# says when it was made: the last "observed_at" key, as no byte sequence `"observed_at":"` can
-# stand inside a JSON string (its quotes would be escaped).
-_OBSERVED_AT = b'"observed_at":"'
 
 
 def pack_key(digest: str) -> str:
@@ -101,17 +97,6 @@ def read_hints(metadata: object) -> tuple[Hint | None, Hint | None]:
         match = _HINT_RE.match(value) if isinstance(value, str) else None
         found.append((match.group(1), match.group(2)) if match else None)
     return found[0], found[1]
-
-
-def observed_at(data: bytes) -> str | None:
-    """When an observation's canonical JSON says it was made (None if it cannot tell)."""
-    at = data.rfind(_OBSERVED_AT)
-    if at < 0:
-        return None
-    start = at + len(_OBSERVED_AT)
-    end = data.find(b'"', start)
-    value = data[start:end]
-    return value.decode("ascii") if end > 0 and b"\\" not in value and value.isascii() else None
 
 
 @dataclass

@@ -1128,14 +1128,15 @@ OUTGOING_READ = 500
 OUTGOING_STRETCH = 32
 
 
-Outgoing = tuple[str | None, str, bytes | None, list[Problem]]  # (address, record, object bytes, problems)
+# (address, record, object bytes, problems, observed_at when it is text)
+Outgoing = tuple[str | None, str, bytes | None, list[Problem], str | None]
 
 
 def outgoing_observations(ledger: Ledger, present: Collection[str], computed: list[tuple[int, str]]
                           ) -> tuple[int, Iterator[Outgoing]]:
     """The observations `push` is about to send, checked as verify checks them (the body's
     digest, the seal) as they are read: (at most how many, (address, record, object bytes,
-    problems) of each distinct observation whose address is not in `present`, in ledger
+    problems, observed_at) of each distinct observation whose address is not in `present`, in ledger
     order). Only the rows whose stored address is not in `present`, or that have none, are
     read. The object is ledger.observation_object's, made once from the row; the address is
     the stored one, else the object's SHA-256 (appended to `computed` as (seq, address), for
@@ -1186,7 +1187,8 @@ def _outgoing_observations(conn: sqlite3.Connection, candidates: list[int], pres
                 problems.append(Problem("observation", record, f"observation #{seq} was edited"))
             elif data is None:
                 problems.append(Problem("observation", record, f"observation #{seq}: its body is not JSON"))
-            yield address, record, data, problems
+            when = values[time_at]
+            yield address, record, data, problems, when if type(when) is str else None
 
 
 def _runs(seqs: list[int]) -> Iterator[tuple[int, int]]:
