@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -212,13 +213,15 @@ def rss_mib() -> float:
 
 
 def workers_rss_mib() -> float:
-    """The resident memory of this process's pull workers (runlog/syncworker.py) together, now."""
+    """The resident memory of this process's push and pull workers (runlog/pushworker.py,
+    runlog/syncworker.py) together, now."""
     total = 0
     for status in Path("/proc").glob("[0-9]*/status"):
         try:
             text = status.read_text()
-            if f"\nPPid:\t{os.getpid()}\n" not in text or b"runlog.syncworker" not in (
-                    status.parent / "cmdline").read_bytes():
+            command = (status.parent / "cmdline").read_bytes()
+            if f"\nPPid:\t{os.getpid()}\n" not in text or not (b"runlog.syncworker" in command
+                                                                or b"runlog.pushworker" in command):
                 continue
             total += int(text.split("VmRSS:")[1].split()[0])
         except (OSError, IndexError, ValueError):
@@ -369,6 +372,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="time the --jobs 1 pull on this many records (and their observations) only")
     parser.add_argument("--objects", action="store_true",
                         help="push one object per record and observation (runlog.remote/1) instead of packs")
+    parser.add_argument("--keep", type=Path, metavar="PATH",
+                        help="copy the ledger built (before anything is pushed) to PATH, for --reuse")
+    parser.add_argument("--reuse", type=Path, metavar="PATH",
+                        help="push a copy of this ledger (one --keep left) instead of building one")
     parser.add_argument("--workers", type=int, metavar="N",
                         help="worker processes that check a pull's packs (default: pull's own choice; 0: none)")
     args = parser.parse_args(argv)
@@ -395,7 +402,10 @@ def main(argv: list[str] | None = None) -> int:
         rows = []
         with tempfile.TemporaryDirectory() as tmp:
             built = 0.0
-            if args.batch:
+            if args.reuse:
+                source = Path(tmp) / "reused.db"
+                shutil.copy(args.reuse, source)
+            elif args.batch:
                 started = time.perf_counter()
                 direct = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{moto_port}", region_name="us-east-1")
                 source = build_batch(Path(tmp) / "cohort", args.batch, direct, f"http://127.0.0.1:{moto_port}")
@@ -403,13 +413,15 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 source = Path(tmp) / "source.db"
                 build(source, args.records)
+            if args.keep:
+                shutil.copy(source, args.keep)
             with Ledger.open(source) as ledger:
                 records = ledger.count()
                 conn = ledger.conn
                 objects = records + conn.execute("SELECT count(*) FROM observations").fetchone()[0]
                 record_bytes = conn.execute("SELECT sum(length(body)), max(length(body)) FROM records").fetchone()
                 print(f"{records} records, {objects} objects; records {record_bytes[0] / 2**20:.1f} MiB, the largest "
-                      f"{record_bytes[1] / 2**20:.2f} MiB" + (f"; built in {built:.0f} s" if args.batch else ""),
+                      f"{record_bytes[1] / 2**20:.2f} MiB" + (f"; built in {built:.0f} s" if args.batch and not args.reuse else ""),
                       file=sys.stderr, flush=True)
                 result, *took = measured(lambda: push(ledger, s3, remote, jobs=args.jobs, objects=args.objects),
                                          *pids)
@@ -445,7 +457,8 @@ def main(argv: list[str] | None = None) -> int:
         server.wait()
         if relayed:
             relayed[0].terminate()
-    shape = (f"one batch of {args.batch} members ({records} records; built in {built:.0f} s)" if args.batch
+    made = f"a copy of {args.reuse.name}" if args.reuse else f"built in {built:.0f} s"
+    shape = (f"one batch of {args.batch} members ({records} records; {made})" if args.batch
              else f"{records} records")
     layout = "one object each (runlog.remote/1)" if args.objects else "in packs (runlog.remote/2)"
     print(f"{shape}: {objects} items (records and observations) {layout}, {remote_objects} objects and "

@@ -19,6 +19,7 @@ interpreter lock. This module is the one way they are started, talked to and sto
 from __future__ import annotations
 
 import marshal
+import os
 import struct
 import subprocess
 import sys
@@ -37,6 +38,29 @@ def start(module: str, entry: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-I", "-c", _BOOT.format(path=list(sys.path), module=module,
                                                                      entry=entry)],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True, start_new_session=True)
+
+
+def worker_count(variable: str, work: int, enough: int, *, most: int, workers: int | None = None,
+                 what: str) -> int:
+    """How many worker processes take `work` (bytes, items: the caller's measure): `workers`
+    when given, else the environment's `variable` (a number; 0: none), else none below
+    `enough` or on one core, else one per core (at most `most`). `what` says in the error
+    for a variable that is not a number what the workers do ("check a pull's packs")."""
+    from runlog.errors import UsageError
+    from runlog.textsafe import terminal_safe
+
+    if workers is None and os.environ.get(variable, "").strip():
+        text = os.environ[variable].strip()
+        if not text.isdecimal():
+            raise UsageError(f"{variable}={terminal_safe(text)[:40]!r} is not a number of 0 or more: set it to how "
+                             f"many worker processes {what} (0: none), or unset it")
+        workers = int(text)
+    if workers is not None:
+        return max(0, workers)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if work < enough or cores < 2:
+        return 0
+    return min(cores, most)
 
 
 def send(pipe: IO[bytes], value: Any) -> None:

@@ -48,6 +48,7 @@ from runlog.textsafe import terminal_safe
 
 if TYPE_CHECKING:
     from runlog.syncworker import Checkers
+    from runlog.verify import OutgoingChecks
 
 FORMAT = "runlog.remote/2"  # what a new remote is marked with: packs (runlog/syncpack.py)
 FORMAT_OBJECTS = "runlog.remote/1"  # one object per record and observation; still read, written by --objects
@@ -545,8 +546,10 @@ def push(ledger: Ledger, s3, remote: Remote, *, jobs: int = 16, progress: Progre
     sent after, least of all one holding it; with `objects`, nothing is sent. The local
     ledger is only read, except that observation addresses are cached once the push
     succeeded."""
+    from runlog import pushworker
     from runlog.verify import outgoing_observations
 
+    pushworker.worker_count(0)  # a RUNLOG_PUSH_WORKERS that is no number is said before anything is sent
     result = PushResult(str(remote))
     head = ledger.head()  # read first: every record it counts is among those pushed below
     listing = survey(s3, remote, jobs=jobs, doing="push to")
@@ -571,36 +574,38 @@ def push(ledger: Ledger, s3, remote: Remote, *, jobs: int = 16, progress: Progre
     result.records_present = len(held) - len(records)
     present = set(listing.observations) | packed_observations
     computed: list[tuple[int, str]] = []  # observation addresses computed on the way, cached at the end
-    most, observations = outgoing_observations(ledger, present, computed)
-    items = _checked_items(ledger, records, observations)
-    blobs, problems = _outgoing_blobs(ledger, records, intents, listing.blobs)
-    if objects:
-        work: list[tuple[str, str, bytes, dict[str, str]]] = []  # (kind, key, body, metadata)
-        for kind, name, body, record, found, _ in items:
-            problems.extend(problem.message for problem in found)
+    with pushworker.Checkers(ledger) as checkers:
+        most, observations = outgoing_observations(ledger, present, computed, checkers)
+        checkers.start(pushworker.worker_count(len(records) + most))  # the checks on the cores the sending leaves idle
+        items = _checked_items(ledger, records, observations, checkers)
+        blobs, problems = _outgoing_blobs(ledger, records, intents, listing.blobs)
+        if objects:
+            work: list[tuple[str, str, bytes, dict[str, str]]] = []  # (kind, key, body, metadata)
+            for kind, name, body, record, found, _ in items:
+                problems.extend(problem.message for problem in found)
+                if problems:
+                    continue
+                assert name is not None and body is not None
+                if kind == "record":
+                    work.append((kind, remote.record_key(name), body, {"runlog-address": name}))
+                else:
+                    work.append((kind, remote.observation_key(str(record), name), body,
+                                 {"runlog-address": name, "runlog-record": str(record)}))
             if problems:
-                continue
-            assert name is not None and body is not None
-            if kind == "record":
-                work.append((kind, remote.record_key(name), body, {"runlog-address": name}))
-            else:
-                work.append((kind, remote.observation_key(str(record), name), body,
-                             {"runlog-address": name, "runlog-record": str(record)}))
-        if problems:
-            raise _refusal(problems, result)
-        _push_blobs(blobs, listing, writer, remote, result, jobs=jobs, progress=progress)
-        _push_objects(work + attempts, writer, remote, result, jobs=jobs, progress=progress)
-    else:
-        if problems:
-            raise _refusal(problems, result)
-        _push_blobs(blobs, listing, writer, remote, result, jobs=jobs, progress=progress)
-        notice = (lambda: _put_packs_notice(writer, remote)) if isinstance(listing.marker, dict) \
-            and listing.marker.get("format") == FORMAT_OBJECTS else None
-        problems = _push_packs(items, len(records) + most, writer, remote, result, jobs=jobs, progress=progress,
-                               first=notice)
-        if problems:
-            raise _refusal(problems, result)
-        _push_objects(attempts, writer, remote, result, jobs=jobs, progress=progress)
+                raise _refusal(problems, result)
+            _push_blobs(blobs, listing, writer, remote, result, jobs=jobs, progress=progress)
+            _push_objects(work + attempts, writer, remote, result, jobs=jobs, progress=progress)
+        else:
+            if problems:
+                raise _refusal(problems, result)
+            _push_blobs(blobs, listing, writer, remote, result, jobs=jobs, progress=progress)
+            notice = (lambda: _put_packs_notice(writer, remote)) if isinstance(listing.marker, dict) \
+                and listing.marker.get("format") == FORMAT_OBJECTS else None
+            problems = _push_packs(items, len(records) + most, writer, remote, result, jobs=jobs, progress=progress,
+                                   first=notice)
+            if problems:
+                raise _refusal(problems, result)
+            _push_objects(attempts, writer, remote, result, jobs=jobs, progress=progress)
     result.conditional_writes = writer.conditional
     _put_head(writer, remote, ledger, head)
     _cache_observation_addresses(ledger, computed)
@@ -612,15 +617,16 @@ def push(ledger: Ledger, s3, remote: Remote, *, jobs: int = 16, progress: Progre
 Checked = tuple[str, str | None, bytes | None, str | None, list, str | None]
 
 
-def _checked_items(ledger: Ledger, records: Collection[str], observations: Iterator[tuple]) -> Iterator[Checked]:
+def _checked_items(ledger: Ledger, records: Collection[str], observations: Iterator[tuple],
+                   checkers: OutgoingChecks | None = None) -> Iterator[Checked]:
     """(kind, address, canonical JSON, record, problems, when) of each record among `records`, oldest
     first (verify.outgoing_records), then of each of `observations` (verify.outgoing_observations': the record
     an observation is about; verify's Problems found, none for an item that may be sent), read
-    and checked as they are taken."""
+    and checked as they are taken (by `checkers`' workers when it has any: runlog/pushworker.py)."""
     from runlog.verify import outgoing_records
 
     if records:
-        for address, body, problems, created in outgoing_records(ledger, records):
+        for address, body, problems, created in outgoing_records(ledger, records, checkers):
             yield "record", address, body, None, problems, created
     for named, record, data, found, observed in observations:
         yield "observation", named, data, record, found, observed

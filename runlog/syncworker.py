@@ -21,17 +21,15 @@ Nothing here talks to S3 or the ledger."""
 from __future__ import annotations
 
 import json
-import os
 import threading
 from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import Future
 from typing import IO, Any
 
 from runlog import childproc
-from runlog.errors import InternalError, RunlogError, UsageError
+from runlog.errors import InternalError, RunlogError
 from runlog.syncpack import PackIndex, split_pack
 from runlog.syncreceive import ObservationRow, Row, check_observations, check_records
-from runlog.textsafe import terminal_safe
 
 # Below this many bytes of packs to check, a pull checks them itself: starting workers
 # (an interpreter each, about a fifth of a second) costs more than the second core saves.
@@ -89,18 +87,8 @@ def worker_count(pack_bytes: int, workers: int | None = None) -> int:
     """How many worker processes check `pack_bytes` of packs: `workers` when given, else the
     environment's RUNLOG_PULL_WORKERS (a number; 0: none), else none below PARALLEL_FROM
     bytes or on one core, else one per core (at most MAX_WORKERS)."""
-    if workers is None and os.environ.get(WORKERS_VARIABLE, "").strip():
-        text = os.environ[WORKERS_VARIABLE].strip()
-        if not text.isdecimal():
-            raise UsageError(f"{WORKERS_VARIABLE}={terminal_safe(text)[:40]!r} is not a number of 0 or more: set "
-                             "it to how many worker processes check a pull's packs (0: none), or unset it")
-        workers = int(text)
-    if workers is not None:
-        return max(0, workers)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    if pack_bytes < PARALLEL_FROM or cores < 2:
-        return 0
-    return min(cores, MAX_WORKERS)
+    return childproc.worker_count(WORKERS_VARIABLE, pack_bytes, PARALLEL_FROM, most=MAX_WORKERS, workers=workers,
+                                  what="check a pull's packs")
 
 
 def batch_check(body: bytes, batch_address: str, received: bool, cohort: dict[str, bytes] | None = None

@@ -25,7 +25,7 @@ from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache, partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -1063,7 +1063,7 @@ def _gap(label: str, last_seen: int, next_seen: int) -> Problem:
                    f"{label} {span} missing from the sequence (deleted outside runlog)")
 
 
-def outgoing_records(ledger: Ledger, records: Collection[str]
+def outgoing_records(ledger: Ledger, records: Collection[str], checkers: OutgoingChecks | None = None
                      ) -> Iterator[tuple[str, bytes, list[Problem], str | None]]:
     """The records `push` is about to send, checked as verify checks them (content, schema,
     columns, seal, intent) as they are read, a few rows at a time: (address, canonical JSON as
@@ -1071,13 +1071,30 @@ def outgoing_records(ledger: Ledger, records: Collection[str]
     `created`, then address: the order a pull appends them in, so that each pack holds a
     stretch of it and a pull can append one pack's records while later ones are still
     coming: runlog/syncinsert.py). Push sends the bytes checked here, never bytes read again,
-    so that an edit behind runlog's back never becomes a valid object on the team ledger."""
+    so that an edit behind runlog's back never becomes a valid object on the team ledger.
+    `checkers` (runlog/pushworker.py) checks slices of them in worker processes, each with
+    checked_records, and gives them back in this order."""
     conn = ledger.conn
-    sealed = _has_seals(conn)
-    at = _RecordLayout(conn, sealed)
     # SQLite orders a column changed behind runlog's back to another type too (its record is refused as it is read)
     order = [seq for seq, address in conn.execute("SELECT seq, address FROM records ORDER BY created, address")
              if address in records]
+    return checkers.records(order) if checkers is not None else checked_records(conn, order)
+
+
+class OutgoingChecks(Protocol):
+    """What checks a push's items elsewhere (runlog/pushworker.py's Checkers): checked_records
+    and checked_observations of the seqs given, in their order."""
+
+    def records(self, order: list[int]) -> Iterator[tuple[str, bytes, list[Problem], str | None]]: ...
+
+    def observations(self, seqs: list[int]) -> Iterator[ObservationRow]: ...
+
+
+def checked_records(conn: sqlite3.Connection, order: list[int]
+                    ) -> Iterator[tuple[str, bytes, list[Problem], str | None]]:
+    """outgoing_records' items for the records whose seqs are given, in that order."""
+    sealed = _has_seals(conn)
+    at = _RecordLayout(conn, sealed)
     for found in _rows_in_order(conn, at, order):
         for low in range(0, len(found), CHUNK):
             rows = at.unpack(found[low:low + CHUNK])
@@ -1132,8 +1149,8 @@ OUTGOING_STRETCH = 32
 Outgoing = tuple[str | None, str, bytes | None, list[Problem], str | None]
 
 
-def outgoing_observations(ledger: Ledger, present: Collection[str], computed: list[tuple[int, str]]
-                          ) -> tuple[int, Iterator[Outgoing]]:
+def outgoing_observations(ledger: Ledger, present: Collection[str], computed: list[tuple[int, str]],
+                          checkers: OutgoingChecks | None = None) -> tuple[int, Iterator[Outgoing]]:
     """The observations `push` is about to send, checked as verify checks them (the body's
     digest, the seal) as they are read: (at most how many, (address, record, object bytes,
     problems, observed_at) of each distinct observation whose address is not in `present`, in ledger
@@ -1141,16 +1158,39 @@ def outgoing_observations(ledger: Ledger, present: Collection[str], computed: li
     read. The object is ledger.observation_object's, made once from the row; the address is
     the stored one, else the object's SHA-256 (appended to `computed` as (seq, address), for
     the ledger to store once the push succeeded). A row whose object cannot be made has
-    neither (None) and always a problem."""
+    neither (None) and always a problem. `checkers`: as outgoing_records'."""
     conn = ledger.conn
     candidates = [seq for seq, address in conn.execute(
         "SELECT o.seq, a.address FROM observations o LEFT JOIN observation_addresses a ON a.observation = o.seq "
         "ORDER BY o.seq") if address is None or address not in present]
-    return len(candidates), _outgoing_observations(conn, candidates, present, computed)
+    rows = checkers.observations(candidates) if checkers is not None else checked_observations(conn, candidates)
+    return len(candidates), _outgoing_observations(rows, present, computed)
 
 
-def _outgoing_observations(conn: sqlite3.Connection, candidates: list[int], present: Collection[str],
+# (seq, stored address, address: the stored one, else the object's SHA-256 (None: no object),
+# record, object bytes, problems, observed_at when it is text) of an observation row
+ObservationRow = tuple[int, str | None, str | None, str, bytes | None, list[Problem], str | None]
+
+
+def _outgoing_observations(rows: Iterator[ObservationRow], present: Collection[str],
                            computed: list[tuple[int, str]]) -> Iterator[Outgoing]:
+    """The rows (checked_observations') to send: each distinct address once, none in `present`."""
+    sent: set[str] = set()
+    for seq, stored, address, record, data, problems, when in rows:
+        if stored is not None and (stored in present or stored in sent):
+            continue
+        if stored is None and address is not None:
+            computed.append((seq, address))
+            if address in present or address in sent:
+                continue
+        if address is not None:
+            sent.add(address)
+        yield address, record, data, problems, when
+
+
+def checked_observations(conn: sqlite3.Connection, candidates: list[int]) -> Iterator[ObservationRow]:
+    """Each observation row among the sorted seqs `candidates`, checked (its body's digest,
+    its seal) and made into its object (ledger.stored_observation_object), in ledger order."""
     sealed = _has_seals(conn)
     names = _columns(conn, "observations", "body")
     width = len(names)
@@ -1161,26 +1201,16 @@ def _outgoing_observations(conn: sqlite3.Connection, candidates: list[int], pres
     sql = (f"SELECT {', '.join('o.' + c for c in names)}, CAST(o.body AS BLOB), {seal}, a.address FROM observations o "
            f"{join}LEFT JOIN observation_addresses a ON a.observation = o.seq WHERE o.seq >= ? AND o.seq < ? "
            "ORDER BY o.seq")
-    sent: set[str] = set()
     sha256 = hashlib.sha256
     for low, high in _runs(candidates):
         for values in conn.execute(sql, (low, high)):
             stored, body = values[width + 2], values[width]
-            if stored is not None and (stored in present or stored in sent):
-                continue
             try:
                 data: bytes | None = stored_observation_object(values[record_at], values[uuid_at], values[time_at],
                                                                values[source_at], values[status_at], body)
             except (ValueError, TypeError, RecursionError):
                 data = None
-            address = stored
-            if stored is None and data is not None:
-                address = sha256(data).hexdigest()
-                computed.append((values[seq_at], address))
-                if address in present or address in sent:
-                    continue
-            if address is not None:
-                sent.add(address)
+            address = stored if stored is not None else sha256(data).hexdigest() if data is not None else None
             seq, record = values[seq_at], values[record_at]
             problems = _seal_problems(seal_row, "observation #", str(seq), values, values[width + 1]) if sealed else []
             if not isinstance(body, bytes) or sha256(body).hexdigest() != values[digest_at]:
@@ -1188,7 +1218,7 @@ def _outgoing_observations(conn: sqlite3.Connection, candidates: list[int], pres
             elif data is None:
                 problems.append(Problem("observation", record, f"observation #{seq}: its body is not JSON"))
             when = values[time_at]
-            yield address, record, data, problems, when if type(when) is str else None
+            yield seq, stored, address, record, data, problems, when if type(when) is str else None
 
 
 def _runs(seqs: list[int]) -> Iterator[tuple[int, int]]:

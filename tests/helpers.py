@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -165,6 +166,39 @@ class S3Proxy:
         self.server.shutdown()
         self.server.server_close()
 
+
+
+class HoldRequests(S3Proxy):
+    """Holds every request `holds(handler)` picks until `release` is set (counting them in `held`)."""
+
+    def __init__(self, upstream: str):
+        super().__init__(upstream)
+        self.release = threading.Event()
+        self.held = 0
+
+    def holds(self, handler) -> bool:
+        raise NotImplementedError
+
+    def forward(self, handler) -> None:
+        if self.holds(handler):
+            with self.lock:
+                self.held += 1
+            self.release.wait(60)
+        super().forward(handler)
+
+
+def workers_of(pid: int, module: str) -> list[int]:
+    """The pids of the child processes of `pid` running the runlog module `module` (Linux's /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            command = (stat.parent / "cmdline").read_bytes()
+        except (OSError, ValueError, IndexError):
+            continue
+        if parent == pid and module.encode() in command:
+            found.append(int(stat.parent.name))
+    return found
 
 
 @contextmanager

@@ -11,13 +11,12 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from helpers import BUCKET, REMOTE, S3Proxy, fill, proxy_in_front, push_json
+from helpers import BUCKET, REMOTE, HoldRequests, fill, proxy_in_front, push_json, workers_of
 from recordfactory import make_record
 from runlog import record as rec
 from runlog.ledger import Ledger, observation_object
@@ -124,33 +123,11 @@ def test_a_bad_value_of_the_variable_is_one_line(bucket, tmp_path, run_cli, monk
             assert ledger.count() == 0
 
 
-class HoldPacks(S3Proxy):
+class HoldPacks(HoldRequests):
     """Holds every GET of a pack until `release` is set (counting them in `held`)."""
 
-    def __init__(self, upstream: str):
-        super().__init__(upstream)
-        self.release = threading.Event()
-        self.held = 0
-
-    def forward(self, handler) -> None:
-        if handler.command == "GET" and ".pack" in handler.path and "list-type=" not in handler.path:
-            with self.lock:
-                self.held += 1
-            self.release.wait(60)
-        super().forward(handler)
-
-
-def _workers_of(pid: int) -> list[int]:
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-            command = (stat.parent / "cmdline").read_bytes()
-        except (OSError, ValueError, IndexError):
-            continue
-        if parent == pid and b"runlog.syncworker" in command:
-            found.append(int(stat.parent.name))
-    return found
+    def holds(self, handler) -> bool:
+        return handler.command == "GET" and ".pack" in handler.path and "list-type=" not in handler.path
 
 
 def _gone(pid: int) -> bool:
@@ -168,7 +145,7 @@ def _pull_held(front: HoldPacks, ledger: Path, workers: str) -> tuple[subprocess
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        found = _workers_of(proc.pid)
+        found = workers_of(proc.pid, "runlog.syncworker")
         if front.held and len(found) == int(workers):
             return proc, found
         time.sleep(0.05)
