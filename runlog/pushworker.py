@@ -30,7 +30,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import IO, Any
 
 from runlog import childproc
-from runlog.errors import InternalError, RunlogError
+from runlog.errors import InternalError, LedgerError, RunlogError
+from runlog.textsafe import terminal_safe
 
 # Below this many records and observations to check, a push checks them itself: starting a
 # worker (an interpreter, about a fifth of a second) costs more than a second core saves.
@@ -60,29 +61,32 @@ def worker_count(items: int, workers: int | None = None) -> int:
 
 def serve(requests: IO[bytes], answers: IO[bytes]) -> None:
     """Answer check requests until the pushing process closes the pipe. A request is (kind,
-    the ledger's path, seqs): "records" gives verify.checked_records' items, "observations"
+    the ledger's path, the file's identity (device, inode) as the pushing process opened it,
+    seqs): "records" gives verify.checked_records' items, "observations"
     checked_observations', each problem as (kind, where, message); the answer is ("ok",
-    those items) or ("error", what went wrong) for an exception, which is a bug."""
+    those items), ("replaced", the path) when the file at the path is no longer the one the
+    pushing process reads (it never reads another), or ("error", what went wrong) for an
+    exception, which is a bug."""
     from runlog import verify
-    from runlog.ledger import sqlite_uri
 
     opened: dict[str, sqlite3.Connection] = {}
     while (request := childproc.receive(requests)) is not None:
         try:
-            kind, path, seqs = request
+            kind, path, identity, seqs = request
             conn = opened.get(path)
             if conn is None:
-                # read through SQLite's own small page cache, not mapped into memory as verify's
-                # workers read: a mapped ledger counts in each worker's resident memory
-                conn = opened[path] = sqlite3.connect(sqlite_uri(path, "ro"), uri=True)
-            if kind == "records":
-                items: list = [(address, body, [_fields(p) for p in problems], created)
-                               for address, body, problems, created in verify.checked_records(conn, seqs)]
+                conn = _open(path, tuple(identity))
+                if conn is not None:
+                    opened[path] = conn
+            if conn is None:
+                answer: tuple = ("replaced", path)
+            elif kind == "records":
+                answer = ("ok", [(address, body, [_fields(p) for p in problems], created)
+                                 for address, body, problems, created in verify.checked_records(conn, seqs)])
             else:
-                items = [(seq, stored, address, record, data, [_fields(p) for p in problems], when)
-                         for seq, stored, address, record, data, problems, when in
-                         verify.checked_observations(conn, seqs)]
-            answer: tuple = ("ok", items)
+                answer = ("ok", [(seq, stored, address, record, data, [_fields(p) for p in problems], when)
+                                 for seq, stored, address, record, data, problems, when in
+                                 verify.checked_observations(conn, seqs)])
         except Exception as exc:  # a bug: the pushing process says so in one line
             answer = ("error", f"{type(exc).__name__}: {exc}")
         del request
@@ -91,6 +95,33 @@ def serve(requests: IO[bytes], answers: IO[bytes]) -> None:
 
 def _fields(problem: Any) -> tuple[str, str, str]:
     return problem.kind, problem.where, problem.message
+
+
+def identity(path: str) -> tuple[int, int]:
+    """The file at `path` as (device, inode)."""
+    found = os.stat(path)
+    return found.st_dev, found.st_ino
+
+
+def _open(path: str, expected: tuple[int, ...]) -> sqlite3.Connection | None:
+    """A read-only connection to the ledger at `path`, or None when the file there is not the
+    one the pushing process reads (`expected`: its identity), before or after it is opened:
+    a file put in its place meanwhile (a rename) is never read, so that its rows are never sent
+    as the ledger's. Read through SQLite's own small page cache, not mapped into memory as
+    verify's workers read: a mapped ledger counts in each worker's resident memory."""
+    from runlog.ledger import sqlite_uri
+
+    try:
+        if identity(path) != expected:
+            return None
+        conn = sqlite3.connect(sqlite_uri(path, "ro"), uri=True)
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # opened now, not at the first read
+        if identity(path) != expected:
+            conn.close()
+            return None
+    except OSError:
+        return None
+    return conn
 
 
 # -- the pushing process's side -------------------------------------------------------------------
@@ -105,6 +136,8 @@ class Checkers:
         self._idle: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._all: list[Any] = []
         self._asking: ThreadPoolExecutor | None = None
+        self._path = ""
+        self._identity: tuple[int, int] = (0, 0)
 
     def start(self, workers: int) -> None:
         """Start `workers` worker processes (none for a ledger that is not a file of its own,
@@ -112,6 +145,11 @@ class Checkers:
         transaction, whose rows other connections do not see). No interpreter to start (an
         embedded Python): the checks stay here."""
         if workers <= 0 or self.ledger.snapshot or self.ledger.conn.in_transaction:
+            return
+        self._path = os.path.abspath(self.ledger.path)
+        try:
+            self._identity = identity(self._path)
+        except OSError:  # not at its path any more: checked here, through the open connection
             return
         try:
             for _ in range(workers):
@@ -187,7 +225,7 @@ class Checkers:
         try:
             assert process.stdin is not None and process.stdout is not None
             try:
-                childproc.send(process.stdin, (kind, os.path.abspath(self.ledger.path), seqs))
+                childproc.send(process.stdin, (kind, self._path, self._identity, seqs))
                 answer = childproc.receive(process.stdout)
             except (BrokenPipeError, OSError, ValueError):
                 answer = None
@@ -198,6 +236,10 @@ class Checkers:
                               "memory, or killed?); the packs sent before it are on the remote: run the push again "
                               "(it resumes)")
         status, found = answer
+        if status == "replaced":
+            raise LedgerError(f"the ledger file {terminal_safe(found)} was replaced while it was pushed (another file "
+                              "renamed into its place): nothing of it was sent after the packs before; check which "
+                              "file is the ledger, then run the push again")
         if status != "ok":
             raise InternalError(f"checking the {kind} to push failed in a worker process: {found} (please report it)")
         return found

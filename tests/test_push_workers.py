@@ -106,19 +106,26 @@ class HoldBlobs(HoldRequests):
         return handler.command == "PUT" and "/blobs/" in handler.path
 
 
+def _push_held(front: HoldBlobs, ledger: Path) -> tuple[subprocess.Popen, list[int]]:
+    """`runlog push` with two workers in a process of its own, stopped at its blobs' PUTs: the
+    workers are started, and have checked nothing."""
+    env = {**os.environ, "RUNLOG_PUSH_WORKERS": "2"}
+    proc = subprocess.Popen([sys.executable, "-m", "runlog", "--ledger", str(ledger), "push", REMOTE],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not (front.held and len(workers := workers_of(proc.pid, "runlog.pushworker")) == 2) \
+            and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert front.held and len(workers) == 2, proc.communicate(timeout=60)
+    return proc, workers
+
+
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads processes from Linux's /proc")
 def test_a_worker_that_dies_fails_the_push_in_one_line_and_the_next_push_resumes(
         s3_emulator, bucket, ledger_path, git_repo, run_cli, tmp_path, monkeypatch):
     refreshed_cohort(run_cli, s3_emulator, bucket, ["S1", "S2", "S3"])
     with proxy_in_front(HoldBlobs, bucket, monkeypatch) as front:
-        # the workers start before the blobs are sent, and check nothing until they are
-        env = {**os.environ, "RUNLOG_PUSH_WORKERS": "2"}
-        proc = subprocess.Popen([sys.executable, "-m", "runlog", "--ledger", str(ledger_path), "push", REMOTE],
-                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 60
-        while not (front.held and len(workers := workers_of(proc.pid, "runlog.pushworker")) == 2) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert front.held and len(workers) == 2, proc.communicate(timeout=60)
+        proc, workers = _push_held(front, ledger_path)
         for pid in workers:
             os.kill(pid, signal.SIGKILL)
         front.release.set()
@@ -135,6 +142,27 @@ def test_a_worker_that_dies_fails_the_push_in_one_line_and_the_next_push_resumes
         assert run_cli("--ledger", other, "pull", REMOTE).exit_code == 0
     with Ledger.open(other, create=False) as pulled, Ledger.open(ledger_path, create=False) as original:
         assert pulled.addresses() == original.addresses() and verify(pulled).ok
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads processes from Linux's /proc")
+def test_a_ledger_file_replaced_during_a_push_is_never_read_by_its_workers(
+        s3_emulator, bucket, ledger_path, git_repo, run_cli, tmp_path, monkeypatch):
+    refreshed_cohort(run_cli, s3_emulator, bucket, ["S1", "S2", "S3"])
+    intruder = tmp_path / "intruder.db"
+    planted = set(fill(intruder, 5))  # well-formed records that are not the ledger's
+    with proxy_in_front(HoldBlobs, bucket, monkeypatch) as front:
+        proc, _ = _push_held(front, ledger_path)
+        os.replace(intruder, ledger_path)  # renamed into the ledger's place while the push runs
+        front.release.set()
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2
+    assert err.strip().splitlines() == [
+        f"runlog: error: the ledger file {ledger_path} was replaced while it was pushed (another file renamed into "
+        "its place): nothing of it was sent after the packs before; check which file is the ledger, then run the "
+        "push again"]
+    sent = _remote(bucket, "runlog/")
+    assert not [key for key in sent if key.startswith("packs/")]
+    assert not any(address.encode() in body for address in planted for body, _ in sent.values())
 
 
 def test_the_number_of_push_workers_follows_the_size_and_the_variable(bucket, tmp_path, run_cli, monkeypatch):
