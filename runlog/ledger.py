@@ -378,6 +378,9 @@ class Ledger:
         # blob's place; `lost` names every blob `blob` could not give (cli.common.said_lost).
         self.partial = False
         self.lost: dict[str, BlobLost] = {}
+        # (device, inode) of the file this connection opened: worker processes that open the
+        # ledger again by its path (verify's, push's) read it only while the path still names it
+        self.file_identity: tuple[int, int] | None = None
 
     @property
     def db(self) -> Any:
@@ -432,6 +435,7 @@ class Ledger:
         except LedgerError:
             ledger.conn.close()
             raise
+        ledger.file_identity = file_identity(path)  # the file the connection has read by now
         return ledger
 
     def _prepare(self, readonly: bool = False) -> None:
@@ -1989,6 +1993,33 @@ def cannot_read(path: Path, exc: Exception) -> str:
     """The one line for a ledger SQLite cannot read (a corrupt page, a truncated file)."""
     return (f"cannot read ledger {path}: {exc}; the file was left untouched "
             "(restore it from a backup, or `pull()` from your team ledger)")
+
+
+def file_identity(path: str | Path) -> tuple[int, int] | None:
+    """The file at `path` as (device, inode); None when there is none."""
+    try:
+        found = os.stat(path)
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino
+
+
+def open_same_file(path: str | Path, expected: tuple[int, int] | None) -> sqlite3.Connection | None:
+    """A read-only connection to the ledger file at `path` for a worker process, or None when
+    the file there is not `expected` (Ledger.file_identity of the connection that sent the
+    worker), before or after it is opened: a file renamed into the ledger's place meanwhile is
+    never read as the ledger."""
+    if expected is None or file_identity(path) != tuple(expected):
+        return None
+    try:
+        conn = sqlite3.connect(sqlite_uri(path, "ro"), uri=True)
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # opened now, not at the first read
+    except sqlite3.Error:
+        return None
+    if file_identity(path) != tuple(expected):
+        conn.close()
+        return None
+    return conn
 
 
 def sqlite_uri(path: str | Path, mode: str = "ro") -> str:

@@ -68,6 +68,7 @@ def serve(requests: IO[bytes], answers: IO[bytes]) -> None:
     pushing process reads (it never reads another), or ("error", what went wrong) for an
     exception, which is a bug."""
     from runlog import verify
+    from runlog.ledger import open_same_file
 
     opened: dict[str, sqlite3.Connection] = {}
     while (request := childproc.receive(requests)) is not None:
@@ -75,7 +76,9 @@ def serve(requests: IO[bytes], answers: IO[bytes]) -> None:
             kind, path, identity, seqs = request
             conn = opened.get(path)
             if conn is None:
-                conn = _open(path, tuple(identity))
+                # read through SQLite's own small page cache, not mapped into memory as verify's
+                # workers read: a mapped ledger counts in each worker's resident memory
+                conn = open_same_file(path, identity)
                 if conn is not None:
                     opened[path] = conn
             if conn is None:
@@ -95,33 +98,6 @@ def serve(requests: IO[bytes], answers: IO[bytes]) -> None:
 
 def _fields(problem: Any) -> tuple[str, str, str]:
     return problem.kind, problem.where, problem.message
-
-
-def identity(path: str) -> tuple[int, int]:
-    """The file at `path` as (device, inode)."""
-    found = os.stat(path)
-    return found.st_dev, found.st_ino
-
-
-def _open(path: str, expected: tuple[int, ...]) -> sqlite3.Connection | None:
-    """A read-only connection to the ledger at `path`, or None when the file there is not the
-    one the pushing process reads (`expected`: its identity), before or after it is opened:
-    a file put in its place meanwhile (a rename) is never read, so that its rows are never sent
-    as the ledger's. Read through SQLite's own small page cache, not mapped into memory as
-    verify's workers read: a mapped ledger counts in each worker's resident memory."""
-    from runlog.ledger import sqlite_uri
-
-    try:
-        if identity(path) != expected:
-            return None
-        conn = sqlite3.connect(sqlite_uri(path, "ro"), uri=True)
-        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # opened now, not at the first read
-        if identity(path) != expected:
-            conn.close()
-            return None
-    except OSError:
-        return None
-    return conn
 
 
 # -- the pushing process's side -------------------------------------------------------------------
@@ -147,10 +123,9 @@ class Checkers:
         if workers <= 0 or self.ledger.snapshot or self.ledger.conn.in_transaction:
             return
         self._path = os.path.abspath(self.ledger.path)
-        try:
-            self._identity = identity(self._path)
-        except OSError:  # not at its path any more: checked here, through the open connection
+        if self.ledger.file_identity is None:  # not at its path any more: checked here, through its connection
             return
+        self._identity = self.ledger.file_identity
         try:
             for _ in range(workers):
                 process = childproc.start("runlog.pushworker", "serve")

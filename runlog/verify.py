@@ -42,12 +42,13 @@ from runlog.ledger import (
     chain_next,
     index_columns,
     observation_object,
+    open_same_file,
     read_blob,
     sealer,
-    sqlite_uri,
     stored_observation_object,
     table_rows,
 )
+from runlog.textsafe import terminal_safe
 
 HEAD_RE = re.compile(r"^(\d{1,18}):([0-9a-fA-F]{12,64})$")
 
@@ -984,10 +985,15 @@ ROW_CHECKS: dict[str, Callable[[sqlite3.Connection, int, int, bool], Tally]] = {
     "records": _scan_records, "observations": _scan_observations}  # attempts: with their record
 
 
-def _check_range(path: str, table: str, low: int, high: int, sealed: bool) -> Tally:
+def _check_range(path: str, identity: tuple[int, int] | None, table: str, low: int, high: int,
+                 sealed: bool) -> Tally:
     """A ROW_CHECKS slice, read through a connection of its own (in a worker process), the
-    file mapped into memory (reads without copying each page)."""
-    conn = sqlite3.connect(sqlite_uri(path, "ro"), uri=True)
+    file mapped into memory (reads without copying each page), only while the file at `path`
+    is the one the verifying process opened (`identity`: Ledger.file_identity)."""
+    conn = open_same_file(path, identity)
+    if conn is None:
+        raise LedgerError(f"the ledger file {terminal_safe(path)} was replaced while it was verified (another file "
+                          "renamed into its place): check which file is the ledger, then verify it again")
     conn.execute("PRAGMA mmap_size = 1073741824")
     try:
         return ROW_CHECKS[table](conn, low, high, sealed)
@@ -1017,7 +1023,8 @@ def _start_row_checks(ledger: Ledger, sealed: bool) -> Callable[[], list[Tally]]
         bounds[-1] = top + 1
         slices.extend((table, low, high) for low, high in itertools.pairwise(bounds) if high > low)
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method))
-    futures = [pool.submit(_check_range, str(ledger.path), table, low, high, sealed) for table, low, high in slices]
+    futures = [pool.submit(_check_range, os.path.abspath(ledger.path), ledger.file_identity, table, low, high, sealed)
+               for table, low, high in slices]
 
     def collect() -> list[Tally]:
         try:

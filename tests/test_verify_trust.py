@@ -399,3 +399,22 @@ def test_push_refuses_what_verify_refuses(runs, ledger_path, s3_server, run_cli)
     assert len(result.stderr.strip().splitlines()) == 1
     listed = s3_server.list_objects_v2(Bucket="lab-provenance", Prefix="runlog/observations/")
     assert listed.get("KeyCount", 0) == 0
+
+
+def test_verify_never_reads_a_file_renamed_into_the_ledgers_place_while_it_runs(tmp_path, monkeypatch):
+    """verify's worker processes open the ledger again by its path: a clean file renamed into
+    its place after the ledger was opened is not checked as the ledger (which was tampered
+    with); verify stops with one line instead."""
+    import runlog.verify as verify_module
+    from runlog.errors import LedgerError
+
+    path, clean = tmp_path / "ledger.db", tmp_path / "clean.db"
+    _ledger_with(path, 6)
+    tamper(path, "UPDATE records SET body = replace(body, 'NA12878', 'forged')")
+    _ledger_with(clean, 6)
+    monkeypatch.setattr(verify_module, "PARALLEL_FROM", 1)  # worker processes open the path themselves
+    with Ledger.open(path) as ledger:
+        assert not verify_module.verify(ledger).ok  # the tampered rows found, by the workers too
+        os.replace(clean, path)
+        with pytest.raises(LedgerError, match=r"^the ledger file .*ledger\.db was replaced while it was verified"):
+            verify_module.verify(ledger)
