@@ -187,6 +187,33 @@ class HoldRequests(S3Proxy):
         super().forward(handler)
 
 
+def process_gone(pid: int) -> bool:
+    """Whether the process `pid` has ended (gone, or a zombie waiting to be reaped)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return True
+    return state == "Z"
+
+
+def interrupt_held(proc, front: HoldRequests, workers: list[int]) -> None:
+    """Ctrl-C to `proc` (a runlog command held by `front` with its worker processes started),
+    then its held requests let through: it ends with exit 130 in one line, and no worker is
+    left behind."""
+    import signal
+
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.2)
+    front.release.set()
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert err.strip().splitlines() == ["runlog: error: interrupted"]
+    deadline = time.monotonic() + 10
+    while not all(process_gone(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert all(process_gone(pid) for pid in workers)
+
+
 def workers_of(pid: int, module: str) -> list[int]:
     """The pids of the child processes of `pid` running the runlog module `module` (Linux's /proc)."""
     found = []

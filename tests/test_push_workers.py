@@ -13,11 +13,23 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from helpers import BUCKET, REMOTE, HoldRequests, fill, proxy_in_front, refreshed_cohort, tamper, workers_of
+from helpers import (
+    BUCKET,
+    REMOTE,
+    HoldRequests,
+    fill,
+    interrupt_held,
+    proxy_in_front,
+    refreshed_cohort,
+    tamper,
+    workers_of,
+)
 from runlog import pushworker
 from runlog.ledger import Ledger
 from runlog.verify import verify
@@ -123,9 +135,19 @@ class HoldBlobs(HoldRequests):
         return handler.command == "PUT" and "/blobs/" in handler.path
 
 
+@contextmanager
+def _cohort_push_held(s3_emulator, bucket, ledger: Path, run_cli, monkeypatch
+                      ) -> Iterator[tuple[HoldBlobs, subprocess.Popen, list[int]]]:
+    """A refreshed cohort of three in `ledger`, then `runlog push` of it with two workers in a
+    process of its own, stopped at its blobs' PUTs: the workers are started, and have checked
+    nothing. Yields the proxy holding the PUTs, the process and its workers' pids."""
+    refreshed_cohort(run_cli, s3_emulator, bucket, ["S1", "S2", "S3"])
+    with proxy_in_front(HoldBlobs, bucket, monkeypatch) as front:
+        proc, workers = _push_held(front, ledger)
+        yield front, proc, workers
+
+
 def _push_held(front: HoldBlobs, ledger: Path) -> tuple[subprocess.Popen, list[int]]:
-    """`runlog push` with two workers in a process of its own, stopped at its blobs' PUTs: the
-    workers are started, and have checked nothing."""
     env = {**os.environ, "RUNLOG_PUSH_WORKERS": "2"}
     proc = subprocess.Popen([sys.executable, "-m", "runlog", "--ledger", str(ledger), "push", REMOTE],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -140,9 +162,7 @@ def _push_held(front: HoldBlobs, ledger: Path) -> tuple[subprocess.Popen, list[i
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads processes from Linux's /proc")
 def test_a_worker_that_dies_fails_the_push_in_one_line_and_the_next_push_resumes(
         s3_emulator, bucket, ledger_path, git_repo, run_cli, tmp_path, monkeypatch):
-    refreshed_cohort(run_cli, s3_emulator, bucket, ["S1", "S2", "S3"])
-    with proxy_in_front(HoldBlobs, bucket, monkeypatch) as front:
-        proc, workers = _push_held(front, ledger_path)
+    with _cohort_push_held(s3_emulator, bucket, ledger_path, run_cli, monkeypatch) as (front, proc, workers):
         for pid in workers:
             os.kill(pid, signal.SIGKILL)
         front.release.set()
@@ -162,13 +182,21 @@ def test_a_worker_that_dies_fails_the_push_in_one_line_and_the_next_push_resumes
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads processes from Linux's /proc")
+def test_ctrl_c_during_a_push_with_workers_leaves_no_process_and_the_next_push_completes(
+        s3_emulator, bucket, ledger_path, git_repo, run_cli, tmp_path, monkeypatch):
+    with _cohort_push_held(s3_emulator, bucket, ledger_path, run_cli, monkeypatch) as (front, proc, workers):
+        interrupt_held(proc, front, workers)
+        again = run_cli("--ledger", ledger_path, "push", REMOTE, "--json")
+        assert again.exit_code == 0, again.stderr
+        assert json.loads(again.stdout)["records_sent"] == 4
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads processes from Linux's /proc")
 def test_a_ledger_file_replaced_during_a_push_is_never_read_by_its_workers(
         s3_emulator, bucket, ledger_path, git_repo, run_cli, tmp_path, monkeypatch):
-    refreshed_cohort(run_cli, s3_emulator, bucket, ["S1", "S2", "S3"])
     intruder = tmp_path / "intruder.db"
     planted = set(fill(intruder, 5))  # well-formed records that are not the ledger's
-    with proxy_in_front(HoldBlobs, bucket, monkeypatch) as front:
-        proc, _ = _push_held(front, ledger_path)
+    with _cohort_push_held(s3_emulator, bucket, ledger_path, run_cli, monkeypatch) as (front, proc, _):
         os.replace(intruder, ledger_path)  # renamed into the ledger's place while the push runs
         front.release.set()
         _, err = proc.communicate(timeout=60)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import BUCKET, REMOTE, HoldRequests, fill, proxy_in_front, push_json, workers_of
+from helpers import BUCKET, REMOTE, HoldRequests, fill, interrupt_held, proxy_in_front, push_json, workers_of
 from recordfactory import make_record
 from runlog import record as rec
 from runlog.ledger import Ledger, observation_object
@@ -130,14 +130,6 @@ class HoldPacks(HoldRequests):
         return handler.command == "GET" and ".pack" in handler.path and "list-type=" not in handler.path
 
 
-def _gone(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return True
-    return state == "Z"
-
-
 def _pull_held(front: HoldPacks, ledger: Path, workers: str) -> tuple[subprocess.Popen, list[int]]:
     """`runlog pull` in a process of its own, stopped at its packs' GETs with its workers started."""
     env = {**os.environ, "RUNLOG_PULL_WORKERS": workers}
@@ -169,16 +161,7 @@ def test_ctrl_c_during_a_pull_with_workers_leaves_no_process_and_the_next_pull_c
     carol = tmp_path / "carol.db"
     with proxy_in_front(HoldPacks, bucket, monkeypatch) as front:
         proc, workers = _pull_held(front, carol, "2")
-        proc.send_signal(signal.SIGINT)
-        time.sleep(0.2)
-        front.release.set()
-        _, err = proc.communicate(timeout=60)
-        assert proc.returncode == 130
-        assert err.strip().splitlines() == ["runlog: error: interrupted"]
-        deadline = time.monotonic() + 10
-        while not all(_gone(pid) for pid in workers) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert all(_gone(pid) for pid in workers)
+        interrupt_held(proc, front, workers)
         with Ledger.open(carol) as ledger:
             assert ledger.count() == 0  # stopped before its inserts
         _pulled_once(run_cli, carol, expected)
