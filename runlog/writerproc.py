@@ -14,7 +14,8 @@ rows (Ledger.encode_observations, made by the parent, which asks GetRun for the 
 the same way. Nothing else changes: the same records, byte for byte, the same transactions.
 
 The child is started, talked to and stopped by runlog/childproc.py (marshal messages on its
-pipes; a session of its own, Ctrl-C ignored). Parent to child: ("open", ledger path, batch address, batch outline), then
+pipes; a session of its own, Ctrl-C ignored). Parent to child: ("open", ledger path, batch address, batch outline, the
+ledger file's identity as the parent opened it: Ledger.file_identity), then
 ("members", items), ("observations", rows), ("flush",) (answered ("flushed", rows added since
 the last flush) once all before it is committed), ("end",). Child to parent: the answers, or
 ("error", class name, message, exit code): the child's RunlogError, raised again in the
@@ -44,7 +45,8 @@ from typing import IO, Any
 
 from runlog import childproc, errors
 from runlog.errors import LedgerError, RunlogError
-from runlog.ledger import Ledger
+from runlog.ledger import Ledger, file_identity
+from runlog.textsafe import terminal_safe
 
 CHILD_FROM_RUNS = 2000  # a batch of at least this many runs is written by a child process
 ENV = "RUNLOG_WRITER_PROCESS"
@@ -86,6 +88,7 @@ class WriterProcess:
     def __init__(self, ledger: Ledger, batch_address: str, outline: dict, batch_id: str | None = None):
         self._batch_id = batch_id
         self._path = ledger.path
+        self._identity = ledger.file_identity
         self._address = batch_address
         self._outline = outline
         self._proc: subprocess.Popen | None = None
@@ -101,7 +104,7 @@ class WriterProcess:
             raise LedgerError(f"cannot start the ledger's writer process: {exc}; "
                               f"set {ENV}=0 to write from this process") from None
         _grow(self._proc.stdin)
-        self._send(("open", str(self._path), self._address, self._outline))
+        self._send(("open", os.path.abspath(self._path), self._address, self._outline, self._identity))
 
     def members(self, items: list[dict]) -> None:
         """One page of ListRunsInBatch items, made into member records by the child."""
@@ -231,9 +234,20 @@ def serve(source: IO[bytes], sink: IO[bytes]) -> int:
     opening = childproc.receive(source)
     if opening is None:
         return 0
-    _, path, address, outline = opening
+    _, path, address, outline, identity = opening
     try:
-        ledger = Ledger.open(path, create=False)
+        # another file renamed into the ledger's place since the parent opened it (checked before
+        # it is opened, which may write to it, and after): the members would go where the
+        # parent's own writes do not
+        expected = tuple(identity) if identity is not None else None
+        found = file_identity(path)  # None: no file there, which Ledger.open says in its own words
+        ledger = Ledger.open(path, create=False) if found is None or found == expected else None
+        if ledger is None or ledger.file_identity != expected:
+            if ledger is not None:
+                ledger.close()
+            raise LedgerError(f"the ledger file {terminal_safe(path)} was replaced while the refresh ran (another "
+                              "file renamed into its place): nothing was written to it; check which file is the "
+                              "ledger, then run the refresh again")
         with ledger, ledger.bulk_writes(), ledger.file_run_settings(address) as from_file:
             maker = MemberPages(outline, address)
             writer = PageWriter(ledger, most=PAGES_A_TRANSACTION, cache_kib=CACHE_KIB, gather=GATHER, ahead=AHEAD)

@@ -178,6 +178,30 @@ def test_the_childs_error_is_raised_in_the_parent_as_the_same_class_and_line(tmp
         ledger.close()
 
 
+def test_the_child_never_writes_to_a_file_renamed_into_the_ledgers_place(tmp_path):
+    """Another ledger renamed into the ledger's place after the parent opened it (as a file
+    sync tool replaces files): the child refuses to write members there, where the parent's
+    own writes are not, and says so in one line; the file put there is left as it was."""
+    path, other = tmp_path / "ledger.db", tmp_path / "other.db"
+    ledger = Ledger.open(path)
+    Ledger.open(other).close()
+    try:
+        os.replace(other, path)
+        before = path.read_bytes()
+        writer = writerproc.WriterProcess(ledger, "0" * 64, {})
+        writer.start()
+        with pytest.raises(LedgerError) as raised:
+            writer.members([{"runSettingId": "S1", "runId": "1"}])
+            writer.flush()
+        assert raised.value.message == (
+            f"the ledger file {path} was replaced while the refresh ran (another file renamed into its place): "
+            "nothing was written to it; check which file is the ledger, then run the refresh again")
+        assert writer.pid is None
+        assert path.read_bytes() == before
+    finally:
+        ledger.close()
+
+
 def test_an_error_class_the_parent_cannot_rebuild_keeps_its_line_and_exit_code():
     assert type(writerproc._rebuilt("UsageError", "bad value x; give y", 2)) is UsageError
     rebuilt = writerproc._rebuilt("ServiceError", "GetRun failed: X: y", 1)
