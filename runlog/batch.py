@@ -1381,10 +1381,11 @@ def member_as_run(request: dict[str, Any]) -> dict[str, Any]:
 
 def failed_settings(ledger: Ledger, batch: Entry) -> list[str]:
     """runSettingIds of the batch's members whose submission failed or whose run ended
-    FAILED or CANCELLED (as last recorded)."""
+    FAILED or CANCELLED (as last recorded; for a run deleted since, as recorded before it was)."""
     facts = summary(ledger, batch, failures=None)
     found = [f["run_setting_id"] for f in facts["failures"]]
     found += ledger.member_settings_with_status(batch.address, ("CANCELLED",))
+    found += ledger.member_settings_deleted_after(batch.address, ("FAILED", "CANCELLED"))
     return list(dict.fromkeys(found))
 
 
