@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from helpers import submit_cohort
+from helpers import COHORT_DEFAULT, cohort_setting, submit_cohort
 
 
 def dry_run_selection(run_cli, *args) -> tuple[list[str], dict]:
@@ -37,3 +37,39 @@ def test_replay_only_failed_still_selects_runs_that_failed_before_their_runs_wer
     assert json.loads(run_cli("show", batch_id, "--json").stdout)["batch"]["run_status"] == {"DELETED": 2}
     selected, _ = dry_run_selection(run_cli, batch_id, "--only", "failed")
     assert sorted(selected) == ["S2", "S3"]
+
+
+def test_replay_of_a_batch_refuses_a_set_every_replayed_run_overrides_and_notes_a_partial_one(
+        aws_env, ledger_path, git_repo, run_cli):
+    """`--set` changes the batch's default setting, and each run's own parameters win over
+    the default's. Before: `runlog replay B --set sample_name=X` (a parameter every run sets
+    itself) started the batch again unchanged, exit 0, and its lineage said sample_name was
+    overridden. Now it is refused (exit 2, one line naming the parameter and the fix); a
+    `--set` only some of the runs override is sent, with a note naming how many keep their own."""
+    aws_env.batch_rate = 100
+    batch_id = submit_cohort(run_cli, "S1", "S2")
+    aws_env.advance(300)
+    assert run_cli("refresh", batch_id).exit_code == 0
+    refused = run_cli("replay", batch_id, "--set", "sample_name=X", "--allow-drift")
+    assert refused.exit_code == 2, refused.output
+    (line,) = refused.stderr.strip().splitlines()
+    assert "--set sample_name" in line and "2 of 2" in line and "'S1'" in line, line
+    assert "runlog replay RUN_ID" in line, line
+    with_only = run_cli("replay", batch_id, "--only", "S2", "--set", "sample_name=X", "--dry-run")
+    assert with_only.exit_code == 2 and "1 of 1" in with_only.stderr, with_only.output
+    # a parameter no run sets itself reaches them all: no note
+    _, plan = dry_run_selection(run_cli, batch_id, "--set", "ref_fasta=s3://cohort-bucket/ref/other.fasta")
+    assert not any("--set" in note for note in plan["notes"]), plan["notes"]
+    # one that some of the runs set themselves: sent, and said (on stderr and in --dry-run's notes)
+    own = [cohort_setting("S1"), cohort_setting("S2")]
+    own[0]["parameters"]["ref_fasta"] = "s3://cohort-bucket/ref/S1.fasta"
+    submitted = run_cli("submit-batch", "--batch-name", "own-ref", "--default-run-setting", json.dumps(COHORT_DEFAULT),
+                        "--batch-run-settings", json.dumps({"inlineSettings": own}))
+    assert submitted.exit_code == 0, submitted.output
+    partial = json.loads(submitted.stdout)["id"]
+    replayed = run_cli("replay", partial, "--set", "ref_fasta=s3://cohort-bucket/ref/other.fasta", "--dry-run",
+                       "--allow-drift")
+    assert replayed.exit_code == 0, replayed.output
+    notes = [n for n in json.loads(replayed.stdout)["notes"] if "--set" in n or "`set`" in n]
+    assert len(notes) == 1 and "1 of 2" in notes[0] and "'S1'" in notes[0], notes
+    assert "1 of 2" in replayed.stderr
