@@ -114,3 +114,28 @@ def test_a_settings_file_changed_between_the_pin_and_the_services_read_is_said(
     recorded = json.loads(run_cli("show", member["run_id"], "--json").stdout)["record"]["request"]["parameters"]
     told = submitted.stderr + refreshed.output + run_cli("show", batch_id).output
     assert recorded["sample_name"] == ran_with or "changed" in told, told
+
+
+def test_the_methods_paragraph_does_not_call_shared_a_default_every_run_replaces(
+        aws_env, ledger_path, git_repo, run_cli, tmp_path):
+    """A default setting may hold a parameter (and an outputUri) that every run setting gives
+    itself: its value reached none of the runs. Before: the cohort's methods paragraph listed
+    it among the "shared parameters" of the default setting (and the outputUri as the batch's),
+    a sentence for a paper that no run bears out. Now it lists only what some run got from
+    the default."""
+    default = json.loads(json.dumps(COHORT_DEFAULT))
+    default["parameters"]["sample_name"] = "PLACEHOLDER"
+    settings = [dict(cohort_setting(s), outputUri=f"s3://cohort-bucket/out/{s}/") for s in ("S1", "S2")]
+    submitted = run_cli("submit-batch", "--batch-name", "own", "--default-run-setting", json.dumps(default),
+                        "--batch-run-settings", json.dumps({"inlineSettings": settings}))
+    assert submitted.exit_code == 0, submitted.output
+    batch_id = json.loads(submitted.stdout)["id"]
+    aws_env.batch_rate = 100
+    aws_env.advance(300)
+    assert run_cli("refresh", batch_id).exit_code == 0
+    exported = run_cli("export", batch_id, "-f", "methods", "-o", tmp_path / "methods", "--license", "CC-BY-4.0")
+    assert exported.exit_code == 0, exported.output
+    text = (tmp_path / "methods" / "methods.md").read_text()
+    shared = text.split("(shared parameters ", 1)[1].split(")", 1)[0]
+    assert "ref\\_fasta" in shared and "sample\\_name" not in shared and "PLACEHOLDER" not in text, shared
+    assert "s3://cohort-bucket/out/`" not in text, text
