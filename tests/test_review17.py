@@ -139,3 +139,35 @@ def test_the_methods_paragraph_does_not_call_shared_a_default_every_run_replaces
     shared = text.split("(shared parameters ", 1)[1].split(")", 1)[0]
     assert "ref\\_fasta" in shared and "sample\\_name" not in shared and "PLACEHOLDER" not in text, shared
     assert "s3://cohort-bucket/out/`" not in text, text
+
+
+@pytest.mark.parametrize("bad, told", [
+    ({"runSettingId": "S1\x1b[2J"}, "runSettingId"),
+    ({"name": "align\x1b]8;;http://evil\x07"}, "name"),
+    ({"name": "x" * 129}, "129 characters"),
+    ({"priority": 100001}, "priority"),
+    ({"runTags": {"k" * 129: "v"}}, "runTags key"),
+    ({"outputBucketOwnerId": "12345"}, "outputBucketOwnerId"),
+])
+def test_a_settings_file_value_the_model_refuses_is_refused_before_sending(
+        bad, told, s3_server, s3_emulator, ledger_path, git_repo, run_cli):
+    """Inline settings get the model's lengths, patterns and ranges checked before sending
+    (exit 2, nothing sent); a settings file's content is never seen by botocore. Before: a
+    file whose run setting broke them (a runSettingId or run name with a terminal escape, a
+    name of 129 characters, a priority over 100 000) passed `--dry-run` ("every check passed")
+    and was sent, to be refused by the service and kept as a failed attempt (exit 1). Now it is
+    refused as an inline one is: one line naming the file, the item and the member; nothing
+    sent or written."""
+    s3_server.create_bucket(Bucket="cohort-bucket")
+    settings = [cohort_setting("S0"), {**cohort_setting("S1"), **bad}]
+    s3_server.put_object(Bucket="cohort-bucket", Key="cohort/settings.json", Body=json.dumps(settings).encode())
+    args = ("submit-batch", "--default-run-setting", json.dumps(COHORT_DEFAULT), "--batch-run-settings",
+            json.dumps({"s3UriSettings": "s3://cohort-bucket/cohort/settings.json"}))
+    for extra in (("--dry-run",), ()):
+        refused = run_cli(*args, *extra)
+        assert refused.exit_code == 2, refused.output
+        (line,) = refused.stderr.strip().splitlines()
+        assert "s3://cohort-bucket/cohort/settings.json item[1]" in line and told in line, line
+        assert "\x1b" not in line and "\x07" not in line
+    assert not ledger_path.exists() or run_cli("log", "--json").stdout.strip() in ("", "[]")
+    assert not [r for r in s3_emulator.requests if r["operation"] == "StartRunBatch"]
