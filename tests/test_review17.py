@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from helpers import COHORT_DEFAULT, cohort_setting, omics_client, submit_cohort
+from helpers import COHORT_DEFAULT, aws_cli, cohort_setting, omics_client, submit_cohort
 
 
 def dry_run_selection(run_cli, *args) -> tuple[list[str], dict]:
@@ -171,3 +171,34 @@ def test_a_settings_file_value_the_model_refuses_is_refused_before_sending(
         assert "\x1b" not in line and "\x07" not in line
     assert not ledger_path.exists() or run_cli("log", "--json").stdout.strip() in ("", "[]")
     assert not [r for r in s3_emulator.requests if r["operation"] == "StartRunBatch"]
+
+
+def _masked(text: str) -> str:
+    """Output with the ids and uuids that differ between two submissions replaced."""
+    import re
+
+    text = re.sub(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", "UUID", text)
+    return re.sub(r"\b\d{7}\b", "ID", text)
+
+
+def test_output_text_prints_the_tags_line_as_the_aws_cli_does(aws_env, ledger_path, git_repo, run_cli):
+    """`--output text` is the aws CLI's text format: the response's scalars on one line, then
+    a line per nested object, its name in capitals. Before: runlog left out the nested objects,
+    so `runlog submit-batch ... --tags team=genomics --output text` printed no `TAGS` line
+    where `aws omics start-run-batch` prints `TAGS	genomics` (and `runlog submit` the same)."""
+    settings = json.dumps({"inlineSettings": [cohort_setting("S1")]})
+    common = ["--default-run-setting", json.dumps(COHORT_DEFAULT), "--batch-run-settings", settings,
+              "--tags", "team=genomics,lab=b", "--output", "text"]
+    theirs = aws_cli(aws_env, "omics", "start-run-batch", *common)
+    ours = run_cli("submit-batch", *common)
+    assert theirs.returncode == 0, theirs.stderr
+    assert ours.exit_code == 0, ours.output
+    assert "TAGS\tb\tgenomics" in theirs.stdout
+    assert _masked(ours.stdout) == _masked(theirs.stdout)
+    run = ["--workflow-id", "1234567", "--role-arn", COHORT_DEFAULT["roleArn"], "--output-uri", "s3://b/out/",
+           "--parameters", json.dumps({**COHORT_DEFAULT["parameters"], **cohort_setting("S1")["parameters"]}),
+           "--tags", "team=genomics", "--output", "text"]
+    theirs = aws_cli(aws_env, "omics", "start-run", *run)
+    ours = run_cli("submit", *run)
+    assert theirs.returncode == 0 and ours.exit_code == 0, (theirs.stderr, ours.output)
+    assert _masked(ours.stdout) == _masked(theirs.stdout)
