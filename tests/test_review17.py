@@ -202,3 +202,28 @@ def test_output_text_prints_the_tags_line_as_the_aws_cli_does(aws_env, ledger_pa
     ours = run_cli("submit", *run)
     assert theirs.returncode == 0 and ours.exit_code == 0, (theirs.stderr, ours.output)
     assert _masked(ours.stdout) == _masked(theirs.stdout)
+
+
+def test_diff_of_two_members_shows_their_runs_tags(aws_env, ledger_path, git_repo, run_cli):
+    """A member's run is tagged with its effective runTags (the default's with its own). Before:
+    `runlog diff M1 M2` compared the StartRun member `tags`, which a member record does not
+    have, so two runs of a cohort tagged differently (sample group, consent) were "the same
+    configuration" (`--exit-code` 0). Now the tags are compared as they are for single runs."""
+    default = {**COHORT_DEFAULT, "runTags": {"project": "cohort"}}
+    settings = [dict(cohort_setting("S1"), runTags={"group": "case"}),
+                dict(cohort_setting("S2"), runTags={"group": "control"})]
+    settings[1]["parameters"] = dict(settings[0]["parameters"])  # the same parameters: only the tags differ
+    submitted = run_cli("submit-batch", "--default-run-setting", json.dumps(default), "--batch-run-settings",
+                        json.dumps({"inlineSettings": settings}))
+    assert submitted.exit_code == 0, submitted.output
+    batch_id = json.loads(submitted.stdout)["id"]
+    aws_env.batch_rate = 100
+    aws_env.advance(300)
+    assert run_cli("refresh", batch_id).exit_code == 0
+    runs = {m["run_id"] for m in json.loads(run_cli("log", "--batch", batch_id, "--json").stdout)}
+    first, second = sorted(runs)
+    assert omics_client(aws_env).get_run(id=first)["tags"] == {"project": "cohort", "group": "case"}
+    compared = run_cli("diff", first, second, "--json", "--exit-code")
+    assert compared.exit_code == 1, compared.output
+    changes = [(c["section"], c["path"], c["old"], c["new"]) for c in json.loads(compared.stdout)["changes"]]
+    assert ("run settings", "tags.group", "case", "control") in changes, changes
