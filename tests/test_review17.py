@@ -227,3 +227,17 @@ def test_diff_of_two_members_shows_their_runs_tags(aws_env, ledger_path, git_rep
     assert compared.exit_code == 1, compared.output
     changes = [(c["section"], c["path"], c["old"], c["new"]) for c in json.loads(compared.stdout)["changes"]]
     assert ("run settings", "tags.group", "case", "control") in changes, changes
+
+
+def test_recover_of_a_batch_names_it_a_batch(aws_env, ledger_path, git_repo, run_cli):
+    """Before: `runlog recover` of a submit-batch whose answer was lost printed
+    `recovered REQUEST_ID: run 8100001 (record …)`, a batch id called a run id (a user then
+    ran `runlog show` or `aws omics get-run --id 8100001`). Now it says batch."""
+    aws_env.inject("drop", operation="StartRunBatch", phase="after", count=4)
+    lost = run_cli("submit-batch", "--default-run-setting", json.dumps(COHORT_DEFAULT), "--batch-run-settings",
+                   json.dumps({"inlineSettings": [cohort_setting("S1")]}))
+    assert lost.exit_code == 1, lost.output
+    recovered = run_cli("recover")
+    assert recovered.exit_code == 0, recovered.output
+    (line,) = recovered.stdout.strip().splitlines()
+    assert ": batch 8100001 (record " in line, line

@@ -487,7 +487,8 @@ def recover(ctx, profile, region, endpoint_url, abandon_id, reason, as_json):
         request_id = intent["request"]["requestId"]
         if isinstance(result, Submission):
             results.append({"request_id": request_id, "record": result.entry.address, "response": result.response})
-            line = (f"recovered {request_id}: run {result.response.get('id')} "
+            what = "batch" if result.entry.kind == "batch" else "run"
+            line = (f"recovered {request_id}: {what} {result.response.get('id')} "
                     f"(record {result.entry.address[:12]})")
         elif isinstance(result, InFlight):
             results.append({"request_id": request_id, "in_flight": result.owner})
