@@ -1784,7 +1784,8 @@ class Ledger:
             )
         if len(candidates) > 1:
             listed = ", ".join(
-                f"{e.address[:12]} (run {e.run_id or '-'}, {e.created})" for e in candidates[:10]
+                f"{e.address[:12]} ({'batch ' + str(e.batch_id) if e.kind == 'batch' else 'run ' + (e.run_id or '-')}, "
+                f"{e.created})" for e in candidates[:10]
             )
             more = f" and {len(candidates) - 10} more" if len(candidates) > 10 else ""
             raise UsageError(f"{ref!r} is ambiguous: it matches {listed}{more}; give more of the record address")

@@ -241,3 +241,15 @@ def test_recover_of_a_batch_names_it_a_batch(aws_env, ledger_path, git_repo, run
     assert recovered.exit_code == 0, recovered.output
     (line,) = recovered.stdout.strip().splitlines()
     assert ": batch 8100001 (record " in line, line
+
+
+def test_an_ambiguous_batch_id_lists_batches_as_batches(aws_env, ledger_path, git_repo, run_cli):
+    """Two batch records with one id (an emulator restarted, or two accounts): `runlog show
+    8100001` is refused as ambiguous. Before: each candidate was listed as `(run -, …)`. Now as
+    `(batch 8100001, …)`."""
+    submit_cohort(run_cli, "S1")
+    aws_env.reset()  # the emulator starts its batch ids again
+    assert submit_cohort(run_cli, "S1") == "8100001"
+    shown = run_cli("show", "8100001")
+    assert shown.exit_code == 2
+    assert shown.stderr.count("(batch 8100001, ") == 2 and "run -" not in shown.stderr, shown.stderr
