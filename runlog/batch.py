@@ -301,11 +301,10 @@ def _inline_constraints() -> tuple[Any, dict[str, tuple[Limits, ...] | None]]:
     """The model's InlineSetting shape (from the model runlog.startrun has read: no second
     load), and the members _quick_pass checks: documents (None: no constraint), texts and
     maps of texts whose patterns, if any, are \\p{..} classes, with their limits."""
-    from botocore.model import ServiceModel
-
     from runlog import startrun
+    from runlog.servicemodel import model_of
 
-    model = ServiceModel(startrun.raw_model(), service_name=startrun.SERVICE)
+    model = model_of(startrun.raw_model(), startrun.SERVICE)
     shape = model.operation_model(OPERATION).input_shape.members["batchRunSettings"].members["inlineSettings"].member
 
     def limits(text) -> Limits | None:
