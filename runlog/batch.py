@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -23,7 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache, partial
 from itertools import chain, repeat
-from operator import itemgetter, methodcaller
+from operator import is_not, itemgetter, methodcaller
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -246,6 +247,85 @@ def check_settings(settings: list, where: str) -> None:
                 raise UsageError(f"{where}[{index}] (runSettingId {ident[:128]!r}): {problems[0]}")
 
 
+def check_constraints(settings: list[dict], where: str) -> None:
+    """The model's lengths, patterns and ranges on each run setting of a settings file, as
+    they are checked on inline settings (check_against_model) and by the service: botocore
+    never sees a file's content. Run after check_settings (the types are right). The texts of
+    the members that are text or maps of texts (runSettingId, name, outputUri, runTags' names
+    and values: their lengths, and no control character where the model's pattern is a
+    \\p{..} class) are seen at C speed, one member at a time; when one fails that look, or a
+    run setting has another constrained member (priority, outputBucketOwnerId), the run
+    settings are walked with servicemodel.constraint_errors, naming the first that breaks one."""
+    from runlog.servicemodel import constraint_errors
+
+    shape, quick = _inline_constraints()
+    present = set().union(*settings)
+    if present <= quick.keys() and all(_quick_pass(settings, member, quick[member]) for member in present):
+        return
+    for index, setting in enumerate(settings):
+        problems = constraint_errors(shape, setting, "")
+        if problems:
+            raise UsageError(f"{where}[{index}] (runSettingId {setting['runSettingId'][:128]!r}): {problems[0]}")
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # servicemodel's reading of the model's \p{..} classes
+Limits = tuple[int, "int | None", bool]  # a text's least and most characters, whether control characters are refused
+
+
+def _quick_pass(settings: list[dict], member: str, check: tuple[Limits, ...] | None) -> bool:
+    """Whether `member` of every run setting is within its limits (None: no constraint): a
+    text's, or a map's names' and values'."""
+    if check is None:
+        return True
+    values: list[Any] = list(filter(partial(is_not, None), map(dict.get, settings, repeat(member))))  # at C speed
+    if len(check) == 1:
+        return _texts_pass(values, *check[0])
+    names, texts = check
+    return (_texts_pass(list(chain.from_iterable(map(dict.keys, values))), *names)
+            and _texts_pass(list(chain.from_iterable(map(dict.values, values))), *texts))
+
+
+def _texts_pass(values: list[str], low: int, high: int | None, control: bool) -> bool:
+    """Whether every text has from `low` to `high` characters (and, `control`, none of them a control character)."""
+    if not values:
+        return True
+    lengths = list(map(len, values))
+    joined = "".join(values) if control else ""
+    # isprintable: a quick yes for text without control (or other unprintable) characters
+    return (min(lengths) >= low and (high is None or max(lengths) <= high)
+            and (joined.isprintable() or _CONTROL.search(joined) is None))
+
+
+@lru_cache(maxsize=1)
+def _inline_constraints() -> tuple[Any, dict[str, tuple[Limits, ...] | None]]:
+    """The model's InlineSetting shape (from the model runlog.startrun has read: no second
+    load), and the members _quick_pass checks: documents (None: no constraint), texts and
+    maps of texts whose patterns, if any, are \\p{..} classes, with their limits."""
+    from runlog import startrun
+    from runlog.servicemodel import model_of
+
+    model = model_of(startrun.raw_model(), startrun.SERVICE)
+    shape = model.operation_model(OPERATION).input_shape.members["batchRunSettings"].members["inlineSettings"].member
+
+    def limits(text) -> Limits | None:
+        meta, pattern = text.metadata, text.metadata.get("pattern")
+        if text.type_name != "string" or meta.get("enum") or (pattern and "\\p{" not in pattern):
+            return None
+        return meta.get("min", 0), meta.get("max"), bool(pattern)
+
+    quick: dict[str, tuple[Limits, ...] | None] = {}
+    for name, member in shape.members.items():
+        if member.metadata.get("document"):
+            quick[name] = None
+        elif member.type_name == "map" and not {"min", "max"} & member.metadata.keys():
+            found = (limits(member.key), limits(member.value))
+            if found[0] is not None and found[1] is not None:
+                quick[name] = (found[0], found[1])
+        elif (found_text := limits(member)) is not None:
+            quick[name] = (found_text,)
+    return shape, quick
+
+
 @lru_cache(maxsize=1)
 def inline_members() -> dict[str, str]:
     """The members of a run setting (the model's InlineSetting, found through StartRunBatch's
@@ -378,6 +458,7 @@ def read_settings_file(s3, uri: str) -> dict[str, Any]:
     if len(content) > MAX_RUNS:
         raise UsageError(f"settings file {uri} holds {len(content)} run settings, at most {MAX_RUNS}")
     check_settings(content, f"settings file {uri} item")
+    check_constraints(content, f"settings file {uri} item")
     found["content"] = content
     return {k: v for k, v in found.items() if v is not None}
 
@@ -1381,10 +1462,11 @@ def member_as_run(request: dict[str, Any]) -> dict[str, Any]:
 
 def failed_settings(ledger: Ledger, batch: Entry) -> list[str]:
     """runSettingIds of the batch's members whose submission failed or whose run ended
-    FAILED or CANCELLED (as last recorded)."""
+    FAILED or CANCELLED (as last recorded; for a run deleted since, as recorded before it was)."""
     facts = summary(ledger, batch, failures=None)
     found = [f["run_setting_id"] for f in facts["failures"]]
     found += ledger.member_settings_with_status(batch.address, ("CANCELLED",))
+    found += ledger.member_settings_deleted_after(batch.address, ("FAILED", "CANCELLED"))
     return list(dict.fromkeys(found))
 
 

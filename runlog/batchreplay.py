@@ -80,12 +80,13 @@ def prepare(ledger: Ledger, ref: str, *, only: Sequence[str] = (), sets: Sequenc
     omics = aws.client(settings, "omics", sess=sess)
     s3 = aws.client(settings, "s3", sess=sess)
     plan = BatchPlan(entry, request, lineage, settings, sess, s3)
+    runs = replayed_settings(plan) if sets or resolve else []
+    plan.notes.extend(overridden_sets(sets, runs))
     workflow_now = workflow_identity(omics, request["defaultRunSetting"]) if resolve else {}
     original = None if plan.settings_uri else request["batchRunSettings"].get("s3UriSettings")
     settings_now = read_settings_file(s3, original) if original else None
     lineage["drift"] = batch_drift(record, gitcapture.capture(git_path), workflow_now, settings_now)
     if resolve:  # off (--no-resolve): neither the workflow nor the inputs, as the user asked
-        runs = replayed_settings(plan)
         found, notes = input_drift(record, request, runs, {"s3": s3, "omics": omics}, timeout=timeout)
         lineage["drift"].extend(found)
         plan.notes.extend(notes)
@@ -95,6 +96,29 @@ def prepare(ledger: Ledger, ref: str, *, only: Sequence[str] = (), sets: Sequenc
             except TemplateMismatch as exc:
                 plan.template_problem = exc.message
     return plan
+
+
+def overridden_sets(sets: Sequence[str], runs: list[dict]) -> list[str]:
+    """Notes on the `set`s (changes of the default setting's parameters) that some of the
+    replayed runs override with a parameter of their own, which wins over the default's.
+    Raises UsageError for one that every replayed run overrides: it would change nothing."""
+    from runlog.replay import parse_set
+
+    notes = []
+    for text in sets:
+        path, parts, _ = parse_set(text)
+        name = parts[0]
+        own = [s["runSettingId"] for s in runs if isinstance(s.get("parameters"), dict) and name in s["parameters"]]
+        if not own:
+            continue
+        told = (f"`set` {path}: {len(own)} of {len(runs)} replayed run(s) set their own {name} (the first: "
+                f"{own[0][:128]!r}), which wins over the default setting's")
+        if len(own) < len(runs):
+            notes.append(f"{told}: those keep their own")
+            continue
+        raise UsageError(f"{told}, so the change would reach none of them; `replay('RUN_ID')` with the same `set` "
+                         "replays one run alone with it, or submit-batch run settings that change it", option="set")
+    return notes
 
 
 def replayed_settings(plan: BatchPlan) -> list[dict]:

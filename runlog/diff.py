@@ -62,6 +62,8 @@ def view(record: dict, facts: dict | None = None, *, identity: bool = False) -> 
         },
         "runlog": {"version": record.get("runlog_version")},
     }
+    if record.get("kind") == "member" and "tags" not in request:  # a batch's run is tagged with its runTags
+        sections["run settings"]["tags"] = request.get("runTags")
     tags = sections["run settings"]["tags"] or {}
     sections["run settings"]["tags"] = {k: v for k, v in tags.items() if not k.startswith(OWN_TAG_PREFIX)}
     # A member that is absent and one that is null are the same to the service: leave both

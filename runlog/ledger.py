@@ -1714,6 +1714,16 @@ class Ledger:
             f"ON r.seq = m.seq WHERE m.batch = {self._BATCH_SEQ} AND m.status IN ({marks}) ORDER BY m.seq",
             (batch_address, *statuses))]
 
+    def member_settings_deleted_after(self, batch_address: str, statuses: tuple[str, ...]) -> list[str]:
+        """run_setting_ids of the batch's members whose run was deleted (latest status DELETED)
+        after an observation saw it end with one of `statuses` (DeleteRunBatch of a finished batch)."""
+        marks = ",".join("?" * len(statuses))
+        return [row[0] for row in self.conn.execute(
+            "SELECT json_extract(r.body, '$.batch.run_setting_id') FROM batch_members m JOIN records r "
+            f"ON r.seq = m.seq WHERE m.batch = {self._BATCH_SEQ} AND m.status = 'DELETED' AND EXISTS (SELECT 1 "
+            f"FROM observations o WHERE o.record = r.address AND o.status IN ({marks})) ORDER BY m.seq",
+            (batch_address, *statuses))]
+
     def with_runs(self) -> list[Entry]:
         """Records that started a run (they have a run id), newest first."""
         return self.entries(where="run_id IS NOT NULL")
@@ -1778,7 +1788,8 @@ class Ledger:
             )
         if len(candidates) > 1:
             listed = ", ".join(
-                f"{e.address[:12]} (run {e.run_id or '-'}, {e.created})" for e in candidates[:10]
+                f"{e.address[:12]} ({'batch ' + str(e.batch_id) if e.kind == 'batch' else 'run ' + (e.run_id or '-')}, "
+                f"{e.created})" for e in candidates[:10]
             )
             more = f" and {len(candidates) - 10} more" if len(candidates) > 10 else ""
             raise UsageError(f"{ref!r} is ambiguous: it matches {listed}{more}; give more of the record address")

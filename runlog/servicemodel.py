@@ -20,6 +20,14 @@ def service_model(service: str):
     return botocore.session.get_session().get_service_model(service)
 
 
+def model_of(raw: dict, service: str):
+    """botocore's ServiceModel over a model already read as JSON (runlog.startrun.raw_model):
+    its shapes without reading the model's file again."""
+    from botocore.model import ServiceModel
+
+    return ServiceModel(raw, service_name=service)
+
+
 def loader_model(service: str) -> dict:
     """The service's model as JSON, through botocore's Loader (for installs where the model
     file cannot be found directly)."""

@@ -430,7 +430,7 @@ def test_replay_failed_runs_as_a_new_batch_and_a_member_as_a_run(aws_env, ledger
     batch_id = json.loads(submit_inline(run_cli, aws_env, "s0", "s1", "s2").stdout)["id"]
     aws_env.advance(200)
     assert run_cli("refresh", batch_id).exit_code == 0
-    again = run_cli("replay", batch_id, "--only", "failed", "--set", "sample_name=s2-retry",
+    again = run_cli("replay", batch_id, "--only", "failed", "--set", "ref_dict=s3://cohort-bucket/ref/genome-v2.dict",
                     "--endpoint-url", aws_env.endpoint_url)
     assert again.exit_code == 0, again.output
     new_id = json.loads(again.stdout)["id"]
@@ -440,8 +440,9 @@ def test_replay_failed_runs_as_a_new_batch_and_a_member_as_a_run(aws_env, ledger
     assert [s["runSettingId"] for s in replayed["request"]["batchRunSettings"]["inlineSettings"]] == ["s2"]
     assert replayed["request"]["requestId"] != original["request"]["requestId"]
     assert replayed["lineage"]["replay_of"]["run_id"] == batch_id
-    assert replayed["lineage"]["overrides"] == {"runs": ["s2"], "parameters": {"sample_name": "s2-retry"}}
-    assert replayed["request"]["defaultRunSetting"]["parameters"]["sample_name"] == "s2-retry"
+    assert replayed["lineage"]["overrides"] == {"runs": ["s2"],
+                                                "parameters": {"ref_dict": "s3://cohort-bucket/ref/genome-v2.dict"}}
+    assert replayed["request"]["defaultRunSetting"]["parameters"]["ref_dict"] == "s3://cohort-bucket/ref/genome-v2.dict"
     shown = json.loads(run_cli("show", batch_id, "--json").stdout)
     assert shown["address"] == replayed["lineage"]["replay_of"]["record"]
     # drift is refused as for runs

@@ -175,12 +175,13 @@ def test_the_api_replays_a_batch_with_its_drift(cohort, s3_server, s3_emulator, 
         with pytest.raises(runlog.DriftError) as caught:
             rl.replay(cohort)
         assert caught.value.exit_code == 3 and caught.value.items
-        only = rl.replay(cohort, only=["S1"], set={"sample_name": "S1-again"})
+        only = rl.replay(cohort, only=["S1"], set={"ref_dict": f"s3://{BUCKET}/ref/genome-v2.dict"})
         with pytest.raises(runlog.UsageError, match="is for a batch's runs"):
             rl.replay(member_run_id(ledger_path, "S1"), only=["S1"])
     assert only.response["id"] != cohort and only.drift == []
     (replayed,) = [b for b in batches(ledger_path) if b["outcome"]["response"]["id"] == only.response["id"]]
-    assert replayed["lineage"]["overrides"] == {"runs": ["S1"], "parameters": {"sample_name": "S1-again"}}
+    assert replayed["lineage"]["overrides"] == {"runs": ["S1"],
+                                                "parameters": {"ref_dict": f"s3://{BUCKET}/ref/genome-v2.dict"}}
     assert [s["runSettingId"] for s in replayed["request"]["batchRunSettings"]["inlineSettings"]] == ["S1"]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from contextlib import contextmanager
+from typing import Any
 
 import click
 
@@ -104,19 +105,41 @@ def print_response(response: dict, query: str | None, output: str, as_json: bool
     if value == {}:  # as the aws CLI: an empty object prints nothing, in every format
         return
     if output == "text":
-        click.echo(_text(value))
+        lines = _text_lines(value)
+        if lines:  # as the aws CLI: an object of empty objects prints nothing
+            click.echo("\n".join(lines))
     else:  # None prints as null, as the aws CLI prints it
         echo_json(value, indent=4)  # as the aws CLI prints it, a control or bidi character escaped
 
 
-def _text(value) -> str:
-    if value is None:
-        return "None"
+def _text_lines(value: Any, label: str | None = None, columns: list[str] | None = None) -> list[str]:
+    """The aws CLI's `--output text` of a value, line by line: an object's scalar members on one
+    line (sorted by name; `columns`: the scalar names of all the objects of its list, missing
+    ones empty), after its `label` in capitals when it is nested, then a line or more for each
+    nested member, labelled with its name; a list of objects one line each; a list of scalars
+    one line each when labelled (`LABEL<TAB>item`), else tab-joined; a scalar as text."""
+    def nested(item: Any) -> bool:
+        return isinstance(item, (dict, list))
+
     if isinstance(value, dict):
-        return "\t".join(_text(value[k]) for k in sorted(value) if not isinstance(value[k], (dict, list)))
+        if columns is None:
+            columns = [k for k in sorted(value) if not nested(value[k])]
+        lines = []
+        if columns:
+            cells = [str(value.get(k, "")) for k in columns]
+            lines.append("\t".join(cells if label is None else [label.upper(), *cells]))
+        for key in sorted(set(value) - set(columns)):
+            lines += _text_lines(value[key], key)
+        return lines
     if isinstance(value, list):
-        return "\t".join(_text(v) for v in value)
-    return str(value)
+        if any(isinstance(item, dict) for item in value):
+            shared = sorted({k for item in value if isinstance(item, dict) for k, v in item.items() if not nested(v)})
+            return [line for item in value for line in _text_lines(item, label, shared)]
+        scalars = [str(item) for item in value if not nested(item)]
+        lines = ([f"{label.upper()}\t{item}" for item in scalars] if label is not None
+                 else ["\t".join(scalars)] if scalars else [])
+        return lines + [line for item in value if nested(item) for line in _text_lines(item, label)]
+    return [str(value)]
 
 
 def resolve_options(func):
@@ -252,7 +275,7 @@ def _table(value, title: str) -> str:
             (nested if isinstance(item, (dict, list)) else rows).append(("", item))
     else:
         rows.append(("", value))
-    rows = [(k, _text(v)) for k, v in rows]
+    rows = [(k, str(v)) for k, v in rows]
     key_width = max([len(k) for k, _ in rows] + [0])
     value_width = max([len(v) for _, v in rows] + [0])
     inner = max(len(title) + 2, key_width + value_width + 7 if key_width else value_width + 4)
@@ -464,7 +487,8 @@ def recover(ctx, profile, region, endpoint_url, abandon_id, reason, as_json):
         request_id = intent["request"]["requestId"]
         if isinstance(result, Submission):
             results.append({"request_id": request_id, "record": result.entry.address, "response": result.response})
-            line = (f"recovered {request_id}: run {result.response.get('id')} "
+            what = "batch" if result.entry.kind == "batch" else "run"
+            line = (f"recovered {request_id}: {what} {result.response.get('id')} "
                     f"(record {result.entry.address[:12]})")
         elif isinstance(result, InFlight):
             results.append({"request_id": request_id, "in_flight": result.owner})

@@ -27,6 +27,7 @@ OPTIONS: dict[str, str] = {
     "path": "-o",
     "profile": "--profile",
     "region": "--region",
+    "set": "--set",
     "settings_uri": "--settings-uri",
     "since": "--since",
     "tags": "--tags",

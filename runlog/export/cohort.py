@@ -7,6 +7,7 @@ not recorded, and the exports say both."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -121,6 +122,27 @@ class BatchFacts:
         parts.append(f"{len(self.not_started)} failed to start and never ran"
                      + (f" ({', '.join(f'{r}: {n}' for r, n in failed.items())})" if failed else ""))
         return ", ".join(parts)
+
+    @cached_property
+    def replaced_everywhere(self) -> frozenset[str]:
+        """The default setting's members (`outputUri`, ..., or `parameters.NAME` by top-level
+        name: parameters merge name by name) that every recorded run setting gives itself, so
+        that the default's value reached none of the runs (none when the run settings are not known)."""
+        common: set[str] | None = None
+        for setting in self.run_settings:
+            own = {f"parameters.{name}" for name in (setting.get("parameters") or {})}
+            own.update(name for name in setting if name not in ("runSettingId", "parameters", "runTags"))
+            common = own if common is None else common & own
+            if not common:
+                break
+        return frozenset(common or ())
+
+    def reaches_runs(self, name: str) -> bool:
+        """Whether the default setting's item `name` (as default_items names it) is the value
+        of some run: not one every run setting replaces."""
+        if name.startswith("parameters."):
+            name = "parameters." + re.split(r"[.\[]", name[len("parameters."):], maxsplit=1)[0]
+        return name not in self.replaced_everywhere
 
     def default_items(self) -> list[tuple[str, str]]:
         """The shared default setting as (name, text) pairs: parameters by JSON path, other

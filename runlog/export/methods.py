@@ -128,9 +128,10 @@ def _cohort(batch: BatchFacts, md, code) -> str:
                    + ("; for the others only the default setting is known" if observed < len(batch.started) else ""))
     else:
         defined = "defined by the run settings given inline in the request"
-    shared = [name for name, _ in batch.default_items() if name.startswith("parameters.")]
-    settings = [f"{md(name)} {code(value)}" for name, value in batch.default_items()
-                if name in ("cacheId", "cacheBehavior", "workflowVersionName", "storageType", "storageCapacity",
+    # what the default gave some run: a member every run setting gives itself reached none
+    shared = [name for name, _ in batch.default_items() if name.startswith("parameters.") and batch.reaches_runs(name)]
+    settings = [f"{md(name)} {code(value)}" for name, value in batch.default_items() if batch.reaches_runs(name)
+                and name in ("cacheId", "cacheBehavior", "workflowVersionName", "storageType", "storageCapacity",
                             "runGroupId", "retentionMode", "networkingMode", "outputUri")]
     text = ("The cohort was submitted as one AWS HealthOmics run batch (StartRunBatch), "
             + (f"{md(batch.name)} " if batch.name else "") + f"(batch {md(batch.batch_id)}), "
