@@ -584,13 +584,17 @@ class Runlog:
         ledger = self._open(create=False)
         targets = refresh_targets(ledger, list(refs), all)
 
-        def client_for(entry):
+        def client_for(entry, service: str = "omics"):
             settings = self._settings(ledger.batch_outline(entry.address).get("aws"))  # not the whole cohort
-            return aws.client(settings, "omics", sess=self._session_for(settings), max_pool_connections=max(10, jobs))
+            options: dict[str, Any] = ({"max_pool_connections": max(10, jobs)} if service == "omics" else
+                                       {"connect_timeout": 10, "read_timeout": 10,
+                                        "retries": {"total_max_attempts": 2, "mode": "standard"}})
+            return aws.client(settings, service, sess=self._session_for(settings), **options)
 
         return (refresh_runs(ledger, [e for e in targets if e.kind != "batch"], self._settings, self._session_for)
                 + refresh_batches(ledger, [e for e in targets if e.kind == "batch"], client_for,
-                                  outputs_jobs=jobs if outputs else None, jobs=jobs))
+                                  outputs_jobs=jobs if outputs else None, jobs=jobs,
+                                  s3_for=lambda entry: client_for(entry, "s3")))
 
     def watch(self, ref: str, *, interval: float = 30.0, timeout: float | None = None, on_poll=None,
               on_failure=None) -> Any:

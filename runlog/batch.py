@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from runlog import record as rec
 from runlog.batchread import (  # noqa: F401  (the read side, re-exported: runlog.batch.summary, …)
     SHOWN_FAILURES,
+    SOURCE_SETTINGS_FILE,
     batch_entry,
     batch_record_view,
     compare_batch_entries,
@@ -1365,9 +1366,10 @@ def _json_value(value: Any) -> Any:
 
 
 def refresh_batches(ledger: Ledger, entries: list[Entry], client_for, *, outputs_jobs: int | None = None,
-                    jobs: int = 16, words=lambda message: message) -> list[dict[str, Any]]:
+                    jobs: int = 16, words=lambda message: message, s3_for=None) -> list[dict[str, Any]]:
     """refresh_batch for each batch record, with `client_for(entry)`'s HealthOmics client (bad
-    settings stop everything). One change per batch: {record, batch_id, status, members_added,
+    settings stop everything) and `s3_for(entry)`'s S3 client when given (its settings file
+    checked). One change per batch: {record, batch_id, status, members_added,
     …} or, when it could not be refreshed, {record, batch_id, error} (`words(message)`: the
     caller's wording). Shared by `runlog refresh` and Runlog.refresh."""
     changes: list[dict[str, Any]] = []
@@ -1378,19 +1380,22 @@ def refresh_batches(ledger: Ledger, entries: list[Entry], client_for, *, outputs
             continue
         omics = client_for(entry)
         try:
-            changes.append(refresh_batch(ledger, entry, omics, outputs_jobs, jobs=jobs))
+            changes.append(refresh_batch(ledger, entry, omics, outputs_jobs, jobs=jobs,
+                                         s3=s3_for(entry) if s3_for is not None else None))
         except RunlogError as exc:
             changes.append({"record": entry.address, "batch_id": entry.batch_id, "error": words(exc.message)})
     return changes
 
 
 def refresh_batch(ledger: Ledger, batch: Entry, omics, outputs_jobs: int | None = None,
-                  jobs: int = 16) -> dict[str, Any]:
+                  jobs: int = 16, s3=None) -> dict[str, Any]:
     """GetBatch, then the members (ListRunsInBatch) and their statuses (ListRuns); with
     `outputs_jobs`, then GetRun for the ended members' output locations (observe_outputs).
     A batch whose record lacks its runs' own settings (imported): GetRun, `jobs` at a time,
-    for the members whose settings no observation holds yet (runlog.membersettings)."""
+    for the members whose settings no observation holds yet (runlog.membersettings). With an
+    S3 client `s3`: whether its settings file is still the one pinned (check_settings_file)."""
     outline = ledger.batch_outline(batch.address)  # never the whole cohort as Python objects
+    changed_file = check_settings_file(ledger, batch, outline, s3) if s3 is not None else None
     answer = observe_batch(ledger, batch, omics, outline)
     gone = answer.get("status") == "DELETED"  # ListRunsInBatch no longer answers; its runs stay
     from runlog.spool import spooled
@@ -1417,7 +1422,43 @@ def refresh_batch(ledger: Ledger, batch: Entry, omics, outputs_jobs: int | None 
         change["outputs_recorded"] = outputs["recorded"]
     if learned is not None:
         change["settings_observed"], change["settings_unknown"] = learned["observed"], learned["unknown"]
+    if changed_file is not None:
+        change["settings_file_changed"] = changed_file
     return change
+
+
+def check_settings_file(ledger: Ledger, batch: Entry, outline: dict, s3) -> dict[str, Any] | None:
+    """The batch's s3UriSettings file as S3 has it now (HeadObject), against the identity
+    submit-batch pinned (ETag, VersionId) when it read the file. The service reads the file
+    itself, when it starts the batch, after runlog's read: a file changed in between gives runs
+    whose settings are not those the batch record holds and its member records state. A file
+    no longer the one pinned is observed once per identity it is seen with (an observation of
+    the batch record, source SOURCE_SETTINGS_FILE, no status) and returned: {uri, pinned,
+    now}, `now` with its LastModified, from which a reader tells whether it changed before
+    the batch was submitted. None when it is the one pinned, when nothing was pinned (an
+    inline cohort, a file not read at submission) or when it cannot be asked about now (gone,
+    no access: that says nothing of what the service read)."""
+    from runlog.resolve import _iso
+
+    pinned = (outline.get("batch") or {}).get("settings_file") or {}
+    uri = pinned.get("uri")
+    if not isinstance(uri, str) or not uri.startswith("s3://") or not pinned.get("etag"):
+        return None
+    bucket, _, key = uri[5:].partition("/")
+    try:
+        head = s3.head_object(Bucket=bucket, Key=key)
+    except Exception:
+        return None
+    now = {"etag": (head.get("ETag") or "").strip('"') or None, "version_id": head.get("VersionId"),
+           "last_modified": _iso(head.get("LastModified"))}
+    same_version = not (pinned.get("version_id") and now["version_id"]) or pinned["version_id"] == now["version_id"]
+    if now["etag"] == pinned["etag"] and same_version:
+        return None
+    found = {"uri": uri, "pinned": {"etag": pinned["etag"], "version_id": pinned.get("version_id")}, "now": now}
+    seen = [o["body"].get("now") for o in ledger.observations(batch.address) if o["source"] == SOURCE_SETTINGS_FILE]
+    if now not in seen:
+        ledger.observe(batch.address, SOURCE_SETTINGS_FILE, found, run_uuid=None, status=None)
+    return found
 
 
 def _member_settings(ledger: Ledger, batch: Entry, omics, outline: dict, jobs: int) -> dict[str, int] | None:

@@ -14,6 +14,8 @@ from runlog.errors import UsageError
 from runlog.ledger import Entry, Ledger
 
 SOURCE_BATCH = "GetBatch"  # runlog.batch.SOURCE_BATCH (not imported: batch.py pulls in the submit path)
+# an observation of a batch record: its s3UriSettings file is no longer the one pinned (batch.check_settings_file)
+SOURCE_SETTINGS_FILE = "HeadObject:settings-file"
 
 
 def batch_entry(ledger: Ledger, ref: str, *, whole: bool = True) -> Entry:
@@ -98,7 +100,20 @@ def summary(ledger: Ledger, batch: Entry, failures: int | None = SHOWN_FAILURES)
             "members_recorded": sum(submission.values()), "submission": submission, "run_status": statuses,
             "failures": found, "failures_count": failed, "batch_status": batch_seen[-1]["body"].get("status")
             if batch_seen else (record["outcome"].get("response") or {}).get("status"),
-            "get_batch": batch_seen[-1]["body"] if batch_seen else None}
+            "get_batch": batch_seen[-1]["body"] if batch_seen else None,
+            "settings_file_changed": [o["body"] for o in ledger.observations(batch.address)
+                                      if o["source"] == SOURCE_SETTINGS_FILE]}
+
+
+def settings_file_warning(found: dict[str, Any], batch_id: str | None) -> str:
+    """What a reader is told of a settings file no longer the one pinned (check_settings_file's
+    answer), in the library's words (runlog.cli.wording)."""
+    pinned, now = found["pinned"], found["now"]
+    return (f"batch {batch_id}: settings file {found['uri']} changed since submit-batch pinned it (ETag "
+            f"{pinned['etag']} -> {now['etag']}, modified {now['last_modified'] or 'at an unknown time'}): if the "
+            "service read it after the change, the batch record and its member records hold the pinned settings, "
+            f"not those the runs got; `refresh(['{batch_id}'], outputs=True)` records each run's parameters as "
+            "GetRun gives them, to compare")
 
 
 # -- comparing two batches ---------------------------------------------------------------------------

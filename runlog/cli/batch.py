@@ -144,13 +144,19 @@ def refresh_batches(ledger, entries, config, profile=None, region=None, endpoint
     from runlog import aws, batch
     from runlog.cli.wording import command_line
 
+    def settings_for(entry):
+        return aws_settings(config, profile, region, endpoint_url,
+                            recorded=ledger.batch_outline(entry.address).get("aws"))  # not the whole cohort
+
     def client_for(entry):
-        settings = aws_settings(config, profile, region, endpoint_url,
-                                recorded=ledger.batch_outline(entry.address).get("aws"))  # not the whole cohort
-        return aws.client(settings, "omics", max_pool_connections=max(10, jobs))
+        return aws.client(settings_for(entry), "omics", max_pool_connections=max(10, jobs))
+
+    def s3_for(entry):  # the settings file is checked as submit-batch read it: S3 as configured
+        return aws.client(settings_for(entry), "s3", connect_timeout=10, read_timeout=10,
+                          retries={"total_max_attempts": 2, "mode": "standard"})
 
     return batch.refresh_batches(ledger, entries, client_for, outputs_jobs=outputs_jobs, jobs=jobs,
-                                 words=command_line)
+                                 words=command_line, s3_for=s3_for)
 
 
 def batch_line(change: dict) -> str:

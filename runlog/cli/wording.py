@@ -40,6 +40,7 @@ FLAGS: dict[tuple[str, str], str] = {
     ("default_only", "True"): "--default-only",
     ("force", "True"): "--force",
     ("native", "True"): "--native",
+    ("outputs", "True"): "--outputs",
     ("resolve", "False"): "--no-resolve",
     ("runs_only", "True"): "--runs-only",
     ("strict", "True"): "--strict",
