@@ -78,7 +78,7 @@ def test_replay_of_a_batch_refuses_a_set_every_replayed_run_overrides_and_notes_
 
 
 def test_a_settings_file_changed_between_the_pin_and_the_services_read_is_said(
-        s3_server, s3_emulator, ledger_path, git_repo, run_cli):
+        s3_server, s3_emulator, ledger_path, git_repo, run_cli, tmp_path):
     """The service reads an s3UriSettings file when it starts the batch, after runlog has read
     and pinned it. A file rewritten in between (a colleague's script regenerating it) gives
     runs whose settings differ from the record's: `runlog show MEMBER` claims sample_name S1
@@ -120,6 +120,13 @@ def test_a_settings_file_changed_between_the_pin_and_the_services_read_is_said(
     assert "changed since submit-batch pinned it" in again.stderr
     observed = json.loads(run_cli("show", batch_id, "--json").stdout)["observations"]
     assert [o["source"] for o in observed].count("HeadObject:settings-file") == 1
+    # an export of the cohort says it too: the methods paragraph, and a warning as it is written
+    exported = run_cli("export", batch_id, "-f", "methods", "-o", str(tmp_path / "methods.md"))
+    assert exported.exit_code == 0, exported.output
+    assert f"batch {batch_id}: its settings file was found changed after it was pinned" in exported.stderr
+    methods = "".join(p.read_text() for p in (tmp_path / "methods.md").rglob("*.md"))
+    assert "The run-settings file was found changed after it was pinned" in methods
+    assert "which the runs may not have received" in methods
 
 
 def test_the_methods_paragraph_does_not_call_shared_a_default_every_run_replaces(

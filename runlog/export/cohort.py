@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
+from runlog.batchread import SOURCE_BATCH, SOURCE_SETTINGS_FILE  # the read side of batches (no boto3)
 from runlog.export.terms import RunFacts, value_text
 from runlog.ledger import Entry, Ledger
 
-SOURCE_BATCH = "GetBatch"  # runlog.batch.SOURCE_BATCH (not imported: batch.py pulls in the submit path)
 FINAL_BATCH_STATUSES = {"PROCESSED", "CANCELLED", "FAILED", "RUNS_DELETED", "RUNS_DELETE_FAILED"}
 
 
@@ -41,6 +41,8 @@ class BatchFacts:
     members: list[RunFacts] = field(default_factory=list)  # its members in this export, in ledger order
     replay_of: dict[str, Any] = field(default_factory=dict)  # lineage.replay_of of a batch started by replay
     overrides: dict[str, Any] = field(default_factory=dict)  # ... and what the replay changed
+    # the settings file as refresh found it since, when no longer the one pinned (batch.check_settings_file)
+    settings_changed: list[dict] = field(default_factory=list)
 
     @property
     def replay_text(self) -> str:
@@ -180,7 +182,8 @@ def batch_facts(entry: Entry, observations: list[dict], members: list[RunFacts])
         settings_source=source, settings_file=settings_file, run_settings=run_settings,
         declared=int(declared) if isinstance(declared, int) else len(run_settings), members=members,
         replay_of=dict((record.get("lineage") or {}).get("replay_of") or {}),
-        overrides=dict((record.get("lineage") or {}).get("overrides") or {}))
+        overrides=dict((record.get("lineage") or {}).get("overrides") or {}),
+        settings_changed=[o["body"] for o in observations if o["source"] == SOURCE_SETTINGS_FILE])
 
 
 def collect_batches(ledger: Ledger, refs: list[str], runs: list[RunFacts]) -> list[BatchFacts]:

@@ -157,6 +157,10 @@ def _cohort(batch: BatchFacts, md, code) -> str:
         text += " (" + ", ".join(f"{md(reason)}: {n}" for reason, n in reasons.items()) + ")"
     if batch.replay_of:
         text += f". This batch {md(batch.replay_text)}"
+    for changed in batch.settings_changed:  # the record holds the file as pinned: said, not hidden
+        text += (f". The run-settings file was found changed after it was pinned (ETag {md(changed['now']['etag'])}, "
+                 f"modified {md(changed['now']['last_modified'] or 'at an unknown time')}); the per-run settings "
+                 "given here are those of the pinned file, which the runs may not have received")
     text += "." + ("" if batch.finished else f" The batch was {md(batch.status)} when this was written; counts "
                    "and statuses are as at export time.")
     return text

@@ -99,6 +99,10 @@ def warnings(runs: list[RunFacts], fmt: str, license: str | None, batches: Seque
                        f"finished and {batch.unrecorded} run setting(s) not yet recorded: counts, statuses and "
                        f"outputs are as of export time; `runlog refresh {batch.batch_id}` and export again once "
                        "it ends")
+        if batch.settings_changed:
+            out.append(f"batch {batch.batch_id}: its settings file was found changed after it was pinned: the "
+                       "export states the pinned settings, and its methods paragraph says the runs may not have "
+                       "received them")
     covered = {m.address for b in batches for m in b.members}
     for run in runs:
         if run.address in covered:
