@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from runlog import record as rec
 from runlog.batchread import (  # noqa: F401  (the read side, re-exported: runlog.batch.summary, …)
     SHOWN_FAILURES,
+    SOURCE_REPEATED,
     SOURCE_SETTINGS_FILE,
     batch_entry,
     batch_record_view,
@@ -1076,7 +1077,7 @@ def prefetched(pages: Iterable[Any], ahead: int = 2) -> Iterator[Any]:
 
 
 def record_members(ledger: Ledger, batch: Entry, omics, outline: dict | None = None,
-                   child: WriterProcess | None = None) -> dict[str, int]:
+                   child: WriterProcess | None = None) -> dict[str, Any]:
     """Page ListRunsInBatch and write each run setting's member record once, whole pages a
     transaction, written by a thread while the next pages are made (refreshpipe.PageWriter).
     `outline`: the batch record without its settings file's content (Ledger.batch_outline);
@@ -1084,7 +1085,8 @@ def record_members(ledger: Ledger, batch: Entry, omics, outline: dict | None = N
     (Ledger.file_run_settings), so memory holds a few pages of members and one of settings,
     whatever the size of the batch. `child`: a writer process (runlog/writerproc.py) that
     builds, checks and writes the members of the pages handed to it, while this process only
-    pages. Returns {"listed", "added"}."""
+    pages. Returns {"listed", "added", "repeated": {runSettingId: [its run ids]} of each run
+    setting the listing gave more than once with another run (check_repeated)}."""
     from runlog import aws
     from runlog.refreshpipe import page_writer
 
@@ -1094,6 +1096,8 @@ def record_members(ledger: Ledger, batch: Entry, omics, outline: dict | None = N
     from contextlib import ExitStack
 
     listed = 0
+    first_run: dict[Any, Any] = {}  # runSettingId -> the run the listing first gave it
+    repeated: dict[Any, list] = {}
     try:
         with ExitStack() as stack:
             if child is None:  # each page built and checked here while the one before is written (refreshpipe)
@@ -1104,6 +1108,10 @@ def record_members(ledger: Ledger, batch: Entry, omics, outline: dict | None = N
                     batchId=batch.batch_id, PaginationConfig={"PageSize": 100})):
                 items = page.get("runs", [])
                 listed += len(items)
+                for item in items:  # each run setting once, one run each: else said (check_repeated)
+                    key, run = item.get("runSettingId"), item.get("runId")
+                    if first_run.setdefault(key, run) != run and run not in repeated.get(key, ()):
+                        repeated.setdefault(key, [first_run[key]]).append(run)
                 if child is None:
                     writer.records(maker.encode(items, from_file))
                 else:
@@ -1112,7 +1120,7 @@ def record_members(ledger: Ledger, batch: Entry, omics, outline: dict | None = N
         raise
     except Exception as exc:
         raise aws.error_from(exc, "ListRunsInBatch") from None
-    return {"listed": listed, "added": writer.added if child is None else child.flush()}
+    return {"listed": listed, "added": writer.added if child is None else child.flush(), "repeated": repeated}
 
 
 class MemberPages:
@@ -1409,12 +1417,14 @@ def refresh_batch(ledger: Ledger, batch: Entry, omics, outputs_jobs: int | None 
     with ledger.bulk_writes(), writer_for(ledger, batch.address, outline, None if gone else answer.get("totalRuns"),
                                           batch.batch_id) as child, \
             spooled(status_pages(omics, batch)) as statuses_spool:
-        members = {"listed": 0, "added": 0} if gone else record_members(ledger, batch, omics, outline, child)
+        members: dict[str, Any] = ({"listed": 0, "added": 0} if gone
+                                   else record_members(ledger, batch, omics, outline, child))
         statuses = observe_members(ledger, batch, omics, statuses_spool.pages(), child)
         if answer.get("status") in RUNS_DELETE:
             statuses["changed"] += observe_deleted_runs(ledger, batch, omics)
         outputs = observe_outputs(ledger, batch, omics, outputs_jobs) if outputs_jobs and not gone else None
         learned = _member_settings(ledger, batch, omics, outline, jobs)
+    repeated = check_repeated(ledger, batch, members.get("repeated") or {})
     change = {"record": batch.address, "batch_id": batch.batch_id, "status": answer.get("status"),
               "members_listed": members["listed"], "members_added": members["added"],
               "statuses_changed": statuses["changed"]}
@@ -1424,7 +1434,26 @@ def refresh_batch(ledger: Ledger, batch: Entry, omics, outputs_jobs: int | None 
         change["settings_observed"], change["settings_unknown"] = learned["observed"], learned["unknown"]
     if changed_file is not None:
         change["settings_file_changed"] = changed_file
+    if repeated is not None:
+        change["repeated_run_settings"] = repeated
     return change
+
+
+def check_repeated(ledger: Ledger, batch: Entry, repeated: dict[Any, list], shown: int = 5) -> dict[str, Any] | None:
+    """The run settings ListRunsInBatch listed more than once, each time with another run
+    (record_members' `repeated`: a service fault, or a hostile answer). Every run it listed is a
+    member record (a run the service reported); this says so instead of leaving counts that read
+    as if nothing were odd. Observed on the batch record (source SOURCE_REPEATED, no status) when
+    it differs from the last such observation, and returned: {count, first: the first `shown`
+    as {run_setting_id, run_ids}}; None when there is none."""
+    if not repeated:
+        return None
+    found = {"count": len(repeated), "first": [{"run_setting_id": str(setting), "run_ids": [str(r) for r in runs]}
+                                               for setting, runs in list(repeated.items())[:shown]]}
+    seen = [o["body"] for o in ledger.observations(batch.address) if o["source"] == SOURCE_REPEATED]
+    if not seen or seen[-1] != found:
+        ledger.observe(batch.address, SOURCE_REPEATED, found, run_uuid=None, status=None)
+    return found
 
 
 def check_settings_file(ledger: Ledger, batch: Entry, outline: dict, s3) -> dict[str, Any] | None:

@@ -16,6 +16,8 @@ from runlog.ledger import Entry, Ledger
 SOURCE_BATCH = "GetBatch"  # runlog.batch.SOURCE_BATCH (not imported: batch.py pulls in the submit path)
 # an observation of a batch record: its s3UriSettings file is no longer the one pinned (batch.check_settings_file)
 SOURCE_SETTINGS_FILE = "HeadObject:settings-file"
+# ... and: run settings the service listed more than once, each time with another run (batch.check_repeated)
+SOURCE_REPEATED = "ListRunsInBatch:repeated"
 
 
 def batch_entry(ledger: Ledger, ref: str, *, whole: bool = True) -> Entry:
@@ -96,13 +98,24 @@ def summary(ledger: Ledger, batch: Entry, failures: int | None = SHOWN_FAILURES)
                       "reason": status_message or "no reason given"})
     batch_seen = [o for o in ledger.observations(batch.address) if o["source"] == SOURCE_BATCH]
     record = ledger.batch_outline(batch.address)  # neither the cohort nor its inputs: not read
-    return {"record": batch.address, "batch_id": batch.batch_id, "runs": record["batch"]["runs"],
-            "members_recorded": sum(submission.values()), "submission": submission, "run_status": statuses,
+    runs, recorded = record["batch"]["runs"], sum(submission.values())
+    repeated = [o["body"] for o in ledger.observations(batch.address) if o["source"] == SOURCE_REPEATED]
+    return {"record": batch.address, "batch_id": batch.batch_id, "runs": runs,
+            "members_recorded": recorded, "submission": submission, "run_status": statuses,
+            "repeated_run_settings": repeated[-1] if repeated else {"count": 0, "first": []},
             "failures": found, "failures_count": failed, "batch_status": batch_seen[-1]["body"].get("status")
             if batch_seen else (record["outcome"].get("response") or {}).get("status"),
             "get_batch": batch_seen[-1]["body"] if batch_seen else None,
             "settings_file_changed": [o["body"] for o in ledger.observations(batch.address)
                                       if o["source"] == SOURCE_SETTINGS_FILE]}
+
+
+def repeated_warning(found: dict[str, Any]) -> str:
+    """What a reader is told of run settings listed more than once (batch.check_repeated's observation)."""
+    listed = "; ".join(f"{r['run_setting_id']}: runs {', '.join(r['run_ids'])}" for r in found["first"])
+    more = f"; and {found['count'] - len(found['first'])} more" if found["count"] > len(found["first"]) else ""
+    return (f"{found['count']} run setting(s) have more than one member record ({listed}{more}): ListRunsInBatch "
+            "listed each more than once, with another run each time; every run it listed is recorded")
 
 
 def settings_file_warning(found: dict[str, Any], batch_id: str | None) -> str:

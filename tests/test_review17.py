@@ -289,3 +289,37 @@ def test_a_settings_file_unchanged_or_gone_since_the_pin_is_not_said_to_have_cha
     assert refreshed.exit_code == 0 and "warning" not in refreshed.stderr, refreshed.output
     observed = json.loads(run_cli("show", batch_id, "--json").stdout)["observations"]
     assert "HeadObject:settings-file" not in [o["source"] for o in observed]
+
+
+def test_a_run_setting_the_service_lists_twice_is_said_by_show(s3_emulator, ledger_path, git_repo, run_cli):
+    """ListRunsInBatch naming one runSettingId for two runs (as a faulty or hostile service
+    could): both runs are recorded as members (each is a run the service reported), and
+    `runlog show B` no longer reads as if nothing were odd: it says which run setting has more
+    than one member record, and with which runs."""
+    book = s3_emulator.service.batchbook
+    item_of = book._member_item
+
+    def twice(batch, position):  # the second run setting's run reported under the first's id
+        item = item_of(batch, position)
+        if position == 1:
+            item["runSettingId"] = batch.settings[0]["runSettingId"]
+        return item
+
+    book._member_item = twice
+    s3_emulator.batch_rate = 100
+    batch_id = submit_cohort(run_cli, "S1", "S2", "S3")
+    s3_emulator.advance(200)
+    refreshed = run_cli("refresh", batch_id)
+    assert refreshed.exit_code == 0, refreshed.output
+    assert f"runlog: warning: batch {batch_id}: 1 run setting(s) have more than one member record (S1: runs " \
+        in refreshed.stderr
+    assert run_cli("refresh", batch_id).exit_code == 0  # nothing new: not observed again
+    shown = run_cli("show", batch_id).stdout
+    assert "3 asked, 3 member record(s)" in shown  # S1 twice, S2 never: the counts alone hide it
+    facts = json.loads(run_cli("show", batch_id, "--json").stdout)["batch"]
+    assert facts["repeated_run_settings"]["count"] == 1, facts
+    [repeated] = facts["repeated_run_settings"]["first"]
+    assert repeated["run_setting_id"] == "S1" and len(repeated["run_ids"]) == 2
+    assert f"1 run setting(s) have more than one member record (S1: runs {', '.join(repeated['run_ids'])})" in shown
+    observed = json.loads(run_cli("show", batch_id, "--json").stdout)["observations"]
+    assert [o["source"] for o in observed].count("ListRunsInBatch:repeated") == 1

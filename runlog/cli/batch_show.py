@@ -16,7 +16,13 @@ SHOWN = 20  # failures listed; --json lists all
 def show_batch(ledger, entry, as_json: bool) -> None:
     """`runlog show B`: the batch, its counts by submission and by run status, its failures
     with their reasons; the record without the settings file's content (in --json: whole)."""
-    from runlog.batchread import batch_record_view, member_settings_counts, settings_file_warning, summary
+    from runlog.batchread import (
+        batch_record_view,
+        member_settings_counts,
+        repeated_warning,
+        settings_file_warning,
+        summary,
+    )
     from runlog.cli.wording import command_line
 
     facts = summary(ledger, entry, failures=None if as_json else SHOWN)
@@ -69,6 +75,8 @@ def show_batch(ledger, entry, as_json: bool) -> None:
                                 "(--json lists all)"))
     for warning in record.get("warnings", []):
         lines.append(("warning", warning))
+    if facts["repeated_run_settings"]["count"]:  # found by refresh (batch.check_repeated)
+        lines.append(("warning", repeated_warning(facts["repeated_run_settings"])))
     for found in facts["settings_file_changed"]:  # seen by refresh since: the record may not hold what the runs got
         lines.append(("warning", command_line(settings_file_warning(found, entry.batch_id))))
     for key, value in lines:

@@ -341,11 +341,13 @@ def refresh(ctx, refs, every, active, as_json, outputs, jobs, profile, region, e
         batches = refresh_batches(ledger, [e for e in targets if e.kind == "batch"], config, profile, region,
                                   endpoint_url, outputs_jobs=jobs if outputs else None, jobs=jobs)
     failed = sum("error" in change for change in changes + batches)
-    from runlog.batchread import settings_file_warning
+    from runlog.batchread import repeated_warning, settings_file_warning
 
-    for change in batches:
-        if "settings_file_changed" in change:  # said even with --json (on stderr), as other warnings are
+    for change in batches:  # said even with --json (on stderr), as other warnings are
+        if "settings_file_changed" in change:
             warn(settings_file_warning(change["settings_file_changed"], change["batch_id"]))
+        if "repeated_run_settings" in change:
+            warn(f"batch {change['batch_id']}: " + repeated_warning(change["repeated_run_settings"]))
     if as_json:
         echo_json(changes + batches)
     else:
