@@ -77,6 +77,17 @@ def test_replay_of_a_batch_refuses_a_set_every_replayed_run_overrides_and_notes_
     assert "1 of 2" in replayed.stderr
 
 
+def _submit_file_batch(run_cli, s3_emulator) -> str:
+    """submit-batch of s3://cohort-bucket/cohort/settings.json (COHORT_DEFAULT), its runs
+    started (the emulator's clock moved on): the batch id."""
+    s3_emulator.batch_rate = 100
+    submitted = run_cli("submit-batch", "--default-run-setting", json.dumps(COHORT_DEFAULT), "--batch-run-settings",
+                        json.dumps({"s3UriSettings": "s3://cohort-bucket/cohort/settings.json"}))
+    assert submitted.exit_code == 0, submitted.output
+    s3_emulator.advance(200)
+    return json.loads(submitted.stdout)["id"]
+
+
 def test_a_settings_file_changed_between_the_pin_and_the_services_read_is_said(
         s3_server, s3_emulator, ledger_path, git_repo, run_cli, tmp_path):
     """The service reads an s3UriSettings file when it starts the batch, after runlog has read
@@ -97,12 +108,7 @@ def test_a_settings_file_changed_between_the_pin_and_the_services_read_is_said(
         return read(uri)
 
     service.read_object = rewritten_first
-    s3_emulator.batch_rate = 100
-    submitted = run_cli("submit-batch", "--default-run-setting", json.dumps(COHORT_DEFAULT), "--batch-run-settings",
-                        json.dumps({"s3UriSettings": "s3://cohort-bucket/cohort/settings.json"}))
-    assert submitted.exit_code == 0, submitted.output
-    batch_id = json.loads(submitted.stdout)["id"]
-    s3_emulator.advance(200)
+    batch_id = _submit_file_batch(run_cli, s3_emulator)
     refreshed = run_cli("refresh", batch_id)
     assert refreshed.exit_code == 0, refreshed.output
     (member,) = json.loads(run_cli("log", "--batch", batch_id, "--json").stdout)
@@ -277,12 +283,7 @@ def test_a_settings_file_unchanged_or_gone_since_the_pin_is_not_said_to_have_cha
     s3_server.create_bucket(Bucket="cohort-bucket")
     s3_server.put_object(Bucket="cohort-bucket", Key="cohort/settings.json",
                          Body=json.dumps([cohort_setting("S1")]).encode())
-    s3_emulator.batch_rate = 100
-    submitted = run_cli("submit-batch", "--default-run-setting", json.dumps(COHORT_DEFAULT), "--batch-run-settings",
-                        json.dumps({"s3UriSettings": "s3://cohort-bucket/cohort/settings.json"}))
-    assert submitted.exit_code == 0, submitted.output
-    batch_id = json.loads(submitted.stdout)["id"]
-    s3_emulator.advance(200)
+    batch_id = _submit_file_batch(run_cli, s3_emulator)
     if then == "deleted":
         s3_server.delete_object(Bucket="cohort-bucket", Key="cohort/settings.json")
     refreshed = run_cli("refresh", batch_id)
