@@ -578,7 +578,7 @@ class Runlog:
         `outputs`: also GetRun each ended member whose output location is not recorded yet,
         `jobs` calls at a time."""
         from runlog import aws
-        from runlog.batch import refresh_batches
+        from runlog.batch import SETTINGS_CHECK_CLIENT, refresh_batches
         from runlog.observe import refresh_runs, refresh_targets
 
         ledger = self._open(create=False)
@@ -587,8 +587,7 @@ class Runlog:
         def client_for(entry, service: str = "omics"):
             settings = self._settings(ledger.batch_outline(entry.address).get("aws"))  # not the whole cohort
             options: dict[str, Any] = ({"max_pool_connections": max(10, jobs)} if service == "omics" else
-                                       {"connect_timeout": 10, "read_timeout": 10,
-                                        "retries": {"total_max_attempts": 2, "mode": "standard"}})
+                                       SETTINGS_CHECK_CLIENT)
             return aws.client(settings, service, sess=self._session_for(settings), **options)
 
         return (refresh_runs(ledger, [e for e in targets if e.kind != "batch"], self._settings, self._session_for)

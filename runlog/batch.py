@@ -1456,6 +1456,13 @@ def check_repeated(ledger: Ledger, batch: Entry, repeated: dict[Any, list], show
     return found
 
 
+# The S3 client refresh checks a settings file with (check_settings_file): one HeadObject, bounded
+# as submission's look-ups are (resolve.DEFAULT_TIMEOUT), so an S3 that cannot be reached
+# costs a refresh seconds, not minutes.
+SETTINGS_CHECK_CLIENT: dict[str, Any] = {"connect_timeout": 5, "read_timeout": 5,
+                                         "retries": {"total_max_attempts": 2, "mode": "standard"}}
+
+
 def check_settings_file(ledger: Ledger, batch: Entry, outline: dict, s3) -> dict[str, Any] | None:
     """The batch's s3UriSettings file as S3 has it now (HeadObject), against the identity
     submit-batch pinned (ETag, VersionId) when it read the file. The service reads the file

@@ -152,8 +152,7 @@ def refresh_batches(ledger, entries, config, profile=None, region=None, endpoint
         return aws.client(settings_for(entry), "omics", max_pool_connections=max(10, jobs))
 
     def s3_for(entry):  # the settings file is checked as submit-batch read it: S3 as configured
-        return aws.client(settings_for(entry), "s3", connect_timeout=10, read_timeout=10,
-                          retries={"total_max_attempts": 2, "mode": "standard"})
+        return aws.client(settings_for(entry), "s3", **batch.SETTINGS_CHECK_CLIENT)
 
     return batch.refresh_batches(ledger, entries, client_for, outputs_jobs=outputs_jobs, jobs=jobs,
                                  words=command_line, s3_for=s3_for)
