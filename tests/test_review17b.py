@@ -1,0 +1,94 @@
+"""Review of session 17's push workers, same-file checks and refresh warnings (runlog/pushworker.py,
+Ledger.file_identity, batch.check_settings_file): moto's S3 server, the emulator, real ledger
+files, the library and the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import pytest
+
+import runlog
+from helpers import BUCKET, COHORT_DEFAULT, cohort_setting, fill
+from runlog import refreshpipe, sync
+from runlog.errors import LedgerError
+from runlog.ledger import Ledger
+
+REMOTE = sync.Remote.parse(f"s3://{BUCKET}/runlog")
+
+
+def test_a_ledger_opened_by_a_relative_path_is_pushed_by_workers_after_the_program_changes_directory(
+        bucket, tmp_path, monkeypatch):
+    """A program (the library) opens its ledger as "alice.db", then changes directory: the
+    ledger is the file it opened, and its push with workers sends it (it said the ledger file
+    was replaced, and sent nothing)."""
+    fill(tmp_path / "alice.db", 30)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.setenv("RUNLOG_PUSH_WORKERS", "2")
+    monkeypatch.chdir(tmp_path)
+    with Ledger.open("alice.db", create=False) as ledger:
+        os.chdir(elsewhere)
+        pushed = sync.push(ledger, bucket, REMOTE, jobs=2)
+    assert (pushed.records_sent, pushed.observations_sent) == (30, 1)
+
+
+def _submitted_cohort(run_cli, emulator, s3, samples: list[str]) -> str:
+    """A batch of `samples` from an s3UriSettings file in moto's cohort-bucket, submitted and
+    finished, not refreshed; its id."""
+    s3.create_bucket(Bucket="cohort-bucket")
+    s3.put_object(Bucket="cohort-bucket", Key="cohort/settings.json",
+                  Body=json.dumps([cohort_setting(s) for s in samples]).encode())
+    emulator.batch_rate = 100
+    submitted = run_cli("submit-batch", "--default-run-setting", json.dumps(COHORT_DEFAULT), "--batch-run-settings",
+                        json.dumps({"s3UriSettings": "s3://cohort-bucket/cohort/settings.json"}),
+                        "--endpoint-url", emulator.endpoint_url)
+    assert submitted.exit_code == 0, submitted.output
+    emulator.advance(200)
+    return json.loads(submitted.stdout)["id"]
+
+
+def _members(path) -> int:
+    with Ledger.open(path, create=False) as ledger:
+        return ledger.conn.execute("SELECT count(*) FROM records WHERE kind != 'batch'").fetchone()[0]
+
+
+@pytest.mark.parametrize("child", ["0", "1"])
+def test_a_refresh_writes_the_members_to_the_ledger_opened_by_a_relative_path_after_a_change_of_directory(
+        child, run_cli, s3_emulator, bucket, ledger_path, monkeypatch):
+    """A program opens its ledger as "ledger.db", changes directory to one holding a copy of
+    it, and refreshes a batch: the members go to the ledger it opened (they went to the copy,
+    or, with the writer process, the refresh said there was no ledger)."""
+    batch_id = _submitted_cohort(run_cli, s3_emulator, bucket, ["S1", "S2", "S3"])
+    elsewhere = ledger_path.parent / "elsewhere"
+    elsewhere.mkdir()
+    shutil.copy(ledger_path, elsewhere / "ledger.db")
+    monkeypatch.setenv("RUNLOG_WRITER_PROCESS", child)
+    monkeypatch.chdir(ledger_path.parent)
+    with runlog.Runlog("ledger.db") as rl:
+        assert rl.log()  # opened here
+        assert rl.ledger.file_identity is not None  # and for writing
+        os.chdir(elsewhere)
+        [refreshed] = rl.refresh([batch_id])
+    assert "error" not in refreshed, refreshed
+    assert refreshed["members_added"] == 3
+    assert (_members(ledger_path), _members(elsewhere / "ledger.db")) == (3, 0)
+
+
+def test_a_refresh_never_writes_the_members_to_a_file_renamed_into_the_ledgers_place(tmp_path):
+    """The writing thread of a refresh (without the writer process) opens the ledger again:
+    a file renamed into its place since the caller opened it is refused in one line, and left
+    as it was (the members went into it)."""
+    path, other = tmp_path / "ledger.db", tmp_path / "other.db"
+    Ledger.open(other).close()
+    with Ledger.open(path) as ledger:
+        os.replace(other, path)
+        before = path.read_bytes()
+        with pytest.raises(LedgerError) as raised, refreshpipe.page_writer(ledger):
+            pass
+    assert raised.value.message == (
+        f"the ledger file {path} was replaced while the refresh ran (another file renamed into its place): "
+        "nothing was written to it; check which file is the ledger, then run the refresh again")
+    assert path.read_bytes() == before
