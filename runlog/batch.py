@@ -1403,8 +1403,9 @@ def refresh_batch(ledger: Ledger, batch: Entry, omics, outputs_jobs: int | None 
     for the members whose settings no observation holds yet (runlog.membersettings). With an
     S3 client `s3`: whether its settings file is still the one pinned (check_settings_file)."""
     outline = ledger.batch_outline(batch.address)  # never the whole cohort as Python objects
-    changed_file = check_settings_file(ledger, batch, outline, s3) if s3 is not None else None
     answer = observe_batch(ledger, batch, omics, outline)
+    changed_file = check_settings_file(ledger, batch, outline, s3, _submitted_time(ledger, batch, answer)) \
+        if s3 is not None else None
     gone = answer.get("status") == "DELETED"  # ListRunsInBatch no longer answers; its runs stay
     from runlog.spool import spooled
 
@@ -1463,7 +1464,30 @@ SETTINGS_CHECK_CLIENT: dict[str, Any] = {"connect_timeout": 5, "read_timeout": 5
                                          "retries": {"total_max_attempts": 2, "mode": "standard"}}
 
 
-def check_settings_file(ledger: Ledger, batch: Entry, outline: dict, s3) -> dict[str, Any] | None:
+def _submitted_time(ledger: Ledger, batch: Entry, answer: dict[str, Any]) -> str | None:
+    """GetBatch's submittedTime (every run submitted: the service has read the settings file by
+    then), from this refresh's answer, else the last GetBatch observed (a batch deleted since)."""
+    if isinstance(answer.get("submittedTime"), str):
+        return answer["submittedTime"]
+    for observed in reversed(ledger.observations(batch.address)):
+        if observed["source"] == SOURCE_BATCH and isinstance(observed["body"].get("submittedTime"), str):
+            return observed["body"]["submittedTime"]
+    return None
+
+
+def _later(first: str | None, second: str | None) -> bool:
+    """Whether ISO 8601 time `first` is after `second` (False when either is unknown)."""
+    from datetime import datetime
+
+    try:
+        return first is not None and second is not None and \
+            datetime.fromisoformat(first) > datetime.fromisoformat(second)
+    except (TypeError, ValueError):  # a time without an offset next to one with: not comparable
+        return False
+
+
+def check_settings_file(ledger: Ledger, batch: Entry, outline: dict, s3,
+                        submitted: str | None = None) -> dict[str, Any] | None:
     """The batch's s3UriSettings file as S3 has it now (HeadObject), against the identity
     submit-batch pinned (ETag, VersionId) when it read the file. The service reads the file
     itself, when it starts the batch, after runlog's read: a file changed in between gives runs
@@ -1471,7 +1495,9 @@ def check_settings_file(ledger: Ledger, batch: Entry, outline: dict, s3) -> dict
     no longer the one pinned is observed once per identity it is seen with (an observation of
     the batch record, source SOURCE_SETTINGS_FILE, no status) and returned: {uri, pinned,
     now}, `now` with its LastModified, from which a reader tells whether it changed before
-    the batch was submitted. None when it is the one pinned, when nothing was pinned (an
+    the batch was submitted. None when it is the one pinned, when the file there now was written
+    after `submitted` (GetBatch's submittedTime: every run was submitted, from the file the
+    service had read before; a file regenerated for a later cohort), when nothing was pinned (an
     inline cohort, a file not read at submission) or when it cannot be asked about now (gone,
     no access: that says nothing of what the service read)."""
     from runlog.resolve import _iso
@@ -1488,7 +1514,7 @@ def check_settings_file(ledger: Ledger, batch: Entry, outline: dict, s3) -> dict
     now = {"etag": (head.get("ETag") or "").strip('"') or None, "version_id": head.get("VersionId"),
            "last_modified": _iso(head.get("LastModified"))}
     same_version = not (pinned.get("version_id") and now["version_id"]) or pinned["version_id"] == now["version_id"]
-    if now["etag"] == pinned["etag"] and same_version:
+    if now["etag"] == pinned["etag"] and same_version or _later(now["last_modified"], submitted):
         return None
     found = {"uri": uri, "pinned": {"etag": pinned["etag"], "version_id": pinned.get("version_id")}, "now": now}
     seen = [o["body"].get("now") for o in ledger.observations(batch.address) if o["source"] == SOURCE_SETTINGS_FILE]

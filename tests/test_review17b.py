@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from datetime import timedelta
 
 import pytest
 
@@ -38,9 +39,10 @@ def test_a_ledger_opened_by_a_relative_path_is_pushed_by_workers_after_the_progr
 def _submitted_cohort(run_cli, emulator, s3, samples: list[str]) -> str:
     """A batch of `samples` from an s3UriSettings file in moto's cohort-bucket, submitted and
     finished, not refreshed; its id."""
-    s3.create_bucket(Bucket="cohort-bucket")
-    s3.put_object(Bucket="cohort-bucket", Key="cohort/settings.json",
-                  Body=json.dumps([cohort_setting(s) for s in samples]).encode())
+    if "cohort-bucket" not in [b["Name"] for b in s3.list_buckets()["Buckets"]]:
+        s3.create_bucket(Bucket="cohort-bucket")
+        s3.put_object(Bucket="cohort-bucket", Key="cohort/settings.json",
+                      Body=json.dumps([cohort_setting(s) for s in samples]).encode())
     emulator.batch_rate = 100
     submitted = run_cli("submit-batch", "--default-run-setting", json.dumps(COHORT_DEFAULT), "--batch-run-settings",
                         json.dumps({"s3UriSettings": "s3://cohort-bucket/cohort/settings.json"}),
@@ -92,3 +94,30 @@ def test_a_refresh_never_writes_the_members_to_a_file_renamed_into_the_ledgers_p
         f"the ledger file {path} was replaced while the refresh ran (another file renamed into its place): "
         "nothing was written to it; check which file is the ledger, then run the refresh again")
     assert path.read_bytes() == before
+
+
+def test_a_settings_file_regenerated_after_the_batchs_runs_were_submitted_is_no_alarm(
+        s3_server, s3_emulator, ledger_path, git_repo, run_cli, tmp_path):
+    """A lab regenerates settings.json at the same key for its next cohort, after this batch's
+    runs were all submitted (GetBatch's submittedTime): the service read the pinned file. A
+    refresh of the old batch warned that the file "changed since submit-batch pinned it",
+    recorded it, `show B` repeated it and the export's methods paragraph said the runs "may
+    not have received" the settings it states; now none of them does."""
+    s3_emulator.service.clock.origin -= timedelta(hours=1)  # the batch ran an hour ago
+    s3_server.create_bucket(Bucket="cohort-bucket")
+    s3_server.put_object(Bucket="cohort-bucket", Key="cohort/settings.json",
+                         Body=json.dumps([cohort_setting("S1")]).encode())
+    batch_id = _submitted_cohort(run_cli, s3_emulator, s3_server, ["S1"])
+    first = run_cli("refresh", batch_id)
+    assert first.exit_code == 0 and "warning" not in first.stderr, first.output
+    s3_server.put_object(Bucket="cohort-bucket", Key="cohort/settings.json",  # the next cohort's file
+                         Body=json.dumps([cohort_setting("S7"), cohort_setting("S8")]).encode())
+    refreshed = run_cli("refresh", batch_id)
+    assert refreshed.exit_code == 0, refreshed.output
+    assert "settings file" not in refreshed.stderr, refreshed.stderr
+    shown = json.loads(run_cli("show", batch_id, "--json").stdout)
+    assert "HeadObject:settings-file" not in [o["source"] for o in shown["observations"]]
+    exported = run_cli("export", batch_id, "-f", "methods", "-o", str(tmp_path / "methods.md"))
+    assert exported.exit_code == 0 and "settings file" not in exported.stderr, exported.output
+    methods = "".join(p.read_text() for p in (tmp_path / "methods.md").rglob("*.md"))
+    assert "may not have received" not in methods
