@@ -1381,6 +1381,7 @@ def refresh_batches(ledger: Ledger, entries: list[Entry], client_for, *, outputs
     …} or, when it could not be refreshed, {record, batch_id, error} (`words(message)`: the
     caller's wording). Shared by `runlog refresh` and Runlog.refresh."""
     changes: list[dict[str, Any]] = []
+    unreachable: list[str] = []  # S3 could not be reached for a settings file: not asked again this refresh
     for entry in entries:
         if not entry.batch_id:
             changes.append({"record": entry.address, "batch_id": None,
@@ -1389,23 +1390,27 @@ def refresh_batches(ledger: Ledger, entries: list[Entry], client_for, *, outputs
         omics = client_for(entry)
         try:
             changes.append(refresh_batch(ledger, entry, omics, outputs_jobs, jobs=jobs,
-                                         s3=s3_for(entry) if s3_for is not None else None))
+                                         s3=s3_for(entry) if s3_for is not None and not unreachable else None,
+                                         unreachable=unreachable))
         except RunlogError as exc:
             changes.append({"record": entry.address, "batch_id": entry.batch_id, "error": words(exc.message)})
     return changes
 
 
 def refresh_batch(ledger: Ledger, batch: Entry, omics, outputs_jobs: int | None = None,
-                  jobs: int = 16, s3=None) -> dict[str, Any]:
+                  jobs: int = 16, s3=None, unreachable: list[str] | None = None) -> dict[str, Any]:
     """GetBatch, then the members (ListRunsInBatch) and their statuses (ListRuns); with
     `outputs_jobs`, then GetRun for the ended members' output locations (observe_outputs).
     A batch whose record lacks its runs' own settings (imported): GetRun, `jobs` at a time,
     for the members whose settings no observation holds yet (runlog.membersettings). With an
-    S3 client `s3`: whether its settings file is still the one pinned (check_settings_file)."""
+    S3 client `s3`: whether its settings file is still the one pinned (check_settings_file);
+    `unreachable` (refresh_batches') says why S3 could not be reached for an earlier batch's
+    file: this batch's is not asked about, and its change says so (settings_file_unchecked)."""
     outline = ledger.batch_outline(batch.address)  # never the whole cohort as Python objects
     answer = observe_batch(ledger, batch, omics, outline)
-    changed_file = check_settings_file(ledger, batch, outline, s3, _submitted_time(ledger, batch, answer)) \
-        if s3 is not None else None
+    unreachable = [] if unreachable is None else unreachable
+    changed_file = check_settings_file(ledger, batch, outline, s3, _submitted_time(ledger, batch, answer),
+                                       unreachable) if s3 is not None else None
     gone = answer.get("status") == "DELETED"  # ListRunsInBatch no longer answers; its runs stay
     from runlog.spool import spooled
 
@@ -1435,6 +1440,8 @@ def refresh_batch(ledger: Ledger, batch: Entry, omics, outputs_jobs: int | None 
         change["settings_observed"], change["settings_unknown"] = learned["observed"], learned["unknown"]
     if changed_file is not None:
         change["settings_file_changed"] = changed_file
+    elif unreachable and _pinned_settings_file(outline):
+        change["settings_file_unchecked"] = unreachable[0]
     if repeated is not None:
         change["repeated_run_settings"] = repeated
     return change
@@ -1486,8 +1493,15 @@ def _later(first: str | None, second: str | None) -> bool:
         return False
 
 
-def check_settings_file(ledger: Ledger, batch: Entry, outline: dict, s3,
-                        submitted: str | None = None) -> dict[str, Any] | None:
+def _pinned_settings_file(outline: dict) -> dict[str, Any] | None:
+    """The settings file submit-batch read and pinned (uri s3://…, etag, …), or None."""
+    pinned = (outline.get("batch") or {}).get("settings_file") or {}
+    uri = pinned.get("uri")
+    return pinned if isinstance(uri, str) and uri.startswith("s3://") and pinned.get("etag") else None
+
+
+def check_settings_file(ledger: Ledger, batch: Entry, outline: dict, s3, submitted: str | None = None,
+                        unreachable: list[str] | None = None) -> dict[str, Any] | None:
     """The batch's s3UriSettings file as S3 has it now (HeadObject), against the identity
     submit-batch pinned (ETag, VersionId) when it read the file. The service reads the file
     itself, when it starts the batch, after runlog's read: a file changed in between gives runs
@@ -1499,17 +1513,21 @@ def check_settings_file(ledger: Ledger, batch: Entry, outline: dict, s3,
     after `submitted` (GetBatch's submittedTime: every run was submitted, from the file the
     service had read before; a file regenerated for a later cohort), when nothing was pinned (an
     inline cohort, a file not read at submission) or when it cannot be asked about now (gone,
-    no access: that says nothing of what the service read)."""
+    no access: that says nothing of what the service read). S3 not reached (no connection, no
+    answer in time): why, appended to `unreachable`, and None."""
+    from runlog import aws
     from runlog.resolve import _iso
 
-    pinned = (outline.get("batch") or {}).get("settings_file") or {}
-    uri = pinned.get("uri")
-    if not isinstance(uri, str) or not uri.startswith("s3://") or not pinned.get("etag"):
+    pinned = _pinned_settings_file(outline)
+    if pinned is None:
         return None
+    uri = pinned["uri"]
     bucket, _, key = uri[5:].partition("/")
     try:
         head = s3.head_object(Bucket=bucket, Key=key)
-    except Exception:
+    except Exception as exc:
+        if unreachable is not None and aws.is_transport_error(exc):
+            unreachable.append(aws.describe_failure(exc))
         return None
     now = {"etag": (head.get("ETag") or "").strip('"') or None, "version_id": head.get("VersionId"),
            "last_modified": _iso(head.get("LastModified"))}

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
+import time
 from datetime import timedelta
 
 import pytest
@@ -121,3 +123,40 @@ def test_a_settings_file_regenerated_after_the_batchs_runs_were_submitted_is_no_
     assert exported.exit_code == 0 and "settings file" not in exported.stderr, exported.output
     methods = "".join(p.read_text() for p in (tmp_path / "methods.md").rglob("*.md"))
     assert "may not have received" not in methods
+
+
+def test_a_refresh_of_many_batches_with_s3_unreachable_waits_once_and_says_what_it_did_not_check(
+        s3_server, s3_emulator, ledger_path, git_repo, run_cli, monkeypatch):
+    """S3 does not answer (a host that takes the connection and says nothing) while
+    HealthOmics does: `refresh --all` of three batches with settings files waited for each
+    file's HeadObject in turn (10 s a batch: 5 s twice), and said nothing of the files it
+    could not check. Now it stops asking S3 after the first that could not be reached, and
+    says once how many batches' files went unchecked; the members are recorded all the same."""
+    s3_server.create_bucket(Bucket="cohort-bucket")
+    s3_server.put_object(Bucket="cohort-bucket", Key="cohort/settings.json",
+                         Body=json.dumps([cohort_setting("S1")]).encode())
+    s3_emulator.batch_rate = 100
+    for name in ("b1", "b2", "b3"):
+        submitted = run_cli("submit-batch", "--batch-name", name, "--default-run-setting", json.dumps(COHORT_DEFAULT),
+                            "--batch-run-settings",
+                            json.dumps({"s3UriSettings": "s3://cohort-bucket/cohort/settings.json"}))
+        assert submitted.exit_code == 0, submitted.output
+    s3_emulator.advance(200)
+    silent = socket.socket()  # accepts connections (the kernel's backlog), never answers
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", f"http://127.0.0.1:{silent.getsockname()[1]}")
+    try:
+        began = time.monotonic()
+        refreshed = run_cli("refresh", "--all", "--json")
+        took = time.monotonic() - began
+    finally:
+        silent.close()
+    assert refreshed.exit_code == 0, refreshed.output
+    assert took < 20, took  # one batch's wait, not three
+    changes = json.loads(refreshed.stdout)
+    assert [c["members_added"] for c in changes] == [1, 1, 1]
+    assert sum("settings_file_unchecked" in c for c in changes) == 3
+    [line] = [line for line in refreshed.stderr.splitlines() if "settings file" in line]
+    assert line.startswith("runlog: warning: the settings files of 3 batch(es) were not checked (S3 could not be "
+                           "reached: "), line
