@@ -1503,7 +1503,7 @@ def _pinned_settings_file(outline: dict) -> dict[str, Any] | None:
 def check_settings_file(ledger: Ledger, batch: Entry, outline: dict, s3, submitted: str | None = None,
                         unreachable: list[str] | None = None) -> dict[str, Any] | None:
     """The batch's s3UriSettings file as S3 has it now (HeadObject), against the identity
-    submit-batch pinned (ETag, VersionId) when it read the file. The service reads the file
+    submit-batch pinned (ETag) when it read the file. The service reads the file
     itself, when it starts the batch, after runlog's read: a file changed in between gives runs
     whose settings are not those the batch record holds and its member records state. A file
     no longer the one pinned is observed once per identity it is seen with (an observation of
@@ -1531,8 +1531,9 @@ def check_settings_file(ledger: Ledger, batch: Entry, outline: dict, s3, submitt
         return None
     now = {"etag": (head.get("ETag") or "").strip('"') or None, "version_id": head.get("VersionId"),
            "last_modified": _iso(head.get("LastModified"))}
-    same_version = not (pinned.get("version_id") and now["version_id"]) or pinned["version_id"] == now["version_id"]
-    if now["etag"] == pinned["etag"] and same_version or _later(now["last_modified"], submitted):
+    # the ETag alone: a new VersionId with the pinned ETag is the same bytes put again (S3 gives
+    # an upload of other bytes another ETag, whatever the encryption), which the runs got as pinned
+    if now["etag"] == pinned["etag"] or _later(now["last_modified"], submitted):
         return None
     found = {"uri": uri, "pinned": {"etag": pinned["etag"], "version_id": pinned.get("version_id")}, "now": now}
     seen = [o["body"].get("now") for o in ledger.observations(batch.address) if o["source"] == SOURCE_SETTINGS_FILE]

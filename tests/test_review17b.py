@@ -160,3 +160,31 @@ def test_a_refresh_of_many_batches_with_s3_unreachable_waits_once_and_says_what_
     [line] = [line for line in refreshed.stderr.splitlines() if "settings file" in line]
     assert line.startswith("runlog: warning: the settings files of 3 batch(es) were not checked (S3 could not be "
                            "reached: "), line
+
+
+def test_the_same_bytes_put_again_in_a_versioned_bucket_before_the_services_read_is_no_alarm(
+        s3_server, s3_emulator, ledger_path, git_repo, run_cli):
+    """A versioned bucket: the settings file is uploaded again, byte for byte the same (a
+    pipeline step that always copies it), between submit-batch's pin and the service's read.
+    A new VersionId, the same ETag: the runs got the pinned settings. refresh warned that the
+    file changed ("ETag e -> e") and recorded it; now it says nothing."""
+    s3_server.create_bucket(Bucket="cohort-bucket")
+    s3_server.put_bucket_versioning(Bucket="cohort-bucket", VersioningConfiguration={"Status": "Enabled"})
+    body = json.dumps([cohort_setting("S1")]).encode()
+    s3_server.put_object(Bucket="cohort-bucket", Key="cohort/settings.json", Body=body)
+    service = s3_emulator.service
+    read = service.read_object
+
+    def copied_again_first(uri: str) -> bytes:
+        s3_server.put_object(Bucket="cohort-bucket", Key="cohort/settings.json", Body=body)
+        return read(uri)
+
+    service.read_object = copied_again_first
+    batch_id = _submitted_cohort(run_cli, s3_emulator, s3_server, ["S1"])
+    versions = s3_server.list_object_versions(Bucket="cohort-bucket", Prefix="cohort/settings.json")["Versions"]
+    assert len(versions) == 2 and len({v["ETag"] for v in versions}) == 1  # two versions, one content
+    refreshed = run_cli("refresh", batch_id)
+    assert refreshed.exit_code == 0, refreshed.output
+    assert "settings file" not in refreshed.stderr, refreshed.stderr
+    shown = json.loads(run_cli("show", batch_id, "--json").stdout)
+    assert "HeadObject:settings-file" not in [o["source"] for o in shown["observations"]]
