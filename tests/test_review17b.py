@@ -14,7 +14,7 @@ from datetime import timedelta
 import pytest
 
 import runlog
-from helpers import BUCKET, COHORT_DEFAULT, cohort_setting, fill
+from helpers import BUCKET, COHORT_DEFAULT, cohort_setting, fill, submitted_cohort
 from runlog import refreshpipe, sync
 from runlog.errors import LedgerError
 from runlog.ledger import Ledger
@@ -38,22 +38,6 @@ def test_a_ledger_opened_by_a_relative_path_is_pushed_by_workers_after_the_progr
     assert (pushed.records_sent, pushed.observations_sent) == (30, 1)
 
 
-def _submitted_cohort(run_cli, emulator, s3, samples: list[str]) -> str:
-    """A batch of `samples` from an s3UriSettings file in moto's cohort-bucket, submitted and
-    finished, not refreshed; its id."""
-    if "cohort-bucket" not in [b["Name"] for b in s3.list_buckets()["Buckets"]]:
-        s3.create_bucket(Bucket="cohort-bucket")
-        s3.put_object(Bucket="cohort-bucket", Key="cohort/settings.json",
-                      Body=json.dumps([cohort_setting(s) for s in samples]).encode())
-    emulator.batch_rate = 100
-    submitted = run_cli("submit-batch", "--default-run-setting", json.dumps(COHORT_DEFAULT), "--batch-run-settings",
-                        json.dumps({"s3UriSettings": "s3://cohort-bucket/cohort/settings.json"}),
-                        "--endpoint-url", emulator.endpoint_url)
-    assert submitted.exit_code == 0, submitted.output
-    emulator.advance(200)
-    return json.loads(submitted.stdout)["id"]
-
-
 def _members(path) -> int:
     with Ledger.open(path, create=False) as ledger:
         return ledger.conn.execute("SELECT count(*) FROM records WHERE kind != 'batch'").fetchone()[0]
@@ -65,7 +49,7 @@ def test_a_refresh_writes_the_members_to_the_ledger_opened_by_a_relative_path_af
     """A program opens its ledger as "ledger.db", changes directory to one holding a copy of
     it, and refreshes a batch: the members go to the ledger it opened (they went to the copy,
     or, with the writer process, the refresh said there was no ledger)."""
-    batch_id = _submitted_cohort(run_cli, s3_emulator, bucket, ["S1", "S2", "S3"])
+    batch_id = submitted_cohort(run_cli, s3_emulator, bucket, ["S1", "S2", "S3"])
     elsewhere = ledger_path.parent / "elsewhere"
     elsewhere.mkdir()
     shutil.copy(ledger_path, elsewhere / "ledger.db")
@@ -106,10 +90,7 @@ def test_a_settings_file_regenerated_after_the_batchs_runs_were_submitted_is_no_
     recorded it, `show B` repeated it and the export's methods paragraph said the runs "may
     not have received" the settings it states; now none of them does."""
     s3_emulator.service.clock.origin -= timedelta(hours=1)  # the batch ran an hour ago
-    s3_server.create_bucket(Bucket="cohort-bucket")
-    s3_server.put_object(Bucket="cohort-bucket", Key="cohort/settings.json",
-                         Body=json.dumps([cohort_setting("S1")]).encode())
-    batch_id = _submitted_cohort(run_cli, s3_emulator, s3_server, ["S1"])
+    batch_id = submitted_cohort(run_cli, s3_emulator, s3_server, ["S1"])
     first = run_cli("refresh", batch_id)
     assert first.exit_code == 0 and "warning" not in first.stderr, first.output
     s3_server.put_object(Bucket="cohort-bucket", Key="cohort/settings.json",  # the next cohort's file
@@ -170,8 +151,7 @@ def test_the_same_bytes_put_again_in_a_versioned_bucket_before_the_services_read
     file changed ("ETag e -> e") and recorded it; now it says nothing."""
     s3_server.create_bucket(Bucket="cohort-bucket")
     s3_server.put_bucket_versioning(Bucket="cohort-bucket", VersioningConfiguration={"Status": "Enabled"})
-    body = json.dumps([cohort_setting("S1")]).encode()
-    s3_server.put_object(Bucket="cohort-bucket", Key="cohort/settings.json", Body=body)
+    body = json.dumps([cohort_setting("S1")]).encode()  # as submitted_cohort writes it
     service = s3_emulator.service
     read = service.read_object
 
@@ -180,7 +160,7 @@ def test_the_same_bytes_put_again_in_a_versioned_bucket_before_the_services_read
         return read(uri)
 
     service.read_object = copied_again_first
-    batch_id = _submitted_cohort(run_cli, s3_emulator, s3_server, ["S1"])
+    batch_id = submitted_cohort(run_cli, s3_emulator, s3_server, ["S1"])
     versions = s3_server.list_object_versions(Bucket="cohort-bucket", Prefix="cohort/settings.json")["Versions"]
     assert len(versions) == 2 and len({v["ETag"] for v in versions}) == 1  # two versions, one content
     refreshed = run_cli("refresh", batch_id)
