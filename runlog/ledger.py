@@ -383,7 +383,7 @@ class Ledger:
         self.file_identity: tuple[int, int] | None = None
         # that path made absolute as it is opened: the one worker processes are given, which a
         # change of the working directory afterwards (a program using the library) leaves the same
-        self.file_path = os.path.abspath(path)
+        self.file_path = os.path.abspath(path) if path is not None else ""  # None: a ledger made in memory
 
     @property
     def db(self) -> Any:
