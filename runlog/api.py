@@ -574,7 +574,9 @@ class Runlog:
         """Ask HealthOmics about runs and batches (REFs; else every unfinished one, or every one
         with all=True) and record what changed, as `runlog refresh` does. One dict per run:
         record, run_id, old, new (or error); then one per batch, its members recorded: record,
-        batch_id, status, members_listed, members_added, statuses_changed (or error).
+        batch_id, status, members_listed, members_added, statuses_changed (or error), and when
+        there is something to say settings_file_changed, settings_file_unchecked,
+        repeated_run_settings (docs/batch.md).
         `outputs`: also GetRun each ended member whose output location is not recorded yet,
         `jobs` calls at a time."""
         from runlog import aws
