@@ -168,3 +168,27 @@ def test_the_same_bytes_put_again_in_a_versioned_bucket_before_the_services_read
     assert "settings file" not in refreshed.stderr, refreshed.stderr
     shown = json.loads(run_cli("show", batch_id, "--json").stdout)
     assert "HeadObject:settings-file" not in [o["source"] for o in shown["observations"]]
+
+
+def test_watch_of_a_batch_whose_settings_file_changed_before_the_services_read_says_so(
+        s3_server, s3_emulator, ledger_path, git_repo, run_cli):
+    """`runlog watch B` refreshes the batch until it ends, as `runlog refresh B` does, but did
+    not check its settings file: a file rewritten between the pin and the service's read went
+    unsaid by watch (and by `show B` after it). Now watch warns once and records it."""
+    s3_server.create_bucket(Bucket="cohort-bucket")
+    service = s3_emulator.service
+    read = service.read_object
+
+    def rewritten_first(uri: str) -> bytes:  # the file changes just before the service reads it
+        s3_server.put_object(Bucket="cohort-bucket", Key="cohort/settings.json",
+                             Body=json.dumps([cohort_setting("S1-REWRITTEN")]).encode())
+        return read(uri)
+
+    service.read_object = rewritten_first
+    batch_id = submitted_cohort(run_cli, s3_emulator, s3_server, ["S1"])
+    watched = run_cli("watch", batch_id, "--interval", "0.1")
+    assert watched.exit_code == 0, watched.output
+    warned = [line for line in watched.stderr.splitlines() if "settings file" in line]
+    assert len(warned) == 1 and "changed since submit-batch pinned it" in warned[0], watched.stderr
+    shown = run_cli("show", batch_id).stdout
+    assert "changed since submit-batch pinned it" in shown
