@@ -574,7 +574,9 @@ class Runlog:
         """Ask HealthOmics about runs and batches (REFs; else every unfinished one, or every one
         with all=True) and record what changed, as `runlog refresh` does. One dict per run:
         record, run_id, old, new (or error); then one per batch, its members recorded: record,
-        batch_id, status, members_listed, members_added, statuses_changed (or error).
+        batch_id, status, members_listed, members_added, statuses_changed (or error), and when
+        there is something to say settings_file_changed, settings_file_unchecked,
+        repeated_run_settings (docs/batch.md).
         `outputs`: also GetRun each ended member whose output location is not recorded yet,
         `jobs` calls at a time."""
         from runlog import aws
@@ -604,7 +606,8 @@ class Runlog:
         next interval (as `runlog watch` warns); any other failure is raised.
         For a batch, refresh it (its members and their statuses) until it is finished; a
         runlog.watch.BatchOutcome (`.status`, `.facts`: counts and failures, `.ok`), and
-        `on_poll(change)` sees each refresh. Raises OperationError when `timeout` seconds pass first."""
+        `on_poll(change)` sees each refresh (with refresh's settings_file_changed when the
+        batch's settings file is no longer the one pinned). Raises OperationError when `timeout` seconds pass first."""
         from runlog import aws
         from runlog.watch import watch, watch_batch
 
@@ -613,9 +616,12 @@ class Runlog:
         recorded = ledger.batch_outline(entry.address).get("aws") if entry.kind == "batch" else entry.record["aws"]
         settings = self._settings(recorded)
         omics = aws.client(settings, "omics", sess=self._session_for(settings))
-        if entry.kind == "batch":
+        if entry.kind == "batch":  # its settings file checked as refresh checks it (S3 as configured)
+            from runlog.batch import SETTINGS_CHECK_CLIENT
+
             return watch_batch(ledger, entry, omics, interval=interval, timeout=timeout,
-                               on_poll=on_poll or (lambda seen: None))
+                               on_poll=on_poll or (lambda seen: None),
+                               s3=aws.client(settings, "s3", sess=self._session_for(settings), **SETTINGS_CHECK_CLIENT))
         return watch(ledger, entry, omics, interval=interval, timeout=timeout, on_poll=on_poll or (lambda seen: None),
                      on_failure=on_failure or (lambda error: None))
 

@@ -1381,6 +1381,7 @@ def refresh_batches(ledger: Ledger, entries: list[Entry], client_for, *, outputs
     …} or, when it could not be refreshed, {record, batch_id, error} (`words(message)`: the
     caller's wording). Shared by `runlog refresh` and Runlog.refresh."""
     changes: list[dict[str, Any]] = []
+    unreachable: list[str] = []  # S3 could not be reached for a settings file: not asked again this refresh
     for entry in entries:
         if not entry.batch_id:
             changes.append({"record": entry.address, "batch_id": None,
@@ -1389,22 +1390,27 @@ def refresh_batches(ledger: Ledger, entries: list[Entry], client_for, *, outputs
         omics = client_for(entry)
         try:
             changes.append(refresh_batch(ledger, entry, omics, outputs_jobs, jobs=jobs,
-                                         s3=s3_for(entry) if s3_for is not None else None))
+                                         s3=s3_for(entry) if s3_for is not None and not unreachable else None,
+                                         unreachable=unreachable))
         except RunlogError as exc:
             changes.append({"record": entry.address, "batch_id": entry.batch_id, "error": words(exc.message)})
     return changes
 
 
 def refresh_batch(ledger: Ledger, batch: Entry, omics, outputs_jobs: int | None = None,
-                  jobs: int = 16, s3=None) -> dict[str, Any]:
+                  jobs: int = 16, s3=None, unreachable: list[str] | None = None) -> dict[str, Any]:
     """GetBatch, then the members (ListRunsInBatch) and their statuses (ListRuns); with
     `outputs_jobs`, then GetRun for the ended members' output locations (observe_outputs).
     A batch whose record lacks its runs' own settings (imported): GetRun, `jobs` at a time,
     for the members whose settings no observation holds yet (runlog.membersettings). With an
-    S3 client `s3`: whether its settings file is still the one pinned (check_settings_file)."""
+    S3 client `s3`: whether its settings file is still the one pinned (check_settings_file);
+    `unreachable` (refresh_batches') says why S3 could not be reached for an earlier batch's
+    file: this batch's is not asked about, and its change says so (settings_file_unchecked)."""
     outline = ledger.batch_outline(batch.address)  # never the whole cohort as Python objects
-    changed_file = check_settings_file(ledger, batch, outline, s3) if s3 is not None else None
     answer = observe_batch(ledger, batch, omics, outline)
+    unreachable = [] if unreachable is None else unreachable
+    changed_file = check_settings_file(ledger, batch, outline, s3, _submitted_time(ledger, batch, answer),
+                                       unreachable) if s3 is not None else None
     gone = answer.get("status") == "DELETED"  # ListRunsInBatch no longer answers; its runs stay
     from runlog.spool import spooled
 
@@ -1434,6 +1440,8 @@ def refresh_batch(ledger: Ledger, batch: Entry, omics, outputs_jobs: int | None 
         change["settings_observed"], change["settings_unknown"] = learned["observed"], learned["unknown"]
     if changed_file is not None:
         change["settings_file_changed"] = changed_file
+    elif unreachable and _pinned_settings_file(outline):
+        change["settings_file_unchecked"] = unreachable[0]
     if repeated is not None:
         change["repeated_run_settings"] = repeated
     return change
@@ -1463,32 +1471,69 @@ SETTINGS_CHECK_CLIENT: dict[str, Any] = {"connect_timeout": 5, "read_timeout": 5
                                          "retries": {"total_max_attempts": 2, "mode": "standard"}}
 
 
-def check_settings_file(ledger: Ledger, batch: Entry, outline: dict, s3) -> dict[str, Any] | None:
+def _submitted_time(ledger: Ledger, batch: Entry, answer: dict[str, Any]) -> str | None:
+    """GetBatch's submittedTime (every run submitted: the service has read the settings file by
+    then), from this refresh's answer, else the last GetBatch observed (a batch deleted since)."""
+    if isinstance(answer.get("submittedTime"), str):
+        return answer["submittedTime"]
+    for observed in reversed(ledger.observations(batch.address)):
+        if observed["source"] == SOURCE_BATCH and isinstance(observed["body"].get("submittedTime"), str):
+            return observed["body"]["submittedTime"]
+    return None
+
+
+def _later(first: str | None, second: str | None) -> bool:
+    """Whether ISO 8601 time `first` is after `second` (False when either is unknown)."""
+    from datetime import datetime
+
+    try:
+        return first is not None and second is not None and \
+            datetime.fromisoformat(first) > datetime.fromisoformat(second)
+    except (TypeError, ValueError):  # a time without an offset next to one with: not comparable
+        return False
+
+
+def _pinned_settings_file(outline: dict) -> dict[str, Any] | None:
+    """The settings file submit-batch read and pinned (uri s3://…, etag, …), or None."""
+    pinned = (outline.get("batch") or {}).get("settings_file") or {}
+    uri = pinned.get("uri")
+    return pinned if isinstance(uri, str) and uri.startswith("s3://") and pinned.get("etag") else None
+
+
+def check_settings_file(ledger: Ledger, batch: Entry, outline: dict, s3, submitted: str | None = None,
+                        unreachable: list[str] | None = None) -> dict[str, Any] | None:
     """The batch's s3UriSettings file as S3 has it now (HeadObject), against the identity
-    submit-batch pinned (ETag, VersionId) when it read the file. The service reads the file
+    submit-batch pinned (ETag) when it read the file. The service reads the file
     itself, when it starts the batch, after runlog's read: a file changed in between gives runs
     whose settings are not those the batch record holds and its member records state. A file
     no longer the one pinned is observed once per identity it is seen with (an observation of
     the batch record, source SOURCE_SETTINGS_FILE, no status) and returned: {uri, pinned,
     now}, `now` with its LastModified, from which a reader tells whether it changed before
-    the batch was submitted. None when it is the one pinned, when nothing was pinned (an
+    the batch was submitted. None when it is the one pinned, when the file there now was written
+    after `submitted` (GetBatch's submittedTime: every run was submitted, from the file the
+    service had read before; a file regenerated for a later cohort), when nothing was pinned (an
     inline cohort, a file not read at submission) or when it cannot be asked about now (gone,
-    no access: that says nothing of what the service read)."""
+    no access: that says nothing of what the service read). S3 not reached (no connection, no
+    answer in time): why, appended to `unreachable`, and None."""
+    from runlog import aws
     from runlog.resolve import _iso
 
-    pinned = (outline.get("batch") or {}).get("settings_file") or {}
-    uri = pinned.get("uri")
-    if not isinstance(uri, str) or not uri.startswith("s3://") or not pinned.get("etag"):
+    pinned = _pinned_settings_file(outline)
+    if pinned is None:
         return None
+    uri = pinned["uri"]
     bucket, _, key = uri[5:].partition("/")
     try:
         head = s3.head_object(Bucket=bucket, Key=key)
-    except Exception:
+    except Exception as exc:
+        if unreachable is not None and aws.is_transport_error(exc):
+            unreachable.append(aws.describe_failure(exc))
         return None
     now = {"etag": (head.get("ETag") or "").strip('"') or None, "version_id": head.get("VersionId"),
            "last_modified": _iso(head.get("LastModified"))}
-    same_version = not (pinned.get("version_id") and now["version_id"]) or pinned["version_id"] == now["version_id"]
-    if now["etag"] == pinned["etag"] and same_version:
+    # the ETag alone: a new VersionId with the pinned ETag is the same bytes put again (S3 gives
+    # an upload of other bytes another ETag, whatever the encryption), which the runs got as pinned
+    if now["etag"] == pinned["etag"] or _later(now["last_modified"], submitted):
         return None
     found = {"uri": uri, "pinned": {"etag": pinned["etag"], "version_id": pinned.get("version_id")}, "now": now}
     seen = [o["body"].get("now") for o in ledger.observations(batch.address) if o["source"] == SOURCE_SETTINGS_FILE]

@@ -381,6 +381,9 @@ class Ledger:
         # (device, inode) of the file this connection opened: worker processes that open the
         # ledger again by its path (verify's, push's) read it only while the path still names it
         self.file_identity: tuple[int, int] | None = None
+        # that path made absolute as it is opened: the one worker processes are given, which a
+        # change of the working directory afterwards (a program using the library) leaves the same
+        self.file_path = os.path.abspath(path) if path is not None else ""  # None: a ledger made in memory
 
     @property
     def db(self) -> Any:

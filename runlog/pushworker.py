@@ -21,7 +21,6 @@ Nothing here talks to S3."""
 
 from __future__ import annotations
 
-import os
 import queue
 import sqlite3
 from collections import deque
@@ -122,7 +121,7 @@ class Checkers:
         embedded Python): the checks stay here."""
         if workers <= 0 or self.ledger.snapshot or self.ledger.conn.in_transaction:
             return
-        self._path = os.path.abspath(self.ledger.path)
+        self._path = self.ledger.file_path
         if self.ledger.file_identity is None:  # not at its path any more: checked here, through its connection
             return
         self._identity = self.ledger.file_identity

@@ -35,7 +35,8 @@ from contextlib import contextmanager
 from typing import Any
 
 from runlog.errors import LedgerError, RunlogError
-from runlog.ledger import Ledger
+from runlog.ledger import Ledger, file_identity
+from runlog.textsafe import terminal_safe
 
 _RECORDS, _OBSERVATIONS = "records", "observations"
 _STOP = object()
@@ -50,7 +51,10 @@ class PageWriter:
 
     def __init__(self, ledger: Ledger, *, ahead: int = 4, most: int = 10, cache_kib: int | None = None,
                  gather: int = 1):
-        self._path = ledger.path
+        # the file the caller opened (its absolute path and identity): the thread's connection
+        # writes to that file only, whatever the working directory or the file at its path now
+        self._path = ledger.file_path
+        self._identity = ledger.file_identity
         self._cache_kib = cache_kib  # the writing connection's page cache (Ledger.page_cache), if not SQLite's default
         self._inline = ledger if ledger.snapshot else None  # an in-memory copy: no second connection
         self._queue: queue.Queue = queue.Queue(maxsize=max(1, ahead))
@@ -106,7 +110,7 @@ class PageWriter:
 
     def _run(self) -> None:
         try:
-            ledger = Ledger.open(self._path, create=False)
+            ledger = open_same_ledger(self._path, self._identity)
         except BaseException as exc:  # handed to the caller
             self._error = exc
             self._ready.set()
@@ -181,6 +185,21 @@ class PageWriter:
         else:
             self.added += ledger.write_observations(rows)
         self.transactions += 1
+
+
+def open_same_ledger(path: str, expected: tuple[int, int] | None) -> Ledger:
+    """The ledger at `path` opened for writing, only while the file there is `expected`
+    (Ledger.file_identity of the caller's connection), checked before it is opened (which may
+    write to it) and after: LedgerError for another file renamed into its place meanwhile."""
+    found = file_identity(path)  # None: no file there, which Ledger.open says in its own words
+    ledger = Ledger.open(path, create=False) if found is None or found == expected else None
+    if ledger is None or ledger.file_identity != expected:
+        if ledger is not None:
+            ledger.close()
+        raise LedgerError(f"the ledger file {terminal_safe(path)} was replaced while the refresh ran (another "
+                          "file renamed into its place): nothing was written to it; check which file is the "
+                          "ledger, then run the refresh again")
+    return ledger
 
 
 @contextmanager

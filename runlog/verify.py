@@ -1023,7 +1023,7 @@ def _start_row_checks(ledger: Ledger, sealed: bool) -> Callable[[], list[Tally]]
         bounds[-1] = top + 1
         slices.extend((table, low, high) for low, high in itertools.pairwise(bounds) if high > low)
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method))
-    futures = [pool.submit(_check_range, os.path.abspath(ledger.path), ledger.file_identity, table, low, high, sealed)
+    futures = [pool.submit(_check_range, ledger.file_path, ledger.file_identity, table, low, high, sealed)
                for table, low, high in slices]
 
     def collect() -> list[Tally]:

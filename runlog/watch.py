@@ -90,17 +90,20 @@ class BatchOutcome:
 
 
 def watch_batch(ledger: Ledger, entry: Entry, omics, *, interval: float = 30.0, timeout: float | None = None,
-                on_poll: Callable[[dict], None] = lambda change: None, sleep=time.sleep) -> BatchOutcome:
+                on_poll: Callable[[dict], None] = lambda change: None, sleep=time.sleep, s3=None) -> BatchOutcome:
     """Refresh the batch (GetBatch, its members and their statuses, recorded as refresh
     records them) every `interval` seconds until it is finished; `on_poll` sees each
-    refresh's change. Raises OperationError when `timeout` seconds pass first."""
+    refresh's change. With an S3 client `s3`, each refresh checks the batch's settings file
+    as refresh does (batch.check_settings_file; S3 not reached: not asked again). Raises
+    OperationError when `timeout` seconds pass first."""
     from runlog.batch import FINISHED, refresh_batch, summary
 
     if not entry.batch_id:
         raise UsageError(f"record {entry.address[:12]} has no batch to watch (it was {entry.outcome})")
     started = time.monotonic()
+    unreachable: list[str] = []
     while True:
-        change = refresh_batch(ledger, entry, omics)
+        change = refresh_batch(ledger, entry, omics, s3=None if unreachable else s3, unreachable=unreachable)
         on_poll(change)
         if change["status"] in FINISHED:
             return BatchOutcome(change["status"], summary(ledger, entry))

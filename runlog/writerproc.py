@@ -45,8 +45,7 @@ from typing import IO, Any
 
 from runlog import childproc, errors
 from runlog.errors import LedgerError, RunlogError
-from runlog.ledger import Ledger, file_identity
-from runlog.textsafe import terminal_safe
+from runlog.ledger import Ledger
 
 CHILD_FROM_RUNS = 2000  # a batch of at least this many runs is written by a child process
 ENV = "RUNLOG_WRITER_PROCESS"
@@ -87,7 +86,7 @@ class WriterProcess:
 
     def __init__(self, ledger: Ledger, batch_address: str, outline: dict, batch_id: str | None = None):
         self._batch_id = batch_id
-        self._path = ledger.path
+        self._path = ledger.file_path
         self._identity = ledger.file_identity
         self._address = batch_address
         self._outline = outline
@@ -226,7 +225,7 @@ def serve(source: IO[bytes], sink: IO[bytes]) -> int:
     """The child (started by childproc): read the pages from `source` and write them; answers
     to `sink`."""
     from runlog.batch import MemberPages
-    from runlog.refreshpipe import PageWriter
+    from runlog.refreshpipe import PageWriter, open_same_ledger
 
     def answer(message: tuple) -> None:
         childproc.send(sink, message)
@@ -239,15 +238,7 @@ def serve(source: IO[bytes], sink: IO[bytes]) -> int:
         # another file renamed into the ledger's place since the parent opened it (checked before
         # it is opened, which may write to it, and after): the members would go where the
         # parent's own writes do not
-        expected = tuple(identity) if identity is not None else None
-        found = file_identity(path)  # None: no file there, which Ledger.open says in its own words
-        ledger = Ledger.open(path, create=False) if found is None or found == expected else None
-        if ledger is None or ledger.file_identity != expected:
-            if ledger is not None:
-                ledger.close()
-            raise LedgerError(f"the ledger file {terminal_safe(path)} was replaced while the refresh ran (another "
-                              "file renamed into its place): nothing was written to it; check which file is the "
-                              "ledger, then run the refresh again")
+        ledger = open_same_ledger(path, tuple(identity) if identity is not None else None)
         with ledger, ledger.bulk_writes(), ledger.file_run_settings(address) as from_file:
             maker = MemberPages(outline, address)
             writer = PageWriter(ledger, most=PAGES_A_TRANSACTION, cache_kib=CACHE_KIB, gather=GATHER, ahead=AHEAD)

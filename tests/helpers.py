@@ -347,11 +347,12 @@ def cohort_setting(sample: str) -> dict:
             "parameters": {"sample_name": sample, "input_cram": f"s3://cohort-bucket/crams/{sample}.cram"}}
 
 
-def refreshed_cohort(run_cli, emulator, s3, samples: list[str]) -> str:
+def submitted_cohort(run_cli, emulator, s3, samples: list[str]) -> str:
     """A batch of `samples` (`cohort_setting` each, COHORT_DEFAULT) from an s3UriSettings file
-    in moto's cohort-bucket, submitted, finished and refreshed (every member recorded with its
-    status); returns the batch id."""
-    s3.create_bucket(Bucket="cohort-bucket")
+    in moto's cohort-bucket (made if it is not there), submitted and finished, not refreshed;
+    returns the batch id."""
+    if "cohort-bucket" not in [b["Name"] for b in s3.list_buckets()["Buckets"]]:
+        s3.create_bucket(Bucket="cohort-bucket")
     s3.put_object(Bucket="cohort-bucket", Key="cohort/settings.json",
                   Body=json.dumps([cohort_setting(s) for s in samples]).encode())
     emulator.batch_rate = 100
@@ -359,8 +360,14 @@ def refreshed_cohort(run_cli, emulator, s3, samples: list[str]) -> str:
                         json.dumps({"s3UriSettings": "s3://cohort-bucket/cohort/settings.json"}),
                         "--endpoint-url", emulator.endpoint_url)
     assert submitted.exit_code == 0, submitted.output
-    batch_id = json.loads(submitted.stdout)["id"]
     emulator.advance(200)
+    return json.loads(submitted.stdout)["id"]
+
+
+def refreshed_cohort(run_cli, emulator, s3, samples: list[str]) -> str:
+    """submitted_cohort's batch, refreshed (every member recorded with its status); returns
+    the batch id."""
+    batch_id = submitted_cohort(run_cli, emulator, s3, samples)
     refreshed = run_cli("refresh", batch_id)
     assert refreshed.exit_code == 0 and f"{len(samples)} new member record(s)" in refreshed.stdout, refreshed.output
     return batch_id

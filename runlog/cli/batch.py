@@ -174,19 +174,32 @@ def watch_batch(ctx, ledger, entry, config, interval: float, timeout: float | No
                 profile=None, region=None, endpoint_url=None) -> None:
     """`runlog watch BATCH`: runlog.watch.watch_batch, a line at each status change, then the
     batch's counts and failures."""
-    from runlog import aws
+    from runlog import aws, batch
+    from runlog.batchread import settings_file_warning
     from runlog.watch import watch_batch as follow
 
-    omics = aws.client(aws_settings(config, profile, region, endpoint_url,
-                                    recorded=ledger.batch_outline(entry.address).get("aws")), "omics")
+    settings = aws_settings(config, profile, region, endpoint_url,
+                            recorded=ledger.batch_outline(entry.address).get("aws"))
+    omics = aws.client(settings, "omics")
     seen: list[str] = []
+    said: list[dict | str] = []  # the settings file's identities warned of, and "unchecked" once said
 
     def status_line(change: dict) -> None:
         if change["status"] not in seen[-1:]:
             click.echo(terminal_safe(f"batch {entry.batch_id}: {change['status']}"), err=True)
             seen.append(change["status"])
+        found = change.get("settings_file_changed")
+        if found is not None and found["now"] not in said:  # as refresh warns of it, once an identity
+            warn(settings_file_warning(found, entry.batch_id))
+            said.append(found["now"])
+        if "settings_file_unchecked" in change and "unchecked" not in said:
+            said.append("unchecked")
+            warn(f"batch {entry.batch_id}: its settings file was not checked (S3 could not be reached: "
+                 f"{change['settings_file_unchecked']}): whether it is still the one pinned is not known; "
+                 f"`runlog refresh {entry.batch_id}` checks it when S3 answers")
 
-    outcome = follow(ledger, entry, omics, interval=interval, timeout=timeout, on_poll=status_line)
+    outcome = follow(ledger, entry, omics, interval=interval, timeout=timeout, on_poll=status_line,
+                     s3=aws.client(settings, "s3", **batch.SETTINGS_CHECK_CLIENT))
     facts = outcome.facts
     if as_json:
         echo_json(facts)

@@ -348,6 +348,11 @@ def refresh(ctx, refs, every, active, as_json, outputs, jobs, profile, region, e
             warn(settings_file_warning(change["settings_file_changed"], change["batch_id"]))
         if "repeated_run_settings" in change:
             warn(f"batch {change['batch_id']}: " + repeated_warning(change["repeated_run_settings"]))
+    unchecked = [change["settings_file_unchecked"] for change in batches if "settings_file_unchecked" in change]
+    if unchecked:  # once: S3 was asked once, then left alone for the rest of this refresh
+        warn(f"the settings files of {len(unchecked)} batch(es) were not checked (S3 could not be reached: "
+             f"{unchecked[0]}): whether they are still those pinned is not known; run the refresh again when S3 "
+             "answers")
     if as_json:
         echo_json(changes + batches)
     else:
