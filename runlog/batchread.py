@@ -96,6 +96,13 @@ def summary(ledger: Ledger, batch: Entry, failures: int | None = SHOWN_FAILURES)
         _, _, status_message = (latest or "").partition("\x1f")
         found.append({"run_setting_id": setting_id, "record": address, "run_id": run_id, "stage": "run",
                       "reason": status_message or "no reason given"})
+    if statuses.get("DELETED"):  # runs deleted since (DeleteRunBatch): those that had FAILED are still failures
+        deleted = ledger.deleted_member_failures(batch.address)
+        failed += len(deleted)
+        room = None if failures is None else max(0, failures - len(found))
+        found += [{"run_setting_id": setting_id, "record": address, "run_id": run_id, "stage": "run",
+                   "reason": f"{reason or 'no reason given'} (FAILED, then deleted)"}
+                  for address, run_id, setting_id, reason in deleted[:room]]
     batch_seen = [o for o in ledger.observations(batch.address) if o["source"] == SOURCE_BATCH]
     record = ledger.batch_outline(batch.address)  # neither the cohort nor its inputs: not read
     runs, recorded = record["batch"]["runs"], sum(submission.values())

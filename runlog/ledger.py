@@ -1709,6 +1709,19 @@ class Ledger:
             f"ORDER BY r.seq LIMIT {-1 if limit is None else int(limit)}", (batch_address,)).fetchall()
         return count, rows
 
+    def deleted_member_failures(self, batch_address: str) -> list[tuple[str, str | None, str | None, str]]:
+        """The batch's members whose run was deleted (latest status DELETED) after an
+        observation saw it FAILED, in ledger order, each as (address, run_id, run_setting_id,
+        that FAILED observation's reason): the failures `runlog show B` still lists once the
+        runs are gone (DeleteRunBatch). Read only when the batch has deleted members."""
+        return self.conn.execute(
+            "SELECT r.address, r.run_id, json_extract(r.body, '$.batch.run_setting_id'), (SELECT "
+            "coalesce(json_extract(o.body, '$.failureReason'), json_extract(o.body, '$.statusMessage'), '') "
+            "FROM observations o WHERE o.record = r.address AND o.status = 'FAILED' ORDER BY o.seq DESC LIMIT 1) "
+            f"FROM batch_members m JOIN records r ON r.seq = m.seq WHERE m.batch = {self._BATCH_SEQ} "
+            "AND m.status = 'DELETED' AND EXISTS (SELECT 1 FROM observations o WHERE o.record = r.address "
+            "AND o.status = 'FAILED') ORDER BY m.seq", (batch_address,)).fetchall()
+
     def member_settings_with_status(self, batch_address: str, statuses: tuple[str, ...]) -> list[str]:
         """run_setting_ids of the batch's members whose run's latest status is one of `statuses`."""
         marks = ",".join("?" * len(statuses))

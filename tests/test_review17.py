@@ -36,9 +36,16 @@ def test_replay_only_failed_still_selects_runs_that_failed_before_their_runs_wer
     assert deleted.exit_code == 0, deleted.output
     aws_env.advance(30)
     assert run_cli("refresh", batch_id).exit_code == 0
-    assert json.loads(run_cli("show", batch_id, "--json").stdout)["batch"]["run_status"] == {"DELETED": 2}
+    facts = json.loads(run_cli("show", batch_id, "--json").stdout)["batch"]
+    assert facts["run_status"] == {"DELETED": 2}
     selected, _ = dry_run_selection(run_cli, batch_id, "--only", "failed")
     assert sorted(selected) == ["S2", "S3"]
+    # show B still lists the run that FAILED before it was deleted, as replay --only failed selects it
+    assert facts["failures_count"] == 2, facts
+    assert [(f["run_setting_id"], f["stage"]) for f in facts["failures"]] == [("S3", "submission"), ("S2", "run")]
+    assert facts["failures"][1]["reason"].endswith("(FAILED, then deleted)")
+    shown = run_cli("show", batch_id).stdout
+    assert "failed       S2 (run " in shown and "(FAILED, then deleted)" in shown
 
 
 def test_replay_of_a_batch_refuses_a_set_every_replayed_run_overrides_and_notes_a_partial_one(
