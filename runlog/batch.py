@@ -38,6 +38,7 @@ from runlog.batchread import (  # noqa: F401  (the read side, re-exported: runlo
     compare_batch_entries,
     compare_batches,
     run_settings,
+    settings_changes,
     summary,
 )
 from runlog.errors import OperationError, RunlogError, TemplateMismatch, Unresolved, UsageError
@@ -1554,7 +1555,7 @@ def check_settings_file(ledger: Ledger, batch: Entry, outline: dict, s3, submitt
     if now["etag"] == pinned["etag"] or _later(now["last_modified"], submitted):
         return None
     found = {"uri": uri, "pinned": {"etag": pinned["etag"], "version_id": pinned.get("version_id")}, "now": now}
-    seen = [o["body"].get("now") for o in ledger.observations(batch.address) if o["source"] == SOURCE_SETTINGS_FILE]
+    seen = [body["now"] for body in settings_changes(ledger.observations(batch.address))]
     if now not in seen:
         ledger.observe(batch.address, SOURCE_SETTINGS_FILE, found, run_uuid=None, status=None)
     return found

@@ -103,18 +103,47 @@ def summary(ledger: Ledger, batch: Entry, failures: int | None = SHOWN_FAILURES)
         found += [{"run_setting_id": setting_id, "record": address, "run_id": run_id, "stage": "run",
                    "reason": f"{reason or 'no reason given'} (FAILED, then deleted)"}
                   for address, run_id, setting_id, reason in deleted[:room]]
-    batch_seen = [o for o in ledger.observations(batch.address) if o["source"] == SOURCE_BATCH]
+    observed = ledger.observations(batch.address)
+    batch_seen = [o for o in observed if o["source"] == SOURCE_BATCH]
     record = ledger.batch_outline(batch.address)  # neither the cohort nor its inputs: not read
     runs, recorded = record["batch"]["runs"], sum(submission.values())
-    repeated = [o["body"] for o in ledger.observations(batch.address) if o["source"] == SOURCE_REPEATED]
+    repeated = [body for o in observed if o["source"] == SOURCE_REPEATED and (body := _repeated(o["body"]))]
     return {"record": batch.address, "batch_id": batch.batch_id, "runs": runs,
             "members_recorded": recorded, "submission": submission, "run_status": statuses,
             "repeated_run_settings": repeated[-1] if repeated else {"count": 0, "first": []},
             "failures": found, "failures_count": failed, "batch_status": batch_seen[-1]["body"].get("status")
             if batch_seen else (record["outcome"].get("response") or {}).get("status"),
             "get_batch": batch_seen[-1]["body"] if batch_seen else None,
-            "settings_file_changed": [o["body"] for o in ledger.observations(batch.address)
-                                      if o["source"] == SOURCE_SETTINGS_FILE]}
+            "settings_file_changed": settings_changes(observed)}
+
+
+def settings_changes(observations: list[dict]) -> list[dict[str, Any]]:
+    """The well-formed SOURCE_SETTINGS_FILE observations' bodies ({uri, pinned: {etag, …}, now:
+    {etag, last_modified, …}}, text where text is said), in order: an observation pulled from a
+    team ledger is anyone's JSON, and one of another shape is left out, never a crash."""
+    def text(value: Any) -> bool:
+        return value is None or isinstance(value, str)
+
+    found = []
+    for o in observations:
+        body = o["body"] if o["source"] == SOURCE_SETTINGS_FILE else None
+        if isinstance(body, dict) and isinstance(body.get("uri"), str) and isinstance(body.get("pinned"), dict) \
+                and isinstance(body.get("now"), dict) and text(body["pinned"].get("etag")) \
+                and text(body["now"].get("etag")) and text(body["now"].get("last_modified")):
+            found.append(body)
+    return found
+
+
+def _repeated(body: Any) -> dict[str, Any] | None:
+    """A SOURCE_REPEATED observation's body when it has the shape check_repeated writes ({count,
+    first: [{run_setting_id, run_ids: [text]}]}), else None (anyone's JSON, from a pull)."""
+    if not isinstance(body, dict) or type(body.get("count")) is not int or not isinstance(body.get("first"), list):
+        return None
+    for item in body["first"]:
+        if not (isinstance(item, dict) and isinstance(item.get("run_setting_id"), str)
+                and isinstance(item.get("run_ids"), list) and all(isinstance(r, str) for r in item["run_ids"])):
+            return None
+    return body
 
 
 def repeated_warning(found: dict[str, Any]) -> str:

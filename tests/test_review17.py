@@ -331,3 +331,29 @@ def test_a_run_setting_the_service_lists_twice_is_said_by_show(s3_emulator, ledg
     assert f"1 run setting(s) have more than one member record (S1: runs {', '.join(repeated['run_ids'])})" in shown
     observed = json.loads(run_cli("show", batch_id, "--json").stdout)["observations"]
     assert [o["source"] for o in observed].count("ListRunsInBatch:repeated") == 1
+
+
+@pytest.mark.parametrize("body", [{}, [], {"count": "many", "first": "x"}, {"uri": 1, "pinned": [], "now": None},
+                                  {"count": 1, "first": [{"run_setting_id": "S1", "run_ids": [1, None]}]}])
+def test_a_batch_observation_of_another_shape_is_left_out_not_a_crash(body, s3_emulator, ledger_path, git_repo,
+                                                                      run_cli, tmp_path):
+    """The observations `show B`, `export B` and refresh read warnings from (a settings file
+    changed, run settings listed twice) are anyone's JSON once pulled from a team ledger: one
+    of another shape is left out, and each command still answers."""
+    from runlog.ledger import Ledger
+
+    s3_emulator.batch_rate = 100
+    batch_id = submit_cohort(run_cli, "S1", "S2")
+    s3_emulator.advance(200)
+    with Ledger.open(ledger_path, create=False) as ledger:
+        (batch,) = ledger.entries(where="kind = 'batch'")
+        for source in ("HeadObject:settings-file", "ListRunsInBatch:repeated"):
+            ledger.observe(batch.address, source, body, run_uuid=None, status=None)
+    assert run_cli("refresh", batch_id).exit_code == 0
+    shown = run_cli("show", batch_id)
+    assert shown.exit_code == 0, shown.output
+    assert "pinned it" not in shown.stdout and "more than one member record" not in shown.stdout
+    facts = json.loads(run_cli("show", batch_id, "--json").stdout)["batch"]
+    assert facts["settings_file_changed"] == [] and facts["repeated_run_settings"]["count"] == 0
+    exported = run_cli("export", batch_id, "-f", "methods", "-o", str(tmp_path / "m"))
+    assert exported.exit_code == 0 and "settings file was found changed" not in exported.stderr, exported.output

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from runlog.batchread import SOURCE_BATCH, SOURCE_SETTINGS_FILE  # the read side of batches (no boto3)
+from runlog.batchread import SOURCE_BATCH, settings_changes  # the read side of batches (no boto3)
 from runlog.export.terms import RunFacts, value_text
 from runlog.ledger import Entry, Ledger
 
@@ -183,7 +183,7 @@ def batch_facts(entry: Entry, observations: list[dict], members: list[RunFacts])
         declared=int(declared) if isinstance(declared, int) else len(run_settings), members=members,
         replay_of=dict((record.get("lineage") or {}).get("replay_of") or {}),
         overrides=dict((record.get("lineage") or {}).get("overrides") or {}),
-        settings_changed=[o["body"] for o in observations if o["source"] == SOURCE_SETTINGS_FILE])
+        settings_changed=settings_changes(observations))
 
 
 def collect_batches(ledger: Ledger, refs: list[str], runs: list[RunFacts]) -> list[BatchFacts]:
