@@ -1471,8 +1471,9 @@ def check_repeated(ledger: Ledger, batch: Entry, repeated: dict[Any, list], show
     None when there is none."""
     if not repeated:
         return None
-    found = {"count": len(repeated), "first": [{"run_setting_id": str(setting), "run_ids": [str(r) if r is not None else "-" for r in runs]}
-                                               for setting, runs in list(repeated.items())[:shown]]}
+    first = [{"run_setting_id": str(setting), "run_ids": [str(run) if run is not None else "-" for run in runs]}
+             for setting, runs in list(repeated.items())[:shown]]
+    found = {"count": len(repeated), "first": first}
     seen = [o["body"] for o in ledger.observations(batch.address) if o["source"] == SOURCE_REPEATED]
     if not seen or seen[-1] != found:
         ledger.observe(batch.address, SOURCE_REPEATED, found, run_uuid=None, status=None)
@@ -1607,7 +1608,8 @@ def failed_settings(ledger: Ledger, batch: Entry) -> list[str]:
     facts = summary(ledger, batch, failures=None)
     found = [f["run_setting_id"] for f in facts["failures"]]
     found += ledger.member_settings_with_status(batch.address, ("CANCELLED",))
-    found += ledger.member_settings_deleted_after(batch.address, ("FAILED", "CANCELLED"))
+    # (the runs that FAILED before they were deleted are among the failures: summary lists them)
+    found += [row[2] for row in ledger.deleted_members(batch.address, ("CANCELLED",))]
     return list(dict.fromkeys(found))
 
 

@@ -97,7 +97,7 @@ def summary(ledger: Ledger, batch: Entry, failures: int | None = SHOWN_FAILURES)
         found.append({"run_setting_id": setting_id, "record": address, "run_id": run_id, "stage": "run",
                       "reason": status_message or "no reason given"})
     if statuses.get("DELETED"):  # runs deleted since (DeleteRunBatch): those that had FAILED are still failures
-        deleted = ledger.deleted_member_failures(batch.address)
+        deleted = ledger.deleted_members(batch.address, ("FAILED",))
         failed += len(deleted)
         room = None if failures is None else max(0, failures - len(found))
         found += [{"run_setting_id": setting_id, "record": address, "run_id": run_id, "stage": "run",

@@ -1709,18 +1709,22 @@ class Ledger:
             f"ORDER BY r.seq LIMIT {-1 if limit is None else int(limit)}", (batch_address,)).fetchall()
         return count, rows
 
-    def deleted_member_failures(self, batch_address: str) -> list[tuple[str, str | None, str | None, str]]:
+    def deleted_members(self, batch_address: str, statuses: tuple[str, ...]
+                        ) -> list[tuple[str, str | None, str | None, str]]:
         """The batch's members whose run was deleted (latest status DELETED) after an
-        observation saw it FAILED, in ledger order, each as (address, run_id, run_setting_id,
-        that FAILED observation's reason): the failures `runlog show B` still lists once the
-        runs are gone (DeleteRunBatch). Read only when the batch has deleted members."""
+        observation saw it end with one of `statuses` (DeleteRunBatch of a finished batch), in
+        ledger order, each as (address, run_id, run_setting_id, the reason the latest such
+        observation gives, "" for none): the failures `runlog show B` still lists once the runs
+        are gone, and the runs `replay B --only failed` still selects."""
+        marks = ",".join("?" * len(statuses))
         return self.conn.execute(
             "SELECT r.address, r.run_id, json_extract(r.body, '$.batch.run_setting_id'), (SELECT "
             "coalesce(json_extract(o.body, '$.failureReason'), json_extract(o.body, '$.statusMessage'), '') "
-            "FROM observations o WHERE o.record = r.address AND o.status = 'FAILED' ORDER BY o.seq DESC LIMIT 1) "
+            f"FROM observations o WHERE o.record = r.address AND o.status IN ({marks}) ORDER BY o.seq DESC LIMIT 1) "
             f"FROM batch_members m JOIN records r ON r.seq = m.seq WHERE m.batch = {self._BATCH_SEQ} "
             "AND m.status = 'DELETED' AND EXISTS (SELECT 1 FROM observations o WHERE o.record = r.address "
-            "AND o.status = 'FAILED') ORDER BY m.seq", (batch_address,)).fetchall()
+            f"AND o.status IN ({marks})) ORDER BY m.seq",
+            (*statuses, batch_address, *statuses)).fetchall()
 
     def member_settings_with_status(self, batch_address: str, statuses: tuple[str, ...]) -> list[str]:
         """run_setting_ids of the batch's members whose run's latest status is one of `statuses`."""
@@ -1728,16 +1732,6 @@ class Ledger:
         return [row[0] for row in self.conn.execute(
             "SELECT json_extract(r.body, '$.batch.run_setting_id') FROM batch_members m JOIN records r "
             f"ON r.seq = m.seq WHERE m.batch = {self._BATCH_SEQ} AND m.status IN ({marks}) ORDER BY m.seq",
-            (batch_address, *statuses))]
-
-    def member_settings_deleted_after(self, batch_address: str, statuses: tuple[str, ...]) -> list[str]:
-        """run_setting_ids of the batch's members whose run was deleted (latest status DELETED)
-        after an observation saw it end with one of `statuses` (DeleteRunBatch of a finished batch)."""
-        marks = ",".join("?" * len(statuses))
-        return [row[0] for row in self.conn.execute(
-            "SELECT json_extract(r.body, '$.batch.run_setting_id') FROM batch_members m JOIN records r "
-            f"ON r.seq = m.seq WHERE m.batch = {self._BATCH_SEQ} AND m.status = 'DELETED' AND EXISTS (SELECT 1 "
-            f"FROM observations o WHERE o.record = r.address AND o.status IN ({marks})) ORDER BY m.seq",
             (batch_address, *statuses))]
 
     def with_runs(self) -> list[Entry]:
@@ -2031,19 +2025,25 @@ def file_identity(path: str | Path) -> tuple[int, int] | None:
     return found.st_dev, found.st_ino
 
 
+def same_file(path: str | Path, expected: tuple[int, ...] | None) -> bool:
+    """Whether the file at `path` is `expected` (a Ledger.file_identity): what a worker
+    process asks before and after it opens the ledger again by its path (open_same_file,
+    refreshpipe.open_same_ledger), so that a file renamed into its place is never the ledger."""
+    return expected is not None and file_identity(path) == tuple(expected)
+
+
 def open_same_file(path: str | Path, expected: tuple[int, int] | None) -> sqlite3.Connection | None:
     """A read-only connection to the ledger file at `path` for a worker process, or None when
     the file there is not `expected` (Ledger.file_identity of the connection that sent the
-    worker), before or after it is opened: a file renamed into the ledger's place meanwhile is
-    never read as the ledger."""
-    if expected is None or file_identity(path) != tuple(expected):
+    worker), before or after it is opened (same_file)."""
+    if not same_file(path, expected):
         return None
     try:
         conn = sqlite3.connect(sqlite_uri(path, "ro"), uri=True)
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # opened now, not at the first read
     except sqlite3.Error:
         return None
-    if file_identity(path) != tuple(expected):
+    if not same_file(path, expected):
         conn.close()
         return None
     return conn

@@ -35,7 +35,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from runlog.errors import LedgerError, RunlogError
-from runlog.ledger import Ledger, file_identity
+from runlog.ledger import Ledger, file_identity, same_file
 from runlog.textsafe import terminal_safe
 
 _RECORDS, _OBSERVATIONS = "records", "observations"
@@ -191,8 +191,8 @@ def open_same_ledger(path: str, expected: tuple[int, int] | None) -> Ledger:
     """The ledger at `path` opened for writing, only while the file there is `expected`
     (Ledger.file_identity of the caller's connection), checked before it is opened (which may
     write to it) and after: LedgerError for another file renamed into its place meanwhile."""
-    found = file_identity(path)  # None: no file there, which Ledger.open says in its own words
-    ledger = Ledger.open(path, create=False) if found is None or found == expected else None
+    gone = file_identity(path) is None  # no file there, which Ledger.open says in its own words
+    ledger = Ledger.open(path, create=False) if gone or same_file(path, expected) else None
     if ledger is None or ledger.file_identity != expected:
         if ledger is not None:
             ledger.close()

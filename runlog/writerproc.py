@@ -103,7 +103,7 @@ class WriterProcess:
             raise LedgerError(f"cannot start the ledger's writer process: {exc}; "
                               f"set {ENV}=0 to write from this process") from None
         _grow(self._proc.stdin)
-        self._send(("open", os.path.abspath(self._path), self._address, self._outline, self._identity))
+        self._send(("open", self._path, self._address, self._outline, self._identity))
 
     def members(self, items: list[dict]) -> None:
         """One page of ListRunsInBatch items, made into member records by the child."""
