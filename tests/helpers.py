@@ -214,6 +214,19 @@ def interrupt_held(proc, front: HoldRequests, workers: list[int]) -> None:
     assert all(process_gone(pid) for pid in workers)
 
 
+def kill_held(proc, front: HoldRequests, workers: list[int]) -> list[str]:
+    """SIGKILL to the worker processes `workers` of `proc` (a runlog command held by `front`),
+    then its held requests let through: it ends with exit 1; its stderr's lines."""
+    import signal
+
+    for pid in workers:
+        os.kill(pid, signal.SIGKILL)
+    front.release.set()
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, err
+    return err.strip().splitlines()
+
+
 def workers_of(pid: int, module: str) -> list[int]:
     """The pids of the child processes of `pid` running the runlog module `module` (Linux's /proc)."""
     found = []

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ from helpers import (
     HoldRequests,
     fill,
     interrupt_held,
+    kill_held,
     proxy_in_front,
     refreshed_cohort,
     tamper,
@@ -163,12 +163,7 @@ def _push_held(front: HoldBlobs, ledger: Path) -> tuple[subprocess.Popen, list[i
 def test_a_worker_that_dies_fails_the_push_in_one_line_and_the_next_push_resumes(
         s3_emulator, bucket, ledger_path, git_repo, run_cli, tmp_path, monkeypatch):
     with _cohort_push_held(s3_emulator, bucket, ledger_path, run_cli, monkeypatch) as (front, proc, workers):
-        for pid in workers:
-            os.kill(pid, signal.SIGKILL)
-        front.release.set()
-        _, err = proc.communicate(timeout=60)
-        assert proc.returncode == 1
-        assert err.strip().splitlines() == [
+        assert kill_held(proc, front, workers) == [
             "runlog: error: a worker process checking the records to push ended without an answer (out of memory, "
             "or killed?); the packs sent before it are on the remote: run the push again (it resumes)"]
         assert not [key for key in _remote(bucket, "runlog/") if key.startswith("packs/")]
