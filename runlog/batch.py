@@ -44,7 +44,7 @@ from runlog.batchread import (  # noqa: F401  (the read side, re-exported: runlo
 from runlog.errors import OperationError, RunlogError, TemplateMismatch, Unresolved, UsageError
 from runlog.ledger import Entry, Ledger
 from runlog.membersettings import unknown_warning
-from runlog.resolve import Options, unresolved_hint  # submit-batch resolves as submit does: the one Options
+from runlog.resolve import Options, unresolved, unresolved_hint  # submit-batch resolves as submit does: the one Options
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -613,7 +613,7 @@ def input_identities(uris: list[str], clients: dict, *, deadline: float) -> dict
     submission and again when it is replayed): s3:// objects in bulk (bulk_s3_identities),
     omics:// read sets and references one call each; what the time budget (`deadline`,
     time.monotonic()) leaves is Timeout."""
-    s3_uris = [u for u in uris if u.startswith("s3://")]
+    s3_uris = list(filter(methodcaller("startswith", "s3://"), uris))
     inputs = bulk_s3_identities(clients["s3"], s3_uris, deadline=deadline) if s3_uris else {}
     if len(s3_uris) < len(uris):  # omics:// inputs too
         from runlog.resolve import omics_identity
@@ -670,11 +670,11 @@ def resolve_batch(request: dict, clients: dict, options: Options) -> tuple[dict,
     workflow.pop("parameter_template", None)
     uris = settings_input_uris(default, settings)
     inputs = input_identities(uris, clients, deadline=started + options.timeout)
-    failed = [u for u, identity in inputs.items() if "error" in identity]
+    failed = unresolved(inputs)
     if failed:
         shown = ", ".join(f"{u} ({inputs[u]['error']['code']})" for u in failed[:5])
         more = f" and {len(failed) - 5} more" if len(failed) > 5 else ""
-        message = f"{len(failed)} input(s) not resolved: {shown}{more}{unresolved_hint(inputs)}"
+        message = f"{len(failed)} input(s) not resolved: {shown}{more}{unresolved_hint(inputs, failed)}"
         if options.strict:
             raise Unresolved(message, failed)
         warnings.append(message + "; recorded as such")
