@@ -1273,10 +1273,9 @@ def status_pages(omics, batch: Entry) -> Iterator[tuple[str, int, list[tuple[str
     for page in omics.get_paginator("list_runs").paginate(batchId=batch.batch_id, PaginationConfig={"PageSize": 100}):
         observed_at = rec.utc_now()  # the page's answer: one moment for all its runs
         items = [i for i in page.get("items", []) if i.get("id")]
-        # written once, as the canonical JSON the ledger stores (no dict of it made and encoded again);
-        # an item of text, integers, true, false, null and times holds no float: none of the checks floats need
-        yield observed_at, len(items), [(i["id"], i.get("status"), fastjson.dumps_floatless(i) if fastjson.plain_flat(i)
-                                         else fastjson.dumps(i)) for i in items]
+        # written once, as the canonical JSON the ledger stores (no dict of it made and encoded again):
+        # fastjson.dumps_flat, the UTC times written by orjson itself
+        yield observed_at, len(items), [(i["id"], i.get("status"), fastjson.dumps_flat(i)) for i in items]
 
 
 def observe_members(ledger: Ledger, batch: Entry, omics,

@@ -156,6 +156,39 @@ def test_dumps_floatless_writes_what_the_json_module_writes_for_values_without_f
     assert fastjson.dumps_floatless({"t": moment}) == rec.canonical_json({"t": moment})
 
 
+def test_dumps_flat_writes_what_the_json_module_writes_for_any_flat_item():
+    """A ListRuns item's canonical JSON through orjson's own datetimes: the same bytes as
+    record.canonical_json for UTC times (with and without microseconds, any year), times at
+    other offsets, naive times, and the values that are no flat item's (floats, NaN,
+    containers, integers beyond 64 bits, a key that is no text)."""
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from dateutil.tz import tzoffset, tzutc
+
+    zones = st.sampled_from([UTC, timezone(timedelta(hours=2)), timezone(timedelta(0)), tzutc(), tzoffset(None, -3600),
+                             None])
+    leaf = (st.none() | st.booleans() | st.integers(min_value=-2**70, max_value=2**70) | st.text()
+            | st.datetimes(timezones=zones) | st.floats(allow_nan=False) | st.lists(st.integers(), max_size=2))
+
+    @settings(max_examples=500, deadline=None)
+    @given(st.dictionaries(st.text(max_size=8), leaf, max_size=6))
+    def check(value):
+        try:
+            expected = rec.canonical_json(value)
+        except (ValueError, TypeError):  # infinities: neither writes them
+            with pytest.raises((ValueError, TypeError)):
+                fastjson.dumps_flat(value)
+            return
+        assert fastjson.dumps_flat(value) == expected
+
+    check()
+    item = {"id": "1234567", "status": "COMPLETED", "creationTime": datetime.fromisoformat("2026-11-27T10:00:00.123Z"),
+            "stopTime": datetime.fromisoformat("2026-11-27T11:00:00Z"), "priority": 2 ** 70}
+    assert fastjson.dumps_flat(item) == rec.canonical_json(item)
+    assert fastjson.dumps_flat({1: "x"}) == rec.canonical_json({1: "x"})
+    assert fastjson.dumps_flat({"t": datetime(2026, 1, 1, 12)}) == rec.canonical_json({"t": datetime(2026, 1, 1, 12)})
+
+
 _numbers_and_digits = st.recursive(
     st.one_of(st.integers(min_value=-(10 ** 40), max_value=10 ** 40), st.floats(allow_nan=False, allow_infinity=False),
               st.text(st.sampled_from("0123456789 -:abcdef\"[,"), max_size=40), st.booleans(), st.none()),
