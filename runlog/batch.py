@@ -1467,11 +1467,13 @@ def check_repeated(ledger: Ledger, batch: Entry, repeated: dict[Any, list], show
     as if nothing were odd. Observed on the batch record (source SOURCE_REPEATED, no status) when
     it differs from the last such observation, and returned: {count, first: the first `shown`
     as {run_setting_id, run_ids}, "-" for a listing of it with no run (a failed submission)};
-    None when there is none."""
+    None when there is none. The first are by run setting id, their runs by id: the same
+    finding is the same observation whatever order the service lists the runs in."""
     if not repeated:
         return None
-    first = [{"run_setting_id": str(setting), "run_ids": [str(run) if run is not None else "-" for run in runs]}
-             for setting, runs in list(repeated.items())[:shown]]
+    named = {str(setting): runs for setting, runs in repeated.items()}
+    first = [{"run_setting_id": setting, "run_ids": sorted(str(run) if run is not None else "-" for run in named[setting])}
+             for setting in sorted(named)[:shown]]
     found = {"count": len(repeated), "first": first}
     seen = [o["body"] for o in ledger.observations(batch.address) if o["source"] == SOURCE_REPEATED]
     if not seen or seen[-1] != found:

@@ -357,3 +357,33 @@ def test_a_batch_observation_of_another_shape_is_left_out_not_a_crash(body, s3_e
     assert facts["settings_file_changed"] == [] and facts["repeated_run_settings"]["count"] == 0
     exported = run_cli("export", batch_id, "-f", "methods", "-o", str(tmp_path / "m"))
     assert exported.exit_code == 0 and "settings file was found changed" not in exported.stderr, exported.output
+
+
+def test_the_same_repeated_run_settings_listed_in_another_order_are_observed_once(s3_emulator, ledger_path, git_repo,
+                                                                                   run_cli):
+    """Two run settings each listed for two runs, and the service's listing order reversed on
+    the next refresh: what refresh found is the same, so it is observed once, not once per
+    order (the first run settings named are taken by id, their runs by id)."""
+    book = s3_emulator.service.batchbook
+    item_of = book._member_item
+    order = {"reversed": False}
+
+    def twice(batch, position):  # S2's run listed under S1, S5's under S4; the order flipped at will
+        if order["reversed"]:
+            position = len(batch.settings) - 1 - position
+        item = item_of(batch, position)
+        if position in (1, 4):
+            item["runSettingId"] = batch.settings[position - 1]["runSettingId"]
+        return item
+
+    book._member_item = twice
+    s3_emulator.batch_rate = 100
+    batch_id = submit_cohort(run_cli, "S1", "S2", "S3", "S4", "S5", "S6")
+    s3_emulator.advance(200)
+    assert run_cli("refresh", batch_id).exit_code == 0
+    order["reversed"] = True
+    again = run_cli("refresh", batch_id)
+    assert again.exit_code == 0, again.output
+    facts = json.loads(run_cli("show", batch_id, "--json").stdout)
+    assert [r["run_setting_id"] for r in facts["batch"]["repeated_run_settings"]["first"]] == ["S1", "S4"]
+    assert [o["source"] for o in facts["observations"]].count("ListRunsInBatch:repeated") == 1
