@@ -139,7 +139,7 @@ def build_request(flags: dict[str, Any], *, cli_input_json: str | None = None,
     for member, raw in flags.items():
         if raw is None:
             continue
-        value, info = parse_flag(known[member], raw, cwd, spell or member_name)
+        value, info = parse_flag(known[member], raw, cwd, spell or member_name, hint=_HINTS.get(member))
         sources[known[member].flag] = info
         if member == "tags":
             tags.update(value)
@@ -155,6 +155,17 @@ def build_request(flags: dict[str, Any], *, cli_input_json: str | None = None,
     request.setdefault("requestId", str(uuid.uuid4()))
     check_request(request)
     return BatchRequest(request=request, sources=sources)
+
+
+def _settings_list_hint(value: Any) -> str:
+    """The fix for a bare list of run settings given as --batch-run-settings."""
+    if not isinstance(value, list):
+        return ""
+    return ("; a list of run settings goes inside an object: {\"inlineSettings\": [...]} (at most "
+            f"{MAX_INLINE}), or put it in a JSON file in S3 and give {{\"s3UriSettings\": \"s3://bucket/key.json\"}}")
+
+
+_HINTS: dict[str, Callable[[Any], str]] = {"batchRunSettings": _settings_list_hint}
 
 
 def check_request(request: dict[str, Any]) -> None:
@@ -175,6 +186,9 @@ def check_request(request: dict[str, Any]) -> None:
     if not_object:
         raise UsageError(f"`defaultRunSetting`: {not_object}", option="defaultRunSetting")
     settings = request.get("batchRunSettings")
+    if settings is not None and not isinstance(settings, dict):
+        problems = type_errors(known["batchRunSettings"].shape, settings, "`batchRunSettings`")
+        raise UsageError(problems[0] + _settings_list_hint(settings), option="batchRunSettings")
     if not isinstance(settings, dict):
         raise UsageError("missing `batchRunSettings`: give {\"inlineSettings\": [...]} or "
                          "{\"s3UriSettings\": \"s3://bucket/settings.json\"}", option="batchRunSettings")
@@ -186,7 +200,7 @@ def check_request(request: dict[str, Any]) -> None:
         if member in known:
             problems = type_errors(known[member].shape, value, f"`{member}`")
             if problems:
-                raise UsageError(problems[0], option=member)
+                raise UsageError(problems[0] + (_HINTS[member](value) if member in _HINTS else ""), option=member)
     if has_inline:
         inline = settings["inlineSettings"]
         if len(inline) > MAX_INLINE:

@@ -272,15 +272,17 @@ def parse_map(value: str, option: str, shape_name: str, cwd: Path | None = None)
     return parsed
 
 
-def parse_flag(option: Option, raw: Any, cwd: Path | None = None, spell: Spell = member_name) -> tuple[Any, dict]:
+def parse_flag(option: Option, raw: Any, cwd: Path | None = None, spell: Spell = member_name,
+               hint: Callable[[Any], str] | None = None) -> tuple[Any, dict]:
     """One option's value as the aws CLI reads it, or a Python value as boto3 takes it (a dict
     of parameters or tags, a number, a bool), checked against the model's type. Text is read
     as the aws CLI reads it (JSON, KEY=VALUE shorthand, file://). Returns (value,
-    {"argument", "file"?}): the argument as typed, or a Python value's JSON text."""
+    {"argument", "file"?}): the argument as typed, or a Python value's JSON text. `hint(value)`:
+    what to add to the error for a value of the wrong type (the likely mistake and its fix)."""
     if not isinstance(raw, str) or (option.kind in ("string", "blob") and not raw.startswith(FILE_PREFIX)):
         problems = type_errors(option.shape, raw, spell(option.member))
         if problems:
-            raise UsageError(problems[0])
+            raise UsageError(problems[0] + (hint(raw) if hint else ""))
         text = raw if isinstance(raw, str) else json.dumps(raw, ensure_ascii=False)
         return raw, {"argument": text}
     if option.kind == "map":
@@ -289,7 +291,7 @@ def parse_flag(option: Option, raw: Any, cwd: Path | None = None, spell: Spell =
         parsed, info = read_json_argument(raw, spell(option.member), cwd)
         problems = type_errors(option.shape, parsed, spell(option.member))
         if problems:
-            raise UsageError(problems[0])
+            raise UsageError(problems[0] + (hint(parsed) if hint else ""))
         return parsed, info
     if option.kind in ("string", "blob") and isinstance(raw, str) and raw.startswith(FILE_PREFIX):
         # the aws CLI reads file:// for any parameter: e.g. --session-policy file://policy.json

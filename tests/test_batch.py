@@ -587,3 +587,23 @@ def test_refresh_without_refs_pages_unfinished_batches_not_one_getrun_per_member
     assert "no unfinished runs to refresh" in third.stderr
     statuses = json.loads(run_cli("show", batch_id, "--json").stdout)["batch"]["run_status"]
     assert statuses == {"COMPLETED": 5, "FAILED": 1}
+
+
+def test_a_bare_list_of_run_settings_is_refused_with_the_object_it_belongs_in(tmp_path, aws_env, ledger_path, git_repo,
+                                                                               run_cli):
+    """`--batch-run-settings file://list.json` holding a list of run settings (the shape of a
+    settings file, not of the option): one line naming the object the list goes in, exit 2,
+    nothing sent or written; the library says the same for a list given as batchRunSettings."""
+    from runlog import Runlog
+    from runlog.errors import UsageError
+
+    listed = tmp_path / "list.json"
+    listed.write_text(json.dumps([{"runSettingId": "a", "parameters": {"x": "1"}}]))
+    default = {"workflowId": WORKFLOW, "roleArn": "arn:aws:iam::123456789012:role/r", "outputUri": "s3://b/o/"}
+    result = run_cli("submit-batch", "--default-run-setting", json.dumps(default), "--batch-run-settings",
+                     f"file://{listed}")
+    assert_refused(result, aws_env, ledger_path, "got a list; a list of run settings goes inside an object: "
+                   '{"inlineSettings": [...]}', '{"s3UriSettings": "s3://')
+    with pytest.raises(UsageError, match=r"got a list; a list of run settings goes inside an object"):
+        Runlog(ledger_path).start_run_batch(defaultRunSetting=default, batchRunSettings=json.loads(listed.read_text()))
+    assert sent(aws_env) == [] and attempts(ledger_path) == 0
