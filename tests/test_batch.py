@@ -607,3 +607,18 @@ def test_a_bare_list_of_run_settings_is_refused_with_the_object_it_belongs_in(tm
     with pytest.raises(UsageError, match=r"got a list; a list of run settings goes inside an object"):
         Runlog(ledger_path).start_run_batch(defaultRunSetting=default, batchRunSettings=json.loads(listed.read_text()))
     assert sent(aws_env) == [] and attempts(ledger_path) == 0
+
+
+def test_diff_lines_up_the_values_of_run_settings_whose_ids_are_escaped(aws_env, ledger_path, git_repo, run_cli):
+    """A run setting id holding a character the terminal is shown escaped (U+2028, a line
+    separator the service's pattern allows): the id is wider on screen than in the record,
+    and the values after it still start in the same column as the other runs'."""
+    from helpers import submit_cohort
+
+    first = submit_cohort(run_cli, "S1", "S2")
+    second = submit_cohort(run_cli, "S1", "S\u20282", "S3")
+    result = run_cli("diff", first, second)
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.stdout.splitlines() if line[:2] in ("+ ", "- ")]
+    assert len(lines) == 3 and any("S\\u20282 " in line for line in lines), result.stdout  # shown escaped
+    assert len({line.index('{"name"') for line in lines}) == 1, result.stdout  # the values in one column

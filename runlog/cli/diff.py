@@ -118,14 +118,15 @@ def _print_report(head_a, head_b, changes, notes, include_identity, complete=Tru
         out()
         out(f"No differences: identical configurations (fingerprint {head_a['fingerprint'][:12]}).", fg="green")
         return
-    width = min(max(len(c.path or c.section) for c in changes) + 2, 40)
+    # the paths as the terminal shows them (an escaped character is several wide), so the values line up
+    shown = [terminal_safe(c.path or "(whole section)") for c in changes]
+    width = min(max(len(terminal_safe(c.path or c.section)) for c in changes) + 2, 40)
     section = None
-    for change in changes:
+    for change, path in zip(changes, shown, strict=True):
         if change.section != section:
             section = change.section
             out()
             out(section, bold=True)
-        path = change.path or "(whole section)"
         if change.kind == "added":
             line = f"{MARK['added']} {path:<{width}} {_show(change.new, change.path)}"
         elif change.kind == "removed":
