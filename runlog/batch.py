@@ -1128,7 +1128,7 @@ def record_members(ledger: Ledger, batch: Entry, omics, outline: dict | None = N
                     if first_run.setdefault(key, run) != run and run not in repeated.get(key, ()):
                         repeated.setdefault(key, [first_run[key]]).append(run)
                 if child is None:
-                    writer.records(maker.encode(items, from_file))
+                    writer.records(maker.encode(items, from_file), batch.address)  # each names this batch
                 else:
                     child.members(items)
     except RunlogError:

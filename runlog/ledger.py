@@ -870,15 +870,20 @@ class Ledger:
             encoded.append((record, body, rec.sha256_hex(body), tuple([columns[name] for name in _RECORD_ROW[5:]])))
         return encoded
 
-    def write_records(self, encoded: list[tuple[dict, bytes, str, tuple]]) -> int:
+    def write_records(self, encoded: list[tuple[dict, bytes, str, tuple]], batch: str | None = None) -> int:
         """Append the records encode_records made (pages of them, in order) that the ledger
-        does not hold yet, in one transaction. Returns how many were added."""
+        does not hold yet, in one transaction. Returns how many were added. `batch`: see
+        append_records."""
         with self.write():
-            return self.append_records(encoded)
+            return self.append_records(encoded, batch)
 
-    def append_records(self, encoded: list[tuple[dict, bytes, str, tuple]]) -> int:
+    def append_records(self, encoded: list[tuple[dict, bytes, str, tuple]], batch: str | None = None) -> int:
         """write_records inside the caller's write transaction (`write()`): a refresh's writer
-        (runlog/refreshpipe.py) appends each page as it comes and commits every few pages."""
+        (runlog/refreshpipe.py) appends each page as it comes and commits every few pages.
+        `batch`: the address of the batch record that every member record in `encoded` names
+        (batch.record), given by a caller that made them so (batch.MemberPages): batch_members
+        then takes the batch from it rather than from each member's JSON (a third of the
+        statement's work). A member whose body does not name it is refused (LedgerError)."""
         present, chain, seq, inserted_at = self._appending([address for _, _, address, _ in encoded])
         rows = []
         batches: list[tuple[dict, bytes, int]] = []
@@ -895,7 +900,12 @@ class Ledger:
         if rows:
             # batch_members kept a page at a time (m014), not by its trigger row by row: a third of the
             # CPU of writing a refresh's members went to that trigger
-            with self._member_rows_by_page("records", rows[0][0]):
+            if batch is not None:
+                named = f'"record":"{batch}"'
+                if any(row[5] == "member" and named not in row[2] for row in rows):  # kind, body
+                    raise LedgerError(f"a member record handed over as batch {batch[:12]}'s names another batch: "
+                                      "nothing of the page was written")
+            with self._member_rows_by_page("records", rows[0][0], batch):
                 self._insert_rows("records", _RECORD_ROW, rows)
             for record, body, at in batches:
                 self._index_settings(at, record, body)
@@ -1211,13 +1221,15 @@ class Ledger:
         return len(new)
 
     @contextmanager
-    def _member_rows_by_page(self, table: str, first: int) -> Iterator[None]:
+    def _member_rows_by_page(self, table: str, first: int, batch: str | None = None) -> Iterator[None]:
         """Inside a write transaction that inserts a page of rows of `table` (records or
         observations) from seq `first` on: the member triggers stand aside while the block runs
         (migration m014), and batch_members is then brought up to date for the whole page with
         one statement, as the triggers would have left it row by row (migrations.PAGE_MEMBERS,
-        PAGE_STATUSES). An error in the block rolls the transaction back, the pause with it."""
-        from runlog.migrations import PAGE_MEMBERS, PAGE_STATUSES
+        PAGE_STATUSES; PAGE_MEMBERS_OF when every member of the page is one of `batch`'s, the
+        batch record's address). An error in the block rolls the transaction back, the pause
+        with it."""
+        from runlog.migrations import PAGE_MEMBERS, PAGE_MEMBERS_OF, PAGE_STATUSES
 
         def run(*statements: tuple[str, tuple]) -> None:
             try:
@@ -1228,7 +1240,9 @@ class Ledger:
 
         run(("INSERT INTO member_triggers_paused (paused) VALUES (1)", ()))
         yield
-        run((PAGE_MEMBERS if table == "records" else PAGE_STATUSES, (first,)), ("DELETE FROM member_triggers_paused", ()))
+        page = ((PAGE_MEMBERS, (first,)) if table == "records" and batch is None else (PAGE_MEMBERS_OF, (first, batch))
+                if table == "records" else (PAGE_STATUSES, (first,)))
+        run(page, ("DELETE FROM member_triggers_paused", ()))
 
     @contextmanager
     def page_cache_for(self, kib: int) -> Iterator[None]:

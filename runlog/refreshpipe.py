@@ -76,9 +76,11 @@ class PageWriter:
         self._ready.wait()
         self._raise()
 
-    def records(self, encoded: list[tuple]) -> None:
-        """Hand over one page of records from Ledger.encode_records."""
-        self._put(_RECORDS, encoded)
+    def records(self, encoded: list[tuple], batch: str | None = None) -> None:
+        """Hand over one page of records from Ledger.encode_records; `batch`: the address of
+        the batch record each of them is a member of, when the caller made them so
+        (Ledger.append_records)."""
+        self._put(_RECORDS, encoded, batch)
 
     def observations(self, rows: list[tuple]) -> None:
         """Hand over one page of observation rows from Ledger.encode_observations."""
@@ -92,14 +94,14 @@ class PageWriter:
             self._thread = None
         self._raise()
 
-    def _put(self, kind: str, page: list[tuple]) -> None:
+    def _put(self, kind: str, page: list[tuple], batch: str | None = None) -> None:
         self._raise()
         if not page:
             return
         if self._inline is not None:
-            self._write(self._inline, kind, page)
+            self._write(self._inline, kind, page, batch)
             return
-        self._queue.put((kind, page))
+        self._queue.put((kind, page, batch))
 
     def _raise(self) -> None:
         if self._error is not None:
@@ -148,7 +150,7 @@ class PageWriter:
         try:
             with ledger.write():
                 while True:
-                    kind, rows = job[0], list(job[1])
+                    kind, rows, batch = job[0], list(job[1]), job[2]
                     pages += 1
                     got, job = 1, None
                     while pages < self._most and got < most_a_call:  # the next pages of the same kind
@@ -157,13 +159,13 @@ class PageWriter:
                                 self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
                         except queue.Empty:
                             break
-                        if more is _STOP or more[0] != kind:
+                        if more is _STOP or more[0] != kind or more[2] != batch:
                             job = more
                             break
                         rows += more[1]
                         pages += 1
                         got += 1
-                    added += ledger.append_records(rows) if kind == _RECORDS else ledger.append_observations(rows)
+                    added += ledger.append_records(rows, batch) if kind == _RECORDS else ledger.append_observations(rows)
                     if job is None and pages < self._most:
                         try:
                             job = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
@@ -179,9 +181,9 @@ class PageWriter:
         self.transactions += 1
         return job
 
-    def _write(self, ledger: Ledger, kind: str, rows: list[tuple]) -> None:
+    def _write(self, ledger: Ledger, kind: str, rows: list[tuple], batch: str | None = None) -> None:
         if kind == _RECORDS:
-            self.added += ledger.write_records(rows)
+            self.added += ledger.write_records(rows, batch)
         else:
             self.added += ledger.write_observations(rows)
         self.transactions += 1

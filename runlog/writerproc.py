@@ -252,8 +252,9 @@ def serve(source: IO[bytes], sink: IO[bytes]) -> int:
                         return 0
                     kind = message[0]
                     if kind == "members":  # of a member record the writer needs only its kind: the rest is in its body
-                        writer.records([(_MEMBER, body, address, columns)
-                                        for _, body, address, columns in maker.encode(message[1], from_file)])
+                        writer.records([(_MEMBER, body, member, columns)
+                                        for _, body, member, columns in maker.encode(message[1], from_file)],
+                                       batch=address)  # made by MemberPages: each names this batch
                     elif kind == "observations":
                         writer.observations(message[1])
                     elif kind == "flush":

@@ -622,3 +622,29 @@ def test_diff_lines_up_the_values_of_run_settings_whose_ids_are_escaped(aws_env,
     lines = [line for line in result.stdout.splitlines() if line[:2] in ("+ ", "- ")]
     assert len(lines) == 3 and any("S\\u20282 " in line for line in lines), result.stdout  # shown escaped
     assert len({line.index('{"name"') for line in lines}) == 1, result.stdout  # the values in one column
+
+
+def test_members_handed_over_as_another_batchs_are_refused_and_their_own_batch_is_kept(aws_env, ledger_path, git_repo,
+                                                                                        run_cli):
+    """A refresh hands the ledger each page of members with the address of their batch
+    (batch_members then takes it instead of reading every member's JSON): a member that
+    names another batch is refused, nothing of its page written; handed over with its own
+    batch, it is written and batch_members links it to that batch, as verify recomputes it."""
+    from helpers import submit_cohort
+    from runlog.batch import member_record
+    from runlog.errors import LedgerError
+
+    first, second = submit_cohort(run_cli, "S1", "S2"), submit_cohort(run_cli, "S3")
+    with Ledger.open(ledger_path, create=False) as ledger:
+        batch, other = ledger.resolve(first), ledger.resolve(second)
+        whole = ledger.get(batch.address).record
+        encoded = Ledger.encode_records([member_record(whole, batch.address, {
+            "runSettingId": "S1", "runId": "4200001", "runInternalUuid": "0b7b3c1e-0000-4000-8000-000000000001",
+            "runArn": "arn:aws:omics:us-west-2:111122223333:run/4200001"})])
+        with pytest.raises(LedgerError, match="names another batch: nothing of the page was written"):
+            ledger.write_records(encoded, other.address)
+        assert ledger.conn.execute("SELECT count(*) FROM records WHERE kind = 'member'").fetchone()[0] == 0
+        assert ledger.write_records(encoded, batch.address) == 1
+        assert ledger.conn.execute("SELECT count(*) FROM batch_members WHERE batch = ?", (batch.seq,)).fetchone()[0] == 1
+    verified = run_cli("verify")
+    assert verified.exit_code == 0, verified.output
