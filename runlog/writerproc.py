@@ -52,15 +52,19 @@ ENV = "RUNLOG_WRITER_PROCESS"
 STOP_WAIT = 30.0  # seconds the parent waits for the child to write what it was given, on an error
 # The child's transactions: up to 100 pages (10 000 members or statuses) each, every page
 # appended as it comes (refreshpipe.PageWriter: no pages held in Python while a transaction
-# fills; committed early once it waited 3 s for its pages), on a connection with a 24 MiB page
+# fills; committed early once it waited 3 s for its pages), on a connection with a 64 MiB page
 # cache. Each COMMIT writes every index leaf its transaction touched, and the indexes on
 # random keys (address, uuid, fingerprint; the observations' record) are read back from the
 # file when the cache cannot hold them. The writer thread's CPU at 100 000 members and their
 # statuses (offline, the child's work alone): 17.0 s in transactions of 30 pages on 16 MiB,
 # 13.1-14.4 s with 50 pages on 24 MiB, 12.9 s with 100 pages on 24 MiB (docs/performance.md).
+# Those indexes outgrow 24 MiB once the ledger holds another such batch: refreshing a second
+# 100 000-member batch took 14.6 s on 64 MiB against 16.1 s on 24 MiB (medians of six
+# alternated rounds, session 18), at a peak of 120 MiB against 78 (the aws CLI's listing: 113).
+# The cache is SQLite's, filled only as pages are read: it does not grow with the batch.
 # A refresh killed midway keeps whole transactions; a rerun adds the rest, each member once.
 PAGES_A_TRANSACTION = 100
-CACHE_KIB = 24 * 1024
+CACHE_KIB = 64 * 1024
 # Pages handed to the writer thread with one call, of the AHEAD the child's main thread may
 # build before the writer takes them: its statements then take Python's lock back from the
 # building thread once for four pages rather than once a page (PageWriter's `gather`).
