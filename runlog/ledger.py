@@ -901,8 +901,11 @@ class Ledger:
             # batch_members kept a page at a time (m014), not by its trigger row by row: a third of the
             # CPU of writing a refresh's members went to that trigger
             if batch is not None:
+                # the member's own batch is the first "record" key of its canonical JSON (keys sorted:
+                # only `aws` comes before `batch`); a run setting's parameters, after it, may hold any
+                # {"record": ...}, so the address found anywhere in the body proves nothing
                 named = f'"record":"{batch}"'
-                if any(row[5] == "member" and named not in row[2] for row in rows):  # kind, body
+                if any(row[5] == "member" and not 0 <= row[2].find(named) == row[2].find('"record":') for row in rows):
                     raise LedgerError(f"a member record handed over as batch {batch[:12]}'s names another batch: "
                                       "nothing of the page was written")
             with self._member_rows_by_page("records", rows[0][0], batch):

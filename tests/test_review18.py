@@ -1,0 +1,48 @@
+"""Session 18's review: what a hostile input can make of its changes."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from runlog.ledger import Ledger
+
+
+def _inline_batch(run_cli, settings: list[dict]) -> str:
+    from helpers import COHORT_DEFAULT
+
+    result = run_cli("submit-batch", "--no-check", "--batch-name", "cohort", "--default-run-setting", json.dumps(COHORT_DEFAULT),
+                     "--batch-run-settings", json.dumps({"inlineSettings": settings}))
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)["id"]
+
+
+def test_a_member_whose_parameters_name_another_batch_record_is_not_taken_as_that_batchs(
+        aws_env, ledger_path, git_repo, run_cli):
+    """A run setting's parameters are the user's JSON: one may hold {"record": <address of
+    another batch record>}. A member of batch B whose parameters say so, handed to the ledger
+    as batch A's, is refused like any member naming another batch (its own batch is B), not
+    linked to A in batch_members."""
+    from helpers import cohort_setting, submit_cohort
+    from runlog.batch import member_record
+    from runlog.errors import LedgerError
+
+    first = submit_cohort(run_cli, "S1")
+    with Ledger.open(ledger_path, create=False) as ledger:
+        a = ledger.resolve(first)
+    setting = cohort_setting("S2")
+    setting["parameters"]["provenance"] = {"record": a.address}
+    second = _inline_batch(run_cli, [setting])
+    with Ledger.open(ledger_path, create=False) as ledger:
+        b = ledger.resolve(second)
+        item = {"runSettingId": "S2", "runId": "4200002", "runInternalUuid": "0b7b3c1e-0000-4000-8000-000000000002",
+                "runArn": "arn:aws:omics:us-west-2:111122223333:run/4200002"}
+        whole = ledger.get(b.address).record
+        encoded = Ledger.encode_records([member_record(whole, b.address, item)])
+        with pytest.raises(LedgerError, match="names another batch: nothing of the page was written"):
+            ledger.write_records(encoded, a.address)
+        assert ledger.conn.execute("SELECT count(*) FROM records WHERE kind = 'member'").fetchone()[0] == 0
+        assert ledger.write_records(encoded, b.address) == 1  # handed over as its own batch's: written
+        assert ledger.conn.execute("SELECT batch FROM batch_members").fetchall() == [(b.seq,)]
+    verified = run_cli("verify")
+    assert verified.exit_code == 0, verified.output
