@@ -1485,9 +1485,11 @@ def check_repeated(ledger: Ledger, batch: Entry, repeated: dict[Any, list], show
     finding is the same observation whatever order the service lists the runs in."""
     if not repeated:
         return None
-    named = {str(setting): runs for setting, runs in repeated.items()}
-    first = [{"run_setting_id": setting, "run_ids": sorted(str(run) if run is not None else "-" for run in named[setting])}
-             for setting in sorted(named)[:shown]]
+    # sorted by the id as shown, each kept: no run setting id (None) and the id "None" both print
+    # as None, and must not fold into one (a dict keyed by the text kept only the last one's runs)
+    ordered = sorted(repeated.items(), key=lambda listed: (str(listed[0]), listed[0] is None))
+    first = [{"run_setting_id": str(setting), "run_ids": sorted(str(run) if run is not None else "-" for run in runs)}
+             for setting, runs in ordered[:shown]]
     found = {"count": len(repeated), "first": first}
     seen = [o["body"] for o in ledger.observations(batch.address) if o["source"] == SOURCE_REPEATED]
     if not seen or seen[-1] != found:

@@ -46,3 +46,32 @@ def test_a_member_whose_parameters_name_another_batch_record_is_not_taken_as_tha
         assert ledger.conn.execute("SELECT batch FROM batch_members").fetchall() == [(b.seq,)]
     verified = run_cli("verify")
     assert verified.exit_code == 0, verified.output
+
+
+def test_run_settings_listed_twice_whose_ids_print_alike_are_each_named(s3_emulator, ledger_path, git_repo, run_cli):
+    """ListRunsInBatch listing a run setting id "None" for two runs and two runs with no run
+    setting id at all: two run settings listed twice, and both are named with their runs (the
+    sorting by id must not fold one into the other because both print as None)."""
+    from helpers import submit_cohort
+
+    book = s3_emulator.service.batchbook
+    item_of = book._member_item
+
+    def twice(batch, position):
+        item = item_of(batch, position)
+        if position == 1:
+            item["runSettingId"] = "None"
+        elif position in (2, 3):
+            del item["runSettingId"]
+        return item
+
+    book._member_item = twice
+    s3_emulator.batch_rate = 100
+    batch_id = submit_cohort(run_cli, "None", "S2", "S3", "S4")
+    s3_emulator.advance(200)
+    refreshed = run_cli("refresh", batch_id)
+    assert refreshed.exit_code == 0, refreshed.output
+    facts = json.loads(run_cli("show", batch_id, "--json").stdout)["batch"]["repeated_run_settings"]
+    assert facts["count"] == 2, facts
+    assert len(facts["first"]) == 2, facts
+    assert sorted(run for setting in facts["first"] for run in setting["run_ids"]).__len__() == 4, facts
