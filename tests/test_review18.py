@@ -75,3 +75,52 @@ def test_run_settings_listed_twice_whose_ids_print_alike_are_each_named(s3_emula
     assert facts["count"] == 2, facts
     assert len(facts["first"]) == 2, facts
     assert sorted(run for setting in facts["first"] for run in setting["run_ids"]).__len__() == 4, facts
+
+
+def test_batch_members_after_refreshes_and_a_delete_is_what_verify_recomputes(aws_env, ledger_path, git_repo, run_cli):
+    """Refresh while runs run, after they finish (one FAILED), after DeleteRunBatch: every
+    page of members and statuses goes through m014's pause, and verify (which recomputes
+    batch_members as the triggers make it) stays clean at each step; no pause row is left."""
+    from helpers import submit_cohort
+
+    aws_env.batch_rate = 100
+    aws_env.batch_fault("run", run_setting_ids=["S2"], reason="OUT_OF_MEMORY")
+    batch_id = submit_cohort(run_cli, "S1", "S2", "S3")
+    for step in ("advance", "refresh", "advance", "refresh", "cancel", "advance", "refresh"):
+        if step == "advance":
+            aws_env.advance(150)
+            continue
+        result = run_cli(*(["cancel", batch_id, "--delete-runs"] if step == "cancel" else ["refresh", batch_id]))
+        assert result.exit_code == 0, result.output
+        verified = run_cli("verify")
+        assert verified.exit_code == 0, (step, verified.output)
+    facts = json.loads(run_cli("show", batch_id, "--json").stdout)["batch"]
+    assert facts["run_status"] == {"DELETED": 3}, facts
+    with Ledger.open(ledger_path, create=False) as ledger:
+        assert ledger.conn.execute("SELECT count(*) FROM member_triggers_paused").fetchone()[0] == 0
+
+
+@pytest.mark.parametrize("order", [("DELETED", "FAILED"), ("FAILED", "DELETED"), ("RUNNING", "COMPLETED", "RUNNING")])
+def test_two_statuses_of_a_member_in_one_page_leave_the_row_the_triggers_would(order, aws_env, ledger_path, git_repo,
+                                                                               run_cli):
+    """A page of status observations naming one member more than once (a run listed twice, in
+    any order): batch_members ends where the triggers, one row after the other, would have
+    (verify recomputes it), and `show` counts the member once, by STATUS_ORDER."""
+    from helpers import submit_cohort
+
+    aws_env.batch_rate = 100
+    batch_id = submit_cohort(run_cli, "S1", "S2")
+    aws_env.advance(300)
+    assert run_cli("refresh", batch_id).exit_code == 0
+    with Ledger.open(ledger_path, create=False) as ledger:
+        address, run_uuid = ledger.conn.execute(
+            "SELECT address, run_uuid FROM records WHERE kind = 'member' ORDER BY seq LIMIT 1").fetchone()
+        at = "2026-11-27T12:00:00Z"
+        ledger.write_observations(Ledger.encode_observations([
+            (address, run_uuid, at, "ListRuns", status, {"status": status, "stopTime": f"2026-11-27T1{n}:00:00Z"})
+            for n, status in enumerate(order)]))
+        assert ledger.conn.execute("SELECT count(*) FROM member_triggers_paused").fetchone()[0] == 0
+    verified = run_cli("verify")
+    assert verified.exit_code == 0, verified.output
+    statuses = json.loads(run_cli("show", batch_id, "--json").stdout)["batch"]["run_status"]
+    assert sum(statuses.values()) == 2, statuses
