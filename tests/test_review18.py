@@ -124,3 +124,23 @@ def test_two_statuses_of_a_member_in_one_page_leave_the_row_the_triggers_would(o
     assert verified.exit_code == 0, verified.output
     statuses = json.loads(run_cli("show", batch_id, "--json").stdout)["batch"]["run_status"]
     assert sum(statuses.values()) == 2, statuses
+
+
+def test_a_page_of_statuses_of_members_of_two_batches_keeps_each_batchs_rows(aws_env, ledger_path, git_repo, run_cli):
+    """One page of observations naming members of two batches (and a record that is no
+    member): each member's row takes its own status, verify stays clean."""
+    from helpers import submit_cohort
+
+    aws_env.batch_rate = 100
+    first, second = submit_cohort(run_cli, "S1", "S2"), submit_cohort(run_cli, "S3")
+    aws_env.advance(300)
+    assert run_cli("refresh", first).exit_code == 0 and run_cli("refresh", second).exit_code == 0
+    with Ledger.open(ledger_path, create=False) as ledger:
+        rows = ledger.conn.execute("SELECT address, run_uuid, kind FROM records ORDER BY seq").fetchall()
+        page = [(address, uuid, "2026-11-27T12:00:00Z", "ListRuns", "DELETED",
+                 {"status": "DELETED", "stopTime": "2030-01-01T00:00:00Z"}) for address, uuid, _ in rows]
+        ledger.write_observations(Ledger.encode_observations(page))
+    verified = run_cli("verify")
+    assert verified.exit_code == 0, verified.output
+    for batch_id, runs in ((first, 2), (second, 1)):
+        assert json.loads(run_cli("show", batch_id, "--json").stdout)["batch"]["run_status"] == {"DELETED": runs}
