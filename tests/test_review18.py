@@ -144,3 +144,26 @@ def test_a_page_of_statuses_of_members_of_two_batches_keeps_each_batchs_rows(aws
     assert verified.exit_code == 0, verified.output
     for batch_id, runs in ((first, 2), (second, 1)):
         assert json.loads(run_cli("show", batch_id, "--json").stdout)["batch"]["run_status"] == {"DELETED": runs}
+
+
+def test_statuses_observed_before_their_member_record_arrives_are_its_status(aws_env, ledger_path, git_repo, run_cli):
+    """Observations of a member whose record comes later (a page of statuses, then the page of
+    members, handed over with its batch): the member's row takes the status that sorts first
+    (FAILED over a later RUNNING), as the trigger would, and verify stays clean."""
+    from helpers import submit_cohort
+    from runlog.batch import member_record
+
+    batch_id = submit_cohort(run_cli, "S1")
+    with Ledger.open(ledger_path, create=False) as ledger:
+        batch = ledger.resolve(batch_id)
+        encoded = Ledger.encode_records([member_record(ledger.get(batch.address).record, batch.address, {
+            "runSettingId": "S1", "runId": "4200003", "runInternalUuid": "0b7b3c1e-0000-4000-8000-000000000003",
+            "runArn": "arn:aws:omics:us-west-2:111122223333:run/4200003"})])
+        member = encoded[0][2]
+        ledger.write_observations(Ledger.encode_observations([
+            (member, None, "2026-11-27T12:00:00Z", "ListRuns", status, {"status": status, "stopTime": stop})
+            for status, stop in (("FAILED", "2026-11-27T11:00:00Z"), ("RUNNING", "2026-11-27T11:30:00Z"))]))
+        assert ledger.write_records(encoded, batch.address) == 1
+        assert ledger.conn.execute("SELECT batch, status FROM batch_members").fetchall() == [(batch.seq, "FAILED")]
+    verified = run_cli("verify")
+    assert verified.exit_code == 0, verified.output
