@@ -905,7 +905,7 @@ class Ledger:
                 # only `aws` comes before `batch`); a run setting's parameters, after it, may hold any
                 # {"record": ...}, so the address found anywhere in the body proves nothing
                 named = f'"record":"{batch}"'
-                if any(row[5] == "member" and not 0 <= row[2].find(named) == row[2].find('"record":') for row in rows):
+                if any(row[5] == "member" and not row[2].startswith(named, row[2].find('"record":')) for row in rows):
                     raise LedgerError(f"a member record handed over as batch {batch[:12]}'s names another batch: "
                                       "nothing of the page was written")
             with self._member_rows_by_page("records", rows[0][0], batch):
@@ -1243,8 +1243,10 @@ class Ledger:
 
         run(("INSERT INTO member_triggers_paused (paused) VALUES (1)", ()))
         yield
-        page = ((PAGE_MEMBERS, (first,)) if table == "records" and batch is None else (PAGE_MEMBERS_OF, (first, batch))
-                if table == "records" else (PAGE_STATUSES, (first,)))
+        if table != "records":
+            page: tuple[str, tuple] = (PAGE_STATUSES, (first,))
+        else:
+            page = (PAGE_MEMBERS, (first,)) if batch is None else (PAGE_MEMBERS_OF, (first, batch))
         run(page, ("DELETE FROM member_triggers_paused", ()))
 
     @contextmanager
