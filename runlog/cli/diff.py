@@ -120,7 +120,7 @@ def _print_report(head_a, head_b, changes, notes, include_identity, complete=Tru
         return
     # the paths as the terminal shows them (an escaped character is several wide), so the values line up
     shown = [terminal_safe(c.path or "(whole section)") for c in changes]
-    width = min(max(len(terminal_safe(c.path or c.section)) for c in changes) + 2, 40)
+    width = min(max(map(len, shown)) + 2, 40)
     section = None
     for change, path in zip(changes, shown, strict=True):
         if change.section != section:
