@@ -883,7 +883,8 @@ class Ledger:
         `batch`: the address of the batch record that every member record in `encoded` names
         (batch.record), given by a caller that made them so (batch.MemberPages): batch_members
         then takes the batch from it rather than from each member's JSON (a third of the
-        statement's work). A member whose body does not name it is refused (LedgerError)."""
+        statement's work). A member whose own batch (the first "record" key of its body) is
+        not it is refused with the page (LedgerError)."""
         present, chain, seq, inserted_at = self._appending([address for _, _, address, _ in encoded])
         rows = []
         batches: list[tuple[dict, bytes, int]] = []
