@@ -16,7 +16,10 @@ alternating the two commands of each pair so that the machine's load hits both a
 
   1. `runlog submit-batch` vs `aws omics start-run-batch`, the same request (each with its
      own requestId); runlog's includes reading, pinning and checking the 100 000 settings
-     against the workflow's template, and listing the runs' inputs' prefix;
+     against the workflow's template, and listing the runs' inputs' prefix. Each repeat
+     submits a new cohort (its own settings file, runs named differently), as a lab does:
+     runlog has not seen it, so it computes its per-run digests (`--resubmit`: the same file
+     every time, whose digests the ledger holds after the first);
   2. `runlog refresh BATCH` (GetBatch, every member recorded through ListRunsInBatch, their
      statuses through ListRuns) vs paging `aws omics list-runs-in-batch` through the same
      batch, with the peak memory of the runlog process.
@@ -52,6 +55,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="submit the batches with runlog only, untimed, and time the refreshes")
     parser.add_argument("--skip-refresh", action="store_true",
                         help="time the submissions only (no refresh, no members recorded)")
+    parser.add_argument("--resubmit", action="store_true",
+                        help="submit the same settings file in every repeat (runlog then finds its per-run digests "
+                             "in the ledger from the first); without it each repeat submits a new cohort, as labs do")
     parser.add_argument("--compare", metavar="DIR",
                         help="also time submit-batch of the runlog package in DIR (an older tree), interleaved")
     args = parser.parse_args(argv)
@@ -69,7 +75,9 @@ def main(argv: list[str] | None = None) -> int:
         # CPU time of each side of a submission: the command's own, moto's (its process) and
         # the emulator's (this process, which only waits while a command runs)
         servers: dict[str, list[tuple[float, float, float]]] = {"runlog": [], "aws": [], "other": []}
-        for _ in range(args.repeat):
+        for repeat in range(args.repeat):
+            if not args.resubmit and repeat:  # a new cohort each repeat (the first is the world's own)
+                request = world.fresh_request(f"r{repeat}")
             if not args.skip_submit:
                 before = served(moto.pid)
                 _, usage = timed([aws, "omics", "start-run-batch", *request], env, work)
@@ -114,7 +122,8 @@ def main(argv: list[str] | None = None) -> int:
         return f"| {name} | {a:.2f} s | {b:.2f} s | {ratio} | {target} |"
 
     inputs = "inputs in S3" if args.inputs else "inputs absent from S3 (--inputs puts them there)"
-    print(f"{args.runs} runs from an s3UriSettings file ({inputs}), {args.repeat} repeat(s), medians; load average "
+    files = "the same file each repeat (--resubmit)" if args.resubmit else "a new cohort's file each repeat"
+    print(f"{args.runs} runs from an s3UriSettings file ({inputs}; {files}), {args.repeat} repeat(s), medians; load average "
           f"{os.getloadavg()[0]:.1f} at the end\n")
     print("| operation | runlog | aws CLI | ratio | target |")
     print("|---|---|---|---|---|")

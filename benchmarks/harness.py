@@ -54,12 +54,13 @@ def moto_bucket(bucket: str) -> tuple[subprocess.Popen, str, Any]:
 ROLE = "arn:aws:iam::123456789012:role/HealthOmicsServiceRole"
 
 
-def put_cohort(s3, bucket: str, runs: int) -> None:
-    """The settings file of `runs` run settings, written to s3://bucket/cohort/settings.json."""
-    settings = [{"runSettingId": f"S{i:06d}", "name": f"align-S{i:06d}",
+def put_cohort(s3, bucket: str, runs: int, key: str = "cohort/settings.json", tag: str = "") -> None:
+    """The settings file of `runs` run settings, written to s3://bucket/KEY. `tag` goes into
+    each run's name: another tag, another cohort (a settings file runlog has not seen)."""
+    settings = [{"runSettingId": f"S{i:06d}", "name": f"align-S{i:06d}{tag}",
                  "parameters": {"sample_name": f"S{i:06d}", "input_cram": f"s3://{bucket}/crams/S{i:06d}.cram"}}
                 for i in range(runs)]
-    s3.put_object(Bucket=bucket, Key="cohort/settings.json", Body=json.dumps(settings).encode())
+    s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(settings).encode())
 
 
 def cohort_inputs(runs: int) -> list[str]:
@@ -67,14 +68,14 @@ def cohort_inputs(runs: int) -> list[str]:
     return [f"crams/S{i:06d}.cram" for i in range(runs)] + ["ref/g.dict", "ref/g.fa", "ref/g.fa.fai"]
 
 
-def cohort_request(bucket: str) -> list[str]:
-    """The StartRunBatch request of the cohort, as options of both `runlog submit-batch` and
-    `aws omics start-run-batch`."""
+def cohort_request(bucket: str, key: str = "cohort/settings.json") -> list[str]:
+    """The StartRunBatch request of the cohort whose settings file is s3://bucket/KEY, as
+    options of both `runlog submit-batch` and `aws omics start-run-batch`."""
     default = {"workflowId": "1234567", "roleArn": ROLE, "outputUri": f"s3://{bucket}/out/",
                "parameters": {"ref_dict": f"s3://{bucket}/ref/g.dict", "ref_fasta": f"s3://{bucket}/ref/g.fa",
                               "ref_fasta_index": f"s3://{bucket}/ref/g.fa.fai"}}
     return ["--default-run-setting", json.dumps(default),
-            "--batch-run-settings", json.dumps({"s3UriSettings": f"s3://{bucket}/cohort/settings.json"})]
+            "--batch-run-settings", json.dumps({"s3UriSettings": f"s3://{bucket}/{key}"})]
 
 
 def cohort_env(omics_url: str, s3_url: str, ledger: Path) -> dict[str, str]:
@@ -97,6 +98,16 @@ class Cohort:
     request: list[str]
     work: Path
     env: dict[str, str]
+    bucket: str = ""
+    runs: int = 0
+
+    def fresh_request(self, tag: str) -> list[str]:
+        """The request of a new cohort of the same size (its own settings file, whose runs'
+        names carry `tag`): what a lab submits is a cohort runlog has not seen, so its
+        per-run digests are computed, not found in the ledger from an earlier repeat."""
+        key = f"cohort/settings-{tag}.json"
+        put_cohort(self.s3, self.bucket, self.runs, key, f"-{tag}")
+        return cohort_request(self.bucket, key)
 
 
 @contextmanager
@@ -126,7 +137,7 @@ def cohort_world(bucket: str, runs: int, *, inputs: bool = False, ledger: str = 
             work = Path(tmp)
             subprocess.run(["git", "init", "-q", str(work)], check=True)
             yield Cohort(moto, s3, s3_url, emulator, cohort_request(bucket), work,
-                         cohort_env(emulator.endpoint_url, s3_url, work / ledger))
+                         cohort_env(emulator.endpoint_url, s3_url, work / ledger), bucket, runs)
     finally:
         if emulator is not None:
             emulator.stop()

@@ -4,7 +4,8 @@
     python benchmarks/submit_phases.py --runs 300 --repeat 1   # the CI smoke
 
 The same set-up as batch_bench.py (moto's S3 server, the emulator in this process reading the
-s3UriSettings file from moto), and the same request. Each repeat times `aws omics
+s3UriSettings file from moto), and the same request: a new cohort's settings file each repeat
+(`--resubmit`: the same file every time). Each repeat times `aws omics
 start-run-batch`, then `runlog submit-batch` run through a small wrapper that notes, on
 time.perf_counter's clock of the runlog process, when botocore starts and ends the
 StartRunBatch call and when the process ends. That splits runlog's wall time into
@@ -78,6 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--inputs", action="store_true",
                         help="put each run's input (and the references) in S3 first, so that runlog lists and records "
                              "real identities; without it they are missing and recorded as not found")
+    parser.add_argument("--resubmit", action="store_true",
+                        help="submit the same settings file in every repeat (runlog then finds its per-run digests "
+                             "in the ledger from the first); without it each repeat submits a new cohort, as labs do")
     args = parser.parse_args(argv)
 
 
@@ -86,7 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     with cohort_world(BUCKET, args.runs, inputs=args.inputs, ledger=".runlog/ledger.db") as world:
         request, work, env = world.request, world.work, world.env
         marks_file = work / "marks.json"
-        for _ in range(args.repeat):
+        for repeat in range(args.repeat):
+            if not args.resubmit and repeat:  # a new cohort each repeat (the first is the world's own)
+                request = world.fresh_request(f"r{repeat}")
             _, usage = timed([aws, "omics", "start-run-batch", *request], env, work)
             rows["aws"].append(usage["seconds"])
             _, usage = timed([sys.executable, "-c", WRAPPER, str(marks_file), "submit-batch", *request,
@@ -106,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
         return f"| {name} | {seconds:.2f} s | " + (f"{seconds / baseline:.2f} |" if ratio else "- |")
 
     inputs = "inputs in S3" if args.inputs else "inputs absent from S3 (--inputs puts them there)"
-    print(f"{args.runs} runs from an s3UriSettings file ({inputs}), {args.repeat} repeat(s), medians; load average "
+    files = "the same file each repeat (--resubmit)" if args.resubmit else "a new cohort's file each repeat"
+    print(f"{args.runs} runs from an s3UriSettings file ({inputs}; {files}), {args.repeat} repeat(s), medians; load average "
           f"{os.getloadavg()[0]:.1f} at the end\n")
     print("| | wall time | ratio to the aws CLI |")
     print("|---|---|---|")
