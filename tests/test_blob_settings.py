@@ -309,3 +309,34 @@ def test_a_pulled_blob_the_record_schema_refuses_is_left_out(s3_emulator, s3_ser
     assert address not in held and stored is not None and len(held) >= 1
     assert blobs.check(blob.ref, hostile, blobs.INPUTS) is not None
     assert blobs.check(blob.ref, hostile, None) is None  # (no place: no schema to hold it to)
+
+
+def test_rows_written_ahead_for_settings_holding_the_separator_are_those_verify_computes(
+        s3_emulator, s3_server, ledger_path, git_repo, run_cli):
+    """The rows submit-batch computes from the blob it has just encoded (not looked for again
+    in it) are cut per setting when a value holds the `},{` that separates settings, and match
+    what verify computes from the stored blob; a second file that changes one such run is told
+    apart by `diff` on that run alone."""
+    settings = [cohort_setting(s) for s in SAMPLES]
+    for index in (0, 7, 39):
+        settings[index]["name"] = f"odd}},{{name-{index}"
+    settings[3]["runSettingId"] = "é-S003-😀"
+    put_settings(s3_server, settings)
+    first = submit(run_cli, s3_emulator)
+    assert first.exit_code == 0, first.output
+    changed = json.loads(json.dumps(settings))
+    changed[7]["name"] = "odd},{name-7-again"
+    s3_server.put_object(Bucket="cohort-bucket", Key="cohort/settings.json", Body=json.dumps(changed).encode())
+    second = submit(run_cli, s3_emulator)
+    assert second.exit_code == 0, second.output
+    a, b = json.loads(first.stdout)["id"], json.loads(second.stdout)["id"]
+    for batch_id, listed in ((a, settings), (b, changed)):
+        blob = content_blob(ledger_path, batch_id)
+        with Ledger.open(ledger_path, create=False) as ledger:
+            data = ledger.blob(blob)
+        stored = [row[1:] for row in rows(ledger_path) if row[0] == blob]
+        assert stored == cohortindex.blob_rows(data) == cohortindex.rows_of(listed, data)
+    assert run_cli("verify", "--no-remote").exit_code == 0
+    diffed = json.loads(run_cli("diff", a, b, "--json").stdout)["changes"]
+    assert {(c["section"], c["path"].split(".")[0]) for c in diffed if c["section"] == "run settings"} == {
+        ("run settings", settings[7]["runSettingId"])}, diffed
