@@ -96,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.skip_refresh:
             batch_ids = []
         emulator.advance(3600)  # every run submitted and finished
+        for batch_id in batch_ids:  # their runs made now (the emulator makes them at the first request that
+            emulator.get_batch(batch_id)  # follows: whichever tool came first would pay for every batch's)
         refresh_runlog, list_aws, cpu_runlog, cpu_aws, memory, memory_aws = [], [], [], [], 0.0, 0.0
         emulator_runlog, emulator_aws = [], []  # the emulator's CPU (this process) while each command ran
         for batch_id in batch_ids:  # alternating; the first refresh of a batch records every member
