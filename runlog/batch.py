@@ -1755,6 +1755,29 @@ def settings_file_bytes(settings: list[dict]) -> bytes:
             + "\n]\n").encode("utf-8")
 
 
+def settings_uri_taken(s3, uri: str) -> UsageError | None:
+    """The refusal of `uri` as a new settings file when an object is already there (a
+    HeadObject), None when there is none. A HeadObject S3 refuses otherwise raises its error."""
+    from runlog import aws
+    from runlog.errors import ServiceError
+
+    check_settings_uri(uri)
+    bucket, _, key = uri[5:].partition("/")
+    try:
+        s3.head_object(Bucket=bucket, Key=key)
+    except Exception as exc:
+        error = aws.error_from(exc, "HeadObject")
+        if isinstance(error, ServiceError) and error.code in ("404", "NoSuchKey", "NotFound"):
+            return None
+        raise error from None
+    return _already_there(uri)
+
+
+def _already_there(uri: str) -> UsageError:
+    return UsageError(f"`settings_uri` {uri}: an object is already there and runlog never overwrites one; "
+                      "name a new key", option="settings_uri")
+
+
 def write_settings_file(s3, uri: str, settings: list[dict]) -> dict[str, Any]:
     """Write a new settings file (a replay's selection) to `uri`, never over an existing object:
     a HeadObject first (a clear refusal), then PutObject with IfNoneMatch '*' (S3 refuses if
@@ -1763,18 +1786,10 @@ def write_settings_file(s3, uri: str, settings: list[dict]) -> dict[str, Any]:
     from runlog import aws
     from runlog.errors import ServiceError
 
-    check_settings_uri(uri)
+    taken = settings_uri_taken(s3, uri)
+    if taken:
+        raise taken
     bucket, _, key = uri[5:].partition("/")
-    exists = UsageError(f"`settings_uri` {uri}: an object is already there and runlog never overwrites one; "
-                        "name a new key", option="settings_uri")
-    try:
-        s3.head_object(Bucket=bucket, Key=key)
-    except Exception as exc:
-        error = aws.error_from(exc, "HeadObject")
-        if not (isinstance(error, ServiceError) and error.code in ("404", "NoSuchKey", "NotFound")):
-            raise error from None
-    else:
-        raise exists
     body = settings_file_bytes(settings)
     try:
         answer = s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json", IfNoneMatch="*")
@@ -1782,7 +1797,7 @@ def write_settings_file(s3, uri: str, settings: list[dict]) -> dict[str, Any]:
         error = aws.error_from(exc, "PutObject")
         if isinstance(error, ServiceError) and error.code in ("PreconditionFailed", "412",
                                                                 "ConditionalRequestConflict"):
-            raise exists from None
+            raise _already_there(uri) from None
         raise error from None
     return {k: v for k, v in {"uri": uri, "sha256": hashlib.sha256(body).hexdigest(), "size": len(body),
                               "etag": (answer.get("ETag") or "").strip('"') or None,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from helpers import COHORT_DEFAULT, cohort_setting
+from helpers import COHORT_DEFAULT, cohort_setting, refreshed_cohort
 
 REFS = "lab-refs"  # a bucket the default's references are in: made only after submission below
 
@@ -44,3 +44,23 @@ def test_an_input_whose_bucket_did_not_exist_at_submission_and_does_now_is_drift
     refused = run_cli("replay", batch_id)
     assert refused.exit_code == 3, refused.output
     assert sum(1 for r in s3_emulator.requests if r["operation"] == "StartRunBatch") == started
+
+
+def test_a_dry_run_does_not_call_an_existing_settings_uri_a_new_object(s3_emulator, s3_server, ledger_path,
+                                                                       git_repo, run_cli):
+    """`replay B --only … --settings-uri URI --dry-run` said runlog "would write … to URI (a
+    new object)" of a URI an object is already at, which the same replay without --dry-run
+    refuses (exit 2: runlog never overwrites one). The dry run says so instead."""
+    batch_id = refreshed_cohort(run_cli, s3_emulator, s3_server, ["S1", "S2", "S3"])
+    taken = "s3://cohort-bucket/cohort/settings.json"  # the batch's own settings file
+    plan = run_cli("replay", batch_id, "--only", "S2", "--settings-uri", taken, "--dry-run")
+    assert plan.exit_code == 0, plan.output
+    assert "(a new object)" not in plan.stderr
+    assert (f"without --dry-run this replay would be refused (exit 2): --settings-uri {taken}: an object is "
+            "already there and runlog never overwrites one; name a new key") in plan.stderr
+    refused = run_cli("replay", batch_id, "--only", "S2", "--settings-uri", taken)
+    assert refused.exit_code == 2, refused.output
+    free = run_cli("replay", batch_id, "--only", "S2", "--settings-uri", "s3://cohort-bucket/cohort/s2.json",
+                   "--dry-run")
+    assert free.exit_code == 0, free.output
+    assert "to s3://cohort-bucket/cohort/s2.json (a new object)" in free.stderr
