@@ -1678,7 +1678,8 @@ def replay_request(ledger: Ledger, batch: Entry, *, only: Sequence[str] = (), se
         unknown = [w for w in wanted if w not in by_id]
         if unknown:
             raise UsageError(f"`only`: runSettingId {unknown[0][:128]!r} is not in batch {batch.batch_id}'s "
-                             f"recorded settings ({len(by_id)} runs)", option="only")
+                             f"recorded settings ({len(by_id)} runs; {_which_id(unknown[0], list(by_id))})",
+                             option="only")
         selected = list(dict.fromkeys(wanted))
         if len(selected) > MAX_INLINE or settings_uri is not None:
             original = record["request"]["batchRunSettings"].get("s3UriSettings")
@@ -1729,6 +1730,21 @@ def check_settings_uri(uri: str) -> None:
     if not bucket or not key or key.endswith("/"):
         raise UsageError(f"`settings_uri` {uri[:200]!r}: expected s3://BUCKET/KEY (the object runlog writes the "
                          "selected run settings to)", option="settings_uri")
+
+
+def _which_id(wanted: str, ids: list[str]) -> str:
+    """How to give the runSettingId `wanted` was meant to be: the batch's id it nearly is (the
+    same but for case, or close in spelling: looked for among up to 20 000 ids), else the
+    batch's first ids."""
+    import difflib
+
+    folded = wanted.casefold()
+    near = next((i for i in ids if i.casefold() == folded), None)
+    if near is None and len(ids) <= 20_000:
+        near = next(iter(difflib.get_close_matches(wanted, ids, n=1, cutoff=0.8)), None)
+    if near is not None:
+        return f"did you mean {near[:128]!r}?"
+    return "its run settings: " + ", ".join(repr(i[:128]) for i in ids[:5]) + (", …" if len(ids) > 5 else "")
 
 
 def replay_settings_uri(original: str, request_id: str) -> str:

@@ -64,3 +64,17 @@ def test_a_dry_run_does_not_call_an_existing_settings_uri_a_new_object(s3_emulat
                    "--dry-run")
     assert free.exit_code == 0, free.output
     assert "to s3://cohort-bucket/cohort/s2.json (a new object)" in free.stderr
+
+
+def test_only_an_id_not_in_the_batch_names_it_and_what_is(s3_emulator, s3_server, ledger_path, git_repo, run_cli):
+    """`replay B --only ID` of an id the batch does not have: one line, exit 2, naming the id
+    and how to find the right one (a near id when there is one, else the batch's first ids)."""
+    batch_id = refreshed_cohort(run_cli, s3_emulator, s3_server, ["NA12878", "NA12891", "HG002"])
+    case = run_cli("replay", batch_id, "--only", "na12891", "--dry-run")
+    assert case.exit_code == 2, case.output
+    assert case.stderr.count("\n") == 1
+    assert "runSettingId 'na12891' is not in batch" in case.stderr
+    assert "did you mean 'NA12891'?" in case.stderr
+    other = run_cli("replay", batch_id, "--only", "HG005x", "--dry-run")
+    assert other.exit_code == 2, other.output
+    assert "its run settings: 'NA12878', 'NA12891', 'HG002'" in other.stderr
