@@ -237,7 +237,7 @@ def check_settings(settings: list, where: str) -> None:
     from runlog.startrun import _json_kind, type_errors
 
     known = inline_members()
-    seen: set[str] = set()
+    seen: dict[str, int] = {}  # runSettingId -> its item
     for index, setting in enumerate(settings):
         if not isinstance(setting, dict):
             raise UsageError(f"{where}[{index}] is not a JSON object (each run setting is an object with a "
@@ -249,9 +249,9 @@ def check_settings(settings: list, where: str) -> None:
         if not isinstance(ident, str) or not ident:
             raise UsageError(f"{where}[{index}] has no runSettingId (a non-empty string)")
         if ident in seen:
-            raise UsageError(f"{where}: runSettingId {ident[:128]!r} appears twice (item {index}); each run "
-                             "needs its own")
-        seen.add(ident)
+            raise UsageError(f"{where}[{index}]: runSettingId {ident[:128]!r} appears twice (items {seen[ident]} "
+                             f"and {index}); each run needs its own")
+        seen[ident] = index
         not_object = _merged_not_object(setting)
         if not_object:
             raise UsageError(f"{where}[{index}] (runSettingId {ident[:128]!r}): {not_object}")

@@ -78,3 +78,21 @@ def test_only_an_id_not_in_the_batch_names_it_and_what_is(s3_emulator, s3_server
     other = run_cli("replay", batch_id, "--only", "HG005x", "--dry-run")
     assert other.exit_code == 2, other.output
     assert "its run settings: 'NA12878', 'NA12891', 'HG002'" in other.stderr
+
+
+def test_a_settings_file_with_a_run_setting_id_twice_names_both_items(s3_emulator, s3_server, ledger_path,
+                                                                      git_repo, run_cli):
+    """The message named the file's items as "item: runSettingId 'A' appears twice (item 1)"."""
+    s3_server.create_bucket(Bucket="cohort-bucket")
+    twice = [cohort_setting("S1"), cohort_setting("S2"), cohort_setting("S1")]
+    s3_server.put_object(Bucket="cohort-bucket", Key="cohort/twice.json", Body=json.dumps(twice).encode())
+    uri = "s3://cohort-bucket/cohort/twice.json"
+    refused = run_cli("submit-batch", "--default-run-setting", json.dumps(COHORT_DEFAULT),
+                      "--batch-run-settings", json.dumps({"s3UriSettings": uri}))
+    assert refused.exit_code == 2, refused.output
+    assert refused.stderr == (f"runlog: error: settings file {uri} item[2]: runSettingId 'S1' appears twice "
+                              "(items 0 and 2); each run needs its own\n")
+    inline = run_cli("submit-batch", "--default-run-setting", json.dumps(COHORT_DEFAULT),
+                     "--batch-run-settings", json.dumps({"inlineSettings": twice}))
+    assert inline.exit_code == 2, inline.output
+    assert "--batch-run-settings inlineSettings[2]: runSettingId 'S1' appears twice (items 0 and 2)" in inline.stderr
