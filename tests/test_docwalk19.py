@@ -96,3 +96,18 @@ def test_a_settings_file_with_a_run_setting_id_twice_names_both_items(s3_emulato
                      "--batch-run-settings", json.dumps({"inlineSettings": twice}))
     assert inline.exit_code == 2, inline.output
     assert "--batch-run-settings inlineSettings[2]: runSettingId 'S1' appears twice (items 0 and 2)" in inline.stderr
+
+
+def test_a_batch_id_with_a_typo_is_refused_naming_the_batch_forms_of_a_ref(s3_emulator, s3_server, ledger_path,
+                                                                           git_repo, run_cli):
+    """`runlog show 7654321` of a batch id mistyped: the line told the user to "give a run id,
+    run uuid, run ARN, …", though a batch's id, uuid and ARN are REFs too (README.md)."""
+    batch_id = refreshed_cohort(run_cli, s3_emulator, s3_server, ["S1"])
+    typo = str(int(batch_id) + 9)
+    for command in (["show", typo], ["log", "--batch", typo], ["diff", batch_id, typo], ["cancel", typo],
+                    ["export", typo, "-o", "out"], ["refresh", typo]):
+        refused = run_cli(*command)
+        assert refused.exit_code == 2, (command, refused.output)
+        assert refused.stderr == (f"runlog: error: no record matches '{typo}' (give a run's or a batch's id, uuid "
+                                  "or ARN, @N for the N-th newest, or at least 6 hex characters of a record "
+                                  "address; `runlog log` lists them)\n"), command
