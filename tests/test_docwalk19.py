@@ -111,3 +111,20 @@ def test_a_batch_id_with_a_typo_is_refused_naming_the_batch_forms_of_a_ref(s3_em
         assert refused.stderr == (f"runlog: error: no record matches '{typo}' (give a run's or a batch's id, uuid "
                                   "or ARN, @N for the N-th newest, or at least 6 hex characters of a record "
                                   "address; `runlog log` lists them)\n"), command
+
+
+def test_show_of_an_imported_batch_names_the_refresh_to_run(aws_env, ledger_path, git_repo, run_cli):
+    """The `run settings` line of an imported batch said "(`runlog refresh B` asks; …)": the
+    placeholder of the docs, where the command to copy has the batch's id."""
+    from helpers import omics_client
+
+    aws_env.batch_rate = 100
+    started = omics_client(aws_env).start_run_batch(
+        batchName="elsewhere", defaultRunSetting=COHORT_DEFAULT,
+        batchRunSettings={"inlineSettings": [cohort_setting("S1"), cohort_setting("S2")]})
+    aws_env.advance(200)
+    assert run_cli("import").exit_code == 0
+    shown = run_cli("show", started["id"])
+    assert shown.exit_code == 0, shown.output
+    line = next(line for line in shown.stdout.splitlines() if line.startswith("run settings"))
+    assert line.endswith(f"(`runlog refresh {started['id']}` asks; `runlog show RUN_ID` says why)"), line
