@@ -128,3 +128,30 @@ def test_show_of_an_imported_batch_names_the_refresh_to_run(aws_env, ledger_path
     assert shown.exit_code == 0, shown.output
     line = next(line for line in shown.stdout.splitlines() if line.startswith("run settings"))
     assert line.endswith(f"(`runlog refresh {started['id']}` asks; `runlog show RUN_ID` says why)"), line
+
+
+def test_diff_lists_untracked_files_added_and_removed_by_name(s3_emulator, s3_server, ledger_path, git_repo,
+                                                              run_cli):
+    """`runlog diff B1 B2` after a dozen files were written beside a file already untracked
+    (an export, say): the untracked list was compared place by place, so each name read as
+    "changed" into another (`~ untracked[0] "default.json" -> ".runlog.toml"`), and its
+    places were sorted as text (untracked[10] before untracked[1]). Untracked files are a
+    set: each name one side has is added or removed, and nothing else is listed."""
+    (git_repo / "default.json").write_text("{}")
+    first = refreshed_cohort(run_cli, s3_emulator, s3_server, ["S1"])
+    for index in range(12):
+        (git_repo / f"export-{index:02d}.json").write_text("{}")
+    (git_repo / "default.json").unlink()
+    (git_repo / ".a-first-name").write_text("")
+    second = refreshed_cohort(run_cli, s3_emulator, s3_server, ["S1"])
+    found = run_cli("diff", first, second, "--json")
+    assert found.exit_code == 0, found.output
+    untracked = [c for c in json.loads(found.stdout)["changes"] if c["path"].startswith("untracked")
+                 and c["path"] != "untracked digest"]
+    assert untracked == (
+        [{"section": "git", "path": "untracked", "old": "default.json", "new": None, "kind": "removed"}]
+        + [{"section": "git", "path": "untracked", "old": None, "new": name, "kind": "added"}
+           for name in [".a-first-name", *(f"export-{index:02d}.json" for index in range(12))]])
+    text = run_cli("diff", first, second).stdout
+    assert "untracked[" not in text
+    assert '- untracked          "default.json"' in text and '+ untracked          "export-11.json"' in text
