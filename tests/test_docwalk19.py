@@ -155,3 +155,21 @@ def test_diff_lists_untracked_files_added_and_removed_by_name(s3_emulator, s3_se
     text = run_cli("diff", first, second).stdout
     assert "untracked[" not in text
     assert '- untracked          "default.json"' in text and '+ untracked          "export-11.json"' in text
+
+
+def test_a_batch_left_pending_is_told_recover_never_starts_a_second_batch(aws_env, ledger_path, git_repo, run_cli):
+    """submit-batch whose StartRunBatch ends in 5xx after the retries: the line said recover
+    "never starts a second run", of a batch."""
+    aws_env.inject("error", operation="StartRunBatch", count=10)
+    pending = run_cli("submit-batch", "--default-run-setting", json.dumps(COHORT_DEFAULT),
+                      "--batch-run-settings", json.dumps({"inlineSettings": [cohort_setting("S1")]}))
+    assert pending.exit_code == 1, pending.output
+    assert "the batch may have started" in pending.stderr
+    assert "(it re-sends the same requestId, so it never starts a second batch)" in pending.stderr
+    aws_env.inject("error", operation="StartRunBatch", count=10)
+    again = run_cli("recover")
+    assert again.exit_code == 1, again.output
+    assert "the same requestId never starts a second batch" in again.output, again.output
+    aws_env.faults.clear()
+    recovered = run_cli("recover")
+    assert recovered.exit_code == 0, recovered.output
