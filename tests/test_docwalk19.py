@@ -173,3 +173,25 @@ def test_a_batch_left_pending_is_told_recover_never_starts_a_second_batch(aws_en
     aws_env.faults.clear()
     recovered = run_cli("recover")
     assert recovered.exit_code == 0, recovered.output
+
+
+def test_the_methods_of_an_imported_batch_do_not_say_the_workflow_id_workflow(aws_env, ledger_path, git_repo,
+                                                                               run_cli, tmp_path):
+    """An imported batch's workflow was never resolved: its name is not known, and export's
+    methods paragraph read "each run setting gave one run of the workflow 1234567 workflow"
+    and "The workflow 1234567 workflow, AWS HealthOmics workflow 1234567, was run …"."""
+    from helpers import omics_client
+
+    aws_env.batch_rate = 100
+    started = omics_client(aws_env).start_run_batch(
+        batchName="elsewhere", defaultRunSetting=COHORT_DEFAULT,
+        batchRunSettings={"inlineSettings": [cohort_setting("S1"), cohort_setting("S2")]})
+    aws_env.advance(400)
+    assert run_cli("import").exit_code == 0
+    exported = run_cli("export", started["id"], "-f", "methods", "-o", tmp_path / "out")
+    assert exported.exit_code == 0, exported.output
+    text = next((tmp_path / "out").rglob("methods.md")).read_text()
+    workflow = COHORT_DEFAULT["workflowId"]
+    assert f"workflow {workflow} workflow" not in text, text
+    assert f"each run setting gave one run of workflow {workflow} with the batch's default setting" in text
+    assert f"The workflow, AWS HealthOmics workflow {workflow}, was run" in text
