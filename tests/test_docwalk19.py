@@ -195,3 +195,16 @@ def test_the_methods_of_an_imported_batch_do_not_say_the_workflow_id_workflow(aw
     assert f"workflow {workflow} workflow" not in text, text
     assert f"each run setting gave one run of workflow {workflow} with the batch's default setting" in text
     assert f"The workflow, AWS HealthOmics workflow {workflow}, was run" in text
+
+
+def test_a_watch_that_times_out_names_the_watch_to_run_again(aws_env, ledger_path, git_repo, run_cli):
+    """`runlog watch B --timeout 1` of a batch still going said "`runlog watch` again", without
+    the batch it means."""
+    aws_env.batch_rate = 100
+    sent = run_cli("submit-batch", "--default-run-setting", json.dumps(COHORT_DEFAULT),
+                   "--batch-run-settings", json.dumps({"inlineSettings": [cohort_setting("S1")]}))
+    assert sent.exit_code == 0, sent.output
+    batch_id = json.loads(sent.stdout)["id"]
+    waited = run_cli("watch", batch_id, "--interval", "0.1", "--timeout", "0.1")
+    assert waited.exit_code == 1, waited.output
+    assert waited.stderr.endswith(f"`runlog watch {batch_id}` again to keep following it\n"), waited.stderr
