@@ -113,21 +113,28 @@ def test_a_batch_id_with_a_typo_is_refused_naming_the_batch_forms_of_a_ref(s3_em
                                   "address; `runlog log` lists them)\n"), command
 
 
+def imported_batch(emulator, run_cli) -> str:
+    """A two-run batch started with boto3 (runlog not involved), run to the end and recorded by
+    `runlog import`; returns its id."""
+    from helpers import omics_client
+
+    emulator.batch_rate = 100
+    started = omics_client(emulator).start_run_batch(
+        batchName="elsewhere", defaultRunSetting=COHORT_DEFAULT,
+        batchRunSettings={"inlineSettings": [cohort_setting("S1"), cohort_setting("S2")]})
+    emulator.advance(400)
+    assert run_cli("import").exit_code == 0
+    return started["id"]
+
+
 def test_show_of_an_imported_batch_names_the_refresh_to_run(aws_env, ledger_path, git_repo, run_cli):
     """The `run settings` line of an imported batch said "(`runlog refresh B` asks; …)": the
     placeholder of the docs, where the command to copy has the batch's id."""
-    from helpers import omics_client
-
-    aws_env.batch_rate = 100
-    started = omics_client(aws_env).start_run_batch(
-        batchName="elsewhere", defaultRunSetting=COHORT_DEFAULT,
-        batchRunSettings={"inlineSettings": [cohort_setting("S1"), cohort_setting("S2")]})
-    aws_env.advance(200)
-    assert run_cli("import").exit_code == 0
-    shown = run_cli("show", started["id"])
+    batch_id = imported_batch(aws_env, run_cli)
+    shown = run_cli("show", batch_id)
     assert shown.exit_code == 0, shown.output
     line = next(line for line in shown.stdout.splitlines() if line.startswith("run settings"))
-    assert line.endswith(f"(`runlog refresh {started['id']}` asks; `runlog show RUN_ID` says why)"), line
+    assert line.endswith(f"(`runlog refresh {batch_id}` asks; `runlog show RUN_ID` says why)"), line
 
 
 def test_diff_lists_untracked_files_added_and_removed_by_name(s3_emulator, s3_server, ledger_path, git_repo,
@@ -180,15 +187,7 @@ def test_the_methods_of_an_imported_batch_do_not_say_the_workflow_id_workflow(aw
     """An imported batch's workflow was never resolved: its name is not known, and export's
     methods paragraph read "each run setting gave one run of the workflow 1234567 workflow"
     and "The workflow 1234567 workflow, AWS HealthOmics workflow 1234567, was run …"."""
-    from helpers import omics_client
-
-    aws_env.batch_rate = 100
-    started = omics_client(aws_env).start_run_batch(
-        batchName="elsewhere", defaultRunSetting=COHORT_DEFAULT,
-        batchRunSettings={"inlineSettings": [cohort_setting("S1"), cohort_setting("S2")]})
-    aws_env.advance(400)
-    assert run_cli("import").exit_code == 0
-    exported = run_cli("export", started["id"], "-f", "methods", "-o", tmp_path / "out")
+    exported = run_cli("export", imported_batch(aws_env, run_cli), "-f", "methods", "-o", tmp_path / "out")
     assert exported.exit_code == 0, exported.output
     text = next((tmp_path / "out").rglob("methods.md")).read_text()
     workflow = COHORT_DEFAULT["workflowId"]
