@@ -237,7 +237,7 @@ def check_settings(settings: list, where: str) -> None:
     from runlog.startrun import _json_kind, type_errors
 
     known = inline_members()
-    seen: set[str] = set()
+    seen: dict[str, int] = {}  # runSettingId -> its item
     for index, setting in enumerate(settings):
         if not isinstance(setting, dict):
             raise UsageError(f"{where}[{index}] is not a JSON object (each run setting is an object with a "
@@ -249,9 +249,9 @@ def check_settings(settings: list, where: str) -> None:
         if not isinstance(ident, str) or not ident:
             raise UsageError(f"{where}[{index}] has no runSettingId (a non-empty string)")
         if ident in seen:
-            raise UsageError(f"{where}: runSettingId {ident[:128]!r} appears twice (item {index}); each run "
-                             "needs its own")
-        seen.add(ident)
+            raise UsageError(f"{where}[{index}]: runSettingId {ident[:128]!r} appears twice (items {seen[ident]} "
+                             f"and {index}); each run needs its own")
+        seen[ident] = index
         not_object = _merged_not_object(setting)
         if not_object:
             raise UsageError(f"{where}[{index}] (runSettingId {ident[:128]!r}): {not_object}")
@@ -1678,7 +1678,8 @@ def replay_request(ledger: Ledger, batch: Entry, *, only: Sequence[str] = (), se
         unknown = [w for w in wanted if w not in by_id]
         if unknown:
             raise UsageError(f"`only`: runSettingId {unknown[0][:128]!r} is not in batch {batch.batch_id}'s "
-                             f"recorded settings ({len(by_id)} runs)", option="only")
+                             f"recorded settings ({len(by_id)} runs; {_which_id(unknown[0], list(by_id))})",
+                             option="only")
         selected = list(dict.fromkeys(wanted))
         if len(selected) > MAX_INLINE or settings_uri is not None:
             original = record["request"]["batchRunSettings"].get("s3UriSettings")
@@ -1731,6 +1732,21 @@ def check_settings_uri(uri: str) -> None:
                          "selected run settings to)", option="settings_uri")
 
 
+def _which_id(wanted: str, ids: list[str]) -> str:
+    """How to give the runSettingId `wanted` was meant to be: the batch's id it nearly is (the
+    same but for case, or close in spelling: looked for among up to 20 000 ids), else the
+    batch's first ids."""
+    import difflib
+
+    folded = wanted.casefold()
+    near = next((i for i in ids if i.casefold() == folded), None)
+    if near is None and len(ids) <= 20_000:
+        near = next(iter(difflib.get_close_matches(wanted, ids, n=1, cutoff=0.8)), None)
+    if near is not None:
+        return f"did you mean {near[:128]!r}?"
+    return "its run settings: " + ", ".join(repr(i[:128]) for i in ids[:5]) + (", …" if len(ids) > 5 else "")
+
+
 def replay_settings_uri(original: str, request_id: str) -> str:
     """Where a replay's settings file goes by default: beside the original, named after it
     and the replay's requestId (`cohort.json` -> `cohort.replay-<requestId>.json`), a new
@@ -1755,6 +1771,29 @@ def settings_file_bytes(settings: list[dict]) -> bytes:
             + "\n]\n").encode("utf-8")
 
 
+def settings_uri_taken(s3, uri: str) -> UsageError | None:
+    """The refusal of `uri` as a new settings file when an object is already there (a
+    HeadObject), None when there is none. A HeadObject S3 refuses otherwise raises its error."""
+    from runlog import aws
+    from runlog.errors import ServiceError
+
+    check_settings_uri(uri)
+    bucket, _, key = uri[5:].partition("/")
+    try:
+        s3.head_object(Bucket=bucket, Key=key)
+    except Exception as exc:
+        error = aws.error_from(exc, "HeadObject")
+        if isinstance(error, ServiceError) and error.code in ("404", "NoSuchKey", "NotFound"):
+            return None
+        raise error from None
+    return _already_there(uri)
+
+
+def _already_there(uri: str) -> UsageError:
+    return UsageError(f"`settings_uri` {uri}: an object is already there and runlog never overwrites one; "
+                      "name a new key", option="settings_uri")
+
+
 def write_settings_file(s3, uri: str, settings: list[dict]) -> dict[str, Any]:
     """Write a new settings file (a replay's selection) to `uri`, never over an existing object:
     a HeadObject first (a clear refusal), then PutObject with IfNoneMatch '*' (S3 refuses if
@@ -1763,18 +1802,10 @@ def write_settings_file(s3, uri: str, settings: list[dict]) -> dict[str, Any]:
     from runlog import aws
     from runlog.errors import ServiceError
 
-    check_settings_uri(uri)
+    taken = settings_uri_taken(s3, uri)
+    if taken:
+        raise taken
     bucket, _, key = uri[5:].partition("/")
-    exists = UsageError(f"`settings_uri` {uri}: an object is already there and runlog never overwrites one; "
-                        "name a new key", option="settings_uri")
-    try:
-        s3.head_object(Bucket=bucket, Key=key)
-    except Exception as exc:
-        error = aws.error_from(exc, "HeadObject")
-        if not (isinstance(error, ServiceError) and error.code in ("404", "NoSuchKey", "NotFound")):
-            raise error from None
-    else:
-        raise exists
     body = settings_file_bytes(settings)
     try:
         answer = s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json", IfNoneMatch="*")
@@ -1782,7 +1813,7 @@ def write_settings_file(s3, uri: str, settings: list[dict]) -> dict[str, Any]:
         error = aws.error_from(exc, "PutObject")
         if isinstance(error, ServiceError) and error.code in ("PreconditionFailed", "412",
                                                                 "ConditionalRequestConflict"):
-            raise exists from None
+            raise _already_there(uri) from None
         raise error from None
     return {k: v for k, v in {"uri": uri, "sha256": hashlib.sha256(body).hexdigest(), "size": len(body),
                               "etag": (answer.get("ETag") or "").strip('"') or None,

@@ -228,7 +228,7 @@ def compare_batches(a: dict, b: dict, settings: Callable[[], tuple[list, list]] 
     differ: not when both settings files were read and have the same SHA-256 (the same bytes,
     so the same runs), nor when `differences` gives the runs that differ (from the ledger's
     per-run digests, `indexed_differences`; None: it cannot)."""
-    from runlog.diff import Change, view
+    from runlog.diff import Change, untracked_changes, view
     from runlog.resolve import identity_changes
 
     changes: list = []
@@ -265,7 +265,8 @@ def compare_batches(a: dict, b: dict, settings: Callable[[], tuple[list, list]] 
     changes += _changes("settings file", {k: pinned_a[k] for k in keep if k in pinned_a},
                         {k: pinned_b[k] for k in keep if k in pinned_b})
     git_a, git_b = view({**a, "request": {}})["git"], view({**b, "request": {}})["git"]
-    changes += _changes("git", git_a, git_b)
+    untracked = untracked_changes(git_a.pop("untracked", []), git_b.pop("untracked", []))  # a set of names
+    changes += sorted(_changes("git", git_a, git_b) + untracked, key=lambda change: change.path)
     return changes
 
 

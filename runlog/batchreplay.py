@@ -98,6 +98,22 @@ def prepare(ledger: Ledger, ref: str, *, only: Sequence[str] = (), sets: Sequenc
     return plan
 
 
+def settings_uri_refusal(plan: BatchPlan) -> str | None:
+    """What `send` would refuse the new settings file's URI with, asked now (one HeadObject;
+    a dry run's answer): an object already there, or S3's refusal of the HeadObject. None: it
+    is free (send asks again, and PutObject refuses a write over an object that appeared)."""
+    from runlog.batch import settings_uri_taken
+    from runlog.errors import RunlogError
+
+    if plan.settings_uri is None:
+        return None
+    try:
+        taken = settings_uri_taken(plan.s3, plan.settings_uri)
+    except RunlogError as exc:
+        return exc.message
+    return taken.message if taken else None
+
+
 def overridden_sets(sets: Sequence[str], runs: list[dict]) -> list[str]:
     """Notes on the `set`s (changes of the default setting's parameters) that some of the
     replayed runs override with a parameter of their own, which wins over the default's.

@@ -113,12 +113,21 @@ _KINDS = {
 }
 
 
+def untracked_changes(old: list, new: list) -> list[Change]:
+    """The untracked files (git section) are a set of names, not a list whose places mean
+    something: each name only one side has is removed or added (path `untracked`), in name
+    order. Compared place by place, a file added before the others read as each later name
+    "changed" into the one before it."""
+    return ([Change("git", "untracked", name, None, "removed") for name in sorted(set(old) - set(new))]
+            + [Change("git", "untracked", None, name, "added") for name in sorted(set(new) - set(old))])
+
+
 def compare(a: dict, b: dict, facts_a: dict | None = None, facts_b: dict | None = None, *,
             identity: bool = False) -> list[Change]:
     """Every difference between two records' configurations, in section order."""
     left, right = view(a, facts_a, identity=identity), view(b, facts_b, identity=identity)
     _only_known_on_both(left, right)
-    changes: list[Change] = []
+    changes = untracked_changes(left["git"].pop("untracked", []), right["git"].pop("untracked", []))
     _walk(left, right, [], changes)
     order = {name: i for i, name in enumerate(SECTIONS)}
     changes.sort(key=lambda c: (order.get(c.section, len(order)), c.path))

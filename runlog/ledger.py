@@ -1817,7 +1817,7 @@ class Ledger:
                                      else RECORD_COLUMNS if whole else LISTING_COLUMNS)
         if not candidates:
             raise UsageError(
-                f"no record matches {ref!r} (give a run id, run uuid, run ARN, @N for the N-th newest, "
+                f"no record matches {ref!r} (give a run's or a batch's id, uuid or ARN, @N for the N-th newest, "
                 "or at least 6 hex characters of a record address; `log()` lists them)"
             )
         if len(candidates) > 1:

@@ -300,8 +300,9 @@ def check_drift(plan: Plan, *, git_now: dict | None, omics, clients: dict, recor
                           "`resolve=False`?)")
 
 
-# What a resolver says of an input that is not there (S3's codes are normalised to NotFound).
-ABSENT = ("NotFound", "ResourceNotFoundException")
+# What a resolver says of an input that is not there (S3's codes are normalised to NotFound;
+# a listing of a bucket that does not exist says NoSuchBucket: no object of it was there either).
+ABSENT = ("NotFound", "NoSuchBucket", "ResourceNotFoundException")
 
 
 def input_drift(recorded: dict[str, dict], current: dict[str, dict]) -> tuple[list[dict], list[str]]:
@@ -312,9 +313,9 @@ def input_drift(recorded: dict[str, dict], current: dict[str, dict]) -> tuple[li
     cannot be read now (its error code as what it is now: a replay never starts inputs it
     could not check unless drift is allowed; those the time budget left are one finding that
     says how many); an input that was not there at submission and is now (the original run
-    cannot have read these bytes). Notes: inputs that could not be identified at submission
-    (its time budget, access, an endpoint that is not S3) are not compared, and a note says
-    how many."""
+    cannot have read these bytes; so is one whose bucket did not exist). Notes: inputs that
+    could not be identified at submission (its time budget, access, an endpoint that is not
+    S3) are not compared, and a note says how many."""
     from runlog.resolve import identity_changes
 
     drift = [{"kind": "input", "what": f"{change['uri']} {change['field']}", "recorded": change["old"],

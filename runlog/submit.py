@@ -230,8 +230,9 @@ def settle_context(captured: dict, caller: dict, asked_caller: bool, warnings: l
     return git
 
 
-RECOVER_HINT = "run `recover()` to complete it (it re-sends the same requestId, so it never starts a second run)"
-RETRY_HINT = ("stays pending: run `recover()` again later (the same requestId never starts a second run), "
+RECOVER_HINT = ("run `recover()` to complete it (it re-sends the same requestId, so it never starts a second "
+                "{noun})")
+RETRY_HINT = ("stays pending: run `recover()` again later (the same requestId never starts a second {noun}), "
               "or `abandon('{request_id}')` if it never reached the service")
 
 
@@ -247,7 +248,8 @@ def settle_failure(exc: Exception | KeyboardInterrupt, intent: dict, operation_m
     operation = operation_model.name
     if isinstance(exc, KeyboardInterrupt):
         raise PendingError(f"interrupted while {operation} was being sent: a {noun} may have started; the attempt "
-                           f"{request_id} is kept as pending: {RECOVER_HINT}", request_id, interrupted=True) from None
+                           f"{request_id} is kept as pending: {RECOVER_HINT.format(noun=noun)}", request_id,
+                           interrupted=True) from None
     unsent = None if recovered else aws.not_sent(exc)  # refused by botocore itself: nothing left this machine
     if unsent is not None:
         outcome: dict[str, Any] = {"status": "abandoned", "reason": rec.NOT_SENT + unsent}
@@ -258,8 +260,9 @@ def settle_failure(exc: Exception | KeyboardInterrupt, intent: dict, operation_m
     if error is None:
         raise PendingError(
             f"{operation}'s outcome is unknown ({aws.describe_failure(exc)}): the {noun} may have started. "
-            f"The attempt {request_id} " + (RETRY_HINT.format(request_id=request_id) if recovered
-                                              else f"is kept as pending: {RECOVER_HINT}"), request_id) from None
+            f"The attempt {request_id} " + (RETRY_HINT.format(request_id=request_id, noun=noun) if recovered
+                                              else f"is kept as pending: {RECOVER_HINT.format(noun=noun)}"),
+            request_id) from None
     outcome = {"status": "rejected",
                "error": {"code": error.code, "message": error.service_message, "http_status": error.http_status}}
     entry = record(outcome)

@@ -70,7 +70,7 @@ def watch(ledger: Ledger, entry: Entry, omics, *, interval: float = 30.0, timeou
         if timeout is not None and time.monotonic() - started + interval > timeout:
             still = status or "unknown (GetRun did not answer)"
             raise OperationError(f"run {entry.run_id} is still {still} after {timeout:g} s; "
-                                 "`watch()` again to keep following it")
+                                 f"`watch('{entry.run_id}')` again to keep following it")
         sleep(interval)
 
 
@@ -109,5 +109,5 @@ def watch_batch(ledger: Ledger, entry: Entry, omics, *, interval: float = 30.0, 
             return BatchOutcome(change["status"], summary(ledger, entry))
         if timeout is not None and time.monotonic() - started + interval > timeout:
             raise OperationError(f"batch {entry.batch_id} is still {change['status']} after {timeout:g} s; "
-                                 "`watch()` again to keep following it")
+                                 f"`watch('{entry.batch_id}')` again to keep following it")
         sleep(interval)

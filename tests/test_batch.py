@@ -76,7 +76,7 @@ BAD = [
      ["exactly one of inlineSettings and s3UriSettings", "both"]),
     ("neither", "{}", ["exactly one of inlineSettings and s3UriSettings", "neither"]),
     ("over-100", inline(*[f"s{i}" for i in range(101)]), ["101 inlineSettings", "at most 100"]),
-    ("duplicate", inline("NA12878", "NA12891", "NA12878"), ["runSettingId 'NA12878' appears twice", "item 2"]),
+    ("duplicate", inline("NA12878", "NA12891", "NA12878"), ["inlineSettings[2]: runSettingId 'NA12878' appears twice", "items 0 and 2"]),
     ("no-id", json.dumps({"inlineSettings": [{"name": "x"}]}), ["inlineSettings[0] has no runSettingId"]),
     ("missing-parameter", json.dumps({"inlineSettings": [setting("ok"), {"runSettingId": "NA12891",
                                                                           "parameters": {"sample_name": "x"}}]}),

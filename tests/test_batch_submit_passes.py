@@ -123,7 +123,7 @@ def test_parameters_that_are_not_an_object_are_walked_and_named():
 
 
 @pytest.mark.parametrize("bad,words", [
-    ({"runSettingId": "S0001"}, "runSettingId 'S0001' appears twice (item 3)"),
+    ({"runSettingId": "S0001"}, "item[3]: runSettingId 'S0001' appears twice (items 1 and 3)"),
     ({"runSettingId": ""}, "item[3] has no runSettingId"),
     ({"runSettingId": 7}, "item[3]: runSettingId is a number; it must be a non-empty string"),
     (["runSettingId"], "item[3] is not a JSON object"),

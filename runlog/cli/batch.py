@@ -263,8 +263,12 @@ def replay_batch(ctx, config, ref: str, *, only: list[str], sets: list[str], all
             warn(f"without --dry-run this replay would be refused (exit 2): {plan.template_problem} "
                  "(--no-check sends it)")
         if plan.settings_uri:
-            note(f"without --dry-run runlog would write the {len(plan.selected)} selected run "
-                 f"settings to {plan.settings_uri} (a new object) and start the batch from it")
+            taken = batchreplay.settings_uri_refusal(plan)
+            if taken:
+                warn(f"without --dry-run this replay would be refused (exit 2): {taken}")
+            else:
+                note(f"without --dry-run runlog would write the {len(plan.selected)} selected run "
+                     f"settings to {plan.settings_uri} (a new object) and start the batch from it")
         echo_json({"request": plan.request, **plan.lineage, "notes": plan.notes})
         return
     if plan.drift and not allow_drift:

@@ -59,7 +59,7 @@ def show_batch(ledger, entry, as_json: bool) -> None:
     if learned is not None:
         lines.append(("run settings", f"{learned['observed']} of {learned['runs']} observed from GetRun, "
                                       f"{learned['unknown']} unknown, {learned['not_asked']} not asked yet "
-                                      "(`runlog refresh B` asks; `runlog show RUN_ID` says why)"))
+                                      f"(`runlog refresh {entry.batch_id or 'B'}` asks; `runlog show RUN_ID` says why)"))
     service = facts["get_batch"] or {}
     if service.get("submissionSummary") or service.get("runSummary"):  # the service's own counts, last seen
         counted = {**(service.get("submissionSummary") or {}), **(service.get("runSummary") or {})}

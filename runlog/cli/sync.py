@@ -309,9 +309,11 @@ def refresh(ctx, refs, every, active, as_json, outputs, jobs, profile, region, e
     """Record what HealthOmics says now about runs: status, times, digests, failure reason.
 
     GetRun's answer is appended as an observation (records are never edited) when the status
-    changed since the last one. Without REFs, every run that has not finished is refreshed
-    (--active); --all refreshes every recorded run. A REF is a run id, run uuid, run ARN, @N,
-    or a record address prefix. Prints one line per run: old -> new status.
+    changed since the last one. Without REFs, every run and batch that has not finished is
+    refreshed (--active); --all refreshes every recorded one. A REF is a run's or a batch's id,
+    uuid or ARN, @N, or a record address prefix. Prints one line per run: old -> new status;
+    for a batch (GetBatch, ListRunsInBatch, ListRuns): its status, and how many runs were
+    listed, member records added and statuses changed.
 
     A batch started without runlog (found by `runlog import`): also GetRun, --jobs at a time,
     for each member whose own settings no observation holds yet (what it ran with).
