@@ -392,6 +392,7 @@ class Runlog:
                                    git_path=self.config.git_repo, resolve=options.enabled, timeout=options.timeout)
         found = Replay(plan)
         if dry_run:
+            batchreplay.settings_uri_refusal(plan)  # the HeadObject the CLI's dry run makes too
             return found
         found.submission = batchreplay.send(
             plan, lambda: self._open(create=True), git_path=self.config.git_repo, allow_drift=allow_drift,

@@ -34,6 +34,8 @@ class BatchPlan:
     notes: list[str] = field(default_factory=list)
     # why submit-batch's template check would refuse the replay's runs (None: they fit, or unchecked)
     template_problem: str | None = None
+    # a dry run's answer (settings_uri_refusal): why the new settings file's URI would be refused
+    settings_uri_problem: str | None = None
 
     @property
     def drift(self) -> list[dict[str, Any]]:
@@ -100,8 +102,9 @@ def prepare(ledger: Ledger, ref: str, *, only: Sequence[str] = (), sets: Sequenc
 
 def settings_uri_refusal(plan: BatchPlan) -> str | None:
     """What `send` would refuse the new settings file's URI with, asked now (one HeadObject;
-    a dry run's answer): an object already there, or S3's refusal of the HeadObject. None: it
-    is free (send asks again, and PutObject refuses a write over an object that appeared)."""
+    a dry run's answer, kept as `plan.settings_uri_problem`): an object already there, or S3's
+    refusal of the HeadObject. None: it is free (send asks again, and PutObject refuses a write
+    over an object that appeared)."""
     from runlog.batch import settings_uri_taken
     from runlog.errors import RunlogError
 
@@ -110,8 +113,10 @@ def settings_uri_refusal(plan: BatchPlan) -> str | None:
     try:
         taken = settings_uri_taken(plan.s3, plan.settings_uri)
     except RunlogError as exc:
-        return exc.message
-    return taken.message if taken else None
+        plan.settings_uri_problem = exc.message
+    else:
+        plan.settings_uri_problem = taken.message if taken else None
+    return plan.settings_uri_problem
 
 
 def overridden_sets(sets: Sequence[str], runs: list[dict]) -> list[str]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import runlog
 from helpers import COHORT_DEFAULT, cohort_setting, refreshed_cohort
 
 REFS = "lab-refs"  # a bucket the default's references are in: made only after submission below
@@ -64,6 +65,24 @@ def test_a_dry_run_does_not_call_an_existing_settings_uri_a_new_object(s3_emulat
                    "--dry-run")
     assert free.exit_code == 0, free.output
     assert "to s3://cohort-bucket/cohort/s2.json (a new object)" in free.stderr
+
+
+def test_the_librarys_dry_run_says_too_that_a_settings_uri_is_taken(s3_emulator, s3_server, ledger_path, git_repo,
+                                                                     run_cli):
+    """The Python API's dry run makes the same HeadObject as `runlog replay --dry-run`: its plan
+    says why the replay would be refused when an object is at the settings URI, and nothing
+    when the URI is free. Nothing is written to S3 or sent either way."""
+    batch_id = refreshed_cohort(run_cli, s3_emulator, s3_server, ["S1", "S2", "S3"])
+    taken = "s3://cohort-bucket/cohort/settings.json"
+    free = "s3://cohort-bucket/cohort/s2-lib.json"
+    with runlog.Runlog(ledger_path) as rl:
+        refused = rl.replay(batch_id, only=["S2"], settings_uri=taken, dry_run=True)
+        fine = rl.replay(batch_id, only=["S2"], settings_uri=free, dry_run=True)
+    assert refused.plan.settings_uri_problem == (f"`settings_uri` {taken}: an object is already there and runlog "
+                                                 "never overwrites one; name a new key")
+    assert fine.plan.settings_uri_problem is None and refused.submission is None and fine.submission is None
+    assert "Contents" not in s3_server.list_objects_v2(Bucket="cohort-bucket", Prefix="cohort/s2-lib")
+    assert sum(1 for r in s3_emulator.requests if r["operation"] == "StartRunBatch") == 1
 
 
 def test_only_an_id_not_in_the_batch_names_it_and_what_is(s3_emulator, s3_server, ledger_path, git_repo, run_cli):
