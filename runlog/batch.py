@@ -196,11 +196,11 @@ def check_request(request: dict[str, Any]) -> None:
     if has_inline == has_uri:
         raise UsageError("`batchRunSettings`: give exactly one of inlineSettings and s3UriSettings "
                          f"({'both' if has_inline else 'neither'} given)", option="batchRunSettings")
-    for member, value in request.items():
+    for member, value in request.items():  # (batchRunSettings is an object here: its hint has nothing to add)
         if member in known:
             problems = type_errors(known[member].shape, value, f"`{member}`")
             if problems:
-                raise UsageError(problems[0] + (_HINTS[member](value) if member in _HINTS else ""), option=member)
+                raise UsageError(problems[0], option=member)
     if has_inline:
         inline = settings["inlineSettings"]
         if len(inline) > MAX_INLINE:
