@@ -13,13 +13,6 @@ from runlog.export.escape import csv_cell, markdown, yaml_string
 from runlog.export.terms import RunFacts, input_ids, licence_is_url, published, value_text
 
 
-def _named(wf: dict) -> bool:
-    """Whether the workflow's name is known: terms._workflow calls one it does not know
-    "workflow ID" (a run or batch imported, its workflow never resolved), which a sentence
-    must not turn into "the workflow ID workflow"."""
-    return wf["name"] not in (f"workflow {wf.get('id')}", "workflow")
-
-
 def _csv(header: list[str], rows: list[list]) -> str:
     """CSV with every cell from a record neutralised (runlog.export.escape.csv_cell)."""
     out = io.StringIO()
@@ -143,7 +136,7 @@ def _cohort(batch: BatchFacts, md, code) -> str:
     text = ("The cohort was submitted as one AWS HealthOmics run batch (StartRunBatch), "
             + (f"{md(batch.name)} " if batch.name else "") + f"(batch {md(batch.batch_id)}), "
             + defined + ": " + ("each run setting gave one run of " + (f"the {md(wf['name'])} workflow"
-                                                                        if _named(wf) else md(wf["name"]))
+                                                                        if wf["named"] else md(wf["name"]))
                                 if wf else "each run setting gave one run"))
     parts = ([f"shared parameters {', '.join(md(p.split('.', 1)[1]) for p in shared)}"] if shared else []) \
         + ([", ".join(settings)] if settings else [])
@@ -193,7 +186,7 @@ def _summary(runs: list[RunFacts], md, code, batches: Sequence[BatchFacts] = ())
         for r in group:
             statuses[r.status] = statuses.get(r.status, 0) + 1
         times = sorted(t for r in group for t in (r.start, r.end) if t)
-        sentence = ((f"The {md(wf['name'])} workflow" if _named(wf) else "The workflow")
+        sentence = ((f"The {md(wf['name'])} workflow" if wf["named"] else "The workflow")
                     + (f" (version {md(wf['version'])})" if wf.get("version") else "")
                     + f", AWS HealthOmics workflow {md(wf.get('id') or 'not recorded')}"
                     + (f" with definition digest {md(wf['digest'])}" if wf.get("digest") else "")
@@ -274,7 +267,7 @@ def _methods(runs: list[RunFacts], batches: Sequence[BatchFacts] = ()) -> str:
             engine += f" {md(wf['engine_version'])}"
         when = (f"between {md(run.start)} and {md(run.end)}" if run.start and run.end
                 else f"on {md(run.created[:10])}")
-        subject = f"The {md(wf['name'])} workflow" if _named(wf) else "The workflow"
+        subject = f"The {md(wf['name'])} workflow" if wf["named"] else "The workflow"
         if run.ran:
             ending = (f"as run {md(run.run_id)} (uuid {md(run.run_uuid)}; "
                       + (f"{md(run.status_words)})." if run.ending_unknown

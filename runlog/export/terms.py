@@ -204,6 +204,7 @@ def _workflow(record: dict, facts: dict, region: str | None, account: str | None
     return {
         "id": workflow_id, "arn": arn, "name": resolved.get("name") or (f"workflow {workflow_id}" if workflow_id
                                                                           else "workflow"),
+        "named": bool(resolved.get("name")),  # False: `name` is the stand-in above, not the workflow's name
         "type": request.get("workflowType") or resolved.get("type") or facts.get("workflowType") or "PRIVATE",
         "version": version, "engine": engine, "language": ENGINE_NAMES.get(engine or "", engine),
         "engine_version": facts.get("engineVersion"), "digest": resolved.get("digest") or facts.get("digest"),
