@@ -160,7 +160,10 @@ def _wait_for(condition, timeout=60.0):
 
 def test_recover_leaves_in_flight_submits_alone(aws_env, ledger_path, git_repo, run_proc):
     count = 6
-    aws_env.inject("latency", operation="StartRun", count=count, seconds=4, phase="before")
+    # every sender must be waiting on StartRun at once: six interpreters starting on a loaded
+    # 2-core machine (CI runs two test workers) can take longer than 4 s between the first's
+    # commit and the last's, and the first was answered before the last was pending
+    aws_env.inject("latency", operation="StartRun", count=count, seconds=8, phase="before")
     procs = [_submit_in_background(git_repo, *named("--name", f"in-flight-{i}")) for i in range(count)]
     try:
         _wait_for(lambda: ledger_path.exists() and len(pending(ledger_path)) == count)
