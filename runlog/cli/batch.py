@@ -10,6 +10,7 @@ import click
 from runlog.cli.common import (
     aws_options,
     aws_settings,
+    dry_run_warn,
     echo_json,
     load_config,
     note,
@@ -111,7 +112,7 @@ def submit_batch(ctx, cli_input_json, generate_cli_skeleton, dry_run, profile, r
         result = runlog.batch.submit_batch(opener, batch_request.request, settings=settings, git_path=config.git_repo,
                                            lookup_caller=config.get("caller_identity", True),
                                            resolve_options=resolved,
-                                           allow_duplicate=allow_duplicate, warn=warn, dry_run=dry_run,
+                                           allow_duplicate=allow_duplicate, warn=dry_run_warn if dry_run else warn, dry_run=dry_run,
                                            client_options=client_options)
     if dry_run:
         if result.ledger is None:

@@ -107,6 +107,15 @@ def warn(message: str) -> None:
     click.echo(f"runlog: warning: {terminal_safe(command_line(message))}", err=True)
 
 
+def dry_run_warn(message: str) -> None:
+    """`warn` for --dry-run: the warning is the record's own words ("…; recorded as such"),
+    which that run does not write, so the line says it is what the record would hold."""
+    from runlog.textsafe import terminal_safe
+
+    click.echo(f"runlog: warning the record would hold (dry run, not written): "
+               f"{terminal_safe(command_line(message))}", err=True)
+
+
 def note(message: str) -> None:
     from runlog.textsafe import terminal_safe
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from runlog.cli.common import aws_options, aws_settings, echo_json, load_config, note, open_ledger, warn
+from runlog.cli.common import aws_options, aws_settings, dry_run_warn, echo_json, load_config, note, open_ledger, warn
 from runlog.cli.wording import command_line
 from runlog.startrun import options as startrun_model_options
 
@@ -390,7 +390,7 @@ def submit(ctx, cli_input_json, generate_cli_skeleton, dry_run, profile, region,
                                       lookup_caller=config.get("caller_identity", True),
                                       resolve_options=make_resolve_options(config, no_resolve, no_check, strict,
                                                                            resolve_timeout),
-                                      allow_duplicate=allow_duplicate, warn=warn, dry_run=dry_run,
+                                      allow_duplicate=allow_duplicate, warn=dry_run_warn if dry_run else warn, dry_run=dry_run,
                                       client_options=client_options)
     if isinstance(result, DryRun):
         if result.ledger is None:
