@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import re
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -55,6 +57,7 @@ class Protocol:
         routes = [_route_for(self.model.operation_model(name)) for name in self.model.operation_names]
         # Prefer the most specific template: more literal characters first.
         self.routes = sorted(routes, key=lambda r: -r.literal_length)
+        self._writers = _Writers()
 
     def match(self, method: str, path: str):
         """(OperationModel, {label: value}) for a request, or None."""
@@ -128,7 +131,7 @@ class Protocol:
                 if location == "header":
                     headers[member_shape.serialization.get("name", member)] = str(result[member])
                 else:
-                    body[member] = _output(member_shape, result[member])
+                    body[member] = self._writers.write(member_shape, result[member])
         data = b"" if status == 204 else json.dumps(body).encode("utf-8")
         return status, headers, data
 
@@ -156,19 +159,77 @@ def _scalar(shape, text: str):
     return text
 
 
-def _output(shape, value):
-    """A Python value as the output shape writes it (timestamps per their format)."""
-    kind = shape.type_name
-    if kind == "timestamp":
+def _timestamp(iso: bool) -> Callable[[Any], Any]:
+    """A timestamp as its format writes it (iso8601 to the millisecond, else epoch seconds)."""
+
+    def write(value: Any) -> Any:
         moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
         moment = moment.astimezone(UTC)
-        if shape.serialization.get("timestampFormat") == "iso8601":
-            return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+        if iso:  # to the millisecond, cut (not rounded), as the service writes them
+            return moment.isoformat(timespec="milliseconds")[:-6] + "Z"
         return moment.timestamp()
-    if kind == "structure" and isinstance(value, dict) and not shape.metadata.get("document"):
-        return {k: _output(shape.members[k], v) for k, v in value.items() if k in shape.members and v is not None}
-    if kind == "list" and isinstance(value, list):
-        return [_output(shape.member, v) for v in value]
-    if kind == "map" and isinstance(value, dict):
-        return {k: _output(shape.value, v) for k, v in value.items()}
-    return value
+
+    return write
+
+
+class _Writers:
+    """How each output shape writes a Python value: a structure its modelled members that are
+    not None, lists and maps item by item, timestamps per their format, anything else as it is.
+    Worked out once per shape (botocore's shapes of one model stay the same objects) rather
+    than from the model for every value: a page of 100 ListRuns items is about a thousand
+    values. The server answers from several threads: writers are made under a lock and
+    published whole, so no thread meets a structure's writer whose members are still being made."""
+
+    def __init__(self) -> None:
+        self._made: dict[int, tuple[Any, Callable[[Any], Any] | None]] = {}  # id(shape): (shape, writer)
+        self._lock = threading.Lock()
+
+    def write(self, shape, value: Any) -> Any:
+        made = self._made.get(id(shape))
+        if made is None:
+            with self._lock:
+                making: dict[int, tuple[Any, Callable[[Any], Any] | None]] = {}
+                self._writer(shape, making)
+                self._made.update(making)
+            made = self._made[id(shape)]
+        writer = made[1]
+        return value if writer is None else writer(value)
+
+    def _writer(self, shape, making: dict) -> Callable[[Any], Any] | None:
+        """The function that writes a value of `shape` (None: as it is), kept in `making`
+        with every writer it needs that was not made before."""
+        made = self._made.get(id(shape)) or making.get(id(shape))
+        if made is not None:
+            return made[1]
+        writer: Callable[[Any], Any] | None = None
+        kind = shape.type_name
+        if kind == "timestamp":
+            writer = _timestamp(shape.serialization.get("timestampFormat") == "iso8601")
+        elif kind == "structure" and not shape.metadata.get("document"):
+            members: dict[str, Callable[[Any], Any] | None] = {}
+
+            def structure(value: Any) -> Any:
+                if not isinstance(value, dict):
+                    return value
+                out = {}
+                for key, item in value.items():
+                    if item is None or key not in members:
+                        continue
+                    write = members[key]
+                    out[key] = item if write is None else write(item)
+                return out
+
+            making[id(shape)] = (shape, structure)  # first: a shape may hold itself
+            members.update((name, self._writer(member, making)) for name, member in shape.members.items())
+            return structure
+        elif kind == "list":
+            item_writer = self._writer(shape.member, making)
+            if item_writer is not None:
+                writer = lambda value: [item_writer(v) for v in value] if isinstance(value, list) else value  # noqa: E731
+        elif kind == "map":
+            value_writer = self._writer(shape.value, making)
+            if value_writer is not None:
+                writer = lambda value: ({k: value_writer(v) for k, v in value.items()}  # noqa: E731
+                                        if isinstance(value, dict) else value)
+        making[id(shape)] = (shape, writer)  # the shape kept too: its id is never another's
+        return writer
