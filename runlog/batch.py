@@ -1304,6 +1304,7 @@ def observe_members(ledger: Ledger, batch: Entry, omics,
     from runlog.refreshpipe import PageWriter, page_writer
 
     listed = 0
+    written: dict[str, Any] = {}  # run id -> the status this refresh observed it in
     try:
         with nullcontext(child) if child is not None else page_writer(ledger) as writer:
             for observed_at, count, items in (pages if pages is not None else prefetched(status_pages(omics, batch))):
@@ -1317,6 +1318,9 @@ def observe_members(ledger: Ledger, batch: Entry, omics,
                     if run_id not in known:
                         continue
                     address, run_uuid, status = known[run_id]
+                    # a run listed again on a later page (a listing that shifts or repeats): its status
+                    # as this refresh wrote it, which the ledger may not show yet (an open transaction)
+                    status = written.get(run_id, status)
                     if new and new != status:
                         source = SOURCE_RUNS
                         if new == "FAILED":  # ListRuns has no reason: GetRun, for the failed only
@@ -1325,6 +1329,7 @@ def observe_members(ledger: Ledger, batch: Entry, omics,
                             source, new, body = "GetRun", answer.get("status"), fastjson.dumps(answer)
                         seen.append((address, run_uuid, observed_at, source, new if isinstance(new, str) else None,
                                      body))
+                        written[run_id] = new
                 writer.observations(ledger.encode_observations(seen))
     except RunlogError:
         raise
