@@ -1092,7 +1092,7 @@ def prefetched(pages: Iterable[Any], ahead: int = 2) -> Iterator[Any]:
 
 
 def record_members(ledger: Ledger, batch: Entry, omics, outline: dict | None = None,
-                   child: WriterProcess | None = None) -> dict[str, Any]:
+                   child: WriterProcess | None = None, most: int | None = None) -> dict[str, Any]:
     """Page ListRunsInBatch and write each run setting's member record once, whole pages a
     transaction, written by a thread while the next pages are made (refreshpipe.PageWriter).
     `outline`: the batch record without its settings file's content (Ledger.batch_outline);
@@ -1100,8 +1100,9 @@ def record_members(ledger: Ledger, batch: Entry, omics, outline: dict | None = N
     (Ledger.file_run_settings), so memory holds a few pages of members and one of settings,
     whatever the size of the batch. `child`: a writer process (runlog/writerproc.py) that
     builds, checks and writes the members of the pages handed to it, while this process only
-    pages. Returns {"listed", "added", "repeated": {runSettingId: [its run ids]} of each run
-    setting the listing gave more than once with another run (check_repeated)}."""
+    pages. `most`: the most pages the listing may take (most_pages; aws.pages). Returns
+    {"listed", "added", "repeated": {runSettingId: [its run ids]} of each run setting the
+    listing gave more than once with another run (check_repeated)}."""
     from runlog import aws
     from runlog.refreshpipe import page_writer
 
@@ -1119,8 +1120,8 @@ def record_members(ledger: Ledger, batch: Entry, omics, outline: dict | None = N
                 maker = MemberPages(record, batch.address)
                 from_file = stack.enter_context(ledger.file_run_settings(batch.address))
                 writer = stack.enter_context(page_writer(ledger))
-            for page in prefetched(omics.get_paginator("list_runs_in_batch").paginate(
-                    batchId=batch.batch_id, PaginationConfig={"PageSize": 100})):
+            for page in prefetched(aws.pages(omics.get_paginator("list_runs_in_batch").paginate(
+                    batchId=batch.batch_id, PaginationConfig={"PageSize": 100}), "ListRunsInBatch", most)):
                 items = page.get("runs", [])
                 listed += len(items)
                 for item in items:  # each run setting once, one run each: else said (check_repeated)
@@ -1252,8 +1253,9 @@ def observe_deleted_runs(ledger: Ledger, batch: Entry, omics) -> int:
 
     changed = 0
     try:
-        for page in omics.get_paginator("list_runs_in_batch").paginate(
-                batchId=batch.batch_id, submissionStatus="DELETE_SUCCESS", PaginationConfig={"PageSize": 100}):
+        for page in aws.pages(omics.get_paginator("list_runs_in_batch").paginate(
+                batchId=batch.batch_id, submissionStatus="DELETE_SUCCESS", PaginationConfig={"PageSize": 100}),
+                "ListRunsInBatch", most_pages(None)):
             ids = [item["runId"] for item in page.get("runs", []) if item.get("runId")]
             if not ids:
                 continue
@@ -1274,17 +1276,28 @@ def observe_deleted_runs(ledger: Ledger, batch: Entry, omics) -> int:
     return changed
 
 
+def most_pages(runs: Any) -> int:
+    """The most pages a listing of one batch's runs (ListRunsInBatch, ListRuns by batchId)
+    may take before runlog stops it as one that never ends (aws.pages): a page per run
+    (`runs`: GetBatch's totalRuns; unknown: the 100 000 a batch can have) and 100 more."""
+    return (runs if isinstance(runs, int) and not isinstance(runs, bool) and runs > 0 else 100_000) + 100
+
+
 def _summary(body: dict) -> tuple:
     return body.get("status"), body.get("submissionSummary"), body.get("runSummary"), body.get("failureReason")
 
 
-def status_pages(omics, batch: Entry) -> Iterator[tuple[str, int, list[tuple[str, Any, bytes]]]]:
+def status_pages(omics, batch: Entry, most: int | None = None
+                 ) -> Iterator[tuple[str, int, list[tuple[str, Any, bytes]]]]:
     """ListRuns(batchId), page by page, each as (observed_at, runs listed, [(run id, status,
     the item's canonical JSON), ...]): what observe_members needs of a page, in marshal's
-    types (spool.Prefetch keeps the pages in a file until they are used)."""
-    from runlog import fastjson
+    types (spool.Prefetch keeps the pages in a file until they are used). `most`: the most
+    pages the listing may take (most_pages; aws.pages)."""
+    from runlog import aws, fastjson
 
-    for page in omics.get_paginator("list_runs").paginate(batchId=batch.batch_id, PaginationConfig={"PageSize": 100}):
+    for page in aws.pages(omics.get_paginator("list_runs").paginate(batchId=batch.batch_id,
+                                                                    PaginationConfig={"PageSize": 100}),
+                          "ListRuns", most):
         observed_at = rec.utc_now()  # the page's answer: one moment for all its runs
         items = [i for i in page.get("items", []) if i.get("id")]
         # written once, as the canonical JSON the ledger stores (no dict of it made and encoded again):
@@ -1452,11 +1465,12 @@ def refresh_batch(ledger: Ledger, batch: Entry, omics, outputs_jobs: int | None 
 
     # a large batch's members are built, checked and written by a child process, with an
     # interpreter lock of its own, while this one pages (runlog/writerproc.py)
+    most = most_pages(answer.get("totalRuns"))
     with ledger.bulk_writes(), writer_for(ledger, batch.address, outline, None if gone else answer.get("totalRuns"),
                                           batch.batch_id) as child, \
-            spooled(status_pages(omics, batch)) as statuses_spool:
+            spooled(status_pages(omics, batch, most)) as statuses_spool:
         members: dict[str, Any] = ({"listed": 0, "added": 0} if gone
-                                   else record_members(ledger, batch, omics, outline, child))
+                                   else record_members(ledger, batch, omics, outline, child, most))
         statuses = observe_members(ledger, batch, omics, statuses_spool.pages(), child)
         if answer.get("status") in RUNS_DELETE:
             statuses["changed"] += observe_deleted_runs(ledger, batch, omics)

@@ -4,7 +4,10 @@ failed before the fix it names."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
+
+import pytest
 
 from helpers import submit_cohort
 
@@ -20,6 +23,64 @@ def _status_observations(ledger_path) -> list[tuple]:
     with sqlite3.connect(ledger_path) as conn:
         return conn.execute("SELECT record, status FROM observations WHERE source IN ('ListRuns', 'GetRun') "
                             "ORDER BY record, status").fetchall()
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("operation", ["ListRunsInBatch", "ListRuns"])
+def test_a_listing_whose_page_tokens_loop_stops_in_one_line_instead_of_paging_for_ever(
+        operation, aws_env, ledger_path, git_repo, run_cli):
+    """A service whose nextToken goes 1, 2, 1, 2, … (botocore stops only the same token twice
+    in a row). Before: refresh paged for ever (ListRuns' pages spooled to a file without end).
+    Now: exit 1, one line naming the call and the token; what was recorded is true (verify),
+    and a refresh once the service answers right records each member and status once."""
+    aws_env.batch_rate = 100
+    batch_id = submit_cohort(run_cli, "S1", "S2", "S3")
+    aws_env.advance(200)
+    size = "maxItems" if operation == "ListRunsInBatch" else "maxResults"
+
+    def looping(handler, params, region):
+        page = handler(dict(params, **{size: 1}), region)
+        page["nextToken"] = {None: "1", "1": "2", "2": "1"}[params.get("startingToken")]
+        return page
+
+    original = aws_env.handlers[operation]
+    _answer(aws_env, operation, looping)
+    refreshed = run_cli("refresh", batch_id)
+    assert refreshed.exit_code == 1, refreshed.output
+    (line,) = refreshed.output.strip().splitlines()
+    assert f"{operation} failed: the service gave page token '1' a second time" in line, line
+    assert run_cli("verify").exit_code == 0
+    aws_env.handlers[operation] = original
+    again = run_cli("refresh", batch_id)
+    assert again.exit_code == 0, again.output
+    members = json.loads(run_cli("log", "--batch", batch_id, "--json").stdout)
+    assert sorted(m["name"] for m in members) == ["align-S1", "align-S2", "align-S3"]
+    assert [status for _, status in _status_observations(ledger_path)] == ["COMPLETED"] * 3
+
+
+@pytest.mark.timeout(60)
+def test_a_listing_that_hands_out_a_new_token_for_ever_stops(aws_env, ledger_path, git_repo, run_cli):
+    """ListRuns answering the same runs again and again, each time with a new nextToken.
+    Before: refresh never ended. Now it stops after a page per run of the batch and 100 more
+    (exit 1, one line), each status recorded once."""
+    aws_env.batch_rate = 100
+    batch_id = submit_cohort(run_cli, "S1", "S2", "S3")
+    aws_env.advance(200)
+    asked = []
+
+    def endless(handler, params, region):
+        asked.append(params.get("startingToken"))
+        page = handler(dict(params, startingToken=None), region)
+        page["nextToken"] = f"t{len(asked)}"
+        return page
+
+    _answer(aws_env, "ListRuns", endless)
+    refreshed = run_cli("refresh", batch_id)
+    assert refreshed.exit_code == 1, refreshed.output
+    assert "ListRuns failed: the listing had not ended after 103 pages (at most 103 expected)" in refreshed.output
+    assert len(asked) <= 103 + 3  # the pages fetched ahead at most
+    assert [status for _, status in _status_observations(ledger_path)] == ["COMPLETED"] * 3
+    assert run_cli("verify").exit_code == 0
 
 
 def test_a_run_listed_again_on_a_later_page_gets_one_status_observation(aws_env, ledger_path, git_repo, run_cli):
