@@ -1337,7 +1337,10 @@ def observe_members(ledger: Ledger, batch: Entry, omics,
                     if new and new != status:
                         source = SOURCE_RUNS
                         if new == "FAILED":  # ListRuns has no reason: GetRun, for the failed only
-                            answer = omics.get_run(id=run_id)
+                            try:
+                                answer = omics.get_run(id=run_id)
+                            except Exception as exc:  # named as GetRun's, not as the listing's
+                                raise aws.error_from(exc, f"GetRun of failed run {run_id}") from None
                             answer.pop("ResponseMetadata", None)
                             source, new, body = "GetRun", answer.get("status"), fastjson.dumps(answer)
                         seen.append((address, run_uuid, observed_at, source, new if isinstance(new, str) else None,

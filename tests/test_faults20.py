@@ -106,3 +106,24 @@ def test_a_run_listed_again_on_a_later_page_gets_one_status_observation(aws_env,
     observed = _status_observations(ledger_path)
     assert len(observed) == len(set(observed)) == 7, observed
     assert run_cli("verify").exit_code == 0
+
+
+def test_a_getrun_failure_for_a_failed_member_is_named_as_getruns(aws_env, ledger_path, git_repo, run_cli):
+    """refresh asks GetRun for each run ListRuns says FAILED (for its reason). Before: its
+    failure read `ListRuns failed: …`, naming the call that had worked. Now the line names
+    GetRun and the run; a rerun once GetRun answers records the reason."""
+    aws_env.batch_rate = 100
+    aws_env.batch_fault("run", run_setting_ids=["S2"], reason="OUT_OF_MEMORY")
+    batch_id = submit_cohort(run_cli, "S1", "S2")
+    aws_env.advance(200)
+    aws_env.inject("error", operation="GetRun", count=10)
+    refreshed = run_cli("refresh", batch_id)
+    assert refreshed.exit_code == 1, refreshed.output
+    (line,) = refreshed.output.strip().splitlines()
+    failed = [m for m in json.loads(run_cli("log", "--batch", batch_id, "--json").stdout) if m["name"] == "align-S2"]
+    assert f"GetRun of failed run {failed[0]['run_id']} failed: InternalServerException" in line, line
+    assert "ListRuns" not in line
+    aws_env.faults.clear()
+    assert run_cli("refresh", batch_id).exit_code == 0
+    facts = json.loads(run_cli("show", batch_id, "--json").stdout)["batch"]
+    assert [(f["run_setting_id"], f["reason"]) for f in facts["failures"]] == [("S2", "OUT_OF_MEMORY")], facts
