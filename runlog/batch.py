@@ -1909,5 +1909,9 @@ def act_on_batch(ledger: Ledger, batch: Entry, omics, action: str) -> dict[str, 
         raise OperationError(f"{operation} of batch {batch.batch_id}: the outcome is unknown "
                              f"({aws.describe_failure(exc)}); {now}") from None
     ledger.observe(batch.address, operation, body, status=status)
-    after = observe_batch(ledger, batch, omics)
+    try:
+        after = observe_batch(ledger, batch, omics)
+    except RunlogError as exc:  # the action was accepted, and is recorded: said first, not hidden by this
+        raise OperationError(f"{operation} of batch {batch.batch_id} was accepted (recorded), but the GetBatch "
+                             f"after it failed ({exc.message}): a refresh of the batch records its status") from None
     return {"record": batch.address, "batch_id": batch.batch_id, "action": operation, "status": after.get("status")}

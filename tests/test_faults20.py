@@ -127,3 +127,27 @@ def test_a_getrun_failure_for_a_failed_member_is_named_as_getruns(aws_env, ledge
     assert run_cli("refresh", batch_id).exit_code == 0
     facts = json.loads(run_cli("show", batch_id, "--json").stdout)["batch"]
     assert [(f["run_setting_id"], f["reason"]) for f in facts["failures"]] == [("S2", "OUT_OF_MEMORY")], facts
+
+
+@pytest.mark.parametrize("action", [[], ["--delete-runs"]])
+def test_a_cancel_the_service_accepted_is_said_accepted_when_the_getbatch_after_it_fails(
+        action, aws_env, ledger_path, git_repo, run_cli):
+    """`runlog cancel B` (or --delete-runs) is followed by GetBatch. Before: when that GetBatch
+    failed, the only line was `GetBatch failed: …` (exit 1): the user could not tell that the
+    batch had been cancelled (its runs deleted), which was recorded. Now the line says the
+    action was accepted and recorded, then why the status is not known yet."""
+    aws_env.batch_rate = 1
+    batch_id = submit_cohort(run_cli, "S1", "S2", "S3")
+    aws_env.advance(12 if not action else 300)
+    aws_env.inject("error", operation="GetBatch", count=10)
+    acted = run_cli("cancel", batch_id, *action)
+    assert acted.exit_code == 1, acted.output
+    (line,) = acted.stderr.strip().splitlines()
+    operation = "DeleteRunBatch" if action else "CancelRunBatch"
+    assert f"{operation} of batch {batch_id} was accepted (recorded), but the GetBatch after it failed " \
+           "(GetBatch failed: InternalServerException" in line, line
+    observed = json.loads(run_cli("show", batch_id, "--json").stdout)["observations"]
+    assert [o["body"].get("answer") for o in observed if o["source"] == operation] == [{}]
+    aws_env.faults.clear()
+    assert run_cli("refresh", batch_id).exit_code == 0
+    assert run_cli("verify").exit_code == 0
