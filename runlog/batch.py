@@ -33,6 +33,7 @@ from runlog.batchread import (  # noqa: F401  (the read side, re-exported: runlo
     SHOWN_FAILURES,
     SOURCE_REPEATED,
     SOURCE_SETTINGS_FILE,
+    SOURCE_SHARED,
     batch_entry,
     batch_record_view,
     compare_batch_entries,
@@ -1136,7 +1137,22 @@ def record_members(ledger: Ledger, batch: Entry, omics, outline: dict | None = N
         raise
     except Exception as exc:
         raise aws.error_from(exc, "ListRunsInBatch") from None
-    return {"listed": listed, "added": writer.added if child is None else child.flush(), "repeated": repeated}
+    return {"listed": listed, "added": writer.added if child is None else child.flush(), "repeated": repeated,
+            "shared": _shared_runs(first_run, repeated)}
+
+
+def _shared_runs(first_run: dict[Any, Any], repeated: dict[Any, list]) -> dict[Any, list]:
+    """{run id: [its run setting ids]} of each run a listing gave to more than one run setting
+    (record_members' `first_run` and `repeated`)."""
+    settings_of: dict[Any, list] = {}
+    for setting, run in first_run.items():
+        if run is not None:
+            settings_of.setdefault(run, []).append(setting)
+    for setting, runs in repeated.items():
+        for run in runs[1:]:  # the first is first_run's
+            if run is not None:
+                settings_of.setdefault(run, []).append(setting)
+    return {run: settings for run, settings in settings_of.items() if len(settings) > 1}
 
 
 class MemberPages:
@@ -1317,7 +1333,7 @@ def observe_members(ledger: Ledger, batch: Entry, omics,
     from runlog.refreshpipe import PageWriter, page_writer
 
     listed = 0
-    written: dict[str, Any] = {}  # run id -> the status this refresh observed it in
+    written: dict[str, Any] = {}  # member record -> the status this refresh observed its run in
     try:
         with nullcontext(child) if child is not None else page_writer(ledger) as writer:
             for observed_at, count, items in (pages if pages is not None else prefetched(status_pages(omics, batch))):
@@ -1325,27 +1341,33 @@ def observe_members(ledger: Ledger, batch: Entry, omics,
                 if not items:
                     continue
                 rows = ledger.member_runs(batch.batch_id, [run_id for run_id, _, _ in items])
-                known = {run_id: (address, run_uuid, status) for address, run_id, run_uuid, status in rows}
+                # run id -> its members: one each, or more when ListRunsInBatch gave the run to more than
+                # one run setting (check_shared): each member record naming the run gets its status
+                known: dict[str, list[tuple[str, str | None, str | None]]] = {}
+                for address, run_id, run_uuid, status in rows:
+                    known.setdefault(run_id, []).append((address, run_uuid, status))
                 seen: list[tuple[str, str | None, str, str, str | None, dict | bytes]] = []
                 for run_id, new, body in items:
-                    if run_id not in known:
-                        continue
-                    address, run_uuid, status = known[run_id]
-                    # a run listed again on a later page (a listing that shifts or repeats): its status
-                    # as this refresh wrote it, which the ledger may not show yet (an open transaction)
-                    status = written.get(run_id, status)
-                    if new and new != status:
-                        source = SOURCE_RUNS
+                    answered = None  # GetRun's answer for a FAILED run: asked once, for all its members
+                    for address, run_uuid, status in known.get(run_id, ()):
+                        # a run listed again on a later page (a listing that shifts or repeats): its status
+                        # as this refresh wrote it, which the ledger may not show yet (an open transaction)
+                        status = written.get(address, status)
+                        if not new or new == status:
+                            continue
+                        source, now, text = SOURCE_RUNS, new, body
                         if new == "FAILED":  # ListRuns has no reason: GetRun, for the failed only
-                            try:
-                                answer = omics.get_run(id=run_id)
-                            except Exception as exc:  # named as GetRun's, not as the listing's
-                                raise aws.error_from(exc, f"GetRun of failed run {run_id}") from None
-                            answer.pop("ResponseMetadata", None)
-                            source, new, body = "GetRun", answer.get("status"), fastjson.dumps(answer)
-                        seen.append((address, run_uuid, observed_at, source, new if isinstance(new, str) else None,
-                                     body))
-                        written[run_id] = new
+                            if answered is None:
+                                try:
+                                    answer = omics.get_run(id=run_id)
+                                except Exception as exc:  # named as GetRun's, not as the listing's
+                                    raise aws.error_from(exc, f"GetRun of failed run {run_id}") from None
+                                answer.pop("ResponseMetadata", None)
+                                answered = (answer.get("status"), fastjson.dumps(answer))
+                            source, (now, text) = "GetRun", answered
+                        seen.append((address, run_uuid, observed_at, source, now if isinstance(now, str) else None,
+                                     text))
+                        written[address] = new
                 writer.observations(ledger.encode_observations(seen))
     except RunlogError:
         raise
@@ -1480,6 +1502,7 @@ def refresh_batch(ledger: Ledger, batch: Entry, omics, outputs_jobs: int | None 
         outputs = observe_outputs(ledger, batch, omics, outputs_jobs) if outputs_jobs and not gone else None
         learned = _member_settings(ledger, batch, omics, outline, jobs)
     repeated = check_repeated(ledger, batch, members.get("repeated") or {})
+    shared = check_shared(ledger, batch, members.get("shared") or {})
     change = {"record": batch.address, "batch_id": batch.batch_id, "status": answer.get("status"),
               "members_listed": members["listed"], "members_added": members["added"],
               "statuses_changed": statuses["changed"]}
@@ -1493,6 +1516,8 @@ def refresh_batch(ledger: Ledger, batch: Entry, omics, outputs_jobs: int | None 
         change["settings_file_unchecked"] = unreachable[0]
     if repeated is not None:
         change["repeated_run_settings"] = repeated
+    if shared is not None:
+        change["shared_runs"] = shared
     return change
 
 
@@ -1516,6 +1541,24 @@ def check_repeated(ledger: Ledger, batch: Entry, repeated: dict[Any, list], show
     seen = [o["body"] for o in ledger.observations(batch.address) if o["source"] == SOURCE_REPEATED]
     if not seen or seen[-1] != found:
         ledger.observe(batch.address, SOURCE_REPEATED, found, run_uuid=None, status=None)
+    return found
+
+
+def check_shared(ledger: Ledger, batch: Entry, shared: dict[Any, list], shown: int = 5) -> dict[str, Any] | None:
+    """The runs ListRunsInBatch gave to more than one run setting (record_members' `shared`: a
+    service fault, or a hostile answer): each such run setting has a member record naming the
+    run, and each gets the run's statuses; this says so, as check_repeated says its finding.
+    Observed on the batch record (source SOURCE_SHARED, no status) when it differs from the
+    last such observation, and returned: {count, first: the first `shown` as {run_id,
+    run_setting_ids}} by run id; None when there is none."""
+    if not shared:
+        return None
+    first = [{"run_id": str(run), "run_setting_ids": sorted(str(setting) for setting in settings)}
+             for run, settings in sorted(shared.items(), key=lambda listed: str(listed[0]))[:shown]]
+    found = {"count": len(shared), "first": first}
+    seen = [o["body"] for o in ledger.observations(batch.address) if o["source"] == SOURCE_SHARED]
+    if not seen or seen[-1] != found:
+        ledger.observe(batch.address, SOURCE_SHARED, found, run_uuid=None, status=None)
     return found
 
 

@@ -151,3 +151,39 @@ def test_a_cancel_the_service_accepted_is_said_accepted_when_the_getbatch_after_
     aws_env.faults.clear()
     assert run_cli("refresh", batch_id).exit_code == 0
     assert run_cli("verify").exit_code == 0
+
+
+def test_a_run_listed_for_two_run_settings_is_said_and_each_member_gets_its_status(
+        aws_env, ledger_path, git_repo, run_cli):
+    """ListRunsInBatch giving S1's run to S2 as well (a faulty or hostile answer). Before: both
+    member records named the run, but only one got its statuses (the other read PENDING for
+    ever in `show B`'s counts), and nothing said anything was odd. Now each gets the run's
+    statuses, and refresh and `show B` say which run was given to which run settings
+    (observed once)."""
+    aws_env.batch_rate = 100
+    aws_env.batch_fault("run", run_setting_ids=["S1"], reason="OUT_OF_MEMORY")
+    batch_id = submit_cohort(run_cli, "S1", "S2", "S3")
+    aws_env.advance(200)
+
+    def shared(handler, params, region):
+        page = handler(params, region)
+        first = page["runs"][0]
+        page["runs"][1].update({k: first[k] for k in ("runId", "runInternalUuid", "runArn")})
+        return page
+
+    _answer(aws_env, "ListRunsInBatch", shared)
+    refreshed = run_cli("refresh", batch_id)
+    assert refreshed.exit_code == 0, refreshed.output
+    run_id = [m for m in json.loads(run_cli("log", "--batch", batch_id, "--json").stdout)
+              if m["name"] == "align-S1"][0]["run_id"]
+    said = f"1 run(s) have the member records of more than one run setting (run {run_id}: S1, S2)"
+    assert said in refreshed.stderr, refreshed.output
+    assert run_cli("refresh", batch_id).exit_code == 0
+    shown = json.loads(run_cli("show", batch_id, "--json").stdout)
+    assert shown["batch"]["run_status"] == {"FAILED": 2, "COMPLETED": 1}, shown["batch"]
+    assert [o["source"] for o in shown["observations"]].count("ListRunsInBatch:shared-run") == 1
+    assert said in run_cli("show", batch_id).stdout
+    with sqlite3.connect(ledger_path) as conn:  # GetRun asked once for the run, its answer on each member
+        assert conn.execute("SELECT count(*) FROM observations WHERE source = 'GetRun'").fetchone()[0] == 2
+    assert sum(r["operation"] == "GetRun" for r in aws_env.requests) == 1
+    assert run_cli("verify").exit_code == 0
