@@ -187,3 +187,27 @@ def test_a_run_listed_for_two_run_settings_is_said_and_each_member_gets_its_stat
         assert conn.execute("SELECT count(*) FROM observations WHERE source = 'GetRun'").fetchone()[0] == 2
     assert sum(r["operation"] == "GetRun" for r in aws_env.requests) == 1
     assert run_cli("verify").exit_code == 0
+
+
+def test_prov_n_of_a_cohort_holds_no_terminal_escape_from_a_failure_reason(aws_env, ledger_path, git_repo, run_cli,
+                                                                          tmp_path):
+    """A run's failureReason is the service's text (a hostile one: ESC sequences, BEL, a
+    carriage return). Before: `export B` wrote it raw into prov.provn, so `cat prov.provn`
+    set the terminal's title and colours, where methods.md and samples.csv show escapes. Now
+    prov.provn shows them as visible escapes (PROV-N's escaped backslash), and prov.json
+    keeps the exact text."""
+    reason = "OOM\x1b]0;pwned\x07\x1b[31m\rRED"
+    aws_env.batch_rate = 100
+    aws_env.batch_fault("run", run_setting_ids=["S1"], reason=reason)
+    batch_id = submit_cohort(run_cli, "S1", "S2")
+    aws_env.advance(200)
+    assert run_cli("refresh", batch_id).exit_code == 0
+    for form, name in (("prov-n", "prov.provn"), ("prov-json", "prov.json")):
+        exported = run_cli("export", batch_id, "-f", form, "-o", str(tmp_path / name))
+        assert exported.exit_code == 0, exported.output
+    provn = (tmp_path / "prov.provn").read_text()
+    assert not any(c in provn for c in "\x1b\x07\r"), [line for line in provn.splitlines() if "OOM" in line]
+    assert 'runlog:failureReason="OOM\\\\x1b]0;pwned\\\\x07\\\\x1b[31m\\rRED"' in provn
+    texts: list = []
+    json.loads((tmp_path / "prov.json").read_text(), object_hook=lambda o: texts.extend(o.values()) or o)
+    assert reason in texts  # the exact value, in the JSON
