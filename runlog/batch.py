@@ -1612,7 +1612,8 @@ def check_settings_file(ledger: Ledger, batch: Entry, outline: dict, s3, submitt
     service had read before; a file regenerated for a later cohort), when nothing was pinned (an
     inline cohort, a file not read at submission) or when it cannot be asked about now (gone,
     no access: that says nothing of what the service read). S3 not reached (no connection, no
-    answer in time): why, appended to `unreachable`, and None."""
+    answer in time) or failing (a 5xx or a throttle after the retries): why, appended to
+    `unreachable`, and None."""
     from runlog import aws
     from runlog.resolve import _iso
 
@@ -1628,7 +1629,10 @@ def check_settings_file(ledger: Ledger, batch: Entry, outline: dict, s3, submitt
             unreachable.append(exc.message)
         return None
     except Exception as exc:
-        if unreachable is not None and aws.is_transport_error(exc):
+        # not reached, or failing (a 5xx or a throttle after the retries): the file's identity is
+        # unknown, which is said; gone or forbidden says nothing of what the service read: silence
+        if unreachable is not None and (aws.is_transport_error(exc)
+                                        or aws.passing_failure(aws.error_from(exc, "HeadObject"), "HeadObject")):
             unreachable.append(aws.describe_failure(exc))
         return None
     now = {"etag": (head.get("ETag") or "").strip('"') or None, "version_id": head.get("VersionId"),

@@ -9,7 +9,7 @@ import sqlite3
 
 import pytest
 
-from helpers import submit_cohort
+from helpers import COHORT_DEFAULT, S3Proxy, cohort_setting, proxy_in_front, submit_cohort
 
 
 def _answer(emulator, operation: str, change) -> None:
@@ -211,3 +211,45 @@ def test_prov_n_of_a_cohort_holds_no_terminal_escape_from_a_failure_reason(aws_e
     texts: list = []
     json.loads((tmp_path / "prov.json").read_text(), object_hook=lambda o: texts.extend(o.values()) or o)
     assert reason in texts  # the exact value, in the JSON
+
+
+class _FailingHead(S3Proxy):
+    """moto behind a proxy that answers HeadObject of a settings file with `status` (S3's error)."""
+
+    status: int | None = None
+
+    def forward(self, handler) -> None:
+        if self.status and handler.command == "HEAD" and "settings.json" in handler.path:
+            handler.send_response_only(self.status)
+            handler.send_header("Content-Length", "0")
+            handler.end_headers()
+            return
+        super().forward(handler)
+
+
+@pytest.mark.parametrize("status", [500, 503])
+def test_a_settings_file_s3_fails_to_describe_is_said_not_checked(status, s3_emulator, bucket, ledger_path, git_repo,
+                                                                  run_cli, monkeypatch):
+    """refresh asks S3 (HeadObject) whether a batch's settings file is still the one pinned.
+    Before: a 5xx (after botocore's retries) was taken as a file runlog may not read, and
+    nothing was said: the user could not tell the check was not made. Now it is said, as when
+    S3 cannot be reached, and the change carries settings_file_unchecked; nothing is observed."""
+    bucket.create_bucket(Bucket="cohort-bucket")
+    bucket.put_object(Bucket="cohort-bucket", Key="cohort/settings.json",
+                      Body=json.dumps([cohort_setting("S1")]).encode())
+    s3_emulator.batch_rate = 100
+    with proxy_in_front(_FailingHead, bucket, monkeypatch) as front:
+        submitted = run_cli("submit-batch", "--default-run-setting", json.dumps(COHORT_DEFAULT), "--batch-run-settings",
+                            json.dumps({"s3UriSettings": "s3://cohort-bucket/cohort/settings.json"}))
+        assert submitted.exit_code == 0, submitted.output
+        batch_id = json.loads(submitted.stdout)["id"]
+        s3_emulator.advance(200)
+        front.status = status
+        refreshed = run_cli("refresh", batch_id, "--json")
+    assert refreshed.exit_code == 0, refreshed.output
+    assert "the settings files of 1 batch(es) were not checked" in refreshed.stderr, refreshed.stderr
+    assert f"(HTTP {status})" in refreshed.stderr
+    (change,) = json.loads(refreshed.stdout)
+    assert f"(HTTP {status})" in change["settings_file_unchecked"]
+    observed = json.loads(run_cli("show", batch_id, "--json").stdout)["observations"]
+    assert "HeadObject:settings-file" not in [o["source"] for o in observed]
