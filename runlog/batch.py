@@ -1353,7 +1353,9 @@ def observe_members(ledger: Ledger, batch: Entry, omics,
                         # a run listed again on a later page (a listing that shifts or repeats): its status
                         # as this refresh wrote it, which the ledger may not show yet (an open transaction)
                         status = written.get(address, status)
-                        if not new or new == status:
+                        # a status that is no text (a faulty or hostile answer) says nothing: not a
+                        # change (it would be one at every refresh: the ledger keeps no such status)
+                        if not isinstance(new, str) or not new or new == status:
                             continue
                         source, now, text = SOURCE_RUNS, new, body
                         if new == "FAILED":  # ListRuns has no reason: GetRun, for the failed only

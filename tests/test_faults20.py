@@ -253,3 +253,30 @@ def test_a_settings_file_s3_fails_to_describe_is_said_not_checked(status, s3_emu
     assert f"(HTTP {status})" in change["settings_file_unchecked"]
     observed = json.loads(run_cli("show", batch_id, "--json").stdout)["observations"]
     assert "HeadObject:settings-file" not in [o["source"] for o in observed]
+
+
+def test_a_status_that_is_not_text_is_no_status_change_at_every_refresh(aws_env, ledger_path, git_repo, run_cli):
+    """ListRuns answering a run's status as a number or an object (outside the model: a
+    faulty or hostile answer). Before: each refresh appended another status-less observation
+    for each such run and counted it a status change, for ever. Now such a status says
+    nothing (no observation); the run's status is recorded once it is text again."""
+    aws_env.batch_rate = 100
+    batch_id = submit_cohort(run_cli, "S1", "S2")
+    aws_env.advance(200)
+    original = aws_env.handlers["ListRuns"]
+
+    def odd(handler, params, region):
+        page = handler(params, region)
+        page["items"][0]["status"], page["items"][1]["status"] = 5, {"status": "COMPLETED"}
+        return page
+
+    _answer(aws_env, "ListRuns", odd)
+    for _ in range(2):
+        refreshed = run_cli("refresh", batch_id)
+        assert refreshed.exit_code == 0 and "0 status change(s)" in refreshed.stdout, refreshed.output
+    assert _status_observations(ledger_path) == []
+    aws_env.handlers["ListRuns"] = original
+    refreshed = run_cli("refresh", batch_id)
+    assert "2 status change(s)" in refreshed.stdout, refreshed.output
+    assert [status for _, status in _status_observations(ledger_path)] == ["COMPLETED"] * 2
+    assert run_cli("verify").exit_code == 0
