@@ -280,3 +280,25 @@ def test_a_status_that_is_not_text_is_no_status_change_at_every_refresh(aws_env,
     assert "2 status change(s)" in refreshed.stdout, refreshed.output
     assert [status for _, status in _status_observations(ledger_path)] == ["COMPLETED"] * 2
     assert run_cli("verify").exit_code == 0
+
+
+def test_watch_says_what_refresh_says_of_a_listing_that_gives_runs_twice(aws_env, ledger_path, git_repo, run_cli):
+    """`runlog watch B` refreshes as `runlog refresh B` does, but said nothing of run settings
+    listed with two runs, nor of a run listed for two run settings (refresh warns of both).
+    Now watch warns of each finding once, however many times it refreshes."""
+    aws_env.batch_rate = 100
+    batch_id = submit_cohort(run_cli, "S1", "S2", "S3")
+    aws_env.advance(200)
+
+    def twice(handler, params, region):
+        page = handler(params, region)
+        first, second, third = page["runs"]
+        second.update({k: first[k] for k in ("runId", "runInternalUuid", "runArn")})  # S1's run, for S2 too
+        third["runSettingId"] = "S1"  # S3's run, listed as S1's
+        return page
+
+    _answer(aws_env, "ListRunsInBatch", twice)
+    watched = run_cli("watch", batch_id, "--interval", "0.1", "--timeout", "1")
+    assert watched.exit_code == 0, watched.output
+    assert watched.stderr.count("run(s) have the member records of more than one run setting") == 1, watched.stderr
+    assert watched.stderr.count("run setting(s) have more than one member record") == 1, watched.stderr
