@@ -5,11 +5,15 @@ failed before the fix it names."""
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
-from helpers import COHORT_DEFAULT, S3Proxy, cohort_setting, proxy_in_front, submit_cohort
+from helpers import COHORT_DEFAULT, COHORT_RUNS, S3Proxy, cohort_setting, finished_cohort, proxy_in_front, submit_cohort
 
 
 def _answer(emulator, operation: str, change) -> None:
@@ -302,3 +306,29 @@ def test_watch_says_what_refresh_says_of_a_listing_that_gives_runs_twice(aws_env
     assert watched.exit_code == 0, watched.output
     assert watched.stderr.count("run(s) have the member records of more than one run setting") == 1, watched.stderr
     assert watched.stderr.count("run setting(s) have more than one member record") == 1, watched.stderr
+
+
+
+@pytest.mark.parametrize("attempt", range(3))  # the child's answer is cut short at a moment that varies
+@pytest.mark.parametrize("call", [2, 3])
+def test_ctrl_c_while_the_writer_process_answers_is_one_line(call, attempt, s3_server, monkeypatch, ledger_path, git_repo,
+                                                               run_cli, tmp_path):
+    """Ctrl-C (SIGINT) of a refresh whose members a writer process writes (runlog/writerproc.py),
+    once the listing has been handed over. Before: the child, its answer cut short when the
+    parent stopped listening, made Python print `Exception ignored in: <_io.TextIOWrapper
+    name='<stdout>'> BrokenPipeError` on the terminal both share, before the parent's line.
+    Now the one line `runlog: error: interrupted`, and a rerun records each member once."""
+    with finished_cohort(s3_server, monkeypatch, run_cli) as (_, batch_id):
+        listing = tmp_path / "children.txt"
+        interrupted = subprocess.run(
+            [sys.executable, str(Path(__file__).resolve().parent / "killers.py"),
+             f"child-at-call:ListRuns:{call}:interrupt:{listing}", "refresh", batch_id], cwd=git_repo,
+            capture_output=True, text=True, timeout=240, env={**os.environ, "RUNLOG_WRITER_PROCESS": "1"})
+        assert interrupted.returncode == 130, interrupted.stderr
+        assert interrupted.stderr.strip().splitlines() == ["runlog: error: interrupted"]
+        again = run_cli("refresh", batch_id)
+        assert again.exit_code == 0, again.output
+        with sqlite3.connect(ledger_path) as conn:
+            assert conn.execute("SELECT count(*), count(DISTINCT address) FROM records WHERE kind = 'member'"
+                                ).fetchone() == (COHORT_RUNS, COHORT_RUNS)
+        assert run_cli("verify").exit_code == 0
