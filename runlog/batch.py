@@ -1101,9 +1101,11 @@ def record_members(ledger: Ledger, batch: Entry, omics, outline: dict | None = N
     (Ledger.file_run_settings), so memory holds a few pages of members and one of settings,
     whatever the size of the batch. `child`: a writer process (runlog/writerproc.py) that
     builds, checks and writes the members of the pages handed to it, while this process only
-    pages. `most`: the most pages the listing may take (most_pages; aws.pages). Returns
-    {"listed", "added", "repeated": {runSettingId: [its run ids]} of each run setting the
-    listing gave more than once with another run (check_repeated)}."""
+    pages. `most`: the most pages the listing may take (most_pages; aws.pages). An item with
+    neither a run nor the status FAILED has no outcome yet: it is not recorded (a member is for
+    good). Returns {"listed", "added", "repeated": {runSettingId: [its run ids]} of each run
+    setting the listing gave more than once with another run (check_repeated), "shared"
+    (_shared_runs), "unsettled": how many items were not recorded so}."""
     from runlog import aws
     from runlog.refreshpipe import page_writer
 
@@ -1112,7 +1114,7 @@ def record_members(ledger: Ledger, batch: Entry, omics, outline: dict | None = N
         raise UsageError(f"batch record {batch.address[:12]} was {record['outcome']['status']}: it has no runs")
     from contextlib import ExitStack
 
-    listed = 0
+    listed = unsettled = 0
     first_run: dict[Any, Any] = {}  # runSettingId -> the run the listing first gave it
     repeated: dict[Any, list] = {}
     try:
@@ -1129,16 +1131,22 @@ def record_members(ledger: Ledger, batch: Entry, omics, outline: dict | None = N
                     key, run = item.get("runSettingId"), item.get("runId")
                     if first_run.setdefault(key, run) != run and run not in repeated.get(key, ()):
                         repeated.setdefault(key, [first_run[key]]).append(run)
+                # a submission with neither a run nor a failure (a status outside the model's, or none)
+                # has no outcome yet: no member record, which would say `rejected` for good
+                settled = [item for item in items if item.get("runId") or item.get("submissionStatus") == "FAILED"]
+                unsettled += len(items) - len(settled)
+                if not settled:
+                    continue
                 if child is None:
-                    writer.records(maker.encode(items, from_file), batch.address)  # each names this batch
+                    writer.records(maker.encode(settled, from_file), batch.address)  # each names this batch
                 else:
-                    child.members(items)
+                    child.members(settled)
     except RunlogError:
         raise
     except Exception as exc:
         raise aws.error_from(exc, "ListRunsInBatch") from None
     return {"listed": listed, "added": writer.added if child is None else child.flush(), "repeated": repeated,
-            "shared": _shared_runs(first_run, repeated)}
+            "shared": _shared_runs(first_run, repeated), "unsettled": unsettled}
 
 
 def _shared_runs(first_run: dict[Any, Any], repeated: dict[Any, list]) -> dict[Any, list]:
@@ -1520,6 +1528,8 @@ def refresh_batch(ledger: Ledger, batch: Entry, omics, outputs_jobs: int | None 
         change["repeated_run_settings"] = repeated
     if shared is not None:
         change["shared_runs"] = shared
+    if members.get("unsettled"):
+        change["submissions_unsettled"] = members["unsettled"]
     return change
 
 

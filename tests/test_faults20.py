@@ -332,3 +332,36 @@ def test_ctrl_c_while_the_writer_process_answers_is_one_line(call, attempt, s3_s
             assert conn.execute("SELECT count(*), count(DISTINCT address) FROM records WHERE kind = 'member'"
                                 ).fetchone() == (COHORT_RUNS, COHORT_RUNS)
         assert run_cli("verify").exit_code == 0
+
+
+@pytest.mark.parametrize("lie", [{"submissionStatus": "PENDING"}, {"submissionStatus": "DELETE_SUCCESS"}, {}])
+def test_a_submission_listed_without_a_run_or_a_failure_is_not_recorded_as_rejected(
+        lie, aws_env, ledger_path, git_repo, run_cli):
+    """ListRunsInBatch listing a submission with no run and a status other than FAILED (outside
+    the model, DELETE_SUCCESS without its run, or no status). Before: a member record said the
+    submission was `rejected` (SubmissionFailed), for good (records are never changed), and
+    once the service listed the run, the run setting had two member records, one false. Now
+    it is not recorded (refresh says how many), and the next refresh records the run once."""
+    aws_env.batch_rate = 100
+    batch_id = submit_cohort(run_cli, "S1", "S2")
+    aws_env.advance(200)
+    original = aws_env.handlers["ListRunsInBatch"]
+
+    def runless(handler, params, region):
+        page = handler(params, region)
+        for member in ("runId", "runInternalUuid", "runArn", "submissionStatus"):
+            page["runs"][0].pop(member, None)
+        page["runs"][0].update(lie)
+        return page
+
+    _answer(aws_env, "ListRunsInBatch", runless)
+    refreshed = run_cli("refresh", batch_id)
+    assert refreshed.exit_code == 0, refreshed.output
+    assert "1 new member record(s)" in refreshed.stdout, refreshed.stdout
+    assert f"batch {batch_id}: 1 submission(s) ListRunsInBatch listed with neither a run nor the status FAILED were " \
+           "not recorded" in refreshed.stderr, refreshed.stderr
+    aws_env.handlers["ListRunsInBatch"] = original
+    assert run_cli("refresh", batch_id).exit_code == 0
+    facts = json.loads(run_cli("show", batch_id, "--json").stdout)["batch"]
+    assert (facts["submission"], facts["members_recorded"], facts["failures_count"]) == ({"SUCCESS": 2}, 2, 0), facts
+    assert run_cli("verify").exit_code == 0

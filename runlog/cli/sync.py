@@ -352,6 +352,10 @@ def refresh(ctx, refs, every, active, as_json, outputs, jobs, profile, region, e
             warn(f"batch {change['batch_id']}: " + repeated_warning(change["repeated_run_settings"]))
         if "shared_runs" in change:
             warn(f"batch {change['batch_id']}: " + shared_warning(change["shared_runs"]))
+        if "submissions_unsettled" in change:
+            warn(f"batch {change['batch_id']}: {change['submissions_unsettled']} submission(s) ListRunsInBatch listed "
+                 "with neither a run nor the status FAILED were not recorded (no outcome yet); a later refresh records "
+                 "them once they have one")
     unchecked = [change["settings_file_unchecked"] for change in batches if "settings_file_unchecked" in change]
     if unchecked:  # once: S3 was asked once, then left alone for the rest of this refresh
         warn(f"the settings files of {len(unchecked)} batch(es) were not checked (S3 could not be reached: "
