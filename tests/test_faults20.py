@@ -23,6 +23,14 @@ def _answer(emulator, operation: str, change) -> None:
     emulator.handlers[operation] = lambda params, region: change(handler, params, region)
 
 
+def _ended_batch(emulator, run_cli, *samples) -> str:
+    """submit_cohort of `samples`, its runs started and ended on the emulator's clock: the batch id."""
+    emulator.batch_rate = 100
+    batch_id = submit_cohort(run_cli, *samples)
+    emulator.advance(200)
+    return batch_id
+
+
 def _status_observations(ledger_path) -> list[tuple]:
     with sqlite3.connect(ledger_path) as conn:
         return conn.execute("SELECT record, status FROM observations WHERE source IN ('ListRuns', 'GetRun') "
@@ -37,9 +45,7 @@ def test_a_listing_whose_page_tokens_loop_stops_in_one_line_instead_of_paging_fo
     in a row). Before: refresh paged for ever (ListRuns' pages spooled to a file without end).
     Now: exit 1, one line naming the call and the token; what was recorded is true (verify),
     and a refresh once the service answers right records each member and status once."""
-    aws_env.batch_rate = 100
-    batch_id = submit_cohort(run_cli, "S1", "S2", "S3")
-    aws_env.advance(200)
+    batch_id = _ended_batch(aws_env, run_cli, "S1", "S2", "S3")
     size = "maxItems" if operation == "ListRunsInBatch" else "maxResults"
 
     def looping(handler, params, region):
@@ -67,9 +73,7 @@ def test_a_listing_that_hands_out_a_new_token_for_ever_stops(aws_env, ledger_pat
     """ListRuns answering the same runs again and again, each time with a new nextToken.
     Before: refresh never ended. Now it stops after a page per run of the batch and 100 more
     (exit 1, one line), each status recorded once."""
-    aws_env.batch_rate = 100
-    batch_id = submit_cohort(run_cli, "S1", "S2", "S3")
-    aws_env.advance(200)
+    batch_id = _ended_batch(aws_env, run_cli, "S1", "S2", "S3")
     asked = []
 
     def endless(handler, params, region):
@@ -92,9 +96,7 @@ def test_a_run_listed_again_on_a_later_page_gets_one_status_observation(aws_env,
     offset-paged listing does when runs are added while it is paged). Before: the repeated
     run's status change was recorded twice (the ledger did not show the first yet: its
     transaction was still open). Now each status once."""
-    aws_env.batch_rate = 100
-    batch_id = submit_cohort(run_cli, *[f"S{i}" for i in range(1, 8)])
-    aws_env.advance(200)
+    batch_id = _ended_batch(aws_env, run_cli, *[f"S{i}" for i in range(1, 8)])
 
     def overlapping(handler, params, region):
         token = int(params.get("startingToken") or 0)
@@ -264,9 +266,7 @@ def test_a_status_that_is_not_text_is_no_status_change_at_every_refresh(aws_env,
     faulty or hostile answer). Before: each refresh appended another status-less observation
     for each such run and counted it a status change, for ever. Now such a status says
     nothing (no observation); the run's status is recorded once it is text again."""
-    aws_env.batch_rate = 100
-    batch_id = submit_cohort(run_cli, "S1", "S2")
-    aws_env.advance(200)
+    batch_id = _ended_batch(aws_env, run_cli, "S1", "S2")
     original = aws_env.handlers["ListRuns"]
 
     def odd(handler, params, region):
@@ -290,9 +290,7 @@ def test_watch_says_what_refresh_says_of_a_listing_that_gives_runs_twice(aws_env
     """`runlog watch B` refreshes as `runlog refresh B` does, but said nothing of run settings
     listed with two runs, nor of a run listed for two run settings (refresh warns of both).
     Now watch warns of each finding once, however many times it refreshes."""
-    aws_env.batch_rate = 100
-    batch_id = submit_cohort(run_cli, "S1", "S2", "S3")
-    aws_env.advance(200)
+    batch_id = _ended_batch(aws_env, run_cli, "S1", "S2", "S3")
 
     def twice(handler, params, region):
         page = handler(params, region)
@@ -342,9 +340,7 @@ def test_a_submission_listed_without_a_run_or_a_failure_is_not_recorded_as_rejec
     submission was `rejected` (SubmissionFailed), for good (records are never changed), and
     once the service listed the run, the run setting had two member records, one false. Now
     it is not recorded (refresh says how many), and the next refresh records the run once."""
-    aws_env.batch_rate = 100
-    batch_id = submit_cohort(run_cli, "S1", "S2")
-    aws_env.advance(200)
+    batch_id = _ended_batch(aws_env, run_cli, "S1", "S2")
     original = aws_env.handlers["ListRunsInBatch"]
 
     def runless(handler, params, region):
