@@ -1341,7 +1341,7 @@ def observe_members(ledger: Ledger, batch: Entry, omics,
     from runlog.refreshpipe import PageWriter, page_writer
 
     listed = 0
-    written: dict[str, Any] = {}  # member record -> the status this refresh observed its run in
+    written: dict[str, Any] = {}  # run id -> the status this refresh observed it in (for each of its members)
     try:
         with nullcontext(child) if child is not None else page_writer(ledger) as writer:
             for observed_at, count, items in (pages if pages is not None else prefetched(status_pages(omics, batch))):
@@ -1357,10 +1357,12 @@ def observe_members(ledger: Ledger, batch: Entry, omics,
                 seen: list[tuple[str, str | None, str, str, str | None, dict | bytes]] = []
                 for run_id, new, body in items:
                     answered = None  # GetRun's answer for a FAILED run: asked once, for all its members
+                    # a run listed again on a later page (a listing that shifts or repeats): the status this
+                    # refresh wrote for each of its members, which the ledger may not show yet (an open
+                    # transaction). Kept by run id, not by member: a few MiB fewer at 100 000 runs
+                    again = written.get(run_id)
                     for address, run_uuid, status in known.get(run_id, ()):
-                        # a run listed again on a later page (a listing that shifts or repeats): its status
-                        # as this refresh wrote it, which the ledger may not show yet (an open transaction)
-                        status = written.get(address, status)
+                        status = again if again is not None else status
                         # a status that is no text (a faulty or hostile answer) says nothing: not a
                         # change (it would be one at every refresh: the ledger keeps no such status)
                         if not isinstance(new, str) or not new or new == status:
@@ -1377,7 +1379,7 @@ def observe_members(ledger: Ledger, batch: Entry, omics,
                             source, (now, text) = "GetRun", answered
                         seen.append((address, run_uuid, observed_at, source, now if isinstance(now, str) else None,
                                      text))
-                        written[address] = new
+                        written[run_id] = new
                 writer.observations(ledger.encode_observations(seen))
     except RunlogError:
         raise
