@@ -642,9 +642,13 @@ def input_identities(uris: list[str], clients: dict, *, deadline: float) -> dict
     return inputs
 
 
-def resolve_batch(request: dict, clients: dict, options: Options) -> tuple[dict, dict, list[str]]:
+def resolve_batch(request: dict, clients: dict, options: Options,
+                  written: dict | None = None) -> tuple[dict, dict, list[str]]:
     """(resolution, batch section, warnings) for a StartRunBatch request. The settings file is
-    read even with --no-resolve: it is the cohort, and the record keeps it."""
+    read even with --no-resolve: it is the cohort, and the record keeps it. `written`: the file
+    as runlog has just written it (a replay's selection: its PutObject's ETag and VersionId,
+    its bytes' size and SHA-256, its content), pinned when it cannot be read back: runlog
+    knows what it holds (S3 took it with IfNoneMatch: no other object was there)."""
     from runlog import fastjson
     from runlog.resolve import workflow_identity
 
@@ -663,6 +667,10 @@ def resolve_batch(request: dict, clients: dict, options: Options) -> tuple[dict,
         pool.shutdown(wait=False)  # the thread ends with its one call (workflow_identity never raises)
     if uri is not None:
         section["settings_file"] = found = read_settings_file(clients["s3"], uri)
+        if "error" in found and written is not None and written.get("uri") == uri and "content" in written:
+            warnings.append(f"settings file {uri} not read back ({found['error']['code']}: "
+                            f"{found['error']['message']}); pinned as runlog wrote it (PutObject's ETag)")
+            section["settings_file"] = found = dict(written)
         if "error" in found:
             message = f"settings file {uri} not read ({found['error']['code']}: {found['error']['message']})"
             if options.strict:
@@ -720,24 +728,27 @@ def submit_batch(open_ledger: Callable[[], Ledger], request: dict[str, Any], *, 
                  resolve_options: Options | None = None, allow_duplicate: bool = False,
                  warn: Callable[[str], None] = lambda message: None, dry_run: bool = False,
                  client_options: dict[str, Any] | None = None, kind: str = "batch",
-                 extra: dict[str, Any] | None = None, session=None, omics=None):
+                 extra: dict[str, Any] | None = None, session=None, omics=None, written: dict | None = None):
     """Record and send one StartRunBatch request (the library entry point; the CLI's
     `submit-batch` and runlog.api call it). `request` is checked again here. Returns a
     submit.Submission (the batch record's entry and the response: id, arn, status, uuid), or a submit.DryRun with dry_run. Raises as submit.submit does: UsageError
     (bad input, nothing sent or written), RunlogError exit 1 (refused, recorded), PendingError
-    (outcome unknown, the attempt stays pending for `runlog recover`)."""
+    (outcome unknown, the attempt stays pending for `runlog recover`). `written`: the settings
+    file runlog has just written for this request (write_settings_file's pin with its
+    `content`), pinned as written when it cannot be read back (resolve_batch)."""
     with _collector_paused():
         return _submit_batch(open_ledger, request, settings=settings, git_path=git_path, capture_git=capture_git,
                              lookup_caller=lookup_caller, resolve_options=resolve_options,
                              allow_duplicate=allow_duplicate, warn=warn, dry_run=dry_run,
-                             client_options=client_options, kind=kind, extra=extra, session=session, omics=omics)
+                             client_options=client_options, kind=kind, extra=extra, session=session, omics=omics,
+                             written=written)
 
 
 def _submit_batch(open_ledger: Callable[[], Ledger], request: dict[str, Any], *, settings,
                   git_path: str | Path, capture_git: bool, lookup_caller: bool, resolve_options: Options | None,
                   allow_duplicate: bool, warn: Callable[[str], None], dry_run: bool,
                   client_options: dict[str, Any] | None, kind: str, extra: dict[str, Any] | None,
-                  session=None, omics=None):
+                  session=None, omics=None, written: dict | None = None):
     from concurrent.futures import ThreadPoolExecutor
 
     from runlog import aws, background, gitcapture
@@ -762,7 +773,7 @@ def _submit_batch(open_ledger: Callable[[], Ledger], request: dict[str, Any], *,
     warnings: list[str] = []
     with ThreadPoolExecutor(max_workers=1) as pool:
         caller_future = pool.submit(aws.caller_identity, settings, sess) if lookup_caller else None
-        resolution, section, found = resolve_batch(request, clients, options)
+        resolution, section, found = resolve_batch(request, clients, options, written)
         warnings.extend(found)
         captured = pending_git.result() if pending_git else {"git": {"state": "unknown", "reason": "not captured"}}
         caller = caller_future.result() if caller_future else {"unknown": "not asked (caller_identity = false)"}

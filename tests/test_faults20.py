@@ -361,3 +361,54 @@ def test_a_submission_listed_without_a_run_or_a_failure_is_not_recorded_as_rejec
     facts = json.loads(run_cli("show", batch_id, "--json").stdout)["batch"]
     assert (facts["submission"], facts["members_recorded"], facts["failures_count"]) == ({"SUCCESS": 2}, 2, 0), facts
     assert run_cli("verify").exit_code == 0
+
+
+class _FailingReplayGet(S3Proxy):
+    """moto behind a proxy that answers GetObject of a replay's settings file with a 500."""
+
+    def forward(self, handler) -> None:
+        if handler.command == "GET" and ".replay-" in handler.path:
+            handler.send_response_only(500)
+            handler.send_header("Content-Length", "0")
+            handler.end_headers()
+            return
+        super().forward(handler)
+
+
+def test_a_replay_whose_settings_file_cannot_be_read_back_pins_it_as_written(s3_emulator, bucket, ledger_path,
+                                                                            git_repo, run_cli, monkeypatch):
+    """`replay B --only failed` of more than 100 runs writes a new settings file, then
+    submit-batch reads it back to pin it. Before: when that read failed (a 5xx), the replay's
+    batch record said the file was not read and held no cohort, though runlog had just written
+    its bytes: its runs' settings unknown, the replay itself never replayable. Now the file is
+    pinned as written (PutObject's ETag, the bytes' size and SHA-256, the selection), said on
+    stderr."""
+    import hashlib
+
+    bucket.create_bucket(Bucket="cohort-bucket")
+    samples = [f"S{i:03d}" for i in range(120)]
+    bucket.put_object(Bucket="cohort-bucket", Key="cohort/settings.json",
+                      Body=json.dumps([cohort_setting(s) for s in samples]).encode())
+    s3_emulator.batch_rate = 1000
+    s3_emulator.batch_fault("run", reason="OUT_OF_MEMORY")
+    with proxy_in_front(_FailingReplayGet, bucket, monkeypatch):
+        submitted = run_cli("submit-batch", "--default-run-setting", json.dumps(COHORT_DEFAULT), "--batch-run-settings",
+                            json.dumps({"s3UriSettings": "s3://cohort-bucket/cohort/settings.json"}))
+        batch_id = json.loads(submitted.stdout)["id"]
+        s3_emulator.advance(300)
+        assert run_cli("refresh", batch_id).exit_code == 0
+        replayed = run_cli("replay", batch_id, "--only", "failed", "--allow-drift")
+    assert replayed.exit_code == 0, replayed.output
+    assert "not read back (500: " in replayed.stderr and "pinned as runlog wrote it" in replayed.stderr
+    replay_id = json.loads(replayed.stdout)["id"]
+    record = json.loads(run_cli("show", replay_id, "--json").stdout)["record"]
+    pinned = record["batch"]["settings_file"]
+    key = pinned["uri"].removeprefix("s3://cohort-bucket/")
+    stored = bucket.get_object(Bucket="cohort-bucket", Key=key)
+    body = stored["Body"].read()
+    assert "error" not in pinned and record["batch"]["runs"] == 120, pinned
+    assert (pinned["sha256"], pinned["size"], pinned["etag"]) == (hashlib.sha256(body).hexdigest(), len(body),
+                                                                  stored["ETag"].strip('"'))
+    again = run_cli("replay", replay_id, "--dry-run", "--allow-drift")  # its cohort is known: replayable
+    assert again.exit_code == 0, again.output
+    assert run_cli("verify").exit_code == 0
