@@ -552,6 +552,27 @@ def error_from(exc: Exception, operation: str) -> RunlogError:
     return OperationError(f"{operation} failed: {exc}")
 
 
+def pages(paginate, operation: str, most: int | None = None, token: str = "nextToken"):
+    """The pages of a botocore paginator's `paginate(...)`, stopped with a one-line error
+    (OperationError, exit 1) when the service's answers cannot end: a page token given a
+    second time (botocore catches only the same token twice in a row: A, B, A, B … would
+    page for ever, each page written again and again), or more than `most` pages (a listing
+    that hands out a new token every time). The pages already read are the caller's."""
+    seen: set[str] = set()
+    for count, page in enumerate(paginate, 1):
+        following = page.get(token) if isinstance(page, dict) else None
+        if following is not None:
+            if following in seen:
+                raise OperationError(f"{operation} failed: the service gave page token {_shown(str(following))} a "
+                                     f"second time (after {count} pages): its listing would never end; run the "
+                                     "command again later")
+            seen.add(following)
+            if most is not None and count >= most:
+                raise OperationError(f"{operation} failed: the listing had not ended after {count} pages (at most "
+                                     f"{most} expected): its listing would never end; run the command again later")
+        yield page
+
+
 def passing_failure(error: RunlogError, operation: str) -> bool:
     """Whether `operation`'s failure (as error_from makes it) says nothing about what was asked
     and may be gone when it is asked again: a throttle, a request timeout (AMBIGUOUS_STATUSES)

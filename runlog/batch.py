@@ -33,6 +33,7 @@ from runlog.batchread import (  # noqa: F401  (the read side, re-exported: runlo
     SHOWN_FAILURES,
     SOURCE_REPEATED,
     SOURCE_SETTINGS_FILE,
+    SOURCE_SHARED,
     batch_entry,
     batch_record_view,
     compare_batch_entries,
@@ -641,9 +642,13 @@ def input_identities(uris: list[str], clients: dict, *, deadline: float) -> dict
     return inputs
 
 
-def resolve_batch(request: dict, clients: dict, options: Options) -> tuple[dict, dict, list[str]]:
+def resolve_batch(request: dict, clients: dict, options: Options,
+                  written: dict | None = None) -> tuple[dict, dict, list[str]]:
     """(resolution, batch section, warnings) for a StartRunBatch request. The settings file is
-    read even with --no-resolve: it is the cohort, and the record keeps it."""
+    read even with --no-resolve: it is the cohort, and the record keeps it. `written`: the file
+    as runlog has just written it (a replay's selection: its PutObject's ETag and VersionId,
+    its bytes' size and SHA-256, its content), pinned when it cannot be read back: runlog
+    knows what it holds (S3 took it with IfNoneMatch: no other object was there)."""
     from runlog import fastjson
     from runlog.resolve import workflow_identity
 
@@ -662,6 +667,10 @@ def resolve_batch(request: dict, clients: dict, options: Options) -> tuple[dict,
         pool.shutdown(wait=False)  # the thread ends with its one call (workflow_identity never raises)
     if uri is not None:
         section["settings_file"] = found = read_settings_file(clients["s3"], uri)
+        if "error" in found and written is not None and written.get("uri") == uri and "content" in written:
+            warnings.append(f"settings file {uri} not read back ({found['error']['code']}: "
+                            f"{found['error']['message']}); pinned as runlog wrote it (PutObject's ETag)")
+            section["settings_file"] = found = dict(written)
         if "error" in found:
             message = f"settings file {uri} not read ({found['error']['code']}: {found['error']['message']})"
             if options.strict:
@@ -719,24 +728,27 @@ def submit_batch(open_ledger: Callable[[], Ledger], request: dict[str, Any], *, 
                  resolve_options: Options | None = None, allow_duplicate: bool = False,
                  warn: Callable[[str], None] = lambda message: None, dry_run: bool = False,
                  client_options: dict[str, Any] | None = None, kind: str = "batch",
-                 extra: dict[str, Any] | None = None, session=None, omics=None):
+                 extra: dict[str, Any] | None = None, session=None, omics=None, written: dict | None = None):
     """Record and send one StartRunBatch request (the library entry point; the CLI's
     `submit-batch` and runlog.api call it). `request` is checked again here. Returns a
     submit.Submission (the batch record's entry and the response: id, arn, status, uuid), or a submit.DryRun with dry_run. Raises as submit.submit does: UsageError
     (bad input, nothing sent or written), RunlogError exit 1 (refused, recorded), PendingError
-    (outcome unknown, the attempt stays pending for `runlog recover`)."""
+    (outcome unknown, the attempt stays pending for `runlog recover`). `written`: the settings
+    file runlog has just written for this request (write_settings_file's pin with its
+    `content`), pinned as written when it cannot be read back (resolve_batch)."""
     with _collector_paused():
         return _submit_batch(open_ledger, request, settings=settings, git_path=git_path, capture_git=capture_git,
                              lookup_caller=lookup_caller, resolve_options=resolve_options,
                              allow_duplicate=allow_duplicate, warn=warn, dry_run=dry_run,
-                             client_options=client_options, kind=kind, extra=extra, session=session, omics=omics)
+                             client_options=client_options, kind=kind, extra=extra, session=session, omics=omics,
+                             written=written)
 
 
 def _submit_batch(open_ledger: Callable[[], Ledger], request: dict[str, Any], *, settings,
                   git_path: str | Path, capture_git: bool, lookup_caller: bool, resolve_options: Options | None,
                   allow_duplicate: bool, warn: Callable[[str], None], dry_run: bool,
                   client_options: dict[str, Any] | None, kind: str, extra: dict[str, Any] | None,
-                  session=None, omics=None):
+                  session=None, omics=None, written: dict | None = None):
     from concurrent.futures import ThreadPoolExecutor
 
     from runlog import aws, background, gitcapture
@@ -761,7 +773,7 @@ def _submit_batch(open_ledger: Callable[[], Ledger], request: dict[str, Any], *,
     warnings: list[str] = []
     with ThreadPoolExecutor(max_workers=1) as pool:
         caller_future = pool.submit(aws.caller_identity, settings, sess) if lookup_caller else None
-        resolution, section, found = resolve_batch(request, clients, options)
+        resolution, section, found = resolve_batch(request, clients, options, written)
         warnings.extend(found)
         captured = pending_git.result() if pending_git else {"git": {"state": "unknown", "reason": "not captured"}}
         caller = caller_future.result() if caller_future else {"unknown": "not asked (caller_identity = false)"}
@@ -1092,7 +1104,7 @@ def prefetched(pages: Iterable[Any], ahead: int = 2) -> Iterator[Any]:
 
 
 def record_members(ledger: Ledger, batch: Entry, omics, outline: dict | None = None,
-                   child: WriterProcess | None = None) -> dict[str, Any]:
+                   child: WriterProcess | None = None, most: int | None = None) -> dict[str, Any]:
     """Page ListRunsInBatch and write each run setting's member record once, whole pages a
     transaction, written by a thread while the next pages are made (refreshpipe.PageWriter).
     `outline`: the batch record without its settings file's content (Ledger.batch_outline);
@@ -1100,8 +1112,11 @@ def record_members(ledger: Ledger, batch: Entry, omics, outline: dict | None = N
     (Ledger.file_run_settings), so memory holds a few pages of members and one of settings,
     whatever the size of the batch. `child`: a writer process (runlog/writerproc.py) that
     builds, checks and writes the members of the pages handed to it, while this process only
-    pages. Returns {"listed", "added", "repeated": {runSettingId: [its run ids]} of each run
-    setting the listing gave more than once with another run (check_repeated)}."""
+    pages. `most`: the most pages the listing may take (most_pages; aws.pages). An item with
+    neither a run nor the status FAILED has no outcome yet: it is not recorded (a member is for
+    good). Returns {"listed", "added", "repeated": {runSettingId: [its run ids]} of each run
+    setting the listing gave more than once with another run (check_repeated), "shared"
+    (_shared_runs), "unsettled": how many items were not recorded so}."""
     from runlog import aws
     from runlog.refreshpipe import page_writer
 
@@ -1110,7 +1125,7 @@ def record_members(ledger: Ledger, batch: Entry, omics, outline: dict | None = N
         raise UsageError(f"batch record {batch.address[:12]} was {record['outcome']['status']}: it has no runs")
     from contextlib import ExitStack
 
-    listed = 0
+    listed = unsettled = 0
     first_run: dict[Any, Any] = {}  # runSettingId -> the run the listing first gave it
     repeated: dict[Any, list] = {}
     try:
@@ -1119,23 +1134,44 @@ def record_members(ledger: Ledger, batch: Entry, omics, outline: dict | None = N
                 maker = MemberPages(record, batch.address)
                 from_file = stack.enter_context(ledger.file_run_settings(batch.address))
                 writer = stack.enter_context(page_writer(ledger))
-            for page in prefetched(omics.get_paginator("list_runs_in_batch").paginate(
-                    batchId=batch.batch_id, PaginationConfig={"PageSize": 100})):
+            for page in prefetched(aws.pages(omics.get_paginator("list_runs_in_batch").paginate(
+                    batchId=batch.batch_id, PaginationConfig={"PageSize": 100}), "ListRunsInBatch", most)):
                 items = page.get("runs", [])
                 listed += len(items)
                 for item in items:  # each run setting once, one run each: else said (check_repeated)
                     key, run = item.get("runSettingId"), item.get("runId")
                     if first_run.setdefault(key, run) != run and run not in repeated.get(key, ()):
                         repeated.setdefault(key, [first_run[key]]).append(run)
+                # a submission with neither a run nor a failure (a status outside the model's, or none)
+                # has no outcome yet: no member record, which would say `rejected` for good
+                settled = [item for item in items if item.get("runId") or item.get("submissionStatus") == "FAILED"]
+                unsettled += len(items) - len(settled)
+                if not settled:
+                    continue
                 if child is None:
-                    writer.records(maker.encode(items, from_file), batch.address)  # each names this batch
+                    writer.records(maker.encode(settled, from_file), batch.address)  # each names this batch
                 else:
-                    child.members(items)
+                    child.members(settled)
     except RunlogError:
         raise
     except Exception as exc:
         raise aws.error_from(exc, "ListRunsInBatch") from None
-    return {"listed": listed, "added": writer.added if child is None else child.flush(), "repeated": repeated}
+    return {"listed": listed, "added": writer.added if child is None else child.flush(), "repeated": repeated,
+            "shared": _shared_runs(first_run, repeated), "unsettled": unsettled}
+
+
+def _shared_runs(first_run: dict[Any, Any], repeated: dict[Any, list]) -> dict[Any, list]:
+    """{run id: [its run setting ids]} of each run a listing gave to more than one run setting
+    (record_members' `first_run` and `repeated`)."""
+    settings_of: dict[Any, list] = {}
+    for setting, run in first_run.items():
+        if run is not None:
+            settings_of.setdefault(run, []).append(setting)
+    for setting, runs in repeated.items():
+        for run in runs[1:]:  # the first is first_run's
+            if run is not None:
+                settings_of.setdefault(run, []).append(setting)
+    return {run: settings for run, settings in settings_of.items() if len(settings) > 1}
 
 
 class MemberPages:
@@ -1252,8 +1288,9 @@ def observe_deleted_runs(ledger: Ledger, batch: Entry, omics) -> int:
 
     changed = 0
     try:
-        for page in omics.get_paginator("list_runs_in_batch").paginate(
-                batchId=batch.batch_id, submissionStatus="DELETE_SUCCESS", PaginationConfig={"PageSize": 100}):
+        for page in aws.pages(omics.get_paginator("list_runs_in_batch").paginate(
+                batchId=batch.batch_id, submissionStatus="DELETE_SUCCESS", PaginationConfig={"PageSize": 100}),
+                "ListRunsInBatch", most_pages(None)):
             ids = [item["runId"] for item in page.get("runs", []) if item.get("runId")]
             if not ids:
                 continue
@@ -1274,17 +1311,28 @@ def observe_deleted_runs(ledger: Ledger, batch: Entry, omics) -> int:
     return changed
 
 
+def most_pages(runs: Any) -> int:
+    """The most pages a listing of one batch's runs (ListRunsInBatch, ListRuns by batchId)
+    may take before runlog stops it as one that never ends (aws.pages): a page per run
+    (`runs`: GetBatch's totalRuns; unknown: the 100 000 a batch can have) and 100 more."""
+    return (runs if isinstance(runs, int) and not isinstance(runs, bool) and runs > 0 else 100_000) + 100
+
+
 def _summary(body: dict) -> tuple:
     return body.get("status"), body.get("submissionSummary"), body.get("runSummary"), body.get("failureReason")
 
 
-def status_pages(omics, batch: Entry) -> Iterator[tuple[str, int, list[tuple[str, Any, bytes]]]]:
+def status_pages(omics, batch: Entry, most: int | None = None
+                 ) -> Iterator[tuple[str, int, list[tuple[str, Any, bytes]]]]:
     """ListRuns(batchId), page by page, each as (observed_at, runs listed, [(run id, status,
     the item's canonical JSON), ...]): what observe_members needs of a page, in marshal's
-    types (spool.Prefetch keeps the pages in a file until they are used)."""
-    from runlog import fastjson
+    types (spool.Prefetch keeps the pages in a file until they are used). `most`: the most
+    pages the listing may take (most_pages; aws.pages)."""
+    from runlog import aws, fastjson
 
-    for page in omics.get_paginator("list_runs").paginate(batchId=batch.batch_id, PaginationConfig={"PageSize": 100}):
+    for page in aws.pages(omics.get_paginator("list_runs").paginate(batchId=batch.batch_id,
+                                                                    PaginationConfig={"PageSize": 100}),
+                          "ListRuns", most):
         observed_at = rec.utc_now()  # the page's answer: one moment for all its runs
         items = [i for i in page.get("items", []) if i.get("id")]
         # written once, as the canonical JSON the ledger stores (no dict of it made and encoded again):
@@ -1304,6 +1352,7 @@ def observe_members(ledger: Ledger, batch: Entry, omics,
     from runlog.refreshpipe import PageWriter, page_writer
 
     listed = 0
+    written: dict[str, Any] = {}  # run id -> the status this refresh observed it in (for each of its members)
     try:
         with nullcontext(child) if child is not None else page_writer(ledger) as writer:
             for observed_at, count, items in (pages if pages is not None else prefetched(status_pages(omics, batch))):
@@ -1311,20 +1360,37 @@ def observe_members(ledger: Ledger, batch: Entry, omics,
                 if not items:
                     continue
                 rows = ledger.member_runs(batch.batch_id, [run_id for run_id, _, _ in items])
-                known = {run_id: (address, run_uuid, status) for address, run_id, run_uuid, status in rows}
+                # run id -> its members: one each, or more when ListRunsInBatch gave the run to more than
+                # one run setting (check_shared): each member record naming the run gets its status
+                known: dict[str, list[tuple[str, str | None, str | None]]] = {}
+                for address, run_id, run_uuid, status in rows:
+                    known.setdefault(run_id, []).append((address, run_uuid, status))
                 seen: list[tuple[str, str | None, str, str, str | None, dict | bytes]] = []
                 for run_id, new, body in items:
-                    if run_id not in known:
-                        continue
-                    address, run_uuid, status = known[run_id]
-                    if new and new != status:
-                        source = SOURCE_RUNS
+                    answered = None  # GetRun's answer for a FAILED run: asked once, for all its members
+                    # a run listed again on a later page (a listing that shifts or repeats): the status this
+                    # refresh wrote for each of its members, which the ledger may not show yet (an open
+                    # transaction). Kept by run id, not by member: a few MiB fewer at 100 000 runs
+                    again = written.get(run_id)
+                    for address, run_uuid, status in known.get(run_id, ()):
+                        status = again if again is not None else status
+                        # a status that is no text (a faulty or hostile answer) says nothing: not a
+                        # change (it would be one at every refresh: the ledger keeps no such status)
+                        if not isinstance(new, str) or not new or new == status:
+                            continue
+                        source, now, text = SOURCE_RUNS, new, body
                         if new == "FAILED":  # ListRuns has no reason: GetRun, for the failed only
-                            answer = omics.get_run(id=run_id)
-                            answer.pop("ResponseMetadata", None)
-                            source, new, body = "GetRun", answer.get("status"), fastjson.dumps(answer)
-                        seen.append((address, run_uuid, observed_at, source, new if isinstance(new, str) else None,
-                                     body))
+                            if answered is None:
+                                try:
+                                    answer = omics.get_run(id=run_id)
+                                except Exception as exc:  # named as GetRun's, not as the listing's
+                                    raise aws.error_from(exc, f"GetRun of failed run {run_id}") from None
+                                answer.pop("ResponseMetadata", None)
+                                answered = (answer.get("status"), fastjson.dumps(answer))
+                            source, (now, text) = "GetRun", answered
+                        seen.append((address, run_uuid, observed_at, source, now if isinstance(now, str) else None,
+                                     text))
+                        written[run_id] = new
                 writer.observations(ledger.encode_observations(seen))
     except RunlogError:
         raise
@@ -1447,17 +1513,19 @@ def refresh_batch(ledger: Ledger, batch: Entry, omics, outputs_jobs: int | None 
 
     # a large batch's members are built, checked and written by a child process, with an
     # interpreter lock of its own, while this one pages (runlog/writerproc.py)
+    most = most_pages(answer.get("totalRuns"))
     with ledger.bulk_writes(), writer_for(ledger, batch.address, outline, None if gone else answer.get("totalRuns"),
                                           batch.batch_id) as child, \
-            spooled(status_pages(omics, batch)) as statuses_spool:
+            spooled(status_pages(omics, batch, most)) as statuses_spool:
         members: dict[str, Any] = ({"listed": 0, "added": 0} if gone
-                                   else record_members(ledger, batch, omics, outline, child))
+                                   else record_members(ledger, batch, omics, outline, child, most))
         statuses = observe_members(ledger, batch, omics, statuses_spool.pages(), child)
         if answer.get("status") in RUNS_DELETE:
             statuses["changed"] += observe_deleted_runs(ledger, batch, omics)
         outputs = observe_outputs(ledger, batch, omics, outputs_jobs) if outputs_jobs and not gone else None
         learned = _member_settings(ledger, batch, omics, outline, jobs)
     repeated = check_repeated(ledger, batch, members.get("repeated") or {})
+    shared = check_shared(ledger, batch, members.get("shared") or {})
     change = {"record": batch.address, "batch_id": batch.batch_id, "status": answer.get("status"),
               "members_listed": members["listed"], "members_added": members["added"],
               "statuses_changed": statuses["changed"]}
@@ -1471,6 +1539,10 @@ def refresh_batch(ledger: Ledger, batch: Entry, omics, outputs_jobs: int | None 
         change["settings_file_unchecked"] = unreachable[0]
     if repeated is not None:
         change["repeated_run_settings"] = repeated
+    if shared is not None:
+        change["shared_runs"] = shared
+    if members.get("unsettled"):
+        change["submissions_unsettled"] = members["unsettled"]
     return change
 
 
@@ -1494,6 +1566,24 @@ def check_repeated(ledger: Ledger, batch: Entry, repeated: dict[Any, list], show
     seen = [o["body"] for o in ledger.observations(batch.address) if o["source"] == SOURCE_REPEATED]
     if not seen or seen[-1] != found:
         ledger.observe(batch.address, SOURCE_REPEATED, found, run_uuid=None, status=None)
+    return found
+
+
+def check_shared(ledger: Ledger, batch: Entry, shared: dict[Any, list], shown: int = 5) -> dict[str, Any] | None:
+    """The runs ListRunsInBatch gave to more than one run setting (record_members' `shared`: a
+    service fault, or a hostile answer): each such run setting has a member record naming the
+    run, and each gets the run's statuses; this says so, as check_repeated says its finding.
+    Observed on the batch record (source SOURCE_SHARED, no status) when it differs from the
+    last such observation, and returned: {count, first: the first `shown` as {run_id,
+    run_setting_ids}} by run id; None when there is none."""
+    if not shared:
+        return None
+    first = [{"run_id": str(run), "run_setting_ids": sorted(str(setting) for setting in settings)}
+             for run, settings in sorted(shared.items(), key=lambda listed: str(listed[0]))[:shown]]
+    found = {"count": len(shared), "first": first}
+    seen = [o["body"] for o in ledger.observations(batch.address) if o["source"] == SOURCE_SHARED]
+    if not seen or seen[-1] != found:
+        ledger.observe(batch.address, SOURCE_SHARED, found, run_uuid=None, status=None)
     return found
 
 
@@ -1547,7 +1637,8 @@ def check_settings_file(ledger: Ledger, batch: Entry, outline: dict, s3, submitt
     service had read before; a file regenerated for a later cohort), when nothing was pinned (an
     inline cohort, a file not read at submission) or when it cannot be asked about now (gone,
     no access: that says nothing of what the service read). S3 not reached (no connection, no
-    answer in time): why, appended to `unreachable`, and None."""
+    answer in time) or failing (a 5xx or a throttle after the retries): why, appended to
+    `unreachable`, and None."""
     from runlog import aws
     from runlog.resolve import _iso
 
@@ -1563,7 +1654,10 @@ def check_settings_file(ledger: Ledger, batch: Entry, outline: dict, s3, submitt
             unreachable.append(exc.message)
         return None
     except Exception as exc:
-        if unreachable is not None and aws.is_transport_error(exc):
+        # not reached, or failing (a 5xx or a throttle after the retries): the file's identity is
+        # unknown, which is said; gone or forbidden says nothing of what the service read: silence
+        if unreachable is not None and (aws.is_transport_error(exc)
+                                        or aws.passing_failure(aws.error_from(exc, "HeadObject"), "HeadObject")):
             unreachable.append(aws.describe_failure(exc))
         return None
     now = {"etag": (head.get("ETag") or "").strip('"') or None, "version_id": head.get("VersionId"),
@@ -1887,5 +1981,9 @@ def act_on_batch(ledger: Ledger, batch: Entry, omics, action: str) -> dict[str, 
         raise OperationError(f"{operation} of batch {batch.batch_id}: the outcome is unknown "
                              f"({aws.describe_failure(exc)}); {now}") from None
     ledger.observe(batch.address, operation, body, status=status)
-    after = observe_batch(ledger, batch, omics)
+    try:
+        after = observe_batch(ledger, batch, omics)
+    except RunlogError as exc:  # the action was accepted, and is recorded: said first, not hidden by this
+        raise OperationError(f"{operation} of batch {batch.batch_id} was accepted (recorded), but the GetBatch "
+                             f"after it failed ({exc.message}): a refresh of the batch records its status") from None
     return {"record": batch.address, "batch_id": batch.batch_id, "action": operation, "status": after.get("status")}

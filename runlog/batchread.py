@@ -18,6 +18,7 @@ SOURCE_BATCH = "GetBatch"  # runlog.batch.SOURCE_BATCH (not imported: batch.py p
 SOURCE_SETTINGS_FILE = "HeadObject:settings-file"
 # ... and: run settings the service listed more than once, each time with another run (batch.check_repeated)
 SOURCE_REPEATED = "ListRunsInBatch:repeated"
+SOURCE_SHARED = "ListRunsInBatch:shared-run"  # one run listed for more than one run setting (batch.check_shared)
 
 
 def batch_entry(ledger: Ledger, ref: str, *, whole: bool = True) -> Entry:
@@ -108,9 +109,12 @@ def summary(ledger: Ledger, batch: Entry, failures: int | None = SHOWN_FAILURES)
     record = ledger.batch_outline(batch.address)  # neither the cohort nor its inputs: not read
     runs, recorded = record["batch"]["runs"], sum(submission.values())
     repeated = [body for o in observed if o["source"] == SOURCE_REPEATED and (body := _repeated(o["body"]))]
+    shared = [body for o in observed if o["source"] == SOURCE_SHARED
+              and (body := _repeated(o["body"], "run_id", "run_setting_ids"))]
     return {"record": batch.address, "batch_id": batch.batch_id, "runs": runs,
             "members_recorded": recorded, "submission": submission, "run_status": statuses,
             "repeated_run_settings": repeated[-1] if repeated else {"count": 0, "first": []},
+            "shared_runs": shared[-1] if shared else {"count": 0, "first": []},
             "failures": found, "failures_count": failed, "batch_status": batch_seen[-1]["body"].get("status")
             if batch_seen else (record["outcome"].get("response") or {}).get("status"),
             "get_batch": batch_seen[-1]["body"] if batch_seen else None,
@@ -134,14 +138,15 @@ def settings_changes(observations: list[dict]) -> list[dict[str, Any]]:
     return found
 
 
-def _repeated(body: Any) -> dict[str, Any] | None:
+def _repeated(body: Any, key: str = "run_setting_id", listed: str = "run_ids") -> dict[str, Any] | None:
     """A SOURCE_REPEATED observation's body when it has the shape check_repeated writes ({count,
-    first: [{run_setting_id, run_ids: [text]}]}), else None (anyone's JSON, from a pull)."""
+    first: [{run_setting_id, run_ids: [text]}]}), else None (anyone's JSON, from a pull); with
+    `key` "run_id" and `listed` "run_setting_ids", a SOURCE_SHARED one's (check_shared)."""
     if not isinstance(body, dict) or type(body.get("count")) is not int or not isinstance(body.get("first"), list):
         return None
     for item in body["first"]:
-        if not (isinstance(item, dict) and isinstance(item.get("run_setting_id"), str)
-                and isinstance(item.get("run_ids"), list) and all(isinstance(r, str) for r in item["run_ids"])):
+        if not (isinstance(item, dict) and isinstance(item.get(key), str)
+                and isinstance(item.get(listed), list) and all(isinstance(r, str) for r in item[listed])):
             return None
     return body
 
@@ -152,6 +157,15 @@ def repeated_warning(found: dict[str, Any]) -> str:
     more = f"; and {found['count'] - len(found['first'])} more" if found["count"] > len(found["first"]) else ""
     return (f"{found['count']} run setting(s) have more than one member record ({listed}{more}): ListRunsInBatch "
             "listed each more than once, with another run each time; every run it listed is recorded")
+
+
+def shared_warning(found: dict[str, Any]) -> str:
+    """What a reader is told of runs listed for more than one run setting (batch.check_shared's observation)."""
+    listed = "; ".join(f"run {r['run_id']}: {', '.join(r['run_setting_ids'])}" for r in found["first"])
+    more = f"; and {found['count'] - len(found['first'])} more" if found["count"] > len(found["first"]) else ""
+    return (f"{found['count']} run(s) have the member records of more than one run setting ({listed}{more}): "
+            "ListRunsInBatch gave each to more than one run setting; each of those member records names the run "
+            "and gets its statuses")
 
 
 def settings_file_warning(found: dict[str, Any], batch_id: str | None) -> str:

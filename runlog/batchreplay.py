@@ -188,10 +188,13 @@ def send(plan: BatchPlan, open_ledger: Callable[[], Ledger], *, git_path: Any, a
     refused = None if allow_drift else refusal(plan)
     if refused is not None:
         raise refused
+    written = None
     if plan.settings_uri:
-        write_settings_file(plan.s3, plan.settings_uri, selected_settings(plan.batch.record, plan.lineage))
+        selection = selected_settings(plan.batch.record, plan.lineage)
+        written = dict(write_settings_file(plan.s3, plan.settings_uri, selection), content=selection)
         wrote(f"wrote the {len(plan.selected)} selected run settings to {plan.settings_uri}")
     return submit_batch(open_ledger, plan.request, settings=plan.settings, git_path=git_path,
                         lookup_caller=lookup_caller, resolve_options=resolve_options,
                         allow_duplicate=allow_duplicate, warn=warn, extra={"lineage": plan.lineage},
-                        session=plan.session)  # the session the plan was checked with (a library caller's)
+                        session=plan.session,  # the session the plan was checked with (a library caller's)
+                        written=written)  # pinned as written if it cannot be read back

@@ -226,7 +226,8 @@ def _list_all(omics, method: str, operation: str, filters: dict, since: datetime
     from runlog import aws
 
     try:
-        items = [item for page in omics.get_paginator(method).paginate(**filters) for item in page["items"]]
+        items = [item for page in aws.pages(omics.get_paginator(method).paginate(**filters), operation)
+                 for item in page["items"]]
     except Exception as exc:
         raise aws.error_from(exc, operation) from None
     if since:

@@ -282,7 +282,19 @@ def serve(source: IO[bytes], sink: IO[bytes]) -> int:
         failed = ("error", "LedgerError", f"cannot write to ledger {path}: {type(exc).__name__}: {exc}", 2)
     try:
         answer(failed)
-    except OSError:  # the parent has gone: nobody to tell
-        pass
+    except OSError:  # the parent has gone (or stopped listening: Ctrl-C): nobody to tell
+        _discard(sink)
     return 1
+
+
+def _discard(sink: IO[bytes]) -> None:
+    """Point `sink`'s file at /dev/null: what an answer cut short left in its buffer is
+    flushed there when the child exits, instead of Python printing `Exception ignored …
+    BrokenPipeError` on the terminal the child shares with its parent."""
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sink.fileno())
+        os.close(null)
+    except (OSError, ValueError):  # a sink that is no file (a test's): nothing to flush at exit
+        pass
 

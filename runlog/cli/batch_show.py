@@ -21,6 +21,7 @@ def show_batch(ledger, entry, as_json: bool) -> None:
         member_settings_counts,
         repeated_warning,
         settings_file_warning,
+        shared_warning,
         summary,
     )
     from runlog.cli.wording import command_line
@@ -77,6 +78,8 @@ def show_batch(ledger, entry, as_json: bool) -> None:
         lines.append(("warning", warning))
     if facts["repeated_run_settings"]["count"]:  # found by refresh (batch.check_repeated)
         lines.append(("warning", repeated_warning(facts["repeated_run_settings"])))
+    if facts["shared_runs"]["count"]:  # found by refresh (batch.check_shared)
+        lines.append(("warning", shared_warning(facts["shared_runs"])))
     for found in facts["settings_file_changed"]:  # seen by refresh since: the record may not hold what the runs got
         lines.append(("warning", command_line(settings_file_warning(found, entry.batch_id))))
     for key, value in lines:

@@ -343,13 +343,19 @@ def refresh(ctx, refs, every, active, as_json, outputs, jobs, profile, region, e
         batches = refresh_batches(ledger, [e for e in targets if e.kind == "batch"], config, profile, region,
                                   endpoint_url, outputs_jobs=jobs if outputs else None, jobs=jobs)
     failed = sum("error" in change for change in changes + batches)
-    from runlog.batchread import repeated_warning, settings_file_warning
+    from runlog.batchread import repeated_warning, settings_file_warning, shared_warning
 
     for change in batches:  # said even with --json (on stderr), as other warnings are
         if "settings_file_changed" in change:
             warn(settings_file_warning(change["settings_file_changed"], change["batch_id"]))
         if "repeated_run_settings" in change:
             warn(f"batch {change['batch_id']}: " + repeated_warning(change["repeated_run_settings"]))
+        if "shared_runs" in change:
+            warn(f"batch {change['batch_id']}: " + shared_warning(change["shared_runs"]))
+        if "submissions_unsettled" in change:
+            warn(f"batch {change['batch_id']}: {change['submissions_unsettled']} submission(s) ListRunsInBatch listed "
+                 "with neither a run nor the status FAILED were not recorded (no outcome yet); a later refresh records "
+                 "them once they have one")
     unchecked = [change["settings_file_unchecked"] for change in batches if "settings_file_unchecked" in change]
     if unchecked:  # once: S3 was asked once, then left alone for the rest of this refresh
         warn(f"the settings files of {len(unchecked)} batch(es) were not checked (S3 could not be reached: "

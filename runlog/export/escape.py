@@ -1,6 +1,6 @@
 """Escaping of what comes from records, one function per output format runlog writes as text
-for people: Markdown (methods.md), CSV (parameters.csv, software.csv, data.csv) and YAML
-strings (CITATION.cff). JSON formats are written by json.dumps and need none; runlog writes
+for people: Markdown (methods.md), CSV (parameters.csv, software.csv, data.csv), YAML
+strings (CITATION.cff) and PROV-N (prov.provn). JSON formats are written by json.dumps and need none; runlog writes
 no HTML.
 
 A record's strings (run names, parameter values, URIs, failure reasons, workflow names) are
@@ -21,6 +21,20 @@ def visible(text: str) -> str:
     if text.isprintable():
         return text
     return "".join(ch if ch.isprintable() or ch == " " else escape_char(ch) for ch in text)
+
+
+# textsafe.UNSAFE_PATTERN but the newline: PROV-N's own line breaks, and a value's within its
+# """long string""" (the prov package's), which the grammar allows
+_PROVN_UNSAFE = "[\x00-\x09\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff\ud800-\udfff]"
+
+
+def provn(text: str) -> str:
+    """PROV-N text (prov.provn) with each control or formatting character of its values (ESC,
+    BEL, carriage return, bidi overrides, …; not the newline) written as a visible escape
+    whose backslash is PROV-N's escaped backslash: ESC becomes the five characters \\\\x1b,
+    which a PROV-N reader reads as the four \\x1b, as methods.md and the CSV files show it:
+    `cat prov.provn` never sends a terminal an escape sequence. The exact value is in prov.json."""
+    return re.sub(_PROVN_UNSAFE, lambda match: "\\" + escape_char(match.group()), text)
 
 
 # Characters with a meaning somewhere in inline CommonMark or GitHub-flavoured Markdown

@@ -300,13 +300,15 @@ def prov_json(runs: list[RunFacts], *, authors: list[dict] | None = None, batche
 def prov_both(runs: list[RunFacts], *, authors: list[dict] | None = None,
               batches: Sequence[BatchFacts] = ()) -> tuple[str, str]:
     """(PROV-JSON, PROV-N) of one document, built once (a cohort's document is large)."""
+    from runlog.export.escape import provn
     from runlog.export.provtext import prov_json_text, provn_text
 
     doc = build(runs, authors=authors, batches=batches, fast=True)
-    return prov_json_text(doc), provn_text(doc) + "\n"
+    return prov_json_text(doc), provn(provn_text(doc)) + "\n"
 
 
 def prov_n(runs: list[RunFacts], *, authors: list[dict] | None = None, batches: Sequence[BatchFacts] = ()) -> str:
+    from runlog.export.escape import provn
     from runlog.export.provtext import provn_text
 
-    return provn_text(build(runs, authors=authors, batches=batches, fast=True)) + "\n"
+    return provn(provn_text(build(runs, authors=authors, batches=batches, fast=True))) + "\n"
