@@ -1255,8 +1255,9 @@ def observe_batch(ledger: Ledger, batch: Entry, omics, outline: dict | None = No
         error = aws.error_from(exc, "GetBatch")
         if isinstance(error, ServiceError) and error.code == "ResourceNotFoundException":
             asked_at_home()
-            return _observe_gone(ledger, batch, f"GetBatch: batch {batch.batch_id} not found (deleted with "
-                                                "DeleteBatch)")
+            # what the service said, not why (DeleteBatch, most likely): a batch GetBatch finds
+            # again later (`refresh B`) gets its status observed again
+            return _observe_gone(ledger, batch, f"GetBatch: batch {batch.batch_id} not found")
         raise error from None
     answer.pop("ResponseMetadata", None)
     body = rec.jsonable(answer)
