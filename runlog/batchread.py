@@ -168,6 +168,15 @@ def shared_warning(found: dict[str, Any]) -> str:
             "and gets its statuses")
 
 
+def listing_warnings(change: dict[str, Any]) -> list[tuple[dict[str, Any], str]]:
+    """(finding, line) for what a refresh of a batch (batch.refresh_batch's `change`) found in
+    ListRunsInBatch: run settings listed with more than one run, runs listed for more than one
+    run setting. `refresh` says each line; `watch` each finding once."""
+    return [(change[key], f"batch {change['batch_id']}: " + words(change[key]))
+            for key, words in (("repeated_run_settings", repeated_warning), ("shared_runs", shared_warning))
+            if key in change]
+
+
 def settings_file_warning(found: dict[str, Any], batch_id: str | None) -> str:
     """What a reader is told of a settings file no longer the one pinned (check_settings_file's
     answer), in the library's words (runlog.cli.wording)."""

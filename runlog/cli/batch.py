@@ -176,7 +176,7 @@ def watch_batch(ctx, ledger, entry, config, interval: float, timeout: float | No
     """`runlog watch BATCH`: runlog.watch.watch_batch, a line at each status change, then the
     batch's counts and failures."""
     from runlog import aws, batch
-    from runlog.batchread import repeated_warning, settings_file_warning, shared_warning
+    from runlog.batchread import listing_warnings, settings_file_warning
     from runlog.watch import watch_batch as follow
 
     settings = aws_settings(config, profile, region, endpoint_url,
@@ -193,10 +193,10 @@ def watch_batch(ctx, ledger, entry, config, interval: float, timeout: float | No
         if found is not None and found["now"] not in said:  # as refresh warns of it, once an identity
             warn(settings_file_warning(found, entry.batch_id))
             said.append(found["now"])
-        for key, words in (("repeated_run_settings", repeated_warning), ("shared_runs", shared_warning)):
-            if key in change and change[key] not in said:  # as refresh warns of them: once each finding
-                warn(f"batch {entry.batch_id}: " + words(change[key]))
-                said.append(change[key])
+        for finding, line in listing_warnings(change):
+            if finding not in said:  # as refresh warns of them: once each finding
+                warn(line)
+                said.append(finding)
         if "settings_file_unchecked" in change and "unchecked" not in said:
             said.append("unchecked")
             warn(f"batch {entry.batch_id}: its settings file was not checked (S3 could not be reached: "

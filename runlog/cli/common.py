@@ -101,19 +101,16 @@ def no_ledger(config: configuration.Config) -> str:
     return f"no ledger at {config.ledger_path()} yet (nothing submitted with it)"
 
 
-def warn(message: str) -> None:
+def warn(message: str, *, heading: str = "warning") -> None:
     from runlog.textsafe import terminal_safe  # a warning may quote the service's text (an ETag it read)
 
-    click.echo(f"runlog: warning: {terminal_safe(command_line(message))}", err=True)
+    click.echo(f"runlog: {heading}: {terminal_safe(command_line(message))}", err=True)
 
 
 def dry_run_warn(message: str) -> None:
     """`warn` for --dry-run: the warning is the record's own words ("…; recorded as such"),
     which that run does not write, so the line says it is what the record would hold."""
-    from runlog.textsafe import terminal_safe
-
-    click.echo(f"runlog: warning the record would hold (dry run, not written): "
-               f"{terminal_safe(command_line(message))}", err=True)
+    warn(message, heading="warning the record would hold (dry run, not written)")
 
 
 def note(message: str) -> None:

@@ -343,15 +343,13 @@ def refresh(ctx, refs, every, active, as_json, outputs, jobs, profile, region, e
         batches = refresh_batches(ledger, [e for e in targets if e.kind == "batch"], config, profile, region,
                                   endpoint_url, outputs_jobs=jobs if outputs else None, jobs=jobs)
     failed = sum("error" in change for change in changes + batches)
-    from runlog.batchread import repeated_warning, settings_file_warning, shared_warning
+    from runlog.batchread import listing_warnings, settings_file_warning
 
     for change in batches:  # said even with --json (on stderr), as other warnings are
         if "settings_file_changed" in change:
             warn(settings_file_warning(change["settings_file_changed"], change["batch_id"]))
-        if "repeated_run_settings" in change:
-            warn(f"batch {change['batch_id']}: " + repeated_warning(change["repeated_run_settings"]))
-        if "shared_runs" in change:
-            warn(f"batch {change['batch_id']}: " + shared_warning(change["shared_runs"]))
+        for _, line in listing_warnings(change):
+            warn(line)
         if "submissions_unsettled" in change:
             warn(f"batch {change['batch_id']}: {change['submissions_unsettled']} submission(s) ListRunsInBatch listed "
                  "with neither a run nor the status FAILED were not recorded (no outcome yet); a later refresh records "

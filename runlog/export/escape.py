@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from runlog.textsafe import escape_char
+from runlog.textsafe import UNSAFE_PATTERN, escape_char
 
 
 def visible(text: str) -> str:
@@ -25,7 +25,8 @@ def visible(text: str) -> str:
 
 # textsafe.UNSAFE_PATTERN but the newline: PROV-N's own line breaks, and a value's within its
 # """long string""" (the prov package's), which the grammar allows
-_PROVN_UNSAFE = "[\x00-\x09\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff\ud800-\udfff]"
+_PROVN_UNSAFE = UNSAFE_PATTERN.replace("\x00-\x1f", "\x00-\x09\x0b-\x1f", 1)
+assert _PROVN_UNSAFE != UNSAFE_PATTERN
 
 
 def provn(text: str) -> str:
