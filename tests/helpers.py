@@ -557,3 +557,15 @@ def random_observation(chance: random.Random) -> tuple[str, str, dict]:
     observed_at = chance.choice(["2026-11-03T08:00:00Z", "2026-11-03T08:00:00Z", "2026-11-04T08:00:00Z",
                                  "2026-11-02T08:00:00Z"])
     return observed_at, status, body
+
+
+def json_leaves(value):
+    """Every value in a JSON-like value that is neither an object nor an array, in order."""
+    if isinstance(value, dict):
+        for item in value.values():
+            yield from json_leaves(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from json_leaves(item)
+    else:
+        yield value

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from helpers import json_leaves
 from runlog import fastjson
 from runlog import record as rec
 
@@ -54,7 +55,7 @@ def test_numbers_are_read_and_judged_as_the_json_module_does(value):
     decoded, canonical, _ = fastjson.decode_canonical(body)
     assert canonical is True
     assert decoded == json.loads(body)
-    assert [type(x) for x in _leaves(decoded)] == [type(x) for x in _leaves(json.loads(body))]
+    assert [type(x) for x in json_leaves(decoded)] == [type(x) for x in json_leaves(json.loads(body))]
 
 
 def test_orjsons_own_form_of_a_number_is_canonical_only_where_it_is_runlogs():
@@ -96,17 +97,6 @@ def test_what_is_not_json_raises():
     for body in (b"", b"{", b'{"a":}', b"\xff\xfe", b"[" * 100_000):
         with pytest.raises((ValueError, RecursionError)):
             fastjson.decode_canonical(body)
-
-
-def _leaves(value):
-    if isinstance(value, dict):
-        for item in value.values():
-            yield from _leaves(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _leaves(item)
-    else:
-        yield value
 
 
 def test_has_float_finds_every_float_and_anything_not_plain_json():

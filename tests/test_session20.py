@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from helpers import COHORT_DEFAULT, ROLE, cohort_setting, records
+from helpers import COHORT_DEFAULT, ROLE, cohort_setting, json_leaves, records
 
 MISSING = "s3://lab-data/pbmc/missing.csv"
 
@@ -140,14 +140,7 @@ def test_every_output_the_emulator_writes_is_read_back_by_botocore_as_given():
 def _instants(value):
     from datetime import datetime
 
-    if isinstance(value, datetime):
-        yield value
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from _instants(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _instants(item)
+    return [leaf for leaf in json_leaves(value) if isinstance(leaf, datetime)]
 
 
 def _naive(value):
