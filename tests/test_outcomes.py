@@ -160,16 +160,32 @@ def _wait_for(condition, timeout=60.0):
 
 def test_recover_leaves_in_flight_submits_alone(aws_env, ledger_path, git_repo, run_proc):
     count = 6
-    # every sender must be waiting on StartRun at once: six interpreters starting on a loaded
-    # 2-core machine (CI runs two test workers) can take longer than 4 s between the first's
-    # commit and the last's, and the first was answered before the last was pending
-    aws_env.inject("latency", operation="StartRun", count=count, seconds=8, phase="before")
+    # recover must look while senders are waiting on StartRun. Waiting for all six to be pending
+    # at once failed on a loaded 2-core machine (CI runs two test workers): six interpreters can
+    # start further apart than StartRun's delay (seen with 4 s and with 8 s). So each StartRun is
+    # held 20 s, and recover looks once every sender has committed its attempt while one at
+    # least is still pending: the last to commit is then in flight for about 20 s more.
+    aws_env.inject("latency", operation="StartRun", count=count, seconds=20, phase="before")
     procs = [_submit_in_background(git_repo, *named("--name", f"in-flight-{i}")) for i in range(count)]
+
+    def all_committed_one_in_flight() -> bool:
+        if not ledger_path.exists():
+            return False
+        waiting = len(pending(ledger_path))
+        return waiting >= 1 and waiting + len(records(ledger_path)) == count
+
+    outputs = None
     try:
-        _wait_for(lambda: ledger_path.exists() and len(pending(ledger_path)) == count)
+        _wait_for(all_committed_one_in_flight, timeout=90.0)
         recovered = run_proc("recover", "--json", cwd=git_repo)
-    finally:
+    except AssertionError:  # say what the senders did: how they ended, and their last words
         outputs = [p.communicate(timeout=120) for p in procs]
+        ended = [(p.returncode, err[-400:]) for p, (_, err) in zip(procs, outputs, strict=True)]
+        raise AssertionError(f"senders never all committed with one in flight: {len(pending(ledger_path))} "
+                             f"pending, {len(records(ledger_path))} recorded; senders: {ended}") from None
+    finally:
+        if outputs is None:
+            outputs = [p.communicate(timeout=120) for p in procs]
     report = json.loads(recovered.stdout)
     left_alone = [item for item in report["recovered"] if "in_flight" in item]
     # On a loaded machine a sender may finish before recover lists the pending attempts (it is
