@@ -121,6 +121,7 @@ class PageWriter:
         try:
             if self._cache_kib is not None:
                 ledger.page_cache(self._cache_kib)
+            ledger.statement_journals_in_memory()
             with ledger.bulk_writes():
                 self._serve(ledger)
         finally:

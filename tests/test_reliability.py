@@ -161,7 +161,7 @@ def test_lookups_use_indexes(tmp_path):
         queries = [
             ("run_id = ?", ("1000001",)), ("run_uuid = ?", ("x",)), ("run_arn = ? AND kind != 'member'", ("arn",)),
             ("run_id = ? AND +run_arn = ? AND kind = 'member'", ("1000001", "arn")),  # a member's ARN (m006)
-            ("address >= ? AND address < ?", ("abc", "abcg")), ("fingerprint = ?", ("f",)),
+            ("address >= ? AND address < ?", ("abc", "abcg")), (Ledger._SAME_FINGERPRINT, ("f" * 8, "f" * 64)),
             ("replay_of = ?", ("r",)), ("created >= ?", ("2026",)),
         ]
         for where, params in queries:
