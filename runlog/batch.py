@@ -1116,7 +1116,8 @@ def record_members(ledger: Ledger, batch: Entry, omics, outline: dict | None = N
     neither a run nor the status FAILED has no outcome yet: it is not recorded (a member is for
     good). Returns {"listed", "added", "repeated": {runSettingId: [its run ids]} of each run
     setting the listing gave more than once with another run (check_repeated), "shared"
-    (_shared_runs), "unsettled": how many items were not recorded so}."""
+    (_shared_runs), "unsettled": how many items were not recorded so, "unknown_settings": how many
+    items named a run setting the batch record does not hold (MemberPages.unknown)}."""
     from runlog import aws
     from runlog.refreshpipe import page_writer
 
@@ -1156,8 +1157,9 @@ def record_members(ledger: Ledger, batch: Entry, omics, outline: dict | None = N
         raise
     except Exception as exc:
         raise aws.error_from(exc, "ListRunsInBatch") from None
-    return {"listed": listed, "added": writer.added if child is None else child.flush(), "repeated": repeated,
-            "shared": _shared_runs(first_run, repeated), "unsettled": unsettled}
+    added = writer.added if child is None else child.flush()
+    return {"listed": listed, "added": added, "repeated": repeated, "shared": _shared_runs(first_run, repeated),
+            "unsettled": unsettled, "unknown_settings": maker.unknown if child is None else child.unknown_settings}
 
 
 def _shared_runs(first_run: dict[Any, Any], repeated: dict[Any, list]) -> dict[Any, list]:
@@ -1196,6 +1198,9 @@ class MemberPages:
         self._address = address
         self._floatless = not fastjson.has_float(record)  # the default and inline settings included
         self._reader = fastjson.MarkedReader()
+        # how many items were built for a run setting the batch record does not hold (its own
+        # settings unknown: refresh then asks GetRun for them, runlog.membersettings)
+        self.unknown = 0
         inline = (record["request"].get("batchRunSettings") or {}).get("inlineSettings")
         self._inline: dict[str, tuple[dict, bool]] | None = (
             {s["runSettingId"]: (s, True) for s in inline} if inline is not None else None)
@@ -1210,6 +1215,7 @@ class MemberPages:
         members, floatless = [], []
         for item, setting_id in zip(items, ids, strict=True):
             own, own_floatless = settings.get(setting_id) or (None, True)
+            self.unknown += own is None
             exact = self._floatless and own_floatless and fastjson.plain_flat(item)
             members.append(_member(self._record, self._address, item, own, exact))
             floatless.append(exact)
@@ -1495,8 +1501,9 @@ def refresh_batch(ledger: Ledger, batch: Entry, omics, outputs_jobs: int | None 
                   jobs: int = 16, s3=None, unreachable: list[str] | None = None) -> dict[str, Any]:
     """GetBatch, then the members (ListRunsInBatch) and their statuses (ListRuns); with
     `outputs_jobs`, then GetRun for the ended members' output locations (observe_outputs).
-    A batch whose record lacks its runs' own settings (imported): GetRun, `jobs` at a time,
-    for the members whose settings no observation holds yet (runlog.membersettings). With an
+    A batch whose record lacks its runs' own settings (imported), or whose listing gave runs for
+    run settings its record does not hold: GetRun, `jobs` at a time, for the members whose
+    settings no observation holds yet (runlog.membersettings). With an
     S3 client `s3`: whether its settings file is still the one pinned (check_settings_file);
     `unreachable` (refresh_batches') says why S3 could not be reached for an earlier batch's
     file: this batch's is not asked about, and its change says so (settings_file_unchecked)."""
@@ -1524,7 +1531,7 @@ def refresh_batch(ledger: Ledger, batch: Entry, omics, outputs_jobs: int | None 
         if answer.get("status") in RUNS_DELETE:
             statuses["changed"] += observe_deleted_runs(ledger, batch, omics)
         outputs = observe_outputs(ledger, batch, omics, outputs_jobs) if outputs_jobs and not gone else None
-        learned = _member_settings(ledger, batch, omics, outline, jobs)
+        learned = _member_settings(ledger, batch, omics, outline, jobs, members.get("unknown_settings", 0))
     repeated = check_repeated(ledger, batch, members.get("repeated") or {})
     shared = check_shared(ledger, batch, members.get("shared") or {})
     change = {"record": batch.address, "batch_id": batch.batch_id, "status": answer.get("status"),
@@ -1674,11 +1681,15 @@ def check_settings_file(ledger: Ledger, batch: Entry, outline: dict, s3, submitt
     return found
 
 
-def _member_settings(ledger: Ledger, batch: Entry, omics, outline: dict, jobs: int) -> dict[str, int] | None:
-    """runlog.membersettings.observe_settings, for a batch whose record lacks its runs' settings."""
+def _member_settings(ledger: Ledger, batch: Entry, omics, outline: dict, jobs: int,
+                     unlisted: int = 0) -> dict[str, int] | None:
+    """runlog.membersettings.observe_settings, for a batch whose record lacks its runs' settings,
+    or whose listing gave `unlisted` runs for run settings its record does not hold (a service
+    that lists a run setting the batch was not sent: those members' own settings are unknown
+    too, and a member says `refresh` asks GetRun for them, runlog.membersettings.NOT_ASKED)."""
     from runlog import membersettings
 
-    if not membersettings.settings_unknown(outline):
+    if not membersettings.settings_unknown(outline) and not unlisted:
         return None
     return membersettings.observe_settings(ledger, batch, omics, jobs)
 

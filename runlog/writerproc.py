@@ -17,7 +17,8 @@ The child is started, talked to and stopped by runlog/childproc.py (marshal mess
 pipes; a session of its own, Ctrl-C ignored). Parent to child: ("open", ledger path, batch address, batch outline, the
 ledger file's identity as the parent opened it: Ledger.file_identity), then
 ("members", items), ("observations", rows), ("flush",) (answered ("flushed", rows added since
-the last flush) once all before it is committed), ("end",). Child to parent: the answers, or
+the last flush, items so far naming a run setting the batch record lacks: MemberPages.unknown)
+once all before it is committed), ("end",). Child to parent: the answers, or
 ("error", class name, message, exit code): the child's RunlogError, raised again in the
 parent as the same class, so the user sees the same one line and exit code.
 
@@ -95,6 +96,9 @@ class WriterProcess:
         self._address = batch_address
         self._outline = outline
         self._proc: subprocess.Popen | None = None
+        # the child's MemberPages.unknown at its last flush: items naming a run setting the
+        # batch record does not hold
+        self.unknown_settings = 0
 
     @property
     def pid(self) -> int | None:
@@ -157,6 +161,8 @@ class WriterProcess:
         if message[0] != expected:
             raise errors.InternalError(f"the ledger's writer process answered {message[0]!r} where {expected!r} "
                                        "was due")
+        if expected == "flushed":
+            self.unknown_settings = int(message[2])
         return int(message[1])
 
     def _died(self) -> RunlogError:
@@ -263,7 +269,7 @@ def serve(source: IO[bytes], sink: IO[bytes]) -> int:
                         writer.observations(message[1])
                     elif kind == "flush":
                         writer.close()
-                        answer(("flushed", writer.added - counted))
+                        answer(("flushed", writer.added - counted, maker.unknown))
                         counted = writer.added
                         writer.start()
                     elif kind == "end":

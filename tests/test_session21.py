@@ -1,13 +1,17 @@
-"""Session 21: the configuration fingerprint's index holds its first characters (migration m015)."""
+"""Session 21: the configuration fingerprint's index holds its first characters (migration m015);
+refresh asks GetRun for a member listed under a run setting its batch was not sent."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
 
+import pytest
+
 from recordfactory import make_record
 from runlog.ledger import FINGERPRINT_PREFIX, Ledger
 from runlog.migrations import MIGRATIONS
+from test_faults20 import _answer, _ended_batch
 
 
 def _with_fingerprint(run_id: str, fingerprint: str) -> dict:
@@ -63,3 +67,52 @@ def test_a_format_14_ledger_gets_the_shorter_index_and_same_as_still_lists_its_r
     assert sorted(entry["run_id"] for entry in json.loads(same.stdout)) == ["2000001", "2000002"]
     verify = run_cli("verify", "--no-remote", env=env)
     assert verify.exit_code == 0, verify.output
+
+
+@pytest.mark.parametrize("child", ["0", "1"])  # the members written by this process's threads, or by the writer process
+def test_a_run_listed_for_a_run_setting_the_batch_was_not_sent_gets_its_settings_from_get_run(
+        child, aws_env, ledger_path, git_repo, run_cli, monkeypatch):
+    """A batch submitted through runlog whose ListRunsInBatch gives a run for a run setting the
+    batch was not sent (a faulty or hostile answer): its member record holds the default alone
+    and says its own settings are unknown, and `show` said "GetRun not asked yet: `refresh` of
+    its batch asks it" while refresh asked GetRun only for imported batches. Refresh now asks
+    for such members, so what `show` says is true and then superseded by what GetRun said."""
+    monkeypatch.setenv("RUNLOG_WRITER_PROCESS", child)
+    batch_id = _ended_batch(aws_env, run_cli, "S1", "S2")
+
+    def renamed(handler, params, region):
+        page = handler(params, region)
+        for item in page["runs"]:
+            if item.get("runSettingId") == "S2":
+                item["runSettingId"] = "X9"
+        return page
+
+    _answer(aws_env, "ListRunsInBatch", renamed)
+    asked = len(aws_env.requests)
+    refreshed = run_cli("refresh", batch_id, "--json")
+    assert refreshed.exit_code == 0, refreshed.output
+    (change,) = json.loads(refreshed.stdout)
+    assert change["members_added"] == 2 and change["settings_observed"] == 1, change
+    get_runs = [r for r in aws_env.requests[asked:] if r["operation"] == "GetRun"]
+    assert len(get_runs) == 1, get_runs  # the one member whose settings are unknown, no other
+    with Ledger.open(ledger_path, create=False) as ledger:
+        (run_id,) = [row[0] for row in ledger.conn.execute(
+            "SELECT run_id FROM records WHERE kind = 'member' AND json_extract(body, '$.batch.run_setting_id') = 'X9'")]
+    shown = json.loads(run_cli("show", run_id, "--json").stdout)
+    assert shown["member_settings"]["state"] == "observed", shown["member_settings"]
+    assert shown["member_settings"]["settings"]["parameters"]["sample_name"] == "S2"  # what the run ran with
+    again = run_cli("refresh", batch_id, "--json")  # observed: not asked again
+    assert again.exit_code == 0 and json.loads(again.stdout)[0]["settings_observed"] == 0, again.output
+    assert run_cli("verify").exit_code == 0
+
+
+def test_a_batch_submitted_through_runlog_with_every_run_setting_listed_still_asks_get_run_for_nothing(
+        aws_env, ledger_path, git_repo, run_cli, monkeypatch):
+    monkeypatch.setenv("RUNLOG_WRITER_PROCESS", "1")  # the writer process reports no such member either
+    batch_id = _ended_batch(aws_env, run_cli, "S1", "S2")
+    asked = len(aws_env.requests)
+    refreshed = run_cli("refresh", batch_id, "--json")
+    assert refreshed.exit_code == 0, refreshed.output
+    (change,) = json.loads(refreshed.stdout)
+    assert change["members_added"] == 2 and "settings_observed" not in change, change
+    assert not [r for r in aws_env.requests[asked:] if r["operation"] == "GetRun"]
