@@ -5,9 +5,10 @@ holds the run's own settings only when the batch record holds them. A batch foun
 `runlog import` (started without runlog: GetBatch does not return the run settings), or one
 whose settings file could not be read, gives members whose record holds the default setting
 alone, with a warning; so does a run ListRunsInBatch lists for a run setting the batch was
-not sent (refresh then asks GetRun for it too: batch.MemberPages.unknown). GetRun of each such member's run says what it actually ran with; that
-answer is appended as a **member-settings observation** (source `MemberSettings`, status
-none), never written into the immutable record:
+not sent (refresh then asks GetRun for it too: batch.MemberPages.unknown). GetRun of each
+such member's run says what it actually ran with; that answer is appended as a
+**member-settings observation** (source `MemberSettings`, status none), never written into
+the immutable record:
 
     {"from": "GetRun", "run": {"id", "uuid", "arn", "batchId", "digest"}, "runOutputUri": "s3://…",
      "settings": {"workflowId", "parameters", "name", "outputUri", "runGroupId", "priority", …,
