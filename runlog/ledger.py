@@ -382,6 +382,8 @@ class Ledger:
         self.path = path
         self.conn = conn
         self.snapshot = False  # True: an in-memory migrated copy of an older read-only ledger
+        # the format of an older ledger a read command uses as it is (migrations.READS_AS_IS)
+        self.older_format: int | None = None
         self._db: Any = None  # a sqlite_utils.Database, made on first use
         self._joined = False  # inside one_transaction: write() joins it (a pull's inserts)
         # Read commands that write what they can of a damaged ledger set `partial`: a whole batch
@@ -454,7 +456,7 @@ class Ledger:
 
     def _prepare(self, readonly: bool = False) -> None:
         self.conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        from runlog.migrations import LEDGER_FORMAT
+        from runlog.migrations import LEDGER_FORMAT, READS_AS_IS
 
         version = self.conn.execute("PRAGMA user_version").fetchone()[0]
         tables: set[str] = set()
@@ -477,7 +479,9 @@ class Ledger:
                 raise LedgerError(f"{self.path} is an empty SQLite database, not a runlog ledger "
                                   "(nothing has been recorded in it); it was left untouched")
         if readonly:
-            if version < LEDGER_FORMAT:
+            if READS_AS_IS <= version < LEDGER_FORMAT:
+                self.older_format = version
+            elif version < LEDGER_FORMAT:
                 self._snapshot()
             return
         if not os.access(self.path, os.W_OK):
@@ -498,7 +502,15 @@ class Ledger:
         self.conn.close()
         self.conn = memory
         self.snapshot = True
+        self.older_format = None
         self._migrate()
+
+    def migrated_copy(self) -> None:
+        """For an older ledger read as it is (`older_format`): read a migrated copy in memory
+        from now on, as for a ledger older than migrations.READS_AS_IS. `verify` does, since it
+        compares the ledger's tables, indexes and triggers with this runlog's."""
+        if self.older_format is not None:
+            self._snapshot()
 
     def _migrate(self) -> None:
         from runlog.migrations import LEDGER_FORMAT, MIGRATIONS

@@ -618,3 +618,9 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
 ]
 
 LEDGER_FORMAT = len(MIGRATIONS)
+# The oldest format the read commands use as it is, without migrating a copy of it in memory
+# (Ledger._snapshot, which holds the whole ledger in memory and rebuilds what the migrations
+# change). The migrations after it change indexes only, and every query reads the same rows
+# with the indexes it has: since m015, a format-14 ledger's fingerprint lookup (`log --same-as`)
+# reads every record instead of its index. A writing command migrates the file in place.
+READS_AS_IS = 14

@@ -10,7 +10,7 @@ import pytest
 
 from recordfactory import make_record
 from runlog.ledger import FINGERPRINT_PREFIX, Ledger
-from runlog.migrations import MIGRATIONS
+from runlog.migrations import MIGRATIONS, READS_AS_IS
 from test_faults20 import _answer, _ended_batch
 
 
@@ -49,13 +49,18 @@ def test_a_format_14_ledger_gets_the_shorter_index_and_same_as_still_lists_its_r
     conn.executescript("DROP INDEX records_fingerprint; CREATE INDEX records_fingerprint ON records(fingerprint); "
                        "PRAGMA user_version = 14;")
     conn.close()
-    assert MIGRATIONS[14].__name__ == "m015_shorter_fingerprint_key"
+    assert MIGRATIONS[14].__name__ == "m015_shorter_fingerprint_key" and READS_AS_IS == 14
+    with Ledger.open(path, readonly=True) as ledger:  # what the read commands open: the file as it is
+        assert (ledger.snapshot, ledger.older_format) == (False, 14)
+        assert sorted(e.run_id for e in ledger.same_configuration(records[0]["fingerprint"])) == ["2000001", "2000002"]
     env = {"RUNLOG_LEDGER": str(path)}
-    same = run_cli("log", "--same-as", "2000001", "--json", env=env)  # read-only: a migrated copy in memory
+    same = run_cli("log", "--same-as", "2000001", "--json", env=env)  # read-only, through m001's index
     assert same.exit_code == 0, same.output
     assert sorted(entry["run_id"] for entry in json.loads(same.stdout)) == ["2000001", "2000002"]
+    checked = run_cli("verify", "--no-remote", env=env)  # read-only: a migrated copy in memory is checked
+    assert checked.exit_code == 0, checked.output
     conn = sqlite3.connect(path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 14  # a read left the file as it was
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 14  # the reads left the file as it was
     conn.close()
     Ledger.open(path).close()  # as a writing command opens it: migrated in place
     conn = sqlite3.connect(path)
