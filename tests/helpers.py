@@ -569,3 +569,18 @@ def json_leaves(value):
             yield from json_leaves(item)
     else:
         yield value
+
+
+def answer_through(emulator, operation: str, change) -> None:
+    """The emulator's `operation` answered through `change(handler, params, region)`: a
+    service whose answers lie."""
+    handler = emulator.handlers[operation]
+    emulator.handlers[operation] = lambda params, region: change(handler, params, region)
+
+
+def ended_batch(emulator, run_cli, *samples) -> str:
+    """submit_cohort of `samples`, its runs started and ended on the emulator's clock: the batch id."""
+    emulator.batch_rate = 100
+    batch_id = submit_cohort(run_cli, *samples)
+    emulator.advance(200)
+    return batch_id

@@ -13,22 +13,17 @@ from pathlib import Path
 
 import pytest
 
-from helpers import COHORT_DEFAULT, COHORT_RUNS, S3Proxy, cohort_setting, finished_cohort, proxy_in_front, submit_cohort
-
-
-def _answer(emulator, operation: str, change) -> None:
-    """The emulator's `operation` answered through `change(handler, params, region)`: a
-    service whose answers lie."""
-    handler = emulator.handlers[operation]
-    emulator.handlers[operation] = lambda params, region: change(handler, params, region)
-
-
-def _ended_batch(emulator, run_cli, *samples) -> str:
-    """submit_cohort of `samples`, its runs started and ended on the emulator's clock: the batch id."""
-    emulator.batch_rate = 100
-    batch_id = submit_cohort(run_cli, *samples)
-    emulator.advance(200)
-    return batch_id
+from helpers import (
+    COHORT_DEFAULT,
+    COHORT_RUNS,
+    S3Proxy,
+    answer_through,
+    cohort_setting,
+    ended_batch,
+    finished_cohort,
+    proxy_in_front,
+    submit_cohort,
+)
 
 
 def _status_observations(ledger_path) -> list[tuple]:
@@ -45,7 +40,7 @@ def test_a_listing_whose_page_tokens_loop_stops_in_one_line_instead_of_paging_fo
     in a row). Before: refresh paged for ever (ListRuns' pages spooled to a file without end).
     Now: exit 1, one line naming the call and the token; what was recorded is true (verify),
     and a refresh once the service answers right records each member and status once."""
-    batch_id = _ended_batch(aws_env, run_cli, "S1", "S2", "S3")
+    batch_id = ended_batch(aws_env, run_cli, "S1", "S2", "S3")
     size = "maxItems" if operation == "ListRunsInBatch" else "maxResults"
 
     def looping(handler, params, region):
@@ -54,7 +49,7 @@ def test_a_listing_whose_page_tokens_loop_stops_in_one_line_instead_of_paging_fo
         return page
 
     original = aws_env.handlers[operation]
-    _answer(aws_env, operation, looping)
+    answer_through(aws_env, operation, looping)
     refreshed = run_cli("refresh", batch_id)
     assert refreshed.exit_code == 1, refreshed.output
     (line,) = refreshed.output.strip().splitlines()
@@ -73,7 +68,7 @@ def test_a_listing_that_hands_out_a_new_token_for_ever_stops(aws_env, ledger_pat
     """ListRuns answering the same runs again and again, each time with a new nextToken.
     Before: refresh never ended. Now it stops after a page per run of the batch and 100 more
     (exit 1, one line), each status recorded once."""
-    batch_id = _ended_batch(aws_env, run_cli, "S1", "S2", "S3")
+    batch_id = ended_batch(aws_env, run_cli, "S1", "S2", "S3")
     asked = []
 
     def endless(handler, params, region):
@@ -82,7 +77,7 @@ def test_a_listing_that_hands_out_a_new_token_for_ever_stops(aws_env, ledger_pat
         page["nextToken"] = f"t{len(asked)}"
         return page
 
-    _answer(aws_env, "ListRuns", endless)
+    answer_through(aws_env, "ListRuns", endless)
     refreshed = run_cli("refresh", batch_id)
     assert refreshed.exit_code == 1, refreshed.output
     assert "ListRuns failed: the listing had not ended after 103 pages (at most 103 expected)" in refreshed.output
@@ -96,7 +91,7 @@ def test_a_run_listed_again_on_a_later_page_gets_one_status_observation(aws_env,
     offset-paged listing does when runs are added while it is paged). Before: the repeated
     run's status change was recorded twice (the ledger did not show the first yet: its
     transaction was still open). Now each status once."""
-    batch_id = _ended_batch(aws_env, run_cli, *[f"S{i}" for i in range(1, 8)])
+    batch_id = ended_batch(aws_env, run_cli, *[f"S{i}" for i in range(1, 8)])
 
     def overlapping(handler, params, region):
         token = int(params.get("startingToken") or 0)
@@ -105,7 +100,7 @@ def test_a_run_listed_again_on_a_later_page_gets_one_status_observation(aws_env,
             page["nextToken"] = str(token + 2)
         return page
 
-    _answer(aws_env, "ListRuns", overlapping)
+    answer_through(aws_env, "ListRuns", overlapping)
     refreshed = run_cli("refresh", batch_id)
     assert refreshed.exit_code == 0, refreshed.output
     assert "7 status change(s)" in refreshed.stdout, refreshed.stdout
@@ -177,7 +172,7 @@ def test_a_run_listed_for_two_run_settings_is_said_and_each_member_gets_its_stat
         page["runs"][1].update({k: first[k] for k in ("runId", "runInternalUuid", "runArn")})
         return page
 
-    _answer(aws_env, "ListRunsInBatch", shared)
+    answer_through(aws_env, "ListRunsInBatch", shared)
     refreshed = run_cli("refresh", batch_id)
     assert refreshed.exit_code == 0, refreshed.output
     run_id = [m for m in json.loads(run_cli("log", "--batch", batch_id, "--json").stdout)
@@ -266,7 +261,7 @@ def test_a_status_that_is_not_text_is_no_status_change_at_every_refresh(aws_env,
     faulty or hostile answer). Before: each refresh appended another status-less observation
     for each such run and counted it a status change, for ever. Now such a status says
     nothing (no observation); the run's status is recorded once it is text again."""
-    batch_id = _ended_batch(aws_env, run_cli, "S1", "S2")
+    batch_id = ended_batch(aws_env, run_cli, "S1", "S2")
     original = aws_env.handlers["ListRuns"]
 
     def odd(handler, params, region):
@@ -274,7 +269,7 @@ def test_a_status_that_is_not_text_is_no_status_change_at_every_refresh(aws_env,
         page["items"][0]["status"], page["items"][1]["status"] = 5, {"status": "COMPLETED"}
         return page
 
-    _answer(aws_env, "ListRuns", odd)
+    answer_through(aws_env, "ListRuns", odd)
     for _ in range(2):
         refreshed = run_cli("refresh", batch_id)
         assert refreshed.exit_code == 0 and "0 status change(s)" in refreshed.stdout, refreshed.output
@@ -290,7 +285,7 @@ def test_watch_says_what_refresh_says_of_a_listing_that_gives_runs_twice(aws_env
     """`runlog watch B` refreshes as `runlog refresh B` does, but said nothing of run settings
     listed with two runs, nor of a run listed for two run settings (refresh warns of both).
     Now watch warns of each finding once, however many times it refreshes."""
-    batch_id = _ended_batch(aws_env, run_cli, "S1", "S2", "S3")
+    batch_id = ended_batch(aws_env, run_cli, "S1", "S2", "S3")
 
     def twice(handler, params, region):
         page = handler(params, region)
@@ -299,7 +294,7 @@ def test_watch_says_what_refresh_says_of_a_listing_that_gives_runs_twice(aws_env
         third["runSettingId"] = "S1"  # S3's run, listed as S1's
         return page
 
-    _answer(aws_env, "ListRunsInBatch", twice)
+    answer_through(aws_env, "ListRunsInBatch", twice)
     watched = run_cli("watch", batch_id, "--interval", "0.1", "--timeout", "1")
     assert watched.exit_code == 0, watched.output
     assert watched.stderr.count("run(s) have the member records of more than one run setting") == 1, watched.stderr
@@ -340,7 +335,7 @@ def test_a_submission_listed_without_a_run_or_a_failure_is_not_recorded_as_rejec
     submission was `rejected` (SubmissionFailed), for good (records are never changed), and
     once the service listed the run, the run setting had two member records, one false. Now
     it is not recorded (refresh says how many), and the next refresh records the run once."""
-    batch_id = _ended_batch(aws_env, run_cli, "S1", "S2")
+    batch_id = ended_batch(aws_env, run_cli, "S1", "S2")
     original = aws_env.handlers["ListRunsInBatch"]
 
     def runless(handler, params, region):
@@ -350,7 +345,7 @@ def test_a_submission_listed_without_a_run_or_a_failure_is_not_recorded_as_rejec
         page["runs"][0].update(lie)
         return page
 
-    _answer(aws_env, "ListRunsInBatch", runless)
+    answer_through(aws_env, "ListRunsInBatch", runless)
     refreshed = run_cli("refresh", batch_id)
     assert refreshed.exit_code == 0, refreshed.output
     assert "1 new member record(s)" in refreshed.stdout, refreshed.stdout

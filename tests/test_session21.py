@@ -8,10 +8,10 @@ import sqlite3
 
 import pytest
 
+from helpers import answer_through, ended_batch
 from recordfactory import make_record
 from runlog.ledger import FINGERPRINT_PREFIX, Ledger
 from runlog.migrations import MIGRATIONS, READS_AS_IS
-from test_faults20 import _answer, _ended_batch
 
 
 def _with_fingerprint(run_id: str, fingerprint: str) -> dict:
@@ -83,7 +83,7 @@ def test_a_run_listed_for_a_run_setting_the_batch_was_not_sent_gets_its_settings
     its batch asks it" while refresh asked GetRun only for imported batches. Refresh now asks
     for such members, so what `show` says is true and then superseded by what GetRun said."""
     monkeypatch.setenv("RUNLOG_WRITER_PROCESS", child)
-    batch_id = _ended_batch(aws_env, run_cli, "S1", "S2")
+    batch_id = ended_batch(aws_env, run_cli, "S1", "S2")
 
     def renamed(handler, params, region):
         page = handler(params, region)
@@ -92,7 +92,7 @@ def test_a_run_listed_for_a_run_setting_the_batch_was_not_sent_gets_its_settings
                 item["runSettingId"] = "X9"
         return page
 
-    _answer(aws_env, "ListRunsInBatch", renamed)
+    answer_through(aws_env, "ListRunsInBatch", renamed)
     asked = len(aws_env.requests)
     refreshed = run_cli("refresh", batch_id, "--json")
     assert refreshed.exit_code == 0, refreshed.output
@@ -114,7 +114,7 @@ def test_a_run_listed_for_a_run_setting_the_batch_was_not_sent_gets_its_settings
 def test_a_batch_submitted_through_runlog_with_every_run_setting_listed_still_asks_get_run_for_nothing(
         aws_env, ledger_path, git_repo, run_cli, monkeypatch):
     monkeypatch.setenv("RUNLOG_WRITER_PROCESS", "1")  # the writer process reports no such member either
-    batch_id = _ended_batch(aws_env, run_cli, "S1", "S2")
+    batch_id = ended_batch(aws_env, run_cli, "S1", "S2")
     asked = len(aws_env.requests)
     refreshed = run_cli("refresh", batch_id, "--json")
     assert refreshed.exit_code == 0, refreshed.output
