@@ -1116,8 +1116,10 @@ def record_members(ledger: Ledger, batch: Entry, omics, outline: dict | None = N
     neither a run nor the status FAILED has no outcome yet: it is not recorded (a member is for
     good). Returns {"listed", "added", "repeated": {runSettingId: [its run ids]} of each run
     setting the listing gave more than once with another run (check_repeated), "shared"
-    (_shared_runs), "unsettled": how many items were not recorded so, "unknown_settings": how many
-    items named a run setting the batch record does not hold (MemberPages.unknown)}."""
+    (_shared_runs), "unsettled": how many items were not recorded so, "not_text": how many items were
+    not recorded because a member the record would hold is not text (outside the model),
+    "unknown_settings": how many items named a run setting the batch record does not hold
+    (MemberPages.unknown)}."""
     from runlog import aws
     from runlog.refreshpipe import page_writer
 
@@ -1126,7 +1128,7 @@ def record_members(ledger: Ledger, batch: Entry, omics, outline: dict | None = N
         raise UsageError(f"batch record {batch.address[:12]} was {record['outcome']['status']}: it has no runs")
     from contextlib import ExitStack
 
-    listed = unsettled = 0
+    listed = unsettled = not_text = 0
     first_run: dict[Any, Any] = {}  # runSettingId -> the run the listing first gave it
     repeated: dict[Any, list] = {}
     try:
@@ -1137,8 +1139,12 @@ def record_members(ledger: Ledger, batch: Entry, omics, outline: dict | None = N
                 writer = stack.enter_context(page_writer(ledger))
             for page in prefetched(aws.pages(omics.get_paginator("list_runs_in_batch").paginate(
                     batchId=batch.batch_id, PaginationConfig={"PageSize": 100}), "ListRunsInBatch", most)):
-                items = page.get("runs", [])
-                listed += len(items)
+                runs = page.get("runs", [])
+                listed += len(runs)
+                # an item whose identifiers are not text (outside the model: a faulty or hostile answer)
+                # makes no member record (one would break the schema, and the page with it): counted, said
+                items = [item for item in runs if _text_members(item)]
+                not_text += len(runs) - len(items)
                 for item in items:  # each run setting once, one run each: else said (check_repeated)
                     key, run = item.get("runSettingId"), item.get("runId")
                     if first_run.setdefault(key, run) != run and run not in repeated.get(key, ()):
@@ -1159,7 +1165,20 @@ def record_members(ledger: Ledger, batch: Entry, omics, outline: dict | None = N
         raise aws.error_from(exc, "ListRunsInBatch") from None
     added = writer.added if child is None else child.flush()
     return {"listed": listed, "added": added, "repeated": repeated, "shared": _shared_runs(first_run, repeated),
-            "unsettled": unsettled, "unknown_settings": maker.unknown if child is None else child.unknown_settings}
+            "unsettled": unsettled, "not_text": not_text,
+            "unknown_settings": maker.unknown if child is None else child.unknown_settings}
+
+
+# The members of a ListRunsInBatch item a member record holds (batch._member), each text or absent
+# in the service's model
+_ITEM_TEXT = ("runSettingId", "runId", "runInternalUuid", "runArn", "submissionStatus", "submissionFailureReason",
+              "submissionFailureMessage")
+
+
+def _text_members(item: Any) -> bool:
+    """Whether a ListRunsInBatch item is an object whose members a member record holds are text
+    or absent (None), as the service's model has them."""
+    return isinstance(item, dict) and all(type(item.get(name, "")) in (str, type(None)) for name in _ITEM_TEXT)
 
 
 def _shared_runs(first_run: dict[Any, Any], repeated: dict[Any, list]) -> dict[Any, list]:
@@ -1551,6 +1570,8 @@ def refresh_batch(ledger: Ledger, batch: Entry, omics, outputs_jobs: int | None 
         change["shared_runs"] = shared
     if members.get("unsettled"):
         change["submissions_unsettled"] = members["unsettled"]
+    if members.get("not_text"):
+        change["listed_not_text"] = {"count": members["not_text"]}
     return change
 
 

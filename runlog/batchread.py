@@ -168,12 +168,22 @@ def shared_warning(found: dict[str, Any]) -> str:
             "and gets its statuses")
 
 
+def not_text_warning(found: dict[str, Any]) -> str:
+    """What a reader is told of items ListRunsInBatch listed with identifiers that are not text
+    (batch.refresh_batch's `listed_not_text`)."""
+    return (f"{found['count']} item(s) ListRunsInBatch listed with a run setting id, run id, uuid, ARN or "
+            "submission status that is not text (outside the service's model) were not recorded; a later refresh "
+            "records them once the service lists them as text")
+
+
 def listing_warnings(change: dict[str, Any]) -> list[tuple[dict[str, Any], str]]:
     """(finding, line) for what a refresh of a batch (batch.refresh_batch's `change`) found in
     ListRunsInBatch: run settings listed with more than one run, runs listed for more than one
-    run setting. `refresh` says each line; `watch` each finding once."""
+    run setting, items whose identifiers are not text. `refresh` says each line; `watch` each
+    finding once."""
     return [(change[key], f"batch {change['batch_id']}: " + words(change[key]))
-            for key, words in (("repeated_run_settings", repeated_warning), ("shared_runs", shared_warning))
+            for key, words in (("repeated_run_settings", repeated_warning), ("shared_runs", shared_warning),
+                               ("listed_not_text", not_text_warning))
             if key in change]
 
 

@@ -1,5 +1,6 @@
 """Session 21: the configuration fingerprint's index holds its first characters (migration m015);
-refresh asks GetRun for a member listed under a run setting its batch was not sent."""
+refresh asks GetRun for a member listed under a run setting its batch was not sent; an item
+whose identifiers are not text is left out instead of failing the batch's refresh."""
 
 from __future__ import annotations
 
@@ -121,3 +122,39 @@ def test_a_batch_submitted_through_runlog_with_every_run_setting_listed_still_as
     (change,) = json.loads(refreshed.stdout)
     assert change["members_added"] == 2 and "settings_observed" not in change, change
     assert not [r for r in aws_env.requests[asked:] if r["operation"] == "GetRun"]
+
+
+@pytest.mark.parametrize("member, value", [("runId", 4207391), ("runSettingId", 2), ("runInternalUuid", {"a": 1}),
+                                           ("submissionStatus", ["SUCCESS"])])
+def test_an_item_whose_identifiers_are_not_text_is_left_out_and_the_rest_of_the_batch_is_recorded(
+        member, value, aws_env, ledger_path, git_repo, run_cli):
+    """ListRunsInBatch listing an item with a number, an object or a list where the model has
+    text. Before: the member record built from it broke the schema, the page was refused, and
+    the batch could not be refreshed at all while the service answered so. Now that item is
+    left out and said; every other member is recorded, and a later refresh records the item's
+    member once it is listed as text."""
+    batch_id = ended_batch(aws_env, run_cli, "S1", "S2")
+    original = aws_env.handlers["ListRunsInBatch"]
+
+    def odd(handler, params, region):
+        page = handler(params, region)
+        for item in page["runs"]:
+            if item.get("runSettingId") == "S2":
+                item[member] = value
+        return page
+
+    answer_through(aws_env, "ListRunsInBatch", odd)
+    refreshed = run_cli("refresh", batch_id)
+    assert refreshed.exit_code == 0, refreshed.output
+    assert "1 new member record(s)" in refreshed.stdout, refreshed.stdout
+    assert f"batch {batch_id}: 1 item(s) ListRunsInBatch listed with a run setting id, run id, uuid, ARN or " \
+           "submission status that is not text" in refreshed.stderr, refreshed.stderr
+    as_json = run_cli("refresh", batch_id, "--json")
+    assert json.loads(as_json.stdout)[0]["listed_not_text"] == {"count": 1}, as_json.stdout
+    aws_env.handlers["ListRunsInBatch"] = original
+    again = run_cli("refresh", batch_id)
+    assert again.exit_code == 0 and "1 new member record(s)" in again.stdout, again.output
+    assert "not text" not in again.stderr
+    facts = json.loads(run_cli("show", batch_id, "--json").stdout)["batch"]
+    assert facts["members_recorded"] == 2, facts
+    assert run_cli("verify").exit_code == 0
