@@ -584,3 +584,14 @@ def ended_batch(emulator, run_cli, *samples) -> str:
     batch_id = submit_cohort(run_cli, *samples)
     emulator.advance(200)
     return batch_id
+
+
+def pages_changed(emulator, operation: str, change) -> None:
+    """answer_through for a lie made of the true answer: each answer of `operation` is changed
+    in place by `change(page)` before it goes out."""
+    def changed(handler, params, region):
+        page = handler(params, region)
+        change(page)
+        return page
+
+    answer_through(emulator, operation, changed)

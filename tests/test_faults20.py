@@ -21,6 +21,7 @@ from helpers import (
     cohort_setting,
     ended_batch,
     finished_cohort,
+    pages_changed,
     proxy_in_front,
     submit_cohort,
 )
@@ -166,13 +167,11 @@ def test_a_run_listed_for_two_run_settings_is_said_and_each_member_gets_its_stat
     batch_id = submit_cohort(run_cli, "S1", "S2", "S3")
     aws_env.advance(200)
 
-    def shared(handler, params, region):
-        page = handler(params, region)
+    def shared(page):
         first = page["runs"][0]
         page["runs"][1].update({k: first[k] for k in ("runId", "runInternalUuid", "runArn")})
-        return page
 
-    answer_through(aws_env, "ListRunsInBatch", shared)
+    pages_changed(aws_env, "ListRunsInBatch", shared)
     refreshed = run_cli("refresh", batch_id)
     assert refreshed.exit_code == 0, refreshed.output
     run_id = [m for m in json.loads(run_cli("log", "--batch", batch_id, "--json").stdout)
@@ -264,12 +263,10 @@ def test_a_status_that_is_not_text_is_no_status_change_at_every_refresh(aws_env,
     batch_id = ended_batch(aws_env, run_cli, "S1", "S2")
     original = aws_env.handlers["ListRuns"]
 
-    def odd(handler, params, region):
-        page = handler(params, region)
+    def odd(page):
         page["items"][0]["status"], page["items"][1]["status"] = 5, {"status": "COMPLETED"}
-        return page
 
-    answer_through(aws_env, "ListRuns", odd)
+    pages_changed(aws_env, "ListRuns", odd)
     for _ in range(2):
         refreshed = run_cli("refresh", batch_id)
         assert refreshed.exit_code == 0 and "0 status change(s)" in refreshed.stdout, refreshed.output
@@ -287,14 +284,12 @@ def test_watch_says_what_refresh_says_of_a_listing_that_gives_runs_twice(aws_env
     Now watch warns of each finding once, however many times it refreshes."""
     batch_id = ended_batch(aws_env, run_cli, "S1", "S2", "S3")
 
-    def twice(handler, params, region):
-        page = handler(params, region)
+    def twice(page):
         first, second, third = page["runs"]
         second.update({k: first[k] for k in ("runId", "runInternalUuid", "runArn")})  # S1's run, for S2 too
         third["runSettingId"] = "S1"  # S3's run, listed as S1's
-        return page
 
-    answer_through(aws_env, "ListRunsInBatch", twice)
+    pages_changed(aws_env, "ListRunsInBatch", twice)
     watched = run_cli("watch", batch_id, "--interval", "0.1", "--timeout", "1")
     assert watched.exit_code == 0, watched.output
     assert watched.stderr.count("run(s) have the member records of more than one run setting") == 1, watched.stderr
@@ -338,14 +333,12 @@ def test_a_submission_listed_without_a_run_or_a_failure_is_not_recorded_as_rejec
     batch_id = ended_batch(aws_env, run_cli, "S1", "S2")
     original = aws_env.handlers["ListRunsInBatch"]
 
-    def runless(handler, params, region):
-        page = handler(params, region)
+    def runless(page):
         for member in ("runId", "runInternalUuid", "runArn", "submissionStatus"):
             page["runs"][0].pop(member, None)
         page["runs"][0].update(lie)
-        return page
 
-    answer_through(aws_env, "ListRunsInBatch", runless)
+    pages_changed(aws_env, "ListRunsInBatch", runless)
     refreshed = run_cli("refresh", batch_id)
     assert refreshed.exit_code == 0, refreshed.output
     assert "1 new member record(s)" in refreshed.stdout, refreshed.stdout

@@ -9,7 +9,7 @@ import sqlite3
 
 import pytest
 
-from helpers import answer_through, ended_batch
+from helpers import ended_batch, pages_changed
 from recordfactory import make_record
 from runlog.ledger import FINGERPRINT_PREFIX, Ledger
 from runlog.migrations import MIGRATIONS, READS_AS_IS
@@ -86,14 +86,12 @@ def test_a_run_listed_for_a_run_setting_the_batch_was_not_sent_gets_its_settings
     monkeypatch.setenv("RUNLOG_WRITER_PROCESS", child)
     batch_id = ended_batch(aws_env, run_cli, "S1", "S2")
 
-    def renamed(handler, params, region):
-        page = handler(params, region)
+    def renamed(page):
         for item in page["runs"]:
             if item.get("runSettingId") == "S2":
                 item["runSettingId"] = "X9"
-        return page
 
-    answer_through(aws_env, "ListRunsInBatch", renamed)
+    pages_changed(aws_env, "ListRunsInBatch", renamed)
     asked = len(aws_env.requests)
     refreshed = run_cli("refresh", batch_id, "--json")
     assert refreshed.exit_code == 0, refreshed.output
@@ -136,14 +134,12 @@ def test_an_item_whose_identifiers_are_not_text_is_left_out_and_the_rest_of_the_
     batch_id = ended_batch(aws_env, run_cli, "S1", "S2")
     original = aws_env.handlers["ListRunsInBatch"]
 
-    def odd(handler, params, region):
-        page = handler(params, region)
+    def odd(page):
         for item in page["runs"]:
             if item.get("runSettingId") == "S2":
                 item[member] = value
-        return page
 
-    answer_through(aws_env, "ListRunsInBatch", odd)
+    pages_changed(aws_env, "ListRunsInBatch", odd)
     refreshed = run_cli("refresh", batch_id)
     assert refreshed.exit_code == 0, refreshed.output
     assert "1 new member record(s)" in refreshed.stdout, refreshed.stdout
