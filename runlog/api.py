@@ -577,7 +577,8 @@ class Runlog:
         record, run_id, old, new (or error); then one per batch, its members recorded: record,
         batch_id, status, members_listed, members_added, statuses_changed (or error), and when
         there is something to say settings_file_changed, settings_file_unchecked,
-        repeated_run_settings, shared_runs, submissions_unsettled, listed_not_text (docs/batch.md).
+        repeated_run_settings, shared_runs, submissions_unsettled, listed_not_text, not_found
+        (status None: GetBatch did not find a batch that was not finished; docs/batch.md).
         `outputs`: also GetRun each ended member whose output location is not recorded yet,
         `jobs` calls at a time."""
         from runlog import aws

@@ -38,6 +38,7 @@ from runlog.batchread import (  # noqa: F401  (the read side, re-exported: runlo
     batch_record_view,
     compare_batch_entries,
     compare_batches,
+    last_batch_status,
     run_settings,
     settings_changes,
     summary,
@@ -66,6 +67,11 @@ PARAMETERS = {"source": "batch", "argument": None}
 FINISHED = frozenset({"PROCESSED", "CANCELLED", "FAILED", "RUNS_DELETED", "RUNS_DELETE_FAILED", "DELETED"})
 # GetBatch statuses after DeleteRunBatch: the member runs deleted are no longer in ListRuns.
 RUNS_DELETE = frozenset({"RUNS_DELETING", "RUNS_DELETED", "RUNS_DELETE_FAILED"})
+# The statuses DeleteBatch accepts (HealthOmics' API reference: a terminal state). A GetBatch
+# ResourceNotFound for a batch last seen in one of them is taken as DeleteBatch; for a batch
+# last seen in any other (still starting its runs, say, or never observed since it was
+# submitted) it cannot be one, and is recorded as what it is: not found, asked again.
+DELETABLE = frozenset({"PROCESSED", "FAILED", "CANCELLED", "RUNS_DELETED"})
 
 # What runlog adds to the model's own documentation of a member.
 _NOTES = {
@@ -1264,8 +1270,11 @@ def _settings(texts: dict[str, str]) -> dict[str, dict]:
 
 def observe_batch(ledger: Ledger, batch: Entry, omics, outline: dict | None = None) -> dict[str, Any]:
     """GetBatch, appended as an observation of the batch record when its status or summaries
-    changed. A batch GetBatch no longer knows (DeleteBatch), or whose id now names another
-    batch, is observed once as status DELETED; nothing is removed from the ledger."""
+    changed. A batch whose id now names another batch, or that GetBatch no longer knows after
+    it was last seen in a status DeleteBatch accepts (DELETABLE), is observed once as status
+    DELETED; nothing is removed from the ledger. Not found while last seen in any other
+    status (never observed since its submission, say): observed with no status
+    (`_observe_not_found`), and the answer returned is {"status": None, "not_found": …}."""
     from runlog import aws
     from runlog.errors import ServiceError
 
@@ -1280,9 +1289,13 @@ def observe_batch(ledger: Ledger, batch: Entry, omics, outline: dict | None = No
         error = aws.error_from(exc, "GetBatch")
         if isinstance(error, ServiceError) and error.code == "ResourceNotFoundException":
             asked_at_home()
-            # what the service said, not why (DeleteBatch, most likely): a batch GetBatch finds
-            # again later (`refresh B`) gets its status observed again
-            return _observe_gone(ledger, batch, f"GetBatch: batch {batch.batch_id} not found")
+            # what the service said, not why: a batch GetBatch finds again later gets its status
+            # observed again (and it is the batch's status from then on: Ledger._fill_status)
+            reason = f"GetBatch: batch {batch.batch_id} not found"
+            seen_last = last_batch_status(ledger.observations(batch.address), response)
+            if seen_last in DELETABLE or seen_last == "DELETED":  # DeleteBatch, most likely
+                return _observe_gone(ledger, batch, reason)
+            return _observe_not_found(ledger, batch, reason, seen_last)
         raise error from None
     answer.pop("ResponseMetadata", None)
     body = rec.jsonable(answer)
@@ -1294,6 +1307,18 @@ def observe_batch(ledger: Ledger, batch: Entry, omics, outline: dict | None = No
     if not last or _summary(last[-1]["body"]) != _summary(body):
         ledger.observe(batch.address, SOURCE_BATCH, body, run_uuid=None, status=body.get("status"))
     return body
+
+
+def _observe_not_found(ledger: Ledger, batch: Entry, reason: str, last: str | None) -> dict[str, Any]:
+    """GetBatch's ResourceNotFound for a batch last seen in a status DeleteBatch refuses
+    (`last`): recorded as the service answered, with no status (neither DELETED nor a guess at
+    another), once until GetBatch answers otherwise. The batch stays unfinished, so the next
+    `refresh` asks again."""
+    body = {"status": None, "reason": reason, "last_seen": last}
+    seen = [o for o in ledger.observations(batch.address) if o["source"] == SOURCE_BATCH]
+    if not seen or seen[-1]["body"] != body:
+        ledger.observe(batch.address, SOURCE_BATCH, body, run_uuid=None, status=None)
+    return {**body, "not_found": True}
 
 
 def _observe_gone(ledger: Ledger, batch: Entry, reason: str) -> dict[str, Any]:
@@ -1531,7 +1556,8 @@ def refresh_batch(ledger: Ledger, batch: Entry, omics, outputs_jobs: int | None 
     unreachable = [] if unreachable is None else unreachable
     changed_file = check_settings_file(ledger, batch, outline, s3, _submitted_time(ledger, batch, answer),
                                        unreachable) if s3 is not None else None
-    gone = answer.get("status") == "DELETED"  # ListRunsInBatch no longer answers; its runs stay
+    # ListRunsInBatch no longer answers (or, for a batch GetBatch did not find, would not now)
+    gone = answer.get("status") == "DELETED" or bool(answer.get("not_found"))
     from runlog.spool import spooled
 
     # ListRuns is paged (into a file) while ListRunsInBatch's members are recorded: the two
@@ -1572,6 +1598,8 @@ def refresh_batch(ledger: Ledger, batch: Entry, omics, outputs_jobs: int | None 
         change["submissions_unsettled"] = members["unsettled"]
     if members.get("not_text"):
         change["listed_not_text"] = {"count": members["not_text"]}
+    if answer.get("not_found"):
+        change["not_found"] = {"last_seen": answer.get("last_seen")}
     return change
 
 

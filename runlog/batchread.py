@@ -106,6 +106,7 @@ def summary(ledger: Ledger, batch: Entry, failures: int | None = SHOWN_FAILURES)
                   for address, run_id, setting_id, reason in deleted[:room]]
     observed = ledger.observations(batch.address)
     batch_seen = [o for o in observed if o["source"] == SOURCE_BATCH]
+    answered = [o for o in batch_seen if not not_found(o)]  # GetBatch's answers (and DELETED: runlog's word)
     record = ledger.batch_outline(batch.address)  # neither the cohort nor its inputs: not read
     runs, recorded = record["batch"]["runs"], sum(submission.values())
     repeated = [body for o in observed if o["source"] == SOURCE_REPEATED and (body := _repeated(o["body"]))]
@@ -115,10 +116,49 @@ def summary(ledger: Ledger, batch: Entry, failures: int | None = SHOWN_FAILURES)
             "members_recorded": recorded, "submission": submission, "run_status": statuses,
             "repeated_run_settings": repeated[-1] if repeated else {"count": 0, "first": []},
             "shared_runs": shared[-1] if shared else {"count": 0, "first": []},
-            "failures": found, "failures_count": failed, "batch_status": batch_seen[-1]["body"].get("status")
-            if batch_seen else (record["outcome"].get("response") or {}).get("status"),
-            "get_batch": batch_seen[-1]["body"] if batch_seen else None,
+            "failures": found, "failures_count": failed,
+            "batch_status": last_batch_status(observed, record["outcome"].get("response") or {}),
+            "get_batch": answered[-1]["body"] if answered else None,
+            "not_found": {"observed_at": batch_seen[-1]["observed_at"], "last_seen": batch_seen[-1]["body"].get(
+                "last_seen")} if batch_seen and not_found(batch_seen[-1]) else None,
             "settings_file_changed": settings_changes(observed)}
+
+
+def not_found(observed: dict) -> bool:
+    """Whether a GetBatch observation records a ResourceNotFound that runlog did not take as
+    DeleteBatch (runlog.batch.observe_batch): no status, a reason and the status last seen."""
+    body = observed["body"]
+    return observed["status"] is None and isinstance(body, dict) and "last_seen" in body and "reason" in body
+
+
+def not_found_words(last_seen: str | None, at: str | None = None) -> str:
+    """What `show B`, `refresh` and `watch` say of a batch GetBatch did not find while it was
+    last seen in a status DeleteBatch refuses."""
+    when = f" at {at}" if at else ""
+    seen = f"last seen {last_seen}" if last_seen else "its status never observed"
+    return (f"not found{when} ({seen}: only a finished batch can be deleted, so it is not taken as deleted; "
+            "`runlog refresh` asks again)")
+
+
+def last_batch_status(observations: list[dict], response: dict[str, Any]) -> str | None:
+    """A batch's status as runlog last saw it, as `log` gives it (Ledger._fill_status): of its
+    GetBatch observations (`observations`: the batch record's, in row order) that have a status,
+    the one observed last (a pulled observation may be older than the rows before it; one whose
+    time cannot be read counts as oldest), else the status StartRunBatch answered
+    (`response`), else None."""
+    from runlog.record import parse_timestamp
+
+    def when(observed: dict) -> float:
+        try:
+            return parse_timestamp(observed["observed_at"]).timestamp()
+        except (TypeError, ValueError, AttributeError):
+            return float("-inf")
+
+    seen = [o for o in observations if o["source"] == SOURCE_BATCH and o["status"]]
+    if seen:
+        return max(seen, key=lambda observed: (when(observed), observed["seq"]))["status"]
+    status = response.get("status")
+    return status if isinstance(status, str) else None
 
 
 def settings_changes(observations: list[dict]) -> list[dict[str, Any]]:

@@ -320,6 +320,11 @@ STATUS_ORDER = (
     "DESC, julianday(coalesce(json_extract(body, '$.stopTime'), json_extract(body, '$.startTime'), "
     "json_extract(body, '$.creationTime'))) DESC, julianday(observed_at) DESC, seq DESC"
 )
+# A batch's status (GetBatch observations, runlog.batch.SOURCE_BATCH) is the one observed last:
+# GetBatch's answer has no time of its latest event, and a batch runlog took as deleted (DELETED:
+# GetBatch did not find it) that GetBatch finds again has the status it answered then. Other
+# records' observations all tie on this key and are ordered by STATUS_ORDER.
+BATCH_STATUS_FIRST = "CASE WHEN source = 'GetBatch' THEN julianday(observed_at) END DESC, "
 
 
 def observation_object(record: str, run_uuid: str | None, observed_at: str, source: str, status: str | None,
@@ -1815,7 +1820,8 @@ class Ledger:
         marks = ",".join("?" * len(by_address))
         rows = self.conn.execute(
             f"SELECT record, status, observed_at FROM (SELECT record, status, observed_at, row_number() OVER "
-            f"(PARTITION BY record ORDER BY {STATUS_ORDER}) AS position FROM observations WHERE record IN "
+            f"(PARTITION BY record ORDER BY {BATCH_STATUS_FIRST}{STATUS_ORDER}) AS position FROM observations "
+            "WHERE record IN "
             f"({marks}) AND status IS NOT NULL) WHERE position = 1",
             tuple(by_address),
         )

@@ -158,23 +158,28 @@ def _naive(value):
 
 def test_a_batch_getbatch_found_again_after_a_not_found_gets_its_status_back(aws_env, ledger_path, git_repo,
                                                                             run_cli):
-    """One ResourceNotFoundException from GetBatch (a fault here) is recorded as the service
-    said it: status DELETED, the reason "not found" with no guess at why (it read "deleted with
-    DeleteBatch"). GetBatch finding the batch again (`refresh B`) records its real status, which
-    `show B` then gives."""
+    """One ResourceNotFoundException from GetBatch (a fault here) for a batch last seen
+    PROCESSED (DeleteBatch takes it then) is recorded as the service said it: status DELETED,
+    the reason "not found" with no guess at why (it read "deleted with DeleteBatch"). GetBatch
+    finding the batch again (`refresh B`) records its real status, which `show B` and (session
+    22: it said DELETED, ranked above every status) `log` then give."""
     aws_env.batch_rate = 100
     submitted = run_cli("submit-batch", "--default-run-setting", json.dumps(COHORT_DEFAULT), "--batch-run-settings",
                         json.dumps({"inlineSettings": [cohort_setting("S1"), cohort_setting("S2")]}))
     assert submitted.exit_code == 0, submitted.output
     batch_id = json.loads(submitted.stdout)["id"]
     aws_env.advance(300)
+    assert f"batch {batch_id}: PROCESSED" in run_cli("refresh", batch_id).stdout
     aws_env.faults.add("error", "GetBatch", code="ResourceNotFoundException")
     gone = run_cli("refresh", batch_id)
     assert gone.exit_code == 0 and f"batch {batch_id}: DELETED" in gone.stdout, gone.output
     reason = json.loads(run_cli("show", batch_id, "--json").stdout)["observations"][-1]["body"]["reason"]
     assert reason == f"GetBatch: batch {batch_id} not found", reason
+    assert "DELETED" in run_cli("log").stdout
     again = run_cli("refresh", batch_id)
     assert again.exit_code == 0 and f"batch {batch_id}: DELETED" not in again.stdout, again.output
     shown = json.loads(run_cli("show", batch_id, "--json").stdout)
     assert shown["batch"]["batch_status"] == "PROCESSED", shown["batch"]
+    listed = run_cli("log").stdout
+    assert "PROCESSED" in listed and "DELETED" not in listed, listed
     assert run_cli("verify", "--no-remote").exit_code == 0

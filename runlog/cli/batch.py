@@ -160,9 +160,13 @@ def refresh_batches(ledger, entries, config, profile=None, region=None, endpoint
 
 
 def batch_line(change: dict) -> str:
+    from runlog.batchread import not_found_words
+
     if "error" in change:
         return terminal_safe(f"batch {change['batch_id'] or '-'} (record {change['record'][:12]}): {change['error']}")
-    return terminal_safe(f"batch {change['batch_id']}: {change['status']}; {change['members_listed']} run(s) listed, "
+    status = change["status"] if "not_found" not in change else \
+        f"GetBatch {not_found_words(change['not_found']['last_seen'])}"
+    return terminal_safe(f"batch {change['batch_id']}: {status}; {change['members_listed']} run(s) listed, "
                          f"{change['members_added']} new member record(s), {change['statuses_changed']} status "
                          "change(s)" + (f", {change['outputs_recorded']} output location(s) recorded"
                                         if "outputs_recorded" in change else "")
@@ -176,7 +180,7 @@ def watch_batch(ctx, ledger, entry, config, interval: float, timeout: float | No
     """`runlog watch BATCH`: runlog.watch.watch_batch, a line at each status change, then the
     batch's counts and failures."""
     from runlog import aws, batch
-    from runlog.batchread import listing_warnings, settings_file_warning
+    from runlog.batchread import listing_warnings, not_found_words, settings_file_warning
     from runlog.watch import watch_batch as follow
 
     settings = aws_settings(config, profile, region, endpoint_url,
@@ -187,7 +191,9 @@ def watch_batch(ctx, ledger, entry, config, interval: float, timeout: float | No
 
     def status_line(change: dict) -> None:
         if change["status"] not in seen[-1:]:
-            click.echo(terminal_safe(f"batch {entry.batch_id}: {change['status']}"), err=True)
+            status = change["status"] if "not_found" not in change else \
+                f"GetBatch {not_found_words(change['not_found']['last_seen'])}"
+            click.echo(terminal_safe(f"batch {entry.batch_id}: {status}"), err=True)
             seen.append(change["status"])
         found = change.get("settings_file_changed")
         if found is not None and found["now"] not in said:  # as refresh warns of it, once an identity

@@ -19,6 +19,7 @@ def show_batch(ledger, entry, as_json: bool) -> None:
     from runlog.batchread import (
         batch_record_view,
         member_settings_counts,
+        not_found_words,
         repeated_warning,
         settings_file_warning,
         shared_warning,
@@ -65,6 +66,8 @@ def show_batch(ledger, entry, as_json: bool) -> None:
     if service.get("submissionSummary") or service.get("runSummary"):  # the service's own counts, last seen
         counted = {**(service.get("submissionSummary") or {}), **(service.get("runSummary") or {})}
         lines.append(("GetBatch", ", ".join(f"{k} {v}" for k, v in counted.items() if v) or "all counts 0"))
+    if facts["not_found"]:
+        lines.append(("GetBatch", not_found_words(facts["not_found"]["last_seen"], facts["not_found"]["observed_at"])))
     git = record["git"]
     lines.append(("git", f"{git['commit']} ({git['state']})" if git.get("commit") else git["state"]))
     lines.append(("fingerprint", record["fingerprint"]))

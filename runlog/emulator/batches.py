@@ -48,6 +48,7 @@ MAX_FILE_BYTES = 256 * 1024 * 1024
 SCAN_LIMIT = 10_000  # members a filtered page looks at before it answers (maybe short, with a nextToken)
 ACTIVE = ("CREATING", "PENDING", "SUBMITTING", "INPROGRESS")
 FINISHED = ("PROCESSED", "CANCELLED", "FAILED", "RUNS_DELETED", "RUNS_DELETE_FAILED")
+DELETABLE = ("PROCESSED", "FAILED", "CANCELLED", "RUNS_DELETED")  # DeleteBatch's terminal states (API reference)
 FAULT_PHASES = ("batch", "start", "run", "cancel", "delete")
 FAULT_REASONS = {"batch": "ValidationException", "start": "InternalServerException", "run": "WORKFLOW_RUN_FAILED",
                  "cancel": "InternalServerException", "delete": "InternalServerException"}
@@ -673,8 +674,9 @@ class BatchBook:
         """DeleteBatch: forget a finished batch's metadata (its runs stay)."""
         batch = self.get(batch_id)
         status = self.status(batch)
-        if status not in FINISHED:
-            raise ApiError("ConflictException", f"Batch {batch_id} is {status}; only a finished batch can be deleted")
+        if status not in DELETABLE:
+            raise ApiError("ConflictException", f"Batch {batch_id} is {status}; only a batch in a terminal state "
+                           f"({', '.join(DELETABLE)}) can be deleted")
         batch.deleted = True
         self.service.tags.pop(batch.arn, None)
         return {}

@@ -1,0 +1,113 @@
+"""Session 22's changes, each as a user sees it through the CLI against the emulator."""
+
+from __future__ import annotations
+
+import json
+
+from helpers import COHORT_DEFAULT, cohort_setting, omics_client
+
+NOT_FOUND = "ResourceNotFoundException"
+
+
+def _inline_batch(run_cli, *samples):
+    submitted = run_cli("submit-batch", "--default-run-setting", json.dumps(COHORT_DEFAULT), "--batch-run-settings",
+                        json.dumps({"inlineSettings": [cohort_setting(s) for s in samples]}))
+    assert submitted.exit_code == 0, submitted.output
+    return json.loads(submitted.stdout)["id"]
+
+
+def _log_status(run_cli, batch_id):
+    (row,) = [row for row in json.loads(run_cli("log", "--json").stdout) if row.get("batch_id") == batch_id]
+    return row["status"]
+
+
+def test_a_batch_not_found_right_after_submission_is_not_recorded_deleted_and_its_members_come(
+        aws_env, ledger_path, git_repo, run_cli):
+    """GetBatch answering ResourceNotFound for a batch runlog has just submitted (never seen
+    since: a fault here, or a service that does not yet find what it created) was recorded as
+    DELETED, and `runlog refresh` without REFs then said "no unfinished runs to refresh" for
+    good: the batch's runs were never recorded. DeleteBatch refuses a batch that has not
+    finished, so a not-found now is recorded as what it is (no status, the status last seen),
+    and the next plain `refresh` asks again and records the members."""
+    aws_env.batch_rate = 1
+    batch_id = _inline_batch(run_cli, "S1", "S2", "S3")
+    aws_env.faults.add("error", "GetBatch", code=NOT_FOUND)
+    first = run_cli("refresh")
+    assert first.exit_code == 0, first.output
+    assert f"batch {batch_id}: GetBatch not found (last seen CREATING" in first.stdout, first.stdout
+    assert "DELETED" not in first.stdout
+    assert _log_status(run_cli, batch_id) == "CREATING"
+    shown = run_cli("show", batch_id)
+    (line,) = [line for line in shown.stdout.splitlines() if line.startswith("GetBatch") and "not found" in line]
+    assert "last seen CREATING" in line, line
+    facts = json.loads(run_cli("show", batch_id, "--json").stdout)
+    assert facts["batch"]["not_found"]["last_seen"] == "CREATING" and facts["status"] == "CREATING", facts["batch"]
+    assert facts["observations"][-1]["status"] is None
+
+    aws_env.faults.add("error", "GetBatch", code=NOT_FOUND)
+    again = json.loads(run_cli("refresh", "--json").stdout)  # the same answer: not recorded twice
+    (change,) = [c for c in again if c.get("batch_id") == batch_id]
+    assert change["status"] is None and change["not_found"] == {"last_seen": "CREATING"}, change
+    assert len(json.loads(run_cli("show", batch_id, "--json").stdout)["observations"]) == len(facts["observations"])
+
+    aws_env.advance(30)
+    later = run_cli("refresh")
+    assert later.exit_code == 0 and f"batch {batch_id}: INPROGRESS; 3 run(s) listed, 3 new member record(s)" \
+        in later.stdout, later.output
+    facts = json.loads(run_cli("show", batch_id, "--json").stdout)
+    assert facts["batch"]["not_found"] is None and facts["batch"]["members_recorded"] == 3, facts["batch"]
+    assert run_cli("verify", "--no-remote").exit_code == 0
+
+
+def test_a_running_batch_not_found_keeps_its_status_and_watch_goes_on(aws_env, ledger_path, git_repo, run_cli):
+    """A batch last seen INPROGRESS that GetBatch does not find once: `log` keeps INPROGRESS
+    (it showed DELETED, which ranked above every status for good), `watch` says it was not
+    found and goes on polling to the batch's real end."""
+    aws_env.batch_rate = 1
+    batch_id = _inline_batch(run_cli, "S1", "S2")
+    aws_env.advance(30)
+    assert f"batch {batch_id}: INPROGRESS" in run_cli("refresh").stdout
+    aws_env.faults.add("error", "GetBatch", code=NOT_FOUND)
+    assert "last seen INPROGRESS" in run_cli("refresh").stdout
+    assert _log_status(run_cli, batch_id) == "INPROGRESS"
+    aws_env.faults.add("error", "GetBatch", code=NOT_FOUND)
+    answer = aws_env.handlers["GetBatch"]
+
+    def later(params, request):  # each GetBatch that is answered finds the batch 100 s on
+        aws_env.advance(100)
+        return answer(params, request)
+
+    aws_env.handlers["GetBatch"] = later
+    watched = run_cli("watch", batch_id, "--interval", "0.1", "--timeout", "60")
+    assert watched.exit_code == 0, watched.output
+    assert "last seen INPROGRESS" in watched.stderr and f"batch {batch_id} PROCESSED" in watched.stdout, watched.output
+    assert _log_status(run_cli, batch_id) == "PROCESSED"
+
+
+def test_a_batch_deleted_after_it_finished_is_still_observed_deleted(aws_env, ledger_path, git_repo, run_cli):
+    """DeleteBatch done elsewhere after runlog saw the batch PROCESSED: DELETED, once, and
+    `refresh` without REFs leaves the batch (as before)."""
+    aws_env.batch_rate = 100
+    batch_id = _inline_batch(run_cli, "S1")
+    aws_env.advance(300)
+    assert f"batch {batch_id}: PROCESSED" in run_cli("refresh").stdout
+    omics_client(aws_env).delete_batch(batchId=batch_id)
+    gone = run_cli("refresh", batch_id)
+    assert f"batch {batch_id}: DELETED" in gone.stdout, gone.output
+    assert _log_status(run_cli, batch_id) == "DELETED"
+    assert "no unfinished runs to refresh" in run_cli("refresh").output
+
+
+def test_the_emulator_refuses_deletebatch_outside_its_terminal_states(aws_env, ledger_path, git_repo, run_cli):
+    """DeleteBatch takes PROCESSED, FAILED, CANCELLED and RUNS_DELETED only (HealthOmics' API
+    reference): a running batch is refused with ConflictException, as boto3 sees it."""
+    import botocore.exceptions
+    import pytest
+
+    aws_env.batch_rate = 1
+    batch_id = _inline_batch(run_cli, "S1", "S2")
+    aws_env.advance(30)
+    with pytest.raises(botocore.exceptions.ClientError) as refused:
+        omics_client(aws_env).delete_batch(batchId=batch_id)
+    assert refused.value.response["Error"]["Code"] == "ConflictException"
+    assert "RUNS_DELETED" in refused.value.response["Error"]["Message"]
