@@ -111,3 +111,32 @@ def test_the_emulator_refuses_deletebatch_outside_its_terminal_states(aws_env, l
         omics_client(aws_env).delete_batch(batchId=batch_id)
     assert refused.value.response["Error"]["Code"] == "ConflictException"
     assert "RUNS_DELETED" in refused.value.response["Error"]["Message"]
+
+
+def test_an_input_overwritten_after_the_run_read_it_is_not_what_getrun_reports(s3_server, ledger_path, git_repo,
+                                                                              run_cli, monkeypatch):
+    """The emulator's GetRun reported each input's ETag as S3 held it at that moment, so an
+    object overwritten while the run was already RUNNING (its inputs read) changed the
+    run's resourceDigests, and `watch` said the input changed between submission and
+    execution when the run had read the bytes pinned. Now the digests are kept from the first
+    GetRun past STARTING."""
+    from helpers import ROLE
+    from runlog.emulator import Emulator
+
+    sheet = "s3://lab-data/pbmc/samplesheet.csv"
+    s3_server.create_bucket(Bucket="lab-data")
+    pinned = s3_server.put_object(Bucket="lab-data", Key="pbmc/samplesheet.csv", Body=b"sample\nA\n")["ETag"]
+    with Emulator(port=0, clock="manual", s3_endpoint_url=s3_server.endpoint) as emu:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", emu.endpoint_url)
+        submitted = run_cli("submit", "--workflow-id", "7206765", "--role-arn", ROLE, "--output-uri", "s3://out/x/",
+                            "--parameters", json.dumps({"input": sheet, "protocol": "10XV3"}))
+        assert submitted.exit_code == 0, submitted.output
+        run_id = json.loads(submitted.stdout)["id"]
+        emu.advance(25)  # PENDING 10 s, STARTING 10 s: RUNNING, its inputs read
+        assert "RUNNING" in run_cli("refresh", run_id).stdout
+        s3_server.put_object(Bucket="lab-data", Key="pbmc/samplesheet.csv", Body=b"sample\nB\n")
+        emu.advance(3600)
+        watched = run_cli("watch", run_id, "--interval", "0.1", "--timeout", "10")
+        final = omics_client(emu).get_run(id=run_id)
+    assert final["status"] == "COMPLETED" and final["resourceDigests"][sheet] == "etag:" + pinned.strip('"'), final
+    assert watched.exit_code == 0 and "input changed" not in watched.output, watched.output

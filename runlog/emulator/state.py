@@ -305,11 +305,20 @@ class Service:
             raise ApiError("ValidationException", f"Unknown parameter(s) for workflow {workflow['id']}: "
                                                   f"{', '.join(unknown)}")
 
-    def resource_digests(self, run: dict) -> dict[str, str]:
+    def resource_digests(self, run: dict, status: str) -> dict[str, str]:
+        """GetRun's resourceDigests: each input's S3 ETag (a stand-in for an object nobody
+        stored). Once the run is past STARTING its inputs have been read, so the digests are
+        kept from the first GetRun then: an object changed in S3 afterwards does not change
+        what the run read (before, each GetRun reported S3 as it was at that moment)."""
+        held = run.get("read_digests")
+        if held is not None:
+            return dict(held)
         digests = {}
         for uri in sorted(set(walk_uris(run.get("parameters") or {}))):
             etag = self.etag_lookup(uri) if (self.etag_lookup and uri.startswith("s3://")) else None
             digests[uri] = "etag:" + (etag or stand_in_etag(uri))
+        if status not in ("PENDING", "STARTING"):
+            run["read_digests"] = dict(digests)
         return digests
 
     def get_run(self, run_id: str) -> dict:
@@ -317,11 +326,11 @@ class Service:
             run = self.live_run(run_id)
             status = self.status(run)
             out = {k: v for k, v in run.items() if k not in ("created", "engine", "region", "fail_reason", "final",
-                                                               "stopped")}
+                                                               "stopped", "read_digests")}
             out.update(self._times(run))
             out["status"] = status
             out["tags"] = self.tags.get(run["arn"], {})
-            out["resourceDigests"] = self.resource_digests(run)
+            out["resourceDigests"] = self.resource_digests(run, status)
             out["logLocation"] = {"runLogStream": f"arn:aws:logs:{run['region']}:{seed.ACCOUNT}:log-group:/aws/omics/WorkflowLog:log-stream:run/{run['id']}"}
             if run["engine"] in ENGINE_VERSIONS:
                 out["engineVersion"] = ENGINE_VERSIONS[run["engine"]]
