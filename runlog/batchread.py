@@ -146,6 +146,15 @@ def last_batch_status(observations: list[dict], response: dict[str, Any]) -> str
     the one observed last (a pulled observation may be older than the rows before it; one whose
     time cannot be read counts as oldest), else the status StartRunBatch answered
     (`response`), else None."""
+    last = _last_answer(observations)
+    if last is not None:
+        return last["status"]
+    status = response.get("status")
+    return status if isinstance(status, str) else None
+
+
+def _last_answer(observations: list[dict]) -> dict | None:
+    """last_batch_status' observation: the GetBatch observation with a status observed last."""
     from runlog.record import parse_timestamp
 
     def when(observed: dict) -> float:
@@ -155,10 +164,41 @@ def last_batch_status(observations: list[dict], response: dict[str, Any]) -> str
             return float("-inf")
 
     seen = [o for o in observations if o["source"] == SOURCE_BATCH and o["status"]]
-    if seen:
-        return max(seen, key=lambda observed: (when(observed), observed["seq"]))["status"]
-    status = response.get("status")
-    return status if isinstance(status, str) else None
+    return max(seen, key=lambda observed: (when(observed), observed["seq"])) if seen else None
+
+
+# GetBatch's counts of the runs a batch started or failed to start (each is a member: ListRunsInBatch
+# lists it), and of its runs that ended; runlog's member statuses that end a run
+_SUBMITTED_COUNTS = ("successfulStartSubmissionCount", "failedStartSubmissionCount")
+_ENDED_COUNTS = ("completedRunCount", "failedRunCount", "cancelledRunCount", "deletedRunCount")
+ENDED = frozenset({"COMPLETED", "FAILED", "CANCELLED", "DELETED"})
+
+
+def members_behind(ledger: Ledger, batch: Entry) -> dict[str, list[int]] | None:
+    """Whether the ledger holds less of a batch than the service last said there is: fewer
+    member records than GetBatch's last answer counts started (or failed to start) runs, or
+    fewer members whose run ended than it counts ended runs. {"members": [held, counted],
+    "ended": [held, counted]} when it does (a refresh cut short, a listing that failed, a
+    service slow to list what it counts), else None (also when GetBatch's answer has no counts).
+    A finished batch that is behind is refreshed again by `runlog refresh` without REFs."""
+    last = _last_answer(ledger.observations(batch.address))
+    body = last["body"] if last is not None and isinstance(last["body"], dict) else {}
+
+    def total(summary: Any, names: tuple[str, ...]) -> int:
+        if not isinstance(summary, dict):
+            return 0
+        return sum(value for name in names if type(value := summary.get(name)) is int and 0 <= value <= 10**9)
+
+    submitted = total(body.get("submissionSummary"), _SUBMITTED_COUNTS)
+    ended = total(body.get("runSummary"), _ENDED_COUNTS)
+    if not submitted and not ended:
+        return None
+    counts = ledger.member_counts(batch.address)
+    held = sum(count for _, _, count in counts)
+    held_ended = sum(count for outcome, status, count in counts if outcome == "submitted" and status in ENDED)
+    if held < submitted or held_ended < ended:
+        return {"members": [held, submitted], "ended": [held_ended, ended]}
+    return None
 
 
 def settings_changes(observations: list[dict]) -> list[dict[str, Any]]:

@@ -153,14 +153,18 @@ def refresh(ledger: Ledger, entries: list[Entry], client_for) -> list[dict[str, 
 
 def refresh_targets(ledger: Ledger, refs: list[str] | tuple[str, ...] = (), every: bool = False) -> list[Entry]:
     """The records to refresh: those REFs, else every record with a run and every started
-    batch (`every`), or those that have not finished, oldest first."""
+    batch (`every`), or those that have not finished, oldest first. A finished batch whose
+    members the ledger holds less of than GetBatch last counted (batchread.members_behind: a
+    refresh cut short, a listing that failed) has not finished for this."""
     from runlog.batch import FINISHED
+    from runlog.batchread import members_behind
 
     if refs:  # a batch's REF (or its id) refreshes the batch and its members
         return [ledger.resolve(ref, outline=True) for ref in refs]  # a batch as its outline: never its cohort
     # a batch's members are refreshed with their batch, a page at a time (runlog/batch.py)
     return [e for e in reversed(ledger.refreshable())
-            if every or (e.status or "PENDING") not in (FINISHED if e.kind == "batch" else TERMINAL)]
+            if every or (e.status or "PENDING") not in (FINISHED if e.kind == "batch" else TERMINAL)
+            or (e.kind == "batch" and e.status != "DELETED" and members_behind(ledger, e) is not None)]
 
 
 def refresh_runs(ledger: Ledger, entries: list[Entry], settings_for, session_for=None) -> list[dict[str, Any]]:

@@ -140,3 +140,42 @@ def test_an_input_overwritten_after_the_run_read_it_is_not_what_getrun_reports(s
         final = omics_client(emu).get_run(id=run_id)
     assert final["status"] == "COMPLETED" and final["resourceDigests"][sheet] == "etag:" + pinned.strip('"'), final
     assert watched.exit_code == 0 and "input changed" not in watched.output, watched.output
+
+
+def test_a_finished_batch_whose_members_a_failed_listing_left_out_is_refreshed_again(aws_env, ledger_path,
+                                                                                     git_repo, run_cli):
+    """A refresh that recorded GetBatch's PROCESSED and then failed on ListRunsInBatch (a 5xx
+    through botocore's retries; a refresh cut short is the same) left a finished batch with
+    no member records, and `runlog refresh` without REFs said "no unfinished runs to refresh"
+    for good. A finished batch whose ledger holds fewer members than GetBatch counts started
+    is refreshed again, until it holds them all; then it is left."""
+    aws_env.batch_rate = 100
+    batch_id = _inline_batch(run_cli, "S1", "S2", "S3", "S4", "S5")
+    aws_env.advance(300)
+    aws_env.faults.add("error", "ListRunsInBatch", code="InternalServerException", count=3)
+    failed = run_cli("refresh")
+    assert f"batch {batch_id}" in failed.output and "InternalServerException" in failed.output, failed.output
+    assert json.loads(run_cli("show", batch_id, "--json").stdout)["batch"]["members_recorded"] == 0
+    assert _log_status(run_cli, batch_id) == "PROCESSED"
+    again = run_cli("refresh")
+    assert again.exit_code == 0 and f"batch {batch_id}: PROCESSED; 5 run(s) listed, 5 new member record(s), " \
+        "5 status change(s)" in again.stdout, again.output
+    assert "no unfinished runs to refresh" in run_cli("refresh").output
+
+
+def test_a_finished_batch_whose_statuses_a_failed_listing_left_out_is_refreshed_again(aws_env, ledger_path,
+                                                                                      git_repo, run_cli):
+    """The same for the members' statuses: ListRuns failing after the members were recorded
+    left them with no status while GetBatch counted five COMPLETED runs."""
+    aws_env.batch_rate = 100
+    batch_id = _inline_batch(run_cli, "S1", "S2", "S3", "S4", "S5")
+    aws_env.advance(300)
+    aws_env.faults.add("error", "ListRuns", code="InternalServerException", count=3)
+    failed = run_cli("refresh")
+    assert "InternalServerException" in failed.output, failed.output
+    shown = json.loads(run_cli("show", batch_id, "--json").stdout)["batch"]
+    assert shown["members_recorded"] == 5 and "COMPLETED" not in shown["run_status"], shown
+    again = run_cli("refresh")
+    assert again.exit_code == 0 and "5 status change(s)" in again.stdout, again.output
+    assert json.loads(run_cli("show", batch_id, "--json").stdout)["batch"]["run_status"] == {"COMPLETED": 5}
+    assert "no unfinished runs to refresh" in run_cli("refresh").output
