@@ -568,6 +568,23 @@ class Ledger:
             self._rollback()
             raise LedgerError(f"cannot write to ledger {self.path}: {exc}") from None
 
+    def check_writable(self, doing: str) -> None:
+        """Raise LedgerError (exit 2) unless a write to the ledger would succeed now: for a
+        command that asks the service to act (cancel, delete runs) and must be able to record
+        what it asked before it asks. SQLite's BEGIN IMMEDIATE succeeds on a file it can only
+        read; its first write does not, so a table is made and the transaction rolled back."""
+        if self._joined:  # inside one_transaction: its first write has been made already
+            return
+        try:
+            with self.write():
+                self.conn.execute("CREATE TABLE main.runlog_write_check (x)")
+                raise _Checked
+        except _Checked:
+            return
+        except sqlite3.DatabaseError as exc:
+            raise LedgerError(f"cannot write to ledger {self.path} ({exc}): {doing} was not asked, since what it "
+                              "asks could not be recorded; make the ledger writable and run it again") from None
+
     @contextmanager
     def one_transaction(self) -> Iterator[None]:
         """Every write inside the block in one BEGIN IMMEDIATE transaction (write() there joins
@@ -2036,6 +2053,10 @@ def _without_request_id(request: dict) -> dict:
 # locks on the ledger (see _check_header).
 _CLAIMED: set[str] = set()
 SIDECARS = ("-wal", "-shm", "-journal")
+
+
+class _Checked(Exception):
+    """Ledger.check_writable's way out of the transaction it rolls back."""
 
 
 def claim(path: str | Path) -> None:

@@ -179,3 +179,27 @@ def test_a_finished_batch_whose_statuses_a_failed_listing_left_out_is_refreshed_
     assert again.exit_code == 0 and "5 status change(s)" in again.stdout, again.output
     assert json.loads(run_cli("show", batch_id, "--json").stdout)["batch"]["run_status"] == {"COMPLETED": 5}
     assert "no unfinished runs to refresh" in run_cli("refresh").output
+
+
+def test_cancel_on_a_ledger_it_cannot_write_asks_nothing(aws_env, ledger_path, git_repo, run_cli, run_proc):
+    """`runlog cancel B` (and `--delete-runs`) on a ledger it could not write sent
+    CancelRunBatch (the batch went STOPPING), then failed to record it and said only "cannot
+    write to ledger", exit 2: an action carried out, unrecorded, reported as bad input. Now
+    the ledger is checked first: nothing is asked, and the line says so."""
+    from helpers import read_only
+
+    aws_env.batch_rate = 1
+    batch_id = _inline_batch(run_cli, *[f"S{i}" for i in range(20)])
+    aws_env.advance(15)
+    with read_only(ledger_path):
+        for extra in ((), ("--delete-runs",)):
+            refused = run_proc("cancel", batch_id, *extra)  # a process of its own: SQLite would reuse this
+            # process's own descriptors of the file, opened before it was made read-only
+            assert refused.returncode == 2, refused.stderr
+            assert "cannot write to ledger" in refused.stderr and "was not asked" in refused.stderr, refused.stderr
+    asked = [r["operation"] for r in aws_env.requests]
+    assert "CancelRunBatch" not in asked and "DeleteRunBatch" not in asked, asked
+    assert omics_client(aws_env).get_batch(batchId=batch_id)["status"] not in ("STOPPING", "CANCELLED")
+    cancelled = run_cli("cancel", batch_id)
+    assert cancelled.exit_code == 0, cancelled.output
+    assert "CancelRunBatch" in [r["operation"] for r in aws_env.requests]
