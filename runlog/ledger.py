@@ -1885,6 +1885,8 @@ class Ledger:
                 "or at least 6 hex characters of a record address; `log()` lists them)"
             )
         if len(candidates) > 1:
+            candidates = self._original_of_one_run(candidates)
+        if len(candidates) > 1:
             listed = ", ".join(
                 f"{e.address[:12]} ({'batch ' + str(e.batch_id) if e.kind == 'batch' else 'run ' + (e.run_id or '-')}, "
                 f"{e.created})" for e in candidates[:10]
@@ -1895,6 +1897,31 @@ class Ledger:
             candidates[0].record  # noqa: B018 (parsed now, 2 KB: _fill_status reads its status from it, not the view)
         self._fill_status(candidates)
         return candidates[0]
+
+    def _original_of_one_run(self, candidates: list[Entry]) -> list[Entry]:
+        """Of records a REF matches that are all one run (one run uuid) or one batch (one batch
+        uuid): the one runlog recorded when it started it, when the others are what `import`
+        made of it from the service (a ledger that imported runs and then pulled the ledger that
+        submitted them holds both, each true). Else the candidates as they are."""
+        def same(entry: Entry) -> str | None:
+            if entry.kind == "batch":
+                uuid = (entry.record["outcome"].get("response") or {}).get("uuid")
+                return f"batch {uuid}" if isinstance(uuid, str) else None
+            return f"run {entry.run_uuid}" if entry.run_uuid else None
+
+        def imported(entry: Entry) -> bool:
+            if entry.kind in ("import", "batch"):
+                return entry.kind == "import" or entry.record.get("source_batch") is not None
+            if entry.kind == "member":
+                batch = self.get((entry.record.get("batch") or {}).get("record") or "", whole=False)
+                return batch is not None and batch.record.get("source_batch") is not None
+            return False
+
+        keys = {same(entry) for entry in candidates}
+        if len(keys) != 1 or None in keys:
+            return candidates
+        started = [entry for entry in candidates if not imported(entry)]
+        return started if len(started) == 1 else candidates
 
     def candidates(self, ref: str, columns: str = RECORD_COLUMNS) -> list[Entry]:
         def find(where: str, params: tuple = (), **more: Any) -> list[Entry]:

@@ -203,3 +203,38 @@ def test_cancel_on_a_ledger_it_cannot_write_asks_nothing(aws_env, ledger_path, g
     cancelled = run_cli("cancel", batch_id)
     assert cancelled.exit_code == 0, cancelled.output
     assert "CancelRunBatch" in [r["operation"] for r in aws_env.requests]
+
+
+def test_a_ledger_that_imported_runs_and_then_pulled_them_names_each_by_its_submitted_record(
+        aws_env, bucket, ledger_path, git_repo, run_cli, tmp_path):
+    """Ledger B imports a batch a colleague submitted through runlog (ledger A), then pulls
+    A's team ledger: B holds the imported batch and members, and the submitted ones, each true.
+    A run's or the batch's id then matched two records and every command given it stopped as
+    ambiguous (`show RUN_ID`, `log --batch B`). The id now names the record runlog made when
+    it started the run; an address prefix still names either."""
+    from helpers import REMOTE, push_json
+
+    batch_id = _inline_batch(run_cli, "S1", "S2")
+    aws_env.batch_rate = 100
+    aws_env.advance(300)
+    assert run_cli("refresh", batch_id).exit_code == 0
+    push_json(run_cli, ledger_path)
+    (submitted,) = [row for row in json.loads(run_cli("log", "--json").stdout) if row.get("batch_id") == batch_id]
+    member = json.loads(run_cli("log", "--batch", batch_id, "--json").stdout)[0]
+
+    other = tmp_path / "other.db"
+    imported = run_cli("--ledger", other, "import")
+    assert imported.exit_code == 0, imported.output
+    pulled = run_cli("--ledger", other, "pull", REMOTE)
+    assert pulled.exit_code == 0, pulled.output
+    rows = json.loads(run_cli("--ledger", other, "log", "--json").stdout)
+    assert len([row for row in rows if row.get("batch_id") == batch_id and row["kind"] == "batch"]) == 2, rows
+
+    shown = run_cli("--ledger", other, "show", batch_id, "--json")
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.stdout)["address"] == submitted["address"]
+    listed = run_cli("--ledger", other, "log", "--batch", batch_id, "--json")
+    assert listed.exit_code == 0 and len(json.loads(listed.stdout)) == 2, listed.output
+    run = run_cli("--ledger", other, "show", member["run_id"], "--json")
+    assert run.exit_code == 0 and json.loads(run.stdout)["address"] == member["address"], run.output
+    assert run_cli("--ledger", other, "verify", "--no-remote").exit_code == 0
