@@ -146,14 +146,14 @@ def last_batch_status(observations: list[dict], response: dict[str, Any]) -> str
     the one observed last (a pulled observation may be older than the rows before it; one whose
     time cannot be read counts as oldest), else the status StartRunBatch answered
     (`response`), else None."""
-    last = _last_answer(observations)
+    last = last_answer(observations)
     if last is not None:
         return last["status"]
     status = response.get("status")
     return status if isinstance(status, str) else None
 
 
-def _last_answer(observations: list[dict]) -> dict | None:
+def last_answer(observations: list[dict]) -> dict | None:
     """last_batch_status' observation: the GetBatch observation with a status observed last."""
     from runlog.record import parse_timestamp
 
@@ -174,6 +174,36 @@ _ENDED_COUNTS = ("completedRunCount", "failedRunCount", "cancelledRunCount", "de
 ENDED = frozenset({"COMPLETED", "FAILED", "CANCELLED", "DELETED"})
 
 
+def started_count(answer: dict) -> int | None:
+    """How many runs a GetBatch answer counts the batch as having submitted (started or failed
+    to start: each is a member): None when it has no such counts."""
+    summary = answer.get("submissionSummary")
+    if not isinstance(summary, dict) or not any(name in summary for name in _SUBMITTED_COUNTS):
+        return None
+    return _total(summary, _SUBMITTED_COUNTS)
+
+
+def never_submitted(status: str | None, declared: int, started: int | None, held: int) -> int:
+    """How many of a batch's `declared` run settings it never submitted: it ended (a final
+    status) with the ledger holding (`held`) every member GetBatch last counted submitted
+    (`started`), and the rest never became runs. 0 while it goes on, when GetBatch gave no
+    counts, or while the ledger holds fewer members than it counted (they may come yet)."""
+    if status not in FINAL_BATCH_STATUSES or started is None or held < started:
+        return 0
+    return max(0, declared - started)
+
+
+# A batch status after which it submits nothing more (runlog.batch.FINISHED without DELETED, runlog's own)
+FINAL_BATCH_STATUSES = frozenset({"PROCESSED", "CANCELLED", "FAILED", "RUNS_DELETED", "RUNS_DELETE_FAILED"})
+
+
+def _total(summary: Any, names: tuple[str, ...]) -> int:
+    """The sum of a GetBatch summary's counts `names` that are whole numbers (others count 0)."""
+    if not isinstance(summary, dict):
+        return 0
+    return sum(value for name in names if type(value := summary.get(name)) is int and 0 <= value <= 10**9)
+
+
 def members_behind(ledger: Ledger, batch: Entry) -> dict[str, list[int]] | None:
     """Whether the ledger holds less of a batch than the service last said there is: fewer
     member records than GetBatch's last answer counts started (or failed to start) runs, or
@@ -181,16 +211,11 @@ def members_behind(ledger: Ledger, batch: Entry) -> dict[str, list[int]] | None:
     "ended": [held, counted]} when it does (a refresh cut short, a listing that failed, a
     service slow to list what it counts), else None (also when GetBatch's answer has no counts).
     A finished batch that is behind is refreshed again by `runlog refresh` without REFs."""
-    last = _last_answer(ledger.observations(batch.address))
+    last = last_answer(ledger.observations(batch.address))
     body = last["body"] if last is not None and isinstance(last["body"], dict) else {}
 
-    def total(summary: Any, names: tuple[str, ...]) -> int:
-        if not isinstance(summary, dict):
-            return 0
-        return sum(value for name in names if type(value := summary.get(name)) is int and 0 <= value <= 10**9)
-
-    submitted = total(body.get("submissionSummary"), _SUBMITTED_COUNTS)
-    ended = total(body.get("runSummary"), _ENDED_COUNTS)
+    submitted = started_count(body) or 0
+    ended = _total(body.get("runSummary"), _ENDED_COUNTS)
     if not submitted and not ended:
         return None
     counts = ledger.member_counts(batch.address)

@@ -82,6 +82,8 @@ def prepare(ledger: Ledger, ref: str, *, only: Sequence[str] = (), sets: Sequenc
     omics = aws.client(settings, "omics", sess=sess)
     s3 = aws.client(settings, "s3", sess=sess)
     plan = BatchPlan(entry, request, lineage, settings, sess, s3)
+    if "failed" in only:
+        plan.notes.extend(_never_submitted_note(ledger, entry))
     runs = replayed_settings(plan) if sets or resolve else []
     plan.notes.extend(overridden_sets(sets, runs))
     workflow_now = workflow_identity(omics, request["defaultRunSetting"]) if resolve else {}
@@ -98,6 +100,25 @@ def prepare(ledger: Ledger, ref: str, *, only: Sequence[str] = (), sets: Sequenc
             except TemplateMismatch as exc:
                 plan.template_problem = exc.message
     return plan
+
+
+def _never_submitted_note(ledger: Ledger, entry: Entry) -> list[str]:
+    """`only=["failed"]` selects the runs that failed to start or failed: a batch that ended
+    before submitting some of its run settings (CANCELLED midway, say) has neither for them,
+    and the note says they are left out and how to name them."""
+    from runlog.batchread import last_answer, last_batch_status, never_submitted, started_count
+
+    observed = ledger.observations(entry.address)
+    answer = last_answer(observed)
+    record = entry.record
+    count = never_submitted(last_batch_status(observed, record["outcome"].get("response") or {}),
+                            int((record.get("batch") or {}).get("runs") or 0),
+                            started_count(answer["body"]) if answer and isinstance(answer["body"], dict) else None,
+                            sum(count for _, _, count in ledger.member_counts(entry.address)))
+    if not count:
+        return []
+    return [f"runs: {count} run setting(s) were never submitted (the batch ended before it submitted them): "
+            "`only failed` leaves them out; name them with `only` (their runSettingIds) to start them"]
 
 
 def settings_uri_refusal(plan: BatchPlan) -> str | None:

@@ -128,7 +128,8 @@ def test_the_crate_shows_the_batch_as_an_action_over_its_members(cohort, run_cli
     assert defaults["default cacheId"] == "1234567" and defaults["default cacheBehavior"] == "CACHE_ON_FAILURE"
     counts = {entities[i]["name"]: entities[i]["value"] for i in ids(batch["additionalProperty"])}
     assert counts == {"run settings": "4", "runs started": "3", "runs that failed to start": "1",
-                      "run settings not yet recorded": "0", "runs COMPLETED": "2", "runs FAILED": "1"}
+                      "run settings not yet recorded": "0", "run settings never submitted": "0",
+                      "runs COMPLETED": "2", "runs FAILED": "1"}
     # each run read its own CRAM, with the identity pinned when the batch was submitted
     na12878 = entities[f"urn:uuid:{members['NA12878']['outcome']['response']['uuid']}"]
     cram = entities[f"s3://{BUCKET}/crams/NA12878.cram"]

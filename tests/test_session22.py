@@ -238,3 +238,39 @@ def test_a_ledger_that_imported_runs_and_then_pulled_them_names_each_by_its_subm
     run = run_cli("--ledger", other, "show", member["run_id"], "--json")
     assert run.exit_code == 0 and json.loads(run.stdout)["address"] == member["address"], run.output
     assert run_cli("--ledger", other, "verify", "--no-remote").exit_code == 0
+
+
+def test_a_batch_cancelled_midway_exports_its_unsubmitted_settings_as_never_submitted(aws_env, ledger_path, git_repo,
+                                                                                      run_cli, tmp_path):
+    """A batch cancelled after it had submitted a few of its 20 run settings: the exports said
+    the rest "had not been recorded when this was written" (and "not yet recorded", with
+    `runlog refresh` to run), though the service had ended the batch without submitting them
+    and no refresh could ever record them. They are now "never submitted (the batch ended
+    CANCELLED before submitting them)", in the methods paragraph, samples.csv, the crate and
+    PROV, with no warning that the batch has not finished; and `replay B --only failed` says
+    they are left out."""
+    import csv
+
+    aws_env.batch_rate = 1
+    batch_id = _inline_batch(run_cli, *[f"S{i:02d}" for i in range(20)])
+    aws_env.advance(12)
+    assert run_cli("cancel", batch_id).exit_code == 0
+    aws_env.advance(3600)
+    refreshed = json.loads(run_cli("refresh", batch_id, "--json").stdout)
+    (change,) = [c for c in refreshed if c.get("batch_id") == batch_id]
+    held = change["members_listed"]
+    assert change["status"] == "CANCELLED" and 0 < held < 20, change
+    out = tmp_path / "supp"
+    exported = run_cli("export", batch_id, "-f", "all", "-o", out, "--license", "CC-BY-4.0")
+    assert exported.exit_code == 0, exported.output
+    assert "not finished" not in exported.stderr, exported.stderr
+    methods = (out / "methods" / "methods.md").read_text()
+    assert f"{20 - held} never submitted (the batch ended CANCELLED before submitting them)" in methods, methods
+    assert "had not been recorded" not in methods
+    rows = list(csv.DictReader((out / "methods" / "samples.csv").open()))
+    assert not [row for row in rows if "not yet recorded" in json.dumps(row)], rows
+    assert [row for row in rows if f"{20 - held} run setting(s) never submitted" in json.dumps(row)], rows
+    crate = json.dumps(json.loads((out / "ro-crate-metadata.json").read_text()))
+    assert "run settings never submitted" in crate and "run settings not yet recorded" in crate
+    replay = run_cli("replay", batch_id, "--only", "failed", "--dry-run")
+    assert f"{20 - held} run setting(s) were never submitted" in replay.stderr, replay.output

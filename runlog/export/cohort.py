@@ -12,11 +12,15 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from runlog.batchread import SOURCE_BATCH, settings_changes  # the read side of batches (no boto3)
+from runlog.batchread import (  # the read side of batches (no boto3)
+    FINAL_BATCH_STATUSES,
+    last_answer,
+    never_submitted,
+    settings_changes,
+    started_count,
+)
 from runlog.export.terms import RunFacts, value_text
 from runlog.ledger import Entry, Ledger
-
-FINAL_BATCH_STATUSES = {"PROCESSED", "CANCELLED", "FAILED", "RUNS_DELETED", "RUNS_DELETE_FAILED"}
 
 
 @dataclass
@@ -43,6 +47,8 @@ class BatchFacts:
     overrides: dict[str, Any] = field(default_factory=dict)  # ... and what the replay changed
     # the settings file as refresh found it since, when no longer the one pinned (batch.check_settings_file)
     settings_changed: list[dict] = field(default_factory=list)
+    # the runs GetBatch last counted submitted (started, or failed to start): None if it gave no counts
+    service_started: int | None = None
 
     @property
     def replay_text(self) -> str:
@@ -82,9 +88,17 @@ class BatchFacts:
         return [m for m in self.members if not m.ran]
 
     @property
+    def never_submitted(self) -> int:
+        """Run settings the batch never submitted: it ended (CANCELLED, FAILED, …) with every
+        submission GetBatch last counted recorded, and the rest never became runs. 0 while the
+        batch goes on, or when the ledger holds fewer members than GetBatch counted."""
+        return never_submitted(self.status, self.declared, self.service_started, len(self.members))
+
+    @property
     def unrecorded(self) -> int:
-        """Run settings of the request without a member record in the ledger (not listed yet)."""
-        return max(0, self.declared - len(self.members))
+        """Run settings of the request without a member record in the ledger that may still get
+        one (not listed yet): never those never_submitted."""
+        return max(0, self.declared - len(self.members) - self.never_submitted)
 
     @property
     def finished(self) -> bool:
@@ -117,6 +131,8 @@ class BatchFacts:
         parts = [f"{self.declared} run setting(s)"]
         if self.unrecorded:
             parts.append(f"{self.unrecorded} not yet recorded by runlog (`runlog refresh {self.batch_id}`)")
+        if self.never_submitted:
+            parts.append(self.never_submitted_text)
         parts.append(f"{len(self.started)} started as runs"
                      + (f" ({', '.join(f'{n} {s}' for s, n in self.status_counts().items())})" if self.started
                         else ""))
@@ -124,6 +140,10 @@ class BatchFacts:
         parts.append(f"{len(self.not_started)} failed to start and never ran"
                      + (f" ({', '.join(f'{r}: {n}' for r, n in failed.items())})" if failed else ""))
         return ", ".join(parts)
+
+    @property
+    def never_submitted_text(self) -> str:
+        return f"{self.never_submitted} never submitted (the batch ended {self.status} before submitting them)"
 
     @cached_property
     def replaced_everywhere(self) -> frozenset[str]:
@@ -159,8 +179,8 @@ class BatchFacts:
 def batch_facts(entry: Entry, observations: list[dict], members: list[RunFacts]) -> BatchFacts:
     record = entry.record
     response = record["outcome"].get("response") or {}
-    seen = [o["body"] for o in observations if o["source"] == SOURCE_BATCH]
-    latest = seen[-1] if seen else {}
+    answered = last_answer(observations)  # its status and counts (not a ResourceNotFound recorded since)
+    latest = answered["body"] if answered is not None and isinstance(answered["body"], dict) else {}
     request = record["request"]
     settings = request.get("batchRunSettings") or {}
     pinned = dict((record.get("batch") or {}).get("settings_file") or {})
@@ -183,7 +203,7 @@ def batch_facts(entry: Entry, observations: list[dict], members: list[RunFacts])
         declared=int(declared) if isinstance(declared, int) else len(run_settings), members=members,
         replay_of=dict((record.get("lineage") or {}).get("replay_of") or {}),
         overrides=dict((record.get("lineage") or {}).get("overrides") or {}),
-        settings_changed=settings_changes(observations))
+        settings_changed=settings_changes(observations), service_started=started_count(latest))
 
 
 def collect_batches(ledger: Ledger, refs: list[str], runs: list[RunFacts]) -> list[BatchFacts]:

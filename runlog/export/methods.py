@@ -82,6 +82,9 @@ def _sample_rows(batches: Sequence[BatchFacts], ids: dict) -> list[list]:
         if batch.unrecorded:
             rows.append([batch.batch_id, "", "", f"{batch.unrecorded} run setting(s) not yet recorded", "", "",
                          "", "", "", "", "", ""])
+        if batch.never_submitted:
+            rows.append([batch.batch_id, "", "", f"{batch.never_submitted} run setting(s) never submitted", "", "",
+                         f"the batch ended {batch.status} before submitting them", "", "", "", "", ""])
     return rows
 
 
@@ -145,6 +148,8 @@ def _cohort(batch: BatchFacts, md, code) -> str:
     text += f"Of its {batch.declared} run setting(s), "
     if batch.unrecorded:
         text += (f"{batch.unrecorded} had not been recorded when this was written, ")
+    if batch.never_submitted:
+        text += f"{batch.never_submitted_text}, "  # its status is one of FINAL_BATCH_STATUSES: no escaping
     text += f"{len(batch.started)} started as runs"
     counts = batch.status_counts()
     if counts:

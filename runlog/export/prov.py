@@ -214,7 +214,8 @@ def _batch(doc, batch: BatchFacts, activities: dict, requests: dict, once, runlo
                              "runlog:status": batch.status, "runlog:record": batch.address,
                              "runlog:runSettings": batch.declared, "runlog:runsStarted": len(batch.started),
                              "runlog:runsNotStarted": len(batch.not_started),
-                             "runlog:runSettingsNotRecorded": batch.unrecorded}
+                             "runlog:runSettingsNotRecorded": batch.unrecorded,
+                             "runlog:runSettingsNeverSubmitted": batch.never_submitted}
     if batch.arn:
         attrs["runlog:arn"] = batch.arn
     if batch.name:

@@ -490,7 +490,8 @@ def _batch_action(crate, batch: BatchFacts, by_address: dict):
                 "@type": "PropertyValue", "name": f"default {name}", "value": value})))
     counts = [("run settings", batch.declared), ("runs started", len(batch.started)),
               ("runs that failed to start", len(batch.not_started)),
-              ("run settings not yet recorded", batch.unrecorded)]
+              ("run settings not yet recorded", batch.unrecorded),
+              ("run settings never submitted", batch.never_submitted)]
     counts += [(f"runs {status}", n) for status, n in batch.status_counts().items()]
     properties = {"@type": "CreateAction", "name": f"AWS HealthOmics run {batch.label}", "instrument": service,
                   "object": objects, "result": [by_address[m.address] for m in batch.members],
