@@ -79,10 +79,12 @@ def main(argv: list[str] | None = None) -> int:
                 ledger.file_run_settings(address) as from_file:
             maker = batches.MemberPages(outline, address)
             writer = PageWriter(ledger, **options)
+            # as runlog/writerproc.py hands them over: each member names this batch (a tree without it: left out)
+            batch_of = {"batch": address} if "batch" in inspect.signature(PageWriter.records).parameters else {}
             writer.start()
             for items in pages:
                 writer.records([({"kind": "member"}, body, at, columns)
-                                for _, body, at, columns in maker.encode(items, from_file)])
+                                for _, body, at, columns in maker.encode(items, from_file)], **batch_of)
             writer.close()
             members_wall = time.perf_counter() - wall
             writer.start()

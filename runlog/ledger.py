@@ -931,6 +931,9 @@ class Ledger:
         statement's work). A member whose own batch (the first "record" key of its body) is
         not it is refused with the page (LedgerError)."""
         present, chain, seq, inserted_at = self._appending([address for _, _, address, _ in encoded])
+        if batch is not None:  # a member the batch has under another address: not a second one
+            present |= self._members_held(batch, [(body, address, columns) for _, body, address, columns in encoded
+                                                  if address not in present])
         rows = []
         batches: list[tuple[dict, bytes, int]] = []
         for record, body, address, columns in encoded:
@@ -959,6 +962,51 @@ class Ledger:
             for record, body, at in batches:
                 self._index_settings(at, record, body)
         return len(rows)
+
+    _RUN_ID = INDEX_COLUMNS.index("run_id")
+
+    def _members_held(self, batch: str, new: list[tuple[bytes, str, tuple]]) -> set[str]:
+        """The addresses among `new` member records of batch record `batch` (body, address,
+        index columns; none of them in the ledger) whose run the batch already has a member
+        for: the same run setting and the same run id, or for a submission that failed (no run)
+        the same run setting. A listing whose item for a run says more or less the next time
+        (an optional member such as runInternalUuid given later, a failure message worded
+        otherwise) made a second member record of one run at each refresh. One lookup of the
+        page's run ids on their index; bodies are read only for the runs found (and the
+        failed submissions), so a first refresh reads none."""
+        import json
+
+        def setting_of(body: bytes | str) -> Any:
+            try:
+                return (json.loads(body).get("batch") or {}).get("run_setting_id")
+            except (ValueError, AttributeError):
+                return None
+
+        if not new:
+            return set()
+        run_ids = sorted({columns[self._RUN_ID] for _, _, columns in new if columns[self._RUN_ID]})
+        held: set[tuple[Any, Any]] = set()
+        for start in range(0, len(run_ids), 500):  # within SQLite's limit on parameters
+            part = run_ids[start:start + 500]
+            held.update((run_id, setting_of(body)) for run_id, body in self.conn.execute(
+                f"SELECT run_id, body FROM records WHERE run_id IN ({','.join('?' * len(part))}) AND kind = 'member' "
+                "AND json_extract(body, '$.batch.record') = ?", (*part, batch)))
+        if any(not columns[self._RUN_ID] for _, _, columns in new):  # failed submissions of the batch so far
+            held.update((None, setting_of(body)) for (body,) in self.conn.execute(
+                "SELECT r.body FROM batch_members m JOIN records r ON r.seq = m.seq WHERE m.batch = (SELECT seq FROM "
+                "records WHERE address = ?) AND m.outcome != 'submitted'", (batch,)))
+        if not held:
+            return set()
+        skip = set()
+        for body, address, columns in new:
+            run_id = columns[self._RUN_ID] or None
+            if run_id is None or any(known == run_id for known, _ in held):
+                key = (run_id, setting_of(body))
+                if key in held:
+                    skip.add(address)
+                else:
+                    held.add(key)  # a later item of this page for the same run is not a second member either
+        return skip
 
     def add_observations(self, observations: Sequence[tuple[str, str | None, str, str, str | None, dict | bytes]]) -> int:
         """Append observations (record, run_uuid, observed_at, source, status, body), made

@@ -274,3 +274,46 @@ def test_a_batch_cancelled_midway_exports_its_unsubmitted_settings_as_never_subm
     assert "run settings never submitted" in crate and "run settings not yet recorded" in crate
     replay = run_cli("replay", batch_id, "--only", "failed", "--dry-run")
     assert f"{20 - held} run setting(s) were never submitted" in replay.stderr, replay.output
+
+
+def test_a_run_listed_again_with_more_or_other_words_is_not_a_second_member(aws_env, ledger_path, git_repo, run_cli):
+    """ListRunsInBatch gave S1's run without its uuid and ARN (optional in the model) at the
+    first refresh and with them at the next, and S2's failed submission with a message worded
+    otherwise each time: each refresh made another member record of the same run (and of the
+    same failed submission), so `show B` counted 4, then 5 members for a batch of 3 runs. A
+    member the batch already has for that run setting and run (or failed submission) is not
+    made again."""
+    from helpers import answer_through, pages_changed
+
+    aws_env.batch_fault("start", run_setting_ids=["S2"])  # S2's submission fails
+    batch_id = _inline_batch(run_cli, "S1", "S2", "S3")
+    aws_env.batch_rate = 100
+    aws_env.advance(300)
+    words = iter(range(1000))
+
+    def reworded(page):
+        for item in page["runs"]:
+            if item.get("submissionStatus") == "FAILED":
+                item["submissionFailureMessage"] = f"internal error, request {next(words)}"
+
+    pages_changed(aws_env, "ListRunsInBatch", reworded)
+    listing = aws_env.handlers["ListRunsInBatch"]
+
+    def without_uuid(handler, params, region):
+        page = handler(params, region)
+        for item in page["runs"]:
+            if item.get("runSettingId") == "S1":
+                item.pop("runInternalUuid", None)
+                item.pop("runArn", None)
+        return page
+
+    answer_through(aws_env, "ListRunsInBatch", without_uuid)
+    assert run_cli("refresh", batch_id).exit_code == 0
+    aws_env.handlers["ListRunsInBatch"] = listing  # S1's uuid and ARN given from now on
+    for _ in range(2):
+        refreshed = run_cli("refresh", batch_id)
+        assert refreshed.exit_code == 0 and "0 new member record(s)" in refreshed.stdout, refreshed.output
+    shown = json.loads(run_cli("show", batch_id, "--json").stdout)["batch"]
+    assert shown["members_recorded"] == 3 and shown["submission"] == {"FAILED": 1, "SUCCESS": 2}, shown
+    members = json.loads(run_cli("log", "--batch", batch_id, "--json").stdout)
+    assert len(members) == 3 and all(run_cli("show", m["run_id"]).exit_code == 0 for m in members if m["run_id"])
