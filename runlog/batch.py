@@ -1451,12 +1451,14 @@ def observe_members(ledger: Ledger, batch: Entry, omics,
     return {"listed": listed, "changed": writer.added if isinstance(writer, PageWriter) else writer.flush()}
 
 
-def observe_outputs(ledger: Ledger, batch: Entry, omics, jobs: int = 16) -> dict[str, int]:
+def observe_outputs(ledger: Ledger, batch: Entry, omics, jobs: int = 16) -> dict[str, Any]:
     """GetRun for each member whose run ended and whose output location (runOutputUri) no
     observation holds yet (ListRuns' items have none; refresh asks GetRun only for the failed),
     `jobs` calls at a time; each answer appended as a GetRun observation, one transaction per
     round of calls, so a rerun asks only for what is still missing. A run the service no
-    longer knows (deleted) is skipped. Returns {"asked", "recorded", "gone"}."""
+    longer knows (deleted) is skipped. Returns {"asked", "recorded", "gone"}, and
+    "parameters_reported" ({count, first: run ids}) when GetRun reported parameters other than
+    a member's record holds (membersettings.reported_parameters)."""
     from concurrent.futures import ThreadPoolExecutor
 
     from runlog import aws
@@ -1473,8 +1475,11 @@ def observe_outputs(ledger: Ledger, batch: Entry, omics, jobs: int = 16) -> dict
         answer.pop("ResponseMetadata", None)
         return _json_value(answer)
 
+    from runlog.membersettings import reported_parameters
+
     asked = recorded = gone = 0
     after = 0
+    differ: list[str] = []  # run ids whose GetRun reports other parameters than their member record holds
     with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="runlog-getrun") as pool:
         while True:
             rows = ledger.members_without_output(batch.address, after, jobs * 8)
@@ -1488,7 +1493,15 @@ def observe_outputs(ledger: Ledger, batch: Entry, omics, jobs: int = 16) -> dict
                     for (_, address, _, run_uuid), body in zip(rows, answers, strict=True) if body is not None]
             gone += len(rows) - len(seen)
             recorded += ledger.add_observations(seen)
-    return {"asked": asked, "recorded": recorded, "gone": gone}
+            for address, _, _, _, _, body in seen:
+                member = ledger.get(address)
+                if member is not None and reported_parameters(member.record, [
+                        {"source": "GetRun", "observed_at": observed_at, "body": body}]) is not None:
+                    differ.append(str(body.get("id") or member.run_id))
+    found: dict[str, Any] = {"asked": asked, "recorded": recorded, "gone": gone}
+    if differ:
+        found["parameters_reported"] = {"count": len(differ), "first": differ[:5]}
+    return found
 
 
 def _json_value(value: Any) -> Any:
@@ -1585,6 +1598,8 @@ def refresh_batch(ledger: Ledger, batch: Entry, omics, outputs_jobs: int | None 
               "statuses_changed": statuses["changed"]}
     if outputs is not None:
         change["outputs_recorded"] = outputs["recorded"]
+        if "parameters_reported" in outputs:
+            change["parameters_reported"] = outputs["parameters_reported"]
     if learned is not None:
         change["settings_observed"], change["settings_unknown"] = learned["observed"], learned["unknown"]
     if changed_file is not None:

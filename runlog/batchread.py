@@ -288,8 +288,15 @@ def listing_warnings(change: dict[str, Any]) -> list[tuple[dict[str, Any], str]]
     finding once."""
     return [(change[key], f"batch {change['batch_id']}: " + words(change[key]))
             for key, words in (("repeated_run_settings", repeated_warning), ("shared_runs", shared_warning),
-                               ("listed_not_text", not_text_warning))
+                               ("listed_not_text", not_text_warning), ("parameters_reported", reported_warning))
             if key in change]
+
+
+def reported_warning(found: dict[str, Any]) -> str:
+    """refresh --outputs: members whose GetRun reported other parameters than their record holds."""
+    return (f"{found['count']} run(s) ran with other parameters than their member records hold, GetRun says "
+            f"(the first: {', '.join(found['first'])}); the settings file may have changed while the service read it: "
+            "`runlog show RUN_ID` and the exports give GetRun's, the records keep the pinned settings")
 
 
 def settings_file_warning(found: dict[str, Any], batch_id: str | None) -> str:

@@ -141,6 +141,29 @@ def known_settings(record: dict, observations: list[dict]) -> Known:
     return Known("unknown", reason=NOT_ASKED)
 
 
+def reported_parameters(record: dict, observations: list[dict]) -> tuple[str, dict] | None:
+    """For a member whose record holds its own settings (a batch submitted through runlog):
+    (when, parameters) of its newest GetRun observation that reports parameters, when they are
+    not the parameters its record holds, else None. The record holds the settings file's run
+    setting as runlog read and pinned it; should the file have been changed and put back while
+    the service read it (runlog's ETag check sees the same object before and after), GetRun is
+    the service's word on what the run ran with. Readers keep the record and say which they give."""
+    if record.get("kind") != "member" or needs_settings(record):
+        return None
+    recorded = (record.get("request") or {}).get("parameters") or {}
+    for observation in reversed(observations):
+        body = observation["body"]
+        if observation["source"] == "GetRun" and isinstance(body, dict) and isinstance(body.get("parameters"), dict):
+            return (observation["observed_at"], body["parameters"]) if body["parameters"] != recorded else None
+    return None
+
+
+def reported_note(observed_at: str) -> str:
+    """What readers say of a member whose GetRun reported other parameters (reported_parameters)."""
+    return (f"GetRun at {observed_at} reported parameters other than its record holds (its settings file changed "
+            "while the service read it?): the run ran with GetRun's; the record keeps the settings as pinned")
+
+
 def as_observed(record: dict, known: Known) -> dict:
     """The record with its request replaced by the observed settings (for readers that
     compare or export requests), or the record itself when nothing was observed."""

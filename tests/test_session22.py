@@ -317,3 +317,44 @@ def test_a_run_listed_again_with_more_or_other_words_is_not_a_second_member(aws_
     assert shown["members_recorded"] == 3 and shown["submission"] == {"FAILED": 1, "SUCCESS": 2}, shown
     members = json.loads(run_cli("log", "--batch", batch_id, "--json").stdout)
     assert len(members) == 3 and all(run_cli("show", m["run_id"]).exit_code == 0 for m in members if m["run_id"])
+
+
+def test_a_member_whose_getrun_reports_other_parameters_is_exported_with_getruns(aws_env, ledger_path, git_repo,
+                                                                                 run_cli, tmp_path):
+    """A settings file swapped while the service read it and put back after (its ETag check
+    sees one object) gives runs other parameters than their member records hold. After
+    `refresh --outputs` the ledger held GetRun's word on each run, and still exported the
+    pinned parameters without a word. Now refresh warns, `show RUN_ID` says so, and the exports
+    give the parameters GetRun reported, saying where they come from; the record is kept."""
+    import csv
+
+    from helpers import answer_through
+
+    batch_id = _inline_batch(run_cli, "S1", "S2")
+    aws_env.batch_rate = 100
+    aws_env.advance(300)
+
+    def swapped(handler, params, region):  # S1's run ran S2's sample
+        run = handler(params, region)
+        if (run.get("parameters") or {}).get("sample_name") == "S1":
+            run["parameters"] = {**run["parameters"], "sample_name": "S2",
+                                 "input_cram": run["parameters"]["input_cram"].replace("S1", "S2")}
+        return run
+
+    answer_through(aws_env, "GetRun", swapped)
+    refreshed = run_cli("refresh", batch_id, "--outputs")
+    assert refreshed.exit_code == 0, refreshed.output
+    assert "1 run(s) ran with other parameters than their member records hold" in refreshed.stderr, refreshed.output
+    (member,) = [m for m in json.loads(run_cli("log", "--batch", batch_id, "--json").stdout)
+                 if m["name"] == "align-S1"]
+    shown = run_cli("show", member["run_id"])
+    assert "reported parameters other than its record holds" in shown.stdout, shown.stdout
+    out = tmp_path / "supp"
+    exported = run_cli("export", batch_id, "-f", "methods", "-o", out, "--license", "MIT")
+    assert exported.exit_code == 0, exported.output
+    (samples,) = out.rglob("samples.csv")
+    (row,) = [r for r in csv.DictReader(samples.open()) if r["run_setting_id"] == "S1"]
+    assert json.loads(row["parameters"])["sample_name"] == "S2", row
+    assert "reported parameters other than its record holds" in row["settings_source"], row
+    record = json.loads(run_cli("show", member["run_id"], "--json").stdout)["record"]
+    assert record["request"]["parameters"]["sample_name"] == "S1"  # the record is kept as pinned

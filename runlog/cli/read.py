@@ -205,6 +205,8 @@ def show(ctx, ref, as_json):
         lines.append(("batch", ran_in[1]))
     if known is not None:
         lines.append(("settings", known.note))
+    if (reported := _reported(record, observations)) is not None:
+        lines.append(("warning", reported))
     lines += _lineage_lines(record.get("lineage"))
     for r in replays:
         lines.append(("replayed by", f"{r.address} (run {r.run_id or '-'})"))
@@ -221,6 +223,14 @@ def show(ctx, ref, as_json):
         for o in observations:
             click.echo(terminal_safe(f"  {o['observed_at']}  {o['source']:<10} {o['status'] or ''}"))
     said_lost(ledger)
+
+
+def _reported(record: dict, observations: list[dict]) -> str | None:
+    """A member whose GetRun reported parameters other than its record holds: the warning."""
+    from runlog.membersettings import reported_note, reported_parameters
+
+    found = reported_parameters(record, observations)
+    return None if found is None else reported_note(found[0])
 
 
 def _member_settings(record: dict, observations: list[dict]):

@@ -218,12 +218,13 @@ def run_facts(entry: Entry, observations: list[dict], batch: dict | None = None)
     what was resolved for it: that (the workflow's identity, every input's identity, pinned
     once for the cohort) is in its batch's record, given as `batch`."""
     record = entry.record
-    known = None
+    known = reported = None
     if record["kind"] == "member":  # its own settings may be known only from GetRun (an imported batch)
-        from runlog.membersettings import as_observed, known_settings
+        from runlog.membersettings import as_observed, known_settings, reported_note, reported_parameters
 
         known = known_settings(record, observations)
         record = as_observed(record, known)
+        reported = reported_parameters(record, observations)  # GetRun says it ran with others than recorded
     facts = _export_facts(observations)
     resolution = record.get("resolution") or (batch or {}).get("resolution") or {}
     response = record["outcome"].get("response") or {}
@@ -238,7 +239,9 @@ def run_facts(entry: Entry, observations: list[dict], batch: dict | None = None)
     # a --parameters-uri run's parameters are the file's content, pinned at submission; a run
     # that duplicates another (runId) has those HealthOmics copied, known from GetRun only
     parameters = effective_parameters(record["request"], resolution)
-    if parameters:
+    if reported is not None:
+        parameters, parameters_source = reported[1], "reported"
+    elif parameters:
         parameters_source = "file" if "parameters" not in record["request"] else "submitted"
     elif facts.get("parameters"):
         parameters, parameters_source = facts["parameters"], "reported"
@@ -311,8 +314,10 @@ def run_facts(entry: Entry, observations: list[dict], batch: dict | None = None)
         batch_id=(record.get("batch") or {}).get("batch_id") if record["kind"] == "member" else None,
         batch_record=(record.get("batch") or {}).get("record") if record["kind"] == "member" else None,
         run_setting_id=(record.get("batch") or {}).get("run_setting_id") if record["kind"] == "member" else None,
-        settings_source="submitted" if known is None or known.state == "recorded" else known.state,
-        settings_note=None if known is None or known.state == "recorded" else known.note,
+        settings_source="reported" if reported is not None
+        else "submitted" if known is None or known.state == "recorded" else known.state,
+        settings_note=reported_note(reported[0]) if reported is not None
+        else None if known is None or known.state == "recorded" else known.note,
     )
 
 
