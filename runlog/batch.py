@@ -2039,7 +2039,8 @@ def act_on_batch(ledger: Ledger, batch: Entry, omics, action: str) -> dict[str, 
     if not batch.batch_id:
         raise UsageError(f"batch record {batch.address[:12]} was {batch.outcome}: there is no batch to {action}")
     body: dict[str, Any] = {"action": operation, "batchId": batch.batch_id}
-    ledger.check_writable(f"{operation} of batch {batch.batch_id}")  # what is asked is recorded, or nothing is asked
+    ledger.check_writable(f"{operation} of batch {batch.batch_id} was not asked, since what it asks could not "
+                          "be recorded")  # what is asked is recorded, or nothing is asked
     try:
         answer = getattr(omics, method)(batchId=batch.batch_id)
         answer.pop("ResponseMetadata", None)

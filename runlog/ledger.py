@@ -452,6 +452,11 @@ class Ledger:
             ledger.conn.close()
             if getattr(exc, "sqlite_errorname", "") == "SQLITE_NOTADB":
                 raise _not_sqlite(path) from None
+            if getattr(exc, "sqlite_errorname", "") == "SQLITE_CANTOPEN":  # not a damaged file: its place
+                raise LedgerError(f"cannot open ledger {path}: {exc}; SQLite keeps {path.name}-wal and "
+                                  f"{path.name}-shm beside the ledger, even to read it, so its directory {path.parent} "
+                                  "must be writable (or copy the ledger where you can write); the file was left "
+                                  "untouched") from None
             raise LedgerError(cannot_read(path, exc)) from None
         except LedgerError:
             ledger.conn.close()
@@ -569,9 +574,10 @@ class Ledger:
             raise LedgerError(f"cannot write to ledger {self.path}: {exc}") from None
 
     def check_writable(self, doing: str) -> None:
-        """Raise LedgerError (exit 2) unless a write to the ledger would succeed now: for a
-        command that asks the service to act (cancel, delete runs) and must be able to record
-        what it asked before it asks. SQLite's BEGIN IMMEDIATE succeeds on a file it can only
+        """Raise LedgerError (exit 2) unless a write to the ledger would succeed now (`doing`:
+        what is therefore not done, in words): for a command that asks the service to act
+        (cancel, delete runs) and must be able to record what it asked before it asks, or that
+        would ask only to record the answers (refresh). SQLite's BEGIN IMMEDIATE succeeds on a file it can only
         read; its first write does not, so a table is made and the transaction rolled back."""
         if self._joined:  # inside one_transaction: its first write has been made already
             return
@@ -582,8 +588,8 @@ class Ledger:
         except _Checked:
             return
         except sqlite3.DatabaseError as exc:
-            raise LedgerError(f"cannot write to ledger {self.path} ({exc}): {doing} was not asked, since what it "
-                              "asks could not be recorded; make the ledger writable and run it again") from None
+            raise LedgerError(f"cannot write to ledger {self.path} ({exc}): {doing}; make the ledger writable and "
+                              "run it again") from None
 
     @contextmanager
     def one_transaction(self) -> Iterator[None]:

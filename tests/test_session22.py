@@ -185,7 +185,8 @@ def test_cancel_on_a_ledger_it_cannot_write_asks_nothing(aws_env, ledger_path, g
     """`runlog cancel B` (and `--delete-runs`) on a ledger it could not write sent
     CancelRunBatch (the batch went STOPPING), then failed to record it and said only "cannot
     write to ledger", exit 2: an action carried out, unrecorded, reported as bad input. Now
-    the ledger is checked first: nothing is asked, and the line says so."""
+    the ledger is checked first: nothing is asked, and the line says so. `refresh` likewise
+    asks nothing (it asked GetBatch, then failed, exit 1)."""
     from helpers import read_only
 
     aws_env.batch_rate = 1
@@ -197,6 +198,10 @@ def test_cancel_on_a_ledger_it_cannot_write_asks_nothing(aws_env, ledger_path, g
             # process's own descriptors of the file, opened before it was made read-only
             assert refused.returncode == 2, refused.stderr
             assert "cannot write to ledger" in refused.stderr and "was not asked" in refused.stderr, refused.stderr
+        before = len(aws_env.requests)
+        refreshed = run_proc("refresh")  # GetBatch was asked, then the answers could not be recorded: exit 1
+        assert refreshed.returncode == 2 and "nothing was asked of HealthOmics" in refreshed.stderr, refreshed.stderr
+        assert len(aws_env.requests) == before
     asked = [r["operation"] for r in aws_env.requests]
     assert "CancelRunBatch" not in asked and "DeleteRunBatch" not in asked, asked
     assert omics_client(aws_env).get_batch(batchId=batch_id)["status"] not in ("STOPPING", "CANCELLED")
@@ -358,3 +363,29 @@ def test_a_member_whose_getrun_reports_other_parameters_is_exported_with_getruns
     assert "reported parameters other than its record holds" in row["settings_source"], row
     record = json.loads(run_cli("show", member["run_id"], "--json").stdout)["record"]
     assert record["request"]["parameters"]["sample_name"] == "S1"  # the record is kept as pinned
+
+
+def test_a_ledger_in_a_directory_that_cannot_be_written_is_not_called_damaged(tmp_path, run_proc):
+    """`log` of an intact ledger in a directory no one may write (SQLite cannot make its -shm
+    file beside a WAL ledger) said "cannot read ledger …; restore it from a backup": advice to
+    replace a file that is fine. It now names the directory as the cause."""
+    import subprocess
+
+    import pytest
+
+    from runlog.ledger import Ledger
+
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    path = folder / "ledger.db"
+    with Ledger.open(path):
+        pass
+    if subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode != 0:
+        pytest.skip("cannot make a directory unwritable for this user")
+    try:
+        listed = run_proc("--ledger", path, "log")
+    finally:
+        subprocess.run(["chattr", "-i", str(folder)], check=True)
+    assert listed.returncode == 2, listed.stderr
+    assert "restore it from a backup" not in listed.stderr and f"its directory {folder} must be writable" \
+        in listed.stderr, listed.stderr
