@@ -1565,6 +1565,14 @@ def refresh_batch(ledger: Ledger, batch: Entry, omics, outputs_jobs: int | None 
     S3 client `s3`: whether its settings file is still the one pinned (check_settings_file);
     `unreachable` (refresh_batches') says why S3 could not be reached for an earlier batch's
     file: this batch's is not asked about, and its change says so (settings_file_unchecked)."""
+    from runlog.inflight import hold_batch
+
+    with hold_batch(ledger.path, batch.address):  # another refresh of this batch ends first
+        return _refresh_batch(ledger, batch, omics, outputs_jobs, jobs, s3, unreachable)
+
+
+def _refresh_batch(ledger: Ledger, batch: Entry, omics, outputs_jobs: int | None, jobs: int, s3,
+                   unreachable: list[str] | None) -> dict[str, Any]:
     outline = ledger.batch_outline(batch.address)  # never the whole cohort as Python objects
     answer = observe_batch(ledger, batch, omics, outline)
     unreachable = [] if unreachable is None else unreachable

@@ -1,4 +1,4 @@
-"""Which pending attempts a live process still owns.
+"""Which pending attempts a live process still owns, and which batch a live refresh is writing.
 
 A process that commits an attempt holds an exclusive `flock` on a small file named after the
 attempt's requestId, in a directory beside the ledger (`ledger.db.inflight/`), until the
@@ -93,6 +93,30 @@ def take(ledger_path: Path, request_id: str) -> Hold | None:
     except OSError:
         pass
     return Hold(path, fd)
+
+
+def hold_batch(ledger_path: Path, batch_address: str) -> Hold:
+    """Wait until no other process refreshes the batch record at `batch_address`, then hold it
+    until released: two refreshes of one batch at once each read the members' statuses before
+    either wrote, and each recorded every change (two observations of each). The same lock
+    file discipline as `take`, blocking; where locks cannot be made, an empty Hold."""
+    if fcntl is None:
+        return Hold(None, None)
+    path = _directory(ledger_path) / f"refresh-{batch_address[:32]}.lock"
+    while True:
+        try:
+            path.parent.mkdir(mode=0o700, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        except OSError:
+            return Hold(None, None)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # waits for the refresh before this one
+        except OSError:
+            os.close(fd)
+            return Hold(None, None)
+        if _same_file(fd, path):  # not a file its last holder removed as it let go
+            return Hold(path, fd)
+        os.close(fd)
 
 
 def _same_file(fd: int, path: Path) -> bool:

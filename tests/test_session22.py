@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from helpers import COHORT_DEFAULT, cohort_setting, omics_client
+from runlog.ledger import Ledger
 
 NOT_FOUND = "ResourceNotFoundException"
 
@@ -389,3 +390,27 @@ def test_a_ledger_in_a_directory_that_cannot_be_written_is_not_called_damaged(tm
     assert listed.returncode == 2, listed.stderr
     assert "restore it from a backup" not in listed.stderr and f"its directory {folder} must be writable" \
         in listed.stderr, listed.stderr
+
+
+def test_two_refreshes_of_one_batch_at_once_record_each_status_once(aws_env, ledger_path, git_repo, run_cli):
+    """Two `runlog refresh B` at the same time (two shells, a cron job and a user) each read
+    the members' statuses before either wrote, and each wrote every change: two observations
+    of each member's status. The second now waits for the first and records only what changed
+    since."""
+    import os
+    import subprocess
+    import sys
+
+    batch_id = _inline_batch(run_cli, *[f"S{i:03d}" for i in range(100)])
+    aws_env.batch_rate = 1000
+    aws_env.advance(30)
+    env = {**os.environ, "RUNLOG_LEDGER": str(ledger_path)}
+    both = [subprocess.Popen([sys.executable, "-m", "runlog", "refresh", batch_id], env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [process.communicate(timeout=120) for process in both]
+    assert all(process.returncode == 0 for process in both), outputs
+    with Ledger.open(ledger_path, create=False) as ledger:
+        counts = ledger.conn.execute(
+            "SELECT count(*), count(DISTINCT record) FROM observations o JOIN records r ON r.address = o.record "
+            "WHERE r.kind = 'member' AND o.source = 'ListRuns'").fetchone()
+    assert counts == (100, 100), (counts, outputs)
