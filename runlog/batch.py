@@ -277,8 +277,9 @@ def check_constraints(settings: list[dict], where: str) -> None:
     they are checked on inline settings (check_against_model) and by the service: botocore
     never sees a file's content. Run after check_settings (the types are right). The texts of
     the members that are text or maps of texts (runSettingId, name, outputUri, runTags' names
-    and values: their lengths, and no control character where the model's pattern is a
-    \\p{..} class) are seen at C speed, one member at a time; when one fails that look, or a
+    and values: their lengths, and where the model's pattern is \\p{..} classes, no character of
+    Unicode category C: servicemodel.refused_character) are seen at C speed, one member at a
+    time (each distinct character once); when one fails that look, or a
     run setting has another constrained member (priority, outputBucketOwnerId), the run
     settings are walked with servicemodel.constraint_errors, naming the first that breaks one."""
     from runlog.servicemodel import constraint_errors
@@ -293,8 +294,9 @@ def check_constraints(settings: list[dict], where: str) -> None:
             raise UsageError(f"{where}[{index}] (runSettingId {setting['runSettingId'][:128]!r}): {problems[0]}")
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # servicemodel's reading of the model's \p{..} classes
-Limits = tuple[int, "int | None", bool]  # a text's least and most characters, whether control characters are refused
+# a text's least and most characters, and the model's \p{..} classes it must be made of (None: any
+# character), as servicemodel.pattern_classes reads them: the major Unicode categories, other characters
+Limits = tuple[int, "int | None", "tuple[frozenset[str], str] | None"]
 
 
 def _quick_pass(settings: list[dict], member: str, check: tuple[Limits, ...] | None) -> bool:
@@ -310,15 +312,17 @@ def _quick_pass(settings: list[dict], member: str, check: tuple[Limits, ...] | N
             and _texts_pass(list(chain.from_iterable(map(dict.values, values))), *texts))
 
 
-def _texts_pass(values: list[str], low: int, high: int | None, control: bool) -> bool:
-    """Whether every text has from `low` to `high` characters (and, `control`, none of them a control character)."""
+def _texts_pass(values: list[str], low: int, high: int | None,
+                classes: tuple[frozenset[str], str] | None) -> bool:
+    """Whether every text has from `low` to `high` characters (and, `classes`, every character
+    one the model's pattern takes: servicemodel.refused_character, on the texts joined)."""
+    from runlog.servicemodel import refused_character
+
     if not values:
         return True
     lengths = list(map(len, values))
-    joined = "".join(values) if control else ""
-    # isprintable: a quick yes for text without control (or other unprintable) characters
     return (min(lengths) >= low and (high is None or max(lengths) <= high)
-            and (joined.isprintable() or _CONTROL.search(joined) is None))
+            and (classes is None or refused_character("".join(values), *classes) is None))
 
 
 @lru_cache(maxsize=1)
@@ -327,16 +331,17 @@ def _inline_constraints() -> tuple[Any, dict[str, tuple[Limits, ...] | None]]:
     load), and the members _quick_pass checks: documents (None: no constraint), texts and
     maps of texts whose patterns, if any, are \\p{..} classes, with their limits."""
     from runlog import startrun
-    from runlog.servicemodel import model_of
+    from runlog.servicemodel import model_of, pattern_classes
 
     model = model_of(startrun.raw_model(), startrun.SERVICE)
     shape = model.operation_model(OPERATION).input_shape.members["batchRunSettings"].members["inlineSettings"].member
 
     def limits(text) -> Limits | None:
         meta, pattern = text.metadata, text.metadata.get("pattern")
-        if text.type_name != "string" or meta.get("enum") or (pattern and "\\p{" not in pattern):
-            return None
-        return meta.get("min", 0), meta.get("max"), bool(pattern)
+        classes = pattern_classes(pattern) if pattern else None
+        if text.type_name != "string" or meta.get("enum") or (pattern and (classes is None or classes[0])):
+            return None  # a pattern that is not \p{..} classes alone: the walk checks it
+        return meta.get("min", 0), meta.get("max"), classes[1:] if classes else None
 
     quick: dict[str, tuple[Limits, ...] | None] = {}
     for name, member in shape.members.items():
@@ -444,7 +449,16 @@ def check_against_model(request: dict[str, Any], service_model) -> None:
         first = problems[0]
         member = first.split(":", 1)[0].split(".")[0].split(" ")[0].split("[")[0]
         more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
+        item = _INLINE_ITEM.match(first)
+        if item:  # a run setting's: named as a settings file's are (check_constraints), by its id
+            index = int(item.group(1))
+            ident = str(request["batchRunSettings"]["inlineSettings"][index].get("runSettingId"))
+            raise UsageError(f"`batchRunSettings` inlineSettings[{index}] (runSettingId {ident[:128]!r}): "
+                             f"{first[item.end():]}{more}", option=member)
         raise UsageError(f"`{member}`: {first.split(': ', 1)[1]}{more}", option=member)
+
+
+_INLINE_ITEM = re.compile(r"batchRunSettings\.inlineSettings\[(\d+)\]\.?")
 
 
 def effective_setting(default: dict[str, Any], own: dict[str, Any]) -> dict[str, Any]:

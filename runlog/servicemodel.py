@@ -7,10 +7,18 @@ import re
 from functools import lru_cache
 from typing import Any
 
-# The models write Java-style classes such as [\p{L}||\p{M}||...]+ meaning "any printable
-# text"; Python's re has no \p{..}: such a pattern is checked as "no control characters".
-_PRINTABLE = re.compile(r"^[^\x00-\x1f\x7f]+$")
-_PRINTABLE_OR_SPACE = re.compile(r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]+$")  # also tab, newline, return
+# The models write Java-style classes of Unicode categories: [\p{L}||\p{M}||\p{Z}||\p{S}||\p{N}||\p{P}]+
+# (a run's name, a runSettingId, a batch name) is letters, marks, separators, symbols, numbers and
+# punctuation (and `|`, which `||` writes in a Java class): every character but those of category
+# C, "Other" — controls (Cc: C0, DEL, C1 such as \x9b and \x85), formats (Cf: bidi overrides such
+# as \u202e, zero-width characters), surrogates (Cs), private use (Co) and unassigned (Cn).
+# Python's re has no \p{..}: such a pattern is read here, as the service reads it, by each
+# character's category (refused_character); every check of a text against the model goes through it.
+_CLASS_PATTERN = re.compile(r"([A-Za-z]*)\[((?:\\p\{[A-Z]\}|\|\||\\[tnr])+)\]\+")
+_ESCAPES = {"\\t": "\t", "\\n": "\n", "\\r": "\r"}
+_EVERY_CATEGORY_BUT_OTHER = frozenset("LMZSNP")
+_OTHER = {"Cc": "a control character", "Cf": "a format character", "Cs": "a surrogate",
+          "Co": "a private-use character", "Cn": "an unassigned code point"}
 
 
 @lru_cache(maxsize=8)
@@ -46,9 +54,62 @@ def skeleton(shape, *, member_names: bool = False) -> Any:
 
 @lru_cache(maxsize=256)
 def _compiled(pattern: str) -> re.Pattern:
-    if "\\p{" in pattern:
-        return _PRINTABLE_OR_SPACE if "\\n" in pattern else _PRINTABLE
     return re.compile(pattern)
+
+
+@lru_cache(maxsize=64)
+def pattern_classes(pattern: str) -> tuple[str, frozenset[str], str] | None:
+    """A pattern of \\p{..} classes (`PREFIX[\\p{L}||\\p{N}\\t]+`) as its literal prefix, the
+    major Unicode categories it takes and the other characters it takes; None for any other pattern."""
+    if "\\p{" not in pattern:
+        return None
+    found = _CLASS_PATTERN.fullmatch(pattern)
+    if found is None:  # not a form runlog knows: only category C is refused
+        return "", _EVERY_CATEGORY_BUT_OTHER, ""
+    body = found.group(2)
+    extra = "".join(char for escape, char in _ESCAPES.items() if escape in body) + ("|" if "||" in body else "")
+    return found.group(1), frozenset(re.findall(r"\\p\{([A-Z])\}", body)), extra
+
+
+def refused_character(text: str, categories: frozenset[str] = _EVERY_CATEGORY_BUT_OTHER,
+                      extra: str = "") -> str | None:
+    """The first character of `text` outside the major Unicode `categories` (the model's
+    \\p{..} classes; by default every category but C, "Other") and not in `extra`, or None.
+    Text str.isprintable() passes (no character of category C or Z but the space) is a quick
+    yes when the categories take Z; otherwise each distinct character is looked at once."""
+    if _EVERY_CATEGORY_BUT_OTHER <= categories and text.isprintable():
+        return None
+    from unicodedata import category
+
+    refused = {char for char in set(text) if category(char)[0] not in categories and char not in extra}
+    return next((char for char in text if char in refused), None) if refused else None
+
+
+def pattern_problem(pattern: str, value: str) -> str | None:
+    """What makes `value` not match the model's `pattern` (a message's end, after the value),
+    or None when it matches. A \\p{..} class names the first character it refuses, its place
+    and its Unicode category."""
+    read = pattern_classes(pattern)
+    if read is None:
+        return None if _compiled(pattern).fullmatch(value) else f"does not match the pattern {pattern}"
+    prefix, categories, extra = read
+    rest = value[len(prefix):] if value.startswith(prefix) else None
+    if not rest:
+        return f"does not match the pattern {pattern}"
+    char = refused_character(rest, categories, extra)
+    if char is None:
+        return None
+    from unicodedata import category
+
+    kind = category(char)
+    what = f"{_OTHER[kind]}, " if kind in _OTHER else ""
+    return (f"has {ascii(char)[1:-1]} at character {value.index(char) + 1} ({what}Unicode category {kind}), "
+            f"which the model's pattern {pattern} refuses; remove it")
+
+
+def pattern_matches(pattern: str, value: str) -> bool:
+    """Whether `value` matches the model's `pattern` (read as pattern_problem reads it)."""
+    return pattern_problem(pattern, value) is None
 
 
 def constraint_errors(shape, value: Any, path: str) -> list[str]:
@@ -65,8 +126,9 @@ def constraint_errors(shape, value: Any, path: str) -> list[str]:
         if "max" in meta and len(value) > meta["max"]:
             errors.append(f"{path}: {len(value)} characters, at most {meta['max']} allowed")
         pattern = meta.get("pattern")
-        if pattern and not enum and not _compiled(pattern).fullmatch(value):
-            errors.append(f"{path}: {value!r} does not match the pattern {pattern}")
+        problem = pattern_problem(pattern, value) if pattern and not enum else None
+        if problem:
+            errors.append(f"{path}: {value!r} {problem}")
     elif kind in ("integer", "long") and isinstance(value, int):
         if "min" in meta and value < meta["min"]:
             errors.append(f"{path}: {value} is less than the minimum {meta['min']}")

@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from runlog.emulator.protocol import ApiError
-from runlog.servicemodel import _compiled, constraint_errors, service_model
+from runlog.servicemodel import constraint_errors, pattern_matches, service_model
 
 if TYPE_CHECKING:
     from runlog.emulator.state import Service
@@ -180,11 +180,11 @@ def _string_ok(shape) -> Callable[[Any], bool]:
     meta = shape.metadata
     low, high = meta.get("min", 0), meta.get("max", 1 << 62)
     enum = meta.get("enum") or getattr(shape, "enum", None)
-    pattern = _compiled(meta["pattern"]) if meta.get("pattern") and not enum else None
+    pattern = meta["pattern"] if meta.get("pattern") and not enum else None
 
     def ok(value: Any) -> bool:
         return (isinstance(value, str) and low <= len(value) <= high and (not enum or value in enum)
-                and (pattern is None or pattern.fullmatch(value) is not None))
+                and (pattern is None or pattern_matches(pattern, value)))
     return ok
 
 
