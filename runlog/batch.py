@@ -36,6 +36,8 @@ from runlog.batchread import (  # noqa: F401  (the read side, re-exported: runlo
     SOURCE_SETTINGS_FILE,
     SOURCE_SHARED,
     batch_entry,
+    batch_failure,
+    batch_failure_words,
     batch_record_view,
     compare_batch_entries,
     compare_batches,
@@ -1791,6 +1793,10 @@ def expand_refs(ledger: Ledger, refs: list[str]) -> list[str]:
             out.append(ref)
             continue
         members = ledger.member_addresses(entry.batch_id, entry.address)
+        failure = None if members else batch_failure(ledger.observations(entry.address))
+        if failure:  # refresh cannot help: the service started no run
+            raise UsageError(f"{batch_failure_words(entry.batch_id, failure)}: it has no member runs, so there are "
+                             "none to export")
         if not members:
             raise UsageError(f"batch {entry.batch_id or entry.address[:12]} has no member runs in the ledger yet: "
                              f"`refresh(['{entry.batch_id or entry.address[:12]}'])` records them")
@@ -1864,6 +1870,14 @@ def replay_request(ledger: Ledger, batch: Entry, *, only: Sequence[str] = (), se
         wanted = [w for w in only if w != "failed"]
         if "failed" in only:
             wanted = failed_settings(ledger, batch) + wanted
+            failure = None if wanted else batch_failure(ledger.observations(batch.address))
+            if failure:  # refresh cannot help: no run failed, the batch did
+                members = ledger.member_addresses(batch.batch_id, batch.address)
+                raise UsageError(f"{batch_failure_words(batch.batch_id, failure)}: "
+                                 + (f"none of its {len(members)} recorded run(s) failed" if members else
+                                    "it has no runs, so none failed")
+                                 + f"; `replay('{batch.batch_id}')` starts the whole batch again once the cause "
+                                 "is fixed", option="only")
             if not wanted:
                 raise UsageError(f"batch {batch.batch_id} has no failed runs recorded (`refresh(['{batch.batch_id}'])` "
                                  "first?)")

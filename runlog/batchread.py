@@ -118,6 +118,7 @@ def summary(ledger: Ledger, batch: Entry, failures: int | None = SHOWN_FAILURES)
             "shared_runs": shared[-1] if shared else {"count": 0, "first": []},
             "failures": found, "failures_count": failed,
             "batch_status": last_batch_status(observed, record["outcome"].get("response") or {}),
+            "batch_failure": batch_failure(observed),
             "get_batch": answered[-1]["body"] if answered else None,
             "not_found": {"observed_at": batch_seen[-1]["observed_at"], "last_seen": batch_seen[-1]["body"].get(
                 "last_seen")} if batch_seen and not_found(batch_seen[-1]) else None,
@@ -224,6 +225,25 @@ def members_behind(ledger: Ledger, batch: Entry) -> dict[str, list[int]] | None:
     if held < submitted or held_ended < ended:
         return {"members": [held, submitted], "ended": [held_ended, ended]}
     return None
+
+
+def batch_failure(observations: list[dict]) -> dict[str, Any] | None:
+    """Why the batch itself FAILED, when its status (last_batch_status: the newest GetBatch
+    observation's) is FAILED: `{reason, observed_at}`, the reason GetBatch's failureReason (None
+    when it gave none, or no text). A batch that fails as a whole (its role cannot read the
+    settings file, say) starts no runs: this is all there is to say of it. None otherwise."""
+    newest = last_answer(observations)
+    if newest is None or newest["status"] != "FAILED":
+        return None
+    body = newest["body"] if isinstance(newest["body"], dict) else {}
+    reason = body.get("failureReason")
+    return {"reason": reason if isinstance(reason, str) and reason else None, "observed_at": newest["observed_at"]}
+
+
+def batch_failure_words(batch_id: str | None, failure: dict[str, Any]) -> str:
+    """`batch N FAILED as a whole (GetBatch at T: REASON)`: for messages about its runs."""
+    reason = failure["reason"] or "GetBatch gave no failureReason"
+    return f"batch {batch_id} itself FAILED (GetBatch at {failure['observed_at']}: {reason})"
 
 
 def settings_changes(observations: list[dict]) -> list[dict[str, Any]]:

@@ -78,3 +78,43 @@ def test_separators_and_marks_the_pattern_takes_are_still_sent(aws_env, ledger_p
                    json.dumps(COHORT_DEFAULT), "--batch-run-settings", json.dumps({"inlineSettings": [setting]}))
     assert sent.exit_code == 0, sent.output
     assert len(_sent(aws_env, "StartRunBatch")) == 1
+
+
+REASON = "role cannot read s3://cohort-bucket/cohort/settings.json"
+
+
+def test_a_batch_that_failed_as_a_whole_says_why(aws_env, ledger_path, git_repo, run_cli, tmp_path):
+    """A batch GetBatch reports FAILED as a whole (its failureReason: the role cannot read the
+    settings file, say) starts no runs. Before: `show B` said "GetBatch all counts 0" and no
+    reason, `watch B` "FAILED: no runs", `watch --json` failures_count 0 with the reason only in
+    get_batch; `export B` and `replay B --only failed` told to `runlog refresh B`, which can never
+    help. Now `show` and `watch` print the reason on a line of their own (`batch_failure` in
+    --json, beside the keys as they were), and `export` and `replay --only failed` say the batch
+    itself FAILED, with the reason, instead of suggesting refresh."""
+    aws_env.batch_rate = 100
+    aws_env.batch_fault("batch", message=REASON)
+    submitted = run_cli("submit-batch", "--batch-name", "cohort", "--default-run-setting", json.dumps(COHORT_DEFAULT),
+                        "--batch-run-settings", json.dumps({"inlineSettings": [cohort_setting("S1"),
+                                                                               cohort_setting("S2")]}))
+    assert submitted.exit_code == 0, submitted.output
+    batch_id = json.loads(submitted.stdout)["id"]
+    aws_env.advance(200)
+    watched = run_cli("watch", batch_id, "--interval", "0.1", "--timeout", "10")
+    assert watched.exit_code == 1, watched.output
+    assert f"  batch failed: ValidationException: {REASON}" in watched.stdout.splitlines(), watched.stdout
+    as_json = json.loads(run_cli("watch", batch_id, "--json", "--timeout", "10").stdout)
+    assert as_json["batch_failure"]["reason"] == f"ValidationException: {REASON}"
+    assert as_json["failures_count"] == 0 and as_json["batch_status"] == "FAILED"  # the keys as they were
+    shown = run_cli("show", batch_id)
+    assert shown.exit_code == 0, shown.output
+    (line,) = [line for line in shown.stdout.splitlines() if line.startswith("batch failed")]
+    assert f"ValidationException: {REASON} (GetBatch at " in line, line
+    facts = json.loads(run_cli("show", batch_id, "--json").stdout)["batch"]
+    assert facts["batch_failure"]["reason"] == f"ValidationException: {REASON}"
+    for args in (("export", batch_id, "-o", tmp_path / "out", "--license", "CC-BY-4.0"),
+                 ("replay", batch_id, "--only", "failed", "--dry-run")):
+        refused = run_cli(*args)
+        assert refused.exit_code == 2, refused.output
+        (line,) = refused.stderr.strip().splitlines()
+        assert f"batch {batch_id} itself FAILED" in line and REASON in line and "refresh" not in line, line
+    assert not _sent(aws_env, "StartRunBatch")[1:]  # the one submit-batch sent

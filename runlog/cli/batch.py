@@ -219,6 +219,8 @@ def watch_batch(ctx, ledger, entry, config, interval: float, timeout: float | No
         failed = facts["submission"].get("FAILED", 0)
         click.echo(terminal_safe(f"batch {entry.batch_id} {facts['batch_status']}: {counts}"
                                  + (f"; {failed} submission(s) FAILED" if failed else "")))
+        if facts["batch_failure"]:  # the batch itself FAILED: GetBatch's reason, the one thing to say of it
+            click.echo(terminal_safe(f"  batch failed: {facts['batch_failure']['reason'] or 'no failureReason given'}"))
         for failure in facts["failures"][:20]:
             click.echo(terminal_safe(f"  failed {failure['run_setting_id']} ({failure['stage']}): "
                                      f"{failure['reason']}"))

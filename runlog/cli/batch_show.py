@@ -68,6 +68,10 @@ def show_batch(ledger, entry, as_json: bool) -> None:
         lines.append(("GetBatch", ", ".join(f"{k} {v}" for k, v in counted.items() if v) or "all counts 0"))
     if facts["not_found"]:
         lines.append(("GetBatch", not_found_words(facts["not_found"]["last_seen"], facts["not_found"]["observed_at"])))
+    if facts["batch_failure"]:  # the batch itself FAILED (its runs' failures are the `failed` lines below)
+        failure = facts["batch_failure"]
+        lines.append(("batch failed", f"{failure['reason'] or 'no failureReason given'} "
+                                      f"(GetBatch at {failure['observed_at']})"))
     git = record["git"]
     lines.append(("git", f"{git['commit']} ({git['state']})" if git.get("commit") else git["state"]))
     lines.append(("fingerprint", record["fingerprint"]))
