@@ -609,7 +609,9 @@ class Runlog:
         For a batch, refresh it (its members and their statuses) until it is finished; a
         runlog.watch.BatchOutcome (`.status`, `.facts`: counts and failures, `.ok`), and
         `on_poll(change)` sees each refresh (with refresh's settings_file_changed when the
-        batch's settings file is no longer the one pinned). Raises OperationError when `timeout` seconds pass first."""
+        batch's settings file is no longer the one pinned), and `on_failure(error)` each failure
+        that says nothing about the batch, before it is refreshed again at the next interval.
+        Raises OperationError when `timeout` seconds pass first."""
         from runlog import aws
         from runlog.watch import watch, watch_batch
 
@@ -622,7 +624,7 @@ class Runlog:
             from runlog.batch import SETTINGS_CHECK_CLIENT
 
             return watch_batch(ledger, entry, omics, interval=interval, timeout=timeout,
-                               on_poll=on_poll or (lambda seen: None),
+                               on_poll=on_poll or (lambda seen: None), on_failure=on_failure or (lambda error: None),
                                s3=aws.client(settings, "s3", sess=self._session_for(settings), **SETTINGS_CHECK_CLIENT))
         return watch(ledger, entry, omics, interval=interval, timeout=timeout, on_poll=on_poll or (lambda seen: None),
                      on_failure=on_failure or (lambda error: None))

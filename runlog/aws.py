@@ -564,23 +564,29 @@ def pages(paginate, operation: str, most: int | None = None, token: str = "nextT
         if following is not None:
             if following in seen:
                 raise OperationError(f"{operation} failed: the service gave page token {_shown(str(following))} a "
-                                     f"second time (after {count} pages): its listing would never end; run the "
+                                     f"second time (after {count} pages): {_ENDLESS}; run the "
                                      "command again later")
             seen.add(following)
             if most is not None and count >= most:
                 raise OperationError(f"{operation} failed: the listing had not ended after {count} pages (at most "
-                                     f"{most} expected): its listing would never end; run the command again later")
+                                     f"{most} expected): {_ENDLESS}; run the command again later")
         yield page
 
 
-def passing_failure(error: RunlogError, operation: str) -> bool:
-    """Whether `operation`'s failure (as error_from makes it) says nothing about what was asked
-    and may be gone when it is asked again: a throttle, a request timeout (AMBIGUOUS_STATUSES)
-    or a 5xx that outlived botocore's retries, or the answer lost on the way (an
-    OperationError naming `operation`)."""
+def passing_failure(error: RunlogError, operation: str | tuple[str, ...]) -> bool:
+    """Whether the failure of `operation` (or of one of several) as error_from makes it says
+    nothing about what was asked and may be gone when it is asked again: a throttle, a request
+    timeout (AMBIGUOUS_STATUSES) or a 5xx that outlived botocore's retries, or the answer lost
+    on the way (an OperationError naming the operation). A listing that would never end (pages)
+    is not: it says the service's answers cannot be paged."""
+    operations = (operation,) if isinstance(operation, str) else operation
     if isinstance(error, ServiceError):
         return (error.http_status or 0) >= 500 or error.http_status in AMBIGUOUS_STATUSES
-    return type(error) is OperationError and error.message.startswith(f"{operation} failed: ")
+    return (type(error) is OperationError and _ENDLESS not in error.message
+            and error.message.startswith(tuple(f"{name} failed: " for name in operations)))
+
+
+_ENDLESS = "its listing would never end"  # pages' words: a failure that is no passing one
 
 
 def not_sent(exc: Exception) -> str | None:

@@ -89,25 +89,46 @@ class BatchOutcome:
                 and set(self.facts["run_status"]) <= {"COMPLETED"})
 
 
+# What a refresh of a batch asks HealthOmics (runlog.batch.refresh_batch)
+BATCH_OPERATIONS = ("GetBatch", "ListRunsInBatch", "ListRuns", "GetRun")
+
+
 def watch_batch(ledger: Ledger, entry: Entry, omics, *, interval: float = 30.0, timeout: float | None = None,
-                on_poll: Callable[[dict], None] = lambda change: None, sleep=time.sleep, s3=None) -> BatchOutcome:
+                on_poll: Callable[[dict], None] = lambda change: None, sleep=time.sleep, s3=None,
+                on_failure: Callable[[RunlogError], None] = lambda exc: None) -> BatchOutcome:
     """Refresh the batch (GetBatch, its members and their statuses, recorded as refresh
     records them) every `interval` seconds until it is finished; `on_poll` sees each
     refresh's change. With an S3 client `s3`, each refresh checks the batch's settings file
-    as refresh does (batch.check_settings_file; S3 not reached: not asked again). Raises
+    as refresh does (batch.check_settings_file; S3 not reached: not asked again). A failure
+    that says nothing about the batch (aws.passing_failure of one of BATCH_OPERATIONS: a
+    throttle, a 5xx, a lost answer) is handed to `on_failure` and the batch refreshed again
+    at the next interval, as watch does for a run (what the refresh recorded before it
+    stays: whole pages, each member and status once); any other failure is raised. Raises
     OperationError when `timeout` seconds pass first."""
+    from runlog.aws import passing_failure
     from runlog.batch import FINISHED, refresh_batch, summary
 
     if not entry.batch_id:
         raise UsageError(f"record {entry.address[:12]} has no batch to watch (it was {entry.outcome})")
     started = time.monotonic()
     unreachable: list[str] = []
+    status = None
     while True:
-        change = refresh_batch(ledger, entry, omics, s3=None if unreachable else s3, unreachable=unreachable)
-        on_poll(change)
-        if change["status"] in FINISHED:
-            return BatchOutcome(change["status"], summary(ledger, entry))
+        try:
+            change: dict | None = refresh_batch(ledger, entry, omics, s3=None if unreachable else s3,
+                                                unreachable=unreachable)
+        except RunlogError as exc:
+            if not passing_failure(exc, BATCH_OPERATIONS):
+                raise
+            on_failure(exc)
+            change = None
+        if change is not None:
+            status = change["status"]
+            on_poll(change)
+            if status in FINISHED:
+                return BatchOutcome(status, summary(ledger, entry))
         if timeout is not None and time.monotonic() - started + interval > timeout:
-            raise OperationError(f"batch {entry.batch_id} is still {change['status']} after {timeout:g} s; "
+            still = status or "unknown (it could not be refreshed)"
+            raise OperationError(f"batch {entry.batch_id} is still {still} after {timeout:g} s; "
                                  f"`watch('{entry.batch_id}')` again to keep following it")
         sleep(interval)

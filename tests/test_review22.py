@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from helpers import COHORT_DEFAULT, cohort_setting
+from helpers import COHORT_DEFAULT, cohort_setting, submit_cohort
 
 # Characters HealthOmics' pattern for run names, runSettingIds and batch names refuses
 # ([\p{L}||\p{M}||\p{Z}||\p{S}||\p{N}||\p{P}]+: every Unicode category but C, "Other"), beyond
@@ -118,3 +118,36 @@ def test_a_batch_that_failed_as_a_whole_says_why(aws_env, ledger_path, git_repo,
         (line,) = refused.stderr.strip().splitlines()
         assert f"batch {batch_id} itself FAILED" in line and REASON in line and "refresh" not in line, line
     assert not _sent(aws_env, "StartRunBatch")[1:]  # the one submit-batch sent
+
+
+@pytest.mark.parametrize("code", ["ThrottlingException", "InternalServerException"])
+def test_watching_a_batch_outlives_a_throttle_or_a_5xx(code, aws_env, ledger_path, git_repo, run_cli):
+    """`runlog watch B`: one ListRuns poll throttled (or a 5xx) through botocore's retries ended
+    the watch, exit 1, "ListRuns failed: ThrottlingException", where a single run's watch warns
+    and asks again, as `watch --help` promises. Now a batch's watch does the same: one warning
+    for the poll, the batch refreshed again at the next interval, and the watch ends as the
+    batch does (every run COMPLETED: exit 0, each member recorded once)."""
+    aws_env.batch_rate = 100
+    batch_id = submit_cohort(run_cli, "S1", "S2")
+    aws_env.advance(300)
+    aws_env.faults.add("error", "ListRuns", code=code, count=3)  # every try of one poll (AWS_MAX_ATTEMPTS=3)
+    watched = run_cli("watch", batch_id, "--interval", "0.1", "--timeout", "60")
+    assert watched.exit_code == 0, watched.output
+    warnings = [line for line in watched.stderr.splitlines() if "warning" in line]
+    assert len(warnings) == 1 and f"ListRuns failed: {code}" in warnings[0] and "asking again" in warnings[0], \
+        watched.stderr
+    assert watched.stdout.splitlines()[0] == f"batch {batch_id} PROCESSED: COMPLETED 2", watched.stdout
+    listed = run_cli("log", "--batch", batch_id, "--json")
+    assert sorted(m["status"] for m in json.loads(listed.stdout)) == ["COMPLETED", "COMPLETED"]
+
+
+def test_watching_a_batch_still_ends_on_a_refusal(aws_env, ledger_path, git_repo, run_cli):
+    """A failure that does say something (AccessDenied) still ends the watch, exit 1, as before."""
+    aws_env.batch_rate = 100
+    batch_id = submit_cohort(run_cli, "S1")
+    aws_env.advance(300)
+    aws_env.faults.add("error", "ListRuns", code="AccessDeniedException")
+    watched = run_cli("watch", batch_id, "--interval", "0.1", "--timeout", "60")
+    assert watched.exit_code == 1, watched.output
+    assert watched.stderr.strip().splitlines()[-1].startswith("runlog: error: ListRuns failed: AccessDeniedException")
+    assert "asking again" not in watched.stderr

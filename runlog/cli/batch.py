@@ -210,7 +210,9 @@ def watch_batch(ctx, ledger, entry, config, interval: float, timeout: float | No
                  f"`runlog refresh {entry.batch_id}` checks it when S3 answers")
 
     outcome = follow(ledger, entry, omics, interval=interval, timeout=timeout, on_poll=status_line,
-                     s3=aws.client(settings, "s3", **batch.SETTINGS_CHECK_CLIENT))
+                     s3=aws.client(settings, "s3", **batch.SETTINGS_CHECK_CLIENT),
+                     on_failure=lambda exc: warn(f"batch {entry.batch_id}: {exc.message}; asking again in "
+                                                 f"{interval:g} s"))
     facts = outcome.facts
     if as_json:
         echo_json(facts)

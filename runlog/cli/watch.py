@@ -32,8 +32,8 @@ def watch(ctx, ref, interval, timeout, as_json, profile, region, endpoint_url):
     recording every member run once and each status change, until the batch is PROCESSED
     (or CANCELLED, FAILED); exit 0 only when every run COMPLETED.
 
-    A throttle, a 5xx or a lost answer is warned about and GetRun asked again at the next
-    interval; another refusal (AccessDenied) ends the watch.
+    A throttle, a 5xx or a lost answer is warned about and GetRun (for a batch, the whole
+    refresh) asked again at the next interval; another refusal (AccessDenied) ends the watch.
 
     Exit status: 0 COMPLETED with its inputs as pinned; 1 FAILED, CANCELLED, DELETED, an
     input changed, --timeout reached, or GetRun refused; 2 bad REF.
