@@ -66,43 +66,33 @@ class Hold:
 def take(ledger_path: Path, request_id: str) -> Hold | None:
     """Own the attempt: a Hold, or None when another live process owns it. Where locks cannot
     be made (no fcntl, an unwritable directory) the Hold is empty and ownership is not tracked."""
-    if fcntl is None:
-        return Hold(None, None)
-    path = _file(ledger_path, request_id)
-    while True:
-        try:
-            path.parent.mkdir(mode=0o700, exist_ok=True)
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
-        except OSError:
-            return Hold(None, None)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            return None
-        # The owner before us removes the file (release) before it lets the lock go: a lock
-        # taken on a file no longer at `path` guards nothing (a third process makes a new one
-        # there and locks that). Hold the lock only on the file that is at `path`.
-        if _same_file(fd, path):
-            break
-        os.close(fd)
+    hold = _lock(_file(ledger_path, request_id), wait=False)
+    if hold is None or hold.fd is None:
+        return hold
     owner = {"pid": os.getpid(), "host": socket.gethostname(), "since": utc_now()}
     try:
-        os.ftruncate(fd, 0)
-        os.write(fd, json.dumps(owner).encode("utf-8"))
+        os.ftruncate(hold.fd, 0)
+        os.write(hold.fd, json.dumps(owner).encode("utf-8"))
     except OSError:
         pass
-    return Hold(path, fd)
+    return hold
 
 
 def hold_batch(ledger_path: Path, batch_address: str) -> Hold:
     """Wait until no other process refreshes the batch record at `batch_address`, then hold it
     until released: two refreshes of one batch at once each read the members' statuses before
-    either wrote, and each recorded every change (two observations of each). The same lock
-    file discipline as `take`, blocking; where locks cannot be made, an empty Hold."""
+    either wrote, and each recorded every change (two observations of each). Where locks
+    cannot be made, an empty Hold."""
+    hold = _lock(_directory(ledger_path) / f"refresh-{batch_address[:32]}.lock", wait=True)
+    return hold if hold is not None else Hold(None, None)
+
+
+def _lock(path: Path, *, wait: bool) -> Hold | None:
+    """An exclusive flock on the file at `path` (made if need be): a Hold; None when another
+    process holds it and not `wait`; an empty Hold where locks cannot be made (no fcntl, a
+    directory that cannot be written)."""
     if fcntl is None:
         return Hold(None, None)
-    path = _directory(ledger_path) / f"refresh-{batch_address[:32]}.lock"
     while True:
         try:
             path.parent.mkdir(mode=0o700, exist_ok=True)
@@ -110,11 +100,14 @@ def hold_batch(ledger_path: Path, batch_address: str) -> Hold:
         except OSError:
             return Hold(None, None)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)  # waits for the refresh before this one
+            fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             os.close(fd)
-            return Hold(None, None)
-        if _same_file(fd, path):  # not a file its last holder removed as it let go
+            return None if not wait else Hold(None, None)
+        # The owner before us removes the file (release) before it lets the lock go: a lock
+        # taken on a file no longer at `path` guards nothing (a third process makes a new one
+        # there and locks that). Hold the lock only on the file that is at `path`.
+        if _same_file(fd, path):
             return Hold(path, fd)
         os.close(fd)
 
