@@ -969,45 +969,45 @@ class Ledger:
                 self._index_settings(at, record, body)
         return len(rows)
 
-    _RUN_ID = INDEX_COLUMNS.index("run_id")
+    _RUN_ID, _FINGERPRINT = INDEX_COLUMNS.index("run_id"), INDEX_COLUMNS.index("fingerprint")
 
     def _members_held(self, batch: str, new: list[tuple[bytes, str, tuple]]) -> set[str]:
         """The addresses among `new` member records of batch record `batch` (body, address,
         index columns; none of them in the ledger) whose run the batch already has a member
-        for: the same run setting and the same run id, or for a submission that failed (no run)
-        the same run setting. A listing whose item for a run says more or less the next time
-        (an optional member such as runInternalUuid given later, a failure message worded
-        otherwise) made a second member record of one run at each refresh. One lookup of the
-        page's run ids on their index; bodies are read only for the runs found (and the
-        failed submissions), so a first refresh reads none."""
+        for: the same run setting and run id, or for a submission that failed (no run) the same
+        run setting. A listing whose item for a run says more or less the next time (an
+        optional member such as runInternalUuid given later, a failure message worded
+        otherwise) made a second member record of one run at each refresh. Such a member has
+        the same fingerprint (its settings and git state, not what the listing said of it), so
+        the page's fingerprints are looked up on their index (records_fingerprint: one probe
+        each, nothing found in a first refresh); only the bodies of the records found are read."""
         import json
 
-        def setting_of(body: bytes | str) -> Any:
+        def key_of(body: bytes | str) -> tuple[Any, Any, Any]:
             try:
-                return (json.loads(body).get("batch") or {}).get("run_setting_id")
+                record = json.loads(body)
+                return ((record.get("batch") or {}).get("record"), (record.get("batch") or {}).get("run_setting_id"),
+                        ((record.get("outcome") or {}).get("response") or {}).get("id"))
             except (ValueError, AttributeError):
-                return None
+                return None, None, None
 
-        if not new:
-            return set()
-        run_ids = sorted({columns[self._RUN_ID] for _, _, columns in new if columns[self._RUN_ID]})
-        held: set[tuple[Any, Any]] = set()
-        for start in range(0, len(run_ids), 500):  # within SQLite's limit on parameters
-            part = run_ids[start:start + 500]
-            held.update((run_id, setting_of(body)) for run_id, body in self.conn.execute(
-                f"SELECT run_id, body FROM records WHERE run_id IN ({','.join('?' * len(part))}) AND kind = 'member' "
-                "AND json_extract(body, '$.batch.record') = ?", (*part, batch)))
-        if any(not columns[self._RUN_ID] for _, _, columns in new):  # failed submissions of the batch so far
-            held.update((None, setting_of(body)) for (body,) in self.conn.execute(
-                "SELECT r.body FROM batch_members m JOIN records r ON r.seq = m.seq WHERE m.batch = (SELECT seq FROM "
-                "records WHERE address = ?) AND m.outcome != 'submitted'", (batch,)))
+        fingerprints = sorted({columns[self._FINGERPRINT] for _, _, columns in new})
+        wanted = set(fingerprints)
+        found: list[tuple[str, str]] = []
+        for start in range(0, len(fingerprints), 500):  # within SQLite's limit on parameters
+            part = fingerprints[start:start + 500]
+            found += [(body, fingerprint) for body, fingerprint in self.conn.execute(
+                f"SELECT body, fingerprint FROM records WHERE substr(fingerprint, 1, {FINGERPRINT_PREFIX}) IN "
+                f"({','.join('?' * len(part))}) AND kind = 'member'", [f[:FINGERPRINT_PREFIX] for f in part])
+                if fingerprint in wanted]
+        held = {key for key in (key_of(body) for body, _ in found) if key[0] == batch}
         if not held:
             return set()
+        matched = {fingerprint for _, fingerprint in found}
         skip = set()
         for body, address, columns in new:
-            run_id = columns[self._RUN_ID] or None
-            if run_id is None or any(known == run_id for known, _ in held):
-                key = (run_id, setting_of(body))
+            if columns[self._FINGERPRINT] in matched:
+                key = key_of(body)
                 if key in held:
                     skip.add(address)
                 else:
