@@ -42,6 +42,8 @@ from runlog.batchread import (  # noqa: F401  (the read side, re-exported: runlo
     compare_batch_entries,
     compare_batches,
     last_batch_status,
+    newest,
+    not_found_since,
     run_settings,
     settings_changes,
     summary,
@@ -70,11 +72,6 @@ PARAMETERS = {"source": "batch", "argument": None}
 FINISHED = FINAL_BATCH_STATUSES | {"DELETED"}
 # GetBatch statuses after DeleteRunBatch: the member runs deleted are no longer in ListRuns.
 RUNS_DELETE = frozenset({"RUNS_DELETING", "RUNS_DELETED", "RUNS_DELETE_FAILED"})
-# The statuses DeleteBatch accepts (HealthOmics' API reference: a terminal state). A GetBatch
-# ResourceNotFound for a batch last seen in one of them is taken as DeleteBatch; for a batch
-# last seen in any other (still starting its runs, say, or never observed since it was
-# submitted) it cannot be one, and is recorded as what it is: not found, asked again.
-DELETABLE = frozenset({"PROCESSED", "FAILED", "CANCELLED", "RUNS_DELETED"})
 
 # What runlog adds to the model's own documentation of a member.
 _NOTES = {
@@ -1287,11 +1284,14 @@ def _settings(texts: dict[str, str]) -> dict[str, dict]:
 
 def observe_batch(ledger: Ledger, batch: Entry, omics, outline: dict | None = None) -> dict[str, Any]:
     """GetBatch, appended as an observation of the batch record when its status or summaries
-    changed. A batch whose id now names another batch, or that GetBatch no longer knows after
-    it was last seen in a status DeleteBatch accepts (DELETABLE), is observed once as status
-    DELETED; nothing is removed from the ledger. Not found while last seen in any other
-    status (never observed since its submission, say): observed with no status
-    (`_observe_not_found`), and the answer returned is {"status": None, "not_found": …}."""
+    changed (against the GetBatch observation made last, by when: batchread.newest). A batch
+    whose id now names another batch, or that GetBatch no longer knows after runlog last saw it
+    in a final status (DeleteBatch takes only a batch that has ended), is observed once as
+    status DELETED; nothing is removed from the ledger. Not found while last seen unfinished
+    (never observed since its submission, say): it may not be found yet, or may have ended and
+    been deleted since runlog looked. That is observed with no status (`_observe_not_found`)
+    and the answer returned is {"status": None, "not_found": …}, until GetBatch has not found it
+    for NOT_FOUND_SETTLES seconds: then it is taken as deleted, and the reason says since when."""
     from runlog import aws
     from runlog.errors import ServiceError
 
@@ -1300,6 +1300,7 @@ def observe_batch(ledger: Ledger, batch: Entry, omics, outline: dict | None = No
     def asked_at_home() -> None:  # not found where it never was, or by another account: says nothing of it
         aws.refuse_if_asked_elsewhere(omics, response.get("arn"), "GetBatch", f"batch {batch.batch_id}")
 
+    observed = ledger.observations(batch.address)
     try:
         answer = omics.get_batch(batchId=batch.batch_id)
     except Exception as exc:
@@ -1309,40 +1310,59 @@ def observe_batch(ledger: Ledger, batch: Entry, omics, outline: dict | None = No
             # what the service said, not why: a batch GetBatch finds again later gets its status
             # observed again (and it is the batch's status from then on: Ledger._fill_status)
             reason = f"GetBatch: batch {batch.batch_id} not found"
-            seen_last = last_batch_status(ledger.observations(batch.address), response)
-            if seen_last in DELETABLE or seen_last == "DELETED":  # DeleteBatch, most likely
-                return _observe_gone(ledger, batch, reason)
-            return _observe_not_found(ledger, batch, reason, seen_last)
+            seen_last = last_batch_status(observed, response)
+            if seen_last in FINISHED:  # DeleteBatch, most likely
+                return _observe_gone(ledger, batch, observed, reason)
+            since = not_found_since(observed)
+            if since is not None and _seconds_since(since) >= NOT_FOUND_SETTLES:
+                return _observe_gone(ledger, batch, observed, f"{reason} since {since} (last seen {seen_last}): "
+                                     "taken as deleted")
+            return _observe_not_found(ledger, batch, observed, reason, seen_last)
         raise error from None
     answer.pop("ResponseMetadata", None)
     body = rec.jsonable(answer)
     recorded_uuid = response.get("uuid")
     if recorded_uuid and body.get("uuid") and body["uuid"] != recorded_uuid:
         asked_at_home()
-        return _observe_gone(ledger, batch, f"batch id {batch.batch_id} now belongs to batch {body['uuid']}")
-    last = [o for o in ledger.observations(batch.address) if o["source"] == SOURCE_BATCH]
-    if not last or _summary(last[-1]["body"]) != _summary(body):
+        return _observe_gone(ledger, batch, observed, f"batch id {batch.batch_id} now belongs to batch {body['uuid']}")
+    last = newest(observed)
+    if last is None or _summary(last["body"]) != _summary(body):
         ledger.observe(batch.address, SOURCE_BATCH, body, run_uuid=None, status=body.get("status"))
     return body
 
 
-def _observe_not_found(ledger: Ledger, batch: Entry, reason: str, last: str | None) -> dict[str, Any]:
-    """GetBatch's ResourceNotFound for a batch last seen in a status DeleteBatch refuses
-    (`last`): recorded as the service answered, with no status (neither DELETED nor a guess at
-    another), once until GetBatch answers otherwise. The batch stays unfinished, so the next
-    `refresh` asks again."""
+# How long GetBatch must not find a batch runlog last saw unfinished before it is taken as deleted:
+# long past any delay between StartRunBatch and GetBatch finding the batch, short enough that a batch
+# that ended and was deleted between two refreshes is settled by the next refreshes of the day
+NOT_FOUND_SETTLES = 3600.0
+
+
+def _seconds_since(moment: str) -> float:
+    from datetime import UTC, datetime
+
+    try:
+        return (datetime.now(UTC) - rec.parse_timestamp(moment)).total_seconds()
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def _observe_not_found(ledger: Ledger, batch: Entry, observed: list[dict], reason: str,
+                       last: str | None) -> dict[str, Any]:
+    """GetBatch's ResourceNotFound for a batch runlog last saw unfinished (`last`): recorded as
+    the service answered, with no status (neither DELETED nor a guess at another), once until
+    GetBatch answers otherwise. The batch stays unfinished, so the next `refresh` asks again."""
     body = {"status": None, "reason": reason, "last_seen": last}
-    seen = [o for o in ledger.observations(batch.address) if o["source"] == SOURCE_BATCH]
-    if not seen or seen[-1]["body"] != body:
+    seen = newest(observed)
+    if seen is None or seen["body"] != body:
         ledger.observe(batch.address, SOURCE_BATCH, body, run_uuid=None, status=None)
     return {**body, "not_found": True}
 
 
-def _observe_gone(ledger: Ledger, batch: Entry, reason: str) -> dict[str, Any]:
+def _observe_gone(ledger: Ledger, batch: Entry, observed: list[dict], reason: str) -> dict[str, Any]:
     """The batch as GetBatch can no longer describe it: status DELETED, observed once."""
     body = {"status": "DELETED", "reason": reason}
-    last = [o for o in ledger.observations(batch.address) if o["source"] == SOURCE_BATCH]
-    if not last or last[-1]["body"].get("status") != "DELETED":
+    last = newest(observed)
+    if last is None or not isinstance(last["body"], dict) or last["body"].get("status") != "DELETED":
         ledger.observe(batch.address, SOURCE_BATCH, body, run_uuid=None, status="DELETED")
     return body
 
@@ -1386,7 +1406,9 @@ def most_pages(runs: Any) -> int:
     return (runs if isinstance(runs, int) and not isinstance(runs, bool) and runs > 0 else 100_000) + 100
 
 
-def _summary(body: dict) -> tuple:
+def _summary(body: Any) -> tuple:
+    if not isinstance(body, dict):  # a pulled observation is anyone's JSON
+        return (body,)
     return body.get("status"), body.get("submissionSummary"), body.get("runSummary"), body.get("failureReason")
 
 
@@ -1541,6 +1563,10 @@ def refresh_batches(ledger: Ledger, entries: list[Entry], client_for, *, outputs
     checked). One change per batch: {record, batch_id, status, members_added,
     …} or, when it could not be refreshed, {record, batch_id, error} (`words(message)`: the
     caller's wording). Shared by `runlog refresh` and Runlog.refresh."""
+    from runlog.observe import NOT_ASKED
+
+    if entries:  # what HealthOmics answers is recorded, or it is not asked (exit 2)
+        ledger.check_writable(NOT_ASKED)
     changes: list[dict[str, Any]] = []
     unreachable: list[str] = []  # S3 could not be reached for a settings file: not asked again this refresh
     for entry in entries:

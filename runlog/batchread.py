@@ -105,8 +105,8 @@ def summary(ledger: Ledger, batch: Entry, failures: int | None = SHOWN_FAILURES)
                    "reason": f"{reason or 'no reason given'} (FAILED, then deleted)"}
                   for address, run_id, setting_id, reason in deleted[:room]]
     observed = ledger.observations(batch.address)
-    batch_seen = [o for o in observed if o["source"] == SOURCE_BATCH]
-    answered = [o for o in batch_seen if not not_found(o)]  # GetBatch's answers (and DELETED: runlog's word)
+    answered = last_answer(observed)  # GetBatch's last answer (or DELETED: runlog's word), by when
+    latest = newest(observed)  # ... or a not-found made after it
     record = ledger.batch_outline(batch.address)  # neither the cohort nor its inputs: not read
     runs, recorded = record["batch"]["runs"], sum(submission.values())
     repeated = [body for o in observed if o["source"] == SOURCE_REPEATED and (body := _repeated(o["body"]))]
@@ -119,9 +119,9 @@ def summary(ledger: Ledger, batch: Entry, failures: int | None = SHOWN_FAILURES)
             "failures": found, "failures_count": failed,
             "batch_status": last_batch_status(observed, record["outcome"].get("response") or {}),
             "batch_failure": batch_failure(observed),
-            "get_batch": answered[-1]["body"] if answered else None,
-            "not_found": {"observed_at": batch_seen[-1]["observed_at"], "last_seen": batch_seen[-1]["body"].get(
-                "last_seen")} if batch_seen and not_found(batch_seen[-1]) else None,
+            "get_batch": answered["body"] if answered is not None and isinstance(answered["body"], dict) else None,
+            "not_found": {"observed_at": latest["observed_at"], "last_seen": latest["body"].get("last_seen")}
+            if latest is not None and not_found(latest) else None,
             "settings_file_changed": settings_changes(observed)}
 
 
@@ -133,12 +133,12 @@ def not_found(observed: dict) -> bool:
 
 
 def not_found_words(last_seen: str | None, at: str | None = None) -> str:
-    """What `show B`, `refresh` and `watch` say of a batch GetBatch did not find while it was
-    last seen in a status DeleteBatch refuses."""
+    """What `show B`, `refresh` and `watch` say of a batch GetBatch did not find while runlog
+    last saw it unfinished (runlog.batch.observe_batch)."""
     when = f" at {at}" if at else ""
     seen = f"last seen {last_seen}" if last_seen else "its status never observed"
-    return (f"not found{when} ({seen}: only a finished batch can be deleted, so it is not taken as deleted; "
-            "`runlog refresh` asks again)")
+    return (f"not found{when} ({seen}: not found yet, or ended and deleted since; taken as deleted once "
+            "GetBatch has not found it for an hour; `runlog refresh` asks again)")
 
 
 def last_batch_status(observations: list[dict], response: dict[str, Any]) -> str | None:
@@ -155,17 +155,40 @@ def last_batch_status(observations: list[dict], response: dict[str, Any]) -> str
 
 
 def last_answer(observations: list[dict]) -> dict | None:
-    """last_batch_status' observation: the GetBatch observation with a status observed last."""
+    """last_batch_status' observation: of the GetBatch observations with a status, the one
+    observed last (ties: the later row), as Ledger._fill_status chooses it."""
+    return newest([o for o in observations if o["status"] is not None])
+
+
+def newest(observations: list[dict]) -> dict | None:
+    """The GetBatch observation among `observations` made last: by `observed_at` (one that
+    cannot be read counts as oldest), then by row, as Ledger._fill_status orders them
+    (ledger.BATCH_STATUS_FIRST). None when there is none."""
+    seen = [o for o in observations if o["source"] == SOURCE_BATCH]
+    return max(seen, key=lambda observed: (_when(observed), observed["seq"])) if seen else None
+
+
+def not_found_since(observations: list[dict]) -> str | None:
+    """When GetBatch first did not find the batch, of the not-found observations made after
+    its last answer (not_found), when the GetBatch observation made last is one; else None."""
+    last = newest(observations)
+    if last is None or not not_found(last):
+        return None
+    answered = last_answer(observations)
+    after = _when(answered) if answered is not None else float("-inf")
+    found = [o for o in observations if o["source"] == SOURCE_BATCH and not_found(o) and _when(o) > after]
+    return min(found, key=lambda observed: (_when(observed), observed["seq"]))["observed_at"]
+
+
+def _when(observed: dict) -> float:
+    """An observation's time as a number (SQLite's julianday() of it in Ledger._fill_status);
+    one that cannot be read counts as oldest."""
     from runlog.record import parse_timestamp
 
-    def when(observed: dict) -> float:
-        try:
-            return parse_timestamp(observed["observed_at"]).timestamp()
-        except (TypeError, ValueError, AttributeError):
-            return float("-inf")
-
-    seen = [o for o in observations if o["source"] == SOURCE_BATCH and o["status"]]
-    return max(seen, key=lambda observed: (when(observed), observed["seq"])) if seen else None
+    try:
+        return parse_timestamp(observed["observed_at"]).timestamp()
+    except (TypeError, ValueError, AttributeError):
+        return float("-inf")
 
 
 # GetBatch's counts of the runs a batch started or failed to start (each is a member: ListRunsInBatch

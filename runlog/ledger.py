@@ -324,7 +324,8 @@ STATUS_ORDER = (
 # GetBatch's answer has no time of its latest event, and a batch runlog took as deleted (DELETED:
 # GetBatch did not find it) that GetBatch finds again has the status it answered then. Other
 # records' observations all tie on this key and are ordered by STATUS_ORDER.
-BATCH_STATUS_FIRST = "CASE WHEN source = 'GetBatch' THEN julianday(observed_at) END DESC, "
+BATCH_STATUS_FIRST = ("CASE WHEN source = 'GetBatch' THEN julianday(observed_at) END DESC, "
+                      "CASE WHEN source = 'GetBatch' THEN seq END DESC, ")  # batchread.newest: the same order
 
 
 def observation_object(record: str, run_uuid: str | None, observed_at: str, source: str, status: str | None,
@@ -391,6 +392,8 @@ class Ledger:
         self.older_format: int | None = None
         self._db: Any = None  # a sqlite_utils.Database, made on first use
         self._joined = False  # inside one_transaction: write() joins it (a pull's inserts)
+        # batch record -> run settings of its failed submissions held (_members_held); dropped on a rollback
+        self._failed_settings: dict[str, set] = {}
         # Read commands that write what they can of a damaged ledger set `partial`: a whole batch
         # record whose cohort's blob is lost or changed then reads with the reference in that
         # blob's place; `lost` names every blob `blob` could not give (cli.common.said_lost).
@@ -663,6 +666,7 @@ class Ledger:
 
     def rollback_to(self, name: str) -> None:
         """Undo every write since savepoint `name`, and end it (the transaction stays open)."""
+        self._failed_settings.clear()
         self.conn.execute(f'ROLLBACK TO "{name}"')
         self.conn.execute(f'RELEASE "{name}"')
 
@@ -673,6 +677,7 @@ class Ledger:
     def _rollback(self) -> None:
         """Undo the open transaction, if SQLite has not already (it rolls back by itself on a
         full disk or an I/O error, and a second ROLLBACK would hide the real error)."""
+        self._failed_settings.clear()  # may name rows the rollback undoes
         if self.conn.in_transaction:
             try:
                 self.conn.execute("ROLLBACK")
@@ -969,7 +974,7 @@ class Ledger:
                 self._index_settings(at, record, body)
         return len(rows)
 
-    _RUN_ID, _FINGERPRINT = INDEX_COLUMNS.index("run_id"), INDEX_COLUMNS.index("fingerprint")
+    _RUN_ID = INDEX_COLUMNS.index("run_id")
 
     def _members_held(self, batch: str, new: list[tuple[bytes, str, tuple]]) -> set[str]:
         """The addresses among `new` member records of batch record `batch` (body, address,
@@ -977,41 +982,55 @@ class Ledger:
         for: the same run setting and run id, or for a submission that failed (no run) the same
         run setting. A listing whose item for a run says more or less the next time (an
         optional member such as runInternalUuid given later, a failure message worded
-        otherwise) made a second member record of one run at each refresh. Such a member has
-        the same fingerprint (its settings and git state, not what the listing said of it), so
-        the page's fingerprints are looked up on their index (records_fingerprint: one probe
-        each, nothing found in a first refresh); only the bodies of the records found are read."""
+        otherwise) made a second member record of one run at each refresh.
+
+        A run: its id looked up on records_run_id (one probe each; nothing found in a first
+        refresh), the run setting read only from the records found. A failed submission: the
+        run settings of the batch's failed submissions, read once per connection and batch
+        (`_failed_settings`, kept as rows are appended, dropped on a rollback), so a page is
+        never a scan of the batch. (By fingerprint it was quadratic: every member of an
+        imported batch has one fingerprint, its record holding the default setting alone.)"""
         import json
 
-        def key_of(body: bytes | str) -> tuple[Any, Any, Any]:
+        def setting_of(body: bytes | str) -> Any:
             try:
-                record = json.loads(body)
-                return ((record.get("batch") or {}).get("record"), (record.get("batch") or {}).get("run_setting_id"),
-                        ((record.get("outcome") or {}).get("response") or {}).get("id"))
+                return (json.loads(body).get("batch") or {}).get("run_setting_id")
             except (ValueError, AttributeError):
-                return None, None, None
+                return None
 
-        fingerprints = sorted({columns[self._FINGERPRINT] for _, _, columns in new})
-        wanted = set(fingerprints)
-        found: list[tuple[str, str]] = []
-        for start in range(0, len(fingerprints), 500):  # within SQLite's limit on parameters
-            part = fingerprints[start:start + 500]
-            found += [(body, fingerprint) for body, fingerprint in self.conn.execute(
-                f"SELECT body, fingerprint FROM records WHERE substr(fingerprint, 1, {FINGERPRINT_PREFIX}) IN "
-                f"({','.join('?' * len(part))}) AND kind = 'member'", [f[:FINGERPRINT_PREFIX] for f in part])
-                if fingerprint in wanted]
-        held = {key for key in (key_of(body) for body, _ in found) if key[0] == batch}
-        if not held:
-            return set()
-        matched = {fingerprint for _, fingerprint in found}
-        skip = set()
-        for body, address, columns in new:
-            if columns[self._FINGERPRINT] in matched:
-                key = key_of(body)
-                if key in held:
+        skip: set[str] = set()
+        runs = [(body, address, columns[self._RUN_ID]) for body, address, columns in new if columns[self._RUN_ID]]
+        ids = sorted({run_id for _, _, run_id in runs})
+        held: set[tuple[Any, Any]] = set()
+        for start in range(0, len(ids), 500):  # within SQLite's limit on parameters
+            part = ids[start:start + 500]
+            held.update(self.conn.execute(
+                f"SELECT run_id, json_extract(body, '$.batch.run_setting_id') FROM records WHERE run_id IN "
+                f"({','.join('?' * len(part))}) AND kind = 'member' AND json_extract(body, '$.batch.record') = ?",
+                (*part, batch)))
+        if held:
+            known_runs = {run_id for run_id, _ in held}
+            for body, address, run_id in runs:
+                if run_id in known_runs:
+                    key = (run_id, setting_of(body))
+                    if key in held:
+                        skip.add(address)
+                    else:
+                        held.add(key)  # a later item of this page for the same run is not a second member either
+        failed = [(body, address) for body, address, columns in new if not columns[self._RUN_ID]]
+        if failed:
+            settings = self._failed_settings.get(batch)
+            if settings is None:
+                settings = self._failed_settings[batch] = {setting for (setting,) in self.conn.execute(
+                    "SELECT json_extract(r.body, '$.batch.run_setting_id') FROM batch_members m JOIN records r "
+                    "ON r.seq = m.seq WHERE m.batch = (SELECT seq FROM records WHERE address = ?) AND "
+                    "m.outcome != 'submitted'", (batch,))}
+            for body, address in failed:
+                setting = setting_of(body)
+                if setting in settings:
                     skip.add(address)
                 else:
-                    held.add(key)  # a later item of this page for the same run is not a second member either
+                    settings.add(setting)  # appended by the caller, in this transaction
         return skip
 
     def add_observations(self, observations: Sequence[tuple[str, str | None, str, str, str | None, dict | bytes]]) -> int:

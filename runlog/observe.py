@@ -128,10 +128,16 @@ def latest_run_facts(ledger: Ledger, address: str) -> dict[str, Any]:
     return {}
 
 
+# Ledger.check_writable's words for a command that would only ask HealthOmics and record its answers
+NOT_ASKED = "nothing was asked of HealthOmics, since its answers could not be recorded"
+
+
 def refresh(ledger: Ledger, entries: list[Entry], client_for) -> list[dict[str, Any]]:
     """GetRun for each entry's run, appending what changed (see observe). `client_for(entry)`
     gives the HealthOmics client for that record (where it was recorded). Returns one change
     per entry: {record, run_id, old, new} or, when it could not be asked, {…, error}."""
+    if entries:  # what HealthOmics answers is recorded, or it is not asked (exit 2)
+        ledger.check_writable(NOT_ASKED)
     changes = []
     for entry in entries:
         change: dict[str, Any] = {"record": entry.address, "run_id": entry.run_id, "old": entry.status, "new": None}

@@ -9,7 +9,7 @@ from typing import Any
 
 from runlog.errors import OperationError, RunlogError, UsageError
 from runlog.ledger import Entry, Ledger
-from runlog.observe import TERMINAL, observe
+from runlog.observe import NOT_ASKED, TERMINAL, observe
 
 
 @dataclass
@@ -52,6 +52,7 @@ def watch(ledger: Ledger, entry: Entry, omics, *, interval: float = 30.0, timeou
         raise UsageError(f"record {entry.address[:12]} is a batch: `watch_batch()` follows a batch and its runs")
     if not entry.run_id:
         raise UsageError(f"record {entry.address[:12]} has no run to watch (it was {entry.outcome})")
+    ledger.check_writable(NOT_ASKED)  # what it asks is recorded at each poll, or nothing is asked
     started = time.monotonic()
     status = None  # the first answer is always recorded
     while True:
@@ -110,9 +111,11 @@ def watch_batch(ledger: Ledger, entry: Entry, omics, *, interval: float = 30.0, 
 
     if not entry.batch_id:
         raise UsageError(f"record {entry.address[:12]} has no batch to watch (it was {entry.outcome})")
+    ledger.check_writable(NOT_ASKED)  # what it asks is recorded at each poll, or nothing is asked
     started = time.monotonic()
     unreachable: list[str] = []
     status = None
+    lost: dict | None = None
     while True:
         try:
             change: dict | None = refresh_batch(ledger, entry, omics, s3=None if unreachable else s3,
@@ -124,11 +127,13 @@ def watch_batch(ledger: Ledger, entry: Entry, omics, *, interval: float = 30.0, 
             change = None
         if change is not None:
             status = change["status"]
+            lost = change.get("not_found")  # GetBatch did not find it (batch.observe_batch): no status
             on_poll(change)
             if status in FINISHED:
                 return BatchOutcome(status, summary(ledger, entry))
         if timeout is not None and time.monotonic() - started + interval > timeout:
-            still = status or "unknown (it could not be refreshed)"
+            still = status or (f"not found by GetBatch (last seen {lost.get('last_seen') or 'never'})" if lost
+                               else "unknown (it could not be refreshed)")
             raise OperationError(f"batch {entry.batch_id} is still {still} after {timeout:g} s; "
                                  f"`watch('{entry.batch_id}')` again to keep following it")
         sleep(interval)

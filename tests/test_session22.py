@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 
 from helpers import COHORT_DEFAULT, cohort_setting, omics_client
 from runlog.ledger import Ledger
@@ -414,3 +415,104 @@ def test_two_refreshes_of_one_batch_at_once_record_each_status_once(aws_env, led
             "SELECT count(*), count(DISTINCT record) FROM observations o JOIN records r ON r.address = o.record "
             "WHERE r.kind = 'member' AND o.source = 'ListRuns'").fetchone()
     assert counts == (100, 100), (counts, outputs)
+
+
+def test_a_batch_not_found_for_an_hour_after_runlog_saw_it_running_is_taken_as_deleted(aws_env, ledger_path,
+                                                                                       git_repo, run_cli):
+    """A batch runlog last saw INPROGRESS that then ended and was deleted (DeleteBatch) before
+    the next refresh: GetBatch no longer finds it, and runlog cannot know it ended first. It is
+    not taken as deleted at once (it may not be found yet), but once GetBatch has not found it
+    for an hour it is, with the reason saying since when; `refresh` then leaves it."""
+    aws_env.batch_rate = 1
+    batch_id = _inline_batch(run_cli, "S1", "S2")
+
+    def ago(minutes):
+        return (datetime.now(UTC) - timedelta(minutes=minutes)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+    with Ledger.open(ledger_path, create=False) as ledger:  # runlog saw it running two hours ago
+        entry = ledger.resolve(batch_id)
+        ledger.add_observations([(entry.address, None, ago(120), "GetBatch", "INPROGRESS", {"status": "INPROGRESS"})])
+    aws_env.advance(3600)
+    omics_client(aws_env).delete_batch(batchId=batch_id)
+    first = run_cli("refresh")
+    assert "GetBatch not found (last seen INPROGRESS" in first.stdout and "taken as deleted once" in first.stdout
+    assert _log_status(run_cli, batch_id) == "INPROGRESS"
+    with Ledger.open(ledger_path, create=False) as ledger:  # that not-found was an hour and a minute ago
+        (seen,) = [o for o in ledger.observations(entry.address) if o["status"] is None and o["source"] == "GetBatch"]
+        earlier = ago(61)
+        ledger.add_observations([(entry.address, None, earlier, "GetBatch", None, seen["body"])])
+    settled = run_cli("refresh")
+    assert f"batch {batch_id}: DELETED" in settled.stdout, settled.output
+    reason = json.loads(run_cli("show", batch_id, "--json").stdout)["observations"][-1]["body"]["reason"]
+    assert reason == f"GetBatch: batch {batch_id} not found since {earlier} (last seen INPROGRESS): taken as deleted"
+    assert _log_status(run_cli, batch_id) == "DELETED"
+    assert "no unfinished runs to refresh" in run_cli("refresh").output
+
+
+def test_a_batch_last_seen_runs_delete_failed_then_not_found_is_deleted(aws_env, ledger_path, git_repo, run_cli):
+    """RUNS_DELETE_FAILED is a final status: a not-found after it is DeleteBatch (after a
+    retried DeleteRunBatch), not a batch to ask about again ("asks again" was untrue: plain
+    refresh left it, finished)."""
+    aws_env.batch_fault("delete")
+    batch_id = _inline_batch(run_cli, "S1", "S2")
+    aws_env.batch_rate = 100
+    aws_env.advance(300)
+    assert run_cli("cancel", batch_id, "--delete-runs").exit_code == 0
+    aws_env.advance(300)
+    assert f"batch {batch_id}: RUNS_DELETE_FAILED" in run_cli("refresh", batch_id).stdout
+    aws_env.faults.add("error", "GetBatch", code=NOT_FOUND)
+    assert f"batch {batch_id}: DELETED" in run_cli("refresh", batch_id).stdout
+
+
+def test_a_batchs_status_counts_and_not_found_line_come_from_the_newest_observation(aws_env, ledger_path,
+                                                                                     git_repo, run_cli):
+    """`show B` took its status from the GetBatch observation made last but its counts and its
+    not-found line from the last row: a pulled not-found made before this ledger's PROCESSED
+    printed "status PROCESSED" beside "not found … `runlog refresh` asks again". And two
+    observations made in the same millisecond gave `log` one status and `show` another."""
+    aws_env.batch_rate = 1
+    batch_id = _inline_batch(run_cli, "S1", "S2")
+    aws_env.advance(30)
+    run_cli("refresh")
+    aws_env.advance(3600)
+    run_cli("refresh")
+    with Ledger.open(ledger_path, create=False) as ledger:
+        entry = ledger.resolve(batch_id)
+        first = [o for o in ledger.observations(entry.address) if o["source"] == "GetBatch"][0]["observed_at"]
+        ledger.add_observations([(entry.address, None, first, "GetBatch", None, {
+            "status": None, "reason": f"GetBatch: batch {batch_id} not found", "last_seen": "CREATING"})])
+    shown = run_cli("show", batch_id).stdout
+    assert "status       PROCESSED" in shown and "not found" not in shown and "completedRunCount 2" in shown, shown
+    assert json.loads(run_cli("show", batch_id, "--json").stdout)["batch"]["not_found"] is None
+
+    tie = "2026-11-28T05:00:00.000Z"
+    other = _inline_batch(run_cli, "S3")
+    with Ledger.open(ledger_path, create=False) as ledger:
+        entry = ledger.resolve(other)
+        ledger.add_observations([(entry.address, None, tie, "GetBatch", "FAILED", {"status": "FAILED"})])
+        ledger.add_observations([(entry.address, None, tie, "GetBatch", "PROCESSED", {"status": "PROCESSED"})])
+    assert _log_status(run_cli, other) == "PROCESSED"
+    assert json.loads(run_cli("show", other, "--json").stdout)["status"] == "PROCESSED"
+
+
+def test_the_python_apis_refresh_asks_nothing_of_a_ledger_it_cannot_write(aws_env, ledger_path, git_repo, run_cli,
+                                                                           tmp_path):
+    """`Runlog.refresh()` (and `watch`) on a ledger it could not write asked GetBatch, then
+    returned "cannot write to ledger" for the batch; the check is now in the library, before
+    anything is asked."""
+    import subprocess
+    import sys
+
+    from helpers import read_only
+
+    aws_env.batch_rate = 1
+    _inline_batch(run_cli, "S1", "S2")
+    aws_env.advance(15)
+    with read_only(ledger_path):
+        before = len(aws_env.requests)
+        script = (f"import runlog\ntry:\n    runlog.Runlog({str(ledger_path)!r}).refresh()\n"
+                  "except runlog.RunlogError as exc:\n    print(type(exc).__name__, exc.exit_code, exc.message)\n")
+        ran = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+        assert ran.returncode == 0 and ran.stdout.startswith("LedgerError 2") and "nothing was asked" in ran.stdout, \
+            (ran.stdout, ran.stderr)
+        assert len(aws_env.requests) == before
