@@ -263,6 +263,14 @@ INDEX_COLUMNS = ("kind", "created", "outcome", "request_id", "run_id", "run_uuid
                  "git_commit", "fingerprint", "replay_of", "batch_id")  # index_columns' keys, in its order
 
 
+def _run_or_batch(entry: Entry) -> str | None:
+    """What a record is of: its run (uuid) or its batch (uuid); None when it has neither."""
+    if entry.kind == "batch":
+        uuid = (entry.record["outcome"].get("response") or {}).get("uuid")
+        return f"batch {uuid}" if isinstance(uuid, str) else None
+    return f"run {entry.run_uuid}" if entry.run_uuid else None
+
+
 def _entry_of(seq: int, row: dict[str, Any]) -> Entry | None:
     """The Entry of a row just inserted, as reading it back gives it (a batch's body is tens
     of MB: read back, ~0.1 s): when every column is text or NULL, which SQLite returns as
@@ -1971,17 +1979,25 @@ class Ledger:
         self._fill_status(candidates)
         return candidates[0]
 
+    def without_imported_twins(self, entries: list[Entry]) -> list[Entry]:
+        """`entries` less each record `import` made of a run or batch whose record runlog made
+        when it started it is among them too (_original_of_one_run), in their order: what
+        `refresh` asks about once, not twice (a ledger that imported, then pulled)."""
+        groups: dict[str, list[Entry]] = {}
+        for entry in entries:
+            key = _run_or_batch(entry)
+            if key is not None:
+                groups.setdefault(key, []).append(entry)
+        dropped = {id(entry) for group in groups.values() if len(group) > 1
+                   for kept in [self._original_of_one_run(group)] if len(kept) == 1
+                   for entry in group if entry is not kept[0]}
+        return [entry for entry in entries if id(entry) not in dropped]
+
     def _original_of_one_run(self, candidates: list[Entry]) -> list[Entry]:
         """Of records a REF matches that are all one run (one run uuid) or one batch (one batch
         uuid): the one runlog recorded when it started it, when the others are what `import`
         made of it from the service (a ledger that imported runs and then pulled the ledger that
         submitted them holds both, each true). Else the candidates as they are."""
-        def same(entry: Entry) -> str | None:
-            if entry.kind == "batch":
-                uuid = (entry.record["outcome"].get("response") or {}).get("uuid")
-                return f"batch {uuid}" if isinstance(uuid, str) else None
-            return f"run {entry.run_uuid}" if entry.run_uuid else None
-
         def imported(entry: Entry) -> bool:
             if entry.kind in ("import", "batch"):
                 return entry.kind == "import" or entry.record.get("source_batch") is not None
@@ -1990,7 +2006,7 @@ class Ledger:
                 return batch is not None and batch.record.get("source_batch") is not None
             return False
 
-        keys = {same(entry) for entry in candidates}
+        keys = {_run_or_batch(entry) for entry in candidates}
         if len(keys) != 1 or None in keys:
             return candidates
         started = [entry for entry in candidates if not imported(entry)]

@@ -167,8 +167,9 @@ def refresh_targets(ledger: Ledger, refs: list[str] | tuple[str, ...] = (), ever
 
     if refs:  # a batch's REF (or its id) refreshes the batch and its members
         return [ledger.resolve(ref, outline=True) for ref in refs]  # a batch as its outline: never its cohort
-    # a batch's members are refreshed with their batch, a page at a time (runlog/batch.py)
-    return [e for e in reversed(ledger.refreshable())
+    # a batch's members are refreshed with their batch, a page at a time (runlog/batch.py); a run
+    # or batch both imported and submitted (a ledger that imported, then pulled) is asked about once
+    return [e for e in reversed(ledger.without_imported_twins(ledger.refreshable()))
             if every or (e.status or "PENDING") not in (FINISHED if e.kind == "batch" else TERMINAL)
             or (e.kind == "batch" and e.status != "DELETED" and members_behind(ledger, e) is not None)]
 

@@ -218,7 +218,8 @@ def test_a_ledger_that_imported_runs_and_then_pulled_them_names_each_by_its_subm
     A's team ledger: B holds the imported batch and members, and the submitted ones, each true.
     A run's or the batch's id then matched two records and every command given it stopped as
     ambiguous (`show RUN_ID`, `log --batch B`). The id now names the record runlog made when
-    it started the run; an address prefix still names either."""
+    it started the run; an address prefix still names either. `refresh` asks about the batch
+    once, for the submitted record (it refreshed both)."""
     from helpers import REMOTE, push_json
 
     batch_id = _inline_batch(run_cli, "S1", "S2")
@@ -244,6 +245,8 @@ def test_a_ledger_that_imported_runs_and_then_pulled_them_names_each_by_its_subm
     assert listed.exit_code == 0 and len(json.loads(listed.stdout)) == 2, listed.output
     run = run_cli("--ledger", other, "show", member["run_id"], "--json")
     assert run.exit_code == 0 and json.loads(run.stdout)["address"] == member["address"], run.output
+    refreshed = json.loads(run_cli("--ledger", other, "refresh", "--all", "--json").stdout)
+    assert [c["record"] for c in refreshed if c.get("batch_id") == batch_id] == [submitted["address"]], refreshed
     assert run_cli("--ledger", other, "verify", "--no-remote").exit_code == 0
 
 
