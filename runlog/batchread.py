@@ -207,12 +207,20 @@ def started_count(answer: dict) -> int | None:
     return _total(summary, _SUBMITTED_COUNTS)
 
 
+def last_started_count(observations: list[dict]) -> int | None:
+    """started_count of the GetBatch observation made last that gives submission counts (a
+    DELETED runlog recorded after the batch's last answer gives none), else None."""
+    counted = [o for o in observations if isinstance(o["body"], dict) and started_count(o["body"]) is not None]
+    found = newest(counted)
+    return started_count(found["body"]) if found is not None else None
+
+
 def never_submitted(status: str | None, declared: int, started: int | None, held: int) -> int:
     """How many of a batch's `declared` run settings it never submitted: it ended (a final
     status) with the ledger holding (`held`) every member GetBatch last counted submitted
     (`started`), and the rest never became runs. 0 while it goes on, when GetBatch gave no
     counts, or while the ledger holds fewer members than it counted (they may come yet)."""
-    if status not in FINAL_BATCH_STATUSES or started is None or held < started:
+    if (status not in FINAL_BATCH_STATUSES and status != "DELETED") or started is None or held < started:
         return 0
     return max(0, declared - started)
 

@@ -106,14 +106,13 @@ def _never_submitted_note(ledger: Ledger, entry: Entry) -> list[str]:
     """`only=["failed"]` selects the runs that failed to start or failed: a batch that ended
     before submitting some of its run settings (CANCELLED midway, say) has neither for them,
     and the note says they are left out and how to name them."""
-    from runlog.batchread import last_answer, last_batch_status, never_submitted, started_count
+    from runlog.batchread import last_batch_status, last_started_count, never_submitted
 
     observed = ledger.observations(entry.address)
-    answer = last_answer(observed)
     record = entry.record
     count = never_submitted(last_batch_status(observed, record["outcome"].get("response") or {}),
                             int((record.get("batch") or {}).get("runs") or 0),
-                            started_count(answer["body"]) if answer and isinstance(answer["body"], dict) else None,
+                            last_started_count(observed),
                             sum(count for _, _, count in ledger.member_counts(entry.address)))
     if not count:
         return []

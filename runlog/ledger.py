@@ -1016,8 +1016,12 @@ class Ledger:
                 f"SELECT run_id, json_extract(body, '$.batch.run_setting_id') FROM records WHERE run_id IN "
                 f"({','.join('?' * len(part))}) AND kind = 'member' AND json_extract(body, '$.batch.record') = ?",
                 (*part, batch)))
-        if held:
-            known_runs = {run_id for run_id, _ in held}
+        listed: dict[Any, int] = {}
+        for _, _, run_id in runs:
+            listed[run_id] = listed.get(run_id, 0) + 1
+        # runs held already, and runs this page lists more than once
+        known_runs = {run_id for run_id, _ in held} | {run_id for run_id, count in listed.items() if count > 1}
+        if known_runs:
             for body, address, run_id in runs:
                 if run_id in known_runs:
                     key = (run_id, setting_of(body))
@@ -1035,6 +1039,8 @@ class Ledger:
                     "m.outcome != 'submitted'", (batch,))}
             for body, address in failed:
                 setting = setting_of(body)
+                if not isinstance(setting, str) or not setting:  # no id to tell two failures apart: kept
+                    continue
                 if setting in settings:
                     skip.add(address)
                 else:

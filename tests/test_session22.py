@@ -519,3 +519,59 @@ def test_the_python_apis_refresh_asks_nothing_of_a_ledger_it_cannot_write(aws_en
         assert ran.returncode == 0 and ran.stdout.startswith("LedgerError 2") and "nothing was asked" in ran.stdout, \
             (ran.stdout, ran.stderr)
         assert len(aws_env.requests) == before
+
+
+def test_a_batch_cancelled_midway_then_deleted_still_exports_its_unsubmitted_settings_as_never_submitted(
+        aws_env, ledger_path, git_repo, run_cli, tmp_path):
+    """The same batch, then DeleteBatch: the DELETED runlog records has no counts, and the
+    export went back to "not yet recorded … `runlog refresh`". The counts now come from the
+    last GetBatch answer that has them, and a DELETED batch is finished."""
+    aws_env.batch_rate = 1
+    batch_id = _inline_batch(run_cli, *[f"S{i:02d}" for i in range(20)])
+    aws_env.advance(12)
+    assert run_cli("cancel", batch_id).exit_code == 0
+    aws_env.advance(3600)
+    (change,) = [c for c in json.loads(run_cli("refresh", batch_id, "--json").stdout) if c.get("batch_id") == batch_id]
+    held = change["members_listed"]
+    omics_client(aws_env).delete_batch(batchId=batch_id)
+    assert f"batch {batch_id}: DELETED" in run_cli("refresh", batch_id).stdout
+    out = tmp_path / "supp"
+    exported = run_cli("export", batch_id, "-f", "methods", "-o", out, "--license", "CC-BY-4.0")
+    assert exported.exit_code == 0 and "not yet recorded" not in exported.stderr, exported.output
+    (methods,) = out.rglob("methods.md")
+    assert f"{20 - held} never submitted (the batch ended DELETED" in methods.read_text()
+    replay = run_cli("replay", batch_id, "--only", "failed", "--dry-run")
+    assert f"{20 - held} run setting(s) were never submitted" in replay.stderr, replay.output
+
+
+def test_failed_submissions_listed_without_a_run_setting_id_are_each_a_member(aws_env, ledger_path, git_repo,
+                                                                              run_cli):
+    """Two failed submissions the listing gave without a runSettingId (optional in the model),
+    each worded otherwise: the member check took them for one (no id equals no id), so the
+    batch held a member less than GetBatch counted and plain refresh asked about it forever.
+    And a run the listing gives twice on one page, the second time without its uuid, was two
+    members. Neither now."""
+    from helpers import pages_changed
+
+    aws_env.batch_fault("start", run_setting_ids=["S2", "S3"])
+    batch_id = _inline_batch(run_cli, "S1", "S2", "S3")
+    aws_env.batch_rate = 100
+    aws_env.advance(300)
+    words = iter(range(1000))
+
+    def odd(page):
+        for item in page["runs"]:
+            if item.get("submissionStatus") == "FAILED":
+                item.pop("runSettingId", None)
+                item["submissionFailureMessage"] = f"internal error, request {next(words)}"
+        again = [dict(item) for item in page["runs"] if item.get("runId")]
+        for item in again:
+            item.pop("runInternalUuid", None)
+            item.pop("runArn", None)
+        page["runs"] += again
+
+    pages_changed(aws_env, "ListRunsInBatch", odd)
+    assert run_cli("refresh", batch_id).exit_code == 0
+    shown = json.loads(run_cli("show", batch_id, "--json").stdout)["batch"]
+    assert shown["members_recorded"] == 3 and shown["submission"] == {"FAILED": 2, "SUCCESS": 1}, shown
+    assert "no unfinished runs to refresh" in run_cli("refresh").output

@@ -15,9 +15,9 @@ from typing import Any
 from runlog.batchread import (  # the read side of batches (no boto3)
     FINAL_BATCH_STATUSES,
     last_answer,
+    last_started_count,
     never_submitted,
     settings_changes,
-    started_count,
 )
 from runlog.export.terms import RunFacts, value_text
 from runlog.ledger import Entry, Ledger
@@ -102,7 +102,8 @@ class BatchFacts:
 
     @property
     def finished(self) -> bool:
-        return self.status in FINAL_BATCH_STATUSES and self.unrecorded == 0 and all(m.finished for m in self.members)
+        return (self.status in FINAL_BATCH_STATUSES or self.status == "DELETED") and self.unrecorded == 0 \
+            and all(m.finished for m in self.members)
 
     def status_counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -203,7 +204,7 @@ def batch_facts(entry: Entry, observations: list[dict], members: list[RunFacts])
         declared=int(declared) if isinstance(declared, int) else len(run_settings), members=members,
         replay_of=dict((record.get("lineage") or {}).get("replay_of") or {}),
         overrides=dict((record.get("lineage") or {}).get("overrides") or {}),
-        settings_changed=settings_changes(observations), service_started=started_count(latest))
+        settings_changed=settings_changes(observations), service_started=last_started_count(observations))
 
 
 def collect_batches(ledger: Ledger, refs: list[str], runs: list[RunFacts]) -> list[BatchFacts]:
