@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from runlog import record as rec
 from runlog.batchread import (  # noqa: F401  (the read side, re-exported: runlog.batch.summary, …)
-    FINAL_BATCH_STATUSES,
+    FINISHED,
     SHOWN_FAILURES,
     SOURCE_REPEATED,
     SOURCE_SETTINGS_FILE,
@@ -67,9 +67,6 @@ SOURCE_BATCH = "GetBatch"
 SOURCE_RUNS = "ListRuns"
 SOURCE_SUBMISSION = "ListRunsInBatch"
 PARAMETERS = {"source": "batch", "argument": None}
-# A batch status that never changes again (refresh leaves such batches alone). DELETED is
-# runlog's own: GetBatch no longer knows the batch (DeleteBatch, done outside runlog).
-FINISHED = FINAL_BATCH_STATUSES | {"DELETED"}
 # GetBatch statuses after DeleteRunBatch: the member runs deleted are no longer in ListRuns.
 RUNS_DELETE = frozenset({"RUNS_DELETING", "RUNS_DELETED", "RUNS_DELETE_FAILED"})
 

@@ -220,13 +220,16 @@ def never_submitted(status: str | None, declared: int, started: int | None, held
     status) with the ledger holding (`held`) every member GetBatch last counted submitted
     (`started`), and the rest never became runs. 0 while it goes on, when GetBatch gave no
     counts, or while the ledger holds fewer members than it counted (they may come yet)."""
-    if (status not in FINAL_BATCH_STATUSES and status != "DELETED") or started is None or held < started:
+    if status not in FINISHED or started is None or held < started:
         return 0
     return max(0, declared - started)
 
 
 # A batch status after which it submits nothing more (runlog.batch.FINISHED without DELETED, runlog's own)
 FINAL_BATCH_STATUSES = frozenset({"PROCESSED", "CANCELLED", "FAILED", "RUNS_DELETED", "RUNS_DELETE_FAILED"})
+# A batch status that never changes again (refresh leaves such batches alone): the service's final
+# ones, and DELETED, runlog's own (GetBatch no longer knows the batch: DeleteBatch, done outside runlog)
+FINISHED = FINAL_BATCH_STATUSES | {"DELETED"}
 
 
 def _total(summary: Any, names: tuple[str, ...]) -> int:

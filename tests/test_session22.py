@@ -5,17 +5,10 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-from helpers import COHORT_DEFAULT, cohort_setting, omics_client
+from helpers import omics_client, submit_cohort
 from runlog.ledger import Ledger
 
 NOT_FOUND = "ResourceNotFoundException"
-
-
-def _inline_batch(run_cli, *samples):
-    submitted = run_cli("submit-batch", "--default-run-setting", json.dumps(COHORT_DEFAULT), "--batch-run-settings",
-                        json.dumps({"inlineSettings": [cohort_setting(s) for s in samples]}))
-    assert submitted.exit_code == 0, submitted.output
-    return json.loads(submitted.stdout)["id"]
 
 
 def _log_status(run_cli, batch_id):
@@ -32,7 +25,7 @@ def test_a_batch_not_found_right_after_submission_is_not_recorded_deleted_and_it
     finished, so a not-found now is recorded as what it is (no status, the status last seen),
     and the next plain `refresh` asks again and records the members."""
     aws_env.batch_rate = 1
-    batch_id = _inline_batch(run_cli, "S1", "S2", "S3")
+    batch_id = submit_cohort(run_cli, "S1", "S2", "S3")
     aws_env.faults.add("error", "GetBatch", code=NOT_FOUND)
     first = run_cli("refresh")
     assert first.exit_code == 0, first.output
@@ -66,7 +59,7 @@ def test_a_running_batch_not_found_keeps_its_status_and_watch_goes_on(aws_env, l
     (it showed DELETED, which ranked above every status for good), `watch` says it was not
     found and goes on polling to the batch's real end."""
     aws_env.batch_rate = 1
-    batch_id = _inline_batch(run_cli, "S1", "S2")
+    batch_id = submit_cohort(run_cli, "S1", "S2")
     aws_env.advance(30)
     assert f"batch {batch_id}: INPROGRESS" in run_cli("refresh").stdout
     aws_env.faults.add("error", "GetBatch", code=NOT_FOUND)
@@ -90,7 +83,7 @@ def test_a_batch_deleted_after_it_finished_is_still_observed_deleted(aws_env, le
     """DeleteBatch done elsewhere after runlog saw the batch PROCESSED: DELETED, once, and
     `refresh` without REFs leaves the batch (as before)."""
     aws_env.batch_rate = 100
-    batch_id = _inline_batch(run_cli, "S1")
+    batch_id = submit_cohort(run_cli, "S1")
     aws_env.advance(300)
     assert f"batch {batch_id}: PROCESSED" in run_cli("refresh").stdout
     omics_client(aws_env).delete_batch(batchId=batch_id)
@@ -107,7 +100,7 @@ def test_the_emulator_refuses_deletebatch_outside_its_terminal_states(aws_env, l
     import pytest
 
     aws_env.batch_rate = 1
-    batch_id = _inline_batch(run_cli, "S1", "S2")
+    batch_id = submit_cohort(run_cli, "S1", "S2")
     aws_env.advance(30)
     with pytest.raises(botocore.exceptions.ClientError) as refused:
         omics_client(aws_env).delete_batch(batchId=batch_id)
@@ -152,7 +145,7 @@ def test_a_finished_batch_whose_members_a_failed_listing_left_out_is_refreshed_a
     for good. A finished batch whose ledger holds fewer members than GetBatch counts started
     is refreshed again, until it holds them all; then it is left."""
     aws_env.batch_rate = 100
-    batch_id = _inline_batch(run_cli, "S1", "S2", "S3", "S4", "S5")
+    batch_id = submit_cohort(run_cli, "S1", "S2", "S3", "S4", "S5")
     aws_env.advance(300)
     aws_env.faults.add("error", "ListRunsInBatch", code="InternalServerException", count=3)
     failed = run_cli("refresh")
@@ -170,7 +163,7 @@ def test_a_finished_batch_whose_statuses_a_failed_listing_left_out_is_refreshed_
     """The same for the members' statuses: ListRuns failing after the members were recorded
     left them with no status while GetBatch counted five COMPLETED runs."""
     aws_env.batch_rate = 100
-    batch_id = _inline_batch(run_cli, "S1", "S2", "S3", "S4", "S5")
+    batch_id = submit_cohort(run_cli, "S1", "S2", "S3", "S4", "S5")
     aws_env.advance(300)
     aws_env.faults.add("error", "ListRuns", code="InternalServerException", count=3)
     failed = run_cli("refresh")
@@ -192,7 +185,7 @@ def test_cancel_on_a_ledger_it_cannot_write_asks_nothing(aws_env, ledger_path, g
     from helpers import read_only
 
     aws_env.batch_rate = 1
-    batch_id = _inline_batch(run_cli, *[f"S{i}" for i in range(20)])
+    batch_id = submit_cohort(run_cli, *[f"S{i}" for i in range(20)])
     aws_env.advance(15)
     with read_only(ledger_path):
         for extra in ((), ("--delete-runs",)):
@@ -222,7 +215,7 @@ def test_a_ledger_that_imported_runs_and_then_pulled_them_names_each_by_its_subm
     once, for the submitted record (it refreshed both)."""
     from helpers import REMOTE, push_json
 
-    batch_id = _inline_batch(run_cli, "S1", "S2")
+    batch_id = submit_cohort(run_cli, "S1", "S2")
     aws_env.batch_rate = 100
     aws_env.advance(300)
     assert run_cli("refresh", batch_id).exit_code == 0
@@ -262,7 +255,7 @@ def test_a_batch_cancelled_midway_exports_its_unsubmitted_settings_as_never_subm
     import csv
 
     aws_env.batch_rate = 1
-    batch_id = _inline_batch(run_cli, *[f"S{i:02d}" for i in range(20)])
+    batch_id = submit_cohort(run_cli, *[f"S{i:02d}" for i in range(20)])
     aws_env.advance(12)
     assert run_cli("cancel", batch_id).exit_code == 0
     aws_env.advance(3600)
@@ -296,7 +289,7 @@ def test_a_run_listed_again_with_more_or_other_words_is_not_a_second_member(aws_
     from helpers import answer_through, pages_changed
 
     aws_env.batch_fault("start", run_setting_ids=["S2"])  # S2's submission fails
-    batch_id = _inline_batch(run_cli, "S1", "S2", "S3")
+    batch_id = submit_cohort(run_cli, "S1", "S2", "S3")
     aws_env.batch_rate = 100
     aws_env.advance(300)
     words = iter(range(1000))
@@ -340,7 +333,7 @@ def test_a_member_whose_getrun_reports_other_parameters_is_exported_with_getruns
 
     from helpers import answer_through
 
-    batch_id = _inline_batch(run_cli, "S1", "S2")
+    batch_id = submit_cohort(run_cli, "S1", "S2")
     aws_env.batch_rate = 100
     aws_env.advance(300)
 
@@ -405,7 +398,7 @@ def test_two_refreshes_of_one_batch_at_once_record_each_status_once(aws_env, led
     import subprocess
     import sys
 
-    batch_id = _inline_batch(run_cli, *[f"S{i:03d}" for i in range(100)])
+    batch_id = submit_cohort(run_cli, *[f"S{i:03d}" for i in range(100)])
     aws_env.batch_rate = 1000
     aws_env.advance(30)
     env = {**os.environ, "RUNLOG_LEDGER": str(ledger_path)}
@@ -427,7 +420,7 @@ def test_a_batch_not_found_for_an_hour_after_runlog_saw_it_running_is_taken_as_d
     not taken as deleted at once (it may not be found yet), but once GetBatch has not found it
     for an hour it is, with the reason saying since when; `refresh` then leaves it."""
     aws_env.batch_rate = 1
-    batch_id = _inline_batch(run_cli, "S1", "S2")
+    batch_id = submit_cohort(run_cli, "S1", "S2")
 
     def ago(minutes):
         return (datetime.now(UTC) - timedelta(minutes=minutes)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
@@ -457,7 +450,7 @@ def test_a_batch_last_seen_runs_delete_failed_then_not_found_is_deleted(aws_env,
     retried DeleteRunBatch), not a batch to ask about again ("asks again" was untrue: plain
     refresh left it, finished)."""
     aws_env.batch_fault("delete")
-    batch_id = _inline_batch(run_cli, "S1", "S2")
+    batch_id = submit_cohort(run_cli, "S1", "S2")
     aws_env.batch_rate = 100
     aws_env.advance(300)
     assert run_cli("cancel", batch_id, "--delete-runs").exit_code == 0
@@ -474,7 +467,7 @@ def test_a_batchs_status_counts_and_not_found_line_come_from_the_newest_observat
     printed "status PROCESSED" beside "not found … `runlog refresh` asks again". And two
     observations made in the same millisecond gave `log` one status and `show` another."""
     aws_env.batch_rate = 1
-    batch_id = _inline_batch(run_cli, "S1", "S2")
+    batch_id = submit_cohort(run_cli, "S1", "S2")
     aws_env.advance(30)
     run_cli("refresh")
     aws_env.advance(3600)
@@ -489,7 +482,7 @@ def test_a_batchs_status_counts_and_not_found_line_come_from_the_newest_observat
     assert json.loads(run_cli("show", batch_id, "--json").stdout)["batch"]["not_found"] is None
 
     tie = "2026-11-28T05:00:00.000Z"
-    other = _inline_batch(run_cli, "S3")
+    other = submit_cohort(run_cli, "S3")
     with Ledger.open(ledger_path, create=False) as ledger:
         entry = ledger.resolve(other)
         ledger.add_observations([(entry.address, None, tie, "GetBatch", "FAILED", {"status": "FAILED"})])
@@ -509,7 +502,7 @@ def test_the_python_apis_refresh_asks_nothing_of_a_ledger_it_cannot_write(aws_en
     from helpers import read_only
 
     aws_env.batch_rate = 1
-    _inline_batch(run_cli, "S1", "S2")
+    submit_cohort(run_cli, "S1", "S2")
     aws_env.advance(15)
     with read_only(ledger_path):
         before = len(aws_env.requests)
@@ -527,7 +520,7 @@ def test_a_batch_cancelled_midway_then_deleted_still_exports_its_unsubmitted_set
     export went back to "not yet recorded … `runlog refresh`". The counts now come from the
     last GetBatch answer that has them, and a DELETED batch is finished."""
     aws_env.batch_rate = 1
-    batch_id = _inline_batch(run_cli, *[f"S{i:02d}" for i in range(20)])
+    batch_id = submit_cohort(run_cli, *[f"S{i:02d}" for i in range(20)])
     aws_env.advance(12)
     assert run_cli("cancel", batch_id).exit_code == 0
     aws_env.advance(3600)
@@ -554,7 +547,7 @@ def test_failed_submissions_listed_without_a_run_setting_id_are_each_a_member(aw
     from helpers import pages_changed
 
     aws_env.batch_fault("start", run_setting_ids=["S2", "S3"])
-    batch_id = _inline_batch(run_cli, "S1", "S2", "S3")
+    batch_id = submit_cohort(run_cli, "S1", "S2", "S3")
     aws_env.batch_rate = 100
     aws_env.advance(300)
     words = iter(range(1000))

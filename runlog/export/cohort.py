@@ -13,7 +13,7 @@ from functools import cached_property
 from typing import Any
 
 from runlog.batchread import (  # the read side of batches (no boto3)
-    FINAL_BATCH_STATUSES,
+    FINISHED,
     last_answer,
     last_started_count,
     never_submitted,
@@ -102,8 +102,7 @@ class BatchFacts:
 
     @property
     def finished(self) -> bool:
-        return (self.status in FINAL_BATCH_STATUSES or self.status == "DELETED") and self.unrecorded == 0 \
-            and all(m.finished for m in self.members)
+        return self.status in FINISHED and self.unrecorded == 0 and all(m.finished for m in self.members)
 
     def status_counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}

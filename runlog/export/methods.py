@@ -149,7 +149,7 @@ def _cohort(batch: BatchFacts, md, code) -> str:
     if batch.unrecorded:
         text += (f"{batch.unrecorded} had not been recorded when this was written, ")
     if batch.never_submitted:
-        text += f"{batch.never_submitted_text}, "  # its status is one of FINAL_BATCH_STATUSES: no escaping
+        text += f"{batch.never_submitted_text}, "  # its status is one of batchread.FINISHED: no escaping
     text += f"{len(batch.started)} started as runs"
     counts = batch.status_counts()
     if counts:
