@@ -1488,11 +1488,14 @@ class Ledger:
         return self.entries(limit, where=self._SAME_FINGERPRINT, params=_fingerprint_params(fingerprint))
 
     def listing(self, limit: int | None = None, *, batch: Entry | None = None,
-                fingerprint: str | None = None) -> list[Entry]:
+                fingerprint: str | None = None, left_out: list[Entry] | None = None) -> list[Entry]:
         """What `runlog log` lists, newest first: every record but the member runs of batches;
         with `batch`, that batch's member runs; with `fingerprint`, only the records of that
         configuration (member runs included). A batch's entry holds its view as its body (the
-        record without its settings file's content: `get` it for the whole record)."""
+        record without its settings file's content: `get` it for the whole record). Without
+        `batch`, each run and batch is listed once: an `import` record or imported batch of
+        one the ledger also holds as runlog started it (`imported_twins`) is left out, and
+        appended to `left_out` when given."""
         where = "kind != 'member'"
         params: tuple[Any, ...] = ()
         if batch is not None:
@@ -1502,7 +1505,23 @@ class Ledger:
         if fingerprint is not None:
             where = where if batch is not None else "1"
             where, params = f"{where} AND {self._SAME_FINGERPRINT}", (*params, *_fingerprint_params(fingerprint))
-        return self.entries(limit, where=where, params=params, columns=LISTING_COLUMNS)
+        if batch is not None:
+            return self.entries(limit, where=where, params=params, columns=LISTING_COLUMNS)
+        # each run and batch once: an imported twin of a submitted record is left out (in
+        # `left_out`), and the list topped up past it so that `limit` records are still listed
+        checked: set[str] = set()
+        twins: dict[str, Entry] = {}
+        while True:
+            want = None if limit is None else limit + len(twins)
+            found = self.entries(want, where=where, params=params, columns=LISTING_COLUMNS)
+            new = self.imported_twins([e for e in found if e.address not in checked])
+            checked.update(e.address for e in found)
+            twins.update((e.address, e) for e in new)
+            if not new or want is None or len(found) < want:
+                break
+        if left_out is not None:
+            left_out.extend(e for e in found if e.address in twins)
+        return [e for e in found if e.address not in twins]
 
     def refreshable(self) -> list[Entry]:
         """Records whose run or batch the service can be asked about again, newest first:
@@ -1994,22 +2013,51 @@ class Ledger:
             key = _run_or_batch(entry)
             if key is not None:
                 groups.setdefault(key, []).append(entry)
+        imported_batches: dict[str, bool] = {}  # a member's batch record: imported? (asked once)
         dropped = {id(entry) for group in groups.values() if len(group) > 1
-                   for kept in [self._original_of_one_run(group)] if len(kept) == 1
+                   for kept in [self._original_of_one_run(group, imported_batches)] if len(kept) == 1
                    for entry in group if entry is not kept[0]}
         return [entry for entry in entries if id(entry) not in dropped]
 
-    def _original_of_one_run(self, candidates: list[Entry]) -> list[Entry]:
+    def imported_twins(self, entries: list[Entry]) -> list[Entry]:
+        """Of `entries`, the `import` records and imported batches whose run or batch the
+        ledger also holds as the record runlog made when it started it (a ledger that imported,
+        then pulled): what `log` leaves out, so that each run is listed once. One indexed count
+        per import or batch entry (by run uuid, or by batch id); records are read and parsed
+        only when that finds two or more. Member runs are not looked at."""
+        twins = []
+        for entry in entries:
+            if entry.kind == "import" and entry.run_uuid:
+                where, params = "run_uuid = ?", (entry.run_uuid,)
+            elif entry.kind == "batch" and entry.batch_id:
+                where, params = "batch_id = ? AND kind = 'batch'", (entry.batch_id,)
+            else:
+                continue
+            if self.conn.execute(f"SELECT count(*) FROM records WHERE {where}", params).fetchone()[0] < 2:
+                continue
+            kept = self._original_of_one_run(self._entry_where(where, params, columns=LISTING_COLUMNS))
+            if len(kept) == 1 and kept[0].address != entry.address:
+                twins.append(entry)
+        return twins
+
+    def _original_of_one_run(self, candidates: list[Entry],
+                             imported_batches: dict[str, bool] | None = None) -> list[Entry]:
         """Of records a REF matches that are all one run (one run uuid) or one batch (one batch
         uuid): the one runlog recorded when it started it, when the others are what `import`
         made of it from the service (a ledger that imported runs and then pulled the ledger that
-        submitted them holds both, each true). Else the candidates as they are."""
+        submitted them holds both, each true). Else the candidates as they are.
+        `imported_batches` keeps, across calls, whether a member's batch record was imported."""
+        known = imported_batches if imported_batches is not None else {}
+
         def imported(entry: Entry) -> bool:
             if entry.kind in ("import", "batch"):
                 return entry.kind == "import" or entry.record.get("source_batch") is not None
             if entry.kind == "member":
-                batch = self.get((entry.record.get("batch") or {}).get("record") or "", whole=False)
-                return batch is not None and batch.record.get("source_batch") is not None
+                address = (entry.record.get("batch") or {}).get("record") or ""
+                if address not in known:
+                    batch = self.get(address, whole=False)
+                    known[address] = batch is not None and batch.record.get("source_batch") is not None
+                return known[address]
             return False
 
         keys = {_run_or_batch(entry) for entry in candidates}

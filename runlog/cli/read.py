@@ -45,7 +45,8 @@ def log(ctx, limit, same_as, refresh, batch, as_json):
     git commit and run uuid. Failed attempts show status REJECTED, given-up ones ABANDONED;
     replays are marked. A status that can still change is shown with the time it was last
     seen, e.g. "RUNNING (as of 2026-11-25 10:32)": `runlog log --refresh` (or `runlog
-    refresh`) asks the service again.
+    refresh`) asks the service again. A run or batch held twice (imported, then pulled from
+    the ledger that submitted it) is listed once, as submitted; stderr names the other.
 
     \b
     Examples:
@@ -73,7 +74,8 @@ def log(ctx, limit, same_as, refresh, batch, as_json):
             found = batch_entry(ledger, batch, whole=False)  # its view: the cohort is not read
         from runlog.batchread import configuration_fingerprint
 
-        entries = ledger.listing(limit + 1 if limit else None, batch=found,
+        twins: list = []  # imported records of runs and batches also held as submitted: listed once
+        entries = ledger.listing(limit + 1 if limit else None, batch=found, left_out=twins,
                                  fingerprint=configuration_fingerprint(ledger, same_as) if same_as else None)
         # a member run without a name is told by its runSettingId (text output only: --json's
         # `name` is the run's name); asked before --refresh, which closes this connection
@@ -83,6 +85,10 @@ def log(ctx, limit, same_as, refresh, batch, as_json):
             entries = _refreshed(ledger, entries, config)
     more = bool(limit) and len(entries) > limit
     entries = entries[:limit] if limit else entries
+    if twins:
+        note(f"{len(twins)} imported record(s) not listed, each of a run or batch listed as runlog started it "
+             f"(`runlog show ADDRESS` shows one): {', '.join(e.address[:12] for e in twins[:5])}"
+             + (f" and {len(twins) - 5} more" if len(twins) > 5 else ""))
     if as_json:
         echo_json([{**e.summary(), **({"ran_in_batch": b} if (b := _import_batch(e)) else {})} for e in entries])
         return

@@ -132,8 +132,12 @@ def select(ledger: Ledger, refs: list[str], *, since: str | None = None, batch: 
             asked.append(f"batch {batch}")
         entries = sorted(ledger.by_addresses(list(chosen)), key=lambda e: (e.created, e.seq), reverse=True)
     else:
-        entries = ledger.entries()
+        everything = ledger.entries()
+        entries = ledger.without_imported_twins(everything)  # each run once (imported, then pulled)
         asked.append("every record")
+        if len(entries) < len(everything):
+            asked.append(f"less {len(everything) - len(entries)} imported record(s) of runs or batches also "
+                         "recorded as runlog started them")
     if since_text is not None:
         entries = [e for e in entries if e.created >= since_text]
         asked.append(f"created at or after {since_text}")
