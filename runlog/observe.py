@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from runlog import record as rec
-from runlog.errors import OperationError, RunlogError, ServiceError
+from runlog.errors import OperationError, RunlogError, ServiceError, UsageError
 from runlog.ledger import Entry, Ledger
 
 TERMINAL = {"COMPLETED", "FAILED", "CANCELLED", "DELETED"}
@@ -166,7 +166,14 @@ def refresh_targets(ledger: Ledger, refs: list[str] | tuple[str, ...] = (), ever
     from runlog.batchread import members_behind
 
     if refs:  # a batch's REF (or its id) refreshes the batch and its members
-        return [ledger.resolve(ref, outline=True) for ref in refs]  # a batch as its outline: never its cohort
+        named = [ledger.resolve(ref, outline=True) for ref in refs]  # a batch as its outline: never its cohort
+        for ref, entry in zip(refs, named, strict=True):  # as `watch` does: refused before anything is asked
+            if not (entry.batch_id if entry.kind == "batch" else entry.run_id):
+                what = "batch" if entry.kind == "batch" else "run"
+                named_as = "" if entry.address.startswith(ref.strip().lower()) else f" ({ref!r})"
+                raise UsageError(f"record {entry.address[:12]}{named_as} has no {what} to refresh (it was "
+                                 f"{entry.outcome}); `runlog show {entry.address[:12]}` says why")
+        return named
     # a batch's members are refreshed with their batch, a page at a time (runlog/batch.py); a run
     # or batch both imported and submitted (a ledger that imported, then pulled) is asked about once
     return [e for e in reversed(ledger.without_imported_twins(ledger.refreshable()))

@@ -71,3 +71,26 @@ def test_log_lists_an_imported_run_that_has_no_submitted_twin(aws_env, ledger_pa
     listed = run_cli("--ledger", other, "log", "--json")
     assert [row["kind"] for row in json.loads(listed.stdout) if row.get("run_id") == run_id] == ["import"]
     assert "not listed" not in listed.stderr
+
+
+def test_refresh_of_a_record_that_started_nothing_is_refused_like_watch(aws_env, ledger_path, git_repo, run_cli):
+    """`refresh MEMBER` of a member whose submission failed printed "no run" and exited 1,
+    where `watch` of it exits 2; given with a good REF, the good one was asked first. Both now
+    refuse it in one line, exit 2, before anything is asked."""
+    aws_env.batch_fault("start", run_setting_ids=["S2"])  # S2's submission fails
+    batch_id = submit_cohort(run_cli, "S1", "S2")
+    aws_env.batch_rate = 100
+    aws_env.advance(300)
+    assert run_cli("refresh").exit_code == 0
+    rows = json.loads(run_cli("log", "--batch", batch_id, "--json").stdout)
+    (failed,) = [row for row in rows if not row.get("run_id")]
+    (started,) = [row for row in rows if row.get("run_id")]
+    asked = len(aws_env.requests)
+    for args in ([failed["address"][:12]], [started["run_id"], failed["address"][:12]]):
+        result = run_cli("refresh", *args)
+        assert result.exit_code == 2 and result.stdout == "", result.output
+        assert result.stderr.count("\n") == 1 and f"record {failed['address'][:12]} has no run to refresh " \
+            "(it was rejected)" in result.stderr, result.stderr
+    assert run_cli("watch", failed["address"][:12]).exit_code == 2
+    assert len(aws_env.requests) == asked  # nothing was asked
+    assert run_cli("refresh", started["run_id"]).exit_code == 0

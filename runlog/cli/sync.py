@@ -311,7 +311,9 @@ def refresh(ctx, refs, every, active, as_json, outputs, jobs, profile, region, e
     GetRun's answer is appended as an observation (records are never edited) when the status
     changed since the last one. Without REFs, every run and batch that has not finished is
     refreshed (--active); --all refreshes every recorded one. A REF is a run's or a batch's id,
-    uuid or ARN, @N, or a record address prefix. Prints one line per run: old -> new status;
+    uuid or ARN, @N, or a record address prefix; a REF naming a record that started nothing (a
+    rejected submission, a member whose submission failed) stops the command before anything
+    is asked (exit 2), as in `watch`. Prints one line per run: old -> new status;
     for a batch (GetBatch, ListRunsInBatch, ListRuns): its status, and how many runs were
     listed, member records added and statuses changed.
 
