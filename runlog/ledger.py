@@ -2022,20 +2022,28 @@ class Ledger:
     def imported_twins(self, entries: list[Entry]) -> list[Entry]:
         """Of `entries`, the `import` records and imported batches whose run or batch the
         ledger also holds as the record runlog made when it started it (a ledger that imported,
-        then pulled): what `log` leaves out, so that each run is listed once. One indexed count
-        per import or batch entry (by run uuid, or by batch id); records are read and parsed
-        only when that finds two or more. Member runs are not looked at."""
+        then pulled): what `log` leaves out, so that each run is listed once. Two indexed
+        queries find the run uuids and batch ids held more than once; only their records are
+        read and compared. Member runs are not looked at."""
+        def held_twice(column: str, values: set[str], kind: str = "") -> set[str]:
+            if not values:
+                return set()
+            return {row[0] for row in self.conn.execute(
+                f"SELECT {column} FROM records WHERE {column} IN (SELECT value FROM json_each(?)){kind} "
+                f"GROUP BY {column} HAVING count(*) > 1", (json.dumps(sorted(values)),))}
+
+        uuids = held_twice("run_uuid", {e.run_uuid for e in entries if e.kind == "import" and e.run_uuid})
+        batches = held_twice("batch_id", {e.batch_id for e in entries if e.kind == "batch" and e.batch_id},
+                             " AND kind = 'batch'")
         twins = []
         for entry in entries:
-            if entry.kind == "import" and entry.run_uuid:
-                where, params = "run_uuid = ?", (entry.run_uuid,)
-            elif entry.kind == "batch" and entry.batch_id:
-                where, params = "batch_id = ? AND kind = 'batch'", (entry.batch_id,)
+            if entry.kind == "import" and entry.run_uuid in uuids:
+                group = self._entry_where("run_uuid = ?", (entry.run_uuid,), columns=LISTING_COLUMNS)
+            elif entry.kind == "batch" and entry.batch_id in batches:
+                group = self._entry_where("batch_id = ? AND kind = 'batch'", (entry.batch_id,), columns=LISTING_COLUMNS)
             else:
                 continue
-            if self.conn.execute(f"SELECT count(*) FROM records WHERE {where}", params).fetchone()[0] < 2:
-                continue
-            kept = self._original_of_one_run(self._entry_where(where, params, columns=LISTING_COLUMNS))
+            kept = self._original_of_one_run(group)
             if len(kept) == 1 and kept[0].address != entry.address:
                 twins.append(entry)
         return twins
