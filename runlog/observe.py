@@ -172,7 +172,7 @@ def refresh_targets(ledger: Ledger, refs: list[str] | tuple[str, ...] = (), ever
                 what = "batch" if entry.kind == "batch" else "run"
                 named_as = "" if entry.address.startswith(ref.strip().lower()) else f" ({ref!r})"
                 raise UsageError(f"record {entry.address[:12]}{named_as} has no {what} to refresh (it was "
-                                 f"{entry.outcome}); `runlog show {entry.address[:12]}` says why")
+                                 f"{entry.outcome}); `show('{entry.address[:12]}')` says why")
         return named
     # a batch's members are refreshed with their batch, a page at a time (runlog/batch.py); a run
     # or batch both imported and submitted (a ledger that imported, then pulled) is asked about once

@@ -91,6 +91,7 @@ def test_refresh_of_a_record_that_started_nothing_is_refused_like_watch(aws_env,
         assert result.exit_code == 2 and result.stdout == "", result.output
         assert result.stderr.count("\n") == 1 and f"record {failed['address'][:12]} has no run to refresh " \
             "(it was rejected)" in result.stderr, result.stderr
+        assert f"`runlog show {failed['address'][:12]}` says why" in result.stderr
     assert run_cli("watch", failed["address"][:12]).exit_code == 2
     assert len(aws_env.requests) == asked  # nothing was asked
     assert run_cli("refresh", started["run_id"]).exit_code == 0

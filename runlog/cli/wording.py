@@ -59,6 +59,7 @@ COMMANDS: dict[str, str] = {
     "recover": "recover",
     "refresh": "refresh",
     "replay": "replay",
+    "show": "show",
     "verify": "verify",
     "watch": "watch",
 }
