@@ -408,12 +408,14 @@ def run_differences(listed_a: list, listed_b: list) -> RunDifferences:
     """The runs added, removed and changed between two lists of run settings, keyed by
     runSettingId as a dict built from each list keys them (a runSettingId given twice: its
     first place, its last setting)."""
+    from runlog.diff import same_json  # 1 and 1.0 (and true) are different settings: Python's == says equal
+
     runs_a = {s["runSettingId"]: s for s in listed_a}
     runs_b = {s["runSettingId"]: s for s in listed_b}
     return ([(ident, own) for ident, own in runs_a.items() if ident not in runs_b],
             [(ident, other) for ident, other in runs_b.items() if ident not in runs_a],
             [(ident, own, runs_b[ident]) for ident, own in runs_a.items()
-             if ident in runs_b and runs_b[ident] != own])
+             if ident in runs_b and not same_json(runs_b[ident], own)])
 
 
 def compare_batches(a: dict, b: dict, settings: Callable[[], tuple[list, list]] | None = None,
@@ -583,12 +585,13 @@ def indexed_differences(ledger: Ledger, seq_a: int, seq_b: int) -> RunDifference
     them ([runSettingId, position, digest, start, length] each) the runs only one record has
     and those whose digests differ, whose settings alone
     are read from the bodies (by their offsets) and decoded exactly, as `_decoded` decodes a
-    record; a run whose two settings decode equal is not changed. Each setting read is checked
+    record; a run whose two settings decode equal (same_json: 1 and 1.0 differ) is not changed. Each setting read is checked
     against its digest. None when the ledger cannot tell (see Ledger.setting_differences) or
     a setting read is not what its row says: the caller then decodes both records."""
     import json
 
     from runlog import cohortindex
+    from runlog.diff import same_json
 
     found = ledger.setting_differences(seq_a, seq_b)
     if found is None:
@@ -622,7 +625,7 @@ def indexed_differences(ledger: Ledger, seq_a: int, seq_b: int) -> RunDifference
     return ([(row[0], own) for row, own in zip(removed, own_removed, strict=True)],
             [(row[0], other) for row, other in zip(added, other_added, strict=True)],
             [(row[0], own, other) for row, own, other in zip(changed, own_changed, other_changed, strict=True)
-             if own != other])
+             if not same_json(own, other)])
 
 
 def _position(row: tuple) -> int:

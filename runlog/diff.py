@@ -134,14 +134,14 @@ def compare(a: dict, b: dict, facts_a: dict | None = None, facts_b: dict | None 
     return changes
 
 
-def _same(x: Any, y: Any) -> bool:
+def same_json(x: Any, y: Any) -> bool:
     """JSON equality where the type counts ("true" vs true, 1 vs 1.0 vs true), as DeepDiff's."""
     if type(x) is not type(y):
         return False
     if isinstance(x, dict):
-        return x.keys() == y.keys() and all(_same(v, y[k]) for k, v in x.items())
+        return x.keys() == y.keys() and all(same_json(v, y[k]) for k, v in x.items())
     if isinstance(x, list):
-        return len(x) == len(y) and all(_same(u, v) for u, v in zip(x, y, strict=True))
+        return len(x) == len(y) and all(same_json(u, v) for u, v in zip(x, y, strict=True))
     return x == y
 
 
@@ -162,7 +162,7 @@ def _walk(x: Any, y: Any, path: list, out: list[Change]) -> None:
             if key not in x:
                 out.append(_change([*path, key], None, y[key], "added"))
     elif isinstance(x, list):
-        if not _same(x, y):
+        if not same_json(x, y):
             _deepdiff(x, y, path, out)
     elif x != y:
         out.append(_change(path, x, y, "changed"))

@@ -111,7 +111,7 @@ def both_ways(run_cli, path, pairs: list[tuple[str, str]]) -> list[tuple[str, st
 
 def test_diff_from_digests_prints_what_decoding_both_cohorts_prints(ledger_path, run_cli):
     before = cohort(300)
-    before[7]["parameters"]["depth"] = 1  # stays 1.0 below: equal values, as the json module says
+    before[7]["parameters"]["depth"] = 1  # 1.0 below: another request (and fingerprint), a type change as for runs
     before.append(setting("é"))  # composed; its look-alike (e + combining accent) is added below
     before.append(setting("S0005 "))  # trailing space: not S0005
     after = [dict(s, parameters=dict(s["parameters"])) for s in before[3:]]  # three runs removed
@@ -137,9 +137,10 @@ def test_diff_from_digests_prints_what_decoding_both_cohorts_prints(ledger_path,
     for expected in ("- S0000", "- S0001", "- S0002", "+ N0001", "+ e\u0301", "+ δείγμα-1",
                      "~ parameters.min_qual", "~ S0013.parameters.input_cram", "+ S0023.parameters.min_qual",
                      "~ S0033.name", "- S0043.name", "+ S0053.parameters.nested.a[0]",
-                     "~ s3://lab-cohort/ref/genome.fasta.etag"):
+                     "~ s3://lab-cohort/ref/genome.fasta.etag", "~ S0007.parameters.depth"):
         assert any(line.startswith(expected) for line in lines), (expected, text)
-    assert "S0007" not in text and "- S0005 " not in text and "+ é " not in text
+    assert "- S0005 " not in text and "+ é " not in text
+    assert any(line.startswith("~ S0007.parameters.depth") and line.endswith("1 -> 1.0 (type changed)") for line in lines)
     changes = json.loads(as_json)["changes"]
     assert sum(c["section"] == "runs" for c in changes) == 6
     assert [c["path"] for c in changes if c["section"] == "runs"][:3] == ["S0000", "S0001", "S0002"]

@@ -95,3 +95,58 @@ def test_refresh_of_a_record_that_started_nothing_is_refused_like_watch(aws_env,
     assert run_cli("watch", failed["address"][:12]).exit_code == 2
     assert len(aws_env.requests) == asked  # nothing was asked
     assert run_cli("refresh", started["run_id"]).exit_code == 0
+
+
+def _numbered_cohort(run_cli, s3, key: str, value) -> str:
+    """A two-run batch whose S2 has sample_name `value`, inline (s3 None) or from a settings
+    file in moto (at KEY); returns its batch id."""
+    from helpers import COHORT_DEFAULT, cohort_setting
+
+    settings = [cohort_setting("S1"), {**cohort_setting("S2"), "parameters": {
+        **cohort_setting("S2")["parameters"], "sample_name": value}}]
+    if s3 is None:
+        runs = {"inlineSettings": settings}
+    else:
+        if "cohort-bucket" not in [b["Name"] for b in s3.list_buckets()["Buckets"]]:
+            s3.create_bucket(Bucket="cohort-bucket")
+        s3.put_object(Bucket="cohort-bucket", Key=key, Body=json.dumps(settings).encode())
+        runs = {"s3UriSettings": f"s3://cohort-bucket/{key}"}
+    result = run_cli("submit-batch", "--default-run-setting", json.dumps(COHORT_DEFAULT),
+                     "--batch-run-settings", json.dumps(runs))
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)["id"]
+
+
+def test_diff_of_two_batches_tells_an_integer_from_a_float(s3_server, s3_emulator, ledger_path, git_repo, run_cli):
+    """Two cohorts whose run S2 has sample_name 1 in one and 1.0 in the other (different
+    requests, different fingerprints: a workflow's Int input may refuse 1.0) were reported by
+    `diff B1 B2` as "No differences: identical configurations", with A's fingerprint, for
+    inline settings and for settings files alike (Python's 1 == 1.0). The run's setting is now
+    reported as a type change, as `diff` of two runs does."""
+    for s3 in (None, s3_server):
+        first = _numbered_cohort(run_cli, s3, "cohort/int.json", 1)
+        second = _numbered_cohort(run_cli, s3, "cohort/float.json", 1.0)
+        shown = run_cli("diff", first, second)
+        assert shown.exit_code == 0, shown.output
+        assert "identical configurations" not in shown.stdout, shown.stdout
+        assert "S2.parameters.sample_name   1 -> 1.0 (type changed)" in shown.stdout, shown.stdout
+        changes = json.loads(run_cli("diff", first, second, "--json").stdout)["changes"]
+        assert [(c["section"], c["path"], c["kind"]) for c in changes if c["section"] == "run settings"] == [
+            ("run settings", "S2.parameters.sample_name", "type_changed")], changes
+        again = _numbered_cohort(run_cli, s3, "cohort/int.json", 1)  # the same request again
+        assert "No differences: identical configurations" in run_cli("diff", first, again).stdout
+
+
+def test_no_differences_is_called_identical_only_when_the_fingerprints_are(capsys):
+    """`diff` said "identical configurations (fingerprint A's)" whenever it found nothing to
+    report, even for two records whose configuration fingerprints differ (the fingerprint
+    covers what the comparison may not). It now says so only when they are equal."""
+    from runlog.cli.diff import _print_report
+
+    head = {"record": "a" * 64, "kind": "submit", "run_id": "4207391", "run_uuid": "u", "outcome": "submitted",
+            "created": "2026-11-28T00:00:00.000Z", "fingerprint": "f" * 64}
+    _print_report(head, {**head, "record": "b" * 64}, [], [], False)
+    assert f"No differences: identical configurations (fingerprint {'f' * 12})." in capsys.readouterr().out
+    _print_report(head, {**head, "record": "b" * 64, "fingerprint": "e" * 64}, [], [], False)
+    shown = capsys.readouterr().out
+    assert "identical" not in shown and f"fingerprints differ (A {'f' * 12}, B {'e' * 12})" in shown, shown

@@ -374,8 +374,12 @@ def _diff(run: Run, comparison: Comparison | None, anchors: dict[str, str]) -> s
            f"{esc(head['created'] or '')}{', ' + esc(head['name']) if head.get('name') else ''}) → B: this run. "
            '<span class="note">Run identity is not compared, as in <code>runlog diff</code>.</span></p>\n']
     if not changes:
-        out.append(f"<p>No differences: identical configurations (fingerprint {esc((head['fingerprint'] or '')[:12])})."
-                   "</p>\n")
+        mine = header(run.record, run.address)["fingerprint"] or ""
+        if head["fingerprint"] and head["fingerprint"] == mine:
+            out.append(f"<p>No differences: identical configurations (fingerprint {esc(mine[:12])}).</p>\n")
+        else:  # as `runlog diff` says it: the fingerprint covers more than the comparison
+            out.append(f"<p>No differences in what is compared; the configuration fingerprints differ (A "
+                       f"{esc((head['fingerprint'] or '-')[:12])}, B {esc(mine[:12] or '-')}).</p>\n")
         return "".join(out)
     section = None
     for change in changes:
