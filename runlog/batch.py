@@ -659,13 +659,32 @@ def input_identities(uris: list[str], clients: dict, *, deadline: float) -> dict
     return inputs
 
 
-def resolve_batch(request: dict, clients: dict, options: Options,
-                  written: dict | None = None) -> tuple[dict, dict, list[str]]:
+def _refuse_changed_since_checked(uri: str, found: dict, expected: dict | None) -> None:
+    """DriftError when a replay's settings file (`expected`: as prepare read it, with the
+    SHA-256 of its bytes) is read now with other bytes: the cohort sent would not be the one
+    whose drift was checked and recorded."""
+    from runlog.errors import DriftError
+
+    if expected is None or expected.get("uri") != uri or not expected.get("sha256"):
+        return
+    if found.get("sha256") == expected["sha256"]:
+        return
+    now = found.get("sha256") or f"unreadable ({(found.get('error') or {}).get('code')})"
+    raise DriftError(f"settings file {uri} changed after the replay checked it (SHA-256 {expected['sha256'][:12]} "
+                     f"then, {now[:12]} now): nothing was sent; run the replay again to check the file as it is",
+                     [{"kind": "input", "what": f"{uri} sha256", "recorded": expected["sha256"],
+                       "current": found.get("sha256")}])  # batch_drift's form for the settings file
+
+
+def resolve_batch(request: dict, clients: dict, options: Options, written: dict | None = None,
+                  expected: dict | None = None) -> tuple[dict, dict, list[str]]:
     """(resolution, batch section, warnings) for a StartRunBatch request. The settings file is
     read even with --no-resolve: it is the cohort, and the record keeps it. `written`: the file
     as runlog has just written it (a replay's selection: its PutObject's ETag and VersionId,
     its bytes' size and SHA-256, its content), pinned when it cannot be read back: runlog
-    knows what it holds (S3 took it with IfNoneMatch: no other object was there)."""
+    knows what it holds (S3 took it with IfNoneMatch: no other object was there). `expected`:
+    the file as a replay read and checked it (batchreplay.prepare): read with other bytes now
+    (rewritten in between), DriftError, before anything is written or sent."""
     from runlog import fastjson
     from runlog.resolve import workflow_identity
 
@@ -684,6 +703,7 @@ def resolve_batch(request: dict, clients: dict, options: Options,
         pool.shutdown(wait=False)  # the thread ends with its one call (workflow_identity never raises)
     if uri is not None:
         section["settings_file"] = found = read_settings_file(clients["s3"], uri)
+        _refuse_changed_since_checked(uri, found, expected)
         if "error" in found and written is not None and written.get("uri") == uri and "content" in written:
             warnings.append(f"settings file {uri} not read back ({found['error']['code']}: "
                             f"{found['error']['message']}); pinned as runlog wrote it (PutObject's ETag)")
@@ -745,27 +765,30 @@ def submit_batch(open_ledger: Callable[[], Ledger], request: dict[str, Any], *, 
                  resolve_options: Options | None = None, allow_duplicate: bool = False,
                  warn: Callable[[str], None] = lambda message: None, dry_run: bool = False,
                  client_options: dict[str, Any] | None = None, kind: str = "batch",
-                 extra: dict[str, Any] | None = None, session=None, omics=None, written: dict | None = None):
+                 extra: dict[str, Any] | None = None, session=None, omics=None, written: dict | None = None,
+                 expected: dict | None = None):
     """Record and send one StartRunBatch request (the library entry point; the CLI's
     `submit-batch` and runlog.api call it). `request` is checked again here. Returns a
     submit.Submission (the batch record's entry and the response: id, arn, status, uuid), or a submit.DryRun with dry_run. Raises as submit.submit does: UsageError
     (bad input, nothing sent or written), RunlogError exit 1 (refused, recorded), PendingError
     (outcome unknown, the attempt stays pending for `runlog recover`). `written`: the settings
     file runlog has just written for this request (write_settings_file's pin with its
-    `content`), pinned as written when it cannot be read back (resolve_batch)."""
+    `content`), pinned as written when it cannot be read back (resolve_batch). `expected`: the
+    settings file as a replay checked it (its pin); other bytes now raise DriftError, nothing
+    sent or written."""
     with _collector_paused():
         return _submit_batch(open_ledger, request, settings=settings, git_path=git_path, capture_git=capture_git,
                              lookup_caller=lookup_caller, resolve_options=resolve_options,
                              allow_duplicate=allow_duplicate, warn=warn, dry_run=dry_run,
                              client_options=client_options, kind=kind, extra=extra, session=session, omics=omics,
-                             written=written)
+                             written=written, expected=expected)
 
 
 def _submit_batch(open_ledger: Callable[[], Ledger], request: dict[str, Any], *, settings,
                   git_path: str | Path, capture_git: bool, lookup_caller: bool, resolve_options: Options | None,
                   allow_duplicate: bool, warn: Callable[[str], None], dry_run: bool,
                   client_options: dict[str, Any] | None, kind: str, extra: dict[str, Any] | None,
-                  session=None, omics=None, written: dict | None = None):
+                  session=None, omics=None, written: dict | None = None, expected: dict | None = None):
     from concurrent.futures import ThreadPoolExecutor
 
     from runlog import aws, background, gitcapture
@@ -790,7 +813,7 @@ def _submit_batch(open_ledger: Callable[[], Ledger], request: dict[str, Any], *,
     warnings: list[str] = []
     with ThreadPoolExecutor(max_workers=1) as pool:
         caller_future = pool.submit(aws.caller_identity, settings, sess) if lookup_caller else None
-        resolution, section, found = resolve_batch(request, clients, options, written)
+        resolution, section, found = resolve_batch(request, clients, options, written, expected)
         warnings.extend(found)
         captured = pending_git.result() if pending_git else {"git": {"state": "unknown", "reason": "not captured"}}
         caller = caller_future.result() if caller_future else {"unknown": "not asked (caller_identity = false)"}
@@ -1891,6 +1914,11 @@ def replay_request(ledger: Ledger, batch: Entry, *, only: Sequence[str] = (), se
     selected: list[str] = []
     if only:
         wanted = [w for w in only if w != "failed"]
+        if "failed" in only and any(s.get("runSettingId") == "failed" for s in settings):
+            raise UsageError(f"`only` failed: batch {batch.batch_id} has a run setting whose runSettingId is "
+                             "'failed', which `only` also takes for its failed runs, so which is meant cannot be "
+                             "told; `replay('MEMBER')` (that run setting's member record) starts it alone, and "
+                             "the other runSettingIds name the rest", option="only")
         if "failed" in only:
             wanted = failed_settings(ledger, batch) + wanted
             failure = None if wanted else batch_failure(ledger.observations(batch.address))

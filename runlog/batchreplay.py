@@ -36,6 +36,9 @@ class BatchPlan:
     template_problem: str | None = None
     # a dry run's answer (settings_uri_refusal): why the new settings file's URI would be refused
     settings_uri_problem: str | None = None
+    # the original settings file as prepare read it (its drift is checked against this): the
+    # send refuses to go out with other bytes (batch.resolve_batch's `expected`)
+    settings_seen: dict[str, Any] | None = None
 
     @property
     def drift(self) -> list[dict[str, Any]]:
@@ -89,6 +92,7 @@ def prepare(ledger: Ledger, ref: str, *, only: Sequence[str] = (), sets: Sequenc
     workflow_now = workflow_identity(omics, request["defaultRunSetting"]) if resolve else {}
     original = None if plan.settings_uri else request["batchRunSettings"].get("s3UriSettings")
     settings_now = read_settings_file(s3, original) if original else None
+    plan.settings_seen = settings_now
     lineage["drift"] = batch_drift(record, gitcapture.capture(git_path), workflow_now, settings_now)
     if resolve:  # off (--no-resolve): neither the workflow nor the inputs, as the user asked
         found, notes = input_drift(record, request, runs, {"s3": s3, "omics": omics}, timeout=timeout)
@@ -217,4 +221,5 @@ def send(plan: BatchPlan, open_ledger: Callable[[], Ledger], *, git_path: Any, a
                         lookup_caller=lookup_caller, resolve_options=resolve_options,
                         allow_duplicate=allow_duplicate, warn=warn, extra={"lineage": plan.lineage},
                         session=plan.session,  # the session the plan was checked with (a library caller's)
-                        written=written)  # pinned as written if it cannot be read back
+                        written=written,  # pinned as written if it cannot be read back
+                        expected=plan.settings_seen)  # the bytes prepare checked, or nothing is sent

@@ -311,6 +311,8 @@ def _batch_id(record: dict) -> str | None:
 
 
 OBSERVATION_FIELDS = ("record", "run_uuid", "observed_at", "source", "status", "body")
+# How a pull's refusal names an observation refused as it is appended (not an S3 key)
+ITEM_REFUSED = "observation "
 # The columns Ledger.add_records and add_observations write, in order.
 _RECORD_ROW = ("seq", "address", "body", "chain", "inserted_at", "kind", "created", "outcome", "request_id",
                "run_id", "run_uuid", "run_arn", "workflow_id", "name", "git_commit", "fingerprint", "replay_of",
@@ -1098,6 +1100,15 @@ class Ledger:
                 f"SELECT address FROM {table} WHERE address IN ({','.join('?' * len(part))})", part))
         return found
 
+    def _run_columns(self, addresses: list[str]) -> dict[str, tuple[str | None, str | None]]:
+        """{address: (run_uuid, run_id)} of the records among `addresses` the ledger holds."""
+        found: dict[str, tuple[str | None, str | None]] = {}
+        for start in range(0, len(addresses), 500):  # within SQLite's limit on parameters
+            part = addresses[start:start + 500]
+            found.update((row[0], (row[1], row[2])) for row in self.conn.execute(
+                f"SELECT address, run_uuid, run_id FROM records WHERE address IN ({','.join('?' * len(part))})", part))
+        return found
+
     def _next_seq(self, table: str) -> int:
         """The seq SQLite's AUTOINCREMENT gives the next row of `table` (inside a write
         transaction, which no other writer can share): one more than the largest ever used."""
@@ -1327,23 +1338,35 @@ class Ledger:
         return self.add_checked_observations(rows)
 
     def add_checked_observations(self, rows: Sequence[tuple[str, str, str | None, str, str, str | None, bytes, str]],
-                                 *, plain: bool = False) -> int:
+                                 *, plain: bool = False, refused: list[tuple[str, str]] | None = None) -> int:
         """add_received_observations for observations the caller has checked and taken apart
         (a pull: runlog/syncreceive.py): (address, record, run_uuid, observed_at, source,
         status, the body's canonical JSON, its SHA-256), the address being that of the
         observation's object. The caller has run index_observations() before (once, not per
         page), so that every observation the ledger holds is found by its address. `plain`: the
         caller checked that run_uuid and status are text or NULL (check_observations does), so
-        the rows are not scanned for a bool."""
+        the rows are not scanned for a bool. An observation that is not of its record's run
+        (obsrules.run_problem: someone else's) is left out and named in `refused`, by its
+        address (ITEM_REFUSED): it may have come in a pack, whose key names many items."""
+        from runlog.obsrules import RUN_SOURCES, run_problem
+
         if not rows:
             return 0
         with self.write():
             held = self._present([row[0] for row in rows], "observation_addresses")
-            records = self._present(sorted({row[1] for row in rows}))
+            records = self._run_columns(sorted({row[1] for row in rows}))
             seq = self._next_seq("observations")
             new, new_addresses = [], []
             for address, record, *fields, body, digest in rows:
                 if address in held or record not in records:
+                    continue
+                run_uuid, source = fields[0], str(fields[2])
+                why = run_problem(source, run_uuid, json.loads(body) if source in RUN_SOURCES else None,
+                                  *records[record])
+                if why is not None:
+                    if refused is not None:
+                        refused.append((f"{ITEM_REFUSED}{address} (of record {record})",
+                                        f"not an observation runlog makes: {why}"))
                     continue
                 held.add(address)
                 new.append((seq, record, *fields, body.decode("utf-8"), digest))

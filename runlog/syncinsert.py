@@ -325,10 +325,11 @@ def insert_all(ledger: Ledger, spool: Spool, records: list[Received], observatio
         for item in records:
             appender.add(item)
         added = appender.finish()
-    return added, _insert_observations(ledger, spool, observations)
+    return added, _insert_observations(ledger, spool, observations, refused)
 
 
-def _insert_observations(ledger: Ledger, spool: Spool, observations: list[ReceivedObservation]) -> int:
+def _insert_observations(ledger: Ledger, spool: Spool, observations: list[ReceivedObservation],
+                         refused: list[tuple[str, str]]) -> int:
     known = ledger.addresses()
     observations = [item for item in observations if item[2] in known]
     del known
@@ -338,7 +339,8 @@ def _insert_observations(ledger: Ledger, spool: Spool, observations: list[Receiv
     seen = 0
     with ledger.indexes_built_after({"observations": len(observations)}):
         for part in pages(observations, 3):
-            seen += ledger.add_checked_observations([spool.get(item[3]) for item in part], plain=True)
+            seen += ledger.add_checked_observations([spool.get(item[3]) for item in part], plain=True,
+                                                    refused=refused)
     return seen
 
 
@@ -548,7 +550,8 @@ class Streamer:
                 self.indexed = True
                 self.dropped += self.ledger.drop_indexes({"observations": self.rows.get("observations", 0)})
                 self.ledger.index_observations()  # once: every observation held is then found by its address
-            self.seen += self.ledger.add_checked_observations([self.spool.get(item[3]) for item in page], plain=True)
+            self.seen += self.ledger.add_checked_observations([self.spool.get(item[3]) for item in page], plain=True,
+                                                              refused=self.refused)
 
     def _end(self) -> None:
         if self.appender is not None:

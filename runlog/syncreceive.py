@@ -30,6 +30,7 @@ from typing import Any
 from runlog import record as rec
 from runlog.blobs import by_reference
 from runlog.ledger import INDEX_COLUMNS, OBSERVATION_FIELDS, index_columns
+from runlog.obsrules import status_problem
 from runlog.safejson import DEFAULT_MAX_BYTES, DEFAULT_MAX_DEPTH, UntrustedJSONError, loads_untrusted
 from runlog.textsafe import terminal_safe
 
@@ -120,6 +121,8 @@ def verify_observation_object(record: str, address: str, data: bytes, max_bytes:
                                                            for k in ("status", "run_uuid")))
     if not types_ok:
         return None, "not an observation (a member has the wrong type)"
+    if why := status_problem(item["source"], item["status"], item["body"]):
+        return None, f"not an observation runlog makes: {terminal_safe(why)}"
     return item, _observed_at_problem(item["observed_at"])
 
 
@@ -221,7 +224,7 @@ def check_observations(items: Sequence[tuple[str, str, bytes]], max_bytes: int =
                 or type(item["observed_at"]) is not str or type(item["source"]) is not str \
                 or not (item["status"] is None or type(item["status"]) is str) \
                 or not (item["run_uuid"] is None or type(item["run_uuid"]) is str) \
-                or time_problem(item["observed_at"]):
+                or time_problem(item["observed_at"]) or status_problem(item["source"], item["status"], item["body"]):
             item, why = verify_observation_object(record, address, data, max_bytes)
             if item is None or why:
                 checked.append((None, why))

@@ -722,6 +722,26 @@ def _columns(conn: sqlite3.Connection, table: str, leave_out: str) -> list[str]:
     return [row[1] for row in conn.execute(f"PRAGMA table_info({table})") if row[1] != leave_out]
 
 
+def _unmade(source: Any, status: Any, run_uuid: Any, body: bytes | str,
+            record_run: tuple[str | None, str | None] | None) -> str | None:
+    """Why an observation row cannot have been written by runlog (runlog/obsrules.py), or
+    None; `record_run`: its record's (run_uuid, run_id), None when the record is missing."""
+    from runlog.obsrules import STATUS_SOURCES, run_problem, status_problem
+
+    if not isinstance(source, str) or (source not in STATUS_SOURCES and status is None and run_uuid is None):
+        return None  # (a source that is no text: the row's own checks name it)
+    parsed = None
+    if source in STATUS_SOURCES:
+        try:
+            parsed = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return None  # (the body's digest and the record checks name a body that is not JSON)
+    why = status_problem(source, status, parsed)
+    if why is None and record_run is not None:
+        why = run_problem(source, run_uuid, parsed, *record_run)
+    return why
+
+
 def _seal_join(table: str, alias: str, of: str, sealed: bool) -> tuple[str, str]:
     """The column and join that give each row of `of` its seal (NULL for unsealed ledgers)."""
     if not sealed:
@@ -950,14 +970,17 @@ def _pending_blob_problems(conn: sqlite3.Connection, request_id: Any, intent: An
 
 def _scan_observations(conn: sqlite3.Connection, low: int, high: int, sealed: bool) -> Tally:
     """Observations with low <= seq < high: body digest, seal, that the record they name
-    exists, gaps in seq."""
+    exists and that runlog could have written them (obsrules: a status from the answer, the
+    record's run), gaps in seq."""
     columns = _columns(conn, "observations", "body")
     seal, join = _seal_join("observations", "so", "o", sealed)
     cursor = conn.execute(f"SELECT {', '.join('o.' + c for c in columns)}, CAST(o.body AS BLOB), {seal}, "
-                          "EXISTS (SELECT 1 FROM records r WHERE r.address = o.record) "
-                          f"FROM observations o {join}WHERE o.seq >= ? AND o.seq < ? ORDER BY o.seq", (low, high))
+                          "r.seq IS NOT NULL, r.run_uuid, r.run_id "
+                          f"FROM observations o LEFT JOIN records r ON r.address = o.record {join}"
+                          "WHERE o.seq >= ? AND o.seq < ? ORDER BY o.seq", (low, high))
     width = len(columns)
-    seq_at, record_at, digest_at = (columns.index(c) for c in ("seq", "record", "sha256"))
+    seq_at, record_at, digest_at, uuid_at, source_at, status_at = (
+        columns.index(c) for c in ("seq", "record", "sha256", "run_uuid", "source", "status"))
     seal_observation = sealer("observations", tuple(columns))
     tally = Tally("observations")
     sha256 = hashlib.sha256
@@ -967,6 +990,10 @@ def _scan_observations(conn: sqlite3.Connection, low: int, high: int, sealed: bo
         if not values[width + 2]:
             tally.problems.append(Problem("observation", values[record_at],
                                           f"observation #{seq} names a record that is missing"))
+        if why := _unmade(values[source_at], values[status_at], values[uuid_at], values[width],
+                          (values[width + 3], values[width + 4]) if values[width + 2] else None):
+            tally.problems.append(Problem("observation", values[record_at],
+                                          f"observation #{seq} is not one runlog makes: {why}"))
         if sha256(values[width]).hexdigest() != values[digest_at]:
             tally.problems.append(Problem("observation", values[record_at], f"observation #{seq} was edited"))
         if sealed:
@@ -1058,6 +1085,10 @@ def verify_entries(ledger: Ledger, entries: list[Entry]) -> Report:
             if rec.sha256_hex(row["body"].encode("utf-8")) != row["sha256"]:
                 report.problems.append(Problem("observation", entry.address, f"observation #{row['seq']} was edited"))
             report.problems.extend(_check_seal(sealed, obs_seals, "observations", "observation", row))
+            if why := _unmade(row["source"], row["status"], row["run_uuid"], row["body"],
+                              (entry.run_uuid, entry.run_id)):
+                report.problems.append(Problem("observation", entry.address,
+                                               f"observation #{row['seq']} is not one runlog makes: {why}"))
     report.problems.extend(check_blobs(ledger, [entry.seq for entry in entries if entry.kind == "batch"]))
     report.head = ledger.head()
     report.pending = len(ledger.pending_request_ids())  # (whole-ledger verify checks that list)

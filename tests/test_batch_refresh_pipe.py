@@ -51,10 +51,11 @@ def test_observations_are_written_by_the_thread_and_read_back(tmp_path, run_cli)
         with page_writer(ledger) as writer:
             for at, record in enumerate(records):
                 writer.observations(ledger.encode_observations(
-                    [(rec.address(record), None, rec.utc_now(), "ListRuns", "COMPLETED", {"id": str(at), "n": at})]))
+                    [(rec.address(record), None, rec.utc_now(), "ListRuns", "COMPLETED",
+                      {"id": record["outcome"]["response"]["id"], "n": at, "status": "COMPLETED"})]))
         assert writer.added == 5
         assert [o["body"] for r in records for o in ledger.observations(rec.address(r))] == \
-            [{"id": str(at), "n": at} for at in range(5)]
+            [{"id": r["outcome"]["response"]["id"], "n": at, "status": "COMPLETED"} for at, r in enumerate(records)]
     verify = run_cli("verify", "--no-remote", env={"RUNLOG_LEDGER": str(path)})
     assert verify.exit_code == 0, verify.output
 
@@ -96,14 +97,15 @@ def test_members_and_statuses_interleaved_go_in_order_in_transactions_of_whole_p
                 writer.records(ledger.encode_records(page))
                 if at:  # the statuses of the page before, as the child hands them over after its members
                     writer.observations(ledger.encode_observations(
-                        [(rec.address(r), None, rec.utc_now(), "ListRuns", "RUNNING", {"page": at - 1})
+                        [(rec.address(r), None, rec.utc_now(), "ListRuns", "RUNNING",
+                          {"page": at - 1, "status": "RUNNING"})
                          for r in pages[at - 1]]))
         assert writer.added == 6 * 5 + 5 * 5
         assert writer.transactions == 4  # 11 pages handed over: 3 + 3 + 3 + the last two
         order = [row[0] for row in ledger.conn.execute("SELECT address FROM records ORDER BY seq")]
         seen = [ledger.observations(rec.address(r)) for page in pages for r in page]
     assert order == [rec.address(r) for page in pages for r in page]
-    assert [[o["body"] for o in found] for found in seen] == [[{"page": n}] for n in range(5) for _ in range(5)] + \
+    assert [[o["body"] for o in found] for found in seen] == [[{"page": n, "status": "RUNNING"}] for n in range(5) for _ in range(5)] + \
         [[]] * 5
     verify = run_cli("verify", "--no-remote", env={"RUNLOG_LEDGER": str(path)})
     assert verify.exit_code == 0, verify.output
@@ -137,7 +139,8 @@ def test_a_page_larger_than_one_seal_statement_is_sealed_whole(tmp_path, run_cli
     with Ledger.open(path) as ledger:
         assert ledger.write_records(ledger.encode_records(records)) == 700
         assert ledger.write_observations(ledger.encode_observations(
-            [(rec.address(r), None, rec.utc_now(), "ListRuns", "COMPLETED", {"n": n}) for n, r in enumerate(records)]
+            [(rec.address(r), None, rec.utc_now(), "ListRuns", "COMPLETED", {"n": n, "status": "COMPLETED"})
+             for n, r in enumerate(records)]
         )) == 700
         sealed = dict(ledger.conn.execute("SELECT tbl, count(*) FROM row_seals GROUP BY tbl").fetchall())
     assert sealed["records"] == 700 and sealed["observations"] == 700

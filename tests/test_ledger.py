@@ -149,8 +149,8 @@ def test_reused_run_id_is_ambiguous_but_uuid_is_not(ledger):
 
 def test_observations_are_appended_and_give_status(ledger):
     entry, _ = ledger.add_record(make_record())
-    ledger.observe(entry.address, "test", {"status": "RUNNING"}, status="RUNNING")
-    ledger.observe(entry.address, "test", {"status": "COMPLETED"}, status="COMPLETED")
+    ledger.observe(entry.address, "GetRun", {"status": "RUNNING"}, status="RUNNING")
+    ledger.observe(entry.address, "GetRun", {"status": "COMPLETED"}, status="COMPLETED")
     assert ledger.resolve("@1").status == "COMPLETED"
     assert [o["status"] for o in ledger.observations(entry.address)] == ["RUNNING", "COMPLETED"]
     assert verify(ledger).ok

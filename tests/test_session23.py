@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import re
 
-from helpers import REMOTE, SEED_1, push_json, submit_cohort
+from helpers import BUCKET, REMOTE, SEED_1, push_json, submit_cohort
+from runlog.ledger import Ledger
 
 
 def _imported_then_pulled(aws_env, run_cli, ledger_path, other):
@@ -150,3 +151,115 @@ def test_no_differences_is_called_identical_only_when_the_fingerprints_are(capsy
     _print_report(head, {**head, "record": "b" * 64, "fingerprint": "e" * 64}, [], [], False)
     shown = capsys.readouterr().out
     assert "identical" not in shown and f"fingerprints differ (A {'f' * 12}, B {'e' * 12})" in shown, shown
+
+
+def _refreshed_and_pushed(run_cli, aws_env, ledger_path):
+    """A three-run cohort whose S2 fails while it runs, refreshed and pushed as one object per
+    item: (its batch id, {runSettingId: member Entry}, {runSettingId: its newest GetRun observation})."""
+    aws_env.batch_rate = 100
+    aws_env.batch_fault("run", reason="OUT_OF_MEMORY", run_setting_ids=["S2"])
+    batch_id = submit_cohort(run_cli, "S1", "S2", "S3")
+    aws_env.advance(300)
+    assert run_cli("refresh", batch_id).exit_code == 0
+    push_json(run_cli, ledger_path, "--objects")
+    with Ledger.open(ledger_path, create=False) as ledger:
+        members = {e.record["batch"]["run_setting_id"]: e for e in ledger.entries(where="kind = 'member'")}
+        getrun = {setting: found[-1] for setting, member in members.items()
+                  if (found := [o for o in ledger.observations(member.address) if o["source"] == "GetRun"])}
+    return batch_id, members, getrun
+
+
+def _forged_observation(bucket, record, run_uuid, source, status, body) -> str:
+    """An observation object put in the team bucket beside the pushed ones: its key."""
+    from runlog import record as rec
+    from runlog.ledger import observation_object
+
+    data = observation_object(record, run_uuid, rec.utc_now(), source, status, body)
+    key = f"runlog/observations/{record}/{rec.sha256_hex(data)}.json"
+    bucket.put_object(Bucket=BUCKET, Key=key, Body=data)
+    return key
+
+
+def test_pull_and_verify_refuse_an_observation_runlog_cannot_have_written(aws_env, bucket, ledger_path, git_repo,
+                                                                          run_cli, tmp_path):
+    """Someone with write access to the team bucket added observations: S2's FAILED GetRun
+    answer with status COMPLETED (runlog takes the status from the answer), and S2's answer
+    filed under S1's member (another run's uuid and id). `pull` took both, `verify` said OK,
+    `show B` counted 3 COMPLETED (or 2 FAILED) and `replay B --only failed` said no run had
+    failed. Both are now refused by name, the ledger keeps what runlog recorded, and verify
+    names such a row in a ledger file edited by hand."""
+    import sqlite3
+
+    batch_id, members, getrun = _refreshed_and_pushed(run_cli, aws_env, ledger_path)
+    failed = getrun["S2"]["body"]
+    assert failed["status"] == "FAILED"
+    lying = _forged_observation(bucket, members["S2"].address, members["S2"].run_uuid, "GetRun", "COMPLETED",
+                                {**failed, "stopTime": "2030-01-01T00:00:00Z"})
+    misfiled = _forged_observation(bucket, members["S1"].address, members["S2"].run_uuid, "GetRun", "FAILED", failed)
+    other = tmp_path / "other.db"
+    pulled = run_cli("--ledger", other, "pull", REMOTE)
+    assert pulled.exit_code == 1, pulled.output
+    assert lying in pulled.stderr and "its status 'COMPLETED' is not its GetRun answer's ('FAILED')" in pulled.stderr
+    address = misfiled.rsplit("/", 1)[1][:-5]  # named by its address: it may have come in a pack
+    assert f"refused observation {address} (of record {members['S1'].address}): not an observation runlog makes: " \
+        f"it is of run uuid {members['S2'].run_uuid!r}, its record's run is {members['S1'].run_uuid!r}" \
+        in pulled.stderr, pulled.stderr
+    shown = json.loads(run_cli("--ledger", other, "show", batch_id, "--json").stdout)["batch"]
+    mine = json.loads(run_cli("show", batch_id, "--json").stdout)["batch"]
+    assert shown["run_status"] == mine["run_status"] == {"COMPLETED": 2, "FAILED": 1}, (shown, mine)
+    assert run_cli("--ledger", other, "verify", "--no-remote").exit_code == 0
+
+    conn = sqlite3.connect(other)  # the same lie written into the file by hand: verify names it
+    conn.execute("DROP TRIGGER observations_no_update")
+    conn.execute("UPDATE observations SET status = 'COMPLETED' WHERE status = 'FAILED'")
+    conn.commit()
+    conn.close()
+    verified = run_cli("--ledger", other, "verify", "--no-remote")
+    assert verified.exit_code == 1 and "is not one runlog makes: its status 'COMPLETED' is not its GetRun answer's " \
+        "('FAILED')" in verified.stdout, verified.output
+
+
+def test_replay_refuses_a_settings_file_rewritten_after_it_was_checked(s3_server, s3_emulator, ledger_path, git_repo,
+                                                                       run_cli, monkeypatch):
+    """`replay B` of a batch from a settings file checks the file's bytes against the pinned
+    SHA-256, then submit-batch read it again to send it. A file rewritten in between (a script
+    regenerating it while the replay resolved its inputs) was sent and recorded as the replay
+    of B with no drift, though it held another cohort. The send now refuses other bytes than
+    the check read: exit 3, nothing sent, nothing recorded."""
+    from helpers import submitted_cohort
+    from runlog import batchreplay
+
+    batch_id = submitted_cohort(run_cli, s3_emulator, s3_server, ["S1", "S2"])
+    checked_then_sent = batchreplay.send
+
+    def rewritten_meanwhile(plan, *args, **kwargs):  # another writer, between the check and the send
+        s3_server.put_object(Bucket="cohort-bucket", Key="cohort/settings.json", Body=json.dumps([{
+            "runSettingId": "S1", "parameters": {"sample_name": "other", "input_cram": "s3://cohort-bucket/x.cram"}}]))
+        return checked_then_sent(plan, *args, **kwargs)
+
+    monkeypatch.setattr(batchreplay, "send", rewritten_meanwhile)
+    with Ledger.open(ledger_path, create=False) as ledger:
+        before = ledger.count()
+    asked = [r["operation"] for r in s3_emulator.requests].count("StartRunBatch")
+    result = run_cli("replay", batch_id, "--no-resolve")
+    assert result.exit_code == 3, result.output
+    assert "settings file s3://cohort-bucket/cohort/settings.json changed after the replay checked it" in result.stderr
+    assert "nothing was sent" in result.stderr and result.stderr.count("\n") == 1, result.stderr
+    assert [r["operation"] for r in s3_emulator.requests].count("StartRunBatch") == asked
+    with Ledger.open(ledger_path, create=False) as ledger:
+        assert ledger.count() == before and not ledger.pending_request_ids()
+
+
+def test_only_failed_is_refused_for_a_batch_with_a_run_setting_named_failed(aws_env, ledger_path, git_repo, run_cli):
+    """A run setting named `failed` could never be selected: `--only failed` took the word for
+    the batch's failed runs and said "no failed runs recorded (`runlog refresh` first?)", or,
+    had some failed, started those instead. Which is meant is now refused in one line, exit 2,
+    naming the way to start that run setting alone."""
+    batch_id = submit_cohort(run_cli, "failed", "ok")
+    asked = [r["operation"] for r in aws_env.requests].count("StartRunBatch")
+    result = run_cli("replay", batch_id, "--only", "failed")
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1, result.output
+    assert "has a run setting whose runSettingId is 'failed'" in result.stderr and "runlog replay MEMBER" \
+        in result.stderr, result.stderr
+    assert [r["operation"] for r in aws_env.requests].count("StartRunBatch") == asked
+    assert run_cli("replay", batch_id, "--only", "ok", "--no-resolve").exit_code == 0

@@ -102,7 +102,9 @@ def _observation(**change) -> dict:
 
 OBSERVATION_VARIANTS = {
     "good": observation_object(*_observation().values()),
-    "no run uuid, no status": rec.canonical_json(_observation(run_uuid=None, status=None)),
+    "no run uuid, no status": rec.canonical_json(_observation(run_uuid=None, status=None, body={"stopTime": "x"})),
+    "a status not its answer's": rec.canonical_json(_observation(status="FAILED")),
+    "a status from a source that gives none": rec.canonical_json(_observation(source="ListRunTasks")),
     "filed under another record": rec.canonical_json(_observation(record="b" * 64)),
     "made in the future": rec.canonical_json(_observation(observed_at="2999-01-01T00:00:00Z")),
     "observed_at without a zone": rec.canonical_json(_observation(observed_at="2024-05-01T12:00:00")),
@@ -113,7 +115,7 @@ OBSERVATION_VARIANTS = {
     "status not text": rec.canonical_json(_observation(status=3)),
     "source not text": rec.canonical_json(_observation(source=None)),
     "spaced": json.dumps(_observation(), sort_keys=True).encode(),
-    "an exponent float": rec.canonical_json(_observation(body={"ratio": 1e-9})),
+    "an exponent float": rec.canonical_json(_observation(body={"ratio": 1e-9, "status": "COMPLETED"})),
     "duplicate key": b'{"body":{},' + observation_object(*_observation().values())[1:],
 }
 

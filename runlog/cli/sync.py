@@ -176,8 +176,11 @@ def pull(ctx, remote, jobs, quiet, as_json, profile, region, max_object_mib):
     if as_json:
         echo_json(result.as_dict())
     else:
-        for key, why in result.refused:
-            note(terminal_safe(f"refused s3://{target.bucket}/{key}: {why}"))
+        from runlog.ledger import ITEM_REFUSED
+
+        for key, why in result.refused:  # an item of a pack refused as it was appended is named by its address
+            named = key if key.startswith(ITEM_REFUSED) else f"s3://{target.bucket}/{key}"
+            note(terminal_safe(f"refused {named}: {why}"))
         if not quiet:
             click.echo(f"{terminal_safe(target)}: received {result.records_received} record(s) and "
                        f"{result.observations_received} observation(s); {result.records_present} record(s) "
