@@ -669,9 +669,10 @@ def _refuse_changed_since_checked(uri: str, found: dict, expected: dict | None) 
         return
     if found.get("sha256") == expected["sha256"]:
         return
-    now = found.get("sha256") or f"unreadable ({(found.get('error') or {}).get('code')})"
-    raise DriftError(f"settings file {uri} changed after the replay checked it (SHA-256 {expected['sha256'][:12]} "
-                     f"then, {now[:12]} now): nothing was sent; run the replay again to check the file as it is",
+    now = found.get("sha256")
+    what = (f"changed after the replay checked it (SHA-256 {expected['sha256'][:12]} then, {now[:12]} now)" if now
+            else f"could not be read again after the replay checked it ({(found.get('error') or {}).get('code')})")
+    raise DriftError(f"settings file {uri} {what}: nothing was sent; run the replay again to check the file as it is",
                      [{"kind": "input", "what": f"{uri} sha256", "recorded": expected["sha256"],
                        "current": found.get("sha256")}])  # batch_drift's form for the settings file
 

@@ -263,3 +263,27 @@ def test_only_failed_is_refused_for_a_batch_with_a_run_setting_named_failed(aws_
         in result.stderr, result.stderr
     assert [r["operation"] for r in aws_env.requests].count("StartRunBatch") == asked
     assert run_cli("replay", batch_id, "--only", "ok", "--no-resolve").exit_code == 0
+
+
+def test_replay_refuses_a_settings_file_gone_after_it_was_checked(s3_server, s3_emulator, ledger_path, git_repo,
+                                                                  run_cli, monkeypatch):
+    """The same race with the file deleted between the check and the send: what the service
+    would read cannot be confirmed as the checked cohort, so nothing is sent (exit 3), and the
+    line says it could not be read again rather than that it changed."""
+    from helpers import submitted_cohort
+    from runlog import batchreplay
+
+    batch_id = submitted_cohort(run_cli, s3_emulator, s3_server, ["S1", "S2"])
+    checked_then_sent = batchreplay.send
+
+    def deleted_meanwhile(plan, *args, **kwargs):
+        s3_server.delete_object(Bucket="cohort-bucket", Key="cohort/settings.json")
+        return checked_then_sent(plan, *args, **kwargs)
+
+    monkeypatch.setattr(batchreplay, "send", deleted_meanwhile)
+    asked = [r["operation"] for r in s3_emulator.requests].count("StartRunBatch")
+    result = run_cli("replay", batch_id, "--no-resolve")
+    assert result.exit_code == 3, result.output
+    assert "settings file s3://cohort-bucket/cohort/settings.json could not be read again after the replay " \
+           "checked it (NotFound)" in result.stderr, result.stderr
+    assert [r["operation"] for r in s3_emulator.requests].count("StartRunBatch") == asked
