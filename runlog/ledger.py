@@ -1348,6 +1348,8 @@ class Ledger:
         the rows are not scanned for a bool. An observation that is not of its record's run
         (obsrules.run_problem: someone else's) is left out and named in `refused`, by its
         address (ITEM_REFUSED): it may have come in a pack, whose key names many items."""
+        import orjson  # (the bodies' id and uuid are text: orjson reads them as the json module does)
+
         from runlog.obsrules import RUN_SOURCES, run_problem
 
         if not rows:
@@ -1361,7 +1363,7 @@ class Ledger:
                 if address in held or record not in records:
                     continue
                 run_uuid, source = fields[0], str(fields[2])
-                why = run_problem(source, run_uuid, json.loads(body) if source in RUN_SOURCES else None,
+                why = run_problem(source, run_uuid, orjson.loads(body) if source in RUN_SOURCES else None,
                                   *records[record])
                 if why is not None:
                     if refused is not None:
