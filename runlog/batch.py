@@ -673,8 +673,7 @@ def _refuse_changed_since_checked(uri: str, found: dict, expected: dict | None) 
     what = (f"changed after the replay checked it (SHA-256 {expected['sha256'][:12]} then, {now[:12]} now)" if now
             else f"could not be read again after the replay checked it ({(found.get('error') or {}).get('code')})")
     raise DriftError(f"settings file {uri} {what}: nothing was sent; run the replay again to check the file as it is",
-                     [{"kind": "input", "what": f"{uri} sha256", "recorded": expected["sha256"],
-                       "current": found.get("sha256")}])  # batch_drift's form for the settings file
+                     [_settings_file_drift(uri, expected["sha256"], found.get("sha256"))])
 
 
 def resolve_batch(request: dict, clients: dict, options: Options, written: dict | None = None,
@@ -2093,9 +2092,14 @@ def batch_drift(record: dict, git_now: dict, workflow_now: dict, settings_now: d
         drift.append({"kind": "workflow", "what": "digest", "recorded": recorded, "current": workflow_now["digest"]})
     pinned = (record.get("batch") or {}).get("settings_file") or {}
     if settings_now is not None and pinned.get("sha256") and settings_now.get("sha256") != pinned["sha256"]:
-        drift.append({"kind": "input", "what": f"{pinned['uri']} sha256", "recorded": pinned["sha256"],
-                      "current": settings_now.get("sha256") or settings_now.get("error")})
+        drift.append(_settings_file_drift(pinned["uri"], pinned["sha256"],
+                                          settings_now.get("sha256") or settings_now.get("error")))
     return drift
+
+
+def _settings_file_drift(uri: str, recorded: str, current: Any) -> dict[str, Any]:
+    """A settings file's bytes no longer what was checked, as replay's lineage holds a drift."""
+    return {"kind": "input", "what": f"{uri} sha256", "recorded": recorded, "current": current}
 
 
 # -- cancelling and deleting ------------------------------------------------------------------------

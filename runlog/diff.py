@@ -134,6 +134,17 @@ def compare(a: dict, b: dict, facts_a: dict | None = None, facts_b: dict | None 
     return changes
 
 
+def no_differences(fingerprint_a: str | None, fingerprint_b: str | None) -> tuple[bool, str]:
+    """(identical, what to say) of two records in which the comparison found no difference:
+    identical configurations only when their fingerprints are equal; otherwise the fingerprint
+    covers more than the comparison shows, and both are named."""
+    a, b = fingerprint_a or "", fingerprint_b or ""
+    if a and a == b:
+        return True, f"No differences: identical configurations (fingerprint {a[:12]})."
+    return False, (f"No differences in what is compared; the configuration fingerprints differ "
+                   f"(A {a[:12] or '-'}, B {b[:12] or '-'}).")
+
+
 def same_json(x: Any, y: Any) -> bool:
     """JSON equality where the type counts ("true" vs true, 1 vs 1.0 vs true), as DeepDiff's."""
     if type(x) is not type(y):

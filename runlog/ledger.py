@@ -1093,21 +1093,19 @@ class Ledger:
     def _present(self, addresses: list[str], table: str = "records") -> set[str]:
         """Which of these addresses the ledger holds: of records, or of observations
         (`table="observation_addresses"`)."""
-        found: set[str] = set()
-        for start in range(0, len(addresses), 500):  # within SQLite's limit on parameters
+        return {row[0] for row in self._by_address("address", table, addresses)}
+
+    def _by_address(self, columns: str, table: str, addresses: list[str]) -> Iterator[tuple]:
+        """`columns` of the rows of `table` whose address is among `addresses`, asked 500 at a
+        time (within SQLite's limit on parameters)."""
+        for start in range(0, len(addresses), 500):
             part = addresses[start:start + 500]
-            found.update(row[0] for row in self.conn.execute(
-                f"SELECT address FROM {table} WHERE address IN ({','.join('?' * len(part))})", part))
-        return found
+            yield from self.conn.execute(
+                f"SELECT {columns} FROM {table} WHERE address IN ({','.join('?' * len(part))})", part)
 
     def _run_columns(self, addresses: list[str]) -> dict[str, tuple[str | None, str | None]]:
         """{address: (run_uuid, run_id)} of the records among `addresses` the ledger holds."""
-        found: dict[str, tuple[str | None, str | None]] = {}
-        for start in range(0, len(addresses), 500):  # within SQLite's limit on parameters
-            part = addresses[start:start + 500]
-            found.update((row[0], (row[1], row[2])) for row in self.conn.execute(
-                f"SELECT address, run_uuid, run_id FROM records WHERE address IN ({','.join('?' * len(part))})", part))
-        return found
+        return {row[0]: (row[1], row[2]) for row in self._by_address("address, run_uuid, run_id", "records", addresses)}
 
     def _next_seq(self, table: str) -> int:
         """The seq SQLite's AUTOINCREMENT gives the next row of `table` (inside a write

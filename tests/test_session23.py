@@ -156,12 +156,10 @@ def test_no_differences_is_called_identical_only_when_the_fingerprints_are(capsy
 def _refreshed_and_pushed(run_cli, aws_env, ledger_path):
     """A three-run cohort whose S2 fails while it runs, refreshed and pushed as one object per
     item: (its batch id, {runSettingId: member Entry}, {runSettingId: its newest GetRun observation})."""
-    aws_env.batch_rate = 100
+    from helpers import pushed_cohort
+
     aws_env.batch_fault("run", reason="OUT_OF_MEMORY", run_setting_ids=["S2"])
-    batch_id = submit_cohort(run_cli, "S1", "S2", "S3")
-    aws_env.advance(300)
-    assert run_cli("refresh", batch_id).exit_code == 0
-    push_json(run_cli, ledger_path, "--objects")
+    batch_id = pushed_cohort(run_cli, aws_env, ledger_path, "S1", "S2", "S3")[0].batch_id
     with Ledger.open(ledger_path, create=False) as ledger:
         members = {e.record["batch"]["run_setting_id"]: e for e in ledger.entries(where="kind = 'member'")}
         getrun = {setting: found[-1] for setting, member in members.items()

@@ -116,12 +116,10 @@ def _print_report(head_a, head_b, changes, notes, include_identity, complete=Tru
         return
     if not changes:
         out()
-        fingerprints = (head_a.get("fingerprint") or "", head_b.get("fingerprint") or "")
-        if fingerprints[0] and fingerprints[0] == fingerprints[1]:
-            out(f"No differences: identical configurations (fingerprint {fingerprints[0][:12]}).", fg="green")
-        else:  # what differs is not in what diff compares (the fingerprint covers more): not called identical
-            out(f"No differences in what is compared; the configuration fingerprints differ "
-                f"(A {fingerprints[0][:12] or '-'}, B {fingerprints[1][:12] or '-'}).")
+        from runlog.diff import no_differences
+
+        identical, words = no_differences(head_a.get("fingerprint"), head_b.get("fingerprint"))
+        out(words, **({"fg": "green"} if identical else {}))
         return
     # the paths as the terminal shows them (an escaped character is several wide), so the values line up
     shown = [terminal_safe(c.path or "(whole section)") for c in changes]

@@ -357,7 +357,7 @@ MARK = {"changed": "~", "type_changed": "~", "added": "+", "removed": "-"}
 
 
 def _diff(run: Run, comparison: Comparison | None, anchors: dict[str, str]) -> str:
-    from runlog.diff import compare, header
+    from runlog.diff import compare, header, no_differences
     from runlog.export.terms import latest_run_facts_from
 
     if comparison is None:
@@ -373,13 +373,9 @@ def _diff(run: Run, comparison: Comparison | None, anchors: dict[str, str]) -> s
     out = [f"<h4>Changes since {esc(comparison.reason)}</h4>\n<p>A: record {link} (run {esc(head['run_id'] or '-')}, "
            f"{esc(head['created'] or '')}{', ' + esc(head['name']) if head.get('name') else ''}) → B: this run. "
            '<span class="note">Run identity is not compared, as in <code>runlog diff</code>.</span></p>\n']
-    if not changes:
-        mine = header(run.record, run.address)["fingerprint"] or ""
-        if head["fingerprint"] and head["fingerprint"] == mine:
-            out.append(f"<p>No differences: identical configurations (fingerprint {esc(mine[:12])}).</p>\n")
-        else:  # as `runlog diff` says it: the fingerprint covers more than the comparison
-            out.append(f"<p>No differences in what is compared; the configuration fingerprints differ (A "
-                       f"{esc((head['fingerprint'] or '-')[:12])}, B {esc(mine[:12] or '-')}).</p>\n")
+    if not changes:  # worded as `runlog diff` words it
+        out.append(f"<p>{esc(no_differences(head['fingerprint'], header(run.record, run.address)['fingerprint'])[1])}"
+                   "</p>\n")
         return "".join(out)
     section = None
     for change in changes:
