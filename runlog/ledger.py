@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from runlog import record as rec
+from runlog import startrules
 from runlog.errors import BlobLost, LedgerError, UsageError
 
 if TYPE_CHECKING:
@@ -2213,6 +2214,50 @@ class Ledger:
 
         yield from self.conn.execute("SELECT address, body FROM records WHERE kind = 'batch' "
                                      "AND instr(body, ?) ORDER BY seq", (MARKER,))
+
+    _STARTED_RUNS = ("kind IN (" + ", ".join(f"'{kind}'" for kind in startrules.RUN_KINDS) + ") "
+                     "AND outcome = 'submitted'")
+    _STARTED_BATCHES = ("kind = 'batch' AND outcome = 'submitted' "
+                        "AND coalesce(json_type(body, '$.source_batch'), 'null') = 'null'")
+    _BATCH_UUID = "json_extract(body, '$.outcome.response.uuid')"
+
+    def started_keys(self) -> set[startrules.Started]:
+        """What the ledger's records say runlog started (startrules.started)."""
+        keys = {("run", row[0]) for row in self.conn.execute(
+            f"SELECT run_uuid FROM records WHERE run_uuid IS NOT NULL AND {self._STARTED_RUNS}")}
+        keys.update(("batch", row[0]) for row in self.conn.execute(
+            f"SELECT {self._BATCH_UUID} FROM records WHERE batch_id IS NOT NULL AND {self._STARTED_BATCHES}")
+            if type(row[0]) is str)
+        return keys
+
+    def starters(self, what: startrules.Started) -> list[tuple[int, str]]:
+        """The records (seq, address), oldest first, that say they started `what`
+        (startrules.started)."""
+        if what[0] == "run":
+            sql = f"SELECT seq, address FROM records WHERE run_uuid = ? AND {self._STARTED_RUNS} ORDER BY seq"
+        else:
+            sql = (f"SELECT seq, address FROM records WHERE batch_id IS NOT NULL AND {self._STARTED_BATCHES} "
+                   f"AND {self._BATCH_UUID} = ? ORDER BY seq")
+        return self.conn.execute(sql, (what[1],)).fetchall()
+
+    def started_twice(self) -> list[tuple[startrules.Started, list[tuple[int, str]]]]:
+        """Each run or batch that more than one record says it started, with those records
+        (seq, address) oldest first. The run uuids held more than once are found first, from
+        their index alone."""
+        found: dict[startrules.Started, list[tuple[int, str]]] = {}
+        rows = self.conn.execute(
+            f"SELECT run_uuid, seq, address FROM records WHERE run_uuid IN (SELECT run_uuid FROM records WHERE "
+            f"run_uuid IS NOT NULL GROUP BY run_uuid HAVING count(*) > 1) AND {self._STARTED_RUNS} ORDER BY seq")
+        for uuid, seq, address in rows:
+            found.setdefault(("run", uuid), []).append((seq, address))
+        rows = self.conn.execute(
+            f"SELECT {self._BATCH_UUID}, seq, address FROM records WHERE batch_id IN (SELECT batch_id FROM records "
+            f"WHERE batch_id IS NOT NULL AND kind = 'batch' GROUP BY batch_id HAVING count(*) > 1) "
+            f"AND {self._STARTED_BATCHES} ORDER BY seq")
+        for uuid, seq, address in rows:
+            if type(uuid) is str:
+                found.setdefault(("batch", uuid), []).append((seq, address))
+        return [(what, held) for what, held in found.items() if len(held) > 1]
 
     def request_ids(self) -> set[str]:
         """The requestId of every record that has one."""

@@ -32,7 +32,7 @@ from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import Future
 from typing import TYPE_CHECKING
 
-from runlog import fastjson
+from runlog import fastjson, startrules
 from runlog.ledger import Ledger
 from runlog.spool import Spool
 from runlog.textsafe import terminal_safe
@@ -198,32 +198,59 @@ class MemberCheck:
 
 
 class RequestOwners:
-    """A requestId belongs to one run, so to one record. Offered the pulled records oldest
-    first, keeps the first with each requestId (the oldest, then the lowest address: in every
-    ledger alike) and refuses the others, and refuses a record whose requestId the local ledger
-    already holds. Each refusal names the record that has the requestId."""
+    """A requestId belongs to one run, so to one record; and a run or batch is started by one
+    record (runlog/startrules.py). Offered the pulled records oldest first, keeps the first
+    with each requestId and the first that says it started each run or batch (the oldest, then
+    the lowest address: in every ledger alike) and refuses the others, and refuses a record
+    whose requestId, or whose run or batch, the local ledger already holds. Each refusal names
+    the record that has it."""
 
-    def __init__(self, ledger: Ledger, where: str, refused: list[tuple[str, str]]) -> None:
-        self.ledger, self.where, self.refused = ledger, where, refused
+    def __init__(self, ledger: Ledger, where: str, refused: list[tuple[str, str]], spool: Spool) -> None:
+        self.ledger, self.where, self.refused, self.spool = ledger, where, refused, spool
         self.local = ledger.request_ids()
         self.owner: dict[str, tuple[str, str]] = {}  # request id -> (address, where)
+        self.local_starts: set[startrules.Started] | None = None  # read once, at the first start offered
+        self.starter: dict[startrules.Started, tuple[str, str]] = {}  # run or batch -> (address, where)
 
     def keep(self, item: Received) -> bool:
-        _, address, key, request_id, *_ = item
-        if request_id is None:
-            return True
-        if request_id in self.local and request_id not in self.owner:
-            entry = self.ledger.by_request_id(request_id)
-            if entry is not None and entry.address != address:
-                self.owner[request_id] = (entry.address, "in the local ledger")
-        if request_id in self.owner:
-            other, where = self.owner[request_id]
-            self.refused.append((key, f"requestId {terminal_safe(request_id)[:80]!s} is already used by record "
-                                      f"{other} ({where}); one request id is one run, so this record ({address}) is "
-                                      "left out"))
+        _, address, key, request_id, at, kind, _ = item
+        if request_id is not None:
+            if request_id in self.local and request_id not in self.owner:
+                entry = self.ledger.by_request_id(request_id)
+                if entry is not None and entry.address != address:
+                    self.owner[request_id] = (entry.address, "in the local ledger")
+            if request_id in self.owner:
+                other, where = self.owner[request_id]
+                self.refused.append((key, f"requestId {terminal_safe(request_id)[:80]!s} is already used by record "
+                                          f"{other} ({where}); one request id is one run, so this record ({address}) "
+                                          "is left out"))
+                return False
+        what = self._started(kind, at, address)
+        if what is not None and what in self.starter:
+            self.refused.append((key, f"record {address}: {startrules.second_start(what, *self.starter[what])}; "
+                                      "it is left out"))
             return False
-        self.owner[request_id] = (address, f"{self.where}/{key}")
+        if request_id is not None:
+            self.owner[request_id] = (address, f"{self.where}/{key}")
+        if what is not None:
+            self.starter[what] = (address, f"{self.where}/{key}")
         return True
+
+    def _started(self, kind: str, at: tuple[int, int], address: str) -> startrules.Started | None:
+        """What a received record says it started, its local starter noted in `starter`."""
+        if kind not in startrules.RUN_KINDS and kind != "batch":
+            return None
+        row = self.spool.get(at)
+        what = startrules.started_by_row(row[2], row[1])
+        if what is None or what in self.starter:
+            return what
+        if self.local_starts is None:
+            self.local_starts = self.ledger.started_keys()
+        if what in self.local_starts:
+            held = [other for _, other in self.ledger.starters(what) if other != address]
+            if held:
+                self.starter[what] = (held[0], "in the local ledger")
+        return what
 
 
 class Appender:
@@ -369,14 +396,15 @@ class _Waiting:
 
 
 class _StreamedOwners(RequestOwners):
-    """RequestOwners of streamed inserts: a batch record refused for its requestId may have
+    """RequestOwners of streamed inserts: a batch record refused (for its requestId, or as a
+    second start of its batch) may have
     had its members checked against it already (Streamer._arrived_batch), so insert_all
     decides instead."""
 
     def keep(self, item: Received) -> bool:
         if not super().keep(item):
             if item[5] == "batch":
-                raise OutOfOrder(f"batch record {item[1]} refused for its requestId")
+                raise OutOfOrder(f"batch record {item[1]} refused for its requestId or its batch")
             return False
         return True
 
@@ -496,7 +524,7 @@ class Streamer:
                                                      if table != "observations"})
             members = MemberCheck(self.ledger, self.spool, None, self.checkers, self.refused)
             self.appender = Appender(self.ledger, self.spool, members, _StreamedOwners(self.ledger, self.where,
-                                                                                       self.refused),
+                                                                                       self.refused, self.spool),
                                      lambda item: item[1] in self.batches)
         return self.appender
 

@@ -190,7 +190,7 @@ def verify(ledger: Ledger, *, expect: str | None = None) -> Report:
 
 
 _KIND_ORDER = ["triggers", "tables", "gap", "chain", "seal", "altered", "schema", "index", "intent", "member",
-               "observation", "attempt", "head"]
+               "started", "observation", "attempt", "head"]
 
 
 def _problem_order(problem: Problem) -> int:
@@ -232,6 +232,7 @@ def _check_rest(ledger: Ledger, sealed: bool) -> list[Problem]:
     problems.extend(check_blobs(ledger))
     problems.extend(check_batch_settings(ledger.conn))
     problems.extend(check_members_made(ledger))
+    problems.extend(check_started_once(ledger))
     if sealed:
         seals = _seals(ledger.conn, "meta")
         for row in table_rows(ledger.conn, "meta"):
@@ -272,6 +273,25 @@ def check_members_made(ledger: Ledger) -> list[Problem]:
 
         for member, why in unmade_members(batch, address, rows()).items():
             problems.append(Problem("member", f"record #{seqs[member]}", f"record #{seqs[member]}: {why}"))
+    return problems
+
+
+def check_started_once(ledger: Ledger, entries: list[Entry] | None = None) -> list[Problem]:
+    """Each run and batch is started by one record (runlog/startrules.py): every record but the
+    oldest of those that say they started one is named. Of the given `entries` only, when given."""
+    from runlog import startrules
+
+    if entries is None:
+        groups = ledger.started_twice()
+    else:
+        wanted = {what for entry in entries if (what := startrules.started(entry.record)) is not None}
+        groups = [(what, held) for what in wanted if len(held := ledger.starters(what)) > 1]
+    problems = []
+    for what, held in groups:
+        first_seq, first = held[0]
+        for seq, address in held[1:]:
+            why = startrules.second_start(what, first, f"#{first_seq}")
+            problems.append(Problem("started", address, f"record #{seq}: {why}"))
     return problems
 
 
@@ -1090,6 +1110,7 @@ def verify_entries(ledger: Ledger, entries: list[Entry]) -> Report:
                 report.problems.append(Problem("observation", entry.address,
                                                f"observation #{row['seq']} is not one runlog makes: {why}"))
     report.problems.extend(check_blobs(ledger, [entry.seq for entry in entries if entry.kind == "batch"]))
+    report.problems.extend(check_started_once(ledger, entries))
     report.head = ledger.head()
     report.pending = len(ledger.pending_request_ids())  # (whole-ledger verify checks that list)
     return report

@@ -493,6 +493,19 @@ def forged_member(body: str) -> dict:
     return forged
 
 
+def another_answer(record: dict, run_id: str = "9999999") -> dict:
+    """`record`, a copy of a submitted run's or batch's record, made the record of another run
+    or batch: its answer gets a new uuid, id and ARN (one run or batch is started by one
+    record: runlog/startrules.py). Returns it."""
+    import uuid
+
+    answer = record["outcome"]["response"]
+    answer["uuid"] = str(uuid.uuid4())
+    answer["arn"] = answer["arn"].replace(answer["id"], run_id)
+    answer["id"] = run_id
+    return record
+
+
 def put_forged_member(bucket, member_body: str) -> str:
     """forged_member of a member record, written to the team bucket as a `runlog.remote/1`
     object under its own address, as someone who may write there could: its address."""

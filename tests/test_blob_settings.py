@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import sqlite3
 
-from helpers import COHORT_DEFAULT, REMOTE, cohort_setting, push_json
+from helpers import COHORT_DEFAULT, REMOTE, another_answer, cohort_setting, push_json
 from runlog import cohortindex
 from runlog.ledger import Ledger, attempt_intent
 from runlog.migrations import MIGRATIONS, m013_blob_settings
@@ -292,7 +292,7 @@ def test_a_pulled_blob_the_record_schema_refuses_is_left_out(s3_emulator, s3_ser
     forged = json.loads(json.dumps(stored))
     forged["resolution"]["inputs_blob"] = blob.ref
     forged["request"]["requestId"] = "0b7f3c1e-5d2a-4e8b-9c61-2f4a8d9e0c13"  # (one request id is one run)
-    forged["outcome"]["response"]["id"] = "8999999"
+    another_answer(forged, "8999999")
     forged["fingerprint"] = rec.fingerprint(forged)
     body = fastjson.dumps(forged)
     address = rec.sha256_hex(body)

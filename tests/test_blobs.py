@@ -11,7 +11,7 @@ import zlib
 
 import pytest
 
-from helpers import COHORT_DEFAULT, cohort_setting, refreshed_cohort, tamper
+from helpers import COHORT_DEFAULT, another_answer, cohort_setting, refreshed_cohort, tamper
 from runlog import blobs
 from runlog import record as rec
 from runlog.errors import LedgerError
@@ -121,6 +121,7 @@ def test_an_inline_batch_and_one_by_reference_diff_run_by_run(batch, ledger_path
     with Ledger.open(ledger_path, create=False) as ledger:
         inline = json.loads(json.dumps(ledger.get(address).record))  # the cohort in place: the old form
         inline["request"]["requestId"] = "5c7c2a56-0000-4000-8000-000000000001"
+        another_answer(inline)
         inline["batch"]["settings_file"]["content"][3]["parameters"]["coverage"] = 99
         inline["batch"]["settings_file"]["sha256"] = "0" * 64  # another settings file's bytes
         inline["fingerprint"] = rec.fingerprint(inline)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from helpers import BASE, COHORT_DEFAULT, NF, cohort_setting
+from helpers import BASE, COHORT_DEFAULT, NF, another_answer, cohort_setting
 from runlog import batch as batchmod
 from runlog import fastjson
 from runlog import record as rec
@@ -39,6 +39,7 @@ def _legacy_copy(record: dict, request_id: str) -> dict:
     """The record as runlog 0.1.0 would have written it: its fingerprint without engineSettings."""
     copy = json.loads(json.dumps(record))
     copy["request"]["requestId"] = request_id
+    another_answer(copy, request_id[-7:])
     legacy = rec.legacy_fingerprint_material(copy)
     assert legacy is not None and "engine" not in legacy
     copy["fingerprint"] = rec.sha256_hex(rec.canonical_json(legacy))

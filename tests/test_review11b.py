@@ -64,18 +64,20 @@ def test_pull_of_a_member_of_a_batch_record_with_an_odd_run_setting_id_does_not_
     """A schema-valid batch record whose runSettingId is no text (an object) and a member
     naming it, written to the team bucket: pull's member check stopped with an internal error
     (TypeError: unhashable) and took nothing; the member is refused, the rest taken."""
-    from helpers import REMOTE, record_key
+    from helpers import REMOTE, another_answer, record_key
     from runlog import record as rec
 
     batch, member = pushed_cohort(run_cli, aws_env, ledger_path, "NA12878")
     odd = json.loads(batch.body)
     odd["request"]["requestId"] = "f" * 8
+    another_answer(odd)
     odd["request"]["batchRunSettings"]["inlineSettings"][0]["runSettingId"] = {"odd": 1}
     odd["fingerprint"] = rec.fingerprint(odd)
     odd_body = rec.canonical_json(odd)
     odd_address = rec.sha256_hex(odd_body)
     forged = json.loads(member.body)
-    forged["batch"]["record"] = odd_address
+    forged["batch"].update(record=odd_address, batch_id=odd["outcome"]["response"]["id"],
+                           batch_arn=odd["outcome"]["response"]["arn"])
     forged["outcome"]["response"]["id"] = "4209999"
     forged["fingerprint"] = rec.fingerprint(forged)
     forged_body = rec.canonical_json(forged)

@@ -10,7 +10,7 @@ import copy
 
 import pytest
 
-from helpers import BUCKET, refreshed_cohort
+from helpers import BUCKET, another_answer, refreshed_cohort
 from recordfactory import make_record
 from runlog import record as rec
 from runlog import sync, syncpack
@@ -41,6 +41,7 @@ def pushed_cohort_and_forgery(run_cli, s3_emulator, bucket, ledger_path) -> dict
         (batch,) = ledger.entries(where="kind = 'batch'")
         forged = copy.deepcopy(batch.stored)
     forged["request"]["requestId"] = "0b0b0b0b-2db5-421f-b72e-abb0130bef19"
+    another_answer(forged)
     forged["batch"]["settings_file"]["content_blob"]["bytes"] += 1
     return forged
 

@@ -11,6 +11,7 @@ import uuid
 from helpers import (
     REMOTE,
     S3Proxy,
+    another_answer,
     cohort_setting,
     pack_of,
     proxy_in_front,
@@ -88,6 +89,7 @@ def big_batch(ledger_path, runs: int) -> tuple[str, int]:
         record["batch"]["run_setting_ids_sha256"] = rec.sha256_hex(rec.canonical_json([s["runSettingId"]
                                                                                       for s in settings]))
         record["request"]["requestId"] = str(uuid.uuid4())
+        another_answer(record)
         record["fingerprint"] = rec.fingerprint(record)
         entry, added = ledger.add_record(record)
         assert added
