@@ -2221,10 +2221,14 @@ class Ledger:
                         "AND coalesce(json_type(body, '$.source_batch'), 'null') = 'null'")
     _BATCH_UUID = "json_extract(body, '$.outcome.response.uuid')"
 
-    def started_keys(self) -> set[startrules.Started]:
-        """What the ledger's records say runlog started (startrules.started)."""
-        keys = {("run", row[0]) for row in self.conn.execute(
-            f"SELECT run_uuid FROM records WHERE run_uuid IS NOT NULL AND {self._STARTED_RUNS}")}
+    def started_keys(self, runs: bool = True) -> set[startrules.Started]:
+        """What the ledger's records say runlog started (startrules.started): the batches, and
+        with `runs` the runs (a scan of every record: a ledger whose run uuids are indexed
+        looks each one up instead, `starters`)."""
+        keys: set[startrules.Started] = set()
+        if runs:
+            keys.update(("run", row[0]) for row in self.conn.execute(
+                f"SELECT run_uuid FROM records WHERE run_uuid IS NOT NULL AND {self._STARTED_RUNS}"))
         keys.update(("batch", row[0]) for row in self.conn.execute(
             f"SELECT {self._BATCH_UUID} FROM records WHERE batch_id IS NOT NULL AND {self._STARTED_BATCHES}")
             if type(row[0]) is str)

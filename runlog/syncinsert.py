@@ -205,8 +205,13 @@ class RequestOwners:
     whose requestId, or whose run or batch, the local ledger already holds. Each refusal names
     the record that has it."""
 
-    def __init__(self, ledger: Ledger, where: str, refused: list[tuple[str, str]], spool: Spool) -> None:
+    def __init__(self, ledger: Ledger, where: str, refused: list[tuple[str, str]], spool: Spool,
+                 indexed: bool = True) -> None:
+        """`indexed`: the ledger's run uuids are indexed (not dropped while inserting:
+        Ledger.drop_indexes), so each received run's starter is looked up on its own; else the
+        local ledger's starts are read once (it holds no more rows than the pull brings)."""
         self.ledger, self.where, self.refused, self.spool = ledger, where, refused, spool
+        self.indexed = indexed
         self.local = ledger.request_ids()
         self.owner: dict[str, tuple[str, str]] = {}  # request id -> (address, where)
         self.local_starts: set[startrules.Started] | None = None  # read once, at the first start offered
@@ -245,8 +250,8 @@ class RequestOwners:
         if what is None or what in self.starter:
             return what
         if self.local_starts is None:
-            self.local_starts = self.ledger.started_keys()
-        if what in self.local_starts:
+            self.local_starts = self.ledger.started_keys(runs=not self.indexed)
+        if what in self.local_starts or (what[0] == "run" and self.indexed):
             held = [other for _, other in self.ledger.starters(what) if other != address]
             if held:
                 self.starter[what] = (held[0], "in the local ledger")
@@ -523,8 +528,9 @@ class Streamer:
             self.dropped = self.ledger.drop_indexes({table: rows for table, rows in self.rows.items()
                                                      if table != "observations"})
             members = MemberCheck(self.ledger, self.spool, None, self.checkers, self.refused)
-            self.appender = Appender(self.ledger, self.spool, members, _StreamedOwners(self.ledger, self.where,
-                                                                                       self.refused, self.spool),
+            self.appender = Appender(self.ledger, self.spool, members, _StreamedOwners(
+                self.ledger, self.where, self.refused, self.spool,
+                indexed=not any(name == "records_run_uuid" for name, _ in self.dropped)),
                                      lambda item: item[1] in self.batches)
         return self.appender
 

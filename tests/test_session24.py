@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from helpers import SEED_1, pull_json, push_json, pushed_cohort, record_key
+from helpers import REMOTE, SEED_1, pull_json, push_json, pushed_cohort, record_key
 from runlog import record as rec
 from runlog.ledger import INDEX_COLUMNS, Ledger, index_columns
 
@@ -153,9 +153,12 @@ def test_streamed_pull_refuses_second_records_from_a_pack(aws_env, bucket, ledge
                 for address, body in forged]
         assert ledger.add_received_records(rows) == len(forged)
     push_json(run_cli, b)
+    packed = f"{REMOTE}-packed"  # all of B in packs: a new ledger pulls it while the packs arrive
+    assert run_cli("--ledger", b, "push", packed).exit_code == 0
 
-    for path in (tmp_path / "c.db", ledger_path):
-        code, pulled = pull_json(run_cli, path)
+    for path, remote in ((tmp_path / "c.db", REMOTE), (ledger_path, REMOTE), (tmp_path / "d.db", packed)):
+        pulled_now = run_cli("--ledger", path, "pull", remote, "--json")
+        code, pulled = pulled_now.exit_code, json.loads(pulled_now.stdout)
         assert code == 1, pulled
         held = _addresses(path)
         assert {run.address, batch.address} <= held and not {address for address, _ in forged} & held
