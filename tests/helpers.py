@@ -599,6 +599,23 @@ def ended_batch(emulator, run_cli, *samples) -> str:
     return batch_id
 
 
+def shared_run_cohort(emulator, run_cli):
+    """A cohort S1, S2, S3 whose S1 run fails (OUT_OF_MEMORY), refreshed through a
+    ListRunsInBatch that gives S1's run to S2 as well (a faulty or hostile answer): (batch id,
+    the refresh's result)."""
+    emulator.batch_rate = 100
+    emulator.batch_fault("run", run_setting_ids=["S1"], reason="OUT_OF_MEMORY")
+    batch_id = submit_cohort(run_cli, "S1", "S2", "S3")
+    emulator.advance(200)
+
+    def shared(page):
+        first = page["runs"][0]
+        page["runs"][1].update({k: first[k] for k in ("runId", "runInternalUuid", "runArn")})
+
+    pages_changed(emulator, "ListRunsInBatch", shared)
+    return batch_id, run_cli("refresh", batch_id)
+
+
 def pages_changed(emulator, operation: str, change) -> None:
     """answer_through for a lie made of the true answer: each answer of `operation` is changed
     in place by `change(page)` before it goes out."""

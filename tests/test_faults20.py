@@ -23,6 +23,7 @@ from helpers import (
     finished_cohort,
     pages_changed,
     proxy_in_front,
+    shared_run_cohort,
     submit_cohort,
 )
 
@@ -162,17 +163,7 @@ def test_a_run_listed_for_two_run_settings_is_said_and_each_member_gets_its_stat
     ever in `show B`'s counts), and nothing said anything was odd. Now each gets the run's
     statuses, and refresh and `show B` say which run was given to which run settings
     (observed once)."""
-    aws_env.batch_rate = 100
-    aws_env.batch_fault("run", run_setting_ids=["S1"], reason="OUT_OF_MEMORY")
-    batch_id = submit_cohort(run_cli, "S1", "S2", "S3")
-    aws_env.advance(200)
-
-    def shared(page):
-        first = page["runs"][0]
-        page["runs"][1].update({k: first[k] for k in ("runId", "runInternalUuid", "runArn")})
-
-    pages_changed(aws_env, "ListRunsInBatch", shared)
-    refreshed = run_cli("refresh", batch_id)
+    batch_id, refreshed = shared_run_cohort(aws_env, run_cli)
     assert refreshed.exit_code == 0, refreshed.output
     run_id = [m for m in json.loads(run_cli("log", "--batch", batch_id, "--json").stdout)
               if m["name"] == "align-S1"][0]["run_id"]

@@ -166,3 +166,64 @@ def test_streamed_pull_refuses_second_records_from_a_pack(aws_env, bucket, ledge
         assert f"which record {run.address}" in whys, whys
         assert (f"which record {batch.address}" in whys) == (forge == "run and batch"), whys
         assert run_cli("--ledger", path, "verify", "--no-remote").exit_code == 0
+
+
+def test_export_counts_a_run_given_to_two_run_settings_once(aws_env, ledger_path, git_repo, run_cli, tmp_path):
+    """A ListRunsInBatch that gave one run to two run settings (a service fault or a hostile
+    answer; refresh warns about it): the exports counted the run twice ("2 FAILED",
+    "OUT_OF_MEMORY (2)"), the crate's batch action listed it twice, and its one action held
+    the parameters of whichever member came last. Each format now counts it once and says
+    that it was listed for both settings, and no format states which one's inputs it read."""
+    import csv
+    import subprocess
+
+    from helpers import checker, shared_run_cohort
+
+    batch_id, refreshed = shared_run_cohort(aws_env, run_cli)
+    assert refreshed.exit_code == 0
+    out = tmp_path / "x"
+    result = run_cli("export", batch_id, "-f", "all", "-o", out, "--license", "CC-BY-4.0")
+    assert result.exit_code == 0, result.output
+
+    rows = list(csv.DictReader((out / "methods" / "samples.csv").open()))
+    by_setting = {row["run_setting_id"]: row for row in rows}
+    run_id = by_setting["S1"]["run_id"]
+    assert by_setting["S2"]["run_id"] == run_id and by_setting["S3"]["run_id"] != run_id
+    for setting in ("S1", "S2"):
+        assert "ListRunsInBatch gave this run to run settings S1, S2" in by_setting[setting]["settings_source"]
+    assert by_setting["S3"]["settings_source"] == "as submitted"
+
+    methods = (out / "methods" / "methods.md").read_text()
+    assert "3 run setting(s), 2 started as runs (1 COMPLETED, 1 FAILED)" in methods, methods
+    assert ": 2 run(s) (1 COMPLETED, 1 FAILED" in methods, methods  # the workflow's sentence
+    assert "OUT\\_OF\\_MEMORY (1)" in methods and f"run {run_id}: S1, S2" in methods, methods
+
+    crate = json.loads((out / "ro-crate-metadata.json").read_text())
+    graph = {entity["@id"]: entity for entity in crate["@graph"]}
+    assert len(graph) == len(crate["@graph"])
+    batch_action = next(e for e in crate["@graph"] if "runBatch" in str(e.get("identifier")))
+    results = [item["@id"] for item in batch_action["result"]]
+    assert len(results) == len(set(results)) == 2, results
+    counts = {graph[item["@id"]]["name"]: graph[item["@id"]]["value"] for item in batch_action["additionalProperty"]}
+    assert counts["runs started"] == "2" and counts["runs FAILED"] == "1", counts
+    (shared_action,) = [graph[i] for i in results if run_id in str(graph[i].get("identifier"))]
+    assert "object" not in shared_action and "run settings S1, S2" in shared_action["description"]
+    mentions = [item["@id"] for item in graph["./"]["mentions"]]
+    assert len(mentions) == len(set(mentions))
+
+    citation = (out / "methods" / "CITATION.cff").read_text()
+    assert citation.count(f'"urn:uuid:{by_setting["S1"]["run_uuid"]}"') == 1, citation  # CFF: unique identifiers
+    for command in ([checker("cffconvert"), "--validate", "-i", str(out / "methods" / "CITATION.cff")],
+                    [checker("runcrate"), "report", str(out)]):
+        checked = subprocess.run(command, capture_output=True, text=True)
+        assert checked.returncode == 0, (command, checked.stdout[-2000:], checked.stderr[-2000:])
+
+    prov = json.loads((out / "prov.json").read_text())
+    activities = [a for a in prov["activity"].values()
+                  for a in (a if isinstance(a, list) else [a]) if a.get("runlog:runId") == run_id]
+    assert len(activities) == 1 and activities[0]["runlog:runSettingId"] == "S1, S2", activities
+    used = [u for u in prov.get("used", {}).values() if u["prov:activity"] == f"urn_uuid:{by_setting['S1']['run_uuid']}"]
+    assert not any("input" in str(u.get("prov:role", "")) for u in used), used
+    (batch_activity,) = [a for a in prov["activity"].values() if isinstance(a, dict) and "runlog:runSettings" in a]
+    started = batch_activity["runlog:runsStarted"]
+    assert str(started["$"] if isinstance(started, dict) else started) == "2", batch_activity

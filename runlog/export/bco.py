@@ -54,7 +54,7 @@ def build(runs: list[RunFacts], *, usability: str | None, license: str | None,
             f"AWS HealthOmics run(s) of {', '.join(name for name, _ in workflows)}, recorded by runlog; "
             f"published {published(runs)}.")] + ([
             f"Run setting {runs[0].run_setting_id} of AWS HealthOmics run {batch.label}, one of its "
-            f"{batch.declared} run setting(s) ({len(batch.started)} started as runs, {len(batch.not_started)} failed "
+            f"{batch.declared} run setting(s) ({len(batch.runs)} started as runs, {len(batch.not_started)} failed "
             f"to start): each run of the cohort has its own BioCompute Object."] if batch else [])
         + [f"Run {r.label}: {r.settings_note}." for r in runs if r.settings_note],
         "description_domain": {

@@ -83,6 +83,24 @@ class BatchFacts:
         return [m for m in self.members if m.ran]
 
     @cached_property
+    def runs(self) -> list[RunFacts]:
+        """The runs started: `started` with each run once (ListRunsInBatch may give one run to
+        more than one run setting, a member record each: note_shared_runs), its first member."""
+        first: dict[str, RunFacts] = {}
+        for member in self.started:
+            first.setdefault(member.action_id, member)
+        return list(first.values())
+
+    @cached_property
+    def shared_runs(self) -> dict[str, list[str]]:
+        """{run id: its run setting ids} of each run more than one member names."""
+        settings: dict[str, list[str]] = {}
+        for member in self.started:
+            settings.setdefault(member.action_id, []).append(str(member.run_setting_id))
+        return {member.run_id or member.action_id: settings[member.action_id] for member in self.runs
+                if len(settings[member.action_id]) > 1}
+
+    @cached_property
     def not_started(self) -> list[RunFacts]:
         """Members whose submission failed: no run exists for them."""
         return [m for m in self.members if not m.ran]
@@ -105,8 +123,9 @@ class BatchFacts:
         return self.status in FINISHED and self.unrecorded == 0 and all(m.finished for m in self.members)
 
     def status_counts(self) -> dict[str, int]:
+        """Runs by status, each run once."""
         counts: dict[str, int] = {}
-        for member in self.started:
+        for member in self.runs:
             counts[member.status] = counts.get(member.status, 0) + 1
         return dict(sorted(counts.items()))
 
@@ -119,8 +138,9 @@ class BatchFacts:
         return dict(sorted(counts.items()))
 
     def run_failures(self) -> dict[str, int]:
+        """Why runs failed: reason -> how many runs."""
         counts: dict[str, int] = {}
-        for member in self.started:
+        for member in self.runs:
             if member.status == "FAILED":
                 reason = member.failure_reason or "no reason given"
                 counts[reason] = counts.get(reason, 0) + 1
@@ -133,13 +153,24 @@ class BatchFacts:
             parts.append(f"{self.unrecorded} not yet recorded by runlog (`runlog refresh {self.batch_id}`)")
         if self.never_submitted:
             parts.append(self.never_submitted_text)
-        parts.append(f"{len(self.started)} started as runs"
-                     + (f" ({', '.join(f'{n} {s}' for s, n in self.status_counts().items())})" if self.started
+        parts.append(f"{len(self.runs)} started as runs"
+                     + (f" ({', '.join(f'{n} {s}' for s, n in self.status_counts().items())})" if self.runs
                         else ""))
+        if self.shared_runs:
+            parts.append(self.shared_text)
         failed = self.submission_failures()
         parts.append(f"{len(self.not_started)} failed to start and never ran"
                      + (f" ({', '.join(f'{r}: {n}' for r, n in failed.items())})" if failed else ""))
         return ", ".join(parts)
+
+    @property
+    def shared_text(self) -> str:
+        """What is said of runs ListRunsInBatch gave to more than one run setting."""
+        listed = "; ".join(f"run {run}: {', '.join(ids)}" for run, ids in list(self.shared_runs.items())[:5])
+        more = len(self.shared_runs) - 5
+        return (f"{len(self.shared_runs)} run(s) listed by ListRunsInBatch for more than one run setting, each "
+                f"counted once ({listed}{f'; and {more} more' if more > 0 else ''}): which of those settings "
+                "such a run ran with is not known")
 
     @property
     def never_submitted_text(self) -> str:
@@ -206,6 +237,25 @@ def batch_facts(entry: Entry, observations: list[dict], members: list[RunFacts])
         settings_changed=settings_changes(observations), service_started=last_started_count(observations))
 
 
+def note_shared_runs(runs: list[RunFacts]) -> None:
+    """Mark the members that name one run with another member of their batch (ListRunsInBatch
+    gave the run to more than one run setting: a service fault, or a hostile answer, that
+    refresh warns about): each one's settings note says so, in every format, since which
+    setting the run ran with is not known."""
+    groups: dict[tuple[str | None, str], list[RunFacts]] = {}
+    for run in runs:
+        if run.batch_record is not None and run.ran and run.run_uuid:
+            groups.setdefault((run.batch_record, run.run_uuid), []).append(run)
+    for group in groups.values():
+        if len(group) > 1:
+            ids = ", ".join(str(member.run_setting_id) for member in group)
+            note = (f"ListRunsInBatch gave this run to run settings {ids}: which of their settings it ran with is "
+                    "not known")
+            for member in group:
+                member.settings_note = f"{member.settings_note}; {note}" if member.settings_note else note
+                member.listed_for = [str(other.run_setting_id) for other in group]
+
+
 def collect_batches(ledger: Ledger, refs: list[str], runs: list[RunFacts]) -> list[BatchFacts]:
     """BatchFacts for each REF that names a batch (once each, in the order given), with its
     members among `runs` (the export's runs)."""
@@ -233,4 +283,5 @@ def collect_export(ledger: Ledger, refs: list[str], *, runs_only: bool = False) 
     from runlog.export.terms import collect
 
     runs = collect(ledger, expand_refs(ledger, refs), runs_only=runs_only)
+    note_shared_runs(runs)
     return runs, collect_batches(ledger, refs, runs)

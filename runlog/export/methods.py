@@ -150,13 +150,15 @@ def _cohort(batch: BatchFacts, md, code) -> str:
         text += (f"{batch.unrecorded} had not been recorded when this was written, ")
     if batch.never_submitted:
         text += f"{batch.never_submitted_text}, "  # its status is one of batchread.FINISHED: no escaping
-    text += f"{len(batch.started)} started as runs"
+    text += f"{len(batch.runs)} started as runs"
     counts = batch.status_counts()
     if counts:
         text += " (" + ", ".join(f"{n} {md(status)}" for status, n in counts.items()) + ")"
     failures = batch.run_failures()
     if failures:
         text += "; failed runs: " + ", ".join(f"{md(reason)} ({n})" for reason, n in failures.items())
+    if batch.shared_runs:
+        text += f"; {md(batch.shared_text)}"
     text += f", and {len(batch.not_started)} failed to start and never ran"
     reasons = batch.submission_failures()
     if reasons:
@@ -179,8 +181,10 @@ def _summary(runs: list[RunFacts], md, code, batches: Sequence[BatchFacts] = ())
     sentences = [_cohort(batch, md, code) for batch in batches]
     in_batch = {m.address for b in batches for m in b.members}
     by_workflow: dict[str, list[RunFacts]] = {}
+    counted: set[str] = set()
     for run in runs:
-        if run.ran:
+        if run.ran and run.action_id not in counted:  # each run once (a run may have two member records)
+            counted.add(run.action_id)
             by_workflow.setdefault(run.workflow["arn"] or run.workflow["name"], []).append(run)
     for group in by_workflow.values():
         wf = group[0].workflow
@@ -370,10 +374,13 @@ def _citation(runs: list[RunFacts], title: str | None, *, authors: Sequence[dict
     elif license:
         lines.append(f"license-url: {yaml_string(license)}")
     lines += ["keywords:", "  - AWS HealthOmics", "  - provenance", "identifiers:"]
-    for run in runs:
+    named: dict[str, RunFacts] = {}
+    for run in runs:  # each run once: CFF's identifiers are unique, and a run may have two member records
         if run.run_uuid:
-            lines += ["  - type: other", f"    value: {yaml_string('urn:uuid:' + run.run_uuid)}",
-                      f"    description: {yaml_string('HealthOmics run ' + (run.run_id or ''))}"]
+            named.setdefault(run.run_uuid, run)
+    for uuid, run in named.items():
+        lines += ["  - type: other", f"    value: {yaml_string('urn:uuid:' + uuid)}",
+                  f"    description: {yaml_string('HealthOmics run ' + (run.run_id or ''))}"]
     if not any(r.run_uuid for r in runs):
         lines += ["  - type: other", f"    value: {yaml_string('runlog:' + runs[0].address)}",
                   "    description: \"runlog record of a request that never ran\""]

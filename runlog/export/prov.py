@@ -75,6 +75,7 @@ def build(runs: list[RunFacts], *, authors: list[dict] | None = None, batches: S
     ids = input_ids(runs)
     activities = {}
     requests = {}
+    by_identifier: dict[str, Any] = {}  # one activity per run (cohort.note_shared_runs)
     for run in runs:
         identifier = f"urn_uuid:{run.run_uuid}" if run.run_uuid else f"runlog:attempt-{run.address[:16]}"
         kind = {"submitted": "HealthOmicsRun", "rejected": "RejectedStartRun",
@@ -101,9 +102,12 @@ def build(runs: list[RunFacts], *, authors: list[dict] | None = None, batches: S
             attributes["runlog:statusAtExport"] = f"{run.status} (not finished when exported)"
         for member, value in sorted(run.settings.items()):
             attributes[f"runlog:{member}"] = value_text(value)
-        activity = doc.activity(identifier, run.start if run.ran else None, run.end if run.ran else None,
-                                attributes)
-        activities[run.address] = activity
+        if run.listed_for:
+            attributes["runlog:runSettingId"] = ", ".join(run.listed_for)
+        shared = by_identifier.get(identifier)
+        activity = shared if shared is not None else doc.activity(
+            identifier, run.start if run.ran else None, run.end if run.ran else None, attributes)
+        by_identifier[identifier] = activities[run.address] = activity
         request_attributes: dict[Any, Any] = {
             PROV_TYPE: runlog["StartRunRequest"], "runlog:kind": run.kind,
             **{f"runlog:override-{_PLAIN.sub('-', k)}": value_text(v)
@@ -112,6 +116,8 @@ def build(runs: list[RunFacts], *, authors: list[dict] | None = None, batches: S
                                           f"then {value_text(d['current'])}" for i, d in enumerate(run.drift)}}
         request = doc.entity(f"runlog:record-{run.address}", request_attributes)
         requests[run.address] = request
+        if shared is not None:  # its run is declared once, with the first member that names it
+            continue
         caller = None
         if run.caller_arn:
             caller = _caller(once, run.caller_arn)
@@ -137,7 +143,7 @@ def build(runs: list[RunFacts], *, authors: list[dict] | None = None, batches: S
                 PROV_TYPE: runlog["GitCommit"], "runlog:remote": run.git.get("remote") or "unknown",
                 "runlog:state": run.git.get("state")})
             doc.used(activity, commit)
-        for inp in run.inputs:
+        for inp in [] if run.listed_for else run.inputs:  # which setting's inputs a shared run read: not known
             ident = ids[(run.address, inp.path)]
             attrs = {"runlog:uri": inp.uri}
             if inp.etag:
@@ -154,7 +160,7 @@ def build(runs: list[RunFacts], *, authors: list[dict] | None = None, batches: S
                     declared[relation] = doc.specializationOf(entity, general)
             doc.used(activity, entity, None, None, {PROV_ROLE: inp.path})
         uris = {i.path for i in run.inputs}
-        for path, value in run.leaves:
+        for path, value in [] if run.listed_for else run.leaves:
             if path in uris:
                 continue
             entity = doc.entity(f"runlog:parameter-{run.address[:16]}-{_PLAIN.sub('-', path)}",
@@ -212,7 +218,7 @@ def _batch(doc, batch: BatchFacts, activities: dict, requests: dict, once, runlo
 
     attrs: dict[Any, Any] = {PROV_TYPE: runlog["HealthOmicsRunBatch"], "runlog:batchId": batch.batch_id,
                              "runlog:status": batch.status, "runlog:record": batch.address,
-                             "runlog:runSettings": batch.declared, "runlog:runsStarted": len(batch.started),
+                             "runlog:runSettings": batch.declared, "runlog:runsStarted": len(batch.runs),
                              "runlog:runsNotStarted": len(batch.not_started),
                              "runlog:runSettingsNotRecorded": batch.unrecorded,
                              "runlog:runSettingsNeverSubmitted": batch.never_submitted}

@@ -142,9 +142,13 @@ def build(runs: list[RunFacts], *, license: str | None, title: str | None = None
             workflows[key] = _workflow(crate, run, key, main=not workflows, runs=runs, steps=provenance)
     repositories: dict[str, Any] = {}
     actions, organized = [], []
+    made: dict[str, Any] = {}  # action id -> action: one run, one action
     for run in runs:
+        if run.action_id in made:  # a run ListRunsInBatch gave to another run setting too (cohort.note_shared_runs)
+            actions.append(made[run.action_id])
+            continue
         workflow = workflows[run.workflow["arn"] or f"urn:runlog:workflow-of:{run.address}"]
-        actions.append(_action(crate, run, workflow, repositories, ids))
+        actions.append(made.setdefault(run.action_id, _action(crate, run, workflow, repositories, ids)))
         if provenance and run.ran:
             organized.extend(_tasks(crate, run, workflow, actions[-1]))
     by_address = {run.address: action for run, action in zip(runs, actions, strict=True)}
@@ -160,7 +164,7 @@ def build(runs: list[RunFacts], *, license: str | None, title: str | None = None
             action["isBasedOn"] = by_batch[batch.replay_of["record"]]
         elif batch.replay_of.get("run_uuid"):
             action["isBasedOn"] = {"@id": f"urn:uuid:{batch.replay_of['run_uuid']}"}
-    root["mentions"] = cohorts + actions + organized
+    root["mentions"] = cohorts + list(made.values()) + organized
     if repositories:
         root["isBasedOn"] = list(repositories.values())
     crate.add_file(source=io.StringIO(_readme(runs, root["name"], licence, batches)), dest_path="README.md",
@@ -324,7 +328,7 @@ def _action(crate, run: RunFacts, workflow, repositories: dict, ids: dict):
 
     objects = []
     formal = {p["name"]: p for p in workflow.get("input", []) if hasattr(p, "get")}
-    for inp in run.inputs:
+    for inp in [] if run.listed_for else run.inputs:  # which setting's inputs a shared run read: not known
         ident = ids[(run.address, inp.path)]
         properties: dict[str, Any] = {"name": inp.path}
         top = inp.path.split(".")[0].split("[")[0]
@@ -356,7 +360,7 @@ def _action(crate, run: RunFacts, workflow, repositories: dict, ids: dict):
             objects.append(crate.add_file(source=ident, fetch_remote=False, validate_url=False,
                                           properties=properties))
     uris = {i.path for i in run.inputs}
-    for path, value in run.leaves:
+    for path, value in [] if run.listed_for else run.leaves:
         if path in uris:
             continue
         top = path.split(".")[0].split("[")[0]
@@ -376,7 +380,7 @@ def _action(crate, run: RunFacts, workflow, repositories: dict, ids: dict):
     if run.ending_unknown or run.sent_unknown:
         # how it ended is unknown (deleted unseen; abandoned while its outcome was unknown): no status is claimed
         del properties["actionStatus"]
-    if run.sent_unknown:  # nor what it read: it may have run, reading what the request named
+    if run.sent_unknown or run.listed_for:  # nor what it read: it may have run, reading what the request named
         del properties["object"]
     if run.run_arn:
         properties["identifier"] = run.run_arn
@@ -488,13 +492,13 @@ def _batch_action(crate, batch: BatchFacts, by_address: dict):
         objects.append(shared if shared is not None else crate.add(ContextEntity(
             crate, f"{batch.action_id}#default-{n}", properties={
                 "@type": "PropertyValue", "name": f"default {name}", "value": value})))
-    counts = [("run settings", batch.declared), ("runs started", len(batch.started)),
+    counts = [("run settings", batch.declared), ("runs started", len(batch.runs)),
               ("runs that failed to start", len(batch.not_started)),
               ("run settings not yet recorded", batch.unrecorded),
               ("run settings never submitted", batch.never_submitted)]
     counts += [(f"runs {status}", n) for status, n in batch.status_counts().items()]
     properties = {"@type": "CreateAction", "name": f"AWS HealthOmics run {batch.label}", "instrument": service,
-                  "object": objects, "result": [by_address[m.address] for m in batch.members],
+                  "object": objects, "result": list({by_address[m.address].id: by_address[m.address] for m in batch.members}.values()),
                   "actionStatus": {"@id": BATCH_STATUS.get(batch.status, "http://schema.org/ActiveActionStatus")},
                   "startTime": batch.start or batch.created,
                   "description": (f"runlog record {batch.address}; batch status {batch.status}"

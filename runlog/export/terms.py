@@ -140,6 +140,9 @@ class RunFacts:
     # "unknown" (such a member GetRun did not tell about: its record's default setting alone)
     settings_source: str = "submitted"
     settings_note: str | None = None  # that in words, for every format (None: submitted)
+    # the run settings ListRunsInBatch gave this member's run to, when more than one: which
+    # one's settings (and inputs) the run ran with is not known (cohort.note_shared_runs)
+    listed_for: list[str] = field(default_factory=list)
 
     @property
     def action_id(self) -> str:
