@@ -227,3 +227,55 @@ def test_export_counts_a_run_given_to_two_run_settings_once(aws_env, ledger_path
     (batch_activity,) = [a for a in prov["activity"].values() if isinstance(a, dict) and "runlog:runSettings" in a]
     started = batch_activity["runlog:runsStarted"]
     assert str(started["$"] if isinstance(started, dict) else started) == "2", batch_activity
+
+
+def test_an_s3_key_that_reads_as_a_qualified_identifier_keeps_its_own(s3_emulator, s3_server, ledger_path, git_repo,
+                                                                       run_cli, tmp_path):
+    """S3 keys may hold `#` and `?`. An object whose key is `crams/1.cram#etag=<ETag>` got the
+    very identifier runlog gives that ETag's version of `crams/1.cram` when two versions of it
+    are exported: the crate described one object for both, with the other's ETag. Such a key
+    is now percent-encoded in its identifier, as a URI needs it, and keeps its own entity."""
+    from helpers import COHORT_DEFAULT
+
+    bucket = "cohort-bucket"
+    s3_server.create_bucket(Bucket=bucket)
+    for key in ("ref/genome.dict", "ref/genome.fasta", "ref/genome.fasta.fai", "crams/1.cram"):
+        s3_server.put_object(Bucket=bucket, Key=key, Body=b"v1 " + key.encode())
+
+    def submit(*inputs: str) -> str:
+        settings = [{"runSettingId": f"S{n}", "parameters": {"sample_name": f"s{n}", "input_cram": uri}}
+                    for n, uri in enumerate(inputs, start=1)]
+        sent = run_cli("submit-batch", "--batch-name", "c", "--default-run-setting", json.dumps(COHORT_DEFAULT),
+                       "--batch-run-settings", json.dumps({"inlineSettings": settings}))
+        assert sent.exit_code == 0, sent.output
+        return json.loads(sent.stdout)["id"]
+
+    first = submit(f"s3://{bucket}/crams/1.cram")
+    etag = s3_server.head_object(Bucket=bucket, Key="crams/1.cram")["ETag"].strip('"')
+    s3_server.put_object(Bucket=bucket, Key="crams/1.cram", Body=b"v2, other bytes")  # overwritten, unversioned
+    odd_key = f"crams/1.cram#etag={etag}"
+    s3_server.put_object(Bucket=bucket, Key=odd_key, Body=b"another object")
+    odd_etag = s3_server.head_object(Bucket=bucket, Key=odd_key)["ETag"].strip('"')
+    second = submit(f"s3://{bucket}/crams/1.cram", f"s3://{bucket}/{odd_key}")
+    s3_emulator.batch_rate = 100
+    s3_emulator.advance(300)
+    for batch_id in (first, second):
+        assert run_cli("refresh", batch_id).exit_code == 0
+    out = tmp_path / "x"
+    exported = run_cli("export", first, second, "-f", "all", "-o", out)
+    assert exported.exit_code == 0, exported.output
+
+    crate = json.loads((out / "ro-crate-metadata.json").read_text())
+    graph = {entity["@id"]: entity for entity in crate["@graph"]}
+    assert len(graph) == len(crate["@graph"])
+    odd = graph[f"s3://{bucket}/crams/1.cram%23etag={etag}"]
+    assert odd["etag"] == odd_etag and "sameAs" not in odd, odd  # one version of it: its URI identifies it
+    assert graph[f"s3://{bucket}/crams/1.cram#etag={etag}"]["etag"] == etag
+    s2 = next(e for e in crate["@graph"] if e.get("@type") == "CreateAction"
+              and f"run setting S2 of batch {second}" in e.get("description", ""))
+    assert [graph[o["@id"]].get("etag") for o in s2["object"] if graph[o["@id"]].get("name") == "input_cram"] \
+        == [odd_etag]
+    prov = json.loads((out / "prov.json").read_text())
+    tagged = {name: entity.get("runlog:etag") for name, entity in prov["entity"].items() if "1.cram" in name}
+    assert sorted(value for value in tagged.values() if value) == sorted([etag, odd_etag, *(
+        [s3_server.head_object(Bucket=bucket, Key="crams/1.cram")["ETag"].strip('"')])]), tagged

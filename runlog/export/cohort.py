@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
+from urllib.parse import quote
 
 from runlog.batchread import (  # the read side of batches (no boto3)
     FINISHED,
@@ -19,7 +20,7 @@ from runlog.batchread import (  # the read side of batches (no boto3)
     never_submitted,
     settings_changes,
 )
-from runlog.export.terms import RunFacts, value_text
+from runlog.export.terms import QUALIFIER_SAFE, RunFacts, uri_id, value_text
 from runlog.ledger import Entry, Ledger
 
 
@@ -71,7 +72,8 @@ class BatchFacts:
         """The settings file's identifier: its URI, qualified by its S3 version when it has one."""
         pinned = self.settings_file or {}
         version = pinned.get("version_id")
-        return f"{pinned['uri']}?versionId={version}" if version and version != "null" else pinned["uri"]
+        base = uri_id(pinned["uri"])
+        return f"{base}?versionId={quote(version, safe=QUALIFIER_SAFE)}" if version and version != "null" else base
 
     @property
     def label(self) -> str:

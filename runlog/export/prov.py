@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from runlog.export.cohort import BatchFacts
-from runlog.export.terms import RunFacts, input_ids, value_text
+from runlog.export.terms import RunFacts, input_ids, uri_id, value_text
 
 NAMESPACES = {
     "runlog": "https://w3id.org/runlog/terms#",
@@ -153,8 +153,8 @@ def build(runs: list[RunFacts], *, authors: list[dict] | None = None, batches: S
             if inp.identity.get("version_id"):
                 attrs["runlog:versionId"] = inp.identity["version_id"]
             entity = once("entity", _qualified(ident), attrs)
-            if ident != inp.uri:
-                general = once("entity", _qualified(inp.uri), {"runlog:uri": inp.uri})
+            if ident != uri_id(inp.uri):  # a version of the object: a specialization of the object
+                general = once("entity", _qualified(uri_id(inp.uri)), {"runlog:uri": inp.uri})
                 relation = ("specialization", ident)
                 if relation not in declared:
                     declared[relation] = doc.specializationOf(entity, general)

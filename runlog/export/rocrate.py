@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from runlog.export.cohort import BatchFacts
-from runlog.export.terms import RunFacts, input_ids, licence_is_url, published, value_text
+from runlog.export.terms import RunFacts, input_ids, licence_is_url, published, uri_id, value_text
 
 PROCESS = ("https://w3id.org/ro/wfrun/process/0.5", "Process Run Crate", "0.5")
 WORKFLOW = ("https://w3id.org/ro/wfrun/workflow/0.5", "Workflow Run Crate", "0.5")
@@ -346,8 +346,8 @@ def _action(crate, run: RunFacts, workflow, repositories: dict, ids: dict):
             for algorithm, value in inp.checksums]
         if checksums:
             properties["identifier"] = checksums
-        if ident != inp.uri:
-            properties["sameAs"] = {"@id": inp.uri}
+        if ident != uri_id(inp.uri):  # a version of the object: linked to the object's URI
+            properties["sameAs"] = {"@id": uri_id(inp.uri)}
         if not inp.is_prefix:
             properties["encodingFormat"] = _remote_format(inp.uri)
         existing = _get(crate, ident)

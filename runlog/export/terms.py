@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 from runlog.arn import parse_run_arn
 from runlog.ledger import Entry, Ledger
@@ -339,14 +340,30 @@ def latest_tasks_from(observations: list[dict]) -> list[dict]:
     return []
 
 
+# What a version id, ETag or checksum keeps as it is where it qualifies an identifier (a
+# base64 checksum's `/`, `+`, `=` are allowed in a query or fragment); the rest is percent-encoded.
+QUALIFIER_SAFE = "/+="
+
+
+def uri_id(uri: str) -> str:
+    """A URI as an identifier: `%`, `?` and `#` after its scheme percent-encoded (an S3 key may
+    hold them; in a URI they would begin an escape, a query or a fragment), so that no object's
+    key reads as another object's URI qualified by a version (`?versionId=`) or an ETag
+    (`#etag=`). Any other URI is itself."""
+    scheme, sep, rest = uri.partition("://")
+    if not sep or not any(c in rest for c in "%?#"):
+        return uri
+    return f"{scheme}://" + rest.replace("%", "%25").replace("?", "%3F").replace("#", "%23")
+
+
 def input_ids(runs: list[RunFacts]) -> dict[tuple[str, str], str]:
     """(run address, parameter path) -> the identifier of the input as that run read it.
 
     One URI can name different bytes in different runs (the object was overwritten between
-    them). When every run of the export saw the same identity, the plain URI identifies it;
-    when they differ, each distinct identity gets its own identifier: the URI qualified by
-    its S3 version id (`?versionId=`), else by its ETag or checksum (`#etag=`), and the
-    exports link it to the plain URI."""
+    them). When every run of the export saw the same identity, the URI identifies it
+    (uri_id); when they differ, each distinct identity gets its own identifier: that
+    qualified by its S3 version id (`?versionId=`), else by its ETag or checksum (`#etag=`),
+    and the exports link it to the plain URI."""
     identities: dict[str, set] = {}
     for run in runs:
         for inp in run.inputs:
@@ -354,14 +371,15 @@ def input_ids(runs: list[RunFacts]) -> dict[tuple[str, str], str]:
     out = {}
     for run in runs:
         for inp in run.inputs:
+            base = uri_id(inp.uri)
             if len(identities[inp.uri]) == 1:
-                out[(run.address, inp.path)] = inp.uri
+                out[(run.address, inp.path)] = base
             elif inp.identity.get("version_id") and inp.identity["version_id"] != "null":
-                out[(run.address, inp.path)] = f"{inp.uri}?versionId={inp.identity['version_id']}"
+                out[(run.address, inp.path)] = f"{base}?versionId={quote(inp.identity['version_id'], safe=QUALIFIER_SAFE)}"
             else:
                 tag = inp.etag or next((v for _, v in inp.checksums), None)
-                out[(run.address, inp.path)] = (f"{inp.uri}#etag={tag}" if tag
-                                                else f"{inp.uri}#record={run.address[:16]}")
+                out[(run.address, inp.path)] = (f"{base}#etag={quote(tag, safe=QUALIFIER_SAFE)}" if tag
+                                                else f"{base}#record={run.address[:16]}")
     return out
 
 
