@@ -1056,7 +1056,7 @@ def _receive(ledger: Ledger, s3, remote: Remote, listing: Listing, spool: Spool,
             result.blobs_received = len(streamed_blobs)
             return
         records.sort(key=lambda t: t[:2])
-        owners = RequestOwners(ledger, f"s3://{remote.bucket}", result.refused, spool)
+        owners = RequestOwners(ledger, f"s3://{remote.bucket}", result.refused)
         records = [item for item in records if owners.keep(item)]
         records, held = _pull_blobs(ledger, spool, listing, records, fetch, remote, result.refused, jobs=jobs,
                                     progress=progress, max_bytes=max_bytes)

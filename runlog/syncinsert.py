@@ -60,9 +60,10 @@ INSERT_CACHE_KIB = 64 * 1024
 INSERT_CACHE_KIB_PER_ROW = 1
 
 # What pull keeps in memory of a checked record: (created, address, key, request id, where its
-# row is in the spool, its kind, and for a member the address of the batch record it names);
-# of an observation: (observed_at, address, record, where).
-Received = tuple[str, str, str, str | None, tuple[int, int], str, str | None]
+# row is in the spool, its kind, for a member the address of the batch record it names, and
+# the run or batch it says it started: startrules); of an observation: (observed_at, address,
+# record, where).
+Received = tuple[str, str, str, str | None, tuple[int, int], str, str | None, "startrules.Started | None"]
 ReceivedObservation = tuple[str, str, str, tuple[int, int]]
 
 # Where a member record names its batch record: its canonical JSON's "batch" object (scalars
@@ -77,7 +78,10 @@ def received(created: str, address: str, key: str, request_id: str | None, row: 
     if kind == "member":
         found = _BATCH_OF_MEMBER.search(row[1])
         batch = sys.intern(found.group(1).decode() if found else fastjson.loads_inexact(row[1])["batch"]["record"])
-    return created, address, key, request_id, spool.put(row), sys.intern(kind), batch
+        started = None
+    else:
+        started = startrules.started_by_row(row[2], row[1])
+    return created, address, key, request_id, spool.put(row), sys.intern(kind), batch, started
 
 
 def cache_kib(rows: int) -> int:
@@ -205,12 +209,11 @@ class RequestOwners:
     whose requestId, or whose run or batch, the local ledger already holds. Each refusal names
     the record that has it."""
 
-    def __init__(self, ledger: Ledger, where: str, refused: list[tuple[str, str]], spool: Spool,
-                 indexed: bool = True) -> None:
+    def __init__(self, ledger: Ledger, where: str, refused: list[tuple[str, str]], indexed: bool = True) -> None:
         """`indexed`: the ledger's run uuids are indexed (not dropped while inserting:
         Ledger.drop_indexes), so each received run's starter is looked up on its own; else the
         local ledger's starts are read once (it holds no more rows than the pull brings)."""
-        self.ledger, self.where, self.refused, self.spool = ledger, where, refused, spool
+        self.ledger, self.where, self.refused = ledger, where, refused
         self.indexed = indexed
         self.local = ledger.request_ids()
         self.owner: dict[str, tuple[str, str]] = {}  # request id -> (address, where)
@@ -218,7 +221,7 @@ class RequestOwners:
         self.starter: dict[startrules.Started, tuple[str, str]] = {}  # run or batch -> (address, where)
 
     def keep(self, item: Received) -> bool:
-        _, address, key, request_id, at, kind, _ = item
+        _, address, key, request_id, _, _, _, what = item
         if request_id is not None:
             if request_id in self.local and request_id not in self.owner:
                 entry = self.ledger.by_request_id(request_id)
@@ -230,7 +233,8 @@ class RequestOwners:
                                           f"{other} ({where}); one request id is one run, so this record ({address}) "
                                           "is left out"))
                 return False
-        what = self._started(kind, at, address)
+        if what is not None and what not in self.starter:
+            self._note_local_starter(what, address)
         if what is not None and what in self.starter:
             self.refused.append((key, f"record {address}: {startrules.second_start(what, *self.starter[what])}; "
                                       "it is left out"))
@@ -241,21 +245,14 @@ class RequestOwners:
             self.starter[what] = (address, f"{self.where}/{key}")
         return True
 
-    def _started(self, kind: str, at: tuple[int, int], address: str) -> startrules.Started | None:
-        """What a received record says it started, its local starter noted in `starter`."""
-        if kind not in startrules.RUN_KINDS and kind != "batch":
-            return None
-        row = self.spool.get(at)
-        what = startrules.started_by_row(row[2], row[1])
-        if what is None or what in self.starter:
-            return what
+    def _note_local_starter(self, what: startrules.Started, address: str) -> None:
+        """The local ledger's record that started `what`, if any, noted in `starter`."""
         if self.local_starts is None:
             self.local_starts = self.ledger.started_keys(runs=not self.indexed)
         if what in self.local_starts or (what[0] == "run" and self.indexed):
             held = [other for _, other in self.ledger.starters(what) if other != address]
             if held:
                 self.starter[what] = (held[0], "in the local ledger")
-        return what
 
 
 class Appender:
@@ -529,8 +526,7 @@ class Streamer:
                                                      if table != "observations"})
             members = MemberCheck(self.ledger, self.spool, None, self.checkers, self.refused)
             self.appender = Appender(self.ledger, self.spool, members, _StreamedOwners(
-                self.ledger, self.where, self.refused, self.spool,
-                indexed=not any(name == "records_run_uuid" for name, _ in self.dropped)),
+                self.ledger, self.where, self.refused, indexed=not any(name == "records_run_uuid" for name, _ in self.dropped)),
                                      lambda item: item[1] in self.batches)
         return self.appender
 

@@ -126,7 +126,7 @@ def test_streamed_pull_refuses_second_records_from_a_pack(aws_env, bucket, ledge
     into it, pushes those in a pack of its own. A new ledger keeps A's records and refuses B's
     second ones; A refuses them too. (A refused batch record makes the streamed inserts start
     again from what pull kept: "run" alone is refused while the pack's records are streamed.)"""
-    import shutil
+    import sqlite3
 
     submitted = run_cli(*SEED_1, "--endpoint-url", aws_env.endpoint_url)
     assert submitted.exit_code == 0, submitted.output
@@ -144,7 +144,8 @@ def test_streamed_pull_refuses_second_records_from_a_pack(aws_env, bucket, ledge
         record["request"]["name"] = "forged"
 
     b = tmp_path / "b.db"
-    shutil.copy(ledger_path, b)
+    with sqlite3.connect(ledger_path) as source, sqlite3.connect(b) as copy:  # with what its WAL holds
+        source.backup(copy)
     forged = [_forged(run.body, later(other_name))]
     if forge == "run and batch":
         forged.append(_forged(batch.body, later(_other_input)))
