@@ -2229,9 +2229,7 @@ class Ledger:
         if runs:
             keys.update(("run", row[0]) for row in self.conn.execute(
                 f"SELECT run_uuid FROM records WHERE run_uuid IS NOT NULL AND {self._STARTED_RUNS}"))
-        keys.update(("batch", row[0]) for row in self.conn.execute(
-            f"SELECT {self._BATCH_UUID} FROM records WHERE batch_id IS NOT NULL AND {self._STARTED_BATCHES}")
-            if type(row[0]) is str)
+        keys.update(("batch", uuid) for uuid, _, _ in self._started_batches())
         return keys
 
     def starters(self, what: startrules.Started) -> list[tuple[int, str]]:
@@ -2254,14 +2252,26 @@ class Ledger:
             f"run_uuid IS NOT NULL GROUP BY run_uuid HAVING count(*) > 1) AND {self._STARTED_RUNS} ORDER BY seq")
         for uuid, seq, address in rows:
             found.setdefault(("run", uuid), []).append((seq, address))
-        rows = self.conn.execute(
-            f"SELECT {self._BATCH_UUID}, seq, address FROM records WHERE batch_id IN (SELECT batch_id FROM records "
-            f"WHERE batch_id IS NOT NULL AND kind = 'batch' GROUP BY batch_id HAVING count(*) > 1) "
-            f"AND {self._STARTED_BATCHES} ORDER BY seq")
-        for uuid, seq, address in rows:
-            if type(uuid) is str:
-                found.setdefault(("batch", uuid), []).append((seq, address))
+        for uuid, seq, address in self._started_batches():  # a batch's uuid, whatever batch id its record says
+            found.setdefault(("batch", uuid), []).append((seq, address))
         return [(what, held) for what, held in found.items() if len(held) > 1]
+
+    def _started_batches(self) -> list[tuple[str, int, str]]:
+        """(uuid, seq, address) of each batch record that says it started its batch, oldest first."""
+        return [row for row in self.conn.execute(
+            f"SELECT {self._BATCH_UUID}, seq, address FROM records WHERE seq IN (SELECT seq FROM records WHERE "
+            f"batch_id IS NOT NULL AND kind = 'batch') AND {self._STARTED_BATCHES} ORDER BY seq")
+            if type(row[0]) is str]
+
+    def started_in_another_form(self) -> list[tuple[int, str, startrules.Started]]:
+        """(seq, address, what) of each record that says it started a run or batch whose uuid
+        is not as HealthOmics writes one (startrules.form_problem)."""
+        rows = [(seq, address, ("run", uuid)) for uuid, seq, address in self.conn.execute(
+            f"SELECT run_uuid, seq, address FROM records WHERE run_uuid IN (SELECT run_uuid FROM records WHERE "
+            f"run_uuid IS NOT NULL AND run_uuid != lower(trim(run_uuid))) AND {self._STARTED_RUNS}")]
+        rows += [(seq, address, ("batch", uuid)) for uuid, seq, address in self._started_batches()
+                 if startrules.form_problem(("batch", uuid))]
+        return sorted(rows)
 
     def request_ids(self) -> set[str]:
         """The requestId of every record that has one."""

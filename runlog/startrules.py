@@ -57,6 +57,16 @@ def started_by_row(columns: tuple, body: Any) -> Started | None:
     return None
 
 
+def form_problem(what: Started) -> str | None:
+    """Why the uuid a record says it started cannot be as HealthOmics answered it (lower case,
+    no white space: the form every uuid the service gives has), or None. One written in
+    another form would name a run or batch already started without matching its record."""
+    if what[1] != what[1].strip().lower():
+        return (f"the {'StartRun' if what[0] == 'run' else 'StartRunBatch'} answer's uuid {what[1][:60]!r} is not as "
+                "HealthOmics writes one (lower case, no white space)")
+    return None
+
+
 def second_start(what: Started, first: str, where: str) -> str:
     """Why a record that says it started `what`, already started by record `first` (found
     `where`), is not taken (pull) or is named (verify)."""

@@ -233,6 +233,9 @@ class RequestOwners:
                                           f"{other} ({where}); one request id is one run, so this record ({address}) "
                                           "is left out"))
                 return False
+        if what is not None and (why := startrules.form_problem(what)) is not None:
+            self.refused.append((key, f"record {address}: {why}; it is left out"))
+            return False
         if what is not None and what not in self.starter:
             self._note_local_starter(what, address)
         if what is not None and what in self.starter:

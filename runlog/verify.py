@@ -278,15 +278,20 @@ def check_members_made(ledger: Ledger) -> list[Problem]:
 
 def check_started_once(ledger: Ledger, entries: list[Entry] | None = None) -> list[Problem]:
     """Each run and batch is started by one record (runlog/startrules.py): every record but the
-    oldest of those that say they started one is named. Of the given `entries` only, when given."""
+    oldest of those that say they started one is named, and one whose uuid is not in the form
+    the service gives. Of the given `entries` only, when given."""
     from runlog import startrules
 
     if entries is None:
         groups = ledger.started_twice()
+        odd = ledger.started_in_another_form()
     else:
         wanted = {what for entry in entries if (what := startrules.started(entry.record)) is not None}
         groups = [(what, held) for what in wanted if len(held := ledger.starters(what)) > 1]
-    problems = []
+        odd = [(entry.seq, entry.address, what) for entry in entries
+               if (what := startrules.started(entry.record)) is not None and startrules.form_problem(what)]
+    problems = [Problem("started", address, f"record #{seq}: {startrules.form_problem(what)}")
+                for seq, address, what in odd]
     for what, held in groups:
         first_seq, first = held[0]
         for seq, address in held[1:]:

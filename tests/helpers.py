@@ -599,12 +599,13 @@ def ended_batch(emulator, run_cli, *samples) -> str:
     return batch_id
 
 
-def shared_run_cohort(emulator, run_cli):
-    """A cohort S1, S2, S3 whose S1 run fails (OUT_OF_MEMORY), refreshed through a
+def shared_run_cohort(emulator, run_cli, fail: bool = True):
+    """A cohort S1, S2, S3 whose S1 run fails (OUT_OF_MEMORY) with `fail`, refreshed through a
     ListRunsInBatch that gives S1's run to S2 as well (a faulty or hostile answer): (batch id,
     the refresh's result)."""
     emulator.batch_rate = 100
-    emulator.batch_fault("run", run_setting_ids=["S1"], reason="OUT_OF_MEMORY")
+    if fail:
+        emulator.batch_fault("run", run_setting_ids=["S1"], reason="OUT_OF_MEMORY")
     batch_id = submit_cohort(run_cli, "S1", "S2", "S3")
     emulator.advance(200)
 

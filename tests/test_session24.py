@@ -104,9 +104,7 @@ def test_verify_names_a_second_record_of_one_run_in_the_file(aws_env, ledger_pat
         record["request"]["name"] = "forged"
 
     address, body = _forged(original.body, other_name)
-    columns = index_columns(json.loads(body))
-    with Ledger.open(ledger_path, create=False) as ledger:
-        assert ledger.add_received_records([(address, body, tuple(columns[name] for name in INDEX_COLUMNS))]) == 1
+    _written_into_the_file(ledger_path, body)
 
     whole = run_cli("verify", "--json")
     assert whole.exit_code == 1, whole.output
@@ -169,18 +167,20 @@ def test_streamed_pull_refuses_second_records_from_a_pack(aws_env, bucket, ledge
         assert run_cli("--ledger", path, "verify", "--no-remote").exit_code == 0
 
 
-def test_export_counts_a_run_given_to_two_run_settings_once(aws_env, ledger_path, git_repo, run_cli, tmp_path):
+@pytest.mark.parametrize("fail", [True, False], ids=["failed: GetRun reported it", "completed: no GetRun"])
+def test_export_counts_a_run_given_to_two_run_settings_once(aws_env, ledger_path, git_repo, run_cli, tmp_path, fail):
     """A ListRunsInBatch that gave one run to two run settings (a service fault or a hostile
     answer; refresh warns about it): the exports counted the run twice ("2 FAILED",
     "OUT_OF_MEMORY (2)"), the crate's batch action listed it twice, and its one action held
     the parameters of whichever member came last. Each format now counts it once and says
-    that it was listed for both settings, and no format states which one's inputs it read."""
+    that it was listed for both settings. What it read is stated only as GetRun reported it
+    (refresh asks GetRun of a failed run): else no format states inputs for it."""
     import csv
     import subprocess
 
     from helpers import checker, shared_run_cohort
 
-    batch_id, refreshed = shared_run_cohort(aws_env, run_cli)
+    batch_id, refreshed = shared_run_cohort(aws_env, run_cli, fail=fail)
     assert refreshed.exit_code == 0
     out = tmp_path / "x"
     result = run_cli("export", batch_id, "-f", "all", "-o", out, "--license", "CC-BY-4.0")
@@ -190,14 +190,20 @@ def test_export_counts_a_run_given_to_two_run_settings_once(aws_env, ledger_path
     by_setting = {row["run_setting_id"]: row for row in rows}
     run_id = by_setting["S1"]["run_id"]
     assert by_setting["S2"]["run_id"] == run_id and by_setting["S3"]["run_id"] != run_id
+    said = "what it ran with is what GetRun reported for it" if fail else "which of their settings it ran with is not"
     for setting in ("S1", "S2"):
         assert "ListRunsInBatch gave this run to run settings S1, S2" in by_setting[setting]["settings_source"]
+        assert said in by_setting[setting]["settings_source"], by_setting[setting]
     assert by_setting["S3"]["settings_source"] == "as submitted"
 
     methods = (out / "methods" / "methods.md").read_text()
-    assert "3 run setting(s), 2 started as runs (1 COMPLETED, 1 FAILED)" in methods, methods
-    assert ": 2 run(s) (1 COMPLETED, 1 FAILED" in methods, methods  # the workflow's sentence
-    assert "OUT\\_OF\\_MEMORY (1)" in methods and f"run {run_id}: S1, S2" in methods, methods
+    counted = "1 COMPLETED, 1 FAILED" if fail else "2 COMPLETED"
+    assert f"3 run setting(s), 2 started as runs ({counted})" in methods, methods
+    assert f": 2 run(s) ({counted}" in methods, methods  # the workflow's sentence
+    assert ("OUT\\_OF\\_MEMORY (1)" in methods) == fail and f"run {run_id}: S1, S2" in methods, methods
+    parameters = list(csv.DictReader((out / "methods" / "parameters.csv").open()))
+    stated = [row["value"] for row in parameters if row["run_id"] == run_id and row["parameter"] == "input_cram"]
+    assert stated == (["s3://cohort-bucket/crams/S1.cram"] if fail else []), stated  # once, as GetRun said
 
     crate = json.loads((out / "ro-crate-metadata.json").read_text())
     graph = {entity["@id"]: entity for entity in crate["@graph"]}
@@ -206,9 +212,12 @@ def test_export_counts_a_run_given_to_two_run_settings_once(aws_env, ledger_path
     results = [item["@id"] for item in batch_action["result"]]
     assert len(results) == len(set(results)) == 2, results
     counts = {graph[item["@id"]]["name"]: graph[item["@id"]]["value"] for item in batch_action["additionalProperty"]}
-    assert counts["runs started"] == "2" and counts["runs FAILED"] == "1", counts
+    assert counts["runs started"] == "2" and counts.get("runs FAILED") == ("1" if fail else None), counts
     (shared_action,) = [graph[i] for i in results if run_id in str(graph[i].get("identifier"))]
-    assert "object" not in shared_action and "run settings S1, S2" in shared_action["description"]
+    assert "run settings S1, S2" in shared_action["description"]
+    read = [graph[o["@id"]].get("name") and o["@id"] for o in shared_action.get("object", [])]
+    assert ("s3://cohort-bucket/crams/S1.cram" in read) == fail and "s3://cohort-bucket/crams/S2.cram" not in read
+    assert fail or "object" not in shared_action
     mentions = [item["@id"] for item in graph["./"]["mentions"]]
     assert len(mentions) == len(set(mentions))
 
@@ -224,7 +233,7 @@ def test_export_counts_a_run_given_to_two_run_settings_once(aws_env, ledger_path
                   for a in (a if isinstance(a, list) else [a]) if a.get("runlog:runId") == run_id]
     assert len(activities) == 1 and activities[0]["runlog:runSettingId"] == "S1, S2", activities
     used = [u for u in prov.get("used", {}).values() if u["prov:activity"] == f"urn_uuid:{by_setting['S1']['run_uuid']}"]
-    assert not any("input" in str(u.get("prov:role", "")) for u in used), used
+    assert any("input_cram" in str(u.get("prov:role", "")) for u in used) == fail, used
     (batch_activity,) = [a for a in prov["activity"].values() if isinstance(a, dict) and "runlog:runSettings" in a]
     started = batch_activity["runlog:runsStarted"]
     assert str(started["$"] if isinstance(started, dict) else started) == "2", batch_activity
@@ -280,3 +289,57 @@ def test_an_s3_key_that_reads_as_a_qualified_identifier_keeps_its_own(s3_emulato
     tagged = {name: entity.get("runlog:etag") for name, entity in prov["entity"].items() if "1.cram" in name}
     assert sorted(value for value in tagged.values() if value) == sorted([etag, odd_etag, *(
         [s3_server.head_object(Bucket=bucket, Key="crams/1.cram")["ETag"].strip('"')])]), tagged
+
+
+def _written_into_the_file(ledger_path, body: bytes) -> None:
+    """A record written into the ledger file through the library (its chain and seal sound)."""
+    columns = index_columns(json.loads(body))
+    with Ledger.open(ledger_path, create=False) as ledger:
+        address = rec.sha256_hex(body)
+        assert ledger.add_received_records([(address, body, tuple(columns[name] for name in INDEX_COLUMNS))]) == 1
+
+
+@pytest.mark.parametrize("form", [str.upper, lambda uuid: uuid + " "], ids=["upper case", "trailing space"])
+def test_a_second_start_in_another_form_of_the_uuid_is_refused(aws_env, bucket, ledger_path, git_repo, run_cli,
+                                                               form):
+    """The uuid written in capitals, or with a space, named the same batch to a reader and
+    escaped the rule (compared as text). HealthOmics writes uuids in lower case without white
+    space: pull refuses a start whose uuid is in another form, and verify names it."""
+    batch, _ = pushed_cohort(run_cli, aws_env, ledger_path, "S1", "S2")
+
+    def change(record: dict) -> None:
+        _other_input(record)
+        record["outcome"]["response"]["uuid"] = form(record["outcome"]["response"]["uuid"])
+
+    address, body = _forged(batch.body, change)
+    bucket.put_object(Bucket="lab-provenance", Key=record_key(address), Body=body)
+    code, pulled = pull_json(run_cli, ledger_path)
+    assert code == 1 and address not in _addresses(ledger_path), pulled
+    (why,) = [item["why"] for item in pulled["refused"] if item["key"] == record_key(address)]
+    assert "is not as HealthOmics writes one (lower case, no white space)" in why, why
+
+    _written_into_the_file(ledger_path, body)
+    for args in (["verify", "--no-remote", "--json"], ["verify", "--no-remote", "--json", address[:12]]):
+        verified = run_cli(*args)
+        assert verified.exit_code == 1, verified.output
+        assert [p["kind"] for p in json.loads(verified.stdout)["problems"]] == ["started"], verified.stdout
+
+
+def test_whole_ledger_verify_finds_a_batch_uuid_under_another_batch_id(aws_env, bucket, ledger_path, git_repo,
+                                                                        run_cli):
+    """A second start of one batch uuid written into the file under another batch id was
+    named by `verify REF` but not by whole-ledger `verify`, which looked only at batch ids held
+    twice. Both now go by the uuid, as pull does."""
+    batch, _ = pushed_cohort(run_cli, aws_env, ledger_path, "S1", "S2")
+
+    def change(record: dict) -> None:
+        _other_input(record)
+        response = record["outcome"]["response"]
+        response["arn"] = response["arn"].replace(response["id"], "7777777")
+        response["id"] = "7777777"
+
+    address, body = _forged(batch.body, change)
+    _written_into_the_file(ledger_path, body)
+    for args in (["verify", "--no-remote"], ["verify", "--no-remote", address[:12]]):
+        verified = run_cli(*args)
+        assert verified.exit_code == 1 and f"which record {batch.address} (#" in verified.output, verified.output

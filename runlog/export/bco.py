@@ -76,7 +76,7 @@ def build(runs: list[RunFacts], *, usability: str | None, license: str | None,
         + [{"param": "settings source", "value": r.settings_note, "step": str(n)}
            for n, r in enumerate(runs, start=1) if r.settings_note]
         + [{"param": path, "value": value_text(value), "step": str(n)}
-                              for n, r in enumerate(runs, start=1) for path, value in r.leaves]
+                              for n, r in enumerate(runs, start=1) for path, value in r.stated_leaves]
         + [{"param": f"StartRun {member}", "value": value_text(value), "step": str(n)}
            for n, r in enumerate(runs, start=1) for member, value in sorted(r.settings.items())]
         + [{"param": f"replay override {key}", "value": value_text(value), "step": str(n)}
@@ -87,7 +87,7 @@ def build(runs: list[RunFacts], *, usability: str | None, license: str | None,
            for n, r in enumerate(runs, start=1) for d in r.drift],
         "io_domain": {
             "input_subdomain": [{"uri": {"uri": ids[(r.address, i.path)], "filename": i.path}}
-                                for r in runs if r.ran for i in r.inputs],
+                                for r in runs if r.ran for i in r.stated_inputs],
             "output_subdomain": [{"mediatype": "application/octet-stream", "uri": {"uri": r.output_uri}}
                                  for r in runs if r.status == "COMPLETED" and r.output_uri],
         },
@@ -151,7 +151,7 @@ def _step(number: int, run: RunFacts, ids: dict) -> dict:
         "name": run.label,
         "description": description,
         "version": wf.get("version") or wf.get("digest") or "",
-        "input_list": [{"uri": ids[(run.address, i.path)], "filename": i.path} for i in run.inputs] if run.ran else [],
+        "input_list": [{"uri": ids[(run.address, i.path)], "filename": i.path} for i in run.stated_inputs] if run.ran else [],
         "output_list": [{"uri": run.output_uri}] if run.status == "COMPLETED" and run.output_uri else [],
     }
 

@@ -20,7 +20,7 @@ from runlog.batchread import (  # the read side of batches (no boto3)
     never_submitted,
     settings_changes,
 )
-from runlog.export.terms import QUALIFIER_SAFE, RunFacts, uri_id, value_text
+from runlog.export.terms import QUALIFIER_SAFE, RunFacts, each_run_once, uri_id, value_text
 from runlog.ledger import Entry, Ledger
 
 
@@ -88,10 +88,7 @@ class BatchFacts:
     def runs(self) -> list[RunFacts]:
         """The runs started: `started` with each run once (ListRunsInBatch may give one run to
         more than one run setting, a member record each: note_shared_runs), its first member."""
-        first: dict[str, RunFacts] = {}
-        for member in self.started:
-            first.setdefault(member.action_id, member)
-        return list(first.values())
+        return each_run_once(self.started)
 
     @cached_property
     def shared_runs(self) -> dict[str, list[str]]:
@@ -170,9 +167,11 @@ class BatchFacts:
         """What is said of runs ListRunsInBatch gave to more than one run setting."""
         listed = "; ".join(f"run {run}: {', '.join(ids)}" for run, ids in list(self.shared_runs.items())[:5])
         more = len(self.shared_runs) - 5
+        unknown = any(member.settings_unknown for member in self.started)
         return (f"{len(self.shared_runs)} run(s) listed by ListRunsInBatch for more than one run setting, each "
-                f"counted once ({listed}{f'; and {more} more' if more > 0 else ''}): which of those settings "
-                "such a run ran with is not known")
+                f"counted once ({listed}{f'; and {more} more' if more > 0 else ''})"
+                + ("; which of those settings such a run ran with is not known, unless GetRun reported it"
+                   if unknown else "; what each ran with is what GetRun reported for it"))
 
     @property
     def never_submitted_text(self) -> str:
@@ -242,20 +241,26 @@ def batch_facts(entry: Entry, observations: list[dict], members: list[RunFacts])
 def note_shared_runs(runs: list[RunFacts]) -> None:
     """Mark the members that name one run with another member of their batch (ListRunsInBatch
     gave the run to more than one run setting: a service fault, or a hostile answer, that
-    refresh warns about): each one's settings note says so, in every format, since which
-    setting the run ran with is not known."""
+    refresh warns about): each one's settings note says so, in every format. Which setting the
+    run ran with is known only from GetRun: when a member holds what GetRun reported of the
+    run, every member states that; else none states inputs or parameters for the run."""
     groups: dict[tuple[str | None, str], list[RunFacts]] = {}
     for run in runs:
         if run.batch_record is not None and run.ran and run.run_uuid:
             groups.setdefault((run.batch_record, run.run_uuid), []).append(run)
     for group in groups.values():
         if len(group) > 1:
-            ids = ", ".join(str(member.run_setting_id) for member in group)
-            note = (f"ListRunsInBatch gave this run to run settings {ids}: which of their settings it ran with is "
-                    "not known")
+            listed = [str(member.run_setting_id) for member in group]
+            # parameters GetRun reported for the run (runlog.membersettings) are its own, whichever setting it was
+            reported = next((member for member in group if member.settings_source == "reported"), None)
+            note = (f"ListRunsInBatch gave this run to run settings {', '.join(listed)}"
+                    + (": which of their settings it ran with is not known" if reported is None else
+                       "; what it ran with is what GetRun reported for it"))
             for member in group:
                 member.settings_note = f"{member.settings_note}; {note}" if member.settings_note else note
-                member.listed_for = [str(other.run_setting_id) for other in group]
+                member.listed_for, member.settings_unknown = listed, reported is None
+                if reported is not None:
+                    member.parameters, member.leaves, member.inputs = reported.parameters, reported.leaves, reported.inputs
 
 
 def collect_batches(ledger: Ledger, refs: list[str], runs: list[RunFacts]) -> list[BatchFacts]:

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from runlog.arn import parse_run_arn
 from runlog.export.cohort import BatchFacts
 from runlog.export.escape import csv_cell, markdown, yaml_string
-from runlog.export.terms import RunFacts, input_ids, licence_is_url, published, value_text
+from runlog.export.terms import RunFacts, each_run_once, input_ids, licence_is_url, published, value_text
 
 
 def _csv(header: list[str], rows: list[list]) -> str:
@@ -27,22 +27,23 @@ def files(runs: list[RunFacts], *, title: str | None = None, authors: Sequence[d
     """File name -> content."""
     ids = input_ids(runs)
     cohort = {"samples.csv": _csv(SAMPLE_COLUMNS, _sample_rows(batches, ids))} if batches else {}
+    once = each_run_once(runs)  # the tables below are by run
     return {
         "methods.md": _methods(runs, batches),
         **cohort,
         "parameters.csv": _csv(["run_uuid", "run_id", "parameter", "value"],
                                [[r.run_uuid or "", r.run_id or "", path, value_text(value)]
-                                for r in runs for path, value in r.leaves]),
-        "settings.csv": _csv(["run_uuid", "run_id", "kind", "name", "value"], _setting_rows(runs)),
+                                for r in once for path, value in r.stated_leaves]),
+        "settings.csv": _csv(["run_uuid", "run_id", "kind", "name", "value"], _setting_rows(once)),
         "software.csv": _csv(["kind", "name", "version", "digest"], _software_rows(runs)),
         "data.csv": _csv(["run_uuid", "role", "parameter", "uri", "identifier", "etag", "checksum", "version_id",
                           "size"],
                          [[r.run_uuid or "", "input", i.path, i.uri, ids[(r.address, i.path)], i.etag or "",
                            "; ".join(f"{a}:{v}" for a, v in i.checksums), i.identity.get("version_id") or "",
                            i.identity.get("size") if i.identity.get("size") is not None else ""]
-                          for r in runs if r.ran for i in r.inputs]
+                          for r in once if r.ran for i in r.stated_inputs]
                          + [[r.run_uuid or "", "output", "runOutputUri", r.output_uri, r.output_uri, "", "", "", ""]
-                            for r in runs if r.status == "COMPLETED" and r.output_uri]),
+                            for r in once if r.status == "COMPLETED" and r.output_uri]),
         "tasks.csv": _csv(["run_uuid", "run_id", "task_id", "name", "status", "image", "image_digest", "cpus",
                            "memory_gib", "gpus", "instance_type", "cache_hit", "start", "stop", "failure"],
                           [[r.run_uuid or "", r.run_id or "", t["taskId"], t.get("name") or "", t.get("status") or "",
@@ -51,7 +52,7 @@ def files(runs: list[RunFacts], *, title: str | None = None, authors: Sequence[d
                             t.get("memory", ""), t.get("gpus", ""), t.get("instanceType") or "",
                             "" if t.get("cacheHit") is None else str(bool(t["cacheHit"])).lower(),
                             t.get("startTime") or "", t.get("stopTime") or "", t.get("failureReason") or ""]
-                           for r in runs for t in r.tasks]),
+                           for r in once for t in r.tasks]),
         "CITATION.cff": _citation(runs, title, authors=authors, license=license),
     }
 
@@ -181,10 +182,8 @@ def _summary(runs: list[RunFacts], md, code, batches: Sequence[BatchFacts] = ())
     sentences = [_cohort(batch, md, code) for batch in batches]
     in_batch = {m.address for b in batches for m in b.members}
     by_workflow: dict[str, list[RunFacts]] = {}
-    counted: set[str] = set()
-    for run in runs:
-        if run.ran and run.action_id not in counted:  # each run once (a run may have two member records)
-            counted.add(run.action_id)
+    for run in each_run_once(runs):  # (a run may have two member records)
+        if run.ran:
             by_workflow.setdefault(run.workflow["arn"] or run.workflow["name"], []).append(run)
     for group in by_workflow.values():
         wf = group[0].workflow
@@ -374,13 +373,10 @@ def _citation(runs: list[RunFacts], title: str | None, *, authors: Sequence[dict
     elif license:
         lines.append(f"license-url: {yaml_string(license)}")
     lines += ["keywords:", "  - AWS HealthOmics", "  - provenance", "identifiers:"]
-    named: dict[str, RunFacts] = {}
-    for run in runs:  # each run once: CFF's identifiers are unique, and a run may have two member records
+    for run in each_run_once(runs):  # CFF's identifiers are unique, and a run may have two member records
         if run.run_uuid:
-            named.setdefault(run.run_uuid, run)
-    for uuid, run in named.items():
-        lines += ["  - type: other", f"    value: {yaml_string('urn:uuid:' + uuid)}",
-                  f"    description: {yaml_string('HealthOmics run ' + (run.run_id or ''))}"]
+            lines += ["  - type: other", f"    value: {yaml_string('urn:uuid:' + run.run_uuid)}",
+                      f"    description: {yaml_string('HealthOmics run ' + (run.run_id or ''))}"]
     if not any(r.run_uuid for r in runs):
         lines += ["  - type: other", f"    value: {yaml_string('runlog:' + runs[0].address)}",
                   "    description: \"runlog record of a request that never ran\""]

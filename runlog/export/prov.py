@@ -143,7 +143,7 @@ def build(runs: list[RunFacts], *, authors: list[dict] | None = None, batches: S
                 PROV_TYPE: runlog["GitCommit"], "runlog:remote": run.git.get("remote") or "unknown",
                 "runlog:state": run.git.get("state")})
             doc.used(activity, commit)
-        for inp in [] if run.listed_for else run.inputs:  # which setting's inputs a shared run read: not known
+        for inp in run.stated_inputs:
             ident = ids[(run.address, inp.path)]
             attrs = {"runlog:uri": inp.uri}
             if inp.etag:
@@ -160,7 +160,7 @@ def build(runs: list[RunFacts], *, authors: list[dict] | None = None, batches: S
                     declared[relation] = doc.specializationOf(entity, general)
             doc.used(activity, entity, None, None, {PROV_ROLE: inp.path})
         uris = {i.path for i in run.inputs}
-        for path, value in [] if run.listed_for else run.leaves:
+        for path, value in run.stated_leaves:
             if path in uris:
                 continue
             entity = doc.entity(f"runlog:parameter-{run.address[:16]}-{_PLAIN.sub('-', path)}",

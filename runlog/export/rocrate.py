@@ -328,7 +328,7 @@ def _action(crate, run: RunFacts, workflow, repositories: dict, ids: dict):
 
     objects = []
     formal = {p["name"]: p for p in workflow.get("input", []) if hasattr(p, "get")}
-    for inp in [] if run.listed_for else run.inputs:  # which setting's inputs a shared run read: not known
+    for inp in run.stated_inputs:
         ident = ids[(run.address, inp.path)]
         properties: dict[str, Any] = {"name": inp.path}
         top = inp.path.split(".")[0].split("[")[0]
@@ -359,8 +359,8 @@ def _action(crate, run: RunFacts, workflow, repositories: dict, ids: dict):
         else:
             objects.append(crate.add_file(source=ident, fetch_remote=False, validate_url=False,
                                           properties=properties))
-    uris = {i.path for i in run.inputs}
-    for path, value in [] if run.listed_for else run.leaves:
+    uris = {i.path for i in run.stated_inputs}
+    for path, value in run.stated_leaves:
         if path in uris:
             continue
         top = path.split(".")[0].split("[")[0]
@@ -380,7 +380,7 @@ def _action(crate, run: RunFacts, workflow, repositories: dict, ids: dict):
     if run.ending_unknown or run.sent_unknown:
         # how it ended is unknown (deleted unseen; abandoned while its outcome was unknown): no status is claimed
         del properties["actionStatus"]
-    if run.sent_unknown or run.listed_for:  # nor what it read: it may have run, reading what the request named
+    if run.sent_unknown or run.settings_unknown:  # nor what it read: it may have run, reading what the request named
         del properties["object"]
     if run.run_arn:
         properties["identifier"] = run.run_arn

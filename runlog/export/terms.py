@@ -141,13 +141,26 @@ class RunFacts:
     # "unknown" (such a member GetRun did not tell about: its record's default setting alone)
     settings_source: str = "submitted"
     settings_note: str | None = None  # that in words, for every format (None: submitted)
-    # the run settings ListRunsInBatch gave this member's run to, when more than one: which
-    # one's settings (and inputs) the run ran with is not known (cohort.note_shared_runs)
+    # the run settings ListRunsInBatch gave this member's run to, when more than one, and
+    # whether which one's settings (and inputs) the run ran with is then not known: GetRun did
+    # not report them (cohort.note_shared_runs)
     listed_for: list[str] = field(default_factory=list)
+    settings_unknown: bool = False
 
     @property
     def action_id(self) -> str:
         return f"urn:uuid:{self.run_uuid}" if self.run_uuid else f"#attempt-{self.address[:16]}"
+
+    @property
+    def stated_inputs(self) -> list[Input]:
+        """The inputs every format says the run read: none when which run setting's it read is
+        not known (settings_unknown)."""
+        return [] if self.settings_unknown else self.inputs
+
+    @property
+    def stated_leaves(self) -> list[tuple[str, Any]]:
+        """The parameter values every format says the run ran with (stated_inputs' rule)."""
+        return [] if self.settings_unknown else self.leaves
 
     @property
     def label(self) -> str:
@@ -354,6 +367,15 @@ def uri_id(uri: str) -> str:
     if not sep or not any(c in rest for c in "%?#"):
         return uri
     return f"{scheme}://" + rest.replace("%", "%25").replace("?", "%3F").replace("#", "%23")
+
+
+def each_run_once(runs: list[RunFacts]) -> list[RunFacts]:
+    """`runs` with each run once, the first record of it (a run ListRunsInBatch gave to more
+    than one run setting has a member record each: export.cohort.note_shared_runs)."""
+    first: dict[str, RunFacts] = {}
+    for run in runs:
+        first.setdefault(run.action_id, run)
+    return list(first.values())
 
 
 def input_ids(runs: list[RunFacts]) -> dict[tuple[str, str], str]:
