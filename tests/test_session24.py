@@ -343,3 +343,37 @@ def test_whole_ledger_verify_finds_a_batch_uuid_under_another_batch_id(aws_env, 
     for args in (["verify", "--no-remote"], ["verify", "--no-remote", address[:12]]):
         verified = run_cli(*args)
         assert verified.exit_code == 1 and f"which record {batch.address} (#" in verified.output, verified.output
+
+
+@pytest.mark.parametrize("key", ["crams/my sample.cram", "crams/a|b.cram", "crams/ünï.cram"])
+def test_an_s3_key_with_characters_a_uri_cannot_hold_gets_a_uri(s3_emulator, s3_server, ledger_path, git_repo,
+                                                                 run_cli, tmp_path, key):
+    """A key with a space, `|` or a letter outside ASCII was written as it is into the crate's
+    `@id`, which is then no URI. Such characters are now percent-encoded in identifiers."""
+    import re
+
+    from helpers import COHORT_DEFAULT
+
+    uri_chars = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]*$")  # RFC 3986
+    bucket = "cohort-bucket"
+    s3_server.create_bucket(Bucket=bucket)
+    for name in ("ref/genome.dict", "ref/genome.fasta", "ref/genome.fasta.fai", key):
+        s3_server.put_object(Bucket=bucket, Key=name, Body=b"v1 " + name.encode())
+    settings = [{"runSettingId": "S1", "parameters": {"sample_name": "s1", "input_cram": f"s3://{bucket}/{key}"}}]
+    sent = run_cli("submit-batch", "--batch-name", "c", "--default-run-setting", json.dumps(COHORT_DEFAULT),
+                   "--batch-run-settings", json.dumps({"inlineSettings": settings}))
+    assert sent.exit_code == 0, sent.output
+    batch_id = json.loads(sent.stdout)["id"]
+    s3_emulator.batch_rate = 100
+    s3_emulator.advance(300)
+    assert run_cli("refresh", batch_id).exit_code == 0
+    out = tmp_path / "x"
+    exported = run_cli("export", batch_id, "-f", "all", "-o", out, "--license", "CC-BY-4.0")
+    assert exported.exit_code == 0, exported.output
+    crate = json.loads((out / "ro-crate-metadata.json").read_text())
+    ids = [entity["@id"] for entity in crate["@graph"] if entity["@id"].startswith("s3://")]
+    assert ids and not [i for i in ids if not uri_chars.match(i)], ids
+    encoded = [i for i in ids if "crams/" in i]
+    assert len(encoded) == 1 and encoded[0] != f"s3://{bucket}/{key}", ids
+    data = (out / "methods" / "data.csv").read_text()
+    assert f"s3://{bucket}/{key}" in data and encoded[0] in data  # the key as written, and its identifier

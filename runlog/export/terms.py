@@ -358,15 +358,22 @@ def latest_tasks_from(observations: list[dict]) -> list[dict]:
 QUALIFIER_SAFE = "/+="
 
 
+# What an S3 URI's bucket and key keep as they are in an identifier (RFC 3986's unreserved
+# characters, sub-delimiters, ":", "@" and "/"); every other character is percent-encoded.
+_URI_SAFE = "/:@!$&'()*+,;=-._~"
+_URI_PLAIN = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789" + _URI_SAFE)
+
+
 def uri_id(uri: str) -> str:
-    """A URI as an identifier: `%`, `?` and `#` after its scheme percent-encoded (an S3 key may
-    hold them; in a URI they would begin an escape, a query or a fragment), so that no object's
-    key reads as another object's URI qualified by a version (`?versionId=`) or an ETag
-    (`#etag=`). Any other URI is itself."""
+    """A URI as an identifier: what follows its scheme percent-encoded where a URI needs it (an
+    S3 key may hold `%`, `?`, `#`, spaces, `|` or any character; in a URI `%`, `?` and `#`
+    would begin an escape, a query or a fragment), so that the identifier is a URI and no
+    object's key reads as another object's URI qualified by a version (`?versionId=`) or an
+    ETag (`#etag=`). A URI with none of those characters is itself."""
     scheme, sep, rest = uri.partition("://")
-    if not sep or not any(c in rest for c in "%?#"):
+    if not sep or _URI_PLAIN.issuperset(rest):
         return uri
-    return f"{scheme}://" + rest.replace("%", "%25").replace("?", "%3F").replace("#", "%23")
+    return f"{scheme}://" + quote(rest, safe=_URI_SAFE)
 
 
 def each_run_once(runs: list[RunFacts]) -> list[RunFacts]:
