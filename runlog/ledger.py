@@ -2236,11 +2236,9 @@ class Ledger:
         """The records (seq, address), oldest first, that say they started `what`
         (startrules.started)."""
         if what[0] == "run":
-            sql = f"SELECT seq, address FROM records WHERE run_uuid = ? AND {self._STARTED_RUNS} ORDER BY seq"
-        else:
-            sql = (f"SELECT seq, address FROM records WHERE batch_id IS NOT NULL AND {self._STARTED_BATCHES} "
-                   f"AND {self._BATCH_UUID} = ? ORDER BY seq")
-        return self.conn.execute(sql, (what[1],)).fetchall()
+            return self.conn.execute(f"SELECT seq, address FROM records WHERE run_uuid = ? AND {self._STARTED_RUNS} "
+                                     "ORDER BY seq", (what[1],)).fetchall()
+        return [(seq, address) for uuid, seq, address in self._started_batches() if uuid == what[1]]
 
     def started_twice(self) -> list[tuple[startrules.Started, list[tuple[int, str]]]]:
         """Each run or batch that more than one record says it started, with those records

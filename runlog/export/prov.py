@@ -159,7 +159,7 @@ def build(runs: list[RunFacts], *, authors: list[dict] | None = None, batches: S
                 if relation not in declared:
                     declared[relation] = doc.specializationOf(entity, general)
             doc.used(activity, entity, None, None, {PROV_ROLE: inp.path})
-        uris = {i.path for i in run.inputs}
+        uris = {i.path for i in run.stated_inputs}
         for path, value in run.stated_leaves:
             if path in uris:
                 continue

@@ -148,7 +148,8 @@ def build(runs: list[RunFacts], *, license: str | None, title: str | None = None
             actions.append(made[run.action_id])
             continue
         workflow = workflows[run.workflow["arn"] or f"urn:runlog:workflow-of:{run.address}"]
-        actions.append(made.setdefault(run.action_id, _action(crate, run, workflow, repositories, ids)))
+        made[run.action_id] = _action(crate, run, workflow, repositories, ids)
+        actions.append(made[run.action_id])
         if provenance and run.ran:
             organized.extend(_tasks(crate, run, workflow, actions[-1]))
     by_address = {run.address: action for run, action in zip(runs, actions, strict=True)}
