@@ -2217,9 +2217,10 @@ class Ledger:
 
     _STARTED_RUNS = ("kind IN (" + ", ".join(f"'{kind}'" for kind in startrules.RUN_KINDS) + ") "
                      "AND outcome = 'submitted'")
-    _STARTED_BATCHES = ("kind = 'batch' AND outcome = 'submitted' "
-                        "AND coalesce(json_type(body, '$.source_batch'), 'null') = 'null'")
-    _BATCH_UUID = "json_extract(body, '$.outcome.response.uuid')"
+    # (a body that is no JSON, in a ledger file edited by hand, is no start: verify names it otherwise)
+    _STARTED_BATCHES = ("kind = 'batch' AND outcome = 'submitted' AND CASE WHEN json_valid(body) THEN "
+                        "coalesce(json_type(body, '$.source_batch'), 'null') = 'null' END")
+    _BATCH_UUID = "CASE WHEN json_valid(body) THEN json_extract(body, '$.outcome.response.uuid') END"
 
     def started_keys(self, runs: bool = True) -> set[startrules.Started]:
         """What the ledger's records say runlog started (startrules.started): the batches, and
