@@ -579,6 +579,7 @@ def push(ledger: Ledger, s3, remote: Remote, *, jobs: int = 16, progress: Progre
         checkers.start(pushworker.worker_count(len(records) + most))  # the checks on the cores the sending leaves idle
         items = _checked_items(ledger, records, observations, checkers)
         blobs, problems = _outgoing_blobs(ledger, records, intents, listing.blobs)
+        problems.extend(_second_starts(ledger, records))
         if objects:
             work: list[tuple[str, str, bytes, dict[str, str]]] = []  # (kind, key, body, metadata)
             for kind, name, body, record, found, _ in items:
@@ -630,6 +631,16 @@ def _checked_items(ledger: Ledger, records: Collection[str], observations: Itera
             yield "record", address, body, None, problems, created
     for named, record, data, found, observed in observations:
         yield "observation", named, data, record, found, observed
+
+
+def _second_starts(ledger: Ledger, records: Collection[str]) -> list[str]:
+    """What is wrong with the records about to be sent that say they started a run or batch
+    another record started, or in another form (verify.check_started_once): pull would refuse
+    them. Those the remote holds already are not sent again, so are not named."""
+    from runlog.verify import check_started_once
+
+    return [f"{problem.message} ({problem.where})" for problem in check_started_once(ledger)
+            if problem.where in records]
 
 
 def _refusal(problems: list[str], result: PushResult) -> RunlogError:

@@ -55,7 +55,7 @@ HEAD_RE = re.compile(r"^(\d{1,18}):([0-9a-fA-F]{12,64})$")
 
 @dataclass
 class Problem:
-    kind: str  # altered | schema | index | chain | gap | seal | intent | member | observation | attempt | triggers | tables | head
+    kind: str  # altered | schema | index | chain | gap | seal | intent | member | started | observation | attempt | triggers | tables | head
     where: str
     message: str
 

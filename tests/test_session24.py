@@ -118,7 +118,7 @@ def test_verify_names_a_second_record_of_one_run_in_the_file(aws_env, ledger_pat
 
 @pytest.mark.parametrize("forge", ["run", "run and batch"])
 def test_streamed_pull_refuses_second_records_from_a_pack(aws_env, bucket, ledger_path, git_repo, run_cli,
-                                                           tmp_path, forge):
+                                                           tmp_path, forge, monkeypatch):
     """Through packs (a pull that appends while they arrive): ledger A pushes a run and a
     batch it started; ledger B, a copy of A's file with a later second record of each written
     into it, pushes those in a pack of its own. A new ledger keeps A's records and refuses B's
@@ -151,9 +151,13 @@ def test_streamed_pull_refuses_second_records_from_a_pack(aws_env, bucket, ledge
         rows = [(address, body, tuple(index_columns(json.loads(body))[name] for name in INDEX_COLUMNS))
                 for address, body in forged]
         assert ledger.add_received_records(rows) == len(forged)
-    push_json(run_cli, b)
+    import runlog.sync
+
     packed = f"{REMOTE}-packed"  # all of B in packs: a new ledger pulls it while the packs arrive
-    assert run_cli("--ledger", b, "push", packed).exit_code == 0
+    with monkeypatch.context() as before_the_check:  # B pushes as a runlog without push's start check would
+        before_the_check.setattr(runlog.sync, "_second_starts", lambda ledger, records: [])
+        push_json(run_cli, b)
+        assert run_cli("--ledger", b, "push", packed).exit_code == 0
 
     for path, remote in ((tmp_path / "c.db", REMOTE), (ledger_path, REMOTE), (tmp_path / "d.db", packed)):
         pulled_now = run_cli("--ledger", path, "pull", remote, "--json")
@@ -377,3 +381,26 @@ def test_an_s3_key_with_characters_a_uri_cannot_hold_gets_a_uri(s3_emulator, s3_
     assert len(encoded) == 1 and encoded[0] != f"s3://{bucket}/{key}", ids
     data = (out / "methods" / "data.csv").read_text()
     assert f"s3://{bucket}/{key}" in data and encoded[0] in data  # the key as written, and its identifier
+
+
+def test_push_does_not_send_a_second_start_written_into_the_file(aws_env, bucket, ledger_path, git_repo, run_cli):
+    """A second start written into the ledger file is named by verify and refused by every
+    pull; push now refuses to send it too (exit 2, named, nothing of it on the remote), as it
+    refuses any record verify's checks fail."""
+    submitted = run_cli(*SEED_1, "--endpoint-url", aws_env.endpoint_url)
+    assert submitted.exit_code == 0, submitted.output
+    push_json(run_cli, ledger_path)
+    with Ledger.open(ledger_path, create=False) as ledger:
+        (original,) = ledger.entries()
+
+    def other_name(record: dict) -> None:
+        record["request"]["name"] = "forged"
+
+    address, body = _forged(original.body, other_name)
+    _written_into_the_file(ledger_path, body)
+    pushed = run_cli("push", REMOTE)
+    assert pushed.exit_code == 2 and pushed.stderr.startswith("runlog: error: refusing to push: "), pushed.output
+    assert f"it says it started run uuid {original.run_uuid}" in pushed.stderr and address in pushed.stderr, \
+        pushed.stderr
+    code, pulled = pull_json(run_cli, ledger_path.parent / "other.db")
+    assert code == 0 and address not in _addresses(ledger_path.parent / "other.db"), pulled
