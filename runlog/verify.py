@@ -286,10 +286,10 @@ def check_started_once(ledger: Ledger, entries: list[Entry] | None = None) -> li
         groups = ledger.started_twice()
         odd = ledger.started_in_another_form()
     else:
-        wanted = {what for entry in entries if (what := startrules.started(entry.record)) is not None}
-        groups = [(what, held) for what in wanted if len(held := ledger.starters(what)) > 1]
-        odd = [(entry.seq, entry.address, what) for entry in entries
-               if (what := startrules.started(entry.record)) is not None and startrules.form_problem(what)]
+        starts = [(entry.seq, entry.address, what) for entry in entries
+                  if (what := startrules.started(entry.record)) is not None]
+        groups = [(what, held) for what in {what for _, _, what in starts} if len(held := ledger.starters(what)) > 1]
+        odd = [start for start in starts if startrules.form_problem(start[2])]
     problems = [Problem("started", address, f"record #{seq}: {startrules.form_problem(what)}")
                 for seq, address, what in odd]
     for what, held in groups:

@@ -461,8 +461,14 @@ def finished_cohort(s3_server, monkeypatch, run_cli) -> Iterator[tuple]:
 
 def submit_cohort(run_cli, *samples) -> str:
     """`runlog submit-batch` of an inline cohort of `samples` (COHORT_DEFAULT): its batch id."""
-    result = run_cli("submit-batch", "--batch-name", "cohort", "--default-run-setting", json.dumps(COHORT_DEFAULT),
-                     "--batch-run-settings", json.dumps({"inlineSettings": [cohort_setting(s) for s in samples]}))
+    return submit_settings(run_cli, [cohort_setting(s) for s in samples])
+
+
+def submit_settings(run_cli, settings: list[dict], default: dict | None = None, name: str = "cohort") -> str:
+    """`runlog submit-batch` of these inline run settings over `default` (COHORT_DEFAULT): its batch id."""
+    result = run_cli("submit-batch", "--batch-name", name, "--default-run-setting",
+                     json.dumps(COHORT_DEFAULT if default is None else default),
+                     "--batch-run-settings", json.dumps({"inlineSettings": settings}))
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)["id"]
 
@@ -603,11 +609,9 @@ def shared_run_cohort(emulator, run_cli, fail: bool = True):
     """A cohort S1, S2, S3 whose S1 run fails (OUT_OF_MEMORY) with `fail`, refreshed through a
     ListRunsInBatch that gives S1's run to S2 as well (a faulty or hostile answer): (batch id,
     the refresh's result)."""
-    emulator.batch_rate = 100
     if fail:
         emulator.batch_fault("run", run_setting_ids=["S1"], reason="OUT_OF_MEMORY")
-    batch_id = submit_cohort(run_cli, "S1", "S2", "S3")
-    emulator.advance(200)
+    batch_id = ended_batch(emulator, run_cli, "S1", "S2", "S3")
 
     def shared(page):
         first = page["runs"][0]

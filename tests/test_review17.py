@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from helpers import COHORT_DEFAULT, aws_cli, cohort_setting, omics_client, submit_cohort
+from helpers import COHORT_DEFAULT, aws_cli, cohort_setting, omics_client, submit_cohort, submit_settings
 
 
 def dry_run_selection(run_cli, *args) -> tuple[list[str], dict]:
@@ -152,10 +152,7 @@ def test_the_methods_paragraph_does_not_call_shared_a_default_every_run_replaces
     default = json.loads(json.dumps(COHORT_DEFAULT))
     default["parameters"]["sample_name"] = "PLACEHOLDER"
     settings = [dict(cohort_setting(s), outputUri=f"s3://cohort-bucket/out/{s}/") for s in ("S1", "S2")]
-    submitted = run_cli("submit-batch", "--batch-name", "own", "--default-run-setting", json.dumps(default),
-                        "--batch-run-settings", json.dumps({"inlineSettings": settings}))
-    assert submitted.exit_code == 0, submitted.output
-    batch_id = json.loads(submitted.stdout)["id"]
+    batch_id = submit_settings(run_cli, settings, default, name="own")
     aws_env.batch_rate = 100
     aws_env.advance(300)
     assert run_cli("refresh", batch_id).exit_code == 0

@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from helpers import REMOTE, SEED_1, pull_json, push_json, pushed_cohort, record_key
+from helpers import REMOTE, SEED_1, pull_json, push_json, pushed_cohort, record_key, submit_settings
 from runlog import record as rec
 from runlog.ledger import INDEX_COLUMNS, Ledger, index_columns
 
@@ -27,6 +27,11 @@ def _forged(body: str, change) -> tuple[str, bytes]:
 def _other_input(record: dict) -> None:
     record["request"]["batchRunSettings"]["inlineSettings"][0]["parameters"]["input_cram"] = \
         "s3://cohort-bucket/crams/FORGED.cram"
+
+
+def _cram_setting(n: int, uri: str) -> dict:
+    """Run setting S<n>, whose input CRAM is `uri`."""
+    return {"runSettingId": f"S{n}", "parameters": {"sample_name": f"s{n}", "input_cram": uri}}
 
 
 def _addresses(path) -> set[str]:
@@ -249,20 +254,13 @@ def test_an_s3_key_that_reads_as_a_qualified_identifier_keeps_its_own(s3_emulato
     very identifier runlog gives that ETag's version of `crams/1.cram` when two versions of it
     are exported: the crate described one object for both, with the other's ETag. Such a key
     is now percent-encoded in its identifier, as a URI needs it, and keeps its own entity."""
-    from helpers import COHORT_DEFAULT
-
     bucket = "cohort-bucket"
     s3_server.create_bucket(Bucket=bucket)
     for key in ("ref/genome.dict", "ref/genome.fasta", "ref/genome.fasta.fai", "crams/1.cram"):
         s3_server.put_object(Bucket=bucket, Key=key, Body=b"v1 " + key.encode())
 
     def submit(*inputs: str) -> str:
-        settings = [{"runSettingId": f"S{n}", "parameters": {"sample_name": f"s{n}", "input_cram": uri}}
-                    for n, uri in enumerate(inputs, start=1)]
-        sent = run_cli("submit-batch", "--batch-name", "c", "--default-run-setting", json.dumps(COHORT_DEFAULT),
-                       "--batch-run-settings", json.dumps({"inlineSettings": settings}))
-        assert sent.exit_code == 0, sent.output
-        return json.loads(sent.stdout)["id"]
+        return submit_settings(run_cli, [_cram_setting(n, uri) for n, uri in enumerate(inputs, start=1)])
 
     first = submit(f"s3://{bucket}/crams/1.cram")
     etag = s3_server.head_object(Bucket=bucket, Key="crams/1.cram")["ETag"].strip('"')
@@ -356,18 +354,12 @@ def test_an_s3_key_with_characters_a_uri_cannot_hold_gets_a_uri(s3_emulator, s3_
     `@id`, which is then no URI. Such characters are now percent-encoded in identifiers."""
     import re
 
-    from helpers import COHORT_DEFAULT
-
     uri_chars = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]*$")  # RFC 3986
     bucket = "cohort-bucket"
     s3_server.create_bucket(Bucket=bucket)
     for name in ("ref/genome.dict", "ref/genome.fasta", "ref/genome.fasta.fai", key):
         s3_server.put_object(Bucket=bucket, Key=name, Body=b"v1 " + name.encode())
-    settings = [{"runSettingId": "S1", "parameters": {"sample_name": "s1", "input_cram": f"s3://{bucket}/{key}"}}]
-    sent = run_cli("submit-batch", "--batch-name", "c", "--default-run-setting", json.dumps(COHORT_DEFAULT),
-                   "--batch-run-settings", json.dumps({"inlineSettings": settings}))
-    assert sent.exit_code == 0, sent.output
-    batch_id = json.loads(sent.stdout)["id"]
+    batch_id = submit_settings(run_cli, [_cram_setting(1, f"s3://{bucket}/{key}")])
     s3_emulator.batch_rate = 100
     s3_emulator.advance(300)
     assert run_cli("refresh", batch_id).exit_code == 0

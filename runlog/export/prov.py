@@ -93,7 +93,8 @@ def build(runs: list[RunFacts], *, authors: list[dict] | None = None, batches: S
             attributes["runlog:failureReason"] = run.failure_reason
         if run.batch_id:
             attributes["runlog:batchId"] = run.batch_id
-            attributes["runlog:runSettingId"] = run.run_setting_id or ""
+            # a run ListRunsInBatch gave to several run settings names them all (cohort.note_shared_runs)
+            attributes["runlog:runSettingId"] = ", ".join(run.listed_for) or run.run_setting_id or ""
         if run.settings_note:  # observed from GetRun (started without runlog), or unknown
             attributes["runlog:settingsSource"] = run.settings_note
         if run.deleted:
@@ -102,8 +103,6 @@ def build(runs: list[RunFacts], *, authors: list[dict] | None = None, batches: S
             attributes["runlog:statusAtExport"] = f"{run.status} (not finished when exported)"
         for member, value in sorted(run.settings.items()):
             attributes[f"runlog:{member}"] = value_text(value)
-        if run.listed_for:
-            attributes["runlog:runSettingId"] = ", ".join(run.listed_for)
         shared = by_identifier.get(identifier)
         activity = shared if shared is not None else doc.activity(
             identifier, run.start if run.ran else None, run.end if run.ran else None, attributes)
