@@ -17,6 +17,7 @@ import os
 import re
 import sqlite3
 import stat
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
@@ -388,6 +389,29 @@ def _fingerprint_params(fingerprint: str) -> tuple[str, str]:
     return fingerprint[:FINGERPRINT_PREFIX], fingerprint
 
 
+# The connections to ledger files this process has opened (Ledger.open) and not yet let go
+# of: close_opened. The connections, not the Ledger objects: a Ledger dropped without close()
+# leaves its connection open to the end of the process (in a cycle with its statement cache).
+_OPENED: weakref.WeakSet[sqlite3.Connection] = weakref.WeakSet()
+
+
+class _Connection(sqlite3.Connection):
+    """A ledger file's connection: sqlite3's own, but one that can be referred to weakly."""
+
+
+def close_opened() -> bool:
+    """Close every ledger connection this process has open, as the end of the process would
+    (the last connection to a file copies its WAL into it and removes the WAL). False when one
+    could not be closed here (a connection of another thread): the process must then end the
+    usual way."""
+    for conn in list(_OPENED):
+        try:
+            conn.close()
+        except sqlite3.Error:
+            return False
+    return True
+
+
 def chain_next(previous: str | None, address: str) -> str:
     return rec.sha256_hex(((previous or "") + address).encode("ascii"))
 
@@ -454,11 +478,13 @@ class Ledger:
         try:
             if readonly:
                 conn = sqlite3.connect(sqlite_uri(path, "ro"), uri=True, timeout=BUSY_TIMEOUT_MS / 1000,
-                                       isolation_level=None)
+                                       isolation_level=None, factory=_Connection)
             else:
-                conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+                conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                                       factory=_Connection)
         except sqlite3.Error as exc:
             raise LedgerError(f"cannot open ledger {path}: {exc}") from None
+        _OPENED.add(conn)  # the file's connection (an older ledger read in a copy in memory closes it at once)
         ledger = cls(path, conn)
         try:
             ledger._prepare(readonly)

@@ -1,0 +1,124 @@
+"""Session 25: the `runlog` program ends its process without tearing the interpreter down
+(runlog.cli.run), and nothing a command did is lost by it: real subprocesses, real ledger
+files, the emulator over HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import textwrap
+
+ROLE = "arn:aws:iam::123456789012:role/HealthOmicsServiceRole"
+SUBMIT = ["submit", "--workflow-id", "1234567", "--workflow-owner-id", "123456789012", "--role-arn", ROLE,
+          "--output-uri", "s3://your-bucket/results/", "--parameters", '{"param1": "value1", "param2": "value2"}',
+          "--no-resolve"]
+
+
+def _python(code: str, tmp_path, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120, env={**os.environ, **env})
+
+
+def test_the_ledger_file_alone_holds_what_a_command_wrote(aws_env, ledger_path, git_repo, run_proc, tmp_path):
+    """A copy of ledger.db without its -wal file (what a user mails or backs up) has the
+    submission: the ledger was closed, its WAL copied into the file, before the process ended."""
+    first = run_proc(*SUBMIT, "--name", "first", cwd=git_repo, env={"RUNLOG_LEDGER": str(ledger_path)})
+    second = run_proc(*SUBMIT, "--name", "second", cwd=git_repo, env={"RUNLOG_LEDGER": str(ledger_path)})
+    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+    run_id = json.loads(second.stdout)["id"]
+    assert not os.path.exists(f"{ledger_path}-wal") or os.path.getsize(f"{ledger_path}-wal") == 0
+    alone = tmp_path / "copy" / "ledger.db"
+    alone.parent.mkdir()
+    shutil.copyfile(ledger_path, alone)  # the file alone, no -wal, no -shm
+    conn = sqlite3.connect(alone)
+    try:
+        assert [row[0] for row in conn.execute("SELECT run_id FROM records ORDER BY seq")][-1] == run_id
+    finally:
+        conn.close()
+    listed = run_proc("log", "--json", env={"RUNLOG_LEDGER": str(alone)})
+    assert listed.returncode == 0, listed.stderr
+    assert [entry["run_id"] for entry in json.loads(listed.stdout)][:2] == [run_id, json.loads(first.stdout)["id"]]
+
+
+def test_a_thread_still_working_is_waited_for(tmp_path):
+    """A program that calls runlog's main with a thread of its own still working: the process
+    ends the usual way, after the thread has done its work."""
+    done = _python("""
+        import sys, threading, time
+        from runlog.cli import run
+        def work():
+            time.sleep(0.5)
+            open("written", "w").write("done")
+        threading.Thread(target=work).start()
+        sys.argv = ["runlog", "--version"]
+        run()
+    """, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("runlog, version")
+    assert (tmp_path / "written").read_text() == "done"
+
+
+def test_exit_handlers_run_and_the_exit_status_is_kept(tmp_path):
+    """Exit handlers registered before the command (coverage's, a program's) run, output
+    printed by them is not lost, and the command's exit status is the process's."""
+    done = _python("""
+        import atexit, sys
+        from runlog.cli import run
+        atexit.register(lambda: (open("handled", "w").write("yes"), print("bye")))
+        sys.argv = ["runlog", "show", "@1"]
+        run()
+        print("not reached")
+    """, tmp_path, RUNLOG_LEDGER=str(tmp_path / "absent.db"))
+    assert done.returncode == 2, done.stderr
+    assert "runlog: error:" in done.stderr and "no ledger" in done.stderr
+    assert (tmp_path / "handled").read_text() == "yes"
+    assert done.stdout == "bye\n"
+
+
+def test_a_profiler_still_writes_what_it_saw(tmp_path):
+    """`python -m cProfile -o FILE -m runlog ...` writes its profile: with a profiler
+    attached, the process ends the usual way."""
+    out = tmp_path / "runlog.prof"
+    done = subprocess.run([sys.executable, "-m", "cProfile", "-o", str(out), "-m", "runlog", "--version"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert out.stat().st_size > 0
+
+
+def test_output_to_a_closed_pipe_ends_as_before(aws_env, ledger_path, git_repo):
+    """`runlog log | head -1`: the reader goes away; the command still succeeds quietly."""
+    env = {**os.environ, "RUNLOG_LEDGER": str(ledger_path)}
+    for index in range(3):
+        made = subprocess.run([sys.executable, "-m", "runlog", *SUBMIT, "--name", f"r{index}"], env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert made.returncode == 0, made.stderr
+    shell = subprocess.run(f"{sys.executable} -m runlog log | head -c 1", shell=True, env=env, capture_output=True,
+                           text=True, timeout=120, executable="/bin/bash")
+    assert shell.returncode == 0
+    assert "Traceback" not in shell.stderr and "Exception ignored" not in shell.stderr
+
+
+def test_a_program_calling_main_goes_on_after_the_command(tmp_path):
+    """runlog.cli.main (and `runpy` of the runlog module) ends a command with SystemExit, as
+    before: the program that called it goes on."""
+    done = _python("""
+        import runpy, sys
+        from runlog.cli import main
+        try:
+            main(["--version"])
+        except SystemExit as exc:
+            print("main ended", exc.code)
+        sys.argv = ["runlog", "--version"]
+        try:
+            runpy.run_module("runlog", run_name="__main__")
+        except SystemExit as exc:
+            print("module ended", exc.code)
+    """, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("runlog, version") == 2
+    assert "main ended 0" in done.stdout and "module ended 0" in done.stdout
+
