@@ -33,7 +33,9 @@ found in its body as canonical JSON, gets no rows: the diff then decodes it whol
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from functools import partial
 from itertools import accumulate
+from typing import Any
 
 # hashlib, zlib and orjson are imported where they are used: `show` and `log --batch` import
 # this module (run_settings, through runlog.batchread) and never hash or encode
@@ -95,10 +97,11 @@ def blob_rows(data: bytes) -> list[BucketRow] | None:
     return rows_of(listed, data) if isinstance(listed, list) else None
 
 
-def rows_of(listed: list, data: bytes) -> list[BucketRow] | None:
+def rows_of(listed: list, data: bytes, *, canonical: bool = False) -> list[BucketRow] | None:
     """The rows for run settings `listed` whose canonical JSON is `data` (a blob holding a
-    settings file's content: the offsets are into it)."""
-    found = _rows_and_span_of(listed, data)
+    settings file's content: the offsets are into it). `canonical`: `data` was made from
+    `listed` (fastjson.dumps, as blobs.Blob is), so it is not looked for again."""
+    found = _rows_and_span_of(listed, data, data if canonical else None)
     return None if found is None else found[0]
 
 
@@ -120,8 +123,8 @@ class Prepared:
     @classmethod
     def of_blob(cls, listed: list, data: bytes, sha256: str) -> Prepared:
         """The rows of a settings file's content held by reference, computed from its blob
-        (`data`, named `sha256`) ahead of the record."""
-        return cls(rows_of(listed, data), (0, 0), b"", 0, True, sha256)
+        (`data`, made from `listed` by blobs.take_out, named `sha256`) ahead of the record."""
+        return cls(rows_of(listed, data, canonical=True), (0, 0), b"", 0, True, sha256)
 
     def blob_rows(self, sha256: str) -> list[BucketRow] | None:
         """The rows, when they were computed from the blob named `sha256`; else None."""
@@ -195,8 +198,10 @@ def _rows_and_span(record: dict, body: bytes) -> tuple[list[BucketRow], tuple[in
     return _rows_and_span_of(run_settings(record), body)
 
 
-def _rows_and_span_of(listed: list, body: bytes) -> tuple[list[BucketRow], tuple[int, int]] | None:
-    """_rows_and_span for the run settings `listed`, found in `body`."""
+def _rows_and_span_of(listed: list, body: bytes,
+                      whole: bytes | None = None) -> tuple[list[BucketRow], tuple[int, int]] | None:
+    """_rows_and_span for the run settings `listed`, found in `body`; `whole`: `body` is
+    their canonical JSON, made from them (not encoded and looked for again)."""
     import hashlib
     import zlib
 
@@ -209,7 +214,7 @@ def _rows_and_span_of(listed: list, body: bytes) -> tuple[list[BucketRow], tuple
         if type(setting) is not dict or type(setting.get("runSettingId")) is not str:
             return None
         ids.append(setting["runSettingId"])
-    spans = _spans(listed, body)
+    spans = _spans(listed, body, whole)
     if spans is None:
         return None
     view = memoryview(body)
@@ -263,30 +268,45 @@ def bucket_of(setting_id: str) -> int:
     return zlib.crc32(setting_id.encode("utf-8")) % BUCKETS
 
 
-def _spans(listed: list[dict], body: bytes) -> tuple[list[int], list[int]] | None:
-    """(starts, lengths) in body of each setting's canonical JSON, or None if not found there."""
+def _spans(listed: list[dict], body: bytes, made: bytes | None = None) -> tuple[list[int], list[int]] | None:
+    """(starts, lengths) in body of each setting's canonical JSON, or None if not found there;
+    `made`: `body` is that canonical JSON, made from `listed` by fastjson.dumps."""
     import orjson
 
     from runlog import record as rec
 
+    if made is not None:
+        from runlog import fastjson
+
+        return _cut(made, len(listed), 0, partial(_lengths, fastjson.dumps, listed))
     for encode in (lambda value: orjson.dumps(value, option=orjson.OPT_SORT_KEYS), rec.canonical_json):
         try:
             whole = encode(listed)
         except (TypeError, ValueError):
             continue
         at = _find(body, whole)
-        if at < 0:
-            continue
-        pieces = whole[1:-1].split(b"},{")
-        if len(pieces) == len(listed):  # each piece a setting without the braces the cuts took
-            lengths = [len(piece) + 2 for piece in pieces]
-            lengths[0] -= 1
-            lengths[-1] -= 1
-        else:  # a "},{" inside a value: each setting encoded on its own
-            lengths = [len(encode(setting)) for setting in listed]
-        starts = list(accumulate((length + 1 for length in lengths[:-1]), initial=at + 1))
-        return starts, lengths
+        if at >= 0:
+            return _cut(whole, len(listed), at, partial(_lengths, encode, listed))
     return None
+
+
+def _lengths(encode: Callable[[Any], bytes], listed: list) -> list[int]:
+    """The length of each setting's canonical JSON, each encoded on its own."""
+    return [len(encode(setting)) for setting in listed]
+
+
+def _cut(whole: bytes, count: int, at: int, each: Callable[[], list[int]]) -> tuple[list[int], list[int]]:
+    """(starts, lengths) of the `count` settings of the list whose canonical JSON `whole` lies
+    at `at`: cut where `},{` separates them, exact when the list holds as many of those as
+    settings but one; otherwise `each()` gives their lengths (each setting encoded on its own)."""
+    pieces = whole[1:-1].split(b"},{")
+    if len(pieces) == count:  # each piece a setting without the braces the cuts took
+        lengths = [len(piece) + 2 for piece in pieces]
+        lengths[0] -= 1
+        lengths[-1] -= 1
+    else:  # a "},{" inside a value
+        lengths = each()
+    return list(accumulate((length + 1 for length in lengths[:-1]), initial=at + 1)), lengths
 
 
 def _find(body: bytes, whole: bytes) -> int:

@@ -122,3 +122,20 @@ def test_a_program_calling_main_goes_on_after_the_command(tmp_path):
     assert done.stdout.count("runlog, version") == 2
     assert "main ended 0" in done.stdout and "module ended 0" in done.stdout
 
+
+def test_a_blobs_rows_are_the_same_when_its_bytes_are_not_looked_for_again():
+    """submit-batch computes a settings file's per-run rows from the blob it has just made of
+    the settings (cohortindex.Prepared.of_blob: the bytes are their canonical JSON, not
+    encoded and looked for again); the rows are those any reader computes from the blob, for
+    settings whose values hold the separator `},{`, floats, long integers and text of every
+    plane."""
+    from runlog import cohortindex, fastjson
+
+    settings = [{"runSettingId": "S1", "name": "a},{b", "parameters": {"x": 1.5e-7, "n": 2**70}},
+                {"runSettingId": "S2\u00e9", "parameters": {"p": "\U0001f600 },{\"runSettingId\":\"S9\"}"}},
+                {"runSettingId": "S3", "priority": 3}]
+    for listed in (settings, settings[2:], [dict(s, runSettingId=f"R{i}") for i, s in enumerate(settings * 50)]):
+        data = fastjson.dumps(listed)
+        found = cohortindex.blob_rows(data)
+        assert found is not None
+        assert cohortindex.Prepared.of_blob(listed, data, "d" * 64).blob_rows("d" * 64) == found
