@@ -123,6 +123,31 @@ def test_a_program_calling_main_goes_on_after_the_command(tmp_path):
     assert "main ended 0" in done.stdout and "module ended 0" in done.stdout
 
 
+def test_report_counts_each_run_once(aws_env, ledger_path, git_repo, run_cli, tmp_path):
+    """A batch whose ListRunsInBatch gave one run to two run settings: the report counts runs,
+    not records. The batch record is no run, and the run of two member records is one run: 2
+    runs (1 FAILED, 1 COMPLETED) in 4 records, in the line printed, the runs chart and the
+    batch's bar."""
+    import re
+
+    from helpers import shared_run_cohort
+
+    batch_id, refreshed = shared_run_cohort(aws_env, run_cli, fail=True)
+    assert refreshed.exit_code == 0, refreshed.output
+    out = tmp_path / "cohort.html"
+    result = run_cli("report", "--batch", batch_id, "-o", out)
+    assert result.exit_code == 0, result.output
+    assert ": 2 run(s) in 4 record(s), ledger intact" in result.output, result.output
+    page = out.read_text()
+    charts = page[page.index('<section id="charts">'):page.index("</section>")]
+    over_time = re.findall(r"<title>[0-9-]+ \(day\): (\d+) (\w+)</title>", charts)
+    assert sorted(over_time) == [("1", "COMPLETED"), ("1", "FAILED")], over_time
+    assert "2 run(s) (3 member records: ListRunsInBatch gave 1 run(s) to more than one run setting)" in charts
+    bar = re.findall(r'<rect class="bar st-\w+" x="[\d.]+" y="20"[^>]*><title>(\d+) (\w+)</title>', charts)
+    assert sorted(bar) == [("1", "COMPLETED"), ("1", "FAILED")], bar
+    assert page.count('<tr id="row-') == 4  # a row for each record, as before
+
+
 def test_a_blobs_rows_are_the_same_when_its_bytes_are_not_looked_for_again():
     """submit-batch computes a settings file's per-run rows from the blob it has just made of
     the settings (cohortindex.Prepared.of_blob: the bytes are their canonical JSON, not

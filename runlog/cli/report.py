@@ -52,7 +52,9 @@ def report(ctx, refs, since, batch, target, force):
     with ledger, reading(ledger):
         selection = write_report(ledger, target, list(refs), since=since, batch=batch, force=force)
     verdict = "intact" if selection.verify.ok else f"{len(selection.verify.problems)} problem(s) found by verify"
-    click.echo(f"wrote {printable(target)}: {len(selection.runs)} run(s), ledger {verdict}, head {selection.verify.head_text}")
+    runs = len(selection.distinct_runs)
+    records = f" in {len(selection.runs)} record(s)" if runs != len(selection.runs) else ""
+    click.echo(f"wrote {printable(target)}: {runs} run(s){records}, ledger {verdict}, head {selection.verify.head_text}")
     said_lost(ledger)  # a batch's cohort it could not read: shown as its reference, named here (exit 1)
     if not selection.verify.ok:
         ctx.exit(1)

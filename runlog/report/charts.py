@@ -105,8 +105,8 @@ def runs_over_time(points: list[tuple[str, str]]) -> str:
     return "\n".join(out)
 
 
-def by_status(title: str, statuses: list[str]) -> str:
-    """One horizontal bar split by status (a batch's members)."""
+def by_status(title: str, statuses: list[str], note: str = "") -> str:
+    """One horizontal bar split by status (a batch's runs, each once), `note` after the count."""
     counts = Counter(statuses)
     total = sum(counts.values())
     if not total:
@@ -114,7 +114,7 @@ def by_status(title: str, statuses: list[str]) -> str:
     width, bar_h = 720, 22
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" width="{width + 20}" height="{bar_h + 40}" '
            f'viewBox="0 0 {width + 20} {bar_h + 40}" aria-label="{esc(title)}">',
-           f'<text class="tick" x="10" y="14">{esc(title)}: {total} member(s)</text>']
+           f'<text class="tick" x="10" y="14">{esc(title)}: {total} run(s){esc(note)}</text>']
     x = 10.0
     for status in sorted(counts, key=status_key):
         w = counts[status] * width / total

@@ -22,6 +22,7 @@ from runlog.report.select import (
     Run,
     Selection,
     batch_of,
+    each_run_once,
     is_batch,
 )
 
@@ -122,17 +123,22 @@ def _header(selection: Selection, anchors: dict[str, str]) -> str:
 
 
 def _charts(selection: Selection) -> str:
-    points = [(run.entry.created, run.status) for run in selection.runs]
+    runs = selection.distinct_runs  # each run once: no batch record, no second record of one run
+    points = [(run.entry.created, run.status) for run in runs]
     out = ['<section id="charts">\n<h2>Runs per status over time</h2>\n', charts.runs_over_time(points)]
-    members: dict[str, list[str]] = {}
+    members: dict[str, list[Run]] = {}
     for run in selection.runs:
         parent = batch_of(run.record)
         if parent:
-            members.setdefault(parent, []).append(run.status)
+            members.setdefault(parent, []).append(run)
     if members:
         out.append("<h2>Batch members by status</h2>\n")
         for parent in sorted(members):
-            out.append(charts.by_status(f"batch {parent[:12]}", members[parent]))
+            each = each_run_once(members[parent])
+            shared = len(members[parent]) - len(each)
+            note = (f" ({len(members[parent])} member records: ListRunsInBatch gave {shared} run(s) to more than one "
+                    "run setting)") if shared else ""
+            out.append(charts.by_status(f"batch {parent[:12]}", [run.status for run in each], note))
     out.append("</section>\n")
     return "".join(out)
 
@@ -179,7 +185,7 @@ def _lineage(selection: Selection, anchors: dict[str, str]) -> str:
               '<span>arrow: replay &#8594; the run it replays; batch &#8594; its members</span></p>\n')
     caption = f"lineage of {len(nodes)} runs, {replays} replays"
     return ('<section id="lineage">\n<h2>Lineage</h2>\n'
-            f'<p class="note">{len(nodes)} run(s), {replays} replay(s). Click a run to open it.</p>\n'
+            f'<p class="note">{len(nodes)} record(s), {replays} replay(s). Click one to open it.</p>\n'
             + limited + legend + '<div class="graph-box">' + svg(nodes, edges, caption=caption) + "</div>\n</section>\n")
 
 

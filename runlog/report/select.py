@@ -34,6 +34,31 @@ def is_batch(record: dict) -> bool:
     return record.get("kind") == "batch"
 
 
+def run_key(entry: Entry) -> str:
+    """What makes selected records one run when runs are counted: the HealthOmics run they name
+    (its uuid, else its id). A run ListRunsInBatch gave to two run settings has a member
+    record for each, and a run imported and then pulled as runlog started it has two records;
+    a record naming no run (a refused submission) is a run of its own that never started."""
+    if entry.run_uuid:
+        return "uuid:" + entry.run_uuid
+    return "id:" + entry.run_id if entry.run_id else "record:" + entry.address
+
+
+def each_run_once(runs: list[Run]) -> list[Run]:
+    """`runs` less batch records (a batch is not a run: its members are) and less every record
+    of a run a newer selected record names too (run_key), in their order."""
+    seen: set[str] = set()
+    out = []
+    for run in runs:
+        if run.entry.kind == "batch":
+            continue
+        key = run_key(run.entry)
+        if key not in seen:
+            seen.add(key)
+            out.append(run)
+    return out
+
+
 @dataclass
 class Run:
     """A selected record, with its observations when it has a section."""
@@ -70,7 +95,7 @@ class Comparison:
 
 @dataclass
 class Selection:
-    runs: list[Run]  # newest first
+    runs: list[Run]  # the selected records, newest first (a row each; `distinct_runs`: each run once)
     ledger_id: str
     ledger_records: int
     verify: Report
@@ -79,6 +104,12 @@ class Selection:
     detailed: list[Run] = field(default_factory=list)
     graphed: list[Run] = field(default_factory=list)
     comparisons: dict[str, Comparison] = field(default_factory=dict)
+
+    @property
+    def distinct_runs(self) -> list[Run]:
+        """The selected records as runs: each HealthOmics run once, batch records left out
+        (each_run_once). What the report counts as runs; `runs` are its records."""
+        return each_run_once(self.runs)
 
     @property
     def period(self) -> tuple[str, str] | None:
