@@ -56,8 +56,9 @@ def test_log_and_report_list_each_run_once_after_import_then_pull(aws_env, bucke
 
     report = run_cli("--ledger", other, "report", "-o", tmp_path / "report.html")
     assert report.exit_code == 0, report.output
-    runs = int(re.search(r"(\d+) run\(s\)", report.output).group(1))
-    assert runs == len(rows) + 2, report.output  # what log lists, and the batch's two members
+    counted = re.search(r"(\d+) run\(s\) in (\d+) record\(s\)", report.output)
+    assert counted is not None, report.output  # records: what log lists, and the batch's two members
+    assert (int(counted.group(1)), int(counted.group(2))) == (len(rows) + 1, len(rows) + 2), report.output  # a batch is no run
     page = (tmp_path / "report.html").read_text()
     assert "less 4 imported record(s)" in page
 
