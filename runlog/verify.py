@@ -1255,7 +1255,8 @@ def _outgoing_observations(rows: Iterator[ObservationRow], present: Collection[s
 
 def checked_observations(conn: sqlite3.Connection, candidates: list[int]) -> Iterator[ObservationRow]:
     """Each observation row among the sorted seqs `candidates`, checked (its body's digest,
-    its seal) and made into its object (ledger.stored_observation_object), in ledger order."""
+    its seal, and that runlog could have written it: obsrules, as _scan_observations checks
+    it) and made into its object (ledger.stored_observation_object), in ledger order."""
     sealed = _has_seals(conn)
     names = _columns(conn, "observations", "body")
     width = len(names)
@@ -1263,9 +1264,10 @@ def checked_observations(conn: sqlite3.Connection, candidates: list[int]) -> Ite
     uuid_at, time_at, source_at, status_at = (names.index(c) for c in ("run_uuid", "observed_at", "source", "status"))
     seal_row = sealer("observations", tuple(names))
     seal, join = _seal_join("observations", "so", "o", sealed)
-    sql = (f"SELECT {', '.join('o.' + c for c in names)}, CAST(o.body AS BLOB), {seal}, a.address FROM observations o "
-           f"{join}LEFT JOIN observation_addresses a ON a.observation = o.seq WHERE o.seq >= ? AND o.seq < ? "
-           "ORDER BY o.seq")
+    sql = (f"SELECT {', '.join('o.' + c for c in names)}, CAST(o.body AS BLOB), {seal}, a.address, "
+           f"r.seq IS NOT NULL, r.run_uuid, r.run_id FROM observations o {join}"
+           "LEFT JOIN observation_addresses a ON a.observation = o.seq LEFT JOIN records r ON r.address = o.record "
+           "WHERE o.seq >= ? AND o.seq < ? ORDER BY o.seq")
     sha256 = hashlib.sha256
     for low, high in _runs(candidates):
         for values in conn.execute(sql, (low, high)):
@@ -1282,6 +1284,9 @@ def checked_observations(conn: sqlite3.Connection, candidates: list[int]) -> Ite
                 problems.append(Problem("observation", record, f"observation #{seq} was edited"))
             elif data is None:
                 problems.append(Problem("observation", record, f"observation #{seq}: its body is not JSON"))
+            if why := _unmade(values[source_at], values[status_at], values[uuid_at], body,
+                              (values[width + 4], values[width + 5]) if values[width + 3] else None):
+                problems.append(Problem("observation", record, f"observation #{seq} is not one runlog makes: {why}"))
             when = values[time_at]
             yield seq, stored, address, record, data, problems, when if type(when) is str else None
 

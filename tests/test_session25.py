@@ -164,3 +164,43 @@ def test_a_blobs_rows_are_the_same_when_its_bytes_are_not_looked_for_again():
         found = cohortindex.blob_rows(data)
         assert found is not None
         assert cohortindex.Prepared.of_blob(listed, data, "d" * 64).blob_rows("d" * 64) == found
+
+
+def test_push_refuses_an_observation_runlog_cannot_have_written(aws_env, bucket, ledger_path, git_repo, run_cli):
+    """A ledger file edited by hand gained a copy of a failed run's GetRun observation with
+    status COMPLETED, sealed as runlog seals rows. `verify` named it, but `push` sent it to the
+    team ledger, where every pull then refused it. Push now refuses it by name, as it refuses
+    a record verify names, and sends nothing."""
+    import sqlite3
+
+    from helpers import BUCKET, REMOTE, pushed_cohort
+    from runlog.ledger import Ledger, seal_rows
+
+    aws_env.batch_fault("run", reason="OUT_OF_MEMORY", run_setting_ids=["S2"])
+    pushed_cohort(run_cli, aws_env, ledger_path, "S1", "S2", "S3")
+    held = {o["Key"] for o in bucket.list_objects_v2(Bucket=BUCKET).get("Contents", [])}
+    conn = sqlite3.connect(ledger_path, isolation_level=None)
+    try:
+        columns = [row[1] for row in conn.execute("PRAGMA table_info(observations)") if row[1] != "seq"]
+        failed = conn.execute("SELECT seq FROM observations WHERE source = 'GetRun' AND status = 'FAILED' "
+                              "ORDER BY seq DESC LIMIT 1").fetchone()[0]
+        listed = ", ".join(columns)
+        chosen = ", ".join("'COMPLETED'" if c == "status" else "'2030-01-01T00:00:00.000Z'" if c == "observed_at"
+                           else c for c in columns)
+        conn.execute("BEGIN")
+        seq = conn.execute(f"INSERT INTO observations ({listed}) SELECT {chosen} FROM observations WHERE seq = ?",
+                           (failed,)).lastrowid
+        seal_rows(conn, "observations", "seq = ?", (seq,))
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+    verified = run_cli("verify", "--no-remote")
+    assert verified.exit_code == 1 and f"observation #{seq} is not one runlog makes" in verified.stdout, verified.output
+    assert "seal" not in verified.stdout  # sealed as runlog seals: only the rule tells
+    pushed = run_cli("push", REMOTE)
+    assert pushed.exit_code == 2, pushed.output
+    assert "refusing to push" in pushed.stderr and f"observation #{seq} is not one runlog makes: its status " \
+        "'COMPLETED' is not its GetRun answer's ('FAILED')" in pushed.stderr, pushed.stderr
+    assert {o["Key"] for o in bucket.list_objects_v2(Bucket=BUCKET).get("Contents", [])} == held
+    with Ledger.open(ledger_path, create=False) as ledger:
+        assert ledger.conn.execute("SELECT count(*) FROM observations WHERE seq = ?", (seq,)).fetchone()[0] == 1
