@@ -185,8 +185,9 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def run() -> None:
-    """The `runlog` program (its console script, `python -m runlog`): `main`, then the process
-    ends at once with the command's exit status (_leave)."""
+    """The `runlog` program (its console script; `python -m runlog` when the interpreter was
+    started for it: runlog/__main__.py): `main`, then the process ends at once with the
+    command's exit status (_leave). A program that runs runlog itself calls `main`."""
     try:
         main()
     except SystemExit as done:
@@ -198,23 +199,23 @@ def _leave(code: object) -> None:
     """End the process with `code` now that the command is done, without tearing the
     interpreter down: freeing every object one by one (a cohort's 100 000 run settings,
     botocore's models) takes a submit-batch 0.02-0.05 s and tells nobody anything. What the
-    end of the process would do that matters is done first: every ledger connection closed
-    (its WAL copied into the file), the exit handlers run (coverage's, a temporary
-    directory's), the output flushed. Returns, for the usual end, when any of that is not
-    certain: another thread still working (a non-daemon thread is waited for), a profiler or
-    tracer attached (it writes what it saw at the end), a ledger or the output that cannot be
-    closed or flushed."""
+    end of the process would do that matters is done first, in its order: the output
+    flushed, the exit handlers run (coverage's, a temporary directory's, a program's: a
+    ledger is still open for them), every ledger connection closed (its WAL copied into the
+    file), the output flushed again. Returns, for the usual end, when any of that is not
+    certain: another thread still working (a non-daemon thread is waited for), a profiler,
+    tracer or debugger present (it reports at the end, or restarts the program), an
+    interactive prompt to follow (`python -i`, PYTHONINSPECT), the output that cannot be
+    flushed, a ledger that cannot be closed here, Ctrl-C meanwhile."""
     import threading
 
     if code is not None and type(code) is not int:
         return
     here = threading.current_thread()
-    if here is not threading.main_thread() or sys.getprofile() is not None or sys.gettrace() is not None:
+    if here is not threading.main_thread() or sys.getprofile() is not None or sys.gettrace() is not None \
+            or "bdb" in sys.modules or sys.flags.inspect or os.environ.get("PYTHONINSPECT"):
         return
     if any(thread is not here and not thread.daemon and thread.is_alive() for thread in threading.enumerate()):
-        return
-    ledger = sys.modules.get("runlog.ledger")
-    if ledger is not None and not ledger.close_opened():
         return
     try:
         sys.stdout.flush()
@@ -223,7 +224,13 @@ def _leave(code: object) -> None:
         return
     import atexit
 
-    atexit._run_exitfuncs()  # (each handler's error is printed, as at the usual end)
+    try:
+        atexit._run_exitfuncs()  # (each handler's error is printed, as at the usual end; run once)
+        ledger = sys.modules.get("runlog.ledger")
+        if ledger is not None and not ledger.close_opened():
+            return
+    except KeyboardInterrupt:  # the usual end finishes what was left
+        return
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
