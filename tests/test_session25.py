@@ -62,21 +62,26 @@ def test_a_thread_still_working_is_waited_for(tmp_path):
     assert (tmp_path / "written").read_text() == "done"
 
 
-def test_exit_handlers_run_and_the_exit_status_is_kept(tmp_path):
-    """Exit handlers registered before the command (coverage's, a program's) run, output
-    printed by them is not lost, and the command's exit status is the process's."""
-    done = _python("""
+def test_exit_handlers_run_and_the_exit_status_is_kept(aws_env, ledger_path, git_repo, run_proc, tmp_path):
+    """Exit handlers registered before the command (coverage's, a program's) run, with the
+    ledgers still open as at the usual end; output printed by them is not lost, and the
+    command's exit status is the process's."""
+    made = run_proc(*SUBMIT, "--name", "x", cwd=git_repo, env={"RUNLOG_LEDGER": str(ledger_path)})
+    assert made.returncode == 0, made.stderr
+    done = _python(f"""
         import atexit, sys
+        from runlog.ledger import Ledger
         from runlog.cli import run
-        atexit.register(lambda: (open("handled", "w").write("yes"), print("bye")))
-        sys.argv = ["runlog", "show", "@1"]
+        ledger = Ledger.open({str(ledger_path)!r}, create=False)
+        atexit.register(lambda: (open("handled", "w").write("yes"), print("records at exit:", ledger.count())))
+        sys.argv = ["runlog", "show", "@9"]
         run()
         print("not reached")
-    """, tmp_path, RUNLOG_LEDGER=str(tmp_path / "absent.db"))
+    """, tmp_path, RUNLOG_LEDGER=str(ledger_path))
     assert done.returncode == 2, done.stderr
-    assert "runlog: error:" in done.stderr and "no ledger" in done.stderr
+    assert "runlog: error:" in done.stderr and "@9" in done.stderr
     assert (tmp_path / "handled").read_text() == "yes"
-    assert done.stdout == "bye\n"
+    assert done.stdout == "records at exit: 1\n", done.stdout + done.stderr
 
 
 def test_a_profiler_still_writes_what_it_saw(tmp_path):
@@ -103,8 +108,9 @@ def test_output_to_a_closed_pipe_ends_as_before(aws_env, ledger_path, git_repo):
 
 
 def test_a_program_calling_main_goes_on_after_the_command(tmp_path):
-    """runlog.cli.main (and `runpy` of the runlog module) ends a command with SystemExit, as
-    before: the program that called it goes on."""
+    """runlog.cli.main, and the runlog module run by a program (runpy, as IPython's `%run -m
+    runlog` runs it: alter_sys=True), end a command with SystemExit, as before: the program
+    that called it goes on."""
     done = _python("""
         import runpy, sys
         from runlog.cli import main
@@ -112,15 +118,29 @@ def test_a_program_calling_main_goes_on_after_the_command(tmp_path):
             main(["--version"])
         except SystemExit as exc:
             print("main ended", exc.code)
-        sys.argv = ["runlog", "--version"]
-        try:
-            runpy.run_module("runlog", run_name="__main__")
-        except SystemExit as exc:
-            print("module ended", exc.code)
+        for alter in (False, True):
+            sys.argv = ["runlog", "--version"]
+            try:
+                runpy.run_module("runlog", run_name="__main__", alter_sys=alter)
+            except SystemExit as exc:
+                print("module ended", exc.code)
+        print("host goes on")
     """, tmp_path)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.count("runlog, version") == 2
-    assert "main ended 0" in done.stdout and "module ended 0" in done.stdout
+    assert done.stdout.count("runlog, version") == 3
+    assert "main ended 0" in done.stdout and done.stdout.count("module ended 0") == 2
+    assert done.stdout.endswith("host goes on\n")
+
+
+def test_an_interactive_prompt_or_a_debugger_still_follows_the_command(tmp_path):
+    """`python -i -m runlog ...` gives the prompt after the command, and `python -m pdb -m
+    runlog ...` reports the end and restarts, as before: the process does not end at once."""
+    inspected = subprocess.run([sys.executable, "-i", "-m", "runlog", "--version"], input='print("PROMPT")\n',
+                               cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert "runlog, version" in inspected.stdout and "PROMPT" in inspected.stdout, inspected.stdout
+    debugged = subprocess.run([sys.executable, "-m", "pdb", "-m", "runlog", "--version"], input="c\nq\n",
+                              cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert "The program exited via sys.exit()" in debugged.stdout, debugged.stdout
 
 
 def test_report_counts_each_run_once(aws_env, ledger_path, git_repo, run_cli, tmp_path):
@@ -146,6 +166,27 @@ def test_report_counts_each_run_once(aws_env, ledger_path, git_repo, run_cli, tm
     bar = re.findall(r'<rect class="bar st-\w+" x="[\d.]+" y="20"[^>]*><title>(\d+) (\w+)</title>', charts)
     assert sorted(bar) == [("1", "COMPLETED"), ("1", "FAILED")], bar
     assert page.count('<tr id="row-') == 4  # a row for each record, as before
+
+
+def test_report_counts_a_run_once_when_one_of_its_items_has_no_uuid(aws_env, ledger_path, git_repo, run_cli,
+                                                                    tmp_path):
+    """The same, with the run given to S2 without its runInternalUuid (the member is optional
+    in ListRunsInBatch's answer): S1's and S2's member records still name one run, by its id."""
+    from helpers import ended_batch, pages_changed
+
+    aws_env.batch_fault("run", run_setting_ids=["S1"], reason="OUT_OF_MEMORY")
+    batch_id = ended_batch(aws_env, run_cli, "S1", "S2", "S3")
+
+    def shared(page):
+        first = page["runs"][0]
+        page["runs"][1].update({k: first[k] for k in ("runId", "runArn")})
+        page["runs"][1].pop("runInternalUuid", None)
+
+    pages_changed(aws_env, "ListRunsInBatch", shared)
+    assert run_cli("refresh", batch_id).exit_code == 0
+    result = run_cli("report", "--batch", batch_id, "-o", tmp_path / "cohort.html")
+    assert result.exit_code == 0, result.output
+    assert ": 2 run(s) in 4 record(s)" in result.output, result.output
 
 
 def test_a_blobs_rows_are_the_same_when_its_bytes_are_not_looked_for_again():

@@ -183,7 +183,7 @@ def _lineage(selection: Selection, anchors: dict[str, str]) -> str:
               'cancelled</span><span><i class="not-run"></i>rejected or abandoned (never ran)</span>'
               '<span><i class="kind-import"></i>imported</span><span><i class="kind-batch"></i>batch</span>'
               '<span>arrow: replay &#8594; the run it replays; batch &#8594; its members</span></p>\n')
-    caption = f"lineage of {len(nodes)} runs, {replays} replays"
+    caption = f"lineage of {len(nodes)} records, {replays} replays"
     return ('<section id="lineage">\n<h2>Lineage</h2>\n'
             f'<p class="note">{len(nodes)} record(s), {replays} replay(s). Click one to open it.</p>\n'
             + limited + legend + '<div class="graph-box">' + svg(nodes, edges, caption=caption) + "</div>\n</section>\n")

@@ -36,12 +36,13 @@ def is_batch(record: dict) -> bool:
 
 def run_key(entry: Entry) -> str:
     """What makes selected records one run when runs are counted: the HealthOmics run they name
-    (its uuid, else its id). A run ListRunsInBatch gave to two run settings has a member
-    record for each, and a run imported and then pulled as runlog started it has two records;
-    a record naming no run (a refused submission) is a run of its own that never started."""
-    if entry.run_uuid:
-        return "uuid:" + entry.run_uuid
-    return "id:" + entry.run_id if entry.run_id else "record:" + entry.address
+    (its id, else its uuid: a ListRunsInBatch item may come without the uuid its run's other
+    member record has). A run ListRunsInBatch gave to two run settings has a member record for
+    each, and a run imported and then pulled as runlog started it has two records; a record
+    naming no run (a refused submission) is a run of its own that never started."""
+    if entry.run_id:
+        return "id:" + entry.run_id
+    return "uuid:" + entry.run_uuid if entry.run_uuid else "record:" + entry.address
 
 
 def each_run_once(runs: list[Run]) -> list[Run]:
