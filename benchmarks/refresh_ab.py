@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     with cohort_world(BUCKET, args.runs) as world:
         emulator, request, work, env = world.emulator, world.request, world.work, world.env
         out, _ = timed([sys.executable, "-m", "runlog", "submit-batch", *request, "--resolve-timeout", "30"],
-                          {**env, "PYTHONPATH": str(args.trees[0])}, work)
+                          {**env, "PYTHONPATH": str(args.trees[0].resolve())}, work)
         batch_id = json.loads(out)["id"]
         emulator.advance(3600)
         emulator.get_batch(batch_id)  # its runs made now, not in the first timed command (docs/emulator.md)
@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
                 served = time.process_time()
                 with TreeMemory() as memory:
                     out, usage = timed([sys.executable, "-m", "runlog", "refresh", batch_id],
-                                       {**env, "RUNLOG_LEDGER": str(copy), "PYTHONPATH": str(tree)}, work)
+                                       {**env, "RUNLOG_LEDGER": str(copy), "PYTHONPATH": str(tree.resolve())}, work)
                 assert f"{args.runs} new member record(s)" in out, out
                 print(f"runlog refresh ({tree}): wall {usage['seconds']:.2f} s, CPU {usage['cpu']:.2f} s, "
                       f"peak {usage['rss_mib']:.0f} MiB (its processes together {memory.peak_kib / 1024:.0f} "
@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
                 copy = fresh_copy(work)
                 out, _ = timed([sys.executable, "-m", "cProfile", "-o", str(args.profile / f"{number}.prof"),
                                 "-m", "runlog", "refresh", batch_id],
-                               {**env, "RUNLOG_LEDGER": str(copy), "PYTHONPATH": str(tree)}, work)
+                               {**env, "RUNLOG_LEDGER": str(copy), "PYTHONPATH": str(tree.resolve())}, work)
                 assert f"{args.runs} new member record(s)" in out, out
                 print(f"profile of {tree}: {args.profile / f'{number}.prof'}", flush=True)
         print(f"load average {os.getloadavg()[0]:.1f} at the end")

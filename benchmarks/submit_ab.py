@@ -6,7 +6,8 @@ Starts moto's S3 and the emulator as batch_bench.py does (a settings file of RUN
 S3, its inputs absent unless --inputs), then, round by round, times `aws omics
 start-run-batch` and each tree's `runlog submit-batch` (PYTHONPATH set to the tree; a tree
 is a directory holding `runlog/`, e.g. from `git archive COMMIT runlog schema | tar -x -C
-DIR`, or `.` for this checkout), one after the other, each with a new cohort (a settings
+DIR`, or `.` for this checkout), one after the other in an order that turns by one each
+round (what runs after what is not always the same), each with a new cohort (a settings
 file of its own: no command finds another's blob or rows), all into one ledger. The first
 round warms up and is not counted. Prints each round, then the medians and each one's ratio
 to the aws CLI's. Environment variables for a tree's runs only: TREE:NAME=VALUE."""
@@ -24,7 +25,8 @@ from harness import aws_cli, cohort_world, timed
 
 
 def tree_and_env(spec: str) -> tuple[str, dict[str, str]]:
-    """A tree given as PATH or PATH:NAME=VALUE[:NAME=VALUE...]."""
+    """A tree given as PATH or PATH:NAME=VALUE[:NAME=VALUE...]; the path made absolute (the
+    commands run in the world's own directory)."""
     path, *pairs = spec.split(":")
     env = {}
     for pair in pairs:
@@ -32,7 +34,7 @@ def tree_and_env(spec: str) -> tuple[str, dict[str, str]]:
         if not equals:
             raise SystemExit(f"{spec!r}: give a tree as PATH or PATH:NAME=VALUE")
         env[name] = value
-    return path, env
+    return os.path.abspath(path), env
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,8 +52,10 @@ def main(argv: list[str] | None = None) -> int:
     names = ["aws"] + args.trees
     seconds: dict[str, list[float]] = {name: [] for name in names}
     with cohort_world(BUCKET, args.runs, inputs=args.inputs) as world:
+        commands = list(zip(names, [None, *trees], strict=True))
         for round_ in range(args.repeat + 1):
-            for name, tree in zip(names, [None, *trees], strict=True):
+            turn = round_ % len(commands)
+            for name, tree in commands[turn:] + commands[:turn]:
                 request = world.fresh_request(f"ab{round_}-{names.index(name)}")
                 env = {k: v for k, v in world.env.items() if k != "PYTHONDONTWRITEBYTECODE"}
                 if tree is None:
