@@ -245,3 +245,26 @@ def test_push_refuses_an_observation_runlog_cannot_have_written(aws_env, bucket,
     assert {o["Key"] for o in bucket.list_objects_v2(Bucket=BUCKET).get("Contents", [])} == held
     with Ledger.open(ledger_path, create=False) as ledger:
         assert ledger.conn.execute("SELECT count(*) FROM observations WHERE seq = ?", (seq,)).fetchone()[0] == 1
+
+
+def test_report_says_how_many_runs_were_given_to_several_run_settings(aws_env, ledger_path, git_repo, run_cli,
+                                                                     tmp_path):
+    """One run ListRunsInBatch gave to all three run settings: 1 run in 3 member records, and
+    the batch's bar says that 1 run (not 2) went to more than one run setting."""
+    from helpers import ended_batch, pages_changed
+
+    batch_id = ended_batch(aws_env, run_cli, "S1", "S2", "S3")
+
+    def shared(page):
+        first = page["runs"][0]
+        for other in page["runs"][1:]:
+            other.update({k: first[k] for k in ("runId", "runInternalUuid", "runArn")})
+
+    pages_changed(aws_env, "ListRunsInBatch", shared)
+    assert run_cli("refresh", batch_id).exit_code == 0
+    out = tmp_path / "cohort.html"
+    result = run_cli("report", "--batch", batch_id, "-o", out)
+    assert result.exit_code == 0, result.output
+    assert ": 1 run(s) in 4 record(s)" in result.output, result.output
+    assert "1 run(s) (3 member records: ListRunsInBatch gave 1 run(s) to more than one run setting)" \
+        in out.read_text()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
@@ -24,6 +25,7 @@ from runlog.report.select import (
     batch_of,
     each_run_once,
     is_batch,
+    run_key,
 )
 
 PAGE_SIZE = 100
@@ -135,7 +137,8 @@ def _charts(selection: Selection) -> str:
         out.append("<h2>Batch members by status</h2>\n")
         for parent in sorted(members):
             each = each_run_once(members[parent])
-            shared = len(members[parent]) - len(each)
+            given = Counter(run_key(run.entry) for run in members[parent])
+            shared = sum(1 for count in given.values() if count > 1)
             note = (f" ({len(members[parent])} member records: ListRunsInBatch gave {shared} run(s) to more than one "
                     "run setting)") if shared else ""
             out.append(charts.by_status(f"batch {parent[:12]}", [run.status for run in each], note))
