@@ -318,6 +318,34 @@ def repeated_warning(found: dict[str, Any]) -> str:
             "listed each more than once, with another run each time; every run it listed is recorded")
 
 
+def same_runs(names: list[tuple[str | None, str | None]]) -> list[int]:
+    """For records naming runs as (run id, run uuid), "" or None where a record has none: the
+    index of the first record that names the same run as each. Two records name one run when
+    their uuids are equal, or their ids are equal and their uuids do not differ: a
+    ListRunsInBatch item may come without the uuid its run's other member record has (a run
+    ListRunsInBatch gave to two run settings), an imported and a pulled record of one run share
+    both; one id with two uuids is two runs (ids are reused after a run is deleted). A record
+    naming neither (a refused submission) is a run of its own, one that never started. The one
+    rule of the report's and the exports' counts (report.select, export.cohort)."""
+    by_uuid: dict[str, int] = {}
+    by_id: dict[str, int] = {}
+    uuid_of: dict[int, str] = {}  # a run's uuid, once a record of it has given one
+    out = []
+    for index, (run_id, run_uuid) in enumerate(names):
+        run = by_uuid.get(run_uuid) if run_uuid else None
+        if run is None and run_id and run_id in by_id and not (run_uuid and uuid_of.get(by_id[run_id])):
+            run = by_id[run_id]  # the same id, and no two uuids to tell the records apart
+        if run is None:
+            run = index
+        if run_uuid:
+            by_uuid.setdefault(run_uuid, run)
+            uuid_of.setdefault(run, run_uuid)
+        if run_id:
+            by_id.setdefault(run_id, run)
+        out.append(run)
+    return out
+
+
 def shared_warning(found: dict[str, Any]) -> str:
     """What a reader is told of runs listed for more than one run setting (batch.check_shared's observation)."""
     listed = "; ".join(f"run {r['run_id']}: {', '.join(r['run_setting_ids'])}" for r in found["first"])

@@ -268,3 +268,39 @@ def test_report_says_how_many_runs_were_given_to_several_run_settings(aws_env, l
     assert ": 1 run(s) in 4 record(s)" in result.output, result.output
     assert "1 run(s) (3 member records: ListRunsInBatch gave 1 run(s) to more than one run setting)" \
         in out.read_text()
+
+
+def test_exports_count_a_run_once_when_one_of_its_items_has_no_uuid(aws_env, ledger_path, git_repo, run_cli,
+                                                                    tmp_path):
+    """The run ListRunsInBatch gave to S1 and S2, S2's item without the run's uuid: the
+    exports took S2's member for a run of its own ("3 started as runs", a third action in the
+    crate's batch) while `refresh` and the report count one. Report and exports now count by
+    one rule (batchread.same_runs): the member is the run S1's member names, uuid and all."""
+    import csv
+
+    from helpers import ended_batch, pages_changed
+
+    aws_env.batch_fault("run", run_setting_ids=["S1"], reason="OUT_OF_MEMORY")
+    batch_id = ended_batch(aws_env, run_cli, "S1", "S2", "S3")
+
+    def shared(page):
+        first = page["runs"][0]
+        page["runs"][1].update({k: first[k] for k in ("runId", "runArn")})
+        page["runs"][1].pop("runInternalUuid", None)
+
+    pages_changed(aws_env, "ListRunsInBatch", shared)
+    assert run_cli("refresh", batch_id).exit_code == 0
+    out = tmp_path / "x"
+    result = run_cli("export", batch_id, "-f", "all", "-o", out, "--license", "CC-BY-4.0")
+    assert result.exit_code == 0, result.output
+    methods = (out / "methods" / "methods.md").read_text()
+    assert "3 run setting(s), 2 started as runs (1 COMPLETED, 1 FAILED)" in methods, methods
+    by_setting = {row["run_setting_id"]: row for row in csv.DictReader((out / "methods" / "samples.csv").open())}
+    assert by_setting["S2"]["run_uuid"] == by_setting["S1"]["run_uuid"] != ""
+    assert "ListRunsInBatch gave this run to run settings S1, S2" in by_setting["S2"]["settings_source"]
+    crate = json.loads((out / "ro-crate-metadata.json").read_text())
+    batch_action = next(e for e in crate["@graph"] if "runBatch" in str(e.get("identifier")))
+    results = [item["@id"] for item in batch_action["result"]]
+    assert len(results) == len(set(results)) == 2, results
+    citation = (out / "methods" / "CITATION.cff").read_text()
+    assert citation.count(f'"urn:uuid:{by_setting["S1"]["run_uuid"]}"') == 1, citation

@@ -18,6 +18,7 @@ from runlog.batchread import (  # the read side of batches (no boto3)
     last_answer,
     last_started_count,
     never_submitted,
+    same_runs,
     settings_changes,
 )
 from runlog.export.terms import QUALIFIER_SAFE, RunFacts, each_run_once, uri_id, value_text
@@ -238,6 +239,21 @@ def batch_facts(entry: Entry, observations: list[dict], members: list[RunFacts])
         settings_changed=settings_changes(observations), service_started=last_started_count(observations))
 
 
+def same_run_uuids(runs: list[RunFacts]) -> None:
+    """Give each record the uuid of its run where another record of that run (by the report's
+    and the exports' one rule, batchread.same_runs) gives it and it has none: a ListRunsInBatch
+    item may come without the uuid its run's other member record has. Then every record of one
+    run has its action_id, and each run is counted and described once in every format."""
+    first = same_runs([(run.run_id, run.run_uuid) for run in runs])
+    uuid_of: dict[int, str] = {}
+    for run, at in zip(runs, first, strict=True):
+        if run.run_uuid:
+            uuid_of.setdefault(at, run.run_uuid)
+    for run, at in zip(runs, first, strict=True):
+        if not run.run_uuid and at in uuid_of:
+            run.run_uuid = uuid_of[at]
+
+
 def note_shared_runs(runs: list[RunFacts]) -> None:
     """Mark the members that name one run with another member of their batch (ListRunsInBatch
     gave the run to more than one run setting: a service fault, or a hostile answer, that
@@ -246,8 +262,8 @@ def note_shared_runs(runs: list[RunFacts]) -> None:
     run, every member states that; else none states inputs or parameters for the run."""
     groups: dict[tuple[str | None, str], list[RunFacts]] = {}
     for run in runs:
-        if run.batch_record is not None and run.ran and run.run_uuid:
-            groups.setdefault((run.batch_record, run.run_uuid), []).append(run)
+        if run.batch_record is not None and run.ran:
+            groups.setdefault((run.batch_record, run.action_id), []).append(run)
     for group in groups.values():
         if len(group) > 1:
             listed = [str(member.run_setting_id) for member in group]
@@ -290,5 +306,6 @@ def collect_export(ledger: Ledger, refs: list[str], *, runs_only: bool = False) 
     from runlog.export.terms import collect
 
     runs = collect(ledger, expand_refs(ledger, refs), runs_only=runs_only)
+    same_run_uuids(runs)
     note_shared_runs(runs)
     return runs, collect_batches(ledger, refs, runs)

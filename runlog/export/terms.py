@@ -149,7 +149,12 @@ class RunFacts:
 
     @property
     def action_id(self) -> str:
-        return f"urn:uuid:{self.run_uuid}" if self.run_uuid else f"#attempt-{self.address[:16]}"
+        """The run's identifier: by its uuid; by its id when no record of it gave a uuid (a
+        ListRunsInBatch item may come without one: cohort.same_run_uuids); a refused submission
+        (no run) by its record."""
+        if self.run_uuid:
+            return f"urn:uuid:{self.run_uuid}"
+        return f"#run-{quote(self.run_id, safe='')}" if self.run_id else f"#attempt-{self.address[:16]}"
 
     @property
     def stated_inputs(self) -> list[Input]:
@@ -378,7 +383,8 @@ def uri_id(uri: str) -> str:
 
 def each_run_once(runs: list[RunFacts]) -> list[RunFacts]:
     """`runs` with each run once, the first record of it (a run ListRunsInBatch gave to more
-    than one run setting has a member record each: export.cohort.note_shared_runs)."""
+    than one run setting has a member record each: export.cohort.note_shared_runs), by its
+    action_id: one per run once cohort.same_run_uuids has given each record its run's uuid."""
     first: dict[str, RunFacts] = {}
     for run in runs:
         first.setdefault(run.action_id, run)

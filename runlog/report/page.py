@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from runlog import __version__
+from runlog.batchread import same_runs
 from runlog.ledger import FINAL_STATUSES
 from runlog.report import charts
 from runlog.report.assets import CSS, JS
@@ -23,9 +24,7 @@ from runlog.report.select import (
     Run,
     Selection,
     batch_of,
-    each_run_once,
     is_batch,
-    run_key,
 )
 
 PAGE_SIZE = 100
@@ -136,9 +135,9 @@ def _charts(selection: Selection) -> str:
     if members:
         out.append("<h2>Batch members by status</h2>\n")
         for parent in sorted(members):
-            each = each_run_once(members[parent])
-            given = Counter(run_key(run.entry) for run in members[parent])
-            shared = sum(1 for count in given.values() if count > 1)
+            first = same_runs([(run.entry.run_id, run.entry.run_uuid) for run in members[parent]])
+            each = [run for index, run in enumerate(members[parent]) if first[index] == index]
+            shared = sum(1 for count in Counter(first).values() if count > 1)
             note = (f" ({len(members[parent])} member records: ListRunsInBatch gave {shared} run(s) to more than one "
                     "run setting)") if shared else ""
             out.append(charts.by_status(f"batch {parent[:12]}", [run.status for run in each], note))

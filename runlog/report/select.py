@@ -34,30 +34,14 @@ def is_batch(record: dict) -> bool:
     return record.get("kind") == "batch"
 
 
-def run_key(entry: Entry) -> str:
-    """What makes selected records one run when runs are counted: the HealthOmics run they name
-    (its id, else its uuid: a ListRunsInBatch item may come without the uuid its run's other
-    member record has). A run ListRunsInBatch gave to two run settings has a member record for
-    each, and a run imported and then pulled as runlog started it has two records; a record
-    naming no run (a refused submission) is a run of its own that never started."""
-    if entry.run_id:
-        return "id:" + entry.run_id
-    return "uuid:" + entry.run_uuid if entry.run_uuid else "record:" + entry.address
-
-
 def each_run_once(runs: list[Run]) -> list[Run]:
     """`runs` less batch records (a batch is not a run: its members are) and less every record
-    of a run a newer selected record names too (run_key), in their order."""
-    seen: set[str] = set()
-    out = []
-    for run in runs:
-        if run.entry.kind == "batch":
-            continue
-        key = run_key(run.entry)
-        if key not in seen:
-            seen.add(key)
-            out.append(run)
-    return out
+    of a run an earlier one names too (batchread.same_runs), in their order."""
+    from runlog.batchread import same_runs
+
+    records = [run for run in runs if run.entry.kind != "batch"]
+    first = same_runs([(run.entry.run_id, run.entry.run_uuid) for run in records])
+    return [run for index, run in enumerate(records) if first[index] == index]
 
 
 @dataclass
