@@ -172,18 +172,7 @@ def test_report_counts_a_run_once_when_one_of_its_items_has_no_uuid(aws_env, led
                                                                     tmp_path):
     """The same, with the run given to S2 without its runInternalUuid (the member is optional
     in ListRunsInBatch's answer): S1's and S2's member records still name one run, by its id."""
-    from helpers import ended_batch, pages_changed
-
-    aws_env.batch_fault("run", run_setting_ids=["S1"], reason="OUT_OF_MEMORY")
-    batch_id = ended_batch(aws_env, run_cli, "S1", "S2", "S3")
-
-    def shared(page):
-        first = page["runs"][0]
-        page["runs"][1].update({k: first[k] for k in ("runId", "runArn")})
-        page["runs"][1].pop("runInternalUuid", None)
-
-    pages_changed(aws_env, "ListRunsInBatch", shared)
-    assert run_cli("refresh", batch_id).exit_code == 0
+    batch_id = _shared_without_uuid(aws_env, run_cli)
     result = run_cli("report", "--batch", batch_id, "-o", tmp_path / "cohort.html")
     assert result.exit_code == 0, result.output
     assert ": 2 run(s) in 4 record(s)" in result.output, result.output
@@ -278,18 +267,7 @@ def test_exports_count_a_run_once_when_one_of_its_items_has_no_uuid(aws_env, led
     one rule (batchread.same_runs): the member is the run S1's member names, uuid and all."""
     import csv
 
-    from helpers import ended_batch, pages_changed
-
-    aws_env.batch_fault("run", run_setting_ids=["S1"], reason="OUT_OF_MEMORY")
-    batch_id = ended_batch(aws_env, run_cli, "S1", "S2", "S3")
-
-    def shared(page):
-        first = page["runs"][0]
-        page["runs"][1].update({k: first[k] for k in ("runId", "runArn")})
-        page["runs"][1].pop("runInternalUuid", None)
-
-    pages_changed(aws_env, "ListRunsInBatch", shared)
-    assert run_cli("refresh", batch_id).exit_code == 0
+    batch_id = _shared_without_uuid(aws_env, run_cli)
     out = tmp_path / "x"
     result = run_cli("export", batch_id, "-f", "all", "-o", out, "--license", "CC-BY-4.0")
     assert result.exit_code == 0, result.output
@@ -304,3 +282,21 @@ def test_exports_count_a_run_once_when_one_of_its_items_has_no_uuid(aws_env, led
     assert len(results) == len(set(results)) == 2, results
     citation = (out / "methods" / "CITATION.cff").read_text()
     assert citation.count(f'"urn:uuid:{by_setting["S1"]["run_uuid"]}"') == 1, citation
+
+
+def _shared_without_uuid(emulator, run_cli) -> str:
+    """A cohort S1, S2, S3 whose S1 run fails, refreshed through a ListRunsInBatch that gives
+    S1's run to S2 as well, without the run's uuid (runInternalUuid is optional): its batch id."""
+    from helpers import ended_batch, pages_changed
+
+    emulator.batch_fault("run", run_setting_ids=["S1"], reason="OUT_OF_MEMORY")
+    batch_id = ended_batch(emulator, run_cli, "S1", "S2", "S3")
+
+    def shared(page):
+        first = page["runs"][0]
+        page["runs"][1].update({k: first[k] for k in ("runId", "runArn")})
+        page["runs"][1].pop("runInternalUuid", None)
+
+    pages_changed(emulator, "ListRunsInBatch", shared)
+    assert run_cli("refresh", batch_id).exit_code == 0
+    return batch_id
