@@ -300,3 +300,41 @@ def _shared_without_uuid(emulator, run_cli) -> str:
     pages_changed(emulator, "ListRunsInBatch", shared)
     assert run_cli("refresh", batch_id).exit_code == 0
     return batch_id
+
+
+def test_exports_name_a_run_known_only_by_its_id_once(aws_env, ledger_path, git_repo, run_cli, tmp_path):
+    """The run ListRunsInBatch gave to S1 and S2, neither item with the run's uuid: the run is
+    one action (`#run-<id>`) in the crate and one activity (`runlog:run-<id>`) in PROV, listed
+    for both settings, and the crate and CITATION.cff pass runcrate and cffconvert."""
+    import subprocess
+
+    from helpers import checker, ended_batch, pages_changed
+
+    batch_id = ended_batch(aws_env, run_cli, "S1", "S2", "S3")
+
+    def shared(page):
+        first = page["runs"][0]
+        page["runs"][1].update({k: first[k] for k in ("runId", "runArn")})
+        for item in page["runs"][:2]:
+            item.pop("runInternalUuid", None)
+
+    pages_changed(aws_env, "ListRunsInBatch", shared)
+    assert run_cli("refresh", batch_id).exit_code == 0
+    out = tmp_path / "x"
+    result = run_cli("export", batch_id, "-f", "all", "-o", out, "--license", "CC-BY-4.0")
+    assert result.exit_code == 0, result.output
+    assert "3 run setting(s), 2 started as runs (2 COMPLETED)" in (out / "methods" / "methods.md").read_text()
+    crate = json.loads((out / "ro-crate-metadata.json").read_text())
+    batch_action = next(e for e in crate["@graph"] if "runBatch" in str(e.get("identifier")))
+    results = [item["@id"] for item in batch_action["result"]]
+    assert len(results) == len(set(results)) == 2 and sum(r.startswith("#run-") for r in results) == 1, results
+    run_id = next(r for r in results if r.startswith("#run-")).removeprefix("#run-")
+    prov = json.loads((out / "prov.json").read_text())
+    activities = [(name, a) for name, a in prov["activity"].items() if isinstance(a, dict)
+                  and a.get("runlog:runId") == run_id]
+    assert [name for name, _ in activities] == [f"runlog:run-{run_id}"], activities
+    assert activities[0][1]["runlog:runSettingId"] == "S1, S2"
+    for command in ([checker("cffconvert"), "--validate", "-i", str(out / "methods" / "CITATION.cff")],
+                    [checker("runcrate"), "report", str(out)]):
+        checked = subprocess.run(command, capture_output=True, text=True)
+        assert checked.returncode == 0, (command, checked.stdout[-2000:], checked.stderr[-2000:])

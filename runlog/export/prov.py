@@ -77,7 +77,7 @@ def build(runs: list[RunFacts], *, authors: list[dict] | None = None, batches: S
     requests = {}
     by_identifier: dict[str, Any] = {}  # one activity per run (cohort.note_shared_runs)
     for run in runs:
-        identifier = f"urn_uuid:{run.run_uuid}" if run.run_uuid else f"runlog:attempt-{run.address[:16]}"
+        identifier = _activity_id(run)
         kind = {"submitted": "HealthOmicsRun", "rejected": "RejectedStartRun",
                 "abandoned": "AbandonedStartRun"}[run.outcome]
         if run.batch_id and run.outcome == "rejected":
@@ -209,6 +209,14 @@ def _caller(once, arn: str):
 
     return once("agent", f"runlog:caller-{_PLAIN.sub('-', arn.rsplit(':', 1)[-1])}",
                 {PROV_TYPE: PROV["Person"] if ":user/" in arn else PROV["Agent"], "runlog:arn": arn})
+
+
+def _activity_id(run: RunFacts) -> str:
+    """The run's activity, named as the run's action is (RunFacts.action_id: one per run):
+    `urn_uuid:` its uuid, else `runlog:run-` its id, else `runlog:attempt-` its record."""
+    if run.action_id.startswith("urn:uuid:"):
+        return "urn_uuid:" + run.action_id.removeprefix("urn:uuid:")
+    return "runlog:" + _PLAIN.sub("-", run.action_id.removeprefix("#"))
 
 
 def _batch(doc, batch: BatchFacts, activities: dict, requests: dict, once, runlog, omics_service):
