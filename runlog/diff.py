@@ -38,6 +38,11 @@ def _workflow_digest(record: dict, facts: dict) -> str | None:
     return resolved or facts.get("digest") or None
 
 
+# Whether the tree had uncommitted changes, as far as the record knows: not captured ("unknown",
+# an imported run's) or no repository ("none") says nothing of it (left out, not false).
+_DIRTY = {"dirty": True, "clean": False}
+
+
 def view(record: dict, facts: dict | None = None, *, identity: bool = False) -> dict[str, dict]:
     """The comparable parts of a record. `facts` is the latest GetRun observation, if any
     (its workflow digest counts when the record has no resolution)."""
@@ -56,7 +61,7 @@ def view(record: dict, facts: dict | None = None, *, identity: bool = False) -> 
         "run settings": {k: request.get(k) for k in RUN_SETTINGS},
         "git": {
             "state": git.get("state"), "commit": git.get("commit"), "branch": git.get("branch"),
-            "remote": git.get("remote"), "dirty": git.get("state") == "dirty",
+            "remote": git.get("remote"), "dirty": _DIRTY.get(git.get("state")),
             "diff digest": git.get("diff_sha256"), "untracked": git.get("untracked") or [],
             "untracked digest": git.get("untracked_sha256"),
         },
