@@ -61,7 +61,7 @@ def view(record: dict, facts: dict | None = None, *, identity: bool = False) -> 
         "run settings": {k: request.get(k) for k in RUN_SETTINGS},
         "git": {
             "state": git.get("state"), "commit": git.get("commit"), "branch": git.get("branch"),
-            "remote": git.get("remote"), "dirty": _DIRTY.get(git.get("state")),
+            "remote": git.get("remote"), "dirty": _DIRTY.get(str(git.get("state"))),
             "diff digest": git.get("diff_sha256"), "untracked": git.get("untracked") or [],
             "untracked digest": git.get("untracked_sha256"),
         },

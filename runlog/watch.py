@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from runlog.batchread import SHOWN_FAILURES
 from runlog.errors import OperationError, RunlogError, UsageError
 from runlog.ledger import Entry, Ledger
 from runlog.observe import NOT_ASKED, TERMINAL, observe
@@ -96,7 +97,8 @@ BATCH_OPERATIONS = ("GetBatch", "ListRunsInBatch", "ListRuns", "GetRun")
 
 def watch_batch(ledger: Ledger, entry: Entry, omics, *, interval: float = 30.0, timeout: float | None = None,
                 on_poll: Callable[[dict], None] = lambda change: None, sleep=time.sleep, s3=None,
-                on_failure: Callable[[RunlogError], None] = lambda exc: None) -> BatchOutcome:
+                on_failure: Callable[[RunlogError], None] = lambda exc: None,
+                failures: int | None = SHOWN_FAILURES) -> BatchOutcome:
     """Refresh the batch (GetBatch, its members and their statuses, recorded as refresh
     records them) every `interval` seconds until it is finished; `on_poll` sees each
     refresh's change. With an S3 client `s3`, each refresh checks the batch's settings file
@@ -105,7 +107,8 @@ def watch_batch(ledger: Ledger, entry: Entry, omics, *, interval: float = 30.0, 
     throttle, a 5xx, a lost answer) is handed to `on_failure` and the batch refreshed again
     at the next interval, as watch does for a run (what the refresh recorded before it
     stays: whole pages, each member and status once); any other failure is raised. Raises
-    OperationError when `timeout` seconds pass first."""
+    OperationError when `timeout` seconds pass first. The outcome's facts are batch.summary's,
+    with the first `failures` failures (None: all) and their count."""
     from runlog.aws import passing_failure
     from runlog.batch import FINISHED, refresh_batch, summary
 
@@ -130,7 +133,7 @@ def watch_batch(ledger: Ledger, entry: Entry, omics, *, interval: float = 30.0, 
             lost = change.get("not_found")  # GetBatch did not find it (batch.observe_batch): no status
             on_poll(change)
             if status in FINISHED:
-                return BatchOutcome(status, summary(ledger, entry))
+                return BatchOutcome(status, summary(ledger, entry, failures=failures))
         if timeout is not None and time.monotonic() - started + interval > timeout:
             still = status or (f"not found by GetBatch (last seen {lost.get('last_seen') or 'never'})" if lost
                                else "unknown (it could not be refreshed)")

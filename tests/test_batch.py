@@ -286,7 +286,7 @@ def test_log_batch_names_a_member_without_a_name_by_its_run_setting_id(aws_env, 
     as_json = json.loads(run_cli("log", "--batch", batch_id, "--json").stdout)
     assert {e["run_id"]: e["name"] for e in as_json} == {runs["NA12878"]: None, runs["NA12891"]: None,
                                                          runs["NA12892"]: "align-NA12892"}
-    assert all("run_setting_id" not in e for e in as_json)  # the same fields as before
+    assert {e["run_id"]: e["run_setting_id"] for e in as_json} == {v: k for k, v in runs.items()}  # every member's
 
 
 def test_a_ledger_that_outlives_an_emulator_gets_new_batch_ids_from_the_next(ledger_path, git_repo, run_cli,

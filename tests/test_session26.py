@@ -43,3 +43,57 @@ def test_diff_says_nothing_of_a_dirty_tree_a_record_does_not_know(aws_env, ledge
     assert (clean["dirty"]["kind"], clean["dirty"]["new"]) == ("added", False), clean
     assert {c["path"]: (c["old"], c["new"]) for c in _changes(run_cli, "@3", "@1")
             if c["section"] == "git"}["dirty"] == (True, False)
+
+
+DEFAULT = {"workflowId": "1234567", "roleArn": "arn:aws:iam::123456789012:role/OmicsRole",
+           "outputUri": "s3://cohort-bucket/out/",
+           "parameters": {"ref_dict": "s3://cohort-bucket/ref/genome.dict", "ref_fasta": "s3://cohort-bucket/ref/genome.fa",
+                          "ref_fasta_index": "s3://cohort-bucket/ref/genome.fa.fai"}}
+
+
+def _submit_batch(run_cli, emulator, samples: list[str]) -> str:
+    settings = [{"runSettingId": s, "name": f"align-{s}",
+                 "parameters": {"sample_name": s, "input_cram": f"s3://cohort-bucket/crams/{s}.cram"}}
+                for s in samples]
+    result = run_cli("submit-batch", "--batch-name", "cohort", "--default-run-setting", json.dumps(DEFAULT),
+                     "--batch-run-settings", json.dumps({"inlineSettings": settings}),
+                     "--endpoint-url", emulator.endpoint_url)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)["id"]
+
+
+def test_watch_says_how_many_failures_it_does_not_list_and_json_lists_all(aws_env, ledger_path, git_repo, run_cli):
+    """`watch B` listed the first 20 failures and said nothing of the rest; its --json had
+    `failures_count` 30 beside 20 `failures`. As `show B`: the rest counted, --json all."""
+    samples = [f"S{i:02d}" for i in range(36)]
+    failing = samples[::2] + samples[1:13:2]  # 24 runs end FAILED
+    aws_env.batch_rate = 100
+    aws_env.batch_fault("run", reason="OUT_OF_MEMORY", run_setting_ids=failing)
+    batch_id = _submit_batch(run_cli, aws_env, samples)
+    aws_env.advance(300)
+    watched = run_cli("watch", batch_id, "--interval", "0.1")
+    assert watched.exit_code == 1, watched.output  # not every run completed
+    listed = [line for line in watched.stdout.splitlines() if line.startswith("  failed ")]
+    assert len(listed) == 20, watched.stdout
+    assert "… and 4 more failed (--json lists all" in watched.stdout
+    facts = json.loads(run_cli("watch", batch_id, "--json").stdout)
+    assert facts["failures_count"] == 24
+    assert sorted(f["run_setting_id"] for f in facts["failures"]) == sorted(failing)
+
+
+def test_log_batch_json_gives_each_members_run_setting_id(aws_env, ledger_path, git_repo, run_cli):
+    """`log --batch B --json` had no runSettingId: a script could not map runs to samples
+    without one `show` per member. Each member now has `run_setting_id`."""
+    samples = ["NA12878", "NA12891", "HG002"]
+    aws_env.batch_rate = 100
+    batch_id = _submit_batch(run_cli, aws_env, samples)
+    aws_env.advance(300)
+    assert run_cli("refresh", batch_id).exit_code == 0
+    listed = json.loads(run_cli("log", "--batch", batch_id, "--json", "-n", "0").stdout)
+    assert sorted(e["run_setting_id"] for e in listed) == sorted(samples)
+    shown = {e["run_setting_id"]: e["run_id"] for e in listed}
+    for sample, run_id in shown.items():  # the mapping is the service's: each run's own setting
+        member = json.loads(run_cli("show", run_id, "--json").stdout)["record"]
+        assert member["batch"]["run_setting_id"] == sample
+        assert member["request"]["parameters"]["input_cram"].endswith(f"/{sample}.cram")
+    assert "run_setting_id" not in json.loads(run_cli("log", "--json").stdout)[0]  # the batch: no member

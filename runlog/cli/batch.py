@@ -180,7 +180,7 @@ def watch_batch(ctx, ledger, entry, config, interval: float, timeout: float | No
     """`runlog watch BATCH`: runlog.watch.watch_batch, a line at each status change, then the
     batch's counts and failures."""
     from runlog import aws, batch
-    from runlog.batchread import listing_warnings, not_found_words, settings_file_warning
+    from runlog.batchread import SHOWN_FAILURES, listing_warnings, not_found_words, settings_file_warning
     from runlog.watch import watch_batch as follow
 
     settings = aws_settings(config, profile, region, endpoint_url,
@@ -212,7 +212,8 @@ def watch_batch(ctx, ledger, entry, config, interval: float, timeout: float | No
     outcome = follow(ledger, entry, omics, interval=interval, timeout=timeout, on_poll=status_line,
                      s3=aws.client(settings, "s3", **batch.SETTINGS_CHECK_CLIENT),
                      on_failure=lambda exc: warn(f"batch {entry.batch_id}: {exc.message}; asking again in "
-                                                 f"{interval:g} s"))
+                                                 f"{interval:g} s"),
+                     failures=None if as_json else SHOWN_FAILURES)
     facts = outcome.facts
     if as_json:
         echo_json(facts)
@@ -223,9 +224,12 @@ def watch_batch(ctx, ledger, entry, config, interval: float, timeout: float | No
                                  + (f"; {failed} submission(s) FAILED" if failed else "")))
         if facts["batch_failure"]:  # the batch itself FAILED: GetBatch's reason, the one thing to say of it
             click.echo(terminal_safe(f"  batch failed: {facts['batch_failure']['reason'] or 'no failureReason given'}"))
-        for failure in facts["failures"][:20]:
+        for failure in facts["failures"]:
             click.echo(terminal_safe(f"  failed {failure['run_setting_id']} ({failure['stage']}): "
                                      f"{failure['reason']}"))
+        if facts["failures_count"] > len(facts["failures"]):
+            click.echo(f"  … and {facts['failures_count'] - len(facts['failures'])} more failed "
+                       "(--json lists all; `runlog show B` lists them with their runs)")
     if not outcome.ok:
         ctx.exit(1)
 

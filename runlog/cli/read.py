@@ -77,10 +77,11 @@ def log(ctx, limit, same_as, refresh, batch, as_json):
         twins: list = []  # imported records of runs and batches also held as submitted: listed once
         entries = ledger.listing(limit + 1 if limit else None, batch=found, left_out=twins,
                                  fingerprint=configuration_fingerprint(ledger, same_as) if same_as else None)
-        # a member run without a name is told by its runSettingId (text output only: --json's
-        # `name` is the run's name); asked before --refresh, which closes this connection
-        setting_ids = {} if as_json else ledger.run_setting_ids(
-            [e.address for e in entries[:limit or None] if e.kind == "member" and not e.name])
+        # a member run without a name is told by its runSettingId (--json: `run_setting_id` of
+        # every member; its `name` stays the run's name); asked before --refresh, which closes
+        # this connection
+        setting_ids = ledger.run_setting_ids(
+            [e.address for e in entries[:limit or None] if e.kind == "member" and (as_json or not e.name)])
         if refresh:
             entries = _refreshed(ledger, entries, config)
     more = bool(limit) and len(entries) > limit
@@ -90,7 +91,8 @@ def log(ctx, limit, same_as, refresh, batch, as_json):
              f"(`runlog show ADDRESS` shows one): {', '.join(e.address[:12] for e in twins[:5])}"
              + (f" and {len(twins) - 5} more" if len(twins) > 5 else ""))
     if as_json:
-        echo_json([{**e.summary(), **({"ran_in_batch": b} if (b := _import_batch(e)) else {})} for e in entries])
+        echo_json([{**e.summary(), **({"run_setting_id": setting_ids.get(e.address)} if e.kind == "member" else {}),
+                    **({"ran_in_batch": b} if (b := _import_batch(e)) else {})} for e in entries])
         return
     if not entries:
         note("no records")
