@@ -97,3 +97,23 @@ def test_log_batch_json_gives_each_members_run_setting_id(aws_env, ledger_path, 
         assert member["batch"]["run_setting_id"] == sample
         assert member["request"]["parameters"]["input_cram"].endswith(f"/{sample}.cram")
     assert "run_setting_id" not in json.loads(run_cli("log", "--json").stdout)[0]  # the batch: no member
+
+
+def test_show_member_says_why_its_run_failed_and_which_batch_setting_it_ran(aws_env, ledger_path, git_repo,
+                                                                           run_cli):
+    """`show MEMBER` of a run that FAILED gave its status alone; the reason (what `show B`
+    lists for it) and the batch and run setting were only inside the JSON body."""
+    aws_env.batch_rate = 100
+    aws_env.batch_fault("run", reason="OUT_OF_MEMORY", run_setting_ids=["NA12891"])
+    batch_id = _submit_batch(run_cli, aws_env, ["NA12878", "NA12891"])
+    aws_env.advance(300)
+    assert run_cli("refresh", batch_id).exit_code == 0
+    runs = {e["run_setting_id"]: e["run_id"] for e in json.loads(run_cli("log", "--batch", batch_id, "--json").stdout)}
+    shown = run_cli("show", runs["NA12891"]).stdout
+    lines = dict(line.split(None, 1) for line in shown.split("\n\n")[0].splitlines())
+    assert "OUT_OF_MEMORY" in lines["failed"], shown
+    assert lines["batch"].startswith(f"{batch_id} (runSettingId NA12891), batch record "), shown
+    assert json.loads(run_cli("show", runs["NA12891"], "--json").stdout)["failure_reason"].startswith("OUT_OF_MEMORY")
+    fine = run_cli("show", runs["NA12878"])
+    assert "\nfailed " not in fine.stdout and "(runSettingId NA12878)" in fine.stdout
+    assert "failure_reason" not in json.loads(run_cli("show", runs["NA12878"], "--json").stdout)

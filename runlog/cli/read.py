@@ -176,6 +176,7 @@ def show(ctx, ref, as_json):
         ran_in = _ran_in_batch(ledger, entry.record)
     record = entry.record
     known = _member_settings(record, observations)
+    failure = _failure_reason(entry.status, observations)
     if as_json:
         echo_json({
             "address": entry.address,
@@ -186,6 +187,7 @@ def show(ctx, ref, as_json):
             "replays": [r.address for r in replays],
             **({"member_settings": known.as_dict()} if known is not None else {}),
             **({"ran_in_batch": ran_in[0]} if ran_in else {}),
+            **({"failure_reason": failure} if entry.status == "FAILED" else {}),
         })
         return
     response = record["outcome"].get("response") or {}
@@ -196,6 +198,8 @@ def show(ctx, ref, as_json):
         ("created", record["created"]),
         ("status", entry.status or "-"),
     ]
+    if failure is not None:
+        lines.append(("failed", failure))
     if response:
         lines += [("run", f"{response.get('id')}  uuid {response.get('uuid')}"), ("arn", response.get("arn"))]
     elif record["outcome"]["status"] == "abandoned":
@@ -209,6 +213,10 @@ def show(ctx, ref, as_json):
     else:
         lines.append(("git", f"{git['state']}: {git.get('reason', 'no commit')}"))
     lines.append(("fingerprint", record["fingerprint"]))
+    if record["kind"] == "member":  # the batch it ran in, and the run setting it ran
+        of = record.get("batch") or {}
+        lines.append(("batch", f"{of.get('batch_id')} (runSettingId {of.get('run_setting_id')}), batch record "
+                               f"{str(of.get('record'))[:12]}"))
     if ran_in:
         lines.append(("batch", ran_in[1]))
     if known is not None:
@@ -231,6 +239,19 @@ def show(ctx, ref, as_json):
         for o in observations:
             click.echo(terminal_safe(f"  {o['observed_at']}  {o['source']:<10} {o['status'] or ''}"))
     said_lost(ledger)
+
+
+def _failure_reason(status: str | None, observations: list[dict]) -> str | None:
+    """Why a run that FAILED failed: the latest observation saying FAILED, its failureReason
+    or else its statusMessage (as `runlog show B` gives a member's: Ledger.member_failures);
+    None when the status is another or no observation gives a reason."""
+    if status != "FAILED":
+        return None
+    for seen in reversed(observations):
+        if seen["status"] == "FAILED" and isinstance(seen["body"], dict):
+            reason = seen["body"].get("failureReason") or seen["body"].get("statusMessage")
+            return reason if isinstance(reason, str) and reason else None
+    return None
 
 
 def _reported(record: dict, observations: list[dict]) -> str | None:
