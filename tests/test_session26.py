@@ -117,3 +117,23 @@ def test_show_member_says_why_its_run_failed_and_which_batch_setting_it_ran(aws_
     fine = run_cli("show", runs["NA12878"])
     assert "\nfailed " not in fine.stdout and "(runSettingId NA12878)" in fine.stdout
     assert "failure_reason" not in json.loads(run_cli("show", runs["NA12878"], "--json").stdout)
+
+
+def test_show_batch_says_it_was_replayed(aws_env, ledger_path, git_repo, run_cli):
+    """`show MEMBER` said `replayed by …` and its --json had `replays`; `show B`, after
+    `replay B --only failed`, had neither."""
+    aws_env.batch_rate = 100
+    aws_env.batch_fault("run", reason="OUT_OF_MEMORY", run_setting_ids=["HG002"])
+    batch_id = _submit_batch(run_cli, aws_env, ["NA12878", "HG002"])
+    aws_env.advance(300)
+    assert run_cli("refresh", batch_id).exit_code == 0
+    before = json.loads(run_cli("show", batch_id, "--json").stdout)
+    assert before["replays"] == [] and "replayed by" not in run_cli("show", batch_id).stdout
+    again = run_cli("replay", batch_id, "--only", "failed", "--endpoint-url", aws_env.endpoint_url)
+    assert again.exit_code == 0, again.output
+    new_id = json.loads(again.stdout)["id"]
+    replays = json.loads(run_cli("show", batch_id, "--json").stdout)["replays"]
+    assert len(replays) == 1
+    assert json.loads(run_cli("show", replays[0], "--json").stdout)["record"]["lineage"]["replay_of"]["run_id"] == batch_id
+    text = run_cli("show", batch_id).stdout
+    assert f"replayed by  {replays[0]} (batch {new_id}, submitted)" in text, text

@@ -29,10 +29,12 @@ def show_batch(ledger, entry, as_json: bool) -> None:
 
     facts = summary(ledger, entry, failures=None if as_json else SHOWN)
     learned = member_settings_counts(ledger, entry)  # members whose own settings only GetRun tells
+    replays = ledger.replays_of(entry.address)  # batches started again from it (replay B, --only)
     if as_json:
         whole = ledger.get(entry.address) or entry  # `entry` may hold the batch's view (Ledger.resolve)
         echo_json({"address": entry.address, "seq": entry.seq, "status": facts["batch_status"],
                    "record": whole.record, "batch": facts, "observations": ledger.observations(entry.address),
+                   "replays": [r.address for r in replays],
                    **({"member_settings": learned} if learned is not None else {})})
         return said_lost(ledger)  # a part whose blob is lost: left as its reference, named (exit 1)
     record, settings_count = batch_record_view(ledger, entry)  # the cohort itself is not decoded
@@ -81,6 +83,8 @@ def show_batch(ledger, entry, as_json: bool) -> None:
     if facts["failures_count"] > len(facts["failures"][:SHOWN]):
         lines.append(("failed", f"… and {facts['failures_count'] - len(facts['failures'][:20])} more "
                                 "(--json lists all)"))
+    for replay in replays:
+        lines.append(("replayed by", f"{replay.address} (batch {replay.batch_id or '-'}, {replay.outcome})"))
     for warning in record.get("warnings", []):
         lines.append(("warning", warning))
     if facts["repeated_run_settings"]["count"]:  # found by refresh (batch.check_repeated)
