@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 from helpers import BASE, NF
+from runlog.ledger import Ledger
 
 
 def _changes(run_cli, *refs) -> list[dict]:
@@ -137,3 +138,27 @@ def test_show_batch_says_it_was_replayed(aws_env, ledger_path, git_repo, run_cli
     assert json.loads(run_cli("show", replays[0], "--json").stdout)["record"]["lineage"]["replay_of"]["run_id"] == batch_id
     text = run_cli("show", batch_id).stdout
     assert f"replayed by  {replays[0]} (batch {new_id}, submitted)" in text, text
+
+
+def test_report_graph_tells_an_original_it_did_not_draw_from_one_not_in_the_report(aws_env, ledger_path, git_repo,
+                                                                                  run_cli):
+    """The lineage graph draws the newest GRAPH_LIMIT runs; a drawn replay whose original is
+    in the report's table but not drawn said "(not in this report)", and the note counted
+    only the replays whose original was drawn ("0 replay(s)")."""
+    from helpers import submit
+    from runlog.report.page import render
+    from runlog.report.select import select
+
+    first = submit(run_cli, aws_env, BASE)
+    submit(run_cli, aws_env, {**BASE, "aligner": "kallisto"})
+    again = run_cli("replay", first, "--endpoint-url", aws_env.endpoint_url)
+    assert again.exit_code == 0, again.output
+    with Ledger.open(ledger_path, create=False) as ledger:
+        original = ledger.resolve(first).address
+        page = render(select(ledger, [], graph_limit=2))  # the replay and the second run drawn
+        whole = render(select(ledger, []))
+    assert f'<tr id="row-{original[:16]}"' in page  # the original is in the report's table
+    assert f"replay of {original[:12]} (not drawn: see its row)" in page
+    assert "(not in this report)" not in page
+    assert "2 record(s), 1 replay(s)" in page
+    assert "3 record(s), 1 replay(s)" in whole and "not drawn" not in whole

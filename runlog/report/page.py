@@ -145,6 +145,11 @@ def _charts(selection: Selection) -> str:
     return "".join(out)
 
 
+def _origin(record: dict) -> str | None:
+    """The address of the record `record` replays, or None."""
+    return ((record.get("lineage") or {}).get("replay_of") or {}).get("record")
+
+
 def graph_parts(selection: Selection, anchors: dict[str, str]) -> tuple[list[Node], list[Edge]]:
     """The graph's nodes (the newest GRAPH_LIMIT selected runs, placed oldest first) and its
     edges (replay -> original, batch -> member) between them."""
@@ -156,11 +161,12 @@ def graph_parts(selection: Selection, anchors: dict[str, str]) -> tuple[list[Nod
         classes = [charts.css_status(run.status), f"kind-{esc(record.get('kind', 'submit'))}"]
         if run.status in NOT_RUN:
             classes.append("not-run")
-        origin = ((record.get("lineage") or {}).get("replay_of") or {}).get("record")
+        origin = _origin(record)
         title = (f"{_label(run)} · {run.status} · {record.get('kind')} · {run.entry.created} · "
                  f"run {run.entry.run_id or '-'} · record {run.address[:12]}")
-        if origin and origin not in present:
-            title += f" · replay of {origin[:12]} (not in this report)"
+        if origin and origin not in present:  # in the report's table but not drawn, or not selected at all
+            title += f" · replay of {origin[:12]} " + ("(not drawn: see its row)" if origin in anchors
+                                                       else "(not in this report)")
         nodes.append(Node(run.address, _label(run), anchors[run.address], title, classes,
                           "square" if is_batch(record) else "circle"))
         if origin in present:
@@ -179,7 +185,7 @@ def _lineage(selection: Selection, anchors: dict[str, str]) -> str:
     if len(selection.runs) > len(selection.graphed):
         limited = (f'<p class="note">The graph shows the newest {len(selection.graphed)} of the {len(selection.runs)} selected '
                    "runs; narrow the selection (REFs, --since, --batch) to draw the others.</p>\n")
-    replays = sum(1 for e in edges if e.kind == "replay")
+    replays = sum(1 for run in selection.graphed if _origin(run.record))  # drawn, whether or not their original is
     legend = ('<p class="legend"><span><i class="st-completed"></i>completed</span>'
               '<span><i class="st-running"></i>pending or running</span><span><i class="st-failed"></i>failed or '
               'cancelled</span><span><i class="not-run"></i>rejected or abandoned (never ran)</span>'
@@ -251,7 +257,7 @@ def _section(run: Run, facts, comparison: Comparison | None, anchors: dict[str, 
     record, entry = run.record, run.entry
     response = record["outcome"].get("response") or {}
     lineage = record.get("lineage") or {}
-    origin = (lineage.get("replay_of") or {}).get("record")
+    origin = _origin(record)
     origin_html = None
     if origin:
         target = anchors.get(origin)
