@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from helpers import BASE, NF
 from runlog.ledger import Ledger
 
@@ -162,3 +164,38 @@ def test_report_graph_tells_an_original_it_did_not_draw_from_one_not_in_the_repo
     assert "(not in this report)" not in page
     assert "2 record(s), 1 replay(s)" in page
     assert "3 record(s), 1 replay(s)" in whole and "not drawn" not in whole
+
+
+def _missing_value_cases() -> list[tuple[str, list[str]]]:
+    """Each command with an option that takes a value, that option last without it (after the
+    command's arguments, given)."""
+    import click
+
+    from runlog.cli import COMMANDS, cli
+
+    cases = []
+    for name in sorted(COMMANDS):
+        params = cli.get_command(None, name).params
+        valued = [p for p in params if isinstance(p, click.Option) and not p.is_flag and not p.count and p.opts[0]
+                  not in ("--help",)]
+        if not valued:
+            continue
+        given = [f"x{i}" for i, p in enumerate(params) if isinstance(p, click.Argument) and p.required
+                 for _ in range(max(p.nargs, 1))]
+        cases.append((name, [*given, valued[0].opts[0]]))
+    return cases
+
+
+@pytest.mark.parametrize("name,args", _missing_value_cases(), ids=lambda v: v if isinstance(v, str) else "")
+def test_an_option_without_its_value_points_to_its_commands_help(name, args):
+    """`runlog log -n` said to see `runlog --help`, whose page does not list -n; an unknown
+    option and a missing argument already named the command's own help."""
+    from click.testing import CliRunner
+
+    from runlog.cli import cli
+
+    result = CliRunner().invoke(cli, [name, *args], prog_name="runlog")  # the name it is installed as
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("runlog: error: Option ") and "requires an argument" in result.stderr, \
+        result.stderr
+    assert result.stderr.rstrip("\n").endswith(f"(see `runlog {name} --help`)"), result.stderr

@@ -90,7 +90,10 @@ class LazyGroup(click.Group):
         except _UserFacing:
             raise
         except click.UsageError as exc:  # one line, one prefix, and where to look
-            where = exc.ctx.command_path if exc.ctx is not None else "runlog"
+            # an option missing its value at the end (`runlog log -n`) comes without its context:
+            # the command being started is the one to look at
+            where = exc.ctx.command_path if exc.ctx is not None else \
+                " ".join(filter(None, (ctx.command_path, ctx.invoked_subcommand)))
             message = exc.format_message()
             if exc.ctx is not None and message.startswith("Got unexpected extra argument"):
                 message += f": `{where}` takes {_takes(exc.ctx.command)}"  # `runlog show A B`
