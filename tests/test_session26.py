@@ -199,3 +199,23 @@ def test_an_option_without_its_value_points_to_its_commands_help(name, args):
     assert result.stderr.startswith("runlog: error: Option ") and "requires an argument" in result.stderr, \
         result.stderr
     assert result.stderr.rstrip("\n").endswith(f"(see `runlog {name} --help`)"), result.stderr
+
+
+def test_validate_counts_the_valid_files_past_ten(aws_env, ledger_path, git_repo, run_cli, tmp_path):
+    """`export B --validate` printed a line per file: 104 for a 100-run batch. Past ten files it
+    counts the valid ones (an INVALID or unchecked file still has its own line); --json has
+    every verdict."""
+    samples = [f"S{i:02d}" for i in range(12)]
+    aws_env.batch_rate = 100
+    batch_id = _submit_batch(run_cli, aws_env, samples)
+    aws_env.advance(300)
+    assert run_cli("refresh", batch_id).exit_code == 0
+    out = tmp_path / "bcos"
+    result = run_cli("export", batch_id, "-f", "bco", "-o", out, "--validate")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[-1] == "valid: 12 of the 12 file(s) checked (--json lists each verdict)", result.stdout
+    assert len(lines) == 2 and lines[0].startswith("wrote 12 file(s)")
+    verdicts = json.loads(run_cli("export", batch_id, "-f", "bco", "-o", tmp_path / "again", "--validate",
+                                  "--json").stdout)["validation"]
+    assert len(verdicts) == 12 and all(v["ok"] for v in verdicts)

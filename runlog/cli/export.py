@@ -11,6 +11,8 @@ from runlog.cli.common import echo_json, load_config, require_ledger
 FORMATS = ["ro-crate", "bco", "prov-json", "prov-n", "methods", "all"]
 
 
+LISTED_VERDICTS = 10  # --validate lists each valid file up to this many verdicts; more are counted
+
 @click.command()
 @click.argument("refs", nargs=-1, required=True, metavar="REF...")
 @click.option("--format", "-f", "fmt", type=click.Choice(FORMATS), default="ro-crate", show_default=True,
@@ -82,11 +84,15 @@ def export(ctx, refs, fmt, target, license_, authors, usability, title, runs_onl
                                    "problems": problems or []} for f, problems in verdicts]})
     else:
         click.echo(f"wrote {len(written)} file(s) to {target}")
+        valid = [name for name, problems in verdicts if problems == []]
+        listed = len(verdicts) <= LISTED_VERDICTS  # a cohort's thousands of valid BCOs: counted, not listed
         for name, problems in verdicts:
             if problems is None:
                 click.echo(f"not checked: {name}")
-            else:
+            elif problems or listed:
                 click.echo(f"{'valid' if not problems else 'INVALID'}: {name}"
                            + (f" ({len(problems)} problem(s): {problems[0]})" if problems else ""))
+        if not listed and valid:
+            click.echo(f"valid: {len(valid)} of the {len(verdicts)} file(s) checked (--json lists each verdict)")
     if any(problems for _, problems in verdicts):
         ctx.exit(1)
