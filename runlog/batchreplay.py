@@ -121,7 +121,7 @@ def _never_submitted_note(ledger: Ledger, entry: Entry) -> list[str]:
     if not count:
         return []
     return [f"runs: {count} run setting(s) were never submitted (the batch ended before it submitted them): "
-            "`only failed` leaves them out; name them with `only` (their runSettingIds) to start them"]
+            "`only=failed` leaves them out; name them with `only` (their runSettingIds) to start them"]
 
 
 def settings_uri_refusal(plan: BatchPlan) -> str | None:

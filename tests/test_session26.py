@@ -219,3 +219,22 @@ def test_validate_counts_the_valid_files_past_ten(aws_env, ledger_path, git_repo
     verdicts = json.loads(run_cli("export", batch_id, "-f", "bco", "-o", tmp_path / "again", "--validate",
                                   "--json").stdout)["validation"]
     assert len(verdicts) == 12 and all(v["ok"] for v in verdicts)
+
+
+def test_replay_dry_run_json_notes_name_the_options(aws_env, ledger_path, git_repo, run_cli):
+    """A batch cancelled before it submitted all its run settings: `replay B --only failed
+    --dry-run`'s note said `only failed` and, in --json only, `only` (the library's names)."""
+    samples = [f"S{i:02d}" for i in range(12)]
+    aws_env.batch_rate = 1  # one run submitted a second
+    batch_id = _submit_batch(run_cli, aws_env, samples)
+    aws_env.advance(20)  # 10 of the 12 submitted
+    assert run_cli("cancel", batch_id, "--endpoint-url", aws_env.endpoint_url).exit_code == 0
+    aws_env.advance(300)
+    assert run_cli("refresh", batch_id).exit_code == 0
+    planned = run_cli("replay", batch_id, "--only", "failed", "--dry-run", "--json")
+    assert planned.exit_code == 0, planned.output
+    notes = json.loads(planned.stdout)["notes"]
+    never = [line for line in notes if "never submitted" in line]
+    assert never, (notes, planned.stderr)
+    assert "`--only failed` leaves them out; name them with --only (their runSettingIds)" in never[0], never
+    assert never[0] in planned.stderr

@@ -288,7 +288,9 @@ def replay_batch(ctx, config, ref: str, *, only: list[str], sets: list[str], all
             else:
                 note(f"without --dry-run runlog would write the {len(plan.selected)} selected run "
                      f"settings to {plan.settings_uri} (a new object) and start the batch from it")
-        echo_json({"request": plan.request, **plan.lineage, "notes": plan.notes})
+        from runlog.cli.wording import command_line
+
+        echo_json({"request": plan.request, **plan.lineage, "notes": [command_line(line) for line in plan.notes]})
         return
     if plan.drift and not allow_drift:
         raise DriftError(f"replay refused: {len(plan.drift)} drift finding(s) since the original batch "

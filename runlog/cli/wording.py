@@ -88,6 +88,8 @@ def _option(match: re.Match[str]) -> str:
         return flag_for(name)
     if value is not None and (name, value) in FLAGS:
         return FLAGS[(name, value)]
+    if value is not None and name in OPTIONS:  # `only=failed`: the option given that value
+        return f"`{OPTIONS[name]} {value}`"
     return match.group(0)
 
 
