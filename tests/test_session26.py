@@ -238,3 +238,35 @@ def test_replay_dry_run_json_notes_name_the_options(aws_env, ledger_path, git_re
     assert never, (notes, planned.stderr)
     assert "`--only failed` leaves them out; name them with --only (their runSettingIds)" in never[0], never
     assert never[0] in planned.stderr
+
+
+def test_exported_json_escapes_what_a_terminal_takes_for_control_codes(aws_env, ledger_path, git_repo, run_cli,
+                                                                       tmp_path):
+    """A run setting's parameter holding U+009B (CSI) and U+2028 was written raw into the crate
+    and batches/<id>/run-settings.json, where ESC is escaped: `cat` of the file could start an
+    escape sequence. They are now escaped too; the JSON's values are unchanged."""
+    hostile = "NA12878\u009b31mred\u2028\u0085"
+    settings = [{"runSettingId": "S0", "name": "align-S0",
+                 "parameters": {"sample_name": hostile, "input_cram": "s3://cohort-bucket/crams/S0.cram"}}]
+    result = run_cli("submit-batch", "--default-run-setting", json.dumps(DEFAULT),
+                     "--batch-run-settings", json.dumps({"inlineSettings": settings}),
+                     "--endpoint-url", aws_env.endpoint_url)
+    assert result.exit_code == 0, result.output
+    batch_id = json.loads(result.stdout)["id"]
+    aws_env.batch_rate = 100
+    aws_env.advance(300)
+    assert run_cli("refresh", batch_id).exit_code == 0
+    out = tmp_path / "crate"
+    exported = run_cli("export", batch_id, "-f", "all", "-o", out, "--license", "CC-BY-4.0")
+    assert exported.exit_code == 0, exported.output
+    written = [p for p in out.rglob("*.json")]
+    holding = [p for p in written if "\\u009b31mred\\u2028\\u0085" in p.read_text(encoding="utf-8")]
+    names = {p.name for p in holding}
+    assert {"ro-crate-metadata.json", "run-settings.json"} <= names, names
+    for path in written:
+        text = path.read_text(encoding="utf-8")
+        assert not any(ch in text for ch in "\u009b\u2028\u0085\x7f"), path
+    assert not [p for p in out.rglob("*") if p.is_file() and p.suffix != ".json"  # the Markdown, CSV, PROV-N
+                and any(ch in p.read_text(encoding="utf-8", errors="replace") for ch in "\u009b\u2028\u0085")]
+    settings_file = next(p for p in holding if p.name == "run-settings.json")
+    assert json.loads(settings_file.read_text())[0]["parameters"]["sample_name"] == hostile

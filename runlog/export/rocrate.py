@@ -454,12 +454,14 @@ def _batch_action(crate, batch: BatchFacts, by_address: dict):
 
     from rocrate.model import ContextEntity
 
+    from runlog.export.jsontext import escape_controls
+
     service = _get(crate, RUN_BATCHES) or crate.add(ContextEntity(crate, RUN_BATCHES, properties={
         "@type": "SoftwareApplication", "name": "AWS HealthOmics run batches (StartRunBatch)",
         "url": {"@id": "https://docs.aws.amazon.com/omics/latest/api/API_StartRunBatch.html"}}))
     objects = []
     pinned = batch.settings_file
-    text = json.dumps(batch.run_settings, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+    text = escape_controls(json.dumps(batch.run_settings, indent=1, sort_keys=True, ensure_ascii=False)) + "\n"
     recorded: dict[str, Any] = {"name": f"cohort definition of {batch.label} ({batch.settings_source})",
                                 "encodingFormat": "application/json",
                                 "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(),
