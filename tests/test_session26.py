@@ -270,3 +270,15 @@ def test_exported_json_escapes_what_a_terminal_takes_for_control_codes(aws_env, 
                 and any(ch in p.read_text(encoding="utf-8", errors="replace") for ch in "\u009b\u2028\u0085")]
     settings_file = next(p for p in holding if p.name == "run-settings.json")
     assert json.loads(settings_file.read_text())[0]["parameters"]["sample_name"] == hostile
+
+
+def test_report_names_a_batchs_members_chart_by_its_batch_id(aws_env, ledger_path, git_repo, run_cli, tmp_path):
+    """The "Batch members by status" bar was labelled by the batch record's address alone."""
+    aws_env.batch_rate = 100
+    batch_id = _submit_batch(run_cli, aws_env, ["NA12878", "NA12891"])
+    aws_env.advance(300)
+    assert run_cli("refresh", batch_id).exit_code == 0
+    address = json.loads(run_cli("show", batch_id, "--json").stdout)["address"]
+    assert run_cli("report", "-o", tmp_path / "r.html").exit_code == 0
+    page = (tmp_path / "r.html").read_text()
+    assert f"batch {batch_id} (record {address[:12]}): 2 run(s)" in page

@@ -75,7 +75,7 @@ def submit_batch(ctx, cli_input_json, generate_cli_skeleton, dry_run, profile, r
     \b
     Examples:
       runlog submit-batch --batch-name cohort-1 \\
-        --default-run-setting '{"workflowId": "1234567", "roleArn": "ROLE", "outputUri": "s3://b/out/"}' \\
+        --default-run-setting '{"workflowId": "1234567", "roleArn": "arn:aws:iam::123456789012:role/OmicsRole", "outputUri": "s3://b/out/"}' \\
         --batch-run-settings '{"inlineSettings": [{"runSettingId": "NA12878", "parameters": {"sample": "NA12878"}}]}'
       runlog submit-batch --default-run-setting file://default.json \\
         --batch-run-settings '{"s3UriSettings": "s3://b/cohort/settings.json"}' --query id --output text

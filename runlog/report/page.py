@@ -140,7 +140,9 @@ def _charts(selection: Selection) -> str:
             shared = sum(1 for count in Counter(first).values() if count > 1)
             note = (f" ({len(members[parent])} member records: ListRunsInBatch gave {shared} run(s) to more than one "
                     "run setting)") if shared else ""
-            out.append(charts.by_status(f"batch {parent[:12]}", [run.status for run in each], note))
+            batch_id = (members[parent][0].record.get("batch") or {}).get("batch_id")
+            label = f"batch {batch_id} (record {parent[:12]})" if isinstance(batch_id, str) else f"batch {parent[:12]}"
+            out.append(charts.by_status(label, [run.status for run in each], note))
     out.append("</section>\n")
     return "".join(out)
 
