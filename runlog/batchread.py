@@ -239,23 +239,28 @@ def _total(summary: Any, names: tuple[str, ...]) -> int:
     return sum(value for name in names if type(value := summary.get(name)) is int and 0 <= value <= 10**9)
 
 
-def members_behind(ledger: Ledger, batch: Entry) -> dict[str, list[int]] | None:
+def members_behind(ledger: Ledger, batch: Entry) -> dict[str, list[int | None]] | None:
     """Whether the ledger holds less of a batch than the service last said there is: fewer
     member records than GetBatch's last answer counts started (or failed to start) runs, or
     fewer members whose run ended than it counts ended runs. {"members": [held, counted],
     "ended": [held, counted]} when it does (a refresh cut short, a listing that failed, a
     service slow to list what it counts), else None (also when GetBatch's answer has no counts).
-    A finished batch that is behind is refreshed again by `runlog refresh` without REFs."""
-    last = last_answer(ledger.observations(batch.address))
+    A finished batch that is behind is refreshed again by `runlog refresh` without REFs. So is
+    one GetBatch was never asked about ({"members": [held, None], ...}: what it holds is not
+    known): a batch `recover` completed after it had finished, whose StartRunBatch answer
+    (the service's answer to the same request, sent again) says PROCESSED, has no member yet."""
+    observed = ledger.observations(batch.address)
+    last = last_answer(observed)
+    counts = ledger.member_counts(batch.address)
+    held = sum(count for _, _, count in counts)
+    held_ended = sum(count for outcome, status, count in counts if outcome == "submitted" and status in ENDED)
+    if newest(observed) is None:
+        return {"members": [held, None], "ended": [held_ended, None]}
     body = last["body"] if last is not None and isinstance(last["body"], dict) else {}
-
     submitted = started_count(body) or 0
     ended = _total(body.get("runSummary"), _ENDED_COUNTS)
     if not submitted and not ended:
         return None
-    counts = ledger.member_counts(batch.address)
-    held = sum(count for _, _, count in counts)
-    held_ended = sum(count for outcome, status, count in counts if outcome == "submitted" and status in ENDED)
     if held < submitted or held_ended < ended:
         return {"members": [held, submitted], "ended": [held_ended, ended]}
     return None

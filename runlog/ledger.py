@@ -765,8 +765,25 @@ class Ledger:
 
             packed = zlib.compress(data, PACK_LEVEL)
         request_id = intent["request"]["requestId"]
-        with self._autocheckpoint(checkpoint):
+        with self._autocheckpoint(checkpoint), self._synced():
             self._add_attempt(intent, request_id, data, allow_duplicate, packed, blobs)
+
+    @contextmanager
+    def _synced(self) -> Iterator[None]:
+        """The commits made inside are on disk when they return: SQLite's `synchronous = FULL`,
+        which in WAL mode syncs the WAL at each commit, for them alone. The ledger's other
+        commits are made with `NORMAL` (_prepare): a power loss or an operating system crash
+        may take the last of them back, never an attempt. An attempt is what runlog commits
+        before it calls the service (the intent to submit): were it taken back after the
+        request left, a run or batch the service started would have no trace in the ledger, and
+        `recover` nothing to complete. What is committed after an answer (the record, its
+        observations) is redone by `recover` and `refresh` if lost that way."""
+        before = self.conn.execute("PRAGMA synchronous").fetchone()[0]
+        self.conn.execute("PRAGMA synchronous = FULL")
+        try:
+            yield
+        finally:
+            self.conn.execute(f"PRAGMA synchronous = {int(before)}")
 
     @contextmanager
     def _autocheckpoint(self, checkpoint: bool) -> Iterator[None]:

@@ -282,3 +282,69 @@ def test_report_names_a_batchs_members_chart_by_its_batch_id(aws_env, ledger_pat
     assert run_cli("report", "-o", tmp_path / "r.html").exit_code == 0
     page = (tmp_path / "r.html").read_text()
     assert f"batch {batch_id} (record {address[:12]}): 2 run(s)" in page
+
+
+# -- what a fault trial found (a helper's kill -9 and strace of submit-batch) -------------------------
+
+def test_a_batch_recover_completes_after_it_finished_gets_its_members_from_a_plain_refresh(aws_env, ledger_path,
+                                                                                       git_repo, run_cli):
+    """StartRunBatch started the batch but its answers were lost (pending); the batch finished
+    before `recover` sent the request again, whose answer says PROCESSED. `runlog refresh`
+    (no REF) took the batch for finished and settled: "no unfinished runs to refresh", and
+    `show B` said 0 member records for ever. It is refreshed once GetBatch was never asked."""
+    aws_env.batch_rate = 100
+    aws_env.inject("error", operation="StartRunBatch", count=3, phase="after")  # started, every answer lost
+    samples = ["NA12878", "NA12891", "HG002"]
+    settings = [{"runSettingId": s, "name": f"align-{s}",
+                 "parameters": {"sample_name": s, "input_cram": f"s3://cohort-bucket/crams/{s}.cram"}} for s in samples]
+    first = run_cli("submit-batch", "--default-run-setting", json.dumps(DEFAULT),
+                    "--batch-run-settings", json.dumps({"inlineSettings": settings}),
+                    "--endpoint-url", aws_env.endpoint_url)
+    assert first.exit_code == 1 and "pending" in first.stderr, first.output
+    aws_env.advance(300)  # the batch runs to its end meanwhile
+    recovered = run_cli("recover", "--json")
+    assert recovered.exit_code == 0, recovered.output
+    shown = json.loads(run_cli("show", "@1", "--json").stdout)
+    batch_id = shown["record"]["outcome"]["response"]["id"]
+    assert shown["record"]["outcome"]["response"]["status"] == "PROCESSED"
+    refreshed = run_cli("refresh")
+    assert refreshed.exit_code == 0, refreshed.output
+    assert "3 new member record(s)" in refreshed.stdout, refreshed.output
+    facts = json.loads(run_cli("show", batch_id, "--json").stdout)["batch"]
+    assert facts["members_recorded"] == 3 and facts["run_status"] == {"COMPLETED": 3}
+    assert "no unfinished runs to refresh" in run_cli("refresh").stderr  # settled now: not asked again
+
+
+def test_the_attempt_is_on_disk_before_the_request_leaves(aws_env, ledger_path, git_repo, tmp_path):
+    """The intent is committed before StartRunBatch (or StartRun) is sent, but with SQLite's
+    `synchronous = NORMAL` the commit sat in the page cache when the request left: a power loss
+    then could take back the attempt of a batch the service had started. strace of one
+    submission: the ledger's WAL is synced after its last write and before the POST."""
+    import os
+    import re
+    import shutil
+    import subprocess
+    import sys
+
+    if shutil.which("strace") is None:
+        pytest.skip("strace is not installed")
+    trace = tmp_path / "trace.txt"
+    settings = [{"runSettingId": "S0", "name": "align-S0",
+                 "parameters": {"sample_name": "S0", "input_cram": "s3://cohort-bucket/crams/S0.cram"}}]
+    for kind, args, request in (
+            ("batch", ["submit-batch", "--default-run-setting", json.dumps(DEFAULT), "--batch-run-settings",
+                       json.dumps({"inlineSettings": settings})], "POST /runBatch"),
+            ("run", ["submit", "--workflow-id", "1234567", "--role-arn", DEFAULT["roleArn"], "--output-uri",
+                     "s3://cohort-bucket/out/", "--parameters", "file://workflow-inputs.json"], "POST /run ")):
+        done = subprocess.run(["strace", "-f", "-y", "-e", "trace=fsync,fdatasync,sendto,pwrite64", "-o", str(trace),
+                               sys.executable, "-m", "runlog", *args, "--endpoint-url", aws_env.endpoint_url],
+                              cwd=git_repo, env={**os.environ, "RUNLOG_LEDGER": str(ledger_path)},
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        lines = trace.read_text().splitlines()
+        sent = next(i for i, line in enumerate(lines) if request in line)
+        wal = f"{ledger_path.name}-wal>"
+        writes = [i for i, line in enumerate(lines[:sent]) if "pwrite64(" in line and wal in line]
+        assert writes, kind
+        assert [line for line in lines[writes[-1]:sent] if re.search(r"f(data)?sync\(\d+<[^>]*" + re.escape(wal), line)], \
+            (kind, lines[writes[-1]:sent + 1])
