@@ -9,9 +9,8 @@ import click
 from runlog.cli.common import echo_json, load_config, require_ledger
 
 FORMATS = ["ro-crate", "bco", "prov-json", "prov-n", "methods", "all"]
-
-
 LISTED_VERDICTS = 10  # --validate lists each valid file up to this many verdicts; more are counted
+
 
 @click.command()
 @click.argument("refs", nargs=-1, required=True, metavar="REF...")
