@@ -1,14 +1,20 @@
 """Run a function in a forked child process, for work that can overlap the parent's own
-CPU-bound start-up (importing boto3, loading service models) on another core.
+CPU-bound work on another core.
 
-Used by `submit` for the git capture: the git commands run beside botocore's import
-instead of after it. Where fork is unavailable, or other threads are running
-(as in an application embedding runlog), the function runs inline."""
+Used by `submit` for the git capture (the git commands run beside botocore's import instead
+of after it), by `export` for PROV, and by `submit-batch` for a cohort's inputs (resolved
+while the parent checks and encodes the settings file: runlog/batch.py). Where fork is
+unavailable, or other threads are running (as in an application embedding runlog), the
+function runs inline. The child's result comes back through a pipe as JSON, or with
+`binary` as marshal (bytes, str, numbers, lists and dicts of them: what a forked copy of
+this process writes, never what another user can)."""
 
 from __future__ import annotations
 
 import json
+import marshal
 import os
+import signal
 import threading
 import weakref
 from collections.abc import Callable
@@ -25,23 +31,36 @@ def _reap(pid: int) -> None:
         pass
 
 
-def _discard(pid: int, read_fd: int) -> None:
+def _discard(pid: int, read_fd: int, stop: bool = False) -> None:
     """A child whose result was never asked for (its caller failed first: a bad request, say):
-    its pipe closed (its write fails, and it leaves) and it reaped, so that a program calling
-    runlog again and again keeps neither a process nor a descriptor per failure."""
+    its pipe closed (its write fails, and it leaves), killed first with `stop` (its work is
+    long and of no use now), and reaped, so that a program calling runlog again and again
+    keeps neither a process nor a descriptor per failure."""
     try:
         os.close(read_fd)
     except OSError:
         pass
+    if stop:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
     _reap(pid)
 
 
 class Pending:
-    def __init__(self, pid: int | None, read_fd: int | None, value: Any = None, error: BaseException | None = None):
-        self._pid, self._fd, self._value, self._error = pid, read_fd, value, error
-        # run when the Pending is let go of with its result never asked for
-        self._unasked = weakref.finalize(self, _discard, pid, read_fd) if pid is not None and read_fd is not None \
-            else None
+    def __init__(self, pid: int | None, read_fd: int | None, value: Any = None, error: BaseException | None = None,
+                 binary: bool = False, stop: bool = False):
+        self._pid, self._fd, self._value, self._error, self._binary = pid, read_fd, value, error, binary
+        # run when the Pending is let go of with its result never asked for (or by discard())
+        self._unasked = weakref.finalize(self, _discard, pid, read_fd, stop) \
+            if pid is not None and read_fd is not None else None
+
+    def discard(self) -> None:
+        """Give up the result (the child is stopped if start() was asked to, and reaped)."""
+        if self._unasked is not None:
+            self._unasked()
+        self._fd = None
 
     def result(self) -> Any:
         if self._fd is not None and self._pid is not None:
@@ -52,8 +71,8 @@ class Pending:
             _reap(self._pid)
             self._fd = None
             try:
-                message = json.loads(data)
-            except ValueError:
+                message = marshal.loads(data) if self._binary else json.loads(data)
+            except (ValueError, EOFError, TypeError):
                 message = {"error": "the background process died"}
             if "error" in message:
                 self._error = RuntimeError(message["error"])
@@ -64,16 +83,33 @@ class Pending:
         return self._value
 
 
-def start(function: Callable[..., Any], *args: Any) -> Pending:
-    """Start function(*args) in a child; its JSON-serialisable result comes from .result()."""
-    # Forking a process with other threads can copy locks those threads hold: run inline then.
-    if not hasattr(os, "fork") or threading.active_count() > 1 or os.environ.get("RUNLOG_NO_FORK"):
-        try:
-            return Pending(None, None, value=function(*args))
-        except Exception as exc:  # reported when the result is asked for, as in the forked case
-            return Pending(None, None, error=exc)
+def _inline(function: Callable[..., Any], args: tuple) -> Pending:
+    try:
+        return Pending(None, None, value=function(*args))
+    except Exception as exc:  # reported when the result is asked for, as in the forked case
+        return Pending(None, None, error=exc)
+
+
+def forkable() -> bool:
+    """Whether start() would fork now (else it runs the function inline): fork exists, no
+    other thread is running (forking a process with other threads can copy locks those
+    threads hold) and RUNLOG_NO_FORK is unset."""
+    return hasattr(os, "fork") and threading.active_count() == 1 and not os.environ.get("RUNLOG_NO_FORK")
+
+
+def start(function: Callable[..., Any], *args: Any, binary: bool = False, stop: bool = False) -> Pending:
+    """Start function(*args) in a child; its result (JSON-serialisable, or with `binary`
+    marshal-serialisable) comes from .result(). `stop`: a child whose result is not asked
+    for is killed rather than waited for."""
+    if not forkable():
+        return _inline(function, args)
     read_fd, write_fd = os.pipe()
-    pid = os.fork()
+    try:
+        pid = os.fork()
+    except OSError:  # no process to be had (memory, a process limit): run inline after all
+        os.close(read_fd)
+        os.close(write_fd)
+        return _inline(function, args)
     if pid == 0:  # the child: compute, write one JSON message, leave without cleanup handlers
         try:
             os.close(read_fd)
@@ -82,8 +118,8 @@ def start(function: Callable[..., Any], *args: Any) -> Pending:
             except BaseException as exc:  # everything must reach the parent
                 message = {"error": f"{type(exc).__name__}: {exc}"}
             with os.fdopen(write_fd, "wb") as pipe:
-                pipe.write(json.dumps(message).encode("utf-8"))
+                pipe.write(marshal.dumps(message) if binary else json.dumps(message).encode("utf-8"))
         finally:  # never back into the caller's code, whatever happened (a parent gone: a broken pipe)
             os._exit(0)
     os.close(write_fd)
-    return Pending(pid, read_fd)
+    return Pending(pid, read_fd, binary=binary, stop=stop)

@@ -14,13 +14,11 @@ twice, or in two ledgers, gives the same address), and `observe_members` pages L
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import re
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache, partial
 from itertools import chain, repeat
@@ -49,9 +47,10 @@ from runlog.batchread import (  # noqa: F401  (the read side, re-exported: runlo
     summary,
 )
 from runlog.errors import OperationError, RunlogError, TemplateMismatch, Unresolved, UsageError
+from runlog.inputsfork import UNRESOLVED_ENDING, InputsApart, unresolved_warning
 from runlog.ledger import Entry, Ledger
 from runlog.membersettings import unknown_warning
-from runlog.resolve import Options, unresolved, unresolved_hint  # submit-batch resolves as submit does: the one Options
+from runlog.resolve import Options, unresolved  # submit-batch resolves as submit does: the one Options
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -469,9 +468,10 @@ def effective_setting(default: dict[str, Any], own: dict[str, Any]) -> dict[str,
 
 # -- resolving before sending ------------------------------------------------------------------
 
-def read_settings_file(s3, uri: str) -> dict[str, Any]:
+def read_settings_file(s3, uri: str, on_body: Callable[[bytes], Any] | None = None) -> dict[str, Any]:
     """The s3UriSettings object: identity and content. Unreadable: {"uri", "error"} (a
-    warning). Readable but not a JSON list of run settings: UsageError (nothing sent)."""
+    warning). Readable but not a JSON list of run settings: UsageError (nothing sent).
+    `on_body(bytes)` is called with its bytes before they are parsed."""
     from runlog.resolve import read_object
     from runlog.safejson import UntrustedJSONError, loads_untrusted
 
@@ -481,6 +481,8 @@ def read_settings_file(s3, uri: str) -> dict[str, Any]:
     if len(body) > SETTINGS_FILE_LIMIT:
         raise UsageError(f"settings file {uri} is larger than {SETTINGS_FILE_LIMIT} bytes; runlog does not send "
                          "a cohort it cannot record")
+    if on_body is not None:
+        on_body(body)
     try:
         content = loads_untrusted(body, max_bytes=SETTINGS_FILE_LIMIT, max_depth=64)
     except UntrustedJSONError as exc:
@@ -605,11 +607,11 @@ def settings_input_uris(default: dict, settings: list[dict]) -> list[str]:
     from runlog.resolve import input_uris
 
     schemes = ("s3://", "omics://")
-    uris: dict[str, None] = dict.fromkeys(input_uris(inherited_parameters(default, settings)))
+    inherited = input_uris(inherited_parameters(default, settings))
     flat = _flat_input_uris(settings)
-    if flat is not None:
-        uris.update(dict.fromkeys(flat))
-        return list(uris)
+    if flat is not None:  # one pass over 100 000 URIs (an update of a dict of them would be two)
+        return list(dict.fromkeys(chain(inherited, flat)))
+    uris: dict[str, None] = dict.fromkeys(inherited)
     for setting in settings:
         own = setting.get("parameters")
         if not own:
@@ -677,14 +679,16 @@ def _refuse_changed_since_checked(uri: str, found: dict, expected: dict | None) 
 
 
 def resolve_batch(request: dict, clients: dict, options: Options, written: dict | None = None,
-                  expected: dict | None = None) -> tuple[dict, dict, list[str]]:
+                  expected: dict | None = None, apart: InputsApart | None = None) -> tuple[dict, dict, list[str]]:
     """(resolution, batch section, warnings) for a StartRunBatch request. The settings file is
     read even with --no-resolve: it is the cohort, and the record keeps it. `written`: the file
     as runlog has just written it (a replay's selection: its PutObject's ETag and VersionId,
     its bytes' size and SHA-256, its content), pinned when it cannot be read back: runlog
     knows what it holds (S3 took it with IfNoneMatch: no other object was there). `expected`:
     the file as a replay read and checked it (batchreplay.prepare): read with other bytes now
-    (rewritten in between), DriftError, before anything is written or sent."""
+    (rewritten in between), DriftError, before anything is written or sent. `apart`: the
+    inputs may be resolved by a forked child (runlog/inputsfork.py); when it started one, the
+    resolution has no `inputs` and the caller takes the child's answer (_settle_inputs)."""
     from runlog import fastjson
     from runlog.resolve import workflow_identity
 
@@ -701,8 +705,14 @@ def resolve_batch(request: dict, clients: dict, options: Options, written: dict 
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="runlog-workflow")
         pending_workflow = pool.submit(workflow_identity, clients["omics"], default)
         pool.shutdown(wait=False)  # the thread ends with its one call (workflow_identity never raises)
+        if apart is not None:  # no thread may be running when the inputs' child is forked
+            apart.before_fork = partial(_all_of, (apart.before_fork, partial(pool.shutdown, wait=True)))
+    on_body = None  # a forked child parses the bytes too, and resolves the inputs (runlog/inputsfork.py)
+    if apart is not None and options.enabled and not options.strict:
+        on_body = partial(apart.start, default=default, s3=clients["s3"],
+                          deadline=started + options.timeout)
     if uri is not None:
-        section["settings_file"] = found = read_settings_file(clients["s3"], uri)
+        section["settings_file"] = found = read_settings_file(clients["s3"], uri, on_body)
         _refuse_changed_since_checked(uri, found, expected)
         if "error" in found and written is not None and written.get("uri") == uri and "content" in written:
             warnings.append(f"settings file {uri} not read back ({found['error']['code']}: "
@@ -728,36 +738,36 @@ def resolve_batch(request: dict, clients: dict, options: Options, written: dict 
         check_templates(workflow, default, settings)
         template_checked = "parameter_template" in workflow
     workflow.pop("parameter_template", None)
-    uris = settings_input_uris(default, settings)
-    inputs = input_identities(uris, clients, deadline=started + options.timeout)
-    failed = unresolved(inputs)
-    if failed:
-        shown = ", ".join(f"{u} ({inputs[u]['error']['code']})" for u in failed[:5])
-        more = f" and {len(failed) - 5} more" if len(failed) > 5 else ""
-        message = f"{len(failed)} input(s) not resolved: {shown}{more}{unresolved_hint(inputs, failed)}"
-        if options.strict:
-            raise Unresolved(message, failed)
-        warnings.append(message + "; recorded as such")
-    resolution = {"workflow": workflow, "inputs": inputs, "template_checked": template_checked}
+    resolution: dict[str, Any] = {"workflow": workflow, "template_checked": template_checked}
+    if apart is not None and apart.started:  # the caller takes the child's answer (_settle_inputs)
+        apart.warning_at, apart.settings = len(warnings), settings
+    else:
+        uris = settings_input_uris(default, settings)
+        resolution["inputs"] = inputs = input_identities(uris, clients, deadline=started + options.timeout)
+        failed = unresolved(inputs)
+        if failed:
+            message = unresolved_warning(inputs, failed)
+            if options.strict:
+                raise Unresolved(message, failed)
+            warnings.append(message + UNRESOLVED_ENDING)
     return resolution, section, warnings
+
+
+def _all_of(calls: Iterable[Callable[[], Any]]) -> None:
+    for call in calls:
+        call()
 
 
 # -- submitting ------------------------------------------------------------------------------
 
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Python's cyclic garbage collector paused, then restored. A cohort's submission makes
-    hundreds of thousands of dicts and lists (the settings file's runs, the inputs'
-    identities), none of them in a cycle, and the collector would walk them over and over as
-    they are made: about half the time of reading a 100 000-run settings file."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
+def _collector_paused():
+    """Python's cyclic garbage collector paused (lifetime.collector_paused). A cohort's
+    submission makes hundreds of thousands of dicts and lists (the settings file's runs, the
+    inputs' identities), none of them in a cycle, and the collector would walk them over and
+    over as they are made: about half the time of reading a 100 000-run settings file."""
+    from runlog.lifetime import collector_paused
 
+    return collector_paused()
 
 
 def submit_batch(open_ledger: Callable[[], Ledger], request: dict[str, Any], *, settings,
@@ -791,7 +801,7 @@ def _submit_batch(open_ledger: Callable[[], Ledger], request: dict[str, Any], *,
                   session=None, omics=None, written: dict | None = None, expected: dict | None = None):
     from concurrent.futures import ThreadPoolExecutor
 
-    from runlog import aws, background, gitcapture
+    from runlog import aws, background, gitcapture, lifetime
     from runlog.aws import AwsSettings
     from runlog.startrun import StartRunRequest
     from runlog.submit import _dry_run, check_intent, make_intent, send_attempt, settle_context
@@ -806,34 +816,61 @@ def _submit_batch(open_ledger: Callable[[], Ledger], request: dict[str, Any], *,
                            else aws.custom_endpoint("omics", settings.endpoint_url, sess), settings.pinned)
     options = resolve_options or Options()
     clients = {"omics": omics}
+    s3_options: dict[str, Any] = {"connect_timeout": options.timeout, "read_timeout": max(options.timeout, 30),
+                  "retries": {"total_max_attempts": 2, "mode": "standard"}}
     if request["batchRunSettings"].get("s3UriSettings") or options.enabled:
-        clients["s3"] = aws.client(settings, "s3", sess=sess, connect_timeout=options.timeout,
-                                   read_timeout=max(options.timeout, 30),
-                                   retries={"total_max_attempts": 2, "mode": "standard"})
+        clients["s3"] = aws.client(settings, "s3", sess=sess, **s3_options)
+
+    def new_clients(services: set[str]) -> dict:  # for the inputs resolved apart (runlog/inputsfork.py)
+        made = {}
+        if "s3" in services:
+            made["s3"] = aws.client(settings, "s3", sess=sess, **s3_options)
+        if "omics" in services:
+            made["omics"] = aws.client(settings, "omics", sess=sess, **(client_options or {}))
+        return made
+
     warnings: list[str] = []
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        caller_future = pool.submit(aws.caller_identity, settings, sess) if lookup_caller else None
-        resolution, section, found = resolve_batch(request, clients, options, written, expected)
+    pool = ThreadPoolExecutor(max_workers=1)
+    caller_future = pool.submit(aws.caller_identity, settings, sess) if lookup_caller else None
+    pool.shutdown(wait=False)  # its thread ends with the lookup; InputsApart waits for it before a fork
+    apart = None if dry_run else InputsApart(new_clients, before_fork=partial(pool.shutdown, wait=True))
+    try:
+        resolution, section, found = resolve_batch(request, clients, options, written, expected, apart)
         warnings.extend(found)
         captured = pending_git.result() if pending_git else {"git": {"state": "unknown", "reason": "not captured"}}
         caller = caller_future.result() if caller_future else {"unknown": "not asked (caller_identity = false)"}
-    git = settle_context(captured, caller, caller_future is not None, warnings, warn)
-    more: dict[str, Any] = {"batch": section, **(extra or {})}
-    if resolution:
-        more["resolution"] = resolution
-    intent = make_intent(StartRunRequest(request=request, parameters=dict(PARAMETERS)), kind=kind, settings=settings,
-                         git=git, caller=caller, warnings=warnings, extra=more, check=dry_run)
-    ledger = open_ledger()
-    if dry_run:  # (checked whole: a dry run shows the intent as readers see the record)
-        return _dry_run(ledger, intent, warn, allow_duplicate)
-    # the cohort goes into blobs stored with the attempt; the intent and the record hold
-    # references to them (runlog/blobs.py), so that the record written after the answer is small
-    held, stored, inputs = _held_cohort(intent)
+        # with the inputs still being resolved, the warnings are shown once their own is in place
+        later = apart is not None and apart.started
+        git = settle_context(captured, caller, caller_future is not None, warnings, (lambda _: None) if later else warn)
+        more: dict[str, Any] = {"batch": section, **(extra or {})}
+        if resolution:
+            more["resolution"] = resolution
+        intent = make_intent(StartRunRequest(request=request, parameters=dict(PARAMETERS)), kind=kind,
+                             settings=settings, git=git, caller=caller, warnings=warnings, extra=more, check=dry_run)
+        ledger = open_ledger()
+        if dry_run:  # (checked whole: a dry run shows the intent as readers see the record)
+            return _dry_run(ledger, intent, warn, allow_duplicate)
+        # the cohort goes into blobs stored with the attempt; the intent and the record hold
+        # references to them (runlog/blobs.py), so that the record written after the answer is small
+        held, stored, inputs = _held_cohort(intent)
+        found_problems = None
+        if later and apart is not None:
+            inputs, found_problems = _settle_inputs(apart, intent, clients, stored)
+    except BaseException:
+        if apart is not None and apart.started:
+            apart.discard()
+            for message in warnings:
+                warn(message)
+        raise
+    if later:
+        for message in warnings:
+            warn(message)
     # checked as it is stored: the run settings were checked one by one, more strictly than the
     # schema does (check_settings); the inputs' identities, made of what the services answered
     # (a read set's status, an object's size), are checked on their own (about 0.03 s at 200 000)
-    check_intent(intent, inputs)
+    check_intent(intent, inputs, found_problems)
     parts, encoded = _encode_intent(intent)
+    lifetime.keep(held, resolution)  # the cohort: not freed run by run when the runlog program ends at once
     # the attempt's commit leaves its WAL to be copied while StartRunBatch is answered (send)
     return send_attempt(ledger, intent, omics, partial(send, parts=parts, encoded=encoded, held=held),
                         allow_duplicate=allow_duplicate, encoded=encoded, checkpoint=False, blobs=stored)
@@ -856,6 +893,34 @@ def _held_cohort(intent: dict) -> tuple[tuple[list, Any] | None, list[tuple[str,
     content, inputs = found.get(blobs.CONTENT), found.get(blobs.INPUTS)
     return ((content if content is not None and isinstance(content[0], list) else None), stored,
             inputs[0] if inputs is not None else None)
+
+
+def _settle_inputs(apart: InputsApart, intent: dict, clients: dict,
+                   stored: list[tuple[str, int, bytes]]) -> tuple[Any, list[str] | None]:
+    """The inputs a forked child resolved (InputsApart), put in the intent as _held_cohort
+    puts its own: their reference in their place, their blob added to `stored`, the warning
+    naming those not resolved where resolve_batch puts it. A child that failed: the inputs
+    resolved here instead, as resolve_batch does. Returns (the inputs, for check_intent, or
+    None, and what the child's check of them found, or None)."""
+    from runlog import blobs
+
+    at = apart.warning_at
+    answer = apart.answer()
+    resolution = intent["resolution"]
+    if answer is None:
+        resolution["inputs"] = inputs = apart.resolve_here(clients)
+        failed = unresolved(inputs)
+        if failed:
+            intent["warnings"].insert(at, unresolved_warning(inputs, failed) + UNRESOLVED_ENDING)
+        blob = blobs.take_out(intent)[blobs.INPUTS][1]
+        stored.append((blob.sha256, len(blob.data), blob.packed()))
+        return inputs, None
+    if answer["warning"] is not None:
+        intent["warnings"].insert(at, answer["warning"])
+    ref = answer["ref"]
+    resolution[blobs.INPUTS_REF] = ref
+    stored.append((ref["sha256"], ref["bytes"], answer["packed"]))
+    return None, answer["problems"]
 
 
 def _encode_intent(intent: dict) -> tuple[tuple[list, list], bytes]:

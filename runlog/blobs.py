@@ -97,6 +97,7 @@ def take_out(record: dict, made: Callable[[Blob], Any] | None = None) -> dict[st
 
 CONTENT = "batch.settings_file.content"
 INPUTS = "resolution.inputs"
+INPUTS_REF = PLACES[1][2]  # "inputs_blob", in `resolution`
 PLACE_NAMES = tuple(".".join((*path, key)) for path, key, _ in PLACES)  # CONTENT, INPUTS
 
 

@@ -77,13 +77,16 @@ def make_intent(start_request: StartRunRequest, *, kind: str, settings: AwsSetti
     return intent
 
 
-def check_intent(intent: dict, inputs: Any = None) -> None:
+def check_intent(intent: dict, inputs: Any = None, found: list[str] | None = None) -> None:
     """InternalError (nothing sent) when the record made of `intent` would break its schema.
     `inputs`: the inputs' identities `intent` holds by reference (runlog/blobs.py), checked
-    too: they are made of what the services answered."""
+    too: they are made of what the services answered. `found`: what the same check of them
+    found where they were resolved (runlog/inputsfork.py)."""
     problems = rec.schema_errors({**intent, "outcome": _PLACEHOLDER_OUTCOME})
     if not problems and inputs is not None:
         problems = rec.inputs_errors(inputs)
+    if not problems and found:
+        problems = list(found)
     if problems:
         raise InternalError("internal error: the record would break its schema: " + "; ".join(problems[:3]))
 

@@ -30,7 +30,7 @@ SQL_MODULES = {"runlog/ledger.py", "runlog/migrations.py", "runlog/verify.py"}
 # CLI, the emulator, or the use cases above them.
 CORE = {"runlog/errors.py", "runlog/record.py", "runlog/ledger.py", "runlog/migrations.py",
         "runlog/arn.py", "runlog/textsafe.py", "runlog/safejson.py", "runlog/params.py", "runlog/config.py",
-        "runlog/inflight.py", "runlog/background.py"}
+        "runlog/inflight.py", "runlog/background.py", "runlog/lifetime.py"}
 USE_CASES = {"runlog.submit", "runlog.replay", "runlog.importer", "runlog.observe", "runlog.sync",
              "runlog.verify", "runlog.watch", "runlog.diff", "runlog.export", "runlog.resolve",
              "runlog.startrun", "runlog.gitcapture"}

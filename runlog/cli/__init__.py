@@ -191,6 +191,9 @@ def run() -> None:
     """The `runlog` program (its console script; `python -m runlog` when the interpreter was
     started for it: runlog/__main__.py): `main`, then the process ends at once with the
     command's exit status (_leave). A program that runs runlog itself calls `main`."""
+    from runlog import lifetime
+
+    lifetime.ending_at_once()
     try:
         main()
     except SystemExit as done:
