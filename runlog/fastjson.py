@@ -245,6 +245,33 @@ def dumps_flat(value: dict) -> bytes:
         return rec.canonical_json(value)
 
 
+def floatless_rows(rows: list[dict]) -> bool:
+    """Whether no float is in `rows`, dicts whose values are text, integers, true, false,
+    null, or dicts of those (a cohort's input identities: an object's ETag and size, or an
+    error's code and message, one error dict shared by every input it stands for), decided at
+    C speed: each distinct row, and each distinct inner dict, looked at once, the types of
+    their values gathered in a set. False for anything else too (a list, a subclass, a deeper dict): the caller then
+    uses `dumps`, whose checks are exact. 100 000 identities: about a third of the time of
+    `dumps`'s checks of their JSON."""
+    from itertools import chain, compress, repeat
+
+    if set(map(type, rows)) != {dict}:
+        return False
+    values = list(chain.from_iterable(map(dict.values, _distinct(rows))))
+    kinds = set(map(type, values))
+    if kinds.issubset(_PLAIN_TYPES):
+        return True
+    if not kinds.issubset((*_PLAIN_TYPES, dict)):
+        return False
+    inner = list(compress(values, map(isinstance, values, repeat(dict))))
+    return set(map(type, chain.from_iterable(map(dict.values, _distinct(inner))))).issubset(_PLAIN_TYPES)
+
+
+def _distinct(objects: list) -> Any:
+    """Each object of `objects` once (by identity, at C speed)."""
+    return dict(zip(map(id, objects), objects, strict=True)).values()
+
+
 def dumps_floatless(value: Any) -> bytes:
     """record.canonical_json(value) for a value its caller has proven to hold no float (only
     dicts with text keys, lists, text, integers, true, false, null and datetimes, built so or

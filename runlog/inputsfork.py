@@ -77,7 +77,9 @@ def _resolve_in_child(body: bytes, default: dict, s3: Any, make_clients: Callabl
         clients.update(make_clients({"omics"}))
     inputs = input_identities(uris, clients, deadline=deadline)
     failed = unresolved(inputs)
-    blob = Blob(fastjson.dumps(inputs), items=len(inputs))
+    identities = list(inputs.values())
+    blob = Blob(fastjson.dumps_floatless(inputs) if fastjson.floatless_rows(identities) else fastjson.dumps(inputs),
+                items=len(inputs))
     with ThreadPoolExecutor(max_workers=1) as pool:  # compressed (zlib: without the GIL) while they are checked
         packed = pool.submit(blob.packed)
         problems = rec.inputs_errors(inputs)

@@ -199,3 +199,43 @@ def test_loads_reads_every_number_as_the_json_module_does(value, spaced):
     expected = rec.canonical_json(json.loads(text))
     assert rec.canonical_json(fastjson.loads(text.encode())) == expected
     assert rec.canonical_json(loads_untrusted(text.encode(), max_depth=64)) == expected
+
+
+NOT_FOUND = {"kind": "s3-object", "error": {"code": "NotFound", "message": "not in the listing of its prefix"}}
+
+
+@pytest.mark.parametrize("rows, floatless", [
+    ([{"kind": "s3-object", "etag": "abc", "size": 12, "last_modified": "2026-11-28T00:00:00Z"}], True),
+    ([NOT_FOUND] * 1000 + [{"kind": "s3-object", "etag": "e", "size": 0}], True),
+    ([{"kind": "s3-object", "error": {"code": "AccessDenied", "message": "no", "http_status": 403}}], True),
+    ([{"a": None, "b": True, "c": -(2 ** 63)}], True),
+    ([], False),  # nothing to prove: dumps decides
+    ([NOT_FOUND, {"size": 1.0}], False),
+    ([NOT_FOUND, {"error": {"code": float("nan")}}], False),
+    ([{"size": 1e-7}], False),
+    ([{"parts": [1, 2]}], False),
+    ([{"error": {"deeper": {"x": 1.5}}}], False),
+    ([{"error": {"deeper": {"x": 1}}}], False),
+    ([{"size": 2 ** 70}], True),
+    ([NOT_FOUND, ["not", "a", "dict"]], False),
+])
+def test_floatless_rows_says_so_only_where_no_float_can_be(rows, floatless):
+    """floatless_rows (a cohort's input identities): True only when no float is anywhere in
+    the rows, and then dumps_floatless writes what the json module writes; a float at either
+    level, a list or a deeper dict, or a row that is no dict: False (dumps then decides)."""
+    assert fastjson.floatless_rows(rows) is floatless
+    if floatless:
+        value = {f"s3://b/{n}": row for n, row in enumerate(rows)}
+        assert fastjson.dumps_floatless(value) == rec.canonical_json(value)
+
+
+@given(st.lists(st.dictionaries(st.text(max_size=5), st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True), st.text(max_size=5),
+    st.dictionaries(st.text(max_size=3), st.one_of(st.integers(), st.floats(), st.text(max_size=3)), max_size=3)),
+    max_size=4), max_size=6))
+@settings(max_examples=300, deadline=None)
+def test_floatless_rows_is_never_wrong_about_a_float(rows):
+    if fastjson.floatless_rows(rows):
+        assert not fastjson.has_float(rows)
+        value = {str(n): row for n, row in enumerate(rows)}
+        assert fastjson.dumps_floatless(value) == rec.canonical_json(value)
