@@ -11,6 +11,7 @@ this process writes, never what another user can)."""
 
 from __future__ import annotations
 
+import atexit
 import json
 import marshal
 import os
@@ -29,6 +30,35 @@ def _reap(pid: int) -> None:
         os.waitpid(pid, 0)
     except ChildProcessError:
         pass
+
+
+_ending: list[int] = []  # children whose answer was read while they were still ending
+_ending_registered: list[Any] = []  # the exit handler that reaps them, once registered
+
+
+def _reap_later(pid: int) -> None:
+    """Reap the child `pid` if it has ended; else leave it to _reap_ended. A child that has
+    written its answer still has to end, and the end of a large one (the kernel freeing a
+    cohort's worth of memory) is not worth waiting for on the way to the call."""
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return
+    if done == 0:
+        if not _ending_registered:
+            _ending_registered.append(atexit.register(_reap_ended, False))  # by then they have ended
+        _ending.append(pid)
+
+
+def _reap_ended(now: bool = True) -> None:
+    """Reap the children left to end (_reap_later): those that have (`now`), or all of them."""
+    for pid in list(_ending):
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG if now else 0)
+        except ChildProcessError:
+            done = pid
+        if done:
+            _ending.remove(pid)
 
 
 def _discard(pid: int, read_fd: int, stop: bool = False) -> None:
@@ -68,7 +98,7 @@ class Pending:
                 self._unasked.detach()
             with os.fdopen(self._fd, "rb") as pipe:
                 data = pipe.read()
-            _reap(self._pid)
+            _reap_later(self._pid)
             self._fd = None
             try:
                 message = marshal.loads(data) if self._binary else json.loads(data)
@@ -90,6 +120,14 @@ def _inline(function: Callable[..., Any], args: tuple) -> Pending:
         return Pending(None, None, error=exc)
 
 
+_in_child = False  # set in a child start() forked: it ends with os._exit once its answer is written
+
+
+def in_child() -> bool:
+    """Whether this is a child start() forked (whose memory is freed by its end, at once)."""
+    return _in_child
+
+
 def forkable() -> bool:
     """Whether start() would fork now (else it runs the function inline): fork exists, no
     other thread is running (forking a process with other threads can copy locks those
@@ -103,6 +141,7 @@ def start(function: Callable[..., Any], *args: Any, binary: bool = False, stop: 
     for is killed rather than waited for."""
     if not forkable():
         return _inline(function, args)
+    _reap_ended()  # (a program calling runlog again and again keeps no ended child)
     read_fd, write_fd = os.pipe()
     try:
         pid = os.fork()
@@ -111,6 +150,8 @@ def start(function: Callable[..., Any], *args: Any, binary: bool = False, stop: 
         os.close(write_fd)
         return _inline(function, args)
     if pid == 0:  # the child: compute, write one JSON message, leave without cleanup handlers
+        global _in_child
+        _in_child = True
         try:
             os.close(read_fd)
             try:

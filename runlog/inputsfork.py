@@ -39,6 +39,7 @@ from typing import Any
 
 FORK_FROM = 512 * 1024  # bytes of settings file: about 3 000 runs
 UNRESOLVED_ENDING = "; recorded as such"  # after the warning when the submission goes on (not --strict)
+_held: list = []  # in the child: what it made, until it ends
 
 
 def unresolved_warning(inputs: dict[str, dict], failed: list[str]) -> str:
@@ -65,13 +66,14 @@ def _resolve_in_child(body: bytes, default: dict, s3: Any, make_clients: Callabl
 
     import orjson
 
-    from runlog import fastjson
+    from runlog import background, fastjson
     from runlog import record as rec
     from runlog.batch import input_identities, settings_input_uris
     from runlog.blobs import Blob
     from runlog.resolve import unresolved
 
-    uris = settings_input_uris(default, orjson.loads(body))
+    runs = orjson.loads(body)
+    uris = settings_input_uris(default, runs)
     clients = {"s3": s3}
     if any(uri.startswith("omics://") for uri in uris):
         clients.update(make_clients({"omics"}))
@@ -80,6 +82,8 @@ def _resolve_in_child(body: bytes, default: dict, s3: Any, make_clients: Callabl
     identities = list(inputs.values())
     blob = Blob(fastjson.dumps_floatless(inputs) if fastjson.floatless_rows(identities) else fastjson.dumps(inputs),
                 items=len(inputs))
+    if background.in_child():  # not freed object by object on the way out: the child's end frees them at once
+        _held.append((runs, uris, inputs, identities))
     with ThreadPoolExecutor(max_workers=1) as pool:  # compressed (zlib: without the GIL) while they are checked
         packed = pool.submit(blob.packed)
         problems = rec.inputs_errors(inputs)

@@ -90,3 +90,32 @@ def test_a_result_never_asked_for_leaves_no_process_and_no_descriptor():
                          timeout=60).stdout.splitlines()
     assert out[0] == "none left"
     assert int(out[1]) <= int(baseline) + 2  # (the runlog modules' own files, if any, not five pipes)
+
+
+CALLED_AGAIN_AND_AGAIN = """
+import os, time
+from runlog import background
+
+def answer(n):
+    return {"n": n, "blob": bytes(200_000)}
+
+answers = [background.start(answer, n, binary=True).result()["n"] for n in range(5)]
+print("answers", answers)
+time.sleep(0.5)
+background.start(answer, 9, binary=True).result()  # reaps those that have ended first
+time.sleep(0.5)
+background._reap_ended()
+try:
+    os.waitpid(-1, os.WNOHANG)
+    print("children left")
+except ChildProcessError:
+    print("no child left")
+"""
+
+
+def test_children_whose_answer_was_read_are_reaped_once_ended():
+    """A child's answer is taken as soon as it is written, and the child reaped when it has
+    ended (not waited for): a program calling runlog again and again keeps no child."""
+    out = subprocess.run([sys.executable, "-c", CALLED_AGAIN_AND_AGAIN], capture_output=True, text=True, check=True,
+                         timeout=60).stdout.splitlines()
+    assert out == ["answers [0, 1, 2, 3, 4]", "no child left"]
