@@ -58,6 +58,14 @@ def test_a_process_that_ignores_its_children_submits_and_records_the_run(aws_env
         assert entry.record["git"]["state"] != "unknown"
 
 
+# a script's last lines: whether a child of its process is left (a zombie or still running)
+NONE_LEFT = """try:
+    os.waitpid(-1, os.WNOHANG)
+    print("a child is left")
+except ChildProcessError:
+    print("none left")
+"""
+
 UNASKED = """
 import gc, os, time
 from runlog import background
@@ -70,12 +78,7 @@ for _ in range(5):  # a caller that fails before it asks for the result, again a
     pending = background.start(slow)
     del pending
 gc.collect()
-try:
-    os.waitpid(-1, os.WNOHANG)
-    print("a child is left")
-except ChildProcessError:
-    print("none left")
-print(len(os.listdir("/proc/self/fd")))
+""" + NONE_LEFT + """print(len(os.listdir("/proc/self/fd")))
 """
 
 
@@ -105,12 +108,7 @@ time.sleep(0.5)
 background.start(answer, 9, binary=True).result()  # reaps those that have ended first
 time.sleep(0.5)
 background._reap_ended()
-try:
-    os.waitpid(-1, os.WNOHANG)
-    print("children left")
-except ChildProcessError:
-    print("no child left")
-"""
+""" + NONE_LEFT
 
 
 def test_children_whose_answer_was_read_are_reaped_once_ended():
@@ -118,4 +116,4 @@ def test_children_whose_answer_was_read_are_reaped_once_ended():
     ended (not waited for): a program calling runlog again and again keeps no child."""
     out = subprocess.run([sys.executable, "-c", CALLED_AGAIN_AND_AGAIN], capture_output=True, text=True, check=True,
                          timeout=60).stdout.splitlines()
-    assert out == ["answers [0, 1, 2, 3, 4]", "no child left"]
+    assert out == ["answers [0, 1, 2, 3, 4]", "none left"]
