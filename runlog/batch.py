@@ -834,6 +834,7 @@ def _submit_batch(open_ledger: Callable[[], Ledger], request: dict[str, Any], *,
     caller_future = pool.submit(aws.caller_identity, settings, sess) if lookup_caller else None
     pool.shutdown(wait=False)  # its thread ends with the lookup; InputsApart waits for it before a fork
     apart = None if dry_run else InputsApart(new_clients, before_fork=partial(pool.shutdown, wait=True))
+    later = False  # the warnings shown once the forked copy's one is in place
     try:
         resolution, section, found = resolve_batch(request, clients, options, written, expected, apart)
         warnings.extend(found)
@@ -856,9 +857,15 @@ def _submit_batch(open_ledger: Callable[[], Ledger], request: dict[str, Any], *,
         found_problems = None
         if later and apart is not None:
             inputs, found_problems = _settle_inputs(apart, intent, clients, stored)
-    except BaseException:
+    except BaseException as exc:
+        if later and apart is not None and apart.started and isinstance(exc, Exception):
+            # what one process would have found before the failure is shown: the inputs' warning too
+            answer = apart.answer()
+            if answer is not None and answer["warning"] is not None:
+                warnings.insert(apart.warning_at, answer["warning"])
         if apart is not None and apart.started:
-            apart.discard()
+            apart.discard()  # (Ctrl-C, or a failure before the warnings were settled: stopped)
+        if later:
             for message in warnings:
                 warn(message)
         raise

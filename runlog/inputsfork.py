@@ -28,8 +28,10 @@ fork), where background.start forks (no other thread running once the submission
 ended, RUNLOG_NO_FORK unset), and for a settings file of at least FORK_FROM bytes (below
 that, the fork costs more than it saves). A child that fails in any way is not trusted to have done anything: the inputs are
 then resolved here, as without it. `--strict` (an unresolved input refuses the submission
-before the ledger is opened) and `--dry-run` resolve them here. A submission that stops
-before the child has answered (a refused settings file or template) kills it."""
+before the ledger is opened) and `--dry-run` resolve them here. A submission refused while
+the child works (a settings file or a template refused, Ctrl-C) kills it; one that fails
+after its warnings were gathered (a ledger that cannot be opened) still takes the child's
+answer, so that it shows the warnings one process would have shown."""
 
 from __future__ import annotations
 

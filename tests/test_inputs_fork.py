@@ -233,3 +233,21 @@ def test_the_program_leaves_the_collector_paused_and_holds_the_cohort(cohort, le
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["id"]
     assert "{'collector': False, 'kept': 1}" in done.stderr
+
+
+def test_a_ledger_that_cannot_be_opened_shows_the_same_warnings_and_error(cohort, s3_emulator, run_proc, tmp_path,
+                                                                        monkeypatch):
+    """The ledger's place is under a file: the submission fails after the fork, before the
+    child's answer is taken. stderr (the warnings found so far, then the error) and the exit
+    status are those of one process; nothing is sent."""
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("a file")
+    monkeypatch.setenv("RUNLOG_LEDGER", str(blocker / "ledger.db"))
+    here = tmp_path / "not-a-repo"
+    here.mkdir()
+    forked = submit(run_proc, here)
+    inline = submit(run_proc, here, env={"RUNLOG_NO_FORK": "1"})
+    assert forked.returncode == inline.returncode != 0
+    assert forked.stderr == inline.stderr
+    assert "no git repository" in forked.stderr and "error" in forked.stderr
+    assert not any(r["operation"] == "StartRunBatch" for r in s3_emulator.requests)
