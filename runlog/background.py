@@ -82,6 +82,7 @@ class Pending:
     def __init__(self, pid: int | None, read_fd: int | None, value: Any = None, error: BaseException | None = None,
                  binary: bool = False, stop: bool = False):
         self._pid, self._fd, self._value, self._error, self._binary = pid, read_fd, value, error, binary
+        self._stop = stop
         # run when the Pending is let go of with its result never asked for (or by discard())
         self._unasked = weakref.finalize(self, _discard, pid, read_fd, stop) \
             if pid is not None and read_fd is not None else None
@@ -96,8 +97,18 @@ class Pending:
         if self._fd is not None and self._pid is not None:
             if self._unasked is not None:
                 self._unasked.detach()
-            with os.fdopen(self._fd, "rb") as pipe:
-                data = pipe.read()
+            try:
+                with os.fdopen(self._fd, "rb") as pipe:
+                    data = pipe.read()
+            except BaseException:  # Ctrl-C while the answer is awaited: the child stopped (with stop) and reaped
+                self._fd = None
+                if self._stop:
+                    try:
+                        os.kill(self._pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+                _reap(self._pid)
+                raise
             _reap_later(self._pid)
             self._fd = None
             try:

@@ -22,7 +22,8 @@ The record is the same, byte for byte, either way (tests/test_inputs_fork.py).
 
 The child uses the S3 client the file was read with (this process makes no S3 call after
 the fork; if it must resolve the inputs itself, it makes a new client, so that no connection
-is used by both) and makes its own HealthOmics client for omics:// inputs. It is forked only
+is used by both). A cohort naming omics:// inputs (read sets, references) has them resolved
+here, with the caller's HealthOmics client: the child answers that it did nothing. It is forked only
 on Linux (elsewhere the system libraries that find proxies are not safe to use after a
 fork), where background.start forks (no other thread running once the submission's own have
 ended, RUNLOG_NO_FORK unset), and for a settings file of at least FORK_FROM bytes (below
@@ -35,7 +36,9 @@ answer, so that it shows the warnings one process would have shown."""
 
 from __future__ import annotations
 
+import os
 import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -54,8 +57,7 @@ def unresolved_warning(inputs: dict[str, dict], failed: list[str]) -> str:
     return f"{len(failed)} input(s) not resolved: {shown}{more}{unresolved_hint(inputs, failed)}"
 
 
-def _resolve_in_child(body: bytes, default: dict, s3: Any, make_clients: Callable[[set[str]], dict],
-                      deadline: float) -> dict:
+def _resolve_in_child(body: bytes, default: dict, s3: Any, deadline: float) -> dict | None:
     """In the child: the runs read from `body`, their inputs found and resolved, encoded and
     compressed as take_out and _held_cohort would.
 
@@ -76,10 +78,9 @@ def _resolve_in_child(body: bytes, default: dict, s3: Any, make_clients: Callabl
 
     runs = orjson.loads(body)
     uris = settings_input_uris(default, runs)
-    clients = {"s3": s3}
     if any(uri.startswith("omics://") for uri in uris):
-        clients.update(make_clients({"omics"}))
-    inputs = input_identities(uris, clients, deadline=deadline)
+        return None  # read sets and references: resolved by the parent, with the caller's HealthOmics client
+    inputs = input_identities(uris, {"s3": s3}, deadline=deadline)
     failed = unresolved(inputs)
     identities = list(inputs.values())
     blob = Blob(fastjson.dumps_floatless(inputs) if fastjson.floatless_rows(identities) else fastjson.dumps(inputs),
@@ -112,14 +113,17 @@ class InputsApart:
         """Fork the child for a settings file's bytes (`started` then says whether it was)."""
         from runlog import background
 
-        if len(body) < FORK_FROM or not sys.platform.startswith("linux"):
+        if len(body) < FORK_FROM or not sys.platform.startswith("linux") or os.environ.get("RUNLOG_NO_FORK"):
             return
+        waited = time.monotonic()
         self.before_fork()
+        # the wait for the caller lookup (STS) is not taken from the inputs' budget: in one process
+        # the listing runs beside it
+        deadline += time.monotonic() - waited
         if not background.forkable():  # another thread runs (a program embedding runlog): resolved here
             return
         # (where the fork itself fails, background.start runs the function here: the same answer)
-        self.pending = background.start(_resolve_in_child, body, default, s3, self.make_clients, deadline,
-                                        binary=True, stop=True)
+        self.pending = background.start(_resolve_in_child, body, default, s3, deadline, binary=True, stop=True)
         self.default, self.deadline = default, deadline
 
     @property

@@ -46,8 +46,9 @@ def cohort(s3_emulator, s3_server):
 
 
 def submit(run_proc, cwd, *more, env=None, default=COHORT_DEFAULT):
+    budget = () if "--resolve-timeout" in more else ("--resolve-timeout", "60")
     return run_proc("submit-batch", "--default-run-setting", json.dumps(default), "--batch-run-settings",
-                    json.dumps({"s3UriSettings": URI}), "--resolve-timeout", "60", *more, cwd=cwd, env=env)
+                    json.dumps({"s3UriSettings": URI}), *budget, *more, cwd=cwd, env=env)
 
 
 def batches(ledger_path) -> list[dict]:
@@ -251,3 +252,19 @@ def test_a_ledger_that_cannot_be_opened_shows_the_same_warnings_and_error(cohort
     assert forked.stderr == inline.stderr
     assert "no git repository" in forked.stderr and "error" in forked.stderr
     assert not any(r["operation"] == "StartRunBatch" for r in s3_emulator.requests)
+
+
+@pytest.mark.parametrize("env", [{}, {"RUNLOG_NO_FORK": "1"}])
+def test_a_slow_caller_lookup_does_not_spend_the_inputs_budget(cohort, s3_emulator, ledger_path, run_proc, tmp_path,
+                                                                 env):
+    """GetCallerIdentity answers after 2.5 s, the resolve budget is 2 s: the inputs are
+    resolved as one process resolves them beside the lookup (present ones with an ETag, the
+    rest NotFound), with the fork and without; none is recorded as Timeout."""
+    here = tmp_path / "not-a-repo"
+    here.mkdir()
+    s3_emulator.inject("latency", operation="GetCallerIdentity", seconds=2.5)
+    done = submit(run_proc, here, "--resolve-timeout", "2", env=env)
+    assert done.returncode == 0, done.stderr
+    (record,) = batches(ledger_path)
+    codes = [(identity.get("error") or {}).get("code", "resolved") for identity in record["resolution"]["inputs"].values()]
+    assert codes.count("resolved") == PRESENT + 3 and codes.count("NotFound") == SAMPLES - PRESENT
