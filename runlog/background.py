@@ -70,6 +70,11 @@ def _discard(pid: int, read_fd: int, stop: bool = False) -> None:
         os.close(read_fd)
     except OSError:
         pass
+    _end(pid, stop)
+
+
+def _end(pid: int, stop: bool) -> None:
+    """The child `pid` killed (with `stop`) and reaped."""
     if stop:
         try:
             os.kill(pid, signal.SIGKILL)
@@ -102,12 +107,7 @@ class Pending:
                     data = pipe.read()
             except BaseException:  # Ctrl-C while the answer is awaited: the child stopped (with stop) and reaped
                 self._fd = None
-                if self._stop:
-                    try:
-                        os.kill(self._pid, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
-                _reap(self._pid)
+                _end(self._pid, self._stop)
                 raise
             _reap_later(self._pid)
             self._fd = None

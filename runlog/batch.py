@@ -47,7 +47,7 @@ from runlog.batchread import (  # noqa: F401  (the read side, re-exported: runlo
     summary,
 )
 from runlog.errors import OperationError, RunlogError, TemplateMismatch, Unresolved, UsageError
-from runlog.inputsfork import UNRESOLVED_ENDING, InputsApart, unresolved_warning
+from runlog.inputsfork import UNRESOLVED_ENDING, InputsApart, recorded_warning, unresolved_warning
 from runlog.ledger import Entry, Ledger
 from runlog.membersettings import unknown_warning
 from runlog.resolve import Options, unresolved  # submit-batch resolves as submit does: the one Options
@@ -706,7 +706,7 @@ def resolve_batch(request: dict, clients: dict, options: Options, written: dict 
         pending_workflow = pool.submit(workflow_identity, clients["omics"], default)
         pool.shutdown(wait=False)  # the thread ends with its one call (workflow_identity never raises)
         if apart is not None:  # no thread may be running when the inputs' child is forked
-            apart.before_fork = partial(_all_of, (apart.before_fork, partial(pool.shutdown, wait=True)))
+            apart.waits.append(partial(pool.shutdown, wait=True))
     on_body = None  # a forked child parses the bytes too, and resolves the inputs (runlog/inputsfork.py)
     if apart is not None and options.enabled and not options.strict:
         on_body = partial(apart.start, default=default, s3=clients["s3"],
@@ -751,11 +751,6 @@ def resolve_batch(request: dict, clients: dict, options: Options, written: dict 
                 raise Unresolved(message, failed)
             warnings.append(message + UNRESOLVED_ENDING)
     return resolution, section, warnings
-
-
-def _all_of(calls: Iterable[Callable[[], Any]]) -> None:
-    for call in calls:
-        call()
 
 
 # -- submitting ------------------------------------------------------------------------------
@@ -821,19 +816,14 @@ def _submit_batch(open_ledger: Callable[[], Ledger], request: dict[str, Any], *,
     if request["batchRunSettings"].get("s3UriSettings") or options.enabled:
         clients["s3"] = aws.client(settings, "s3", sess=sess, **s3_options)
 
-    def new_clients(services: set[str]) -> dict:  # for the inputs resolved apart (runlog/inputsfork.py)
-        made = {}
-        if "s3" in services:
-            made["s3"] = aws.client(settings, "s3", sess=sess, **s3_options)
-        if "omics" in services:
-            made["omics"] = aws.client(settings, "omics", sess=sess, **(client_options or {}))
-        return made
-
     warnings: list[str] = []
     pool = ThreadPoolExecutor(max_workers=1)
     caller_future = pool.submit(aws.caller_identity, settings, sess) if lookup_caller else None
     pool.shutdown(wait=False)  # its thread ends with the lookup; InputsApart waits for it before a fork
-    apart = None if dry_run else InputsApart(new_clients, before_fork=partial(pool.shutdown, wait=True))
+    apart = None
+    if not dry_run:  # (a new S3 client, for the inputs resolved here after the forked copy failed)
+        apart = InputsApart(partial(aws.client, settings, "s3", sess=sess, **s3_options))
+        apart.waits.append(partial(pool.shutdown, wait=True))
     later = False  # the warnings shown once the forked copy's one is in place
     try:
         resolution, section, found = resolve_batch(request, clients, options, written, expected, apart)
@@ -916,9 +906,9 @@ def _settle_inputs(apart: InputsApart, intent: dict, clients: dict,
     resolution = intent["resolution"]
     if answer is None:
         resolution["inputs"] = inputs = apart.resolve_here(clients)
-        failed = unresolved(inputs)
-        if failed:
-            intent["warnings"].insert(at, unresolved_warning(inputs, failed) + UNRESOLVED_ENDING)
+        warning = recorded_warning(inputs)
+        if warning is not None:
+            intent["warnings"].insert(at, warning)
         blob = blobs.take_out(intent)[blobs.INPUTS][1]
         stored.append((blob.sha256, len(blob.data), blob.packed()))
         return inputs, None

@@ -14,7 +14,7 @@ need nothing from each other but the settings file's bytes:
 Both are bound by CPU, in Python, so two threads would take turns. The second is done by a
 child forked from this process (runlog/background.py) as soon as the file's bytes are read:
 it has them, the request's default setting, the S3 client and its credentials in memory
-already, and parses the bytes with the same reader (runlog/safejson.py) into the same runs.
+already, and reads the bytes into the same runs (orjson: see _resolve_in_child).
 It answers with the blob (its reference and its compressed bytes), the warning naming what
 was not resolved, and what the check found; this process puts the reference where take_out
 would have put the inputs' (blobs.PLACES) and the warning where resolve_batch would have.
@@ -57,6 +57,14 @@ def unresolved_warning(inputs: dict[str, dict], failed: list[str]) -> str:
     return f"{len(failed)} input(s) not resolved: {shown}{more}{unresolved_hint(inputs, failed)}"
 
 
+def recorded_warning(inputs: dict[str, dict]) -> str | None:
+    """The warning a record keeps when some of `inputs` were not resolved (None: all were)."""
+    from runlog.resolve import unresolved
+
+    failed = unresolved(inputs)
+    return unresolved_warning(inputs, failed) + UNRESOLVED_ENDING if failed else None
+
+
 def _resolve_in_child(body: bytes, default: dict, s3: Any, deadline: float) -> dict | None:
     """In the child: the runs read from `body`, their inputs found and resolved, encoded and
     compressed as take_out and _held_cohort would.
@@ -74,14 +82,12 @@ def _resolve_in_child(body: bytes, default: dict, s3: Any, deadline: float) -> d
     from runlog import record as rec
     from runlog.batch import input_identities, settings_input_uris
     from runlog.blobs import Blob
-    from runlog.resolve import unresolved
 
     runs = orjson.loads(body)
     uris = settings_input_uris(default, runs)
     if any(uri.startswith("omics://") for uri in uris):
         return None  # read sets and references: resolved by the parent, with the caller's HealthOmics client
     inputs = input_identities(uris, {"s3": s3}, deadline=deadline)
-    failed = unresolved(inputs)
     identities = list(inputs.values())
     blob = Blob(fastjson.dumps_floatless(inputs) if fastjson.floatless_rows(identities) else fastjson.dumps(inputs),
                 items=len(inputs))
@@ -91,18 +97,18 @@ def _resolve_in_child(body: bytes, default: dict, s3: Any, deadline: float) -> d
         packed = pool.submit(blob.packed)
         problems = rec.inputs_errors(inputs)
         return {"ref": blob.ref, "packed": packed.result(),
-                "warning": unresolved_warning(inputs, failed) + UNRESOLVED_ENDING if failed else None,
+                "warning": recorded_warning(inputs),
                 "problems": problems}
 
 
 class InputsApart:
     """The inputs of one submission, resolved by a forked child when start() could fork.
-    `make_clients({"s3", "omics"})`: new clients for those services;
-    `before_fork()`: waits for the submission's own threads to end."""
+    `new_s3()`: a new S3 client (for resolving them here after a child failed); `waits`: what
+    start() calls first, each waiting for one of the submission's own threads to end."""
 
-    def __init__(self, make_clients: Callable[[set[str]], dict], before_fork: Callable[[], Any] = lambda: None):
-        self.make_clients = make_clients
-        self.before_fork = before_fork
+    def __init__(self, new_s3: Callable[[], Any]):
+        self.new_s3 = new_s3
+        self.waits: list[Callable[[], Any]] = []
         self.pending: Any = None
         self.warning_at = 0  # where in the submission's warnings the unresolved inputs' one goes
         self.default: dict = {}
@@ -116,7 +122,8 @@ class InputsApart:
         if len(body) < FORK_FROM or not sys.platform.startswith("linux") or os.environ.get("RUNLOG_NO_FORK"):
             return
         waited = time.monotonic()
-        self.before_fork()
+        for wait in self.waits:
+            wait()
         # the wait for the caller lookup (STS) is not taken from the inputs' budget: in one process
         # the listing runs beside it
         deadline += time.monotonic() - waited
@@ -154,4 +161,4 @@ class InputsApart:
         from runlog.batch import input_identities, settings_input_uris
 
         uris = settings_input_uris(self.default, self.settings)
-        return input_identities(uris, {**clients, **self.make_clients({"s3"})}, deadline=self.deadline)
+        return input_identities(uris, {**clients, "s3": self.new_s3()}, deadline=self.deadline)

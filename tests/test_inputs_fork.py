@@ -121,19 +121,19 @@ CHILD_SCRIPT = textwrap.dedent("""
     runs = json.loads(body)
     out = {}
 
-    apart = InputsApart(lambda services: {"s3": s3()})
+    apart = InputsApart(s3)
     apart.start(body, default, s3(), time.monotonic() + 60)
     out["started"] = apart.started
     answer = apart.answer()
 
-    killed = InputsApart(lambda services: {"s3": s3()})
+    killed = InputsApart(s3)
     killed.start(body, default, s3(), time.monotonic() + 60)
     os.kill(killed.pending._pid, signal.SIGKILL)
     out["killed_answer"] = killed.answer()
     killed.settings = runs
     here = killed.resolve_here({})
 
-    stopped = InputsApart(lambda services: {"s3": s3()})
+    stopped = InputsApart(s3)
     stopped.start(body, default, s3(), time.monotonic() + 60)
     pid = stopped.pending._pid
     stopped.discard()
