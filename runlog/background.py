@@ -16,6 +16,7 @@ import json
 import marshal
 import os
 import signal
+import sys
 import threading
 import weakref
 from collections.abc import Callable
@@ -142,8 +143,40 @@ def in_child() -> bool:
 def forkable() -> bool:
     """Whether start() would fork now (else it runs the function inline): fork exists, no
     other thread is running (forking a process with other threads can copy locks those
-    threads hold) and RUNLOG_NO_FORK is unset."""
-    return hasattr(os, "fork") and threading.active_count() == 1 and not os.environ.get("RUNLOG_NO_FORK")
+    threads hold: Python's threads, and on Linux those a native library started, which
+    `threading` does not know of) and RUNLOG_NO_FORK is unset."""
+    return hasattr(os, "fork") and threading.active_count() == 1 and not os.environ.get("RUNLOG_NO_FORK") \
+        and _native_threads() <= 1
+
+
+def _native_threads() -> int:
+    """The threads of this process the kernel lists (Linux: /proc/self/task), 1 where it
+    cannot be told."""
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:
+        return 1
+
+
+# Linux's prctl option that sends the calling process a signal when the thread that forked it ends
+_PR_SET_PDEATHSIG = 1
+
+
+def _end_with_parent(parent: int) -> None:
+    """In a child whose work is of no use once its parent has gone (start's `stop`): killed
+    when the parent dies (a SIGTERM or SIGKILL to it would otherwise leave the child working
+    on, its S3 requests and all, until it found no one reading its answer). Linux only; a
+    parent that died before this was set is seen by getppid."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:
+        os._exit(0)
 
 
 def start(function: Callable[..., Any], *args: Any, binary: bool = False, stop: bool = False) -> Pending:
@@ -153,7 +186,11 @@ def start(function: Callable[..., Any], *args: Any, binary: bool = False, stop: 
     if not forkable():
         return _inline(function, args)
     _reap_ended()  # (a program calling runlog again and again keeps no ended child)
-    read_fd, write_fd = os.pipe()
+    try:
+        read_fd, write_fd = os.pipe()
+    except OSError:  # no descriptor to be had (EMFILE: a program holding many files): run inline
+        return _inline(function, args)
+    parent = os.getpid()
     try:
         pid = os.fork()
     except OSError:  # no process to be had (memory, a process limit): run inline after all
@@ -165,6 +202,8 @@ def start(function: Callable[..., Any], *args: Any, binary: bool = False, stop: 
         _in_child = True
         try:
             os.close(read_fd)
+            if stop:
+                _end_with_parent(parent)
             try:
                 message = {"value": function(*args)}
             except BaseException as exc:  # everything must reach the parent

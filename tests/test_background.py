@@ -117,3 +117,85 @@ def test_children_whose_answer_was_read_are_reaped_once_ended():
     out = subprocess.run([sys.executable, "-c", CALLED_AGAIN_AND_AGAIN], capture_output=True, text=True, check=True,
                          timeout=60).stdout.splitlines()
     assert out == ["answers [0, 1, 2, 3, 4]", "none left"]
+
+
+NATIVE_THREAD = """
+import _thread, os, time
+from runlog import background
+_thread.start_new_thread(time.sleep, (5,))  # a thread `threading` does not know of, as a native library's
+time.sleep(0.2)
+print(background.forkable(), background.start(os.getpid).result() == os.getpid())
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="threads are counted from /proc/self/task")
+def test_a_thread_threading_does_not_know_of_keeps_the_work_in_this_process():
+    """Forking a process whose other thread holds a lock (malloc's, say) can leave the child
+    waiting for ever; a thread started outside `threading` was not seen, so start() forked."""
+    out = subprocess.run([sys.executable, "-c", NATIVE_THREAD], capture_output=True, text=True, check=True,
+                         env={**os.environ, "RUNLOG_NO_FORK": ""}, timeout=30).stdout
+    assert out.split() == ["False", "True"]  # not forkable: the function ran in this process
+
+
+NO_DESCRIPTORS = """
+import os, resource
+from runlog import background
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (64, hard))
+held = []
+try:
+    while True:
+        held.append(os.open(os.devnull, os.O_RDONLY))
+except OSError:
+    pass
+print(background.start(os.getpid).result() == os.getpid())
+"""
+
+
+def test_a_process_out_of_descriptors_runs_the_work_itself():
+    """os.pipe failing (EMFILE) raised out of start(): the submission failed where the one
+    process path would have worked."""
+    done = subprocess.run([sys.executable, "-c", NO_DESCRIPTORS], capture_output=True, text=True, timeout=30,
+                          env={**os.environ, "RUNLOG_NO_FORK": ""})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True"]
+
+
+ORPHAN = """
+import os, sys, time
+from runlog import background
+pending = background.start(time.sleep, 60, stop=True)
+print(pending._pid, flush=True)
+time.sleep(60)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")  # a zombie has ended
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_child_whose_work_is_of_no_use_ends_with_its_parent():
+    """submit-batch's forked copy (start(stop=True)) went on resolving inputs for up to a
+    minute after its parent was killed (SIGTERM, SIGKILL), with nobody to read its answer."""
+    import signal
+    import time
+
+    parent = subprocess.Popen([sys.executable, "-c", ORPHAN], stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, "RUNLOG_NO_FORK": ""})
+    try:
+        child = int(parent.stdout.readline())
+        assert _alive(child)
+        parent.send_signal(signal.SIGTERM)
+        parent.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while _alive(child) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _alive(child)
+    finally:
+        parent.kill()
+        parent.wait()
