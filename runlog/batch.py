@@ -2169,6 +2169,20 @@ def _settings_file_drift(uri: str, recorded: str, current: Any) -> dict[str, Any
 ACTIONS = {"cancel": ("CancelRunBatch", "cancel_run_batch"), "delete-runs": ("DeleteRunBatch", "delete_run_batch")}
 
 
+def action_told(ledger: Ledger, batch: Entry, action: str, after: int) -> dict[str, Any] | None:
+    """What act_on_batch recorded of `action` on `batch` (an observation after seq `after`)
+    when it raised: {"record", "batch_id", "action", "outcome": refused, unknown or accepted,
+    "status": None, "error": the service's or runlog's words}, for `runlog cancel --json`;
+    None when it recorded nothing (a bad REF, a ledger that cannot be written)."""
+    operation = ACTIONS[action][0]
+    seen = [o for o in ledger.observations(batch.address) if o["seq"] > after and o["source"] == operation]
+    if not seen or not isinstance(seen[-1]["body"], dict):
+        return None
+    body = seen[-1]["body"]
+    return {"record": batch.address, "batch_id": batch.batch_id, "action": operation,
+            "outcome": body.get("outcome", "accepted"), "status": None, "error": body.get("error")}
+
+
 def _status_after_unknown(ledger: Ledger, batch: Entry, omics) -> str:
     """What GetBatch says of a batch after an action whose outcome is unknown, recorded as
     any GetBatch is (observe_batch), in words for the error; or why it could not be asked."""

@@ -352,18 +352,30 @@ def cancel(ctx, ref, delete_runs, as_json, profile, region, endpoint_url):
       runlog cancel 7654321
       runlog cancel 7654321 --delete-runs
 
+    With --json, a refusal or an unknown outcome is printed too, as {"outcome": "refused" or
+    "unknown", "error": ...} beside the batch, before the exit status says it.
+
     Exit status: 0 asked; 1 the service refused, or the outcome is unknown (both recorded); 2 bad REF (not a batch).
     """
     from runlog import aws
-    from runlog.batch import act_on_batch
+    from runlog.batch import act_on_batch, action_told
     from runlog.cli.common import require_ledger
+    from runlog.errors import RunlogError
 
     config = load_config(ctx)
+    action = "delete-runs" if delete_runs else "cancel"
     with require_ledger(config) as ledger:
         entry = ledger.resolve(ref)
         omics = aws.client(aws_settings(config, profile, region, endpoint_url, recorded=entry.record.get("aws")),
                            "omics")
-        result = act_on_batch(ledger, entry, omics, "delete-runs" if delete_runs else "cancel")
+        before = max((o["seq"] for o in ledger.observations(entry.address)), default=0)
+        try:
+            result = act_on_batch(ledger, entry, omics, action)
+        except RunlogError as exc:
+            told = action_told(ledger, entry, action, before) if as_json else None
+            if told is not None:  # refused, unknown, or accepted and then GetBatch failed: recorded, and said
+                echo_json({**told, "error": told["error"] or exc.message})
+            raise
     if as_json:
         echo_json(result)
     else:

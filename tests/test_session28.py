@@ -1,0 +1,47 @@
+"""Session 28: `runlog cancel --json` says a refusal and an unknown outcome on stdout, as it
+records them, instead of printing nothing a script could read. Each test failed before."""
+
+from __future__ import annotations
+
+import json
+
+from helpers import submit_cohort
+
+
+def test_cancel_json_prints_what_it_recorded_when_the_service_refuses(aws_env, ledger_path, git_repo, run_cli):
+    aws_env.batch_rate = 1
+    batch_id = submit_cohort(run_cli, "S1", "S2", "S3")
+    aws_env.advance(6)
+    first = run_cli("cancel", batch_id, "--json")
+    assert first.exit_code == 0, first.output
+    assert json.loads(first.stdout)["action"] == "CancelRunBatch"
+    refused = run_cli("cancel", batch_id, "--json")  # the batch is no longer running: the service refuses
+    assert refused.exit_code == 1
+    told = json.loads(refused.stdout)
+    assert told["batch_id"] == batch_id and told["action"] == "CancelRunBatch" and told["outcome"] == "refused"
+    assert told["status"] is None and "ConflictException" in told["error"]
+    assert refused.stderr.startswith("runlog: error: ")  # the one line, as without --json
+    observed = json.loads(run_cli("show", batch_id, "--json").stdout)["observations"]
+    assert [o["body"].get("outcome") for o in observed if o["source"] == "CancelRunBatch"] == [None, "refused"]
+
+
+def test_cancel_json_says_an_unknown_outcome_as_unknown(aws_env, ledger_path, git_repo, run_cli):
+    aws_env.batch_rate = 1
+    batch_id = submit_cohort(run_cli, "S1", "S2", "S3")
+    aws_env.advance(6)
+    aws_env.inject("error", operation="CancelRunBatch", phase="after", count=3)  # carried out, every answer lost
+    lost = run_cli("cancel", batch_id, "--json")
+    assert lost.exit_code == 1
+    told = json.loads(lost.stdout)
+    assert told["outcome"] == "unknown" and "InternalServerException" in told["error"]
+    assert "outcome is unknown" in lost.stderr
+
+
+def test_cancel_json_prints_nothing_for_what_it_did_not_ask(aws_env, ledger_path, git_repo, run_cli):
+    aws_env.batch_rate = 1
+    batch_id = submit_cohort(run_cli, "S1", "S2")
+    aws_env.advance(12)
+    assert run_cli("refresh", batch_id).exit_code == 0
+    member = json.loads(run_cli("log", "--batch", batch_id, "--json").stdout)[0]["run_id"]
+    not_batch = run_cli("cancel", member, "--json")
+    assert not_batch.exit_code == 2 and not_batch.stdout == "" and "not a batch" in not_batch.stderr
