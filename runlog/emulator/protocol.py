@@ -11,6 +11,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 from urllib.parse import unquote
 
@@ -160,14 +161,19 @@ def _scalar(shape, text: str):
 
 
 def _timestamp(iso: bool) -> Callable[[Any], Any]:
-    """A timestamp as its format writes it (iso8601 to the millisecond, else epoch seconds)."""
+    """A timestamp as its format writes it (iso8601 to the millisecond, else epoch seconds).
+    Written once per moment: the runs of a batch share a few moments on the emulator's clock,
+    and a page of 100 ListRuns items holds up to 300 of them (100 000 runs paged: 300 000)."""
 
-    def write(value: Any) -> Any:
-        moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    @lru_cache(maxsize=4096)
+    def written(moment: datetime) -> Any:
         moment = moment.astimezone(UTC)
         if iso:  # to the millisecond, cut (not rounded), as the service writes them
             return moment.isoformat(timespec="milliseconds")[:-6] + "Z"
         return moment.timestamp()
+
+    def write(value: Any) -> Any:
+        return written(value if isinstance(value, datetime) else datetime.fromisoformat(str(value)))
 
     return write
 
