@@ -231,11 +231,43 @@ def _grow(pipe: IO[bytes] | None) -> None:
 
 # -- the child's end -------------------------------------------------------------------------
 
+# SQLite's sqlite3_config option that turns its memory statistics on or off
+_SQLITE_CONFIG_MEMSTATUS = 9
+
+
+def sqlite_without_memory_statistics() -> bool:
+    """Turn off SQLite's memory statistics in this process, which must have no connection
+    open (the child, before it opens the ledger). With them on (SQLite's default), every
+    allocation and free of SQLite's takes one mutex for the whole process, and the child's
+    two threads both run SQLite (the writer thread its inserts, this one the run settings'
+    lookups): at 100 000 members a tenth of each thread's time went to waiting for that mutex
+    (docs/performance.md, session 28). runlog reads no statistic. Done the way SQLite
+    documents (sqlite3_shutdown, sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0),
+    sqlite3_initialize) on the library Python's sqlite3 module uses. Returns whether they
+    are off; False, and nothing changed, where that library cannot be reached (ctypes, the
+    symbols) or refuses."""
+    try:
+        import _sqlite3
+        import ctypes
+
+        library = ctypes.CDLL(_sqlite3.__file__)
+        shutdown, config, initialize = library.sqlite3_shutdown, library.sqlite3_config, library.sqlite3_initialize
+    except (ImportError, OSError, AttributeError):
+        return False
+    if shutdown() != 0:
+        initialize()
+        return False
+    off = config(_SQLITE_CONFIG_MEMSTATUS, ctypes.c_int(0)) == 0
+    return initialize() == 0 and off
+
+
 def serve(source: IO[bytes], sink: IO[bytes]) -> int:
     """The child (started by childproc): read the pages from `source` and write them; answers
     to `sink`."""
     from runlog.batch import MemberPages
     from runlog.refreshpipe import PageWriter, open_same_ledger
+
+    sqlite_without_memory_statistics()  # before the ledger is opened: no connection yet
 
     def answer(message: tuple) -> None:
         childproc.send(sink, message)

@@ -222,3 +222,31 @@ def test_the_batch_size_decides_unless_the_environment_says(tmp_path, monkeypatc
         assert writerproc.wanted(ledger, 1)
         ledger.snapshot = True  # an in-memory copy: the child could not see it
         assert not writerproc.wanted(ledger, 100_000)
+
+
+MEMORY_STATISTICS = """
+import ctypes, sqlite3, sys, _sqlite3
+from runlog import writerproc
+from runlog.ledger import Ledger
+library = ctypes.CDLL(_sqlite3.__file__)
+library.sqlite3_memory_used.restype = ctypes.c_int64
+off = writerproc.sqlite_without_memory_statistics()
+with Ledger.open(sys.argv[1]) as ledger:
+    ledger.conn.execute("CREATE TEMP TABLE t (x)")
+    ledger.conn.executemany("INSERT INTO t VALUES (?)", [(n,) for n in range(1000)])
+    counted = ledger.conn.execute("SELECT count(*) FROM t").fetchone()[0]
+print(off, library.sqlite3_memory_used(), counted)
+"""
+
+
+def test_sqlites_memory_statistics_turned_off_leave_a_ledger_that_works(tmp_path):
+    """The child's two threads both run SQLite; with its memory statistics on, each of
+    SQLite's allocations took one process-wide mutex, a tenth of either thread's time at
+    100 000 members. Off, SQLite counts nothing (memory_used stays 0), and the ledger
+    opened afterwards works."""
+    done = subprocess.run([sys.executable, "-c", MEMORY_STATISTICS, str(tmp_path / "l.db")], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "0", "1000"]
+    with Ledger.open(tmp_path / "l.db", create=False) as ledger:
+        assert ledger.entries() == []
