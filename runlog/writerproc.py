@@ -240,8 +240,8 @@ def sqlite_without_memory_statistics() -> bool:
     open (the child, before it opens the ledger). With them on (SQLite's default), every
     allocation and free of SQLite's takes one mutex for the whole process, and the child's
     two threads both run SQLite (the writer thread its inserts, this one the run settings'
-    lookups): at 100 000 members a tenth of each thread's time went to waiting for that mutex
-    (docs/performance.md, session 28). runlog reads no statistic. Done the way SQLite
+    lookups): at 100 000 members a tenth of the main thread's profile samples were waits for
+    that mutex (docs/performance.md, session 28). runlog reads no statistic. Done the way SQLite
     documents (sqlite3_shutdown, sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0),
     sqlite3_initialize) on the library Python's sqlite3 module uses. Returns whether they
     are off; False, and nothing changed, where that library cannot be reached (ctypes, the

@@ -241,8 +241,8 @@ print(off, library.sqlite3_memory_used(), counted)
 
 def test_sqlites_memory_statistics_turned_off_leave_a_ledger_that_works(tmp_path):
     """The child's two threads both run SQLite; with its memory statistics on, each of
-    SQLite's allocations took one process-wide mutex, a tenth of either thread's time at
-    100 000 members. Off, SQLite counts nothing (memory_used stays 0), and the ledger
+    SQLite's allocations took one process-wide mutex (a tenth of the main thread's profile
+    samples at 100 000 members). Off, SQLite counts nothing (memory_used stays 0), and the ledger
     opened afterwards works."""
     done = subprocess.run([sys.executable, "-c", MEMORY_STATISTICS, str(tmp_path / "l.db")], capture_output=True,
                           text=True, timeout=60)
