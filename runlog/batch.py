@@ -2169,18 +2169,18 @@ def _settings_file_drift(uri: str, recorded: str, current: Any) -> dict[str, Any
 ACTIONS = {"cancel": ("CancelRunBatch", "cancel_run_batch"), "delete-runs": ("DeleteRunBatch", "delete_run_batch")}
 
 
-def action_told(ledger: Ledger, batch: Entry, action: str, after: int) -> dict[str, Any] | None:
-    """What act_on_batch recorded of `action` on `batch` (an observation after seq `after`)
-    when it raised: {"record", "batch_id", "action", "outcome": refused, unknown or accepted,
-    "status": None, "error": the service's or runlog's words}, for `runlog cancel --json`;
-    None when it recorded nothing (a bad REF, a ledger that cannot be written)."""
-    operation = ACTIONS[action][0]
-    seen = [o for o in ledger.observations(batch.address) if o["seq"] > after and o["source"] == operation]
-    if not seen or not isinstance(seen[-1]["body"], dict):
+def action_told(batch: Entry, action: str, failure: RunlogError) -> dict[str, Any] | None:
+    """What act_on_batch recorded of `action` on `batch` before it raised `failure` (its
+    `observation`), as `runlog cancel --json` prints it: {"record", "batch_id", "action",
+    "outcome": refused, unknown or accepted (the GetBatch after it failed), "status": None,
+    "error": the service's words, else the failure's}; None when it recorded nothing (a bad
+    REF, a ledger that could not be written)."""
+    body = failure.observation
+    if body is None:
         return None
-    body = seen[-1]["body"]
-    return {"record": batch.address, "batch_id": batch.batch_id, "action": operation,
-            "outcome": body.get("outcome", "accepted"), "status": None, "error": body.get("error")}
+    return {"record": batch.address, "batch_id": batch.batch_id, "action": ACTIONS[action][0],
+            "outcome": body.get("outcome", "accepted"), "status": None,
+            "error": body.get("error") or failure.message}
 
 
 def _status_after_unknown(ledger: Ledger, batch: Entry, omics) -> str:
@@ -2223,14 +2223,19 @@ def act_on_batch(ledger: Ledger, batch: Entry, omics, action: str) -> dict[str, 
         body["outcome"] = "refused" if refused else "unknown"
         ledger.observe(batch.address, operation, body, status=None)
         if refused:
+            error.observation = body
             raise error from None
         now = _status_after_unknown(ledger, batch, omics)
-        raise OperationError(f"{operation} of batch {batch.batch_id}: the outcome is unknown "
-                             f"({aws.describe_failure(exc)}); {now}") from None
+        failure = OperationError(f"{operation} of batch {batch.batch_id}: the outcome is unknown "
+                                 f"({aws.describe_failure(exc)}); {now}")
+        failure.observation = body
+        raise failure from None
     ledger.observe(batch.address, operation, body, status=status)
     try:
         after = observe_batch(ledger, batch, omics)
     except RunlogError as exc:  # the action was accepted, and is recorded: said first, not hidden by this
-        raise OperationError(f"{operation} of batch {batch.batch_id} was accepted (recorded), but the GetBatch "
-                             f"after it failed ({exc.message}): a refresh of the batch records its status") from None
+        failure = OperationError(f"{operation} of batch {batch.batch_id} was accepted (recorded), but the GetBatch "
+                                 f"after it failed ({exc.message}): a refresh of the batch records its status")
+        failure.observation = body
+        raise failure from None
     return {"record": batch.address, "batch_id": batch.batch_id, "action": operation, "status": after.get("status")}

@@ -44,6 +44,9 @@ class RunlogError(Exception):
     exit_code = 2
     interrupted = False
     option: str | None = None  # the argument, configuration key or member at fault, if one is
+    # what runlog recorded of the action that failed, when it recorded one (the body of the
+    # observation batch.act_on_batch appended: `runlog cancel --json` prints it)
+    observation: dict | None = None
 
     def __init__(self, message: str, exit_code: int | None = None, *, option: str | None = None):
         super().__init__(message)

@@ -45,3 +45,54 @@ def test_cancel_json_prints_nothing_for_what_it_did_not_ask(aws_env, ledger_path
     member = json.loads(run_cli("log", "--batch", batch_id, "--json").stdout)[0]["run_id"]
     not_batch = run_cli("cancel", member, "--json")
     assert not_batch.exit_code == 2 and not_batch.stdout == "" and "not a batch" in not_batch.stderr
+
+
+def test_cancel_json_tells_its_own_outcome_not_a_concurrent_cancels(aws_env, ledger_path, git_repo, run_cli):
+    """Review: `cancel --json` read back the newest observation of the action, which may be
+    another process's. Here another `runlog cancel` is refused (and records it) while this
+    one, accepted, waits on the GetBatch after it, which then fails: this one says accepted."""
+    import os
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    aws_env.batch_rate = 1
+    batch_id = submit_cohort(run_cli, "S1", "S2", "S3")
+    aws_env.advance(6)
+    aws_env.inject("latency", operation="GetBatch", seconds=3.0)
+    aws_env.inject("error", operation="GetBatch", count=10)
+    other: list[subprocess.CompletedProcess] = []
+
+    def cancel_elsewhere() -> None:
+        time.sleep(1.0)  # this cancel is accepted by then, and waits on its GetBatch
+        other.append(subprocess.run([sys.executable, "-m", "runlog", "cancel", batch_id], capture_output=True,
+                                    text=True, env=dict(os.environ), cwd=git_repo, timeout=60))
+
+    elsewhere = threading.Thread(target=cancel_elsewhere)
+    elsewhere.start()
+    ours = run_cli("cancel", batch_id, "--json")
+    elsewhere.join()
+    assert other[0].returncode == 1 and "ConflictException" in other[0].stderr  # refused, and recorded
+    assert ours.exit_code == 1
+    told = json.loads(ours.stdout)
+    assert told["outcome"] == "accepted" and "GetBatch" in told["error"] and "ConflictException" not in told["error"]
+    observed = json.loads(run_cli("show", batch_id, "--json").stdout)["observations"]
+    assert sorted(str(o["body"].get("outcome")) for o in observed if o["source"] == "CancelRunBatch") == \
+        ["None", "refused"]
+
+
+def test_the_emulator_writes_two_local_moments_that_compare_equal_apart():
+    """Review: the emulator's timestamps, written once per moment, were cached by the
+    datetime given; two local times of the repeated DST hour compare equal (fold aside) but
+    are an hour apart, and the second was written as the first."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from runlog.emulator.protocol import _timestamp
+
+    write = _timestamp(True)
+    zone = ZoneInfo("America/New_York")
+    first, second = (datetime(2026, 11, 1, 1, 30, tzinfo=zone, fold=fold) for fold in (0, 1))
+    assert first == second  # as Python compares them
+    assert (write(first), write(second)) == ("2026-11-01T05:30:00.000Z", "2026-11-01T06:30:00.000Z")

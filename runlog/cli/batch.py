@@ -368,13 +368,12 @@ def cancel(ctx, ref, delete_runs, as_json, profile, region, endpoint_url):
         entry = ledger.resolve(ref)
         omics = aws.client(aws_settings(config, profile, region, endpoint_url, recorded=entry.record.get("aws")),
                            "omics")
-        before = max((o["seq"] for o in ledger.observations(entry.address)), default=0)
         try:
             result = act_on_batch(ledger, entry, omics, action)
         except RunlogError as exc:
-            told = action_told(ledger, entry, action, before) if as_json else None
+            told = action_told(entry, action, exc) if as_json else None
             if told is not None:  # refused, unknown, or accepted and then GetBatch failed: recorded, and said
-                echo_json({**told, "error": told["error"] or exc.message})
+                echo_json(told)
             raise
     if as_json:
         echo_json(result)
