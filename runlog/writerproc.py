@@ -243,16 +243,22 @@ def sqlite_without_memory_statistics() -> bool:
     lookups): at 100 000 members a tenth of the main thread's profile samples were waits for
     that mutex (docs/performance.md, session 28). runlog reads no statistic. Done the way SQLite
     documents (sqlite3_shutdown, sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0),
-    sqlite3_initialize) on the library Python's sqlite3 module uses. Returns whether they
-    are off; False, and nothing changed, where that library cannot be reached (ctypes, the
-    symbols) or refuses."""
+    sqlite3_initialize) on the library Python's sqlite3 module uses, and only while SQLite
+    holds no memory (with its statistics on, an open connection holds some). Returns whether
+    they are off; False, and nothing changed, where that library cannot be reached (ctypes,
+    the symbols), holds memory or refuses."""
     try:
         import _sqlite3
         import ctypes
 
         library = ctypes.CDLL(_sqlite3.__file__)
         shutdown, config, initialize = library.sqlite3_shutdown, library.sqlite3_config, library.sqlite3_initialize
+        used = library.sqlite3_memory_used
     except (ImportError, OSError, AttributeError):
+        return False
+    used.restype = ctypes.c_int64
+    config.argtypes = [ctypes.c_int]  # the fixed argument: the option's value goes as a variadic one
+    if used() != 0:  # SQLite holds memory: a connection may be open, which a shutdown would break
         return False
     if shutdown() != 0:
         initialize()

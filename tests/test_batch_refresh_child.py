@@ -250,3 +250,16 @@ def test_sqlites_memory_statistics_turned_off_leave_a_ledger_that_works(tmp_path
     assert done.stdout.split() == ["True", "0", "1000"]
     with Ledger.open(tmp_path / "l.db", create=False) as ledger:
         assert ledger.entries() == []
+
+
+def test_sqlites_memory_statistics_stay_on_while_a_connection_is_open(tmp_path):
+    """Review: sqlite3_shutdown does not refuse with a connection open, and that connection
+    would then be broken; the statistics are left on instead, and it goes on working."""
+    code = ("import sqlite3, sys\nfrom runlog import writerproc\nconn = sqlite3.connect(sys.argv[1])\n"
+            "conn.execute('CREATE TABLE t (x)')\noff = writerproc.sqlite_without_memory_statistics()\n"
+            "conn.executemany('INSERT INTO t VALUES (?)', [(n,) for n in range(100)])\n"
+            "print(off, conn.execute('SELECT count(*) FROM t').fetchone()[0])\n")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "t.db")], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "100"]

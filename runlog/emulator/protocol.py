@@ -166,14 +166,14 @@ def _timestamp(iso: bool) -> Callable[[Any], Any]:
     and a page of 100 ListRuns items holds up to 300 of them (100 000 runs paged: 300 000)."""
 
     @lru_cache(maxsize=4096)
-    def written(moment: datetime) -> Any:
-        moment = moment.astimezone(UTC)
+    def written(moment: datetime) -> Any:  # a UTC moment: two local ones that compare equal may differ (fold)
         if iso:  # to the millisecond, cut (not rounded), as the service writes them
             return moment.isoformat(timespec="milliseconds")[:-6] + "Z"
         return moment.timestamp()
 
     def write(value: Any) -> Any:
-        return written(value if isinstance(value, datetime) else datetime.fromisoformat(str(value)))
+        moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+        return written(moment.astimezone(UTC))
 
     return write
 
