@@ -487,7 +487,7 @@ class Ledger:
         _OPENED.add(conn)  # the file's connection (an older ledger read in a copy in memory closes it at once)
         ledger = cls(path, conn)
         try:
-            ledger._prepare(readonly)
+            ledger._prepare(readonly, must_exist=not create)
         except sqlite3.DatabaseError as exc:
             ledger.conn.close()
             if getattr(exc, "sqlite_errorname", "") == "SQLITE_NOTADB":
@@ -504,7 +504,21 @@ class Ledger:
         ledger.file_identity = file_identity(path)  # the file the connection has read by now
         return ledger
 
-    def _prepare(self, readonly: bool = False) -> None:
+    def _made_meanwhile(self) -> bool:
+        """Whether the empty database this connection found is a ledger once every writer that
+        holds it has committed: another runlog creating the ledger right now (its file is
+        empty until its migrations commit). Takes the write lock (waiting for that runlog, up
+        to the busy timeout), reads, and lets go without writing anything."""
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError:  # held longer than the busy timeout: someone is writing it
+            return True
+        try:
+            return self.conn.execute("PRAGMA user_version").fetchone()[0] != 0
+        finally:
+            self.conn.execute("ROLLBACK")
+
+    def _prepare(self, readonly: bool = False, must_exist: bool = False) -> None:
         self.conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         from runlog.migrations import LEDGER_FORMAT, READS_AS_IS
 
@@ -528,6 +542,10 @@ class Ledger:
             if readonly:
                 raise LedgerError(f"{self.path} is an empty SQLite database, not a runlog ledger "
                                   "(nothing has been recorded in it); it was left untouched")
+            if must_exist:  # a command that needs a ledger never makes an empty file into one
+                if not self._made_meanwhile():
+                    raise _empty(self.path)
+                version = self.conn.execute("PRAGMA user_version").fetchone()[0]
         if readonly:
             if READS_AS_IS <= version < LEDGER_FORMAT:
                 self.older_format = version
@@ -2373,7 +2391,8 @@ def is_claimed(path: str | Path) -> bool:
 
 
 def _check_header(path: Path, readonly: bool = False) -> None:
-    """Refuse, before SQLite opens it, a path that cannot be a ledger. The file itself is never
+    """Refuse, before SQLite opens it, a path that cannot be a ledger (with `readonly`, also an
+    empty file). The file itself is never
     opened here: POSIX locks belong to the process, and closing any descriptor of a file drops
     every lock this process's SQLite connections hold on it (another Ledger on the same file, a
     writer's second connection). Its size is enough for what SQLite would get wrong (a short
@@ -2389,11 +2408,23 @@ def _check_header(path: Path, readonly: bool = False) -> None:
         raise _not_sqlite(path)
     if not info.st_size:
         if readonly:
-            raise LedgerError(f"ledger {path} is empty (0 bytes), not a runlog ledger; it was left untouched "
-                              "(if it held records, restore it from a backup)")
+            raise _empty(path)
         return
     if info.st_size < SQLITE_SMALLEST:
         raise _not_sqlite(path)
+
+
+def _empty(path: Path) -> LedgerError:
+    """An empty file (or an SQLite database with nothing in it) where a ledger should be."""
+    try:
+        bare = path.stat().st_size == 0
+    except OSError:
+        bare = False
+    if bare:
+        return LedgerError(f"ledger {path} is empty (0 bytes), not a runlog ledger; it was left untouched "
+                           "(if it held records, restore it from a backup)")
+    return LedgerError(f"{path} is an empty SQLite database, not a runlog ledger (nothing has been recorded "
+                       "in it); it was left untouched")
 
 
 # An SQLite database file is a whole number of pages, and a page is at least 512 bytes.

@@ -4,6 +4,9 @@ records them, instead of printing nothing a script could read. Each test failed 
 from __future__ import annotations
 
 import json
+import os
+
+import pytest
 
 from helpers import submit_cohort
 
@@ -96,3 +99,20 @@ def test_the_emulator_writes_two_local_moments_that_compare_equal_apart():
     first, second = (datetime(2026, 11, 1, 1, 30, tzinfo=zone, fold=fold) for fold in (0, 1))
     assert first == second  # as Python compares them
     assert (write(first), write(second)) == ("2026-11-01T05:30:00.000Z", "2026-11-01T06:30:00.000Z")
+
+
+WRITE_COMMANDS = [("refresh",), ("recover",), ("cancel", "1234567"), ("watch", "1234567"), ("replay", "@1")]
+
+
+@pytest.mark.parametrize("args", WRITE_COMMANDS, ids=[a[0] for a in WRITE_COMMANDS])
+def test_commands_that_need_a_ledger_leave_an_empty_file_alone(tmp_path, run_cli, args, monkeypatch):
+    """An empty file where the ledger should be (a truncated ledger, a wrong path) was made
+    into a new, empty ledger by refresh and recover, which then said there was nothing to
+    do (exit 0): the loss was hidden. Now they refuse it as the read commands do."""
+    monkeypatch.chdir(tmp_path.parent)
+    ledger = tmp_path / "ledger.db"
+    ledger.write_bytes(b"")
+    result = run_cli("--ledger", ledger, *args)
+    assert result.exit_code == 2, result.output
+    assert "is empty (0 bytes)" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert ledger.read_bytes() == b"" and sorted(os.listdir(tmp_path)) == ["ledger.db"]
