@@ -188,6 +188,12 @@ class Config:
         return user_data_dir() / "ledger.db"
 
 
+# The most seconds submit and replay may spend resolving the workflow and inputs
+# (--resolve-timeout, resolve_timeout): an hour; more is a mistake, and infinity overflows
+RESOLVE_TIMEOUT_MAX = 3600.0
+FLOAT_MAX = {"resolve_timeout": RESOLVE_TIMEOUT_MAX}
+
+
 def _check(key: str, value: Any, where: str) -> Any:
     if isinstance(value, str) and "\0" in value:
         raise UsageError(f"configuration key {key!r} in {where} contains a NUL character; no path or name may")
@@ -199,6 +205,11 @@ def _check(key: str, value: Any, where: str) -> Any:
         value = float(value)
     if not isinstance(value, expected):
         raise UsageError(f"configuration key {key!r} in {where} must be a {expected.__name__}, got {value!r}")
+    if isinstance(value, float):
+        limit = FLOAT_MAX.get(key, float("inf"))
+        if not (0 < value < float("inf") and value <= limit):  # NaN fails this too
+            raise UsageError(f"configuration key {key!r} in {where} must be a finite number of more than 0"
+                             + (f" and at most {limit:g}" if key in FLOAT_MAX else "") + f", got {value!r}")
     if key == "tags" and isinstance(value, dict) and not all(isinstance(v, str) for v in value.values()):
         raise UsageError(f"configuration key 'tags' in {where} must map names to strings")
     return value

@@ -116,3 +116,19 @@ def test_commands_that_need_a_ledger_leave_an_empty_file_alone(tmp_path, run_cli
     assert result.exit_code == 2, result.output
     assert "is empty (0 bytes)" in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert ledger.read_bytes() == b"" and sorted(os.listdir(tmp_path)) == ["ledger.db"]
+
+
+def test_an_endless_resolve_timeout_is_refused_in_one_line(tmp_path, run_cli, monkeypatch):
+    """Found by the fuzz: `--resolve-timeout 1e999` (infinity) passed the option's check and
+    overflowed when the deadline was made (exit 70, internal error). The configuration
+    file's numbers had no check at all (inf, nan, a negative number)."""
+    monkeypatch.chdir(tmp_path)
+    result = run_cli("submit", "--workflow-id", "1234567", "--resolve-timeout", "1e999")
+    assert result.exit_code == 2 and "--resolve-timeout" in result.stderr and "3600" in result.stderr
+    for line in ("resolve_timeout = inf", "resolve_timeout = nan", "resolve_timeout = -1",
+                 "resolve_timeout = 7200", "max_object_mib = inf"):
+        (tmp_path / ".runlog.toml").write_text(line + "\n")
+        said = run_cli("log")
+        assert said.exit_code == 2, (line, said.output)
+        assert f"configuration key '{line.split()[0]}'" in said.stderr and "finite number" in said.stderr
+        assert len(said.stderr.strip().splitlines()) == 1

@@ -11,6 +11,7 @@ import click
 
 from runlog.cli.common import aws_options, aws_settings, dry_run_warn, echo_json, load_config, note, open_ledger, warn
 from runlog.cli.wording import command_line
+from runlog.config import RESOLVE_TIMEOUT_MAX
 from runlog.startrun import options as startrun_model_options
 
 _CLICK_TYPES = {"integer": int, "long": int, "float": float, "double": float}
@@ -144,7 +145,7 @@ def _text_lines(value: Any, label: str | None = None, columns: list[str] | None 
 
 def resolve_options(func):
     """--no-resolve, --no-check, --strict, --resolve-timeout (shared by submit and replay)."""
-    func = click.option("--resolve-timeout", type=click.FloatRange(min=0.1), default=None,
+    func = click.option("--resolve-timeout", type=click.FloatRange(min=0.1, max=RESOLVE_TIMEOUT_MAX), default=None,
                         help="Seconds allowed for resolving the workflow and inputs (default 5, or "
                              "resolve_timeout in the config).")(func)
     func = click.option("--strict", is_flag=True, help="Refuse to submit when an input cannot be resolved.")(func)
