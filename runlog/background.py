@@ -140,13 +140,18 @@ def in_child() -> bool:
     return _in_child
 
 
+def may_fork() -> bool:
+    """Whether start() may ever fork in this process: fork exists and RUNLOG_NO_FORK is unset
+    (a caller can tell before it waits for its threads to end)."""
+    return hasattr(os, "fork") and not os.environ.get("RUNLOG_NO_FORK")
+
+
 def forkable() -> bool:
-    """Whether start() would fork now (else it runs the function inline): fork exists, no
-    other thread is running (forking a process with other threads can copy locks those
+    """Whether start() would fork now (else it runs the function inline): it may (may_fork),
+    and no other thread is running (forking a process with other threads can copy locks those
     threads hold: Python's threads, and on Linux those a native library started, which
-    `threading` does not know of) and RUNLOG_NO_FORK is unset."""
-    return hasattr(os, "fork") and threading.active_count() == 1 and not os.environ.get("RUNLOG_NO_FORK") \
-        and _alone()
+    `threading` does not know of)."""
+    return may_fork() and threading.active_count() == 1 and _alone()
 
 
 # How long a thread `threading` has seen joined may still be listed by the kernel: join()

@@ -36,7 +36,6 @@ answer, so that it shows the warnings one process would have shown."""
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -119,7 +118,7 @@ class InputsApart:
         """Fork the child for a settings file's bytes (`started` then says whether it was)."""
         from runlog import background
 
-        if len(body) < FORK_FROM or not sys.platform.startswith("linux") or os.environ.get("RUNLOG_NO_FORK"):
+        if len(body) < FORK_FROM or not sys.platform.startswith("linux") or not background.may_fork():
             return
         waited = time.monotonic()
         for wait in self.waits:

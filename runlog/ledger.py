@@ -540,8 +540,7 @@ class Ledger:
                     f"(it has tables {', '.join(sorted(tables))}); it was left untouched"
                 )
             if readonly:
-                raise LedgerError(f"{self.path} is an empty SQLite database, not a runlog ledger "
-                                  "(nothing has been recorded in it); it was left untouched")
+                raise _empty(self.path)
             if must_exist:  # a command that needs a ledger never makes an empty file into one
                 if not self._made_meanwhile():
                     raise _empty(self.path)

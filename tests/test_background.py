@@ -9,6 +9,8 @@ import sys
 
 import pytest
 
+from helpers import process_gone
+
 CODE = """
 import os, sys
 from runlog import background
@@ -170,14 +172,6 @@ time.sleep(60)
 """
 
 
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")  # a zombie has ended
-    except OSError:
-        return False
-
-
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
 def test_a_child_whose_work_is_of_no_use_ends_with_its_parent():
     """submit-batch's forked copy (start(stop=True)) went on resolving inputs for up to a
@@ -189,13 +183,13 @@ def test_a_child_whose_work_is_of_no_use_ends_with_its_parent():
                               env={**os.environ, "RUNLOG_NO_FORK": ""})
     try:
         child = int(parent.stdout.readline())
-        assert _alive(child)
+        assert not process_gone(child)
         parent.send_signal(signal.SIGTERM)
         parent.wait(timeout=10)
         deadline = time.monotonic() + 10
-        while _alive(child) and time.monotonic() < deadline:
+        while not process_gone(child) and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert not _alive(child)
+        assert process_gone(child)
     finally:
         parent.kill()
         parent.wait()
